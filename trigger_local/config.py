@@ -1,0 +1,141 @@
+"""Settings: the daemon's (home directory, address, limits) and a project's (`trigger.toml`).
+
+Every setting has a default that works on a laptop with no configuration at all; each one is
+documented in docs/configuration.md."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ValidationError
+
+DEFAULT_PORT = 8030
+MIB = 1024 * 1024
+
+
+def home_dir() -> Path:
+    return Path(os.environ.get("TRIGGER_LOCAL_HOME") or Path.home() / ".trigger-local")
+
+
+@dataclass
+class DaemonSettings:
+    home: Path = field(default_factory=home_dir)
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    executor: str = "process"
+    #: runs executing at once across all queues (a queue's own limit applies under it)
+    concurrency: int = 25
+    #: live task processes at once: executing, held while waiting, and idle warm ones
+    max_processes: int = 100
+    #: how many runs one process may take in turn (1 = a fresh process per attempt)
+    warm_runs_per_process: int = 100
+    #: idle warm processes kept per version
+    warm_idle_per_version: int = 4
+    #: largest payload, output or metadata accepted, in bytes
+    payload_limit_bytes: int = 3 * MIB
+    #: on SIGTERM, how long running attempts get to finish before they are interrupted
+    shutdown_grace_s: float = 5.0
+    #: waits shorter than this are always held; longer ones may be checkpointed (later issue)
+    hold_threshold_s: float = 5.0
+    log_json: bool = False
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "trigger-local.db"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> DaemonSettings:
+        """Defaults, then `TRIGGER_LOCAL_<NAME>` variables, then explicit overrides."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"TRIGGER_LOCAL_{f.name.upper()}")
+            if raw is not None and f.name != "home":
+                values[f.name] = _coerce(f.type, raw, f.name)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.home = Path(settings.home)
+        return settings
+
+
+def _coerce(type_name: Any, raw: str, name: str) -> Any:
+    text = str(type_name)
+    try:
+        if text == "int":
+            return int(raw)
+        if text == "float":
+            return float(raw)
+        if text == "bool":
+            return raw.lower() in ("1", "true", "yes", "on")
+    except ValueError as exc:
+        raise ValidationError(f"TRIGGER_LOCAL_{name.upper()}={raw!r} is not a valid {text}") from exc
+    return raw
+
+
+def ensure_secret_key(home: Path) -> str:
+    """The daemon's secret key, created on first use with mode 0600."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = "tr_dev_" + secrets.token_urlsafe(24).replace("-", "a").replace("_", "b")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+@dataclass
+class ProjectConfig:
+    root: Path
+    project: str = "proj_local"
+    dirs: list[str] = field(default_factory=lambda: ["trigger"])
+    retry: dict[str, Any] | None = None
+    machine: str | None = None
+    max_duration: float | None = None
+    executor: str | None = None
+    build: dict[str, Any] = field(default_factory=dict)
+
+
+def find_project_root(start: Path) -> Path | None:
+    for path in [start, *start.parents]:
+        if (path / "trigger.toml").exists():
+            return path
+        pyproject = path / "pyproject.toml"
+        if pyproject.exists() and "tool" in (data := _load_toml(pyproject)) and "trigger-local" in data["tool"]:
+            return path
+    return None
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValidationError(f"{path} is not valid TOML: {exc}") from exc
+
+
+def load_project(root: Path) -> ProjectConfig:
+    """Read `trigger.toml` (or `[tool.trigger-local]` in pyproject.toml) at `root`."""
+    if (root / "trigger.toml").exists():
+        data = _load_toml(root / "trigger.toml")
+    else:
+        data = _load_toml(root / "pyproject.toml").get("tool", {}).get("trigger-local", {})
+    known = {"project", "dirs", "retry", "machine", "max_duration", "executor", "build"}
+    unknown = set(data) - known
+    if unknown:
+        raise ValidationError(f"Unknown keys in trigger.toml: {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+    dirs = data.get("dirs", ["trigger"])
+    if isinstance(dirs, str):
+        dirs = [dirs]
+    return ProjectConfig(root=root, project=data.get("project", "proj_local"), dirs=list(dirs),
+                         retry=data.get("retry"), machine=data.get("machine"),
+                         max_duration=data.get("max_duration"), executor=data.get("executor"),
+                         build=data.get("build", {}))

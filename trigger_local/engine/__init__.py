@@ -1,0 +1,16 @@
+"""The engine: the run state machine, waitpoints, batches, idempotency and retries, as
+decisions over the store. It never spawns a process: it publishes on the hub and the
+dispatcher and executors act."""
+
+from .hub import Hub
+from .lifecycle import AttemptOutcome
+from .triggering import TriggerRequest, TriggerResult
+from .waits import WaitDecision, WaitMixin, waitpoint_result
+
+
+class Engine(WaitMixin):
+    """Every operation on runs, waitpoints, queues and versions."""
+
+
+__all__ = ["AttemptOutcome", "Engine", "Hub", "TriggerRequest", "TriggerResult", "WaitDecision",
+           "waitpoint_result"]

@@ -1,0 +1,300 @@
+"""A run's life after it is created: dequeue, attempts, results, retries, cancel, replay, timers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .. import packets
+from ..durations import parse_time
+from ..errors import ConflictError, NotFoundError, ValidationError
+from ..ids import new_id
+from ..store.models import (
+    CANCELED,
+    COMPLETED,
+    CRASHED,
+    DELAYED,
+    DEQUEUED,
+    EXECUTING,
+    EXPIRED,
+    FINAL_STATUSES,
+    QUEUED,
+    SYSTEM_FAILURE,
+    TIMED_OUT,
+    WAITING,
+    Attempt,
+    Run,
+)
+from .base import Tx
+from .retry import RetryPolicy
+from .states import K_QUEUED
+from .triggering import TriggerMixin, TriggerRequest
+
+
+@dataclass
+class AttemptOutcome:
+    """What a worker reports when an attempt ends."""
+
+    ok: bool
+    output: str | None = None
+    output_type: str = packets.JSON
+    error: dict[str, Any] | None = None
+    retryable: bool = True
+    status: str = "FAILED"  # FAILED | CRASHED | TIMED_OUT for failures
+
+
+class LifecycleMixin(TriggerMixin):
+    # -- dequeue and start ------------------------------------------------------------------
+    async def dequeue(self, limit: int) -> list[Run]:
+        """Take up to `limit` runnable runs, oldest effective queue time first, respecting paused
+        queues, queue and concurrency-key limits and the global concurrency; they become DEQUEUED."""
+        if limit <= 0:
+            return []
+        async with self._tx() as tx:
+            ops = tx.ops
+            running = await ops.running_counts()
+            free = min(limit, self.settings.concurrency - sum(running.values()))
+            if free <= 0:
+                return []
+            paused, limits = await ops.paused_queues(), await ops.queue_limits()
+            candidates: list[Run] = []
+            for queue in await ops.queues_with_queued_runs():
+                if queue in paused:
+                    continue
+                qlimit = limits.get(queue)
+                taken: dict[str | None, int] = {}
+                for run in await ops.queued_runs(queue, free if qlimit is None else free * 4):
+                    key = run.concurrency_key
+                    used = running.get((queue, key), 0) + taken.get(key, 0)
+                    if qlimit is not None and used >= qlimit:
+                        continue
+                    taken[key] = taken.get(key, 0) + 1
+                    candidates.append(run)
+            candidates.sort(key=lambda r: (r.queued_at, r.id))
+            out = []
+            for run in candidates[:free]:
+                version_id = run.version_id or (self.current_version.id if self.current_version else None)
+                out.append(await self._move(tx, run, DEQUEUED, version_id=version_id, expires_at=None))
+            return out
+
+    async def start_attempt(self, run: Run, worker_id: str, pid: int | None, executor: str = "process") \
+            -> tuple[Run, Attempt] | None:
+        """DEQUEUED → EXECUTING with a new attempt on `worker_id`. None if the run moved on."""
+        async with self._tx() as tx:
+            current = await tx.ops.get_run(run.id)
+            if current is None or current.status != DEQUEUED:
+                return None
+            number = current.attempt_count + 1
+            attempt = Attempt(id=new_id("attempt"), run_id=run.id, number=number, status=EXECUTING,
+                              started_at=tx.now, worker_id=worker_id, pid=pid, executor=executor)
+            await tx.ops.insert_attempt(attempt)
+            deadline = (tx.now + max(0.0, current.max_duration_s - current.executed_s)
+                        if current.max_duration_s else None)
+            await self._move(tx, current, EXECUTING, attempt_count=number, worker_id=worker_id,
+                             started_at=current.started_at or tx.now, deadline_at=deadline,
+                             data={"attempt": number, "worker_id": worker_id})
+            return current, attempt
+
+    async def requeue(self, run: Run, reason: str) -> None:
+        """A DEQUEUED run that no worker could take goes back to its queue."""
+        async with self._tx() as tx:
+            current = await tx.ops.get_run(run.id)
+            if current is not None and current.status == DEQUEUED:
+                await self._move(tx, current, QUEUED, description=reason)
+
+    async def resume_held(self, run: Run) -> Run | None:
+        """A DEQUEUED run whose process is held alive continues in that process."""
+        async with self._tx() as tx:
+            current = await tx.ops.get_run(run.id)
+            if current is None or current.status != DEQUEUED:
+                return None
+            deadline = (tx.now + max(0.0, current.max_duration_s - current.executed_s)
+                        if current.max_duration_s else None)
+            await self._move(tx, current, EXECUTING, deadline_at=deadline, event="run.resumed",
+                             data={"attempt": current.attempt_count, "worker_id": current.worker_id})
+            tx.wake(f"run:{current.id}")
+            return current
+
+    # -- attempt results --------------------------------------------------------------------
+    async def _live_run(self, tx: Tx, run_id: str, attempt: int) -> Run:
+        run = await tx.ops.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"Run {run_id} not found")
+        if run.attempt_count != attempt or run.status not in (EXECUTING, WAITING, DEQUEUED):
+            raise ConflictError(f"Attempt {attempt} of run {run_id} is no longer current (run is {run.status})")
+        return run
+
+    async def finish_attempt(self, run_id: str, attempt: int, outcome: AttemptOutcome) -> Run:
+        """Record the end of an attempt: complete the run, schedule a retry, or fail it."""
+        async with self._tx() as tx:
+            run = await self._live_run(tx, run_id, attempt)
+            return await self._finish_attempt(tx, run, outcome)
+
+    async def _finish_attempt(self, tx: Tx, run: Run, outcome: AttemptOutcome) -> Run:
+        attempts = await tx.ops.attempts(run.id)
+        current = attempts[-1] if attempts else None
+        if outcome.ok:
+            if current:
+                await tx.ops.update_attempt(current.id, status=COMPLETED, finished_at=tx.now)
+            await self._move(tx, run, COMPLETED, output=outcome.output, output_type=outcome.output_type,
+                             completed_at=tx.now, deadline_at=None, worker_id=None)
+            await self._after_final(tx, run)
+            return run
+        if current:
+            await tx.ops.update_attempt(current.id, status=outcome.status, finished_at=tx.now, error=outcome.error)
+        counted = sum(1 for a in attempts if a.counts)
+        policy = self.retry_policy(run)
+        if outcome.retryable and outcome.status != TIMED_OUT and counted < policy.max_attempts:
+            delay = policy.delay_s(counted)
+            await tx.ops.unblock_run(run.id)
+            await self._move(tx, run, DELAYED, kind="delayed_retry", delay_until=tx.now + delay, worker_id=None,
+                             deadline_at=None, error=outcome.error, executed_s=0.0, event="run.retrying",
+                             description=f"attempt {run.attempt_count} failed; retry in {delay:.1f}s",
+                             data={"attempt": run.attempt_count, "retry_in_s": round(delay, 3)})
+            return run
+        final = outcome.status if outcome.status in FINAL_STATUSES else "FAILED"
+        await self._move(tx, run, final, error=outcome.error, completed_at=tx.now, deadline_at=None,
+                         worker_id=None)
+        await self._after_final(tx, run)
+        return run
+
+    def retry_policy(self, run: Run) -> RetryPolicy:
+        task = None
+        if self.current_version and run.version_id == self.current_version.id:
+            task = self._task(run.task_id)
+        retry = (task.retry if task else None) or self.project_retry
+        return RetryPolicy.from_dict(retry, run.max_attempts)
+
+    async def _after_final(self, tx: Tx, run: Run) -> None:
+        """A run ended: free its idempotent waits, complete its waitpoint and its batch's."""
+        await tx.ops.unblock_run(run.id)
+        tx.emit("dispatch")
+        tx.wake(f"run:{run.id}")
+        if run.waitpoint_id:
+            await self._complete_run_waitpoint(tx, run)  # type: ignore[attr-defined]
+        if run.batch_id:
+            await self._maybe_complete_batch(tx, run.batch_id)  # type: ignore[attr-defined]
+        if run.status == CANCELED:
+            for child in await tx.ops.child_runs(run.id):
+                if child.resume_parent and not child.is_final:
+                    await self._cancel(tx, child, f"parent {run.id} was canceled")
+
+    async def worker_lost(self, run_id: str, attempt: int, reason: str, *, interrupted: bool = False) -> Run | None:
+        """The process running (or holding) `attempt` is gone. A crash is retried per policy; an
+        interruption (daemon restart or shutdown) queues the run again without using an attempt."""
+        async with self._tx() as tx:
+            run = await tx.ops.get_run(run_id)
+            if run is None or run.attempt_count != attempt or run.status not in (DEQUEUED, EXECUTING, WAITING):
+                return run
+            if interrupted:
+                attempts = await tx.ops.attempts(run.id)
+                if attempts:
+                    await tx.ops.update_attempt(attempts[-1].id, status="INTERRUPTED", finished_at=tx.now,
+                                                counts=False, error={"message": reason})
+                await tx.ops.unblock_run(run.id)
+                return await self._move(tx, run, QUEUED, kind=K_QUEUED, worker_id=None, deadline_at=None,
+                                        event="run.interrupted", description=reason, data={"reason": reason})
+            error = {"name": "TaskProcessExited", "message": reason}
+            return await self._finish_attempt(tx, run, AttemptOutcome(ok=False, error=error, status=CRASHED))
+
+    # -- management -------------------------------------------------------------------------
+    async def cancel(self, run_id: str) -> Run:
+        async with self._tx() as tx:
+            run = await tx.ops.get_run(run_id)
+            if run is None:
+                raise NotFoundError(f"Run {run_id} not found")
+            if run.is_final:
+                return run
+            return await self._cancel(tx, run, "canceled by request")
+
+    async def _cancel(self, tx: Tx, run: Run, reason: str) -> Run:
+        worker_id = run.worker_id
+        if run.status in (EXECUTING, WAITING, DEQUEUED):
+            attempts = await tx.ops.attempts(run.id)
+            if attempts and attempts[-1].status == EXECUTING:
+                await tx.ops.update_attempt(attempts[-1].id, status=CANCELED, finished_at=tx.now)
+        await self._move(tx, run, CANCELED, completed_at=tx.now, worker_id=None, deadline_at=None,
+                         error={"name": "Canceled", "message": reason}, description=reason)
+        if worker_id:
+            tx.emit("worker.kill", worker_id=worker_id, run_id=run.id, reason=reason)
+        await self._after_final(tx, run)
+        return run
+
+    async def replay(self, run_id: str) -> Run:
+        run = await self.store.read().get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"Run {run_id} not found")
+        req = TriggerRequest(task_id=run.task_id, payload=run.payload, payload_type=run.payload_type,
+                             queue=run.queue, concurrency_key=run.concurrency_key, tags=run.tags,
+                             max_attempts=run.max_attempts, max_duration=run.max_duration_s,
+                             machine=run.machine, metadata=run.metadata, is_test=run.is_test)
+        return (await self.trigger(req)).run
+
+    async def reschedule(self, run_id: str, delay: Any) -> Run:
+        async with self._tx() as tx:
+            run = await tx.ops.get_run(run_id)
+            if run is None:
+                raise NotFoundError(f"Run {run_id} not found")
+            if run.status != DELAYED:
+                raise ValidationError(f"Cannot reschedule run {run_id}: it is {run.status}, not DELAYED")
+            until = parse_time(delay, tx.now, what="delay")
+            await self._move(tx, run, DELAYED, delay_until=until, event="run.rescheduled")
+            tx.emit("dispatch")
+            return run
+
+    async def update_metadata(self, run_id: str, metadata: dict[str, Any] | None,
+                              operations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        async with self._tx() as tx:
+            run = await tx.ops.get_run(run_id)
+            if run is None:
+                raise NotFoundError(f"Run {run_id} not found")
+            value = dict(run.metadata) if metadata is None else dict(metadata)
+            value = packets.apply_metadata_operations(value, operations or [])
+            if len(json.dumps(value)) > self.settings.payload_limit_bytes:
+                raise ValidationError("Metadata is larger than the payload limit")
+            await tx.ops.update_run(run.id, None, metadata=value)
+            await tx.ops.insert_event(run.id, "run.metadata", tx.now, {"run_id": run.id})
+            tx.emit("run.metadata", run_id=run.id)
+            return value
+
+    # -- timers -----------------------------------------------------------------------------
+    async def tick_timers(self) -> int:
+        """Do everything that is due now (delays, TTLs, max durations, waitpoint times).
+        Returns how many things changed."""
+        done = 0
+        async with self._tx() as tx:
+            now = tx.now
+            for run in await tx.ops.due_delayed_runs(now):
+                target = QUEUED if run.version_id or self.current_version is None or self._task(run.task_id) \
+                    else "PENDING_VERSION"
+                if self.current_version is None:
+                    target = "PENDING_VERSION"
+                await self._move(tx, run, target, delay_until=None, description="delay elapsed")
+                done += 1
+            for run in await tx.ops.due_expired_runs(now):
+                await self._move(tx, run, EXPIRED, completed_at=now, description="ttl elapsed before start",
+                                 error={"name": "Expired", "message": "The run was not started within its ttl"})
+                await self._after_final(tx, run)
+                done += 1
+            for run in await tx.ops.due_deadline_runs(now):
+                worker_id = run.worker_id
+                error = {"name": "MaxDurationExceeded",
+                         "message": f"Run exceeded its max_duration of {run.max_duration_s:g}s and was stopped"}
+                await self._finish_attempt(tx, run, AttemptOutcome(ok=False, error=error, status=TIMED_OUT,
+                                                                   retryable=False))
+                if worker_id:
+                    tx.emit("worker.kill", worker_id=worker_id, run_id=run.id, reason="max_duration")
+                done += 1
+            done += await self._tick_waitpoints(tx)  # type: ignore[attr-defined]
+            if done:
+                tx.emit("dispatch")
+        return done
+
+    async def system_failure(self, run: Run, reason: str) -> None:
+        async with self._tx() as tx:
+            current = await tx.ops.get_run(run.id)
+            if current is not None and not current.is_final:
+                await self._move(tx, current, SYSTEM_FAILURE, completed_at=tx.now, worker_id=None,
+                                 error={"name": "SystemFailure", "message": reason})
+                await self._after_final(tx, current)

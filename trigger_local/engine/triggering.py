@@ -1,0 +1,265 @@
+"""Creating runs: validation of every trigger option, idempotency keys, versions and queues."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import packets
+from ..durations import parse_duration, parse_time
+from ..errors import PayloadTooLargeError, TaskNotFoundError, ValidationError
+from ..ids import new_id
+from ..store.models import (
+    CRASHED,
+    DELAYED,
+    EXPIRED,
+    FAILED,
+    PENDING_VERSION,
+    QUEUED,
+    SYSTEM_FAILURE,
+    TIMED_OUT,
+    WP_RUN,
+    WP_WAITING,
+    Batch,
+    Queue,
+    Run,
+    TaskDef,
+    Version,
+    Waitpoint,
+)
+from .base import EngineBase, Tx
+from .states import kind_for
+
+MAX_TAGS = 10
+MAX_TAG_LENGTH = 128
+MAX_PRIORITY_S = 30 * 86400
+MACHINES = ("micro", "small-1x", "small-2x", "medium-1x", "medium-2x", "large-1x", "large-2x")
+DEFAULT_IDEMPOTENCY_TTL_S = 30 * 86400
+# a key reused after a run ended like this starts a new run (Trigger.dev's rule)
+_RETRIGGER_AFTER = {FAILED, CRASHED, SYSTEM_FAILURE, TIMED_OUT, EXPIRED}
+
+
+@dataclass
+class TriggerRequest:
+    """One run to create, as the API parsed it (snake_case of Trigger.dev's options)."""
+
+    task_id: str
+    payload: str | None = None
+    payload_type: str = packets.JSON
+    queue: str | None = None
+    concurrency_key: str | None = None
+    delay: Any = None
+    ttl: Any = None
+    idempotency_key: str | None = None
+    idempotency_key_user: str | None = None
+    idempotency_key_ttl: str | None = None
+    tags: list[str] = field(default_factory=list)
+    max_attempts: int | None = None
+    max_duration: float | None = None
+    priority: float | None = None
+    machine: str | None = None
+    metadata: dict[str, Any] | None = None
+    is_test: bool = False
+    parent_run_id: str | None = None
+    resume_parent: bool = False
+    batch_id: str | None = None
+
+
+@dataclass
+class TriggerResult:
+    run: Run
+    cached: bool
+    waitpoint_id: str | None = None
+
+
+class TriggerMixin(EngineBase):
+    # -- versions ---------------------------------------------------------------------------
+    async def register_version(self, version: Version) -> Version:
+        """Store an indexed version, make it current, create its queues, and release runs that
+        were PENDING_VERSION for one of its tasks."""
+        async with self._tx() as tx:
+            await tx.ops.insert_version(version)
+            for task in version.tasks:
+                await self._ensure_queue(tx, task.queue, task.queue_concurrency_limit if task.queue_is_custom or
+                                         task.queue_concurrency_limit is not None else None,
+                                         custom=task.queue_is_custom, update_limit=True)
+            task_ids = {t.task_id for t in version.tasks}
+            for run in await tx.ops.runs_with_status([PENDING_VERSION]):
+                if run.task_id in task_ids:
+                    await self._move(tx, run, QUEUED, description=f"version {version.id} has the task")
+            await tx.ops.insert_event(None, "version.registered", tx.now, {"version_id": version.id})
+            tx.emit("version.registered", version_id=version.id)
+            tx.emit("dispatch")
+        self.current_version = version
+        return version
+
+    def _task(self, task_id: str) -> TaskDef | None:
+        if self.current_version is None:
+            return None
+        for task in self.current_version.tasks:
+            if task.task_id == task_id:
+                return task
+        return None
+
+    async def _ensure_queue(self, tx: Tx, name: str, limit: int | None, *, custom: bool,
+                            update_limit: bool = False) -> None:
+        existing = await tx.ops.get_queue(name)
+        if existing is None:
+            await tx.ops.insert_queue(Queue(name=name, id=new_id("queue"), type="custom" if custom else "task",
+                                            concurrency_limit=limit, paused=False, created_at=tx.now))
+        elif update_limit and existing.concurrency_limit != limit:
+            await tx.ops.update_queue(name, concurrency_limit=limit)
+
+    # -- validation -------------------------------------------------------------------------
+    def _validate(self, req: TriggerRequest, now: float) -> dict[str, Any]:
+        """Check every option; return the run fields they set. Raises ValidationError."""
+        if not req.task_id or not isinstance(req.task_id, str) or len(req.task_id) > 128:
+            raise ValidationError("A task id is required (at most 128 characters)")
+        limit = self.settings.payload_limit_bytes
+        size = len(req.payload.encode()) if req.payload else 0
+        if size > limit:
+            raise PayloadTooLargeError(
+                f"Payload is {size:,} bytes; the limit is {limit:,} bytes ({limit / 1048576:.1f} MiB). "
+                "Pass a reference (a path or URL) instead of the data.")
+        tags = [req.tags] if isinstance(req.tags, str) else list(req.tags or [])
+        if len(tags) > MAX_TAGS:
+            raise ValidationError(f"Runs can only have {MAX_TAGS} tags, you're trying to set {len(tags)}.")
+        for tag in tags:
+            if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_LENGTH:
+                raise ValidationError(f"Each tag must be a string of 1 to {MAX_TAG_LENGTH} characters: {tag!r}")
+        priority = float(req.priority or 0)
+        if not 0 <= priority <= MAX_PRIORITY_S:
+            raise ValidationError(f"Invalid priority {req.priority}: use seconds from 0 to {MAX_PRIORITY_S}")
+        if req.machine is not None and req.machine not in MACHINES:
+            raise ValidationError(f"Invalid machine {req.machine!r}: use one of {', '.join(MACHINES)}")
+        if req.max_attempts is not None and (not isinstance(req.max_attempts, int) or req.max_attempts < 1):
+            raise ValidationError(f"Invalid max_attempts {req.max_attempts!r}: use a whole number of at least 1")
+        max_duration = None
+        if req.max_duration is not None:
+            max_duration = parse_duration(req.max_duration, what="max_duration")
+            if max_duration < 1:
+                raise ValidationError("max_duration must be at least 1 second")
+        delay_until = parse_time(req.delay, now, what="delay") if req.delay not in (None, "") else None
+        ttl_s = parse_duration(req.ttl, what="ttl") if req.ttl not in (None, "") else None
+        key_ttl_s = (parse_duration(req.idempotency_key_ttl, what="idempotency_key_ttl")
+                     if req.idempotency_key_ttl else DEFAULT_IDEMPOTENCY_TTL_S)
+        metadata = req.metadata or {}
+        if not isinstance(metadata, dict):
+            raise ValidationError("metadata must be a JSON object")
+        if len(json.dumps(metadata)) > limit:
+            raise PayloadTooLargeError(f"Metadata is larger than the limit of {limit:,} bytes")
+        return {"tags": tags, "priority": priority, "max_duration_s": max_duration, "delay_until": delay_until,
+                "ttl_s": ttl_s, "key_ttl_s": key_ttl_s, "metadata": metadata}
+
+    def _validate_payload_schema(self, task: TaskDef, req: TriggerRequest) -> None:
+        if not task.schema:
+            return
+        import jsonschema  # only schema tasks pay for the import
+
+        try:
+            value = packets.decode(req.payload, req.payload_type)
+        except ValueError as exc:
+            raise ValidationError(f"Payload is not valid JSON: {exc}") from exc
+        errors = sorted(jsonschema.Draft202012Validator(task.schema).iter_errors(value), key=lambda e: list(e.path))
+        if errors:
+            issues = [{"path": ".".join(str(p) for p in e.path) or "(root)", "message": e.message} for e in errors]
+            first = issues[0]
+            raise ValidationError(f"Payload does not match the schema of task {task.task_id!r}: "
+                                  f"{first['path']}: {first['message']}", issues=issues)
+
+    def unknown_task_error(self, task_id: str) -> TaskNotFoundError:
+        known = sorted(t.task_id for t in (self.current_version.tasks if self.current_version else []))
+        hint = f"Known tasks: {', '.join(known)}" if known else "No tasks are indexed yet: run `trigger-local dev`"
+        return TaskNotFoundError(f"Task {task_id!r} not found. {hint}", known_tasks=known)
+
+    # -- trigger ----------------------------------------------------------------------------
+    async def trigger(self, req: TriggerRequest, *, wait: bool = False) -> TriggerResult:
+        """Create one run (or return the run its idempotency key points at).
+
+        With `wait`, the run also gets a RUN waitpoint that completes with its result, which the
+        parent then waits on."""
+        results = await self.trigger_many([req], wait=wait)
+        return results[0]
+
+    async def trigger_many(self, reqs: list[TriggerRequest], *, wait: bool = False,
+                           batch: Batch | None = None) -> list[TriggerResult]:
+        """Create runs in one transaction (a batch's items arrive together)."""
+        now = self.clock.now()
+        prepared = []
+        for req in reqs:
+            fields = self._validate(req, now)
+            task = self._task(req.task_id)
+            if task is None and self.current_version is not None:
+                raise self.unknown_task_error(req.task_id)
+            if task is not None:
+                self._validate_payload_schema(task, req)
+            prepared.append((req, fields, task))
+        results: list[TriggerResult] = []
+        async with self._tx() as tx:
+            if batch is not None and await tx.ops.get_batch(batch.id) is None:
+                await tx.ops.insert_batch(batch)
+            for req, fields, task in prepared:
+                results.append(await self._create_run(tx, req, fields, task, wait))
+            if any(not r.cached for r in results):
+                tx.emit("dispatch")
+        return results
+
+    async def _create_run(self, tx: Tx, req: TriggerRequest, f: dict[str, Any], task: TaskDef | None,
+                          wait: bool) -> TriggerResult:
+        if req.idempotency_key:
+            existing = await tx.ops.find_run_by_idempotency_key(req.task_id, req.idempotency_key)
+            if existing is not None:
+                stale = (existing.idempotency_expires_at is not None and existing.idempotency_expires_at <= tx.now) \
+                    or existing.status in _RETRIGGER_AFTER
+                if not stale:
+                    wp_id = await self._run_waitpoint(tx, existing) if wait else None
+                    return TriggerResult(existing, cached=True, waitpoint_id=wp_id)
+                await tx.ops.update_run(existing.id, None, idempotency_key=None)
+        queue = req.queue or (task.queue if task else f"task/{req.task_id}")
+        if req.queue and req.queue != (task.queue if task else None):
+            await self._ensure_queue(tx, queue, None, custom=True)
+        else:
+            await self._ensure_queue(tx, queue, task.queue_concurrency_limit if task else None,
+                                     custom=bool(task and task.queue_is_custom))
+        if f["delay_until"] is not None and f["delay_until"] > tx.now:
+            status = DELAYED
+        elif task is None:
+            status = PENDING_VERSION
+        else:
+            status = QUEUED
+        parent = await tx.ops.get_run(req.parent_run_id) if req.parent_run_id else None
+        run = Run(
+            id=new_id("run"), task_id=req.task_id, status=status, snapshot_id=new_id("snapshot"),
+            snapshot_kind=kind_for(status), queue=queue, created_at=tx.now, updated_at=tx.now,
+            queued_at=tx.now - f["priority"], payload=req.payload, payload_type=req.payload_type or packets.JSON,
+            concurrency_key=None if req.concurrency_key is None else str(req.concurrency_key),
+            delay_until=f["delay_until"] if status == DELAYED else None,
+            expires_at=(tx.now + f["ttl_s"]) if f["ttl_s"] else None,
+            idempotency_key=req.idempotency_key, idempotency_key_user=req.idempotency_key_user,
+            idempotency_expires_at=(tx.now + f["key_ttl_s"]) if req.idempotency_key else None,
+            tags=f["tags"], max_attempts=req.max_attempts,
+            max_duration_s=f["max_duration_s"] or (task.max_duration_s if task else None),
+            priority=f["priority"], machine=req.machine or (task.machine if task else None),
+            metadata=f["metadata"], parent_run_id=req.parent_run_id,
+            root_run_id=(parent.root_run_id or parent.id) if parent else None,
+            batch_id=req.batch_id, resume_parent=req.resume_parent, is_test=req.is_test,
+            depth=(parent.depth + 1) if parent else 0,
+        )
+        await tx.ops.insert_run(run)
+        await self._new_run_snapshot(tx, run)
+        wp_id = await self._run_waitpoint(tx, run) if wait else None
+        return TriggerResult(run, cached=False, waitpoint_id=wp_id)
+
+    async def _run_waitpoint(self, tx: Tx, run: Run) -> str:
+        """The RUN waitpoint of `run` (created on first need), completed already if the run ended."""
+        if run.waitpoint_id:
+            return run.waitpoint_id
+        wp = Waitpoint(id=new_id("waitpoint"), type=WP_RUN, status=WP_WAITING, created_at=tx.now,
+                       owner_run_id=run.id)
+        await tx.ops.insert_waitpoint(wp)
+        await tx.ops.update_run(run.id, None, waitpoint_id=wp.id)
+        run.waitpoint_id = wp.id
+        if run.is_final:
+            await self._complete_run_waitpoint(tx, run)  # type: ignore[attr-defined]
+        return wp.id

@@ -1,0 +1,132 @@
+"""Every error trigger-local raises on purpose, with a stable code.
+
+    TriggerLocalError                 code            HTTP
+    ├── ValidationError               invalid         422  bad options, durations, tags, payloads
+    │   └── PayloadTooLargeError      too_large       413
+    ├── BadRequestError               bad_request     400  malformed JSON, bad filters
+    ├── AuthenticationError           unauthorized    401
+    ├── NotFoundError                 not_found       404  run, task, queue, token, version
+    │   └── TaskNotFoundError         task_not_found  404
+    ├── ConflictError                 conflict        409  a transition that lost a race
+    ├── DaemonNotRunningError         daemon_down     (client side only)
+    └── ApiError                      api_error       (client side: any other status)
+
+Inside tasks:
+    AbortTaskRunError   raise it to fail the run without retrying
+    WaitTimeoutError    `WaitResult.unwrap()` on a token that timed out
+    TaskRunFailedError  `TaskRunResult.unwrap()` on a child that failed
+
+The API maps `code` to a status and puts `{"error": message, "code": code}` in the body; the
+SDK maps the code back to the class, so `except NotFoundError` works on both sides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TriggerLocalError(Exception):
+    code = "error"
+    status = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_body(self) -> dict[str, Any]:
+        return {"error": self.message, "code": self.code, **self.details}
+
+
+class ValidationError(TriggerLocalError):
+    code = "invalid"
+    status = 422
+
+
+class PayloadTooLargeError(ValidationError):
+    code = "too_large"
+    status = 413
+
+
+class BadRequestError(TriggerLocalError):
+    code = "bad_request"
+    status = 400
+
+
+class AuthenticationError(TriggerLocalError):
+    code = "unauthorized"
+    status = 401
+
+
+class NotFoundError(TriggerLocalError):
+    code = "not_found"
+    status = 404
+
+
+class TaskNotFoundError(NotFoundError):
+    code = "task_not_found"
+
+
+class ConflictError(TriggerLocalError):
+    code = "conflict"
+    status = 409
+
+
+class DaemonNotRunningError(TriggerLocalError):
+    code = "daemon_down"
+    status = 503
+
+
+class ApiError(TriggerLocalError):
+    code = "api_error"
+
+
+class AbortTaskRunError(Exception):
+    """Raise inside a task to fail the run at once: no further attempts are made."""
+
+
+class WaitTimeoutError(Exception):
+    """A waitpoint token timed out before anyone completed it."""
+
+
+class TaskRunFailedError(Exception):
+    """A child run did not complete successfully; `error` holds what it reported."""
+
+    def __init__(self, message: str, error: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.error = error or {}
+
+
+_BY_CODE: dict[str, type[TriggerLocalError]] = {
+    cls.code: cls
+    for cls in (
+        ValidationError,
+        PayloadTooLargeError,
+        BadRequestError,
+        AuthenticationError,
+        NotFoundError,
+        TaskNotFoundError,
+        ConflictError,
+    )
+}
+
+
+def error_from_response(status: int, body: Any) -> TriggerLocalError:
+    """Rebuild the error the daemon raised from its JSON body (client side)."""
+    if isinstance(body, dict):
+        message = body.get("error")
+        if isinstance(message, dict):
+            message = message.get("message")
+        code = body.get("code")
+        details = {k: v for k, v in body.items() if k not in ("error", "code")}
+    else:
+        message, code, details = None, None, {}
+    message = str(message or f"HTTP {status}")
+    cls = _BY_CODE.get(str(code)) if code else None
+    if cls is None:
+        cls = {400: BadRequestError, 401: AuthenticationError, 404: NotFoundError,
+               409: ConflictError, 413: PayloadTooLargeError, 422: ValidationError}.get(status, ApiError)
+    err = cls(message, **details)
+    if cls is ApiError:
+        err.status = status
+    return err

@@ -1,0 +1,205 @@
+"""The records the store keeps. Plain dataclasses: the engine reads and builds them, the store
+maps them to rows. Timestamps are epoch seconds (`*_at`), durations seconds (`*_s`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Public run statuses (Trigger.dev API version 2025-07-16). Stored and sent: never rename.
+PENDING_VERSION = "PENDING_VERSION"
+DELAYED = "DELAYED"
+QUEUED = "QUEUED"
+DEQUEUED = "DEQUEUED"
+EXECUTING = "EXECUTING"
+WAITING = "WAITING"
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+CANCELED = "CANCELED"
+CRASHED = "CRASHED"
+SYSTEM_FAILURE = "SYSTEM_FAILURE"
+EXPIRED = "EXPIRED"
+TIMED_OUT = "TIMED_OUT"
+
+FINAL_STATUSES = frozenset(
+    {COMPLETED, FAILED, CANCELED, CRASHED, SYSTEM_FAILURE, EXPIRED, TIMED_OUT}
+)
+#: statuses that hold a concurrency slot
+RUNNING_STATUSES = frozenset({DEQUEUED, EXECUTING})
+
+# Waitpoint types and statuses.
+WP_DATETIME = "DATETIME"
+WP_MANUAL = "MANUAL"
+WP_RUN = "RUN"
+WP_BATCH = "BATCH"
+WP_WAITING = "WAITING"
+WP_COMPLETED = "COMPLETED"
+WP_TIMED_OUT = "TIMED_OUT"
+
+
+@dataclass(slots=True)
+class TaskDef:
+    """One task of an indexed version."""
+
+    task_id: str
+    queue: str
+    file: str = ""
+    export_name: str = ""
+    retry: dict[str, Any] | None = None
+    max_duration_s: float | None = None
+    machine: str | None = None
+    schema: dict[str, Any] | None = None
+    queue_concurrency_limit: int | None = None
+    queue_is_custom: bool = False
+
+
+@dataclass(slots=True)
+class Version:
+    id: str
+    project_dir: str
+    created_at: float
+    tasks: list[TaskDef] = field(default_factory=list)
+    python: str = ""
+    dirs: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Queue:
+    name: str
+    id: str
+    type: str  # "task" | "custom"
+    concurrency_limit: int | None
+    paused: bool
+    created_at: float
+    running: int = 0
+    queued: int = 0
+
+
+@dataclass(slots=True)
+class Run:
+    id: str
+    task_id: str
+    status: str
+    snapshot_id: str
+    snapshot_kind: str
+    queue: str
+    created_at: float
+    updated_at: float
+    queued_at: float  # ordering key: enqueue time minus priority
+    payload: str | None = None
+    payload_type: str = "application/json"
+    output: str | None = None
+    output_type: str | None = None
+    error: dict[str, Any] | None = None
+    version_id: str | None = None
+    concurrency_key: str | None = None
+    delay_until: float | None = None
+    expires_at: float | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    idempotency_key: str | None = None
+    idempotency_key_user: str | None = None
+    idempotency_expires_at: float | None = None
+    tags: list[str] = field(default_factory=list)
+    max_attempts: int | None = None
+    max_duration_s: float | None = None
+    priority: float = 0.0
+    machine: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    attempt_count: int = 0
+    parent_run_id: str | None = None
+    root_run_id: str | None = None
+    batch_id: str | None = None
+    resume_parent: bool = False
+    worker_id: str | None = None
+    deadline_at: float | None = None
+    executed_s: float = 0.0
+    waitpoint_id: str | None = None
+    is_test: bool = False
+    depth: int = 0
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+@dataclass(slots=True)
+class Attempt:
+    id: str
+    run_id: str
+    number: int
+    status: str  # EXECUTING | COMPLETED | FAILED | CRASHED | INTERRUPTED | TIMED_OUT | CANCELED
+    started_at: float
+    worker_id: str | None = None
+    pid: int | None = None
+    executor: str = "process"
+    finished_at: float | None = None
+    error: dict[str, Any] | None = None
+    counts: bool = True  # False: interrupted by the daemon, not held against max_attempts
+
+
+@dataclass(slots=True)
+class Waitpoint:
+    id: str
+    type: str
+    status: str
+    created_at: float
+    completed_at: float | None = None
+    complete_after: float | None = None  # DATETIME: when it completes itself
+    timeout_at: float | None = None  # MANUAL: when it times out
+    output: str | None = None
+    output_type: str = "application/json"
+    output_is_error: bool = False
+    idempotency_key: str | None = None
+    idempotency_expires_at: float | None = None
+    tags: list[str] = field(default_factory=list)
+    owner_run_id: str | None = None  # RUN: the run whose result completes it
+    batch_id: str | None = None
+    created_by_run_id: str | None = None
+
+
+@dataclass(slots=True)
+class Batch:
+    id: str
+    run_count: int
+    created_at: float
+    status: str = "PENDING"  # PENDING | PROCESSING | COMPLETED
+    run_ids: list[str] = field(default_factory=list)
+    parent_run_id: str | None = None
+    idempotency_key: str | None = None
+    waitpoint_id: str | None = None
+
+
+@dataclass(slots=True)
+class Worker:
+    id: str
+    version_id: str
+    token: str
+    pid: int | None
+    started_at: float
+    executor: str = "process"
+
+
+@dataclass(slots=True)
+class LogEntry:
+    run_id: str
+    at: float
+    level: str
+    message: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    kind: str = "log"  # log | span
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    ended_at: float | None = None
+    attempt: int | None = None
+    id: int | None = None
+
+
+@dataclass(slots=True)
+class Event:
+    seq: int
+    run_id: str | None
+    type: str
+    at: float
+    data: dict[str, Any]

@@ -1,0 +1,72 @@
+"""Mapping between the dataclasses in `models` and SQLite rows: JSON for lists and dicts,
+integers for booleans. Kept apart so `sqlite.py` reads as the list of operations."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, TypeVar
+
+from .models import Attempt, Batch, Queue, Run, TaskDef, Waitpoint, Worker
+
+T = TypeVar("T")
+
+_JSON_FIELDS = {
+    Run: {"error", "tags", "metadata"},
+    Attempt: {"error"},
+    Waitpoint: {"tags"},
+    Batch: {"run_ids"},
+    TaskDef: {"retry", "schema"},
+}
+_BOOL_FIELDS = {
+    Run: {"resume_parent", "is_test"},
+    Attempt: {"counts"},
+    Waitpoint: {"output_is_error"},
+    TaskDef: {"queue_is_custom"},
+    Queue: {"paused"},
+}
+_SKIP = {Queue: {"running", "queued"}}
+
+
+def columns(cls: type) -> list[str]:
+    skip = _SKIP.get(cls, set())
+    return [f.name for f in dataclasses.fields(cls) if f.name not in skip]
+
+
+def to_row(obj: Any) -> dict[str, Any]:
+    cls = type(obj)
+    jsons, bools = _JSON_FIELDS.get(cls, set()), _BOOL_FIELDS.get(cls, set())
+    row: dict[str, Any] = {}
+    for name in columns(cls):
+        value = getattr(obj, name)
+        if name in jsons:
+            value = None if value is None else json.dumps(value)
+        elif name in bools:
+            value = int(bool(value))
+        row[name] = value
+    return row
+
+
+def encode_changes(cls: type, changes: dict[str, Any]) -> dict[str, Any]:
+    jsons, bools = _JSON_FIELDS.get(cls, set()), _BOOL_FIELDS.get(cls, set())
+    out = {}
+    for name, value in changes.items():
+        if name in jsons:
+            value = None if value is None else json.dumps(value)
+        elif name in bools:
+            value = int(bool(value))
+        out[name] = value
+    return out
+
+
+def from_row(cls: type[T], row: Any) -> T:
+    jsons, bools = _JSON_FIELDS.get(cls, set()), _BOOL_FIELDS.get(cls, set())
+    kwargs: dict[str, Any] = {}
+    for key in row.keys():
+        value = row[key]
+        if key in jsons:
+            value = None if value is None else json.loads(value)
+        elif key in bools:
+            value = bool(value)
+        kwargs[key] = value
+    return cls(**kwargs)

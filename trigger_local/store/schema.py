@@ -1,0 +1,192 @@
+"""Append-only migrations. The schema version lives in `PRAGMA user_version`; never edit a
+migration that has shipped, add a new one."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the core tables
+    """
+    CREATE TABLE versions (
+        id TEXT PRIMARY KEY,
+        project_dir TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        python TEXT NOT NULL DEFAULT '',
+        dirs TEXT NOT NULL DEFAULT '[]',
+        env TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE tasks (
+        version_id TEXT NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+        task_id TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        file TEXT NOT NULL DEFAULT '',
+        export_name TEXT NOT NULL DEFAULT '',
+        retry TEXT,
+        max_duration_s REAL,
+        machine TEXT,
+        schema TEXT,
+        queue_concurrency_limit INTEGER,
+        queue_is_custom INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (version_id, task_id)
+    );
+    CREATE TABLE queues (
+        name TEXT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        concurrency_limit INTEGER,
+        paused INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        snapshot_id TEXT NOT NULL,
+        snapshot_kind TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        queued_at REAL NOT NULL,
+        payload TEXT,
+        payload_type TEXT NOT NULL,
+        output TEXT,
+        output_type TEXT,
+        error TEXT,
+        version_id TEXT,
+        concurrency_key TEXT,
+        delay_until REAL,
+        expires_at REAL,
+        started_at REAL,
+        completed_at REAL,
+        idempotency_key TEXT,
+        idempotency_key_user TEXT,
+        idempotency_expires_at REAL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        max_attempts INTEGER,
+        max_duration_s REAL,
+        priority REAL NOT NULL DEFAULT 0,
+        machine TEXT,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        attempt_count INTEGER NOT NULL DEFAULT 0,
+        parent_run_id TEXT,
+        root_run_id TEXT,
+        batch_id TEXT,
+        resume_parent INTEGER NOT NULL DEFAULT 0,
+        worker_id TEXT,
+        deadline_at REAL,
+        executed_s REAL NOT NULL DEFAULT 0,
+        waitpoint_id TEXT,
+        is_test INTEGER NOT NULL DEFAULT 0,
+        depth INTEGER NOT NULL DEFAULT 0
+    );
+    -- the dispatcher asks these on every round
+    CREATE INDEX runs_queued ON runs(status, queue, queued_at);
+    CREATE INDEX runs_delay ON runs(delay_until) WHERE delay_until IS NOT NULL;
+    CREATE INDEX runs_expires ON runs(expires_at) WHERE expires_at IS NOT NULL;
+    CREATE INDEX runs_deadline ON runs(deadline_at) WHERE deadline_at IS NOT NULL;
+    CREATE INDEX runs_idempotency ON runs(task_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX runs_created ON runs(created_at, id);
+    CREATE INDEX runs_parent ON runs(parent_run_id) WHERE parent_run_id IS NOT NULL;
+    CREATE INDEX runs_batch ON runs(batch_id) WHERE batch_id IS NOT NULL;
+    CREATE TABLE snapshots (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        at REAL NOT NULL,
+        description TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX snapshots_run ON snapshots(run_id, at);
+    CREATE TABLE attempts (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        worker_id TEXT,
+        pid INTEGER,
+        executor TEXT NOT NULL DEFAULT 'process',
+        finished_at REAL,
+        error TEXT,
+        counts INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX attempts_run ON attempts(run_id, number);
+    CREATE TABLE waitpoints (
+        id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        completed_at REAL,
+        complete_after REAL,
+        timeout_at REAL,
+        output TEXT,
+        output_type TEXT NOT NULL DEFAULT 'application/json',
+        output_is_error INTEGER NOT NULL DEFAULT 0,
+        idempotency_key TEXT,
+        idempotency_expires_at REAL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        owner_run_id TEXT,
+        batch_id TEXT,
+        created_by_run_id TEXT
+    );
+    CREATE INDEX waitpoints_after ON waitpoints(complete_after) WHERE status = 'WAITING' AND complete_after IS NOT NULL;
+    CREATE INDEX waitpoints_timeout ON waitpoints(timeout_at) WHERE status = 'WAITING' AND timeout_at IS NOT NULL;
+    CREATE INDEX waitpoints_key ON waitpoints(idempotency_key) WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX waitpoints_type ON waitpoints(type, created_at);
+    CREATE TABLE run_waitpoints (
+        run_id TEXT NOT NULL,
+        waitpoint_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (run_id, waitpoint_id)
+    );
+    CREATE INDEX run_waitpoints_wp ON run_waitpoints(waitpoint_id);
+    CREATE TABLE batches (
+        id TEXT PRIMARY KEY,
+        run_count INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        status TEXT NOT NULL,
+        run_ids TEXT NOT NULL DEFAULT '[]',
+        parent_run_id TEXT,
+        idempotency_key TEXT,
+        waitpoint_id TEXT
+    );
+    CREATE TABLE workers (
+        id TEXT PRIMARY KEY,
+        version_id TEXT NOT NULL,
+        token TEXT NOT NULL,
+        pid INTEGER,
+        started_at REAL NOT NULL,
+        executor TEXT NOT NULL DEFAULT 'process'
+    );
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT,
+        type TEXT NOT NULL,
+        at REAL NOT NULL,
+        data TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_run ON events(run_id, seq);
+    CREATE TABLE logs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL,
+        attempt INTEGER,
+        at REAL NOT NULL,
+        level TEXT NOT NULL,
+        message TEXT NOT NULL,
+        attributes TEXT NOT NULL DEFAULT '{}',
+        kind TEXT NOT NULL DEFAULT 'log',
+        span_id TEXT,
+        parent_span_id TEXT,
+        ended_at REAL
+    );
+    CREATE INDEX logs_run ON logs(run_id, id);
+    CREATE TABLE request_cache (
+        key TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        response TEXT NOT NULL
+    );
+    CREATE TABLE kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+]
