@@ -5,10 +5,11 @@ dispatcher and executors act."""
 from .hub import Hub
 from .lifecycle import AttemptOutcome
 from .triggering import TriggerRequest, TriggerResult
-from .waits import WaitDecision, WaitMixin, waitpoint_result
+from .queues import QueueLogMixin
+from .waits import WaitDecision, waitpoint_result
 
 
-class Engine(WaitMixin):
+class Engine(QueueLogMixin):
     """Every operation on runs, waitpoints, queues and versions."""
 
 

@@ -1,0 +1,47 @@
+"""Queue management and run logs: small operations the API calls directly."""
+
+from __future__ import annotations
+
+from ..errors import NotFoundError, ValidationError
+from ..store.models import LogEntry, Queue
+from .waits import WaitMixin
+
+
+class QueueLogMixin(WaitMixin):
+    async def get_queue(self, name: str) -> Queue:
+        """A queue by name (`task/<id>` or a custom name) or by id, with running/queued counts."""
+        for candidate in (name, f"task/{name}"):
+            for queue in await self.store.read().list_queues():
+                if candidate in (queue.name, queue.id):
+                    return queue
+        raise NotFoundError(f"Queue {name!r} not found", error_code="queue-not-found")
+
+    async def set_queue_paused(self, name: str, paused: bool) -> Queue:
+        queue = await self.get_queue(name)
+        async with self._tx() as tx:
+            await tx.ops.update_queue(queue.name, paused=paused)
+            await tx.ops.insert_event(None, "queue.paused" if paused else "queue.resumed", tx.now,
+                                      {"queue": queue.name})
+            tx.emit("queue.changed", queue=queue.name, paused=paused)
+            tx.emit("dispatch")
+        return await self.get_queue(queue.name)
+
+    async def set_queue_limit(self, name: str, limit: int | None) -> Queue:
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ValidationError(f"Invalid concurrency limit {limit!r}: use a whole number of 0 or more")
+        queue = await self.get_queue(name)
+        async with self._tx() as tx:
+            await tx.ops.update_queue(queue.name, concurrency_limit=limit)
+            await tx.ops.insert_event(None, "queue.limit", tx.now, {"queue": queue.name, "limit": limit})
+            tx.emit("queue.changed", queue=queue.name, limit=limit)
+            tx.emit("dispatch")
+        return await self.get_queue(queue.name)
+
+    async def append_logs(self, entries: list[LogEntry]) -> None:
+        """Store a burst of log lines and spans in one transaction."""
+        if not entries:
+            return
+        async with self._tx() as tx:
+            await tx.ops.append_logs(entries)
+            for run_id in {e.run_id for e in entries}:
+                tx.emit("run.logs", run_id=run_id)
