@@ -19,11 +19,13 @@ def parse_duration(value: str | int | float, *, what: str = "duration") -> float
     if isinstance(value, bool):
         raise ValidationError(f"Invalid {what} {value!r}")
     if isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValidationError(f"Invalid {what} {value!r}: must be a finite number of seconds")
         if value < 0:
             raise ValidationError(f"Invalid {what} {value!r}: must not be negative")
         return float(value)
     text = str(value).strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
+    if re.fullmatch(r"\d+(\.\d+)?", text):  # plain digits: never nan/inf
         return float(text)
     pos, total = 0, 0.0
     for match in _PART.finditer(text):

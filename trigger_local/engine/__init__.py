@@ -7,9 +7,10 @@ from .lifecycle import AttemptOutcome
 from .triggering import TriggerRequest, TriggerResult
 from .queues import QueueLogMixin
 from .waits import WaitDecision, waitpoint_result
+from .workers import WorkerMixin
 
 
-class Engine(QueueLogMixin):
+class Engine(QueueLogMixin, WorkerMixin):
     """Every operation on runs, waitpoints, queues and versions."""
 
 

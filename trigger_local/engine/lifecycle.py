@@ -64,7 +64,10 @@ class LifecycleMixin(TriggerMixin):
                     continue
                 qlimit = limits.get(queue)
                 taken: dict[str | None, int] = {}
-                for run in await ops.queued_runs(queue, free if qlimit is None else free * 4):
+                # keys already at their limit can use up to `running` rows of the page
+                in_use = sum(n for (q, _), n in running.items() if q == queue)
+                page = free if qlimit is None else free + in_use
+                for run in await ops.queued_runs(queue, page, per_key=qlimit):
                     key = run.concurrency_key
                     used = running.get((queue, key), 0) + taken.get(key, 0)
                     if qlimit is not None and used >= qlimit:
@@ -239,7 +242,10 @@ class LifecycleMixin(TriggerMixin):
             if run.status != DELAYED:
                 raise ValidationError(f"Cannot reschedule run {run_id}: it is {run.status}, not DELAYED")
             until = parse_time(delay, tx.now, what="delay")
-            await self._move(tx, run, DELAYED, delay_until=until, event="run.rescheduled")
+            changes: dict[str, Any] = {"delay_until": until}
+            if run.expires_at is not None and run.delay_until is not None:
+                changes["expires_at"] = run.expires_at + (until - run.delay_until)  # the ttl moves with the delay
+            await self._move(tx, run, DELAYED, event="run.rescheduled", **changes)
             tx.emit("dispatch")
             return run
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import packets
 from ..durations import parse_duration, parse_time
-from ..errors import PayloadTooLargeError, TaskNotFoundError, ValidationError
+from ..errors import BadRequestError, PayloadTooLargeError, TaskNotFoundError, ValidationError
 from ..ids import new_id
 from ..store.models import (
     CRASHED,
@@ -122,6 +122,12 @@ class TriggerMixin(EngineBase):
             raise PayloadTooLargeError(
                 f"Payload is {size:,} bytes; the limit is {limit:,} bytes ({limit / 1048576:.1f} MiB). "
                 "Pass a reference (a path or URL) instead of the data.")
+        if req.payload and req.payload_type in (packets.JSON, packets.SUPER_JSON):
+            try:
+                json.loads(req.payload)
+            except ValueError as exc:
+                raise BadRequestError(f"Payload is not valid JSON ({exc}). Send JSON, or set the payload "
+                                      "type to text/plain for a plain string.") from None
         tags = [req.tags] if isinstance(req.tags, str) else list(req.tags or [])
         if len(tags) > MAX_TAGS:
             raise ValidationError(f"Runs can only have {MAX_TAGS} tags, you're trying to set {len(tags)}.")
@@ -235,7 +241,8 @@ class TriggerMixin(EngineBase):
             queued_at=tx.now - f["priority"], payload=req.payload, payload_type=req.payload_type or packets.JSON,
             concurrency_key=None if req.concurrency_key is None else str(req.concurrency_key),
             delay_until=f["delay_until"] if status == DELAYED else None,
-            expires_at=(tx.now + f["ttl_s"]) if f["ttl_s"] else None,
+            # a delayed run's ttl starts when its delay ends (Trigger.dev's rule)
+            expires_at=((f["delay_until"] if status == DELAYED else tx.now) + f["ttl_s"]) if f["ttl_s"] else None,
             idempotency_key=req.idempotency_key, idempotency_key_user=req.idempotency_key_user,
             idempotency_expires_at=(tx.now + f["key_ttl_s"]) if req.idempotency_key else None,
             tags=f["tags"], max_attempts=req.max_attempts,

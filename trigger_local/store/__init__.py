@@ -1,5 +1,6 @@
 """The store: SQLite, the only truth. Only this package imports aiosqlite or writes SQL."""
 
-from .sqlite import Ops, SqliteStore
+from .ops import Ops
+from .sqlite import SqliteStore
 
 __all__ = ["Ops", "SqliteStore"]

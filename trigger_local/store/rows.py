@@ -7,7 +7,7 @@ import dataclasses
 import json
 from typing import Any, TypeVar
 
-from .models import Attempt, Batch, Queue, Run, TaskDef, Waitpoint, Worker
+from .models import Attempt, Batch, Queue, Run, TaskDef, Waitpoint
 
 T = TypeVar("T")
 

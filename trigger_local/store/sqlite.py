@@ -1,488 +1,34 @@
-"""SqliteStore: the only module with SQL. One writer connection behind an asyncio.Lock, each
-`tx()` a `BEGIN IMMEDIATE` transaction; one reader connection for queries (WAL lets it read
-while the writer writes).
+"""SqliteStore: the store on one SQLite file.
 
-Contract of the operations (`Ops`): every method runs inside the transaction or read it was
-obtained from; `update_run` with an `expected_snapshot` is a compare-and-set and returns False
-when the run moved on; `get_*` return None when the record does not exist.
+Writes go through one connection, used directly on the event loop's thread (`SyncConnection`):
+each write transaction is short, and measured on this project's 2-core machine a thread hop
+per statement (what aiosqlite does) cost more than the statements themselves — the engine ran
+about 3x slower (docs/benchmarks.md). An asyncio.Lock around each whole transaction and
+`BEGIN IMMEDIATE` keep it to one writer. Reads go through an aiosqlite connection, so a large
+listing runs in aiosqlite's thread and never stalls the loop; WAL lets it read while the
+writer writes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import aiosqlite
 
-from .models import (
-    Attempt,
-    Batch,
-    Event,
-    LogEntry,
-    Queue,
-    Run,
-    TaskDef,
-    Version,
-    Waitpoint,
-    Worker,
-)
-from .rows import columns, encode_changes, from_row, to_row
+from .connection import SyncConnection
+from .ops import Ops
 from .schema import MIGRATIONS
 
-_RUN_COLS = ", ".join(columns(Run))
-
-
-def _insert_sql(table: str, cls: type) -> str:
-    cols = columns(cls)
-    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})"
-
-
-_INSERT = {
-    Run: _insert_sql("runs", Run),
-    Attempt: _insert_sql("attempts", Attempt),
-    Waitpoint: _insert_sql("waitpoints", Waitpoint),
-    Batch: _insert_sql("batches", Batch),
-}
-
-
-class Ops:
-    """The store's operations over one connection. Obtained from `SqliteStore.tx()` (writes,
-    atomic as a whole) or `SqliteStore.read()` (reads)."""
-
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-
-    # -- generic helpers -------------------------------------------------------------------
-    async def _one(self, sql: str, params: Any = ()) -> Any:
-        async with self._db.execute(sql, params) as cur:
-            return await cur.fetchone()
-
-    async def _all(self, sql: str, params: Any = ()) -> list[Any]:
-        async with self._db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
-
-    async def _update(self, table: str, cls: type, key: str, key_value: Any,
-                      changes: dict[str, Any], extra_where: str = "", extra: tuple = ()) -> bool:
-        if not changes:
-            return True
-        enc = encode_changes(cls, changes)
-        sets = ", ".join(f"{k} = ?" for k in enc)
-        sql = f"UPDATE {table} SET {sets} WHERE {key} = ?{extra_where}"
-        cur = await self._db.execute(sql, (*enc.values(), key_value, *extra))
-        return cur.rowcount > 0
-
-    # -- versions and tasks ----------------------------------------------------------------
-    async def insert_version(self, version: Version) -> None:
-        await self._db.execute(
-            "INSERT INTO versions (id, project_dir, created_at, python, dirs, env) VALUES (?,?,?,?,?,?)",
-            (version.id, version.project_dir, version.created_at, version.python,
-             json.dumps(version.dirs), json.dumps(version.env)),
-        )
-        rows = [to_row(t) | {"version_id": version.id} for t in version.tasks]
-        if rows:
-            cols = ["version_id", *columns(TaskDef)]
-            await self._db.executemany(
-                f"INSERT INTO tasks ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})", rows
-            )
-
-    async def get_version(self, version_id: str) -> Version | None:
-        row = await self._one("SELECT * FROM versions WHERE id = ?", (version_id,))
-        if row is None:
-            return None
-        tasks = await self._all("SELECT * FROM tasks WHERE version_id = ? ORDER BY task_id", (version_id,))
-        return Version(
-            id=row["id"], project_dir=row["project_dir"], created_at=row["created_at"],
-            python=row["python"], dirs=json.loads(row["dirs"]), env=json.loads(row["env"]),
-            tasks=[_task_from_row(t) for t in tasks],
-        )
-
-    async def latest_version(self) -> Version | None:
-        row = await self._one("SELECT id FROM versions ORDER BY created_at DESC, rowid DESC LIMIT 1")
-        return None if row is None else await self.get_version(row["id"])
-
-    async def list_versions(self, limit: int = 20) -> list[str]:
-        rows = await self._all("SELECT id FROM versions ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,))
-        return [r["id"] for r in rows]
-
-    async def get_task(self, version_id: str, task_id: str) -> TaskDef | None:
-        row = await self._one("SELECT * FROM tasks WHERE version_id = ? AND task_id = ?", (version_id, task_id))
-        return None if row is None else _task_from_row(row)
-
-    # -- queues ----------------------------------------------------------------------------
-    async def get_queue(self, name: str) -> Queue | None:
-        row = await self._one("SELECT * FROM queues WHERE name = ? OR id = ?", (name, name))
-        return None if row is None else from_row(Queue, row)
-
-    async def insert_queue(self, queue: Queue) -> None:
-        await self._db.execute(
-            "INSERT OR IGNORE INTO queues (name, id, type, concurrency_limit, paused, created_at) VALUES (?,?,?,?,?,?)",
-            (queue.name, queue.id, queue.type, queue.concurrency_limit, int(queue.paused), queue.created_at),
-        )
-
-    async def update_queue(self, name: str, **changes: Any) -> bool:
-        return await self._update("queues", Queue, "name", name, changes)
-
-    async def list_queues(self) -> list[Queue]:
-        queues = [from_row(Queue, r) for r in await self._all("SELECT * FROM queues ORDER BY name")]
-        counts = await self._all(
-            "SELECT queue, SUM(status IN ('DEQUEUED','EXECUTING')) AS running, SUM(status = 'QUEUED') AS queued "
-            "FROM runs WHERE status IN ('DEQUEUED','EXECUTING','QUEUED') GROUP BY queue"
-        )
-        by_name = {r["queue"]: r for r in counts}
-        for q in queues:
-            if q.name in by_name:
-                q.running = int(by_name[q.name]["running"] or 0)
-                q.queued = int(by_name[q.name]["queued"] or 0)
-        return queues
-
-    async def paused_queues(self) -> set[str]:
-        return {r["name"] for r in await self._all("SELECT name FROM queues WHERE paused = 1")}
-
-    async def queue_limits(self) -> dict[str, int]:
-        rows = await self._all("SELECT name, concurrency_limit FROM queues WHERE concurrency_limit IS NOT NULL")
-        return {r["name"]: int(r["concurrency_limit"]) for r in rows}
-
-    # -- runs ------------------------------------------------------------------------------
-    async def insert_run(self, run: Run) -> None:
-        await self._db.execute(_INSERT[Run], to_row(run))
-
-    async def insert_runs(self, runs: list[Run]) -> None:
-        await self._db.executemany(_INSERT[Run], [to_row(r) for r in runs])
-
-    async def get_run(self, run_id: str) -> Run | None:
-        row = await self._one(f"SELECT {_RUN_COLS} FROM runs WHERE id = ?", (run_id,))
-        return None if row is None else from_row(Run, row)
-
-    async def get_runs(self, run_ids: list[str]) -> list[Run]:
-        if not run_ids:
-            return []
-        marks = ",".join("?" * len(run_ids))
-        rows = await self._all(f"SELECT {_RUN_COLS} FROM runs WHERE id IN ({marks})", run_ids)
-        by_id = {r["id"]: from_row(Run, r) for r in rows}
-        return [by_id[i] for i in run_ids if i in by_id]
-
-    async def update_run(self, run_id: str, expected_snapshot: str | None, **changes: Any) -> bool:
-        """Apply `changes`; with `expected_snapshot`, only if the run is still at that snapshot."""
-        if expected_snapshot is None:
-            return await self._update("runs", Run, "id", run_id, changes)
-        return await self._update("runs", Run, "id", run_id, changes, " AND snapshot_id = ?", (expected_snapshot,))
-
-    async def find_run_by_idempotency_key(self, task_id: str, key: str) -> Run | None:
-        row = await self._one(
-            f"SELECT {_RUN_COLS} FROM runs WHERE task_id = ? AND idempotency_key = ? ORDER BY created_at DESC LIMIT 1",
-            (task_id, key),
-        )
-        return None if row is None else from_row(Run, row)
-
-    async def list_runs(self, *, statuses: list[str] | None = None, task_ids: list[str] | None = None,
-                        tags: list[str] | None = None, queue: str | None = None, version_id: str | None = None,
-                        batch_id: str | None = None, parent_run_id: str | None = None,
-                        created_from: float | None = None, created_to: float | None = None,
-                        is_test: bool | None = None, search: str | None = None,
-                        after: str | None = None, before: str | None = None, limit: int = 25) -> list[Run]:
-        """Newest first. `after` = the id of the last run of the previous page."""
-        where, params = [], []  # type: list[str], list[Any]
-
-        def _in(col: str, values: list[str] | None) -> None:
-            if values:
-                where.append(f"{col} IN ({','.join('?' * len(values))})")
-                params.extend(values)
-
-        _in("status", statuses)
-        _in("task_id", task_ids)
-        if tags:
-            where.append(f"EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE value IN ({','.join('?' * len(tags))}))")
-            params.extend(tags)
-        for col, value in (("queue", queue), ("version_id", version_id), ("batch_id", batch_id),
-                           ("parent_run_id", parent_run_id)):
-            if value is not None:
-                where.append(f"{col} = ?")
-                params.append(value)
-        if created_from is not None:
-            where.append("created_at >= ?")
-            params.append(created_from)
-        if created_to is not None:
-            where.append("created_at <= ?")
-            params.append(created_to)
-        if is_test is not None:
-            where.append("is_test = ?")
-            params.append(int(is_test))
-        if search:
-            where.append("(id LIKE ? OR task_id LIKE ? OR tags LIKE ?)")
-            params.extend([f"%{search}%"] * 3)
-        order = "DESC"
-        if after:
-            where.append("(created_at, id) < (SELECT created_at, id FROM runs WHERE id = ?)")
-            params.append(after)
-        elif before:
-            where.append("(created_at, id) > (SELECT created_at, id FROM runs WHERE id = ?)")
-            params.append(before)
-            order = "ASC"
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
-        rows = await self._all(
-            f"SELECT {_RUN_COLS} FROM runs {clause} ORDER BY created_at {order}, id {order} LIMIT ?",
-            (*params, limit),
-        )
-        runs = [from_row(Run, r) for r in rows]
-        return runs if order == "DESC" else list(reversed(runs))
-
-    async def count_runs_by_status(self) -> dict[str, int]:
-        rows = await self._all("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
-        return {r["status"]: r["n"] for r in rows}
-
-    async def runs_with_status(self, statuses: list[str]) -> list[Run]:
-        marks = ",".join("?" * len(statuses))
-        rows = await self._all(f"SELECT {_RUN_COLS} FROM runs WHERE status IN ({marks})", statuses)
-        return [from_row(Run, r) for r in rows]
-
-    async def child_runs(self, parent_run_id: str) -> list[Run]:
-        rows = await self._all(f"SELECT {_RUN_COLS} FROM runs WHERE parent_run_id = ? ORDER BY created_at",
-                               (parent_run_id,))
-        return [from_row(Run, r) for r in rows]
-
-    # -- dispatch queries ------------------------------------------------------------------
-    async def running_counts(self) -> dict[tuple[str, str | None], int]:
-        """Runs holding a slot, per (queue, concurrency key)."""
-        rows = await self._all(
-            "SELECT queue, concurrency_key, COUNT(*) AS n FROM runs "
-            "WHERE status IN ('DEQUEUED','EXECUTING') GROUP BY queue, concurrency_key"
-        )
-        return {(r["queue"], r["concurrency_key"]): r["n"] for r in rows}
-
-    async def queues_with_queued_runs(self) -> list[str]:
-        rows = await self._all("SELECT DISTINCT queue FROM runs WHERE status = 'QUEUED'")
-        return [r["queue"] for r in rows]
-
-    async def queued_runs(self, queue: str, limit: int) -> list[Run]:
-        rows = await self._all(
-            f"SELECT {_RUN_COLS} FROM runs WHERE status = 'QUEUED' AND queue = ? ORDER BY queued_at, id LIMIT ?",
-            (queue, limit),
-        )
-        return [from_row(Run, r) for r in rows]
-
-    async def next_due_at(self) -> float | None:
-        """The earliest moment a timer has something to do, or None."""
-        row = await self._one(
-            """SELECT MIN(t) AS t FROM (
-                 SELECT MIN(delay_until) AS t FROM runs WHERE status = 'DELAYED'
-                 UNION ALL SELECT MIN(expires_at) FROM runs WHERE status IN ('QUEUED','DELAYED','PENDING_VERSION') AND expires_at IS NOT NULL
-                 UNION ALL SELECT MIN(deadline_at) FROM runs WHERE status IN ('DEQUEUED','EXECUTING') AND deadline_at IS NOT NULL
-                 UNION ALL SELECT MIN(complete_after) FROM waitpoints WHERE status = 'WAITING' AND complete_after IS NOT NULL
-                 UNION ALL SELECT MIN(timeout_at) FROM waitpoints WHERE status = 'WAITING' AND timeout_at IS NOT NULL
-               )"""
-        )
-        return None if row is None else row["t"]
-
-    async def due_delayed_runs(self, now: float, limit: int = 500) -> list[Run]:
-        rows = await self._all(
-            f"SELECT {_RUN_COLS} FROM runs WHERE status = 'DELAYED' AND delay_until <= ? ORDER BY delay_until LIMIT ?",
-            (now, limit))
-        return [from_row(Run, r) for r in rows]
-
-    async def due_expired_runs(self, now: float, limit: int = 500) -> list[Run]:
-        rows = await self._all(
-            f"SELECT {_RUN_COLS} FROM runs WHERE status IN ('QUEUED','DELAYED','PENDING_VERSION') "
-            "AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?", (now, limit))
-        return [from_row(Run, r) for r in rows]
-
-    async def due_deadline_runs(self, now: float, limit: int = 500) -> list[Run]:
-        rows = await self._all(
-            f"SELECT {_RUN_COLS} FROM runs WHERE status IN ('DEQUEUED','EXECUTING') "
-            "AND deadline_at IS NOT NULL AND deadline_at <= ? LIMIT ?", (now, limit))
-        return [from_row(Run, r) for r in rows]
-
-    async def due_waitpoints(self, now: float, limit: int = 500) -> list[Waitpoint]:
-        rows = await self._all(
-            "SELECT * FROM waitpoints WHERE status = 'WAITING' AND "
-            "((complete_after IS NOT NULL AND complete_after <= ?) OR (timeout_at IS NOT NULL AND timeout_at <= ?)) LIMIT ?",
-            (now, now, limit))
-        return [from_row(Waitpoint, r) for r in rows]
-
-    # -- snapshots and events ----------------------------------------------------------------
-    async def insert_snapshot(self, snapshot_id: str, run_id: str, kind: str, status: str,
-                              at: float, description: str = "") -> None:
-        await self._db.execute(
-            "INSERT INTO snapshots (id, run_id, kind, status, at, description) VALUES (?,?,?,?,?,?)",
-            (snapshot_id, run_id, kind, status, at, description))
-
-    async def snapshots(self, run_id: str) -> list[dict[str, Any]]:
-        rows = await self._all("SELECT * FROM snapshots WHERE run_id = ? ORDER BY at, rowid", (run_id,))
-        return [dict(r) for r in rows]
-
-    async def insert_event(self, run_id: str | None, type_: str, at: float, data: dict[str, Any]) -> int:
-        cur = await self._db.execute("INSERT INTO events (run_id, type, at, data) VALUES (?,?,?,?)",
-                                     (run_id, type_, at, json.dumps(data)))
-        return int(cur.lastrowid or 0)
-
-    async def events_after(self, seq: int, limit: int = 500, run_id: str | None = None) -> list[Event]:
-        if run_id:
-            rows = await self._all("SELECT * FROM events WHERE seq > ? AND run_id = ? ORDER BY seq LIMIT ?",
-                                   (seq, run_id, limit))
-        else:
-            rows = await self._all("SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
-        return [Event(seq=r["seq"], run_id=r["run_id"], type=r["type"], at=r["at"], data=json.loads(r["data"]))
-                for r in rows]
-
-    async def last_event_seq(self) -> int:
-        row = await self._one("SELECT MAX(seq) AS s FROM events")
-        return int(row["s"] or 0)
-
-    # -- attempts --------------------------------------------------------------------------
-    async def insert_attempt(self, attempt: Attempt) -> None:
-        await self._db.execute(_INSERT[Attempt], to_row(attempt))
-
-    async def update_attempt(self, attempt_id: str, **changes: Any) -> bool:
-        return await self._update("attempts", Attempt, "id", attempt_id, changes)
-
-    async def attempts(self, run_id: str) -> list[Attempt]:
-        rows = await self._all("SELECT * FROM attempts WHERE run_id = ? ORDER BY number", (run_id,))
-        return [from_row(Attempt, r) for r in rows]
-
-    async def open_attempts(self) -> list[Attempt]:
-        rows = await self._all("SELECT * FROM attempts WHERE status = 'EXECUTING'")
-        return [from_row(Attempt, r) for r in rows]
-
-    # -- waitpoints ------------------------------------------------------------------------
-    async def insert_waitpoint(self, wp: Waitpoint) -> None:
-        await self._db.execute(_INSERT[Waitpoint], to_row(wp))
-
-    async def get_waitpoint(self, waitpoint_id: str) -> Waitpoint | None:
-        row = await self._one("SELECT * FROM waitpoints WHERE id = ?", (waitpoint_id,))
-        return None if row is None else from_row(Waitpoint, row)
-
-    async def update_waitpoint(self, waitpoint_id: str, expected_status: str | None = None, **changes: Any) -> bool:
-        if expected_status is None:
-            return await self._update("waitpoints", Waitpoint, "id", waitpoint_id, changes)
-        return await self._update("waitpoints", Waitpoint, "id", waitpoint_id, changes,
-                                  " AND status = ?", (expected_status,))
-
-    async def find_waitpoint_by_key(self, type_: str, key: str, now: float) -> Waitpoint | None:
-        row = await self._one(
-            "SELECT * FROM waitpoints WHERE type = ? AND idempotency_key = ? "
-            "AND (idempotency_expires_at IS NULL OR idempotency_expires_at > ?) ORDER BY created_at DESC LIMIT 1",
-            (type_, key, now))
-        return None if row is None else from_row(Waitpoint, row)
-
-    async def list_waitpoints(self, *, type_: str, statuses: list[str] | None = None, tags: list[str] | None = None,
-                              idempotency_key: str | None = None, after: str | None = None,
-                              limit: int = 25) -> list[Waitpoint]:
-        where, params = ["type = ?"], [type_]  # type: list[str], list[Any]
-        if statuses:
-            where.append(f"status IN ({','.join('?' * len(statuses))})")
-            params.extend(statuses)
-        if tags:
-            where.append(f"EXISTS (SELECT 1 FROM json_each(waitpoints.tags) WHERE value IN ({','.join('?' * len(tags))}))")
-            params.extend(tags)
-        if idempotency_key:
-            where.append("idempotency_key = ?")
-            params.append(idempotency_key)
-        if after:
-            where.append("(created_at, id) < (SELECT created_at, id FROM waitpoints WHERE id = ?)")
-            params.append(after)
-        rows = await self._all(
-            f"SELECT * FROM waitpoints WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?",
-            (*params, limit))
-        return [from_row(Waitpoint, r) for r in rows]
-
-    async def block_run(self, run_id: str, waitpoint_ids: list[str], at: float) -> None:
-        await self._db.executemany(
-            "INSERT OR IGNORE INTO run_waitpoints (run_id, waitpoint_id, created_at) VALUES (?,?,?)",
-            [(run_id, w, at) for w in waitpoint_ids])
-
-    async def blocking_waitpoints(self, run_id: str) -> list[Waitpoint]:
-        rows = await self._all(
-            "SELECT w.* FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id WHERE rw.run_id = ?",
-            (run_id,))
-        return [from_row(Waitpoint, r) for r in rows]
-
-    async def pending_blocker_count(self, run_id: str) -> int:
-        row = await self._one(
-            "SELECT COUNT(*) AS n FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id "
-            "WHERE rw.run_id = ? AND w.status = 'WAITING'", (run_id,))
-        return int(row["n"])
-
-    async def runs_blocked_by(self, waitpoint_id: str) -> list[str]:
-        rows = await self._all("SELECT run_id FROM run_waitpoints WHERE waitpoint_id = ?", (waitpoint_id,))
-        return [r["run_id"] for r in rows]
-
-    async def unblock_run(self, run_id: str) -> None:
-        await self._db.execute("DELETE FROM run_waitpoints WHERE run_id = ?", (run_id,))
-
-    # -- batches ---------------------------------------------------------------------------
-    async def insert_batch(self, batch: Batch) -> None:
-        await self._db.execute(_INSERT[Batch], to_row(batch))
-
-    async def get_batch(self, batch_id: str) -> Batch | None:
-        row = await self._one("SELECT * FROM batches WHERE id = ?", (batch_id,))
-        return None if row is None else from_row(Batch, row)
-
-    async def find_batch_by_key(self, key: str) -> Batch | None:
-        row = await self._one("SELECT * FROM batches WHERE idempotency_key = ? ORDER BY created_at DESC LIMIT 1", (key,))
-        return None if row is None else from_row(Batch, row)
-
-    async def update_batch(self, batch_id: str, **changes: Any) -> bool:
-        return await self._update("batches", Batch, "id", batch_id, changes)
-
-    async def batch_unfinished_count(self, batch_id: str) -> int:
-        row = await self._one(
-            "SELECT COUNT(*) AS n FROM runs WHERE batch_id = ? AND status NOT IN "
-            "('COMPLETED','FAILED','CANCELED','CRASHED','SYSTEM_FAILURE','EXPIRED','TIMED_OUT')", (batch_id,))
-        return int(row["n"])
-
-    # -- workers ---------------------------------------------------------------------------
-    async def upsert_worker(self, worker: Worker) -> None:
-        await self._db.execute(
-            "INSERT OR REPLACE INTO workers (id, version_id, token, pid, started_at, executor) VALUES (?,?,?,?,?,?)",
-            (worker.id, worker.version_id, worker.token, worker.pid, worker.started_at, worker.executor))
-
-    async def delete_worker(self, worker_id: str) -> None:
-        await self._db.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
-
-    async def list_workers(self) -> list[Worker]:
-        return [from_row(Worker, r) for r in await self._all("SELECT * FROM workers")]
-
-    # -- logs ------------------------------------------------------------------------------
-    async def append_logs(self, entries: list[LogEntry]) -> None:
-        await self._db.executemany(
-            "INSERT INTO logs (run_id, attempt, at, level, message, attributes, kind, span_id, parent_span_id, ended_at) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(e.run_id, e.attempt, e.at, e.level, e.message, json.dumps(e.attributes), e.kind, e.span_id,
-              e.parent_span_id, e.ended_at) for e in entries])
-
-    async def logs(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[LogEntry]:
-        rows = await self._all("SELECT * FROM logs WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
-                               (run_id, after_id, limit))
-        return [LogEntry(id=r["id"], run_id=r["run_id"], attempt=r["attempt"], at=r["at"], level=r["level"],
-                         message=r["message"], attributes=json.loads(r["attributes"]), kind=r["kind"],
-                         span_id=r["span_id"], parent_span_id=r["parent_span_id"], ended_at=r["ended_at"])
-                for r in rows]
-
-    # -- request idempotency and key/value ----------------------------------------------------
-    async def get_cached_response(self, key: str, since: float) -> dict[str, Any] | None:
-        row = await self._one("SELECT response FROM request_cache WHERE key = ? AND created_at >= ?", (key, since))
-        return None if row is None else json.loads(row["response"])
-
-    async def put_cached_response(self, key: str, at: float, response: dict[str, Any]) -> None:
-        await self._db.execute("INSERT OR REPLACE INTO request_cache (key, created_at, response) VALUES (?,?,?)",
-                               (key, at, json.dumps(response)))
-
-    async def prune_cached_responses(self, before: float) -> None:
-        await self._db.execute("DELETE FROM request_cache WHERE created_at < ?", (before,))
-
-    async def get_kv(self, key: str) -> str | None:
-        row = await self._one("SELECT value FROM kv WHERE key = ?", (key,))
-        return None if row is None else row["value"]
-
-    async def set_kv(self, key: str, value: str) -> None:
-        await self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
-
-
-def _task_from_row(row: Any) -> TaskDef:
-    return from_row(TaskDef, {k: row[k] for k in row.keys() if k != "version_id"})
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",  # readers never block the writer
+    "PRAGMA synchronous=NORMAL",  # durable at checkpoints; WAL keeps it consistent after a crash
+    "PRAGMA busy_timeout=5000",  # a second process (a restarted daemon) waits for the lock, not fails
+    "PRAGMA foreign_keys=ON",  # tasks go with their version
+)
 
 
 class SqliteStore:
@@ -490,26 +36,24 @@ class SqliteStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: SyncConnection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        self._writer = await self._connect()
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        for pragma in _PRAGMAS:
+            conn.execute(pragma)
+        self._writer = SyncConnection(conn)
         await self._migrate(self._writer)
-        self._reader = await self._connect()
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        self._reader.row_factory = aiosqlite.Row
+        for pragma in _PRAGMAS:
+            await self._reader.execute(pragma)
 
-    async def _connect(self) -> aiosqlite.Connection:
-        db = await aiosqlite.connect(self.path, isolation_level=None)
-        db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-        await db.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL keeps it consistent
-        await db.execute("PRAGMA busy_timeout=5000")  # a second process (a restarted daemon) waits, not fails
-        await db.execute("PRAGMA foreign_keys=ON")  # tasks go with their version
-        return db
-
-    async def _migrate(self, db: aiosqlite.Connection) -> None:
+    async def _migrate(self, db: SyncConnection) -> None:
         async with db.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         current = int(row[0]) if row else 0

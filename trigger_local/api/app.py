@@ -1,0 +1,30 @@
+"""`create_app(services)`: the daemon's HTTP API — Trigger.dev's management routes (so its
+SDK works against the daemon), our `/api/v1/local/…` routes and the `/engine/v1` worker
+protocol. OpenAPI is served at `/openapi.json`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+
+from .. import __version__
+from . import batches, local, queues, runs, runs_list, tokens, traces, triggers, worker
+from .errors import install_handlers
+from .run_auth import RunAuth
+from .services import DaemonServices
+
+__all__ = ["DaemonServices", "create_app"]
+
+
+def create_app(services: DaemonServices) -> FastAPI:
+    app = FastAPI(title="trigger-local", version=__version__, docs_url=None, redoc_url=None,
+                  description="Trigger.dev's management API for one machine, plus the local and worker routes.")
+    app.state.services = services
+    app.state.run_auth = RunAuth(services.secret_key)
+    app.state.batch_items_lock = asyncio.Lock()
+    install_handlers(app)
+    # routes are matched in order: the worker protocol and triggering are the hot paths
+    for module in (worker, triggers, batches, runs_list, runs, traces, tokens, queues, local):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,106 @@
+"""Credentials the daemon issues and checks: the secret key, public-access JWTs (HS256, the
+shape Trigger.dev's SDK expects in `x-trigger-jwt`), stateless worker and run tokens, and the
+HMAC that signs token callback URLs.
+
+Worker and run tokens are HMACs of fixed strings under the secret, so they survive a daemon
+restart without being stored anywhere."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from ..errors import AuthenticationError, TriggerLocalError
+
+# the one definition, shared with the executors
+from ..tokens import callback_hash, run_token, worker_token
+
+JWT_ISSUER = "https://id.trigger.dev"
+JWT_AUDIENCE = "https://api.trigger.dev"
+ENV_ID = "env_local"
+_JWT_HEADER = {"alg": "HS256", "typ": "JWT"}
+
+
+class ForbiddenError(TriggerLocalError):
+    """A valid public token used outside its scopes (Trigger.dev answers 403 here)."""
+
+    code = "unauthorized"
+    status = 403
+
+
+__all__ = ["callback_hash", "run_token", "sign_jwt", "verify_jwt", "worker_token"]
+
+
+def same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+# -- JWT ------------------------------------------------------------------------------------
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign_jwt(secret: str, scopes: list[str], now: float, ttl_s: float = 3600) -> str:
+    """A public access token for `scopes`, as Trigger.dev's server signs them."""
+    claims = {"sub": ENV_ID, "pub": True, "scopes": scopes, "iat": int(now), "exp": int(now + ttl_s),
+              "iss": JWT_ISSUER, "aud": JWT_AUDIENCE}
+    signing_input = _b64(json.dumps(_JWT_HEADER, separators=(",", ":")).encode()) + "." + \
+        _b64(json.dumps(claims, separators=(",", ":")).encode())
+    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + _b64(signature)
+
+
+def verify_jwt(secret: str, token: str, now: float) -> dict[str, Any] | None:
+    """The claims of a token this daemon signed and that has not expired; else None."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header = json.loads(_unb64(parts[0]))
+        expected = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+        if header.get("alg") != "HS256" or not hmac.compare_digest(expected, _unb64(parts[2])):
+            return None
+        claims = json.loads(_unb64(parts[1]))
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int | float) or claims["exp"] < now:
+        return None
+    return claims
+
+
+def _scope_allows(scopes: list[str], wanted: str) -> bool:
+    # `read:runs:run_1` is also granted by `read:runs` (all runs of that type) and `read:all`
+    action, _, rest = wanted.partition(":")
+    type_ = rest.partition(":")[0]
+    return any(s in (wanted, f"{action}:{type_}", f"{action}:all", "admin") for s in scopes)
+
+
+def require_key(request: Request, secret: str, now: float, scope: str | None = None) -> None:
+    """Allow the secret key; also a JWT we issued whose scopes grant `scope` (when given).
+
+    Raises AuthenticationError (401) for anything else, ForbiddenError for a JWT without the scope."""
+    token = bearer(request)
+    if token and same(token, secret):
+        return
+    if token and scope is not None and token.count(".") == 2:
+        claims = verify_jwt(secret, token, now)
+        if claims is not None:
+            if _scope_allows([str(s) for s in claims.get("scopes") or []], scope):
+                return
+            raise ForbiddenError("Unauthorized", param="access_token", type="authorization")
+    raise AuthenticationError("Invalid API Key")

@@ -1,0 +1,185 @@
+"""Batch triggering: the SDK 4.x two-phase API (`/api/v3/batches` then NDJSON items), its
+retrieve route, and the one-request legacy `/api/v1/tasks/batch` the Python SDK uses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..engine import Engine, TriggerRequest, TriggerResult
+from ..errors import BadRequestError, NotFoundError, ValidationError
+from ..store.models import Batch
+from .common import (
+    body_doc,
+    body_limit,
+    jwt_header,
+    ok,
+    parse_json,
+    read_json,
+    require_key,
+    services_of,
+)
+from .errors import JsonErrorRoute, UnsupportedMediaTypeError
+from .options import batch_item_request
+from .present import batch_item
+from .triggers import cached_response, remember_response, request_cache_key
+
+router = APIRouter(route_class=JsonErrorRoute, tags=["batches"])
+
+MAX_BATCH_SIZE = 1000
+_NDJSON_TYPES = ("application/x-ndjson", "application/ndjson")
+
+
+async def fill_batch(engine: Engine, batch: Batch, reqs: list[TriggerRequest]) -> list[TriggerResult]:
+    """Create the runs of `reqs` as items of `batch` (children of its parent when it has one)."""
+    for req in reqs:
+        req.batch_id = batch.id
+        if batch.parent_run_id:
+            req.parent_run_id = batch.parent_run_id
+            req.resume_parent = batch.waitpoint_id is not None
+    results = await engine.trigger_many(reqs)
+    await engine.add_batch_runs(batch.id, [r.run.id for r in results])
+    return results
+
+
+def _run_count(body: dict[str, Any]) -> int:
+    count = body.get("runCount")
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= MAX_BATCH_SIZE:
+        raise BadRequestError(f"runCount must be a whole number from 1 to {MAX_BATCH_SIZE}, not {count!r}")
+    return count
+
+
+@router.post("/api/v3/batches", status_code=202, openapi_extra=body_doc({"runCount": {"type": "integer"}, "taskIdentifiers": {"type": "array", "items": {"type": "string"}}, "parentRunId": {"type": "string"}, "resumeParentOnCompletion": {"type": "boolean"}, "idempotencyKey": {"type": "string"}}, ["runCount"]))
+async def create_batch(request: Request) -> Response:
+    """Phase 1: reserve a batch of `runCount` runs; a known idempotency key returns it cached."""
+    svc = services_of(request)
+    require_key(request, svc)
+    body = await read_json(request, svc)
+    cache_key = request_cache_key(request, "batch")
+    cached = await cached_response(svc, cache_key)
+    if cached is not None:
+        batch = await svc.engine.store.read().get_batch(cached["id"])
+        is_cached = True
+    else:
+        run_count = _run_count(body)
+        batch, is_cached = await svc.engine.create_batch(
+            run_count, parent_run_id=body.get("parentRunId"), wait=bool(body.get("resumeParentOnCompletion")),
+            idempotency_key=body.get("idempotencyKey") or None)
+        await remember_response(svc, cache_key, {"id": batch.id})
+    if batch is None:
+        raise NotFoundError("Batch not found")
+    out: dict[str, Any] = {"id": batch.id, "runCount": batch.run_count, "isCached": is_cached}
+    if batch.idempotency_key:
+        out["idempotencyKey"] = batch.idempotency_key
+    return ok(out, 202, jwt_header(svc, [f"read:batch:{batch.id}"]))
+
+
+async def _ndjson_lines(request: Request, line_limit: int) -> AsyncIterator[tuple[int, bytes]]:
+    buffer, number = b"", 0
+    async for chunk in request.stream():
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        if len(buffer) > line_limit:
+            raise BadRequestError(f"Batch item {number + len(lines) + 1} is larger than {line_limit:,} bytes")
+        for line in lines:
+            number += 1
+            if line.strip():
+                yield number, line
+    if buffer.strip():
+        yield number + 1, buffer
+
+
+async def _read_items(request: Request, line_limit: int, run_count: int) -> list[tuple[int, Any]]:
+    items: list[tuple[int, Any]] = []
+    async for number, line in _ndjson_lines(request, line_limit):
+        item = parse_json(line, f"Line {number}")
+        index = item.get("index") if isinstance(item, dict) else None
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < run_count:
+            raise BadRequestError(f"Line {number}: index must be a whole number from 0 to {run_count - 1}")
+        items.append((index, item))
+    return items
+
+
+@router.post("/api/v3/batches/{batch_id}/items", openapi_extra=body_doc({"index": {"type": "integer"}, "task": {"type": "string"}, "payload": {}, "options": {"type": "object"}}, ["index", "task"], "application/x-ndjson"))
+async def add_batch_items(batch_id: str, request: Request) -> Response:
+    """Phase 2: NDJSON items, streamed; items whose index arrived before are not created again."""
+    svc = services_of(request)
+    require_key(request, svc)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in _NDJSON_TYPES:
+        raise UnsupportedMediaTypeError(f"Batch items must be sent as application/x-ndjson, not {content_type!r}")
+    read = svc.engine.store.read()
+    batch = await read.get_batch(batch_id)
+    if batch is None:
+        raise NotFoundError(f"Batch {batch_id} not found")
+    items = await _read_items(request, body_limit(svc), batch.run_count)
+    # one item stream at a time, so index dedupe sees what the previous stream added
+    async with request.app.state.batch_items_lock:
+        seen: dict[str, str] = json.loads(await read.get_kv(f"batch_items:{batch_id}") or "{}")
+        fresh: dict[int, Any] = {}
+        for index, item in items:
+            if str(index) not in seen and index not in fresh:
+                fresh[index] = item
+        order = sorted(fresh)
+        reqs = [batch_item_request(fresh[i], i, batch.idempotency_key) for i in order]
+        if reqs:
+            results = await fill_batch(svc.engine, batch, reqs)
+            seen.update({str(i): r.run.id for i, r in zip(order, results, strict=True)})
+            async with svc.engine.store.tx() as ops:
+                await ops.set_kv(f"batch_items:{batch_id}", json.dumps(seen))
+    return ok({"id": batch_id, "itemsAccepted": len(reqs), "itemsDeduplicated": len(items) - len(reqs),
+               "sealed": len(seen) >= batch.run_count, "enqueuedCount": len(seen), "expectedCount": batch.run_count})
+
+
+@router.get("/api/v2/batches/{batch_id}")
+async def retrieve_batch(batch_id: str, request: Request) -> Response:
+    svc = services_of(request)
+    require_key(request, svc, f"read:batch:{batch_id}")
+    read = svc.engine.store.read()
+    batch = await read.get_batch(batch_id)
+    if batch is None:
+        raise NotFoundError(f"Batch {batch_id} not found")
+    return ok(batch_item(batch, await read.get_runs(batch.run_ids)))
+
+
+def _legacy_items(body: dict[str, Any], batch_key: str | None) -> list[TriggerRequest]:
+    items = body.get("items")
+    if not isinstance(items, list) or not items:
+        raise ValidationError("items must be a non-empty list of {task, payload, options}")
+    if len(items) > MAX_BATCH_SIZE:
+        raise ValidationError(f"A batch can have at most {MAX_BATCH_SIZE} items, not {len(items)}")
+    return [batch_item_request(item, i, batch_key) for i, item in enumerate(items)]
+
+
+@router.post("/api/v1/tasks/batch", openapi_extra=body_doc({"items": {"type": "array", "items": {"type": "object"}}, "parentRunId": {"type": "string"}, "idempotencyKey": {"type": "string"}}, ["items"]))
+async def legacy_batch(request: Request) -> Response:
+    """One request, runs in the answer: `{"id", "isCached", "runs": [{id, taskIdentifier, isCached}]}`."""
+    svc = services_of(request)
+    require_key(request, svc)
+    body = await read_json(request, svc)
+    engine = svc.engine
+    cache_key = request_cache_key(request, "batch")
+    cached = await cached_response(svc, cache_key)
+    batch_key = body.get("idempotencyKey") or None
+    reqs = _legacy_items(body, batch_key) if cached is None else []
+    batch, is_cached = (await engine.store.read().get_batch(cached["id"]), True) if cached is not None else \
+        await engine.create_batch(len(reqs), parent_run_id=body.get("parentRunId"),
+                                  wait=bool(body.get("resumeParentOnCompletion")), idempotency_key=batch_key)
+    if batch is None:
+        raise NotFoundError("Batch not found")
+    if is_cached:
+        runs = [{"id": r.id, "taskIdentifier": r.task_id, "isCached": True}
+                for r in await engine.store.read().get_runs(batch.run_ids)]
+    else:
+        results = await fill_batch(engine, batch, reqs)
+        runs = [{"id": r.run.id, "taskIdentifier": r.run.task_id, "isCached": r.cached} for r in results]
+        await remember_response(svc, cache_key, {"id": batch.id})
+    out: dict[str, Any] = {"id": batch.id, "isCached": is_cached, "runs": runs}
+    if batch.idempotency_key:
+        out["idempotencyKey"] = batch.idempotency_key
+    return ok(out, headers=jwt_header(svc, [f"read:batch:{batch.id}"]))

@@ -1,0 +1,120 @@
+"""Small helpers every route module uses: the services, bodies within the size limit, JSON
+answers, auth shortcuts and query parsing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ..errors import BadRequestError, PayloadTooLargeError
+from . import auth
+from .services import DaemonServices
+
+#: room for the JSON around a payload of the largest accepted size
+BODY_OVERHEAD_BYTES = 64 * 1024
+
+
+def services_of(request: Request) -> DaemonServices:
+    services: DaemonServices = request.app.state.services
+    return services
+
+
+def body_limit(svc: DaemonServices) -> int:
+    return svc.settings.payload_limit_bytes + BODY_OVERHEAD_BYTES
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"Request body too large: the limit is {limit:,} bytes "
+                                f"({limit / 1048576:.2f} MiB)", limit=limit)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 past `limit` (also for chunked uploads with no length)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes | str, what: str = "Request body") -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequestError(f"{what} is not valid JSON: {exc}") from exc
+
+
+async def read_json(request: Request, svc: DaemonServices) -> dict[str, Any]:
+    """The JSON object in the body; an empty body is `{}` (clients send Content-Type on bodiless POSTs)."""
+    raw = await read_body(request, body_limit(svc))
+    if not raw.strip():
+        return {}
+    value = parse_json(raw)
+    if not isinstance(value, dict):
+        raise BadRequestError(f"Request body must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def require_key(request: Request, svc: DaemonServices, scope: str | None = None) -> None:
+    auth.require_key(request, svc.secret_key, svc.engine.clock.now(), scope)
+
+
+def jwt_header(svc: DaemonServices, scopes: list[str], ttl_s: float = 3600) -> dict[str, str]:
+    return {"x-trigger-jwt": auth.sign_jwt(svc.secret_key, scopes, svc.engine.clock.now(), ttl_s)}
+
+
+def split_list(value: str | None) -> list[str]:
+    """`a,b , c` → ["a", "b", "c"]; absent → []."""
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def int_param(value: str | None, name: str, default: int, lo: int, hi: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise BadRequestError(f"{name} must be a whole number, not {value!r}") from exc
+    if not lo <= number <= hi:
+        raise BadRequestError(f"{name} must be between {lo} and {hi}, not {number}")
+    return number
+
+
+def float_param(value: str | None, name: str, default: float, hi: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise BadRequestError(f"{name} must be a number of seconds, not {value!r}") from exc
+    if number != number or number < 0:  # NaN or negative
+        raise BadRequestError(f"{name} must be a number of seconds, not {value!r}")
+    return min(number, hi)
+
+
+def base_url(request: Request, svc: DaemonServices) -> str:
+    """Where third parties reach the daemon: its configured address, unless it binds every interface."""
+    if svc.settings.host in ("0.0.0.0", "::", ""):
+        return str(request.base_url).rstrip("/")
+    return svc.settings.url
+
+
+def body_doc(properties: dict[str, Any], required: list[str] | None = None,
+             content_type: str = "application/json") -> dict[str, Any]:
+    """`openapi_extra` describing a body the route reads itself (no pydantic model on the hot path)."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return {"requestBody": {"required": bool(required), "content": {content_type: {"schema": schema}}}}

@@ -1,0 +1,98 @@
+"""Every failure leaves the API as JSON `{"error": message, "code": code, ...details}`.
+
+Errors are turned into responses inside the route (`JsonErrorRoute`) rather than by a
+middleware, so the hot worker routes pay for one try/except and nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..errors import TriggerLocalError
+
+log = structlog.get_logger("trigger_local.api")
+
+
+class UnsupportedMediaTypeError(TriggerLocalError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+def error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    headers = dict(headers or {})
+    # the official client retries 409 and 5xx ~9 s unless told not to; ours are deterministic
+    if status == 409 or status >= 500:
+        headers["x-should-retry"] = "false"
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def from_error(exc: TriggerLocalError) -> JSONResponse:
+    return error_response(exc.status, exc.to_body())
+
+
+def _validation_response(exc: RequestValidationError) -> JSONResponse:
+    details = [{"loc": list(e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()]
+    first = details[0] if details else {"loc": [], "message": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"])
+    return error_response(422, {"error": f"Invalid request: {where}: {first['message']}", "code": "invalid",
+                                "details": details})
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", method=request.method, path=request.url.path, error=repr(exc))
+    return error_response(500, {"error": "Something went wrong", "code": "internal"})
+
+
+class JsonErrorRoute(APIRoute):
+    """An APIRoute whose handler turns every exception into our JSON error body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except TriggerLocalError as exc:
+                return from_error(exc)
+            except RequestValidationError as exc:
+                return _validation_response(exc)
+            except HTTPException:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the client gets JSON, the log gets the trace
+                return _unexpected(request, exc)
+
+        return route_handler
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Handlers for what happens outside a route: unknown paths, wrong methods."""
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        messages = {404: "Resource not found", 405: "Method not allowed"}
+        body = {"error": messages.get(exc.status_code, str(exc.detail)), "code": f"http_{exc.status_code}"}
+        return error_response(exc.status_code, body, dict(exc.headers or {}))
+
+    async def on_local(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, TriggerLocalError)
+        return from_error(exc)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return _validation_response(exc)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        return _unexpected(request, exc)
+
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(TriggerLocalError, on_local)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,123 @@
+"""Routes of our own under `/api/v1/local/…` (versions, tasks, status, the event long-poll)
+and `/healthz`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import __version__
+from ..durations import iso
+from ..errors import BadRequestError, NotFoundError
+from ..store.models import Event, TaskDef, Version
+from .common import body_doc, float_param, int_param, ok, read_json, require_key, services_of
+from .errors import JsonErrorRoute
+
+router = APIRouter(route_class=JsonErrorRoute, tags=["local"])
+
+MAX_EVENT_WAIT_S = 60.0
+
+
+def task_json(task: TaskDef) -> dict[str, Any]:
+    return {"id": task.task_id, "queue": task.queue, "file": task.file, "exportName": task.export_name,
+            "retry": task.retry, "maxDuration": task.max_duration_s, "machine": task.machine,
+            "schema": task.schema, "queueConcurrencyLimit": task.queue_concurrency_limit,
+            "queueIsCustom": task.queue_is_custom}
+
+
+def version_json(version: Version) -> dict[str, Any]:
+    return {"id": version.id, "projectDir": version.project_dir, "createdAt": iso(version.created_at),
+            "python": version.python, "dirs": version.dirs, "tasks": [task_json(t) for t in version.tasks]}
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return {"seq": event.seq, "runId": event.run_id, "type": event.type, "at": iso(event.at), "data": event.data}
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    return ok({"ok": True, "version": __version__})
+
+
+@router.post("/api/v1/local/versions", openapi_extra=body_doc({"projectDir": {"type": "string"}, "dirs": {"type": "array", "items": {"type": "string"}}, "python": {"type": "string"}, "env": {"type": "object"}}, ["projectDir"]))
+async def create_version(request: Request) -> Response:
+    """Index a project (`{"projectDir", "dirs", "python"?, "env"?}`) and make it current;
+    422 with the traceback when a module fails to import."""
+    svc = services_of(request)
+    require_key(request, svc)
+    body = await read_json(request, svc)
+    project_dir, dirs = body.get("projectDir"), body.get("dirs", ["trigger"])
+    python, env = body.get("python"), body.get("env") or {}
+    if not isinstance(project_dir, str) or not project_dir:
+        raise BadRequestError("projectDir (the project's root directory) is required")
+    if isinstance(dirs, str):
+        dirs = [dirs]
+    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+        raise BadRequestError("dirs must be a list of directories relative to projectDir")
+    if python is not None and not isinstance(python, str):
+        raise BadRequestError("python must be the path of a Python interpreter")
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise BadRequestError("env must be an object of string values")
+    version = await svc.index_project(project_dir, dirs, python, env)
+    return ok(version_json(version))
+
+
+@router.get("/api/v1/local/versions/current")
+async def current_version(request: Request) -> Response:
+    svc = services_of(request)
+    require_key(request, svc)
+    version = svc.engine.current_version
+    if version is None:
+        raise NotFoundError("No version is indexed yet: run `trigger-local dev` in your project")
+    return ok(version_json(version))
+
+
+@router.get("/api/v1/local/tasks")
+async def list_tasks(request: Request) -> Response:
+    svc = services_of(request)
+    require_key(request, svc)
+    version = svc.engine.current_version
+    return ok({"data": [task_json(t) for t in version.tasks] if version else [],
+               "version": version.id if version else None})
+
+
+@router.get("/api/v1/local/status")
+async def status(request: Request) -> Response:
+    svc = services_of(request)
+    require_key(request, svc)
+    out = dict(svc.status())
+    out.setdefault("runs", await svc.engine.store.read().count_runs_by_status())
+    return ok(out)
+
+
+@router.get("/api/v1/local/events")
+async def events(request: Request, after: str | None = Query(None), wait_s: str | None = Query(None),
+                 run_id: str | None = Query(None), limit: str | None = Query(None)) -> Response:
+    """Events after `after` (a seq); with `wait_s`, waits for the next one when there is none."""
+    svc = services_of(request)
+    require_key(request, svc)
+    seq = int_param(after, "after", 0, 0, 2**62)
+    wait = float_param(wait_s, "wait_s", 0.0, MAX_EVENT_WAIT_S)
+    size = int_param(limit, "limit", 500, 1, 5000)
+    read = svc.engine.store.read()
+    found = await read.events_after(seq, size, run_id or None)
+    if not found and wait > 0:
+        woken = asyncio.Event()
+        # any publish may have written an event row; re-reading is cheap, missing one is not
+        unsubscribe = svc.engine.hub.subscribe(lambda _type, data: woken.set()
+                                               if not run_id or data.get("run_id") in (None, run_id) else None)
+        try:
+            found = await read.events_after(seq, size, run_id or None)
+            if not found:
+                try:
+                    await asyncio.wait_for(woken.wait(), wait)
+                except TimeoutError:
+                    pass
+                found = await read.events_after(seq, size, run_id or None)
+        finally:
+            unsubscribe()
+    return ok({"data": [event_json(e) for e in found], "next": found[-1].seq if found else seq})

@@ -1,0 +1,134 @@
+"""Trigger.dev's camelCase trigger body → the engine's TriggerRequest.
+
+Only shapes are checked here (a number where a number belongs); what the values mean (delay
+syntax, tag counts, machines) is the engine's `_validate`, so every caller gets the same rules."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .. import packets
+from ..engine import TriggerRequest
+from ..errors import ValidationError
+
+
+def _number(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{name} must be a number, not {value!r}")
+    return float(value)
+
+
+def _int(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise ValidationError(f"{name} must be a whole number, not {value!r}")
+    return int(value)
+
+
+def _str(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a string, not {value!r}")
+    return value
+
+
+def payload_packet(payload: Any, payload_type: Any) -> tuple[str | None, str]:
+    """The stored (data, type) of a trigger body's payload.
+
+    A string with a type is already a packet (the SDKs serialise themselves); any other JSON
+    value, or a string sent without a type by a plain REST caller, is encoded as JSON."""
+    if payload_type is not None and not isinstance(payload_type, str):
+        raise ValidationError(f"payloadType must be a string, not {payload_type!r}")
+    if payload is None:
+        return None, payload_type or packets.JSON
+    if isinstance(payload, str) and payload_type:
+        return payload, payload_type
+    return json.dumps(payload, separators=(",", ":")), packets.JSON
+
+
+def _queue(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("name")
+    return _str(value, "options.queue.name") or None
+
+
+def _metadata(options: dict[str, Any]) -> dict[str, Any] | None:
+    value = options.get("metadata")
+    if isinstance(value, str):  # `metadataType` packets from older clients
+        try:
+            value = packets.decode(value, options.get("metadataType") or packets.JSON)
+        except ValueError as exc:
+            raise ValidationError(f"metadata is not valid JSON: {exc}") from exc
+    if value is not None and not isinstance(value, dict):
+        raise ValidationError("metadata must be a JSON object")
+    return value
+
+
+def _duration(value: Any, name: str) -> Any:
+    if value is None or isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    raise ValidationError(f"{name} must be a duration string or a number of seconds, not {value!r}")
+
+
+def trigger_request(task_id: str, body: dict[str, Any], headers: Any = None) -> TriggerRequest:
+    """Parse one trigger body (`{"payload", "options", ...}`); `headers` adds the REST
+    `idempotency-key` / `idempotency-key-ttl` headers when the options have none."""
+    options = body.get("options") or {}
+    if not isinstance(options, dict):
+        raise ValidationError("options must be a JSON object")
+    payload, payload_type = payload_packet(body.get("payload"), options.get("payloadType") or body.get("payloadType"))
+    key = _str(options.get("idempotencyKey"), "options.idempotencyKey")
+    key_ttl = _str(options.get("idempotencyKeyTTL"), "options.idempotencyKeyTTL")
+    if not key and headers is not None and headers.get("idempotency-key"):
+        key, key_ttl = headers.get("idempotency-key"), key_ttl or headers.get("idempotency-key-ttl")
+    if key is not None and len(key) > 2048:
+        raise ValidationError("idempotencyKey must be at most 2048 characters")
+    key_options = options.get("idempotencyKeyOptions")
+    user_key = key_options.get("key") if isinstance(key_options, dict) else None
+    tags = options.get("tags")
+    if tags is not None and not isinstance(tags, str | list):
+        raise ValidationError("tags must be a string or a list of strings")
+    concurrency_key = options.get("concurrencyKey")
+    if concurrency_key is not None and not isinstance(concurrency_key, str | int | float):
+        raise ValidationError("concurrencyKey must be a string or a number")
+    return TriggerRequest(
+        task_id=task_id, payload=payload, payload_type=payload_type, queue=_queue(options.get("queue")),
+        concurrency_key=None if concurrency_key is None else str(concurrency_key),
+        delay=_duration(options.get("delay"), "delay"), ttl=_duration(options.get("ttl"), "ttl"),
+        idempotency_key=key or None, idempotency_key_user=str(user_key) if user_key else None,
+        idempotency_key_ttl=key_ttl, tags=[tags] if isinstance(tags, str) else list(tags or []),
+        max_attempts=_int(options.get("maxAttempts"), "maxAttempts"),
+        max_duration=_number(options.get("maxDuration"), "maxDuration"),
+        priority=_number(options.get("priority"), "priority"),
+        machine=_str(options.get("machine"), "machine"), metadata=_metadata(options),
+        is_test=bool(options.get("test")),
+        parent_run_id=_str(options.get("parentRunId"), "parentRunId"),
+        resume_parent=bool(options.get("resumeParentOnCompletion")),
+        batch_id=_str(options.get("parentBatch"), "parentBatch"),
+    )
+
+
+def batch_item_key(batch_key: str | None, index: int) -> str | None:
+    """An item without its own key inherits one from the batch's (Trigger.dev's rule)."""
+    if not batch_key:
+        return None
+    return hashlib.sha256(f"{batch_key}-{index}".encode()).hexdigest()
+
+
+def batch_item_request(item: Any, position: int, batch_key: str | None = None) -> TriggerRequest:
+    """One item of a batch body: `{"task", "payload"?, "options"?}`."""
+    if not isinstance(item, dict):
+        raise ValidationError(f"Batch item {position} must be a JSON object")
+    task = item.get("task")
+    if not isinstance(task, str) or not task:
+        raise ValidationError(f"Batch item {position} needs a task id")
+    req = trigger_request(task, item)
+    if req.idempotency_key is None:
+        req.idempotency_key = batch_item_key(batch_key, position)
+    return req

@@ -1,0 +1,117 @@
+"""Queues (§7): list with offset pages, retrieve by id, task or custom name, pause/resume and
+the concurrency override."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from fastapi import APIRouter, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..engine import Engine
+from ..errors import BadRequestError, NotFoundError
+from ..store.models import Queue
+from .common import body_doc, int_param, ok, read_json, require_key, services_of
+from .errors import JsonErrorRoute
+from .present import queue_item
+
+router = APIRouter(route_class=JsonErrorRoute, tags=["queues"])
+
+_TYPES = ("id", "task", "custom")
+_ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
+
+
+def base_limit(engine: Engine, queue: Queue) -> int | None:
+    """The limit the current version declares for the queue (what `reset` goes back to)."""
+    version = engine.current_version
+    for task in version.tasks if version else []:
+        if task.queue == queue.name:
+            return task.queue_concurrency_limit
+    return None
+
+
+async def find_queue(engine: Engine, value: str, type_: str | None) -> Queue:
+    """The SDK encodes `/` as `%2F` and then URL-encodes the path: the router undid the second
+    step, this undoes the first."""
+    if type_ is not None and type_ not in _TYPES:
+        raise BadRequestError(f"type must be one of {', '.join(_TYPES)}, not {type_!r}")
+    name = _ENCODED_SLASH.sub("/", value)
+    queues = await engine.store.read().list_queues()
+    for queue in queues:
+        if type_ == "id" and queue.id == name:
+            return queue
+        if type_ == "task" and queue.name in (name if name.startswith("task/") else f"task/{name}", name):
+            return queue
+        if type_ == "custom" and queue.name == name:
+            return queue
+        if type_ is None and name in (queue.id, queue.name, f"task/{name}"):
+            return queue
+    raise NotFoundError("queue-not-found", queue=name)
+
+
+def item(engine: Engine, queue: Queue) -> dict[str, Any]:
+    return queue_item(queue, base_limit(engine, queue))
+
+
+@router.get("/api/v1/queues")
+async def list_queues(request: Request, page: str | None = Query(None),
+                      per_page: str | None = Query(None, alias="perPage")) -> Response:
+    svc = services_of(request)
+    require_key(request, svc)
+    number = int_param(page, "page", 1, 1, 1_000_000)
+    size = int_param(per_page, "perPage", 25, 1, 100)
+    queues = await svc.engine.store.read().list_queues()
+    chunk = queues[(number - 1) * size:number * size]
+    return ok({"data": [item(svc.engine, q) for q in chunk],
+               "pagination": {"currentPage": number, "totalPages": max(1, math.ceil(len(queues) / size)),
+                              "count": len(queues)}})
+
+
+async def _body_type(request: Request) -> tuple[dict[str, Any], str | None]:
+    body = await read_json(request, services_of(request))
+    type_ = body.get("type", request.query_params.get("type"))
+    return body, type_ if isinstance(type_, str) else None
+
+
+@router.post("/api/v1/queues/{value:path}/pause", openapi_extra=body_doc({"type": {"type": "string"}, "action": {"type": "string"}}))
+async def pause_queue(value: str, request: Request) -> Response:
+    """Body `{"type", "action": "pause"|"resume"}`: paused queues accept runs and start none."""
+    svc = services_of(request)
+    require_key(request, svc)
+    body, type_ = await _body_type(request)
+    action = body.get("action", "pause")
+    if action not in ("pause", "resume"):
+        raise BadRequestError(f"action must be pause or resume, not {action!r}")
+    queue = await find_queue(svc.engine, value, type_)
+    return ok(item(svc.engine, await svc.engine.set_queue_paused(queue.name, action == "pause")))
+
+
+@router.post("/api/v1/queues/{value:path}/concurrency/override", openapi_extra=body_doc({"type": {"type": "string"}, "concurrencyLimit": {"type": "integer"}}, ["concurrencyLimit"]))
+async def override_limit(value: str, request: Request) -> Response:
+    svc = services_of(request)
+    require_key(request, svc)
+    body, type_ = await _body_type(request)
+    limit = body.get("concurrencyLimit")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise BadRequestError(f"concurrencyLimit must be a whole number of 0 or more, not {limit!r}")
+    queue = await find_queue(svc.engine, value, type_)
+    return ok(item(svc.engine, await svc.engine.set_queue_limit(queue.name, limit)))
+
+
+@router.post("/api/v1/queues/{value:path}/concurrency/reset", openapi_extra=body_doc({"type": {"type": "string"}}))
+async def reset_limit(value: str, request: Request) -> Response:
+    svc = services_of(request)
+    require_key(request, svc)
+    _, type_ = await _body_type(request)
+    queue = await find_queue(svc.engine, value, type_)
+    return ok(item(svc.engine, await svc.engine.set_queue_limit(queue.name, base_limit(svc.engine, queue))))
+
+
+@router.get("/api/v1/queues/{value:path}")
+async def retrieve_queue(value: str, request: Request, type: str | None = Query(None)) -> Response:  # noqa: A002
+    svc = services_of(request)
+    require_key(request, svc)
+    return ok(item(svc.engine, await find_queue(svc.engine, value, type)))

@@ -1,0 +1,35 @@
+"""What the HTTP API needs from the daemon around it. The daemon implements this; tests pass a
+small in-process version. Keeping it a Protocol lets the API be built and tested without
+executors, the dispatcher or subprocesses."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from ..config import DaemonSettings
+from ..engine import Engine
+from ..store.models import Version
+
+
+class DaemonServices(Protocol):
+    engine: Engine
+    settings: DaemonSettings
+    secret_key: str
+
+    async def next_assignment(self, worker_id: str, wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
+        """The next run for worker `worker_id`, waiting up to `wait_s` seconds for one.
+
+        Returns the Assignment dict of docs/worker-protocol.md (the API adds `run_token` when it
+        is missing), None when nothing came in time, or "retire" when the process should exit."""
+        ...
+
+    async def index_project(self, project_dir: str, dirs: list[str], python: str | None,
+                            env: dict[str, str]) -> Version:
+        """Index the project and register the resulting version as current.
+
+        Raises ValidationError(message, traceback=...) when a module fails to import."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """The daemon's state for `/api/v1/local/status`: executor, pid, version, counts."""
+        ...

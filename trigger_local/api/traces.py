@@ -1,0 +1,76 @@
+"""What a UI draws for one run: its log lines and spans (`/logs?after=N`, for following) and
+the whole trace (attempts, snapshots, spans, child runs, waits)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..durations import iso
+from ..store.models import LogEntry, Waitpoint
+from .common import int_param, ok, require_key, services_of
+from .errors import JsonErrorRoute
+from .present import attempt_item, decode_or_raw, list_item
+from .runs import get_run, retrieve_body
+
+router = APIRouter(route_class=JsonErrorRoute, tags=["runs"])
+
+_WAIT_EVENTS = ("run.waiting",)
+
+
+def log_json(entry: LogEntry) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": entry.id, "at": iso(entry.at), "level": entry.level, "message": entry.message,
+                           "attributes": entry.attributes, "kind": entry.kind, "attempt": entry.attempt}
+    if entry.kind == "span":
+        out.update(spanId=entry.span_id, parentSpanId=entry.parent_span_id, endedAt=iso(entry.ended_at),
+                   durationMs=int((entry.ended_at - entry.at) * 1000) if entry.ended_at else None)
+    return out
+
+
+def wait_json(wp: Waitpoint) -> dict[str, Any]:
+    return {"id": wp.id, "type": wp.type, "status": wp.status, "createdAt": iso(wp.created_at),
+            "completedAt": iso(wp.completed_at), "completeAfter": iso(wp.complete_after),
+            "timeoutAt": iso(wp.timeout_at), "ownerRunId": wp.owner_run_id, "batchId": wp.batch_id,
+            "outputIsError": wp.output_is_error,
+            "output": decode_or_raw(wp.output, wp.output_type) if wp.output is not None else None}
+
+
+@router.get("/api/v1/runs/{run_id}/logs")
+async def run_logs(run_id: str, request: Request, after: str | None = Query(None),
+                   limit: str | None = Query(None)) -> Response:
+    """`{"data": [entries], "next": id}`: pass `next` as `after` to get only newer lines."""
+    svc = services_of(request)
+    require_key(request, svc, f"read:runs:{run_id}")
+    start = int_param(after, "after", 0, 0, 2**62)
+    size = int_param(limit, "limit", 1000, 1, 5000)
+    await get_run(svc.engine, run_id)
+    entries = await svc.engine.store.read().logs(run_id, start, size)
+    return ok({"data": [log_json(e) for e in entries], "next": entries[-1].id if entries else start})
+
+
+@router.get("/api/v1/runs/{run_id}/trace")
+async def run_trace(run_id: str, request: Request) -> Response:
+    svc = services_of(request)
+    require_key(request, svc, f"read:runs:{run_id}")
+    engine = svc.engine
+    read = engine.store.read()
+    run = await get_run(engine, run_id)
+    events = await read.events_after(0, 10_000, run_id)
+    wait_ids = list(dict.fromkeys(str(e.data["waitpoint_id"]) for e in events
+                                  if e.type in _WAIT_EVENTS and e.data.get("waitpoint_id")))
+    waits = [wp for wp in [await read.get_waitpoint(w) for w in wait_ids] if wp is not None]
+    logs = await read.logs(run_id, 0, 10_000)
+    now = engine.clock.now()
+    return ok({
+        "run": await retrieve_body(engine, run),
+        "attempts": [attempt_item(a) for a in await read.attempts(run_id)],
+        "snapshots": [{**s, "at": iso(s.get("at"))} for s in await read.snapshots(run_id)],
+        "spans": [log_json(e) for e in logs if e.kind == "span"],
+        "logs": [log_json(e) for e in logs if e.kind != "span"],
+        "children": [list_item(c, now) for c in await read.child_runs(run_id)],
+        "waits": [wait_json(wp) for wp in waits],
+        "events": [{"seq": e.seq, "type": e.type, "at": iso(e.at), "data": e.data} for e in events],
+    })

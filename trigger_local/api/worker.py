@@ -1,0 +1,209 @@
+"""The worker protocol, `/engine/v1/…` (docs/worker-protocol.md): the hot path of every run.
+
+Kept lean on purpose: plain dicts in and out, no pydantic models, and run tokens checked
+against the attempt remembered from the assignment, so most calls cost no extra store read."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..engine import AttemptOutcome
+from ..errors import AuthenticationError, BadRequestError, ValidationError
+from ..store.models import LogEntry
+from . import auth
+from .batches import fill_batch
+from .common import body_doc, float_param, ok, read_json, services_of
+from .errors import JsonErrorRoute
+from .options import batch_item_request, trigger_request
+from .run_auth import RunAuth
+from .tokens import callback_url, create_token
+
+router = APIRouter(route_class=JsonErrorRoute, tags=["worker"])
+
+MAX_NEXT_WAIT_S = 60.0
+MAX_WAIT_POLL_S = 30.0
+_FAILURE_STATUSES = ("FAILED", "CRASHED", "TIMED_OUT")
+
+
+def run_auth(request: Request) -> RunAuth:
+    checker: RunAuth = request.app.state.run_auth
+    return checker
+
+
+@router.get("/engine/v1/workers/{worker_id}/next")
+async def next_assignment(worker_id: str, request: Request, wait_s: str | None = Query(None)) -> Response:
+    svc = services_of(request)
+    if not auth.same(auth.bearer(request), auth.worker_token(svc.secret_key, worker_id)):
+        raise AuthenticationError("Invalid worker token")
+    assignment = await svc.next_assignment(worker_id, float_param(wait_s, "wait_s", 20.0, MAX_NEXT_WAIT_S))
+    if assignment == "retire":
+        return ok({"retire": True})
+    if assignment is None:
+        return ok({"assignment": None})
+    run_id, attempt = assignment["run_id"], int(assignment["attempt"])
+    assignment.setdefault("run_token", auth.run_token(svc.secret_key, run_id, attempt))
+    run_auth(request).remember(run_id, attempt)
+    return ok({"assignment": assignment})
+
+
+def _outcome(body: dict[str, Any]) -> AttemptOutcome:
+    if body.get("ok") is True:
+        output = body.get("output")
+        if output is not None and not isinstance(output, str):
+            raise BadRequestError("output must be a packet string (or null)")
+        return AttemptOutcome(ok=True, output=output, output_type=body.get("outputType") or "application/json")
+    error = body.get("error")
+    if not isinstance(error, dict):
+        error = {"message": str(error or "The attempt failed")}
+    status = str(body["status"]) if body.get("status") in _FAILURE_STATUSES else "FAILED"
+    return AttemptOutcome(ok=False, error=error, retryable=bool(body.get("retry", True)), status=status)
+
+
+@router.post("/engine/v1/runs/{run_id}/attempts/{attempt}/complete", openapi_extra=body_doc({"ok": {"type": "boolean"}, "output": {"type": "string"}, "outputType": {"type": "string"}, "error": {"type": "object"}, "retry": {"type": "boolean"}}, ["ok"]))
+async def complete_attempt(run_id: str, attempt: int, request: Request) -> Response:
+    svc = services_of(request)
+    run_auth(request).check_attempt(request, run_id, attempt)
+    run = await svc.engine.finish_attempt(run_id, attempt, _outcome(await read_json(request, svc)))
+    if run.is_final:
+        run_auth(request).forget(run_id)
+    return ok({"status": run.status})
+
+
+def _until(value: Any) -> Any:
+    # the protocol sends epoch seconds; the engine reads bare numbers as durations
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    return value
+
+
+@router.post("/engine/v1/runs/{run_id}/attempts/{attempt}/wait", openapi_extra=body_doc({"kind": {"type": "string"}, "until": {}, "waitpointId": {"type": "string"}, "idempotencyKey": {"type": "string"}}, ["kind"]))
+async def wait(run_id: str, attempt: int, request: Request) -> Response:
+    svc = services_of(request)
+    run_auth(request).check_attempt(request, run_id, attempt)
+    body = await read_json(request, svc)
+    kind = body.get("kind")
+    if not isinstance(kind, str):
+        raise ValidationError("kind must be duration, token, run or batch")
+    decision = await svc.engine.wait(run_id, attempt, kind=kind, until=_until(body.get("until")),
+                                     waitpoint_id=body.get("waitpointId"),
+                                     idempotency_key=body.get("idempotencyKey"),
+                                     idempotency_key_ttl=body.get("idempotencyKeyTTL"))
+    out: dict[str, Any] = {"action": decision.action, "waitpointId": decision.waitpoint_id}
+    if decision.result is not None:
+        out["result"] = decision.result
+    return ok(out)
+
+
+@router.get("/engine/v1/runs/{run_id}/waits/{waitpoint_id}")
+async def poll_wait(run_id: str, waitpoint_id: str, request: Request, wait_s: str | None = Query(None)) -> Response:
+    """`{"done": false}` after up to `wait_s` seconds, or the result once the run has its slot back."""
+    svc = services_of(request)
+    await run_auth(request).check(request, svc.engine, run_id)
+    engine = svc.engine
+    timeout = float_param(wait_s, "wait_s", 5.0, MAX_WAIT_POLL_S)
+    # listen before reading, so a wake-up between the read and the wait is not lost
+    woken = asyncio.ensure_future(engine.hub.wait(f"run:{run_id}", timeout))
+    try:
+        result = await engine.wait_result(run_id, waitpoint_id)
+        if result is None and timeout > 0:
+            await woken
+            result = await engine.wait_result(run_id, waitpoint_id)
+    finally:
+        woken.cancel()
+    return ok({"done": True, "result": result} if result is not None else {"done": False})
+
+
+@router.post("/engine/v1/runs/{run_id}/trigger", openapi_extra=body_doc({"task": {"type": "string"}, "payload": {"type": "string"}, "payloadType": {"type": "string"}, "options": {"type": "object"}, "wait": {"type": "boolean"}}, ["task"]))
+async def trigger_child(run_id: str, request: Request) -> Response:
+    svc = services_of(request)
+    await run_auth(request).check(request, svc.engine, run_id)
+    body = await read_json(request, svc)
+    task = body.get("task")
+    if not isinstance(task, str) or not task:
+        raise ValidationError("task (the id of the task to trigger) is required")
+    req = trigger_request(task, body)
+    wait_for = bool(body.get("wait"))
+    req.parent_run_id, req.resume_parent = run_id, wait_for
+    result = await svc.engine.trigger(req, wait=wait_for)
+    out: dict[str, Any] = {"id": result.run.id, "isCached": result.cached}
+    if result.waitpoint_id:
+        out["waitpointId"] = result.waitpoint_id
+    return ok(out)
+
+
+@router.post("/engine/v1/runs/{run_id}/batch", openapi_extra=body_doc({"items": {"type": "array", "items": {"type": "object"}}, "wait": {"type": "boolean"}}, ["items"]))
+async def batch_children(run_id: str, request: Request) -> Response:
+    svc = services_of(request)
+    await run_auth(request).check(request, svc.engine, run_id)
+    body = await read_json(request, svc)
+    items = body.get("items")
+    if not isinstance(items, list) or not items:
+        raise ValidationError("items must be a non-empty list of {task, payload, payloadType, options}")
+    reqs = [batch_item_request(item, i) for i, item in enumerate(items)]
+    batch, _ = await svc.engine.create_batch(len(reqs), parent_run_id=run_id, wait=bool(body.get("wait")))
+    results = await fill_batch(svc.engine, batch, reqs)
+    out: dict[str, Any] = {"batchId": batch.id, "runs": [{"id": r.run.id, "isCached": r.cached} for r in results]}
+    if batch.waitpoint_id:
+        out["waitpointId"] = batch.waitpoint_id
+    return ok(out)
+
+
+def _instant(value: Any, default: float) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError as exc:
+            raise ValidationError(f"Invalid log time {value!r}: use epoch seconds or ISO-8601") from exc
+    return default
+
+
+def log_entries(run_id: str, body: dict[str, Any], attempt: int | None, now: float) -> list[LogEntry]:
+    entries = body.get("entries")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ValidationError("entries must be a list of log objects")
+    number = body.get("attempt") if isinstance(body.get("attempt"), int) else attempt
+    attributes = [e.get("attributes") for e in entries]
+    return [LogEntry(run_id=run_id, attempt=number, at=_instant(e.get("at"), now), level=str(e.get("level") or "info"),
+                     message=str(e.get("message", "")), attributes=a if isinstance(a, dict) else {},
+                     kind="span" if e.get("kind") == "span" else "log", span_id=e.get("spanId"),
+                     parent_span_id=e.get("parentSpanId"),
+                     ended_at=_instant(e.get("endedAt"), now) if e.get("endedAt") is not None else None)
+            for e, a in zip(entries, attributes, strict=True)]
+
+
+@router.post("/engine/v1/runs/{run_id}/logs", openapi_extra=body_doc({"attempt": {"type": "integer"}, "entries": {"type": "array", "items": {"type": "object"}}}, ["entries"]))
+async def append_logs(run_id: str, request: Request) -> Response:
+    svc = services_of(request)
+    attempt = await run_auth(request).check(request, svc.engine, run_id)
+    body = await read_json(request, svc)
+    await svc.engine.append_logs(log_entries(run_id, body, attempt, svc.engine.clock.now()))
+    return ok({})
+
+
+@router.put("/engine/v1/runs/{run_id}/metadata", openapi_extra=body_doc({"metadata": {"type": "object"}}))
+async def put_metadata(run_id: str, request: Request) -> Response:
+    svc = services_of(request)
+    await run_auth(request).check(request, svc.engine, run_id)
+    body = await read_json(request, svc)
+    metadata, operations = body.get("metadata"), body.get("operations")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValidationError("metadata must be a JSON object")
+    if operations is not None and not isinstance(operations, list):
+        raise ValidationError("operations must be a list")
+    return ok({"metadata": await svc.engine.update_metadata(run_id, metadata, operations)})
+
+
+@router.post("/engine/v1/runs/{run_id}/tokens", openapi_extra=body_doc({"timeout": {"type": "string"}, "idempotencyKey": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}}))
+async def create_run_token(run_id: str, request: Request) -> Response:
+    svc = services_of(request)
+    await run_auth(request).check(request, svc.engine, run_id)
+    wp, cached = await create_token(request, svc, await read_json(request, svc), run_id=run_id)
+    return ok({"id": wp.id, "url": callback_url(request, svc, wp.id), "isCached": cached})

@@ -1,0 +1,28 @@
+"""Stateless credentials derived from the daemon's secret: they survive a daemon restart,
+so a task process that outlived its daemon can keep talking to the next one."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+
+def _sign(secret: str, message: str) -> str:
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def worker_token(secret: str, worker_id: str) -> str:
+    return _sign(secret, f"worker:{worker_id}")
+
+
+def run_token(secret: str, run_id: str, attempt: int) -> str:
+    return _sign(secret, f"run:{run_id}:{attempt}")
+
+
+def callback_hash(secret: str, waitpoint_id: str) -> str:
+    return _sign(secret, waitpoint_id)
+
+
+def check(expected: str, given: str | None) -> bool:
+    """Constant-time comparison."""
+    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
