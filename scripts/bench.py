@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""trigger-local benchmark: starts a daemon in a temporary home and measures it.
+
+    python scripts/bench.py                 # everything, prints a table and JSON
+    python scripts/bench.py --only throughput --runs 2000
+
+Figures (issue #2): end-to-end throughput of no-op runs triggered in batches; trigger→start
+latency on an idle daemon with a warm process; resume latency of a held `wait.for_(seconds=1)`;
+daemon RSS with 1,000 and 10,000 queued runs. Record results in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TASKS = '''
+import time
+from trigger_local import task, wait
+
+@task(id="noop")
+async def noop(payload, ctx):
+    return None
+
+@task(id="stamp")
+async def stamp(payload, ctx):
+    return {"started": time.time()}
+
+@task(id="wait-1s")
+async def wait_1s(payload, ctx):
+    due = time.time() + 1.0
+    await wait.for_(seconds=1)
+    return {"late_s": time.time() - due}
+'''
+ACTIVE = "PENDING_VERSION,DELAYED,QUEUED,DEQUEUED,EXECUTING,WAITING"
+
+
+class Bench:
+    def __init__(self, tmp: Path, concurrency: int) -> None:
+        self.home = tmp / "home"
+        self.project = tmp / "project"
+        (self.project / "trigger").mkdir(parents=True)
+        (self.project / "trigger.toml").write_text('project = "proj_bench"\n')
+        (self.project / "trigger" / "bench.py").write_text(textwrap.dedent(TASKS))
+        env = {**os.environ, "TRIGGER_LOCAL_HOME": str(self.home), "TRIGGER_LOCAL_CONCURRENCY": str(concurrency)}
+        self.log = (tmp / "daemon.log").open("wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "trigger_local.daemon", "--port", "0", "--home",
+                                      str(self.home)], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        info = self.home / "daemon.json"
+        deadline = time.monotonic() + 30
+        while not info.exists():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit(f"daemon did not start: see {tmp / 'daemon.log'}")
+            time.sleep(0.05)
+        self.url = json.loads(info.read_text())["url"]
+        key = (self.home / "secret_key").read_text().strip()
+        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        r = self.http.post("/api/v1/local/versions", json={"projectDir": str(self.project), "dirs": ["trigger"]})
+        r.raise_for_status()
+
+    def close(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def trigger(self, task: str, payload: Any = None, **options: Any) -> str:
+        r = self.http.post(f"/api/v1/tasks/{task}/trigger",
+                           json={"payload": json.dumps(payload), "options": {"payloadType": "application/json",
+                                                                              **options}})
+        r.raise_for_status()
+        return r.json()["id"]
+
+    def batch(self, task: str, count: int) -> None:
+        items = [{"task": task, "payload": "null", "options": {"payloadType": "application/json"}}] * count
+        self.http.post("/api/v1/tasks/batch", json={"items": items}).raise_for_status()
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        return self.http.get(f"/api/v3/runs/{run_id}").json()
+
+    def wait_done(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.run(run_id)
+            if run["isCompleted"] or run["status"] in ("EXPIRED", "TIMED_OUT"):
+                return run
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{run_id} did not finish: {run['status']}")
+            time.sleep(0.002)
+
+    def active_runs(self) -> int:
+        r = self.http.get("/api/v1/runs", params={"filter[status]": ACTIVE, "page[size]": 100})
+        return len(r.json()["data"])
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def bench_throughput(b: Bench, runs: int, batch: int) -> dict[str, Any]:
+    b.wait_done(b.trigger("noop"))  # warm a process
+    start = time.perf_counter()
+    for _ in range(runs // batch):
+        b.batch("noop", batch)
+    while b.active_runs():
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - start
+    return {"runs": runs, "batch": batch, "seconds": round(elapsed, 2), "runs_per_s": round(runs / elapsed, 1)}
+
+
+def bench_start_latency(b: Bench, samples: int) -> dict[str, Any]:
+    b.wait_done(b.trigger("stamp"))
+    latencies = []
+    for _ in range(samples):
+        sent = time.time()
+        run = b.wait_done(b.trigger("stamp"))
+        latencies.append((run["output"]["started"] - sent) * 1000)
+    return {"samples": samples, "p50_ms": round(pct(latencies, 50), 2), "p99_ms": round(pct(latencies, 99), 2)}
+
+
+def bench_resume(b: Bench, samples: int) -> dict[str, Any]:
+    ids = [b.trigger("wait-1s") for _ in range(samples)]
+    late = [b.wait_done(i)["output"]["late_s"] * 1000 for i in ids]
+    return {"samples": samples, "p50_ms": round(pct(late, 50), 2), "p99_ms": round(pct(late, 99), 2)}
+
+
+def bench_rss(b: Bench) -> dict[str, Any]:
+    b.http.post("/api/v1/queues/noop/pause", json={"type": "task", "action": "pause"}).raise_for_status()
+    out = {"idle_mib": round(b.rss_mib(), 1)}
+    queued = 0
+    for target in (1000, 10000):
+        while queued < target:
+            n = min(500, target - queued)
+            b.batch("noop", n)
+            queued += n
+        out[f"queued_{target}_mib"] = round(b.rss_mib(), 1)
+    b.http.post("/api/v1/queues/noop/pause", json={"type": "task", "action": "resume"})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["throughput", "latency", "resume", "rss"], action="append")
+    parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=25)
+    args = parser.parse_args()
+    only = set(args.only or ["throughput", "latency", "resume", "rss"])
+    results: dict[str, Any] = {"machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}",
+                               "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
+    with tempfile.TemporaryDirectory(prefix="trigger-local-bench-") as tmp:
+        b = Bench(Path(tmp), args.concurrency)
+        try:
+            if "latency" in only:
+                results["trigger_to_start"] = bench_start_latency(b, args.samples)
+            if "throughput" in only:
+                results["throughput"] = bench_throughput(b, args.runs, args.batch)
+            if "resume" in only:
+                results["resume_after_wait_1s"] = bench_resume(b, min(args.samples, 50))
+            if "rss" in only:
+                results["daemon_rss"] = bench_rss(b)
+        finally:
+            b.close()
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from trigger_local.cli.main import main
+
+main()

@@ -1,0 +1,294 @@
+"""ProcessExecutor: each attempt runs in a local `python -m trigger_local.runtime work` process.
+
+Processes are kept warm: after an attempt, the process long-polls for the next run of the same
+version (up to `warm_runs_per_process` runs). A process holding a waiting run stays alive and
+blocked; its concurrency slot is released but it counts against `max_processes`. Processes are
+started in their own session with output to a file, so they outlive a daemon killed with -9
+and the next daemon adopts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+
+from ..config import DaemonSettings
+from ..durations import iso
+from ..engine import Engine
+from ..ids import new_id
+from ..store.models import EXECUTING, FINAL_STATUSES, WAITING, Attempt, Run, Version, Worker
+from ..tokens import run_token, worker_token
+from .workers import BUSY, HELD, IDLE, STARTING, WorkerHandle, describe_exit, pid_is_worker, watch_pid
+
+log = structlog.get_logger("executor")
+
+
+class ProcessExecutor:
+    name = "process"
+
+    def __init__(self, engine: Engine, settings: DaemonSettings, secret_key: str,
+                 wake_dispatcher: Callable[[], None]) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.secret_key = secret_key
+        self._wake = wake_dispatcher
+        self.workers: dict[str, WorkerHandle] = {}
+        self._by_run: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._versions: dict[str, Version] = {}
+        self._stopping = False
+        self.logs_dir = settings.home / "logs" / "workers"
+        engine.hub.subscribe(self._on_event)
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    def _spawn_task(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_event(self, type_: str, data: dict[str, Any]) -> None:
+        if type_ == "worker.kill":
+            worker = self.workers.get(data.get("worker_id", ""))
+            if worker is not None:
+                log.info("killing task process", worker=worker.id, run=data.get("run_id"), reason=data.get("reason"))
+                worker.kill()
+        elif type_ == "run.status":
+            worker = self.workers.get(self._by_run.get(data["run_id"], ""))
+            if worker is None or worker.run_id != data["run_id"]:
+                return
+            if data["status"] == WAITING:
+                worker.state = HELD
+            elif data["status"] == EXECUTING:
+                worker.state = BUSY
+            elif data["status"] in FINAL_STATUSES or data["status"] == "DELAYED":
+                self._by_run.pop(data["run_id"], None)
+        elif type_ == "version.registered":
+            self._wake()
+
+    def live_processes(self) -> int:
+        return len(self.workers)
+
+    def capacity(self) -> int:
+        idle = sum(1 for w in self.workers.values() if w.state == IDLE and w.mailbox.empty())
+        return idle + max(0, self.settings.max_processes - len(self.workers))
+
+    def holds(self, worker_id: str) -> bool:
+        worker = self.workers.get(worker_id)
+        return worker is not None and not worker.exited.is_set()
+
+    def can_checkpoint(self) -> bool:
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        states: dict[str, int] = {}
+        for w in self.workers.values():
+            states[w.state] = states.get(w.state, 0) + 1
+        return {"name": self.name, "processes": len(self.workers), "states": states,
+                "checkpoint": self.can_checkpoint()}
+
+    async def _version(self, version_id: str) -> Version | None:
+        if version_id not in self._versions:
+            version = await self.engine.store.read().get_version(version_id)
+            if version is None:
+                return None
+            self._versions[version_id] = version
+        return self._versions[version_id]
+
+    # -- starting runs --------------------------------------------------------------------------
+    async def assign(self, run: Run) -> bool:
+        version = await self._version(run.version_id or "")
+        if version is None:
+            await self.engine.system_failure(run, f"Version {run.version_id} of task {run.task_id} is gone")
+            return True
+        worker = self._idle_worker(version.id)
+        if worker is None:
+            if len(self.workers) >= self.settings.max_processes and not self._evict_idle():
+                return False
+            worker = await self._spawn(version)
+        started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
+        if started is None:
+            worker.state = IDLE if worker.state != STARTING else STARTING
+            return True
+        run, attempt = started
+        worker.state, worker.run_id, worker.attempt = BUSY, run.id, attempt.number
+        self._by_run[run.id] = worker.id
+        worker.mailbox.put_nowait(self._assignment(run, attempt, version))
+        return True
+
+    def _idle_worker(self, version_id: str) -> WorkerHandle | None:
+        for worker in self.workers.values():
+            if worker.version_id == version_id and worker.state == IDLE and worker.mailbox.empty():
+                return worker
+        return None
+
+    def _evict_idle(self) -> bool:
+        """Make room by stopping an idle process (of an old version first)."""
+        current = self.engine.current_version.id if self.engine.current_version else None
+        idle = [w for w in self.workers.values() if w.state == IDLE and w.mailbox.empty()]
+        idle.sort(key=lambda w: w.version_id == current)
+        if not idle:
+            return False
+        idle[0].kill()
+        self.workers.pop(idle[0].id, None)
+        return True
+
+    async def _spawn(self, version: Version) -> WorkerHandle:
+        worker_id = new_id("worker")
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs_dir / f"{worker_id}.log"
+        env = {**os.environ, **version.env,
+               "TRIGGER_LOCAL_DAEMON_URL": self.settings.url,
+               "TRIGGER_LOCAL_WORKER_ID": worker_id,
+               "TRIGGER_LOCAL_WORKER_TOKEN": worker_token(self.secret_key, worker_id),
+               "TRIGGER_LOCAL_PROJECT_DIR": version.project_dir,
+               "TRIGGER_LOCAL_TASK_DIRS": json.dumps(version.dirs),
+               "TRIGGER_LOCAL_VERSION_ID": version.id,
+               "TRIGGER_API_URL": self.settings.url,
+               "TRIGGER_SECRET_KEY": self.secret_key,
+               "PYTHONUNBUFFERED": "1"}
+        with log_path.open("ab") as out:
+            proc = await asyncio.create_subprocess_exec(
+                version.python or sys.executable, "-m", "trigger_local.runtime", "work",
+                cwd=version.project_dir, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out,
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        worker = WorkerHandle(id=worker_id, version_id=version.id, pid=proc.pid, log_path=log_path, proc=proc)
+        self.workers[worker_id] = worker
+        await self.engine.register_worker(Worker(id=worker_id, version_id=version.id, token="", pid=proc.pid,
+                                                 started_at=time.time(), executor=self.name))
+        self._spawn_task(self._monitor(worker))
+        log.debug("task process started", worker=worker_id, pid=proc.pid, version=version.id)
+        return worker
+
+    def _assignment(self, run: Run, attempt: Attempt, version: Version) -> dict[str, Any]:
+        task = next((t for t in version.tasks if t.task_id == run.task_id), None)
+        return {
+            "run_id": run.id, "attempt": attempt.number, "run_token": run_token(self.secret_key, run.id, attempt.number),
+            "task_id": run.task_id, "payload": run.payload, "payload_type": run.payload_type,
+            "metadata": run.metadata,
+            "ctx": {
+                "run": {"id": run.id, "tags": run.tags, "is_test": run.is_test, "created_at": iso(run.created_at),
+                        "started_at": iso(run.started_at), "idempotency_key": run.idempotency_key_user
+                        or run.idempotency_key, "max_attempts": self.engine.retry_policy(run).max_attempts,
+                        "max_duration": run.max_duration_s, "parent_run_id": run.parent_run_id,
+                        "root_run_id": run.root_run_id, "batch_id": run.batch_id},
+                "task": {"id": run.task_id, "file": task.file if task else "",
+                         "export_name": task.export_name if task else ""},
+                "attempt": {"number": attempt.number, "id": attempt.id, "started_at": iso(attempt.started_at)},
+                "queue": {"name": run.queue}, "machine": run.machine or "small-1x", "version": version.id,
+                "environment": {"type": "DEVELOPMENT"},
+            },
+        }
+
+    # -- the worker's side ----------------------------------------------------------------------
+    async def next_assignment(self, worker_id: str, wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
+        worker = self.workers.get(worker_id)
+        if worker is None or self._stopping:
+            return "retire"
+        if not worker.mailbox.empty():
+            return worker.mailbox.get_nowait()
+        if worker.state in (BUSY, HELD):
+            if worker.run_id:
+                self._by_run.pop(worker.run_id, None)
+            worker.runs_done += 1
+            worker.run_id = worker.attempt = None
+        if self._should_retire(worker):
+            self.workers.pop(worker.id, None)
+            self._wake()
+            return "retire"
+        worker.state = IDLE
+        self._wake()
+        try:
+            return await asyncio.wait_for(worker.mailbox.get(), wait_s)
+        except TimeoutError:
+            return None
+
+    def _should_retire(self, worker: WorkerHandle) -> bool:
+        if worker.runs_done >= self.settings.warm_runs_per_process:
+            return True
+        current = self.engine.current_version
+        if current is not None and worker.version_id != current.id:
+            return True
+        idle = sum(1 for w in self.workers.values()
+                   if w.version_id == worker.version_id and w.state == IDLE and w is not worker)
+        return idle >= self.settings.warm_idle_per_version
+
+    async def resume(self, run: Run) -> bool:
+        worker = self.workers.get(run.worker_id or "")
+        if worker is None or worker.exited.is_set():
+            return False
+        worker.state, worker.run_id, worker.attempt = BUSY, run.id, run.attempt_count
+        self._by_run[run.id] = worker.id
+        return await self.engine.resume_held(run) is not None
+
+    # -- process exits --------------------------------------------------------------------------
+    async def _monitor(self, worker: WorkerHandle) -> None:
+        if worker.proc is not None:
+            worker.exit_code = await worker.proc.wait()
+        elif worker.pid is not None:
+            await watch_pid(worker.pid)
+        worker.exited.set()
+        self.workers.pop(worker.id, None)
+        try:
+            await self.engine.forget_worker(worker.id)
+            if worker.run_id and worker.attempt and not self._stopping:
+                reason = describe_exit(worker.exit_code, worker.log_path)
+                log.warning("task process exited during a run", worker=worker.id, run=worker.run_id,
+                            code=worker.exit_code)
+                await self.engine.worker_lost(worker.run_id, worker.attempt, reason)
+        finally:
+            self._wake()
+
+    # -- restart and shutdown ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Adopt the task processes a previous daemon left behind; interrupt runs whose process is gone."""
+        runs = {r.id: r for r in await self.engine.runs_on_workers()}
+        for record in await self.engine.list_workers():
+            if record.pid and pid_is_worker(record.pid, record.id):
+                worker = WorkerHandle(id=record.id, version_id=record.version_id, pid=record.pid,
+                                      log_path=self.logs_dir / f"{record.id}.log", state=IDLE)
+                for run in runs.values():
+                    if run.worker_id == record.id and run.status in (EXECUTING, WAITING):
+                        worker.state = BUSY if run.status == EXECUTING else HELD
+                        worker.run_id, worker.attempt = run.id, run.attempt_count
+                        self._by_run[run.id] = worker.id
+                self.workers[record.id] = worker
+                self._spawn_task(self._monitor(worker))
+                log.info("adopted task process", worker=record.id, pid=record.pid, state=worker.state)
+            else:
+                await self.engine.forget_worker(record.id)
+        for run in runs.values():
+            owner = self.workers.get(run.worker_id or "")
+            if run.status == "DEQUEUED":
+                await self.engine.requeue(run, "daemon restarted before the run started")
+            elif owner is None and run.status in (EXECUTING, WAITING):
+                await self.engine.worker_lost(run.id, run.attempt_count, "The daemon restarted and the task "
+                                              "process was gone", interrupted=True)
+
+    async def shutdown(self, grace_s: float) -> None:
+        """Stop taking runs, give running attempts `grace_s` to finish, then stop every process.
+        Interrupted runs go back to their queue and start again on the next daemon."""
+        self._stopping = True
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(w.state == BUSY for w in self.workers.values()):
+            await asyncio.sleep(0.05)
+        workers = list(self.workers.values())
+        for worker in workers:
+            run_id, attempt = worker.run_id, worker.attempt
+            worker.kill()
+            if run_id and attempt:
+                await self.engine.worker_lost(run_id, attempt, "The daemon shut down", interrupted=True)
+        for worker in workers:
+            try:
+                await asyncio.wait_for(worker.exited.wait(), 5)
+            except TimeoutError:
+                log.warning("task process did not exit", worker=worker.id, pid=worker.pid)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)

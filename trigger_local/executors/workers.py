@@ -1,0 +1,96 @@
+"""A handle on one task process, and how to tell how it ended."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+IDLE, BUSY, HELD, STARTING = "idle", "busy", "held", "starting"
+
+
+@dataclass
+class WorkerHandle:
+    id: str
+    version_id: str
+    pid: int | None
+    log_path: Path
+    proc: asyncio.subprocess.Process | None = None  # None when adopted after a daemon restart
+    state: str = STARTING
+    run_id: str | None = None
+    attempt: int | None = None
+    runs_done: int = 0
+    mailbox: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(maxsize=1))
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    exit_code: int | None = None
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (the task may have started children)."""
+        if self.pid is None or self.exited.is_set():
+            return
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def describe_exit(code: int | None, log_path: Path) -> str:
+    """A sentence for the run's error: the exit code or signal, and the end of the process log."""
+    if code is None:
+        what = "The task process exited"
+    elif code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        what = f"The task process was killed by {name}"
+        if name == "SIGSEGV":
+            what += " (segmentation fault)"
+        elif name == "SIGKILL":
+            what += " (killed, possibly out of memory)"
+    else:
+        what = f"The task process exited with code {code}"
+    tail = log_tail(log_path)
+    return f"{what}.\n--- last lines of {log_path.name} ---\n{tail}" if tail else f"{what}."
+
+
+def log_tail(path: Path, max_bytes: int = 2000) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            return fh.read().decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def pid_is_worker(pid: int, worker_id: str) -> bool:
+    """True if `pid` is alive and is the task process `worker_id` (not a recycled pid)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"TRIGGER_LOCAL_WORKER_ID={worker_id}".encode() in environ.split(b"\0")
+
+
+async def watch_pid(pid: int) -> None:
+    """Return when a process that is not our child exits (pidfd on Linux)."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(pid)
+    except (ProcessLookupError, OSError):
+        return
+    done = loop.create_future()
+    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)

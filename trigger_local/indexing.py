@@ -1,0 +1,62 @@
+"""Indexing a project: import its task modules in a runtime process and turn the manifest into
+a Version. Runs in a subprocess so a broken module never touches the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import ValidationError
+from .ids import new_id
+from .store.models import TaskDef, Version
+
+INDEX_TIMEOUT_S = 120.0
+
+
+async def index_project(project_dir: str, dirs: list[str], python: str | None = None,
+                        env: dict[str, str] | None = None) -> Version:
+    """Import the project's tasks and return the version they make (not yet registered).
+
+    Raises ValidationError with the traceback when a module fails to import."""
+    root = Path(project_dir).resolve()
+    if not root.is_dir():
+        raise ValidationError(f"Project directory {project_dir} does not exist")
+    with tempfile.TemporaryDirectory(prefix="trigger-local-index-") as tmp:
+        out = Path(tmp) / "manifest.json"
+        proc = await asyncio.create_subprocess_exec(
+            python or sys.executable, "-m", "trigger_local.runtime", "index", "--out", str(out),
+            cwd=str(root), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **(env or {}), "TRIGGER_LOCAL_PROJECT_DIR": str(root),
+                 "TRIGGER_LOCAL_TASK_DIRS": json.dumps(dirs), "PYTHONUNBUFFERED": "1"})
+        try:
+            stdout, stderr = await asyncio.wait_for(proc.communicate(), INDEX_TIMEOUT_S)
+        except TimeoutError:
+            proc.kill()
+            raise ValidationError(f"Indexing took longer than {INDEX_TIMEOUT_S:.0f}s: does a task module "
+                                  "do slow work at import time?") from None
+        manifest: dict[str, Any] = {}
+        if out.exists():
+            try:
+                manifest = json.loads(out.read_text())
+            except ValueError:
+                manifest = {}
+    if proc.returncode != 0 or "error" in manifest or "tasks" not in manifest:
+        error = manifest.get("error") or {}
+        trace = error.get("traceback") or stderr.decode(errors="replace")[-8000:]
+        message = error.get("message") or f"Indexing exited with code {proc.returncode}"
+        raise ValidationError(f"Indexing failed: {message}", traceback=trace, file=error.get("file"))
+    tasks = [TaskDef(task_id=t["id"], queue=t.get("queue") or f"task/{t['id']}", file=t.get("file", ""),
+                     export_name=t.get("export_name", ""), retry=t.get("retry"),
+                     max_duration_s=t.get("max_duration_s"), machine=t.get("machine"), schema=t.get("schema"),
+                     queue_concurrency_limit=t.get("queue_concurrency_limit"),
+                     queue_is_custom=bool(t.get("queue_is_custom")))
+             for t in manifest["tasks"]]
+    return Version(id=new_id("version"), project_dir=str(root), created_at=time.time(), tasks=tasks,
+                   python=python or sys.executable, dirs=list(dirs), env=dict(env or {}))
