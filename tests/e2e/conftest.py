@@ -49,10 +49,10 @@ class DaemonProcess:
         info = self.home / "daemon.json"
         if info.exists():
             info.unlink()
-        log = (self.home / "daemon-test.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "trigger_local.daemon", "--home", str(self.home), "--port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, start_new_session=True)
+        with (self.home / "daemon-test.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "trigger_local.daemon", "--home", str(self.home), "--port", str(self.port)],
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, start_new_session=True)
         wait_for(lambda: info.exists() or self.proc.poll() is not None, timeout, what="daemon.json")
         if self.proc.poll() is not None:
             raise AssertionError(f"daemon exited: {(self.home / 'daemon-test.log').read_text()[-3000:]}")
@@ -150,6 +150,7 @@ def sync_hello(payload, ctx):
 
 @task(id="sleeper")
 async def sleeper(payload, ctx):
+    logger.info("sleeping", seconds=payload.get("seconds", 1))
     await asyncio.sleep(payload.get("seconds", 1))
     return {"slept": payload.get("seconds", 1), "pid": os.getpid()}
 

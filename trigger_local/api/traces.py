@@ -24,8 +24,10 @@ _WAIT_EVENTS = ("run.waiting",)
 def log_json(entry: LogEntry) -> dict[str, Any]:
     out: dict[str, Any] = {"id": entry.id, "at": iso(entry.at), "level": entry.level, "message": entry.message,
                            "attributes": entry.attributes, "kind": entry.kind, "attempt": entry.attempt}
+    if entry.parent_span_id:
+        out["parentSpanId"] = entry.parent_span_id  # a log line's enclosing span, or a span's parent
     if entry.kind == "span":
-        out.update(spanId=entry.span_id, parentSpanId=entry.parent_span_id, endedAt=iso(entry.ended_at),
+        out.update(spanId=entry.span_id, endedAt=iso(entry.ended_at),
                    durationMs=int((entry.ended_at - entry.at) * 1000) if entry.ended_at else None)
     return out
 

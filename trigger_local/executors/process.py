@@ -23,10 +23,11 @@ import structlog
 from ..config import DaemonSettings
 from ..durations import iso
 from ..engine import Engine
+from ..engine.states import K_QUEUED_HELD
 from ..ids import new_id
 from ..store.models import EXECUTING, FINAL_STATUSES, WAITING, Attempt, Run, Version, Worker
 from ..tokens import run_token, worker_token
-from .workers import BUSY, HELD, IDLE, STARTING, WorkerHandle, describe_exit, pid_is_worker, watch_pid
+from .workers import BUSY, HELD, IDLE, KILLED, STARTING, WorkerHandle, describe_exit, pid_is_worker, watch_pid
 
 log = structlog.get_logger("executor")
 
@@ -59,17 +60,26 @@ class ProcessExecutor:
             worker = self.workers.get(data.get("worker_id", ""))
             if worker is not None:
                 log.info("killing task process", worker=worker.id, run=data.get("run_id"), reason=data.get("reason"))
+                worker.state = KILLED
                 worker.kill()
         elif type_ == "run.status":
             worker = self.workers.get(self._by_run.get(data["run_id"], ""))
             if worker is None or worker.run_id != data["run_id"]:
                 return
-            if data["status"] == WAITING:
+            status = data["status"]
+            if status == WAITING:
                 worker.state = HELD
-            elif data["status"] == EXECUTING:
+            elif status == EXECUTING:
                 worker.state = BUSY
-            elif data["status"] in FINAL_STATUSES or data["status"] == "DELAYED":
+            elif status in FINAL_STATUSES or status == "DELAYED" or (status == "QUEUED" and data["kind"] != K_QUEUED_HELD):
+                # the attempt is over: the process can take the next run as soon as it asks,
+                # so the dispatcher must not start a new process for it meanwhile
                 self._by_run.pop(data["run_id"], None)
+                worker.run_id = worker.attempt = None
+                worker.runs_done += 1
+                if worker.state != KILLED:
+                    worker.state = IDLE
+                self._wake()
         elif type_ == "version.registered":
             self._wake()
 
@@ -136,6 +146,7 @@ class ProcessExecutor:
         idle.sort(key=lambda w: w.version_id == current)
         if not idle:
             return False
+        log.info("stopping an idle task process to make room", worker=idle[0].id)
         idle[0].kill()
         self.workers.pop(idle[0].id, None)
         return True
@@ -194,12 +205,16 @@ class ProcessExecutor:
             return "retire"
         if not worker.mailbox.empty():
             return worker.mailbox.get_nowait()
-        if worker.state in (BUSY, HELD):
-            if worker.run_id:
-                self._by_run.pop(worker.run_id, None)
-            worker.runs_done += 1
+        if worker.state in (BUSY, HELD) and worker.run_id and worker.attempt:
+            # Asking for work with an attempt still open: the process never got it (the daemon
+            # died before the answer left) or dropped it. Give the run back to its queue.
+            run_id, attempt = worker.run_id, worker.attempt
+            self._by_run.pop(run_id, None)
             worker.run_id = worker.attempt = None
+            await self.engine.worker_lost(run_id, attempt, "The task process asked for new work without "
+                                          "finishing this attempt", interrupted=True)
         if self._should_retire(worker):
+            log.debug("retiring task process", worker=worker.id, runs_done=worker.runs_done)
             self.workers.pop(worker.id, None)
             self._wake()
             return "retire"
@@ -241,8 +256,11 @@ class ProcessExecutor:
             if worker.run_id and worker.attempt and not self._stopping:
                 reason = describe_exit(worker.exit_code, worker.log_path)
                 log.warning("task process exited during a run", worker=worker.id, run=worker.run_id,
-                            code=worker.exit_code)
-                await self.engine.worker_lost(worker.run_id, worker.attempt, reason)
+                            code=worker.exit_code, adopted=worker.proc is None)
+                # An adopted process (from before a daemon restart) is not our child: its exit
+                # status is unknown, so the attempt is not held against the run.
+                await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
+                                              interrupted=worker.proc is None)
         finally:
             self._wake()
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-IDLE, BUSY, HELD, STARTING = "idle", "busy", "held", "starting"
+IDLE, BUSY, HELD, STARTING, KILLED = "idle", "busy", "held", "starting", "killed"
 
 
 @dataclass

@@ -1,12 +1,17 @@
 """SqliteStore: the store on one SQLite file.
 
-Writes go through one connection, used directly on the event loop's thread (`SyncConnection`):
-each write transaction is short, and measured on this project's 2-core machine a thread hop
-per statement (what aiosqlite does) cost more than the statements themselves — the engine ran
-about 3x slower (docs/benchmarks.md). An asyncio.Lock around each whole transaction and
-`BEGIN IMMEDIATE` keep it to one writer. Reads go through an aiosqlite connection, so a large
-listing runs in aiosqlite's thread and never stalls the loop; WAL lets it read while the
-writer writes.
+Two plain sqlite3 connections used on the event loop's thread, behind the small async surface
+`Ops` expects (`SyncConnection`): one writer (an asyncio.Lock around each whole transaction,
+`BEGIN IMMEDIATE`) and one reader (WAL lets it read while the writer writes).
+
+Why not aiosqlite's thread per connection, as the design card says: measured on this
+project's 2-core machine, a thread hop per statement cost more than the statements themselves
+(the engine ran ~5x slower, docs/benchmarks.md); and on a shared aiosqlite reader, statements
+of concurrent requests overlap, which keeps one read transaction open across them, so a read
+could see a snapshot older than a write that had already committed (a held run polling its
+waitpoint saw the run but not the waitpoint). Each operation here runs to completion before
+the loop moves on, so neither can happen. aiosqlite stays available for a future read-heavy
+path that must not block the loop.
 """
 
 from __future__ import annotations
@@ -16,8 +21,6 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
-import aiosqlite
 
 from .connection import SyncConnection
 from .ops import Ops
@@ -37,21 +40,21 @@ class SqliteStore:
     def __init__(self, path: str) -> None:
         self.path = path
         self._writer: SyncConnection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._reader: SyncConnection | None = None
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._writer = self._connect()
+        await self._migrate(self._writer)
+        self._reader = self._connect()
+
+    def _connect(self) -> SyncConnection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         for pragma in _PRAGMAS:
-            conn.execute(pragma)
-        self._writer = SyncConnection(conn)
-        await self._migrate(self._writer)
-        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-        self._reader.row_factory = aiosqlite.Row
-        for pragma in _PRAGMAS:
-            await self._reader.execute(pragma)
+            conn.execute(pragma).close()
+        return SyncConnection(conn)
 
     async def _migrate(self, db: SyncConnection) -> None:
         async with db.execute("PRAGMA user_version") as cur:

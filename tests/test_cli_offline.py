@@ -1,0 +1,171 @@
+"""The command line where no daemon is needed: argument handling, error paths, init, doctor."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from trigger_local.cli.main import app
+from trigger_local.sdk import client as client_module
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("TRIGGER_LOCAL_HOME", str(home))
+    monkeypatch.delenv("TRIGGER_SECRET_KEY", raising=False)
+    # A port nobody listens on, so "not running" holds even if a real daemon uses 8030.
+    monkeypatch.setenv("TRIGGER_API_URL", f"http://127.0.0.1:{free_port()}")
+    client_module.configure()
+    yield home
+    client_module.configure()
+
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("args", [["runs", "ls"], ["runs", "show", "run_x"], ["status"],
+                                  ["trigger", "hello", "--payload", "{}"], ["queues", "ls", "--json"],
+                                  ["tokens", "complete", "waitpoint_x", "--data", "1"]])
+def test_daemon_not_running_exits_1_with_how_to_start_it(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "not running" in result.stderr
+    assert "trigger-local up" in result.stderr
+    assert result.stdout == ""
+
+
+def test_daemon_json_address_is_named_in_the_hint(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRIGGER_API_URL")
+    isolated.mkdir(parents=True)
+    url = f"http://127.0.0.1:{free_port()}"
+    (isolated / "daemon.json").write_text(json.dumps({"url": url, "pid": 1}))
+    result = runner.invoke(app, ["runs", "ls"])
+    assert result.exit_code == 1
+    assert url in result.stderr
+
+
+def test_malformed_payload_says_where_and_sends_nothing() -> None:
+    result = runner.invoke(app, ["trigger", "hello", "--payload", '{"name": Ada}'])
+    assert result.exit_code == 1
+    assert "--payload is not valid JSON" in result.stderr
+    assert "line 1 column 10" in result.stderr
+    assert "not running" not in result.stderr  # failed before any request
+
+
+def test_payload_file_that_does_not_exist(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["trigger", "hello", "--payload", f"@{tmp_path / 'missing.json'}"])
+    assert result.exit_code == 1
+    assert "Cannot read --payload file" in result.stderr
+
+
+def test_malformed_payload_file_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{\n  'single': 'quotes'\n}")
+    result = runner.invoke(app, ["trigger", "hello", "--payload", f"@{bad}"])
+    assert result.exit_code == 1
+    assert str(bad) in result.stderr and "line 2" in result.stderr
+
+
+def test_malformed_token_data_from_stdin() -> None:
+    result = runner.invoke(app, ["tokens", "complete", "waitpoint_x", "--data", "-"], input="nope")
+    assert result.exit_code == 1
+    assert "--data is not valid JSON" in result.stderr and "stdin" in result.stderr
+
+
+def test_bad_duration_option_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["trigger", "hello", "--max-duration", "ten minutes"])
+    assert result.exit_code == 2
+    assert "Invalid --max-duration" in result.stderr
+
+
+def test_unknown_status_filter_lists_the_valid_ones() -> None:
+    result = runner.invoke(app, ["runs", "ls", "--status", "DONE"])
+    assert result.exit_code == 2
+    assert "COMPLETED" in result.stderr
+
+
+def test_init_writes_the_project_files(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    toml = (tmp_path / "trigger.toml").read_text()
+    example = (tmp_path / "trigger" / "example.py").read_text()
+    assert 'dirs = ["trigger"]' in toml
+    assert "await wait.for_(seconds=5)" in example
+    assert "trigger_and_wait" in example and ".unwrap()" in example
+    assert "Retry(max_attempts=3, min_timeout_s=1)" in example
+    assert 'return {"message": f"Hello, {name}!"}' in example
+    compile(example, "example.py", "exec")
+
+
+def test_init_written_config_loads(tmp_path: Path) -> None:
+    from trigger_local.config import find_project_root, load_project
+
+    assert runner.invoke(app, ["init", str(tmp_path)]).exit_code == 0
+    assert find_project_root(tmp_path / "trigger") == tmp_path
+    assert load_project(tmp_path).dirs == ["trigger"]
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    (tmp_path / "trigger.toml").write_text("# mine\n")
+    result = runner.invoke(app, ["init", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "--force" in result.stderr
+    assert (tmp_path / "trigger.toml").read_text() == "# mine\n"
+    assert not (tmp_path / "trigger" / "example.py").exists()
+
+    forced = runner.invoke(app, ["init", str(tmp_path), "--force"])
+    assert forced.exit_code == 0
+    assert (tmp_path / "trigger.toml").read_text() != "# mine\n"
+
+
+def test_doctor_json_is_one_document(isolated: Path) -> None:
+    result = runner.invoke(app, ["doctor", "--json"])
+    document = json.loads(result.stdout)
+    names = [c["name"] for c in document["checks"]]
+    assert names == ["Python", "SQLite", "Home", "Port", "Docker", "CRIU"]
+    levels = {c["name"]: c["level"] for c in document["checks"]}
+    assert levels["Python"] == levels["SQLite"] == levels["Home"] == "ok"
+    assert levels["Docker"] in ("ok", "warn") and levels["CRIU"] in ("ok", "warn")
+    assert result.exit_code == (0 if document["ok"] else 1)
+
+
+def test_dev_outside_a_project_says_to_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["dev"])
+    assert result.exit_code == 1
+    assert "trigger-local init" in result.stderr
+
+
+def test_down_without_a_daemon_is_a_no_op() -> None:
+    result = runner.invoke(app, ["down"])
+    assert result.exit_code == 0
+    assert "No daemon is running" in result.stderr
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("trigger-local ")
+
+
+def test_cli_and_client_never_import_the_daemon_side() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, trigger_local.cli.main, trigger_local.sdk.management; "
+            "bad = sorted(m for m in sys.modules if m.startswith(('trigger_local.store', "
+            "'trigger_local.engine', 'aiosqlite'))); print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -1,0 +1,118 @@
+"""What every command shares: the two consoles, JSON output, argument parsing, and turning
+errors into one sentence on stderr that says what to do next.
+
+stdout carries only results (a table, or exactly one JSON document with --json), so
+`trigger-local runs ls --json | jq` always works; everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
+
+from ..errors import (
+    AuthenticationError,
+    DaemonNotRunningError,
+    NotFoundError,
+    TaskNotFoundError,
+    TriggerLocalError,
+)
+from ..sdk.client import SyncApiClient, get_sync_client
+
+PIPE_WIDTH = 240
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")
+
+
+def out() -> Console:
+    # Built per call: CliRunner swaps sys.stdout, and a console keeps the file it was given.
+    # Piped output gets a wide page so that ids are never cut to fit 80 columns.
+    width = None if sys.stdout.isatty() else PIPE_WIDTH
+    return Console(file=sys.stdout, highlight=False, width=width)
+
+
+def err() -> Console:
+    # soft_wrap: the terminal wraps long lines, so URLs and commands stay copyable.
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def print_error(message: str) -> None:
+    # Text, not markup: messages quote user input and paths that may contain "[".
+    err().print(Text.assemble(("Error: ", "bold red"), message))
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    print_error(message)
+    raise typer.Exit(code)
+
+
+def client() -> SyncApiClient:
+    return get_sync_client()
+
+
+def read_json_arg(value: str, option: str) -> Any:
+    """`--payload '{"a": 1}'`, `--payload @file.json` or `--payload -` (stdin), parsed as JSON."""
+    if value == "-":
+        text, where = sys.stdin.read(), "stdin"
+    elif value.startswith("@"):
+        path = Path(value[1:]).expanduser()
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            fail(f"Cannot read {option} file {path}: {exc.strerror}. Check the path after '@'.")
+        where = str(path)
+    else:
+        text, where = value, f"the {option} value"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} "
+             f"of {where}. Quote it for your shell, e.g. {option} '{{\"name\": \"Ada\"}}', "
+             f"or pass @file.json.")
+
+
+def explain(exc: TriggerLocalError) -> str:
+    """The error as a sentence plus what to do about it."""
+    message = exc.message.rstrip().replace("queue-not-found", "Queue not found")
+    if isinstance(exc, DaemonNotRunningError):
+        return message
+    if isinstance(exc, AuthenticationError):
+        return (f"{message}. The daemon refused the secret key: check TRIGGER_SECRET_KEY, or unset "
+                "it to use the key in $TRIGGER_LOCAL_HOME/secret_key.")
+    known = exc.details.get("known_tasks")
+    if isinstance(exc, TaskNotFoundError) or known is not None:
+        names = ", ".join(str(k) for k in known or []) or "none registered yet"
+        if "Known tasks" in message or "known tasks" in message:
+            return message
+        return (f"{message} Known tasks: {names}. Run `trigger-local dev` in your project to "
+                "register its tasks.")
+    if isinstance(exc, NotFoundError):
+        for thing, command in (("queue", "queues ls"), ("waitpoint", "tokens ls"), ("run", "runs ls")):
+            if thing in message.lower():
+                return f"{message.rstrip('.')}. List them with `trigger-local {command}`."
+    return message
+    return message
+
+
+class CliGroup(TyperGroup):
+    """Turns trigger-local's errors, wherever raised below, into stderr + exit code 1."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context
+        try:
+            return super().invoke(ctx)
+        except TriggerLocalError as exc:
+            print_error(explain(exc))
+            raise typer.Exit(1) from None
+        except TimeoutError as exc:
+            print_error(str(exc))
+            raise typer.Exit(1) from None

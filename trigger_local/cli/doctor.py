@@ -1,0 +1,168 @@
+"""`trigger-local doctor`: is this machine ready? One line per check, with the fix.
+
+Docker and CRIU are optional (the process executor needs neither; without CRIU waiting runs
+are held instead of checkpointed), so their absence is a warning, never a failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import typer
+from rich.text import Text
+
+from ..config import DaemonSettings
+from .common import JSON_OPTION, emit_json, out
+from .daemon_cmds import running_daemon
+
+MIN_PYTHON = (3, 11)
+MARKS = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red")}
+
+
+@dataclass
+class Check:
+    name: str
+    level: str  # ok | warn | fail
+    detail: str
+    fix: str = ""
+
+
+def check_python() -> Check:
+    version = ".".join(map(str, sys.version_info[:3]))
+    if sys.version_info[:2] < MIN_PYTHON:  # an old interpreter can still run this file
+        return Check("Python", "fail", version, "Use Python 3.11 or newer.")
+    return Check("Python", "ok", f"{version} ({sys.executable})")
+
+
+def check_sqlite(home: Path) -> Check:
+    version = sqlite3.sqlite_version
+    try:
+        directory = home if home.is_dir() else Path(tempfile.gettempdir())
+        with tempfile.NamedTemporaryFile(dir=directory, suffix=".db") as fh:
+            conn = sqlite3.connect(fh.name)
+            try:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            finally:
+                conn.close()
+    except (OSError, sqlite3.Error) as exc:
+        return Check("SQLite", "fail", f"{version}: {exc}", "Check the home directory's file system.")
+    if str(mode).lower() != "wal":
+        return Check("SQLite", "fail", f"{version}, WAL unavailable (journal_mode={mode})",
+                     "Put TRIGGER_LOCAL_HOME on a local disk (WAL does not work on network file systems).")
+    if sqlite3.sqlite_version_info < (3, 35):
+        return Check("SQLite", "warn", f"{version} with WAL", "SQLite 3.35+ is recommended.")
+    return Check("SQLite", "ok", f"{version} with WAL")
+
+
+def check_home(home: Path) -> Check:
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=home):
+            pass
+    except OSError as exc:
+        return Check("Home", "fail", f"{home}: {exc.strerror}",
+                     "Make it writable, or point TRIGGER_LOCAL_HOME at a writable directory.")
+    return Check("Home", "ok", f"{home} is writable")
+
+
+def check_port(settings: DaemonSettings) -> Check:
+    info = running_daemon(settings.home)
+    if info:
+        return Check("Port", "ok", f"in use by our daemon at {info['url']} (pid {info.get('pid')})")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((settings.host, settings.port))
+        except OSError:
+            return Check("Port", "fail", f"{settings.host}:{settings.port} is taken by another program",
+                         "Stop that program, or use `trigger-local up --port N`.")
+    return Check("Port", "ok", f"{settings.host}:{settings.port} is free")
+
+
+def _docker_socket_error() -> str | None:
+    """Why the engine's unix socket does not answer, or None (also for tcp:// hosts)."""
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if not host.startswith("unix://"):
+        return None
+    path = host.removeprefix("unix://")
+    # Asked first ourselves: the docker SDK leaks its socket when the engine is not there.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(path)
+        except OSError as exc:
+            return f"no engine at {path}: {exc.strerror or exc}"
+    return None
+
+
+def check_docker() -> Check:
+    reason = _docker_socket_error()
+    if reason:
+        return Check("Docker", "warn", reason,
+                     "Only the docker executor needs it: install docker.io and start `dockerd --experimental`.")
+    try:
+        import docker  # heavy; only the doctor and the docker executor need it
+        from docker.utils import kwargs_from_env
+
+        # A fixed API version: "auto" would probe in the constructor and leak its socket.
+        engine = docker.APIClient(version=docker.constants.DEFAULT_DOCKER_API_VERSION, timeout=3,
+                                  **kwargs_from_env())
+    except Exception as exc:  # bad DOCKER_HOST and the like
+        return _docker_missing(exc)
+    try:
+        version = engine.version(api_version=False).get("Version", "?")
+    except Exception as exc:  # the SDK raises many kinds; any of them means "not usable"
+        return _docker_missing(exc)
+    finally:
+        engine.close()
+    return Check("Docker", "ok", f"engine {version}")
+
+
+def _docker_missing(exc: Exception) -> Check:
+    return Check("Docker", "warn", f"engine not reachable ({type(exc).__name__})",
+                 "Only the docker executor needs it: install docker.io and start `dockerd --experimental`.")
+
+
+def check_criu() -> Check:
+    path = shutil.which("criu")
+    if path is None:
+        return Check("CRIU", "warn", "not installed; waiting runs are held, not checkpointed",
+                     "Install CRIU 4.x (see the README) to free memory during long waits.")
+    try:
+        done = subprocess.run([path, "check"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("CRIU", "warn", f"`criu check` did not run: {exc}", "Run `sudo criu check` yourself.")
+    said = (done.stdout + done.stderr).strip().splitlines()
+    if done.returncode == 0:
+        return Check("CRIU", "ok", said[-1] if said else "criu check passed")
+    return Check("CRIU", "warn", f"`criu check` failed: {said[-1] if said else done.returncode}",
+                 "CRIU needs root and a recent version (4.x on kernels 6.x); runs are held meanwhile.")
+
+
+def run_checks(settings: DaemonSettings) -> list[Check]:
+    return [check_python(), check_sqlite(settings.home), check_home(settings.home),
+            check_port(settings), check_docker(), check_criu()]
+
+
+def doctor(json_output: bool = JSON_OPTION) -> None:
+    """Check Python, SQLite (WAL), the home directory, the port, Docker and CRIU."""
+    checks = run_checks(DaemonSettings.from_env())
+    failed = any(c.level == "fail" for c in checks)
+    if json_output:
+        emit_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
+    else:
+        console = out()
+        for check in checks:
+            label, style = MARKS[check.level]
+            line = Text.assemble((f"{label:<5}", style), f"{check.name:<8}", check.detail)
+            if check.fix:
+                line.append(f"\n{'':13}→ {check.fix}", style="dim")
+            console.print(line)
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,155 @@
+"""Drawing API objects for a terminal: run tables, one run in detail, log lines.
+
+Everything reads Trigger.dev's JSON shapes defensively (`.get` everywhere): a field the
+daemon leaves out shows as "-" instead of a crash."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+Json = dict[str, Any]
+
+STATUS_STYLES = {"COMPLETED": "green", "FAILED": "red", "CRASHED": "red", "SYSTEM_FAILURE": "red",
+                 "TIMED_OUT": "red", "CANCELED": "yellow", "EXPIRED": "yellow", "EXECUTING": "cyan",
+                 "DEQUEUED": "cyan", "WAITING": "magenta", "QUEUED": "blue", "DELAYED": "blue",
+                 "PENDING_VERSION": "blue", "TIMED_OUT_TOKEN": "red"}
+LEVEL_STYLES = {"ERROR": "red", "WARN": "yellow", "WARNING": "yellow", "DEBUG": "dim", "TRACE": "dim"}
+
+
+def parse_when(value: Any) -> datetime | None:
+    """An API date (ISO string, epoch seconds or ms) as an aware datetime."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def fmt_time(value: Any, with_date: bool = True) -> str:
+    when = parse_when(value)
+    if when is None:
+        return "-"
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+
+
+def fmt_duration_ms(ms: Any) -> str:
+    if not isinstance(ms, int | float) or ms <= 0:
+        return "-"
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def status_text(status: Any) -> Text:
+    return Text(str(status or "-"), style=STATUS_STYLES.get(str(status), ""))
+
+
+def runs_table(runs: list[Json]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("ID", no_wrap=True, min_width=25)
+    table.add_column("TASK", no_wrap=True)
+    table.add_column("STATUS", no_wrap=True, min_width=9)
+    for column in ("CREATED", "DURATION", "TAGS"):
+        table.add_column(column, no_wrap=column != "TAGS")
+    for run in runs:
+        table.add_row(str(run.get("id")), str(run.get("taskIdentifier", "-")),
+                      status_text(run.get("status")), fmt_time(run.get("createdAt")),
+                      fmt_duration_ms(run.get("durationMs")), ", ".join(run.get("tags") or []))
+    return table
+
+
+def pretty(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
+
+
+def _field_rows(run: Json) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    rows: list[tuple[str, Any]] = [
+        ("Task", run.get("taskIdentifier")), ("Status", status_text(run.get("status"))),
+        ("Version", run.get("version")), ("Tags", ", ".join(run.get("tags") or []) or None),
+        ("Idempotency key", run.get("idempotencyKey")), ("Batch", run.get("batchId")),
+        ("Created", fmt_time(run.get("createdAt"))), ("Delayed until", _opt_time(run.get("delayedUntil"))),
+        ("Started", _opt_time(run.get("startedAt"))), ("Finished", _opt_time(run.get("finishedAt"))),
+        ("Duration", fmt_duration_ms(run.get("durationMs"))),
+        ("Attempts", run.get("attemptCount")), ("TTL", run.get("ttl")),
+    ]
+    for label, value in rows:
+        if value not in (None, "", "-"):
+            table.add_row(label, value if isinstance(value, Text) else str(value))
+    return table
+
+
+def _opt_time(value: Any) -> str | None:
+    return fmt_time(value) if value else None
+
+
+def _error_block(error: Json) -> Text:
+    text = Text()
+    text.append(f"{error.get('name') or 'Error'}: {error.get('message', '')}\n", style="red")
+    if error.get("stackTrace") or error.get("stack"):
+        text.append(str(error.get("stackTrace") or error.get("stack")).rstrip() + "\n", style="dim")
+    return text
+
+
+def _attempts(run: Json) -> list[Any]:
+    parts: list[Any] = []
+    for attempt in run.get("attempts") or []:
+        head = Text(f"Attempt {attempt.get('number', '?')}  ", style="bold")
+        head.append_text(status_text(attempt.get("status")))
+        head.append(f"  {fmt_time(attempt.get('startedAt') or attempt.get('createdAt'))}")
+        parts.append(head)
+        if isinstance(attempt.get("error"), dict):
+            parts.append(_error_block(attempt["error"]))
+    return parts
+
+
+def print_run(console: Console, run: Json) -> None:
+    """A run in detail: fields, attempts with their errors, payload, output, metadata."""
+    console.print(Text(str(run.get("id")), style="bold"))
+    console.print(_field_rows(run))
+    attempts = _attempts(run)
+    if attempts:
+        console.print(Panel(Group(*attempts), title="Attempts", title_align="left", expand=False))
+    elif isinstance(run.get("error"), dict):  # the last attempt's error already shows it
+        console.print(Panel(_error_block(run["error"]), title="Error", title_align="left", expand=False))
+    for key, title in (("payload", "Payload"), ("output", "Output"), ("metadata", "Metadata")):
+        if run.get(key) not in (None, {}):
+            body = Syntax(pretty(run[key]), "json", theme="ansi_dark", word_wrap=True)
+            console.print(Panel(body, title=title, title_align="left", expand=False))
+
+
+def log_line(entry: Json, run_id: str | None = None) -> Text:
+    """One log entry as `HH:MM:SS LEVEL [run] message key=value`."""
+    level = str(entry.get("level") or "INFO").upper()
+    line = Text(fmt_time(entry.get("at"), with_date=False) + " ", style="dim")
+    line.append(f"{level:<5} ", style=LEVEL_STYLES.get(level, "green"))
+    if run_id:
+        line.append(f"{run_id} ", style="dim")
+    if entry.get("kind") == "span":
+        took = fmt_duration_ms(entry["durationMs"]) if entry.get("durationMs") is not None else "…"
+        line.append(f"span {entry.get('message', '')} ({took})", style="italic")
+    else:
+        line.append(str(entry.get("message", "")))
+    attributes = entry.get("attributes") or {}
+    if isinstance(attributes, dict) and attributes:
+        line.append(" " + " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in attributes.items()),
+                    style="dim")
+    return line

@@ -1,0 +1,111 @@
+"""`trigger-local runs ls|show|logs|cancel|replay|reschedule`."""
+
+from __future__ import annotations
+
+import typer
+
+from ..sdk.management import is_final
+from .common import JSON_OPTION, client, emit_json, err, out
+from .follow import LogTail, follow_logs
+from .render import fmt_time, print_run, runs_table, status_text
+
+app = typer.Typer(help="List, inspect, cancel, replay and reschedule runs.", no_args_is_help=True)
+
+STATUSES = ("PENDING_VERSION", "DELAYED", "QUEUED", "DEQUEUED", "EXECUTING", "WAITING", "COMPLETED",
+            "FAILED", "CANCELED", "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT")
+
+
+def _statuses(values: list[str]) -> list[str]:
+    wanted = [s.strip().upper() for v in values for s in v.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STATUSES]
+    if unknown:
+        raise typer.BadParameter(f"unknown status {', '.join(unknown)}; use one of {', '.join(STATUSES)}",
+                                 param_hint="--status")
+    return wanted
+
+
+@app.command("ls")
+def list_runs(
+    status: list[str] = typer.Option([], "--status", "-s", help="Only these statuses (repeatable or a,b)."),
+    task: list[str] = typer.Option([], "--task", help="Only runs of these tasks (repeatable)."),
+    tag: list[str] = typer.Option([], "--tag", help="Only runs with this tag (repeatable)."),
+    limit: int = typer.Option(25, "--limit", "-n", min=1, max=100, help="How many runs (newest first)."),
+    after: str | None = typer.Option(None, "--after", help="Cursor: the page after this one."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """List runs, newest first."""
+    page = client().list_runs(status=_statuses(status) or None, task=task or None, tag=tag or None,
+                              limit=limit, after=after)
+    if json_output:
+        emit_json(page)
+        return
+    runs = page.get("data") or []
+    if not runs:
+        err().print("No runs match. Trigger one with `trigger-local trigger TASK`.")
+        return
+    out().print(runs_table(runs))
+    next_cursor = (page.get("pagination") or {}).get("next")
+    if next_cursor:
+        err().print(f"More: trigger-local runs ls --after {next_cursor}")
+
+
+@app.command("show")
+def show(run_id: str = typer.Argument(..., help="The run id (run_…)."),
+         json_output: bool = JSON_OPTION) -> None:
+    """A run in detail: status, attempts with errors and tracebacks, payload, output, metadata."""
+    run = client().retrieve_run(run_id)
+    if json_output:
+        emit_json(run)
+        return
+    print_run(out(), run)
+
+
+@app.command("logs")
+def logs(run_id: str = typer.Argument(..., help="The run id (run_…)."),
+         follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the run ends.")) -> None:
+    """Print a run's log lines (and spans)."""
+    api = client()
+    if not follow:
+        if LogTail(api, run_id).pump() == 0:
+            err().print(f"No log lines for {run_id}.")
+        return
+    run = follow_logs(api, run_id)
+    line = status_text(run.get("status"))
+    line.stylize("bold")
+    err().print(f"{run_id} ended: ", line)
+
+
+@app.command("cancel")
+def cancel(run_id: str = typer.Argument(..., help="The run id (run_…).")) -> None:
+    """Cancel a run that has not finished (finished runs are left as they are)."""
+    api = client()
+    api.cancel_run(run_id)
+    run = api.retrieve_run(run_id)
+    if is_final(run) and run.get("status") != "CANCELED":
+        err().print(f"{run_id} had already finished ({run.get('status')}); nothing to cancel.")
+    else:
+        err().print(f"Canceled {run_id}.")
+
+
+@app.command("replay")
+def replay(run_id: str = typer.Argument(..., help="The run id (run_…)."),
+           json_output: bool = JSON_OPTION) -> None:
+    """Run the same task again with the same payload and options."""
+    answer = client().replay_run(run_id)
+    if json_output:
+        emit_json(answer)
+        return
+    err().print(f"Replayed {run_id} as:")
+    typer.echo(answer.get("id"))
+
+
+@app.command("reschedule")
+def reschedule(run_id: str = typer.Argument(..., help="A DELAYED run's id."),
+               delay: str = typer.Option(..., "--delay", help="New delay from now (10m, 2h) or an ISO date."),
+               json_output: bool = JSON_OPTION) -> None:
+    """Move a delayed run's start time."""
+    run = client().reschedule_run(run_id, delay)
+    if json_output:
+        emit_json(run)
+        return
+    err().print(f"{run_id} now starts at {fmt_time(run.get('delayedUntil'))}.")

@@ -1,0 +1,108 @@
+"""`trigger-local tokens ls|show|create|complete|timeout`: waitpoint tokens (human-in-the-loop)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from .. import packets
+from .common import JSON_OPTION, client, emit_json, err, out, read_json_arg
+from .render import fmt_time, pretty, status_text
+
+app = typer.Typer(help="Waitpoint tokens: list, create, complete, time out.", no_args_is_help=True)
+
+
+def tokens_table(tokens: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("ID", "STATUS", "CREATED", "TIMEOUT", "TAGS", "KEY"):
+        table.add_column(column, no_wrap=column != "TAGS")
+    for token in tokens:
+        table.add_row(str(token.get("id")), status_text(token.get("status")), fmt_time(token.get("createdAt")),
+                      fmt_time(token.get("timeoutAt")), ", ".join(token.get("tags") or []),
+                      str(token.get("idempotencyKey") or ""))
+    return table
+
+
+@app.command("ls")
+def list_tokens(
+    status: list[str] = typer.Option([], "--status", "-s", help="WAITING, COMPLETED or TIMED_OUT."),
+    tag: list[str] = typer.Option([], "--tag", help="Only tokens with these tags (repeatable)."),
+    limit: int = typer.Option(25, "--limit", "-n", min=1, max=100),
+    after: str | None = typer.Option(None, "--after", help="Cursor: the page after this one."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """List waitpoint tokens, newest first."""
+    page = client().list_tokens(status=[s.upper() for s in status] or None, tags=tag or None,
+                                limit=limit, after=after)
+    if json_output:
+        emit_json(page)
+        return
+    tokens = page.get("data") or []
+    if not tokens:
+        err().print("No tokens match.")
+        return
+    out().print(tokens_table(tokens))
+
+
+@app.command("show")
+def show(token_id: str = typer.Argument(..., help="The token id (waitpoint_…)."),
+         json_output: bool = JSON_OPTION) -> None:
+    """A token: status, timeout, tags, callback URL and output."""
+    token = client().retrieve_token(token_id)
+    if json_output:
+        emit_json(token)
+        return
+    console = out()
+    console.print(f"[bold]{token.get('id')}[/bold]  ", status_text(token.get("status")))
+    for label, key in (("Created", "createdAt"), ("Completed", "completedAt"), ("Times out", "timeoutAt")):
+        if token.get(key):
+            console.print(f"  {label:<10} {fmt_time(token[key])}")
+    if token.get("tags"):
+        console.print(f"  {'Tags':<10} {', '.join(token['tags'])}")
+    if token.get("url"):
+        console.print(f"  {'URL':<10} {token['url']}", markup=False)
+    if token.get("output") is not None:
+        try:
+            value = packets.decode(token["output"], token.get("outputType") or packets.JSON)
+        except ValueError:  # not JSON after all: show what is stored
+            value = token["output"]
+        label = "Error" if token.get("outputIsError") else "Output"
+        console.print(f"  {label:<10} {pretty(value)}", markup=False)
+
+
+@app.command("create")
+def create(
+    timeout: str | None = typer.Option(None, "--timeout", help="Time out after this (10m, 1d) or at an ISO date."),
+    idempotency_key: str | None = typer.Option(None, "--idempotency-key"),
+    idempotency_key_ttl: str | None = typer.Option(None, "--idempotency-key-ttl"),
+    tag: list[str] = typer.Option([], "--tag", help="Tag the token (repeatable)."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Create a token a task can wait for with `wait.for_token`."""
+    token = client().create_token(timeout=timeout, idempotency_key=idempotency_key,
+                                  idempotency_key_ttl=idempotency_key_ttl, tags=tag or None)
+    if json_output:
+        emit_json(token)
+        return
+    err().print(f"Callback URL (POST JSON to complete it, no key needed): {token.get('url')}")
+    typer.echo(token.get("id"))
+
+
+@app.command("complete")
+def complete(
+    token_id: str = typer.Argument(..., help="The token id (waitpoint_…)."),
+    data: str | None = typer.Option(None, "--data", "-d", help="JSON output: JSON, @file.json or -."),
+) -> None:
+    """Complete a token; the waiting run continues with DATA as the result."""
+    value = read_json_arg(data, "--data") if data is not None else None
+    client().complete_token(token_id, value)
+    err().print(f"Completed {token_id}.")
+
+
+@app.command("timeout")
+def timeout(token_id: str = typer.Argument(..., help="The token id (waitpoint_…).")) -> None:
+    """Time a token out now; the waiting run continues with a timeout error."""
+    client().timeout_token(token_id)
+    err().print(f"Timed out {token_id}.")

@@ -1,0 +1,92 @@
+"""`trigger-local trigger TASK`: start a run, optionally wait for its output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from .. import packets
+from ..durations import parse_duration
+from ..errors import ValidationError
+from .common import client, emit_json, err, read_json_arg
+from .follow import wait_until_final
+from .render import pretty, status_text
+
+
+def build_options(*, delay: str | None, ttl: str | None, priority: float | None, tags: list[str],
+                  queue: str | None, concurrency_key: str | None, idempotency_key: str | None,
+                  max_attempts: int | None, max_duration: str | None,
+                  machine: str | None) -> dict[str, Any]:
+    """The trigger options (SDK names; the client turns them into the wire form)."""
+    options: dict[str, Any] = {
+        "delay": delay, "ttl": ttl, "priority": priority, "tags": tags or None, "queue": queue,
+        "concurrency_key": concurrency_key, "idempotency_key": idempotency_key,
+        "max_attempts": max_attempts, "machine": machine,
+    }
+    if max_duration is not None:
+        # Trigger.dev takes seconds here; accepting "10m" too is kinder on a command line.
+        options["max_duration"] = parse_duration(max_duration, what="--max-duration")
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def trigger(
+    task: str = typer.Argument(..., help="The task id."),
+    payload: str | None = typer.Option(None, "--payload", "-p",
+                                       help="JSON payload, @file.json, or - for stdin."),
+    wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the run to end; print its output."),
+    delay: str | None = typer.Option(None, "--delay", help="Start later: 30s, 10m, 2h or an ISO date."),
+    ttl: str | None = typer.Option(None, "--ttl", help="Expire if not started within this (e.g. 10m)."),
+    priority: float | None = typer.Option(None, "--priority", help="Seconds to jump ahead in the queue."),
+    tags: list[str] = typer.Option([], "--tag", "-t", help="Tag the run (repeatable)."),
+    queue: str | None = typer.Option(None, "--queue", help="Run on this queue."),
+    concurrency_key: str | None = typer.Option(None, "--concurrency-key"),
+    idempotency_key: str | None = typer.Option(None, "--idempotency-key"),
+    max_attempts: int | None = typer.Option(None, "--max-attempts", min=1),
+    max_duration: str | None = typer.Option(None, "--max-duration", help="Seconds, or 10m, 1h..."),
+    machine: str | None = typer.Option(None, "--machine", help="Machine preset, e.g. small-1x."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Trigger TASK with a JSON payload."""
+    value = read_json_arg(payload, "--payload") if payload is not None else None
+    try:
+        options = build_options(delay=delay, ttl=ttl, priority=priority, tags=tags, queue=queue,
+                                concurrency_key=concurrency_key, idempotency_key=idempotency_key,
+                                max_attempts=max_attempts, max_duration=max_duration, machine=machine)
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.message) from None
+    data, data_type = packets.encode(value)
+    api = client()
+    handle = api.trigger(task, data, data_type, options)
+    run_id = str(handle["id"])
+    if not wait:
+        if json_output:
+            emit_json(handle)
+        else:
+            cached = " (an existing run: same idempotency key)" if handle.get("isCached") else ""
+            err().print(f"Triggered {task}{cached}; follow it with `trigger-local runs logs {run_id} --follow`")
+            typer.echo(run_id)
+        return
+    err().print(f"Triggered {task} as {run_id}; waiting for it to finish (Ctrl-C stops waiting, "
+                "not the run)")
+    run = wait_until_final(api, run_id)
+    _report(run, json_output)
+
+
+def _report(run: dict[str, Any], json_output: bool) -> None:
+    failed = run.get("status") != "COMPLETED"
+    if json_output:
+        emit_json(run)
+    else:
+        line = status_text(run.get("status"))
+        err().print(line)
+        if failed:
+            error = run.get("error") or {}
+            message = error.get("message") if isinstance(error, dict) else error
+            err().print(f"{message or 'The run did not complete.'}\n"
+                        f"See `trigger-local runs show {run.get('id')}` for its attempts and tracebacks.")
+        elif run.get("output") is not None:
+            typer.echo(pretty(run["output"]))
+    if failed:
+        raise typer.Exit(1)
+

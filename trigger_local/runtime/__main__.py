@@ -1,0 +1,76 @@
+"""`python -m trigger_local.runtime work | index --out FILE` (docs/worker-protocol.md).
+
+Exit codes: 0 done (indexed / retired), 1 a task module failed to import, 2 the daemon
+refused the worker, 3 the daemon stayed unreachable past the orphan timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..sdk import registry
+from ..sdk.worker_client import WorkerClient
+from . import stdio
+from .http11 import StreamTransport
+from .indexer import ImportFailure, build_manifest, load_project
+from .worker import Worker, WorkerEnv
+
+
+def _write(path: str, data: dict[str, object]) -> None:
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(target)  # the daemon never reads a half-written manifest
+
+
+def index(out: str) -> int:
+    env = WorkerEnv.from_env()
+    registry.clear()
+    try:
+        modules = load_project(Path(env.project_dir), env.task_dirs)
+        manifest = build_manifest(Path(env.project_dir), modules)
+    except ImportFailure as failure:
+        _write(out, {"error": failure.to_dict()})
+        print(failure.traceback or failure.message, file=sys.stderr)
+        return 1
+    _write(out, manifest)
+    return 0
+
+
+def work() -> int:
+    env = WorkerEnv.from_env()
+    try:
+        load_project(Path(env.project_dir), env.task_dirs)
+    except ImportFailure as failure:
+        print(failure.traceback or failure.message, file=sys.stderr)
+        return 1
+    stdio.install()
+    return asyncio.run(_work(env))
+
+
+async def _work(env: WorkerEnv) -> int:
+    # the client is created inside the loop that will use it
+    transport = None
+    if env.daemon_url.startswith("http://") and os.environ.get("TRIGGER_LOCAL_WORKER_HTTP") != "httpx":
+        transport = StreamTransport(env.daemon_url)
+    worker = Worker(WorkerClient(env.daemon_url, transport=transport), env.worker_id, env.worker_token)
+    return await worker.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trigger_local.runtime")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("work", help="run attempts for the daemon until retired")
+    idx = sub.add_parser("index", help="import the task modules and write their manifest")
+    idx.add_argument("--out", required=True, help="where to write the manifest JSON")
+    args = parser.parse_args(argv)
+    return index(args.out) if args.command == "index" else work()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

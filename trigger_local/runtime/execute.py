@@ -1,0 +1,97 @@
+"""Running one attempt: payload in, completion body out.
+
+The completion is `{"ok": true, "output", "outputType"}` or `{"ok": false, "error": {"name",
+"message", "stack"}, "retry": bool}` (docs/worker-protocol.md). `None` means the attempt was
+dropped (the run was canceled, or the daemon answered 409): nothing must be reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sys
+import traceback
+from typing import Any
+
+from .. import packets
+from ..errors import AbortTaskRunError
+from ..sdk import registry
+from ..sdk.context import Context, RunState, enter_run, exit_run
+from ..sdk.tasks import Task
+from ..sdk.worker_client import AttemptGone, WorkerClient
+from . import stdio
+
+
+def _failure(name: str, message: str, stack: str, *, retry: bool) -> dict[str, Any]:
+    return {"ok": False, "error": {"name": name, "message": message, "stack": stack}, "retry": retry}
+
+
+def failure_from(exc: BaseException) -> dict[str, Any]:
+    stack = "".join(traceback.format_exception(exc))
+    return _failure(type(exc).__name__, str(exc), stack, retry=not isinstance(exc, AbortTaskRunError))
+
+
+def _validation_failure(task: Task, exc: Exception) -> dict[str, Any]:
+    # pydantic's errors name the field: say which, and do not retry a payload that cannot pass
+    errors = exc.errors() if hasattr(exc, "errors") else []
+    parts = [f"{'.'.join(str(p) for p in e.get('loc', ())) or '(payload)'}: {e.get('msg')}" for e in errors]
+    message = f"Invalid payload for task {task.id!r}: " + ("; ".join(parts) or str(exc))
+    return _failure("ValidationError", message, "".join(traceback.format_exception(exc)), retry=False)
+
+
+async def _call(task: Task, payload: Any, ctx: Context) -> Any:
+    args = (payload, ctx) if task.takes_ctx else (payload,)
+    if task.is_async:
+        return await task.fn(*args)
+    # a thread, so the function may block and call the `_sync` SDK forms
+    result = await asyncio.to_thread(task.fn, *args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+async def run_task(task: Task | None, assignment: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """The completion body for one attempt; AttemptGone propagates."""
+    if task is None:
+        name = assignment.get("task_id")
+        return _failure("TaskNotFoundError", f"Task {name!r} is not defined in this version", "", retry=False)
+    try:
+        payload = packets.decode(assignment.get("payload"), assignment.get("payload_type"))
+        if task.schema is not None:
+            try:
+                payload = task.parse_payload(payload)
+            except Exception as exc:
+                return _validation_failure(task, exc)
+        output = await _call(task, payload, ctx)
+        data, data_type = packets.encode(output)
+        return {"ok": True, "output": data, "outputType": data_type}
+    except (Exception, SystemExit) as exc:
+        return failure_from(exc)
+
+
+async def execute(assignment: dict[str, Any], client: WorkerClient) -> dict[str, Any] | None:
+    """Run the assignment's attempt with the SDK pointed at it; the completion body, or None
+    when the attempt must be dropped without completing."""
+    ctx = Context.from_assignment(assignment)
+    state = RunState(run_id=assignment["run_id"], attempt=int(assignment["attempt"]),
+                     token=assignment["run_token"], client=client, loop=asyncio.get_running_loop(),
+                     ctx=ctx, metadata=assignment.get("metadata"))
+    token = enter_run(state)
+    try:
+        body = await run_task(registry.get_task(assignment["task_id"]), assignment, ctx)
+        stdio.end_run()
+        await _final_flush(state)
+    except AttemptGone:
+        return None
+    finally:
+        exit_run(token)
+    return None if state.gone else body
+
+
+async def _final_flush(state: RunState) -> None:
+    try:
+        await state.flush()
+    except AttemptGone:
+        raise
+    except Exception as exc:  # lost logs must not lose the run's result
+        print(f"trigger-local: could not send logs/metadata of {state.run_id}: {exc!r}", file=sys.stderr)

@@ -1,0 +1,251 @@
+"""The run a task process is executing.
+
+`Context` is the frozen `ctx` handed to a task. `RunState` is the runtime's mutable record of
+the attempt (its token, the worker client, buffered logs and metadata); the SDK finds it with
+`current_run()`, which is how every SDK call knows whether it is "inside a task run".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .. import packets
+from .worker_client import AttemptGone
+
+if TYPE_CHECKING:
+    from .worker_client import WorkerClient
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    id: str
+    tags: tuple[str, ...] = ()
+    is_test: bool = False
+    created_at: Any = None
+    started_at: Any = None
+    idempotency_key: str | None = None
+    max_attempts: int | None = None
+    max_duration: float | None = None
+    parent_run_id: str | None = None
+    root_run_id: str | None = None
+    batch_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    id: str
+    file: str = ""
+    export_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptInfo:
+    number: int
+    id: str | None = None
+    started_at: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentInfo:
+    type: str = "DEVELOPMENT"
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a task knows about its run (`ctx`). Immutable; built from the Assignment's ctx."""
+
+    run: RunInfo
+    task: TaskInfo
+    attempt: AttemptInfo
+    queue: QueueInfo
+    machine: str | None = None
+    version: str | None = None
+    environment: EnvironmentInfo = EnvironmentInfo()
+
+    @classmethod
+    def from_assignment(cls, assignment: dict[str, Any]) -> Context:
+        raw = assignment.get("ctx") or {}
+        run = dict(raw.get("run") or {})
+        run.setdefault("id", assignment.get("run_id", ""))
+        run["tags"] = tuple(run.get("tags") or ())
+        task = dict(raw.get("task") or {})
+        task.setdefault("id", assignment.get("task_id", ""))
+        attempt = dict(raw.get("attempt") or {})
+        attempt.setdefault("number", assignment.get("attempt", 1))
+        env = raw.get("environment") or {}
+        return cls(run=RunInfo(**_known(RunInfo, run)), task=TaskInfo(**_known(TaskInfo, task)),
+                   attempt=AttemptInfo(**_known(AttemptInfo, attempt)),
+                   queue=QueueInfo(name=(raw.get("queue") or {}).get("name") or f"task/{task['id']}"),
+                   machine=raw.get("machine"), version=raw.get("version"),
+                   environment=EnvironmentInfo(type=env.get("type", "DEVELOPMENT")))
+
+
+def _known(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    # the daemon may add fields before this SDK knows them: ignore, never crash a run
+    return {k: v for k, v in values.items() if k in cls.__slots__}  # type: ignore[attr-defined]
+
+
+class RunState:
+    """One attempt being executed by this process.
+
+    Thread-safe where the SDK needs it: a sync task runs in a worker thread and logs, sets
+    metadata and makes blocking calls from there. Network calls always run on `loop`, the
+    runtime's event loop; `block_on` hands a coroutine to it from another thread.
+    """
+
+    def __init__(self, *, run_id: str, attempt: int, token: str, client: WorkerClient,
+                 loop: asyncio.AbstractEventLoop, ctx: Context,
+                 metadata: dict[str, Any] | None = None) -> None:
+        self.run_id, self.attempt, self.token = run_id, attempt, token
+        self.client, self.loop, self.ctx = client, loop, ctx
+        self.loop_thread = threading.get_ident()
+        self.lock = threading.Lock()
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.metadata_dirty = False
+        self.log_entries: list[dict[str, Any]] = []
+        self.gone = False  # a background flush learned the attempt is no longer current
+        self.logs = Flusher(self, 0.2, self._send_logs)
+        self.meta = Flusher(self, 0.5, self._send_metadata)
+
+    async def call(self, method: str, route: str, body: Any = None, **kw: Any) -> Any:
+        return await self.client.run_call(method, self.run_id, route, self.token, body, **kw)
+
+    def block_on(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the runtime's loop and wait for it (for `_sync` SDK forms)."""
+        if threading.get_ident() == self.loop_thread:
+            coro.close()
+            raise RuntimeError("A blocking `_sync` SDK call was made from an async task: "
+                               "use the `await` form instead (e.g. `await wait.for_(...)`).")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    # -- logs and metadata ----------------------------------------------------------------
+    def add_log(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self.log_entries.append(entry)
+            count = len(self.log_entries)
+        self.logs.touch(urgent=count >= 100)
+
+    def update_metadata(self, operations: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.metadata = packets.apply_metadata_operations(self.metadata, operations)
+            self.metadata_dirty = True
+        self.meta.touch()
+
+    async def flush(self) -> None:
+        """Send buffered logs and metadata now (before a wait and before completing)."""
+        await self.logs.flush()
+        await self.meta.flush()
+
+    async def _send_logs(self) -> None:
+        with self.lock:
+            entries, self.log_entries = self.log_entries, []
+        if entries:
+            await self.call("POST", "logs", {"attempt": self.attempt, "entries": entries})
+
+    async def _send_metadata(self) -> None:
+        with self.lock:
+            if not self.metadata_dirty:
+                return
+            snapshot, self.metadata_dirty = dict(self.metadata), False
+        try:
+            await self.call("PUT", "metadata", {"metadata": snapshot})
+        except Exception:
+            with self.lock:
+                self.metadata_dirty = True
+            raise
+
+
+class Flusher:
+    """Coalesces sends of a buffer: `touch()` (from any thread) schedules `send` at most
+    `interval_s` later, or at once when `urgent`; `flush()` sends now. Sends never overlap, so
+    log entries keep their order. A background send that finds the attempt gone marks the
+    run `gone`; other failures are reported on stderr and never fail the run."""
+
+    def __init__(self, state: Any, interval_s: float, send: Any) -> None:
+        self._state, self._interval_s, self._send = state, interval_s, send
+        self._timer: asyncio.TimerHandle | None = None
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def touch(self, urgent: bool = False) -> None:
+        if threading.get_ident() == self._state.loop_thread:
+            self._touch(urgent)
+        else:
+            self._state.loop.call_soon_threadsafe(self._touch, urgent)
+
+    def _touch(self, urgent: bool) -> None:
+        if urgent:
+            self._cancel_timer()
+            self._spawn()
+        elif self._timer is None:
+            self._timer = self._state.loop.call_later(self._interval_s, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._spawn()
+
+    def _spawn(self) -> None:
+        task = self._state.loop.create_task(self._background())
+        self._tasks.add(task)  # a reference, or the task may be collected mid-flight
+        task.add_done_callback(self._tasks.discard)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def _background(self) -> None:
+        try:
+            await self.flush()
+        except AttemptGone:
+            self._state.gone = True
+        except Exception as exc:  # a lost log burst must not kill the run
+            print(f"trigger-local: background send failed: {exc!r}", file=sys.__stderr__)
+
+    async def flush(self) -> None:
+        self._cancel_timer()
+        async with self._lock:
+            await self._send()
+
+
+_run_var: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("trigger_local_run", default=None)
+# One run at a time per process: threads the task starts itself (no copied context) still
+# find their run through this.
+_active: RunState | None = None
+
+
+def current_run() -> RunState | None:
+    """The attempt this code runs in, or None in app code (outside a task run)."""
+    return _run_var.get() or _active
+
+
+def enter_run(state: RunState) -> contextvars.Token[RunState | None]:
+    global _active
+    _active = state
+    return _run_var.set(state)
+
+
+def exit_run(token: contextvars.Token[RunState | None]) -> None:
+    global _active
+    _active = None
+    _run_var.reset(token)
+
+
+def require_run(what: str) -> RunState:
+    state = current_run()
+    if state is None:
+        raise RuntimeError(f"{what} can only be used from inside a task run")
+    return state

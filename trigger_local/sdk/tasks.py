@@ -1,0 +1,227 @@
+"""Defining tasks (`task`, `schema_task`) and triggering them (`Task.trigger…`, `tasks.trigger…`).
+
+Inside a task run, triggers go through the worker protocol, so the child knows its parent and
+`trigger_and_wait` can block on the child's waitpoint; in app code they go through the
+management client. Every call has a blocking `_sync` form.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from .. import packets
+from ..durations import parse_duration
+from ..errors import ValidationError
+from . import registry
+from .context import current_run, require_run
+from .registry import Queue, trigger_options
+from .results import BatchHandle, RunHandle, TaskRunResult
+from .retry import Retry
+from .waits import wait_on
+
+
+class Task:
+    """A task definition: `id`, the user function `fn`, and how it runs (queue, retry,
+    max_duration, machine, optional pydantic `schema`). Created by `@task`/`@schema_task`,
+    registered under its id at import time. Calling the object calls `fn` directly."""
+
+    def __init__(self, fn: Callable[..., Any], *, id: str, queue: Queue | str | None = None,
+                 retry: Retry | dict[str, Any] | None = None, max_duration: Any = None,
+                 machine: str | None = None, schema: Any = None) -> None:
+        if not isinstance(id, str) or not id.strip():
+            raise ValidationError("A task needs a non-empty string id")
+        if not callable(fn):
+            raise ValidationError(f"Task {id!r}: the decorated object is not callable")
+        self.id, self.fn, self.schema, self.machine = id, fn, schema, machine
+        self.queue = Queue(queue) if isinstance(queue, str) else queue
+        self.retry = Retry.coerce(retry)
+        self.max_duration_s = parse_duration(max_duration, what="max_duration") if max_duration is not None else None
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.takes_ctx = _takes_ctx(fn)
+        self.file = (inspect.getsourcefile(fn) or "") if inspect.isfunction(fn) else ""
+        self.export_name = getattr(fn, "__name__", id)
+        #: extra manifest fields (e.g. a schedule) added by other task kinds
+        self.manifest_extra: dict[str, Any] = {}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.id!r}>"
+
+    def parse_payload(self, value: Any) -> Any:
+        """The payload the function receives: validated into `schema` for a schema_task
+        (raises pydantic's ValidationError), else as decoded."""
+        return self.schema.model_validate(value) if self.schema is not None else value
+
+    def manifest(self) -> dict[str, Any]:
+        """The TaskManifest of docs/worker-protocol.md (`file` as defined; the indexer makes it relative)."""
+        q = self.queue
+        return {"id": self.id, "queue": q.name if q else f"task/{self.id}",
+                "queue_concurrency_limit": q.concurrency_limit if q else None,
+                "queue_is_custom": q is not None,
+                "retry": self.retry.to_dict() if self.retry else None,
+                "max_duration_s": self.max_duration_s, "machine": self.machine,
+                "schema": self.schema.model_json_schema() if self.schema is not None else None,
+                "file": self.file, "export_name": self.export_name, **self.manifest_extra}
+
+    # -- triggering -----------------------------------------------------------------------
+    async def trigger(self, payload: Any = None, **options: Any) -> RunHandle:
+        return await tasks.trigger(self.id, payload, **options)
+
+    async def trigger_and_wait(self, payload: Any = None, **options: Any) -> TaskRunResult:
+        return await tasks.trigger_and_wait(self.id, payload, **options)
+
+    async def batch_trigger(self, items: list[Any]) -> BatchHandle:
+        return await tasks.batch_trigger(self.id, items)
+
+    async def batch_trigger_and_wait(self, items: list[Any]) -> list[TaskRunResult]:
+        return await tasks.batch_trigger_and_wait(self.id, items)
+
+    def trigger_sync(self, payload: Any = None, **options: Any) -> RunHandle:
+        return tasks.trigger_sync(self.id, payload, **options)
+
+    def trigger_and_wait_sync(self, payload: Any = None, **options: Any) -> TaskRunResult:
+        return tasks.trigger_and_wait_sync(self.id, payload, **options)
+
+    def batch_trigger_sync(self, items: list[Any]) -> BatchHandle:
+        return tasks.batch_trigger_sync(self.id, items)
+
+    def batch_trigger_and_wait_sync(self, items: list[Any]) -> list[TaskRunResult]:
+        return tasks.batch_trigger_and_wait_sync(self.id, items)
+
+
+def _takes_ctx(fn: Callable[..., Any]) -> bool:
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
+def task(id: str, *, queue: Queue | str | None = None, retry: Retry | dict[str, Any] | None = None,
+         max_duration: Any = None, machine: str | None = None) -> Callable[[Callable[..., Any]], Task]:
+    """Decorate `fn(payload, ctx)` or `fn(payload)`, sync or async, as the task `id`."""
+
+    def decorate(fn: Callable[..., Any]) -> Task:
+        t = Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine)
+        registry.register(t)
+        return t
+
+    return decorate
+
+
+def schema_task(id: str, *, schema: Any, queue: Queue | str | None = None,
+                retry: Retry | dict[str, Any] | None = None, max_duration: Any = None,
+                machine: str | None = None) -> Callable[[Callable[..., Any]], Task]:
+    """Like `task`, with a pydantic model: the payload is validated into an instance of it
+    before the function runs, and the manifest carries its JSON schema."""
+    if not hasattr(schema, "model_validate") or not hasattr(schema, "model_json_schema"):
+        raise ValidationError(f"schema_task {id!r}: schema must be a pydantic model class")
+
+    def decorate(fn: Callable[..., Any]) -> Task:
+        t = Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine,
+                 schema=schema)
+        registry.register(t)
+        return t
+
+    return decorate
+
+
+# -- triggering by id ------------------------------------------------------------------------
+def _item(task_id: str, payload: Any, options: dict[str, Any]) -> dict[str, Any]:
+    data, data_type = packets.encode(payload)
+    return {"task": task_id, "payload": data, "payloadType": data_type,
+            "options": trigger_options(options)}
+
+
+def _batch_items(task_id: str, items: list[Any]) -> list[dict[str, Any]]:
+    # a dict with only "payload" (and "options") is the item form; anything else is a payload
+    out = []
+    for item in items:
+        if isinstance(item, dict) and "payload" in item and set(item) <= {"payload", "options"}:
+            out.append(_item(task_id, item["payload"], dict(item.get("options") or {})))
+        else:
+            out.append(_item(task_id, item, {}))
+    return out
+
+
+def _batch_handle(answer: dict[str, Any]) -> BatchHandle:
+    runs = [r["id"] if isinstance(r, dict) else str(r) for r in answer.get("runs", [])]
+    return BatchHandle(batch_id=answer.get("batchId") or answer.get("id", ""), runs=runs)
+
+
+def _waitpoint(answer: dict[str, Any]) -> str:
+    wp = answer.get("waitpointId")
+    if not wp:
+        raise RuntimeError(f"The daemon answered a waiting trigger without a waitpoint: {answer}")
+    return str(wp)
+
+
+def _handle(answer: dict[str, Any]) -> RunHandle:
+    return RunHandle(id=answer["id"], is_cached=bool(answer.get("isCached")))
+
+
+class Tasks:
+    """The `tasks` namespace: trigger a task by its id (no import of the task's module needed)."""
+
+    async def trigger(self, task_id: str, payload: Any = None, **options: Any) -> RunHandle:
+        item = _item(task_id, payload, options)
+        state = current_run()
+        if state is not None:
+            return _handle(await state.call("POST", "trigger", {**item, "wait": False}))
+        from .client import get_client
+
+        return _handle(await get_client().trigger(task_id, item["payload"], item["payloadType"], item["options"]))
+
+    async def trigger_and_wait(self, task_id: str, payload: Any = None, **options: Any) -> TaskRunResult:
+        state = require_run("trigger_and_wait")
+        answer = await state.call("POST", "trigger", {**_item(task_id, payload, options), "wait": True})
+        result = await wait_on(state, {"kind": "run", "waitpointId": _waitpoint(answer)})
+        return TaskRunResult.from_wait(answer["id"], result)
+
+    async def batch_trigger(self, task_id: str, items: list[Any]) -> BatchHandle:
+        body = _batch_items(task_id, items)
+        state = current_run()
+        if state is not None:
+            return _batch_handle(await state.call("POST", "batch", {"items": body, "wait": False}))
+        from .client import get_client
+
+        return _batch_handle(await get_client().batch_trigger(body))
+
+    async def batch_trigger_and_wait(self, task_id: str, items: list[Any]) -> list[TaskRunResult]:
+        state = require_run("batch_trigger_and_wait")
+        answer = await state.call("POST", "batch", {"items": _batch_items(task_id, items), "wait": True})
+        result = await wait_on(state, {"kind": "batch", "waitpointId": _waitpoint(answer)})
+        return TaskRunResult.list_from_batch(result)
+
+    def trigger_sync(self, task_id: str, payload: Any = None, **options: Any) -> RunHandle:
+        state = current_run()
+        if state is not None:
+            return state.block_on(self.trigger(task_id, payload, **options))
+        from .client import get_sync_client
+
+        item = _item(task_id, payload, options)
+        return _handle(get_sync_client().trigger(task_id, item["payload"], item["payloadType"], item["options"]))
+
+    def trigger_and_wait_sync(self, task_id: str, payload: Any = None, **options: Any) -> TaskRunResult:
+        state = require_run("trigger_and_wait_sync")
+        return state.block_on(self.trigger_and_wait(task_id, payload, **options))
+
+    def batch_trigger_sync(self, task_id: str, items: list[Any]) -> BatchHandle:
+        state = current_run()
+        if state is not None:
+            return state.block_on(self.batch_trigger(task_id, items))
+        from .client import get_sync_client
+
+        return _batch_handle(get_sync_client().batch_trigger(_batch_items(task_id, items)))
+
+    def batch_trigger_and_wait_sync(self, task_id: str, items: list[Any]) -> list[TaskRunResult]:
+        state = require_run("batch_trigger_and_wait_sync")
+        return state.block_on(self.batch_trigger_and_wait(task_id, items))
+
+
+tasks = Tasks()

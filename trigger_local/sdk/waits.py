@@ -1,0 +1,182 @@
+"""`wait`: pause a run for a time, a token, a child run or a batch, without holding a
+connection across the pause (docs/worker-protocol.md, "The runtime's side of a wait").
+
+`wait.for_`, `wait.until` and `wait.for_token` work only inside a task run. Token creation,
+completion and retrieval also work from app code (through the management client).
+Every method has a blocking `_sync` form for synchronous code.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from .context import RunState, current_run, require_run
+from .results import Token, WaitResult
+from .worker_client import AttemptGone
+
+POLL_WAIT_S = 5
+
+
+async def wait_on(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
+    """Block the attempt on a waitpoint and return its WaitResult.
+
+    Logs and metadata are flushed first so nothing is lost if the process is checkpointed.
+    Raises `AttemptGone` when the run ended (canceled) while waiting: the runtime then drops
+    the attempt without completing it.
+    """
+    await state.flush()
+    if state.gone:
+        raise AttemptGone("the attempt is no longer current")
+    answer = await state.call("POST", f"attempts/{state.attempt}/wait", body)
+    if answer.get("action") == "continue":
+        result = answer.get("result") or {}
+    else:
+        checkpoint = answer.get("action") == "checkpoint"
+        if checkpoint:
+            # no socket may survive into a checkpoint; each poll then closes its connection
+            await state.client.drop_connections()
+        result = await _poll(state, answer["waitpointId"], close=checkpoint)
+    if result.get("final"):
+        raise AttemptGone(f"run {state.run_id} ended while waiting ({result.get('status')})")
+    return result
+
+
+async def _poll(state: RunState, waitpoint_id: str, *, close: bool) -> dict[str, Any]:
+    while True:
+        answer = await state.call("GET", f"waits/{waitpoint_id}", params={"wait_s": POLL_WAIT_S},
+                                  read_timeout_s=POLL_WAIT_S, close=close)
+        if answer.get("done"):
+            return answer.get("result") or {}
+
+
+def _iso(when: datetime) -> str:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat()
+
+
+def _key(key: str | list[str] | None) -> str | None:
+    # wait keys travel raw: the daemon scopes them to the run itself
+    if key is None:
+        return None
+    return "-".join(str(p) for p in key) if isinstance(key, list | tuple) else str(key)
+
+
+def _duration_body(until: datetime, key: Any, key_ttl: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": "duration", "until": _iso(until)}
+    if key is not None:
+        body["idempotencyKey"] = _key(key)
+    if key_ttl is not None:
+        body["idempotencyKeyTTL"] = key_ttl
+    return body
+
+
+def _token_id(token: Token | str | dict[str, Any]) -> str:
+    if isinstance(token, Token):
+        return token.id
+    if isinstance(token, dict):
+        return str(token["id"])
+    return str(token)
+
+
+def _timeout(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value}s"
+    return value
+
+
+def _token_request(timeout: Any, key: Any, key_ttl: str | None, tags: Any) -> dict[str, Any]:
+    body = {"timeout": _timeout(timeout), "idempotencyKey": _key(key), "idempotencyKeyTTL": key_ttl,
+            "tags": [tags] if isinstance(tags, str) else (list(tags) if tags else None)}
+    return {k: v for k, v in body.items() if v is not None}
+
+
+class Wait:
+    """The `wait` object. Durations add up: `for_(minutes=1, seconds=30)` waits 90 s."""
+
+    async def for_(self, seconds: float = 0, minutes: float = 0, hours: float = 0, days: float = 0,
+                   idempotency_key: str | list[str] | None = None,
+                   idempotency_key_ttl: str | None = None) -> None:
+        total = seconds + 60 * minutes + 3600 * hours + 86400 * days
+        until = datetime.fromtimestamp(time.time() + max(0.0, total), UTC)
+        await self.until(until, idempotency_key=idempotency_key, idempotency_key_ttl=idempotency_key_ttl)
+
+    async def until(self, date: datetime, *, idempotency_key: str | list[str] | None = None,
+                    idempotency_key_ttl: str | None = None) -> None:
+        state = require_run("wait.until / wait.for_")
+        await wait_on(state, _duration_body(date, idempotency_key, idempotency_key_ttl))
+
+    async def create_token(self, timeout: Any = None,  # noqa: ASYNC109 - Trigger.dev's name
+                           idempotency_key: str | list[str] | None = None,
+                           idempotency_key_ttl: str | None = None, tags: Any = None) -> Token:
+        body = _token_request(timeout, idempotency_key, idempotency_key_ttl, tags)
+        state = current_run()
+        if state is not None:
+            return Token.from_answer(await state.call("POST", "tokens", body))
+        from .client import get_client
+
+        return Token.from_answer(await get_client().create_token(**_snake(body)))
+
+    async def for_token(self, token: Token | str | dict[str, Any]) -> WaitResult:
+        state = require_run("wait.for_token")
+        result = await wait_on(state, {"kind": "token", "waitpointId": _token_id(token)})
+        return WaitResult.from_wait(result)
+
+    async def complete_token(self, token: Token | str | dict[str, Any], data: Any = None) -> None:
+        from .client import get_client
+
+        await get_client().complete_token(_token_id(token), data)
+
+    async def retrieve_token(self, token: Token | str | dict[str, Any]) -> dict[str, Any]:
+        from .client import get_client
+
+        return await get_client().retrieve_token(_token_id(token))
+
+    # -- blocking forms -------------------------------------------------------------------
+    def for_sync(self, seconds: float = 0, minutes: float = 0, hours: float = 0, days: float = 0,
+                 idempotency_key: str | list[str] | None = None,
+                 idempotency_key_ttl: str | None = None) -> None:
+        state = require_run("wait.for_sync")
+        state.block_on(self.for_(seconds, minutes, hours, days, idempotency_key, idempotency_key_ttl))
+
+    def until_sync(self, date: datetime, *, idempotency_key: str | list[str] | None = None,
+                   idempotency_key_ttl: str | None = None) -> None:
+        state = require_run("wait.until_sync")
+        state.block_on(self.until(date, idempotency_key=idempotency_key,
+                                  idempotency_key_ttl=idempotency_key_ttl))
+
+    def create_token_sync(self, timeout: Any = None, idempotency_key: str | list[str] | None = None,
+                          idempotency_key_ttl: str | None = None, tags: Any = None) -> Token:
+        state = current_run()
+        if state is not None:
+            return state.block_on(self.create_token(timeout, idempotency_key, idempotency_key_ttl, tags))
+        from .client import get_sync_client
+
+        body = _token_request(timeout, idempotency_key, idempotency_key_ttl, tags)
+        return Token.from_answer(get_sync_client().create_token(**_snake(body)))
+
+    def for_token_sync(self, token: Token | str | dict[str, Any]) -> WaitResult:
+        state = require_run("wait.for_token_sync")
+        return state.block_on(self.for_token(token))
+
+    def complete_token_sync(self, token: Token | str | dict[str, Any], data: Any = None) -> None:
+        from .client import get_sync_client
+
+        get_sync_client().complete_token(_token_id(token), data)
+
+    def retrieve_token_sync(self, token: Token | str | dict[str, Any]) -> dict[str, Any]:
+        from .client import get_sync_client
+
+        return get_sync_client().retrieve_token(_token_id(token))
+
+
+def _snake(body: dict[str, Any]) -> dict[str, Any]:
+    names = {"idempotencyKey": "idempotency_key", "idempotencyKeyTTL": "idempotency_key_ttl"}
+    return {names.get(k, k): v for k, v in body.items()}
+
+
+wait = Wait()

@@ -1,0 +1,186 @@
+"""The task process's HTTP client for the daemon's worker routes (`/engine/v1/...`).
+
+One client per process, its connection kept alive across runs so a warm process pays no
+connection setup per run. Blocking SDK calls made from a sync task's thread reach it through
+`RunState.block_on` (the runtime's event loop owns it).
+
+Failure rules (docs/worker-protocol.md):
+- a connection error or a 502/503/504 is retried with backoff (≤ 1 s) for up to
+  `TRIGGER_LOCAL_ORPHAN_TIMEOUT_S` (default 300 s): the daemon may be restarting; after that
+  `DaemonUnreachableError` is raised and the process exits;
+- 409 means the attempt is no longer current: `AttemptGone` is raised and the run is dropped;
+- any other 4xx/5xx is raised as the `trigger_local.errors` class its code names.
+
+The bytes travel through a `Transport`: `HttpxTransport` here (any HTTP server, the
+default), or the runtime's leaner keep-alive transport (`trigger_local.runtime.http11`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+import uuid
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+import httpx
+
+from .. import packets
+from ..errors import error_from_response
+
+_RETRY_STATUSES = frozenset({502, 503, 504})
+_MAX_BACKOFF_S = 1.0
+#: what a transport may raise when the daemon cannot be reached (retried)
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (httpx.TransportError, OSError, EOFError, TimeoutError)
+
+
+class AttemptGone(BaseException):  # noqa: N818 - a signal, not an error
+    """The attempt is no longer current (409), or the run ended while it waited: the runtime
+    drops the run without completing it. A BaseException so that a task's own
+    `except Exception` cannot swallow it."""
+
+
+class DaemonUnreachableError(Exception):
+    """The daemon did not answer for longer than the orphan timeout."""
+
+
+class Transport(Protocol):
+    """Sends one HTTP request and returns (status, body bytes). Raises one of
+    `CONNECTION_ERRORS` when the request may not have reached the daemon."""
+
+    async def send(self, method: str, path: str, headers: dict[str, str], body: bytes | None,
+                   timeout_s: float) -> tuple[int, bytes]: ...
+
+    async def reset(self) -> None:
+        """Close idle connections (before a checkpoint)."""
+
+    async def aclose(self) -> None: ...
+
+
+class HttpxTransport:
+    """The portable transport, on one `httpx.AsyncClient`."""
+
+    def __init__(self, base_url: str, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url, self._inner = base_url, transport
+        self._http = self._new()
+
+    def _new(self) -> httpx.AsyncClient:
+        # TCP_NODELAY: headers and body go out in separate writes, and Nagle plus delayed
+        # ACKs would add ~40 ms to each request
+        inner = self._inner or httpx.AsyncHTTPTransport(
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        return httpx.AsyncClient(base_url=self.base_url, transport=inner,
+                                 limits=httpx.Limits(max_keepalive_connections=4))
+
+    async def send(self, method: str, path: str, headers: dict[str, str], body: bytes | None,
+                   timeout_s: float) -> tuple[int, bytes]:
+        resp = await self._http.request(method, path, content=body, headers=headers,
+                                        timeout=httpx.Timeout(timeout_s, connect=5.0))
+        return resp.status_code, resp.content
+
+    async def reset(self) -> None:
+        old, self._http = self._http, self._new()
+        await old.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def orphan_timeout_s() -> float:
+    try:
+        return float(os.environ.get("TRIGGER_LOCAL_ORPHAN_TIMEOUT_S", "300"))
+    except ValueError:
+        return 300.0
+
+
+def _jsonable(obj: Any) -> Any:
+    # log attributes and metadata may hold anything: never fail a run over a repr
+    try:
+        return packets._default(obj)
+    except TypeError:
+        return repr(obj)
+
+
+class WorkerClient:
+    """Async client for the worker routes. Methods return the decoded JSON answer.
+
+    Contract: a request either returns the daemon's 2xx answer, or raises `AttemptGone` (409),
+    `DaemonUnreachableError` (no daemon for the orphan timeout), or a `TriggerLocalError`.
+    """
+
+    def __init__(self, base_url: str, *, orphan_timeout: float | None = None,
+                 transport: Transport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.orphan_timeout_s = orphan_timeout_s() if orphan_timeout is None else orphan_timeout
+        self.transport: Transport = transport or HttpxTransport(self.base_url)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+    async def drop_connections(self) -> None:
+        """Close kept-alive connections: a process about to be checkpointed must hold no
+        socket (ARCHITECTURE §4)."""
+        await self.transport.reset()
+
+    async def request(self, method: str, path: str, *, token: str, body: Any = None,
+                      params: dict[str, Any] | None = None, read_timeout_s: float | None = None,
+                      close: bool = False) -> Any:
+        headers = {"Authorization": f"Bearer {token}",
+                   # reused across retries so a daemon can drop a replayed request
+                   "x-trigger-request-idempotency-key": uuid.uuid4().hex}
+        if close:
+            headers["Connection"] = "close"
+        content = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            content = json.dumps(body, default=_jsonable, separators=(",", ":")).encode()
+        if params:
+            path = f"{path}?{urlencode(params)}"
+        timeout_s = max(30.0, (read_timeout_s or 0) + 10.0)
+        deadline: float | None = None
+        backoff = 0.05
+        while True:
+            try:
+                status, data = await self.transport.send(method, path, headers, content, timeout_s)
+            except CONNECTION_ERRORS as exc:
+                deadline = self._check_deadline(deadline, exc)
+            else:
+                if status not in _RETRY_STATUSES:
+                    return _answer(status, data)
+                deadline = self._check_deadline(deadline, f"HTTP {status}")
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+    def _check_deadline(self, deadline: float | None, cause: object) -> float:
+        now = time.monotonic()
+        if deadline is None:
+            return now + self.orphan_timeout_s
+        if now >= deadline:
+            raise DaemonUnreachableError(
+                f"daemon at {self.base_url} unreachable for {self.orphan_timeout_s:.0f}s ({cause!r})")
+        return deadline
+
+    # -- routes ---------------------------------------------------------------------------
+    async def next_assignment(self, worker_id: str, token: str, wait_s: float = 20) -> dict[str, Any]:
+        return await self.request("GET", f"/engine/v1/workers/{worker_id}/next", token=token,
+                                  params={"wait_s": wait_s}, read_timeout_s=wait_s)
+
+    async def run_call(self, method: str, run_id: str, route: str, token: str,
+                       body: Any = None, **kw: Any) -> Any:
+        return await self.request(method, f"/engine/v1/runs/{run_id}/{route}", token=token,
+                                  body=body, **kw)
+
+
+def _answer(status: int, data: bytes) -> Any:
+    try:
+        body: Any = json.loads(data) if data else {}
+    except ValueError:
+        body = {"error": data.decode(errors="replace")[:500]}
+    if status == 409:
+        raise AttemptGone(str(body.get("error") if isinstance(body, dict) else body))
+    if status >= 400:
+        raise error_from_response(status, body)
+    return body
