@@ -4,8 +4,8 @@ dispatcher and executors act."""
 
 from .hub import Hub
 from .lifecycle import AttemptOutcome
-from .triggering import TriggerRequest, TriggerResult
 from .queues import QueueLogMixin
+from .triggering import TriggerRequest, TriggerResult
 from .waits import WaitDecision, waitpoint_result
 from .workers import WorkerMixin
 

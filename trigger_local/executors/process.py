@@ -15,7 +15,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal
 
 import structlog
@@ -27,7 +26,17 @@ from ..engine.states import K_QUEUED_HELD
 from ..ids import new_id
 from ..store.models import EXECUTING, FINAL_STATUSES, WAITING, Attempt, Run, Version, Worker
 from ..tokens import run_token, worker_token
-from .workers import BUSY, HELD, IDLE, KILLED, STARTING, WorkerHandle, describe_exit, pid_is_worker, watch_pid
+from .workers import (
+    BUSY,
+    HELD,
+    IDLE,
+    KILLED,
+    STARTING,
+    WorkerHandle,
+    describe_exit,
+    pid_is_worker,
+    watch_pid,
+)
 
 log = structlog.get_logger("executor")
 
