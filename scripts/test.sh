@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Install what the tests need and run them all: lint, then the whole pytest suite
 # (unit, API, CLI, and end-to-end tests against real daemon processes).
+#
+# Everything goes into ./.venv (made with --system-site-packages, so packages the machine
+# already has are reused), so running this never changes another checkout's install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
-python3 -m ruff check trigger_local tui tests scripts
-python3 -m pytest "$@"
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv --system-site-packages .venv
+fi
+PY=.venv/bin/python
+"$PY" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+"$PY" -m ruff check trigger_local tui tests scripts
+"$PY" -m pytest "$@"

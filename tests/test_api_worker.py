@@ -172,3 +172,19 @@ async def test_a_previous_attempts_token_gets_409(api: httpx.AsyncClient, engine
     assert stale.status_code == 409 and stale.headers["x-should-retry"] == "false"
     fresh = await api.post(f"/engine/v1/runs/{rid}/logs", json={"entries": []}, headers=as_run(second["assignment"]))
     assert fresh.status_code == 200
+
+
+async def test_complete_can_carry_the_next_assignment(api: httpx.AsyncClient, indexed: Version) -> None:
+    first = await start(api)
+    await api.post("/api/v1/tasks/hello/trigger", json={"payload": {"n": 2}})
+    body = {"ok": True, "output": None, "next": {"workerId": WORKER, "workerToken": worker_token(SECRET, WORKER),
+                                                 "waitS": 0}}
+    r = await api.post(f"/engine/v1/runs/{first['run_id']}/attempts/1/complete", json=body, headers=as_run(first))
+    answer = r.json()
+    assert answer["status"] == "COMPLETED"
+    second = answer["next"]["assignment"]
+    assert second["run_id"] != first["run_id"] and json.loads(second["payload"]) == {"n": 2}
+    bad = {**body, "next": {**body["next"], "workerToken": "nope"}}
+    r = await api.post(f"/engine/v1/runs/{second['run_id']}/attempts/1/complete", json=bad, headers=as_run(second))
+    assert r.status_code == 401
+    assert (await api.get(f"/api/v3/runs/{second['run_id']}")).json()["status"] == "EXECUTING"  # unchanged

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from typer.testing import CliRunner
 
@@ -58,7 +58,7 @@ class Stub:
         self.requests.append(entry)
         return entry
 
-    async def handle(self, request: Request) -> JSONResponse:
+    async def handle(self, request: Request) -> Response:
         entry = await self.record(request)
         if request.url.path == "/healthz":
             return _json({"ok": True})
@@ -66,7 +66,7 @@ class Stub:
             return _json({"error": "Invalid API Key", "code": "unauthorized"}, 401)
         return self.route(entry)
 
-    def route(self, entry: dict[str, Any]) -> JSONResponse:
+    def route(self, entry: dict[str, Any]) -> Response:
         path = entry["path"]
         if path == "/api/v1/tasks/nope/trigger":
             return _json({"error": "Task 'nope' not found.", "code": "task_not_found",
@@ -87,6 +87,8 @@ class Stub:
                 return _json({"error": "queue-not-found"}, 404)
             return _json({"id": "queue_1", "name": "my/queue", "type": "custom", "running": 0,
                           "queued": 2, "paused": False, "concurrencyLimit": None})
+        if path == "/api/v1/local/stream":  # one `hello`, then the stream ends: clients reconnect
+            return Response(b"id: 0\nevent: hello\ndata: {}\n\n", media_type="text/event-stream")
         if path.startswith("/api/v1/local/events") or path.endswith("/logs"):
             return _json({"data": [], "next": 0})
         return _json({"error": "Method not allowed"}, 405)

@@ -10,6 +10,7 @@ import pytest
 
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
+from trigger_local.durations import iso
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.errors import ConflictError, NotFoundError, ValidationError
 from trigger_local.store import SqliteStore
@@ -188,7 +189,8 @@ class TestTokens:
         assert await engine.tick_timers() == 1
         result = await resume(engine, run.id, decision.waitpoint_id)
         assert result["ok"] is False and result["status"] == WP_TIMED_OUT
-        assert result["error"]["name"] == "WaitpointTimeoutError"  # type: ignore[index]
+        assert result["error"] == {"code": "TRIGGER_WAITPOINT_TIMEOUT",  # TRIGGER_API.md §6.4
+                                   "message": f"Waitpoint timed out at {iso(T0 + 60)}"}
         # completing after the timeout changes nothing
         late = await engine.complete_token(token.id, '"late"')
         assert late.status == WP_TIMED_OUT

@@ -34,6 +34,7 @@ class DaemonStub:
         self.metadata_puts: list[dict[str, Any]] = []
         self.wait_plans: dict[str, dict[str, Any]] = {}  # wp id -> {"action", "result"}
         self.done: dict[str, dict[str, Any]] = {}  # wp id -> result once completed
+        self.next_requests: list[Any] = []
         self.conflict_runs: set[str] = set()  # answer 409 to these runs' completions
         self._changed = asyncio.Condition()
         self.url = ""
@@ -41,6 +42,7 @@ class DaemonStub:
             Route("/engine/v1/workers/{wid}/next", self.next_, methods=["GET"]),
             Route("/engine/v1/runs/{rid}/attempts/{n}/complete", self.complete, methods=["POST"]),
             Route("/engine/v1/runs/{rid}/attempts/{n}/wait", self.wait, methods=["POST"]),
+            Route("/engine/v1/runs/{rid}/attempts/{n}/freeze", self.freeze, methods=["POST"]),
             Route("/engine/v1/runs/{rid}/waits/{wp}", self.poll, methods=["GET"]),
             Route("/engine/v1/runs/{rid}/trigger", self.trigger, methods=["POST"]),
             Route("/engine/v1/runs/{rid}/batch", self.batch, methods=["POST"]),
@@ -90,8 +92,14 @@ class DaemonStub:
             return JSONResponse({"assignment": get.result()})
         return JSONResponse({"retire": True} if self.retiring else {"assignment": None})
 
+    async def freeze(self, request: Request) -> JSONResponse:
+        """The freeze handshake: this stand-in never dumps, so it declines."""
+        await self._record("freeze", request.path_params["rid"], {})
+        return JSONResponse({"freeze": False})
+
     async def complete(self, request: Request) -> JSONResponse:
         rid, body = request.path_params["rid"], await request.json()
+        self.next_requests.append(body.pop("next", None))  # complete-and-take-next (not served here)
         if rid in self.conflict_runs:
             return JSONResponse({"error": "attempt is not current", "code": "conflict"}, 409)
         self.completions.append((rid, body))

@@ -1,6 +1,6 @@
 """trigger-local: Trigger.dev for Python, on one machine, offline.
 
-    from trigger_local import task, schema_task, queue, Retry, wait, logger, metadata, tasks, runs
+    from trigger_local import task, schema_task, schedules, queue, Retry, wait, logger, metadata, tasks, runs
 
 Every call that talks to the daemon is async; its blocking twin has the same name with a
 `_sync` suffix (`trigger_sync`, `runs.retrieve_sync`, `wait.for_sync`, …).
@@ -24,12 +24,13 @@ from .sdk.metadata import metadata  # noqa: E402
 from .sdk.registry import IdempotencyKey, Queue, idempotency_keys, queue  # noqa: E402
 from .sdk.results import BatchHandle, RunHandle, TaskRunResult, Token, WaitResult  # noqa: E402
 from .sdk.retry import Retry  # noqa: E402
+from .sdk.schedules import ScheduledPayload, schedules  # noqa: E402
 from .sdk.tasks import Task, schema_task, task, tasks  # noqa: E402
 from .sdk.waits import wait  # noqa: E402
 
 __all__ = [
     "AbortTaskRunError", "BatchHandle", "Context", "DaemonNotRunningError", "IdempotencyKey", "NotFoundError",
-    "Queue", "Retry", "RunHandle", "Task", "TaskRunFailedError", "TaskRunResult", "Token", "TriggerLocalError",
+    "Queue", "Retry", "RunHandle", "ScheduledPayload", "Task", "TaskRunFailedError", "TaskRunResult", "Token", "TriggerLocalError",
     "ValidationError", "WaitResult", "WaitTimeoutError", "__version__", "idempotency_keys", "logger", "metadata",
-    "queue", "queues", "runs", "schema_task", "task", "tasks", "wait",
+    "queue", "queues", "runs", "schedules", "schema_task", "task", "tasks", "wait",
 ]

@@ -40,8 +40,22 @@ class DaemonSettings:
     payload_limit_bytes: int = 3 * MIB
     #: on SIGTERM, how long running attempts get to finish before they are interrupted
     shutdown_grace_s: float = 5.0
-    #: waits shorter than this are always held; longer ones may be checkpointed (later issue)
+    #: duration waits shorter than this are always held; longer ones are checkpointed when CRIU
+    #: works and "duration" is in `checkpoint_waits` (docs/checkpoints.md)
     hold_threshold_s: float = 5.0
+    #: which kinds of wait are checkpointed (comma list of duration, token, run, batch); child
+    #: run and batch waits are held by default: children often finish in well under the
+    #: ~0.3 s a dump and restore cost
+    checkpoint_waits: str = "duration,token"
+    #: "auto": checkpoint waiting runs when `criu check` passes at daemon start; "off": always hold
+    checkpoints: str = "auto"
+    #: the CRIU binary (a name on PATH or a path)
+    criu_path: str = "criu"
+    #: where checkpoint images go (default: <home>/checkpoints)
+    checkpoint_dir: str = ""
+    #: after asking to be frozen, the runtime sleeps this long before polling again; the dump
+    #: must start within it (a poll's open connection would make the dump fail: the run is held)
+    freeze_grace_s: float = 0.5
     log_json: bool = False
 
     @property

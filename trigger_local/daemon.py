@@ -18,7 +18,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,10 +48,7 @@ class Daemon:
         self.secret_key = ensure_secret_key(settings.home)
         self.store = SqliteStore(str(settings.db_path))
         self.engine = Engine(self.store, clock or SystemClock(), settings)
-        if settings.executor != "process":
-            raise ValidationError(f"Executor {settings.executor!r} is not available in this version; "
-                                  "use --executor process")
-        self.executor = ProcessExecutor(self.engine, settings, self.secret_key, self._wake)
+        self.executor = _make_executor(self.engine, settings, self.secret_key, self._wake)
         self.engine.executor_capability = self.executor
         self.dispatcher = Dispatcher(self.engine, self.executor)
         self.started_at = time.time()
@@ -78,9 +75,19 @@ class Daemon:
         return await self.executor.next_assignment(worker_id, wait_s)
 
     async def index_project(self, project_dir: str, dirs: list[str], python: str | None,
-                            env: dict[str, str]) -> Version:
-        version = await index_project(project_dir, dirs, python, env)
+                            env: dict[str, str], image: str | None = None) -> Version:
+        if image:  # a deployed image: its tasks are indexed inside it (docker executor)
+            from .executors.images import index_image
+
+            version = await asyncio.to_thread(index_image, image, project_dir, dirs, env)
+        else:
+            version = await index_project(project_dir, dirs, python, env)
         return await self.engine.register_version(version)
+
+    def request_freeze(self, run_id: str, attempt: int) -> dict[str, Any]:
+        """The freeze handshake (api/checkpoints.py): only an executor that checkpoints answers yes."""
+        request_freeze = getattr(self.executor, "request_freeze", None)
+        return request_freeze(run_id, attempt) if request_freeze else {"freeze": False}
 
     def status(self) -> dict[str, Any]:
         current = self.engine.current_version
@@ -89,6 +96,17 @@ class Daemon:
                 "started_at": self.started_at, "current_version": current.id if current else None,
                 "tasks": [t.task_id for t in current.tasks] if current else [],
                 "concurrency": self.settings.concurrency, "max_processes": self.settings.max_processes}
+
+
+def _make_executor(engine: Engine, settings: DaemonSettings, secret_key: str,
+                   wake: Callable[[], None]) -> ProcessExecutor:
+    if settings.executor == "docker":
+        from .executors.docker import DockerExecutor  # imports the docker SDK: only when asked for
+
+        return DockerExecutor(engine, settings, secret_key, wake)
+    if settings.executor != "process":
+        raise ValidationError(f"Unknown executor {settings.executor!r}: use process or docker")
+    return ProcessExecutor(engine, settings, secret_key, wake)
 
 
 class _Server(uvicorn.Server):
@@ -149,9 +167,11 @@ async def _main(settings: DaemonSettings) -> None:
     while not server.started and not serve_task.done():
         await asyncio.sleep(0.01)
     info_path = settings.home / "daemon.json"
-    info_path.write_text(json.dumps({"url": settings.url, "pid": os.getpid(), "version": __version__,
-                                     "executor": settings.executor, "started_at": time.time(),
-                                     "home": str(settings.home)}))
+    tmp_path = info_path.with_name(f".daemon.json.{os.getpid()}")
+    tmp_path.write_text(json.dumps({"url": settings.url, "pid": os.getpid(), "version": __version__,
+                                    "executor": settings.executor, "started_at": time.time(),
+                                    "home": str(settings.home)}))
+    tmp_path.replace(info_path)  # atomic: a reader never sees a half-written file
     log.info("daemon ready", url=settings.url, home=str(settings.home), executor=settings.executor, pid=os.getpid())
     try:
         await asyncio.wait([serve_task, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)

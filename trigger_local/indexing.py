@@ -52,11 +52,17 @@ async def index_project(project_dir: str, dirs: list[str], python: str | None = 
         trace = error.get("traceback") or stderr.decode(errors="replace")[-8000:]
         message = error.get("message") or f"Indexing exited with code {proc.returncode}"
         raise ValidationError(f"Indexing failed: {message}", traceback=trace, file=error.get("file"))
-    tasks = [TaskDef(task_id=t["id"], queue=t.get("queue") or f"task/{t['id']}", file=t.get("file", ""),
-                     export_name=t.get("export_name", ""), retry=t.get("retry"),
-                     max_duration_s=t.get("max_duration_s"), machine=t.get("machine"), schema=t.get("schema"),
-                     queue_concurrency_limit=t.get("queue_concurrency_limit"),
-                     queue_is_custom=bool(t.get("queue_is_custom")))
-             for t in manifest["tasks"]]
-    return Version(id=new_id("version"), project_dir=str(root), created_at=time.time(), tasks=tasks,
-                   python=python or sys.executable, dirs=list(dirs), env=dict(env or {}))
+    return Version(id=new_id("version"), project_dir=str(root), created_at=time.time(),
+                   tasks=tasks_from_manifest(manifest), python=python or sys.executable, dirs=list(dirs),
+                   env=dict(env or {}))
+
+
+def tasks_from_manifest(manifest: dict[str, Any]) -> list[TaskDef]:
+    """The TaskDefs of an index manifest (docs/worker-protocol.md, Indexing)."""
+    return [TaskDef(task_id=t["id"], queue=t.get("queue") or f"task/{t['id']}", file=t.get("file", ""),
+                    export_name=t.get("export_name", ""), retry=t.get("retry"),
+                    max_duration_s=t.get("max_duration_s"), machine=t.get("machine"), schema=t.get("schema"),
+                    queue_concurrency_limit=t.get("queue_concurrency_limit"),
+                    queue_is_custom=bool(t.get("queue_is_custom")), schedule=t.get("schedule"),
+                    rate_limit=t.get("rate_limit"))
+            for t in manifest["tasks"]]

@@ -9,7 +9,22 @@ import asyncio
 from fastapi import FastAPI
 
 from .. import __version__
-from . import batches, local, queues, runs, runs_list, tokens, traces, triggers, worker
+from . import (
+    batches,
+    checkpoints,
+    envvars,
+    local,
+    packets,
+    queues,
+    runs,
+    runs_list,
+    schedules,
+    stream,
+    tokens,
+    traces,
+    triggers,
+    worker,
+)
 from .errors import install_handlers
 from .run_auth import RunAuth
 from .services import DaemonServices
@@ -25,6 +40,7 @@ def create_app(services: DaemonServices) -> FastAPI:
     app.state.batch_items_lock = asyncio.Lock()
     install_handlers(app)
     # routes are matched in order: the worker protocol and triggering are the hot paths
-    for module in (worker, triggers, batches, runs_list, runs, traces, tokens, queues, local):
+    for module in (worker, checkpoints, triggers, batches, runs_list, runs, traces, tokens, queues, schedules, envvars,
+                   packets, local, stream):
         app.include_router(module.router)
     return app

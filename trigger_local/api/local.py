@@ -31,7 +31,8 @@ def task_json(task: TaskDef) -> dict[str, Any]:
 
 def version_json(version: Version) -> dict[str, Any]:
     return {"id": version.id, "projectDir": version.project_dir, "createdAt": iso(version.created_at),
-            "python": version.python, "dirs": version.dirs, "tasks": [task_json(t) for t in version.tasks]}
+            "python": version.python, "dirs": version.dirs, "tasks": [task_json(t) for t in version.tasks],
+            "image": version.env.get("TRIGGER_LOCAL_IMAGE")}
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -43,9 +44,10 @@ async def healthz() -> Response:
     return ok({"ok": True, "version": __version__})
 
 
-@router.post("/api/v1/local/versions", openapi_extra=body_doc({"projectDir": {"type": "string"}, "dirs": {"type": "array", "items": {"type": "string"}}, "python": {"type": "string"}, "env": {"type": "object"}}, ["projectDir"]))
+@router.post("/api/v1/local/versions", openapi_extra=body_doc({"projectDir": {"type": "string"}, "dirs": {"type": "array", "items": {"type": "string"}}, "python": {"type": "string"}, "env": {"type": "object"}, "image": {"type": "string"}}, ["projectDir"]))
 async def create_version(request: Request) -> Response:
-    """Index a project (`{"projectDir", "dirs", "python"?, "env"?}`) and make it current;
+    """Index a project (`{"projectDir", "dirs", "python"?, "env"?, "image"?}`) and make it current
+    (with `image`, the tasks are indexed inside that image and runs are locked to it);
     422 with the traceback when a module fails to import."""
     svc = services_of(request)
     require_key(request, svc)
@@ -62,7 +64,12 @@ async def create_version(request: Request) -> Response:
         raise BadRequestError("python must be the path of a Python interpreter")
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise BadRequestError("env must be an object of string values")
-    version = await svc.index_project(project_dir, dirs, python, env)
+    image = body.get("image")
+    if image is not None and (not isinstance(image, str) or not image):
+        raise BadRequestError("image must be the name of a Docker image built by `trigger-local deploy`")
+    # only passed when given: in-process DaemonServices of the tests predate images
+    version = await (svc.index_project(project_dir, dirs, python, env, image=image) if image
+                     else svc.index_project(project_dir, dirs, python, env))
     return ok(version_json(version))
 
 

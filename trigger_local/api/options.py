@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import packets
 from ..engine import TriggerRequest
+from ..engine.debounce import parse_debounce
 from ..errors import ValidationError
 
 
@@ -111,6 +112,7 @@ def trigger_request(task_id: str, body: dict[str, Any], headers: Any = None) -> 
         parent_run_id=_str(options.get("parentRunId"), "parentRunId"),
         resume_parent=bool(options.get("resumeParentOnCompletion")),
         batch_id=_str(options.get("parentBatch"), "parentBatch"),
+        debounce=parse_debounce(options.get("debounce")),
     )
 
 

@@ -137,7 +137,7 @@ def list_item(run: Run, now: float) -> dict[str, Any]:
 
 
 def token_output(wp: Waitpoint) -> tuple[str | None, str]:
-    if wp.status == WP_TIMED_OUT:  # §6.4: the shape the SDK turns into WaitpointTimeoutError
+    if wp.status == WP_TIMED_OUT and not wp.output:  # the engine stores §6.4's shape; older rows lack it
         at = iso(wp.timeout_at or wp.completed_at)
         return json.dumps({"code": "TRIGGER_WAITPOINT_TIMEOUT", "message": f"Waitpoint timed out at {at}"}), \
             packets.JSON

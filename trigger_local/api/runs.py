@@ -8,10 +8,11 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import packet_store
 from ..engine import Engine, TriggerRequest
 from ..errors import BadRequestError, NotFoundError, ValidationError
 from ..store.models import Run
-from .common import body_doc, ok, read_json, require_key, services_of
+from .common import base_url, body_doc, ok, read_json, require_key, services_of
 from .errors import JsonErrorRoute
 from .options import payload_packet, trigger_request
 from .present import run_retrieve
@@ -40,7 +41,11 @@ async def retrieve_body(engine: Engine, run: Run) -> dict[str, Any]:
 async def retrieve_run(run_id: str, request: Request) -> Response:
     svc = services_of(request)
     require_key(request, svc, f"read:runs:{run_id}")
-    return ok(await retrieve_body(svc.engine, await get_run(svc.engine, run_id)))
+    run = await get_run(svc.engine, run_id)
+    body = await retrieve_body(svc.engine, run)
+    if run.payload_type == packet_store.STORE and run.payload:  # §2.3: the SDK fetches it itself
+        body["payloadPresignedUrl"] = packet_store.presigned_url(base_url(request, svc), svc.secret_key, run.payload)
+    return ok(body)
 
 
 @router.post("/api/v2/runs/{run_id}/cancel")

@@ -24,8 +24,9 @@ class DaemonServices(Protocol):
         ...
 
     async def index_project(self, project_dir: str, dirs: list[str], python: str | None,
-                            env: dict[str, str]) -> Version:
-        """Index the project and register the resulting version as current.
+                            env: dict[str, str], image: str | None = None) -> Version:
+        """Index the project and register the resulting version as current. With `image` (a
+        deployed project), the tasks are indexed inside that image and the version is locked to it.
 
         Raises ValidationError(message, traceback=...) when a module fails to import."""
         ...

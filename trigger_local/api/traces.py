@@ -75,4 +75,6 @@ async def run_trace(run_id: str, request: Request) -> Response:
         "children": [list_item(c, now) for c in await read.child_runs(run_id)],
         "waits": [wait_json(wp) for wp in waits],
         "events": [{"seq": e.seq, "type": e.type, "at": iso(e.at), "data": e.data} for e in events],
+        "checkpoints": [{**c.to_dict(), "created_at": iso(c.created_at), "restored_at": iso(c.restored_at)}
+                        for c in await engine.run_checkpoints(run_id)],
     })

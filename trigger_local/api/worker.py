@@ -22,6 +22,7 @@ from .common import body_doc, float_param, ok, read_json, services_of
 from .errors import JsonErrorRoute
 from .options import batch_item_request, trigger_request
 from .run_auth import RunAuth
+from .services import DaemonServices
 from .tokens import callback_url, create_token
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["worker"])
@@ -39,17 +40,26 @@ def run_auth(request: Request) -> RunAuth:
 @router.get("/engine/v1/workers/{worker_id}/next")
 async def next_assignment(worker_id: str, request: Request, wait_s: str | None = Query(None)) -> Response:
     svc = services_of(request)
-    if not auth.same(auth.bearer(request), auth.worker_token(svc.secret_key, worker_id)):
+    _check_worker(svc, worker_id, auth.bearer(request))
+    return ok(await _next_answer(request, worker_id, float_param(wait_s, "wait_s", 20.0, MAX_NEXT_WAIT_S)))
+
+
+def _check_worker(svc: DaemonServices, worker_id: str, token: str | None) -> None:
+    if not auth.same(token or "", auth.worker_token(svc.secret_key, worker_id)):
         raise AuthenticationError("Invalid worker token")
-    assignment = await svc.next_assignment(worker_id, float_param(wait_s, "wait_s", 20.0, MAX_NEXT_WAIT_S))
+
+
+async def _next_answer(request: Request, worker_id: str, wait_s: float) -> dict[str, Any]:
+    svc = services_of(request)
+    assignment = await svc.next_assignment(worker_id, wait_s)
     if assignment == "retire":
-        return ok({"retire": True})
+        return {"retire": True}
     if assignment is None:
-        return ok({"assignment": None})
+        return {"assignment": None}
     run_id, attempt = assignment["run_id"], int(assignment["attempt"])
     assignment.setdefault("run_token", auth.run_token(svc.secret_key, run_id, attempt))
     run_auth(request).remember(run_id, attempt)
-    return ok({"assignment": assignment})
+    return {"assignment": assignment}
 
 
 def _outcome(body: dict[str, Any]) -> AttemptOutcome:
@@ -69,10 +79,20 @@ def _outcome(body: dict[str, Any]) -> AttemptOutcome:
 async def complete_attempt(run_id: str, attempt: int, request: Request) -> Response:
     svc = services_of(request)
     run_auth(request).check_attempt(request, run_id, attempt)
-    run = await svc.engine.finish_attempt(run_id, attempt, _outcome(await read_json(request, svc)))
+    body = await read_json(request, svc)
+    ask = body.get("next")
+    if isinstance(ask, dict):  # checked first: a refused request must change nothing
+        _check_worker(svc, str(ask.get("workerId")), ask.get("workerToken"))
+    run = await svc.engine.finish_attempt(run_id, attempt, _outcome(body))
     if run.is_final:
         run_auth(request).forget(run_id)
-    return ok({"status": run.status})
+    out: dict[str, Any] = {"status": run.status}
+    if isinstance(ask, dict):
+        # complete-and-take-next: the worker's next long-poll rides on this request, which
+        # saves a round trip per run on the hot path (docs/worker-protocol.md)
+        wait_s = float_param(str(ask.get("waitS", 20)), "waitS", 20.0, MAX_NEXT_WAIT_S)
+        out["next"] = await _next_answer(request, ask["workerId"], wait_s)
+    return ok(out)
 
 
 def _until(value: Any) -> Any:

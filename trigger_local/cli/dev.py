@@ -20,18 +20,15 @@ from rich.text import Text
 from ..config import ProjectConfig, find_project_root, load_project
 from ..errors import TriggerLocalError, ValidationError
 from ..sdk.client import SyncApiClient
-from .common import client, err, fail, print_error
+from ..sdk.events import iter_events
+from .common import client, err, fail, out, print_error
 from .daemon_cmds import running_daemon, settings_for, start_detached, stop_pid
-from .follow import EventCursor, LogTail
-from .render import status_text
+from .render import log_line, status_text
 
 Json = dict[str, Any]
 
-#: kept short because log lines reach the daemon without an event of their own
-EVENT_WAIT_S = 1.0
 #: ours, or the daemon's own: never handed on to task processes
 _PRIVATE_ENV = ("TRIGGER_LOCAL_", "TRIGGER_API_URL", "TRIGGER_SECRET_KEY")
-ACTIVE = {"EXECUTING", "DEQUEUED", "WAITING"}
 SHOWN = {"EXECUTING", "WAITING", "COMPLETED", "FAILED", "CANCELED", "CRASHED", "SYSTEM_FAILURE",
          "EXPIRED", "TIMED_OUT"}
 
@@ -85,27 +82,24 @@ def watch_loop(api: SyncApiClient, config: ProjectConfig, stop: threading.Event)
 
 
 class RunStream:
-    """Prints run starts, ends and their log lines as the daemon's events come in."""
+    """Prints run starts, ends and their log lines as the daemon's event stream delivers them."""
 
     def __init__(self, api: SyncApiClient) -> None:
         self.api = api
-        self.cursor = EventCursor(api)
-        self.tails: dict[str, LogTail] = {}
 
-    def tick(self) -> None:
-        for event in self.cursor.wait(EVENT_WAIT_S):
+    def run(self) -> None:
+        for event in iter_events(self.api, types=["run."]):
             self.on_event(event)
-        for tail in list(self.tails.values()):
-            tail.pump()
 
     def on_event(self, event: Json) -> None:
         data, run_id = event.get("data") or {}, event.get("runId") or event.get("run_id")
+        if run_id and event.get("logs"):
+            for entry in event["logs"]:
+                out().print(log_line(entry, run_id))
+            return
         status = data.get("status")
         if not run_id or not str(event.get("type", "")).startswith("run.") or status is None:
             return
-        tail = self.tails.get(run_id)
-        if tail is not None:
-            tail.pump()  # lines logged before this change come before its line
         line = Text(f"{run_id} {data.get('task_id', '')} ", style="bold")
         if event.get("type") == "run.retrying":
             retry_in = data.get("retry_in_s")
@@ -115,10 +109,6 @@ class RunStream:
         elif status in SHOWN and status != data.get("from"):
             line.append_text(status_text(status))
             err().print(line)
-        if status in ACTIVE and tail is None:
-            self.tails[run_id] = LogTail(self.api, run_id, show_run_id=True)
-        elif status not in ACTIVE and status not in ("QUEUED", "DELAYED"):
-            self.tails.pop(run_id, None)
 
 
 def dev(
@@ -144,9 +134,7 @@ def dev(
     watcher = threading.Thread(target=watch_loop, args=(api, config, stop), daemon=True, name="dev-watch")
     watcher.start()
     try:
-        stream = RunStream(api)
-        while True:
-            stream.tick()
+        RunStream(api).run()
     except KeyboardInterrupt:
         err().print("\nStopping.")
     finally:

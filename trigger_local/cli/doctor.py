@@ -21,8 +21,11 @@ from rich.text import Text
 from ..config import DaemonSettings
 from .common import JSON_OPTION, emit_json, out
 from .daemon_cmds import running_daemon
+from .doctor_criu import SETUP_FIX, checkpoint_check
 
 MIN_PYTHON = (3, 11)
+DOCKER_FIX = ("Only the docker executor needs it: run `sudo bash scripts/setup-docker.sh` (installs docker.io, "
+              "starts `dockerd --experimental`, builds the base image), or start the engine: `dockerd --experimental &`.")
 MARKS = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red")}
 
 
@@ -104,36 +107,68 @@ def _docker_socket_error() -> str | None:
 def check_docker() -> Check:
     reason = _docker_socket_error()
     if reason:
-        return Check("Docker", "warn", reason,
-                     "Only the docker executor needs it: install docker.io and start `dockerd --experimental`.")
+        return Check("Docker", "warn", reason, DOCKER_FIX)
     try:
         import docker  # heavy; only the doctor and the docker executor need it
         from docker.utils import kwargs_from_env
 
         # A fixed API version: "auto" would probe in the constructor and leak its socket.
-        engine = docker.APIClient(version=docker.constants.DEFAULT_DOCKER_API_VERSION, timeout=3,
-                                  **kwargs_from_env())
+        # 1.41: Debian 12's engine; newer engines accept it too.
+        engine = docker.APIClient(version="1.41", timeout=3, **kwargs_from_env())
     except Exception as exc:  # bad DOCKER_HOST and the like
         return _docker_missing(exc)
     try:
         version = engine.version(api_version=False).get("Version", "?")
+        experimental = bool(engine.info().get("ExperimentalBuild"))
+        base = _has_image(engine, "trigger-local-base:bookworm")
     except Exception as exc:  # the SDK raises many kinds; any of them means "not usable"
         return _docker_missing(exc)
     finally:
         engine.close()
-    return Check("Docker", "ok", f"engine {version}")
+    if not base:
+        return Check("Docker", "warn", f"engine {version}, but no base image trigger-local-base:bookworm",
+                     "`trigger-local deploy` needs it (or [build].base_image): run `bash scripts/make-base-image.sh`.")
+    if not experimental:
+        return Check("Docker", "warn", f"engine {version} without --experimental: no `docker checkpoint`",
+                     "Restart the engine as `dockerd --experimental`.")
+    return Check("Docker", "ok", f"engine {version}, experimental, base image present")
+
+
+def _has_image(engine: object, name: str) -> bool:
+    try:
+        engine.inspect_image(name)  # type: ignore[attr-defined]
+    except Exception:  # docker.errors.ImageNotFound, imported lazily
+        return False
+    return True
 
 
 def _docker_missing(exc: Exception) -> Check:
-    return Check("Docker", "warn", f"engine not reachable ({type(exc).__name__})",
-                 "Only the docker executor needs it: install docker.io and start `dockerd --experimental`.")
+    return Check("Docker", "warn", f"engine not reachable ({type(exc).__name__})", DOCKER_FIX)
+
+
+def check_executor(settings: DaemonSettings) -> Check | None:
+    """What the running daemon's executor says about itself (only when it is the docker one:
+    then a missing engine is not optional, and runs wait for it)."""
+    info = running_daemon(settings.home)
+    if not info or info.get("executor") != "docker":
+        return None
+    try:
+        from ..sdk.client import get_sync_client
+
+        executor = get_sync_client().status().get("executor") or {}
+    except Exception as exc:  # the daemon went away meanwhile, or refused our key
+        return Check("Executor", "warn", f"docker; the daemon did not answer ({type(exc).__name__})")
+    if executor.get("problem"):
+        return Check("Executor", "fail", f"docker: {executor['problem']}; runs stay queued until it is back",
+                     DOCKER_FIX)
+    return Check("Executor", "ok", f"docker, {executor.get('containers', 0)} container(s) running")
 
 
 def check_criu() -> Check:
     path = shutil.which("criu")
     if path is None:
         return Check("CRIU", "warn", "not installed; waiting runs are held, not checkpointed",
-                     "Install CRIU 4.x (see the README) to free memory during long waits.")
+                     SETUP_FIX)
     try:
         done = subprocess.run([path, "check"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -142,12 +177,17 @@ def check_criu() -> Check:
     if done.returncode == 0:
         return Check("CRIU", "ok", said[-1] if said else "criu check passed")
     return Check("CRIU", "warn", f"`criu check` failed: {said[-1] if said else done.returncode}",
-                 "CRIU needs root and a recent version (4.x on kernels 6.x); runs are held meanwhile.")
+                 "CRIU needs root and a recent version (4.x on kernels 6.x). " + SETUP_FIX)
 
 
 def run_checks(settings: DaemonSettings) -> list[Check]:
-    return [check_python(), check_sqlite(settings.home), check_home(settings.home),
-            check_port(settings), check_docker(), check_criu()]
+    checks = [check_python(), check_sqlite(settings.home), check_home(settings.home),
+              check_port(settings), check_docker(), check_criu()]
+    checkpoints = checkpoint_check(settings)
+    if checkpoints is not None:
+        checks.append(Check("Checkpoints", *checkpoints))
+    executor = check_executor(settings)
+    return checks + ([executor] if executor else [])
 
 
 def doctor(json_output: bool = JSON_OPTION) -> None:

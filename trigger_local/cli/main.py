@@ -9,8 +9,20 @@ from pathlib import Path
 import typer
 
 from .. import __version__
-from . import daemon_cmds, dev, doctor, init_cmd, queues, runs, tokens, trigger_cmd
+from . import (
+    daemon_cmds,
+    deploy,
+    dev,
+    doctor,
+    init_cmd,
+    queues,
+    runs,
+    schedules,
+    tokens,
+    trigger_cmd,
+)
 from .common import CliGroup
+from .dashboard_cmd import dashboard
 
 app = typer.Typer(
     cls=CliGroup,
@@ -47,10 +59,13 @@ app.command()(daemon_cmds.down)
 app.command()(daemon_cmds.status)
 app.command()(doctor.doctor)
 app.command()(dev.dev)
+app.command()(deploy.deploy)
 app.command()(trigger_cmd.trigger)
+app.command()(dashboard)
 app.add_typer(runs.app, name="runs")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(queues.app, name="queues")
+app.add_typer(schedules.app, name="schedules")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from ..sdk.management import is_final
 from .common import JSON_OPTION, client, emit_json, err, out
 from .follow import LogTail, follow_logs
 from .render import fmt_time, print_run, runs_table, status_text
+from .render_checkpoints import print_checkpoints
 
 app = typer.Typer(help="List, inspect, cancel, replay and reschedule runs.", no_args_is_help=True)
 
@@ -58,6 +59,7 @@ def show(run_id: str = typer.Argument(..., help="The run id (run_…)."),
         emit_json(run)
         return
     print_run(out(), run)
+    print_checkpoints(out(), run_id)
 
 
 @app.command("logs")

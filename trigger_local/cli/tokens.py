@@ -29,13 +29,15 @@ def tokens_table(tokens: list[dict[str, Any]]) -> Table:
 def list_tokens(
     status: list[str] = typer.Option([], "--status", "-s", help="WAITING, COMPLETED or TIMED_OUT."),
     tag: list[str] = typer.Option([], "--tag", help="Only tokens with these tags (repeatable)."),
+    idempotency_key: str | None = typer.Option(None, "--idempotency-key", "--key",
+                                               help="Only the token with this idempotency key."),
     limit: int = typer.Option(25, "--limit", "-n", min=1, max=100),
     after: str | None = typer.Option(None, "--after", help="Cursor: the page after this one."),
     json_output: bool = JSON_OPTION,
 ) -> None:
     """List waitpoint tokens, newest first."""
     page = client().list_tokens(status=[s.upper() for s in status] or None, tags=tag or None,
-                                limit=limit, after=after)
+                                limit=limit, after=after, idempotency_key=idempotency_key)
     if json_output:
         emit_json(page)
         return
@@ -44,6 +46,8 @@ def list_tokens(
         err().print("No tokens match.")
         return
     out().print(tokens_table(tokens))
+    if (page.get("pagination") or {}).get("next"):
+        err().print(f"More: --after {page['pagination']['next']}")
 
 
 @app.command("show")

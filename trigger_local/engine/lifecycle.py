@@ -58,6 +58,7 @@ class LifecycleMixin(TriggerMixin):
             if free <= 0:
                 return []
             paused, limits = await ops.paused_queues(), await ops.queue_limits()
+            gate = await self._rate_gate(tx)  # type: ignore[attr-defined]
             candidates: list[Run] = []
             for queue in await ops.queues_with_queued_runs():
                 if queue in paused:
@@ -76,9 +77,15 @@ class LifecycleMixin(TriggerMixin):
                     candidates.append(run)
             candidates.sort(key=lambda r: (r.queued_at, r.id))
             out = []
-            for run in candidates[:free]:
+            for run in candidates:
+                if len(out) >= free:
+                    break
+                if gate is not None and not gate.admit(run, tx.now):
+                    continue  # stays QUEUED; the gate records when its window opens
                 version_id = run.version_id or (self.current_version.id if self.current_version else None)
                 out.append(await self._move(tx, run, DEQUEUED, version_id=version_id, expires_at=None))
+            if gate is not None:
+                await gate.save(tx)
             return out
 
     async def start_attempt(self, run: Run, worker_id: str, pid: int | None, executor: str = "process") \
@@ -183,7 +190,8 @@ class LifecycleMixin(TriggerMixin):
                 if child.resume_parent and not child.is_final:
                     await self._cancel(tx, child, f"parent {run.id} was canceled")
 
-    async def worker_lost(self, run_id: str, attempt: int, reason: str, *, interrupted: bool = False) -> Run | None:
+    async def worker_lost(self, run_id: str, attempt: int, reason: str, *, interrupted: bool = False,
+                          error_name: str = "TaskProcessExited") -> Run | None:
         """The process running (or holding) `attempt` is gone. A crash is retried per policy; an
         interruption (daemon restart or shutdown) queues the run again without using an attempt."""
         async with self._tx() as tx:
@@ -198,7 +206,7 @@ class LifecycleMixin(TriggerMixin):
                 await tx.ops.unblock_run(run.id)
                 return await self._move(tx, run, QUEUED, kind=K_QUEUED, worker_id=None, deadline_at=None,
                                         event="run.interrupted", description=reason, data={"reason": reason})
-            error = {"name": "TaskProcessExited", "message": reason}
+            error = {"name": error_name, "message": reason}
             return await self._finish_attempt(tx, run, AttemptOutcome(ok=False, error=error, status=CRASHED))
 
     # -- management -------------------------------------------------------------------------
@@ -293,6 +301,8 @@ class LifecycleMixin(TriggerMixin):
                     tx.emit("worker.kill", worker_id=worker_id, run_id=run.id, reason="max_duration")
                 done += 1
             done += await self._tick_waitpoints(tx)  # type: ignore[attr-defined]
+            done += await self._tick_schedules(tx)  # type: ignore[attr-defined]
+            done += await self._tick_rate_limits(tx)  # type: ignore[attr-defined]
             if done:
                 tx.emit("dispatch")
         return done

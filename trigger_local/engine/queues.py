@@ -41,7 +41,15 @@ class QueueLogMixin(WaitMixin):
         """Store a burst of log lines and spans in one transaction."""
         if not entries:
             return
+        counts: dict[str, int] = {}
+        for entry in entries:
+            counts[entry.run_id] = counts.get(entry.run_id, 0) + 1
         async with self._tx() as tx:
+            # one writer, so this burst's ids are the next ones above `after_id`; the event row
+            # makes the burst durable news (the SSE stream expands it into the lines)
+            after_id = await tx.ops.last_log_id()
             await tx.ops.append_logs(entries)
-            for run_id in {e.run_id for e in entries}:
+            for run_id, count in counts.items():
+                await tx.ops.insert_event(run_id, "run.logs", tx.now,
+                                          {"run_id": run_id, "after_id": after_id, "count": count})
                 tx.emit("run.logs", run_id=run_id)

@@ -31,7 +31,7 @@ K_QUEUED_HELD = "queued_held"  # a held process waits for a slot to continue
 K_DEQUEUED = "dequeued"
 K_EXECUTING = "executing"
 K_HELD = "executing_with_waitpoints"  # waiting, process alive
-K_SUSPENDED = "suspended"  # waiting, process checkpointed (later)
+K_SUSPENDED = "suspended"  # waiting, process checkpointed (CRIU)
 K_FINISHED = "finished"
 
 _FINISH = {COMPLETED, FAILED, CANCELED, CRASHED, SYSTEM_FAILURE, TIMED_OUT}
@@ -42,7 +42,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     QUEUED: frozenset({DEQUEUED, CANCELED, EXPIRED, PENDING_VERSION}),
     DEQUEUED: frozenset({EXECUTING, QUEUED, DELAYED} | _FINISH),
     EXECUTING: frozenset({WAITING, DELAYED, QUEUED} | _FINISH),
-    WAITING: frozenset({EXECUTING, QUEUED, DELAYED} | _FINISH),
+    # WAITING → WAITING: held becomes suspended when the process is checkpointed
+    WAITING: frozenset({WAITING, EXECUTING, QUEUED, DELAYED} | _FINISH),
 }
 
 DEFAULT_KIND = {

@@ -2,8 +2,8 @@
 
 `continue` — the waitpoint is already complete: the wait returns at once.
 `hold`     — the process stays alive and blocked (polling); its concurrency slot is released.
-`checkpoint` — the process is frozen to disk and stops (the CRIU issue adds this; until an
-               executor says it can checkpoint, every wait is held).
+`checkpoint` — the process is frozen to disk and stops (CRIU: executors/checkpoints.py); only
+               when the executor says it can checkpoint, else every wait is held.
 """
 
 from __future__ import annotations
@@ -11,11 +11,18 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..config import DaemonSettings
-from ..store.models import WP_DATETIME, Waitpoint
+from ..store.models import WP_BATCH, WP_DATETIME, WP_MANUAL, WP_RUN, Waitpoint
 
 CONTINUE = "continue"
 HOLD = "hold"
 CHECKPOINT = "checkpoint"
+
+_KIND_NAMES = {WP_DATETIME: "duration", WP_MANUAL: "token", WP_RUN: "run", WP_BATCH: "batch"}
+
+
+def _kind_enabled(waitpoint: Waitpoint, settings: DaemonSettings) -> bool:
+    enabled = {k.strip() for k in settings.checkpoint_waits.split(",")}
+    return _KIND_NAMES.get(waitpoint.type, "") in enabled
 
 
 class CheckpointCapability(Protocol):
@@ -28,7 +35,22 @@ def decide(waitpoint: Waitpoint, now: float, settings: DaemonSettings,
         return CONTINUE
     if executor is None or not executor.can_checkpoint():
         return HOLD
+    if not _kind_enabled(waitpoint, settings):
+        return HOLD
     if waitpoint.type == WP_DATETIME and waitpoint.complete_after is not None \
             and waitpoint.complete_after - now < settings.hold_threshold_s:
         return HOLD
     return CHECKPOINT
+
+
+def hold_reason(waitpoint: Waitpoint, now: float, settings: DaemonSettings,
+                executor: CheckpointCapability | None = None) -> str | None:
+    """Why a wait is held rather than checkpointed (recorded on the run's `run.waiting` event)."""
+    if decide(waitpoint, now, settings, executor) != HOLD:
+        return None
+    if executor is None or not executor.can_checkpoint():
+        reason = getattr(executor, "checkpoint_unavailable_reason", None)
+        return (reason() if reason else "") or "this executor cannot checkpoint"
+    if not _kind_enabled(waitpoint, settings):
+        return f"{_KIND_NAMES.get(waitpoint.type, waitpoint.type)} waits are not in checkpoint_waits"
+    return f"the wait is shorter than hold_threshold_s ({settings.hold_threshold_s:g} s)"

@@ -64,6 +64,8 @@ class TriggerRequest:
     parent_run_id: str | None = None
     resume_parent: bool = False
     batch_id: str | None = None
+    #: Trigger.dev's debounce option, parsed by engine.debounce.parse_debounce
+    debounce: dict[str, Any] | None = None
 
 
 @dataclass
@@ -88,6 +90,8 @@ class TriggerMixin(EngineBase):
             for run in await tx.ops.runs_with_status([PENDING_VERSION]):
                 if run.task_id in task_ids:
                     await self._move(tx, run, QUEUED, description=f"version {version.id} has the task")
+            await self._sync_declarative(tx, version)  # type: ignore[attr-defined]
+            await self._sync_rate_limits(tx, version)  # type: ignore[attr-defined]
             await tx.ops.insert_event(None, "version.registered", tx.now, {"version_id": version.id})
             tx.emit("version.registered", version_id=version.id)
             tx.emit("dispatch")
@@ -222,6 +226,11 @@ class TriggerMixin(EngineBase):
                     wp_id = await self._run_waitpoint(tx, existing) if wait else None
                     return TriggerResult(existing, cached=True, waitpoint_id=wp_id)
                 await tx.ops.update_run(existing.id, None, idempotency_key=None)
+        if req.debounce:
+            pending = await self._debounce(tx, req.task_id, req.debounce, req.payload,  # type: ignore[attr-defined]
+                                           req.payload_type, f)
+            if pending is not None:
+                return TriggerResult(pending, cached=True)
         queue = req.queue or (task.queue if task else f"task/{req.task_id}")
         if req.queue and req.queue != (task.queue if task else None):
             await self._ensure_queue(tx, queue, None, custom=True)
@@ -254,6 +263,8 @@ class TriggerMixin(EngineBase):
             depth=(parent.depth + 1) if parent else 0,
         )
         await tx.ops.insert_run(run)
+        if req.debounce:
+            await self._record_debounce(tx, req.task_id, req.debounce, run)  # type: ignore[attr-defined]
         await self._new_run_snapshot(tx, run)
         wp_id = await self._run_waitpoint(tx, run) if wait else None
         return TriggerResult(run, cached=False, waitpoint_id=wp_id)

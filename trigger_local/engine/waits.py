@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import packets
-from ..durations import parse_duration, parse_time
-from ..errors import NotFoundError, ValidationError
+from ..durations import iso, parse_duration, parse_time
+from ..errors import ConflictError, NotFoundError, ValidationError
 from ..ids import new_id
 from ..store.models import (
     COMPLETED,
@@ -57,6 +57,8 @@ class WaitMixin(LifecycleMixin):
         """Block the run's current attempt on a waitpoint, or return its result at once."""
         async with self._tx() as tx:
             run = await self._live_run(tx, run_id, attempt)
+            if run.status != EXECUTING:  # one wait at a time; WAITING → WAITING is only for suspending
+                raise ConflictError(f"Run {run_id} is {run.status}: it can only wait while EXECUTING")
             if kind == "duration":
                 wp = await self._duration_waitpoint(tx, run, until, idempotency_key, idempotency_key_ttl)
             elif kind in ("token", "run", "batch"):
@@ -76,7 +78,9 @@ class WaitMixin(LifecycleMixin):
                 executed = run.max_duration_s - max(0.0, run.deadline_at - tx.now)
             await self._move(tx, run, WAITING, deadline_at=None, executed_s=executed, event="run.waiting",
                              data={"waitpoint_id": wp.id, "waitpoint_type": wp.type, "action": action,
-                                   "until": wp.complete_after})
+                                   "until": wp.complete_after,
+                                   "hold_reason": suspension.hold_reason(wp, tx.now, self.settings,
+                                                                         self.executor_capability)})
             tx.emit("dispatch")  # the slot it held is free
             return WaitDecision(action, wp.id)
 
@@ -177,7 +181,10 @@ class WaitMixin(LifecycleMixin):
             tx.emit("dispatch")
 
     async def _time_out_wp(self, tx: Tx, wp: Waitpoint) -> None:
-        error = json.dumps({"name": "WaitpointTimeoutError", "message": f"Waitpoint {wp.id} timed out"})
+        # Trigger.dev's stored timeout output (TRIGGER_API.md §6.4), so a Python task, the API and
+        # the official SDK all see the same error; a forced timeout happened now, not at timeout_at
+        at = wp.timeout_at if wp.timeout_at is not None and wp.timeout_at <= tx.now else tx.now
+        error = json.dumps({"code": "TRIGGER_WAITPOINT_TIMEOUT", "message": f"Waitpoint timed out at {iso(at)}"})
         await self._complete_wp(tx, wp, error, packets.JSON, is_error=True, status=WP_TIMED_OUT)
 
     async def _complete_run_waitpoint(self, tx: Tx, run: Run) -> None:

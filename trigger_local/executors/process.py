@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import structlog
 
+from .. import packet_store
 from ..config import DaemonSettings
 from ..durations import iso
 from ..engine import Engine
@@ -26,6 +27,7 @@ from ..engine.states import K_QUEUED_HELD
 from ..ids import new_id
 from ..store.models import EXECUTING, FINAL_STATUSES, WAITING, Attempt, Run, Version, Worker
 from ..tokens import run_token, worker_token
+from .checkpoints import Checkpointer
 from .workers import (
     BUSY,
     HELD,
@@ -57,6 +59,7 @@ class ProcessExecutor:
         self._stopping = False
         self.logs_dir = settings.home / "logs" / "workers"
         engine.hub.subscribe(self._on_event)
+        self.checkpointer = Checkpointer(self)
 
     # -- bookkeeping --------------------------------------------------------------------------
     def _spawn_task(self, coro: Any) -> None:
@@ -101,17 +104,22 @@ class ProcessExecutor:
 
     def holds(self, worker_id: str) -> bool:
         worker = self.workers.get(worker_id)
+        if worker_id in self.checkpointer.by_worker:
+            return True  # frozen on disk: resume() restores it
         return worker is not None and not worker.exited.is_set()
 
     def can_checkpoint(self) -> bool:
-        return False
+        return self.checkpointer.capability.ok
+
+    def checkpoint_unavailable_reason(self) -> str:
+        return self.checkpointer.capability.reason
 
     def describe(self) -> dict[str, Any]:
         states: dict[str, int] = {}
         for w in self.workers.values():
             states[w.state] = states.get(w.state, 0) + 1
         return {"name": self.name, "processes": len(self.workers), "states": states,
-                "checkpoint": self.can_checkpoint()}
+                "checkpoint": self.can_checkpoint(), "checkpoints": self.checkpointer.describe()}
 
     async def _version(self, version_id: str) -> Version | None:
         if version_id not in self._versions:
@@ -164,12 +172,14 @@ class ProcessExecutor:
         worker_id = new_id("worker")
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.logs_dir / f"{worker_id}.log"
-        env = {**os.environ, **version.env,
+        # user env vars (envvars API) apply to processes started from now on; ours win on a clash
+        env = {**os.environ, **await self.engine.process_env(), **version.env,
                "TRIGGER_LOCAL_DAEMON_URL": self.settings.url,
                "TRIGGER_LOCAL_WORKER_ID": worker_id,
                "TRIGGER_LOCAL_WORKER_TOKEN": worker_token(self.secret_key, worker_id),
                "TRIGGER_LOCAL_PROJECT_DIR": version.project_dir,
                "TRIGGER_LOCAL_TASK_DIRS": json.dumps(version.dirs),
+               "TRIGGER_LOCAL_TASK_FILES": json.dumps(sorted({t.file for t in version.tasks if t.file})),
                "TRIGGER_LOCAL_VERSION_ID": version.id,
                "TRIGGER_API_URL": self.settings.url,
                "TRIGGER_SECRET_KEY": self.secret_key,
@@ -187,11 +197,16 @@ class ProcessExecutor:
         log.debug("task process started", worker=worker_id, pid=proc.pid, version=version.id)
         return worker
 
+    def _payload(self, run: Run) -> dict[str, Any]:
+        """An offloaded payload (`application/store`) is read back so the task gets the real one."""
+        payload, payload_type = packet_store.resolve(self.settings.home, run.payload, run.payload_type)
+        return {"payload": payload, "payload_type": payload_type}
+
     def _assignment(self, run: Run, attempt: Attempt, version: Version) -> dict[str, Any]:
         task = next((t for t in version.tasks if t.task_id == run.task_id), None)
         return {
             "run_id": run.id, "attempt": attempt.number, "run_token": run_token(self.secret_key, run.id, attempt.number),
-            "task_id": run.task_id, "payload": run.payload, "payload_type": run.payload_type,
+            "task_id": run.task_id, **self._payload(run),
             "metadata": run.metadata,
             "ctx": {
                 "run": {"id": run.id, "tags": run.tags, "is_test": run.is_test, "created_at": iso(run.created_at),
@@ -213,6 +228,7 @@ class ProcessExecutor:
         if worker is None or self._stopping:
             return "retire"
         if not worker.mailbox.empty():
+            worker.idle_polls = 0
             return worker.mailbox.get_nowait()
         if worker.state in (BUSY, HELD) and worker.run_id and worker.attempt:
             # Asking for work with an attempt still open: the process never got it (the daemon
@@ -230,9 +246,12 @@ class ProcessExecutor:
         worker.state = IDLE
         self._wake()
         try:
-            return await asyncio.wait_for(worker.mailbox.get(), wait_s)
+            assignment = await asyncio.wait_for(worker.mailbox.get(), wait_s)
         except TimeoutError:
+            worker.idle_polls += 1
             return None
+        worker.idle_polls = 0
+        return assignment
 
     def _should_retire(self, worker: WorkerHandle) -> bool:
         if worker.runs_done >= self.settings.warm_runs_per_process:
@@ -240,16 +259,61 @@ class ProcessExecutor:
         current = self.engine.current_version
         if current is not None and worker.version_id != current.id:
             return True
+        # Only a process that found no work for a whole long-poll counts as surplus: in a burst,
+        # processes are idle for a moment between runs, and retiring them then means paying
+        # for a new process (imports and all) a moment later.
+        if worker.idle_polls == 0:
+            return False
         idle = sum(1 for w in self.workers.values()
                    if w.version_id == worker.version_id and w.state == IDLE and w is not worker)
         return idle >= self.settings.warm_idle_per_version
 
     async def resume(self, run: Run) -> bool:
         worker = self.workers.get(run.worker_id or "")
+        if worker is not None and worker.freezing is not None:
+            await worker.freezing  # a dump in progress decides whether the process is still there
+        ck = self.checkpointer.checkpoint_of(run)
+        if ck is not None:
+            return await self._restore(run, ck)
+        worker = self.workers.get(run.worker_id or "")
         if worker is None or worker.exited.is_set():
             return False
         worker.state, worker.run_id, worker.attempt = BUSY, run.id, run.attempt_count
         self._by_run[run.id] = worker.id
+        return await self.engine.resume_held(run) is not None
+
+    # -- checkpoints (executors/checkpoints.py does the CRIU part) ---------------------------------
+    def request_freeze(self, run_id: str, attempt: int) -> dict[str, Any]:
+        """The runtime of a waiting run closed its connections and asks to be frozen. The dump
+        starts in the background; the answer tells the runtime how long to stay quiet."""
+        worker = self.workers.get(self._by_run.get(run_id, ""))
+        if worker is None or worker.attempt != attempt or worker.state != HELD or worker.freezing is not None \
+                or not self.can_checkpoint():
+            return {"freeze": False}
+        self._spawn_task(self._freeze(worker, run_id, attempt))
+        return {"freeze": True, "pollAfterS": self.settings.freeze_grace_s}
+
+    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> None:
+        if await self.checkpointer.freeze(worker, run_id, attempt):
+            # the process is gone: it no longer counts against max_processes
+            self.workers.pop(worker.id, None)
+            self._by_run.pop(run_id, None)
+            await self.engine.forget_worker(worker.id)
+            self._wake()
+        else:
+            worker.freezing = None
+
+    async def _restore(self, run: Run, ck: Any) -> bool:
+        if len(self.workers) >= self.settings.max_processes:
+            self._evict_idle()
+        worker = await self.checkpointer.restore(run, ck)
+        if worker is None:
+            return True  # the attempt was failed (and maybe retried): nothing more to do here
+        self.workers[worker.id] = worker
+        self._by_run[run.id] = worker.id
+        await self.engine.register_worker(Worker(id=worker.id, version_id=worker.version_id, token="",
+                                                 pid=worker.pid, started_at=time.time(), executor=self.name))
+        self._spawn_task(self._monitor(worker))
         return await self.engine.resume_held(run) is not None
 
     # -- process exits --------------------------------------------------------------------------
@@ -259,6 +323,8 @@ class ProcessExecutor:
         elif worker.pid is not None:
             await watch_pid(worker.pid)
         worker.exited.set()
+        if worker.freezing is not None and await worker.freezing:
+            return  # CRIU dumped it: the process ended on purpose and the run is suspended
         self.workers.pop(worker.id, None)
         try:
             await self.engine.forget_worker(worker.id)
@@ -276,6 +342,7 @@ class ProcessExecutor:
     # -- restart and shutdown ---------------------------------------------------------------------
     async def start(self) -> None:
         """Adopt the task processes a previous daemon left behind; interrupt runs whose process is gone."""
+        await self.checkpointer.start()
         runs = {r.id: r for r in await self.engine.runs_on_workers()}
         for record in await self.engine.list_workers():
             if record.pid and pid_is_worker(record.pid, record.id):
@@ -295,7 +362,7 @@ class ProcessExecutor:
             owner = self.workers.get(run.worker_id or "")
             if run.status == "DEQUEUED":
                 await self.engine.requeue(run, "daemon restarted before the run started")
-            elif owner is None and run.status in (EXECUTING, WAITING):
+            elif owner is None and run.status in (EXECUTING, WAITING) and self.checkpointer.checkpoint_of(run) is None:
                 await self.engine.worker_lost(run.id, run.attempt_count, "The daemon restarted and the task "
                                               "process was gone", interrupted=True)
 

@@ -23,9 +23,12 @@ class WorkerHandle:
     run_id: str | None = None
     attempt: int | None = None
     runs_done: int = 0
+    idle_polls: int = 0  # long-polls in a row that found no work
     mailbox: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(maxsize=1))
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     exit_code: int | None = None
+    # set while CRIU dumps the process: True once it is checkpointed (its exit is then expected)
+    freezing: asyncio.Future[bool] | None = None
 
     def kill(self) -> None:
         """SIGKILL the whole process group (the task may have started children)."""

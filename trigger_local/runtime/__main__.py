@@ -44,8 +44,9 @@ def index(out: str) -> int:
 
 def work() -> int:
     env = WorkerEnv.from_env()
+    only = os.environ.get("TRIGGER_LOCAL_TASK_FILES")
     try:
-        load_project(Path(env.project_dir), env.task_dirs)
+        load_project(Path(env.project_dir), env.task_dirs, json.loads(only) if only else None)
     except ImportFailure as failure:
         print(failure.traceback or failure.message, file=sys.stderr)
         return 1

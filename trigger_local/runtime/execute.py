@@ -57,11 +57,10 @@ async def run_task(task: Task | None, assignment: dict[str, Any], ctx: Context) 
         return _failure("TaskNotFoundError", f"Task {name!r} is not defined in this version", "", retry=False)
     try:
         payload = packets.decode(assignment.get("payload"), assignment.get("payload_type"))
-        if task.schema is not None:
-            try:
-                payload = task.parse_payload(payload)
-            except Exception as exc:
-                return _validation_failure(task, exc)
+        try:  # a schema_task validates; a schedules.task gets a ScheduledPayload; others as is
+            payload = task.parse_payload(payload)
+        except Exception as exc:
+            return _validation_failure(task, exc)
         output = await _call(task, payload, ctx)
         data, data_type = packets.encode(output)
         return {"ok": True, "output": data, "outputType": data_type}

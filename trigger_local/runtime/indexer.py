@@ -75,13 +75,16 @@ def import_file(project_dir: Path, path: Path) -> ModuleType:
     return module
 
 
-def load_project(project_dir: Path, dirs: list[str]) -> list[ModuleType]:
-    """Import every task file once. Raises ImportFailure naming the first file that fails."""
+def load_project(project_dir: Path, dirs: list[str], only: list[str] | None = None) -> list[ModuleType]:
+    """Import every task file once (or only the project-relative files in `only`: a task process
+    imports just the files its version indexed, so a file added or broken since then cannot
+    stop it). Raises ImportFailure naming the first file that fails."""
     project_dir = project_dir.resolve()
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
     modules = []
-    for path in task_files(project_dir, dirs):
+    paths = task_files(project_dir, dirs) if only is None else [project_dir / f for f in only]
+    for path in paths:
         rel = path.relative_to(project_dir).as_posix()
         try:
             modules.append(import_file(project_dir, path))

@@ -60,9 +60,12 @@ class Worker:
         self.client, self.worker_id, self.worker_token = client, worker_id, worker_token
         self.wait_s = wait_s
         self.runs_done = 0
+        self._next: dict[str, Any] | None = None  # an answer to `next` that came with `complete`
 
     async def tick(self) -> str:
-        answer = await self.client.next_assignment(self.worker_id, self.worker_token, self.wait_s)
+        answer, self._next = self._next, None
+        if answer is None:
+            answer = await self.client.next_assignment(self.worker_id, self.worker_token, self.wait_s)
         if answer.get("retire"):
             return RETIRED
         assignment = answer.get("assignment")
@@ -76,8 +79,13 @@ class Worker:
 
     async def _complete(self, assignment: dict[str, Any], body: dict[str, Any]) -> None:
         route = f"attempts/{assignment['attempt']}/complete"
+        # ask for the next run in the same request (the daemon long-polls it like `next`)
+        body = {**body, "next": {"workerId": self.worker_id, "workerToken": self.worker_token, "waitS": self.wait_s}}
         try:
-            await self.client.run_call("POST", assignment["run_id"], route, assignment["run_token"], body)
+            answer = await self.client.run_call("POST", assignment["run_id"], route, assignment["run_token"], body,
+                                                read_timeout_s=self.wait_s)
+            if isinstance(answer, dict) and isinstance(answer.get("next"), dict):
+                self._next = answer["next"]
         except AttemptGone:
             pass  # the daemon moved on (canceled, timed out): nothing left to report
 

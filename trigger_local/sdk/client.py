@@ -219,9 +219,10 @@ class Routes:
 
     @staticmethod
     def list_tokens(status: str | list[str] | None = None, tags: str | list[str] | None = None,
-                    limit: int | None = None, after: str | None = None) -> Call[Json]:
+                    limit: int | None = None, after: str | None = None,
+                    idempotency_key: str | None = None) -> Call[Json]:
         params = _drop_none({"filter[status]": _csv(status), "filter[tags]": _csv(tags),
-                             "page[size]": limit, "page[after]": after})
+                             "filter[idempotencyKey]": idempotency_key, "page[size]": limit, "page[after]": after})
         return Call("GET", "/api/v1/waitpoints/tokens", params=params)
 
     @staticmethod
@@ -245,10 +246,22 @@ class Routes:
                                                            body={"type": t, "action": "resume"}))
 
     @staticmethod
+    def override_queue_concurrency(name: str, limit: int, type: str | None = None) -> Call[Json]:
+        return _queue_call(name, type, lambda seg, t: Call(
+            "POST", f"/api/v1/queues/{seg}/concurrency/override", body={"type": t, "concurrencyLimit": limit}))
+
+    @staticmethod
+    def reset_queue_concurrency(name: str, type: str | None = None) -> Call[Json]:
+        return _queue_call(name, type, lambda seg, t: Call("POST", f"/api/v1/queues/{seg}/concurrency/reset",
+                                                           body={"type": t}))
+
+    @staticmethod
     def register_version(project_dir: str, dirs: list[str], python: str | None = None,
-                         env: dict[str, str] | None = None) -> Call[Json]:
-        """Index the project and make it the current version; the answer lists its tasks."""
-        body = _drop_none({"projectDir": project_dir, "dirs": dirs, "python": python, "env": env})
+                         env: dict[str, str] | None = None, image: str | None = None) -> Call[Json]:
+        """Index the project and make it the current version; the answer lists its tasks.
+        `image`: a deployed image; the version's tasks are indexed in it and run from it."""
+        body = _drop_none({"projectDir": project_dir, "dirs": dirs, "python": python, "env": env,
+                           "image": image})
         return Call("POST", "/api/v1/local/versions", body=body)
 
     @staticmethod
@@ -425,6 +438,8 @@ class ApiClient(_Base):
     retrieve_queue = _aio(Routes.retrieve_queue)
     pause_queue = _aio(Routes.pause_queue)
     resume_queue = _aio(Routes.resume_queue)
+    override_queue_concurrency = _aio(Routes.override_queue_concurrency)
+    reset_queue_concurrency = _aio(Routes.reset_queue_concurrency)
     register_version = _aio(Routes.register_version)
     list_tasks = _aio(Routes.list_tasks)
     status = _aio(Routes.status)
@@ -483,6 +498,8 @@ class SyncApiClient(_Base):
     retrieve_queue = _blocking(Routes.retrieve_queue)
     pause_queue = _blocking(Routes.pause_queue)
     resume_queue = _blocking(Routes.resume_queue)
+    override_queue_concurrency = _blocking(Routes.override_queue_concurrency)
+    reset_queue_concurrency = _blocking(Routes.reset_queue_concurrency)
     register_version = _blocking(Routes.register_version)
     list_tasks = _blocking(Routes.list_tasks)
     status = _blocking(Routes.status)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..durations import parse_duration
 from ..errors import ValidationError
+from ..ratelimit import parse_rate_limit
 from .context import current_run
 
 if TYPE_CHECKING:
@@ -32,15 +33,17 @@ class Queue:
 
     name: str
     concurrency_limit: int | None = None
+    #: {"limit", "period_s", "per_key"} (see trigger_local.ratelimit), or None
+    rate_limit: dict[str, Any] | None = None
 
 
-def queue(name: str, concurrency_limit: int | None = None) -> Queue:
+def queue(name: str, concurrency_limit: int | None = None, rate_limit: dict[str, Any] | None = None) -> Queue:
     """A shared queue: pass the same object as `queue=` to every task that should share it."""
     if not name or not isinstance(name, str):
         raise ValidationError("A queue needs a non-empty name")
     if concurrency_limit is not None and (not isinstance(concurrency_limit, int) or concurrency_limit < 0):
         raise ValidationError(f"Queue {name!r}: concurrency_limit must be an integer ≥ 0")
-    return Queue(name, concurrency_limit)
+    return Queue(name, concurrency_limit, parse_rate_limit(rate_limit))
 
 
 def register(task: Task) -> None:
@@ -122,7 +125,7 @@ idempotency_keys = _IdempotencyKeys()
 # -- trigger options ---------------------------------------------------------------------
 TRIGGER_OPTIONS = ("queue", "concurrency_key", "delay", "ttl", "idempotency_key",
                    "idempotency_key_ttl", "tags", "max_attempts", "max_duration", "priority",
-                   "machine", "metadata")
+                   "machine", "metadata", "debounce")
 _CAMEL = {"concurrency_key": "concurrencyKey", "idempotency_key_ttl": "idempotencyKeyTTL",
           "max_attempts": "maxAttempts", "priority": "priority", "machine": "machine",
           "metadata": "metadata", "ttl": "ttl"}
@@ -149,10 +152,22 @@ def trigger_options(options: dict[str, Any]) -> dict[str, Any]:
             out["idempotencyKeyOptions"] = {"key": hashed.key, "scope": hashed.scope}
         elif name == "tags":
             out["tags"] = [value] if isinstance(value, str) else list(value)
+        elif name == "debounce":
+            out["debounce"] = _debounce_option(value)
         elif name == "max_duration":
             out["maxDuration"] = parse_duration(value, what="max_duration")
         else:
             out[_CAMEL[name]] = value
+    return out
+
+
+def _debounce_option(value: Any) -> Any:
+    """`{key, delay, mode?, max_delay?}` → Trigger.dev's `{key, delay, mode?, maxDelay?}`."""
+    if not isinstance(value, dict):
+        raise ValidationError("debounce must be a dict like {'key': ..., 'delay': '5s'}")
+    out = {k: _time_option(v) if k == "delay" else v for k, v in value.items() if k != "max_delay"}
+    if value.get("max_delay") is not None:
+        out["maxDelay"] = _time_option(value["max_delay"])
     return out
 
 

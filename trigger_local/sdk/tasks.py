@@ -14,6 +14,7 @@ from typing import Any
 from .. import packets
 from ..durations import parse_duration
 from ..errors import ValidationError
+from ..ratelimit import parse_rate_limit
 from . import registry
 from .context import current_run, require_run
 from .registry import Queue, trigger_options
@@ -29,7 +30,7 @@ class Task:
 
     def __init__(self, fn: Callable[..., Any], *, id: str, queue: Queue | str | None = None,
                  retry: Retry | dict[str, Any] | None = None, max_duration: Any = None,
-                 machine: str | None = None, schema: Any = None) -> None:
+                 machine: str | None = None, schema: Any = None, rate_limit: dict[str, Any] | None = None) -> None:
         if not isinstance(id, str) or not id.strip():
             raise ValidationError("A task needs a non-empty string id")
         if not callable(fn):
@@ -44,6 +45,10 @@ class Task:
         self.export_name = getattr(fn, "__name__", id)
         #: extra manifest fields (e.g. a schedule) added by other task kinds
         self.manifest_extra: dict[str, Any] = {}
+        # a task's own rate limit, else its shared queue's, limits starts on the task's queue
+        limit = parse_rate_limit(rate_limit) or (self.queue.rate_limit if self.queue else None)
+        if limit is not None:
+            self.manifest_extra["rate_limit"] = limit
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -103,11 +108,14 @@ def _takes_ctx(fn: Callable[..., Any]) -> bool:
 
 
 def task(id: str, *, queue: Queue | str | None = None, retry: Retry | dict[str, Any] | None = None,
-         max_duration: Any = None, machine: str | None = None) -> Callable[[Callable[..., Any]], Task]:
-    """Decorate `fn(payload, ctx)` or `fn(payload)`, sync or async, as the task `id`."""
+         max_duration: Any = None, machine: str | None = None,
+         rate_limit: dict[str, Any] | None = None) -> Callable[[Callable[..., Any]], Task]:
+    """Decorate `fn(payload, ctx)` or `fn(payload)`, sync or async, as the task `id`.
+    `rate_limit={"limit": 100, "period": "1m", "per_key": False}` caps starts on its queue."""
 
     def decorate(fn: Callable[..., Any]) -> Task:
-        t = Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine)
+        t = Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine,
+                 rate_limit=rate_limit)
         registry.register(t)
         return t
 

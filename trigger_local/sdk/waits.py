@@ -8,6 +8,7 @@ Every method has a blocking `_sync` form for synchronous code.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from .results import Token, WaitResult
 from .worker_client import AttemptGone
 
 POLL_WAIT_S = 5
+MAX_FREEZE_QUIET_S = 30.0  # bound on how long a daemon may ask the runtime to stay quiet
 
 
 async def wait_on(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
@@ -37,10 +39,19 @@ async def wait_on(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
         if checkpoint:
             # no socket may survive into a checkpoint; each poll then closes its connection
             await state.client.drop_connections()
+            await _offer_freeze(state)
         result = await _poll(state, answer["waitpointId"], close=checkpoint)
     if result.get("final"):
         raise AttemptGone(f"run {state.run_id} ended while waiting ({result.get('status')})")
     return result
+
+
+async def _offer_freeze(state: RunState) -> None:
+    """The freeze handshake: say we hold no connection, then stay quiet while the daemon dumps us.
+    After a restore (or if the dump failed and the run is held) the sleep ends and polling starts."""
+    answer = await state.call("POST", f"attempts/{state.attempt}/freeze", {}, close=True)
+    if answer.get("freeze"):
+        await asyncio.sleep(min(float(answer.get("pollAfterS") or 0), MAX_FREEZE_QUIET_S))
 
 
 async def _poll(state: RunState, waitpoint_id: str, *, close: bool) -> dict[str, Any]:

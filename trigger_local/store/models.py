@@ -51,6 +51,10 @@ class TaskDef:
     schema: dict[str, Any] | None = None
     queue_concurrency_limit: int | None = None
     queue_is_custom: bool = False
+    #: declarative schedule {"crons": [...], "timezone": ...} of a schedules.task (None otherwise)
+    schedule: dict[str, Any] | None = None
+    #: {"limit", "period_s", "per_key"} of the task's queue
+    rate_limit: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -203,3 +207,23 @@ class Event:
     type: str
     at: float
     data: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Schedule:
+    """A cron schedule that triggers `task_id`. `type` is IMPERATIVE (API/SDK/CLI) or
+    DECLARATIVE (from a `schedules.task(cron=...)`, owned by indexing). Times are epoch seconds."""
+
+    id: str
+    type: str
+    task_id: str
+    cron: str
+    timezone: str
+    active: bool
+    created_at: float
+    updated_at: float
+    deduplication_key: str | None = None
+    external_id: str | None = None
+    missed_policy: str = "latest"
+    next_run_at: float | None = None
+    last_run_at: float | None = None

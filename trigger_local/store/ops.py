@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .envvar_ops import EnvVarOps
 from .models import (
     Attempt,
     Batch,
@@ -23,6 +24,7 @@ from .models import (
     Worker,
 )
 from .rows import columns, encode_changes, from_row, to_row
+from .schedule_ops import ScheduleOps
 
 _RUN_COLS = ", ".join(columns(Run))
 
@@ -40,7 +42,7 @@ _INSERT = {
 }
 
 
-class Ops:
+class Ops(ScheduleOps, EnvVarOps):
     """The store's operations over one connection. Obtained from `SqliteStore.tx()` (writes,
     atomic as a whole) or `SqliteStore.read()` (reads)."""
 
@@ -280,6 +282,8 @@ class Ops:
                  UNION ALL SELECT MIN(deadline_at) FROM runs WHERE status IN ('DEQUEUED','EXECUTING') AND deadline_at IS NOT NULL
                  UNION ALL SELECT MIN(complete_after) FROM waitpoints WHERE status = 'WAITING' AND complete_after IS NOT NULL
                  UNION ALL SELECT MIN(timeout_at) FROM waitpoints WHERE status = 'WAITING' AND timeout_at IS NOT NULL
+                 UNION ALL SELECT MIN(next_run_at) FROM schedules WHERE active = 1 AND next_run_at IS NOT NULL
+                 UNION ALL SELECT MIN(blocked_until) FROM rate_state WHERE blocked_until IS NOT NULL
                )"""
         )
         return None if row is None else row["t"]
@@ -473,6 +477,11 @@ class Ops:
             "VALUES (?,?,?,?,?,?,?,?,?,?)",
             [(e.run_id, e.attempt, e.at, e.level, e.message, json.dumps(e.attributes), e.kind, e.span_id,
               e.parent_span_id, e.ended_at) for e in entries])
+
+    async def last_log_id(self) -> int:
+        """The highest log id so far (0 for none): new lines get ids above it."""
+        row = await self._one("SELECT MAX(id) AS m FROM logs")
+        return int(row["m"] or 0) if row is not None else 0
 
     async def logs(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[LogEntry]:
         rows = await self._all("SELECT * FROM logs WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",

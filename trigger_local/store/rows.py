@@ -7,7 +7,7 @@ import dataclasses
 import json
 from typing import Any, TypeVar
 
-from .models import Attempt, Batch, Queue, Run, TaskDef, Waitpoint
+from .models import Attempt, Batch, Queue, Run, Schedule, TaskDef, Waitpoint
 
 T = TypeVar("T")
 
@@ -16,7 +16,7 @@ _JSON_FIELDS = {
     Attempt: {"error"},
     Waitpoint: {"tags"},
     Batch: {"run_ids"},
-    TaskDef: {"retry", "schema"},
+    TaskDef: {"retry", "schema", "schedule", "rate_limit"},
 }
 _BOOL_FIELDS = {
     Run: {"resume_parent", "is_test"},
@@ -24,6 +24,7 @@ _BOOL_FIELDS = {
     Waitpoint: {"output_is_error"},
     TaskDef: {"queue_is_custom"},
     Queue: {"paused"},
+    Schedule: {"active"},
 }
 _SKIP = {Queue: {"running", "queued"}}
 

@@ -189,4 +189,82 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # schedules (cron), rate-limit state and debounce keys (issue #6)
+    """
+    CREATE TABLE schedules (
+        id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        cron TEXT NOT NULL,
+        timezone TEXT NOT NULL DEFAULT 'UTC',
+        active INTEGER NOT NULL DEFAULT 1,
+        deduplication_key TEXT UNIQUE,
+        external_id TEXT,
+        missed_policy TEXT NOT NULL DEFAULT 'latest',
+        next_run_at REAL,
+        last_run_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    -- the timer asks for the earliest active tick on every round
+    CREATE INDEX schedules_due ON schedules(next_run_at) WHERE active = 1 AND next_run_at IS NOT NULL;
+    CREATE INDEX schedules_created ON schedules(created_at, id);
+    ALTER TABLE tasks ADD COLUMN schedule TEXT;
+    ALTER TABLE tasks ADD COLUMN rate_limit TEXT;
+    CREATE TABLE rate_limits (
+        queue TEXT PRIMARY KEY,
+        limit_n INTEGER NOT NULL,
+        period_s REAL NOT NULL,
+        per_key INTEGER NOT NULL DEFAULT 0
+    );
+    -- GCRA: one theoretical arrival time per (queue, key), blocked_until wakes the timer
+    CREATE TABLE rate_state (
+        queue TEXT NOT NULL,
+        ckey TEXT NOT NULL,
+        tat REAL NOT NULL,
+        blocked_until REAL,
+        PRIMARY KEY (queue, ckey)
+    );
+    CREATE TABLE debounces (
+        task_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        first_at REAL NOT NULL,
+        PRIMARY KEY (task_id, key)
+    );
+    """,
+    # CRIU checkpoints of waiting runs (issue #4): one row per dump, kept after the images are
+    # deleted so `runs show` can still say what happened
+    """
+    CREATE TABLE checkpoints (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        worker_id TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        executor TEXT NOT NULL DEFAULT 'process',
+        path TEXT NOT NULL,
+        status TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL DEFAULT 0,
+        dump_ms REAL,
+        restore_ms REAL,
+        error TEXT,
+        created_at REAL NOT NULL,
+        restored_at REAL
+    );
+    -- the executor loads the active ones at start, and runs show lists a run's
+    CREATE INDEX checkpoints_run ON checkpoints(run_id, created_at);
+    CREATE INDEX checkpoints_active ON checkpoints(status) WHERE status = 'active';
+    """,
+    # environment variables per environment slug (issue #3), injected into new task processes
+    """
+    CREATE TABLE env_vars (
+        env TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        is_secret INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (env, name)
+    );
+    """,
 ]

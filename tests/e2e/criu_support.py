@@ -1,0 +1,101 @@
+"""Shared by the CRIU tests: is a working CRIU here (skip with the reason, or fail when CI=true),
+and a project whose tasks keep local state across waits."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import DaemonProcess, wait_for
+
+CK_TASKS = '''
+import os, socket
+from trigger_local import Retry, task, wait
+
+@task(id="ck-duration")
+async def ck_duration(payload, ctx):
+    state = {"pid": os.getpid(), "counter": 41, "blob": "x" * 100_000}
+    await wait.for_(seconds=payload["seconds"])
+    state["counter"] += 1
+    return {"pid_before": state["pid"], "pid_after": os.getpid(), "counter": state["counter"],
+            "blob_ok": state["blob"] == "x" * 100_000}
+
+@task(id="ck-token", retry=Retry(max_attempts=3, min_timeout_s=0.1, max_timeout_s=0.2, factor=1))
+async def ck_token(payload, ctx):
+    local = [1, 2, 3]
+    first = await wait.for_token(payload["token"])
+    local.append(first.output["n"])
+    if payload.get("token2"):
+        second = await wait.for_token(payload["token2"])
+        local.append(second.output["n"])
+    return {"local": local, "pid": os.getpid(), "attempt": ctx.attempt.number}
+
+@task(id="ck-holds-socket")
+async def ck_holds_socket(payload, ctx):
+    conn = socket.create_connection(("127.0.0.1", payload["port"]))
+    result = await wait.for_token(payload["token"])
+    conn.close()
+    return {"n": result.output["n"], "pid": os.getpid()}
+'''
+
+
+def criu_problem() -> str | None:
+    """Why CRIU cannot be used here, or None when `criu check` passes."""
+    if shutil.which("criu") is None:
+        return "criu is not installed (scripts/setup-criu.sh --yes-upgrade-libc)"
+    if os.geteuid() != 0:
+        return "CRIU tests need root"
+    check = subprocess.run(["criu", "check"], capture_output=True, text=True, timeout=60)
+    if check.returncode != 0:
+        return f"`criu check` fails: {(check.stdout + check.stderr).strip()[-300:]}"
+    return None
+
+
+def require_criu() -> None:
+    problem = criu_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and CRIU does not work: {problem}")
+    pytest.skip(f"no working CRIU: {problem}")
+
+
+def ck_daemon(tmp_path: Path, **env: str) -> DaemonProcess:
+    home = tmp_path / "home"
+    base = {"TRIGGER_LOCAL_HOME": str(home), "TRIGGER_LOCAL_HOLD_THRESHOLD_S": "1"}
+    return DaemonProcess(home, env={**base, **env})
+
+
+def create_token(d: DaemonProcess) -> str:
+    r = d.api("POST", "/api/v1/waitpoints/tokens", json={"timeout": "1h"})
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+def complete_token(d: DaemonProcess, token: str, data: Any) -> None:
+    r = d.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": data})
+    assert r.status_code == 200, r.text
+
+
+def trace(d: DaemonProcess, run_id: str) -> dict[str, Any]:
+    r = d.api("GET", f"/api/v1/runs/{run_id}/trace")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def checkpoints(d: DaemonProcess, run_id: str, status: str | None = None) -> list[dict[str, Any]]:
+    return [c for c in trace(d, run_id)["checkpoints"] if status is None or c["status"] == status]
+
+
+def wait_checkpointed(d: DaemonProcess, run_id: str, count: int = 1) -> list[dict[str, Any]]:
+    return list(wait_for(lambda: len(checkpoints(d, run_id)) >= count and checkpoints(d, run_id), 30,
+                         what=f"{run_id} to be checkpointed"))
+
+
+def events(d: DaemonProcess, run_id: str, type_: str) -> list[dict[str, Any]]:
+    return [e for e in trace(d, run_id)["events"] if e["type"] == type_]

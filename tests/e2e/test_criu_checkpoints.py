@@ -1,0 +1,105 @@
+"""CRIU checkpoint/restore of waiting runs with the process executor: real CRIU, real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import DaemonProcess, wait_for, write_project
+from .criu_support import (
+    CK_TASKS,
+    checkpoints,
+    ck_daemon,
+    complete_token,
+    create_token,
+    require_criu,
+    wait_checkpointed,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def ckd(tmp_path: Path) -> Iterator[DaemonProcess]:
+    require_criu()
+    d = ck_daemon(tmp_path).start()
+    d.register(write_project(tmp_path / "project", CK_TASKS))
+    yield d
+    d.close()
+
+
+def _status(d: DaemonProcess) -> dict:
+    return dict(d.api("GET", "/api/v1/local/status").json())
+
+
+def _pid_alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def test_duration_wait_is_checkpointed_and_restored_with_locals(ckd: DaemonProcess) -> None:
+    assert _status(ckd)["executor"]["checkpoints"]["available"] is True
+    run_id = ckd.trigger("ck-duration", {"seconds": 3})
+    ck = wait_checkpointed(ckd, run_id)[0]
+    assert ck["size_bytes"] > 100_000 and ck["dump_ms"] > 0
+    run = ckd.run(run_id)
+    assert run["status"] == "WAITING"
+    assert not _pid_alive(ck["pid"]) or ckd.run(run_id)["status"] != "WAITING"  # frozen: no process
+    run = ckd.wait_status(run_id, timeout=30)
+    assert run["status"] == "COMPLETED", run
+    out = run["output"]
+    assert out["counter"] == 42 and out["blob_ok"] and out["pid_before"] == out["pid_after"] == ck["pid"]
+    assert run["attemptCount"] == 1
+    done = checkpoints(ckd, run_id)[0]
+    assert done["status"] == "restored" and done["restore_ms"] > 0
+    assert not Path(done["path"]).exists()  # images are deleted once used
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
+    shown = subprocess.run([sys.executable, "-m", "trigger_local", "runs", "show", run_id], capture_output=True,
+                           text=True, env={**env, "TRIGGER_LOCAL_HOME": str(ckd.home)}, timeout=60)
+    assert "Checkpoints" in shown.stdout and "restored" in shown.stdout, shown.stdout + shown.stderr
+
+
+def test_two_token_waits_each_checkpoint_and_frees_the_process(ckd: DaemonProcess) -> None:
+    t1, t2 = create_token(ckd), create_token(ckd)
+    run_id = ckd.trigger("ck-token", {"token": t1, "token2": t2})
+    ck = wait_checkpointed(ckd, run_id)[0]
+    wait_for(lambda: not _pid_alive(ck["pid"]), 10, what="the frozen process to be gone")
+    status = _status(ckd)["executor"]
+    assert status["checkpoints"]["count"] == 1 and status["checkpoints"]["bytes"] == ck["size_bytes"]
+    assert status["processes"] <= 1  # the frozen one does not count (at most an idle warm one)
+    complete_token(ckd, t1, {"n": 4})
+    wait_checkpointed(ckd, run_id, 2)
+    complete_token(ckd, t2, {"n": 5})
+    run = ckd.wait_status(run_id, timeout=30)
+    assert run["status"] == "COMPLETED", run
+    assert run["output"] == {"local": [1, 2, 3, 4, 5], "pid": ck["pid"], "attempt": 1}
+    assert _status(ckd)["executor"]["checkpoints"]["count"] == 0
+
+
+def test_kill_9_daemon_with_checkpointed_runs_they_still_resume(ckd: DaemonProcess) -> None:
+    tokens = [create_token(ckd) for _ in range(3)]
+    runs = [ckd.trigger("ck-token", {"token": t}) for t in tokens]
+    for run_id in runs:
+        wait_checkpointed(ckd, run_id)
+    ckd.kill9()
+    ckd.start()
+    for i, token in enumerate(tokens):
+        complete_token(ckd, token, {"n": i})
+    for i, run_id in enumerate(runs):
+        run = ckd.wait_status(run_id, timeout=40)
+        assert run["status"] == "COMPLETED", run
+        assert run["output"]["local"] == [1, 2, 3, i] and run["attemptCount"] == 1
+
+
+def test_canceled_checkpointed_run_has_its_images_deleted(ckd: DaemonProcess) -> None:
+    run_id = ckd.trigger("ck-token", {"token": create_token(ckd)})
+    ck = wait_checkpointed(ckd, run_id)[0]
+    assert Path(ck["path"]).is_dir()
+    assert ckd.api("POST", f"/api/v2/runs/{run_id}/cancel").status_code == 200
+    wait_for(lambda: checkpoints(ckd, run_id)[0]["status"] == "deleted", 10, what="the checkpoint to be deleted")
+    assert not Path(ck["path"]).exists()
+    assert os.listdir(Path(ck["path"]).parent.parent) == []

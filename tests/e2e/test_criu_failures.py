@@ -1,0 +1,133 @@
+"""CRIU failure paths: every one leaves the run held (alive) or fails the attempt for a retry —
+never a run stuck in WAITING. Disk full is a real 4 MiB tmpfs mounted as the checkpoint dir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import DaemonProcess, wait_for, write_project
+from .criu_support import (
+    CK_TASKS,
+    checkpoints,
+    ck_daemon,
+    complete_token,
+    create_token,
+    events,
+    require_criu,
+    wait_checkpointed,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _daemon(tmp_path: Path, **env: str) -> DaemonProcess:
+    d = ck_daemon(tmp_path, **env).start()
+    d.register(write_project(tmp_path / "project", CK_TASKS))
+    return d
+
+
+def _doctor(d: DaemonProcess) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
+    env["TRIGGER_LOCAL_HOME"] = str(d.home)
+    done = subprocess.run([sys.executable, "-m", "trigger_local", "doctor"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    return done.stdout + done.stderr
+
+
+def _held_then_completes(d: DaemonProcess, task: str = "ck-token", **payload: object) -> dict:
+    token = create_token(d)
+    run_id = d.trigger(task, {"token": token, **payload})
+    waiting = wait_for(lambda: events(d, run_id, "run.waiting"), 30, what="the run to wait")[0]
+    complete_token(d, token, {"n": 7})
+    run = d.wait_status(run_id, timeout=30)
+    assert run["status"] == "COMPLETED" and run["attemptCount"] == 1, run
+    assert checkpoints(d, run_id) == []
+    return {"run_id": run_id, "waiting": waiting["data"]}
+
+
+@pytest.mark.parametrize("problem", ["missing", "check-fails"])
+def test_without_working_criu_runs_are_held_and_doctor_explains(tmp_path: Path, problem: str) -> None:
+    criu = str(tmp_path / "no-such-criu")
+    if problem == "check-fails":  # a CRIU too old for the kernel, as Debian 12's 3.17 is
+        fake = tmp_path / "criu"
+        fake.write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo 'Version: 3.17' && exit 0\n"
+                        "echo 'Error (criu/vdso.c:1): Unexpected rt vDSO area bounds'; exit 1\n")
+        fake.chmod(0o755)
+        criu = str(fake)
+    d = _daemon(tmp_path, TRIGGER_LOCAL_CRIU_PATH=criu)
+    try:
+        status = d.api("GET", "/api/v1/local/status").json()["executor"]["checkpoints"]
+        assert status["available"] is False
+        expected = "not installed" if problem == "missing" else "criu check"
+        assert expected in status["reason"]
+        done = _held_then_completes(d)
+        assert done["waiting"]["action"] == "hold" and expected in done["waiting"]["hold_reason"]
+        if os.geteuid() == 0:
+            said = _doctor(d)
+            assert "holds waiting runs instead of checkpointing" in said and "setup-criu.sh" in said, said
+    finally:
+        d.close()
+
+
+@pytest.fixture
+def criu_daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
+    require_criu()
+    d = _daemon(tmp_path)
+    yield d
+    d.close()
+
+
+def test_process_holding_a_tcp_connection_is_held_not_frozen(criu_daemon: DaemonProcess) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        done = _held_then_completes(criu_daemon, "ck-holds-socket", port=server.getsockname()[1])
+    refused = events(criu_daemon, done["run_id"], "run.checkpoint_failed")
+    assert refused and "TCP connection" in refused[0]["data"]["reason"]
+
+
+def test_dump_failing_mid_way_on_a_full_disk_keeps_the_process(tmp_path: Path) -> None:
+    require_criu()
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs: {mounted.stderr.decode().strip()}")
+    d = _daemon(tmp_path, TRIGGER_LOCAL_CHECKPOINT_DIR=str(small))
+    try:
+        done = _held_then_completes(d)
+        failed = events(d, done["run_id"], "run.checkpoint_failed")
+        assert failed and "criu dump" in failed[0]["data"]["reason"], failed
+        assert os.listdir(small) == []  # the partial images were removed
+    finally:
+        d.close()
+        subprocess.run(["umount", str(small)], check=False)
+
+
+@pytest.mark.parametrize("damage", ["pages-deleted", "directory-deleted"])
+def test_failed_restore_fails_the_attempt_and_retries_from_the_start(criu_daemon: DaemonProcess,
+                                                                     damage: str) -> None:
+    token = create_token(criu_daemon)
+    run_id = criu_daemon.trigger("ck-token", {"token": token})
+    images = Path(wait_checkpointed(criu_daemon, run_id)[0]["path"])
+    if damage == "pages-deleted":
+        for page in images.glob("pages-*.img"):
+            page.unlink()
+    else:
+        shutil.rmtree(images)
+    complete_token(criu_daemon, token, {"n": 9})
+    run = criu_daemon.wait_status(run_id, timeout=40)
+    assert run["status"] == "COMPLETED", run
+    assert run["output"]["attempt"] == 2 and run["output"]["local"] == [1, 2, 3, 9]
+    first = run["attempts"][0]
+    assert first["rawStatus"] == "CRASHED"
+    assert "Restoring the run's checkpoint failed" in first["error"]["message"]
+    expected = "restore.log" if damage == "pages-deleted" else "images are gone"
+    assert expected in first["error"]["message"], first["error"]
+    assert checkpoints(criu_daemon, run_id)[0]["status"] == "failed"

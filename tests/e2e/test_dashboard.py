@@ -1,0 +1,125 @@
+"""The Textual dashboard driven by its pilot against a real daemon with real runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, Static, Tree
+
+from trigger_local.sdk.client import ApiClient
+from tui.app import Dashboard
+from tui.common import DaemonHeader
+from tui.detail import RunDetail
+from tui.trace import TraceNode
+from tui.waitpoints import JsonDialog
+
+from .conftest import DaemonProcess
+
+
+async def until(pilot: Pilot[Any], predicate: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+    """Let the app run until `predicate()` is truthy; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.05)
+    return value
+
+
+def cell(table: DataTable[Any], row: str, column: str) -> str:
+    try:
+        return str(table.get_cell(row, column))
+    except Exception:  # noqa: BLE001 - the row is not there (yet)
+        return ""
+
+
+def dashboard(d: DaemonProcess) -> Dashboard:
+    return Dashboard(ApiClient(d.url, d.key))
+
+
+async def test_runs_table_updates_when_a_run_finishes(ready: DaemonProcess) -> None:
+    app = dashboard(ready)
+    async with app.run_test(size=(160, 40)) as pilot:
+        header = app.query_one(DaemonHeader)
+        await until(pilot, lambda: header.live and header.status_info, "the header to go live")
+        assert ready.url in str(header.render()) and "executor" in str(header.render())
+        table = app.query_one("#runs-table", DataTable)
+        run_id = ready.trigger("sleeper", {"seconds": 1})
+        # under load the row may first be read already finished: any status shows it arrived
+        await until(pilot, lambda: cell(table, run_id, "status"), "the new run in the table")
+        await until(pilot, lambda: cell(table, run_id, "status") == "COMPLETED", "COMPLETED in the table")
+        assert cell(table, run_id, "task") == "sleeper" and cell(table, run_id, "duration") != "—"
+        await pilot.press("slash")
+        await pilot.press(*"task:hello")
+        await pilot.press("enter")
+        await until(pilot, lambda: table.row_count == 0, "the filter to hide the sleeper run")
+
+
+async def test_completing_a_token_from_the_dialog_finishes_the_waiting_run(ready: DaemonProcess) -> None:
+    run_id = ready.trigger("token-waiter", {})
+    ready.wait_status(run_id, "WAITING")
+    app = dashboard(ready)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("2")
+        table = app.query_one("#tokens-table", DataTable)
+        await until(pilot, lambda: table.row_count and "WAITING" in cell(table, table.coordinate_to_cell_key(
+            table.cursor_coordinate).row_key.value, "status"), "a waiting token")
+        assert "callback URL" in str(app.query_one("#token-url", Static).render())
+        await pilot.press("enter")
+        dialog = await until(pilot, lambda: isinstance(app.screen, JsonDialog) and app.screen, "the dialog")
+        dialog.query_one("#json-input", Input).value = "{not json"
+        await pilot.press("enter")
+        await until(pilot, lambda: "Not valid JSON" in str(dialog.query_one("#json-error", Static).render()),
+                    "the validation message")
+        assert app.screen is dialog  # nothing was sent
+        dialog.query_one("#json-input", Input).value = '{"approved": true}'
+        await pilot.press("enter")
+        done = ready.wait_status(run_id)
+        assert done["status"] == "COMPLETED" and done["output"] == {"ok": True, "output": {"approved": True}}
+        await until(pilot, lambda: "COMPLETED" in "".join(cell(table, k.value, "status") for k in table.rows),
+                    "the token shown as completed")
+
+
+async def test_pausing_a_queue_from_the_queues_tab_stops_new_starts(ready: DaemonProcess) -> None:
+    ready.wait_status(ready.trigger("hello", {}))  # the queue exists once a run used it
+    app = dashboard(ready)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("3")
+        table = app.query_one("#queues-table", DataTable)
+        await until(pilot, lambda: any("hello" in str(k.value) for k in table.rows), "the hello queue")
+        row = next(i for i, k in enumerate(table.rows) if str(k.value).endswith("hello"))
+        table.move_cursor(row=row)
+        await pilot.press("p")
+        await until(pilot, lambda: "paused" in cell(table, table.coordinate_to_cell_key((row, 0)).row_key.value,
+                                                    "paused"), "the queue shown paused")
+        blocked = ready.trigger("hello", {})
+        other = ready.trigger("child", {"n": 2})  # the dispatcher runs: it just skips the paused queue
+        ready.wait_status(other)
+        assert ready.run(blocked)["status"] == "QUEUED"
+        await pilot.press("p")
+        assert ready.wait_status(blocked)["status"] == "COMPLETED"
+
+
+async def test_trace_tree_of_a_parent_has_attempt_wait_and_child(ready: DaemonProcess) -> None:
+    parent_id = ready.trigger("parent", {"n": 4})
+    child_id = ready.wait_status(parent_id)["output"]["child_id"]
+    app = dashboard(ready)
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.push_screen(RunDetail(app.api, parent_id))
+        found = await until(pilot, lambda: isinstance(app.screen, RunDetail) and
+                            list(app.screen.query("#trace-tree").results(Tree)), "the detail screen")
+        tree: Tree[TraceNode] = found[0]
+        root = await until(pilot, lambda: tree.root.children and tree.root.data, "the trace")
+        nodes: list[TraceNode] = root.walk()
+        kinds = [n.kind for n in nodes]
+        assert kinds.count("attempt") == 1 and kinds.count("child") == 1 and kinds.count("wait") == 1
+        wait = next(n for n in nodes if n.kind == "wait")
+        assert f"run {child_id}" in wait.label and "completed" in wait.label
+        assert "█" in str(tree.root.children[0].label)  # a timeline bar per node
+        child_line = next(i for i, n in enumerate(tree.root.children) if n.data.kind == "child")
+        tree.move_cursor(tree.root.children[child_line])
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunDetail) and app.screen.run_id == child_id,
+                    "the child's detail")

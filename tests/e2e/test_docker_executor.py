@@ -1,0 +1,174 @@
+"""The docker executor end to end: a real Docker engine, an image built by `trigger-local deploy`,
+a real daemon running each attempt in its own container.
+
+Skips (with the reason) where no engine or base image is available, except with CI=true, where
+that is a failure: CI runs scripts/setup-docker.sh first.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import DaemonProcess, wait_for
+
+DOCKER_TASKS = '''
+import asyncio, os
+from trigger_local import task, logger, Retry
+
+@task(id="inside")
+async def inside(payload, ctx):
+    logger.info("hello from a container", name=payload.get("name"))
+    print("stdout line from the task", flush=True)
+    v2, v1 = "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    memory = open(v2 if os.path.exists(v2) else v1).read().strip()
+    return {"in_container": os.path.exists("/.dockerenv"), "cwd": os.getcwd(),
+            "greeting": os.environ.get("GREETING"), "memory_max": memory, "machine": ctx.machine,
+            "docker_socket": os.path.exists("/var/run/docker.sock")}
+
+@task(id="hog", machine="micro", retry=Retry(max_attempts=2, min_timeout_s=0.1, factor=1, randomize=False))
+def hog(payload, ctx):
+    chunks = []
+    for _ in range(100):  # 1 GB in 10 MB steps: far over micro's 0.25 GB
+        chunks.append(bytearray(10 * 1024 * 1024))
+    return len(chunks)
+
+@task(id="napper")
+async def napper(payload, ctx):
+    logger.info("napping")
+    await asyncio.sleep(payload.get("s", 2))
+    return "rested"
+'''
+
+
+def _engine_or_skip() -> None:
+    from trigger_local.executors.containers import DEFAULT_BASE_IMAGE, connect, engine_problem
+
+    problem = engine_problem()
+    if problem is None:
+        client = connect(timeout=10)
+        try:
+            client.images.get(DEFAULT_BASE_IMAGE)
+        except Exception:
+            problem = f"no base image {DEFAULT_BASE_IMAGE} (run scripts/make-base-image.sh)"
+        finally:
+            client.close()
+    if problem is None:
+        return
+    message = f"docker executor tests need a Docker engine: {problem}; run scripts/setup-docker.sh"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    print(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A project deployed once with the real CLI (`trigger-local deploy`): (project, image)."""
+    _engine_or_skip()
+    root = tmp_path_factory.mktemp("docker-project")
+    (root / "trigger").mkdir()
+    (root / "trigger.toml").write_text('project = "proj_e2e_docker"\ndirs = ["trigger"]\n')
+    (root / "trigger" / "tasks.py").write_text(textwrap.dedent(DOCKER_TASKS))
+    (root / ".env").write_text("GREETING=bonjour\n")
+    home = tmp_path_factory.mktemp("deploy-home")
+    daemon = DaemonProcess(home, env={"TRIGGER_LOCAL_EXECUTOR": "docker"}).start()
+    image = f"trigger-local-test/e2e:{os.getpid()}"
+    try:
+        env = {**os.environ, "TRIGGER_LOCAL_HOME": str(home), "TRIGGER_API_URL": daemon.url,
+               "TRIGGER_SECRET_KEY": daemon.key}
+        done = subprocess.run([sys.executable, "-m", "trigger_local.cli.main", "deploy", "--tag", image],
+                              cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-4000:]
+        assert "Deployed" in done.stderr and "inside" in done.stderr
+    finally:
+        daemon.close()
+    yield root, image
+    subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+
+
+@pytest.fixture
+def docker_daemon(tmp_path: Path, deployed: tuple[Path, str]) -> Iterator[DaemonProcess]:
+    root, image = deployed
+    daemon = DaemonProcess(tmp_path / "home", env={"TRIGGER_LOCAL_EXECUTOR": "docker"}).start()
+    r = daemon.api("POST", "/api/v1/local/versions", json={"projectDir": str(root), "dirs": ["trigger"],
+                                                             "env": {"GREETING": "bonjour"}, "image": image})
+    assert r.status_code == 200, r.text
+    assert r.json()["image"] == image
+    yield daemon
+    daemon.close()
+
+
+def test_dry_run_prints_the_dockerfile(tmp_path: Path) -> None:
+    (tmp_path / "trigger.toml").write_text('project = "p"\n[build]\nbase_image = "my/base:1"\n'
+                                           'apt_packages = ["ffmpeg"]\nrequirements = ["six"]\n')
+    done = subprocess.run([sys.executable, "-m", "trigger_local.cli.main", "deploy", "--dry-run"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("FROM my/base:1\n")
+    assert "apt-get install -y --no-install-recommends ffmpeg" in done.stdout
+    assert "pip install --no-cache-dir --no-index --find-links /tmp/wheels" in done.stdout
+
+
+def test_a_deployed_task_runs_in_its_own_container(docker_daemon: DaemonProcess) -> None:
+    run_id = docker_daemon.trigger("inside", {"name": "Ada"})
+    run = docker_daemon.wait_status(run_id, timeout=60)
+    assert run["status"] == "COMPLETED", run
+    out = run["output"]
+    assert out["in_container"] is True and out["cwd"] == "/app"
+    assert out["greeting"] == "bonjour"  # the version's env vars are injected
+    assert out["memory_max"] == str(512 * 1024 * 1024)  # small-1x: 0.5 GB
+    assert out["docker_socket"] is False
+    logs = docker_daemon.api("GET", f"/api/v1/runs/{run_id}/logs").json()
+    assert "hello from a container" in str(logs)
+    # the container's stdout is kept in the worker log once the container is gone
+    workers = docker_daemon.home / "logs" / "workers"
+    wait_for(lambda: any("stdout line from the task" in p.read_text() for p in workers.glob("*.log")),
+             what="the container's output in its worker log")
+
+
+def test_exceeding_the_machine_memory_is_an_out_of_memory_error(docker_daemon: DaemonProcess) -> None:
+    run_id = docker_daemon.trigger("hog")
+    run = docker_daemon.wait_status(run_id, timeout=90)
+    assert run["status"] in ("CRASHED", "FAILED"), run
+    assert run["error"]["name"] == "OutOfMemoryError"
+    assert "Out of memory" in run["error"]["message"] and "micro" in run["error"]["message"]
+    assert run["attemptCount"] == 2  # retried per the task's policy
+
+
+def test_a_running_container_is_adopted_after_a_daemon_restart(docker_daemon: DaemonProcess) -> None:
+    run_id = docker_daemon.trigger("napper", {"s": 3})
+    # started = the task's first log line arrived (EXECUTING alone may precede the hand-over)
+    wait_for(lambda: docker_daemon.api("GET", f"/api/v1/runs/{run_id}/logs").json()["data"], 60,
+             what="the task to start in its container")
+    docker_daemon.kill9()
+    docker_daemon.start()
+    run = docker_daemon.wait_status(run_id, timeout=60)
+    assert run["status"] == "COMPLETED" and run["output"] == "rested"
+    assert run["attemptCount"] == 1
+
+
+def test_without_an_engine_runs_wait_and_doctor_says_why(tmp_path: Path, project: Path) -> None:
+    nowhere = f"unix://{tmp_path}/no-docker.sock"
+    env = {"TRIGGER_LOCAL_EXECUTOR": "docker", "DOCKER_HOST": nowhere}
+    daemon = DaemonProcess(tmp_path / "home", env=env).start()
+    try:
+        daemon.register(project)
+        run_id = daemon.trigger("hello", {"name": "x"})
+        status = wait_for(lambda: (s := daemon.api("GET", "/api/v1/local/status").json())["executor"]["problem"]
+                          and s, what="the executor to report the engine")
+        assert "not running" in status["executor"]["problem"]
+        assert daemon.run(run_id)["status"] == "QUEUED"
+        doctor = subprocess.run([sys.executable, "-m", "trigger_local.cli.main", "doctor"], capture_output=True,
+                                text=True, timeout=60, env={**os.environ, **env, "TRIGGER_LOCAL_HOME": str(daemon.home)})
+        assert doctor.returncode == 1
+        assert "Executor" in doctor.stdout and "setup-docker.sh" in doctor.stdout
+        assert daemon.run(run_id)["status"] == "QUEUED"
+    finally:
+        daemon.close()

@@ -1,0 +1,70 @@
+"""Schedules through a real daemon: a declarative seconds-field cron fires runs that receive a
+ScheduledPayload; an imperative schedule made with the SDK fires, deactivates and is deleted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from trigger_local.sdk.client import SyncApiClient
+from trigger_local.sdk.schedules import ScheduleCalls
+
+from .conftest import DaemonProcess, wait_for, write_project
+
+TASKS = '''
+from trigger_local import ScheduledPayload, schedules
+
+
+@schedules.task(id="every-2s", cron="* * * * * */2")
+async def every_2s(payload: ScheduledPayload, ctx):
+    assert isinstance(payload, ScheduledPayload)
+    return {"schedule": payload.schedule_id, "at": payload.timestamp.isoformat(),
+            "upcoming": len(payload.upcoming), "external": payload.external_id, "type": payload.type}
+
+
+@schedules.task(id="on-demand")
+async def on_demand(payload: ScheduledPayload, ctx):
+    return {"external": payload.external_id, "type": payload.type}
+'''
+
+
+@pytest.fixture
+def scheduled(tmp_path: Path) -> Iterator[DaemonProcess]:
+    daemon = DaemonProcess(tmp_path / "home").start()
+    try:
+        daemon.register(write_project(tmp_path / "project", TASKS))
+        yield daemon
+    finally:
+        daemon.stop()
+        daemon.close()
+
+
+def completed(daemon: DaemonProcess, task: str, at_least: int) -> list[dict]:
+    runs = daemon.api("GET", "/api/v1/runs", params={"filter[taskIdentifier]": task,
+                                                     "filter[status]": "COMPLETED"}).json()["data"]
+    return runs if len(runs) >= at_least else []
+
+
+def test_declarative_seconds_schedule_fires_with_a_scheduled_payload(scheduled: DaemonProcess) -> None:
+    listed = scheduled.api("GET", "/api/v1/schedules").json()["data"]
+    decl = [s for s in listed if s["task"] == "every-2s"]
+    assert len(decl) == 1 and decl[0]["type"] == "DECLARATIVE"
+    runs = wait_for(lambda: completed(scheduled, "every-2s", 2), timeout=30, what="two scheduled runs")
+    outputs = [scheduled.run(r["id"])["output"] for r in runs[:2]]
+    assert {o["schedule"] for o in outputs} == {decl[0]["id"]}
+    assert all(o["upcoming"] == 5 and o["type"] == "DECLARATIVE" for o in outputs)
+    assert outputs[0]["at"] != outputs[1]["at"]  # one run per tick
+
+
+def test_imperative_schedule_from_the_sdk(scheduled: DaemonProcess) -> None:
+    sdk = SyncApiClient(scheduled.url, scheduled.key)
+    created = sdk.send(ScheduleCalls.create("on-demand", "* * * * * */2", external_id="user_7",
+                                            deduplication_key="demo"))
+    assert created["type"] == "IMPERATIVE" and created["externalId"] == "user_7"
+    runs = wait_for(lambda: completed(scheduled, "on-demand", 1), timeout=30, what="an imperative run")
+    assert scheduled.run(runs[0]["id"])["output"] == {"external": "user_7", "type": "IMPERATIVE"}
+    assert sdk.send(ScheduleCalls.deactivate(created["id"]))["active"] is False
+    assert sdk.send(ScheduleCalls.delete(created["id"])) == {"id": created["id"]}
+    sdk.close()

@@ -1,0 +1,68 @@
+"""`/api/v2/packets/{name}` (§2.3): where the SDK offloads payloads of 128 KiB and more. The
+answer's `presignedUrl` is ours, `/api/v1/local/packets/{name}?sig=…`, which takes the PUT of
+the raw packet and serves it back, authorised by the signature alone."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import packet_store
+from ..errors import AuthenticationError, BadRequestError, NotFoundError
+from . import auth
+from .common import base_url, ok, read_body, require_key, services_of
+from .errors import JsonErrorRoute
+from .services import DaemonServices
+
+router = APIRouter(route_class=JsonErrorRoute, tags=["packets"])
+
+
+def _checked_name(name: str) -> str:
+    if not name.strip("/") or ".." in name.split("/"):
+        raise BadRequestError(f"Invalid packet name {name!r}")
+    return name
+
+
+def _answer(request: Request, svc: DaemonServices, name: str) -> Response:
+    url = packet_store.presigned_url(base_url(request, svc), svc.secret_key, name)
+    return ok({"presignedUrl": url, "storagePath": name})
+
+
+@router.put("/api/v2/packets/{name:path}")
+async def upload_url(name: str, request: Request) -> Response:
+    svc = services_of(request)
+    require_key(request, svc)
+    return _answer(request, svc, _checked_name(name))
+
+
+@router.get("/api/v2/packets/{name:path}")
+async def download_url(name: str, request: Request) -> Response:
+    svc = services_of(request)
+    require_key(request, svc)
+    return _answer(request, svc, _checked_name(name))
+
+
+def _signed(request: Request, svc: DaemonServices, name: str) -> None:
+    if not auth.same(request.query_params.get("sig", ""), packet_store.signature(svc.secret_key, name)):
+        raise AuthenticationError("Invalid packet URL signature")
+
+
+@router.put("/api/v1/local/packets/{name:path}")
+async def put_packet(name: str, request: Request) -> Response:
+    svc = services_of(request)
+    _signed(request, svc, _checked_name(name))
+    data = await read_body(request, packet_store.PACKET_LIMIT_BYTES)
+    packet_store.write(svc.settings.home, name, data, request.headers.get("content-type") or "application/json")
+    return Response(status_code=200)
+
+
+@router.get("/api/v1/local/packets/{name:path}")
+async def get_packet(name: str, request: Request) -> Response:
+    svc = services_of(request)
+    _signed(request, svc, _checked_name(name))
+    found = packet_store.read(svc.settings.home, name)
+    if found is None:
+        raise NotFoundError("Packet not found", name=name)
+    data, content_type = found
+    return Response(content=data, media_type=content_type)

@@ -1,0 +1,131 @@
+"""`GET /api/v1/local/stream`: the daemon's events as server-sent events.
+
+Built on the durable events table, not on the hub: the hub only says "something was written",
+and we then read rows after our cursor. So a client that reconnects with `Last-Event-ID` (or
+`?after=seq`) gets exactly what it missed, and one that is slow never loses an event. A
+`run.logs` row (one per log burst and run) is expanded here into its lines.
+
+Filters: `run_id`, `task`, `tag` (each comma-separated). With any of them, only events of
+matching runs are sent; without, waitpoint, queue and version events come too. `types` keeps
+only events whose type starts with one of the given prefixes (e.g. `run.,queue.`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Query
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+from ..store.models import Event
+from .common import int_param, require_key, services_of
+from .errors import JsonErrorRoute
+from .local import event_json
+from .services import DaemonServices
+from .traces import log_json
+
+router = APIRouter(route_class=JsonErrorRoute, tags=["local"])
+
+PAGE = 500
+#: a comment this often keeps proxies from closing the connection and lets us notice a gone client
+KEEPALIVE_S = 10.0
+MAX_LOG_LINES = 1000
+
+
+def _csv(value: str | None) -> set[str]:
+    return {part.strip() for part in (value or "").split(",") if part.strip()}
+
+
+@dataclass
+class StreamFilter:
+    runs: set[str] = field(default_factory=set)
+    tasks: set[str] = field(default_factory=set)
+    tags: set[str] = field(default_factory=set)
+    types: tuple[str, ...] = ()
+    #: run id -> (task id, tags); tags are fixed at trigger time, so caching them is safe
+    _known: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+
+    @property
+    def by_run(self) -> bool:
+        return bool(self.runs or self.tasks or self.tags)
+
+    async def _run_facts(self, svc: DaemonServices, run_id: str) -> tuple[str, list[str]]:
+        if run_id not in self._known:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            run = await svc.engine.store.read().get_run(run_id)
+            self._known[run_id] = (run.task_id, list(run.tags or [])) if run else ("", [])
+        return self._known[run_id]
+
+    async def accepts(self, svc: DaemonServices, event: Event) -> bool:
+        if self.types and not event.type.startswith(self.types):
+            return False
+        if not self.by_run:
+            return True
+        if event.run_id is None or (self.runs and event.run_id not in self.runs):
+            return False
+        if not (self.tasks or self.tags):
+            return True
+        task_id, tags = await self._run_facts(svc, event.run_id)
+        return (not self.tasks or task_id in self.tasks) and (not self.tags or bool(self.tags & set(tags)))
+
+
+def frame(event_type: str, data: dict[str, Any], seq: int | None = None) -> bytes:
+    head = f"id: {seq}\n" if seq is not None else ""
+    return f"{head}event: {event_type}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def _expand(svc: DaemonServices, event: Event) -> dict[str, Any]:
+    body = event_json(event)
+    if event.type == "run.logs" and event.run_id:
+        count = min(int(event.data.get("count") or 0), MAX_LOG_LINES)
+        entries = await svc.engine.store.read().logs(event.run_id, int(event.data.get("after_id") or 0), count)
+        body["logs"] = [log_json(e) for e in entries]
+    return body
+
+
+async def _events(svc: DaemonServices, after: int, flt: StreamFilter) -> AsyncIterator[bytes]:
+    read = svc.engine.store.read()
+    woken = asyncio.Event()
+    # subscribe before the first read, so a commit between read and wait still wakes us
+    unsubscribe = svc.engine.hub.subscribe(lambda _type, _data: woken.set())
+    try:
+        yield frame("hello", {"after": after}, after)
+        run_filter = next(iter(flt.runs)) if len(flt.runs) == 1 else None
+        while True:  # Starlette cancels us (running `finally`) when the client goes
+            woken.clear()
+            found = await read.events_after(after, PAGE, run_filter)
+            for event in found:
+                after = event.seq
+                if await flt.accepts(svc, event):
+                    yield frame(event.type, await _expand(svc, event), event.seq)
+            if len(found) == PAGE:
+                continue
+            try:
+                await asyncio.wait_for(woken.wait(), KEEPALIVE_S)
+            except TimeoutError:
+                yield b": keepalive\n\n"
+    finally:
+        unsubscribe()
+
+
+@router.get("/api/v1/local/stream")
+async def stream(request: Request, after: str | None = Query(None), run_id: str | None = Query(None),
+                 task: str | None = Query(None), tag: str | None = Query(None),
+                 types: str | None = Query(None)) -> StreamingResponse:
+    """Server-sent events from `after` (or `Last-Event-ID`); with neither, from now on."""
+    svc = services_of(request)
+    require_key(request, svc)
+    cursor = after if after is not None else request.headers.get("last-event-id")
+    if cursor is None or cursor == "":
+        start = await svc.engine.store.read().last_event_seq()
+    else:
+        start = int_param(cursor, "after", 0, 0, 2**62)
+    flt = StreamFilter(runs=_csv(run_id), tasks=_csv(task), tags=_csv(tag), types=tuple(_csv(types)))
+    return StreamingResponse(_events(svc, start, flt), media_type="text/event-stream",
+                             headers={"cache-control": "no-cache", "x-accel-buffering": "no"})

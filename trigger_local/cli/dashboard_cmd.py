@@ -1,0 +1,20 @@
+"""`trigger-local dashboard`: the Textual dashboard, pointed at the daemon the CLI would use.
+
+It is an HTTP client like every command, so it works against a daemon started elsewhere
+(`TRIGGER_API_URL` + `TRIGGER_SECRET_KEY`, or the running daemon's home)."""
+
+from __future__ import annotations
+
+import typer
+
+from ..sdk.client import ApiClient
+
+
+def dashboard(
+    url: str | None = typer.Option(None, "--url", envvar="TRIGGER_API_URL",
+                                   help="Daemon address (default: the running daemon's)."),
+) -> None:
+    """Open the live dashboard: runs and traces, waitpoints, queues, schedules."""
+    from tui.app import Dashboard  # Textual loads only for this command
+
+    Dashboard(ApiClient(url) if url else ApiClient()).run()

@@ -1,0 +1,85 @@
+"""`trigger-local deploy`: build the project's image offline and register a version locked to it.
+
+The image is built here (the CLI has the project and the host's pip); the daemon then indexes
+the tasks inside the image, so what is registered is exactly what will run.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import typer
+from rich.text import Text
+
+from ..config import find_project_root, load_project
+from ..errors import ValidationError
+from .common import JSON_OPTION, emit_json, err, fail, print_error
+
+
+def _dotenv(root: Path) -> dict[str, str]:
+    """The project's `.env` only: the host's environment does not belong in a container."""
+    env: dict[str, str] = {}
+    path = root / ".env"
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.strip().removeprefix("export ").partition("=")
+            if sep and key and not key.startswith("#"):
+                env[key.strip()] = value.strip().strip("'\"")
+    return env
+
+
+def deploy(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the generated Dockerfile and stop."),
+    tag: str | None = typer.Option(None, "--tag", help="Image name (default: trigger-local/<project>:<time>)."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Build the project's Docker image (offline) and register a version that runs in it."""
+    from ..executors import images  # the docker SDK: only this command and the executor need it
+    from ..executors.containers import SETUP_HINT, engine_problem
+
+    root = find_project_root(Path.cwd())
+    if root is None:
+        fail("No trigger.toml here or above: run `trigger-local init` first.")
+    config = load_project(root)
+    try:
+        text = images.dockerfile(config)
+        if dry_run:
+            sys.stdout.write(text)
+            return
+        problem = engine_problem()
+        if problem:
+            fail(f"Cannot build: {problem}. To fix it, {SETUP_HINT}.")
+        image = tag or images.image_tag(config)
+        with tempfile.TemporaryDirectory(prefix="trigger-local-deploy-") as tmp:
+            images.prepare_context(config, Path(tmp) / "ctx", _say)
+            _say(f"docker build -t {image}")
+            images.build_image(Path(tmp) / "ctx", image, _say)
+    except ValidationError as exc:
+        fail(exc.message)
+    _register(config.root, config.dirs, image, json_output)
+
+
+def _say(message: str) -> None:
+    err().print(Text(message, style="dim"))
+
+
+def _register(root: Path, dirs: list[str], image: str, json_output: bool) -> None:
+    from ..sdk.client import get_sync_client
+
+    try:
+        answer = get_sync_client().register_version(project_dir=str(root), dirs=dirs, env=_dotenv(root),
+                                                    image=image)
+    except ValidationError as exc:
+        print_error(exc.message)
+        trace = exc.details.get("traceback")
+        if trace:
+            err().print(Text(str(trace).rstrip(), style="dim"))
+        raise typer.Exit(1) from None
+    if json_output:
+        emit_json(answer)
+        return
+    tasks = sorted(str(t.get("id")) for t in answer.get("tasks") or [])
+    err().print(f"[green]Deployed[/green] {answer.get('id')} (image {image}) with {len(tasks)} "
+                f"task{'s' if len(tasks) != 1 else ''}: {', '.join(tasks) or '(none)'}")

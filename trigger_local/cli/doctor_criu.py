@@ -1,0 +1,40 @@
+"""Doctor's view of checkpoints: what the running daemon decided at start (its cached
+`criu check`), why waiting runs are held if it cannot checkpoint, and the disk its checkpoints use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import DaemonSettings
+from .daemon_cmds import running_daemon
+
+SETUP_FIX = ("Run `sudo bash scripts/setup-criu.sh --yes-upgrade-libc` (installs CRIU 4 from Debian 13; "
+             "upgrades libc6) and restart the daemon; until then waiting runs are held in memory.")
+
+
+def daemon_checkpoints(settings: DaemonSettings) -> dict[str, Any] | None:
+    """The running daemon's `executor.checkpoints` status, or None (no daemon, or no answer)."""
+    info = running_daemon(settings.home)
+    if not info or info.get("executor") != "process":
+        return None
+    try:
+        from ..sdk.client import get_sync_client
+
+        executor = get_sync_client().status().get("executor") or {}
+    except Exception:  # the daemon went away meanwhile, or refused our key: nothing to add
+        return None
+    found = executor.get("checkpoints")
+    return found if isinstance(found, dict) else None
+
+
+def checkpoint_check(settings: DaemonSettings) -> tuple[str, str, str] | None:
+    """(level, detail, fix) for the running daemon's checkpoints, or None without a daemon."""
+    status = daemon_checkpoints(settings)
+    if status is None:
+        return None
+    if not status.get("available"):
+        return "warn", f"the daemon holds waiting runs instead of checkpointing them: {status.get('reason')}", \
+            SETUP_FIX
+    mib = int(status.get("bytes") or 0) / (1024 * 1024)
+    return "ok", (f"the daemon checkpoints waiting runs (CRIU {status.get('criu_version')}); "
+                  f"{status.get('count', 0)} checkpoint(s) on disk, {mib:.1f} MiB in {status.get('dir')}"), ""

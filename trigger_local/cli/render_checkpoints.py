@@ -1,0 +1,31 @@
+"""`runs show`'s Checkpoints panel: each CRIU checkpoint of the run (path, size, time taken)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from ..sdk.client import Call
+from .common import client
+
+
+def print_checkpoints(console: Console, run_id: str) -> None:
+    try:
+        trace: dict[str, Any] = client().send(Call("GET", f"/api/v1/runs/{run_id}/trace"))
+    except Exception:  # an older daemon without traces: the panel is optional
+        return
+    rows = trace.get("checkpoints") or []
+    if not rows:
+        return
+    table = Table(box=None, show_header=True, header_style="bold")
+    for name in ("Checkpoint", "Status", "Size", "Dump", "Restore", "Path"):
+        table.add_column(name)
+    for ck in rows:
+        size = f"{(ck.get('size_bytes') or 0) / 2**20:.1f} MiB"
+        dump = f"{ck['dump_ms']:.0f} ms" if ck.get("dump_ms") is not None else "-"
+        restore = f"{ck['restore_ms']:.0f} ms" if ck.get("restore_ms") is not None else "-"
+        table.add_row(str(ck.get("id")), str(ck.get("status")), size, dump, restore, str(ck.get("path")))
+    console.print(Panel(table, title="Checkpoints", title_align="left", expand=False))

@@ -1,0 +1,143 @@
+"""Checkpointing the process executor's waiting runs with CRIU (docs/checkpoints.md).
+
+Freeze: the runtime, told `checkpoint`, closes its connections and POSTs `freeze`; the daemon
+waits (briefly) until the process holds no TCP socket, then `criu dump`s it. The process is
+gone afterwards: its place among `max_processes` is free and the run is `suspended`. Any
+failure leaves the process running and the run held, with the reason recorded.
+
+Restore: when the run gets its slot back the dispatcher calls `executor.resume(run)`, which
+`criu restore`s the process (same pid, not our child: watched by pidfd like an adopted one).
+A failed restore fails the attempt with CRIU's log excerpt; the retry policy decides the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from ..engine import Engine
+from ..ids import new_id
+from ..store.checkpoints import Checkpoint
+from ..store.models import DELAYED, FINAL_STATUSES, Run
+from . import criu
+from .sockets import wait_pid_free, wait_until_no_tcp
+from .workers import BUSY, WorkerHandle, pid_is_worker
+
+if TYPE_CHECKING:
+    from .process import ProcessExecutor
+
+log = structlog.get_logger("checkpoints")
+
+PID_FREE_WAIT_S = 5.0
+SOCKET_WAIT_S = 0.2  # well under freeze_grace_s: the runtime stays quiet that long
+
+
+class Checkpointer:
+    def __init__(self, executor: ProcessExecutor) -> None:
+        self.executor = executor
+        self.engine: Engine = executor.engine
+        self.settings = executor.settings
+        self.capability = criu.Capability(False, "CRIU has not been checked yet")
+        self.root = Path(self.settings.checkpoint_dir or self.settings.home / "checkpoints")
+        self.by_worker: dict[str, Checkpoint] = {}  # active checkpoints by the worker they froze
+        self.engine.hub.subscribe(self._on_event)
+
+    async def start(self) -> None:
+        """Decide once whether this host can checkpoint, and load the checkpoints on disk."""
+        if self.settings.checkpoints == "off":
+            self.capability = criu.Capability(False, "checkpoints are turned off (checkpoints = \"off\")")
+        else:
+            self.capability = await criu.check(self.settings.criu_path)
+        if not self.capability.ok:
+            log.info("waiting runs will be held, not checkpointed", reason=self.capability.reason)
+        for ck in await self.engine.active_checkpoints():
+            self.by_worker[ck.worker_id] = ck
+
+    def describe(self) -> dict[str, Any]:
+        return {"available": self.capability.ok, "reason": self.capability.reason,
+                "criu_version": self.capability.version, "dir": str(self.root),
+                "count": len(self.by_worker), "bytes": sum(c.size_bytes for c in self.by_worker.values())}
+
+    # -- freezing ---------------------------------------------------------------------------
+    async def freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
+        """Dump `worker`'s process; True when it is checkpointed (and gone)."""
+        assert worker.pid is not None
+        if not await wait_until_no_tcp(worker.pid, SOCKET_WAIT_S):
+            await self.engine.checkpoint_refused(run_id, "the task process still holds a TCP connection, "
+                                                 "which CRIU cannot checkpoint: the run is held instead")
+            return False
+        images = self.root / run_id / new_id("checkpoint")
+        worker.freezing = asyncio.get_running_loop().create_future()
+        frozen = False
+        try:
+            dump_ms = await criu.dump(self.settings.criu_path, worker.pid, images)
+            ck = Checkpoint(id=images.name, run_id=run_id, attempt=attempt, worker_id=worker.id, pid=worker.pid,
+                            path=str(images), status="", created_at=time.time(),
+                            size_bytes=criu.images_size(images), dump_ms=round(dump_ms, 1))
+            frozen = True
+            if await self.engine.record_checkpoint(ck):
+                self.by_worker[worker.id] = ck
+                log.info("run checkpointed", run=run_id, ms=ck.dump_ms, bytes=ck.size_bytes)
+            else:
+                _remove(images)
+        except (criu.CriuError, OSError) as exc:
+            _remove(images)
+            log.warning("checkpoint failed: holding the run", run=run_id, error=str(exc)[:300])
+            await self.engine.checkpoint_refused(run_id, f"checkpoint failed, the run is held: {exc}")
+        finally:
+            worker.freezing.set_result(frozen)
+        return frozen
+
+    # -- restoring --------------------------------------------------------------------------
+    def checkpoint_of(self, run: Run) -> Checkpoint | None:
+        ck = self.by_worker.get(run.worker_id or "")
+        return ck if ck is not None and ck.run_id == run.id and ck.attempt == run.attempt_count else None
+
+    async def restore(self, run: Run, ck: Checkpoint) -> WorkerHandle | None:
+        """Bring the process back. None: it could not be, and the attempt has been failed."""
+        self.by_worker.pop(ck.worker_id, None)
+        images = Path(ck.path)
+        try:
+            # CRIU restores the original pid: the dumped process must be fully gone (reaped)
+            await wait_pid_free(ck.pid, PID_FREE_WAIT_S)
+            restore_ms = await criu.restore(self.settings.criu_path, images)
+            if not pid_is_worker(ck.pid, ck.worker_id):
+                raise criu.CriuError(f"criu restore returned but process {ck.pid} is not running")
+        except (criu.CriuError, OSError) as exc:
+            _remove(images)
+            message = f"Restoring the run's checkpoint failed: {exc}"
+            log.warning("restore failed: failing the attempt", run=run.id, error=str(exc)[:300])
+            await self.engine.checkpoint_unusable(ck.id, message)
+            await self.engine.worker_lost(run.id, run.attempt_count, message)
+            return None
+        _remove(images)  # the process runs again: these images can never be used twice
+        await self.engine.checkpoint_restored(ck.id, restore_ms)
+        log.info("run restored", run=run.id, pid=ck.pid, ms=round(restore_ms, 1))
+        return WorkerHandle(id=ck.worker_id, version_id=run.version_id or "", pid=ck.pid,
+                            log_path=self.executor.logs_dir / f"{ck.worker_id}.log", state=BUSY,
+                            run_id=run.id, attempt=run.attempt_count)
+
+    # -- clean-up ---------------------------------------------------------------------------
+    def _on_event(self, type_: str, data: dict[str, Any]) -> None:
+        # a run that ended, or will start again from scratch, never needs its images
+        if type_ != "run.status" or (data["status"] not in FINAL_STATUSES and data["status"] != DELAYED):
+            return
+        for worker_id, ck in list(self.by_worker.items()):
+            if ck.run_id == data["run_id"]:
+                del self.by_worker[worker_id]
+                _remove(Path(ck.path))
+                self.executor._spawn_task(self.engine.checkpoint_unusable(
+                    ck.id, f"run {data['status'].lower()}", deleted=True))
+
+
+def _remove(images: Path) -> None:
+    shutil.rmtree(images, ignore_errors=True)
+    try:
+        images.parent.rmdir()  # the run's directory, once empty
+    except OSError:
+        pass

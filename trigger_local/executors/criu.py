@@ -1,0 +1,115 @@
+"""The CRIU command line, and nothing else: check, dump, restore (docs/checkpoints.md).
+
+Every call runs the `criu` binary as a subprocess with a log file in the images directory, so
+a failure can quote CRIU's own explanation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .workers import log_tail
+
+CHECK_TIMEOUT_S = 30.0
+DUMP_TIMEOUT_S = 60.0
+
+
+class CriuError(Exception):
+    """A CRIU command failed; the message ends with the tail of its log."""
+
+
+@dataclass
+class Capability:
+    ok: bool
+    reason: str  # why not (empty when ok), said so that a user knows what to do
+    version: str = ""
+
+
+async def _run(argv: list[str], timeout_s: float) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return -1, f"{argv[0]} {argv[1]} did not finish within {timeout_s:.0f} s"
+    return proc.returncode or 0, out.decode(errors="replace").strip()
+
+
+async def check(criu: str) -> Capability:
+    """Can this host checkpoint processes? Runs `criu check` once; the daemon caches the answer."""
+    path = shutil.which(criu)
+    if path is None:
+        return Capability(False, f"CRIU is not installed ({criu!r} not found): install CRIU >= 4 with "
+                                 "`sudo bash scripts/setup-criu.sh --yes-upgrade-libc`")
+    code, out = await _run([path, "--version"], CHECK_TIMEOUT_S)
+    version = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Version")), "")
+    if os.geteuid() != 0 and not _has_checkpoint_cap():
+        return Capability(False, "CRIU needs root or CAP_CHECKPOINT_RESTORE; the daemon has neither", version)
+    code, out = await _run([path, "check"], CHECK_TIMEOUT_S)
+    if code != 0:
+        last = out.splitlines()[-3:] if out else [f"exit code {code}"]
+        return Capability(False, f"`criu check` fails on this kernel (CRIU {version or '?'}): "
+                                 + " / ".join(last) + ". CRIU >= 4 is needed: scripts/setup-criu.sh", version)
+    return Capability(True, "", version)
+
+
+def _has_checkpoint_cap() -> bool:
+    # CAP_CHECKPOINT_RESTORE is capability 40 (Linux 5.9+)
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> 40 & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+async def dump(criu: str, pid: int, images: Path) -> float:
+    """Freeze `pid` (and its children) into `images`; the process is gone afterwards.
+    Returns the time taken in ms. On failure CRIU leaves the process running."""
+    images.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    code, out = await _run([criu, "dump", "-t", str(pid), "-D", str(images), "-o", "dump.log", "-v2",
+                            "--file-locks"], DUMP_TIMEOUT_S)
+    if code != 0:
+        raise CriuError(f"criu dump of pid {pid} failed (exit {code}). {out}\n"
+                        f"--- end of {images / 'dump.log'} ---\n{_errors(images / 'dump.log')}")
+    return (time.monotonic() - started) * 1000
+
+
+async def restore(criu: str, images: Path) -> float:
+    """Restore the process tree in `images`, detached (it keeps its original pid). Returns ms."""
+    if not (images / "inventory.img").exists():
+        raise CriuError(f"The checkpoint images are gone: {images} has no inventory.img "
+                        "(the checkpoint directory was deleted?)")
+    started = time.monotonic()
+    code, out = await _run([criu, "restore", "-d", "-D", str(images), "-o", "restore.log", "-v2",
+                            "--file-locks"], DUMP_TIMEOUT_S)
+    if code != 0:
+        raise CriuError(f"criu restore from {images} failed (exit {code}). {out}\n"
+                        f"--- end of {images / 'restore.log'} ---\n{_errors(images / 'restore.log')}")
+    return (time.monotonic() - started) * 1000
+
+
+def _errors(log: Path) -> str:
+    """The lines of a CRIU log that explain a failure (errors first), else its tail."""
+    tail = log_tail(log, 8000)
+    errors = [line for line in tail.splitlines() if "Error" in line or "error" in line]
+    return "\n".join(errors[-12:]) if errors else "\n".join(tail.splitlines()[-12:])
+
+
+def images_size(images: Path) -> int:
+    total = 0
+    for entry in images.rglob("*"):
+        try:
+            if entry.is_file() and not entry.name.endswith(".log"):
+                total += entry.stat().st_size
+        except OSError:
+            pass
+    return total

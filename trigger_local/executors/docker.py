@@ -1,0 +1,258 @@
+"""DockerExecutor: every attempt runs in its own container from the version's image.
+
+It is the ProcessExecutor's protocol with a container in place of a process: the container runs
+`python -m trigger_local.runtime work`, long-polls the daemon over the host network for its one
+assignment, and retires after it (one container per attempt). Containers are labelled with
+their worker id, so a restarted daemon adopts the ones still running.
+
+The engine may be absent or stop at any time: the executor then reports no capacity (runs stay
+QUEUED), says why in `describe()`, and checks again every few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from docker.errors import DockerException, ImageNotFound, NotFound
+
+from ..config import DaemonSettings
+from ..engine import Engine
+from ..ids import new_id
+from ..store.models import EXECUTING, WAITING, Run, Version, Worker
+from ..tokens import worker_token
+from .containers import (
+    APP_DIR,
+    IMAGE_ENV_KEY,
+    LABEL_HOME,
+    LABEL_WORKER,
+    SETUP_HINT,
+    connect,
+    container_options,
+    describe_container_exit,
+    engine_problem,
+    machine_for,
+)
+from .process import ProcessExecutor
+from .workers import BUSY, HELD, IDLE, KILLED, WorkerHandle, log_tail
+
+log = structlog.get_logger("executor")
+ENGINE_CHECK_DOWN_S = 1.0  # how soon a missing engine is noticed coming back
+ENGINE_CHECK_UP_S = 5.0
+
+
+@dataclass
+class ContainerHandle(WorkerHandle):
+    container: Any = None
+    machine: str = "small-1x"
+
+    def kill(self) -> None:
+        """Kill the container (from a thread: the SDK blocks)."""
+        if self.container is None or self.exited.is_set():
+            return
+        asyncio.get_running_loop().run_in_executor(None, self._kill_now)
+
+    def _kill_now(self) -> None:
+        with contextlib.suppress(DockerException):
+            self.container.kill()
+
+
+class DockerExecutor(ProcessExecutor):
+    name = "docker"
+
+    def __init__(self, engine: Engine, settings: DaemonSettings, secret_key: str, wake_dispatcher: Any) -> None:
+        super().__init__(engine, settings, secret_key, wake_dispatcher)
+        self.problem: str | None = "the Docker engine was not checked yet"
+        self._client: Any = None
+        self._watcher: asyncio.Task[None] | None = None
+
+    # -- availability ---------------------------------------------------------------------------
+    def capacity(self) -> int:
+        # idle containers do not count: each one retires after its single attempt
+        return 0 if self.problem else max(0, self.settings.max_processes - len(self.workers))
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "containers": len(self.workers), "available": self.problem is None,
+                "problem": self.problem, "fix": SETUP_HINT if self.problem else None}
+
+    async def _check_engine(self) -> None:
+        problem = await asyncio.to_thread(engine_problem)
+        if problem is None and self._client is None:
+            self._client = await asyncio.to_thread(connect)
+        if problem != self.problem:
+            (log.info if problem is None else log.warning)("docker engine", problem=problem or "available")
+            if problem is None:
+                self._wake()
+        self.problem = problem
+
+    async def _watch_engine(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(ENGINE_CHECK_DOWN_S if self.problem else ENGINE_CHECK_UP_S)
+            await self._check_engine()
+
+    def _engine_lost(self, exc: Exception) -> None:
+        self.problem = f"the Docker engine failed: {type(exc).__name__}: {exc}"
+        log.warning("docker engine failed", error=str(exc))
+
+    # -- starting runs --------------------------------------------------------------------------
+    def _should_retire(self, worker: WorkerHandle) -> bool:
+        return worker.runs_done >= 1  # one container per attempt
+
+    async def assign(self, run: Run) -> bool:
+        if self.problem:
+            return False
+        version = await self._version(run.version_id or "")
+        image = version.env.get(IMAGE_ENV_KEY) if version else None
+        if version is None or not image:
+            await self.engine.system_failure(run, f"Version {run.version_id} has no image: the docker executor "
+                                             "runs deployed versions; run `trigger-local deploy` in the project")
+            return True
+        if len(self.workers) >= self.settings.max_processes:
+            return False
+        try:
+            worker = await self._spawn_container(version, image, run.machine)
+        except ImageNotFound:
+            await self.engine.system_failure(run, f"Image {image} of version {version.id} is gone from the Docker "
+                                             "engine: run `trigger-local deploy` again")
+            return True
+        except DockerException as exc:
+            self._engine_lost(exc)
+            return False
+        started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
+        if started is None:
+            worker.kill()
+            return True
+        run, attempt = started
+        worker.state, worker.run_id, worker.attempt = BUSY, run.id, attempt.number
+        self._by_run[run.id] = worker.id
+        worker.mailbox.put_nowait(self._assignment(run, attempt, version))
+        return True
+
+    async def _container_env(self, version: Version, worker_id: str) -> dict[str, str]:
+        # the environment's env vars (envvars API), then the version's; ours win on a clash
+        env = {**await self.engine.process_env(),
+               **{k: v for k, v in version.env.items() if k != IMAGE_ENV_KEY}}
+        orphan = os.environ.get("TRIGGER_LOCAL_ORPHAN_TIMEOUT_S")
+        if orphan:
+            env["TRIGGER_LOCAL_ORPHAN_TIMEOUT_S"] = orphan
+        return env | {
+            "TRIGGER_LOCAL_DAEMON_URL": self.settings.url, "TRIGGER_LOCAL_WORKER_ID": worker_id,
+            "TRIGGER_LOCAL_WORKER_TOKEN": worker_token(self.secret_key, worker_id),
+            "TRIGGER_LOCAL_PROJECT_DIR": APP_DIR, "TRIGGER_LOCAL_TASK_DIRS": json.dumps(version.dirs),
+            "TRIGGER_LOCAL_TASK_FILES": json.dumps(sorted({t.file for t in version.tasks if t.file})),
+            "TRIGGER_LOCAL_VERSION_ID": version.id, "TRIGGER_API_URL": self.settings.url,
+            "TRIGGER_SECRET_KEY": self.secret_key, "PYTHONUNBUFFERED": "1"}
+
+    async def _spawn_container(self, version: Version, image: str, machine_name: str | None) -> ContainerHandle:
+        worker_id = new_id("worker")
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        machine = machine_for(machine_name)
+        worker = ContainerHandle(id=worker_id, version_id=version.id, pid=None,
+                                 log_path=self.logs_dir / f"{worker_id}.log", machine=machine.name)
+        # Known before it starts: its first long-poll may arrive before `run` returns.
+        self.workers[worker_id] = worker
+        options = container_options(machine, await self._container_env(version, worker_id),
+                                    {LABEL_WORKER: worker_id, LABEL_HOME: str(self.settings.home)})
+        try:
+            worker.container = await asyncio.to_thread(self._client.containers.run, image, name=worker_id,
+                                                       **options)
+        except BaseException:
+            self.workers.pop(worker_id, None)
+            raise
+        await self.engine.register_worker(Worker(id=worker_id, version_id=version.id, token="", pid=None,
+                                                 started_at=time.time(), executor=self.name))
+        self._spawn_task(self._monitor(worker))
+        log.debug("task container started", worker=worker_id, image=image, machine=machine.name)
+        return worker
+
+    # -- container exits ------------------------------------------------------------------------
+    async def _monitor(self, worker: WorkerHandle) -> None:
+        assert isinstance(worker, ContainerHandle)
+        code, oom = await asyncio.to_thread(self._wait_and_collect, worker)
+        worker.exit_code = code
+        worker.exited.set()
+        self.workers.pop(worker.id, None)
+        try:
+            await self.engine.forget_worker(worker.id)
+            if worker.run_id and worker.attempt and not self._stopping:
+                if code is None and worker.state != KILLED:
+                    # the engine went away with the container: not the task's fault
+                    await self.engine.worker_lost(worker.run_id, worker.attempt, "The Docker engine stopped "
+                                                  "during the attempt", interrupted=True)
+                    return
+                reason = describe_container_exit(code, oom, worker.machine, log_tail(worker.log_path))
+                log.warning("task container exited during a run", worker=worker.id, run=worker.run_id,
+                            code=code, oom=oom)
+                await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
+                                              error_name="OutOfMemoryError" if oom else "TaskProcessExited")
+        finally:
+            self._wake()
+
+    def _wait_and_collect(self, worker: ContainerHandle) -> tuple[int | None, bool]:
+        """Block until the container ends; keep its output in the worker log and remove it.
+        (exit code, OOM-killed); the code is None when the engine went away."""
+        container = worker.container
+        try:
+            code = int(container.wait().get("StatusCode", -1))
+            container.reload()
+            oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+            with worker.log_path.open("ab") as out:
+                out.write(container.logs(stdout=True, stderr=True))
+            container.remove(force=True)
+            return code, oom
+        except DockerException as exc:
+            self._engine_lost(exc)
+            return None, False
+        except Exception as exc:  # requests' ConnectionError when the engine dies mid-wait
+            self._engine_lost(exc)
+            return None, False
+
+    # -- restart and shutdown ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Adopt the task containers a previous daemon left running; interrupt runs whose container is gone."""
+        await self._check_engine()
+        runs = {r.id: r for r in await self.engine.runs_on_workers()}
+        for record in await self.engine.list_workers():
+            container = await asyncio.to_thread(self._find, record.id) if self.problem is None else None
+            if container is None:
+                await self.engine.forget_worker(record.id)
+                continue
+            worker = ContainerHandle(id=record.id, version_id=record.version_id, pid=None, container=container,
+                                     log_path=self.logs_dir / f"{record.id}.log", state=IDLE)
+            for run in runs.values():
+                if run.worker_id == record.id and run.status in (EXECUTING, WAITING):
+                    worker.state = BUSY if run.status == EXECUTING else HELD
+                    worker.run_id, worker.attempt, worker.machine = run.id, run.attempt_count, run.machine or "small-1x"
+                    self._by_run[run.id] = worker.id
+            self.workers[record.id] = worker
+            self._spawn_task(self._monitor(worker))
+            log.info("adopted task container", worker=record.id, state=worker.state)
+        for run in runs.values():
+            if run.status == "DEQUEUED":
+                await self.engine.requeue(run, "daemon restarted before the run started")
+            elif run.worker_id not in self.workers and run.status in (EXECUTING, WAITING):
+                await self.engine.worker_lost(run.id, run.attempt_count, "The daemon restarted and the task "
+                                              "container was gone", interrupted=True)
+        self._watcher = asyncio.create_task(self._watch_engine())
+
+    def _find(self, worker_id: str) -> Any:
+        try:
+            container = self._client.containers.get(worker_id)
+        except (NotFound, DockerException):
+            return None
+        # An exited one is adopted too: its exit code (an OOM kill, say) still belongs to its run.
+        labels = container.labels or {}
+        return container if labels.get(LABEL_HOME) == str(self.settings.home) else None
+
+    async def shutdown(self, grace_s: float) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        await super().shutdown(grace_s)
+        if self._client is not None:
+            self._client.close()

@@ -1,0 +1,68 @@
+"""Large payloads offloaded by the SDKs (TRIGGER_API.md §2.3): files under `$HOME/packets`,
+reached through local "presigned" URLs signed with the daemon secret, so a client can PUT
+and GET a packet without the API key, as it would against Trigger.dev's object storage.
+
+A run triggered with `payloadType: application/store` keeps the packet's name as its payload;
+`resolve` turns it back into the real payload for the task process."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from urllib.parse import quote
+
+STORE = "application/store"
+#: offloaded packets are big by definition; this only stops a runaway upload
+PACKET_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+def signature(secret: str, name: str) -> str:
+    return hmac.new(secret.encode(), f"packet:{name}".encode(), hashlib.sha256).hexdigest()
+
+
+def presigned_url(base: str, secret: str, name: str) -> str:
+    return f"{base}/api/v1/local/packets/{quote(name, safe='/')}?sig={signature(secret, name)}"
+
+
+def path_of(home: Path, name: str) -> Path:
+    """The file for `name`, refusing anything that would leave the packets directory."""
+    root = (Path(home) / "packets").resolve()
+    target = (root / name.lstrip("/")).resolve()
+    if not name.strip("/") or root not in target.parents:
+        raise ValueError(f"Invalid packet name {name!r}")
+    return target
+
+
+def write(home: Path, name: str, data: bytes, content_type: str) -> None:
+    target = path_of(home, name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    partial.write_bytes(data)
+    partial.replace(target)  # readers never see half a packet
+    target.with_name(target.name + ".meta").write_text(json.dumps({"contentType": content_type}))
+
+
+def read(home: Path, name: str) -> tuple[bytes, str] | None:
+    try:
+        target = path_of(home, name)
+        data = target.read_bytes()
+    except (OSError, ValueError):
+        return None
+    try:
+        meta = json.loads(target.with_name(target.name + ".meta").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    return data, str(meta.get("contentType") or "application/json")
+
+
+def resolve(home: Path, payload: str | None, payload_type: str | None) -> tuple[str | None, str | None]:
+    """The real (payload, type) of a run whose payload may be an offloaded packet."""
+    if payload_type != STORE or not payload:
+        return payload, payload_type
+    found = read(home, payload)
+    if found is None:
+        return payload, payload_type  # the task sees the dangling name rather than nothing
+    data, content_type = found
+    return data.decode("utf-8", errors="replace"), content_type.split(";")[0].strip()

@@ -1,0 +1,154 @@
+"""Reading the daemon's server-sent event stream (`/api/v1/local/stream`).
+
+`stream_events` (async) and `iter_events` (blocking) yield one dict per event
+(`{"seq", "runId", "type", "at", "data", "logs"?}`) and reconnect by themselves with the last
+seq they saw, so a daemon restart costs no events. `on_state(True/False)` tells the caller
+whether the connection is live (the dashboard's header shows it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+
+import httpx
+
+from ..errors import error_from_response
+from .client import ApiClient, SyncApiClient, _headers
+
+Json = dict[str, Any]
+StateCallback = Callable[[bool], None]
+
+#: the type of the event yielded each time the stream (re)opens
+OPEN = "stream.open"
+
+RETRY_S = 0.5
+MAX_RETRY_S = 5.0
+#: the daemon sends a keep-alive every 10 s; silence past this means the connection is dead
+READ_TIMEOUT_S = 30.0
+
+
+class SseParser:
+    """Turns lines of a `text/event-stream` into (event type, data, id) triples."""
+
+    def __init__(self) -> None:
+        self.type, self.data, self.id = "message", [], None  # type: tuple[str, list[str], str | None]
+
+    def feed(self, line: str) -> tuple[str, str, str | None] | None:
+        if line == "":
+            if not self.data:
+                self.type = "message"
+                return None
+            out = (self.type, "\n".join(self.data), self.id)
+            self.type, self.data = "message", []
+            return out
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self.type = value
+        elif name == "data":
+            self.data.append(value)
+        elif name == "id":
+            self.id = value
+        return None
+
+
+def stream_params(after: int | None, run_id: str | None, task: str | None, tag: str | None,
+                  types: Iterable[str] | None) -> dict[str, str]:
+    params = {"after": None if after is None else str(after), "run_id": run_id, "task": task, "tag": tag,
+              "types": ",".join(types) if types else None}
+    return {k: v for k, v in params.items() if v}
+
+
+def _event(parsed: tuple[str, str, str | None]) -> tuple[Json, int | None]:
+    """The event to hand on and the cursor it moves us to; the daemon's `hello` becomes
+    `{"type": "stream.open", "seq": cursor}` so callers know from where the stream is live."""
+    type_, data, seq = parsed
+    cursor = int(seq) if seq and seq.isdigit() else None
+    if type_ == "hello":
+        return {"type": OPEN, "seq": cursor}, cursor
+    event: Json = json.loads(data)
+    return event, cursor
+
+
+def _raise_unless_transient(exc: httpx.HTTPStatusError) -> None:
+    """A 5xx is a daemon restarting (retry); a 4xx will not get better by retrying."""
+    status = exc.response.status_code
+    if status < 500:
+        raise error_from_response(status, {"error": f"The event stream answered {status} "
+                                                    f"({exc.request.url.path})"}) from exc
+
+
+async def stream_events(api: ApiClient, *, after: int | None = None, run_id: str | None = None,
+                        task: str | None = None, tag: str | None = None, types: Iterable[str] | None = None,
+                        on_state: StateCallback | None = None) -> AsyncIterator[Json]:
+    """Events forever (from `after`, or from now on), reconnecting when the daemon goes away."""
+    delay = RETRY_S
+    while True:
+        endpoint = api.endpoint
+        params = stream_params(after, run_id, task, tag, types)
+        try:
+            async with httpx.AsyncClient(base_url=endpoint.base_url, headers=_headers(endpoint),
+                                         timeout=httpx.Timeout(10.0, read=READ_TIMEOUT_S)) as http, \
+                    http.stream("GET", "/api/v1/local/stream", params=params) as response:
+                response.raise_for_status()
+                parser = SseParser()
+                async for line in response.aiter_lines():
+                    parsed = parser.feed(line)
+                    if parsed is None:
+                        continue
+                    event, cursor = _event(parsed)
+                    after = cursor if cursor is not None else after
+                    if event["type"] == OPEN:
+                        delay = RETRY_S
+                        if on_state is not None:
+                            on_state(True)
+                    yield event
+        except httpx.TransportError:
+            pass
+        except httpx.HTTPStatusError as exc:
+            _raise_unless_transient(exc)
+        if on_state is not None:
+            on_state(False)
+        await asyncio.sleep(delay)  # back off before reconnecting to a daemon that is away
+        delay = min(delay * 2, MAX_RETRY_S)
+
+
+def iter_events(api: SyncApiClient, *, after: int | None = None, run_id: str | None = None,
+                task: str | None = None, tag: str | None = None, types: Iterable[str] | None = None,
+                on_state: StateCallback | None = None) -> Iterator[Json]:
+    """Blocking twin of `stream_events`."""
+    delay = RETRY_S
+    while True:
+        endpoint = api.endpoint
+        params = stream_params(after, run_id, task, tag, types)
+        try:
+            with httpx.Client(base_url=endpoint.base_url, headers=_headers(endpoint),
+                              timeout=httpx.Timeout(10.0, read=READ_TIMEOUT_S)) as http, \
+                    http.stream("GET", "/api/v1/local/stream", params=params) as response:
+                response.raise_for_status()
+                parser = SseParser()
+                for line in response.iter_lines():
+                    parsed = parser.feed(line)
+                    if parsed is None:
+                        continue
+                    event, cursor = _event(parsed)
+                    after = cursor if cursor is not None else after
+                    if event["type"] == OPEN:
+                        delay = RETRY_S
+                        if on_state is not None:
+                            on_state(True)
+                    yield event
+        except httpx.TransportError:
+            pass
+        except httpx.HTTPStatusError as exc:
+            _raise_unless_transient(exc)
+        if on_state is not None:
+            on_state(False)
+        time.sleep(delay)  # back off before reconnecting to a daemon that is away
+        delay = min(delay * 2, MAX_RETRY_S)

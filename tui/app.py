@@ -1,0 +1,157 @@
+"""`Dashboard`: the Textual app behind `trigger-local dashboard`.
+
+One task reads the daemon's event stream (no polling loop) and hands each event to the
+visible views; the stream reconnects by itself with its last seq, and the header says
+whether it is live. Everything goes through the injected `ApiClient`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.css.query import NoMatches
+from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+
+from trigger_local.errors import TriggerLocalError
+from trigger_local.sdk.client import ApiClient
+from trigger_local.sdk.events import OPEN, stream_events
+
+from .common import DaemonHeader, Json
+from .detail import RunDetail
+from .queues import QueuesView, SchedulesView
+from .runs import RunsView
+from .waitpoints import WaitpointsView
+
+TABS = ("runs", "waitpoints", "queues", "schedules")
+
+
+class Dashboard(App[None]):
+    TITLE = "trigger-local"
+    BINDINGS = [
+        Binding("1", "tab('runs')", "Runs"),
+        Binding("2", "tab('waitpoints')", "Waitpoints"),
+        Binding("3", "tab('queues')", "Queues"),
+        Binding("4", "tab('schedules')", "Schedules"),
+        Binding("o", "open_run", "Open run"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, api: ApiClient) -> None:
+        super().__init__()
+        self.api = api
+        self.api_url = api.endpoint.base_url
+        self.live = False
+        self.status_info: Json = {}
+        self.events_seen = 0
+
+    def compose(self) -> ComposeResult:
+        yield DaemonHeader(self.api_url)
+        with TabbedContent(initial="runs", id="tabs"):
+            with TabPane("Runs 1", id="runs"):
+                yield RunsView(self.api)
+            with TabPane("Waitpoints 2", id="waitpoints"):
+                yield WaitpointsView(self.api)
+            with TabPane("Queues 3", id="queues"):
+                yield QueuesView(self.api)
+            with TabPane("Schedules 4", id="schedules"):
+                yield SchedulesView(self.api)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#runs-table", DataTable).focus()
+        self.follow_events()
+
+    async def on_unmount(self) -> None:
+        self.workers.cancel_all()
+        await self.api.aclose()  # its keep-alive connection belongs to this app's loop
+
+    # -- the header and the stream ------------------------------------------------------------
+    def sync_header(self, header: DaemonHeader) -> None:
+        header.status_info, header.live = self.status_info, self.live
+        header.refresh_text()
+
+    def _headers(self) -> list[DaemonHeader]:
+        return [h for screen in self.screen_stack for h in screen.query(DaemonHeader)]
+
+    def set_live(self, live: bool) -> None:
+        if live == self.live:
+            return
+        self.live = live
+        for header in self._headers():
+            header.set_live(live)
+        if live:
+            self.load_status()
+            self.refresh_views()  # whatever changed while we were away
+
+    @work(exclusive=True, group="status", exit_on_error=False)
+    async def load_status(self) -> None:
+        try:
+            self.status_info = await self.api.status()
+        except TriggerLocalError:
+            return
+        for header in self._headers():
+            header.set_status(self.status_info)
+
+    @work(group="stream")
+    async def follow_events(self) -> None:
+        async for event in stream_events(self.api, on_state=self.set_live):
+            if event.get("type") == OPEN:
+                continue
+            self.events_seen += 1
+            try:
+                self.dispatch_event(event)
+            except NoMatches:
+                return  # the app is closing: its widgets are already gone
+
+    def dispatch_event(self, event: Json) -> None:
+        """Hand an event to the views that can show it now (hidden tabs reload when shown)."""
+        if isinstance(self.screen, RunDetail):
+            self.screen.on_daemon_event(event)
+        tabs = self.query("#tabs").results(TabbedContent)
+        active = next(iter(tabs), None)
+        if active is None:
+            return  # shutting down
+        active_name = active.active
+        views = {"runs": RunsView, "waitpoints": WaitpointsView, "queues": QueuesView}
+        # the runs table is kept current even when hidden: it is what the user comes back to
+        for name, kind in views.items():
+            if name in (active_name, "runs"):
+                for view in self.query(kind):
+                    view.on_daemon_event(event)
+
+    def refresh_views(self) -> None:
+        for kind in (RunsView, WaitpointsView, QueuesView, SchedulesView):
+            for view in self.query(kind):
+                view.reload()
+
+    # -- actions -------------------------------------------------------------------------------
+    def action_tab(self, name: str) -> None:
+        tabs = self.query_one("#tabs", TabbedContent)
+        tabs.active = name
+        view = self.query_one(f"#{name}-view")
+        view.reload()  # type: ignore[attr-defined]
+        for table in view.query(DataTable):
+            table.focus()
+
+    def action_open_run(self) -> None:
+        run_id = self.query_one(RunsView).selected()
+        if run_id is not None:
+            self.push_screen(RunDetail(self.api, run_id))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "runs-table":
+            self.push_screen(RunDetail(self.api, str(event.row_key.value)))
+
+    async def run_action_safely(self, call: Awaitable[Any], done: str) -> Any:
+        """Run one API call for a key the user pressed; say what happened either way."""
+        try:
+            answer = await call
+        except TriggerLocalError as exc:
+            self.notify(str(getattr(exc, "message", exc)), severity="error", timeout=6)
+            return None
+        fields = answer if isinstance(answer, dict) else {}
+        self.notify(done.replace("{id}", str(fields.get("id", "?"))))
+        return answer

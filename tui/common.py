@@ -1,0 +1,116 @@
+"""What every dashboard screen shares: the backend it is given, how statuses and times look,
+and the header line.
+
+The dashboard is an HTTP client only (tests/test_import_rules.py): its backend is an
+`ApiClient`, injected into `Dashboard` as harlequin injects its adapter, so tests hand it one
+pointed at a real daemon on a free port."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+from trigger_local.sdk.client import ApiClient, Call
+
+Json = dict[str, Any]
+
+STATUS_STYLES = {
+    "COMPLETED": "green", "FAILED": "red", "CRASHED": "bold red", "SYSTEM_FAILURE": "bold red",
+    "CANCELED": "dim", "EXPIRED": "dim", "TIMED_OUT": "red", "EXECUTING": "cyan", "DEQUEUED": "cyan",
+    "WAITING": "yellow", "QUEUED": "blue", "DELAYED": "magenta", "PENDING_VERSION": "magenta",
+}
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "SYSTEM_FAILURE", "CANCELED", "EXPIRED", "TIMED_OUT"}
+
+
+def status_text(status: str | None) -> Text:
+    return Text(status or "?", style=STATUS_STYLES.get(status or "", ""))
+
+
+def parse_iso(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def clock_time(value: Any) -> str:
+    at = parse_iso(value)
+    return datetime.fromtimestamp(at).strftime("%H:%M:%S") if at is not None else "—"
+
+
+def duration(ms: Any) -> str:
+    if not isinstance(ms, int | float) or ms <= 0:
+        return "—"
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f}s"
+    return f"{ms / 60_000:.1f}m"
+
+
+async def list_schedules(api: ApiClient) -> Json | None:
+    """The schedules page, or None when this daemon has no schedules API yet."""
+    try:
+        answer = await api.send(Call("GET", "/api/v1/schedules", params={"perPage": 100}))
+    except Exception:  # noqa: BLE001 - any failure means "not available here", which we say
+        return None
+    return answer if isinstance(answer, dict) else {"data": answer}
+
+
+class DaemonHeader(Static):
+    """`trigger-local · http://… · v0.1 · executor process · CRIU no · ● live`."""
+
+    DEFAULT_CSS = "DaemonHeader { height: 1; background: $boost; padding: 0 1; }"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(id="daemon-header")
+        self.url, self.status_info, self.live = url, {}, False  # type: tuple[str, Json, bool]
+
+    def set_status(self, info: Json) -> None:
+        self.status_info = info
+        self.refresh_text()
+
+    def set_live(self, live: bool) -> None:
+        self.live = live
+        self.refresh_text()
+
+    def refresh_text(self) -> None:
+        info = self.status_info
+        executor = info.get("executor")
+        name = executor.get("name") if isinstance(executor, dict) else executor
+        criu = info.get("criu")
+        if criu is None and isinstance(executor, dict):
+            criu = executor.get("checkpoint")
+        line = Text("trigger-local ", style="bold")
+        line.append(f"{self.url}  v{info.get('version', '?')}  executor {name or '?'}  "
+                    f"CRIU {'yes' if criu is True else 'no'}  ")
+        if self.live:
+            line.append("● live", style="bold green")
+        else:
+            line.append("○ disconnected — reconnecting", style="bold red")
+        self.update(line)
+
+
+class Coalesce:
+    """Runs `action` once, `delay_s` after the first of a burst of requests.
+
+    At 200 runs/s every event cannot mean a reload; this keeps one reload per burst without a
+    polling loop (the timer only exists while something changed)."""
+
+    def __init__(self, widget: Any, action: Any, delay_s: float = 0.25) -> None:
+        self.widget, self.action, self.delay_s = widget, action, delay_s
+        self.pending = False
+
+    def __call__(self) -> None:
+        if not self.pending:
+            self.pending = True
+            self.widget.set_timer(self.delay_s, self._fire)
+
+    def _fire(self) -> None:
+        self.pending = False
+        self.action()

@@ -1,0 +1,156 @@
+"""The run detail screen: trace tree with timeline bars on the left, live logs on the right,
+and the run's payload, output or error, metadata and tags below."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, RichLog, Static, Tree
+
+from trigger_local.sdk.client import ApiClient
+
+from .common import Coalesce, Json, clock_time
+from .trace import TraceNode, bar, build_trace, window
+
+LEVEL_STYLES = {"ERROR": "red", "WARN": "yellow", "DEBUG": "dim", "INFO": "green"}
+
+
+def log_text(entry: Json) -> Text:
+    level = str(entry.get("level") or "INFO").upper()
+    line = Text(clock_time(entry.get("at")) + " ", style="dim")
+    line.append(f"{level:<5} ", style=LEVEL_STYLES.get(level, "green"))
+    line.append(("span " if entry.get("kind") == "span" else "") + str(entry.get("message", "")))
+    attributes = entry.get("attributes") or {}
+    if attributes:
+        line.append(" " + " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in attributes.items()), style="dim")
+    return line
+
+
+def facts_text(run: Json) -> Text:
+    out = Text()
+    for title, key in (("payload", "payload"), ("output", "output"), ("metadata", "metadata")):
+        if run.get(key) not in (None, {}, ""):
+            out.append(f"{title}: ", style="bold")
+            out.append(json.dumps(run[key], default=str)[:2000] + "\n")
+    if run.get("tags"):
+        out.append("tags: ", style="bold")
+        out.append(", ".join(run["tags"]) + "\n")
+    error = run.get("error")
+    if error:
+        out.append("error: ", style="bold red")
+        out.append(f"{error.get('name', '')}: {error.get('message', '')}\n", style="red")
+        if error.get("stackTrace"):
+            out.append(str(error["stackTrace"]) + "\n", style="dim red")
+    return out
+
+
+class RunDetail(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("enter", "open_child", "Open child", show=True),
+        Binding("c", "cancel", "Cancel"),
+        Binding("y", "copy_id", "Copy id"),
+    ]
+    DEFAULT_CSS = """
+    RunDetail #detail-top { height: 2fr; }
+    RunDetail #trace-tree { width: 3fr; border: round $primary; }
+    RunDetail #run-logs { width: 2fr; border: round $secondary; }
+    RunDetail #run-facts { height: 1fr; border: round $panel; }
+    """
+
+    def __init__(self, api: ApiClient, run_id: str) -> None:
+        super().__init__()
+        self.api, self.run_id = api, run_id
+        self.root: TraceNode | None = None
+        self.last_log_id = 0
+        self.trace_ready = False
+        self.soon = Coalesce(self, self.load)
+
+    def compose(self) -> ComposeResult:
+        from .common import DaemonHeader  # the app's header, repeated so it stays visible here
+
+        yield DaemonHeader(self.app.api_url)  # type: ignore[attr-defined]
+        with Vertical():
+            with Horizontal(id="detail-top"):
+                yield Tree[TraceNode](self.run_id, id="trace-tree")
+                yield RichLog(id="run-logs", wrap=False, markup=False, max_lines=5000)
+            with VerticalScroll(id="run-facts"):
+                yield Static("", id="run-facts-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.app.sync_header(self.query_one("DaemonHeader"))  # type: ignore[attr-defined]
+        self.query_one("#trace-tree", Tree).focus()
+        self.load()
+
+    @work(exclusive=True, group="trace", exit_on_error=False)
+    async def load(self) -> None:
+        trace = await self.api.run_trace(self.run_id)
+        self.show_trace(trace)
+
+    def show_trace(self, trace: Json) -> None:
+        self.root = build_trace(trace)
+        lo, hi = window(self.root)
+        tree: Tree[TraceNode] = self.query_one("#trace-tree", Tree)
+        tree.clear()
+        tree.root.set_label(self._label(self.root, lo, hi))
+        tree.root.data = self.root
+        self._add(tree.root, self.root, lo, hi)
+        tree.root.expand_all()
+        logs = [e for e in trace.get("logs") or [] if int(e.get("id") or 0) > self.last_log_id]
+        self.append_logs(logs)
+        self.query_one("#run-facts-text", Static).update(facts_text(trace.get("run") or {}))
+        self.trace_ready = True
+
+    def _label(self, node: TraceNode, lo: float, hi: float) -> Text:
+        return Text(bar(node.start, node.end, lo, hi) + " ", style="cyan").append(node.label, style="")
+
+    def _add(self, parent: Any, node: TraceNode, lo: float, hi: float) -> None:
+        for child in node.children:
+            branch = parent.add(self._label(child, lo, hi), data=child, expand=True)
+            self._add(branch, child, lo, hi)
+
+    def append_logs(self, entries: list[Json]) -> None:
+        log = self.query_one("#run-logs", RichLog)
+        for entry in entries:
+            entry_id = int(entry.get("id") or 0)
+            if entry_id and entry_id <= self.last_log_id:
+                continue
+            self.last_log_id = max(self.last_log_id, entry_id)
+            log.write(log_text(entry))
+
+    def on_daemon_event(self, event: Json) -> None:
+        if event.get("runId") != self.run_id and not self._mentions_child(event):
+            return
+        if event.get("logs"):
+            self.append_logs(list(event["logs"]))
+            if not any(e.get("kind") == "span" for e in event["logs"]):
+                return
+        self.soon()  # status, wait or span change: redraw the tree once per burst
+
+    def _mentions_child(self, event: Json) -> bool:
+        return self.root is not None and any(n.run_id == event.get("runId") for n in self.root.children)
+
+    def action_open_child(self) -> None:
+        node = self.query_one("#trace-tree", Tree).cursor_node
+        data = node.data if node is not None else None
+        if isinstance(data, TraceNode) and data.kind == "child" and data.run_id:
+            self.app.push_screen(RunDetail(self.api, data.run_id))
+
+    async def action_cancel(self) -> None:
+        await self.app.run_action_safely(self.api.cancel_run(self.run_id), f"Canceled {self.run_id}")  # type: ignore[attr-defined]
+
+    def action_copy_id(self) -> None:
+        self.app.copy_to_clipboard(self.run_id)
+        self.notify(f"Copied {self.run_id}")
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[TraceNode]) -> None:
+        # the tree takes enter itself; a selected child-run node opens that run
+        self.action_open_child()

@@ -1,0 +1,138 @@
+"""The Queues and Schedules tabs. Queues: running, queued, limit, paused; `p` pauses or
+resumes, `l` sets the concurrency limit (empty resets it to the task's own)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from trigger_local.sdk.client import ApiClient
+
+from .common import Coalesce, Json, clock_time, list_schedules
+from .waitpoints import JsonDialog
+
+
+class QueuesView(Vertical):
+    BINDINGS = [
+        Binding("p", "toggle_pause", "Pause/resume"),
+        Binding("l", "limit", "Limit…"),
+    ]
+
+    def __init__(self, api: ApiClient) -> None:
+        super().__init__(id="queues-view")
+        self.api = api
+        self.queues: dict[str, Json] = {}
+        self.soon = Coalesce(self, self.reload)
+
+    def compose(self) -> ComposeResult:
+        table: DataTable[Any] = DataTable(id="queues-table", cursor_type="row")
+        for name in ("name", "running", "queued", "limit", "paused"):
+            table.add_column(name, key=name)
+        yield table
+
+    @property
+    def table(self) -> DataTable[Any]:
+        return self.query_one("#queues-table", DataTable)
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    @work(exclusive=True, group="queues", exit_on_error=False)
+    async def reload(self) -> None:
+        page = await self.api.list_queues(per_page=100)
+        table, keep = self.table, self.selected()
+        table.clear()
+        self.queues = {q["name"]: q for q in page.get("data") or []}
+        for q in self.queues.values():
+            limit = q.get("concurrencyLimit")
+            paused = Text("paused", style="bold yellow") if q.get("paused") else Text("no")
+            table.add_row(q["name"], str(q.get("running", 0)), str(q.get("queued", 0)),
+                          "∞" if limit is None else str(limit), paused, key=q["name"])
+        if keep in self.queues:
+            table.move_cursor(row=table.get_row_index(keep))
+
+    def selected(self) -> str | None:
+        table = self.table
+        if table.row_count == 0:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def on_daemon_event(self, event: Json) -> None:
+        # counts move with every run start and end: one reload per burst
+        if str(event.get("type", "")).startswith(("queue.", "run.")) and not event.get("logs"):
+            self.soon()
+
+    async def action_toggle_pause(self) -> None:
+        name = self.selected()
+        if name is None:
+            return
+        queue = self.queues[name]
+        kind = queue.get("type")
+        if queue.get("paused"):
+            await self.app.run_action_safely(self.api.resume_queue(name, kind), f"Resumed {name}")  # type: ignore[attr-defined]
+        else:
+            await self.app.run_action_safely(self.api.pause_queue(name, kind), f"Paused {name}")  # type: ignore[attr-defined]
+        self.reload()
+
+    def action_limit(self) -> None:
+        name = self.selected()
+        if name is None:
+            return
+        kind = self.queues[name].get("type")
+
+        def done(value: Any) -> None:
+            if value is JsonDialog.CANCELLED:
+                return
+            if value is None:
+                call = self.api.reset_queue_concurrency(name, kind)
+            elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                call = self.api.override_queue_concurrency(name, value, kind)
+            else:
+                self.notify("The limit is a whole number of 0 or more (empty resets)", severity="error")
+                return
+            self.run_worker(self.app.run_action_safely(call, f"Set the limit of {name}"))  # type: ignore[attr-defined]
+
+        current = self.queues[name].get("concurrencyLimit")
+        self.app.push_screen(JsonDialog(f"Concurrency limit of {name} (empty resets):",
+                                        "" if current is None else str(current)), done)
+
+
+class SchedulesView(Vertical):
+    """Lists schedules when the daemon has the API; says plainly when it does not."""
+
+    def __init__(self, api: ApiClient) -> None:
+        super().__init__(id="schedules-view")
+        self.api = api
+
+    def compose(self) -> ComposeResult:
+        yield Static("loading…", id="schedules-note")
+        table: DataTable[Any] = DataTable(id="schedules-table", cursor_type="row")
+        for name in ("id", "task", "cron", "next run", "active"):
+            table.add_column(name, key=name)
+        yield table
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    @work(exclusive=True, group="schedules", exit_on_error=False)
+    async def reload(self) -> None:
+        page = await list_schedules(self.api)
+        note, table = self.query_one("#schedules-note", Static), self.query_one("#schedules-table", DataTable)
+        table.clear()
+        if page is None:
+            note.update("schedules are not available in this daemon")
+            table.display = False
+            return
+        rows = list(page.get("data") or [])
+        note.update(f"{len(rows)} schedules")
+        table.display = True
+        for s in rows:
+            gen = s.get("generator") or {}
+            table.add_row(s.get("id"), s.get("task"), gen.get("expression") or s.get("cron", ""),
+                          clock_time(s.get("nextRun")), "yes" if s.get("active") else "no", key=s.get("id"))

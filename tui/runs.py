@@ -1,0 +1,200 @@
+"""The Runs tab: a live table of runs, newest first, read a page at a time.
+
+Pages come from the API's cursor (`page[after]`) only as the cursor nears the bottom, so
+100,000 runs cost what the user has scrolled past. Status changes from the event stream
+update a row in place; new runs are prepended only while the user watches the top (else the
+title counts them, and `g` shows them), so the row under the cursor never jumps away."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Input, Label
+
+from trigger_local.sdk.client import ApiClient
+
+from .common import FINAL, Coalesce, Json, clock_time, duration, parse_iso, status_text
+
+PAGE = 100
+#: how close to the last loaded row the cursor gets before the next page is asked for
+PREFETCH_ROWS = 30
+COLUMNS = ("id", "task", "status", "started", "duration", "tags", "version")
+STATUS_WORDS = {"QUEUED", "DELAYED", "DEQUEUED", "EXECUTING", "WAITING", "COMPLETED", "FAILED", "CANCELED",
+                "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT", "PENDING_VERSION"}
+
+
+def parse_filter(text: str) -> tuple[Json, str]:
+    """`status:failed task:hello tag:x words` → API filters and the free text left over."""
+    filters: dict[str, list[str]] = {}
+    words = []
+    for token in text.split():
+        key, sep, value = token.partition(":")
+        if sep and key in ("status", "task", "tag") and value:
+            filters.setdefault(key, []).append(value.upper() if key == "status" else value)
+        elif token.upper() in STATUS_WORDS:
+            filters.setdefault("status", []).append(token.upper())
+        else:
+            words.append(token.lower())
+    return filters, " ".join(words)
+
+
+def row_of(run: Json) -> tuple[Any, ...]:
+    return (run["id"], run.get("taskIdentifier", ""), status_text(run.get("status")),
+            clock_time(run.get("startedAt")), duration(run.get("durationMs")),
+            ",".join(run.get("tags") or []), run.get("version", ""))
+
+
+class RunsView(Vertical):
+    BINDINGS = [
+        Binding("/", "filter", "Filter"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("r", "replay", "Replay"),
+        Binding("y", "copy_id", "Copy id"),
+        Binding("g", "top", "Newest"),
+    ]
+    DEFAULT_CSS = """
+    RunsView #runs-filter { height: 3; }
+    RunsView #runs-title { height: 1; padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, api: ApiClient) -> None:
+        super().__init__(id="runs-view")
+        self.api = api
+        self.runs: dict[str, Json] = {}
+        self.next_page: str | None = None
+        self.loading = False
+        self.unseen = 0
+        self.filters: Json = {}
+        self.text = ""
+        self.soon = Coalesce(self, self.reload)
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter: status:failed task:hello tag:x text  (enter applies)", id="runs-filter")
+        yield Label("", id="runs-title")
+        table: DataTable[Any] = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        for name in COLUMNS:
+            table.add_column(name, key=name)
+        yield table
+
+    @property
+    def table(self) -> DataTable[Any]:
+        return self.query_one("#runs-table", DataTable)
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    def _title(self) -> None:
+        more = "" if self.next_page is None else "+"
+        news = f" · {self.unseen} new (g)" if self.unseen else ""
+        self.query_one("#runs-title", Label).update(f"{len(self.runs)}{more} runs{news}")
+
+    def _wanted(self, run: Json) -> bool:
+        if not self.text:
+            return True
+        hay = " ".join(str(run.get(k, "")) for k in ("id", "taskIdentifier", "status")) + " " + \
+            " ".join(run.get("tags") or [])
+        return all(word in hay.lower() for word in self.text.split())
+
+    async def _page(self, after: str | None) -> tuple[list[Json], str | None]:
+        page = await self.api.list_runs(status=self.filters.get("status"), task=self.filters.get("task"),
+                                        tag=self.filters.get("tag"), limit=PAGE, after=after)
+        return list(page.get("data") or []), (page.get("pagination") or {}).get("next")
+
+    @work(exclusive=True, group="runs-reload", exit_on_error=False)
+    async def reload(self) -> None:
+        self.loading = True
+        try:
+            runs, self.next_page = await self._page(None)
+        finally:
+            self.loading = False
+        table = self.table
+        table.clear()
+        self.runs, self.unseen = {}, 0
+        self._append(runs)
+
+    def _append(self, runs: list[Json]) -> None:
+        table = self.table
+        for run in runs:
+            if run["id"] not in self.runs and self._wanted(run):
+                self.runs[run["id"]] = run
+                table.add_row(*row_of(run), key=run["id"])
+        self._title()
+
+    @work(exclusive=True, group="runs-more", exit_on_error=False)
+    async def load_more(self) -> None:
+        if self.next_page is None or self.loading:
+            return
+        self.loading = True
+        try:
+            runs, self.next_page = await self._page(self.next_page)
+        finally:
+            self.loading = False
+        self._append(runs)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row >= self.table.row_count - PREFETCH_ROWS:
+            self.load_more()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.filters, self.text = parse_filter(event.value)
+        self.table.focus()
+        self.reload()
+
+    def on_daemon_event(self, event: Json) -> None:
+        """A run's status changed: update its row, or note a new run."""
+        data = event.get("data") or {}
+        run_id, status = event.get("runId"), data.get("status")
+        if not run_id or status is None:
+            return
+        known = self.runs.get(run_id)
+        if known is not None:
+            self._update_row(known, status, event.get("at"))
+        elif event.get("type") == "run.created":
+            self.unseen += 1
+            if self.table.cursor_row <= 0 and len(self.runs) <= PAGE * 5:
+                self.soon()  # the user watches the top: show new runs, once per burst
+            else:
+                self._title()
+
+    def _update_row(self, run: Json, status: str, at: Any) -> None:
+        # the event's own time gives start and duration: no request per run at 200 runs/s
+        run["status"] = status
+        table = self.table
+        table.update_cell(run["id"], "status", status_text(status))
+        if status == "EXECUTING" and not run.get("startedAt"):
+            run["startedAt"] = at
+            table.update_cell(run["id"], "started", clock_time(at))
+        started, ended = parse_iso(run.get("startedAt")), parse_iso(at)
+        if status in FINAL and started is not None and ended is not None:
+            table.update_cell(run["id"], "duration", duration((ended - started) * 1000))
+
+    def selected(self) -> str | None:
+        table = self.table
+        if table.row_count == 0:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def action_filter(self) -> None:
+        self.query_one("#runs-filter", Input).focus()
+
+    def action_top(self) -> None:
+        self.table.move_cursor(row=0)
+        self.reload()
+
+    async def action_cancel(self) -> None:
+        if (run_id := self.selected()) is not None:
+            await self.app.run_action_safely(self.api.cancel_run(run_id), f"Canceled {run_id}")  # type: ignore[attr-defined]
+
+    async def action_replay(self) -> None:
+        if (run_id := self.selected()) is not None:
+            await self.app.run_action_safely(self.api.replay_run(run_id), f"Replayed {run_id} as {{id}}")  # type: ignore[attr-defined]
+
+    def action_copy_id(self) -> None:
+        if (run_id := self.selected()) is not None:
+            self.app.copy_to_clipboard(run_id)
+            self.notify(Text(f"Copied {run_id}"))

@@ -1,0 +1,150 @@
+"""The Waitpoints tab: tokens waiting and done; complete one with JSON typed in a dialog
+(parsed before anything is sent), time it out, copy its callback URL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Input, Label, Static
+
+from trigger_local.sdk.client import ApiClient
+
+from .common import Coalesce, Json, clock_time, status_text
+
+
+class JsonDialog(ModalScreen[Any]):
+    """Asks for a JSON value; dismisses with it parsed, or with `CANCELLED`."""
+
+    CANCELLED = object()
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    JsonDialog { align: center middle; }
+    JsonDialog > Vertical { width: 70; max-width: 95%; height: auto; border: thick $primary; padding: 1 2;
+                            background: $surface; }
+    JsonDialog #json-error { color: $error; height: auto; }
+    """
+
+    def __init__(self, title: str, initial: str = "{}") -> None:
+        super().__init__()
+        self.title_text, self.initial = title, initial
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text)
+            yield Input(self.initial, id="json-input")
+            yield Static("", id="json-error")
+            yield Button("Send (enter)", id="json-send", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#json-input", Input).focus()
+
+    def _submit(self) -> None:
+        raw = self.query_one("#json-input", Input).value
+        try:
+            value = json.loads(raw) if raw.strip() else None
+        except ValueError as exc:
+            self.query_one("#json-error", Static).update(f"Not valid JSON: {exc}")
+            return
+        self.dismiss(value)
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        self._submit()
+
+    def on_button_pressed(self, _event: Button.Pressed) -> None:
+        self._submit()
+
+    def action_cancel(self) -> None:
+        self.dismiss(self.CANCELLED)
+
+
+class WaitpointsView(Vertical):
+    BINDINGS = [
+        Binding("enter", "complete", "Complete…"),
+        Binding("t", "timeout", "Time out"),
+        Binding("u", "copy_url", "Copy URL"),
+    ]
+    DEFAULT_CSS = """
+    WaitpointsView #token-url { height: auto; padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, api: ApiClient) -> None:
+        super().__init__(id="waitpoints-view")
+        self.api = api
+        self.tokens: dict[str, Json] = {}
+        self.soon = Coalesce(self, self.reload)
+
+    def compose(self) -> ComposeResult:
+        table: DataTable[Any] = DataTable(id="tokens-table", cursor_type="row")
+        for name in ("id", "status", "created", "timeout", "tags"):
+            table.add_column(name, key=name)
+        yield table
+        yield Static("", id="token-url")
+
+    @property
+    def table(self) -> DataTable[Any]:
+        return self.query_one("#tokens-table", DataTable)
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    @work(exclusive=True, group="tokens", exit_on_error=False)
+    async def reload(self) -> None:
+        page = await self.api.list_tokens(limit=100)
+        table, keep = self.table, self.selected()
+        table.clear()
+        self.tokens = {t["id"]: t for t in page.get("data") or []}
+        for token in self.tokens.values():
+            table.add_row(token["id"], status_text(token.get("status")), clock_time(token.get("createdAt")),
+                          clock_time(token.get("timeoutAt")), ",".join(token.get("tags") or []), key=token["id"])
+        if keep in self.tokens:
+            table.move_cursor(row=table.get_row_index(keep))
+        self._show_url()
+
+    def selected(self) -> str | None:
+        table = self.table
+        if table.row_count == 0:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def _show_url(self) -> None:
+        token = self.tokens.get(self.selected() or "")
+        self.query_one("#token-url", Static).update(f"callback URL (u copies): {token['url']}" if token else "")
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._show_url()
+
+    def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
+        self.action_complete()
+
+    def on_daemon_event(self, event: Json) -> None:
+        if str(event.get("type", "")).startswith("waitpoint."):
+            self.soon()
+
+    def action_complete(self) -> None:
+        token_id = self.selected()
+        if token_id is None or self.tokens[token_id].get("status") != "WAITING":
+            self.notify("Select a WAITING token to complete", severity="warning")
+            return
+
+        def done(value: Any) -> None:
+            if value is not JsonDialog.CANCELLED:
+                self.run_worker(self.app.run_action_safely(  # type: ignore[attr-defined]
+                    self.api.complete_token(token_id, value), f"Completed {token_id}"))
+
+        self.app.push_screen(JsonDialog(f"Complete {token_id} with this JSON output:"), done)
+
+    async def action_timeout(self) -> None:
+        if (token_id := self.selected()) is not None:
+            await self.app.run_action_safely(self.api.timeout_token(token_id), f"Timed out {token_id}")  # type: ignore[attr-defined]
+
+    def action_copy_url(self) -> None:
+        token = self.tokens.get(self.selected() or "")
+        if token:
+            self.app.copy_to_clipboard(token["url"])
+            self.notify("Copied the callback URL")
