@@ -33,7 +33,7 @@ class DaemonSettings:
     #: live task processes at once: executing, held while waiting, and idle warm ones
     max_processes: int = 100
     #: how many runs one process may take in turn (1 = a fresh process per attempt)
-    warm_runs_per_process: int = 100
+    warm_runs_per_process: int = 1000
     #: idle warm processes kept per version
     warm_idle_per_version: int = 4
     #: largest payload, output or metadata accepted, in bytes

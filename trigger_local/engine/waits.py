@@ -202,7 +202,7 @@ class WaitMixin(LifecycleMixin):
         batch = await tx.ops.get_batch(batch_id)
         if batch is None or batch.status == "COMPLETED":
             return
-        if len(batch.run_ids) < batch.run_count or await tx.ops.batch_unfinished_count(batch_id):
+        if len(batch.run_ids) < batch.run_count or await tx.ops.batch_has_unfinished(batch_id):
             return
         await tx.ops.update_batch(batch_id, status="COMPLETED")
         if batch.waitpoint_id:

@@ -452,11 +452,13 @@ class Ops(ScheduleOps, EnvVarOps):
     async def update_batch(self, batch_id: str, **changes: Any) -> bool:
         return await self._update("batches", Batch, "id", batch_id, changes)
 
-    async def batch_unfinished_count(self, batch_id: str) -> int:
+    async def batch_has_unfinished(self, batch_id: str) -> bool:
+        """True while any run of the batch is not final. Asked after every run that ends, so it
+        seeks the (batch_id, status) index once per live status instead of counting the batch."""
         row = await self._one(
-            "SELECT COUNT(*) AS n FROM runs WHERE batch_id = ? AND status NOT IN "
-            "('COMPLETED','FAILED','CANCELED','CRASHED','SYSTEM_FAILURE','EXPIRED','TIMED_OUT')", (batch_id,))
-        return int(row["n"])
+            "SELECT EXISTS (SELECT 1 FROM runs INDEXED BY runs_batch_status WHERE batch_id = ? AND status IN "
+            "('PENDING_VERSION','DELAYED','QUEUED','DEQUEUED','EXECUTING','WAITING')) AS live", (batch_id,))
+        return bool(row["live"])
 
     # -- workers ---------------------------------------------------------------------------
     async def upsert_worker(self, worker: Worker) -> None:
