@@ -105,7 +105,7 @@ def bench_many_waiting(b: Bench, count: int) -> dict[str, Any]:
     while b.active_runs():
         time.sleep(0.05)
     out.update(callbacks_posted_s=round(posted_s, 2), all_completed_s=round(time.monotonic() - start, 2),
-               completed=sum(1 for r in runs[:50] if b.run(r)["status"] == "COMPLETED"))
+               completed=sum(1 for r in runs if b.run(r)["status"] == "COMPLETED"))
     return out
 
 

@@ -28,6 +28,9 @@ from .waitpoints import WaitpointsView
 TABS = ("runs", "waitpoints", "queues", "schedules")
 
 
+EVENT_BATCH_S = 0.1
+
+
 class Dashboard(App[None]):
     TITLE = "trigger-local"
     BINDINGS = [
@@ -46,6 +49,7 @@ class Dashboard(App[None]):
         self.live = False
         self.status_info: Json = {}
         self.events_seen = 0
+        self._pending: list[Json] = []
 
     def compose(self) -> ComposeResult:
         yield DaemonHeader(self.api_url)
@@ -62,6 +66,9 @@ class Dashboard(App[None]):
 
     def on_mount(self) -> None:
         self.query_one("#runs-table", DataTable).focus()
+        # events are applied in batches, at most 10 times a second: at hundreds of runs per
+        # second, handling each event on its own kept the app too busy to answer a keypress
+        self.set_interval(EVENT_BATCH_S, self._flush_events)
         self.follow_events()
 
     async def on_unmount(self) -> None:
@@ -101,26 +108,36 @@ class Dashboard(App[None]):
             if event.get("type") == OPEN:
                 continue
             self.events_seen += 1
-            try:
-                self.dispatch_event(event)
-            except NoMatches:
-                return  # the app is closing: its widgets are already gone
+            self._pending.append(event)
+
+    def _flush_events(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        try:
+            self.dispatch_events(batch)
+        except NoMatches:
+            return  # the app is closing: its widgets are already gone
 
     def dispatch_event(self, event: Json) -> None:
-        """Hand an event to the views that can show it now (hidden tabs reload when shown)."""
-        if isinstance(self.screen, RunDetail):
-            self.screen.on_daemon_event(event)
+        self.dispatch_events([event])
+
+    def dispatch_events(self, events: list[Json]) -> None:
+        """Hand events to the views that can show them now (hidden tabs reload when shown)."""
+        detail = self.screen if isinstance(self.screen, RunDetail) else None
         tabs = self.query("#tabs").results(TabbedContent)
         active = next(iter(tabs), None)
         if active is None:
             return  # shutting down
         active_name = active.active
-        views = {"runs": RunsView, "waitpoints": WaitpointsView, "queues": QueuesView}
+        kinds = {"runs": RunsView, "waitpoints": WaitpointsView, "queues": QueuesView}
         # the runs table is kept current even when hidden: it is what the user comes back to
-        for name, kind in views.items():
-            if name in (active_name, "runs"):
-                for view in self.query(kind):
-                    view.on_daemon_event(event)
+        views = [view for name, kind in kinds.items() if name in (active_name, "runs") for view in self.query(kind)]
+        for event in events:
+            if detail is not None:
+                detail.on_daemon_event(event)
+            for view in views:
+                view.on_daemon_event(event)
 
     def refresh_views(self) -> None:
         for kind in (RunsView, WaitpointsView, QueuesView, SchedulesView):

@@ -3,6 +3,10 @@ ScheduledPayload; an imperative schedule made with the SDK fires, deactivates an
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,3 +72,30 @@ def test_imperative_schedule_from_the_sdk(scheduled: DaemonProcess) -> None:
     assert sdk.send(ScheduleCalls.deactivate(created["id"]))["active"] is False
     assert sdk.send(ScheduleCalls.delete(created["id"])) == {"id": created["id"]}
     sdk.close()
+
+
+def _cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TRIGGER_LOCAL_HOME": str(daemon.home)}
+    return subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+def test_cli_manages_an_imperative_schedule(scheduled: DaemonProcess) -> None:
+    r = _cli(scheduled, "schedules", "create", "--task", "on-demand", "--cron", "0 9 * * 1-5",
+             "--timezone", "Europe/Paris", "--external-id", "user_7", "--dedup-key", "k7", "--json")
+    assert r.returncode == 0, r.stderr
+    created = json.loads(r.stdout)
+    assert created["timezone"] == "Europe/Paris" and created["externalId"] == "user_7" and created["active"]
+    again = json.loads(_cli(scheduled, "schedules", "create", "--task", "on-demand", "--cron", "0 10 * * *",
+                            "--dedup-key", "k7", "--json").stdout)
+    assert again["id"] == created["id"] and again["generator"]["expression"] == "0 10 * * *"  # upsert
+    assert _cli(scheduled, "schedules", "deactivate", created["id"]).returncode == 0
+    listed = json.loads(_cli(scheduled, "schedules", "ls", "--json").stdout)
+    items = listed["data"] if isinstance(listed, dict) else listed
+    assert next(s for s in items if s["id"] == created["id"])["active"] is False
+    bad = _cli(scheduled, "schedules", "create", "--task", "on-demand", "--cron", "61 * * * *")
+    assert bad.returncode == 1 and "cron" in bad.stderr.lower()
+    not_scheduled = _cli(scheduled, "schedules", "create", "--task", "hello-not-here", "--cron", "0 * * * *")
+    assert not_scheduled.returncode == 1
+    assert _cli(scheduled, "schedules", "delete", created["id"]).returncode == 0
+    assert _cli(scheduled, "schedules", "show", created["id"]).returncode == 1
