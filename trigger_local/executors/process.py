@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import structlog
@@ -42,6 +43,8 @@ from .workers import (
 
 log = structlog.get_logger("executor")
 
+FREEZE_QUEUE_S = 0.4  # extra quiet asked of a runtime per dump already under way
+
 
 class ProcessExecutor:
     name = "process"
@@ -57,6 +60,7 @@ class ProcessExecutor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._versions: dict[str, Version] = {}
         self._stopping = False
+        self._freezes_in_flight = 0
         self.logs_dir = settings.home / "logs" / "workers"
         engine.hub.subscribe(self._on_event)
         self.checkpointer = Checkpointer(self)
@@ -290,11 +294,26 @@ class ProcessExecutor:
         if worker is None or worker.attempt != attempt or worker.state != HELD or worker.freezing is not None \
                 or not self.can_checkpoint():
             return {"freeze": False}
-        self._spawn_task(self._freeze(worker, run_id, attempt))
-        return {"freeze": True, "pollAfterS": self.settings.freeze_grace_s}
+        # The runtime stays quiet until this file exists: written when the dump is over (the
+        # process then only sees it after its restore) or has failed. A timed quiet was not
+        # enough: with 200 runs freezing at once, dumps started late, runtimes polled again
+        # meanwhile, and a dump of a process holding a connection fails.
+        done = self.settings.home / "freeze" / f"{run_id}.{attempt}"
+        done.parent.mkdir(parents=True, exist_ok=True)
+        done.unlink(missing_ok=True)
+        self._spawn_task(self._freeze(worker, run_id, attempt, done))
+        quiet_s = self.settings.freeze_grace_s + FREEZE_QUEUE_S * self._freezes_in_flight
+        return {"freeze": True, "pollAfterS": round(quiet_s, 3), "doneFile": str(done)}
 
-    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> None:
-        if await self.checkpointer.freeze(worker, run_id, attempt):
+    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int, done: Path) -> None:
+        self._freezes_in_flight += 1
+        frozen = False
+        try:
+            frozen = await self.checkpointer.freeze(worker, run_id, attempt)
+        finally:
+            self._freezes_in_flight -= 1
+            done.write_text("frozen" if frozen else "held")
+        if frozen:
             # the process is gone: it no longer counts against max_processes
             self.workers.pop(worker.id, None)
             self._by_run.pop(run_id, None)

@@ -9,6 +9,8 @@ Every method has a blocking `_sync` form for synchronous code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +20,7 @@ from .results import Token, WaitResult
 from .worker_client import AttemptGone
 
 POLL_WAIT_S = 5
+FREEZE_STEP_S = 0.05
 MAX_FREEZE_QUIET_S = 30.0  # bound on how long a daemon may ask the runtime to stay quiet
 
 
@@ -50,8 +53,20 @@ async def _offer_freeze(state: RunState) -> None:
     """The freeze handshake: say we hold no connection, then stay quiet while the daemon dumps us.
     After a restore (or if the dump failed and the run is held) the sleep ends and polling starts."""
     answer = await state.call("POST", f"attempts/{state.attempt}/freeze", {}, close=True)
-    if answer.get("freeze"):
+    if not answer.get("freeze"):
+        return
+    done = answer.get("doneFile")
+    if not done:
         await asyncio.sleep(min(float(answer.get("pollAfterS") or 0), MAX_FREEZE_QUIET_S))
+        return
+    # Quiet until the daemon writes `done` (dump over, seen after the restore; or dump failed).
+    # Counted in steps, not by a clock: time spent frozen must not count.
+    for _ in range(int(MAX_FREEZE_QUIET_S / FREEZE_STEP_S)):
+        if os.path.exists(done):
+            break
+        await asyncio.sleep(FREEZE_STEP_S)
+    with contextlib.suppress(OSError):
+        os.unlink(done)
 
 
 async def _poll(state: RunState, waitpoint_id: str, *, close: bool) -> dict[str, Any]:
