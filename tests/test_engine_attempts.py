@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine_support import T0, open_engine
 from trigger_local.clock import FakeClock
-from trigger_local.config import DaemonSettings
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.engine.retry import RetryPolicy
 from trigger_local.errors import ConflictError, NotFoundError
-from trigger_local.store import SqliteStore
 from trigger_local.store.models import (
     COMPLETED,
     CRASHED,
@@ -23,10 +22,8 @@ from trigger_local.store.models import (
     Attempt,
     Run,
     TaskDef,
-    Version,
 )
 
-T0 = 1_700_000_000.0
 RETRY = {"max_attempts": 4, "factor": 2, "min_timeout_s": 1, "max_timeout_s": 3, "randomize": False}
 
 
@@ -37,15 +34,12 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
-    store = SqliteStore(str(tmp_path / "engine.db"))
-    await store.open()
-    eng = Engine(store, clock, DaemonSettings(home=tmp_path))
-    await eng.register_version(Version(id="version_1", project_dir="/proj", created_at=T0, tasks=[
+    eng = await open_engine(tmp_path, clock, tasks=[
         TaskDef(task_id="retrying", queue="task/retrying", retry=RETRY),
         TaskDef(task_id="once", queue="task/once"),
-    ]))
+    ])
     yield eng
-    await store.close()
+    await eng.store.close()
 
 
 async def start(engine: Engine, run_id: str) -> tuple[Run, Attempt]:

@@ -8,14 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine_support import T0, open_engine
 from trigger_local.clock import FakeClock
-from trigger_local.config import DaemonSettings
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.errors import NotFoundError, ValidationError
-from trigger_local.store import SqliteStore
-from trigger_local.store.models import DEQUEUED, EXECUTING, QUEUED, Run, TaskDef, Version
-
-T0 = 1_700_000_000.0
+from trigger_local.store.models import DEQUEUED, EXECUTING, QUEUED, Run, TaskDef
 
 
 @pytest.fixture
@@ -25,16 +22,13 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
-    store = SqliteStore(str(tmp_path / "engine.db"))
-    await store.open()
-    eng = Engine(store, clock, DaemonSettings(home=tmp_path, concurrency=5))
-    await eng.register_version(Version(id="version_1", project_dir="/proj", created_at=T0, tasks=[
+    eng = await open_engine(tmp_path, clock, concurrency=5, tasks=[
         TaskDef(task_id="hello", queue="task/hello"),
         TaskDef(task_id="other", queue="task/other"),
         TaskDef(task_id="limited", queue="task/limited", queue_concurrency_limit=2),
-    ]))
+    ])
     yield eng
-    await store.close()
+    await eng.store.close()
 
 
 async def trigger(engine: Engine, clock: FakeClock, task_id: str = "hello", n: int = 1,

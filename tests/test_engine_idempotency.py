@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine_support import T0, open_engine
 from trigger_local.clock import FakeClock
-from trigger_local.config import DaemonSettings
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
-from trigger_local.store import SqliteStore
 from trigger_local.store.models import (
     CANCELED,
     COMPLETED,
@@ -24,10 +23,7 @@ from trigger_local.store.models import (
     WP_WAITING,
     Run,
     TaskDef,
-    Version,
 )
-
-T0 = 1_700_000_000.0
 
 
 @pytest.fixture
@@ -37,13 +33,10 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
-    store = SqliteStore(str(tmp_path / "engine.db"))
-    await store.open()
-    eng = Engine(store, clock, DaemonSettings(home=tmp_path))
-    await eng.register_version(Version(id="version_1", project_dir="/proj", created_at=T0, tasks=[
-        TaskDef(task_id="hello", queue="task/hello"), TaskDef(task_id="other", queue="task/other")]))
+    eng = await open_engine(tmp_path, clock, tasks=[
+        TaskDef(task_id="hello", queue="task/hello"), TaskDef(task_id="other", queue="task/other")])
     yield eng
-    await store.close()
+    await eng.store.close()
 
 
 def keyed(key: str = "key-1", task_id: str = "hello", **options: object) -> TriggerRequest:

@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
+from tests.engine_support import T0, open_engine
 from trigger_local.clock import FakeClock
-from trigger_local.config import DaemonSettings
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.errors import ConflictError, NotFoundError, ValidationError
-from trigger_local.store import SqliteStore
 from trigger_local.store.models import (
     CANCELED,
     COMPLETED,
@@ -23,10 +22,7 @@ from trigger_local.store.models import (
     WAITING,
     Run,
     TaskDef,
-    Version,
 )
-
-T0 = 1_700_000_000.0
 
 
 @pytest.fixture
@@ -36,13 +32,10 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
-    store = SqliteStore(str(tmp_path / "engine.db"))
-    await store.open()
-    eng = Engine(store, clock, DaemonSettings(home=tmp_path, concurrency=1))
-    await eng.register_version(Version(id="version_1", project_dir="/proj", created_at=T0, tasks=[
-        TaskDef(task_id="hello", queue="task/hello")]))
+    eng = await open_engine(tmp_path, clock, concurrency=1, tasks=[
+        TaskDef(task_id="hello", queue="task/hello")])
     yield eng
-    await store.close()
+    await eng.store.close()
 
 
 @pytest.fixture

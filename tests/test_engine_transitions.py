@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine_support import T0, open_engine
 from trigger_local.clock import FakeClock
-from trigger_local.config import DaemonSettings
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.engine.states import TRANSITIONS, allowed, kind_for
 from trigger_local.errors import ConflictError
 from trigger_local.ids import new_id
-from trigger_local.store import SqliteStore
 from trigger_local.store.models import (
     CANCELED,
     COMPLETED,
@@ -28,10 +27,8 @@ from trigger_local.store.models import (
     WAITING,
     Run,
     TaskDef,
-    Version,
 )
 
-T0 = 1_700_000_000.0
 ALL_STATUSES = sorted(FINAL_STATUSES | {PENDING_VERSION, DELAYED, QUEUED, DEQUEUED, EXECUTING, WAITING})
 
 
@@ -42,13 +39,10 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
-    store = SqliteStore(str(tmp_path / "engine.db"))
-    await store.open()
-    eng = Engine(store, clock, DaemonSettings(home=tmp_path))
-    await eng.register_version(Version(id="version_1", project_dir="/proj", created_at=T0, tasks=[
-        TaskDef(task_id="hello", queue="task/hello", retry={"max_attempts": 2, "randomize": False})]))
+    eng = await open_engine(tmp_path, clock, tasks=[
+        TaskDef(task_id="hello", queue="task/hello", retry={"max_attempts": 2, "randomize": False})])
     yield eng
-    await store.close()
+    await eng.store.close()
 
 
 async def run_in(engine: Engine, status: str) -> Run:

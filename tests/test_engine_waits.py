@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine_support import T0, open_engine
 from trigger_local.clock import FakeClock
-from trigger_local.config import DaemonSettings
 from trigger_local.durations import iso
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.errors import ConflictError, NotFoundError, ValidationError
-from trigger_local.store import SqliteStore
 from trigger_local.store.models import (
     DELAYED,
     EXECUTING,
@@ -23,10 +22,7 @@ from trigger_local.store.models import (
     WP_TIMED_OUT,
     Run,
     TaskDef,
-    Version,
 )
-
-T0 = 1_700_000_000.0
 
 
 @pytest.fixture
@@ -36,16 +32,13 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
-    store = SqliteStore(str(tmp_path / "engine.db"))
-    await store.open()
-    eng = Engine(store, clock, DaemonSettings(home=tmp_path, concurrency=3))
-    await eng.register_version(Version(id="version_1", project_dir="/proj", created_at=T0, tasks=[
+    eng = await open_engine(tmp_path, clock, concurrency=3, tasks=[
         TaskDef(task_id="parent", queue="task/parent",
                 retry={"max_attempts": 3, "min_timeout_s": 1, "randomize": False}),
         TaskDef(task_id="child", queue="task/child"),
-    ]))
+    ])
     yield eng
-    await store.close()
+    await eng.store.close()
 
 
 async def executing(engine: Engine, task_id: str = "parent", **options: object) -> Run:

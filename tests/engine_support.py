@@ -1,0 +1,24 @@
+"""What the engine test files share: an engine on a real SQLite file under a fake clock, with
+one indexed version whose tasks each file chooses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from trigger_local.clock import FakeClock
+from trigger_local.config import DaemonSettings
+from trigger_local.engine import Engine
+from trigger_local.store import SqliteStore
+from trigger_local.store.models import TaskDef, Version
+
+T0 = 1_700_000_000.0
+
+
+async def open_engine(tmp_path: Path, clock: FakeClock, *, tasks: list[TaskDef], **settings: Any) -> Engine:
+    """An open engine with `version_1` (holding `tasks`) registered; close with `engine.store.close()`."""
+    store = SqliteStore(str(tmp_path / "engine.db"))
+    await store.open()
+    engine = Engine(store, clock, DaemonSettings(home=tmp_path, **settings))
+    await engine.register_version(Version(id="version_1", project_dir="/proj", created_at=T0, tasks=tasks))
+    return engine
