@@ -11,6 +11,7 @@ import pytest
 
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
+from trigger_local.dispatch.dispatcher import Dispatcher
 from trigger_local.engine import Engine
 from trigger_local.engine.schedules import ScheduleSpec
 from trigger_local.errors import NotFoundError, ValidationError
@@ -189,3 +190,39 @@ async def test_dst_fall_back_0130_fires_once(engine: Engine, clock: FakeClock) -
     assert after == _local("America/New_York", 2024, 11, 4, 1, 30)  # not 06:30Z (01:30 EST) the same night
     assert len(await scheduled_runs(engine)) == 1
     assert [r.status for r in await engine.store.read().list_runs(task_ids=["cron-task"])] == [QUEUED]
+
+
+class FirstOfferExecutor:
+    """An executor that starts nothing and notes how many runs existed when the dispatcher first
+    offered it one: every scheduled run must exist by then, however many share the tick."""
+
+    name = "probe"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.runs_at_first_offer: int | None = None
+
+    def capacity(self) -> int:
+        return 1
+
+    def describe(self) -> dict[str, object]:
+        return {}
+
+    def holds(self, worker_id: str) -> bool:
+        return False
+
+    async def assign(self, run: object) -> bool:
+        if self.runs_at_first_offer is None:
+            self.runs_at_first_offer = len(await self.engine.store.read().list_runs(limit=5000))
+        return False
+
+
+async def test_every_schedule_of_a_tick_fires_before_any_run_is_started(engine: Engine, clock: FakeClock) -> None:
+    # more than two of tick_timers' 500-schedule batches on one tick (the 1,000-schedule benchmark)
+    for i in range(1001):
+        await engine.create_schedule(ScheduleSpec("cron-task", "*/5 * * * *", deduplication_key=f"k{i}"))
+    executor = FirstOfferExecutor(engine)
+    dispatcher = Dispatcher(engine, executor)  # type: ignore[arg-type]
+    clock.set(1_700_000_100.0)  # 22:15:00Z, a */5 tick
+    await dispatcher.tick()
+    assert executor.runs_at_first_offer == 1001

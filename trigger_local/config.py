@@ -32,6 +32,10 @@ class DaemonSettings:
     concurrency: int = 25
     #: live task processes at once: executing, held while waiting, and idle warm ones
     max_processes: int = 100
+    #: task processes starting at once (0: the number of CPUs, at least 2). Imports are CPU-bound:
+    #: 50 processes started together on 2 CPUs are all ready only after seconds, while a few at
+    #: a time are ready at once and take the queued runs in turn
+    spawn_concurrency: int = 0
     #: how many runs one process may take in turn (1 = a fresh process per attempt)
     warm_runs_per_process: int = 1000
     #: idle warm processes kept per version

@@ -103,8 +103,17 @@ class ProcessExecutor:
         return len(self.workers)
 
     def capacity(self) -> int:
-        idle = sum(1 for w in self.workers.values() if w.state == IDLE and w.mailbox.empty())
-        return idle + max(0, self.settings.max_processes - len(self.workers))
+        """Runs that can start now: idle processes, plus new ones while few are still booting."""
+        idle = booting = 0
+        for w in self.workers.values():
+            idle += w.state == IDLE and w.mailbox.empty()
+            booting += w.booting
+        room = max(0, self.settings.max_processes - len(self.workers))
+        return idle + min(room, max(0, self.spawn_concurrency - booting))
+
+    @property
+    def spawn_concurrency(self) -> int:
+        return self.settings.spawn_concurrency or max(2, os.cpu_count() or 2)
 
     def holds(self, worker_id: str) -> bool:
         worker = self.workers.get(worker_id)
@@ -193,7 +202,8 @@ class ProcessExecutor:
                 version.python or sys.executable, "-m", "trigger_local.runtime", "work",
                 cwd=version.project_dir, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True)
-        worker = WorkerHandle(id=worker_id, version_id=version.id, pid=proc.pid, log_path=log_path, proc=proc)
+        worker = WorkerHandle(id=worker_id, version_id=version.id, pid=proc.pid, log_path=log_path, proc=proc,
+                              booting=True)
         self.workers[worker_id] = worker
         await self.engine.register_worker(Worker(id=worker_id, version_id=version.id, token="", pid=proc.pid,
                                                  started_at=time.time(), executor=self.name))
@@ -231,6 +241,9 @@ class ProcessExecutor:
         worker = self.workers.get(worker_id)
         if worker is None or self._stopping:
             return "retire"
+        if worker.booting:  # ready: another process may start booting
+            worker.booting = False
+            self._wake()
         if not worker.mailbox.empty():
             worker.idle_polls = 0
             return worker.mailbox.get_nowait()

@@ -24,6 +24,7 @@ class WorkerHandle:
     attempt: int | None = None
     runs_done: int = 0
     idle_polls: int = 0  # long-polls in a row that found no work
+    booting: bool = False  # spawned by us and has not asked for work yet (still importing)
     mailbox: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(maxsize=1))
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     exit_code: int | None = None

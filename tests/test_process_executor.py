@@ -1,0 +1,37 @@
+"""The process executor's bookkeeping, without processes: how many runs it says it can start.
+
+A new task process spends its first few hundred milliseconds importing (CPU-bound), so the
+executor starts only `spawn_concurrency` at a time; runs queued behind them go to whichever
+process is ready first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.engine_support import open_engine
+from trigger_local.clock import FakeClock
+from trigger_local.executors.process import ProcessExecutor
+from trigger_local.executors.workers import BUSY, IDLE, WorkerHandle
+from trigger_local.store.models import TaskDef
+
+
+async def test_only_spawn_concurrency_processes_boot_at_once(tmp_path: Path) -> None:
+    engine = await open_engine(tmp_path, FakeClock(1_700_000_000.0), tasks=[TaskDef(task_id="t", queue="task/t")],
+                               max_processes=10, spawn_concurrency=2)
+    wakes: list[int] = []
+    executor = ProcessExecutor(engine, engine.settings, "secret", lambda: wakes.append(1))
+    try:
+        assert executor.capacity() == 2  # not 10: two may boot at once
+        for n in (1, 2):
+            executor.workers[f"w{n}"] = WorkerHandle(id=f"w{n}", version_id="version_1", pid=None,
+                                                     log_path=tmp_path / f"w{n}.log", state=BUSY, booting=True)
+        assert executor.capacity() == 0
+        # the first process asks for work: it has booted, so one more may start
+        assert await executor.next_assignment("w1", 0.01) is None
+        assert wakes, "a process that finished booting must wake the dispatcher"
+        assert executor.workers["w1"].state == IDLE
+        assert executor.capacity() == 1 + 1  # w1 idle, and room to boot one more
+        executor.settings.spawn_concurrency = 0  # auto: the CPU count, at least 2
+        assert executor.spawn_concurrency >= 2
+    finally:
+        await engine.store.close()
