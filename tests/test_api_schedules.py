@@ -82,3 +82,21 @@ async def test_timezones_need_no_key(services: object) -> None:
         no_utc = (await anonymous.get("/api/v1/timezones", params={"excludeUtc": "true"})).json()["timezones"]
         assert "UTC" not in no_utc
         assert (await anonymous.get("/api/v1/schedules")).status_code == 401
+
+
+async def test_a_scheduled_run_names_its_schedule(api: httpx.AsyncClient, engine: Engine) -> None:
+    schedule = (await create(api, deduplicationKey="hourly", externalId="user_1")).json()
+    await create(api, deduplicationKey="other")
+    engine.clock.set(T0 + 3600)  # type: ignore[attr-defined]  # 23:13Z: the 23:00 tick is due
+    assert await engine.tick_timers() == 2
+    runs = (await api.get("/api/v1/runs", params={"filter[schedule]": schedule["id"]})).json()["data"]
+    assert len(runs) == 1 and runs[0]["taskKind"] == "SCHEDULED"
+    body = (await api.get(f"/api/v3/runs/{runs[0]['id']}")).json()
+    assert body["schedule"] == {"id": schedule["id"], "externalId": "user_1", "deduplicationKey": "hourly",
+                                "generator": {"type": "CRON", "expression": "0 * * * *",
+                                              "description": "At 0 minutes past every hour"}}
+    await api.delete(f"/api/v1/schedules/{schedule['id']}")
+    assert "schedule" not in (await api.get(f"/api/v3/runs/{runs[0]['id']}")).json()
+    manual = (await api.post("/api/v1/tasks/hello/trigger", json={"payload": {}})).json()
+    plain = (await api.get(f"/api/v3/runs/{manual['id']}")).json()
+    assert plain["taskKind"] == "STANDARD" and "schedule" not in plain

@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import packets
 from ..durations import iso
+from ..engine.cron import describe
 from ..store.models import (
     CANCELED,
     COMPLETED,
@@ -26,6 +27,7 @@ from ..store.models import (
     Batch,
     Queue,
     Run,
+    Schedule,
     Waitpoint,
 )
 
@@ -67,7 +69,8 @@ def run_common(run: Run, now: float) -> dict[str, Any]:
         "createdAt": iso(run.created_at), "updatedAt": iso(run.updated_at),
         "tags": sorted(run.tags), "costInCents": 0, "baseCostInCents": 0,
         "durationMs": int(((run.completed_at or now) - run.started_at) * 1000) if run.started_at else 0,
-        "metadata": run.metadata or {}, "taskKind": "STANDARD", "depth": run.depth,
+        "metadata": run.metadata or {}, "taskKind": "SCHEDULED" if run.schedule_id else "STANDARD",
+        "depth": run.depth,
         "queue": run.queue, "attemptCount": run.attempt_count,
     }
     _put(out, "idempotencyKey", run.idempotency_key_user or run.idempotency_key)
@@ -109,9 +112,15 @@ def attempt_item(attempt: Attempt) -> dict[str, Any]:
 
 
 def run_retrieve(run: Run, now: float, *, attempts: list[Attempt], parent: Run | None, root: Run | None,
-                 children: list[Run]) -> dict[str, Any]:
-    """`runs.retrieve`: the common fields plus payload, output, error, attempts and relatives."""
+                 children: list[Run], schedule: Schedule | None = None) -> dict[str, Any]:
+    """`runs.retrieve`: the common fields plus payload, output, error, attempts and relatives,
+    and the schedule that triggered it (omitted once that schedule is deleted)."""
     out = related(run, now)
+    if schedule is not None:
+        out["schedule"] = {"id": schedule.id, "generator": {"type": "CRON", "expression": schedule.cron,
+                                                             "description": describe(schedule.cron)}}
+        _put(out["schedule"], "externalId", schedule.external_id)
+        _put(out["schedule"], "deduplicationKey", schedule.deduplication_key)
     if run.payload is not None and run.payload_type != "application/store":
         out["payload"] = decode_or_raw(run.payload, run.payload_type)
     if run.status == COMPLETED and run.output is not None:

@@ -33,8 +33,9 @@ async def retrieve_body(engine: Engine, run: Run) -> dict[str, Any]:
     root = None
     if run.root_run_id:
         root = parent if parent is not None and parent.id == run.root_run_id else await read.get_run(run.root_run_id)
+    schedule = await read.get_schedule(run.schedule_id) if run.schedule_id else None
     return run_retrieve(run, engine.clock.now(), attempts=await read.attempts(run.id), parent=parent, root=root,
-                        children=await read.child_runs(run.id))
+                        children=await read.child_runs(run.id), schedule=schedule)
 
 
 @router.get("/api/v3/runs/{run_id}")

@@ -100,7 +100,8 @@ def run_filters(q: dict[str, str], now: float) -> dict[str, Any]:
         "tags": split_list(q.get("filter[tag]")) or None,
         "batch_id": split_list(q.get("filter[batch]")) or None,
         "queue": split_list(q.get("filter[queue]")) or None,
-        "machines": machines or None, "is_test": _bool(q.get("filter[isTest]"), "filter[isTest]"),
+        "machines": machines or None, "schedule_ids": split_list(q.get("filter[schedule]")) or None,
+        "is_test": _bool(q.get("filter[isTest]"), "filter[isTest]"),
         "created_from": created_from, "created_to": created_to,
         "parent_run_id": q.get("filter[parentRun]") or None, "search": q.get("filter[search]") or None,
     }

@@ -190,7 +190,7 @@ class ScheduleMixin(EngineBase):
             payload["externalId"] = schedule.external_id
         req = TriggerRequest(task_id=schedule.task_id, payload=json.dumps(payload), payload_type=packets.JSON,
                              idempotency_key=tick_key(schedule.id, tick),
-                             idempotency_key_user=f"{schedule.id}:{iso(tick)}")
+                             idempotency_key_user=f"{schedule.id}:{iso(tick)}", schedule_id=schedule.id)
         fields = self._validate(req, tx.now)  # type: ignore[attr-defined]
         task = self._task(schedule.task_id)  # type: ignore[attr-defined]
         result = await self._create_run(tx, req, fields, task, False)  # type: ignore[attr-defined]

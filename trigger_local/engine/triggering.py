@@ -64,6 +64,7 @@ class TriggerRequest:
     parent_run_id: str | None = None
     resume_parent: bool = False
     batch_id: str | None = None
+    schedule_id: str | None = None
     #: Trigger.dev's debounce option, parsed by engine.debounce.parse_debounce
     debounce: dict[str, Any] | None = None
 
@@ -260,7 +261,7 @@ class TriggerMixin(EngineBase):
             metadata=f["metadata"], parent_run_id=req.parent_run_id,
             root_run_id=(parent.root_run_id or parent.id) if parent else None,
             batch_id=req.batch_id, resume_parent=req.resume_parent, is_test=req.is_test,
-            depth=(parent.depth + 1) if parent else 0,
+            depth=(parent.depth + 1) if parent else 0, schedule_id=req.schedule_id,
         )
         await tx.ops.insert_run(run)
         if req.debounce:

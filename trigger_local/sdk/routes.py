@@ -136,11 +136,11 @@ class Routes:
     def list_runs(*, status: str | list[str] | None = None, task: str | list[str] | None = None,
                   tag: str | list[str] | None = None, version: str | None = None,
                   batch: str | None = None, queue: str | None = None, period: str | None = None,
-                  limit: int | None = None, after: str | None = None) -> Call[Json]:
+                  schedule: str | None = None, limit: int | None = None, after: str | None = None) -> Call[Json]:
         """A cursor page {"data": [runs], "pagination": {"next"?}}, newest first."""
         params = _drop_none({"filter[status]": _csv(status), "filter[taskIdentifier]": _csv(task),
                              "filter[tag]": _csv(tag), "filter[version]": version,
-                             "filter[batch]": batch, "filter[queue]": queue,
+                             "filter[batch]": batch, "filter[queue]": queue, "filter[schedule]": schedule,
                              "filter[createdAt][period]": period, "page[size]": limit,
                              "page[after]": after})
         return Call("GET", "/api/v1/runs", params=params)

@@ -122,6 +122,7 @@ class Run:
     waitpoint_id: str | None = None
     is_test: bool = False
     depth: int = 0
+    schedule_id: str | None = None  # set on runs a schedule's tick triggered
 
     @property
     def is_final(self) -> bool:

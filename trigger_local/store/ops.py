@@ -174,6 +174,7 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
                         tags: list[str] | None = None, queue: str | list[str] | None = None,
                         version_id: str | list[str] | None = None, batch_id: str | list[str] | None = None,
                         parent_run_id: str | None = None, machines: list[str] | None = None,
+                        schedule_ids: list[str] | None = None,
                         created_from: float | None = None, created_to: float | None = None,
                         is_test: bool | None = None, search: str | None = None,
                         after: str | None = None, before: str | None = None, limit: int = 25) -> list[Run]:
@@ -189,6 +190,7 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
         _in("status", statuses)
         _in("task_id", task_ids)
         _in("machine", machines)
+        _in("schedule_id", schedule_ids)
         if tags:
             where.append(f"EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE value IN ({','.join('?' * len(tags))}))")
             params.extend(tags)

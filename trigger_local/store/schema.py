@@ -272,4 +272,9 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX runs_batch_status ON runs(batch_id, status) WHERE batch_id IS NOT NULL;
     """,
+    # the schedule a run was triggered by (issue #6): runs.retrieve's `schedule`, filter[schedule]
+    """
+    ALTER TABLE runs ADD COLUMN schedule_id TEXT;
+    CREATE INDEX runs_schedule ON runs(schedule_id, created_at) WHERE schedule_id IS NOT NULL;
+    """,
 ]
