@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import ValidationError
 from .ids import new_id
+from .machines import check_machine, parse_out_of_memory
 from .store.models import TaskDef, Version
 
 INDEX_TIMEOUT_S = 120.0
@@ -58,7 +59,10 @@ async def index_project(project_dir: str, dirs: list[str], python: str | None = 
 
 
 def tasks_from_manifest(manifest: dict[str, Any]) -> list[TaskDef]:
-    """The TaskDefs of an index manifest (docs/worker-protocol.md, Indexing)."""
+    """The TaskDefs of an index manifest (docs/worker-protocol.md, Indexing). Machine presets
+    are checked again here (the SDK checks them at import), so any manifest gets the same rule."""
+    for t in manifest["tasks"]:
+        _check_machines(t)
     return [TaskDef(task_id=t["id"], queue=t.get("queue") or f"task/{t['id']}", file=t.get("file", ""),
                     export_name=t.get("export_name", ""), retry=t.get("retry"),
                     max_duration_s=t.get("max_duration_s"), machine=t.get("machine"), schema=t.get("schema"),
@@ -66,3 +70,11 @@ def tasks_from_manifest(manifest: dict[str, Any]) -> list[TaskDef]:
                     queue_is_custom=bool(t.get("queue_is_custom")), schedule=t.get("schedule"),
                     rate_limit=t.get("rate_limit"))
             for t in manifest["tasks"]]
+
+
+def _check_machines(task: dict[str, Any]) -> None:
+    if task.get("machine") is not None:
+        check_machine(task["machine"], f"machine of task {task.get('id')!r}")
+    retry = task.get("retry")
+    if isinstance(retry, dict):
+        parse_out_of_memory(retry.get("out_of_memory"), f"retry out_of_memory of task {task.get('id')!r}")

@@ -39,6 +39,14 @@ def hog(payload, ctx):
         chunks.append(bytearray(10 * 1024 * 1024))
     return len(chunks)
 
+@task(id="grower", machine="micro", retry=Retry(max_attempts=2, min_timeout_s=0.1, factor=1, randomize=False,
+                                                 out_of_memory={"machine": "small-2x"}))
+def grower(payload, ctx):
+    chunks = [bytearray(10 * 1024 * 1024) for _ in range(40)]  # 400 MB: over micro's 256, under 1 GB
+    v2, v1 = "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    memory = open(v2 if os.path.exists(v2) else v1).read().strip()
+    return {"mb": len(chunks) * 10, "machine": ctx.machine, "memory_max": memory}
+
 @task(id="napper")
 async def napper(payload, ctx):
     logger.info("napping")
@@ -140,6 +148,23 @@ def test_exceeding_the_machine_memory_is_an_out_of_memory_error(docker_daemon: D
     assert run["error"]["name"] == "OutOfMemoryError"
     assert "Out of memory" in run["error"]["message"] and "micro" in run["error"]["message"]
     assert run["attemptCount"] == 2  # retried per the task's policy
+
+
+def test_an_out_of_memory_retry_runs_on_the_bigger_machine_of_the_policy(docker_daemon: DaemonProcess) -> None:
+    run_id = docker_daemon.trigger("grower")
+    run = docker_daemon.wait_status(run_id, timeout=90)
+    assert run["status"] == "COMPLETED", run
+    first, second = run["attempts"]
+    assert first["error"]["name"] == "OutOfMemoryError" and "'micro'" in first["error"]["message"]
+    assert second["status"] == "COMPLETED"
+    # the retry's container had small-2x's 1 GB, and the run says so (API and `runs show`)
+    assert run["output"] == {"mb": 400, "machine": "small-2x", "memory_max": str(1024**3)}
+    assert run["machine"] == "small-2x"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
+    shown = subprocess.run([sys.executable, "-m", "trigger_local", "runs", "show", run_id], capture_output=True,
+                           text=True, timeout=60, env={**env, "TRIGGER_LOCAL_HOME": str(docker_daemon.home)})
+    assert shown.returncode == 0, shown.stderr
+    assert "Machine" in shown.stdout and "small-2x" in shown.stdout and "OutOfMemoryError" in shown.stdout
 
 
 def test_a_running_container_is_adopted_after_a_daemon_restart(docker_daemon: DaemonProcess) -> None:

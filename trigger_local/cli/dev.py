@@ -104,7 +104,8 @@ class RunStream:
         if event.get("type") == "run.retrying":
             retry_in = data.get("retry_in_s")
             when = f"in {retry_in:.1f}s" if isinstance(retry_in, int | float) else "soon"
-            line.append(f"attempt {data.get('attempt', '?')} failed; retrying {when}", style="yellow")
+            on = f" on {data['machine']} (out of memory)" if data.get("machine") else ""
+            line.append(f"attempt {data.get('attempt', '?')} failed; retrying{on} {when}", style="yellow")
             err().print(line)
         elif status in SHOWN and status != data.get("from"):
             line.append_text(status_text(status))

@@ -84,7 +84,8 @@ def _field_rows(run: Json) -> Table:
     table.add_column()
     rows: list[tuple[str, Any]] = [
         ("Task", run.get("taskIdentifier")), ("Status", status_text(run.get("status"))),
-        ("Version", run.get("version")), ("Tags", ", ".join(run.get("tags") or []) or None),
+        ("Version", run.get("version")), ("Machine", run.get("machine")),
+        ("Tags", ", ".join(run.get("tags") or []) or None),
         ("Idempotency key", run.get("idempotencyKey")), ("Batch", run.get("batchId")),
         ("Created", fmt_time(run.get("createdAt"))), ("Delayed until", _opt_time(run.get("delayedUntil"))),
         ("Started", _opt_time(run.get("startedAt"))), ("Finished", _opt_time(run.get("finishedAt"))),

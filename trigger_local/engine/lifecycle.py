@@ -10,6 +10,7 @@ from .. import packets
 from ..durations import parse_time
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..ids import new_id
+from ..machines import DEFAULT_MACHINE
 from ..store.models import (
     CANCELED,
     COMPLETED,
@@ -157,11 +158,20 @@ class LifecycleMixin(TriggerMixin):
         policy = self.retry_policy(run)
         if outcome.retryable and outcome.status != TIMED_OUT and counted < policy.max_attempts:
             delay = policy.delay_s(counted)
+            data: dict[str, Any] = {"attempt": run.attempt_count, "retry_in_s": round(delay, 3)}
+            description = f"attempt {run.attempt_count} failed; retry in {delay:.1f}s"
+            changes: dict[str, Any] = {}
+            bigger = policy.retry_machine(outcome.error, run.machine)
+            if bigger is not None:
+                # the run's machine is what the executor reads when it starts the next attempt
+                changes["machine"] = data["machine"] = bigger
+                data["previous_machine"] = run.machine or DEFAULT_MACHINE
+                description = (f"attempt {run.attempt_count} ran out of memory on {data['previous_machine']}; "
+                               f"retry on {bigger} in {delay:.1f}s")
             await tx.ops.unblock_run(run.id)
             await self._move(tx, run, DELAYED, kind="delayed_retry", delay_until=tx.now + delay, worker_id=None,
                              deadline_at=None, error=outcome.error, executed_s=0.0, event="run.retrying",
-                             description=f"attempt {run.attempt_count} failed; retry in {delay:.1f}s",
-                             data={"attempt": run.attempt_count, "retry_in_s": round(delay, 3)})
+                             description=description, data=data, **changes)
             return run
         final = outcome.status if outcome.status in FINAL_STATUSES else "FAILED"
         await self._move(tx, run, final, error=outcome.error, completed_at=tx.now, deadline_at=None,

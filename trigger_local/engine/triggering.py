@@ -10,6 +10,7 @@ from .. import packets
 from ..durations import parse_duration, parse_time
 from ..errors import BadRequestError, PayloadTooLargeError, TaskNotFoundError, ValidationError
 from ..ids import new_id
+from ..machines import MACHINE_NAMES
 from ..store.models import (
     CRASHED,
     DELAYED,
@@ -34,7 +35,7 @@ from .states import kind_for
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 128
 MAX_PRIORITY_S = 30 * 86400
-MACHINES = ("micro", "small-1x", "small-2x", "medium-1x", "medium-2x", "large-1x", "large-2x")
+MACHINES = MACHINE_NAMES
 DEFAULT_IDEMPOTENCY_TTL_S = 30 * 86400
 # a key reused after a run ended like this starts a new run (Trigger.dev's rule)
 _RETRIGGER_AFTER = {FAILED, CRASHED, SYSTEM_FAILURE, TIMED_OUT, EXPIRED}

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
 from typing import Any
 
 import docker
 from docker.utils import kwargs_from_env
+
+# machine_for is re-exported for the docker executor; the presets are shared with the engine and SDK
+from ..machines import Machine, machine_for
 
 #: the image `scripts/make-base-image.sh` builds, used when `[build].base_image` is not set
 DEFAULT_BASE_IMAGE = "trigger-local-base:bookworm"
@@ -28,36 +30,6 @@ LABEL_HOME = "dev.trigger-local.home"
 #: Docker 20.10's API (Debian 12's docker.io); newer engines still accept it, the SDK's default does not
 API_VERSION = "1.41"
 SETUP_HINT = "run `sudo bash scripts/setup-docker.sh` (or start the engine: `dockerd --experimental &`)"
-
-
-@dataclass(frozen=True)
-class Machine:
-    name: str
-    cpus: float
-    memory_gb: float
-
-    @property
-    def memory_bytes(self) -> int:
-        return int(self.memory_gb * 1024**3)
-
-
-# Trigger.dev's presets (vCPU, GB of memory).
-MACHINES: dict[str, Machine] = {m.name: m for m in (
-    Machine("micro", 0.25, 0.25), Machine("small-1x", 0.5, 0.5), Machine("small-2x", 1, 1),
-    Machine("medium-1x", 1, 2), Machine("medium-2x", 2, 4), Machine("large-1x", 4, 8),
-    Machine("large-2x", 8, 16))}
-DEFAULT_MACHINE = "small-1x"
-
-
-def machine_for(name: str | None) -> Machine:
-    return MACHINES.get(name or DEFAULT_MACHINE, MACHINES[DEFAULT_MACHINE])
-
-
-def next_machine(name: str | None) -> str | None:
-    """The next bigger preset (what an out-of-memory retry may move to), or None at the top."""
-    names = list(MACHINES)
-    index = names.index(machine_for(name).name)
-    return names[index + 1] if index + 1 < len(names) else None
 
 
 def engine_problem() -> str | None:
@@ -108,7 +80,8 @@ def describe_container_exit(code: int | None, oom_killed: bool, machine: str, ta
     if oom_killed:
         spec = machine_for(machine)
         what = (f"Out of memory: the task used more than the {spec.memory_gb:g} GB of machine "
-                f"{spec.name!r} and was killed. Give the task a bigger machine (machine=\"...\").")
+                f"{spec.name!r} and was killed. Give the task a bigger machine (machine=\"...\"), or retry "
+                f"out-of-memory failures on one (Retry(out_of_memory={{\"machine\": \"next\"}})).")
     elif code is None:
         what = "The task container exited"
     elif code == 137:

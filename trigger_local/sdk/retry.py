@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ValidationError
+from ..machines import parse_out_of_memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,8 +15,16 @@ class Retry:
 
     Attempt n (n ≥ 1) waits `min(max_timeout_s, min_timeout_s * factor ** (n - 1))` seconds
     before the next, randomized by the daemon when `randomize`. `max_attempts` counts the
-    first attempt: `max_attempts=1` means no retries. Serialized by `to_dict()` into the task
-    manifest with exactly these keys.
+    first attempt: `max_attempts=1` means no retries.
+
+    `out_of_memory={"machine": "medium-1x"}` (Trigger.dev's `outOfMemory`): when an attempt
+    fails because it ran out of memory (the docker executor's OOM kill, or a MemoryError), the
+    retry runs on that preset if it is bigger than the run's machine; `{"machine": "next"}`
+    moves one preset up on each such retry. Retries still count against `max_attempts`.
+    Unknown presets raise ValidationError when the task is defined (so indexing fails).
+
+    Serialized by `to_dict()` into the task manifest with exactly these keys
+    (`out_of_memory` only when set).
     """
 
     max_attempts: int = 3
@@ -23,17 +32,22 @@ class Retry:
     min_timeout_s: float = 1
     max_timeout_s: float = 60
     randomize: bool = True
+    out_of_memory: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
             raise ValidationError(f"Retry max_attempts must be an integer ≥ 1, got {self.max_attempts!r}")
         if self.factor <= 0 or self.min_timeout_s < 0 or self.max_timeout_s < self.min_timeout_s:
             raise ValidationError("Retry needs factor > 0 and 0 ≤ min_timeout_s ≤ max_timeout_s")
+        object.__setattr__(self, "out_of_memory", parse_out_of_memory(self.out_of_memory, "Retry out_of_memory"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_attempts": self.max_attempts, "factor": self.factor,
-                "min_timeout_s": self.min_timeout_s, "max_timeout_s": self.max_timeout_s,
-                "randomize": self.randomize}
+        out: dict[str, Any] = {"max_attempts": self.max_attempts, "factor": self.factor,
+                               "min_timeout_s": self.min_timeout_s, "max_timeout_s": self.max_timeout_s,
+                               "randomize": self.randomize}
+        if self.out_of_memory is not None:
+            out["out_of_memory"] = dict(self.out_of_memory)
+        return out
 
     @classmethod
     def coerce(cls, value: Retry | dict[str, Any] | None) -> Retry | None:

@@ -14,6 +14,7 @@ from typing import Any
 from .. import packets
 from ..durations import parse_duration
 from ..errors import ValidationError
+from ..machines import check_machine
 from ..ratelimit import parse_rate_limit
 from . import registry
 from .context import current_run, require_run
@@ -35,9 +36,14 @@ class Task:
             raise ValidationError("A task needs a non-empty string id")
         if not callable(fn):
             raise ValidationError(f"Task {id!r}: the decorated object is not callable")
+        if machine is not None:
+            check_machine(machine, f"machine of task {id!r}")
         self.id, self.fn, self.schema, self.machine = id, fn, schema, machine
         self.queue = Queue(queue) if isinstance(queue, str) else queue
-        self.retry = Retry.coerce(retry)
+        try:
+            self.retry = Retry.coerce(retry)
+        except ValidationError as exc:
+            raise ValidationError(f"Task {id!r}: {exc.message}") from None
         self.max_duration_s = parse_duration(max_duration, what="max_duration") if max_duration is not None else None
         self.is_async = inspect.iscoroutinefunction(fn)
         self.takes_ctx = _takes_ctx(fn)
