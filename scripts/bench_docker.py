@@ -85,62 +85,90 @@ def _checkpointed(daemon: Any, run_id: str) -> dict[str, Any] | None:
     return trace if trace["checkpoints"] else None
 
 
-def checkpoint_through_daemon(daemon: Any, n: int) -> dict[str, list[float]]:
-    """Token waits on the daemon, one after another: the engine call times it records (dump_ms,
-    restore_ms), the whole freeze (wait answered → checkpoint recorded: handshake, dump,
-    bookkeeping) and the whole resume (token completed → task code running again)."""
-    from e2e.conftest import wait_for
-
-    got: dict[str, list[float]] = {"dump_ms": [], "restore_ms": [], "freeze_ms": [], "resume_ms": [], "bytes": []}
-    for _ in range(n):
-        token = daemon.api("POST", "/api/v1/waitpoints/tokens", json={"timeout": "1h"}).json()["id"]
-        run_id = daemon.trigger("waiter", {"token": token})
-        trace = wait_for(lambda rid=run_id: _checkpointed(daemon, rid), 60, what="the checkpoint")
-        events = {e["type"]: e for e in trace["events"]}
-        ck = trace["checkpoints"][0]
-        got["dump_ms"].append(ck["dump_ms"])
-        got["bytes"].append(ck["size_bytes"])
-        got["freeze_ms"].append((_at(events["run.checkpointed"]["at"]) - _at(events["run.waiting"]["at"])) * 1000)
-        t0 = time.time()
-        daemon.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": {}})
-        run = daemon.wait_status(run_id, timeout=60)
-        assert run["status"] == "COMPLETED" and run["output"]["ok"], run
-        got["resume_ms"].append((run["output"]["resumed_at"] - t0) * 1000)
-        restored = daemon.api("GET", f"/api/v1/runs/{run_id}/trace").json()["checkpoints"][0]
-        got["restore_ms"].append(restored["restore_ms"])
-    return got
+POLL_S = 0.25  # the driver's polls: slow enough not to take CPU from the engine it measures
 
 
-def checkpoint_by_hand(image: str, n: int, home: Path) -> dict[str, list[float]]:
-    """The raw tool on the same kind of container (the image's Python, the task container's
-    options): `docker checkpoint create` and `docker start --checkpoint`, timed around the CLI."""
+def checkpoint_through_daemon(daemon: Any, got: dict[str, list[float]]) -> None:
+    """One token wait on the daemon: the engine call times it records (dump_ms, restore_ms), the
+    whole freeze (wait answered → checkpoint recorded: handshake, dump, bookkeeping) and the
+    whole resume (token completed → task code running again)."""
+    from e2e.conftest import TERMINAL, wait_for
+
+    token = daemon.api("POST", "/api/v1/waitpoints/tokens", json={"timeout": "1h"}).json()["id"]
+    run_id = daemon.trigger("waiter", {"token": token})
+    trace = wait_for(lambda: _checkpointed(daemon, run_id), 60, POLL_S, what="the checkpoint")
+    events = {e["type"]: e for e in trace["events"]}
+    ck = trace["checkpoints"][0]
+    got["dump_ms"].append(ck["dump_ms"])
+    got["bytes"].append(ck["size_bytes"])
+    got["freeze_ms"].append((_at(events["run.checkpointed"]["at"]) - _at(events["run.waiting"]["at"])) * 1000)
+    t0 = time.time()
+    daemon.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": {}})
+    run = wait_for(lambda: (r := daemon.run(run_id))["status"] in TERMINAL and r, 60, POLL_S, what="the run")
+    assert run["status"] == "COMPLETED" and run["output"]["ok"], run
+    got["resume_ms"].append((run["output"]["resumed_at"] - t0) * 1000)
+    restored = daemon.api("GET", f"/api/v1/runs/{run_id}/trace").json()["checkpoints"][0]
+    got["restore_ms"].append(restored["restore_ms"])
+
+
+def raw_flags() -> list[str]:
+    """`docker run` flags of a task container (executors/containers.py), for the by-hand side."""
     from trigger_local.executors.containers import container_options, machine_for
 
     options = container_options(machine_for(None), {}, {})
-    flags = ["--network", "host", "--cpus", str(options["nano_cpus"] / 1e9), "--memory", str(options["mem_limit"]),
-             "--memory-swap", str(options["memswap_limit"]), "--cap-drop", "ALL", "--security-opt",
-             "no-new-privileges", "--pids-limit", str(options["pids_limit"]), "-w", "/app"]
-    got: dict[str, list[float]] = {"create_ms": [], "start_ms": [], "bytes": []}
+    return ["--network", "host", "--cpus", str(options["nano_cpus"] / 1e9), "--memory", str(options["mem_limit"]),
+            "--memory-swap", str(options["memswap_limit"]), "--cap-drop", "ALL", "--security-opt",
+            "no-new-privileges", "--pids-limit", str(options["pids_limit"]), "-w", "/app"]
+
+
+def checkpoint_by_hand(image: str, name: str, freeze: Path, root: str, got: dict[str, list[float]]) -> None:
+    """The raw tool on the same kind of container (the image's Python, a task container's
+    options and freeze mount): `docker checkpoint create` and `docker start --checkpoint`,
+    timed around the CLI."""
+    freeze.mkdir(parents=True)
+    cid = subprocess.run(["docker", "run", "-d", "--name", name, *raw_flags(), "-v",
+                          f"{freeze}:/run/trigger-local/freeze", image, *RAW_COMMAND],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        time.sleep(2)  # imports done, the process sleeps: as a waiting runtime does
+        t0 = time.perf_counter()
+        subprocess.run(["docker", "checkpoint", "create", name, "ck"], capture_output=True, check=True)
+        got["create_ms"].append((time.perf_counter() - t0) * 1000)
+        got["bytes"].append(_du(Path(root) / "containers" / cid / "checkpoints" / "ck"))
+        t0 = time.perf_counter()
+        subprocess.run(["docker", "start", "--checkpoint", "ck", name], capture_output=True, check=True)
+        got["start_ms"].append((time.perf_counter() - t0) * 1000)
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def checkpoints_side_by_side(daemon: Any, n: int, work: Path) -> dict[str, Any]:
+    """Alternate one run through the daemon and one container by hand, so both see the same load."""
+    ours: dict[str, list[float]] = {"dump_ms": [], "restore_ms": [], "freeze_ms": [], "resume_ms": [], "bytes": []}
+    raw: dict[str, list[float]] = {"create_ms": [], "start_ms": [], "bytes": []}
     root = subprocess.run(["docker", "info", "--format", "{{.DockerRootDir}}"], capture_output=True, text=True,
                           check=True).stdout.strip()
     for i in range(n):
+        checkpoint_through_daemon(daemon, ours)
         name = f"bench-raw-ck-{os.getpid()}-{i}"
-        freeze = home / "raw-freeze" / name
-        freeze.mkdir(parents=True)
-        cid = subprocess.run(["docker", "run", "-d", "--name", name, *flags, "-v", f"{freeze}:/run/trigger-local/freeze",
-                              image, *RAW_COMMAND], capture_output=True, text=True, check=True).stdout.strip()
-        try:
-            time.sleep(2)  # imports done, the process sleeps: as a waiting runtime does
-            t0 = time.perf_counter()
-            subprocess.run(["docker", "checkpoint", "create", name, "ck"], capture_output=True, check=True)
-            got["create_ms"].append((time.perf_counter() - t0) * 1000)
-            got["bytes"].append(_du(Path(root) / "containers" / cid / "checkpoints" / "ck"))
-            t0 = time.perf_counter()
-            subprocess.run(["docker", "start", "--checkpoint", "ck", name], capture_output=True, check=True)
-            got["start_ms"].append((time.perf_counter() - t0) * 1000)
-        finally:
-            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
-    return got
+        checkpoint_by_hand(IMAGE, name, work / "raw-freeze" / name, root, raw)
+    return {
+        "runs": n,
+        "daemon_checkpoint_call_p50_ms": _p50(ours["dump_ms"]),
+        "daemon_restore_call_p50_ms": _p50(ours["restore_ms"]),
+        "daemon_freeze_total_p50_ms": _p50(ours["freeze_ms"]),
+        "daemon_resume_total_p50_ms": _p50(ours["resume_ms"]),
+        "daemon_checkpoint_bytes_p50": int(statistics.median(ours["bytes"])),
+        "raw_checkpoint_create_p50_ms": _p50(raw["create_ms"]),
+        "raw_start_checkpoint_p50_ms": _p50(raw["start_ms"]),
+        "raw_checkpoint_bytes_p50": int(statistics.median(raw["bytes"])),
+        "checkpoint_vs_raw": _ratio(ours["dump_ms"], raw["create_ms"]),
+        "freeze_total_vs_raw": _ratio(ours["freeze_ms"], raw["create_ms"]),
+        "restore_vs_raw": _ratio(ours["restore_ms"], raw["start_ms"]),
+        "resume_total_vs_raw": _ratio(ours["resume_ms"], raw["start_ms"]),
+        "all": {"daemon": {k: [round(x, 1) for x in v] for k, v in ours.items()},
+                "raw": {k: [round(x, 1) for x in v] for k, v in raw.items()}},
+    }
 
 
 def _du(path: Path) -> int:
@@ -171,24 +199,7 @@ def with_deployed_daemon(work: Path, runs: int, ck_runs: int) -> dict[str, Any]:
         result: dict[str, Any] = {"trigger_to_start_p50_ms": round(statistics.median(t2s) * 1000, 1),
                                   "trigger_to_start_max_ms": round(max(t2s) * 1000, 1)}
         if ck_runs:
-            ours = checkpoint_through_daemon(daemon, ck_runs)
-            raw = checkpoint_by_hand(IMAGE, ck_runs, work)
-            result["checkpoint"] = {
-                "runs": ck_runs,
-                "daemon_checkpoint_call_p50_ms": _p50(ours["dump_ms"]),
-                "daemon_restore_call_p50_ms": _p50(ours["restore_ms"]),
-                "daemon_freeze_total_p50_ms": _p50(ours["freeze_ms"]),
-                "daemon_resume_total_p50_ms": _p50(ours["resume_ms"]),
-                "daemon_checkpoint_bytes_p50": int(statistics.median(ours["bytes"])),
-                "raw_checkpoint_create_p50_ms": _p50(raw["create_ms"]),
-                "raw_start_checkpoint_p50_ms": _p50(raw["start_ms"]),
-                "raw_checkpoint_bytes_p50": int(statistics.median(raw["bytes"])),
-                "checkpoint_vs_raw": _ratio(ours["dump_ms"], raw["create_ms"]),
-                "freeze_total_vs_raw": _ratio(ours["freeze_ms"], raw["create_ms"]),
-                "restore_vs_raw": _ratio(ours["restore_ms"], raw["start_ms"]),
-                "resume_total_vs_raw": _ratio(ours["resume_ms"], raw["start_ms"]),
-                "all": {"daemon": ours, "raw": raw},
-            }
+            result["checkpoint"] = checkpoints_side_by_side(daemon, ck_runs, work)
         return result
     finally:
         daemon.close()

@@ -136,7 +136,7 @@ class DockerCheckpointer:
             return
         try:
             info = await asyncio.to_thread(client.info)
-        except DockerException:
+        except (DockerException, OSError):  # requests' errors are OSErrors
             return  # asked again when the engine is back
         self.root = str(info.get("DockerRootDir") or self.root)
         criu_found = await _criu_for_engine(self.settings.criu_path) if self.settings.checkpoints != "off" \
@@ -195,7 +195,7 @@ class DockerCheckpointer:
         try:
             restore_ms = await asyncio.to_thread(start_from, client, ck.worker_id, ck.id)
             container = await asyncio.to_thread(client.containers.get, ck.worker_id)
-        except (DockerCheckpointError, DockerException) as exc:
+        except (DockerCheckpointError, DockerException, OSError) as exc:
             message = f"Restoring the run's container from its checkpoint failed: {exc}"
             log.warning("container restore failed: failing the attempt", run=run.id, error=str(exc)[:300])
             await asyncio.to_thread(self.executor.discard_container, ck.worker_id)
@@ -204,7 +204,7 @@ class DockerCheckpointer:
             return None
         try:  # it runs again: the checkpoint can never be used twice, and its disk is freed now
             await asyncio.to_thread(delete, client, ck.worker_id, ck.id)
-        except (DockerCheckpointError, DockerException) as exc:
+        except (DockerCheckpointError, DockerException, OSError) as exc:
             log.warning("could not delete a restored checkpoint", checkpoint=ck.id, error=str(exc)[:200])
         await self.engine.checkpoint_restored(ck.id, restore_ms)
         log.info("run's container restored", run=run.id, ms=round(restore_ms, 1))
@@ -231,6 +231,6 @@ def _main_pid(container: Any) -> int:
         return 0
     try:
         container.reload()
-    except DockerException:
+    except (DockerException, OSError):  # the engine went away (requests' errors are OSErrors)
         return 0
     return int(container.attrs.get("State", {}).get("Pid") or 0)
