@@ -102,18 +102,22 @@ def ck_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, s
     _docker("rmi", "-f", image)
 
 
-@pytest.fixture
-def dkd(tmp_path: Path, ck_image: tuple[Path, str]) -> Iterator[DaemonProcess]:
+def _docker_daemon(home: Path, ck_image: tuple[Path, str], **env: str) -> DaemonProcess:
     root, image = ck_image
-    home = tmp_path / "home"
-    env = {"TRIGGER_LOCAL_EXECUTOR": "docker", "TRIGGER_LOCAL_HOME": str(home), "TRIGGER_LOCAL_HOLD_THRESHOLD_S": "1"}
-    daemon = DaemonProcess(home, env=env).start()
+    base = {"TRIGGER_LOCAL_EXECUTOR": "docker", "TRIGGER_LOCAL_HOME": str(home), "TRIGGER_LOCAL_HOLD_THRESHOLD_S": "1"}
+    daemon = DaemonProcess(home, env={**base, **env}).start()
     r = daemon.api("POST", "/api/v1/local/versions", json={"projectDir": str(root), "dirs": ["trigger"],
                                                              "image": image})
     assert r.status_code == 200, r.text
+    return daemon
+
+
+@pytest.fixture
+def dkd(tmp_path: Path, ck_image: tuple[Path, str]) -> Iterator[DaemonProcess]:
+    daemon = _docker_daemon(tmp_path / "home", ck_image)
     yield daemon
     daemon.close()
-    _remove_containers(home)
+    _remove_containers(daemon.home)
 
 
 def _executor(d: DaemonProcess) -> dict[str, Any]:
@@ -205,3 +209,22 @@ def test_a_canceled_checkpointed_run_has_its_container_removed(dkd: DaemonProces
     wait_for(lambda: checkpoints(dkd, run_id)[0]["status"] == "deleted", 30, what="the checkpoint to be deleted")
     assert _container_state(ck["worker_id"]) is None
     assert not (dkd.home / "freeze" / ck["worker_id"]).exists()
+
+
+def test_without_checkpoints_the_container_is_held_and_the_run_says_why(tmp_path: Path,
+                                                                         ck_image: tuple[Path, str]) -> None:
+    daemon = _docker_daemon(tmp_path / "home", ck_image, TRIGGER_LOCAL_CHECKPOINTS="off")
+    try:
+        assert "turned off" in _executor(daemon)["checkpoints"]["reason"]
+        token = create_token(daemon)
+        run_id = daemon.trigger("dk-token", {"token": token})
+        waiting = wait_for(lambda: events(daemon, run_id, "run.waiting"), 60, what="the run to wait")[0]["data"]
+        assert waiting["action"] == "hold" and "turned off" in waiting["hold_reason"], waiting
+        assert _executor(daemon)["containers"] == 1  # held: the container keeps running in its slot
+        complete_token(daemon, token, {"n": 9})
+        run = daemon.wait_status(run_id, timeout=60)
+        assert run["status"] == "COMPLETED" and run["output"]["local"] == [1, 2, 3, 9], run
+        assert checkpoints(daemon, run_id) == []
+    finally:
+        daemon.close()
+        _remove_containers(daemon.home)

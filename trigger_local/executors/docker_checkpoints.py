@@ -14,7 +14,7 @@ The engine is called through its HTTP API (`POST /containers/{id}/checkpoints`, 
 /containers/{id}/start?checkpoint=`), on the docker SDK's low-level client the executor already
 holds, rather than by running the `docker` CLI: the same connection (DOCKER_HOST, the pinned API
 version), the engine's own error message, no dependence on a CLI binary in the daemon's PATH,
-and no process start (≈ 30 ms) on each side of a wait. The SDK has no method for these
+and no CLI process start (≈ 30–40 ms here) on each side of a wait. The SDK has no method for these
 experimental endpoints, hence the plain requests below.
 """
 
