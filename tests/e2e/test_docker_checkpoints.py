@@ -51,11 +51,24 @@ async def dk_token(payload, ctx):
     local.append(result.output["n"])
     return {"local": local, "attempt": ctx.attempt.number, "resumed_at": time.time()}
 
+@task(id="dk-child")
+async def dk_child(payload, ctx):
+    await wait.for_(seconds=2)  # long enough for the parent's container to be checkpointed
+    return {"doubled": payload["n"] * 2}
+
+@task(id="dk-parent")
+async def dk_parent(payload, ctx):
+    mine = {"n": payload["n"], "pid": os.getpid()}
+    result = await dk_child.trigger_and_wait({"n": mine["n"]})
+    return {"child": result.unwrap(), "n": mine["n"], "same_process": mine["pid"] == os.getpid()}
+
 @task(id="dk-child-socket")
 async def dk_child_socket(payload, ctx):
     # a child process holding a TCP connection: CRIU cannot dump the container
-    code = "import socket, sys, time; s = socket.create_connection(('127.0.0.1', int(sys.argv[1]))); time.sleep(600)"
-    child = subprocess.Popen([sys.executable, "-c", code, str(payload["port"])])
+    code = ("import socket, sys, time; s = socket.create_connection(('127.0.0.1', int(sys.argv[1]))); "
+            "print('connected', flush=True); time.sleep(600)")
+    child = subprocess.Popen([sys.executable, "-c", code, str(payload["port"])], stdout=subprocess.PIPE)
+    assert child.stdout.readline().strip() == b"connected"  # the connection exists before the wait
     result = await wait.for_token(payload["token"])
     child.kill()
     return {"n": result.output["n"]}
@@ -225,6 +238,22 @@ def test_without_checkpoints_the_container_is_held_and_the_run_says_why(tmp_path
         run = daemon.wait_status(run_id, timeout=60)
         assert run["status"] == "COMPLETED" and run["output"]["local"] == [1, 2, 3, 9], run
         assert checkpoints(daemon, run_id) == []
+    finally:
+        daemon.close()
+        _remove_containers(daemon.home)
+
+
+def test_a_child_run_wait_is_checkpointed_when_checkpoint_waits_names_it(tmp_path: Path,
+                                                                          ck_image: tuple[Path, str]) -> None:
+    daemon = _docker_daemon(tmp_path / "home", ck_image, TRIGGER_LOCAL_CHECKPOINT_WAITS="duration,token,run")
+    try:
+        run_id = daemon.trigger("dk-parent", {"n": 21})
+        ck = wait_checkpointed(daemon, run_id)[0]
+        assert ck["executor"] == "docker"
+        run = daemon.wait_status(run_id, timeout=90)
+        assert run["status"] == "COMPLETED", run
+        assert run["output"] == {"child": {"doubled": 42}, "n": 21, "same_process": True}
+        assert checkpoints(daemon, run_id)[0]["status"] == "restored"
     finally:
         daemon.close()
         _remove_containers(daemon.home)
