@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Docker executor benchmark (issue #4): container start latency, and trigger→start of a run on
-a daemon with the docker executor (one container per attempt).
+"""Docker executor benchmark (issue #4): container start latency, trigger→start of a run on
+a daemon with the docker executor (one container per attempt), and checkpoint/restore of a
+waiting run's container through the daemon side by side with the raw `docker checkpoint create`
+/ `docker start --checkpoint` of the same kind of container done by hand.
 
     python scripts/bench_docker.py --runs 20
+    python scripts/bench_docker.py --runs 5 --checkpoint-runs 5
 
-Needs a Docker engine and the base image (scripts/setup-docker.sh). Deploys a one-task project
-with `trigger-local deploy`, then triggers runs one after another on an idle daemon. Record the
-results in docs/benchmarks.md (Docker executor section).
+Needs a Docker engine and the base image (scripts/setup-docker.sh); the checkpoint part needs
+`dockerd --experimental` and CRIU (scripts/setup-criu.sh; `--checkpoint-runs 0` skips it).
+Deploys a two-task project with `trigger-local deploy`, then triggers runs one after another on
+an idle daemon. Record the results in docs/benchmarks.md (Docker executor section).
 """
 
 from __future__ import annotations
@@ -20,19 +24,31 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 TASK = '''
 import time
-from trigger_local import task
+from trigger_local import task, wait
 
 @task(id="stamp")
 async def stamp(payload, ctx):
     return {"started": time.time()}
+
+@task(id="waiter")
+async def waiter(payload, ctx):
+    blob = "x" * 200_000  # a local that must survive the checkpoint
+    result = await wait.for_token(payload["token"])
+    return {"resumed_at": time.time(), "ok": result.ok and blob == "x" * 200_000}
 '''
+IMAGE = "trigger-local/bench:1"
+# the same kind of process as a task container's runtime: the image's Python with trigger_local loaded
+RAW_COMMAND = ["/opt/venv/bin/python", "-c",
+               "import time, trigger_local.runtime, trigger_local.sdk; blob = 'x' * 200_000; time.sleep(3600)"]
 
 
 def container_start_s(image: str, n: int) -> list[float]:
@@ -50,7 +66,124 @@ def container_start_s(image: str, n: int) -> list[float]:
     return times
 
 
-def trigger_to_start_s(n: int, work: Path) -> list[float]:
+def trigger_to_start_s(daemon: Any, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.time()
+        run_id = daemon.trigger("stamp", {})
+        run = daemon.wait_status(run_id, timeout=60)
+        out.append(run["output"]["started"] - t0)
+    return out
+
+
+def _at(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def _checkpointed(daemon: Any, run_id: str) -> dict[str, Any] | None:
+    trace = daemon.api("GET", f"/api/v1/runs/{run_id}/trace").json()
+    return trace if trace["checkpoints"] else None
+
+
+POLL_S = 0.25  # the driver's polls: slow enough not to take CPU from the engine it measures
+
+
+def checkpoint_through_daemon(daemon: Any, got: dict[str, list[float]]) -> None:
+    """One token wait on the daemon: the engine call times it records (dump_ms, restore_ms), the
+    whole freeze (wait answered → checkpoint recorded: handshake, dump, bookkeeping) and the
+    whole resume (token completed → task code running again)."""
+    from e2e.conftest import TERMINAL, wait_for
+
+    token = daemon.api("POST", "/api/v1/waitpoints/tokens", json={"timeout": "1h"}).json()["id"]
+    run_id = daemon.trigger("waiter", {"token": token})
+    trace = wait_for(lambda: _checkpointed(daemon, run_id), 60, POLL_S, what="the checkpoint")
+    events = {e["type"]: e for e in trace["events"]}
+    ck = trace["checkpoints"][0]
+    got["dump_ms"].append(ck["dump_ms"])
+    got["bytes"].append(ck["size_bytes"])
+    got["freeze_ms"].append((_at(events["run.checkpointed"]["at"]) - _at(events["run.waiting"]["at"])) * 1000)
+    t0 = time.time()
+    daemon.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": {}})
+    run = wait_for(lambda: (r := daemon.run(run_id))["status"] in TERMINAL and r, 60, POLL_S, what="the run")
+    assert run["status"] == "COMPLETED" and run["output"]["ok"], run
+    got["resume_ms"].append((run["output"]["resumed_at"] - t0) * 1000)
+    restored = daemon.api("GET", f"/api/v1/runs/{run_id}/trace").json()["checkpoints"][0]
+    got["restore_ms"].append(restored["restore_ms"])
+
+
+def raw_flags() -> list[str]:
+    """`docker run` flags of a task container (executors/containers.py), for the by-hand side."""
+    from trigger_local.executors.containers import container_options, machine_for
+
+    options = container_options(machine_for(None), {}, {})
+    return ["--network", "host", "--cpus", str(options["nano_cpus"] / 1e9), "--memory", str(options["mem_limit"]),
+            "--memory-swap", str(options["memswap_limit"]), "--cap-drop", "ALL", "--security-opt",
+            "no-new-privileges", "--pids-limit", str(options["pids_limit"]), "-w", "/app"]
+
+
+def checkpoint_by_hand(image: str, name: str, freeze: Path, root: str, got: dict[str, list[float]]) -> None:
+    """The raw tool on the same kind of container (the image's Python, a task container's
+    options and freeze mount): `docker checkpoint create` and `docker start --checkpoint`,
+    timed around the CLI."""
+    freeze.mkdir(parents=True)
+    cid = subprocess.run(["docker", "run", "-d", "--name", name, *raw_flags(), "-v",
+                          f"{freeze}:/run/trigger-local/freeze", image, *RAW_COMMAND],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        time.sleep(2)  # imports done, the process sleeps: as a waiting runtime does
+        t0 = time.perf_counter()
+        subprocess.run(["docker", "checkpoint", "create", name, "ck"], capture_output=True, check=True)
+        got["create_ms"].append((time.perf_counter() - t0) * 1000)
+        got["bytes"].append(_du(Path(root) / "containers" / cid / "checkpoints" / "ck"))
+        t0 = time.perf_counter()
+        subprocess.run(["docker", "start", "--checkpoint", "ck", name], capture_output=True, check=True)
+        got["start_ms"].append((time.perf_counter() - t0) * 1000)
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def checkpoints_side_by_side(daemon: Any, n: int, work: Path) -> dict[str, Any]:
+    """Alternate one run through the daemon and one container by hand, so both see the same load."""
+    ours: dict[str, list[float]] = {"dump_ms": [], "restore_ms": [], "freeze_ms": [], "resume_ms": [], "bytes": []}
+    raw: dict[str, list[float]] = {"create_ms": [], "start_ms": [], "bytes": []}
+    root = subprocess.run(["docker", "info", "--format", "{{.DockerRootDir}}"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    for i in range(n):
+        checkpoint_through_daemon(daemon, ours)
+        name = f"bench-raw-ck-{os.getpid()}-{i}"
+        checkpoint_by_hand(IMAGE, name, work / "raw-freeze" / name, root, raw)
+    return {
+        "runs": n,
+        "daemon_checkpoint_call_p50_ms": _p50(ours["dump_ms"]),
+        "daemon_restore_call_p50_ms": _p50(ours["restore_ms"]),
+        "daemon_freeze_total_p50_ms": _p50(ours["freeze_ms"]),
+        "daemon_resume_total_p50_ms": _p50(ours["resume_ms"]),
+        "daemon_checkpoint_bytes_p50": int(statistics.median(ours["bytes"])),
+        "raw_checkpoint_create_p50_ms": _p50(raw["create_ms"]),
+        "raw_start_checkpoint_p50_ms": _p50(raw["start_ms"]),
+        "raw_checkpoint_bytes_p50": int(statistics.median(raw["bytes"])),
+        "checkpoint_vs_raw": _ratio(ours["dump_ms"], raw["create_ms"]),
+        "freeze_total_vs_raw": _ratio(ours["freeze_ms"], raw["create_ms"]),
+        "restore_vs_raw": _ratio(ours["restore_ms"], raw["start_ms"]),
+        "resume_total_vs_raw": _ratio(ours["resume_ms"], raw["start_ms"]),
+        "all": {"daemon": {k: [round(x, 1) for x in v] for k, v in ours.items()},
+                "raw": {k: [round(x, 1) for x in v] for k, v in raw.items()}},
+    }
+
+
+def _du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.name.endswith(".log"))
+
+
+def _p50(values: list[float]) -> float:
+    return round(statistics.median(values), 1)
+
+
+def _ratio(ours: list[float], raw: list[float]) -> float:
+    return round(statistics.median(ours) / statistics.median(raw), 2)
+
+
+def with_deployed_daemon(work: Path, runs: int, ck_runs: int) -> dict[str, Any]:
     from e2e.conftest import DaemonProcess  # the test suite's daemon driver
 
     project = work / "project"
@@ -60,34 +193,39 @@ def trigger_to_start_s(n: int, work: Path) -> list[float]:
     daemon = DaemonProcess(work / "home", env={"TRIGGER_LOCAL_EXECUTOR": "docker"}).start()
     try:
         env = {**os.environ, "TRIGGER_LOCAL_HOME": str(daemon.home)}
-        subprocess.run([sys.executable, "-m", "trigger_local.cli.main", "deploy", "--tag", "trigger-local/bench:1"],
+        subprocess.run([sys.executable, "-m", "trigger_local.cli.main", "deploy", "--tag", IMAGE],
                        cwd=project, env=env, check=True, capture_output=True)
-        out = []
-        for _ in range(n):
-            t0 = time.time()
-            run_id = daemon.trigger("stamp", {})
-            run = daemon.wait_status(run_id, timeout=60)
-            out.append(run["output"]["started"] - t0)
-        return out
+        t2s = trigger_to_start_s(daemon, runs)
+        result: dict[str, Any] = {"trigger_to_start_p50_ms": round(statistics.median(t2s) * 1000, 1),
+                                  "trigger_to_start_max_ms": round(max(t2s) * 1000, 1)}
+        if ck_runs:
+            result["checkpoint"] = checkpoints_side_by_side(daemon, ck_runs, work)
+        return result
     finally:
         daemon.close()
-        subprocess.run(["docker", "rmi", "-f", "trigger-local/bench:1"], capture_output=True)
+        found = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=dev.trigger-local.home={daemon.home}"],
+                               capture_output=True, text=True).stdout.split()
+        if found:
+            subprocess.run(["docker", "rm", "-f", *found], capture_output=True)
+        subprocess.run(["docker", "rmi", "-f", IMAGE], capture_output=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--checkpoint-runs", type=int, default=5,
+                        help="waiting runs checkpointed through the daemon, and containers by hand (0: skip)")
     parser.add_argument("--base-image", default="trigger-local-base:bookworm")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     starts = container_start_s(args.base_image, args.runs)
     with tempfile.TemporaryDirectory(prefix="bench-docker-") as tmp:
-        t2s = trigger_to_start_s(args.runs, Path(tmp))
+        deployed = with_deployed_daemon(Path(tmp), args.runs, args.checkpoint_runs)
     result = {
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus", "date": time.strftime("%Y-%m-%d"),
+        "load_avg_before": [round(x, 2) for x in load_before], "load_avg_after": [round(x, 2) for x in os.getloadavg()],
         "container_start_p50_ms": round(statistics.median(starts) * 1000, 1),
-        "container_start_max_ms": round(max(starts) * 1000, 1),
-        "trigger_to_start_p50_ms": round(statistics.median(t2s) * 1000, 1),
-        "trigger_to_start_max_ms": round(max(t2s) * 1000, 1), "runs": args.runs,
+        "container_start_max_ms": round(max(starts) * 1000, 1), "runs": args.runs, **deployed,
     }
     print(json.dumps(result, indent=2))
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal, Protocol
 
+from ..store.checkpoints import Checkpoint
 from ..store.models import Run
+from .criu import Capability
+from .workers import WorkerHandle
 
 
 class Executor(Protocol):
@@ -36,3 +39,26 @@ class Executor(Protocol):
         """Let running attempts finish for up to `grace_s`, then stop every process."""
 
     def describe(self) -> dict[str, Any]: ...
+
+
+class Checkpoints(Protocol):
+    """What the process executor asks of its checkpointer: CRIU on a process
+    (executors/checkpoints.py) or `docker checkpoint` on a container (executors/docker_checkpoints.py)."""
+
+    capability: Capability  # decided once; `reason` says why not
+    by_worker: dict[str, Checkpoint]  # active checkpoints by the worker they froze
+
+    async def start(self) -> None:
+        """Decide whether this host can checkpoint; load the active checkpoints of a previous daemon."""
+
+    def describe(self) -> dict[str, Any]: ...
+
+    async def freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
+        """Checkpoint the worker holding `run_id`; True when it is (and has stopped). On False the
+        worker still runs and the run is held, with the reason recorded."""
+
+    def checkpoint_of(self, run: Run) -> Checkpoint | None:
+        """The active checkpoint of `run`'s current attempt, if any."""
+
+    async def restore(self, run: Run, ck: Checkpoint) -> WorkerHandle | None:
+        """Bring the worker back, running. None: it could not be, and the attempt has been failed."""

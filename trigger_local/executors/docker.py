@@ -7,6 +7,9 @@ their worker id, so a restarted daemon adopts the ones still running.
 
 The engine may be absent or stop at any time: the executor then reports no capacity (runs stay
 QUEUED), says why in `describe()`, and checks again every few seconds.
+
+A waiting run's container is checkpointed and stopped (executors/docker_checkpoints.py) when
+the engine can; a stopped container that has a checkpoint is neither a crash nor removed.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -39,12 +44,15 @@ from .containers import (
     engine_problem,
     machine_for,
 )
+from .docker_checkpoints import DockerCheckpointer
 from .process import ProcessExecutor
 from .workers import BUSY, HELD, IDLE, KILLED, WorkerHandle, log_tail
 
 log = structlog.get_logger("executor")
 ENGINE_CHECK_DOWN_S = 1.0  # how soon a missing engine is noticed coming back
 ENGINE_CHECK_UP_S = 5.0
+#: where a container sees its worker's freeze directory (the done file of the freeze handshake)
+FREEZE_MOUNT = "/run/trigger-local/freeze"
 
 
 @dataclass
@@ -67,10 +75,19 @@ class DockerExecutor(ProcessExecutor):
     name = "docker"
 
     def __init__(self, engine: Engine, settings: DaemonSettings, secret_key: str, wake_dispatcher: Any) -> None:
-        super().__init__(engine, settings, secret_key, wake_dispatcher)
         self.problem: str | None = "the Docker engine was not checked yet"
         self._client: Any = None
         self._watcher: asyncio.Task[None] | None = None
+        super().__init__(engine, settings, secret_key, wake_dispatcher)
+
+    def _make_checkpointer(self) -> DockerCheckpointer:
+        self.docker_checkpoints = DockerCheckpointer(self)
+        return self.docker_checkpoints
+
+    @property
+    def client(self) -> Any:
+        """The docker SDK client (None until the engine first answered)."""
+        return self._client
 
     # -- availability ---------------------------------------------------------------------------
     def capacity(self) -> int:
@@ -85,6 +102,8 @@ class DockerExecutor(ProcessExecutor):
         problem = await asyncio.to_thread(engine_problem)
         if problem is None and self._client is None:
             self._client = await asyncio.to_thread(connect)
+        if problem is None:
+            await self.docker_checkpoints.check(self._client)
         if problem != self.problem:
             (log.info if problem is None else log.warning)("docker engine", problem=problem or "available")
             if problem is None:
@@ -159,6 +178,11 @@ class DockerExecutor(ProcessExecutor):
         self.workers[worker_id] = worker
         options = container_options(machine, await self._container_env(version, worker_id),
                                     {LABEL_WORKER: worker_id, LABEL_HOME: str(self.settings.home)})
+        # The freeze handshake's done file reaches the runtime through this mount (runc carries
+        # the bind mount across a checkpoint and restore).
+        freeze_dir = self._freeze_dir(worker_id)
+        freeze_dir.mkdir(parents=True, exist_ok=True)
+        options["volumes"] = {str(freeze_dir): {"bind": FREEZE_MOUNT, "mode": "rw"}}
         try:
             worker.container = await asyncio.to_thread(self._client.containers.run, image, name=worker_id,
                                                        **options)
@@ -174,7 +198,11 @@ class DockerExecutor(ProcessExecutor):
     # -- container exits ------------------------------------------------------------------------
     async def _monitor(self, worker: WorkerHandle) -> None:
         assert isinstance(worker, ContainerHandle)
-        code, oom = await asyncio.to_thread(self._wait_and_collect, worker)
+        stopped = await asyncio.to_thread(self._wait, worker)
+        if stopped and worker.freezing is not None and await worker.freezing:
+            worker.exited.set()
+            return  # stopped by its checkpoint: kept for the restore, the run is suspended
+        code, oom = await asyncio.to_thread(self._collect, worker) if stopped else (None, False)
         worker.exit_code = code
         worker.exited.set()
         self.workers.pop(worker.id, None)
@@ -194,33 +222,69 @@ class DockerExecutor(ProcessExecutor):
         finally:
             self._wake()
 
-    def _wait_and_collect(self, worker: ContainerHandle) -> tuple[int | None, bool]:
-        """Block until the container ends; keep its output in the worker log and remove it.
+    def _wait(self, worker: ContainerHandle) -> bool:
+        """Block until the container stops; False when the engine went away meanwhile."""
+        try:
+            worker.container.wait()
+            return True
+        except Exception as exc:  # DockerException, or requests' ConnectionError when the engine dies
+            self._engine_lost(exc)
+            return False
+
+    def _collect(self, worker: ContainerHandle) -> tuple[int | None, bool]:
+        """Keep a stopped container's output in the worker log and remove it.
         (exit code, OOM-killed); the code is None when the engine went away."""
         container = worker.container
         try:
-            code = int(container.wait().get("StatusCode", -1))
             container.reload()
-            oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+            state = container.attrs.get("State", {})
+            code, oom = int(state.get("ExitCode", -1)), bool(state.get("OOMKilled"))
             with worker.log_path.open("ab") as out:
                 out.write(container.logs(stdout=True, stderr=True))
             container.remove(force=True)
+            shutil.rmtree(self._freeze_dir(worker.id), ignore_errors=True)
             return code, oom
-        except DockerException as exc:
+        except Exception as exc:  # DockerException, or requests' ConnectionError when the engine dies
             self._engine_lost(exc)
             return None, False
-        except Exception as exc:  # requests' ConnectionError when the engine dies mid-wait
-            self._engine_lost(exc)
-            return None, False
+
+    # -- checkpoints (executors/docker_checkpoints.py does the engine part) ----------------------
+    def _freeze_dir(self, worker_id: str) -> Path:
+        return self.settings.home / "freeze" / worker_id
+
+    def _done_file(self, worker: WorkerHandle, run_id: str, attempt: int) -> tuple[Path, str]:
+        name = f"{run_id}.{attempt}"
+        return self._freeze_dir(worker.id) / name, f"{FREEZE_MOUNT}/{name}"
+
+    def handle_for_restored(self, run: Run, worker_id: str, container: Any) -> ContainerHandle:
+        return ContainerHandle(id=worker_id, version_id=run.version_id or "", pid=None, container=container,
+                               log_path=self.logs_dir / f"{worker_id}.log", state=BUSY, run_id=run.id,
+                               attempt=run.attempt_count, machine=run.machine or "small-1x")
+
+    def discard_container(self, worker_id: str) -> None:
+        """Remove a stopped (checkpointed) container that will not run again, keeping its output.
+        Blocking: call from a thread."""
+        try:
+            container = self._client.containers.get(worker_id)
+            with (self.logs_dir / f"{worker_id}.log").open("ab") as out:
+                out.write(container.logs(stdout=True, stderr=True))
+            container.remove(force=True)
+        except (NotFound, OSError):
+            pass
+        except Exception as exc:  # the engine went away: the container stays until removed by hand
+            log.warning("could not remove a checkpointed container", worker=worker_id, error=str(exc)[:200])
+        shutil.rmtree(self._freeze_dir(worker_id), ignore_errors=True)
 
     # -- restart and shutdown ---------------------------------------------------------------------
     async def start(self) -> None:
         """Adopt the task containers a previous daemon left running; interrupt runs whose container is gone."""
         await self._check_engine()
+        await self.checkpointer.start()
         runs = {r.id: r for r in await self.engine.runs_on_workers()}
         for record in await self.engine.list_workers():
             container = await asyncio.to_thread(self._find, record.id) if self.problem is None else None
-            if container is None:
+            if container is None or record.id in self.checkpointer.by_worker:
+                # a checkpointed container (stopped, killed before it was forgotten) waits for its restore
                 await self.engine.forget_worker(record.id)
                 continue
             worker = ContainerHandle(id=record.id, version_id=record.version_id, pid=None, container=container,
@@ -236,7 +300,8 @@ class DockerExecutor(ProcessExecutor):
         for run in runs.values():
             if run.status == "DEQUEUED":
                 await self.engine.requeue(run, "daemon restarted before the run started")
-            elif run.worker_id not in self.workers and run.status in (EXECUTING, WAITING):
+            elif run.worker_id not in self.workers and run.status in (EXECUTING, WAITING) \
+                    and self.checkpointer.checkpoint_of(run) is None:
                 await self.engine.worker_lost(run.id, run.attempt_count, "The daemon restarted and the task "
                                               "container was gone", interrupted=True)
         self._watcher = asyncio.create_task(self._watch_engine())

@@ -28,6 +28,7 @@ from ..engine.states import K_QUEUED_HELD
 from ..ids import new_id
 from ..store.models import EXECUTING, FINAL_STATUSES, WAITING, Attempt, Run, Version, Worker
 from ..tokens import run_token, worker_token
+from .base import Checkpoints
 from .checkpoints import Checkpointer
 from .workers import (
     BUSY,
@@ -63,7 +64,11 @@ class ProcessExecutor:
         self._freezes_in_flight = 0
         self.logs_dir = settings.home / "logs" / "workers"
         engine.hub.subscribe(self._on_event)
-        self.checkpointer = Checkpointer(self)
+        self.checkpointer: Checkpoints = self._make_checkpointer()
+
+    def _make_checkpointer(self) -> Checkpoints:
+        """CRIU on the task process; the docker executor checkpoints its containers instead."""
+        return Checkpointer(self)
 
     # -- bookkeeping --------------------------------------------------------------------------
     def _spawn_task(self, coro: Any) -> None:
@@ -311,12 +316,17 @@ class ProcessExecutor:
         # process then only sees it after its restore) or has failed. A timed quiet was not
         # enough: with 200 runs freezing at once, dumps started late, runtimes polled again
         # meanwhile, and a dump of a process holding a connection fails.
-        done = self.settings.home / "freeze" / f"{run_id}.{attempt}"
+        done, seen_as = self._done_file(worker, run_id, attempt)
         done.parent.mkdir(parents=True, exist_ok=True)
         done.unlink(missing_ok=True)
         self._spawn_task(self._freeze(worker, run_id, attempt, done))
         quiet_s = self.settings.freeze_grace_s + FREEZE_QUEUE_S * self._freezes_in_flight
-        return {"freeze": True, "pollAfterS": round(quiet_s, 3), "doneFile": str(done)}
+        return {"freeze": True, "pollAfterS": round(quiet_s, 3), "doneFile": seen_as}
+
+    def _done_file(self, worker: WorkerHandle, run_id: str, attempt: int) -> tuple[Path, str]:
+        """Where the daemon writes the freeze's done file, and that path as the runtime sees it."""
+        done = self.settings.home / "freeze" / f"{run_id}.{attempt}"
+        return done, str(done)
 
     async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int, done: Path) -> None:
         self._freezes_in_flight += 1

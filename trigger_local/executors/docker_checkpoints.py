@@ -1,0 +1,236 @@
+"""Checkpointing the docker executor's waiting runs with `docker checkpoint` (docs/checkpoints.md).
+
+Freeze: the same handshake as for a process (the runtime closes its connections, POSTs `freeze`,
+then waits for a done file, here in a per-worker host directory bind-mounted into the
+container); the daemon then asks the engine to checkpoint the container and stop it. The
+stopped container is kept, with its checkpoint inside the engine's directory; its slot among
+`max_processes` is free. Any failure leaves the container running and the run held.
+
+Restore: `executor.resume(run)` starts the same container from its checkpoint; the runtime
+continues where it stopped. A failed restore fails the attempt (the retry policy decides the
+rest) and removes the container. A run that ends while checkpointed has its container removed.
+
+The engine is called through its HTTP API (`POST /containers/{id}/checkpoints`, `POST
+/containers/{id}/start?checkpoint=`), on the docker SDK's low-level client the executor already
+holds, rather than by running the `docker` CLI: the same connection (DOCKER_HOST, the pinned API
+version), the engine's own error message, no dependence on a CLI binary in the daemon's PATH,
+and no CLI process start (≈ 30–40 ms here) on each side of a wait. The SDK has no method for these
+experimental endpoints, hence the plain requests below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from docker.errors import DockerException
+
+from ..engine import Engine
+from ..ids import new_id
+from ..store.checkpoints import Checkpoint
+from ..store.models import DELAYED, FINAL_STATUSES, Run
+from . import criu
+from .sockets import wait_until_no_tcp
+from .workers import WorkerHandle
+
+if TYPE_CHECKING:
+    from .docker import DockerExecutor
+
+log = structlog.get_logger("checkpoints")
+
+SOCKET_WAIT_S = 0.2  # as for a process: well under freeze_grace_s
+EXECUTOR = "docker"  # the `executor` column of its checkpoint rows
+
+
+class DockerCheckpointError(Exception):
+    """The engine refused a checkpoint call; the message is the engine's."""
+
+
+# -- the engine's checkpoint endpoints (blocking: called from threads) ------------------------------
+def _call(client: Any, method: str, path: str, what: str, **kwargs: Any) -> Any:
+    api = client.api
+    response = api.request(method, f"{api.base_url}/v{api.api_version}{path}", timeout=api.timeout, **kwargs)
+    if response.status_code >= 400:
+        try:
+            message = response.json().get("message") or response.text
+        except ValueError:
+            message = response.text
+        raise DockerCheckpointError(f"{what} failed (HTTP {response.status_code}): {message.strip()}")
+    return response
+
+
+def create(client: Any, container: str, name: str) -> float:
+    """`docker checkpoint create CONTAINER NAME`: dump it and stop it. Returns the time in ms."""
+    started = time.monotonic()
+    _call(client, "POST", f"/containers/{container}/checkpoints", f"docker checkpoint create {name}",
+          json={"CheckpointID": name, "Exit": True})
+    return (time.monotonic() - started) * 1000
+
+
+def start_from(client: Any, container: str, name: str) -> float:
+    """`docker start --checkpoint NAME CONTAINER`: restore it, running. Returns the time in ms."""
+    started = time.monotonic()
+    _call(client, "POST", f"/containers/{container}/start", f"docker start --checkpoint {name}",
+          params={"checkpoint": name})
+    return (time.monotonic() - started) * 1000
+
+
+def delete(client: Any, container: str, name: str) -> None:
+    """`docker checkpoint rm`: a restored checkpoint is never used again."""
+    _call(client, "DELETE", f"/containers/{container}/checkpoints/{name}", f"docker checkpoint rm {name}")
+
+
+def decide_capability(setting: str, info: dict[str, Any] | None, criu_found: criu.Capability) -> criu.Capability:
+    """Can this engine checkpoint containers? It needs `--experimental` and a working CRIU
+    (the engine runs it on this same machine)."""
+    if setting == "off":
+        return criu.Capability(False, "checkpoints are turned off (checkpoints = \"off\")")
+    if info is None:
+        return criu.Capability(False, "the Docker engine was not available to ask whether it can checkpoint")
+    if not info.get("ExperimentalBuild"):
+        return criu.Capability(False, "the Docker engine runs without --experimental, which `docker checkpoint` "
+                                      "needs: restart it with `dockerd --experimental` (scripts/setup-docker.sh)")
+    if not criu_found.ok:
+        return criu.Capability(False, f"the Docker engine checkpoints with CRIU, which does not work here: "
+                                      f"{criu_found.reason}", criu_found.version)
+    return criu.Capability(True, "", criu_found.version)
+
+
+async def _criu_for_engine(criu_path: str) -> criu.Capability:
+    # The engine runs CRIU as root: a daemon that is not root can only see that it is installed.
+    if os.geteuid() != 0:
+        found = shutil.which(criu_path)
+        return criu.Capability(bool(found), "" if found else f"CRIU is not installed ({criu_path!r} not found): "
+                               "install CRIU >= 4 with `sudo bash scripts/setup-criu.sh --yes-upgrade-libc`")
+    return await criu.check(criu_path)
+
+
+class DockerCheckpointer:
+    """The docker executor's `Checkpoints` (executors/base.py)."""
+
+    def __init__(self, executor: DockerExecutor) -> None:
+        self.executor = executor
+        self.engine: Engine = executor.engine
+        self.settings = executor.settings
+        self.capability = decide_capability(self.settings.checkpoints, None, criu.Capability(False, ""))
+        self.checked = False
+        self.root = "/var/lib/docker"  # the engine's DockerRootDir: checkpoints live under it
+        self.by_worker: dict[str, Checkpoint] = {}
+        self.engine.hub.subscribe(self._on_event)
+
+    async def start(self) -> None:
+        """Load the active container checkpoints a previous daemon left (their containers are
+        stopped, kept by the engine). The capability is decided when the engine first answers."""
+        for ck in await self.engine.active_checkpoints():
+            if ck.executor == EXECUTOR:
+                self.by_worker[ck.worker_id] = ck
+
+    async def check(self, client: Any) -> None:
+        """Decide once, when the engine first answers, whether waiting runs can be checkpointed."""
+        if self.checked:
+            return
+        try:
+            info = await asyncio.to_thread(client.info)
+        except (DockerException, OSError):  # requests' errors are OSErrors
+            return  # asked again when the engine is back
+        self.root = str(info.get("DockerRootDir") or self.root)
+        criu_found = await _criu_for_engine(self.settings.criu_path) if self.settings.checkpoints != "off" \
+            else criu.Capability(False, "")
+        self.capability = decide_capability(self.settings.checkpoints, info, criu_found)
+        self.checked = True
+        if not self.capability.ok:
+            log.info("waiting runs in containers will be held, not checkpointed", reason=self.capability.reason)
+
+    def describe(self) -> dict[str, Any]:
+        return {"available": self.capability.ok, "reason": self.capability.reason, "engine": "docker",
+                "criu_version": self.capability.version, "dir": f"{self.root}/containers/<container>/checkpoints",
+                "count": len(self.by_worker), "bytes": sum(c.size_bytes for c in self.by_worker.values())}
+
+    def _path(self, container_id: str, name: str) -> Path:
+        return Path(self.root) / "containers" / container_id / "checkpoints" / name
+
+    # -- freezing ---------------------------------------------------------------------------
+    async def freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
+        container: Any = getattr(worker, "container", None)
+        pid = await asyncio.to_thread(_main_pid, container)
+        if not pid or not await wait_until_no_tcp(pid, SOCKET_WAIT_S):
+            await self.engine.checkpoint_refused(run_id, "the task container still holds a TCP connection (or "
+                                                 "is not running), which CRIU cannot checkpoint: the run is held")
+            return False
+        name = new_id("checkpoint")
+        worker.freezing = asyncio.get_running_loop().create_future()
+        frozen = False
+        try:
+            dump_ms = await asyncio.to_thread(create, self.executor.client, container.id, name)
+            path = self._path(container.id, name)
+            ck = Checkpoint(id=name, run_id=run_id, attempt=attempt, worker_id=worker.id, pid=pid, path=str(path),
+                            status="", created_at=time.time(), executor=EXECUTOR,
+                            size_bytes=criu.images_size(path), dump_ms=round(dump_ms, 1))
+            frozen = True
+            if await self.engine.record_checkpoint(ck):
+                self.by_worker[worker.id] = ck
+                log.info("run's container checkpointed", run=run_id, ms=ck.dump_ms, bytes=ck.size_bytes)
+            else:  # the attempt ended during the dump: nothing will restore it
+                await asyncio.to_thread(self.executor.discard_container, worker.id)
+        except (DockerCheckpointError, DockerException, OSError) as exc:
+            log.warning("container checkpoint failed: holding the run", run=run_id, error=str(exc)[:300])
+            await self.engine.checkpoint_refused(run_id, f"checkpoint failed, the run is held: {exc}")
+        finally:
+            worker.freezing.set_result(frozen)
+        return frozen
+
+    # -- restoring --------------------------------------------------------------------------
+    def checkpoint_of(self, run: Run) -> Checkpoint | None:
+        ck = self.by_worker.get(run.worker_id or "")
+        return ck if ck is not None and ck.run_id == run.id and ck.attempt == run.attempt_count else None
+
+    async def restore(self, run: Run, ck: Checkpoint) -> WorkerHandle | None:
+        self.by_worker.pop(ck.worker_id, None)
+        client = self.executor.client
+        try:
+            restore_ms = await asyncio.to_thread(start_from, client, ck.worker_id, ck.id)
+            container = await asyncio.to_thread(client.containers.get, ck.worker_id)
+        except (DockerCheckpointError, DockerException, OSError) as exc:
+            message = f"Restoring the run's container from its checkpoint failed: {exc}"
+            log.warning("container restore failed: failing the attempt", run=run.id, error=str(exc)[:300])
+            await asyncio.to_thread(self.executor.discard_container, ck.worker_id)
+            await self.engine.checkpoint_unusable(ck.id, message)
+            await self.engine.worker_lost(run.id, run.attempt_count, message)
+            return None
+        try:  # it runs again: the checkpoint can never be used twice, and its disk is freed now
+            await asyncio.to_thread(delete, client, ck.worker_id, ck.id)
+        except (DockerCheckpointError, DockerException, OSError) as exc:
+            log.warning("could not delete a restored checkpoint", checkpoint=ck.id, error=str(exc)[:200])
+        await self.engine.checkpoint_restored(ck.id, restore_ms)
+        log.info("run's container restored", run=run.id, ms=round(restore_ms, 1))
+        return self.executor.handle_for_restored(run, ck.worker_id, container)
+
+    # -- clean-up ---------------------------------------------------------------------------
+    def _on_event(self, type_: str, data: dict[str, Any]) -> None:
+        # a run that ended, or will start again from scratch, never needs its container again
+        if type_ != "run.status" or (data["status"] not in FINAL_STATUSES and data["status"] != DELAYED):
+            return
+        for worker_id, ck in list(self.by_worker.items()):
+            if ck.run_id == data["run_id"]:
+                del self.by_worker[worker_id]
+                self.executor._spawn_task(self._drop(ck, f"run {data['status'].lower()}"))
+
+    async def _drop(self, ck: Checkpoint, why: str) -> None:
+        await asyncio.to_thread(self.executor.discard_container, ck.worker_id)
+        await self.engine.checkpoint_unusable(ck.id, why, deleted=True)
+
+
+def _main_pid(container: Any) -> int:
+    """The host pid of the container's main process (the runtime), 0 when it is not running."""
+    if container is None:
+        return 0
+    try:
+        container.reload()
+    except (DockerException, OSError):  # the engine went away (requests' errors are OSErrors)
+        return 0
+    return int(container.attrs.get("State", {}).get("Pid") or 0)
