@@ -13,6 +13,7 @@ A failed restore fails the attempt with CRIU's log excerpt; the retry policy dec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -76,6 +77,10 @@ class Checkpointer:
         frozen = False
         try:
             dump_ms = await criu.dump(self.settings.criu_path, worker.pid, images)
+            # CRIU killed the process; once the executor has reaped it (worker.exited) its pid
+            # is free for the restore, which may be wanted at once (the wait completed meanwhile)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker.exited.wait(), PID_FREE_WAIT_S)
             ck = Checkpoint(id=images.name, run_id=run_id, attempt=attempt, worker_id=worker.id, pid=worker.pid,
                             path=str(images), status="", created_at=time.time(),
                             size_bytes=criu.images_size(images), dump_ms=round(dump_ms, 1))

@@ -70,13 +70,27 @@ def _has_checkpoint_cap() -> bool:
     return False
 
 
+def dump_argv(criu: str, pid: int, images: Path) -> list[str]:
+    """The dump command line (also what scripts/bench_criu.py runs by hand)."""
+    return [criu, "dump", "-t", str(pid), "-D", str(images), "-o", "dump.log", "-v2", "--file-locks"]
+
+
+def restore_argv(criu: str, images: Path) -> list[str]:
+    """The restore command line: detached (`criu` returns once the process runs again) and as a
+    sibling, so the restored process is a child of the caller (the daemon), not of init. The
+    caller must reap it; in exchange its pid is free as soon as it exits or is dumped again.
+    (Reparented to init, the zombie of a re-dumped process lingered until init reaped it, up
+    to 2 s on this project's VMs, and the next restore had to wait for its pid.)"""
+    return [criu, "restore", "-d", "--restore-sibling", "-D", str(images), "-o", "restore.log", "-v2",
+            "--file-locks"]
+
+
 async def dump(criu: str, pid: int, images: Path) -> float:
     """Freeze `pid` (and its children) into `images`; the process is gone afterwards.
     Returns the time taken in ms. On failure CRIU leaves the process running."""
     images.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    code, out = await _run([criu, "dump", "-t", str(pid), "-D", str(images), "-o", "dump.log", "-v2",
-                            "--file-locks"], DUMP_TIMEOUT_S)
+    code, out = await _run(dump_argv(criu, pid, images), DUMP_TIMEOUT_S)
     if code != 0:
         raise CriuError(f"criu dump of pid {pid} failed (exit {code}). {out}\n"
                         f"--- end of {images / 'dump.log'} ---\n{_errors(images / 'dump.log')}")
@@ -84,13 +98,13 @@ async def dump(criu: str, pid: int, images: Path) -> float:
 
 
 async def restore(criu: str, images: Path) -> float:
-    """Restore the process tree in `images`, detached (it keeps its original pid). Returns ms."""
+    """Restore the process tree in `images`, detached, as our child (it keeps its original pid;
+    reap it with sockets.reap). Returns ms."""
     if not (images / "inventory.img").exists():
         raise CriuError(f"The checkpoint images are gone: {images} has no inventory.img "
                         "(the checkpoint directory was deleted?)")
     started = time.monotonic()
-    code, out = await _run([criu, "restore", "-d", "-D", str(images), "-o", "restore.log", "-v2",
-                            "--file-locks"], DUMP_TIMEOUT_S)
+    code, out = await _run(restore_argv(criu, images), DUMP_TIMEOUT_S)
     if code != 0:
         raise CriuError(f"criu restore from {images} failed (exit {code}). {out}\n"
                         f"--- end of {images / 'restore.log'} ---\n{_errors(images / 'restore.log')}")

@@ -29,6 +29,7 @@ from ..ids import new_id
 from ..store.models import EXECUTING, FINAL_STATUSES, WAITING, Attempt, Run, Version, Worker
 from ..tokens import run_token, worker_token
 from .checkpoints import Checkpointer
+from .sockets import is_child, reap
 from .workers import (
     BUSY,
     HELD,
@@ -340,7 +341,12 @@ class ProcessExecutor:
         if worker.proc is not None:
             worker.exit_code = await worker.proc.wait()
         elif worker.pid is not None:
+            # a restored process is our child (criu restore --restore-sibling): reap it, so that
+            # no zombie keeps its pid (a later restore needs it) and its exit code is known
+            ours = is_child(worker.pid)
             await watch_pid(worker.pid)
+            if ours:
+                worker.exit_code = reap(worker.pid)
         worker.exited.set()
         if worker.freezing is not None and await worker.freezing:
             return  # CRIU dumped it: the process ended on purpose and the run is suspended
@@ -354,7 +360,7 @@ class ProcessExecutor:
                 # An adopted process (from before a daemon restart) is not our child: its exit
                 # status is unknown, so the attempt is not held against the run.
                 await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
-                                              interrupted=worker.proc is None)
+                                              interrupted=worker.proc is None and worker.exit_code is None)
         finally:
             self._wake()
 

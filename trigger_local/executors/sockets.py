@@ -1,5 +1,6 @@
 """Does a process hold a TCP socket? CRIU cannot checkpoint a connection to a peer outside the
-dump, so the daemon waits for the runtime to have closed them all before freezing it."""
+dump, so the daemon waits for the runtime to have closed them all before freezing it.
+And the pid side of a checkpoint: a restore needs the dumped process's pid free again."""
 
 from __future__ import annotations
 
@@ -49,12 +50,33 @@ async def wait_until_no_tcp(pid: int, timeout_s: float) -> bool:
 
 
 async def wait_pid_free(pid: int, timeout_s: float) -> None:
-    """Wait until no process (not even a zombie) has `pid`, reaping it if it is our own child
-    (a restored process can be ours when the daemon is a child subreaper)."""
+    """Wait until no process (not even a zombie) has `pid`.
+
+    Normally it already is free: the daemon reaps its own task processes, and a restored one is
+    its child too (criu restore --restore-sibling). Only a process left by an earlier daemon is
+    init's child, and its zombie lasts until init reaps it. No waitpid here: a child started by
+    the event loop must be reaped by the loop, or its exit is never reported."""
     deadline = time.monotonic() + timeout_s
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG never blocks
-        except ChildProcessError:
-            pass
         await asyncio.sleep(_POLL_S)
+
+
+def is_child(pid: int) -> bool:
+    """Is `pid` a child of this process (a restored task process is)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    # the command name, in parentheses, may hold spaces: the fields after it are fixed
+    return int(stat[stat.rindex(")") + 2:].split()[1]) == os.getpid()
+
+
+def reap(pid: int) -> int | None:
+    """Collect an exited child that no event loop watches (a restored process): its exit code,
+    negative for a signal as asyncio reports it; None if it is not our child or still runs."""
+    try:
+        got, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    return os.waitstatus_to_exitcode(status) if got == pid else None
