@@ -35,6 +35,14 @@ async def ck_token(payload, ctx):
         local.append(second.output["n"])
     return {"local": local, "pid": os.getpid(), "attempt": ctx.attempt.number}
 
+@task(id="ck-parent")
+async def ck_parent(payload, ctx):
+    parents = [os.getppid()]
+    for token in payload["tokens"]:
+        await wait.for_token(token)
+        parents.append(os.getppid())
+    return {"parents": parents, "pid": os.getpid()}
+
 @task(id="ck-holds-socket")
 async def ck_holds_socket(payload, ctx):
     conn = socket.create_connection(("127.0.0.1", payload["port"]))

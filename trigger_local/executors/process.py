@@ -346,7 +346,7 @@ class ProcessExecutor:
             ours = is_child(worker.pid)
             await watch_pid(worker.pid)
             if ours:
-                worker.exit_code = reap(worker.pid)
+                worker.exit_code = await reap(worker.pid)
         worker.exited.set()
         if worker.freezing is not None and await worker.freezing:
             return  # CRIU dumped it: the process ended on purpose and the run is suspended

@@ -72,11 +72,15 @@ def is_child(pid: int) -> bool:
     return int(stat[stat.rindex(")") + 2:].split()[1]) == os.getpid()
 
 
-def reap(pid: int) -> int | None:
+async def reap(pid: int) -> int | None:
     """Collect an exited child that no event loop watches (a restored process): its exit code,
-    negative for a signal as asyncio reports it; None if it is not our child or still runs."""
+    negative for a signal as asyncio reports it; None if it is not our child.
+
+    Called once the process has exited (its pidfd is readable), but it may not be waitable yet:
+    a process CRIU has just dumped is still traced by `criu`, and becomes its parent's to reap
+    only when `criu` lets go of it. Hence a blocking wait, in a thread."""
     try:
-        got, status = os.waitpid(pid, os.WNOHANG)
+        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
     except ChildProcessError:
         return None
-    return os.waitstatus_to_exitcode(status) if got == pid else None
+    return os.waitstatus_to_exitcode(status)
