@@ -3,10 +3,16 @@
 
     python scripts/bench_criu.py                # everything
     python scripts/bench_criu.py --runs 50      # fewer waiting runs for the memory figure
+    python scripts/bench_criu.py --only timings --samples 30
 
-1. raw `criu dump` / `criu restore -d` of a plain Python process holding ~14 MB, by hand;
+1. by hand: `criu dump` / `criu restore` of the same kind of process a waiting task is — a
+   Python process that imported the runtime, the SDK, httpx and the project's task module,
+   in its own session with stdio to a file, asleep in the freeze handshake's 50 ms steps —
+   with the same CRIU options the daemon uses (trigger_local/executors/criu.py);
 2. the same through the daemon: a task waiting on a token is checkpointed, then restored (the
-   dump_ms / restore_ms the executor records: the CRIU calls plus the executor's own checks);
+   dump_ms / restore_ms the executor records: the CRIU commands as the daemon runs them), and
+   the whole way round: `run.waiting` → `run.checkpointed` (handshake + dump), and token
+   completed → the task's next line (restore + the run continuing);
 3. N runs each waiting on a token: summed RSS of the task processes when held, against when
    checkpointed (0 processes), and the disk per checkpoint.
 """
@@ -14,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -23,48 +30,87 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench  # noqa: E402 - the daemon harness of scripts/bench.py
 
+from trigger_local.executors import criu  # noqa: E402
+
 TASKS = '''
+import time
 from trigger_local import task, wait
 
 @task(id="tokenwait")
 async def tokenwait(payload, ctx):
     ballast = "x" * (payload.get("mb", 0) * 1024 * 1024)
     result = await wait.for_token(payload["token"])
-    return {"n": result.output, "kept": len(ballast)}
+    return {"n": result.output, "kept": len(ballast), "resumed": time.time()}
 '''
 
-RAW = "import time; ballast = 'x' * (14 * 1024 * 1024); time.sleep(100000)"
+# The by-hand process: what a task process holds while it waits for its dump (runtime, SDK,
+# httpx, the project's module, stdout captured), blocked the way the freeze handshake blocks.
+RAW = """
+import asyncio, sys
+from pathlib import Path
+import httpx  # noqa: F401 - the worker client's HTTP stack
+from trigger_local.runtime import __main__ as runtime, stdio
+from trigger_local.runtime.indexer import load_project
+from trigger_local.sdk import waits
+
+runtime.load_project(Path(sys.argv[1]), ["trigger"])
+stdio.install()
+print("ready", flush=True)
+
+async def frozen_wait():
+    while True:
+        await asyncio.sleep(waits.FREEZE_STEP_S)
+
+asyncio.run(frozen_wait())
+"""
 
 
 def _ms(started: float) -> float:
     return (time.monotonic() - started) * 1000
 
 
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 1)
+
+
 def raw_criu(tmp: Path, samples: int) -> dict[str, Any]:
-    dumps, restores = [], []
+    """`criu dump` / `criu restore` by hand, with the daemon's own argument lists."""
+    project = tmp / "raw-project"
+    (project / "trigger").mkdir(parents=True)
+    (project / "trigger" / "bench.py").write_text(TASKS)
+    dumps, restores, sizes = [], [], []
     for i in range(samples):
         images = tmp / f"raw{i}"
         images.mkdir()
-        with (tmp / "raw.log").open("ab") as out:
-            proc = subprocess.Popen([sys.executable, "-c", RAW], stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        time.sleep(0.5)  # let the interpreter allocate its ballast before dumping
+        log = tmp / "raw.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen([sys.executable, "-c", RAW, str(project)], cwd=project, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        _until("the by-hand process to be ready", lambda: log.read_text().count("ready") > i, 60)  # noqa: B023
+        time.sleep(0.2)
         started = time.monotonic()
-        subprocess.run(["criu", "dump", "-t", str(proc.pid), "-D", str(images)], check=True)
+        subprocess.run(criu.dump_argv("criu", proc.pid, images), check=True, stdout=subprocess.DEVNULL)
         dumps.append(_ms(started))
         proc.wait()
+        sizes.append(criu.images_size(images))
         started = time.monotonic()
-        subprocess.run(["criu", "restore", "-d", "-D", str(images)], check=True)
+        subprocess.run(criu.restore_argv("criu", images), check=True, stdout=subprocess.DEVNULL)
         restores.append(_ms(started))
         os.kill(proc.pid, 9)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(proc.pid, 0)  # restored as our child (--restore-sibling): reap it
         shutil.rmtree(images)
-    return {"dump_ms": round(statistics.median(dumps), 1), "restore_ms": round(statistics.median(restores), 1)}
+    return {"dump_ms": _median(dumps), "restore_ms": _median(restores),
+            "size_mib": round(statistics.median(sizes) / 2**20, 1),
+            "argv": " ".join(criu.dump_argv("criu", 0, Path("D"))) + " | "
+                    + " ".join(criu.restore_argv("criu", Path("D")))}
 
 
 def _token(b: bench.Bench) -> str:
@@ -85,21 +131,33 @@ def _until(what: str, predicate: Any, timeout: float = 600) -> None:
         time.sleep(0.05)
 
 
+def _event_time(trace: dict[str, Any], type_: str) -> float:
+    stamp = next(e["at"] for e in trace["events"] if e["type"] == type_)
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
 def executor_criu(tmp: Path, samples: int) -> dict[str, Any]:
     b = _daemon(tmp / "exec", checkpoints="auto", max_processes=10)
     try:
-        dumps, restores = [], []
+        dumps, restores, freezes, resumes = [], [], [], []
         for _ in range(samples):
             token = _token(b)
             run_id = b.trigger("tokenwait", {"token": token, "mb": 0})
             _until("a checkpoint", lambda: _checkpoints(b, run_id))  # noqa: B023
+            time.sleep(0.05)  # the run is suspended: its process is gone
+            sent = time.time()
             b.http.post(f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": 1}).raise_for_status()
-            b.wait_done(run_id)
-            ck = _checkpoints(b, run_id)[0]
+            run = b.wait_done(run_id)
+            resumes.append((run["output"]["resumed"] - sent) * 1000)
+            trace = b.http.get(f"/api/v1/runs/{run_id}/trace").json()
+            freezes.append((_event_time(trace, "run.checkpointed") - _event_time(trace, "run.waiting")) * 1000)
+            ck = trace["checkpoints"][0]
             dumps.append(ck["dump_ms"])
             restores.append(ck["restore_ms"])
-        return {"dump_ms": round(statistics.median(dumps), 1), "restore_ms": round(statistics.median(restores), 1),
-                "size_mib": round(ck["size_bytes"] / 2**20, 1)}
+        return {"dump_ms": _median(dumps), "restore_ms": _median(restores),
+                "size_mib": round(ck["size_bytes"] / 2**20, 1),
+                "waiting_to_checkpointed_ms": _median(freezes), "token_to_next_line_ms": _median(resumes),
+                "samples": samples}
     finally:
         b.close()
 
@@ -162,16 +220,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--only", choices=["timings", "memory"], help="one half of the benchmark")
     args = parser.parse_args()
     result: dict[str, Any] = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, "
                                          f"kernel {platform.release()}",
                               "criu": subprocess.run(["criu", "--version"], capture_output=True, text=True)
                               .stdout.splitlines()[0], "date": time.strftime("%Y-%m-%d")}
     with tempfile.TemporaryDirectory() as tmp:
-        result["raw"] = raw_criu(Path(tmp), args.samples)
-        result["executor"] = executor_criu(Path(tmp), args.samples)
-        for mode in ("held", "checkpointed"):
-            result[f"{args.runs}_waiting_{mode}"] = waiting_memory(Path(tmp), args.runs, mode)
+        if args.only != "memory":
+            result["load_average"] = os.getloadavg()
+            result["raw"] = raw_criu(Path(tmp), args.samples)
+            result["executor"] = executor_criu(Path(tmp), args.samples)
+            result["ratio"] = {k: round(result["executor"][k] / result["raw"][k], 2) for k in ("dump_ms", "restore_ms")}
+        if args.only != "timings":
+            for mode in ("held", "checkpointed"):
+                result[f"{args.runs}_waiting_{mode}"] = waiting_memory(Path(tmp), args.runs, mode)
+        result["load_average_after"] = os.getloadavg()
     print(json.dumps(result, indent=2))
 
 
