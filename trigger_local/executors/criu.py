@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,15 +33,34 @@ class Capability:
 
 
 async def _run(argv: list[str], timeout_s: float) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return -1, f"{argv[0]} {argv[1]} did not finish within {timeout_s:.0f} s"
-    return proc.returncode or 0, out.decode(errors="replace").strip()
+    """Run a command to its end; (exit code, its output). Spawned with posix_spawn (vfork-like)
+    and awaited through a pidfd: the event loop's own subprocess spawn forks the whole daemon,
+    ~8 ms more per call under uvloop (10 ms against 2 ms for `true`), paid twice per checkpoint."""
+    loop = asyncio.get_running_loop()
+    with tempfile.TemporaryFile() as out:
+        actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                   (os.POSIX_SPAWN_DUP2, out.fileno(), 1), (os.POSIX_SPAWN_DUP2, out.fileno(), 2)]
+        pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions)  # noqa: ASYNC221 - returns at exec
+        pidfd = os.pidfd_open(pid)
+        exited = loop.create_future()
+        loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+        timed_out = False
+        try:
+            await asyncio.wait_for(exited, timeout_s)
+        except TimeoutError:
+            timed_out = True
+            os.kill(pid, signal.SIGKILL)
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            if not exited.done() and not timed_out:  # cancelled: let it finish, reaped aside
+                threading.Thread(target=os.waitpid, args=(pid, 0), daemon=True).start()
+        # our child, unknown to the event loop: collect it (it has exited, or exits on SIGKILL)
+        _, status = os.waitpid(pid, 0)  # noqa: ASYNC222 - the process is already gone
+        if timed_out:
+            return -1, f"{argv[0]} {argv[1]} did not finish within {timeout_s:.0f} s"
+        out.seek(0)
+        return os.waitstatus_to_exitcode(status), out.read().decode(errors="replace").strip()
 
 
 async def check(criu: str) -> Capability:
