@@ -12,7 +12,8 @@
 2. the same through the daemon: a task waiting on a token is checkpointed, then restored (the
    dump_ms / restore_ms the executor records: the CRIU commands as the daemon runs them), and
    the whole way round: `run.waiting` → `run.checkpointed` (handshake + dump), and token
-   completed → the task's next line (restore + the run continuing);
+   completed → the task's next line (restore + the run continuing). 1 and 2 take turns, one
+   sample each, so that both see the same load;
 3. N runs each waiting on a token: summed RSS of the task processes when held, against when
    checkpointed (0 processes), and the disk per checkpoint.
 """
@@ -80,37 +81,34 @@ def _median(values: list[float]) -> float:
     return round(statistics.median(values), 1)
 
 
-def raw_criu(tmp: Path, samples: int) -> dict[str, Any]:
-    """`criu dump` / `criu restore` by hand, with the daemon's own argument lists."""
+def raw_sample(tmp: Path, i: int) -> tuple[float, float, int]:
+    """One `criu dump` / `criu restore` by hand, with the daemon's own argument lists:
+    (dump ms, restore ms, image bytes)."""
     project = tmp / "raw-project"
-    (project / "trigger").mkdir(parents=True)
-    (project / "trigger" / "bench.py").write_text(TASKS)
-    dumps, restores, sizes = [], [], []
-    for i in range(samples):
-        images = tmp / f"raw{i}"
-        images.mkdir()
-        log = tmp / "raw.log"
-        with log.open("ab") as out:
-            proc = subprocess.Popen([sys.executable, "-c", RAW, str(project)], cwd=project, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        _until("the by-hand process to be ready", lambda: log.read_text().count("ready") > i, 60)  # noqa: B023
-        time.sleep(0.2)
-        started = time.monotonic()
-        subprocess.run(criu.dump_argv("criu", proc.pid, images), check=True, stdout=subprocess.DEVNULL)
-        dumps.append(_ms(started))
-        proc.wait()
-        sizes.append(criu.images_size(images))
-        started = time.monotonic()
-        subprocess.run(criu.restore_argv("criu", images), check=True, stdout=subprocess.DEVNULL)
-        restores.append(_ms(started))
-        os.kill(proc.pid, 9)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(proc.pid, 0)  # restored as our child (--restore-sibling): reap it
-        shutil.rmtree(images)
-    return {"dump_ms": _median(dumps), "restore_ms": _median(restores),
-            "size_mib": round(statistics.median(sizes) / 2**20, 1),
-            "argv": " ".join(criu.dump_argv("criu", 0, Path("D"))) + " | "
-                    + " ".join(criu.restore_argv("criu", Path("D")))}
+    if not project.exists():
+        (project / "trigger").mkdir(parents=True)
+        (project / "trigger" / "bench.py").write_text(TASKS)
+    images = tmp / f"raw{i}"
+    images.mkdir()
+    log = tmp / f"raw{i}.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-c", RAW, str(project)], cwd=project, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    _until("the by-hand process to be ready", lambda: "ready" in log.read_text(), 60)
+    time.sleep(0.3)  # its start-up (imports) is over
+    started = time.monotonic()
+    subprocess.run(criu.dump_argv("criu", proc.pid, images), check=True, stdout=subprocess.DEVNULL)
+    dump_ms = _ms(started)
+    proc.wait()
+    size = criu.images_size(images)
+    started = time.monotonic()
+    subprocess.run(criu.restore_argv("criu", images), check=True, stdout=subprocess.DEVNULL)
+    restore_ms = _ms(started)
+    os.kill(proc.pid, 9)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(proc.pid, 0)  # restored as our child (--restore-sibling): reap it
+    shutil.rmtree(images)
+    return dump_ms, restore_ms, size
 
 
 def _token(b: bench.Bench) -> str:
@@ -136,33 +134,57 @@ def _event_time(trace: dict[str, Any], type_: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def executor_criu(tmp: Path, samples: int) -> dict[str, Any]:
+def daemon_sample(b: bench.Bench) -> dict[str, float]:
+    """A task waiting on a token is checkpointed, then the token is completed: the dump_ms /
+    restore_ms the executor records (its CRIU commands), and the whole way round."""
+    token = _token(b)
+    run_id = b.trigger("tokenwait", {"token": token, "mb": 0})
+    _until("a checkpoint", lambda: _checkpoints(b, run_id))
+    time.sleep(0.3)  # the run is suspended: its process is gone
+    sent = time.time()
+    b.http.post(f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": 1}).raise_for_status()
+    # poll gently: a 2 ms poll loop (Bench.wait_done) would compete with the restore for the
+    # 2 CPUs; the task stamps its own time, so this does not change the figure
+    _until("the run to finish", lambda: b.run(run_id)["isCompleted"], 60)
+    run = b.run(run_id)
+    trace = b.http.get(f"/api/v1/runs/{run_id}/trace").json()
+    ck = trace["checkpoints"][0]
+    return {"dump_ms": ck["dump_ms"], "restore_ms": ck["restore_ms"], "size": ck["size_bytes"],
+            "waiting_to_checkpointed_ms": (_event_time(trace, "run.checkpointed") - _event_time(trace, "run.waiting"))
+            * 1000, "token_to_next_line_ms": (run["output"]["resumed"] - sent) * 1000}
+
+
+def timings(tmp: Path, samples: int) -> dict[str, Any]:
+    """By hand and through the daemon, one sample of each in turn (the order alternating), so
+    that both see the same load on the shared CPUs."""
     b = _daemon(tmp / "exec", checkpoints="auto", max_processes=10)
+    raw: list[tuple[float, float, int]] = []
+    daemon: list[dict[str, float]] = []
     try:
-        dumps, restores, freezes, resumes = [], [], [], []
-        for _ in range(samples):
-            token = _token(b)
-            run_id = b.trigger("tokenwait", {"token": token, "mb": 0})
-            _until("a checkpoint", lambda: _checkpoints(b, run_id))  # noqa: B023
-            time.sleep(0.05)  # the run is suspended: its process is gone
-            sent = time.time()
-            b.http.post(f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": 1}).raise_for_status()
-            # poll gently: a 2 ms poll loop (Bench.wait_done) would compete with the restore
-            # for the 2 CPUs; the task stamps its own time, so this does not change the figure
-            _until("the run to finish", lambda: b.run(run_id)["isCompleted"], 60)  # noqa: B023
-            run = b.run(run_id)
-            resumes.append((run["output"]["resumed"] - sent) * 1000)
-            trace = b.http.get(f"/api/v1/runs/{run_id}/trace").json()
-            freezes.append((_event_time(trace, "run.checkpointed") - _event_time(trace, "run.waiting")) * 1000)
-            ck = trace["checkpoints"][0]
-            dumps.append(ck["dump_ms"])
-            restores.append(ck["restore_ms"])
-        return {"dump_ms": _median(dumps), "restore_ms": _median(restores),
-                "size_mib": round(ck["size_bytes"] / 2**20, 1),
-                "waiting_to_checkpointed_ms": _median(freezes), "token_to_next_line_ms": _median(resumes),
-                "samples": samples}
+        daemon_sample(b)  # warm-up: the first run starts the task process
+        for i in range(samples):
+            if i % 2:
+                daemon.append(daemon_sample(b))
+                raw.append(raw_sample(tmp, i))
+            else:
+                raw.append(raw_sample(tmp, i))
+                daemon.append(daemon_sample(b))
     finally:
         b.close()
+    out: dict[str, Any] = {
+        "samples": samples,
+        "raw": {"dump_ms": _median([r[0] for r in raw]), "restore_ms": _median([r[1] for r in raw]),
+                "size_mib": round(statistics.median(r[2] for r in raw) / 2**20, 1),
+                "argv": " ".join(criu.dump_argv("criu", 0, Path("D"))) + " | "
+                        + " ".join(criu.restore_argv("criu", Path("D")))},
+        "executor": {k: _median([d[k] for d in daemon]) for k in daemon[0] if k != "size"},
+    }
+    out["executor"]["size_mib"] = round(statistics.median(d["size"] for d in daemon) / 2**20, 1)
+    out["ratio_of_medians"] = {k: round(out["executor"][k] / out["raw"][k], 2) for k in ("dump_ms", "restore_ms")}
+    # each daemon sample against the by-hand sample taken next to it
+    out["median_pair_ratio"] = {k: round(statistics.median(d[k] / r[j] for d, r in zip(daemon, raw, strict=True)), 2)
+                                for j, k in enumerate(("dump_ms", "restore_ms"))}
+    return out
 
 
 def _worker_rss_mib(home: Path) -> tuple[int, float]:
@@ -232,9 +254,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.only != "memory":
             result["load_average"] = os.getloadavg()
-            result["raw"] = raw_criu(Path(tmp), args.samples)
-            result["executor"] = executor_criu(Path(tmp), args.samples)
-            result["ratio"] = {k: round(result["executor"][k] / result["raw"][k], 2) for k in ("dump_ms", "restore_ms")}
+            result.update(timings(Path(tmp), args.samples))
+            result["load_average_after_timings"] = os.getloadavg()
         if args.only != "timings":
             for mode in ("held", "checkpointed"):
                 result[f"{args.runs}_waiting_{mode}"] = waiting_memory(Path(tmp), args.runs, mode)
