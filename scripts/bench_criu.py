@@ -12,8 +12,9 @@
 2. the same through the daemon: a task waiting on a token is checkpointed, then restored (the
    dump_ms / restore_ms the executor records: the CRIU commands as the daemon runs them), and
    the whole way round: `run.waiting` → `run.checkpointed` (handshake + dump), and token
-   completed → the task's next line (restore + the run continuing). 1 and 2 take turns, one
-   sample each, so that both see the same load;
+   completed → the task's next line (restore + the run continuing). Also a copy of the
+   daemon's own images restored by hand just before the daemon restores them. 1 and 2 take
+   turns, one sample each, so that both see the same load;
 3. N runs each waiting on a token: summed RSS of the task processes when held, against when
    checkpointed (0 processes), and the disk per checkpoint.
 """
@@ -140,6 +141,19 @@ def daemon_sample(b: bench.Bench) -> dict[str, float]:
     token = _token(b)
     run_id = b.trigger("tokenwait", {"token": token, "mb": 0})
     _until("a checkpoint", lambda: _checkpoints(b, run_id))
+    ck = _checkpoints(b, run_id)[0]
+    # The fairest by-hand restore: a copy of these very images, restored and killed again
+    copy = Path(ck["path"] + ".copy")
+    shutil.copytree(ck["path"], copy)
+    time.sleep(0.3)
+    started = time.monotonic()
+    subprocess.run(criu.restore_argv("criu", copy), check=True, stdout=subprocess.DEVNULL)
+    same_images_ms = _ms(started)
+    os.kill(ck["pid"], 9)
+    os.waitpid(ck["pid"], 0)
+    shutil.rmtree(copy)
+    # the copy may have seen (and deleted) the freeze handshake's done file: put it back
+    (b.home / "freeze" / f"{run_id}.1").write_text("frozen")
     time.sleep(0.3)  # the run is suspended: its process is gone
     sent = time.time()
     b.http.post(f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": 1}).raise_for_status()
@@ -150,6 +164,7 @@ def daemon_sample(b: bench.Bench) -> dict[str, float]:
     trace = b.http.get(f"/api/v1/runs/{run_id}/trace").json()
     ck = trace["checkpoints"][0]
     return {"dump_ms": ck["dump_ms"], "restore_ms": ck["restore_ms"], "size": ck["size_bytes"],
+            "same_images_by_hand_restore_ms": same_images_ms,
             "waiting_to_checkpointed_ms": (_event_time(trace, "run.checkpointed") - _event_time(trace, "run.waiting"))
             * 1000, "token_to_next_line_ms": (run["output"]["resumed"] - sent) * 1000}
 
@@ -181,6 +196,8 @@ def timings(tmp: Path, samples: int) -> dict[str, Any]:
     }
     out["executor"]["size_mib"] = round(statistics.median(d["size"] for d in daemon) / 2**20, 1)
     out["ratio_of_medians"] = {k: round(out["executor"][k] / out["raw"][k], 2) for k in ("dump_ms", "restore_ms")}
+    out["restore_vs_same_images_by_hand"] = round(statistics.median(
+        d["restore_ms"] / d["same_images_by_hand_restore_ms"] for d in daemon), 2)
     # each daemon sample against the by-hand sample taken next to it
     out["median_pair_ratio"] = {k: round(statistics.median(d[k] / r[j] for d, r in zip(daemon, raw, strict=True)), 2)
                                 for j, k in enumerate(("dump_ms", "restore_ms"))}
