@@ -35,6 +35,35 @@ async def ck_token(payload, ctx):
         local.append(second.output["n"])
     return {"local": local, "pid": os.getpid(), "attempt": ctx.attempt.number}
 
+@task(id="ck-parent")
+async def ck_parent(payload, ctx):
+    parents = [os.getppid()]
+    for token in payload["tokens"]:
+        await wait.for_token(token)
+        parents.append(os.getppid())
+    return {"parents": parents, "pid": os.getpid()}
+
+@task(id="ck-completes-own-token")
+async def ck_completes_own_token(payload, ctx):
+    # A thread holds a connection to the daemon across the start of the wait (the daemon does
+    # not dump while it is open), completes the token once the run waits, then closes it.
+    import threading, time, httpx
+
+    connected = threading.Event()
+
+    def complete():
+        url, key = os.environ["TRIGGER_API_URL"], os.environ["TRIGGER_SECRET_KEY"]
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as http:
+            while http.get(f"/api/v3/runs/{ctx.run.id}").json()["status"] != "WAITING":
+                connected.set()
+                time.sleep(0.005)
+            http.post(f"/api/v1/waitpoints/tokens/{payload['token']}/complete", json={"data": {"n": 1}})
+
+    threading.Thread(target=complete).start()
+    connected.wait(10)
+    result = await wait.for_token(payload["token"])
+    return {"n": result.output["n"], "pid": os.getpid()}
+
 @task(id="ck-holds-socket")
 async def ck_holds_socket(payload, ctx):
     conn = socket.create_connection(("127.0.0.1", payload["port"]))

@@ -80,6 +80,23 @@ def test_two_token_waits_each_checkpoint_and_frees_the_process(ckd: DaemonProces
     assert _status(ckd)["executor"]["checkpoints"]["count"] == 0
 
 
+def test_restored_process_is_the_daemons_child_and_its_pid_is_free_once_dumped(ckd: DaemonProcess) -> None:
+    # A restored process left to init kept its pid as a zombie after its next dump until init
+    # reaped it (up to 2 s here), and the next restore waited for that pid.
+    assert ckd.proc is not None
+    t1, t2 = create_token(ckd), create_token(ckd)
+    run_id = ckd.trigger("ck-parent", {"tokens": [t1, t2]})
+    pid = wait_checkpointed(ckd, run_id)[0]["pid"]
+    assert not _pid_alive(pid)  # reaped before the checkpoint is recorded
+    complete_token(ckd, t1, 1)
+    assert wait_checkpointed(ckd, run_id, 2)[1]["pid"] == pid
+    assert not _pid_alive(pid)  # the restored process, dumped again: reaped by the daemon, no zombie
+    complete_token(ckd, t2, 2)
+    run = ckd.wait_status(run_id, timeout=30)
+    assert run["status"] == "COMPLETED", run
+    assert run["output"] == {"parents": [ckd.proc.pid] * 3, "pid": pid}
+
+
 def test_kill_9_daemon_with_checkpointed_runs_they_still_resume(ckd: DaemonProcess) -> None:
     tokens = [create_token(ckd) for _ in range(3)]
     runs = [ckd.trigger("ck-token", {"token": t}) for t in tokens]

@@ -42,10 +42,13 @@ def _doctor(d: DaemonProcess) -> str:
     return done.stdout + done.stderr
 
 
-def _held_then_completes(d: DaemonProcess, task: str = "ck-token", **payload: object) -> dict:
+def _held_then_completes(d: DaemonProcess, task: str = "ck-token", *, refused: bool = False,
+                         **payload: object) -> dict:
     token = create_token(d)
     run_id = d.trigger(task, {"token": token, **payload})
     waiting = wait_for(lambda: events(d, run_id, "run.waiting"), 30, what="the run to wait")[0]
+    if refused:  # a wait completed before the dump begins is not dumped at all: let it fail first
+        wait_for(lambda: events(d, run_id, "run.checkpoint_failed"), 30, what="the checkpoint to fail")
     complete_token(d, token, {"n": 7})
     run = d.wait_status(run_id, timeout=30)
     assert run["status"] == "COMPLETED" and run["attemptCount"] == 1, run
@@ -101,7 +104,7 @@ def test_dump_failing_mid_way_on_a_full_disk_keeps_the_process(tmp_path: Path) -
         pytest.skip(f"cannot mount a small tmpfs: {mounted.stderr.decode().strip()}")
     d = _daemon(tmp_path, TRIGGER_LOCAL_CHECKPOINT_DIR=str(small))
     try:
-        done = _held_then_completes(d)
+        done = _held_then_completes(d, refused=True)
         failed = events(d, done["run_id"], "run.checkpoint_failed")
         assert failed and "criu dump" in failed[0]["data"]["reason"], failed
         assert os.listdir(small) == []  # the partial images were removed
@@ -131,3 +134,13 @@ def test_failed_restore_fails_the_attempt_and_retries_from_the_start(criu_daemon
     expected = "restore.log" if damage == "pages-deleted" else "images are gone"
     assert expected in first["error"]["message"], first["error"]
     assert checkpoints(criu_daemon, run_id)[0]["status"] == "failed"
+
+
+def test_wait_completed_before_the_dump_begins_is_not_dumped(criu_daemon: DaemonProcess) -> None:
+    run_id = criu_daemon.trigger("ck-completes-own-token", {"token": create_token(criu_daemon)})
+    run = criu_daemon.wait_status(run_id, timeout=30)
+    assert run["status"] == "COMPLETED" and run["output"]["n"] == 1, run
+    assert events(criu_daemon, run_id, "run.waiting")  # it did wait (and was asked to freeze)
+    # no dump and restore for a run that no longer waits (unless the connection outlived the
+    # daemon's socket wait on a loaded machine: then the checkpoint was refused, also no dump)
+    assert checkpoints(criu_daemon, run_id) == []

@@ -13,6 +13,7 @@ A failed restore fails the attempt with CRIU's log excerpt; the retry policy dec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ import structlog
 from ..engine import Engine
 from ..ids import new_id
 from ..store.checkpoints import Checkpoint
-from ..store.models import DELAYED, FINAL_STATUSES, Run
+from ..store.models import DELAYED, FINAL_STATUSES, WAITING, Run
 from . import criu
 from .sockets import wait_pid_free, wait_until_no_tcp
 from .workers import BUSY, WorkerHandle, pid_is_worker
@@ -67,31 +68,49 @@ class Checkpointer:
     async def freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
         """Dump `worker`'s process; True when it is checkpointed (and gone)."""
         assert worker.pid is not None
-        if not await wait_until_no_tcp(worker.pid, SOCKET_WAIT_S):
-            await self.engine.checkpoint_refused(run_id, "the task process still holds a TCP connection, "
-                                                 "which CRIU cannot checkpoint: the run is held instead")
-            return False
-        images = self.root / run_id / new_id("checkpoint")
+        # Set before anything else: a resume() from now on waits for this decision. (Set only
+        # once the socket wait was over, a wait completing during it resumed the run on the
+        # live process, and the dump that followed left the EXECUTING run without a process.)
         worker.freezing = asyncio.get_running_loop().create_future()
         frozen = False
         try:
-            dump_ms = await criu.dump(self.settings.criu_path, worker.pid, images)
-            ck = Checkpoint(id=images.name, run_id=run_id, attempt=attempt, worker_id=worker.id, pid=worker.pid,
+            frozen = await self._freeze(worker, worker.pid, run_id, attempt)
+        finally:
+            worker.freezing.set_result(frozen)
+        return frozen
+
+    async def _freeze(self, worker: WorkerHandle, pid: int, run_id: str, attempt: int) -> bool:
+        if not await wait_until_no_tcp(pid, SOCKET_WAIT_S):
+            await self.engine.checkpoint_refused(run_id, "the task process still holds a TCP connection, "
+                                                 "which CRIU cannot checkpoint: the run is held instead")
+            return False
+        run = await self.engine.store.read().get_run(run_id)
+        if run is None or run.status != WAITING or run.attempt_count != attempt:
+            # the wait completed (or the run ended) before the dump began: a dump and a restore
+            # now would only delay the run; the process polls and continues
+            log.debug("not checkpointing: the run no longer waits", run=run_id, status=run and run.status)
+            return False
+        images = self.root / run_id / new_id("checkpoint")
+        try:
+            dump_ms = await criu.dump(self.settings.criu_path, pid, images)
+            # CRIU killed the process; once the executor has reaped it (worker.exited) its pid
+            # is free for the restore, which may be wanted at once (the wait completed meanwhile)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker.exited.wait(), PID_FREE_WAIT_S)
+            ck = Checkpoint(id=images.name, run_id=run_id, attempt=attempt, worker_id=worker.id, pid=pid,
                             path=str(images), status="", created_at=time.time(),
                             size_bytes=criu.images_size(images), dump_ms=round(dump_ms, 1))
-            frozen = True
             if await self.engine.record_checkpoint(ck):
                 self.by_worker[worker.id] = ck
                 log.info("run checkpointed", run=run_id, ms=ck.dump_ms, bytes=ck.size_bytes)
             else:
                 _remove(images)
+            return True
         except (criu.CriuError, OSError) as exc:
             _remove(images)
             log.warning("checkpoint failed: holding the run", run=run_id, error=str(exc)[:300])
             await self.engine.checkpoint_refused(run_id, f"checkpoint failed, the run is held: {exc}")
-        finally:
-            worker.freezing.set_result(frozen)
-        return frozen
+            return False
 
     # -- restoring --------------------------------------------------------------------------
     def checkpoint_of(self, run: Run) -> Checkpoint | None:
@@ -115,7 +134,9 @@ class Checkpointer:
             await self.engine.checkpoint_unusable(ck.id, message)
             await self.engine.worker_lost(run.id, run.attempt_count, message)
             return None
-        _remove(images)  # the process runs again: these images can never be used twice
+        # the process runs again: these images can never be used twice. Deleted in a thread:
+        # ~5 ms of unlinking on the event loop would delay the restored process's first poll
+        self.executor._spawn_task(asyncio.to_thread(_remove, images))
         await self.engine.checkpoint_restored(ck.id, restore_ms)
         log.info("run restored", run=run.id, pid=ck.pid, ms=round(restore_ms, 1))
         return WorkerHandle(id=ck.worker_id, version_id=run.version_id or "", pid=ck.pid,

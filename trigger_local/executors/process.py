@@ -30,6 +30,7 @@ from ..store.models import EXECUTING, FINAL_STATUSES, WAITING, Attempt, Run, Ver
 from ..tokens import run_token, worker_token
 from .base import Checkpoints
 from .checkpoints import Checkpointer
+from .sockets import is_child, reap
 from .workers import (
     BUSY,
     HELD,
@@ -363,7 +364,12 @@ class ProcessExecutor:
         if worker.proc is not None:
             worker.exit_code = await worker.proc.wait()
         elif worker.pid is not None:
+            # a restored process is our child (criu restore --restore-sibling): reap it, so that
+            # no zombie keeps its pid (a later restore needs it) and its exit code is known
+            ours = is_child(worker.pid)
             await watch_pid(worker.pid)
+            if ours:
+                worker.exit_code = await reap(worker.pid)
         worker.exited.set()
         if worker.freezing is not None and await worker.freezing:
             return  # CRIU dumped it: the process ended on purpose and the run is suspended
@@ -377,7 +383,7 @@ class ProcessExecutor:
                 # An adopted process (from before a daemon restart) is not our child: its exit
                 # status is unknown, so the attempt is not held against the run.
                 await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
-                                              interrupted=worker.proc is None)
+                                              interrupted=worker.proc is None and worker.exit_code is None)
         finally:
             self._wake()
 

@@ -20,7 +20,8 @@ from .results import Token, WaitResult
 from .worker_client import AttemptGone
 
 POLL_WAIT_S = 5
-FREEZE_STEP_S = 0.05
+FREEZE_STEP_S = 0.05  # longest step between two looks for the freeze handshake's done file
+FIRST_FREEZE_STEP_S = 0.002  # the first steps are short: a dump refused or skipped is told at once
 MAX_FREEZE_QUIET_S = 30.0  # bound on how long a daemon may ask the runtime to stay quiet
 
 
@@ -59,12 +60,14 @@ async def _offer_freeze(state: RunState) -> None:
     if not done:
         await asyncio.sleep(min(float(answer.get("pollAfterS") or 0), MAX_FREEZE_QUIET_S))
         return
-    # Quiet until the daemon writes `done` (dump over, seen after the restore; or dump failed).
+    # Quiet until the daemon writes `done` (dump over, seen after the restore; or no dump: it
+    # failed, or the wait completed first). Steps grow from 2 to 50 ms: the no-dump answers come
+    # within milliseconds, while 200 processes waiting for queued dumps must not spin.
     # Counted in steps, not by a clock: time spent frozen must not count.
-    for _ in range(int(MAX_FREEZE_QUIET_S / FREEZE_STEP_S)):
-        if os.path.exists(done):
-            break
-        await asyncio.sleep(FREEZE_STEP_S)
+    quiet, step = 0.0, FIRST_FREEZE_STEP_S
+    while quiet < MAX_FREEZE_QUIET_S and not os.path.exists(done):
+        await asyncio.sleep(step)
+        quiet, step = quiet + step, min(step * 2, FREEZE_STEP_S)
     with contextlib.suppress(OSError):
         os.unlink(done)
 
