@@ -33,7 +33,7 @@ from docker.errors import DockerException
 from ..engine import Engine
 from ..ids import new_id
 from ..store.checkpoints import Checkpoint
-from ..store.models import DELAYED, FINAL_STATUSES, Run
+from ..store.models import DELAYED, FINAL_STATUSES, WAITING, Run
 from . import criu
 from .sockets import wait_until_no_tcp
 from .workers import WorkerHandle
@@ -156,33 +156,44 @@ class DockerCheckpointer:
 
     # -- freezing ---------------------------------------------------------------------------
     async def freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
+        # Set first, as for a process (executors/checkpoints.py): a resume() from now on waits
+        # for this decision instead of racing a dump that is about to stop the container.
+        worker.freezing = asyncio.get_running_loop().create_future()
+        frozen = False
+        try:
+            frozen = await self._freeze(worker, run_id, attempt)
+        finally:
+            worker.freezing.set_result(frozen)
+        return frozen
+
+    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
         container: Any = getattr(worker, "container", None)
         pid = await asyncio.to_thread(_main_pid, container)
         if not pid or not await wait_until_no_tcp(pid, SOCKET_WAIT_S):
             await self.engine.checkpoint_refused(run_id, "the task container still holds a TCP connection (or "
                                                  "is not running), which CRIU cannot checkpoint: the run is held")
             return False
+        run = await self.engine.store.read().get_run(run_id)
+        if run is None or run.status != WAITING or run.attempt_count != attempt:
+            log.debug("not checkpointing: the run no longer waits", run=run_id, status=run and run.status)
+            return False  # the wait completed before the dump began: the container just continues
         name = new_id("checkpoint")
-        worker.freezing = asyncio.get_running_loop().create_future()
-        frozen = False
         try:
             dump_ms = await asyncio.to_thread(create, self.executor.client, container.id, name)
             path = self._path(container.id, name)
             ck = Checkpoint(id=name, run_id=run_id, attempt=attempt, worker_id=worker.id, pid=pid, path=str(path),
                             status="", created_at=time.time(), executor=EXECUTOR,
                             size_bytes=criu.images_size(path), dump_ms=round(dump_ms, 1))
-            frozen = True
             if await self.engine.record_checkpoint(ck):
                 self.by_worker[worker.id] = ck
                 log.info("run's container checkpointed", run=run_id, ms=ck.dump_ms, bytes=ck.size_bytes)
             else:  # the attempt ended during the dump: nothing will restore it
                 await asyncio.to_thread(self.executor.discard_container, worker.id)
+            return True
         except (DockerCheckpointError, DockerException, OSError) as exc:
             log.warning("container checkpoint failed: holding the run", run=run_id, error=str(exc)[:300])
             await self.engine.checkpoint_refused(run_id, f"checkpoint failed, the run is held: {exc}")
-        finally:
-            worker.freezing.set_result(frozen)
-        return frozen
+            return False
 
     # -- restoring --------------------------------------------------------------------------
     def checkpoint_of(self, run: Run) -> Checkpoint | None:
