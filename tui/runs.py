@@ -71,7 +71,7 @@ class RunsView(Vertical):
         self.unseen = 0
         self.filters: Json = {}
         self.text = ""
-        self.soon = Coalesce(self, self.reload)
+        self.soon = Coalesce(self, self.show_new)
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: status:failed task:hello tag:x text  (enter applies)", id="runs-filter")
@@ -107,12 +107,24 @@ class RunsView(Vertical):
 
     @work(exclusive=True, group="runs-reload", exit_on_error=False)
     async def reload(self) -> None:
+        """The first page again (filter changed, `g`, back from another tab)."""
+        await self._load_first(only_at_top=False)
+
+    @work(exclusive=True, group="runs-reload", exit_on_error=False)
+    async def show_new(self) -> None:
+        """New runs arrived while the user watches the top; dropped if they moved away meanwhile."""
+        await self._load_first(only_at_top=True)
+
+    async def _load_first(self, only_at_top: bool) -> None:
         self.loading = True
         try:
-            runs, self.next_page = await self._page(None)
+            runs, next_page = await self._page(None)
         finally:
             self.loading = False
         table = self.table
+        if only_at_top and table.cursor_row > 0:
+            return  # the user started reading: the rows under the cursor stay put (`g` shows new ones)
+        self.next_page = next_page
         table.clear()
         self.runs, self.unseen = {}, 0
         self._append(runs)
