@@ -28,7 +28,8 @@ from .waitpoints import WaitpointsView
 TABS = ("runs", "waitpoints", "queues", "schedules")
 
 
-EVENT_BATCH_S = 0.1
+EVENT_BATCH_S = 0.2
+STREAM_EXCLUDES = ("run.logs",)
 
 
 class Dashboard(App[None]):
@@ -66,7 +67,7 @@ class Dashboard(App[None]):
 
     def on_mount(self) -> None:
         self.query_one("#runs-table", DataTable).focus()
-        # events are applied in batches, at most 10 times a second: at hundreds of runs per
+        # events are applied in batches, at most 5 times a second: at hundreds of runs per
         # second, handling each event on its own kept the app too busy to answer a keypress
         self.set_interval(EVENT_BATCH_S, self._flush_events)
         self.follow_events()
@@ -104,7 +105,9 @@ class Dashboard(App[None]):
 
     @work(group="stream")
     async def follow_events(self) -> None:
-        async for event in stream_events(self.api, on_state=self.set_live):
+        # log lines are most of the stream at load and no tab shows them: the run detail
+        # screen opens a stream of its own run for those
+        async for event in stream_events(self.api, exclude=STREAM_EXCLUDES, on_state=self.set_live):
             if event.get("type") == OPEN:
                 continue
             self.events_seen += 1
@@ -119,9 +122,6 @@ class Dashboard(App[None]):
         except NoMatches:
             return  # the app is closing: its widgets are already gone
 
-    def dispatch_event(self, event: Json) -> None:
-        self.dispatch_events([event])
-
     def dispatch_events(self, events: list[Json]) -> None:
         """Hand events to the views that can show them now (hidden tabs reload when shown)."""
         detail = self.screen if isinstance(self.screen, RunDetail) else None
@@ -133,11 +133,11 @@ class Dashboard(App[None]):
         kinds = {"runs": RunsView, "waitpoints": WaitpointsView, "queues": QueuesView}
         # the runs table is kept current even when hidden: it is what the user comes back to
         views = [view for name, kind in kinds.items() if name in (active_name, "runs") for view in self.query(kind)]
-        for event in events:
-            if detail is not None:
+        for view in views:
+            view.on_daemon_events(events)
+        if detail is not None:
+            for event in events:
                 detail.on_daemon_event(event)
-            for view in views:
-                view.on_daemon_event(event)
 
     def refresh_views(self) -> None:
         for kind in (RunsView, WaitpointsView, QueuesView, SchedulesView):

@@ -23,6 +23,9 @@ from .common import FINAL, Coalesce, Json, clock_time, duration, parse_iso, stat
 PAGE = 100
 #: how close to the last loaded row the cursor gets before the next page is asked for
 PREFETCH_ROWS = 30
+#: while the cursor is on the newest run, new runs appear at most this often (each time is a
+#: request for the first page and a redraw of the table)
+SHOW_NEW_S = 0.5
 COLUMNS = ("id", "task", "status", "started", "duration", "tags", "version")
 STATUS_WORDS = {"QUEUED", "DELAYED", "DEQUEUED", "EXECUTING", "WAITING", "COMPLETED", "FAILED", "CANCELED",
                 "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT", "PENDING_VERSION"}
@@ -59,7 +62,7 @@ class RunsView(Vertical):
     ]
     DEFAULT_CSS = """
     RunsView #runs-filter { height: 3; }
-    RunsView #runs-title { height: 1; padding: 0 1; color: $text-muted; }
+    RunsView #runs-title { height: 1; width: 1fr; padding: 0 1; color: $text-muted; }
     """
 
     def __init__(self, api: ApiClient) -> None:
@@ -71,7 +74,9 @@ class RunsView(Vertical):
         self.unseen = 0
         self.filters: Json = {}
         self.text = ""
-        self.soon = Coalesce(self, self.show_new)
+        #: loaded runs whose row changed while off screen: redrawn when they scroll into view
+        self.stale: set[str] = set()
+        self.soon = Coalesce(self, self.show_new, SHOW_NEW_S)
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: status:failed task:hello tag:x text  (enter applies)", id="runs-filter")
@@ -86,12 +91,14 @@ class RunsView(Vertical):
         return self.query_one("#runs-table", DataTable)
 
     def on_mount(self) -> None:
+        self.watch(self.table, "scroll_y", self.redraw_stale, init=False)
         self.reload()
 
     def _title(self) -> None:
         more = "" if self.next_page is None else "+"
         news = f" · {self.unseen} new (g)" if self.unseen else ""
-        self.query_one("#runs-title", Label).update(f"{len(self.runs)}{more} runs{news}")
+        # a fixed-size label: no layout pass of the whole screen for a new count
+        self.query_one("#runs-title", Label).update(f"{len(self.runs)}{more} runs{news}", layout=False)
 
     def _wanted(self, run: Json) -> bool:
         if not self.text:
@@ -126,7 +133,7 @@ class RunsView(Vertical):
             return  # the user started reading: the rows under the cursor stay put (`g` shows new ones)
         self.next_page = next_page
         table.clear()
-        self.runs, self.unseen = {}, 0
+        self.runs, self.unseen, self.stale = {}, 0, set()
         self._append(runs)
 
     def _append(self, runs: list[Json]) -> None:
@@ -157,33 +164,52 @@ class RunsView(Vertical):
         self.table.focus()
         self.reload()
 
-    def on_daemon_event(self, event: Json) -> None:
-        """A run's status changed: update its row, or note a new run."""
-        data = event.get("data") or {}
-        run_id, status = event.get("runId"), data.get("status")
-        if not run_id or status is None:
-            return
-        known = self.runs.get(run_id)
-        if known is not None:
-            self._update_row(known, status, event.get("at"))
-        elif event.get("type") == "run.created":
-            self.unseen += 1
+    def on_daemon_events(self, events: list[Json]) -> None:
+        """A batch from the stream: note each loaded run's new status, redraw only the rows on
+        screen (the rest when they scroll into view), and count or show new runs."""
+        created = 0
+        for event in events:
+            data = event.get("data") or {}
+            run_id, status = event.get("runId"), data.get("status")
+            if not run_id or status is None:
+                continue
+            known = self.runs.get(run_id)
+            if known is not None:
+                self._note(known, status, event.get("at"))
+                self.stale.add(run_id)
+            elif event.get("type") == "run.created":
+                created += 1
+        self.redraw_stale()
+        if created:
+            self.unseen += created
             if self.table.cursor_row <= 0 and len(self.runs) <= PAGE * 5:
                 self.soon()  # the user watches the top: show new runs, once per burst
             else:
                 self._title()
 
-    def _update_row(self, run: Json, status: str, at: Any) -> None:
+    @staticmethod
+    def _note(run: Json, status: str, at: Any) -> None:
         # the event's own time gives start and duration: no request per run at 200 runs/s
         run["status"] = status
-        table = self.table
-        table.update_cell(run["id"], "status", status_text(status))
         if status == "EXECUTING" and not run.get("startedAt"):
             run["startedAt"] = at
-            table.update_cell(run["id"], "started", clock_time(at))
         started, ended = parse_iso(run.get("startedAt")), parse_iso(at)
         if status in FINAL and started is not None and ended is not None:
-            table.update_cell(run["id"], "duration", duration((ended - started) * 1000))
+            run["durationMs"] = (ended - started) * 1000
+
+    def redraw_stale(self, *_: Any) -> None:
+        """Rewrite the cells of changed runs that are on screen. Any cell update makes the
+        table render all its visible rows again, so a batch that changes none costs nothing."""
+        if not self.stale:
+            return
+        table = self.table
+        top = int(table.scroll_y)
+        shown = range(top, top + table.scrollable_content_region.height)
+        for run_id in [r for r in self.stale if r in self.runs and table.get_row_index(r) in shown]:
+            self.stale.discard(run_id)
+            run = self.runs[run_id]
+            for column, value in zip(COLUMNS[2:5], row_of(run)[2:5], strict=True):
+                table.update_cell(run_id, column, value)
 
     def selected(self) -> str | None:
         table = self.table

@@ -122,8 +122,8 @@ class WaitpointsView(Vertical):
     def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
         self.action_complete()
 
-    def on_daemon_event(self, event: Json) -> None:
-        if str(event.get("type", "")).startswith("waitpoint."):
+    def on_daemon_events(self, events: list[Json]) -> None:
+        if any(str(e.get("type", "")).startswith("waitpoint.") for e in events):
             self.soon()
 
     def action_complete(self) -> None:
