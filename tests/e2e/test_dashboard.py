@@ -57,7 +57,7 @@ async def test_runs_table_updates_when_a_run_finishes(ready: DaemonProcess) -> N
         await until(pilot, lambda: table.row_count == 0, "the filter to hide the sleeper run")
 
 
-async def test_completing_a_token_from_the_dialog_finishes_the_waiting_run(ready: DaemonProcess) -> None:
+async def test_token_lists_its_blocked_run_and_completing_it_from_the_dialog_finishes_the_run(ready: DaemonProcess) -> None:
     run_id = ready.trigger("token-waiter", {})
     ready.wait_status(run_id, "WAITING")
     app = dashboard(ready)
@@ -66,7 +66,12 @@ async def test_completing_a_token_from_the_dialog_finishes_the_waiting_run(ready
         table = app.query_one("#tokens-table", DataTable)
         await until(pilot, lambda: table.row_count and "WAITING" in cell(table, table.coordinate_to_cell_key(
             table.cursor_coordinate).row_key.value, "status"), "a waiting token")
-        assert "callback URL" in str(app.query_one("#token-url", Static).render())
+        token_id = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        # the runs blocked on the token: in its row and, all of them, under the table
+        assert cell(table, token_id, "runs") == run_id
+        below = str(app.query_one("#token-url", Static).render())
+        assert f"blocked: {run_id}" in below and "callback URL" in below
+        assert ready.api("GET", f"/api/v1/waitpoints/tokens/{token_id}").json()["blockedRunIds"] == [run_id]
         await pilot.press("enter")
         dialog = await until(pilot, lambda: isinstance(app.screen, JsonDialog) and app.screen, "the dialog")
         dialog.query_one("#json-input", Input).value = "{not json"
@@ -78,8 +83,9 @@ async def test_completing_a_token_from_the_dialog_finishes_the_waiting_run(ready
         await pilot.press("enter")
         done = ready.wait_status(run_id)
         assert done["status"] == "COMPLETED" and done["output"] == {"ok": True, "output": {"approved": True}}
-        await until(pilot, lambda: "COMPLETED" in "".join(cell(table, k.value, "status") for k in table.rows),
-                    "the token shown as completed")
+        await until(pilot, lambda: "COMPLETED" in cell(table, token_id, "status"), "the token shown as completed")
+        assert cell(table, token_id, "runs") == run_id  # done tokens still say which run waited
+        assert f"waited: {run_id}" in str(app.query_one("#token-url", Static).render())
 
 
 async def test_pausing_a_queue_from_the_queues_tab_stops_new_starts(ready: DaemonProcess) -> None:

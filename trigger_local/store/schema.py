@@ -272,4 +272,9 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX runs_batch_status ON runs(batch_id, status) WHERE batch_id IS NOT NULL;
     """,
+    # the token list says which runs waited on each token, also after they went on (issue #5):
+    # `run.waiting` events name the waitpoint, and this finds them without reading every event
+    """
+    CREATE INDEX events_waited_on ON events(json_extract(data, '$.waitpoint_id')) WHERE type = 'run.waiting';
+    """,
 ]
