@@ -35,11 +35,12 @@ STREAM_EXCLUDES = ("run.logs",)
 class Dashboard(App[None]):
     TITLE = "trigger-local"
     BINDINGS = [
-        Binding("1", "tab('runs')", "Runs"),
-        Binding("2", "tab('waitpoints')", "Waitpoints"),
-        Binding("3", "tab('queues')", "Queues"),
-        Binding("4", "tab('schedules')", "Schedules"),
-        Binding("o", "open_run", "Open run"),
+        # the tabs' own titles say their keys: the footer keeps its room for the others
+        Binding("1", "tab('runs')", "Runs", show=False),
+        Binding("2", "tab('waitpoints')", "Waitpoints", show=False),
+        Binding("3", "tab('queues')", "Queues", show=False),
+        Binding("4", "tab('schedules')", "Schedules", show=False),
+        Binding("o", "open_run", "Open"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -63,7 +64,7 @@ class Dashboard(App[None]):
                 yield QueuesView(self.api)
             with TabPane("Schedules 4", id="schedules"):
                 yield SchedulesView(self.api)
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; the keys need the room
 
     def on_mount(self) -> None:
         self.query_one("#runs-table", DataTable).focus()

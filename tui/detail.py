@@ -85,7 +85,7 @@ class RunDetail(Screen[None]):
                 yield RichLog(id="run-logs", wrap=False, markup=False, max_lines=5000)
             with VerticalScroll(id="run-facts"):
                 yield Static("", id="run-facts-text")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; the keys need the room
 
     def on_mount(self) -> None:
         self.app.sync_header(self.query_one("DaemonHeader"))  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Input, Label
 from trigger_local.sdk.client import ApiClient
 
 from .common import FINAL, Coalesce, Json, clock_time, duration, parse_iso, status_text
+from .table import RunsTable
 
 PAGE = 100
 #: how close to the last loaded row the cursor gets before the next page is asked for
@@ -70,7 +71,10 @@ class RunsView(Vertical):
         self.api = api
         self.runs: dict[str, Json] = {}
         self.next_page: str | None = None
-        self.loading = False
+        #: a next page is on its way (only one at a time: a held pagedown must not cancel it)
+        self.more_pending = False
+        #: bumped each time the first page is read again, so a late next page is dropped
+        self.generation = 0
         self.unseen = 0
         self.filters: Json = {}
         self.text = ""
@@ -81,7 +85,7 @@ class RunsView(Vertical):
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: status:failed task:hello tag:x text  (enter applies)", id="runs-filter")
         yield Label("", id="runs-title")
-        table: DataTable[Any] = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         for name in COLUMNS:
             table.add_column(name, key=name)
         yield table
@@ -123,14 +127,11 @@ class RunsView(Vertical):
         await self._load_first(only_at_top=True)
 
     async def _load_first(self, only_at_top: bool) -> None:
-        self.loading = True
-        try:
-            runs, next_page = await self._page(None)
-        finally:
-            self.loading = False
+        runs, next_page = await self._page(None)
         table = self.table
         if only_at_top and table.cursor_row > 0:
             return  # the user started reading: the rows under the cursor stay put (`g` shows new ones)
+        self.generation += 1
         self.next_page = next_page
         table.clear()
         self.runs, self.unseen, self.stale = {}, 0, set()
@@ -144,20 +145,28 @@ class RunsView(Vertical):
                 table.add_row(*row_of(run), key=run["id"])
         self._title()
 
-    @work(exclusive=True, group="runs-more", exit_on_error=False)
-    async def load_more(self) -> None:
-        if self.next_page is None or self.loading:
+    def want_more(self) -> None:
+        """Ask for the next page once the cursor nears the last loaded row; one at a time."""
+        table = self.table
+        if self.more_pending or self.next_page is None or table.cursor_row < table.row_count - PREFETCH_ROWS:
             return
-        self.loading = True
-        try:
-            runs, self.next_page = await self._page(self.next_page)
-        finally:
-            self.loading = False
-        self._append(runs)
+        self.more_pending = True
+        self.load_more(self.next_page, self.generation)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.cursor_row >= self.table.row_count - PREFETCH_ROWS:
-            self.load_more()
+    @work(group="runs-more", exit_on_error=False)
+    async def load_more(self, after: str, generation: int) -> None:
+        try:
+            runs, next_page = await self._page(after)
+        finally:
+            self.more_pending = False
+        if generation != self.generation:
+            return  # the first page was read again meanwhile: this page continues an old list
+        self.next_page = next_page
+        self._append(runs)
+        self.want_more()  # still near the end: pagedown held down, or a text filter hid the page
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self.want_more()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.filters, self.text = parse_filter(event.value)
