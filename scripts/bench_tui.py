@@ -52,6 +52,13 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK_S
 
 
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def load(url: str, key: str, rate: int, stop: Any, sent: Any) -> None:
     """The load generator (its own process): `rate` runs/s, in batches of a tenth of that."""
     api = SyncApiClient(url, key)
@@ -137,31 +144,39 @@ async def measure(url: str, key: str, seconds: float, shots: Path | None) -> lis
     return samples
 
 
-async def page_through(url: str, key: str, total: int) -> tuple[list[float], list[float], float]:
-    """Page-down latencies through every run, the latency of each page fetched on the way,
-    and the seconds to reach the last one."""
+async def page_through(url: str, key: str) -> tuple[list[float], list[float], list[float], float]:
+    """Page-down latencies from the newest run to the oldest, the waits at the last loaded row
+    for the next page, then page-up latencies for as many presses back (the table holds a
+    window of rows: going back reads the newer pages again), and the seconds to the oldest."""
     app = Dashboard(ApiClient(url, key))
-    samples: list[float] = []
+    downs: list[float] = []
     fetches: list[float] = []
+    ups: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
         view: Any = app.query_one("#runs-view")
         table: Any = view.table
-        clock = FrameClock(app, lambda: table.cursor_row)
+        clock = FrameClock(app, lambda: (table.cursor_row, key_at(table, table.cursor_row)))
         while table.row_count == 0:
             await pilot.pause(0.05)
         started = time.perf_counter()
-        while table.cursor_row < total - 1:
-            before, loaded = table.cursor_row, table.row_count
-            if before >= loaded - 1:  # at the last loaded row: the next page is on its way
+        while not (view.next_page is None and table.cursor_row >= table.row_count - 1):
+            here = key_at(table, table.cursor_row)
+            if table.cursor_row >= table.row_count - 1:  # at the last loaded row: the next page is on its way
                 t = time.perf_counter()
-                while table.row_count == loaded:
+                while key_at(table, table.row_count - 1) == here and view.next_page is not None:
+                    if time.perf_counter() - t > 30:
+                        raise TimeoutError(f"stuck at {here}: no next page within 30 s")
                     await asyncio.sleep(0.002)
                 fetches.append((time.perf_counter() - t) * 1000)
                 continue
-            target = min(before + table.scrollable_content_region.height - 1, table.row_count - 1)
-            samples.append(await press(app, clock, "pagedown", lambda at, row=target: at == row))
+            downs.append(await press(app, clock, "pagedown", lambda at, run=here: at[1] != run))
         elapsed = time.perf_counter() - started
-    return samples, fetches, elapsed
+        for _ in range(len(downs)):
+            here = key_at(table, table.cursor_row)
+            if table.cursor_row == 0:
+                break
+            ups.append(await press(app, clock, "pageup", lambda at, run=here: at[1] != run))
+    return downs, fetches, ups, elapsed
 
 
 def summary(name: str, samples: list[float]) -> str:
@@ -209,11 +224,13 @@ def run_load(d: DaemonProcess, args: argparse.Namespace) -> None:
 def run_paging(d: DaemonProcess, args: argparse.Namespace) -> None:
     fill_s = fill(d, args.runs)
     print(f"{args.runs} runs created by batch trigger in {fill_s:.1f}s (queue paused: they stay QUEUED)")
-    samples, fetches, elapsed = asyncio.run(page_through(d.url, d.key, args.runs))
-    print(f"page-down from the newest to the oldest of {args.runs} runs: {elapsed:.1f}s, "
-          f"{len(fetches)} pages fetched on the way")
-    print(summary("page-down→redraw", samples))
+    downs, fetches, ups, elapsed = asyncio.run(page_through(d.url, d.key))
+    print(f"page-down from the newest to the oldest of {args.runs + 1} runs: {elapsed:.1f}s, "
+          f"{len(fetches)} waits at the last loaded row")
+    print(summary("page-down→redraw", downs))
     print(summary("waiting at the last loaded row for the next page", fetches))
+    print(summary("page-up→redraw (back through pages read again)", ups))
+    print(f"dashboard RSS at the end: {rss_mib(os.getpid()):.0f} MiB")
 
 
 def main() -> None:

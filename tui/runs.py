@@ -24,6 +24,10 @@ from .table import RunsTable
 PAGE = 100
 #: how close to the last loaded row the cursor gets before the next page is asked for
 PREFETCH_ROWS = 30
+#: the most rows the table holds: Textual's DataTable does work in proportion to its rows on
+#: every cursor move, so past this the rows farthest from the cursor are dropped (and read
+#: again from the API when the cursor comes back)
+MAX_ROWS = 500
 #: while the cursor is on the newest run, new runs appear at most this often (each time is a
 #: request for the first page and a redraw of the table)
 SHOW_NEW_S = 0.5
@@ -73,6 +77,9 @@ class RunsView(Vertical):
         self.next_page: str | None = None
         #: a next page is on its way (only one at a time: a held pagedown must not cancel it)
         self.more_pending = False
+        #: the first row's id when newer runs were dropped from the table (None: it starts at
+        #: the newest run)
+        self.prev_page: str | None = None
         #: bumped each time the first page is read again, so a late next page is dropped
         self.generation = 0
         self.unseen = 0
@@ -99,7 +106,7 @@ class RunsView(Vertical):
         self.reload()
 
     def _title(self) -> None:
-        more = "" if self.next_page is None else "+"
+        more = "" if self.next_page is None and self.prev_page is None else "+"
         news = f" · {self.unseen} new (g)" if self.unseen else ""
         # a fixed-size label: no layout pass of the whole screen for a new count
         self.query_one("#runs-title", Label).update(f"{len(self.runs)}{more} runs{news}", layout=False)
@@ -111,10 +118,10 @@ class RunsView(Vertical):
             " ".join(run.get("tags") or [])
         return all(word in hay.lower() for word in self.text.split())
 
-    async def _page(self, after: str | None) -> tuple[list[Json], str | None]:
+    async def _page(self, after: str | None = None, before: str | None = None) -> tuple[list[Json], Json]:
         page = await self.api.list_runs(status=self.filters.get("status"), task=self.filters.get("task"),
-                                        tag=self.filters.get("tag"), limit=PAGE, after=after)
-        return list(page.get("data") or []), (page.get("pagination") or {}).get("next")
+                                        tag=self.filters.get("tag"), limit=PAGE, after=after, before=before)
+        return list(page.get("data") or []), page.get("pagination") or {}
 
     @work(exclusive=True, group="runs-reload", exit_on_error=False)
     async def reload(self) -> None:
@@ -127,12 +134,12 @@ class RunsView(Vertical):
         await self._load_first(only_at_top=True)
 
     async def _load_first(self, only_at_top: bool) -> None:
-        runs, next_page = await self._page(None)
+        runs, pagination = await self._page()
         table = self.table
         if only_at_top and table.cursor_row > 0:
             return  # the user started reading: the rows under the cursor stay put (`g` shows new ones)
         self.generation += 1
-        self.next_page = next_page
+        self.next_page, self.prev_page = pagination.get("next"), None
         table.clear()
         self.runs, self.unseen, self.stale = {}, 0, set()
         self._append(runs)
@@ -145,25 +152,63 @@ class RunsView(Vertical):
                 table.add_row(*row_of(run), key=run["id"])
         self._title()
 
-    def want_more(self) -> None:
-        """Ask for the next page once the cursor nears the last loaded row; one at a time."""
+    def _show_window(self, runs: list[Json]) -> None:
+        """Show these rows instead, the run under the cursor where it was on screen."""
         table = self.table
-        if self.more_pending or self.next_page is None or table.cursor_row < table.row_count - PREFETCH_ROWS:
+        keep, on_screen = self.selected(), table.cursor_row - int(table.scroll_y)
+        table.clear()
+        self.runs, self.stale = {}, set()
+        self._append(runs)
+        if keep in self.runs:
+            row = table.get_row_index(keep)
+            table.move_cursor(row=row, scroll=False)
+            # the new rows' height is only known after a refresh: scroll then
+            table.call_after_refresh(table.scroll_to, y=max(0, row - on_screen), animate=False)
+
+    def want_more(self) -> None:
+        """Ask for the next page once the cursor nears the last loaded row, or the newer page
+        once it nears the first while newer ones were dropped; one request at a time."""
+        table = self.table
+        if self.more_pending:
             return
-        self.more_pending = True
-        self.load_more(self.next_page, self.generation)
+        if self.next_page is not None and table.cursor_row >= table.row_count - PREFETCH_ROWS:
+            self.more_pending = True
+            self.load_older(self.next_page, self.generation)
+        elif self.prev_page is not None and table.cursor_row < PREFETCH_ROWS:
+            self.more_pending = True
+            self.load_newer(self.prev_page, self.generation)
 
     @work(group="runs-more", exit_on_error=False)
-    async def load_more(self, after: str, generation: int) -> None:
+    async def load_older(self, after: str, generation: int) -> None:
         try:
-            runs, next_page = await self._page(after)
+            runs, pagination = await self._page(after=after)
         finally:
             self.more_pending = False
         if generation != self.generation:
             return  # the first page was read again meanwhile: this page continues an old list
-        self.next_page = next_page
+        self.next_page = pagination.get("next")
         self._append(runs)
+        if len(self.runs) > MAX_ROWS:  # the table holds a window: drop the newest rows
+            window = list(self.runs.values())[-MAX_ROWS:]
+            self.prev_page = window[0]["id"]
+            self._show_window(window)
         self.want_more()  # still near the end: pagedown held down, or a text filter hid the page
+
+    @work(group="runs-more", exit_on_error=False)
+    async def load_newer(self, before: str, generation: int) -> None:
+        try:
+            runs, pagination = await self._page(before=before)
+        finally:
+            self.more_pending = False
+        if generation != self.generation:
+            return
+        self.prev_page = pagination.get("previous")
+        window = [r for r in runs if r["id"] not in self.runs] + list(self.runs.values())
+        if len(window) > MAX_ROWS:  # and drop the oldest
+            window = window[:MAX_ROWS]
+            self.next_page = window[-1]["id"]
+        self._show_window(window)
+        self.want_more()
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self.want_more()
@@ -191,7 +236,7 @@ class RunsView(Vertical):
         self.redraw_stale()
         if created:
             self.unseen += created
-            if self.table.cursor_row <= 0 and len(self.runs) <= PAGE * 5:
+            if self.table.cursor_row <= 0 and self.prev_page is None and len(self.runs) <= PAGE * 5:
                 self.soon()  # the user watches the top: show new runs, once per burst
             else:
                 self._title()

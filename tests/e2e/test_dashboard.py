@@ -6,10 +6,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from textual import events
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static, Tree
+from textual.widgets import DataTable, Input, Label, Static, Tree
 
-from trigger_local.sdk.client import ApiClient
+from trigger_local.sdk.client import ApiClient, SyncApiClient
 from tui.app import Dashboard
 from tui.common import DaemonHeader
 from tui.detail import RunDetail
@@ -129,3 +130,21 @@ async def test_trace_tree_of_a_parent_has_attempt_wait_and_child(ready: DaemonPr
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, RunDetail) and app.screen.run_id == child_id,
                     "the child's detail")
+
+
+async def test_runs_table_reads_the_next_pages_while_pagedown_is_held(ready: DaemonProcess) -> None:
+    ready.wait_status(ready.trigger("hello", {}))  # the queue exists once a run used it
+    ready.api("POST", "/api/v1/queues/hello/pause", json={"type": "task", "action": "pause"}).raise_for_status()
+    SyncApiClient(ready.url, ready.key).batch_trigger([{"task": "hello", "payload": "{}"} for _ in range(260)])
+    app = dashboard(ready)
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.query_one("#runs-table", DataTable)
+        await until(pilot, lambda: table.row_count == 100, "the first page (and no more)")
+        for loaded in (100, 200, 261):
+            # keys faster than pages arrive: a later key must not cancel the page on its way
+            for _ in range(6):
+                app._driver.send_message(events.Key("pagedown", None))  # type: ignore[union-attr]
+            await until(pilot, lambda n=loaded: table.row_count > n or table.row_count == 261,
+                        f"the page after row {loaded}")
+        assert table.row_count == 261
+        assert str(app.query_one("#runs-title", Label).render()).startswith("261 runs")
