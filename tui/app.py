@@ -49,6 +49,7 @@ class Dashboard(App[None]):
         self.api = api
         self.api_url = api.endpoint.base_url
         self.live = False
+        self.was_live = False
         self.status_info: Json = {}
         self.events_seen = 0
         self._pending: list[Json] = []
@@ -93,7 +94,9 @@ class Dashboard(App[None]):
             header.set_live(live)
         if live:
             self.load_status()
-            self.refresh_views()  # whatever changed while we were away
+            if self.was_live:
+                self.refresh_views()  # whatever changed while we were away
+            self.was_live = True  # (the first time, every view has just read its data)
 
     @work(exclusive=True, group="status", exit_on_error=False)
     async def load_status(self) -> None:
@@ -141,7 +144,9 @@ class Dashboard(App[None]):
                 detail.on_daemon_event(event)
 
     def refresh_views(self) -> None:
-        for kind in (RunsView, WaitpointsView, QueuesView, SchedulesView):
+        for view in self.query(RunsView):
+            view.show_new()  # not under a user who scrolled away: only when they watch the top
+        for kind in (WaitpointsView, QueuesView, SchedulesView):
             for view in self.query(kind):
                 view.reload()
 

@@ -135,7 +135,9 @@ async def test_trace_tree_of_a_parent_has_attempt_wait_and_child(ready: DaemonPr
 async def test_runs_table_reads_the_next_pages_while_pagedown_is_held(ready: DaemonProcess) -> None:
     ready.wait_status(ready.trigger("hello", {}))  # the queue exists once a run used it
     ready.api("POST", "/api/v1/queues/hello/pause", json={"type": "task", "action": "pause"}).raise_for_status()
-    SyncApiClient(ready.url, ready.key).batch_trigger([{"task": "hello", "payload": "{}"} for _ in range(260)])
+    client = SyncApiClient(ready.url, ready.key)
+    client.batch_trigger([{"task": "hello", "payload": "{}"} for _ in range(260)])
+    client.close()
     app = dashboard(ready)
     async with app.run_test(size=(120, 30)) as pilot:
         table = app.query_one("#runs-table", DataTable)
@@ -147,4 +149,5 @@ async def test_runs_table_reads_the_next_pages_while_pagedown_is_held(ready: Dae
             await until(pilot, lambda n=loaded: table.row_count > n or table.row_count == 261,
                         f"the page after row {loaded}")
         assert table.row_count == 261
+        await pilot.pause()  # the keys still queued, before the app closes
         assert str(app.query_one("#runs-title", Label).render()).startswith("261 runs")
