@@ -126,7 +126,7 @@ def build_trace(trace: Json) -> TraceNode:
         a_start, a_end = parse_iso(attempt.get("startedAt")), parse_iso(attempt.get("completedAt"))
         node = TraceNode("attempt", f"attempt {attempt.get('number')} · {attempt.get('status', '?').lower()} · "
                          f"{_ms(a_start, a_end)}", a_start, a_end)
-        node.children = _span_nodes(spans, attempt.get("number") if len(attempts) > 1 else None)
+        node.children = _span_nodes(spans, attempt.get("number"))
         root.children.append(node)
     if not attempts:
         root.children.extend(_span_nodes(spans, None))
