@@ -134,9 +134,11 @@ class Dashboard(App[None]):
         if active is None:
             return  # shutting down
         active_name = active.active
-        kinds = {"runs": RunsView, "waitpoints": WaitpointsView, "queues": QueuesView}
+        kinds: dict[str, type[RunsView | WaitpointsView | QueuesView]] = {
+            "runs": RunsView, "waitpoints": WaitpointsView, "queues": QueuesView}
         # the runs table is kept current even when hidden: it is what the user comes back to
-        views = [view for name, kind in kinds.items() if name in (active_name, "runs") for view in self.query(kind)]
+        views = [view for name, kind in kinds.items() if name in (active_name, "runs")
+                 for view in self.query(kind).results(kind)]
         for view in views:
             view.on_daemon_events(events)
         if detail is not None:
@@ -144,10 +146,12 @@ class Dashboard(App[None]):
                 detail.on_daemon_event(event)
 
     def refresh_views(self) -> None:
-        for view in self.query(RunsView):
-            view.show_new()  # not under a user who scrolled away: only when they watch the top
-        for kind in (WaitpointsView, QueuesView, SchedulesView):
-            for view in self.query(kind):
+        for runs in self.query(RunsView).results(RunsView):
+            runs.show_new()  # not under a user who scrolled away: only when they watch the top
+        kinds: tuple[type[WaitpointsView | QueuesView | SchedulesView], ...] = (
+            WaitpointsView, QueuesView, SchedulesView)
+        for kind in kinds:
+            for view in self.query(kind).results(kind):
                 view.reload()
 
     # -- actions -------------------------------------------------------------------------------

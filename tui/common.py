@@ -56,7 +56,7 @@ def duration(ms: Any) -> str:
 async def list_schedules(api: ApiClient) -> Json | None:
     """The schedules page, or None when this daemon has no schedules API yet."""
     try:
-        answer = await api.send(Call("GET", "/api/v1/schedules", params={"perPage": 100}))
+        answer: Any = await api.send(Call("GET", "/api/v1/schedules", params={"perPage": 100}))
     except Exception:  # noqa: BLE001 - any failure means "not available here", which we say
         return None
     return answer if isinstance(answer, dict) else {"data": answer}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -289,4 +288,4 @@ class RunsView(Vertical):
     def action_copy_id(self) -> None:
         if (run_id := self.selected()) is not None:
             self.app.copy_to_clipboard(run_id)
-            self.notify(Text(f"Copied {run_id}"))
+            self.notify(f"Copied {run_id}", markup=False)

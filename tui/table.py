@@ -67,7 +67,7 @@ class RunsTable(DataTable[Any]):
                      self._update_count, self._pseudo_class_state)
         cached = self._cell_render_cache.get(cache_key)
         if cached is not None:
-            return cached  # type: ignore[no-any-return]
+            return cached
         value = self._data[row_key][column_key]
         text = value if isinstance(value, Text) else Text(str(value))
         component_style, post_style = self._get_styles_to_render_cell(

@@ -73,7 +73,7 @@ def _span_nodes(spans: list[Json], attempt: int | None) -> list[TraceNode]:
         node = TraceNode("span", f"span {span.get('message', '')} · {_ms(start, end)}", start, end)
         nodes[str(span.get("spanId"))] = node
         parents[str(span.get("spanId"))] = span.get("parentSpanId")
-    roots = []
+    roots: list[TraceNode] = []
     for span_id, node in nodes.items():
         parent = nodes.get(str(parents[span_id])) if parents[span_id] else None
         (parent.children if parent is not None else roots).append(node)
