@@ -208,7 +208,11 @@ def run_load(d: DaemonProcess, args: argparse.Namespace) -> None:
     cpu0 = cpu_s(me), cpu_s(daemon_pid)
     loader.start()
     started = time.monotonic()
-    samples = asyncio.run(measure(d.url, d.key, args.seconds, args.screenshots))
+    if args.no_dashboard:  # the same load alone: what the daemon manages without a dashboard
+        time.sleep(args.seconds)  # the load runs meanwhile; nothing to synchronise with
+        samples = []
+    else:
+        samples = asyncio.run(measure(d.url, d.key, args.seconds, args.screenshots))
     stop.set()
     loader.join(10)
     elapsed = time.monotonic() - started
@@ -218,7 +222,10 @@ def run_load(d: DaemonProcess, args: argparse.Namespace) -> None:
           f"({done / elapsed:.0f}/s)")
     print(f"CPU over the run: dashboard {cpu1[0] - cpu0[0]:.1f}s, daemon {cpu1[1] - cpu0[1]:.1f}s "
           f"(of {elapsed:.1f}s wall); load average {os.getloadavg()[0]:.2f}")
-    print(summary("keypress→redraw", samples))
+    if samples:
+        print(summary("keypress→redraw", samples))
+        slowest = sorted(range(len(samples)), key=lambda i: -samples[i])[:5]
+        print("slowest: " + ", ".join(f"#{i} {samples[i]:.0f} ms" for i in slowest))
 
 
 def run_paging(d: DaemonProcess, args: argparse.Namespace) -> None:
@@ -238,6 +245,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--runs", type=int, help="page through this many runs instead (no load)")
+    parser.add_argument("--no-dashboard", action="store_true", help="the load alone, for comparison")
     parser.add_argument("--screenshots", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
