@@ -81,8 +81,8 @@ async def svgs(d: DaemonProcess, parent: str, out: Path) -> None:
 
 def tmux(d: DaemonProcess, parent: str) -> None:
     env = {**os.environ, "TRIGGER_API_URL": d.url, "TRIGGER_SECRET_KEY": d.key}
-    for width, height, keys in ((80, 24, []), (200, 50, ["enter"])):
-        name = f"tui-{width}x{height}"
+    for width, height, keys in ((80, 24, []), (80, 24, ["2"]), (200, 50, ["enter"])):
+        name = f"tui-{width}x{height}-{len(keys)}"
         subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", str(width), "-y", str(height),
                         f"{sys.executable} -m trigger_local dashboard; sleep 30"], env=env, check=True)
         try:

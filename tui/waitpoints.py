@@ -128,8 +128,10 @@ class WaitpointsView(Vertical):
         if token:
             runs = token.get("blockedRunIds") or []
             verb = "blocked" if token.get("status") == "WAITING" else "waited"
-            text = (f"{verb}: {', '.join(runs)}\n" if runs else "no run waits on it\n") + \
-                f"callback URL (u copies): {token['url']}"
+            # the table's own enter hides ours from the footer: say it here
+            hint = "  (enter completes it)" if token.get("status") == "WAITING" else ""
+            text = (f"{verb}: {', '.join(runs)}" if runs else "no run waits on it") + hint + \
+                f"\ncallback URL (u copies): {token['url']}"
         self.query_one("#token-url", Static).update(text)
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
