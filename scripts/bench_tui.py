@@ -144,14 +144,15 @@ async def measure(url: str, key: str, seconds: float, shots: Path | None) -> lis
     return samples
 
 
-async def page_through(url: str, key: str) -> tuple[list[float], list[float], list[float], float]:
-    """Page-down latencies from the newest run to the oldest, the waits at the last loaded row
-    for the next page, then page-up latencies for as many presses back (the table holds a
+async def page_through(url: str, key: str) -> tuple[list[float], list[float], list[float], list[float], float]:
+    """Page-down latencies from the newest run to the oldest, the waits at the last (or first)
+    loaded row for the next page, then page-up latencies all the way back (the table holds a
     window of rows: going back reads the newer pages again), and the seconds to the oldest."""
     app = Dashboard(ApiClient(url, key))
     downs: list[float] = []
     fetches: list[float] = []
     ups: list[float] = []
+    fetches_up: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
         view: Any = app.query_one("#runs-view")
         table: Any = view.table
@@ -171,12 +172,18 @@ async def page_through(url: str, key: str) -> tuple[list[float], list[float], li
                 continue
             downs.append(await press(app, clock, "pagedown", lambda at, run=here: at[1] != run))
         elapsed = time.perf_counter() - started
-        for _ in range(len(downs)):
+        while not (view.prev_page is None and table.cursor_row == 0):
             here = key_at(table, table.cursor_row)
-            if table.cursor_row == 0:
-                break
+            if table.cursor_row == 0:  # at the first loaded row: the newer page is on its way
+                t = time.perf_counter()
+                while key_at(table, 0) == here and view.prev_page is not None:
+                    if time.perf_counter() - t > 30:
+                        raise TimeoutError(f"stuck at {here}: no newer page within 30 s")
+                    await asyncio.sleep(0.002)
+                fetches_up.append((time.perf_counter() - t) * 1000)
+                continue
             ups.append(await press(app, clock, "pageup", lambda at, run=here: at[1] != run))
-    return downs, fetches, ups, elapsed
+    return downs, fetches, ups, fetches_up, elapsed
 
 
 def summary(name: str, samples: list[float]) -> str:
@@ -231,12 +238,13 @@ def run_load(d: DaemonProcess, args: argparse.Namespace) -> None:
 def run_paging(d: DaemonProcess, args: argparse.Namespace) -> None:
     fill_s = fill(d, args.runs)
     print(f"{args.runs} runs created by batch trigger in {fill_s:.1f}s (queue paused: they stay QUEUED)")
-    downs, fetches, ups, elapsed = asyncio.run(page_through(d.url, d.key))
+    downs, fetches, ups, fetches_up, elapsed = asyncio.run(page_through(d.url, d.key))
     print(f"page-down from the newest to the oldest of {args.runs + 1} runs: {elapsed:.1f}s, "
           f"{len(fetches)} waits at the last loaded row")
     print(summary("page-down→redraw", downs))
     print(summary("waiting at the last loaded row for the next page", fetches))
-    print(summary("page-up→redraw (back through pages read again)", ups))
+    print(summary("page-up→redraw (back to the newest, pages read again)", ups))
+    print(summary("waiting at the first loaded row for the newer page", fetches_up))
     print(f"dashboard RSS at the end: {rss_mib(os.getpid()):.0f} MiB")
 
 
