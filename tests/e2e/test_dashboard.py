@@ -8,7 +8,7 @@ from typing import Any
 
 from textual import events
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Label, Static, Tree
+from textual.widgets import DataTable, Input, Label, RichLog, Static, Tree
 
 from trigger_local.sdk.client import ApiClient, SyncApiClient
 from tui.app import Dashboard
@@ -151,3 +151,21 @@ async def test_runs_table_reads_the_next_pages_while_pagedown_is_held(ready: Dae
         assert table.row_count == 261
         await pilot.pause()  # the keys still queued, before the app closes
         assert str(app.query_one("#runs-title", Label).render()).startswith("261 runs")
+
+
+async def test_detail_shows_a_runs_log_lines_while_it_runs(ready: DaemonProcess) -> None:
+    # the app's own stream leaves log lines out: the detail screen follows its run's stream
+    ready.wait_status(ready.trigger("sleeper", {"seconds": 0}))  # the queue exists once a run used it
+    pause = {"type": "task", "action": "pause"}
+    ready.api("POST", "/api/v1/queues/sleeper/pause", json=pause).raise_for_status()
+    run_id = ready.trigger("sleeper", {"seconds": 1})
+    app = dashboard(ready)
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.push_screen(RunDetail(app.api, run_id))
+        detail = await until(pilot, lambda: isinstance(app.screen, RunDetail) and app.screen.trace_ready and
+                             app.screen, "the detail of the queued run")
+        log = detail.query_one("#run-logs", RichLog)
+        assert "sleeping" not in "".join(line.text for line in log.lines)
+        ready.api("POST", "/api/v1/queues/sleeper/pause", json={**pause, "action": "resume"}).raise_for_status()
+        await until(pilot, lambda: "sleeping" in "".join(line.text for line in log.lines), "its log line, live")
+        ready.wait_status(run_id)
