@@ -28,17 +28,19 @@ from .waitpoints import WaitpointsView
 TABS = ("runs", "waitpoints", "queues", "schedules")
 
 
-EVENT_BATCH_S = 0.1
+EVENT_BATCH_S = 0.2
+STREAM_EXCLUDES = ("run.logs",)
 
 
 class Dashboard(App[None]):
     TITLE = "trigger-local"
     BINDINGS = [
-        Binding("1", "tab('runs')", "Runs"),
-        Binding("2", "tab('waitpoints')", "Waitpoints"),
-        Binding("3", "tab('queues')", "Queues"),
-        Binding("4", "tab('schedules')", "Schedules"),
-        Binding("o", "open_run", "Open run"),
+        # the tabs' own titles say their keys: the footer keeps its room for the others
+        Binding("1", "tab('runs')", "Runs", show=False),
+        Binding("2", "tab('waitpoints')", "Waitpoints", show=False),
+        Binding("3", "tab('queues')", "Queues", show=False),
+        Binding("4", "tab('schedules')", "Schedules", show=False),
+        Binding("o", "open_run", "Open"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -47,6 +49,7 @@ class Dashboard(App[None]):
         self.api = api
         self.api_url = api.endpoint.base_url
         self.live = False
+        self.was_live = False
         self.status_info: Json = {}
         self.events_seen = 0
         self._pending: list[Json] = []
@@ -62,11 +65,11 @@ class Dashboard(App[None]):
                 yield QueuesView(self.api)
             with TabPane("Schedules 4", id="schedules"):
                 yield SchedulesView(self.api)
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; the keys need the room
 
     def on_mount(self) -> None:
         self.query_one("#runs-table", DataTable).focus()
-        # events are applied in batches, at most 10 times a second: at hundreds of runs per
+        # events are applied in batches, at most 5 times a second: at hundreds of runs per
         # second, handling each event on its own kept the app too busy to answer a keypress
         self.set_interval(EVENT_BATCH_S, self._flush_events)
         self.follow_events()
@@ -91,7 +94,9 @@ class Dashboard(App[None]):
             header.set_live(live)
         if live:
             self.load_status()
-            self.refresh_views()  # whatever changed while we were away
+            if self.was_live:
+                self.refresh_views()  # whatever changed while we were away
+            self.was_live = True  # (the first time, every view has just read its data)
 
     @work(exclusive=True, group="status", exit_on_error=False)
     async def load_status(self) -> None:
@@ -104,7 +109,9 @@ class Dashboard(App[None]):
 
     @work(group="stream")
     async def follow_events(self) -> None:
-        async for event in stream_events(self.api, on_state=self.set_live):
+        # log lines are most of the stream at load and no tab shows them: the run detail
+        # screen opens a stream of its own run for those
+        async for event in stream_events(self.api, exclude=STREAM_EXCLUDES, on_state=self.set_live):
             if event.get("type") == OPEN:
                 continue
             self.events_seen += 1
@@ -119,9 +126,6 @@ class Dashboard(App[None]):
         except NoMatches:
             return  # the app is closing: its widgets are already gone
 
-    def dispatch_event(self, event: Json) -> None:
-        self.dispatch_events([event])
-
     def dispatch_events(self, events: list[Json]) -> None:
         """Hand events to the views that can show them now (hidden tabs reload when shown)."""
         detail = self.screen if isinstance(self.screen, RunDetail) else None
@@ -130,18 +134,24 @@ class Dashboard(App[None]):
         if active is None:
             return  # shutting down
         active_name = active.active
-        kinds = {"runs": RunsView, "waitpoints": WaitpointsView, "queues": QueuesView}
+        kinds: dict[str, type[RunsView | WaitpointsView | QueuesView]] = {
+            "runs": RunsView, "waitpoints": WaitpointsView, "queues": QueuesView}
         # the runs table is kept current even when hidden: it is what the user comes back to
-        views = [view for name, kind in kinds.items() if name in (active_name, "runs") for view in self.query(kind)]
-        for event in events:
-            if detail is not None:
+        views = [view for name, kind in kinds.items() if name in (active_name, "runs")
+                 for view in self.query(kind).results(kind)]
+        for view in views:
+            view.on_daemon_events(events)
+        if detail is not None:
+            for event in events:
                 detail.on_daemon_event(event)
-            for view in views:
-                view.on_daemon_event(event)
 
     def refresh_views(self) -> None:
-        for kind in (RunsView, WaitpointsView, QueuesView, SchedulesView):
-            for view in self.query(kind):
+        for runs in self.query(RunsView).results(RunsView):
+            runs.show_new()  # not under a user who scrolled away: only when they watch the top
+        kinds: tuple[type[WaitpointsView | QueuesView | SchedulesView], ...] = (
+            WaitpointsView, QueuesView, SchedulesView)
+        for kind in kinds:
+            for view in self.query(kind).results(kind):
                 view.reload()
 
     # -- actions -------------------------------------------------------------------------------

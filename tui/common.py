@@ -56,7 +56,7 @@ def duration(ms: Any) -> str:
 async def list_schedules(api: ApiClient) -> Json | None:
     """The schedules page, or None when this daemon has no schedules API yet."""
     try:
-        answer = await api.send(Call("GET", "/api/v1/schedules", params={"perPage": 100}))
+        answer: Any = await api.send(Call("GET", "/api/v1/schedules", params={"perPage": 100}))
     except Exception:  # noqa: BLE001 - any failure means "not available here", which we say
         return None
     return answer if isinstance(answer, dict) else {"data": answer}
@@ -65,7 +65,7 @@ async def list_schedules(api: ApiClient) -> Json | None:
 class DaemonHeader(Static):
     """`trigger-local · http://… · v0.1 · executor process · CRIU no · ● live`."""
 
-    DEFAULT_CSS = "DaemonHeader { height: 1; background: $boost; padding: 0 1; }"
+    DEFAULT_CSS = "DaemonHeader { height: 1; width: 1fr; background: $boost; padding: 0 1; }"
 
     def __init__(self, url: str) -> None:
         super().__init__(id="daemon-header")
@@ -79,6 +79,9 @@ class DaemonHeader(Static):
         self.live = live
         self.refresh_text()
 
+    def on_resize(self) -> None:
+        self.refresh_text()
+
     def refresh_text(self) -> None:
         info = self.status_info
         executor = info.get("executor")
@@ -86,14 +89,18 @@ class DaemonHeader(Static):
         criu = info.get("criu")
         if criu is None and isinstance(executor, dict):
             criu = executor.get("checkpoint")
+        parts = [self.url, f"v{info.get('version', '?')}", f"executor {name or '?'}",
+                 f"CRIU {'yes' if criu is True else 'no'}"]
+        state = "● live" if self.live else "○ disconnected — reconnecting"
+        gap = "  "
+        if len("trigger-local " + gap.join(parts) + gap + state) > self.size.width:
+            # at 80 columns the whole line does not fit: fewer letters, the same facts
+            parts[0], gap = self.url.removeprefix("http://"), " "
+            state = "● live" if self.live else "○ reconnecting"
         line = Text("trigger-local ", style="bold")
-        line.append(f"{self.url}  v{info.get('version', '?')}  executor {name or '?'}  "
-                    f"CRIU {'yes' if criu is True else 'no'}  ")
-        if self.live:
-            line.append("● live", style="bold green")
-        else:
-            line.append("○ disconnected — reconnecting", style="bold red")
-        self.update(line)
+        line.append(gap.join(parts) + gap)
+        line.append(state, style="bold green" if self.live else "bold red")
+        self.update(line, layout=False)
 
 
 class Coalesce:

@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static, Tree
 
 from trigger_local.sdk.client import ApiClient
+from trigger_local.sdk.events import OPEN, stream_events
 
 from .common import Coalesce, Json, clock_time
 from .trace import TraceNode, bar, build_trace, window
@@ -71,6 +72,7 @@ class RunDetail(Screen[None]):
         self.root: TraceNode | None = None
         self.last_log_id = 0
         self.trace_ready = False
+        self.early: list[Json] = []
         self.soon = Coalesce(self, self.load)
 
     def compose(self) -> ComposeResult:
@@ -83,12 +85,22 @@ class RunDetail(Screen[None]):
                 yield RichLog(id="run-logs", wrap=False, markup=False, max_lines=5000)
             with VerticalScroll(id="run-facts"):
                 yield Static("", id="run-facts-text")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; the keys need the room
 
     def on_mount(self) -> None:
         self.app.sync_header(self.query_one("DaemonHeader"))  # type: ignore[attr-defined]
         self.query_one("#trace-tree", Tree).focus()
-        self.load()
+        self.follow()
+
+    @work(group="run-stream", exit_on_error=False)
+    async def follow(self) -> None:
+        """This run's own event stream: its log lines live (the app's all-runs stream leaves
+        them out). Each time it opens, the trace is read again, so nothing before is missed."""
+        async for event in stream_events(self.api, run_id=self.run_id):
+            if event.get("type") == OPEN:
+                self.load()
+            else:
+                self.on_run_event(event)
 
     @work(exclusive=True, group="trace", exit_on_error=False)
     async def load(self) -> None:
@@ -108,6 +120,9 @@ class RunDetail(Screen[None]):
         self.append_logs(logs)
         self.query_one("#run-facts-text", Static).update(facts_text(trace.get("run") or {}))
         self.trace_ready = True
+        early, self.early = self.early, []
+        for event in early:
+            self.on_run_event(event)
 
     def _label(self, node: TraceNode, lo: float, hi: float) -> Text:
         return Text(bar(node.start, node.end, lo, hi) + " ", style="cyan").append(node.label, style="")
@@ -127,7 +142,13 @@ class RunDetail(Screen[None]):
             log.write(log_text(entry))
 
     def on_daemon_event(self, event: Json) -> None:
-        if event.get("runId") != self.run_id and not self._mentions_child(event):
+        """An event from the app's all-runs stream: only a child's change matters here."""
+        if self._mentions_child(event):
+            self.soon()
+
+    def on_run_event(self, event: Json) -> None:
+        if not self.trace_ready:
+            self.early.append(event)  # its log lines must come after the trace's own
             return
         if event.get("logs"):
             self.append_logs(list(event["logs"]))

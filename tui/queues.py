@@ -63,9 +63,9 @@ class QueuesView(Vertical):
             return None
         return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
 
-    def on_daemon_event(self, event: Json) -> None:
+    def on_daemon_events(self, events: list[Json]) -> None:
         # counts move with every run start and end: one reload per burst
-        if str(event.get("type", "")).startswith(("queue.", "run.")) and not event.get("logs"):
+        if any(str(e.get("type", "")).startswith(("queue.", "run.")) and not e.get("logs") for e in events):
             self.soon()
 
     async def action_toggle_pause(self) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,10 +18,18 @@ from textual.widgets import DataTable, Input, Label
 from trigger_local.sdk.client import ApiClient
 
 from .common import FINAL, Coalesce, Json, clock_time, duration, parse_iso, status_text
+from .table import RunsTable
 
 PAGE = 100
 #: how close to the last loaded row the cursor gets before the next page is asked for
 PREFETCH_ROWS = 30
+#: the most rows the table holds: Textual's DataTable does work in proportion to its rows on
+#: every cursor move, so past this the rows farthest from the cursor are dropped (and read
+#: again from the API when the cursor comes back)
+MAX_ROWS = 500
+#: while the cursor is on the newest run, new runs appear at most this often (each time is a
+#: request for the first page and a redraw of the table)
+SHOW_NEW_S = 0.5
 COLUMNS = ("id", "task", "status", "started", "duration", "tags", "version")
 STATUS_WORDS = {"QUEUED", "DELAYED", "DEQUEUED", "EXECUTING", "WAITING", "COMPLETED", "FAILED", "CANCELED",
                 "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT", "PENDING_VERSION"}
@@ -59,7 +66,7 @@ class RunsView(Vertical):
     ]
     DEFAULT_CSS = """
     RunsView #runs-filter { height: 3; }
-    RunsView #runs-title { height: 1; padding: 0 1; color: $text-muted; }
+    RunsView #runs-title { height: 1; width: 1fr; padding: 0 1; color: $text-muted; }
     """
 
     def __init__(self, api: ApiClient) -> None:
@@ -67,16 +74,24 @@ class RunsView(Vertical):
         self.api = api
         self.runs: dict[str, Json] = {}
         self.next_page: str | None = None
-        self.loading = False
+        #: a next page is on its way (only one at a time: a held pagedown must not cancel it)
+        self.more_pending = False
+        #: the first row's id when newer runs were dropped from the table (None: it starts at
+        #: the newest run)
+        self.prev_page: str | None = None
+        #: bumped each time the first page is read again, so a late next page is dropped
+        self.generation = 0
         self.unseen = 0
         self.filters: Json = {}
         self.text = ""
-        self.soon = Coalesce(self, self.reload)
+        #: loaded runs whose row changed while off screen: redrawn when they scroll into view
+        self.stale: set[str] = set()
+        self.soon = Coalesce(self, self.show_new, SHOW_NEW_S)
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: status:failed task:hello tag:x text  (enter applies)", id="runs-filter")
         yield Label("", id="runs-title")
-        table: DataTable[Any] = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         for name in COLUMNS:
             table.add_column(name, key=name)
         yield table
@@ -86,12 +101,14 @@ class RunsView(Vertical):
         return self.query_one("#runs-table", DataTable)
 
     def on_mount(self) -> None:
+        self.watch(self.table, "scroll_y", self.redraw_stale, init=False)
         self.reload()
 
     def _title(self) -> None:
-        more = "" if self.next_page is None else "+"
+        more = "" if self.next_page is None and self.prev_page is None else "+"
         news = f" · {self.unseen} new (g)" if self.unseen else ""
-        self.query_one("#runs-title", Label).update(f"{len(self.runs)}{more} runs{news}")
+        # a fixed-size label: no layout pass of the whole screen for a new count
+        self.query_one("#runs-title", Label).update(f"{len(self.runs)}{more} runs{news}", layout=False)
 
     def _wanted(self, run: Json) -> bool:
         if not self.text:
@@ -100,21 +117,30 @@ class RunsView(Vertical):
             " ".join(run.get("tags") or [])
         return all(word in hay.lower() for word in self.text.split())
 
-    async def _page(self, after: str | None) -> tuple[list[Json], str | None]:
+    async def _page(self, after: str | None = None, before: str | None = None) -> tuple[list[Json], Json]:
         page = await self.api.list_runs(status=self.filters.get("status"), task=self.filters.get("task"),
-                                        tag=self.filters.get("tag"), limit=PAGE, after=after)
-        return list(page.get("data") or []), (page.get("pagination") or {}).get("next")
+                                        tag=self.filters.get("tag"), limit=PAGE, after=after, before=before)
+        return list(page.get("data") or []), page.get("pagination") or {}
 
     @work(exclusive=True, group="runs-reload", exit_on_error=False)
     async def reload(self) -> None:
-        self.loading = True
-        try:
-            runs, self.next_page = await self._page(None)
-        finally:
-            self.loading = False
+        """The first page again (filter changed, `g`, back from another tab)."""
+        await self._load_first(only_at_top=False)
+
+    @work(exclusive=True, group="runs-reload", exit_on_error=False)
+    async def show_new(self) -> None:
+        """New runs arrived while the user watches the top; dropped if they moved away meanwhile."""
+        await self._load_first(only_at_top=True)
+
+    async def _load_first(self, only_at_top: bool) -> None:
+        runs, pagination = await self._page()
         table = self.table
+        if only_at_top and table.cursor_row > 0:
+            return  # the user started reading: the rows under the cursor stay put (`g` shows new ones)
+        self.generation += 1
+        self.next_page, self.prev_page = pagination.get("next"), None
         table.clear()
-        self.runs, self.unseen = {}, 0
+        self.runs, self.unseen, self.stale = {}, 0, set()
         self._append(runs)
 
     def _append(self, runs: list[Json]) -> None:
@@ -125,53 +151,118 @@ class RunsView(Vertical):
                 table.add_row(*row_of(run), key=run["id"])
         self._title()
 
-    @work(exclusive=True, group="runs-more", exit_on_error=False)
-    async def load_more(self) -> None:
-        if self.next_page is None or self.loading:
-            return
-        self.loading = True
-        try:
-            runs, self.next_page = await self._page(self.next_page)
-        finally:
-            self.loading = False
+    def _show_window(self, runs: list[Json]) -> None:
+        """Show these rows instead, the run under the cursor where it was on screen."""
+        table = self.table
+        keep, on_screen = self.selected(), table.cursor_row - int(table.scroll_y)
+        table.clear()
+        self.runs, self.stale = {}, set()
         self._append(runs)
+        if keep in self.runs:
+            row = table.get_row_index(keep)
+            table.move_cursor(row=row, scroll=False)
+            # the new rows' height is only known after a refresh: scroll then
+            table.call_after_refresh(table.scroll_to, y=max(0, row - on_screen), animate=False)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.cursor_row >= self.table.row_count - PREFETCH_ROWS:
-            self.load_more()
+    def want_more(self) -> None:
+        """Ask for the next page once the cursor nears the last loaded row, or the newer page
+        once it nears the first while newer ones were dropped; one request at a time."""
+        table = self.table
+        if self.more_pending:
+            return
+        if self.next_page is not None and table.cursor_row >= table.row_count - PREFETCH_ROWS:
+            self.more_pending = True
+            self.load_older(self.next_page, self.generation)
+        elif self.prev_page is not None and table.cursor_row < PREFETCH_ROWS:
+            self.more_pending = True
+            self.load_newer(self.prev_page, self.generation)
+
+    @work(group="runs-more", exit_on_error=False)
+    async def load_older(self, after: str, generation: int) -> None:
+        try:
+            runs, pagination = await self._page(after=after)
+        finally:
+            self.more_pending = False
+        if generation != self.generation:
+            return  # the first page was read again meanwhile: this page continues an old list
+        self.next_page = pagination.get("next")
+        self._append(runs)
+        if len(self.runs) > MAX_ROWS:  # the table holds a window: drop the newest rows
+            window = list(self.runs.values())[-MAX_ROWS:]
+            self.prev_page = window[0]["id"]
+            self._show_window(window)
+        self.want_more()  # still near the end: pagedown held down, or a text filter hid the page
+
+    @work(group="runs-more", exit_on_error=False)
+    async def load_newer(self, before: str, generation: int) -> None:
+        try:
+            runs, pagination = await self._page(before=before)
+        finally:
+            self.more_pending = False
+        if generation != self.generation:
+            return
+        self.prev_page = pagination.get("previous")
+        window = [r for r in runs if r["id"] not in self.runs] + list(self.runs.values())
+        if len(window) > MAX_ROWS:  # and drop the oldest
+            window = window[:MAX_ROWS]
+            self.next_page = window[-1]["id"]
+        self._show_window(window)
+        self.want_more()
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self.want_more()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.filters, self.text = parse_filter(event.value)
         self.table.focus()
         self.reload()
 
-    def on_daemon_event(self, event: Json) -> None:
-        """A run's status changed: update its row, or note a new run."""
-        data = event.get("data") or {}
-        run_id, status = event.get("runId"), data.get("status")
-        if not run_id or status is None:
-            return
-        known = self.runs.get(run_id)
-        if known is not None:
-            self._update_row(known, status, event.get("at"))
-        elif event.get("type") == "run.created":
-            self.unseen += 1
-            if self.table.cursor_row <= 0 and len(self.runs) <= PAGE * 5:
+    def on_daemon_events(self, events: list[Json]) -> None:
+        """A batch from the stream: note each loaded run's new status, redraw only the rows on
+        screen (the rest when they scroll into view), and count or show new runs."""
+        created = 0
+        for event in events:
+            data = event.get("data") or {}
+            run_id, status = event.get("runId"), data.get("status")
+            if not run_id or status is None:
+                continue
+            known = self.runs.get(run_id)
+            if known is not None:
+                self._note(known, status, event.get("at"))
+                self.stale.add(run_id)
+            elif event.get("type") == "run.created":
+                created += 1
+        self.redraw_stale()
+        if created:
+            self.unseen += created
+            if self.table.cursor_row <= 0 and self.prev_page is None and len(self.runs) <= PAGE * 5:
                 self.soon()  # the user watches the top: show new runs, once per burst
             else:
                 self._title()
 
-    def _update_row(self, run: Json, status: str, at: Any) -> None:
+    @staticmethod
+    def _note(run: Json, status: str, at: Any) -> None:
         # the event's own time gives start and duration: no request per run at 200 runs/s
         run["status"] = status
-        table = self.table
-        table.update_cell(run["id"], "status", status_text(status))
         if status == "EXECUTING" and not run.get("startedAt"):
             run["startedAt"] = at
-            table.update_cell(run["id"], "started", clock_time(at))
         started, ended = parse_iso(run.get("startedAt")), parse_iso(at)
         if status in FINAL and started is not None and ended is not None:
-            table.update_cell(run["id"], "duration", duration((ended - started) * 1000))
+            run["durationMs"] = (ended - started) * 1000
+
+    def redraw_stale(self, *_: Any) -> None:
+        """Rewrite the cells of changed runs that are on screen. Any cell update makes the
+        table render all its visible rows again, so a batch that changes none costs nothing."""
+        if not self.stale:
+            return
+        table = self.table
+        top = int(table.scroll_y)
+        shown = range(top, top + table.scrollable_content_region.height)
+        for run_id in [r for r in self.stale if r in self.runs and table.get_row_index(r) in shown]:
+            self.stale.discard(run_id)
+            run = self.runs[run_id]
+            for column, value in zip(COLUMNS[2:5], row_of(run)[2:5], strict=True):
+                table.update_cell(run_id, column, value)
 
     def selected(self) -> str | None:
         table = self.table
@@ -197,4 +288,4 @@ class RunsView(Vertical):
     def action_copy_id(self) -> None:
         if (run_id := self.selected()) is not None:
             self.app.copy_to_clipboard(run_id)
-            self.notify(Text(f"Copied {run_id}"))
+            self.notify(f"Copied {run_id}", markup=False)

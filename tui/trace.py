@@ -2,12 +2,14 @@
 
 Pure data in, nodes out, so the tree's shape is tested without a terminal. Attempts hold the
 spans logged during them (nested by parent span); waits say what they wait for and how long
-they took; child runs carry their id so enter can open them."""
+they took; CRIU checkpoints (from the run's events) span from the dump to the restore, with
+the restore under them; child runs carry their id so enter can open them."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from .common import Json, duration, parse_iso
 
@@ -16,7 +18,7 @@ BAR_WIDTH = 16
 
 @dataclass
 class TraceNode:
-    kind: str  # run | attempt | span | wait | child
+    kind: str  # run | attempt | span | wait | checkpoint | restore | checkpoint_failed | child
     label: str
     start: float | None = None
     end: float | None = None
@@ -71,11 +73,45 @@ def _span_nodes(spans: list[Json], attempt: int | None) -> list[TraceNode]:
         node = TraceNode("span", f"span {span.get('message', '')} · {_ms(start, end)}", start, end)
         nodes[str(span.get("spanId"))] = node
         parents[str(span.get("spanId"))] = span.get("parentSpanId")
-    roots = []
+    roots: list[TraceNode] = []
     for span_id, node in nodes.items():
         parent = nodes.get(str(parents[span_id])) if parents[span_id] else None
         (parent.children if parent is not None else roots).append(node)
     return roots
+
+
+def _size(size_bytes: Any) -> str:
+    return f"{size_bytes / 2**20:.1f} MiB" if isinstance(size_bytes, int | float) and size_bytes > 0 else "? MiB"
+
+
+def _checkpoint_nodes(events: list[Json], run_end: float | None) -> list[TraceNode]:
+    """One node per CRIU checkpoint, its bar from the dump's start to the restore's end (the
+    time the run spent as images on disk), with the restore under it; and one per refusal."""
+    nodes: dict[str, TraceNode] = {}
+    out: list[TraceNode] = []
+    for event in events:
+        data, at = event.get("data") or {}, parse_iso(event.get("at"))
+        kind = event.get("type")
+        if kind == "run.checkpointed" and at is not None:
+            dump_ms = float(data.get("dump_ms") or 0)
+            node = TraceNode("checkpoint", f"checkpoint {data.get('checkpoint_id', '?')} · "
+                             f"{_size(data.get('size_bytes'))} · dump {duration(dump_ms)}", at - dump_ms / 1000, run_end)
+            nodes[str(data.get("checkpoint_id"))] = node
+            out.append(node)
+        elif kind == "run.restored" and at is not None:
+            restore_ms = float(data.get("restore_ms") or 0)
+            parent = nodes.get(str(data.get("checkpoint_id")))
+            restore = TraceNode("restore", f"restore · {duration(restore_ms)}", at - restore_ms / 1000, at)
+            if parent is None:
+                out.append(restore)
+            else:
+                parent.end = at
+                parent.label += f" · restored after {duration((at - (parent.start or at)) * 1000)}"
+                parent.children.append(restore)
+        elif kind == "run.checkpoint_failed" and at is not None:
+            out.append(TraceNode("checkpoint_failed", f"checkpoint failed: {data.get('reason', '?')} (held instead)",
+                                 at, at))
+    return out
 
 
 def build_trace(trace: Json) -> TraceNode:
@@ -90,11 +126,12 @@ def build_trace(trace: Json) -> TraceNode:
         a_start, a_end = parse_iso(attempt.get("startedAt")), parse_iso(attempt.get("completedAt"))
         node = TraceNode("attempt", f"attempt {attempt.get('number')} · {attempt.get('status', '?').lower()} · "
                          f"{_ms(a_start, a_end)}", a_start, a_end)
-        node.children = _span_nodes(spans, attempt.get("number") if len(attempts) > 1 else None)
+        node.children = _span_nodes(spans, attempt.get("number"))
         root.children.append(node)
     if not attempts:
         root.children.extend(_span_nodes(spans, None))
     root.children.extend(_wait_node(w) for w in trace.get("waits") or [])
+    root.children.extend(_checkpoint_nodes(list(trace.get("events") or []), end))
     for child in trace.get("children") or []:
         c_start = parse_iso(child.get("startedAt")) or parse_iso(child.get("createdAt"))
         c_end = parse_iso(child.get("finishedAt"))

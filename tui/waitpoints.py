@@ -1,5 +1,6 @@
-"""The Waitpoints tab: tokens waiting and done; complete one with JSON typed in a dialog
-(parsed before anything is sent), time it out, copy its callback URL."""
+"""The Waitpoints tab: tokens waiting and done, with the runs blocked on them (the API's
+`blockedRunIds`); complete one with JSON typed in a dialog (parsed before anything is sent),
+time it out, copy its callback URL."""
 
 from __future__ import annotations
 
@@ -63,6 +64,14 @@ class JsonDialog(ModalScreen[Any]):
         self.dismiss(self.CANCELLED)
 
 
+def runs_cell(token: Json) -> str:
+    """The runs waiting (or that waited) on a token: the first, and how many more."""
+    runs = token.get("blockedRunIds") or []
+    if not runs:
+        return "—"
+    return runs[0] + (f" +{len(runs) - 1}" if len(runs) > 1 else "")
+
+
 class WaitpointsView(Vertical):
     BINDINGS = [
         Binding("enter", "complete", "Complete…"),
@@ -81,7 +90,7 @@ class WaitpointsView(Vertical):
 
     def compose(self) -> ComposeResult:
         table: DataTable[Any] = DataTable(id="tokens-table", cursor_type="row")
-        for name in ("id", "status", "created", "timeout", "tags"):
+        for name in ("id", "status", "runs", "created", "timeout", "tags"):
             table.add_column(name, key=name)
         yield table
         yield Static("", id="token-url")
@@ -100,8 +109,9 @@ class WaitpointsView(Vertical):
         table.clear()
         self.tokens = {t["id"]: t for t in page.get("data") or []}
         for token in self.tokens.values():
-            table.add_row(token["id"], status_text(token.get("status")), clock_time(token.get("createdAt")),
-                          clock_time(token.get("timeoutAt")), ",".join(token.get("tags") or []), key=token["id"])
+            table.add_row(token["id"], status_text(token.get("status")), runs_cell(token),
+                          clock_time(token.get("createdAt")), clock_time(token.get("timeoutAt")),
+                          ",".join(token.get("tags") or []), key=token["id"])
         if keep in self.tokens:
             table.move_cursor(row=table.get_row_index(keep))
         self._show_url()
@@ -114,7 +124,15 @@ class WaitpointsView(Vertical):
 
     def _show_url(self) -> None:
         token = self.tokens.get(self.selected() or "")
-        self.query_one("#token-url", Static).update(f"callback URL (u copies): {token['url']}" if token else "")
+        text = ""
+        if token:
+            runs = token.get("blockedRunIds") or []
+            verb = "blocked" if token.get("status") == "WAITING" else "waited"
+            # the table's own enter hides ours from the footer: say it here
+            hint = "  (enter completes it)" if token.get("status") == "WAITING" else ""
+            text = (f"{verb}: {', '.join(runs)}" if runs else "no run waits on it") + hint + \
+                f"\ncallback URL (u copies): {token['url']}"
+        self.query_one("#token-url", Static).update(text)
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self._show_url()
@@ -122,8 +140,9 @@ class WaitpointsView(Vertical):
     def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
         self.action_complete()
 
-    def on_daemon_event(self, event: Json) -> None:
-        if str(event.get("type", "")).startswith("waitpoint."):
+    def on_daemon_events(self, events: list[Json]) -> None:
+        # a token made or completed, or a run starting to wait on one
+        if any(str(e.get("type", "")).startswith(("waitpoint.", "run.waiting")) for e in events):
             self.soon()
 
     def action_complete(self) -> None:

@@ -6,10 +6,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from textual import events
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static, Tree
+from textual.widgets import DataTable, Input, Label, RichLog, Static, Tree
 
-from trigger_local.sdk.client import ApiClient
+from trigger_local.sdk.client import ApiClient, SyncApiClient
 from tui.app import Dashboard
 from tui.common import DaemonHeader
 from tui.detail import RunDetail
@@ -57,7 +58,7 @@ async def test_runs_table_updates_when_a_run_finishes(ready: DaemonProcess) -> N
         await until(pilot, lambda: table.row_count == 0, "the filter to hide the sleeper run")
 
 
-async def test_completing_a_token_from_the_dialog_finishes_the_waiting_run(ready: DaemonProcess) -> None:
+async def test_token_lists_its_blocked_run_and_completing_it_from_the_dialog_finishes_the_run(ready: DaemonProcess) -> None:
     run_id = ready.trigger("token-waiter", {})
     ready.wait_status(run_id, "WAITING")
     app = dashboard(ready)
@@ -66,7 +67,12 @@ async def test_completing_a_token_from_the_dialog_finishes_the_waiting_run(ready
         table = app.query_one("#tokens-table", DataTable)
         await until(pilot, lambda: table.row_count and "WAITING" in cell(table, table.coordinate_to_cell_key(
             table.cursor_coordinate).row_key.value, "status"), "a waiting token")
-        assert "callback URL" in str(app.query_one("#token-url", Static).render())
+        token_id = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        # the runs blocked on the token: in its row and, all of them, under the table
+        assert cell(table, token_id, "runs") == run_id
+        below = str(app.query_one("#token-url", Static).render())
+        assert f"blocked: {run_id}" in below and "callback URL" in below
+        assert ready.api("GET", f"/api/v1/waitpoints/tokens/{token_id}").json()["blockedRunIds"] == [run_id]
         await pilot.press("enter")
         dialog = await until(pilot, lambda: isinstance(app.screen, JsonDialog) and app.screen, "the dialog")
         dialog.query_one("#json-input", Input).value = "{not json"
@@ -78,8 +84,9 @@ async def test_completing_a_token_from_the_dialog_finishes_the_waiting_run(ready
         await pilot.press("enter")
         done = ready.wait_status(run_id)
         assert done["status"] == "COMPLETED" and done["output"] == {"ok": True, "output": {"approved": True}}
-        await until(pilot, lambda: "COMPLETED" in "".join(cell(table, k.value, "status") for k in table.rows),
-                    "the token shown as completed")
+        await until(pilot, lambda: "COMPLETED" in cell(table, token_id, "status"), "the token shown as completed")
+        assert cell(table, token_id, "runs") == run_id  # done tokens still say which run waited
+        assert f"waited: {run_id}" in str(app.query_one("#token-url", Static).render())
 
 
 async def test_pausing_a_queue_from_the_queues_tab_stops_new_starts(ready: DaemonProcess) -> None:
@@ -123,3 +130,42 @@ async def test_trace_tree_of_a_parent_has_attempt_wait_and_child(ready: DaemonPr
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, RunDetail) and app.screen.run_id == child_id,
                     "the child's detail")
+
+
+async def test_runs_table_reads_the_next_pages_while_pagedown_is_held(ready: DaemonProcess) -> None:
+    ready.wait_status(ready.trigger("hello", {}))  # the queue exists once a run used it
+    ready.api("POST", "/api/v1/queues/hello/pause", json={"type": "task", "action": "pause"}).raise_for_status()
+    client = SyncApiClient(ready.url, ready.key)
+    client.batch_trigger([{"task": "hello", "payload": "{}"} for _ in range(260)])
+    client.close()
+    app = dashboard(ready)
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.query_one("#runs-table", DataTable)
+        await until(pilot, lambda: table.row_count == 100, "the first page (and no more)")
+        for loaded in (100, 200, 261):
+            # keys faster than pages arrive: a later key must not cancel the page on its way
+            for _ in range(6):
+                app._driver.send_message(events.Key("pagedown", None))  # type: ignore[union-attr]
+            await until(pilot, lambda n=loaded: table.row_count > n or table.row_count == 261,
+                        f"the page after row {loaded}")
+        assert table.row_count == 261
+        await pilot.pause()  # the keys still queued, before the app closes
+        assert str(app.query_one("#runs-title", Label).render()).startswith("261 runs")
+
+
+async def test_detail_shows_a_runs_log_lines_while_it_runs(ready: DaemonProcess) -> None:
+    # the app's own stream leaves log lines out: the detail screen follows its run's stream
+    ready.wait_status(ready.trigger("sleeper", {"seconds": 0}))  # the queue exists once a run used it
+    pause = {"type": "task", "action": "pause"}
+    ready.api("POST", "/api/v1/queues/sleeper/pause", json=pause).raise_for_status()
+    run_id = ready.trigger("sleeper", {"seconds": 1})
+    app = dashboard(ready)
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.push_screen(RunDetail(app.api, run_id))
+        detail = await until(pilot, lambda: isinstance(app.screen, RunDetail) and app.screen.trace_ready and
+                             app.screen, "the detail of the queued run")
+        log = detail.query_one("#run-logs", RichLog)
+        assert "sleeping" not in "".join(line.text for line in log.lines)
+        ready.api("POST", "/api/v1/queues/sleeper/pause", json={**pause, "action": "resume"}).raise_for_status()
+        await until(pilot, lambda: "sleeping" in "".join(line.text for line in log.lines), "its log line, live")
+        ready.wait_status(run_id)

@@ -48,6 +48,9 @@ def test_stream_carries_statuses_and_log_lines_of_one_run(ready: DaemonProcess) 
     assert "inside outer" in lines and "inside inner" in lines and "outer" in lines
     seqs = [int(f[2]) for f in frames[1:] if f[2]]
     assert seqs == sorted(seqs)
+    without_logs = read_stream(ready, {"after": "0", "run_id": run_id, "exclude": "run.logs"},
+                               lambda fs: any(f[0] == "run.completed" for f in fs))
+    assert [f[0] for f in without_logs] == [f[0] for f in frames if f[0] != "run.logs"]
 
 
 def test_resume_with_last_event_id_misses_nothing_and_filters_by_task(ready: DaemonProcess) -> None:

@@ -153,9 +153,14 @@ def token_output(wp: Waitpoint) -> tuple[str | None, str]:
     return wp.output, wp.output_type or packets.JSON
 
 
-def token_item(wp: Waitpoint, url: str, *, with_output: bool = False) -> dict[str, Any]:
+def token_item(wp: Waitpoint, url: str, *, with_output: bool = False,
+               blocked_run_ids: list[str] | None = None) -> dict[str, Any]:
+    """Trigger.dev's token shape, plus `blockedRunIds` (ours) when given: the runs that
+    waited or wait on the token."""
     out: dict[str, Any] = {"id": wp.id, "url": url, "status": wp.status, "tags": sorted(wp.tags),
                            "createdAt": iso(wp.created_at)}
+    if blocked_run_ids is not None:
+        out["blockedRunIds"] = blocked_run_ids
     _put(out, "completedAt", iso(wp.completed_at))
     _put(out, "timeoutAt", iso(wp.timeout_at))
     _put(out, "completedAfter", iso(wp.timeout_at))

@@ -7,7 +7,10 @@ and we then read rows after our cursor. So a client that reconnects with `Last-E
 
 Filters: `run_id`, `task`, `tag` (each comma-separated). With any of them, only events of
 matching runs are sent; without, waitpoint, queue and version events come too. `types` keeps
-only events whose type starts with one of the given prefixes (e.g. `run.,queue.`).
+only events whose type starts with one of the given prefixes (e.g. `run.,queue.`); `exclude`
+drops those whose type starts with one of its prefixes (the dashboard's all-runs stream sends
+`exclude=run.logs`: at hundreds of runs a second, log lines are most of the bytes, and reading
+them is work the daemon need not do for a client that shows none).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class StreamFilter:
     tasks: set[str] = field(default_factory=set)
     tags: set[str] = field(default_factory=set)
     types: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
     #: run id -> (task id, tags); tags are fixed at trigger time, so caching them is safe
     _known: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
 
@@ -64,6 +68,8 @@ class StreamFilter:
 
     async def accepts(self, svc: DaemonServices, event: Event) -> bool:
         if self.types and not event.type.startswith(self.types):
+            return False
+        if self.exclude and event.type.startswith(self.exclude):
             return False
         if not self.by_run:
             return True
@@ -117,7 +123,7 @@ async def _events(svc: DaemonServices, after: int, flt: StreamFilter) -> AsyncIt
 @router.get("/api/v1/local/stream")
 async def stream(request: Request, after: str | None = Query(None), run_id: str | None = Query(None),
                  task: str | None = Query(None), tag: str | None = Query(None),
-                 types: str | None = Query(None)) -> StreamingResponse:
+                 types: str | None = Query(None), exclude: str | None = Query(None)) -> StreamingResponse:
     """Server-sent events from `after` (or `Last-Event-ID`); with neither, from now on."""
     svc = services_of(request)
     require_key(request, svc)
@@ -126,6 +132,7 @@ async def stream(request: Request, after: str | None = Query(None), run_id: str 
         start = await svc.engine.store.read().last_event_seq()
     else:
         start = int_param(cursor, "after", 0, 0, 2**62)
-    flt = StreamFilter(runs=_csv(run_id), tasks=_csv(task), tags=_csv(tag), types=tuple(_csv(types)))
+    flt = StreamFilter(runs=_csv(run_id), tasks=_csv(task), tags=_csv(tag), types=tuple(_csv(types)),
+                       exclude=tuple(_csv(exclude)))
     return StreamingResponse(_events(svc, start, flt), media_type="text/event-stream",
                              headers={"cache-control": "no-cache", "x-accel-buffering": "no"})

@@ -127,7 +127,9 @@ async def retrieve(waitpoint_id: str, request: Request) -> Response:
     svc = services_of(request)
     require_key(request, svc, f"read:waitpoints:{waitpoint_id}")
     wp = await get_token(svc.engine, waitpoint_id)
-    return ok(token_item(wp, callback_url(request, svc, wp.id), with_output=True))
+    blocked = await svc.engine.store.read().runs_waiting_on([wp.id])
+    return ok(token_item(wp, callback_url(request, svc, wp.id), with_output=True,
+                         blocked_run_ids=blocked.get(wp.id, [])))
 
 
 def _statuses(raw: str | None) -> list[str] | None:
@@ -146,7 +148,8 @@ async def list_tokens(request: Request,
                       size: str | None = Query(None, alias="page[size]"),
                       after: str | None = Query(None, alias="page[after]"),
                       before: str | None = Query(None, alias="page[before]")) -> Response:
-    """Newest first; also `filter[createdAt][period|from|to]`."""
+    """Newest first; also `filter[createdAt][period|from|to]`. Each token also says which runs
+    waited or wait on it (`blockedRunIds`, ours)."""
     svc = services_of(request)
     require_key(request, svc, "read:waitpoints")
     page_size = int_param(size, "page[size]", 25, 1, 100)
@@ -156,5 +159,7 @@ async def list_tokens(request: Request,
         created_from=created_from, created_to=created_to, after=after or None, before=before or None,
         limit=page_size + 1)
     wps, pagination = page_of(wps, page_size, after, before)
-    return ok({"data": [token_item(wp, callback_url(request, svc, wp.id)) for wp in wps],
+    blocked = await svc.engine.store.read().runs_waiting_on([wp.id for wp in wps])
+    return ok({"data": [token_item(wp, callback_url(request, svc, wp.id), blocked_run_ids=blocked.get(wp.id, []))
+                        for wp in wps],
                "pagination": pagination})

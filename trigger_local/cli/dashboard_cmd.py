@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from ..sdk.client import ApiClient
+from ..sdk.client import ApiClient, configure
 
 
 def dashboard(
@@ -17,4 +17,8 @@ def dashboard(
     """Open the live dashboard: runs and traces, waitpoints, queues, schedules."""
     from tui.app import Dashboard  # Textual loads only for this command
 
-    Dashboard(ApiClient(url) if url else ApiClient()).run()
+    if url:
+        # the URL alone: the key still comes from TRIGGER_SECRET_KEY or the daemon home (an
+        # `ApiClient(url)` would send none, and every request would answer 401)
+        configure(base_url=url)
+    Dashboard(ApiClient()).run()

@@ -59,9 +59,9 @@ class SseParser:
 
 
 def stream_params(after: int | None, run_id: str | None, task: str | None, tag: str | None,
-                  types: Iterable[str] | None) -> dict[str, str]:
+                  types: Iterable[str] | None, exclude: Iterable[str] | None = None) -> dict[str, str]:
     params = {"after": None if after is None else str(after), "run_id": run_id, "task": task, "tag": tag,
-              "types": ",".join(types) if types else None}
+              "types": ",".join(types) if types else None, "exclude": ",".join(exclude) if exclude else None}
     return {k: v for k, v in params.items() if v}
 
 
@@ -86,12 +86,14 @@ def _raise_unless_transient(exc: httpx.HTTPStatusError) -> None:
 
 async def stream_events(api: ApiClient, *, after: int | None = None, run_id: str | None = None,
                         task: str | None = None, tag: str | None = None, types: Iterable[str] | None = None,
+                        exclude: Iterable[str] | None = None,
                         on_state: StateCallback | None = None) -> AsyncIterator[Json]:
-    """Events forever (from `after`, or from now on), reconnecting when the daemon goes away."""
+    """Events forever (from `after`, or from now on), reconnecting when the daemon goes away.
+    `types` keeps only the given type prefixes, `exclude` drops them."""
     delay = RETRY_S
     while True:
         endpoint = api.endpoint
-        params = stream_params(after, run_id, task, tag, types)
+        params = stream_params(after, run_id, task, tag, types, exclude)
         try:
             async with httpx.AsyncClient(base_url=endpoint.base_url, headers=_headers(endpoint),
                                          timeout=httpx.Timeout(10.0, read=READ_TIMEOUT_S)) as http, \
@@ -121,12 +123,13 @@ async def stream_events(api: ApiClient, *, after: int | None = None, run_id: str
 
 def iter_events(api: SyncApiClient, *, after: int | None = None, run_id: str | None = None,
                 task: str | None = None, tag: str | None = None, types: Iterable[str] | None = None,
+                exclude: Iterable[str] | None = None,
                 on_state: StateCallback | None = None) -> Iterator[Json]:
     """Blocking twin of `stream_events`."""
     delay = RETRY_S
     while True:
         endpoint = api.endpoint
-        params = stream_params(after, run_id, task, tag, types)
+        params = stream_params(after, run_id, task, tag, types, exclude)
         try:
             with httpx.Client(base_url=endpoint.base_url, headers=_headers(endpoint),
                               timeout=httpx.Timeout(10.0, read=READ_TIMEOUT_S)) as http, \

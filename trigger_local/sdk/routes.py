@@ -136,13 +136,15 @@ class Routes:
     def list_runs(*, status: str | list[str] | None = None, task: str | list[str] | None = None,
                   tag: str | list[str] | None = None, version: str | None = None,
                   batch: str | None = None, queue: str | None = None, period: str | None = None,
-                  schedule: str | None = None, limit: int | None = None, after: str | None = None) -> Call[Json]:
-        """A cursor page {"data": [runs], "pagination": {"next"?}}, newest first."""
+                  schedule: str | None = None, limit: int | None = None,
+                  after: str | None = None, before: str | None = None) -> Call[Json]:
+        """A cursor page {"data": [runs], "pagination": {"next"?, "previous"?}}, newest first:
+        older than `after`, or the newer ones just before `before`."""
         params = _drop_none({"filter[status]": _csv(status), "filter[taskIdentifier]": _csv(task),
                              "filter[tag]": _csv(tag), "filter[version]": version,
                              "filter[batch]": batch, "filter[queue]": queue, "filter[schedule]": schedule,
                              "filter[createdAt][period]": period, "page[size]": limit,
-                             "page[after]": after})
+                             "page[after]": after, "page[before]": before})
         return Call("GET", "/api/v1/runs", params=params)
 
     @staticmethod

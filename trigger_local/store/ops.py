@@ -435,6 +435,24 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
         rows = await self._all("SELECT run_id FROM run_waitpoints WHERE waitpoint_id = ?", (waitpoint_id,))
         return [r["run_id"] for r in rows]
 
+    async def runs_waiting_on(self, waitpoint_ids: list[str]) -> dict[str, list[str]]:
+        """Per waitpoint id: the runs that waited on it (from their `run.waiting` events, oldest
+        first) and those blocked on it now. Waitpoints nobody waited on are not in the dict."""
+        if not waitpoint_ids:
+            return {}
+        marks = ",".join("?" * len(waitpoint_ids))
+        rows = await self._all(
+            "SELECT json_extract(data, '$.waitpoint_id') AS wp, run_id FROM events WHERE type = 'run.waiting' "
+            f"AND json_extract(data, '$.waitpoint_id') IN ({marks}) ORDER BY seq", tuple(waitpoint_ids))
+        rows += await self._all(f"SELECT waitpoint_id AS wp, run_id FROM run_waitpoints WHERE waitpoint_id IN ({marks})",
+                                tuple(waitpoint_ids))
+        out: dict[str, list[str]] = {}
+        for row in rows:
+            runs = out.setdefault(row["wp"], [])
+            if row["run_id"] and row["run_id"] not in runs:
+                runs.append(row["run_id"])
+        return out
+
     async def unblock_run(self, run_id: str) -> None:
         await self._db.execute("DELETE FROM run_waitpoints WHERE run_id = ?", (run_id,))
 

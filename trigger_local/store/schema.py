@@ -277,4 +277,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN schedule_id TEXT;
     CREATE INDEX runs_schedule ON runs(schedule_id, created_at) WHERE schedule_id IS NOT NULL;
     """,
+    # the token list says which runs waited on each token, also after they went on (issue #5):
+    # `run.waiting` events name the waitpoint, and this finds them without reading every event
+    """
+    CREATE INDEX events_waited_on ON events(json_extract(data, '$.waitpoint_id')) WHERE type = 'run.waiting';
+    """,
 ]

@@ -1,0 +1,65 @@
+"""The run detail's trace shows a real CRIU checkpoint and its restore, with timeline bars."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from textual.widgets import Tree
+
+from trigger_local.sdk.client import ApiClient
+from tui.app import Dashboard
+from tui.detail import RunDetail
+from tui.trace import TraceNode
+
+from .conftest import DaemonProcess, write_project
+from .criu_support import (
+    CK_TASKS,
+    ck_daemon,
+    complete_token,
+    create_token,
+    require_criu,
+    wait_checkpointed,
+)
+from .test_dashboard import until
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def ckd(tmp_path: Path) -> Iterator[DaemonProcess]:
+    require_criu()
+    d = ck_daemon(tmp_path).start()
+    d.register(write_project(tmp_path / "project", CK_TASKS))
+    yield d
+    d.close()
+
+
+async def test_trace_has_the_checkpoint_and_its_restore_as_nodes(ckd: DaemonProcess) -> None:
+    token = create_token(ckd)
+    run_id = ckd.trigger("ck-token", {"token": token})
+    checkpoint = wait_checkpointed(ckd, run_id)[0]
+    app = Dashboard(ApiClient(ckd.url, ckd.key))
+    async with app.run_test(size=(200, 50)) as pilot:
+        app.push_screen(RunDetail(app.api, run_id))
+        found = await until(pilot, lambda: isinstance(app.screen, RunDetail) and
+                            list(app.screen.query("#trace-tree").results(Tree)), "the detail screen")
+        tree: Tree[TraceNode] = found[0]
+
+        def nodes(kind: str) -> list[TraceNode]:
+            root = tree.root.data
+            return [n for n in root.walk() if n.kind == kind] if root is not None else []
+
+        suspended = (await until(pilot, lambda: nodes("checkpoint"), "the checkpoint node"))[0]
+        assert checkpoint["id"] in suspended.label and "MiB" in suspended.label and "dump" in suspended.label
+        assert suspended.end is None and not nodes("restore")  # still on disk: its bar runs to now
+        complete_token(ckd, token, {"n": 7})
+        assert ckd.wait_status(run_id)["status"] == "COMPLETED"
+        # the run's own stream redraws the tree: the restore appears under its checkpoint
+        restore = (await until(pilot, lambda: nodes("restore"), "the restore node"))[0]
+        done = nodes("checkpoint")[0]
+        assert done.children == [restore] and "restored after" in done.label
+        assert done.start is not None and done.end is not None and done.start < restore.start <= done.end
+        line = next(n for n in tree.root.children if n.data is done)
+        assert "█" in str(line.label) and "·" in str(line.label)  # a timeline bar, not the whole width
