@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from .criu_support import (
     require_criu,
     wait_checkpointed,
 )
-from .test_docker_executor import _engine_or_skip
+from .docker_support import deploy, engine_or_skip, remove_image
 
 pytestmark = pytest.mark.slow
 
@@ -94,25 +93,12 @@ def _remove_containers(home: Path) -> None:
 @pytest.fixture(scope="module")
 def ck_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """A project with waiting tasks, deployed once with the real CLI: (project, image)."""
-    _engine_or_skip()
+    engine_or_skip()
     require_criu()
     root = tmp_path_factory.mktemp("docker-ck-project")
-    (root / "trigger").mkdir()
-    (root / "trigger.toml").write_text('project = "proj_e2e_docker_ck"\ndirs = ["trigger"]\n')
-    (root / "trigger" / "tasks.py").write_text(textwrap.dedent(CK_DOCKER_TASKS))
-    home = tmp_path_factory.mktemp("deploy-ck-home")
-    daemon = DaemonProcess(home, env={"TRIGGER_LOCAL_EXECUTOR": "docker"}).start()
-    image = f"trigger-local-test/e2e-ck:{os.getpid()}"
-    try:
-        env = {**os.environ, "TRIGGER_LOCAL_HOME": str(home), "TRIGGER_API_URL": daemon.url,
-               "TRIGGER_SECRET_KEY": daemon.key}
-        done = subprocess.run([sys.executable, "-m", "trigger_local.cli.main", "deploy", "--tag", image],
-                              cwd=root, env=env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-4000:]
-    finally:
-        daemon.close()
+    image, _ = deploy(root, tmp_path_factory.mktemp("deploy-ck-home"), "e2e_docker_ck", CK_DOCKER_TASKS)
     yield root, image
-    _docker("rmi", "-f", image)
+    remove_image(image)
 
 
 def _docker_daemon(home: Path, ck_image: tuple[Path, str], **env: str) -> DaemonProcess:

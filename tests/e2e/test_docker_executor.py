@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .conftest import DaemonProcess, wait_for
+from .docker_support import deploy, engine_or_skip, remove_image
 
 DOCKER_TASKS = '''
 import asyncio, os
@@ -55,50 +55,16 @@ async def napper(payload, ctx):
 '''
 
 
-def _engine_or_skip() -> None:
-    from trigger_local.executors.containers import DEFAULT_BASE_IMAGE, connect, engine_problem
-
-    problem = engine_problem()
-    if problem is None:
-        client = connect(timeout=10)
-        try:
-            client.images.get(DEFAULT_BASE_IMAGE)
-        except Exception:
-            problem = f"no base image {DEFAULT_BASE_IMAGE} (run scripts/make-base-image.sh)"
-        finally:
-            client.close()
-    if problem is None:
-        return
-    message = f"docker executor tests need a Docker engine: {problem}; run scripts/setup-docker.sh"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    print(message)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """A project deployed once with the real CLI (`trigger-local deploy`): (project, image)."""
-    _engine_or_skip()
+    engine_or_skip()
     root = tmp_path_factory.mktemp("docker-project")
-    (root / "trigger").mkdir()
-    (root / "trigger.toml").write_text('project = "proj_e2e_docker"\ndirs = ["trigger"]\n')
-    (root / "trigger" / "tasks.py").write_text(textwrap.dedent(DOCKER_TASKS))
-    (root / ".env").write_text("GREETING=bonjour\n")
-    home = tmp_path_factory.mktemp("deploy-home")
-    daemon = DaemonProcess(home, env={"TRIGGER_LOCAL_EXECUTOR": "docker"}).start()
-    image = f"trigger-local-test/e2e:{os.getpid()}"
-    try:
-        env = {**os.environ, "TRIGGER_LOCAL_HOME": str(home), "TRIGGER_API_URL": daemon.url,
-               "TRIGGER_SECRET_KEY": daemon.key}
-        done = subprocess.run([sys.executable, "-m", "trigger_local.cli.main", "deploy", "--tag", image],
-                              cwd=root, env=env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-4000:]
-        assert "Deployed" in done.stderr and "inside" in done.stderr
-    finally:
-        daemon.close()
+    image, stderr = deploy(root, tmp_path_factory.mktemp("deploy-home"), "e2e_docker", DOCKER_TASKS,
+                           {".env": "GREETING=bonjour\n"})
+    assert "Deployed" in stderr and "inside" in stderr
     yield root, image
-    subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+    remove_image(image)
 
 
 @pytest.fixture

@@ -38,15 +38,65 @@ PID_FREE_WAIT_S = 5.0
 SOCKET_WAIT_S = 0.2  # well under freeze_grace_s: the runtime stays quiet that long
 
 
-class Checkpointer:
+class CheckpointerBase:
+    """What both checkpointers share (this one and executors/docker_checkpoints.py): the freeze
+    decision a resume waits for, the run-still-waits check before a dump, finding a run's
+    checkpoint, and dropping the checkpoints of runs that will never be restored."""
+
     def __init__(self, executor: ProcessExecutor) -> None:
         self.executor = executor
         self.engine: Engine = executor.engine
         self.settings = executor.settings
-        self.capability = criu.Capability(False, "CRIU has not been checked yet")
-        self.root = Path(self.settings.checkpoint_dir or self.settings.home / "checkpoints")
         self.by_worker: dict[str, Checkpoint] = {}  # active checkpoints by the worker they froze
         self.engine.hub.subscribe(self._on_event)
+
+    async def freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
+        """Checkpoint `worker`; True when it is checkpointed (and has stopped)."""
+        # Set before anything else: a resume() from now on waits for this decision. (Set only
+        # once the socket wait was over, a wait completing during it resumed the run on the
+        # live process, and the dump that followed left the EXECUTING run without a process.)
+        worker.freezing = asyncio.get_running_loop().create_future()
+        frozen = False
+        try:
+            frozen = await self._freeze(worker, run_id, attempt)
+        finally:
+            worker.freezing.set_result(frozen)
+        return frozen
+
+    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
+        raise NotImplementedError
+
+    async def _still_waits(self, run_id: str, attempt: int) -> bool:
+        """False when the wait completed (or the run ended) before the dump began: a dump and a
+        restore now would only delay the run; the task polls and continues."""
+        run = await self.engine.store.read().get_run(run_id)
+        if run is None or run.status != WAITING or run.attempt_count != attempt:
+            log.debug("not checkpointing: the run no longer waits", run=run_id, status=run and run.status)
+            return False
+        return True
+
+    def checkpoint_of(self, run: Run) -> Checkpoint | None:
+        ck = self.by_worker.get(run.worker_id or "")
+        return ck if ck is not None and ck.run_id == run.id and ck.attempt == run.attempt_count else None
+
+    def _on_event(self, type_: str, data: dict[str, Any]) -> None:
+        # a run that ended, or will start again from scratch, never needs its checkpoint
+        if type_ != "run.status" or (data["status"] not in FINAL_STATUSES and data["status"] != DELAYED):
+            return
+        for worker_id, ck in list(self.by_worker.items()):
+            if ck.run_id == data["run_id"]:
+                del self.by_worker[worker_id]
+                self._discard(ck, f"run {data['status'].lower()}")
+
+    def _discard(self, ck: Checkpoint, why: str) -> None:
+        raise NotImplementedError
+
+
+class Checkpointer(CheckpointerBase):
+    def __init__(self, executor: ProcessExecutor) -> None:
+        super().__init__(executor)
+        self.capability = criu.Capability(False, "CRIU has not been checked yet")
+        self.root = Path(self.settings.checkpoint_dir or self.settings.home / "checkpoints")
 
     async def start(self) -> None:
         """Decide once whether this host can checkpoint, and load the checkpoints on disk."""
@@ -65,30 +115,15 @@ class Checkpointer:
                 "count": len(self.by_worker), "bytes": sum(c.size_bytes for c in self.by_worker.values())}
 
     # -- freezing ---------------------------------------------------------------------------
-    async def freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
-        """Dump `worker`'s process; True when it is checkpointed (and gone)."""
-        assert worker.pid is not None
-        # Set before anything else: a resume() from now on waits for this decision. (Set only
-        # once the socket wait was over, a wait completing during it resumed the run on the
-        # live process, and the dump that followed left the EXECUTING run without a process.)
-        worker.freezing = asyncio.get_running_loop().create_future()
-        frozen = False
-        try:
-            frozen = await self._freeze(worker, worker.pid, run_id, attempt)
-        finally:
-            worker.freezing.set_result(frozen)
-        return frozen
-
-    async def _freeze(self, worker: WorkerHandle, pid: int, run_id: str, attempt: int) -> bool:
+    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
+        """Dump `worker`'s process (it is gone afterwards)."""
+        pid = worker.pid
+        assert pid is not None
         if not await wait_until_no_tcp(pid, SOCKET_WAIT_S):
             await self.engine.checkpoint_refused(run_id, "the task process still holds a TCP connection, "
                                                  "which CRIU cannot checkpoint: the run is held instead")
             return False
-        run = await self.engine.store.read().get_run(run_id)
-        if run is None or run.status != WAITING or run.attempt_count != attempt:
-            # the wait completed (or the run ended) before the dump began: a dump and a restore
-            # now would only delay the run; the process polls and continues
-            log.debug("not checkpointing: the run no longer waits", run=run_id, status=run and run.status)
+        if not await self._still_waits(run_id, attempt):
             return False
         images = self.root / run_id / new_id("checkpoint")
         try:
@@ -113,10 +148,6 @@ class Checkpointer:
             return False
 
     # -- restoring --------------------------------------------------------------------------
-    def checkpoint_of(self, run: Run) -> Checkpoint | None:
-        ck = self.by_worker.get(run.worker_id or "")
-        return ck if ck is not None and ck.run_id == run.id and ck.attempt == run.attempt_count else None
-
     async def restore(self, run: Run, ck: Checkpoint) -> WorkerHandle | None:
         """Bring the process back. None: it could not be, and the attempt has been failed."""
         self.by_worker.pop(ck.worker_id, None)
@@ -144,16 +175,9 @@ class Checkpointer:
                             run_id=run.id, attempt=run.attempt_count)
 
     # -- clean-up ---------------------------------------------------------------------------
-    def _on_event(self, type_: str, data: dict[str, Any]) -> None:
-        # a run that ended, or will start again from scratch, never needs its images
-        if type_ != "run.status" or (data["status"] not in FINAL_STATUSES and data["status"] != DELAYED):
-            return
-        for worker_id, ck in list(self.by_worker.items()):
-            if ck.run_id == data["run_id"]:
-                del self.by_worker[worker_id]
-                _remove(Path(ck.path))
-                self.executor._spawn_task(self.engine.checkpoint_unusable(
-                    ck.id, f"run {data['status'].lower()}", deleted=True))
+    def _discard(self, ck: Checkpoint, why: str) -> None:
+        _remove(Path(ck.path))
+        self.executor._spawn_task(self.engine.checkpoint_unusable(ck.id, why, deleted=True))
 
 
 def _remove(images: Path) -> None:

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from docker.errors import DockerException
 
-from ..engine import Engine
 from ..ids import new_id
 from ..store.checkpoints import Checkpoint
-from ..store.models import DELAYED, FINAL_STATUSES, WAITING, Run
+from ..store.models import Run
 from . import criu
+from .checkpoints import CheckpointerBase
 from .sockets import wait_until_no_tcp
 from .workers import WorkerHandle
 
@@ -110,18 +110,16 @@ async def _criu_for_engine(criu_path: str) -> criu.Capability:
     return await criu.check(criu_path)
 
 
-class DockerCheckpointer:
+class DockerCheckpointer(CheckpointerBase):
     """The docker executor's `Checkpoints` (executors/base.py)."""
 
+    executor: DockerExecutor
+
     def __init__(self, executor: DockerExecutor) -> None:
-        self.executor = executor
-        self.engine: Engine = executor.engine
-        self.settings = executor.settings
+        super().__init__(executor)
         self.capability = decide_capability(self.settings.checkpoints, None, criu.Capability(False, ""))
         self.checked = False
         self.root = "/var/lib/docker"  # the engine's DockerRootDir: checkpoints live under it
-        self.by_worker: dict[str, Checkpoint] = {}
-        self.engine.hub.subscribe(self._on_event)
 
     async def start(self) -> None:
         """Load the active container checkpoints a previous daemon left (their containers are
@@ -155,17 +153,6 @@ class DockerCheckpointer:
         return Path(self.root) / "containers" / container_id / "checkpoints" / name
 
     # -- freezing ---------------------------------------------------------------------------
-    async def freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
-        # Set first, as for a process (executors/checkpoints.py): a resume() from now on waits
-        # for this decision instead of racing a dump that is about to stop the container.
-        worker.freezing = asyncio.get_running_loop().create_future()
-        frozen = False
-        try:
-            frozen = await self._freeze(worker, run_id, attempt)
-        finally:
-            worker.freezing.set_result(frozen)
-        return frozen
-
     async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
         container: Any = getattr(worker, "container", None)
         pid = await asyncio.to_thread(_main_pid, container)
@@ -173,10 +160,8 @@ class DockerCheckpointer:
             await self.engine.checkpoint_refused(run_id, "the task container still holds a TCP connection (or "
                                                  "is not running), which CRIU cannot checkpoint: the run is held")
             return False
-        run = await self.engine.store.read().get_run(run_id)
-        if run is None or run.status != WAITING or run.attempt_count != attempt:
-            log.debug("not checkpointing: the run no longer waits", run=run_id, status=run and run.status)
-            return False  # the wait completed before the dump began: the container just continues
+        if not await self._still_waits(run_id, attempt):
+            return False  # the container just continues
         name = new_id("checkpoint")
         try:
             dump_ms = await asyncio.to_thread(create, self.executor.client, container.id, name)
@@ -196,10 +181,6 @@ class DockerCheckpointer:
             return False
 
     # -- restoring --------------------------------------------------------------------------
-    def checkpoint_of(self, run: Run) -> Checkpoint | None:
-        ck = self.by_worker.get(run.worker_id or "")
-        return ck if ck is not None and ck.run_id == run.id and ck.attempt == run.attempt_count else None
-
     async def restore(self, run: Run, ck: Checkpoint) -> WorkerHandle | None:
         self.by_worker.pop(ck.worker_id, None)
         client = self.executor.client
@@ -222,14 +203,8 @@ class DockerCheckpointer:
         return self.executor.handle_for_restored(run, ck.worker_id, container)
 
     # -- clean-up ---------------------------------------------------------------------------
-    def _on_event(self, type_: str, data: dict[str, Any]) -> None:
-        # a run that ended, or will start again from scratch, never needs its container again
-        if type_ != "run.status" or (data["status"] not in FINAL_STATUSES and data["status"] != DELAYED):
-            return
-        for worker_id, ck in list(self.by_worker.items()):
-            if ck.run_id == data["run_id"]:
-                del self.by_worker[worker_id]
-                self.executor._spawn_task(self._drop(ck, f"run {data['status'].lower()}"))
+    def _discard(self, ck: Checkpoint, why: str) -> None:
+        self.executor._spawn_task(self._drop(ck, why))
 
     async def _drop(self, ck: Checkpoint, why: str) -> None:
         await asyncio.to_thread(self.executor.discard_container, ck.worker_id)
