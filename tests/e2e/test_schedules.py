@@ -60,6 +60,12 @@ def test_declarative_seconds_schedule_fires_with_a_scheduled_payload(scheduled: 
     assert {o["schedule"] for o in outputs} == {decl[0]["id"]}
     assert all(o["upcoming"] == 5 and o["type"] == "DECLARATIVE" for o in outputs)
     assert outputs[0]["at"] != outputs[1]["at"]  # one run per tick
+    # the run remembers its schedule: API, filter and `runs show`
+    assert scheduled.run(runs[0]["id"])["schedule"]["id"] == decl[0]["id"]
+    by_schedule = scheduled.api("GET", "/api/v1/runs", params={"filter[schedule]": decl[0]["id"]}).json()["data"]
+    assert {r["id"] for r in runs[:2]} <= {r["id"] for r in by_schedule}
+    shown = _cli(scheduled, "runs", "show", runs[0]["id"])
+    assert "Schedule" in shown.stdout and decl[0]["id"] in shown.stdout and "*/2" in shown.stdout
 
 
 def test_imperative_schedule_from_the_sdk(scheduled: DaemonProcess) -> None:

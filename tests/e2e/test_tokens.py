@@ -88,6 +88,8 @@ def test_python_app_code_completes_a_token(tok: DaemonProcess, tmp_path: Path) -
 def test_cli_completes_a_token(tok: DaemonProcess, tmp_path: Path, form: str) -> None:
     token = new_token(tok)
     run_id = waiting_on(tok, token["id"])
+    listed = cli(tok, "tokens", "ls", "--status", "WAITING").stdout
+    assert next(line for line in listed.splitlines() if token["id"] in line).split()[2] == run_id  # RUNS
     data = {"form": form, "n": [1, 2]}
     if form == "inline":
         cli(tok, "tokens", "complete", token["id"], "--data", json.dumps(data))

@@ -78,6 +78,13 @@ def pretty(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
 
 
+def _schedule(schedule: Json | None) -> str | None:
+    if not schedule:
+        return None
+    generator = schedule.get("generator") or {}
+    return f"{schedule['id']} ({generator.get('expression')}: {generator.get('description')})"
+
+
 def _field_rows(run: Json) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -87,6 +94,7 @@ def _field_rows(run: Json) -> Table:
         ("Version", run.get("version")), ("Machine", run.get("machine")),
         ("Tags", ", ".join(run.get("tags") or []) or None),
         ("Idempotency key", run.get("idempotencyKey")), ("Batch", run.get("batchId")),
+        ("Schedule", _schedule(run.get("schedule"))),
         ("Created", fmt_time(run.get("createdAt"))), ("Delayed until", _opt_time(run.get("delayedUntil"))),
         ("Started", _opt_time(run.get("startedAt"))), ("Finished", _opt_time(run.get("finishedAt"))),
         ("Duration", fmt_duration_ms(run.get("durationMs"))),

@@ -16,13 +16,20 @@ app = typer.Typer(help="Waitpoint tokens: list, create, complete, time out.", no
 
 def tokens_table(tokens: list[dict[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "STATUS", "CREATED", "TIMEOUT", "TAGS", "KEY"):
+    for column in ("ID", "STATUS", "RUNS", "CREATED", "TIMEOUT", "TAGS", "KEY"):
         table.add_column(column, no_wrap=column != "TAGS")
     for token in tokens:
-        table.add_row(str(token.get("id")), status_text(token.get("status")), fmt_time(token.get("createdAt")),
-                      fmt_time(token.get("timeoutAt")), ", ".join(token.get("tags") or []),
-                      str(token.get("idempotencyKey") or ""))
+        table.add_row(str(token.get("id")), status_text(token.get("status")), _runs(token.get("blockedRunIds")),
+                      fmt_time(token.get("createdAt")), fmt_time(token.get("timeoutAt")),
+                      ", ".join(token.get("tags") or []), str(token.get("idempotencyKey") or ""))
     return table
+
+
+def _runs(run_ids: list[str] | None) -> str:
+    """The runs waiting (or that waited) on a token: the first, and how many more."""
+    if not run_ids:
+        return ""
+    return run_ids[0] + (f" +{len(run_ids) - 1}" if len(run_ids) > 1 else "")
 
 
 @app.command("ls")
