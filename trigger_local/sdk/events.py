@@ -84,41 +84,67 @@ def _raise_unless_transient(exc: httpx.HTTPStatusError) -> None:
                                                     f"({exc.request.url.path})"}) from exc
 
 
+class _Follower:
+    """The state both loops below share: the cursor to resume from, the line parser of the
+    current connection, the back-off, and telling the caller whether the stream is live."""
+
+    def __init__(self, after: int | None, on_state: StateCallback | None, filters: dict[str, Any]) -> None:
+        self.after, self.on_state, self.filters = after, on_state, filters
+        self.delay = RETRY_S
+        self.parser = SseParser()
+
+    def connect(self) -> dict[str, str]:
+        """Query parameters for a new connection (from the last event seen)."""
+        self.parser = SseParser()
+        return stream_params(self.after, **self.filters)
+
+    def take(self, line: str) -> Json | None:
+        parsed = self.parser.feed(line)
+        if parsed is None:
+            return None
+        event, cursor = _event(parsed)
+        self.after = cursor if cursor is not None else self.after
+        if event["type"] == OPEN:
+            self.delay = RETRY_S
+            if self.on_state is not None:
+                self.on_state(True)
+        return event
+
+    def lost(self, exc: Exception | None) -> float:
+        """The connection ended: re-raise what retrying cannot fix, else how long to back off."""
+        if isinstance(exc, httpx.HTTPStatusError):
+            _raise_unless_transient(exc)
+        if self.on_state is not None:
+            self.on_state(False)
+        delay, self.delay = self.delay, min(self.delay * 2, MAX_RETRY_S)
+        return delay
+
+
+def _timeout() -> httpx.Timeout:
+    return httpx.Timeout(10.0, read=READ_TIMEOUT_S)
+
+
 async def stream_events(api: ApiClient, *, after: int | None = None, run_id: str | None = None,
                         task: str | None = None, tag: str | None = None, types: Iterable[str] | None = None,
                         exclude: Iterable[str] | None = None,
                         on_state: StateCallback | None = None) -> AsyncIterator[Json]:
     """Events forever (from `after`, or from now on), reconnecting when the daemon goes away.
     `types` keeps only the given type prefixes, `exclude` drops them."""
-    delay = RETRY_S
+    follow = _Follower(after, on_state, {"run_id": run_id, "task": task, "tag": tag, "types": types,
+                                         "exclude": exclude})
     while True:
-        endpoint = api.endpoint
-        params = stream_params(after, run_id, task, tag, types, exclude)
+        endpoint, ended = api.endpoint, None
         try:
             async with httpx.AsyncClient(base_url=endpoint.base_url, headers=_headers(endpoint),
-                                         timeout=httpx.Timeout(10.0, read=READ_TIMEOUT_S)) as http, \
-                    http.stream("GET", "/api/v1/local/stream", params=params) as response:
+                                         timeout=_timeout()) as http, \
+                    http.stream("GET", "/api/v1/local/stream", params=follow.connect()) as response:
                 response.raise_for_status()
-                parser = SseParser()
                 async for line in response.aiter_lines():
-                    parsed = parser.feed(line)
-                    if parsed is None:
-                        continue
-                    event, cursor = _event(parsed)
-                    after = cursor if cursor is not None else after
-                    if event["type"] == OPEN:
-                        delay = RETRY_S
-                        if on_state is not None:
-                            on_state(True)
-                    yield event
-        except httpx.TransportError:
-            pass
-        except httpx.HTTPStatusError as exc:
-            _raise_unless_transient(exc)
-        if on_state is not None:
-            on_state(False)
-        await asyncio.sleep(delay)  # back off before reconnecting to a daemon that is away
-        delay = min(delay * 2, MAX_RETRY_S)
+                    if (event := follow.take(line)) is not None:
+                        yield event
+        except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+            ended = exc
+        await asyncio.sleep(follow.lost(ended))  # back off before reconnecting to a daemon that is away
 
 
 def iter_events(api: SyncApiClient, *, after: int | None = None, run_id: str | None = None,
@@ -126,32 +152,17 @@ def iter_events(api: SyncApiClient, *, after: int | None = None, run_id: str | N
                 exclude: Iterable[str] | None = None,
                 on_state: StateCallback | None = None) -> Iterator[Json]:
     """Blocking twin of `stream_events`."""
-    delay = RETRY_S
+    follow = _Follower(after, on_state, {"run_id": run_id, "task": task, "tag": tag, "types": types,
+                                         "exclude": exclude})
     while True:
-        endpoint = api.endpoint
-        params = stream_params(after, run_id, task, tag, types, exclude)
+        endpoint, ended = api.endpoint, None
         try:
-            with httpx.Client(base_url=endpoint.base_url, headers=_headers(endpoint),
-                              timeout=httpx.Timeout(10.0, read=READ_TIMEOUT_S)) as http, \
-                    http.stream("GET", "/api/v1/local/stream", params=params) as response:
+            with httpx.Client(base_url=endpoint.base_url, headers=_headers(endpoint), timeout=_timeout()) as http, \
+                    http.stream("GET", "/api/v1/local/stream", params=follow.connect()) as response:
                 response.raise_for_status()
-                parser = SseParser()
                 for line in response.iter_lines():
-                    parsed = parser.feed(line)
-                    if parsed is None:
-                        continue
-                    event, cursor = _event(parsed)
-                    after = cursor if cursor is not None else after
-                    if event["type"] == OPEN:
-                        delay = RETRY_S
-                        if on_state is not None:
-                            on_state(True)
-                    yield event
-        except httpx.TransportError:
-            pass
-        except httpx.HTTPStatusError as exc:
-            _raise_unless_transient(exc)
-        if on_state is not None:
-            on_state(False)
-        time.sleep(delay)  # back off before reconnecting to a daemon that is away
-        delay = min(delay * 2, MAX_RETRY_S)
+                    if (event := follow.take(line)) is not None:
+                        yield event
+        except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+            ended = exc
+        time.sleep(follow.lost(ended))  # back off before reconnecting to a daemon that is away
