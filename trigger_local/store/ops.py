@@ -41,6 +41,37 @@ _INSERT = {
 }
 
 
+class _Where:
+    """A WHERE clause built from optional filters, with its parameters in order."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.params: list[Any] = []
+
+    def add(self, sql: str, *params: Any) -> None:
+        self.parts.append(sql)
+        self.params.extend(params)
+
+    def any_of(self, col: str, values: list[str] | None) -> None:
+        if values:
+            self.add(f"{col} IN ({','.join('?' * len(values))})", *values)
+
+    def tagged(self, table: str, tags: list[str] | None) -> None:
+        """Rows carrying any of `tags` (a JSON array column `tags`)."""
+        if tags:
+            self.add(f"EXISTS (SELECT 1 FROM json_each({table}.tags) WHERE value IN ({','.join('?' * len(tags))}))",
+                     *tags)
+
+    def created_between(self, start: float | None, end: float | None) -> None:
+        if start is not None:
+            self.add("created_at >= ?", start)
+        if end is not None:
+            self.add("created_at <= ?", end)
+
+    def clause(self) -> str:
+        return ("WHERE " + " AND ".join(self.parts)) if self.parts else ""
+
+
 class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
     """The store's operations over one connection. Obtained from `SqliteStore.tx()` (writes,
     atomic as a whole) or `SqliteStore.read()` (reads)."""
@@ -57,6 +88,19 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
         async with self._db.execute(sql, params) as cur:
             return list(await cur.fetchall())
 
+    async def _newest_first(self, table: str, cols: str, q: _Where, after: str | None, before: str | None,
+                            limit: int) -> list[Any]:
+        """One cursor page of `table`, newest first: older than the row `after`, or the `limit`
+        rows just newer than the row `before` (the page before it)."""
+        order = "DESC"
+        if after:
+            q.add(f"(created_at, id) < (SELECT created_at, id FROM {table} WHERE id = ?)", after)
+        elif before:
+            q.add(f"(created_at, id) > (SELECT created_at, id FROM {table} WHERE id = ?)", before)
+            order = "ASC"
+        rows = await self._all(f"SELECT {cols} FROM {table} {q.clause()} ORDER BY created_at {order}, id {order} "
+                               "LIMIT ?", (*q.params, limit))
+        return rows if order == "DESC" else list(reversed(rows))
     async def _update(self, table: str, cls: type, key: str, key_value: Any,
                       changes: dict[str, Any], extra_where: str = "", extra: tuple = ()) -> bool:
         if not changes:
@@ -180,54 +224,25 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
                         after: str | None = None, before: str | None = None, limit: int = 25) -> list[Run]:
         """Newest first. `after` = the id of the last run of the previous page. `queue`,
         `version_id` and `batch_id` take one value or a list (any of them)."""
-        where, params = [], []  # type: list[str], list[Any]
-
-        def _in(col: str, values: list[str] | None) -> None:
-            if values:
-                where.append(f"{col} IN ({','.join('?' * len(values))})")
-                params.extend(values)
-
-        _in("status", statuses)
-        _in("task_id", task_ids)
-        _in("machine", machines)
-        _in("schedule_id", schedule_ids)
-        if tags:
-            where.append(f"EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE value IN ({','.join('?' * len(tags))}))")
-            params.extend(tags)
+        q = _Where()
+        q.any_of("status", statuses)
+        q.any_of("task_id", task_ids)
+        q.any_of("machine", machines)
+        q.any_of("schedule_id", schedule_ids)
+        q.tagged("runs", tags)
         for col, value in (("queue", queue), ("version_id", version_id), ("batch_id", batch_id),
                            ("parent_run_id", parent_run_id)):
             if isinstance(value, list):
-                _in(col, value)
+                q.any_of(col, value)
             elif value is not None:
-                where.append(f"{col} = ?")
-                params.append(value)
-        if created_from is not None:
-            where.append("created_at >= ?")
-            params.append(created_from)
-        if created_to is not None:
-            where.append("created_at <= ?")
-            params.append(created_to)
+                q.add(f"{col} = ?", value)
+        q.created_between(created_from, created_to)
         if is_test is not None:
-            where.append("is_test = ?")
-            params.append(int(is_test))
+            q.add("is_test = ?", int(is_test))
         if search:
-            where.append("(id LIKE ? OR task_id LIKE ? OR tags LIKE ?)")
-            params.extend([f"%{search}%"] * 3)
-        order = "DESC"
-        if after:
-            where.append("(created_at, id) < (SELECT created_at, id FROM runs WHERE id = ?)")
-            params.append(after)
-        elif before:
-            where.append("(created_at, id) > (SELECT created_at, id FROM runs WHERE id = ?)")
-            params.append(before)
-            order = "ASC"
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
-        rows = await self._all(
-            f"SELECT {_RUN_COLS} FROM runs {clause} ORDER BY created_at {order}, id {order} LIMIT ?",
-            (*params, limit),
-        )
-        runs = [from_row(Run, r) for r in rows]
-        return runs if order == "DESC" else list(reversed(runs))
+            q.add("(id LIKE ? OR task_id LIKE ? OR tags LIKE ?)", *[f"%{search}%"] * 3)
+        rows = await self._newest_first("runs", _RUN_COLS, q, after, before, limit)
+        return [from_row(Run, r) for r in rows]
 
     async def count_runs_by_status(self) -> dict[str, int]:
         rows = await self._all("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
@@ -384,35 +399,15 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
                               created_to: float | None = None, after: str | None = None,
                               before: str | None = None, limit: int = 25) -> list[Waitpoint]:
         """Newest first; `after`/`before` are the ids at the edge of the neighbouring page."""
-        where, params = ["type = ?"], [type_]  # type: list[str], list[Any]
-        if statuses:
-            where.append(f"status IN ({','.join('?' * len(statuses))})")
-            params.extend(statuses)
-        if tags:
-            where.append(f"EXISTS (SELECT 1 FROM json_each(waitpoints.tags) WHERE value IN ({','.join('?' * len(tags))}))")
-            params.extend(tags)
+        q = _Where()
+        q.add("type = ?", type_)
+        q.any_of("status", statuses)
+        q.tagged("waitpoints", tags)
         if idempotency_key:
-            where.append("idempotency_key = ?")
-            params.append(idempotency_key)
-        if created_from is not None:
-            where.append("created_at >= ?")
-            params.append(created_from)
-        if created_to is not None:
-            where.append("created_at <= ?")
-            params.append(created_to)
-        order = "DESC"
-        if after:
-            where.append("(created_at, id) < (SELECT created_at, id FROM waitpoints WHERE id = ?)")
-            params.append(after)
-        elif before:
-            where.append("(created_at, id) > (SELECT created_at, id FROM waitpoints WHERE id = ?)")
-            params.append(before)
-            order = "ASC"
-        rows = await self._all(
-            f"SELECT * FROM waitpoints WHERE {' AND '.join(where)} ORDER BY created_at {order}, id {order} LIMIT ?",
-            (*params, limit))
-        wps = [from_row(Waitpoint, r) for r in rows]
-        return wps if order == "DESC" else list(reversed(wps))
+            q.add("idempotency_key = ?", idempotency_key)
+        q.created_between(created_from, created_to)
+        rows = await self._newest_first("waitpoints", "*", q, after, before, limit)
+        return [from_row(Waitpoint, r) for r in rows]
 
     async def block_run(self, run_id: str, waitpoint_ids: list[str], at: float) -> None:
         await self._db.executemany(
