@@ -71,7 +71,7 @@ def parse_out_of_memory(value: Any, what: str = "retry out_of_memory") -> dict[s
 
 
 def is_out_of_memory(error: dict[str, Any] | None) -> bool:
-    return bool(error) and (error or {}).get("name") in OOM_ERROR_NAMES
+    return error is not None and error.get("name") in OOM_ERROR_NAMES
 
 
 def out_of_memory_machine(current: str | None, wanted: str) -> str | None:

@@ -14,6 +14,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Static
 
+from trigger_local.cli.render import first_and_more
 from trigger_local.sdk.client import ApiClient
 
 from .common import Coalesce, Json, clock_time, status_text
@@ -64,14 +65,6 @@ class JsonDialog(ModalScreen[Any]):
         self.dismiss(self.CANCELLED)
 
 
-def runs_cell(token: Json) -> str:
-    """The runs waiting (or that waited) on a token: the first, and how many more."""
-    runs = token.get("blockedRunIds") or []
-    if not runs:
-        return "—"
-    return runs[0] + (f" +{len(runs) - 1}" if len(runs) > 1 else "")
-
-
 class WaitpointsView(Vertical):
     BINDINGS = [
         Binding("enter", "complete", "Complete…"),
@@ -109,7 +102,7 @@ class WaitpointsView(Vertical):
         table.clear()
         self.tokens = {t["id"]: t for t in page.get("data") or []}
         for token in self.tokens.values():
-            table.add_row(token["id"], status_text(token.get("status")), runs_cell(token),
+            table.add_row(token["id"], status_text(token.get("status")), first_and_more(token.get("blockedRunIds")) or "—",
                           clock_time(token.get("createdAt")), clock_time(token.get("timeoutAt")),
                           ",".join(token.get("tags") or []), key=token["id"])
         if keep in self.tokens:

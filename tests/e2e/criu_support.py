@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import DaemonProcess, wait_for
+from .conftest import DaemonProcess, wait_for, write_project
 
 CK_TASKS = '''
 import os, socket
@@ -98,6 +98,14 @@ def ck_daemon(tmp_path: Path, **env: str) -> DaemonProcess:
     home = tmp_path / "home"
     base = {"TRIGGER_LOCAL_HOME": str(home), "TRIGGER_LOCAL_HOLD_THRESHOLD_S": "1"}
     return DaemonProcess(home, env={**base, **env})
+
+
+def ck_project_daemon(tmp_path: Path) -> DaemonProcess:
+    """A started checkpointing daemon with CK_TASKS registered (skips without CRIU)."""
+    require_criu()
+    d = ck_daemon(tmp_path).start()
+    d.register(write_project(tmp_path / "project", CK_TASKS))
+    return d
 
 
 def create_token(d: DaemonProcess) -> str:

@@ -10,14 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DaemonProcess, wait_for, write_project
+from .conftest import DaemonProcess, wait_for
 from .criu_support import (
-    CK_TASKS,
     checkpoints,
-    ck_daemon,
+    ck_project_daemon,
     complete_token,
     create_token,
-    require_criu,
     wait_checkpointed,
 )
 
@@ -26,9 +24,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def ckd(tmp_path: Path) -> Iterator[DaemonProcess]:
-    require_criu()
-    d = ck_daemon(tmp_path).start()
-    d.register(write_project(tmp_path / "project", CK_TASKS))
+    d = ck_project_daemon(tmp_path)
     yield d
     d.close()
 

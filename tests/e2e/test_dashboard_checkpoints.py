@@ -13,13 +13,11 @@ from tui.app import Dashboard
 from tui.detail import RunDetail
 from tui.trace import TraceNode
 
-from .conftest import DaemonProcess, write_project
+from .conftest import DaemonProcess
 from .criu_support import (
-    CK_TASKS,
-    ck_daemon,
+    ck_project_daemon,
     complete_token,
     create_token,
-    require_criu,
     wait_checkpointed,
 )
 from .test_dashboard import until
@@ -29,9 +27,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def ckd(tmp_path: Path) -> Iterator[DaemonProcess]:
-    require_criu()
-    d = ck_daemon(tmp_path).start()
-    d.register(write_project(tmp_path / "project", CK_TASKS))
+    d = ck_project_daemon(tmp_path)
     yield d
     d.close()
 

@@ -111,14 +111,18 @@ def attempt_item(attempt: Attempt) -> dict[str, Any]:
     return out
 
 
+def cron_generator(expression: str) -> dict[str, str]:
+    """How Trigger.dev shows a schedule's cron, in schedules and in the runs they trigger."""
+    return {"type": "CRON", "expression": expression, "description": describe(expression)}
+
+
 def run_retrieve(run: Run, now: float, *, attempts: list[Attempt], parent: Run | None, root: Run | None,
                  children: list[Run], schedule: Schedule | None = None) -> dict[str, Any]:
     """`runs.retrieve`: the common fields plus payload, output, error, attempts and relatives,
     and the schedule that triggered it (omitted once that schedule is deleted)."""
     out = related(run, now)
     if schedule is not None:
-        out["schedule"] = {"id": schedule.id, "generator": {"type": "CRON", "expression": schedule.cron,
-                                                             "description": describe(schedule.cron)}}
+        out["schedule"] = {"id": schedule.id, "generator": cron_generator(schedule.cron)}
         _put(out["schedule"], "externalId", schedule.external_id)
         _put(out["schedule"], "deduplicationKey", schedule.deduplication_key)
     if run.payload is not None and run.payload_type != "application/store":

@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..durations import parse_duration
-from ..engine.triggering import MACHINES
 from ..errors import BadRequestError, ValidationError
+from ..machines import MACHINES
 from ..store.models import (
     CANCELED,
     COMPLETED,

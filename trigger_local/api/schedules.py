@@ -10,12 +10,13 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..engine.cron import describe, iso, timezones
+from ..engine.cron import iso, timezones
 from ..engine.schedules import DECLARATIVE, ScheduleSpec
 from ..errors import BadRequestError
 from ..store.models import Schedule
 from .common import body_doc, int_param, ok, read_json, require_key, services_of
 from .errors import JsonErrorRoute
+from .present import cron_generator
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["schedules"])
 
@@ -31,7 +32,7 @@ def schedule_object(s: Schedule) -> dict[str, Any]:
     return {"id": s.id, "type": s.type, "task": s.task_id, "active": s.active,
             "deduplicationKey": None if s.type == DECLARATIVE else s.deduplication_key,
             "externalId": s.external_id,
-            "generator": {"type": "CRON", "expression": s.cron, "description": describe(s.cron)},
+            "generator": cron_generator(s.cron),
             "timezone": s.timezone, "nextRun": iso(s.next_run_at) if s.active else None,
             "nextRunEffectiveAt": iso(s.next_run_at) if s.active else None,
             "lastRun": iso(s.last_run_at), "missedPolicy": s.missed_policy, "environments": [ENVIRONMENT]}

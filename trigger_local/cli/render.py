@@ -78,6 +78,13 @@ def pretty(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
 
 
+def first_and_more(ids: list[str] | None) -> str:
+    """A list of ids in one cell: the first, and how many more ("" for none)."""
+    if not ids:
+        return ""
+    return ids[0] + (f" +{len(ids) - 1}" if len(ids) > 1 else "")
+
+
 def _schedule(schedule: Json | None) -> str | None:
     if not schedule:
         return None

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from .. import packets
 from .common import JSON_OPTION, client, emit_json, err, out, read_json_arg
-from .render import fmt_time, pretty, status_text
+from .render import first_and_more, fmt_time, pretty, status_text
 
 app = typer.Typer(help="Waitpoint tokens: list, create, complete, time out.", no_args_is_help=True)
 
@@ -19,17 +19,10 @@ def tokens_table(tokens: list[dict[str, Any]]) -> Table:
     for column in ("ID", "STATUS", "RUNS", "CREATED", "TIMEOUT", "TAGS", "KEY"):
         table.add_column(column, no_wrap=column != "TAGS")
     for token in tokens:
-        table.add_row(str(token.get("id")), status_text(token.get("status")), _runs(token.get("blockedRunIds")),
+        table.add_row(str(token.get("id")), status_text(token.get("status")), first_and_more(token.get("blockedRunIds")),
                       fmt_time(token.get("createdAt")), fmt_time(token.get("timeoutAt")),
                       ", ".join(token.get("tags") or []), str(token.get("idempotencyKey") or ""))
     return table
-
-
-def _runs(run_ids: list[str] | None) -> str:
-    """The runs waiting (or that waited) on a token: the first, and how many more."""
-    if not run_ids:
-        return ""
-    return run_ids[0] + (f" +{len(run_ids) - 1}" if len(run_ids) > 1 else "")
 
 
 @app.command("ls")

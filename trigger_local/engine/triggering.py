@@ -10,7 +10,7 @@ from .. import packets
 from ..durations import parse_duration, parse_time
 from ..errors import BadRequestError, PayloadTooLargeError, TaskNotFoundError, ValidationError
 from ..ids import new_id
-from ..machines import MACHINE_NAMES
+from ..machines import check_machine
 from ..store.models import (
     CRASHED,
     DELAYED,
@@ -35,7 +35,6 @@ from .states import kind_for
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 128
 MAX_PRIORITY_S = 30 * 86400
-MACHINES = MACHINE_NAMES
 DEFAULT_IDEMPOTENCY_TTL_S = 30 * 86400
 # a key reused after a run ended like this starts a new run (Trigger.dev's rule)
 _RETRIGGER_AFTER = {FAILED, CRASHED, SYSTEM_FAILURE, TIMED_OUT, EXPIRED}
@@ -143,8 +142,8 @@ class TriggerMixin(EngineBase):
         priority = float(req.priority or 0)
         if not 0 <= priority <= MAX_PRIORITY_S:
             raise ValidationError(f"Invalid priority {req.priority}: use seconds from 0 to {MAX_PRIORITY_S}")
-        if req.machine is not None and req.machine not in MACHINES:
-            raise ValidationError(f"Invalid machine {req.machine!r}: use one of {', '.join(MACHINES)}")
+        if req.machine is not None:
+            check_machine(req.machine)
         if req.max_attempts is not None and (not isinstance(req.max_attempts, int) or req.max_attempts < 1):
             raise ValidationError(f"Invalid max_attempts {req.max_attempts!r}: use a whole number of at least 1")
         max_duration = None

@@ -80,9 +80,10 @@ class DockerExecutor(ProcessExecutor):
         self._watcher: asyncio.Task[None] | None = None
         super().__init__(engine, settings, secret_key, wake_dispatcher)
 
+    checkpointer: DockerCheckpointer
+
     def _make_checkpointer(self) -> DockerCheckpointer:
-        self.docker_checkpoints = DockerCheckpointer(self)
-        return self.docker_checkpoints
+        return DockerCheckpointer(self)
 
     @property
     def client(self) -> Any:
@@ -103,7 +104,7 @@ class DockerExecutor(ProcessExecutor):
         if problem is None and self._client is None:
             self._client = await asyncio.to_thread(connect)
         if problem is None:
-            await self.docker_checkpoints.check(self._client)
+            await self.checkpointer.check(self._client)
         if problem != self.problem:
             (log.info if problem is None else log.warning)("docker engine", problem=problem or "available")
             if problem is None:
