@@ -57,7 +57,9 @@ Pin-Priority: 100
 PIN
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq -t trixie criu >/dev/null
+# --no-install-recommends: criu recommends python3-pycriu, which would pull Debian 13's python3
+# (3.13) over the system's own python3; nothing here uses pycriu or crit
+apt-get install -y -qq --no-install-recommends -t trixie criu >/dev/null
 if ! criu check; then
     echo "setup-criu: criu is installed but \`criu check\` fails on this kernel (see above)" >&2
     exit 1
