@@ -192,7 +192,7 @@ class DockerExecutor(ProcessExecutor):
             raise
         await self.engine.register_worker(Worker(id=worker_id, version_id=version.id, token="", pid=None,
                                                  started_at=time.time(), executor=self.name))
-        self._spawn_task(self._monitor(worker))
+        self._watch(worker)
         log.debug("task container started", worker=worker_id, image=image, machine=machine.name)
         return worker
 
@@ -253,9 +253,9 @@ class DockerExecutor(ProcessExecutor):
     def _freeze_dir(self, worker_id: str) -> Path:
         return self.settings.home / "freeze" / worker_id
 
-    def _done_file(self, worker: WorkerHandle, run_id: str, attempt: int) -> tuple[Path, str]:
+    def _done_file(self, worker_id: str, run_id: str, attempt: int) -> tuple[Path, str]:
         name = f"{run_id}.{attempt}"
-        return self._freeze_dir(worker.id) / name, f"{FREEZE_MOUNT}/{name}"
+        return self._freeze_dir(worker_id) / name, f"{FREEZE_MOUNT}/{name}"
 
     def handle_for_restored(self, run: Run, worker_id: str, container: Any) -> ContainerHandle:
         return ContainerHandle(id=worker_id, version_id=run.version_id or "", pid=None, container=container,
@@ -296,7 +296,7 @@ class DockerExecutor(ProcessExecutor):
                     worker.run_id, worker.attempt, worker.machine = run.id, run.attempt_count, run.machine or "small-1x"
                     self._by_run[run.id] = worker.id
             self.workers[record.id] = worker
-            self._spawn_task(self._monitor(worker))
+            self._watch(worker)
             log.info("adopted task container", worker=record.id, state=worker.state)
         for run in runs.values():
             if run.status == "DEQUEUED":

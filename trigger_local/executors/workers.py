@@ -30,6 +30,8 @@ class WorkerHandle:
     exit_code: int | None = None
     # set while CRIU dumps the process: True once it is checkpointed (its exit is then expected)
     freezing: asyncio.Future[bool] | None = None
+    monitor: asyncio.Task[None] | None = None  # the executor's watch on its exit
+
 
     def kill(self) -> None:
         """SIGKILL the whole process group (the task may have started children)."""

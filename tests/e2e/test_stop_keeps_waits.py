@@ -1,0 +1,92 @@
+"""A normal stop (SIGTERM, `trigger-local down`, `dev`'s Ctrl-C) costs a waiting run nothing:
+its held process is left running and adopted by the next daemon, or (CRIU) it is checkpointed
+before the daemon exits. Either way the ORIGINAL token completes the run and the code before the
+wait does not run again. Runs that were executing go back to their queue without using an
+attempt (docs/architecture.md, "Crash safety")."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import DaemonProcess, wait_for, write_project
+from .criu_support import complete_token, require_criu
+
+pytestmark = pytest.mark.slow
+
+STOP_TASKS = '''
+import asyncio, os
+from trigger_local import task, wait, metadata
+
+@task(id="side-effect-then-token")
+async def side_effect_then_token(payload, ctx):
+    with open(payload["file"], "a") as fh:
+        fh.write(f"attempt {ctx.attempt.number} pid {os.getpid()}\\n")
+    token = await wait.create_token(timeout="1h")  # no idempotency key: the default user code
+    metadata.set("token", token.id)
+    result = await wait.for_token(token)
+    return {"output": result.output, "pid": os.getpid(), "attempt": ctx.attempt.number}
+
+@task(id="long-sleeper")
+async def long_sleeper(payload, ctx):
+    with open(payload["file"], "a") as fh:
+        fh.write(f"attempt {ctx.attempt.number}\\n")
+    await asyncio.sleep(payload["seconds"])
+    return {"attempt": ctx.attempt.number}
+'''
+
+
+def stop_daemon(tmp_path: Path, **env: str) -> DaemonProcess:
+    home = tmp_path / "home"
+    d = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home), **env}).start()
+    d.register(write_project(tmp_path / "project", STOP_TASKS))
+    return d
+
+
+def _token_of(d: DaemonProcess, run_id: str) -> str | None:
+    run = d.run(run_id)
+    token = (run.get("metadata") or {}).get("token")
+    return str(token) if run["status"] == "WAITING" and token else None
+
+
+def _tokens(d: DaemonProcess) -> list[dict[str, Any]]:
+    r = d.api("GET", "/api/v1/waitpoints/tokens")
+    assert r.status_code == 200, r.text
+    return list(r.json()["data"])
+
+
+def _start_waiting_run(d: DaemonProcess, side_file: Path) -> tuple[str, str]:
+    run_id = d.trigger("side-effect-then-token", {"file": str(side_file)})
+    token = wait_for(lambda: _token_of(d, run_id), 30, what=f"{run_id} to wait on its token")
+    return run_id, token
+
+
+def _finish_after_restart(d: DaemonProcess, run_id: str, token: str, side_file: Path) -> dict[str, Any]:
+    complete_token(d, token, {"approved": True})
+    run = d.wait_status(run_id, timeout=30)
+    assert run["status"] == "COMPLETED", run
+    assert run["output"]["output"] == {"approved": True}
+    assert run["attemptCount"] == 1, run
+    lines = side_file.read_text().splitlines()
+    assert len(lines) == 1, lines  # the code before the wait ran once
+    assert [t["id"] for t in _tokens(d)] == [token]  # no second token
+    return run
+
+
+def test_sigterm_leaves_a_held_waiting_process_running_and_the_next_daemon_adopts_it(tmp_path: Path) -> None:
+    d = stop_daemon(tmp_path, TRIGGER_LOCAL_CHECKPOINTS="off")
+    try:
+        side_file = tmp_path / "side-effect.txt"
+        run_id, token = _start_waiting_run(d, side_file)
+        pid = int(side_file.read_text().split()[-1])
+        assert d.stop() == 0
+        d.start()
+        run = _finish_after_restart(d, run_id, token, side_file)
+        assert run["output"]["pid"] == pid  # the same process finished it
+    finally:
+        d.close()
