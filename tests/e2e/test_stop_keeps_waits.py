@@ -90,3 +90,47 @@ def test_sigterm_leaves_a_held_waiting_process_running_and_the_next_daemon_adopt
         assert run["output"]["pid"] == pid  # the same process finished it
     finally:
         d.close()
+
+
+def _checkpoints(d: DaemonProcess, run_id: str) -> list[dict[str, Any]]:
+    r = d.api("GET", f"/api/v1/runs/{run_id}/trace")
+    assert r.status_code == 200, r.text
+    return list(r.json()["checkpoints"])
+
+
+def test_sigterm_checkpoints_a_held_waiting_run_with_criu_and_the_next_daemon_restores_it(tmp_path: Path) -> None:
+    """CRIU works, but token waits are held (not in checkpoint_waits) until the stop: the stop
+    checkpoints the held process, and the next daemon restores it when the token completes."""
+    require_criu()
+    d = stop_daemon(tmp_path, TRIGGER_LOCAL_CHECKPOINT_WAITS="duration")
+    try:
+        side_file = tmp_path / "side-effect.txt"
+        run_id, token = _start_waiting_run(d, side_file)
+        pid = int(side_file.read_text().split()[-1])
+        assert _checkpoints(d, run_id) == []  # held, not checkpointed, before the stop
+        assert d.stop() == 0
+        assert not Path(f"/proc/{pid}").exists(), "checkpointed at stop: the process is gone"
+        d.start()
+        [ck] = _checkpoints(d, run_id)
+        assert ck["status"] == "active" and ck["pid"] == pid, ck
+        assert d.run(run_id)["status"] == "WAITING"
+        run = _finish_after_restart(d, run_id, token, side_file)
+        assert run["output"]["pid"] == pid  # restored: the same process, its locals intact
+        assert _checkpoints(d, run_id)[0]["status"] == "restored"
+    finally:
+        d.close()
+
+
+def test_sigterm_keeps_an_already_checkpointed_waiting_run(tmp_path: Path) -> None:
+    require_criu()
+    d = stop_daemon(tmp_path)
+    try:
+        side_file = tmp_path / "side-effect.txt"
+        run_id, token = _start_waiting_run(d, side_file)
+        wait_for(lambda: any(c["status"] == "active" for c in _checkpoints(d, run_id)), 30,
+                 what="the token wait to be checkpointed")
+        assert d.stop() == 0
+        d.start()
+        _finish_after_restart(d, run_id, token, side_file)
+    finally:
+        d.close()
