@@ -78,13 +78,29 @@ def _finish_after_restart(d: DaemonProcess, run_id: str, token: str, side_file: 
     return run
 
 
-def test_sigterm_leaves_a_held_waiting_process_running_and_the_next_daemon_adopts_it(tmp_path: Path) -> None:
+def cli_down(d: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    """`trigger-local down` (what `dev`'s Ctrl-C does too: SIGTERM to the daemon it started)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
+    done = subprocess.run([sys.executable, "-m", "trigger_local", "down", "--home", str(d.home), *args],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert d.proc is not None
+    d.proc.wait(10)
+    return done
+
+
+@pytest.mark.parametrize("how", ["sigterm", "down"])
+def test_a_normal_stop_leaves_a_held_waiting_process_running_and_the_next_daemon_adopts_it(
+        tmp_path: Path, how: str) -> None:
     d = stop_daemon(tmp_path, TRIGGER_LOCAL_CHECKPOINTS="off")
     try:
         side_file = tmp_path / "side-effect.txt"
         run_id, token = _start_waiting_run(d, side_file)
         pid = int(side_file.read_text().split()[-1])
-        assert d.stop() == 0
+        if how == "sigterm":
+            assert d.stop() == 0
+        else:
+            cli_down(d)
         d.start()
         run = _finish_after_restart(d, run_id, token, side_file)
         assert run["output"]["pid"] == pid  # the same process finished it
@@ -132,5 +148,22 @@ def test_sigterm_keeps_an_already_checkpointed_waiting_run(tmp_path: Path) -> No
         assert d.stop() == 0
         d.start()
         _finish_after_restart(d, run_id, token, side_file)
+    finally:
+        d.close()
+
+
+def test_down_kill_waiting_kills_held_processes_and_their_runs_start_again(tmp_path: Path) -> None:
+    d = stop_daemon(tmp_path, TRIGGER_LOCAL_CHECKPOINTS="off")
+    try:
+        side_file = tmp_path / "side-effect.txt"
+        run_id, _ = _start_waiting_run(d, side_file)
+        pid = int(side_file.read_text().split()[-1])
+        cli_down(d, "--kill-waiting")
+        assert not Path(f"/proc/{pid}").exists(), "--kill-waiting kills the held process"
+        d.start()
+        # interrupted, not failed: the attempt does not count and the run starts from the top
+        wait_for(lambda: len(side_file.read_text().splitlines()) == 2, 30, what="the run to start again")
+        attempts = d.api("GET", f"/api/v1/runs/{run_id}/trace").json()["attempts"]
+        assert attempts[0]["rawStatus"] == "INTERRUPTED", attempts
     finally:
         d.close()
