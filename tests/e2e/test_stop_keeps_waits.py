@@ -7,14 +7,18 @@ attempt (docs/architecture.md, "Crash safety")."""
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from .conftest import DaemonProcess, wait_for, write_project
+from .conftest import DaemonProcess, _kill_workers, wait_for, write_project
 from .criu_support import complete_token, require_criu
 
 pytestmark = pytest.mark.slow
@@ -167,3 +171,65 @@ def test_down_kill_waiting_kills_held_processes_and_their_runs_start_again(tmp_p
         assert attempts[0]["rawStatus"] == "INTERRUPTED", attempts
     finally:
         d.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Dev:
+    """A real `trigger-local dev` in the project, starting its own daemon; its output collected."""
+
+    def __init__(self, project: Path, home: Path, port: int) -> None:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")},
+               "TRIGGER_LOCAL_HOME": str(home), "TRIGGER_LOCAL_SHUTDOWN_GRACE_S": "0.5",
+               "PYTHONUNBUFFERED": "1", "COLUMNS": "300"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "trigger_local", "dev", "--port", str(port)],
+                                     cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout or []), daemon=True)
+        self.reader.start()
+        wait_for(lambda: "Registered" in self.text() or self.proc.poll() is not None, 60, what="dev to start")
+        assert self.proc.poll() is None, self.text()
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def ctrl_c(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(60)
+        self.reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        assert code == 0, self.text()
+
+
+def test_dev_ctrl_c_interrupts_an_executing_run_and_the_next_dev_says_it_started_again(tmp_path: Path) -> None:
+    project, home, port = write_project(tmp_path / "project", STOP_TASKS), tmp_path / "home", _free_port()
+    side_file = tmp_path / "side-effect.txt"
+    dev = _Dev(project, home, port)
+    client = DaemonProcess(home, port)  # only its API helpers: dev owns the daemon
+    try:
+        client.key = (home / "secret_key").read_text().strip()
+        client.client = httpx.Client(base_url=f"http://127.0.0.1:{port}",
+                                     headers={"Authorization": f"Bearer {client.key}"}, timeout=30)
+        run_id = client.trigger("long-sleeper", {"file": str(side_file), "seconds": 120})
+        wait_for(lambda: side_file.exists(), 30, what="the run to start")
+        dev.ctrl_c()
+        assert "Stopped the daemon dev started" in dev.text(), dev.text()
+        dev = _Dev(project, home, port)
+        wait_for(lambda: f"{run_id} long-sleeper started again after an interruption (attempt 2" in dev.text(),
+                 30, what="dev to say the interrupted run started again")
+        attempts = client.api("GET", f"/api/v1/runs/{run_id}/trace").json()["attempts"]
+        assert [a["rawStatus"] for a in attempts] == ["INTERRUPTED", "EXECUTING"], attempts
+        assert client.run(run_id)["status"] == "EXECUTING"
+        client.api("POST", f"/api/v2/runs/{run_id}/cancel")
+    finally:
+        if dev.proc.poll() is None:
+            dev.ctrl_c()
+        if client.client is not None:
+            client.client.close()
+        _kill_workers(home)
