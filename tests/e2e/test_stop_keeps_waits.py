@@ -233,3 +233,30 @@ def test_dev_ctrl_c_interrupts_an_executing_run_and_the_next_dev_says_it_started
         if client.client is not None:
             client.client.close()
         _kill_workers(home)
+
+
+PAUSE_HOOK = "TRIGGER_LOCAL_TEST_PAUSE_BEFORE_CHECKPOINT_RECORD_S"
+
+
+def test_kill_9_between_a_criu_dump_and_its_record_the_run_resumes_from_the_checkpoint(tmp_path: Path) -> None:
+    """The window between `criu dump` (the process is gone) and the checkpoint's record: a
+    pending record written before the dump lets the next daemon finish it."""
+    require_criu()
+    d = stop_daemon(tmp_path, **{PAUSE_HOOK: "60"})  # the test hook holds the daemon inside the window
+    try:
+        side_file = tmp_path / "side-effect.txt"
+        run_id, token = _start_waiting_run(d, side_file)
+        pid = int(side_file.read_text().split()[-1])
+        wait_for(lambda: [c["status"] for c in _checkpoints(d, run_id)] == ["pending"]
+                 and not Path(f"/proc/{pid}").exists(), 30, what="the dump to end with its record pending")
+        d.kill9()
+        d.env.pop(PAUSE_HOOK)
+        d.start()
+        [ck] = _checkpoints(d, run_id)
+        assert ck["status"] == "active" and ck["size_bytes"] > 0, ck
+        assert d.run(run_id)["status"] == "WAITING"
+        run = _finish_after_restart(d, run_id, token, side_file)
+        assert run["output"]["pid"] == pid
+        assert _checkpoints(d, run_id)[0]["status"] == "restored"
+    finally:
+        d.close()

@@ -47,8 +47,10 @@ class CheckpointMixin(EngineBase):
             ck.status = CK_ACTIVE
             data = {"checkpoint_id": ck.id, "size_bytes": ck.size_bytes, "dump_ms": ck.dump_ms, "path": ck.path}
             if run.status == WAITING:
+                # no dump time: a dump the last daemon left pending, finished by this one
+                how = f"in {ck.dump_ms:.0f} ms" if ck.dump_ms is not None else "(recorded after a daemon restart)"
                 await self._move(tx, run, WAITING, kind=K_SUSPENDED, event="run.checkpointed",
-                                 description=f"checkpointed in {ck.dump_ms:.0f} ms", data=data)
+                                 description=f"checkpointed {how}", data=data)
             else:
                 await tx.ops.insert_event(run.id, "run.checkpointed", tx.now, {"run_id": run.id, **data})
             return True

@@ -53,6 +53,7 @@ ENGINE_CHECK_DOWN_S = 1.0  # how soon a missing engine is noticed coming back
 ENGINE_CHECK_UP_S = 5.0
 #: where a container sees its worker's freeze directory (the done file of the freeze handshake)
 FREEZE_MOUNT = "/run/trigger-local/freeze"
+CONTAINER_WAIT_S = 2.0  # one long-poll of the engine for a container's exit
 
 
 @dataclass
@@ -224,13 +225,18 @@ class DockerExecutor(ProcessExecutor):
             self._wake()
 
     def _wait(self, worker: ContainerHandle) -> bool:
-        """Block until the container stops; False when the engine went away meanwhile."""
-        try:
-            worker.container.wait()
-            return True
-        except Exception as exc:  # DockerException, or requests' ConnectionError when the engine dies
-            self._engine_lost(exc)
-            return False
+        """Block until the container stops; False when the engine went away meanwhile, or when a
+        stop left the container running (released: its watch is over, and the thread must end
+        for the daemon to exit)."""
+        while not worker.released:
+            try:
+                worker.container.wait(timeout=CONTAINER_WAIT_S)
+                return True
+            except Exception as exc:  # DockerException, or requests' errors (a timeout, the engine gone)
+                if "timed out" not in str(exc).lower():
+                    self._engine_lost(exc)
+                    return False
+        return False
 
     def _collect(self, worker: ContainerHandle) -> tuple[int | None, bool]:
         """Keep a stopped container's output in the worker log and remove it.

@@ -95,5 +95,6 @@ def _leave_running(worker: WorkerHandle) -> None:
     """Not ours to stop: its run keeps its place, and the next daemon adopts it by pid."""
     log.info("leaving a waiting run's task process running; the next daemon adopts it",
              run=worker.run_id, worker=worker.id, pid=worker.pid)
+    worker.released = True
     if worker.monitor is not None:
         worker.monitor.cancel()  # its exit, if any, is the next daemon's to see
