@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from ..store.checkpoints import (
     CK_ACTIVE,
-    CK_PENDING,
     CK_DELETED,
     CK_FAILED,
+    CK_PENDING,
     CK_RESTORED,
     Checkpoint,
     CheckpointOps,

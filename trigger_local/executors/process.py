@@ -26,7 +26,17 @@ from ..durations import iso
 from ..engine import Engine
 from ..engine.states import K_QUEUED_HELD
 from ..ids import new_id
-from ..store.models import DEQUEUED, EXECUTING, FINAL_STATUSES, QUEUED, WAITING, Attempt, Run, Version, Worker
+from ..store.models import (
+    DEQUEUED,
+    EXECUTING,
+    FINAL_STATUSES,
+    QUEUED,
+    WAITING,
+    Attempt,
+    Run,
+    Version,
+    Worker,
+)
 from ..tokens import run_token, worker_token
 from .base import Checkpoints
 from .checkpoints import Checkpointer
