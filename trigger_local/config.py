@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 from .errors import ValidationError
 
 DEFAULT_PORT = 8030
+#: stops the daemon like SIGTERM, and kills the processes of waiting runs too (`down --kill-waiting`)
+KILL_WAITING_SIGNAL = signal.SIGUSR1
 MIB = 1024 * 1024
 
 

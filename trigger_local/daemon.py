@@ -2,9 +2,12 @@
 executor. `serve(settings)` runs it in the foreground until SIGTERM or SIGINT.
 
 Shutdown (SIGTERM/SIGINT): stop starting runs, give running attempts `shutdown_grace_s` to
-finish, then stop every task process; runs that were interrupted go back to their queue
-(without using up an attempt) and start again on the next daemon. A daemon killed with -9
-instead leaves its task processes running; the next daemon adopts them (docs/architecture.md).
+finish, then stop their task processes; runs that were interrupted go back to their queue
+(without using up an attempt) and start again on the next daemon. Waiting runs keep their
+place: checkpointed, or their process left running for the next daemon to adopt
+(executors/stopping.py). KILL_WAITING_SIGNAL (SIGUSR1, `trigger-local down --kill-waiting`)
+stops it the same way but kills the waiting runs' processes too. A daemon killed with -9
+leaves its task processes running; the next daemon adopts them (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import uvicorn
 
 from . import __version__
 from .clock import Clock, SystemClock
-from .config import DaemonSettings, ensure_secret_key
+from .config import KILL_WAITING_SIGNAL, DaemonSettings, ensure_secret_key
 from .dispatch.dispatcher import Dispatcher
 from .engine import Engine
 from .errors import TriggerLocalError, ValidationError
@@ -163,6 +166,12 @@ async def _main(settings: DaemonSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+
+    def stop_killing_waiting() -> None:  # `trigger-local down --kill-waiting`
+        daemon.executor.kill_waiting = True
+        stopping.set()
+
+    loop.add_signal_handler(KILL_WAITING_SIGNAL, stop_killing_waiting)
     serve_task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not serve_task.done():
         await asyncio.sleep(0.01)

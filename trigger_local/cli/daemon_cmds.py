@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import typer
 
-from ..config import DaemonSettings
+from ..config import KILL_WAITING_SIGNAL, DaemonSettings
 from ..sdk.client import configure, read_daemon_info
 from .common import JSON_OPTION, client, emit_json, err, fail, out
 from .render import fmt_time
@@ -121,9 +121,9 @@ def _pid_is_ours(pid: int) -> bool:
     return True
 
 
-def stop_pid(pid: int, timeout_s: float) -> bool:
-    """SIGTERM `pid` and wait for it to exit; False if it is still alive after `timeout_s`."""
-    os.kill(pid, signal.SIGTERM)
+def stop_pid(pid: int, timeout_s: float, sig: int = signal.SIGTERM) -> bool:
+    """Signal `pid` (SIGTERM) and wait for it to exit; False if it is still alive after `timeout_s`."""
+    os.kill(pid, sig)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not _pid_is_ours(pid):
@@ -134,15 +134,22 @@ def stop_pid(pid: int, timeout_s: float) -> bool:
 
 def down(
     home: Path | None = typer.Option(None, "--home", help="Daemon home (default: ~/.trigger-local)."),
+    kill_waiting: bool = typer.Option(
+        False, "--kill-waiting",
+        help="Also kill the task processes of waiting runs. Without it they keep running (or are "
+             "checkpointed) and the next daemon continues them where they wait; with it their runs "
+             "are interrupted and start again from the top on the next start."),
 ) -> None:
-    """Stop the running daemon (SIGTERM, then wait for it to exit)."""
+    """Stop the running daemon (SIGTERM, then wait for it to exit). Runs that are executing go back
+    to their queue; waiting runs keep their place unless --kill-waiting."""
     settings = settings_for(home)
     info = read_daemon_info(settings.home)
     pid = int(info.get("pid") or 0) if info else 0
     if not pid or not _pid_is_ours(pid):
         err().print(f"No daemon is running (home {settings.home}).")
         return
-    if not stop_pid(pid, settings.shutdown_grace_s + 15):
+    sig = KILL_WAITING_SIGNAL if kill_waiting else signal.SIGTERM
+    if not stop_pid(pid, settings.shutdown_grace_s + 15, sig):
         fail(f"The daemon (pid {pid}) is still running after SIGTERM; stop it with `kill -9 {pid}`.")
     err().print(f"Daemon stopped (pid {pid}).")
 

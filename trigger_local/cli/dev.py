@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from rich.text import Text
 from ..config import ProjectConfig, find_project_root, load_project
 from ..errors import TriggerLocalError, ValidationError
 from ..sdk.client import SyncApiClient
-from ..sdk.events import iter_events
+from ..sdk.events import OPEN, iter_events
 from .common import client, err, fail, out, print_error
 from .daemon_cmds import running_daemon, settings_for, start_detached, stop_pid
 from .render import log_line, status_text
@@ -29,6 +30,7 @@ Json = dict[str, Any]
 
 #: ours, or the daemon's own: never handed on to task processes
 _PRIVATE_ENV = ("TRIGGER_LOCAL_", "TRIGGER_API_URL", "TRIGGER_SECRET_KEY")
+CATCH_UP_EVENTS = 500  # how far back `dev` looks, when it connects, for runs started again
 SHOWN = {"EXECUTING", "WAITING", "COMPLETED", "FAILED", "CANCELED", "CRASHED", "SYSTEM_FAILURE",
          "EXPIRED", "TIMED_OUT"}
 
@@ -86,10 +88,31 @@ class RunStream:
 
     def __init__(self, api: SyncApiClient) -> None:
         self.api = api
+        self._caught_up = False
 
     def run(self) -> None:
         for event in iter_events(self.api, types=["run."]):
-            self.on_event(event)
+            if event.get("type") == OPEN:
+                self.catch_up(event.get("seq"))
+            else:
+                self.on_event(event)
+
+    def catch_up(self, seq: Any) -> None:
+        """Once, when the stream first opens: the runs interrupted by the last stop that this
+        daemon already started again (it does so at once, before `dev` is connected)."""
+        if self._caught_up or not isinstance(seq, int):
+            return
+        self._caught_up = True
+        try:
+            started_at = float(self.api.status().get("started_at") or 0)
+            page = self.api.events(after=max(0, seq - CATCH_UP_EVENTS), limit=CATCH_UP_EVENTS)
+        except (TriggerLocalError, ValueError, TypeError):
+            return
+        for event in page.get("data") or []:
+            # up to `seq` only: the stream itself delivers what came after
+            if int(event.get("seq") or 0) <= seq and (event.get("data") or {}).get("interrupted_by") \
+                    and _epoch(event.get("at")) >= started_at:
+                self.on_event(event)
 
     def on_event(self, event: Json) -> None:
         data, run_id = event.get("data") or {}, event.get("runId") or event.get("run_id")
@@ -101,7 +124,15 @@ class RunStream:
         if not run_id or not str(event.get("type", "")).startswith("run.") or status is None:
             return
         line = Text(f"{run_id} {data.get('task_id', '')} ", style="bold")
-        if event.get("type") == "run.retrying":
+        if event.get("type") == "run.interrupted":
+            line.append(f"interrupted ({data.get('reason') or 'the daemon stopped'}); back in its queue, "
+                        "the attempt does not count", style="yellow")
+            err().print(line)
+        elif status == "EXECUTING" and data.get("interrupted_by"):
+            line.append(f"started again after an interruption (attempt {data.get('attempt', '?')}; "
+                        f"{data['interrupted_by']})", style="yellow")
+            err().print(line)
+        elif event.get("type") == "run.retrying":
             retry_in = data.get("retry_in_s")
             when = f"in {retry_in:.1f}s" if isinstance(retry_in, int | float) else "soon"
             on = f" on {data['machine']} (out of memory)" if data.get("machine") else ""
@@ -110,6 +141,13 @@ class RunStream:
         elif status in SHOWN and status != data.get("from"):
             line.append_text(status_text(status))
             err().print(line)
+
+
+def _epoch(at: Any) -> float:
+    try:
+        return datetime.fromisoformat(str(at).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def dev(

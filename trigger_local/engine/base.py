@@ -44,6 +44,9 @@ class EngineBase:
         self.hub = hub or Hub()
         self.project_retry = project_retry
         self.current_version: Version | None = None
+        # set by the executor when a normal stop begins: held waits' polls are then refused, so
+        # their processes hold no connection (executors/stopping.py)
+        self.stopping = False
 
     async def load(self) -> None:
         """Read what the engine caches (the current version) from the store."""

@@ -20,6 +20,7 @@ from ..store.models import (
     EXECUTING,
     EXPIRED,
     FINAL_STATUSES,
+    INTERRUPTED,
     QUEUED,
     SYSTEM_FAILURE,
     TIMED_OUT,
@@ -102,9 +103,13 @@ class LifecycleMixin(TriggerMixin):
             await tx.ops.insert_attempt(attempt)
             deadline = (tx.now + max(0.0, current.max_duration_s - current.executed_s)
                         if current.max_duration_s else None)
+            data: dict[str, Any] = {"attempt": number, "worker_id": worker_id}
+            if current.attempt_count:  # a run that ran before: say so if it was interrupted (dev prints it)
+                previous = (await tx.ops.attempts(run.id))[-2:-1]
+                if previous and previous[0].status == INTERRUPTED:
+                    data["interrupted_by"] = (previous[0].error or {}).get("message") or "an interruption"
             await self._move(tx, current, EXECUTING, attempt_count=number, worker_id=worker_id,
-                             started_at=current.started_at or tx.now, deadline_at=deadline,
-                             data={"attempt": number, "worker_id": worker_id})
+                             started_at=current.started_at or tx.now, deadline_at=deadline, data=data)
             return current, attempt
 
     async def requeue(self, run: Run, reason: str) -> None:
@@ -211,7 +216,7 @@ class LifecycleMixin(TriggerMixin):
             if interrupted:
                 attempts = await tx.ops.attempts(run.id)
                 if attempts:
-                    await tx.ops.update_attempt(attempts[-1].id, status="INTERRUPTED", finished_at=tx.now,
+                    await tx.ops.update_attempt(attempts[-1].id, status=INTERRUPTED, finished_at=tx.now,
                                                 counts=False, error={"message": reason})
                 await tx.ops.unblock_run(run.id)
                 return await self._move(tx, run, QUEUED, kind=K_QUEUED, worker_id=None, deadline_at=None,

@@ -53,6 +53,7 @@ ENGINE_CHECK_DOWN_S = 1.0  # how soon a missing engine is noticed coming back
 ENGINE_CHECK_UP_S = 5.0
 #: where a container sees its worker's freeze directory (the done file of the freeze handshake)
 FREEZE_MOUNT = "/run/trigger-local/freeze"
+CONTAINER_WAIT_S = 2.0  # one long-poll of the engine for a container's exit
 
 
 @dataclass
@@ -192,7 +193,7 @@ class DockerExecutor(ProcessExecutor):
             raise
         await self.engine.register_worker(Worker(id=worker_id, version_id=version.id, token="", pid=None,
                                                  started_at=time.time(), executor=self.name))
-        self._spawn_task(self._monitor(worker))
+        self._watch(worker)
         log.debug("task container started", worker=worker_id, image=image, machine=machine.name)
         return worker
 
@@ -224,13 +225,18 @@ class DockerExecutor(ProcessExecutor):
             self._wake()
 
     def _wait(self, worker: ContainerHandle) -> bool:
-        """Block until the container stops; False when the engine went away meanwhile."""
-        try:
-            worker.container.wait()
-            return True
-        except Exception as exc:  # DockerException, or requests' ConnectionError when the engine dies
-            self._engine_lost(exc)
-            return False
+        """Block until the container stops; False when the engine went away meanwhile, or when a
+        stop left the container running (released: its watch is over, and the thread must end
+        for the daemon to exit)."""
+        while not worker.released:
+            try:
+                worker.container.wait(timeout=CONTAINER_WAIT_S)
+                return True
+            except Exception as exc:  # DockerException, or requests' errors (a timeout, the engine gone)
+                if "timed out" not in str(exc).lower():
+                    self._engine_lost(exc)
+                    return False
+        return False
 
     def _collect(self, worker: ContainerHandle) -> tuple[int | None, bool]:
         """Keep a stopped container's output in the worker log and remove it.
@@ -253,9 +259,9 @@ class DockerExecutor(ProcessExecutor):
     def _freeze_dir(self, worker_id: str) -> Path:
         return self.settings.home / "freeze" / worker_id
 
-    def _done_file(self, worker: WorkerHandle, run_id: str, attempt: int) -> tuple[Path, str]:
+    def _done_file(self, worker_id: str, run_id: str, attempt: int) -> tuple[Path, str]:
         name = f"{run_id}.{attempt}"
-        return self._freeze_dir(worker.id) / name, f"{FREEZE_MOUNT}/{name}"
+        return self._freeze_dir(worker_id) / name, f"{FREEZE_MOUNT}/{name}"
 
     def handle_for_restored(self, run: Run, worker_id: str, container: Any) -> ContainerHandle:
         return ContainerHandle(id=worker_id, version_id=run.version_id or "", pid=None, container=container,
@@ -296,7 +302,7 @@ class DockerExecutor(ProcessExecutor):
                     worker.run_id, worker.attempt, worker.machine = run.id, run.attempt_count, run.machine or "small-1x"
                     self._by_run[run.id] = worker.id
             self.workers[record.id] = worker
-            self._spawn_task(self._monitor(worker))
+            self._watch(worker)
             log.info("adopted task container", worker=record.id, state=worker.state)
         for run in runs.values():
             if run.status == "DEQUEUED":

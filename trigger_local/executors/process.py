@@ -26,11 +26,22 @@ from ..durations import iso
 from ..engine import Engine
 from ..engine.states import K_QUEUED_HELD
 from ..ids import new_id
-from ..store.models import EXECUTING, FINAL_STATUSES, WAITING, Attempt, Run, Version, Worker
+from ..store.models import (
+    DEQUEUED,
+    EXECUTING,
+    FINAL_STATUSES,
+    QUEUED,
+    WAITING,
+    Attempt,
+    Run,
+    Version,
+    Worker,
+)
 from ..tokens import run_token, worker_token
 from .base import Checkpoints
 from .checkpoints import Checkpointer
 from .sockets import is_child, reap
+from .stopping import stop_processes
 from .workers import (
     BUSY,
     HELD,
@@ -62,6 +73,7 @@ class ProcessExecutor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._versions: dict[str, Version] = {}
         self._stopping = False
+        self.kill_waiting = False  # a stop that kills held processes too (down --kill-waiting)
         self._freezes_in_flight = 0
         self.logs_dir = settings.home / "logs" / "workers"
         engine.hub.subscribe(self._on_event)
@@ -72,10 +84,14 @@ class ProcessExecutor:
         return Checkpointer(self)
 
     # -- bookkeeping --------------------------------------------------------------------------
-    def _spawn_task(self, coro: Any) -> None:
+    def _spawn_task(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _watch(self, worker: WorkerHandle) -> None:
+        worker.monitor = self._spawn_task(self._monitor(worker))
 
     def _on_event(self, type_: str, data: dict[str, Any]) -> None:
         if type_ == "worker.kill":
@@ -213,7 +229,7 @@ class ProcessExecutor:
         self.workers[worker_id] = worker
         await self.engine.register_worker(Worker(id=worker_id, version_id=version.id, token="", pid=proc.pid,
                                                  started_at=time.time(), executor=self.name))
-        self._spawn_task(self._monitor(worker))
+        self._watch(worker)
         log.debug("task process started", worker=worker_id, pid=proc.pid, version=version.id)
         return worker
 
@@ -317,14 +333,14 @@ class ProcessExecutor:
         # process then only sees it after its restore) or has failed. A timed quiet was not
         # enough: with 200 runs freezing at once, dumps started late, runtimes polled again
         # meanwhile, and a dump of a process holding a connection fails.
-        done, seen_as = self._done_file(worker, run_id, attempt)
+        done, seen_as = self._done_file(worker.id, run_id, attempt)
         done.parent.mkdir(parents=True, exist_ok=True)
         done.unlink(missing_ok=True)
         self._spawn_task(self._freeze(worker, run_id, attempt, done))
         quiet_s = self.settings.freeze_grace_s + FREEZE_QUEUE_S * self._freezes_in_flight
         return {"freeze": True, "pollAfterS": round(quiet_s, 3), "doneFile": seen_as}
 
-    def _done_file(self, worker: WorkerHandle, run_id: str, attempt: int) -> tuple[Path, str]:
+    def _done_file(self, worker_id: str, run_id: str, attempt: int) -> tuple[Path, str]:
         """Where the daemon writes the freeze's done file, and that path as the runtime sees it."""
         done = self.settings.home / "freeze" / f"{run_id}.{attempt}"
         return done, str(done)
@@ -338,13 +354,26 @@ class ProcessExecutor:
             self._freezes_in_flight -= 1
             done.write_text("frozen" if frozen else "held")
         if frozen:
-            # the process is gone: it no longer counts against max_processes
-            self.workers.pop(worker.id, None)
-            self._by_run.pop(run_id, None)
-            await self.engine.forget_worker(worker.id)
-            self._wake()
+            await self.forget_frozen(worker, run_id)
         else:
             worker.freezing = None
+
+    async def forget_frozen(self, worker: WorkerHandle, run_id: str) -> None:
+        """The process is checkpointed and gone: it no longer counts against max_processes."""
+        self.workers.pop(worker.id, None)
+        self._by_run.pop(run_id, None)
+        await self.engine.forget_worker(worker.id)
+        self._wake()
+
+    def freeze_settled(self, ck: Any, finished: bool) -> None:
+        """A dump the last daemon left pending was finished or undone (checkpointer.start()): the
+        runtime may still wait for the freeze handshake's done file; give it its answer."""
+        done, _ = self._done_file(ck.worker_id, ck.run_id, ck.attempt)
+        try:
+            done.parent.mkdir(parents=True, exist_ok=True)
+            done.write_text("frozen" if finished else "held")
+        except OSError as exc:
+            log.warning("could not write a freeze done file", path=str(done), error=str(exc))
 
     async def _restore(self, run: Run, ck: Any) -> bool:
         if len(self.workers) >= self.settings.max_processes:
@@ -356,7 +385,7 @@ class ProcessExecutor:
         self._by_run[run.id] = worker.id
         await self.engine.register_worker(Worker(id=worker.id, version_id=worker.version_id, token="",
                                                  pid=worker.pid, started_at=time.time(), executor=self.name))
-        self._spawn_task(self._monitor(worker))
+        self._watch(worker)
         return await self.engine.resume_held(run) is not None
 
     # -- process exits --------------------------------------------------------------------------
@@ -397,12 +426,13 @@ class ProcessExecutor:
                 worker = WorkerHandle(id=record.id, version_id=record.version_id, pid=record.pid,
                                       log_path=self.logs_dir / f"{record.id}.log", state=IDLE)
                 for run in runs.values():
-                    if run.worker_id == record.id and run.status in (EXECUTING, WAITING):
+                    # QUEUED/DEQUEUED with a worker: held, its wait completed, not resumed yet
+                    if run.worker_id == record.id and run.status in (EXECUTING, WAITING, QUEUED, DEQUEUED):
                         worker.state = BUSY if run.status == EXECUTING else HELD
                         worker.run_id, worker.attempt = run.id, run.attempt_count
                         self._by_run[run.id] = worker.id
                 self.workers[record.id] = worker
-                self._spawn_task(self._monitor(worker))
+                self._watch(worker)
                 log.info("adopted task process", worker=record.id, pid=record.pid, state=worker.state)
             else:
                 await self.engine.forget_worker(record.id)
@@ -415,22 +445,7 @@ class ProcessExecutor:
                                               "process was gone", interrupted=True)
 
     async def shutdown(self, grace_s: float) -> None:
-        """Stop taking runs, give running attempts `grace_s` to finish, then stop every process.
-        Interrupted runs go back to their queue and start again on the next daemon."""
-        self._stopping = True
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(w.state == BUSY for w in self.workers.values()):
-            await asyncio.sleep(0.05)
-        workers = list(self.workers.values())
-        for worker in workers:
-            run_id, attempt = worker.run_id, worker.attempt
-            worker.kill()
-            if run_id and attempt:
-                await self.engine.worker_lost(run_id, attempt, "The daemon shut down", interrupted=True)
-        for worker in workers:
-            try:
-                await asyncio.wait_for(worker.exited.wait(), 5)
-            except TimeoutError:
-                log.warning("task process did not exit", worker=worker.id, pid=worker.pid)
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
+        """A normal stop (executors/stopping.py): executing attempts get `grace_s` to finish, then
+        are interrupted (back to their queue); waiting runs keep their place, checkpointed or
+        with their process left running for the next daemon."""
+        await stop_processes(self, grace_s)
