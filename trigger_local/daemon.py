@@ -87,8 +87,10 @@ class Daemon:
     async def stop(self, http: HttpServer | None = None) -> None:
         """Stop in order (the module docstring): dispatching, task processes, HTTP, the store.
         A step that fails is reported and the next one still runs."""
+        began = time.monotonic()
         await self.supervisor.stop("dispatcher", DISPATCH_STOP_S)
-        await _step("stopping task processes", self.executor.shutdown(self.settings.shutdown_grace_s))
+        grace_s = max(0.0, self.settings.shutdown_grace_s - (time.monotonic() - began))  # one grace in all
+        await _step("stopping task processes", self.executor.shutdown(grace_s))
         self.engine.hub.drain()
         if http is not None:
             await _step("stopping the HTTP server", http.drain(DRAIN_S))
