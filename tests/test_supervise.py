@@ -1,6 +1,7 @@
 """The supervisor (supervise.py): a failing round is retried with back-off, even when reporting
 it fails too; a full disk is waited out; a loop past its failure limit, or one whose task ends
-unasked, is fatal; and the dispatcher puts back the runs a failed round took off their queue."""
+unasked, is fatal; the dispatcher puts back the runs a failed round took off their queue; and a
+task process retries a completion the daemon refused for a full disk (507)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from trigger_local.disk import disk_full_error
 from trigger_local.dispatch.dispatcher import Dispatcher
 from trigger_local.engine import Engine, TriggerRequest
 from trigger_local.logs import SafePrintLogger
+from trigger_local.sdk.worker_client import WorkerClient
 from trigger_local.store.models import DEQUEUED, EXECUTING, Run, TaskDef
 from trigger_local.supervise import Supervisor
 
@@ -231,3 +233,31 @@ async def test_runs_a_failed_round_took_off_their_queue_are_started_later(engine
     await dispatcher.tick()
     assert sorted(executor.started) == sorted(ids)
     assert {(await read.get_run(i)).status for i in ids} == {EXECUTING}  # type: ignore[union-attr]
+
+
+# -- the worker protocol client -------------------------------------------------------------------
+class FullThenFreeTransport:
+    """Answers 507 disk_full twice, then 200 (a fake at the I/O edge)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def send(self, method: str, path: str, headers: dict[str, str], body: bytes | None,
+                   timeout_s: float) -> tuple[int, bytes]:
+        self.sent += 1
+        if self.sent <= 2:
+            return 507, b'{"error": "disk full at /home: free space, then retry", "code": "disk_full"}'
+        return 200, b'{"status": "COMPLETED"}'
+
+    async def reset(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_completion_refused_for_a_full_disk_is_retried_until_it_lands() -> None:
+    transport = FullThenFreeTransport()
+    client = WorkerClient("http://daemon", orphan_timeout=30, transport=transport)
+    answer = await client.run_call("POST", "run_1", "attempts/1/complete", "tok", body={"ok": True})
+    assert answer == {"status": "COMPLETED"} and transport.sent == 3
