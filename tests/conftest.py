@@ -80,6 +80,9 @@ class InProcessServices:
                           dirs=dirs, env=env, tasks=[TaskDef(task_id=t, queue=f"task/{t}") for t in self.task_ids])
         return await self.engine.register_version(version)
 
+    def health(self) -> dict[str, Any]:
+        return {"ok": True, "loops": {}}
+
     def status(self) -> dict[str, Any]:
         return {"executor": "in-process", "pid": 0, "version": "test"}
 

@@ -64,6 +64,9 @@ class DaemonSettings:
     #: must start within it (a poll's open connection would make the dump fail: the run is held)
     freeze_grace_s: float = 0.5
     log_json: bool = False
+    #: a background loop (the dispatcher, the docker engine check) that fails this many rounds in
+    #: a row stops the daemon with exit code 1; a full disk never counts (it is waited out)
+    loop_failure_limit: int = 20
 
     @property
     def db_path(self) -> Path:

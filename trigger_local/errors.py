@@ -8,6 +8,8 @@
     ├── NotFoundError                 not_found       404  run, task, queue, token, version
     │   └── TaskNotFoundError         task_not_found  404
     ├── ConflictError                 conflict        409  a transition that lost a race
+    ├── DiskFullError                 disk_full       507  the home's disk is full: free space, retry
+    ├── DaemonStoppingError           stopping        503  the daemon is shutting down: retry later
     ├── DaemonNotRunningError         daemon_down     (client side only)
     └── ApiError                      api_error       (client side: any other status)
 
@@ -72,6 +74,21 @@ class ConflictError(TriggerLocalError):
     status = 409
 
 
+class DiskFullError(TriggerLocalError):
+    """A write failed because the disk holding the daemon's home is full (SQLite's "database or
+    disk is full", ENOSPC). Nothing was changed; the same request succeeds once there is space."""
+
+    code = "disk_full"
+    status = 507
+
+
+class DaemonStoppingError(TriggerLocalError):
+    """The daemon is shutting down and no longer serves this request; the next daemon will."""
+
+    code = "stopping"
+    status = 503
+
+
 class DaemonNotRunningError(TriggerLocalError):
     code = "daemon_down"
     status = 503
@@ -107,6 +124,8 @@ _BY_CODE: dict[str, type[TriggerLocalError]] = {
         NotFoundError,
         TaskNotFoundError,
         ConflictError,
+        DiskFullError,
+        DaemonStoppingError,
     )
 }
 
@@ -125,7 +144,8 @@ def error_from_response(status: int, body: Any) -> TriggerLocalError:
     cls = _BY_CODE.get(str(code)) if code else None
     if cls is None:
         cls = {400: BadRequestError, 401: AuthenticationError, 404: NotFoundError,
-               409: ConflictError, 413: PayloadTooLargeError, 422: ValidationError}.get(status, ApiError)
+               409: ConflictError, 413: PayloadTooLargeError, 422: ValidationError,
+               507: DiskFullError}.get(status, ApiError)
     err = cls(message, **details)
     if cls is ApiError:
         err.status = status

@@ -40,8 +40,18 @@ def event_json(event: Event) -> dict[str, Any]:
 
 
 @router.get("/healthz")
-async def healthz() -> Response:
-    return ok({"ok": True, "version": __version__})
+async def healthz(request: Request) -> Response:
+    """200 while every background loop of the daemon runs and none is failing; 503 otherwise,
+    naming the loops that are not (docs/configuration.md, "Health"). Needs no key."""
+    health = services_of(request).health()
+    body: dict[str, Any] = {"ok": bool(health["ok"]), "version": __version__, **health}
+    if health["ok"]:
+        return ok(body)
+    bad = [f"{name}: {state['error'] or 'not running'}" for name, state in health["loops"].items()
+           if state["failing"] or not state["running"]]
+    body["error"] = "; ".join(bad or [str(health.get("fatal") or "unhealthy")])
+    body["code"] = "unhealthy"
+    return ok(body, 503)
 
 
 @router.post("/api/v1/local/versions", openapi_extra=body_doc({"projectDir": {"type": "string"}, "dirs": {"type": "array", "items": {"type": "string"}}, "python": {"type": "string"}, "env": {"type": "object"}, "image": {"type": "string"}}, ["projectDir"]))
@@ -112,7 +122,7 @@ async def events(request: Request, after: str | None = Query(None), wait_s: str 
     size = int_param(limit, "limit", 500, 1, 5000)
     read = svc.engine.store.read()
     found = await read.events_after(seq, size, run_id or None)
-    if not found and wait > 0:
+    if not found and wait > 0 and not svc.engine.hub.draining.is_set():  # draining: answer now
         woken = asyncio.Event()
         # any publish may have written an event row; re-reading is cheap, missing one is not
         unsubscribe = svc.engine.hub.subscribe(lambda _type, data: woken.set()

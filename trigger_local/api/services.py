@@ -31,6 +31,11 @@ class DaemonServices(Protocol):
         Raises ValidationError(message, traceback=...) when a module fails to import."""
         ...
 
+    def health(self) -> dict[str, Any]:
+        """`{"ok": bool, "loops": {name: {"running", "failing", "failures", "error", ...}}}`:
+        what `/healthz` answers (supervise.py)."""
+        ...
+
     def status(self) -> dict[str, Any]:
         """The daemon's state for `/api/v1/local/status`: executor, pid, version, counts."""
         ...

@@ -112,6 +112,8 @@ async def _events(svc: DaemonServices, after: int, flt: StreamFilter) -> AsyncIt
                     yield frame(event.type, await _expand(svc, event), event.seq)
             if len(found) == PAGE:
                 continue
+            if svc.engine.hub.draining.is_set():
+                return  # the daemon is stopping: end the stream; the client reconnects with its cursor
             try:
                 await asyncio.wait_for(woken.wait(), KEEPALIVE_S)
             except TimeoutError:

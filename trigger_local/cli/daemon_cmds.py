@@ -17,6 +17,7 @@ import httpx
 import typer
 
 from ..config import KILL_WAITING_SIGNAL, DaemonSettings
+from ..daemon_lock import holder as lock_holder
 from ..sdk.client import configure, read_daemon_info
 from .common import JSON_OPTION, client, emit_json, err, fail, out
 from .render import fmt_time
@@ -25,9 +26,11 @@ START_TIMEOUT_S = 30.0
 EXECUTORS = ("process", "docker")
 
 
-def healthy(url: str, timeout_s: float = 1.0) -> bool:
+def answering(url: str, timeout_s: float = 1.0) -> bool:
+    """A daemon answers /healthz at `url`: 200, or 503 while one of its loops is failing (it
+    runs, and says what is wrong)."""
     try:
-        return httpx.get(f"{url.rstrip('/')}/healthz", timeout=timeout_s).status_code == 200
+        return httpx.get(f"{url.rstrip('/')}/healthz", timeout=timeout_s).status_code in (200, 503)
     except httpx.HTTPError:
         return False
 
@@ -35,7 +38,7 @@ def healthy(url: str, timeout_s: float = 1.0) -> bool:
 def running_daemon(home: Path) -> dict[str, Any] | None:
     """daemon.json of a daemon that answers, or None."""
     info = read_daemon_info(home)
-    if info and info.get("url") and healthy(str(info["url"])):
+    if info and info.get("url") and answering(str(info["url"])):
         return info
     return None
 
@@ -75,7 +78,7 @@ def start_detached(settings: DaemonSettings) -> tuple[str, int]:
                  f"\n{_log_tail(log_path)}")
         # daemon.json names the real address (with --port 0 only the daemon knows it).
         info = read_daemon_info(settings.home)
-        if info and info.get("pid") == proc.pid and healthy(str(info.get("url")), timeout_s=0.5):
+        if info and info.get("pid") == proc.pid and answering(str(info.get("url")), timeout_s=0.5):
             configure()  # the shared clients may have looked for a daemon before it existed
             return str(info["url"]), proc.pid
         time.sleep(0.1)
@@ -143,7 +146,8 @@ def down(
     """Stop the running daemon (SIGTERM, then wait for it to exit). Runs that are executing go back
     to their queue; waiting runs keep their place unless --kill-waiting."""
     settings = settings_for(home)
-    info = read_daemon_info(settings.home)
+    # daemon.json may be gone; the daemon's lock file still names it
+    info = read_daemon_info(settings.home) or lock_holder(settings.home)
     pid = int(info.get("pid") or 0) if info else 0
     if not pid or not _pid_is_ours(pid):
         err().print(f"No daemon is running (home {settings.home}).")

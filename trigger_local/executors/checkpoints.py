@@ -205,7 +205,9 @@ class Checkpointer(CheckpointerBase):
     # -- clean-up ---------------------------------------------------------------------------
     def _discard(self, ck: Checkpoint, why: str) -> None:
         _remove(Path(ck.path))
-        self.executor._spawn_task(self.engine.checkpoint_unusable(ck.id, why, deleted=True))
+        # retried (a full disk): a row left active would be loaded again by the next daemon
+        self.executor._spawn_task(self.executor.supervisor.retry_until_done(
+            f"forgetting checkpoint {ck.id}", lambda: self.engine.checkpoint_unusable(ck.id, why, deleted=True)))
 
 
 async def test_pause_before_record() -> None:

@@ -31,6 +31,7 @@ from ..config import DaemonSettings
 from ..engine import Engine
 from ..ids import new_id
 from ..store.models import EXECUTING, WAITING, Run, Version, Worker
+from ..supervise import Loop, Supervisor
 from ..tokens import worker_token
 from .containers import (
     APP_DIR,
@@ -75,11 +76,12 @@ class ContainerHandle(WorkerHandle):
 class DockerExecutor(ProcessExecutor):
     name = "docker"
 
-    def __init__(self, engine: Engine, settings: DaemonSettings, secret_key: str, wake_dispatcher: Any) -> None:
+    def __init__(self, engine: Engine, settings: DaemonSettings, secret_key: str, wake_dispatcher: Any, *,
+                 supervisor: Supervisor | None = None) -> None:
         self.problem: str | None = "the Docker engine was not checked yet"
         self._client: Any = None
-        self._watcher: asyncio.Task[None] | None = None
-        super().__init__(engine, settings, secret_key, wake_dispatcher)
+        self._watcher: Loop | None = None
+        super().__init__(engine, settings, secret_key, wake_dispatcher, supervisor=supervisor)
 
     checkpointer: DockerCheckpointer
 
@@ -113,9 +115,9 @@ class DockerExecutor(ProcessExecutor):
         self.problem = problem
 
     async def _watch_engine(self) -> None:
-        while not self._stopping:
-            await asyncio.sleep(ENGINE_CHECK_DOWN_S if self.problem else ENGINE_CHECK_UP_S)
-            await self._check_engine()
+        """One round of the engine watch (a supervised loop: a failed check is retried)."""
+        await asyncio.sleep(ENGINE_CHECK_DOWN_S if self.problem else ENGINE_CHECK_UP_S)
+        await self._check_engine()
 
     def _engine_lost(self, exc: Exception) -> None:
         self.problem = f"the Docker engine failed: {type(exc).__name__}: {exc}"
@@ -311,7 +313,7 @@ class DockerExecutor(ProcessExecutor):
                     and self.checkpointer.checkpoint_of(run) is None:
                 await self.engine.worker_lost(run.id, run.attempt_count, "The daemon restarted and the task "
                                               "container was gone", interrupted=True)
-        self._watcher = asyncio.create_task(self._watch_engine())
+        self._watcher = self.supervisor.start("docker-engine", self._watch_engine)
 
     def _find(self, worker_id: str) -> Any:
         try:

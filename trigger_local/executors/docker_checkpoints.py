@@ -245,7 +245,9 @@ class DockerCheckpointer(CheckpointerBase):
 
     async def _drop(self, ck: Checkpoint, why: str) -> None:
         await asyncio.to_thread(self.executor.discard_container, ck.worker_id)
-        await self.engine.checkpoint_unusable(ck.id, why, deleted=True)
+        # retried (a full disk): a row left active would be loaded again by the next daemon
+        await self.executor.supervisor.retry_until_done(
+            f"forgetting checkpoint {ck.id}", lambda: self.engine.checkpoint_unusable(ck.id, why, deleted=True))
 
 
 def _main_pid(container: Any) -> int:

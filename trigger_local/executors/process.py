@@ -37,6 +37,7 @@ from ..store.models import (
     Version,
     Worker,
 )
+from ..supervise import Supervisor
 from ..tokens import run_token, worker_token
 from .base import Checkpoints
 from .checkpoints import Checkpointer
@@ -63,8 +64,9 @@ class ProcessExecutor:
     name = "process"
 
     def __init__(self, engine: Engine, settings: DaemonSettings, secret_key: str,
-                 wake_dispatcher: Callable[[], None]) -> None:
+                 wake_dispatcher: Callable[[], None], *, supervisor: Supervisor | None = None) -> None:
         self.engine = engine
+        self.supervisor = supervisor or Supervisor(settings.loop_failure_limit, home=settings.home)
         self.settings = settings
         self.secret_key = secret_key
         self._wake = wake_dispatcher
@@ -85,7 +87,7 @@ class ProcessExecutor:
 
     # -- bookkeeping --------------------------------------------------------------------------
     def _spawn_task(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coro)
+        task = self.supervisor.spawn(getattr(coro, "__qualname__", "executor job"), coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -227,9 +229,9 @@ class ProcessExecutor:
         worker = WorkerHandle(id=worker_id, version_id=version.id, pid=proc.pid, log_path=log_path, proc=proc,
                               booting=True)
         self.workers[worker_id] = worker
+        self._watch(worker)  # first: a failed write below must not leave it unwatched
         await self.engine.register_worker(Worker(id=worker_id, version_id=version.id, token="", pid=proc.pid,
                                                  started_at=time.time(), executor=self.name))
-        self._watch(worker)
         log.debug("task process started", worker=worker_id, pid=proc.pid, version=version.id)
         return worker
 
@@ -404,17 +406,23 @@ class ProcessExecutor:
             return  # CRIU dumped it: the process ended on purpose and the run is suspended
         self.workers.pop(worker.id, None)
         try:
-            await self.engine.forget_worker(worker.id)
-            if worker.run_id and worker.attempt and not self._stopping:
-                reason = describe_exit(worker.exit_code, worker.log_path)
-                log.warning("task process exited during a run", worker=worker.id, run=worker.run_id,
-                            code=worker.exit_code, adopted=worker.proc is None)
-                # An adopted process (from before a daemon restart) is not our child: its exit
-                # status is unknown, so the attempt is not held against the run.
-                await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
-                                              interrupted=worker.proc is None and worker.exit_code is None)
+            # retried (a full disk): a run whose process is gone must not stay EXECUTING
+            await self.supervisor.retry_until_done(f"releasing the runs of task process {worker.id}",
+                                                   lambda: self._forget(worker), give_up=lambda: self._stopping)
         finally:
             self._wake()
+
+    async def _forget(self, worker: WorkerHandle) -> None:
+        """The process has exited: drop its row and fail or interrupt its attempt (idempotent)."""
+        await self.engine.forget_worker(worker.id)
+        if worker.run_id and worker.attempt and not self._stopping:
+            reason = describe_exit(worker.exit_code, worker.log_path)
+            log.warning("task process exited during a run", worker=worker.id, run=worker.run_id,
+                        code=worker.exit_code, adopted=worker.proc is None)
+            # An adopted process (from before a daemon restart) is not our child: its exit
+            # status is unknown, so the attempt is not held against the run.
+            await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
+                                          interrupted=worker.proc is None and worker.exit_code is None)
 
     # -- restart and shutdown ---------------------------------------------------------------------
     async def start(self) -> None:
