@@ -64,6 +64,7 @@ class Daemon:
         self._dispatch_task = asyncio.create_task(self.dispatcher.run())
 
     async def stop(self) -> None:
+        self.engine.forget_sessions()
         self.dispatcher.stop()
         await self.executor.shutdown(self.settings.shutdown_grace_s)
         if self._dispatch_task is not None:
@@ -75,14 +76,16 @@ class Daemon:
         return await self.executor.next_assignment(worker_id, wait_s)
 
     async def index_project(self, project_dir: str, dirs: list[str], python: str | None,
-                            env: dict[str, str], image: str | None = None) -> Version:
+                            env: dict[str, str], image: str | None = None, *, project: str,
+                            dev: bool = False) -> Version:
         if image:  # a deployed image: its tasks are indexed inside it (docker executor)
             from .executors.images import index_image
 
             version = await asyncio.to_thread(index_image, image, project_dir, dirs, env)
         else:
             version = await index_project(project_dir, dirs, python, env)
-        return await self.engine.register_version(version)
+        version.project = project
+        return await self.engine.register_version(version, dev=dev)
 
     def request_freeze(self, run_id: str, attempt: int) -> dict[str, Any]:
         """The freeze handshake (api/checkpoints.py): only an executor that checkpoints answers yes."""
@@ -90,7 +93,7 @@ class Daemon:
         return request_freeze(run_id, attempt) if request_freeze else {"freeze": False}
 
     def status(self) -> dict[str, Any]:
-        current = self.engine.current_version
+        current = self.engine.current_version  # the newest of any project; the API narrows it
         return {"version": __version__, "pid": os.getpid(), "url": self.settings.url,
                 "home": str(self.settings.home), "executor": self.executor.describe(),
                 "started_at": self.started_at, "current_version": current.id if current else None,
