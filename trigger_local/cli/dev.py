@@ -1,5 +1,9 @@
-"""`trigger-local dev`: register this project with the daemon, re-register on every change,
-and stream what its runs do.
+"""`trigger-local dev`: register this project with the daemon, re-register on every change
+(cli/dev_watch.py), and stream what its runs do.
+
+The daemon serves several projects; dev registers its own (the `project` ref of trigger.toml)
+and holds a session of it (its event stream, which also shows only this project's runs). While
+no dev of a project runs, its runs wait as QUEUED (docs/architecture.md, "Projects").
 
 A module that fails to import does not stop anything: the traceback is printed and the
 daemon keeps serving the last version that imported. Ctrl-C stops watching, and stops the
@@ -9,12 +13,10 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import typer
-import watchfiles
 from rich.text import Text
 
 from ..config import ProjectConfig, find_project_root, load_project
@@ -23,6 +25,7 @@ from ..sdk.client import SyncApiClient
 from ..sdk.events import iter_events
 from .common import client, err, fail, out, print_error
 from .daemon_cmds import running_daemon, settings_for, start_detached, stop_pid
+from .dev_watch import DevWatcher
 from .render import log_line, status_text
 
 Json = dict[str, Any]
@@ -49,7 +52,8 @@ def register(api: SyncApiClient, config: ProjectConfig) -> bool:
     """Index and register the project; print its tasks, or the import error. True if it took."""
     try:
         answer = api.register_version(project_dir=str(config.root), dirs=config.dirs,
-                                      python=sys.executable, env=task_env(config.root))
+                                      python=sys.executable, env=task_env(config.root), project=config.project,
+                                      dev=True)
     except ValidationError as exc:
         print_error(exc.message)
         trace = exc.details.get("traceback")
@@ -68,27 +72,26 @@ def register(api: SyncApiClient, config: ProjectConfig) -> bool:
     return True
 
 
-def watch_loop(api: SyncApiClient, config: ProjectConfig, stop: threading.Event) -> None:
-    dirs = [config.root / d for d in config.dirs if (config.root / d).is_dir()]
-    if not dirs:
-        err().print(f"[yellow]None of {config.dirs} exists under {config.root}; not watching.[/yellow]")
-        return
-    for _changes in watchfiles.watch(*dirs, watch_filter=watchfiles.PythonFilter(), stop_event=stop):
-        err().print("[dim]Files changed; re-registering…[/dim]")
-        try:
-            register(api, config)
-        except TriggerLocalError as exc:  # daemon gone or restarting: keep watching
-            print_error(exc.message)
+def show_project(api: SyncApiClient, config: ProjectConfig) -> None:
+    """The project's ref and its own key (for code that should reach this project only)."""
+    try:
+        found = [p for p in api.list_projects().get("data") or [] if p.get("ref") == config.project]
+    except TriggerLocalError:
+        return  # an older daemon: nothing to show
+    key = f"; its key: {found[0]['key']}" if found and found[0].get("key") else ""
+    err().print(f"Project [bold]{config.project}[/bold] ({config.root}){key}")
 
 
 class RunStream:
-    """Prints run starts, ends and their log lines as the daemon's event stream delivers them."""
+    """Prints run starts, ends and their log lines as the daemon's event stream delivers them.
+    The stream is this project's only, and it is the dev session that keeps the project online."""
 
-    def __init__(self, api: SyncApiClient) -> None:
+    def __init__(self, api: SyncApiClient, project: str | None = None) -> None:
         self.api = api
+        self.project = project
 
     def run(self) -> None:
-        for event in iter_events(self.api, types=["run."]):
+        for event in iter_events(self.api, types=["run."], project=self.project, session=self.project is not None):
             self.on_event(event)
 
     def on_event(self, event: Json) -> None:
@@ -130,17 +133,16 @@ def dev(
     else:
         err().print(f"Using the daemon at {info['url']} (pid {info.get('pid')}).")
     api = client()
-    register(api, config)
-    stop = threading.Event()
-    watcher = threading.Thread(target=watch_loop, args=(api, config, stop), daemon=True, name="dev-watch")
-    watcher.start()
+    watcher = DevWatcher(config, lambda current: register(api, current))
     try:
-        RunStream(api).run()
+        register(api, config)
+        show_project(api, config)
+        watcher.start()
+        RunStream(api, config.project).run()
     except KeyboardInterrupt:
         err().print("\nStopping.")
     finally:
-        stop.set()
-        watcher.join(timeout=5)
+        watcher.close()
         if started_pid is not None:
             stop_pid(started_pid, settings.shutdown_grace_s + 15)
             err().print(f"Stopped the daemon dev started (pid {started_pid}).")

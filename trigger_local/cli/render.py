@@ -98,6 +98,7 @@ def _field_rows(run: Json) -> Table:
     table.add_column()
     rows: list[tuple[str, Any]] = [
         ("Task", run.get("taskIdentifier")), ("Status", status_text(run.get("status"))),
+        ("Waiting", run.get("statusReason")), ("Project", run.get("project")),
         ("Version", run.get("version")), ("Machine", run.get("machine")),
         ("Tags", ", ".join(run.get("tags") or []) or None),
         ("Idempotency key", run.get("idempotencyKey")), ("Batch", run.get("batchId")),
