@@ -161,3 +161,12 @@ async def test_idempotency_and_debounce_keys_are_per_project(two: Engine) -> Non
     first_b = await trigger(two, "hello", B, debounce=debounce)
     again_a = await trigger(two, "hello", A, debounce=debounce)
     assert first_a.id != first_b.id and again_a.id == first_a.id
+
+
+async def test_a_stopping_daemon_marks_no_project_as_left(engine: Engine) -> None:
+    await engine.register_version(version(A), dev=True)
+    await engine.open_session(A)
+    engine.forget_sessions()
+    await engine.close_session(A)  # the stream of a dev that is still running ends with the daemon
+    stored = await engine.store.read().get_project(A)
+    assert stored is not None and stored.left_at is None

@@ -205,3 +205,18 @@ def test_queues_are_per_project(daemon: DaemonProcess, tmp_path: Path) -> None:
     assert ambiguous.returncode == 1 and "proj_a" in ambiguous.stderr and "proj_b" in ambiguous.stderr
     assert cli(daemon, "queues", "resume", "hello", cwd=a).returncode == 0
     assert daemon.wait_status(held)["output"] == {"project": "a"}
+
+
+def test_dev_takes_its_project_back_online_after_a_daemon_restart(daemon: DaemonProcess, tmp_path: Path) -> None:
+    a = make_project(tmp_path / "alpha", "a")
+    dev = Dev(daemon, a)
+    try:
+        wait_online(daemon, "proj_a")
+        daemon.stop()
+        daemon.start()  # the same home and port: dev's stream reconnects to it
+        wait_online(daemon, "proj_a")
+        assert projects(daemon)["proj_a"]["leftAt"] is None  # the daemon stopped, dev did not
+        assert daemon.wait_status(trigger_with(daemon, projects(daemon)["proj_a"]["key"], "hello"),
+                                  timeout=60)["output"] == {"project": "a"}
+    finally:
+        dev.stop()

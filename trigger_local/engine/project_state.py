@@ -15,6 +15,8 @@ class Projects:
     current: dict[str, Version] = field(default_factory=dict)
     records: dict[str, Project] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
+    #: the daemon is stopping: sessions are no longer counted (ProjectMixin.forget_sessions)
+    stopping: bool = False
 
     def load(self, versions: list[Version], records: list[Project]) -> None:
         self.current = {v.project: v for v in versions}

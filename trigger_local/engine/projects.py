@@ -98,13 +98,15 @@ class ProjectMixin(EngineBase):
 
     async def open_session(self, ref: str) -> None:
         """A `dev` of project `ref` connected: its runs may start."""
+        if self.projects.stopping:
+            return
         self.projects.sessions[ref] = self.projects.sessions.get(ref, 0) + 1
         if self.projects.sessions[ref] == 1:
             await self._session_changed(ref, online=True)
 
     async def close_session(self, ref: str) -> None:
         """A `dev` of project `ref` went away; with the last one, the project goes offline."""
-        if ref not in self.projects.sessions:
+        if self.projects.stopping or ref not in self.projects.sessions:
             return  # forgotten on purpose: the daemon is stopping, its devs did not (forget_sessions)
         left = self.projects.sessions[ref] - 1
         if left > 0:
@@ -116,6 +118,7 @@ class ProjectMixin(EngineBase):
     def forget_sessions(self) -> None:
         """The daemon is stopping: its streams end, but no dev stopped, so no project goes
         offline for it (the next daemon waits for each dev to reconnect)."""
+        self.projects.stopping = True
         self.projects.sessions.clear()
 
     async def _session_changed(self, ref: str, *, online: bool) -> None:
