@@ -4,7 +4,6 @@ and `/healthz`."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -79,7 +78,7 @@ async def create_version(request: Request) -> Response:
     ref, dev = registration_project(body, caller, project_dir), body.get("dev", False)
     if not isinstance(dev, bool):
         raise BadRequestError("dev must be true or false")
-    svc.engine.check_project_dir(ref, str(Path(project_dir).resolve()))  # before the cost of indexing
+    svc.engine.check_project_dir(ref, project_dir)  # before the cost of indexing
     version = await svc.index_project(project_dir, dirs, python, env, image=image, project=ref, dev=dev)
     return ok(version_json(version))
 

@@ -13,6 +13,7 @@ daemon restart a dev project waits for its dev to reconnect (it does so within s
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ..durations import iso
@@ -83,7 +84,8 @@ class ProjectMixin(EngineBase):
         """Refuse a second directory for a project whose dev is live in another one: two
         trigger.toml files with the same `project` would replace each other's tasks."""
         record = self.projects.records.get(ref)
-        if record is not None and record.project_dir != project_dir and self.projects.sessions.get(ref, 0) > 0:
+        if record is not None and self.projects.sessions.get(ref, 0) > 0 \
+                and os.path.realpath(record.project_dir) != os.path.realpath(project_dir):
             raise ConflictError(
                 f"Project {ref} is served by `trigger-local dev` in {record.project_dir}; {project_dir} has the "
                 f"same project ref. Give one of them its own `project = \"...\"` in trigger.toml.", project=ref)
