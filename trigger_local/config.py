@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ValidationError
+from .projects import DEFAULT_PROJECT, check_project_ref, derive_project_ref
 
 DEFAULT_PORT = 8030
 #: stops the daemon like SIGTERM, and kills the processes of waiting runs too (`down --kill-waiting`)
@@ -120,7 +121,7 @@ def ensure_secret_key(home: Path) -> str:
 @dataclass
 class ProjectConfig:
     root: Path
-    project: str = "proj_local"
+    project: str = DEFAULT_PROJECT
     dirs: list[str] = field(default_factory=lambda: ["trigger"])
     retry: dict[str, Any] | None = None
     machine: str | None = None
@@ -159,7 +160,17 @@ def load_project(root: Path) -> ProjectConfig:
     dirs = data.get("dirs", ["trigger"])
     if isinstance(dirs, str):
         dirs = [dirs]
-    return ProjectConfig(root=root, project=data.get("project", "proj_local"), dirs=list(dirs),
+    project = check_project_ref(data["project"], "project in trigger.toml") if "project" in data \
+        else derive_project_ref(root)
+    return ProjectConfig(root=root, project=project, dirs=list(dirs),
                          retry=data.get("retry"), machine=data.get("machine"),
                          max_duration=data.get("max_duration"), executor=data.get("executor"),
                          build=data.get("build", {}))
+
+
+def project_ref_of(project_dir: Path) -> str:
+    """The ref of the project at `project_dir`: its config's `project`, else derived from the
+    directory (also when it has no config at all)."""
+    if (project_dir / "trigger.toml").exists() or find_project_root(project_dir) == project_dir:
+        return load_project(project_dir).project
+    return derive_project_ref(project_dir)

@@ -90,6 +90,9 @@ class Daemon:
     async def stop(self, http: HttpServer | None = None) -> None:
         """Stop in order (the module docstring): dispatching, task processes, HTTP, the store.
         A step that fails is reported and the next one still runs."""
+        # first: draining HTTP below ends every dev's session connection, which must not mark
+        # their projects as stopped
+        self.engine.forget_sessions()
         began = time.monotonic()
         await self.supervisor.stop("dispatcher", DISPATCH_STOP_S)
         grace_s = max(0.0, self.settings.shutdown_grace_s - (time.monotonic() - began))  # one grace in all
@@ -124,14 +127,16 @@ class Daemon:
             return None
 
     async def index_project(self, project_dir: str, dirs: list[str], python: str | None,
-                            env: dict[str, str], image: str | None = None) -> Version:
+                            env: dict[str, str], image: str | None = None, *, project: str,
+                            dev: bool = False) -> Version:
         if image:  # a deployed image: its tasks are indexed inside it (docker executor)
             from .executors.images import index_image
 
             version = await asyncio.to_thread(index_image, image, project_dir, dirs, env)
         else:
             version = await index_project(project_dir, dirs, python, env)
-        return await self.engine.register_version(version)
+        version.project = project
+        return await self.engine.register_version(version, dev=dev)
 
     def request_freeze(self, run_id: str, attempt: int) -> dict[str, Any]:
         """The freeze handshake (api/checkpoints.py): only an executor that checkpoints answers yes."""
@@ -142,7 +147,7 @@ class Daemon:
         return self.supervisor.health()
 
     def status(self) -> dict[str, Any]:
-        current = self.engine.current_version
+        current = self.engine.current_version  # the newest of any project; the API narrows it
         return {"version": __version__, "pid": os.getpid(), "url": self.settings.url,
                 "home": str(self.settings.home), "executor": self.executor.describe(),
                 "started_at": self.started_at, "current_version": current.id if current else None,

@@ -4,6 +4,7 @@
     ├── ValidationError               invalid         422  bad options, durations, tags, payloads
     │   └── PayloadTooLargeError      too_large       413
     ├── BadRequestError               bad_request     400  malformed JSON, bad filters
+    │   └── AmbiguousProjectError     ambiguous_project 400 a task or queue name several projects have
     ├── AuthenticationError           unauthorized    401
     ├── NotFoundError                 not_found       404  run, task, queue, token, version
     │   └── TaskNotFoundError         task_not_found  404
@@ -53,6 +54,12 @@ class PayloadTooLargeError(ValidationError):
 class BadRequestError(TriggerLocalError):
     code = "bad_request"
     status = 400
+
+
+class AmbiguousProjectError(BadRequestError):
+    """A name (task id, queue) that several projects have, in a request that named no project."""
+
+    code = "ambiguous_project"
 
 
 class AuthenticationError(TriggerLocalError):
@@ -120,6 +127,7 @@ _BY_CODE: dict[str, type[TriggerLocalError]] = {
         ValidationError,
         PayloadTooLargeError,
         BadRequestError,
+        AmbiguousProjectError,
         AuthenticationError,
         NotFoundError,
         TaskNotFoundError,

@@ -35,10 +35,12 @@ MAX_BATCH_SIZE = 1000
 _NDJSON_TYPES = ("application/x-ndjson", "application/ndjson")
 
 
-async def fill_batch(engine: Engine, batch: Batch, reqs: list[TriggerRequest]) -> list[TriggerResult]:
-    """Create the runs of `reqs` as items of `batch` (children of its parent when it has one)."""
+async def fill_batch(engine: Engine, batch: Batch, reqs: list[TriggerRequest],
+                     project: str | None = None) -> list[TriggerResult]:
+    """Create the runs of `reqs` as items of `batch` (children of its parent when it has one),
+    in `project` (None: each task's one project, or the parent's)."""
     for req in reqs:
-        req.batch_id = batch.id
+        req.batch_id, req.project = batch.id, project
         if batch.parent_run_id:
             req.parent_run_id = batch.parent_run_id
             req.resume_parent = batch.waitpoint_id is not None
@@ -109,7 +111,7 @@ async def _read_items(request: Request, line_limit: int, run_count: int) -> list
 async def add_batch_items(batch_id: str, request: Request) -> Response:
     """Phase 2: NDJSON items, streamed; items whose index arrived before are not created again."""
     svc = services_of(request)
-    require_key(request, svc)
+    caller = require_key(request, svc)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in _NDJSON_TYPES:
         raise UnsupportedMediaTypeError(f"Batch items must be sent as application/x-ndjson, not {content_type!r}")
@@ -128,7 +130,7 @@ async def add_batch_items(batch_id: str, request: Request) -> Response:
         order = sorted(fresh)
         reqs = [batch_item_request(fresh[i], i, batch.idempotency_key) for i in order]
         if reqs:
-            results = await fill_batch(svc.engine, batch, reqs)
+            results = await fill_batch(svc.engine, batch, reqs, caller.project)
             seen.update({str(i): r.run.id for i, r in zip(order, results, strict=True)})
             async with svc.engine.store.tx() as ops:
                 await ops.set_kv(f"batch_items:{batch_id}", json.dumps(seen))
@@ -160,7 +162,7 @@ def _legacy_items(body: dict[str, Any], batch_key: str | None) -> list[TriggerRe
 async def legacy_batch(request: Request) -> Response:
     """One request, runs in the answer: `{"id", "isCached", "runs": [{id, taskIdentifier, isCached}]}`."""
     svc = services_of(request)
-    require_key(request, svc)
+    caller = require_key(request, svc)
     body = await read_json(request, svc)
     engine = svc.engine
     cache_key = request_cache_key(request, "batch")
@@ -176,7 +178,7 @@ async def legacy_batch(request: Request) -> Response:
         runs = [{"id": r.id, "taskIdentifier": r.task_id, "isCached": True}
                 for r in await engine.store.read().get_runs(batch.run_ids)]
     else:
-        results = await fill_batch(engine, batch, reqs)
+        results = await fill_batch(engine, batch, reqs, caller.project)
         runs = [{"id": r.run.id, "taskIdentifier": r.run.task_id, "isCached": r.cached} for r in results]
         await remember_response(svc, cache_key, {"id": batch.id})
     out: dict[str, Any] = {"id": batch.id, "isCached": is_cached, "runs": runs}

@@ -14,23 +14,28 @@ from .. import __version__
 from ..durations import iso
 from ..errors import BadRequestError, NotFoundError
 from ..store.models import Event, TaskDef, Version
+from .auth import Caller
 from .common import body_doc, float_param, int_param, ok, read_json, require_key, services_of
 from .errors import JsonErrorRoute
+from .projects import registration_project
+from .services import DaemonServices
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["local"])
 
 MAX_EVENT_WAIT_S = 60.0
 
 
-def task_json(task: TaskDef) -> dict[str, Any]:
-    return {"id": task.task_id, "queue": task.queue, "file": task.file, "exportName": task.export_name,
+def task_json(task: TaskDef, project: str | None = None) -> dict[str, Any]:
+    out = {"project": project} if project else {}
+    return out | {"id": task.task_id, "queue": task.queue, "file": task.file, "exportName": task.export_name,
             "retry": task.retry, "maxDuration": task.max_duration_s, "machine": task.machine,
             "schema": task.schema, "queueConcurrencyLimit": task.queue_concurrency_limit,
             "queueIsCustom": task.queue_is_custom}
 
 
 def version_json(version: Version) -> dict[str, Any]:
-    return {"id": version.id, "projectDir": version.project_dir, "createdAt": iso(version.created_at),
+    return {"id": version.id, "project": version.project, "projectDir": version.project_dir,
+            "createdAt": iso(version.created_at),
             "python": version.python, "dirs": version.dirs, "tasks": [task_json(t) for t in version.tasks],
             "image": version.env.get("TRIGGER_LOCAL_IMAGE")}
 
@@ -54,13 +59,16 @@ async def healthz(request: Request) -> Response:
     return ok(body, 503)
 
 
-@router.post("/api/v1/local/versions", openapi_extra=body_doc({"projectDir": {"type": "string"}, "dirs": {"type": "array", "items": {"type": "string"}}, "python": {"type": "string"}, "env": {"type": "object"}, "image": {"type": "string"}}, ["projectDir"]))
+@router.post("/api/v1/local/versions", openapi_extra=body_doc({"projectDir": {"type": "string"}, "dirs": {"type": "array", "items": {"type": "string"}}, "python": {"type": "string"}, "env": {"type": "object"}, "image": {"type": "string"}, "project": {"type": "string"}, "dev": {"type": "boolean"}}, ["projectDir"]))
 async def create_version(request: Request) -> Response:
-    """Index a project (`{"projectDir", "dirs", "python"?, "env"?, "image"?}`) and make it current
-    (with `image`, the tasks are indexed inside that image and runs are locked to it);
-    422 with the traceback when a module fails to import."""
+    """Index a project (`{"projectDir", "dirs", "python"?, "env"?, "image"?, "project"?, "dev"?}`)
+    and make it its project's current version (with `image`, the tasks are indexed inside that
+    image and runs are locked to it); 422 with the traceback when a module fails to import.
+    `project`: its ref (default: the project key's, else trigger.toml's in projectDir, else one
+    derived from the directory); `dev`: a `trigger-local dev` will hold a session, and the
+    project runs only while one is open (docs/architecture.md, "Projects")."""
     svc = services_of(request)
-    require_key(request, svc)
+    caller = require_key(request, svc)
     body = await read_json(request, svc)
     project_dir, dirs = body.get("projectDir"), body.get("dirs", ["trigger"])
     python, env = body.get("python"), body.get("env") or {}
@@ -77,17 +85,19 @@ async def create_version(request: Request) -> Response:
     image = body.get("image")
     if image is not None and (not isinstance(image, str) or not image):
         raise BadRequestError("image must be the name of a Docker image built by `trigger-local deploy`")
-    # only passed when given: in-process DaemonServices of the tests predate images
-    version = await (svc.index_project(project_dir, dirs, python, env, image=image) if image
-                     else svc.index_project(project_dir, dirs, python, env))
+    ref, dev = registration_project(body, caller, project_dir), body.get("dev", False)
+    if not isinstance(dev, bool):
+        raise BadRequestError("dev must be true or false")
+    svc.engine.check_project_dir(ref, project_dir)  # before the cost of indexing
+    version = await svc.index_project(project_dir, dirs, python, env, image=image, project=ref, dev=dev)
     return ok(version_json(version))
 
 
 @router.get("/api/v1/local/versions/current")
 async def current_version(request: Request) -> Response:
+    """The caller's project's current version (with no project named: the newest of any project)."""
     svc = services_of(request)
-    require_key(request, svc)
-    version = svc.engine.current_version
+    version = _current(svc, require_key(request, svc))
     if version is None:
         raise NotFoundError("No version is indexed yet: run `trigger-local dev` in your project")
     return ok(version_json(version))
@@ -95,20 +105,34 @@ async def current_version(request: Request) -> Response:
 
 @router.get("/api/v1/local/tasks")
 async def list_tasks(request: Request) -> Response:
+    """The caller's project's tasks; with no project named, every project's (each task names
+    its `project`; `version` is then the newest version of any project)."""
     svc = services_of(request)
-    require_key(request, svc)
-    version = svc.engine.current_version
-    return ok({"data": [task_json(t) for t in version.tasks] if version else [],
+    caller = require_key(request, svc)
+    version = _current(svc, caller)
+    versions = [version] if caller.project else sorted(svc.engine.projects.current.values(), key=lambda v: v.project)
+    return ok({"data": [task_json(t, v.project) for v in versions if v is not None for t in v.tasks],
                "version": version.id if version else None})
 
 
 @router.get("/api/v1/local/status")
 async def status(request: Request) -> Response:
+    """The daemon, and each project (`projects`); `current_version` and `tasks` are the caller's
+    project's (with no project named: the newest version of any project)."""
     svc = services_of(request)
-    require_key(request, svc)
+    caller = require_key(request, svc)
     out = dict(svc.status())
     out.setdefault("runs", await svc.engine.store.read().count_runs_by_status())
+    if caller.project is not None:
+        version = _current(svc, caller)
+        out["current_version"], out["tasks"] = (version.id, [t.task_id for t in version.tasks]) if version \
+            else (None, [])
+    out["projects"] = [p for p in svc.engine.project_summaries() if caller.sees(p["ref"])]
     return ok(out)
+
+
+def _current(svc: DaemonServices, caller: Caller) -> Version | None:
+    return svc.engine.projects.current_of(caller.project) if caller.project else svc.engine.current_version
 
 
 @router.get("/api/v1/local/events")
@@ -116,7 +140,7 @@ async def events(request: Request, after: str | None = Query(None), wait_s: str 
                  run_id: str | None = Query(None), limit: str | None = Query(None)) -> Response:
     """Events after `after` (a seq); with `wait_s`, waits for the next one when there is none."""
     svc = services_of(request)
-    require_key(request, svc)
+    caller = require_key(request, svc)
     seq = int_param(after, "after", 0, 0, 2**62)
     wait = float_param(wait_s, "wait_s", 0.0, MAX_EVENT_WAIT_S)
     size = int_param(limit, "limit", 500, 1, 5000)
@@ -137,4 +161,5 @@ async def events(request: Request, after: str | None = Query(None), wait_s: str 
                 found = await read.events_after(seq, size, run_id or None)
         finally:
             unsubscribe()
-    return ok({"data": [event_json(e) for e in found], "next": found[-1].seq if found else seq})
+    shown = [e for e in found if caller.sees(e.data.get("project"))]  # a project key: its own project's
+    return ok({"data": [event_json(e) for e in shown], "next": found[-1].seq if found else seq})

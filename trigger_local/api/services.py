@@ -24,9 +24,12 @@ class DaemonServices(Protocol):
         ...
 
     async def index_project(self, project_dir: str, dirs: list[str], python: str | None,
-                            env: dict[str, str], image: str | None = None) -> Version:
-        """Index the project and register the resulting version as current. With `image` (a
-        deployed project), the tasks are indexed inside that image and the version is locked to it.
+                            env: dict[str, str], image: str | None = None, *, project: str,
+                            dev: bool = False) -> Version:
+        """Index the project and register the resulting version as project `project`'s current
+        one (`dev`: a `trigger-local dev` holds a session for it, engine/projects.py). With
+        `image` (a deployed project), the tasks are indexed inside that image and the version is
+        locked to it.
 
         Raises ValidationError(message, traceback=...) when a module fails to import."""
         ...

@@ -44,13 +44,15 @@ async def remember_response(svc: DaemonServices, key: str | None, response: dict
 async def trigger_task(task_id: str, request: Request) -> Response:
     """Create a run of `task_id` (Trigger.dev §3): `{"id", "isCached"}` plus `x-trigger-jwt`."""
     svc = services_of(request)
-    require_key(request, svc, f"trigger:tasks:{task_id}")
+    caller = require_key(request, svc, f"trigger:tasks:{task_id}")
     body = await read_json(request, svc)
     cache_key = request_cache_key(request, f"trigger:{task_id}")
     cached = await cached_response(svc, cache_key)
     if cached is not None:
         return ok({"id": cached["id"], "isCached": False}, headers=jwt_header(svc, [f"read:runs:{cached['id']}"]))
-    result = await svc.engine.trigger(trigger_request(task_id, body, request.headers))
+    req = trigger_request(task_id, body, request.headers)
+    req.project = caller.project  # None: the one project that has the task (engine/projects.py)
+    result = await svc.engine.trigger(req)
     run_id = result.run.id
     await remember_response(svc, cache_key, {"id": run_id})
     return ok({"id": run_id, "isCached": result.cached}, headers=jwt_header(svc, [f"read:runs:{run_id}"]))

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import typer
+from rich.table import Table
 
 from ..config import KILL_WAITING_SIGNAL, DaemonSettings
 from ..daemon_lock import holder as lock_holder
@@ -159,9 +160,13 @@ def down(
 
 
 def status(
+    project: str | None = typer.Option(None, "--project", help="Show this project (ref) and its own key."),
     json_output: bool = JSON_OPTION,
 ) -> None:
-    """Is the daemon running? Its address, pid, version, executor and run counts."""
+    """Is the daemon running? Its address, pid, version, executor, run counts and projects."""
+    if project is not None:
+        _project_status(project, json_output)
+        return
     answer = client().status()  # DaemonNotRunningError -> exit 1 with how to start it
     info = read_daemon_info() or {}
     document = {**info, **answer}
@@ -171,13 +176,40 @@ def status(
     console = out()
     console.print(f"[green]running[/green] at {document.get('url', client().endpoint.base_url)}")
     for key, value in document.items():
-        if key in ("url", "runs") or value in (None, "", [], {}):
+        if key in ("url", "runs", "projects") or value in (None, "", [], {}):
             continue
         console.print(f"  {key.replace('_', ' '):<16} {_show_value(key, value)}", markup=False)
     counts = document.get("runs")
     if isinstance(counts, dict):
         shown = "  ".join(f"{k}={v}" for k, v in counts.items()) or "none yet"
         console.print(f"  {'runs':<16} {shown}", markup=False)
+    projects = document.get("projects")
+    if projects:
+        console.print(projects_table(projects))
+
+
+def projects_table(projects: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold", title="projects", title_justify="left")
+    for column in ("PROJECT", "STATE", "TASKS", "VERSION", "DIRECTORY"):
+        table.add_column(column, no_wrap=column != "DIRECTORY")
+    for p in projects:
+        state = "[green]online[/green]" if p.get("online") else "[yellow]offline[/yellow] (no dev)"
+        table.add_row(str(p.get("ref")), state, str(p.get("tasks", 0)), str(p.get("currentVersion") or "-"),
+                      str(p.get("projectDir") or "-"))
+    return table
+
+
+def _project_status(ref: str, json_output: bool) -> None:
+    found = [p for p in client().list_projects().get("data") or [] if p.get("ref") == ref]
+    if not found:
+        known = ", ".join(str(p.get("ref")) for p in client().list_projects().get("data") or []) or "none yet"
+        fail(f"No project {ref!r} is registered (known: {known}). Run `trigger-local dev` in its directory.")
+    if json_output:
+        emit_json(found[0])
+        return
+    out().print(projects_table(found))
+    err().print("Its key (TRIGGER_SECRET_KEY for code that should reach this project only):")
+    typer.echo(found[0].get("key"))
 
 
 def _show_value(key: str, value: Any) -> str:

@@ -1,5 +1,9 @@
-"""`trigger-local dev`: register this project with the daemon, re-register on every change,
-and stream what its runs do.
+"""`trigger-local dev`: register this project with the daemon, re-register on every change
+(cli/dev_watch.py), and stream what its runs do.
+
+The daemon serves several projects; dev registers its own (the `project` ref of trigger.toml)
+and holds a session of it (its event stream, which also shows only this project's runs). While
+no dev of a project runs, its runs wait as QUEUED (docs/architecture.md, "Projects").
 
 A module that fails to import does not stop anything: the traceback is printed and the
 daemon keeps serving the last version that imported. Ctrl-C stops watching, and stops the
@@ -9,13 +13,11 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import typer
-import watchfiles
 from rich.text import Text
 
 from ..config import ProjectConfig, find_project_root, load_project
@@ -24,6 +26,7 @@ from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
 from .common import client, err, fail, out, print_error
 from .daemon_cmds import running_daemon, settings_for, start_detached, stop_pid
+from .dev_watch import DevWatcher
 from .render import log_line, status_text
 
 Json = dict[str, Any]
@@ -51,7 +54,8 @@ def register(api: SyncApiClient, config: ProjectConfig) -> bool:
     """Index and register the project; print its tasks, or the import error. True if it took."""
     try:
         answer = api.register_version(project_dir=str(config.root), dirs=config.dirs,
-                                      python=sys.executable, env=task_env(config.root))
+                                      python=sys.executable, env=task_env(config.root), project=config.project,
+                                      dev=True)
     except ValidationError as exc:
         print_error(exc.message)
         trace = exc.details.get("traceback")
@@ -70,28 +74,27 @@ def register(api: SyncApiClient, config: ProjectConfig) -> bool:
     return True
 
 
-def watch_loop(api: SyncApiClient, config: ProjectConfig, stop: threading.Event) -> None:
-    dirs = [config.root / d for d in config.dirs if (config.root / d).is_dir()]
-    if not dirs:
-        err().print(f"[yellow]None of {config.dirs} exists under {config.root}; not watching.[/yellow]")
-        return
-    for _changes in watchfiles.watch(*dirs, watch_filter=watchfiles.PythonFilter(), stop_event=stop):
-        err().print("[dim]Files changed; re-registering…[/dim]")
-        try:
-            register(api, config)
-        except TriggerLocalError as exc:  # daemon gone or restarting: keep watching
-            print_error(exc.message)
+def show_project(api: SyncApiClient, config: ProjectConfig) -> None:
+    """The project's ref and its own key (for code that should reach this project only)."""
+    try:
+        found = [p for p in api.list_projects().get("data") or [] if p.get("ref") == config.project]
+    except TriggerLocalError:
+        return  # an older daemon: nothing to show
+    key = f"; its key: {found[0]['key']}" if found and found[0].get("key") else ""
+    err().print(f"Project [bold]{config.project}[/bold] ({config.root}){key}")
 
 
 class RunStream:
-    """Prints run starts, ends and their log lines as the daemon's event stream delivers them."""
+    """Prints run starts, ends and their log lines as the daemon's event stream delivers them.
+    The stream is this project's only, and it is the dev session that keeps the project online."""
 
-    def __init__(self, api: SyncApiClient) -> None:
+    def __init__(self, api: SyncApiClient, project: str | None = None) -> None:
         self.api = api
+        self.project = project
         self._caught_up = False
 
     def run(self) -> None:
-        for event in iter_events(self.api, types=["run."]):
+        for event in iter_events(self.api, types=["run."], project=self.project, session=self.project is not None):
             if event.get("type") == OPEN:
                 self.catch_up(event.get("seq"))
             else:
@@ -109,8 +112,11 @@ class RunStream:
         except (TriggerLocalError, ValueError, TypeError):
             return
         for event in page.get("data") or []:
+            data = event.get("data") or {}
+            if self.project is not None and data.get("project") not in (None, self.project):
+                continue  # another project's run
             # up to `seq` only: the stream itself delivers what came after
-            if int(event.get("seq") or 0) <= seq and (event.get("data") or {}).get("interrupted_by") \
+            if int(event.get("seq") or 0) <= seq and data.get("interrupted_by") \
                     and _epoch(event.get("at")) >= started_at:
                 self.on_event(event)
 
@@ -168,17 +174,16 @@ def dev(
     else:
         err().print(f"Using the daemon at {info['url']} (pid {info.get('pid')}).")
     api = client()
-    register(api, config)
-    stop = threading.Event()
-    watcher = threading.Thread(target=watch_loop, args=(api, config, stop), daemon=True, name="dev-watch")
-    watcher.start()
+    watcher = DevWatcher(config, lambda current: register(api, current))
     try:
-        RunStream(api).run()
+        register(api, config)
+        show_project(api, config)
+        watcher.start()
+        RunStream(api, config.project).run()
     except KeyboardInterrupt:
         err().print("\nStopping.")
     finally:
-        stop.set()
-        watcher.join(timeout=5)
+        watcher.close()
         if started_pid is not None:
             stop_pid(started_pid, settings.shutdown_grace_s + 15)
             err().print(f"Stopped the daemon dev started (pid {started_pid}).")

@@ -16,6 +16,7 @@ from ..ids import new_id
 from ..store import Ops, SqliteStore
 from ..store.models import Run, Version
 from .hub import Hub
+from .project_state import Projects
 from .states import allowed, kind_for
 
 
@@ -43,14 +44,20 @@ class EngineBase:
         self.settings = settings
         self.hub = hub or Hub()
         self.project_retry = project_retry
-        self.current_version: Version | None = None
+        self.projects = Projects()
         # set by the executor when a normal stop begins: held waits' polls are then refused, so
         # their processes hold no connection (executors/stopping.py)
         self.stopping = False
 
+    @property
+    def current_version(self) -> Version | None:
+        """The newest current version of any project (each project has its own: `projects`)."""
+        return self.projects.latest()
+
     async def load(self) -> None:
-        """Read what the engine caches (the current version) from the store."""
-        self.current_version = await self.store.read().latest_version()
+        """Read what the engine caches (each project's current version and record) from the store."""
+        read = self.store.read()
+        self.projects.load(await read.current_versions(), await read.list_projects())
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Tx]:
@@ -82,7 +89,7 @@ class EngineBase:
         for key, value in changes.items():
             setattr(run, key, value)
         payload = {"run_id": run.id, "task_id": run.task_id, "status": status, "from": previous,
-                   "kind": kind, **(data or {})}
+                   "kind": kind, "project": run.project, **(data or {})}
         await tx.ops.insert_event(run.id, event or f"run.{status.lower()}", tx.now, payload)
         tx.emit("run.status", **payload, queue=run.queue, tags=run.tags)
         return run
@@ -90,7 +97,7 @@ class EngineBase:
     async def _new_run_snapshot(self, tx: Tx, run: Run, description: str = "created") -> None:
         await tx.ops.insert_snapshot(run.snapshot_id, run.id, run.snapshot_kind, run.status, tx.now, description)
         payload = {"run_id": run.id, "task_id": run.task_id, "status": run.status, "from": None,
-                   "kind": run.snapshot_kind}
+                   "kind": run.snapshot_kind, "project": run.project}
         await tx.ops.insert_event(run.id, "run.created", tx.now, payload)
         tx.emit("run.status", **payload, queue=run.queue, tags=run.tags)
 

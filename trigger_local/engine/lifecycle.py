@@ -21,6 +21,7 @@ from ..store.models import (
     EXPIRED,
     FINAL_STATUSES,
     INTERRUPTED,
+    PENDING_VERSION,
     QUEUED,
     SYSTEM_FAILURE,
     TIMED_OUT,
@@ -50,7 +51,8 @@ class LifecycleMixin(TriggerMixin):
     # -- dequeue and start ------------------------------------------------------------------
     async def dequeue(self, limit: int) -> list[Run]:
         """Take up to `limit` runnable runs, oldest effective queue time first, respecting paused
-        queues, queue and concurrency-key limits and the global concurrency; they become DEQUEUED."""
+        queues, queue and concurrency-key limits, offline projects (engine/projects.py) and the
+        global concurrency; they become DEQUEUED on their project's current version."""
         if limit <= 0:
             return []
         async with self._tx() as tx:
@@ -60,19 +62,20 @@ class LifecycleMixin(TriggerMixin):
             if free <= 0:
                 return []
             paused, limits = await ops.paused_queues(), await ops.queue_limits()
+            offline = self.projects.offline()
             gate = await self._rate_gate(tx)  # type: ignore[attr-defined]
             candidates: list[Run] = []
-            for queue in await ops.queues_with_queued_runs():
-                if queue in paused:
+            for project, queue in await ops.queues_with_queued_runs():
+                if (project, queue) in paused or project in offline:
                     continue
-                qlimit = limits.get(queue)
+                qlimit = limits.get((project, queue))
                 taken: dict[str | None, int] = {}
                 # keys already at their limit can use up to `running` rows of the page
-                in_use = sum(n for (q, _), n in running.items() if q == queue)
+                in_use = sum(n for (p, q, _), n in running.items() if (p, q) == (project, queue))
                 page = free if qlimit is None else free + in_use
-                for run in await ops.queued_runs(queue, page, per_key=qlimit):
+                for run in await ops.queued_runs(project, queue, page, per_key=qlimit):
                     key = run.concurrency_key
-                    used = running.get((queue, key), 0) + taken.get(key, 0)
+                    used = running.get((project, queue, key), 0) + taken.get(key, 0)
                     if qlimit is not None and used >= qlimit:
                         continue
                     taken[key] = taken.get(key, 0) + 1
@@ -84,7 +87,8 @@ class LifecycleMixin(TriggerMixin):
                     break
                 if gate is not None and not gate.admit(run, tx.now):
                     continue  # stays QUEUED; the gate records when its window opens
-                version_id = run.version_id or (self.current_version.id if self.current_version else None)
+                current = self.projects.current_of(run.project)
+                version_id = run.version_id or (current.id if current else None)
                 out.append(await self._move(tx, run, DEQUEUED, version_id=version_id, expires_at=None))
             if gate is not None:
                 await gate.save(tx)
@@ -186,8 +190,9 @@ class LifecycleMixin(TriggerMixin):
 
     def retry_policy(self, run: Run) -> RetryPolicy:
         task = None
-        if self.current_version and run.version_id == self.current_version.id:
-            task = self._task(run.task_id)
+        current = self.projects.current_of(run.project)
+        if current and run.version_id == current.id:
+            task = self.projects.task(run.project, run.task_id)
         retry = (task.retry if task else None) or self.project_retry
         return RetryPolicy.from_dict(retry, run.max_attempts)
 
@@ -254,7 +259,7 @@ class LifecycleMixin(TriggerMixin):
         req = TriggerRequest(task_id=run.task_id, payload=run.payload, payload_type=run.payload_type,
                              queue=run.queue, concurrency_key=run.concurrency_key, tags=run.tags,
                              max_attempts=run.max_attempts, max_duration=run.max_duration_s,
-                             machine=run.machine, metadata=run.metadata, is_test=run.is_test)
+                             machine=run.machine, metadata=run.metadata, is_test=run.is_test, project=run.project)
         return (await self.trigger(req)).run
 
     async def reschedule(self, run_id: str, delay: Any) -> Run:
@@ -295,11 +300,7 @@ class LifecycleMixin(TriggerMixin):
         async with self._tx() as tx:
             now = tx.now
             for run in await tx.ops.due_delayed_runs(now):
-                target = QUEUED if run.version_id or self.current_version is None or self._task(run.task_id) \
-                    else "PENDING_VERSION"
-                if self.current_version is None:
-                    target = "PENDING_VERSION"
-                await self._move(tx, run, target, delay_until=None, description="delay elapsed")
+                await self._delay_elapsed(tx, run)
                 done += 1
             for run in await tx.ops.due_expired_runs(now):
                 await self._move(tx, run, EXPIRED, completed_at=now, description="ttl elapsed before start",
@@ -321,6 +322,20 @@ class LifecycleMixin(TriggerMixin):
             if done:
                 tx.emit("dispatch")
         return done
+
+    async def _delay_elapsed(self, tx: Tx, run: Run) -> None:
+        """A DELAYED run's time came: QUEUED when its project's version has its task (or it is a
+        retry, locked to its version), else PENDING_VERSION. A run triggered before any project
+        had its task joins the one project that has it now."""
+        owners = self.projects.owners(run.task_id)
+        project = run.project if run.project is not None else owners[0] if len(owners) == 1 else None
+        if self.projects.current_of(project) is None or not (run.version_id or self.projects.task(project,
+                                                                                                run.task_id)):
+            await self._move(tx, run, PENDING_VERSION, delay_until=None, description="delay elapsed")
+            return
+        if run.project is None and project is not None:
+            await self._ensure_queue(tx, project, run.queue, None, custom=False)
+        await self._move(tx, run, QUEUED, delay_until=None, project=project, description="delay elapsed")
 
     async def system_failure(self, run: Run, reason: str) -> None:
         async with self._tx() as tx:

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import packets
 from ..durations import parse_duration, parse_time
-from ..errors import BadRequestError, PayloadTooLargeError, TaskNotFoundError, ValidationError
+from ..errors import BadRequestError, PayloadTooLargeError, ValidationError
 from ..ids import new_id
 from ..machines import check_machine
 from ..store.models import (
@@ -29,7 +29,8 @@ from ..store.models import (
     Version,
     Waitpoint,
 )
-from .base import EngineBase, Tx
+from .base import Tx
+from .projects import ProjectMixin
 from .states import kind_for
 
 MAX_TAGS = 10
@@ -67,6 +68,9 @@ class TriggerRequest:
     schedule_id: str | None = None
     #: Trigger.dev's debounce option, parsed by engine.debounce.parse_debounce
     debounce: dict[str, Any] | None = None
+    #: the caller's project (its key, or the project header); None: the parent's project for a
+    #: child run, else the one project that has the task (engine/projects.py)
+    project: str | None = None
 
 
 @dataclass
@@ -76,45 +80,47 @@ class TriggerResult:
     waitpoint_id: str | None = None
 
 
-class TriggerMixin(EngineBase):
+class TriggerMixin(ProjectMixin):
     # -- versions ---------------------------------------------------------------------------
-    async def register_version(self, version: Version) -> Version:
-        """Store an indexed version, make it current, create its queues, and release runs that
-        were PENDING_VERSION for one of its tasks."""
+    async def register_version(self, version: Version, *, dev: bool = False) -> Version:
+        """Store an indexed version, make it its project's current one, create its queues, and
+        release runs that were PENDING_VERSION for one of its tasks (in its project, or in none
+        yet). `dev`: registered by `trigger-local dev`, so the project runs only while a dev
+        session is open (engine/projects.py)."""
+        self.check_project_dir(version.project, version.project_dir)
         async with self._tx() as tx:
             await tx.ops.insert_version(version)
+            await self._record_project(tx, version, dev)
             for task in version.tasks:
-                await self._ensure_queue(tx, task.queue, task.queue_concurrency_limit if task.queue_is_custom or
+                await self._ensure_queue(tx, version.project, task.queue,
+                                         task.queue_concurrency_limit if task.queue_is_custom or
                                          task.queue_concurrency_limit is not None else None,
                                          custom=task.queue_is_custom, update_limit=True)
             task_ids = {t.task_id for t in version.tasks}
             for run in await tx.ops.runs_with_status([PENDING_VERSION]):
-                if run.task_id in task_ids:
-                    await self._move(tx, run, QUEUED, description=f"version {version.id} has the task")
+                if run.task_id in task_ids and run.project in (None, version.project):
+                    if run.project is None:
+                        await self._ensure_queue(tx, version.project, run.queue, None, custom=False)
+                    await self._move(tx, run, QUEUED, project=version.project,
+                                     description=f"version {version.id} has the task")
             await self._sync_declarative(tx, version)  # type: ignore[attr-defined]
             await self._sync_rate_limits(tx, version)  # type: ignore[attr-defined]
-            await tx.ops.insert_event(None, "version.registered", tx.now, {"version_id": version.id})
-            tx.emit("version.registered", version_id=version.id)
+            data = {"version_id": version.id, "project": version.project}
+            await tx.ops.insert_event(None, "version.registered", tx.now, data)
+            tx.emit("version.registered", **data)
             tx.emit("dispatch")
-        self.current_version = version
+        self.projects.current[version.project] = version
         return version
 
-    def _task(self, task_id: str) -> TaskDef | None:
-        if self.current_version is None:
-            return None
-        for task in self.current_version.tasks:
-            if task.task_id == task_id:
-                return task
-        return None
-
-    async def _ensure_queue(self, tx: Tx, name: str, limit: int | None, *, custom: bool,
+    async def _ensure_queue(self, tx: Tx, project: str, name: str, limit: int | None, *, custom: bool,
                             update_limit: bool = False) -> None:
-        existing = await tx.ops.get_queue(name)
+        existing = await tx.ops.get_queue(project, name)
         if existing is None:
             await tx.ops.insert_queue(Queue(name=name, id=new_id("queue"), type="custom" if custom else "task",
-                                            concurrency_limit=limit, paused=False, created_at=tx.now))
+                                            concurrency_limit=limit, paused=False, created_at=tx.now,
+                                            project=project))
         elif update_limit and existing.concurrency_limit != limit:
-            await tx.ops.update_queue(name, concurrency_limit=limit)
+            await tx.ops.update_queue(project, name, concurrency_limit=limit)
 
     # -- validation -------------------------------------------------------------------------
     def _validate(self, req: TriggerRequest, now: float) -> dict[str, Any]:
@@ -179,11 +185,6 @@ class TriggerMixin(EngineBase):
             raise ValidationError(f"Payload does not match the schema of task {task.task_id!r}: "
                                   f"{first['path']}: {first['message']}", issues=issues)
 
-    def unknown_task_error(self, task_id: str) -> TaskNotFoundError:
-        known = sorted(t.task_id for t in (self.current_version.tasks if self.current_version else []))
-        hint = f"Known tasks: {', '.join(known)}" if known else "No tasks are indexed yet: run `trigger-local dev`"
-        return TaskNotFoundError(f"Task {task_id!r} not found. {hint}", known_tasks=known)
-
     # -- trigger ----------------------------------------------------------------------------
     async def trigger(self, req: TriggerRequest, *, wait: bool = False) -> TriggerResult:
         """Create one run (or return the run its idempotency key points at).
@@ -200,9 +201,10 @@ class TriggerMixin(EngineBase):
         prepared = []
         for req in reqs:
             fields = self._validate(req, now)
-            task = self._task(req.task_id)
-            if task is None and self.current_version is not None:
-                raise self.unknown_task_error(req.task_id)
+            if req.project is None and req.parent_run_id:
+                parent = await self.store.read().get_run(req.parent_run_id)
+                req.project = parent.project if parent else None  # a child runs in its parent's project
+            req.project, task = self.resolve_task(req.task_id, req.project)
             if task is not None:
                 self._validate_payload_schema(task, req)
             prepared.append((req, fields, task))
@@ -219,7 +221,7 @@ class TriggerMixin(EngineBase):
     async def _create_run(self, tx: Tx, req: TriggerRequest, f: dict[str, Any], task: TaskDef | None,
                           wait: bool) -> TriggerResult:
         if req.idempotency_key:
-            existing = await tx.ops.find_run_by_idempotency_key(req.task_id, req.idempotency_key)
+            existing = await tx.ops.find_run_by_idempotency_key(req.task_id, req.idempotency_key, req.project)
             if existing is not None:
                 stale = (existing.idempotency_expires_at is not None and existing.idempotency_expires_at <= tx.now) \
                     or existing.status in _RETRIGGER_AFTER
@@ -228,15 +230,17 @@ class TriggerMixin(EngineBase):
                     return TriggerResult(existing, cached=True, waitpoint_id=wp_id)
                 await tx.ops.update_run(existing.id, None, idempotency_key=None)
         if req.debounce:
-            pending = await self._debounce(tx, req.task_id, req.debounce, req.payload,  # type: ignore[attr-defined]
-                                           req.payload_type, f)
+            pending = await self._debounce(tx, req.project, req.task_id,  # type: ignore[attr-defined]
+                                           req.debounce, req.payload, req.payload_type, f)
             if pending is not None:
                 return TriggerResult(pending, cached=True)
         queue = req.queue or (task.queue if task else f"task/{req.task_id}")
-        if req.queue and req.queue != (task.queue if task else None):
-            await self._ensure_queue(tx, queue, None, custom=True)
+        if req.project is None:
+            pass  # no project yet: its queue is made when a project takes the run
+        elif req.queue and req.queue != (task.queue if task else None):
+            await self._ensure_queue(tx, req.project, queue, None, custom=True)
         else:
-            await self._ensure_queue(tx, queue, task.queue_concurrency_limit if task else None,
+            await self._ensure_queue(tx, req.project, queue, task.queue_concurrency_limit if task else None,
                                      custom=bool(task and task.queue_is_custom))
         if f["delay_until"] is not None and f["delay_until"] > tx.now:
             status = DELAYED
@@ -261,11 +265,11 @@ class TriggerMixin(EngineBase):
             metadata=f["metadata"], parent_run_id=req.parent_run_id,
             root_run_id=(parent.root_run_id or parent.id) if parent else None,
             batch_id=req.batch_id, resume_parent=req.resume_parent, is_test=req.is_test,
-            depth=(parent.depth + 1) if parent else 0, schedule_id=req.schedule_id,
+            depth=(parent.depth + 1) if parent else 0, schedule_id=req.schedule_id, project=req.project,
         )
         await tx.ops.insert_run(run)
         if req.debounce:
-            await self._record_debounce(tx, req.task_id, req.debounce, run)  # type: ignore[attr-defined]
+            await self._record_debounce(tx, req.project, req.task_id, req.debounce, run)  # type: ignore[attr-defined]
         await self._new_run_snapshot(tx, run)
         wp_id = await self._run_waitpoint(tx, run) if wait else None
         return TriggerResult(run, cached=False, waitpoint_id=wp_id)

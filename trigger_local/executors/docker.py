@@ -170,7 +170,7 @@ class DockerExecutor(ProcessExecutor):
             "TRIGGER_LOCAL_PROJECT_DIR": APP_DIR, "TRIGGER_LOCAL_TASK_DIRS": json.dumps(version.dirs),
             "TRIGGER_LOCAL_TASK_FILES": json.dumps(sorted({t.file for t in version.tasks if t.file})),
             "TRIGGER_LOCAL_VERSION_ID": version.id, "TRIGGER_API_URL": self.settings.url,
-            "TRIGGER_SECRET_KEY": self.secret_key, "PYTHONUNBUFFERED": "1"}
+            **self._project_env(version), "PYTHONUNBUFFERED": "1"}
 
     async def _spawn_container(self, version: Version, image: str, machine_name: str | None) -> ContainerHandle:
         worker_id = new_id("worker")

@@ -26,6 +26,7 @@ from ..durations import iso
 from ..engine import Engine
 from ..engine.states import K_QUEUED_HELD
 from ..ids import new_id
+from ..projects import PROJECT_ENV
 from ..store.models import (
     DEQUEUED,
     EXECUTING,
@@ -38,7 +39,7 @@ from ..store.models import (
     Worker,
 )
 from ..supervise import Supervisor
-from ..tokens import run_token, worker_token
+from ..tokens import project_key, run_token, worker_token
 from .base import Checkpoints
 from .checkpoints import Checkpointer
 from .sockets import is_child, reap
@@ -194,10 +195,10 @@ class ProcessExecutor:
         return None
 
     def _evict_idle(self) -> bool:
-        """Make room by stopping an idle process (of an old version first)."""
-        current = self.engine.current_version.id if self.engine.current_version else None
+        """Make room by stopping an idle process (of a version no project runs any more first)."""
+        current = self.engine.projects.current_ids()
         idle = [w for w in self.workers.values() if w.state == IDLE and w.mailbox.empty()]
-        idle.sort(key=lambda w: w.version_id == current)
+        idle.sort(key=lambda w: w.version_id in current)
         if not idle:
             return False
         log.info("stopping an idle task process to make room", worker=idle[0].id)
@@ -219,7 +220,7 @@ class ProcessExecutor:
                "TRIGGER_LOCAL_TASK_FILES": json.dumps(sorted({t.file for t in version.tasks if t.file})),
                "TRIGGER_LOCAL_VERSION_ID": version.id,
                "TRIGGER_API_URL": self.settings.url,
-               "TRIGGER_SECRET_KEY": self.secret_key,
+               **self._project_env(version),
                "PYTHONUNBUFFERED": "1"}
         with log_path.open("ab") as out:
             proc = await asyncio.create_subprocess_exec(
@@ -234,6 +235,12 @@ class ProcessExecutor:
                                                  started_at=time.time(), executor=self.name))
         log.debug("task process started", worker=worker_id, pid=proc.pid, version=version.id)
         return worker
+
+    def _project_env(self, version: Version) -> dict[str, str]:
+        """The task's project and that project's key: the SDK inside a task then reaches its
+        own project only (`tasks.trigger` of a task id resolves there)."""
+        return {"TRIGGER_SECRET_KEY": project_key(self.secret_key, version.project),
+                PROJECT_ENV: version.project}
 
     def _payload(self, run: Run) -> dict[str, Any]:
         """An offloaded payload (`application/store`) is read back so the task gets the real one."""
@@ -297,9 +304,8 @@ class ProcessExecutor:
     def _should_retire(self, worker: WorkerHandle) -> bool:
         if worker.runs_done >= self.settings.warm_runs_per_process:
             return True
-        current = self.engine.current_version
-        if current is not None and worker.version_id != current.id:
-            return True
+        if worker.version_id not in self.engine.projects.current_ids():
+            return True  # its project has a newer version
         # Only a process that found no work for a whole long-poll counts as surplus: in a burst,
         # processes are idle for a moment between runs, and retiring them then means paying
         # for a new process (imports and all) a moment later.
