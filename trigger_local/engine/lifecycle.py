@@ -20,6 +20,7 @@ from ..store.models import (
     EXECUTING,
     EXPIRED,
     FINAL_STATUSES,
+    PENDING_VERSION,
     QUEUED,
     SYSTEM_FAILURE,
     TIMED_OUT,
@@ -291,9 +292,9 @@ class LifecycleMixin(TriggerMixin):
             now = tx.now
             for run in await tx.ops.due_delayed_runs(now):
                 target = QUEUED if run.version_id or self.current_version is None or self._task(run.task_id) \
-                    else "PENDING_VERSION"
+                    else PENDING_VERSION
                 if self.current_version is None:
-                    target = "PENDING_VERSION"
+                    target = PENDING_VERSION
                 await self._move(tx, run, target, delay_until=None, description="delay elapsed")
                 done += 1
             for run in await tx.ops.due_expired_runs(now):

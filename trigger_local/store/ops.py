@@ -8,8 +8,10 @@ and returns False when the run moved on; `get_*` return None when the record doe
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
+from ..statuses import LIVE_STATUSES, QUEUED_STATUSES, RUNNING_STATUSES
 from .envvar_ops import EnvVarOps
 from .housekeeping_ops import HousekeepingOps
 from .models import (
@@ -26,6 +28,17 @@ from .rows import columns, encode_changes, from_row, to_row
 from .schedule_ops import ScheduleOps
 
 _RUN_COLS = ", ".join(columns(Run))
+
+
+def _sql_in(statuses: Iterable[str]) -> str:
+    """`('A','B')` for an `IN`, from the status groups of trigger_local/statuses.py (fixed
+    identifiers, never user input: that goes through bound parameters)."""
+    return "(" + ",".join(f"'{s}'" for s in sorted(statuses)) + ")"
+
+
+_RUNNING = _sql_in(RUNNING_STATUSES)
+_NOT_STARTED = _sql_in(QUEUED_STATUSES)
+_LIVE = _sql_in(LIVE_STATUSES)
 
 
 def _insert_sql(table: str, cls: type) -> str:
@@ -165,8 +178,8 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
     async def list_queues(self) -> list[Queue]:
         queues = [from_row(Queue, r) for r in await self._all("SELECT * FROM queues ORDER BY name")]
         counts = await self._all(
-            "SELECT queue, SUM(status IN ('DEQUEUED','EXECUTING')) AS running, SUM(status = 'QUEUED') AS queued "
-            "FROM runs WHERE status IN ('DEQUEUED','EXECUTING','QUEUED') GROUP BY queue"
+            f"SELECT queue, SUM(status IN {_RUNNING}) AS running, SUM(status = 'QUEUED') AS queued "
+            f"FROM runs WHERE status IN {_sql_in(RUNNING_STATUSES | {'QUEUED'})} GROUP BY queue"
         )
         by_name = {r["queue"]: r for r in counts}
         for q in queues:
@@ -263,7 +276,7 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
         """Runs holding a slot, per (queue, concurrency key)."""
         rows = await self._all(
             "SELECT queue, concurrency_key, COUNT(*) AS n FROM runs "
-            "WHERE status IN ('DEQUEUED','EXECUTING') GROUP BY queue, concurrency_key"
+            f"WHERE status IN {_RUNNING} GROUP BY queue, concurrency_key"
         )
         return {(r["queue"], r["concurrency_key"]): r["n"] for r in rows}
 
@@ -292,10 +305,10 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
     async def next_due_at(self) -> float | None:
         """The earliest moment a timer has something to do, or None."""
         row = await self._one(
-            """SELECT MIN(t) AS t FROM (
+            f"""SELECT MIN(t) AS t FROM (
                  SELECT MIN(delay_until) AS t FROM runs WHERE status = 'DELAYED'
-                 UNION ALL SELECT MIN(expires_at) FROM runs WHERE status IN ('QUEUED','DELAYED','PENDING_VERSION') AND expires_at IS NOT NULL
-                 UNION ALL SELECT MIN(deadline_at) FROM runs WHERE status IN ('DEQUEUED','EXECUTING') AND deadline_at IS NOT NULL
+                 UNION ALL SELECT MIN(expires_at) FROM runs WHERE status IN {_NOT_STARTED} AND expires_at IS NOT NULL
+                 UNION ALL SELECT MIN(deadline_at) FROM runs WHERE status IN {_RUNNING} AND deadline_at IS NOT NULL
                  UNION ALL SELECT MIN(complete_after) FROM waitpoints WHERE status = 'WAITING' AND complete_after IS NOT NULL
                  UNION ALL SELECT MIN(timeout_at) FROM waitpoints WHERE status = 'WAITING' AND timeout_at IS NOT NULL
                  UNION ALL SELECT MIN(next_run_at) FROM schedules WHERE active = 1 AND next_run_at IS NOT NULL
@@ -312,13 +325,13 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
 
     async def due_expired_runs(self, now: float, limit: int = 500) -> list[Run]:
         rows = await self._all(
-            f"SELECT {_RUN_COLS} FROM runs WHERE status IN ('QUEUED','DELAYED','PENDING_VERSION') "
+            f"SELECT {_RUN_COLS} FROM runs WHERE status IN {_NOT_STARTED} "
             "AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?", (now, limit))
         return [from_row(Run, r) for r in rows]
 
     async def due_deadline_runs(self, now: float, limit: int = 500) -> list[Run]:
         rows = await self._all(
-            f"SELECT {_RUN_COLS} FROM runs WHERE status IN ('DEQUEUED','EXECUTING') "
+            f"SELECT {_RUN_COLS} FROM runs WHERE status IN {_RUNNING} "
             "AND deadline_at IS NOT NULL AND deadline_at <= ? LIMIT ?", (now, limit))
         return [from_row(Run, r) for r in rows]
 
@@ -471,7 +484,7 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
         seeks the (batch_id, status) index once per live status instead of counting the batch."""
         row = await self._one(
             "SELECT EXISTS (SELECT 1 FROM runs INDEXED BY runs_batch_status WHERE batch_id = ? AND status IN "
-            "('PENDING_VERSION','DELAYED','QUEUED','DEQUEUED','EXECUTING','WAITING')) AS live", (batch_id,))
+            f"{_LIVE}) AS live", (batch_id,))
         return bool(row["live"])
 
 
