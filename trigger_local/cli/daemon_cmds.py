@@ -17,9 +17,9 @@ import httpx
 import typer
 
 from ..config import DaemonSettings
+from ..display import detail_time
 from ..sdk.client import configure, read_daemon_info
 from .common import JSON_OPTION, client, emit_json, err, fail, out
-from .render import fmt_time
 
 START_TIMEOUT_S = 30.0
 EXECUTORS = ("process", "docker")
@@ -171,7 +171,7 @@ def status(
 
 def _show_value(key: str, value: Any) -> str:
     if key.endswith("_at") and isinstance(value, int | float):
-        return fmt_time(value)
+        return detail_time(value)
     if isinstance(value, list):
         return ", ".join(map(str, value))
     if isinstance(value, dict):
