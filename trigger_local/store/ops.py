@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from ..statuses import LIVE_STATUSES, QUEUED_STATUSES, RUNNING_STATUSES
+from ..statuses import LIVE_STATUSES, QUEUED_STATUSES, RUNNING_STATUSES, WaitpointStatus
 from .envvar_ops import EnvVarOps
 from .housekeeping_ops import HousekeepingOps
 from .models import (
@@ -444,14 +444,17 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
         return [r["run_id"] for r in rows]
 
     async def runs_waiting_on(self, waitpoint_ids: list[str]) -> dict[str, list[str]]:
-        """Per waitpoint id: the runs that waited on it (from their `run.waiting` events, oldest
-        first) and those blocked on it now. Waitpoints nobody waited on are not in the dict."""
+        """Per waitpoint id: while it is WAITING, the runs blocked on it now (a run canceled
+        meanwhile is not); once it is done, the runs that waited on it (from their `run.waiting`
+        events, oldest first). Waitpoints no run waits or waited on are not in the dict."""
         if not waitpoint_ids:
             return {}
         marks = ",".join("?" * len(waitpoint_ids))
         rows = await self._all(
-            "SELECT json_extract(data, '$.waitpoint_id') AS wp, run_id FROM events WHERE type = 'run.waiting' "
-            f"AND json_extract(data, '$.waitpoint_id') IN ({marks}) ORDER BY seq", tuple(waitpoint_ids))
+            "SELECT json_extract(e.data, '$.waitpoint_id') AS wp, e.run_id FROM events e "
+            "JOIN waitpoints w ON w.id = json_extract(e.data, '$.waitpoint_id') "
+            f"WHERE e.type = 'run.waiting' AND json_extract(e.data, '$.waitpoint_id') IN ({marks}) "
+            f"AND w.status != '{WaitpointStatus.WAITING}' ORDER BY e.seq", tuple(waitpoint_ids))
         rows += await self._all(f"SELECT waitpoint_id AS wp, run_id FROM run_waitpoints WHERE waitpoint_id IN ({marks})",
                                 tuple(waitpoint_ids))
         out: dict[str, list[str]] = {}
