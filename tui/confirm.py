@@ -30,7 +30,7 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question, id="confirm-question")
+            yield Label(self.question, id="confirm-question", markup=False)
             yield Label("y yes · n no", id="confirm-keys")
 
     def action_answer(self, yes: bool) -> None:
