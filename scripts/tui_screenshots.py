@@ -1,9 +1,10 @@
-"""The docs' dashboard screenshots: runs at 80×24 and a trace at 200×50.
+"""The docs' dashboard screenshots: runs and a trace at 80×24, the same trace at 200×50.
 
 Starts a daemon in a temporary home with the test project, makes a handful of runs (a parent
 with a child and a wait, a run waiting on a token, tagged hellos, a failure), then either
-writes the SVGs with the pilot, or with `--tmux` opens `trigger-local dashboard` in a detached
-tmux session of each size and prints what a person would see (`tmux capture-pane`).
+writes the SVGs with the pilot, or with `--tmux` opens `trigger-local dashboard` in detached
+tmux sessions (80×24 and 200×50, on a tmux server of its own) and prints what a person would
+see on each tab and screen (`tmux capture-pane`).
 
     python scripts/tui_screenshots.py docs/
     python scripts/tui_screenshots.py --tmux
@@ -67,33 +68,50 @@ def make_runs(d: DaemonProcess) -> str:
     return order
 
 
+#: the committed screenshots: (file in docs/, columns, rows, whether it shows the order's trace)
+SHOTS = (("dashboard-runs-80x24.svg", 80, 24, False), ("dashboard-trace-80x24.svg", 80, 24, True),
+         ("dashboard-trace-200x50.svg", 200, 50, True))
+
+
 async def svgs(d: DaemonProcess, parent: str, out: Path) -> None:
-    app = Dashboard(ApiClient(d.url, d.key))
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(2.0)  # the header's status, the first page
-        app.save_screenshot(str(out / "dashboard-runs-80x24.svg"))
-    app = Dashboard(ApiClient(d.url, d.key))
-    async with app.run_test(size=(200, 50)) as pilot:
-        app.push_screen(RunDetail(app.api, parent))
-        await pilot.pause(2.0)
-        app.save_screenshot(str(out / "dashboard-trace-200x50.svg"))
+    for name, width, height, trace in SHOTS:
+        app = Dashboard(ApiClient(d.url, d.key))
+        async with app.run_test(size=(width, height)) as pilot:
+            if trace:
+                app.push_screen(RunDetail(app.api, parent))
+            await pilot.pause(2.0)  # the header's status, the first page or the trace
+            app.save_screenshot(str(out / name))
 
 
-def tmux(d: DaemonProcess, parent: str) -> None:
+#: what `--tmux` shows: (columns, rows, keys typed after the dashboard opens, what it is)
+VIEWS = (
+    (80, 24, [], "runs"),
+    (80, 24, ["2"], "waitpoints"),
+    (80, 24, ["3"], "queues"),
+    (80, 24, ["Down", "Down", "Enter"], "the order run's trace"),
+    (80, 24, ["Enter"], "a waiting run's trace"),
+    (80, 24, ["c"], "cancel asks first"),
+    (200, 50, ["Down", "Down", "Enter"], "the order run's trace"),
+)
+
+
+def tmux(d: DaemonProcess) -> None:
     env = {**os.environ, "TRIGGER_API_URL": d.url, "TRIGGER_SECRET_KEY": d.key}
-    for width, height, keys in ((80, 24, []), (80, 24, ["2"]), (200, 50, ["enter"])):
-        name = f"tui-{width}x{height}-{len(keys)}"
-        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", str(width), "-y", str(height),
+    # a tmux server of our own: sessions of other people on this machine are left alone
+    server = ["tmux", "-L", f"tui-screenshots-{os.getpid()}"]
+    for n, (width, height, keys, what) in enumerate(VIEWS):
+        name = f"tui-{n}"
+        subprocess.run([*server, "new-session", "-d", "-s", name, "-x", str(width), "-y", str(height),
                         f"{sys.executable} -m trigger_local dashboard; sleep 30"], env=env, check=True)
         try:
             time.sleep(3)  # a person waiting for the screen, not a test synchronising
             for key in keys:
-                subprocess.run(["tmux", "send-keys", "-t", name, key], check=True)
+                subprocess.run([*server, "send-keys", "-t", name, key], check=True)
                 time.sleep(2)
-            shot = subprocess.run(["tmux", "capture-pane", "-p", "-t", name], capture_output=True, text=True)
-            print(f"--- {width}x{height} ---\n{shot.stdout}")
+            shot = subprocess.run([*server, "capture-pane", "-p", "-t", name], capture_output=True, text=True)
+            print(f"--- {width}x{height}: {what} ---\n{shot.stdout}")
         finally:
-            subprocess.run(["tmux", "kill-session", "-t", name], check=False)
+            subprocess.run([*server, "kill-session", "-t", name], check=False)
 
 
 def main() -> None:
@@ -108,7 +126,7 @@ def main() -> None:
             d.register(write_project(Path(tmp) / "project", TASKS + ORDER))
             parent = make_runs(d)
             if args.tmux:
-                tmux(d, parent)
+                tmux(d)
             if args.out is not None:
                 asyncio.run(svgs(d, parent, args.out))
         finally:

@@ -2,24 +2,30 @@
 
 One task reads the daemon's event stream (no polling loop) and hands each event to the
 visible views; the stream reconnects by itself with its last seq, and the header says
-whether it is live. Everything goes through the injected `ApiClient`."""
+whether it is live. Before any of that, the daemon must answer once: with no daemon there,
+the app exits at once (code 1) saying how to start one, instead of reconnecting forever.
+Everything goes through the injected `ApiClient`; time comes from the injected `Clock`."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
+from trigger_local.clock import Clock, SystemClock
 from trigger_local.errors import TriggerLocalError
 from trigger_local.sdk.client import ApiClient
 from trigger_local.sdk.events import OPEN, stream_events
+from trigger_local.statuses import FINAL_STATUSES
 
 from .common import DaemonHeader, Json
+from .confirm import ConfirmDialog
 from .detail import RunDetail
 from .queues import QueuesView, SchedulesView
 from .runs import RunsView
@@ -40,13 +46,13 @@ class Dashboard(App[None]):
         Binding("2", "tab('waitpoints')", "Waitpoints", show=False),
         Binding("3", "tab('queues')", "Queues", show=False),
         Binding("4", "tab('schedules')", "Schedules", show=False),
-        Binding("o", "open_run", "Open"),
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, api: ApiClient) -> None:
+    def __init__(self, api: ApiClient, clock: Clock | None = None) -> None:
         super().__init__()
         self.api = api
+        self.clock = clock or SystemClock()
         self.api_url = api.endpoint.base_url
         self.live = False
         self.was_live = False
@@ -58,7 +64,7 @@ class Dashboard(App[None]):
         yield DaemonHeader(self.api_url)
         with TabbedContent(initial="runs", id="tabs"):
             with TabPane("Runs 1", id="runs"):
-                yield RunsView(self.api)
+                yield RunsView(self.api, self.clock)
             with TabPane("Waitpoints 2", id="waitpoints"):
                 yield WaitpointsView(self.api)
             with TabPane("Queues 3", id="queues"):
@@ -72,7 +78,7 @@ class Dashboard(App[None]):
         # events are applied in batches, at most 5 times a second: at hundreds of runs per
         # second, handling each event on its own kept the app too busy to answer a keypress
         self.set_interval(EVENT_BATCH_S, self._flush_events)
-        self.follow_events()
+        self.first_contact()
 
     async def on_unmount(self) -> None:
         self.workers.cancel_all()
@@ -97,6 +103,19 @@ class Dashboard(App[None]):
             if self.was_live:
                 self.refresh_views()  # whatever changed while we were away
             self.was_live = True  # (the first time, every view has just read its data)
+
+    @work(exclusive=True, group="status", exit_on_error=False)
+    async def first_contact(self) -> None:
+        """Ask the daemon for its status; follow its events once it answered. Nothing to follow
+        before a first answer: exit, saying why (no daemon at the address, a refused key)."""
+        try:
+            self.status_info = await self.api.status()
+        except TriggerLocalError as exc:
+            self.exit(return_code=1, message=Text.assemble(("Error: ", "bold red"), str(exc.message)))
+            return
+        for header in self._headers():
+            header.set_status(self.status_info)
+        self.follow_events()
 
     @work(exclusive=True, group="status", exit_on_error=False)
     async def load_status(self) -> None:
@@ -163,14 +182,20 @@ class Dashboard(App[None]):
         for table in view.query(DataTable):
             table.focus()
 
-    def action_open_run(self) -> None:
-        run_id = self.query_one(RunsView).selected()
-        if run_id is not None:
-            self.push_screen(RunDetail(self.api, run_id))
+    def open_run(self, run_id: str) -> None:
+        self.push_screen(RunDetail(self.api, run_id, self.clock))
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.data_table.id == "runs-table":
-            self.push_screen(RunDetail(self.api, str(event.row_key.value)))
+    def confirm_cancel(self, run_id: str, status: str | None) -> None:
+        """`c` on a run: ask first (y/n, escape is no); a finished run has nothing to cancel."""
+        if status in FINAL_STATUSES:
+            self.notify(f"{run_id} has already finished ({status})", severity="warning", markup=False)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self.run_action_safely(self.api.cancel_run(run_id), f"Canceled {run_id}"))
+
+        self.push_screen(ConfirmDialog(f"Cancel {run_id}?"), answered)
 
     async def run_action_safely(self, call: Awaitable[Any], done: str) -> Any:
         """Run one API call for a key the user pressed; say what happened either way."""

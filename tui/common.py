@@ -1,5 +1,5 @@
-"""What every dashboard screen shares: the backend it is given, how statuses and times look,
-and the header line.
+"""What every dashboard screen shares: the backend it is given and the header line (how
+statuses and times look is `trigger_local.display`, shared with the CLI).
 
 The dashboard is an HTTP client only (tests/test_import_rules.py): its backend is an
 `ApiClient`, injected into `Dashboard` as harlequin injects its adapter, so tests hand it one
@@ -7,7 +7,6 @@ pointed at a real daemon on a free port."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from rich.text import Text
@@ -16,41 +15,6 @@ from textual.widgets import Static
 from trigger_local.sdk.client import ApiClient, Call
 
 Json = dict[str, Any]
-
-STATUS_STYLES = {
-    "COMPLETED": "green", "FAILED": "red", "CRASHED": "bold red", "SYSTEM_FAILURE": "bold red",
-    "CANCELED": "dim", "EXPIRED": "dim", "TIMED_OUT": "red", "EXECUTING": "cyan", "DEQUEUED": "cyan",
-    "WAITING": "yellow", "QUEUED": "blue", "DELAYED": "magenta", "PENDING_VERSION": "magenta",
-}
-FINAL = {"COMPLETED", "FAILED", "CRASHED", "SYSTEM_FAILURE", "CANCELED", "EXPIRED", "TIMED_OUT"}
-
-
-def status_text(status: str | None) -> Text:
-    return Text(status or "?", style=STATUS_STYLES.get(status or "", ""))
-
-
-def parse_iso(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def clock_time(value: Any) -> str:
-    at = parse_iso(value)
-    return datetime.fromtimestamp(at).strftime("%H:%M:%S") if at is not None else "—"
-
-
-def duration(ms: Any) -> str:
-    if not isinstance(ms, int | float) or ms <= 0:
-        return "—"
-    if ms < 1000:
-        return f"{ms:.0f}ms"
-    if ms < 60_000:
-        return f"{ms / 1000:.1f}s"
-    return f"{ms / 60_000:.1f}m"
 
 
 async def list_schedules(api: ApiClient) -> Json | None:

@@ -1,5 +1,6 @@
-"""The run detail screen: trace tree with timeline bars on the left, live logs on the right,
-and the run's payload, output or error, metadata and tags below."""
+"""The run detail screen: trace tree with timeline bars and live logs (side by side on a wide
+terminal, one above the other on a narrow one), and the run's payload, output or error,
+metadata and tags below. While the run lives, its durations and bars move on once a second."""
 
 from __future__ import annotations
 
@@ -14,19 +15,25 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static, Tree
 
+from trigger_local.clock import Clock, SystemClock
+from trigger_local.display import clock_time, level_style
 from trigger_local.sdk.client import ApiClient
 from trigger_local.sdk.events import OPEN, stream_events
 
-from .common import Coalesce, Json, clock_time
-from .trace import TraceNode, bar, build_trace, window
+from .common import Coalesce, Json
+from .trace import BAR_WIDTH, TraceNode, bar, build_trace, window
 
-LEVEL_STYLES = {"ERROR": "red", "WARN": "yellow", "DEBUG": "dim", "INFO": "green"}
+#: below this many columns the trace and the logs are stacked, each the full width, so that
+#: trace labels and log lines are not cut (side by side the tree would get 3/5 of 80 columns)
+SIDE_BY_SIDE_MIN = 160
+NARROW_BAR_WIDTH = 8
+TICK_S = 1.0
 
 
 def log_text(entry: Json) -> Text:
     level = str(entry.get("level") or "INFO").upper()
     line = Text(clock_time(entry.get("at")) + " ", style="dim")
-    line.append(f"{level:<5} ", style=LEVEL_STYLES.get(level, "green"))
+    line.append(f"{level:<5} ", style=level_style(level))
     line.append(("span " if entry.get("kind") == "span" else "") + str(entry.get("message", "")))
     attributes = entry.get("attributes") or {}
     if attributes:
@@ -49,6 +56,7 @@ def facts_text(run: Json) -> Text:
         out.append(f"{error.get('name', '')}: {error.get('message', '')}\n", style="red")
         if error.get("stackTrace"):
             out.append(str(error["stackTrace"]) + "\n", style="dim red")
+    out.rstrip()  # no empty last line: it would cost a scroll bar in a short pane
     return out
 
 
@@ -56,7 +64,7 @@ class RunDetail(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("enter", "open_child", "Open child", show=True),
-        Binding("c", "cancel", "Cancel"),
+        Binding("c", "cancel", "Cancel…"),
         Binding("y", "copy_id", "Copy id"),
     ]
     DEFAULT_CSS = """
@@ -64,12 +72,20 @@ class RunDetail(Screen[None]):
     RunDetail #trace-tree { width: 3fr; border: round $primary; }
     RunDetail #run-logs { width: 2fr; border: round $secondary; }
     RunDetail #run-facts { height: 1fr; border: round $panel; }
+    RunDetail.-narrow #detail-top { layout: vertical; height: 3fr; }
+    RunDetail.-narrow #trace-tree { width: 1fr; height: auto; max-height: 70%; }
+    RunDetail.-narrow #run-logs { width: 1fr; height: 1fr; }
     """
 
-    def __init__(self, api: ApiClient, run_id: str) -> None:
+    def __init__(self, api: ApiClient, run_id: str, clock: Clock | None = None) -> None:
         super().__init__()
         self.api, self.run_id = api, run_id
+        self.clock = clock or SystemClock()
+        self.bar_width = BAR_WIDTH
         self.root: TraceNode | None = None
+        self.status: str | None = None
+        #: the tree's lines with their nodes, relabelled in place as time passes
+        self.lines: list[Any] = []
         self.last_log_id = 0
         self.trace_ready = False
         self.early: list[Json] = []
@@ -82,7 +98,7 @@ class RunDetail(Screen[None]):
         with Vertical():
             with Horizontal(id="detail-top"):
                 yield Tree[TraceNode](self.run_id, id="trace-tree")
-                yield RichLog(id="run-logs", wrap=False, markup=False, max_lines=5000)
+                yield RichLog(id="run-logs", wrap=True, markup=False, max_lines=5000, min_width=20)
             with VerticalScroll(id="run-facts"):
                 yield Static("", id="run-facts-text")
         yield Footer(show_command_palette=False)  # ctrl+p still opens it; the keys need the room
@@ -90,7 +106,14 @@ class RunDetail(Screen[None]):
     def on_mount(self) -> None:
         self.app.sync_header(self.query_one("DaemonHeader"))  # type: ignore[attr-defined]
         self.query_one("#trace-tree", Tree).focus()
+        self.set_interval(TICK_S, self.tick)
         self.follow()
+
+    def on_resize(self) -> None:
+        narrow = self.size.width < SIDE_BY_SIDE_MIN
+        self.set_class(narrow, "-narrow")
+        self.bar_width = NARROW_BAR_WIDTH if narrow else BAR_WIDTH
+        self.relabel()
 
     @work(group="run-stream", exit_on_error=False)
     async def follow(self) -> None:
@@ -109,12 +132,13 @@ class RunDetail(Screen[None]):
 
     def show_trace(self, trace: Json) -> None:
         self.root = build_trace(trace)
-        lo, hi = window(self.root)
+        self.status = (trace.get("run") or {}).get("status")
         tree: Tree[TraceNode] = self.query_one("#trace-tree", Tree)
         tree.clear()
-        tree.root.set_label(self._label(self.root, lo, hi))
         tree.root.data = self.root
-        self._add(tree.root, self.root, lo, hi)
+        self.lines = [tree.root]
+        self._add(tree.root, self.root)
+        self.relabel()
         tree.root.expand_all()
         logs = [e for e in trace.get("logs") or [] if int(e.get("id") or 0) > self.last_log_id]
         self.append_logs(logs)
@@ -124,13 +148,28 @@ class RunDetail(Screen[None]):
         for event in early:
             self.on_run_event(event)
 
-    def _label(self, node: TraceNode, lo: float, hi: float) -> Text:
-        return Text(bar(node.start, node.end, lo, hi) + " ", style="cyan").append(node.label, style="")
-
-    def _add(self, parent: Any, node: TraceNode, lo: float, hi: float) -> None:
+    def _add(self, parent: Any, node: TraceNode) -> None:
         for child in node.children:
-            branch = parent.add(self._label(child, lo, hi), data=child, expand=True)
-            self._add(branch, child, lo, hi)
+            # every line foldable, even a leaf: the same icon in front of each keeps the bars aligned
+            branch = parent.add(child.label, data=child, expand=True)
+            self.lines.append(branch)
+            self._add(branch, child)
+
+    def relabel(self) -> None:
+        """Draw every line's bar and text as of now."""
+        if self.root is None:
+            return
+        now = self.clock.now()
+        lo, hi = window(self.root, now)
+        for line in self.lines:
+            node: TraceNode = line.data
+            text = Text(bar(node.start, node.end, lo, hi, self.bar_width) + " ", style="cyan")
+            line.set_label(text.append(node.text(now), style=""))
+
+    def tick(self) -> None:
+        """Once a second, while anything in the trace still runs or waits: move it on."""
+        if self.root is not None and any(node.open for node in self.root.walk()):
+            self.relabel()
 
     def append_logs(self, entries: list[Json]) -> None:
         log = self.query_one("#run-logs", RichLog)
@@ -163,10 +202,10 @@ class RunDetail(Screen[None]):
         node = self.query_one("#trace-tree", Tree).cursor_node
         data = node.data if node is not None else None
         if isinstance(data, TraceNode) and data.kind == "child" and data.run_id:
-            self.app.push_screen(RunDetail(self.api, data.run_id))
+            self.app.push_screen(RunDetail(self.api, data.run_id, self.clock))
 
-    async def action_cancel(self) -> None:
-        await self.app.run_action_safely(self.api.cancel_run(self.run_id), f"Canceled {self.run_id}")  # type: ignore[attr-defined]
+    def action_cancel(self) -> None:
+        self.app.confirm_cancel(self.run_id, self.status)  # type: ignore[attr-defined]
 
     def action_copy_id(self) -> None:
         self.app.copy_to_clipboard(self.run_id)

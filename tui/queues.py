@@ -12,9 +12,10 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from trigger_local.display import limit_text, table_time
 from trigger_local.sdk.client import ApiClient
 
-from .common import Coalesce, Json, clock_time, list_schedules
+from .common import Coalesce, Json, list_schedules
 from .waitpoints import JsonDialog
 
 
@@ -50,10 +51,9 @@ class QueuesView(Vertical):
         table.clear()
         self.queues = {q["name"]: q for q in page.get("data") or []}
         for q in self.queues.values():
-            limit = q.get("concurrencyLimit")
             paused = Text("paused", style="bold yellow") if q.get("paused") else Text("no")
             table.add_row(q["name"], str(q.get("running", 0)), str(q.get("queued", 0)),
-                          "∞" if limit is None else str(limit), paused, key=q["name"])
+                          limit_text(q.get("concurrencyLimit")), paused, key=q["name"])
         if keep in self.queues:
             table.move_cursor(row=table.get_row_index(keep))
 
@@ -135,4 +135,4 @@ class SchedulesView(Vertical):
         for s in rows:
             gen = s.get("generator") or {}
             table.add_row(s.get("id"), s.get("task"), gen.get("expression") or s.get("cron", ""),
-                          clock_time(s.get("nextRun")), "yes" if s.get("active") else "no", key=s.get("id"))
+                          table_time(s.get("nextRun")), "yes" if s.get("active") else "no", key=s.get("id"))

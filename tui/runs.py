@@ -3,7 +3,8 @@
 Pages come from the API's cursor (`page[after]`) only as the cursor nears the bottom, so
 100,000 runs cost what the user has scrolled past. Status changes from the event stream
 update a row in place; new runs are prepended only while the user watches the top (else the
-title counts them, and `g` shows them), so the row under the cursor never jumps away."""
+title counts them, and `g` shows them), so the row under the cursor never jumps away. Once a
+second the durations of the live runs on screen move on (a WAITING run's keeps counting)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Label
 
+from trigger_local.clock import Clock, SystemClock
+from trigger_local.display import duration_text, epoch_s, status_text, table_time
 from trigger_local.sdk.client import ApiClient
+from trigger_local.statuses import FINAL_STATUSES, RunStatus
 
-from .common import FINAL, Coalesce, Json, clock_time, duration, parse_iso, status_text
+from .common import Coalesce, Json
 from .table import RunsTable
 
 PAGE = 100
@@ -31,8 +36,8 @@ MAX_ROWS = 500
 #: request for the first page and a redraw of the table)
 SHOW_NEW_S = 0.5
 COLUMNS = ("id", "project", "task", "status", "started", "duration", "tags", "version")
-STATUS_WORDS = {"QUEUED", "DELAYED", "DEQUEUED", "EXECUTING", "WAITING", "COMPLETED", "FAILED", "CANCELED",
-                "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT", "PENDING_VERSION"}
+STATUS_WORDS = {str(s) for s in RunStatus}
+TICK_S = 1.0
 
 
 def parse_filter(text: str) -> tuple[Json, str]:
@@ -43,23 +48,32 @@ def parse_filter(text: str) -> tuple[Json, str]:
         key, sep, value = token.partition(":")
         if sep and key in ("status", "task", "tag", "project") and value:
             filters.setdefault(key, []).append(value.upper() if key == "status" else value)
-        elif token.upper() in STATUS_WORDS:
+        elif token.upper() in RunStatus.__members__:
             filters.setdefault("status", []).append(token.upper())
         else:
             words.append(token.lower())
     return filters, " ".join(words)
 
 
-def row_of(run: Json) -> tuple[Any, ...]:
+def duration_ms(run: Json, now: float) -> Any:
+    """The API's duration, or for a run that started and has not finished, its time so far."""
+    started = epoch_s(run.get("startedAt"))
+    if started is None or run.get("status") in FINAL_STATUSES:
+        return run.get("durationMs")
+    return (now - started) * 1000
+
+
+def row_of(run: Json, now: float) -> tuple[Any, ...]:
     return (run["id"], run.get("project", ""), run.get("taskIdentifier", ""), status_text(run.get("status")),
-            clock_time(run.get("startedAt")), duration(run.get("durationMs")),
+            table_time(run.get("startedAt")), duration_text(duration_ms(run, now)),
             ",".join(run.get("tags") or []), run.get("version", ""))
 
 
 class RunsView(Vertical):
     BINDINGS = [
         Binding("/", "filter", "Filter"),
-        Binding("c", "cancel", "Cancel"),
+        Binding("o", "open", "Open"),
+        Binding("c", "cancel", "Cancel…"),
         Binding("r", "replay", "Replay"),
         Binding("y", "copy_id", "Copy id"),
         Binding("g", "top", "Newest"),
@@ -69,9 +83,10 @@ class RunsView(Vertical):
     RunsView #runs-title { height: 1; width: 1fr; padding: 0 1; color: $text-muted; }
     """
 
-    def __init__(self, api: ApiClient) -> None:
+    def __init__(self, api: ApiClient, clock: Clock | None = None) -> None:
         super().__init__(id="runs-view")
         self.api = api
+        self.clock = clock or SystemClock()
         self.runs: dict[str, Json] = {}
         self.next_page: str | None = None
         #: a next page is on its way (only one at a time: a held pagedown must not cancel it)
@@ -103,6 +118,7 @@ class RunsView(Vertical):
 
     def on_mount(self) -> None:
         self.watch(self.table, "scroll_y", self.redraw_stale, init=False)
+        self.set_interval(TICK_S, self.tick)
         self.reload()
 
     def _title(self) -> None:
@@ -146,11 +162,11 @@ class RunsView(Vertical):
         self._append(runs)
 
     def _append(self, runs: list[Json]) -> None:
-        table = self.table
+        table, now = self.table, self.clock.now()
         for run in runs:
             if run["id"] not in self.runs and self._wanted(run):
                 self.runs[run["id"]] = run
-                table.add_row(*row_of(run), key=run["id"])
+                table.add_row(*row_of(run, now), key=run["id"])
         self._title()
 
     def _show_window(self, runs: list[Json]) -> None:
@@ -248,8 +264,8 @@ class RunsView(Vertical):
         run["status"] = status
         if status == "EXECUTING" and not run.get("startedAt"):
             run["startedAt"] = at
-        started, ended = parse_iso(run.get("startedAt")), parse_iso(at)
-        if status in FINAL and started is not None and ended is not None:
+        started, ended = epoch_s(run.get("startedAt")), epoch_s(at)
+        if status in FINAL_STATUSES and started is not None and ended is not None:
             run["durationMs"] = (ended - started) * 1000
 
     def redraw_stale(self, *_: Any) -> None:
@@ -257,14 +273,28 @@ class RunsView(Vertical):
         table render all its visible rows again, so a batch that changes none costs nothing."""
         if not self.stale:
             return
-        table = self.table
-        top = int(table.scroll_y)
-        shown = range(top, top + table.scrollable_content_region.height)
+        table, shown, now = self.table, self._rows_on_screen(), self.clock.now()
         for run_id in [r for r in self.stale if r in self.runs and table.get_row_index(r) in shown]:
             self.stale.discard(run_id)
             run = self.runs[run_id]
-            for column, value in zip(COLUMNS[3:6], row_of(run)[3:6], strict=True):  # status, started, duration
+            for column, value in zip(COLUMNS[3:6], row_of(run, now)[3:6], strict=True):  # status, started, duration
                 table.update_cell(run_id, column, value)
+
+    def _rows_on_screen(self) -> range:
+        top = int(self.table.scroll_y)
+        return range(top, min(top + self.table.scrollable_content_region.height, self.table.row_count))
+
+    def tick(self) -> None:
+        """The durations of the runs on screen that started and have not finished move on."""
+        table, now = self.table, self.clock.now()
+        for row in self._rows_on_screen():
+            run_id = str(table.coordinate_to_cell_key(Coordinate(row, 0)).row_key.value)
+            run = self.runs.get(run_id)
+            if run is None or run.get("status") in FINAL_STATUSES or not run.get("startedAt"):
+                continue
+            text = duration_text(duration_ms(run, now))
+            if table.get_cell(run_id, "duration") != text:  # each update redraws every visible row
+                table.update_cell(run_id, "duration", text)
 
     def selected(self) -> str | None:
         table = self.table
@@ -279,9 +309,17 @@ class RunsView(Vertical):
         self.table.move_cursor(row=0)
         self.reload()
 
-    async def action_cancel(self) -> None:
+    def action_open(self) -> None:
         if (run_id := self.selected()) is not None:
-            await self.app.run_action_safely(self.api.cancel_run(run_id), f"Canceled {run_id}")  # type: ignore[attr-defined]
+            self.app.open_run(run_id)  # type: ignore[attr-defined]
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.app.open_run(str(event.row_key.value))  # type: ignore[attr-defined]
+
+    def action_cancel(self) -> None:
+        if (run_id := self.selected()) is not None:
+            self.app.confirm_cancel(run_id, self.runs.get(run_id, {}).get("status"))  # type: ignore[attr-defined]
 
     async def action_replay(self) -> None:
         if (run_id := self.selected()) is not None:

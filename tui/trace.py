@@ -1,17 +1,21 @@
 """A run's trace (`GET /api/v1/runs/{id}/trace`) as a tree of nodes with timeline bars.
 
 Pure data in, nodes out, so the tree's shape is tested without a terminal. Attempts hold the
-spans logged during them (nested by parent span); waits say what they wait for and how long
-they took; CRIU checkpoints (from the run's events) span from the dump to the restore, with
-the restore under them; child runs carry their id so enter can open them."""
+spans logged during them (nested by parent span); waits say what they wait for; CRIU
+checkpoints (from the run's events) span from the dump to the restore, with the restore under
+them; child runs carry their id so enter can open them. A node's label holds what does not
+change; how long it took (still running: until `now`) is added when it is drawn, so the
+durations of a live run move on without reading the trace again."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .common import Json, duration, parse_iso
+from trigger_local.display import MISSING, duration_text, epoch_s, table_time
+from trigger_local.statuses import WaitpointType
+
+from .common import Json
 
 BAR_WIDTH = 16
 
@@ -24,6 +28,17 @@ class TraceNode:
     end: float | None = None
     run_id: str | None = None  # set on child nodes: enter opens that run
     children: list[TraceNode] = field(default_factory=list)
+    #: drawn with how long it took (checkpoints and restores carry their own times)
+    timed: bool = True
+
+    @property
+    def open(self) -> bool:
+        """Started and not ended: its bar (and its duration) grow until it ends."""
+        return self.start is not None and self.end is None
+
+    def text(self, now: float) -> str:
+        """The label, and how long it took (`…` while it runs)."""
+        return f"{self.label} · {took(self.start, self.end, now)}" if self.timed else self.label
 
     def walk(self) -> list[TraceNode]:
         out = [self]
@@ -42,25 +57,26 @@ def bar(start: float | None, end: float | None, lo: float, hi: float, width: int
     return "·" * a + "█" * (b - a) + "·" * (width - b)
 
 
-def _ms(start: float | None, end: float | None) -> str:
+def took(start: float | None, end: float | None, now: float) -> str:
     if start is None:
-        return "—"
-    return duration(((end if end is not None else time.time()) - start) * 1000) + ("" if end else "…")
+        return MISSING
+    ms = ((end if end is not None else now) - start) * 1000
+    return (duration_text(ms) if ms >= 1 else "<1ms") + ("" if end is not None else "…")
 
 
 def _wait_node(wait: Json) -> TraceNode:
-    kind = wait.get("type", "?")
-    if kind == "DATETIME":
-        what = f"until {wait.get('completeAfter') or '?'}"
-    elif kind == "RUN":
-        what = f"run {wait.get('ownerRunId') or '?'}"
-    elif kind == "BATCH":
-        what = f"batch {wait.get('batchId') or '?'}"
+    """`wait until 14:03:22`, or `wait for` the run, batch or token (their ids say which)."""
+    kind = wait.get("type")
+    if kind == WaitpointType.DATETIME:
+        what = f"until {table_time(wait.get('completeAfter'))}"
+    elif kind == WaitpointType.RUN:
+        what = f"for {wait.get('ownerRunId') or '?'}"
+    elif kind == WaitpointType.BATCH:
+        what = f"for {wait.get('batchId') or '?'}"
     else:
-        what = f"token {wait.get('id')}"
-    start, end = parse_iso(wait.get("createdAt")), parse_iso(wait.get("completedAt"))
-    label = f"wait {kind.lower()}: {what} · {wait.get('status', '?').lower()} · {_ms(start, end)}"
-    return TraceNode("wait", label, start, end)
+        what = f"for {wait.get('id')}"
+    start, end = epoch_s(wait.get("createdAt")), epoch_s(wait.get("completedAt"))
+    return TraceNode("wait", f"wait {what} · {str(wait.get('status', '?')).lower()}", start, end)
 
 
 def _span_nodes(spans: list[Json], attempt: int | None) -> list[TraceNode]:
@@ -69,8 +85,8 @@ def _span_nodes(spans: list[Json], attempt: int | None) -> list[TraceNode]:
     for span in spans:
         if span.get("attempt") not in (attempt, None):
             continue
-        start, end = parse_iso(span.get("at")), parse_iso(span.get("endedAt"))
-        node = TraceNode("span", f"span {span.get('message', '')} · {_ms(start, end)}", start, end)
+        start, end = epoch_s(span.get("at")), epoch_s(span.get("endedAt"))
+        node = TraceNode("span", f"span {span.get('message', '')}", start, end)
         nodes[str(span.get("spanId"))] = node
         parents[str(span.get("spanId"))] = span.get("parentSpanId")
     roots: list[TraceNode] = []
@@ -90,42 +106,44 @@ def _checkpoint_nodes(events: list[Json], run_end: float | None) -> list[TraceNo
     nodes: dict[str, TraceNode] = {}
     out: list[TraceNode] = []
     for event in events:
-        data, at = event.get("data") or {}, parse_iso(event.get("at"))
+        data, at = event.get("data") or {}, epoch_s(event.get("at"))
         kind = event.get("type")
         if kind == "run.checkpointed" and at is not None:
             dump_ms = float(data.get("dump_ms") or 0)
-            node = TraceNode("checkpoint", f"checkpoint {data.get('checkpoint_id', '?')} · "
-                             f"{_size(data.get('size_bytes'))} · dump {duration(dump_ms)}", at - dump_ms / 1000, run_end)
+            node = TraceNode("checkpoint", f"{data.get('checkpoint_id', 'checkpoint ?')} · "
+                             f"{_size(data.get('size_bytes'))} · dump {duration_text(dump_ms)}", at - dump_ms / 1000,
+                             run_end, timed=False)
             nodes[str(data.get("checkpoint_id"))] = node
             out.append(node)
         elif kind == "run.restored" and at is not None:
             restore_ms = float(data.get("restore_ms") or 0)
             parent = nodes.get(str(data.get("checkpoint_id")))
-            restore = TraceNode("restore", f"restore · {duration(restore_ms)}", at - restore_ms / 1000, at)
+            restore = TraceNode("restore", f"restore {duration_text(restore_ms)}", at - restore_ms / 1000, at,
+                                timed=False)
             if parent is None:
                 out.append(restore)
             else:
                 parent.end = at
-                parent.label += f" · restored after {duration((at - (parent.start or at)) * 1000)}"
+                restore.label += f" · restored after {duration_text((at - (parent.start or at)) * 1000)}"
                 parent.children.append(restore)
         elif kind == "run.checkpoint_failed" and at is not None:
             out.append(TraceNode("checkpoint_failed", f"checkpoint failed: {data.get('reason', '?')} (held instead)",
-                                 at, at))
+                                 at, at, timed=False))
     return out
 
 
 def build_trace(trace: Json) -> TraceNode:
     run = trace.get("run") or {}
-    start = parse_iso(run.get("startedAt")) or parse_iso(run.get("createdAt"))
-    end = parse_iso(run.get("finishedAt"))
-    root = TraceNode("run", f"{run.get('taskIdentifier', '?')} {run.get('id', '')} · {run.get('status', '?')} · "
-                     f"{_ms(start, end)}", start, end, run.get("id"))
+    start = epoch_s(run.get("startedAt")) or epoch_s(run.get("createdAt"))
+    end = epoch_s(run.get("finishedAt"))
+    root = TraceNode("run", f"{run.get('taskIdentifier', '?')} {run.get('id', '')} · {run.get('status', '?')}",
+                     start, end, run.get("id"))
     spans = list(trace.get("spans") or [])
     attempts = list(trace.get("attempts") or [])
     for attempt in attempts:
-        a_start, a_end = parse_iso(attempt.get("startedAt")), parse_iso(attempt.get("completedAt"))
-        node = TraceNode("attempt", f"attempt {attempt.get('number')} · {attempt.get('status', '?').lower()} · "
-                         f"{_ms(a_start, a_end)}", a_start, a_end)
+        a_start, a_end = epoch_s(attempt.get("startedAt")), epoch_s(attempt.get("completedAt"))
+        node = TraceNode("attempt", f"attempt {attempt.get('number')} · {str(attempt.get('status', '?')).lower()}",
+                         a_start, a_end)
         node.children = _span_nodes(spans, attempt.get("number"))
         root.children.append(node)
     if not attempts:
@@ -133,18 +151,21 @@ def build_trace(trace: Json) -> TraceNode:
     root.children.extend(_wait_node(w) for w in trace.get("waits") or [])
     root.children.extend(_checkpoint_nodes(list(trace.get("events") or []), end))
     for child in trace.get("children") or []:
-        c_start = parse_iso(child.get("startedAt")) or parse_iso(child.get("createdAt"))
-        c_end = parse_iso(child.get("finishedAt"))
+        c_start = epoch_s(child.get("startedAt")) or epoch_s(child.get("createdAt"))
+        c_end = epoch_s(child.get("finishedAt"))
         root.children.append(TraceNode("child", f"child {child.get('taskIdentifier', '?')} {child.get('id')} · "
-                                       f"{child.get('status', '?')} · {_ms(c_start, c_end)}",
-                                       c_start, c_end, child.get("id")))
+                                       f"{child.get('status', '?')}", c_start, c_end, child.get("id")))
+    if end is not None:  # what the run still did or waited on when it ended stops there (a child
+        for node in root.walk():  # run lives on by itself)
+            if node.open and node.kind != "child":
+                node.end = end
     return root
 
 
-def window(root: TraceNode) -> tuple[float, float]:
-    """The time span the bars are drawn against: everything in the tree."""
+def window(root: TraceNode, now: float) -> tuple[float, float]:
+    """The time span the bars are drawn against: everything in the tree, open nodes until now."""
     starts = [n.start for n in root.walk() if n.start is not None]
-    ends = [n.end if n.end is not None else time.time() for n in root.walk() if n.start is not None]
+    ends = [n.end if n.end is not None else now for n in root.walk() if n.start is not None]
     if not starts:
         return 0.0, 0.0
     return min(starts), max(ends)

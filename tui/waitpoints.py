@@ -1,6 +1,8 @@
 """The Waitpoints tab: tokens waiting and done, with the runs blocked on them (the API's
-`blockedRunIds`); complete one with JSON typed in a dialog (parsed before anything is sent),
-time it out, copy its callback URL."""
+`blockedRunIds`: while a token waits, the runs blocked on it now; once done, the runs that
+waited on it); complete one with JSON typed in a dialog (parsed before anything is sent), time
+it out, copy its callback URL. The short columns come first, so they fit in 80 columns; the
+full list of runs is under the table."""
 
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from trigger_local.cli.render import first_and_more
+from trigger_local.display import MISSING, status_text, table_time
 from trigger_local.sdk.client import ApiClient
+from trigger_local.statuses import WaitpointStatus
 
-from .common import Coalesce, Json, clock_time, status_text
+from .common import Coalesce, Json
 
 
 class JsonDialog(ModalScreen[Any]):
@@ -83,7 +87,7 @@ class WaitpointsView(Vertical):
 
     def compose(self) -> ComposeResult:
         table: DataTable[Any] = DataTable(id="tokens-table", cursor_type="row")
-        for name in ("id", "status", "runs", "created", "timeout", "tags"):
+        for name in ("id", "status", "created", "timeout", "runs", "tags"):
             table.add_column(name, key=name)
         yield table
         yield Static("", id="token-url")
@@ -102,8 +106,8 @@ class WaitpointsView(Vertical):
         table.clear()
         self.tokens = {t["id"]: t for t in page.get("data") or []}
         for token in self.tokens.values():
-            table.add_row(token["id"], status_text(token.get("status")), first_and_more(token.get("blockedRunIds")) or "—",
-                          clock_time(token.get("createdAt")), clock_time(token.get("timeoutAt")),
+            table.add_row(token["id"], status_text(token.get("status")), table_time(token.get("createdAt")),
+                          table_time(token.get("timeoutAt")), first_and_more(token.get("blockedRunIds")) or MISSING,
                           ",".join(token.get("tags") or []), key=token["id"])
         if keep in self.tokens:
             table.move_cursor(row=table.get_row_index(keep))
@@ -120,9 +124,10 @@ class WaitpointsView(Vertical):
         text = ""
         if token:
             runs = token.get("blockedRunIds") or []
-            verb = "blocked" if token.get("status") == "WAITING" else "waited"
+            waiting = token.get("status") == WaitpointStatus.WAITING
+            verb = "blocked" if waiting else "waited"
             # the table's own enter hides ours from the footer: say it here
-            hint = "  (enter completes it)" if token.get("status") == "WAITING" else ""
+            hint = "  (enter completes it)" if waiting else ""
             text = (f"{verb}: {', '.join(runs)}" if runs else "no run waits on it") + hint + \
                 f"\ncallback URL (u copies): {token['url']}"
         self.query_one("#token-url", Static).update(text)
@@ -134,13 +139,17 @@ class WaitpointsView(Vertical):
         self.action_complete()
 
     def on_daemon_events(self, events: list[Json]) -> None:
-        # a token made or completed, or a run starting to wait on one
-        if any(str(e.get("type", "")).startswith(("waitpoint.", "run.waiting")) for e in events):
+        # a token made or completed, a run starting to wait on one, or a run listed under one
+        # moving on (canceled, resumed): it is no longer blocked
+        listed = {run_id for token in self.tokens.values() if token.get("status") == WaitpointStatus.WAITING
+                  for run_id in token.get("blockedRunIds") or []}
+        if any(str(e.get("type", "")).startswith(("waitpoint.", "run.waiting")) or e.get("runId") in listed
+               for e in events):
             self.soon()
 
     def action_complete(self) -> None:
         token_id = self.selected()
-        if token_id is None or self.tokens[token_id].get("status") != "WAITING":
+        if token_id is None or self.tokens[token_id].get("status") != WaitpointStatus.WAITING:
             self.notify("Select a WAITING token to complete", severity="warning")
             return
 

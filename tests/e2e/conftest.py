@@ -17,7 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-TERMINAL = {"COMPLETED", "FAILED", "CANCELED", "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT"}
+from trigger_local.statuses import FINAL_STATUSES
+
+TERMINAL = FINAL_STATUSES
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02, what: str = "") -> Any:

@@ -10,6 +10,7 @@ from textual import events
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, RichLog, Static, Tree
 
+from trigger_local.display import MISSING
 from trigger_local.sdk.client import ApiClient, SyncApiClient
 from tui.app import Dashboard
 from tui.common import DaemonHeader
@@ -51,7 +52,7 @@ async def test_runs_table_updates_when_a_run_finishes(ready: DaemonProcess) -> N
         # under load the row may first be read already finished: any status shows it arrived
         await until(pilot, lambda: cell(table, run_id, "status"), "the new run in the table")
         await until(pilot, lambda: cell(table, run_id, "status") == "COMPLETED", "COMPLETED in the table")
-        assert cell(table, run_id, "task") == "sleeper" and cell(table, run_id, "duration") != "—"
+        assert cell(table, run_id, "task") == "sleeper" and cell(table, run_id, "duration") != MISSING
         await pilot.press("slash")
         await pilot.press(*"task:hello")
         await pilot.press("enter")
@@ -123,7 +124,7 @@ async def test_trace_tree_of_a_parent_has_attempt_wait_and_child(ready: DaemonPr
         kinds = [n.kind for n in nodes]
         assert kinds.count("attempt") == 1 and kinds.count("child") == 1 and kinds.count("wait") == 1
         wait = next(n for n in nodes if n.kind == "wait")
-        assert f"run {child_id}" in wait.label and "completed" in wait.label
+        assert f"wait for {child_id} · completed" == wait.label  # the id says it is a run
         assert "█" in str(tree.root.children[0].label)  # a timeline bar per node
         child_line = next(i for i, n in enumerate(tree.root.children) if n.data.kind == "child")
         tree.move_cursor(tree.root.children[child_line])

@@ -55,7 +55,7 @@ async def test_trace_has_the_checkpoint_and_its_restore_as_nodes(ckd: DaemonProc
         # the run's own stream redraws the tree: the restore appears under its checkpoint
         restore = (await until(pilot, lambda: nodes("restore"), "the restore node"))[0]
         done = nodes("checkpoint")[0]
-        assert done.children == [restore] and "restored after" in done.label
+        assert done.children == [restore] and "restored after" in restore.label
         assert done.start is not None and done.end is not None and done.start < restore.start <= done.end
         line = next(n for n in tree.root.children if n.data is done)
         assert "█" in str(line.label) and "·" in str(line.label)  # a timeline bar, not the whole width

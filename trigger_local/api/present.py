@@ -11,16 +11,13 @@ from typing import Any
 from .. import packets
 from ..durations import iso
 from ..engine.cron import describe
+from ..statuses import QUEUED_STATUSES, RUNNING_STATUSES
 from ..store.models import (
     CANCELED,
     COMPLETED,
-    DELAYED,
-    DEQUEUED,
     EXECUTING,
     EXPIRED,
     FINAL_STATUSES,
-    PENDING_VERSION,
-    QUEUED,
     WAITING,
     WP_TIMED_OUT,
     Attempt,
@@ -31,12 +28,10 @@ from ..store.models import (
     Waitpoint,
 )
 
-_QUEUED = {QUEUED, DELAYED, PENDING_VERSION}
-_EXECUTING = {EXECUTING, DEQUEUED}
 # Trigger.dev's server leaves EXPIRED and TIMED_OUT out of "completed", which makes the SDK's
 # `runs.poll` spin on such runs until it gives up; here every final status is completed
 _COMPLETED = FINAL_STATUSES
-_ATTEMPT_STATUS = {EXECUTING: "EXECUTING", COMPLETED: "COMPLETED", CANCELED: "CANCELED"}
+_ATTEMPT_STATUS: dict[str, str] = {EXECUTING: "EXECUTING", COMPLETED: "COMPLETED", CANCELED: "CANCELED"}
 ENV = {"id": "env_local", "name": "dev"}
 
 
@@ -63,7 +58,7 @@ def run_common(run: Run, now: float) -> dict[str, Any]:
     completed = status in _COMPLETED
     out: dict[str, Any] = {
         "id": run.id, "status": status, "taskIdentifier": run.task_id,
-        "isQueued": status in _QUEUED, "isExecuting": status in _EXECUTING, "isWaiting": status == WAITING,
+        "isQueued": status in QUEUED_STATUSES, "isExecuting": status in RUNNING_STATUSES, "isWaiting": status == WAITING,
         "isCompleted": completed, "isSuccess": status == COMPLETED, "isFailed": completed and status != COMPLETED,
         "isCancelled": status == CANCELED, "isTest": run.is_test,
         "createdAt": iso(run.created_at), "updatedAt": iso(run.updated_at),

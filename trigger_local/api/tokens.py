@@ -13,6 +13,7 @@ from starlette.responses import Response
 from .. import packets
 from ..engine import Engine
 from ..errors import AuthenticationError, BadRequestError, NotFoundError
+from ..statuses import WaitpointStatus
 from ..store.models import WP_MANUAL, Waitpoint
 from . import auth
 from .common import (
@@ -35,7 +36,7 @@ from .services import DaemonServices
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["waitpoints"])
 
-TOKEN_STATUSES = ("WAITING", "COMPLETED", "TIMED_OUT")
+TOKEN_STATUSES = tuple(WaitpointStatus)
 TOKEN_JWT_TTL_S = 24 * 3600
 
 

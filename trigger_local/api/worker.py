@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from ..engine import AttemptOutcome
 from ..errors import AuthenticationError, BadRequestError, ValidationError
+from ..statuses import RunStatus
 from ..store.models import LogEntry
 from . import auth
 from .batches import fill_batch
@@ -29,7 +30,7 @@ router = APIRouter(route_class=JsonErrorRoute, tags=["worker"])
 
 MAX_NEXT_WAIT_S = 60.0
 MAX_WAIT_POLL_S = 30.0
-_FAILURE_STATUSES = ("FAILED", "CRASHED", "TIMED_OUT")
+_FAILURE_STATUSES = (RunStatus.FAILED, RunStatus.CRASHED, RunStatus.TIMED_OUT)
 
 
 def run_auth(request: Request) -> RunAuth:

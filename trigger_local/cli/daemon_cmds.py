@@ -19,9 +19,9 @@ from rich.table import Table
 
 from ..config import KILL_WAITING_SIGNAL, DaemonSettings
 from ..daemon_lock import holder as lock_holder
+from ..display import detail_time
 from ..sdk.client import configure, read_daemon_info
 from .common import JSON_OPTION, client, emit_json, err, fail, out
-from .render import fmt_time
 
 START_TIMEOUT_S = 30.0
 EXECUTORS = ("process", "docker")
@@ -214,7 +214,7 @@ def _project_status(ref: str, json_output: bool) -> None:
 
 def _show_value(key: str, value: Any) -> str:
     if key.endswith("_at") and isinstance(value, int | float):
-        return fmt_time(value)
+        return detail_time(value)
     if isinstance(value, list):
         return ", ".join(map(str, value))
     if isinstance(value, dict):

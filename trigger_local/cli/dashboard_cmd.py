@@ -1,13 +1,15 @@
 """`trigger-local dashboard`: the Textual dashboard, pointed at the daemon the CLI would use.
 
 It is an HTTP client like every command, so it works against a daemon started elsewhere
-(`TRIGGER_API_URL` + `TRIGGER_SECRET_KEY`, or the running daemon's home)."""
+(`TRIGGER_API_URL` + `TRIGGER_SECRET_KEY`, or the running daemon's home). With no daemon at
+that address it exits 1 saying how to start one, instead of opening a screen that waits."""
 
 from __future__ import annotations
 
 import typer
 
 from ..sdk.client import ApiClient, configure
+from .common import client
 
 
 def dashboard(
@@ -21,4 +23,9 @@ def dashboard(
         # the URL alone: the key still comes from TRIGGER_SECRET_KEY or the daemon home (an
         # `ApiClient(url)` would send none, and every request would answer 401)
         configure(base_url=url)
-    Dashboard(ApiClient()).run()
+    # no daemon there (or a refused key): say so and how to start one, before the screen opens
+    client().status()
+    app = Dashboard(ApiClient())
+    app.run()
+    if app.return_code:  # it lost the daemon before a first answer: the app printed why
+        raise typer.Exit(app.return_code)

@@ -24,6 +24,7 @@ from ..config import ProjectConfig, find_project_root, load_project
 from ..errors import TriggerLocalError, ValidationError
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
+from ..statuses import FINAL_STATUSES, RunStatus
 from .common import client, err, fail, out, print_error
 from .daemon_cmds import running_daemon, settings_for, start_detached, stop_pid
 from .dev_watch import DevWatcher
@@ -34,8 +35,7 @@ Json = dict[str, Any]
 #: ours, or the daemon's own: never handed on to task processes
 _PRIVATE_ENV = ("TRIGGER_LOCAL_", "TRIGGER_API_URL", "TRIGGER_SECRET_KEY")
 CATCH_UP_EVENTS = 500  # how far back `dev` looks, when it connects, for runs started again
-SHOWN = {"EXECUTING", "WAITING", "COMPLETED", "FAILED", "CANCELED", "CRASHED", "SYSTEM_FAILURE",
-         "EXPIRED", "TIMED_OUT"}
+SHOWN = FINAL_STATUSES | {RunStatus.EXECUTING, RunStatus.WAITING}
 
 
 def task_env(root: Path) -> dict[str, str]:

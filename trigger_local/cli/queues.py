@@ -7,6 +7,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from ..display import limit_text
 from .common import JSON_OPTION, client, emit_json, err, out
 
 app = typer.Typer(help="Queues: list, inspect, pause and resume.", no_args_is_help=True)
@@ -15,8 +16,7 @@ TYPE_OPTION = typer.Option(None, "--type", help="task, custom or id, when NAME i
 
 
 def _limit(queue: dict[str, Any]) -> str:
-    limit = queue.get("concurrencyLimit")
-    return "-" if limit is None else str(limit)
+    return limit_text(queue.get("concurrencyLimit"))
 
 
 def queues_table(queues: list[dict[str, Any]]) -> Table:

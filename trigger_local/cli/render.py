@@ -6,7 +6,6 @@ daemon leaves out shows as "-" instead of a crash."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console, Group
@@ -15,49 +14,17 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from ..display import (
+    MISSING,
+    clock_time,
+    detail_time,
+    duration_text,
+    level_style,
+    status_text,
+    table_time,
+)
+
 Json = dict[str, Any]
-
-STATUS_STYLES = {"COMPLETED": "green", "FAILED": "red", "CRASHED": "red", "SYSTEM_FAILURE": "red",
-                 "TIMED_OUT": "red", "CANCELED": "yellow", "EXPIRED": "yellow", "EXECUTING": "cyan",
-                 "DEQUEUED": "cyan", "WAITING": "magenta", "QUEUED": "blue", "DELAYED": "blue",
-                 "PENDING_VERSION": "blue", "TIMED_OUT_TOKEN": "red"}
-LEVEL_STYLES = {"ERROR": "red", "WARN": "yellow", "WARNING": "yellow", "DEBUG": "dim", "TRACE": "dim"}
-
-
-def parse_when(value: Any) -> datetime | None:
-    """An API date (ISO string, epoch seconds or ms) as an aware datetime."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def fmt_time(value: Any, with_date: bool = True) -> str:
-    when = parse_when(value)
-    if when is None:
-        return "-"
-    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
-
-
-def fmt_duration_ms(ms: Any) -> str:
-    if not isinstance(ms, int | float) or ms <= 0:
-        return "-"
-    if ms < 1000:
-        return f"{ms:.0f}ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, seconds = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
-
-
-def status_text(status: Any) -> Text:
-    return Text(str(status or "-"), style=STATUS_STYLES.get(str(status), ""))
 
 
 def runs_table(runs: list[Json]) -> Table:
@@ -70,8 +37,8 @@ def runs_table(runs: list[Json]) -> Table:
         table.add_column(column, no_wrap=column != "TAGS")
     for run in runs:
         table.add_row(str(run.get("id")), str(run.get("project") or "-"), str(run.get("taskIdentifier", "-")),
-                      status_text(run.get("status")), fmt_time(run.get("createdAt")),
-                      fmt_duration_ms(run.get("durationMs")), ", ".join(run.get("tags") or []))
+                      status_text(run.get("status")), table_time(run.get("createdAt")),
+                      duration_text(run.get("durationMs")), ", ".join(run.get("tags") or []))
     return table
 
 
@@ -104,19 +71,19 @@ def _field_rows(run: Json) -> Table:
         ("Tags", ", ".join(run.get("tags") or []) or None),
         ("Idempotency key", run.get("idempotencyKey")), ("Batch", run.get("batchId")),
         ("Schedule", _schedule(run.get("schedule"))),
-        ("Created", fmt_time(run.get("createdAt"))), ("Delayed until", _opt_time(run.get("delayedUntil"))),
+        ("Created", detail_time(run.get("createdAt"))), ("Delayed until", _opt_time(run.get("delayedUntil"))),
         ("Started", _opt_time(run.get("startedAt"))), ("Finished", _opt_time(run.get("finishedAt"))),
-        ("Duration", fmt_duration_ms(run.get("durationMs"))),
+        ("Duration", duration_text(run.get("durationMs"))),
         ("Attempts", run.get("attemptCount")), ("TTL", run.get("ttl")),
     ]
     for label, value in rows:
-        if value not in (None, "", "-"):
+        if value not in (None, "", MISSING):
             table.add_row(label, value if isinstance(value, Text) else str(value))
     return table
 
 
 def _opt_time(value: Any) -> str | None:
-    return fmt_time(value) if value else None
+    return detail_time(value) if value else None
 
 
 def _error_block(error: Json) -> Text:
@@ -132,7 +99,7 @@ def _attempts(run: Json) -> list[Any]:
     for attempt in run.get("attempts") or []:
         head = Text(f"Attempt {attempt.get('number', '?')}  ", style="bold")
         head.append_text(status_text(attempt.get("status")))
-        head.append(f"  {fmt_time(attempt.get('startedAt') or attempt.get('createdAt'))}")
+        head.append(f"  {detail_time(attempt.get('startedAt') or attempt.get('createdAt'))}")
         parts.append(head)
         if isinstance(attempt.get("error"), dict):
             parts.append(_error_block(attempt["error"]))
@@ -157,12 +124,12 @@ def print_run(console: Console, run: Json) -> None:
 def log_line(entry: Json, run_id: str | None = None) -> Text:
     """One log entry as `HH:MM:SS LEVEL [run] message key=value`."""
     level = str(entry.get("level") or "INFO").upper()
-    line = Text(fmt_time(entry.get("at"), with_date=False) + " ", style="dim")
-    line.append(f"{level:<5} ", style=LEVEL_STYLES.get(level, "green"))
+    line = Text(clock_time(entry.get("at")) + " ", style="dim")
+    line.append(f"{level:<5} ", style=level_style(level))
     if run_id:
         line.append(f"{run_id} ", style="dim")
     if entry.get("kind") == "span":
-        took = fmt_duration_ms(entry["durationMs"]) if entry.get("durationMs") is not None else "…"
+        took = duration_text(entry["durationMs"]) if entry.get("durationMs") is not None else "…"
         line.append(f"span {entry.get('message', '')} ({took})", style="italic")
     else:
         line.append(str(entry.get("message", "")))

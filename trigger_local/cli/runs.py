@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import typer
 
+from ..display import detail_time
 from ..sdk.management import is_final
+from ..statuses import RunStatus
 from .common import JSON_OPTION, client, emit_json, err, out
 from .follow import LogTail, follow_logs
-from .render import fmt_time, print_run, runs_table, status_text
+from .render import print_run, runs_table, status_text
 from .render_checkpoints import print_checkpoints
 
 app = typer.Typer(help="List, inspect, cancel, replay and reschedule runs.", no_args_is_help=True)
 
-STATUSES = ("PENDING_VERSION", "DELAYED", "QUEUED", "DEQUEUED", "EXECUTING", "WAITING", "COMPLETED",
-            "FAILED", "CANCELED", "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT")
+STATUSES = tuple(RunStatus)
 
 
 def _statuses(values: list[str]) -> list[str]:
@@ -112,4 +113,4 @@ def reschedule(run_id: str = typer.Argument(..., help="A DELAYED run's id."),
     if json_output:
         emit_json(run)
         return
-    err().print(f"{run_id} now starts at {fmt_time(run.get('delayedUntil'))}.")
+    err().print(f"{run_id} now starts at {detail_time(run.get('delayedUntil'))}.")

@@ -7,6 +7,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from ..display import table_time
 from ..sdk.schedules import ScheduleCalls
 from .common import JSON_OPTION, client, emit_json, err, out
 
@@ -24,7 +25,7 @@ def schedules_table(items: list[dict[str, Any]]) -> Table:
         table.add_column(column, no_wrap=True)
     for s in items:
         table.add_row(s["id"], s["task"], s["type"].lower(), s["generator"]["expression"], s["timezone"],
-                      s.get("nextRun") or "-", "yes" if s["active"] else "[yellow]no[/yellow]")
+                      table_time(s.get("nextRun")), "yes" if s["active"] else "[yellow]no[/yellow]")
     return table
 
 

@@ -8,8 +8,9 @@ import typer
 from rich.table import Table
 
 from .. import packets
+from ..display import detail_time, table_time
 from .common import JSON_OPTION, client, emit_json, err, out, read_json_arg
-from .render import first_and_more, fmt_time, pretty, status_text
+from .render import first_and_more, pretty, status_text
 
 app = typer.Typer(help="Waitpoint tokens: list, create, complete, time out.", no_args_is_help=True)
 
@@ -20,7 +21,7 @@ def tokens_table(tokens: list[dict[str, Any]]) -> Table:
         table.add_column(column, no_wrap=column != "TAGS")
     for token in tokens:
         table.add_row(str(token.get("id")), status_text(token.get("status")), first_and_more(token.get("blockedRunIds")),
-                      fmt_time(token.get("createdAt")), fmt_time(token.get("timeoutAt")),
+                      table_time(token.get("createdAt")), table_time(token.get("timeoutAt")),
                       ", ".join(token.get("tags") or []), str(token.get("idempotencyKey") or ""))
     return table
 
@@ -62,7 +63,7 @@ def show(token_id: str = typer.Argument(..., help="The token id (waitpoint_…).
     console.print(f"[bold]{token.get('id')}[/bold]  ", status_text(token.get("status")))
     for label, key in (("Created", "createdAt"), ("Completed", "completedAt"), ("Times out", "timeoutAt")):
         if token.get(key):
-            console.print(f"  {label:<10} {fmt_time(token[key])}")
+            console.print(f"  {label:<10} {detail_time(token[key])}")
     if token.get("tags"):
         console.print(f"  {'Tags':<10} {', '.join(token['tags'])}")
     if token.get("url"):

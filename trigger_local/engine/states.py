@@ -46,7 +46,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     WAITING: frozenset({WAITING, EXECUTING, QUEUED, DELAYED} | _FINISH),
 }
 
-DEFAULT_KIND = {
+DEFAULT_KIND: dict[str, str] = {
     PENDING_VERSION: K_PENDING_VERSION,
     DELAYED: K_DELAYED,
     QUEUED: K_QUEUED,

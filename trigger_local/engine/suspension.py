@@ -17,7 +17,7 @@ CONTINUE = "continue"
 HOLD = "hold"
 CHECKPOINT = "checkpoint"
 
-_KIND_NAMES = {WP_DATETIME: "duration", WP_MANUAL: "token", WP_RUN: "run", WP_BATCH: "batch"}
+_KIND_NAMES: dict[str, str] = {WP_DATETIME: "duration", WP_MANUAL: "token", WP_RUN: "run", WP_BATCH: "batch"}
 
 
 def _kind_enabled(waitpoint: Waitpoint, settings: DaemonSettings) -> bool:

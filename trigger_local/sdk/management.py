@@ -11,14 +11,11 @@ import asyncio
 import time
 from typing import Any
 
+from ..statuses import FINAL_STATUSES
 from .client import get_client, get_sync_client
 
 Json = dict[str, Any]
 
-#: statuses a run never leaves. Trigger.dev's `isCompleted` leaves out EXPIRED and TIMED_OUT,
-#: which makes its `runs.poll` spin forever on them; we count them as final.
-FINAL_STATUSES = frozenset({"COMPLETED", "CANCELED", "FAILED", "CRASHED", "SYSTEM_FAILURE",
-                            "EXPIRED", "TIMED_OUT"})
 
 
 def is_final(run: Json) -> bool:

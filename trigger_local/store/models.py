@@ -8,36 +8,33 @@ from typing import Any
 
 from ..projects import DEFAULT_PROJECT
 
-# Public run statuses (Trigger.dev API version 2025-07-16). Stored and sent: never rename.
-PENDING_VERSION = "PENDING_VERSION"
-DELAYED = "DELAYED"
-QUEUED = "QUEUED"
-DEQUEUED = "DEQUEUED"
-EXECUTING = "EXECUTING"
-WAITING = "WAITING"
-COMPLETED = "COMPLETED"
-FAILED = "FAILED"
-CANCELED = "CANCELED"
-CRASHED = "CRASHED"
-SYSTEM_FAILURE = "SYSTEM_FAILURE"
-EXPIRED = "EXPIRED"
-TIMED_OUT = "TIMED_OUT"
+# FINAL_STATUSES and RUNNING_STATUSES are re-exported: the engine imports them from here
+from ..statuses import FINAL_STATUSES as FINAL_STATUSES
+from ..statuses import RUNNING_STATUSES as RUNNING_STATUSES
+from ..statuses import RunStatus, WaitpointStatus, WaitpointType
+
+# The engine's short names for the statuses (defined in trigger_local/statuses.py).
+PENDING_VERSION = RunStatus.PENDING_VERSION
+DELAYED = RunStatus.DELAYED
+QUEUED = RunStatus.QUEUED
+DEQUEUED = RunStatus.DEQUEUED
+EXECUTING = RunStatus.EXECUTING
+WAITING = RunStatus.WAITING
+COMPLETED = RunStatus.COMPLETED
+FAILED = RunStatus.FAILED
+CANCELED = RunStatus.CANCELED
+CRASHED = RunStatus.CRASHED
+SYSTEM_FAILURE = RunStatus.SYSTEM_FAILURE
+EXPIRED = RunStatus.EXPIRED
+TIMED_OUT = RunStatus.TIMED_OUT
 INTERRUPTED = "INTERRUPTED"  # an attempt's status only: the daemon stopped or lost its process
-
-FINAL_STATUSES = frozenset(
-    {COMPLETED, FAILED, CANCELED, CRASHED, SYSTEM_FAILURE, EXPIRED, TIMED_OUT}
-)
-#: statuses that hold a concurrency slot
-RUNNING_STATUSES = frozenset({DEQUEUED, EXECUTING})
-
-# Waitpoint types and statuses.
-WP_DATETIME = "DATETIME"
-WP_MANUAL = "MANUAL"
-WP_RUN = "RUN"
-WP_BATCH = "BATCH"
-WP_WAITING = "WAITING"
-WP_COMPLETED = "COMPLETED"
-WP_TIMED_OUT = "TIMED_OUT"
+WP_DATETIME = WaitpointType.DATETIME
+WP_MANUAL = WaitpointType.MANUAL
+WP_RUN = WaitpointType.RUN
+WP_BATCH = WaitpointType.BATCH
+WP_WAITING = WaitpointStatus.WAITING
+WP_COMPLETED = WaitpointStatus.COMPLETED
+WP_TIMED_OUT = WaitpointStatus.TIMED_OUT
 
 
 @dataclass(slots=True)

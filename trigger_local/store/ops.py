@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..statuses import WaitpointStatus
 from .envvar_ops import EnvVarOps
 from .housekeeping_ops import HousekeepingOps
 from .models import (
@@ -22,8 +23,11 @@ from .models import (
 from .project_ops import ProjectOps
 from .rows import columns, encode_changes, from_row, to_row
 from .schedule_ops import ScheduleOps
+from .status_sql import SQL_LIVE, SQL_NOT_STARTED, SQL_RUNNING
 
 _RUN_COLS = ", ".join(columns(Run))
+
+
 
 
 def _insert_sql(table: str, cls: type) -> str:
@@ -194,7 +198,7 @@ class Ops(ProjectOps, ScheduleOps, EnvVarOps, HousekeepingOps):
         """Runs holding a slot, per (project, queue, concurrency key)."""
         rows = await self._all(
             "SELECT project, queue, concurrency_key, COUNT(*) AS n FROM runs "
-            "WHERE status IN ('DEQUEUED','EXECUTING') GROUP BY project, queue, concurrency_key"
+            f"WHERE status IN {SQL_RUNNING} GROUP BY project, queue, concurrency_key"
         )
         return {(r["project"], r["queue"], r["concurrency_key"]): r["n"] for r in rows}
 
@@ -223,10 +227,10 @@ class Ops(ProjectOps, ScheduleOps, EnvVarOps, HousekeepingOps):
     async def next_due_at(self) -> float | None:
         """The earliest moment a timer has something to do, or None."""
         row = await self._one(
-            """SELECT MIN(t) AS t FROM (
+            f"""SELECT MIN(t) AS t FROM (
                  SELECT MIN(delay_until) AS t FROM runs WHERE status = 'DELAYED'
-                 UNION ALL SELECT MIN(expires_at) FROM runs WHERE status IN ('QUEUED','DELAYED','PENDING_VERSION') AND expires_at IS NOT NULL
-                 UNION ALL SELECT MIN(deadline_at) FROM runs WHERE status IN ('DEQUEUED','EXECUTING') AND deadline_at IS NOT NULL
+                 UNION ALL SELECT MIN(expires_at) FROM runs WHERE status IN {SQL_NOT_STARTED} AND expires_at IS NOT NULL
+                 UNION ALL SELECT MIN(deadline_at) FROM runs WHERE status IN {SQL_RUNNING} AND deadline_at IS NOT NULL
                  UNION ALL SELECT MIN(complete_after) FROM waitpoints WHERE status = 'WAITING' AND complete_after IS NOT NULL
                  UNION ALL SELECT MIN(timeout_at) FROM waitpoints WHERE status = 'WAITING' AND timeout_at IS NOT NULL
                  UNION ALL SELECT MIN(next_run_at) FROM schedules WHERE active = 1 AND next_run_at IS NOT NULL
@@ -243,13 +247,13 @@ class Ops(ProjectOps, ScheduleOps, EnvVarOps, HousekeepingOps):
 
     async def due_expired_runs(self, now: float, limit: int = 500) -> list[Run]:
         rows = await self._all(
-            f"SELECT {_RUN_COLS} FROM runs WHERE status IN ('QUEUED','DELAYED','PENDING_VERSION') "
+            f"SELECT {_RUN_COLS} FROM runs WHERE status IN {SQL_NOT_STARTED} "
             "AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?", (now, limit))
         return [from_row(Run, r) for r in rows]
 
     async def due_deadline_runs(self, now: float, limit: int = 500) -> list[Run]:
         rows = await self._all(
-            f"SELECT {_RUN_COLS} FROM runs WHERE status IN ('DEQUEUED','EXECUTING') "
+            f"SELECT {_RUN_COLS} FROM runs WHERE status IN {SQL_RUNNING} "
             "AND deadline_at IS NOT NULL AND deadline_at <= ? LIMIT ?", (now, limit))
         return [from_row(Run, r) for r in rows]
 
@@ -362,14 +366,17 @@ class Ops(ProjectOps, ScheduleOps, EnvVarOps, HousekeepingOps):
         return [r["run_id"] for r in rows]
 
     async def runs_waiting_on(self, waitpoint_ids: list[str]) -> dict[str, list[str]]:
-        """Per waitpoint id: the runs that waited on it (from their `run.waiting` events, oldest
-        first) and those blocked on it now. Waitpoints nobody waited on are not in the dict."""
+        """Per waitpoint id: while it is WAITING, the runs blocked on it now (a run canceled
+        meanwhile is not); once it is done, the runs that waited on it (from their `run.waiting`
+        events, oldest first). Waitpoints no run waits or waited on are not in the dict."""
         if not waitpoint_ids:
             return {}
         marks = ",".join("?" * len(waitpoint_ids))
         rows = await self._all(
-            "SELECT json_extract(data, '$.waitpoint_id') AS wp, run_id FROM events WHERE type = 'run.waiting' "
-            f"AND json_extract(data, '$.waitpoint_id') IN ({marks}) ORDER BY seq", tuple(waitpoint_ids))
+            "SELECT json_extract(e.data, '$.waitpoint_id') AS wp, e.run_id FROM events e "
+            "JOIN waitpoints w ON w.id = json_extract(e.data, '$.waitpoint_id') "
+            f"WHERE e.type = 'run.waiting' AND json_extract(e.data, '$.waitpoint_id') IN ({marks}) "
+            f"AND w.status != '{WaitpointStatus.WAITING}' ORDER BY e.seq", tuple(waitpoint_ids))
         rows += await self._all(f"SELECT waitpoint_id AS wp, run_id FROM run_waitpoints WHERE waitpoint_id IN ({marks})",
                                 tuple(waitpoint_ids))
         out: dict[str, list[str]] = {}
@@ -402,6 +409,6 @@ class Ops(ProjectOps, ScheduleOps, EnvVarOps, HousekeepingOps):
         seeks the (batch_id, status) index once per live status instead of counting the batch."""
         row = await self._one(
             "SELECT EXISTS (SELECT 1 FROM runs INDEXED BY runs_batch_status WHERE batch_id = ? AND status IN "
-            "('PENDING_VERSION','DELAYED','QUEUED','DEQUEUED','EXECUTING','WAITING')) AS live", (batch_id,))
+            f"{SQL_LIVE}) AS live", (batch_id,))
         return bool(row["live"])
 

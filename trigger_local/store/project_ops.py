@@ -11,6 +11,7 @@ from typing import Any
 
 from .models import Project, Queue, TaskDef, Version
 from .rows import columns, encode_changes, from_row, to_row
+from .status_sql import SQL_RUNNING, SQL_RUNNING_OR_QUEUED
 
 _PROJECT_COLS = columns(Project)
 _QUEUE_COLS = columns(Queue)
@@ -121,8 +122,8 @@ class ProjectOps:
         queues = [from_row(Queue, r) for r in await self._all(f"SELECT * FROM queues {where} ORDER BY project, name",
                                                               params)]
         counts = await self._all(
-            "SELECT project, queue, SUM(status IN ('DEQUEUED','EXECUTING')) AS running, "
-            "SUM(status = 'QUEUED') AS queued FROM runs WHERE status IN ('DEQUEUED','EXECUTING','QUEUED') "
+            f"SELECT project, queue, SUM(status IN {SQL_RUNNING}) AS running, "
+            f"SUM(status = 'QUEUED') AS queued FROM runs WHERE status IN {SQL_RUNNING_OR_QUEUED} "
             "GROUP BY project, queue"
         )
         by_key = {(r["project"], r["queue"]): r for r in counts}

@@ -1,0 +1,105 @@
+"""How things look in a terminal, for the CLI and the dashboard alike: the colour of each status
+and log level, times (local time everywhere: one short form for tables, one full form for a
+single record, the time of day for log lines), durations, and the symbols for "none" and "no
+limit".
+
+Everything reads the API's JSON values defensively: a missing or malformed value shows as
+`MISSING` instead of raising."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.text import Text
+
+from .statuses import RunStatus
+
+#: a value the daemon left out
+MISSING = "-"
+#: a queue's concurrency limit when it has none of its own (the daemon's global limit applies)
+NO_LIMIT = "∞"
+
+#: one colour per status: waiting to start blue, running cyan, waiting on something yellow,
+#: done green, failed red (bold when the machine, not the code, failed), given up dim. Token
+#: statuses share the names and the colours (a WAITING token is as yellow as a WAITING run).
+STATUS_STYLES: dict[str, str] = {
+    RunStatus.PENDING_VERSION: "blue", RunStatus.DELAYED: "blue", RunStatus.QUEUED: "blue",
+    RunStatus.DEQUEUED: "cyan", RunStatus.EXECUTING: "cyan", RunStatus.WAITING: "yellow",
+    RunStatus.COMPLETED: "green", RunStatus.FAILED: "red", RunStatus.TIMED_OUT: "red",
+    RunStatus.CRASHED: "bold red", RunStatus.SYSTEM_FAILURE: "bold red",
+    RunStatus.CANCELED: "dim", RunStatus.EXPIRED: "dim",
+}
+LEVEL_STYLES = {"ERROR": "red", "WARN": "yellow", "WARNING": "yellow", "INFO": "green", "DEBUG": "dim",
+                "TRACE": "dim"}
+
+TABLE_TODAY = "%H:%M:%S"
+TABLE_OTHER_DAY = "%Y-%m-%d %H:%M"
+DETAIL = "%Y-%m-%d %H:%M:%S"
+CLOCK = "%H:%M:%S"
+
+
+def status_text(status: Any) -> Text:
+    return Text(str(status or MISSING), style=STATUS_STYLES.get(str(status), ""))
+
+
+def level_style(level: str) -> str:
+    return LEVEL_STYLES.get(level.upper(), "green")
+
+
+def parse_when(value: Any) -> datetime | None:
+    """An API date (ISO string, epoch seconds or milliseconds) as an aware datetime."""
+    if value in (None, "") or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def epoch_s(value: Any) -> float | None:
+    """An API date as epoch seconds (for arithmetic), or None."""
+    when = parse_when(value)
+    return None if when is None else when.timestamp()
+
+
+def table_time(value: Any, now: datetime | None = None) -> str:
+    """In a table: the time of day for today, the date and minute for any other day."""
+    when = parse_when(value)
+    if when is None:
+        return MISSING
+    local, today = when.astimezone(), (now or datetime.now(UTC)).astimezone().date()
+    return local.strftime(TABLE_TODAY if local.date() == today else TABLE_OTHER_DAY)
+
+
+def detail_time(value: Any) -> str:
+    """For one record shown in full: date and time to the second."""
+    when = parse_when(value)
+    return MISSING if when is None else when.astimezone().strftime(DETAIL)
+
+
+def clock_time(value: Any) -> str:
+    """At the start of a log line: the time of day."""
+    when = parse_when(value)
+    return MISSING if when is None else when.astimezone().strftime(CLOCK)
+
+
+def duration_text(ms: Any) -> str:
+    """`850ms`, `12.3s`, `4m05s`, `2h03m`."""
+    if not isinstance(ms, int | float) or isinstance(ms, bool) or ms <= 0:
+        return MISSING
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def limit_text(limit: Any) -> str:
+    return NO_LIMIT if limit is None else str(limit)
