@@ -23,14 +23,13 @@ from ..sdk.client import SyncApiClient
 from ..sdk.events import iter_events
 from .common import client, err, fail, out, print_error
 from .daemon_cmds import running_daemon, settings_for, start_detached, stop_pid
-from .render import log_line, status_text
+from .render import log_line
+from .run_events import StatusLines
 
 Json = dict[str, Any]
 
 #: ours, or the daemon's own: never handed on to task processes
 _PRIVATE_ENV = ("TRIGGER_LOCAL_", "TRIGGER_API_URL", "TRIGGER_SECRET_KEY")
-SHOWN = {"EXECUTING", "WAITING", "COMPLETED", "FAILED", "CANCELED", "CRASHED", "SYSTEM_FAILURE",
-         "EXPIRED", "TIMED_OUT"}
 
 
 def task_env(root: Path) -> dict[str, str]:
@@ -82,10 +81,12 @@ def watch_loop(api: SyncApiClient, config: ProjectConfig, stop: threading.Event)
 
 
 class RunStream:
-    """Prints run starts, ends and their log lines as the daemon's event stream delivers them."""
+    """Prints run starts, ends and their log lines as the daemon's event stream delivers them;
+    a failed attempt shows its error, a failed run also the end of its traceback."""
 
     def __init__(self, api: SyncApiClient) -> None:
         self.api = api
+        self.status_lines = StatusLines(api)
 
     def run(self) -> None:
         for event in iter_events(self.api, types=["run."]):
@@ -97,23 +98,17 @@ class RunStream:
             for entry in event["logs"]:
                 out().print(log_line(entry, run_id))
             return
-        status = data.get("status")
-        if not run_id or not str(event.get("type", "")).startswith("run.") or status is None:
+        described = self.status_lines.describe(event)
+        if described is None:
             return
-        line = Text(f"{run_id} {data.get('task_id', '')} ", style="bold")
-        if event.get("type") == "run.retrying":
-            retry_in = data.get("retry_in_s")
-            when = f"in {retry_in:.1f}s" if isinstance(retry_in, int | float) else "soon"
-            on = f" on {data['machine']} (out of memory)" if data.get("machine") else ""
-            line.append(f"attempt {data.get('attempt', '?')} failed; retrying{on} {when}", style="yellow")
-            err().print(line)
-        elif status in SHOWN and status != data.get("from"):
-            line.append_text(status_text(status))
-            err().print(line)
+        line = Text()
+        line.append(f"{run_id} {data.get('task_id', '')} ", style="bold")
+        line.append_text(described)
+        err().print(line)
 
 
 def dev(
-    port: int | None = typer.Option(None, "--port", help="Daemon port when dev starts one (default: 8030)."),
+    port: int | None = typer.Option(None, "--port", help="Daemon port when dev starts one (default: $TRIGGER_LOCAL_PORT, else 8030)."),
     executor: str | None = typer.Option(None, "--executor", help="process or docker (default: trigger.toml's)."),
 ) -> None:
     """Register this project's tasks, re-register on change, and stream runs and logs."""
