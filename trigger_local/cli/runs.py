@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import typer
+from rich.text import Text
 
 from ..sdk.management import is_final
 from .common import JSON_OPTION, client, emit_json, err, out
+from .completion import complete_run_id, complete_task
 from .follow import LogTail, follow_logs
 from .render import fmt_time, print_run, runs_table, status_text
 from .render_checkpoints import print_checkpoints
+
+RUN_ID = typer.Argument(..., help="The run id (run_…).", autocompletion=complete_run_id)
 
 app = typer.Typer(help="List, inspect, cancel, replay and reschedule runs.", no_args_is_help=True)
 
@@ -28,7 +32,8 @@ def _statuses(values: list[str]) -> list[str]:
 @app.command("ls")
 def list_runs(
     status: list[str] = typer.Option([], "--status", "-s", help="Only these statuses (repeatable or a,b)."),
-    task: list[str] = typer.Option([], "--task", help="Only runs of these tasks (repeatable)."),
+    task: list[str] = typer.Option([], "--task", help="Only runs of these tasks (repeatable).",
+                                   autocompletion=complete_task),
     tag: list[str] = typer.Option([], "--tag", help="Only runs with this tag (repeatable)."),
     limit: int = typer.Option(25, "--limit", "-n", min=1, max=100, help="How many runs (newest first)."),
     after: str | None = typer.Option(None, "--after", help="Cursor: the page after this one."),
@@ -51,7 +56,7 @@ def list_runs(
 
 
 @app.command("show")
-def show(run_id: str = typer.Argument(..., help="The run id (run_…)."),
+def show(run_id: str = RUN_ID,
          json_output: bool = JSON_OPTION) -> None:
     """A run in detail: status, attempts with errors and tracebacks, payload, output, metadata."""
     run = client().retrieve_run(run_id)
@@ -63,7 +68,7 @@ def show(run_id: str = typer.Argument(..., help="The run id (run_…)."),
 
 
 @app.command("logs")
-def logs(run_id: str = typer.Argument(..., help="The run id (run_…)."),
+def logs(run_id: str = RUN_ID,
          follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the run ends.")) -> None:
     """Print a run's log lines (and spans)."""
     api = client()
@@ -74,11 +79,11 @@ def logs(run_id: str = typer.Argument(..., help="The run id (run_…)."),
     run = follow_logs(api, run_id)
     line = status_text(run.get("status"))
     line.stylize("bold")
-    err().print(f"{run_id} ended: ", line)
+    err().print(Text(f"{run_id} ended: ") + line)
 
 
 @app.command("cancel")
-def cancel(run_id: str = typer.Argument(..., help="The run id (run_…).")) -> None:
+def cancel(run_id: str = RUN_ID) -> None:
     """Cancel a run that has not finished (finished runs are left as they are)."""
     api = client()
     api.cancel_run(run_id)
@@ -90,7 +95,7 @@ def cancel(run_id: str = typer.Argument(..., help="The run id (run_…).")) -> N
 
 
 @app.command("replay")
-def replay(run_id: str = typer.Argument(..., help="The run id (run_…)."),
+def replay(run_id: str = RUN_ID,
            json_output: bool = JSON_OPTION) -> None:
     """Run the same task again with the same payload and options."""
     answer = client().replay_run(run_id)
@@ -102,7 +107,7 @@ def replay(run_id: str = typer.Argument(..., help="The run id (run_…)."),
 
 
 @app.command("reschedule")
-def reschedule(run_id: str = typer.Argument(..., help="A DELAYED run's id."),
+def reschedule(run_id: str = typer.Argument(..., help="A DELAYED run's id.", autocompletion=complete_run_id),
                delay: str = typer.Option(..., "--delay", help="New delay from now (10m, 2h) or an ISO date."),
                json_output: bool = JSON_OPTION) -> None:
     """Move a delayed run's start time."""
