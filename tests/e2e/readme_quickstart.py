@@ -61,12 +61,15 @@ def run_block(lines: list[str], env: dict[str, str], cwd: Path,
 
     ran: list[Ran] = []
     run_id = ""
+    session: list[str] = []  # `export`/`cd` lines: they last for the rest of the terminal session
     for line in lines:
         command = line.replace("RUN_ID", run_id) if "RUN_ID" in line else line
         assert "RUN_ID" not in line or run_id, "RUN_ID is used before `runs ls` listed one"
         started = time.monotonic()
-        done = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=120)
+        done = subprocess.run(["bash", "-c", "\n".join([*session, command])], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=120)
+        if line.startswith(("export ", "cd ")):
+            session.append(line)
         result = Ran(line, done.returncode, done.stdout + done.stderr, time.monotonic() - started)
         ran.append(result)
         if on_line is not None:

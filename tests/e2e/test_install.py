@@ -161,5 +161,5 @@ def test_install_bootstraps_pip_for_a_python_without_ensurepip(fresh: Fresh, tmp
     assert version.returncode == 0 and version.stdout.startswith("trigger-local "), version.stderr
     where = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-c",
                             "import trigger_local; print(trigger_local.__file__)"],
-                           capture_output=True, text=True, env=env, timeout=60)
+                           capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
     assert where.stdout.strip().startswith(str(clone)), where.stdout  # this checkout, editable
