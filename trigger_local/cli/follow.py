@@ -104,14 +104,15 @@ class RunWatch:
         if text is not None:
             self._print(event.get("at"), text)
             self.last_status = status
-            if event.get("type") == "run.retrying":
-                self.reported_attempts.add(data.get("attempt"))
+            if event.get("type") == "run.retrying" and isinstance(data.get("attempt"), int):
+                self.reported_attempts.add(data["attempt"])
 
     def catch_up(self, run: Json) -> None:
         """The run as read when the stream (re)opened: failed attempts and a status we missed."""
         for attempt in run.get("attempts") or []:
             number = attempt.get("number") if isinstance(attempt, dict) else None
-            if number in self.reported_attempts or attempt.get("status") not in ("FAILED", "CRASHED"):
+            if not isinstance(number, int) or number in self.reported_attempts \
+                    or attempt.get("status") not in ("FAILED", "CRASHED"):
                 continue
             self.reported_attempts.add(number)
             if not is_final(run) or number != run.get("attemptCount"):  # the last one ends the run
