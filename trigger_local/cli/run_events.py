@@ -108,6 +108,12 @@ class StatusLines:
             return None
         if event.get("type") == "run.retrying":
             return retry_text(data, attempt_error(self.api, run_id, data.get("attempt")))
+        if event.get("type") == "run.interrupted":  # a daemon stop sent it back to its queue
+            return Text(f"interrupted ({data.get('reason') or 'the daemon stopped'}); back in its queue, "
+                        "the attempt does not count", style="yellow")
+        if status == "EXECUTING" and data.get("interrupted_by"):
+            return Text(f"started again after an interruption (attempt {data.get('attempt', '?')}; "
+                        f"{data['interrupted_by']})", style="yellow")
         if status not in SHOWN or status == data.get("from"):
             return None
         if status in FAILED_STATUSES:
