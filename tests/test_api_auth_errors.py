@@ -54,11 +54,22 @@ async def test_malformed_json_is_400_naming_the_problem(api: httpx.AsyncClient, 
     assert r.status_code == 400 and "JSON object" in r.json()["error"]
 
 
-async def test_body_over_the_limit_is_413_with_the_limit(api: httpx.AsyncClient, settings: DaemonSettings,
-                                                         indexed: Version) -> None:
-    limit = settings.payload_limit_bytes + 64 * 1024
-    r = await api.post("/api/v1/tasks/hello/trigger", json={"payload": "x" * limit})
-    assert r.status_code == 413 and f"{limit:,} bytes" in r.json()["error"]
+def _names_the_one_limit(body: dict, settings: DaemonSettings) -> None:
+    """Every size refusal names the payload limit (not the body's allowance above it), in MiB,
+    and the setting that changes it."""
+    limit = settings.payload_limit_bytes
+    assert body["code"] == "too_large" and body["limit"] == limit, body
+    assert f"over the payload limit of {limit:,} bytes (3.0 MiB)" in body["error"], body
+    assert "TRIGGER_LOCAL_PAYLOAD_LIMIT_BYTES" in body["error"], body
+
+
+async def test_body_over_the_limit_is_413_naming_the_payload_limit(api: httpx.AsyncClient, settings: DaemonSettings,
+                                                                   indexed: Version) -> None:
+    too_big = settings.payload_limit_bytes + 64 * 1024
+    r = await api.post("/api/v1/tasks/hello/trigger", json={"payload": "x" * too_big})
+    assert r.status_code == 413
+    _names_the_one_limit(r.json(), settings)
+    assert r.json()["error"].startswith("Request body is ")
 
 
 async def test_chunked_body_over_the_limit_is_413(api: httpx.AsyncClient, settings: DaemonSettings,
@@ -71,13 +82,25 @@ async def test_chunked_body_over_the_limit_is_413(api: httpx.AsyncClient, settin
 
     r = await api.post("/api/v1/tasks/hello/trigger", content=chunks())
     assert r.status_code == 413
+    _names_the_one_limit(r.json(), settings)
 
 
 async def test_payload_over_the_payload_limit_is_413(api: httpx.AsyncClient, settings: DaemonSettings,
                                                      indexed: Version) -> None:
     text = "x" * (settings.payload_limit_bytes + 100)
     r = await api.post("/api/v1/tasks/hello/trigger", json={"payload": text, "options": {"payloadType": "text/plain"}})
-    assert r.status_code == 413 and r.json()["code"] == "too_large"
+    assert r.status_code == 413
+    _names_the_one_limit(r.json(), settings)
+    assert r.json()["error"].startswith(f"Payload is {len(text):,} bytes, over the payload limit")
+
+
+async def test_metadata_over_the_payload_limit_is_413_with_the_same_message(
+        api: httpx.AsyncClient, settings: DaemonSettings, indexed: Version) -> None:
+    big = {"big": "x" * (settings.payload_limit_bytes - 10)}
+    r = await api.post("/api/v1/tasks/hello/trigger", json={"payload": "{}", "options": {"metadata": big}})
+    assert r.status_code == 413
+    _names_the_one_limit(r.json(), settings)
+    assert r.json()["error"].startswith("Metadata is ")
 
 
 async def test_unknown_routes_and_methods_answer_json(api: httpx.AsyncClient) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from trigger_local.cli.main import app
@@ -169,3 +171,39 @@ def test_cli_and_client_never_import_the_daemon_side() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_not_running_names_the_configured_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No daemon.json and no TRIGGER_API_URL: the address is where `up` would listen, i.e.
+    TRIGGER_LOCAL_PORT when it is set, not 8030."""
+    monkeypatch.delenv("TRIGGER_API_URL")
+    port = free_port()
+    monkeypatch.setenv("TRIGGER_LOCAL_PORT", str(port))
+    result = runner.invoke(app, ["runs", "ls"])
+    assert result.exit_code == 1
+    assert f"not running at http://127.0.0.1:{port}." in result.stderr, result.stderr
+    assert "8030" not in result.stderr
+
+
+def _command_paths(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = [path]
+    for name, sub in sorted((getattr(command, "commands", None) or {}).items()):
+        paths.extend(_command_paths(sub, (*path, name)))
+    return paths
+
+
+@pytest.mark.parametrize("path", _command_paths(typer.main.get_command(app)), ids=" ".join)
+def test_help_shows_no_type_after_flags(path: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output, result.output
+    assert "--help" in result.output and "-h" in result.output
+
+
+def test_a_span_shorter_than_a_millisecond_says_so() -> None:
+    from trigger_local.cli.render import log_line
+
+    entry = {"at": "2026-01-01T00:00:00Z", "level": "info", "message": "shout", "kind": "span", "durationMs": 0}
+    assert log_line(entry).plain.endswith("span shout (<1ms)")
+    assert log_line({**entry, "durationMs": 1500}).plain.endswith("span shout (1.5s)")
+    assert log_line({**entry, "durationMs": None}).plain.endswith("span shout (…)")  # still open

@@ -143,7 +143,7 @@ class TestValidation:
         assert await engine.store.read().list_runs() == []
 
     async def test_payload_over_the_limit(self, engine: Engine) -> None:
-        with pytest.raises(PayloadTooLargeError, match="limit is 1,000 bytes"):
+        with pytest.raises(PayloadTooLargeError, match="over the payload limit of 1,000 bytes"):
             await engine.trigger(TriggerRequest(task_id="hello", payload=json.dumps("x" * 1000)))
         with pytest.raises(PayloadTooLargeError):
             await engine.trigger(TriggerRequest(task_id="hello", metadata={"m": "x" * 1000}))

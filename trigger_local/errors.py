@@ -46,9 +46,31 @@ class ValidationError(TriggerLocalError):
     status = 422
 
 
+#: the setting that changes the payload limit (docs/configuration.md)
+PAYLOAD_LIMIT_SETTING = "TRIGGER_LOCAL_PAYLOAD_LIMIT_BYTES"
+
+
+def _in_units(n: int) -> str:
+    """` (3.0 MiB)` after a byte count, when a unit says it better."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f" ({n / scale:.1f} {unit})"
+    return ""
+
+
 class PayloadTooLargeError(ValidationError):
     code = "too_large"
     status = 413
+
+    @classmethod
+    def over_limit(cls, what: str, limit: int, size: int | None = None, *, name: str = "payload limit",
+                   setting: str | None = PAYLOAD_LIMIT_SETTING) -> PayloadTooLargeError:
+        """The one message for every size check against a limit: what was too large, by how
+        much, the limit, and the setting that raises it."""
+        measured = f"is {size:,} bytes, over" if size is not None else "is over"
+        head = f"{what} {measured} the {name} of {limit:,} bytes{_in_units(limit)}"
+        raise_it = f", or raise the limit with {setting}" if setting else ""
+        return cls(f"{head}. Pass a reference (a path or URL) instead of the data{raise_it}.", limit=limit)
 
 
 class BadRequestError(TriggerLocalError):

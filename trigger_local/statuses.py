@@ -35,6 +35,8 @@ class RunStatus(StrEnum):
 #: which makes its `runs.poll` spin forever on them; here they are final.
 FINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED, RunStatus.CRASHED,
                             RunStatus.SYSTEM_FAILURE, RunStatus.EXPIRED, RunStatus.TIMED_OUT})
+#: final and not a success (a cancel is the user's choice, not a failure)
+FAILED_STATUSES = FINAL_STATUSES - {RunStatus.COMPLETED, RunStatus.CANCELED}
 #: every status that is not final: the run may still change
 LIVE_STATUSES = frozenset(RunStatus) - FINAL_STATUSES
 #: not started yet (Trigger.dev's `isQueued`); a `ttl` expires runs in these

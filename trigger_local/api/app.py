@@ -1,6 +1,6 @@
 """`create_app(services)`: the daemon's HTTP API — Trigger.dev's management routes (so its
 SDK works against the daemon), our `/api/v1/local/…` routes and the `/engine/v1` worker
-protocol. OpenAPI is served at `/openapi.json`."""
+protocol. OpenAPI is served at `/openapi.json`, and as a page that works offline at `/docs`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .. import __version__
 from . import (
     batches,
     checkpoints,
+    docs_page,
     envvars,
     local,
     packets,
@@ -44,6 +45,6 @@ def create_app(services: DaemonServices) -> FastAPI:
     install_handlers(app)
     # routes are matched in order: the worker protocol and triggering are the hot paths
     for module in (worker, checkpoints, triggers, batches, runs_list, runs, traces, tokens, queues, schedules, envvars,
-                   packets, local, projects, stream):
+                   packets, local, projects, stream, docs_page):
         app.include_router(module.router)
     return app

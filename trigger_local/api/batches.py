@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..engine import Engine, TriggerRequest, TriggerResult
-from ..errors import BadRequestError, NotFoundError, ValidationError
+from ..errors import BadRequestError, NotFoundError, PayloadTooLargeError, ValidationError
 from ..store.models import Batch
 from .common import (
     body_doc,
@@ -27,6 +27,7 @@ from .common import (
 from .errors import JsonErrorRoute, UnsupportedMediaTypeError
 from .options import batch_item_request
 from .present import batch_item
+from .services import DaemonServices
 from .triggers import cached_response, remember_response, request_cache_key
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["batches"])
@@ -81,13 +82,13 @@ async def create_batch(request: Request) -> Response:
     return ok(out, 202, jwt_header(svc, [f"read:batch:{batch.id}"]))
 
 
-async def _ndjson_lines(request: Request, line_limit: int) -> AsyncIterator[tuple[int, bytes]]:
+async def _ndjson_lines(request: Request, line_limit: int, payload_limit: int) -> AsyncIterator[tuple[int, bytes]]:
     buffer, number = b"", 0
     async for chunk in request.stream():
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
         if len(buffer) > line_limit:
-            raise BadRequestError(f"Batch item {number + len(lines) + 1} is larger than {line_limit:,} bytes")
+            raise PayloadTooLargeError.over_limit(f"Batch item {number + len(lines) + 1}", payload_limit)
         for line in lines:
             number += 1
             if line.strip():
@@ -96,9 +97,9 @@ async def _ndjson_lines(request: Request, line_limit: int) -> AsyncIterator[tupl
         yield number + 1, buffer
 
 
-async def _read_items(request: Request, line_limit: int, run_count: int) -> list[tuple[int, Any]]:
+async def _read_items(request: Request, svc: DaemonServices, run_count: int) -> list[tuple[int, Any]]:
     items: list[tuple[int, Any]] = []
-    async for number, line in _ndjson_lines(request, line_limit):
+    async for number, line in _ndjson_lines(request, body_limit(svc), svc.settings.payload_limit_bytes):
         item = parse_json(line, f"Line {number}")
         index = item.get("index") if isinstance(item, dict) else None
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < run_count:
@@ -119,7 +120,7 @@ async def add_batch_items(batch_id: str, request: Request) -> Response:
     batch = await read.get_batch(batch_id)
     if batch is None:
         raise NotFoundError(f"Batch {batch_id} not found")
-    items = await _read_items(request, body_limit(svc), batch.run_count)
+    items = await _read_items(request, svc, batch.run_count)
     # one item stream at a time, so index dedupe sees what the previous stream added
     async with request.app.state.batch_items_lock:
         seen: dict[str, str] = json.loads(await read.get_kv(f"batch_items:{batch_id}") or "{}")

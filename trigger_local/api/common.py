@@ -26,21 +26,30 @@ def body_limit(svc: DaemonServices) -> int:
     return svc.settings.payload_limit_bytes + BODY_OVERHEAD_BYTES
 
 
-def _too_large(limit: int) -> PayloadTooLargeError:
-    return PayloadTooLargeError(f"Request body too large: the limit is {limit:,} bytes "
-                                f"({limit / 1048576:.2f} MiB)", limit=limit)
+async def read_payload_body(request: Request, svc: DaemonServices) -> bytes:
+    """A body that carries a payload, output, data or metadata: refused past the payload limit
+    plus room for the JSON around it, with the payload limit's own message (one limit, one
+    message, whichever check trips first)."""
+    return await read_body(request, body_limit(svc), svc.settings.payload_limit_bytes)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused with 413 past `limit` (also for chunked uploads with no length)."""
+async def read_body(request: Request, limit: int, payload_limit: int | None = None) -> bytes:
+    """The raw body, refused with 413 past `limit` (also for chunked uploads with no length).
+    With `payload_limit` the error names that limit and its setting, else `limit`."""
+
+    def too_large(size: int | None) -> PayloadTooLargeError:
+        if payload_limit is not None:
+            return PayloadTooLargeError.over_limit("Request body", payload_limit, size)
+        return PayloadTooLargeError.over_limit("Request body", limit, size, name="limit", setting=None)
+
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+        raise too_large(int(declared))
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise too_large(None)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -54,7 +63,7 @@ def parse_json(raw: bytes | str, what: str = "Request body") -> Any:
 
 async def read_json(request: Request, svc: DaemonServices) -> dict[str, Any]:
     """The JSON object in the body; an empty body is `{}` (clients send Content-Type on bodiless POSTs)."""
-    raw = await read_body(request, body_limit(svc))
+    raw = await read_payload_body(request, svc)
     if not raw.strip():
         return {}
     value = parse_json(raw)

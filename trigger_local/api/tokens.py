@@ -19,12 +19,11 @@ from . import auth
 from .common import (
     base_url,
     body_doc,
-    body_limit,
     int_param,
     jwt_header,
     ok,
-    read_body,
     read_json,
+    read_payload_body,
     require_key,
     services_of,
     split_list,
@@ -103,7 +102,7 @@ async def callback(waitpoint_id: str, signature: str, request: Request) -> Respo
     svc = services_of(request)
     if not auth.same(signature, auth.callback_hash(svc.secret_key, waitpoint_id)):
         raise AuthenticationError("Invalid URL, hash doesn't match")
-    raw = await read_body(request, body_limit(svc))
+    raw = await read_payload_body(request, svc)
     try:
         data = json.loads(raw) if raw.strip() else {}
     except (ValueError, UnicodeDecodeError):

@@ -104,8 +104,34 @@ def explain(exc: TriggerLocalError) -> str:
     return message
 
 
+def _tidy_help(command: Any, ctx: Any) -> None:
+    """Flags take no value, so their help shows no type (typer prints `<bool>` after each),
+    and arguments read as in the README (`TASK`, not `{task}`). Done once per command, for its
+    subcommands too, and for the help option, which click makes only when asked."""
+    if getattr(command, "_help_tidied", False):
+        return
+    command._help_tidied = True
+    help_option = command.get_help_option(ctx)
+    for param in [*command.params, *([help_option] if help_option is not None else [])]:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif getattr(param, "param_type_name", "") == "argument" and param.metavar is None and param.name:
+            param.metavar = param.name.upper()
+    for sub in getattr(command, "commands", {}).values():
+        _tidy_help(sub, ctx)
+
+
 class CliGroup(TyperGroup):
-    """Turns trigger-local's errors, wherever raised below, into stderr + exit code 1."""
+    """Turns trigger-local's errors, wherever raised below, into stderr + exit code 1, and
+    keeps `<bool>` out of every command's help."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        _tidy_help(self, ctx)
+        return super().get_command(ctx, cmd_name)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        _tidy_help(self, ctx)
+        return super().get_help_option(ctx)
 
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context
         try:

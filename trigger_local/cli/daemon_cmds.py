@@ -88,7 +88,7 @@ def start_detached(settings: DaemonSettings) -> tuple[str, int]:
 
 
 def up(
-    port: int | None = typer.Option(None, "--port", help="Port to listen on (default: 8030)."),
+    port: int | None = typer.Option(None, "--port", help="Port to listen on (default: $TRIGGER_LOCAL_PORT, else 8030)."),
     host: str | None = typer.Option(None, "--host", help="Address to bind (default: 127.0.0.1)."),
     executor: str | None = typer.Option(None, "--executor", help="process (default) or docker."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background."),
@@ -175,17 +175,30 @@ def status(
         return
     console = out()
     console.print(f"[green]running[/green] at {document.get('url', client().endpoint.base_url)}")
+    for line in status_lines({k: v for k, v in document.items() if k != "url"}):
+        console.print(line, markup=False)
+    if document.get("projects"):
+        console.print(projects_table(document["projects"]))
+
+
+def status_lines(document: dict[str, Any], indent: int = 2) -> list[str]:
+    """The status document as aligned `label  value` lines: counts (`runs`, process `states`)
+    on one line, other nested objects (the executor, its checkpoints) indented under their key,
+    empty values left out. Generic, so fields the daemon adds later show without a change here."""
+    lines: list[str] = []
     for key, value in document.items():
-        if key in ("url", "runs", "projects") or value in (None, "", [], {}):
+        if key == "projects" or value in (None, "", [], {}):
             continue
-        console.print(f"  {key.replace('_', ' '):<16} {_show_value(key, value)}", markup=False)
-    counts = document.get("runs")
-    if isinstance(counts, dict):
-        shown = "  ".join(f"{k}={v}" for k, v in counts.items()) or "none yet"
-        console.print(f"  {'runs':<16} {shown}", markup=False)
-    projects = document.get("projects")
-    if projects:
-        console.print(projects_table(projects))
+        label = key.replace("_", " ")
+        head = f"{'':{indent}}{label:<{max(20 - indent, len(label) + 1)}}"
+        if isinstance(value, dict) and all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
+            lines.append(head + "  ".join(f"{k} {v}" for k, v in value.items()))
+        elif isinstance(value, dict):
+            lines.append((head + str(value.get("name", ""))).rstrip())
+            lines.extend(status_lines({k: v for k, v in value.items() if k != "name"}, indent + 2))
+        else:
+            lines.append(head + _show_value(key, value))
+    return lines
 
 
 def projects_table(projects: list[dict[str, Any]]) -> Table:
@@ -215,8 +228,11 @@ def _project_status(ref: str, json_output: bool) -> None:
 def _show_value(key: str, value: Any) -> str:
     if key.endswith("_at") and isinstance(value, int | float):
         return detail_time(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if key == "bytes" and isinstance(value, int):
+        return f"{value / 2**20:.1f} MiB"
     if isinstance(value, list):
-        return ", ".join(map(str, value))
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
+        return ", ".join(_show_value(key, v) if not isinstance(v, dict) else
+                         " ".join(f"{k}={_show_value(k, w)}" for k, w in v.items()) for v in value)
     return str(value)

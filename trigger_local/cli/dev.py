@@ -24,18 +24,17 @@ from ..config import ProjectConfig, find_project_root, load_project
 from ..errors import TriggerLocalError, ValidationError
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
-from ..statuses import FINAL_STATUSES, RunStatus
 from .common import client, err, fail, out, print_error
 from .daemon_cmds import running_daemon, settings_for, start_detached, stop_pid
 from .dev_watch import DevWatcher
-from .render import log_line, status_text
+from .render import log_line
+from .run_events import StatusLines
 
 Json = dict[str, Any]
 
 #: ours, or the daemon's own: never handed on to task processes
 _PRIVATE_ENV = ("TRIGGER_LOCAL_", "TRIGGER_API_URL", "TRIGGER_SECRET_KEY")
 CATCH_UP_EVENTS = 500  # how far back `dev` looks, when it connects, for runs started again
-SHOWN = FINAL_STATUSES | {RunStatus.EXECUTING, RunStatus.WAITING}
 
 
 def task_env(root: Path) -> dict[str, str]:
@@ -85,13 +84,15 @@ def show_project(api: SyncApiClient, config: ProjectConfig) -> None:
 
 
 class RunStream:
-    """Prints run starts, ends and their log lines as the daemon's event stream delivers them.
-    The stream is this project's only, and it is the dev session that keeps the project online."""
+    """Prints run starts, ends and their log lines as the daemon's event stream delivers them;
+    a failed attempt shows its error, a failed run also the end of its traceback. The stream is
+    this project's only, and it is the dev session that keeps the project online."""
 
     def __init__(self, api: SyncApiClient, project: str | None = None) -> None:
         self.api = api
         self.project = project
         self._caught_up = False
+        self.status_lines = StatusLines(api)
 
     def run(self) -> None:
         for event in iter_events(self.api, types=["run."], project=self.project, session=self.project is not None):
@@ -126,27 +127,13 @@ class RunStream:
             for entry in event["logs"]:
                 out().print(log_line(entry, run_id))
             return
-        status = data.get("status")
-        if not run_id or not str(event.get("type", "")).startswith("run.") or status is None:
+        described = self.status_lines.describe(event)
+        if described is None:
             return
-        line = Text(f"{run_id} {data.get('task_id', '')} ", style="bold")
-        if event.get("type") == "run.interrupted":
-            line.append(f"interrupted ({data.get('reason') or 'the daemon stopped'}); back in its queue, "
-                        "the attempt does not count", style="yellow")
-            err().print(line)
-        elif status == "EXECUTING" and data.get("interrupted_by"):
-            line.append(f"started again after an interruption (attempt {data.get('attempt', '?')}; "
-                        f"{data['interrupted_by']})", style="yellow")
-            err().print(line)
-        elif event.get("type") == "run.retrying":
-            retry_in = data.get("retry_in_s")
-            when = f"in {retry_in:.1f}s" if isinstance(retry_in, int | float) else "soon"
-            on = f" on {data['machine']} (out of memory)" if data.get("machine") else ""
-            line.append(f"attempt {data.get('attempt', '?')} failed; retrying{on} {when}", style="yellow")
-            err().print(line)
-        elif status in SHOWN and status != data.get("from"):
-            line.append_text(status_text(status))
-            err().print(line)
+        line = Text()
+        line.append(f"{run_id} {data.get('task_id', '')} ", style="bold")
+        line.append_text(described)
+        err().print(line)
 
 
 def _epoch(at: Any) -> float:
@@ -157,7 +144,7 @@ def _epoch(at: Any) -> float:
 
 
 def dev(
-    port: int | None = typer.Option(None, "--port", help="Daemon port when dev starts one (default: 8030)."),
+    port: int | None = typer.Option(None, "--port", help="Daemon port when dev starts one (default: $TRIGGER_LOCAL_PORT, else 8030)."),
     executor: str | None = typer.Option(None, "--executor", help="process or docker (default: trigger.toml's)."),
 ) -> None:
     """Register this project's tasks, re-register on change, and stream runs and logs."""
@@ -176,9 +163,9 @@ def dev(
     api = client()
     watcher = DevWatcher(config, lambda current: register(api, current))
     try:
+        watcher.start()  # before the first registration: a change made meanwhile is not missed
         register(api, config)
         show_project(api, config)
-        watcher.start()
         RunStream(api, config.project).run()
     except KeyboardInterrupt:
         err().print("\nStopping.")

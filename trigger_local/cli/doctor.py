@@ -198,11 +198,12 @@ def doctor(json_output: bool = JSON_OPTION) -> None:
         emit_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
     else:
         console = out()
+        width = max(len(c.name) for c in checks) + 1  # "Checkpoints" is longer than the rest
         for check in checks:
             label, style = MARKS[check.level]
-            line = Text.assemble((f"{label:<5}", style), f"{check.name:<8}", check.detail)
+            line = Text.assemble((f"{label:<5}", style), f"{check.name:<{width}}", check.detail)
             if check.fix:
-                line.append(f"\n{'':13}→ {check.fix}", style="dim")
+                line.append(f"\n{'':{5 + width}}→ {check.fix}", style="dim")
             console.print(line)
     if failed:
         raise typer.Exit(1)

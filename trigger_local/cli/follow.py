@@ -7,13 +7,19 @@ only grow, so a line is never printed twice."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from rich.console import Console
+from rich.text import Text
+
+from ..display import clock_time
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
 from ..sdk.management import is_final
 from .common import out
-from .render import log_line
+from .render import log_line, status_text
+from .run_events import SHOWN, StatusLines, error_summary, final_text
 
 Json = dict[str, Any]
 
@@ -21,12 +27,14 @@ Json = dict[str, Any]
 class LogTail:
     """Prints a run's log lines once each, from pages (`pump`) or from stream events (`show`)."""
 
-    def __init__(self, api: SyncApiClient, run_id: str, show_run_id: bool = False) -> None:
+    def __init__(self, api: SyncApiClient, run_id: str, show_run_id: bool = False,
+                 console: Callable[[], Console] = out) -> None:
         self.api, self.run_id, self.show_run_id = api, run_id, show_run_id
+        self.console = console
         self.after: int | None = None
 
     def show(self, entries: list[Json]) -> int:
-        console, printed = out(), 0
+        console, printed = self.console(), 0
         for entry in entries:
             entry_id = entry.get("id")
             if isinstance(entry_id, int) and self.after is not None and entry_id <= self.after:
@@ -61,6 +69,78 @@ def wait_until_final(api: SyncApiClient, run_id: str) -> Json:
             if is_final(run):
                 return run
     raise AssertionError("the event stream never ends")  # pragma: no cover
+
+
+class RunWatch:
+    """Prints one run's status changes and log lines as they happen (for `trigger --wait`);
+    the final status, with the error and the end of its traceback, is printed once at the end.
+
+    Whatever happened before the stream opened (a fast first attempt that failed already) is
+    caught up from the run itself: its failed attempts, then its current status."""
+
+    def __init__(self, api: SyncApiClient, run_id: str, console: Callable[[], Console]) -> None:
+        self.api, self.run_id, self.console = api, run_id, console
+        self.tail = LogTail(api, run_id, console=console)
+        self.status_lines = StatusLines(api)
+        self.last_status: str | None = None
+        self.reported_attempts: set[int] = set()
+
+    def _print(self, at: Any, text: Text) -> None:
+        self.console().print(Text(clock_time(at) + " ", style="dim") + text)
+
+    def on_event(self, event: Json) -> None:
+        if event.get("type") == OPEN:
+            self.tail.pump()  # what was logged before we were connected
+            return
+        if event.get("logs"):
+            self.tail.show(list(event["logs"]))
+            return
+        data = event.get("data") or {}
+        status = data.get("status")
+        if status is None or status == self.last_status or is_final({"status": status}):
+            return
+        if event.get("type") == "run.retrying" and data.get("attempt") in self.reported_attempts:
+            return
+        text = self.status_lines.describe(event)
+        if text is not None:
+            self._print(event.get("at"), text)
+            self.last_status = status
+            if event.get("type") == "run.retrying" and isinstance(data.get("attempt"), int):
+                self.reported_attempts.add(data["attempt"])
+
+    def catch_up(self, run: Json) -> None:
+        """The run as read when the stream (re)opened: failed attempts and a status we missed."""
+        for attempt in run.get("attempts") or []:
+            number = attempt.get("number") if isinstance(attempt, dict) else None
+            if not isinstance(number, int) or number in self.reported_attempts \
+                    or attempt.get("status") not in ("FAILED", "CRASHED"):
+                continue
+            self.reported_attempts.add(number)
+            if not is_final(run) or number != run.get("attemptCount"):  # the last one ends the run
+                text = Text(f"attempt {number} failed: ", style="yellow")
+                text.append(error_summary(attempt.get("error")), style="red")
+                self._print(attempt.get("completedAt"), text)
+        status = run.get("status")
+        if status in SHOWN and status != self.last_status and not is_final(run):
+            self._print(run.get("updatedAt"), status_text(status))
+            self.last_status = status
+
+    def finish(self, run: Json) -> None:
+        self.tail.pump()
+        self._print(run.get("finishedAt") or run.get("updatedAt"), final_text(run))
+
+    def run(self) -> Json:
+        """The run once it is final."""
+        for event in iter_events(self.api, run_id=self.run_id, types=["run."]):
+            self.on_event(event)
+            if _changes_status(event):
+                run = self.api.retrieve_run(self.run_id)
+                if event.get("type") == OPEN:
+                    self.catch_up(run)
+                if is_final(run):
+                    self.finish(run)
+                    return run
+        raise AssertionError("the event stream never ends")  # pragma: no cover
 
 
 def follow_logs(api: SyncApiClient, run_id: str) -> Json:

@@ -9,6 +9,10 @@ from rich.table import Table
 
 from ..display import limit_text
 from .common import JSON_OPTION, client, emit_json, err, out
+from .completion import complete_queue
+
+QUEUE_NAME = typer.Argument(..., help="Task id, custom queue name, or queue_… id.",
+                            autocompletion=complete_queue)
 
 app = typer.Typer(help="Queues: list, inspect, pause and resume.", no_args_is_help=True)
 
@@ -60,7 +64,7 @@ def _show(queue: dict[str, Any]) -> None:
 
 
 @app.command("show")
-def show(name: str = typer.Argument(..., help="Task id, custom queue name, or queue_… id."),
+def show(name: str = QUEUE_NAME,
          type: str | None = TYPE_OPTION, json_output: bool = JSON_OPTION) -> None:
     """One queue: running, queued, limit, paused."""
     queue = client().retrieve_queue(name, type)
@@ -71,7 +75,7 @@ def show(name: str = typer.Argument(..., help="Task id, custom queue name, or qu
 
 
 @app.command("pause")
-def pause(name: str = typer.Argument(..., help="Task id, custom queue name, or queue_… id."),
+def pause(name: str = QUEUE_NAME,
           type: str | None = TYPE_OPTION, json_output: bool = JSON_OPTION) -> None:
     """Pause a queue: it keeps accepting runs but starts none."""
     queue = client().pause_queue(name, type)
@@ -82,7 +86,7 @@ def pause(name: str = typer.Argument(..., help="Task id, custom queue name, or q
 
 
 @app.command("resume")
-def resume(name: str = typer.Argument(..., help="Task id, custom queue name, or queue_… id."),
+def resume(name: str = QUEUE_NAME,
            type: str | None = TYPE_OPTION, json_output: bool = JSON_OPTION) -> None:
     """Resume a paused queue."""
     queue = client().resume_queue(name, type)

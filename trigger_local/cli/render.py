@@ -121,6 +121,13 @@ def print_run(console: Console, run: Json) -> None:
             console.print(Panel(body, title=title, title_align="left", expand=False))
 
 
+def _span_took(duration_ms: Any) -> str:
+    """A span's duration: "…" while it is open; the API rounds down to whole ms, so 0 is "<1ms"."""
+    if not isinstance(duration_ms, int | float):
+        return "…"
+    return "<1ms" if duration_ms < 1 else duration_text(duration_ms)
+
+
 def log_line(entry: Json, run_id: str | None = None) -> Text:
     """One log entry as `HH:MM:SS LEVEL [run] message key=value`."""
     level = str(entry.get("level") or "INFO").upper()
@@ -129,7 +136,7 @@ def log_line(entry: Json, run_id: str | None = None) -> Text:
     if run_id:
         line.append(f"{run_id} ", style="dim")
     if entry.get("kind") == "span":
-        took = duration_text(entry["durationMs"]) if entry.get("durationMs") is not None else "…"
+        took = _span_took(entry.get("durationMs"))
         line.append(f"span {entry.get('message', '')} ({took})", style="italic")
     else:
         line.append(str(entry.get("message", "")))

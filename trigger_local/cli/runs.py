@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import typer
+from rich.text import Text
 
 from ..display import detail_time
 from ..sdk.management import is_final
 from ..statuses import RunStatus
 from .common import JSON_OPTION, client, emit_json, err, out
+from .completion import complete_run_id, complete_task
 from .follow import LogTail, follow_logs
 from .render import print_run, runs_table, status_text
 from .render_checkpoints import print_checkpoints
+
+RUN_ID = typer.Argument(..., help="The run id (run_…).", autocompletion=complete_run_id)
 
 app = typer.Typer(help="List, inspect, cancel, replay and reschedule runs.", no_args_is_help=True)
 
@@ -29,7 +33,8 @@ def _statuses(values: list[str]) -> list[str]:
 @app.command("ls")
 def list_runs(
     status: list[str] = typer.Option([], "--status", "-s", help="Only these statuses (repeatable or a,b)."),
-    task: list[str] = typer.Option([], "--task", help="Only runs of these tasks (repeatable)."),
+    task: list[str] = typer.Option([], "--task", help="Only runs of these tasks (repeatable).",
+                                   autocompletion=complete_task),
     tag: list[str] = typer.Option([], "--tag", help="Only runs with this tag (repeatable)."),
     project: list[str] = typer.Option([], "--project", help="Only runs of this project ref (repeatable; "
                                       "default: every project's)."),
@@ -54,7 +59,7 @@ def list_runs(
 
 
 @app.command("show")
-def show(run_id: str = typer.Argument(..., help="The run id (run_…)."),
+def show(run_id: str = RUN_ID,
          json_output: bool = JSON_OPTION) -> None:
     """A run in detail: status, attempts with errors and tracebacks, payload, output, metadata."""
     run = client().retrieve_run(run_id)
@@ -66,7 +71,7 @@ def show(run_id: str = typer.Argument(..., help="The run id (run_…)."),
 
 
 @app.command("logs")
-def logs(run_id: str = typer.Argument(..., help="The run id (run_…)."),
+def logs(run_id: str = RUN_ID,
          follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the run ends.")) -> None:
     """Print a run's log lines (and spans)."""
     api = client()
@@ -77,11 +82,11 @@ def logs(run_id: str = typer.Argument(..., help="The run id (run_…)."),
     run = follow_logs(api, run_id)
     line = status_text(run.get("status"))
     line.stylize("bold")
-    err().print(f"{run_id} ended: ", line)
+    err().print(Text(f"{run_id} ended: ") + line)
 
 
 @app.command("cancel")
-def cancel(run_id: str = typer.Argument(..., help="The run id (run_…).")) -> None:
+def cancel(run_id: str = RUN_ID) -> None:
     """Cancel a run that has not finished (finished runs are left as they are)."""
     api = client()
     api.cancel_run(run_id)
@@ -93,7 +98,7 @@ def cancel(run_id: str = typer.Argument(..., help="The run id (run_…).")) -> N
 
 
 @app.command("replay")
-def replay(run_id: str = typer.Argument(..., help="The run id (run_…)."),
+def replay(run_id: str = RUN_ID,
            json_output: bool = JSON_OPTION) -> None:
     """Run the same task again with the same payload and options."""
     answer = client().replay_run(run_id)
@@ -105,7 +110,7 @@ def replay(run_id: str = typer.Argument(..., help="The run id (run_…)."),
 
 
 @app.command("reschedule")
-def reschedule(run_id: str = typer.Argument(..., help="A DELAYED run's id."),
+def reschedule(run_id: str = typer.Argument(..., help="A DELAYED run's id.", autocompletion=complete_run_id),
                delay: str = typer.Option(..., "--delay", help="New delay from now (10m, 2h) or an ISO date."),
                json_output: bool = JSON_OPTION) -> None:
     """Move a delayed run's start time."""

@@ -9,8 +9,12 @@ from rich.table import Table
 
 from .. import packets
 from ..display import detail_time, table_time
+from ..sdk.client import SyncApiClient
 from .common import JSON_OPTION, client, emit_json, err, out, read_json_arg
+from .completion import complete_token_id
 from .render import first_and_more, pretty, status_text
+
+TOKEN_ID = typer.Argument(..., help="The token id (waitpoint_…).", autocompletion=complete_token_id)
 
 app = typer.Typer(help="Waitpoint tokens: list, create, complete, time out.", no_args_is_help=True)
 
@@ -52,7 +56,7 @@ def list_tokens(
 
 
 @app.command("show")
-def show(token_id: str = typer.Argument(..., help="The token id (waitpoint_…)."),
+def show(token_id: str = TOKEN_ID,
          json_output: bool = JSON_OPTION) -> None:
     """A token: status, timeout, tags, callback URL and output."""
     token = client().retrieve_token(token_id)
@@ -95,19 +99,39 @@ def create(
     typer.echo(token.get("id"))
 
 
+def _already_done(api: SyncApiClient, token_id: str) -> bool:
+    """Say so and return True when the token is no longer WAITING: completing or timing out
+    such a token answers success (the API is idempotent) but changes nothing."""
+    token = api.retrieve_token(token_id)
+    status = token.get("status")
+    if status == "WAITING":
+        return False
+    when = token.get("completedAt") or token.get("timeoutAt")
+    at = f" at {detail_time(when)}" if when else ""
+    err().print(f"{token_id} was already {status}{at}; nothing changed. "
+                f"See it with `trigger-local tokens show {token_id}`.")
+    return True
+
+
 @app.command("complete")
 def complete(
-    token_id: str = typer.Argument(..., help="The token id (waitpoint_…)."),
+    token_id: str = TOKEN_ID,
     data: str | None = typer.Option(None, "--data", "-d", help="JSON output: JSON, @file.json or -."),
 ) -> None:
     """Complete a token; the waiting run continues with DATA as the result."""
     value = read_json_arg(data, "--data") if data is not None else None
-    client().complete_token(token_id, value)
+    api = client()
+    if _already_done(api, token_id):
+        return
+    api.complete_token(token_id, value)
     err().print(f"Completed {token_id}.")
 
 
 @app.command("timeout")
-def timeout(token_id: str = typer.Argument(..., help="The token id (waitpoint_…).")) -> None:
+def timeout(token_id: str = TOKEN_ID) -> None:
     """Time a token out now; the waiting run continues with a timeout error."""
-    client().timeout_token(token_id)
+    api = client()
+    if _already_done(api, token_id):
+        return
+    api.timeout_token(token_id)
     err().print(f"Timed out {token_id}.")

@@ -10,8 +10,13 @@ from .. import packets
 from ..durations import parse_duration
 from ..errors import ValidationError
 from .common import client, emit_json, err, read_json_arg
-from .follow import wait_until_final
-from .render import pretty, status_text
+from .completion import complete_task
+from .follow import RunWatch, wait_until_final
+from .render import pretty
+from .run_events import error_summary
+
+#: the shell's exit code for a command stopped by Ctrl-C (128 + SIGINT)
+INTERRUPTED_EXIT = 130
 
 
 def build_options(*, delay: str | None, ttl: str | None, priority: float | None, tags: list[str],
@@ -31,10 +36,14 @@ def build_options(*, delay: str | None, ttl: str | None, priority: float | None,
 
 
 def trigger(
-    task: str = typer.Argument(..., help="The task id."),
+    task: str = typer.Argument(..., help="The task id.", autocompletion=complete_task),
     payload: str | None = typer.Option(None, "--payload", "-p",
                                        help="JSON payload, @file.json, or - for stdin."),
-    wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the run to end; print its output."),
+    wait: bool = typer.Option(False, "--wait", "-w",
+                              help="Wait for the run to end, showing its status changes and logs; "
+                                   "print its output. Exit 1 if it does not complete."),
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="With --wait: show nothing while waiting, only the output (or the error)."),
     delay: str | None = typer.Option(None, "--delay", help="Start later: 30s, 10m, 2h or an ISO date."),
     ttl: str | None = typer.Option(None, "--ttl", help="Expire if not started within this (e.g. 10m)."),
     priority: float | None = typer.Option(None, "--priority", help="Seconds to jump ahead in the queue."),
@@ -47,8 +56,9 @@ def trigger(
     machine: str | None = typer.Option(None, "--machine", help="Machine preset, e.g. small-1x."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
-    """Trigger TASK with a JSON payload."""
-    value = read_json_arg(payload, "--payload") if payload is not None else None
+    """Trigger TASK with a JSON payload (none given: {})."""
+    # Like Trigger.dev's test form: no payload is an empty object, so `payload.get(...)` works.
+    value = read_json_arg(payload, "--payload") if payload is not None else {}
     try:
         options = build_options(delay=delay, ttl=ttl, priority=priority, tags=tags, queue=queue,
                                 concurrency_key=concurrency_key, idempotency_key=idempotency_key,
@@ -67,26 +77,28 @@ def trigger(
             err().print(f"Triggered {task}{cached}; follow it with `trigger-local runs logs {run_id} --follow`")
             typer.echo(run_id)
         return
-    err().print(f"Triggered {task} as {run_id}; waiting for it to finish (Ctrl-C stops waiting, "
-                "not the run)")
-    run = wait_until_final(api, run_id)
-    _report(run, json_output)
+    if not quiet:
+        err().print(f"Triggered {task} as {run_id}; waiting for it to end (Ctrl-C stops waiting, not the run)")
+    try:
+        run = wait_until_final(api, run_id) if quiet else RunWatch(api, run_id, err).run()
+    except KeyboardInterrupt:
+        err().print(f"\nStopped waiting. The run goes on: follow it with "
+                    f"`trigger-local runs logs {run_id} --follow`")
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+    _report(run, json_output, quiet)
 
 
-def _report(run: dict[str, Any], json_output: bool) -> None:
+def _report(run: dict[str, Any], json_output: bool, quiet: bool) -> None:
+    """The output on stdout; a run that did not complete exits 1 (the watch already showed why,
+    unless quiet)."""
     failed = run.get("status") != "COMPLETED"
     if json_output:
         emit_json(run)
-    else:
-        line = status_text(run.get("status"))
-        err().print(line)
-        if failed:
-            error = run.get("error") or {}
-            message = error.get("message") if isinstance(error, dict) else error
-            err().print(f"{message or 'The run did not complete.'}\n"
-                        f"See `trigger-local runs show {run.get('id')}` for its attempts and tracebacks.")
-        elif run.get("output") is not None:
-            typer.echo(pretty(run["output"]))
+    elif failed:
+        if quiet:
+            err().print(f"{run.get('id')} {run.get('status')}: {error_summary(run.get('error'))}")
+        err().print(f"See `trigger-local runs show {run.get('id')}` for its attempts and tracebacks.")
+    elif run.get("output") is not None:
+        typer.echo(pretty(run["output"]))
     if failed:
         raise typer.Exit(1)
-

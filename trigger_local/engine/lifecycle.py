@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import packets
 from ..durations import parse_time
-from ..errors import ConflictError, NotFoundError, ValidationError
+from ..errors import ConflictError, NotFoundError, PayloadTooLargeError, ValidationError
 from ..ids import new_id
 from ..machines import DEFAULT_MACHINE
 from ..store.models import (
@@ -285,8 +285,8 @@ class LifecycleMixin(TriggerMixin):
                 raise NotFoundError(f"Run {run_id} not found")
             value = dict(run.metadata) if metadata is None else dict(metadata)
             value = packets.apply_metadata_operations(value, operations or [])
-            if len(json.dumps(value)) > self.settings.payload_limit_bytes:
-                raise ValidationError("Metadata is larger than the payload limit")
+            if (size := len(json.dumps(value))) > self.settings.payload_limit_bytes:
+                raise PayloadTooLargeError.over_limit("Metadata", self.settings.payload_limit_bytes, size)
             await tx.ops.update_run(run.id, None, metadata=value)
             await tx.ops.insert_event(run.id, "run.metadata", tx.now, {"run_id": run.id})
             tx.emit("run.metadata", run_id=run.id)

@@ -130,9 +130,7 @@ class TriggerMixin(ProjectMixin):
         limit = self.settings.payload_limit_bytes
         size = len(req.payload.encode()) if req.payload else 0
         if size > limit:
-            raise PayloadTooLargeError(
-                f"Payload is {size:,} bytes; the limit is {limit:,} bytes ({limit / 1048576:.1f} MiB). "
-                "Pass a reference (a path or URL) instead of the data.")
+            raise PayloadTooLargeError.over_limit("Payload", limit, size)
         if req.payload and req.payload_type in (packets.JSON, packets.SUPER_JSON):
             try:
                 json.loads(req.payload)
@@ -164,8 +162,8 @@ class TriggerMixin(ProjectMixin):
         metadata = req.metadata or {}
         if not isinstance(metadata, dict):
             raise ValidationError("metadata must be a JSON object")
-        if len(json.dumps(metadata)) > limit:
-            raise PayloadTooLargeError(f"Metadata is larger than the limit of {limit:,} bytes")
+        if (metadata_size := len(json.dumps(metadata))) > limit:
+            raise PayloadTooLargeError.over_limit("Metadata", limit, metadata_size)
         return {"tags": tags, "priority": priority, "max_duration_s": max_duration, "delay_until": delay_until,
                 "ttl_s": ttl_s, "key_ttl_s": key_ttl_s, "metadata": metadata}
 

@@ -93,12 +93,20 @@ def current_project() -> str | None:
         return None  # a broken trigger.toml is `dev`'s to report; requests name no project
 
 
+def default_url() -> str:
+    """Where a daemon started here with no flags would listen: the TRIGGER_LOCAL_HOST and
+    TRIGGER_LOCAL_PORT settings (as `up` and `dev` read them), else 127.0.0.1:8030."""
+    host = os.environ.get("TRIGGER_LOCAL_HOST") or "127.0.0.1"
+    port = os.environ.get("TRIGGER_LOCAL_PORT", "").strip() or str(DEFAULT_PORT)
+    return f"http://{host}:{port}"
+
+
 def resolve_endpoint() -> Endpoint:
     """configure() first, then TRIGGER_API_URL / TRIGGER_SECRET_KEY, then the daemon home."""
     url = _overrides["base_url"] or os.environ.get("TRIGGER_API_URL")
     key = _overrides["secret_key"] or os.environ.get("TRIGGER_SECRET_KEY")
     if not url:
-        url = str((read_daemon_info() or {}).get("url") or f"http://127.0.0.1:{DEFAULT_PORT}")
+        url = str((read_daemon_info() or {}).get("url") or default_url())
     # The home's key is the right one whenever the daemon is ours, even if only the URL was set.
     return Endpoint(url.rstrip("/"), key or read_secret_key(), current_project())
 

@@ -7,8 +7,9 @@ from trigger_local import AbortTaskRunError, Retry, logger, metadata, task, wait
 
 @task(id="hello")
 async def hello(payload: dict, ctx) -> dict:
-    logger.info("saying hello", name=payload.get("name"))
-    return {"message": f"Hello, {payload.get('name', 'world')}!"}
+    name = payload.get("name", "world")
+    logger.info("saying hello", name=name)
+    return {"message": f"Hello, {name}!"}
 
 
 @task(id="slow-greeting")
@@ -32,7 +33,9 @@ async def parent(payload: dict, ctx) -> dict:
 
 @task(id="flaky", retry=Retry(max_attempts=3, min_timeout_s=1, max_timeout_s=5))
 async def flaky(payload: dict, ctx) -> dict:
-    """Fails on its first two attempts, then succeeds: watch the retries in `runs show`."""
+    """Fails on its first two attempts, then succeeds: watch the retries in `runs show`.
+    Its own retry policy (3 attempts), so it does not depend on trigger.toml's default."""
+    logger.info("trying", attempt=ctx.attempt.number)
     if payload.get("give_up"):
         raise AbortTaskRunError("asked to give up: no retries")
     if ctx.attempt.number < 3:

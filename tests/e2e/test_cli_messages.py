@@ -1,0 +1,121 @@
+"""What the CLI says, against a real daemon: token completion that changed nothing says so,
+`doctor` and `status` read as text (no glued words, no Python dicts), and shell completion
+offers the daemon's task ids, run ids, token ids and queue names."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from trigger_local.cli import completion
+from trigger_local.sdk import client as client_module
+
+from .conftest import DaemonProcess
+
+
+def cli(d: DaemonProcess, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
+    env.update({"TRIGGER_LOCAL_HOME": str(d.home), "COLUMNS": "200", **extra_env})
+    # the installed entry point: shell completion answers only to its own program name
+    program = Path(sys.executable).with_name("trigger-local")
+    argv = [str(program)] if program.exists() else [sys.executable, "-m", "trigger_local"]
+    return subprocess.run([*argv, *args], capture_output=True, text=True, env=env, timeout=90)
+
+
+def _token(d: DaemonProcess) -> str:
+    r = d.api("POST", "/api/v1/waitpoints/tokens", json={"timeout": "10m"})
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+def test_completing_a_finished_token_says_nothing_changed(daemon: DaemonProcess) -> None:
+    token = _token(daemon)
+    first = cli(daemon, "tokens", "complete", token, "--data", '{"ok": true}')
+    assert first.returncode == 0 and f"Completed {token}." in first.stderr, first.stderr
+    again = cli(daemon, "tokens", "complete", token, "--data", '{"ok": false}')
+    assert again.returncode == 0, again.stderr  # the API's idempotent answer: not an error
+    assert f"{token} was already COMPLETED" in again.stderr and "nothing changed" in again.stderr
+    assert "Completed" not in again.stderr
+    timed = cli(daemon, "tokens", "timeout", token)
+    assert timed.returncode == 0 and "was already COMPLETED" in timed.stderr and "Timed out" not in timed.stderr
+    output = str(daemon.api("GET", f"/api/v1/waitpoints/tokens/{token}").json()["output"])
+    assert "true" in output and "false" not in output  # the first completion's data stayed
+
+
+def test_a_timed_out_token_cannot_be_completed_and_says_so(daemon: DaemonProcess) -> None:
+    token = _token(daemon)
+    timed = cli(daemon, "tokens", "timeout", token)
+    assert timed.returncode == 0 and f"Timed out {token}." in timed.stderr, timed.stderr
+    late = cli(daemon, "tokens", "complete", token, "--data", "1")
+    assert late.returncode == 0
+    assert f"{token} was already TIMED_OUT" in late.stderr and "nothing changed" in late.stderr
+    assert daemon.api("GET", f"/api/v1/waitpoints/tokens/{token}").json()["status"] == "TIMED_OUT"
+
+
+def test_doctor_separates_every_check_name_from_its_detail(daemon: DaemonProcess) -> None:
+    r = cli(daemon, "doctor")
+    names = ("Python", "SQLite", "Home", "Port", "Docker", "CRIU", "Checkpoints")
+    lines = [line for line in r.stdout.splitlines() if line[:5].strip() in ("ok", "warn", "FAIL")]
+    assert any("Checkpoints" in line for line in lines), r.stdout  # the longest name, with a daemon up
+    for line in lines:
+        name = line[5:].split()[0]
+        assert name in names, line
+        assert line[5:].startswith(name + " "), f"name glued to its detail: {line!r}"
+
+
+def test_status_reads_as_text_not_python_dicts(daemon: DaemonProcess) -> None:
+    r = cli(daemon, "status")
+    assert r.returncode == 0, r.stderr
+    for mark in ("{", "}", "'", "name="):
+        assert mark not in r.stdout, r.stdout
+    executor = next(line for line in r.stdout.splitlines() if line.strip().startswith("executor"))
+    assert executor.split() == ["executor", "process"], r.stdout
+
+
+@pytest.fixture
+def completing(daemon: DaemonProcess, monkeypatch: pytest.MonkeyPatch) -> DaemonProcess:
+    """The completion callbacks, in this process, finding the test daemon by its home."""
+    for name in ("TRIGGER_API_URL", "TRIGGER_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TRIGGER_LOCAL_HOME", str(daemon.home))
+    client_module.configure()
+    return daemon
+
+
+def test_completion_offers_the_daemons_ids(completing: DaemonProcess, project: Path) -> None:
+    completing.register(project)
+    run_id = completing.trigger("hello", {"name": "tab"})
+    token = _token(completing)
+    assert ("hello", "trigger/tasks.py") in completion.complete_task("he")
+    assert all(value.startswith("he") for value, _ in completion.complete_task("he"))
+    runs = dict(completion.complete_run_id("run_"))
+    assert run_id in runs and runs[run_id].startswith("hello ")
+    assert dict(completion.complete_token_id(""))[token] == "WAITING"
+    assert "hello" in dict(completion.complete_queue("hel"))
+
+
+def test_shell_completion_of_a_task_id_end_to_end(ready: DaemonProcess) -> None:
+    """What bash runs on Tab: the program itself, with the words in the environment."""
+    r = cli(ready, _TRIGGER_LOCAL_COMPLETE="complete_bash", COMP_WORDS="trigger-local trigger sync-h",
+            COMP_CWORD="2")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["sync-hello"] and r.stderr == ""
+
+
+def test_completion_with_no_daemon_is_fast_and_silent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("TRIGGER_API_URL", "TRIGGER_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TRIGGER_LOCAL_HOME", str(tmp_path / "no-daemon-here"))
+    client_module.configure()
+    started = time.monotonic()
+    for complete in (completion.complete_task, completion.complete_run_id, completion.complete_token_id,
+                     completion.complete_queue):
+        assert complete("") == []
+    assert time.monotonic() - started < 4 * completion.TIMEOUT_S
+    assert capsys.readouterr() == ("", "")

@@ -1,0 +1,208 @@
+"""Watching runs from the terminal, against a real daemon and real task processes:
+`trigger --wait` streams status changes and log lines while it waits (or is `--quiet`), says
+the run goes on when Ctrl-C stops the wait, and `dev` prints each failed attempt's error, with
+the end of the traceback (dimmed) when the run fails for good."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import DaemonProcess, wait_for, write_project
+
+WATCH_TASKS = '''
+from trigger_local import Retry, logger, task, wait
+
+@task(id="greet")
+async def greet(payload, ctx):
+    name = payload.get("name", "world")
+    logger.info("greeting", name=name)
+    return {"message": f"Hello, {name}!"}
+
+@task(id="flaky", retry=Retry(max_attempts=3, min_timeout_s=0.1, max_timeout_s=0.2, factor=1))
+async def flaky(payload, ctx):
+    logger.info("trying", attempt=ctx.attempt.number)
+    if ctx.attempt.number < 3:
+        raise RuntimeError(f"failure number {ctx.attempt.number}")
+    return {"attempt": ctx.attempt.number}
+
+def check(payload):
+    raise ValueError("the payload is never good enough")
+
+@task(id="always-fails", retry=Retry(max_attempts=2, min_timeout_s=0.1, max_timeout_s=0.1))
+async def always_fails(payload, ctx):
+    check(payload)
+
+@task(id="gate")
+async def gate(payload, ctx):
+    logger.info("waiting at the gate")
+    result = await wait.for_token(payload["token"])
+    logger.info("through the gate")
+    return {"passed": result.output}
+'''
+
+
+@pytest.fixture
+def watched(daemon: DaemonProcess, tmp_path: Path) -> DaemonProcess:
+    daemon.register(write_project(tmp_path / "watchproj", WATCH_TASKS))
+    return daemon
+
+
+def _env(d: DaemonProcess, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
+    return {**env, "TRIGGER_LOCAL_HOME": str(d.home), "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **extra}
+
+
+def cli(d: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True, text=True,
+                          env=_env(d), timeout=90)
+
+
+class Live:
+    """A CLI process whose stderr (or merged output) is collected line by line as it comes."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
+        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.err: list[str] = []
+        self.out: list[str] = []
+        self.readers = [threading.Thread(target=self._read, args=(stream, sink), daemon=True)
+                        for stream, sink in ((self.proc.stderr, self.err), (self.proc.stdout, self.out))]
+        for reader in self.readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, sink: list[str]) -> None:  # type: ignore[no-untyped-def]
+        for line in stream:
+            sink.append(line)
+
+    def stderr(self) -> str:
+        return "".join(self.err)
+
+    def stdout(self) -> str:
+        return "".join(self.out)
+
+    def wait(self, timeout: float = 60) -> int:
+        code = self.proc.wait(timeout)
+        for reader in self.readers:
+            reader.join(5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        return code
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait()
+
+
+@pytest.fixture
+def live() -> Iterator[list[Live]]:
+    started: list[Live] = []
+    yield started
+    for process in started:
+        process.close()
+
+
+def _token(d: DaemonProcess) -> str:
+    r = d.api("POST", "/api/v1/waitpoints/tokens", json={"timeout": "10m"})
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+def test_trigger_without_payload_sends_an_empty_object(watched: DaemonProcess) -> None:
+    r = cli(watched, "trigger", "greet", "--wait")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"message": "Hello, world!"}
+
+
+def test_trigger_wait_streams_status_changes_and_logs_while_waiting(watched: DaemonProcess,
+                                                                     live: list[Live]) -> None:
+    token = _token(watched)
+    watch = Live([sys.executable, "-m", "trigger_local", "trigger", "gate", "--payload",
+                  json.dumps({"token": token}), "--wait"], _env(watched))
+    live.append(watch)
+    wait_for(lambda: "waiting at the gate" in watch.stderr(), 60, what="the log line while the run waits")
+    wait_for(lambda: "WAITING" in watch.stderr(), 30, what="the WAITING status while the run waits")
+    assert watch.proc.poll() is None  # still waiting: these lines came live, not at the end
+    assert watched.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": "open"}).status_code == 200
+    assert watch.wait() == 0, watch.stderr()
+    err = watch.stderr()
+    assert err.index("EXECUTING") < err.index("waiting at the gate") < err.index("through the gate") \
+        < err.index("COMPLETED"), err
+    assert json.loads(watch.stdout()) == {"passed": "open"}  # stdout: the output only
+
+
+def test_trigger_wait_shows_each_failed_attempt_then_the_output(watched: DaemonProcess) -> None:
+    r = cli(watched, "trigger", "flaky", "--wait")
+    assert r.returncode == 0, r.stderr
+    assert "attempt 1 failed: RuntimeError: failure number 1" in r.stderr
+    assert "attempt 2 failed: RuntimeError: failure number 2" in r.stderr
+    assert "trying attempt=3" in r.stderr and "COMPLETED" in r.stderr
+    assert json.loads(r.stdout) == {"attempt": 3}
+
+
+def test_trigger_wait_quiet_prints_only_the_output(watched: DaemonProcess) -> None:
+    r = cli(watched, "trigger", "flaky", "--wait", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    assert json.loads(r.stdout) == {"attempt": 3}
+
+
+def test_trigger_wait_on_a_failed_run_exits_1_with_the_error(watched: DaemonProcess) -> None:
+    r = cli(watched, "trigger", "always-fails", "--wait")
+    assert r.returncode == 1
+    assert "FAILED: ValueError: the payload is never good enough" in r.stderr
+    assert "in check" in r.stderr and 'raise ValueError("the payload is never good enough")' in r.stderr
+    assert "runs show run_" in r.stderr and r.stdout == ""
+    quiet = cli(watched, "trigger", "always-fails", "--wait", "--quiet")
+    assert quiet.returncode == 1 and "FAILED: ValueError: the payload is never good enough" in quiet.stderr
+
+
+def test_ctrl_c_stops_waiting_and_says_how_to_follow_the_run(watched: DaemonProcess, live: list[Live]) -> None:
+    watch = Live([sys.executable, "-m", "trigger_local", "trigger", "gate", "--payload",
+                  json.dumps({"token": _token(watched)}), "--wait"], _env(watched))
+    live.append(watch)
+    wait_for(lambda: "waiting at the gate" in watch.stderr(), 60, what="the run to wait")
+    run_id = watch.stderr().split(" as ", 1)[1].split(";", 1)[0]
+    watch.proc.send_signal(signal.SIGINT)
+    assert watch.wait() == 130
+    assert f"The run goes on: follow it with `trigger-local runs logs {run_id} --follow`" in watch.stderr()
+    assert "Traceback" not in watch.stderr()
+    assert watched.run(run_id)["status"] == "WAITING"
+
+
+def test_dev_prints_each_attempts_error_and_the_final_traceback_dimmed(watched: DaemonProcess, tmp_path: Path,
+                                                                       live: list[Live]) -> None:
+    env = _env(watched, FORCE_COLOR="1", TERM="xterm-256color")
+    dev = Live([sys.executable, "-m", "trigger_local", "dev"], env, cwd=tmp_path / "watchproj")
+    live.append(dev)
+    wait_for(lambda: "Registered" in dev.stderr(), 60, what="dev to register the project")
+    flaky, failing = watched.trigger("flaky", {}), watched.trigger("always-fails", {})
+    watched.wait_status(flaky), watched.wait_status(failing)
+    wait_for(lambda: f"{failing} always-fails" in dev.stderr() and "FAILED" in dev.stderr()
+             and "raise ValueError" in dev.stderr(), 30, what="dev to print the failure")
+    wait_for(lambda: "failure number 2" in dev.stderr(), 30, what="dev to print flaky's second failure")
+    text = dev.stderr()
+    plain = _strip_ansi(text)
+    assert f"{flaky} flaky attempt 1 failed: RuntimeError: failure number 1; retrying in" in plain
+    assert f"{failing} always-fails attempt 1 failed: ValueError: the payload is never good enough" in plain
+    assert f"{failing} always-fails FAILED: ValueError: the payload is never good enough" in plain
+    assert "in check" in plain and "trigger_local/runtime" not in plain  # the user's frames, not ours
+    frame = next(line for line in text.splitlines() if "in check" in line)
+    style = re.match(r"\x1b\[([0-9;]*)m\s*File", frame)
+    assert style and style.group(1).split(";") == ["2"], repr(frame)  # dim, and only dim
+
+
+def _strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)

@@ -1,0 +1,63 @@
+"""How run events read on a terminal (cli/run_events.py, shared by `dev` and `trigger --wait`):
+the error's `Type: message`, the user's last frames of a traceback, and one line per event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trigger_local.cli.run_events import StatusLines, error_summary, final_text, stack_tail
+
+STACK = '''Traceback (most recent call last):
+  File "/site-packages/trigger_local/runtime/execute.py", line 64, in run_task
+    output = await _call(task, payload, ctx)
+             ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  File "/site-packages/trigger_local/runtime/execute.py", line 45, in _call
+    return await task.fn(*args)
+  File "/home/ada/proj/trigger/tasks.py", line 12, in always_fails
+    check(payload)
+  File "/home/ada/proj/trigger/tasks.py", line 8, in check
+    raise ValueError("never good enough")
+    ~~~~~^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+ValueError: never good enough
+'''
+
+
+class NoApi:
+    """StatusLines asks the daemon only when an attempt failed; these events need nothing."""
+
+    def retrieve_run(self, run_id: str) -> dict[str, Any]:
+        raise AssertionError("not asked for")
+
+
+def test_error_summary_is_type_and_message() -> None:
+    assert error_summary({"name": "RuntimeError", "message": "boom"}) == "RuntimeError: boom"
+    assert error_summary({"name": "TaskProcessExited"}) == "TaskProcessExited"
+    assert error_summary(None) == "no error details"
+
+
+def test_stack_tail_keeps_the_users_frames_without_carets() -> None:
+    tail = stack_tail(STACK)
+    assert tail.splitlines() == [
+        'File "/home/ada/proj/trigger/tasks.py", line 12, in always_fails', "  check(payload)",
+        'File "/home/ada/proj/trigger/tasks.py", line 8, in check', '  raise ValueError("never good enough")']
+    assert stack_tail(STACK, frames=1).startswith('File "/home/ada/proj/trigger/tasks.py", line 8')
+    assert stack_tail("") == "" and stack_tail(None) == ""
+
+
+def test_final_failure_shows_the_error_then_the_frames() -> None:
+    text = final_text({"status": "FAILED", "error": {"name": "ValueError", "message": "never good enough",
+                                                     "stackTrace": STACK}})
+    assert text.plain.startswith("FAILED: ValueError: never good enough\n    File ")
+    assert final_text({"status": "COMPLETED"}).plain == "COMPLETED"
+
+
+def test_interrupted_and_started_again_read_as_such() -> None:
+    lines = StatusLines(NoApi())  # type: ignore[arg-type]
+    interrupted = lines.describe({"type": "run.interrupted", "runId": "run_1",
+                                  "data": {"status": "QUEUED", "reason": "the daemon stopped"}})
+    assert interrupted is not None and interrupted.plain.startswith("interrupted (the daemon stopped)")
+    again = lines.describe({"type": "run.executing", "runId": "run_1",
+                            "data": {"status": "EXECUTING", "from": "DEQUEUED", "attempt": 2,
+                                     "interrupted_by": "the daemon stopped"}})
+    assert again is not None and again.plain.startswith("started again after an interruption (attempt 2")
+    assert lines.describe({"type": "run.queued", "runId": "run_1", "data": {"status": "QUEUED"}}) is None

@@ -1,0 +1,123 @@
+"""What a run's status events say on a terminal, for `dev` (every run) and `trigger --wait`
+(one run).
+
+A status event carries the new status and, for a retry, the failed attempt's number and the
+delay; the error itself lives on the run, so it is read (one request) only when an attempt
+failed. Each failure shows the error's type and message; a run's final failure also shows the
+last frames of its traceback, dimmed, as Trigger.dev's dev command does."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich.text import Text
+
+from ..errors import TriggerLocalError
+from ..sdk.client import SyncApiClient
+from ..statuses import FAILED_STATUSES, FINAL_STATUSES, RunStatus
+from .render import status_text
+
+Json = dict[str, Any]
+
+#: the statuses worth a line (queueing and dequeueing are noise while you watch)
+SHOWN = FINAL_STATUSES | {RunStatus.EXECUTING, RunStatus.WAITING}
+#: frames of the traceback shown under a final failure
+STACK_FRAMES = 3
+_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line \d+')
+#: our own runtime's frames say nothing about the user's bug
+_OWN_FRAMES = re.compile(r"[/\\]trigger_local[/\\](runtime|sdk)[/\\]")
+
+
+def error_summary(error: Any) -> str:
+    """`Type: message` of an API error object (or whatever the run holds instead)."""
+    if not isinstance(error, dict):
+        return str(error) if error else "no error details"
+    name = str(error.get("name") or error.get("type") or "Error")
+    message = str(error.get("message") or "").strip()
+    return f"{name}: {message}" if message else name
+
+
+def stack_tail(stack: Any, frames: int = STACK_FRAMES) -> str:
+    """The last `frames` frames of a Python traceback (file line and the code under it), leaving
+    out trigger_local's own runtime frames when the user's code has any; "" without frames."""
+    if not isinstance(stack, str) or not stack.strip():
+        return ""
+    blocks: list[list[str]] = []
+    for line in stack.rstrip().splitlines():
+        if _FRAME.match(line):
+            blocks.append([line.strip()])
+        elif blocks and line.startswith("    ") and len(blocks[-1]) < 2 and line.strip(" ^~"):
+            blocks[-1].append("  " + line.strip())  # the source line, not the carets under it
+    if not blocks:
+        return ""
+    theirs = [b for b in blocks if not _OWN_FRAMES.search(b[0])]
+    shown = (theirs or blocks)[-frames:]
+    return "\n".join(line for block in shown for line in block)
+
+
+def attempt_error(api: SyncApiClient, run_id: str, attempt: Any) -> Any:
+    """The error of the run's attempt number `attempt` (the run's last error if not found);
+    None when the daemon cannot be asked."""
+    try:
+        run = api.retrieve_run(run_id)
+    except TriggerLocalError:
+        return None
+    for item in run.get("attempts") or []:
+        if isinstance(item, dict) and item.get("number") == attempt and item.get("error"):
+            return item["error"]
+    return run.get("error")
+
+
+def retry_text(data: Json, error: Any) -> Text:
+    retry_in = data.get("retry_in_s")
+    when = f"in {retry_in:.1f}s" if isinstance(retry_in, int | float) else "soon"
+    on = f" on {data['machine']} (out of memory)" if data.get("machine") else ""
+    text = Text(f"attempt {data.get('attempt', '?')} failed: ", style="yellow")
+    text.append(error_summary(error), style="red")
+    text.append(f"; retrying{on} {when}", style="yellow")
+    return text
+
+
+def final_text(run: Json) -> Text:
+    """A final status; for a failure, the error and the last frames of its traceback."""
+    status = run.get("status")
+    text = Text()  # not status_text itself: its colour would spread to the traceback
+    text.append_text(status_text(status))
+    error = run.get("error")
+    if status in FAILED_STATUSES and error:
+        text.append(": ")
+        text.append(error_summary(error), style="red")
+        tail = stack_tail(error.get("stackTrace") or error.get("stack")) if isinstance(error, dict) else ""
+        if tail:
+            text.append("\n" + "\n".join("    " + line for line in tail.splitlines()), style="dim")
+    return text
+
+
+class StatusLines:
+    """Turns a run's status events into what to print (None: nothing worth a line)."""
+
+    def __init__(self, api: SyncApiClient) -> None:
+        self.api = api
+
+    def describe(self, event: Json) -> Text | None:
+        data, run_id = event.get("data") or {}, event.get("runId") or event.get("run_id")
+        status = data.get("status")
+        if not run_id or status is None or not str(event.get("type", "")).startswith("run."):
+            return None
+        if event.get("type") == "run.retrying":
+            return retry_text(data, attempt_error(self.api, run_id, data.get("attempt")))
+        if event.get("type") == "run.interrupted":  # a daemon stop sent it back to its queue
+            return Text(f"interrupted ({data.get('reason') or 'the daemon stopped'}); back in its queue, "
+                        "the attempt does not count", style="yellow")
+        if status == "EXECUTING" and data.get("interrupted_by"):
+            return Text(f"started again after an interruption (attempt {data.get('attempt', '?')}; "
+                        f"{data['interrupted_by']})", style="yellow")
+        if status not in SHOWN or status == data.get("from"):
+            return None
+        if status in FAILED_STATUSES:
+            try:
+                return final_text(self.api.retrieve_run(run_id))
+            except TriggerLocalError:
+                pass
+        return status_text(status)
