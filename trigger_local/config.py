@@ -12,7 +12,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .durations import parse_duration
 from .errors import ValidationError
+from .machines import check_machine
+from .sdk.retry import Retry
 
 DEFAULT_PORT = 8030
 MIB = 1024 * 1024
@@ -116,11 +119,18 @@ class ProjectConfig:
     root: Path
     project: str = "proj_local"
     dirs: list[str] = field(default_factory=lambda: ["trigger"])
+    #: `[retry]`: the policy of every task that sets none of its own (keys of `Retry`)
     retry: dict[str, Any] | None = None
+    #: the machine preset of every task that sets none
     machine: str | None = None
+    #: seconds; the max_duration of every task that sets none
     max_duration: float | None = None
     executor: str | None = None
     build: dict[str, Any] = field(default_factory=dict)
+
+    def task_defaults(self) -> dict[str, Any]:
+        """The `defaults` a version is registered with (POST /api/v1/local/versions)."""
+        return {"retry": self.retry, "machine": self.machine, "maxDuration": self.max_duration}
 
 
 def find_project_root(start: Path) -> Path | None:
@@ -154,6 +164,36 @@ def load_project(root: Path) -> ProjectConfig:
     if isinstance(dirs, str):
         dirs = [dirs]
     return ProjectConfig(root=root, project=data.get("project", "proj_local"), dirs=list(dirs),
-                         retry=data.get("retry"), machine=data.get("machine"),
-                         max_duration=data.get("max_duration"), executor=data.get("executor"),
-                         build=data.get("build", {}))
+                         retry=check_retry(data.get("retry"), "[retry] in trigger.toml"),
+                         machine=check_default_machine(data.get("machine"), "machine in trigger.toml"),
+                         max_duration=check_max_duration(data.get("max_duration"), "max_duration in trigger.toml"),
+                         executor=data.get("executor"), build=data.get("build", {}))
+
+
+def check_retry(value: Any, what: str) -> dict[str, Any] | None:
+    """A project's retry policy as given (a table of `Retry`'s keys), checked by `Retry`'s rules."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError(f"{what} must be a table of retry settings, not {value!r}")
+    try:  # the same rules as a task's own policy
+        Retry.coerce(value)
+    except ValidationError as exc:
+        raise ValidationError(f"{what}: {exc.message}") from None
+    return dict(value)
+
+
+def check_default_machine(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    check_machine(value, what)
+    return str(value)
+
+
+def check_max_duration(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    seconds = parse_duration(value, what=what)
+    if seconds < 1:
+        raise ValidationError(f"{what} must be at least 1 second")
+    return seconds

@@ -35,7 +35,7 @@ from .executors.process import ProcessExecutor
 from .indexing import index_project
 from .logs import configure_logging
 from .store import SqliteStore
-from .store.models import Version
+from .store.models import ProjectDefaults, Version
 
 log = structlog.get_logger("daemon")
 
@@ -75,13 +75,15 @@ class Daemon:
         return await self.executor.next_assignment(worker_id, wait_s)
 
     async def index_project(self, project_dir: str, dirs: list[str], python: str | None,
-                            env: dict[str, str], image: str | None = None) -> Version:
+                            env: dict[str, str], image: str | None = None,
+                            defaults: ProjectDefaults | None = None) -> Version:
         if image:  # a deployed image: its tasks are indexed inside it (docker executor)
             from .executors.images import index_image
 
             version = await asyncio.to_thread(index_image, image, project_dir, dirs, env)
         else:
             version = await index_project(project_dir, dirs, python, env)
+        version.defaults = defaults or ProjectDefaults()
         return await self.engine.register_version(version)
 
     def request_freeze(self, run_id: str, attempt: int) -> dict[str, Any]:

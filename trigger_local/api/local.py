@@ -11,9 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import __version__
+from ..config import check_default_machine, check_max_duration, check_retry
 from ..durations import iso
 from ..errors import BadRequestError, NotFoundError
-from ..store.models import Event, TaskDef, Version
+from ..store.models import Event, ProjectDefaults, TaskDef, Version
 from .common import body_doc, float_param, int_param, ok, read_json, require_key, services_of
 from .errors import JsonErrorRoute
 
@@ -30,9 +31,11 @@ def task_json(task: TaskDef) -> dict[str, Any]:
 
 
 def version_json(version: Version) -> dict[str, Any]:
+    defaults = version.defaults
     return {"id": version.id, "projectDir": version.project_dir, "createdAt": iso(version.created_at),
             "python": version.python, "dirs": version.dirs, "tasks": [task_json(t) for t in version.tasks],
-            "image": version.env.get("TRIGGER_LOCAL_IMAGE")}
+            "image": version.env.get("TRIGGER_LOCAL_IMAGE"),
+            "defaults": {"retry": defaults.retry, "machine": defaults.machine, "maxDuration": defaults.max_duration_s}}
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -44,10 +47,11 @@ async def healthz() -> Response:
     return ok({"ok": True, "version": __version__})
 
 
-@router.post("/api/v1/local/versions", openapi_extra=body_doc({"projectDir": {"type": "string"}, "dirs": {"type": "array", "items": {"type": "string"}}, "python": {"type": "string"}, "env": {"type": "object"}, "image": {"type": "string"}}, ["projectDir"]))
+@router.post("/api/v1/local/versions", openapi_extra=body_doc({"projectDir": {"type": "string"}, "dirs": {"type": "array", "items": {"type": "string"}}, "python": {"type": "string"}, "env": {"type": "object"}, "image": {"type": "string"}, "defaults": {"type": "object"}}, ["projectDir"]))
 async def create_version(request: Request) -> Response:
-    """Index a project (`{"projectDir", "dirs", "python"?, "env"?, "image"?}`) and make it current
-    (with `image`, the tasks are indexed inside that image and runs are locked to it);
+    """Index a project (`{"projectDir", "dirs", "python"?, "env"?, "image"?, "defaults"?}`) and make
+    it current (with `image`, the tasks are indexed inside that image and runs are locked to it;
+    `defaults`: trigger.toml's retry, machine and maxDuration for tasks that set none);
     422 with the traceback when a module fails to import."""
     svc = services_of(request)
     require_key(request, svc)
@@ -67,10 +71,24 @@ async def create_version(request: Request) -> Response:
     image = body.get("image")
     if image is not None and (not isinstance(image, str) or not image):
         raise BadRequestError("image must be the name of a Docker image built by `trigger-local deploy`")
-    # only passed when given: in-process DaemonServices of the tests predate images
-    version = await (svc.index_project(project_dir, dirs, python, env, image=image) if image
-                     else svc.index_project(project_dir, dirs, python, env))
+    defaults = project_defaults(body.get("defaults"))
+    version = await svc.index_project(project_dir, dirs, python, env, image=image, defaults=defaults)
     return ok(version_json(version))
+
+
+def project_defaults(value: Any) -> ProjectDefaults:
+    """`defaults` of a version: `{"retry", "machine", "maxDuration"}` from the project's
+    trigger.toml, checked by the rules `trigger.toml` itself is checked by (422 naming the key)."""
+    if value is None:
+        return ProjectDefaults()
+    if not isinstance(value, dict):
+        raise BadRequestError("defaults must be an object of retry, machine and maxDuration")
+    unknown = sorted(set(value) - {"retry", "machine", "maxDuration"})
+    if unknown:
+        raise BadRequestError(f"Unknown defaults: {', '.join(unknown)} (known: maxDuration, machine, retry)")
+    return ProjectDefaults(retry=check_retry(value.get("retry"), "defaults.retry"),
+                           machine=check_default_machine(value.get("machine"), "defaults.machine"),
+                           max_duration_s=check_max_duration(value.get("maxDuration"), "defaults.maxDuration"))
 
 
 @router.get("/api/v1/local/versions/current")

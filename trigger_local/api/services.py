@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol
 
 from ..config import DaemonSettings
 from ..engine import Engine
-from ..store.models import Version
+from ..store.models import ProjectDefaults, Version
 
 
 class DaemonServices(Protocol):
@@ -24,9 +24,11 @@ class DaemonServices(Protocol):
         ...
 
     async def index_project(self, project_dir: str, dirs: list[str], python: str | None,
-                            env: dict[str, str], image: str | None = None) -> Version:
+                            env: dict[str, str], image: str | None = None,
+                            defaults: ProjectDefaults | None = None) -> Version:
         """Index the project and register the resulting version as current. With `image` (a
         deployed project), the tasks are indexed inside that image and the version is locked to it.
+        `defaults` (the project's trigger.toml) are stored with the version.
 
         Raises ValidationError(message, traceback=...) when a module fails to import."""
         ...

@@ -46,10 +46,12 @@ def task_env(root: Path) -> dict[str, str]:
 
 
 def register(api: SyncApiClient, config: ProjectConfig) -> bool:
-    """Index and register the project; print its tasks, or the import error. True if it took."""
+    """Index and register the project with its trigger.toml defaults ([retry], machine,
+    max_duration); print its tasks, or the import error. True if it took."""
     try:
         answer = api.register_version(project_dir=str(config.root), dirs=config.dirs,
-                                      python=sys.executable, env=task_env(config.root))
+                                      python=sys.executable, env=task_env(config.root),
+                                      defaults=config.task_defaults())
     except ValidationError as exc:
         print_error(exc.message)
         trace = exc.details.get("traceback")
@@ -69,12 +71,21 @@ def register(api: SyncApiClient, config: ProjectConfig) -> bool:
 
 
 def watch_loop(api: SyncApiClient, config: ProjectConfig, stop: threading.Event) -> None:
+    """Re-register on every change of a task module or of trigger.toml, re-reading trigger.toml
+    each time (a broken trigger.toml is reported and the last good one stays in use)."""
     dirs = [config.root / d for d in config.dirs if (config.root / d).is_dir()]
     if not dirs:
         err().print(f"[yellow]None of {config.dirs} exists under {config.root}; not watching.[/yellow]")
         return
-    for _changes in watchfiles.watch(*dirs, watch_filter=watchfiles.PythonFilter(), stop_event=stop):
+    toml = config.root / "trigger.toml"
+    paths = [*dirs, toml] if toml.is_file() else dirs
+    watch_filter = watchfiles.PythonFilter(extra_extensions=(".toml",))
+    for _changes in watchfiles.watch(*paths, watch_filter=watch_filter, stop_event=stop):
         err().print("[dim]Files changed; re-registering…[/dim]")
+        try:
+            config = load_project(config.root)
+        except ValidationError as exc:
+            print_error(f"{exc.message}. Still using the trigger.toml read before; fix it and save.")
         try:
             register(api, config)
         except TriggerLocalError as exc:  # daemon gone or restarting: keep watching

@@ -28,11 +28,11 @@ def parse_when(value: Any) -> datetime | None:
     """An API date (ISO string, epoch seconds or ms) as an aware datetime."""
     if value in (None, ""):
         return None
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
     try:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
         return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         return None
 
 
@@ -40,7 +40,11 @@ def fmt_time(value: Any, with_date: bool = True) -> str:
     when = parse_when(value)
     if when is None:
         return "-"
-    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+    try:
+        when = when.astimezone()
+    except (OverflowError, ValueError):  # a date at the end of the calendar: shown in UTC
+        pass
+    return when.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
 
 
 def fmt_duration_ms(ms: Any) -> str:
@@ -105,12 +109,37 @@ def _field_rows(run: Json) -> Table:
         ("Created", fmt_time(run.get("createdAt"))), ("Delayed until", _opt_time(run.get("delayedUntil"))),
         ("Started", _opt_time(run.get("startedAt"))), ("Finished", _opt_time(run.get("finishedAt"))),
         ("Duration", fmt_duration_ms(run.get("durationMs"))),
-        ("Attempts", run.get("attemptCount")), ("TTL", run.get("ttl")),
+        ("Attempts", run.get("attemptCount")), ("Retry", retry_text(run.get("retryPolicy"))),
+        ("TTL", run.get("ttl")),
     ]
     for label, value in rows:
         if value not in (None, "", "-"):
-            table.add_row(label, value if isinstance(value, Text) else str(value))
+            table.add_row(label, value if isinstance(value, Text) else Text(str(value)))  # not markup: "[retry]"
     return table
+
+
+_POLICY_SOURCES = {"task": "the task's retry", "project": "trigger.toml [retry]", "default": "the default",
+                   "trigger": "the trigger"}
+
+
+def retry_text(policy: Any) -> str | None:
+    """`retryPolicy` of a run as one line: `3 attempts, backoff 1s ×2 up to 60s, randomized
+    (the default)`."""
+    if not isinstance(policy, dict):
+        return None
+    attempts = policy.get("maxAttempts")
+    text = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    if attempts != 1:
+        low, high = (policy.get("minTimeoutInMs") or 0) / 1000, (policy.get("maxTimeoutInMs") or 0) / 1000
+        text += f", backoff {low:g}s ×{policy.get('factor'):g} up to {high:g}s"
+        text += ", randomized" if policy.get("randomize") else ""
+    source = _POLICY_SOURCES.get(str(policy.get("source")), str(policy.get("source")))
+    if policy.get("maxAttemptsSource") == "trigger":
+        source += "; attempts from the trigger"
+    oom = policy.get("outOfMemory")
+    if isinstance(oom, dict):
+        text += f", out of memory → {oom.get('machine')}"
+    return f"{text} ({source})"
 
 
 def _opt_time(value: Any) -> str | None:

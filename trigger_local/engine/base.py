@@ -36,18 +36,32 @@ class Tx:
 
 
 class EngineBase:
-    def __init__(self, store: SqliteStore, clock: Clock, settings: DaemonSettings, hub: Hub | None = None,
-                 project_retry: dict[str, Any] | None = None) -> None:
+    def __init__(self, store: SqliteStore, clock: Clock, settings: DaemonSettings, hub: Hub | None = None) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings
         self.hub = hub or Hub()
-        self.project_retry = project_retry
         self.current_version: Version | None = None
+        #: versions never change once registered: read each once
+        self._versions: dict[str, Version] = {}
 
     async def load(self) -> None:
         """Read what the engine caches (the current version) from the store."""
         self.current_version = await self.store.read().latest_version()
+
+    async def version_of(self, run: Run, ops: Ops | None = None) -> Version | None:
+        """The version `run` runs on: the one it was locked to, else the current one (what it
+        would start on). None when nothing is indexed, or the version row is gone."""
+        if run.version_id is None:
+            return self.current_version
+        if self.current_version is not None and run.version_id == self.current_version.id:
+            return self.current_version
+        if run.version_id not in self._versions:
+            version = await (ops or self.store.read()).get_version(run.version_id)
+            if version is None:
+                return None
+            self._versions[run.version_id] = version
+        return self._versions[run.version_id]
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Tx]:

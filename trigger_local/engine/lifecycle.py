@@ -11,6 +11,7 @@ from ..durations import parse_time
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..ids import new_id
 from ..machines import DEFAULT_MACHINE
+from ..store import Ops
 from ..store.models import (
     CANCELED,
     COMPLETED,
@@ -28,7 +29,7 @@ from ..store.models import (
     Run,
 )
 from .base import Tx
-from .retry import RetryPolicy
+from .retry import RetryPolicy, run_policy
 from .states import K_QUEUED
 from .triggering import TriggerMixin, TriggerRequest
 
@@ -155,7 +156,7 @@ class LifecycleMixin(TriggerMixin):
         if current:
             await tx.ops.update_attempt(current.id, status=outcome.status, finished_at=tx.now, error=outcome.error)
         counted = sum(1 for a in attempts if a.counts)
-        policy = self.retry_policy(run)
+        policy = await self.retry_policy(run, tx.ops)
         if outcome.retryable and outcome.status != TIMED_OUT and counted < policy.max_attempts:
             delay = policy.delay_s(counted)
             data: dict[str, Any] = {"attempt": run.attempt_count, "retry_in_s": round(delay, 3)}
@@ -179,12 +180,10 @@ class LifecycleMixin(TriggerMixin):
         await self._after_final(tx, run)
         return run
 
-    def retry_policy(self, run: Run) -> RetryPolicy:
-        task = None
-        if self.current_version and run.version_id == self.current_version.id:
-            task = self._task(run.task_id)
-        retry = (task.retry if task else None) or self.project_retry
-        return RetryPolicy.from_dict(retry, run.max_attempts)
+    async def retry_policy(self, run: Run, ops: Ops | None = None) -> RetryPolicy:
+        """The policy `run` is retried by: its task's, else its version's project's, else the
+        built-in default (engine/retry.py), with the trigger's max_attempts on top."""
+        return run_policy(run, await self.version_of(run, ops))
 
     async def _after_final(self, tx: Tx, run: Run) -> None:
         """A run ended: free its idempotent waits, complete its waitpoint and its batch's."""

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import packets
+from .. import limits, packets
 from ..durations import parse_duration, parse_time
 from ..errors import BadRequestError, PayloadTooLargeError, TaskNotFoundError, ValidationError
 from ..ids import new_id
@@ -69,6 +69,16 @@ class TriggerRequest:
     debounce: dict[str, Any] | None = None
 
 
+def task_default(version: Version | None, task: TaskDef | None, name: str) -> Any:
+    """The task's `machine` or `max_duration_s`, else its project's (trigger.toml), else None."""
+    if task is None:
+        return None
+    own = getattr(task, name)
+    if own is not None or version is None:
+        return own
+    return getattr(version.defaults, name)
+
+
 @dataclass
 class TriggerResult:
     run: Run
@@ -90,7 +100,11 @@ class TriggerMixin(EngineBase):
             task_ids = {t.task_id for t in version.tasks}
             for run in await tx.ops.runs_with_status([PENDING_VERSION]):
                 if run.task_id in task_ids:
-                    await self._move(tx, run, QUEUED, description=f"version {version.id} has the task")
+                    task = version.task(run.task_id)
+                    await self._move(tx, run, QUEUED, description=f"version {version.id} has the task",
+                                     machine=run.machine or task_default(version, task, "machine"),
+                                     max_duration_s=run.max_duration_s
+                                     or task_default(version, task, "max_duration_s"))
             await self._sync_declarative(tx, version)  # type: ignore[attr-defined]
             await self._sync_rate_limits(tx, version)  # type: ignore[attr-defined]
             await tx.ops.insert_event(None, "version.registered", tx.now, {"version_id": version.id})
@@ -129,7 +143,7 @@ class TriggerMixin(EngineBase):
                 "Pass a reference (a path or URL) instead of the data.")
         if req.payload and req.payload_type in (packets.JSON, packets.SUPER_JSON):
             try:
-                json.loads(req.payload)
+                limits.loads(req.payload)
             except ValueError as exc:
                 raise BadRequestError(f"Payload is not valid JSON ({exc}). Send JSON, or set the payload "
                                       "type to text/plain for a plain string.") from None
@@ -139,13 +153,16 @@ class TriggerMixin(EngineBase):
         for tag in tags:
             if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_LENGTH:
                 raise ValidationError(f"Each tag must be a string of 1 to {MAX_TAG_LENGTH} characters: {tag!r}")
-        priority = float(req.priority or 0)
-        if not 0 <= priority <= MAX_PRIORITY_S:
+        priority = req.priority or 0
+        if isinstance(priority, bool) or not isinstance(priority, int | float) or not 0 <= priority <= MAX_PRIORITY_S:
             raise ValidationError(f"Invalid priority {req.priority}: use seconds from 0 to {MAX_PRIORITY_S}")
+        priority = float(priority)
         if req.machine is not None:
             check_machine(req.machine)
-        if req.max_attempts is not None and (not isinstance(req.max_attempts, int) or req.max_attempts < 1):
-            raise ValidationError(f"Invalid max_attempts {req.max_attempts!r}: use a whole number of at least 1")
+        if req.max_attempts is not None and (isinstance(req.max_attempts, bool) or not isinstance(req.max_attempts, int)
+                                             or not 1 <= req.max_attempts <= limits.MAX_ATTEMPTS):
+            raise ValidationError(f"Invalid max_attempts {req.max_attempts!r}: use a whole number from 1 "
+                                  f"to {limits.MAX_ATTEMPTS}")
         max_duration = None
         if req.max_duration is not None:
             max_duration = parse_duration(req.max_duration, what="max_duration")
@@ -256,8 +273,8 @@ class TriggerMixin(EngineBase):
             idempotency_key=req.idempotency_key, idempotency_key_user=req.idempotency_key_user,
             idempotency_expires_at=(tx.now + f["key_ttl_s"]) if req.idempotency_key else None,
             tags=f["tags"], max_attempts=req.max_attempts,
-            max_duration_s=f["max_duration_s"] or (task.max_duration_s if task else None),
-            priority=f["priority"], machine=req.machine or (task.machine if task else None),
+            max_duration_s=f["max_duration_s"] or task_default(self.current_version, task, "max_duration_s"),
+            priority=f["priority"], machine=req.machine or task_default(self.current_version, task, "machine"),
             metadata=f["metadata"], parent_run_id=req.parent_run_id,
             root_run_id=(parent.root_run_id or parent.id) if parent else None,
             batch_id=req.batch_id, resume_parent=req.resume_parent, is_test=req.is_test,

@@ -24,6 +24,7 @@ from .. import packet_store
 from ..config import DaemonSettings
 from ..durations import iso
 from ..engine import Engine
+from ..engine.retry import run_policy
 from ..engine.states import K_QUEUED_HELD
 from ..ids import new_id
 from ..store.models import EXECUTING, FINAL_STATUSES, WAITING, Attempt, Run, Version, Worker
@@ -231,7 +232,7 @@ class ProcessExecutor:
             "ctx": {
                 "run": {"id": run.id, "tags": run.tags, "is_test": run.is_test, "created_at": iso(run.created_at),
                         "started_at": iso(run.started_at), "idempotency_key": run.idempotency_key_user
-                        or run.idempotency_key, "max_attempts": self.engine.retry_policy(run).max_attempts,
+                        or run.idempotency_key, "max_attempts": run_policy(run, version).max_attempts,
                         "max_duration": run.max_duration_s, "parent_run_id": run.parent_run_id,
                         "root_run_id": run.root_run_id, "batch_id": run.batch_id},
                 "task": {"id": run.task_id, "file": task.file if task else "",

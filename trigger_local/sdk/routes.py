@@ -242,11 +242,13 @@ class Routes:
 
     @staticmethod
     def register_version(project_dir: str, dirs: list[str], python: str | None = None,
-                         env: dict[str, str] | None = None, image: str | None = None) -> Call[Json]:
+                         env: dict[str, str] | None = None, image: str | None = None,
+                         defaults: Json | None = None) -> Call[Json]:
         """Index the project and make it the current version; the answer lists its tasks.
-        `image`: a deployed image; the version's tasks are indexed in it and run from it."""
+        `image`: a deployed image; the version's tasks are indexed in it and run from it.
+        `defaults`: trigger.toml's `{"retry", "machine", "maxDuration"}` for tasks that set none."""
         body = _drop_none({"projectDir": project_dir, "dirs": dirs, "python": python, "env": env,
-                           "image": image})
+                           "image": image, "defaults": defaults})
         return Call("POST", "/api/v1/local/versions", body=body)
 
     @staticmethod

@@ -16,6 +16,7 @@ from .models import (
     Attempt,
     Batch,
     Event,
+    ProjectDefaults,
     Queue,
     Run,
     TaskDef,
@@ -114,9 +115,9 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
     # -- versions and tasks ----------------------------------------------------------------
     async def insert_version(self, version: Version) -> None:
         await self._db.execute(
-            "INSERT INTO versions (id, project_dir, created_at, python, dirs, env) VALUES (?,?,?,?,?,?)",
+            "INSERT INTO versions (id, project_dir, created_at, python, dirs, env, defaults) VALUES (?,?,?,?,?,?,?)",
             (version.id, version.project_dir, version.created_at, version.python,
-             json.dumps(version.dirs), json.dumps(version.env)),
+             json.dumps(version.dirs), json.dumps(version.env), json.dumps(version.defaults.to_dict())),
         )
         rows = [to_row(t) | {"version_id": version.id} for t in version.tasks]
         if rows:
@@ -133,7 +134,7 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
         return Version(
             id=row["id"], project_dir=row["project_dir"], created_at=row["created_at"],
             python=row["python"], dirs=json.loads(row["dirs"]), env=json.loads(row["env"]),
-            tasks=[_task_from_row(t) for t in tasks],
+            tasks=[_task_from_row(t) for t in tasks], defaults=ProjectDefaults.from_dict(json.loads(row["defaults"])),
         )
 
     async def latest_version(self) -> Version | None:

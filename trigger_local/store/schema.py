@@ -282,4 +282,9 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX events_waited_on ON events(json_extract(data, '$.waitpoint_id')) WHERE type = 'run.waiting';
     """,
+    # the project's trigger.toml defaults ([retry], machine, max_duration) travel with each
+    # version, so a run's retry policy comes from its own version's project (issue #10)
+    """
+    ALTER TABLE versions ADD COLUMN defaults TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
