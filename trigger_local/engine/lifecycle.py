@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,24 @@ from .base import Tx
 from .retry import RetryPolicy, run_policy
 from .states import K_QUEUED
 from .triggering import TriggerMixin, TriggerRequest
+
+_METADATA_OPS = ("set", "delete", "increment", "append", "remove", "update")
+
+
+def check_operations(operations: list[Any]) -> list[dict[str, Any]]:
+    """Metadata operations as `apply_metadata_operations` needs them; ValidationError naming the
+    first bad one (a list as a key, or a string to increment by, would fail half-way)."""
+    for number, op in enumerate(operations):
+        where = f"operations[{number}]"
+        if not isinstance(op, dict) or op.get("type") not in _METADATA_OPS:
+            raise ValidationError(f"{where} must be an object whose type is one of {', '.join(_METADATA_OPS)}")
+        if op["type"] != "update" and not isinstance(op.get("key"), str):
+            raise ValidationError(f"{where}.key must be a string")
+        by = op.get("value", 1)
+        if op["type"] == "increment" and (isinstance(by, bool) or not isinstance(by, int | float)
+                                          or not math.isfinite(by) or abs(by) > 2**53):
+            raise ValidationError(f"{where}.value must be a finite number to increment by")
+    return operations
 
 
 @dataclass
@@ -273,7 +292,7 @@ class LifecycleMixin(TriggerMixin):
             if run is None:
                 raise NotFoundError(f"Run {run_id} not found")
             value = dict(run.metadata) if metadata is None else dict(metadata)
-            value = packets.apply_metadata_operations(value, operations or [])
+            value = packets.apply_metadata_operations(value, check_operations(operations or []))
             if len(json.dumps(value)) > self.settings.payload_limit_bytes:
                 raise ValidationError("Metadata is larger than the payload limit")
             await tx.ops.update_run(run.id, None, metadata=value)

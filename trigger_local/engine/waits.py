@@ -96,7 +96,7 @@ class WaitMixin(LifecycleMixin):
         wp = Waitpoint(id=new_id("waitpoint"), type=WP_DATETIME, status=status, created_at=tx.now,
                        completed_at=tx.now if status == WP_COMPLETED else None, complete_after=when,
                        idempotency_key=scoped, created_by_run_id=run.id,
-                       idempotency_expires_at=(tx.now + parse_duration(key_ttl)) if key_ttl else None)
+                       idempotency_expires_at=(tx.now + parse_duration(key_ttl, what="idempotency_key_ttl")) if key_ttl else None)
         await tx.ops.insert_waitpoint(wp)
         return wp
 
@@ -132,7 +132,7 @@ class WaitMixin(LifecycleMixin):
             wp = Waitpoint(id=new_id("waitpoint"), type=WP_MANUAL, status=WP_WAITING, created_at=tx.now,
                            timeout_at=timeout_at, idempotency_key=idempotency_key, tags=tags,
                            created_by_run_id=created_by_run_id,
-                           idempotency_expires_at=(tx.now + parse_duration(idempotency_key_ttl))
+                           idempotency_expires_at=(tx.now + parse_duration(idempotency_key_ttl, what="idempotency_key_ttl"))
                            if idempotency_key_ttl else None)
             await tx.ops.insert_waitpoint(wp)
             await tx.ops.insert_event(None, "waitpoint.created", tx.now, {"waitpoint_id": wp.id})
