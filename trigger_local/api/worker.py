@@ -19,7 +19,6 @@ from ..errors import AuthenticationError, BadRequestError, ValidationError
 from ..limits import MAX_ATTEMPTS
 from ..store.models import LogEntry
 from . import auth
-from .batches import fill_batch
 from .common import body_doc, float_param, ok, read_json, services_of
 from .errors import JsonErrorRoute
 from .options import batch_item_request, int_option, trigger_request
@@ -173,8 +172,7 @@ async def batch_children(run_id: str, request: Request) -> Response:
     if not isinstance(items, list) or not items:
         raise ValidationError("items must be a non-empty list of {task, payload, payloadType, options}")
     reqs = [batch_item_request(item, i) for i, item in enumerate(items)]
-    batch, _ = await svc.engine.create_batch(len(reqs), parent_run_id=run_id, wait=bool(body.get("wait")))
-    results = await fill_batch(svc.engine, batch, reqs)
+    batch, results, _ = await svc.engine.batch_trigger(reqs, parent_run_id=run_id, wait=bool(body.get("wait")))
     out: dict[str, Any] = {"batchId": batch.id, "runs": [{"id": r.run.id, "isCached": r.cached} for r in results]}
     if batch.waitpoint_id:
         out["waitpointId"] = batch.waitpoint_id

@@ -8,7 +8,13 @@ from typing import Any
 
 from .. import limits, packets
 from ..durations import parse_duration, parse_time
-from ..errors import BadRequestError, PayloadTooLargeError, TaskNotFoundError, ValidationError
+from ..errors import (
+    BadRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    TaskNotFoundError,
+    ValidationError,
+)
 from ..ids import new_id
 from ..machines import check_machine
 from ..store.models import (
@@ -36,6 +42,8 @@ MAX_TAGS = 10
 MAX_TAG_LENGTH = 128
 MAX_PRIORITY_S = 30 * 86400
 DEFAULT_IDEMPOTENCY_TTL_S = 30 * 86400
+#: how long a request's `x-trigger-request-idempotency-key` answers with what it made
+REQUEST_CACHE_S = 24 * 3600
 # a key reused after a run ended like this starts a new run (Trigger.dev's rule)
 _RETRIGGER_AFTER = {FAILED, CRASHED, SYSTEM_FAILURE, TIMED_OUT, EXPIRED}
 
@@ -202,18 +210,40 @@ class TriggerMixin(EngineBase):
         return TaskNotFoundError(f"Task {task_id!r} not found. {hint}", known_tasks=known)
 
     # -- trigger ----------------------------------------------------------------------------
-    async def trigger(self, req: TriggerRequest, *, wait: bool = False) -> TriggerResult:
+    async def trigger(self, req: TriggerRequest, *, wait: bool = False,
+                      request_key: str | None = None) -> TriggerResult:
         """Create one run (or return the run its idempotency key points at).
 
         With `wait`, the run also gets a RUN waitpoint that completes with its result, which the
-        parent then waits on."""
-        results = await self.trigger_many([req], wait=wait)
+        parent then waits on. `request_key`: see `trigger_many`."""
+        results = await self.trigger_many([req], wait=wait, request_key=request_key)
         return results[0]
 
     async def trigger_many(self, reqs: list[TriggerRequest], *, wait: bool = False,
-                           batch: Batch | None = None) -> list[TriggerResult]:
-        """Create runs in one transaction (a batch's items arrive together)."""
-        now = self.clock.now()
+                           batch: Batch | None = None, request_key: str | None = None) -> list[TriggerResult]:
+        """Create runs in one transaction (a batch's items arrive together).
+
+        `request_key` (a client's `x-trigger-request-idempotency-key`, scoped by the caller):
+        a request sent again gets the runs the first one made, with the first answer's `cached`;
+        checked and recorded in the same transaction, so concurrent copies make one set of runs."""
+        prepared = self._prepare(reqs, self.clock.now())
+        results: list[TriggerResult] = []
+        async with self._tx() as tx:
+            known = await self._remembered_request(tx, request_key)
+            if known is not None:
+                return await self._replayed(tx, known)
+            if batch is not None and await tx.ops.get_batch(batch.id) is None:
+                await tx.ops.insert_batch(batch)
+            for req, fields, task in prepared:
+                results.append(await self._create_run(tx, req, fields, task, wait))
+            await self._remember_request(tx, request_key, {"runs": [[r.run.id, r.cached] for r in results]})
+            if any(not r.cached for r in results):
+                tx.emit("dispatch")
+        return results
+
+    def _prepare(self, reqs: list[TriggerRequest], now: float) -> list[tuple[TriggerRequest, dict[str, Any],
+                                                                              TaskDef | None]]:
+        """Every request validated (options, task, payload schema) before a transaction starts."""
         prepared = []
         for req in reqs:
             fields = self._validate(req, now)
@@ -223,15 +253,25 @@ class TriggerMixin(EngineBase):
             if task is not None:
                 self._validate_payload_schema(task, req)
             prepared.append((req, fields, task))
-        results: list[TriggerResult] = []
-        async with self._tx() as tx:
-            if batch is not None and await tx.ops.get_batch(batch.id) is None:
-                await tx.ops.insert_batch(batch)
-            for req, fields, task in prepared:
-                results.append(await self._create_run(tx, req, fields, task, wait))
-            if any(not r.cached for r in results):
-                tx.emit("dispatch")
-        return results
+        return prepared
+
+    async def _remembered_request(self, tx: Tx, request_key: str | None) -> dict[str, Any] | None:
+        if request_key is None:
+            return None
+        return await tx.ops.get_cached_response(request_key, tx.now - REQUEST_CACHE_S)
+
+    async def _remember_request(self, tx: Tx, request_key: str | None, answer: dict[str, Any]) -> None:
+        if request_key is not None:
+            await tx.ops.put_cached_response(request_key, tx.now, answer)
+
+    async def _replayed(self, tx: Tx, known: dict[str, Any]) -> list[TriggerResult]:
+        pairs = known.get("runs") or [[known.get("id"), False]]  # {"id"}: rows of before
+        runs = {r.id: r for r in await tx.ops.get_runs([str(run_id) for run_id, _ in pairs])}
+        missing = [run_id for run_id, _ in pairs if run_id not in runs]
+        if missing:
+            raise NotFoundError(f"The run {missing[0]} this request made before is gone; send it without "
+                                "its x-trigger-request-idempotency-key to make a new one")
+        return [TriggerResult(runs[run_id], cached=bool(cached)) for run_id, cached in pairs]
 
     async def _create_run(self, tx: Tx, req: TriggerRequest, f: dict[str, Any], task: TaskDef | None,
                           wait: bool) -> TriggerResult:

@@ -29,7 +29,7 @@ from . import suspension
 from .base import Tx
 from .lifecycle import LifecycleMixin
 from .states import K_QUEUED_HELD
-from .triggering import MAX_TAGS
+from .triggering import MAX_TAGS, TriggerRequest, TriggerResult
 
 
 @dataclass
@@ -214,33 +214,77 @@ class WaitMixin(LifecycleMixin):
                 await self._complete_wp(tx, wp, json.dumps(items), packets.JSON)
 
     async def create_batch(self, run_count: int, *, parent_run_id: str | None = None, wait: bool = False,
-                           idempotency_key: str | None = None) -> tuple[Batch, bool]:
+                           idempotency_key: str | None = None,
+                           request_key: str | None = None) -> tuple[Batch, bool]:
+        """A new batch of `run_count` runs, or (with True) the batch `idempotency_key` or the
+        request key `request_key` already made. One transaction: concurrent requests with the
+        same key get the same batch."""
+        async with self._tx() as tx:
+            known = await self._request_batch(tx, request_key)
+            if known is not None:
+                return known, True
+            batch, cached = await self._create_batch(tx, run_count, parent_run_id, wait, idempotency_key)
+            await self._remember_request(tx, request_key, {"batch": batch.id})
+            return batch, cached
+
+    async def batch_trigger(self, reqs: list[TriggerRequest], *, parent_run_id: str | None = None,
+                            wait: bool = False, idempotency_key: str | None = None,
+                            request_key: str | None = None) -> tuple[Batch, list[TriggerResult], bool]:
+        """A batch and all its runs in one transaction (True: an existing batch, by its
+        idempotency key or by `request_key`, whose runs are returned as they are)."""
+        prepared = self._prepare(reqs, self.clock.now())
+        async with self._tx() as tx:
+            batch = await self._request_batch(tx, request_key)
+            cached = batch is not None
+            if batch is None:
+                batch, cached = await self._create_batch(tx, len(reqs), parent_run_id, wait, idempotency_key)
+            if cached:
+                return batch, [TriggerResult(r, cached=True) for r in await tx.ops.get_runs(batch.run_ids)], True
+            results = []
+            for req, fields, task in prepared:
+                req.batch_id = batch.id
+                if parent_run_id:
+                    req.parent_run_id, req.resume_parent = parent_run_id, batch.waitpoint_id is not None
+                results.append(await self._create_run(tx, req, fields, task, False))
+            await self._add_batch_runs(tx, batch, [r.run.id for r in results])
+            await self._remember_request(tx, request_key, {"batch": batch.id})
+            tx.emit("dispatch")
+            return batch, results, False
+
+    async def _request_batch(self, tx: Tx, request_key: str | None) -> Batch | None:
+        known = await self._remembered_request(tx, request_key)
+        batch_id = known.get("batch") or known.get("id") if known else None  # "id": rows of before
+        return await tx.ops.get_batch(batch_id) if batch_id else None
+
+    async def _create_batch(self, tx: Tx, run_count: int, parent_run_id: str | None, wait: bool,
+                            idempotency_key: str | None) -> tuple[Batch, bool]:
         if idempotency_key:
-            existing = await self.store.read().find_batch_by_key(idempotency_key)
+            existing = await tx.ops.find_batch_by_key(idempotency_key)
             if existing is not None:
                 return existing, True
-        async with self._tx() as tx:
-            batch = Batch(id=new_id("batch"), run_count=run_count, created_at=tx.now, status="PENDING",
-                          parent_run_id=parent_run_id, idempotency_key=idempotency_key)
-            if wait:
-                wp = Waitpoint(id=new_id("waitpoint"), type=WP_BATCH, status=WP_WAITING, created_at=tx.now,
-                               batch_id=batch.id)
-                await tx.ops.insert_waitpoint(wp)
-                batch.waitpoint_id = wp.id
-            await tx.ops.insert_batch(batch)
-            return batch, False
+        batch = Batch(id=new_id("batch"), run_count=run_count, created_at=tx.now, status="PENDING",
+                      parent_run_id=parent_run_id, idempotency_key=idempotency_key)
+        if wait:
+            wp = Waitpoint(id=new_id("waitpoint"), type=WP_BATCH, status=WP_WAITING, created_at=tx.now,
+                           batch_id=batch.id)
+            await tx.ops.insert_waitpoint(wp)
+            batch.waitpoint_id = wp.id
+        await tx.ops.insert_batch(batch)
+        return batch, False
 
     async def add_batch_runs(self, batch_id: str, run_ids: list[str]) -> Batch:
         async with self._tx() as tx:
             batch = await tx.ops.get_batch(batch_id)
             if batch is None:
                 raise NotFoundError(f"Batch {batch_id} not found")
-            ids = list(dict.fromkeys([*batch.run_ids, *run_ids]))
-            await tx.ops.update_batch(batch_id, run_ids=ids,
-                                      status="PROCESSING" if len(ids) < batch.run_count else "PROCESSING")
-            batch.run_ids = ids
-            await self._maybe_complete_batch(tx, batch_id)
-            return batch
+            return await self._add_batch_runs(tx, batch, run_ids)
+
+    async def _add_batch_runs(self, tx: Tx, batch: Batch, run_ids: list[str]) -> Batch:
+        ids = list(dict.fromkeys([*batch.run_ids, *run_ids]))
+        await tx.ops.update_batch(batch.id, run_ids=ids, status="PROCESSING")
+        batch.run_ids = ids
+        await self._maybe_complete_batch(tx, batch.id)
+        return batch
 
     async def _tick_waitpoints(self, tx: Tx) -> int:
         done = 0
