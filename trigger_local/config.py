@@ -63,6 +63,9 @@ class DaemonSettings:
     #: after asking to be frozen, the runtime sleeps this long before polling again; the dump
     #: must start within it (a poll's open connection would make the dump fail: the run is held)
     freeze_grace_s: float = 0.5
+    #: at start, how long `PRAGMA quick_check` may take on the database (0: no check); a check
+    #: that runs out of time lets the daemon start (home.py)
+    db_check_s: float = 10.0
     log_json: bool = False
 
     @property
@@ -103,7 +106,7 @@ def _coerce(type_name: Any, raw: str, name: str) -> Any:
 
 def ensure_secret_key(home: Path) -> str:
     """The daemon's secret key, created on first use with mode 0600."""
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = home / "secret_key"
     if path.exists():
         return path.read_text().strip()

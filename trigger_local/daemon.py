@@ -12,26 +12,37 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import structlog
 import uvicorn
 
 from . import __version__
 from .clock import Clock, SystemClock
-from .config import DaemonSettings, ensure_secret_key
+from .config import DaemonSettings, ensure_secret_key, home_dir
 from .dispatch.dispatcher import Dispatcher
 from .engine import Engine
-from .errors import TriggerLocalError, ValidationError
+from .errors import StartupError, TriggerLocalError, ValidationError
 from .executors.process import ProcessExecutor
+from .home import (
+    check_database,
+    damaged_message,
+    make_private,
+    open_private,
+    remember_database,
+    use_private_umask,
+)
 from .indexing import index_project
 from .logs import configure_logging
 from .store import SqliteStore
@@ -58,7 +69,11 @@ class Daemon:
         self.dispatcher.wake()
 
     async def start(self) -> None:
-        await self.store.open()
+        try:
+            await self.store.open()
+        except sqlite3.DatabaseError as exc:  # what quick_check did not see, or was not given time for
+            raise StartupError(damaged_message(self.settings.db_path, str(exc))) from None
+        remember_database(self.settings.home, self.settings.db_path)
         await self.engine.load()
         await self.executor.start()
         self._dispatch_task = asyncio.create_task(self.dispatcher.run())
@@ -126,10 +141,17 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+    except OverflowError:
+        sock.close()
+        raise StartupError(f"Cannot listen on {host}:{port}: a port is a number from 0 to 65535 "
+                           "(0 picks a free one). Pass another --port or TRIGGER_LOCAL_PORT.") from None
     except OSError as exc:
         sock.close()
-        raise TriggerLocalError(f"Cannot listen on {host}:{port}: {exc.strerror}. Another program (or another "
-                                "trigger-local daemon) uses that port: stop it or pass --port.") from exc
+        if exc.errno != errno.EADDRINUSE:
+            raise StartupError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}. Check --host "
+                               "(TRIGGER_LOCAL_HOST) and --port (TRIGGER_LOCAL_PORT).") from None
+        raise StartupError(f"Cannot listen on {host}:{port}: {exc.strerror}. Another program (or another "
+                           "trigger-local daemon) uses that port: stop it or pass --port.") from None
     sock.listen(1024)
     sock.setblocking(False)
     return sock
@@ -189,9 +211,10 @@ async def _main(settings: DaemonSettings) -> None:
 
 
 def serve(settings: DaemonSettings) -> None:
-    """Run the daemon in the foreground until SIGTERM/SIGINT."""
+    """Run the daemon in the foreground until SIGTERM/SIGINT. A daemon that cannot start
+    raises StartupError (or another TriggerLocalError) saying why."""
     configure_logging(settings.log_json)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    prepare_home(settings)
     try:
         import uvloop
 
@@ -201,7 +224,22 @@ def serve(settings: DaemonSettings) -> None:
     runner(_main(settings))
 
 
+def prepare_home(settings: DaemonSettings) -> None:
+    """Before anything is opened: a private home (umask 077, modes fixed with a log line) and a
+    database that is there when it should be and passes quick_check (home.py)."""
+    use_private_umask()
+    fixed = make_private(settings.home)
+    if fixed:
+        log.warning("made the home private: these were readable by other users", home=str(settings.home),
+                    fixed=len(fixed), paths=fixed[:5])
+    if not check_database(settings.home, settings.db_path, settings.db_check_s):
+        log.warning("the database check ran out of time and was skipped", seconds=settings.db_check_s,
+                    database=str(settings.db_path), setting="TRIGGER_LOCAL_DB_CHECK_S")
+
+
 def main(argv: list[str] | None = None) -> None:
+    """`python -m trigger_local.daemon`: every failure is one line on stderr and exit code 1;
+    an unexpected one also leaves its traceback in <home>/logs/daemon-error.log."""
     parser = argparse.ArgumentParser(prog="python -m trigger_local.daemon")
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
@@ -211,13 +249,33 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.home:
         os.environ["TRIGGER_LOCAL_HOME"] = args.home
-    settings = DaemonSettings.from_env(host=args.host, port=args.port, executor=args.executor,
-                                       log_json=args.log_json)
     try:
+        settings = DaemonSettings.from_env(host=args.host, port=args.port, executor=args.executor,
+                                           log_json=args.log_json)
         serve(settings)
     except TriggerLocalError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        sys.exit(1)
+        _exit(exc.message)
+    except OSError as exc:
+        _exit(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
+    except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback in a file
+        _exit(f"the daemon stopped on an unexpected error ({type(exc).__name__}: {exc}); "
+              f"{_save_traceback()}")
+
+
+def _exit(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _save_traceback() -> str:
+    path = home_dir() / "logs" / "daemon-error.log"
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open_private(path, "a") as fh:
+            fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}\n{traceback.format_exc()}\n")
+    except OSError:
+        return "please report it as a bug"
+    return f"its traceback is in {path}; please report it as a bug"
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
     │   └── TaskNotFoundError         task_not_found  404
     ├── ConflictError                 conflict        409  a transition that lost a race
     ├── DaemonNotRunningError         daemon_down     (client side only)
+    ├── StartupError                  startup         (daemon side: the daemon cannot start)
     └── ApiError                      api_error       (client side: any other status)
 
 Inside tasks:
@@ -75,6 +76,13 @@ class ConflictError(TriggerLocalError):
 class DaemonNotRunningError(TriggerLocalError):
     code = "daemon_down"
     status = 503
+
+
+class StartupError(TriggerLocalError):
+    """The daemon cannot start (its home, its database, its address): the message says what
+    is wrong and what to do, and is all the user sees (no traceback)."""
+
+    code = "startup"
 
 
 class ApiError(TriggerLocalError):

@@ -26,6 +26,7 @@ from ..durations import iso
 from ..engine import Engine
 from ..engine.retry import run_policy
 from ..engine.states import K_QUEUED_HELD
+from ..home import user_umask
 from ..ids import new_id
 from ..store.models import EXECUTING, FINAL_STATUSES, WAITING, Attempt, Run, Version, Worker
 from ..tokens import run_token, worker_token
@@ -201,6 +202,7 @@ class ProcessExecutor:
                "TRIGGER_LOCAL_TASK_DIRS": json.dumps(version.dirs),
                "TRIGGER_LOCAL_TASK_FILES": json.dumps(sorted({t.file for t in version.tasks if t.file})),
                "TRIGGER_LOCAL_VERSION_ID": version.id,
+               "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}",
                "TRIGGER_API_URL": self.settings.url,
                "TRIGGER_SECRET_KEY": self.secret_key,
                "PYTHONUNBUFFERED": "1"}
