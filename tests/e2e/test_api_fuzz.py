@@ -36,8 +36,17 @@ json_values = st.recursive(
     | st.sampled_from(EXTREMES),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=12)
-DEEP = ("[" * 100_000 + "]" * 100_000).encode()
-DEEP_OBJECT = ('{"a":' * 100_000 + "1" + "}" * 100_000).encode()
+
+
+class Deep(bytes):
+    """A body nested far too deep, shown short in hypothesis's and pytest's reports."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self):,} bytes: {bytes(self[:12])!r}…>"
+
+
+DEEP = Deep(("[" * 100_000 + "]" * 100_000).encode())
+DEEP_OBJECT = Deep(('{"a":' * 100_000 + "1" + "}" * 100_000).encode())
 segment = st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20),
                     st.sampled_from(["run_x", "waitpoint_x", "batch_x", "queue_x", "hello", "0", "-1", "%2F"]))
 
