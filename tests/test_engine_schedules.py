@@ -153,7 +153,7 @@ async def test_declarative_schedules_follow_indexing(engine: Engine, clock: Fake
 
 async def test_scheduled_run_of_an_unindexed_task_waits_for_a_version(engine: Engine, clock: FakeClock) -> None:
     s = await engine.create_schedule(ScheduleSpec("cron-task", "* * * * *"))
-    engine.current_version = None
+    engine.projects.current.clear()
     assert s.next_run_at is not None
     await fire(engine, clock, s.next_run_at)
     runs = await engine.store.read().list_runs(task_ids=["cron-task"])

@@ -116,7 +116,7 @@ class TestTrigger:
         assert [e.type for e in events] == ["run.created"]
         assert [s["kind"] for s in await engine.store.read().snapshots(run.id)] == ["queued"]
         assert ("run.status", {"run_id": run.id, "task_id": "hello", "status": QUEUED, "from": None,
-                               "kind": "queued", "queue": "task/hello", "tags": []}) in seen
+                               "kind": "queued", "project": "proj_local", "queue": "task/hello", "tags": []}) in seen
         assert any(t == "dispatch" for t, _ in seen)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from trigger_local.projects import DEFAULT_PROJECT
 from trigger_local.store import SqliteStore
 from trigger_local.store.models import (
     COMPLETED,
@@ -32,6 +33,7 @@ from trigger_local.store.schema import MIGRATIONS
 
 T0 = 1_700_000_000.0
 BACKENDS = ["sqlite"]
+P = DEFAULT_PROJECT
 
 
 async def _open_store(backend: str, path: Path) -> SqliteStore:
@@ -91,7 +93,8 @@ class TestTransactions:
         assert await ops.get_waitpoint("waitpoint_nope") is None
         assert await ops.get_batch("batch_nope") is None
         assert await ops.get_version("version_nope") is None
-        assert await ops.get_queue("nope") is None
+        assert await ops.get_queue(P, "nope") is None
+        assert await ops.get_project("proj_nope") is None
 
 
 class TestRuns:
@@ -196,10 +199,10 @@ class TestDispatchQueries:
             make_run("run_d", queued_at=T0, status=DELAYED),
             make_run("run_e", queued_at=T0, queue="other"),
         )
-        runs = await store.read().queued_runs("task/hello", 10)
+        runs = await store.read().queued_runs(P, "task/hello", 10)
         assert [r.id for r in runs] == ["run_a", "run_b", "run_c"]
-        assert [r.id for r in await store.read().queued_runs("task/hello", 1)] == ["run_a"]
-        assert sorted(await store.read().queues_with_queued_runs()) == ["other", "task/hello"]
+        assert [r.id for r in await store.read().queued_runs(P, "task/hello", 1)] == ["run_a"]
+        assert sorted(await store.read().queues_with_queued_runs()) == [(P, "other"), (P, "task/hello")]
 
     async def test_queued_runs_per_key_caps_each_concurrency_key(self, store: SqliteStore) -> None:
         await insert_runs(
@@ -209,9 +212,9 @@ class TestDispatchQueries:
             make_run("run_n0", queued_at=T0 + 11),
             make_run("run_n1", queued_at=T0 + 12),
         )
-        runs = await store.read().queued_runs("task/hello", 10, per_key=2)
+        runs = await store.read().queued_runs(P, "task/hello", 10, per_key=2)
         assert [r.id for r in runs] == ["run_a0", "run_a1", "run_b0", "run_n0", "run_n1"]
-        assert [r.id for r in await store.read().queued_runs("task/hello", 3, per_key=1)] == [
+        assert [r.id for r in await store.read().queued_runs(P, "task/hello", 3, per_key=1)] == [
             "run_a0", "run_b0", "run_n0"]
 
     async def test_running_counts_per_queue_and_key(self, store: SqliteStore) -> None:
@@ -225,7 +228,7 @@ class TestDispatchQueries:
             make_run("run_6", status=EXECUTING, queue="other"),
         )
         assert await store.read().running_counts() == {
-            ("task/hello", None): 2, ("task/hello", "u1"): 1, ("other", None): 1}
+            (P, "task/hello", None): 2, (P, "task/hello", "u1"): 1, (P, "other", None): 1}
 
     async def test_next_due_at_is_none_when_nothing_is_due(self, store: SqliteStore) -> None:
         assert await store.read().next_due_at() is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -15,9 +16,12 @@ from typing import Any
 from .durations import parse_duration
 from .errors import ValidationError
 from .machines import check_machine
+from .projects import DEFAULT_PROJECT, check_project_ref, derive_project_ref
 from .sdk.retry import Retry
 
 DEFAULT_PORT = 8030
+#: stops the daemon like SIGTERM, and kills the processes of waiting runs too (`down --kill-waiting`)
+KILL_WAITING_SIGNAL = signal.SIGUSR1
 MIB = 1024 * 1024
 
 
@@ -67,6 +71,9 @@ class DaemonSettings:
     #: that runs out of time lets the daemon start (home.py)
     db_check_s: float = 10.0
     log_json: bool = False
+    #: a background loop (the dispatcher, the docker engine check) that fails this many rounds in
+    #: a row stops the daemon with exit code 1; a full disk never counts (it is waited out)
+    loop_failure_limit: int = 20
 
     @property
     def db_path(self) -> Path:
@@ -120,7 +127,7 @@ def ensure_secret_key(home: Path) -> str:
 @dataclass
 class ProjectConfig:
     root: Path
-    project: str = "proj_local"
+    project: str = DEFAULT_PROJECT
     dirs: list[str] = field(default_factory=lambda: ["trigger"])
     #: `[retry]`: the policy of every task that sets none of its own (keys of `Retry`)
     retry: dict[str, Any] | None = None
@@ -166,11 +173,21 @@ def load_project(root: Path) -> ProjectConfig:
     dirs = data.get("dirs", ["trigger"])
     if isinstance(dirs, str):
         dirs = [dirs]
-    return ProjectConfig(root=root, project=data.get("project", "proj_local"), dirs=list(dirs),
+    project = check_project_ref(data["project"], "project in trigger.toml") if "project" in data \
+        else derive_project_ref(root)
+    return ProjectConfig(root=root, project=project, dirs=list(dirs),
                          retry=check_retry(data.get("retry"), "[retry] in trigger.toml"),
                          machine=check_default_machine(data.get("machine"), "machine in trigger.toml"),
                          max_duration=check_max_duration(data.get("max_duration"), "max_duration in trigger.toml"),
                          executor=data.get("executor"), build=data.get("build", {}))
+
+
+def project_ref_of(project_dir: Path) -> str:
+    """The ref of the project at `project_dir`: its config's `project`, else derived from the
+    directory (also when it has no config at all)."""
+    if (project_dir / "trigger.toml").exists() or find_project_root(project_dir) == project_dir:
+        return load_project(project_dir).project
+    return derive_project_ref(project_dir)
 
 
 def check_retry(value: Any, what: str) -> dict[str, Any] | None:

@@ -1,10 +1,24 @@
 """The daemon: one asyncio process with the HTTP server, the dispatcher, the timers and the
 executor. `serve(settings)` runs it in the foreground until SIGTERM or SIGINT.
 
-Shutdown (SIGTERM/SIGINT): stop starting runs, give running attempts `shutdown_grace_s` to
-finish, then stop every task process; runs that were interrupted go back to their queue
-(without using up an attempt) and start again on the next daemon. A daemon killed with -9
-instead leaves its task processes running; the next daemon adopts them (docs/architecture.md).
+One daemon per home: an exclusive lock on `<home>/daemon.lock` (daemon_lock.py) is taken before
+the store opens and held until the process ends. Every background loop runs under the
+supervisor (supervise.py): a failing round is retried with back-off, a loop that cannot recover
+stops the daemon with exit code 1 and one line saying why, and /healthz answers 503 while a loop
+is failing or not running.
+
+Shutdown (SIGTERM/SIGINT), in this order (docs/architecture.md, "Crash safety"):
+1. the dispatcher stops: no run starts any more;
+2. running attempts get `shutdown_grace_s` to finish (the HTTP server still serves, so they can
+   report), then every task process is stopped; interrupted runs go back to their queue (without
+   using up an attempt) and start again on the next daemon;
+3. the HTTP server stops accepting, long-polls answer at once, in-flight requests finish
+   (at most DRAIN_S); then the store closes, last.
+Waiting runs keep their place: checkpointed, or their process left running for the next daemon
+to adopt (executors/stopping.py). KILL_WAITING_SIGNAL (SIGUSR1, `trigger-local down
+--kill-waiting`) stops it the same way but kills the waiting runs' processes too.
+An idle daemon is gone in well under a second, a busy one within the grace plus one second. A
+daemon killed with -9 instead leaves its task processes running; the next daemon adopts them.
 """
 
 from __future__ import annotations
@@ -21,7 +35,7 @@ import sqlite3
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
@@ -30,7 +44,9 @@ import uvicorn
 
 from . import __version__
 from .clock import Clock, SystemClock
-from .config import DaemonSettings, ensure_secret_key, home_dir
+from .config import KILL_WAITING_SIGNAL, DaemonSettings, ensure_secret_key, home_dir
+from .daemon_lock import DaemonLock
+from .disk import disk_full_error
 from .dispatch.dispatcher import Dispatcher
 from .engine import Engine
 from .errors import StartupError, TriggerLocalError, ValidationError
@@ -47,8 +63,16 @@ from .indexing import index_project
 from .logs import configure_logging
 from .store import SqliteStore
 from .store.models import ProjectDefaults, Version
+from .supervise import Supervisor, report
 
 log = structlog.get_logger("daemon")
+
+DISPATCH_STOP_S = 2.0  # the dispatcher's current round may finish (it may be starting processes)
+DRAIN_S = 0.5  # in-flight requests may finish after the server stopped accepting
+
+
+class DaemonFailedError(TriggerLocalError):
+    """A background loop could not recover: the daemon stopped in order and exits 1."""
 
 
 class Daemon:
@@ -59,11 +83,11 @@ class Daemon:
         self.secret_key = ensure_secret_key(settings.home)
         self.store = SqliteStore(str(settings.db_path))
         self.engine = Engine(self.store, clock or SystemClock(), settings)
-        self.executor = _make_executor(self.engine, settings, self.secret_key, self._wake)
+        self.supervisor = Supervisor(settings.loop_failure_limit, home=settings.home)
+        self.executor = _make_executor(self.engine, settings, self.secret_key, self._wake, self.supervisor)
         self.engine.executor_capability = self.executor
         self.dispatcher = Dispatcher(self.engine, self.executor)
         self.started_at = time.time()
-        self._dispatch_task: asyncio.Task[None] | None = None
 
     def _wake(self) -> None:
         self.dispatcher.wake()
@@ -76,38 +100,70 @@ class Daemon:
         remember_database(self.settings.home, self.settings.db_path)
         await self.engine.load()
         await self.executor.start()
-        self._dispatch_task = asyncio.create_task(self.dispatcher.run())
+        self.supervisor.start("dispatcher", self.dispatcher.step, on_stop=self.dispatcher.stop)
 
-    async def stop(self) -> None:
-        self.dispatcher.stop()
-        await self.executor.shutdown(self.settings.shutdown_grace_s)
-        if self._dispatch_task is not None:
-            await asyncio.wait([self._dispatch_task], timeout=5)
+    async def stop(self, http: HttpServer | None = None) -> None:
+        """Stop in order (the module docstring): dispatching, task processes, HTTP, the store.
+        A step that fails is reported and the next one still runs."""
+        # first: draining HTTP below ends every dev's session connection, which must not mark
+        # their projects as stopped
+        self.engine.forget_sessions()
+        began = time.monotonic()
+        await self.supervisor.stop("dispatcher", DISPATCH_STOP_S)
+        grace_s = max(0.0, self.settings.shutdown_grace_s - (time.monotonic() - began))  # one grace in all
+        await _step("stopping task processes", self.executor.shutdown(grace_s))
+        self.engine.hub.drain()
+        if http is not None:
+            await _step("stopping the HTTP server", http.drain(DRAIN_S))
+        await self.supervisor.stop_all(timeout_s=1.0)
         await self.store.close()
 
     # -- DaemonServices --------------------------------------------------------------------
     async def next_assignment(self, worker_id: str, wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
-        return await self.executor.next_assignment(worker_id, wait_s)
+        """The executor's long-poll, answered at once with "nothing yet" when the daemon drains
+        its HTTP server (the process polls again, and finds the next daemon)."""
+        draining = self.engine.hub.draining
+        if draining.is_set():
+            return None
+        poll = asyncio.ensure_future(self.executor.next_assignment(worker_id, wait_s))
+        drained = asyncio.ensure_future(draining.wait())
+        try:
+            await asyncio.wait([poll, drained], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drained.cancel()
+            if not poll.done():
+                poll.cancel()  # an assignment not yet taken stays in the mailbox
+        try:
+            return await poll
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this request itself is cancelled, not just the poll
+            return None
 
     async def index_project(self, project_dir: str, dirs: list[str], python: str | None,
-                            env: dict[str, str], image: str | None = None,
-                            defaults: ProjectDefaults | None = None) -> Version:
+                            env: dict[str, str], image: str | None = None, *, project: str,
+                            dev: bool = False, defaults: ProjectDefaults | None = None) -> Version:
         if image:  # a deployed image: its tasks are indexed inside it (docker executor)
             from .executors.images import index_image
 
             version = await asyncio.to_thread(index_image, image, project_dir, dirs, env)
         else:
             version = await index_project(project_dir, dirs, python, env)
+        version.project = project
         version.defaults = defaults or ProjectDefaults()
-        return await self.engine.register_version(version)
+        return await self.engine.register_version(version, dev=dev)
 
     def request_freeze(self, run_id: str, attempt: int) -> dict[str, Any]:
         """The freeze handshake (api/checkpoints.py): only an executor that checkpoints answers yes."""
         request_freeze = getattr(self.executor, "request_freeze", None)
         return request_freeze(run_id, attempt) if request_freeze else {"freeze": False}
 
+    def health(self) -> dict[str, Any]:
+        return self.supervisor.health()
+
     def status(self) -> dict[str, Any]:
-        current = self.engine.current_version
+        current = self.engine.current_version  # the newest of any project; the API narrows it
         return {"version": __version__, "pid": os.getpid(), "url": self.settings.url,
                 "home": str(self.settings.home), "executor": self.executor.describe(),
                 "started_at": self.started_at, "current_version": current.id if current else None,
@@ -115,15 +171,22 @@ class Daemon:
                 "concurrency": self.settings.concurrency, "max_processes": self.settings.max_processes}
 
 
+async def _step(what: str, work: Awaitable[object]) -> None:
+    try:
+        await work
+    except Exception as exc:  # noqa: BLE001 - the rest of the shutdown must still happen
+        report("error", f"{what} failed", exc_info=exc)
+
+
 def _make_executor(engine: Engine, settings: DaemonSettings, secret_key: str,
-                   wake: Callable[[], None]) -> ProcessExecutor:
+                   wake: Callable[[], None], supervisor: Supervisor) -> ProcessExecutor:
     if settings.executor == "docker":
         from .executors.docker import DockerExecutor  # imports the docker SDK: only when asked for
 
-        return DockerExecutor(engine, settings, secret_key, wake)
+        return DockerExecutor(engine, settings, secret_key, wake, supervisor=supervisor)
     if settings.executor != "process":
         raise ValidationError(f"Unknown executor {settings.executor!r}: use process or docker")
-    return ProcessExecutor(engine, settings, secret_key, wake)
+    return ProcessExecutor(engine, settings, secret_key, wake, supervisor=supervisor)
 
 
 class _Server(uvicorn.Server):
@@ -132,6 +195,36 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+class HttpServer:
+    """uvicorn on the daemon's socket. `drain` stops accepting (the listening socket closes:
+    clients get "connection refused"), closes idle keep-alive connections, lets in-flight
+    requests finish for up to `timeout_s`, then cuts the rest."""
+
+    def __init__(self, app: Any, sock: socket.socket) -> None:
+        # timeout_graceful_shutdown is typed int but only reaches asyncio.wait_for: a float works
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=60,
+                                http="httptools", timeout_graceful_shutdown=DRAIN_S)  # type: ignore[arg-type]
+        self.server = _Server(config)
+        self.sock = sock
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> asyncio.Task[None]:
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
+        while not self.server.started and not self.task.done():
+            await asyncio.sleep(0.01)
+        return self.task
+
+    async def drain(self, timeout_s: float) -> None:
+        if self.task is None:
+            return
+        self.server.should_exit = True
+        done, _ = await asyncio.wait([self.task], timeout=timeout_s + 0.5)
+        if not done:
+            self.server.force_exit = True
+            self.task.cancel()
+            await asyncio.wait([self.task], timeout=0.5)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -157,62 +250,70 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def running_daemon(home: Path) -> dict[str, Any] | None:
-    """The daemon.json of a live daemon in `home`, or None."""
-    path = home / "daemon.json"
-    try:
-        info = json.loads(path.read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError):
-        return None
-    return info
-
-
 async def _main(settings: DaemonSettings) -> None:
+    lock = DaemonLock.acquire(settings.home)  # before anything touches the home's files
+    try:
+        check_home_database(settings)  # holding the lock: no other daemon writes it meanwhile
+        await _run(settings, lock)
+    finally:
+        lock.release()
+
+
+async def _run(settings: DaemonSettings, lock: DaemonLock) -> None:
     from .api.app import create_app
 
-    other = running_daemon(settings.home)
-    if other is not None and other.get("pid") != os.getpid():
-        raise TriggerLocalError(f"A daemon is already running for {settings.home} (pid {other['pid']}, "
-                                f"{other.get('url')}). Stop it with `trigger-local down` first.")
     sock = _bind(settings.host, settings.port)
     settings.port = sock.getsockname()[1]
+    lock.record(url=settings.url)
     daemon = Daemon(settings)
-    await daemon.start()
-    app = create_app(daemon)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_keep_alive=60, http="httptools")
-    server = _Server(config)
     stopping = asyncio.Event()
+    daemon.supervisor.on_fatal = lambda _reason: stopping.set()
+    await daemon.start()
+    http = HttpServer(create_app(daemon), sock)
+    serving = await http.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    serve_task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started and not serve_task.done():
-        await asyncio.sleep(0.01)
+
+    def stop_killing_waiting() -> None:  # `trigger-local down --kill-waiting`
+        daemon.executor.kill_waiting = True
+        stopping.set()
+
+    loop.add_signal_handler(KILL_WAITING_SIGNAL, stop_killing_waiting)
+    info_path = _write_info(settings)
+    log.info("daemon ready", url=settings.url, home=str(settings.home), executor=settings.executor, pid=os.getpid())
+    try:
+        signalled = asyncio.create_task(stopping.wait())
+        await asyncio.wait([serving, signalled], return_when=asyncio.FIRST_COMPLETED)
+        signalled.cancel()
+        if serving.done() and not stopping.is_set():
+            daemon.supervisor.fatal("the HTTP server stopped while the daemon was running")
+        log.info("shutting down", grace_s=settings.shutdown_grace_s)
+        await daemon.stop(http)
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(info_path.read_text()).get("pid") == os.getpid():
+                info_path.unlink()
+        log.info("daemon stopped")
+    if daemon.supervisor.fatal_reason:
+        raise DaemonFailedError(f"{daemon.supervisor.fatal_reason}: the daemon stopped. Its log says more; "
+                                "start it again with `trigger-local up`.")
+
+
+def _write_info(settings: DaemonSettings) -> Path:
     info_path = settings.home / "daemon.json"
     tmp_path = info_path.with_name(f".daemon.json.{os.getpid()}")
     tmp_path.write_text(json.dumps({"url": settings.url, "pid": os.getpid(), "version": __version__,
                                     "executor": settings.executor, "started_at": time.time(),
                                     "home": str(settings.home)}))
     tmp_path.replace(info_path)  # atomic: a reader never sees a half-written file
-    log.info("daemon ready", url=settings.url, home=str(settings.home), executor=settings.executor, pid=os.getpid())
-    try:
-        await asyncio.wait([serve_task, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)
-        log.info("shutting down", grace_s=settings.shutdown_grace_s)
-        await daemon.stop()
-    finally:
-        server.should_exit = True
-        await asyncio.wait([serve_task], timeout=5)
-        with contextlib.suppress(FileNotFoundError):
-            if json.loads(info_path.read_text()).get("pid") == os.getpid():
-                info_path.unlink()
-        log.info("daemon stopped")
+    return info_path
 
 
 def serve(settings: DaemonSettings) -> None:
-    """Run the daemon in the foreground until SIGTERM/SIGINT. A daemon that cannot start
-    raises StartupError (or another TriggerLocalError) saying why."""
+    """Run the daemon in the foreground until SIGTERM/SIGINT. Raises TriggerLocalError (a
+    StartupError when it cannot start: another daemon holds the home, the port is taken, the
+    database is damaged or missing, the disk is full) or when a loop failed for good."""
     configure_logging(settings.log_json)
     prepare_home(settings)
     try:
@@ -221,17 +322,28 @@ def serve(settings: DaemonSettings) -> None:
         runner: Any = uvloop.run
     except ImportError:  # uvloop is optional: plain asyncio works, a little slower
         runner = asyncio.run
-    runner(_main(settings))
+    try:
+        runner(_main(settings))
+    except Exception as exc:  # a full disk at start (the lock, the secret key, the database)
+        full = disk_full_error(exc, settings.home)
+        if full is None:
+            raise
+        raise full from exc
 
 
 def prepare_home(settings: DaemonSettings) -> None:
-    """Before anything is opened: a private home (umask 077, modes fixed with a log line) and a
-    database that is there when it should be and passes quick_check (home.py)."""
+    """Before anything is opened (the lock included): a private home (umask 077, modes fixed
+    with a log line; home.py)."""
     use_private_umask()
     fixed = make_private(settings.home)
     if fixed:
         log.warning("made the home private: these were readable by other users", home=str(settings.home),
                     fixed=len(fixed), paths=fixed[:5])
+
+
+def check_home_database(settings: DaemonSettings) -> None:
+    """Before the store opens: a database that is there when it should be and passes
+    quick_check (home.py)."""
     if not check_database(settings.home, settings.db_path, settings.db_check_s):
         log.warning("the database check ran out of time and was skipped", seconds=settings.db_check_s,
                     database=str(settings.db_path), setting="TRIGGER_LOCAL_DB_CHECK_S")

@@ -4,10 +4,13 @@
     ├── ValidationError               invalid         422  bad options, durations, tags, payloads
     │   └── PayloadTooLargeError      too_large       413
     ├── BadRequestError               bad_request     400  malformed JSON, bad filters
+    │   └── AmbiguousProjectError     ambiguous_project 400 a task or queue name several projects have
     ├── AuthenticationError           unauthorized    401
     ├── NotFoundError                 not_found       404  run, task, queue, token, version
     │   └── TaskNotFoundError         task_not_found  404
     ├── ConflictError                 conflict        409  a transition that lost a race
+    ├── DiskFullError                 disk_full       507  the home's disk is full: free space, retry
+    ├── DaemonStoppingError           stopping        503  the daemon is shutting down: retry later
     ├── DaemonNotRunningError         daemon_down     (client side only)
     ├── StartupError                  startup         (daemon side: the daemon cannot start)
     └── ApiError                      api_error       (client side: any other status)
@@ -54,6 +57,12 @@ class BadRequestError(TriggerLocalError):
     status = 400
 
 
+class AmbiguousProjectError(BadRequestError):
+    """A name (task id, queue) that several projects have, in a request that named no project."""
+
+    code = "ambiguous_project"
+
+
 class AuthenticationError(TriggerLocalError):
     code = "unauthorized"
     status = 401
@@ -71,6 +80,21 @@ class TaskNotFoundError(NotFoundError):
 class ConflictError(TriggerLocalError):
     code = "conflict"
     status = 409
+
+
+class DiskFullError(TriggerLocalError):
+    """A write failed because the disk holding the daemon's home is full (SQLite's "database or
+    disk is full", ENOSPC). Nothing was changed; the same request succeeds once there is space."""
+
+    code = "disk_full"
+    status = 507
+
+
+class DaemonStoppingError(TriggerLocalError):
+    """The daemon is shutting down and no longer serves this request; the next daemon will."""
+
+    code = "stopping"
+    status = 503
 
 
 class DaemonNotRunningError(TriggerLocalError):
@@ -111,10 +135,13 @@ _BY_CODE: dict[str, type[TriggerLocalError]] = {
         ValidationError,
         PayloadTooLargeError,
         BadRequestError,
+        AmbiguousProjectError,
         AuthenticationError,
         NotFoundError,
         TaskNotFoundError,
         ConflictError,
+        DiskFullError,
+        DaemonStoppingError,
     )
 }
 
@@ -133,7 +160,8 @@ def error_from_response(status: int, body: Any) -> TriggerLocalError:
     cls = _BY_CODE.get(str(code)) if code else None
     if cls is None:
         cls = {400: BadRequestError, 401: AuthenticationError, 404: NotFoundError,
-               409: ConflictError, 413: PayloadTooLargeError, 422: ValidationError}.get(status, ApiError)
+               409: ConflictError, 413: PayloadTooLargeError, 422: ValidationError,
+               507: DiskFullError}.get(status, ApiError)
     err = cls(message, **details)
     if cls is ApiError:
         err.status = status

@@ -1,11 +1,38 @@
-"""structlog set-up for the daemon: readable in a terminal, JSON lines with --log-json."""
+"""structlog set-up for the daemon: readable in a terminal, JSON lines with --log-json.
+
+Writing a log line never raises: when stderr is a file on a full disk, the line is dropped
+(the daemon goes on; /healthz and the API's 507 say what is wrong). A logging call that raised
+would turn every `except` block that logs into a new failure — that is how a full disk once
+ended the dispatcher."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any, TextIO
 
 import structlog
+
+
+class SafePrintLogger(structlog.PrintLogger):
+    """A PrintLogger that drops a line it cannot write instead of raising."""
+
+    def msg(self, message: str) -> None:
+        try:
+            super().msg(message)
+        except (OSError, ValueError):  # ENOSPC, EPIPE; ValueError: the file was closed
+            pass
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+class SafePrintLoggerFactory:
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+
+    def __call__(self, *args: Any) -> SafePrintLogger:
+        return SafePrintLogger(self._file)
 
 
 def configure_logging(json_lines: bool = False, level: str = "INFO") -> None:
@@ -22,7 +49,8 @@ def configure_logging(json_lines: bool = False, level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=SafePrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    # stdlib logging (uvicorn's) already swallows write errors (Handler.handleError)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")

@@ -19,6 +19,12 @@ def run_token(secret: str, run_id: str, attempt: int) -> str:
     return _sign(secret, f"run:{run_id}:{attempt}")
 
 
+def project_key(secret: str, ref: str) -> str:
+    """The secret key of one project: it scopes every management route to that project (the
+    daemon's own key reaches all of them). Shaped like Trigger.dev's dev keys."""
+    return "tr_dev_" + _sign(secret, f"project:{ref}")[:40]
+
+
 def callback_hash(secret: str, waitpoint_id: str) -> str:
     return _sign(secret, waitpoint_id)
 

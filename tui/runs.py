@@ -30,18 +30,18 @@ MAX_ROWS = 500
 #: while the cursor is on the newest run, new runs appear at most this often (each time is a
 #: request for the first page and a redraw of the table)
 SHOW_NEW_S = 0.5
-COLUMNS = ("id", "task", "status", "started", "duration", "tags", "version")
+COLUMNS = ("id", "project", "task", "status", "started", "duration", "tags", "version")
 STATUS_WORDS = {"QUEUED", "DELAYED", "DEQUEUED", "EXECUTING", "WAITING", "COMPLETED", "FAILED", "CANCELED",
                 "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT", "PENDING_VERSION"}
 
 
 def parse_filter(text: str) -> tuple[Json, str]:
-    """`status:failed task:hello tag:x words` → API filters and the free text left over."""
+    """`status:failed task:hello tag:x project:proj_a words` → API filters and the free text left over."""
     filters: dict[str, list[str]] = {}
     words = []
     for token in text.split():
         key, sep, value = token.partition(":")
-        if sep and key in ("status", "task", "tag") and value:
+        if sep and key in ("status", "task", "tag", "project") and value:
             filters.setdefault(key, []).append(value.upper() if key == "status" else value)
         elif token.upper() in STATUS_WORDS:
             filters.setdefault("status", []).append(token.upper())
@@ -51,7 +51,7 @@ def parse_filter(text: str) -> tuple[Json, str]:
 
 
 def row_of(run: Json) -> tuple[Any, ...]:
-    return (run["id"], run.get("taskIdentifier", ""), status_text(run.get("status")),
+    return (run["id"], run.get("project", ""), run.get("taskIdentifier", ""), status_text(run.get("status")),
             clock_time(run.get("startedAt")), duration(run.get("durationMs")),
             ",".join(run.get("tags") or []), run.get("version", ""))
 
@@ -89,7 +89,8 @@ class RunsView(Vertical):
         self.soon = Coalesce(self, self.show_new, SHOW_NEW_S)
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter: status:failed task:hello tag:x text  (enter applies)", id="runs-filter")
+        yield Input(placeholder="filter: status:failed task:hello tag:x project:proj_a text  (enter applies)",
+                    id="runs-filter")
         yield Label("", id="runs-title")
         table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         for name in COLUMNS:
@@ -119,7 +120,8 @@ class RunsView(Vertical):
 
     async def _page(self, after: str | None = None, before: str | None = None) -> tuple[list[Json], Json]:
         page = await self.api.list_runs(status=self.filters.get("status"), task=self.filters.get("task"),
-                                        tag=self.filters.get("tag"), limit=PAGE, after=after, before=before)
+                                        tag=self.filters.get("tag"), project=self.filters.get("project"),
+                                        limit=PAGE, after=after, before=before)
         return list(page.get("data") or []), page.get("pagination") or {}
 
     @work(exclusive=True, group="runs-reload", exit_on_error=False)
@@ -261,7 +263,7 @@ class RunsView(Vertical):
         for run_id in [r for r in self.stale if r in self.runs and table.get_row_index(r) in shown]:
             self.stale.discard(run_id)
             run = self.runs[run_id]
-            for column, value in zip(COLUMNS[2:5], row_of(run)[2:5], strict=True):
+            for column, value in zip(COLUMNS[3:6], row_of(run)[3:6], strict=True):  # status, started, duration
                 table.update_cell(run_id, column, value)
 
     def selected(self) -> str | None:

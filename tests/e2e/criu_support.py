@@ -130,8 +130,11 @@ def checkpoints(d: DaemonProcess, run_id: str, status: str | None = None) -> lis
 
 
 def wait_checkpointed(d: DaemonProcess, run_id: str, count: int = 1) -> list[dict[str, Any]]:
-    return list(wait_for(lambda: len(checkpoints(d, run_id)) >= count and checkpoints(d, run_id), 30,
-                         what=f"{run_id} to be checkpointed"))
+    """The run's recorded checkpoints, once there are `count` (a dump under way is `pending`)."""
+    def recorded() -> list[dict[str, Any]]:
+        return [c for c in checkpoints(d, run_id) if c["status"] != "pending"]
+
+    return list(wait_for(lambda: len(recorded()) >= count and recorded(), 30, what=f"{run_id} to be checkpointed"))
 
 
 def events(d: DaemonProcess, run_id: str, type_: str) -> list[dict[str, Any]]:

@@ -243,3 +243,63 @@ def test_a_child_run_wait_is_checkpointed_when_checkpoint_waits_names_it(tmp_pat
     finally:
         daemon.close()
         _remove_containers(daemon.home)
+
+
+def _finish_on_the_next_daemon(daemon: DaemonProcess, run_id: str, token: str, n: int) -> dict[str, Any]:
+    complete_token(daemon, token, {"n": n})
+    run = daemon.wait_status(run_id, timeout=90)
+    assert run["status"] == "COMPLETED", run
+    # the same attempt went on from its wait: the code before it did not run again
+    assert run["output"]["local"] == [1, 2, 3, n] and run["output"]["attempt"] == 1 and run["attemptCount"] == 1
+    return run
+
+
+def test_kill_9_inside_the_checkpoint_window_the_run_resumes_from_the_checkpoint(
+        tmp_path: Path, ck_image: tuple[Path, str]) -> None:
+    """kill -9 after the engine stopped the container for its checkpoint, before the daemon
+    recorded it: the pending record lets the next daemon finish it (not a crash, exit 137)."""
+    hook = "TRIGGER_LOCAL_TEST_PAUSE_BEFORE_CHECKPOINT_RECORD_S"
+    daemon = _docker_daemon(tmp_path / "home", ck_image, **{hook: "60"})  # holds the daemon in the window
+    try:
+        token = create_token(daemon)
+        run_id = daemon.trigger("dk-token", {"token": token})
+        [pending] = wait_for(lambda: [c for c in checkpoints(daemon, run_id) if c["status"] == "pending"], 60,
+                             what="a pending checkpoint")
+        wait_for(lambda: (_container_state(pending["worker_id"]) or {}).get("Running") is False, 60,
+                 what="the engine to stop the checkpointed container")
+        daemon.kill9()
+        daemon.env.pop(hook)
+        daemon.start()
+        assert daemon.run(run_id)["status"] == "WAITING"
+        assert checkpoints(daemon, run_id)[0]["status"] == "active"
+        _finish_on_the_next_daemon(daemon, run_id, token, 5)
+        assert checkpoints(daemon, run_id)[0]["status"] == "restored"
+    finally:
+        daemon.close()
+        _remove_containers(daemon.home)
+
+
+@pytest.mark.parametrize("checkpoints_setting", ["auto", "off"])
+def test_a_normal_stop_keeps_a_held_waiting_container_for_the_next_daemon(
+        tmp_path: Path, ck_image: tuple[Path, str], checkpoints_setting: str) -> None:
+    """Token waits are held (not in checkpoint_waits, or checkpoints off) until SIGTERM: the stop
+    checkpoints the container when it can, else leaves it running for the next daemon to adopt."""
+    daemon = _docker_daemon(tmp_path / "home", ck_image, TRIGGER_LOCAL_CHECKPOINT_WAITS="duration",
+                            TRIGGER_LOCAL_CHECKPOINTS=checkpoints_setting)
+    try:
+        token = create_token(daemon)
+        run_id = daemon.trigger("dk-token", {"token": token})
+        wait_for(lambda: events(daemon, run_id, "run.waiting"), 60, what="the run to wait")
+        [worker] = _docker("ps", "-a", "--format", "{{.Names}}", "--filter",
+                           f"label=dev.trigger-local.home={daemon.home}").stdout.split()
+        assert daemon.stop() == 0
+        state = _container_state(worker)
+        assert state is not None and state["Running"] is (checkpoints_setting == "off"), state
+        daemon.start()
+        assert daemon.run(run_id)["status"] == "WAITING"
+        _finish_on_the_next_daemon(daemon, run_id, token, 6)
+        assert [c["status"] for c in checkpoints(daemon, run_id)] == (
+            ["restored"] if checkpoints_setting == "auto" else [])
+    finally:
+        daemon.close()
+        _remove_containers(daemon.home)

@@ -15,6 +15,7 @@ from . import (
     envvars,
     local,
     packets,
+    projects,
     queues,
     runs,
     runs_list,
@@ -25,6 +26,7 @@ from . import (
     triggers,
     worker,
 )
+from .auth import ProjectKeys
 from .errors import install_handlers
 from .run_auth import RunAuth
 from .services import DaemonServices
@@ -37,10 +39,11 @@ def create_app(services: DaemonServices) -> FastAPI:
                   description="Trigger.dev's management API for one machine, plus the local and worker routes.")
     app.state.services = services
     app.state.run_auth = RunAuth(services.secret_key)
+    app.state.project_keys = ProjectKeys(services.secret_key)
     app.state.batch_items_lock = asyncio.Lock()
     install_handlers(app)
     # routes are matched in order: the worker protocol and triggering are the hot paths
     for module in (worker, checkpoints, triggers, batches, runs_list, runs, traces, tokens, queues, schedules, envvars,
-                   packets, local, stream):
+                   packets, local, projects, stream):
         app.include_router(module.router)
     return app

@@ -1,6 +1,10 @@
-"""Credentials the daemon issues and checks: the secret key, public-access JWTs (HS256, the
-shape Trigger.dev's SDK expects in `x-trigger-jwt`), stateless worker and run tokens, and the
-HMAC that signs token callback URLs.
+"""Credentials the daemon issues and checks: the secret key, project keys, public-access JWTs
+(HS256, the shape Trigger.dev's SDK expects in `x-trigger-jwt`), stateless worker and run tokens,
+and the HMAC that signs token callback URLs.
+
+The secret key reaches every project; with it, the `x-trigger-local-project` header names the
+project a request means. A project key (an HMAC of the secret and the project's ref) confines
+every route to its project, as a Trigger.dev secret key does to its project and environment.
 
 Worker and run tokens are HMACs of fixed strings under the secret, so they survive a daemon
 restart without being stored anywhere."""
@@ -11,15 +15,18 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 
 from .. import limits
 from ..errors import AuthenticationError, TriggerLocalError
+from ..projects import PROJECT_HEADER, check_project_ref
 
 # the one definition, shared with the executors
-from ..tokens import callback_hash, run_token, worker_token
+from ..tokens import callback_hash, project_key, run_token, worker_token
 
 JWT_ISSUER = "https://id.trigger.dev"
 JWT_AUDIENCE = "https://api.trigger.dev"
@@ -34,7 +41,40 @@ class ForbiddenError(TriggerLocalError):
     status = 403
 
 
-__all__ = ["callback_hash", "run_token", "sign_jwt", "verify_jwt", "worker_token"]
+__all__ = ["callback_hash", "project_key", "run_token", "sign_jwt", "verify_jwt", "worker_token"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a management request comes from. `project`: the project it means (a project key's,
+    or the header's with the secret key; None: not said). `scoped`: a project key, which sees
+    only its own project's runs, queues and schedules."""
+
+    project: str | None = None
+    scoped: bool = False
+
+    def sees(self, project: str | None) -> bool:
+        """Whether a record of `project` is visible to this caller."""
+        return not self.scoped or project == self.project
+
+
+ADMIN = Caller()
+
+
+class ProjectKeys:
+    """Project key → ref, for the refs the daemon knows; each key is computed once."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self._by_key: dict[str, str] = {}
+        self._refs: set[str] = set()
+
+    def ref_of(self, token: str, refs: Iterable[str]) -> str | None:
+        for ref in refs:
+            if ref not in self._refs:
+                self._refs.add(ref)
+                self._by_key[project_key(self.secret, ref)] = ref
+        return self._by_key.get(token)
 
 
 def same(a: str, b: str) -> bool:
@@ -91,17 +131,32 @@ def _scope_allows(scopes: list[str], wanted: str) -> bool:
     return any(s in (wanted, f"{action}:{type_}", f"{action}:all", "admin") for s in scopes)
 
 
-def require_key(request: Request, secret: str, now: float, scope: str | None = None) -> None:
-    """Allow the secret key; also a JWT we issued whose scopes grant `scope` (when given).
+def _header_project(request: Request) -> str | None:
+    value = request.headers.get(PROJECT_HEADER)
+    return check_project_ref(value, f"{PROJECT_HEADER} header") if value else None
 
-    Raises AuthenticationError (401) for anything else, ForbiddenError for a JWT without the scope."""
+
+def require_key(request: Request, secret: str, now: float, scope: str | None = None,
+                keys: ProjectKeys | None = None, refs: Iterable[str] = ()) -> Caller:
+    """Allow the secret key, a project key of one of `refs`, or a JWT we issued whose scopes
+    grant `scope` (when given); return who is calling.
+
+    Raises AuthenticationError (401) for anything else, ForbiddenError for a JWT without the
+    scope or a project key sent with another project's header."""
     token = bearer(request)
     if token and same(token, secret):
-        return
+        return Caller(project=_header_project(request))
+    ref = keys.ref_of(token, refs) if token and keys is not None else None
+    if ref is not None:
+        named = _header_project(request)
+        if named is not None and named != ref:
+            raise ForbiddenError(f"This key is project {ref}'s; it cannot act for project {named}. Use "
+                                 f"{named}'s key, or the daemon's key.", type="authorization")
+        return Caller(project=ref, scoped=True)
     if token and scope is not None and token.count(".") == 2:
         claims = verify_jwt(secret, token, now)
         if claims is not None:
             if _scope_allows([str(s) for s in claims.get("scopes") or []], scope):
-                return
+                return ADMIN
             raise ForbiddenError("Unauthorized", param="access_token", type="authorization")
     raise AuthenticationError("Invalid API Key")

@@ -35,10 +35,12 @@ MAX_BATCH_SIZE = 1000
 _NDJSON_TYPES = ("application/x-ndjson", "application/ndjson")
 
 
-async def fill_batch(engine: Engine, batch: Batch, reqs: list[TriggerRequest]) -> list[TriggerResult]:
-    """Create the runs of `reqs` as items of `batch` (children of its parent when it has one)."""
+async def fill_batch(engine: Engine, batch: Batch, reqs: list[TriggerRequest],
+                     project: str | None = None) -> list[TriggerResult]:
+    """Create the runs of `reqs` as items of `batch` (children of its parent when it has one),
+    in `project` (None: each task's one project, or the parent's)."""
     for req in reqs:
-        req.batch_id = batch.id
+        req.batch_id, req.project = batch.id, project
         if batch.parent_run_id:
             req.parent_run_id = batch.parent_run_id
             req.resume_parent = batch.waitpoint_id is not None
@@ -59,11 +61,11 @@ async def create_batch(request: Request) -> Response:
     """Phase 1: reserve a batch of `runCount` runs; a known idempotency key (or request key)
     returns it cached."""
     svc = services_of(request)
-    require_key(request, svc)
+    caller = require_key(request, svc)
     body = await read_json(request, svc)
     batch, is_cached = await svc.engine.create_batch(
         _run_count(body), parent_run_id=_parent(body), wait=bool(body.get("resumeParentOnCompletion")),
-        idempotency_key=_batch_key(body), request_key=request_cache_key(request, "batch"))
+        idempotency_key=_batch_key(body), request_key=request_cache_key(request, "batch"), project=caller.project)
     out: dict[str, Any] = {"id": batch.id, "runCount": batch.run_count, "isCached": is_cached}
     if batch.idempotency_key:
         out["idempotencyKey"] = batch.idempotency_key
@@ -114,7 +116,7 @@ async def _read_items(request: Request, line_limit: int, run_count: int) -> list
 async def add_batch_items(batch_id: str, request: Request) -> Response:
     """Phase 2: NDJSON items, streamed; items whose index arrived before are not created again."""
     svc = services_of(request)
-    require_key(request, svc)
+    caller = require_key(request, svc)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in _NDJSON_TYPES:
         raise UnsupportedMediaTypeError(f"Batch items must be sent as application/x-ndjson, not {content_type!r}")
@@ -133,7 +135,7 @@ async def add_batch_items(batch_id: str, request: Request) -> Response:
         order = sorted(fresh)
         reqs = [batch_item_request(fresh[i], i, batch.idempotency_key) for i in order]
         if reqs:
-            results = await fill_batch(svc.engine, batch, reqs)
+            results = await fill_batch(svc.engine, batch, reqs, caller.project)
             seen.update({str(i): r.run.id for i, r in zip(order, results, strict=True)})
             async with svc.engine.store.tx() as ops:
                 await ops.set_kv(f"batch_items:{batch_id}", json.dumps(seen))
@@ -167,13 +169,15 @@ async def legacy_batch(request: Request) -> Response:
     The batch and its runs are made in one transaction, so the same idempotency key or request
     key sent concurrently makes one batch."""
     svc = services_of(request)
-    require_key(request, svc)
+    caller = require_key(request, svc)
     body = await read_json(request, svc)
     batch_key = _batch_key(body)
+    reqs = _legacy_items(body, batch_key)
+    for req in reqs:
+        req.project = caller.project  # None: each task's one project, or the parent's
     batch, results, is_cached = await svc.engine.batch_trigger(
-        _legacy_items(body, batch_key), parent_run_id=_parent(body),
-        wait=bool(body.get("resumeParentOnCompletion")), idempotency_key=batch_key,
-        request_key=request_cache_key(request, "batch"))
+        reqs, parent_run_id=_parent(body), wait=bool(body.get("resumeParentOnCompletion")),
+        idempotency_key=batch_key, request_key=request_cache_key(request, "batch"))
     runs = [{"id": r.run.id, "taskIdentifier": r.run.task_id, "isCached": r.cached} for r in results]
     out: dict[str, Any] = {"id": batch.id, "isCached": is_cached, "runs": runs}
     if batch.idempotency_key:

@@ -69,8 +69,12 @@ def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> J
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def require_key(request: Request, svc: DaemonServices, scope: str | None = None) -> None:
-    auth.require_key(request, svc.secret_key, svc.engine.clock.now(), scope)
+def require_key(request: Request, svc: DaemonServices, scope: str | None = None) -> auth.Caller:
+    """Check the request's key (the secret key, a project key or a JWT granting `scope`) and
+    return who calls (api/auth.py)."""
+    keys: auth.ProjectKeys = request.app.state.project_keys
+    return auth.require_key(request, svc.secret_key, svc.engine.clock.now(), scope, keys,
+                            svc.engine.projects.records)
 
 
 def jwt_header(svc: DaemonServices, scopes: list[str], ttl_s: float = 3600) -> dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import structlog
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -16,9 +15,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..disk import disk_full_error
 from ..errors import TriggerLocalError
-
-log = structlog.get_logger("trigger_local.api")
+from ..supervise import report
+from .common import services_of
 
 
 class UnsupportedMediaTypeError(TriggerLocalError):
@@ -26,10 +26,17 @@ class UnsupportedMediaTypeError(TriggerLocalError):
     status = 415
 
 
+#: answers that a later try can change: a full disk (507) and a stopping daemon (503)
+RETRYABLE_STATUSES = frozenset({503, 507})
+
+
 def error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
     headers = dict(headers or {})
-    # the official client retries 409 and 5xx ~9 s unless told not to; ours are deterministic
-    if status == 409 or status >= 500:
+    # the official client retries 409 and 5xx ~9 s unless told not to; ours are deterministic,
+    # except a full disk or a stopping daemon, where a later try may well succeed
+    if status in RETRYABLE_STATUSES:
+        headers.setdefault("retry-after", "1")
+    elif status == 409 or status >= 500:
         headers["x-should-retry"] = "false"
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -47,7 +54,11 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", method=request.method, path=request.url.path, error=repr(exc))
+    full = disk_full_error(exc, services_of(request).settings.home)
+    if full is not None:  # nothing was written: the same request works once there is space
+        report("warning", "request refused: disk full", method=request.method, path=request.url.path)
+        return from_error(full)
+    report("error", "unhandled error", method=request.method, path=request.url.path, error=repr(exc), exc_info=exc)
     return error_response(500, {"error": "Something went wrong", "code": "internal"})
 
 

@@ -73,6 +73,7 @@ def run_common(run: Run, now: float) -> dict[str, Any]:
         "depth": run.depth,
         "queue": run.queue, "attemptCount": run.attempt_count,
     }
+    _put(out, "project", run.project)
     _put(out, "idempotencyKey", run.idempotency_key_user or run.idempotency_key)
     _put(out, "version", run.version_id)
     _put(out, "startedAt", iso(run.started_at))
@@ -117,10 +118,13 @@ def cron_generator(expression: str) -> dict[str, str]:
 
 
 def run_retrieve(run: Run, now: float, *, attempts: list[Attempt], parent: Run | None, root: Run | None,
-                 children: list[Run], schedule: Schedule | None = None) -> dict[str, Any]:
+                 children: list[Run], schedule: Schedule | None = None,
+                 status_reason: str | None = None) -> dict[str, Any]:
     """`runs.retrieve`: the common fields plus payload, output, error, attempts and relatives,
-    and the schedule that triggered it (omitted once that schedule is deleted)."""
+    the schedule that triggered it (omitted once that schedule is deleted), and (ours)
+    `statusReason`: why a run that has not started waits, when its queue is not the reason."""
     out = related(run, now)
+    _put(out, "statusReason", status_reason)
     if schedule is not None:
         out["schedule"] = {"id": schedule.id, "generator": cron_generator(schedule.cron)}
         _put(out["schedule"], "externalId", schedule.external_id)
@@ -181,7 +185,7 @@ def token_item(wp: Waitpoint, url: str, *, with_output: bool = False,
 def queue_item(queue: Queue, base_limit: int | None) -> dict[str, Any]:
     limit = queue.concurrency_limit
     is_task = queue.type == "task" and queue.name.startswith("task/")
-    return {"id": queue.id, "name": queue.name[len("task/"):] if is_task else queue.name,
+    return {"id": queue.id, "project": queue.project, "name": queue.name[len("task/"):] if is_task else queue.name,
             "type": "task" if is_task else "custom", "running": queue.running, "queued": queue.queued,
             "paused": queue.paused, "concurrencyLimit": limit,
             "concurrency": {"current": limit, "base": base_limit,

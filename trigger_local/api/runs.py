@@ -12,6 +12,7 @@ from .. import packet_store
 from ..engine import Engine, TriggerRequest
 from ..errors import BadRequestError, NotFoundError, ValidationError
 from ..store.models import Run
+from .auth import ADMIN, Caller
 from .common import base_url, body_doc, ok, read_json, require_key, services_of
 from .errors import JsonErrorRoute
 from .options import payload_packet, trigger_request
@@ -20,9 +21,10 @@ from .present import run_retrieve
 router = APIRouter(route_class=JsonErrorRoute, tags=["runs"])
 
 
-async def get_run(engine: Engine, run_id: str) -> Run:
+async def get_run(engine: Engine, run_id: str, caller: Caller = ADMIN) -> Run:
+    """The run, or 404 (also for a run of another project than a project key's)."""
     run = await engine.store.read().get_run(run_id)
-    if run is None:
+    if run is None or not caller.sees(run.project):
         raise NotFoundError("Run not found", run_id=run_id)
     return run
 
@@ -35,7 +37,8 @@ async def retrieve_body(engine: Engine, run: Run) -> dict[str, Any]:
         root = parent if parent is not None and parent.id == run.root_run_id else await read.get_run(run.root_run_id)
     schedule = await read.get_schedule(run.schedule_id) if run.schedule_id else None
     body = run_retrieve(run, engine.clock.now(), attempts=await read.attempts(run.id), parent=parent, root=root,
-                        children=await read.child_runs(run.id), schedule=schedule)
+                        children=await read.child_runs(run.id), schedule=schedule,
+                        status_reason=engine.status_reason(run))
     body["retryPolicy"] = (await engine.retry_policy(run)).to_json()  # ours: the policy in effect
     return body
 
@@ -43,8 +46,8 @@ async def retrieve_body(engine: Engine, run: Run) -> dict[str, Any]:
 @router.get("/api/v3/runs/{run_id}")
 async def retrieve_run(run_id: str, request: Request) -> Response:
     svc = services_of(request)
-    require_key(request, svc, f"read:runs:{run_id}")
-    run = await get_run(svc.engine, run_id)
+    caller = require_key(request, svc, f"read:runs:{run_id}")
+    run = await get_run(svc.engine, run_id, caller)
     body = await retrieve_body(svc.engine, run)
     if run.payload_type == packet_store.STORE and run.payload:  # §2.3: the SDK fetches it itself
         body["payloadPresignedUrl"] = packet_store.presigned_url(base_url(request, svc), svc.secret_key, run.payload)
@@ -55,7 +58,8 @@ async def retrieve_run(run_id: str, request: Request) -> Response:
 async def cancel_run(run_id: str, request: Request) -> Response:
     """Cancel; a run that already ended is left as it is (still 200)."""
     svc = services_of(request)
-    require_key(request, svc, f"write:runs:{run_id}")
+    caller = require_key(request, svc, f"write:runs:{run_id}")
+    await get_run(svc.engine, run_id, caller)
     try:
         run = await svc.engine.cancel(run_id)
     except NotFoundError as exc:
@@ -84,7 +88,7 @@ def _replay_request(run: Run, body: dict[str, Any]) -> TriggerRequest:
         if getattr(req, name) is None:
             setattr(req, name, value)
     req.tags = req.tags if "tags" in body else list(run.tags)
-    req.is_test = run.is_test
+    req.is_test, req.project = run.is_test, run.project
     return req
 
 
@@ -92,9 +96,9 @@ def _replay_request(run: Run, body: dict[str, Any]) -> TriggerRequest:
 async def replay_run(run_id: str, request: Request) -> Response:
     """A new run of the same task and payload; the body (optional) overrides options."""
     svc = services_of(request)
-    require_key(request, svc)
+    caller = require_key(request, svc)
     body = await read_json(request, svc)
-    run = await get_run(svc.engine, run_id)
+    run = await get_run(svc.engine, run_id, caller)
     if not any(k in body for k in _REPLAY_OVERRIDES):
         new = await svc.engine.replay(run.id)
     else:
@@ -106,12 +110,12 @@ async def replay_run(run_id: str, request: Request) -> Response:
 async def reschedule_run(run_id: str, request: Request) -> Response:
     """Move a DELAYED run's start; answers the full run (§5.6)."""
     svc = services_of(request)
-    require_key(request, svc)
+    caller = require_key(request, svc)
     body = await read_json(request, svc)
     delay = body.get("delay")
     if not isinstance(delay, str | int | float) or isinstance(delay, bool) or delay == "":
         raise BadRequestError("Invalid request body: delay must be a duration (1h) or an ISO date")
-    await get_run(svc.engine, run_id)
+    await get_run(svc.engine, run_id, caller)
     try:
         run = await svc.engine.reschedule(run_id, delay)
     except ValidationError as exc:  # Trigger.dev answers 400 for these
@@ -136,14 +140,14 @@ def _operations(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
 async def update_metadata(run_id: str, request: Request) -> Response:
     """Replace and/or apply operations; parent/root operations go to those runs."""
     svc = services_of(request)
-    require_key(request, svc)
+    caller = require_key(request, svc)
     body = await read_json(request, svc)
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise BadRequestError("metadata must be a JSON object")
     ops = _operations(body, "operations")
     parent_ops, root_ops = _operations(body, "parentOperations"), _operations(body, "rootOperations")
-    run = await get_run(svc.engine, run_id)
+    run = await get_run(svc.engine, run_id, caller)
     if run.is_final:
         raise ValidationError("Cannot update metadata for a completed run")
     value = await svc.engine.update_metadata(run.id, metadata, ops)
@@ -156,6 +160,6 @@ async def update_metadata(run_id: str, request: Request) -> Response:
 @router.get("/api/v1/runs/{run_id}/metadata")
 async def get_metadata(run_id: str, request: Request) -> Response:
     svc = services_of(request)
-    require_key(request, svc, f"read:runs:{run_id}")
-    run = await get_run(svc.engine, run_id)
+    caller = require_key(request, svc, f"read:runs:{run_id}")
+    run = await get_run(svc.engine, run_id, caller)
     return ok({"metadata": run.metadata or {}, "metadataType": "application/json"})

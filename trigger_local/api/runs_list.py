@@ -101,6 +101,7 @@ def run_filters(q: dict[str, str], now: float) -> dict[str, Any]:
         "batch_id": split_list(q.get("filter[batch]")) or None,
         "queue": split_list(q.get("filter[queue]")) or None,
         "machines": machines or None, "schedule_ids": split_list(q.get("filter[schedule]")) or None,
+        "projects": split_list(q.get("filter[project]")) or None,
         "is_test": _bool(q.get("filter[isTest]"), "filter[isTest]"),
         "created_from": created_from, "created_to": created_to,
         "parent_run_id": q.get("filter[parentRun]") or None, "search": q.get("filter[search]") or None,
@@ -134,14 +135,21 @@ async def list_runs(request: Request,
                     size: str | None = Query(None, alias="page[size]"),
                     after: str | None = Query(None, alias="page[after]"),
                     before: str | None = Query(None, alias="page[before]")) -> Response:
-    """Newest first; also `filter[version|batch|queue|machine|isTest|createdAt][…]`."""
+    """Newest first; also `filter[version|batch|queue|machine|isTest|createdAt|project][…]`.
+    A project key lists its own project's runs only."""
     svc = services_of(request)
-    require_key(request, svc, "read:runs")
+    caller = require_key(request, svc, "read:runs")
     q = dict(request.query_params)
     filters = run_filters(q, svc.engine.clock.now())
     page_size = int_param(size, "page[size]", 25, 1, 100)
-    runs: list[Run] = await svc.engine.store.read().list_runs(**filters, after=after or None,
-                                                                before=before or None, limit=page_size + 1)
+    runs: list[Run] = []
+    if caller.scoped and filters["projects"] and caller.project not in filters["projects"]:
+        pass  # another project's runs: none for this key
+    else:
+        if caller.scoped:
+            filters["projects"] = [caller.project]
+        runs = await svc.engine.store.read().list_runs(**filters, after=after or None, before=before or None,
+                                                       limit=page_size + 1)
     runs, pagination = page_of(runs, page_size, after, before)
     now = svc.engine.clock.now()
     return ok({"data": [list_item(r, now) for r in runs], "pagination": pagination})

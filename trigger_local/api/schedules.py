@@ -13,7 +13,7 @@ from starlette.responses import Response
 from ..durations import iso
 from ..engine.cron import timezones
 from ..engine.schedules import DECLARATIVE, ScheduleSpec
-from ..errors import BadRequestError
+from ..errors import BadRequestError, NotFoundError
 from ..store.models import Schedule
 from .common import body_doc, int_param, ok, read_json, require_key, services_of
 from .errors import JsonErrorRoute
@@ -29,14 +29,15 @@ _BODY = body_doc({"task": {"type": "string"}, "cron": {"type": "string"}, "timez
 
 
 def schedule_object(s: Schedule) -> dict[str, Any]:
-    """Trigger.dev's ScheduleObject, plus our `missedPolicy` (`window` omitted: we have none)."""
+    """Trigger.dev's ScheduleObject, plus our `missedPolicy` and `project` (`window` omitted: we have none)."""
     return {"id": s.id, "type": s.type, "task": s.task_id, "active": s.active,
             "deduplicationKey": None if s.type == DECLARATIVE else s.deduplication_key,
             "externalId": s.external_id,
             "generator": cron_generator(s.cron),
             "timezone": s.timezone, "nextRun": iso(s.next_run_at) if s.active else None,
             "nextRunEffectiveAt": iso(s.next_run_at) if s.active else None,
-            "lastRun": iso(s.last_run_at), "missedPolicy": s.missed_policy, "environments": [ENVIRONMENT]}
+            "lastRun": iso(s.last_run_at), "missedPolicy": s.missed_policy, "environments": [ENVIRONMENT],
+            "project": s.project}
 
 
 def _spec(body: dict[str, Any], with_key: bool) -> ScheduleSpec:
@@ -59,60 +60,68 @@ def _spec(body: dict[str, Any], with_key: bool) -> ScheduleSpec:
 
 @router.post("/api/v1/schedules", openapi_extra=_BODY)
 async def create_schedule(request: Request) -> Response:
+    """In the caller's project (with none named: the one project whose version has the task)."""
     svc = services_of(request)
-    require_key(request, svc)
+    caller = require_key(request, svc)
     spec = _spec(await read_json(request, svc), with_key=True)
+    spec.project = caller.project
     return ok(schedule_object(await svc.engine.create_schedule(spec)))
 
 
 @router.get("/api/v1/schedules")
 async def list_schedules(request: Request, page: str | None = Query(None),
                          per_page: str | None = Query(None, alias="perPage")) -> Response:
+    """Every project's schedules (each names its `project`); a project key sees its own."""
     svc = services_of(request)
-    require_key(request, svc)
+    caller = require_key(request, svc)
     number = int_param(page, "page", 1, 1, 1_000_000)
     size = int_param(per_page, "perPage", 25, 1, 100)
-    items, total = await svc.engine.list_schedules(number, size)
+    filters = {"project": caller.project} if caller.scoped else {}
+    items, total = await svc.engine.list_schedules(number, size, **filters)
     return ok({"data": [schedule_object(s) for s in items],
                "pagination": {"currentPage": number, "totalPages": max(1, math.ceil(total / size)),
                               "count": total}})
 
 
+async def _visible(request: Request, schedule_id: str) -> None:
+    """404 for a schedule of another project than a project key's."""
+    svc = services_of(request)
+    caller = require_key(request, svc)
+    if caller.scoped and not caller.sees((await svc.engine.get_schedule(schedule_id)).project):
+        raise NotFoundError("Schedule not found")
+
+
 @router.get("/api/v1/schedules/{schedule_id}")
 async def retrieve_schedule(schedule_id: str, request: Request) -> Response:
-    svc = services_of(request)
-    require_key(request, svc)
-    return ok(schedule_object(await svc.engine.get_schedule(schedule_id)))
+    await _visible(request, schedule_id)
+    return ok(schedule_object(await services_of(request).engine.get_schedule(schedule_id)))
 
 
 @router.put("/api/v1/schedules/{schedule_id}", openapi_extra=_BODY)
 async def update_schedule(schedule_id: str, request: Request) -> Response:
+    await _visible(request, schedule_id)
     svc = services_of(request)
-    require_key(request, svc)
     spec = _spec(await read_json(request, svc), with_key=False)
     return ok(schedule_object(await svc.engine.update_schedule(schedule_id, spec)))
 
 
 @router.delete("/api/v1/schedules/{schedule_id}")
 async def delete_schedule(schedule_id: str, request: Request) -> Response:
-    svc = services_of(request)
-    require_key(request, svc)
-    schedule = await svc.engine.delete_schedule(schedule_id)
+    await _visible(request, schedule_id)
+    schedule = await services_of(request).engine.delete_schedule(schedule_id)
     return ok({"id": schedule.id})
 
 
 @router.post("/api/v1/schedules/{schedule_id}/activate")
 async def activate_schedule(schedule_id: str, request: Request) -> Response:
-    svc = services_of(request)
-    require_key(request, svc)
-    return ok(schedule_object(await svc.engine.set_schedule_active(schedule_id, True)))
+    await _visible(request, schedule_id)
+    return ok(schedule_object(await services_of(request).engine.set_schedule_active(schedule_id, True)))
 
 
 @router.post("/api/v1/schedules/{schedule_id}/deactivate")
 async def deactivate_schedule(schedule_id: str, request: Request) -> Response:
-    svc = services_of(request)
-    require_key(request, svc)
-    return ok(schedule_object(await svc.engine.set_schedule_active(schedule_id, False)))
+    await _visible(request, schedule_id)
+    return ok(schedule_object(await services_of(request).engine.set_schedule_active(schedule_id, False)))
 
 
 @router.get("/api/v1/timezones")

@@ -24,13 +24,19 @@ class DaemonServices(Protocol):
         ...
 
     async def index_project(self, project_dir: str, dirs: list[str], python: str | None,
-                            env: dict[str, str], image: str | None = None,
-                            defaults: ProjectDefaults | None = None) -> Version:
-        """Index the project and register the resulting version as current. With `image` (a
-        deployed project), the tasks are indexed inside that image and the version is locked to it.
-        `defaults` (the project's trigger.toml) are stored with the version.
+                            env: dict[str, str], image: str | None = None, *, project: str,
+                            dev: bool = False, defaults: ProjectDefaults | None = None) -> Version:
+        """Index the project and register the resulting version as project `project`'s current
+        one (`dev`: a `trigger-local dev` holds a session for it, engine/projects.py). With
+        `image` (a deployed project), the tasks are indexed inside that image and the version is
+        locked to it. `defaults` (the project's trigger.toml) are stored with the version.
 
         Raises ValidationError(message, traceback=...) when a module fails to import."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """`{"ok": bool, "loops": {name: {"running", "failing", "failures", "error", ...}}}`:
+        what `/healthz` answers (supervise.py)."""
         ...
 
     def status(self) -> dict[str, Any]:

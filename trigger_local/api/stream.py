@@ -6,11 +6,17 @@ and we then read rows after our cursor. So a client that reconnects with `Last-E
 `run.logs` row (one per log burst and run) is expanded here into its lines.
 
 Filters: `run_id`, `task`, `tag` (each comma-separated). With any of them, only events of
-matching runs are sent; without, waitpoint, queue and version events come too. `types` keeps
+matching runs are sent; without, waitpoint, queue and version events come too. `project`
+(comma-separated refs; a project key's own project, always) keeps only events of those
+projects' runs, queues and versions. `types` keeps
 only events whose type starts with one of the given prefixes (e.g. `run.,queue.`); `exclude`
 drops those whose type starts with one of its prefixes (the dashboard's all-runs stream sends
 `exclude=run.logs`: at hundreds of runs a second, log lines are most of the bytes, and reading
 them is work the daemon need not do for a client that shows none).
+
+`session=1` with one `project` makes the stream a dev session of that project: the project is
+online while the stream is open (engine/projects.py). `trigger-local dev` holds one, so when
+dev stops, or its process dies and the kernel closes the connection, the project goes offline.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from ..errors import BadRequestError
+from ..projects import check_project_ref
 from ..store.models import Event
 from .common import int_param, require_key, services_of
 from .errors import JsonErrorRoute
@@ -51,25 +59,37 @@ class StreamFilter:
     tags: set[str] = field(default_factory=set)
     types: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    #: run id -> (task id, tags); tags are fixed at trigger time, so caching them is safe
-    _known: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    projects: set[str] = field(default_factory=set)
+    #: run id -> (task id, tags, project); fixed once a run has a project, so caching them is safe
+    _known: dict[str, tuple[str, list[str], str | None]] = field(default_factory=dict)
 
     @property
     def by_run(self) -> bool:
         return bool(self.runs or self.tasks or self.tags)
 
-    async def _run_facts(self, svc: DaemonServices, run_id: str) -> tuple[str, list[str]]:
+    async def _run_facts(self, svc: DaemonServices, run_id: str) -> tuple[str, list[str], str | None]:
         if run_id not in self._known:
             if len(self._known) > 10_000:
                 self._known.clear()
             run = await svc.engine.store.read().get_run(run_id)
-            self._known[run_id] = (run.task_id, list(run.tags or [])) if run else ("", [])
+            facts = (run.task_id, list(run.tags or []), run.project) if run else ("", [], None)
+            if run is None or run.project is None:
+                return facts  # a run's project may still be decided: not cached
+            self._known[run_id] = facts
         return self._known[run_id]
+
+    async def _in_projects(self, svc: DaemonServices, event: Event) -> bool:
+        project = event.data.get("project")
+        if project is None and event.run_id is not None:
+            project = (await self._run_facts(svc, event.run_id))[2]
+        return project in self.projects
 
     async def accepts(self, svc: DaemonServices, event: Event) -> bool:
         if self.types and not event.type.startswith(self.types):
             return False
         if self.exclude and event.type.startswith(self.exclude):
+            return False
+        if self.projects and not await self._in_projects(svc, event):
             return False
         if not self.by_run:
             return True
@@ -77,7 +97,7 @@ class StreamFilter:
             return False
         if not (self.tasks or self.tags):
             return True
-        task_id, tags = await self._run_facts(svc, event.run_id)
+        task_id, tags, _ = await self._run_facts(svc, event.run_id)
         return (not self.tasks or task_id in self.tasks) and (not self.tags or bool(self.tags & set(tags)))
 
 
@@ -95,11 +115,24 @@ async def _expand(svc: DaemonServices, event: Event) -> dict[str, Any]:
     return body
 
 
-async def _events(svc: DaemonServices, after: int, flt: StreamFilter) -> AsyncIterator[bytes]:
+_ending: set[asyncio.Task[None]] = set()
+
+
+def _end_session(svc: DaemonServices, ref: str) -> None:
+    # its own task: the stream's task is being cancelled (the client went away) and would be
+    # cancelled again at the first await of the transaction that records the project offline
+    task = asyncio.get_running_loop().create_task(svc.engine.close_session(ref))
+    _ending.add(task)
+    task.add_done_callback(_ending.discard)
+
+
+async def _events(svc: DaemonServices, after: int, flt: StreamFilter, session: str | None) -> AsyncIterator[bytes]:
     read = svc.engine.store.read()
     woken = asyncio.Event()
     # subscribe before the first read, so a commit between read and wait still wakes us
     unsubscribe = svc.engine.hub.subscribe(lambda _type, _data: woken.set())
+    if session is not None:
+        await svc.engine.open_session(session)
     try:
         yield frame("hello", {"after": after}, after)
         run_filter = next(iter(flt.runs)) if len(flt.runs) == 1 else None
@@ -112,27 +145,39 @@ async def _events(svc: DaemonServices, after: int, flt: StreamFilter) -> AsyncIt
                     yield frame(event.type, await _expand(svc, event), event.seq)
             if len(found) == PAGE:
                 continue
+            if svc.engine.hub.draining.is_set():
+                return  # the daemon is stopping: end the stream; the client reconnects with its cursor
             try:
                 await asyncio.wait_for(woken.wait(), KEEPALIVE_S)
             except TimeoutError:
                 yield b": keepalive\n\n"
     finally:
         unsubscribe()
+        if session is not None:
+            _end_session(svc, session)
 
 
 @router.get("/api/v1/local/stream")
 async def stream(request: Request, after: str | None = Query(None), run_id: str | None = Query(None),
                  task: str | None = Query(None), tag: str | None = Query(None),
-                 types: str | None = Query(None), exclude: str | None = Query(None)) -> StreamingResponse:
-    """Server-sent events from `after` (or `Last-Event-ID`); with neither, from now on."""
+                 types: str | None = Query(None), exclude: str | None = Query(None),
+                 project: str | None = Query(None), session: str | None = Query(None)) -> StreamingResponse:
+    """Server-sent events from `after` (or `Last-Event-ID`); with neither, from now on.
+    `session=1`: this stream is a `dev` session of its one `project` (see above)."""
     svc = services_of(request)
-    require_key(request, svc)
+    caller = require_key(request, svc)
+    projects = {caller.project} if caller.scoped and caller.project else {check_project_ref(p) for p in _csv(project)}
+    if session not in (None, "", "0", "1"):
+        raise BadRequestError(f"session must be 1 or 0, not {session!r}")
+    if session == "1" and len(projects) != 1:
+        raise BadRequestError("A dev session (session=1) needs exactly one project: pass project=REF")
     cursor = after if after is not None else request.headers.get("last-event-id")
     if cursor is None or cursor == "":
         start = await svc.engine.store.read().last_event_seq()
     else:
         start = int_param(cursor, "after", 0, 0, 2**62)
     flt = StreamFilter(runs=_csv(run_id), tasks=_csv(task), tags=_csv(tag), types=tuple(_csv(types)),
-                       exclude=tuple(_csv(exclude)))
-    return StreamingResponse(_events(svc, start, flt), media_type="text/event-stream",
+                       exclude=tuple(_csv(exclude)), projects=projects)
+    dev_of = next(iter(projects)) if session == "1" else None
+    return StreamingResponse(_events(svc, start, flt, dev_of), media_type="text/event-stream",
                              headers={"cache-control": "no-cache", "x-accel-buffering": "no"})

@@ -45,10 +45,10 @@ async def run_logs(run_id: str, request: Request, after: str | None = Query(None
                    limit: str | None = Query(None)) -> Response:
     """`{"data": [entries], "next": id}`: pass `next` as `after` to get only newer lines."""
     svc = services_of(request)
-    require_key(request, svc, f"read:runs:{run_id}")
+    caller = require_key(request, svc, f"read:runs:{run_id}")
     start = int_param(after, "after", 0, 0, 2**62)
     size = int_param(limit, "limit", 1000, 1, 5000)
-    await get_run(svc.engine, run_id)
+    await get_run(svc.engine, run_id, caller)
     entries = await svc.engine.store.read().logs(run_id, start, size)
     return ok({"data": [log_json(e) for e in entries], "next": entries[-1].id if entries else start})
 
@@ -56,10 +56,10 @@ async def run_logs(run_id: str, request: Request, after: str | None = Query(None
 @router.get("/api/v1/runs/{run_id}/trace")
 async def run_trace(run_id: str, request: Request) -> Response:
     svc = services_of(request)
-    require_key(request, svc, f"read:runs:{run_id}")
+    caller = require_key(request, svc, f"read:runs:{run_id}")
     engine = svc.engine
     read = engine.store.read()
-    run = await get_run(engine, run_id)
+    run = await get_run(engine, run_id, caller)
     events = await read.events_after(0, 10_000, run_id)
     wait_ids = list(dict.fromkeys(str(e.data["waitpoint_id"]) for e in events
                                   if e.type in _WAIT_EVENTS and e.data.get("waitpoint_id")))

@@ -30,9 +30,10 @@ async def trigger_task(task_id: str, request: Request) -> Response:
     """Create a run of `task_id` (Trigger.dev §3): `{"id", "isCached"}` plus `x-trigger-jwt`.
     The same request key again answers with the same run (also when sent concurrently)."""
     svc = services_of(request)
-    require_key(request, svc, f"trigger:tasks:{task_id}")
+    caller = require_key(request, svc, f"trigger:tasks:{task_id}")
     body = await read_json(request, svc)
-    result = await svc.engine.trigger(trigger_request(task_id, body, request.headers),
-                                      request_key=request_cache_key(request, f"trigger:{task_id}"))
+    req = trigger_request(task_id, body, request.headers)
+    req.project = caller.project  # None: the one project that has the task (engine/projects.py)
+    result = await svc.engine.trigger(req, request_key=request_cache_key(request, f"trigger:{task_id}"))
     run_id = result.run.id
     return ok({"id": run_id, "isCached": result.cached}, headers=jwt_header(svc, [f"read:runs:{run_id}"]))

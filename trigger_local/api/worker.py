@@ -133,6 +133,8 @@ async def poll_wait(run_id: str, waitpoint_id: str, request: Request, wait_s: st
     await run_auth(request).check(request, svc.engine, run_id)
     engine = svc.engine
     timeout = float_param(wait_s, "wait_s", 5.0, MAX_WAIT_POLL_S)
+    if engine.stopping:
+        return _stopping()
     # listen before reading, so a wake-up between the read and the wait is not lost
     woken = asyncio.ensure_future(engine.hub.wait(f"run:{run_id}", timeout))
     try:
@@ -142,7 +144,16 @@ async def poll_wait(run_id: str, waitpoint_id: str, request: Request, wait_s: st
             result = await engine.wait_result(run_id, waitpoint_id)
     finally:
         woken.cancel()
+    if result is None and engine.stopping:
+        return _stopping()
     return ok({"done": True, "result": result} if result is not None else {"done": False})
+
+
+def _stopping() -> Response:
+    """The daemon is stopping: the waiting process polls again later (503 is retried, for up to
+    TRIGGER_LOCAL_ORPHAN_TIMEOUT_S) and closes its connection meanwhile, so that it can be
+    checkpointed, and it reaches the next daemon (executors/stopping.py)."""
+    return ok({"error": "The daemon is stopping; poll again"}, status=503, headers={"Connection": "close"})
 
 
 @router.post("/engine/v1/runs/{run_id}/trigger", openapi_extra=body_doc({"task": {"type": "string"}, "payload": {"type": "string"}, "payloadType": {"type": "string"}, "options": {"type": "object"}, "wait": {"type": "boolean"}}, ["task"]))

@@ -15,8 +15,10 @@ from typing import Any
 
 import httpx
 import typer
+from rich.table import Table
 
-from ..config import DaemonSettings
+from ..config import KILL_WAITING_SIGNAL, DaemonSettings
+from ..daemon_lock import holder as lock_holder
 from ..home import open_private
 from ..sdk.client import configure, read_daemon_info
 from .common import JSON_OPTION, client, emit_json, err, fail, out
@@ -26,9 +28,11 @@ START_TIMEOUT_S = 30.0
 EXECUTORS = ("process", "docker")
 
 
-def healthy(url: str, timeout_s: float = 1.0) -> bool:
+def answering(url: str, timeout_s: float = 1.0) -> bool:
+    """A daemon answers /healthz at `url`: 200, or 503 while one of its loops is failing (it
+    runs, and says what is wrong)."""
     try:
-        return httpx.get(f"{url.rstrip('/')}/healthz", timeout=timeout_s).status_code == 200
+        return httpx.get(f"{url.rstrip('/')}/healthz", timeout=timeout_s).status_code in (200, 503)
     except httpx.HTTPError:
         return False
 
@@ -36,7 +40,7 @@ def healthy(url: str, timeout_s: float = 1.0) -> bool:
 def running_daemon(home: Path) -> dict[str, Any] | None:
     """daemon.json of a daemon that answers, or None."""
     info = read_daemon_info(home)
-    if info and info.get("url") and healthy(str(info["url"])):
+    if info and info.get("url") and answering(str(info["url"])):
         return info
     return None
 
@@ -82,7 +86,7 @@ def start_detached(settings: DaemonSettings) -> tuple[str, int]:
                  f"\n{_log_tail(log_path)}")
         # daemon.json names the real address (with --port 0 only the daemon knows it).
         info = read_daemon_info(settings.home)
-        if info and info.get("pid") == proc.pid and healthy(str(info.get("url")), timeout_s=0.5):
+        if info and info.get("pid") == proc.pid and answering(str(info.get("url")), timeout_s=0.5):
             configure()  # the shared clients may have looked for a daemon before it existed
             return str(info["url"]), proc.pid
         time.sleep(0.1)
@@ -128,9 +132,9 @@ def _pid_is_ours(pid: int) -> bool:
     return True
 
 
-def stop_pid(pid: int, timeout_s: float) -> bool:
-    """SIGTERM `pid` and wait for it to exit; False if it is still alive after `timeout_s`."""
-    os.kill(pid, signal.SIGTERM)
+def stop_pid(pid: int, timeout_s: float, sig: int = signal.SIGTERM) -> bool:
+    """Signal `pid` (SIGTERM) and wait for it to exit; False if it is still alive after `timeout_s`."""
+    os.kill(pid, sig)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not _pid_is_ours(pid):
@@ -141,23 +145,35 @@ def stop_pid(pid: int, timeout_s: float) -> bool:
 
 def down(
     home: Path | None = typer.Option(None, "--home", help="Daemon home (default: ~/.trigger-local)."),
+    kill_waiting: bool = typer.Option(
+        False, "--kill-waiting",
+        help="Also kill the task processes of waiting runs. Without it they keep running (or are "
+             "checkpointed) and the next daemon continues them where they wait; with it their runs "
+             "are interrupted and start again from the top on the next start."),
 ) -> None:
-    """Stop the running daemon (SIGTERM, then wait for it to exit)."""
+    """Stop the running daemon (SIGTERM, then wait for it to exit). Runs that are executing go back
+    to their queue; waiting runs keep their place unless --kill-waiting."""
     settings = settings_for(home)
-    info = read_daemon_info(settings.home)
+    # daemon.json may be gone; the daemon's lock file still names it
+    info = read_daemon_info(settings.home) or lock_holder(settings.home)
     pid = int(info.get("pid") or 0) if info else 0
     if not pid or not _pid_is_ours(pid):
         err().print(f"No daemon is running (home {settings.home}).")
         return
-    if not stop_pid(pid, settings.shutdown_grace_s + 15):
+    sig = KILL_WAITING_SIGNAL if kill_waiting else signal.SIGTERM
+    if not stop_pid(pid, settings.shutdown_grace_s + 15, sig):
         fail(f"The daemon (pid {pid}) is still running after SIGTERM; stop it with `kill -9 {pid}`.")
     err().print(f"Daemon stopped (pid {pid}).")
 
 
 def status(
+    project: str | None = typer.Option(None, "--project", help="Show this project (ref) and its own key."),
     json_output: bool = JSON_OPTION,
 ) -> None:
-    """Is the daemon running? Its address, pid, version, executor and run counts."""
+    """Is the daemon running? Its address, pid, version, executor, run counts and projects."""
+    if project is not None:
+        _project_status(project, json_output)
+        return
     answer = client().status()  # DaemonNotRunningError -> exit 1 with how to start it
     info = read_daemon_info() or {}
     document = {**info, **answer}
@@ -167,13 +183,40 @@ def status(
     console = out()
     console.print(f"[green]running[/green] at {document.get('url', client().endpoint.base_url)}")
     for key, value in document.items():
-        if key in ("url", "runs") or value in (None, "", [], {}):
+        if key in ("url", "runs", "projects") or value in (None, "", [], {}):
             continue
         console.print(f"  {key.replace('_', ' '):<16} {_show_value(key, value)}", markup=False)
     counts = document.get("runs")
     if isinstance(counts, dict):
         shown = "  ".join(f"{k}={v}" for k, v in counts.items()) or "none yet"
         console.print(f"  {'runs':<16} {shown}", markup=False)
+    projects = document.get("projects")
+    if projects:
+        console.print(projects_table(projects))
+
+
+def projects_table(projects: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold", title="projects", title_justify="left")
+    for column in ("PROJECT", "STATE", "TASKS", "VERSION", "DIRECTORY"):
+        table.add_column(column, no_wrap=column != "DIRECTORY")
+    for p in projects:
+        state = "[green]online[/green]" if p.get("online") else "[yellow]offline[/yellow] (no dev)"
+        table.add_row(str(p.get("ref")), state, str(p.get("tasks", 0)), str(p.get("currentVersion") or "-"),
+                      str(p.get("projectDir") or "-"))
+    return table
+
+
+def _project_status(ref: str, json_output: bool) -> None:
+    found = [p for p in client().list_projects().get("data") or [] if p.get("ref") == ref]
+    if not found:
+        known = ", ".join(str(p.get("ref")) for p in client().list_projects().get("data") or []) or "none yet"
+        fail(f"No project {ref!r} is registered (known: {known}). Run `trigger-local dev` in its directory.")
+    if json_output:
+        emit_json(found[0])
+        return
+    out().print(projects_table(found))
+    err().print("Its key (TRIGGER_SECRET_KEY for code that should reach this project only):")
+    typer.echo(found[0].get("key"))
 
 
 def _show_value(key: str, value: Any) -> str:

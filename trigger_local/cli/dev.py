@@ -1,5 +1,9 @@
-"""`trigger-local dev`: register this project with the daemon, re-register on every change,
-and stream what its runs do.
+"""`trigger-local dev`: register this project with the daemon, re-register on every change
+(cli/dev_watch.py), and stream what its runs do.
+
+The daemon serves several projects; dev registers its own (the `project` ref of trigger.toml)
+and holds a session of it (its event stream, which also shows only this project's runs). While
+no dev of a project runs, its runs wait as QUEUED (docs/architecture.md, "Projects").
 
 A module that fails to import does not stop anything: the traceback is printed and the
 daemon keeps serving the last version that imported. Ctrl-C stops watching, and stops the
@@ -9,26 +13,27 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import typer
-import watchfiles
 from rich.text import Text
 
 from ..config import ProjectConfig, find_project_root, load_project
 from ..errors import TriggerLocalError, ValidationError
 from ..sdk.client import SyncApiClient
-from ..sdk.events import iter_events
+from ..sdk.events import OPEN, iter_events
 from .common import client, err, fail, out, print_error
 from .daemon_cmds import running_daemon, settings_for, start_detached, stop_pid
+from .dev_watch import DevWatcher
 from .render import log_line, status_text
 
 Json = dict[str, Any]
 
 #: ours, or the daemon's own: never handed on to task processes
 _PRIVATE_ENV = ("TRIGGER_LOCAL_", "TRIGGER_API_URL", "TRIGGER_SECRET_KEY")
+CATCH_UP_EVENTS = 500  # how far back `dev` looks, when it connects, for runs started again
 SHOWN = {"EXECUTING", "WAITING", "COMPLETED", "FAILED", "CANCELED", "CRASHED", "SYSTEM_FAILURE",
          "EXPIRED", "TIMED_OUT"}
 
@@ -50,8 +55,8 @@ def register(api: SyncApiClient, config: ProjectConfig) -> bool:
     max_duration); print its tasks, or the import error. True if it took."""
     try:
         answer = api.register_version(project_dir=str(config.root), dirs=config.dirs,
-                                      python=sys.executable, env=task_env(config.root),
-                                      defaults=config.task_defaults())
+                                      python=sys.executable, env=task_env(config.root), project=config.project,
+                                      dev=True, defaults=config.task_defaults())
     except ValidationError as exc:
         print_error(exc.message)
         trace = exc.details.get("traceback")
@@ -70,37 +75,51 @@ def register(api: SyncApiClient, config: ProjectConfig) -> bool:
     return True
 
 
-def watch_loop(api: SyncApiClient, config: ProjectConfig, stop: threading.Event) -> None:
-    """Re-register on every change of a task module or of trigger.toml, re-reading trigger.toml
-    each time (a broken trigger.toml is reported and the last good one stays in use)."""
-    dirs = [config.root / d for d in config.dirs if (config.root / d).is_dir()]
-    if not dirs:
-        err().print(f"[yellow]None of {config.dirs} exists under {config.root}; not watching.[/yellow]")
-        return
-    toml = config.root / "trigger.toml"
-    paths = [*dirs, toml] if toml.is_file() else dirs
-    watch_filter = watchfiles.PythonFilter(extra_extensions=(".toml",))
-    for _changes in watchfiles.watch(*paths, watch_filter=watch_filter, stop_event=stop):
-        err().print("[dim]Files changed; re-registering…[/dim]")
-        try:
-            config = load_project(config.root)
-        except ValidationError as exc:
-            print_error(f"{exc.message}. Still using the trigger.toml read before; fix it and save.")
-        try:
-            register(api, config)
-        except TriggerLocalError as exc:  # daemon gone or restarting: keep watching
-            print_error(exc.message)
+def show_project(api: SyncApiClient, config: ProjectConfig) -> None:
+    """The project's ref and its own key (for code that should reach this project only)."""
+    try:
+        found = [p for p in api.list_projects().get("data") or [] if p.get("ref") == config.project]
+    except TriggerLocalError:
+        return  # an older daemon: nothing to show
+    key = f"; its key: {found[0]['key']}" if found and found[0].get("key") else ""
+    err().print(f"Project [bold]{config.project}[/bold] ({config.root}){key}")
 
 
 class RunStream:
-    """Prints run starts, ends and their log lines as the daemon's event stream delivers them."""
+    """Prints run starts, ends and their log lines as the daemon's event stream delivers them.
+    The stream is this project's only, and it is the dev session that keeps the project online."""
 
-    def __init__(self, api: SyncApiClient) -> None:
+    def __init__(self, api: SyncApiClient, project: str | None = None) -> None:
         self.api = api
+        self.project = project
+        self._caught_up = False
 
     def run(self) -> None:
-        for event in iter_events(self.api, types=["run."]):
-            self.on_event(event)
+        for event in iter_events(self.api, types=["run."], project=self.project, session=self.project is not None):
+            if event.get("type") == OPEN:
+                self.catch_up(event.get("seq"))
+            else:
+                self.on_event(event)
+
+    def catch_up(self, seq: Any) -> None:
+        """Once, when the stream first opens: the runs interrupted by the last stop that this
+        daemon already started again (it does so at once, before `dev` is connected)."""
+        if self._caught_up or not isinstance(seq, int):
+            return
+        self._caught_up = True
+        try:
+            started_at = float(self.api.status().get("started_at") or 0)
+            page = self.api.events(after=max(0, seq - CATCH_UP_EVENTS), limit=CATCH_UP_EVENTS)
+        except (TriggerLocalError, ValueError, TypeError):
+            return
+        for event in page.get("data") or []:
+            data = event.get("data") or {}
+            if self.project is not None and data.get("project") not in (None, self.project):
+                continue  # another project's run
+            # up to `seq` only: the stream itself delivers what came after
+            if int(event.get("seq") or 0) <= seq and data.get("interrupted_by") \
+                    and _epoch(event.get("at")) >= started_at:
+                self.on_event(event)
 
     def on_event(self, event: Json) -> None:
         data, run_id = event.get("data") or {}, event.get("runId") or event.get("run_id")
@@ -112,7 +131,15 @@ class RunStream:
         if not run_id or not str(event.get("type", "")).startswith("run.") or status is None:
             return
         line = Text(f"{run_id} {data.get('task_id', '')} ", style="bold")
-        if event.get("type") == "run.retrying":
+        if event.get("type") == "run.interrupted":
+            line.append(f"interrupted ({data.get('reason') or 'the daemon stopped'}); back in its queue, "
+                        "the attempt does not count", style="yellow")
+            err().print(line)
+        elif status == "EXECUTING" and data.get("interrupted_by"):
+            line.append(f"started again after an interruption (attempt {data.get('attempt', '?')}; "
+                        f"{data['interrupted_by']})", style="yellow")
+            err().print(line)
+        elif event.get("type") == "run.retrying":
             retry_in = data.get("retry_in_s")
             when = f"in {retry_in:.1f}s" if isinstance(retry_in, int | float) else "soon"
             on = f" on {data['machine']} (out of memory)" if data.get("machine") else ""
@@ -121,6 +148,13 @@ class RunStream:
         elif status in SHOWN and status != data.get("from"):
             line.append_text(status_text(status))
             err().print(line)
+
+
+def _epoch(at: Any) -> float:
+    try:
+        return datetime.fromisoformat(str(at).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def dev(
@@ -141,17 +175,16 @@ def dev(
     else:
         err().print(f"Using the daemon at {info['url']} (pid {info.get('pid')}).")
     api = client()
-    register(api, config)
-    stop = threading.Event()
-    watcher = threading.Thread(target=watch_loop, args=(api, config, stop), daemon=True, name="dev-watch")
-    watcher.start()
+    watcher = DevWatcher(config, lambda current: register(api, current))
     try:
-        RunStream(api).run()
+        register(api, config)
+        show_project(api, config)
+        watcher.start()
+        RunStream(api, config.project).run()
     except KeyboardInterrupt:
         err().print("\nStopping.")
     finally:
-        stop.set()
-        watcher.join(timeout=5)
+        watcher.close()
         if started_pid is not None:
             stop_pid(started_pid, settings.shutdown_grace_s + 15)
             err().print(f"Stopped the daemon dev started (pid {started_pid}).")

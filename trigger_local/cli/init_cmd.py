@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ..projects import derive_project_ref
 from .common import err, fail
 
 #: template file -> where it goes, relative to the project root
@@ -31,7 +32,10 @@ def init(
              "Pass --force to overwrite them.")
     for name, target in targets.items():
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(template(name))
+        text = template(name)
+        if name == "trigger.toml":  # its own ref, so two projects on one daemon stay apart
+            text = text.replace('project = "{project}"', f'project = "{derive_project_ref(root)}"')
+        target.write_text(text)
         err().print(f"[green]wrote[/green] {target.relative_to(root)}")
     err().print("\nNext: run [bold]trigger-local dev[/bold] here, then in another terminal\n"
                 "  trigger-local trigger hello --payload '{\"name\": \"Ada\"}' --wait")

@@ -21,11 +21,11 @@ def _limit(queue: dict[str, Any]) -> str:
 
 def queues_table(queues: list[dict[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("NAME", "TYPE", "RUNNING", "QUEUED", "LIMIT", "PAUSED"):
+    for column in ("PROJECT", "NAME", "TYPE", "RUNNING", "QUEUED", "LIMIT", "PAUSED"):
         table.add_column(column, no_wrap=True)
     for queue in queues:
-        table.add_row(str(queue.get("name")), str(queue.get("type", "-")), str(queue.get("running", 0)),
-                      str(queue.get("queued", 0)), _limit(queue),
+        table.add_row(str(queue.get("project", "-")), str(queue.get("name")), str(queue.get("type", "-")),
+                      str(queue.get("running", 0)), str(queue.get("queued", 0)), _limit(queue),
                       "[yellow]paused[/yellow]" if queue.get("paused") else "")
     return table
 
@@ -54,7 +54,8 @@ def list_queues(
 def _show(queue: dict[str, Any]) -> None:
     console = out()
     state = "[yellow]paused[/yellow]" if queue.get("paused") else "[green]active[/green]"
-    console.print(f"[bold]{queue.get('name')}[/bold] ({queue.get('type', '-')}, {queue.get('id', '-')})  {state}")
+    console.print(f"[bold]{queue.get('name')}[/bold] ({queue.get('type', '-')}, {queue.get('id', '-')}, "
+                  f"project {queue.get('project', '-')})  {state}")
     console.print(f"  running {queue.get('running', 0)}  queued {queue.get('queued', 0)}  limit {_limit(queue)}")
 
 

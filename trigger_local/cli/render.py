@@ -67,12 +67,13 @@ def status_text(status: Any) -> Text:
 def runs_table(runs: list[Json]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("ID", no_wrap=True, min_width=25)
+    table.add_column("PROJECT", no_wrap=True)
     table.add_column("TASK", no_wrap=True)
     table.add_column("STATUS", no_wrap=True, min_width=9)
     for column in ("CREATED", "DURATION", "TAGS"):
         table.add_column(column, no_wrap=column != "TAGS")
     for run in runs:
-        table.add_row(str(run.get("id")), str(run.get("taskIdentifier", "-")),
+        table.add_row(str(run.get("id")), str(run.get("project") or "-"), str(run.get("taskIdentifier", "-")),
                       status_text(run.get("status")), fmt_time(run.get("createdAt")),
                       fmt_duration_ms(run.get("durationMs")), ", ".join(run.get("tags") or []))
     return table
@@ -102,6 +103,7 @@ def _field_rows(run: Json) -> Table:
     table.add_column()
     rows: list[tuple[str, Any]] = [
         ("Task", run.get("taskIdentifier")), ("Status", status_text(run.get("status"))),
+        ("Waiting", run.get("statusReason")), ("Project", run.get("project")),
         ("Version", run.get("version")), ("Machine", run.get("machine")),
         ("Tags", ", ".join(run.get("tags") or []) or None),
         ("Idempotency key", run.get("idempotencyKey")), ("Batch", run.get("batchId")),

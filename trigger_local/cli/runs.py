@@ -30,13 +30,15 @@ def list_runs(
     status: list[str] = typer.Option([], "--status", "-s", help="Only these statuses (repeatable or a,b)."),
     task: list[str] = typer.Option([], "--task", help="Only runs of these tasks (repeatable)."),
     tag: list[str] = typer.Option([], "--tag", help="Only runs with this tag (repeatable)."),
+    project: list[str] = typer.Option([], "--project", help="Only runs of this project ref (repeatable; "
+                                      "default: every project's)."),
     limit: int = typer.Option(25, "--limit", "-n", min=1, max=100, help="How many runs (newest first)."),
     after: str | None = typer.Option(None, "--after", help="Cursor: the page after this one."),
     json_output: bool = JSON_OPTION,
 ) -> None:
     """List runs, newest first."""
     page = client().list_runs(status=_statuses(status) or None, task=task or None, tag=tag or None,
-                              limit=limit, after=after)
+                              limit=limit, after=after, project=project or None)
     if json_output:
         emit_json(page)
         return

@@ -3,7 +3,12 @@
 Event-driven: the engine publishes `dispatch` when something may have become runnable (a
 trigger, a completion, a resumed wait, a paused queue resumed) and the loop wakes; otherwise it
 sleeps until the store's next due time. `tick()` does one round and says how much it did, so
-tests can step it.
+tests can step it; `step()` is one round plus the sleep after it, and the daemon's supervisor
+(supervise.py) calls it over and over, backing off when a round raises.
+
+A round that fails half-way (a full disk) may have taken runs off their queue (DEQUEUED)
+without starting them: they are remembered and put back first thing in the next round, so a
+failure never strands a run.
 """
 
 from __future__ import annotations
@@ -11,12 +16,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import structlog
-
 from ..engine import Engine
 from ..executors.base import Executor
-
-log = structlog.get_logger("dispatcher")
+from ..store.models import Run
 
 MAX_SLEEP_S = 5.0  # a safety net only: every change that matters wakes the loop
 MAX_TIMER_ROUNDS = 50  # timer batches per round (500 each): dispatching is never starved for long
@@ -27,6 +29,8 @@ class Dispatcher:
         self.engine = engine
         self.executor = executor
         self._wakeup = asyncio.Event()
+        self._unstarted: dict[str, Run] = {}  # dequeued by a round that failed before starting them
+        self._idle = False  # the last round found nothing to do
         self._stopped = False
         engine.hub.subscribe(self._on_event)
 
@@ -40,21 +44,32 @@ class Dispatcher:
     async def tick(self) -> int:
         """Fire due timers, then start as many runnable runs as there is room for."""
         done = await self._fire_timers()
+        await self._requeue_unstarted()
         capacity = self.executor.capacity()
         runs = await self.engine.dequeue(max(capacity, 0) + self._held_room())
+        self._unstarted.update((run.id, run) for run in runs)
         for run in runs:
-            if run.worker_id:
-                if self.executor.holds(run.worker_id) and await self.executor.resume(run):
-                    done += 1
-                    continue
-                await self.engine.worker_lost(run.id, run.attempt_count,
-                                              "The process holding this run is gone", interrupted=True)
-                continue
-            if await self.executor.assign(run):
-                done += 1
-            else:
-                await self.engine.requeue(run, "no process available")
+            done += await self._start(run)
+            del self._unstarted[run.id]
         return done
+
+    async def _start(self, run: Run) -> int:
+        if run.worker_id:
+            if self.executor.holds(run.worker_id) and await self.executor.resume(run):
+                return 1
+            await self.engine.worker_lost(run.id, run.attempt_count,
+                                          "The process holding this run is gone", interrupted=True)
+            return 0
+        if await self.executor.assign(run):
+            return 1
+        await self.engine.requeue(run, "no process available")
+        return 0
+
+    async def _requeue_unstarted(self) -> None:
+        # requeue only moves a run that is still DEQUEUED: one that did start is left alone
+        for run in list(self._unstarted.values()):
+            await self.engine.requeue(run, "the dispatch round that took it failed")
+            del self._unstarted[run.id]
 
     async def _fire_timers(self) -> int:
         """Everything due, before any run is started: `tick_timers` takes at most a batch of each
@@ -76,18 +91,18 @@ class Dispatcher:
         describe = self.executor.describe()
         return int(describe.get("states", {}).get("held", 0))
 
-    async def run(self) -> None:
-        """Loop `tick()` until `stop()`: after work, go again at once; else sleep until woken or due."""
-        while not self._stopped:
-            self._wakeup.clear()
-            try:
-                did = await self.tick()
-            except Exception:
-                log.exception("dispatch round failed")
-                did = 0
-            if did:
-                continue
+    async def step(self) -> None:
+        """One round, after sleeping (until woken or something is due) if the last round found
+        nothing to do. The sleep comes first so that a round that succeeded is over, and reported
+        as such, at once; a round that raised is tried again without sleeping (the supervisor
+        backed off already)."""
+        if self._idle:
             await self._sleep()
+        if self._stopped:
+            return
+        self._wakeup.clear()
+        self._idle = False
+        self._idle = not await self.tick()
 
     async def _sleep(self) -> None:
         due = await self.engine.store.read().next_due_at()
@@ -100,5 +115,6 @@ class Dispatcher:
             pass
 
     def stop(self) -> None:
+        """No round starts after this (a sleeping step returns at once)."""
         self._stopped = True
         self._wakeup.set()

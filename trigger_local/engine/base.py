@@ -16,6 +16,7 @@ from ..ids import new_id
 from ..store import Ops, SqliteStore
 from ..store.models import Run, Version
 from .hub import Hub
+from .project_state import Projects
 from .states import allowed, kind_for
 
 
@@ -41,21 +42,32 @@ class EngineBase:
         self.clock = clock
         self.settings = settings
         self.hub = hub or Hub()
-        self.current_version: Version | None = None
+        self.projects = Projects()
         #: versions never change once registered: read each once
         self._versions: dict[str, Version] = {}
+        # set by the executor when a normal stop begins: held waits' polls are then refused, so
+        # their processes hold no connection (executors/stopping.py)
+        self.stopping = False
+
+    @property
+    def current_version(self) -> Version | None:
+        """The newest current version of any project (each project has its own: `projects`)."""
+        return self.projects.latest()
 
     async def load(self) -> None:
-        """Read what the engine caches (the current version) from the store."""
-        self.current_version = await self.store.read().latest_version()
+        """Read what the engine caches (each project's current version and record) from the store."""
+        read = self.store.read()
+        self.projects.load(await read.current_versions(), await read.list_projects())
 
     async def version_of(self, run: Run, ops: Ops | None = None) -> Version | None:
-        """The version `run` runs on: the one it was locked to, else the current one (what it
-        would start on). None when nothing is indexed, or the version row is gone."""
+        """The version `run` runs on: the one it was locked to, else its project's current one
+        (what it would start on). None when its project has nothing indexed, or the version row
+        is gone."""
+        current = self.projects.current_of(run.project)
         if run.version_id is None:
-            return self.current_version
-        if self.current_version is not None and run.version_id == self.current_version.id:
-            return self.current_version
+            return current
+        if current is not None and run.version_id == current.id:
+            return current
         if run.version_id not in self._versions:
             version = await (ops or self.store.read()).get_version(run.version_id)
             if version is None:
@@ -93,7 +105,7 @@ class EngineBase:
         for key, value in changes.items():
             setattr(run, key, value)
         payload = {"run_id": run.id, "task_id": run.task_id, "status": status, "from": previous,
-                   "kind": kind, **(data or {})}
+                   "kind": kind, "project": run.project, **(data or {})}
         await tx.ops.insert_event(run.id, event or f"run.{status.lower()}", tx.now, payload)
         tx.emit("run.status", **payload, queue=run.queue, tags=run.tags)
         return run
@@ -101,7 +113,7 @@ class EngineBase:
     async def _new_run_snapshot(self, tx: Tx, run: Run, description: str = "created") -> None:
         await tx.ops.insert_snapshot(run.snapshot_id, run.id, run.snapshot_kind, run.status, tx.now, description)
         payload = {"run_id": run.id, "task_id": run.task_id, "status": run.status, "from": None,
-                   "kind": run.snapshot_kind}
+                   "kind": run.snapshot_kind, "project": run.project}
         await tx.ops.insert_event(run.id, "run.created", tx.now, payload)
         tx.emit("run.status", **payload, queue=run.queue, tags=run.tags)
 

@@ -7,6 +7,7 @@ from ..store.checkpoints import (
     CK_ACTIVE,
     CK_DELETED,
     CK_FAILED,
+    CK_PENDING,
     CK_RESTORED,
     Checkpoint,
     CheckpointOps,
@@ -17,20 +18,39 @@ from .states import K_SUSPENDED
 
 
 class CheckpointMixin(EngineBase):
+    async def begin_checkpoint(self, ck: Checkpoint) -> None:
+        """Commit a `pending` row before the dump starts: a daemon killed while the dump runs (or
+        right after it) leaves this trace, and the next daemon finishes or undoes it."""
+        async with self._tx() as tx:
+            ck.status = CK_PENDING
+            await CheckpointOps(tx.ops).insert(ck)
+
+    async def undo_checkpoint(self, checkpoint_id: str) -> None:
+        """The dump failed, never ran, or is useless: forget its pending row."""
+        async with self._tx() as tx:
+            await CheckpointOps(tx.ops).delete(checkpoint_id, CK_PENDING)
+
     async def record_checkpoint(self, ck: Checkpoint) -> bool:
-        """Record a successful dump. A still-WAITING run becomes `suspended`; a run whose wait
-        completed meanwhile keeps its state (the dispatcher restores it when it gets a slot).
-        False when the attempt is over (canceled during the dump): the images are useless."""
+        """Record a successful dump (its pending row becomes `active`). A still-WAITING run becomes
+        `suspended`; a run whose wait completed meanwhile keeps its state (the dispatcher restores
+        it when it gets a slot). False when the attempt is over (canceled during the dump): the
+        images are useless and the pending row is gone."""
         async with self._tx() as tx:
             run = await tx.ops.get_run(ck.run_id)
+            ops = CheckpointOps(tx.ops)
             if run is None or run.is_final or run.attempt_count != ck.attempt:
+                await ops.delete(ck.id, CK_PENDING)
                 return False
+            if not await ops.update(ck.id, CK_PENDING, status=CK_ACTIVE, size_bytes=ck.size_bytes,
+                                    dump_ms=ck.dump_ms, path=ck.path):
+                return False  # begin_checkpoint() was not called, or the row was undone
             ck.status = CK_ACTIVE
-            await CheckpointOps(tx.ops).insert(ck)
             data = {"checkpoint_id": ck.id, "size_bytes": ck.size_bytes, "dump_ms": ck.dump_ms, "path": ck.path}
             if run.status == WAITING:
+                # no dump time: a dump the last daemon left pending, finished by this one
+                how = f"in {ck.dump_ms:.0f} ms" if ck.dump_ms is not None else "(recorded after a daemon restart)"
                 await self._move(tx, run, WAITING, kind=K_SUSPENDED, event="run.checkpointed",
-                                 description=f"checkpointed in {ck.dump_ms:.0f} ms", data=data)
+                                 description=f"checkpointed {how}", data=data)
             else:
                 await tx.ops.insert_event(run.id, "run.checkpointed", tx.now, {"run_id": run.id, **data})
             return True
@@ -60,6 +80,9 @@ class CheckpointMixin(EngineBase):
 
     async def active_checkpoints(self) -> list[Checkpoint]:
         return await CheckpointOps(self.store.read()).active()
+
+    async def pending_checkpoints(self) -> list[Checkpoint]:
+        return await CheckpointOps(self.store.read()).pending()
 
     async def run_checkpoints(self, run_id: str) -> list[Checkpoint]:
         return await CheckpointOps(self.store.read()).for_run(run_id)

@@ -41,11 +41,11 @@ def parse_debounce(value: Any) -> dict[str, Any] | None:
 
 
 class DebounceMixin(EngineBase):
-    async def _debounce(self, tx: Tx, task_id: str, debounce: dict[str, Any], payload: str | None,
-                        payload_type: str, fields: dict[str, Any]) -> Run | None:
+    async def _debounce(self, tx: Tx, project: str | None, task_id: str, debounce: dict[str, Any],
+                        payload: str | None, payload_type: str, fields: dict[str, Any]) -> Run | None:
         """The pending run this trigger collapses into (moved and updated), or None: then the
-        new run is created DELAYED by the debounce delay (set in `fields`)."""
-        found = await tx.ops.get_debounce(task_id, debounce["key"])
+        new run is created DELAYED by the debounce delay (set in `fields`). Keys are per project."""
+        found = await tx.ops.get_debounce(_key_project(project), task_id, debounce["key"])
         run = await tx.ops.get_run(found[0]) if found else None
         if found is not None and run is not None and run.status == DELAYED:
             until = tx.now + debounce["delay_s"]
@@ -59,5 +59,11 @@ class DebounceMixin(EngineBase):
         fields["delay_until"] = max(fields.get("delay_until") or 0.0, tx.now + debounce["delay_s"])
         return None
 
-    async def _record_debounce(self, tx: Tx, task_id: str, debounce: dict[str, Any], run: Run) -> None:
-        await tx.ops.set_debounce(task_id, debounce["key"], run.id, tx.now)
+    async def _record_debounce(self, tx: Tx, project: str | None, task_id: str, debounce: dict[str, Any],
+                               run: Run) -> None:
+        await tx.ops.set_debounce(_key_project(project), task_id, debounce["key"], run.id, tx.now)
+
+
+def _key_project(project: str | None) -> str:
+    # a run whose project is not known yet (nothing indexed has its task) keeps its keys apart
+    return project if project is not None else ""

@@ -22,6 +22,8 @@ from ..store.models import (
     EXECUTING,
     EXPIRED,
     FINAL_STATUSES,
+    INTERRUPTED,
+    PENDING_VERSION,
     QUEUED,
     SYSTEM_FAILURE,
     TIMED_OUT,
@@ -69,7 +71,8 @@ class LifecycleMixin(TriggerMixin):
     # -- dequeue and start ------------------------------------------------------------------
     async def dequeue(self, limit: int) -> list[Run]:
         """Take up to `limit` runnable runs, oldest effective queue time first, respecting paused
-        queues, queue and concurrency-key limits and the global concurrency; they become DEQUEUED."""
+        queues, queue and concurrency-key limits, offline projects (engine/projects.py) and the
+        global concurrency; they become DEQUEUED on their project's current version."""
         if limit <= 0:
             return []
         async with self._tx() as tx:
@@ -79,19 +82,20 @@ class LifecycleMixin(TriggerMixin):
             if free <= 0:
                 return []
             paused, limits = await ops.paused_queues(), await ops.queue_limits()
+            offline = self.projects.offline()
             gate = await self._rate_gate(tx)  # type: ignore[attr-defined]
             candidates: list[Run] = []
-            for queue in await ops.queues_with_queued_runs():
-                if queue in paused:
+            for project, queue in await ops.queues_with_queued_runs():
+                if (project, queue) in paused or project in offline:
                     continue
-                qlimit = limits.get(queue)
+                qlimit = limits.get((project, queue))
                 taken: dict[str | None, int] = {}
                 # keys already at their limit can use up to `running` rows of the page
-                in_use = sum(n for (q, _), n in running.items() if q == queue)
+                in_use = sum(n for (p, q, _), n in running.items() if (p, q) == (project, queue))
                 page = free if qlimit is None else free + in_use
-                for run in await ops.queued_runs(queue, page, per_key=qlimit):
+                for run in await ops.queued_runs(project, queue, page, per_key=qlimit):
                     key = run.concurrency_key
-                    used = running.get((queue, key), 0) + taken.get(key, 0)
+                    used = running.get((project, queue, key), 0) + taken.get(key, 0)
                     if qlimit is not None and used >= qlimit:
                         continue
                     taken[key] = taken.get(key, 0) + 1
@@ -103,7 +107,8 @@ class LifecycleMixin(TriggerMixin):
                     break
                 if gate is not None and not gate.admit(run, tx.now):
                     continue  # stays QUEUED; the gate records when its window opens
-                version_id = run.version_id or (self.current_version.id if self.current_version else None)
+                current = self.projects.current_of(run.project)
+                version_id = run.version_id or (current.id if current else None)
                 out.append(await self._move(tx, run, DEQUEUED, version_id=version_id, expires_at=None))
             if gate is not None:
                 await gate.save(tx)
@@ -122,9 +127,13 @@ class LifecycleMixin(TriggerMixin):
             await tx.ops.insert_attempt(attempt)
             deadline = (tx.now + max(0.0, current.max_duration_s - current.executed_s)
                         if current.max_duration_s else None)
+            data: dict[str, Any] = {"attempt": number, "worker_id": worker_id}
+            if current.attempt_count:  # a run that ran before: say so if it was interrupted (dev prints it)
+                previous = (await tx.ops.attempts(run.id))[-2:-1]
+                if previous and previous[0].status == INTERRUPTED:
+                    data["interrupted_by"] = (previous[0].error or {}).get("message") or "an interruption"
             await self._move(tx, current, EXECUTING, attempt_count=number, worker_id=worker_id,
-                             started_at=current.started_at or tx.now, deadline_at=deadline,
-                             data={"attempt": number, "worker_id": worker_id})
+                             started_at=current.started_at or tx.now, deadline_at=deadline, data=data)
             return current, attempt
 
     async def requeue(self, run: Run, reason: str) -> None:
@@ -229,7 +238,7 @@ class LifecycleMixin(TriggerMixin):
             if interrupted:
                 attempts = await tx.ops.attempts(run.id)
                 if attempts:
-                    await tx.ops.update_attempt(attempts[-1].id, status="INTERRUPTED", finished_at=tx.now,
+                    await tx.ops.update_attempt(attempts[-1].id, status=INTERRUPTED, finished_at=tx.now,
                                                 counts=False, error={"message": reason})
                 await tx.ops.unblock_run(run.id)
                 return await self._move(tx, run, QUEUED, kind=K_QUEUED, worker_id=None, deadline_at=None,
@@ -267,7 +276,7 @@ class LifecycleMixin(TriggerMixin):
         req = TriggerRequest(task_id=run.task_id, payload=run.payload, payload_type=run.payload_type,
                              queue=run.queue, concurrency_key=run.concurrency_key, tags=run.tags,
                              max_attempts=run.max_attempts, max_duration=run.max_duration_s,
-                             machine=run.machine, metadata=run.metadata, is_test=run.is_test)
+                             machine=run.machine, metadata=run.metadata, is_test=run.is_test, project=run.project)
         return (await self.trigger(req)).run
 
     async def reschedule(self, run_id: str, delay: Any) -> Run:
@@ -308,11 +317,7 @@ class LifecycleMixin(TriggerMixin):
         async with self._tx() as tx:
             now = tx.now
             for run in await tx.ops.due_delayed_runs(now):
-                target = QUEUED if run.version_id or self.current_version is None or self._task(run.task_id) \
-                    else "PENDING_VERSION"
-                if self.current_version is None:
-                    target = "PENDING_VERSION"
-                await self._move(tx, run, target, delay_until=None, description="delay elapsed")
+                await self._delay_elapsed(tx, run)
                 done += 1
             for run in await tx.ops.due_expired_runs(now):
                 await self._move(tx, run, EXPIRED, completed_at=now, description="ttl elapsed before start",
@@ -334,6 +339,20 @@ class LifecycleMixin(TriggerMixin):
             if done:
                 tx.emit("dispatch")
         return done
+
+    async def _delay_elapsed(self, tx: Tx, run: Run) -> None:
+        """A DELAYED run's time came: QUEUED when its project's version has its task (or it is a
+        retry, locked to its version), else PENDING_VERSION. A run triggered before any project
+        had its task joins the one project that has it now."""
+        owners = self.projects.owners(run.task_id)
+        project = run.project if run.project is not None else owners[0] if len(owners) == 1 else None
+        if self.projects.current_of(project) is None or not (run.version_id or self.projects.task(project,
+                                                                                                run.task_id)):
+            await self._move(tx, run, PENDING_VERSION, delay_until=None, description="delay elapsed")
+            return
+        if run.project is None and project is not None:
+            await self._ensure_queue(tx, project, run.queue, None, custom=False)
+        await self._move(tx, run, QUEUED, delay_until=None, project=project, description="delay elapsed")
 
     async def system_failure(self, run: Run, reason: str) -> None:
         async with self._tx() as tx:

@@ -18,8 +18,9 @@ from ..durations import iso
 from ..errors import NotFoundError, ValidationError
 from ..ids import new_id
 from ..store.models import Schedule, Version
-from .base import EngineBase, Tx
+from .base import Tx
 from .cron import next_ticks, ticks_between, validate_cron, validate_timezone
+from .projects import ProjectMixin
 from .triggering import TriggerRequest
 
 IMPERATIVE, DECLARATIVE = "IMPERATIVE", "DECLARATIVE"
@@ -42,13 +43,15 @@ class ScheduleSpec:
     external_id: str | None = None
     deduplication_key: str | None = None
     missed_policy: str = "latest"
+    #: the caller's project; None: the one project whose current version has the task
+    project: str | None = None
 
 
 def tick_key(schedule_id: str, tick: float) -> str:
     return hashlib.sha256(f"schedule:{schedule_id}:{tick:.3f}".encode()).hexdigest()
 
 
-class ScheduleMixin(EngineBase):
+class ScheduleMixin(ProjectMixin):
     # -- validation ------------------------------------------------------------------------
     def check_schedule_spec(self, spec: ScheduleSpec) -> ScheduleSpec:
         """Normalise and validate; ValidationError (422) with Trigger.dev's messages."""
@@ -57,7 +60,12 @@ class ScheduleMixin(EngineBase):
         if spec.missed_policy not in MISSED_POLICIES:
             raise ValidationError(f"Invalid missed policy {spec.missed_policy!r}: use one of "
                                   f"{', '.join(MISSED_POLICIES)}")
-        task = self._task(spec.task_id)  # type: ignore[attr-defined]
+        if spec.project is None:
+            owners = self.projects.owners(spec.task_id)
+            if len(owners) > 1:
+                raise self.ambiguous_error(f"Task {spec.task_id!r}", owners)
+            spec.project = owners[0] if owners else None
+        task = self.projects.task(spec.project, spec.task_id)
         if task is None:
             raise ValidationError(f"Task with identifier {spec.task_id} not found in project.")
         if task.schedule is None:
@@ -69,20 +77,23 @@ class ScheduleMixin(EngineBase):
         """Create one, or update the one with the same deduplication key (upsert)."""
         spec = self.check_schedule_spec(spec)
         async with self._tx() as tx:
-            existing = (await tx.ops.find_schedule_by_key(spec.deduplication_key)
+            assert spec.project is not None  # check_schedule_spec found the task's project
+            existing = (await tx.ops.find_schedule_by_key(spec.project, spec.deduplication_key)
                         if spec.deduplication_key else None)
             if existing is not None:
                 return await self._update(tx, existing, spec)
             schedule = Schedule(id=new_id("sched"), type=IMPERATIVE, task_id=spec.task_id, cron=spec.cron,
                                 timezone=spec.timezone, active=True, created_at=tx.now, updated_at=tx.now,
                                 deduplication_key=spec.deduplication_key, external_id=spec.external_id,
-                                missed_policy=spec.missed_policy,
+                                missed_policy=spec.missed_policy, project=spec.project,
                                 next_run_at=next_ticks(spec.cron, spec.timezone, tx.now)[0])
             await tx.ops.insert_schedule(schedule)
             tx.emit("dispatch")  # the dispatcher's sleep may end before this tick
             return schedule
 
     async def update_schedule(self, schedule_id: str, spec: ScheduleSpec) -> Schedule:
+        current = await self.store.read().get_schedule(schedule_id)
+        spec.project = spec.project or (current.project if current else None)  # its task stays in its project
         spec = self.check_schedule_spec(spec)
         async with self._tx() as tx:
             return await self._update(tx, await self._imperative(tx, schedule_id, "update"), spec)
@@ -145,7 +156,7 @@ class ScheduleMixin(EngineBase):
             schedule = task.schedule or {}
             for n, cron in enumerate(schedule.get("crons") or []):
                 wanted[f"declarative:{task.task_id}:{n}"] = (task.task_id, cron, schedule.get("timezone") or "UTC")
-        existing, _ = await tx.ops.list_schedules(0, 1_000_000, type_=DECLARATIVE)
+        existing, _ = await tx.ops.list_schedules(0, 1_000_000, type_=DECLARATIVE, project=version.project)
         for schedule in existing:
             if schedule.deduplication_key not in wanted:
                 await tx.ops.delete_schedule(schedule.id)
@@ -160,7 +171,8 @@ class ScheduleMixin(EngineBase):
                 continue
             await tx.ops.insert_schedule(Schedule(
                 id=new_id("sched"), type=DECLARATIVE, task_id=task_id, cron=cron, timezone=tz, active=True,
-                created_at=tx.now, updated_at=tx.now, deduplication_key=key, next_run_at=next_run))
+                created_at=tx.now, updated_at=tx.now, deduplication_key=key, next_run_at=next_run,
+                project=version.project))
 
     # -- the timer -------------------------------------------------------------------------
     async def _tick_schedules(self, tx: Tx) -> int:
@@ -191,9 +203,10 @@ class ScheduleMixin(EngineBase):
             payload["externalId"] = schedule.external_id
         req = TriggerRequest(task_id=schedule.task_id, payload=json.dumps(payload), payload_type=packets.JSON,
                              idempotency_key=tick_key(schedule.id, tick),
-                             idempotency_key_user=f"{schedule.id}:{iso(tick)}", schedule_id=schedule.id)
+                             idempotency_key_user=f"{schedule.id}:{iso(tick)}", schedule_id=schedule.id,
+                             project=schedule.project)
         fields = self._validate(req, tx.now)  # type: ignore[attr-defined]
-        task = self._task(schedule.task_id)  # type: ignore[attr-defined]
+        task = self.projects.task(schedule.project, schedule.task_id)
         result = await self._create_run(tx, req, fields, task, False)  # type: ignore[attr-defined]
         if not result.cached:
             await tx.ops.insert_event(result.run.id, "run.scheduled", tx.now,

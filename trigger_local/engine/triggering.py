@@ -8,13 +8,7 @@ from typing import Any
 
 from .. import limits, packets
 from ..durations import parse_duration, parse_time
-from ..errors import (
-    BadRequestError,
-    NotFoundError,
-    PayloadTooLargeError,
-    TaskNotFoundError,
-    ValidationError,
-)
+from ..errors import BadRequestError, NotFoundError, PayloadTooLargeError, ValidationError
 from ..ids import new_id
 from ..machines import check_machine
 from ..store.models import (
@@ -35,7 +29,8 @@ from ..store.models import (
     Version,
     Waitpoint,
 )
-from .base import EngineBase, Tx
+from .base import Tx
+from .projects import ProjectMixin
 from .states import kind_for
 
 MAX_TAGS = 10
@@ -75,6 +70,9 @@ class TriggerRequest:
     schedule_id: str | None = None
     #: Trigger.dev's debounce option, parsed by engine.debounce.parse_debounce
     debounce: dict[str, Any] | None = None
+    #: the caller's project (its key, or the project header); None: the parent's project for a
+    #: child run, else the one project that has the task (engine/projects.py)
+    project: str | None = None
 
 
 def task_default(version: Version | None, task: TaskDef | None, name: str) -> Any:
@@ -87,6 +85,18 @@ def task_default(version: Version | None, task: TaskDef | None, name: str) -> An
     return getattr(version.defaults, name)
 
 
+def request_scope(reqs: list[TriggerRequest]) -> str | None:
+    """The project(s) resolved requests go to, which scope their request key (None: no project
+    has their task yet)."""
+    return "+".join(sorted({req.project or "" for req in reqs})) or None
+
+
+def scoped_request_key(request_key: str, scope: str | None) -> str:
+    """The request cache's key: unscoped for runs of no project yet (and rows of before
+    projects); the API's keys never start with `@`, refs never hold `:`."""
+    return request_key if scope is None else f"@{scope}:{request_key}"
+
+
 @dataclass
 class TriggerResult:
     run: Run
@@ -94,49 +104,51 @@ class TriggerResult:
     waitpoint_id: str | None = None
 
 
-class TriggerMixin(EngineBase):
+class TriggerMixin(ProjectMixin):
     # -- versions ---------------------------------------------------------------------------
-    async def register_version(self, version: Version) -> Version:
-        """Store an indexed version, make it current, create its queues, and release runs that
-        were PENDING_VERSION for one of its tasks."""
+    async def register_version(self, version: Version, *, dev: bool = False) -> Version:
+        """Store an indexed version, make it its project's current one, create its queues, and
+        release runs that were PENDING_VERSION for one of its tasks (in its project, or in none
+        yet). `dev`: registered by `trigger-local dev`, so the project runs only while a dev
+        session is open (engine/projects.py)."""
+        self.check_project_dir(version.project, version.project_dir)
         async with self._tx() as tx:
             await tx.ops.insert_version(version)
+            await self._record_project(tx, version, dev)
             for task in version.tasks:
-                await self._ensure_queue(tx, task.queue, task.queue_concurrency_limit if task.queue_is_custom or
+                await self._ensure_queue(tx, version.project, task.queue,
+                                         task.queue_concurrency_limit if task.queue_is_custom or
                                          task.queue_concurrency_limit is not None else None,
                                          custom=task.queue_is_custom, update_limit=True)
             task_ids = {t.task_id for t in version.tasks}
             for run in await tx.ops.runs_with_status([PENDING_VERSION]):
-                if run.task_id in task_ids:
-                    task = version.task(run.task_id)
-                    await self._move(tx, run, QUEUED, description=f"version {version.id} has the task",
-                                     machine=run.machine or task_default(version, task, "machine"),
+                if run.task_id in task_ids and run.project in (None, version.project):
+                    if run.project is None:
+                        await self._ensure_queue(tx, version.project, run.queue, None, custom=False)
+                    its_task = version.task(run.task_id)
+                    await self._move(tx, run, QUEUED, project=version.project,
+                                     description=f"version {version.id} has the task",
+                                     machine=run.machine or task_default(version, its_task, "machine"),
                                      max_duration_s=run.max_duration_s
-                                     or task_default(version, task, "max_duration_s"))
+                                     or task_default(version, its_task, "max_duration_s"))
             await self._sync_declarative(tx, version)  # type: ignore[attr-defined]
             await self._sync_rate_limits(tx, version)  # type: ignore[attr-defined]
-            await tx.ops.insert_event(None, "version.registered", tx.now, {"version_id": version.id})
-            tx.emit("version.registered", version_id=version.id)
+            data = {"version_id": version.id, "project": version.project}
+            await tx.ops.insert_event(None, "version.registered", tx.now, data)
+            tx.emit("version.registered", **data)
             tx.emit("dispatch")
-        self.current_version = version
+        self.projects.current[version.project] = version
         return version
 
-    def _task(self, task_id: str) -> TaskDef | None:
-        if self.current_version is None:
-            return None
-        for task in self.current_version.tasks:
-            if task.task_id == task_id:
-                return task
-        return None
-
-    async def _ensure_queue(self, tx: Tx, name: str, limit: int | None, *, custom: bool,
+    async def _ensure_queue(self, tx: Tx, project: str, name: str, limit: int | None, *, custom: bool,
                             update_limit: bool = False) -> None:
-        existing = await tx.ops.get_queue(name)
+        existing = await tx.ops.get_queue(project, name)
         if existing is None:
             await tx.ops.insert_queue(Queue(name=name, id=new_id("queue"), type="custom" if custom else "task",
-                                            concurrency_limit=limit, paused=False, created_at=tx.now))
+                                            concurrency_limit=limit, paused=False, created_at=tx.now,
+                                            project=project))
         elif update_limit and existing.concurrency_limit != limit:
-            await tx.ops.update_queue(name, concurrency_limit=limit)
+            await tx.ops.update_queue(project, name, concurrency_limit=limit)
 
     # -- validation -------------------------------------------------------------------------
     def _validate(self, req: TriggerRequest, now: float) -> dict[str, Any]:
@@ -204,11 +216,6 @@ class TriggerMixin(EngineBase):
             raise ValidationError(f"Payload does not match the schema of task {task.task_id!r}: "
                                   f"{first['path']}: {first['message']}", issues=issues)
 
-    def unknown_task_error(self, task_id: str) -> TaskNotFoundError:
-        known = sorted(t.task_id for t in (self.current_version.tasks if self.current_version else []))
-        hint = f"Known tasks: {', '.join(known)}" if known else "No tasks are indexed yet: run `trigger-local dev`"
-        return TaskNotFoundError(f"Task {task_id!r} not found. {hint}", known_tasks=known)
-
     # -- trigger ----------------------------------------------------------------------------
     async def trigger(self, req: TriggerRequest, *, wait: bool = False,
                       request_key: str | None = None) -> TriggerResult:
@@ -223,46 +230,65 @@ class TriggerMixin(EngineBase):
                            batch: Batch | None = None, request_key: str | None = None) -> list[TriggerResult]:
         """Create runs in one transaction (a batch's items arrive together).
 
-        `request_key` (a client's `x-trigger-request-idempotency-key`, scoped by the caller):
-        a request sent again gets the runs the first one made, with the first answer's `cached`;
+        `request_key` (a client's `x-trigger-request-idempotency-key`, scoped by the route, and
+        here by the project the runs go to, so two projects' clients may send the same key): a
+        request sent again gets the runs the first one made, with the first answer's `cached`;
         checked and recorded in the same transaction, so concurrent copies make one set of runs."""
-        prepared = self._prepare(reqs, self.clock.now())
+        prepared = await self._prepare(reqs, self.clock.now())
+        scope = request_scope([req for req, _, _ in prepared])
         results: list[TriggerResult] = []
         async with self._tx() as tx:
-            known = await self._remembered_request(tx, request_key)
+            known = await self._replayed_request(tx, request_key, scope)
             if known is not None:
-                return await self._replayed(tx, known)
+                return known
             if batch is not None and await tx.ops.get_batch(batch.id) is None:
                 await tx.ops.insert_batch(batch)
             for req, fields, task in prepared:
                 results.append(await self._create_run(tx, req, fields, task, wait))
-            await self._remember_request(tx, request_key, {"runs": [[r.run.id, r.cached] for r in results]})
+            await self._remember_request(tx, request_key, scope, {"runs": [[r.run.id, r.cached] for r in results]})
             if any(not r.cached for r in results):
                 tx.emit("dispatch")
         return results
 
-    def _prepare(self, reqs: list[TriggerRequest], now: float) -> list[tuple[TriggerRequest, dict[str, Any],
-                                                                              TaskDef | None]]:
+    async def _prepare(self, reqs: list[TriggerRequest],
+                       now: float) -> list[tuple[TriggerRequest, dict[str, Any], TaskDef | None]]:
         """Every request validated (options, task, payload schema) before a transaction starts."""
         prepared = []
         for req in reqs:
             fields = self._validate(req, now)
-            task = self._task(req.task_id)
-            if task is None and self.current_version is not None:
-                raise self.unknown_task_error(req.task_id)
+            if req.project is None and req.parent_run_id:
+                parent = await self.store.read().get_run(req.parent_run_id)
+                req.project = parent.project if parent else None  # a child runs in its parent's project
+            req.project, task = self.resolve_task(req.task_id, req.project)
             if task is not None:
                 self._validate_payload_schema(task, req)
             prepared.append((req, fields, task))
         return prepared
 
-    async def _remembered_request(self, tx: Tx, request_key: str | None) -> dict[str, Any] | None:
+    async def _remembered_request(self, tx: Tx, request_key: str | None, scope: str | None) -> dict[str, Any] | None:
         if request_key is None:
             return None
-        return await tx.ops.get_cached_response(request_key, tx.now - REQUEST_CACHE_S)
+        return await tx.ops.get_cached_response(scoped_request_key(request_key, scope), tx.now - REQUEST_CACHE_S)
 
-    async def _remember_request(self, tx: Tx, request_key: str | None, answer: dict[str, Any]) -> None:
+    async def _remember_request(self, tx: Tx, request_key: str | None, scope: str | None,
+                                answer: dict[str, Any]) -> None:
         if request_key is not None:
-            await tx.ops.put_cached_response(request_key, tx.now, answer)
+            await tx.ops.put_cached_response(scoped_request_key(request_key, scope), tx.now, answer)
+
+    async def _replayed_request(self, tx: Tx, request_key: str | None, scope: str | None) -> list[TriggerResult] | None:
+        """The runs `request_key` made before in `scope`, or None. A request answered while no
+        project had its task (its runs waited without one) counts for the project they went to,
+        as a run idempotency key of no project matches any project (store find_run_by_idempotency_key)."""
+        known = await self._remembered_request(tx, request_key, scope)
+        if known is not None:
+            return await self._replayed(tx, known)
+        if request_key is None or scope is None:
+            return None
+        known = await self._remembered_request(tx, request_key, None)
+        if known is None:
+            return None
+        results = await self._replayed(tx, known)
+        return results if all(r.run.project in (None, scope) for r in results) else None
 
     async def _replayed(self, tx: Tx, known: dict[str, Any]) -> list[TriggerResult]:
         pairs = known.get("runs") or [[known.get("id"), False]]  # {"id"}: rows of before
@@ -276,7 +302,7 @@ class TriggerMixin(EngineBase):
     async def _create_run(self, tx: Tx, req: TriggerRequest, f: dict[str, Any], task: TaskDef | None,
                           wait: bool) -> TriggerResult:
         if req.idempotency_key:
-            existing = await tx.ops.find_run_by_idempotency_key(req.task_id, req.idempotency_key)
+            existing = await tx.ops.find_run_by_idempotency_key(req.task_id, req.idempotency_key, req.project)
             if existing is not None:
                 stale = (existing.idempotency_expires_at is not None and existing.idempotency_expires_at <= tx.now) \
                     or existing.status in _RETRIGGER_AFTER
@@ -285,15 +311,17 @@ class TriggerMixin(EngineBase):
                     return TriggerResult(existing, cached=True, waitpoint_id=wp_id)
                 await tx.ops.update_run(existing.id, None, idempotency_key=None)
         if req.debounce:
-            pending = await self._debounce(tx, req.task_id, req.debounce, req.payload,  # type: ignore[attr-defined]
-                                           req.payload_type, f)
+            pending = await self._debounce(tx, req.project, req.task_id,  # type: ignore[attr-defined]
+                                           req.debounce, req.payload, req.payload_type, f)
             if pending is not None:
                 return TriggerResult(pending, cached=True)
         queue = req.queue or (task.queue if task else f"task/{req.task_id}")
-        if req.queue and req.queue != (task.queue if task else None):
-            await self._ensure_queue(tx, queue, None, custom=True)
+        if req.project is None:
+            pass  # no project yet: its queue is made when a project takes the run
+        elif req.queue and req.queue != (task.queue if task else None):
+            await self._ensure_queue(tx, req.project, queue, None, custom=True)
         else:
-            await self._ensure_queue(tx, queue, task.queue_concurrency_limit if task else None,
+            await self._ensure_queue(tx, req.project, queue, task.queue_concurrency_limit if task else None,
                                      custom=bool(task and task.queue_is_custom))
         if f["delay_until"] is not None and f["delay_until"] > tx.now:
             status = DELAYED
@@ -302,6 +330,7 @@ class TriggerMixin(EngineBase):
         else:
             status = QUEUED
         parent = await tx.ops.get_run(req.parent_run_id) if req.parent_run_id else None
+        version = self.projects.current_of(req.project)
         run = Run(
             id=new_id("run"), task_id=req.task_id, status=status, snapshot_id=new_id("snapshot"),
             snapshot_kind=kind_for(status), queue=queue, created_at=tx.now, updated_at=tx.now,
@@ -313,16 +342,16 @@ class TriggerMixin(EngineBase):
             idempotency_key=req.idempotency_key, idempotency_key_user=req.idempotency_key_user,
             idempotency_expires_at=(tx.now + f["key_ttl_s"]) if req.idempotency_key else None,
             tags=f["tags"], max_attempts=req.max_attempts,
-            max_duration_s=f["max_duration_s"] or task_default(self.current_version, task, "max_duration_s"),
-            priority=f["priority"], machine=req.machine or task_default(self.current_version, task, "machine"),
+            max_duration_s=f["max_duration_s"] or task_default(version, task, "max_duration_s"),
+            priority=f["priority"], machine=req.machine or task_default(version, task, "machine"),
             metadata=f["metadata"], parent_run_id=req.parent_run_id,
             root_run_id=(parent.root_run_id or parent.id) if parent else None,
             batch_id=req.batch_id, resume_parent=req.resume_parent, is_test=req.is_test,
-            depth=(parent.depth + 1) if parent else 0, schedule_id=req.schedule_id,
+            depth=(parent.depth + 1) if parent else 0, schedule_id=req.schedule_id, project=req.project,
         )
         await tx.ops.insert_run(run)
         if req.debounce:
-            await self._record_debounce(tx, req.task_id, req.debounce, run)  # type: ignore[attr-defined]
+            await self._record_debounce(tx, req.project, req.task_id, req.debounce, run)  # type: ignore[attr-defined]
         await self._new_run_snapshot(tx, run)
         wp_id = await self._run_waitpoint(tx, run) if wait else None
         return TriggerResult(run, cached=False, waitpoint_id=wp_id)

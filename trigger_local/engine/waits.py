@@ -29,7 +29,7 @@ from . import suspension
 from .base import Tx
 from .lifecycle import LifecycleMixin
 from .states import K_QUEUED_HELD
-from .triggering import MAX_TAGS, TriggerRequest, TriggerResult
+from .triggering import MAX_TAGS, TriggerRequest, TriggerResult, request_scope
 
 
 @dataclass
@@ -214,27 +214,31 @@ class WaitMixin(LifecycleMixin):
                 await self._complete_wp(tx, wp, json.dumps(items), packets.JSON)
 
     async def create_batch(self, run_count: int, *, parent_run_id: str | None = None, wait: bool = False,
-                           idempotency_key: str | None = None,
-                           request_key: str | None = None) -> tuple[Batch, bool]:
+                           idempotency_key: str | None = None, request_key: str | None = None,
+                           project: str | None = None) -> tuple[Batch, bool]:
         """A new batch of `run_count` runs, or (with True) the batch `idempotency_key` or the
-        request key `request_key` already made. One transaction: concurrent requests with the
-        same key get the same batch."""
+        request key `request_key` (within the caller's `project`) already made. One
+        transaction: concurrent requests with the same key get the same batch."""
         async with self._tx() as tx:
-            known = await self._request_batch(tx, request_key)
+            known = await self._request_batch(tx, request_key, project)
             if known is not None:
                 return known, True
             batch, cached = await self._create_batch(tx, run_count, parent_run_id, wait, idempotency_key)
-            await self._remember_request(tx, request_key, {"batch": batch.id})
+            await self._remember_request(tx, request_key, project, {"batch": batch.id})
             return batch, cached
 
     async def batch_trigger(self, reqs: list[TriggerRequest], *, parent_run_id: str | None = None,
                             wait: bool = False, idempotency_key: str | None = None,
                             request_key: str | None = None) -> tuple[Batch, list[TriggerResult], bool]:
         """A batch and all its runs in one transaction (True: an existing batch, by its
-        idempotency key or by `request_key`, whose runs are returned as they are)."""
-        prepared = self._prepare(reqs, self.clock.now())
+        idempotency key or by `request_key` within the items' project, whose runs are returned
+        as they are)."""
+        for req in reqs:  # resolved as the batch's children: in the parent's project if unsaid
+            req.parent_run_id = req.parent_run_id or parent_run_id
+        prepared = await self._prepare(reqs, self.clock.now())
+        scope = request_scope([req for req, _, _ in prepared])
         async with self._tx() as tx:
-            batch = await self._request_batch(tx, request_key)
+            batch = await self._request_batch(tx, request_key, scope)
             cached = batch is not None
             if batch is None:
                 batch, cached = await self._create_batch(tx, len(reqs), parent_run_id, wait, idempotency_key)
@@ -247,12 +251,12 @@ class WaitMixin(LifecycleMixin):
                     req.parent_run_id, req.resume_parent = parent_run_id, batch.waitpoint_id is not None
                 results.append(await self._create_run(tx, req, fields, task, False))
             await self._add_batch_runs(tx, batch, [r.run.id for r in results])
-            await self._remember_request(tx, request_key, {"batch": batch.id})
+            await self._remember_request(tx, request_key, scope, {"batch": batch.id})
             tx.emit("dispatch")
             return batch, results, False
 
-    async def _request_batch(self, tx: Tx, request_key: str | None) -> Batch | None:
-        known = await self._remembered_request(tx, request_key)
+    async def _request_batch(self, tx: Tx, request_key: str | None, scope: str | None) -> Batch | None:
+        known = await self._remembered_request(tx, request_key, scope)
         batch_id = known.get("batch") or known.get("id") if known else None  # "id": rows of before
         return await tx.ops.get_batch(batch_id) if batch_id else None
 

@@ -36,7 +36,8 @@ class Executor(Protocol):
     def live_processes(self) -> int: ...
 
     async def shutdown(self, grace_s: float) -> None:
-        """Let running attempts finish for up to `grace_s`, then stop every process."""
+        """A normal stop: let running attempts finish for up to `grace_s`, then interrupt them;
+        waiting runs keep their place (executors/stopping.py)."""
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -53,12 +54,16 @@ class Checkpoints(Protocol):
 
     def describe(self) -> dict[str, Any]: ...
 
-    async def freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
+    async def freeze(self, worker: WorkerHandle, run_id: str, attempt: int, socket_wait_s: float = ...) -> bool:
         """Checkpoint the worker holding `run_id`; True when it is (and has stopped). On False the
-        worker still runs and the run is held, with the reason recorded."""
+        worker still runs and the run is held, with the reason recorded. `socket_wait_s`: how
+        long to wait for the process to hold no TCP connection."""
 
     def checkpoint_of(self, run: Run) -> Checkpoint | None:
         """The active checkpoint of `run`'s current attempt, if any."""
 
     async def restore(self, run: Run, ck: Checkpoint) -> WorkerHandle | None:
         """Bring the worker back, running. None: it could not be, and the attempt has been failed."""
+
+    async def settle_pending(self, ck: Checkpoint) -> bool:
+        """Finish (True) or undo (False) a checkpoint that a killed daemon left `pending`."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import time
 from pathlib import Path
@@ -50,7 +51,8 @@ class CheckpointerBase:
         self.by_worker: dict[str, Checkpoint] = {}  # active checkpoints by the worker they froze
         self.engine.hub.subscribe(self._on_event)
 
-    async def freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
+    async def freeze(self, worker: WorkerHandle, run_id: str, attempt: int,
+                     socket_wait_s: float = SOCKET_WAIT_S) -> bool:
         """Checkpoint `worker`; True when it is checkpointed (and has stopped)."""
         # Set before anything else: a resume() from now on waits for this decision. (Set only
         # once the socket wait was over, a wait completing during it resumed the run on the
@@ -58,12 +60,12 @@ class CheckpointerBase:
         worker.freezing = asyncio.get_running_loop().create_future()
         frozen = False
         try:
-            frozen = await self._freeze(worker, run_id, attempt)
+            frozen = await self._freeze(worker, run_id, attempt, socket_wait_s)
         finally:
             worker.freezing.set_result(frozen)
         return frozen
 
-    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
+    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int, socket_wait_s: float) -> bool:
         raise NotImplementedError
 
     async def _still_waits(self, run_id: str, attempt: int) -> bool:
@@ -107,7 +109,11 @@ class Checkpointer(CheckpointerBase):
         if not self.capability.ok:
             log.info("waiting runs will be held, not checkpointed", reason=self.capability.reason)
         for ck in await self.engine.active_checkpoints():
-            self.by_worker[ck.worker_id] = ck
+            if ck.executor == "process":
+                self.by_worker[ck.worker_id] = ck
+        for ck in await self.engine.pending_checkpoints():
+            if ck.executor == "process":
+                self.executor.freeze_settled(ck, await self.settle_pending(ck))
 
     def describe(self) -> dict[str, Any]:
         return {"available": self.capability.ok, "reason": self.capability.reason,
@@ -115,37 +121,59 @@ class Checkpointer(CheckpointerBase):
                 "count": len(self.by_worker), "bytes": sum(c.size_bytes for c in self.by_worker.values())}
 
     # -- freezing ---------------------------------------------------------------------------
-    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
+    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int, socket_wait_s: float) -> bool:
         """Dump `worker`'s process (it is gone afterwards)."""
         pid = worker.pid
         assert pid is not None
-        if not await wait_until_no_tcp(pid, SOCKET_WAIT_S):
+        if not await wait_until_no_tcp(pid, socket_wait_s):
             await self.engine.checkpoint_refused(run_id, "the task process still holds a TCP connection, "
                                                  "which CRIU cannot checkpoint: the run is held instead")
             return False
         if not await self._still_waits(run_id, attempt):
             return False
         images = self.root / run_id / new_id("checkpoint")
+        ck = Checkpoint(id=images.name, run_id=run_id, attempt=attempt, worker_id=worker.id, pid=pid,
+                        path=str(images), status="", created_at=time.time())
+        await self.engine.begin_checkpoint(ck)
         try:
             dump_ms = await criu.dump(self.settings.criu_path, pid, images)
             # CRIU killed the process; once the executor has reaped it (worker.exited) its pid
             # is free for the restore, which may be wanted at once (the wait completed meanwhile)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(worker.exited.wait(), PID_FREE_WAIT_S)
-            ck = Checkpoint(id=images.name, run_id=run_id, attempt=attempt, worker_id=worker.id, pid=pid,
-                            path=str(images), status="", created_at=time.time(),
-                            size_bytes=criu.images_size(images), dump_ms=round(dump_ms, 1))
-            if await self.engine.record_checkpoint(ck):
-                self.by_worker[worker.id] = ck
-                log.info("run checkpointed", run=run_id, ms=ck.dump_ms, bytes=ck.size_bytes)
-            else:
-                _remove(images)
-            return True
         except (criu.CriuError, OSError) as exc:
             _remove(images)
+            await self.engine.undo_checkpoint(ck.id)
             log.warning("checkpoint failed: holding the run", run=run_id, error=str(exc)[:300])
             await self.engine.checkpoint_refused(run_id, f"checkpoint failed, the run is held: {exc}")
             return False
+        await test_pause_before_record()
+        ck.size_bytes, ck.dump_ms = criu.images_size(images), round(dump_ms, 1)
+        if await self.engine.record_checkpoint(ck):
+            self.by_worker[worker.id] = ck
+            log.info("run checkpointed", run=run_id, ms=ck.dump_ms, bytes=ck.size_bytes)
+        else:
+            _remove(images)
+        return True
+
+    # -- a dump that a killed daemon left pending ----------------------------------------------
+    async def settle_pending(self, ck: Checkpoint) -> bool:
+        """Finish (True) or undo (False) a dump that was under way when the last daemon died.
+        Finished: the process is gone and CRIU wrote a complete image set (`inventory.img` is
+        written last, and CRIU kills the process only after a dump succeeded)."""
+        images = Path(ck.path)
+        # criu outlives a daemon killed with -9: a dump still running holds the process traced
+        await criu.wait_untraced(ck.pid, criu.DUMP_TIMEOUT_S)
+        if not pid_is_worker(ck.pid, ck.worker_id) and (images / "inventory.img").exists():
+            ck.size_bytes = criu.images_size(images)
+            if await self.engine.record_checkpoint(ck):
+                self.by_worker[ck.worker_id] = ck
+                log.info("finished a checkpoint the last daemon left pending", run=ck.run_id, checkpoint=ck.id)
+                return True
+        _remove(images)
+        await self.engine.undo_checkpoint(ck.id)
+        log.info("undid a checkpoint the last daemon left pending", run=ck.run_id, checkpoint=ck.id)
+        return False
 
     # -- restoring --------------------------------------------------------------------------
     async def restore(self, run: Run, ck: Checkpoint) -> WorkerHandle | None:
@@ -177,7 +205,18 @@ class Checkpointer(CheckpointerBase):
     # -- clean-up ---------------------------------------------------------------------------
     def _discard(self, ck: Checkpoint, why: str) -> None:
         _remove(Path(ck.path))
-        self.executor._spawn_task(self.engine.checkpoint_unusable(ck.id, why, deleted=True))
+        # retried (a full disk): a row left active would be loaded again by the next daemon
+        self.executor._spawn_task(self.executor.supervisor.retry_until_done(
+            f"forgetting checkpoint {ck.id}", lambda: self.engine.checkpoint_unusable(ck.id, why, deleted=True)))
+
+
+async def test_pause_before_record() -> None:
+    """A test hook, off unless TRIGGER_LOCAL_TEST_PAUSE_BEFORE_CHECKPOINT_RECORD_S is set: stay in
+    the window between a finished dump and its record, so that a test can kill the daemon there."""
+    pause = float(os.environ.get("TRIGGER_LOCAL_TEST_PAUSE_BEFORE_CHECKPOINT_RECORD_S") or 0)
+    if pause > 0:
+        log.warning("test hook: pausing before recording a checkpoint", seconds=pause)
+        await asyncio.sleep(pause)
 
 
 def _remove(images: Path) -> None:

@@ -133,6 +133,24 @@ async def restore(criu: str, images: Path) -> float:
     return (time.monotonic() - started) * 1000
 
 
+def tracer_of(pid: int) -> int:
+    """The pid tracing `pid` (CRIU, while it dumps it), 0 when none or the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+async def wait_untraced(pid: int, timeout_s: float) -> None:
+    """Until no CRIU dump holds `pid` (a dump started by a daemon that died goes on without it)."""
+    deadline = time.monotonic() + timeout_s
+    while tracer_of(pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+
 def _errors(log: Path) -> str:
     """The lines of a CRIU log that explain a failure (errors first), else its tail."""
     tail = log_tail(log, 8000)

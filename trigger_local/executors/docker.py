@@ -31,6 +31,7 @@ from ..config import DaemonSettings
 from ..engine import Engine
 from ..ids import new_id
 from ..store.models import EXECUTING, WAITING, Run, Version, Worker
+from ..supervise import Loop, Supervisor
 from ..tokens import worker_token
 from .containers import (
     APP_DIR,
@@ -53,6 +54,7 @@ ENGINE_CHECK_DOWN_S = 1.0  # how soon a missing engine is noticed coming back
 ENGINE_CHECK_UP_S = 5.0
 #: where a container sees its worker's freeze directory (the done file of the freeze handshake)
 FREEZE_MOUNT = "/run/trigger-local/freeze"
+CONTAINER_WAIT_S = 2.0  # one long-poll of the engine for a container's exit
 
 
 @dataclass
@@ -74,11 +76,12 @@ class ContainerHandle(WorkerHandle):
 class DockerExecutor(ProcessExecutor):
     name = "docker"
 
-    def __init__(self, engine: Engine, settings: DaemonSettings, secret_key: str, wake_dispatcher: Any) -> None:
+    def __init__(self, engine: Engine, settings: DaemonSettings, secret_key: str, wake_dispatcher: Any, *,
+                 supervisor: Supervisor | None = None) -> None:
         self.problem: str | None = "the Docker engine was not checked yet"
         self._client: Any = None
-        self._watcher: asyncio.Task[None] | None = None
-        super().__init__(engine, settings, secret_key, wake_dispatcher)
+        self._watcher: Loop | None = None
+        super().__init__(engine, settings, secret_key, wake_dispatcher, supervisor=supervisor)
 
     checkpointer: DockerCheckpointer
 
@@ -112,9 +115,9 @@ class DockerExecutor(ProcessExecutor):
         self.problem = problem
 
     async def _watch_engine(self) -> None:
-        while not self._stopping:
-            await asyncio.sleep(ENGINE_CHECK_DOWN_S if self.problem else ENGINE_CHECK_UP_S)
-            await self._check_engine()
+        """One round of the engine watch (a supervised loop: a failed check is retried)."""
+        await asyncio.sleep(ENGINE_CHECK_DOWN_S if self.problem else ENGINE_CHECK_UP_S)
+        await self._check_engine()
 
     def _engine_lost(self, exc: Exception) -> None:
         self.problem = f"the Docker engine failed: {type(exc).__name__}: {exc}"
@@ -167,7 +170,7 @@ class DockerExecutor(ProcessExecutor):
             "TRIGGER_LOCAL_PROJECT_DIR": APP_DIR, "TRIGGER_LOCAL_TASK_DIRS": json.dumps(version.dirs),
             "TRIGGER_LOCAL_TASK_FILES": json.dumps(sorted({t.file for t in version.tasks if t.file})),
             "TRIGGER_LOCAL_VERSION_ID": version.id, "TRIGGER_API_URL": self.settings.url,
-            "TRIGGER_SECRET_KEY": self.secret_key, "PYTHONUNBUFFERED": "1"}
+            **self._project_env(version), "PYTHONUNBUFFERED": "1"}
 
     async def _spawn_container(self, version: Version, image: str, machine_name: str | None) -> ContainerHandle:
         worker_id = new_id("worker")
@@ -192,7 +195,7 @@ class DockerExecutor(ProcessExecutor):
             raise
         await self.engine.register_worker(Worker(id=worker_id, version_id=version.id, token="", pid=None,
                                                  started_at=time.time(), executor=self.name))
-        self._spawn_task(self._monitor(worker))
+        self._watch(worker)
         log.debug("task container started", worker=worker_id, image=image, machine=machine.name)
         return worker
 
@@ -224,13 +227,18 @@ class DockerExecutor(ProcessExecutor):
             self._wake()
 
     def _wait(self, worker: ContainerHandle) -> bool:
-        """Block until the container stops; False when the engine went away meanwhile."""
-        try:
-            worker.container.wait()
-            return True
-        except Exception as exc:  # DockerException, or requests' ConnectionError when the engine dies
-            self._engine_lost(exc)
-            return False
+        """Block until the container stops; False when the engine went away meanwhile, or when a
+        stop left the container running (released: its watch is over, and the thread must end
+        for the daemon to exit)."""
+        while not worker.released:
+            try:
+                worker.container.wait(timeout=CONTAINER_WAIT_S)
+                return True
+            except Exception as exc:  # DockerException, or requests' errors (a timeout, the engine gone)
+                if "timed out" not in str(exc).lower():
+                    self._engine_lost(exc)
+                    return False
+        return False
 
     def _collect(self, worker: ContainerHandle) -> tuple[int | None, bool]:
         """Keep a stopped container's output in the worker log and remove it.
@@ -253,9 +261,9 @@ class DockerExecutor(ProcessExecutor):
     def _freeze_dir(self, worker_id: str) -> Path:
         return self.settings.home / "freeze" / worker_id
 
-    def _done_file(self, worker: WorkerHandle, run_id: str, attempt: int) -> tuple[Path, str]:
+    def _done_file(self, worker_id: str, run_id: str, attempt: int) -> tuple[Path, str]:
         name = f"{run_id}.{attempt}"
-        return self._freeze_dir(worker.id) / name, f"{FREEZE_MOUNT}/{name}"
+        return self._freeze_dir(worker_id) / name, f"{FREEZE_MOUNT}/{name}"
 
     def handle_for_restored(self, run: Run, worker_id: str, container: Any) -> ContainerHandle:
         return ContainerHandle(id=worker_id, version_id=run.version_id or "", pid=None, container=container,
@@ -296,7 +304,7 @@ class DockerExecutor(ProcessExecutor):
                     worker.run_id, worker.attempt, worker.machine = run.id, run.attempt_count, run.machine or "small-1x"
                     self._by_run[run.id] = worker.id
             self.workers[record.id] = worker
-            self._spawn_task(self._monitor(worker))
+            self._watch(worker)
             log.info("adopted task container", worker=record.id, state=worker.state)
         for run in runs.values():
             if run.status == "DEQUEUED":
@@ -305,7 +313,7 @@ class DockerExecutor(ProcessExecutor):
                     and self.checkpointer.checkpoint_of(run) is None:
                 await self.engine.worker_lost(run.id, run.attempt_count, "The daemon restarted and the task "
                                               "container was gone", interrupted=True)
-        self._watcher = asyncio.create_task(self._watch_engine())
+        self._watcher = self.supervisor.start("docker-engine", self._watch_engine)
 
     def _find(self, worker_id: str) -> Any:
         try:

@@ -34,7 +34,7 @@ from ..ids import new_id
 from ..store.checkpoints import Checkpoint
 from ..store.models import Run
 from . import criu
-from .checkpoints import CheckpointerBase
+from .checkpoints import CheckpointerBase, test_pause_before_record
 from .sockets import wait_until_no_tcp
 from .workers import WorkerHandle
 
@@ -78,6 +78,12 @@ def start_from(client: Any, container: str, name: str) -> float:
     _call(client, "POST", f"/containers/{container}/start", f"docker start --checkpoint {name}",
           params={"checkpoint": name})
     return (time.monotonic() - started) * 1000
+
+
+def listed(client: Any, container: str) -> list[str]:
+    """`docker checkpoint ls CONTAINER`: the names of its checkpoints."""
+    response = _call(client, "GET", f"/containers/{container}/checkpoints", f"docker checkpoint ls {container}")
+    return [str(c.get("Name")) for c in response.json() or []]
 
 
 def delete(client: Any, container: str, name: str) -> None:
@@ -127,6 +133,11 @@ class DockerCheckpointer(CheckpointerBase):
         for ck in await self.engine.active_checkpoints():
             if ck.executor == EXECUTOR:
                 self.by_worker[ck.worker_id] = ck
+        if self.executor.client is None:
+            return  # no engine yet: pending rows wait for a daemon that finds one
+        for ck in await self.engine.pending_checkpoints():
+            if ck.executor == EXECUTOR:
+                self.executor.freeze_settled(ck, await self.settle_pending(ck))
 
     async def check(self, client: Any) -> None:
         """Decide once, when the engine first answers, whether waiting runs can be checkpointed."""
@@ -153,32 +164,58 @@ class DockerCheckpointer(CheckpointerBase):
         return Path(self.root) / "containers" / container_id / "checkpoints" / name
 
     # -- freezing ---------------------------------------------------------------------------
-    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int) -> bool:
+    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int, socket_wait_s: float) -> bool:
         container: Any = getattr(worker, "container", None)
         pid = await asyncio.to_thread(_main_pid, container)
-        if not pid or not await wait_until_no_tcp(pid, SOCKET_WAIT_S):
+        if not pid or not await wait_until_no_tcp(pid, socket_wait_s):
             await self.engine.checkpoint_refused(run_id, "the task container still holds a TCP connection (or "
                                                  "is not running), which CRIU cannot checkpoint: the run is held")
             return False
         if not await self._still_waits(run_id, attempt):
             return False  # the container just continues
         name = new_id("checkpoint")
+        path = self._path(container.id, name)
+        ck = Checkpoint(id=name, run_id=run_id, attempt=attempt, worker_id=worker.id, pid=pid, path=str(path),
+                        status="", created_at=time.time(), executor=EXECUTOR)
+        await self.engine.begin_checkpoint(ck)
         try:
             dump_ms = await asyncio.to_thread(create, self.executor.client, container.id, name)
-            path = self._path(container.id, name)
-            ck = Checkpoint(id=name, run_id=run_id, attempt=attempt, worker_id=worker.id, pid=pid, path=str(path),
-                            status="", created_at=time.time(), executor=EXECUTOR,
-                            size_bytes=criu.images_size(path), dump_ms=round(dump_ms, 1))
-            if await self.engine.record_checkpoint(ck):
-                self.by_worker[worker.id] = ck
-                log.info("run's container checkpointed", run=run_id, ms=ck.dump_ms, bytes=ck.size_bytes)
-            else:  # the attempt ended during the dump: nothing will restore it
-                await asyncio.to_thread(self.executor.discard_container, worker.id)
-            return True
         except (DockerCheckpointError, DockerException, OSError) as exc:
+            await self.engine.undo_checkpoint(ck.id)
             log.warning("container checkpoint failed: holding the run", run=run_id, error=str(exc)[:300])
             await self.engine.checkpoint_refused(run_id, f"checkpoint failed, the run is held: {exc}")
             return False
+        await test_pause_before_record()
+        ck.size_bytes, ck.dump_ms = criu.images_size(path), round(dump_ms, 1)
+        if await self.engine.record_checkpoint(ck):
+            self.by_worker[worker.id] = ck
+            log.info("run's container checkpointed", run=run_id, ms=ck.dump_ms, bytes=ck.size_bytes)
+        else:  # the attempt ended during the dump: nothing will restore it
+            await asyncio.to_thread(self.executor.discard_container, worker.id)
+        return True
+
+    # -- a checkpoint that a killed daemon left pending -----------------------------------------
+    async def settle_pending(self, ck: Checkpoint) -> bool:
+        """Finish (True) or undo (False) a `docker checkpoint create` that was under way when the
+        last daemon died. Finished: the engine lists the checkpoint and the container has stopped
+        (the engine stops it only once the checkpoint is written)."""
+        client = self.executor.client
+        try:
+            names = await asyncio.to_thread(listed, client, ck.worker_id)
+            container = await asyncio.to_thread(client.containers.get, ck.worker_id)
+            running = bool(container.attrs.get("State", {}).get("Running"))
+        except (DockerCheckpointError, DockerException, OSError) as exc:
+            log.warning("could not settle a pending container checkpoint", checkpoint=ck.id, error=str(exc)[:200])
+            names, running = [], True
+        if ck.id in names and not running:
+            ck.size_bytes = criu.images_size(Path(ck.path))
+            if await self.engine.record_checkpoint(ck):
+                self.by_worker[ck.worker_id] = ck
+                log.info("finished a checkpoint the last daemon left pending", run=ck.run_id, checkpoint=ck.id)
+                return True
+        await self.engine.undo_checkpoint(ck.id)
+        log.info("undid a checkpoint the last daemon left pending", run=ck.run_id, checkpoint=ck.id)
+        return False
 
     # -- restoring --------------------------------------------------------------------------
     async def restore(self, run: Run, ck: Checkpoint) -> WorkerHandle | None:
@@ -208,7 +245,9 @@ class DockerCheckpointer(CheckpointerBase):
 
     async def _drop(self, ck: Checkpoint, why: str) -> None:
         await asyncio.to_thread(self.executor.discard_container, ck.worker_id)
-        await self.engine.checkpoint_unusable(ck.id, why, deleted=True)
+        # retried (a full disk): a row left active would be loaded again by the next daemon
+        await self.executor.supervisor.retry_until_done(
+            f"forgetting checkpoint {ck.id}", lambda: self.engine.checkpoint_unusable(ck.id, why, deleted=True))
 
 
 def _main_pid(container: Any) -> int:

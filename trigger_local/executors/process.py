@@ -28,11 +28,24 @@ from ..engine.retry import run_policy
 from ..engine.states import K_QUEUED_HELD
 from ..home import user_umask
 from ..ids import new_id
-from ..store.models import EXECUTING, FINAL_STATUSES, WAITING, Attempt, Run, Version, Worker
-from ..tokens import run_token, worker_token
+from ..projects import PROJECT_ENV
+from ..store.models import (
+    DEQUEUED,
+    EXECUTING,
+    FINAL_STATUSES,
+    QUEUED,
+    WAITING,
+    Attempt,
+    Run,
+    Version,
+    Worker,
+)
+from ..supervise import Supervisor
+from ..tokens import project_key, run_token, worker_token
 from .base import Checkpoints
 from .checkpoints import Checkpointer
 from .sockets import is_child, reap
+from .stopping import stop_processes
 from .workers import (
     BUSY,
     HELD,
@@ -54,8 +67,9 @@ class ProcessExecutor:
     name = "process"
 
     def __init__(self, engine: Engine, settings: DaemonSettings, secret_key: str,
-                 wake_dispatcher: Callable[[], None]) -> None:
+                 wake_dispatcher: Callable[[], None], *, supervisor: Supervisor | None = None) -> None:
         self.engine = engine
+        self.supervisor = supervisor or Supervisor(settings.loop_failure_limit, home=settings.home)
         self.settings = settings
         self.secret_key = secret_key
         self._wake = wake_dispatcher
@@ -64,6 +78,7 @@ class ProcessExecutor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._versions: dict[str, Version] = {}
         self._stopping = False
+        self.kill_waiting = False  # a stop that kills held processes too (down --kill-waiting)
         self._freezes_in_flight = 0
         self.logs_dir = settings.home / "logs" / "workers"
         engine.hub.subscribe(self._on_event)
@@ -74,10 +89,14 @@ class ProcessExecutor:
         return Checkpointer(self)
 
     # -- bookkeeping --------------------------------------------------------------------------
-    def _spawn_task(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+    def _spawn_task(self, coro: Any) -> asyncio.Task[Any]:
+        task = self.supervisor.spawn(getattr(coro, "__qualname__", "executor job"), coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _watch(self, worker: WorkerHandle) -> None:
+        worker.monitor = self._spawn_task(self._monitor(worker))
 
     def _on_event(self, type_: str, data: dict[str, Any]) -> None:
         if type_ == "worker.kill":
@@ -178,10 +197,10 @@ class ProcessExecutor:
         return None
 
     def _evict_idle(self) -> bool:
-        """Make room by stopping an idle process (of an old version first)."""
-        current = self.engine.current_version.id if self.engine.current_version else None
+        """Make room by stopping an idle process (of a version no project runs any more first)."""
+        current = self.engine.projects.current_ids()
         idle = [w for w in self.workers.values() if w.state == IDLE and w.mailbox.empty()]
-        idle.sort(key=lambda w: w.version_id == current)
+        idle.sort(key=lambda w: w.version_id in current)
         if not idle:
             return False
         log.info("stopping an idle task process to make room", worker=idle[0].id)
@@ -204,7 +223,7 @@ class ProcessExecutor:
                "TRIGGER_LOCAL_VERSION_ID": version.id,
                "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}",
                "TRIGGER_API_URL": self.settings.url,
-               "TRIGGER_SECRET_KEY": self.secret_key,
+               **self._project_env(version),
                "PYTHONUNBUFFERED": "1"}
         with log_path.open("ab") as out:
             proc = await asyncio.create_subprocess_exec(
@@ -214,11 +233,17 @@ class ProcessExecutor:
         worker = WorkerHandle(id=worker_id, version_id=version.id, pid=proc.pid, log_path=log_path, proc=proc,
                               booting=True)
         self.workers[worker_id] = worker
+        self._watch(worker)  # first: a failed write below must not leave it unwatched
         await self.engine.register_worker(Worker(id=worker_id, version_id=version.id, token="", pid=proc.pid,
                                                  started_at=time.time(), executor=self.name))
-        self._spawn_task(self._monitor(worker))
         log.debug("task process started", worker=worker_id, pid=proc.pid, version=version.id)
         return worker
+
+    def _project_env(self, version: Version) -> dict[str, str]:
+        """The task's project and that project's key: the SDK inside a task then reaches its
+        own project only (`tasks.trigger` of a task id resolves there)."""
+        return {"TRIGGER_SECRET_KEY": project_key(self.secret_key, version.project),
+                PROJECT_ENV: version.project}
 
     def _payload(self, run: Run) -> dict[str, Any]:
         """An offloaded payload (`application/store`) is read back so the task gets the real one."""
@@ -282,9 +307,8 @@ class ProcessExecutor:
     def _should_retire(self, worker: WorkerHandle) -> bool:
         if worker.runs_done >= self.settings.warm_runs_per_process:
             return True
-        current = self.engine.current_version
-        if current is not None and worker.version_id != current.id:
-            return True
+        if worker.version_id not in self.engine.projects.current_ids():
+            return True  # its project has a newer version
         # Only a process that found no work for a whole long-poll counts as surplus: in a burst,
         # processes are idle for a moment between runs, and retiring them then means paying
         # for a new process (imports and all) a moment later.
@@ -320,14 +344,14 @@ class ProcessExecutor:
         # process then only sees it after its restore) or has failed. A timed quiet was not
         # enough: with 200 runs freezing at once, dumps started late, runtimes polled again
         # meanwhile, and a dump of a process holding a connection fails.
-        done, seen_as = self._done_file(worker, run_id, attempt)
+        done, seen_as = self._done_file(worker.id, run_id, attempt)
         done.parent.mkdir(parents=True, exist_ok=True)
         done.unlink(missing_ok=True)
         self._spawn_task(self._freeze(worker, run_id, attempt, done))
         quiet_s = self.settings.freeze_grace_s + FREEZE_QUEUE_S * self._freezes_in_flight
         return {"freeze": True, "pollAfterS": round(quiet_s, 3), "doneFile": seen_as}
 
-    def _done_file(self, worker: WorkerHandle, run_id: str, attempt: int) -> tuple[Path, str]:
+    def _done_file(self, worker_id: str, run_id: str, attempt: int) -> tuple[Path, str]:
         """Where the daemon writes the freeze's done file, and that path as the runtime sees it."""
         done = self.settings.home / "freeze" / f"{run_id}.{attempt}"
         return done, str(done)
@@ -341,13 +365,26 @@ class ProcessExecutor:
             self._freezes_in_flight -= 1
             done.write_text("frozen" if frozen else "held")
         if frozen:
-            # the process is gone: it no longer counts against max_processes
-            self.workers.pop(worker.id, None)
-            self._by_run.pop(run_id, None)
-            await self.engine.forget_worker(worker.id)
-            self._wake()
+            await self.forget_frozen(worker, run_id)
         else:
             worker.freezing = None
+
+    async def forget_frozen(self, worker: WorkerHandle, run_id: str) -> None:
+        """The process is checkpointed and gone: it no longer counts against max_processes."""
+        self.workers.pop(worker.id, None)
+        self._by_run.pop(run_id, None)
+        await self.engine.forget_worker(worker.id)
+        self._wake()
+
+    def freeze_settled(self, ck: Any, finished: bool) -> None:
+        """A dump the last daemon left pending was finished or undone (checkpointer.start()): the
+        runtime may still wait for the freeze handshake's done file; give it its answer."""
+        done, _ = self._done_file(ck.worker_id, ck.run_id, ck.attempt)
+        try:
+            done.parent.mkdir(parents=True, exist_ok=True)
+            done.write_text("frozen" if finished else "held")
+        except OSError as exc:
+            log.warning("could not write a freeze done file", path=str(done), error=str(exc))
 
     async def _restore(self, run: Run, ck: Any) -> bool:
         if len(self.workers) >= self.settings.max_processes:
@@ -359,7 +396,7 @@ class ProcessExecutor:
         self._by_run[run.id] = worker.id
         await self.engine.register_worker(Worker(id=worker.id, version_id=worker.version_id, token="",
                                                  pid=worker.pid, started_at=time.time(), executor=self.name))
-        self._spawn_task(self._monitor(worker))
+        self._watch(worker)
         return await self.engine.resume_held(run) is not None
 
     # -- process exits --------------------------------------------------------------------------
@@ -378,17 +415,23 @@ class ProcessExecutor:
             return  # CRIU dumped it: the process ended on purpose and the run is suspended
         self.workers.pop(worker.id, None)
         try:
-            await self.engine.forget_worker(worker.id)
-            if worker.run_id and worker.attempt and not self._stopping:
-                reason = describe_exit(worker.exit_code, worker.log_path)
-                log.warning("task process exited during a run", worker=worker.id, run=worker.run_id,
-                            code=worker.exit_code, adopted=worker.proc is None)
-                # An adopted process (from before a daemon restart) is not our child: its exit
-                # status is unknown, so the attempt is not held against the run.
-                await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
-                                              interrupted=worker.proc is None and worker.exit_code is None)
+            # retried (a full disk): a run whose process is gone must not stay EXECUTING
+            await self.supervisor.retry_until_done(f"releasing the runs of task process {worker.id}",
+                                                   lambda: self._forget(worker), give_up=lambda: self._stopping)
         finally:
             self._wake()
+
+    async def _forget(self, worker: WorkerHandle) -> None:
+        """The process has exited: drop its row and fail or interrupt its attempt (idempotent)."""
+        await self.engine.forget_worker(worker.id)
+        if worker.run_id and worker.attempt and not self._stopping:
+            reason = describe_exit(worker.exit_code, worker.log_path)
+            log.warning("task process exited during a run", worker=worker.id, run=worker.run_id,
+                        code=worker.exit_code, adopted=worker.proc is None)
+            # An adopted process (from before a daemon restart) is not our child: its exit
+            # status is unknown, so the attempt is not held against the run.
+            await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
+                                          interrupted=worker.proc is None and worker.exit_code is None)
 
     # -- restart and shutdown ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -400,12 +443,13 @@ class ProcessExecutor:
                 worker = WorkerHandle(id=record.id, version_id=record.version_id, pid=record.pid,
                                       log_path=self.logs_dir / f"{record.id}.log", state=IDLE)
                 for run in runs.values():
-                    if run.worker_id == record.id and run.status in (EXECUTING, WAITING):
+                    # QUEUED/DEQUEUED with a worker: held, its wait completed, not resumed yet
+                    if run.worker_id == record.id and run.status in (EXECUTING, WAITING, QUEUED, DEQUEUED):
                         worker.state = BUSY if run.status == EXECUTING else HELD
                         worker.run_id, worker.attempt = run.id, run.attempt_count
                         self._by_run[run.id] = worker.id
                 self.workers[record.id] = worker
-                self._spawn_task(self._monitor(worker))
+                self._watch(worker)
                 log.info("adopted task process", worker=record.id, pid=record.pid, state=worker.state)
             else:
                 await self.engine.forget_worker(record.id)
@@ -418,22 +462,7 @@ class ProcessExecutor:
                                               "process was gone", interrupted=True)
 
     async def shutdown(self, grace_s: float) -> None:
-        """Stop taking runs, give running attempts `grace_s` to finish, then stop every process.
-        Interrupted runs go back to their queue and start again on the next daemon."""
-        self._stopping = True
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(w.state == BUSY for w in self.workers.values()):
-            await asyncio.sleep(0.05)
-        workers = list(self.workers.values())
-        for worker in workers:
-            run_id, attempt = worker.run_id, worker.attempt
-            worker.kill()
-            if run_id and attempt:
-                await self.engine.worker_lost(run_id, attempt, "The daemon shut down", interrupted=True)
-        for worker in workers:
-            try:
-                await asyncio.wait_for(worker.exited.wait(), 5)
-            except TimeoutError:
-                log.warning("task process did not exit", worker=worker.id, pid=worker.pid)
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
+        """A normal stop (executors/stopping.py): executing attempts get `grace_s` to finish, then
+        are interrupted (back to their queue); waiting runs keep their place, checkpointed or
+        with their process left running for the next daemon."""
+        await stop_processes(self, grace_s)

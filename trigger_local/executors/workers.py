@@ -30,6 +30,9 @@ class WorkerHandle:
     exit_code: int | None = None
     # set while CRIU dumps the process: True once it is checkpointed (its exit is then expected)
     freezing: asyncio.Future[bool] | None = None
+    monitor: asyncio.Task[None] | None = None  # the executor's watch on its exit
+    released: bool = False  # left running by a normal stop: the next daemon adopts it
+
 
     def kill(self) -> None:
         """SIGKILL the whole process group (the task may have started children)."""

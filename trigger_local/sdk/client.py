@@ -6,8 +6,10 @@ so the two cannot drift apart. Each keeps one keep-alive connection for the whol
 
 The daemon is found through `TRIGGER_API_URL` + `TRIGGER_SECRET_KEY` (as Trigger.dev's own
 SDK does), else through the running daemon's home: `$TRIGGER_LOCAL_HOME/daemon.json` and
-`secret_key`. The lookup happens at the first request, so `configure()` and environment
-changes made before then apply.
+`secret_key`. The project a request means (the daemon serves several) is `TRIGGER_LOCAL_PROJECT`,
+else the `project` of the trigger.toml in the current directory or a parent; it goes in the
+`x-trigger-local-project` header. The lookup happens at the first request, so `configure()` and
+environment changes made before then apply.
 """
 
 from __future__ import annotations
@@ -23,8 +25,15 @@ from typing import Any, Concatenate
 
 import httpx
 
-from ..config import DEFAULT_PORT, home_dir
-from ..errors import ApiError, DaemonNotRunningError, NotFoundError, error_from_response
+from ..config import DEFAULT_PORT, find_project_root, home_dir, load_project
+from ..errors import (
+    ApiError,
+    DaemonNotRunningError,
+    NotFoundError,
+    ValidationError,
+    error_from_response,
+)
+from ..projects import PROJECT_ENV, PROJECT_HEADER
 from .routes import (  # noqa: F401 - re-exported
     _OPTION_NAMES,
     API_VERSION,
@@ -49,6 +58,8 @@ from .routes import (  # noqa: F401 - re-exported
 class Endpoint:
     base_url: str
     secret_key: str | None
+    #: the project requests mean (None: the daemon finds the one project that has a task)
+    project: str | None = None
 
 
 _overrides: dict[str, str | None] = {"base_url": None, "secret_key": None}
@@ -70,6 +81,18 @@ def read_secret_key(home: Path | None = None) -> str | None:
         return None
 
 
+def current_project() -> str | None:
+    """TRIGGER_LOCAL_PROJECT, else the ref of the project around the current directory."""
+    named = os.environ.get(PROJECT_ENV)
+    if named:
+        return named
+    try:
+        root = find_project_root(Path.cwd())
+        return load_project(root).project if root is not None else None
+    except (OSError, ValidationError):
+        return None  # a broken trigger.toml is `dev`'s to report; requests name no project
+
+
 def resolve_endpoint() -> Endpoint:
     """configure() first, then TRIGGER_API_URL / TRIGGER_SECRET_KEY, then the daemon home."""
     url = _overrides["base_url"] or os.environ.get("TRIGGER_API_URL")
@@ -77,7 +100,7 @@ def resolve_endpoint() -> Endpoint:
     if not url:
         url = str((read_daemon_info() or {}).get("url") or f"http://127.0.0.1:{DEFAULT_PORT}")
     # The home's key is the right one whenever the daemon is ours, even if only the URL was set.
-    return Endpoint(url.rstrip("/"), key or read_secret_key())
+    return Endpoint(url.rstrip("/"), key or read_secret_key(), current_project())
 
 
 # --- the transports -------------------------------------------------------------------------
@@ -87,6 +110,8 @@ def _headers(endpoint: Endpoint) -> dict[str, str]:
                "x-trigger-source": "trigger-local-python"}
     if endpoint.secret_key:
         headers["authorization"] = f"Bearer {endpoint.secret_key}"
+    if endpoint.project:
+        headers[PROJECT_HEADER] = endpoint.project
     return headers
 
 
@@ -209,6 +234,7 @@ class ApiClient(_Base):
     register_version = _aio(Routes.register_version)
     list_tasks = _aio(Routes.list_tasks)
     status = _aio(Routes.status)
+    list_projects = _aio(Routes.list_projects)
     healthz = _aio(Routes.healthz)
 
 
@@ -269,6 +295,7 @@ class SyncApiClient(_Base):
     register_version = _blocking(Routes.register_version)
     list_tasks = _blocking(Routes.list_tasks)
     status = _blocking(Routes.status)
+    list_projects = _blocking(Routes.list_projects)
     healthz = _blocking(Routes.healthz)
 
 

@@ -59,9 +59,11 @@ class SseParser:
 
 
 def stream_params(after: int | None, run_id: str | None, task: str | None, tag: str | None,
-                  types: Iterable[str] | None, exclude: Iterable[str] | None = None) -> dict[str, str]:
+                  types: Iterable[str] | None, exclude: Iterable[str] | None = None,
+                  project: str | None = None, session: bool = False) -> dict[str, str]:
     params = {"after": None if after is None else str(after), "run_id": run_id, "task": task, "tag": tag,
-              "types": ",".join(types) if types else None, "exclude": ",".join(exclude) if exclude else None}
+              "types": ",".join(types) if types else None, "exclude": ",".join(exclude) if exclude else None,
+              "project": project, "session": "1" if session else None}
     return {k: v for k, v in params.items() if v}
 
 
@@ -126,12 +128,13 @@ def _timeout() -> httpx.Timeout:
 
 async def stream_events(api: ApiClient, *, after: int | None = None, run_id: str | None = None,
                         task: str | None = None, tag: str | None = None, types: Iterable[str] | None = None,
-                        exclude: Iterable[str] | None = None,
+                        exclude: Iterable[str] | None = None, project: str | None = None,
                         on_state: StateCallback | None = None) -> AsyncIterator[Json]:
     """Events forever (from `after`, or from now on), reconnecting when the daemon goes away.
-    `types` keeps only the given type prefixes, `exclude` drops them."""
+    `types` keeps only the given type prefixes, `exclude` drops them; `project` keeps one
+    project's (comma-separated refs: several)."""
     follow = _Follower(after, on_state, {"run_id": run_id, "task": task, "tag": tag, "types": types,
-                                         "exclude": exclude})
+                                         "exclude": exclude, "project": project})
     while True:
         endpoint, ended = api.endpoint, None
         try:
@@ -149,11 +152,12 @@ async def stream_events(api: ApiClient, *, after: int | None = None, run_id: str
 
 def iter_events(api: SyncApiClient, *, after: int | None = None, run_id: str | None = None,
                 task: str | None = None, tag: str | None = None, types: Iterable[str] | None = None,
-                exclude: Iterable[str] | None = None,
+                exclude: Iterable[str] | None = None, project: str | None = None, session: bool = False,
                 on_state: StateCallback | None = None) -> Iterator[Json]:
-    """Blocking twin of `stream_events`."""
+    """Blocking twin of `stream_events`. `session`: the stream is `trigger-local dev`'s session
+    of `project`, which keeps that project's runs starting while it is open."""
     follow = _Follower(after, on_state, {"run_id": run_id, "task": task, "tag": tag, "types": types,
-                                         "exclude": exclude})
+                                         "exclude": exclude, "project": project, "session": session})
     while True:
         endpoint, ended = api.endpoint, None
         try:

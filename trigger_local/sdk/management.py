@@ -41,7 +41,7 @@ class Runs:
 
     async def list(self, **filters: Any) -> Json:
         """A page {"data": [...], "pagination": {"next"?}}; filters: status, task, tag,
-        version, batch, queue, period, limit, after (the previous page's `next`)."""
+        version, batch, queue, period, project, limit, after (the previous page's `next`)."""
         return await get_client().list_runs(**filters)
 
     def list_sync(self, **filters: Any) -> Json:

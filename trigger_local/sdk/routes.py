@@ -137,10 +137,13 @@ class Routes:
                   tag: str | list[str] | None = None, version: str | None = None,
                   batch: str | None = None, queue: str | None = None, period: str | None = None,
                   schedule: str | None = None, limit: int | None = None,
-                  after: str | None = None, before: str | None = None) -> Call[Json]:
+                  after: str | None = None, before: str | None = None,
+                  project: str | list[str] | None = None) -> Call[Json]:
         """A cursor page {"data": [runs], "pagination": {"next"?, "previous"?}}, newest first:
-        older than `after`, or the newer ones just before `before`."""
+        older than `after`, or the newer ones just before `before`. `project`: only runs of
+        these projects (default: every project's)."""
         params = _drop_none({"filter[status]": _csv(status), "filter[taskIdentifier]": _csv(task),
+                             "filter[project]": _csv(project),
                              "filter[tag]": _csv(tag), "filter[version]": version,
                              "filter[batch]": batch, "filter[queue]": queue, "filter[schedule]": schedule,
                              "filter[createdAt][period]": period, "page[size]": limit,
@@ -243,12 +246,15 @@ class Routes:
     @staticmethod
     def register_version(project_dir: str, dirs: list[str], python: str | None = None,
                          env: dict[str, str] | None = None, image: str | None = None,
+                         project: str | None = None, dev: bool | None = None,
                          defaults: Json | None = None) -> Call[Json]:
-        """Index the project and make it the current version; the answer lists its tasks.
-        `image`: a deployed image; the version's tasks are indexed in it and run from it.
-        `defaults`: trigger.toml's `{"retry", "machine", "maxDuration"}` for tasks that set none."""
+        """Index the project and make it its project's current version; the answer lists its
+        tasks. `image`: a deployed image; the version's tasks are indexed in it and run from it.
+        `project`: its ref (default: the one projectDir's trigger.toml names); `dev`: a dev
+        session (the event stream with `session=1`) will keep the project online. `defaults`:
+        trigger.toml's `{"retry", "machine", "maxDuration"}` for tasks that set none."""
         body = _drop_none({"projectDir": project_dir, "dirs": dirs, "python": python, "env": env,
-                           "image": image, "defaults": defaults})
+                           "image": image, "project": project, "dev": dev, "defaults": defaults})
         return Call("POST", "/api/v1/local/versions", body=body)
 
     @staticmethod
@@ -258,6 +264,11 @@ class Routes:
     @staticmethod
     def status() -> Call[Json]:
         return Call("GET", "/api/v1/local/status")
+
+    @staticmethod
+    def list_projects() -> Call[Json]:
+        """`{"data": [...]}`: each project the daemon serves, with its own key."""
+        return Call("GET", "/api/v1/local/projects")
 
     @staticmethod
     def healthz() -> Call[Json]:

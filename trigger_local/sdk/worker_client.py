@@ -6,7 +6,8 @@ connection setup per run. Blocking SDK calls made from a sync task's thread reac
 
 Failure rules (docs/worker-protocol.md):
 - a connection error or a 502/503/504 is retried with backoff (≤ 1 s) for up to
-  `TRIGGER_LOCAL_ORPHAN_TIMEOUT_S` (default 300 s): the daemon may be restarting; after that
+  `TRIGGER_LOCAL_ORPHAN_TIMEOUT_S` (default 300 s): the daemon may be restarting; so is a 507
+  (the daemon's disk is full: nothing was written, and a completion must not be lost); after that
   `DaemonUnreachableError` is raised and the process exits;
 - 409 means the attempt is no longer current: `AttemptGone` is raised and the run is dropped;
 - any other 4xx/5xx is raised as the `trigger_local.errors` class its code names.
@@ -31,7 +32,7 @@ import httpx
 from .. import packets
 from ..errors import error_from_response
 
-_RETRY_STATUSES = frozenset({502, 503, 504})
+_RETRY_STATUSES = frozenset({502, 503, 504, 507})
 _MAX_BACKOFF_S = 1.0
 #: what a transport may raise when the daemon cannot be reached (retried)
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (httpx.TransportError, OSError, EOFError, TimeoutError)

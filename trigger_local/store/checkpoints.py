@@ -1,7 +1,9 @@
 """The checkpoints table: one row per CRIU dump of a waiting run's process.
 
-A row is `active` while its images on disk may still be restored; `restored`, `failed` or
-`deleted` afterwards (the images are gone, the row stays as the run's history)."""
+A row is `pending` from just before the dump starts until it is recorded (or undone: the row
+is then deleted), so that a daemon killed in between leaves a trace the next one can finish;
+`active` while its images may still be restored; `restored`, `failed` or `deleted` afterwards
+(the images are gone, the row stays as the run's history)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 
 from .ops import Ops
 
-CK_ACTIVE, CK_RESTORED, CK_FAILED, CK_DELETED = "active", "restored", "failed", "deleted"
+CK_PENDING, CK_ACTIVE, CK_RESTORED, CK_FAILED, CK_DELETED = "pending", "active", "restored", "failed", "deleted"
 
 _COLUMNS = ("id", "run_id", "attempt", "worker_id", "pid", "executor", "path", "status", "size_bytes",
             "dump_ms", "restore_ms", "error", "created_at", "restored_at")
@@ -66,6 +68,11 @@ class CheckpointOps:
                                           (*changes.values(), *params))
         return bool(cur.rowcount > 0)
 
+    async def delete(self, checkpoint_id: str, expected_status: str) -> bool:
+        cur = await self._ops._db.execute("DELETE FROM checkpoints WHERE id = ? AND status = ?",
+                                          (checkpoint_id, expected_status))
+        return bool(cur.rowcount > 0)
+
     async def get(self, checkpoint_id: str) -> Checkpoint | None:
         row = await self._ops._one(f"SELECT {', '.join(_COLUMNS)} FROM checkpoints WHERE id = ?", (checkpoint_id,))
         return _row(row) if row else None
@@ -78,6 +85,12 @@ class CheckpointOps:
     async def active(self) -> list[Checkpoint]:
         """Every checkpoint whose images may still be restored, oldest first."""
         rows = await self._ops._all(f"SELECT {', '.join(_COLUMNS)} FROM checkpoints WHERE status = 'active' "
+                                    "ORDER BY created_at, id")
+        return [_row(r) for r in rows]
+
+    async def pending(self) -> list[Checkpoint]:
+        """Dumps that were under way when a daemon died: the next daemon finishes or undoes each."""
+        rows = await self._ops._all(f"SELECT {', '.join(_COLUMNS)} FROM checkpoints WHERE status = 'pending' "
                                     "ORDER BY created_at, id")
         return [_row(r) for r in rows]
 

@@ -48,6 +48,10 @@ class SyncConnection:
     def execute(self, sql: str, params: Any = ()) -> _Executed:
         return _Executed(self._conn.execute(sql, params))
 
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
     async def executemany(self, sql: str, rows: Iterable[Any]) -> SyncCursor:
         return SyncCursor(self._conn.executemany(sql, rows))
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..projects import DEFAULT_PROJECT
+
 # Public run statuses (Trigger.dev API version 2025-07-16). Stored and sent: never rename.
 PENDING_VERSION = "PENDING_VERSION"
 DELAYED = "DELAYED"
@@ -20,6 +22,7 @@ CRASHED = "CRASHED"
 SYSTEM_FAILURE = "SYSTEM_FAILURE"
 EXPIRED = "EXPIRED"
 TIMED_OUT = "TIMED_OUT"
+INTERRUPTED = "INTERRUPTED"  # an attempt's status only: the daemon stopped or lost its process
 
 FINAL_STATUSES = frozenset(
     {COMPLETED, FAILED, CANCELED, CRASHED, SYSTEM_FAILURE, EXPIRED, TIMED_OUT}
@@ -85,10 +88,26 @@ class Version:
     python: str = ""
     dirs: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    #: the ref of the project it belongs to (each project has its own current version)
+    project: str = DEFAULT_PROJECT
     defaults: ProjectDefaults = field(default_factory=ProjectDefaults)
 
     def task(self, task_id: str) -> TaskDef | None:
         return next((t for t in self.tasks if t.task_id == task_id), None)
+
+
+@dataclass(slots=True)
+class Project:
+    """A project the daemon serves, keyed by the `project` ref of its trigger.toml."""
+
+    ref: str
+    project_dir: str
+    created_at: float
+    updated_at: float
+    #: registered by `trigger-local dev`: its runs start only while a dev session is open
+    dev: bool = False
+    #: when its last dev session ended (None: never ended, or one is open)
+    left_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -101,6 +120,8 @@ class Queue:
     created_at: float
     running: int = 0
     queued: int = 0
+    #: queues are per project: two projects may both have `task/hello`
+    project: str = DEFAULT_PROJECT
 
 
 @dataclass(slots=True)
@@ -146,6 +167,9 @@ class Run:
     is_test: bool = False
     depth: int = 0
     schedule_id: str | None = None  # set on runs a schedule's tick triggered
+    #: the project whose version runs it; None only while no project is known (a run waiting
+    #: as PENDING_VERSION or DELAYED for a task no project had when it was triggered)
+    project: str | None = DEFAULT_PROJECT
 
     @property
     def is_final(self) -> bool:
@@ -251,3 +275,4 @@ class Schedule:
     missed_policy: str = "latest"
     next_run_at: float | None = None
     last_run_at: float | None = None
+    project: str = DEFAULT_PROJECT

@@ -16,13 +16,10 @@ from .models import (
     Attempt,
     Batch,
     Event,
-    ProjectDefaults,
-    Queue,
     Run,
-    TaskDef,
-    Version,
     Waitpoint,
 )
+from .project_ops import ProjectOps
 from .rows import columns, encode_changes, from_row, to_row
 from .schedule_ops import ScheduleOps
 
@@ -73,7 +70,7 @@ class _Where:
         return ("WHERE " + " AND ".join(self.parts)) if self.parts else ""
 
 
-class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
+class Ops(ProjectOps, ScheduleOps, EnvVarOps, HousekeepingOps):
     """The store's operations over one connection. Obtained from `SqliteStore.tx()` (writes,
     atomic as a whole) or `SqliteStore.read()` (reads)."""
 
@@ -112,77 +109,6 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
         cur = await self._db.execute(sql, (*enc.values(), key_value, *extra))
         return cur.rowcount > 0
 
-    # -- versions and tasks ----------------------------------------------------------------
-    async def insert_version(self, version: Version) -> None:
-        await self._db.execute(
-            "INSERT INTO versions (id, project_dir, created_at, python, dirs, env, defaults) VALUES (?,?,?,?,?,?,?)",
-            (version.id, version.project_dir, version.created_at, version.python,
-             json.dumps(version.dirs), json.dumps(version.env), json.dumps(version.defaults.to_dict())),
-        )
-        rows = [to_row(t) | {"version_id": version.id} for t in version.tasks]
-        if rows:
-            cols = ["version_id", *columns(TaskDef)]
-            await self._db.executemany(
-                f"INSERT INTO tasks ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})", rows
-            )
-
-    async def get_version(self, version_id: str) -> Version | None:
-        row = await self._one("SELECT * FROM versions WHERE id = ?", (version_id,))
-        if row is None:
-            return None
-        tasks = await self._all("SELECT * FROM tasks WHERE version_id = ? ORDER BY task_id", (version_id,))
-        return Version(
-            id=row["id"], project_dir=row["project_dir"], created_at=row["created_at"],
-            python=row["python"], dirs=json.loads(row["dirs"]), env=json.loads(row["env"]),
-            tasks=[_task_from_row(t) for t in tasks], defaults=ProjectDefaults.from_dict(json.loads(row["defaults"])),
-        )
-
-    async def latest_version(self) -> Version | None:
-        row = await self._one("SELECT id FROM versions ORDER BY created_at DESC, rowid DESC LIMIT 1")
-        return None if row is None else await self.get_version(row["id"])
-
-    async def list_versions(self, limit: int = 20) -> list[str]:
-        rows = await self._all("SELECT id FROM versions ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,))
-        return [r["id"] for r in rows]
-
-    async def get_task(self, version_id: str, task_id: str) -> TaskDef | None:
-        row = await self._one("SELECT * FROM tasks WHERE version_id = ? AND task_id = ?", (version_id, task_id))
-        return None if row is None else _task_from_row(row)
-
-    # -- queues ----------------------------------------------------------------------------
-    async def get_queue(self, name: str) -> Queue | None:
-        row = await self._one("SELECT * FROM queues WHERE name = ? OR id = ?", (name, name))
-        return None if row is None else from_row(Queue, row)
-
-    async def insert_queue(self, queue: Queue) -> None:
-        await self._db.execute(
-            "INSERT OR IGNORE INTO queues (name, id, type, concurrency_limit, paused, created_at) VALUES (?,?,?,?,?,?)",
-            (queue.name, queue.id, queue.type, queue.concurrency_limit, int(queue.paused), queue.created_at),
-        )
-
-    async def update_queue(self, name: str, **changes: Any) -> bool:
-        return await self._update("queues", Queue, "name", name, changes)
-
-    async def list_queues(self) -> list[Queue]:
-        queues = [from_row(Queue, r) for r in await self._all("SELECT * FROM queues ORDER BY name")]
-        counts = await self._all(
-            "SELECT queue, SUM(status IN ('DEQUEUED','EXECUTING')) AS running, SUM(status = 'QUEUED') AS queued "
-            "FROM runs WHERE status IN ('DEQUEUED','EXECUTING','QUEUED') GROUP BY queue"
-        )
-        by_name = {r["queue"]: r for r in counts}
-        for q in queues:
-            if q.name in by_name:
-                q.running = int(by_name[q.name]["running"] or 0)
-                q.queued = int(by_name[q.name]["queued"] or 0)
-        return queues
-
-    async def paused_queues(self) -> set[str]:
-        return {r["name"] for r in await self._all("SELECT name FROM queues WHERE paused = 1")}
-
-    async def queue_limits(self) -> dict[str, int]:
-        rows = await self._all("SELECT name, concurrency_limit FROM queues WHERE concurrency_limit IS NOT NULL")
-        return {r["name"]: int(r["concurrency_limit"]) for r in rows}
-
     # -- runs ------------------------------------------------------------------------------
     async def insert_run(self, run: Run) -> None:
         await self._db.execute(_INSERT[Run], to_row(run))
@@ -208,10 +134,13 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
             return await self._update("runs", Run, "id", run_id, changes)
         return await self._update("runs", Run, "id", run_id, changes, " AND snapshot_id = ?", (expected_snapshot,))
 
-    async def find_run_by_idempotency_key(self, task_id: str, key: str) -> Run | None:
+    async def find_run_by_idempotency_key(self, task_id: str, key: str, project: str | None = None) -> Run | None:
+        """The newest run of `task_id` with idempotency key `key`; keys are per project (a run
+        whose project is not known yet matches any project)."""
         row = await self._one(
-            f"SELECT {_RUN_COLS} FROM runs WHERE task_id = ? AND idempotency_key = ? ORDER BY created_at DESC LIMIT 1",
-            (task_id, key),
+            f"SELECT {_RUN_COLS} FROM runs WHERE task_id = ? AND idempotency_key = ? "
+            "AND (? IS NULL OR project IS NULL OR project = ?) ORDER BY created_at DESC LIMIT 1",
+            (task_id, key, project, project),
         )
         return None if row is None else from_row(Run, row)
 
@@ -219,7 +148,7 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
                         tags: list[str] | None = None, queue: str | list[str] | None = None,
                         version_id: str | list[str] | None = None, batch_id: str | list[str] | None = None,
                         parent_run_id: str | None = None, machines: list[str] | None = None,
-                        schedule_ids: list[str] | None = None,
+                        schedule_ids: list[str] | None = None, projects: list[str] | None = None,
                         created_from: float | None = None, created_to: float | None = None,
                         is_test: bool | None = None, search: str | None = None,
                         after: str | None = None, before: str | None = None, limit: int = 25) -> list[Run]:
@@ -230,6 +159,7 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
         q.any_of("task_id", task_ids)
         q.any_of("machine", machines)
         q.any_of("schedule_id", schedule_ids)
+        q.any_of("project", projects)
         q.tagged("runs", tags)
         for col, value in (("queue", queue), ("version_id", version_id), ("batch_id", batch_id),
                            ("parent_run_id", parent_run_id)):
@@ -260,33 +190,33 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
         return [from_row(Run, r) for r in rows]
 
     # -- dispatch queries ------------------------------------------------------------------
-    async def running_counts(self) -> dict[tuple[str, str | None], int]:
-        """Runs holding a slot, per (queue, concurrency key)."""
+    async def running_counts(self) -> dict[tuple[str, str, str | None], int]:
+        """Runs holding a slot, per (project, queue, concurrency key)."""
         rows = await self._all(
-            "SELECT queue, concurrency_key, COUNT(*) AS n FROM runs "
-            "WHERE status IN ('DEQUEUED','EXECUTING') GROUP BY queue, concurrency_key"
+            "SELECT project, queue, concurrency_key, COUNT(*) AS n FROM runs "
+            "WHERE status IN ('DEQUEUED','EXECUTING') GROUP BY project, queue, concurrency_key"
         )
-        return {(r["queue"], r["concurrency_key"]): r["n"] for r in rows}
+        return {(r["project"], r["queue"], r["concurrency_key"]): r["n"] for r in rows}
 
-    async def queues_with_queued_runs(self) -> list[str]:
-        rows = await self._all("SELECT DISTINCT queue FROM runs WHERE status = 'QUEUED'")
-        return [r["queue"] for r in rows]
+    async def queues_with_queued_runs(self) -> list[tuple[str, str]]:
+        """(project, queue) of every queue with QUEUED runs."""
+        rows = await self._all("SELECT DISTINCT project, queue FROM runs WHERE status = 'QUEUED'")
+        return [(r["project"], r["queue"]) for r in rows]
 
-    async def queued_runs(self, queue: str, limit: int, per_key: int | None = None) -> list[Run]:
-        """QUEUED runs of `queue`, earliest effective queue time first. With `per_key`, at most
-        that many per concurrency key, so one busy key cannot fill the page and starve the rest."""
+    async def queued_runs(self, project: str, queue: str, limit: int, per_key: int | None = None) -> list[Run]:
+        """QUEUED runs of `project`'s `queue`, earliest effective queue time first. With `per_key`,
+        at most that many per concurrency key, so one busy key cannot fill the page and starve the rest."""
         if per_key is None:
             rows = await self._all(
-                f"SELECT {_RUN_COLS} FROM runs WHERE status = 'QUEUED' AND queue = ? ORDER BY queued_at, id LIMIT ?",
-                (queue, limit),
-            )
+                f"SELECT {_RUN_COLS} FROM runs WHERE status = 'QUEUED' AND project = ? AND queue = ? "
+                "ORDER BY queued_at, id LIMIT ?", (project, queue, limit))
         else:
             rows = await self._all(
                 f"SELECT {_RUN_COLS} FROM (SELECT *, ROW_NUMBER() OVER "
                 "(PARTITION BY concurrency_key ORDER BY queued_at, id) AS key_rank "
-                "FROM runs WHERE status = 'QUEUED' AND queue = ?) "
+                "FROM runs WHERE status = 'QUEUED' AND project = ? AND queue = ?) "
                 "WHERE key_rank <= ? ORDER BY queued_at, id LIMIT ?",
-                (queue, per_key, limit),
+                (project, queue, per_key, limit),
             )
         return [from_row(Run, r) for r in rows]
 
@@ -475,6 +405,3 @@ class Ops(ScheduleOps, EnvVarOps, HousekeepingOps):
             "('PENDING_VERSION','DELAYED','QUEUED','DEQUEUED','EXECUTING','WAITING')) AS live", (batch_id,))
         return bool(row["live"])
 
-
-def _task_from_row(row: Any) -> TaskDef:
-    return from_row(TaskDef, {k: row[k] for k in row.keys() if k != "version_id"})

@@ -7,7 +7,7 @@ import dataclasses
 import json
 from typing import Any, TypeVar
 
-from .models import Attempt, Batch, Queue, Run, Schedule, TaskDef, Waitpoint
+from .models import Attempt, Batch, Project, Queue, Run, Schedule, TaskDef, Waitpoint
 
 T = TypeVar("T")
 
@@ -25,6 +25,7 @@ _BOOL_FIELDS = {
     TaskDef: {"queue_is_custom"},
     Queue: {"paused"},
     Schedule: {"active"},
+    Project: {"dev"},
 }
 _SKIP = {Queue: {"running", "queued"}}
 

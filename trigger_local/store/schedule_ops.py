@@ -29,8 +29,10 @@ class ScheduleOps:
         row = await self._one("SELECT * FROM schedules WHERE id = ?", (schedule_id,))
         return None if row is None else from_row(Schedule, row)
 
-    async def find_schedule_by_key(self, deduplication_key: str) -> Schedule | None:
-        row = await self._one("SELECT * FROM schedules WHERE deduplication_key = ?", (deduplication_key,))
+    async def find_schedule_by_key(self, project: str, deduplication_key: str) -> Schedule | None:
+        """Deduplication keys are per project."""
+        row = await self._one("SELECT * FROM schedules WHERE project = ? AND deduplication_key = ?",
+                              (project, deduplication_key))
         return None if row is None else from_row(Schedule, row)
 
     async def update_schedule(self, schedule_id: str, **changes: Any) -> bool:
@@ -46,9 +48,13 @@ class ScheduleOps:
         return bool(cur.rowcount > 0)
 
     async def list_schedules(self, offset: int = 0, limit: int = 25, *, type_: str | None = None,
-                             task_id: str | None = None) -> tuple[list[Schedule], int]:
+                             task_id: str | None = None, project: str | None = None) -> tuple[list[Schedule], int]:
         """One page of schedules, oldest first, and the total count of the filter."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
+        if project is not None:
+            where.append("project = ?")
+            params.append(project)
         if type_ is not None:
             where.append("type = ?")
             params.append(type_)
@@ -68,32 +74,36 @@ class ScheduleOps:
         return [from_row(Schedule, r) for r in rows]
 
     # -- rate limits -----------------------------------------------------------------------
-    async def set_rate_limit(self, queue: str, limit: dict[str, Any] | None) -> None:
-        """Set (or with None, clear) a queue's rate limit; its GCRA state is kept."""
+    async def set_rate_limit(self, project: str, queue: str, limit: dict[str, Any] | None) -> None:
+        """Set (or with None, clear) the rate limit of `project`'s `queue`; its GCRA state is kept."""
         if limit is None:
-            await self._db.execute("DELETE FROM rate_limits WHERE queue = ?", (queue,))
+            await self._db.execute("DELETE FROM rate_limits WHERE project = ? AND queue = ?", (project, queue))
             return
         await self._db.execute(
-            "INSERT OR REPLACE INTO rate_limits (queue, limit_n, period_s, per_key) VALUES (?,?,?,?)",
-            (queue, int(limit["limit"]), float(limit["period_s"]), int(bool(limit.get("per_key")))))
+            "INSERT OR REPLACE INTO rate_limits (project, queue, limit_n, period_s, per_key) VALUES (?,?,?,?,?)",
+            (project, queue, int(limit["limit"]), float(limit["period_s"]), int(bool(limit.get("per_key")))))
 
-    async def rate_limits(self) -> dict[str, dict[str, Any]]:
-        rows = await self._all("SELECT * FROM rate_limits")
-        return {r["queue"]: {"limit": r["limit_n"], "period_s": r["period_s"], "per_key": bool(r["per_key"])}
-                for r in rows}
+    async def rate_limits(self, project: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+        """The rate limit of each limited queue (of `project`), per (project, queue)."""
+        where, params = ("WHERE project = ?", (project,)) if project is not None else ("", ())
+        rows = await self._all(f"SELECT * FROM rate_limits {where}", params)
+        return {(r["project"], r["queue"]): {"limit": r["limit_n"], "period_s": r["period_s"],
+                                             "per_key": bool(r["per_key"])} for r in rows}
 
-    async def rate_state(self, queues: list[str]) -> dict[tuple[str, str], float]:
-        """Theoretical arrival time per (queue, key) of the given queues."""
+    async def rate_state(self, queues: list[tuple[str, str]]) -> dict[tuple[str, str, str], float]:
+        """Theoretical arrival time per (project, queue, key) of the given (project, queue)s."""
         if not queues:
             return {}
-        marks = ",".join("?" * len(queues))
-        rows = await self._all(f"SELECT queue, ckey, tat FROM rate_state WHERE queue IN ({marks})", queues)
-        return {(r["queue"], r["ckey"]): r["tat"] for r in rows}
+        wanted, names = set(queues), sorted({name for _, name in queues})
+        rows = await self._all(f"SELECT project, queue, ckey, tat FROM rate_state WHERE queue IN "
+                               f"({','.join('?' * len(names))})", names)
+        return {(r["project"], r["queue"], r["ckey"]): r["tat"] for r in rows if (r["project"], r["queue"]) in wanted}
 
-    async def save_rate_state(self, queue: str, key: str, tat: float, blocked_until: float | None) -> None:
+    async def save_rate_state(self, project: str, queue: str, key: str, tat: float,
+                              blocked_until: float | None) -> None:
         await self._db.execute(
-            "INSERT OR REPLACE INTO rate_state (queue, ckey, tat, blocked_until) VALUES (?,?,?,?)",
-            (queue, key, tat, blocked_until))
+            "INSERT OR REPLACE INTO rate_state (project, queue, ckey, tat, blocked_until) VALUES (?,?,?,?,?)",
+            (project, queue, key, tat, blocked_until))
 
     async def clear_due_rate_blocks(self, now: float) -> int:
         """Forget wake-ups that are due; the dispatcher's next round will try those queues."""
@@ -103,11 +113,13 @@ class ScheduleOps:
         return int(cur.rowcount)
 
     # -- debounce --------------------------------------------------------------------------
-    async def get_debounce(self, task_id: str, key: str) -> tuple[str, float] | None:
-        """(run_id, first_at) of the debounce key, or None."""
-        row = await self._one("SELECT run_id, first_at FROM debounces WHERE task_id = ? AND key = ?", (task_id, key))
+    async def get_debounce(self, project: str, task_id: str, key: str) -> tuple[str, float] | None:
+        """(run_id, first_at) of the debounce key of `project`'s `task_id`, or None."""
+        row = await self._one("SELECT run_id, first_at FROM debounces WHERE project = ? AND task_id = ? AND key = ?",
+                              (project, task_id, key))
         return None if row is None else (row["run_id"], row["first_at"])
 
-    async def set_debounce(self, task_id: str, key: str, run_id: str, first_at: float) -> None:
-        await self._db.execute("INSERT OR REPLACE INTO debounces (task_id, key, run_id, first_at) VALUES (?,?,?,?)",
-                               (task_id, key, run_id, first_at))
+    async def set_debounce(self, project: str, task_id: str, key: str, run_id: str, first_at: float) -> None:
+        await self._db.execute(
+            "INSERT OR REPLACE INTO debounces (project, task_id, key, run_id, first_at) VALUES (?,?,?,?,?)",
+            (project, task_id, key, run_id, first_at))

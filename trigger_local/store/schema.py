@@ -282,6 +282,99 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX events_waited_on ON events(json_extract(data, '$.waitpoint_id')) WHERE type = 'run.waiting';
     """,
+    # one daemon, several projects (issue #11): versions, runs, queues, schedules, rate limits and
+    # debounce keys belong to a project (the `project` ref of its trigger.toml). Rows from before
+    # get `proj_local`, the ref `trigger-local init` wrote then. Tables keyed by a queue or task
+    # name are rebuilt with the project in their key (SQLite cannot change a primary key).
+    """
+    CREATE TABLE projects (
+        ref TEXT PRIMARY KEY,
+        project_dir TEXT NOT NULL,
+        dev INTEGER NOT NULL DEFAULT 0,
+        left_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    INSERT INTO projects (ref, project_dir, created_at, updated_at)
+        SELECT 'proj_local', project_dir, created_at, created_at FROM versions ORDER BY created_at DESC LIMIT 1;
+    ALTER TABLE versions ADD COLUMN project TEXT NOT NULL DEFAULT 'proj_local';
+    CREATE INDEX versions_project ON versions(project, created_at);
+    -- NULL while no project is known: a run triggered before any project had its task
+    ALTER TABLE runs ADD COLUMN project TEXT;
+    UPDATE runs SET project = 'proj_local';
+    DROP INDEX runs_queued;
+    CREATE INDEX runs_queued ON runs(status, project, queue, queued_at);
+    CREATE INDEX runs_project ON runs(project, created_at, id);
+    CREATE TABLE queues_v2 (
+        project TEXT NOT NULL,
+        name TEXT NOT NULL,
+        id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        concurrency_limit INTEGER,
+        paused INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (project, name)
+    );
+    INSERT INTO queues_v2 SELECT 'proj_local', name, id, type, concurrency_limit, paused, created_at FROM queues;
+    DROP TABLE queues;
+    ALTER TABLE queues_v2 RENAME TO queues;
+    CREATE TABLE rate_limits_v2 (
+        project TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        limit_n INTEGER NOT NULL,
+        period_s REAL NOT NULL,
+        per_key INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (project, queue)
+    );
+    INSERT INTO rate_limits_v2 SELECT 'proj_local', queue, limit_n, period_s, per_key FROM rate_limits;
+    DROP TABLE rate_limits;
+    ALTER TABLE rate_limits_v2 RENAME TO rate_limits;
+    CREATE TABLE rate_state_v2 (
+        project TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        ckey TEXT NOT NULL,
+        tat REAL NOT NULL,
+        blocked_until REAL,
+        PRIMARY KEY (project, queue, ckey)
+    );
+    INSERT INTO rate_state_v2 SELECT 'proj_local', queue, ckey, tat, blocked_until FROM rate_state;
+    DROP TABLE rate_state;
+    ALTER TABLE rate_state_v2 RENAME TO rate_state;
+    CREATE TABLE debounces_v2 (
+        project TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        first_at REAL NOT NULL,
+        PRIMARY KEY (project, task_id, key)
+    );
+    INSERT INTO debounces_v2 SELECT 'proj_local', task_id, key, run_id, first_at FROM debounces;
+    DROP TABLE debounces;
+    ALTER TABLE debounces_v2 RENAME TO debounces;
+    CREATE TABLE schedules_v2 (
+        id TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        type TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        cron TEXT NOT NULL,
+        timezone TEXT NOT NULL DEFAULT 'UTC',
+        active INTEGER NOT NULL DEFAULT 1,
+        deduplication_key TEXT,
+        external_id TEXT,
+        missed_policy TEXT NOT NULL DEFAULT 'latest',
+        next_run_at REAL,
+        last_run_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        UNIQUE (project, deduplication_key)
+    );
+    INSERT INTO schedules_v2 SELECT id, 'proj_local', type, task_id, cron, timezone, active, deduplication_key,
+        external_id, missed_policy, next_run_at, last_run_at, created_at, updated_at FROM schedules;
+    DROP TABLE schedules;
+    ALTER TABLE schedules_v2 RENAME TO schedules;
+    CREATE INDEX schedules_due ON schedules(next_run_at) WHERE active = 1 AND next_run_at IS NOT NULL;
+    CREATE INDEX schedules_created ON schedules(created_at, id);
+    """,
     # the project's trigger.toml defaults ([retry], machine, max_duration) travel with each
     # version, so a run's retry policy comes from its own version's project (issue #10)
     """

@@ -17,11 +17,13 @@ path that must not block the loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from ..errors import DaemonStoppingError
 from .connection import SyncConnection
 from .ops import Ops
 from .schema import MIGRATIONS
@@ -81,18 +83,27 @@ class SqliteStore:
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Ops]:
         """One atomic write transaction: everything done through the yielded Ops commits together
-        or, if the block raises, not at all."""
-        assert self._writer is not None, "store is not open"
+        or, if the block or the COMMIT raises, not at all. Raises DaemonStoppingError once closed."""
+        writer = self._open(self._writer)
         async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            await writer.execute("BEGIN IMMEDIATE")
             try:
-                yield Ops(self._writer)
+                yield Ops(writer)
+                await asyncio.shield(writer.execute("COMMIT"))
             except BaseException:
-                await asyncio.shield(self._writer.execute("ROLLBACK"))
+                # A COMMIT that failed with SQLITE_FULL or SQLITE_IOERR may leave the transaction
+                # open; the next BEGIN would then fail for good. Roll back whatever is left.
+                if writer.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        await asyncio.shield(writer.execute("ROLLBACK"))
                 raise
-            await asyncio.shield(self._writer.execute("COMMIT"))
 
     def read(self) -> Ops:
         """Operations for queries; each statement sees the latest committed state."""
-        assert self._reader is not None, "store is not open"
-        return Ops(self._reader)
+        return Ops(self._open(self._reader))
+
+    @staticmethod
+    def _open(conn: SyncConnection | None) -> SyncConnection:
+        if conn is None:  # a request that arrives while the daemon closes: 503, not a crash
+            raise DaemonStoppingError("The daemon is stopping: retry once it runs again")
+        return conn

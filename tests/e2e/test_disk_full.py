@@ -1,0 +1,127 @@
+"""A full disk under the daemon's home: requests are refused with 507 "disk full at <home>", the
+dispatcher waits it out (/healthz says so), and once space returns every accepted run completes
+and new triggers work, without a restart. On a real 16 MiB tmpfs, filled with dd."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import DaemonProcess, wait_for, write_project
+
+
+def _mount_problem(where: Path) -> str | None:
+    if os.geteuid() != 0:
+        return "mounting a tmpfs needs root"
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"`mount -t tmpfs` is not permitted here: {(done.stderr or done.stdout).strip()[:200]}"
+    return None
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs, unmounted afterwards (skipped with the reason where it cannot be mounted;
+    under CI=true that fails instead)."""
+    where = tmp_path / "small-disk"
+    problem = _mount_problem(where)
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and no small disk can be made: {problem}")
+        pytest.skip(f"no small disk: {problem}")
+    try:
+        yield where
+    finally:
+        if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+class TriggerStream:
+    """Triggers `hello` over and over from a thread, keeping every answer."""
+
+    def __init__(self, d: DaemonProcess) -> None:
+        self.d = d
+        self.answers: list[tuple[float, int, dict[str, Any]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        body = {"payload": json.dumps({"name": "stream"}), "options": {"payloadType": "application/json"}}
+        with httpx.Client(base_url=self.d.url, headers={"Authorization": f"Bearer {self.d.key}"}, timeout=30) as http:
+            while not self._stop.wait(0.02):
+                r = http.post("/api/v1/tasks/hello/trigger", json=body)
+                try:
+                    answer = r.json()
+                except ValueError:  # a bare "Internal Server Error"
+                    answer = {"text": r.text}
+                self.answers.append((time.monotonic(), r.status_code, answer))
+
+    def __enter__(self) -> TriggerStream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def accepted(self, since: float = 0.0) -> list[str]:
+        return [body["id"] for at, status, body in list(self.answers) if status == 200 and at >= since]
+
+    def refused(self) -> list[dict[str, Any]]:
+        return [body for _, status, body in list(self.answers) if status == 507]
+
+    def statuses(self) -> set[int]:
+        return {status for _, status, _ in list(self.answers)}
+
+
+def _fill(path: Path) -> None:
+    # dd stops at ENOSPC (exit 1): the disk is then full
+    subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M"], capture_output=True)
+
+
+def _health(d: DaemonProcess) -> tuple[int, dict[str, Any]]:
+    r = httpx.get(f"{d.url}/healthz", timeout=10)
+    return r.status_code, r.json()
+
+
+def test_disk_full_is_refused_with_507_waited_out_and_every_run_completes(small_disk: Path, tmp_path: Path) -> None:
+    home = small_disk / "home"
+    d = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home)}).start()
+    try:
+        d.register(write_project(tmp_path / "project"))
+        with TriggerStream(d) as stream:
+            wait_for(lambda: len(stream.accepted()) >= 10, 30, what="triggers before the disk fills")
+            # due while the disk is full: the dispatcher's timer round has to write, and fails
+            delayed = [d.trigger("hello", {"name": f"later-{i}"}, delay=f"{i}s") for i in range(1, 9)]
+            filler = small_disk / "filler"
+            _fill(filler)
+            refused = wait_for(stream.refused, 20, what="a trigger refused with 507")[0]
+            assert refused["code"] == "disk_full"
+            assert refused["error"] == f"disk full at {home}: free space, then retry"
+            status, health = wait_for(lambda: (h := _health(d))[0] == 503 and h, 20,
+                                      what="/healthz to report the dispatcher waiting for space")
+            assert health["ok"] is False and health["loops"]["dispatcher"]["failing"] is True
+            assert f"disk full at {home}" in health["error"]
+            filler.unlink()
+            space_back = time.monotonic()
+            wait_for(lambda: _health(d)[0] == 200, 30, what="/healthz to be 200 once space is back")
+            wait_for(lambda: len(stream.accepted(space_back)) >= 5, 30, what="triggers after space is back")
+        assert stream.statuses() <= {200, 507}, stream.statuses()  # never a 500
+        for run_id in stream.accepted() + delayed:
+            assert d.wait_status(run_id, timeout=60)["status"] == "COMPLETED", d.run(run_id)
+        assert d.wait_status(d.trigger("hello", {"name": "after"}))["status"] == "COMPLETED"
+        assert d.proc is not None and d.proc.poll() is None
+    finally:
+        (small_disk / "filler").unlink(missing_ok=True)
+        d.close()

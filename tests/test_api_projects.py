@@ -1,0 +1,124 @@
+"""Which project a request means (issue #11): a project key confines every route to its
+project; with the daemon's key the `x-trigger-local-project` header names one, and with neither
+a task id resolves to the one project that has it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import SECRET, InProcessServices
+from trigger_local.api.app import create_app
+from trigger_local.tokens import project_key
+
+A, B = "proj_a", "proj_b"
+HEADER = "x-trigger-local-project"
+
+
+@pytest.fixture
+async def two(services: InProcessServices) -> InProcessServices:
+    await services.index_project("/a", ["trigger"], None, {}, project=A)
+    await services.index_project("/b", ["trigger"], None, {}, project=B)
+    return services
+
+
+@pytest.fixture
+async def as_b(services: InProcessServices) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with project B's key."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(services)), base_url="http://d.test",
+                                 headers={"Authorization": f"Bearer {project_key(SECRET, B)}"}) as client:
+        yield client
+
+
+async def trigger(client: httpx.AsyncClient, task: str = "hello", **headers: str) -> httpx.Response:
+    return await client.post(f"/api/v1/tasks/{task}/trigger", json={"payload": "{}"}, headers=headers)
+
+
+async def project_of(api: httpx.AsyncClient, run_id: str) -> str:
+    return str((await api.get(f"/api/v3/runs/{run_id}")).json()["project"])
+
+
+async def test_a_project_key_triggers_lists_and_sees_its_project_only(two: InProcessServices, api: httpx.AsyncClient,
+                                                                    as_b: httpx.AsyncClient) -> None:
+    in_b = (await trigger(as_b)).json()["id"]
+    in_a = (await trigger(api, **{HEADER: A})).json()["id"]
+    assert (await project_of(api, in_b), await project_of(api, in_a)) == (B, A)
+    listed = (await as_b.get("/api/v1/runs")).json()["data"]
+    assert [r["id"] for r in listed] == [in_b]
+    assert (await as_b.get("/api/v1/runs", params={"filter[project]": A})).json()["data"] == []
+    assert (await as_b.get(f"/api/v3/runs/{in_a}")).status_code == 404
+    assert (await as_b.post(f"/api/v2/runs/{in_a}/cancel")).status_code == 404
+    assert [r["id"] for r in (await api.get("/api/v1/runs", params={"filter[project]": A})).json()["data"]] == [in_a]
+
+
+async def test_the_daemon_key_without_a_project_resolves_unique_task_ids_only(two: InProcessServices,
+                                                                            api: httpx.AsyncClient) -> None:
+    two.task_ids = ["hello", "solo"]
+    await two.index_project("/a", ["trigger"], None, {}, project=A)
+    solo = await trigger(api, "solo")
+    assert solo.status_code == 200 and await project_of(api, solo.json()["id"]) == A
+    ambiguous = await trigger(api)
+    assert ambiguous.status_code == 400, ambiguous.text
+    body = ambiguous.json()
+    assert body["code"] == "ambiguous_project" and body["projects"] == [A, B]
+    assert "TRIGGER_LOCAL_PROJECT" in body["error"] and "/a" in body["error"]
+
+
+async def test_a_key_cannot_act_for_another_project(two: InProcessServices, as_b: httpx.AsyncClient,
+                                                    api: httpx.AsyncClient) -> None:
+    refused = await trigger(as_b, **{HEADER: A})
+    assert refused.status_code == 403 and "proj_b" in refused.json()["error"]
+    register = await as_b.post("/api/v1/local/versions", json={"projectDir": "/a", "project": A})
+    assert register.status_code == 403
+    bad = await trigger(api, **{HEADER: "not a ref!"})
+    assert bad.status_code == 422 and HEADER in bad.json()["error"]
+
+
+async def test_queues_resolve_within_the_named_project(two: InProcessServices, api: httpx.AsyncClient,
+                                                       as_b: httpx.AsyncClient) -> None:
+    assert (await api.post("/api/v1/queues/hello/pause", json={"type": "task"})).status_code == 400
+    paused = await as_b.post("/api/v1/queues/hello/pause", json={"type": "task"})
+    assert paused.status_code == 200 and paused.json()["project"] == B
+    listed = {(q["project"], q["name"]): q["paused"] for q in (await api.get("/api/v1/queues")).json()["data"]}
+    assert listed[(A, "hello")] is False and listed[(B, "hello")] is True
+    assert {q["project"] for q in (await as_b.get("/api/v1/queues")).json()["data"]} == {B}
+    resumed = await api.post("/api/v1/queues/hello/pause", json={"type": "task", "action": "resume"},
+                             headers={HEADER: B})
+    assert resumed.status_code == 200 and resumed.json()["paused"] is False
+
+
+async def test_registration_takes_the_ref_of_the_project_directory(services: InProcessServices,
+                                                                   api: httpx.AsyncClient, tmp_path: Path) -> None:
+    named = tmp_path / "named"
+    named.mkdir()
+    (named / "trigger.toml").write_text('project = "proj_named"\n')
+    unnamed = tmp_path / "My App"
+    unnamed.mkdir()
+    for root, ref in ((named, "proj_named"), (unnamed, "proj_my-app")):
+        r = await api.post("/api/v1/local/versions", json={"projectDir": str(root)})
+        assert r.status_code == 200 and r.json()["project"] == ref, r.text
+    r = await api.post("/api/v1/local/versions", json={"projectDir": str(named), "project": "proj_given", "dev": True})
+    assert r.json()["project"] == "proj_given"
+    assert (await api.post("/api/v1/local/versions", json={"projectDir": "/x", "dev": "yes"})).status_code == 400
+
+
+async def test_projects_and_status_list_every_project(two: InProcessServices, api: httpx.AsyncClient,
+                                                      as_b: httpx.AsyncClient) -> None:
+    await two.index_project("/c", ["trigger"], None, {}, project="proj_c", dev=True)
+    listed = {p["ref"]: p for p in (await api.get("/api/v1/local/projects")).json()["data"]}
+    assert set(listed) == {A, B, "proj_c"} and listed[B]["key"] == project_key(SECRET, B)
+    assert (listed[A]["online"], listed["proj_c"]["online"], listed[A]["tasks"]) == (True, False, 2)
+    assert [p["ref"] for p in (await as_b.get("/api/v1/local/projects")).json()["data"]] == [B]
+    status = (await api.get("/api/v1/local/status", headers={HEADER: A})).json()
+    assert status["current_version"] == two.engine.projects.current[A].id and len(status["projects"]) == 3
+    tasks = (await api.get("/api/v1/local/tasks")).json()["data"]
+    assert {(t["project"], t["id"]) for t in tasks} >= {(A, "hello"), (B, "hello")}
+    assert {t["project"] for t in (await as_b.get("/api/v1/local/tasks")).json()["data"]} == {B}
+
+
+async def test_a_dev_session_needs_one_project(api: httpx.AsyncClient) -> None:
+    r = await api.get("/api/v1/local/stream", params={"session": "1"})
+    assert r.status_code == 400 and "project=REF" in r.json()["error"]
