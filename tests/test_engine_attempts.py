@@ -238,3 +238,17 @@ class TestPolicyResolution:
         policy = await engine.retry_policy(run)
         assert (policy.max_attempts, policy.source, policy.max_attempts_source) == (9, "project", "trigger")
         assert policy.to_json()["maxAttempts"] == 9
+
+    async def test_a_run_not_yet_started_takes_its_own_projects_defaults(self, engine: Engine) -> None:
+        """Before a run is locked to a version, its policy and its machine come from its own
+        project's current version, not from the newest version of any project."""
+        for ref, created, retry, machine in (("proj_a", T0 + 1, {"max_attempts": 5}, "large-1x"),
+                                             ("proj_b", T0 + 2, {"max_attempts": 2}, "micro")):
+            await engine.register_version(Version(
+                id=f"version_{ref}", project_dir=f"/{ref}", created_at=created, project=ref,
+                defaults=ProjectDefaults(retry=retry, machine=machine), tasks=[TaskDef(task_id="once", queue="task/once")]))
+        assert engine.current_version is not None and engine.current_version.project == "proj_b"
+        run = await new_run(engine, task_id="once", project="proj_a")
+        assert run.version_id is None and run.project == "proj_a" and run.machine == "large-1x"
+        policy = await engine.retry_policy(run)
+        assert (policy.max_attempts, policy.source) == (5, "project")
