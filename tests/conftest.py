@@ -19,7 +19,7 @@ from trigger_local.engine import Engine
 from trigger_local.errors import ValidationError
 from trigger_local.projects import DEFAULT_PROJECT
 from trigger_local.store import SqliteStore
-from trigger_local.store.models import TaskDef, Version
+from trigger_local.store.models import ProjectDefaults, TaskDef, Version
 
 T0 = 1_700_000_000.0
 SECRET = "tr_dev_testsecretkey"
@@ -73,14 +73,14 @@ class InProcessServices:
 
     async def index_project(self, project_dir: str, dirs: list[str], python: str | None,
                             env: dict[str, str], image: str | None = None, *, project: str = DEFAULT_PROJECT,
-                            dev: bool = False) -> Version:
+                            dev: bool = False, defaults: ProjectDefaults | None = None) -> Version:
         if project_dir.endswith("broken"):
             raise ValidationError("Could not import trigger/broken.py", file="trigger/broken.py",
                                   traceback="Traceback (most recent call last):\nSyntaxError: invalid syntax")
         version = Version(id=f"version_{len(await self.engine.store.read().list_versions()) + 1}",
                           project_dir=project_dir, created_at=self.engine.clock.now(), python=python or "",
                           dirs=dirs, env=env, tasks=[TaskDef(task_id=t, queue=f"task/{t}") for t in self.task_ids],
-                          project=project)
+                          project=project, defaults=defaults or ProjectDefaults())
         return await self.engine.register_version(version, dev=dev)
 
     def health(self) -> dict[str, Any]:

@@ -122,3 +122,36 @@ async def test_projects_and_status_list_every_project(two: InProcessServices, ap
 async def test_a_dev_session_needs_one_project(api: httpx.AsyncClient) -> None:
     r = await api.get("/api/v1/local/stream", params={"session": "1"})
     assert r.status_code == 400 and "project=REF" in r.json()["error"]
+
+
+async def test_request_keys_are_per_project(two: InProcessServices, api: httpx.AsyncClient,
+                                            as_b: httpx.AsyncClient) -> None:
+    """Two projects' clients sending one x-trigger-request-idempotency-key for the same task id
+    get a run each, and each gets its own run again when it sends the request again."""
+    key = {"x-trigger-request-idempotency-key": "same-key"}
+    in_a = (await trigger(api, **{HEADER: A}, **key)).json()["id"]
+    in_b = (await trigger(as_b, **key)).json()["id"]
+    assert in_a != in_b and (await project_of(api, in_a), await project_of(api, in_b)) == (A, B)
+    assert (await trigger(api, **{HEADER: A}, **key)).json()["id"] == in_a
+    assert (await trigger(as_b, **key)).json()["id"] == in_b
+    batch = {"items": [{"task": "hello", "payload": "{}"}]}
+    batch_a = (await api.post("/api/v1/tasks/batch", json=batch, headers={HEADER: A, **key})).json()
+    batch_b = (await as_b.post("/api/v1/tasks/batch", json=batch, headers=key)).json()
+    assert batch_a["id"] != batch_b["id"] and await project_of(api, batch_b["runs"][0]["id"]) == B
+    again = (await as_b.post("/api/v1/tasks/batch", json=batch, headers=key)).json()
+    assert (again["id"], again["isCached"]) == (batch_b["id"], True)
+    v3_a = (await api.post("/api/v3/batches", json={"runCount": 1}, headers={HEADER: A, **key})).json()["id"]
+    v3_b = (await as_b.post("/api/v3/batches", json={"runCount": 1}, headers=key)).json()["id"]
+    assert v3_a != v3_b
+    assert (await as_b.post("/api/v3/batches", json={"runCount": 1}, headers=key)).json()["id"] == v3_b
+
+
+async def test_a_request_key_of_a_run_waiting_for_its_project_finds_it_there(services: InProcessServices,
+                                                                             api: httpx.AsyncClient) -> None:
+    """A run triggered before any project had its task has no project yet; the same request
+    sent again once a project took the run answers with that run."""
+    key = {"x-trigger-request-idempotency-key": "early"}
+    first = (await trigger(api, **key)).json()["id"]
+    await services.index_project("/a", ["trigger"], None, {}, project=A)
+    assert await project_of(api, first) == A
+    assert (await trigger(api, **key)).json()["id"] == first

@@ -20,8 +20,10 @@ from trigger_local.store.models import (
     FAILED,
     QUEUED,
     Attempt,
+    ProjectDefaults,
     Run,
     TaskDef,
+    Version,
 )
 
 RETRY = {"max_attempts": 4, "factor": 2, "min_timeout_s": 1, "max_timeout_s": 3, "randomize": False}
@@ -72,7 +74,7 @@ class TestRetryPolicy:
         assert all(4 <= d <= 8 for d in delays) and len(set(delays)) > 1
 
     def test_defaults_and_overrides(self) -> None:
-        assert RetryPolicy.from_dict(None).max_attempts == 1
+        assert RetryPolicy.from_dict(None).max_attempts == 3  # the documented default (docs/configuration.md)
         assert RetryPolicy.from_dict(RETRY, max_attempts=2).max_attempts == 2
         assert RetryPolicy.from_dict({"factor": None}).factor == 2.0
 
@@ -114,16 +116,19 @@ class TestAttempts:
         await start(engine, run.id)
         assert (await engine.finish_attempt(run.id, 1, fail())).status == FAILED
 
-    async def test_without_a_retry_policy_one_attempt(self, engine: Engine) -> None:
+    async def test_without_a_retry_policy_the_default_gives_three_attempts(self, engine: Engine,
+                                                                             clock: FakeClock) -> None:
         run = await new_run(engine, task_id="once")
+        policy = await engine.retry_policy(run)
+        assert (policy.max_attempts, policy.factor, policy.min_timeout_s, policy.max_timeout_s, policy.randomize,
+                policy.source) == (3, 2.0, 1.0, 60.0, True, "default")
+        for number in (1, 2):
+            await start(engine, run.id)
+            assert (await engine.finish_attempt(run.id, number, fail())).status == DELAYED
+            clock.advance(120)
+            await engine.tick_timers()
         await start(engine, run.id)
-        assert (await engine.finish_attempt(run.id, 1, fail())).status == FAILED
-
-    async def test_project_retry_applies_when_the_task_has_none(self, engine: Engine) -> None:
-        engine.project_retry = {"max_attempts": 2, "randomize": False}
-        run = await new_run(engine, task_id="once")
-        await start(engine, run.id)
-        assert (await engine.finish_attempt(run.id, 1, fail())).status == DELAYED
+        assert (await engine.finish_attempt(run.id, 3, fail())).status == FAILED
 
     async def test_abort_is_not_retried(self, engine: Engine) -> None:
         """The runtime reports AbortTaskRunError as retryable=False."""
@@ -155,13 +160,13 @@ class TestWorkerLost:
         assert attempt.error == {"name": "TaskProcessExited", "message": "exit code -9"}
 
     async def test_a_crash_with_no_attempts_left_crashes_the_run(self, engine: Engine) -> None:
-        run = await new_run(engine, task_id="once")
+        run = await new_run(engine, task_id="once", max_attempts=1)
         await start(engine, run.id)
         lost = await engine.worker_lost(run.id, 1, "segfault")
         assert lost is not None and lost.status == CRASHED
 
     async def test_interrupted_requeues_without_using_an_attempt(self, engine: Engine, clock: FakeClock) -> None:
-        run = await new_run(engine, task_id="once")  # one attempt only
+        run = await new_run(engine, task_id="once", max_attempts=1)  # one attempt only
         await start(engine, run.id)
         lost = await engine.worker_lost(run.id, 1, "daemon shutdown", interrupted=True)
         assert lost is not None and (lost.status, lost.worker_id) == (QUEUED, None)
@@ -193,3 +198,57 @@ class TestWorkerLost:
         assert lost is not None and lost.status == QUEUED
         assert await engine.store.read().attempts(run.id) == []
         assert (await start(engine, run.id))[0].status == EXECUTING
+
+
+class TestPolicyResolution:
+    """task's own retry → its version's project [retry] → the built-in default; the policy of
+    a run comes from the version it runs on, also once a newer version is current."""
+
+    async def _register(self, engine: Engine, version_id: str, retry: dict[str, object] | None) -> None:
+        await engine.register_version(Version(
+            id=version_id, project_dir="/proj", created_at=T0, defaults=ProjectDefaults(retry=retry),
+            tasks=[TaskDef(task_id="retrying", queue="task/retrying", retry=RETRY),
+                   TaskDef(task_id="once", queue="task/once")]))
+
+    async def test_the_project_retry_applies_to_tasks_without_their_own(self, engine: Engine) -> None:
+        await self._register(engine, "version_2", {"max_attempts": 5, "min_timeout_s": 2})
+        run = await new_run(engine, task_id="once")
+        await start(engine, run.id)
+        policy = await engine.retry_policy(await engine.store.read().get_run(run.id))  # type: ignore[arg-type]
+        assert (policy.max_attempts, policy.min_timeout_s, policy.max_timeout_s, policy.source) == (5, 2, 60, "project")
+        own = await new_run(engine)
+        assert (await engine.retry_policy(own)).source == "task"
+        assert (await engine.retry_policy(own)).max_attempts == 4
+
+    async def test_a_run_keeps_the_policy_of_its_own_version(self, engine: Engine) -> None:
+        await self._register(engine, "version_2", {"max_attempts": 2, "randomize": False})
+        run = await new_run(engine, task_id="once")
+        await start(engine, run.id)  # locked to version_2
+        await self._register(engine, "version_3", {"max_attempts": 7})
+        engine._versions.clear()  # read from the store, as after a restart
+        locked = await engine.store.read().get_run(run.id)
+        assert locked is not None and locked.version_id == "version_2"
+        assert (await engine.retry_policy(locked)).max_attempts == 2
+        assert (await engine.finish_attempt(run.id, 1, fail())).status == DELAYED
+        assert (await engine.retry_policy(await new_run(engine, task_id="once"))).max_attempts == 7
+
+    async def test_the_trigger_max_attempts_overrides_every_policy(self, engine: Engine) -> None:
+        await self._register(engine, "version_2", {"max_attempts": 5})
+        run = await new_run(engine, task_id="once", max_attempts=9)
+        policy = await engine.retry_policy(run)
+        assert (policy.max_attempts, policy.source, policy.max_attempts_source) == (9, "project", "trigger")
+        assert policy.to_json()["maxAttempts"] == 9
+
+    async def test_a_run_not_yet_started_takes_its_own_projects_defaults(self, engine: Engine) -> None:
+        """Before a run is locked to a version, its policy and its machine come from its own
+        project's current version, not from the newest version of any project."""
+        for ref, created, retry, machine in (("proj_a", T0 + 1, {"max_attempts": 5}, "large-1x"),
+                                             ("proj_b", T0 + 2, {"max_attempts": 2}, "micro")):
+            await engine.register_version(Version(
+                id=f"version_{ref}", project_dir=f"/{ref}", created_at=created, project=ref,
+                defaults=ProjectDefaults(retry=retry, machine=machine), tasks=[TaskDef(task_id="once", queue="task/once")]))
+        assert engine.current_version is not None and engine.current_version.project == "proj_b"
+        run = await new_run(engine, task_id="once", project="proj_a")
+        assert run.version_id is None and run.project == "proj_a" and run.machine == "large-1x"
+        policy = await engine.retry_policy(run)
+        assert (policy.max_attempts, policy.source) == (5, "project")

@@ -12,10 +12,20 @@ from test_store_contract import T0, insert_runs, make_run, store  # noqa: F401 -
 
 from trigger_local.projects import DEFAULT_PROJECT
 from trigger_local.store import SqliteStore
-from trigger_local.store.models import EXECUTING, QUEUED, Project, Queue, Schedule, Version
+from trigger_local.store.models import (
+    EXECUTING,
+    QUEUED,
+    Project,
+    ProjectDefaults,
+    Queue,
+    Schedule,
+    Version,
+)
 from trigger_local.store.schema import MIGRATIONS
 
 A, B = "proj_a", "proj_b"
+#: the number of the projects migration (`PRAGMA user_version` once it ran); others come after it
+PROJECTS_MIGRATION = next(n for n, sql in enumerate(MIGRATIONS, start=1) if "CREATE TABLE projects" in sql)
 
 
 def queue(project: str, name: str = "task/hello", **fields: object) -> Queue:
@@ -92,7 +102,7 @@ async def test_keys_are_per_project(store: SqliteStore) -> None:  # noqa: F811
 
 async def test_a_database_from_before_projects_keeps_its_rows_in_proj_local(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    before = len(MIGRATIONS) - 1  # the projects migration is the last one
+    before = PROJECTS_MIGRATION - 1
     with closing(sqlite3.connect(path)) as db:
         for sql in MIGRATIONS[:before]:
             db.executescript(sql)
@@ -119,5 +129,28 @@ async def test_a_database_from_before_projects_keeps_its_rows_in_proj_local(tmp_
         assert old_queue is not None and old_queue.paused
         assert schedule is not None and schedule.project == DEFAULT_PROJECT
         assert [(p.ref, p.project_dir) for p in await read.list_projects()] == [(DEFAULT_PROJECT, "/old")]
+    finally:
+        await opened.close()
+
+
+async def test_a_database_made_with_projects_migrates_forward_to_version_defaults(tmp_path: Path) -> None:
+    """main shipped the projects migration first: a database at that version gets the later
+    ones (versions.defaults) and its versions read back with no defaults."""
+    path = tmp_path / "projects.db"
+    assert len(MIGRATIONS) > PROJECTS_MIGRATION
+    with closing(sqlite3.connect(path)) as db:
+        for sql in MIGRATIONS[:PROJECTS_MIGRATION]:
+            db.executescript(sql)
+        db.executescript(f"""
+            PRAGMA user_version = {PROJECTS_MIGRATION};
+            INSERT INTO versions (id, project_dir, created_at, project) VALUES ('version_a', '/a', {T0}, '{A}');
+        """)
+    opened = SqliteStore(str(path))
+    await opened.open()
+    try:
+        version = await opened.read().get_version("version_a")
+        assert version is not None and version.project == A and version.defaults == ProjectDefaults()
+        with closing(sqlite3.connect(path)) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     finally:
         await opened.close()

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .durations import parse_duration
 from .errors import ValidationError
+from .machines import check_machine
 from .projects import DEFAULT_PROJECT, check_project_ref, derive_project_ref
+from .sdk.retry import Retry
 
 DEFAULT_PORT = 8030
 #: stops the daemon like SIGTERM, and kills the processes of waiting runs too (`down --kill-waiting`)
@@ -64,6 +67,9 @@ class DaemonSettings:
     #: after asking to be frozen, the runtime sleeps this long before polling again; the dump
     #: must start within it (a poll's open connection would make the dump fail: the run is held)
     freeze_grace_s: float = 0.5
+    #: at start, how long `PRAGMA quick_check` may take on the database (0: no check); a check
+    #: that runs out of time lets the daemon start (home.py)
+    db_check_s: float = 10.0
     log_json: bool = False
     #: a background loop (the dispatcher, the docker engine check) that fails this many rounds in
     #: a row stops the daemon with exit code 1; a full disk never counts (it is waited out)
@@ -107,7 +113,7 @@ def _coerce(type_name: Any, raw: str, name: str) -> Any:
 
 def ensure_secret_key(home: Path) -> str:
     """The daemon's secret key, created on first use with mode 0600."""
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = home / "secret_key"
     if path.exists():
         return path.read_text().strip()
@@ -123,11 +129,18 @@ class ProjectConfig:
     root: Path
     project: str = DEFAULT_PROJECT
     dirs: list[str] = field(default_factory=lambda: ["trigger"])
+    #: `[retry]`: the policy of every task that sets none of its own (keys of `Retry`)
     retry: dict[str, Any] | None = None
+    #: the machine preset of every task that sets none
     machine: str | None = None
+    #: seconds; the max_duration of every task that sets none
     max_duration: float | None = None
     executor: str | None = None
     build: dict[str, Any] = field(default_factory=dict)
+
+    def task_defaults(self) -> dict[str, Any]:
+        """The `defaults` a version is registered with (POST /api/v1/local/versions)."""
+        return {"retry": self.retry, "machine": self.machine, "maxDuration": self.max_duration}
 
 
 def find_project_root(start: Path) -> Path | None:
@@ -163,9 +176,10 @@ def load_project(root: Path) -> ProjectConfig:
     project = check_project_ref(data["project"], "project in trigger.toml") if "project" in data \
         else derive_project_ref(root)
     return ProjectConfig(root=root, project=project, dirs=list(dirs),
-                         retry=data.get("retry"), machine=data.get("machine"),
-                         max_duration=data.get("max_duration"), executor=data.get("executor"),
-                         build=data.get("build", {}))
+                         retry=check_retry(data.get("retry"), "[retry] in trigger.toml"),
+                         machine=check_default_machine(data.get("machine"), "machine in trigger.toml"),
+                         max_duration=check_max_duration(data.get("max_duration"), "max_duration in trigger.toml"),
+                         executor=data.get("executor"), build=data.get("build", {}))
 
 
 def project_ref_of(project_dir: Path) -> str:
@@ -174,3 +188,32 @@ def project_ref_of(project_dir: Path) -> str:
     if (project_dir / "trigger.toml").exists() or find_project_root(project_dir) == project_dir:
         return load_project(project_dir).project
     return derive_project_ref(project_dir)
+
+
+def check_retry(value: Any, what: str) -> dict[str, Any] | None:
+    """A project's retry policy as given (a table of `Retry`'s keys), checked by `Retry`'s rules."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError(f"{what} must be a table of retry settings, not {value!r}")
+    try:  # the same rules as a task's own policy
+        Retry.coerce(value)
+    except ValidationError as exc:
+        raise ValidationError(f"{what}: {exc.message}") from None
+    return dict(value)
+
+
+def check_default_machine(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    check_machine(value, what)
+    return str(value)
+
+
+def check_max_duration(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    seconds = parse_duration(value, what=what)
+    if seconds < 1:
+        raise ValidationError(f"{what} must be at least 1 second")
+    return seconds

@@ -26,32 +26,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import structlog
 import uvicorn
 
 from . import __version__
 from .clock import Clock, SystemClock
-from .config import KILL_WAITING_SIGNAL, DaemonSettings, ensure_secret_key
+from .config import KILL_WAITING_SIGNAL, DaemonSettings, ensure_secret_key, home_dir
 from .daemon_lock import DaemonLock
 from .disk import disk_full_error
 from .dispatch.dispatcher import Dispatcher
 from .engine import Engine
-from .errors import TriggerLocalError, ValidationError
+from .errors import StartupError, TriggerLocalError, ValidationError
 from .executors.process import ProcessExecutor
+from .home import (
+    check_database,
+    damaged_message,
+    make_private,
+    open_private,
+    remember_database,
+    use_private_umask,
+)
 from .indexing import index_project
 from .logs import configure_logging
 from .store import SqliteStore
-from .store.models import Version
+from .store.models import ProjectDefaults, Version
 from .supervise import Supervisor, report
 
 log = structlog.get_logger("daemon")
@@ -82,7 +93,11 @@ class Daemon:
         self.dispatcher.wake()
 
     async def start(self) -> None:
-        await self.store.open()
+        try:
+            await self.store.open()
+        except sqlite3.DatabaseError as exc:  # what quick_check did not see, or was not given time for
+            raise StartupError(damaged_message(self.settings.db_path, str(exc))) from None
+        remember_database(self.settings.home, self.settings.db_path)
         await self.engine.load()
         await self.executor.start()
         self.supervisor.start("dispatcher", self.dispatcher.step, on_stop=self.dispatcher.stop)
@@ -128,7 +143,7 @@ class Daemon:
 
     async def index_project(self, project_dir: str, dirs: list[str], python: str | None,
                             env: dict[str, str], image: str | None = None, *, project: str,
-                            dev: bool = False) -> Version:
+                            dev: bool = False, defaults: ProjectDefaults | None = None) -> Version:
         if image:  # a deployed image: its tasks are indexed inside it (docker executor)
             from .executors.images import index_image
 
@@ -136,6 +151,7 @@ class Daemon:
         else:
             version = await index_project(project_dir, dirs, python, env)
         version.project = project
+        version.defaults = defaults or ProjectDefaults()
         return await self.engine.register_version(version, dev=dev)
 
     def request_freeze(self, run_id: str, attempt: int) -> dict[str, Any]:
@@ -218,10 +234,17 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+    except OverflowError:
+        sock.close()
+        raise StartupError(f"Cannot listen on {host}:{port}: a port is a number from 0 to 65535 "
+                           "(0 picks a free one). Pass another --port or TRIGGER_LOCAL_PORT.") from None
     except OSError as exc:
         sock.close()
-        raise TriggerLocalError(f"Cannot listen on {host}:{port}: {exc.strerror}. Another program (or another "
-                                "trigger-local daemon) uses that port: stop it or pass --port.") from exc
+        if exc.errno != errno.EADDRINUSE:
+            raise StartupError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}. Check --host "
+                               "(TRIGGER_LOCAL_HOST) and --port (TRIGGER_LOCAL_PORT).") from None
+        raise StartupError(f"Cannot listen on {host}:{port}: {exc.strerror}. Another program (or another "
+                           "trigger-local daemon) uses that port: stop it or pass --port.") from None
     sock.listen(1024)
     sock.setblocking(False)
     return sock
@@ -230,6 +253,7 @@ def _bind(host: str, port: int) -> socket.socket:
 async def _main(settings: DaemonSettings) -> None:
     lock = DaemonLock.acquire(settings.home)  # before anything touches the home's files
     try:
+        check_home_database(settings)  # holding the lock: no other daemon writes it meanwhile
         await _run(settings, lock)
     finally:
         lock.release()
@@ -287,11 +311,11 @@ def _write_info(settings: DaemonSettings) -> Path:
 
 
 def serve(settings: DaemonSettings) -> None:
-    """Run the daemon in the foreground until SIGTERM/SIGINT. Raises TriggerLocalError when it
-    cannot start (another daemon holds the home, the port is taken, the disk is full) or
-    when a loop failed for good."""
+    """Run the daemon in the foreground until SIGTERM/SIGINT. Raises TriggerLocalError (a
+    StartupError when it cannot start: another daemon holds the home, the port is taken, the
+    database is damaged or missing, the disk is full) or when a loop failed for good."""
     configure_logging(settings.log_json)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    prepare_home(settings)
     try:
         import uvloop
 
@@ -307,7 +331,27 @@ def serve(settings: DaemonSettings) -> None:
         raise full from exc
 
 
+def prepare_home(settings: DaemonSettings) -> None:
+    """Before anything is opened (the lock included): a private home (umask 077, modes fixed
+    with a log line; home.py)."""
+    use_private_umask()
+    fixed = make_private(settings.home)
+    if fixed:
+        log.warning("made the home private: these were readable by other users", home=str(settings.home),
+                    fixed=len(fixed), paths=fixed[:5])
+
+
+def check_home_database(settings: DaemonSettings) -> None:
+    """Before the store opens: a database that is there when it should be and passes
+    quick_check (home.py)."""
+    if not check_database(settings.home, settings.db_path, settings.db_check_s):
+        log.warning("the database check ran out of time and was skipped", seconds=settings.db_check_s,
+                    database=str(settings.db_path), setting="TRIGGER_LOCAL_DB_CHECK_S")
+
+
 def main(argv: list[str] | None = None) -> None:
+    """`python -m trigger_local.daemon`: every failure is one line on stderr and exit code 1;
+    an unexpected one also leaves its traceback in <home>/logs/daemon-error.log."""
     parser = argparse.ArgumentParser(prog="python -m trigger_local.daemon")
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
@@ -322,8 +366,28 @@ def main(argv: list[str] | None = None) -> None:
                                            log_json=args.log_json)
         serve(settings)
     except TriggerLocalError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        sys.exit(1)
+        _exit(exc.message)
+    except OSError as exc:
+        _exit(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
+    except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback in a file
+        _exit(f"the daemon stopped on an unexpected error ({type(exc).__name__}: {exc}); "
+              f"{_save_traceback()}")
+
+
+def _exit(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _save_traceback() -> str:
+    path = home_dir() / "logs" / "daemon-error.log"
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open_private(path, "a") as fh:
+            fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}\n{traceback.format_exc()}\n")
+    except OSError:
+        return "please report it as a bug"
+    return f"its traceback is in {path}; please report it as a bug"
 
 
 if __name__ == "__main__":

@@ -51,13 +51,20 @@ def parse_when(value: Any) -> datetime | None:
     """An API date (ISO string, epoch seconds or milliseconds) as an aware datetime."""
     if value in (None, "") or isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
     try:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
         when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # not a date, or past the calendar's end
         return None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _local(when: datetime) -> datetime:
+    try:
+        return when.astimezone()
+    except (OverflowError, ValueError):  # a date at the end of the calendar: shown in UTC
+        return when
 
 
 def epoch_s(value: Any) -> float | None:
@@ -71,20 +78,20 @@ def table_time(value: Any, now: datetime | None = None) -> str:
     when = parse_when(value)
     if when is None:
         return MISSING
-    local, today = when.astimezone(), (now or datetime.now(UTC)).astimezone().date()
+    local, today = _local(when), (now or datetime.now(UTC)).astimezone().date()
     return local.strftime(TABLE_TODAY if local.date() == today else TABLE_OTHER_DAY)
 
 
 def detail_time(value: Any) -> str:
     """For one record shown in full: date and time to the second."""
     when = parse_when(value)
-    return MISSING if when is None else when.astimezone().strftime(DETAIL)
+    return MISSING if when is None else _local(when).strftime(DETAIL)
 
 
 def clock_time(value: Any) -> str:
     """At the start of a log line: the time of day."""
     when = parse_when(value)
-    return MISSING if when is None else when.astimezone().strftime(CLOCK)
+    return MISSING if when is None else _local(when).strftime(CLOCK)
 
 
 def duration_text(ms: Any) -> str:

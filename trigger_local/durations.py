@@ -1,25 +1,47 @@
-"""Duration strings (`30s`, `10m`, `2h`, `3d`, `1w`) and absolute times, as Trigger.dev accepts them."""
+"""Duration strings (`30s`, `10m`, `2h`, `3d`, `1w`) and absolute times, as Trigger.dev accepts them.
+
+Every duration is at most `limits.MAX_DURATION_S` (10 years) and every date within that of now,
+so what is stored always formats as a date (`iso`)."""
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 
 from .errors import ValidationError
+from .limits import MAX_DURATION_S
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
+_TOO_LONG = "at most 10 years (315360000 seconds)"
+
+
 def parse_duration(value: str | int | float, *, what: str = "duration") -> float:
     """Seconds in `value`: a number of seconds, or a string like `90s`, `10m`, `1h30m`.
 
-    Raises ValidationError naming the bad value and the accepted forms.
+    Raises ValidationError naming the bad value and the accepted forms, or the limit.
     """
+    seconds = _parse_duration(value, what)
+    if seconds > MAX_DURATION_S:
+        raise ValidationError(f"Invalid {what} {_shown(value)}: must be {_TOO_LONG}")
+    return seconds
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _parse_duration(value: str | int | float, what: str) -> float:
     if isinstance(value, bool):
         raise ValidationError(f"Invalid {what} {value!r}")
     if isinstance(value, int | float):
-        if value != value or value in (float("inf"), float("-inf")):
+        if isinstance(value, int) and abs(value) > MAX_DURATION_S:  # float() of a huge int overflows
+            raise ValidationError(f"Invalid {what} {_shown(value)}: must be {_TOO_LONG}")
+        if not math.isfinite(value):
             raise ValidationError(f"Invalid {what} {value!r}: must be a finite number of seconds")
         if value < 0:
             raise ValidationError(f"Invalid {what} {value!r}: must not be negative")
@@ -35,30 +57,49 @@ def parse_duration(value: str | int | float, *, what: str = "duration") -> float
         pos = match.end()
     if pos != len(text) or not text:
         raise ValidationError(
-            f"Invalid {what} {value!r}: use a number of seconds or a string like 30s, 10m, 2h, 3d, 1w"
+            f"Invalid {what} {_shown(value)}: use a number of seconds or a string like 30s, 10m, 2h, 3d, 1w"
         )
     return total
 
 
 def parse_time(value: str | int | float | datetime, now: float, *, what: str = "delay") -> float:
-    """An epoch time from a duration (relative to `now`), an ISO-8601 string, or a datetime."""
+    """An epoch time from a duration (relative to `now`), an ISO-8601 string, or a datetime.
+
+    Raises ValidationError for anything else, and for dates before 1970 or more than 10 years
+    from now."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return value.timestamp()
+        return check_time(value.timestamp(), now, what=what, shown=value.isoformat())
     if isinstance(value, str) and ("T" in value or "-" in value[1:]):
         try:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:
-            raise ValidationError(f"Invalid {what} {value!r}: not a duration or an ISO date") from exc
+            raise ValidationError(f"Invalid {what} {_shown(value)}: not a duration or an ISO date") from exc
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=UTC)
-        return dt.timestamp()
+        return check_time(dt.timestamp(), now, what=what, shown=value)
     return now + parse_duration(value, what=what)
 
 
+def check_time(at: float, now: float, *, what: str = "time", shown: str | None = None) -> float:
+    """`at` (epoch seconds) if it is from 1970 to 10 years after `now` (a past time means "now"
+    to every caller); ValidationError otherwise."""
+    if isinstance(at, bool) or not isinstance(at, int | float) or \
+            (isinstance(at, int) and abs(at) > 2**53) or not math.isfinite(at) or not 0 <= at <= now + MAX_DURATION_S:
+        raise ValidationError(f"Invalid {what} {shown or _shown(at)}: must be a date from 1970 to 10 years from now")
+    return float(at)
+
+
 def iso(ts: float | None) -> str | None:
-    """ISO-8601 UTC with milliseconds and a Z, as Trigger.dev's API returns dates."""
-    if ts is None:
+    """ISO-8601 UTC with milliseconds and a Z, as Trigger.dev's API returns dates.
+
+    Never raises: a time no date can show (stored before the limits, or hand-edited) is shown
+    as the nearest date there is, and NaN as None, so one bad row cannot break a listing."""
+    if ts is None or ts != ts:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    try:
+        dt = datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        dt = datetime.max.replace(tzinfo=UTC) if ts > 0 else datetime.min.replace(tzinfo=UTC)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")

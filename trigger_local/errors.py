@@ -12,6 +12,7 @@
     ├── DiskFullError                 disk_full       507  the home's disk is full: free space, retry
     ├── DaemonStoppingError           stopping        503  the daemon is shutting down: retry later
     ├── DaemonNotRunningError         daemon_down     (client side only)
+    ├── StartupError                  startup         (daemon side: the daemon cannot start)
     └── ApiError                      api_error       (client side: any other status)
 
 Inside tasks:
@@ -121,6 +122,13 @@ class DaemonStoppingError(TriggerLocalError):
 class DaemonNotRunningError(TriggerLocalError):
     code = "daemon_down"
     status = 503
+
+
+class StartupError(TriggerLocalError):
+    """The daemon cannot start (its home, its database, its address): the message says what
+    is wrong and what to do, and is all the user sees (no traceback)."""
+
+    code = "startup"
 
 
 class ApiError(TriggerLocalError):

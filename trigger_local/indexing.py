@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ValidationError
+from .home import user_umask
 from .ids import new_id
 from .machines import check_machine, parse_out_of_memory
 from .store.models import TaskDef, Version
@@ -34,7 +35,8 @@ async def index_project(project_dir: str, dirs: list[str], python: str | None = 
             python or sys.executable, "-m", "trigger_local.runtime", "index", "--out", str(out),
             cwd=str(root), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, **(env or {}), "TRIGGER_LOCAL_PROJECT_DIR": str(root),
+            env={**os.environ, **(env or {}), "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}",
+                 "TRIGGER_LOCAL_PROJECT_DIR": str(root),
                  "TRIGGER_LOCAL_TASK_DIRS": json.dumps(dirs), "PYTHONUNBUFFERED": "1"})
         try:
             stdout, stderr = await asyncio.wait_for(proc.communicate(), INDEX_TIMEOUT_S)

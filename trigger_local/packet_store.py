@@ -26,18 +26,47 @@ def presigned_url(base: str, secret: str, name: str) -> str:
     return f"{base}/api/v1/local/packets/{quote(name, safe='/')}?sig={signature(secret, name)}"
 
 
+#: a packet name, and each `/`-separated part of it (a file name, with room for `.part`/`.meta`)
+MAX_NAME_CHARS = 1024
+MAX_PART_CHARS = 200
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be a packet's name, or None when it can."""
+    parts = name.strip("/").split("/")
+    if not name.strip("/") or ".." in parts or "." in parts:
+        return "it must be a relative path without . or .. parts"
+    if any(ord(c) < 32 or c == "\x7f" for c in name):
+        return "it must not contain NUL or other control characters"
+    if len(name) > MAX_NAME_CHARS or any(len(p.encode()) > MAX_PART_CHARS for p in parts):
+        return f"it must be at most {MAX_NAME_CHARS} characters, each part between slashes at most {MAX_PART_CHARS} bytes"
+    return None
+
+
 def path_of(home: Path, name: str) -> Path:
     """The file for `name`, refusing anything that would leave the packets directory."""
     root = (Path(home) / "packets").resolve()
-    target = (root / name.lstrip("/")).resolve()
-    if not name.strip("/") or root not in target.parents:
-        raise ValueError(f"Invalid packet name {name!r}")
+    problem = name_problem(name)
+    target = (root / name.lstrip("/")).resolve() if problem is None else root
+    if problem is not None or root not in target.parents:
+        raise ValueError(f"Invalid packet name {name[:60]!r}: {problem or 'it must stay inside the packets directory'}")
     return target
 
 
 def write(home: Path, name: str, data: bytes, content_type: str) -> None:
+    """Store a packet. ValueError for a name that cannot be one, or that an existing packet
+    makes impossible (a name under a packet file, or a packet where a directory of them is)."""
     target = path_of(home, name)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    root = (Path(home) / "packets").resolve()
+    for parent in target.relative_to(root).parents:
+        if (root / parent).is_file():
+            raise ValueError(f"Invalid packet name {name[:60]!r}: {parent} is already a packet, not a directory")
+    if target.is_dir():
+        raise ValueError(f"Invalid packet name {name[:60]!r}: it is a directory of other packets")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:  # a packet made meanwhile
+        raise ValueError(f"Invalid packet name {name[:60]!r}: {exc.strerror}") from exc
     partial = target.with_name(target.name + ".part")
     partial.write_bytes(data)
     partial.replace(target)  # readers never see half a packet

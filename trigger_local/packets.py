@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .limits import loads
+
 JSON = "application/json"
 SUPER_JSON = "application/super+json"
 TEXT = "text/plain"
@@ -35,7 +37,7 @@ def decode(data: str | None, data_type: str | None) -> Any:
         return None
     if data_type == TEXT:
         return data
-    value = json.loads(data)
+    value = loads(data)  # ValueError also for JSON nested past limits.MAX_JSON_DEPTH
     if data_type == SUPER_JSON and isinstance(value, dict) and "json" in value:
         return value["json"]
     return value

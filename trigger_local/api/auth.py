@@ -21,6 +21,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from .. import limits
 from ..errors import AuthenticationError, TriggerLocalError
 from ..projects import PROJECT_HEADER, check_project_ref
 
@@ -111,11 +112,11 @@ def verify_jwt(secret: str, token: str, now: float) -> dict[str, Any] | None:
     if len(parts) != 3:
         return None
     try:
-        header = json.loads(_unb64(parts[0]))
+        header = limits.loads(_unb64(parts[0]))
         expected = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
         if header.get("alg") != "HS256" or not hmac.compare_digest(expected, _unb64(parts[2])):
             return None
-        claims = json.loads(_unb64(parts[1]))
+        claims = limits.loads(_unb64(parts[1]))
     except (ValueError, AttributeError):
         return None
     if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int | float) or claims["exp"] < now:

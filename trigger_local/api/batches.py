@@ -28,7 +28,7 @@ from .errors import JsonErrorRoute, UnsupportedMediaTypeError
 from .options import batch_item_request
 from .present import batch_item
 from .services import DaemonServices
-from .triggers import cached_response, remember_response, request_cache_key
+from .triggers import request_cache_key
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["batches"])
 
@@ -59,27 +59,32 @@ def _run_count(body: dict[str, Any]) -> int:
 
 @router.post("/api/v3/batches", status_code=202, openapi_extra=body_doc({"runCount": {"type": "integer"}, "taskIdentifiers": {"type": "array", "items": {"type": "string"}}, "parentRunId": {"type": "string"}, "resumeParentOnCompletion": {"type": "boolean"}, "idempotencyKey": {"type": "string"}}, ["runCount"]))
 async def create_batch(request: Request) -> Response:
-    """Phase 1: reserve a batch of `runCount` runs; a known idempotency key returns it cached."""
+    """Phase 1: reserve a batch of `runCount` runs; a known idempotency key (or request key)
+    returns it cached."""
     svc = services_of(request)
-    require_key(request, svc)
+    caller = require_key(request, svc)
     body = await read_json(request, svc)
-    cache_key = request_cache_key(request, "batch")
-    cached = await cached_response(svc, cache_key)
-    if cached is not None:
-        batch = await svc.engine.store.read().get_batch(cached["id"])
-        is_cached = True
-    else:
-        run_count = _run_count(body)
-        batch, is_cached = await svc.engine.create_batch(
-            run_count, parent_run_id=body.get("parentRunId"), wait=bool(body.get("resumeParentOnCompletion")),
-            idempotency_key=body.get("idempotencyKey") or None)
-        await remember_response(svc, cache_key, {"id": batch.id})
-    if batch is None:
-        raise NotFoundError("Batch not found")
+    batch, is_cached = await svc.engine.create_batch(
+        _run_count(body), parent_run_id=_parent(body), wait=bool(body.get("resumeParentOnCompletion")),
+        idempotency_key=_batch_key(body), request_key=request_cache_key(request, "batch"), project=caller.project)
     out: dict[str, Any] = {"id": batch.id, "runCount": batch.run_count, "isCached": is_cached}
     if batch.idempotency_key:
         out["idempotencyKey"] = batch.idempotency_key
     return ok(out, 202, jwt_header(svc, [f"read:batch:{batch.id}"]))
+
+
+def _parent(body: dict[str, Any]) -> str | None:
+    parent = body.get("parentRunId")
+    if parent is not None and not isinstance(parent, str):
+        raise BadRequestError(f"parentRunId must be a run id, not {str(parent)[:40]}")
+    return parent or None
+
+
+def _batch_key(body: dict[str, Any]) -> str | None:
+    key = body.get("idempotencyKey")
+    if key is not None and (not isinstance(key, str) or len(key) > 2048):
+        raise BadRequestError("idempotencyKey must be a string of at most 2048 characters")
+    return key or None
 
 
 async def _ndjson_lines(request: Request, line_limit: int, payload_limit: int) -> AsyncIterator[tuple[int, bytes]]:
@@ -161,27 +166,20 @@ def _legacy_items(body: dict[str, Any], batch_key: str | None) -> list[TriggerRe
 
 @router.post("/api/v1/tasks/batch", openapi_extra=body_doc({"items": {"type": "array", "items": {"type": "object"}}, "parentRunId": {"type": "string"}, "idempotencyKey": {"type": "string"}}, ["items"]))
 async def legacy_batch(request: Request) -> Response:
-    """One request, runs in the answer: `{"id", "isCached", "runs": [{id, taskIdentifier, isCached}]}`."""
+    """One request, runs in the answer: `{"id", "isCached", "runs": [{id, taskIdentifier, isCached}]}`.
+    The batch and its runs are made in one transaction, so the same idempotency key or request
+    key sent concurrently makes one batch."""
     svc = services_of(request)
     caller = require_key(request, svc)
     body = await read_json(request, svc)
-    engine = svc.engine
-    cache_key = request_cache_key(request, "batch")
-    cached = await cached_response(svc, cache_key)
-    batch_key = body.get("idempotencyKey") or None
-    reqs = _legacy_items(body, batch_key) if cached is None else []
-    batch, is_cached = (await engine.store.read().get_batch(cached["id"]), True) if cached is not None else \
-        await engine.create_batch(len(reqs), parent_run_id=body.get("parentRunId"),
-                                  wait=bool(body.get("resumeParentOnCompletion")), idempotency_key=batch_key)
-    if batch is None:
-        raise NotFoundError("Batch not found")
-    if is_cached:
-        runs = [{"id": r.id, "taskIdentifier": r.task_id, "isCached": True}
-                for r in await engine.store.read().get_runs(batch.run_ids)]
-    else:
-        results = await fill_batch(engine, batch, reqs, caller.project)
-        runs = [{"id": r.run.id, "taskIdentifier": r.run.task_id, "isCached": r.cached} for r in results]
-        await remember_response(svc, cache_key, {"id": batch.id})
+    batch_key = _batch_key(body)
+    reqs = _legacy_items(body, batch_key)
+    for req in reqs:
+        req.project = caller.project  # None: each task's one project, or the parent's
+    batch, results, is_cached = await svc.engine.batch_trigger(
+        reqs, parent_run_id=_parent(body), wait=bool(body.get("resumeParentOnCompletion")),
+        idempotency_key=batch_key, request_key=request_cache_key(request, "batch"))
+    runs = [{"id": r.run.id, "taskIdentifier": r.run.task_id, "isCached": r.cached} for r in results]
     out: dict[str, Any] = {"id": batch.id, "isCached": is_cached, "runs": runs}
     if batch.idempotency_key:
         out["idempotencyKey"] = batch.idempotency_key

@@ -3,12 +3,12 @@ answers, auth shortcuts and query parsing."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from .. import limits
 from ..errors import BadRequestError, PayloadTooLargeError
 from . import auth
 from .services import DaemonServices
@@ -55,8 +55,10 @@ async def read_body(request: Request, limit: int, payload_limit: int | None = No
 
 
 def parse_json(raw: bytes | str, what: str = "Request body") -> Any:
+    """The JSON document in `raw`; 400 naming `what` when it is not JSON or nests deeper than
+    limits.MAX_JSON_DEPTH (checked on the raw text first: the parser recurses)."""
     try:
-        return json.loads(raw)
+        return limits.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequestError(f"{what} is not valid JSON: {exc}") from exc
 

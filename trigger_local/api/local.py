@@ -11,9 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import __version__
+from ..config import check_default_machine, check_max_duration, check_retry
 from ..durations import iso
 from ..errors import BadRequestError, NotFoundError
-from ..store.models import Event, TaskDef, Version
+from ..store.models import Event, ProjectDefaults, TaskDef, Version
 from .auth import Caller
 from .common import body_doc, float_param, int_param, ok, read_json, require_key, services_of
 from .errors import JsonErrorRoute
@@ -34,10 +35,12 @@ def task_json(task: TaskDef, project: str | None = None) -> dict[str, Any]:
 
 
 def version_json(version: Version) -> dict[str, Any]:
+    defaults = version.defaults
     return {"id": version.id, "project": version.project, "projectDir": version.project_dir,
             "createdAt": iso(version.created_at),
             "python": version.python, "dirs": version.dirs, "tasks": [task_json(t) for t in version.tasks],
-            "image": version.env.get("TRIGGER_LOCAL_IMAGE")}
+            "image": version.env.get("TRIGGER_LOCAL_IMAGE"),
+            "defaults": {"retry": defaults.retry, "machine": defaults.machine, "maxDuration": defaults.max_duration_s}}
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -59,14 +62,15 @@ async def healthz(request: Request) -> Response:
     return ok(body, 503)
 
 
-@router.post("/api/v1/local/versions", openapi_extra=body_doc({"projectDir": {"type": "string"}, "dirs": {"type": "array", "items": {"type": "string"}}, "python": {"type": "string"}, "env": {"type": "object"}, "image": {"type": "string"}, "project": {"type": "string"}, "dev": {"type": "boolean"}}, ["projectDir"]))
+@router.post("/api/v1/local/versions", openapi_extra=body_doc({"projectDir": {"type": "string"}, "dirs": {"type": "array", "items": {"type": "string"}}, "python": {"type": "string"}, "env": {"type": "object"}, "image": {"type": "string"}, "project": {"type": "string"}, "dev": {"type": "boolean"}, "defaults": {"type": "object"}}, ["projectDir"]))
 async def create_version(request: Request) -> Response:
-    """Index a project (`{"projectDir", "dirs", "python"?, "env"?, "image"?, "project"?, "dev"?}`)
-    and make it its project's current version (with `image`, the tasks are indexed inside that
-    image and runs are locked to it); 422 with the traceback when a module fails to import.
-    `project`: its ref (default: the project key's, else trigger.toml's in projectDir, else one
-    derived from the directory); `dev`: a `trigger-local dev` will hold a session, and the
-    project runs only while one is open (docs/architecture.md, "Projects")."""
+    """Index a project (`{"projectDir", "dirs", "python"?, "env"?, "image"?, "project"?, "dev"?,
+    "defaults"?}`) and make it its project's current version (with `image`, the tasks are
+    indexed inside that image and runs are locked to it); 422 with the traceback when a module
+    fails to import. `project`: its ref (default: the project key's, else trigger.toml's in
+    projectDir, else one derived from the directory); `dev`: a `trigger-local dev` will hold a
+    session, and the project runs only while one is open (docs/architecture.md, "Projects");
+    `defaults`: trigger.toml's retry, machine and maxDuration for tasks that set none."""
     svc = services_of(request)
     caller = require_key(request, svc)
     body = await read_json(request, svc)
@@ -85,12 +89,29 @@ async def create_version(request: Request) -> Response:
     image = body.get("image")
     if image is not None and (not isinstance(image, str) or not image):
         raise BadRequestError("image must be the name of a Docker image built by `trigger-local deploy`")
+    defaults = project_defaults(body.get("defaults"))
     ref, dev = registration_project(body, caller, project_dir), body.get("dev", False)
     if not isinstance(dev, bool):
         raise BadRequestError("dev must be true or false")
     svc.engine.check_project_dir(ref, project_dir)  # before the cost of indexing
-    version = await svc.index_project(project_dir, dirs, python, env, image=image, project=ref, dev=dev)
+    version = await svc.index_project(project_dir, dirs, python, env, image=image, project=ref, dev=dev,
+                                      defaults=defaults)
     return ok(version_json(version))
+
+
+def project_defaults(value: Any) -> ProjectDefaults:
+    """`defaults` of a version: `{"retry", "machine", "maxDuration"}` from the project's
+    trigger.toml, checked by the rules `trigger.toml` itself is checked by (422 naming the key)."""
+    if value is None:
+        return ProjectDefaults()
+    if not isinstance(value, dict):
+        raise BadRequestError("defaults must be an object of retry, machine and maxDuration")
+    unknown = sorted(set(value) - {"retry", "machine", "maxDuration"})
+    if unknown:
+        raise BadRequestError(f"Unknown defaults: {', '.join(unknown)} (known: maxDuration, machine, retry)")
+    return ProjectDefaults(retry=check_retry(value.get("retry"), "defaults.retry"),
+                           machine=check_default_machine(value.get("machine"), "defaults.machine"),
+                           max_duration_s=check_max_duration(value.get("maxDuration"), "defaults.maxDuration"))
 
 
 @router.get("/api/v1/local/versions/current")

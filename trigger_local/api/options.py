@@ -7,27 +7,38 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any
 
 from .. import packets
 from ..engine import TriggerRequest
 from ..engine.debounce import parse_debounce
 from ..errors import ValidationError
+from ..limits import MAX_ATTEMPTS, MAX_STORED_INT
 
 
-def _number(value: Any, name: str) -> float | None:
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def number_option(value: Any, name: str) -> float | None:
+    """A finite number (None when absent); ValidationError naming `name` otherwise."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(f"{name} must be a number, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or (isinstance(value, int) and abs(value) > MAX_STORED_INT) or not math.isfinite(value):
+        raise ValidationError(f"{name} must be a finite number, not {_shown(value)}")
     return float(value)
 
 
-def _int(value: Any, name: str) -> int | None:
+def int_option(value: Any, name: str, lo: int, hi: int) -> int | None:
+    """A whole number from `lo` to `hi` (None when absent); ValidationError naming `name` otherwise."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-        raise ValidationError(f"{name} must be a whole number, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi \
+            or int(value) != value:  # NaN fails the range check before int() could raise
+        raise ValidationError(f"{name} must be a whole number from {lo} to {hi}, not {_shown(value)}")
     return int(value)
 
 
@@ -104,9 +115,9 @@ def trigger_request(task_id: str, body: dict[str, Any], headers: Any = None) -> 
         delay=_duration(options.get("delay"), "delay"), ttl=_duration(options.get("ttl"), "ttl"),
         idempotency_key=key or None, idempotency_key_user=str(user_key) if user_key else None,
         idempotency_key_ttl=key_ttl, tags=[tags] if isinstance(tags, str) else list(tags or []),
-        max_attempts=_int(options.get("maxAttempts"), "maxAttempts"),
-        max_duration=_number(options.get("maxDuration"), "maxDuration"),
-        priority=_number(options.get("priority"), "priority"),
+        max_attempts=int_option(options.get("maxAttempts"), "maxAttempts", 1, MAX_ATTEMPTS),
+        max_duration=number_option(options.get("maxDuration"), "maxDuration"),
+        priority=number_option(options.get("priority"), "priority"),
         machine=_str(options.get("machine"), "machine"), metadata=_metadata(options),
         is_test=bool(options.get("test")),
         parent_run_id=_str(options.get("parentRunId"), "parentRunId"),

@@ -19,8 +19,9 @@ router = APIRouter(route_class=JsonErrorRoute, tags=["packets"])
 
 
 def _checked_name(name: str) -> str:
-    if not name.strip("/") or ".." in name.split("/"):
-        raise BadRequestError(f"Invalid packet name {name!r}")
+    problem = packet_store.name_problem(name)
+    if problem is not None:
+        raise BadRequestError(f"Invalid packet name {name[:60]!r}: {problem}")
     return name
 
 
@@ -53,7 +54,10 @@ async def put_packet(name: str, request: Request) -> Response:
     svc = services_of(request)
     _signed(request, svc, _checked_name(name))
     data = await read_body(request, packet_store.PACKET_LIMIT_BYTES)
-    packet_store.write(svc.settings.home, name, data, request.headers.get("content-type") or "application/json")
+    try:
+        packet_store.write(svc.settings.home, name, data, request.headers.get("content-type") or "application/json")
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from exc
     return Response(status_code=200)
 
 

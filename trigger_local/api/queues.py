@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from ..engine import Engine
 from ..errors import BadRequestError, NotFoundError
+from ..limits import MAX_CONCURRENCY_LIMIT
 from ..store.models import Queue
 from .auth import ADMIN, Caller
 from .common import body_doc, int_param, ok, read_json, require_key, services_of
@@ -103,8 +104,9 @@ async def override_limit(value: str, request: Request) -> Response:
     caller = require_key(request, svc)
     body, type_ = await _body_type(request)
     limit = body.get("concurrencyLimit")
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise BadRequestError(f"concurrencyLimit must be a whole number of 0 or more, not {limit!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_CONCURRENCY_LIMIT:
+        raise BadRequestError(f"concurrencyLimit must be a whole number from 0 to {MAX_CONCURRENCY_LIMIT}, "
+                              f"not {str(limit)[:40]}")
     queue = await find_queue(svc.engine, value, type_, caller)
     return ok(item(svc.engine, await svc.engine.set_queue_limit(queue.name, limit, queue.project)))
 

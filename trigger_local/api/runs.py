@@ -36,9 +36,11 @@ async def retrieve_body(engine: Engine, run: Run) -> dict[str, Any]:
     if run.root_run_id:
         root = parent if parent is not None and parent.id == run.root_run_id else await read.get_run(run.root_run_id)
     schedule = await read.get_schedule(run.schedule_id) if run.schedule_id else None
-    return run_retrieve(run, engine.clock.now(), attempts=await read.attempts(run.id), parent=parent, root=root,
+    body = run_retrieve(run, engine.clock.now(), attempts=await read.attempts(run.id), parent=parent, root=root,
                         children=await read.child_runs(run.id), schedule=schedule,
                         status_reason=engine.status_reason(run))
+    body["retryPolicy"] = (await engine.retry_policy(run)).to_json()  # ours: the policy in effect
+    return body
 
 
 @router.get("/api/v3/runs/{run_id}")

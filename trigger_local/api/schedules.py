@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..engine.cron import iso, timezones
+from ..durations import iso
+from ..engine.cron import timezones
 from ..engine.schedules import DECLARATIVE, ScheduleSpec
 from ..errors import BadRequestError, NotFoundError
 from ..store.models import Schedule

@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol
 
 from ..config import DaemonSettings
 from ..engine import Engine
-from ..store.models import Version
+from ..store.models import ProjectDefaults, Version
 
 
 class DaemonServices(Protocol):
@@ -25,11 +25,11 @@ class DaemonServices(Protocol):
 
     async def index_project(self, project_dir: str, dirs: list[str], python: str | None,
                             env: dict[str, str], image: str | None = None, *, project: str,
-                            dev: bool = False) -> Version:
+                            dev: bool = False, defaults: ProjectDefaults | None = None) -> Version:
         """Index the project and register the resulting version as project `project`'s current
         one (`dev`: a `trigger-local dev` holds a session for it, engine/projects.py). With
         `image` (a deployed project), the tasks are indexed inside that image and the version is
-        locked to it.
+        locked to it. `defaults` (the project's trigger.toml) are stored with the version.
 
         Raises ValidationError(message, traceback=...) when a module fails to import."""
         ...

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import packets
+from .. import limits, packets
 from ..engine import Engine
 from ..errors import AuthenticationError, BadRequestError, NotFoundError
 from ..statuses import WaitpointStatus
@@ -104,7 +104,9 @@ async def callback(waitpoint_id: str, signature: str, request: Request) -> Respo
         raise AuthenticationError("Invalid URL, hash doesn't match")
     raw = await read_payload_body(request, svc)
     try:
-        data = json.loads(raw) if raw.strip() else {}
+        data = limits.loads(raw) if raw.strip() else {}
+    except limits.JsonTooDeepError as exc:
+        raise BadRequestError(f"Request body is not valid JSON: {exc}") from exc
     except (ValueError, UnicodeDecodeError):
         data = {}  # Trigger.dev's rule: a body that is not JSON completes with {}
     await get_token(svc.engine, waitpoint_id)

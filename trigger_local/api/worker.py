@@ -13,15 +13,16 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..durations import check_time, parse_time
 from ..engine import AttemptOutcome
 from ..errors import AuthenticationError, BadRequestError, ValidationError
+from ..limits import MAX_ATTEMPTS
 from ..statuses import RunStatus
 from ..store.models import LogEntry
 from . import auth
-from .batches import fill_batch
 from .common import body_doc, float_param, ok, read_json, services_of
 from .errors import JsonErrorRoute
-from .options import batch_item_request, trigger_request
+from .options import batch_item_request, int_option, trigger_request
 from .run_auth import RunAuth
 from .services import DaemonServices
 from .tokens import callback_url, create_token
@@ -96,11 +97,16 @@ async def complete_attempt(run_id: str, attempt: int, request: Request) -> Respo
     return ok(out)
 
 
-def _until(value: Any) -> Any:
-    # the protocol sends epoch seconds; the engine reads bare numbers as durations
+def _until(value: Any, now: float) -> datetime | None:
+    """`until` of a wait as a date: the protocol sends epoch seconds (a bare number is a
+    duration to the engine), older runtimes a duration or ISO string; 422 naming `until`."""
+    if value is None:
+        return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
-    return value
+        return datetime.fromtimestamp(check_time(value, now, what="until"), UTC)
+    if not isinstance(value, str):
+        raise ValidationError(f"until must be epoch seconds, a duration or an ISO date, not {str(value)[:40]}")
+    return datetime.fromtimestamp(parse_time(value, now, what="until"), UTC)
 
 
 @router.post("/engine/v1/runs/{run_id}/attempts/{attempt}/wait", openapi_extra=body_doc({"kind": {"type": "string"}, "until": {}, "waitpointId": {"type": "string"}, "idempotencyKey": {"type": "string"}}, ["kind"]))
@@ -111,7 +117,7 @@ async def wait(run_id: str, attempt: int, request: Request) -> Response:
     kind = body.get("kind")
     if not isinstance(kind, str):
         raise ValidationError("kind must be duration, token, run or batch")
-    decision = await svc.engine.wait(run_id, attempt, kind=kind, until=_until(body.get("until")),
+    decision = await svc.engine.wait(run_id, attempt, kind=kind, until=_until(body.get("until"), svc.engine.clock.now()),
                                      waitpoint_id=body.get("waitpointId"),
                                      idempotency_key=body.get("idempotencyKey"),
                                      idempotency_key_ttl=body.get("idempotencyKeyTTL"))
@@ -178,8 +184,7 @@ async def batch_children(run_id: str, request: Request) -> Response:
     if not isinstance(items, list) or not items:
         raise ValidationError("items must be a non-empty list of {task, payload, payloadType, options}")
     reqs = [batch_item_request(item, i) for i, item in enumerate(items)]
-    batch, _ = await svc.engine.create_batch(len(reqs), parent_run_id=run_id, wait=bool(body.get("wait")))
-    results = await fill_batch(svc.engine, batch, reqs)
+    batch, results, _ = await svc.engine.batch_trigger(reqs, parent_run_id=run_id, wait=bool(body.get("wait")))
     out: dict[str, Any] = {"batchId": batch.id, "runs": [{"id": r.run.id, "isCached": r.cached} for r in results]}
     if batch.waitpoint_id:
         out["waitpointId"] = batch.waitpoint_id
@@ -188,12 +193,13 @@ async def batch_children(run_id: str, request: Request) -> Response:
 
 def _instant(value: Any, default: float) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        return check_time(value, default, what="log time")
     if isinstance(value, str) and value:
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            return check_time(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp(), default,
+                              what="log time", shown=value[:40])
         except ValueError as exc:
-            raise ValidationError(f"Invalid log time {value!r}: use epoch seconds or ISO-8601") from exc
+            raise ValidationError(f"Invalid log time {value[:40]!r}: use epoch seconds or ISO-8601") from exc
     return default
 
 
@@ -201,7 +207,8 @@ def log_entries(run_id: str, body: dict[str, Any], attempt: int | None, now: flo
     entries = body.get("entries")
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ValidationError("entries must be a list of log objects")
-    number = body.get("attempt") if isinstance(body.get("attempt"), int) else attempt
+    number = int_option(body.get("attempt"), "attempt", 1, MAX_ATTEMPTS) if body.get("attempt") is not None \
+        else attempt
     attributes = [e.get("attributes") for e in entries]
     return [LogEntry(run_id=run_id, attempt=number, at=_instant(e.get("at"), now), level=str(e.get("level") or "info"),
                      message=str(e.get("message", "")), attributes=a if isinstance(a, dict) else {},

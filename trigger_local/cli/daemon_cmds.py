@@ -20,6 +20,7 @@ from rich.table import Table
 from ..config import KILL_WAITING_SIGNAL, DaemonSettings
 from ..daemon_lock import holder as lock_holder
 from ..display import detail_time
+from ..home import open_private
 from ..sdk.client import configure, read_daemon_info
 from .common import JSON_OPTION, client, emit_json, err, fail, out
 
@@ -64,12 +65,18 @@ def _log_tail(path: Path, lines: int = 20) -> str:
 def start_detached(settings: DaemonSettings) -> tuple[str, int]:
     """Spawn the daemon in its own session and wait until /healthz answers: (url, pid)."""
     logs = settings.home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / "daemon.log"
     argv = [sys.executable, "-m", "trigger_local.daemon", "--home", str(settings.home),
             "--host", settings.host, "--port", str(settings.port), "--executor", settings.executor]
     env = {**os.environ, "TRIGGER_LOCAL_HOME": str(settings.home)}
-    with open(log_path, "ab") as log:
+    try:
+        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)  # private from the start (home.py)
+        logs.mkdir(mode=0o700, exist_ok=True)
+        log = open_private(log_path)
+    except OSError as exc:
+        fail(f"Cannot use {settings.home} as the daemon's home: {exc.strerror or exc}. Point "
+             "TRIGGER_LOCAL_HOME at a directory you own.")
+    with log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT_S

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from ..config import find_project_root, load_project
+from ..config import ProjectConfig, find_project_root, load_project
 from ..errors import ValidationError
 from .common import JSON_OPTION, emit_json, err, fail, print_error
 
@@ -58,19 +58,20 @@ def deploy(
             images.build_image(Path(tmp) / "ctx", image, _say)
     except ValidationError as exc:
         fail(exc.message)
-    _register(config.root, config.dirs, image, json_output)
+    _register(config, image, json_output)
 
 
 def _say(message: str) -> None:
     err().print(Text(message, style="dim"))
 
 
-def _register(root: Path, dirs: list[str], image: str, json_output: bool) -> None:
+def _register(config: ProjectConfig, image: str, json_output: bool) -> None:
     from ..sdk.client import get_sync_client
 
     try:
-        answer = get_sync_client().register_version(project_dir=str(root), dirs=dirs, env=_dotenv(root),
-                                                    image=image)
+        answer = get_sync_client().register_version(project_dir=str(config.root), dirs=config.dirs,
+                                                    env=_dotenv(config.root), image=image,
+                                                    defaults=config.task_defaults())
     except ValidationError as exc:
         print_error(exc.message)
         trace = exc.details.get("traceback")

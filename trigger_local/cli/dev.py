@@ -50,11 +50,12 @@ def task_env(root: Path) -> dict[str, str]:
 
 
 def register(api: SyncApiClient, config: ProjectConfig) -> bool:
-    """Index and register the project; print its tasks, or the import error. True if it took."""
+    """Index and register the project with its trigger.toml defaults ([retry], machine,
+    max_duration); print its tasks, or the import error. True if it took."""
     try:
         answer = api.register_version(project_dir=str(config.root), dirs=config.dirs,
                                       python=sys.executable, env=task_env(config.root), project=config.project,
-                                      dev=True)
+                                      dev=True, defaults=config.task_defaults())
     except ValidationError as exc:
         print_error(exc.message)
         trace = exc.details.get("traceback")

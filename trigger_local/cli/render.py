@@ -74,12 +74,37 @@ def _field_rows(run: Json) -> Table:
         ("Created", detail_time(run.get("createdAt"))), ("Delayed until", _opt_time(run.get("delayedUntil"))),
         ("Started", _opt_time(run.get("startedAt"))), ("Finished", _opt_time(run.get("finishedAt"))),
         ("Duration", duration_text(run.get("durationMs"))),
-        ("Attempts", run.get("attemptCount")), ("TTL", run.get("ttl")),
+        ("Attempts", run.get("attemptCount")), ("Retry", retry_text(run.get("retryPolicy"))),
+        ("TTL", run.get("ttl")),
     ]
     for label, value in rows:
         if value not in (None, "", MISSING):
-            table.add_row(label, value if isinstance(value, Text) else str(value))
+            table.add_row(label, value if isinstance(value, Text) else Text(str(value)))  # not markup: "[retry]"
     return table
+
+
+_POLICY_SOURCES = {"task": "the task's retry", "project": "trigger.toml [retry]", "default": "the default",
+                   "trigger": "the trigger"}
+
+
+def retry_text(policy: Any) -> str | None:
+    """`retryPolicy` of a run as one line: `3 attempts, backoff 1s ×2 up to 60s, randomized
+    (the default)`."""
+    if not isinstance(policy, dict):
+        return None
+    attempts = policy.get("maxAttempts")
+    text = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    if attempts != 1:
+        low, high = (policy.get("minTimeoutInMs") or 0) / 1000, (policy.get("maxTimeoutInMs") or 0) / 1000
+        text += f", backoff {low:g}s ×{policy.get('factor'):g} up to {high:g}s"
+        text += ", randomized" if policy.get("randomize") else ""
+    source = _POLICY_SOURCES.get(str(policy.get("source")), str(policy.get("source")))
+    if policy.get("maxAttemptsSource") == "trigger":
+        source += "; attempts from the trigger"
+    oom = policy.get("outOfMemory")
+    if isinstance(oom, dict):
+        text += f", out of memory → {oom.get('machine')}"
+    return f"{text} ({source})"
 
 
 def _opt_time(value: Any) -> str | None:

@@ -37,14 +37,14 @@ class Tx:
 
 
 class EngineBase:
-    def __init__(self, store: SqliteStore, clock: Clock, settings: DaemonSettings, hub: Hub | None = None,
-                 project_retry: dict[str, Any] | None = None) -> None:
+    def __init__(self, store: SqliteStore, clock: Clock, settings: DaemonSettings, hub: Hub | None = None) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings
         self.hub = hub or Hub()
-        self.project_retry = project_retry
         self.projects = Projects()
+        #: versions never change once registered: read each once
+        self._versions: dict[str, Version] = {}
         # set by the executor when a normal stop begins: held waits' polls are then refused, so
         # their processes hold no connection (executors/stopping.py)
         self.stopping = False
@@ -58,6 +58,22 @@ class EngineBase:
         """Read what the engine caches (each project's current version and record) from the store."""
         read = self.store.read()
         self.projects.load(await read.current_versions(), await read.list_projects())
+
+    async def version_of(self, run: Run, ops: Ops | None = None) -> Version | None:
+        """The version `run` runs on: the one it was locked to, else its project's current one
+        (what it would start on). None when its project has nothing indexed, or the version row
+        is gone."""
+        current = self.projects.current_of(run.project)
+        if run.version_id is None:
+            return current
+        if current is not None and run.version_id == current.id:
+            return current
+        if run.version_id not in self._versions:
+            version = await (ops or self.store.read()).get_version(run.version_id)
+            if version is None:
+                return None
+            self._versions[run.version_id] = version
+        return self._versions[run.version_id]
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Tx]:

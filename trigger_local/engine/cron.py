@@ -140,8 +140,3 @@ def describe(expression: str) -> str:
         return f"{at}, on days of the week {dow}"
     return f"Cron '{expression}'"
 
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -31,6 +31,8 @@ class EnvVarMixin(EngineBase):
         for name, value in checked.items():
             if not isinstance(value, str):
                 raise BadRequestError(f"The value of {name} must be a string")
+            if "\0" in value:  # no process could be started with it
+                raise BadRequestError(f"The value of {name} must not contain a NUL character")
         async with self._tx() as tx:
             for name, value in checked.items():
                 await tx.ops.put_env_var(env, name, value, is_secret, tx.now, override=override)

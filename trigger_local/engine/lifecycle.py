@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ from ..durations import parse_time
 from ..errors import ConflictError, NotFoundError, PayloadTooLargeError, ValidationError
 from ..ids import new_id
 from ..machines import DEFAULT_MACHINE
+from ..store import Ops
 from ..store.models import (
     CANCELED,
     COMPLETED,
@@ -30,9 +32,27 @@ from ..store.models import (
     Run,
 )
 from .base import Tx
-from .retry import RetryPolicy
+from .retry import RetryPolicy, run_policy
 from .states import K_QUEUED
 from .triggering import TriggerMixin, TriggerRequest
+
+_METADATA_OPS = ("set", "delete", "increment", "append", "remove", "update")
+
+
+def check_operations(operations: list[Any]) -> list[dict[str, Any]]:
+    """Metadata operations as `apply_metadata_operations` needs them; ValidationError naming the
+    first bad one (a list as a key, or a string to increment by, would fail half-way)."""
+    for number, op in enumerate(operations):
+        where = f"operations[{number}]"
+        if not isinstance(op, dict) or op.get("type") not in _METADATA_OPS:
+            raise ValidationError(f"{where} must be an object whose type is one of {', '.join(_METADATA_OPS)}")
+        if op["type"] != "update" and not isinstance(op.get("key"), str):
+            raise ValidationError(f"{where}.key must be a string")
+        by = op.get("value", 1)
+        if op["type"] == "increment" and (isinstance(by, bool) or not isinstance(by, int | float)
+                                          or not math.isfinite(by) or abs(by) > 2**53):
+            raise ValidationError(f"{where}.value must be a finite number to increment by")
+    return operations
 
 
 @dataclass
@@ -164,7 +184,7 @@ class LifecycleMixin(TriggerMixin):
         if current:
             await tx.ops.update_attempt(current.id, status=outcome.status, finished_at=tx.now, error=outcome.error)
         counted = sum(1 for a in attempts if a.counts)
-        policy = self.retry_policy(run)
+        policy = await self.retry_policy(run, tx.ops)
         if outcome.retryable and outcome.status != TIMED_OUT and counted < policy.max_attempts:
             delay = policy.delay_s(counted)
             data: dict[str, Any] = {"attempt": run.attempt_count, "retry_in_s": round(delay, 3)}
@@ -188,13 +208,10 @@ class LifecycleMixin(TriggerMixin):
         await self._after_final(tx, run)
         return run
 
-    def retry_policy(self, run: Run) -> RetryPolicy:
-        task = None
-        current = self.projects.current_of(run.project)
-        if current and run.version_id == current.id:
-            task = self.projects.task(run.project, run.task_id)
-        retry = (task.retry if task else None) or self.project_retry
-        return RetryPolicy.from_dict(retry, run.max_attempts)
+    async def retry_policy(self, run: Run, ops: Ops | None = None) -> RetryPolicy:
+        """The policy `run` is retried by: its task's, else its version's project's, else the
+        built-in default (engine/retry.py), with the trigger's max_attempts on top."""
+        return run_policy(run, await self.version_of(run, ops))
 
     async def _after_final(self, tx: Tx, run: Run) -> None:
         """A run ended: free its idempotent waits, complete its waitpoint and its batch's."""
@@ -284,7 +301,7 @@ class LifecycleMixin(TriggerMixin):
             if run is None:
                 raise NotFoundError(f"Run {run_id} not found")
             value = dict(run.metadata) if metadata is None else dict(metadata)
-            value = packets.apply_metadata_operations(value, operations or [])
+            value = packets.apply_metadata_operations(value, check_operations(operations or []))
             if (size := len(json.dumps(value))) > self.settings.payload_limit_bytes:
                 raise PayloadTooLargeError.over_limit("Metadata", self.settings.payload_limit_bytes, size)
             await tx.ops.update_run(run.id, None, metadata=value)

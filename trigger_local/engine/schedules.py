@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import packets
+from ..durations import iso
 from ..errors import NotFoundError, ValidationError
 from ..ids import new_id
 from ..store.models import Schedule, Version
 from .base import Tx
-from .cron import iso, next_ticks, ticks_between, validate_cron, validate_timezone
+from .cron import next_ticks, ticks_between, validate_cron, validate_timezone
 from .projects import ProjectMixin
 from .triggering import TriggerRequest
 

@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import packets
+from .. import limits, packets
 from ..durations import parse_duration, parse_time
-from ..errors import BadRequestError, PayloadTooLargeError, ValidationError
+from ..errors import BadRequestError, NotFoundError, PayloadTooLargeError, ValidationError
 from ..ids import new_id
 from ..machines import check_machine
 from ..store.models import (
@@ -37,6 +37,8 @@ MAX_TAGS = 10
 MAX_TAG_LENGTH = 128
 MAX_PRIORITY_S = 30 * 86400
 DEFAULT_IDEMPOTENCY_TTL_S = 30 * 86400
+#: how long a request's `x-trigger-request-idempotency-key` answers with what it made
+REQUEST_CACHE_S = 24 * 3600
 # a key reused after a run ended like this starts a new run (Trigger.dev's rule)
 _RETRIGGER_AFTER = {FAILED, CRASHED, SYSTEM_FAILURE, TIMED_OUT, EXPIRED}
 
@@ -73,6 +75,28 @@ class TriggerRequest:
     project: str | None = None
 
 
+def task_default(version: Version | None, task: TaskDef | None, name: str) -> Any:
+    """The task's `machine` or `max_duration_s`, else its project's (trigger.toml), else None."""
+    if task is None:
+        return None
+    own = getattr(task, name)
+    if own is not None or version is None:
+        return own
+    return getattr(version.defaults, name)
+
+
+def request_scope(reqs: list[TriggerRequest]) -> str | None:
+    """The project(s) resolved requests go to, which scope their request key (None: no project
+    has their task yet)."""
+    return "+".join(sorted({req.project or "" for req in reqs})) or None
+
+
+def scoped_request_key(request_key: str, scope: str | None) -> str:
+    """The request cache's key: unscoped for runs of no project yet (and rows of before
+    projects); the API's keys never start with `@`, refs never hold `:`."""
+    return request_key if scope is None else f"@{scope}:{request_key}"
+
+
 @dataclass
 class TriggerResult:
     run: Run
@@ -101,8 +125,12 @@ class TriggerMixin(ProjectMixin):
                 if run.task_id in task_ids and run.project in (None, version.project):
                     if run.project is None:
                         await self._ensure_queue(tx, version.project, run.queue, None, custom=False)
+                    its_task = version.task(run.task_id)
                     await self._move(tx, run, QUEUED, project=version.project,
-                                     description=f"version {version.id} has the task")
+                                     description=f"version {version.id} has the task",
+                                     machine=run.machine or task_default(version, its_task, "machine"),
+                                     max_duration_s=run.max_duration_s
+                                     or task_default(version, its_task, "max_duration_s"))
             await self._sync_declarative(tx, version)  # type: ignore[attr-defined]
             await self._sync_rate_limits(tx, version)  # type: ignore[attr-defined]
             data = {"version_id": version.id, "project": version.project}
@@ -133,7 +161,7 @@ class TriggerMixin(ProjectMixin):
             raise PayloadTooLargeError.over_limit("Payload", limit, size)
         if req.payload and req.payload_type in (packets.JSON, packets.SUPER_JSON):
             try:
-                json.loads(req.payload)
+                limits.loads(req.payload)
             except ValueError as exc:
                 raise BadRequestError(f"Payload is not valid JSON ({exc}). Send JSON, or set the payload "
                                       "type to text/plain for a plain string.") from None
@@ -143,13 +171,16 @@ class TriggerMixin(ProjectMixin):
         for tag in tags:
             if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_LENGTH:
                 raise ValidationError(f"Each tag must be a string of 1 to {MAX_TAG_LENGTH} characters: {tag!r}")
-        priority = float(req.priority or 0)
-        if not 0 <= priority <= MAX_PRIORITY_S:
+        priority = req.priority or 0
+        if isinstance(priority, bool) or not isinstance(priority, int | float) or not 0 <= priority <= MAX_PRIORITY_S:
             raise ValidationError(f"Invalid priority {req.priority}: use seconds from 0 to {MAX_PRIORITY_S}")
+        priority = float(priority)
         if req.machine is not None:
             check_machine(req.machine)
-        if req.max_attempts is not None and (not isinstance(req.max_attempts, int) or req.max_attempts < 1):
-            raise ValidationError(f"Invalid max_attempts {req.max_attempts!r}: use a whole number of at least 1")
+        if req.max_attempts is not None and (isinstance(req.max_attempts, bool) or not isinstance(req.max_attempts, int)
+                                             or not 1 <= req.max_attempts <= limits.MAX_ATTEMPTS):
+            raise ValidationError(f"Invalid max_attempts {req.max_attempts!r}: use a whole number from 1 "
+                                  f"to {limits.MAX_ATTEMPTS}")
         max_duration = None
         if req.max_duration is not None:
             max_duration = parse_duration(req.max_duration, what="max_duration")
@@ -184,18 +215,42 @@ class TriggerMixin(ProjectMixin):
                                   f"{first['path']}: {first['message']}", issues=issues)
 
     # -- trigger ----------------------------------------------------------------------------
-    async def trigger(self, req: TriggerRequest, *, wait: bool = False) -> TriggerResult:
+    async def trigger(self, req: TriggerRequest, *, wait: bool = False,
+                      request_key: str | None = None) -> TriggerResult:
         """Create one run (or return the run its idempotency key points at).
 
         With `wait`, the run also gets a RUN waitpoint that completes with its result, which the
-        parent then waits on."""
-        results = await self.trigger_many([req], wait=wait)
+        parent then waits on. `request_key`: see `trigger_many`."""
+        results = await self.trigger_many([req], wait=wait, request_key=request_key)
         return results[0]
 
     async def trigger_many(self, reqs: list[TriggerRequest], *, wait: bool = False,
-                           batch: Batch | None = None) -> list[TriggerResult]:
-        """Create runs in one transaction (a batch's items arrive together)."""
-        now = self.clock.now()
+                           batch: Batch | None = None, request_key: str | None = None) -> list[TriggerResult]:
+        """Create runs in one transaction (a batch's items arrive together).
+
+        `request_key` (a client's `x-trigger-request-idempotency-key`, scoped by the route, and
+        here by the project the runs go to, so two projects' clients may send the same key): a
+        request sent again gets the runs the first one made, with the first answer's `cached`;
+        checked and recorded in the same transaction, so concurrent copies make one set of runs."""
+        prepared = await self._prepare(reqs, self.clock.now())
+        scope = request_scope([req for req, _, _ in prepared])
+        results: list[TriggerResult] = []
+        async with self._tx() as tx:
+            known = await self._replayed_request(tx, request_key, scope)
+            if known is not None:
+                return known
+            if batch is not None and await tx.ops.get_batch(batch.id) is None:
+                await tx.ops.insert_batch(batch)
+            for req, fields, task in prepared:
+                results.append(await self._create_run(tx, req, fields, task, wait))
+            await self._remember_request(tx, request_key, scope, {"runs": [[r.run.id, r.cached] for r in results]})
+            if any(not r.cached for r in results):
+                tx.emit("dispatch")
+        return results
+
+    async def _prepare(self, reqs: list[TriggerRequest],
+                       now: float) -> list[tuple[TriggerRequest, dict[str, Any], TaskDef | None]]:
+        """Every request validated (options, task, payload schema) before a transaction starts."""
         prepared = []
         for req in reqs:
             fields = self._validate(req, now)
@@ -206,15 +261,41 @@ class TriggerMixin(ProjectMixin):
             if task is not None:
                 self._validate_payload_schema(task, req)
             prepared.append((req, fields, task))
-        results: list[TriggerResult] = []
-        async with self._tx() as tx:
-            if batch is not None and await tx.ops.get_batch(batch.id) is None:
-                await tx.ops.insert_batch(batch)
-            for req, fields, task in prepared:
-                results.append(await self._create_run(tx, req, fields, task, wait))
-            if any(not r.cached for r in results):
-                tx.emit("dispatch")
-        return results
+        return prepared
+
+    async def _remembered_request(self, tx: Tx, request_key: str | None, scope: str | None) -> dict[str, Any] | None:
+        if request_key is None:
+            return None
+        return await tx.ops.get_cached_response(scoped_request_key(request_key, scope), tx.now - REQUEST_CACHE_S)
+
+    async def _remember_request(self, tx: Tx, request_key: str | None, scope: str | None,
+                                answer: dict[str, Any]) -> None:
+        if request_key is not None:
+            await tx.ops.put_cached_response(scoped_request_key(request_key, scope), tx.now, answer)
+
+    async def _replayed_request(self, tx: Tx, request_key: str | None, scope: str | None) -> list[TriggerResult] | None:
+        """The runs `request_key` made before in `scope`, or None. A request answered while no
+        project had its task (its runs waited without one) counts for the project they went to,
+        as a run idempotency key of no project matches any project (store find_run_by_idempotency_key)."""
+        known = await self._remembered_request(tx, request_key, scope)
+        if known is not None:
+            return await self._replayed(tx, known)
+        if request_key is None or scope is None:
+            return None
+        known = await self._remembered_request(tx, request_key, None)
+        if known is None:
+            return None
+        results = await self._replayed(tx, known)
+        return results if all(r.run.project in (None, scope) for r in results) else None
+
+    async def _replayed(self, tx: Tx, known: dict[str, Any]) -> list[TriggerResult]:
+        pairs = known.get("runs") or [[known.get("id"), False]]  # {"id"}: rows of before
+        runs = {r.id: r for r in await tx.ops.get_runs([str(run_id) for run_id, _ in pairs])}
+        missing = [run_id for run_id, _ in pairs if run_id not in runs]
+        if missing:
+            raise NotFoundError(f"The run {missing[0]} this request made before is gone; send it without "
+                                "its x-trigger-request-idempotency-key to make a new one")
+        return [TriggerResult(runs[run_id], cached=bool(cached)) for run_id, cached in pairs]
 
     async def _create_run(self, tx: Tx, req: TriggerRequest, f: dict[str, Any], task: TaskDef | None,
                           wait: bool) -> TriggerResult:
@@ -247,6 +328,7 @@ class TriggerMixin(ProjectMixin):
         else:
             status = QUEUED
         parent = await tx.ops.get_run(req.parent_run_id) if req.parent_run_id else None
+        version = self.projects.current_of(req.project)
         run = Run(
             id=new_id("run"), task_id=req.task_id, status=status, snapshot_id=new_id("snapshot"),
             snapshot_kind=kind_for(status), queue=queue, created_at=tx.now, updated_at=tx.now,
@@ -258,8 +340,8 @@ class TriggerMixin(ProjectMixin):
             idempotency_key=req.idempotency_key, idempotency_key_user=req.idempotency_key_user,
             idempotency_expires_at=(tx.now + f["key_ttl_s"]) if req.idempotency_key else None,
             tags=f["tags"], max_attempts=req.max_attempts,
-            max_duration_s=f["max_duration_s"] or (task.max_duration_s if task else None),
-            priority=f["priority"], machine=req.machine or (task.machine if task else None),
+            max_duration_s=f["max_duration_s"] or task_default(version, task, "max_duration_s"),
+            priority=f["priority"], machine=req.machine or task_default(version, task, "machine"),
             metadata=f["metadata"], parent_run_id=req.parent_run_id,
             root_run_id=(parent.root_run_id or parent.id) if parent else None,
             batch_id=req.batch_id, resume_parent=req.resume_parent, is_test=req.is_test,

@@ -29,7 +29,7 @@ from . import suspension
 from .base import Tx
 from .lifecycle import LifecycleMixin
 from .states import K_QUEUED_HELD
-from .triggering import MAX_TAGS
+from .triggering import MAX_TAGS, TriggerRequest, TriggerResult, request_scope
 
 
 @dataclass
@@ -96,7 +96,7 @@ class WaitMixin(LifecycleMixin):
         wp = Waitpoint(id=new_id("waitpoint"), type=WP_DATETIME, status=status, created_at=tx.now,
                        completed_at=tx.now if status == WP_COMPLETED else None, complete_after=when,
                        idempotency_key=scoped, created_by_run_id=run.id,
-                       idempotency_expires_at=(tx.now + parse_duration(key_ttl)) if key_ttl else None)
+                       idempotency_expires_at=(tx.now + parse_duration(key_ttl, what="idempotency_key_ttl")) if key_ttl else None)
         await tx.ops.insert_waitpoint(wp)
         return wp
 
@@ -132,7 +132,7 @@ class WaitMixin(LifecycleMixin):
             wp = Waitpoint(id=new_id("waitpoint"), type=WP_MANUAL, status=WP_WAITING, created_at=tx.now,
                            timeout_at=timeout_at, idempotency_key=idempotency_key, tags=tags,
                            created_by_run_id=created_by_run_id,
-                           idempotency_expires_at=(tx.now + parse_duration(idempotency_key_ttl))
+                           idempotency_expires_at=(tx.now + parse_duration(idempotency_key_ttl, what="idempotency_key_ttl"))
                            if idempotency_key_ttl else None)
             await tx.ops.insert_waitpoint(wp)
             await tx.ops.insert_event(None, "waitpoint.created", tx.now, {"waitpoint_id": wp.id})
@@ -214,33 +214,81 @@ class WaitMixin(LifecycleMixin):
                 await self._complete_wp(tx, wp, json.dumps(items), packets.JSON)
 
     async def create_batch(self, run_count: int, *, parent_run_id: str | None = None, wait: bool = False,
-                           idempotency_key: str | None = None) -> tuple[Batch, bool]:
+                           idempotency_key: str | None = None, request_key: str | None = None,
+                           project: str | None = None) -> tuple[Batch, bool]:
+        """A new batch of `run_count` runs, or (with True) the batch `idempotency_key` or the
+        request key `request_key` (within the caller's `project`) already made. One
+        transaction: concurrent requests with the same key get the same batch."""
+        async with self._tx() as tx:
+            known = await self._request_batch(tx, request_key, project)
+            if known is not None:
+                return known, True
+            batch, cached = await self._create_batch(tx, run_count, parent_run_id, wait, idempotency_key)
+            await self._remember_request(tx, request_key, project, {"batch": batch.id})
+            return batch, cached
+
+    async def batch_trigger(self, reqs: list[TriggerRequest], *, parent_run_id: str | None = None,
+                            wait: bool = False, idempotency_key: str | None = None,
+                            request_key: str | None = None) -> tuple[Batch, list[TriggerResult], bool]:
+        """A batch and all its runs in one transaction (True: an existing batch, by its
+        idempotency key or by `request_key` within the items' project, whose runs are returned
+        as they are)."""
+        for req in reqs:  # resolved as the batch's children: in the parent's project if unsaid
+            req.parent_run_id = req.parent_run_id or parent_run_id
+        prepared = await self._prepare(reqs, self.clock.now())
+        scope = request_scope([req for req, _, _ in prepared])
+        async with self._tx() as tx:
+            batch = await self._request_batch(tx, request_key, scope)
+            cached = batch is not None
+            if batch is None:
+                batch, cached = await self._create_batch(tx, len(reqs), parent_run_id, wait, idempotency_key)
+            if cached:
+                return batch, [TriggerResult(r, cached=True) for r in await tx.ops.get_runs(batch.run_ids)], True
+            results = []
+            for req, fields, task in prepared:
+                req.batch_id = batch.id
+                if parent_run_id:
+                    req.parent_run_id, req.resume_parent = parent_run_id, batch.waitpoint_id is not None
+                results.append(await self._create_run(tx, req, fields, task, False))
+            await self._add_batch_runs(tx, batch, [r.run.id for r in results])
+            await self._remember_request(tx, request_key, scope, {"batch": batch.id})
+            tx.emit("dispatch")
+            return batch, results, False
+
+    async def _request_batch(self, tx: Tx, request_key: str | None, scope: str | None) -> Batch | None:
+        known = await self._remembered_request(tx, request_key, scope)
+        batch_id = known.get("batch") or known.get("id") if known else None  # "id": rows of before
+        return await tx.ops.get_batch(batch_id) if batch_id else None
+
+    async def _create_batch(self, tx: Tx, run_count: int, parent_run_id: str | None, wait: bool,
+                            idempotency_key: str | None) -> tuple[Batch, bool]:
         if idempotency_key:
-            existing = await self.store.read().find_batch_by_key(idempotency_key)
+            existing = await tx.ops.find_batch_by_key(idempotency_key)
             if existing is not None:
                 return existing, True
-        async with self._tx() as tx:
-            batch = Batch(id=new_id("batch"), run_count=run_count, created_at=tx.now, status="PENDING",
-                          parent_run_id=parent_run_id, idempotency_key=idempotency_key)
-            if wait:
-                wp = Waitpoint(id=new_id("waitpoint"), type=WP_BATCH, status=WP_WAITING, created_at=tx.now,
-                               batch_id=batch.id)
-                await tx.ops.insert_waitpoint(wp)
-                batch.waitpoint_id = wp.id
-            await tx.ops.insert_batch(batch)
-            return batch, False
+        batch = Batch(id=new_id("batch"), run_count=run_count, created_at=tx.now, status="PENDING",
+                      parent_run_id=parent_run_id, idempotency_key=idempotency_key)
+        if wait:
+            wp = Waitpoint(id=new_id("waitpoint"), type=WP_BATCH, status=WP_WAITING, created_at=tx.now,
+                           batch_id=batch.id)
+            await tx.ops.insert_waitpoint(wp)
+            batch.waitpoint_id = wp.id
+        await tx.ops.insert_batch(batch)
+        return batch, False
 
     async def add_batch_runs(self, batch_id: str, run_ids: list[str]) -> Batch:
         async with self._tx() as tx:
             batch = await tx.ops.get_batch(batch_id)
             if batch is None:
                 raise NotFoundError(f"Batch {batch_id} not found")
-            ids = list(dict.fromkeys([*batch.run_ids, *run_ids]))
-            await tx.ops.update_batch(batch_id, run_ids=ids,
-                                      status="PROCESSING" if len(ids) < batch.run_count else "PROCESSING")
-            batch.run_ids = ids
-            await self._maybe_complete_batch(tx, batch_id)
-            return batch
+            return await self._add_batch_runs(tx, batch, run_ids)
+
+    async def _add_batch_runs(self, tx: Tx, batch: Batch, run_ids: list[str]) -> Batch:
+        ids = list(dict.fromkeys([*batch.run_ids, *run_ids]))
+        await tx.ops.update_batch(batch.id, run_ids=ids, status="PROCESSING")
+        batch.run_ids = ids
+        await self._maybe_complete_batch(tx, batch.id)
+        return batch
 
     async def _tick_waitpoints(self, tx: Tx) -> int:
         done = 0

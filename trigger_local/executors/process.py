@@ -24,7 +24,9 @@ from .. import packet_store
 from ..config import DaemonSettings
 from ..durations import iso
 from ..engine import Engine
+from ..engine.retry import run_policy
 from ..engine.states import K_QUEUED_HELD
+from ..home import user_umask
 from ..ids import new_id
 from ..projects import PROJECT_ENV
 from ..store.models import (
@@ -219,6 +221,7 @@ class ProcessExecutor:
                "TRIGGER_LOCAL_TASK_DIRS": json.dumps(version.dirs),
                "TRIGGER_LOCAL_TASK_FILES": json.dumps(sorted({t.file for t in version.tasks if t.file})),
                "TRIGGER_LOCAL_VERSION_ID": version.id,
+               "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}",
                "TRIGGER_API_URL": self.settings.url,
                **self._project_env(version),
                "PYTHONUNBUFFERED": "1"}
@@ -256,7 +259,7 @@ class ProcessExecutor:
             "ctx": {
                 "run": {"id": run.id, "tags": run.tags, "is_test": run.is_test, "created_at": iso(run.created_at),
                         "started_at": iso(run.started_at), "idempotency_key": run.idempotency_key_user
-                        or run.idempotency_key, "max_attempts": self.engine.retry_policy(run).max_attempts,
+                        or run.idempotency_key, "max_attempts": run_policy(run, version).max_attempts,
                         "max_duration": run.max_duration_s, "parent_run_id": run.parent_run_id,
                         "root_run_id": run.root_run_id, "batch_id": run.batch_id},
                 "task": {"id": run.task_id, "file": task.file if task else "",

@@ -70,7 +70,19 @@ def main(argv: list[str] | None = None) -> int:
     idx = sub.add_parser("index", help="import the task modules and write their manifest")
     idx.add_argument("--out", required=True, help="where to write the manifest JSON")
     args = parser.parse_args(argv)
+    _user_umask()
     return index(args.out) if args.command == "index" else work()
+
+
+def _user_umask() -> None:
+    """The daemon runs with umask 077 (its home is private); task code gets the user's umask
+    back (TRIGGER_LOCAL_UMASK, octal), so files it writes elsewhere are as the user expects."""
+    raw = os.environ.get("TRIGGER_LOCAL_UMASK")
+    if raw:
+        try:
+            os.umask(int(raw, 8) & 0o777)
+        except ValueError:
+            pass
 
 
 if __name__ == "__main__":

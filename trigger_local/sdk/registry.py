@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..durations import parse_duration
 from ..errors import ValidationError
+from ..limits import MAX_CONCURRENCY_LIMIT
 from ..ratelimit import parse_rate_limit
 from .context import current_run
 
@@ -41,8 +42,9 @@ def queue(name: str, concurrency_limit: int | None = None, rate_limit: dict[str,
     """A shared queue: pass the same object as `queue=` to every task that should share it."""
     if not name or not isinstance(name, str):
         raise ValidationError("A queue needs a non-empty name")
-    if concurrency_limit is not None and (not isinstance(concurrency_limit, int) or concurrency_limit < 0):
-        raise ValidationError(f"Queue {name!r}: concurrency_limit must be an integer ≥ 0")
+    if concurrency_limit is not None and (isinstance(concurrency_limit, bool) or not isinstance(concurrency_limit, int)
+                                          or not 0 <= concurrency_limit <= MAX_CONCURRENCY_LIMIT):
+        raise ValidationError(f"Queue {name!r}: concurrency_limit must be an integer from 0 to {MAX_CONCURRENCY_LIMIT}")
     return Queue(name, concurrency_limit, parse_rate_limit(rate_limit))
 
 

@@ -6,7 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ValidationError
+from ..limits import MAX_ATTEMPTS, MAX_DURATION_S
 from ..machines import parse_out_of_memory
+
+#: the keys of a retry policy, in code (`Retry(...)`, `retry={...}`) and in trigger.toml's `[retry]`
+KEYS = frozenset({"max_attempts", "factor", "min_timeout_s", "max_timeout_s", "randomize", "out_of_memory"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +39,17 @@ class Retry:
     out_of_memory: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise ValidationError(f"Retry max_attempts must be an integer ≥ 1, got {self.max_attempts!r}")
-        if self.factor <= 0 or self.min_timeout_s < 0 or self.max_timeout_s < self.min_timeout_s:
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) \
+                or not 1 <= self.max_attempts <= MAX_ATTEMPTS:
+            raise ValidationError(f"Retry max_attempts must be an integer from 1 to {MAX_ATTEMPTS}, "
+                                  f"got {self.max_attempts!r}")
+        for name in ("factor", "min_timeout_s", "max_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_DURATION_S:
+                raise ValidationError(f"Retry {name} must be a number from 0 to {MAX_DURATION_S}, got {value!r}")
+        if not isinstance(self.randomize, bool):
+            raise ValidationError(f"Retry randomize must be true or false, got {self.randomize!r}")
+        if self.factor <= 0 or self.max_timeout_s < self.min_timeout_s:
             raise ValidationError("Retry needs factor > 0 and 0 ≤ min_timeout_s ≤ max_timeout_s")
         object.__setattr__(self, "out_of_memory", parse_out_of_memory(self.out_of_memory, "Retry out_of_memory"))
 
@@ -55,5 +67,9 @@ class Retry:
         if value is None or isinstance(value, Retry):
             return value
         if isinstance(value, dict):
+            unknown = sorted(set(value) - KEYS)
+            if unknown:
+                raise ValidationError(f"Unknown retry keys: {', '.join(map(str, unknown))} "
+                                      f"(known: {', '.join(sorted(KEYS))})")
             return cls(**value)
         raise ValidationError(f"retry must be a Retry(...) or a dict, got {type(value).__name__}")

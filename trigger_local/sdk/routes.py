@@ -246,13 +246,15 @@ class Routes:
     @staticmethod
     def register_version(project_dir: str, dirs: list[str], python: str | None = None,
                          env: dict[str, str] | None = None, image: str | None = None,
-                         project: str | None = None, dev: bool | None = None) -> Call[Json]:
+                         project: str | None = None, dev: bool | None = None,
+                         defaults: Json | None = None) -> Call[Json]:
         """Index the project and make it its project's current version; the answer lists its
         tasks. `image`: a deployed image; the version's tasks are indexed in it and run from it.
         `project`: its ref (default: the one projectDir's trigger.toml names); `dev`: a dev
-        session (the event stream with `session=1`) will keep the project online."""
+        session (the event stream with `session=1`) will keep the project online. `defaults`:
+        trigger.toml's `{"retry", "machine", "maxDuration"}` for tasks that set none."""
         body = _drop_none({"projectDir": project_dir, "dirs": dirs, "python": python, "env": env,
-                           "image": image, "project": project, "dev": dev})
+                           "image": image, "project": project, "dev": dev, "defaults": defaults})
         return Call("POST", "/api/v1/local/versions", body=body)
 
     @staticmethod

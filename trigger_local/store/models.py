@@ -57,6 +57,25 @@ class TaskDef:
     rate_limit: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ProjectDefaults:
+    """What a project's `trigger.toml` sets for every task that does not set it itself,
+    carried with each version (so a run of an older version keeps its own project's rules)."""
+
+    #: the `[retry]` table: keys of `Retry` (max_attempts, factor, min_timeout_s, …)
+    retry: dict[str, Any] | None = None
+    machine: str | None = None
+    max_duration_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"retry": self.retry, "machine": self.machine, "max_duration_s": self.max_duration_s}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ProjectDefaults:
+        data = data or {}
+        return cls(retry=data.get("retry"), machine=data.get("machine"), max_duration_s=data.get("max_duration_s"))
+
+
 @dataclass(slots=True)
 class Version:
     id: str
@@ -68,6 +87,10 @@ class Version:
     env: dict[str, str] = field(default_factory=dict)
     #: the ref of the project it belongs to (each project has its own current version)
     project: str = DEFAULT_PROJECT
+    defaults: ProjectDefaults = field(default_factory=ProjectDefaults)
+
+    def task(self, task_id: str) -> TaskDef | None:
+        return next((t for t in self.tasks if t.task_id == task_id), None)
 
 
 @dataclass(slots=True)

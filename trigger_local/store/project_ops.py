@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .models import Project, Queue, TaskDef, Version
+from .models import Project, ProjectDefaults, Queue, TaskDef, Version
 from .rows import columns, encode_changes, from_row, to_row
 from .status_sql import SQL_RUNNING, SQL_RUNNING_OR_QUEUED
 
@@ -52,9 +52,11 @@ class ProjectOps:
     # -- versions and tasks ----------------------------------------------------------------
     async def insert_version(self, version: Version) -> None:
         await self._db.execute(
-            "INSERT INTO versions (id, project_dir, created_at, python, dirs, env, project) VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO versions (id, project_dir, created_at, python, dirs, env, project, defaults) "
+            "VALUES (?,?,?,?,?,?,?,?)",
             (version.id, version.project_dir, version.created_at, version.python,
-             json.dumps(version.dirs), json.dumps(version.env), version.project),
+             json.dumps(version.dirs), json.dumps(version.env), version.project,
+             json.dumps(version.defaults.to_dict())),
         )
         rows = [to_row(t) | {"version_id": version.id} for t in version.tasks]
         if rows:
@@ -72,6 +74,7 @@ class ProjectOps:
             id=row["id"], project_dir=row["project_dir"], created_at=row["created_at"],
             python=row["python"], dirs=json.loads(row["dirs"]), env=json.loads(row["env"]),
             tasks=[_task_from_row(t) for t in tasks], project=row["project"],
+            defaults=ProjectDefaults.from_dict(json.loads(row["defaults"])),
         )
 
     async def latest_version(self, project: str | None = None) -> Version | None:

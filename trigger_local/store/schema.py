@@ -375,4 +375,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX schedules_due ON schedules(next_run_at) WHERE active = 1 AND next_run_at IS NOT NULL;
     CREATE INDEX schedules_created ON schedules(created_at, id);
     """,
+    # the project's trigger.toml defaults ([retry], machine, max_duration) travel with each
+    # version, so a run's retry policy comes from its own version's project (issue #10)
+    """
+    ALTER TABLE versions ADD COLUMN defaults TEXT NOT NULL DEFAULT '{}';
+    """,
 ]

@@ -1,0 +1,61 @@
+"""The bounds every value from outside is held to, in one place (docs/configuration.md, "Limits
+and their errors"). The API checks them at the edge so that nothing out of range is stored:
+a date in the year 19167375 or an integer past SQLite's 64 bits would otherwise be accepted
+and fail later, on every read.
+
+Shared by the daemon, the SDK and the runtime: imports nothing of either."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+#: the longest duration (delay, ttl, timeouts, waits, idempotency key TTLs, max_duration), and
+#: how far from now a date may be: 10 years
+MAX_DURATION_S = 10 * 365 * 86400
+#: `max_attempts` (trigger option, `Retry`, `[retry]` in trigger.toml)
+MAX_ATTEMPTS = 10_000
+#: a queue's concurrency limit (task definition or the API's override)
+MAX_CONCURRENCY_LIMIT = 100_000
+#: anything else that is a count or an attempt number and gets stored (SQLite holds 64 bits)
+MAX_STORED_INT = 2**53
+#: how deep JSON may nest, in a request body or in a payload, output or metadata packet:
+#: deeper documents are refused before they are parsed (Python's parser recurses)
+MAX_JSON_DEPTH = 100
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]")
+
+
+class JsonTooDeepError(ValueError):
+    """JSON nested deeper than MAX_JSON_DEPTH (a ValueError: callers treat it as invalid JSON)."""
+
+    def __init__(self, depth_limit: int = MAX_JSON_DEPTH) -> None:
+        super().__init__(f"nested deeper than {depth_limit} levels")
+
+
+def json_depth_at_most(text: str | bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when the arrays and objects in `text` nest at most `limit` deep.
+
+    A scan of the raw text (brackets inside strings do not count), so it never recurses;
+    text with fewer opening brackets than the limit is accepted without a scan."""
+    if isinstance(text, bytes):
+        if text.count(b"[") + text.count(b"{") <= limit:
+            return True
+        text = text.decode("utf-8", errors="replace")
+    elif text.count("[") + text.count("{") <= limit:
+        return True
+    depth = 0
+    for char in _NOT_BRACKET.sub("", _STRING.sub("", text)):
+        depth += 1 if char in "[{" else -1
+        if depth > limit:
+            return False
+    return True
+
+
+def loads(text: str | bytes) -> Any:
+    """`json.loads`, refusing documents nested deeper than MAX_JSON_DEPTH (JsonTooDeepError)."""
+    if not json_depth_at_most(text):
+        raise JsonTooDeepError()
+    return json.loads(text)
