@@ -69,10 +69,10 @@ def log(text: str) -> None:
 class Phases(dict[str, float]):
     """How long each phase took, in the order they ran."""
 
-    def run(self, name: str, call: Any, *args: Any) -> Any:
+    def run(self, name: str, call: Any, *args: Any, **kwargs: Any) -> Any:
         log(f"[{time.strftime('%H:%M:%S')}] {name} (load {load_average()})")
         started = time.perf_counter()
-        result = call(*args)
+        result = call(*args, **kwargs)
         self[name] = time.perf_counter() - started
         return result
 
@@ -141,7 +141,6 @@ def history(args: argparse.Namespace) -> str:
 
 
 def backlog_stage(d: Daemon, label: str, args: argparse.Namespace) -> dict[str, Any]:
-    log(f"[{time.strftime('%H:%M:%S')}] backlog: {label} (load {load_average()})")
     return {"label": label, "trigger_to_start": trigger_to_start(d, args.latency_samples),
             "throughput": throughput(d, args.throughput_runs), "rss": d.rss_mib()}
 
