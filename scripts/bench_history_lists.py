@@ -73,8 +73,9 @@ def run_cases(d: Daemon, m: Manifest) -> list[ListCase]:
               for t, why in (("prod", "50 % of runs"), ("nightly", "10 %"), (OLD_TAG, "rare, first 1 % only"))]
     cases += [c(f"`filter[queue]={q}`", RUNS, {"filter[queue]": q}, matches=_field("queue", q))
               for q in ("task/noop", "exports")]
-    cases += [c(f"`filter[version]=` {which} version", RUNS, {"filter[version]": v})
-              for which, v in zip(("the first (older half)", "the second (newer half)"), m.versions, strict=False)]
+    cases += [c(f"`filter[version]=` {which} version", RUNS, {"filter[version]": v}, deep_at=mark)
+              for (which, mark), v in zip((("the first (older half)", "p10"), ("the second (newer half)", "p60")),
+                                          m.versions, strict=False)]
     cases.append(c("`filter[createdAt][from/to]` (40–60 % of the history)", RUNS, window, deep_at="p42",
                    matches=lambda item: lo <= _epoch(item["createdAt"]) <= hi + 0.001))
     cases += [c(f"`filter[schedule]=` the {which} schedule", RUNS, {"filter[schedule]": s}, deep_at="p50")
