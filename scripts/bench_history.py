@@ -10,9 +10,13 @@ History mode starts a real daemon and builds `--runs` runs through the public ba
 (500 items a call) in the mix issue #17 measured: ~24 % COMPLETED no-ops, ~73 % EXPIRED
 (1 s ttl in paused queues), ~2 % QUEUED in a paused queue, ~1 % DELAYED 30 days ahead, over
 several tasks (one rare and old), tags (one rare and old), idempotency keys, two versions, two
-schedules and one waitpoint token per 100 runs. Building takes about 1.1 ms per run on the
-2-CPU dev VM (100k ≈ 2 min, 1M ≈ 20 min): with `--home DIR --keep` a build is paid once and
-later runs with the same `--home` and `--runs` only measure. Then it measures every runs-list
+schedules and one waitpoint token per 100 runs. How long a build takes: 100k runs ≈ 1.5 min
+on the 2-CPU dev VM (~1,100 runs/s); the rate falls as the history grows, because the
+mix's no-op runs must also run and, before issue #17, every dispatch round gets slower with
+the QUEUED and DELAYED runs the history holds: a 1M build on that code had made 368k runs
+after 13 min (other tests running alongside), so count on an hour or more for 1M. With
+`--home DIR --keep` a build is paid once and later runs with the same `--home` and `--runs`
+only measure (also with newer code: the daemon migrates the database). Then it measures every runs-list
 filter and the token list (first page and a cursor page ~90 % down the list), the status
 route, trigger→start, no-op throughput, stop and start times, disk per run and RSS.
 
@@ -123,6 +127,7 @@ def history(args: argparse.Namespace) -> str:
         phases.run("daemon start", d.start)
         if build:
             log(f"building {args.runs:,} runs in {root} (about {args.runs / EXPECTED_RUNS_PER_S / 60:.0f} min)")
+            m.save(root / "manifest.json")  # unfinished until settled: a later run refuses it
             phases.run("build", build_history, d, m, root / "project")
             phases.run("settle", settle, d, m)
             m.save(root / "manifest.json")

@@ -155,10 +155,11 @@ def machine() -> dict[str, str]:
     """What the docs say about where a figure was measured."""
     mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal:"))
-    commit = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h"], capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout.strip()
+    # the daemon's own code is what the figures are about; the bench scripts may be newer
+    commit = f"{git('log', '-1', '--format=%h')}, trigger_local/ as of {git('log', '-1', '--format=%h', '--', 'trigger_local')}"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "trigger_local")
     return {"cpus": str(len(os.sched_getaffinity(0))), "ram_gib": f"{mem_kib / 2**20:.0f}", "kernel": os.uname().release,
-            "python": sys.version.split()[0], "commit": commit + (" (with local changes)" if dirty else ""),
+            "python": sys.version.split()[0], "commit": commit + (" with local changes" if dirty else ""),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
