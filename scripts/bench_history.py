@@ -13,8 +13,8 @@ several tasks (one rare and old), tags (one rare and old), idempotency keys, two
 schedules and one waitpoint token per 100 runs. How long a build takes: 100k runs ≈ 1.5 min
 on the 2-CPU dev VM (~1,100 runs/s); the rate falls as the history grows, because the
 mix's no-op runs must also run and, before issue #17, every dispatch round gets slower with
-the QUEUED and DELAYED runs the history holds: a 1M build on that code had made 368k runs
-after 13 min (other tests running alongside), so count on an hour or more for 1M. With
+the QUEUED and DELAYED runs the history holds: a 1M build on that code had made 426k runs
+after 12 min (780 runs/s falling to 400), so count on about an hour for 1M. With
 `--home DIR --keep` a build is paid once and later runs with the same `--home` and `--runs`
 only measure (also with newer code: the daemon migrates the database). Then it measures every runs-list
 filter and the token list (first page and a cursor page ~90 % down the list), the status
