@@ -9,6 +9,7 @@ executors act on the events.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -103,6 +104,11 @@ class Engine:
             tx = Tx(store_tx, self.clock.now(), self.ctx)
             yield tx
         self.hub.publish_all(tx.published)
+        # The store runs on this thread and never yields, so a caller that runs unit after unit
+        # (a dispatcher round starting runs) would keep out the requests that came meanwhile:
+        # the completions that free processes, which the round's later runs could then reuse
+        # instead of starting new ones. One turn of the loop after each unit lets them in.
+        await asyncio.sleep(0)
 
     async def _run(self, part: Callable[Concatenate[Tx, P], Awaitable[T]], *args: P.args,
                    **kwargs: P.kwargs) -> T:
