@@ -1,6 +1,7 @@
 """The engine's seams, read from the source with `ast` (a check anyone can repeat): only the
 engine (and the daemon that builds it) holds the store; one way to record a change; the engine
-has no mixins and hides no call between its parts; no module of the core is over 400 lines."""
+has no mixins and hides no call between its parts; no import cycle in the core; no module of
+the core is over 400 lines."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from test_import_rules import imports_of
+from test_import_rules import imported_modules, imports_of, module_name
 
 from trigger_local.engine import Engine
 
@@ -104,3 +105,37 @@ def test_no_type_ignore_hides_a_call(part: str) -> None:
 def test_no_core_module_is_over_400_lines() -> None:
     sizes = {relative(p): len(p.read_text(encoding="utf-8").splitlines()) for p in sources(*CORE)}
     assert {path: n for path, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def core_imports() -> dict[str, set[str]]:
+    """Module → the core modules it imports, anywhere in it (under TYPE_CHECKING and inside
+    functions too). `from pkg import mod` is an import of `pkg.mod`, not of `pkg`."""
+    paths = {module_name(p): p for p in sources(*CORE)}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                found = imported_modules(ast.unparse(node), name, path.name == "__init__.py")
+                found &= paths.keys()
+                edges |= {m for m in found if not any(o.startswith(m + ".") for o in found)}
+        graph[name] = edges - {name}
+    return graph
+
+
+def test_no_import_cycle_in_the_core() -> None:
+    """A part imports what it calls and nothing imports back: the checkpointers reach the
+    executor through executors/base.py's protocols, not by importing it."""
+    graph = core_imports()
+
+    def reaches(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(graph[start])
+        while todo:
+            module = todo.pop()
+            if module not in seen:
+                seen.add(module)
+                todo.extend(graph[module])
+        return seen
+
+    assert sorted(m for m in graph if m in reaches(m)) == []
