@@ -59,7 +59,8 @@ class InProcessServices:
         self.task_ids = ["hello", "child"]
         self.retire: set[str] = set()
 
-    async def next_assignment(self, worker_id: str, wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
+    async def next_assignment(self, worker_id: str,
+                              wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
         if worker_id in self.retire:
             return "retire"
         runs = await self.engine.dequeue(1)
@@ -67,19 +68,25 @@ class InProcessServices:
         if started is None:
             return None
         run, attempt = started
-        return {"run_id": run.id, "attempt": attempt.number, "task_id": run.task_id, "payload": run.payload,
+        return {"run_id": run.id, "attempt": attempt.number, "task_id": run.task_id,
+                "payload": run.payload,
                 "payload_type": run.payload_type, "metadata": run.metadata,
-                "ctx": {"run": {"id": run.id}, "attempt": {"number": attempt.number, "id": attempt.id}}}
+                "ctx": {"run": {"id": run.id},
+                        "attempt": {"number": attempt.number, "id": attempt.id}}}
 
     async def index_project(self, project_dir: str, dirs: list[str], python: str | None,
-                            env: dict[str, str], image: str | None = None, *, project: str = DEFAULT_PROJECT,
+                            env: dict[str, str], image: str | None = None, *,
+                            project: str = DEFAULT_PROJECT,
                             dev: bool = False, defaults: ProjectDefaults | None = None) -> Version:
         if project_dir.endswith("broken"):
             raise ValidationError("Could not import trigger/broken.py", file="trigger/broken.py",
-                                  traceback="Traceback (most recent call last):\nSyntaxError: invalid syntax")
-        version = Version(id=f"version_{len(await self.engine.store.read().list_versions()) + 1}",
-                          project_dir=project_dir, created_at=self.engine.clock.now(), python=python or "",
-                          dirs=dirs, env=env, tasks=[TaskDef(task_id=t, queue=f"task/{t}") for t in self.task_ids],
+                                  traceback="Traceback (most recent call last):\nSyntaxError: "
+                                            "invalid syntax")
+        version = Version(id=f"version_{len(await self.engine.queries.versions.recent_ids()) + 1}",
+                          project_dir=project_dir, created_at=self.engine.clock.now(),
+                          python=python or "",
+                          dirs=dirs, env=env,
+                          tasks=[TaskDef(task_id=t, queue=f"task/{t}") for t in self.task_ids],
                           project=project, defaults=defaults or ProjectDefaults())
         return await self.engine.register_version(version, dev=dev)
 

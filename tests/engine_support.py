@@ -15,10 +15,13 @@ from trigger_local.store.models import TaskDef, Version
 T0 = 1_700_000_000.0
 
 
-async def open_engine(tmp_path: Path, clock: FakeClock, *, tasks: list[TaskDef], **settings: Any) -> Engine:
-    """An open engine with `version_1` (holding `tasks`) registered; close with `engine.store.close()`."""
+async def open_engine(tmp_path: Path, clock: FakeClock, *, tasks: list[TaskDef],
+                      **settings: Any) -> Engine:
+    """An open engine with `version_1` (holding `tasks`) registered; close with
+    `engine.store.close()`."""
     store = SqliteStore(str(tmp_path / "engine.db"))
     await store.open()
     engine = Engine(store, clock, DaemonSettings(home=tmp_path, **settings))
-    await engine.register_version(Version(id="version_1", project_dir="/proj", created_at=T0, tasks=tasks))
+    await engine.register_version(Version(id="version_1", project_dir="/proj", created_at=T0,
+                                          tasks=tasks))
     return engine

@@ -12,7 +12,8 @@ from trigger_local.store.models import Version
 
 
 async def test_management_routes_need_the_secret_key(api: httpx.AsyncClient) -> None:
-    for headers in ({"Authorization": "Bearer wrong"}, {"Authorization": ""}, {"Authorization": f"Basic {SECRET}"}):
+    for headers in ({"Authorization": "Bearer wrong"}, {"Authorization": ""},
+                    {"Authorization": f"Basic {SECRET}"}):
         r = await api.get("/api/v1/runs", headers=headers)
         assert r.status_code == 401 and r.json()["error"] == "Invalid API Key"
 
@@ -21,7 +22,8 @@ async def test_healthz_and_openapi_need_no_key(api: httpx.AsyncClient) -> None:
     r = await api.get("/healthz", headers={"Authorization": ""})
     assert r.status_code == 200 and r.json()["ok"] is True and r.json()["version"]
     spec = (await api.get("/openapi.json")).json()
-    assert "/api/v1/tasks/{task_id}/trigger" in spec["paths"] and "/engine/v1/workers/{worker_id}/next" in spec["paths"]
+    assert "/api/v1/tasks/{task_id}/trigger" in spec["paths"] \
+        and "/engine/v1/workers/{worker_id}/next" in spec["paths"]
 
 
 async def test_public_jwt_reads_only_the_runs_it_names(api: httpx.AsyncClient, engine: Engine,
@@ -33,11 +35,13 @@ async def test_public_jwt_reads_only_the_runs_it_names(api: httpx.AsyncClient, e
     assert (await api.get(f"/api/v3/runs/{run_id}", headers=as_public)).status_code == 200
     denied = await api.get(f"/api/v3/runs/{other}", headers=as_public)
     assert denied.status_code == 403 and denied.json()["error"] == "Unauthorized"
-    assert (await api.post("/api/v1/tasks/hello/trigger", json={}, headers=as_public)).status_code == 403
+    r = await api.post("/api/v1/tasks/hello/trigger", json={}, headers=as_public)
+    assert r.status_code == 403
     assert (await api.post(f"/api/v2/runs/{run_id}/cancel", headers=as_public)).status_code == 403
 
 
-async def test_expired_or_foreign_jwts_are_401(api: httpx.AsyncClient, engine: Engine, indexed: Version) -> None:
+async def test_expired_or_foreign_jwts_are_401(api: httpx.AsyncClient, engine: Engine,
+                                               indexed: Version) -> None:
     run_id = (await api.post("/api/v1/tasks/hello/trigger", json={})).json()["id"]
     expired = sign_jwt(SECRET, [f"read:runs:{run_id}"], engine.clock.now() - 7200)
     foreign = sign_jwt("another-secret", [f"read:runs:{run_id}"], engine.clock.now())
@@ -46,8 +50,10 @@ async def test_expired_or_foreign_jwts_are_401(api: httpx.AsyncClient, engine: E
         assert r.status_code == 401, token
 
 
-async def test_malformed_json_is_400_naming_the_problem(api: httpx.AsyncClient, indexed: Version) -> None:
-    r = await api.post("/api/v1/tasks/hello/trigger", content=b'{"payload": ', headers={"content-type": "application/json"})
+async def test_malformed_json_is_400_naming_the_problem(api: httpx.AsyncClient,
+                                                        indexed: Version) -> None:
+    r = await api.post("/api/v1/tasks/hello/trigger", content=b'{"payload": ',
+                       headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["code"] == "bad_request"
     assert "not valid JSON" in r.json()["error"]
     r = await api.post("/api/v1/tasks/hello/trigger", content=b"[1, 2]")
@@ -63,7 +69,8 @@ def _names_the_one_limit(body: dict, settings: DaemonSettings) -> None:
     assert "TRIGGER_LOCAL_PAYLOAD_LIMIT_BYTES" in body["error"], body
 
 
-async def test_body_over_the_limit_is_413_naming_the_payload_limit(api: httpx.AsyncClient, settings: DaemonSettings,
+async def test_body_over_the_limit_is_413_naming_the_payload_limit(api: httpx.AsyncClient,
+                                                                   settings: DaemonSettings,
                                                                    indexed: Version) -> None:
     too_big = settings.payload_limit_bytes + 64 * 1024
     r = await api.post("/api/v1/tasks/hello/trigger", json={"payload": "x" * too_big})
@@ -85,10 +92,12 @@ async def test_chunked_body_over_the_limit_is_413(api: httpx.AsyncClient, settin
     _names_the_one_limit(r.json(), settings)
 
 
-async def test_payload_over_the_payload_limit_is_413(api: httpx.AsyncClient, settings: DaemonSettings,
+async def test_payload_over_the_payload_limit_is_413(api: httpx.AsyncClient,
+                                                     settings: DaemonSettings,
                                                      indexed: Version) -> None:
     text = "x" * (settings.payload_limit_bytes + 100)
-    r = await api.post("/api/v1/tasks/hello/trigger", json={"payload": text, "options": {"payloadType": "text/plain"}})
+    r = await api.post("/api/v1/tasks/hello/trigger",
+                       json={"payload": text, "options": {"payloadType": "text/plain"}})
     assert r.status_code == 413
     _names_the_one_limit(r.json(), settings)
     assert r.json()["error"].startswith(f"Payload is {len(text):,} bytes, over the payload limit")
@@ -97,7 +106,8 @@ async def test_payload_over_the_payload_limit_is_413(api: httpx.AsyncClient, set
 async def test_metadata_over_the_payload_limit_is_413_with_the_same_message(
         api: httpx.AsyncClient, settings: DaemonSettings, indexed: Version) -> None:
     big = {"big": "x" * (settings.payload_limit_bytes - 10)}
-    r = await api.post("/api/v1/tasks/hello/trigger", json={"payload": "{}", "options": {"metadata": big}})
+    r = await api.post("/api/v1/tasks/hello/trigger",
+                       json={"payload": "{}", "options": {"metadata": big}})
     assert r.status_code == 413
     _names_the_one_limit(r.json(), settings)
     assert r.json()["error"].startswith("Metadata is ")
@@ -117,7 +127,8 @@ async def test_query_validation_uses_our_shape(api: httpx.AsyncClient) -> None:
     assert r.status_code == 422 and r.json()["code"] == "invalid" and "details" in r.json()
 
 
-async def test_conflicts_tell_the_client_not_to_retry(api: httpx.AsyncClient, services, indexed: Version) -> None:
+async def test_conflicts_tell_the_client_not_to_retry(api: httpx.AsyncClient, services,
+                                                      indexed: Version) -> None:
     await api.post("/api/v1/tasks/hello/trigger", json={})
     worker_id = "worker_1"
     nxt = await api.get(f"/engine/v1/workers/{worker_id}/next",
@@ -125,12 +136,14 @@ async def test_conflicts_tell_the_client_not_to_retry(api: httpx.AsyncClient, se
     a = nxt.json()["assignment"]
     url = f"/engine/v1/runs/{a['run_id']}/attempts/1/complete"
     headers = {"Authorization": f"Bearer {a['run_token']}"}
-    assert (await api.post(url, json={"ok": True, "output": "1"}, headers=headers)).status_code == 200
+    assert (await api.post(url, json={"ok": True, "output": "1"}, headers=headers)).status_code \
+        == 200
     again = await api.post(url, json={"ok": True, "output": "1"}, headers=headers)
     assert again.status_code == 409 and again.headers["x-should-retry"] == "false"
 
 
-async def test_unexpected_errors_are_500_json(api: httpx.AsyncClient, services, monkeypatch) -> None:
+async def test_unexpected_errors_are_500_json(api: httpx.AsyncClient, services,
+                                              monkeypatch) -> None:
     def broken() -> dict:
         raise RuntimeError("boom")
 

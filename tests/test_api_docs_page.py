@@ -8,7 +8,8 @@ import re
 import httpx
 
 
-async def test_docs_page_lists_the_routes_and_loads_nothing_from_outside(api: httpx.AsyncClient) -> None:
+async def test_docs_page_lists_the_routes_and_loads_nothing_from_outside(
+        api: httpx.AsyncClient) -> None:
     r = await api.get("/docs", headers={"Authorization": ""})  # no key needed, like /openapi.json
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     page = r.text
@@ -16,4 +17,5 @@ async def test_docs_page_lists_the_routes_and_loads_nothing_from_outside(api: ht
     for path in schema["paths"]:
         assert f"<code>{path}</code>" in page, path
     assert "/api/v1/tasks/{task_id}/trigger" in page and "href='/openapi.json'" in page
-    assert not re.search(r"<script|<link|(src|href)=['\"]?https?:", page), "the page must work offline"
+    assert not re.search(r"<script|<link|(src|href)=['\"]?https?:", page), \
+        "the page must work offline"

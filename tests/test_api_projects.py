@@ -28,21 +28,23 @@ async def two(services: InProcessServices) -> InProcessServices:
 @pytest.fixture
 async def as_b(services: InProcessServices) -> AsyncIterator[httpx.AsyncClient]:
     """A client with project B's key."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(services)), base_url="http://d.test",
-                                 headers={"Authorization": f"Bearer {project_key(SECRET, B)}"}) as client:
+    headers = {"Authorization": f"Bearer {project_key(SECRET, B)}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(services)),
+                                 base_url="http://d.test", headers=headers) as client:
         yield client
 
 
 async def trigger(client: httpx.AsyncClient, task: str = "hello", **headers: str) -> httpx.Response:
-    return await client.post(f"/api/v1/tasks/{task}/trigger", json={"payload": "{}"}, headers=headers)
+    return await client.post(f"/api/v1/tasks/{task}/trigger", json={"payload": "{}"},
+                             headers=headers)
 
 
 async def project_of(api: httpx.AsyncClient, run_id: str) -> str:
     return str((await api.get(f"/api/v3/runs/{run_id}")).json()["project"])
 
 
-async def test_a_project_key_triggers_lists_and_sees_its_project_only(two: InProcessServices, api: httpx.AsyncClient,
-                                                                    as_b: httpx.AsyncClient) -> None:
+async def test_a_project_key_triggers_lists_and_sees_its_project_only(
+        two: InProcessServices, api: httpx.AsyncClient, as_b: httpx.AsyncClient) -> None:
     in_b = (await trigger(as_b)).json()["id"]
     in_a = (await trigger(api, **{HEADER: A})).json()["id"]
     assert (await project_of(api, in_b), await project_of(api, in_a)) == (B, A)
@@ -51,11 +53,12 @@ async def test_a_project_key_triggers_lists_and_sees_its_project_only(two: InPro
     assert (await as_b.get("/api/v1/runs", params={"filter[project]": A})).json()["data"] == []
     assert (await as_b.get(f"/api/v3/runs/{in_a}")).status_code == 404
     assert (await as_b.post(f"/api/v2/runs/{in_a}/cancel")).status_code == 404
-    assert [r["id"] for r in (await api.get("/api/v1/runs", params={"filter[project]": A})).json()["data"]] == [in_a]
+    in_a_only = (await api.get("/api/v1/runs", params={"filter[project]": A})).json()["data"]
+    assert [r["id"] for r in in_a_only] == [in_a]
 
 
-async def test_the_daemon_key_without_a_project_resolves_unique_task_ids_only(two: InProcessServices,
-                                                                            api: httpx.AsyncClient) -> None:
+async def test_the_daemon_key_without_a_project_resolves_unique_task_ids_only(
+        two: InProcessServices, api: httpx.AsyncClient) -> None:
     two.task_ids = ["hello", "solo"]
     await two.index_project("/a", ["trigger"], None, {}, project=A)
     solo = await trigger(api, "solo")
@@ -77,21 +80,25 @@ async def test_a_key_cannot_act_for_another_project(two: InProcessServices, as_b
     assert bad.status_code == 422 and HEADER in bad.json()["error"]
 
 
-async def test_queues_resolve_within_the_named_project(two: InProcessServices, api: httpx.AsyncClient,
+async def test_queues_resolve_within_the_named_project(two: InProcessServices,
+                                                       api: httpx.AsyncClient,
                                                        as_b: httpx.AsyncClient) -> None:
     assert (await api.post("/api/v1/queues/hello/pause", json={"type": "task"})).status_code == 400
     paused = await as_b.post("/api/v1/queues/hello/pause", json={"type": "task"})
     assert paused.status_code == 200 and paused.json()["project"] == B
-    listed = {(q["project"], q["name"]): q["paused"] for q in (await api.get("/api/v1/queues")).json()["data"]}
+    queues = (await api.get("/api/v1/queues")).json()["data"]
+    listed = {(q["project"], q["name"]): q["paused"] for q in queues}
     assert listed[(A, "hello")] is False and listed[(B, "hello")] is True
     assert {q["project"] for q in (await as_b.get("/api/v1/queues")).json()["data"]} == {B}
-    resumed = await api.post("/api/v1/queues/hello/pause", json={"type": "task", "action": "resume"},
+    resumed = await api.post("/api/v1/queues/hello/pause",
+                             json={"type": "task", "action": "resume"},
                              headers={HEADER: B})
     assert resumed.status_code == 200 and resumed.json()["paused"] is False
 
 
 async def test_registration_takes_the_ref_of_the_project_directory(services: InProcessServices,
-                                                                   api: httpx.AsyncClient, tmp_path: Path) -> None:
+                                                                   api: httpx.AsyncClient,
+                                                                   tmp_path: Path) -> None:
     named = tmp_path / "named"
     named.mkdir()
     (named / "trigger.toml").write_text('project = "proj_named"\n')
@@ -100,12 +107,15 @@ async def test_registration_takes_the_ref_of_the_project_directory(services: InP
     for root, ref in ((named, "proj_named"), (unnamed, "proj_my-app")):
         r = await api.post("/api/v1/local/versions", json={"projectDir": str(root)})
         assert r.status_code == 200 and r.json()["project"] == ref, r.text
-    r = await api.post("/api/v1/local/versions", json={"projectDir": str(named), "project": "proj_given", "dev": True})
+    r = await api.post("/api/v1/local/versions",
+                       json={"projectDir": str(named), "project": "proj_given", "dev": True})
     assert r.json()["project"] == "proj_given"
-    assert (await api.post("/api/v1/local/versions", json={"projectDir": "/x", "dev": "yes"})).status_code == 400
+    r = await api.post("/api/v1/local/versions", json={"projectDir": "/x", "dev": "yes"})
+    assert r.status_code == 400
 
 
-async def test_projects_and_status_list_every_project(two: InProcessServices, api: httpx.AsyncClient,
+async def test_projects_and_status_list_every_project(two: InProcessServices,
+                                                      api: httpx.AsyncClient,
                                                       as_b: httpx.AsyncClient) -> None:
     await two.index_project("/c", ["trigger"], None, {}, project="proj_c", dev=True)
     listed = {p["ref"]: p for p in (await api.get("/api/v1/local/projects")).json()["data"]}
@@ -113,7 +123,8 @@ async def test_projects_and_status_list_every_project(two: InProcessServices, ap
     assert (listed[A]["online"], listed["proj_c"]["online"], listed[A]["tasks"]) == (True, False, 2)
     assert [p["ref"] for p in (await as_b.get("/api/v1/local/projects")).json()["data"]] == [B]
     status = (await api.get("/api/v1/local/status", headers={HEADER: A})).json()
-    assert status["current_version"] == two.engine.projects.current[A].id and len(status["projects"]) == 3
+    assert status["current_version"] == two.engine.projects.current[A].id \
+        and len(status["projects"]) == 3
     tasks = (await api.get("/api/v1/local/tasks")).json()["data"]
     assert {(t["project"], t["id"]) for t in tasks} >= {(A, "hello"), (B, "hello")}
     assert {t["project"] for t in (await as_b.get("/api/v1/local/tasks")).json()["data"]} == {B}
@@ -140,14 +151,16 @@ async def test_request_keys_are_per_project(two: InProcessServices, api: httpx.A
     assert batch_a["id"] != batch_b["id"] and await project_of(api, batch_b["runs"][0]["id"]) == B
     again = (await as_b.post("/api/v1/tasks/batch", json=batch, headers=key)).json()
     assert (again["id"], again["isCached"]) == (batch_b["id"], True)
-    v3_a = (await api.post("/api/v3/batches", json={"runCount": 1}, headers={HEADER: A, **key})).json()["id"]
+    v3_a = (await api.post("/api/v3/batches", json={"runCount": 1},
+                           headers={HEADER: A, **key})).json()["id"]
     v3_b = (await as_b.post("/api/v3/batches", json={"runCount": 1}, headers=key)).json()["id"]
     assert v3_a != v3_b
-    assert (await as_b.post("/api/v3/batches", json={"runCount": 1}, headers=key)).json()["id"] == v3_b
+    assert (await as_b.post("/api/v3/batches", json={"runCount": 1}, headers=key)).json()["id"] \
+        == v3_b
 
 
-async def test_a_request_key_of_a_run_waiting_for_its_project_finds_it_there(services: InProcessServices,
-                                                                             api: httpx.AsyncClient) -> None:
+async def test_a_request_key_of_a_run_waiting_for_its_project_finds_it_there(
+        services: InProcessServices, api: httpx.AsyncClient) -> None:
     """A run triggered before any project had its task has no project yet; the same request
     sent again once a project took the run answers with that run."""
     key = {"x-trigger-request-idempotency-key": "early"}

@@ -16,7 +16,8 @@ OPTIONAL_DATES = ("startedAt", "finishedAt", "delayedUntil", "expiredAt")
 
 
 def no_nulls(value: object, path: str = "") -> None:
-    """The client's zod schemas reject null for optional keys: none anywhere but `output`/`payload`."""
+    """The client's zod schemas reject null for optional keys: none anywhere but
+    `output`/`payload`."""
     if isinstance(value, dict):
         for key, item in value.items():
             assert item is not None or key in ("output", "payload"), f"{path}.{key} is null"
@@ -26,14 +27,16 @@ def no_nulls(value: object, path: str = "") -> None:
             no_nulls(item, f"{path}[{i}]")
 
 
-async def test_trigger_returns_id_and_a_jwt_scoped_to_the_run(api: httpx.AsyncClient, engine: Engine,
+async def test_trigger_returns_id_and_a_jwt_scoped_to_the_run(api: httpx.AsyncClient,
+                                                              engine: Engine,
                                                               indexed: Version) -> None:
     r = await api.post("/api/v1/tasks/hello/trigger", json={"payload": {"name": "Ada"}})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["isCached"] is False and body["id"].startswith("run_")
     claims = verify_jwt(SECRET, r.headers["x-trigger-jwt"], engine.clock.now())
-    assert claims is not None and claims["scopes"] == [f"read:runs:{body['id']}"] and claims["pub"] is True
+    assert claims is not None and claims["scopes"] == [f"read:runs:{body['id']}"] \
+        and claims["pub"] is True
     assert claims["iss"] == "https://id.trigger.dev" and claims["aud"] == "https://api.trigger.dev"
 
 
@@ -41,34 +44,40 @@ async def test_retrieve_shape_has_booleans_decoded_payload_and_no_nulls(api: htt
                                                                        indexed: Version) -> None:
     options = {"tags": ["b", "a"], "metadata": {"step": 1}, "payloadType": "application/super+json",
                "concurrencyKey": 7, "machine": "small-2x", "maxAttempts": 2, "ttl": "1h"}
-    payload = json.dumps({"json": {"when": "1970-01-01T00:00:00.000Z"}, "meta": {"values": {"when": ["Date"]}}})
-    run_id = (await api.post("/api/v1/tasks/hello/trigger", json={"payload": payload, "options": options})).json()["id"]
+    payload = json.dumps({"json": {"when": "1970-01-01T00:00:00.000Z"},
+                          "meta": {"values": {"when": ["Date"]}}})
+    run_id = (await api.post("/api/v1/tasks/hello/trigger",
+                             json={"payload": payload, "options": options})).json()["id"]
     run = (await api.get(f"/api/v3/runs/{run_id}")).json()
     no_nulls(run)
     assert run["status"] == "QUEUED" and run["taskIdentifier"] == "hello"
-    assert (run["isQueued"], run["isExecuting"], run["isCompleted"], run["isSuccess"], run["isFailed"],
-            run["isCancelled"], run["isWaiting"], run["isTest"]) == (True, False, False, False, False, False, False,
-                                                                      False)
+    flags = ("isQueued", "isExecuting", "isCompleted", "isSuccess", "isFailed", "isCancelled",
+             "isWaiting", "isTest")
+    assert [run[f] for f in flags] == [True, False, False, False, False, False, False, False]
     assert run["payload"] == {"when": "1970-01-01T00:00:00.000Z"}
     assert run["tags"] == ["a", "b"] and run["metadata"] == {"step": 1} and run["ttl"] == "3600s"
     assert run["relatedRuns"] == {} and run["attempts"] == [] and run["depth"] == 0
-    assert run["triggerFunction"] == "trigger" and run["durationMs"] == 0 and run["costInCents"] == 0
+    assert run["triggerFunction"] == "trigger" and run["durationMs"] == 0 \
+        and run["costInCents"] == 0
     assert "output" not in run and "idempotencyKey" not in run
     assert not any(key in run for key in OPTIONAL_DATES)
     assert run["createdAt"].endswith("Z")
 
 
-async def test_plain_string_payload_and_raw_json_payload(api: httpx.AsyncClient, indexed: Version) -> None:
-    text = (await api.post("/api/v1/tasks/hello/trigger",
-                           json={"payload": "hi", "options": {"payloadType": "text/plain"}})).json()["id"]
+async def test_plain_string_payload_and_raw_json_payload(api: httpx.AsyncClient,
+                                                         indexed: Version) -> None:
+    as_text = {"payload": "hi", "options": {"payloadType": "text/plain"}}
+    text = (await api.post("/api/v1/tasks/hello/trigger", json=as_text)).json()["id"]
     raw = (await api.post("/api/v1/tasks/hello/trigger", json={"payload": [1, 2]})).json()["id"]
     assert (await api.get(f"/api/v3/runs/{text}")).json()["payload"] == "hi"
     assert (await api.get(f"/api/v3/runs/{raw}")).json()["payload"] == [1, 2]
 
 
-async def test_same_idempotency_key_returns_the_same_run_cached(api: httpx.AsyncClient, indexed: Version) -> None:
+async def test_same_idempotency_key_returns_the_same_run_cached(api: httpx.AsyncClient,
+                                                                indexed: Version) -> None:
     hashed = hashlib.sha256(b"my-key").hexdigest()
-    options = {"idempotencyKey": hashed, "idempotencyKeyOptions": {"key": "my-key", "scope": "global"}}
+    options = {"idempotencyKey": hashed,
+               "idempotencyKeyOptions": {"key": "my-key", "scope": "global"}}
     first = (await api.post("/api/v1/tasks/hello/trigger", json={"options": options})).json()
     second = (await api.post("/api/v1/tasks/hello/trigger", json={"options": options})).json()
     assert second == {"id": first["id"], "isCached": True}
@@ -77,32 +86,38 @@ async def test_same_idempotency_key_returns_the_same_run_cached(api: httpx.Async
 
 async def test_a_failed_runs_key_starts_a_new_run(api: httpx.AsyncClient, engine: Engine,
                                                   indexed: Version) -> None:
-    first = (await api.post("/api/v1/tasks/hello/trigger", json={"options": {"idempotencyKey": "k1"}})).json()
+    first = (await api.post("/api/v1/tasks/hello/trigger",
+                            json={"options": {"idempotencyKey": "k1"}})).json()
     run = (await engine.dequeue(1))[0]
     await engine.start_attempt(run, "worker_1", None)
-    await engine.finish_attempt(first["id"], 1, AttemptOutcome(ok=False, error={"message": "boom"}, retryable=False))
-    second = (await api.post("/api/v1/tasks/hello/trigger", json={"options": {"idempotencyKey": "k1"}})).json()
+    failed = AttemptOutcome(ok=False, error={"message": "boom"}, retryable=False)
+    await engine.finish_attempt(first["id"], 1, failed)
+    second = (await api.post("/api/v1/tasks/hello/trigger",
+                             json={"options": {"idempotencyKey": "k1"}})).json()
     assert second["isCached"] is False and second["id"] != first["id"]
 
 
-async def test_idempotency_key_header_for_rest_callers(api: httpx.AsyncClient, indexed: Version) -> None:
+async def test_idempotency_key_header_for_rest_callers(api: httpx.AsyncClient,
+                                                       indexed: Version) -> None:
     headers = {"idempotency-key": "order-42", "idempotency-key-ttl": "1h"}
     first = (await api.post("/api/v1/tasks/hello/trigger", json={}, headers=headers)).json()
     second = (await api.post("/api/v1/tasks/hello/trigger", json={}, headers=headers)).json()
     assert second == {"id": first["id"], "isCached": True}
 
 
-async def test_request_idempotency_key_replays_the_first_answer(api: httpx.AsyncClient, engine: Engine,
+async def test_request_idempotency_key_replays_the_first_answer(api: httpx.AsyncClient,
+                                                                engine: Engine,
                                                                 indexed: Version) -> None:
     headers = {"x-trigger-request-idempotency-key": "3f1c-uuid"}
     first = await api.post("/api/v1/tasks/hello/trigger", json={"payload": 1}, headers=headers)
     again = await api.post("/api/v1/tasks/hello/trigger", json={"payload": 1}, headers=headers)
     assert again.json() == {"id": first.json()["id"], "isCached": False}
     assert "x-trigger-jwt" in again.headers
-    assert len(await engine.store.read().list_runs()) == 1
+    assert len(await engine.queries.runs.page()) == 1
 
 
-async def test_unknown_task_is_404_and_lists_known_tasks(api: httpx.AsyncClient, indexed: Version) -> None:
+async def test_unknown_task_is_404_and_lists_known_tasks(api: httpx.AsyncClient,
+                                                         indexed: Version) -> None:
     r = await api.post("/api/v1/tasks/nope/trigger", json={})
     assert r.status_code == 404
     assert r.json()["code"] == "task_not_found" and r.json()["known_tasks"] == ["child", "hello"]
@@ -115,7 +130,8 @@ async def test_before_any_version_runs_wait_for_one(api: httpx.AsyncClient) -> N
 
 
 async def test_too_many_tags_is_422(api: httpx.AsyncClient, indexed: Version) -> None:
-    r = await api.post("/api/v1/tasks/hello/trigger", json={"options": {"tags": [f"t{i}" for i in range(11)]}})
+    r = await api.post("/api/v1/tasks/hello/trigger",
+                       json={"options": {"tags": [f"t{i}" for i in range(11)]}})
     assert r.status_code == 422 and "10 tags" in r.json()["error"]
 
 
@@ -125,12 +141,16 @@ async def test_invalid_delay_is_422(api: httpx.AsyncClient, indexed: Version) ->
 
 
 async def test_wrong_option_types_are_422_not_500(api: httpx.AsyncClient, indexed: Version) -> None:
-    for options in ({"priority": "high"}, {"maxAttempts": 1.5}, {"tags": 3}, {"delay": {"x": 1}}, [1]):
+    wrong = ({"priority": "high"}, {"maxAttempts": 1.5}, {"tags": 3}, {"delay": {"x": 1}}, [1])
+    for options in wrong:
         r = await api.post("/api/v1/tasks/hello/trigger", json={"options": options})
         assert r.status_code == 422, (options, r.text)
 
 
-async def test_delayed_trigger_shows_delayed_until(api: httpx.AsyncClient, indexed: Version) -> None:
-    run_id = (await api.post("/api/v1/tasks/hello/trigger", json={"options": {"delay": "10m"}})).json()["id"]
+async def test_delayed_trigger_shows_delayed_until(api: httpx.AsyncClient,
+                                                   indexed: Version) -> None:
+    delayed = {"options": {"delay": "10m"}}
+    run_id = (await api.post("/api/v1/tasks/hello/trigger", json=delayed)).json()["id"]
     run = (await api.get(f"/api/v3/runs/{run_id}")).json()
-    assert run["status"] == "DELAYED" and run["isQueued"] is True and run["delayedUntil"].endswith("Z")
+    assert run["status"] == "DELAYED" and run["isQueued"] is True \
+        and run["delayedUntil"].endswith("Z")

@@ -1,4 +1,5 @@
-"""When the docker executor checkpoints waiting runs, and why not (the reason a held run carries)."""
+"""When the docker executor checkpoints waiting runs, and why not (the reason a held run
+carries)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def test_an_engine_without_experimental_holds_and_says_how_to_fix_it() -> None:
 
 
 def test_a_broken_criu_holds_with_criu_s_reason() -> None:
-    found = decide_capability("auto", {"ExperimentalBuild": True}, Capability(False, "`criu check` fails"))
+    found = decide_capability("auto", {"ExperimentalBuild": True},
+                              Capability(False, "`criu check` fails"))
     assert not found.ok and "`criu check` fails" in found.reason
 
 

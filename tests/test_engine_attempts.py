@@ -63,7 +63,8 @@ class TestRetryPolicy:
     def test_backoff_grows_by_factor_between_bounds(self) -> None:
         policy = RetryPolicy.from_dict(RETRY)
         assert [policy.delay_s(n) for n in (1, 2, 3, 4)] == [1, 2, 3, 3]
-        assert RetryPolicy.from_dict({"min_timeout_s": 5, "factor": 1, "randomize": False}).delay_s(9) == 5
+        flat = RetryPolicy.from_dict({"min_timeout_s": 5, "factor": 1, "randomize": False})
+        assert flat.delay_s(9) == 5
 
     def test_jitter_stays_within_one_to_two_times_the_base(self) -> None:
         import random
@@ -74,7 +75,8 @@ class TestRetryPolicy:
         assert all(4 <= d <= 8 for d in delays) and len(set(delays)) > 1
 
     def test_defaults_and_overrides(self) -> None:
-        assert RetryPolicy.from_dict(None).max_attempts == 3  # the documented default (docs/configuration.md)
+        # the documented default (docs/configuration.md)
+        assert RetryPolicy.from_dict(None).max_attempts == 3
         assert RetryPolicy.from_dict(RETRY, max_attempts=2).max_attempts == 2
         assert RetryPolicy.from_dict({"factor": None}).factor == 2.0
 
@@ -85,11 +87,13 @@ class TestAttempts:
         await start(engine, run.id)
         clock.advance(3)
         done = await engine.finish_attempt(run.id, 1, AttemptOutcome(ok=True, output='{"ok":1}'))
-        assert (done.status, done.output, done.completed_at, done.worker_id) == (COMPLETED, '{"ok":1}', T0 + 3, None)
-        [attempt] = await engine.store.read().attempts(run.id)
+        assert (done.status, done.output, done.completed_at, done.worker_id) \
+            == (COMPLETED, '{"ok":1}', T0 + 3, None)
+        [attempt] = await engine.queries.attempts.for_run(run.id)
         assert (attempt.status, attempt.finished_at) == (COMPLETED, T0 + 3)
 
-    async def test_failures_retry_with_backoff_until_max_attempts(self, engine: Engine, clock: FakeClock) -> None:
+    async def test_failures_retry_with_backoff_until_max_attempts(self, engine: Engine,
+                                                                  clock: FakeClock) -> None:
         run = await new_run(engine)
         expected_delays = [1, 2, 3]
         for number, delay in enumerate(expected_delays, start=1):
@@ -102,13 +106,14 @@ class TestAttempts:
             assert await engine.tick_timers() == 0
             clock.advance(0.5)
             assert await engine.tick_timers() == 1
-            assert (await engine.store.read().get_run(run.id)).status == QUEUED  # type: ignore[union-attr]
+            assert (await engine.queries.runs.get(run.id)).status \
+                == QUEUED  # type: ignore[union-attr]
         await start(engine, run.id)
         final = await engine.finish_attempt(run.id, 4, fail("last"))
         assert final.status == FAILED and final.error == {"name": "Error", "message": "last"}
-        attempts = await engine.store.read().attempts(run.id)
+        attempts = await engine.queries.attempts.for_run(run.id)
         assert [(a.number, a.status) for a in attempts] == [(n, FAILED) for n in (1, 2, 3, 4)]
-        events = [e.type for e in await engine.store.read().events_after(0, run_id=run.id)]
+        events = [e.type for e in await engine.queries.events.after(0, run_id=run.id)]
         assert events.count("run.retrying") == 3 and events[-1] == "run.failed"
 
     async def test_run_max_attempts_overrides_the_task(self, engine: Engine) -> None:
@@ -116,11 +121,12 @@ class TestAttempts:
         await start(engine, run.id)
         assert (await engine.finish_attempt(run.id, 1, fail())).status == FAILED
 
-    async def test_without_a_retry_policy_the_default_gives_three_attempts(self, engine: Engine,
-                                                                             clock: FakeClock) -> None:
+    async def test_without_a_retry_policy_the_default_gives_three_attempts(
+            self, engine: Engine, clock: FakeClock) -> None:
         run = await new_run(engine, task_id="once")
         policy = await engine.retry_policy(run)
-        assert (policy.max_attempts, policy.factor, policy.min_timeout_s, policy.max_timeout_s, policy.randomize,
+        assert (policy.max_attempts, policy.factor, policy.min_timeout_s, policy.max_timeout_s,
+                policy.randomize,
                 policy.source) == (3, 2.0, 1.0, 60.0, True, "default")
         for number in (1, 2):
             await start(engine, run.id)
@@ -155,7 +161,7 @@ class TestWorkerLost:
         await start(engine, run.id)
         lost = await engine.worker_lost(run.id, 1, "exit code -9")
         assert lost is not None and lost.status == DELAYED
-        [attempt] = await engine.store.read().attempts(run.id)
+        [attempt] = await engine.queries.attempts.for_run(run.id)
         assert (attempt.status, attempt.counts) == (CRASHED, True)
         assert attempt.error == {"name": "TaskProcessExited", "message": "exit code -9"}
 
@@ -165,12 +171,13 @@ class TestWorkerLost:
         lost = await engine.worker_lost(run.id, 1, "segfault")
         assert lost is not None and lost.status == CRASHED
 
-    async def test_interrupted_requeues_without_using_an_attempt(self, engine: Engine, clock: FakeClock) -> None:
+    async def test_interrupted_requeues_without_using_an_attempt(self, engine: Engine,
+                                                                 clock: FakeClock) -> None:
         run = await new_run(engine, task_id="once", max_attempts=1)  # one attempt only
         await start(engine, run.id)
         lost = await engine.worker_lost(run.id, 1, "daemon shutdown", interrupted=True)
         assert lost is not None and (lost.status, lost.worker_id) == (QUEUED, None)
-        [attempt] = await engine.store.read().attempts(run.id)
+        [attempt] = await engine.queries.attempts.for_run(run.id)
         assert (attempt.status, attempt.counts) == ("INTERRUPTED", False)
         _, second = await start(engine, run.id)
         assert second.number == 2
@@ -181,7 +188,8 @@ class TestWorkerLost:
         await engine.worker_lost(run2.id, 1, "restart", interrupted=True)
         await start(engine, run2.id)
         retried = await engine.finish_attempt(run2.id, 2, fail())
-        assert retried.status == DELAYED and retried.delay_until == clock.now() + 1  # backoff of attempt 1
+        # backoff of attempt 1
+        assert retried.status == DELAYED and retried.delay_until == clock.now() + 1
 
     async def test_a_late_report_for_an_old_attempt_changes_nothing(self, engine: Engine) -> None:
         run = await new_run(engine)
@@ -196,7 +204,7 @@ class TestWorkerLost:
         await engine.dequeue(1)
         lost = await engine.worker_lost(run.id, 0, "never started", interrupted=True)
         assert lost is not None and lost.status == QUEUED
-        assert await engine.store.read().attempts(run.id) == []
+        assert await engine.queries.attempts.for_run(run.id) == []
         assert (await start(engine, run.id))[0].status == EXECUTING
 
 
@@ -204,18 +212,22 @@ class TestPolicyResolution:
     """task's own retry → its version's project [retry] → the built-in default; the policy of
     a run comes from the version it runs on, also once a newer version is current."""
 
-    async def _register(self, engine: Engine, version_id: str, retry: dict[str, object] | None) -> None:
+    async def _register(self, engine: Engine, version_id: str,
+                        retry: dict[str, object] | None) -> None:
         await engine.register_version(Version(
-            id=version_id, project_dir="/proj", created_at=T0, defaults=ProjectDefaults(retry=retry),
+            id=version_id, project_dir="/proj", created_at=T0,
+            defaults=ProjectDefaults(retry=retry),
             tasks=[TaskDef(task_id="retrying", queue="task/retrying", retry=RETRY),
                    TaskDef(task_id="once", queue="task/once")]))
 
-    async def test_the_project_retry_applies_to_tasks_without_their_own(self, engine: Engine) -> None:
+    async def test_the_project_retry_applies_to_tasks_without_their_own(self,
+                                                                        engine: Engine) -> None:
         await self._register(engine, "version_2", {"max_attempts": 5, "min_timeout_s": 2})
         run = await new_run(engine, task_id="once")
         await start(engine, run.id)
-        policy = await engine.retry_policy(await engine.store.read().get_run(run.id))  # type: ignore[arg-type]
-        assert (policy.max_attempts, policy.min_timeout_s, policy.max_timeout_s, policy.source) == (5, 2, 60, "project")
+        policy = await engine.retry_policy(await engine.queries.runs.get(run.id))  # type: ignore[arg-type]
+        assert (policy.max_attempts, policy.min_timeout_s, policy.max_timeout_s, policy.source) \
+            == (5, 2, 60, "project")
         own = await new_run(engine)
         assert (await engine.retry_policy(own)).source == "task"
         assert (await engine.retry_policy(own)).max_attempts == 4
@@ -225,8 +237,8 @@ class TestPolicyResolution:
         run = await new_run(engine, task_id="once")
         await start(engine, run.id)  # locked to version_2
         await self._register(engine, "version_3", {"max_attempts": 7})
-        engine._versions.clear()  # read from the store, as after a restart
-        locked = await engine.store.read().get_run(run.id)
+        engine.ctx.versions.clear()  # read from the store, as after a restart
+        locked = await engine.queries.runs.get(run.id)
         assert locked is not None and locked.version_id == "version_2"
         assert (await engine.retry_policy(locked)).max_attempts == 2
         assert (await engine.finish_attempt(run.id, 1, fail())).status == DELAYED
@@ -236,17 +248,20 @@ class TestPolicyResolution:
         await self._register(engine, "version_2", {"max_attempts": 5})
         run = await new_run(engine, task_id="once", max_attempts=9)
         policy = await engine.retry_policy(run)
-        assert (policy.max_attempts, policy.source, policy.max_attempts_source) == (9, "project", "trigger")
+        assert (policy.max_attempts, policy.source, policy.max_attempts_source) \
+            == (9, "project", "trigger")
         assert policy.to_json()["maxAttempts"] == 9
 
-    async def test_a_run_not_yet_started_takes_its_own_projects_defaults(self, engine: Engine) -> None:
+    async def test_a_run_not_yet_started_takes_its_own_projects_defaults(self,
+                                                                         engine: Engine) -> None:
         """Before a run is locked to a version, its policy and its machine come from its own
         project's current version, not from the newest version of any project."""
         for ref, created, retry, machine in (("proj_a", T0 + 1, {"max_attempts": 5}, "large-1x"),
                                              ("proj_b", T0 + 2, {"max_attempts": 2}, "micro")):
             await engine.register_version(Version(
                 id=f"version_{ref}", project_dir=f"/{ref}", created_at=created, project=ref,
-                defaults=ProjectDefaults(retry=retry, machine=machine), tasks=[TaskDef(task_id="once", queue="task/once")]))
+                defaults=ProjectDefaults(retry=retry, machine=machine),
+                tasks=[TaskDef(task_id="once", queue="task/once")]))
         assert engine.current_version is not None and engine.current_version.project == "proj_b"
         run = await new_run(engine, task_id="once", project="proj_a")
         assert run.version_id is None and run.project == "proj_a" and run.machine == "large-1x"

@@ -40,11 +40,12 @@ async def trigger(engine: Engine, clock: FakeClock, task_id: str = "hello", n: i
     return runs
 
 
-async def test_dequeue_takes_oldest_first_and_marks_dequeued(engine: Engine, clock: FakeClock) -> None:
+async def test_dequeue_takes_oldest_first_and_marks_dequeued(engine: Engine,
+                                                             clock: FakeClock) -> None:
     runs = await trigger(engine, clock, n=3)
     got = await engine.dequeue(2)
     assert [r.id for r in got] == [runs[0].id, runs[1].id]
-    stored = await engine.store.read().get_run(runs[0].id)
+    stored = await engine.queries.runs.get(runs[0].id)
     assert stored is not None and stored.status == DEQUEUED and stored.version_id == "version_1"
     assert [r.id for r in await engine.dequeue(10)] == [runs[2].id]
     assert await engine.dequeue(10) == []
@@ -64,7 +65,7 @@ async def test_global_concurrency_caps_running_runs(engine: Engine, clock: FakeC
     assert len(await engine.dequeue(100)) == 5
     assert await engine.dequeue(100) == []
     # finishing one frees one slot
-    [first] = await engine.store.read().list_runs(statuses=[DEQUEUED], limit=1)
+    [first] = await engine.queries.runs.page(statuses=[DEQUEUED], limit=1)
     started = await engine.start_attempt(first, "worker_1", None)
     assert started is not None
     await engine.finish_attempt(first.id, 1, AttemptOutcome(ok=True))
@@ -98,18 +99,19 @@ async def test_a_queue_limit_of_zero_starts_nothing(engine: Engine, clock: FakeC
     assert len(await engine.dequeue(10)) == 2
 
 
-async def test_paused_queue_accepts_triggers_and_starts_nothing(engine: Engine, clock: FakeClock) -> None:
+async def test_paused_queue_accepts_triggers_and_starts_nothing(engine: Engine,
+                                                                clock: FakeClock) -> None:
     queue = await engine.set_queue_paused("task/hello", True)
     assert queue.paused
     paused_runs = await trigger(engine, clock, n=2)
     others = await trigger(engine, clock, task_id="other")
     assert [r.id for r in await engine.dequeue(10)] == [others[0].id]
-    stored = await engine.store.read().get_run(paused_runs[0].id)
+    stored = await engine.queries.runs.get(paused_runs[0].id)
     assert stored is not None and stored.status == QUEUED
     assert (await engine.get_queue("hello")).queued == 2
     await engine.set_queue_paused("hello", False)
     assert [r.id for r in await engine.dequeue(10)] == [r.id for r in paused_runs]
-    types = [e.type for e in await engine.store.read().events_after(0)]
+    types = [e.type for e in await engine.queries.events.after(0)]
     assert "queue.paused" in types and "queue.resumed" in types
 
 
@@ -136,7 +138,8 @@ async def test_start_attempt_only_from_dequeued(engine: Engine, clock: FakeClock
     assert started is not None
     current, attempt = started
     assert (current.status, current.attempt_count, current.worker_id) == (EXECUTING, 1, "worker_1")
-    assert (attempt.number, attempt.pid, attempt.status, attempt.started_at) == (1, 1234, EXECUTING, T0 + 1)
+    assert (attempt.number, attempt.pid, attempt.status, attempt.started_at) \
+        == (1, 1234, EXECUTING, T0 + 1)
     assert await engine.start_attempt(dequeued, "worker_2", None) is None  # already started
 
 
@@ -146,7 +149,7 @@ async def test_dequeue_clears_the_ttl(engine: Engine, clock: FakeClock) -> None:
     assert dequeued.expires_at is None
     clock.advance(10)
     await engine.tick_timers()
-    stored = await engine.store.read().get_run(run.id)
+    stored = await engine.queries.runs.get(run.id)
     assert stored is not None and stored.status == DEQUEUED
 
 
@@ -155,11 +158,12 @@ async def test_requeue_only_moves_dequeued_runs(engine: Engine, clock: FakeClock
     await engine.requeue(run, "nothing to do")  # QUEUED: no change, no error
     [dequeued] = await engine.dequeue(1)
     await engine.requeue(dequeued, "no worker free")
-    stored = await engine.store.read().get_run(run.id)
+    stored = await engine.queries.runs.get(run.id)
     assert stored is not None and stored.status == QUEUED
 
 
-async def test_a_busy_concurrency_key_does_not_starve_the_others(engine: Engine, clock: FakeClock) -> None:
+async def test_a_busy_concurrency_key_does_not_starve_the_others(engine: Engine,
+                                                                 clock: FakeClock) -> None:
     await engine.set_queue_limit("limited", 1)
     busy = await trigger(engine, clock, task_id="limited", n=30, concurrency_key="busy")
     quiet = await trigger(engine, clock, task_id="limited", concurrency_key="quiet")

@@ -46,7 +46,7 @@ def keyed(key: str = "key-1", task_id: str = "hello", **options: object) -> Trig
 async def force_status(engine: Engine, run: Run, status: str) -> None:
     """Put a run straight into a final status (the path there is tested elsewhere)."""
     async with engine.store.tx() as ops:
-        assert await ops.update_run(run.id, None, status=status)
+        assert await ops.runs.update(run.id, None, status=status)
 
 
 async def test_same_key_returns_the_cached_run(engine: Engine) -> None:
@@ -55,7 +55,7 @@ async def test_same_key_returns_the_cached_run(engine: Engine) -> None:
     assert not first.cached and second.cached
     assert second.run.id == first.run.id
     assert first.run.idempotency_key_user == "my-key"
-    assert len(await engine.store.read().list_runs()) == 1
+    assert len(await engine.queries.runs.page()) == 1
 
 
 async def test_keys_are_scoped_to_the_task(engine: Engine) -> None:
@@ -84,7 +84,7 @@ async def test_failed_runs_release_their_key(engine: Engine, status: str) -> Non
     await force_status(engine, first, status)
     again = await engine.trigger(keyed())
     assert not again.cached and again.run.id != first.id
-    old = await engine.store.read().get_run(first.id)
+    old = await engine.queries.runs.get(first.id)
     assert old is not None and old.idempotency_key is None
     # the key now points at the new run
     assert (await engine.trigger(keyed())).run.id == again.run.id
@@ -122,12 +122,12 @@ async def test_waiting_on_a_cached_finished_run_completes_at_once(engine: Engine
     await engine.finish_attempt(run.id, 1, AttemptOutcome(ok=True, output='"done"'))
     cached = await engine.trigger(keyed(), wait=True)
     assert cached.cached and cached.waitpoint_id is not None
-    wp = await engine.store.read().get_waitpoint(cached.waitpoint_id)
+    wp = await engine.queries.waitpoints.get(cached.waitpoint_id)
     assert wp is not None and wp.status == WP_COMPLETED and wp.output == '"done"'
     # a new run's waitpoint starts out waiting
     fresh = await engine.trigger(TriggerRequest(task_id="hello"), wait=True)
     assert fresh.waitpoint_id is not None
-    fresh_wp = await engine.store.read().get_waitpoint(fresh.waitpoint_id)
+    fresh_wp = await engine.queries.waitpoints.get(fresh.waitpoint_id)
     assert fresh_wp is not None and fresh_wp.status == WP_WAITING
 
 

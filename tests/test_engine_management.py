@@ -11,6 +11,7 @@ import pytest
 from tests.engine_support import T0, open_engine
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
+from trigger_local.engine.events import AttemptAborted, Event
 from trigger_local.errors import ConflictError, NotFoundError, ValidationError
 from trigger_local.store.models import (
     CANCELED,
@@ -39,9 +40,9 @@ async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
 
 
 @pytest.fixture
-def hub_events(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
-    seen: list[tuple[str, dict[str, Any]]] = []
-    engine.hub.subscribe(lambda type_, data: seen.append((type_, data)))
+def hub_events(engine: Engine) -> list[Event]:
+    seen: list[Event] = []
+    engine.hub.subscribe(Event, seen.append)
     return seen
 
 
@@ -50,7 +51,7 @@ async def trigger(engine: Engine, **options: Any) -> Run:
 
 
 async def get(engine: Engine, run_id: str) -> Run:
-    run = await engine.store.read().get_run(run_id)
+    run = await engine.queries.runs.get(run_id)
     assert run is not None
     return run
 
@@ -65,34 +66,35 @@ async def start(engine: Engine, run_id: str) -> Run:
 class TestCancel:
     @pytest.mark.parametrize("options", [{}, {"delay": "1h"}])
     async def test_cancel_a_run_that_has_not_started(self, engine: Engine, options: dict[str, Any],
-                                                     hub_events: list[tuple[str, dict[str, Any]]]) -> None:
+                                                     hub_events: list[Event]) -> None:
         run = await trigger(engine, **options)
         canceled = await engine.cancel(run.id)
         assert (canceled.status, canceled.completed_at) == (CANCELED, T0)
         assert canceled.error == {"name": "Canceled", "message": "canceled by request"}
-        assert not any(t == "worker.kill" for t, _ in hub_events)
+        assert not any(isinstance(e, AttemptAborted) for e in hub_events)
 
     async def test_cancel_an_executing_run_kills_its_worker(
-            self, engine: Engine, hub_events: list[tuple[str, dict[str, Any]]]) -> None:
+            self, engine: Engine, hub_events: list[Event]) -> None:
         run = await trigger(engine)
         await start(engine, run.id)
         await engine.cancel(run.id)
-        [attempt] = await engine.store.read().attempts(run.id)
+        [attempt] = await engine.queries.attempts.for_run(run.id)
         assert attempt.status == CANCELED
-        assert ("worker.kill", {"worker_id": "worker_1", "run_id": run.id,
-                                "reason": "canceled by request"}) in hub_events
+        assert AttemptAborted(run_id=run.id, worker_id="worker_1",
+                              reason="canceled by request") in hub_events
         with pytest.raises(ConflictError):  # the worker's late report is refused
             await engine.finish_attempt(run.id, 1, AttemptOutcome(ok=True))
         assert (await get(engine, run.id)).status == CANCELED
 
-    async def test_cancel_while_waiting_releases_the_run(self, engine: Engine, clock: FakeClock) -> None:
+    async def test_cancel_while_waiting_releases_the_run(self, engine: Engine,
+                                                         clock: FakeClock) -> None:
         run = await trigger(engine)
         await start(engine, run.id)
         token, _ = await engine.create_token()
         await engine.wait(run.id, 1, kind="token", waitpoint_id=token.id)
         assert (await get(engine, run.id)).status == WAITING
         await engine.cancel(run.id)
-        assert await engine.store.read().blocking_waitpoints(run.id) == []
+        assert await engine.queries.waitpoints.blocking(run.id) == []
         await engine.complete_token(token.id, None)  # nothing left to resume
         assert (await get(engine, run.id)).status == CANCELED
         result = await engine.wait_result(run.id, token.id)
@@ -110,13 +112,14 @@ class TestCancel:
         result = await engine.trigger(TriggerRequest(task_id="hello"), wait=True)
         await engine.cancel(result.run.id)
         assert result.waitpoint_id is not None
-        wp = await engine.store.read().get_waitpoint(result.waitpoint_id)
+        wp = await engine.queries.waitpoints.get(result.waitpoint_id)
         assert wp is not None and wp.output_is_error
         assert '"status": "CANCELED"' in (wp.output or "")
 
 
 async def test_replay_creates_a_new_run_with_the_same_input(engine: Engine) -> None:
-    run = await trigger(engine, payload='{"x":1}', tags=["a"], metadata={"m": 1}, concurrency_key="k",
+    run = await trigger(engine, payload='{"x":1}', tags=["a"], metadata={"m": 1},
+                        concurrency_key="k",
                         idempotency_key="once", max_attempts=2)
     replayed = await engine.replay(run.id)
     assert replayed.id != run.id and replayed.status == QUEUED
@@ -134,7 +137,7 @@ class TestReschedule:
         moved = await engine.reschedule(run.id, "10s")
         assert (moved.status, moved.delay_until) == (DELAYED, T0 + 70)
         assert moved.expires_at == T0 + 70 + 600  # the ttl still starts when the delay ends
-        events = [e.type for e in await engine.store.read().events_after(0, run_id=run.id)]
+        events = [e.type for e in await engine.queries.events.after(0, run_id=run.id)]
         assert events[-1] == "run.rescheduled"
         clock.advance(10)
         await engine.tick_timers()
@@ -153,8 +156,9 @@ class TestReschedule:
 
 async def test_update_metadata(engine: Engine) -> None:
     run = await trigger(engine, metadata={"count": 1, "keep": True})
-    value = await engine.update_metadata(run.id, None, [{"type": "increment", "key": "count", "value": 2},
-                                                        {"type": "append", "key": "log", "value": "a"}])
+    value = await engine.update_metadata(run.id, None,
+                                         [{"type": "increment", "key": "count", "value": 2},
+                                          {"type": "append", "key": "log", "value": "a"}])
     assert value == {"count": 3, "keep": True, "log": ["a"]}
     assert (await get(engine, run.id)).metadata == value
     assert await engine.update_metadata(run.id, {"fresh": 1}) == {"fresh": 1}
@@ -170,7 +174,7 @@ async def test_system_failure_ends_a_live_run_only(engine: Engine) -> None:
     assert running.status == EXECUTING
     await engine.system_failure(running, "executor vanished")
     failed = await get(engine, run.id)
-    assert failed.status == SYSTEM_FAILURE and failed.error == {"name": "SystemFailure",
-                                                                "message": "executor vanished"}
+    assert failed.status == SYSTEM_FAILURE and failed.error \
+        == {"name": "SystemFailure", "message": "executor vanished"}
     await engine.system_failure(failed, "again")  # a final run is left alone
     assert (await get(engine, run.id)).error == failed.error

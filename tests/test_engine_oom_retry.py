@@ -35,7 +35,8 @@ async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
                 retry={**FAST, "out_of_memory": {"machine": "small-2x"}}),
         TaskDef(task_id="ladder", queue="task/b", machine="micro",
                 retry={**FAST, "max_attempts": 4, "out_of_memory": {"machine": "next"}}),
-        TaskDef(task_id="no-machine", queue="task/c", retry={**FAST, "out_of_memory": {"machine": "next"}}),
+        TaskDef(task_id="no-machine", queue="task/c",
+                retry={**FAST, "out_of_memory": {"machine": "next"}}),
         TaskDef(task_id="plain", queue="task/d", machine="micro", retry=FAST),
     ])
     yield eng
@@ -57,13 +58,14 @@ async def run_attempt(engine: Engine, run: Run, clock: FakeClock) -> int:
 
 
 async def oom(engine: Engine, run: Run, attempt: int) -> Run:
-    lost = await engine.worker_lost(run.id, attempt, "Out of memory: ...", error_name="OutOfMemoryError")
+    lost = await engine.worker_lost(run.id, attempt, "Out of memory: ...",
+                                    error_name="OutOfMemoryError")
     assert lost is not None
     return lost
 
 
 async def stored(engine: Engine, run_id: str) -> Run:
-    run = await engine.store.read().get_run(run_id)
+    run = await engine.queries.runs.get(run_id)
     assert run is not None
     return run
 
@@ -82,13 +84,17 @@ class TestPresetRule:
 
     def test_only_out_of_memory_errors_move_the_machine(self) -> None:
         policy = RetryPolicy.from_dict({"out_of_memory": {"machine": "next"}})
-        assert policy.retry_machine({"name": "OutOfMemoryError", "message": "x"}, "micro") == "small-1x"
+        assert policy.retry_machine({"name": "OutOfMemoryError", "message": "x"}, "micro") \
+            == "small-1x"
         assert policy.retry_machine({"name": "MemoryError", "message": ""}, "micro") == "small-1x"
         assert policy.retry_machine({"name": "ValueError", "message": "x"}, "micro") is None
-        assert RetryPolicy.from_dict(FAST).retry_machine({"name": "OutOfMemoryError"}, "micro") is None
+        assert RetryPolicy.from_dict(FAST).retry_machine({"name": "OutOfMemoryError"}, "micro") \
+            is None
         # Trigger.dev's camelCase shape is read too; a broken stored value is ignored, not fatal
-        assert RetryPolicy.from_dict({"outOfMemory": {"machine": "large-1x"}}).out_of_memory_machine == "large-1x"
-        assert RetryPolicy.from_dict({"out_of_memory": {"machine": "huge"}}).out_of_memory_machine is None
+        camel = RetryPolicy.from_dict({"outOfMemory": {"machine": "large-1x"}})
+        assert camel.out_of_memory_machine == "large-1x"
+        broken = RetryPolicy.from_dict({"out_of_memory": {"machine": "huge"}})
+        assert broken.out_of_memory_machine is None
 
 
 class TestSdkOption:
@@ -101,7 +107,8 @@ class TestSdkOption:
     def test_retry_carries_out_of_memory_into_the_manifest(self) -> None:
         retry = Retry(max_attempts=3, out_of_memory={"machine": "medium-1x"})
         assert retry.to_dict()["out_of_memory"] == {"machine": "medium-1x"}
-        assert Retry.coerce({"out_of_memory": {"machine": "next"}}).to_dict()["out_of_memory"] == {  # type: ignore[union-attr]
+        assert Retry.coerce({"out_of_memory": {"machine": "next"}}).to_dict()["out_of_memory"] \
+            == {  # type: ignore[union-attr]
             "machine": "next"}
         assert "out_of_memory" not in Retry().to_dict()
 
@@ -116,7 +123,8 @@ class TestSdkOption:
             task(id="bad-machine", machine="small-3x")(lambda payload: None)
 
     def test_a_manifest_with_an_unknown_preset_is_refused_by_the_daemon(self) -> None:
-        manifest = {"tasks": [{"id": "t", "retry": {"max_attempts": 2, "out_of_memory": {"machine": "xl"}}}]}
+        manifest = {"tasks": [{"id": "t",
+                               "retry": {"max_attempts": 2, "out_of_memory": {"machine": "xl"}}}]}
         with pytest.raises(ValidationError, match="retry out_of_memory of task 't'"):
             tasks_from_manifest(manifest)
         with pytest.raises(ValidationError, match="machine of task 't'"):
@@ -124,21 +132,25 @@ class TestSdkOption:
 
 
 class TestEngine:
-    async def test_an_oom_retry_runs_on_the_policys_machine(self, engine: Engine, clock: FakeClock) -> None:
+    async def test_an_oom_retry_runs_on_the_policys_machine(self, engine: Engine,
+                                                            clock: FakeClock) -> None:
         run = await trigger(engine, "to-small-2x")
         assert run.machine == "micro"
         await run_attempt(engine, run, clock)
         retried = await oom(engine, run, 1)
         assert (retried.status, retried.machine) == (DELAYED, "small-2x")
-        assert (await stored(engine, run.id)).machine == "small-2x"  # persisted for the executor and API
-        events = await engine.store.read().events_after(0, run_id=run.id)
+        # persisted for the executor and API
+        assert (await stored(engine, run.id)).machine == "small-2x"
+        events = await engine.queries.events.after(0, run_id=run.id)
         [retrying] = [e for e in events if e.type == "run.retrying"]
-        assert retrying.data["machine"] == "small-2x" and retrying.data["previous_machine"] == "micro"
+        assert retrying.data["machine"] == "small-2x" \
+            and retrying.data["previous_machine"] == "micro"
         assert await run_attempt(engine, run, clock) == 2
         done = await engine.finish_attempt(run.id, 2, AttemptOutcome(ok=True, output="1"))
         assert (done.status, done.machine) == (COMPLETED, "small-2x")
-        first, _ = await engine.store.read().attempts(run.id)
-        assert (first.status, first.error["name"]) == (CRASHED, "OutOfMemoryError")  # type: ignore[index]
+        first, _ = await engine.queries.attempts.for_run(run.id)
+        assert (first.status, first.error["name"]) \
+            == (CRASHED, "OutOfMemoryError")  # type: ignore[index]
 
     async def test_once_on_the_policys_machine_further_ooms_retry_there(self, engine: Engine,
                                                                        clock: FakeClock) -> None:
@@ -149,8 +161,9 @@ class TestEngine:
         assert (await oom(engine, run, 2)).machine == "small-2x"
         await run_attempt(engine, run, clock)
         final = await oom(engine, run, 3)  # max_attempts 3: the run ends as out of memory
-        assert (final.status, final.machine, final.error["name"]) == (CRASHED, "small-2x",  # type: ignore[index]
-                                                                      "OutOfMemoryError")
+        assert final.error is not None
+        assert (final.status, final.machine, final.error["name"]) \
+            == (CRASHED, "small-2x", "OutOfMemoryError")
 
     async def test_next_climbs_one_preset_per_oom(self, engine: Engine, clock: FakeClock) -> None:
         run = await trigger(engine, "ladder")
@@ -169,8 +182,8 @@ class TestEngine:
         await run_attempt(engine, default, clock)
         assert (await oom(engine, default, 1)).machine == "small-2x"
 
-    async def test_other_failures_and_tasks_without_the_option_keep_their_machine(self, engine: Engine,
-                                                                                 clock: FakeClock) -> None:
+    async def test_other_failures_and_tasks_without_the_option_keep_their_machine(
+            self, engine: Engine, clock: FakeClock) -> None:
         run = await trigger(engine, "to-small-2x")
         await run_attempt(engine, run, clock)
         failed = await engine.finish_attempt(run.id, 1, AttemptOutcome(
@@ -178,9 +191,11 @@ class TestEngine:
         assert (failed.status, failed.machine) == (DELAYED, "micro")
         plain = await trigger(engine, "plain")
         await run_attempt(engine, plain, clock)
-        assert ((await oom(engine, plain, 1)).status, (await stored(engine, plain.id)).machine) == (DELAYED, "micro")
+        assert ((await oom(engine, plain, 1)).status, (await stored(engine, plain.id)).machine) \
+            == (DELAYED, "micro")
 
-    async def test_a_memory_error_raised_by_the_task_counts_as_oom(self, engine: Engine, clock: FakeClock) -> None:
+    async def test_a_memory_error_raised_by_the_task_counts_as_oom(self, engine: Engine,
+                                                                   clock: FakeClock) -> None:
         run = await trigger(engine, "to-small-2x")
         await run_attempt(engine, run, clock)
         retried = await engine.finish_attempt(run.id, 1, AttemptOutcome(

@@ -8,6 +8,7 @@ import pytest
 
 from trigger_local.clock import FakeClock
 from trigger_local.engine import Engine, TriggerRequest
+from trigger_local.engine.debounce import Debounce
 from trigger_local.errors import AmbiguousProjectError, ConflictError, TaskNotFoundError
 from trigger_local.ratelimit import parse_rate_limit
 from trigger_local.store.models import DELAYED, PENDING_VERSION, QUEUED, Run, TaskDef, Version
@@ -17,13 +18,14 @@ A, B = "proj_a", "proj_b"
 
 
 def version(project: str, n: int = 1, *extra: TaskDef, hello: TaskDef | None = None) -> Version:
-    tasks = [hello or TaskDef(task_id="hello", queue="task/hello"), TaskDef(task_id=f"only-{project}",
-                                                                           queue=f"task/only-{project}"), *extra]
-    return Version(id=f"version_{project}_{n}", project_dir=f"/{project}", created_at=T0 + n, tasks=tasks,
-                   project=project)
+    tasks = [hello or TaskDef(task_id="hello", queue="task/hello"),
+             TaskDef(task_id=f"only-{project}", queue=f"task/only-{project}"), *extra]
+    return Version(id=f"version_{project}_{n}", project_dir=f"/{project}", created_at=T0 + n,
+                   tasks=tasks, project=project)
 
 
-async def trigger(engine: Engine, task_id: str, project: str | None = None, **options: object) -> Run:
+async def trigger(engine: Engine, task_id: str, project: str | None = None,
+                  **options: object) -> Run:
     return (await engine.trigger(TriggerRequest(task_id=task_id, project=project, **options))).run  # type: ignore[arg-type]
 
 
@@ -39,13 +41,16 @@ async def test_each_project_keeps_its_own_current_version(two: Engine) -> None:
     assert current_a is not None and current_a.id == "version_proj_a_1"
     await two.register_version(version(B, 2))
     current_a = two.projects.current_of(A)
-    assert current_a is not None and current_a.id == "version_proj_a_1"  # B's new version replaced nothing of A's
+    # B's new version replaced nothing of A's
+    assert current_a is not None and current_a.id == "version_proj_a_1"
     reloaded = Engine(two.store, two.clock, two.settings)
     await reloaded.load()
-    assert {p: v.id for p, v in reloaded.projects.current.items()} == {A: "version_proj_a_1", B: "version_proj_b_2"}
+    assert {p: v.id for p, v in reloaded.projects.current.items()} \
+        == {A: "version_proj_a_1", B: "version_proj_b_2"}
 
 
-async def test_task_ids_resolve_within_the_named_project_or_the_one_that_has_it(two: Engine) -> None:
+async def test_task_ids_resolve_within_the_named_project_or_the_one_that_has_it(
+        two: Engine) -> None:
     assert (await trigger(two, "hello", A)).project == A
     assert (await trigger(two, "only-proj_b")).project == B
     with pytest.raises(AmbiguousProjectError) as ambiguous:
@@ -53,13 +58,15 @@ async def test_task_ids_resolve_within_the_named_project_or_the_one_that_has_it(
     assert ambiguous.value.details["projects"] == [A, B] and "/proj_a" in ambiguous.value.message
     with pytest.raises(TaskNotFoundError, match="Known tasks of proj_a: hello, only-proj_a"):
         await trigger(two, "only-proj_b", A)
-    with pytest.raises(TaskNotFoundError, match="proj_a: hello, only-proj_a; proj_b: hello, only-proj_b"):
+    with pytest.raises(TaskNotFoundError,
+                       match="proj_a: hello, only-proj_a; proj_b: hello, only-proj_b"):
         await trigger(two, "nope")
 
 
 async def test_runs_take_their_project_queue_and_version(two: Engine) -> None:
     run_a, run_b = await trigger(two, "hello", A), await trigger(two, "hello", B)
-    child = await trigger(two, "hello", parent_run_id=run_b.id)  # a child runs in its parent's project
+    # a child runs in its parent's project
+    child = await trigger(two, "hello", parent_run_id=run_b.id)
     assert child.project == B
     dequeued = {r.id: r for r in await two.dequeue(10)}
     assert dequeued[run_a.id].version_id == "version_proj_a_1"
@@ -71,34 +78,38 @@ async def test_runs_take_their_project_queue_and_version(two: Engine) -> None:
 async def test_pending_runs_wait_for_their_project(engine: Engine) -> None:
     anywhere = await trigger(engine, "hello")  # nothing indexed yet: no project known
     named = await trigger(engine, "hello", B)
-    assert (anywhere.status, anywhere.project, named.status, named.project) == (PENDING_VERSION, None,
-                                                                               PENDING_VERSION, B)
-    assert engine.status_reason(named) == ("waiting for a version of project proj_b with task 'hello': "
+    assert (anywhere.status, anywhere.project, named.status, named.project) \
+        == (PENDING_VERSION, None, PENDING_VERSION, B)
+    assert engine.projects.status_reason(named) == ("waiting for a version of project proj_b with "
+                                                    "task 'hello': "
                                            "run `trigger-local dev` in the project")
     await engine.register_version(version(A))
-    read = engine.store.read()
-    claimed, still = await read.get_run(anywhere.id), await read.get_run(named.id)
+    read = engine.queries
+    claimed, still = await read.runs.get(anywhere.id), await read.runs.get(named.id)
     assert claimed is not None and (claimed.status, claimed.project) == (QUEUED, A)
     assert still is not None and still.status == PENDING_VERSION
     assert (await engine.get_queue("hello", A)).queued == 1
 
 
-async def test_a_delayed_run_of_no_project_joins_the_one_that_has_its_task(engine: Engine, clock: FakeClock) -> None:
+async def test_a_delayed_run_of_no_project_joins_the_one_that_has_its_task(
+        engine: Engine, clock: FakeClock) -> None:
     run = await trigger(engine, "hello", delay="10s")
     assert (run.status, run.project) == (DELAYED, None)
     await engine.register_version(version(A))
     clock.advance(11)
     await engine.tick_timers()
-    stored = await engine.store.read().get_run(run.id)
+    stored = await engine.queries.runs.get(run.id)
     assert stored is not None and (stored.status, stored.project) == (QUEUED, A)
 
 
-async def test_a_dev_project_runs_only_while_a_session_is_open(engine: Engine, clock: FakeClock) -> None:
+async def test_a_dev_project_runs_only_while_a_session_is_open(engine: Engine,
+                                                               clock: FakeClock) -> None:
     await engine.register_version(version(A), dev=True)
     await engine.register_version(version(B))  # through the API alone: always online
     run_a, run_b = await trigger(engine, "hello", A), await trigger(engine, "hello", B)
     assert [r.id for r in await engine.dequeue(10)] == [run_b.id]
-    assert engine.status_reason(run_a) == "waiting for `trigger-local dev` in /proj_a to connect"
+    assert engine.projects.status_reason(run_a) \
+        == "waiting for `trigger-local dev` in /proj_a to connect"
     await engine.open_session(A)
     await engine.open_session(A)  # a second dev of the same project
     assert [r.id for r in await engine.dequeue(10)] == [run_a.id]
@@ -108,11 +119,11 @@ async def test_a_dev_project_runs_only_while_a_session_is_open(engine: Engine, c
     await engine.close_session(A)
     waiting = await trigger(engine, "hello", A)
     assert await engine.dequeue(10) == []
-    assert engine.status_reason(waiting) == ("waiting for `trigger-local dev` in /proj_a; "
+    assert engine.projects.status_reason(waiting) == ("waiting for `trigger-local dev` in /proj_a; "
                                              "it stopped at 2023-11-14T22:13:25.000Z")
     reloaded = Engine(engine.store, engine.clock, engine.settings)
     await reloaded.load()  # a daemon restart: the project still waits for its dev
-    assert reloaded.status_reason(waiting) is not None and not reloaded.projects.online(A)
+    assert reloaded.projects.status_reason(waiting) is not None and not reloaded.projects.online(A)
 
 
 async def test_a_second_directory_cannot_take_a_project_its_dev_serves(engine: Engine) -> None:
@@ -136,8 +147,10 @@ async def test_queues_of_one_name_are_paused_per_project(two: Engine) -> None:
     assert run_a.status == QUEUED and (await two.get_queue("hello", B)).paused is False
 
 
-async def test_declarative_schedules_and_rate_limits_sync_per_project(engine: Engine, clock: FakeClock) -> None:
-    cron = TaskDef(task_id="nightly", queue="task/nightly", schedule={"crons": ["0 3 * * *"], "timezone": "UTC"})
+async def test_declarative_schedules_and_rate_limits_sync_per_project(engine: Engine,
+                                                                      clock: FakeClock) -> None:
+    cron = TaskDef(task_id="nightly", queue="task/nightly",
+                   schedule={"crons": ["0 3 * * *"], "timezone": "UTC"})
     limited = TaskDef(task_id="hello", queue="task/hello",
                       rate_limit=parse_rate_limit({"limit": 1, "period": "1m"}))
     await engine.register_version(version(A, 1, cron, hello=limited))
@@ -156,7 +169,7 @@ async def test_idempotency_and_debounce_keys_are_per_project(two: Engine) -> Non
     key_a = await trigger(two, "hello", A, idempotency_key="k")
     key_b = await trigger(two, "hello", B, idempotency_key="k")
     assert key_a.id != key_b.id
-    debounce = {"key": "d", "delay_s": 5.0, "mode": "leading", "max_delay_s": None}
+    debounce = Debounce(key="d", delay_s=5.0)
     first_a = await trigger(two, "hello", A, debounce=debounce)
     first_b = await trigger(two, "hello", B, debounce=debounce)
     again_a = await trigger(two, "hello", A, debounce=debounce)
@@ -166,7 +179,7 @@ async def test_idempotency_and_debounce_keys_are_per_project(two: Engine) -> Non
 async def test_a_stopping_daemon_marks_no_project_as_left(engine: Engine) -> None:
     await engine.register_version(version(A), dev=True)
     await engine.open_session(A)
-    engine.forget_sessions()
+    engine.projects.forget_sessions()
     await engine.close_session(A)  # the stream of a dev that is still running ends with the daemon
-    stored = await engine.store.read().get_project(A)
+    stored = await engine.queries.projects.get(A)
     assert stored is not None and stored.left_at is None

@@ -10,7 +10,7 @@ from trigger_local.api.options import trigger_request
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
 from trigger_local.engine import Engine, TriggerRequest
-from trigger_local.engine.debounce import parse_debounce
+from trigger_local.engine.debounce import Debounce, parse_debounce
 from trigger_local.errors import ValidationError
 from trigger_local.ratelimit import gcra, parse_rate_limit
 from trigger_local.store import SqliteStore
@@ -23,7 +23,8 @@ T0 = 1_700_000_000.0
 async def engine(store: SqliteStore, clock: FakeClock, settings: DaemonSettings) -> Engine:
     eng = Engine(store, clock, settings)
     await eng.register_version(Version(id="version_1", project_dir="/proj", created_at=T0, tasks=[
-        TaskDef(task_id="limited", queue="task/limited", rate_limit=parse_rate_limit({"limit": 2, "period": "10s"})),
+        TaskDef(task_id="limited", queue="task/limited",
+                rate_limit=parse_rate_limit({"limit": 2, "period": "10s"})),
         TaskDef(task_id="per-key", queue="task/per-key",
                 rate_limit=parse_rate_limit({"limit": 1, "period": "1m", "per_key": True})),
         TaskDef(task_id="hello", queue="task/hello")]))
@@ -31,7 +32,8 @@ async def engine(store: SqliteStore, clock: FakeClock, settings: DaemonSettings)
 
 
 async def trigger(engine: Engine, task_id: str, n: int = 1, **options: object) -> list[str]:
-    return [(await engine.trigger(TriggerRequest(task_id=task_id, **options))).run.id for _ in range(n)]  # type: ignore[arg-type]
+    req = TriggerRequest(task_id=task_id, **options)  # type: ignore[arg-type]
+    return [(await engine.trigger(req)).run.id for _ in range(n)]
 
 
 def test_gcra_allows_a_burst_then_one_per_interval() -> None:
@@ -46,21 +48,24 @@ def test_gcra_allows_a_burst_then_one_per_interval() -> None:
     assert gcra(tat, 5.0, 2, 10.0)[0]
 
 
-@pytest.mark.parametrize("value", [{"limit": 0, "period": "1m"}, {"limit": 5}, {"limit": 5, "period": "soon"}, 3])
+@pytest.mark.parametrize("value",
+                         [{"limit": 0, "period": "1m"}, {"limit": 5},
+                          {"limit": 5, "period": "soon"}, 3])
 def test_invalid_rate_limits_are_refused(value: object) -> None:
     with pytest.raises(ValidationError):
         parse_rate_limit(value)
 
 
-async def test_runs_beyond_the_limit_stay_queued_until_the_window_allows(engine: Engine, clock: FakeClock) -> None:
+async def test_runs_beyond_the_limit_stay_queued_until_the_window_allows(engine: Engine,
+                                                                         clock: FakeClock) -> None:
     ids = await trigger(engine, "limited", 5)
     started = {r.id for r in await engine.dequeue(10)}
     assert len(started) == 2
     assert await engine.dequeue(10) == []
-    waiting = await engine.store.read().get_runs([i for i in ids if i not in started])
+    waiting = await engine.queries.runs.get_many([i for i in ids if i not in started])
     assert [r.status for r in waiting] == [QUEUED] * 3
     # the dispatcher's one timer wakes when the window lets the next run start
-    assert await engine.store.read().next_due_at() == T0 + 5
+    assert await engine.queries.timers.next_due_at() == T0 + 5
     clock.advance(4.9)
     assert await engine.dequeue(10) == []
     clock.advance(0.1)
@@ -81,10 +86,12 @@ async def test_per_key_limits_each_concurrency_key(engine: Engine, clock: FakeCl
     a = await trigger(engine, "per-key", 2, concurrency_key="a")
     b = await trigger(engine, "per-key", 1, concurrency_key="b")
     first = await engine.dequeue(10)
-    assert sorted(r.concurrency_key or "" for r in first) == ["a", "b"] and b[0] in {r.id for r in first}
+    assert sorted(r.concurrency_key or "" for r in first) == ["a", "b"] \
+        and b[0] in {r.id for r in first}
     assert await engine.dequeue(10) == []
     clock.advance(60)
-    assert [r.id for r in await engine.dequeue(10)] == [i for i in a if i not in {r.id for r in first}]
+    assert [r.id for r in await engine.dequeue(10)] \
+        == [i for i in a if i not in {r.id for r in first}]
 
 
 async def test_indexing_without_a_rate_limit_lifts_it(engine: Engine) -> None:
@@ -101,14 +108,16 @@ def debounced(payload: dict, **debounce: object) -> TriggerRequest:
     return req
 
 
-async def test_repeated_triggers_collapse_into_one_delayed_run(engine: Engine, clock: FakeClock) -> None:
+async def test_repeated_triggers_collapse_into_one_delayed_run(engine: Engine,
+                                                               clock: FakeClock) -> None:
     first = await engine.trigger(debounced({"n": 1}))
     assert first.run.status == DELAYED and first.run.delay_until == T0 + 5
     clock.advance(3)
     second = await engine.trigger(debounced({"n": 2}))
     assert second.run.id == first.run.id and second.cached
-    run = await engine.store.read().get_run(first.run.id)
-    assert run is not None and run.delay_until == T0 + 8 and json.loads(run.payload or "") == {"n": 1}
+    run = await engine.queries.runs.get(first.run.id)
+    assert run is not None and run.delay_until == T0 + 8 \
+        and json.loads(run.payload or "") == {"n": 1}
     clock.advance(5)
     await engine.tick_timers()
     assert [r.id for r in await engine.dequeue(10)] == [first.run.id]
@@ -122,22 +131,25 @@ async def test_trailing_mode_uses_the_last_payload(engine: Engine, clock: FakeCl
     for n in (2, 3):
         clock.advance(1)
         await engine.trigger(debounced({"n": n}, mode="trailing"))
-    run = await engine.store.read().get_run(first.run.id)
+    run = await engine.queries.runs.get(first.run.id)
     assert run is not None and json.loads(run.payload or "") == {"n": 3}
 
 
-async def test_max_delay_caps_how_far_triggers_push_the_start(engine: Engine, clock: FakeClock) -> None:
+async def test_max_delay_caps_how_far_triggers_push_the_start(engine: Engine,
+                                                              clock: FakeClock) -> None:
     first = await engine.trigger(debounced({}, max_delay="8s"))
     for _ in range(5):
         clock.advance(2)
         await engine.trigger(debounced({}, max_delay="8s"))
-    run = await engine.store.read().get_run(first.run.id)
+    run = await engine.queries.runs.get(first.run.id)
     assert run is not None and run.delay_until == T0 + 8
 
 
 def test_api_debounce_option_is_parsed_from_camel_case() -> None:
-    req = trigger_request("hello", {"options": {"debounce": {"key": "k", "delay": "1m", "mode": "trailing",
+    req = trigger_request("hello",
+                          {"options": {"debounce": {"key": "k", "delay": "1m", "mode": "trailing",
                                                              "maxDelay": "5m"}}})
-    assert req.debounce == {"key": "k", "delay_s": 60.0, "mode": "trailing", "max_delay_s": 300.0}
+    assert req.debounce == Debounce(key="k", delay_s=60.0, mode="trailing", max_delay_s=300.0)
     with pytest.raises(ValidationError, match="debounce.mode"):
-        trigger_request("hello", {"options": {"debounce": {"key": "k", "delay": "1s", "mode": "middle"}}})
+        trigger_request("hello",
+                        {"options": {"debounce": {"key": "k", "delay": "1s", "mode": "middle"}}})

@@ -11,7 +11,9 @@ import pytest
 
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
+from trigger_local.dispatch.dispatcher import wakes
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
+from trigger_local.engine.events import AttemptAborted, Event, RunStatusChanged
 from trigger_local.store import SqliteStore
 from trigger_local.store.models import (
     DELAYED,
@@ -51,9 +53,9 @@ async def engine(store: SqliteStore, clock: FakeClock, tmp_path: Path) -> Engine
 
 
 @pytest.fixture
-def hub_events(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
-    seen: list[tuple[str, dict[str, Any]]] = []
-    engine.hub.subscribe(lambda type_, data: seen.append((type_, data)))
+def hub_events(engine: Engine) -> list[Event]:
+    seen: list[Event] = []
+    engine.hub.subscribe(Event, seen.append)
     return seen
 
 
@@ -62,7 +64,7 @@ async def trigger(engine: Engine, **options: Any) -> Run:
 
 
 async def get(engine: Engine, run_id: str) -> Run:
-    run = await engine.store.read().get_run(run_id)
+    run = await engine.queries.runs.get(run_id)
     assert run is not None
     return run
 
@@ -77,12 +79,12 @@ async def start(engine: Engine, run_id: str) -> Run:
 async def test_nothing_due_does_nothing(engine: Engine) -> None:
     await trigger(engine)
     assert await engine.tick_timers() == 0
-    assert await engine.store.read().next_due_at() is None
+    assert await engine.queries.timers.next_due_at() is None
 
 
 async def test_delay_queues_the_run_when_due(engine: Engine, clock: FakeClock) -> None:
     run = await trigger(engine, delay="30s")
-    assert await engine.store.read().next_due_at() == T0 + 30
+    assert await engine.queries.timers.next_due_at() == T0 + 30
     clock.advance(29)
     assert await engine.tick_timers() == 0 and (await get(engine, run.id)).status == DELAYED
     clock.advance(1)
@@ -102,7 +104,7 @@ async def test_a_delayed_run_of_an_unindexed_task_waits_for_a_version(
 
 
 async def test_ttl_expires_a_run_that_did_not_start(engine: Engine, clock: FakeClock,
-                                                     hub_events: list[tuple[str, dict[str, Any]]]) -> None:
+                                                     hub_events: list[Event]) -> None:
     run = await trigger(engine, ttl="10s")
     clock.advance(10)
     assert await engine.tick_timers() == 1
@@ -110,7 +112,9 @@ async def test_ttl_expires_a_run_that_did_not_start(engine: Engine, clock: FakeC
     assert (expired.status, expired.completed_at) == (EXPIRED, T0 + 10)
     assert expired.error is not None and expired.error["name"] == "Expired"
     assert await engine.dequeue(10) == []
-    assert ("dispatch", {}) in hub_events
+    # the dispatcher hears of it (a run that ends may free room)
+    [expiry] = [e for e in hub_events if isinstance(e, RunStatusChanged) and e.status == EXPIRED]
+    assert expiry.run_id == run.id and wakes(expiry)
 
 
 async def test_ttl_counts_from_the_end_of_the_delay(engine: Engine, clock: FakeClock) -> None:
@@ -126,22 +130,23 @@ async def test_ttl_counts_from_the_end_of_the_delay(engine: Engine, clock: FakeC
 
 
 async def test_max_duration_times_out_and_kills_the_worker(
-        engine: Engine, clock: FakeClock, hub_events: list[tuple[str, dict[str, Any]]]) -> None:
+        engine: Engine, clock: FakeClock, hub_events: list[Event]) -> None:
     run = await trigger(engine, max_duration=10)
     started = await start(engine, run.id)
     assert started.deadline_at == T0 + 10
-    assert await engine.store.read().next_due_at() == T0 + 10
+    assert await engine.queries.timers.next_due_at() == T0 + 10
     clock.advance(10)
     assert await engine.tick_timers() == 1
     timed_out = await get(engine, run.id)
     assert timed_out.status == TIMED_OUT  # never retried, whatever the policy
     assert timed_out.error is not None and timed_out.error["name"] == "MaxDurationExceeded"
-    [attempt] = await engine.store.read().attempts(run.id)
+    [attempt] = await engine.queries.attempts.for_run(run.id)
     assert attempt.status == TIMED_OUT
-    assert ("worker.kill", {"worker_id": "worker_7", "run_id": run.id, "reason": "max_duration"}) in hub_events
+    assert AttemptAborted(run_id=run.id, worker_id="worker_7", reason="max_duration") in hub_events
 
 
-async def test_max_duration_does_not_count_time_spent_waiting(engine: Engine, clock: FakeClock) -> None:
+async def test_max_duration_does_not_count_time_spent_waiting(engine: Engine,
+                                                              clock: FakeClock) -> None:
     run = await trigger(engine, max_duration=10)
     await start(engine, run.id)
     clock.advance(4)
@@ -165,7 +170,8 @@ async def test_a_retry_gets_a_fresh_max_duration(engine: Engine, clock: FakeCloc
     run = await trigger(engine, max_duration=10)
     await start(engine, run.id)
     clock.advance(8)
-    retried = await engine.finish_attempt(run.id, 1, AttemptOutcome(ok=False, error={"message": "x"}))
+    retried = await engine.finish_attempt(run.id, 1,
+                                          AttemptOutcome(ok=False, error={"message": "x"}))
     assert retried.status == DELAYED and retried.executed_s == 0
     clock.advance(retried.delay_until - clock.now())  # type: ignore[operator]
     await engine.tick_timers()
@@ -181,6 +187,6 @@ async def test_one_tick_does_everything_due(engine: Engine, clock: FakeClock) ->
     assert await engine.tick_timers() == 3
     assert (await get(engine, delayed.id)).status == QUEUED
     assert (await get(engine, expiring.id)).status == EXPIRED
-    wp = await engine.store.read().get_waitpoint(token.id)
+    wp = await engine.queries.waitpoints.get(token.id)
     assert wp is not None and wp.status == "TIMED_OUT"
-    assert await engine.store.read().next_due_at() is None
+    assert await engine.queries.timers.next_due_at() is None

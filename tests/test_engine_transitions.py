@@ -10,7 +10,7 @@ import pytest
 
 from tests.engine_support import T0, open_engine
 from trigger_local.clock import FakeClock
-from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
+from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest, runs
 from trigger_local.engine.states import TRANSITIONS, allowed, kind_for
 from trigger_local.errors import ConflictError
 from trigger_local.ids import new_id
@@ -29,7 +29,8 @@ from trigger_local.store.models import (
     TaskDef,
 )
 
-ALL_STATUSES = sorted(FINAL_STATUSES | {PENDING_VERSION, DELAYED, QUEUED, DEQUEUED, EXECUTING, WAITING})
+ALL_STATUSES = sorted(FINAL_STATUSES
+                      | {PENDING_VERSION, DELAYED, QUEUED, DEQUEUED, EXECUTING, WAITING})
 
 
 @pytest.fixture
@@ -39,8 +40,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
+    retry = {"max_attempts": 2, "randomize": False}
     eng = await open_engine(tmp_path, clock, tasks=[
-        TaskDef(task_id="hello", queue="task/hello", retry={"max_attempts": 2, "randomize": False})])
+        TaskDef(task_id="hello", queue="task/hello", retry=retry)])
     yield eng
     await eng.store.close()
 
@@ -48,15 +50,16 @@ async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
 async def run_in(engine: Engine, status: str) -> Run:
     """A run put straight into `status` (how it got there is not what these tests are about)."""
     run = Run(id=new_id("run"), task_id="hello", status=status, snapshot_id=new_id("snapshot"),
-              snapshot_kind=kind_for(status), queue="task/hello", created_at=T0, updated_at=T0, queued_at=T0)
+              snapshot_kind=kind_for(status), queue="task/hello", created_at=T0, updated_at=T0,
+              queued_at=T0)
     async with engine.store.tx() as ops:
-        await ops.insert_run(run)
+        await ops.runs.insert(run)
     return run
 
 
 async def move(engine: Engine, run: Run, status: str) -> Run:
-    async with engine._tx() as tx:
-        return await engine._move(tx, run, status)
+    async with engine._unit() as tx:
+        return await runs.move(tx, run, status)
 
 
 def test_final_statuses_have_no_way_out() -> None:
@@ -67,62 +70,68 @@ def test_final_statuses_have_no_way_out() -> None:
 
 
 @pytest.mark.parametrize("from_status", ALL_STATUSES)
-async def test_every_disallowed_move_raises_and_changes_nothing(engine: Engine, from_status: str) -> None:
+async def test_every_disallowed_move_raises_and_changes_nothing(engine: Engine,
+                                                                from_status: str) -> None:
     for to_status in ALL_STATUSES:
         if allowed(from_status, to_status):
             continue
         run = await run_in(engine, from_status)
-        before = await engine.store.read().last_event_seq()
+        before = await engine.queries.events.last_seq()
         with pytest.raises(ConflictError, match=f"cannot become {to_status}"):
             await move(engine, run, to_status)
-        stored = await engine.store.read().get_run(run.id)
-        assert stored is not None and (stored.status, stored.snapshot_id) == (from_status, run.snapshot_id)
-        assert await engine.store.read().last_event_seq() == before
+        stored = await engine.queries.runs.get(run.id)
+        assert stored is not None and (stored.status, stored.snapshot_id) \
+            == (from_status, run.snapshot_id)
+        assert await engine.queries.events.last_seq() == before
 
 
 @pytest.mark.parametrize("from_status", sorted(TRANSITIONS))
-async def test_every_allowed_move_applies(engine: Engine, clock: FakeClock, from_status: str) -> None:
+async def test_every_allowed_move_applies(engine: Engine, clock: FakeClock,
+                                          from_status: str) -> None:
     for to_status in sorted(TRANSITIONS[from_status]):
         run = await run_in(engine, from_status)
         old_snapshot = run.snapshot_id
         clock.advance(1)
         moved = await move(engine, run, to_status)
-        stored = await engine.store.read().get_run(run.id)
+        stored = await engine.queries.runs.get(run.id)
         assert stored is not None
-        assert (stored.status, stored.snapshot_id, stored.updated_at) == (to_status, moved.snapshot_id, clock.now())
+        assert (stored.status, stored.snapshot_id, stored.updated_at) \
+            == (to_status, moved.snapshot_id, clock.now())
         assert stored.snapshot_id != old_snapshot and stored.snapshot_kind == kind_for(to_status)
-        [event] = await engine.store.read().events_after(0, run_id=run.id)
+        [event] = await engine.queries.events.after(0, run_id=run.id)
         assert (event.type, event.data["from"], event.data["status"]) == (
             f"run.{to_status.lower()}", from_status, to_status)
-        [snapshot] = await engine.store.read().snapshots(run.id)
+        [snapshot] = await engine.queries.snapshots.for_run(run.id)
         assert (snapshot["id"], snapshot["status"]) == (stored.snapshot_id, to_status)
 
 
 async def test_a_stale_snapshot_is_refused(engine: Engine) -> None:
     run = await run_in(engine, QUEUED)
-    stale = await engine.store.read().get_run(run.id)
+    stale = await engine.queries.runs.get(run.id)
     assert stale is not None
     await move(engine, run, DEQUEUED)  # someone else moved it first
     with pytest.raises(ConflictError, match="changed while this request ran"):
         await move(engine, stale, CANCELED)  # allowed from QUEUED, but QUEUED is gone
-    stored = await engine.store.read().get_run(run.id)
-    assert stored is not None and stored.status == DEQUEUED and stored.snapshot_id == run.snapshot_id
-    assert [e.type for e in await engine.store.read().events_after(0, run_id=run.id)] == ["run.dequeued"]
+    stored = await engine.queries.runs.get(run.id)
+    assert stored is not None and stored.status == DEQUEUED \
+        and stored.snapshot_id == run.snapshot_id
+    assert [e.type for e in await engine.queries.events.after(0, run_id=run.id)] == ["run.dequeued"]
 
 
 async def test_a_refused_move_rolls_back_the_whole_transaction(engine: Engine) -> None:
     first, second = await run_in(engine, QUEUED), await run_in(engine, COMPLETED)
     with pytest.raises(ConflictError):
-        async with engine._tx() as tx:
-            await engine._move(tx, first, EXPIRED)
-            await engine._move(tx, second, QUEUED)
-    stored = await engine.store.read().get_run(first.id)
+        async with engine._unit() as tx:
+            await runs.move(tx, first, EXPIRED)
+            await runs.move(tx, second, QUEUED)
+    stored = await engine.queries.runs.get(first.id)
     assert stored is not None and stored.status == QUEUED
-    assert await engine.store.read().events_after(0) != []  # only the version registration
-    assert all(e.run_id is None for e in await engine.store.read().events_after(0))
+    assert await engine.queries.events.after(0) != []  # only the version registration
+    assert all(e.run_id is None for e in await engine.queries.events.after(0))
 
 
-async def test_every_change_appends_one_event_and_one_snapshot(engine: Engine, clock: FakeClock) -> None:
+async def test_every_change_appends_one_event_and_one_snapshot(engine: Engine,
+                                                               clock: FakeClock) -> None:
     run = (await engine.trigger(TriggerRequest(task_id="hello"))).run
     [dequeued] = await engine.dequeue(1)
     assert await engine.start_attempt(dequeued, "worker_1", None) is not None
@@ -138,13 +147,17 @@ async def test_every_change_appends_one_event_and_one_snapshot(engine: Engine, c
     [third] = await engine.dequeue(1)
     assert await engine.start_attempt(third, "worker_1", None) is not None
     await engine.finish_attempt(run.id, 2, AttemptOutcome(ok=True))
-    events = await engine.store.read().events_after(0, run_id=run.id)
+    events = await engine.queries.events.after(0, run_id=run.id)
     assert [e.type for e in events] == [
-        "run.created", "run.dequeued", "run.executing", "run.waiting", "run.unblocked", "run.dequeued",
-        "run.resumed", "run.retrying", "run.queued", "run.dequeued", "run.executing", "run.completed"]
-    statuses = [s["status"] for s in await engine.store.read().snapshots(run.id)]
-    assert statuses == [QUEUED, DEQUEUED, EXECUTING, WAITING, QUEUED, DEQUEUED, EXECUTING, DELAYED, QUEUED,
+        "run.created", "run.dequeued", "run.executing", "run.waiting", "run.unblocked",
+        "run.dequeued",
+        "run.resumed", "run.retrying", "run.queued", "run.dequeued", "run.executing",
+        "run.completed"]
+    statuses = [s["status"] for s in await engine.queries.snapshots.for_run(run.id)]
+    assert statuses == [QUEUED, DEQUEUED, EXECUTING, WAITING, QUEUED, DEQUEUED, EXECUTING, DELAYED,
+                        QUEUED,
                         DEQUEUED, EXECUTING, COMPLETED]
     assert [e.data["status"] for e in events] == statuses
-    stored = await engine.store.read().get_run(run.id)
-    assert stored is not None and stored.snapshot_id == (await engine.store.read().snapshots(run.id))[-1]["id"]
+    stored = await engine.queries.runs.get(run.id)
+    assert stored is not None \
+        and stored.snapshot_id == (await engine.queries.snapshots.for_run(run.id))[-1]["id"]

@@ -10,7 +10,9 @@ import pytest
 
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
+from trigger_local.dispatch.dispatcher import wakes
 from trigger_local.engine import Engine, TriggerRequest
+from trigger_local.engine.events import Event, RunCreated
 from trigger_local.errors import (
     BadRequestError,
     PayloadTooLargeError,
@@ -29,8 +31,10 @@ def version(version_id: str, *tasks: TaskDef) -> Version:
 
 HELLO = TaskDef(task_id="hello", queue="task/hello")
 SCHEMA = TaskDef(task_id="typed", queue="task/typed",
-                 schema={"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}})
-LIMITED = TaskDef(task_id="limited", queue="shared", queue_concurrency_limit=2, queue_is_custom=True,
+                 schema={"type": "object", "required": ["n"],
+                         "properties": {"n": {"type": "integer"}}})
+LIMITED = TaskDef(task_id="limited", queue="shared", queue_concurrency_limit=2,
+                  queue_is_custom=True,
                   max_duration_s=30, machine="small-2x")
 
 
@@ -56,13 +60,15 @@ async def engine(bare_engine: Engine) -> Engine:
 class TestTrigger:
     async def test_a_run_is_queued_with_its_options(self, engine: Engine, clock: FakeClock) -> None:
         result = await engine.trigger(TriggerRequest(
-            task_id="hello", payload='{"a":1}', tags=["t1", "t2"], metadata={"m": 1}, machine="micro",
+            task_id="hello", payload='{"a":1}', tags=["t1", "t2"], metadata={"m": 1},
+            machine="micro",
             max_attempts=3, concurrency_key=42, ttl="1m"))  # type: ignore[arg-type]
         run = result.run
         assert not result.cached and result.waitpoint_id is None
-        stored = await engine.store.read().get_run(run.id)
+        stored = await engine.queries.runs.get(run.id)
         assert stored is not None
-        assert (stored.status, stored.snapshot_kind, stored.queue) == (QUEUED, "queued", "task/hello")
+        assert (stored.status, stored.snapshot_kind, stored.queue) \
+            == (QUEUED, "queued", "task/hello")
         assert (stored.payload, stored.tags, stored.metadata) == ('{"a":1}', ["t1", "t2"], {"m": 1})
         assert (stored.machine, stored.max_attempts, stored.concurrency_key) == ("micro", 3, "42")
         assert stored.expires_at == T0 + 60
@@ -95,29 +101,33 @@ class TestTrigger:
     async def test_child_runs_record_their_parent_and_root(self, engine: Engine) -> None:
         root = (await engine.trigger(TriggerRequest(task_id="hello"))).run
         child = (await engine.trigger(TriggerRequest(task_id="hello", parent_run_id=root.id))).run
-        grandchild = (await engine.trigger(TriggerRequest(task_id="hello", parent_run_id=child.id))).run
+        of_child = TriggerRequest(task_id="hello", parent_run_id=child.id)
+        grandchild = (await engine.trigger(of_child)).run
         assert (child.root_run_id, child.depth) == (root.id, 1)
-        assert (grandchild.root_run_id, grandchild.parent_run_id, grandchild.depth) == (root.id, child.id, 2)
+        assert (grandchild.root_run_id, grandchild.parent_run_id, grandchild.depth) \
+            == (root.id, child.id, 2)
 
     async def test_trigger_many_is_one_transaction(self, engine: Engine) -> None:
         good = TriggerRequest(task_id="hello")
         bad = TriggerRequest(task_id="hello", tags=["x"] * 11)
         with pytest.raises(ValidationError):
             await engine.trigger_many([good, bad])
-        assert await engine.store.read().list_runs() == []
+        assert await engine.queries.runs.page() == []
         results = await engine.trigger_many([good, TriggerRequest(task_id="limited")])
         assert [r.run.task_id for r in results] == ["hello", "limited"]
 
     async def test_created_event_and_snapshot(self, engine: Engine) -> None:
-        seen: list[tuple[str, dict[str, object]]] = []
-        engine.hub.subscribe(lambda type_, data: seen.append((type_, data)))
+        seen: list[Event] = []
+        engine.hub.subscribe(Event, seen.append)
         run = (await engine.trigger(TriggerRequest(task_id="hello"))).run
-        events = await engine.store.read().events_after(0, run_id=run.id)
+        events = await engine.queries.events.after(0, run_id=run.id)
         assert [e.type for e in events] == ["run.created"]
-        assert [s["kind"] for s in await engine.store.read().snapshots(run.id)] == ["queued"]
-        assert ("run.status", {"run_id": run.id, "task_id": "hello", "status": QUEUED, "from": None,
-                               "kind": "queued", "project": "proj_local", "queue": "task/hello", "tags": []}) in seen
-        assert any(t == "dispatch" for t, _ in seen)
+        assert [s["kind"] for s in await engine.queries.snapshots.for_run(run.id)] == ["queued"]
+        created = RunCreated(run_id=run.id, task_id="hello", status=QUEUED, kind="queued",
+                             project="proj_local", queue="task/hello", tags=())
+        assert created in seen
+        assert created.type == "run.created" and created.data() == events[0].data
+        assert wakes(created)  # the dispatcher hears of it
 
 
 class TestValidation:
@@ -140,7 +150,7 @@ class TestValidation:
     async def test_bad_options_are_refused(self, engine: Engine, req: TriggerRequest) -> None:
         with pytest.raises(ValidationError):
             await engine.trigger(req)
-        assert await engine.store.read().list_runs() == []
+        assert await engine.queries.runs.page() == []
 
     async def test_payload_over_the_limit(self, engine: Engine) -> None:
         with pytest.raises(PayloadTooLargeError, match="over the payload limit of 1,000 bytes"):
@@ -169,16 +179,17 @@ class TestVersions:
         other = (await engine.trigger(TriggerRequest(task_id="other"))).run
         assert hello.status == other.status == PENDING_VERSION
         await engine.register_version(version("version_1", HELLO))
-        ops = engine.store.read()
-        released, waiting = await ops.get_run(hello.id), await ops.get_run(other.id)
+        ops = engine.queries
+        released, waiting = await ops.runs.get(hello.id), await ops.runs.get(other.id)
         assert released is not None and released.status == QUEUED
         assert waiting is not None and waiting.status == PENDING_VERSION
         assert engine.current_version is not None and engine.current_version.id == "version_1"
-        types = [e.type for e in await ops.events_after(0)]
+        types = [e.type for e in await ops.events.after(0)]
         assert "run.queued" in types and "version.registered" in types
 
     async def test_register_version_creates_and_updates_queues(self, engine: Engine) -> None:
-        changed = TaskDef(task_id="limited", queue="shared", queue_concurrency_limit=5, queue_is_custom=True)
+        changed = TaskDef(task_id="limited", queue="shared", queue_concurrency_limit=5,
+                          queue_is_custom=True)
         await engine.register_version(version("version_2", HELLO, changed))
         assert (await engine.get_queue("shared")).concurrency_limit == 5
         assert (await engine.get_queue("hello")).name == "task/hello"

@@ -35,7 +35,8 @@ async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
     eng = await open_engine(tmp_path, clock, concurrency=3, tasks=[
         TaskDef(task_id="parent", queue="task/parent",
                 retry={"max_attempts": 3, "min_timeout_s": 1, "randomize": False}),
-        TaskDef(task_id="child", queue="task/child", retry={"max_attempts": 1}),  # a failure is final
+        # a failure is final
+        TaskDef(task_id="child", queue="task/child", retry={"max_attempts": 1}),
     ])
     yield eng
     await eng.store.close()
@@ -55,7 +56,7 @@ async def start(engine: Engine, run_id: str) -> Run:
 
 
 async def status(engine: Engine, run_id: str) -> Run:
-    run = await engine.store.read().get_run(run_id)
+    run = await engine.queries.runs.get(run_id)
     assert run is not None
     return run
 
@@ -79,7 +80,7 @@ async def test_duration_wait_holds_then_resumes(engine: Engine, clock: FakeClock
     assert decision.action == "hold" and decision.result is None
     waiting = await status(engine, run.id)
     assert (waiting.status, waiting.snapshot_kind) == (WAITING, "executing_with_waitpoints")
-    assert await engine.store.read().next_due_at() == T0 + 10
+    assert await engine.queries.timers.next_due_at() == T0 + 10
     assert await engine.wait_result(run.id, decision.waitpoint_id) is None
     clock.advance(9.9)
     assert await engine.tick_timers() == 0
@@ -87,8 +88,8 @@ async def test_duration_wait_holds_then_resumes(engine: Engine, clock: FakeClock
     assert await engine.tick_timers() == 1
     result = await resume(engine, run.id, decision.waitpoint_id)
     assert result["ok"] is True and result["status"] == WP_COMPLETED
-    assert await engine.store.read().blocking_waitpoints(run.id) == []
-    types = [e.type for e in await engine.store.read().events_after(0, run_id=run.id)]
+    assert await engine.queries.waitpoints.blocking(run.id) == []
+    types = [e.type for e in await engine.queries.events.after(0, run_id=run.id)]
     assert types[-3:] == ["run.unblocked", "run.dequeued", "run.resumed"]
 
 
@@ -109,13 +110,15 @@ async def test_a_wait_already_over_continues(engine: Engine) -> None:
     assert (await status(engine, run.id)).status == EXECUTING
 
 
-async def test_idempotent_duration_wait_on_a_retried_attempt_continues(engine: Engine, clock: FakeClock) -> None:
+async def test_idempotent_duration_wait_on_a_retried_attempt_continues(engine: Engine,
+                                                                       clock: FakeClock) -> None:
     run = await executing(engine)
     first = await engine.wait(run.id, 1, kind="duration", until="5s", idempotency_key="step-1")
     clock.advance(5)
     await engine.tick_timers()
     await resume(engine, run.id, first.waitpoint_id)
-    retried = await engine.finish_attempt(run.id, 1, AttemptOutcome(ok=False, error={"message": "x"}))
+    retried = await engine.finish_attempt(run.id, 1,
+                                          AttemptOutcome(ok=False, error={"message": "x"}))
     assert retried.status == DELAYED
     clock.advance(1)
     await engine.tick_timers()
@@ -160,9 +163,10 @@ class TestTokens:
         again = await engine.complete_token(token.id, '"second"')
         assert again.status == WP_COMPLETED and again.output == '"first"'
         assert await engine.timeout_token(token.id) is not None
-        stored = await engine.store.read().get_waitpoint(token.id)
+        stored = await engine.queries.waitpoints.get(token.id)
         assert stored is not None and (stored.status, stored.output) == (WP_COMPLETED, '"first"')
-        completed = [e for e in await engine.store.read().events_after(0) if e.type == "waitpoint.completed"]
+        completed = [e for e in await engine.queries.events.after(0)
+                     if e.type == "waitpoint.completed"]
         assert len(completed) == 1
 
     async def test_waiting_on_a_completed_token_continues(self, engine: Engine) -> None:
@@ -173,7 +177,8 @@ class TestTokens:
         assert decision.action == "continue" and decision.result is not None
         assert decision.result["output"] == '"ok"'
 
-    async def test_token_timeout_gives_an_error_result(self, engine: Engine, clock: FakeClock) -> None:
+    async def test_token_timeout_gives_an_error_result(self, engine: Engine,
+                                                       clock: FakeClock) -> None:
         run = await executing(engine)
         token, _ = await engine.create_token(timeout="1m")
         assert token.timeout_at == T0 + 60
@@ -213,11 +218,13 @@ class TestChildRuns:
 
     async def test_trigger_and_wait_resumes_with_the_child_error(self, engine: Engine) -> None:
         error = {"name": "ValueError", "message": "bad"}
-        result = await self._child_flow(engine, AttemptOutcome(ok=False, error=error, retryable=False))
+        result = await self._child_flow(engine,
+                                        AttemptOutcome(ok=False, error=error, retryable=False))
         assert result["ok"] is False
         assert result["error"] == {**error, "status": "FAILED"}
 
-    async def test_canceling_the_parent_cancels_children_that_resume_it(self, engine: Engine) -> None:
+    async def test_canceling_the_parent_cancels_children_that_resume_it(self,
+                                                                        engine: Engine) -> None:
         parent = await executing(engine)
         child = await engine.trigger(TriggerRequest(task_id="child", parent_run_id=parent.id,
                                                     resume_parent=True), wait=True)
@@ -232,9 +239,10 @@ async def test_batch_waitpoint_completes_when_every_run_ends(engine: Engine) -> 
     parent = await executing(engine)
     batch, cached = await engine.create_batch(2, parent_run_id=parent.id, wait=True)
     assert not cached and batch.waitpoint_id is not None
-    reqs = [TriggerRequest(task_id="child", parent_run_id=parent.id, batch_id=batch.id, payload=str(i),
+    reqs = [TriggerRequest(task_id="child", parent_run_id=parent.id, batch_id=batch.id,
+                           payload=str(i),
                            resume_parent=True) for i in range(2)]
-    runs = [r.run for r in await engine.trigger_many(reqs, batch=batch)]
+    runs = [r.run for r in await engine.trigger_many(reqs)]
     await engine.add_batch_runs(batch.id, [r.id for r in runs])
     decision = await engine.wait(parent.id, 1, kind="batch", waitpoint_id=batch.waitpoint_id)
     assert decision.action == "hold"
@@ -245,18 +253,19 @@ async def test_batch_waitpoint_completes_when_every_run_ends(engine: Engine) -> 
     await engine.finish_attempt(runs[1].id, 1, AttemptOutcome(ok=False, error={"message": "no"}))
     result = await resume(engine, parent.id, batch.waitpoint_id)
     items = json.loads(result["output"])  # type: ignore[arg-type]
-    assert [(i["id"], i["ok"], i["output"]) for i in items] == [(runs[0].id, True, "10"),
-                                                                (runs[1].id, False, None)]
-    stored = await engine.store.read().get_batch(batch.id)
+    assert [(i["id"], i["ok"], i["output"]) for i in items] \
+        == [(runs[0].id, True, "10"), (runs[1].id, False, None)]
+    stored = await engine.queries.batches.get(batch.id)
     assert stored is not None and stored.status == "COMPLETED"
 
 
 async def test_a_batch_whose_runs_ended_before_they_were_added_completes(engine: Engine) -> None:
     batch, _ = await engine.create_batch(1, wait=True)
-    [run] = [r.run for r in await engine.trigger_many([TriggerRequest(task_id="child", batch_id=batch.id)])]
+    item = TriggerRequest(task_id="child", batch_id=batch.id)
+    [run] = [r.run for r in await engine.trigger_many([item])]
     await start(engine, run.id)
     await engine.finish_attempt(run.id, 1, AttemptOutcome(ok=True, output="1"))
     await engine.add_batch_runs(batch.id, [run.id])
     assert batch.waitpoint_id is not None
-    wp = await engine.store.read().get_waitpoint(batch.waitpoint_id)
+    wp = await engine.queries.waitpoints.get(batch.waitpoint_id)
     assert wp is not None and wp.status == WP_COMPLETED

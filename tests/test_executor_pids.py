@@ -44,7 +44,8 @@ def test_tcp_socket_count_sees_tcp_sockets_only() -> None:
     accepted, _ = server.accept()
     try:
         assert tcp_socket_count(os.getpid()) == before + 3  # listening, and both ends
-        inodes = {os.readlink(f"/proc/self/fd/{s.fileno()}")[8:-1] for s in (server, client, accepted)}
+        inodes = {os.readlink(f"/proc/self/fd/{s.fileno()}")[8:-1]
+                  for s in (server, client, accepted)}
         assert _tcp_in_tables(os.getpid(), inodes) == 3  # the fallback agrees
     finally:
         for s in (*pair, udp, server, client, accepted):

@@ -16,7 +16,8 @@ from trigger_local.store.models import TaskDef
 
 
 async def test_only_spawn_concurrency_processes_boot_at_once(tmp_path: Path) -> None:
-    engine = await open_engine(tmp_path, FakeClock(1_700_000_000.0), tasks=[TaskDef(task_id="t", queue="task/t")],
+    engine = await open_engine(tmp_path, FakeClock(1_700_000_000.0),
+                               tasks=[TaskDef(task_id="t", queue="task/t")],
                                max_processes=10, spawn_concurrency=2)
     wakes: list[int] = []
     executor = ProcessExecutor(engine, engine.settings, "secret", lambda: wakes.append(1))
@@ -24,7 +25,8 @@ async def test_only_spawn_concurrency_processes_boot_at_once(tmp_path: Path) -> 
         assert executor.capacity() == 2  # not 10: two may boot at once
         for n in (1, 2):
             executor.workers[f"w{n}"] = WorkerHandle(id=f"w{n}", version_id="version_1", pid=None,
-                                                     log_path=tmp_path / f"w{n}.log", state=BUSY, booting=True)
+                                                     log_path=tmp_path / f"w{n}.log", state=BUSY,
+                                                     booting=True)
         assert executor.capacity() == 0
         # the first process asks for work: it has booted, so one more may start
         assert await executor.next_assignment("w1", 0.01) is None

@@ -1,8 +1,9 @@
-"""The store contract (huey's StorageTests): what any backend behind `Ops` must do.
+"""The store contract (huey's StorageTests): what any implementation of the storage interface
+(`trigger_local.store.Store`) must do.
 
 `store` is parametrised by backend name; a second backend adds a branch to `_open_store` and
-must pass every test here unchanged. The tests talk to `tx()`/`read()` and `Ops` only, except
-the migration test, which checks the SQLite file itself."""
+must pass every test here unchanged. The tests talk to `tx()`/`read()` and the areas only,
+except `TestSqliteFile`, which checks the SQLite file itself."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from trigger_local.projects import DEFAULT_PROJECT
-from trigger_local.store import SqliteStore
+from trigger_local.store import SqliteStore, Store
 from trigger_local.store.models import (
     COMPLETED,
     DELAYED,
@@ -29,14 +30,14 @@ from trigger_local.store.models import (
     Run,
     Waitpoint,
 )
-from trigger_local.store.schema import MIGRATIONS
+from trigger_local.store.sqlite.schema import MIGRATIONS
 
 T0 = 1_700_000_000.0
 BACKENDS = ["sqlite"]
 P = DEFAULT_PROJECT
 
 
-async def _open_store(backend: str, path: Path) -> SqliteStore:
+async def _open_store(backend: str, path: Path) -> Store:
     assert backend == "sqlite", backend
     store = SqliteStore(str(path / "store.db"))
     await store.open()
@@ -44,7 +45,7 @@ async def _open_store(backend: str, path: Path) -> SqliteStore:
 
 
 @pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqliteStore]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     s = await _open_store(request.param, tmp_path)
     yield s
     await s.close()
@@ -59,69 +60,72 @@ def make_run(run_id: str, *, status: str = QUEUED, at: float = T0, **fields: Any
     return Run(**values)
 
 
-def make_wp(wp_id: str, *, type_: str = WP_MANUAL, status: str = WP_WAITING, **fields: Any) -> Waitpoint:
+def make_wp(wp_id: str, *, type_: str = WP_MANUAL, status: str = WP_WAITING,
+            **fields: Any) -> Waitpoint:
     return Waitpoint(id=wp_id, type=type_, status=status, created_at=T0, **fields)
 
 
-async def insert_runs(store: SqliteStore, *runs: Run) -> None:
+async def insert_runs(store: Store, *runs: Run) -> None:
     async with store.tx() as ops:
-        await ops.insert_runs(list(runs))
+        await ops.runs.insert_many(list(runs))
 
 
 class TestTransactions:
-    async def test_commit_is_visible_to_readers(self, store: SqliteStore) -> None:
-        await insert_runs(store, make_run("run_a", tags=["x"], metadata={"k": 1}, resume_parent=True))
-        run = await store.read().get_run("run_a")
+    async def test_commit_is_visible_to_readers(self, store: Store) -> None:
+        await insert_runs(store,
+                          make_run("run_a", tags=["x"], metadata={"k": 1}, resume_parent=True))
+        run = await store.read().runs.get("run_a")
         assert run is not None
         assert (run.tags, run.metadata, run.resume_parent) == (["x"], {"k": 1}, True)
 
-    async def test_exception_rolls_back_every_write(self, store: SqliteStore) -> None:
+    async def test_exception_rolls_back_every_write(self, store: Store) -> None:
         with pytest.raises(RuntimeError):
             async with store.tx() as ops:
-                await ops.insert_run(make_run("run_a"))
-                await ops.insert_event("run_a", "run.created", T0, {})
+                await ops.runs.insert(make_run("run_a"))
+                await ops.events.append("run_a", "run.created", T0, {})
                 raise RuntimeError("boom")
-        assert await store.read().get_run("run_a") is None
-        assert await store.read().events_after(0) == []
+        assert await store.read().runs.get("run_a") is None
+        assert await store.read().events.after(0) == []
         # the store is usable afterwards
         await insert_runs(store, make_run("run_b"))
-        assert await store.read().get_run("run_b") is not None
+        assert await store.read().runs.get("run_b") is not None
 
-    async def test_get_missing_records_return_none(self, store: SqliteStore) -> None:
+    async def test_get_missing_records_return_none(self, store: Store) -> None:
         ops = store.read()
-        assert await ops.get_run("run_nope") is None
-        assert await ops.get_waitpoint("waitpoint_nope") is None
-        assert await ops.get_batch("batch_nope") is None
-        assert await ops.get_version("version_nope") is None
-        assert await ops.get_queue(P, "nope") is None
-        assert await ops.get_project("proj_nope") is None
+        assert await ops.runs.get("run_nope") is None
+        assert await ops.waitpoints.get("waitpoint_nope") is None
+        assert await ops.batches.get("batch_nope") is None
+        assert await ops.versions.get("version_nope") is None
+        assert await ops.queues.get(P, "nope") is None
+        assert await ops.projects.get("proj_nope") is None
 
 
 class TestRuns:
-    async def test_update_run_compare_and_set(self, store: SqliteStore) -> None:
+    async def test_update_run_compare_and_set(self, store: Store) -> None:
         await insert_runs(store, make_run("run_a"))
         async with store.tx() as ops:
-            assert await ops.update_run("run_a", "snapshot_other", status=EXECUTING) is False
-            assert await ops.update_run("run_a", "snapshot_run_a", status=EXECUTING, snapshot_id="s2") is True
-            assert await ops.update_run("run_a", "snapshot_run_a", status=COMPLETED) is False
-        run = await store.read().get_run("run_a")
+            assert await ops.runs.update("run_a", "snapshot_other", status=EXECUTING) is False
+            assert await ops.runs.update("run_a", "snapshot_run_a", status=EXECUTING,
+                                         snapshot_id="s2") is True
+            assert await ops.runs.update("run_a", "snapshot_run_a", status=COMPLETED) is False
+        run = await store.read().runs.get("run_a")
         assert run is not None and (run.status, run.snapshot_id) == (EXECUTING, "s2")
 
-    async def test_update_run_without_snapshot_is_unconditional(self, store: SqliteStore) -> None:
+    async def test_update_run_without_snapshot_is_unconditional(self, store: Store) -> None:
         await insert_runs(store, make_run("run_a"))
         async with store.tx() as ops:
-            assert await ops.update_run("run_a", None, tags=["t"], error={"message": "x"})
-            assert await ops.update_run("run_missing", None, tags=["t"]) is False
-        run = await store.read().get_run("run_a")
+            assert await ops.runs.update("run_a", None, tags=["t"], error={"message": "x"})
+            assert await ops.runs.update("run_missing", None, tags=["t"]) is False
+        run = await store.read().runs.get("run_a")
         assert run is not None and run.tags == ["t"] and run.error == {"message": "x"}
 
-    async def test_get_runs_keeps_requested_order(self, store: SqliteStore) -> None:
+    async def test_get_runs_keeps_requested_order(self, store: Store) -> None:
         await insert_runs(store, make_run("run_a"), make_run("run_b"))
-        runs = await store.read().get_runs(["run_b", "run_missing", "run_a"])
+        runs = await store.read().runs.get_many(["run_b", "run_missing", "run_a"])
         assert [r.id for r in runs] == ["run_b", "run_a"]
-        assert await store.read().get_runs([]) == []
+        assert await store.read().runs.get_many([]) == []
 
-    async def test_find_run_by_idempotency_key_is_per_task_newest_first(self, store: SqliteStore) -> None:
+    async def test_find_run_by_idempotency_key_is_per_task_newest_first(self, store: Store) -> None:
         await insert_runs(
             store,
             make_run("run_old", idempotency_key="k", at=T0),
@@ -129,16 +133,16 @@ class TestRuns:
             make_run("run_other", task_id="other", idempotency_key="k", at=T0 + 2),
         )
         ops = store.read()
-        found = await ops.find_run_by_idempotency_key("hello", "k")
+        found = await ops.runs.find_by_idempotency_key("hello", "k")
         assert found is not None and found.id == "run_new"
-        other = await ops.find_run_by_idempotency_key("other", "k")
+        other = await ops.runs.find_by_idempotency_key("other", "k")
         assert other is not None and other.id == "run_other"
-        assert await ops.find_run_by_idempotency_key("hello", "nope") is None
+        assert await ops.runs.find_by_idempotency_key("hello", "nope") is None
 
 
 class TestListRuns:
     @pytest.fixture
-    async def seeded(self, store: SqliteStore) -> SqliteStore:
+    async def seeded(self, store: Store) -> Store:
         await insert_runs(
             store,
             make_run("run_1", at=T0 + 1, tags=["a"], is_test=True),
@@ -149,13 +153,13 @@ class TestListRuns:
         )
         return store
 
-    async def _ids(self, store: SqliteStore, **filters: Any) -> list[str]:
-        return [r.id for r in await store.read().list_runs(**filters)]
+    async def _ids(self, store: Store, **filters: Any) -> list[str]:
+        return [r.id for r in await store.read().runs.page(**filters)]
 
-    async def test_newest_first(self, seeded: SqliteStore) -> None:
+    async def test_newest_first(self, seeded: Store) -> None:
         assert await self._ids(seeded) == ["run_5", "run_4", "run_3", "run_2", "run_1"]
 
-    async def test_filters(self, seeded: SqliteStore) -> None:
+    async def test_filters(self, seeded: Store) -> None:
         assert await self._ids(seeded, statuses=[COMPLETED, DELAYED]) == ["run_4", "run_2"]
         assert await self._ids(seeded, task_ids=["other"]) == ["run_2"]
         assert await self._ids(seeded, tags=["b"]) == ["run_5", "run_3"]
@@ -171,7 +175,7 @@ class TestListRuns:
         assert await self._ids(seeded, batch_id=["batch_1"], version_id=None) == ["run_3"]
         assert await self._ids(seeded, machines=["micro"]) == ["run_5"]
 
-    async def test_cursor_paging(self, seeded: SqliteStore) -> None:
+    async def test_cursor_paging(self, seeded: Store) -> None:
         page1 = await self._ids(seeded, limit=2)
         page2 = await self._ids(seeded, limit=2, after=page1[-1])
         page3 = await self._ids(seeded, limit=2, after=page2[-1])
@@ -179,7 +183,7 @@ class TestListRuns:
         # `before` walks back towards newer runs, still returned newest first
         assert await self._ids(seeded, limit=2, before="run_2") == ["run_4", "run_3"]
 
-    async def test_paging_is_stable_when_created_at_ties(self, store: SqliteStore) -> None:
+    async def test_paging_is_stable_when_created_at_ties(self, store: Store) -> None:
         await insert_runs(store, *(make_run(f"run_{i}", at=T0) for i in range(5)))
         seen: list[str] = []
         after = None
@@ -190,7 +194,7 @@ class TestListRuns:
 
 
 class TestDispatchQueries:
-    async def test_queued_runs_ordered_by_queued_at_then_id(self, store: SqliteStore) -> None:
+    async def test_queued_runs_ordered_by_queued_at_then_id(self, store: Store) -> None:
         await insert_runs(
             store,
             make_run("run_b", queued_at=T0 + 5),
@@ -199,12 +203,12 @@ class TestDispatchQueries:
             make_run("run_d", queued_at=T0, status=DELAYED),
             make_run("run_e", queued_at=T0, queue="other"),
         )
-        runs = await store.read().queued_runs(P, "task/hello", 10)
+        runs = await store.read().runs.queued(P, "task/hello", 10)
         assert [r.id for r in runs] == ["run_a", "run_b", "run_c"]
-        assert [r.id for r in await store.read().queued_runs(P, "task/hello", 1)] == ["run_a"]
-        assert sorted(await store.read().queues_with_queued_runs()) == [(P, "other"), (P, "task/hello")]
+        assert [r.id for r in await store.read().runs.queued(P, "task/hello", 1)] == ["run_a"]
+        assert sorted(await store.read().runs.queued_queues()) == [(P, "other"), (P, "task/hello")]
 
-    async def test_queued_runs_per_key_caps_each_concurrency_key(self, store: SqliteStore) -> None:
+    async def test_queued_runs_per_key_caps_each_concurrency_key(self, store: Store) -> None:
         await insert_runs(
             store,
             *(make_run(f"run_a{i}", queued_at=T0 + i, concurrency_key="a") for i in range(5)),
@@ -212,12 +216,12 @@ class TestDispatchQueries:
             make_run("run_n0", queued_at=T0 + 11),
             make_run("run_n1", queued_at=T0 + 12),
         )
-        runs = await store.read().queued_runs(P, "task/hello", 10, per_key=2)
+        runs = await store.read().runs.queued(P, "task/hello", 10, per_key=2)
         assert [r.id for r in runs] == ["run_a0", "run_a1", "run_b0", "run_n0", "run_n1"]
-        assert [r.id for r in await store.read().queued_runs(P, "task/hello", 3, per_key=1)] == [
+        assert [r.id for r in await store.read().runs.queued(P, "task/hello", 3, per_key=1)] == [
             "run_a0", "run_b0", "run_n0"]
 
-    async def test_running_counts_per_queue_and_key(self, store: SqliteStore) -> None:
+    async def test_running_counts_per_queue_and_key(self, store: Store) -> None:
         await insert_runs(
             store,
             make_run("run_1", status=EXECUTING),
@@ -227,140 +231,151 @@ class TestDispatchQueries:
             make_run("run_5", status="WAITING"),
             make_run("run_6", status=EXECUTING, queue="other"),
         )
-        assert await store.read().running_counts() == {
+        assert await store.read().runs.running_counts() == {
             (P, "task/hello", None): 2, (P, "task/hello", "u1"): 1, (P, "other", None): 1}
 
-    async def test_next_due_at_is_none_when_nothing_is_due(self, store: SqliteStore) -> None:
-        assert await store.read().next_due_at() is None
+    async def test_next_due_at_is_none_when_nothing_is_due(self, store: Store) -> None:
+        assert await store.read().timers.next_due_at() is None
         await insert_runs(store, make_run("run_done", status=COMPLETED, expires_at=T0 + 1))
         async with store.tx() as ops:
-            await ops.insert_waitpoint(make_wp("waitpoint_done", status=WP_COMPLETED, timeout_at=T0 + 1))
-        assert await store.read().next_due_at() is None
+            await ops.waitpoints.insert(make_wp("waitpoint_done", status=WP_COMPLETED,
+                                                timeout_at=T0 + 1))
+        assert await store.read().timers.next_due_at() is None
 
     @pytest.mark.parametrize("kind", ["delay", "ttl", "deadline", "datetime", "token_timeout"])
-    async def test_next_due_at_sees_every_kind(self, store: SqliteStore, kind: str) -> None:
+    async def test_next_due_at_sees_every_kind(self, store: Store, kind: str) -> None:
         due = T0 + 42
         async with store.tx() as ops:
-            await ops.insert_run(make_run("run_far", status=DELAYED, delay_until=T0 + 1000))
+            await ops.runs.insert(make_run("run_far", status=DELAYED, delay_until=T0 + 1000))
             if kind == "delay":
-                await ops.insert_run(make_run("run_x", status=DELAYED, delay_until=due))
+                await ops.runs.insert(make_run("run_x", status=DELAYED, delay_until=due))
             elif kind == "ttl":
-                await ops.insert_run(make_run("run_x", status=QUEUED, expires_at=due))
+                await ops.runs.insert(make_run("run_x", status=QUEUED, expires_at=due))
             elif kind == "deadline":
-                await ops.insert_run(make_run("run_x", status=EXECUTING, deadline_at=due))
+                await ops.runs.insert(make_run("run_x", status=EXECUTING, deadline_at=due))
             elif kind == "datetime":
-                await ops.insert_waitpoint(make_wp("waitpoint_x", type_=WP_DATETIME, complete_after=due))
+                await ops.waitpoints.insert(make_wp("waitpoint_x", type_=WP_DATETIME,
+                                                    complete_after=due))
             else:
-                await ops.insert_waitpoint(make_wp("waitpoint_x", timeout_at=due))
-        assert await store.read().next_due_at() == due
+                await ops.waitpoints.insert(make_wp("waitpoint_x", timeout_at=due))
+        assert await store.read().timers.next_due_at() == due
 
-    async def test_due_queries_respect_now(self, store: SqliteStore) -> None:
+    async def test_due_queries_respect_now(self, store: Store) -> None:
         async with store.tx() as ops:
-            await ops.insert_run(make_run("run_d", status=DELAYED, delay_until=T0 + 10))
-            await ops.insert_run(make_run("run_t", status=QUEUED, expires_at=T0 + 10))
-            await ops.insert_run(make_run("run_m", status=EXECUTING, deadline_at=T0 + 10))
-            await ops.insert_waitpoint(make_wp("waitpoint_d", type_=WP_DATETIME, complete_after=T0 + 10))
+            await ops.runs.insert(make_run("run_d", status=DELAYED, delay_until=T0 + 10))
+            await ops.runs.insert(make_run("run_t", status=QUEUED, expires_at=T0 + 10))
+            await ops.runs.insert(make_run("run_m", status=EXECUTING, deadline_at=T0 + 10))
+            await ops.waitpoints.insert(make_wp("waitpoint_d", type_=WP_DATETIME,
+                                                complete_after=T0 + 10))
         ops = store.read()
-        assert (await ops.due_delayed_runs(T0 + 9), await ops.due_expired_runs(T0 + 9)) == ([], [])
-        assert (await ops.due_deadline_runs(T0 + 9), await ops.due_waitpoints(T0 + 9)) == ([], [])
-        assert [r.id for r in await ops.due_delayed_runs(T0 + 10)] == ["run_d"]
-        assert [r.id for r in await ops.due_expired_runs(T0 + 10)] == ["run_t"]
-        assert [r.id for r in await ops.due_deadline_runs(T0 + 10)] == ["run_m"]
-        assert [w.id for w in await ops.due_waitpoints(T0 + 10)] == ["waitpoint_d"]
+        assert (await ops.timers.delayed_runs(T0 + 9), await ops.timers.expired_runs(T0 + 9)) \
+            == ([], [])
+        assert (await ops.timers.deadline_runs(T0 + 9), await ops.timers.waitpoints(T0 + 9)) \
+            == ([], [])
+        assert [r.id for r in await ops.timers.delayed_runs(T0 + 10)] == ["run_d"]
+        assert [r.id for r in await ops.timers.expired_runs(T0 + 10)] == ["run_t"]
+        assert [r.id for r in await ops.timers.deadline_runs(T0 + 10)] == ["run_m"]
+        assert [w.id for w in await ops.timers.waitpoints(T0 + 10)] == ["waitpoint_d"]
 
 
 class TestWaitpoints:
-    async def test_blocking_edges_and_pending_count(self, store: SqliteStore) -> None:
+    async def test_blocking_edges_and_pending_count(self, store: Store) -> None:
         async with store.tx() as ops:
-            await ops.insert_run(make_run("run_a", status="WAITING"))
-            await ops.insert_waitpoint(make_wp("waitpoint_1"))
-            await ops.insert_waitpoint(make_wp("waitpoint_2"))
-            await ops.block_run("run_a", ["waitpoint_1", "waitpoint_2"], T0)
-            await ops.block_run("run_a", ["waitpoint_1"], T0)  # blocking twice is one edge
+            await ops.runs.insert(make_run("run_a", status="WAITING"))
+            await ops.waitpoints.insert(make_wp("waitpoint_1"))
+            await ops.waitpoints.insert(make_wp("waitpoint_2"))
+            await ops.waitpoints.block("run_a", ["waitpoint_1", "waitpoint_2"], T0)
+            await ops.waitpoints.block("run_a", ["waitpoint_1"], T0)  # blocking twice is one edge
         ops = store.read()
-        assert sorted(w.id for w in await ops.blocking_waitpoints("run_a")) == ["waitpoint_1", "waitpoint_2"]
-        assert await ops.pending_blocker_count("run_a") == 2
-        assert await ops.runs_blocked_by("waitpoint_1") == ["run_a"]
+        assert sorted(w.id for w in await ops.waitpoints.blocking("run_a")) \
+            == ["waitpoint_1", "waitpoint_2"]
+        assert await ops.waitpoints.pending_count("run_a") == 2
+        assert await ops.waitpoints.blocked_runs("waitpoint_1") == ["run_a"]
         async with store.tx() as tx_ops:
-            assert await tx_ops.update_waitpoint("waitpoint_1", WP_WAITING, status=WP_COMPLETED)
-            assert not await tx_ops.update_waitpoint("waitpoint_1", WP_WAITING, status=WP_COMPLETED)
-        assert await ops.pending_blocker_count("run_a") == 1
+            assert await tx_ops.waitpoints.update("waitpoint_1", WP_WAITING, status=WP_COMPLETED)
+            assert not await tx_ops.waitpoints.update("waitpoint_1", WP_WAITING,
+                                                      status=WP_COMPLETED)
+        assert await ops.waitpoints.pending_count("run_a") == 1
         async with store.tx() as tx_ops:
-            await tx_ops.unblock_run("run_a")
-        assert await ops.blocking_waitpoints("run_a") == []
-        assert await ops.pending_blocker_count("run_a") == 0
+            await tx_ops.waitpoints.unblock("run_a")
+        assert await ops.waitpoints.blocking("run_a") == []
+        assert await ops.waitpoints.pending_count("run_a") == 0
 
-    async def test_find_waitpoint_by_key_honours_type_and_expiry(self, store: SqliteStore) -> None:
+    async def test_find_waitpoint_by_key_honours_type_and_expiry(self, store: Store) -> None:
         async with store.tx() as ops:
-            await ops.insert_waitpoint(make_wp("waitpoint_1", idempotency_key="k",
+            await ops.waitpoints.insert(make_wp("waitpoint_1", idempotency_key="k",
                                                idempotency_expires_at=T0 + 10))
         ops = store.read()
-        found = await ops.find_waitpoint_by_key(WP_MANUAL, "k", T0 + 9)
+        found = await ops.waitpoints.find_by_key(WP_MANUAL, "k", T0 + 9)
         assert found is not None and found.id == "waitpoint_1"
-        assert await ops.find_waitpoint_by_key(WP_DATETIME, "k", T0) is None
-        assert await ops.find_waitpoint_by_key(WP_MANUAL, "k", T0 + 10) is None
+        assert await ops.waitpoints.find_by_key(WP_DATETIME, "k", T0) is None
+        assert await ops.waitpoints.find_by_key(WP_MANUAL, "k", T0 + 10) is None
 
 
 class TestLogsEventsCache:
-    async def test_logs_append_and_read_after_id(self, store: SqliteStore) -> None:
-        entries = [LogEntry(run_id="run_a", at=T0 + i, level="info", message=f"m{i}", attributes={"i": i})
+    async def test_logs_append_and_read_after_id(self, store: Store) -> None:
+        entries = [LogEntry(run_id="run_a", at=T0 + i, level="info", message=f"m{i}",
+                            attributes={"i": i})
                    for i in range(3)]
         async with store.tx() as ops:
-            await ops.append_logs([*entries, LogEntry(run_id="run_b", at=T0, level="info", message="other")])
-        logs = await store.read().logs("run_a")
-        assert [(e.message, e.attributes) for e in logs] == [("m0", {"i": 0}), ("m1", {"i": 1}), ("m2", {"i": 2})]
+            await ops.logs.append([*entries,
+                                   LogEntry(run_id="run_b", at=T0, level="info", message="other")])
+        logs = await store.read().logs.for_run("run_a")
+        assert [(e.message, e.attributes) for e in logs] \
+            == [("m0", {"i": 0}), ("m1", {"i": 1}), ("m2", {"i": 2})]
         first_id = logs[0].id
         assert first_id is not None
-        rest = await store.read().logs("run_a", after_id=first_id)
+        rest = await store.read().logs.for_run("run_a", after_id=first_id)
         assert [e.message for e in rest] == ["m1", "m2"]
-        assert [e.message for e in await store.read().logs("run_a", limit=1)] == ["m0"]
+        assert [e.message for e in await store.read().logs.for_run("run_a", limit=1)] == ["m0"]
 
-    async def test_events_after(self, store: SqliteStore) -> None:
+    async def test_events_after(self, store: Store) -> None:
         async with store.tx() as ops:
-            s1 = await ops.insert_event("run_a", "run.created", T0, {"n": 1})
-            s2 = await ops.insert_event("run_b", "run.created", T0, {"n": 2})
-            s3 = await ops.insert_event(None, "queue.paused", T0, {"n": 3})
+            s1 = await ops.events.append("run_a", "run.created", T0, {"n": 1})
+            s2 = await ops.events.append("run_b", "run.created", T0, {"n": 2})
+            s3 = await ops.events.append(None, "queue.paused", T0, {"n": 3})
         assert s1 < s2 < s3
         ops = store.read()
-        assert [e.seq for e in await ops.events_after(0)] == [s1, s2, s3]
-        assert [e.data for e in await ops.events_after(s1)] == [{"n": 2}, {"n": 3}]
-        assert [e.seq for e in await ops.events_after(0, run_id="run_b")] == [s2]
-        assert [e.seq for e in await ops.events_after(0, limit=1)] == [s1]
-        assert await ops.last_event_seq() == s3
+        assert [e.seq for e in await ops.events.after(0)] == [s1, s2, s3]
+        assert [e.data for e in await ops.events.after(s1)] == [{"n": 2}, {"n": 3}]
+        assert [e.seq for e in await ops.events.after(0, run_id="run_b")] == [s2]
+        assert [e.seq for e in await ops.events.after(0, limit=1)] == [s1]
+        assert await ops.events.last_seq() == s3
 
-    async def test_request_cache(self, store: SqliteStore) -> None:
+    async def test_request_cache(self, store: Store) -> None:
         async with store.tx() as ops:
-            await ops.put_cached_response("key", T0, {"id": "run_a"})
+            await ops.requests.put("key", T0, {"id": "run_a"})
         ops = store.read()
-        assert await ops.get_cached_response("key", since=T0 - 1) == {"id": "run_a"}
-        assert await ops.get_cached_response("key", since=T0 + 1) is None  # older than the window
-        assert await ops.get_cached_response("other", since=0) is None
+        assert await ops.requests.get("key", since=T0 - 1) == {"id": "run_a"}
+        assert await ops.requests.get("key", since=T0 + 1) is None  # older than the window
+        assert await ops.requests.get("other", since=0) is None
         async with store.tx() as tx_ops:
-            await tx_ops.put_cached_response("key", T0 + 5, {"id": "run_b"})
-        assert await ops.get_cached_response("key", since=T0) == {"id": "run_b"}
+            await tx_ops.requests.put("key", T0 + 5, {"id": "run_b"})
+        assert await ops.requests.get("key", since=T0) == {"id": "run_b"}
         async with store.tx() as tx_ops:
-            await tx_ops.prune_cached_responses(before=T0 + 6)
-        assert await ops.get_cached_response("key", since=0) is None
+            await tx_ops.requests.prune(before=T0 + 6)
+        assert await ops.requests.get("key", since=0) is None
 
-    async def test_kv(self, store: SqliteStore) -> None:
-        assert await store.read().get_kv("k") is None
+    async def test_kv(self, store: Store) -> None:
+        assert await store.read().kv.get("k") is None
         async with store.tx() as ops:
-            await ops.set_kv("k", "1")
-            await ops.set_kv("k", "2")
-        assert await store.read().get_kv("k") == "2"
+            await ops.kv.set("k", "1")
+            await ops.kv.set("k", "2")
+        assert await store.read().kv.get("k") == "2"
 
 
-class TestMigrations:
-    async def test_reopen_is_idempotent_and_keeps_data(self, store: SqliteStore) -> None:
+class TestSqliteFile:
+    async def test_reopen_is_idempotent_and_keeps_data(self, tmp_path: Path) -> None:
+        path = str(tmp_path / "store.db")
+        store = SqliteStore(path)
+        await store.open()
         await insert_runs(store, make_run("run_a"))
-        path = store.path
         await store.close()
         for _ in range(2):
             reopened = SqliteStore(path)
             await reopened.open()
-            assert await reopened.read().get_run("run_a") is not None
+            assert await reopened.read().runs.get("run_a") is not None
             await reopened.close()
-        await store.open()  # the fixture closes it
         with closing(sqlite3.connect(path)) as conn:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -11,7 +11,7 @@ from pathlib import Path
 from test_store_contract import T0, insert_runs, make_run, store  # noqa: F401 - the fixture
 
 from trigger_local.projects import DEFAULT_PROJECT
-from trigger_local.store import SqliteStore
+from trigger_local.store import SqliteStore, Store
 from trigger_local.store.models import (
     EXECUTING,
     QUEUED,
@@ -21,83 +21,96 @@ from trigger_local.store.models import (
     Schedule,
     Version,
 )
-from trigger_local.store.schema import MIGRATIONS
+from trigger_local.store.sqlite.schema import MIGRATIONS
 
 A, B = "proj_a", "proj_b"
 #: the number of the projects migration (`PRAGMA user_version` once it ran); others come after it
-PROJECTS_MIGRATION = next(n for n, sql in enumerate(MIGRATIONS, start=1) if "CREATE TABLE projects" in sql)
+PROJECTS_MIGRATION = next(n for n,
+                          sql in enumerate(MIGRATIONS, start=1) if "CREATE TABLE projects" in sql)
 
 
 def queue(project: str, name: str = "task/hello", **fields: object) -> Queue:
-    values: dict[str, object] = dict(name=name, id=f"queue_{project}_{name}", type="task", concurrency_limit=None,
+    values: dict[str, object] = dict(name=name, id=f"queue_{project}_{name}", type="task",
+                                     concurrency_limit=None,
                                      paused=False, created_at=T0, project=project)
     values.update(fields)
     return Queue(**values)  # type: ignore[arg-type]
 
 
-async def test_queues_of_two_projects_with_one_name_are_two_queues(store: SqliteStore) -> None:  # noqa: F811
+async def test_queues_of_two_projects_with_one_name_are_two_queues(store: Store) -> None:  # noqa: F811
     async with store.tx() as ops:
-        await ops.insert_queue(queue(A, paused=True, concurrency_limit=2))
-        await ops.insert_queue(queue(B))
-        assert await ops.update_queue(B, "task/hello", concurrency_limit=5)
-    await insert_runs(store, make_run("run_a1", project=A), make_run("run_a2", project=A, status=EXECUTING),
+        await ops.queues.insert(queue(A, paused=True, concurrency_limit=2))
+        await ops.queues.insert(queue(B))
+        assert await ops.queues.update(B, "task/hello", concurrency_limit=5)
+    await insert_runs(store, make_run("run_a1", project=A),
+                      make_run("run_a2", project=A, status=EXECUTING),
                       make_run("run_b1", project=B))
     read = store.read()
-    a, b = await read.get_queue(A, "task/hello"), await read.get_queue(B, "task/hello")
+    a, b = await read.queues.get(A, "task/hello"), await read.queues.get(B, "task/hello")
     assert a is not None and b is not None and (a.paused, b.paused) == (True, False)
-    assert await read.paused_queues() == {(A, "task/hello")}
-    assert await read.queue_limits() == {(A, "task/hello"): 2, (B, "task/hello"): 5}
-    assert [(q.project, q.queued, q.running) for q in await read.list_queues()] == [(A, 1, 1), (B, 1, 0)]
-    assert [q.project for q in await read.list_queues(B)] == [B]
-    assert sorted(await read.queues_with_queued_runs()) == [(A, "task/hello"), (B, "task/hello")]
-    assert [r.id for r in await read.queued_runs(B, "task/hello", 10)] == ["run_b1"]
-    assert await read.running_counts() == {(A, "task/hello", None): 1}
-    assert [r.id for r in await read.list_runs(projects=[B])] == ["run_b1"]
+    assert await read.queues.paused() == {(A, "task/hello")}
+    assert await read.queues.limits() == {(A, "task/hello"): 2, (B, "task/hello"): 5}
+    assert [(q.project, q.queued, q.running) for q in await read.queues.all()] \
+        == [(A, 1, 1), (B, 1, 0)]
+    assert [q.project for q in await read.queues.all(B)] == [B]
+    assert sorted(await read.runs.queued_queues()) == [(A, "task/hello"), (B, "task/hello")]
+    assert [r.id for r in await read.runs.queued(B, "task/hello", 10)] == ["run_b1"]
+    assert await read.runs.running_counts() == {(A, "task/hello", None): 1}
+    assert [r.id for r in await read.runs.page(projects=[B])] == ["run_b1"]
 
 
-async def test_each_project_has_its_newest_version_current(store: SqliteStore) -> None:  # noqa: F811
+async def test_each_project_has_its_newest_version_current(store: Store) -> None:  # noqa: F811
     async with store.tx() as ops:
         for n, (project, at) in enumerate([(A, T0), (B, T0 + 1), (A, T0 + 2)]):
-            await ops.insert_version(Version(id=f"version_{n}", project_dir=f"/{project}", created_at=at,
+            await ops.versions.insert(Version(id=f"version_{n}", project_dir=f"/{project}",
+                                              created_at=at,
                                              project=project))
     read = store.read()
-    assert sorted((v.project, v.id) for v in await read.current_versions()) == [(A, "version_2"), (B, "version_1")]
-    latest_b = await read.latest_version(B)
+    assert sorted((v.project, v.id) for v in await read.versions.current()) \
+        == [(A, "version_2"), (B, "version_1")]
+    latest_b = await read.versions.latest(B)
     assert latest_b is not None and latest_b.id == "version_1"
-    latest = await read.latest_version()
+    latest = await read.versions.latest()
     assert latest is not None and latest.id == "version_2"
 
 
-async def test_project_records_upsert_keeps_created_at(store: SqliteStore) -> None:  # noqa: F811
+async def test_project_records_upsert_keeps_created_at(store: Store) -> None:  # noqa: F811
     async with store.tx() as ops:
-        await ops.upsert_project(Project(ref=A, project_dir="/a", created_at=T0, updated_at=T0))
-        await ops.upsert_project(Project(ref=A, project_dir="/a2", created_at=T0 + 9, updated_at=T0 + 9, dev=True))
-        assert await ops.update_project(A, left_at=T0 + 10)
-        assert not await ops.update_project("proj_nope", left_at=T0)
-    [project] = await store.read().list_projects()
-    assert (project.project_dir, project.created_at, project.dev, project.left_at) == ("/a2", T0, True, T0 + 10)
+        await ops.projects.upsert(Project(ref=A, project_dir="/a", created_at=T0, updated_at=T0))
+        await ops.projects.upsert(Project(ref=A, project_dir="/a2", created_at=T0 + 9,
+                                          updated_at=T0 + 9, dev=True))
+        assert await ops.projects.update(A, left_at=T0 + 10)
+        assert not await ops.projects.update("proj_nope", left_at=T0)
+    [project] = await store.read().projects.all()
+    assert (project.project_dir, project.created_at, project.dev, project.left_at) \
+        == ("/a2", T0, True, T0 + 10)
 
 
-async def test_keys_are_per_project(store: SqliteStore) -> None:  # noqa: F811
+async def test_keys_are_per_project(store: Store) -> None:  # noqa: F811
     await insert_runs(store, make_run("run_a", project=A, idempotency_key="k"),
                       make_run("run_b", project=B, idempotency_key="k", at=T0 + 1))
     async with store.tx() as ops:
         for project in (A, B):
-            await ops.insert_schedule(Schedule(id=f"sched_{project}", type="IMPERATIVE", task_id="hello",
-                                               cron="* * * * *", timezone="UTC", active=True, created_at=T0,
-                                               updated_at=T0, deduplication_key="daily", project=project))
-            await ops.set_debounce(project, "hello", "key", f"run_{project}", T0)
-        await ops.set_rate_limit(A, "task/hello", {"limit": 1, "period_s": 10})
-        await ops.save_rate_state(A, "task/hello", "", T0 + 10, None)
+            await ops.schedules.insert(Schedule(id=f"sched_{project}", type="IMPERATIVE",
+                                                task_id="hello",
+                                               cron="* * * * *", timezone="UTC", active=True,
+                                               created_at=T0,
+                                               updated_at=T0, deduplication_key="daily",
+                                               project=project))
+            await ops.debounces.set(project, "hello", "key", f"run_{project}", T0)
+        await ops.rate_limits.set(A, "task/hello", {"limit": 1, "period_s": 10})
+        await ops.rate_limits.save_state(A, "task/hello", "", T0 + 10, None)
     read = store.read()
-    found = await read.find_run_by_idempotency_key("hello", "k", A)
+    found = await read.runs.find_by_idempotency_key("hello", "k", A)
     assert found is not None and found.id == "run_a"
-    schedule = await read.find_schedule_by_key(B, "daily")
+    schedule = await read.schedules.find_by_key(B, "daily")
     assert schedule is not None and schedule.id == f"sched_{B}"
-    assert (await read.list_schedules(project=A))[1] == 1
-    assert await read.get_debounce(B, "hello", "key") == (f"run_{B}", T0)
-    assert await read.rate_limits() == {(A, "task/hello"): {"limit": 1, "period_s": 10.0, "per_key": False}}
-    assert await read.rate_state([(A, "task/hello"), (B, "task/hello")]) == {(A, "task/hello", ""): T0 + 10}
+    assert (await read.schedules.page(project=A))[1] == 1
+    assert await read.debounces.get(B, "hello", "key") == (f"run_{B}", T0)
+    assert await read.rate_limits.all() \
+        == {(A, "task/hello"): {"limit": 1, "period_s": 10.0, "per_key": False}}
+    assert await read.rate_limits.state([(A, "task/hello"), (B, "task/hello")]) \
+        == {(A, "task/hello", ""): T0 + 10}
 
 
 async def test_a_database_from_before_projects_keeps_its_rows_in_proj_local(tmp_path: Path) -> None:
@@ -108,32 +121,39 @@ async def test_a_database_from_before_projects_keeps_its_rows_in_proj_local(tmp_
             db.executescript(sql)
         db.executescript(f"""
             PRAGMA user_version = {before};
-            INSERT INTO versions (id, project_dir, created_at) VALUES ('version_old', '/old', {T0});
-            INSERT INTO queues (name, id, type, paused, created_at) VALUES ('task/hello', 'queue_1', 'task', 1, {T0});
-            INSERT INTO runs (id, task_id, status, snapshot_id, snapshot_kind, queue, created_at, updated_at,
-                              queued_at, payload_type) VALUES ('run_old', 'hello', 'QUEUED', 's', 'queued',
-                              'task/hello', {T0}, {T0}, {T0}, 'application/json');
-            INSERT INTO schedules (id, type, task_id, cron, deduplication_key, created_at, updated_at)
-                VALUES ('sched_old', 'DECLARATIVE', 'hello', '* * * * *', 'declarative:hello:0', {T0}, {T0});
+            INSERT INTO versions (id, project_dir, created_at)
+                VALUES ('version_old', '/old', {T0});
+            INSERT INTO queues (name, id, type, paused, created_at)
+                VALUES ('task/hello', 'queue_1', 'task', 1, {T0});
+            INSERT INTO runs (id, task_id, status, snapshot_id, snapshot_kind, queue, created_at,
+                              updated_at, queued_at, payload_type)
+                VALUES ('run_old', 'hello', 'QUEUED', 's', 'queued', 'task/hello', {T0}, {T0}, {T0},
+                        'application/json');
+            INSERT INTO schedules (id, type, task_id, cron, deduplication_key, created_at,
+                                   updated_at)
+                VALUES ('sched_old', 'DECLARATIVE', 'hello', '* * * * *', 'declarative:hello:0',
+                        {T0}, {T0});
         """)
     opened = SqliteStore(str(path))
     await opened.open()
     try:
         read = opened.read()
-        run = await read.get_run("run_old")
-        version = await read.get_version("version_old")
-        old_queue = await read.get_queue(DEFAULT_PROJECT, "task/hello")
-        schedule = await read.get_schedule("sched_old")
+        run = await read.runs.get("run_old")
+        version = await read.versions.get("version_old")
+        old_queue = await read.queues.get(DEFAULT_PROJECT, "task/hello")
+        schedule = await read.schedules.get("sched_old")
         assert run is not None and run.project == DEFAULT_PROJECT and run.status == QUEUED
         assert version is not None and version.project == DEFAULT_PROJECT
         assert old_queue is not None and old_queue.paused
         assert schedule is not None and schedule.project == DEFAULT_PROJECT
-        assert [(p.ref, p.project_dir) for p in await read.list_projects()] == [(DEFAULT_PROJECT, "/old")]
+        assert [(p.ref, p.project_dir) for p in await read.projects.all()] \
+            == [(DEFAULT_PROJECT, "/old")]
     finally:
         await opened.close()
 
 
-async def test_a_database_made_with_projects_migrates_forward_to_version_defaults(tmp_path: Path) -> None:
+async def test_a_database_made_with_projects_migrates_forward_to_version_defaults(
+        tmp_path: Path) -> None:
     """main shipped the projects migration first: a database at that version gets the later
     ones (versions.defaults) and its versions read back with no defaults."""
     path = tmp_path / "projects.db"
@@ -143,13 +163,15 @@ async def test_a_database_made_with_projects_migrates_forward_to_version_default
             db.executescript(sql)
         db.executescript(f"""
             PRAGMA user_version = {PROJECTS_MIGRATION};
-            INSERT INTO versions (id, project_dir, created_at, project) VALUES ('version_a', '/a', {T0}, '{A}');
+            INSERT INTO versions (id, project_dir, created_at, project)
+                VALUES ('version_a', '/a', {T0}, '{A}');
         """)
     opened = SqliteStore(str(path))
     await opened.open()
     try:
-        version = await opened.read().get_version("version_a")
-        assert version is not None and version.project == A and version.defaults == ProjectDefaults()
+        version = await opened.read().versions.get("version_a")
+        assert version is not None and version.project == A \
+            and version.defaults == ProjectDefaults()
         with closing(sqlite3.connect(path)) as db:
             assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     finally:

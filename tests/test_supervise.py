@@ -72,8 +72,8 @@ async def test_a_failing_round_is_retried_and_the_loop_recovers(tmp_path: Path) 
     await sup.stop_all(1.0)
 
 
-async def test_a_loop_survives_when_logging_its_failure_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                               capfd: pytest.CaptureFixture[str]) -> None:
+async def test_a_loop_survives_when_logging_its_failure_raises(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
     class FullDiskLogger:
         def __getattr__(self, name: str) -> Any:
             def fail(*args: Any, **kwargs: Any) -> None:
@@ -103,12 +103,14 @@ def test_the_daemon_logger_drops_a_line_it_cannot_write() -> None:
 
 async def test_a_full_disk_is_waited_out_and_never_counts_as_a_fault(tmp_path: Path) -> None:
     sup = Supervisor(failure_limit=2, home=tmp_path)
-    step = Steps(*[enospc() for _ in range(10)], sqlite3.OperationalError("database or disk is full"))
+    step = Steps(*[enospc() for _ in range(10)],
+                 sqlite3.OperationalError("database or disk is full"))
     loop = sup.start("dispatcher", step)
     await until(lambda: loop.failures >= 3)
     health = sup.health()
     assert health["ok"] is False and health["loops"]["dispatcher"]["failing"] is True
-    assert health["loops"]["dispatcher"]["error"] == f"disk full at {tmp_path}: free space, then retry"
+    assert health["loops"]["dispatcher"]["error"] \
+        == f"disk full at {tmp_path}: free space, then retry"
     await until(lambda: loop.failures == 0)
     assert sup.fatal_reason is None and sup.health()["ok"] is True
     await sup.stop_all(1.0)
@@ -186,7 +188,8 @@ def test_disk_full_errors_are_recognised(tmp_path: Path) -> None:
     assert full is not None and full.status == 507 and full.code == "disk_full"
     assert full.message == f"disk full at {tmp_path}: free space, then retry"
     assert disk_full_error(enospc(), tmp_path) is not None
-    assert disk_full_error(sqlite3.OperationalError("disk I/O error"), tmp_path) is None  # plenty of room here
+    # plenty of room here
+    assert disk_full_error(sqlite3.OperationalError("disk I/O error"), tmp_path) is None
     assert disk_full_error(RuntimeError("no"), tmp_path) is None
 
 
@@ -217,7 +220,8 @@ class FlakyExecutor:
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, FakeClock(T0), tasks=[TaskDef(task_id="hello", queue="task/hello")])
+    eng = await open_engine(tmp_path, FakeClock(T0),
+                            tasks=[TaskDef(task_id="hello", queue="task/hello")])
     yield eng
     await eng.store.close()
 
@@ -228,11 +232,11 @@ async def test_runs_a_failed_round_took_off_their_queue_are_started_later(engine
     dispatcher = Dispatcher(engine, executor)  # type: ignore[arg-type]
     with pytest.raises(OSError):
         await dispatcher.tick()
-    read = engine.store.read()
-    assert {(await read.get_run(i)).status for i in ids} == {DEQUEUED}  # type: ignore[union-attr]
+    read = engine.queries
+    assert {(await read.runs.get(i)).status for i in ids} == {DEQUEUED}  # type: ignore[union-attr]
     await dispatcher.tick()
     assert sorted(executor.started) == sorted(ids)
-    assert {(await read.get_run(i)).status for i in ids} == {EXECUTING}  # type: ignore[union-attr]
+    assert {(await read.runs.get(i)).status for i in ids} == {EXECUTING}  # type: ignore[union-attr]
 
 
 # -- the worker protocol client -------------------------------------------------------------------
@@ -246,7 +250,8 @@ class FullThenFreeTransport:
                    timeout_s: float) -> tuple[int, bytes]:
         self.sent += 1
         if self.sent <= 2:
-            return 507, b'{"error": "disk full at /home: free space, then retry", "code": "disk_full"}'
+            return 507, (b'{"error": "disk full at /home: free space, then retry", '
+                         b'"code": "disk_full"}')
         return 200, b'{"status": "COMPLETED"}'
 
     async def reset(self) -> None:

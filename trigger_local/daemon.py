@@ -26,21 +26,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
 import json
 import os
 import signal
-import socket
 import sqlite3
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 import structlog
-import uvicorn
 
 from . import __version__
 from .clock import Clock, SystemClock
@@ -59,16 +56,16 @@ from .home import (
     remember_database,
     use_private_umask,
 )
+from .http_server import DRAIN_S, HttpServer, bind
 from .indexing import index_project
 from .logs import configure_logging
-from .store import SqliteStore
 from .store.models import ProjectDefaults, Version
+from .store.sqlite import SqliteStore
 from .supervise import Supervisor, report
 
 log = structlog.get_logger("daemon")
 
 DISPATCH_STOP_S = 2.0  # the dispatcher's current round may finish (it may be starting processes)
-DRAIN_S = 0.5  # in-flight requests may finish after the server stopped accepting
 
 
 class DaemonFailedError(TriggerLocalError):
@@ -84,8 +81,9 @@ class Daemon:
         self.store = SqliteStore(str(settings.db_path))
         self.engine = Engine(self.store, clock or SystemClock(), settings)
         self.supervisor = Supervisor(settings.loop_failure_limit, home=settings.home)
-        self.executor = _make_executor(self.engine, settings, self.secret_key, self._wake, self.supervisor)
-        self.engine.executor_capability = self.executor
+        self.executor = _make_executor(self.engine, settings, self.secret_key, self._wake,
+                                       self.supervisor)
+        self.engine.ctx.capability = self.executor  # asked whether a wait can be checkpointed
         self.dispatcher = Dispatcher(self.engine, self.executor)
         self.started_at = time.time()
 
@@ -95,7 +93,7 @@ class Daemon:
     async def start(self) -> None:
         try:
             await self.store.open()
-        except sqlite3.DatabaseError as exc:  # what quick_check did not see, or was not given time for
+        except sqlite3.DatabaseError as exc:  # what quick_check missed, or had no time for
             raise StartupError(damaged_message(self.settings.db_path, str(exc))) from None
         remember_database(self.settings.home, self.settings.db_path)
         await self.engine.load()
@@ -107,10 +105,11 @@ class Daemon:
         A step that fails is reported and the next one still runs."""
         # first: draining HTTP below ends every dev's session connection, which must not mark
         # their projects as stopped
-        self.engine.forget_sessions()
+        self.engine.projects.forget_sessions()
         began = time.monotonic()
         await self.supervisor.stop("dispatcher", DISPATCH_STOP_S)
-        grace_s = max(0.0, self.settings.shutdown_grace_s - (time.monotonic() - began))  # one grace in all
+        # one grace in all
+        grace_s = max(0.0, self.settings.shutdown_grace_s - (time.monotonic() - began))
         await _step("stopping task processes", self.executor.shutdown(grace_s))
         self.engine.hub.drain()
         if http is not None:
@@ -119,7 +118,8 @@ class Daemon:
         await self.store.close()
 
     # -- DaemonServices --------------------------------------------------------------------
-    async def next_assignment(self, worker_id: str, wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
+    async def next_assignment(self, worker_id: str,
+                              wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
         """The executor's long-poll, answered at once with "nothing yet" when the daemon drains
         its HTTP server (the process polls again, and finds the next daemon)."""
         draining = self.engine.hub.draining
@@ -155,7 +155,8 @@ class Daemon:
         return await self.engine.register_version(version, dev=dev)
 
     def request_freeze(self, run_id: str, attempt: int) -> dict[str, Any]:
-        """The freeze handshake (api/checkpoints.py): only an executor that checkpoints answers yes."""
+        """The freeze handshake (api/checkpoints.py): only an executor that checkpoints answers
+        yes."""
         request_freeze = getattr(self.executor, "request_freeze", None)
         return request_freeze(run_id, attempt) if request_freeze else {"freeze": False}
 
@@ -168,7 +169,8 @@ class Daemon:
                 "home": str(self.settings.home), "executor": self.executor.describe(),
                 "started_at": self.started_at, "current_version": current.id if current else None,
                 "tasks": [t.task_id for t in current.tasks] if current else [],
-                "concurrency": self.settings.concurrency, "max_processes": self.settings.max_processes}
+                "concurrency": self.settings.concurrency,
+                "max_processes": self.settings.max_processes}
 
 
 async def _step(what: str, work: Awaitable[object]) -> None:
@@ -189,67 +191,6 @@ def _make_executor(engine: Engine, settings: DaemonSettings, secret_key: str,
     return ProcessExecutor(engine, settings, secret_key, wake, supervisor=supervisor)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the daemon handles them to shut down in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class HttpServer:
-    """uvicorn on the daemon's socket. `drain` stops accepting (the listening socket closes:
-    clients get "connection refused"), closes idle keep-alive connections, lets in-flight
-    requests finish for up to `timeout_s`, then cuts the rest."""
-
-    def __init__(self, app: Any, sock: socket.socket) -> None:
-        # timeout_graceful_shutdown is typed int but only reaches asyncio.wait_for: a float works
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=60,
-                                http="httptools", timeout_graceful_shutdown=DRAIN_S)  # type: ignore[arg-type]
-        self.server = _Server(config)
-        self.sock = sock
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> asyncio.Task[None]:
-        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
-        while not self.server.started and not self.task.done():
-            await asyncio.sleep(0.01)
-        return self.task
-
-    async def drain(self, timeout_s: float) -> None:
-        if self.task is None:
-            return
-        self.server.should_exit = True
-        done, _ = await asyncio.wait([self.task], timeout=timeout_s + 0.5)
-        if not done:
-            self.server.force_exit = True
-            self.task.cancel()
-            await asyncio.wait([self.task], timeout=0.5)
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP, and
-    # without it every small response waits ~40 ms for Nagle's algorithm.
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OverflowError:
-        sock.close()
-        raise StartupError(f"Cannot listen on {host}:{port}: a port is a number from 0 to 65535 "
-                           "(0 picks a free one). Pass another --port or TRIGGER_LOCAL_PORT.") from None
-    except OSError as exc:
-        sock.close()
-        if exc.errno != errno.EADDRINUSE:
-            raise StartupError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}. Check --host "
-                               "(TRIGGER_LOCAL_HOST) and --port (TRIGGER_LOCAL_PORT).") from None
-        raise StartupError(f"Cannot listen on {host}:{port}: {exc.strerror}. Another program (or another "
-                           "trigger-local daemon) uses that port: stop it or pass --port.") from None
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
-
-
 async def _main(settings: DaemonSettings) -> None:
     lock = DaemonLock.acquire(settings.home)  # before anything touches the home's files
     try:
@@ -262,7 +203,7 @@ async def _main(settings: DaemonSettings) -> None:
 async def _run(settings: DaemonSettings, lock: DaemonLock) -> None:
     from .api.app import create_app
 
-    sock = _bind(settings.host, settings.port)
+    sock = bind(settings.host, settings.port)
     settings.port = sock.getsockname()[1]
     lock.record(url=settings.url)
     daemon = Daemon(settings)
@@ -281,7 +222,8 @@ async def _run(settings: DaemonSettings, lock: DaemonLock) -> None:
 
     loop.add_signal_handler(KILL_WAITING_SIGNAL, stop_killing_waiting)
     info_path = _write_info(settings)
-    log.info("daemon ready", url=settings.url, home=str(settings.home), executor=settings.executor, pid=os.getpid())
+    log.info("daemon ready", url=settings.url, home=str(settings.home), executor=settings.executor,
+             pid=os.getpid())
     try:
         signalled = asyncio.create_task(stopping.wait())
         await asyncio.wait([serving, signalled], return_when=asyncio.FIRST_COMPLETED)
@@ -296,8 +238,8 @@ async def _run(settings: DaemonSettings, lock: DaemonLock) -> None:
                 info_path.unlink()
         log.info("daemon stopped")
     if daemon.supervisor.fatal_reason:
-        raise DaemonFailedError(f"{daemon.supervisor.fatal_reason}: the daemon stopped. Its log says more; "
-                                "start it again with `trigger-local up`.")
+        raise DaemonFailedError(f"{daemon.supervisor.fatal_reason}: the daemon stopped. Its log "
+                                "says more; start it again with `trigger-local up`.")
 
 
 def _write_info(settings: DaemonSettings) -> Path:
@@ -337,16 +279,17 @@ def prepare_home(settings: DaemonSettings) -> None:
     use_private_umask()
     fixed = make_private(settings.home)
     if fixed:
-        log.warning("made the home private: these were readable by other users", home=str(settings.home),
-                    fixed=len(fixed), paths=fixed[:5])
+        log.warning("made the home private: these were readable by other users",
+                    home=str(settings.home), fixed=len(fixed), paths=fixed[:5])
 
 
 def check_home_database(settings: DaemonSettings) -> None:
     """Before the store opens: a database that is there when it should be and passes
     quick_check (home.py)."""
     if not check_database(settings.home, settings.db_path, settings.db_check_s):
-        log.warning("the database check ran out of time and was skipped", seconds=settings.db_check_s,
-                    database=str(settings.db_path), setting="TRIGGER_LOCAL_DB_CHECK_S")
+        log.warning("the database check ran out of time and was skipped",
+                    seconds=settings.db_check_s, database=str(settings.db_path),
+                    setting="TRIGGER_LOCAL_DB_CHECK_S")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -384,7 +327,8 @@ def _save_traceback() -> str:
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open_private(path, "a") as fh:
-            fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}\n{traceback.format_exc()}\n")
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            fh.write(f"--- {stamp} pid {os.getpid()}\n{traceback.format_exc()}\n")
     except OSError:
         return "please report it as a bug"
     return f"its traceback is in {path}; please report it as a bug"

@@ -43,7 +43,7 @@ DEFAULT_FAILURE_LIMIT = 20
 
 def backoff_s(failures: int) -> float:
     """How long to wait after the `failures`-th failure in a row."""
-    return min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** min(max(0, failures - 1), 16))
+    return min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0 ** min(max(0, failures - 1), 16))
 
 
 def describe(exc: BaseException) -> str:
@@ -119,7 +119,8 @@ class Loop:
         if self.counted == 1:  # the traceback once per streak; then one line each
             report("error", "loop round failed", loop=self.name, exc_info=exc)
         else:
-            report("warning", "loop round failed again", loop=self.name, failures=self.counted, error=self.error)
+            report("warning", "loop round failed again", loop=self.name, failures=self.counted,
+                   error=self.error)
         return True
 
     def _ended(self, task: asyncio.Task[None]) -> None:
@@ -157,7 +158,8 @@ class Loop:
 class Supervisor:
     """Starts the daemon's loops and jobs, and knows whether they are healthy."""
 
-    def __init__(self, failure_limit: int = DEFAULT_FAILURE_LIMIT, home: Path | None = None) -> None:
+    def __init__(self, failure_limit: int = DEFAULT_FAILURE_LIMIT,
+                 home: Path | None = None) -> None:
         self.failure_limit = max(1, failure_limit)
         self.home = home  # whose disk a full-disk error is about
         self.loops: dict[str, Loop] = {}
@@ -227,7 +229,8 @@ class Supervisor:
     def health(self) -> dict[str, Any]:
         """{"ok": every loop runs and none is failing, "loops": {name: state}}."""
         loops = {name: loop.health() for name, loop in self.loops.items()}
-        ok = self.fatal_reason is None and all(s["running"] and not s["failing"] for s in loops.values())
+        ok = self.fatal_reason is None \
+            and all(s["running"] and not s["failing"] for s in loops.values())
         out: dict[str, Any] = {"ok": ok, "loops": loops}
         if self.fatal_reason:
             out["fatal"] = self.fatal_reason

@@ -228,4 +228,7 @@ def test_a_running_daemon_keeps_its_files_private_when_dev_starts_it(tmp_path: P
     finally:
         dev.send_signal(signal.SIGINT)
         dev.wait(60)
+        # `dev` leaves the daemon it started running: stop it, or it outlives the test.
+        subprocess.run([sys.executable, "-m", "trigger_local", "down"], env=env, timeout=60,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert "made the home private" not in (home / "logs" / "daemon.log").read_text()

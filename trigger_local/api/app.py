@@ -37,14 +37,15 @@ __all__ = ["DaemonServices", "create_app"]
 
 def create_app(services: DaemonServices) -> FastAPI:
     app = FastAPI(title="trigger-local", version=__version__, docs_url=None, redoc_url=None,
-                  description="Trigger.dev's management API for one machine, plus the local and worker routes.")
+                  description="Trigger.dev's management API for one machine, plus the local and "
+                              "worker routes.")
     app.state.services = services
     app.state.run_auth = RunAuth(services.secret_key)
     app.state.project_keys = ProjectKeys(services.secret_key)
     app.state.batch_items_lock = asyncio.Lock()
     install_handlers(app)
     # routes are matched in order: the worker protocol and triggering are the hot paths
-    for module in (worker, checkpoints, triggers, batches, runs_list, runs, traces, tokens, queues, schedules, envvars,
-                   packets, local, projects, stream, docs_page):
+    for module in (worker, checkpoints, triggers, batches, runs_list, runs, traces, tokens, queues,
+                   schedules, envvars, packets, local, projects, stream, docs_page):
         app.include_router(module.router)
     return app

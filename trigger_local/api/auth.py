@@ -98,8 +98,8 @@ def _unb64(text: str) -> bytes:
 
 def sign_jwt(secret: str, scopes: list[str], now: float, ttl_s: float = 3600) -> str:
     """A public access token for `scopes`, as Trigger.dev's server signs them."""
-    claims = {"sub": ENV_ID, "pub": True, "scopes": scopes, "iat": int(now), "exp": int(now + ttl_s),
-              "iss": JWT_ISSUER, "aud": JWT_AUDIENCE}
+    claims = {"sub": ENV_ID, "pub": True, "scopes": scopes, "iat": int(now),
+              "exp": int(now + ttl_s), "iss": JWT_ISSUER, "aud": JWT_AUDIENCE}
     signing_input = _b64(json.dumps(_JWT_HEADER, separators=(",", ":")).encode()) + "." + \
         _b64(json.dumps(claims, separators=(",", ":")).encode())
     signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
@@ -113,13 +113,15 @@ def verify_jwt(secret: str, token: str, now: float) -> dict[str, Any] | None:
         return None
     try:
         header = limits.loads(_unb64(parts[0]))
-        expected = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+        signed = f"{parts[0]}.{parts[1]}".encode()
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
         if header.get("alg") != "HS256" or not hmac.compare_digest(expected, _unb64(parts[2])):
             return None
         claims = limits.loads(_unb64(parts[1]))
     except (ValueError, AttributeError):
         return None
-    if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int | float) or claims["exp"] < now:
+    if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int | float) \
+            or claims["exp"] < now:
         return None
     return claims
 
@@ -150,8 +152,8 @@ def require_key(request: Request, secret: str, now: float, scope: str | None = N
     if ref is not None:
         named = _header_project(request)
         if named is not None and named != ref:
-            raise ForbiddenError(f"This key is project {ref}'s; it cannot act for project {named}. Use "
-                                 f"{named}'s key, or the daemon's key.", type="authorization")
+            raise ForbiddenError(f"This key is project {ref}'s; it cannot act for project {named}. "
+                                 f"Use {named}'s key, or the daemon's key.", type="authorization")
         return Caller(project=ref, scoped=True)
     if token and scope is not None and token.count(".") == 2:
         claims = verify_jwt(secret, token, now)

@@ -3,7 +3,6 @@ retrieve route, and the one-request legacy `/api/v1/tasks/batch` the Python SDK 
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,9 +10,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..engine import Engine, TriggerRequest, TriggerResult
+from ..engine import TriggerRequest
 from ..errors import BadRequestError, NotFoundError, PayloadTooLargeError, ValidationError
-from ..store.models import Batch
 from .common import (
     body_doc,
     body_limit,
@@ -36,28 +34,21 @@ MAX_BATCH_SIZE = 1000
 _NDJSON_TYPES = ("application/x-ndjson", "application/ndjson")
 
 
-async def fill_batch(engine: Engine, batch: Batch, reqs: list[TriggerRequest],
-                     project: str | None = None) -> list[TriggerResult]:
-    """Create the runs of `reqs` as items of `batch` (children of its parent when it has one),
-    in `project` (None: each task's one project, or the parent's)."""
-    for req in reqs:
-        req.batch_id, req.project = batch.id, project
-        if batch.parent_run_id:
-            req.parent_run_id = batch.parent_run_id
-            req.resume_parent = batch.waitpoint_id is not None
-    results = await engine.trigger_many(reqs)
-    await engine.add_batch_runs(batch.id, [r.run.id for r in results])
-    return results
-
-
 def _run_count(body: dict[str, Any]) -> int:
     count = body.get("runCount")
     if isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= MAX_BATCH_SIZE:
-        raise BadRequestError(f"runCount must be a whole number from 1 to {MAX_BATCH_SIZE}, not {count!r}")
+        raise BadRequestError(f"runCount must be a whole number from 1 to {MAX_BATCH_SIZE}, not "
+                              f"{count!r}")
     return count
 
 
-@router.post("/api/v3/batches", status_code=202, openapi_extra=body_doc({"runCount": {"type": "integer"}, "taskIdentifiers": {"type": "array", "items": {"type": "string"}}, "parentRunId": {"type": "string"}, "resumeParentOnCompletion": {"type": "boolean"}, "idempotencyKey": {"type": "string"}}, ["runCount"]))
+@router.post("/api/v3/batches", status_code=202,
+             openapi_extra=body_doc({"runCount": {"type": "integer"},
+                                     "taskIdentifiers": {"type": "array",
+                                                         "items": {"type": "string"}},
+                                     "parentRunId": {"type": "string"},
+                                     "resumeParentOnCompletion": {"type": "boolean"},
+                                     "idempotencyKey": {"type": "string"}}, ["runCount"]))
 async def create_batch(request: Request) -> Response:
     """Phase 1: reserve a batch of `runCount` runs; a known idempotency key (or request key)
     returns it cached."""
@@ -65,8 +56,10 @@ async def create_batch(request: Request) -> Response:
     caller = require_key(request, svc)
     body = await read_json(request, svc)
     batch, is_cached = await svc.engine.create_batch(
-        _run_count(body), parent_run_id=_parent(body), wait=bool(body.get("resumeParentOnCompletion")),
-        idempotency_key=_batch_key(body), request_key=request_cache_key(request, "batch"), project=caller.project)
+        _run_count(body), parent_run_id=_parent(body),
+        wait=bool(body.get("resumeParentOnCompletion")),
+        idempotency_key=_batch_key(body), request_key=request_cache_key(request, "batch"),
+        project=caller.project)
     out: dict[str, Any] = {"id": batch.id, "runCount": batch.run_count, "isCached": is_cached}
     if batch.idempotency_key:
         out["idempotencyKey"] = batch.idempotency_key
@@ -87,13 +80,15 @@ def _batch_key(body: dict[str, Any]) -> str | None:
     return key or None
 
 
-async def _ndjson_lines(request: Request, line_limit: int, payload_limit: int) -> AsyncIterator[tuple[int, bytes]]:
+async def _ndjson_lines(request: Request, line_limit: int,
+                        payload_limit: int) -> AsyncIterator[tuple[int, bytes]]:
     buffer, number = b"", 0
     async for chunk in request.stream():
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
         if len(buffer) > line_limit:
-            raise PayloadTooLargeError.over_limit(f"Batch item {number + len(lines) + 1}", payload_limit)
+            raise PayloadTooLargeError.over_limit(f"Batch item {number + len(lines) + 1}",
+                                                  payload_limit)
         for line in lines:
             number += 1
             if line.strip():
@@ -102,57 +97,61 @@ async def _ndjson_lines(request: Request, line_limit: int, payload_limit: int) -
         yield number + 1, buffer
 
 
-async def _read_items(request: Request, svc: DaemonServices, run_count: int) -> list[tuple[int, Any]]:
+async def _read_items(request: Request, svc: DaemonServices,
+                      run_count: int) -> list[tuple[int, Any]]:
     items: list[tuple[int, Any]] = []
-    async for number, line in _ndjson_lines(request, body_limit(svc), svc.settings.payload_limit_bytes):
+    async for number, line in _ndjson_lines(request, body_limit(svc),
+                                            svc.settings.payload_limit_bytes):
         item = parse_json(line, f"Line {number}")
         index = item.get("index") if isinstance(item, dict) else None
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < run_count:
-            raise BadRequestError(f"Line {number}: index must be a whole number from 0 to {run_count - 1}")
+            raise BadRequestError(f"Line {number}: index must be a whole number from 0 to "
+                                  f"{run_count - 1}")
         items.append((index, item))
     return items
 
 
-@router.post("/api/v3/batches/{batch_id}/items", openapi_extra=body_doc({"index": {"type": "integer"}, "task": {"type": "string"}, "payload": {}, "options": {"type": "object"}}, ["index", "task"], "application/x-ndjson"))
+@router.post("/api/v3/batches/{batch_id}/items",
+             openapi_extra=body_doc({"index": {"type": "integer"}, "task": {"type": "string"},
+                                     "payload": {}, "options": {"type": "object"}},
+                                    ["index", "task"], "application/x-ndjson"))
 async def add_batch_items(batch_id: str, request: Request) -> Response:
     """Phase 2: NDJSON items, streamed; items whose index arrived before are not created again."""
     svc = services_of(request)
     caller = require_key(request, svc)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in _NDJSON_TYPES:
-        raise UnsupportedMediaTypeError(f"Batch items must be sent as application/x-ndjson, not {content_type!r}")
-    read = svc.engine.store.read()
-    batch = await read.get_batch(batch_id)
+        raise UnsupportedMediaTypeError("Batch items must be sent as application/x-ndjson, not "
+                                        f"{content_type!r}")
+    batch = await svc.engine.queries.batches.get(batch_id)
     if batch is None:
         raise NotFoundError(f"Batch {batch_id} not found")
     items = await _read_items(request, svc, batch.run_count)
     # one item stream at a time, so index dedupe sees what the previous stream added
     async with request.app.state.batch_items_lock:
-        seen: dict[str, str] = json.loads(await read.get_kv(f"batch_items:{batch_id}") or "{}")
+        seen = await svc.engine.batch_items(batch_id)
         fresh: dict[int, Any] = {}
         for index, item in items:
             if str(index) not in seen and index not in fresh:
                 fresh[index] = item
-        order = sorted(fresh)
-        reqs = [batch_item_request(fresh[i], i, batch.idempotency_key) for i in order]
+        reqs = {i: batch_item_request(fresh[i], i, batch.idempotency_key) for i in sorted(fresh)}
         if reqs:
-            results = await fill_batch(svc.engine, batch, reqs, caller.project)
-            seen.update({str(i): r.run.id for i, r in zip(order, results, strict=True)})
-            async with svc.engine.store.tx() as ops:
-                await ops.set_kv(f"batch_items:{batch_id}", json.dumps(seen))
-    return ok({"id": batch_id, "itemsAccepted": len(reqs), "itemsDeduplicated": len(items) - len(reqs),
-               "sealed": len(seen) >= batch.run_count, "enqueuedCount": len(seen), "expectedCount": batch.run_count})
+            seen = await svc.engine.fill_batch(batch, reqs, caller.project)
+    return ok({"id": batch_id, "itemsAccepted": len(reqs),
+               "itemsDeduplicated": len(items) - len(reqs),
+               "sealed": len(seen) >= batch.run_count, "enqueuedCount": len(seen),
+               "expectedCount": batch.run_count})
 
 
 @router.get("/api/v2/batches/{batch_id}")
 async def retrieve_batch(batch_id: str, request: Request) -> Response:
     svc = services_of(request)
     require_key(request, svc, f"read:batch:{batch_id}")
-    read = svc.engine.store.read()
-    batch = await read.get_batch(batch_id)
+    read = svc.engine.queries
+    batch = await read.batches.get(batch_id)
     if batch is None:
         raise NotFoundError(f"Batch {batch_id} not found")
-    return ok(batch_item(batch, await read.get_runs(batch.run_ids)))
+    return ok(batch_item(batch, await read.runs.get_many(batch.run_ids)))
 
 
 def _legacy_items(body: dict[str, Any], batch_key: str | None) -> list[TriggerRequest]:
@@ -164,9 +163,13 @@ def _legacy_items(body: dict[str, Any], batch_key: str | None) -> list[TriggerRe
     return [batch_item_request(item, i, batch_key) for i, item in enumerate(items)]
 
 
-@router.post("/api/v1/tasks/batch", openapi_extra=body_doc({"items": {"type": "array", "items": {"type": "object"}}, "parentRunId": {"type": "string"}, "idempotencyKey": {"type": "string"}}, ["items"]))
+@router.post("/api/v1/tasks/batch",
+             openapi_extra=body_doc({"items": {"type": "array", "items": {"type": "object"}},
+                                     "parentRunId": {"type": "string"},
+                                     "idempotencyKey": {"type": "string"}}, ["items"]))
 async def legacy_batch(request: Request) -> Response:
-    """One request, runs in the answer: `{"id", "isCached", "runs": [{id, taskIdentifier, isCached}]}`.
+    """One request, runs in the answer:
+    `{"id", "isCached", "runs": [{id, taskIdentifier, isCached}]}`.
     The batch and its runs are made in one transaction, so the same idempotency key or request
     key sent concurrently makes one batch."""
     svc = services_of(request)
@@ -179,7 +182,8 @@ async def legacy_batch(request: Request) -> Response:
     batch, results, is_cached = await svc.engine.batch_trigger(
         reqs, parent_run_id=_parent(body), wait=bool(body.get("resumeParentOnCompletion")),
         idempotency_key=batch_key, request_key=request_cache_key(request, "batch"))
-    runs = [{"id": r.run.id, "taskIdentifier": r.run.task_id, "isCached": r.cached} for r in results]
+    runs = [{"id": r.run.id, "taskIdentifier": r.run.task_id, "isCached": r.cached}
+            for r in results]
     out: dict[str, Any] = {"id": batch.id, "isCached": is_cached, "runs": runs}
     if batch.idempotency_key:
         out["idempotencyKey"] = batch.idempotency_key

@@ -25,5 +25,7 @@ async def freeze(run_id: str, attempt: int, request: Request) -> Response:
     svc = services_of(request)
     run_auth(request).check_attempt(request, run_id, attempt)
     request_freeze = getattr(svc, "request_freeze", None)  # an in-process test daemon may have none
-    answer: dict[str, Any] = request_freeze(run_id, attempt) if request_freeze else {"freeze": False}
+    answer: dict[str, Any] = {"freeze": False}
+    if request_freeze is not None:
+        answer = request_freeze(run_id, attempt)
     return ok(answer)

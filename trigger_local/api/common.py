@@ -40,7 +40,8 @@ async def read_body(request: Request, limit: int, payload_limit: int | None = No
     def too_large(size: int | None) -> PayloadTooLargeError:
         if payload_limit is not None:
             return PayloadTooLargeError.over_limit("Request body", payload_limit, size)
-        return PayloadTooLargeError.over_limit("Request body", limit, size, name="limit", setting=None)
+        return PayloadTooLargeError.over_limit("Request body", limit, size, name="limit",
+                                               setting=None)
 
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -64,7 +65,8 @@ def parse_json(raw: bytes | str, what: str = "Request body") -> Any:
 
 
 async def read_json(request: Request, svc: DaemonServices) -> dict[str, Any]:
-    """The JSON object in the body; an empty body is `{}` (clients send Content-Type on bodiless POSTs)."""
+    """The JSON object in the body; an empty body is `{}` (clients send Content-Type on bodiless
+    POSTs)."""
     raw = await read_payload_body(request, svc)
     if not raw.strip():
         return {}
@@ -120,7 +122,8 @@ def float_param(value: str | None, name: str, default: float, hi: float) -> floa
 
 
 def base_url(request: Request, svc: DaemonServices) -> str:
-    """Where third parties reach the daemon: its configured address, unless it binds every interface."""
+    """Where third parties reach the daemon: its configured address, unless it binds every
+    interface."""
     if svc.settings.host in ("0.0.0.0", "::", ""):
         return str(request.base_url).rstrip("/")
     return svc.settings.url
@@ -128,8 +131,10 @@ def base_url(request: Request, svc: DaemonServices) -> str:
 
 def body_doc(properties: dict[str, Any], required: list[str] | None = None,
              content_type: str = "application/json") -> dict[str, Any]:
-    """`openapi_extra` describing a body the route reads itself (no pydantic model on the hot path)."""
+    """`openapi_extra` describing a body the route reads itself (no pydantic model on the hot
+    path)."""
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         schema["required"] = required
-    return {"requestBody": {"required": bool(required), "content": {content_type: {"schema": schema}}}}
+    return {"requestBody": {"required": bool(required),
+                            "content": {content_type: {"schema": schema}}}}

@@ -44,14 +44,15 @@ def _operations(schema: dict[str, Any]) -> dict[str, list[tuple[str, str, str]]]
 
 def render(schema: dict[str, Any]) -> str:
     info = schema.get("info", {})
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(str(info.get('title')))} API"
+    parts = ["<!doctype html><html><head><meta "
+             f"charset='utf-8'><title>{escape(str(info.get('title')))} API"
              f"</title><style>{STYLE}</style></head><body>",
              f"<h1>{escape(str(info.get('title')))} {escape(str(info.get('version')))} API</h1>",
              f"<p>{escape(str(info.get('description', '')))}</p>",
-             "<p>Authenticate with <code>Authorization: Bearer &lt;key&gt;</code>, the key being the file "
-             "<code>$TRIGGER_LOCAL_HOME/secret_key</code> (default <code>~/.trigger-local/secret_key</code>). "
-             "The whole description, for tools and code generators: "
-             "<a href='/openapi.json'><code>/openapi.json</code></a>.</p>"]
+             "<p>Authenticate with <code>Authorization: Bearer &lt;key&gt;</code>, the key being "
+             "the file <code>$TRIGGER_LOCAL_HOME/secret_key</code> (default "
+             "<code>~/.trigger-local/secret_key</code>). The whole description, for tools and "
+             "code generators: <a href='/openapi.json'><code>/openapi.json</code></a>.</p>"]
     for title, operations in _operations(schema).items():
         parts.append(f"<h2>{escape(title)}</h2><table>")
         parts.extend(f"<tr><td class='m'>{escape(method)}</td><td><code>{escape(path)}</code></td>"

@@ -41,7 +41,7 @@ def _redacted(var: dict[str, Any]) -> dict[str, Any]:
 @router.get(BASE)
 async def list_vars(project_ref: str, slug: str, request: Request) -> Response:
     env = _slug(request, slug)
-    return ok([_redacted(v) for v in await services_of(request).engine.env_vars(env)])
+    return ok([_redacted(v) for v in await services_of(request).engine.queries.env_vars.all(env)])
 
 
 @router.post(BASE, openapi_extra=body_doc({"name": {"type": "string"}, "value": {"type": "string"},
@@ -52,7 +52,8 @@ async def create_var(project_ref: str, slug: str, request: Request) -> Response:
     body = await read_json(request, svc)
     if not isinstance(body.get("name"), str) or not isinstance(body.get("value"), str):
         raise BadRequestError("Invalid request body: name and value must be strings")
-    await svc.engine.set_env_vars(env, {body["name"]: body["value"]}, is_secret=_flag(body, "isSecret"))
+    await svc.engine.set_env_vars(env, {body["name"]: body["value"]},
+                                  is_secret=_flag(body, "isSecret"))
     return ok({"success": True})
 
 

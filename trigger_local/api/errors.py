@@ -30,7 +30,8 @@ class UnsupportedMediaTypeError(TriggerLocalError):
 RETRYABLE_STATUSES = frozenset({503, 507})
 
 
-def error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(status: int, body: dict[str, Any],
+                   headers: dict[str, str] | None = None) -> JSONResponse:
     headers = dict(headers or {})
     # the official client retries 409 and 5xx ~9 s unless told not to; ours are deterministic,
     # except a full disk or a stopping daemon, where a later try may well succeed
@@ -49,16 +50,18 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     details = [{"loc": list(e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()]
     first = details[0] if details else {"loc": [], "message": "invalid request"}
     where = ".".join(str(p) for p in first["loc"])
-    return error_response(422, {"error": f"Invalid request: {where}: {first['message']}", "code": "invalid",
-                                "details": details})
+    return error_response(422, {"error": f"Invalid request: {where}: {first['message']}",
+                                "code": "invalid", "details": details})
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     full = disk_full_error(exc, services_of(request).settings.home)
     if full is not None:  # nothing was written: the same request works once there is space
-        report("warning", "request refused: disk full", method=request.method, path=request.url.path)
+        report("warning", "request refused: disk full", method=request.method,
+               path=request.url.path)
         return from_error(full)
-    report("error", "unhandled error", method=request.method, path=request.url.path, error=repr(exc), exc_info=exc)
+    report("error", "unhandled error", method=request.method, path=request.url.path,
+           error=repr(exc), exc_info=exc)
     return error_response(500, {"error": "Something went wrong", "code": "internal"})
 
 
@@ -89,7 +92,8 @@ def install_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         messages = {404: "Resource not found", 405: "Method not allowed"}
-        body = {"error": messages.get(exc.status_code, str(exc.detail)), "code": f"http_{exc.status_code}"}
+        body = {"error": messages.get(exc.status_code, str(exc.detail)),
+                "code": f"http_{exc.status_code}"}
         return error_response(exc.status_code, body, dict(exc.headers or {}))
 
     async def on_local(request: Request, exc: Exception) -> Response:

@@ -13,8 +13,9 @@ from starlette.responses import Response
 from .. import __version__
 from ..config import check_default_machine, check_max_duration, check_retry
 from ..durations import iso
+from ..engine.events import Event
 from ..errors import BadRequestError, NotFoundError
-from ..store.models import Event, ProjectDefaults, TaskDef, Version
+from ..store.models import ProjectDefaults, StoredEvent, TaskDef, Version
 from .auth import Caller
 from .common import body_doc, float_param, int_param, ok, read_json, require_key, services_of
 from .errors import JsonErrorRoute
@@ -28,23 +29,27 @@ MAX_EVENT_WAIT_S = 60.0
 
 def task_json(task: TaskDef, project: str | None = None) -> dict[str, Any]:
     out = {"project": project} if project else {}
-    return out | {"id": task.task_id, "queue": task.queue, "file": task.file, "exportName": task.export_name,
-            "retry": task.retry, "maxDuration": task.max_duration_s, "machine": task.machine,
-            "schema": task.schema, "queueConcurrencyLimit": task.queue_concurrency_limit,
-            "queueIsCustom": task.queue_is_custom}
+    return out | {"id": task.task_id, "queue": task.queue, "file": task.file,
+                  "exportName": task.export_name, "retry": task.retry,
+                  "maxDuration": task.max_duration_s, "machine": task.machine,
+                  "schema": task.schema, "queueConcurrencyLimit": task.queue_concurrency_limit,
+                  "queueIsCustom": task.queue_is_custom}
 
 
 def version_json(version: Version) -> dict[str, Any]:
     defaults = version.defaults
     return {"id": version.id, "project": version.project, "projectDir": version.project_dir,
             "createdAt": iso(version.created_at),
-            "python": version.python, "dirs": version.dirs, "tasks": [task_json(t) for t in version.tasks],
+            "python": version.python, "dirs": version.dirs,
+            "tasks": [task_json(t) for t in version.tasks],
             "image": version.env.get("TRIGGER_LOCAL_IMAGE"),
-            "defaults": {"retry": defaults.retry, "machine": defaults.machine, "maxDuration": defaults.max_duration_s}}
+            "defaults": {"retry": defaults.retry, "machine": defaults.machine,
+                         "maxDuration": defaults.max_duration_s}}
 
 
-def event_json(event: Event) -> dict[str, Any]:
-    return {"seq": event.seq, "runId": event.run_id, "type": event.type, "at": iso(event.at), "data": event.data}
+def event_json(event: StoredEvent) -> dict[str, Any]:
+    return {"seq": event.seq, "runId": event.run_id, "type": event.type, "at": iso(event.at),
+            "data": event.data}
 
 
 @router.get("/healthz")
@@ -62,7 +67,13 @@ async def healthz(request: Request) -> Response:
     return ok(body, 503)
 
 
-@router.post("/api/v1/local/versions", openapi_extra=body_doc({"projectDir": {"type": "string"}, "dirs": {"type": "array", "items": {"type": "string"}}, "python": {"type": "string"}, "env": {"type": "object"}, "image": {"type": "string"}, "project": {"type": "string"}, "dev": {"type": "boolean"}, "defaults": {"type": "object"}}, ["projectDir"]))
+@router.post("/api/v1/local/versions",
+             openapi_extra=body_doc({"projectDir": {"type": "string"},
+                                     "dirs": {"type": "array", "items": {"type": "string"}},
+                                     "python": {"type": "string"}, "env": {"type": "object"},
+                                     "image": {"type": "string"}, "project": {"type": "string"},
+                                     "dev": {"type": "boolean"}, "defaults": {"type": "object"}},
+                                    ["projectDir"]))
 async def create_version(request: Request) -> Response:
     """Index a project (`{"projectDir", "dirs", "python"?, "env"?, "image"?, "project"?, "dev"?,
     "defaults"?}`) and make it its project's current version (with `image`, the tasks are
@@ -88,14 +99,15 @@ async def create_version(request: Request) -> Response:
         raise BadRequestError("env must be an object of string values")
     image = body.get("image")
     if image is not None and (not isinstance(image, str) or not image):
-        raise BadRequestError("image must be the name of a Docker image built by `trigger-local deploy`")
+        raise BadRequestError("image must be the name of a Docker image built by `trigger-local "
+                              "deploy`")
     defaults = project_defaults(body.get("defaults"))
     ref, dev = registration_project(body, caller, project_dir), body.get("dev", False)
     if not isinstance(dev, bool):
         raise BadRequestError("dev must be true or false")
-    svc.engine.check_project_dir(ref, project_dir)  # before the cost of indexing
-    version = await svc.index_project(project_dir, dirs, python, env, image=image, project=ref, dev=dev,
-                                      defaults=defaults)
+    svc.engine.projects.check_dir(ref, project_dir)  # before the cost of indexing
+    version = await svc.index_project(project_dir, dirs, python, env, image=image, project=ref,
+                                      dev=dev, defaults=defaults)
     return ok(version_json(version))
 
 
@@ -108,10 +120,12 @@ def project_defaults(value: Any) -> ProjectDefaults:
         raise BadRequestError("defaults must be an object of retry, machine and maxDuration")
     unknown = sorted(set(value) - {"retry", "machine", "maxDuration"})
     if unknown:
-        raise BadRequestError(f"Unknown defaults: {', '.join(unknown)} (known: maxDuration, machine, retry)")
+        raise BadRequestError(f"Unknown defaults: {', '.join(unknown)} (known: maxDuration, "
+                              "machine, retry)")
     return ProjectDefaults(retry=check_retry(value.get("retry"), "defaults.retry"),
                            machine=check_default_machine(value.get("machine"), "defaults.machine"),
-                           max_duration_s=check_max_duration(value.get("maxDuration"), "defaults.maxDuration"))
+                           max_duration_s=check_max_duration(value.get("maxDuration"),
+                                                             "defaults.maxDuration"))
 
 
 @router.get("/api/v1/local/versions/current")
@@ -131,9 +145,10 @@ async def list_tasks(request: Request) -> Response:
     svc = services_of(request)
     caller = require_key(request, svc)
     version = _current(svc, caller)
-    versions = [version] if caller.project else sorted(svc.engine.projects.current.values(), key=lambda v: v.project)
-    return ok({"data": [task_json(t, v.project) for v in versions if v is not None for t in v.tasks],
-               "version": version.id if version else None})
+    versions = [version] if caller.project else sorted(svc.engine.projects.current.values(),
+                                                       key=lambda v: v.project)
+    tasks = [task_json(t, v.project) for v in versions if v is not None for t in v.tasks]
+    return ok({"data": tasks, "version": version.id if version else None})
 
 
 @router.get("/api/v1/local/status")
@@ -143,44 +158,51 @@ async def status(request: Request) -> Response:
     svc = services_of(request)
     caller = require_key(request, svc)
     out = dict(svc.status())
-    out.setdefault("runs", await svc.engine.store.read().count_runs_by_status())
+    out.setdefault("runs", await svc.engine.queries.runs.count_by_status())
     if caller.project is not None:
         version = _current(svc, caller)
-        out["current_version"], out["tasks"] = (version.id, [t.task_id for t in version.tasks]) if version \
-            else (None, [])
-    out["projects"] = [p for p in svc.engine.project_summaries() if caller.sees(p["ref"])]
+        out["current_version"] = version.id if version else None
+        out["tasks"] = [t.task_id for t in version.tasks] if version else []
+    out["projects"] = [p for p in svc.engine.projects.summaries() if caller.sees(p["ref"])]
     return ok(out)
 
 
 def _current(svc: DaemonServices, caller: Caller) -> Version | None:
-    return svc.engine.projects.current_of(caller.project) if caller.project else svc.engine.current_version
+    if caller.project:
+        return svc.engine.projects.current_of(caller.project)
+    return svc.engine.current_version
 
 
 @router.get("/api/v1/local/events")
-async def events(request: Request, after: str | None = Query(None), wait_s: str | None = Query(None),
-                 run_id: str | None = Query(None), limit: str | None = Query(None)) -> Response:
+async def events(request: Request, after: str | None = Query(None),
+                 wait_s: str | None = Query(None), run_id: str | None = Query(None),
+                 limit: str | None = Query(None)) -> Response:
     """Events after `after` (a seq); with `wait_s`, waits for the next one when there is none."""
     svc = services_of(request)
     caller = require_key(request, svc)
     seq = int_param(after, "after", 0, 0, 2**62)
     wait = float_param(wait_s, "wait_s", 0.0, MAX_EVENT_WAIT_S)
     size = int_param(limit, "limit", 500, 1, 5000)
-    read = svc.engine.store.read()
-    found = await read.events_after(seq, size, run_id or None)
+    read = svc.engine.queries
+    found = await read.events.after(seq, size, run_id or None)
     if not found and wait > 0 and not svc.engine.hub.draining.is_set():  # draining: answer now
         woken = asyncio.Event()
         # any publish may have written an event row; re-reading is cheap, missing one is not
-        unsubscribe = svc.engine.hub.subscribe(lambda _type, data: woken.set()
-                                               if not run_id or data.get("run_id") in (None, run_id) else None)
+        def wake(event: Event) -> None:
+            if not run_id or event.subject_run in (None, run_id):
+                woken.set()
+
+        unsubscribe = svc.engine.hub.subscribe(Event, wake)
         try:
-            found = await read.events_after(seq, size, run_id or None)
+            found = await read.events.after(seq, size, run_id or None)
             if not found:
                 try:
                     await asyncio.wait_for(woken.wait(), wait)
                 except TimeoutError:
                     pass
-                found = await read.events_after(seq, size, run_id or None)
+                found = await read.events.after(seq, size, run_id or None)
         finally:
             unsubscribe()
-    shown = [e for e in found if caller.sees(e.data.get("project"))]  # a project key: its own project's
+    # a project key: its own project's
+    shown = [e for e in found if caller.sees(e.data.get("project"))]
     return ok({"data": [event_json(e) for e in shown], "next": found[-1].seq if found else seq})

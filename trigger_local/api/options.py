@@ -33,12 +33,14 @@ def number_option(value: Any, name: str) -> float | None:
 
 
 def int_option(value: Any, name: str, lo: int, hi: int) -> int | None:
-    """A whole number from `lo` to `hi` (None when absent); ValidationError naming `name` otherwise."""
+    """A whole number from `lo` to `hi` (None when absent); ValidationError naming `name`
+    otherwise."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi \
             or int(value) != value:  # NaN fails the range check before int() could raise
-        raise ValidationError(f"{name} must be a whole number from {lo} to {hi}, not {_shown(value)}")
+        raise ValidationError(f"{name} must be a whole number from {lo} to {hi}, not "
+                              f"{_shown(value)}")
     return int(value)
 
 
@@ -83,7 +85,8 @@ def _metadata(options: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _duration(value: Any, name: str) -> Any:
-    if value is None or isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
+    if value is None or isinstance(value, str) \
+            or (isinstance(value, int | float) and not isinstance(value, bool)):
         return value
     raise ValidationError(f"{name} must be a duration string or a number of seconds, not {value!r}")
 
@@ -94,7 +97,8 @@ def trigger_request(task_id: str, body: dict[str, Any], headers: Any = None) -> 
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise ValidationError("options must be a JSON object")
-    payload, payload_type = payload_packet(body.get("payload"), options.get("payloadType") or body.get("payloadType"))
+    payload, payload_type = payload_packet(body.get("payload"),
+                                           options.get("payloadType") or body.get("payloadType"))
     key = _str(options.get("idempotencyKey"), "options.idempotencyKey")
     key_ttl = _str(options.get("idempotencyKeyTTL"), "options.idempotencyKeyTTL")
     if not key and headers is not None and headers.get("idempotency-key"):
@@ -110,7 +114,8 @@ def trigger_request(task_id: str, body: dict[str, Any], headers: Any = None) -> 
     if concurrency_key is not None and not isinstance(concurrency_key, str | int | float):
         raise ValidationError("concurrencyKey must be a string or a number")
     return TriggerRequest(
-        task_id=task_id, payload=payload, payload_type=payload_type, queue=_queue(options.get("queue")),
+        task_id=task_id, payload=payload, payload_type=payload_type,
+        queue=_queue(options.get("queue")),
         concurrency_key=None if concurrency_key is None else str(concurrency_key),
         delay=_duration(options.get("delay"), "delay"), ttl=_duration(options.get("ttl"), "ttl"),
         idempotency_key=key or None, idempotency_key_user=str(user_key) if user_key else None,

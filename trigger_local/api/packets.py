@@ -45,7 +45,8 @@ async def download_url(name: str, request: Request) -> Response:
 
 
 def _signed(request: Request, svc: DaemonServices, name: str) -> None:
-    if not auth.same(request.query_params.get("sig", ""), packet_store.signature(svc.secret_key, name)):
+    if not auth.same(request.query_params.get("sig", ""),
+                     packet_store.signature(svc.secret_key, name)):
         raise AuthenticationError("Invalid packet URL signature")
 
 
@@ -55,7 +56,8 @@ async def put_packet(name: str, request: Request) -> Response:
     _signed(request, svc, _checked_name(name))
     data = await read_body(request, packet_store.PACKET_LIMIT_BYTES)
     try:
-        packet_store.write(svc.settings.home, name, data, request.headers.get("content-type") or "application/json")
+        packet_store.write(svc.settings.home, name, data,
+                           request.headers.get("content-type") or "application/json")
     except ValueError as exc:
         raise BadRequestError(str(exc)) from exc
     return Response(status_code=200)

@@ -31,7 +31,8 @@ from ..store.models import (
 # Trigger.dev's server leaves EXPIRED and TIMED_OUT out of "completed", which makes the SDK's
 # `runs.poll` spin on such runs until it gives up; here every final status is completed
 _COMPLETED = FINAL_STATUSES
-_ATTEMPT_STATUS: dict[str, str] = {EXECUTING: "EXECUTING", COMPLETED: "COMPLETED", CANCELED: "CANCELED"}
+_ATTEMPT_STATUS: dict[str, str] = {EXECUTING: "EXECUTING", COMPLETED: "COMPLETED",
+                                   CANCELED: "CANCELED"}
 ENV = {"id": "env_local", "name": "dev"}
 
 
@@ -58,12 +59,14 @@ def run_common(run: Run, now: float) -> dict[str, Any]:
     completed = status in _COMPLETED
     out: dict[str, Any] = {
         "id": run.id, "status": status, "taskIdentifier": run.task_id,
-        "isQueued": status in QUEUED_STATUSES, "isExecuting": status in RUNNING_STATUSES, "isWaiting": status == WAITING,
-        "isCompleted": completed, "isSuccess": status == COMPLETED, "isFailed": completed and status != COMPLETED,
+        "isQueued": status in QUEUED_STATUSES, "isExecuting": status in RUNNING_STATUSES,
+        "isWaiting": status == WAITING, "isCompleted": completed,
+        "isSuccess": status == COMPLETED, "isFailed": completed and status != COMPLETED,
         "isCancelled": status == CANCELED, "isTest": run.is_test,
         "createdAt": iso(run.created_at), "updatedAt": iso(run.updated_at),
         "tags": sorted(run.tags), "costInCents": 0, "baseCostInCents": 0,
-        "durationMs": int(((run.completed_at or now) - run.started_at) * 1000) if run.started_at else 0,
+        "durationMs": int(((run.completed_at or now) - run.started_at) * 1000)
+        if run.started_at else 0,
         "metadata": run.metadata or {}, "taskKind": "SCHEDULED" if run.schedule_id else "STANDARD",
         "depth": run.depth,
         "queue": run.queue, "attemptCount": run.attempt_count,
@@ -90,7 +93,8 @@ def related(run: Run, now: float) -> dict[str, Any]:
 
 
 def run_error(error: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"message": str(error.get("message") or error.get("name") or "Unknown error")}
+    message = error.get("message") or error.get("name") or "Unknown error"
+    out: dict[str, Any] = {"message": str(message)}
     _put(out, "name", error.get("name"))
     _put(out, "stackTrace", error.get("stackTrace") or error.get("stack"))
     return out
@@ -98,8 +102,9 @@ def run_error(error: dict[str, Any]) -> dict[str, Any]:
 
 def attempt_item(attempt: Attempt) -> dict[str, Any]:
     out: dict[str, Any] = {"id": attempt.id, "number": attempt.number,
-                           "status": _ATTEMPT_STATUS.get(attempt.status, "FAILED"), "rawStatus": attempt.status,
-                           "createdAt": iso(attempt.started_at), "startedAt": iso(attempt.started_at),
+                           "status": _ATTEMPT_STATUS.get(attempt.status, "FAILED"),
+                           "rawStatus": attempt.status, "createdAt": iso(attempt.started_at),
+                           "startedAt": iso(attempt.started_at),
                            "updatedAt": iso(attempt.finished_at or attempt.started_at)}
     _put(out, "completedAt", iso(attempt.finished_at))
     if attempt.error:
@@ -112,8 +117,8 @@ def cron_generator(expression: str) -> dict[str, str]:
     return {"type": "CRON", "expression": expression, "description": describe(expression)}
 
 
-def run_retrieve(run: Run, now: float, *, attempts: list[Attempt], parent: Run | None, root: Run | None,
-                 children: list[Run], schedule: Schedule | None = None,
+def run_retrieve(run: Run, now: float, *, attempts: list[Attempt], parent: Run | None,
+                 root: Run | None, children: list[Run], schedule: Schedule | None = None,
                  status_reason: str | None = None) -> dict[str, Any]:
     """`runs.retrieve`: the common fields plus payload, output, error, attempts and relatives,
     the schedule that triggered it (omitted once that schedule is deleted), and (ours)
@@ -149,9 +154,11 @@ def list_item(run: Run, now: float) -> dict[str, Any]:
 
 
 def token_output(wp: Waitpoint) -> tuple[str | None, str]:
-    if wp.status == WP_TIMED_OUT and not wp.output:  # the engine stores §6.4's shape; older rows lack it
+    # the engine stores §6.4's shape; older rows lack it
+    if wp.status == WP_TIMED_OUT and not wp.output:
         at = iso(wp.timeout_at or wp.completed_at)
-        return json.dumps({"code": "TRIGGER_WAITPOINT_TIMEOUT", "message": f"Waitpoint timed out at {at}"}), \
+        return json.dumps({"code": "TRIGGER_WAITPOINT_TIMEOUT",
+                           "message": f"Waitpoint timed out at {at}"}), \
             packets.JSON
     return wp.output, wp.output_type or packets.JSON
 
@@ -180,17 +187,20 @@ def token_item(wp: Waitpoint, url: str, *, with_output: bool = False,
 def queue_item(queue: Queue, base_limit: int | None) -> dict[str, Any]:
     limit = queue.concurrency_limit
     is_task = queue.type == "task" and queue.name.startswith("task/")
-    return {"id": queue.id, "project": queue.project, "name": queue.name[len("task/"):] if is_task else queue.name,
-            "type": "task" if is_task else "custom", "running": queue.running, "queued": queue.queued,
-            "paused": queue.paused, "concurrencyLimit": limit,
+    return {"id": queue.id, "project": queue.project,
+            "name": queue.name[len("task/"):] if is_task else queue.name,
+            "type": "task" if is_task else "custom", "running": queue.running,
+            "queued": queue.queued, "paused": queue.paused, "concurrencyLimit": limit,
             "concurrency": {"current": limit, "base": base_limit,
                             "override": limit if limit != base_limit else None,
                             "overriddenAt": None, "overriddenBy": None}}
 
 
 def batch_item(batch: Batch, runs: list[Run]) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": batch.id, "status": batch.status, "createdAt": iso(batch.created_at),
+    out: dict[str, Any] = {"id": batch.id, "status": batch.status,
+                           "createdAt": iso(batch.created_at),
                            "updatedAt": iso(max([batch.created_at, *[r.updated_at for r in runs]])),
-                           "runCount": batch.run_count, "runs": batch.run_ids, "processing": {"errors": []}}
+                           "runCount": batch.run_count, "runs": batch.run_ids,
+                           "processing": {"errors": []}}
     _put(out, "idempotencyKey", batch.idempotency_key)
     return out

@@ -29,8 +29,8 @@ def registration_project(body: dict[str, Any], caller: Caller, project_dir: str)
         check_project_ref(named, "project")
     if caller.scoped:
         if named is not None and named != caller.project:
-            raise ForbiddenError(f"This key is project {caller.project}'s; it cannot register project {named}.",
-                                 type="authorization")
+            raise ForbiddenError(f"This key is project {caller.project}'s; it cannot register "
+                                 f"project {named}.", type="authorization")
         assert caller.project is not None
         return caller.project
     return named if named is not None else project_ref_of(Path(project_dir))
@@ -38,10 +38,10 @@ def registration_project(body: dict[str, Any], caller: Caller, project_dir: str)
 
 @router.get("/api/v1/local/projects")
 async def list_projects(request: Request) -> Response:
-    """`{"data": [{ref, projectDir, currentVersion, online, dev, devSessions, leftAt, tasks, key}]}`;
-    `key` is the project's own secret key (a project key sees only its project)."""
+    """`{"data": [{ref, projectDir, currentVersion, online, dev, devSessions, leftAt, tasks,
+    key}]}`; `key` is the project's own secret key (a project key sees only its project)."""
     svc = services_of(request)
     caller = require_key(request, svc)
     data = [p | {"key": project_key(svc.secret_key, p["ref"])}
-            for p in svc.engine.project_summaries() if caller.sees(p["ref"])]
+            for p in svc.engine.projects.summaries() if caller.sees(p["ref"])]
     return ok({"data": data})

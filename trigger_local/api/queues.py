@@ -27,7 +27,8 @@ _ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
 
 
 def base_limit(engine: Engine, queue: Queue) -> int | None:
-    """The limit its project's current version declares for the queue (what `reset` goes back to)."""
+    """The limit its project's current version declares for the queue (what `reset` goes back
+    to)."""
     version = engine.projects.current_of(queue.project)
     for task in version.tasks if version else []:
         if task.queue == queue.name:
@@ -45,16 +46,17 @@ def _matches(queue: Queue, name: str, type_: str | None) -> bool:
     return name in (queue.id, queue.name, f"task/{name}")
 
 
-async def find_queue(engine: Engine, value: str, type_: str | None, caller: Caller = ADMIN) -> Queue:
+async def find_queue(engine: Engine, value: str, type_: str | None,
+                     caller: Caller = ADMIN) -> Queue:
     """The queue `value` names, in the caller's project (with none named: the one project that
     has it; 400 when several have). The SDK encodes `/` as `%2F` and then URL-encodes the path:
     the router undid the second step, this undoes the first."""
     if type_ is not None and type_ not in _TYPES:
         raise BadRequestError(f"type must be one of {', '.join(_TYPES)}, not {type_!r}")
     name = _ENCODED_SLASH.sub("/", value)
-    found = [q for q in await engine.store.read().list_queues(caller.project) if _matches(q, name, type_)]
+    found = [q for q in await engine.queries.queues.all(caller.project) if _matches(q, name, type_)]
     if len(found) > 1:
-        raise engine.ambiguous_error(f"Queue {name!r}", sorted({q.project for q in found}))
+        raise engine.projects.ambiguous_error(f"Queue {name!r}", sorted({q.project for q in found}))
     if not found:
         raise NotFoundError("queue-not-found", queue=name)
     return found[0]
@@ -72,10 +74,11 @@ async def list_queues(request: Request, page: str | None = Query(None),
     caller = require_key(request, svc)
     number = int_param(page, "page", 1, 1, 1_000_000)
     size = int_param(per_page, "perPage", 25, 1, 100)
-    queues = await svc.engine.store.read().list_queues(caller.project if caller.scoped else None)
+    queues = await svc.engine.queries.queues.all(caller.project if caller.scoped else None)
     chunk = queues[(number - 1) * size:number * size]
     return ok({"data": [item(svc.engine, q) for q in chunk],
-               "pagination": {"currentPage": number, "totalPages": max(1, math.ceil(len(queues) / size)),
+               "pagination": {"currentPage": number,
+                              "totalPages": max(1, math.ceil(len(queues) / size)),
                               "count": len(queues)}})
 
 
@@ -85,7 +88,8 @@ async def _body_type(request: Request) -> tuple[dict[str, Any], str | None]:
     return body, type_ if isinstance(type_, str) else None
 
 
-@router.post("/api/v1/queues/{value:path}/pause", openapi_extra=body_doc({"type": {"type": "string"}, "action": {"type": "string"}}))
+@router.post("/api/v1/queues/{value:path}/pause",
+             openapi_extra=body_doc({"type": {"type": "string"}, "action": {"type": "string"}}))
 async def pause_queue(value: str, request: Request) -> Response:
     """Body `{"type", "action": "pause"|"resume"}`: paused queues accept runs and start none."""
     svc = services_of(request)
@@ -95,34 +99,41 @@ async def pause_queue(value: str, request: Request) -> Response:
     if action not in ("pause", "resume"):
         raise BadRequestError(f"action must be pause or resume, not {action!r}")
     queue = await find_queue(svc.engine, value, type_, caller)
-    return ok(item(svc.engine, await svc.engine.set_queue_paused(queue.name, action == "pause", queue.project)))
+    paused = await svc.engine.set_queue_paused(queue.name, action == "pause", queue.project)
+    return ok(item(svc.engine, paused))
 
 
-@router.post("/api/v1/queues/{value:path}/concurrency/override", openapi_extra=body_doc({"type": {"type": "string"}, "concurrencyLimit": {"type": "integer"}}, ["concurrencyLimit"]))
+@router.post("/api/v1/queues/{value:path}/concurrency/override",
+             openapi_extra=body_doc({"type": {"type": "string"},
+                                     "concurrencyLimit": {"type": "integer"}},
+                                    ["concurrencyLimit"]))
 async def override_limit(value: str, request: Request) -> Response:
     svc = services_of(request)
     caller = require_key(request, svc)
     body, type_ = await _body_type(request)
     limit = body.get("concurrencyLimit")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_CONCURRENCY_LIMIT:
-        raise BadRequestError(f"concurrencyLimit must be a whole number from 0 to {MAX_CONCURRENCY_LIMIT}, "
-                              f"not {str(limit)[:40]}")
+    if isinstance(limit, bool) or not isinstance(limit, int) \
+            or not 0 <= limit <= MAX_CONCURRENCY_LIMIT:
+        raise BadRequestError("concurrencyLimit must be a whole number from 0 to "
+                              f"{MAX_CONCURRENCY_LIMIT}, not {str(limit)[:40]}")
     queue = await find_queue(svc.engine, value, type_, caller)
     return ok(item(svc.engine, await svc.engine.set_queue_limit(queue.name, limit, queue.project)))
 
 
-@router.post("/api/v1/queues/{value:path}/concurrency/reset", openapi_extra=body_doc({"type": {"type": "string"}}))
+@router.post("/api/v1/queues/{value:path}/concurrency/reset",
+             openapi_extra=body_doc({"type": {"type": "string"}}))
 async def reset_limit(value: str, request: Request) -> Response:
     svc = services_of(request)
     caller = require_key(request, svc)
     _, type_ = await _body_type(request)
     queue = await find_queue(svc.engine, value, type_, caller)
-    return ok(item(svc.engine, await svc.engine.set_queue_limit(queue.name, base_limit(svc.engine, queue),
-                                                                queue.project)))
+    limit = base_limit(svc.engine, queue)
+    return ok(item(svc.engine, await svc.engine.set_queue_limit(queue.name, limit, queue.project)))
 
 
 @router.get("/api/v1/queues/{value:path}")
-async def retrieve_queue(value: str, request: Request, type: str | None = Query(None)) -> Response:  # noqa: A002
+async def retrieve_queue(value: str, request: Request,
+                         type: str | None = Query(None)) -> Response:  # noqa: A002
     svc = services_of(request)
     caller = require_key(request, svc)
     return ok(item(svc.engine, await find_queue(svc.engine, value, type, caller)))

@@ -35,20 +35,23 @@ class RunAuth:
         return bool(token) and auth.same(token, self.secret)
 
     def check_attempt(self, request: Request, run_id: str, attempt: int) -> None:
-        """The token must be attempt `attempt`'s (whether that attempt is current is the engine's check)."""
+        """The token must be attempt `attempt`'s (whether that attempt is current is the engine's
+        check)."""
         token = auth.bearer(request)
-        if not (auth.same(token, auth.run_token(self.secret, run_id, attempt)) or self._is_secret(token)):
+        if not (auth.same(token, auth.run_token(self.secret, run_id, attempt))
+                or self._is_secret(token)):
             raise AuthenticationError("Invalid run token")
 
     async def check(self, request: Request, engine: Engine, run_id: str) -> int | None:
         """The token must be the current attempt's; returns that attempt's number.
 
-        A token of an earlier attempt gets 409 (the process must drop the run), anything else 401."""
+        A token of an earlier attempt gets 409 (the process must drop the run), anything else
+        401."""
         token = auth.bearer(request)
         known = self._attempts.get(run_id)
         if known is not None and auth.same(token, auth.run_token(self.secret, run_id, known)):
             return known
-        run = await engine.store.read().get_run(run_id)
+        run = await engine.queries.runs.get(run_id)
         if run is None:
             raise NotFoundError(f"Run {run_id} not found")
         current = run.attempt_count
@@ -58,6 +61,6 @@ class RunAuth:
             self.remember(run_id, current)
             return current
         if any(auth.same(token, auth.run_token(self.secret, run_id, n)) for n in range(1, current)):
-            raise ConflictError(f"This attempt of run {run_id} is no longer current (the run is on attempt "
-                                f"{current}); drop the run")
+            raise ConflictError(f"This attempt of run {run_id} is no longer current (the run is on "
+                                f"attempt {current}); drop the run")
         raise AuthenticationError("Invalid run token")

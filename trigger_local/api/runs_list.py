@@ -30,11 +30,13 @@ from .present import list_item
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["runs"])
 
-STATUSES = frozenset({PENDING_VERSION, "DELAYED", QUEUED, DEQUEUED, EXECUTING, WAITING} | FINAL_STATUSES)
+STATUSES = frozenset({PENDING_VERSION, "DELAYED", QUEUED, DEQUEUED, EXECUTING, WAITING}
+                     | FINAL_STATUSES)
 # names older clients (no x-trigger-api-version) send
-LEGACY_STATUSES = {"WAITING_FOR_DEPLOY": [PENDING_VERSION], "PENDING": [QUEUED], "REATTEMPTING": [EXECUTING],
-                   "RETRYING_AFTER_FAILURE": [EXECUTING], "FROZEN": [WAITING], "PAUSED": [WAITING],
-                   "WAITING_TO_RESUME": [WAITING], "INTERRUPTED": [FAILED], "COMPLETED_SUCCESSFULLY": [COMPLETED],
+LEGACY_STATUSES = {"WAITING_FOR_DEPLOY": [PENDING_VERSION], "PENDING": [QUEUED],
+                   "REATTEMPTING": [EXECUTING], "RETRYING_AFTER_FAILURE": [EXECUTING],
+                   "FROZEN": [WAITING], "PAUSED": [WAITING], "WAITING_TO_RESUME": [WAITING],
+                   "INTERRUPTED": [FAILED], "COMPLETED_SUCCESSFULLY": [COMPLETED],
                    "COMPLETED_WITH_ERRORS": [FAILED], "CANCELLED": [CANCELED]}
 
 
@@ -62,10 +64,12 @@ def parse_instant(raw: str | None, name: str) -> float | None:
     try:
         return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
     except ValueError as exc:
-        raise BadRequestError(f"{name} must be epoch milliseconds or an ISO date, not {raw!r}") from exc
+        raise BadRequestError(f"{name} must be epoch milliseconds or an ISO date, not "
+                              f"{raw!r}") from exc
 
 
-def created_window(q: dict[str, str], now: float, prefix: str = "filter[createdAt]") -> tuple[float | None, float | None]:
+def created_window(q: dict[str, str], now: float,
+                   prefix: str = "filter[createdAt]") -> tuple[float | None, float | None]:
     start = parse_instant(q.get(f"{prefix}[from]"), f"{prefix}[from]")
     end = parse_instant(q.get(f"{prefix}[to]"), f"{prefix}[to]")
     period = q.get(f"{prefix}[period]")
@@ -91,7 +95,8 @@ def run_filters(q: dict[str, str], now: float) -> dict[str, Any]:
     machines = split_list(q.get("filter[machine]"))
     bad = [m for m in machines if m not in MACHINES]
     if bad:
-        raise BadRequestError(f"Invalid machine values: {', '.join(bad)} (use {', '.join(MACHINES)})")
+        raise BadRequestError(f"Invalid machine values: {', '.join(bad)} (use "
+                              f"{', '.join(MACHINES)})")
     created_from, created_to = created_window(q, now)
     return {
         "statuses": parse_statuses(q.get("filter[status]")),
@@ -104,7 +109,8 @@ def run_filters(q: dict[str, str], now: float) -> dict[str, Any]:
         "projects": split_list(q.get("filter[project]")) or None,
         "is_test": _bool(q.get("filter[isTest]"), "filter[isTest]"),
         "created_from": created_from, "created_to": created_to,
-        "parent_run_id": q.get("filter[parentRun]") or None, "search": q.get("filter[search]") or None,
+        "parent_run_id": q.get("filter[parentRun]") or None,
+        "search": q.get("filter[search]") or None,
     }
 
 
@@ -148,8 +154,8 @@ async def list_runs(request: Request,
     else:
         if caller.scoped:
             filters["projects"] = [caller.project]
-        runs = await svc.engine.store.read().list_runs(**filters, after=after or None, before=before or None,
-                                                       limit=page_size + 1)
+        runs = await svc.engine.queries.runs.page(**filters, after=after or None,
+                                                  before=before or None, limit=page_size + 1)
     runs, pagination = page_of(runs, page_size, after, before)
     now = svc.engine.clock.now()
     return ok({"data": [list_item(r, now) for r in runs], "pagination": pagination})

@@ -23,37 +23,43 @@ router = APIRouter(route_class=JsonErrorRoute, tags=["schedules"])
 
 #: Trigger.dev shows one environment; ours is the local development one
 ENVIRONMENT = {"id": "env_local", "type": "DEVELOPMENT", "userName": None}
-_BODY = body_doc({"task": {"type": "string"}, "cron": {"type": "string"}, "timezone": {"type": "string"},
-                  "externalId": {"type": "string"}, "deduplicationKey": {"type": "string"},
-                  "missedPolicy": {"type": "string", "enum": ["latest", "all", "skip"]}}, ["task", "cron"])
+_BODY = body_doc({"task": {"type": "string"}, "cron": {"type": "string"},
+                  "timezone": {"type": "string"}, "externalId": {"type": "string"},
+                  "deduplicationKey": {"type": "string"},
+                  "missedPolicy": {"type": "string", "enum": ["latest", "all", "skip"]}},
+                 ["task", "cron"])
 
 
 def schedule_object(s: Schedule) -> dict[str, Any]:
-    """Trigger.dev's ScheduleObject, plus our `missedPolicy` and `project` (`window` omitted: we have none)."""
+    """Trigger.dev's ScheduleObject, plus our `missedPolicy` and `project` (`window` omitted: we
+    have none)."""
     return {"id": s.id, "type": s.type, "task": s.task_id, "active": s.active,
             "deduplicationKey": None if s.type == DECLARATIVE else s.deduplication_key,
             "externalId": s.external_id,
             "generator": cron_generator(s.cron),
             "timezone": s.timezone, "nextRun": iso(s.next_run_at) if s.active else None,
             "nextRunEffectiveAt": iso(s.next_run_at) if s.active else None,
-            "lastRun": iso(s.last_run_at), "missedPolicy": s.missed_policy, "environments": [ENVIRONMENT],
-            "project": s.project}
+            "lastRun": iso(s.last_run_at), "missedPolicy": s.missed_policy,
+            "environments": [ENVIRONMENT], "project": s.project}
 
 
 def _spec(body: dict[str, Any], with_key: bool) -> ScheduleSpec:
-    """Shape checks (400 with `issues`, as Trigger.dev's zod errors); meaning is the engine's (422)."""
+    """Shape checks (400 with `issues`, as Trigger.dev's zod errors); meaning is the engine's
+    (422)."""
     issues = []
     for name in ("task", "cron"):
         if not isinstance(body.get(name), str) or not body[name]:
-            issues.append({"path": [name], "message": "Required" if name not in body else "Expected string"})
-    optional = ["timezone", "externalId", "missedPolicy"] + (["deduplicationKey"] if with_key else [])
+            issues.append({"path": [name],
+                           "message": "Required" if name not in body else "Expected string"})
+    optional = ["timezone", "externalId", "missedPolicy"]
+    optional += ["deduplicationKey"] if with_key else []
     for name in optional:
         if body.get(name) is not None and not isinstance(body[name], str):
             issues.append({"path": [name], "message": "Expected string"})
     if issues:
         raise BadRequestError("Invalid request body", issues=issues)
-    return ScheduleSpec(task_id=body["task"], cron=body["cron"], timezone=body.get("timezone") or "UTC",
-                        external_id=body.get("externalId"),
+    return ScheduleSpec(task_id=body["task"], cron=body["cron"],
+                        timezone=body.get("timezone") or "UTC", external_id=body.get("externalId"),
                         deduplication_key=body.get("deduplicationKey") if with_key else None,
                         missed_policy=body.get("missedPolicy") or "latest")
 
@@ -115,13 +121,15 @@ async def delete_schedule(schedule_id: str, request: Request) -> Response:
 @router.post("/api/v1/schedules/{schedule_id}/activate")
 async def activate_schedule(schedule_id: str, request: Request) -> Response:
     await _visible(request, schedule_id)
-    return ok(schedule_object(await services_of(request).engine.set_schedule_active(schedule_id, True)))
+    engine = services_of(request).engine
+    return ok(schedule_object(await engine.set_schedule_active(schedule_id, True)))
 
 
 @router.post("/api/v1/schedules/{schedule_id}/deactivate")
 async def deactivate_schedule(schedule_id: str, request: Request) -> Response:
     await _visible(request, schedule_id)
-    return ok(schedule_object(await services_of(request).engine.set_schedule_active(schedule_id, False)))
+    engine = services_of(request).engine
+    return ok(schedule_object(await engine.set_schedule_active(schedule_id, False)))
 
 
 @router.get("/api/v1/timezones")

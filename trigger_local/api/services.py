@@ -16,7 +16,8 @@ class DaemonServices(Protocol):
     settings: DaemonSettings
     secret_key: str
 
-    async def next_assignment(self, worker_id: str, wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
+    async def next_assignment(self, worker_id: str,
+                              wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
         """The next run for worker `worker_id`, waiting up to `wait_s` seconds for one.
 
         Returns the Assignment dict of docs/worker-protocol.md (the API adds `run_token` when it

@@ -31,9 +31,10 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from ..engine.events import Event
 from ..errors import BadRequestError
 from ..projects import check_project_ref
-from ..store.models import Event
+from ..store.models import StoredEvent
 from .common import int_param, require_key, services_of
 from .errors import JsonErrorRoute
 from .local import event_json
@@ -67,24 +68,25 @@ class StreamFilter:
     def by_run(self) -> bool:
         return bool(self.runs or self.tasks or self.tags)
 
-    async def _run_facts(self, svc: DaemonServices, run_id: str) -> tuple[str, list[str], str | None]:
+    async def _run_facts(self, svc: DaemonServices,
+                         run_id: str) -> tuple[str, list[str], str | None]:
         if run_id not in self._known:
             if len(self._known) > 10_000:
                 self._known.clear()
-            run = await svc.engine.store.read().get_run(run_id)
+            run = await svc.engine.queries.runs.get(run_id)
             facts = (run.task_id, list(run.tags or []), run.project) if run else ("", [], None)
             if run is None or run.project is None:
                 return facts  # a run's project may still be decided: not cached
             self._known[run_id] = facts
         return self._known[run_id]
 
-    async def _in_projects(self, svc: DaemonServices, event: Event) -> bool:
+    async def _in_projects(self, svc: DaemonServices, event: StoredEvent) -> bool:
         project = event.data.get("project")
         if project is None and event.run_id is not None:
             project = (await self._run_facts(svc, event.run_id))[2]
         return project in self.projects
 
-    async def accepts(self, svc: DaemonServices, event: Event) -> bool:
+    async def accepts(self, svc: DaemonServices, event: StoredEvent) -> bool:
         if self.types and not event.type.startswith(self.types):
             return False
         if self.exclude and event.type.startswith(self.exclude):
@@ -98,19 +100,22 @@ class StreamFilter:
         if not (self.tasks or self.tags):
             return True
         task_id, tags, _ = await self._run_facts(svc, event.run_id)
-        return (not self.tasks or task_id in self.tasks) and (not self.tags or bool(self.tags & set(tags)))
+        return (not self.tasks or task_id in self.tasks) \
+            and (not self.tags or bool(self.tags & set(tags)))
 
 
 def frame(event_type: str, data: dict[str, Any], seq: int | None = None) -> bytes:
     head = f"id: {seq}\n" if seq is not None else ""
-    return f"{head}event: {event_type}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    body = json.dumps(data, separators=(",", ":"))
+    return f"{head}event: {event_type}\ndata: {body}\n\n".encode()
 
 
-async def _expand(svc: DaemonServices, event: Event) -> dict[str, Any]:
+async def _expand(svc: DaemonServices, event: StoredEvent) -> dict[str, Any]:
     body = event_json(event)
     if event.type == "run.logs" and event.run_id:
         count = min(int(event.data.get("count") or 0), MAX_LOG_LINES)
-        entries = await svc.engine.store.read().logs(event.run_id, int(event.data.get("after_id") or 0), count)
+        after_id = int(event.data.get("after_id") or 0)
+        entries = await svc.engine.queries.logs.for_run(event.run_id, after_id, count)
         body["logs"] = [log_json(e) for e in entries]
     return body
 
@@ -126,11 +131,12 @@ def _end_session(svc: DaemonServices, ref: str) -> None:
     task.add_done_callback(_ending.discard)
 
 
-async def _events(svc: DaemonServices, after: int, flt: StreamFilter, session: str | None) -> AsyncIterator[bytes]:
-    read = svc.engine.store.read()
+async def _events(svc: DaemonServices, after: int, flt: StreamFilter,
+                  session: str | None) -> AsyncIterator[bytes]:
+    read = svc.engine.queries
     woken = asyncio.Event()
     # subscribe before the first read, so a commit between read and wait still wakes us
-    unsubscribe = svc.engine.hub.subscribe(lambda _type, _data: woken.set())
+    unsubscribe = svc.engine.hub.subscribe(Event, lambda _event: woken.set())
     if session is not None:
         await svc.engine.open_session(session)
     try:
@@ -138,7 +144,7 @@ async def _events(svc: DaemonServices, after: int, flt: StreamFilter, session: s
         run_filter = next(iter(flt.runs)) if len(flt.runs) == 1 else None
         while True:  # Starlette cancels us (running `finally`) when the client goes
             woken.clear()
-            found = await read.events_after(after, PAGE, run_filter)
+            found = await read.events.after(after, PAGE, run_filter)
             for event in found:
                 after = event.seq
                 if await flt.accepts(svc, event):
@@ -146,7 +152,8 @@ async def _events(svc: DaemonServices, after: int, flt: StreamFilter, session: s
             if len(found) == PAGE:
                 continue
             if svc.engine.hub.draining.is_set():
-                return  # the daemon is stopping: end the stream; the client reconnects with its cursor
+                # the daemon is stopping: end the stream; the client reconnects with its cursor
+                return
             try:
                 await asyncio.wait_for(woken.wait(), KEEPALIVE_S)
             except TimeoutError:
@@ -158,26 +165,29 @@ async def _events(svc: DaemonServices, after: int, flt: StreamFilter, session: s
 
 
 @router.get("/api/v1/local/stream")
-async def stream(request: Request, after: str | None = Query(None), run_id: str | None = Query(None),
-                 task: str | None = Query(None), tag: str | None = Query(None),
-                 types: str | None = Query(None), exclude: str | None = Query(None),
-                 project: str | None = Query(None), session: str | None = Query(None)) -> StreamingResponse:
+async def stream(request: Request, after: str | None = Query(None),
+                 run_id: str | None = Query(None), task: str | None = Query(None),
+                 tag: str | None = Query(None), types: str | None = Query(None),
+                 exclude: str | None = Query(None), project: str | None = Query(None),
+                 session: str | None = Query(None)) -> StreamingResponse:
     """Server-sent events from `after` (or `Last-Event-ID`); with neither, from now on.
     `session=1`: this stream is a `dev` session of its one `project` (see above)."""
     svc = services_of(request)
     caller = require_key(request, svc)
-    projects = {caller.project} if caller.scoped and caller.project else {check_project_ref(p) for p in _csv(project)}
+    projects = {caller.project} if caller.scoped and caller.project \
+        else {check_project_ref(p) for p in _csv(project)}
     if session not in (None, "", "0", "1"):
         raise BadRequestError(f"session must be 1 or 0, not {session!r}")
     if session == "1" and len(projects) != 1:
-        raise BadRequestError("A dev session (session=1) needs exactly one project: pass project=REF")
+        raise BadRequestError("A dev session (session=1) needs exactly one project: pass "
+                              "project=REF")
     cursor = after if after is not None else request.headers.get("last-event-id")
     if cursor is None or cursor == "":
-        start = await svc.engine.store.read().last_event_seq()
+        start = await svc.engine.queries.events.last_seq()
     else:
         start = int_param(cursor, "after", 0, 0, 2**62)
-    flt = StreamFilter(runs=_csv(run_id), tasks=_csv(task), tags=_csv(tag), types=tuple(_csv(types)),
-                       exclude=tuple(_csv(exclude)), projects=projects)
+    flt = StreamFilter(runs=_csv(run_id), tasks=_csv(task), tags=_csv(tag),
+                       types=tuple(_csv(types)), exclude=tuple(_csv(exclude)), projects=projects)
     dev_of = next(iter(projects)) if session == "1" else None
     return StreamingResponse(_events(svc, start, flt, dev_of), media_type="text/event-stream",
                              headers={"cache-control": "no-cache", "x-accel-buffering": "no"})

@@ -52,7 +52,7 @@ def output_packet(value: Any) -> tuple[str, str]:
 
 
 async def get_token(engine: Engine, waitpoint_id: str) -> Waitpoint:
-    wp = await engine.store.read().get_waitpoint(waitpoint_id)
+    wp = await engine.queries.waitpoints.get(waitpoint_id)
     if wp is None or wp.type != WP_MANUAL:
         raise NotFoundError("Waitpoint not found", waitpoint_id=waitpoint_id)
     return wp
@@ -71,11 +71,17 @@ async def create_token(request: Request, svc: DaemonServices, body: dict[str, An
     timeout = body.get("timeout")
     if timeout is not None and not isinstance(timeout, str | int | float):
         raise BadRequestError("timeout must be a duration (10m) or an ISO date")
-    return await svc.engine.create_token(timeout=timeout, idempotency_key=key or None, idempotency_key_ttl=key_ttl,
-                                         tags=[tags] if isinstance(tags, str) else tags, created_by_run_id=run_id)
+    return await svc.engine.create_token(timeout=timeout, idempotency_key=key or None,
+                                         idempotency_key_ttl=key_ttl,
+                                         tags=[tags] if isinstance(tags, str) else tags,
+                                         created_by_run_id=run_id)
 
 
-@router.post("/api/v1/waitpoints/tokens", openapi_extra=body_doc({"timeout": {"type": "string"}, "idempotencyKey": {"type": "string"}, "idempotencyKeyTTL": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}}))
+@router.post("/api/v1/waitpoints/tokens",
+             openapi_extra=body_doc({"timeout": {"type": "string"},
+                                     "idempotencyKey": {"type": "string"},
+                                     "idempotencyKeyTTL": {"type": "string"},
+                                     "tags": {"type": "array", "items": {"type": "string"}}}))
 async def create(request: Request) -> Response:
     svc = services_of(request)
     require_key(request, svc)
@@ -84,7 +90,8 @@ async def create(request: Request) -> Response:
               headers=jwt_header(svc, [f"write:waitpoints:{wp.id}"], TOKEN_JWT_TTL_S))
 
 
-@router.post("/api/v1/waitpoints/tokens/{waitpoint_id}/complete", openapi_extra=body_doc({"data": {}}))
+@router.post("/api/v1/waitpoints/tokens/{waitpoint_id}/complete",
+             openapi_extra=body_doc({"data": {}}))
 async def complete(waitpoint_id: str, request: Request) -> Response:
     """Idempotent: completing a finished token answers success and changes nothing."""
     svc = services_of(request)
@@ -96,7 +103,8 @@ async def complete(waitpoint_id: str, request: Request) -> Response:
     return ok({"success": True})
 
 
-@router.post("/api/v1/waitpoints/tokens/{waitpoint_id}/callback/{signature}", openapi_extra=body_doc({}))
+@router.post("/api/v1/waitpoints/tokens/{waitpoint_id}/callback/{signature}",
+             openapi_extra=body_doc({}))
 async def callback(waitpoint_id: str, signature: str, request: Request) -> Response:
     """No auth: the URL's HMAC is the credential. The whole JSON body is the output."""
     svc = services_of(request)
@@ -129,7 +137,7 @@ async def retrieve(waitpoint_id: str, request: Request) -> Response:
     svc = services_of(request)
     require_key(request, svc, f"read:waitpoints:{waitpoint_id}")
     wp = await get_token(svc.engine, waitpoint_id)
-    blocked = await svc.engine.store.read().runs_waiting_on([wp.id])
+    blocked = await svc.engine.queries.waitpoints.waiting_runs([wp.id])
     return ok(token_item(wp, callback_url(request, svc, wp.id), with_output=True,
                          blocked_run_ids=blocked.get(wp.id, [])))
 
@@ -138,7 +146,8 @@ def _statuses(raw: str | None) -> list[str] | None:
     values = [v.upper() for v in split_list(raw)]
     bad = [v for v in values if v not in TOKEN_STATUSES]
     if bad:
-        raise BadRequestError(f"Invalid status values: {', '.join(bad)}", valid=list(TOKEN_STATUSES))
+        raise BadRequestError(f"Invalid status values: {', '.join(bad)}",
+                              valid=list(TOKEN_STATUSES))
     return values or None
 
 
@@ -156,12 +165,13 @@ async def list_tokens(request: Request,
     require_key(request, svc, "read:waitpoints")
     page_size = int_param(size, "page[size]", 25, 1, 100)
     created_from, created_to = created_window(dict(request.query_params), svc.engine.clock.now())
-    wps = await svc.engine.store.read().list_waitpoints(
-        type_=WP_MANUAL, statuses=_statuses(status), tags=split_list(tags) or None, idempotency_key=key or None,
-        created_from=created_from, created_to=created_to, after=after or None, before=before or None,
-        limit=page_size + 1)
+    wps = await svc.engine.queries.waitpoints.page(
+        type_=WP_MANUAL, statuses=_statuses(status), tags=split_list(tags) or None,
+        idempotency_key=key or None, created_from=created_from, created_to=created_to,
+        after=after or None, before=before or None, limit=page_size + 1)
     wps, pagination = page_of(wps, page_size, after, before)
-    blocked = await svc.engine.store.read().runs_waiting_on([wp.id for wp in wps])
-    return ok({"data": [token_item(wp, callback_url(request, svc, wp.id), blocked_run_ids=blocked.get(wp.id, []))
+    blocked = await svc.engine.queries.waitpoints.waiting_runs([wp.id for wp in wps])
+    return ok({"data": [token_item(wp, callback_url(request, svc, wp.id),
+                                   blocked_run_ids=blocked.get(wp.id, []))
                         for wp in wps],
                "pagination": pagination})

@@ -22,10 +22,12 @@ _WAIT_EVENTS = ("run.waiting",)
 
 
 def log_json(entry: LogEntry) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": entry.id, "at": iso(entry.at), "level": entry.level, "message": entry.message,
-                           "attributes": entry.attributes, "kind": entry.kind, "attempt": entry.attempt}
+    out: dict[str, Any] = {"id": entry.id, "at": iso(entry.at), "level": entry.level,
+                           "message": entry.message, "attributes": entry.attributes,
+                           "kind": entry.kind, "attempt": entry.attempt}
     if entry.parent_span_id:
-        out["parentSpanId"] = entry.parent_span_id  # a log line's enclosing span, or a span's parent
+        # a log line's enclosing span, or a span's parent
+        out["parentSpanId"] = entry.parent_span_id
     if entry.kind == "span":
         out.update(spanId=entry.span_id, endedAt=iso(entry.ended_at),
                    durationMs=int((entry.ended_at - entry.at) * 1000) if entry.ended_at else None)
@@ -49,8 +51,9 @@ async def run_logs(run_id: str, request: Request, after: str | None = Query(None
     start = int_param(after, "after", 0, 0, 2**62)
     size = int_param(limit, "limit", 1000, 1, 5000)
     await get_run(svc.engine, run_id, caller)
-    entries = await svc.engine.store.read().logs(run_id, start, size)
-    return ok({"data": [log_json(e) for e in entries], "next": entries[-1].id if entries else start})
+    entries = await svc.engine.queries.logs.for_run(run_id, start, size)
+    return ok({"data": [log_json(e) for e in entries],
+               "next": entries[-1].id if entries else start})
 
 
 @router.get("/api/v1/runs/{run_id}/trace")
@@ -58,23 +61,24 @@ async def run_trace(run_id: str, request: Request) -> Response:
     svc = services_of(request)
     caller = require_key(request, svc, f"read:runs:{run_id}")
     engine = svc.engine
-    read = engine.store.read()
+    read = engine.queries
     run = await get_run(engine, run_id, caller)
-    events = await read.events_after(0, 10_000, run_id)
+    events = await read.events.after(0, 10_000, run_id)
     wait_ids = list(dict.fromkeys(str(e.data["waitpoint_id"]) for e in events
                                   if e.type in _WAIT_EVENTS and e.data.get("waitpoint_id")))
-    waits = [wp for wp in [await read.get_waitpoint(w) for w in wait_ids] if wp is not None]
-    logs = await read.logs(run_id, 0, 10_000)
+    waits = [wp for wp in [await read.waitpoints.get(w) for w in wait_ids] if wp is not None]
+    logs = await read.logs.for_run(run_id, 0, 10_000)
     now = engine.clock.now()
     return ok({
         "run": await retrieve_body(engine, run),
-        "attempts": [attempt_item(a) for a in await read.attempts(run_id)],
-        "snapshots": [{**s, "at": iso(s.get("at"))} for s in await read.snapshots(run_id)],
+        "attempts": [attempt_item(a) for a in await read.attempts.for_run(run_id)],
+        "snapshots": [{**s, "at": iso(s.get("at"))} for s in await read.snapshots.for_run(run_id)],
         "spans": [log_json(e) for e in logs if e.kind == "span"],
         "logs": [log_json(e) for e in logs if e.kind != "span"],
-        "children": [list_item(c, now) for c in await read.child_runs(run_id)],
+        "children": [list_item(c, now) for c in await read.runs.children(run_id)],
         "waits": [wait_json(wp) for wp in waits],
         "events": [{"seq": e.seq, "type": e.type, "at": iso(e.at), "data": e.data} for e in events],
-        "checkpoints": [{**c.to_dict(), "created_at": iso(c.created_at), "restored_at": iso(c.restored_at)}
-                        for c in await engine.run_checkpoints(run_id)],
+        "checkpoints": [{**c.to_dict(), "created_at": iso(c.created_at),
+                         "restored_at": iso(c.restored_at)}
+                        for c in await read.checkpoints.for_run(run_id)],
     })

@@ -34,6 +34,8 @@ async def trigger_task(task_id: str, request: Request) -> Response:
     body = await read_json(request, svc)
     req = trigger_request(task_id, body, request.headers)
     req.project = caller.project  # None: the one project that has the task (engine/projects.py)
-    result = await svc.engine.trigger(req, request_key=request_cache_key(request, f"trigger:{task_id}"))
+    request_key = request_cache_key(request, f"trigger:{task_id}")
+    result = await svc.engine.trigger(req, request_key=request_key)
     run_id = result.run.id
-    return ok({"id": run_id, "isCached": result.cached}, headers=jwt_header(svc, [f"read:runs:{run_id}"]))
+    return ok({"id": run_id, "isCached": result.cached},
+              headers=jwt_header(svc, [f"read:runs:{run_id}"]))

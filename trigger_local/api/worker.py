@@ -40,10 +40,12 @@ def run_auth(request: Request) -> RunAuth:
 
 
 @router.get("/engine/v1/workers/{worker_id}/next")
-async def next_assignment(worker_id: str, request: Request, wait_s: str | None = Query(None)) -> Response:
+async def next_assignment(worker_id: str, request: Request,
+                          wait_s: str | None = Query(None)) -> Response:
     svc = services_of(request)
     _check_worker(svc, worker_id, auth.bearer(request))
-    return ok(await _next_answer(request, worker_id, float_param(wait_s, "wait_s", 20.0, MAX_NEXT_WAIT_S)))
+    return ok(await _next_answer(request, worker_id,
+                                 float_param(wait_s, "wait_s", 20.0, MAX_NEXT_WAIT_S)))
 
 
 def _check_worker(svc: DaemonServices, worker_id: str, token: str | None) -> None:
@@ -69,15 +71,20 @@ def _outcome(body: dict[str, Any]) -> AttemptOutcome:
         output = body.get("output")
         if output is not None and not isinstance(output, str):
             raise BadRequestError("output must be a packet string (or null)")
-        return AttemptOutcome(ok=True, output=output, output_type=body.get("outputType") or "application/json")
+        return AttemptOutcome(ok=True, output=output,
+                              output_type=body.get("outputType") or "application/json")
     error = body.get("error")
     if not isinstance(error, dict):
         error = {"message": str(error or "The attempt failed")}
     status = str(body["status"]) if body.get("status") in _FAILURE_STATUSES else "FAILED"
-    return AttemptOutcome(ok=False, error=error, retryable=bool(body.get("retry", True)), status=status)
+    return AttemptOutcome(ok=False, error=error, retryable=bool(body.get("retry", True)),
+                          status=status)
 
 
-@router.post("/engine/v1/runs/{run_id}/attempts/{attempt}/complete", openapi_extra=body_doc({"ok": {"type": "boolean"}, "output": {"type": "string"}, "outputType": {"type": "string"}, "error": {"type": "object"}, "retry": {"type": "boolean"}}, ["ok"]))
+@router.post("/engine/v1/runs/{run_id}/attempts/{attempt}/complete",
+             openapi_extra=body_doc({"ok": {"type": "boolean"}, "output": {"type": "string"},
+                                     "outputType": {"type": "string"}, "error": {"type": "object"},
+                                     "retry": {"type": "boolean"}}, ["ok"]))
 async def complete_attempt(run_id: str, attempt: int, request: Request) -> Response:
     svc = services_of(request)
     run_auth(request).check_attempt(request, run_id, attempt)
@@ -105,11 +112,15 @@ def _until(value: Any, now: float) -> datetime | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(check_time(value, now, what="until"), UTC)
     if not isinstance(value, str):
-        raise ValidationError(f"until must be epoch seconds, a duration or an ISO date, not {str(value)[:40]}")
+        raise ValidationError("until must be epoch seconds, a duration or an ISO date, not "
+                              f"{str(value)[:40]}")
     return datetime.fromtimestamp(parse_time(value, now, what="until"), UTC)
 
 
-@router.post("/engine/v1/runs/{run_id}/attempts/{attempt}/wait", openapi_extra=body_doc({"kind": {"type": "string"}, "until": {}, "waitpointId": {"type": "string"}, "idempotencyKey": {"type": "string"}}, ["kind"]))
+@router.post("/engine/v1/runs/{run_id}/attempts/{attempt}/wait",
+             openapi_extra=body_doc({"kind": {"type": "string"}, "until": {},
+                                     "waitpointId": {"type": "string"},
+                                     "idempotencyKey": {"type": "string"}}, ["kind"]))
 async def wait(run_id: str, attempt: int, request: Request) -> Response:
     svc = services_of(request)
     run_auth(request).check_attempt(request, run_id, attempt)
@@ -117,7 +128,8 @@ async def wait(run_id: str, attempt: int, request: Request) -> Response:
     kind = body.get("kind")
     if not isinstance(kind, str):
         raise ValidationError("kind must be duration, token, run or batch")
-    decision = await svc.engine.wait(run_id, attempt, kind=kind, until=_until(body.get("until"), svc.engine.clock.now()),
+    decision = await svc.engine.wait(run_id, attempt, kind=kind,
+                                     until=_until(body.get("until"), svc.engine.clock.now()),
                                      waitpoint_id=body.get("waitpointId"),
                                      idempotency_key=body.get("idempotencyKey"),
                                      idempotency_key_ttl=body.get("idempotencyKeyTTL"))
@@ -128,8 +140,10 @@ async def wait(run_id: str, attempt: int, request: Request) -> Response:
 
 
 @router.get("/engine/v1/runs/{run_id}/waits/{waitpoint_id}")
-async def poll_wait(run_id: str, waitpoint_id: str, request: Request, wait_s: str | None = Query(None)) -> Response:
-    """`{"done": false}` after up to `wait_s` seconds, or the result once the run has its slot back."""
+async def poll_wait(run_id: str, waitpoint_id: str, request: Request,
+                    wait_s: str | None = Query(None)) -> Response:
+    """`{"done": false}` after up to `wait_s` seconds, or the result once the run has its slot
+    back."""
     svc = services_of(request)
     await run_auth(request).check(request, svc.engine, run_id)
     engine = svc.engine
@@ -154,10 +168,15 @@ def _stopping() -> Response:
     """The daemon is stopping: the waiting process polls again later (503 is retried, for up to
     TRIGGER_LOCAL_ORPHAN_TIMEOUT_S) and closes its connection meanwhile, so that it can be
     checkpointed, and it reaches the next daemon (executors/stopping.py)."""
-    return ok({"error": "The daemon is stopping; poll again"}, status=503, headers={"Connection": "close"})
+    return ok({"error": "The daemon is stopping; poll again"}, status=503,
+              headers={"Connection": "close"})
 
 
-@router.post("/engine/v1/runs/{run_id}/trigger", openapi_extra=body_doc({"task": {"type": "string"}, "payload": {"type": "string"}, "payloadType": {"type": "string"}, "options": {"type": "object"}, "wait": {"type": "boolean"}}, ["task"]))
+@router.post("/engine/v1/runs/{run_id}/trigger",
+             openapi_extra=body_doc({"task": {"type": "string"}, "payload": {"type": "string"},
+                                     "payloadType": {"type": "string"},
+                                     "options": {"type": "object"}, "wait": {"type": "boolean"}},
+                                    ["task"]))
 async def trigger_child(run_id: str, request: Request) -> Response:
     svc = services_of(request)
     await run_auth(request).check(request, svc.engine, run_id)
@@ -175,17 +194,22 @@ async def trigger_child(run_id: str, request: Request) -> Response:
     return ok(out)
 
 
-@router.post("/engine/v1/runs/{run_id}/batch", openapi_extra=body_doc({"items": {"type": "array", "items": {"type": "object"}}, "wait": {"type": "boolean"}}, ["items"]))
+@router.post("/engine/v1/runs/{run_id}/batch",
+             openapi_extra=body_doc({"items": {"type": "array", "items": {"type": "object"}},
+                                     "wait": {"type": "boolean"}}, ["items"]))
 async def batch_children(run_id: str, request: Request) -> Response:
     svc = services_of(request)
     await run_auth(request).check(request, svc.engine, run_id)
     body = await read_json(request, svc)
     items = body.get("items")
     if not isinstance(items, list) or not items:
-        raise ValidationError("items must be a non-empty list of {task, payload, payloadType, options}")
+        raise ValidationError("items must be a non-empty list of "
+                              "{task, payload, payloadType, options}")
     reqs = [batch_item_request(item, i) for i, item in enumerate(items)]
-    batch, results, _ = await svc.engine.batch_trigger(reqs, parent_run_id=run_id, wait=bool(body.get("wait")))
-    out: dict[str, Any] = {"batchId": batch.id, "runs": [{"id": r.run.id, "isCached": r.cached} for r in results]}
+    batch, results, _ = await svc.engine.batch_trigger(reqs, parent_run_id=run_id,
+                                                       wait=bool(body.get("wait")))
+    out: dict[str, Any] = {"batchId": batch.id,
+                           "runs": [{"id": r.run.id, "isCached": r.cached} for r in results]}
     if batch.waitpoint_id:
         out["waitpointId"] = batch.waitpoint_id
     return ok(out)
@@ -196,29 +220,38 @@ def _instant(value: Any, default: float) -> float:
         return check_time(value, default, what="log time")
     if isinstance(value, str) and value:
         try:
-            return check_time(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp(), default,
+            return check_time(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp(),
+                              default,
                               what="log time", shown=value[:40])
         except ValueError as exc:
-            raise ValidationError(f"Invalid log time {value[:40]!r}: use epoch seconds or ISO-8601") from exc
+            raise ValidationError(f"Invalid log time {value[:40]!r}: use epoch seconds or "
+                                  "ISO-8601") from exc
     return default
 
 
-def log_entries(run_id: str, body: dict[str, Any], attempt: int | None, now: float) -> list[LogEntry]:
+def log_entries(run_id: str, body: dict[str, Any], attempt: int | None,
+                now: float) -> list[LogEntry]:
     entries = body.get("entries")
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ValidationError("entries must be a list of log objects")
-    number = int_option(body.get("attempt"), "attempt", 1, MAX_ATTEMPTS) if body.get("attempt") is not None \
+    number = int_option(body.get("attempt"), "attempt", 1,
+                        MAX_ATTEMPTS) if body.get("attempt") is not None \
         else attempt
     attributes = [e.get("attributes") for e in entries]
-    return [LogEntry(run_id=run_id, attempt=number, at=_instant(e.get("at"), now), level=str(e.get("level") or "info"),
+    return [LogEntry(run_id=run_id, attempt=number, at=_instant(e.get("at"), now),
+                     level=str(e.get("level") or "info"),
                      message=str(e.get("message", "")), attributes=a if isinstance(a, dict) else {},
                      kind="span" if e.get("kind") == "span" else "log", span_id=e.get("spanId"),
                      parent_span_id=e.get("parentSpanId"),
-                     ended_at=_instant(e.get("endedAt"), now) if e.get("endedAt") is not None else None)
+                     ended_at=_instant(e.get("endedAt"),
+                                       now) if e.get("endedAt") is not None else None)
             for e, a in zip(entries, attributes, strict=True)]
 
 
-@router.post("/engine/v1/runs/{run_id}/logs", openapi_extra=body_doc({"attempt": {"type": "integer"}, "entries": {"type": "array", "items": {"type": "object"}}}, ["entries"]))
+@router.post("/engine/v1/runs/{run_id}/logs",
+             openapi_extra=body_doc({"attempt": {"type": "integer"},
+                                     "entries": {"type": "array", "items": {"type": "object"}}},
+                                    ["entries"]))
 async def append_logs(run_id: str, request: Request) -> Response:
     svc = services_of(request)
     attempt = await run_auth(request).check(request, svc.engine, run_id)
@@ -227,7 +260,8 @@ async def append_logs(run_id: str, request: Request) -> Response:
     return ok({})
 
 
-@router.put("/engine/v1/runs/{run_id}/metadata", openapi_extra=body_doc({"metadata": {"type": "object"}}))
+@router.put("/engine/v1/runs/{run_id}/metadata",
+            openapi_extra=body_doc({"metadata": {"type": "object"}}))
 async def put_metadata(run_id: str, request: Request) -> Response:
     svc = services_of(request)
     await run_auth(request).check(request, svc.engine, run_id)
@@ -240,7 +274,10 @@ async def put_metadata(run_id: str, request: Request) -> Response:
     return ok({"metadata": await svc.engine.update_metadata(run_id, metadata, operations)})
 
 
-@router.post("/engine/v1/runs/{run_id}/tokens", openapi_extra=body_doc({"timeout": {"type": "string"}, "idempotencyKey": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}}))
+@router.post("/engine/v1/runs/{run_id}/tokens",
+             openapi_extra=body_doc({"timeout": {"type": "string"},
+                                     "idempotencyKey": {"type": "string"},
+                                     "tags": {"type": "array", "items": {"type": "string"}}}))
 async def create_run_token(run_id: str, request: Request) -> Response:
     svc = services_of(request)
     await run_auth(request).check(request, svc.engine, run_id)

@@ -1,10 +1,12 @@
 """The dispatcher: starts runnable runs on the executor and fires timers.
 
-Event-driven: the engine publishes `dispatch` when something may have become runnable (a
-trigger, a completion, a resumed wait, a paused queue resumed) and the loop wakes; otherwise it
-sleeps until the store's next due time. `tick()` does one round and says how much it did, so
-tests can step it; `step()` is one round plus the sleep after it, and the daemon's supervisor
-(supervise.py) calls it over and over, backing off when a round raises.
+Event-driven: the loop wakes on the engine's events that may let a run start (`wakes`: a run
+created, a run that ended or waits (its slot is free), a wait that completed, a queue resumed
+or given room, a version registered, a dev project back online, a schedule changed) and when
+the executor says it has room again; otherwise it sleeps until the store's next due time.
+`tick()` does one round and says how much it did, so tests can step it; `step()` is one round
+plus the sleep after it, and the daemon's supervisor (supervise.py) calls it over and over,
+backing off when a round raises.
 
 A round that fails half-way (a full disk) may have taken runs off their queue (DEQUEUED)
 without starting them: they are remembered and put back first thing in the next round, so a
@@ -14,14 +16,39 @@ failure never strands a run.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from ..engine import Engine
+from ..engine.events import (
+    Event,
+    ProjectSessionChanged,
+    QueueChanged,
+    RunCreated,
+    RunRescheduled,
+    RunStatusChanged,
+    RunUnblocked,
+    ScheduleChanged,
+    VersionRegistered,
+)
 from ..executors.base import Executor
-from ..store.models import Run
+from ..statuses import FINAL_STATUSES
+from ..store.models import EXECUTING, WAITING, Run
 
 MAX_SLEEP_S = 5.0  # a safety net only: every change that matters wakes the loop
 MAX_TIMER_ROUNDS = 50  # timer batches per round (500 each): dispatching is never starved for long
+_WAKING = (RunCreated, RunUnblocked, RunRescheduled, QueueChanged, VersionRegistered,
+           ProjectSessionChanged, ScheduleChanged)
+
+
+def wakes(event: Event) -> bool:
+    """Whether `event` may let a run start now or sooner: a new run, a freed slot (a run ended,
+    or went from executing to waiting), a completed wait, a queue resumed or given room, a
+    version or project that can take runs, a schedule's next tick."""
+    if isinstance(event, _WAKING):
+        return True
+    if isinstance(event, RunStatusChanged):
+        return event.status in FINAL_STATUSES or (event.status == WAITING
+                                                  and event.previous == EXECUTING)
+    return False
 
 
 class Dispatcher:
@@ -32,10 +59,10 @@ class Dispatcher:
         self._unstarted: dict[str, Run] = {}  # dequeued by a round that failed before starting them
         self._idle = False  # the last round found nothing to do
         self._stopped = False
-        engine.hub.subscribe(self._on_event)
+        engine.hub.subscribe(Event, self._on_event)
 
-    def _on_event(self, type_: str, data: dict[str, Any]) -> None:
-        if type_ == "dispatch":
+    def _on_event(self, event: Event) -> None:
+        if wakes(event):
             self._wakeup.set()
 
     def wake(self) -> None:
@@ -77,7 +104,7 @@ class Dispatcher:
         1,000 schedules on one tick must not wait for the first batch's runs to start."""
         done = 0
         for _ in range(MAX_TIMER_ROUNDS):
-            due = await self.engine.store.read().next_due_at()
+            due = await self.engine.queries.timers.next_due_at()
             if due is None or due > self.engine.clock.now():
                 break
             did = await self.engine.tick_timers()
@@ -105,7 +132,7 @@ class Dispatcher:
         self._idle = not await self.tick()
 
     async def _sleep(self) -> None:
-        due = await self.engine.store.read().next_due_at()
+        due = await self.engine.queries.timers.next_due_at()
         timeout = MAX_SLEEP_S
         if due is not None:
             timeout = max(0.0, min(MAX_SLEEP_S, due - self.engine.clock.now()))

@@ -1,24 +1,15 @@
-"""The engine: the run state machine, waitpoints, batches, idempotency and retries, as
-decisions over the store. It never spawns a process: it publishes on the hub and the
-dispatcher and executors act."""
+"""The engine: the run state machine, waitpoints, batches, idempotency, retries, schedules and
+timers, as decisions over the store. `Engine` (engine/front.py) is its front; the parts are
+modules of functions over a unit of work (engine/unit.py). It never spawns a process: it
+records typed events (engine/events.py) and the dispatcher and executors act on them."""
 
-from .checkpoints import CheckpointMixin
-from .debounce import DebounceMixin
-from .envvars import EnvVarMixin
+from .attempts import AttemptOutcome
+from .front import Engine
 from .hub import Hub
-from .lifecycle import AttemptOutcome
-from .queues import QueueLogMixin
-from .ratelimits import RateLimitMixin
-from .schedules import ScheduleMixin
-from .triggering import TriggerRequest, TriggerResult
-from .waits import WaitDecision, waitpoint_result
-from .workers import WorkerMixin
+from .options import TriggerOptions, TriggerRequest
+from .triggering import TriggerResult
+from .waitpoints import waitpoint_result
+from .waits import WaitDecision
 
-
-class Engine(QueueLogMixin, WorkerMixin, CheckpointMixin, ScheduleMixin, RateLimitMixin, DebounceMixin,
-             EnvVarMixin):
-    """Every operation on runs, waitpoints, queues and versions."""
-
-
-__all__ = ["AttemptOutcome", "Engine", "Hub", "TriggerRequest", "TriggerResult", "WaitDecision",
-           "waitpoint_result"]
+__all__ = ["AttemptOutcome", "Engine", "Hub", "TriggerOptions", "TriggerRequest", "TriggerResult",
+           "WaitDecision", "waitpoint_result"]

@@ -34,7 +34,8 @@ def validate_cron(expression: object) -> str:
     expr = " ".join(expression.split())
     if len(expr.split(" ")) not in (5, 6):
         raise ValidationError(f"Invalid cron expression: '{expr}' must have 5 fields "
-                              "(minute hour day-of-month month day-of-week), or 6 with seconds last")
+                              "(minute hour day-of-month month day-of-week), or 6 with seconds "
+                              "last")
     try:
         croniter(expr, datetime(2024, 1, 1, tzinfo=UTC))
     except _BAD as exc:
@@ -101,7 +102,8 @@ def _next_ticks(expression: str, tz_name: str, after: float, count: int) -> tupl
 
 
 @functools.lru_cache(maxsize=4096)
-def _ticks_between(expression: str, tz_name: str, first: float, now: float, cap: int) -> tuple[float, ...]:
+def _ticks_between(expression: str, tz_name: str, first: float, now: float,
+                   cap: int) -> tuple[float, ...]:
     tz = zone(tz_name)
     it = croniter(expression, datetime.fromtimestamp(now + 0.001, tz))
     fixed_hour = expression.split(" ")[1] != "*"

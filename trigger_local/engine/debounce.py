@@ -9,19 +9,32 @@ Trigger.dev) it keeps the first. Once the run has left DELAYED, the key starts a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..durations import parse_duration
 from ..errors import ValidationError
 from ..store.models import DELAYED, Run
-from .base import EngineBase, Tx
+from .events import RunDebounced
+from .runs import move
+from .unit import Tx
 
 MODES = ("leading", "trailing")
 MAX_KEY_LENGTH = 512
 
 
-def parse_debounce(value: Any) -> dict[str, Any] | None:
-    """`{"key", "delay", "mode"?, "max_delay"?}` → `{"key", "delay_s", "mode", "max_delay_s"}`."""
+@dataclass(frozen=True, slots=True)
+class Debounce:
+    """Trigger.dev's `debounce` option, checked."""
+
+    key: str
+    delay_s: float
+    mode: str = "leading"
+    max_delay_s: float | None = None
+
+
+def parse_debounce(value: Any) -> Debounce | None:
+    """`{"key", "delay", "mode"?, "maxDelay"?}` as the API received it; ValidationError."""
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -36,32 +49,37 @@ def parse_debounce(value: Any) -> dict[str, Any] | None:
     if mode not in MODES:
         raise ValidationError(f"Invalid debounce.mode {mode!r}: use leading or trailing")
     max_delay = value.get("max_delay", value.get("maxDelay"))
-    max_delay_s = parse_duration(max_delay, what="debounce.maxDelay") if max_delay is not None else None
-    return {"key": key, "delay_s": delay_s, "mode": mode, "max_delay_s": max_delay_s}
+    max_delay_s = parse_duration(max_delay, what="debounce.maxDelay") if max_delay is not None \
+        else None
+    return Debounce(key=key, delay_s=delay_s, mode=mode, max_delay_s=max_delay_s)
 
 
-class DebounceMixin(EngineBase):
-    async def _debounce(self, tx: Tx, project: str | None, task_id: str, debounce: dict[str, Any],
-                        payload: str | None, payload_type: str, fields: dict[str, Any]) -> Run | None:
-        """The pending run this trigger collapses into (moved and updated), or None: then the
-        new run is created DELAYED by the debounce delay (set in `fields`). Keys are per project."""
-        found = await tx.ops.get_debounce(_key_project(project), task_id, debounce["key"])
-        run = await tx.ops.get_run(found[0]) if found else None
-        if found is not None and run is not None and run.status == DELAYED:
-            until = tx.now + debounce["delay_s"]
-            if debounce["max_delay_s"] is not None:
-                until = min(until, found[1] + debounce["max_delay_s"])
-            changes: dict[str, Any] = {"delay_until": max(until, run.delay_until or until)}
-            if debounce["mode"] == "trailing":
-                changes.update(payload=payload, payload_type=payload_type)
-            await self._move(tx, run, DELAYED, event="run.debounced", description="debounced", **changes)
-            return run
-        fields["delay_until"] = max(fields.get("delay_until") or 0.0, tx.now + debounce["delay_s"])
+async def pending_run(tx: Tx, project: str | None, task_id: str, debounce: Debounce,
+                      payload: str | None, payload_type: str) -> Run | None:
+    """The pending run this trigger collapses into (its start pushed, and in `trailing` mode
+    its payload replaced), or None: then a new run is created, DELAYED until
+    `delayed_until(...)`. Keys are per project."""
+    found = await tx.debounces.get(_key_project(project), task_id, debounce.key)
+    run = await tx.runs.get(found[0]) if found else None
+    if found is None or run is None or run.status != DELAYED:
         return None
+    until = tx.now + debounce.delay_s
+    if debounce.max_delay_s is not None:
+        until = min(until, found[1] + debounce.max_delay_s)
+    changes: dict[str, Any] = {"delay_until": max(until, run.delay_until or until)}
+    if debounce.mode == "trailing":
+        changes.update(payload=payload, payload_type=payload_type)
+    return await move(tx, run, DELAYED, event=RunDebounced, description="debounced", **changes)
 
-    async def _record_debounce(self, tx: Tx, project: str | None, task_id: str, debounce: dict[str, Any],
-                               run: Run) -> None:
-        await tx.ops.set_debounce(_key_project(project), task_id, debounce["key"], run.id, tx.now)
+
+def delayed_until(now: float, debounce: Debounce, delay_until: float | None) -> float:
+    """When the first run of a debounce key starts: after the debounce delay (or later)."""
+    return max(delay_until or 0.0, now + debounce.delay_s)
+
+
+async def remember(tx: Tx, project: str | None, task_id: str, debounce: Debounce,
+                   run: Run) -> None:
+    await tx.debounces.set(_key_project(project), task_id, debounce.key, run.id, tx.now)
 
 
 def _key_project(project: str | None) -> str:

@@ -7,7 +7,8 @@ import re
 from typing import Any
 
 from ..errors import BadRequestError, NotFoundError
-from .base import EngineBase
+from ..store.catalog_areas import EnvVarReader
+from .unit import Tx
 
 #: what a POSIX shell accepts as a variable name
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -18,39 +19,39 @@ RESERVED = {"TRIGGER_API_URL", "TRIGGER_SECRET_KEY"}
 
 def check_name(name: Any) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise BadRequestError(f"Invalid environment variable name {name!r}: use letters, digits and _")
+        raise BadRequestError(f"Invalid environment variable name {name!r}: use letters, "
+                              "digits and _")
     if name in RESERVED or name.startswith(RESERVED_PREFIXES):
-        raise BadRequestError(f"{name} is set by trigger-local for every task process and cannot be overridden")
+        raise BadRequestError(f"{name} is set by trigger-local for every task process and "
+                              "cannot be overridden")
     return name
 
 
-class EnvVarMixin(EngineBase):
-    async def set_env_vars(self, env: str, values: dict[str, Any], *, is_secret: bool | None = None,
-                           override: bool = True) -> None:
-        checked = {check_name(k): v for k, v in values.items()}
-        for name, value in checked.items():
-            if not isinstance(value, str):
-                raise BadRequestError(f"The value of {name} must be a string")
-            if "\0" in value:  # no process could be started with it
-                raise BadRequestError(f"The value of {name} must not contain a NUL character")
-        async with self._tx() as tx:
-            for name, value in checked.items():
-                await tx.ops.put_env_var(env, name, value, is_secret, tx.now, override=override)
+async def put(tx: Tx, env: str, values: dict[str, Any], *, is_secret: bool | None = None,
+              override: bool = True) -> None:
+    """Set variables of environment `env` (`override=False`: keep existing values)."""
+    checked = {check_name(k): v for k, v in values.items()}
+    for name, value in checked.items():
+        if not isinstance(value, str):
+            raise BadRequestError(f"The value of {name} must be a string")
+        if "\0" in value:  # no process could be started with it
+            raise BadRequestError(f"The value of {name} must not contain a NUL character")
+    for name, value in checked.items():
+        await tx.env_vars.put(env, name, value, is_secret, tx.now, override=override)
 
-    async def delete_env_var(self, env: str, name: str) -> None:
-        async with self._tx() as tx:
-            if not await tx.ops.delete_env_var(env, name):
-                raise NotFoundError("Environment variable not found", name=name)
 
-    async def env_vars(self, env: str) -> list[dict[str, Any]]:
-        return await self.store.read().list_env_vars(env)
+async def delete(tx: Tx, env: str, name: str) -> None:
+    if not await tx.env_vars.delete(env, name):
+        raise NotFoundError("Environment variable not found", name=name)
 
-    async def env_var(self, env: str, name: str) -> dict[str, Any]:
-        found = await self.store.read().get_env_var(env, name)
-        if found is None:
-            raise NotFoundError("Environment variable not found", name=name)
-        return found
 
-    async def process_env(self, env: str = "dev") -> dict[str, str]:
-        """What a new task process gets on top of the daemon's own environment."""
-        return {v["name"]: v["value"] for v in await self.env_vars(env)}
+async def get(env_vars: EnvVarReader, env: str, name: str) -> dict[str, Any]:
+    found = await env_vars.get(env, name)
+    if found is None:
+        raise NotFoundError("Environment variable not found", name=name)
+    return found
+
+
+async def process_env(env_vars: EnvVarReader, env: str = "dev") -> dict[str, str]:
+    """What a new task process gets on top of the daemon's own environment."""
+    return {v["name"]: v["value"] for v in await env_vars.all(env)}

@@ -38,8 +38,8 @@ class RetryPolicy:
     def from_dict(cls, data: dict[str, Any] | None, max_attempts: int | None = None,
                   source: str = FROM_DEFAULT) -> RetryPolicy:
         data = dict(data or {})
-        fields: dict[str, Any] = {k: data[k] for k in ("max_attempts", "factor", "min_timeout_s", "max_timeout_s",
-                                                        "randomize") if data.get(k) is not None}
+        names = ("max_attempts", "factor", "min_timeout_s", "max_timeout_s", "randomize")
+        fields: dict[str, Any] = {k: data[k] for k in names if data.get(k) is not None}
         oom = data.get("out_of_memory") or data.get("outOfMemory")
         machine = oom.get("machine") if isinstance(oom, dict) else None
         # checked when the version was indexed; anything else here is ignored, not fatal mid-retry
@@ -54,7 +54,8 @@ class RetryPolicy:
         """The API's `retryPolicy` of a run (Trigger.dev's retry option names, times in ms)."""
         out: dict[str, Any] = {"maxAttempts": self.max_attempts, "factor": self.factor,
                                "minTimeoutInMs": round(self.min_timeout_s * 1000),
-                               "maxTimeoutInMs": round(self.max_timeout_s * 1000), "randomize": self.randomize,
+                               "maxTimeoutInMs": round(self.max_timeout_s * 1000),
+                               "randomize": self.randomize,
                                "source": self.source, "maxAttemptsSource": self.max_attempts_source}
         if self.out_of_memory_machine is not None:
             out["outOfMemory"] = {"machine": self.out_of_memory_machine}
@@ -76,7 +77,8 @@ class RetryPolicy:
 
 
 def run_policy(run: Run, version: Version | None) -> RetryPolicy:
-    """The policy `run` is retried by; `version` is the run's own version (None if it has none yet)."""
+    """The policy `run` is retried by; `version` is the run's own version (None if it has none
+    yet)."""
     task = version.task(run.task_id) if version is not None else None
     if task is not None and task.retry:
         return RetryPolicy.from_dict(task.retry, run.max_attempts, FROM_TASK)

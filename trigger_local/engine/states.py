@@ -2,11 +2,13 @@
 
 Public status is what clients see; the snapshot kind is the execution layer underneath (a
 QUEUED run may be new, a retry, or a held process waiting for its slot back). Every change goes
-through `Engine._move`, which checks this table and compare-and-sets the snapshot id.
+through `runs.move` (engine/runs.py), which checks this table and compare-and-sets the snapshot
+id.
 """
 
 from __future__ import annotations
 
+from ..statuses import FINAL_STATUSES
 from ..store.models import (
     CANCELED,
     COMPLETED,
@@ -62,3 +64,12 @@ def allowed(from_status: str, to_status: str) -> bool:
 
 def kind_for(status: str) -> str:
     return DEFAULT_KIND.get(status, K_FINISHED)
+
+
+def ends_attempt(status: str, kind: str) -> bool:
+    """Whether moving to `status` (with snapshot `kind`) ends the attempt the run's process was
+    running, so that the process may take another run: the run finished, waits for a retry, or
+    went back to its queue to start over. A held run that got its slot back (`queued_held`)
+    keeps its process."""
+    return status in FINAL_STATUSES or status == DELAYED or (status == QUEUED
+                                                              and kind != K_QUEUED_HELD)

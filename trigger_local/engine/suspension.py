@@ -17,7 +17,8 @@ CONTINUE = "continue"
 HOLD = "hold"
 CHECKPOINT = "checkpoint"
 
-_KIND_NAMES: dict[str, str] = {WP_DATETIME: "duration", WP_MANUAL: "token", WP_RUN: "run", WP_BATCH: "batch"}
+_KIND_NAMES: dict[str, str] = {WP_DATETIME: "duration", WP_MANUAL: "token", WP_RUN: "run",
+                               WP_BATCH: "batch"}
 
 
 def _kind_enabled(waitpoint: Waitpoint, settings: DaemonSettings) -> bool:
@@ -52,5 +53,6 @@ def hold_reason(waitpoint: Waitpoint, now: float, settings: DaemonSettings,
         reason = getattr(executor, "checkpoint_unavailable_reason", None)
         return (reason() if reason else "") or "this executor cannot checkpoint"
     if not _kind_enabled(waitpoint, settings):
-        return f"{_KIND_NAMES.get(waitpoint.type, waitpoint.type)} waits are not in checkpoint_waits"
+        kind = _KIND_NAMES.get(waitpoint.type, waitpoint.type)
+        return f"{kind} waits are not in checkpoint_waits"
     return f"the wait is shorter than hold_threshold_s ({settings.hold_threshold_s:g} s)"

@@ -18,20 +18,18 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from ..engine import Engine
+from ..engine.events import RunStatusChanged
 from ..ids import new_id
-from ..store.checkpoints import Checkpoint
-from ..store.models import DELAYED, FINAL_STATUSES, WAITING, Run
+from ..store.models import DELAYED, FINAL_STATUSES, WAITING, Checkpoint, Run
 from . import criu
+from .base import WorkerPool
 from .sockets import wait_pid_free, wait_until_no_tcp
 from .workers import BUSY, WorkerHandle, pid_is_worker
-
-if TYPE_CHECKING:
-    from .process import ProcessExecutor
 
 log = structlog.get_logger("checkpoints")
 
@@ -44,12 +42,12 @@ class CheckpointerBase:
     decision a resume waits for, the run-still-waits check before a dump, finding a run's
     checkpoint, and dropping the checkpoints of runs that will never be restored."""
 
-    def __init__(self, executor: ProcessExecutor) -> None:
+    def __init__(self, executor: WorkerPool) -> None:
         self.executor = executor
         self.engine: Engine = executor.engine
         self.settings = executor.settings
         self.by_worker: dict[str, Checkpoint] = {}  # active checkpoints by the worker they froze
-        self.engine.hub.subscribe(self._on_event)
+        self.engine.hub.subscribe(RunStatusChanged, self._on_run_moved)
 
     async def freeze(self, worker: WorkerHandle, run_id: str, attempt: int,
                      socket_wait_s: float = SOCKET_WAIT_S) -> bool:
@@ -65,37 +63,43 @@ class CheckpointerBase:
             worker.freezing.set_result(frozen)
         return frozen
 
-    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int, socket_wait_s: float) -> bool:
+    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int,
+                      socket_wait_s: float) -> bool:
         raise NotImplementedError
 
     async def _still_waits(self, run_id: str, attempt: int) -> bool:
         """False when the wait completed (or the run ended) before the dump began: a dump and a
         restore now would only delay the run; the task polls and continues."""
-        run = await self.engine.store.read().get_run(run_id)
+        run = await self.engine.queries.runs.get(run_id)
         if run is None or run.status != WAITING or run.attempt_count != attempt:
-            log.debug("not checkpointing: the run no longer waits", run=run_id, status=run and run.status)
+            log.debug("not checkpointing: the run no longer waits", run=run_id,
+                      status=run and run.status)
             return False
         return True
 
     def checkpoint_of(self, run: Run) -> Checkpoint | None:
         ck = self.by_worker.get(run.worker_id or "")
-        return ck if ck is not None and ck.run_id == run.id and ck.attempt == run.attempt_count else None
+        if ck is None or ck.run_id != run.id or ck.attempt != run.attempt_count:
+            return None
+        return ck
 
-    def _on_event(self, type_: str, data: dict[str, Any]) -> None:
+    def _on_run_moved(self, event: RunStatusChanged) -> None:
         # a run that ended, or will start again from scratch, never needs its checkpoint
-        if type_ != "run.status" or (data["status"] not in FINAL_STATUSES and data["status"] != DELAYED):
+        if event.status not in FINAL_STATUSES and event.status != DELAYED:
             return
         for worker_id, ck in list(self.by_worker.items()):
-            if ck.run_id == data["run_id"]:
+            if ck.run_id == event.run_id:
                 del self.by_worker[worker_id]
-                self._discard(ck, f"run {data['status'].lower()}")
+                self._discard(ck, f"run {event.status.lower()}")
 
     def _discard(self, ck: Checkpoint, why: str) -> None:
         raise NotImplementedError
 
 
 class Checkpointer(CheckpointerBase):
-    def __init__(self, executor: ProcessExecutor) -> None:
+    """CRIU on a task process: the process executor's `Checkpoints` (executors/base.py)."""
+
+    def __init__(self, executor: WorkerPool) -> None:
         super().__init__(executor)
         self.capability = criu.Capability(False, "CRIU has not been checked yet")
         self.root = Path(self.settings.checkpoint_dir or self.settings.home / "checkpoints")
@@ -103,37 +107,41 @@ class Checkpointer(CheckpointerBase):
     async def start(self) -> None:
         """Decide once whether this host can checkpoint, and load the checkpoints on disk."""
         if self.settings.checkpoints == "off":
-            self.capability = criu.Capability(False, "checkpoints are turned off (checkpoints = \"off\")")
+            self.capability = criu.Capability(
+                False, "checkpoints are turned off (checkpoints = \"off\")")
         else:
             self.capability = await criu.check(self.settings.criu_path)
         if not self.capability.ok:
             log.info("waiting runs will be held, not checkpointed", reason=self.capability.reason)
-        for ck in await self.engine.active_checkpoints():
+        for ck in await self.engine.queries.checkpoints.active():
             if ck.executor == "process":
                 self.by_worker[ck.worker_id] = ck
-        for ck in await self.engine.pending_checkpoints():
+        for ck in await self.engine.queries.checkpoints.pending():
             if ck.executor == "process":
                 self.executor.freeze_settled(ck, await self.settle_pending(ck))
 
     def describe(self) -> dict[str, Any]:
         return {"available": self.capability.ok, "reason": self.capability.reason,
                 "criu_version": self.capability.version, "dir": str(self.root),
-                "count": len(self.by_worker), "bytes": sum(c.size_bytes for c in self.by_worker.values())}
+                "count": len(self.by_worker),
+                "bytes": sum(c.size_bytes for c in self.by_worker.values())}
 
     # -- freezing ---------------------------------------------------------------------------
-    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int, socket_wait_s: float) -> bool:
+    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int,
+                      socket_wait_s: float) -> bool:
         """Dump `worker`'s process (it is gone afterwards)."""
         pid = worker.pid
         assert pid is not None
         if not await wait_until_no_tcp(pid, socket_wait_s):
-            await self.engine.checkpoint_refused(run_id, "the task process still holds a TCP connection, "
-                                                 "which CRIU cannot checkpoint: the run is held instead")
+            await self.engine.checkpoint_refused(
+                run_id, "the task process still holds a TCP connection, which CRIU cannot "
+                        "checkpoint: the run is held instead")
             return False
         if not await self._still_waits(run_id, attempt):
             return False
         images = self.root / run_id / new_id("checkpoint")
-        ck = Checkpoint(id=images.name, run_id=run_id, attempt=attempt, worker_id=worker.id, pid=pid,
-                        path=str(images), status="", created_at=time.time())
+        ck = Checkpoint(id=images.name, run_id=run_id, attempt=attempt, worker_id=worker.id,
+                        pid=pid, path=str(images), status="", created_at=time.time())
         await self.engine.begin_checkpoint(ck)
         try:
             dump_ms = await criu.dump(self.settings.criu_path, pid, images)
@@ -145,7 +153,8 @@ class Checkpointer(CheckpointerBase):
             _remove(images)
             await self.engine.undo_checkpoint(ck.id)
             log.warning("checkpoint failed: holding the run", run=run_id, error=str(exc)[:300])
-            await self.engine.checkpoint_refused(run_id, f"checkpoint failed, the run is held: {exc}")
+            await self.engine.checkpoint_refused(run_id,
+                                                 f"checkpoint failed, the run is held: {exc}")
             return False
         await test_pause_before_record()
         ck.size_bytes, ck.dump_ms = criu.images_size(images), round(dump_ms, 1)
@@ -168,7 +177,8 @@ class Checkpointer(CheckpointerBase):
             ck.size_bytes = criu.images_size(images)
             if await self.engine.record_checkpoint(ck):
                 self.by_worker[ck.worker_id] = ck
-                log.info("finished a checkpoint the last daemon left pending", run=ck.run_id, checkpoint=ck.id)
+                log.info("finished a checkpoint the last daemon left pending", run=ck.run_id,
+                         checkpoint=ck.id)
                 return True
         _remove(images)
         await self.engine.undo_checkpoint(ck.id)
@@ -195,7 +205,7 @@ class Checkpointer(CheckpointerBase):
             return None
         # the process runs again: these images can never be used twice. Deleted in a thread:
         # ~5 ms of unlinking on the event loop would delay the restored process's first poll
-        self.executor._spawn_task(asyncio.to_thread(_remove, images))
+        self.executor.spawn(asyncio.to_thread(_remove, images))
         await self.engine.checkpoint_restored(ck.id, restore_ms)
         log.info("run restored", run=run.id, pid=ck.pid, ms=round(restore_ms, 1))
         return WorkerHandle(id=ck.worker_id, version_id=run.version_id or "", pid=ck.pid,
@@ -206,8 +216,9 @@ class Checkpointer(CheckpointerBase):
     def _discard(self, ck: Checkpoint, why: str) -> None:
         _remove(Path(ck.path))
         # retried (a full disk): a row left active would be loaded again by the next daemon
-        self.executor._spawn_task(self.executor.supervisor.retry_until_done(
-            f"forgetting checkpoint {ck.id}", lambda: self.engine.checkpoint_unusable(ck.id, why, deleted=True)))
+        self.executor.spawn(self.executor.supervisor.retry_until_done(
+            f"forgetting checkpoint {ck.id}",
+            lambda: self.engine.checkpoint_unusable(ck.id, why, deleted=True)))
 
 
 async def test_pause_before_record() -> None:

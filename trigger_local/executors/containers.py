@@ -14,7 +14,7 @@ from typing import Any
 import docker
 from docker.utils import kwargs_from_env
 
-# machine_for is re-exported for the docker executor; the presets are shared with the engine and SDK
+# the presets are shared with the engine and the SDK
 from ..machines import Machine, machine_for
 
 #: the image `scripts/make-base-image.sh` builds, used when `[build].base_image` is not set
@@ -27,9 +27,11 @@ IMAGE_PYTHON = "/opt/venv/bin/python"
 IMAGE_ENV_KEY = "TRIGGER_LOCAL_IMAGE"
 LABEL_WORKER = "dev.trigger-local.worker"
 LABEL_HOME = "dev.trigger-local.home"
-#: Docker 20.10's API (Debian 12's docker.io); newer engines still accept it, the SDK's default does not
+#: Docker 20.10's API (Debian 12's docker.io); newer engines still accept it, the SDK's default
+#: does not
 API_VERSION = "1.41"
-SETUP_HINT = "run `sudo bash scripts/setup-docker.sh` (or start the engine: `dockerd --experimental &`)"
+SETUP_HINT = ("run `sudo bash scripts/setup-docker.sh` (or start the engine: "
+              "`dockerd --experimental &`)")
 
 
 def engine_problem() -> str | None:
@@ -43,7 +45,8 @@ def engine_problem() -> str | None:
             try:
                 sock.connect(path)
             except OSError as exc:
-                return f"the Docker engine is not running (no answer at {path}: {exc.strerror or exc})"
+                return (f"the Docker engine is not running (no answer at {path}: "
+                        f"{exc.strerror or exc})")
     try:
         client = connect(timeout=5)
         try:
@@ -60,7 +63,8 @@ def connect(timeout: int = 60) -> docker.DockerClient:
     return docker.DockerClient(version=API_VERSION, timeout=timeout, **kwargs_from_env())
 
 
-def container_options(machine: Machine, env: dict[str, str], labels: dict[str, str]) -> dict[str, Any]:
+def container_options(machine: Machine, env: dict[str, str],
+                      labels: dict[str, str]) -> dict[str, Any]:
     """`containers.run` options for a task container: host network (to reach the daemon on
     127.0.0.1), CPU and memory of the machine preset, no capabilities, no Docker socket."""
     return {
@@ -80,8 +84,9 @@ def describe_container_exit(code: int | None, oom_killed: bool, machine: str, ta
     if oom_killed:
         spec = machine_for(machine)
         what = (f"Out of memory: the task used more than the {spec.memory_gb:g} GB of machine "
-                f"{spec.name!r} and was killed. Give the task a bigger machine (machine=\"...\"), or retry "
-                f"out-of-memory failures on one (Retry(out_of_memory={{\"machine\": \"next\"}})).")
+                f"{spec.name!r} and was killed. Give the task a bigger machine (machine=\"...\"), "
+                "or retry out-of-memory failures on one "
+                f"(Retry(out_of_memory={{\"machine\": \"next\"}})).")
     elif code is None:
         what = "The task container exited"
     elif code == 137:

@@ -42,8 +42,13 @@ async def _run(argv: list[str], timeout_s: float) -> tuple[int, str]:
                    (os.POSIX_SPAWN_DUP2, out.fileno(), 1), (os.POSIX_SPAWN_DUP2, out.fileno(), 2)]
         pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions)  # noqa: ASYNC221 - returns at exec
         pidfd = os.pidfd_open(pid)
-        exited = loop.create_future()
-        loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+        exited: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            if not exited.done():
+                exited.set_result(None)
+
+        loop.add_reader(pidfd, readable)
         timed_out = False
         try:
             await asyncio.wait_for(exited, timeout_s)
@@ -67,17 +72,20 @@ async def check(criu: str) -> Capability:
     """Can this host checkpoint processes? Runs `criu check` once; the daemon caches the answer."""
     path = shutil.which(criu)
     if path is None:
-        return Capability(False, f"CRIU is not installed ({criu!r} not found): install CRIU >= 4 with "
-                                 "`sudo bash scripts/setup-criu.sh --yes-upgrade-libc`")
+        return Capability(False, f"CRIU is not installed ({criu!r} not found): install CRIU >= 4 "
+                                 "with `sudo bash scripts/setup-criu.sh --yes-upgrade-libc`")
     code, out = await _run([path, "--version"], CHECK_TIMEOUT_S)
-    version = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Version")), "")
+    version = next((line.split(":", 1)[1].strip() for line in out.splitlines()
+                    if line.startswith("Version")), "")
     if os.geteuid() != 0 and not _has_checkpoint_cap():
-        return Capability(False, "CRIU needs root or CAP_CHECKPOINT_RESTORE; the daemon has neither", version)
+        return Capability(False, "CRIU needs root or CAP_CHECKPOINT_RESTORE; the daemon has "
+                                 "neither", version)
     code, out = await _run([path, "check"], CHECK_TIMEOUT_S)
     if code != 0:
         last = out.splitlines()[-3:] if out else [f"exit code {code}"]
         return Capability(False, f"`criu check` fails on this kernel (CRIU {version or '?'}): "
-                                 + " / ".join(last) + ". CRIU >= 4 is needed: scripts/setup-criu.sh", version)
+                                 + " / ".join(last) + ". CRIU >= 4 is needed: "
+                                 "scripts/setup-criu.sh", version)
     return Capability(True, "", version)
 
 
@@ -94,7 +102,8 @@ def _has_checkpoint_cap() -> bool:
 
 def dump_argv(criu: str, pid: int, images: Path) -> list[str]:
     """The dump command line (also what scripts/bench_criu.py runs by hand)."""
-    return [criu, "dump", "-t", str(pid), "-D", str(images), "-o", "dump.log", "-v2", "--file-locks"]
+    return [criu, "dump", "-t", str(pid), "-D", str(images), "-o", "dump.log", "-v2",
+            "--file-locks"]
 
 
 def restore_argv(criu: str, images: Path) -> list[str]:
@@ -103,8 +112,8 @@ def restore_argv(criu: str, images: Path) -> list[str]:
     caller must reap it; in exchange its pid is free as soon as it exits or is dumped again.
     (Reparented to init, the zombie of a re-dumped process lingered until init reaped it, up
     to 2 s on this project's VMs, and the next restore had to wait for its pid.)"""
-    return [criu, "restore", "-d", "--restore-sibling", "-D", str(images), "-o", "restore.log", "-v2",
-            "--file-locks"]
+    return [criu, "restore", "-d", "--restore-sibling", "-D", str(images), "-o", "restore.log",
+            "-v2", "--file-locks"]
 
 
 async def dump(criu: str, pid: int, images: Path) -> float:
@@ -129,7 +138,8 @@ async def restore(criu: str, images: Path) -> float:
     code, out = await _run(restore_argv(criu, images), DUMP_TIMEOUT_S)
     if code != 0:
         raise CriuError(f"criu restore from {images} failed (exit {code}). {out}\n"
-                        f"--- end of {images / 'restore.log'} ---\n{_errors(images / 'restore.log')}")
+                        f"--- end of {images / 'restore.log'} ---\n"
+                        f"{_errors(images / 'restore.log')}")
     return (time.monotonic() - started) * 1000
 
 

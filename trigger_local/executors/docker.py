@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import time
@@ -30,9 +29,10 @@ from docker.errors import DockerException, ImageNotFound, NotFound
 from ..config import DaemonSettings
 from ..engine import Engine
 from ..ids import new_id
+from ..machines import machine_for
 from ..store.models import EXECUTING, WAITING, Run, Version, Worker
 from ..supervise import Loop, Supervisor
-from ..tokens import worker_token
+from .assignments import assignment, worker_env
 from .containers import (
     APP_DIR,
     IMAGE_ENV_KEY,
@@ -43,7 +43,6 @@ from .containers import (
     container_options,
     describe_container_exit,
     engine_problem,
-    machine_for,
 )
 from .docker_checkpoints import DockerCheckpointer
 from .process import ProcessExecutor
@@ -76,8 +75,8 @@ class ContainerHandle(WorkerHandle):
 class DockerExecutor(ProcessExecutor):
     name = "docker"
 
-    def __init__(self, engine: Engine, settings: DaemonSettings, secret_key: str, wake_dispatcher: Any, *,
-                 supervisor: Supervisor | None = None) -> None:
+    def __init__(self, engine: Engine, settings: DaemonSettings, secret_key: str,
+                 wake_dispatcher: Any, *, supervisor: Supervisor | None = None) -> None:
         self.problem: str | None = "the Docker engine was not checked yet"
         self._client: Any = None
         self._watcher: Loop | None = None
@@ -99,8 +98,9 @@ class DockerExecutor(ProcessExecutor):
         return 0 if self.problem else max(0, self.settings.max_processes - len(self.workers))
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "containers": len(self.workers), "available": self.problem is None,
-                "problem": self.problem, "fix": SETUP_HINT if self.problem else None}
+        return {**super().describe(), "containers": len(self.workers),
+                "available": self.problem is None, "problem": self.problem,
+                "fix": SETUP_HINT if self.problem else None}
 
     async def _check_engine(self) -> None:
         problem = await asyncio.to_thread(engine_problem)
@@ -109,7 +109,8 @@ class DockerExecutor(ProcessExecutor):
         if problem is None:
             await self.checkpointer.check(self._client)
         if problem != self.problem:
-            (log.info if problem is None else log.warning)("docker engine", problem=problem or "available")
+            say = log.info if problem is None else log.warning
+            say("docker engine", problem=problem or "available")
             if problem is None:
                 self._wake()
         self.problem = problem
@@ -133,16 +134,18 @@ class DockerExecutor(ProcessExecutor):
         version = await self._version(run.version_id or "")
         image = version.env.get(IMAGE_ENV_KEY) if version else None
         if version is None or not image:
-            await self.engine.system_failure(run, f"Version {run.version_id} has no image: the docker executor "
-                                             "runs deployed versions; run `trigger-local deploy` in the project")
+            await self.engine.system_failure(
+                run, f"Version {run.version_id} has no image: the docker executor runs deployed "
+                     "versions; run `trigger-local deploy` in the project")
             return True
         if len(self.workers) >= self.settings.max_processes:
             return False
         try:
             worker = await self._spawn_container(version, image, run.machine)
         except ImageNotFound:
-            await self.engine.system_failure(run, f"Image {image} of version {version.id} is gone from the Docker "
-                                             "engine: run `trigger-local deploy` again")
+            await self.engine.system_failure(
+                run, f"Image {image} of version {version.id} is gone from the Docker engine: run "
+                     "`trigger-local deploy` again")
             return True
         except DockerException as exc:
             self._engine_lost(exc)
@@ -154,7 +157,8 @@ class DockerExecutor(ProcessExecutor):
         run, attempt = started
         worker.state, worker.run_id, worker.attempt = BUSY, run.id, attempt.number
         self._by_run[run.id] = worker.id
-        worker.mailbox.put_nowait(self._assignment(run, attempt, version))
+        worker.mailbox.put_nowait(assignment(run, attempt, version, self.secret_key,
+                                             self.settings.home))
         return True
 
     async def _container_env(self, version: Version, worker_id: str) -> dict[str, str]:
@@ -164,15 +168,10 @@ class DockerExecutor(ProcessExecutor):
         orphan = os.environ.get("TRIGGER_LOCAL_ORPHAN_TIMEOUT_S")
         if orphan:
             env["TRIGGER_LOCAL_ORPHAN_TIMEOUT_S"] = orphan
-        return env | {
-            "TRIGGER_LOCAL_DAEMON_URL": self.settings.url, "TRIGGER_LOCAL_WORKER_ID": worker_id,
-            "TRIGGER_LOCAL_WORKER_TOKEN": worker_token(self.secret_key, worker_id),
-            "TRIGGER_LOCAL_PROJECT_DIR": APP_DIR, "TRIGGER_LOCAL_TASK_DIRS": json.dumps(version.dirs),
-            "TRIGGER_LOCAL_TASK_FILES": json.dumps(sorted({t.file for t in version.tasks if t.file})),
-            "TRIGGER_LOCAL_VERSION_ID": version.id, "TRIGGER_API_URL": self.settings.url,
-            **self._project_env(version), "PYTHONUNBUFFERED": "1"}
+        return env | worker_env(self.settings.url, self.secret_key, worker_id, version, APP_DIR)
 
-    async def _spawn_container(self, version: Version, image: str, machine_name: str | None) -> ContainerHandle:
+    async def _spawn_container(self, version: Version, image: str,
+                               machine_name: str | None) -> ContainerHandle:
         worker_id = new_id("worker")
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         machine = machine_for(machine_name)
@@ -188,13 +187,14 @@ class DockerExecutor(ProcessExecutor):
         freeze_dir.mkdir(parents=True, exist_ok=True)
         options["volumes"] = {str(freeze_dir): {"bind": FREEZE_MOUNT, "mode": "rw"}}
         try:
-            worker.container = await asyncio.to_thread(self._client.containers.run, image, name=worker_id,
-                                                       **options)
+            worker.container = await asyncio.to_thread(self._client.containers.run, image,
+                                                       name=worker_id, **options)
         except BaseException:
             self.workers.pop(worker_id, None)
             raise
-        await self.engine.register_worker(Worker(id=worker_id, version_id=version.id, token="", pid=None,
-                                                 started_at=time.time(), executor=self.name))
+        await self.engine.register_worker(Worker(id=worker_id, version_id=version.id, token="",
+                                                 pid=None, started_at=time.time(),
+                                                 executor=self.name))
         self._watch(worker)
         log.debug("task container started", worker=worker_id, image=image, machine=machine.name)
         return worker
@@ -215,14 +215,17 @@ class DockerExecutor(ProcessExecutor):
             if worker.run_id and worker.attempt and not self._stopping:
                 if code is None and worker.state != KILLED:
                     # the engine went away with the container: not the task's fault
-                    await self.engine.worker_lost(worker.run_id, worker.attempt, "The Docker engine stopped "
-                                                  "during the attempt", interrupted=True)
+                    await self.engine.worker_lost(worker.run_id, worker.attempt,
+                                                  "The Docker engine stopped during the attempt",
+                                                  interrupted=True)
                     return
-                reason = describe_container_exit(code, oom, worker.machine, log_tail(worker.log_path))
-                log.warning("task container exited during a run", worker=worker.id, run=worker.run_id,
-                            code=code, oom=oom)
+                reason = describe_container_exit(code, oom, worker.machine,
+                                                 log_tail(worker.log_path))
+                log.warning("task container exited during a run", worker=worker.id,
+                            run=worker.run_id, code=code, oom=oom)
+                error_name = "OutOfMemoryError" if oom else "TaskProcessExited"
                 await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
-                                              error_name="OutOfMemoryError" if oom else "TaskProcessExited")
+                                              error_name=error_name)
         finally:
             self._wake()
 
@@ -234,7 +237,8 @@ class DockerExecutor(ProcessExecutor):
             try:
                 worker.container.wait(timeout=CONTAINER_WAIT_S)
                 return True
-            except Exception as exc:  # DockerException, or requests' errors (a timeout, the engine gone)
+            # DockerException, or requests' errors (a timeout, the engine gone)
+            except Exception as exc:
                 if "timed out" not in str(exc).lower():
                     self._engine_lost(exc)
                     return False
@@ -253,7 +257,8 @@ class DockerExecutor(ProcessExecutor):
             container.remove(force=True)
             shutil.rmtree(self._freeze_dir(worker.id), ignore_errors=True)
             return code, oom
-        except Exception as exc:  # DockerException, or requests' ConnectionError when the engine dies
+        # DockerException, or requests' ConnectionError when the engine dies
+        except Exception as exc:
             self._engine_lost(exc)
             return None, False
 
@@ -266,9 +271,10 @@ class DockerExecutor(ProcessExecutor):
         return self._freeze_dir(worker_id) / name, f"{FREEZE_MOUNT}/{name}"
 
     def handle_for_restored(self, run: Run, worker_id: str, container: Any) -> ContainerHandle:
-        return ContainerHandle(id=worker_id, version_id=run.version_id or "", pid=None, container=container,
-                               log_path=self.logs_dir / f"{worker_id}.log", state=BUSY, run_id=run.id,
-                               attempt=run.attempt_count, machine=run.machine or "small-1x")
+        return ContainerHandle(id=worker_id, version_id=run.version_id or "", pid=None,
+                               container=container, log_path=self.logs_dir / f"{worker_id}.log",
+                               state=BUSY, run_id=run.id, attempt=run.attempt_count,
+                               machine=run.machine or "small-1x")
 
     def discard_container(self, worker_id: str) -> None:
         """Remove a stopped (checkpointed) container that will not run again, keeping its output.
@@ -281,27 +287,34 @@ class DockerExecutor(ProcessExecutor):
         except (NotFound, OSError):
             pass
         except Exception as exc:  # the engine went away: the container stays until removed by hand
-            log.warning("could not remove a checkpointed container", worker=worker_id, error=str(exc)[:200])
+            log.warning("could not remove a checkpointed container", worker=worker_id,
+                        error=str(exc)[:200])
         shutil.rmtree(self._freeze_dir(worker_id), ignore_errors=True)
 
     # -- restart and shutdown ---------------------------------------------------------------------
     async def start(self) -> None:
-        """Adopt the task containers a previous daemon left running; interrupt runs whose container is gone."""
+        """Adopt the task containers a previous daemon left running; interrupt runs whose
+        container is gone."""
         await self._check_engine()
         await self.checkpointer.start()
         runs = {r.id: r for r in await self.engine.runs_on_workers()}
-        for record in await self.engine.list_workers():
-            container = await asyncio.to_thread(self._find, record.id) if self.problem is None else None
+        for record in await self.engine.queries.workers.all():
+            container = None
+            if self.problem is None:
+                container = await asyncio.to_thread(self._find, record.id)
             if container is None or record.id in self.checkpointer.by_worker:
-                # a checkpointed container (stopped, killed before it was forgotten) waits for its restore
+                # a checkpointed container (stopped, killed before it was forgotten) waits for its
+                # restore
                 await self.engine.forget_worker(record.id)
                 continue
-            worker = ContainerHandle(id=record.id, version_id=record.version_id, pid=None, container=container,
-                                     log_path=self.logs_dir / f"{record.id}.log", state=IDLE)
+            worker = ContainerHandle(id=record.id, version_id=record.version_id, pid=None,
+                                     container=container, state=IDLE,
+                                     log_path=self.logs_dir / f"{record.id}.log")
             for run in runs.values():
                 if run.worker_id == record.id and run.status in (EXECUTING, WAITING):
                     worker.state = BUSY if run.status == EXECUTING else HELD
-                    worker.run_id, worker.attempt, worker.machine = run.id, run.attempt_count, run.machine or "small-1x"
+                    worker.run_id, worker.attempt = run.id, run.attempt_count
+                    worker.machine = run.machine or "small-1x"
                     self._by_run[run.id] = worker.id
             self.workers[record.id] = worker
             self._watch(worker)
@@ -311,8 +324,8 @@ class DockerExecutor(ProcessExecutor):
                 await self.engine.requeue(run, "daemon restarted before the run started")
             elif run.worker_id not in self.workers and run.status in (EXECUTING, WAITING) \
                     and self.checkpointer.checkpoint_of(run) is None:
-                await self.engine.worker_lost(run.id, run.attempt_count, "The daemon restarted and the task "
-                                              "container was gone", interrupted=True)
+                await self.engine.worker_lost(run.id, run.attempt_count, "The daemon restarted "
+                                              "and the task container was gone", interrupted=True)
         self._watcher = self.supervisor.start("docker-engine", self._watch_engine)
 
     def _find(self, worker_id: str) -> Any:

@@ -38,11 +38,13 @@ def requirements_of(config: ProjectConfig) -> list[str]:
     if isinstance(raw, str):
         path = config.root / raw
         if not path.is_file():
-            raise ValidationError(f"[build].requirements names {raw}, which does not exist in {config.root}")
+            raise ValidationError(f"[build].requirements names {raw}, which does not exist in "
+                                  f"{config.root}")
         lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
         return [line for line in lines if line]
     if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
-        raise ValidationError("[build].requirements must be a list of requirements or a requirements file")
+        raise ValidationError("[build].requirements must be a list of requirements or a "
+                              "requirements file")
     return list(raw)
 
 
@@ -51,8 +53,9 @@ def check_python_version(config: ProjectConfig) -> None:
     wanted = config.build.get("python_version")
     host = f"{sys.version_info.major}.{sys.version_info.minor}"
     if wanted and str(wanted) != host:
-        raise ValidationError(f"[build].python_version is {wanted}, but wheels are built on this machine with "
-                              f"Python {host}: run `trigger-local deploy` with Python {wanted}, or set {host}")
+        raise ValidationError(f"[build].python_version is {wanted}, but wheels are built on this "
+                              f"machine with Python {host}: run `trigger-local deploy` with Python "
+                              f"{wanted}, or set {host}")
 
 
 def dockerfile(config: ProjectConfig) -> str:
@@ -79,7 +82,8 @@ def dockerfile(config: ProjectConfig) -> str:
 
 
 def image_tag(config: ProjectConfig) -> str:
-    name = "".join(c if c.isalnum() or c in "._-" else "-" for c in config.project.lower()).strip("._-")
+    name = "".join(c if c.isalnum() or c in "._-" else "-"
+                   for c in config.project.lower()).strip("._-")
     return f"trigger-local/{name or 'project'}:{time.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -104,11 +108,13 @@ def prepare_context(config: ProjectConfig, ctx: Path, say: Callable[[str], None]
            "-r", str(ctx / "requirements.txt")]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise ValidationError(f"`pip wheel` failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+        raise ValidationError(f"`pip wheel` failed (exit {done.returncode}):\n"
+                              f"{done.stderr[-4000:]}")
 
 
 def build_image(ctx: Path, tag: str, say: Callable[[str], None]) -> str:
-    """`docker build` of `ctx` as `tag`; returns the image id. Raises ValidationError with the log."""
+    """`docker build` of `ctx` as `tag`; returns the image id. Raises ValidationError with the
+    log."""
     client = connect(timeout=600)
     tail: list[str] = []
     try:
@@ -132,10 +138,12 @@ def _run_indexer(image: str, dirs: list[str], env: dict[str, str]) -> dict[str, 
     client = connect(timeout=180)
     with tempfile.TemporaryDirectory(prefix="trigger-local-index-") as tmp:
         container = client.containers.run(
-            image, [IMAGE_PYTHON, "-m", "trigger_local.runtime", "index", "--out", "/index/manifest.json"],
-            environment={**env, "TRIGGER_LOCAL_PROJECT_DIR": APP_DIR, "TRIGGER_LOCAL_TASK_DIRS": json.dumps(dirs)},
-            volumes={tmp: {"bind": "/index", "mode": "rw"}}, working_dir=APP_DIR, network_mode="none",
-            cap_drop=["ALL"], security_opt=["no-new-privileges"], detach=True)
+            image, [IMAGE_PYTHON, "-m", "trigger_local.runtime", "index", "--out",
+                    "/index/manifest.json"],
+            environment={**env, "TRIGGER_LOCAL_PROJECT_DIR": APP_DIR,
+                         "TRIGGER_LOCAL_TASK_DIRS": json.dumps(dirs)},
+            volumes={tmp: {"bind": "/index", "mode": "rw"}}, working_dir=APP_DIR,
+            network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"], detach=True)
         try:
             code = container.wait(timeout=170).get("StatusCode")
             logs = container.logs().decode(errors="replace")
@@ -147,13 +155,15 @@ def _run_indexer(image: str, dirs: list[str], env: dict[str, str]) -> dict[str, 
     if code != 0 or "error" in manifest or "tasks" not in manifest:
         error = manifest.get("error") or {}
         message = error.get("message") or f"indexing in image {image} exited with code {code}"
-        raise ValidationError(f"Indexing failed: {message}", traceback=error.get("traceback") or logs[-8000:],
+        raise ValidationError(f"Indexing failed: {message}",
+                              traceback=error.get("traceback") or logs[-8000:],
                               file=error.get("file"))
     return manifest
 
 
 def index_image(image: str, project_dir: str, dirs: list[str], env: dict[str, str]) -> Version:
-    """The version the tasks inside `image` make, locked to that image (blocking: call it in a thread)."""
+    """The version the tasks inside `image` make, locked to that image (blocking: call it in a
+    thread)."""
     try:
         manifest = _run_indexer(image, dirs, env)
     except ValidationError:

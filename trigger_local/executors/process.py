@@ -10,40 +10,26 @@ and the next daemon adopts them.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Literal
 
 import structlog
 
-from .. import packet_store
 from ..config import DaemonSettings
-from ..durations import iso
 from ..engine import Engine
-from ..engine.retry import run_policy
-from ..engine.states import K_QUEUED_HELD
+from ..engine.events import AttemptAborted, RunStatusChanged
 from ..home import user_umask
 from ..ids import new_id
-from ..projects import PROJECT_ENV
-from ..store.models import (
-    DEQUEUED,
-    EXECUTING,
-    FINAL_STATUSES,
-    QUEUED,
-    WAITING,
-    Attempt,
-    Run,
-    Version,
-    Worker,
-)
+from ..store.models import DEQUEUED, EXECUTING, QUEUED, WAITING, Checkpoint, Run, Version, Worker
 from ..supervise import Supervisor
-from ..tokens import project_key, run_token, worker_token
+from .assignments import assignment, worker_env
 from .base import Checkpoints
 from .checkpoints import Checkpointer
+from .freezing import FreezeHandshake
 from .sockets import is_child, reap
 from .stopping import stop_processes
 from .workers import (
@@ -60,14 +46,12 @@ from .workers import (
 
 log = structlog.get_logger("executor")
 
-FREEZE_QUEUE_S = 0.4  # extra quiet asked of a runtime per dump already under way
-
-
 class ProcessExecutor:
     name = "process"
 
     def __init__(self, engine: Engine, settings: DaemonSettings, secret_key: str,
-                 wake_dispatcher: Callable[[], None], *, supervisor: Supervisor | None = None) -> None:
+                 wake_dispatcher: Callable[[], None], *,
+                 supervisor: Supervisor | None = None) -> None:
         self.engine = engine
         self.supervisor = supervisor or Supervisor(settings.loop_failure_limit, home=settings.home)
         self.settings = settings
@@ -79,52 +63,57 @@ class ProcessExecutor:
         self._versions: dict[str, Version] = {}
         self._stopping = False
         self.kill_waiting = False  # a stop that kills held processes too (down --kill-waiting)
-        self._freezes_in_flight = 0
         self.logs_dir = settings.home / "logs" / "workers"
-        engine.hub.subscribe(self._on_event)
+        engine.hub.subscribe(RunStatusChanged, self._on_run_moved)
+        engine.hub.subscribe(AttemptAborted, self._on_attempt_aborted)
         self.checkpointer: Checkpoints = self._make_checkpointer()
+        self.freezes = FreezeHandshake(self, self._done_file)
 
     def _make_checkpointer(self) -> Checkpoints:
         """CRIU on the task process; the docker executor checkpoints its containers instead."""
         return Checkpointer(self)
 
     # -- bookkeeping --------------------------------------------------------------------------
-    def _spawn_task(self, coro: Any) -> asyncio.Task[Any]:
-        task = self.supervisor.spawn(getattr(coro, "__qualname__", "executor job"), coro)
+    def spawn(self, job: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = self.supervisor.spawn(getattr(job, "__qualname__", "executor job"), job)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _watch(self, worker: WorkerHandle) -> None:
-        worker.monitor = self._spawn_task(self._monitor(worker))
+    def jobs(self) -> list[asyncio.Task[Any]]:
+        return [t for t in self._tasks if not t.done()]
 
-    def _on_event(self, type_: str, data: dict[str, Any]) -> None:
-        if type_ == "worker.kill":
-            worker = self.workers.get(data.get("worker_id", ""))
-            if worker is not None:
-                log.info("killing task process", worker=worker.id, run=data.get("run_id"), reason=data.get("reason"))
-                worker.state = KILLED
-                worker.kill()
-        elif type_ == "run.status":
-            worker = self.workers.get(self._by_run.get(data["run_id"], ""))
-            if worker is None or worker.run_id != data["run_id"]:
-                return
-            status = data["status"]
-            if status == WAITING:
-                worker.state = HELD
-            elif status == EXECUTING:
-                worker.state = BUSY
-            elif status in FINAL_STATUSES or status == "DELAYED" or (status == "QUEUED" and data["kind"] != K_QUEUED_HELD):
-                # the attempt is over: the process can take the next run as soon as it asks,
-                # so the dispatcher must not start a new process for it meanwhile
-                self._by_run.pop(data["run_id"], None)
-                worker.run_id = worker.attempt = None
-                worker.runs_done += 1
-                if worker.state != KILLED:
-                    worker.state = IDLE
-                self._wake()
-        elif type_ == "version.registered":
+    def begin_stop(self) -> None:
+        self._stopping = True
+
+    def _watch(self, worker: WorkerHandle) -> None:
+        worker.monitor = self.spawn(self._monitor(worker))
+
+    def _on_attempt_aborted(self, event: AttemptAborted) -> None:
+        worker = self.workers.get(event.worker_id)
+        if worker is not None:
+            log.info("killing task process", worker=worker.id, run=event.run_id,
+                     reason=event.reason)
+            worker.state = KILLED
+            worker.kill()
+
+    def _on_run_moved(self, event: RunStatusChanged) -> None:
+        worker = self.workers.get(self._by_run.get(event.run_id, ""))
+        if worker is None or worker.run_id != event.run_id:
+            return
+        if event.attempt_ended:
+            # the process can take the next run as soon as it asks, so the dispatcher must not
+            # start a new process for it meanwhile: it has room again
+            self._by_run.pop(event.run_id, None)
+            worker.run_id = worker.attempt = None
+            worker.runs_done += 1
+            if worker.state != KILLED:
+                worker.state = IDLE
             self._wake()
+        elif event.status == WAITING:
+            worker.state = HELD
+        elif event.status == EXECUTING:
+            worker.state = BUSY
 
     def live_processes(self) -> int:
         return len(self.workers)
@@ -163,7 +152,7 @@ class ProcessExecutor:
 
     async def _version(self, version_id: str) -> Version | None:
         if version_id not in self._versions:
-            version = await self.engine.store.read().get_version(version_id)
+            version = await self.engine.queries.versions.get(version_id)
             if version is None:
                 return None
             self._versions[version_id] = version
@@ -173,7 +162,8 @@ class ProcessExecutor:
     async def assign(self, run: Run) -> bool:
         version = await self._version(run.version_id or "")
         if version is None:
-            await self.engine.system_failure(run, f"Version {run.version_id} of task {run.task_id} is gone")
+            await self.engine.system_failure(
+                run, f"Version {run.version_id} of task {run.task_id} is gone")
             return True
         worker = self._idle_worker(version.id)
         if worker is None:
@@ -187,7 +177,8 @@ class ProcessExecutor:
         run, attempt = started
         worker.state, worker.run_id, worker.attempt = BUSY, run.id, attempt.number
         self._by_run[run.id] = worker.id
-        worker.mailbox.put_nowait(self._assignment(run, attempt, version))
+        worker.mailbox.put_nowait(assignment(run, attempt, version, self.secret_key,
+                                             self.settings.home))
         return True
 
     def _idle_worker(self, version_id: str) -> WorkerHandle | None:
@@ -214,64 +205,27 @@ class ProcessExecutor:
         log_path = self.logs_dir / f"{worker_id}.log"
         # user env vars (envvars API) apply to processes started from now on; ours win on a clash
         env = {**os.environ, **await self.engine.process_env(), **version.env,
-               "TRIGGER_LOCAL_DAEMON_URL": self.settings.url,
-               "TRIGGER_LOCAL_WORKER_ID": worker_id,
-               "TRIGGER_LOCAL_WORKER_TOKEN": worker_token(self.secret_key, worker_id),
-               "TRIGGER_LOCAL_PROJECT_DIR": version.project_dir,
-               "TRIGGER_LOCAL_TASK_DIRS": json.dumps(version.dirs),
-               "TRIGGER_LOCAL_TASK_FILES": json.dumps(sorted({t.file for t in version.tasks if t.file})),
-               "TRIGGER_LOCAL_VERSION_ID": version.id,
-               "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}",
-               "TRIGGER_API_URL": self.settings.url,
-               **self._project_env(version),
-               "PYTHONUNBUFFERED": "1"}
+               **worker_env(self.settings.url, self.secret_key, worker_id, version,
+                            version.project_dir),
+               "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}"}
         with log_path.open("ab") as out:
             proc = await asyncio.create_subprocess_exec(
                 version.python or sys.executable, "-m", "trigger_local.runtime", "work",
                 cwd=version.project_dir, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True)
-        worker = WorkerHandle(id=worker_id, version_id=version.id, pid=proc.pid, log_path=log_path, proc=proc,
-                              booting=True)
+        worker = WorkerHandle(id=worker_id, version_id=version.id, pid=proc.pid, log_path=log_path,
+                              proc=proc, booting=True)
         self.workers[worker_id] = worker
         self._watch(worker)  # first: a failed write below must not leave it unwatched
-        await self.engine.register_worker(Worker(id=worker_id, version_id=version.id, token="", pid=proc.pid,
-                                                 started_at=time.time(), executor=self.name))
+        await self.engine.register_worker(Worker(id=worker_id, version_id=version.id, token="",
+                                                 pid=proc.pid, started_at=time.time(),
+                                                 executor=self.name))
         log.debug("task process started", worker=worker_id, pid=proc.pid, version=version.id)
         return worker
 
-    def _project_env(self, version: Version) -> dict[str, str]:
-        """The task's project and that project's key: the SDK inside a task then reaches its
-        own project only (`tasks.trigger` of a task id resolves there)."""
-        return {"TRIGGER_SECRET_KEY": project_key(self.secret_key, version.project),
-                PROJECT_ENV: version.project}
-
-    def _payload(self, run: Run) -> dict[str, Any]:
-        """An offloaded payload (`application/store`) is read back so the task gets the real one."""
-        payload, payload_type = packet_store.resolve(self.settings.home, run.payload, run.payload_type)
-        return {"payload": payload, "payload_type": payload_type}
-
-    def _assignment(self, run: Run, attempt: Attempt, version: Version) -> dict[str, Any]:
-        task = next((t for t in version.tasks if t.task_id == run.task_id), None)
-        return {
-            "run_id": run.id, "attempt": attempt.number, "run_token": run_token(self.secret_key, run.id, attempt.number),
-            "task_id": run.task_id, **self._payload(run),
-            "metadata": run.metadata,
-            "ctx": {
-                "run": {"id": run.id, "tags": run.tags, "is_test": run.is_test, "created_at": iso(run.created_at),
-                        "started_at": iso(run.started_at), "idempotency_key": run.idempotency_key_user
-                        or run.idempotency_key, "max_attempts": run_policy(run, version).max_attempts,
-                        "max_duration": run.max_duration_s, "parent_run_id": run.parent_run_id,
-                        "root_run_id": run.root_run_id, "batch_id": run.batch_id},
-                "task": {"id": run.task_id, "file": task.file if task else "",
-                         "export_name": task.export_name if task else ""},
-                "attempt": {"number": attempt.number, "id": attempt.id, "started_at": iso(attempt.started_at)},
-                "queue": {"name": run.queue}, "machine": run.machine or "small-1x", "version": version.id,
-                "environment": {"type": "DEVELOPMENT"},
-            },
-        }
-
     # -- the worker's side ----------------------------------------------------------------------
-    async def next_assignment(self, worker_id: str, wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
+    async def next_assignment(self, worker_id: str,
+                              wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
         worker = self.workers.get(worker_id)
         if worker is None or self._stopping:
             return "retire"
@@ -287,8 +241,8 @@ class ProcessExecutor:
             run_id, attempt = worker.run_id, worker.attempt
             self._by_run.pop(run_id, None)
             worker.run_id = worker.attempt = None
-            await self.engine.worker_lost(run_id, attempt, "The task process asked for new work without "
-                                          "finishing this attempt", interrupted=True)
+            await self.engine.worker_lost(run_id, attempt, "The task process asked for new work "
+                                          "without finishing this attempt", interrupted=True)
         if self._should_retire(worker):
             log.debug("retiring task process", worker=worker.id, runs_done=worker.runs_done)
             self.workers.pop(worker.id, None)
@@ -334,40 +288,14 @@ class ProcessExecutor:
 
     # -- checkpoints (executors/checkpoints.py does the CRIU part) ---------------------------------
     def request_freeze(self, run_id: str, attempt: int) -> dict[str, Any]:
-        """The runtime of a waiting run closed its connections and asks to be frozen. The dump
-        starts in the background; the answer tells the runtime how long to stay quiet."""
-        worker = self.workers.get(self._by_run.get(run_id, ""))
-        if worker is None or worker.attempt != attempt or worker.state != HELD or worker.freezing is not None \
-                or not self.can_checkpoint():
-            return {"freeze": False}
-        # The runtime stays quiet until this file exists: written when the dump is over (the
-        # process then only sees it after its restore) or has failed. A timed quiet was not
-        # enough: with 200 runs freezing at once, dumps started late, runtimes polled again
-        # meanwhile, and a dump of a process holding a connection fails.
-        done, seen_as = self._done_file(worker.id, run_id, attempt)
-        done.parent.mkdir(parents=True, exist_ok=True)
-        done.unlink(missing_ok=True)
-        self._spawn_task(self._freeze(worker, run_id, attempt, done))
-        quiet_s = self.settings.freeze_grace_s + FREEZE_QUEUE_S * self._freezes_in_flight
-        return {"freeze": True, "pollAfterS": round(quiet_s, 3), "doneFile": seen_as}
+        """The runtime of a waiting run asks to be frozen (executors/freezing.py)."""
+        return self.freezes.request(self.workers.get(self._by_run.get(run_id, "")), run_id,
+                                    attempt)
 
     def _done_file(self, worker_id: str, run_id: str, attempt: int) -> tuple[Path, str]:
         """Where the daemon writes the freeze's done file, and that path as the runtime sees it."""
         done = self.settings.home / "freeze" / f"{run_id}.{attempt}"
         return done, str(done)
-
-    async def _freeze(self, worker: WorkerHandle, run_id: str, attempt: int, done: Path) -> None:
-        self._freezes_in_flight += 1
-        frozen = False
-        try:
-            frozen = await self.checkpointer.freeze(worker, run_id, attempt)
-        finally:
-            self._freezes_in_flight -= 1
-            done.write_text("frozen" if frozen else "held")
-        if frozen:
-            await self.forget_frozen(worker, run_id)
-        else:
-            worker.freezing = None
 
     async def forget_frozen(self, worker: WorkerHandle, run_id: str) -> None:
         """The process is checkpointed and gone: it no longer counts against max_processes."""
@@ -376,17 +304,10 @@ class ProcessExecutor:
         await self.engine.forget_worker(worker.id)
         self._wake()
 
-    def freeze_settled(self, ck: Any, finished: bool) -> None:
-        """A dump the last daemon left pending was finished or undone (checkpointer.start()): the
-        runtime may still wait for the freeze handshake's done file; give it its answer."""
-        done, _ = self._done_file(ck.worker_id, ck.run_id, ck.attempt)
-        try:
-            done.parent.mkdir(parents=True, exist_ok=True)
-            done.write_text("frozen" if finished else "held")
-        except OSError as exc:
-            log.warning("could not write a freeze done file", path=str(done), error=str(exc))
+    def freeze_settled(self, ck: Checkpoint, finished: bool) -> None:
+        self.freezes.settled(ck, finished)
 
-    async def _restore(self, run: Run, ck: Any) -> bool:
+    async def _restore(self, run: Run, ck: Checkpoint) -> bool:
         if len(self.workers) >= self.settings.max_processes:
             self._evict_idle()
         worker = await self.checkpointer.restore(run, ck)
@@ -394,8 +315,9 @@ class ProcessExecutor:
             return True  # the attempt was failed (and maybe retried): nothing more to do here
         self.workers[worker.id] = worker
         self._by_run[run.id] = worker.id
-        await self.engine.register_worker(Worker(id=worker.id, version_id=worker.version_id, token="",
-                                                 pid=worker.pid, started_at=time.time(), executor=self.name))
+        await self.engine.register_worker(Worker(id=worker.id, version_id=worker.version_id,
+                                                 token="", pid=worker.pid, started_at=time.time(),
+                                                 executor=self.name))
         self._watch(worker)
         return await self.engine.resume_held(run) is not None
 
@@ -416,8 +338,9 @@ class ProcessExecutor:
         self.workers.pop(worker.id, None)
         try:
             # retried (a full disk): a run whose process is gone must not stay EXECUTING
-            await self.supervisor.retry_until_done(f"releasing the runs of task process {worker.id}",
-                                                   lambda: self._forget(worker), give_up=lambda: self._stopping)
+            await self.supervisor.retry_until_done(
+                f"releasing the runs of task process {worker.id}", lambda: self._forget(worker),
+                give_up=lambda: self._stopping)
         finally:
             self._wake()
 
@@ -430,36 +353,41 @@ class ProcessExecutor:
                         code=worker.exit_code, adopted=worker.proc is None)
             # An adopted process (from before a daemon restart) is not our child: its exit
             # status is unknown, so the attempt is not held against the run.
+            unknown = worker.proc is None and worker.exit_code is None
             await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
-                                          interrupted=worker.proc is None and worker.exit_code is None)
+                                          interrupted=unknown)
 
     # -- restart and shutdown ---------------------------------------------------------------------
     async def start(self) -> None:
-        """Adopt the task processes a previous daemon left behind; interrupt runs whose process is gone."""
+        """Adopt the task processes a previous daemon left behind; interrupt runs whose process
+        is gone."""
         await self.checkpointer.start()
         runs = {r.id: r for r in await self.engine.runs_on_workers()}
-        for record in await self.engine.list_workers():
+        for record in await self.engine.queries.workers.all():
             if record.pid and pid_is_worker(record.pid, record.id):
                 worker = WorkerHandle(id=record.id, version_id=record.version_id, pid=record.pid,
                                       log_path=self.logs_dir / f"{record.id}.log", state=IDLE)
                 for run in runs.values():
                     # QUEUED/DEQUEUED with a worker: held, its wait completed, not resumed yet
-                    if run.worker_id == record.id and run.status in (EXECUTING, WAITING, QUEUED, DEQUEUED):
+                    if run.worker_id == record.id \
+                            and run.status in (EXECUTING, WAITING, QUEUED, DEQUEUED):
                         worker.state = BUSY if run.status == EXECUTING else HELD
                         worker.run_id, worker.attempt = run.id, run.attempt_count
                         self._by_run[run.id] = worker.id
                 self.workers[record.id] = worker
                 self._watch(worker)
-                log.info("adopted task process", worker=record.id, pid=record.pid, state=worker.state)
+                log.info("adopted task process", worker=record.id, pid=record.pid,
+                         state=worker.state)
             else:
                 await self.engine.forget_worker(record.id)
         for run in runs.values():
             owner = self.workers.get(run.worker_id or "")
             if run.status == "DEQUEUED":
                 await self.engine.requeue(run, "daemon restarted before the run started")
-            elif owner is None and run.status in (EXECUTING, WAITING) and self.checkpointer.checkpoint_of(run) is None:
-                await self.engine.worker_lost(run.id, run.attempt_count, "The daemon restarted and the task "
-                                              "process was gone", interrupted=True)
+            elif owner is None and run.status in (EXECUTING, WAITING) \
+                    and self.checkpointer.checkpoint_of(run) is None:
+                await self.engine.worker_lost(run.id, run.attempt_count, "The daemon restarted "
+                                              "and the task process was gone", interrupted=True)
 
     async def shutdown(self, grace_s: float) -> None:
         """A normal stop (executors/stopping.py): executing attempts get `grace_s` to finish, then

@@ -36,7 +36,8 @@ def tcp_socket_count(pid: int) -> int:
         try:
             found += os.getxattr(path, "system.sockprotoname").rstrip(b"\0") in _TCP_NAMES
         except OSError:
-            unnamed.add(target[8:-1])  # no attribute (or closed meanwhile): look it up in the tables
+            # no attribute (or closed meanwhile): look it up in the tables
+            unnamed.add(target[8:-1])
     return found + _tcp_in_tables(pid, unnamed) if unnamed else found
 
 
@@ -53,7 +54,8 @@ def _tcp_in_tables(pid: int, inodes: set[str]) -> int:
 
 
 async def wait_until_no_tcp(pid: int, timeout_s: float) -> bool:
-    """True once `pid` holds no TCP socket (within `timeout_s`); False if it still does or is gone."""
+    """True once `pid` holds no TCP socket (within `timeout_s`); False if it still does or is
+    gone."""
     deadline = time.monotonic() + timeout_s
     while True:
         count = tcp_socket_count(pid)

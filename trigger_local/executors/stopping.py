@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
 
 import structlog
 
+from ..engine.hub import run_key
+from .base import WorkerPool
 from .workers import BUSY, HELD, WorkerHandle
-
-if TYPE_CHECKING:
-    from .process import ProcessExecutor
 
 log = structlog.get_logger("executor")
 
@@ -35,12 +33,12 @@ STOP_FREEZE_TRIES = 2
 EXIT_WAIT_S = 5.0
 
 
-async def stop_processes(executor: ProcessExecutor, grace_s: float) -> None:
-    executor._stopping = True
+async def stop_processes(executor: WorkerPool, grace_s: float) -> None:
+    executor.begin_stop()
     executor.engine.stopping = True
     for worker in executor.workers.values():
         if worker.state == HELD and worker.run_id:
-            executor.engine.hub.wake(f"run:{worker.run_id}")  # a poll under way answers 503 now
+            executor.engine.hub.wake(run_key(worker.run_id))  # a poll under way answers 503 now
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and any(w.state == BUSY for w in executor.workers.values()):
         await asyncio.sleep(0.05)
@@ -58,15 +56,15 @@ async def stop_processes(executor: ProcessExecutor, grace_s: float) -> None:
         worker.kill()
         killed.append(worker)
         if run_id and attempt:
-            reason = "The daemon shut down and killed the waiting process (down --kill-waiting)" if waiting \
-                else "The daemon shut down"
+            reason = ("The daemon shut down and killed the waiting process (down --kill-waiting)"
+                      if waiting else "The daemon shut down")
             await executor.engine.worker_lost(run_id, attempt, reason, interrupted=True)
     for worker in killed:
         try:
             await asyncio.wait_for(worker.exited.wait(), EXIT_WAIT_S)
         except TimeoutError:
             log.warning("task process did not exit", worker=worker.id, pid=worker.pid)
-    pending = [t for t in executor._tasks if not t.done()]
+    pending = executor.jobs()
     if pending:
         await asyncio.wait(pending, timeout=EXIT_WAIT_S)
 
@@ -76,7 +74,7 @@ def _waits(worker: WorkerHandle) -> bool:
     return worker.state == HELD and worker.run_id is not None and not worker.exited.is_set()
 
 
-async def _checkpoint(executor: ProcessExecutor, worker: WorkerHandle) -> bool:
+async def _checkpoint(executor: WorkerPool, worker: WorkerHandle) -> bool:
     if not executor.can_checkpoint() or worker.run_id is None or worker.attempt is None:
         return False
     run_id, attempt = worker.run_id, worker.attempt

@@ -94,8 +94,13 @@ async def watch_pid(pid: int) -> None:
         fd = os.pidfd_open(pid)
     except (ProcessLookupError, OSError):
         return
-    done = loop.create_future()
-    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, readable)
     try:
         await done
     finally:

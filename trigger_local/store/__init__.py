@@ -1,6 +1,7 @@
-"""The store: SQLite, the only truth. Only this package imports aiosqlite or writes SQL."""
+"""The store: the only truth. `Store` (store/interface.py) is the storage interface the engine
+receives; `SqliteStore` (store/sqlite/) implements it. Only this package writes SQL."""
 
-from .ops import Ops
+from .interface import Store, StoreReader, StoreTx
 from .sqlite import SqliteStore
 
-__all__ = ["Ops", "SqliteStore"]
+__all__ = ["SqliteStore", "Store", "StoreReader", "StoreTx"]

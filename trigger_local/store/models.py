@@ -3,7 +3,7 @@ maps them to rows. Timestamps are epoch seconds (`*_at`), durations seconds (`*_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..projects import DEFAULT_PROJECT
@@ -73,7 +73,8 @@ class ProjectDefaults:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> ProjectDefaults:
         data = data or {}
-        return cls(retry=data.get("retry"), machine=data.get("machine"), max_duration_s=data.get("max_duration_s"))
+        return cls(retry=data.get("retry"), machine=data.get("machine"),
+                   max_duration_s=data.get("max_duration_s"))
 
 
 @dataclass(slots=True)
@@ -246,7 +247,9 @@ class LogEntry:
 
 
 @dataclass(slots=True)
-class Event:
+class StoredEvent:
+    """A row of the events table: an engine event (engine/events.py) as it was recorded."""
+
     seq: int
     run_id: str | None
     type: str
@@ -273,3 +276,37 @@ class Schedule:
     next_run_at: float | None = None
     last_run_at: float | None = None
     project: str = DEFAULT_PROJECT
+
+
+#: a checkpoint's status: `pending` from just before its dump starts until it is recorded (or
+#: undone: the row is then deleted), so a daemon killed in between leaves a trace the next one
+#: finishes; `active` while its images may be restored; then `restored`, `failed` or `deleted`
+#: (the images are gone, the row stays as the run's history)
+CK_PENDING = "pending"
+CK_ACTIVE = "active"
+CK_RESTORED = "restored"
+CK_FAILED = "failed"
+CK_DELETED = "deleted"
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """One dump (CRIU, or `docker checkpoint`) of a waiting run's process."""
+
+    id: str
+    run_id: str
+    attempt: int
+    worker_id: str
+    pid: int
+    path: str
+    status: str
+    created_at: float
+    executor: str = "process"
+    size_bytes: int = 0
+    dump_ms: float | None = None
+    restore_ms: float | None = None
+    error: str | None = None
+    restored_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -188,7 +188,7 @@ MIGRATIONS: list[str] = [
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
-    """,
+    """,  # noqa: E501 - a shipped migration is never edited
     # schedules (cron), rate-limit state and debounce keys (issue #6)
     """
     CREATE TABLE schedules (
@@ -232,7 +232,7 @@ MIGRATIONS: list[str] = [
         first_at REAL NOT NULL,
         PRIMARY KEY (task_id, key)
     );
-    """,
+    """,  # noqa: E501 - a shipped migration is never edited
     # CRIU checkpoints of waiting runs (issue #4): one row per dump, kept after the images are
     # deleted so `runs show` can still say what happened
     """
@@ -281,7 +281,7 @@ MIGRATIONS: list[str] = [
     # `run.waiting` events name the waitpoint, and this finds them without reading every event
     """
     CREATE INDEX events_waited_on ON events(json_extract(data, '$.waitpoint_id')) WHERE type = 'run.waiting';
-    """,
+    """,  # noqa: E501 - a shipped migration is never edited
     # one daemon, several projects (issue #11): versions, runs, queues, schedules, rate limits and
     # debounce keys belong to a project (the `project` ref of its trigger.toml). Rows from before
     # get `proj_local`, the ref `trigger-local init` wrote then. Tables keyed by a queue or task
@@ -374,7 +374,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE schedules_v2 RENAME TO schedules;
     CREATE INDEX schedules_due ON schedules(next_run_at) WHERE active = 1 AND next_run_at IS NOT NULL;
     CREATE INDEX schedules_created ON schedules(created_at, id);
-    """,
+    """,  # noqa: E501 - a shipped migration is never edited
     # the project's trigger.toml defaults ([retry], machine, max_duration) travel with each
     # version, so a run's retry policy comes from its own version's project (issue #10)
     """

@@ -1,5 +1,5 @@
 """Mapping between the dataclasses in `models` and SQLite rows: JSON for lists and dicts,
-integers for booleans. Kept apart so `sqlite.py` reads as the list of operations."""
+integers for booleans. Kept apart so the areas read as the list of their statements."""
 
 from __future__ import annotations
 
@@ -7,18 +7,27 @@ import dataclasses
 import json
 from typing import Any, TypeVar
 
-from .models import Attempt, Batch, Project, Queue, Run, Schedule, TaskDef, Waitpoint
+from ..models import (
+    Attempt,
+    Batch,
+    Project,
+    Queue,
+    Run,
+    Schedule,
+    TaskDef,
+    Waitpoint,
+)
 
 T = TypeVar("T")
 
-_JSON_FIELDS = {
+_JSON_FIELDS: dict[type, set[str]] = {
     Run: {"error", "tags", "metadata"},
     Attempt: {"error"},
     Waitpoint: {"tags"},
     Batch: {"run_ids"},
     TaskDef: {"retry", "schema", "schedule", "rate_limit"},
 }
-_BOOL_FIELDS = {
+_BOOL_FIELDS: dict[type, set[str]] = {
     Run: {"resume_parent", "is_test"},
     Attempt: {"counts"},
     Waitpoint: {"output_is_error"},
@@ -27,12 +36,19 @@ _BOOL_FIELDS = {
     Schedule: {"active"},
     Project: {"dev"},
 }
-_SKIP = {Queue: {"running", "queued"}}
+_SKIP: dict[type, set[str]] = {Queue: {"running", "queued"}}
 
 
 def columns(cls: type) -> list[str]:
     skip = _SKIP.get(cls, set())
     return [f.name for f in dataclasses.fields(cls) if f.name not in skip]
+
+
+def insert_sql(table: str, cls: type, verb: str = "INSERT") -> str:
+    """`INSERT INTO table (cols) VALUES (:cols)` for the dataclass `cls`'s columns."""
+    cols = columns(cls)
+    return (f"{verb} INTO {table} ({', '.join(cols)}) "
+            f"VALUES ({', '.join(':' + c for c in cols)})")
 
 
 def to_row(obj: Any) -> dict[str, Any]:

@@ -1,0 +1,168 @@
+"""A run's attempts: started on a process, ended by its result (completed, retried or failed),
+or ended because its process went away (a crash is retried per policy; an interruption — a
+daemon stop or restart — queues the run again without using an attempt)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import packets
+from ..ids import new_id
+from ..machines import DEFAULT_MACHINE
+from ..store.models import (
+    COMPLETED,
+    CRASHED,
+    DELAYED,
+    DEQUEUED,
+    EXECUTING,
+    FAILED,
+    FINAL_STATUSES,
+    INTERRUPTED,
+    QUEUED,
+    SYSTEM_FAILURE,
+    TIMED_OUT,
+    WAITING,
+    Attempt,
+    Run,
+)
+from ..store.run_areas import RunReader
+from .endings import after_final
+from .events import RunInterrupted, RunResumed, RunRetrying
+from .runs import live, move
+from .states import K_QUEUED
+from .unit import Tx
+from .versions import retry_policy
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """What a worker reports when an attempt ends."""
+
+    ok: bool
+    output: str | None = None
+    output_type: str = packets.JSON
+    error: dict[str, Any] | None = None
+    retryable: bool = True
+    status: str = FAILED  # FAILED | CRASHED | TIMED_OUT for failures
+
+
+def _deadline(run: Run, now: float) -> float | None:
+    # time spent waiting does not count against max_duration
+    return now + max(0.0, run.max_duration_s - run.executed_s) if run.max_duration_s else None
+
+
+async def start(tx: Tx, run_id: str, worker_id: str, pid: int | None,
+                executor: str) -> tuple[Run, Attempt] | None:
+    """DEQUEUED → EXECUTING with a new attempt on `worker_id`. None if the run moved on."""
+    run = await tx.runs.get(run_id)
+    if run is None or run.status != DEQUEUED:
+        return None
+    number = run.attempt_count + 1
+    attempt = Attempt(id=new_id("attempt"), run_id=run.id, number=number, status=EXECUTING,
+                      started_at=tx.now, worker_id=worker_id, pid=pid, executor=executor)
+    await tx.attempts.insert(attempt)
+    data: dict[str, Any] = {"attempt": number, "worker_id": worker_id}
+    if run.attempt_count:  # a run that ran before: say so if it was interrupted (dev prints it)
+        previous = (await tx.attempts.for_run(run.id))[-2:-1]
+        if previous and previous[0].status == INTERRUPTED:
+            data["interrupted_by"] = (previous[0].error or {}).get("message") \
+                or "an interruption"
+    await move(tx, run, EXECUTING, attempt_count=number, worker_id=worker_id,
+               started_at=run.started_at or tx.now, deadline_at=_deadline(run, tx.now), data=data)
+    return run, attempt
+
+
+async def on_workers(runs: RunReader) -> list[Run]:
+    """Runs that a process is (or was, before a restart) executing or holding."""
+    found = await runs.with_status([DEQUEUED, EXECUTING, WAITING, QUEUED])
+    return [r for r in found if r.worker_id or r.status in (DEQUEUED, EXECUTING)]
+
+
+async def requeue(tx: Tx, run_id: str, reason: str) -> None:
+    """A DEQUEUED run that no worker could take goes back to its queue."""
+    run = await tx.runs.get(run_id)
+    if run is not None and run.status == DEQUEUED:
+        await move(tx, run, QUEUED, description=reason)
+
+
+async def resume_held(tx: Tx, run_id: str) -> Run | None:
+    """A DEQUEUED run whose process is held alive continues in that process."""
+    run = await tx.runs.get(run_id)
+    if run is None or run.status != DEQUEUED:
+        return None
+    return await move(tx, run, EXECUTING, deadline_at=_deadline(run, tx.now), event=RunResumed,
+                      data={"attempt": run.attempt_count, "worker_id": run.worker_id})
+
+
+async def finish_current(tx: Tx, run_id: str, attempt: int, outcome: AttemptOutcome) -> Run:
+    """A worker reports the end of `attempt` (ConflictError when it is no longer current)."""
+    return await finish(tx, await live(tx, run_id, attempt), outcome)
+
+
+async def finish(tx: Tx, run: Run, outcome: AttemptOutcome) -> Run:
+    """Record the end of the current attempt: complete the run, schedule a retry, or fail it."""
+    attempts = await tx.attempts.for_run(run.id)
+    current = attempts[-1] if attempts else None
+    if outcome.ok:
+        if current:
+            await tx.attempts.update(current.id, status=COMPLETED, finished_at=tx.now)
+        await move(tx, run, COMPLETED, output=outcome.output, output_type=outcome.output_type,
+                   completed_at=tx.now, deadline_at=None, worker_id=None)
+        await after_final(tx, run)
+        return run
+    if current:
+        await tx.attempts.update(current.id, status=outcome.status, finished_at=tx.now,
+                                 error=outcome.error)
+    counted = sum(1 for a in attempts if a.counts)
+    policy = await retry_policy(tx.ctx, tx.versions, run)
+    if outcome.retryable and outcome.status != TIMED_OUT and counted < policy.max_attempts:
+        delay = policy.delay_s(counted)
+        data: dict[str, Any] = {"attempt": run.attempt_count, "retry_in_s": round(delay, 3)}
+        description = f"attempt {run.attempt_count} failed; retry in {delay:.1f}s"
+        changes: dict[str, Any] = {}
+        bigger = policy.retry_machine(outcome.error, run.machine)
+        if bigger is not None:
+            # the run's machine is what the executor reads when it starts the next attempt
+            changes["machine"] = data["machine"] = bigger
+            data["previous_machine"] = run.machine or DEFAULT_MACHINE
+            description = (f"attempt {run.attempt_count} ran out of memory on "
+                           f"{data['previous_machine']}; retry on {bigger} in {delay:.1f}s")
+        await tx.waitpoints.unblock(run.id)
+        return await move(tx, run, DELAYED, kind="delayed_retry", delay_until=tx.now + delay,
+                          worker_id=None, deadline_at=None, error=outcome.error, executed_s=0.0,
+                          event=RunRetrying, description=description, data=data, **changes)
+    final = outcome.status if outcome.status in FINAL_STATUSES else FAILED
+    await move(tx, run, final, error=outcome.error, completed_at=tx.now, deadline_at=None,
+               worker_id=None)
+    await after_final(tx, run)
+    return run
+
+
+async def worker_lost(tx: Tx, run_id: str, attempt: int, reason: str, *, interrupted: bool,
+                      error_name: str) -> Run | None:
+    """The process running (or holding) `attempt` is gone. A crash is retried per policy; an
+    interruption queues the run again without using an attempt."""
+    run = await tx.runs.get(run_id)
+    if run is None or run.attempt_count != attempt \
+            or run.status not in (DEQUEUED, EXECUTING, WAITING):
+        return run
+    if interrupted:
+        attempts = await tx.attempts.for_run(run.id)
+        if attempts:
+            await tx.attempts.update(attempts[-1].id, status=INTERRUPTED, finished_at=tx.now,
+                                     counts=False, error={"message": reason})
+        await tx.waitpoints.unblock(run.id)
+        return await move(tx, run, QUEUED, kind=K_QUEUED, worker_id=None, deadline_at=None,
+                          event=RunInterrupted, description=reason, data={"reason": reason})
+    error = {"name": error_name, "message": reason}
+    return await finish(tx, run, AttemptOutcome(ok=False, error=error, status=CRASHED))
+
+
+async def system_failure(tx: Tx, run_id: str, reason: str) -> None:
+    """The daemon cannot run it at all (its version is gone, it has no image)."""
+    run = await tx.runs.get(run_id)
+    if run is not None and not run.is_final:
+        await move(tx, run, SYSTEM_FAILURE, completed_at=tx.now, worker_id=None,
+                   error={"name": "SystemFailure", "message": reason})
+        await after_final(tx, run)

@@ -1,0 +1,53 @@
+"""Taking runnable runs off their queues, in one transaction: the dispatcher's question "which
+runs may start now?"."""
+
+from __future__ import annotations
+
+from ..store.models import DEQUEUED, Run
+from . import ratelimits
+from .runs import move
+from .unit import Tx
+
+
+async def dequeue(tx: Tx, limit: int) -> list[Run]:
+    """Take up to `limit` runnable runs, oldest effective queue time first, respecting paused
+    queues, queue and concurrency-key limits, offline projects (engine/project_state.py), rate
+    limits and the global concurrency; they become DEQUEUED on their project's current
+    version."""
+    running = await tx.runs.running_counts()
+    free = min(limit, tx.settings.concurrency - sum(running.values()))
+    if free <= 0:
+        return []
+    paused, limits = await tx.queues.paused(), await tx.queues.limits()
+    projects = tx.ctx.projects
+    offline = projects.offline()
+    gate = await ratelimits.gate(tx)
+    candidates: list[Run] = []
+    for project, queue in await tx.runs.queued_queues():
+        if (project, queue) in paused or project in offline:
+            continue
+        qlimit = limits.get((project, queue))
+        taken: dict[str | None, int] = {}
+        # keys already at their limit can use up to `running` rows of the page
+        in_use = sum(n for (p, q, _), n in running.items() if (p, q) == (project, queue))
+        page = free if qlimit is None else free + in_use
+        for run in await tx.runs.queued(project, queue, page, per_key=qlimit):
+            key = run.concurrency_key
+            used = running.get((project, queue, key), 0) + taken.get(key, 0)
+            if qlimit is not None and used >= qlimit:
+                continue
+            taken[key] = taken.get(key, 0) + 1
+            candidates.append(run)
+    candidates.sort(key=lambda r: (r.queued_at, r.id))
+    out: list[Run] = []
+    for run in candidates:
+        if len(out) >= free:
+            break
+        if gate is not None and not gate.admit(run, tx.now):
+            continue  # stays QUEUED; the gate records when its window opens
+        current = projects.current_of(run.project)
+        version_id = run.version_id or (current.id if current else None)
+        out.append(await move(tx, run, DEQUEUED, version_id=version_id, expires_at=None))
+    if gate is not None:
+        await gate.save(tx)
+    return out

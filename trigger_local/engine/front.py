@@ -1,0 +1,394 @@
+"""`Engine`: the thin front of the engine. Each public method is one thing the API, the
+dispatcher or the executor asks; it opens one unit of work (`Tx`, engine/unit.py), calls the
+engine parts' functions with it, and once the transaction has committed publishes the events
+it recorded on the hub. Reads go through `queries` (the store's read-only view).
+
+The engine never spawns a process or sleeps: it decides over the store, and the dispatcher and
+executors act on the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from ..clock import Clock
+from ..config import DaemonSettings
+from ..statuses import FINAL_STATUSES
+from ..store.interface import Store, StoreReader
+from ..store.models import (
+    Attempt,
+    Batch,
+    Checkpoint,
+    LogEntry,
+    Queue,
+    Run,
+    Schedule,
+    Version,
+    Waitpoint,
+    Worker,
+)
+from . import (
+    attempts,
+    batches,
+    checkpoints,
+    endings,
+    envvars,
+    projects,
+    queues,
+    registration,
+    reports,
+    runs,
+    schedules,
+    timers,
+    triggering,
+    waitpoints,
+    waits,
+)
+from .attempts import AttemptOutcome
+from .dequeue import dequeue
+from .events import RunResumed, RunStatusChanged
+from .hub import Hub, run_key
+from .options import TriggerRequest
+from .project_state import Projects
+from .retry import RetryPolicy
+from .schedules import ScheduleSpec
+from .triggering import TriggerResult
+from .unit import EngineContext, Tx
+from .versions import retry_policy
+from .waits import WaitDecision
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Engine:
+    """Every operation on runs, waitpoints, queues, schedules and versions."""
+
+    def __init__(self, store: Store, clock: Clock, settings: DaemonSettings,
+                 hub: Hub | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.hub = hub or Hub()
+        self.ctx = EngineContext(settings)
+        # set by the executor when a normal stop begins: held waits' polls are then refused, so
+        # their processes hold no connection (executors/stopping.py)
+        self.stopping = False
+        self.hub.subscribe(RunStatusChanged, self._wake_pollers)
+
+    @property
+    def queries(self) -> StoreReader:
+        """The store's read-only view: what the API, dispatcher and executors read through."""
+        return self.store.read()
+
+    @property
+    def projects(self) -> Projects:
+        return self.ctx.projects
+
+    @property
+    def current_version(self) -> Version | None:
+        """The newest current version of any project (each project has its own: `projects`)."""
+        return self.projects.latest()
+
+    async def load(self) -> None:
+        """Read what the engine caches (each project's current version and record)."""
+        read = self.queries
+        self.projects.load(await read.versions.current(), await read.projects.all())
+
+    @asynccontextmanager
+    async def _unit(self) -> AsyncIterator[Tx]:
+        async with self.store.tx() as store_tx:
+            tx = Tx(store_tx, self.clock.now(), self.ctx)
+            yield tx
+        self.hub.publish_all(tx.published)
+        # The store runs on this thread and never yields, so a caller that runs unit after unit
+        # (a dispatcher round starting runs) would keep out the requests that came meanwhile:
+        # the completions that free processes, which the round's later runs could then reuse
+        # instead of starting new ones. One turn of the loop after each unit lets them in.
+        await asyncio.sleep(0)
+
+    async def _run(self, part: Callable[Concatenate[Tx, P], Awaitable[T]], *args: P.args,
+                   **kwargs: P.kwargs) -> T:
+        """`part(tx, ...)` in a unit of work of its own."""
+        async with self._unit() as tx:
+            return await part(tx, *args, **kwargs)
+
+    def _wake_pollers(self, event: RunStatusChanged) -> None:
+        # a held run's process polls for its wait's result: it has one once the run resumed,
+        # or the run ended (api/worker.py `poll_wait`)
+        if isinstance(event, RunResumed) or event.status in FINAL_STATUSES:
+            self.hub.wake(run_key(event.run_id))
+
+    async def retry_policy(self, run: Run) -> RetryPolicy:
+        return await retry_policy(self.ctx, self.queries.versions, run)
+
+    # -- versions ------------------------------------------------------------------------------
+    async def register_version(self, version: Version, *, dev: bool = False) -> Version:
+        """Make `version` its project's current one (engine/registration.py)."""
+        self.projects.check_dir(version.project, version.project_dir)
+        await self._run(registration.register, version, dev)
+        self.projects.current[version.project] = version
+        return version
+
+    # -- triggering ----------------------------------------------------------------------------
+    async def trigger(self, req: TriggerRequest, *, wait: bool = False,
+                      request_key: str | None = None) -> TriggerResult:
+        """Create one run (or return the run its idempotency key points at). With `wait`, the
+        run also gets a RUN waitpoint, which the parent then waits on."""
+        [result] = await self.trigger_many([req], wait=wait, request_key=request_key)
+        return result
+
+    async def trigger_many(self, reqs: Sequence[TriggerRequest], *, wait: bool = False,
+                           request_key: str | None = None) -> list[TriggerResult]:
+        """Create runs in one transaction (a batch's items arrive together).
+
+        `request_key` (a client's `x-trigger-request-idempotency-key`, scoped by the route, and
+        here by the project the runs go to): a request sent again gets the runs the first one
+        made, with the first answer's `cached`; checked and recorded in the same transaction,
+        so concurrent copies make one set of runs."""
+        prepared = [await self._prepare(req) for req in reqs]
+        return await self._run(triggering.create_runs, prepared, wait=wait, request_key=request_key)
+
+    async def _prepare(self, req: TriggerRequest) -> triggering.Prepared:
+        """Checked before the transaction starts (engine/triggering.py `prepare`)."""
+        parent_project = None
+        if req.project is None and req.parent_run_id:
+            parent = await self.queries.runs.get(req.parent_run_id)
+            parent_project = parent.project if parent else None
+        return triggering.prepare(self.ctx, req, self.clock.now(), parent_project)
+
+    async def replay(self, run_id: str) -> Run:
+        """A new run of the same task, payload and options."""
+        run = await runs.get(self.queries.runs, run_id)
+        return (await self.trigger(triggering.again(run))).run
+
+    async def create_batch(self, run_count: int, *, parent_run_id: str | None = None,
+                           wait: bool = False, idempotency_key: str | None = None,
+                           request_key: str | None = None,
+                           project: str | None = None) -> tuple[Batch, bool]:
+        """A new batch of `run_count` runs, or (with True) the batch `idempotency_key` or the
+        request key `request_key` (within the caller's `project`) already made."""
+        async with self._unit() as tx:
+            return await triggering.create_batch(
+                tx, run_count, parent_run_id=parent_run_id, wait=wait,
+                idempotency_key=idempotency_key, request_key=request_key, scope=project)
+
+    async def batch_trigger(self, reqs: Sequence[TriggerRequest], *,
+                            parent_run_id: str | None = None, wait: bool = False,
+                            idempotency_key: str | None = None, request_key: str | None = None
+                            ) -> tuple[Batch, list[TriggerResult], bool]:
+        """A batch and all its runs in one transaction (True: an existing batch, by its
+        idempotency key or by `request_key` within the items' project, whose runs are returned
+        as they are)."""
+        for req in reqs:  # resolved as the batch's children: in the parent's project if unsaid
+            req.parent_run_id = req.parent_run_id or parent_run_id
+        prepared = [await self._prepare(req) for req in reqs]
+        async with self._unit() as tx:
+            return await triggering.trigger_batch(
+                tx, prepared, parent_run_id=parent_run_id, wait=wait,
+                idempotency_key=idempotency_key, request_key=request_key)
+
+    async def batch_items(self, batch_id: str) -> dict[str, str]:
+        """The items a two-phase batch has received: index (as a string) → run id."""
+        return await batches.items(self.queries.kv, batch_id)
+
+    async def fill_batch(self, batch: Batch, items: Mapping[int, TriggerRequest],
+                         project: str | None = None) -> dict[str, str]:
+        """The runs of `items` (by index) as items of `batch`, in `project`, in one
+        transaction; returns every item the batch has received (`batch_items`)."""
+        for req in items.values():
+            batches.adopt(req, batch, project)
+        prepared = {index: await self._prepare(req) for index, req in items.items()}
+        return await self._run(triggering.fill_batch, batch, prepared)
+
+    async def add_batch_runs(self, batch_id: str, run_ids: Sequence[str]) -> Batch:
+        return await self._run(batches.add_runs_to, batch_id, run_ids)
+
+    # -- the dispatcher and the executor -------------------------------------------------------
+    async def dequeue(self, limit: int) -> list[Run]:
+        """Take up to `limit` runnable runs off their queues (engine/dequeue.py)."""
+        return await self._run(dequeue, limit) if limit > 0 else []
+
+    async def tick_timers(self) -> int:
+        """Do everything that is due now (engine/timers.py); returns how many things changed."""
+        return await self._run(timers.tick)
+
+    async def start_attempt(self, run: Run, worker_id: str, pid: int | None,
+                            executor: str = "process") -> tuple[Run, Attempt] | None:
+        """DEQUEUED → EXECUTING with a new attempt on `worker_id`. None if the run moved on."""
+        return await self._run(attempts.start, run.id, worker_id, pid, executor)
+
+    async def requeue(self, run: Run, reason: str) -> None:
+        """A DEQUEUED run that no worker could take goes back to its queue."""
+        await self._run(attempts.requeue, run.id, reason)
+
+    async def resume_held(self, run: Run) -> Run | None:
+        """A DEQUEUED run whose process is held alive continues in that process."""
+        return await self._run(attempts.resume_held, run.id)
+
+    async def worker_lost(self, run_id: str, attempt: int, reason: str, *,
+                          interrupted: bool = False,
+                          error_name: str = "TaskProcessExited") -> Run | None:
+        """The process running (or holding) `attempt` is gone (engine/attempts.py)."""
+        return await self._run(attempts.worker_lost, run_id, attempt, reason,
+                               interrupted=interrupted, error_name=error_name)
+
+    async def system_failure(self, run: Run, reason: str) -> None:
+        await self._run(attempts.system_failure, run.id, reason)
+
+    async def register_worker(self, worker: Worker) -> None:
+        async with self._unit() as tx:
+            await tx.workers.upsert(worker)
+
+    async def forget_worker(self, worker_id: str) -> None:
+        async with self._unit() as tx:
+            await tx.workers.delete(worker_id)
+
+    async def runs_on_workers(self) -> list[Run]:
+        """Runs that a process is (or was, before a restart) executing or holding."""
+        return await attempts.on_workers(self.queries.runs)
+
+    async def process_env(self, env: str = "dev") -> dict[str, str]:
+        """What a new task process gets on top of the daemon's own environment."""
+        return await envvars.process_env(self.queries.env_vars, env)
+
+    # -- checkpoints (engine/checkpoints.py) ---------------------------------------------------
+    async def begin_checkpoint(self, ck: Checkpoint) -> None:
+        await self._run(checkpoints.begin, ck)
+
+    async def undo_checkpoint(self, checkpoint_id: str) -> None:
+        """The dump failed, never ran, or is useless: forget its pending row."""
+        await self._run(checkpoints.undo, checkpoint_id)
+
+    async def record_checkpoint(self, ck: Checkpoint) -> bool:
+        return await self._run(checkpoints.record, ck)
+
+    async def checkpoint_refused(self, run_id: str, reason: str) -> None:
+        await self._run(checkpoints.refused, run_id, reason)
+
+    async def checkpoint_restored(self, checkpoint_id: str, restore_ms: float) -> None:
+        await self._run(checkpoints.restored, checkpoint_id, restore_ms)
+
+    async def checkpoint_unusable(self, checkpoint_id: str, error: str, *,
+                                  deleted: bool = False) -> None:
+        await self._run(checkpoints.unusable, checkpoint_id, error, deleted=deleted)
+
+    # -- the worker protocol -------------------------------------------------------------------
+    async def finish_attempt(self, run_id: str, attempt: int, outcome: AttemptOutcome) -> Run:
+        """Record the end of an attempt: complete the run, schedule a retry, or fail it."""
+        return await self._run(attempts.finish_current, run_id, attempt, outcome)
+
+    async def wait(self, run_id: str, attempt: int, *, kind: str, until: Any = None,
+                   waitpoint_id: str | None = None, idempotency_key: str | None = None,
+                   idempotency_key_ttl: str | None = None) -> WaitDecision:
+        """Block the run's current attempt on a waitpoint, or return its result at once."""
+        return await self._run(waits.wait, run_id, attempt, kind=kind, until=until,
+                               waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
+                               idempotency_key_ttl=idempotency_key_ttl)
+
+    async def wait_result(self, run_id: str, waitpoint_id: str) -> dict[str, Any] | None:
+        """The result for a held run, once the dispatcher gave it its slot back; else None."""
+        return await waits.wait_result(self.queries, run_id, waitpoint_id)
+
+    async def update_metadata(self, run_id: str, metadata: dict[str, Any] | None,
+                              operations: Sequence[dict[str, Any]] | None = None
+                              ) -> dict[str, Any]:
+        return await self._run(reports.update_metadata, run_id, metadata, operations)
+
+    async def append_logs(self, entries: Sequence[LogEntry]) -> None:
+        """Store a burst of log lines and spans in one transaction."""
+        if not entries:
+            return
+        await self._run(reports.append_logs, entries)
+
+    # -- management ----------------------------------------------------------------------------
+    async def cancel(self, run_id: str) -> Run:
+        """Cancel a run; one that already ended is returned as it is."""
+        return await self._run(endings.cancel_by_request, run_id)
+
+    async def reschedule(self, run_id: str, delay: Any) -> Run:
+        return await self._run(timers.reschedule, run_id, delay)
+
+    async def create_token(self, *, timeout: Any = None, idempotency_key: str | None = None,
+                           idempotency_key_ttl: str | None = None, tags: list[str] | None = None,
+                           created_by_run_id: str | None = None) -> tuple[Waitpoint, bool]:
+        return await self._run(waitpoints.create_token, timeout=timeout,
+                               idempotency_key=idempotency_key,
+                               idempotency_key_ttl=idempotency_key_ttl, tags=tags,
+                               created_by_run_id=created_by_run_id)
+
+    async def complete_token(self, waitpoint_id: str, output: str | None,
+                             output_type: str = "application/json") -> Waitpoint:
+        """Complete a MANUAL waitpoint. Completing one that is already done changes nothing."""
+        return await self._run(waitpoints.complete_token, waitpoint_id, output, output_type)
+
+    async def timeout_token(self, waitpoint_id: str) -> Waitpoint:
+        return await self._run(waitpoints.timeout_token, waitpoint_id)
+
+    async def get_queue(self, name: str, project: str | None = None) -> Queue:
+        return await queues.find(self.queries.queues, self.projects, name, project)
+
+    async def set_queue_paused(self, name: str, paused: bool, project: str | None = None) -> Queue:
+        queue = await self.get_queue(name, project)
+        await self._run(queues.set_paused, queue, paused)
+        return await self.get_queue(queue.name, queue.project)
+
+    async def set_queue_limit(self, name: str, limit: int | None,
+                              project: str | None = None) -> Queue:
+        queues.check_limit(limit)
+        queue = await self.get_queue(name, project)
+        await self._run(queues.set_limit, queue, limit)
+        return await self.get_queue(queue.name, queue.project)
+
+    # -- schedules (engine/schedules.py) -------------------------------------------------------
+    async def create_schedule(self, spec: ScheduleSpec) -> Schedule:
+        """Create one, or update the one with the same deduplication key (upsert)."""
+        spec = schedules.check_spec(self.projects, spec)
+        return await self._run(schedules.create, spec)
+
+    async def update_schedule(self, schedule_id: str, spec: ScheduleSpec) -> Schedule:
+        current = await self.queries.schedules.get(schedule_id)
+        # its task stays in its project
+        spec.project = spec.project or (current.project if current else None)
+        spec = schedules.check_spec(self.projects, spec)
+        async with self._unit() as tx:
+            schedule = await schedules.imperative(tx, schedule_id, "update")
+            return await schedules.update(tx, schedule, spec)
+
+    async def delete_schedule(self, schedule_id: str) -> Schedule:
+        return await self._run(schedules.delete, schedule_id)
+
+    async def set_schedule_active(self, schedule_id: str, active: bool) -> Schedule:
+        return await self._run(schedules.set_active, schedule_id, active)
+
+    async def get_schedule(self, schedule_id: str) -> Schedule:
+        return await schedules.get(self.queries.schedules, schedule_id)
+
+    async def list_schedules(self, page: int = 1, per_page: int = 25,
+                             **filters: Any) -> tuple[list[Schedule], int]:
+        return await self.queries.schedules.page((page - 1) * per_page, per_page, **filters)
+
+    # -- environment variables (engine/envvars.py) ---------------------------------------------
+    async def set_env_vars(self, env: str, values: dict[str, Any], *,
+                           is_secret: bool | None = None, override: bool = True) -> None:
+        await self._run(envvars.put, env, values, is_secret=is_secret, override=override)
+
+    async def delete_env_var(self, env: str, name: str) -> None:
+        await self._run(envvars.delete, env, name)
+
+    async def env_var(self, env: str, name: str) -> dict[str, Any]:
+        return await envvars.get(self.queries.env_vars, env, name)
+
+    # -- dev sessions (engine/project_state.py) ------------------------------------------------
+    async def open_session(self, ref: str) -> None:
+        """A `dev` of project `ref` connected: its runs may start."""
+        if self.projects.open_session(ref):
+            await self._run(projects.session_changed, ref, online=True)
+
+    async def close_session(self, ref: str) -> None:
+        """A `dev` of project `ref` went away; with the last one, the project goes offline."""
+        if self.projects.close_session(ref):
+            await self._run(projects.session_changed, ref, online=False)

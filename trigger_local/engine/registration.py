@@ -1,0 +1,40 @@
+"""Registering an indexed version: it becomes its project's current version, its queues,
+declarative schedules and rate limits follow its tasks, and runs that waited for one of its
+tasks (PENDING_VERSION) are queued."""
+
+from __future__ import annotations
+
+from ..store.models import PENDING_VERSION, QUEUED, Version
+from . import projects, queues, ratelimits, schedules
+from .events import VersionRegistered
+from .options import task_default
+from .runs import move
+from .unit import Tx
+
+
+async def register(tx: Tx, version: Version, dev: bool) -> None:
+    """Store `version` and what follows from it. `dev`: registered by `trigger-local dev`, so
+    the project runs only while a dev session is open (engine/project_state.py). The caller
+    makes it current in memory once the transaction has committed."""
+    await tx.versions.insert(version)
+    await projects.record(tx, version, dev)
+    for task in version.tasks:
+        limit = task.queue_concurrency_limit \
+            if task.queue_is_custom or task.queue_concurrency_limit is not None else None
+        await queues.ensure(tx, version.project, task.queue, limit, custom=task.queue_is_custom,
+                            update_limit=True)
+    task_ids = {t.task_id for t in version.tasks}
+    for run in await tx.runs.with_status([PENDING_VERSION]):
+        if run.task_id not in task_ids or run.project not in (None, version.project):
+            continue
+        if run.project is None:
+            await queues.ensure(tx, version.project, run.queue, None, custom=False)
+        its_task = version.task(run.task_id)
+        await move(tx, run, QUEUED, project=version.project,
+                   description=f"version {version.id} has the task",
+                   machine=run.machine or task_default(version, its_task, "machine"),
+                   max_duration_s=run.max_duration_s
+                   or task_default(version, its_task, "max_duration_s"))
+    await schedules.sync_declarative(tx, version)
+    await ratelimits.sync(tx, version)
+    await tx.record(VersionRegistered(version_id=version.id, project=version.project))

@@ -1,0 +1,75 @@
+"""The one door for a run's status: `move`. Every change of status goes through it: it checks
+the transition table (engine/states.py), compare-and-sets the run's snapshot id, appends the
+snapshot and records the change as a `RunStatusChanged` (or the subclass that names it).
+
+A late message (a completion from an attempt that was already cancelled or timed out, a worker
+that lost its run) meets a `ConflictError` here, never a corrupted run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConflictError, NotFoundError
+from ..ids import new_id
+from ..store.models import DEQUEUED, EXECUTING, WAITING, Run
+from ..store.run_areas import RunReader
+from .events import RunCreated, RunStatusChanged
+from .states import allowed, ends_attempt, kind_for
+from .unit import Tx
+
+
+async def move(tx: Tx, run: Run, status: str, *, kind: str | None = None,
+               event: type[RunStatusChanged] = RunStatusChanged, description: str = "",
+               data: Mapping[str, Any] | None = None, **changes: Any) -> Run:
+    """Move `run` to `status` if the transition table allows it and nobody moved it first.
+
+    Raises ConflictError otherwise; on success appends a snapshot, records `event`, updates
+    `run` in place (with `changes`, fields of `Run`) and returns it."""
+    if not allowed(run.status, status):
+        raise ConflictError(f"Run {run.id} is {run.status}; it cannot become {status}")
+    snapshot_id = new_id("snapshot")
+    kind = kind or kind_for(status)
+    ok = await tx.runs.update(run.id, run.snapshot_id, status=status, snapshot_id=snapshot_id,
+                              snapshot_kind=kind, updated_at=tx.now, **changes)
+    if not ok:
+        raise ConflictError(f"Run {run.id} changed while this request ran; try again")
+    await tx.snapshots.insert(snapshot_id, run.id, kind, status, tx.now, description)
+    previous, worker_id = run.status, run.worker_id
+    run.status, run.snapshot_id, run.snapshot_kind, run.updated_at = status, snapshot_id, kind, \
+        tx.now
+    for key, value in changes.items():
+        setattr(run, key, value)
+    await tx.record(event(run_id=run.id, task_id=run.task_id, project=run.project, queue=run.queue,
+                          tags=tuple(run.tags), status=status, kind=kind, previous=previous,
+                          worker_id=worker_id, attempt=run.attempt_count,
+                          attempt_ended=ends_attempt(status, kind), extra=dict(data or {})))
+    return run
+
+
+async def created(tx: Tx, run: Run, description: str = "created") -> None:
+    """Record a run that was just inserted: its first snapshot and `RunCreated`."""
+    await tx.snapshots.insert(run.snapshot_id, run.id, run.snapshot_kind, run.status, tx.now,
+                              description)
+    await tx.record(RunCreated(run_id=run.id, task_id=run.task_id, project=run.project,
+                               queue=run.queue, tags=tuple(run.tags), status=run.status,
+                               kind=run.snapshot_kind))
+
+
+async def get(runs: RunReader, run_id: str) -> Run:
+    """The run, or NotFoundError."""
+    run = await runs.get(run_id)
+    if run is None:
+        raise NotFoundError(f"Run {run_id} not found")
+    return run
+
+
+async def live(tx: Tx, run_id: str, attempt: int) -> Run:
+    """The run whose current attempt is `attempt` and still running or waiting; else
+    NotFoundError, or ConflictError for an attempt that is over."""
+    run = await get(tx.runs, run_id)
+    if run.attempt_count != attempt or run.status not in (EXECUTING, WAITING, DEQUEUED):
+        raise ConflictError(f"Attempt {attempt} of run {run_id} is no longer current "
+                            f"(run is {run.status})")
+    return run

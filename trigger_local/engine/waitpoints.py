@@ -1,0 +1,142 @@
+"""Waitpoints: every wait a run can make (a time, a token, a child run, a batch) is one. Here:
+making tokens, and completing or timing out a waitpoint, which releases the runs blocked on it.
+(A run's side of a wait — blocking on one — is engine/waits.py.)"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import packets
+from ..durations import iso, parse_duration, parse_time
+from ..errors import NotFoundError, ValidationError
+from ..ids import new_id
+from ..store.models import (
+    COMPLETED,
+    QUEUED,
+    WAITING,
+    WP_COMPLETED,
+    WP_DATETIME,
+    WP_MANUAL,
+    WP_TIMED_OUT,
+    WP_WAITING,
+    Run,
+    Waitpoint,
+)
+from .events import RunUnblocked, WaitpointCompleted, WaitpointCreated
+from .options import MAX_TAGS
+from .runs import move
+from .states import K_QUEUED_HELD
+from .unit import Tx
+
+
+def waitpoint_result(wp: Waitpoint) -> dict[str, Any]:
+    """What a waiting task receives: ok, output (raw packet) and its type, or an error."""
+    if wp.status == WP_TIMED_OUT or wp.output_is_error:
+        error = packets.decode(wp.output, wp.output_type) if wp.output else {"message": "failed"}
+        return {"ok": False, "status": wp.status, "error": error, "output": None,
+                "outputType": wp.output_type}
+    return {"ok": True, "status": wp.status, "output": wp.output, "outputType": wp.output_type}
+
+
+async def create_token(tx: Tx, *, timeout: Any = None, idempotency_key: str | None = None,
+                       idempotency_key_ttl: str | None = None, tags: list[str] | None = None,
+                       created_by_run_id: str | None = None) -> tuple[Waitpoint, bool]:
+    """A new MANUAL waitpoint, or (with True) the one `idempotency_key` made before."""
+    tags = [tags] if isinstance(tags, str) else list(tags or [])
+    if len(tags) > MAX_TAGS:
+        raise ValidationError(f"Tokens can only have {MAX_TAGS} tags, you're trying to set "
+                              f"{len(tags)}.")
+    timeout_at = parse_time(timeout, tx.now, what="timeout") if timeout else None
+    if idempotency_key:
+        existing = await tx.waitpoints.find_by_key(WP_MANUAL, idempotency_key, tx.now)
+        if existing is not None:
+            return existing, True
+    key_expires_at = (tx.now + parse_duration(idempotency_key_ttl, what="idempotency_key_ttl")
+                      if idempotency_key_ttl else None)
+    wp = Waitpoint(id=new_id("waitpoint"), type=WP_MANUAL, status=WP_WAITING, created_at=tx.now,
+                   timeout_at=timeout_at, idempotency_key=idempotency_key, tags=tags,
+                   created_by_run_id=created_by_run_id, idempotency_expires_at=key_expires_at)
+    await tx.waitpoints.insert(wp)
+    await tx.record(WaitpointCreated(waitpoint_id=wp.id))
+    return wp, False
+
+
+async def _token(tx: Tx, waitpoint_id: str) -> Waitpoint:
+    """The MANUAL waitpoint `waitpoint_id`, or NotFoundError."""
+    wp = await tx.waitpoints.get(waitpoint_id)
+    if wp is None or wp.type != WP_MANUAL:
+        raise NotFoundError(f"Waitpoint token {waitpoint_id} not found")
+    return wp
+
+
+async def complete_token(tx: Tx, waitpoint_id: str, output: str | None,
+                         output_type: str = packets.JSON) -> Waitpoint:
+    """Complete a MANUAL waitpoint. Completing one that is already done changes nothing."""
+    wp = await _token(tx, waitpoint_id)
+    await complete(tx, wp, output, output_type)
+    return wp
+
+
+async def timeout_token(tx: Tx, waitpoint_id: str) -> Waitpoint:
+    """Time a MANUAL waitpoint out now (one that is already done stays as it is)."""
+    wp = await _token(tx, waitpoint_id)
+    await time_out(tx, wp)
+    return wp
+
+
+async def complete(tx: Tx, wp: Waitpoint, output: str | None, output_type: str = packets.JSON,
+                   *, is_error: bool = False, status: str = WP_COMPLETED) -> None:
+    """Complete `wp` if it is still WAITING (else nothing happens), and queue every run it
+    was the last pending blocker of (QUEUED `queued_held`: it needs its slot back)."""
+    ok = await tx.waitpoints.update(wp.id, WP_WAITING, status=status, completed_at=tx.now,
+                                    output=output, output_type=output_type,
+                                    output_is_error=is_error)
+    if not ok:
+        return
+    wp.status, wp.completed_at, wp.output, wp.output_type, wp.output_is_error = \
+        status, tx.now, output, output_type, is_error
+    await tx.record(WaitpointCompleted(waitpoint_id=wp.id, status=status))
+    for run_id in await tx.waitpoints.blocked_runs(wp.id):
+        if await tx.waitpoints.pending_count(run_id):
+            continue
+        run = await tx.runs.get(run_id)
+        if run is None or run.status != WAITING:
+            continue
+        await tx.waitpoints.unblock(run_id)
+        await move(tx, run, QUEUED, kind=K_QUEUED_HELD, event=RunUnblocked,
+                   data={"waitpoint_id": wp.id})
+
+
+async def time_out(tx: Tx, wp: Waitpoint) -> None:
+    # Trigger.dev's stored timeout output (TRIGGER_API.md §6.4), so a Python task, the API and
+    # the official SDK all see the same error; a forced timeout happened now, not at timeout_at
+    at = wp.timeout_at if wp.timeout_at is not None and wp.timeout_at <= tx.now else tx.now
+    error = json.dumps({"code": "TRIGGER_WAITPOINT_TIMEOUT",
+                        "message": f"Waitpoint timed out at {iso(at)}"})
+    await complete(tx, wp, error, packets.JSON, is_error=True, status=WP_TIMED_OUT)
+
+
+async def complete_run_waitpoint(tx: Tx, run: Run) -> None:
+    """`run` ended: its RUN waitpoint (if any) completes with its output or its error."""
+    wp = await tx.waitpoints.get(run.waitpoint_id) if run.waitpoint_id else None
+    if wp is None or wp.status != WP_WAITING:
+        return
+    if run.status == COMPLETED:
+        await complete(tx, wp, run.output, run.output_type or packets.JSON)
+    else:
+        error = dict(run.error or {"message": f"Run {run.status.lower()}"})
+        error.setdefault("status", run.status)
+        await complete(tx, wp, json.dumps(error), packets.JSON, is_error=True)
+
+
+async def tick(tx: Tx) -> int:
+    """Waitpoints whose time came complete, tokens whose timeout came time out."""
+    done = 0
+    for wp in await tx.timers.waitpoints(tx.now):
+        if wp.type == WP_DATETIME:
+            await complete(tx, wp, None, packets.JSON)
+        else:
+            await time_out(tx, wp)
+        done += 1
+    return done

@@ -1,0 +1,62 @@
+"""What a task process is given: its environment when it starts, and an assignment (one run's
+attempt, docs/worker-protocol.md) each time it takes a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import packet_store
+from ..durations import iso
+from ..engine.retry import run_policy
+from ..projects import PROJECT_ENV
+from ..store.models import Attempt, Run, Version
+from ..tokens import project_key, run_token, worker_token
+
+
+def worker_env(url: str, secret_key: str, worker_id: str, version: Version,
+               project_dir: str) -> dict[str, str]:
+    """The variables the runtime of a task process reads (they win over the user's: a user
+    value would break the wiring). The task's project and that project's key: the SDK inside
+    a task reaches its own project only (`tasks.trigger` of a task id resolves there)."""
+    return {"TRIGGER_LOCAL_DAEMON_URL": url,
+            "TRIGGER_LOCAL_WORKER_ID": worker_id,
+            "TRIGGER_LOCAL_WORKER_TOKEN": worker_token(secret_key, worker_id),
+            "TRIGGER_LOCAL_PROJECT_DIR": project_dir,
+            "TRIGGER_LOCAL_TASK_DIRS": json.dumps(version.dirs),
+            "TRIGGER_LOCAL_TASK_FILES": json.dumps(sorted({t.file for t in version.tasks
+                                                           if t.file})),
+            "TRIGGER_LOCAL_VERSION_ID": version.id,
+            "TRIGGER_API_URL": url,
+            "TRIGGER_SECRET_KEY": project_key(secret_key, version.project),
+            PROJECT_ENV: version.project,
+            "PYTHONUNBUFFERED": "1"}
+
+
+def assignment(run: Run, attempt: Attempt, version: Version, secret_key: str,
+               home: Path) -> dict[str, Any]:
+    """The run a process takes: the Assignment of docs/worker-protocol.md. An offloaded payload
+    (`application/store`) is read back so the task gets the real one."""
+    task = version.task(run.task_id)
+    payload, payload_type = packet_store.resolve(home, run.payload, run.payload_type)
+    return {
+        "run_id": run.id, "attempt": attempt.number,
+        "run_token": run_token(secret_key, run.id, attempt.number),
+        "task_id": run.task_id, "payload": payload, "payload_type": payload_type,
+        "metadata": run.metadata,
+        "ctx": {
+            "run": {"id": run.id, "tags": run.tags, "is_test": run.is_test,
+                    "created_at": iso(run.created_at), "started_at": iso(run.started_at),
+                    "idempotency_key": run.idempotency_key_user or run.idempotency_key,
+                    "max_attempts": run_policy(run, version).max_attempts,
+                    "max_duration": run.max_duration_s, "parent_run_id": run.parent_run_id,
+                    "root_run_id": run.root_run_id, "batch_id": run.batch_id},
+            "task": {"id": run.task_id, "file": task.file if task else "",
+                     "export_name": task.export_name if task else ""},
+            "attempt": {"number": attempt.number, "id": attempt.id,
+                        "started_at": iso(attempt.started_at)},
+            "queue": {"name": run.queue}, "machine": run.machine or "small-1x",
+            "version": version.id, "environment": {"type": "DEVELOPMENT"},
+        },
+    }

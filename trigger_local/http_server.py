@@ -1,0 +1,84 @@
+"""The daemon's HTTP server: uvicorn on a socket the daemon binds itself, without uvicorn's own
+signal handlers (the daemon handles them to stop in order, daemon.py), and a drain that stops
+accepting, lets in-flight requests finish for a moment, then cuts the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from .errors import StartupError
+
+DRAIN_S = 0.5  # in-flight requests may finish after the server stopped accepting
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the daemon handles them to shut down in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HttpServer:
+    """uvicorn on the daemon's socket. `drain` stops accepting (the listening socket closes:
+    clients get "connection refused"), closes idle keep-alive connections, lets in-flight
+    requests finish for up to `timeout_s`, then cuts the rest."""
+
+    def __init__(self, app: Any, sock: socket.socket) -> None:
+        # timeout_graceful_shutdown is typed int but only reaches asyncio.wait_for: a float works
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                timeout_keep_alive=60, http="httptools",
+                                timeout_graceful_shutdown=DRAIN_S)  # type: ignore[arg-type]
+        self.server = _Server(config)
+        self.sock = sock
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> asyncio.Task[None]:
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
+        while not self.server.started and not self.task.done():
+            await asyncio.sleep(0.01)
+        return self.task
+
+    async def drain(self, timeout_s: float) -> None:
+        if self.task is None:
+            return
+        self.server.should_exit = True
+        done, _ = await asyncio.wait([self.task], timeout=timeout_s + 0.5)
+        if not done:
+            self.server.force_exit = True
+            self.task.cancel()
+            await asyncio.wait([self.task], timeout=0.5)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP, and
+    # without it every small response waits ~40 ms for Nagle's algorithm.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                         socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OverflowError:
+        sock.close()
+        raise StartupError(f"Cannot listen on {host}:{port}: a port is a number from 0 to 65535 "
+                           "(0 picks a free one). Pass another --port or "
+                           "TRIGGER_LOCAL_PORT.") from None
+    except OSError as exc:
+        sock.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise StartupError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}. Check "
+                               "--host (TRIGGER_LOCAL_HOST) and --port "
+                               "(TRIGGER_LOCAL_PORT).") from None
+        raise StartupError(f"Cannot listen on {host}:{port}: {exc.strerror}. Another program (or "
+                           "another trigger-local daemon) uses that port: stop it or pass "
+                           "--port.") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock

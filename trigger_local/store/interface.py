@@ -1,0 +1,166 @@
+"""The storage interface: what the engine needs from a database, and nothing about SQL.
+
+`Store` opens and closes the database and hands out two views of it, both made of *areas* (one
+per kind of record: `runs`, `waitpoints`, `queues`, ...):
+
+- `tx()`: one atomic write transaction (`StoreTx`). Everything done through it commits together
+  when the block ends, or — if the block or the commit raises — not at all. Transactions are
+  serialised: one at a time, each sees the previous ones' writes.
+- `read()`: reads outside a transaction (`StoreReader`), each seeing the latest committed state.
+  Its areas are the read protocols only, so whoever holds a reader cannot write through it.
+
+`SqliteStore` (store/sqlite/) is the implementation; tests/test_store_contract.py is the
+specification any other implementation must pass unchanged. Each area's methods say in their
+docstrings what they return and what `None` or `False` means (store/run_areas.py and its
+siblings).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from .catalog_areas import (
+    DebounceReader,
+    DebounceStore,
+    EnvVarReader,
+    EnvVarStore,
+    ProjectReader,
+    ProjectStore,
+    QueueReader,
+    QueueStore,
+    RateLimitReader,
+    RateLimitStore,
+    ScheduleReader,
+    ScheduleStore,
+    VersionReader,
+    VersionStore,
+)
+from .daemon_areas import (
+    CheckpointReader,
+    CheckpointStore,
+    KvReader,
+    KvStore,
+    RequestReader,
+    RequestStore,
+    WorkerReader,
+    WorkerStore,
+)
+from .run_areas import (
+    AttemptReader,
+    AttemptStore,
+    EventReader,
+    EventStore,
+    LogReader,
+    LogStore,
+    RunReader,
+    RunStore,
+    SnapshotReader,
+    SnapshotStore,
+    TimerReader,
+)
+from .wait_areas import BatchReader, BatchStore, WaitpointReader, WaitpointStore
+
+
+class StoreReader(Protocol):
+    """Reads outside a transaction: every area, read methods only."""
+
+    @property
+    def runs(self) -> RunReader: ...
+    @property
+    def snapshots(self) -> SnapshotReader: ...
+    @property
+    def attempts(self) -> AttemptReader: ...
+    @property
+    def timers(self) -> TimerReader: ...
+    @property
+    def events(self) -> EventReader: ...
+    @property
+    def logs(self) -> LogReader: ...
+    @property
+    def waitpoints(self) -> WaitpointReader: ...
+    @property
+    def batches(self) -> BatchReader: ...
+    @property
+    def projects(self) -> ProjectReader: ...
+    @property
+    def versions(self) -> VersionReader: ...
+    @property
+    def queues(self) -> QueueReader: ...
+    @property
+    def schedules(self) -> ScheduleReader: ...
+    @property
+    def rate_limits(self) -> RateLimitReader: ...
+    @property
+    def debounces(self) -> DebounceReader: ...
+    @property
+    def env_vars(self) -> EnvVarReader: ...
+    @property
+    def workers(self) -> WorkerReader: ...
+    @property
+    def checkpoints(self) -> CheckpointReader: ...
+    @property
+    def requests(self) -> RequestReader: ...
+    @property
+    def kv(self) -> KvReader: ...
+
+
+class StoreTx(StoreReader, Protocol):
+    """One write transaction: every area, reads and writes."""
+
+    @property
+    def runs(self) -> RunStore: ...
+    @property
+    def snapshots(self) -> SnapshotStore: ...
+    @property
+    def attempts(self) -> AttemptStore: ...
+    @property
+    def events(self) -> EventStore: ...
+    @property
+    def logs(self) -> LogStore: ...
+    @property
+    def waitpoints(self) -> WaitpointStore: ...
+    @property
+    def batches(self) -> BatchStore: ...
+    @property
+    def projects(self) -> ProjectStore: ...
+    @property
+    def versions(self) -> VersionStore: ...
+    @property
+    def queues(self) -> QueueStore: ...
+    @property
+    def schedules(self) -> ScheduleStore: ...
+    @property
+    def rate_limits(self) -> RateLimitStore: ...
+    @property
+    def debounces(self) -> DebounceStore: ...
+    @property
+    def env_vars(self) -> EnvVarStore: ...
+    @property
+    def workers(self) -> WorkerStore: ...
+    @property
+    def checkpoints(self) -> CheckpointStore: ...
+    @property
+    def requests(self) -> RequestStore: ...
+    @property
+    def kv(self) -> KvStore: ...
+
+
+class Store(Protocol):
+    """A database behind the storage interface. `await open()` first, `close()` at the end."""
+
+    async def open(self) -> None:
+        """Create or migrate the database; afterwards `tx()` and `read()` work."""
+        ...
+
+    async def close(self) -> None:
+        """After this, `tx()` and `read()` raise DaemonStoppingError (a 503, never a 500)."""
+        ...
+
+    def tx(self) -> AbstractAsyncContextManager[StoreTx]:
+        """One atomic write transaction (see the module docstring)."""
+        ...
+
+    def read(self) -> StoreReader:
+        """Reads of the latest committed state."""
+        ...

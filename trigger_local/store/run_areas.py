@@ -1,0 +1,176 @@
+"""The storage interface, part 1: runs and what hangs off them (snapshots, attempts, events,
+logs) and the timer queries. Each area is a read protocol and a write protocol that extends it;
+`StoreReader` (store/interface.py) hands out only the read ones.
+
+Every method runs inside the transaction or read it was obtained from: a write commits with the
+whole transaction or not at all; a read sees what was committed when it ran (inside a
+transaction: that transaction's own writes too). `get`-like methods return None for a record
+that does not exist; `update`-like methods return False when no row matched."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from .models import Attempt, LogEntry, Run, Schedule, StoredEvent, Waitpoint
+
+#: (project, queue, concurrency key) → runs holding a slot
+RunningCounts = dict[tuple[str, str, str | None], int]
+
+
+class RunReader(Protocol):
+    async def get(self, run_id: str) -> Run | None: ...
+
+    async def get_many(self, run_ids: Sequence[str]) -> list[Run]:
+        """The runs that exist among `run_ids`, in the order asked for."""
+        ...
+
+    async def find_by_idempotency_key(self, task_id: str, key: str,
+                                      project: str | None = None) -> Run | None:
+        """The newest run of `task_id` with idempotency key `key`. Keys are per project; a run
+        whose project is not known yet matches any project, and `project=None` matches all."""
+        ...
+
+    async def page(self, *, statuses: Sequence[str] | None = None,
+                   task_ids: Sequence[str] | None = None, tags: Sequence[str] | None = None,
+                   queue: str | list[str] | None = None,
+                   version_id: str | list[str] | None = None,
+                   batch_id: str | list[str] | None = None, parent_run_id: str | None = None,
+                   machines: Sequence[str] | None = None,
+                   schedule_ids: Sequence[str] | None = None,
+                   projects: Sequence[str] | None = None, created_from: float | None = None,
+                   created_to: float | None = None, is_test: bool | None = None,
+                   search: str | None = None, after: str | None = None,
+                   before: str | None = None, limit: int = 25) -> list[Run]:
+        """One page, newest first (ties broken by id, so paging is stable). `after`: the id of
+        the last run of the previous page; `before`: the id of the first run of the next page
+        (the `limit` runs just newer than it, still newest first). `queue`, `version_id` and
+        `batch_id` take one value or a list (any of them); every filter narrows."""
+        ...
+
+    async def count_by_status(self) -> dict[str, int]: ...
+
+    async def with_status(self, statuses: Sequence[str]) -> list[Run]:
+        """Every run in one of `statuses` (for the daemon's start-up; unbounded)."""
+        ...
+
+    async def children(self, parent_run_id: str) -> list[Run]:
+        """The runs `parent_run_id` triggered, oldest first."""
+        ...
+
+    async def running_counts(self) -> RunningCounts:
+        """Runs holding a concurrency slot (DEQUEUED, EXECUTING), per queue and key."""
+        ...
+
+    async def queued_queues(self) -> list[tuple[str, str]]:
+        """(project, queue) of every queue that has QUEUED runs."""
+        ...
+
+    async def queued(self, project: str, queue: str, limit: int,
+                     per_key: int | None = None) -> list[Run]:
+        """QUEUED runs of `project`'s `queue`, earliest `queued_at` first (then id). With
+        `per_key`, at most that many per concurrency key, so one busy key cannot fill the page
+        and starve the others."""
+        ...
+
+
+class RunStore(RunReader, Protocol):
+    async def insert(self, run: Run) -> None: ...
+
+    async def insert_many(self, runs: Sequence[Run]) -> None: ...
+
+    async def update(self, run_id: str, expected_snapshot: str | None, **changes: Any) -> bool:
+        """Apply `changes` (fields of `Run`). With `expected_snapshot` it is a compare-and-set:
+        only if the run is still at that snapshot id. False: nothing changed (the run moved on,
+        or does not exist)."""
+        ...
+
+
+class SnapshotReader(Protocol):
+    async def for_run(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's snapshots, oldest first: `{id, run_id, kind, status, at, description}`."""
+        ...
+
+
+class SnapshotStore(SnapshotReader, Protocol):
+    async def insert(self, snapshot_id: str, run_id: str, kind: str, status: str, at: float,
+                     description: str = "") -> None: ...
+
+
+class AttemptReader(Protocol):
+    async def for_run(self, run_id: str) -> list[Attempt]:
+        """The run's attempts, by number."""
+        ...
+
+    async def open(self) -> list[Attempt]:
+        """Attempts still EXECUTING, of every run."""
+        ...
+
+
+class AttemptStore(AttemptReader, Protocol):
+    async def insert(self, attempt: Attempt) -> None: ...
+
+    async def update(self, attempt_id: str, **changes: Any) -> bool: ...
+
+
+class TimerReader(Protocol):
+    """What is due: the dispatcher sleeps until `next_due_at` and then asks for each kind."""
+
+    async def next_due_at(self) -> float | None:
+        """The earliest moment any timer has something to do (a delay, a ttl, a max duration,
+        a waitpoint's time or timeout, a schedule's tick, a rate-limited queue's window), or
+        None when nothing waits on time."""
+        ...
+
+    async def delayed_runs(self, now: float, limit: int = 500) -> list[Run]:
+        """DELAYED runs whose `delay_until` has come, earliest first."""
+        ...
+
+    async def expired_runs(self, now: float, limit: int = 500) -> list[Run]:
+        """Runs not started yet whose `expires_at` (ttl) has come."""
+        ...
+
+    async def deadline_runs(self, now: float, limit: int = 500) -> list[Run]:
+        """Runs holding a slot whose `deadline_at` (max duration) has come."""
+        ...
+
+    async def waitpoints(self, now: float, limit: int = 500) -> list[Waitpoint]:
+        """WAITING waitpoints whose time (`complete_after`) or timeout (`timeout_at`) has come."""
+        ...
+
+    async def schedules(self, now: float, limit: int = 500) -> list[Schedule]:
+        """Active schedules whose `next_run_at` has come, earliest first."""
+        ...
+
+
+class EventReader(Protocol):
+    async def after(self, seq: int, limit: int = 500,
+                    run_id: str | None = None) -> list[StoredEvent]:
+        """Events with a sequence number above `seq` (of `run_id` only, if given), in order."""
+        ...
+
+    async def last_seq(self) -> int:
+        """The newest event's sequence number (0 for none)."""
+        ...
+
+
+class EventStore(EventReader, Protocol):
+    async def append(self, run_id: str | None, type_: str, at: float,
+                     data: dict[str, Any]) -> int:
+        """Append one event; returns its sequence number (increasing, never reused). The
+        engine's `Tx.record` is the only caller."""
+        ...
+
+
+class LogReader(Protocol):
+    async def for_run(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[LogEntry]:
+        """The run's log lines and spans with an id above `after_id`, oldest first."""
+        ...
+
+    async def last_id(self) -> int:
+        """The highest log id so far (0 for none): lines appended next get ids above it."""
+        ...
+
+
+class LogStore(LogReader, Protocol):
+    async def append(self, entries: Sequence[LogEntry]) -> None: ...

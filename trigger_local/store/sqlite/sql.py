@@ -1,0 +1,135 @@
+"""The SQL helpers every SQLite area shares, composed into each area (not inherited): one row,
+all rows, a guarded UPDATE, a WHERE built from optional filters, a cursor page, and status
+groups as `IN` lists built from trigger_local/statuses.py (the store never spells a status
+group by hand)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ...statuses import LIVE_STATUSES, QUEUED_STATUSES, RUNNING_STATUSES, RunStatus
+from .rows import encode_changes
+
+Params = Sequence[Any] | dict[str, Any]
+
+
+def sql_in(statuses: Iterable[str]) -> str:
+    """`('A','B')` for an `IN` (fixed identifiers, never user input: that goes through bound
+    parameters)."""
+    return "(" + ",".join(f"'{s}'" for s in sorted(statuses)) + ")"
+
+
+SQL_RUNNING = sql_in(RUNNING_STATUSES)
+SQL_NOT_STARTED = sql_in(QUEUED_STATUSES)
+SQL_LIVE = sql_in(LIVE_STATUSES)
+SQL_RUNNING_OR_QUEUED = sql_in(RUNNING_STATUSES | {RunStatus.QUEUED})
+
+
+class Sql:
+    """Statements on one connection. Each runs to completion on the event loop's thread (no
+    thread hop, no await inside): store/sqlite/store.py says why."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        cur = self.conn.execute(sql, params)
+        try:
+            row: sqlite3.Row | None = cur.fetchone()
+            return row
+        finally:
+            cur.close()
+
+    def all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        cur = self.conn.execute(sql, params)
+        try:
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+
+    def run(self, sql: str, params: Params = ()) -> int:
+        """Execute a write; returns how many rows it changed."""
+        cur = self.conn.execute(sql, params)
+        try:
+            return cur.rowcount
+        finally:
+            cur.close()
+
+    def insert(self, sql: str, params: Params = ()) -> int:
+        """Execute an INSERT; returns the new row's rowid."""
+        cur = self.conn.execute(sql, params)
+        try:
+            return int(cur.lastrowid or 0)
+        finally:
+            cur.close()
+
+    def many(self, sql: str, rows: Iterable[Params]) -> None:
+        self.conn.executemany(sql, rows).close()
+
+    def update(self, table: str, cls: type, key: str, key_value: Any, changes: dict[str, Any],
+               extra_where: str = "", extra: Sequence[Any] = ()) -> bool:
+        """`UPDATE table SET changes WHERE key = key_value [extra_where]`: True when a row
+        matched (no changes: True at once)."""
+        if not changes:
+            return True
+        enc = encode_changes(cls, changes)
+        sets = ", ".join(f"{k} = ?" for k in enc)
+        sql = f"UPDATE {table} SET {sets} WHERE {key} = ?{extra_where}"
+        return self.run(sql, (*enc.values(), key_value, *extra)) > 0
+
+    def newest_first(self, table: str, cols: str, where: Where, after: str | None,
+                     before: str | None, limit: int) -> list[sqlite3.Row]:
+        """One cursor page of `table`, newest first: older than the row `after`, or the `limit`
+        rows just newer than the row `before` (the page before it)."""
+        order = "DESC"
+        if after:
+            where.add(f"(created_at, id) < (SELECT created_at, id FROM {table} WHERE id = ?)",
+                      after)
+        elif before:
+            where.add(f"(created_at, id) > (SELECT created_at, id FROM {table} WHERE id = ?)",
+                      before)
+            order = "ASC"
+        rows = self.all(f"SELECT {cols} FROM {table} {where.clause()} "
+                        f"ORDER BY created_at {order}, id {order} LIMIT ?", (*where.params, limit))
+        return rows if order == "DESC" else list(reversed(rows))
+
+
+class Where:
+    """A WHERE clause built from optional filters, with its parameters in order."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.params: list[Any] = []
+
+    def add(self, sql: str, *params: Any) -> None:
+        self.parts.append(sql)
+        self.params.extend(params)
+
+    def any_of(self, col: str, values: Sequence[str] | None) -> None:
+        if values:
+            self.add(f"{col} IN ({','.join('?' * len(values))})", *values)
+
+    def one_or_any(self, col: str, value: str | list[str] | None) -> None:
+        """`col = value`, or with a list `col IN (...)`; nothing for None."""
+        if isinstance(value, list):
+            self.any_of(col, value)
+        elif value is not None:
+            self.add(f"{col} = ?", value)
+
+    def tagged(self, table: str, tags: Sequence[str] | None) -> None:
+        """Rows carrying any of `tags` (a JSON array column `tags`)."""
+        if tags:
+            marks = ",".join("?" * len(tags))
+            self.add(f"EXISTS (SELECT 1 FROM json_each({table}.tags) WHERE value IN ({marks}))",
+                     *tags)
+
+    def created_between(self, start: float | None, end: float | None) -> None:
+        if start is not None:
+            self.add("created_at >= ?", start)
+        if end is not None:
+            self.add("created_at <= ?", end)
+
+    def clause(self) -> str:
+        return ("WHERE " + " AND ".join(self.parts)) if self.parts else ""
