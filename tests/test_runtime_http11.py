@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 import pytest
 from test_runtime_daemon_stub import DaemonStub, serve_stub
 
+from trigger_local.errors import DaemonUnreachableError
 from trigger_local.runtime.http11 import StreamTransport
 from trigger_local.runtime.worker import RAN, Worker
 from trigger_local.sdk import registry
 from trigger_local.sdk.tasks import task
-from trigger_local.sdk.worker_client import DaemonUnreachableError, WorkerClient
+from trigger_local.sdk.worker_client import WorkerClient
 
 
 @pytest.fixture

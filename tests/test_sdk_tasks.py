@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from trigger_local.errors import ValidationError
+from trigger_local.errors import DuplicateTaskIdError, ValidationError
 from trigger_local.sdk import registry
 from trigger_local.sdk.registry import (
-    DuplicateTaskIdError,
     create_idempotency_key,
     idempotency_keys,
     queue,

@@ -49,7 +49,7 @@ from .daemon_lock import DaemonLock
 from .disk import disk_full_error
 from .dispatch.dispatcher import Dispatcher
 from .engine import Engine
-from .errors import StartupError, TriggerLocalError, ValidationError
+from .errors import DaemonFailedError, StartupError, TriggerLocalError, ValidationError
 from .executors.process import ProcessExecutor
 from .home import (
     check_database,
@@ -69,10 +69,6 @@ log = structlog.get_logger("daemon")
 
 DISPATCH_STOP_S = 2.0  # the dispatcher's current round may finish (it may be starting processes)
 DRAIN_S = 0.5  # in-flight requests may finish after the server stopped accepting
-
-
-class DaemonFailedError(TriggerLocalError):
-    """A background loop could not recover: the daemon stopped in order and exits 1."""
 
 
 class Daemon:

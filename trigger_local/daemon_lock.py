@@ -19,14 +19,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import TriggerLocalError
+from .errors import DaemonAlreadyRunningError
 
 LOCK_NAME = "daemon.lock"
-
-
-class DaemonAlreadyRunningError(TriggerLocalError):
-    code = "daemon_running"
-    status = 409
 
 
 class DaemonLock:

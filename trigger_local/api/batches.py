@@ -12,7 +12,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..engine import Engine, TriggerRequest, TriggerResult
-from ..errors import BadRequestError, NotFoundError, PayloadTooLargeError, ValidationError
+from ..errors import (
+    BadRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
 from ..store.models import Batch
 from .common import (
     body_doc,
@@ -24,7 +30,7 @@ from .common import (
     require_key,
     services_of,
 )
-from .errors import JsonErrorRoute, UnsupportedMediaTypeError
+from .errors import JsonErrorRoute
 from .options import batch_item_request
 from .present import batch_item
 from .services import DaemonServices

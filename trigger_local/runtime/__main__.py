@@ -13,11 +13,12 @@ import os
 import sys
 from pathlib import Path
 
+from ..errors import ImportFailure
 from ..sdk import registry
 from ..sdk.worker_client import WorkerClient
 from . import stdio
 from .http11 import StreamTransport
-from .indexer import ImportFailure, build_manifest, load_project
+from .indexer import build_manifest, load_project
 from .worker import Worker, WorkerEnv
 
 

@@ -14,11 +14,11 @@ import traceback
 from typing import Any
 
 from .. import packets
-from ..errors import AbortTaskRunError
+from ..errors import AbortTaskRunError, AttemptGone
 from ..sdk import registry
 from ..sdk.context import Context, RunState, enter_run, exit_run
 from ..sdk.tasks import Task
-from ..sdk.worker_client import AttemptGone, WorkerClient
+from ..sdk.worker_client import WorkerClient
 from . import stdio
 
 

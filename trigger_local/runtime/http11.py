@@ -13,11 +13,9 @@ import asyncio
 import socket
 from urllib.parse import urlsplit
 
+from ..errors import ProtocolError
+
 _MAX_IDLE = 4
-
-
-class ProtocolError(EOFError):
-    """The daemon's answer was not HTTP/1.1 we understand (treated as a connection error)."""
 
 
 class _Conn:

@@ -17,19 +17,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..errors import ImportFailure
 from ..sdk import registry
 from ..sdk.tasks import Task
-
-
-class ImportFailure(Exception):
-    """A task file could not be imported (or defined something invalid, e.g. a duplicate id)."""
-
-    def __init__(self, file: str, message: str, tb: str) -> None:
-        super().__init__(message)
-        self.file, self.message, self.traceback = file, message, tb
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"message": self.message, "file": self.file, "traceback": self.traceback}
 
 
 def task_files(project_dir: Path, dirs: list[str]) -> list[Path]:

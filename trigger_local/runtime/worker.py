@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import TriggerLocalError
-from ..sdk.worker_client import AttemptGone, DaemonUnreachableError, WorkerClient
+from ..errors import AttemptGone, DaemonUnreachableError, TriggerLocalError
+from ..sdk.worker_client import WorkerClient
 from .execute import execute
 
 RETIRED = "retired"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import packets
-from .worker_client import AttemptGone
+from ..errors import AttemptGone
 
 if TYPE_CHECKING:
     from .worker_client import WorkerClient

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..durations import parse_duration
-from ..errors import ValidationError
+from ..errors import DuplicateTaskIdError, ValidationError
 from ..limits import MAX_CONCURRENCY_LIMIT
 from ..ratelimit import parse_rate_limit
 from .context import current_run
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
     from .tasks import Task
 
 _REGISTRY: dict[str, Task] = {}
-
-
-class DuplicateTaskIdError(ValidationError):
-    """Two different functions were registered under one task id."""
 
 
 @dataclass(frozen=True, slots=True)

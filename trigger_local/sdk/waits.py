@@ -15,9 +15,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from ..errors import AttemptGone
 from .context import RunState, current_run, require_run
 from .results import Token, WaitResult
-from .worker_client import AttemptGone
 
 POLL_WAIT_S = 5
 FREEZE_STEP_S = 0.05  # longest step between two looks for the freeze handshake's done file

@@ -30,22 +30,12 @@ from urllib.parse import urlencode
 import httpx
 
 from .. import packets
-from ..errors import error_from_response
+from ..errors import AttemptGone, DaemonUnreachableError, error_from_response
 
 _RETRY_STATUSES = frozenset({502, 503, 504, 507})
 _MAX_BACKOFF_S = 1.0
 #: what a transport may raise when the daemon cannot be reached (retried)
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (httpx.TransportError, OSError, EOFError, TimeoutError)
-
-
-class AttemptGone(BaseException):  # noqa: N818 - a signal, not an error
-    """The attempt is no longer current (409), or the run ended while it waited: the runtime
-    drops the run without completing it. A BaseException so that a task's own
-    `except Exception` cannot swallow it."""
-
-
-class DaemonUnreachableError(Exception):
-    """The daemon did not answer for longer than the orphan timeout."""
 
 
 class Transport(Protocol):
