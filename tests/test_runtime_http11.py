@@ -14,7 +14,7 @@ from trigger_local.errors import DaemonUnreachableError
 from trigger_local.runtime.http11 import StreamTransport
 from trigger_local.runtime.worker import RAN, Worker
 from trigger_local.sdk import registry
-from trigger_local.sdk.tasks import task
+from trigger_local.sdk.registry import task
 from trigger_local.sdk.worker_client import WorkerClient
 
 

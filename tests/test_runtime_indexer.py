@@ -11,9 +11,9 @@ from pathlib import Path
 
 GOOD = """
     from pydantic import BaseModel
-    from trigger_local.sdk.registry import queue
+    from trigger_local.sdk.options import queue
     from trigger_local.sdk.retry import Retry
-    from trigger_local.sdk.tasks import schema_task, task
+    from trigger_local.sdk.registry import schema_task, task
 
     videos = queue("videos", concurrency_limit=2)
 
@@ -31,7 +31,7 @@ GOOD = """
 
 SHARES_QUEUE = """
     from trigger.videos import videos
-    from trigger_local.sdk.tasks import task
+    from trigger_local.sdk.registry import task
 
     @task(id="thumbnail", queue=videos)
     def thumbnail(payload, ctx):
@@ -98,14 +98,14 @@ def test_a_broken_module_fails_the_index_with_its_traceback(tmp_path: Path) -> N
 
 def test_duplicate_task_ids_are_an_index_error(tmp_path: Path) -> None:
     write(tmp_path, "trigger/a.py", """
-        from trigger_local.sdk.tasks import task
+        from trigger_local.sdk.registry import task
 
         @task(id="same")
         def first(payload):
             pass
     """)
     write(tmp_path, "trigger/b.py", """
-        from trigger_local.sdk.tasks import task
+        from trigger_local.sdk.registry import task
 
         @task(id="same")
         def second(payload):
@@ -119,8 +119,8 @@ def test_duplicate_task_ids_are_an_index_error(tmp_path: Path) -> None:
 
 def test_one_queue_name_with_two_limits_is_an_index_error(tmp_path: Path) -> None:
     write(tmp_path, "trigger/a.py", """
-        from trigger_local.sdk.registry import queue
-        from trigger_local.sdk.tasks import task
+        from trigger_local.sdk.options import queue
+        from trigger_local.sdk.registry import task
 
         @task(id="one", queue=queue("shared", concurrency_limit=1))
         def one(payload):
@@ -136,7 +136,7 @@ def test_one_queue_name_with_two_limits_is_an_index_error(tmp_path: Path) -> Non
 
 def test_dirs_that_are_not_identifiers_are_still_imported(tmp_path: Path) -> None:
     write(tmp_path, "my-tasks/hello.py", """
-        from trigger_local.sdk.tasks import task
+        from trigger_local.sdk.registry import task
 
         @task(id="hello")
         def hello(payload):

@@ -18,7 +18,7 @@ from test_runtime_daemon_stub import DaemonStub, serve_stub
 from trigger_local.errors import AbortTaskRunError
 from trigger_local.runtime.worker import RAN, Worker
 from trigger_local.sdk import registry
-from trigger_local.sdk.tasks import schema_task, task
+from trigger_local.sdk.registry import schema_task, task
 from trigger_local.sdk.worker_client import WorkerClient
 
 
@@ -179,7 +179,7 @@ async def test_real_work_process_runs_a_task_and_exits_when_retired(stub: Daemon
                                                                     tmp_path: Path) -> None:
     (tmp_path / "trigger").mkdir()
     (tmp_path / "trigger" / "hello.py").write_text(textwrap.dedent("""
-        from trigger_local.sdk.tasks import task
+        from trigger_local.sdk.registry import task
         from trigger_local.sdk.logger import logger
 
         @task(id="hello")

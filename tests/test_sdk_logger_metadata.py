@@ -17,7 +17,7 @@ import pytest
 from trigger_local.sdk.context import Context, RunState, enter_run, exit_run
 from trigger_local.sdk.logger import logger
 from trigger_local.sdk.metadata import metadata
-from trigger_local.sdk.registry import create_idempotency_key
+from trigger_local.sdk.options import create_idempotency_key
 from trigger_local.sdk.worker_client import WorkerClient
 
 

@@ -11,7 +11,7 @@ import pytest
 from trigger_local import ScheduledPayload, queue, schedules, task
 from trigger_local.errors import ValidationError
 from trigger_local.sdk import registry
-from trigger_local.sdk.registry import trigger_options
+from trigger_local.sdk.options import trigger_options
 
 
 @pytest.fixture(autouse=True)

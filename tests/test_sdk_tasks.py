@@ -14,14 +14,15 @@ from pydantic import BaseModel
 
 from trigger_local.errors import DuplicateTaskIdError, ValidationError
 from trigger_local.sdk import registry
-from trigger_local.sdk.registry import (
+from trigger_local.sdk.options import (
     create_idempotency_key,
     idempotency_keys,
     queue,
     trigger_options,
 )
+from trigger_local.sdk.registry import schema_task, task
 from trigger_local.sdk.retry import Retry
-from trigger_local.sdk.tasks import schema_task, task, tasks
+from trigger_local.sdk.tasks import tasks
 
 
 @pytest.fixture(autouse=True)

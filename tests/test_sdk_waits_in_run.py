@@ -15,7 +15,8 @@ from trigger_local.runtime.worker import Worker
 from trigger_local.sdk import registry
 from trigger_local.sdk.logger import logger
 from trigger_local.sdk.metadata import metadata
-from trigger_local.sdk.tasks import task, tasks
+from trigger_local.sdk.registry import task
+from trigger_local.sdk.tasks import tasks
 from trigger_local.sdk.waits import wait
 from trigger_local.sdk.worker_client import WorkerClient
 

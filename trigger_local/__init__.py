@@ -21,11 +21,12 @@ from .sdk.context import Context  # noqa: E402
 from .sdk.logger import logger  # noqa: E402
 from .sdk.management import queues, runs  # noqa: E402
 from .sdk.metadata import metadata  # noqa: E402
-from .sdk.registry import IdempotencyKey, Queue, idempotency_keys, queue  # noqa: E402
+from .sdk.options import IdempotencyKey, Queue, idempotency_keys, queue  # noqa: E402
+from .sdk.registry import schema_task, task  # noqa: E402
 from .sdk.results import BatchHandle, RunHandle, TaskRunResult, Token, WaitResult  # noqa: E402
 from .sdk.retry import Retry  # noqa: E402
 from .sdk.schedules import ScheduledPayload, schedules  # noqa: E402
-from .sdk.tasks import Task, schema_task, task, tasks  # noqa: E402
+from .sdk.tasks import Task, tasks  # noqa: E402
 from .sdk.waits import wait  # noqa: E402
 
 __all__ = [

@@ -24,7 +24,7 @@ from croniter import croniter
 from ..errors import ValidationError
 from . import registry
 from .client import Call, get_client, get_sync_client
-from .registry import Queue
+from .options import Queue
 from .retry import Retry
 from .tasks import Task
 

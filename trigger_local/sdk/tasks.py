@@ -1,4 +1,5 @@
-"""Defining tasks (`task`, `schema_task`) and triggering them (`Task.trigger…`, `tasks.trigger…`).
+"""A task definition (`Task`, made by `@task`/`@schema_task` in registry.py) and triggering
+tasks (`Task.trigger…`, `tasks.trigger…`).
 
 Inside a task run, triggers go through the worker protocol, so the child knows its parent and
 `trigger_and_wait` can block on the child's waitpoint; in app code they go through the
@@ -16,9 +17,8 @@ from ..durations import parse_duration
 from ..errors import ValidationError
 from ..machines import check_machine
 from ..ratelimit import parse_rate_limit
-from . import registry
 from .context import current_run, require_run
-from .registry import Queue, trigger_options
+from .options import Queue, trigger_options
 from .results import BatchHandle, RunHandle, TaskRunResult
 from .retry import Retry
 from .waits import wait_on
@@ -111,38 +111,6 @@ def _takes_ctx(fn: Callable[..., Any]) -> bool:
         return True
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
-
-
-def task(id: str, *, queue: Queue | str | None = None, retry: Retry | dict[str, Any] | None = None,
-         max_duration: Any = None, machine: str | None = None,
-         rate_limit: dict[str, Any] | None = None) -> Callable[[Callable[..., Any]], Task]:
-    """Decorate `fn(payload, ctx)` or `fn(payload)`, sync or async, as the task `id`.
-    `rate_limit={"limit": 100, "period": "1m", "per_key": False}` caps starts on its queue."""
-
-    def decorate(fn: Callable[..., Any]) -> Task:
-        t = Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine,
-                 rate_limit=rate_limit)
-        registry.register(t)
-        return t
-
-    return decorate
-
-
-def schema_task(id: str, *, schema: Any, queue: Queue | str | None = None,
-                retry: Retry | dict[str, Any] | None = None, max_duration: Any = None,
-                machine: str | None = None) -> Callable[[Callable[..., Any]], Task]:
-    """Like `task`, with a pydantic model: the payload is validated into an instance of it
-    before the function runs, and the manifest carries its JSON schema."""
-    if not hasattr(schema, "model_validate") or not hasattr(schema, "model_json_schema"):
-        raise ValidationError(f"schema_task {id!r}: schema must be a pydantic model class")
-
-    def decorate(fn: Callable[..., Any]) -> Task:
-        t = Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine,
-                 schema=schema)
-        registry.register(t)
-        return t
-
-    return decorate
 
 
 # -- triggering by id ------------------------------------------------------------------------
