@@ -37,10 +37,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
 class DaemonProcess:
     """`python -m trigger_local.daemon` in a subprocess, driven over HTTP."""
 
-    def __init__(self, home: Path, port: int = 0, env: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Path, port: int = 0, env: dict[str, str] | None = None,
+                 python: str = sys.executable, cwd: Path | None = None) -> None:
         self.home = home
         self.port = port
         self.env = env or {}
+        # another venv's interpreter runs that venv's trigger_local, from a `cwd` that does not
+        # hold this checkout (`python -m` puts the current directory first on sys.path)
+        self.python, self.cwd = python, cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.key = ""
@@ -53,8 +57,9 @@ class DaemonProcess:
             info.unlink()
         with (self.home / "daemon-test.log").open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "trigger_local.daemon", "--home", str(self.home), "--port", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, start_new_session=True)
+                [self.python, "-m", "trigger_local.daemon", "--home", str(self.home), "--port", str(self.port)],
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, start_new_session=True,
+                cwd=self.cwd)
         wait_for(lambda: info.exists() or self.proc.poll() is not None, timeout, what="daemon.json")
         if self.proc.poll() is not None:
             raise AssertionError(f"daemon exited: {(self.home / 'daemon-test.log').read_text()[-3000:]}")
