@@ -7,12 +7,15 @@ pointed at a real daemon on a free port."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
+from textual.widget import Widget
 from textual.widgets import Static
 
-from trigger_local.sdk.client import ApiClient, Call
+from trigger_local.sdk.client import ApiClient
+from trigger_local.sdk.routes import Call
 
 Json = dict[str, Any]
 
@@ -73,7 +76,7 @@ class Coalesce:
     At 200 runs/s every event cannot mean a reload; this keeps one reload per burst without a
     polling loop (the timer only exists while something changed)."""
 
-    def __init__(self, widget: Any, action: Any, delay_s: float = 0.25) -> None:
+    def __init__(self, widget: Widget, action: Callable[[], object], delay_s: float = 0.25) -> None:
         self.widget, self.action, self.delay_s = widget, action, delay_s
         self.pending = False
 

@@ -5,7 +5,6 @@ metadata and tags below. While the run lives, its durations and bars move on onc
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -14,6 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static, Tree
+from textual.widgets.tree import TreeNode
 
 from trigger_local.clock import Clock, SystemClock
 from trigger_local.display import clock_time, level_style
@@ -85,7 +85,7 @@ class RunDetail(Screen[None]):
         self.root: TraceNode | None = None
         self.status: str | None = None
         #: the tree's lines with their nodes, relabelled in place as time passes
-        self.lines: list[Any] = []
+        self.lines: list[TreeNode[TraceNode]] = []
         self.last_log_id = 0
         self.trace_ready = False
         self.early: list[Json] = []
@@ -148,7 +148,7 @@ class RunDetail(Screen[None]):
         for event in early:
             self.on_run_event(event)
 
-    def _add(self, parent: Any, node: TraceNode) -> None:
+    def _add(self, parent: TreeNode[TraceNode], node: TraceNode) -> None:
         for child in node.children:
             # every line foldable, even a leaf: the same icon in front of each keeps the bars aligned
             branch = parent.add(child.label, data=child, expand=True)
@@ -162,7 +162,9 @@ class RunDetail(Screen[None]):
         now = self.clock.now()
         lo, hi = window(self.root, now)
         for line in self.lines:
-            node: TraceNode = line.data
+            node = line.data
+            if node is None:  # never: `_add` gives every line its node
+                continue
             text = Text(bar(node.start, node.end, lo, hi, self.bar_width) + " ", style="cyan")
             line.set_label(text.append(node.text(now), style=""))
 

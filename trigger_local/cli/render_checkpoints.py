@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from ..sdk.client import Call
+from ..sdk.routes import Call
 from .common import client
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from rich.text import Text
 
+from ..display import status_text
 from ..errors import TriggerLocalError
 from ..sdk.client import SyncApiClient
 from ..statuses import FAILED_STATUSES, FINAL_STATUSES, RunStatus
-from .render import status_text
 
 Json = dict[str, Any]
 

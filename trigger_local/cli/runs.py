@@ -5,13 +5,13 @@ from __future__ import annotations
 import typer
 from rich.text import Text
 
-from ..display import detail_time
+from ..display import detail_time, status_text
 from ..sdk.management import is_final
 from ..statuses import RunStatus
 from .common import JSON_OPTION, client, emit_json, err, out
 from .completion import complete_run_id, complete_task
 from .follow import LogTail, follow_logs
-from .render import print_run, runs_table, status_text
+from .render import print_run, runs_table
 from .render_checkpoints import print_checkpoints
 
 RUN_ID = typer.Argument(..., help="The run id (run_…).", autocompletion=complete_run_id)

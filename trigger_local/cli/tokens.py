@@ -8,11 +8,11 @@ import typer
 from rich.table import Table
 
 from .. import packets
-from ..display import detail_time, table_time
+from ..display import detail_time, status_text, table_time
 from ..sdk.client import SyncApiClient
 from .common import JSON_OPTION, client, emit_json, err, out, read_json_arg
 from .completion import complete_token_id
-from .render import first_and_more, pretty, status_text
+from .render import first_and_more, pretty
 
 TOKEN_ID = typer.Argument(..., help="The token id (waitpoint_…).", autocompletion=complete_token_id)
 

@@ -11,7 +11,7 @@ import asyncio
 import contextvars
 import sys
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -174,7 +174,8 @@ class Flusher:
     log entries keep their order. A background send that finds the attempt gone marks the
     run `gone`; other failures are reported on stderr and never fail the run."""
 
-    def __init__(self, state: Any, interval_s: float, send: Any) -> None:
+    def __init__(self, state: RunState, interval_s: float,
+                 send: Callable[[], Awaitable[None]]) -> None:
         self._state, self._interval_s, self._send = state, interval_s, send
         self._timer: asyncio.TimerHandle | None = None
         self._lock = asyncio.Lock()

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from types import TracebackType
 from typing import Any
 
 from .context import current_run
@@ -76,7 +77,8 @@ class Span:
         self.started_at = time.time()
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         ended = time.time()
         if self._token is not None:
             _span_var.reset(self._token)
@@ -90,7 +92,8 @@ class Span:
     async def __aenter__(self) -> Span:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
         self.__exit__(exc_type, exc, tb)
 
 

@@ -73,11 +73,11 @@ def clear() -> None:
     _REGISTRY.clear()
 
 
-def _origin(fn: Any) -> tuple[str, str]:
+def _origin(fn: Callable[..., Any]) -> tuple[str, str]:
     return getattr(fn, "__module__", ""), getattr(fn, "__qualname__", repr(fn))
 
 
-def _where(fn: Any) -> str:
+def _where(fn: Callable[..., Any]) -> str:
     code = getattr(fn, "__code__", None)
     place = f"{code.co_filename}:{code.co_firstlineno}" if code else getattr(fn, "__module__", "?")
     return f"{getattr(fn, '__qualname__', fn)!r} ({place})"

@@ -23,12 +23,15 @@ from croniter import croniter
 
 from ..errors import ValidationError
 from . import registry
-from .client import Call, get_client, get_sync_client
+from .client import get_client, get_sync_client
 from .options import Queue
 from .retry import Retry
+from .routes import Call
 from .tasks import Task
 
 Json = dict[str, Any]
+#: one cron expression or several (`list` is a method name inside `Schedules`)
+Crons = str | list[str]
 
 
 @dataclass
@@ -65,7 +68,7 @@ class ScheduledTask(Task):
         return value
 
 
-def _crons(cron: str | list[str] | None, task_id: str) -> list[str]:
+def _crons(cron: Crons | None, task_id: str) -> list[str]:
     crons = [cron] if isinstance(cron, str) else list(cron or [])
     for expr in crons:
         if not isinstance(expr, str) or len(expr.split()) not in (5, 6) or not croniter.is_valid(expr):
@@ -153,7 +156,7 @@ class Schedules:
     timezones, timezones_sync = _twins("timezones")
 
     @staticmethod
-    def task(id: str, *, cron: str | list[str] | None = None, timezone: str = "UTC",
+    def task(id: str, *, cron: Crons | None = None, timezone: str = "UTC",
              queue: Queue | str | None = None, retry: Retry | dict[str, Any] | None = None,
              max_duration: Any = None, machine: str | None = None) -> Callable[[Callable[..., Any]], Task]:
         """Decorate `fn(payload: ScheduledPayload, ctx)` as a scheduled task. `cron` (one

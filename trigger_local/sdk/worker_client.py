@@ -156,8 +156,10 @@ class WorkerClient:
 
     # -- routes ---------------------------------------------------------------------------
     async def next_assignment(self, worker_id: str, token: str, wait_s: float = 20) -> dict[str, Any]:
-        return await self.request("GET", f"/engine/v1/workers/{worker_id}/next", token=token,
-                                  params={"wait_s": wait_s}, read_timeout_s=wait_s)
+        answer: dict[str, Any] = await self.request(
+            "GET", f"/engine/v1/workers/{worker_id}/next", token=token, params={"wait_s": wait_s},
+            read_timeout_s=wait_s)
+        return answer
 
     async def run_call(self, method: str, run_id: str, route: str, token: str,
                        body: Any = None, **kw: Any) -> Any:
