@@ -6,7 +6,7 @@ the class (`error_from_response`), so `except NotFoundError` works on both sides
 
     Exception
     ├── TriggerLocalError                 code              HTTP
-    │   ├── ValidationError               invalid           422  bad options, durations, tags, payloads
+    │   ├── ValidationError               invalid           422  bad options, durations, tags
     │   │   ├── PayloadTooLargeError      too_large         413
     │   │   └── DuplicateTaskIdError      invalid           (task side: one id, two functions)
     │   ├── BadRequestError               bad_request       400  malformed JSON, bad filters
@@ -81,14 +81,16 @@ class PayloadTooLargeError(ValidationError):
     status = 413
 
     @classmethod
-    def over_limit(cls, what: str, limit: int, size: int | None = None, *, name: str = "payload limit",
+    def over_limit(cls, what: str, limit: int, size: int | None = None, *,
+                   name: str = "payload limit",
                    setting: str | None = PAYLOAD_LIMIT_SETTING) -> PayloadTooLargeError:
         """The one message for every size check against a limit: what was too large, by how
         much, the limit, and the setting that raises it."""
         measured = f"is {size:,} bytes, over" if size is not None else "is over"
         head = f"{what} {measured} the {name} of {limit:,} bytes{_in_units(limit)}"
         raise_it = f", or raise the limit with {setting}" if setting else ""
-        return cls(f"{head}. Pass a reference (a path or URL) instead of the data{raise_it}.", limit=limit)
+        return cls(f"{head}. Pass a reference (a path or URL) instead of the data{raise_it}.",
+                   limit=limit)
 
 
 class DuplicateTaskIdError(ValidationError):

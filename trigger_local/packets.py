@@ -1,6 +1,7 @@
 """Payloads, outputs and metadata travel as (string, data type), as in Trigger.dev:
-`application/json`, `application/super+json` (what the TypeScript SDK sends: `{"json": v, "meta": …}`),
-`text/plain`. Shared by the SDK, the runtime and the daemon; imports nothing of either."""
+`application/json`, `application/super+json` (what the TypeScript SDK sends:
+`{"json": v, "meta": …}`), `text/plain`. Shared by the SDK, the runtime and the daemon; imports
+nothing of either."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def _default(obj: Any) -> Any:
 
 
 def decode(data: str | None, data_type: str | None) -> Any:
-    """The plain JSON value of a packet (SuperJSON is unwrapped; its `meta` is dropped: dates stay ISO strings)."""
+    """The plain JSON value of a packet (SuperJSON is unwrapped; its `meta` is dropped: dates
+    stay ISO strings)."""
     if data is None or data == "":
         return None
     if data_type == TEXT:
@@ -70,7 +72,8 @@ def apply_metadata_operations(metadata: dict[str, Any],
             out[key] = (current if isinstance(current, int | float) else 0) + op.get("value", 1)
         elif kind == "append":
             current = out.get(key)
-            items = list(current) if isinstance(current, list) else [] if current is None else [current]
+            items = (list(current) if isinstance(current, list)
+                     else [] if current is None else [current])
             items.append(op.get("value"))
             out[key] = items
         elif kind == "remove":

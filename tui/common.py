@@ -7,8 +7,8 @@ pointed at a real daemon on a free port."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, cast
 
 from rich.text import Text
 from textual.widget import Widget
@@ -27,6 +27,26 @@ async def list_schedules(api: ApiClient) -> Json | None:
     except Exception:  # noqa: BLE001 - any failure means "not available here", which we say
         return None
     return answer if isinstance(answer, dict) else {"data": answer}
+
+
+class DashboardActions(Protocol):
+    """What screens and views ask of the app they run in, tui/app.py's `Dashboard` (which
+    imports them, so they name it by this protocol instead)."""
+
+    api_url: str
+
+    def sync_header(self, header: DaemonHeader) -> None: ...
+
+    def open_run(self, run_id: str) -> None: ...
+
+    def confirm_cancel(self, run_id: str, status: str | None) -> None: ...
+
+    async def run_action_safely(self, call: Awaitable[Any], done: str) -> Any: ...
+
+
+def dashboard(widget: Widget) -> DashboardActions:
+    """The app `widget` runs in: always the `Dashboard` (tests run the same app)."""
+    return cast(DashboardActions, widget.app)
 
 
 class DaemonHeader(Static):

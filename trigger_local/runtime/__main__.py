@@ -58,9 +58,11 @@ def work() -> int:
 async def _work(env: WorkerEnv) -> int:
     # the client is created inside the loop that will use it
     transport = None
-    if env.daemon_url.startswith("http://") and os.environ.get("TRIGGER_LOCAL_WORKER_HTTP") != "httpx":
+    wanted = os.environ.get("TRIGGER_LOCAL_WORKER_HTTP")
+    if env.daemon_url.startswith("http://") and wanted != "httpx":
         transport = StreamTransport(env.daemon_url)
-    worker = Worker(WorkerClient(env.daemon_url, transport=transport), env.worker_id, env.worker_token)
+    worker = Worker(WorkerClient(env.daemon_url, transport=transport), env.worker_id,
+                    env.worker_token)
     return await worker.run()
 
 

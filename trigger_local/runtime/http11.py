@@ -101,7 +101,8 @@ class StreamTransport:
             except TimeoutError:
                 raise
             except (OSError, EOFError):
-                pass  # the daemon closed the idle connection (keep-alive timeout, restart): once more
+                # the daemon closed the idle connection (keep-alive timeout, restart): once more
+                pass
         return await self._use(await _Conn.open(self.host, self.port), head, body, timeout_s)
 
     def _take_idle(self) -> _Conn | None:
@@ -112,7 +113,8 @@ class StreamTransport:
             conn.close()
         return None
 
-    async def _use(self, conn: _Conn, head: bytes, body: bytes | None, timeout_s: float) -> tuple[int, bytes]:
+    async def _use(self, conn: _Conn, head: bytes, body: bytes | None,
+                   timeout_s: float) -> tuple[int, bytes]:
         try:
             async with asyncio.timeout(timeout_s):
                 status, data, keep = await conn.exchange(head, body)

@@ -12,13 +12,15 @@ import contextvars
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import packets
 from ..errors import AttemptGone
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from .worker_client import WorkerClient
 
 T = TypeVar("T")
@@ -88,14 +90,16 @@ class Context:
         env = raw.get("environment") or {}
         return cls(run=RunInfo(**_known(RunInfo, run)), task=TaskInfo(**_known(TaskInfo, task)),
                    attempt=AttemptInfo(**_known(AttemptInfo, attempt)),
-                   queue=QueueInfo(name=(raw.get("queue") or {}).get("name") or f"task/{task['id']}"),
+                   queue=QueueInfo(name=(raw.get("queue") or {}).get("name")
+                                   or f"task/{task['id']}"),
                    machine=raw.get("machine"), version=raw.get("version"),
                    environment=EnvironmentInfo(type=env.get("type", "DEVELOPMENT")))
 
 
-def _known(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+def _known(cls: type[DataclassInstance], values: dict[str, Any]) -> dict[str, Any]:
     # the daemon may add fields before this SDK knows them: ignore, never crash a run
-    return {k: v for k, v in values.items() if k in cls.__slots__}  # type: ignore[attr-defined]
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in values.items() if k in names}
 
 
 class RunState:
@@ -222,7 +226,8 @@ class Flusher:
             await self._send()
 
 
-_run_var: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("trigger_local_run", default=None)
+_run_var: contextvars.ContextVar[RunState | None] = contextvars.ContextVar(
+    "trigger_local_run", default=None)
 # One run at a time per process: threads the task starts itself (no copied context) still
 # find their run through this.
 _active: RunState | None = None

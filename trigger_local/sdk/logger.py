@@ -18,7 +18,8 @@ from typing import Any
 
 from .context import current_run
 
-_span_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("trigger_local_span", default=None)
+_span_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "trigger_local_span", default=None)
 _std = logging.getLogger("trigger_local")
 _STD_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "log": logging.INFO,
                "warn": logging.WARNING, "error": logging.ERROR}
@@ -50,8 +51,9 @@ def emit(level: str, message: str, attributes: dict[str, Any], *, kind: str = "l
             text = f"span {text} ({(ended_at - at) * 1000:.1f} ms)"
         _std_logger().log(_STD_LEVELS.get(level, logging.INFO), text)
         return
-    state.add_log({"at": at if at is not None else time.time(), "level": level, "message": str(message),
-                   "attributes": attributes, "kind": kind, "spanId": span_id,
+    state.add_log({"at": at if at is not None else time.time(), "level": level,
+                   "message": str(message), "attributes": attributes, "kind": kind,
+                   "spanId": span_id,
                    "parentSpanId": parent_span_id if kind == "span" else _span_var.get(),
                    "endedAt": ended_at})
 

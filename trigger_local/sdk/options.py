@@ -25,13 +25,16 @@ class Queue:
     rate_limit: dict[str, Any] | None = None
 
 
-def queue(name: str, concurrency_limit: int | None = None, rate_limit: dict[str, Any] | None = None) -> Queue:
+def queue(name: str, concurrency_limit: int | None = None,
+          rate_limit: dict[str, Any] | None = None) -> Queue:
     """A shared queue: pass the same object as `queue=` to every task that should share it."""
     if not name or not isinstance(name, str):
         raise ValidationError("A queue needs a non-empty name")
-    if concurrency_limit is not None and (isinstance(concurrency_limit, bool) or not isinstance(concurrency_limit, int)
+    if concurrency_limit is not None and (isinstance(concurrency_limit, bool)
+                                          or not isinstance(concurrency_limit, int)
                                           or not 0 <= concurrency_limit <= MAX_CONCURRENCY_LIMIT):
-        raise ValidationError(f"Queue {name!r}: concurrency_limit must be an integer from 0 to {MAX_CONCURRENCY_LIMIT}")
+        raise ValidationError(f"Queue {name!r}: concurrency_limit must be an integer from 0 to "
+                              f"{MAX_CONCURRENCY_LIMIT}")
     return Queue(name, concurrency_limit, parse_rate_limit(rate_limit))
 
 
@@ -54,7 +57,8 @@ def create_idempotency_key(key: str | list[str], scope: str = "run") -> Idempote
     attempt number, `global` nothing. Outside a task no suffix is added. A 64-char key is
     taken as already hashed."""
     if scope not in ("run", "attempt", "global"):
-        raise ValidationError(f"Invalid idempotency key scope {scope!r}: use run, attempt or global")
+        raise ValidationError(f"Invalid idempotency key scope {scope!r}: use run, attempt or "
+                              "global")
     if isinstance(key, IdempotencyKey):
         return key
     parts = [str(p) for p in key] if isinstance(key, list | tuple) else [str(key)]

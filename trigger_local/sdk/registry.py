@@ -55,8 +55,8 @@ def register(task: Task) -> None:
     existing = _REGISTRY.get(task.id)
     if existing is not None and _origin(existing.fn) != _origin(task.fn):
         raise DuplicateTaskIdError(
-            f"Task id {task.id!r} is defined twice: by {_where(existing.fn)} and by {_where(task.fn)}. "
-            "Task ids must be unique in a project.")
+            f"Task id {task.id!r} is defined twice: by {_where(existing.fn)} and by "
+            f"{_where(task.fn)}. Task ids must be unique in a project.")
     _REGISTRY[task.id] = task
 
 

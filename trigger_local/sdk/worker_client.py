@@ -35,7 +35,8 @@ from ..errors import AttemptGone, DaemonUnreachableError, error_from_response
 _RETRY_STATUSES = frozenset({502, 503, 504, 507})
 _MAX_BACKOFF_S = 1.0
 #: what a transport may raise when the daemon cannot be reached (retried)
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (httpx.TransportError, OSError, EOFError, TimeoutError)
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (httpx.TransportError, OSError, EOFError,
+                                                      TimeoutError)
 
 
 class Transport(Protocol):
@@ -151,11 +152,13 @@ class WorkerClient:
             return now + self.orphan_timeout_s
         if now >= deadline:
             raise DaemonUnreachableError(
-                f"daemon at {self.base_url} unreachable for {self.orphan_timeout_s:.0f}s ({cause!r})")
+                f"daemon at {self.base_url} unreachable for {self.orphan_timeout_s:.0f}s "
+                f"({cause!r})")
         return deadline
 
     # -- routes ---------------------------------------------------------------------------
-    async def next_assignment(self, worker_id: str, token: str, wait_s: float = 20) -> dict[str, Any]:
+    async def next_assignment(self, worker_id: str, token: str,
+                              wait_s: float = 20) -> dict[str, Any]:
         answer: dict[str, Any] = await self.request(
             "GET", f"/engine/v1/workers/{worker_id}/next", token=token, params={"wait_s": wait_s},
             read_timeout_s=wait_s)
