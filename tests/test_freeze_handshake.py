@@ -22,7 +22,8 @@ class _State:
         return self.answer
 
 
-def test_looks_for_the_done_file_early_then_every_50_ms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_looks_for_the_done_file_early_then_every_50_ms(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     done = tmp_path / "run_1.1"
     steps: list[float] = []
 
@@ -32,7 +33,8 @@ def test_looks_for_the_done_file_early_then_every_50_ms(tmp_path: Path, monkeypa
             done.write_text("held")  # the daemon's answer comes after 8 looks
 
     monkeypatch.setattr(waits.asyncio, "sleep", fake_sleep)
-    asyncio.run(waits._offer_freeze(_State({"freeze": True, "doneFile": str(done), "pollAfterS": 0.5})))
+    asyncio.run(waits._offer_freeze(_State({"freeze": True, "doneFile": str(done),
+                                            "pollAfterS": 0.5})))
     # a refused or skipped dump is seen within milliseconds; later looks are 50 ms apart
     assert steps == [0.002, 0.004, 0.008, 0.016, 0.032, 0.05, 0.05, 0.05]
     assert not done.exists()  # consumed

@@ -110,7 +110,8 @@ async def test_connection_close_is_honoured() -> None:
 
 
 async def test_nothing_listening_is_retried_until_the_orphan_timeout() -> None:
-    client = WorkerClient("http://127.0.0.1:9", orphan_timeout=0.2, transport=StreamTransport("http://127.0.0.1:9"))
+    client = WorkerClient("http://127.0.0.1:9", orphan_timeout=0.2,
+                          transport=StreamTransport("http://127.0.0.1:9"))
     with pytest.raises(DaemonUnreachableError, match="unreachable"):
         await client.next_assignment("w", "t", wait_s=1)
 

@@ -20,7 +20,8 @@ GOOD = """
     class Resize(BaseModel):
         width: int
 
-    @task(id="convert", queue=videos, retry=Retry(max_attempts=4), max_duration=600, machine="small-2x")
+    @task(id="convert", queue=videos, retry=Retry(max_attempts=4), max_duration=600,
+          machine="small-2x")
     async def convert_video(payload, ctx):
         return payload
 
@@ -45,11 +46,13 @@ def write(root: Path, rel: str, text: str) -> None:
     path.write_text(textwrap.dedent(text))
 
 
-def index(project: Path, dirs: list[str] | None = None) -> tuple[subprocess.CompletedProcess[str], dict]:
+def index(project: Path,
+          dirs: list[str] | None = None) -> tuple[subprocess.CompletedProcess[str], dict]:
     out = project / "manifest.json"
     env = {**os.environ, "TRIGGER_LOCAL_PROJECT_DIR": str(project),
            "TRIGGER_LOCAL_TASK_DIRS": json.dumps(dirs or ["trigger"])}
-    proc = subprocess.run([sys.executable, "-m", "trigger_local.runtime", "index", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "trigger_local.runtime", "index", "--out",
+                           str(out)],
                           cwd=project, env=env, capture_output=True, text=True, timeout=60)
     return proc, json.loads(out.read_text())
 
@@ -70,7 +73,8 @@ def test_index_writes_the_manifest_of_every_task(tmp_path: Path) -> None:
                                  "max_timeout_s": 60, "randomize": True},
                        "max_duration_s": 600.0, "machine": "small-2x", "schema": None,
                        "file": "trigger/videos.py", "export_name": "convert_video"}
-    assert tasks["thumbnail"]["queue"] == "videos" and tasks["thumbnail"]["queue_concurrency_limit"] == 2
+    assert (tasks["thumbnail"]["queue"] == "videos"
+            and tasks["thumbnail"]["queue_concurrency_limit"] == 2)
     assert tasks["thumbnail"]["file"] == "trigger/media/thumbs.py"
     resize = tasks["resize"]
     assert resize["queue"] == "task/resize" and not resize["queue_is_custom"]

@@ -34,7 +34,8 @@ def _copy_checkout(dest: Path) -> Path:
     for name in BUILD_INPUTS:
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(source, dest / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy2(source, dest / name)
     return dest
@@ -42,11 +43,13 @@ def _copy_checkout(dest: Path) -> Path:
 
 def _run(argv: list[str], cwd: Path, timeout_s: float) -> str:
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout_s)
-    assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, (f"{' '.join(argv)} "
+                                  f"failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     return done.stdout
 
 
-def test_a_clean_pip_install_runs_a_schema_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_clean_pip_install_runs_a_schema_task(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PYTHONPATH", raising=False)
     started = time.monotonic()
     venv = tmp_path / "venv"
@@ -56,10 +59,12 @@ def test_a_clean_pip_install_runs_a_schema_task(tmp_path: Path, monkeypatch: pyt
     source = _copy_checkout(tmp_path / "checkout")
     _run([python, "-m", "pip", "install", "--quiet", str(source)], tmp_path, INSTALL_TIMEOUT_S)
     installed_s = time.monotonic() - started - made_s
-    where = _run([python, "-c", "import sys, trigger_local; print(trigger_local.__file__, sys.flags.no_site)"],
+    where = _run([python, "-c",
+                  "import sys, trigger_local; print(trigger_local.__file__, sys.flags.no_site)"],
                  tmp_path, 60)
     assert where.startswith(str(venv)), f"not the installed copy: {where}"
-    no_system = _run([python, "-c", "import sys; print([p for p in sys.path if 'site-packages' in p])"],
+    no_system = _run([python, "-c",
+                      "import sys; print([p for p in sys.path if 'site-packages' in p])"],
                      tmp_path, 60)
     assert str(ROOT / ".venv") not in no_system and "/usr/lib/python3" not in no_system, no_system
 
