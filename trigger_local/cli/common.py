@@ -102,7 +102,6 @@ def explain(exc: TriggerLocalError) -> str:
             if thing in message.lower():
                 return f"{message.rstrip('.')}. List them with `trigger-local {command}`."
     return message
-    return message
 
 
 def _tidy_help(command: Any, ctx: Any) -> None:
