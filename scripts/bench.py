@@ -54,21 +54,27 @@ class Bench:
         (self.project / "trigger").mkdir(parents=True)
         (self.project / "trigger.toml").write_text('project = "proj_bench"\n')
         (self.project / "trigger" / "bench.py").write_text(textwrap.dedent(TASKS))
-        env = {**os.environ, "TRIGGER_LOCAL_HOME": str(self.home), "TRIGGER_LOCAL_CONCURRENCY": str(concurrency)}
+        env = {**os.environ, "TRIGGER_LOCAL_HOME": str(self.home),
+               "TRIGGER_LOCAL_CONCURRENCY": str(concurrency)}
         self.log = (tmp / "daemon.log").open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "trigger_local.daemon", "--port", "0", "--home",
-                                      str(self.home)], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([sys.executable, "-m", "trigger_local.daemon", "--port", "0",
+                                      "--home",
+                                      str(self.home)], env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
         info = self.home / "daemon.json"
         deadline = time.monotonic() + 30
         while not info.exists():
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 self.log.flush()
-                raise SystemExit("daemon did not start:\n" + (tmp / "daemon.log").read_text()[-3000:])
+                log = (tmp / "daemon.log").read_text()
+                raise SystemExit("daemon did not start:\n" + log[-3000:])
             time.sleep(0.05)
         self.url = json.loads(info.read_text())["url"]
         key = (self.home / "secret_key").read_text().strip()
-        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
-        r = self.http.post("/api/v1/local/versions", json={"projectDir": str(self.project), "dirs": ["trigger"]})
+        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"},
+                                 timeout=60)
+        r = self.http.post("/api/v1/local/versions", json={"projectDir": str(self.project),
+                                                           "dirs": ["trigger"]})
         r.raise_for_status()
 
     def close(self) -> None:
@@ -80,13 +86,15 @@ class Bench:
 
     def trigger(self, task: str, payload: Any = None, **options: Any) -> str:
         r = self.http.post(f"/api/v1/tasks/{task}/trigger",
-                           json={"payload": json.dumps(payload), "options": {"payloadType": "application/json",
+                           json={"payload": json.dumps(payload),
+                                 "options": {"payloadType": "application/json",
                                                                               **options}})
         r.raise_for_status()
         return r.json()["id"]
 
     def batch(self, task: str, count: int) -> None:
-        items = [{"task": task, "payload": "null", "options": {"payloadType": "application/json"}}] * count
+        items = [{"task": task, "payload": "null",
+                  "options": {"payloadType": "application/json"}}] * count
         self.http.post("/api/v1/tasks/batch", json={"items": items}).raise_for_status()
 
     def run(self, run_id: str) -> dict[str, Any]:
@@ -145,7 +153,8 @@ def bench_start_latency(b: Bench, samples: int) -> dict[str, Any]:
         sent = time.time()
         run = b.wait_done(b.trigger("stamp"))
         latencies.append((run["output"]["started"] - sent) * 1000)
-    return {"samples": samples, "p50_ms": round(pct(latencies, 50), 2), "p99_ms": round(pct(latencies, 99), 2)}
+    return {"samples": samples, "p50_ms": round(pct(latencies, 50), 2),
+            "p99_ms": round(pct(latencies, 99), 2)}
 
 
 def bench_resume(b: Bench, samples: int, at_once: int = 5) -> dict[str, Any]:
@@ -160,7 +169,8 @@ def bench_resume(b: Bench, samples: int, at_once: int = 5) -> dict[str, Any]:
 
 
 def bench_rss(b: Bench) -> dict[str, Any]:
-    b.http.post("/api/v1/queues/noop/pause", json={"type": "task", "action": "pause"}).raise_for_status()
+    b.http.post("/api/v1/queues/noop/pause",
+                json={"type": "task", "action": "pause"}).raise_for_status()
     out = {"idle_mib": round(b.rss_mib(), 1)}
     queued = 0
     for target in (1000, 10000):
@@ -174,16 +184,20 @@ def bench_rss(b: Bench) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["throughput", "latency", "resume", "rss"], action="append")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["throughput", "latency", "resume", "rss"],
+                        action="append")
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=25)
     args = parser.parse_args()
     only = set(args.only or ["throughput", "latency", "resume", "rss"])
-    results: dict[str, Any] = {"machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}",
-                               "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
+    results: dict[str, Any] = {"machine": f"{platform.machine()} {os.cpu_count()} cores, "
+                                          f"{platform.platform()}",
+                               "python": platform.python_version(),
+                               "date": time.strftime("%Y-%m-%d")}
     with tempfile.TemporaryDirectory(prefix="trigger-local-bench-") as tmp:
         b = Bench(Path(tmp), args.concurrency)
         try:

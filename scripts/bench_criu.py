@@ -93,7 +93,8 @@ def raw_sample(tmp: Path, i: int) -> tuple[float, float, int]:
     images.mkdir()
     log = tmp / f"raw{i}.log"
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-c", RAW, str(project)], cwd=project, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-c", RAW, str(project)], cwd=project,
+                                stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     _until("the by-hand process to be ready", lambda: "ready" in log.read_text(), 60)
     time.sleep(0.3)  # its start-up (imports) is over
@@ -163,10 +164,11 @@ def daemon_sample(b: bench.Bench) -> dict[str, float]:
     run = b.run(run_id)
     trace = b.http.get(f"/api/v1/runs/{run_id}/trace").json()
     ck = trace["checkpoints"][0]
+    frozen_s = _event_time(trace, "run.checkpointed") - _event_time(trace, "run.waiting")
     return {"dump_ms": ck["dump_ms"], "restore_ms": ck["restore_ms"], "size": ck["size_bytes"],
             "same_images_by_hand_restore_ms": same_images_ms,
-            "waiting_to_checkpointed_ms": (_event_time(trace, "run.checkpointed") - _event_time(trace, "run.waiting"))
-            * 1000, "token_to_next_line_ms": (run["output"]["resumed"] - sent) * 1000}
+            "waiting_to_checkpointed_ms": frozen_s * 1000,
+            "token_to_next_line_ms": (run["output"]["resumed"] - sent) * 1000}
 
 
 def timings(tmp: Path, samples: int) -> dict[str, Any]:
@@ -195,11 +197,13 @@ def timings(tmp: Path, samples: int) -> dict[str, Any]:
         "executor": {k: _median([d[k] for d in daemon]) for k in daemon[0] if k != "size"},
     }
     out["executor"]["size_mib"] = round(statistics.median(d["size"] for d in daemon) / 2**20, 1)
-    out["ratio_of_medians"] = {k: round(out["executor"][k] / out["raw"][k], 2) for k in ("dump_ms", "restore_ms")}
+    out["ratio_of_medians"] = {k: round(out["executor"][k] / out["raw"][k], 2)
+                               for k in ("dump_ms", "restore_ms")}
     out["restore_vs_same_images_by_hand"] = round(statistics.median(
         d["restore_ms"] / d["same_images_by_hand_restore_ms"] for d in daemon), 2)
     # each daemon sample against the by-hand sample taken next to it
-    out["median_pair_ratio"] = {k: round(statistics.median(d[k] / r[j] for d, r in zip(daemon, raw, strict=True)), 2)
+    pairs = list(zip(daemon, raw, strict=True))
+    out["median_pair_ratio"] = {k: round(statistics.median(d[k] / r[j] for d, r in pairs), 2)
                                 for j, k in enumerate(("dump_ms", "restore_ms"))}
     return out
 
@@ -211,7 +215,8 @@ def _worker_rss_mib(home: Path) -> tuple[int, float]:
             env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
             if marker in env and any(e.startswith(b"TRIGGER_LOCAL_WORKER_ID=") for e in env):
                 status = Path(f"/proc/{pid}/status").read_text()
-                total += int(next(ln for ln in status.splitlines() if ln.startswith("VmRSS:")).split()[1])
+                total += int(next(ln for ln in status.splitlines()
+                                  if ln.startswith("VmRSS:")).split()[1])
                 count += 1
         except (OSError, StopIteration):
             continue
@@ -219,7 +224,8 @@ def _worker_rss_mib(home: Path) -> tuple[int, float]:
 
 
 def waiting_memory(tmp: Path, runs: int, mode: str) -> dict[str, Any]:
-    b = _daemon(tmp / mode, checkpoints="auto" if mode == "checkpointed" else "off", max_processes=runs + 10)
+    b = _daemon(tmp / mode, checkpoints="auto" if mode == "checkpointed" else "off",
+                max_processes=runs + 10)
     try:
         tokens = [_token(b) for _ in range(runs)]
         ids = [b.trigger("tokenwait", {"token": t}) for t in tokens]
@@ -227,11 +233,14 @@ def waiting_memory(tmp: Path, runs: int, mode: str) -> dict[str, Any]:
         if mode == "checkpointed":
             _until("every checkpoint", lambda: _status(b)["count"] >= runs)
         else:
-            _until("every run waiting", lambda: b.http.get("/api/v1/local/status").json()["runs"].get("WAITING", 0)
+            _until("every run waiting",
+                   lambda: b.http.get("/api/v1/local/status").json()["runs"].get("WAITING", 0)
                    >= runs)
-        _until("the checkpointed processes to exit", lambda: mode != "checkpointed" or _worker_rss_mib(b.home)[0] <= 4)
+        _until("the checkpointed processes to exit", lambda: mode != "checkpointed"
+               or _worker_rss_mib(b.home)[0] <= 4)
         count, rss = _worker_rss_mib(b.home)
-        out = {"processes": count, "task_rss_mib": round(rss, 1), "daemon_rss_mib": round(b.rss_mib(), 1),
+        out = {"processes": count, "task_rss_mib": round(rss, 1),
+               "daemon_rss_mib": round(b.rss_mib(), 1),
                "settle_s": round(time.monotonic() - started, 1)}
         if mode == "checkpointed":
             st = _status(b)
@@ -253,7 +262,8 @@ def _status(b: bench.Bench) -> dict[str, Any]:
 def _daemon(tmp: Path, checkpoints: str, max_processes: int) -> bench.Bench:
     tmp.mkdir(parents=True)
     bench.TASKS = TASKS  # Bench writes the module's TASKS as the project
-    os.environ.update({"TRIGGER_LOCAL_CHECKPOINTS": checkpoints, "TRIGGER_LOCAL_MAX_PROCESSES": str(max_processes),
+    os.environ.update({"TRIGGER_LOCAL_CHECKPOINTS": checkpoints,
+                       "TRIGGER_LOCAL_MAX_PROCESSES": str(max_processes),
                        "TRIGGER_LOCAL_WARM_IDLE_PER_VERSION": "1"})
     return bench.Bench(tmp, concurrency=25)
 
@@ -264,9 +274,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--only", choices=["timings", "memory"], help="one half of the benchmark")
     args = parser.parse_args()
-    result: dict[str, Any] = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, "
-                                         f"kernel {platform.release()}",
-                              "criu": subprocess.run(["criu", "--version"], capture_output=True, text=True)
+    result: dict[str, Any] = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} "
+                                         f"cpus, kernel {platform.release()}",
+                              "criu": subprocess.run(["criu", "--version"], capture_output=True,
+                                                     text=True)
                               .stdout.splitlines()[0], "date": time.strftime("%Y-%m-%d")}
     with tempfile.TemporaryDirectory() as tmp:
         if args.only != "memory":

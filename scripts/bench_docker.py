@@ -46,9 +46,11 @@ async def waiter(payload, ctx):
     return {"resumed_at": time.time(), "ok": result.ok and blob == "x" * 200_000}
 '''
 IMAGE = "trigger-local/bench:1"
-# the same kind of process as a task container's runtime: the image's Python with trigger_local loaded
+# the same kind of process as a task container's runtime: the image's Python with trigger_local
+# loaded
 RAW_COMMAND = ["/opt/venv/bin/python", "-c",
-               "import time, trigger_local.runtime, trigger_local.sdk; blob = 'x' * 200_000; time.sleep(3600)"]
+               "import time, trigger_local.runtime, trigger_local.sdk; blob = 'x' * 200_000; "
+               "time.sleep(3600)"]
 
 
 def container_start_s(image: str, n: int) -> list[float]:
@@ -101,10 +103,12 @@ def checkpoint_through_daemon(daemon: Any, got: dict[str, list[float]]) -> None:
     ck = trace["checkpoints"][0]
     got["dump_ms"].append(ck["dump_ms"])
     got["bytes"].append(ck["size_bytes"])
-    got["freeze_ms"].append((_at(events["run.checkpointed"]["at"]) - _at(events["run.waiting"]["at"])) * 1000)
+    frozen_s = _at(events["run.checkpointed"]["at"]) - _at(events["run.waiting"]["at"])
+    got["freeze_ms"].append(frozen_s * 1000)
     t0 = time.time()
     daemon.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": {}})
-    run = wait_for(lambda: (r := daemon.run(run_id))["status"] in TERMINAL and r, 60, POLL_S, what="the run")
+    run = wait_for(lambda: (r := daemon.run(run_id))["status"] in TERMINAL and r, 60, POLL_S,
+                   what="the run")
     assert run["status"] == "COMPLETED" and run["output"]["ok"], run
     got["resume_ms"].append((run["output"]["resumed_at"] - t0) * 1000)
     restored = daemon.api("GET", f"/api/v1/runs/{run_id}/trace").json()["checkpoints"][0]
@@ -116,12 +120,14 @@ def raw_flags() -> list[str]:
     from trigger_local.executors.containers import container_options, machine_for
 
     options = container_options(machine_for(None), {}, {})
-    return ["--network", "host", "--cpus", str(options["nano_cpus"] / 1e9), "--memory", str(options["mem_limit"]),
+    return ["--network", "host", "--cpus", str(options["nano_cpus"] / 1e9), "--memory",
+            str(options["mem_limit"]),
             "--memory-swap", str(options["memswap_limit"]), "--cap-drop", "ALL", "--security-opt",
             "no-new-privileges", "--pids-limit", str(options["pids_limit"]), "-w", "/app"]
 
 
-def checkpoint_by_hand(image: str, name: str, freeze: Path, root: str, got: dict[str, list[float]]) -> None:
+def checkpoint_by_hand(image: str, name: str, freeze: Path, root: str,
+                       got: dict[str, list[float]]) -> None:
     """The raw tool on the same kind of container (the image's Python, a task container's
     options and freeze mount): `docker checkpoint create` and `docker start --checkpoint`,
     timed around the CLI."""
@@ -132,11 +138,13 @@ def checkpoint_by_hand(image: str, name: str, freeze: Path, root: str, got: dict
     try:
         time.sleep(2)  # imports done, the process sleeps: as a waiting runtime does
         t0 = time.perf_counter()
-        subprocess.run(["docker", "checkpoint", "create", name, "ck"], capture_output=True, check=True)
+        subprocess.run(["docker", "checkpoint", "create", name, "ck"], capture_output=True,
+                       check=True)
         got["create_ms"].append((time.perf_counter() - t0) * 1000)
         got["bytes"].append(_du(Path(root) / "containers" / cid / "checkpoints" / "ck"))
         t0 = time.perf_counter()
-        subprocess.run(["docker", "start", "--checkpoint", "ck", name], capture_output=True, check=True)
+        subprocess.run(["docker", "start", "--checkpoint", "ck", name], capture_output=True,
+                       check=True)
         got["start_ms"].append((time.perf_counter() - t0) * 1000)
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
@@ -144,10 +152,11 @@ def checkpoint_by_hand(image: str, name: str, freeze: Path, root: str, got: dict
 
 def checkpoints_side_by_side(daemon: Any, n: int, work: Path) -> dict[str, Any]:
     """Alternate one run through the daemon and one container by hand, so both see the same load."""
-    ours: dict[str, list[float]] = {"dump_ms": [], "restore_ms": [], "freeze_ms": [], "resume_ms": [], "bytes": []}
+    ours: dict[str, list[float]] = {"dump_ms": [], "restore_ms": [], "freeze_ms": [],
+                                    "resume_ms": [], "bytes": []}
     raw: dict[str, list[float]] = {"create_ms": [], "start_ms": [], "bytes": []}
-    root = subprocess.run(["docker", "info", "--format", "{{.DockerRootDir}}"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    root = subprocess.run(["docker", "info", "--format", "{{.DockerRootDir}}"], capture_output=True,
+                          text=True, check=True).stdout.strip()
     for i in range(n):
         checkpoint_through_daemon(daemon, ours)
         name = f"bench-raw-ck-{os.getpid()}-{i}"
@@ -172,7 +181,8 @@ def checkpoints_side_by_side(daemon: Any, n: int, work: Path) -> dict[str, Any]:
 
 
 def _du(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.name.endswith(".log"))
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()
+               and not p.name.endswith(".log"))
 
 
 def _p50(values: list[float]) -> float:
@@ -196,14 +206,16 @@ def with_deployed_daemon(work: Path, runs: int, ck_runs: int) -> dict[str, Any]:
         subprocess.run([sys.executable, "-m", "trigger_local.cli.main", "deploy", "--tag", IMAGE],
                        cwd=project, env=env, check=True, capture_output=True)
         t2s = trigger_to_start_s(daemon, runs)
-        result: dict[str, Any] = {"trigger_to_start_p50_ms": round(statistics.median(t2s) * 1000, 1),
-                                  "trigger_to_start_max_ms": round(max(t2s) * 1000, 1)}
+        result: dict[str, Any] = {
+            "trigger_to_start_p50_ms": round(statistics.median(t2s) * 1000, 1),
+            "trigger_to_start_max_ms": round(max(t2s) * 1000, 1)}
         if ck_runs:
             result["checkpoint"] = checkpoints_side_by_side(daemon, ck_runs, work)
         return result
     finally:
         daemon.close()
-        found = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=dev.trigger-local.home={daemon.home}"],
+        found = subprocess.run(["docker", "ps", "-aq", "--filter",
+                                f"label=dev.trigger-local.home={daemon.home}"],
                                capture_output=True, text=True).stdout.split()
         if found:
             subprocess.run(["docker", "rm", "-f", *found], capture_output=True)
@@ -214,7 +226,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--checkpoint-runs", type=int, default=5,
-                        help="waiting runs checkpointed through the daemon, and containers by hand (0: skip)")
+                        help="waiting runs checkpointed through the daemon, and containers by hand "
+                             "(0: skip)")
     parser.add_argument("--base-image", default="trigger-local-base:bookworm")
     args = parser.parse_args()
     load_before = os.getloadavg()
@@ -222,8 +235,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-docker-") as tmp:
         deployed = with_deployed_daemon(Path(tmp), args.runs, args.checkpoint_runs)
     result = {
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus", "date": time.strftime("%Y-%m-%d"),
-        "load_avg_before": [round(x, 2) for x in load_before], "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+        "date": time.strftime("%Y-%m-%d"),
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
         "container_start_p50_ms": round(statistics.median(starts) * 1000, 1),
         "container_start_max_ms": round(max(starts) * 1000, 1), "runs": args.runs, **deployed,
     }

@@ -16,8 +16,8 @@ mix's no-op runs must also run and, before issue #17, every dispatch round gets 
 the QUEUED and DELAYED runs the history holds: a 1M build on that code had made 426k runs
 after 12 min (780 runs/s falling to 400), so count on about an hour for 1M. With
 `--home DIR --keep` a build is paid once and later runs with the same `--home` and `--runs`
-only measure (also with newer code: the daemon migrates the database). Then it measures every runs-list
-filter and the token list (first page and a cursor page ~90 % down the list), the status
+only measure (also with newer code: the daemon migrates the database). Then it measures every
+runs-list filter and the token list (first page and a cursor page ~90 % down the list), the status
 route, trigger→start, no-op throughput, stop and start times, disk per run and RSS.
 
 Backlog mode measures trigger→start and throughput on an empty daemon, then with 25k and 50k
@@ -89,9 +89,11 @@ def prepare(root: Path, runs: int) -> tuple[Manifest, bool]:
         write_project(root / "project")
         return Manifest(runs=runs), True
     if not m.complete:
-        raise SystemExit(f"{root} holds an unfinished build (interrupted?): delete it or use another --home")
+        raise SystemExit(f"{root} holds an unfinished build (interrupted?): delete it or use "
+                         "another --home")
     if m.runs != runs:
-        raise SystemExit(f"{root} holds a history of {m.runs:,} runs, not {runs:,}: pass --runs {m.runs} "
+        raise SystemExit(f"{root} holds a history of {m.runs:,} runs, not {runs:,}: pass "
+                         f"--runs {m.runs} "
                          "or another --home")
     return m, False
 
@@ -102,7 +104,8 @@ def measure(d: Daemon, m: Manifest, args: argparse.Namespace, phases: Phases) ->
     f["lists"] = phases.run("list requests", measure_lists, d, m, args.samples, log)
     f["status"] = phases.run("status", status_latency, d, args.samples)
     f["queues"] = queues_latency(d, args.samples)
-    f["retrigger"] = idempotent_retrigger(d, m.keys["old_run_task"], m.keys["old_run"], args.samples)
+    f["retrigger"] = idempotent_retrigger(d, m.keys["old_run_task"], m.keys["old_run"],
+                                          args.samples)
     f["trigger_to_start"] = phases.run("trigger→start", trigger_to_start, d, args.latency_samples)
     f["throughput"] = phases.run("throughput", throughput, d, args.throughput_runs)
     f["rss_end"] = d.rss_mib()
@@ -126,7 +129,8 @@ def history(args: argparse.Namespace) -> str:
         m, build = prepare(root, args.runs)
         phases.run("daemon start", d.start)
         if build:
-            log(f"building {args.runs:,} runs in {root} (about {args.runs / EXPECTED_RUNS_PER_S / 60:.0f} min)")
+            log(f"building {args.runs:,} runs in {root} (about "
+                f"{args.runs / EXPECTED_RUNS_PER_S / 60:.0f} min)")
             m.save(root / "manifest.json")  # unfinished until settled: a later run refuses it
             phases.run("build", build_history, d, m, root / "project")
             phases.run("settle", settle, d, m)
@@ -138,11 +142,13 @@ def history(args: argparse.Namespace) -> str:
             shutil.rmtree(root, ignore_errors=True)
         else:
             log(f"history kept in {root}")
-    cmd = f"python scripts/bench_history.py --runs {args.runs}" + (" --home DIR --keep" if args.keep else "")
+    cmd = f"python scripts/bench_history.py --runs {args.runs}" + (" --home DIR --keep" if args.keep
+                                                                   else "")
     return "\n\n".join([
         f"## A history of {args.runs:,} runs (issue #17), {info['date'][:10]}",
         f"Command: `{cmd}`. " + machine_line(info, load_start, load_average()),
-        history_line(m, f["history_counts"]), list_table(f["lists"], args.samples), figures_table(f), phases_line(phases)])
+        history_line(m, f["history_counts"]), list_table(f["lists"], args.samples),
+        figures_table(f), phases_line(phases)])
 
 
 def backlog_stage(d: Daemon, label: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -164,19 +170,25 @@ def backlog(args: argparse.Namespace) -> str:
             stages = [phases.run("empty", backlog_stage, d, "empty daemon", args)]
             queued = 0
             for target in args.queued:
-                phases.run(f"add {target - queued:,} QUEUED", _add_queued, d, target - queued, target)
+                phases.run(f"add {target - queued:,} QUEUED", _add_queued, d, target - queued,
+                           target)
                 queued = target
-                stages.append(phases.run(f"{target:,} QUEUED", backlog_stage, d, f"{target:,} QUEUED", args))
-            phases.run(f"add {args.delayed:,} DELAYED", add_backlog, d, "later", args.delayed, delay="30d")
+                stages.append(phases.run(f"{target:,} QUEUED", backlog_stage, d,
+                                         f"{target:,} QUEUED", args))
+            phases.run(f"add {args.delayed:,} DELAYED", add_backlog, d, "later", args.delayed,
+                       delay="30d")
             label = f"{queued:,} QUEUED + {args.delayed:,} DELAYED"
             stages.append(phases.run(label, backlog_stage, d, label, args))
         finally:
             d.stop()
     return "\n\n".join([
         f"## Dispatch with a backlog of waiting runs (issue #17), {info['date'][:10]}",
-        "Command: `python scripts/bench_history.py --backlog` (QUEUED runs in two paused queues, DELAYED "
-        "30 days ahead, all through the batch route). " + machine_line(info, load_start, load_average()),
-        backlog_table(stages) + f"\n\ntrigger→start: {args.latency_samples} sequential runs; throughput: "
+        "Command: `python scripts/bench_history.py --backlog` (QUEUED runs in two paused "
+        "queues, DELAYED "
+        "30 days ahead, all through the batch route). "
+        + machine_line(info, load_start, load_average()),
+        backlog_table(stages) + f"\n\ntrigger→start: {args.latency_samples} sequential runs; "
+                                "throughput: "
         f"{args.throughput_runs:,} no-op runs batch-triggered 500 a call, after a warm-up 500.",
         phases_line(phases)])
 
@@ -188,20 +200,31 @@ def _add_queued(d: Daemon, count: int, total: int) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=100_000, help="history size (default 100,000)")
-    p.add_argument("--home", help="the bench's directory (daemon home, project, manifest, log); a finished "
-                                  "build of the same --runs there is measured without building again")
-    p.add_argument("--keep", action="store_true", help="keep the directory (default: delete what this run made)")
-    p.add_argument("--samples", type=int, default=30, help="samples per list request and status (≥ 30)")
-    p.add_argument("--latency-samples", type=int, default=100, help="sequential runs for trigger→start")
+    p.add_argument("--home",
+                   help="the bench's directory (daemon home, project, manifest, log); a finished "
+                                  "build of the same --runs there is measured without "
+                                  "building again")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the directory (default: delete what this run made)")
+    p.add_argument("--samples", type=int, default=30,
+                   help="samples per list request and status (≥ 30)")
+    p.add_argument("--latency-samples", type=int, default=100,
+                   help="sequential runs for trigger→start")
     p.add_argument("--throughput-runs", type=int, default=2000)
     p.add_argument("--restarts", type=int, default=3)
-    p.add_argument("--backlog", action="store_true", help="measure dispatch against a backlog instead")
-    p.add_argument("--queued", type=lambda s: [int(v) for v in s.split(",")], default=[25_000, 50_000],
-                   help="backlog mode: QUEUED runs in paused queues, one stage each (default 25000,50000)")
-    p.add_argument("--delayed", type=int, default=10_000, help="backlog mode: DELAYED runs in the last stage")
-    p.add_argument("--write-docs", action="store_true", help="append the section to docs/benchmarks.md")
+    p.add_argument("--backlog", action="store_true",
+                   help="measure dispatch against a backlog instead")
+    p.add_argument("--queued", type=lambda s: [int(v) for v in s.split(",")],
+                   default=[25_000, 50_000],
+                   help="backlog mode: QUEUED runs in paused queues, one stage each (default "
+                        "25000,50000)")
+    p.add_argument("--delayed", type=int, default=10_000,
+                   help="backlog mode: DELAYED runs in the last stage")
+    p.add_argument("--write-docs", action="store_true",
+                   help="append the section to docs/benchmarks.md")
     args = p.parse_args()
     if args.samples < 30 or args.latency_samples < 30:
         p.error("--samples and --latency-samples must be at least 30 (a p99 needs them)")

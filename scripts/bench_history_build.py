@@ -128,7 +128,8 @@ def _token(d: Daemon, j: int, early: bool) -> str:
     r.raise_for_status()
     token_id = str(r.json()["id"])
     if j % 3 == 0:
-        d.http.post(f"/api/v1/waitpoints/tokens/{token_id}/complete", json={"data": {"j": j}}).raise_for_status()
+        d.http.post(f"/api/v1/waitpoints/tokens/{token_id}/complete",
+                    json={"data": {"j": j}}).raise_for_status()
     return token_id
 
 
@@ -147,7 +148,8 @@ class Progress:
         self.last, self.shown = now, done
         rate = done / max(now - self.started, 1e-9)
         eta = (self.total - done) / rate if rate else float("inf")
-        print(f"  built {done:,}/{self.total:,} runs ({100 * done / self.total:.1f} %), {rate:,.0f} runs/s, "
+        print(f"  built {done:,}/{self.total:,} runs ({100 * done / self.total:.1f} %), "
+              f"{rate:,.0f} runs/s, "
               f"ETA {eta / 60:.1f} min, load {load_average()} {extra}", file=sys.stderr, flush=True)
 
 
@@ -166,7 +168,8 @@ def _milestones(d: Daemon, m: Manifest, i: int, project: Path) -> None:
     version half-way (so filter[version] has an old and a new one)."""
     if i == BATCH:
         for cron in ("* * * * * */2", "* * * * * */15"):
-            r = d.http.post("/api/v1/schedules", json={"task": "tick", "cron": cron, "deduplicationKey": cron})
+            r = d.http.post("/api/v1/schedules", json={"task": "tick", "cron": cron,
+                                                       "deduplicationKey": cron})
             r.raise_for_status()
             m.schedules.append(str(r.json()["id"]))
     if i <= m.runs // 2 < i + BATCH:
@@ -228,10 +231,12 @@ def settle(d: Daemon, m: Manifest) -> None:
         counts = d.counts()
         return (counts.get("QUEUED", 0) == m.planned.get("QUEUED", 0)
                 and counts.get("DELAYED", 0) == m.planned.get("DELAYED", 0)
-                and not any(counts.get(s) for s in ("PENDING_VERSION", "DEQUEUED", "EXECUTING", "WAITING")))
+                and not any(counts.get(s) for s in ("PENDING_VERSION", "DEQUEUED", "EXECUTING",
+                                                    "WAITING")))
     wait_for(settled, 3600, "the history to settle", every=1.0)
     last = m.token_marks["last_timeout"]
-    wait_for(lambda: d.http.get(f"/api/v1/waitpoints/tokens/{last}").json()["status"] == "TIMED_OUT",
+    url = f"/api/v1/waitpoints/tokens/{last}"
+    wait_for(lambda: d.http.get(url).json()["status"] == "TIMED_OUT",
              600, "the last token with a timeout to time out")
     m.settle_s = time.perf_counter() - started
     m.built_on = {**machine(), "load_after": load_average()}
@@ -241,6 +246,7 @@ def settle(d: Daemon, m: Manifest) -> None:
 def add_backlog(d: Daemon, task: str, count: int, **options: Any) -> None:
     """`count` runs of `task` (a paused queue's, or delayed) through the batch route."""
     for i in range(0, count, BATCH):
-        items = [{"task": task, "payload": "null", "options": {"payloadType": "application/json", **options}}
+        items = [{"task": task, "payload": "null", "options": {"payloadType": "application/json",
+                                                               **options}}
                  for _ in range(min(BATCH, count - i))]
         d.batch(items)

@@ -71,12 +71,14 @@ class Daemon:
         with self.log_path.open("ab") as log:
             started = time.perf_counter()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "trigger_local.daemon", "--port", str(self.port), "--home", str(self.home)],
+                [sys.executable, "-m", "trigger_local.daemon", "--port", str(self.port), "--home",
+                 str(self.home)],
                 env=env, stdout=log, stderr=subprocess.STDOUT)
         with httpx.Client(timeout=5) as probe:
             while True:
                 if self.proc.poll() is not None:
-                    raise SystemExit(f"daemon exited with {self.proc.returncode}:\n{self.log_tail()}")
+                    raise SystemExit("daemon exited with "
+                                     f"{self.proc.returncode}:\n{self.log_tail()}")
                 try:
                     r = probe.get(f"{self.url}/healthz")
                     if r.status_code == 200 and r.json().get("ok"):
@@ -84,7 +86,8 @@ class Daemon:
                 except httpx.TransportError:
                     pass
                 if time.perf_counter() - started > timeout:
-                    raise SystemExit(f"daemon not healthy after {timeout:.0f} s:\n{self.log_tail()}")
+                    raise SystemExit(
+                        f"daemon not healthy after {timeout:.0f} s:\n{self.log_tail()}")
                 time.sleep(0.01)
 
     def stop(self, timeout: float = 120) -> float:
@@ -101,7 +104,8 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise SystemExit(f"daemon did not stop within {timeout:.0f} s of SIGTERM (killed)") from None
+            raise SystemExit(
+                f"daemon did not stop within {timeout:.0f} s of SIGTERM (killed)") from None
         finally:
             self.proc = None
         return time.perf_counter() - started
@@ -111,13 +115,15 @@ class Daemon:
 
     def register(self, project_dir: Path) -> str:
         """Index the bench project as its project's current version; the version id."""
-        r = self.http.post("/api/v1/local/versions", json={"projectDir": str(project_dir), "dirs": ["trigger"]})
+        r = self.http.post("/api/v1/local/versions", json={"projectDir": str(project_dir),
+                                                           "dirs": ["trigger"]})
         if r.status_code != 200:
             raise SystemExit(f"registering {project_dir} failed: {r.status_code} {r.text[:2000]}")
         return str(r.json()["id"])
 
     def pause(self, task: str) -> None:
-        self.http.post(f"/api/v1/queues/{task}/pause", json={"type": "task", "action": "pause"}).raise_for_status()
+        self.http.post(f"/api/v1/queues/{task}/pause",
+                       json={"type": "task", "action": "pause"}).raise_for_status()
 
     def batch(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         r = self.http.post("/api/v1/tasks/batch", json={"items": items})
@@ -127,7 +133,8 @@ class Daemon:
 
     def trigger(self, task: str, payload: Any = None, **options: Any) -> dict[str, Any]:
         r = self.http.post(f"/api/v1/tasks/{task}/trigger", json={
-            "payload": json.dumps(payload), "options": {"payloadType": "application/json", **options}})
+            "payload": json.dumps(payload), "options": {"payloadType": "application/json",
+                                                        **options}})
         r.raise_for_status()
         return dict(r.json())
 
@@ -156,10 +163,14 @@ def machine() -> dict[str, str]:
     mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal:"))
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True,
+                              text=True).stdout.strip()
     # the daemon's own code is what the figures are about; the bench scripts may be newer
-    commit = f"{git('log', '-1', '--format=%h')}, trigger_local/ as of {git('log', '-1', '--format=%h', '--', 'trigger_local')}"
+    commit = (f"{git('log', '-1', '--format=%h')}, trigger_local/ as of "
+              f"{git('log', '-1', '--format=%h', '--', 'trigger_local')}")
     dirty = git("status", "--porcelain", "--untracked-files=no", "--", "trigger_local")
-    return {"cpus": str(len(os.sched_getaffinity(0))), "ram_gib": f"{mem_kib / 2**20:.0f}", "kernel": os.uname().release,
-            "python": sys.version.split()[0], "commit": commit + (" with local changes" if dirty else ""),
+    return {"cpus": str(len(os.sched_getaffinity(0))), "ram_gib": f"{mem_kib / 2**20:.0f}",
+            "kernel": os.uname().release,
+            "python": sys.version.split()[0],
+            "commit": commit + (" with local changes" if dirty else ""),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

@@ -30,7 +30,8 @@ def status_latency(d: Daemon, samples: int) -> tuple[float, float]:
 
 
 def queues_latency(d: Daemon, samples: int) -> tuple[float, float]:
-    return timed(samples, lambda: d.http.get("/api/v1/queues", params={"perPage": "25"}).raise_for_status())
+    return timed(samples, lambda: d.http.get("/api/v1/queues",
+                                             params={"perPage": "25"}).raise_for_status())
 
 
 def idempotent_retrigger(d: Daemon, task: str, key: str, samples: int) -> tuple[float, float]:
@@ -71,7 +72,8 @@ def _epoch(iso: str) -> float:
 def _burst(d: Daemon, runs: int) -> float:
     """Seconds from the first trigger call to the last of `runs` no-op runs finishing (the
     batches' `updatedAt`, so polling every 0.1 s does not round the figure)."""
-    items = [{"task": "noop", "payload": "null", "options": {"payloadType": "application/json"}}] * BATCH
+    items = [{"task": "noop", "payload": "null",
+              "options": {"payloadType": "application/json"}}] * BATCH
     started = time.time()
     batch_ids = [d.batch(items[: min(BATCH, runs - i)])["id"] for i in range(0, runs, BATCH)]
     finished: list[float] = []
@@ -116,13 +118,15 @@ def table_sizes(home: Path) -> list[tuple[str, int, int]]:
     and with the daemon stopped, so the WAL is checkpointed into the file."""
     con = sqlite3.connect(f"file:{home / 'trigger-local.db'}?mode=ro", uri=True)
     try:
-        owner = dict(con.execute("SELECT name, tbl_name FROM sqlite_master WHERE type IN ('table', 'index')"))
+        owner = dict(con.execute("SELECT name, tbl_name FROM sqlite_master WHERE type IN "
+                                 "('table', 'index')"))
         sizes: dict[str, int] = {}
         for name, size in con.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"):
             table = owner.get(name, name)
             sizes[table] = sizes.get(table, 0) + int(size)
         top = sorted(sizes.items(), key=lambda kv: -kv[1])[:5]
-        return [(t, size, int(con.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0]) if t in owner else 0)
+        return [(t, size, int(con.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0])
+                 if t in owner else 0)
                 for t, size in top]
     except sqlite3.OperationalError as exc:  # an SQLite built without dbstat
         return [(f"(dbstat unavailable: {exc})", 0, 0)]

@@ -62,28 +62,35 @@ def run_cases(d: Daemon, m: Manifest) -> list[ListCase]:
     c = ListCase
     window = {"filter[createdAt][from]": f"{_created_ms(d, RUNS, m.marks['p40']) - 1:.0f}",
               "filter[createdAt][to]": f"{_created_ms(d, RUNS, m.marks['p60']):.0f}"}
-    lo, hi = float(window["filter[createdAt][from]"]) / 1000, float(window["filter[createdAt][to]"]) / 1000
+    lo = float(window["filter[createdAt][from]"]) / 1000
+    hi = float(window["filter[createdAt][to]"]) / 1000
     cases = [c("no filter", RUNS, {})]
     cases += [c(f"`filter[status]={s}`", RUNS, {"filter[status]": s}, matches=_field("status", s))
               for s in ("COMPLETED", "EXPIRED", "QUEUED", "DELAYED")]
     cases += [c(f"`filter[taskIdentifier]={t}` ({why})", RUNS, {"filter[taskIdentifier]": t},
                 matches=_field("taskIdentifier", t))
-              for t, why in (("sync", "44 % of runs"), ("noop", "19 %"), (OLD_TASK, "rare, first 1 % only"))]
+              for t, why in (("sync", "44 % of runs"), ("noop", "19 %"),
+                             (OLD_TASK, "rare, first 1 % only"))]
     cases += [c(f"`filter[tag]={t}` ({why})", RUNS, {"filter[tag]": t}, matches=_tagged(t))
-              for t, why in (("prod", "50 % of runs"), ("nightly", "10 %"), (OLD_TAG, "rare, first 1 % only"))]
+              for t, why in (("prod", "50 % of runs"), ("nightly", "10 %"),
+                             (OLD_TAG, "rare, first 1 % only"))]
     cases += [c(f"`filter[queue]={q}`", RUNS, {"filter[queue]": q}, matches=_field("queue", q))
               for q in ("task/noop", "exports")]
     cases += [c(f"`filter[version]=` {which} version", RUNS, {"filter[version]": v}, deep_at=mark)
-              for (which, mark), v in zip((("the first (older half)", "p10"), ("the second (newer half)", "p60")),
+              for (which, mark), v in zip((("the first (older half)", "p10"),
+                                           ("the second (newer half)", "p60")),
                                           m.versions, strict=False)]
-    cases.append(c("`filter[createdAt][from/to]` (40–60 % of the history)", RUNS, window, deep_at="p42",
+    cases.append(c("`filter[createdAt][from/to]` (40–60 % of the history)", RUNS, window,
+                   deep_at="p42",
                    matches=lambda item: lo <= _epoch(item["createdAt"]) <= hi + 0.001))
-    cases += [c(f"`filter[schedule]=` the {which} schedule", RUNS, {"filter[schedule]": s}, deep_at="p50")
+    cases += [c(f"`filter[schedule]=` the {which} schedule", RUNS, {"filter[schedule]": s},
+                deep_at="p50")
               for which, s in zip(("every-2 s", "every-15 s"), m.schedules, strict=False)]
     cases += [c(f"`filter[batch]=` the {which} batch", RUNS, {"filter[batch]": b}, deep_at=None)
               for which, b in (("oldest", m.batches["old"]), ("newest", m.batches["recent"]))]
     key = m.keys["old_run"]
-    cases.append(c("`filter[idempotencyKey]=` an old run's key", RUNS, {"filter[idempotencyKey]": key},
+    cases.append(c("`filter[idempotencyKey]=` an old run's key", RUNS,
+                   {"filter[idempotencyKey]": key},
                    deep_at=None, matches=_field("idempotencyKey", key)))
     return cases
 
@@ -91,16 +98,19 @@ def run_cases(d: Daemon, m: Manifest) -> list[ListCase]:
 def token_cases(m: Manifest) -> list[ListCase]:
     c, key = ListCase, m.keys["old_token"]
     cases = [c("tokens, no filter", TOKENS, {})]
-    cases += [c(f"tokens `filter[status]={s}`", TOKENS, {"filter[status]": s}, matches=_field("status", s))
+    cases += [c(f"tokens `filter[status]={s}`", TOKENS, {"filter[status]": s},
+                matches=_field("status", s))
               for s in ("WAITING", "COMPLETED", "TIMED_OUT")]
     cases += [c(f"tokens `filter[tags]={t}`", TOKENS, {"filter[tags]": t}, matches=_tagged(t))
               for t in ("prod", OLD_TAG)]
     cases.append(c("tokens `filter[idempotencyKey]=` an old token's key", TOKENS,
-                   {"filter[idempotencyKey]": key}, deep_at=None, matches=_field("idempotencyKey", key)))
+                   {"filter[idempotencyKey]": key}, deep_at=None,
+                   matches=_field("idempotencyKey", key)))
     return cases
 
 
-def _sample(d: Daemon, path: str, params: dict[str, str], samples: int) -> tuple[tuple[float, float], list[Item]]:
+def _sample(d: Daemon, path: str, params: dict[str, str],
+            samples: int) -> tuple[tuple[float, float], list[Item]]:
     times, items = [], []
     for _ in range(samples):
         started = time.perf_counter()
@@ -146,7 +156,8 @@ def measure_case(d: Daemon, m: Manifest, case: ListCase, samples: int) -> ListFi
     return figure
 
 
-def measure_lists(d: Daemon, m: Manifest, samples: int, log: Callable[[str], None]) -> list[ListFigure]:
+def measure_lists(d: Daemon, m: Manifest, samples: int,
+                  log: Callable[[str], None]) -> list[ListFigure]:
     figures = []
     for case in run_cases(d, m) + token_cases(m):
         started = time.perf_counter()
@@ -161,7 +172,8 @@ def _cell(p: tuple[float, float] | None) -> str:
 
 
 def list_table(figures: list[ListFigure], samples: int) -> str:
-    rows = ["| list request (page of 25) | first page p50 / p99 ms | deep cursor page p50 / p99 ms | note |",
+    rows = ["| list request (page of 25) | first page p50 / p99 ms | deep cursor page p50 / "
+            "p99 ms | note |",
             "|---|---|---|---|"]
     rows += [f"| {f.label} | {_cell(f.first)} | {_cell(f.deep)} | {f.note} |" for f in figures]
     return "\n".join(rows) + f"\n\n{samples} samples per cell (p99 of 30 is the slowest sample)."

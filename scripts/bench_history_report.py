@@ -20,8 +20,10 @@ def duration(seconds: float) -> str:
 
 
 def machine_line(info: dict[str, Any], load_start: str, load_end: str) -> str:
-    return (f"Machine: {info['cpus']} CPUs (`nproc`), {info['ram_gib']} GiB, kernel {info['kernel']}, Python "
-            f"{info['python']}; commit `{info['commit']}`; {info['date']}; load average (1/5/15 min) "
+    return (f"Machine: {info['cpus']} CPUs (`nproc`), {info['ram_gib']} GiB, kernel "
+            f"{info['kernel']}, Python "
+            f"{info['python']}; commit `{info['commit']}`; {info['date']}; load average "
+            "(1/5/15 min) "
             f"**{load_start}** at the start, **{load_end}** at the end.")
 
 
@@ -29,15 +31,18 @@ def history_line(m: Manifest, counts: dict[str, int]) -> str:
     shown = ", ".join(f"{n:,} {s}" for s, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     rate = m.built / m.build_s if m.build_s else 0
     return (f"History: {m.built:,} runs built through `POST /api/v1/tasks/batch` (500 a call) in "
-            f"{duration(m.build_s)} ({rate:,.0f} runs/s, settled {duration(m.settle_s)} later; built "
-            f"{m.built_on.get('date', '?')} at commit `{m.built_on.get('commit', '?')}`); when measured: {shown} "
-            f"(each measurement adds ~2,600 COMPLETED runs); {len(m.versions)} versions, {len(m.schedules)} "
+            f"{duration(m.build_s)} ({rate:,.0f} runs/s, settled {duration(m.settle_s)} "
+            "later; built "
+            f"{m.built_on.get('date', '?')} at commit `{m.built_on.get('commit', '?')}`); when "
+            f"measured: {shown} "
+            f"(each measurement adds ~2,600 COMPLETED runs); {len(m.versions)} versions, "
+            f"{len(m.schedules)} "
             "schedules (stopped), one waitpoint token per 100 runs.")
 
 
 def _sizes(tables: list[tuple[str, int, int]]) -> str:
-    return "; ".join(f"{t} {size / 2**20:,.0f} MiB ({rows:,} rows)" if rows else f"{t} {size / 2**20:,.0f} MiB"
-                     for t, size, rows in tables)
+    return "; ".join(f"{t} {size / 2**20:,.0f} MiB ({rows:,} rows)" if rows
+                     else f"{t} {size / 2**20:,.0f} MiB" for t, size, rows in tables)
 
 
 def figures_table(f: dict[str, Any]) -> str:
@@ -48,16 +53,20 @@ def figures_table(f: dict[str, Any]) -> str:
         ("re-trigger with an old run's idempotency key (answered cached)", ms(f["retrigger"])),
         (f"trigger→start, {f['latency_samples']} sequential `stamp` runs (fresh, unpaused task)",
          ms(f["trigger_to_start"])),
-        (f"no-op throughput, {f['throughput_runs']:,} runs batch-triggered 500 a call (after a warm-up 500)",
+        (f"no-op throughput, {f['throughput_runs']:,} runs batch-triggered 500 a call (after a "
+         "warm-up 500)",
          f"**{f['throughput']:,.0f} runs/s**"),
         (f"idle stop: SIGTERM → exit ({len(r['stop_s'])} times)",
          f"median {median(r['stop_s']):.2f} s, max {max(r['stop_s']):.2f} s; "
          f"{r['cancelled_lines']} `CancelledError` lines logged"),
-        ("start: spawn → `/healthz` ok", f"median {median(r['start_s']):.2f} s, max {max(r['start_s']):.2f} s"),
+        ("start: spawn → `/healthz` ok",
+         f"median {median(r['start_s']):.2f} s, max {max(r['start_s']):.2f} s"),
         ("disk: database + WAL / runs", f"{f['db_total'] / 2**20:,.0f} MiB / {f['runs']:,} = "
-         f"**{f['db_total'] / f['runs'] / 1024:.2f} KiB per run** ({', '.join(f'{k} {v / 2**20:,.0f} MiB' for k, v in f['db'].items())})"),
+         f"**{f['db_total'] / f['runs'] / 1024:.2f} KiB per run** "
+         f"({', '.join(f'{k} {v / 2**20:,.0f} MiB' for k, v in f['db'].items())})"),
         ("largest tables with their indexes (dbstat, daemon stopped)", _sizes(f["tables"])),
-        ("daemon RSS: after build, idle / after the measurements", f"{f['rss_idle']:.0f} / {f['rss_end']:.0f} MiB"),
+        ("daemon RSS: after build, idle / after the measurements",
+         f"{f['rss_idle']:.0f} / {f['rss_end']:.0f} MiB"),
     ]
     return "| figure | result |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
 
@@ -68,12 +77,15 @@ def phases_line(phases: dict[str, float]) -> str:
 
 def backlog_table(stages: list[dict[str, Any]]) -> str:
     empty = stages[0]
-    rows = ["| backlog | trigger→start p50 / p99 | vs empty (p50) | no-op throughput | vs empty | daemon RSS |",
+    rows = ["| backlog | trigger→start p50 / p99 | vs empty (p50) | no-op throughput | vs empty | "
+            "daemon RSS |",
             "|---|---|---|---|---|---|"]
     for s in stages:
         p50, rate = s["trigger_to_start"][0], s["throughput"]
-        rows.append(f"| {s['label']} | {ms(s['trigger_to_start'])} | {p50 / empty['trigger_to_start'][0]:.2f}× | "
-                    f"{rate:,.0f} runs/s | {rate / empty['throughput']:.2f}× | {s['rss']:.0f} MiB |")
+        rows.append(f"| {s['label']} | {ms(s['trigger_to_start'])} | "
+                    f"{p50 / empty['trigger_to_start'][0]:.2f}× | "
+                    f"{rate:,.0f} runs/s | {rate / empty['throughput']:.2f}× | "
+                    f"{s['rss']:.0f} MiB |")
     return "\n".join(rows)
 
 

@@ -68,8 +68,10 @@ def main() -> None:
         (tmp / "project" / "trigger" / "tick.py").write_text(TASKS)
         env = {**os.environ, "TRIGGER_LOCAL_CONCURRENCY": str(args.concurrency)}
         with (tmp / "daemon.log").open("wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "trigger_local.daemon", "--port", "0", "--home",
-                                     str(tmp / "home")], env=env, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen([sys.executable, "-m", "trigger_local.daemon", "--port", "0",
+                                     "--home",
+                                     str(tmp / "home")], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT)
         try:
             print(json.dumps(run(tmp, proc.pid, args.schedules, args.concurrency), indent=2))
         finally:
@@ -83,20 +85,23 @@ def run(tmp: Path, pid: int, n: int, concurrency: int) -> dict[str, object]:
     url = json.loads((tmp / "home" / "daemon.json").read_text())["url"]
     key = (tmp / "home" / "secret_key").read_text().strip()
     http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
-    http.post("/api/v1/local/versions", json={"projectDir": str(tmp / "project"), "dirs": ["trigger"]}
+    http.post("/api/v1/local/versions", json={"projectDir": str(tmp / "project"),
+                                              "dirs": ["trigger"]}
               ).raise_for_status()
     tick = datetime.fromtimestamp(int(time.time()) + 20 + n // 100, UTC)
     cron = f"{tick.minute} {tick.hour} * * * {tick.second}"
     t0 = time.monotonic()
     for i in range(n):
-        http.post("/api/v1/schedules", json={"task": "tick", "cron": cron, "deduplicationKey": f"b{i}"}
+        http.post("/api/v1/schedules", json={"task": "tick", "cron": cron,
+                                             "deduplicationKey": f"b{i}"}
                   ).raise_for_status()
     create_s = time.monotonic() - t0
     wait_until(lambda: time.time() >= tick.timestamp() - 1, 120, "the tick to approach")
     cpu_before = cpu_s(pid)
 
     def finished() -> list[dict] | None:
-        page = http.get("/api/v1/runs", params={"filter[status]": "COMPLETED", "page[size]": 100}).json()
+        page = http.get("/api/v1/runs", params={"filter[status]": "COMPLETED",
+                                                "page[size]": 100}).json()
         if len(page["data"]) < 100:
             return None
         runs, params = [], {"page[size]": 100}
@@ -115,11 +120,14 @@ def run(tmp: Path, pid: int, n: int, concurrency: int) -> dict[str, object]:
     started = [ts(r["startedAt"]) - tick.timestamp() for r in runs]
     last_done = max(ts(r["finishedAt"]) for r in runs) - tick.timestamp()
     return {"schedules": n, "concurrency": concurrency, "create_schedules_s": round(create_s, 2),
-            "tick_to_created_ms": {"p50": round(pct(created, 50) * 1000, 1), "p99": round(pct(created, 99) * 1000, 1),
+            "tick_to_created_ms": {"p50": round(pct(created, 50) * 1000, 1),
+                                   "p99": round(pct(created, 99) * 1000, 1),
                                    "max": round(max(created) * 1000, 1)},
-            "tick_to_started_ms": {"p50": round(pct(started, 50) * 1000, 1), "p99": round(pct(started, 99) * 1000, 1),
+            "tick_to_started_ms": {"p50": round(pct(started, 50) * 1000, 1),
+                                   "p99": round(pct(started, 99) * 1000, 1),
                                    "max": round(max(started) * 1000, 1)},
-            "all_completed_after_s": round(last_done, 2), "daemon_cpu_s_tick_to_done": round(cpu_used, 2),
+            "all_completed_after_s": round(last_done, 2),
+            "daemon_cpu_s_tick_to_done": round(cpu_used, 2),
             "median_started_s": round(statistics.median(started), 3)}
 
 

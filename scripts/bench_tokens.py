@@ -79,10 +79,12 @@ def bench_token_resume(b: Bench, samples: int) -> dict[str, Any]:
         run_id = b.trigger("token-stamp", {"token": token["id"]})
         wait_status(b, run_id, "WAITING")
         sent = time.time()
-        b.http.post(f"/api/v1/waitpoints/tokens/{token['id']}/complete", json={"data": 1}).raise_for_status()
+        b.http.post(f"/api/v1/waitpoints/tokens/{token['id']}/complete",
+                    json={"data": 1}).raise_for_status()
         latencies.append((b.wait_done(run_id)["output"]["resumed"] - sent) * 1000)
     latencies = latencies[1:]  # the first one pays for the process start
-    return {"samples": samples, "p50_ms": round(pct(latencies, 50), 2), "p99_ms": round(pct(latencies, 99), 2)}
+    return {"samples": samples, "p50_ms": round(pct(latencies, 50), 2),
+            "p99_ms": round(pct(latencies, 99), 2)}
 
 
 def bench_many_waiting(b: Bench, count: int) -> dict[str, Any]:
@@ -97,20 +99,23 @@ def bench_many_waiting(b: Bench, count: int) -> dict[str, Any]:
     all_waiting_s = time.monotonic() - start
     procs, procs_mib = task_process_rss_mib(b.home)
     out = {"runs": count, "waiting": waiting, "seconds_until_all_waiting": round(all_waiting_s, 1),
-           "daemon_rss_mib": round(b.rss_mib(), 1), "task_processes": procs, "task_processes_rss_mib": procs_mib}
+           "daemon_rss_mib": round(b.rss_mib(), 1), "task_processes": procs,
+           "task_processes_rss_mib": procs_mib}
     start = time.monotonic()
     with httpx.Client(timeout=60) as plain, ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda t: plain.post(t["url"], json={"ok": True}).raise_for_status(), tokens))
     posted_s = time.monotonic() - start
     while b.active_runs():
         time.sleep(0.05)
-    out.update(callbacks_posted_s=round(posted_s, 2), all_completed_s=round(time.monotonic() - start, 2),
+    out.update(callbacks_posted_s=round(posted_s, 2),
+               all_completed_s=round(time.monotonic() - start, 2),
                completed=sum(1 for r in runs if b.run(r)["status"] == "COMPLETED"))
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--waiting", type=int, default=300)
     parser.add_argument("--max-processes", type=int, default=400)
@@ -119,7 +124,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         b = Bench(Path(tmp), concurrency=max(args.max_processes, 100))
         (b.project / "trigger" / "tokens.py").write_text(textwrap.dedent(TOKEN_TASKS))
-        b.http.post("/api/v1/local/versions", json={"projectDir": str(b.project), "dirs": ["trigger"]}).raise_for_status()
+        b.http.post("/api/v1/local/versions", json={"projectDir": str(b.project),
+                                                    "dirs": ["trigger"]}).raise_for_status()
         try:
             result = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs",
                       "token_resume": bench_token_resume(b, args.samples),

@@ -96,7 +96,8 @@ class FrameClock:
 
         app._display = timed  # type: ignore[method-assign]
 
-    async def first(self, since: float, shows: Callable[[Any], bool], timeout: float = 30.0) -> float:
+    async def first(self, since: float, shows: Callable[[Any], bool],
+                    timeout: float = 30.0) -> float:
         """Seconds from `since` to the first frame after it where the cursor `shows(...)`."""
         deadline = time.monotonic() + timeout
         seen = len(self.frames)
@@ -144,7 +145,8 @@ async def measure(url: str, key: str, seconds: float, shots: Path | None) -> lis
     return samples
 
 
-async def page_through(url: str, key: str) -> tuple[list[float], list[float], list[float], list[float], float]:
+async def page_through(url: str, key: str) -> tuple[list[float], list[float], list[float],
+                                                    list[float], float]:
     """Page-down latencies from the newest run to the oldest, the waits at the last (or first)
     loaded row for the next page, then page-up latencies all the way back (the table holds a
     window of rows: going back reads the newer pages again), and the seconds to the oldest."""
@@ -162,7 +164,8 @@ async def page_through(url: str, key: str) -> tuple[list[float], list[float], li
         started = time.perf_counter()
         while not (view.next_page is None and table.cursor_row >= table.row_count - 1):
             here = key_at(table, table.cursor_row)
-            if table.cursor_row >= table.row_count - 1:  # at the last loaded row: the next page is on its way
+            # at the last loaded row: the next page is on its way
+            if table.cursor_row >= table.row_count - 1:
                 t = time.perf_counter()
                 while key_at(table, table.row_count - 1) == here and view.next_page is not None:
                     if time.perf_counter() - t > 30:
@@ -199,11 +202,13 @@ def summary(name: str, samples: list[float]) -> str:
 def fill(d: DaemonProcess, total: int) -> float:
     """`total` runs that stay QUEUED (their queue is paused), by batch trigger; seconds taken."""
     d.wait_status(d.trigger("hello", {}))  # the queue exists once a run used it
-    d.api("POST", "/api/v1/queues/hello/pause", json={"type": "task", "action": "pause"}).raise_for_status()
+    d.api("POST", "/api/v1/queues/hello/pause",
+          json={"type": "task", "action": "pause"}).raise_for_status()
     api = SyncApiClient(d.url, d.key)
     started = time.monotonic()
     for first in range(0, total, 500):
-        api.batch_trigger([{"task": "hello", "payload": "{}"} for _ in range(min(500, total - first))])
+        api.batch_trigger([{"task": "hello", "payload": "{}"}
+                           for _ in range(min(500, total - first))])
     return time.monotonic() - started
 
 
@@ -225,8 +230,8 @@ def run_load(d: DaemonProcess, args: argparse.Namespace) -> None:
     elapsed = time.monotonic() - started
     cpu1 = cpu_s(me), cpu_s(daemon_pid)
     done = d.api("GET", "/api/v1/local/status").json().get("runs", {}).get("COMPLETED", 0)
-    print(f"load: {sent.value} runs triggered in {elapsed:.1f}s ({sent.value / elapsed:.0f}/s), {done} completed "
-          f"({done / elapsed:.0f}/s)")
+    print(f"load: {sent.value} runs triggered in {elapsed:.1f}s ({sent.value / elapsed:.0f}/s), "
+          f"{done} completed ({done / elapsed:.0f}/s)")
     print(f"CPU over the run: dashboard {cpu1[0] - cpu0[0]:.1f}s, daemon {cpu1[1] - cpu0[1]:.1f}s "
           f"(of {elapsed:.1f}s wall); load average {os.getloadavg()[0]:.2f}")
     if samples:
@@ -237,7 +242,8 @@ def run_load(d: DaemonProcess, args: argparse.Namespace) -> None:
 
 def run_paging(d: DaemonProcess, args: argparse.Namespace) -> None:
     fill_s = fill(d, args.runs)
-    print(f"{args.runs} runs created by batch trigger in {fill_s:.1f}s (queue paused: they stay QUEUED)")
+    print(f"{args.runs} runs created by batch trigger in {fill_s:.1f}s (queue paused: they stay "
+          "QUEUED)")
     downs, fetches, ups, fetches_up, elapsed = asyncio.run(page_through(d.url, d.key))
     print(f"page-down from the newest to the oldest of {args.runs + 1} runs: {elapsed:.1f}s, "
           f"{len(fetches)} waits at the last loaded row")
@@ -253,7 +259,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--runs", type=int, help="page through this many runs instead (no load)")
-    parser.add_argument("--no-dashboard", action="store_true", help="the load alone, for comparison")
+    parser.add_argument("--no-dashboard", action="store_true",
+                        help="the load alone, for comparison")
     parser.add_argument("--screenshots", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

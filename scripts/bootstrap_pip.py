@@ -31,7 +31,8 @@ def newest_wheel() -> tuple[str, str, str]:
     for file in release["urls"]:
         if file["packagetype"] == "bdist_wheel" and file["filename"].endswith("-py3-none-any.whl"):
             # a mirror may answer with URLs relative to the JSON document
-            return file["filename"], urllib.parse.urljoin(INDEX, file["url"]), file["digests"]["sha256"]
+            url = urllib.parse.urljoin(INDEX, file["url"])
+            return file["filename"], url, file["digests"]["sha256"]
     raise RuntimeError(f"no pip wheel in {INDEX}")
 
 

@@ -60,7 +60,8 @@ def make_runs(d: DaemonProcess) -> str:
         assert time.monotonic() < deadline, "the order run never made its token"
         time.sleep(0.1)  # polling a demo's progress, not synchronising a test
     token = d.run(order)["metadata"]["token"]
-    while not d.api("GET", f"/api/v1/runs/{order}/trace").json()["checkpoints"] and time.monotonic() < deadline:
+    trace = f"/api/v1/runs/{order}/trace"
+    while not d.api("GET", trace).json()["checkpoints"] and time.monotonic() < deadline:
         time.sleep(0.1)  # until CRIU froze it (or give up where it cannot)
     d.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": {"by": "grace"}})
     d.wait_status(order)
@@ -101,14 +102,17 @@ def tmux(d: DaemonProcess) -> None:
     server = ["tmux", "-L", f"tui-screenshots-{os.getpid()}"]
     for n, (width, height, keys, what) in enumerate(VIEWS):
         name = f"tui-{n}"
-        subprocess.run([*server, "new-session", "-d", "-s", name, "-x", str(width), "-y", str(height),
-                        f"{sys.executable} -m trigger_local dashboard; sleep 30"], env=env, check=True)
+        subprocess.run([*server, "new-session", "-d", "-s", name, "-x", str(width), "-y",
+                        str(height),
+                        f"{sys.executable} -m trigger_local dashboard; sleep 30"], env=env,
+                       check=True)
         try:
             time.sleep(3)  # a person waiting for the screen, not a test synchronising
             for key in keys:
                 subprocess.run([*server, "send-keys", "-t", name, key], check=True)
                 time.sleep(2)
-            shot = subprocess.run([*server, "capture-pane", "-p", "-t", name], capture_output=True, text=True)
+            shot = subprocess.run([*server, "capture-pane", "-p", "-t", name], capture_output=True,
+                                  text=True)
             print(f"--- {width}x{height}: {what} ---\n{shot.stdout}")
         finally:
             subprocess.run([*server, "kill-session", "-t", name], check=False)

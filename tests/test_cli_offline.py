@@ -37,7 +37,8 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize("args", [["runs", "ls"], ["runs", "show", "run_x"], ["status"],
-                                  ["trigger", "hello", "--payload", "{}"], ["queues", "ls", "--json"],
+                                  ["trigger", "hello", "--payload", "{}"],
+                                  ["queues", "ls", "--json"],
                                   ["tokens", "complete", "waitpoint_x", "--data", "1"]])
 def test_daemon_not_running_exits_1_with_how_to_start_it(args: list[str]) -> None:
     result = runner.invoke(app, args)
@@ -47,7 +48,8 @@ def test_daemon_not_running_exits_1_with_how_to_start_it(args: list[str]) -> Non
     assert result.stdout == ""
 
 
-def test_daemon_json_address_is_named_in_the_hint(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_daemon_json_address_is_named_in_the_hint(isolated: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRIGGER_API_URL")
     isolated.mkdir(parents=True)
     url = f"http://127.0.0.1:{free_port()}"
@@ -142,7 +144,8 @@ def test_doctor_json_is_one_document(isolated: Path) -> None:
     assert result.exit_code == (0 if document["ok"] else 1)
 
 
-def test_dev_outside_a_project_says_to_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dev_outside_a_project_says_to_init(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["dev"])
     assert result.exit_code == 1
@@ -203,7 +206,8 @@ def test_help_shows_no_type_after_flags(path: tuple[str, ...]) -> None:
 def test_a_span_shorter_than_a_millisecond_says_so() -> None:
     from trigger_local.cli.render import log_line
 
-    entry = {"at": "2026-01-01T00:00:00Z", "level": "info", "message": "shout", "kind": "span", "durationMs": 0}
+    entry = {"at": "2026-01-01T00:00:00Z", "level": "info", "message": "shout", "kind": "span",
+             "durationMs": 0}
     assert log_line(entry).plain.endswith("span shout (<1ms)")
     assert log_line({**entry, "durationMs": 1500}).plain.endswith("span shout (1.5s)")
     assert log_line({**entry, "durationMs": None}).plain.endswith("span shout (…)")  # still open

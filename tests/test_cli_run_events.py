@@ -39,13 +39,15 @@ def test_stack_tail_keeps_the_users_frames_without_carets() -> None:
     tail = stack_tail(STACK)
     assert tail.splitlines() == [
         'File "/home/ada/proj/trigger/tasks.py", line 12, in always_fails', "  check(payload)",
-        'File "/home/ada/proj/trigger/tasks.py", line 8, in check', '  raise ValueError("never good enough")']
+        'File "/home/ada/proj/trigger/tasks.py", line 8, in check',
+        '  raise ValueError("never good enough")']
     assert stack_tail(STACK, frames=1).startswith('File "/home/ada/proj/trigger/tasks.py", line 8')
     assert stack_tail("") == "" and stack_tail(None) == ""
 
 
 def test_final_failure_shows_the_error_then_the_frames() -> None:
-    text = final_text({"status": "FAILED", "error": {"name": "ValueError", "message": "never good enough",
+    text = final_text({"status": "FAILED", "error": {"name": "ValueError",
+                                                     "message": "never good enough",
                                                      "stackTrace": STACK}})
     assert text.plain.startswith("FAILED: ValueError: never good enough\n    File ")
     assert final_text({"status": "COMPLETED"}).plain == "COMPLETED"
@@ -55,9 +57,12 @@ def test_interrupted_and_started_again_read_as_such() -> None:
     lines = StatusLines(NoApi())  # type: ignore[arg-type]
     interrupted = lines.describe({"type": "run.interrupted", "runId": "run_1",
                                   "data": {"status": "QUEUED", "reason": "the daemon stopped"}})
-    assert interrupted is not None and interrupted.plain.startswith("interrupted (the daemon stopped)")
+    assert (interrupted is not None
+            and interrupted.plain.startswith("interrupted (the daemon stopped)"))
     again = lines.describe({"type": "run.executing", "runId": "run_1",
                             "data": {"status": "EXECUTING", "from": "DEQUEUED", "attempt": 2,
                                      "interrupted_by": "the daemon stopped"}})
-    assert again is not None and again.plain.startswith("started again after an interruption (attempt 2")
-    assert lines.describe({"type": "run.queued", "runId": "run_1", "data": {"status": "QUEUED"}}) is None
+    assert (again is not None
+            and again.plain.startswith("started again after an interruption (attempt 2"))
+    assert lines.describe({"type": "run.queued", "runId": "run_1",
+                           "data": {"status": "QUEUED"}}) is None

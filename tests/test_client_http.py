@@ -35,8 +35,8 @@ from trigger_local.sdk.management import runs
 
 KEY = "tr_dev_testkey"
 RUNS = {
-    "run_ok": {"id": "run_ok", "status": "COMPLETED", "taskIdentifier": "hello", "output": {"message": "Hi"},
-               "tags": [], "isCompleted": True, "durationMs": 12},
+    "run_ok": {"id": "run_ok", "status": "COMPLETED", "taskIdentifier": "hello",
+               "output": {"message": "Hi"}, "tags": [], "isCompleted": True, "durationMs": 12},
     "run_bad": {"id": "run_bad", "status": "FAILED", "taskIdentifier": "hello", "tags": [],
                 "error": {"name": "RuntimeError", "message": "boom", "stackTrace": "Traceback..."}},
 }
@@ -74,16 +74,19 @@ class Stub:
         if path.endswith("/trigger"):
             return _json({"id": "run_bad" if "fail" in path else "run_ok", "isCached": False})
         if path == "/api/v1/tasks/batch":
-            return _json({"id": "batch_1", "isCached": False, "runs": [{"id": "run_a"}, {"id": "run_b"}]})
+            return _json({"id": "batch_1", "isCached": False,
+                          "runs": [{"id": "run_a"}, {"id": "run_b"}]})
         if path.startswith("/api/v3/runs/"):
             run = RUNS.get(path.rsplit("/", 1)[1])
-            return _json(run) if run else _json({"error": "Run not found", "code": "not_found"}, 404)
+            return _json(run) if run else _json({"error": "Run not found", "code": "not_found"},
+                                                404)
         if path == "/api/v1/runs":
             return _json({"data": list(RUNS.values()), "pagination": {}})
         if path.endswith("/reschedule"):
             return _json({"error": "Invalid delay 'soon'", "code": "invalid"}, 422)
         if path.startswith("/api/v1/queues/"):
-            if entry["query"].get("type") == "task" or entry["body"] and entry["body"]["type"] == "task":
+            body = entry["body"]
+            if entry["query"].get("type") == "task" or body and body["type"] == "task":
                 return _json({"error": "queue-not-found"}, 404)
             return _json({"id": "queue_1", "name": "my/queue", "type": "custom", "running": 0,
                           "queued": 2, "paused": False, "concurrencyLimit": None})
@@ -101,7 +104,8 @@ def stub() -> Iterator[tuple[Stub, str]]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)  # listening before the thread starts: requests queue instead of failing
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), log_level="warning",
+                                           lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     yield stub, f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -187,14 +191,16 @@ def test_connection_refused_is_daemon_not_running() -> None:
 
 def test_trigger_body_and_batch_answer(stub: tuple[Stub, str], api: SyncApiClient) -> None:
     server = stub[0]
-    api.trigger("hello", '{"a":1}', "application/json", {"queue": "q", "tags": "t", "idempotency_key": "k"})
+    api.trigger("hello", '{"a":1}', "application/json", {"queue": "q", "tags": "t",
+                                                         "idempotency_key": "k"})
     body, headers = server.requests[-1]["body"], server.requests[-1]["headers"]
     assert body["payload"] == '{"a":1}'
     assert body["options"]["queue"] == {"name": "q"} and body["options"]["tags"] == ["t"]
     assert len(body["options"]["idempotencyKey"]) == 64
     assert body["options"]["idempotencyKeyOptions"]["key"] == "k"
     assert "x-trigger-request-idempotency-key" in headers
-    batch = api.batch_trigger([{"task": "hello", "payload": "1"}, {"task": "hello", "payload": "2"}])
+    batch = api.batch_trigger([{"task": "hello", "payload": "1"},
+                               {"task": "hello", "payload": "2"}])
     assert batch == {"batchId": "batch_1", "runs": ["run_a", "run_b"]}
 
 
@@ -231,7 +237,8 @@ def test_cli_unknown_task_lists_the_known_ones(stub: tuple[Stub, str], home: Pat
     assert "hello, slow" in result.stderr and "trigger-local dev" in result.stderr
 
 
-def test_cli_trigger_wait_prints_output_and_fails_on_failed_runs(stub: tuple[Stub, str], home: Path) -> None:
+def test_cli_trigger_wait_prints_output_and_fails_on_failed_runs(
+        stub: tuple[Stub, str], home: Path) -> None:
     write_daemon_home(home, stub[1])
     ok = runner.invoke(cli, ["trigger", "hello", "--payload", '{"name": "Ada"}', "--wait"])
     assert ok.exit_code == 0, ok.stderr
@@ -243,8 +250,10 @@ def test_cli_trigger_wait_prints_output_and_fails_on_failed_runs(stub: tuple[Stu
 
 @pytest.mark.parametrize("args", [["runs", "ls", "--json"], ["runs", "show", "run_ok", "--json"],
                                   ["queues", "show", "my/queue", "--json"],
-                                  ["trigger", "hello", "--json"], ["trigger", "hello", "--wait", "--json"]])
-def test_cli_json_is_one_document_on_stdout(stub: tuple[Stub, str], home: Path, args: list[str]) -> None:
+                                  ["trigger", "hello", "--json"],
+                                  ["trigger", "hello", "--wait", "--json"]])
+def test_cli_json_is_one_document_on_stdout(stub: tuple[Stub, str], home: Path,
+                                            args: list[str]) -> None:
     write_daemon_home(home, stub[1])
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.stderr

@@ -41,7 +41,8 @@ def test_the_command_says_how_to_start_a_daemon_and_exits_1(dead_url: str) -> No
     assert result.stdout == ""
 
 
-async def test_the_app_exits_1_when_its_first_contact_fails(dead_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_the_app_exits_1_when_its_first_contact_fails(
+        dead_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     app = Dashboard(ApiClient(dead_url, "tr_dev_x"))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()

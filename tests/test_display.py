@@ -59,7 +59,8 @@ def test_statuses_and_their_colours_are_defined_in_one_place() -> None:
         if path in homes:
             continue
         source = path.read_text(encoding="utf-8")
-        for pattern in (r"[\"']SYSTEM_FAILURE[\"']", r"[\"']PENDING_VERSION[\"']", r"^\s*STATUS_STYLES\s*="):
+        for pattern in (r"[\"']SYSTEM_FAILURE[\"']", r"[\"']PENDING_VERSION[\"']",
+                        r"^\s*STATUS_STYLES\s*="):
             if re.search(pattern, source, re.MULTILINE):
                 found.append(f"{path.relative_to(ROOT)}: {pattern}")
     assert found == []
@@ -80,7 +81,8 @@ def test_tables_show_the_time_of_day_for_today_and_the_date_otherwise() -> None:
     now = datetime(2025, 3, 4, 15, 0).astimezone()
     assert table_time(now.replace(hour=9, minute=5, second=7).isoformat(), now) == "09:05:07"
     assert table_time((now - timedelta(days=1)).isoformat(), now) == "2025-03-03 15:00"
-    assert table_time(None, now) == display.MISSING and table_time("not a date", now) == display.MISSING
+    assert (table_time(None, now) == display.MISSING
+            and table_time("not a date", now) == display.MISSING)
     # the API's UTC "Z" dates are shown in local time
     utc = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     assert detail_time(utc) == "2025-03-04 15:00:00" and table_time(utc, now) == "15:00:00"
@@ -102,11 +104,13 @@ def test_a_queue_without_a_limit_shows_the_same_symbol_in_the_cli() -> None:
 def test_schedules_show_their_next_run_in_local_time_like_other_tables() -> None:
     next_run = (datetime.now().astimezone() + timedelta(days=2)).replace(microsecond=0)
     iso_utc = next_run.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    row = {"id": "sched_1", "task": "nightly", "type": "DECLARATIVE", "generator": {"expression": "0 3 * * *"},
+    row = {"id": "sched_1", "task": "nightly", "type": "DECLARATIVE",
+           "generator": {"expression": "0 3 * * *"},
            "timezone": "UTC", "nextRun": iso_utc, "active": True}
     shown = printed(schedules_table([row]))
     assert next_run.strftime("%Y-%m-%d %H:%M") in shown and iso_utc not in shown
 
 
 def test_the_runs_filter_knows_every_status_word() -> None:
-    assert tui_runs.parse_filter("waiting hello status:failed") == ({"status": ["WAITING", "FAILED"]}, "hello")
+    parsed = tui_runs.parse_filter("waiting hello status:failed")
+    assert parsed == ({"status": ["WAITING", "FAILED"]}, "hello")

@@ -50,7 +50,8 @@ def _code_snippets(text: str) -> list[tuple[int, str]]:
     joined = "\n".join(line for _, line in prose)
     starts = [number for number, _ in prose]
     for match in re.finditer(r"`([^`]+)`", joined):
-        snippets.append((starts[joined.count("\n", 0, match.start())], match.group(1).replace("\n", " ")))
+        snippets.append((starts[joined.count("\n", 0, match.start())],
+                         match.group(1).replace("\n", " ")))
     return snippets
 
 
@@ -58,7 +59,8 @@ def doc_commands() -> list[DocCommand]:
     found = []
     for path in DOCS:
         for number, code in _code_snippets(path.read_text()):
-            for part in re.split(r"&&|;|\s#", code):  # `... pause hello && trigger-local queues resume hello`
+            # `... pause hello && trigger-local queues resume hello`
+            for part in re.split(r"&&|;|\s#", code):
                 for match in CALL.finditer(part):
                     text = match.group(1).split("`")[0].strip()
                     found.append(DocCommand(f"{path.relative_to(ROOT)}:{number}", text))
@@ -104,10 +106,11 @@ def resolve(text: str) -> list[tuple[list[str], set[str]]]:
                 skip = not getattr(option, "is_flag", False)
                 continue
             names = [w for w in word.split("|") if NAME.match(w)]
-            assert names, f"{word!r} where a command of `trigger-local {' '.join(path)}` is expected"
+            assert names, (f"{word!r} where a command of `trigger-local {' '.join(path)}` is "
+                           "expected")
             for name in names:
-                assert name in subcommands, (f"`trigger-local {' '.join([*path, name])}` is not a command "
-                                             f"(known: {', '.join(sorted(subcommands))})")
+                assert name in subcommands, (f"`trigger-local {' '.join([*path, name])}` is not a "
+                                             f"command (known: {', '.join(sorted(subcommands))})")
             parent, parent_path = command, list(path)
             if len(names) > 1:  # `runs ls|show|logs`: each is a leaf of the same group
                 found.extend(([*path, name], set()) for name in names)
@@ -117,10 +120,13 @@ def resolve(text: str) -> list[tuple[list[str], set[str]]]:
             command, path = subcommands[names[0]], [*path, names[0]]
         if command is None:
             # options and more alternatives after `ls|show|logs`: `[--follow]|cancel|replay`
-            unbracketed = re.sub(r"\[[^\]]*\]", " ", " ".join(leaf_words))  # `[--missed latest|all]`
+            # `[--missed latest|all]`
+            unbracketed = re.sub(r"\[[^\]]*\]", " ", " ".join(leaf_words))
             for word in unbracketed.split():
                 for name in (w for w in word.split("|") if NAME.match(w)):
-                    assert name in _subcommands(parent), f"`trigger-local {' '.join([*parent_path, name])}` is not a command"
+                    assert name in _subcommands(parent), ("`trigger-local "
+                                                          f"{' '.join([*parent_path, name])}` is "
+                                                          "not a command")
                     found.append(([*parent_path, name], set()))
             continue
         options = {m.group(0) for w in leaf_words for m in re.finditer(r"--[a-z][a-z0-9-]*", w)}
@@ -144,12 +150,14 @@ def test_doc_command_parses(command: DocCommand) -> None:
     assert paths, command
     for path, options in paths:
         result = runner.invoke(app, [*path, "--help"])
-        assert result.exit_code == 0, f"{command.where}: `trigger-local {' '.join(path)} --help` failed: {result.output}"
+        assert result.exit_code == 0, (f"{command.where}: `trigger-local {' '.join(path)} --help` "
+                                       f"failed: {result.output}")
         click_command = CLICK_ROOT
         for word in path:
             click_command = _subcommands(click_command)[word]
         unknown = options - _option_names(click_command)
-        assert not unknown, f"{command.where}: `trigger-local {' '.join(path)}` has no {', '.join(sorted(unknown))}"
+        assert not unknown, (f"{command.where}: `trigger-local {' '.join(path)}` has no "
+                             f"{', '.join(sorted(unknown))}")
 
 
 def test_a_command_that_does_not_exist_is_caught() -> None:
@@ -157,4 +165,6 @@ def test_a_command_that_does_not_exist_is_caught() -> None:
         resolve("daemon start")
     with pytest.raises(AssertionError, match="stop"):
         resolve("runs ls|stop")
-    assert ([["up"], {"--port", "--detach"}] in [list(p) for p in resolve("init | dev | up [--port 8030] [--detach]")])
+    assert ([["up"], {"--port", "--detach"}] in [list(p)
+                                                 for p in resolve("init | dev | up [--port 8030] "
+                                                                  "[--detach]")])

@@ -37,19 +37,22 @@ def test_the_docs_show_trigger_toml_examples() -> None:
     assert any(name.startswith("docs/configuration.md") for name in names), names
 
 
-@pytest.mark.parametrize(("name", "text"), trigger_toml_blocks(), ids=lambda v: v if "#" in str(v) else "")
+@pytest.mark.parametrize(("name", "text"), trigger_toml_blocks(), ids=lambda v: v if "#" in str(v)
+                         else "")
 def test_every_documented_trigger_toml_loads(tmp_path: Path, name: str, text: str) -> None:
     (tmp_path / "trigger.toml").write_text(text)
     config = load_project(tmp_path)
     data = tomllib.loads(text)
-    assert config.dirs == ([data["dirs"]] if isinstance(data.get("dirs"), str) else data.get("dirs", ["trigger"]))
+    assert config.dirs == ([data["dirs"]] if isinstance(data.get("dirs"), str)
+                           else data.get("dirs", ["trigger"]))
     assert config.retry == data.get("retry")
     assert config.machine == data.get("machine")
     if "max_duration" in data:
         assert config.max_duration is not None and config.max_duration >= 1
     assert config.build == data.get("build", {})
     if config.retry is not None:  # keys the doc puts in [retry] are retry keys, nothing else
-        assert set(config.retry) <= {"max_attempts", "factor", "min_timeout_s", "max_timeout_s", "randomize",
+        assert set(config.retry) <= {"max_attempts", "factor", "min_timeout_s", "max_timeout_s",
+                                     "randomize",
                                      "out_of_memory"}, f"{name}: {sorted(config.retry)}"
 
 

@@ -16,8 +16,8 @@ from trigger_local.errors import ValidationError
 from trigger_local.indexing import tasks_from_manifest
 from trigger_local.machines import next_machine, out_of_memory_machine
 from trigger_local.sdk import registry
+from trigger_local.sdk.registry import task
 from trigger_local.sdk.retry import Retry
-from trigger_local.sdk.tasks import task
 from trigger_local.store.models import COMPLETED, CRASHED, DELAYED, Run, TaskDef
 
 FAST = {"max_attempts": 3, "min_timeout_s": 1, "factor": 1, "randomize": False}

@@ -58,8 +58,8 @@ def within(name: str, prefix: str) -> bool:
 def test_the_checker_resolves_relative_imports() -> None:
     source = "import aiosqlite\nfrom ..store import Ops\nfrom .. import engine\nfrom .x import y\n"
     found = imported_modules(source, "trigger_local.cli.main", is_package=False)
-    assert {"aiosqlite", "trigger_local.store", "trigger_local.engine", "trigger_local.cli.x"} \
-        <= found
+    assert {"aiosqlite", "trigger_local.store", "trigger_local.engine",
+            "trigger_local.cli.x"} <= found
     found = imported_modules("from . import models", "trigger_local.store", is_package=True)
     assert "trigger_local.store.models" in found
 

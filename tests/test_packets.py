@@ -26,9 +26,10 @@ def test_encode_is_compact_json() -> None:
 
 def test_encode_handles_models_dates_and_sets() -> None:
     when = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
-    data, _ = packets.encode({"p": Point(x=1, when=when), "d": date(2024, 1, 2), "s": {3}, "t": (1, 2)})
-    assert json.loads(data or "") == {"p": {"x": 1, "when": "2024-01-02T03:04:05Z"}, "d": "2024-01-02",
-                                      "s": [3], "t": [1, 2]}
+    data, _ = packets.encode({"p": Point(x=1, when=when), "d": date(2024, 1, 2), "s": {3},
+                              "t": (1, 2)})
+    assert json.loads(data or "") == {"p": {"x": 1, "when": "2024-01-02T03:04:05Z"},
+                                      "d": "2024-01-02", "s": [3], "t": [1, 2]}
 
 
 def test_encode_refuses_what_json_cannot_hold() -> None:
@@ -78,8 +79,8 @@ class TestMetadataOperations:
         ]
         start = {"gone": 1, "n": 1, "text": "x", "list": ["a", "b"], "scalar": 1, "drop": [1, 2, 1]}
         assert packets.apply_metadata_operations(start, ops) == {
-            "a": 1, "n": 3, "fresh": 1, "text": 5, "list": ["a", "b", "c"], "scalar": [1, 2], "new": ["x"],
-            "drop": [2], "u": True}
+            "a": 1, "n": 3, "fresh": 1, "text": 5, "list": ["a", "b", "c"], "scalar": [1, 2],
+            "new": ["x"], "drop": [2], "u": True}
 
     def test_the_input_is_not_mutated(self) -> None:
         start = {"list": [1], "n": 1}

@@ -40,7 +40,8 @@ def test_init_writes_a_ref_of_its_own_for_each_project(tmp_path: Path) -> None:
     runner = CliRunner()
     for name in ("shop", "blog"):
         assert runner.invoke(app, ["init", str(tmp_path / name)]).exit_code == 0
-    assert [load_project(tmp_path / name).project for name in ("shop", "blog")] == ["proj_shop", "proj_blog"]
+    assert [load_project(tmp_path / name).project
+            for name in ("shop", "blog")] == ["proj_shop", "proj_blog"]
     assert 'project = "proj_shop"' in (tmp_path / "shop" / "trigger.toml").read_text()
 
 

@@ -99,7 +99,8 @@ class DaemonStub:
 
     async def complete(self, request: Request) -> JSONResponse:
         rid, body = request.path_params["rid"], await request.json()
-        self.next_requests.append(body.pop("next", None))  # complete-and-take-next (not served here)
+        # complete-and-take-next (not served here)
+        self.next_requests.append(body.pop("next", None))
         if rid in self.conflict_runs:
             return JSONResponse({"error": "attempt is not current", "code": "conflict"}, 409)
         self.completions.append((rid, body))
@@ -110,9 +111,9 @@ class DaemonStub:
         rid, body = request.path_params["rid"], await request.json()
         wp = body.get("waitpointId") or f"wp_duration_{len(self.calls)}"
         await self._record("wait", rid, body)
-        plan = self.wait_plans.get(wp, {"action": "continue", "result": {"ok": True, "status": "COMPLETED",
-                                                                          "output": None,
-                                                                          "outputType": "application/json"}})
+        done = {"ok": True, "status": "COMPLETED", "output": None,
+                "outputType": "application/json"}
+        plan = self.wait_plans.get(wp, {"action": "continue", "result": done})
         if plan["action"] == "continue":
             return JSONResponse({"action": "continue", "waitpointId": wp, "result": plan["result"]})
         return JSONResponse({"action": plan["action"], "waitpointId": wp})
@@ -121,7 +122,8 @@ class DaemonStub:
         wp = request.path_params["wp"]
         await self._record("poll", request.path_params["rid"], wp)
         try:
-            await self.until(lambda: wp in self.done, float(request.query_params.get("wait_s", "5")))
+            await self.until(lambda: wp in self.done,
+                             float(request.query_params.get("wait_s", "5")))
         except TimeoutError:
             return JSONResponse({"done": False})
         return JSONResponse({"done": True, "result": self.done[wp]})
@@ -200,4 +202,5 @@ async def test_stub_hands_out_assignments_then_retires(stub: DaemonStub) -> None
         first = (await http.get("/engine/v1/workers/w/next", params={"wait_s": 1})).json()
         assert first["assignment"]["run_id"] == "run_1"
         await stub.retire()
-        assert (await http.get("/engine/v1/workers/w/next", params={"wait_s": 1})).json() == {"retire": True}
+        assert (await http.get("/engine/v1/workers/w/next",
+                               params={"wait_s": 1})).json() == {"retire": True}

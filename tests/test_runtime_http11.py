@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 import pytest
 from test_runtime_daemon_stub import DaemonStub, serve_stub
 
+from trigger_local.errors import DaemonUnreachableError
 from trigger_local.runtime.http11 import StreamTransport
 from trigger_local.runtime.worker import RAN, Worker
 from trigger_local.sdk import registry
-from trigger_local.sdk.tasks import task
-from trigger_local.sdk.worker_client import DaemonUnreachableError, WorkerClient
+from trigger_local.sdk.registry import task
+from trigger_local.sdk.worker_client import WorkerClient
 
 
 @pytest.fixture
@@ -109,7 +110,8 @@ async def test_connection_close_is_honoured() -> None:
 
 
 async def test_nothing_listening_is_retried_until_the_orphan_timeout() -> None:
-    client = WorkerClient("http://127.0.0.1:9", orphan_timeout=0.2, transport=StreamTransport("http://127.0.0.1:9"))
+    client = WorkerClient("http://127.0.0.1:9", orphan_timeout=0.2,
+                          transport=StreamTransport("http://127.0.0.1:9"))
     with pytest.raises(DaemonUnreachableError, match="unreachable"):
         await client.next_assignment("w", "t", wait_s=1)
 

@@ -11,16 +11,17 @@ from pathlib import Path
 
 GOOD = """
     from pydantic import BaseModel
-    from trigger_local.sdk.registry import queue
+    from trigger_local.sdk.options import queue
     from trigger_local.sdk.retry import Retry
-    from trigger_local.sdk.tasks import schema_task, task
+    from trigger_local.sdk.registry import schema_task, task
 
     videos = queue("videos", concurrency_limit=2)
 
     class Resize(BaseModel):
         width: int
 
-    @task(id="convert", queue=videos, retry=Retry(max_attempts=4), max_duration=600, machine="small-2x")
+    @task(id="convert", queue=videos, retry=Retry(max_attempts=4), max_duration=600,
+          machine="small-2x")
     async def convert_video(payload, ctx):
         return payload
 
@@ -31,7 +32,7 @@ GOOD = """
 
 SHARES_QUEUE = """
     from trigger.videos import videos
-    from trigger_local.sdk.tasks import task
+    from trigger_local.sdk.registry import task
 
     @task(id="thumbnail", queue=videos)
     def thumbnail(payload, ctx):
@@ -45,11 +46,13 @@ def write(root: Path, rel: str, text: str) -> None:
     path.write_text(textwrap.dedent(text))
 
 
-def index(project: Path, dirs: list[str] | None = None) -> tuple[subprocess.CompletedProcess[str], dict]:
+def index(project: Path,
+          dirs: list[str] | None = None) -> tuple[subprocess.CompletedProcess[str], dict]:
     out = project / "manifest.json"
     env = {**os.environ, "TRIGGER_LOCAL_PROJECT_DIR": str(project),
            "TRIGGER_LOCAL_TASK_DIRS": json.dumps(dirs or ["trigger"])}
-    proc = subprocess.run([sys.executable, "-m", "trigger_local.runtime", "index", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "trigger_local.runtime", "index", "--out",
+                           str(out)],
                           cwd=project, env=env, capture_output=True, text=True, timeout=60)
     return proc, json.loads(out.read_text())
 
@@ -70,7 +73,8 @@ def test_index_writes_the_manifest_of_every_task(tmp_path: Path) -> None:
                                  "max_timeout_s": 60, "randomize": True},
                        "max_duration_s": 600.0, "machine": "small-2x", "schema": None,
                        "file": "trigger/videos.py", "export_name": "convert_video"}
-    assert tasks["thumbnail"]["queue"] == "videos" and tasks["thumbnail"]["queue_concurrency_limit"] == 2
+    assert (tasks["thumbnail"]["queue"] == "videos"
+            and tasks["thumbnail"]["queue_concurrency_limit"] == 2)
     assert tasks["thumbnail"]["file"] == "trigger/media/thumbs.py"
     resize = tasks["resize"]
     assert resize["queue"] == "task/resize" and not resize["queue_is_custom"]
@@ -98,14 +102,14 @@ def test_a_broken_module_fails_the_index_with_its_traceback(tmp_path: Path) -> N
 
 def test_duplicate_task_ids_are_an_index_error(tmp_path: Path) -> None:
     write(tmp_path, "trigger/a.py", """
-        from trigger_local.sdk.tasks import task
+        from trigger_local.sdk.registry import task
 
         @task(id="same")
         def first(payload):
             pass
     """)
     write(tmp_path, "trigger/b.py", """
-        from trigger_local.sdk.tasks import task
+        from trigger_local.sdk.registry import task
 
         @task(id="same")
         def second(payload):
@@ -119,8 +123,8 @@ def test_duplicate_task_ids_are_an_index_error(tmp_path: Path) -> None:
 
 def test_one_queue_name_with_two_limits_is_an_index_error(tmp_path: Path) -> None:
     write(tmp_path, "trigger/a.py", """
-        from trigger_local.sdk.registry import queue
-        from trigger_local.sdk.tasks import task
+        from trigger_local.sdk.options import queue
+        from trigger_local.sdk.registry import task
 
         @task(id="one", queue=queue("shared", concurrency_limit=1))
         def one(payload):
@@ -136,7 +140,7 @@ def test_one_queue_name_with_two_limits_is_an_index_error(tmp_path: Path) -> Non
 
 def test_dirs_that_are_not_identifiers_are_still_imported(tmp_path: Path) -> None:
     write(tmp_path, "my-tasks/hello.py", """
-        from trigger_local.sdk.tasks import task
+        from trigger_local.sdk.registry import task
 
         @task(id="hello")
         def hello(payload):

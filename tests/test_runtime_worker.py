@@ -18,7 +18,7 @@ from test_runtime_daemon_stub import DaemonStub, serve_stub
 from trigger_local.errors import AbortTaskRunError
 from trigger_local.runtime.worker import RAN, Worker
 from trigger_local.sdk import registry
-from trigger_local.sdk.tasks import schema_task, task
+from trigger_local.sdk.registry import schema_task, task
 from trigger_local.sdk.worker_client import WorkerClient
 
 
@@ -62,7 +62,8 @@ async def test_async_and_sync_tasks_complete_with_their_output(stub: DaemonStub)
         ("run_2", {"ok": True, "output": "42", "outputType": "application/json"}),
     ]
     ctx = seen["ctx"]
-    assert (ctx.run.id, ctx.run.tags, ctx.task.id, ctx.attempt.number) == ("run_1", ("t1",), "greet", 1)
+    assert (ctx.run.id, ctx.run.tags, ctx.task.id,
+            ctx.attempt.number) == ("run_1", ("t1",), "greet", 1)
     assert (ctx.queue.name, ctx.machine, ctx.version) == ("task/greet", "small-1x", "version_1")
     await worker.client.aclose()
 
@@ -179,7 +180,7 @@ async def test_real_work_process_runs_a_task_and_exits_when_retired(stub: Daemon
                                                                     tmp_path: Path) -> None:
     (tmp_path / "trigger").mkdir()
     (tmp_path / "trigger" / "hello.py").write_text(textwrap.dedent("""
-        from trigger_local.sdk.tasks import task
+        from trigger_local.sdk.registry import task
         from trigger_local.sdk.logger import logger
 
         @task(id="hello")
@@ -187,11 +188,12 @@ async def test_real_work_process_runs_a_task_and_exits_when_retired(stub: Daemon
             logger.info("greeting", name=payload["name"])
             return f"hello {payload['name']}"
     """))
-    env = {**os.environ, "TRIGGER_LOCAL_DAEMON_URL": stub.url, "TRIGGER_LOCAL_WORKER_ID": "worker_1",
+    env = {**os.environ, "TRIGGER_LOCAL_DAEMON_URL": stub.url,
+           "TRIGGER_LOCAL_WORKER_ID": "worker_1",
            "TRIGGER_LOCAL_WORKER_TOKEN": "wtok", "TRIGGER_LOCAL_PROJECT_DIR": str(tmp_path),
            "TRIGGER_LOCAL_TASK_DIRS": json.dumps(["trigger"])}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "trigger_local.runtime", "work",
-                                                cwd=tmp_path, env=env,
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "trigger_local.runtime",
+                                                "work", cwd=tmp_path, env=env,
                                                 stderr=asyncio.subprocess.PIPE)
     stub.assign("run_1", "hello", '{"name":"Ada"}')
     await stub.until(lambda: len(stub.completions) == 1, deadline_s=20)

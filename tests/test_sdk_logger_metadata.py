@@ -17,7 +17,7 @@ import pytest
 from trigger_local.sdk.context import Context, RunState, enter_run, exit_run
 from trigger_local.sdk.logger import logger
 from trigger_local.sdk.metadata import metadata
-from trigger_local.sdk.registry import create_idempotency_key
+from trigger_local.sdk.options import create_idempotency_key
 from trigger_local.sdk.worker_client import WorkerClient
 
 
@@ -50,8 +50,10 @@ class RecordingTransport:
 @pytest.fixture
 async def run():
     transport = RecordingTransport()
-    state = RunState(run_id="run_1", attempt=2, token="tok", client=WorkerClient("http://x", transport=transport),
-                     loop=asyncio.get_running_loop(), ctx=Context.from_assignment({"run_id": "run_1", "task_id": "t"}),
+    state = RunState(run_id="run_1", attempt=2, token="tok",
+                     client=WorkerClient("http://x", transport=transport),
+                     loop=asyncio.get_running_loop(),
+                     ctx=Context.from_assignment({"run_id": "run_1", "task_id": "t"}),
                      metadata={"existing": True})
     token = enter_run(state)
     yield state, transport
@@ -101,7 +103,8 @@ async def test_logs_are_sent_in_a_burst_within_200_ms(run) -> None:
         logger.debug(f"line {i}")
     assert transport.requests == []
     await transport.until(lambda: transport.bodies("/logs"))
-    assert [e["message"] for e in transport.bodies("/logs")[0]["entries"]] == ["line 0", "line 1", "line 2"]
+    assert [e["message"]
+            for e in transport.bodies("/logs")[0]["entries"]] == ["line 0", "line 1", "line 2"]
 
 
 async def test_a_hundred_entries_are_sent_without_waiting_for_the_timer(run) -> None:
@@ -123,18 +126,22 @@ async def test_spans_nest_and_logs_name_their_span(run) -> None:
         raise ValueError("nope")
     await state.flush()
     entries = {e["message"]: e for e in transport.bodies("/logs")[0]["entries"]}
-    assert entries["inside outer"]["parentSpanId"] == outer.id and entries["inside outer"]["level"] == "warn"
+    assert (entries["inside outer"]["parentSpanId"] == outer.id
+            and entries["inside outer"]["level"] == "warn")
     assert entries["inside inner"]["parentSpanId"] == inner.id
     assert entries["inner"]["kind"] == "span" and entries["inner"]["parentSpanId"] == outer.id
     assert entries["outer"]["parentSpanId"] is None and entries["outer"]["spanId"] == outer.id
     assert entries["outer"]["attributes"] == {"step": 1, "done": True}
-    assert entries["outer"]["endedAt"] >= entries["inner"]["endedAt"] >= entries["inner"]["at"] >= entries["outer"]["at"]
-    assert entries["failing"]["level"] == "error" and "ValueError: nope" in entries["failing"]["attributes"]["error"]
+    outer_, inner = entries["outer"], entries["inner"]
+    assert outer_["endedAt"] >= inner["endedAt"] >= inner["at"] >= outer_["at"]
+    assert (entries["failing"]["level"] == "error"
+            and "ValueError: nope" in entries["failing"]["attributes"]["error"])
 
 
 async def test_idempotency_keys_inside_a_run_are_scoped(run) -> None:
     assert create_idempotency_key("my-key") == hashlib.sha256(b"my-key-run_1").hexdigest()
-    assert create_idempotency_key("my-key", scope="attempt") == hashlib.sha256(b"my-key-run_1-2").hexdigest()
+    by_attempt = hashlib.sha256(b"my-key-run_1-2").hexdigest()
+    assert create_idempotency_key("my-key", scope="attempt") == by_attempt
     assert create_idempotency_key("my-key", scope="global") == hashlib.sha256(b"my-key").hexdigest()
 
 

@@ -11,7 +11,7 @@ import pytest
 from trigger_local import ScheduledPayload, queue, schedules, task
 from trigger_local.errors import ValidationError
 from trigger_local.sdk import registry
-from trigger_local.sdk.registry import trigger_options
+from trigger_local.sdk.options import trigger_options
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +28,8 @@ def test_schedules_task_manifest_carries_its_crons() -> None:
     @schedules.task(id="imperative-only")
     async def other(payload: ScheduledPayload) -> None: ...
 
-    assert daily.manifest()["schedule"] == {"crons": ["0 9 * * 1-5", "0 10 * * 0,6"], "timezone": "Europe/Paris"}
+    assert daily.manifest()["schedule"] == {"crons": ["0 9 * * 1-5", "0 10 * * 0,6"],
+                                            "timezone": "Europe/Paris"}
     assert other.manifest()["schedule"] == {"crons": [], "timezone": "UTC"}
 
 
@@ -65,5 +66,6 @@ def test_rate_limit_on_a_task_or_its_queue() -> None:
 
 
 def test_debounce_option_goes_out_in_camel_case() -> None:
-    options = trigger_options({"debounce": {"key": "u1", "delay": 5, "mode": "trailing", "max_delay": "1m"}})
+    options = trigger_options({"debounce": {"key": "u1", "delay": 5, "mode": "trailing",
+                                            "max_delay": "1m"}})
     assert options["debounce"] == {"key": "u1", "delay": "5s", "mode": "trailing", "maxDelay": "1m"}

@@ -12,17 +12,17 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from trigger_local.errors import ValidationError
+from trigger_local.errors import DuplicateTaskIdError, ValidationError
 from trigger_local.sdk import registry
-from trigger_local.sdk.registry import (
-    DuplicateTaskIdError,
+from trigger_local.sdk.options import (
     create_idempotency_key,
     idempotency_keys,
     queue,
     trigger_options,
 )
+from trigger_local.sdk.registry import schema_task, task
 from trigger_local.sdk.retry import Retry
-from trigger_local.sdk.tasks import schema_task, task, tasks
+from trigger_local.sdk.tasks import tasks
 
 
 @pytest.fixture(autouse=True)
@@ -73,13 +73,15 @@ def test_redefining_the_same_function_replaces_it() -> None:
 def test_manifest_of_a_task_on_a_shared_queue() -> None:
     videos = queue("videos", concurrency_limit=2)
 
-    @task(id="convert", queue=videos, retry=Retry(max_attempts=5), max_duration="10m", machine="small-2x")
+    @task(id="convert", queue=videos, retry=Retry(max_attempts=5), max_duration="10m",
+          machine="small-2x")
     def convert(payload, ctx):
         pass
 
     m = convert.manifest()
     assert m["queue"] == "videos" and m["queue_concurrency_limit"] == 2 and m["queue_is_custom"]
-    assert m["max_duration_s"] == 600 and m["machine"] == "small-2x" and m["retry"]["max_attempts"] == 5
+    assert (m["max_duration_s"] == 600 and m["machine"] == "small-2x"
+            and m["retry"]["max_attempts"] == 5)
     assert m["file"].endswith("test_sdk_tasks.py") and m["export_name"] == "convert"
 
 
@@ -89,7 +91,8 @@ def test_default_queue_is_the_tasks_own() -> None:
         pass
 
     m = solo.manifest()
-    assert (m["queue"], m["queue_is_custom"], m["retry"], m["schema"]) == ("task/solo", False, None, None)
+    assert (m["queue"], m["queue_is_custom"], m["retry"],
+            m["schema"]) == ("task/solo", False, None, None)
 
 
 class Item(BaseModel):
@@ -195,8 +198,8 @@ async def test_trigger_outside_a_task_goes_through_the_management_client(managem
     assert sync.calls[0][1][1] == '"text"'
     batch = await tasks.batch_trigger("hello", [1, {"payload": 2, "options": {"priority": 5}}])
     assert (batch.batch_id, batch.runs) == ("batch_1", ["run_a", "run_b"])
-    assert aio.calls[1][1][1] == {"task": "hello", "payload": "2", "payloadType": "application/json",
-                                  "options": {"priority": 5}}
+    assert aio.calls[1][1][1] == {"task": "hello", "payload": "2",
+                                  "payloadType": "application/json", "options": {"priority": 5}}
     assert hello.batch_trigger_sync([{"payload": 1}]).runs == ["run_a", "run_b"]
 
 

@@ -15,7 +15,8 @@ from trigger_local.runtime.worker import Worker
 from trigger_local.sdk import registry
 from trigger_local.sdk.logger import logger
 from trigger_local.sdk.metadata import metadata
-from trigger_local.sdk.tasks import task, tasks
+from trigger_local.sdk.registry import task
+from trigger_local.sdk.tasks import tasks
 from trigger_local.sdk.waits import wait
 from trigger_local.sdk.worker_client import WorkerClient
 
@@ -60,7 +61,8 @@ async def test_wait_for_sends_a_duration_wait_and_flushes_logs_first(stub: Daemo
     start = datetime.now(UTC)
     await run_one(stub, "sleepy")
     kinds = [k for k, _, _ in stub.calls]
-    assert kinds.index("logs") < kinds.index("wait") and kinds.index("metadata") < kinds.index("wait")
+    assert (kinds.index("logs") < kinds.index("wait")
+            and kinds.index("metadata") < kinds.index("wait"))
     body = stub.of_kind("wait")[0]
     assert body["kind"] == "duration" and body["idempotencyKey"] == "a-b"
     until = datetime.fromisoformat(body["until"])
@@ -80,7 +82,8 @@ async def test_token_wait_is_held_then_polled_until_completed(stub: DaemonStub) 
     worker_run = asyncio.create_task(run_one(stub, "approve"))
     await stub.until(lambda: stub.of_kind("poll"))
     await stub.complete_waitpoint("waitpoint_tok1", {"ok": True, "status": "COMPLETED",
-                                                     "output": '{"by":"ada"}', "outputType": "application/json"})
+                                                     "output": '{"by":"ada"}',
+                                                     "outputType": "application/json"})
     await worker_run
     assert stub.of_kind("tokens") == [{"timeout": "600s", "tags": ["approval"]}]
     assert output(stub) == '{"token":"waitpoint_tok1","approved":{"by":"ada"}}'
@@ -125,7 +128,8 @@ async def test_final_result_abandons_the_attempt_without_completing(stub: Daemon
 
 async def test_checkpoint_wait_polls_with_fresh_connections(stub: DaemonStub) -> None:
     stub.wait_plans["wp_k"] = {"action": "checkpoint"}
-    stub.done["wp_k"] = {"ok": True, "status": "COMPLETED", "output": "7", "outputType": "application/json"}
+    stub.done["wp_k"] = {"ok": True, "status": "COMPLETED", "output": "7",
+                         "outputType": "application/json"}
 
     @task(id="frozen")
     async def frozen(payload, ctx):
@@ -135,7 +139,8 @@ async def test_checkpoint_wait_polls_with_fresh_connections(stub: DaemonStub) ->
     assert output(stub) == "7"
 
 
-async def test_trigger_and_wait_decodes_the_child_output_and_unwrap_raises_on_failure(stub: DaemonStub) -> None:
+async def test_trigger_and_wait_decodes_the_child_output_and_unwrap_raises_on_failure(
+        stub: DaemonStub) -> None:
     @task(id="parent")
     async def parent(payload, ctx):
         good = await tasks.trigger_and_wait("child", {"n": 1}, tags=["x"], max_attempts=2)
@@ -145,7 +150,8 @@ async def test_trigger_and_wait_decodes_the_child_output_and_unwrap_raises_on_fa
         return {"good": good.unwrap(), "bad_error": bad.error["message"], "id": good.id}
 
     stub.wait_plans["wp_child0"] = {"action": "continue", "result": {
-        "ok": True, "status": "COMPLETED", "output": '{"json":{"url":"u"}}', "outputType": "application/super+json"}}
+        "ok": True, "status": "COMPLETED", "output": '{"json":{"url":"u"}}',
+        "outputType": "application/super+json"}}
     stub.wait_plans["wp_child2"] = {"action": "continue", "result": {
         "ok": False, "status": "COMPLETED", "output": None, "outputType": "application/json",
         "error": {"name": "Error", "message": "exploded"}}}
@@ -159,7 +165,8 @@ async def test_trigger_and_wait_decodes_the_child_output_and_unwrap_raises_on_fa
 async def test_batch_trigger_and_wait_returns_results_in_order(stub: DaemonStub) -> None:
     stub.wait_plans["wp_batch_1"] = {"action": "continue", "result": {
         "ok": True, "status": "COMPLETED", "outputType": "application/json",
-        "output": '[{"id":"run_b0","ok":true,"output":"1","outputType":"application/json","error":null},'
+        "output": '[{"id":"run_b0","ok":true,"output":"1","outputType":"application/json",'
+                  '"error":null},'
                   '{"id":"run_b1","ok":false,"output":null,"outputType":"application/json",'
                   '"error":{"message":"no"}}]'}}
 
@@ -172,7 +179,8 @@ async def test_batch_trigger_and_wait_returns_results_in_order(stub: DaemonStub)
     await run_one(stub, "fan")
     first_batch = stub.of_kind("batch")[0]
     assert first_batch["wait"] is False and first_batch["items"][1]["options"] == {"delay": "5s"}
-    assert output(stub) == '["batch_1",["run_b0","run_b1"],[["run_b0",true,1],["run_b1",false,null]]]'
+    assert output(stub) == ('["batch_1",["run_b0","run_b1"],'
+                            '[["run_b0",true,1],["run_b1",false,null]]]')
 
 
 async def test_sync_task_uses_blocking_forms_from_its_thread(stub: DaemonStub) -> None:
@@ -190,7 +198,8 @@ async def test_sync_task_uses_blocking_forms_from_its_thread(stub: DaemonStub) -
     assert output(stub) == '["run_child1",5]'
     options = stub.of_kind("trigger")[0]["options"]
     assert options["idempotencyKeyOptions"] == {"key": "k", "scope": "run"}
-    assert options["idempotencyKey"] == hashlib.sha256(b"k-run_1").hexdigest()  # scoped to the parent
+    # scoped to the parent
+    assert options["idempotencyKey"] == hashlib.sha256(b"k-run_1").hexdigest()
 
 
 async def test_blocking_form_in_an_async_task_is_a_clear_error(stub: DaemonStub) -> None:

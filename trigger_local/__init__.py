@@ -1,6 +1,7 @@
 """trigger-local: Trigger.dev for Python, on one machine, offline.
 
-    from trigger_local import task, schema_task, schedules, queue, Retry, wait, logger, metadata, tasks, runs
+    from trigger_local import (task, schema_task, schedules, queue, Retry, wait, logger,
+                               metadata, tasks, runs)
 
 Every call that talks to the daemon is async; its blocking twin has the same name with a
 `_sync` suffix (`trigger_sync`, `runs.retrieve_sync`, `wait.for_sync`, …).
@@ -21,16 +22,18 @@ from .sdk.context import Context  # noqa: E402
 from .sdk.logger import logger  # noqa: E402
 from .sdk.management import queues, runs  # noqa: E402
 from .sdk.metadata import metadata  # noqa: E402
-from .sdk.registry import IdempotencyKey, Queue, idempotency_keys, queue  # noqa: E402
+from .sdk.options import IdempotencyKey, Queue, idempotency_keys, queue  # noqa: E402
+from .sdk.registry import schema_task, task  # noqa: E402
 from .sdk.results import BatchHandle, RunHandle, TaskRunResult, Token, WaitResult  # noqa: E402
 from .sdk.retry import Retry  # noqa: E402
 from .sdk.schedules import ScheduledPayload, schedules  # noqa: E402
-from .sdk.tasks import Task, schema_task, task, tasks  # noqa: E402
+from .sdk.tasks import Task, tasks  # noqa: E402
 from .sdk.waits import wait  # noqa: E402
 
 __all__ = [
-    "AbortTaskRunError", "BatchHandle", "Context", "DaemonNotRunningError", "IdempotencyKey", "NotFoundError",
-    "Queue", "Retry", "RunHandle", "ScheduledPayload", "Task", "TaskRunFailedError", "TaskRunResult", "Token", "TriggerLocalError",
-    "ValidationError", "WaitResult", "WaitTimeoutError", "__version__", "idempotency_keys", "logger", "metadata",
+    "AbortTaskRunError", "BatchHandle", "Context", "DaemonNotRunningError", "IdempotencyKey",
+    "NotFoundError", "Queue", "Retry", "RunHandle", "ScheduledPayload", "Task",
+    "TaskRunFailedError", "TaskRunResult", "Token", "TriggerLocalError", "ValidationError",
+    "WaitResult", "WaitTimeoutError", "__version__", "idempotency_keys", "logger", "metadata",
     "queue", "queues", "runs", "schedules", "schema_task", "task", "tasks", "wait",
 ]

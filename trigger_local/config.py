@@ -20,7 +20,8 @@ from .projects import DEFAULT_PROJECT, check_project_ref, derive_project_ref
 from .sdk.retry import Retry
 
 DEFAULT_PORT = 8030
-#: stops the daemon like SIGTERM, and kills the processes of waiting runs too (`down --kill-waiting`)
+#: stops the daemon like SIGTERM, and kills the processes of waiting runs too (`down
+#: --kill-waiting`)
 KILL_WAITING_SIGNAL = signal.SIGUSR1
 MIB = 1024 * 1024
 
@@ -107,7 +108,8 @@ def _coerce(type_name: Any, raw: str, name: str) -> Any:
         if text == "bool":
             return raw.lower() in ("1", "true", "yes", "on")
     except ValueError as exc:
-        raise ValidationError(f"TRIGGER_LOCAL_{name.upper()}={raw!r} is not a valid {text}") from exc
+        raise ValidationError(
+            f"TRIGGER_LOCAL_{name.upper()}={raw!r} is not a valid {text}") from exc
     return raw
 
 
@@ -148,7 +150,8 @@ def find_project_root(start: Path) -> Path | None:
         if (path / "trigger.toml").exists():
             return path
         pyproject = path / "pyproject.toml"
-        if pyproject.exists() and "tool" in (data := _load_toml(pyproject)) and "trigger-local" in data["tool"]:
+        if (pyproject.exists() and "tool" in (data := _load_toml(pyproject))
+                and "trigger-local" in data["tool"]):
             return path
     return None
 
@@ -169,7 +172,8 @@ def load_project(root: Path) -> ProjectConfig:
     known = {"project", "dirs", "retry", "machine", "max_duration", "executor", "build"}
     unknown = set(data) - known
     if unknown:
-        raise ValidationError(f"Unknown keys in trigger.toml: {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+        raise ValidationError(f"Unknown keys in trigger.toml: {', '.join(sorted(unknown))} (known: "
+                              f"{', '.join(sorted(known))})")
     dirs = data.get("dirs", ["trigger"])
     if isinstance(dirs, str):
         dirs = [dirs]
@@ -177,8 +181,10 @@ def load_project(root: Path) -> ProjectConfig:
         else derive_project_ref(root)
     return ProjectConfig(root=root, project=project, dirs=list(dirs),
                          retry=check_retry(data.get("retry"), "[retry] in trigger.toml"),
-                         machine=check_default_machine(data.get("machine"), "machine in trigger.toml"),
-                         max_duration=check_max_duration(data.get("max_duration"), "max_duration in trigger.toml"),
+                         machine=check_default_machine(data.get("machine"),
+                                                       "machine in trigger.toml"),
+                         max_duration=check_max_duration(data.get("max_duration"),
+                                                         "max_duration in trigger.toml"),
                          executor=data.get("executor"), build=data.get("build", {}))
 
 

@@ -46,7 +46,7 @@ from .daemon_lock import DaemonLock
 from .disk import disk_full_error
 from .dispatch.dispatcher import Dispatcher
 from .engine import Engine
-from .errors import StartupError, TriggerLocalError, ValidationError
+from .errors import DaemonFailedError, StartupError, TriggerLocalError, ValidationError
 from .executors.process import ProcessExecutor
 from .home import (
     check_database,
@@ -66,10 +66,6 @@ from .supervise import Supervisor, report
 log = structlog.get_logger("daemon")
 
 DISPATCH_STOP_S = 2.0  # the dispatcher's current round may finish (it may be starting processes)
-
-
-class DaemonFailedError(TriggerLocalError):
-    """A background loop could not recover: the daemon stopped in order and exits 1."""
 
 
 class Daemon:

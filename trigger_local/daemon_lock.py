@@ -19,14 +19,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import TriggerLocalError
+from .errors import DaemonAlreadyRunningError
 
 LOCK_NAME = "daemon.lock"
-
-
-class DaemonAlreadyRunningError(TriggerLocalError):
-    code = "daemon_running"
-    status = 409
 
 
 class DaemonLock:
@@ -82,7 +77,8 @@ def holder(home: Path) -> dict[str, Any] | None:
 
 
 def already_running_message(home: Path, info: dict[str, Any]) -> str:
-    where = ", ".join(str(v) for v in (f"pid {info['pid']}" if info.get("pid") else None, info.get("url")) if v)
+    where = ", ".join(str(v) for v in (f"pid {info['pid']}" if info.get("pid") else None,
+                                       info.get("url")) if v)
     return (f"A daemon is already running for {home} ({where or 'pid unknown'}). "
             "Stop it with `trigger-local down`.")
 

@@ -30,8 +30,8 @@ STATUS_STYLES: dict[str, str] = {
     RunStatus.CRASHED: "bold red", RunStatus.SYSTEM_FAILURE: "bold red",
     RunStatus.CANCELED: "dim", RunStatus.EXPIRED: "dim",
 }
-LEVEL_STYLES = {"ERROR": "red", "WARN": "yellow", "WARNING": "yellow", "INFO": "green", "DEBUG": "dim",
-                "TRACE": "dim"}
+LEVEL_STYLES = {"ERROR": "red", "WARN": "yellow", "WARNING": "yellow", "INFO": "green",
+                "DEBUG": "dim", "TRACE": "dim"}
 
 TABLE_TODAY = "%H:%M:%S"
 TABLE_OTHER_DAY = "%Y-%m-%d %H:%M"

@@ -1,4 +1,5 @@
-"""Duration strings (`30s`, `10m`, `2h`, `3d`, `1w`) and absolute times, as Trigger.dev accepts them.
+"""Duration strings (`30s`, `10m`, `2h`, `3d`, `1w`) and absolute times, as Trigger.dev
+accepts them.
 
 Every duration is at most `limits.MAX_DURATION_S` (10 years) and every date within that of now,
 so what is stored always formats as a date (`iso`)."""
@@ -39,7 +40,8 @@ def _parse_duration(value: str | int | float, what: str) -> float:
     if isinstance(value, bool):
         raise ValidationError(f"Invalid {what} {value!r}")
     if isinstance(value, int | float):
-        if isinstance(value, int) and abs(value) > MAX_DURATION_S:  # float() of a huge int overflows
+        # float() of a huge int overflows
+        if isinstance(value, int) and abs(value) > MAX_DURATION_S:
             raise ValidationError(f"Invalid {what} {_shown(value)}: must be {_TOO_LONG}")
         if not math.isfinite(value):
             raise ValidationError(f"Invalid {what} {value!r}: must be a finite number of seconds")
@@ -57,7 +59,8 @@ def _parse_duration(value: str | int | float, what: str) -> float:
         pos = match.end()
     if pos != len(text) or not text:
         raise ValidationError(
-            f"Invalid {what} {_shown(value)}: use a number of seconds or a string like 30s, 10m, 2h, 3d, 1w"
+            f"Invalid {what} {_shown(value)}: use a number of seconds or a string like 30s, 10m, "
+            "2h, 3d, 1w"
         )
     return total
 
@@ -75,7 +78,8 @@ def parse_time(value: str | int | float | datetime, now: float, *, what: str = "
         try:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:
-            raise ValidationError(f"Invalid {what} {_shown(value)}: not a duration or an ISO date") from exc
+            raise ValidationError(
+                f"Invalid {what} {_shown(value)}: not a duration or an ISO date") from exc
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=UTC)
         return check_time(dt.timestamp(), now, what=what, shown=value)
@@ -86,8 +90,10 @@ def check_time(at: float, now: float, *, what: str = "time", shown: str | None =
     """`at` (epoch seconds) if it is from 1970 to 10 years after `now` (a past time means "now"
     to every caller); ValidationError otherwise."""
     if isinstance(at, bool) or not isinstance(at, int | float) or \
-            (isinstance(at, int) and abs(at) > 2**53) or not math.isfinite(at) or not 0 <= at <= now + MAX_DURATION_S:
-        raise ValidationError(f"Invalid {what} {shown or _shown(at)}: must be a date from 1970 to 10 years from now")
+            (isinstance(at, int) and abs(at) > 2**53) or not math.isfinite(at) or \
+            not 0 <= at <= now + MAX_DURATION_S:
+        raise ValidationError(f"Invalid {what} {shown or _shown(at)}: must be a date from 1970 to "
+                              "10 years from now")
     return float(at)
 
 

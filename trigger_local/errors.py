@@ -1,27 +1,44 @@
-"""Every error trigger-local raises on purpose, with a stable code.
+"""Every exception class of trigger-local, in one place, each with its role.
 
-    TriggerLocalError                 code            HTTP
-    ├── ValidationError               invalid         422  bad options, durations, tags, payloads
-    │   └── PayloadTooLargeError      too_large       413
-    ├── BadRequestError               bad_request     400  malformed JSON, bad filters
-    │   └── AmbiguousProjectError     ambiguous_project 400 a task or queue name several projects have
-    ├── AuthenticationError           unauthorized    401
-    ├── NotFoundError                 not_found       404  run, task, queue, token, version
-    │   └── TaskNotFoundError         task_not_found  404
-    ├── ConflictError                 conflict        409  a transition that lost a race
-    ├── DiskFullError                 disk_full       507  the home's disk is full: free space, retry
-    ├── DaemonStoppingError           stopping        503  the daemon is shutting down: retry later
-    ├── DaemonNotRunningError         daemon_down     (client side only)
-    ├── StartupError                  startup         (daemon side: the daemon cannot start)
-    └── ApiError                      api_error       (client side: any other status)
+The errors the daemon answers with carry a stable `code`; the API maps it to a status and puts
+`{"error": message, "code": code, ...details}` in the body, and the SDK maps the code back to
+the class (`error_from_response`), so `except NotFoundError` works on both sides.
 
-Inside tasks:
-    AbortTaskRunError   raise it to fail the run without retrying
-    WaitTimeoutError    `WaitResult.unwrap()` on a token that timed out
-    TaskRunFailedError  `TaskRunResult.unwrap()` on a child that failed
+    Exception
+    ├── TriggerLocalError                 code              HTTP
+    │   ├── ValidationError               invalid           422  bad options, durations, tags
+    │   │   ├── PayloadTooLargeError      too_large         413
+    │   │   └── DuplicateTaskIdError      invalid           (task side: one id, two functions)
+    │   ├── BadRequestError               bad_request       400  malformed JSON, bad filters
+    │   │   └── AmbiguousProjectError     ambiguous_project 400  a name several projects have
+    │   ├── AuthenticationError           unauthorized      401  no key, a wrong key or token
+    │   ├── ForbiddenError                forbidden         403  a valid key outside its scope
+    │   ├── NotFoundError                 not_found         404  run, task, queue, token, version
+    │   │   └── TaskNotFoundError         task_not_found    404
+    │   ├── ConflictError                 conflict          409  a transition that lost a race
+    │   ├── UnsupportedMediaTypeError     unsupported_media_type 415
+    │   ├── DiskFullError                 disk_full         507  the home's disk is full: retry
+    │   ├── DaemonStoppingError           stopping          503  the daemon is shutting down
+    │   ├── DaemonNotRunningError         daemon_down       (client side only)
+    │   ├── ApiError                      api_error         (client side: any other status)
+    │   ├── StartupError                  startup           (daemon side: it cannot start)
+    │   ├── DaemonAlreadyRunningError     daemon_running    (daemon side: the home is taken)
+    │   └── DaemonFailedError             error             (daemon side: a loop gave up)
+    ├── DaemonUnreachableError            (task process: no daemon for the orphan timeout)
+    ├── ImportFailure                     (task process: a task file cannot be imported)
+    ├── CriuError                         (daemon side: a CRIU command failed)
+    ├── DockerCheckpointError             (daemon side: the Docker engine refused a checkpoint)
+    ├── AbortTaskRunError                 raise it in a task to fail the run without retrying
+    ├── WaitTimeoutError                  `WaitResult.unwrap()` on a token that timed out
+    └── TaskRunFailedError                `TaskRunResult.unwrap()` on a child that failed
+    ValueError
+    └── JsonTooDeepError                  JSON nested too deep (callers treat it as invalid JSON)
+    EOFError
+    └── ProtocolError                     (task process: the daemon's answer is not HTTP/1.1)
+    BaseException
+    └── AttemptGone                       (task process: the attempt is no longer current)
 
-The API maps `code` to a status and puts `{"error": message, "code": code}` in the body; the
-SDK maps the code back to the class, so `except NotFoundError` works on both sides.
+This module imports nothing of the package: every part may raise these.
 """
 
 from __future__ import annotations
@@ -64,14 +81,20 @@ class PayloadTooLargeError(ValidationError):
     status = 413
 
     @classmethod
-    def over_limit(cls, what: str, limit: int, size: int | None = None, *, name: str = "payload limit",
+    def over_limit(cls, what: str, limit: int, size: int | None = None, *,
+                   name: str = "payload limit",
                    setting: str | None = PAYLOAD_LIMIT_SETTING) -> PayloadTooLargeError:
         """The one message for every size check against a limit: what was too large, by how
         much, the limit, and the setting that raises it."""
         measured = f"is {size:,} bytes, over" if size is not None else "is over"
         head = f"{what} {measured} the {name} of {limit:,} bytes{_in_units(limit)}"
         raise_it = f", or raise the limit with {setting}" if setting else ""
-        return cls(f"{head}. Pass a reference (a path or URL) instead of the data{raise_it}.", limit=limit)
+        return cls(f"{head}. Pass a reference (a path or URL) instead of the data{raise_it}.",
+                   limit=limit)
+
+
+class DuplicateTaskIdError(ValidationError):
+    """Two different functions were registered under one task id."""
 
 
 class BadRequestError(TriggerLocalError):
@@ -90,6 +113,14 @@ class AuthenticationError(TriggerLocalError):
     status = 401
 
 
+class ForbiddenError(TriggerLocalError):
+    """Valid credentials used outside their scope: a public token without the scope, a project
+    key acting for another project (Trigger.dev answers 403 here)."""
+
+    code = "forbidden"
+    status = 403
+
+
 class NotFoundError(TriggerLocalError):
     code = "not_found"
     status = 404
@@ -102,6 +133,11 @@ class TaskNotFoundError(NotFoundError):
 class ConflictError(TriggerLocalError):
     code = "conflict"
     status = 409
+
+
+class UnsupportedMediaTypeError(TriggerLocalError):
+    code = "unsupported_media_type"
+    status = 415
 
 
 class DiskFullError(TriggerLocalError):
@@ -135,6 +171,59 @@ class ApiError(TriggerLocalError):
     code = "api_error"
 
 
+class DaemonAlreadyRunningError(TriggerLocalError):
+    """Another daemon holds this home's lock (daemon_lock.py)."""
+
+    code = "daemon_running"
+    status = 409
+
+
+class DaemonFailedError(TriggerLocalError):
+    """A background loop could not recover: the daemon stopped in order and exits 1."""
+
+
+# -- the task process's side of the worker protocol -------------------------------------------
+class AttemptGone(BaseException):  # noqa: N818 - a signal, not an error
+    """The attempt is no longer current (409), or the run ended while it waited: the runtime
+    drops the run without completing it. A BaseException so that a task's own
+    `except Exception` cannot swallow it."""
+
+
+class DaemonUnreachableError(Exception):
+    """The daemon did not answer for longer than the orphan timeout."""
+
+
+class ProtocolError(EOFError):
+    """The daemon's answer was not HTTP/1.1 we understand (treated as a connection error)."""
+
+
+class ImportFailure(Exception):
+    """A task file could not be imported (or defined something invalid, e.g. a duplicate id)."""
+
+    def __init__(self, file: str, message: str, tb: str) -> None:
+        super().__init__(message)
+        self.file, self.message, self.traceback = file, message, tb
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"message": self.message, "file": self.file, "traceback": self.traceback}
+
+
+class JsonTooDeepError(ValueError):
+    """JSON nested deeper than the limit (a ValueError: callers treat it as invalid JSON)."""
+
+    def __init__(self, depth_limit: int) -> None:
+        super().__init__(f"nested deeper than {depth_limit} levels")
+
+
+# -- the daemon's side of checkpoints --------------------------------------------------------
+class CriuError(Exception):
+    """A CRIU command failed; the message ends with the tail of its log."""
+
+
+class DockerCheckpointError(Exception):
+    """The Docker engine refused a checkpoint call; the message is the engine's."""
+
+
 class AbortTaskRunError(Exception):
     """Raise inside a task to fail the run at once: no further attempts are made."""
 
@@ -159,12 +248,21 @@ _BY_CODE: dict[str, type[TriggerLocalError]] = {
         BadRequestError,
         AmbiguousProjectError,
         AuthenticationError,
+        ForbiddenError,
         NotFoundError,
         TaskNotFoundError,
         ConflictError,
+        UnsupportedMediaTypeError,
         DiskFullError,
         DaemonStoppingError,
     )
+}
+
+#: what a body without a known code means, by its status
+_BY_STATUS: dict[int, type[TriggerLocalError]] = {
+    400: BadRequestError, 401: AuthenticationError, 403: ForbiddenError, 404: NotFoundError,
+    409: ConflictError, 413: PayloadTooLargeError, 415: UnsupportedMediaTypeError,
+    422: ValidationError, 507: DiskFullError,
 }
 
 
@@ -181,9 +279,7 @@ def error_from_response(status: int, body: Any) -> TriggerLocalError:
     message = str(message or f"HTTP {status}")
     cls = _BY_CODE.get(str(code)) if code else None
     if cls is None:
-        cls = {400: BadRequestError, 401: AuthenticationError, 404: NotFoundError,
-               409: ConflictError, 413: PayloadTooLargeError, 422: ValidationError,
-               507: DiskFullError}.get(status, ApiError)
+        cls = _BY_STATUS.get(status, ApiError)
     err = cls(message, **details)
     if cls is ApiError:
         err.status = status

@@ -52,8 +52,9 @@ def make_private(home: Path) -> list[str]:
     """Create `home` (0700) if needed and make it and everything in it private: directories
     0700, files 0600 (symlinks are left alone). Returns the paths whose mode it changed."""
     if home.exists() and not home.is_dir():
-        raise StartupError(f"Cannot use {home} as the daemon's home: it is a file, not a directory. "
-                           "Point TRIGGER_LOCAL_HOME (or --home) at a directory you own.")
+        raise StartupError(f"Cannot use {home} as the daemon's home: it is a file, not a "
+                           "directory. Point TRIGGER_LOCAL_HOME (or --home) at a directory you "
+                           "own.")
     try:
         home.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         fixed = _restrict(home, DIR_MODE)
@@ -63,9 +64,10 @@ def make_private(home: Path) -> list[str]:
             for name in files:
                 fixed += _restrict(Path(root) / name, FILE_MODE)
     except OSError as exc:
-        raise StartupError(f"Cannot use {home} as the daemon's home: {exc.strerror or exc}"
-                           f"{f' ({exc.filename})' if exc.filename and str(exc.filename) != str(home) else ''}. "
-                           "Point TRIGGER_LOCAL_HOME (or --home) at a directory you own.") from None
+        named = exc.filename and str(exc.filename) != str(home)
+        raise StartupError(f"Cannot use {home} as the daemon's home: "
+                           f"{exc.strerror or exc}{f' ({exc.filename})' if named else ''}. Point "
+                           "TRIGGER_LOCAL_HOME (or --home) at a directory you own.") from None
     return fixed
 
 
@@ -126,11 +128,11 @@ def _has_wal(db_path: Path) -> bool:
 
 
 def damaged_message(db_path: Path, problem: str) -> str:
-    return (f"The database {db_path} is damaged ({problem}), so the daemon did not start. To recover, "
-            f"either restore it from a backup: copy the backup over {db_path} and delete "
-            f"{db_path.name}-wal and {db_path.name}-shm beside it; or move it aside to start with an empty "
-            f"database (its runs, schedules, tokens and env vars are not carried over): "
-            f"mv {db_path} {db_path}.damaged (and its -wal and -shm files), delete "
+    return (f"The database {db_path} is damaged ({problem}), so the daemon did not start. To "
+            f"recover, either restore it from a backup: copy the backup over {db_path} and delete "
+            f"{db_path.name}-wal and {db_path.name}-shm beside it; or move it aside to start with "
+            "an empty database (its runs, schedules, tokens and env vars are not carried over): mv "
+            f"{db_path} {db_path}.damaged (and its -wal and -shm files), delete "
             f"{db_path.parent / RECORD}, and start again.")
 
 
@@ -139,7 +141,7 @@ def _missing(db_path: Path, record: Path) -> str:
         recorded = json.loads(record.read_text()).get("recorded_at") or "earlier"
     except (OSError, ValueError, AttributeError):
         recorded = "earlier"
-    return (f"The database {db_path} is missing, but this home had one (recorded {recorded} in {record}), "
-            "so the daemon did not start rather than begin an empty one. If it was moved, put it back "
-            f"(with its -wal and -shm files). To start with an empty database on purpose, delete {record} "
-            "and start again.")
+    return (f"The database {db_path} is missing, but this home had one (recorded {recorded} in "
+            f"{record}), so the daemon did not start rather than begin an empty one. If it was "
+            "moved, put it back (with its -wal and -shm files). To start with an empty database on "
+            f"purpose, delete {record} and start again.")

@@ -42,8 +42,8 @@ async def index_project(project_dir: str, dirs: list[str], python: str | None = 
             stdout, stderr = await asyncio.wait_for(proc.communicate(), INDEX_TIMEOUT_S)
         except TimeoutError:
             proc.kill()
-            raise ValidationError(f"Indexing took longer than {INDEX_TIMEOUT_S:.0f}s: does a task module "
-                                  "do slow work at import time?") from None
+            raise ValidationError(f"Indexing took longer than {INDEX_TIMEOUT_S:.0f}s: does a task "
+                                  "module do slow work at import time?") from None
         manifest: dict[str, Any] = {}
         if out.exists():
             try:
@@ -54,10 +54,11 @@ async def index_project(project_dir: str, dirs: list[str], python: str | None = 
         error = manifest.get("error") or {}
         trace = error.get("traceback") or stderr.decode(errors="replace")[-8000:]
         message = error.get("message") or f"Indexing exited with code {proc.returncode}"
-        raise ValidationError(f"Indexing failed: {message}", traceback=trace, file=error.get("file"))
+        raise ValidationError(f"Indexing failed: {message}", traceback=trace,
+                              file=error.get("file"))
     return Version(id=new_id("version"), project_dir=str(root), created_at=time.time(),
-                   tasks=tasks_from_manifest(manifest), python=python or sys.executable, dirs=list(dirs),
-                   env=dict(env or {}))
+                   tasks=tasks_from_manifest(manifest), python=python or sys.executable,
+                   dirs=list(dirs), env=dict(env or {}))
 
 
 def tasks_from_manifest(manifest: dict[str, Any]) -> list[TaskDef]:
@@ -65,9 +66,11 @@ def tasks_from_manifest(manifest: dict[str, Any]) -> list[TaskDef]:
     are checked again here (the SDK checks them at import), so any manifest gets the same rule."""
     for t in manifest["tasks"]:
         _check_machines(t)
-    return [TaskDef(task_id=t["id"], queue=t.get("queue") or f"task/{t['id']}", file=t.get("file", ""),
+    return [TaskDef(task_id=t["id"], queue=t.get("queue") or f"task/{t['id']}",
+                    file=t.get("file", ""),
                     export_name=t.get("export_name", ""), retry=t.get("retry"),
-                    max_duration_s=t.get("max_duration_s"), machine=t.get("machine"), schema=t.get("schema"),
+                    max_duration_s=t.get("max_duration_s"), machine=t.get("machine"),
+                    schema=t.get("schema"),
                     queue_concurrency_limit=t.get("queue_concurrency_limit"),
                     queue_is_custom=bool(t.get("queue_is_custom")), schedule=t.get("schedule"),
                     rate_limit=t.get("rate_limit"))
@@ -79,4 +82,5 @@ def _check_machines(task: dict[str, Any]) -> None:
         check_machine(task["machine"], f"machine of task {task.get('id')!r}")
     retry = task.get("retry")
     if isinstance(retry, dict):
-        parse_out_of_memory(retry.get("out_of_memory"), f"retry out_of_memory of task {task.get('id')!r}")
+        parse_out_of_memory(retry.get("out_of_memory"),
+                            f"retry out_of_memory of task {task.get('id')!r}")

@@ -11,6 +11,8 @@ import json
 import re
 from typing import Any
 
+from .errors import JsonTooDeepError
+
 #: the longest duration (delay, ttl, timeouts, waits, idempotency key TTLs, max_duration), and
 #: how far from now a date may be: 10 years
 MAX_DURATION_S = 10 * 365 * 86400
@@ -26,13 +28,6 @@ MAX_JSON_DEPTH = 100
 
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]")
-
-
-class JsonTooDeepError(ValueError):
-    """JSON nested deeper than MAX_JSON_DEPTH (a ValueError: callers treat it as invalid JSON)."""
-
-    def __init__(self, depth_limit: int = MAX_JSON_DEPTH) -> None:
-        super().__init__(f"nested deeper than {depth_limit} levels")
 
 
 def json_depth_at_most(text: str | bytes, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -57,5 +52,5 @@ def json_depth_at_most(text: str | bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 def loads(text: str | bytes) -> Any:
     """`json.loads`, refusing documents nested deeper than MAX_JSON_DEPTH (JsonTooDeepError)."""
     if not json_depth_at_most(text):
-        raise JsonTooDeepError()
+        raise JsonTooDeepError(MAX_JSON_DEPTH)
     return json.loads(text)

@@ -48,9 +48,11 @@ def configure_logging(json_lines: bool = False, level: str = "INFO") -> None:
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            getattr(logging, level.upper(), logging.INFO)),
         logger_factory=SafePrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
     # stdlib logging (uvicorn's) already swallows write errors (Handler.handleError)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")

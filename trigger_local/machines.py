@@ -63,7 +63,8 @@ def parse_out_of_memory(value: Any, what: str = "retry out_of_memory") -> dict[s
         return None
     presets = f"{', '.join(MACHINE_NAMES)}, or {NEXT!r} (the next bigger preset)"
     if not isinstance(value, dict) or set(value) != {"machine"}:
-        raise ValidationError(f"{what} must be {{\"machine\": PRESET}} with PRESET one of {presets}; got {value!r}")
+        raise ValidationError(f"{what} must be {{\"machine\": PRESET}} with PRESET one of "
+                              f"{presets}; got {value!r}")
     machine = value["machine"]
     if machine != NEXT and (not isinstance(machine, str) or machine not in MACHINES):
         raise ValidationError(f"Invalid {what} machine {machine!r}: use one of {presets}")
@@ -80,6 +81,7 @@ def out_of_memory_machine(current: str | None, wanted: str) -> str | None:
     or at the top), so the retry stays on `current`."""
     here = machine_for(current).name
     target = next_machine(here) if wanted == NEXT else wanted
-    if target is None or target not in MACHINES or MACHINE_NAMES.index(target) <= MACHINE_NAMES.index(here):
+    if (target is None or target not in MACHINES
+            or MACHINE_NAMES.index(target) <= MACHINE_NAMES.index(here)):
         return None
     return target

@@ -39,7 +39,8 @@ def name_problem(name: str) -> str | None:
     if any(ord(c) < 32 or c == "\x7f" for c in name):
         return "it must not contain NUL or other control characters"
     if len(name) > MAX_NAME_CHARS or any(len(p.encode()) > MAX_PART_CHARS for p in parts):
-        return f"it must be at most {MAX_NAME_CHARS} characters, each part between slashes at most {MAX_PART_CHARS} bytes"
+        return (f"it must be at most {MAX_NAME_CHARS} characters, each part between slashes at "
+                f"most {MAX_PART_CHARS} bytes")
     return None
 
 
@@ -49,7 +50,8 @@ def path_of(home: Path, name: str) -> Path:
     problem = name_problem(name)
     target = (root / name.lstrip("/")).resolve() if problem is None else root
     if problem is not None or root not in target.parents:
-        raise ValueError(f"Invalid packet name {name[:60]!r}: {problem or 'it must stay inside the packets directory'}")
+        raise ValueError(f"Invalid packet name {name[:60]!r}: "
+                         f"{problem or 'it must stay inside the packets directory'}")
     return target
 
 
@@ -60,7 +62,8 @@ def write(home: Path, name: str, data: bytes, content_type: str) -> None:
     root = (Path(home) / "packets").resolve()
     for parent in target.relative_to(root).parents:
         if (root / parent).is_file():
-            raise ValueError(f"Invalid packet name {name[:60]!r}: {parent} is already a packet, not a directory")
+            raise ValueError(f"Invalid packet name {name[:60]!r}: {parent} is already a packet, "
+                             "not a directory")
     if target.is_dir():
         raise ValueError(f"Invalid packet name {name[:60]!r}: it is a directory of other packets")
     try:
@@ -86,7 +89,8 @@ def read(home: Path, name: str) -> tuple[bytes, str] | None:
     return data, str(meta.get("contentType") or "application/json")
 
 
-def resolve(home: Path, payload: str | None, payload_type: str | None) -> tuple[str | None, str | None]:
+def resolve(home: Path, payload: str | None,
+            payload_type: str | None) -> tuple[str | None, str | None]:
     """The real (payload, type) of a run whose payload may be an offloaded packet."""
     if payload_type != STORE or not payload:
         return payload, payload_type

@@ -1,6 +1,7 @@
 """Payloads, outputs and metadata travel as (string, data type), as in Trigger.dev:
-`application/json`, `application/super+json` (what the TypeScript SDK sends: `{"json": v, "meta": …}`),
-`text/plain`. Shared by the SDK, the runtime and the daemon; imports nothing of either."""
+`application/json`, `application/super+json` (what the TypeScript SDK sends:
+`{"json": v, "meta": …}`), `text/plain`. Shared by the SDK, the runtime and the daemon; imports
+nothing of either."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from .limits import loads
 JSON = "application/json"
 SUPER_JSON = "application/super+json"
 TEXT = "text/plain"
+
+_KEYED_OPERATIONS = frozenset({"set", "delete", "increment", "append", "remove"})
 
 
 def encode(value: Any) -> tuple[str | None, str]:
@@ -32,7 +35,8 @@ def _default(obj: Any) -> Any:
 
 
 def decode(data: str | None, data_type: str | None) -> Any:
-    """The plain JSON value of a packet (SuperJSON is unwrapped; its `meta` is dropped: dates stay ISO strings)."""
+    """The plain JSON value of a packet (SuperJSON is unwrapped; its `meta` is dropped: dates
+    stay ISO strings)."""
     if data is None or data == "":
         return None
     if data_type == TEXT:
@@ -43,11 +47,22 @@ def decode(data: str | None, data_type: str | None) -> Any:
     return value
 
 
-def apply_metadata_operations(metadata: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
-    """Apply Trigger.dev metadata operations (`set`, `delete`, `increment`, `append`, `remove`, `update`)."""
+def apply_metadata_operations(metadata: dict[str, Any],
+                              operations: list[dict[str, Any]]) -> dict[str, Any]:
+    """Apply Trigger.dev metadata operations (`set`, `delete`, `increment`, `append`, `remove`,
+    `update`). Every operation but `update` names its string `key`: the daemon checks that
+    (`check_operations`), and the SDK always sends one."""
     out = dict(metadata)
     for op in operations:
-        kind, key = op.get("type"), op.get("key")
+        kind = op.get("type")
+        if kind == "update":
+            value = op.get("value")
+            if isinstance(value, dict):
+                out.update(value)
+            continue
+        if kind not in _KEYED_OPERATIONS:
+            continue
+        key: str = op["key"]
         if kind == "set":
             out[key] = op.get("value")
         elif kind == "delete":
@@ -57,15 +72,12 @@ def apply_metadata_operations(metadata: dict[str, Any], operations: list[dict[st
             out[key] = (current if isinstance(current, int | float) else 0) + op.get("value", 1)
         elif kind == "append":
             current = out.get(key)
-            current = list(current) if isinstance(current, list) else ([] if current is None else [current])
-            current.append(op.get("value"))
-            out[key] = current
+            items = (list(current) if isinstance(current, list)
+                     else [] if current is None else [current])
+            items.append(op.get("value"))
+            out[key] = items
         elif kind == "remove":
             current = out.get(key)
             if isinstance(current, list):
                 out[key] = [v for v in current if v != op.get("value")]
-        elif kind == "update":
-            value = op.get("value")
-            if isinstance(value, dict):
-                out.update(value)
     return out

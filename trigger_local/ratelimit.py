@@ -23,10 +23,12 @@ def parse_rate_limit(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise ValidationError(f"rate_limit must be a dict like {{'limit': 100, 'period': '1m'}}, not {value!r}")
+        raise ValidationError("rate_limit must be a dict like {'limit': 100, 'period': '1m'}, "
+                              f"not {value!r}")
     limit = value.get("limit")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValidationError(f"rate_limit.limit must be a whole number of at least 1, not {limit!r}")
+        raise ValidationError("rate_limit.limit must be a whole number of at least 1, not "
+                              f"{limit!r}")
     period = value.get("period_s", value.get("period"))
     if period is None:
         raise ValidationError("rate_limit.period is required (e.g. '1m' or 60)")

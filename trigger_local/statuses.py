@@ -33,8 +33,9 @@ class RunStatus(StrEnum):
 
 #: statuses a run never leaves. Trigger.dev's `isCompleted` leaves out EXPIRED and TIMED_OUT,
 #: which makes its `runs.poll` spin forever on them; here they are final.
-FINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED, RunStatus.CRASHED,
-                            RunStatus.SYSTEM_FAILURE, RunStatus.EXPIRED, RunStatus.TIMED_OUT})
+FINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED,
+                            RunStatus.CRASHED, RunStatus.SYSTEM_FAILURE, RunStatus.EXPIRED,
+                            RunStatus.TIMED_OUT})
 #: final and not a success (a cancel is the user's choice, not a failure)
 FAILED_STATUSES = FINAL_STATUSES - {RunStatus.COMPLETED, RunStatus.CANCELED}
 #: every status that is not final: the run may still change

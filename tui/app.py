@@ -111,7 +111,8 @@ class Dashboard(App[None]):
         try:
             self.status_info = await self.api.status()
         except TriggerLocalError as exc:
-            self.exit(return_code=1, message=Text.assemble(("Error: ", "bold red"), str(exc.message)))
+            self.exit(return_code=1, message=Text.assemble(("Error: ", "bold red"),
+                                                           str(exc.message)))
             return
         for header in self._headers():
             header.set_status(self.status_info)
@@ -178,7 +179,8 @@ class Dashboard(App[None]):
         tabs = self.query_one("#tabs", TabbedContent)
         tabs.active = name
         view = self.query_one(f"#{name}-view")
-        view.reload()  # type: ignore[attr-defined]
+        if isinstance(view, RunsView | WaitpointsView | QueuesView | SchedulesView):
+            view.reload()
         for table in view.query(DataTable):
             table.focus()
 
@@ -188,12 +190,14 @@ class Dashboard(App[None]):
     def confirm_cancel(self, run_id: str, status: str | None) -> None:
         """`c` on a run: ask first (y/n, escape is no); a finished run has nothing to cancel."""
         if status in FINAL_STATUSES:
-            self.notify(f"{run_id} has already finished ({status})", severity="warning", markup=False)
+            self.notify(f"{run_id} has already finished ({status})", severity="warning",
+                        markup=False)
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.run_worker(self.run_action_safely(self.api.cancel_run(run_id), f"Canceled {run_id}"))
+                self.run_worker(self.run_action_safely(self.api.cancel_run(run_id),
+                                                       f"Canceled {run_id}"))
 
         self.push_screen(ConfirmDialog(f"Cancel {run_id}?"), answered)
 

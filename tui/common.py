@@ -7,12 +7,15 @@ pointed at a real daemon on a free port."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, cast
 
 from rich.text import Text
+from textual.widget import Widget
 from textual.widgets import Static
 
-from trigger_local.sdk.client import ApiClient, Call
+from trigger_local.sdk.client import ApiClient
+from trigger_local.sdk.routes import Call
 
 Json = dict[str, Any]
 
@@ -24,6 +27,26 @@ async def list_schedules(api: ApiClient) -> Json | None:
     except Exception:  # noqa: BLE001 - any failure means "not available here", which we say
         return None
     return answer if isinstance(answer, dict) else {"data": answer}
+
+
+class DashboardActions(Protocol):
+    """What screens and views ask of the app they run in, tui/app.py's `Dashboard` (which
+    imports them, so they name it by this protocol instead)."""
+
+    api_url: str
+
+    def sync_header(self, header: DaemonHeader) -> None: ...
+
+    def open_run(self, run_id: str) -> None: ...
+
+    def confirm_cancel(self, run_id: str, status: str | None) -> None: ...
+
+    async def run_action_safely(self, call: Awaitable[Any], done: str) -> Any: ...
+
+
+def dashboard(widget: Widget) -> DashboardActions:
+    """The app `widget` runs in: always the `Dashboard` (tests run the same app)."""
+    return cast(DashboardActions, widget.app)
 
 
 class DaemonHeader(Static):
@@ -73,7 +96,7 @@ class Coalesce:
     At 200 runs/s every event cannot mean a reload; this keeps one reload per burst without a
     polling loop (the timer only exists while something changed)."""
 
-    def __init__(self, widget: Any, action: Any, delay_s: float = 0.25) -> None:
+    def __init__(self, widget: Widget, action: Callable[[], object], delay_s: float = 0.25) -> None:
         self.widget, self.action, self.delay_s = widget, action, delay_s
         self.pending = False
 

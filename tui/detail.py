@@ -5,7 +5,6 @@ metadata and tags below. While the run lives, its durations and bars move on onc
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -14,13 +13,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static, Tree
+from textual.widgets.tree import TreeNode
 
 from trigger_local.clock import Clock, SystemClock
 from trigger_local.display import clock_time, level_style
 from trigger_local.sdk.client import ApiClient
 from trigger_local.sdk.events import OPEN, stream_events
 
-from .common import Coalesce, Json
+from .common import Coalesce, DaemonHeader, Json, dashboard
 from .trace import BAR_WIDTH, TraceNode, bar, build_trace, window
 
 #: below this many columns the trace and the logs are stacked, each the full width, so that
@@ -37,7 +37,8 @@ def log_text(entry: Json) -> Text:
     line.append(("span " if entry.get("kind") == "span" else "") + str(entry.get("message", "")))
     attributes = entry.get("attributes") or {}
     if attributes:
-        line.append(" " + " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in attributes.items()), style="dim")
+        line.append(" " + " ".join(f"{k}={json.dumps(v, default=str)}"
+                                   for k, v in attributes.items()), style="dim")
     return line
 
 
@@ -85,16 +86,15 @@ class RunDetail(Screen[None]):
         self.root: TraceNode | None = None
         self.status: str | None = None
         #: the tree's lines with their nodes, relabelled in place as time passes
-        self.lines: list[Any] = []
+        self.lines: list[TreeNode[TraceNode]] = []
         self.last_log_id = 0
         self.trace_ready = False
         self.early: list[Json] = []
         self.soon = Coalesce(self, self.load)
 
     def compose(self) -> ComposeResult:
-        from .common import DaemonHeader  # the app's header, repeated so it stays visible here
-
-        yield DaemonHeader(self.app.api_url)  # type: ignore[attr-defined]
+        # the app's header, repeated so it stays visible here
+        yield DaemonHeader(dashboard(self).api_url)
         with Vertical():
             with Horizontal(id="detail-top"):
                 yield Tree[TraceNode](self.run_id, id="trace-tree")
@@ -104,7 +104,7 @@ class RunDetail(Screen[None]):
         yield Footer(show_command_palette=False)  # ctrl+p still opens it; the keys need the room
 
     def on_mount(self) -> None:
-        self.app.sync_header(self.query_one("DaemonHeader"))  # type: ignore[attr-defined]
+        dashboard(self).sync_header(self.query_one(DaemonHeader))
         self.query_one("#trace-tree", Tree).focus()
         self.set_interval(TICK_S, self.tick)
         self.follow()
@@ -148,9 +148,9 @@ class RunDetail(Screen[None]):
         for event in early:
             self.on_run_event(event)
 
-    def _add(self, parent: Any, node: TraceNode) -> None:
+    def _add(self, parent: TreeNode[TraceNode], node: TraceNode) -> None:
         for child in node.children:
-            # every line foldable, even a leaf: the same icon in front of each keeps the bars aligned
+            # every line foldable, even a leaf: one icon in front of each keeps the bars aligned
             branch = parent.add(child.label, data=child, expand=True)
             self.lines.append(branch)
             self._add(branch, child)
@@ -162,7 +162,9 @@ class RunDetail(Screen[None]):
         now = self.clock.now()
         lo, hi = window(self.root, now)
         for line in self.lines:
-            node: TraceNode = line.data
+            node = line.data
+            if node is None:  # never: `_add` gives every line its node
+                continue
             text = Text(bar(node.start, node.end, lo, hi, self.bar_width) + " ", style="cyan")
             line.set_label(text.append(node.text(now), style=""))
 
@@ -196,7 +198,8 @@ class RunDetail(Screen[None]):
         self.soon()  # status, wait or span change: redraw the tree once per burst
 
     def _mentions_child(self, event: Json) -> bool:
-        return self.root is not None and any(n.run_id == event.get("runId") for n in self.root.children)
+        return self.root is not None and any(n.run_id == event.get("runId")
+                                             for n in self.root.children)
 
     def action_open_child(self) -> None:
         node = self.query_one("#trace-tree", Tree).cursor_node
@@ -205,7 +208,7 @@ class RunDetail(Screen[None]):
             self.app.push_screen(RunDetail(self.api, data.run_id, self.clock))
 
     def action_cancel(self) -> None:
-        self.app.confirm_cancel(self.run_id, self.status)  # type: ignore[attr-defined]
+        dashboard(self).confirm_cancel(self.run_id, self.status)
 
     def action_copy_id(self) -> None:
         self.app.copy_to_clipboard(self.run_id)

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Static
 from trigger_local.display import limit_text, table_time
 from trigger_local.sdk.client import ApiClient
 
-from .common import Coalesce, Json, list_schedules
+from .common import Coalesce, Json, dashboard, list_schedules
 from .waitpoints import JsonDialog
 
 
@@ -65,7 +65,8 @@ class QueuesView(Vertical):
 
     def on_daemon_events(self, events: list[Json]) -> None:
         # counts move with every run start and end: one reload per burst
-        if any(str(e.get("type", "")).startswith(("queue.", "run.")) and not e.get("logs") for e in events):
+        if any(str(e.get("type", "")).startswith(("queue.", "run.")) and not e.get("logs")
+               for e in events):
             self.soon()
 
     async def action_toggle_pause(self) -> None:
@@ -75,9 +76,11 @@ class QueuesView(Vertical):
         queue = self.queues[name]
         kind = queue.get("type")
         if queue.get("paused"):
-            await self.app.run_action_safely(self.api.resume_queue(name, kind), f"Resumed {name}")  # type: ignore[attr-defined]
+            await dashboard(self).run_action_safely(self.api.resume_queue(name, kind),
+                                                    f"Resumed {name}")
         else:
-            await self.app.run_action_safely(self.api.pause_queue(name, kind), f"Paused {name}")  # type: ignore[attr-defined]
+            await dashboard(self).run_action_safely(self.api.pause_queue(name, kind),
+                                                    f"Paused {name}")
         self.reload()
 
     def action_limit(self) -> None:
@@ -94,9 +97,10 @@ class QueuesView(Vertical):
             elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 call = self.api.override_queue_concurrency(name, value, kind)
             else:
-                self.notify("The limit is a whole number of 0 or more (empty resets)", severity="error")
+                self.notify("The limit is a whole number of 0 or more (empty resets)",
+                            severity="error")
                 return
-            self.run_worker(self.app.run_action_safely(call, f"Set the limit of {name}"))  # type: ignore[attr-defined]
+            self.run_worker(dashboard(self).run_action_safely(call, f"Set the limit of {name}"))
 
         current = self.queues[name].get("concurrencyLimit")
         self.app.push_screen(JsonDialog(f"Concurrency limit of {name} (empty resets):",
@@ -123,7 +127,8 @@ class SchedulesView(Vertical):
     @work(exclusive=True, group="schedules", exit_on_error=False)
     async def reload(self) -> None:
         page = await list_schedules(self.api)
-        note, table = self.query_one("#schedules-note", Static), self.query_one("#schedules-table", DataTable)
+        note = self.query_one("#schedules-note", Static)
+        table = self.query_one("#schedules-table", DataTable)
         table.clear()
         if page is None:
             note.update("schedules are not available in this daemon")
@@ -135,4 +140,5 @@ class SchedulesView(Vertical):
         for s in rows:
             gen = s.get("generator") or {}
             table.add_row(s.get("id"), s.get("task"), gen.get("expression") or s.get("cron", ""),
-                          table_time(s.get("nextRun")), "yes" if s.get("active") else "no", key=s.get("id"))
+                          table_time(s.get("nextRun")), "yes" if s.get("active") else "no",
+                          key=s.get("id"))

@@ -22,7 +22,7 @@ from trigger_local.display import duration_text, epoch_s, status_text, table_tim
 from trigger_local.sdk.client import ApiClient
 from trigger_local.statuses import FINAL_STATUSES, RunStatus
 
-from .common import Coalesce, Json
+from .common import Coalesce, Json, dashboard
 from .table import RunsTable
 
 PAGE = 100
@@ -41,7 +41,8 @@ TICK_S = 1.0
 
 
 def parse_filter(text: str) -> tuple[Json, str]:
-    """`status:failed task:hello tag:x project:proj_a words` → API filters and the free text left over."""
+    """`status:failed task:hello tag:x project:proj_a words` → API filters and the free text
+    left over."""
     filters: dict[str, list[str]] = {}
     words = []
     for token in text.split():
@@ -64,7 +65,8 @@ def duration_ms(run: Json, now: float) -> Any:
 
 
 def row_of(run: Json, now: float) -> tuple[Any, ...]:
-    return (run["id"], run.get("project", ""), run.get("taskIdentifier", ""), status_text(run.get("status")),
+    return (run["id"], run.get("project", ""), run.get("taskIdentifier", ""),
+            status_text(run.get("status")),
             table_time(run.get("startedAt")), duration_text(duration_ms(run, now)),
             ",".join(run.get("tags") or []), run.get("version", ""))
 
@@ -104,7 +106,8 @@ class RunsView(Vertical):
         self.soon = Coalesce(self, self.show_new, SHOW_NEW_S)
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter: status:failed task:hello tag:x project:proj_a text  (enter applies)",
+        yield Input(placeholder="filter: status:failed task:hello tag:x project:proj_a text  "
+                                "(enter applies)",
                     id="runs-filter")
         yield Label("", id="runs-title")
         table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
@@ -125,7 +128,8 @@ class RunsView(Vertical):
         more = "" if self.next_page is None and self.prev_page is None else "+"
         news = f" · {self.unseen} new (g)" if self.unseen else ""
         # a fixed-size label: no layout pass of the whole screen for a new count
-        self.query_one("#runs-title", Label).update(f"{len(self.runs)}{more} runs{news}", layout=False)
+        self.query_one("#runs-title", Label).update(f"{len(self.runs)}{more} runs{news}",
+                                                    layout=False)
 
     def _wanted(self, run: Json) -> bool:
         if not self.text:
@@ -134,9 +138,12 @@ class RunsView(Vertical):
             " ".join(run.get("tags") or [])
         return all(word in hay.lower() for word in self.text.split())
 
-    async def _page(self, after: str | None = None, before: str | None = None) -> tuple[list[Json], Json]:
-        page = await self.api.list_runs(status=self.filters.get("status"), task=self.filters.get("task"),
-                                        tag=self.filters.get("tag"), project=self.filters.get("project"),
+    async def _page(self, after: str | None = None,
+                    before: str | None = None) -> tuple[list[Json], Json]:
+        page = await self.api.list_runs(status=self.filters.get("status"),
+                                        task=self.filters.get("task"),
+                                        tag=self.filters.get("tag"),
+                                        project=self.filters.get("project"),
                                         limit=PAGE, after=after, before=before)
         return list(page.get("data") or []), page.get("pagination") or {}
 
@@ -154,7 +161,8 @@ class RunsView(Vertical):
         runs, pagination = await self._page()
         table = self.table
         if only_at_top and table.cursor_row > 0:
-            return  # the user started reading: the rows under the cursor stay put (`g` shows new ones)
+            # the user started reading: the rows under the cursor stay put (`g` shows new ones)
+            return
         self.generation += 1
         self.next_page, self.prev_page = pagination.get("next"), None
         table.clear()
@@ -277,12 +285,14 @@ class RunsView(Vertical):
         for run_id in [r for r in self.stale if r in self.runs and table.get_row_index(r) in shown]:
             self.stale.discard(run_id)
             run = self.runs[run_id]
-            for column, value in zip(COLUMNS[3:6], row_of(run, now)[3:6], strict=True):  # status, started, duration
+            # status, started, duration
+            for column, value in zip(COLUMNS[3:6], row_of(run, now)[3:6], strict=True):
                 table.update_cell(run_id, column, value)
 
     def _rows_on_screen(self) -> range:
         top = int(self.table.scroll_y)
-        return range(top, min(top + self.table.scrollable_content_region.height, self.table.row_count))
+        return range(top, min(top + self.table.scrollable_content_region.height,
+                              self.table.row_count))
 
     def tick(self) -> None:
         """The durations of the runs on screen that started and have not finished move on."""
@@ -311,19 +321,20 @@ class RunsView(Vertical):
 
     def action_open(self) -> None:
         if (run_id := self.selected()) is not None:
-            self.app.open_run(run_id)  # type: ignore[attr-defined]
+            dashboard(self).open_run(run_id)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.app.open_run(str(event.row_key.value))  # type: ignore[attr-defined]
+        dashboard(self).open_run(str(event.row_key.value))
 
     def action_cancel(self) -> None:
         if (run_id := self.selected()) is not None:
-            self.app.confirm_cancel(run_id, self.runs.get(run_id, {}).get("status"))  # type: ignore[attr-defined]
+            dashboard(self).confirm_cancel(run_id, self.runs.get(run_id, {}).get("status"))
 
     async def action_replay(self) -> None:
         if (run_id := self.selected()) is not None:
-            await self.app.run_action_safely(self.api.replay_run(run_id), f"Replayed {run_id} as {{id}}")  # type: ignore[attr-defined]
+            await dashboard(self).run_action_safely(self.api.replay_run(run_id),
+                                                    f"Replayed {run_id} as {{id}}")
 
     def action_copy_id(self) -> None:
         if (run_id := self.selected()) is not None:

@@ -7,8 +7,9 @@ rows again, which the runs table does several times a second under load and on e
 down. Drawing the cell's text, padded and cropped to the column, with the same styles and the
 same `row`/`column` meta (mouse clicks), gives the same lines at ~2.5x less cost
 (scripts/bench_tui.py). Likewise each new row's cells were measured through Rich to size the
-columns; a one-line cell's width is its text's cell length. It leans on `DataTable` internals, so anything unexpected (headers,
-fixed rows, taller rows, another Textual) takes the stock path."""
+columns; a one-line cell's width is its text's cell length. It leans on `DataTable` internals,
+so anything unexpected (headers, fixed rows, taller rows, another Textual) takes the stock
+path."""
 
 from __future__ import annotations
 
@@ -41,8 +42,10 @@ class RunsTable(DataTable[Any]):
         except (AttributeError, KeyError, TypeError):
             super()._update_dimensions(new_rows)
             return
-        width = sum(column.get_render_width(self) for column in self.columns.values()) + self._row_label_column_width
-        self.virtual_size = Size(width, self._total_row_height + (self.header_height if self.show_header else 0))
+        width = sum(column.get_render_width(self)
+                    for column in self.columns.values()) + self._row_label_column_width
+        self.virtual_size = Size(width, self._total_row_height + (self.header_height
+                                                                  if self.show_header else 0))
 
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
                      cursor: bool = False, hover: bool = False) -> Any:
@@ -73,7 +76,8 @@ class RunsTable(DataTable[Any]):
         component_style, post_style = self._get_styles_to_render_cell(
             False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
             self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
-        pre_style = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
+        pre_style = base_style + Style.from_meta({"row": row_index,
+                                                  "column": column_index}) + component_style
         console = self.app.console
         inner = list(text.render(console))
         if text.style:

@@ -47,7 +47,8 @@ class TraceNode:
         return out
 
 
-def bar(start: float | None, end: float | None, lo: float, hi: float, width: int = BAR_WIDTH) -> str:
+def bar(start: float | None, end: float | None, lo: float, hi: float,
+        width: int = BAR_WIDTH) -> str:
     """`··███·····`: where [start, end] sits in the run's window [lo, hi]."""
     if start is None or hi <= lo:
         return "·" * width
@@ -97,7 +98,9 @@ def _span_nodes(spans: list[Json], attempt: int | None) -> list[TraceNode]:
 
 
 def _size(size_bytes: Any) -> str:
-    return f"{size_bytes / 2**20:.1f} MiB" if isinstance(size_bytes, int | float) and size_bytes > 0 else "? MiB"
+    if isinstance(size_bytes, int | float) and size_bytes > 0:
+        return f"{size_bytes / 2**20:.1f} MiB"
+    return "? MiB"
 
 
 def _checkpoint_nodes(events: list[Json], run_end: float | None) -> list[TraceNode]:
@@ -111,23 +114,25 @@ def _checkpoint_nodes(events: list[Json], run_end: float | None) -> list[TraceNo
         if kind == "run.checkpointed" and at is not None:
             dump_ms = float(data.get("dump_ms") or 0)
             node = TraceNode("checkpoint", f"{data.get('checkpoint_id', 'checkpoint ?')} · "
-                             f"{_size(data.get('size_bytes'))} · dump {duration_text(dump_ms)}", at - dump_ms / 1000,
-                             run_end, timed=False)
+                             f"{_size(data.get('size_bytes'))} · dump {duration_text(dump_ms)}",
+                             at - dump_ms / 1000, run_end, timed=False)
             nodes[str(data.get("checkpoint_id"))] = node
             out.append(node)
         elif kind == "run.restored" and at is not None:
             restore_ms = float(data.get("restore_ms") or 0)
             parent = nodes.get(str(data.get("checkpoint_id")))
-            restore = TraceNode("restore", f"restore {duration_text(restore_ms)}", at - restore_ms / 1000, at,
-                                timed=False)
+            restore = TraceNode("restore", f"restore {duration_text(restore_ms)}",
+                                at - restore_ms / 1000, at, timed=False)
             if parent is None:
                 out.append(restore)
             else:
                 parent.end = at
-                restore.label += f" · restored after {duration_text((at - (parent.start or at)) * 1000)}"
+                restore.label += (" · restored after "
+                                  f"{duration_text((at - (parent.start or at)) * 1000)}")
                 parent.children.append(restore)
         elif kind == "run.checkpoint_failed" and at is not None:
-            out.append(TraceNode("checkpoint_failed", f"checkpoint failed: {data.get('reason', '?')} (held instead)",
+            out.append(TraceNode("checkpoint_failed",
+                                 f"checkpoint failed: {data.get('reason', '?')} (held instead)",
                                  at, at, timed=False))
     return out
 
@@ -136,13 +141,17 @@ def build_trace(trace: Json) -> TraceNode:
     run = trace.get("run") or {}
     start = epoch_s(run.get("startedAt")) or epoch_s(run.get("createdAt"))
     end = epoch_s(run.get("finishedAt"))
-    root = TraceNode("run", f"{run.get('taskIdentifier', '?')} {run.get('id', '')} · {run.get('status', '?')}",
+    root = TraceNode("run",
+                     f"{run.get('taskIdentifier', '?')} {run.get('id', '')} · "
+                     f"{run.get('status', '?')}",
                      start, end, run.get("id"))
     spans = list(trace.get("spans") or [])
     attempts = list(trace.get("attempts") or [])
     for attempt in attempts:
         a_start, a_end = epoch_s(attempt.get("startedAt")), epoch_s(attempt.get("completedAt"))
-        node = TraceNode("attempt", f"attempt {attempt.get('number')} · {str(attempt.get('status', '?')).lower()}",
+        node = TraceNode("attempt",
+                         f"attempt {attempt.get('number')} · "
+                         f"{str(attempt.get('status', '?')).lower()}",
                          a_start, a_end)
         node.children = _span_nodes(spans, attempt.get("number"))
         root.children.append(node)
@@ -153,8 +162,11 @@ def build_trace(trace: Json) -> TraceNode:
     for child in trace.get("children") or []:
         c_start = epoch_s(child.get("startedAt")) or epoch_s(child.get("createdAt"))
         c_end = epoch_s(child.get("finishedAt"))
-        root.children.append(TraceNode("child", f"child {child.get('taskIdentifier', '?')} {child.get('id')} · "
-                                       f"{child.get('status', '?')}", c_start, c_end, child.get("id")))
+        root.children.append(TraceNode("child",
+                                       f"child {child.get('taskIdentifier', '?')} "
+                                       f"{child.get('id')} · "
+                                       f"{child.get('status', '?')}", c_start, c_end,
+                                       child.get("id")))
     if end is not None:  # what the run still did or waited on when it ended stops there (a child
         for node in root.walk():  # run lives on by itself)
             if node.open and node.kind != "child":

@@ -21,7 +21,7 @@ from trigger_local.display import MISSING, status_text, table_time
 from trigger_local.sdk.client import ApiClient
 from trigger_local.statuses import WaitpointStatus
 
-from .common import Coalesce, Json
+from .common import Coalesce, Json, dashboard
 
 
 class JsonDialog(ModalScreen[Any]):
@@ -31,8 +31,8 @@ class JsonDialog(ModalScreen[Any]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
     JsonDialog { align: center middle; }
-    JsonDialog > Vertical { width: 70; max-width: 95%; height: auto; border: thick $primary; padding: 1 2;
-                            background: $surface; }
+    JsonDialog > Vertical { width: 70; max-width: 95%; height: auto; border: thick $primary;
+                            padding: 1 2; background: $surface; }
     JsonDialog #json-error { color: $error; height: auto; }
     """
 
@@ -106,8 +106,10 @@ class WaitpointsView(Vertical):
         table.clear()
         self.tokens = {t["id"]: t for t in page.get("data") or []}
         for token in self.tokens.values():
-            table.add_row(token["id"], status_text(token.get("status")), table_time(token.get("createdAt")),
-                          table_time(token.get("timeoutAt")), first_and_more(token.get("blockedRunIds")) or MISSING,
+            table.add_row(token["id"], status_text(token.get("status")),
+                          table_time(token.get("createdAt")),
+                          table_time(token.get("timeoutAt")),
+                          first_and_more(token.get("blockedRunIds")) or MISSING,
                           ",".join(token.get("tags") or []), key=token["id"])
         if keep in self.tokens:
             table.move_cursor(row=table.get_row_index(keep))
@@ -141,10 +143,11 @@ class WaitpointsView(Vertical):
     def on_daemon_events(self, events: list[Json]) -> None:
         # a token made or completed, a run starting to wait on one, or a run listed under one
         # moving on (canceled, resumed): it is no longer blocked
-        listed = {run_id for token in self.tokens.values() if token.get("status") == WaitpointStatus.WAITING
+        listed = {run_id for token in self.tokens.values()
+                  if token.get("status") == WaitpointStatus.WAITING
                   for run_id in token.get("blockedRunIds") or []}
-        if any(str(e.get("type", "")).startswith(("waitpoint.", "run.waiting")) or e.get("runId") in listed
-               for e in events):
+        if any(str(e.get("type", "")).startswith(("waitpoint.", "run.waiting"))
+               or e.get("runId") in listed for e in events):
             self.soon()
 
     def action_complete(self) -> None:
@@ -155,14 +158,15 @@ class WaitpointsView(Vertical):
 
         def done(value: Any) -> None:
             if value is not JsonDialog.CANCELLED:
-                self.run_worker(self.app.run_action_safely(  # type: ignore[attr-defined]
+                self.run_worker(dashboard(self).run_action_safely(
                     self.api.complete_token(token_id, value), f"Completed {token_id}"))
 
         self.app.push_screen(JsonDialog(f"Complete {token_id} with this JSON output:"), done)
 
     async def action_timeout(self) -> None:
         if (token_id := self.selected()) is not None:
-            await self.app.run_action_safely(self.api.timeout_token(token_id), f"Timed out {token_id}")  # type: ignore[attr-defined]
+            await dashboard(self).run_action_safely(self.api.timeout_token(token_id),
+                                                    f"Timed out {token_id}")
 
     def action_copy_url(self) -> None:
         token = self.tokens.get(self.selected() or "")

@@ -22,7 +22,8 @@ from trigger_local.statuses import FINAL_STATUSES
 TERMINAL = FINAL_STATUSES
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02, what: str = "") -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02,
+             what: str = "") -> Any:
     """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -37,10 +38,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
 class DaemonProcess:
     """`python -m trigger_local.daemon` in a subprocess, driven over HTTP."""
 
-    def __init__(self, home: Path, port: int = 0, env: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Path, port: int = 0, env: dict[str, str] | None = None,
+                 python: str = sys.executable, cwd: Path | None = None) -> None:
         self.home = home
         self.port = port
         self.env = env or {}
+        # another venv's interpreter runs that venv's trigger_local, from a `cwd` that does not
+        # hold this checkout (`python -m` puts the current directory first on sys.path)
+        self.python, self.cwd = python, cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.key = ""
@@ -53,18 +58,22 @@ class DaemonProcess:
             info.unlink()
         with (self.home / "daemon-test.log").open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "trigger_local.daemon", "--home", str(self.home), "--port", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, start_new_session=True)
+                [self.python, "-m", "trigger_local.daemon", "--home", str(self.home), "--port",
+                 str(self.port)],
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
+                start_new_session=True, cwd=self.cwd)
         wait_for(lambda: info.exists() or self.proc.poll() is not None, timeout, what="daemon.json")
         if self.proc.poll() is not None:
-            raise AssertionError(f"daemon exited: {(self.home / 'daemon-test.log').read_text()[-3000:]}")
+            raise AssertionError("daemon exited: "
+                                 f"{(self.home / 'daemon-test.log').read_text()[-3000:]}")
         data = json.loads(info.read_text())
         self.url = data["url"]
         self.port = int(self.url.rsplit(":", 1)[1])
         self.key = (self.home / "secret_key").read_text().strip()
         if self.client is not None:
             self.client.close()
-        self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=30)
+        self.client = httpx.Client(base_url=self.url,
+                                   headers={"Authorization": f"Bearer {self.key}"}, timeout=30)
         return self
 
     def kill9(self) -> None:
@@ -88,7 +97,8 @@ class DaemonProcess:
         return self.client.request(method, path, **kwargs)
 
     def register(self, project: Path, dirs: list[str] | None = None) -> dict[str, Any]:
-        r = self.api("POST", "/api/v1/local/versions", json={"projectDir": str(project), "dirs": dirs or ["trigger"]})
+        r = self.api("POST", "/api/v1/local/versions", json={"projectDir": str(project),
+                                                             "dirs": dirs or ["trigger"]})
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -106,7 +116,8 @@ class DaemonProcess:
         assert r.status_code == 200, r.text
         return r.json()
 
-    def wait_status(self, run_id: str, statuses: set[str] | str = frozenset(TERMINAL), timeout: float = 30) -> dict:
+    def wait_status(self, run_id: str, statuses: set[str] | str = frozenset(TERMINAL),
+                    timeout: float = 30) -> dict:
         wanted = {statuses} if isinstance(statuses, str) else set(statuses)
         return wait_for(lambda: (r := self.run(run_id))["status"] in wanted and r, timeout,
                         what=f"{run_id} to be {wanted}")
@@ -144,7 +155,8 @@ from pydantic import BaseModel
 @task(id="hello")
 async def hello(payload, ctx):
     logger.info("saying hello", name=payload.get("name"))
-    return {"message": f"Hello, {payload.get('name', 'world')}!", "pid": os.getpid(), "attempt": ctx.attempt.number}
+    return {"message": f"Hello, {payload.get('name', 'world')}!", "pid": os.getpid(),
+            "attempt": ctx.attempt.number}
 
 @task(id="sync-hello")
 def sync_hello(payload, ctx):

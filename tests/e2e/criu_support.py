@@ -57,7 +57,8 @@ async def ck_completes_own_token(payload, ctx):
             while http.get(f"/api/v3/runs/{ctx.run.id}").json()["status"] != "WAITING":
                 connected.set()
                 time.sleep(0.005)
-            http.post(f"/api/v1/waitpoints/tokens/{payload['token']}/complete", json={"data": {"n": 1}})
+            http.post(f"/api/v1/waitpoints/tokens/{payload['token']}/complete",
+                      json={"data": {"n": 1}})
 
     threading.Thread(target=complete).start()
     connected.wait(10)
@@ -134,7 +135,8 @@ def wait_checkpointed(d: DaemonProcess, run_id: str, count: int = 1) -> list[dic
     def recorded() -> list[dict[str, Any]]:
         return [c for c in checkpoints(d, run_id) if c["status"] != "pending"]
 
-    return list(wait_for(lambda: len(recorded()) >= count and recorded(), 30, what=f"{run_id} to be checkpointed"))
+    return list(wait_for(lambda: len(recorded()) >= count and recorded(), 30,
+                         what=f"{run_id} to be checkpointed"))
 
 
 def events(d: DaemonProcess, run_id: str, type_: str) -> list[dict[str, Any]]:

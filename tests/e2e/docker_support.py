@@ -35,7 +35,8 @@ def engine_or_skip() -> None:
     pytest.skip(message)
 
 
-def deploy(root: Path, home: Path, name: str, tasks: str, files: dict[str, str] | None = None) -> tuple[str, str]:
+def deploy(root: Path, home: Path, name: str, tasks: str,
+           files: dict[str, str] | None = None) -> tuple[str, str]:
     """Write a project (`trigger/tasks.py` = `tasks`, plus `files`) in `root` and deploy it with a
     docker daemon in `home`: (image tag, the CLI's stderr). Remove the image with `remove_image`."""
     (root / "trigger").mkdir()
@@ -48,7 +49,8 @@ def deploy(root: Path, home: Path, name: str, tasks: str, files: dict[str, str] 
     try:
         env = {**os.environ, "TRIGGER_LOCAL_HOME": str(home), "TRIGGER_API_URL": daemon.url,
                "TRIGGER_SECRET_KEY": daemon.key}
-        done = subprocess.run([sys.executable, "-m", "trigger_local.cli.main", "deploy", "--tag", image],
+        done = subprocess.run([sys.executable, "-m", "trigger_local.cli.main", "deploy", "--tag",
+                               image],
                               cwd=root, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-4000:]
     finally:

@@ -17,14 +17,18 @@ EXPECTED: list[tuple[str, list[str]]] = [
     ("export PATH=", []),
     ("trigger-local trigger hello ", ['"message": "Hello, Ada!"']),
     ("trigger-local trigger parent ", ['"shouted": "HELLO, GRACE!"']),
-    ("trigger-local trigger flaky ", ["attempt 1 failed: RuntimeError: attempt 1 failed (on purpose)",
-                                      "attempt 2 failed: RuntimeError: attempt 2 failed (on purpose)",
+    ("trigger-local trigger flaky ",
+     ["attempt 1 failed: RuntimeError: attempt 1 failed (on purpose)",
+                                      "attempt 2 failed: RuntimeError: attempt 2 failed (on "
+                                      "purpose)",
                                       '"succeeded_on_attempt": 3']),
     ("trigger-local runs ls", ["flaky", "COMPLETED"]),
     ("trigger-local runs show RUN_ID", ["Attempt 3", "RuntimeError: attempt 1 failed (on purpose)",
                                         "succeeded_on_attempt"]),
-    ("trigger-local runs logs RUN_ID --follow", ["trying attempt=1", "trying attempt=3", "ended: COMPLETED"]),
-    ("trigger-local queues pause hello && trigger-local queues resume hello", ["Paused hello", "Resumed hello"]),
+    ("trigger-local runs logs RUN_ID --follow", ["trying attempt=1", "trying attempt=3",
+                                                 "ended: COMPLETED"]),
+    ("trigger-local queues pause hello && trigger-local queues resume hello",
+     ["Paused hello", "Resumed hello"]),
 ]
 
 

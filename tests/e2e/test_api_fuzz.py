@@ -32,9 +32,10 @@ EXAMPLES = 400
 EXTREMES = [2**64, -2**64, 2**63, 10**400, 1e308, -1e308, "999999999w", "1e308", "99999999999d",
             "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "\u0000", "x" * 300]
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False) | st.text(max_size=30)
-    | st.sampled_from(EXTREMES),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False)
+    | st.text(max_size=30) | st.sampled_from(EXTREMES),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                max_size=4),
     max_leaves=12)
 
 
@@ -48,11 +49,13 @@ class Deep(bytes):
 DEEP = Deep(("[" * 100_000 + "]" * 100_000).encode())
 DEEP_OBJECT = Deep(('{"a":' * 100_000 + "1" + "}" * 100_000).encode())
 segment = st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20),
-                    st.sampled_from(["run_x", "waitpoint_x", "batch_x", "queue_x", "hello", "0", "-1", "%2F"]))
+                    st.sampled_from(["run_x", "waitpoint_x", "batch_x", "queue_x", "hello", "0",
+                                     "-1", "%2F"]))
 
 
 #: trigger options (inside `options`) that take durations, dates and numbers
-OPTION_FIELDS = ["delay", "ttl", "idempotencyKey", "idempotencyKeyTTL", "maxAttempts", "maxDuration", "priority",
+OPTION_FIELDS = ["delay", "ttl", "idempotencyKey", "idempotencyKeyTTL", "maxAttempts",
+                 "maxDuration", "priority",
                  "machine", "tags", "debounce", "metadata", "concurrencyKey", "queue"]
 
 
@@ -62,8 +65,10 @@ def operations(spec: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]
         if any(s in path for s in SKIP):
             continue
         for method, op in methods.items():
-            props = (((op.get("requestBody") or {}).get("content") or {}).get("application/json") or {})
-            ops.append((method.upper(), path, op.get("parameters") or [], props.get("schema") or {}))
+            props = (((op.get("requestBody") or {}).get("content") or {}).get("application/json")
+                     or {})
+            ops.append((method.upper(), path, op.get("parameters") or [], props.get("schema")
+                        or {}))
     return ops
 
 
@@ -75,14 +80,16 @@ def requests(draw: st.DrawFn, ops: list[Any]) -> tuple[str, str, dict[str, str],
         if p.get("in") == "path":
             path = path.replace("{" + p["name"] + "}", quote(draw(segment), safe=""))
         elif p.get("in") == "query" and draw(st.booleans()):
-            query[p["name"]] = draw(st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+            query[p["name"]] = draw(st.text(st.characters(blacklist_categories=("Cs",)),
+                                            max_size=20)
                                         | st.integers(-5, 500).map(str))
     path = path.replace("{name}", "x").replace("{name:path}", "x")
     fields = (schema.get("properties") or {}).keys()
     options = st.fixed_dictionaries({}, optional={f: json_values for f in OPTION_FIELDS})
     body = draw(st.one_of(
         st.none(),
-        st.fixed_dictionaries({}, optional={f: json_values for f in fields}).map(lambda v: json.dumps(v).encode()),
+        st.fixed_dictionaries({}, optional={f: json_values for f in fields})
+        .map(lambda v: json.dumps(v).encode()),
         st.fixed_dictionaries({"options": options}).map(lambda v: json.dumps(v).encode()),
         json_values.map(lambda v: json.dumps(v).encode()),
         st.sampled_from([DEEP, DEEP_OBJECT]),
@@ -105,13 +112,15 @@ def test_fuzz_no_5xx_and_still_serving(daemon: DaemonProcess) -> None:
         method, path, query, body = req
         r = client.request(method, path, params=query, content=body, headers=headers)
         seen[r.status_code] = seen.get(r.status_code, 0) + 1
-        assert r.status_code < 500, f"{method} {path} {query} {body!r} -> {r.status_code} {r.text[:300]}"
+        assert r.status_code < 500, (f"{method} {path} {query} {body!r} -> {r.status_code} "
+                                     f"{r.text[:300]}")
 
     try:
         probe()
     finally:
         client.close()
-    print(f"fuzzed {sum(seen.values())} requests over {len(ops)} operations: statuses {sorted(seen.items())}")
+    print(f"fuzzed {sum(seen.values())} requests over {len(ops)} operations: statuses "
+          f"{sorted(seen.items())}")
     assert daemon.api("GET", "/api/v1/queues").status_code == 200
     assert daemon.api("POST", "/api/v1/waitpoints/tokens", json={}).status_code == 200
     assert daemon.proc is not None and daemon.proc.poll() is None
@@ -124,7 +133,8 @@ def _norm(text: str) -> str:
 
 
 def _refused(r: httpx.Response, field: str) -> None:
-    assert 400 <= r.status_code < 500, f"{r.request.method} {r.request.url} -> {r.status_code} {r.text[:300]}"
+    assert 400 <= r.status_code < 500, (f"{r.request.method} {r.request.url} -> {r.status_code} "
+                                        f"{r.text[:300]}")
     message = r.json()["error"]
     assert _norm(field) in _norm(message), f"{field!r} not named in {message!r}"
 
@@ -145,7 +155,8 @@ def live(daemon: DaemonProcess, tmp_path: Path) -> DaemonProcess:
 #: one daemon per test, all values in it: starting daemons is what costs here
 DURATIONS = ["999999999w", 1e308, 2**64, "0001-01-01T00:00:00Z"]
 INTEGERS = [2**64, 1e308, -1e308, 2**63]
-DEEP_BODIES = [DEEP, DEEP_OBJECT, ("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)).encode()]
+DEEP_BODIES = [DEEP, DEEP_OBJECT,
+               ("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)).encode()]
 
 
 def test_out_of_range_durations_and_dates_are_refused_everywhere(live: DaemonProcess) -> None:
@@ -162,17 +173,20 @@ def test_out_of_range_durations_and_dates_are_refused_everywhere(live: DaemonPro
     assert d.api("POST", f"/api/v2/runs/{run_id}/cancel").status_code == 200
 
 
-def _refuse_duration_everywhere(d: DaemonProcess, value: Any, run_id: str, delayed: str, batch: str) -> None:
+def _refuse_duration_everywhere(d: DaemonProcess, value: Any, run_id: str, delayed: str,
+                                batch: str) -> None:
     for option in ("delay", "ttl", "idempotencyKeyTTL", "maxDuration"):
         if option == "maxDuration" and isinstance(value, str):
             continue
         key = {"idempotencyKey": "k"} if option == "idempotencyKeyTTL" else {}
         options = {option: value, **key}
         _refused(d.api("POST", "/api/v1/tasks/hello/trigger", json={"options": options}), option)
-        _refused(d.api("POST", "/api/v1/tasks/batch", json={"items": [{"task": "hello", "options": options}]}),
+        _refused(d.api("POST", "/api/v1/tasks/batch",
+                       json={"items": [{"task": "hello", "options": options}]}),
                  option)
         _refused(d.api("POST", f"/api/v1/runs/{run_id}/replay", json=options), option)
-        _refused(d.api("POST", f"/engine/v1/runs/{run_id}/trigger", json={"task": "hello", "options": options}),
+        _refused(d.api("POST", f"/engine/v1/runs/{run_id}/trigger",
+                       json={"task": "hello", "options": options}),
                  option)
     _refused(d.api("POST", "/api/v1/tasks/hello/trigger",
                    json={"options": {"debounce": {"key": "k", "delay": value}}}), "debounce.delay")
@@ -181,11 +195,13 @@ def _refuse_duration_everywhere(d: DaemonProcess, value: Any, run_id: str, delay
                    headers={"content-type": "application/x-ndjson"}), "delay")
     _refused(d.api("POST", "/api/v1/waitpoints/tokens", json={"timeout": value}), "timeout")
     if isinstance(value, str):
-        _refused(d.api("POST", "/api/v1/waitpoints/tokens", json={"idempotencyKey": "k", "idempotencyKeyTTL": value}),
+        _refused(d.api("POST", "/api/v1/waitpoints/tokens", json={"idempotencyKey": "k",
+                                                                  "idempotencyKeyTTL": value}),
                  "idempotencyKeyTTL")
     _refused(d.api("POST", f"/engine/v1/runs/{run_id}/tokens", json={"timeout": value}), "timeout")
     _refused(d.api("POST", f"/api/v1/runs/{delayed}/reschedule", json={"delay": value}), "delay")
-    _refused(d.api("POST", f"/engine/v1/runs/{run_id}/attempts/1/wait", json={"kind": "duration", "until": value}),
+    _refused(d.api("POST", f"/engine/v1/runs/{run_id}/attempts/1/wait",
+                   json={"kind": "duration", "until": value}),
              "until")
 
 
@@ -193,11 +209,15 @@ def test_out_of_range_integers_are_refused(live: DaemonProcess) -> None:
     d = live
     before = _counts(d)
     for value in INTEGERS:
-        _refused(d.api("POST", "/api/v1/tasks/hello/trigger", json={"options": {"maxAttempts": value}}), "maxAttempts")
-        _refused(d.api("POST", "/api/v1/tasks/hello/trigger", json={"options": {"priority": value}}), "priority")
+        _refused(d.api("POST", "/api/v1/tasks/hello/trigger",
+                       json={"options": {"maxAttempts": value}}), "maxAttempts")
+        _refused(d.api("POST", "/api/v1/tasks/hello/trigger",
+                       json={"options": {"priority": value}}), "priority")
         _refused(d.api("POST", "/api/v1/tasks/batch",
-                       json={"items": [{"task": "hello", "options": {"maxAttempts": value}}]}), "maxAttempts")
-        _refused(d.api("POST", "/api/v1/queues/hello/concurrency/override", json={"concurrencyLimit": value}),
+                       json={"items": [{"task": "hello", "options": {"maxAttempts": value}}]}),
+                 "maxAttempts")
+        _refused(d.api("POST", "/api/v1/queues/hello/concurrency/override",
+                       json={"concurrencyLimit": value}),
                  "concurrencyLimit")
         _refused(d.api("POST", "/api/v3/batches", json={"runCount": value}), "runCount")
     assert _counts(d) == before
@@ -212,12 +232,14 @@ def test_json_nested_too_deep_is_a_400_on_every_route(live: DaemonProcess) -> No
     run_id = d.trigger("hello", {})
     batch = d.api("POST", "/api/v3/batches", json={"runCount": 1}).json()["id"]
     before = _counts(d)
-    routes = [("POST", "/api/v1/tasks/hello/trigger"), ("POST", "/api/v1/tasks/batch"), ("POST", "/api/v3/batches"),
+    routes = [("POST", "/api/v1/tasks/hello/trigger"), ("POST", "/api/v1/tasks/batch"),
+              ("POST", "/api/v3/batches"),
               ("POST", "/api/v1/schedules"), ("PUT", "/api/v1/schedules/sched_x"),
-              ("POST", "/api/v1/waitpoints/tokens"), ("POST", f"/api/v1/waitpoints/tokens/{token}/complete"),
-              ("POST", callback),
+              ("POST", "/api/v1/waitpoints/tokens"),
+              ("POST", f"/api/v1/waitpoints/tokens/{token}/complete"), ("POST", callback),
               ("POST", f"/api/v1/runs/{run_id}/replay"), ("PUT", f"/api/v1/runs/{run_id}/metadata"),
-              ("POST", "/api/v1/projects/proj_x/envvars/dev/import"), ("POST", "/api/v1/local/versions")]
+              ("POST", "/api/v1/projects/proj_x/envvars/dev/import"),
+              ("POST", "/api/v1/local/versions")]
     for body in DEEP_BODIES:
         for method, path in routes:
             r = d.api(method, path, content=body, headers={"content-type": "application/json"})
@@ -256,29 +278,35 @@ def test_metadata_operations_that_cannot_apply_are_refused(live: DaemonProcess) 
     run_id = d.trigger("sleeper", {"seconds": 60})
     d.wait_status(run_id, "EXECUTING")
     for op, field in (({"type": "increment", "key": "n", "value": "x"}, "value"),
-                      ({"type": "set", "key": ["a"], "value": 1}, "key"), ({"type": "nope"}, "type")):
+                      ({"type": "set", "key": ["a"], "value": 1}, "key"),
+                      ({"type": "nope"}, "type")):
         for path in (f"/api/v1/runs/{run_id}/metadata", f"/engine/v1/runs/{run_id}/metadata"):
             _refused(d.api("PUT", path, json={"operations": [op]}), field)
     assert d.api("GET", f"/api/v1/runs/{run_id}/metadata").json()["metadata"] == {}
-    r = d.api("POST", "/api/v1/projects/proj_x/envvars/dev", json={"name": "BAD", "value": "a\u0000b"})
+    r = d.api("POST", "/api/v1/projects/proj_x/envvars/dev",
+              json={"name": "BAD", "value": "a\u0000b"})
     assert r.status_code == 400 and "BAD" in r.json()["error"]
     assert d.api("GET", "/api/v1/projects/proj_x/envvars/dev").json() == []
     d.api("POST", f"/api/v2/runs/{run_id}/cancel")
 
 
-def test_a_run_stored_with_an_out_of_range_time_does_not_break_listings(live: DaemonProcess) -> None:
+def test_a_run_stored_with_an_out_of_range_time_does_not_break_listings(
+        live: DaemonProcess) -> None:
     """Rows written before the limits existed (or edited by hand) still list and show."""
     d = live
     run_id = d.trigger("hello", {}, delay="1h")
     d.stop()
     with sqlite3.connect(d.home / "trigger-local.db") as db:
-        db.execute("UPDATE runs SET delay_until = 1e308, expires_at = 9e300, created_at = created_at WHERE id = ?",
+        db.execute("UPDATE runs SET delay_until = 1e308, expires_at = 9e300, created_at = "
+                   "created_at WHERE id = ?",
                    (run_id,))
-        db.execute("INSERT INTO logs (run_id, attempt, at, level, message) VALUES (?, 1, 1e308, 'info', 'far')",
+        db.execute("INSERT INTO logs (run_id, attempt, at, level, message) VALUES (?, 1, 1e308, "
+                   "'info', 'far')",
                    (run_id,))
     d.start()
     listed = d.api("GET", "/api/v1/runs")
-    assert listed.status_code == 200 and listed.json()["data"][0]["delayedUntil"].startswith("9999-")
+    assert (listed.status_code == 200
+            and listed.json()["data"][0]["delayedUntil"].startswith("9999-"))
     shown = d.api("GET", f"/api/v3/runs/{run_id}")
     assert shown.status_code == 200, shown.text
     assert d.api("GET", f"/api/v1/runs/{run_id}/trace").status_code == 200
@@ -287,7 +315,8 @@ def test_a_run_stored_with_an_out_of_range_time_does_not_break_listings(live: Da
     import sys
     env = {"TRIGGER_LOCAL_HOME": str(d.home), "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
     for args in (["runs", "ls"], ["runs", "show", run_id], ["runs", "logs", run_id]):
-        r = subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True, text=True,
-                           env=env, timeout=60)
+        r = subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True,
+                           text=True, env=env, timeout=60)
         assert r.returncode == 0 and "Traceback" not in r.stderr, (args, r.stderr[-2000:])
-    assert d.wait_status(d.trigger("hello", {"name": "still"}))["status"] == "COMPLETED"  # the timer survived
+    # the timer survived
+    assert d.wait_status(d.trigger("hello", {"name": "still"}))["status"] == "COMPLETED"

@@ -43,15 +43,18 @@ def test_the_history_has_the_mix_of_issue_17_and_its_rare_values_are_old() -> No
 def test_a_small_history_builds_and_every_list_it_times_finds_runs(tmp_path: Path) -> None:
     """~25 s: 10,000 runs built through the batch route, then the whole measurement."""
     out = subprocess.run(
-        [sys.executable, str(SCRIPTS / "bench_history.py"), "--runs", "10000", "--home", str(tmp_path / "h"),
+        [sys.executable, str(SCRIPTS / "bench_history.py"), "--runs", "10000", "--home",
+         str(tmp_path / "h"),
          "--throughput-runs", "500", "--latency-samples", "30", "--restarts", "1"],
         capture_output=True, text=True, timeout=110)
     assert out.returncode == 0, out.stderr[-3000:]
     table = out.stdout
-    for row in ("`filter[status]=EXPIRED`", f"`filter[tag]={OLD_TAG}`", "tokens `filter[status]=TIMED_OUT`",
+    for row in ("`filter[status]=EXPIRED`", f"`filter[tag]={OLD_TAG}`",
+                "tokens `filter[status]=TIMED_OUT`",
                 "trigger→start", "no-op throughput", "KiB per run"):
         assert row in table, row
     # schedules fire by the clock: a 10 s build gives them too few runs for a deep page
     for line in (line for line in table.splitlines() if "schedule" not in line):
-        assert not any(gap in line for gap in ("first page empty", "deep page empty", "nothing matches")), line
+        assert not any(gap in line for gap in ("first page empty", "deep page empty",
+                                               "nothing matches")), line
     assert not (tmp_path / "h").exists(), "without --keep the bench deletes the directory it made"

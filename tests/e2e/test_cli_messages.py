@@ -42,7 +42,8 @@ def test_completing_a_finished_token_says_nothing_changed(daemon: DaemonProcess)
     assert f"{token} was already COMPLETED" in again.stderr and "nothing changed" in again.stderr
     assert "Completed" not in again.stderr
     timed = cli(daemon, "tokens", "timeout", token)
-    assert timed.returncode == 0 and "was already COMPLETED" in timed.stderr and "Timed out" not in timed.stderr
+    assert (timed.returncode == 0 and "was already COMPLETED" in timed.stderr
+            and "Timed out" not in timed.stderr)
     output = str(daemon.api("GET", f"/api/v1/waitpoints/tokens/{token}").json()["output"])
     assert "true" in output and "false" not in output  # the first completion's data stayed
 
@@ -61,7 +62,8 @@ def test_doctor_separates_every_check_name_from_its_detail(daemon: DaemonProcess
     r = cli(daemon, "doctor")
     names = ("Python", "SQLite", "Home", "Port", "Docker", "CRIU", "Checkpoints")
     lines = [line for line in r.stdout.splitlines() if line[:5].strip() in ("ok", "warn", "FAIL")]
-    assert any("Checkpoints" in line for line in lines), r.stdout  # the longest name, with a daemon up
+    # the longest name, with a daemon up
+    assert any("Checkpoints" in line for line in lines), r.stdout
     for line in lines:
         name = line[5:].split()[0]
         assert name in names, line
@@ -101,21 +103,22 @@ def test_completion_offers_the_daemons_ids(completing: DaemonProcess, project: P
 
 def test_shell_completion_of_a_task_id_end_to_end(ready: DaemonProcess) -> None:
     """What bash runs on Tab: the program itself, with the words in the environment."""
-    r = cli(ready, _TRIGGER_LOCAL_COMPLETE="complete_bash", COMP_WORDS="trigger-local trigger sync-h",
-            COMP_CWORD="2")
+    r = cli(ready, _TRIGGER_LOCAL_COMPLETE="complete_bash",
+            COMP_WORDS="trigger-local trigger sync-h", COMP_CWORD="2")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["sync-hello"] and r.stderr == ""
 
 
-def test_completion_with_no_daemon_is_fast_and_silent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_completion_with_no_daemon_is_fast_and_silent(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("TRIGGER_API_URL", "TRIGGER_SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TRIGGER_LOCAL_HOME", str(tmp_path / "no-daemon-here"))
     client_module.configure()
     started = time.monotonic()
-    for complete in (completion.complete_task, completion.complete_run_id, completion.complete_token_id,
-                     completion.complete_queue):
+    for complete in (completion.complete_task, completion.complete_run_id,
+                     completion.complete_token_id, completion.complete_queue):
         assert complete("") == []
     assert time.monotonic() - started < 4 * completion.TIMEOUT_S
     assert capsys.readouterr() == ("", "")

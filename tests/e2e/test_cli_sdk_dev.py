@@ -14,12 +14,13 @@ from pathlib import Path
 from .conftest import DaemonProcess, wait_for
 
 
-def _cli(d: DaemonProcess, *args: str, cwd: Path | None = None, input_: str | None = None) -> subprocess.CompletedProcess[str]:
+def _cli(d: DaemonProcess, *args: str, cwd: Path | None = None,
+         input_: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TRIGGER_LOCAL_HOME": str(d.home)}
     env.pop("TRIGGER_API_URL", None)
     env.pop("TRIGGER_SECRET_KEY", None)
-    return subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, input=input_, timeout=60)
+    return subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, input=input_, timeout=60)
 
 
 def test_cli_trigger_wait_prints_output(ready: DaemonProcess) -> None:
@@ -57,8 +58,8 @@ def test_cli_malformed_payload_is_refused(ready: DaemonProcess) -> None:
 
 def test_cli_says_how_to_start_a_missing_daemon(tmp_path: Path) -> None:
     env = {**os.environ, "TRIGGER_LOCAL_HOME": str(tmp_path / "nothing-here")}
-    r = subprocess.run([sys.executable, "-m", "trigger_local", "runs", "ls"], capture_output=True, text=True,
-                       env=env, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "trigger_local", "runs", "ls"], capture_output=True,
+                       text=True, env=env, timeout=60)
     assert r.returncode == 1
     assert "trigger-local up" in r.stderr or "trigger-local dev" in r.stderr
 
@@ -80,8 +81,8 @@ def test_sdk_from_app_code_async_and_blocking(ready: DaemonProcess, project: Pat
         asyncio.run(main())
     ''')
     env = {**os.environ, "TRIGGER_LOCAL_HOME": str(ready.home)}
-    r = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True, text=True, env=env,
-                       timeout=90)
+    r = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True, text=True,
+                       env=env, timeout=90)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["async"]["message"] == "Hello, async!"
@@ -91,7 +92,8 @@ def test_sdk_from_app_code_async_and_blocking(ready: DaemonProcess, project: Pat
 def test_broken_module_keeps_the_last_good_version(ready: DaemonProcess, project: Path) -> None:
     good = ready.api("GET", "/api/v1/local/status").json()["current_version"]
     (project / "trigger" / "broken.py").write_text("import nonexistent_module_xyz\n")
-    r = ready.api("POST", "/api/v1/local/versions", json={"projectDir": str(project), "dirs": ["trigger"]})
+    r = ready.api("POST", "/api/v1/local/versions", json={"projectDir": str(project),
+                                                          "dirs": ["trigger"]})
     assert r.status_code == 422
     assert "nonexistent_module_xyz" in r.json()["traceback"]
     assert ready.api("GET", "/api/v1/local/status").json()["current_version"] == good
@@ -113,8 +115,10 @@ class _Reader(threading.Thread):
         return "".join(self.lines)
 
 
-def test_dev_indexes_watches_and_survives_a_broken_file(daemon: DaemonProcess, project: Path) -> None:
-    env = {**os.environ, "TRIGGER_LOCAL_HOME": str(daemon.home), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+def test_dev_indexes_watches_and_survives_a_broken_file(
+        daemon: DaemonProcess, project: Path) -> None:
+    env = {**os.environ, "TRIGGER_LOCAL_HOME": str(daemon.home), "PYTHONUNBUFFERED": "1",
+           "COLUMNS": "200"}
     proc = subprocess.Popen([sys.executable, "-m", "trigger_local", "dev"], cwd=project, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     reader = _Reader(proc.stdout)

@@ -59,24 +59,26 @@ def watched(daemon: DaemonProcess, tmp_path: Path) -> DaemonProcess:
 
 def _env(d: DaemonProcess, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
-    return {**env, "TRIGGER_LOCAL_HOME": str(d.home), "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **extra}
+    return {**env, "TRIGGER_LOCAL_HOME": str(d.home), "PYTHONUNBUFFERED": "1", "COLUMNS": "200",
+            **extra}
 
 
 def cli(d: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True, text=True,
-                          env=_env(d), timeout=90)
+    return subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True,
+                          text=True, env=_env(d), timeout=90)
 
 
 class Live:
     """A CLI process whose stderr (or merged output) is collected line by line as it comes."""
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
-        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
         self.err: list[str] = []
         self.out: list[str] = []
         self.readers = [threading.Thread(target=self._read, args=(stream, sink), daemon=True)
-                        for stream, sink in ((self.proc.stderr, self.err), (self.proc.stdout, self.out))]
+                        for stream, sink in ((self.proc.stderr, self.err),
+                                             (self.proc.stdout, self.out))]
         for reader in self.readers:
             reader.start()
 
@@ -132,14 +134,16 @@ def test_trigger_wait_streams_status_changes_and_logs_while_waiting(watched: Dae
     watch = Live([sys.executable, "-m", "trigger_local", "trigger", "gate", "--payload",
                   json.dumps({"token": token}), "--wait"], _env(watched))
     live.append(watch)
-    wait_for(lambda: "waiting at the gate" in watch.stderr(), 60, what="the log line while the run waits")
+    wait_for(lambda: "waiting at the gate" in watch.stderr(), 60,
+             what="the log line while the run waits")
     wait_for(lambda: "WAITING" in watch.stderr(), 30, what="the WAITING status while the run waits")
     assert watch.proc.poll() is None  # still waiting: these lines came live, not at the end
-    assert watched.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": "open"}).status_code == 200
+    assert watched.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete",
+                       json={"data": "open"}).status_code == 200
     assert watch.wait() == 0, watch.stderr()
     err = watch.stderr()
-    assert err.index("EXECUTING") < err.index("waiting at the gate") < err.index("through the gate") \
-        < err.index("COMPLETED"), err
+    assert (err.index("EXECUTING") < err.index("waiting at the gate")
+            < err.index("through the gate") < err.index("COMPLETED")), err
     assert json.loads(watch.stdout()) == {"passed": "open"}  # stdout: the output only
 
 
@@ -163,13 +167,16 @@ def test_trigger_wait_on_a_failed_run_exits_1_with_the_error(watched: DaemonProc
     r = cli(watched, "trigger", "always-fails", "--wait")
     assert r.returncode == 1
     assert "FAILED: ValueError: the payload is never good enough" in r.stderr
-    assert "in check" in r.stderr and 'raise ValueError("the payload is never good enough")' in r.stderr
+    assert ("in check" in r.stderr
+            and 'raise ValueError("the payload is never good enough")' in r.stderr)
     assert "runs show run_" in r.stderr and r.stdout == ""
     quiet = cli(watched, "trigger", "always-fails", "--wait", "--quiet")
-    assert quiet.returncode == 1 and "FAILED: ValueError: the payload is never good enough" in quiet.stderr
+    assert (quiet.returncode == 1
+            and "FAILED: ValueError: the payload is never good enough" in quiet.stderr)
 
 
-def test_ctrl_c_stops_waiting_and_says_how_to_follow_the_run(watched: DaemonProcess, live: list[Live]) -> None:
+def test_ctrl_c_stops_waiting_and_says_how_to_follow_the_run(watched: DaemonProcess,
+                                                             live: list[Live]) -> None:
     watch = Live([sys.executable, "-m", "trigger_local", "trigger", "gate", "--payload",
                   json.dumps({"token": _token(watched)}), "--wait"], _env(watched))
     live.append(watch)
@@ -177,12 +184,14 @@ def test_ctrl_c_stops_waiting_and_says_how_to_follow_the_run(watched: DaemonProc
     run_id = watch.stderr().split(" as ", 1)[1].split(";", 1)[0]
     watch.proc.send_signal(signal.SIGINT)
     assert watch.wait() == 130
-    assert f"The run goes on: follow it with `trigger-local runs logs {run_id} --follow`" in watch.stderr()
+    follow = f"The run goes on: follow it with `trigger-local runs logs {run_id} --follow`"
+    assert follow in watch.stderr()
     assert "Traceback" not in watch.stderr()
     assert watched.run(run_id)["status"] == "WAITING"
 
 
-def test_dev_prints_each_attempts_error_and_the_final_traceback_dimmed(watched: DaemonProcess, tmp_path: Path,
+def test_dev_prints_each_attempts_error_and_the_final_traceback_dimmed(watched: DaemonProcess,
+                                                                       tmp_path: Path,
                                                                        live: list[Live]) -> None:
     env = _env(watched, FORCE_COLOR="1", TERM="xterm-256color")
     dev = Live([sys.executable, "-m", "trigger_local", "dev"], env, cwd=tmp_path / "watchproj")
@@ -192,13 +201,16 @@ def test_dev_prints_each_attempts_error_and_the_final_traceback_dimmed(watched: 
     watched.wait_status(flaky), watched.wait_status(failing)
     wait_for(lambda: f"{failing} always-fails" in dev.stderr() and "FAILED" in dev.stderr()
              and "raise ValueError" in dev.stderr(), 30, what="dev to print the failure")
-    wait_for(lambda: "failure number 2" in dev.stderr(), 30, what="dev to print flaky's second failure")
+    wait_for(lambda: "failure number 2" in dev.stderr(), 30,
+             what="dev to print flaky's second failure")
     text = dev.stderr()
     plain = _strip_ansi(text)
     assert f"{flaky} flaky attempt 1 failed: RuntimeError: failure number 1; retrying in" in plain
-    assert f"{failing} always-fails attempt 1 failed: ValueError: the payload is never good enough" in plain
+    never = "ValueError: the payload is never good enough"
+    assert f"{failing} always-fails attempt 1 failed: {never}" in plain
     assert f"{failing} always-fails FAILED: ValueError: the payload is never good enough" in plain
-    assert "in check" in plain and "trigger_local/runtime" not in plain  # the user's frames, not ours
+    # the user's frames, not ours
+    assert "in check" in plain and "trigger_local/runtime" not in plain
     frame = next(line for line in text.splitlines() if "in check" in line)
     style = re.match(r"\x1b\[([0-9;]*)m\s*File", frame)
     assert style and style.group(1).split(";") == ["2"], repr(frame)  # dim, and only dim

@@ -22,7 +22,8 @@ def test_kill_9_mid_load_loses_no_run(ready: DaemonProcess) -> None:
     for round_ in range(3):
         for i in range(15):
             task = rng.choice(["hello", "sleeper", "waiter", "parent"])
-            payload = {"hello": {"name": f"r{round_}-{i}"}, "sleeper": {"seconds": rng.choice([0.1, 0.5, 1.5])},
+            payload = {"hello": {"name": f"r{round_}-{i}"},
+                       "sleeper": {"seconds": rng.choice([0.1, 0.5, 1.5])},
                        "waiter": {"seconds": rng.choice([0.2, 1.0])}, "parent": {"n": i}}[task]
             ids.append(ready.trigger(task, payload))
         time.sleep(rng.uniform(0.2, 0.8))  # let the load get going, then pull the plug
@@ -30,7 +31,8 @@ def test_kill_9_mid_load_loses_no_run(ready: DaemonProcess) -> None:
         ready.start()
     wait_for(lambda: _all_final(ready, ids), 120, interval=0.2, what="every run to finish")
     statuses = {i: ready.run(i)["status"] for i in ids}
-    assert set(statuses.values()) == {"COMPLETED"}, {k: v for k, v in statuses.items() if v != "COMPLETED"}
+    assert set(statuses.values()) == {"COMPLETED"}, {k: v for k, v in statuses.items()
+                                                     if v != "COMPLETED"}
 
 
 def _started(d: DaemonProcess, run_id: str) -> bool:

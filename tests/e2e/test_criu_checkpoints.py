@@ -48,13 +48,15 @@ def test_duration_wait_is_checkpointed_and_restored_with_locals(ckd: DaemonProce
     run = ckd.wait_status(run_id, timeout=30)
     assert run["status"] == "COMPLETED", run
     out = run["output"]
-    assert out["counter"] == 42 and out["blob_ok"] and out["pid_before"] == out["pid_after"] == ck["pid"]
+    assert (out["counter"] == 42 and out["blob_ok"]
+            and out["pid_before"] == out["pid_after"] == ck["pid"])
     assert run["attemptCount"] == 1
     done = checkpoints(ckd, run_id)[0]
     assert done["status"] == "restored" and done["restore_ms"] > 0
     assert not Path(done["path"]).exists()  # images are deleted once used
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
-    shown = subprocess.run([sys.executable, "-m", "trigger_local", "runs", "show", run_id], capture_output=True,
+    shown = subprocess.run([sys.executable, "-m", "trigger_local", "runs", "show", run_id],
+                           capture_output=True,
                            text=True, env={**env, "TRIGGER_LOCAL_HOME": str(ckd.home)}, timeout=60)
     assert "Checkpoints" in shown.stdout and "restored" in shown.stdout, shown.stdout + shown.stderr
 
@@ -65,7 +67,8 @@ def test_two_token_waits_each_checkpoint_and_frees_the_process(ckd: DaemonProces
     ck = wait_checkpointed(ckd, run_id)[0]
     wait_for(lambda: not _pid_alive(ck["pid"]), 10, what="the frozen process to be gone")
     status = _status(ckd)["executor"]
-    assert status["checkpoints"]["count"] == 1 and status["checkpoints"]["bytes"] == ck["size_bytes"]
+    assert (status["checkpoints"]["count"] == 1
+            and status["checkpoints"]["bytes"] == ck["size_bytes"])
     assert status["processes"] <= 1  # the frozen one does not count (at most an idle warm one)
     complete_token(ckd, t1, {"n": 4})
     wait_checkpointed(ckd, run_id, 2)
@@ -76,7 +79,8 @@ def test_two_token_waits_each_checkpoint_and_frees_the_process(ckd: DaemonProces
     assert _status(ckd)["executor"]["checkpoints"]["count"] == 0
 
 
-def test_restored_process_is_the_daemons_child_and_its_pid_is_free_once_dumped(ckd: DaemonProcess) -> None:
+def test_restored_process_is_the_daemons_child_and_its_pid_is_free_once_dumped(
+        ckd: DaemonProcess) -> None:
     # A restored process left to init kept its pid as a zombie after its next dump until init
     # reaped it (up to 2 s here), and the next restore waited for that pid.
     assert ckd.proc is not None
@@ -86,7 +90,8 @@ def test_restored_process_is_the_daemons_child_and_its_pid_is_free_once_dumped(c
     assert not _pid_alive(pid)  # reaped before the checkpoint is recorded
     complete_token(ckd, t1, 1)
     assert wait_checkpointed(ckd, run_id, 2)[1]["pid"] == pid
-    assert not _pid_alive(pid)  # the restored process, dumped again: reaped by the daemon, no zombie
+    # the restored process, dumped again: reaped by the daemon, no zombie
+    assert not _pid_alive(pid)
     complete_token(ckd, t2, 2)
     run = ckd.wait_status(run_id, timeout=30)
     assert run["status"] == "COMPLETED", run
@@ -113,6 +118,7 @@ def test_canceled_checkpointed_run_has_its_images_deleted(ckd: DaemonProcess) ->
     ck = wait_checkpointed(ckd, run_id)[0]
     assert Path(ck["path"]).is_dir()
     assert ckd.api("POST", f"/api/v2/runs/{run_id}/cancel").status_code == 200
-    wait_for(lambda: checkpoints(ckd, run_id)[0]["status"] == "deleted", 10, what="the checkpoint to be deleted")
+    wait_for(lambda: checkpoints(ckd, run_id)[0]["status"] == "deleted", 10,
+             what="the checkpoint to be deleted")
     assert not Path(ck["path"]).exists()
     assert os.listdir(Path(ck["path"]).parent.parent) == []

@@ -37,8 +37,8 @@ def _daemon(tmp_path: Path, **env: str) -> DaemonProcess:
 def _doctor(d: DaemonProcess) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
     env["TRIGGER_LOCAL_HOME"] = str(d.home)
-    done = subprocess.run([sys.executable, "-m", "trigger_local", "doctor"], capture_output=True, text=True,
-                          env=env, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "trigger_local", "doctor"], capture_output=True,
+                          text=True, env=env, timeout=60)
     return done.stdout + done.stderr
 
 
@@ -48,7 +48,8 @@ def _held_then_completes(d: DaemonProcess, task: str = "ck-token", *, refused: b
     run_id = d.trigger(task, {"token": token, **payload})
     waiting = wait_for(lambda: events(d, run_id, "run.waiting"), 30, what="the run to wait")[0]
     if refused:  # a wait completed before the dump begins is not dumped at all: let it fail first
-        wait_for(lambda: events(d, run_id, "run.checkpoint_failed"), 30, what="the checkpoint to fail")
+        wait_for(lambda: events(d, run_id, "run.checkpoint_failed"), 30,
+                 what="the checkpoint to fail")
     complete_token(d, token, {"n": 7})
     run = d.wait_status(run_id, timeout=30)
     assert run["status"] == "COMPLETED" and run["attemptCount"] == 1, run
@@ -57,7 +58,8 @@ def _held_then_completes(d: DaemonProcess, task: str = "ck-token", *, refused: b
 
 
 @pytest.mark.parametrize("problem", ["missing", "check-fails"])
-def test_without_working_criu_runs_are_held_and_doctor_explains(tmp_path: Path, problem: str) -> None:
+def test_without_working_criu_runs_are_held_and_doctor_explains(
+        tmp_path: Path, problem: str) -> None:
     criu = str(tmp_path / "no-such-criu")
     if problem == "check-fails":  # a CRIU too old for the kernel, as Debian 12's 3.17 is
         fake = tmp_path / "criu"
@@ -75,7 +77,8 @@ def test_without_working_criu_runs_are_held_and_doctor_explains(tmp_path: Path, 
         assert done["waiting"]["action"] == "hold" and expected in done["waiting"]["hold_reason"]
         if os.geteuid() == 0:
             said = _doctor(d)
-            assert "holds waiting runs instead of checkpointing" in said and "setup-criu.sh" in said, said
+            assert ("holds waiting runs instead of checkpointing" in said
+                    and "setup-criu.sh" in said), said
     finally:
         d.close()
 
@@ -99,7 +102,8 @@ def test_dump_failing_mid_way_on_a_full_disk_keeps_the_process(tmp_path: Path) -
     require_criu()
     small = tmp_path / "small"
     small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], capture_output=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)],
+                             capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs: {mounted.stderr.decode().strip()}")
     d = _daemon(tmp_path, TRIGGER_LOCAL_CHECKPOINT_DIR=str(small))

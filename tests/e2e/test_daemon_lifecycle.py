@@ -16,8 +16,8 @@ from .conftest import DaemonProcess, wait_for, write_project
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TRIGGER_LOCAL_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True, text=True,
-                          env=env, timeout=90)
+    return subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True,
+                          text=True, env=env, timeout=90)
 
 
 def test_up_detach_status_down(tmp_path: Path) -> None:
@@ -42,7 +42,8 @@ def test_up_detach_status_down(tmp_path: Path) -> None:
 
 def test_global_process_cap_limits_running_attempts(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    d = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home), "TRIGGER_LOCAL_MAX_PROCESSES": "2"}).start()
+    d = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home),
+                                 "TRIGGER_LOCAL_MAX_PROCESSES": "2"}).start()
     try:
         d.register(write_project(tmp_path / "project"))
         ids = [d.trigger("sleeper", {"seconds": 0.6}) for _ in range(5)]

@@ -103,7 +103,8 @@ def test_busy_daemon_exits_within_the_grace_plus_one_second(tmp_path: Path) -> N
         with Listeners(d):
             code, took = _sigterm_and_time(d)
         assert code == 0
-        assert grace_s - 0.2 <= took < grace_s + 1.0, f"a busy daemon took {took:.2f}s with a {grace_s}s grace"
+        assert grace_s - 0.2 <= took < grace_s + 1.0, (f"a busy daemon took {took:.2f}s with a "
+                                                       f"{grace_s}s grace")
         assert "CancelledError" not in d.log_text()
         d.start()  # the interrupted runs are queued again, their attempt not counted
         for run_id in ids:
@@ -117,14 +118,15 @@ def test_busy_daemon_exits_within_the_grace_plus_one_second(tmp_path: Path) -> N
 class Hammer:
     """Threads that keep sending requests (triggers, reads) and note every outcome."""
 
-    PATHS = (("POST", "/api/v1/tasks/hello/trigger"), ("GET", "/api/v1/runs"), ("GET", "/api/v1/local/status"),
-             ("GET", "/api/v3/runs/{run}"))
+    PATHS = (("POST", "/api/v1/tasks/hello/trigger"), ("GET", "/api/v1/runs"),
+             ("GET", "/api/v1/local/status"), ("GET", "/api/v3/runs/{run}"))
 
     def __init__(self, d: DaemonProcess, run_id: str) -> None:
         self.d, self.run_id = d, run_id
         self.outcomes: list[tuple[str, int | str, Any]] = []
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(m, p), daemon=True) for m, p in self.PATHS]
+        self._threads = [threading.Thread(target=self._run, args=(m, p), daemon=True)
+                         for m, p in self.PATHS]
 
     def _run(self, method: str, path: str) -> None:
         path = path.format(run=self.run_id)
@@ -137,7 +139,8 @@ class Hammer:
             except httpx.HTTPError as exc:  # refused, reset: the server has stopped
                 self.outcomes.append((path, type(exc).__name__, None))
                 http.close()
-                http = httpx.Client(base_url=self.d.url, headers={"Authorization": f"Bearer {self.d.key}"},
+                http = httpx.Client(base_url=self.d.url,
+                                    headers={"Authorization": f"Bearer {self.d.key}"},
                                     timeout=httpx.Timeout(30, connect=2))
                 time.sleep(0.01)
         http.close()

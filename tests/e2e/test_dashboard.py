@@ -21,7 +21,8 @@ from tui.waitpoints import JsonDialog
 from .conftest import DaemonProcess
 
 
-async def until(pilot: Pilot[Any], predicate: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+async def until(pilot: Pilot[Any], predicate: Callable[[], Any], what: str,
+                timeout: float = 30) -> Any:
     """Let the app run until `predicate()` is truthy; fail at the deadline."""
     deadline = time.monotonic() + timeout
     while not (value := predicate()):
@@ -51,41 +52,50 @@ async def test_runs_table_updates_when_a_run_finishes(ready: DaemonProcess) -> N
         run_id = ready.trigger("sleeper", {"seconds": 1})
         # under load the row may first be read already finished: any status shows it arrived
         await until(pilot, lambda: cell(table, run_id, "status"), "the new run in the table")
-        await until(pilot, lambda: cell(table, run_id, "status") == "COMPLETED", "COMPLETED in the table")
-        assert cell(table, run_id, "task") == "sleeper" and cell(table, run_id, "duration") != MISSING
+        await until(pilot, lambda: cell(table, run_id, "status") == "COMPLETED",
+                    "COMPLETED in the table")
+        assert (cell(table, run_id, "task") == "sleeper"
+                and cell(table, run_id, "duration") != MISSING)
         await pilot.press("slash")
         await pilot.press(*"task:hello")
         await pilot.press("enter")
         await until(pilot, lambda: table.row_count == 0, "the filter to hide the sleeper run")
 
 
-async def test_token_lists_its_blocked_run_and_completing_it_from_the_dialog_finishes_the_run(ready: DaemonProcess) -> None:
+async def test_token_lists_its_blocked_run_and_completing_it_from_the_dialog_finishes_the_run(
+        ready: DaemonProcess) -> None:
     run_id = ready.trigger("token-waiter", {})
     ready.wait_status(run_id, "WAITING")
     app = dashboard(ready)
     async with app.run_test(size=(160, 40)) as pilot:
         await pilot.press("2")
         table = app.query_one("#tokens-table", DataTable)
-        await until(pilot, lambda: table.row_count and "WAITING" in cell(table, table.coordinate_to_cell_key(
+        await until(pilot, lambda: table.row_count and "WAITING" in cell(table,
+                                                                         table.coordinate_to_cell_key(
             table.cursor_coordinate).row_key.value, "status"), "a waiting token")
         token_id = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
         # the runs blocked on the token: in its row and, all of them, under the table
         assert cell(table, token_id, "runs") == run_id
         below = str(app.query_one("#token-url", Static).render())
         assert f"blocked: {run_id}" in below and "callback URL" in below
-        assert ready.api("GET", f"/api/v1/waitpoints/tokens/{token_id}").json()["blockedRunIds"] == [run_id]
+        token = ready.api("GET", f"/api/v1/waitpoints/tokens/{token_id}").json()
+        assert token["blockedRunIds"] == [run_id]
         await pilot.press("enter")
-        dialog = await until(pilot, lambda: isinstance(app.screen, JsonDialog) and app.screen, "the dialog")
+        dialog = await until(pilot, lambda: isinstance(app.screen, JsonDialog) and app.screen,
+                             "the dialog")
         dialog.query_one("#json-input", Input).value = "{not json"
         await pilot.press("enter")
-        await until(pilot, lambda: "Not valid JSON" in str(dialog.query_one("#json-error", Static).render()),
+        error = dialog.query_one("#json-error", Static)
+        await until(pilot, lambda: "Not valid JSON" in str(error.render()),
                     "the validation message")
         assert app.screen is dialog  # nothing was sent
         dialog.query_one("#json-input", Input).value = '{"approved": true}'
         await pilot.press("enter")
         done = ready.wait_status(run_id)
-        assert done["status"] == "COMPLETED" and done["output"] == {"ok": True, "output": {"approved": True}}
-        await until(pilot, lambda: "COMPLETED" in cell(table, token_id, "status"), "the token shown as completed")
+        assert done["status"] == "COMPLETED" and done["output"] == {"ok": True,
+                                                                    "output": {"approved": True}}
+        await until(pilot, lambda: "COMPLETED" in cell(table, token_id, "status"),
+                    "the token shown as completed")
         assert cell(table, token_id, "runs") == run_id  # done tokens still say which run waited
         assert f"waited: {run_id}" in str(app.query_one("#token-url", Static).render())
 
@@ -96,14 +106,16 @@ async def test_pausing_a_queue_from_the_queues_tab_stops_new_starts(ready: Daemo
     async with app.run_test(size=(160, 40)) as pilot:
         await pilot.press("3")
         table = app.query_one("#queues-table", DataTable)
-        await until(pilot, lambda: any("hello" in str(k.value) for k in table.rows), "the hello queue")
+        await until(pilot, lambda: any("hello" in str(k.value) for k in table.rows),
+                    "the hello queue")
         row = next(i for i, k in enumerate(table.rows) if str(k.value).endswith("hello"))
         table.move_cursor(row=row)
         await pilot.press("p")
-        await until(pilot, lambda: "paused" in cell(table, table.coordinate_to_cell_key((row, 0)).row_key.value,
-                                                    "paused"), "the queue shown paused")
+        key = table.coordinate_to_cell_key((row, 0)).row_key.value
+        await until(pilot, lambda: "paused" in cell(table, key, "paused"), "the queue shown paused")
         blocked = ready.trigger("hello", {})
-        other = ready.trigger("child", {"n": 2})  # the dispatcher runs: it just skips the paused queue
+        # the dispatcher runs: it just skips the paused queue
+        other = ready.trigger("child", {"n": 2})
         ready.wait_status(other)
         assert ready.run(blocked)["status"] == "QUEUED"
         await pilot.press("p")
@@ -117,25 +129,28 @@ async def test_trace_tree_of_a_parent_has_attempt_wait_and_child(ready: DaemonPr
     async with app.run_test(size=(160, 40)) as pilot:
         app.push_screen(RunDetail(app.api, parent_id))
         found = await until(pilot, lambda: isinstance(app.screen, RunDetail) and
-                            list(app.screen.query("#trace-tree").results(Tree)), "the detail screen")
+                            list(app.screen.query("#trace-tree").results(Tree)),
+                            "the detail screen")
         tree: Tree[TraceNode] = found[0]
         root = await until(pilot, lambda: tree.root.children and tree.root.data, "the trace")
         nodes: list[TraceNode] = root.walk()
         kinds = [n.kind for n in nodes]
-        assert kinds.count("attempt") == 1 and kinds.count("child") == 1 and kinds.count("wait") == 1
+        assert (kinds.count("attempt") == 1 and kinds.count("child") == 1
+                and kinds.count("wait") == 1)
         wait = next(n for n in nodes if n.kind == "wait")
         assert f"wait for {child_id} · completed" == wait.label  # the id says it is a run
         assert "█" in str(tree.root.children[0].label)  # a timeline bar per node
         child_line = next(i for i, n in enumerate(tree.root.children) if n.data.kind == "child")
         tree.move_cursor(tree.root.children[child_line])
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, RunDetail) and app.screen.run_id == child_id,
-                    "the child's detail")
+        await until(pilot, lambda: isinstance(app.screen, RunDetail)
+                    and app.screen.run_id == child_id, "the child's detail")
 
 
 async def test_runs_table_reads_the_next_pages_while_pagedown_is_held(ready: DaemonProcess) -> None:
     ready.wait_status(ready.trigger("hello", {}))  # the queue exists once a run used it
-    ready.api("POST", "/api/v1/queues/hello/pause", json={"type": "task", "action": "pause"}).raise_for_status()
+    ready.api("POST", "/api/v1/queues/hello/pause",
+              json={"type": "task", "action": "pause"}).raise_for_status()
     client = SyncApiClient(ready.url, ready.key)
     client.batch_trigger([{"task": "hello", "payload": "{}"} for _ in range(260)])
     client.close()
@@ -156,17 +171,21 @@ async def test_runs_table_reads_the_next_pages_while_pagedown_is_held(ready: Dae
 
 async def test_detail_shows_a_runs_log_lines_while_it_runs(ready: DaemonProcess) -> None:
     # the app's own stream leaves log lines out: the detail screen follows its run's stream
-    ready.wait_status(ready.trigger("sleeper", {"seconds": 0}))  # the queue exists once a run used it
+    # the queue exists once a run used it
+    ready.wait_status(ready.trigger("sleeper", {"seconds": 0}))
     pause = {"type": "task", "action": "pause"}
     ready.api("POST", "/api/v1/queues/sleeper/pause", json=pause).raise_for_status()
     run_id = ready.trigger("sleeper", {"seconds": 1})
     app = dashboard(ready)
     async with app.run_test(size=(160, 40)) as pilot:
         app.push_screen(RunDetail(app.api, run_id))
-        detail = await until(pilot, lambda: isinstance(app.screen, RunDetail) and app.screen.trace_ready and
+        detail = await until(pilot, lambda: isinstance(app.screen, RunDetail)
+                             and app.screen.trace_ready and
                              app.screen, "the detail of the queued run")
         log = detail.query_one("#run-logs", RichLog)
         assert "sleeping" not in "".join(line.text for line in log.lines)
-        ready.api("POST", "/api/v1/queues/sleeper/pause", json={**pause, "action": "resume"}).raise_for_status()
-        await until(pilot, lambda: "sleeping" in "".join(line.text for line in log.lines), "its log line, live")
+        ready.api("POST", "/api/v1/queues/sleeper/pause",
+                  json={**pause, "action": "resume"}).raise_for_status()
+        await until(pilot, lambda: "sleeping" in "".join(line.text for line in log.lines),
+                    "its log line, live")
         ready.wait_status(run_id)

@@ -40,7 +40,8 @@ async def test_trace_has_the_checkpoint_and_its_restore_as_nodes(ckd: DaemonProc
     async with app.run_test(size=(200, 50)) as pilot:
         app.push_screen(RunDetail(app.api, run_id))
         found = await until(pilot, lambda: isinstance(app.screen, RunDetail) and
-                            list(app.screen.query("#trace-tree").results(Tree)), "the detail screen")
+                            list(app.screen.query("#trace-tree").results(Tree)),
+                            "the detail screen")
         tree: Tree[TraceNode] = found[0]
 
         def nodes(kind: str) -> list[TraceNode]:
@@ -48,7 +49,8 @@ async def test_trace_has_the_checkpoint_and_its_restore_as_nodes(ckd: DaemonProc
             return [n for n in root.walk() if n.kind == kind] if root is not None else []
 
         suspended = (await until(pilot, lambda: nodes("checkpoint"), "the checkpoint node"))[0]
-        assert checkpoint["id"] in suspended.label and "MiB" in suspended.label and "dump" in suspended.label
+        assert (checkpoint["id"] in suspended.label and "MiB" in suspended.label
+                and "dump" in suspended.label)
         assert suspended.end is None and not nodes("restore")  # still on disk: its bar runs to now
         complete_token(ckd, token, {"n": 7})
         assert ckd.wait_status(run_id)["status"] == "COMPLETED"
@@ -56,6 +58,8 @@ async def test_trace_has_the_checkpoint_and_its_restore_as_nodes(ckd: DaemonProc
         restore = (await until(pilot, lambda: nodes("restore"), "the restore node"))[0]
         done = nodes("checkpoint")[0]
         assert done.children == [restore] and "restored after" in restore.label
-        assert done.start is not None and done.end is not None and done.start < restore.start <= done.end
+        assert (done.start is not None and done.end is not None
+                and done.start < restore.start <= done.end)
         line = next(n for n in tree.root.children if n.data is done)
-        assert "█" in str(line.label) and "·" in str(line.label)  # a timeline bar, not the whole width
+        # a timeline bar, not the whole width
+        assert "█" in str(line.label) and "·" in str(line.label)

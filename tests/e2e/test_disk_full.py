@@ -26,7 +26,8 @@ def _mount_problem(where: Path) -> str | None:
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(where)],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        return f"`mount -t tmpfs` is not permitted here: {(done.stderr or done.stdout).strip()[:200]}"
+        return ("`mount -t tmpfs` is not permitted here: "
+                f"{(done.stderr or done.stdout).strip()[:200]}")
     return None
 
 
@@ -57,8 +58,10 @@ class TriggerStream:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        body = {"payload": json.dumps({"name": "stream"}), "options": {"payloadType": "application/json"}}
-        with httpx.Client(base_url=self.d.url, headers={"Authorization": f"Bearer {self.d.key}"}, timeout=30) as http:
+        body = {"payload": json.dumps({"name": "stream"}),
+                "options": {"payloadType": "application/json"}}
+        with httpx.Client(base_url=self.d.url, headers={"Authorization": f"Bearer {self.d.key}"},
+                          timeout=30) as http:
             while not self._stop.wait(0.02):
                 r = http.post("/api/v1/tasks/hello/trigger", json=body)
                 try:
@@ -76,7 +79,8 @@ class TriggerStream:
         self._thread.join(30)
 
     def accepted(self, since: float = 0.0) -> list[str]:
-        return [body["id"] for at, status, body in list(self.answers) if status == 200 and at >= since]
+        return [body["id"] for at, status, body in list(self.answers) if status == 200
+                and at >= since]
 
     def refused(self) -> list[dict[str, Any]]:
         return [body for _, status, body in list(self.answers) if status == 507]
@@ -95,15 +99,18 @@ def _health(d: DaemonProcess) -> tuple[int, dict[str, Any]]:
     return r.status_code, r.json()
 
 
-def test_disk_full_is_refused_with_507_waited_out_and_every_run_completes(small_disk: Path, tmp_path: Path) -> None:
+def test_disk_full_is_refused_with_507_waited_out_and_every_run_completes(
+        small_disk: Path, tmp_path: Path) -> None:
     home = small_disk / "home"
     d = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home)}).start()
     try:
         d.register(write_project(tmp_path / "project"))
         with TriggerStream(d) as stream:
-            wait_for(lambda: len(stream.accepted()) >= 10, 30, what="triggers before the disk fills")
+            wait_for(lambda: len(stream.accepted()) >= 10, 30,
+                     what="triggers before the disk fills")
             # due while the disk is full: the dispatcher's timer round has to write, and fails
-            delayed = [d.trigger("hello", {"name": f"later-{i}"}, delay=f"{i}s") for i in range(1, 9)]
+            delayed = [d.trigger("hello", {"name": f"later-{i}"}, delay=f"{i}s")
+                       for i in range(1, 9)]
             filler = small_disk / "filler"
             _fill(filler)
             refused = wait_for(stream.refused, 20, what="a trigger refused with 507")[0]
@@ -116,7 +123,8 @@ def test_disk_full_is_refused_with_507_waited_out_and_every_run_completes(small_
             filler.unlink()
             space_back = time.monotonic()
             wait_for(lambda: _health(d)[0] == 200, 30, what="/healthz to be 200 once space is back")
-            wait_for(lambda: len(stream.accepted(space_back)) >= 5, 30, what="triggers after space is back")
+            wait_for(lambda: len(stream.accepted(space_back)) >= 5, 30,
+                     what="triggers after space is back")
         assert stream.statuses() <= {200, 507}, stream.statuses()  # never a 500
         for run_id in stream.accepted() + delayed:
             assert d.wait_status(run_id, timeout=60)["status"] == "COMPLETED", d.run(run_id)

@@ -64,9 +64,11 @@ async def dk_parent(payload, ctx):
 @task(id="dk-child-socket")
 async def dk_child_socket(payload, ctx):
     # a child process holding a TCP connection: CRIU cannot dump the container
-    code = ("import socket, sys, time; s = socket.create_connection(('127.0.0.1', int(sys.argv[1]))); "
+    code = ("import socket, sys, time; "
+            "s = socket.create_connection(('127.0.0.1', int(sys.argv[1]))); "
             "print('connected', flush=True); time.sleep(600)")
-    child = subprocess.Popen([sys.executable, "-c", code, str(payload["port"])], stdout=subprocess.PIPE)
+    child = subprocess.Popen([sys.executable, "-c", code, str(payload["port"])],
+                             stdout=subprocess.PIPE)
     assert child.stdout.readline().strip() == b"connected"  # the connection exists before the wait
     result = await wait.for_token(payload["token"])
     child.kill()
@@ -96,16 +98,19 @@ def ck_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, s
     engine_or_skip()
     require_criu()
     root = tmp_path_factory.mktemp("docker-ck-project")
-    image, _ = deploy(root, tmp_path_factory.mktemp("deploy-ck-home"), "e2e_docker_ck", CK_DOCKER_TASKS)
+    image, _ = deploy(root, tmp_path_factory.mktemp("deploy-ck-home"), "e2e_docker_ck",
+                      CK_DOCKER_TASKS)
     yield root, image
     remove_image(image)
 
 
 def _docker_daemon(home: Path, ck_image: tuple[Path, str], **env: str) -> DaemonProcess:
     root, image = ck_image
-    base = {"TRIGGER_LOCAL_EXECUTOR": "docker", "TRIGGER_LOCAL_HOME": str(home), "TRIGGER_LOCAL_HOLD_THRESHOLD_S": "1"}
+    base = {"TRIGGER_LOCAL_EXECUTOR": "docker", "TRIGGER_LOCAL_HOME": str(home),
+            "TRIGGER_LOCAL_HOLD_THRESHOLD_S": "1"}
     daemon = DaemonProcess(home, env={**base, **env}).start()
-    r = daemon.api("POST", "/api/v1/local/versions", json={"projectDir": str(root), "dirs": ["trigger"],
+    r = daemon.api("POST", "/api/v1/local/versions", json={"projectDir": str(root),
+                                                           "dirs": ["trigger"],
                                                              "image": image})
     assert r.status_code == 200, r.text
     return daemon
@@ -123,7 +128,8 @@ def _executor(d: DaemonProcess) -> dict[str, Any]:
     return dict(d.api("GET", "/api/v1/local/status").json()["executor"])
 
 
-def test_a_waiting_container_is_checkpointed_stopped_and_restored_with_its_locals(dkd: DaemonProcess) -> None:
+def test_a_waiting_container_is_checkpointed_stopped_and_restored_with_its_locals(
+        dkd: DaemonProcess) -> None:
     executor = _executor(dkd)
     assert executor["checkpoints"]["available"] is True, executor
     run_id = dkd.trigger("dk-duration", {"seconds": 6})
@@ -139,19 +145,23 @@ def test_a_waiting_container_is_checkpointed_stopped_and_restored_with_its_local
     assert executor["containers"] == 0 and executor["checkpoints"]["count"] == 1
     run = dkd.wait_status(run_id, timeout=60)
     assert run["status"] == "COMPLETED", run
-    assert run["output"]["counter"] == 42 and run["output"]["blob_ok"] and run["output"]["same_process"]
+    assert (run["output"]["counter"] == 42 and run["output"]["blob_ok"]
+            and run["output"]["same_process"])
     assert run["attemptCount"] == 1
     done = checkpoints(dkd, run_id)[0]
     assert done["status"] == "restored" and done["restore_ms"] > 0
     # the finished run's container (with any checkpoint in it) is gone
-    wait_for(lambda: _container_state(ck["worker_id"]) is None, 30, what="the container to be removed")
+    wait_for(lambda: _container_state(ck["worker_id"]) is None, 30,
+             what="the container to be removed")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
-    shown = subprocess.run([sys.executable, "-m", "trigger_local", "runs", "show", run_id], capture_output=True,
+    shown = subprocess.run([sys.executable, "-m", "trigger_local", "runs", "show", run_id],
+                           capture_output=True,
                            text=True, env={**env, "TRIGGER_LOCAL_HOME": str(dkd.home)}, timeout=60)
     assert "Checkpoints" in shown.stdout and "restored" in shown.stdout, shown.stdout + shown.stderr
 
 
-def test_kill_9_daemon_with_a_checkpointed_container_the_run_still_resumes(dkd: DaemonProcess) -> None:
+def test_kill_9_daemon_with_a_checkpointed_container_the_run_still_resumes(
+        dkd: DaemonProcess) -> None:
     token = create_token(dkd)
     run_id = dkd.trigger("dk-token", {"token": token})
     ck = wait_checkpointed(dkd, run_id)[0]
@@ -173,7 +183,8 @@ def test_a_failed_checkpoint_holds_the_run_in_its_running_container(dkd: DaemonP
     try:
         token = create_token(dkd)
         run_id = dkd.trigger("dk-child-socket", {"token": token, "port": peer.getsockname()[1]})
-        failed = wait_for(lambda: events(dkd, run_id, "run.checkpoint_failed"), 60, what="the checkpoint to fail")
+        failed = wait_for(lambda: events(dkd, run_id, "run.checkpoint_failed"), 60,
+                          what="the checkpoint to fail")
         assert "checkpoint failed" in failed[0]["data"]["reason"], failed
         assert checkpoints(dkd, run_id) == []
         worker = dkd.run(run_id)
@@ -181,7 +192,8 @@ def test_a_failed_checkpoint_holds_the_run_in_its_running_container(dkd: DaemonP
         assert _executor(dkd)["containers"] == 1  # held: still running, still in its slot
         complete_token(dkd, token, {"n": 7})
         run = dkd.wait_status(run_id, timeout=60)
-        assert run["status"] == "COMPLETED" and run["output"] == {"n": 7} and run["attemptCount"] == 1, run
+        assert (run["status"] == "COMPLETED" and run["output"] == {"n": 7}
+                and run["attemptCount"] == 1), run
     finally:
         peer.close()
 
@@ -194,7 +206,8 @@ def test_a_failed_restore_fails_the_attempt_and_the_retry_runs(dkd: DaemonProces
     complete_token(dkd, token, {"n": 1})
     run = dkd.wait_status(run_id, timeout=90)
     assert run["status"] == "COMPLETED", run
-    assert run["attemptCount"] == 2 and run["output"]["attempt"] == 2  # started again, token already done
+    # started again, token already done
+    assert run["attemptCount"] == 2 and run["output"]["attempt"] == 2
     failed = checkpoints(dkd, run_id)[0]
     assert failed["status"] == "failed" and "does not exist" in failed["error"], failed
     assert _container_state(ck["worker_id"]) is None  # the unusable container was removed
@@ -205,19 +218,21 @@ def test_a_canceled_checkpointed_run_has_its_container_removed(dkd: DaemonProces
     ck = wait_checkpointed(dkd, run_id)[0]
     assert _container_state(ck["worker_id"]) is not None
     assert dkd.api("POST", f"/api/v2/runs/{run_id}/cancel").status_code == 200
-    wait_for(lambda: checkpoints(dkd, run_id)[0]["status"] == "deleted", 30, what="the checkpoint to be deleted")
+    wait_for(lambda: checkpoints(dkd, run_id)[0]["status"] == "deleted", 30,
+             what="the checkpoint to be deleted")
     assert _container_state(ck["worker_id"]) is None
     assert not (dkd.home / "freeze" / ck["worker_id"]).exists()
 
 
-def test_without_checkpoints_the_container_is_held_and_the_run_says_why(tmp_path: Path,
-                                                                         ck_image: tuple[Path, str]) -> None:
+def test_without_checkpoints_the_container_is_held_and_the_run_says_why(
+        tmp_path: Path, ck_image: tuple[Path, str]) -> None:
     daemon = _docker_daemon(tmp_path / "home", ck_image, TRIGGER_LOCAL_CHECKPOINTS="off")
     try:
         assert "turned off" in _executor(daemon)["checkpoints"]["reason"]
         token = create_token(daemon)
         run_id = daemon.trigger("dk-token", {"token": token})
-        waiting = wait_for(lambda: events(daemon, run_id, "run.waiting"), 60, what="the run to wait")[0]["data"]
+        waiting = wait_for(lambda: events(daemon, run_id, "run.waiting"), 60,
+                           what="the run to wait")[0]["data"]
         assert waiting["action"] == "hold" and "turned off" in waiting["hold_reason"], waiting
         assert _executor(daemon)["containers"] == 1  # held: the container keeps running in its slot
         complete_token(daemon, token, {"n": 9})
@@ -229,9 +244,10 @@ def test_without_checkpoints_the_container_is_held_and_the_run_says_why(tmp_path
         _remove_containers(daemon.home)
 
 
-def test_a_child_run_wait_is_checkpointed_when_checkpoint_waits_names_it(tmp_path: Path,
-                                                                          ck_image: tuple[Path, str]) -> None:
-    daemon = _docker_daemon(tmp_path / "home", ck_image, TRIGGER_LOCAL_CHECKPOINT_WAITS="duration,token,run")
+def test_a_child_run_wait_is_checkpointed_when_checkpoint_waits_names_it(
+        tmp_path: Path, ck_image: tuple[Path, str]) -> None:
+    daemon = _docker_daemon(tmp_path / "home", ck_image,
+                            TRIGGER_LOCAL_CHECKPOINT_WAITS="duration,token,run")
     try:
         run_id = daemon.trigger("dk-parent", {"n": 21})
         ck = wait_checkpointed(daemon, run_id)[0]
@@ -245,12 +261,14 @@ def test_a_child_run_wait_is_checkpointed_when_checkpoint_waits_names_it(tmp_pat
         _remove_containers(daemon.home)
 
 
-def _finish_on_the_next_daemon(daemon: DaemonProcess, run_id: str, token: str, n: int) -> dict[str, Any]:
+def _finish_on_the_next_daemon(daemon: DaemonProcess, run_id: str, token: str,
+                               n: int) -> dict[str, Any]:
     complete_token(daemon, token, {"n": n})
     run = daemon.wait_status(run_id, timeout=90)
     assert run["status"] == "COMPLETED", run
     # the same attempt went on from its wait: the code before it did not run again
-    assert run["output"]["local"] == [1, 2, 3, n] and run["output"]["attempt"] == 1 and run["attemptCount"] == 1
+    assert (run["output"]["local"] == [1, 2, 3, n] and run["output"]["attempt"] == 1
+            and run["attemptCount"] == 1)
     return run
 
 
@@ -259,11 +277,13 @@ def test_kill_9_inside_the_checkpoint_window_the_run_resumes_from_the_checkpoint
     """kill -9 after the engine stopped the container for its checkpoint, before the daemon
     recorded it: the pending record lets the next daemon finish it (not a crash, exit 137)."""
     hook = "TRIGGER_LOCAL_TEST_PAUSE_BEFORE_CHECKPOINT_RECORD_S"
-    daemon = _docker_daemon(tmp_path / "home", ck_image, **{hook: "60"})  # holds the daemon in the window
+    # holds the daemon in the window
+    daemon = _docker_daemon(tmp_path / "home", ck_image, **{hook: "60"})
     try:
         token = create_token(daemon)
         run_id = daemon.trigger("dk-token", {"token": token})
-        [pending] = wait_for(lambda: [c for c in checkpoints(daemon, run_id) if c["status"] == "pending"], 60,
+        [pending] = wait_for(lambda: [c for c in checkpoints(daemon, run_id)
+                                      if c["status"] == "pending"], 60,
                              what="a pending checkpoint")
         wait_for(lambda: (_container_state(pending["worker_id"]) or {}).get("Running") is False, 60,
                  what="the engine to stop the checkpointed container")

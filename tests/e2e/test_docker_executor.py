@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,17 +33,20 @@ async def inside(payload, ctx):
             "greeting": os.environ.get("GREETING"), "memory_max": memory, "machine": ctx.machine,
             "docker_socket": os.path.exists("/var/run/docker.sock")}
 
-@task(id="hog", machine="micro", retry=Retry(max_attempts=2, min_timeout_s=0.1, factor=1, randomize=False))
+@task(id="hog", machine="micro",
+      retry=Retry(max_attempts=2, min_timeout_s=0.1, factor=1, randomize=False))
 def hog(payload, ctx):
     chunks = []
     for _ in range(100):  # 1 GB in 10 MB steps: far over micro's 0.25 GB
         chunks.append(bytearray(10 * 1024 * 1024))
     return len(chunks)
 
-@task(id="grower", machine="micro", retry=Retry(max_attempts=2, min_timeout_s=0.1, factor=1, randomize=False,
-                                                 out_of_memory={"machine": "small-2x"}))
+@task(id="grower", machine="micro",
+      retry=Retry(max_attempts=2, min_timeout_s=0.1, factor=1, randomize=False,
+                  out_of_memory={"machine": "small-2x"}))
 def grower(payload, ctx):
-    chunks = [bytearray(10 * 1024 * 1024) for _ in range(40)]  # 400 MB: over micro's 256, under 1 GB
+    # 400 MB: over micro's 256, under 1 GB
+    chunks = [bytearray(10 * 1024 * 1024) for _ in range(40)]
     v2, v1 = "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"
     memory = open(v2 if os.path.exists(v2) else v1).read().strip()
     return {"mb": len(chunks) * 10, "machine": ctx.machine, "memory_max": memory}
@@ -71,8 +75,10 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, s
 def docker_daemon(tmp_path: Path, deployed: tuple[Path, str]) -> Iterator[DaemonProcess]:
     root, image = deployed
     daemon = DaemonProcess(tmp_path / "home", env={"TRIGGER_LOCAL_EXECUTOR": "docker"}).start()
-    r = daemon.api("POST", "/api/v1/local/versions", json={"projectDir": str(root), "dirs": ["trigger"],
-                                                             "env": {"GREETING": "bonjour"}, "image": image})
+    r = daemon.api("POST", "/api/v1/local/versions", json={"projectDir": str(root),
+                                                           "dirs": ["trigger"],
+                                                             "env": {"GREETING": "bonjour"},
+                                                           "image": image})
     assert r.status_code == 200, r.text
     assert r.json()["image"] == image
     yield daemon
@@ -103,11 +109,13 @@ def test_a_deployed_task_runs_in_its_own_container(docker_daemon: DaemonProcess)
     assert "hello from a container" in str(logs)
     # the container's stdout is kept in the worker log once the container is gone
     workers = docker_daemon.home / "logs" / "workers"
-    wait_for(lambda: any("stdout line from the task" in p.read_text() for p in workers.glob("*.log")),
+    wait_for(lambda: any("stdout line from the task" in p.read_text()
+                         for p in workers.glob("*.log")),
              what="the container's output in its worker log")
 
 
-def test_exceeding_the_machine_memory_is_an_out_of_memory_error(docker_daemon: DaemonProcess) -> None:
+def test_exceeding_the_machine_memory_is_an_out_of_memory_error(
+        docker_daemon: DaemonProcess) -> None:
     run_id = docker_daemon.trigger("hog")
     run = docker_daemon.wait_status(run_id, timeout=90)
     assert run["status"] in ("CRASHED", "FAILED"), run
@@ -116,7 +124,8 @@ def test_exceeding_the_machine_memory_is_an_out_of_memory_error(docker_daemon: D
     assert run["attemptCount"] == 2  # retried per the task's policy
 
 
-def test_an_out_of_memory_retry_runs_on_the_bigger_machine_of_the_policy(docker_daemon: DaemonProcess) -> None:
+def test_an_out_of_memory_retry_runs_on_the_bigger_machine_of_the_policy(
+        docker_daemon: DaemonProcess) -> None:
     run_id = docker_daemon.trigger("grower")
     run = docker_daemon.wait_status(run_id, timeout=90)
     assert run["status"] == "COMPLETED", run
@@ -127,13 +136,17 @@ def test_an_out_of_memory_retry_runs_on_the_bigger_machine_of_the_policy(docker_
     assert run["output"] == {"mb": 400, "machine": "small-2x", "memory_max": str(1024**3)}
     assert run["machine"] == "small-2x"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
-    shown = subprocess.run([sys.executable, "-m", "trigger_local", "runs", "show", run_id], capture_output=True,
-                           text=True, timeout=60, env={**env, "TRIGGER_LOCAL_HOME": str(docker_daemon.home)})
+    shown = subprocess.run([sys.executable, "-m", "trigger_local", "runs", "show", run_id],
+                           capture_output=True,
+                           text=True, timeout=60,
+                           env={**env, "TRIGGER_LOCAL_HOME": str(docker_daemon.home)})
     assert shown.returncode == 0, shown.stderr
-    assert "Machine" in shown.stdout and "small-2x" in shown.stdout and "OutOfMemoryError" in shown.stdout
+    assert ("Machine" in shown.stdout and "small-2x" in shown.stdout
+            and "OutOfMemoryError" in shown.stdout)
 
 
-def test_a_running_container_is_adopted_after_a_daemon_restart(docker_daemon: DaemonProcess) -> None:
+def test_a_running_container_is_adopted_after_a_daemon_restart(
+        docker_daemon: DaemonProcess) -> None:
     run_id = docker_daemon.trigger("napper", {"s": 3})
     # started = the task's first log line arrived (EXECUTING alone may precede the hand-over)
     wait_for(lambda: docker_daemon.api("GET", f"/api/v1/runs/{run_id}/logs").json()["data"], 60,
@@ -152,12 +165,17 @@ def test_without_an_engine_runs_wait_and_doctor_says_why(tmp_path: Path, project
     try:
         daemon.register(project)
         run_id = daemon.trigger("hello", {"name": "x"})
-        status = wait_for(lambda: (s := daemon.api("GET", "/api/v1/local/status").json())["executor"]["problem"]
-                          and s, what="the executor to report the engine")
+        def reported() -> Any:
+            status = daemon.api("GET", "/api/v1/local/status").json()
+            return status["executor"]["problem"] and status
+
+        status = wait_for(reported, what="the executor to report the engine")
         assert "not running" in status["executor"]["problem"]
         assert daemon.run(run_id)["status"] == "QUEUED"
-        doctor = subprocess.run([sys.executable, "-m", "trigger_local.cli.main", "doctor"], capture_output=True,
-                                text=True, timeout=60, env={**os.environ, **env, "TRIGGER_LOCAL_HOME": str(daemon.home)})
+        doctor = subprocess.run([sys.executable, "-m", "trigger_local.cli.main", "doctor"],
+                                capture_output=True,
+                                text=True, timeout=60, env={**os.environ, **env,
+                                                            "TRIGGER_LOCAL_HOME": str(daemon.home)})
         assert doctor.returncode == 1
         assert "Executor" in doctor.stdout and "setup-docker.sh" in doctor.stdout
         assert daemon.run(run_id)["status"] == "QUEUED"

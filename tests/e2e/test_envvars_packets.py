@@ -21,15 +21,21 @@ async def show_env(payload, ctx):
 BASE = "/api/v1/projects/proj_test/envvars/dev"
 
 
-def test_env_vars_are_injected_into_new_task_processes(daemon: DaemonProcess, tmp_path: Path) -> None:
-    assert daemon.api("POST", BASE, json={"name": "GREETING", "value": "hej"}).json() == {"success": True}
-    r = daemon.api("POST", f"{BASE}/import", json={"variables": {"API_TOKEN": "s3cret"}, "isSecret": True})
+def test_env_vars_are_injected_into_new_task_processes(
+        daemon: DaemonProcess, tmp_path: Path) -> None:
+    assert daemon.api("POST", BASE,
+                      json={"name": "GREETING", "value": "hej"}).json() == {"success": True}
+    r = daemon.api("POST", f"{BASE}/import", json={"variables": {"API_TOKEN": "s3cret"},
+                                                   "isSecret": True})
     assert r.json() == {"success": True}
-    assert daemon.api("GET", BASE).json() == [{"name": "API_TOKEN", "value": "<redacted>", "isSecret": True},
-                                              {"name": "GREETING", "value": "hej", "isSecret": False}]
+    assert daemon.api("GET", BASE).json() == [{"name": "API_TOKEN", "value": "<redacted>",
+                                               "isSecret": True},
+                                              {"name": "GREETING", "value": "hej",
+                                               "isSecret": False}]
     assert daemon.api("GET", f"{BASE}/NOPE").status_code == 404
     assert daemon.api("GET", "/api/v1/projects/proj_test/envvars/nowhere").status_code == 400
-    assert daemon.api("POST", BASE, json={"name": "TRIGGER_SECRET_KEY", "value": "x"}).status_code == 400
+    assert daemon.api("POST", BASE, json={"name": "TRIGGER_SECRET_KEY",
+                                          "value": "x"}).status_code == 400
     daemon.register(write_project(tmp_path / "envproj", ENV_TASKS))
     for name, want in (("GREETING", "hej"), ("API_TOKEN", "s3cret")):
         run = daemon.wait_status(daemon.trigger("show-env", {"name": name}))
@@ -45,7 +51,8 @@ def test_offloaded_payload_round_trip(daemon: DaemonProcess, tmp_path: Path) -> 
     assert answer["storagePath"] == "trigger/packet_abc/payload.json"
     forged = httpx.put(answer["presignedUrl"].replace("sig=", "sig=0"), content=packet)
     assert forged.status_code == 401
-    put = httpx.put(answer["presignedUrl"], content=packet, headers={"content-type": "application/super+json"})
+    put = httpx.put(answer["presignedUrl"], content=packet,
+                    headers={"content-type": "application/super+json"})
     assert put.status_code == 200
     r = daemon.api("POST", "/api/v1/tasks/show-env/trigger", json={
         "payload": answer["storagePath"],
@@ -54,5 +61,6 @@ def test_offloaded_payload_round_trip(daemon: DaemonProcess, tmp_path: Path) -> 
     assert run["status"] == "COMPLETED" and run["output"]["size"] == 200_000, run
     assert "payload" not in run
     fetched = httpx.get(run["payloadPresignedUrl"])
-    assert fetched.headers["content-type"].startswith("application/super+json") and fetched.text == packet
+    assert (fetched.headers["content-type"].startswith("application/super+json")
+            and fetched.text == packet)
     assert daemon.api("PUT", "/api/v2/packets/..%2Fescape").status_code == 400

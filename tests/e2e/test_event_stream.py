@@ -16,12 +16,14 @@ from trigger_local.sdk.events import OPEN, SseParser, iter_events
 from .conftest import DaemonProcess, wait_for
 
 
-def read_stream(d: DaemonProcess, params: dict[str, str], until: Any, headers: dict[str, str] | None = None,
+def read_stream(d: DaemonProcess, params: dict[str, str], until: Any,
+                headers: dict[str, str] | None = None,
                 timeout: float = 20) -> list[tuple[str, dict[str, Any], str | None]]:
     """Frames from the stream until `until(frames)` is true (or fail at the deadline)."""
     frames: list[tuple[str, dict[str, Any], str | None]] = []
     deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=d.url, headers={"Authorization": f"Bearer {d.key}", **(headers or {})},
+    with httpx.Client(base_url=d.url, headers={"Authorization": f"Bearer {d.key}",
+                                               **(headers or {})},
                       timeout=httpx.Timeout(5, read=timeout)) as http, \
             http.stream("GET", "/api/v1/local/stream", params=params) as response:
         assert response.status_code == 200
@@ -56,18 +58,21 @@ def test_stream_carries_statuses_and_log_lines_of_one_run(ready: DaemonProcess) 
 def test_resume_with_last_event_id_misses_nothing_and_filters_by_task(ready: DaemonProcess) -> None:
     first = ready.trigger("hello", {"name": "a"})
     ready.wait_status(first)
-    frames = read_stream(ready, {"after": "0", "task": "hello"}, lambda fs: any(f[0] == "run.completed" for f in fs))
+    frames = read_stream(ready, {"after": "0", "task": "hello"},
+                         lambda fs: any(f[0] == "run.completed" for f in fs))
     cursor = frames[-1][2]
     assert cursor is not None
     other = ready.trigger("child", {"n": 1})  # another task: filtered out
     second = ready.trigger("hello", {"name": "b"}, tags=["blue"])
     ready.wait_status(other)
     ready.wait_status(second)
-    later = read_stream(ready, {"task": "hello"}, lambda fs: any(f[0] == "run.completed" for f in fs),
+    later = read_stream(ready, {"task": "hello"},
+                        lambda fs: any(f[0] == "run.completed" for f in fs),
                         headers={"Last-Event-ID": cursor})
     assert {f[1]["runId"] for f in later[1:]} == {second}
     assert [f[0] for f in later[1:]][0] == "run.created"
-    tagged = read_stream(ready, {"after": "0", "tag": "blue"}, lambda fs: any(f[0] == "run.completed" for f in fs))
+    tagged = read_stream(ready, {"after": "0", "tag": "blue"},
+                         lambda fs: any(f[0] == "run.completed" for f in fs))
     assert {f[1]["runId"] for f in tagged[1:]} == {second}
 
 
@@ -79,7 +84,8 @@ def test_sdk_iterator_reconnects_after_a_daemon_restart(ready: DaemonProcess, pr
     def consume() -> None:
         for event in iter_events(api, types=["run."], on_state=states.append):
             seen.append(event)
-            if event.get("type") == "run.completed" and len([e for e in seen if e["type"] == OPEN]) >= 2:
+            opened = len([e for e in seen if e["type"] == OPEN])
+            if event.get("type") == "run.completed" and opened >= 2:
                 return
 
     thread = threading.Thread(target=consume, daemon=True)

@@ -17,7 +17,8 @@ def test_retries_with_backoff_until_success(ready: DaemonProcess) -> None:
     attempts = _attempts(ready, run_id)
     assert [a["status"] for a in attempts] == ["FAILED", "FAILED", "COMPLETED"]
     assert "failure number 1" in attempts[0]["error"]["message"]
-    assert "RuntimeError" in attempts[0]["error"].get("stack", "") + attempts[0]["error"].get("name", "")
+    first = attempts[0]["error"]
+    assert "RuntimeError" in first.get("stack", "") + first.get("name", "")
 
 
 def test_abort_error_is_not_retried(ready: DaemonProcess) -> None:
@@ -48,8 +49,11 @@ def test_hanging_task_times_out_and_its_process_is_killed(ready: DaemonProcess) 
     assert run["status"] == "TIMED_OUT", run
     assert "max_duration" in run["error"]["message"]
     status = ready.api("GET", "/api/v1/local/status").json()
-    wait_for(lambda: ready.api("GET", "/api/v1/local/status").json()["executor"]["states"].get("busy", 0) == 0,
-             10, what="no busy process")
+    def busy() -> int:
+        return int(ready.api("GET", "/api/v1/local/status").json()["executor"]["states"]
+                   .get("busy", 0))
+
+    wait_for(lambda: busy() == 0, 10, what="no busy process")
     assert status
 
 

@@ -55,10 +55,11 @@ def test_the_home_and_every_file_in_it_are_private(daemon: DaemonProcess, tmp_pa
     run = d.wait_status(d.trigger("write-file", {"dir": str(out)}))
     packet = d.api("PUT", "/api/v2/packets/run_1%2Fpayload.json").json()
     assert httpx.put(packet["presignedUrl"], content=b"{}").status_code == 200
-    d.api("POST", "/api/v1/projects/proj_x/envvars/dev", json={"name": "SECRET", "value": "hunter2"})
+    d.api("POST", "/api/v1/projects/proj_x/envvars/dev",
+          json={"name": "SECRET", "value": "hunter2"})
     written = _modes(d.home)
-    assert {"trigger-local.db", "trigger-local.db-wal", "secret_key", "daemon.json", "database.json",
-            "packets/run_1/payload.json"} <= set(written)
+    assert {"trigger-local.db", "trigger-local.db-wal", "secret_key", "daemon.json",
+            "database.json", "packets/run_1/payload.json"} <= set(written)
     assert any(name.startswith("logs/") and name.endswith(".log") for name in written), written
     assert _not_private(d.home) == {}
     # the task's own files follow the user's umask, not the daemon's
@@ -89,7 +90,8 @@ def _start(home: Path, *args: str, env: dict[str, str] | None = None,
     full_env.pop("TRIGGER_SECRET_KEY", None)
     argv = [sys.executable, "-m", module, *args]
     if module == "trigger_local.daemon":
-        argv += ["--home", str(home), "--port", "0"] if "--port" not in args else ["--home", str(home)]
+        argv += (["--home", str(home), "--port", "0"] if "--port" not in args
+                 else ["--home", str(home)])
     return subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=60)
 
 
@@ -172,7 +174,8 @@ def test_the_quick_check_is_bounded_in_time(daemon: DaemonProcess) -> None:
     d = daemon
     _with_runs(d)
     with sqlite3.connect(d.home / "trigger-local.db") as db:  # a database with some weight
-        db.executemany("INSERT INTO logs (run_id, at, level, message) VALUES ('run_x', 0, 'info', ?)",
+        db.executemany("INSERT INTO logs (run_id, at, level, message) VALUES ('run_x', 0, 'info', "
+                       "?)",
                        [(f"line {n} " + "x" * 200,) for n in range(20_000)])
     d.env["TRIGGER_LOCAL_DB_CHECK_S"] = "0.001"
     d.start()
@@ -194,7 +197,8 @@ def test_start_up_errors_are_one_line_without_a_traceback(tmp_path: Path) -> Non
     for args, env, where, word in cases:
         _one_line_error(_start(where, *args, env=env), word)
         r = _start(where, "up", *args, env={**env, "COLUMNS": "300"}, module="trigger_local")
-        assert r.returncode == 1 and "Traceback" not in r.stderr and word in r.stderr, (args, env, r.stderr)
+        assert (r.returncode == 1 and "Traceback" not in r.stderr
+                and word in r.stderr), (args, env, r.stderr)
     with socket_in_use() as port:
         _one_line_error(_start(home, "--port", str(port)), "uses that port")
 

@@ -24,7 +24,8 @@ Send = Callable[[httpx.AsyncClient, str, str], Awaitable[httpx.Response]]
 
 
 async def _trigger_header(c: httpx.AsyncClient, key: str, tag: str) -> httpx.Response:
-    return await c.post("/api/v1/tasks/hello/trigger", json={"payload": {}, "options": {"tags": [tag]}},
+    return await c.post("/api/v1/tasks/hello/trigger",
+                        json={"payload": {}, "options": {"tags": [tag]}},
                         headers={"x-trigger-request-idempotency-key": key})
 
 
@@ -34,17 +35,20 @@ async def _trigger_body(c: httpx.AsyncClient, key: str, tag: str) -> httpx.Respo
 
 
 async def _batch_header(c: httpx.AsyncClient, key: str, tag: str) -> httpx.Response:
-    return await c.post("/api/v1/tasks/batch", json={"items": [{"task": "hello", "options": {"tags": [tag]}}] * 2},
+    return await c.post("/api/v1/tasks/batch",
+                        json={"items": [{"task": "hello", "options": {"tags": [tag]}}] * 2},
                         headers={"x-trigger-request-idempotency-key": key})
 
 
 async def _batch_body(c: httpx.AsyncClient, key: str, tag: str) -> httpx.Response:
     return await c.post("/api/v1/tasks/batch",
-                        json={"items": [{"task": "hello", "options": {"tags": [tag]}}] * 2, "idempotencyKey": key})
+                        json={"items": [{"task": "hello", "options": {"tags": [tag]}}] * 2,
+                              "idempotencyKey": key})
 
 
 async def _v3_header(c: httpx.AsyncClient, key: str, tag: str) -> httpx.Response:
-    return await c.post("/api/v3/batches", json={"runCount": 2}, headers={"x-trigger-request-idempotency-key": key})
+    return await c.post("/api/v3/batches", json={"runCount": 2},
+                        headers={"x-trigger-request-idempotency-key": key})
 
 
 async def _v3_body(c: httpx.AsyncClient, key: str, tag: str) -> httpx.Response:
@@ -54,8 +58,8 @@ async def _v3_body(c: httpx.AsyncClient, key: str, tag: str) -> httpx.Response:
 async def _rounds(d: DaemonProcess, send: Send) -> list[tuple[str, list[dict[str, Any]]]]:
     out = []
     limits = httpx.Limits(max_connections=CONCURRENT * 2)
-    async with httpx.AsyncClient(base_url=d.url, headers={"Authorization": f"Bearer {d.key}"}, limits=limits,
-                                 timeout=30) as client:
+    async with httpx.AsyncClient(base_url=d.url, headers={"Authorization": f"Bearer {d.key}"},
+                                 limits=limits, timeout=30) as client:
         for _ in range(ROUNDS):
             key, tag = uuid.uuid4().hex, f"round-{uuid.uuid4().hex[:12]}"
             answers = await asyncio.gather(*[send(client, key, tag) for _ in range(CONCURRENT)])
@@ -65,7 +69,8 @@ async def _rounds(d: DaemonProcess, send: Send) -> list[tuple[str, list[dict[str
 
 
 def _runs_tagged(d: DaemonProcess, tag: str) -> list[str]:
-    data = d.api("GET", "/api/v1/runs", params={"filter[tag]": tag, "page[size]": 100}).json()["data"]
+    data = d.api("GET", "/api/v1/runs",
+                 params={"filter[tag]": tag, "page[size]": 100}).json()["data"]
     return [r["id"] for r in data]
 
 
@@ -92,7 +97,8 @@ def test_concurrent_batches_with_one_key_make_one_batch(ready: DaemonProcess, se
 
 
 @pytest.mark.parametrize("send", [_v3_header, _v3_body], ids=["header", "body-key"])
-def test_concurrent_v3_batch_creation_with_one_key_makes_one_batch(ready: DaemonProcess, send: Send) -> None:
+def test_concurrent_v3_batch_creation_with_one_key_makes_one_batch(
+        ready: DaemonProcess, send: Send) -> None:
     before = _batch_count(ready)
     rounds = asyncio.run(_rounds(ready, send))
     for _, answers in rounds:

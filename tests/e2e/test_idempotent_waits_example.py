@@ -16,17 +16,21 @@ def test_retried_attempt_reuses_keyed_token_and_wait(daemon: DaemonProcess) -> N
     key = f"approval-{run_id}"
 
     def token() -> dict | None:
-        page = daemon.api("GET", "/api/v1/waitpoints/tokens", params={"filter[idempotencyKey]": key}).json()
+        page = daemon.api("GET", "/api/v1/waitpoints/tokens",
+                          params={"filter[idempotencyKey]": key}).json()
         return page["data"][0] if page["data"] else None
 
     found = wait_for(token, 30, what="the approval token")
     daemon.wait_status(run_id, "WAITING")
-    r = daemon.api("POST", f"/api/v1/waitpoints/tokens/{found['id']}/complete", json={"data": {"approved": True}})
+    r = daemon.api("POST", f"/api/v1/waitpoints/tokens/{found['id']}/complete",
+                   json={"data": {"approved": True}})
     assert r.json() == {"success": True}
     run = daemon.wait_status(run_id)
     assert run["status"] == "COMPLETED", run
     out = run["output"]
-    assert out["attempt"] == 2 and out["token"] == found["id"] and out["decision"] == {"approved": True}
+    assert (out["attempt"] == 2 and out["token"] == found["id"]
+            and out["decision"] == {"approved": True})
     assert out["waited_s"] < 0.5  # attempt 1 waited ~1 s; attempt 2 found the keyed wait done
-    tokens = daemon.api("GET", "/api/v1/waitpoints/tokens", params={"filter[tags]": "approval"}).json()["data"]
+    tokens = daemon.api("GET", "/api/v1/waitpoints/tokens",
+                        params={"filter[tags]": "approval"}).json()["data"]
     assert [t["id"] for t in tokens] == [found["id"]]  # the human was asked once

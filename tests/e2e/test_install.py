@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: how this machine reaches the package registry (a proxy, its CA, a mirror): the machine's,
 #: not a Python set-up of the user's, so they pass through to the fresh environment
-NETWORK_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy",
+NETWORK_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                "no_proxy",
                 "all_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "PIP_INDEX_URL",
                 "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_CERT", "PIP_DEFAULT_TIMEOUT")
 INSTALL_TIMEOUT_S = 600
@@ -51,11 +52,12 @@ def _free_port() -> int:
 
 
 def extract_head(dest: Path) -> None:
-    """This checkout's committed HEAD, as a clone would have it (uncommitted changes are not in it)."""
+    """This checkout's committed HEAD, as a clone would have it (uncommitted changes are not in
+    it)."""
     dest.mkdir(parents=True)
     try:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", "HEAD"], capture_output=True,
-                                 timeout=60, check=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", "HEAD"],
+                                 capture_output=True, timeout=60, check=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         if os.environ.get("CI") == "true":
             raise
@@ -102,13 +104,15 @@ class Output:
 def test_readme_first_line_then_the_second_block_on_a_fresh_clone(fresh: Fresh) -> None:
     first, block = quickstart_blocks()
     started = time.monotonic()
-    dev = subprocess.Popen(["bash", "-c", first], cwd=fresh.clone, env=fresh.env, stdout=subprocess.PIPE,
+    dev = subprocess.Popen(["bash", "-c", first], cwd=fresh.clone, env=fresh.env,
+                           stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     output = Output(dev)
     try:
-        wait_for(lambda: "Registered" in output.text() or dev.poll() is not None, INSTALL_TIMEOUT_S, 0.2,
-                 what="the install, then dev indexing the example")
-        assert dev.poll() is None, f"the first line stopped (exit {dev.returncode}):\n{output.text()}"
+        wait_for(lambda: "Registered" in output.text() or dev.poll() is not None, INSTALL_TIMEOUT_S,
+                 0.2, what="the install, then dev indexing the example")
+        assert dev.poll() is None, ("the first line stopped (exit "
+                                    f"{dev.returncode}):\n{output.text()}")
         installed_s = time.monotonic() - started
         text = output.text()
         assert "with 5 tasks: approval, flaky, hello, parent, slow-greeting" in text, text
@@ -134,30 +138,33 @@ def test_running_the_install_again_is_quick(fresh: Fresh) -> None:
     if not (fresh.clone / ".venv" / "bin" / "trigger-local").exists():
         pytest.fail("the first test of this module did not install; see its failure")
     started = time.monotonic()
-    again = subprocess.run(["bash", "scripts/install.sh"], cwd=fresh.clone, env=fresh.env, capture_output=True,
-                           text=True, timeout=120)
+    again = subprocess.run(["bash", "scripts/install.sh"], cwd=fresh.clone, env=fresh.env,
+                           capture_output=True, text=True, timeout=120)
     took = time.monotonic() - started
     assert again.returncode == 0, again.stderr
     assert "already installed" in again.stderr and "Installing" not in again.stderr, again.stderr
     assert took < 20, f"a second run took {took:.1f}s"
 
 
-def test_install_bootstraps_pip_for_a_python_without_ensurepip(fresh: Fresh, tmp_path: Path) -> None:
+def test_install_bootstraps_pip_for_a_python_without_ensurepip(
+        fresh: Fresh, tmp_path: Path) -> None:
     """Debian's python3 without the python3-venv package has no ensurepip: `python3 -m venv`
     fails. A module shadowing ensurepip makes this python3 behave the same."""
     clone = tmp_path / "trigger-local"
     extract_head(clone)
     shadow = tmp_path / "no-ensurepip" / "ensurepip"
     shadow.mkdir(parents=True)
-    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'ensurepip'\")\n")
-    env = {**fresh.env, "PYTHONPATH": str(shadow.parent), "TRIGGER_LOCAL_BIN_DIR": str(tmp_path / "bin")}
-    done = subprocess.run(["bash", "scripts/install.sh"], cwd=clone, env=env, capture_output=True, text=True,
-                          timeout=INSTALL_TIMEOUT_S)
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named "
+                                        "'ensurepip'\")\n")
+    env = {**fresh.env, "PYTHONPATH": str(shadow.parent),
+           "TRIGGER_LOCAL_BIN_DIR": str(tmp_path / "bin")}
+    done = subprocess.run(["bash", "scripts/install.sh"], cwd=clone, env=env, capture_output=True,
+                          text=True, timeout=INSTALL_TIMEOUT_S)
     assert done.returncode == 0, done.stderr
     assert "no working ensurepip): bootstrapping pip from PyPI" in done.stderr, done.stderr
     assert "Bootstrapped pip-" in done.stderr, done.stderr
-    version = subprocess.run([str(tmp_path / "bin" / "trigger-local"), "--version"], capture_output=True,
-                             text=True, env=env, timeout=60)
+    version = subprocess.run([str(tmp_path / "bin" / "trigger-local"), "--version"],
+                             capture_output=True, text=True, env=env, timeout=60)
     assert version.returncode == 0 and version.stdout.startswith("trigger-local "), version.stderr
     where = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-c",
                             "import trigger_local; print(trigger_local.__file__)"],

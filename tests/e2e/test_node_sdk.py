@@ -51,14 +51,17 @@ def sdk_dir() -> Path:
         unavailable("node and npm are not installed")
     root.mkdir(parents=True, exist_ok=True)
     if not (root / "package.json").exists():
-        (root / "package.json").write_text('{"name": "trigger-local-sdk-compat", "private": true}\n')
+        (root / "package.json").write_text(
+            '{"name": "trigger-local-sdk-compat", "private": true}\n')
     try:
-        proc = subprocess.run(["npm", "install", "--no-audit", "--no-fund", f"@trigger.dev/sdk@{SDK_VERSION}"],
+        proc = subprocess.run(["npm", "install", "--no-audit", "--no-fund",
+                               f"@trigger.dev/sdk@{SDK_VERSION}"],
                               cwd=root, capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
         unavailable("npm install did not finish in 300 s (registry unreachable?)")
     if proc.returncode != 0 or not installed.exists():
-        unavailable(f"npm install @trigger.dev/sdk@{SDK_VERSION} failed: {proc.stderr.strip()[-800:]}")
+        unavailable(f"npm install @trigger.dev/sdk@{SDK_VERSION} failed: "
+                    f"{proc.stderr.strip()[-800:]}")
     return root
 
 
@@ -69,7 +72,8 @@ def test_official_sdk_against_the_daemon(daemon: DaemonProcess, tmp_path: Path) 
     shutil.copyfile(SCRIPT, script)  # ESM resolves packages next to the script
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path)),
            "TRIGGER_API_URL": daemon.url, "TRIGGER_SECRET_KEY": daemon.key}
-    proc = subprocess.run(["node", str(script)], cwd=root, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(["node", str(script)], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=240)
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}\n{daemon.log_text()[-3000:]}"
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["ok"] is True and len(summary["steps"]) == 13, summary

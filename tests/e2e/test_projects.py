@@ -49,7 +49,8 @@ def make_project(root: Path, letter: str) -> Path:
 def cli(d: DaemonProcess, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("TRIGGER_API_URL", "TRIGGER_SECRET_KEY",
                                                              "TRIGGER_LOCAL_PROJECT")}
-    return subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True,
+                          text=True,
                           env=env | {"TRIGGER_LOCAL_HOME": str(d.home)}, cwd=cwd, timeout=60)
 
 
@@ -57,8 +58,10 @@ class Dev:
     """`trigger-local dev` in a project directory, its output collected as it comes."""
 
     def __init__(self, d: DaemonProcess, root: Path) -> None:
-        env = {**os.environ, "TRIGGER_LOCAL_HOME": str(d.home), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "trigger_local", "dev"], cwd=root, env=env,
+        env = {**os.environ, "TRIGGER_LOCAL_HOME": str(d.home), "PYTHONUNBUFFERED": "1",
+               "COLUMNS": "200"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "trigger_local", "dev"], cwd=root,
+                                     env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.reader = _Reader(self.proc.stdout)
         self.reader.start()
@@ -80,12 +83,14 @@ def projects(d: DaemonProcess) -> dict[str, dict[str, Any]]:
 
 
 def wait_online(d: DaemonProcess, ref: str, online: bool = True) -> dict[str, Any]:
-    return wait_for(lambda: (p := projects(d).get(ref)) is not None and p["online"] == online and p["tasks"] and p,
+    return wait_for(lambda: (p := projects(d).get(ref)) is not None and p["online"] == online
+                    and p["tasks"] and p,
                     60, what=f"{ref} to be {'online' if online else 'offline'}")
 
 
 def as_key(d: DaemonProcess, key: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    return httpx.request(method, d.url + path, headers={"Authorization": f"Bearer {key}"}, timeout=30, **kwargs)
+    return httpx.request(method, d.url + path, headers={"Authorization": f"Bearer {key}"},
+                         timeout=30, **kwargs)
 
 
 def trigger_with(d: DaemonProcess, key: str, task: str) -> str:
@@ -107,7 +112,8 @@ def two(tmp_path: Path, daemon: DaemonProcess) -> Iterator[tuple[Path, Path, Dev
         dev_b.stop()
 
 
-def test_two_projects_each_run_their_own_hello(daemon: DaemonProcess, two: tuple[Path, Path, Dev, Dev]) -> None:
+def test_two_projects_each_run_their_own_hello(daemon: DaemonProcess,
+                                               two: tuple[Path, Path, Dev, Dev]) -> None:
     a, b, dev_a, dev_b = two
     for root, letter in ((a, "a"), (b, "b")):  # the CLI in a project's directory means that project
         r = cli(daemon, "trigger", "hello", "--wait", "--json", cwd=root)
@@ -127,12 +133,14 @@ def test_two_projects_each_run_their_own_hello(daemon: DaemonProcess, two: tuple
              what="each dev to print its run")
     assert by_key["proj_b"] not in dev_a.text() and by_key["proj_a"] not in dev_b.text()
     # a project key sees its project's runs only; the CLI filters with --project
-    listed = as_key(daemon, keys["proj_b"], "GET", "/api/v1/runs", params={"page[size]": "100"}).json()["data"]
+    listed = as_key(daemon, keys["proj_b"], "GET", "/api/v1/runs",
+                    params={"page[size]": "100"}).json()["data"]
     assert listed and {run["project"] for run in listed} == {"proj_b"}
     r = cli(daemon, "runs", "ls", "--project", "proj_a", "--json", cwd=b)
     assert r.returncode == 0, r.stderr
     assert {run["project"] for run in json.loads(r.stdout)["data"]} == {"proj_a"}
-    assert as_key(daemon, keys["proj_b"], "GET", f"/api/v3/runs/{by_key['proj_a']}").status_code == 404
+    assert as_key(daemon, keys["proj_b"], "GET",
+                  f"/api/v3/runs/{by_key['proj_a']}").status_code == 404
 
 
 def test_a_task_triggers_and_lists_within_its_own_project(daemon: DaemonProcess,
@@ -144,13 +152,15 @@ def test_a_task_triggers_and_lists_within_its_own_project(daemon: DaemonProcess,
     assert json.loads(r.stdout)["output"] == {"child": {"project": "b"}, "seen": ["proj_b"]}
 
 
-def test_runs_wait_while_their_dev_is_stopped(daemon: DaemonProcess, two: tuple[Path, Path, Dev, Dev]) -> None:
+def test_runs_wait_while_their_dev_is_stopped(daemon: DaemonProcess,
+                                              two: tuple[Path, Path, Dev, Dev]) -> None:
     a, b, dev_a, _ = two
     dev_a.stop()  # Ctrl-C
     wait_online(daemon, "proj_a", online=False)
     key_a = projects(daemon)["proj_a"]["key"]
     waiting = trigger_with(daemon, key_a, "hello")
-    assert daemon.wait_status(trigger_with(daemon, projects(daemon)["proj_b"]["key"], "hello"))["status"] == \
+    assert daemon.wait_status(trigger_with(daemon, projects(daemon)["proj_b"]["key"],
+                                           "hello"))["status"] == \
         "COMPLETED"  # the other project runs on
     run = daemon.run(waiting)
     assert run["status"] == "QUEUED"
@@ -168,10 +178,14 @@ def test_runs_wait_while_their_dev_is_stopped(daemon: DaemonProcess, two: tuple[
         again.stop()
 
 
-def test_trigger_toml_change_reindexes(daemon: DaemonProcess, two: tuple[Path, Path, Dev, Dev]) -> None:
+def test_trigger_toml_change_reindexes(daemon: DaemonProcess,
+                                       two: tuple[Path, Path, Dev, Dev]) -> None:
     a, _, _, _ = two
     key_a = projects(daemon)["proj_a"]["key"]
-    tasks = lambda: {t["id"] for t in as_key(daemon, key_a, "GET", "/api/v1/local/tasks").json()["data"]}  # noqa: E731
+
+    def tasks() -> set[str]:
+        return {t["id"] for t in as_key(daemon, key_a, "GET", "/api/v1/local/tasks").json()["data"]}
+
     (a / "more").mkdir()
     (a / "more" / "extra.py").write_text(textwrap.dedent('''
         from trigger_local import task
@@ -185,7 +199,8 @@ def test_trigger_toml_change_reindexes(daemon: DaemonProcess, two: tuple[Path, P
     wait_for(lambda: "from-more" in tasks(), 60, what="dev to re-index after trigger.toml changed")
     assert daemon.wait_status(trigger_with(daemon, key_a, "from-more"))["output"] == {"more": True}
     # and the new directory is watched from then on
-    (a / "more" / "extra.py").write_text((a / "more" / "extra.py").read_text().replace("from-more", "renamed"))
+    extra = a / "more" / "extra.py"
+    extra.write_text(extra.read_text().replace("from-more", "renamed"))
     wait_for(lambda: "renamed" in tasks(), 60, what="dev to watch the directory trigger.toml added")
 
 
@@ -196,18 +211,23 @@ def test_queues_are_per_project(daemon: DaemonProcess, tmp_path: Path) -> None:
     paused = cli(daemon, "queues", "pause", "hello", cwd=a)
     assert paused.returncode == 0, paused.stderr
     keys = {ref: p["key"] for ref, p in projects(daemon).items()}
-    assert daemon.wait_status(trigger_with(daemon, keys["proj_b"], "hello"))["output"] == {"project": "b"}
+    run = daemon.wait_status(trigger_with(daemon, keys["proj_b"], "hello"))
+    assert run["output"] == {"project": "b"}
     held = trigger_with(daemon, keys["proj_a"], "hello")
-    listed = {(q["project"], q["name"]): q for q in daemon.api("GET", "/api/v1/queues").json()["data"]}
+    listed = {(q["project"], q["name"]): q
+              for q in daemon.api("GET", "/api/v1/queues").json()["data"]}
     assert listed[("proj_a", "hello")]["paused"] and not listed[("proj_b", "hello")]["paused"]
     assert daemon.run(held)["status"] == "QUEUED"
-    ambiguous = cli(daemon, "queues", "pause", "hello", cwd=tmp_path)  # no project here: which hello?
-    assert ambiguous.returncode == 1 and "proj_a" in ambiguous.stderr and "proj_b" in ambiguous.stderr
+    # no project here: which hello?
+    ambiguous = cli(daemon, "queues", "pause", "hello", cwd=tmp_path)
+    assert (ambiguous.returncode == 1 and "proj_a" in ambiguous.stderr
+            and "proj_b" in ambiguous.stderr)
     assert cli(daemon, "queues", "resume", "hello", cwd=a).returncode == 0
     assert daemon.wait_status(held)["output"] == {"project": "a"}
 
 
-def test_dev_takes_its_project_back_online_after_a_daemon_restart(daemon: DaemonProcess, tmp_path: Path) -> None:
+def test_dev_takes_its_project_back_online_after_a_daemon_restart(
+        daemon: DaemonProcess, tmp_path: Path) -> None:
     a = make_project(tmp_path / "alpha", "a")
     dev = Dev(daemon, a)
     try:

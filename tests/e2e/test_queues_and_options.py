@@ -44,7 +44,8 @@ def test_ttl_expires_a_run_that_cannot_start(ready: DaemonProcess) -> None:
 
 
 def test_idempotency_key_returns_the_same_run(ready: DaemonProcess) -> None:
-    body = {"payload": json.dumps({}), "options": {"idempotencyKey": "k1", "payloadType": "application/json"}}
+    body = {"payload": json.dumps({}), "options": {"idempotencyKey": "k1",
+                                                   "payloadType": "application/json"}}
     first = ready.api("POST", "/api/v1/tasks/hello/trigger", json=body).json()
     second = ready.api("POST", "/api/v1/tasks/hello/trigger", json=body).json()
     assert first["id"] == second["id"]
@@ -86,7 +87,8 @@ def test_bad_input_gets_clear_errors(ready: DaemonProcess) -> None:
             continue
         assert r.status_code in statuses, (body, r.text)
         assert needle in r.json()["error"], r.text
-    r = ready.api("POST", "/api/v1/tasks/hello/trigger", content=b"{not json", headers={"content-type": "application/json"})
+    r = ready.api("POST", "/api/v1/tasks/hello/trigger", content=b"{not json",
+                  headers={"content-type": "application/json"})
     assert r.status_code == 400
     r = ready.api("POST", "/api/v1/tasks/no-such-task/trigger", json={})
     assert r.status_code == 404
@@ -95,5 +97,6 @@ def test_bad_input_gets_clear_errors(ready: DaemonProcess) -> None:
     r = ready.api("POST", "/api/v1/tasks/hello/trigger", json={"payload": json.dumps(big)})
     assert r.status_code == 413
     assert "MiB" in r.json()["error"] or "bytes" in r.json()["error"]
-    r = ready.client.get("/api/v1/runs", headers={"Authorization": "Bearer tr_dev_wrong"})  # type: ignore[union-attr]
+    r = ready.client.get("/api/v1/runs",
+                         headers={"Authorization": "Bearer tr_dev_wrong"})  # type: ignore[union-attr]
     assert r.status_code == 401

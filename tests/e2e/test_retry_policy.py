@@ -47,8 +47,8 @@ def _cli(d: DaemonProcess, *args: str, cwd: Path | None = None) -> subprocess.Co
     env = {**os.environ, "TRIGGER_LOCAL_HOME": str(d.home), "COLUMNS": "200"}
     env.pop("TRIGGER_API_URL", None)
     env.pop("TRIGGER_SECRET_KEY", None)
-    return subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=60)
+    return subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=60)
 
 
 def test_default_policy_is_three_attempts_and_a_killed_process_is_retried(daemon: DaemonProcess,
@@ -57,22 +57,26 @@ def test_default_policy_is_three_attempts_and_a_killed_process_is_retried(daemon
     daemon.register(project)
     pid_file = tmp_path / "pid"
     run_id = daemon.trigger("killed-once", {"pid_file": str(pid_file)})
-    pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), 30, what="the first attempt"))
+    pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), 30,
+                       what="the first attempt"))
     policy = daemon.run(run_id)["retryPolicy"]
-    assert (policy["maxAttempts"], policy["factor"], policy["minTimeoutInMs"], policy["maxTimeoutInMs"],
+    assert (policy["maxAttempts"], policy["factor"], policy["minTimeoutInMs"],
+            policy["maxTimeoutInMs"],
             policy["randomize"], policy["source"]) == (3, 2, 1000, 60000, True, "default")
     os.kill(pid, signal.SIGKILL)  # a crash, from outside the daemon
     run = daemon.wait_status(run_id, timeout=60)
     assert (run["status"], run["attemptCount"], run["output"]) == ("COMPLETED", 2, {"attempt": 2})
     assert [a["rawStatus"] for a in run["attempts"]] == ["CRASHED", "COMPLETED"]
     once = daemon.wait_status(daemon.trigger("fails-once", {}))
-    assert (once["status"], once["attemptCount"], once["retryPolicy"]["source"]) == ("FAILED", 1, "task")
+    assert (once["status"], once["attemptCount"],
+            once["retryPolicy"]["source"]) == ("FAILED", 1, "task")
 
 
 def test_trigger_toml_defaults_apply_through_dev_and_follow_its_changes(daemon: DaemonProcess,
                                                                        tmp_path: Path) -> None:
     project = write_project(tmp_path / "project", TASKS)
-    (project / "trigger.toml").write_text('project = "proj_test"\ndirs = ["trigger"]\nmachine = "small-2x"\n'
+    (project / "trigger.toml").write_text('project = "proj_test"\ndirs = ["trigger"]\nmachine = '
+                                          '"small-2x"\n'
                                           'max_duration = "10m"\n' + FAST_RETRY.format(attempts=2))
     env = {**os.environ, "TRIGGER_LOCAL_HOME": str(daemon.home), "PYTHONUNBUFFERED": "1"}
     dev = subprocess.Popen([sys.executable, "-m", "trigger_local", "dev"], cwd=project, env=env,
@@ -92,7 +96,8 @@ def test_trigger_toml_defaults_apply_through_dev_and_follow_its_changes(daemon: 
                                               + FAST_RETRY.format(attempts=3))
         second = wait_for(lambda: (v := version()) != first and v, 60, what="dev to re-register")
         new = daemon.wait_status(daemon.trigger("always-fails", {}))
-        assert (new["status"], new["attemptCount"], new["retryPolicy"]["maxAttempts"]) == ("FAILED", 3, 3)
+        assert (new["status"], new["attemptCount"],
+                new["retryPolicy"]["maxAttempts"]) == ("FAILED", 3, 3)
         assert (new["version"], new.get("machine")) == (second, None)
         # the run of the first version keeps the policy it ran under
         assert daemon.run(old["id"])["retryPolicy"]["maxAttempts"] == 2
@@ -103,23 +108,28 @@ def test_trigger_toml_defaults_apply_through_dev_and_follow_its_changes(daemon: 
         dev.wait(30)
 
 
-def test_a_bad_defaults_body_is_refused_naming_the_key(daemon: DaemonProcess, tmp_path: Path) -> None:
+def test_a_bad_defaults_body_is_refused_naming_the_key(
+        daemon: DaemonProcess, tmp_path: Path) -> None:
     project = write_project(tmp_path / "project", TASKS)
-    for defaults, word in (({"retry": {"max_attempts": 0}}, "max_attempts"), ({"machine": "huge"}, "machine"),
-                           ({"maxDuration": "999999999w"}, "maxDuration"), ({"retries": 3}, "retries")):
+    for defaults, word in (({"retry": {"max_attempts": 0}}, "max_attempts"),
+                           ({"machine": "huge"}, "machine"),
+                           ({"maxDuration": "999999999w"}, "maxDuration"),
+                           ({"retries": 3}, "retries")):
         r = daemon.api("POST", "/api/v1/local/versions",
                        json={"projectDir": str(project), "dirs": ["trigger"], "defaults": defaults})
         assert 400 <= r.status_code < 500 and word in r.json()["error"], (defaults, r.text)
     assert daemon.api("GET", "/api/v1/local/status").json()["current_version"] is None
 
 
-def test_the_project_max_duration_stops_a_task_that_sets_none(daemon: DaemonProcess, tmp_path: Path) -> None:
+def test_the_project_max_duration_stops_a_task_that_sets_none(
+        daemon: DaemonProcess, tmp_path: Path) -> None:
     project = write_project(tmp_path / "project", TASKS + textwrap.dedent('''
         @task(id="slow", retry=Retry(max_attempts=1))
         def slow(payload, ctx):
             time.sleep(600)
     '''))
-    r = daemon.api("POST", "/api/v1/local/versions", json={"projectDir": str(project), "dirs": ["trigger"],
+    r = daemon.api("POST", "/api/v1/local/versions", json={"projectDir": str(project),
+                                                           "dirs": ["trigger"],
                                                            "defaults": {"maxDuration": 1}})
     assert r.status_code == 200, r.text
     run = daemon.wait_status(daemon.trigger("slow", {}), timeout=30)

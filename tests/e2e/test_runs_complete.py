@@ -44,13 +44,15 @@ def test_logs_spans_and_metadata_are_recorded(ready: DaemonProcess) -> None:
 
 
 def test_schema_task_refuses_invalid_payload_without_creating_a_run(ready: DaemonProcess) -> None:
-    before = ready.api("GET", "/api/v1/runs", params={"filter[taskIdentifier]": "resize"}).json()["data"]
+    before = ready.api("GET", "/api/v1/runs",
+                       params={"filter[taskIdentifier]": "resize"}).json()["data"]
     r = ready.api("POST", "/api/v1/tasks/resize/trigger",
                   json={"payload": json.dumps({"width": "wide", "height": 2}),
                         "options": {"payloadType": "application/json"}})
     assert r.status_code == 422, r.text
     assert "width" in r.json()["error"]
-    after = ready.api("GET", "/api/v1/runs", params={"filter[taskIdentifier]": "resize"}).json()["data"]
+    after = ready.api("GET", "/api/v1/runs",
+                      params={"filter[taskIdentifier]": "resize"}).json()["data"]
     assert len(after) == len(before)
     ok = ready.wait_status(ready.trigger("resize", {"width": 3, "height": 4}))
     assert ok["output"] == {"area": 12}
@@ -81,9 +83,11 @@ def test_held_wait_resumes_after_duration(ready: DaemonProcess) -> None:
 
 def test_token_wait_completes_with_data(ready: DaemonProcess) -> None:
     run_id = ready.trigger("token-waiter", {})
-    token = wait_for(lambda: ready.run(run_id).get("metadata", {}).get("token"), 20, what="token id")
+    token = wait_for(lambda: ready.run(run_id).get("metadata", {}).get("token"), 20,
+                     what="token id")
     wait_for(lambda: ready.run(run_id)["status"] == "WAITING", 20, what="WAITING")
-    r = ready.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": {"approved": True}})
+    r = ready.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete",
+                  json={"data": {"approved": True}})
     assert r.status_code == 200, r.text
     run = ready.wait_status(run_id)
     assert run["output"] == {"ok": True, "output": {"approved": True}}

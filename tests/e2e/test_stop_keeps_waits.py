@@ -70,7 +70,8 @@ def _start_waiting_run(d: DaemonProcess, side_file: Path) -> tuple[str, str]:
     return run_id, token
 
 
-def _finish_after_restart(d: DaemonProcess, run_id: str, token: str, side_file: Path) -> dict[str, Any]:
+def _finish_after_restart(d: DaemonProcess, run_id: str, token: str,
+                          side_file: Path) -> dict[str, Any]:
     complete_token(d, token, {"approved": True})
     run = d.wait_status(run_id, timeout=30)
     assert run["status"] == "COMPLETED", run
@@ -85,7 +86,8 @@ def _finish_after_restart(d: DaemonProcess, run_id: str, token: str, side_file: 
 def cli_down(d: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
     """`trigger-local down` (what `dev`'s Ctrl-C does too: SIGTERM to the daemon it started)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
-    done = subprocess.run([sys.executable, "-m", "trigger_local", "down", "--home", str(d.home), *args],
+    done = subprocess.run([sys.executable, "-m", "trigger_local", "down", "--home", str(d.home),
+                           *args],
                           capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert d.proc is not None
@@ -118,7 +120,8 @@ def _checkpoints(d: DaemonProcess, run_id: str) -> list[dict[str, Any]]:
     return list(r.json()["checkpoints"])
 
 
-def test_sigterm_checkpoints_a_held_waiting_run_with_criu_and_the_next_daemon_restores_it(tmp_path: Path) -> None:
+def test_sigterm_checkpoints_a_held_waiting_run_with_criu_and_the_next_daemon_restores_it(
+        tmp_path: Path) -> None:
     """CRIU works, but token waits are held (not in checkpoint_waits) until the stop: the stop
     checkpoints the held process, and the next daemon restores it when the token completes."""
     require_criu()
@@ -166,7 +169,8 @@ def test_down_kill_waiting_kills_held_processes_and_their_runs_start_again(tmp_p
         assert not Path(f"/proc/{pid}").exists(), "--kill-waiting kills the held process"
         d.start()
         # interrupted, not failed: the attempt does not count and the run starts from the top
-        wait_for(lambda: len(side_file.read_text().splitlines()) == 2, 30, what="the run to start again")
+        wait_for(lambda: len(side_file.read_text().splitlines()) == 2, 30,
+                 what="the run to start again")
         attempts = d.api("GET", f"/api/v1/runs/{run_id}/trace").json()["attempts"]
         assert attempts[0]["rawStatus"] == "INTERRUPTED", attempts
     finally:
@@ -186,13 +190,16 @@ class _Dev:
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")},
                "TRIGGER_LOCAL_HOME": str(home), "TRIGGER_LOCAL_SHUTDOWN_GRACE_S": "0.5",
                "PYTHONUNBUFFERED": "1", "COLUMNS": "300"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "trigger_local", "dev", "--port", str(port)],
-                                     cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
+        self.proc = subprocess.Popen([sys.executable, "-m", "trigger_local", "dev", "--port",
+                                      str(port)],
+                                     cwd=project, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
-        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout or []), daemon=True)
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout or []),
+                                       daemon=True)
         self.reader.start()
-        wait_for(lambda: "Registered" in self.text() or self.proc.poll() is not None, 60, what="dev to start")
+        wait_for(lambda: "Registered" in self.text() or self.proc.poll() is not None, 60,
+                 what="dev to start")
         assert self.proc.poll() is None, self.text()
 
     def text(self) -> str:
@@ -207,8 +214,10 @@ class _Dev:
         assert code == 0, self.text()
 
 
-def test_dev_ctrl_c_interrupts_an_executing_run_and_the_next_dev_says_it_started_again(tmp_path: Path) -> None:
-    project, home, port = write_project(tmp_path / "project", STOP_TASKS), tmp_path / "home", _free_port()
+def test_dev_ctrl_c_interrupts_an_executing_run_and_the_next_dev_says_it_started_again(
+        tmp_path: Path) -> None:
+    project, home, port = (write_project(tmp_path / "project", STOP_TASKS), tmp_path / "home",
+                           _free_port())
     side_file = tmp_path / "side-effect.txt"
     dev = _Dev(project, home, port)
     client = DaemonProcess(home, port)  # only its API helpers: dev owns the daemon
@@ -221,8 +230,9 @@ def test_dev_ctrl_c_interrupts_an_executing_run_and_the_next_dev_says_it_started
         dev.ctrl_c()
         assert "Stopped the daemon dev started" in dev.text(), dev.text()
         dev = _Dev(project, home, port)
-        wait_for(lambda: f"{run_id} long-sleeper started again after an interruption (attempt 2" in dev.text(),
-                 30, what="dev to say the interrupted run started again")
+        again = f"{run_id} long-sleeper started again after an interruption (attempt 2"
+        wait_for(lambda: again in dev.text(), 30,
+                 what="dev to say the interrupted run started again")
         attempts = client.api("GET", f"/api/v1/runs/{run_id}/trace").json()["attempts"]
         assert [a["rawStatus"] for a in attempts] == ["INTERRUPTED", "EXECUTING"], attempts
         assert client.run(run_id)["status"] == "EXECUTING"
@@ -238,17 +248,20 @@ def test_dev_ctrl_c_interrupts_an_executing_run_and_the_next_dev_says_it_started
 PAUSE_HOOK = "TRIGGER_LOCAL_TEST_PAUSE_BEFORE_CHECKPOINT_RECORD_S"
 
 
-def test_kill_9_between_a_criu_dump_and_its_record_the_run_resumes_from_the_checkpoint(tmp_path: Path) -> None:
+def test_kill_9_between_a_criu_dump_and_its_record_the_run_resumes_from_the_checkpoint(
+        tmp_path: Path) -> None:
     """The window between `criu dump` (the process is gone) and the checkpoint's record: a
     pending record written before the dump lets the next daemon finish it."""
     require_criu()
-    d = stop_daemon(tmp_path, **{PAUSE_HOOK: "60"})  # the test hook holds the daemon inside the window
+    # the test hook holds the daemon inside the window
+    d = stop_daemon(tmp_path, **{PAUSE_HOOK: "60"})
     try:
         side_file = tmp_path / "side-effect.txt"
         run_id, token = _start_waiting_run(d, side_file)
         pid = int(side_file.read_text().split()[-1])
         wait_for(lambda: [c["status"] for c in _checkpoints(d, run_id)] == ["pending"]
-                 and not Path(f"/proc/{pid}").exists(), 30, what="the dump to end with its record pending")
+                 and not Path(f"/proc/{pid}").exists(), 30,
+                 what="the dump to end with its record pending")
         d.kill9()
         d.env.pop(PAUSE_HOOK)
         d.start()

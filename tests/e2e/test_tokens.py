@@ -45,8 +45,8 @@ def cli(d: DaemonProcess, *args: str, stdin: str | None = None) -> subprocess.Co
     """The real `trigger-local` CLI, finding the test daemon through TRIGGER_LOCAL_HOME."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
     env["TRIGGER_LOCAL_HOME"] = str(d.home)
-    proc = subprocess.run([sys.executable, "-m", "trigger_local", *args], input=stdin, capture_output=True,
-                          text=True, env=env, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "trigger_local", *args], input=stdin,
+                          capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     return proc
 
@@ -81,7 +81,8 @@ def test_python_app_code_completes_a_token(tok: DaemonProcess, tmp_path: Path) -
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")},
            "TRIGGER_LOCAL_HOME": str(tok.home)}
     subprocess.run([sys.executable, str(script)], env=env, check=True, timeout=60)
-    assert finished_output(tok, run_id) == {"ok": True, "output": {"approved": True, "by": "ada"}, "error": None}
+    assert finished_output(tok, run_id) == {"ok": True, "output": {"approved": True, "by": "ada"},
+                                            "error": None}
 
 
 @pytest.mark.parametrize("form", ["inline", "file", "stdin"])
@@ -89,7 +90,8 @@ def test_cli_completes_a_token(tok: DaemonProcess, tmp_path: Path, form: str) ->
     token = new_token(tok)
     run_id = waiting_on(tok, token["id"])
     listed = cli(tok, "tokens", "ls", "--status", "WAITING").stdout
-    assert next(line for line in listed.splitlines() if token["id"] in line).split()[2] == run_id  # RUNS
+    # RUNS
+    assert next(line for line in listed.splitlines() if token["id"] in line).split()[2] == run_id
     data = {"form": form, "n": [1, 2]}
     if form == "inline":
         cli(tok, "tokens", "complete", token["id"], "--data", json.dumps(data))
@@ -129,10 +131,12 @@ def test_timeout_by_clock_gives_the_run_an_error_result(tok: DaemonProcess) -> N
     token = new_token(tok, timeout="1s")
     run_id = waiting_on(tok, token["id"], "unwrap-token")
     out = finished_output(tok, run_id)
-    assert out["raised"] == "WaitTimeoutError" and out["message"].startswith("Waitpoint timed out at ")
+    assert (out["raised"] == "WaitTimeoutError"
+            and out["message"].startswith("Waitpoint timed out at "))
     shown = tok.api("GET", f"/api/v1/waitpoints/tokens/{token['id']}").json()
     assert shown["status"] == "TIMED_OUT" and shown["outputIsError"] is True
-    assert json.loads(shown["output"]) == {"code": "TRIGGER_WAITPOINT_TIMEOUT", "message": out["message"]}
+    assert json.loads(shown["output"]) == {"code": "TRIGGER_WAITPOINT_TIMEOUT",
+                                           "message": out["message"]}
 
 
 def test_cli_forced_timeout_and_late_completion(tok: DaemonProcess) -> None:
@@ -141,11 +145,13 @@ def test_cli_forced_timeout_and_late_completion(tok: DaemonProcess) -> None:
     cli(tok, "tokens", "timeout", token["id"])
     out = finished_output(tok, run_id)
     assert out["ok"] is False and out["output"] is None
-    assert out["error"]["code"] == "TRIGGER_WAITPOINT_TIMEOUT" and out["error"]["status"] == "TIMED_OUT"
+    assert (out["error"]["code"] == "TRIGGER_WAITPOINT_TIMEOUT"
+            and out["error"]["status"] == "TIMED_OUT")
     # completing a timed-out token succeeds and changes nothing
     cli(tok, "tokens", "complete", token["id"], "--data", '{"late": true}')
     shown = json.loads(cli(tok, "tokens", "show", token["id"], "--json").stdout)
-    assert shown["status"] == "TIMED_OUT" and json.loads(shown["output"])["code"] == "TRIGGER_WAITPOINT_TIMEOUT"
+    assert (shown["status"] == "TIMED_OUT"
+            and json.loads(shown["output"])["code"] == "TRIGGER_WAITPOINT_TIMEOUT")
 
 
 def test_already_completed_token_continues_at_once(tok: DaemonProcess) -> None:
@@ -154,14 +160,16 @@ def test_already_completed_token_continues_at_once(tok: DaemonProcess) -> None:
     cli(tok, "tokens", "complete", token["id"], "--data", '"done before"')
     run_id = tok.trigger("await-token", {"token": token["id"]})
     assert finished_output(tok, run_id)["output"] == "done before"
-    events = tok.api("GET", "/api/v1/local/events", params={"run_id": run_id, "limit": 100}).json()["data"]
+    events = tok.api("GET", "/api/v1/local/events",
+                     params={"run_id": run_id, "limit": 100}).json()["data"]
     assert "run.waiting" not in [e["type"] for e in events]  # it never waited
     shown = cli(tok, "tokens", "show", token["id"]).stdout
     assert "COMPLETED" in shown and "done before" in shown
 
 
 def test_cli_ls_filters_and_pages(tok: DaemonProcess) -> None:
-    ids = [json.loads(cli(tok, "tokens", "create", "--tag", f"group:{i % 2}", "--json").stdout)["id"]
+    ids = [json.loads(cli(tok, "tokens", "create", "--tag", f"group:{i % 2}",
+                          "--json").stdout)["id"]
            for i in range(5)]
     keyed = new_token(tok, idempotencyKey="approval-42", tags=["group:1"])
     cli(tok, "tokens", "complete", ids[0], "--data", "{}")
@@ -180,5 +188,6 @@ def test_cli_ls_filters_and_pages(tok: DaemonProcess) -> None:
             break
         page = ls("--limit", "2", "--after", page["pagination"]["next"])
     assert seen == [keyed["id"], *reversed(ids)]  # newest first, each exactly once
-    table = cli(tok, "tokens", "ls", "--limit", "2").stdout + cli(tok, "tokens", "ls", "--limit", "2").stderr
+    listed = cli(tok, "tokens", "ls", "--limit", "2")
+    table = listed.stdout + listed.stderr
     assert keyed["id"] in table and "--after" in table

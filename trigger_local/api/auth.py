@@ -22,7 +22,7 @@ from typing import Any
 from starlette.requests import Request
 
 from .. import limits
-from ..errors import AuthenticationError, TriggerLocalError
+from ..errors import AuthenticationError, ForbiddenError
 from ..projects import PROJECT_HEADER, check_project_ref
 
 # the one definition, shared with the executors
@@ -32,13 +32,6 @@ JWT_ISSUER = "https://id.trigger.dev"
 JWT_AUDIENCE = "https://api.trigger.dev"
 ENV_ID = "env_local"
 _JWT_HEADER = {"alg": "HS256", "typ": "JWT"}
-
-
-class ForbiddenError(TriggerLocalError):
-    """A valid public token used outside its scopes (Trigger.dev answers 403 here)."""
-
-    code = "unauthorized"
-    status = 403
 
 
 __all__ = ["callback_hash", "project_key", "run_token", "sign_jwt", "verify_jwt", "worker_token"]

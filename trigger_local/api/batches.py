@@ -11,7 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..engine import TriggerRequest
-from ..errors import BadRequestError, NotFoundError, PayloadTooLargeError, ValidationError
+from ..errors import (
+    BadRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
 from .common import (
     body_doc,
     body_limit,
@@ -22,7 +28,7 @@ from .common import (
     require_key,
     services_of,
 )
-from .errors import JsonErrorRoute, UnsupportedMediaTypeError
+from .errors import JsonErrorRoute
 from .options import batch_item_request
 from .present import batch_item
 from .services import DaemonServices

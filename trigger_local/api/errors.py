@@ -20,12 +20,6 @@ from ..errors import TriggerLocalError
 from ..supervise import report
 from .common import services_of
 
-
-class UnsupportedMediaTypeError(TriggerLocalError):
-    code = "unsupported_media_type"
-    status = 415
-
-
 #: answers that a later try can change: a full disk (507) and a stopping daemon (503)
 RETRYABLE_STATUSES = frozenset({503, 507})
 

@@ -11,9 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..config import project_ref_of
+from ..errors import ForbiddenError
 from ..projects import check_project_ref
 from ..tokens import project_key
-from .auth import Caller, ForbiddenError
+from .auth import Caller
 from .common import ok, require_key, services_of
 from .errors import JsonErrorRoute
 

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from .. import limits, packets
 from ..engine import Engine
-from ..errors import AuthenticationError, BadRequestError, NotFoundError
+from ..errors import AuthenticationError, BadRequestError, JsonTooDeepError, NotFoundError
 from ..statuses import WaitpointStatus
 from ..store.models import WP_MANUAL, Waitpoint
 from . import auth
@@ -113,7 +113,7 @@ async def callback(waitpoint_id: str, signature: str, request: Request) -> Respo
     raw = await read_payload_body(request, svc)
     try:
         data = limits.loads(raw) if raw.strip() else {}
-    except limits.JsonTooDeepError as exc:
+    except JsonTooDeepError as exc:
         raise BadRequestError(f"Request body is not valid JSON: {exc}") from exc
     except (ValueError, UnicodeDecodeError):
         data = {}  # Trigger.dev's rule: a body that is not JSON completes with {}

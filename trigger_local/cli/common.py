@@ -97,10 +97,10 @@ def explain(exc: TriggerLocalError) -> str:
         return (f"{message} Known tasks: {names}. Run `trigger-local dev` in your project to "
                 "register its tasks.")
     if isinstance(exc, NotFoundError):
-        for thing, command in (("queue", "queues ls"), ("waitpoint", "tokens ls"), ("run", "runs ls")):
+        for thing, command in (("queue", "queues ls"), ("waitpoint", "tokens ls"),
+                               ("run", "runs ls")):
             if thing in message.lower():
                 return f"{message.rstrip('.')}. List them with `trigger-local {command}`."
-    return message
     return message
 
 
@@ -115,7 +115,8 @@ def _tidy_help(command: Any, ctx: Any) -> None:
     for param in [*command.params, *([help_option] if help_option is not None else [])]:
         if getattr(param, "is_flag", False):
             param.metavar = ""
-        elif getattr(param, "param_type_name", "") == "argument" and param.metavar is None and param.name:
+        elif (getattr(param, "param_type_name", "") == "argument" and param.metavar is None
+              and param.name):
             param.metavar = param.name.upper()
     for sub in getattr(command, "commands", {}).values():
         _tidy_help(sub, ctx)

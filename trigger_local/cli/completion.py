@@ -41,7 +41,8 @@ def _matching(choices: list[Choice], incomplete: str) -> list[Choice]:
 def complete_task(incomplete: str) -> list[Choice]:
     """The current version's task ids."""
     tasks = _get("/api/v1/local/tasks")
-    return _matching([(str(t.get("id")), str(t.get("file") or "")) for t in tasks if t.get("id")], incomplete)
+    return _matching([(str(t.get("id")), str(t.get("file") or "")) for t in tasks if t.get("id")],
+                     incomplete)
 
 
 def complete_run_id(incomplete: str) -> list[Choice]:
@@ -54,10 +55,12 @@ def complete_run_id(incomplete: str) -> list[Choice]:
 def complete_token_id(incomplete: str) -> list[Choice]:
     """The newest waitpoint tokens' ids, with their status as the hint."""
     tokens = _get("/api/v1/waitpoints/tokens", {"page[size]": LISTED})
-    return _matching([(str(t.get("id")), str(t.get("status", ""))) for t in tokens if t.get("id")], incomplete)
+    return _matching([(str(t.get("id")), str(t.get("status", ""))) for t in tokens if t.get("id")],
+                     incomplete)
 
 
 def complete_queue(incomplete: str) -> list[Choice]:
     """Queue names (a task's queue is named after the task)."""
     queues = _get("/api/v1/queues", {"perPage": 100})
-    return _matching([(str(q.get("name")), str(q.get("type", ""))) for q in queues if q.get("name")], incomplete)
+    return _matching([(str(q.get("name")), str(q.get("type", ""))) for q in queues
+                      if q.get("name")], incomplete)

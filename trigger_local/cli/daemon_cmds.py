@@ -70,20 +70,21 @@ def start_detached(settings: DaemonSettings) -> tuple[str, int]:
             "--host", settings.host, "--port", str(settings.port), "--executor", settings.executor]
     env = {**os.environ, "TRIGGER_LOCAL_HOME": str(settings.home)}
     try:
-        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)  # private from the start (home.py)
+        # private from the start (home.py)
+        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         logs.mkdir(mode=0o700, exist_ok=True)
         log = open_private(log_path)
     except OSError as exc:
         fail(f"Cannot use {settings.home} as the daemon's home: {exc.strerror or exc}. Point "
              "TRIGGER_LOCAL_HOME at a directory you own.")
     with log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            fail(f"The daemon exited at start (code {proc.returncode}). Its log, {log_path}, ends with:"
-                 f"\n{_log_tail(log_path)}")
+            fail(f"The daemon exited at start (code {proc.returncode}). Its log, {log_path}, ends "
+                 f"with:\n{_log_tail(log_path)}")
         # daemon.json names the real address (with --port 0 only the daemon knows it).
         info = read_daemon_info(settings.home)
         if info and info.get("pid") == proc.pid and answering(str(info.get("url")), timeout_s=0.5):
@@ -95,11 +96,14 @@ def start_detached(settings: DaemonSettings) -> tuple[str, int]:
 
 
 def up(
-    port: int | None = typer.Option(None, "--port", help="Port to listen on (default: $TRIGGER_LOCAL_PORT, else 8030)."),
+    port: int | None = typer.Option(None, "--port",
+                                    help="Port to listen on (default: $TRIGGER_LOCAL_PORT, else "
+                                         "8030)."),
     host: str | None = typer.Option(None, "--host", help="Address to bind (default: 127.0.0.1)."),
     executor: str | None = typer.Option(None, "--executor", help="process (default) or docker."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background."),
-    home: Path | None = typer.Option(None, "--home", help="Daemon home (default: ~/.trigger-local)."),
+    home: Path | None = typer.Option(None, "--home",
+                                     help="Daemon home (default: ~/.trigger-local)."),
 ) -> None:
     """Start the daemon (in the foreground unless --detach)."""
     settings = settings_for(home, port, host, executor)
@@ -133,7 +137,8 @@ def _pid_is_ours(pid: int) -> bool:
 
 
 def stop_pid(pid: int, timeout_s: float, sig: int = signal.SIGTERM) -> bool:
-    """Signal `pid` (SIGTERM) and wait for it to exit; False if it is still alive after `timeout_s`."""
+    """Signal `pid` (SIGTERM) and wait for it to exit; False if it is still alive after
+    `timeout_s`."""
     os.kill(pid, sig)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -144,7 +149,8 @@ def stop_pid(pid: int, timeout_s: float, sig: int = signal.SIGTERM) -> bool:
 
 
 def down(
-    home: Path | None = typer.Option(None, "--home", help="Daemon home (default: ~/.trigger-local)."),
+    home: Path | None = typer.Option(None, "--home",
+                                     help="Daemon home (default: ~/.trigger-local)."),
     kill_waiting: bool = typer.Option(
         False, "--kill-waiting",
         help="Also kill the task processes of waiting runs. Without it they keep running (or are "
@@ -162,12 +168,14 @@ def down(
         return
     sig = KILL_WAITING_SIGNAL if kill_waiting else signal.SIGTERM
     if not stop_pid(pid, settings.shutdown_grace_s + 15, sig):
-        fail(f"The daemon (pid {pid}) is still running after SIGTERM; stop it with `kill -9 {pid}`.")
+        fail(f"The daemon (pid {pid}) is still running after SIGTERM; stop it with "
+             f"`kill -9 {pid}`.")
     err().print(f"Daemon stopped (pid {pid}).")
 
 
 def status(
-    project: str | None = typer.Option(None, "--project", help="Show this project (ref) and its own key."),
+    project: str | None = typer.Option(None, "--project",
+                                       help="Show this project (ref) and its own key."),
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Is the daemon running? Its address, pid, version, executor, run counts and projects."""
@@ -198,7 +206,8 @@ def status_lines(document: dict[str, Any], indent: int = 2) -> list[str]:
             continue
         label = key.replace("_", " ")
         head = f"{'':{indent}}{label:<{max(20 - indent, len(label) + 1)}}"
-        if isinstance(value, dict) and all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
+        if isinstance(value, dict) and all(isinstance(v, int) and not isinstance(v, bool)
+                                           for v in value.values()):
             lines.append(head + "  ".join(f"{k} {v}" for k, v in value.items()))
         elif isinstance(value, dict):
             lines.append((head + str(value.get("name", ""))).rstrip())
@@ -209,21 +218,24 @@ def status_lines(document: dict[str, Any], indent: int = 2) -> list[str]:
 
 
 def projects_table(projects: list[dict[str, Any]]) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold", title="projects", title_justify="left")
+    table = Table(box=None, pad_edge=False, header_style="bold", title="projects",
+                  title_justify="left")
     for column in ("PROJECT", "STATE", "TASKS", "VERSION", "DIRECTORY"):
         table.add_column(column, no_wrap=column != "DIRECTORY")
     for p in projects:
         state = "[green]online[/green]" if p.get("online") else "[yellow]offline[/yellow] (no dev)"
-        table.add_row(str(p.get("ref")), state, str(p.get("tasks", 0)), str(p.get("currentVersion") or "-"),
-                      str(p.get("projectDir") or "-"))
+        table.add_row(str(p.get("ref")), state, str(p.get("tasks", 0)),
+                      str(p.get("currentVersion") or "-"), str(p.get("projectDir") or "-"))
     return table
 
 
 def _project_status(ref: str, json_output: bool) -> None:
     found = [p for p in client().list_projects().get("data") or [] if p.get("ref") == ref]
     if not found:
-        known = ", ".join(str(p.get("ref")) for p in client().list_projects().get("data") or []) or "none yet"
-        fail(f"No project {ref!r} is registered (known: {known}). Run `trigger-local dev` in its directory.")
+        refs = [str(p.get("ref")) for p in client().list_projects().get("data") or []]
+        known = ", ".join(refs) or "none yet"
+        fail(f"No project {ref!r} is registered (known: {known}). Run `trigger-local dev` in its "
+             "directory.")
     if json_output:
         emit_json(found[0])
         return

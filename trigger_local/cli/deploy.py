@@ -31,8 +31,10 @@ def _dotenv(root: Path) -> dict[str, str]:
 
 
 def deploy(
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the generated Dockerfile and stop."),
-    tag: str | None = typer.Option(None, "--tag", help="Image name (default: trigger-local/<project>:<time>)."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Print the generated Dockerfile and stop."),
+    tag: str | None = typer.Option(None, "--tag",
+                                   help="Image name (default: trigger-local/<project>:<time>)."),
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Build the project's Docker image (offline) and register a version that runs in it."""

@@ -54,14 +54,16 @@ def register(api: SyncApiClient, config: ProjectConfig) -> bool:
     max_duration); print its tasks, or the import error. True if it took."""
     try:
         answer = api.register_version(project_dir=str(config.root), dirs=config.dirs,
-                                      python=sys.executable, env=task_env(config.root), project=config.project,
+                                      python=sys.executable, env=task_env(config.root),
+                                      project=config.project,
                                       dev=True, defaults=config.task_defaults())
     except ValidationError as exc:
         print_error(exc.message)
         trace = exc.details.get("traceback")
         if trace:
             err().print(Text(str(trace).rstrip(), style="dim"))
-        err().print("[yellow]Still serving the last version that imported; fix the file and save.[/yellow]")
+        err().print("[yellow]Still serving the last version that imported; fix the file and "
+                    "save.[/yellow]")
         return False
     nested = answer.get("version")
     version: Json = nested if isinstance(nested, dict) else answer
@@ -96,7 +98,8 @@ class RunStream:
         self.status_lines = StatusLines(api)
 
     def run(self) -> None:
-        for event in iter_events(self.api, types=["run."], project=self.project, session=self.project is not None):
+        for event in iter_events(self.api, types=["run."], project=self.project,
+                                 session=self.project is not None):
             if event.get("type") == OPEN:
                 self.catch_up(event.get("seq"))
             else:
@@ -145,13 +148,17 @@ def _epoch(at: Any) -> float:
 
 
 def dev(
-    port: int | None = typer.Option(None, "--port", help="Daemon port when dev starts one (default: $TRIGGER_LOCAL_PORT, else 8030)."),
-    executor: str | None = typer.Option(None, "--executor", help="process or docker (default: trigger.toml's)."),
+    port: int | None = typer.Option(None, "--port",
+                                    help="Daemon port when dev starts one (default: "
+                                         "$TRIGGER_LOCAL_PORT, else 8030)."),
+    executor: str | None = typer.Option(None, "--executor",
+                                        help="process or docker (default: trigger.toml's)."),
 ) -> None:
     """Register this project's tasks, re-register on change, and stream runs and logs."""
     root = find_project_root(Path.cwd())
     if root is None:
-        fail("No trigger.toml here or in any parent directory. Create one with `trigger-local init`.")
+        fail("No trigger.toml here or in any parent directory. Create one with `trigger-local "
+             "init`.")
     config = load_project(root)
     settings = settings_for(port=port, executor=executor or config.executor)
     started_pid = None

@@ -38,8 +38,10 @@ class DevWatcher:
         self._lock = threading.Lock()
         self.stop = threading.Event()
         self._dirs_changed = threading.Event()
-        self._threads = [threading.Thread(target=self._watch_tasks, daemon=True, name="dev-watch-tasks"),
-                         threading.Thread(target=self._watch_config, daemon=True, name="dev-watch-config")]
+        self._threads = [threading.Thread(target=self._watch_tasks, daemon=True,
+                                          name="dev-watch-tasks"),
+                         threading.Thread(target=self._watch_config, daemon=True,
+                                          name="dev-watch-config")]
 
     def start(self) -> None:
         for thread in self._threads:
@@ -66,25 +68,32 @@ class DevWatcher:
             dirs = [root / d for d in names if (root / d).is_dir()]
             until = _Either(self.stop, self._dirs_changed)
             if not dirs:
-                err().print(f"[yellow]None of {names} exists under {root}; watching trigger.toml only.[/yellow]")
+                err().print(f"[yellow]None of {names} exists under {root}; watching trigger.toml "
+                            "only.[/yellow]")
                 while not until.is_set():
                     self.stop.wait(0.2)
                 continue
-            for _changes in watchfiles.watch(*dirs, watch_filter=watchfiles.PythonFilter(), stop_event=until):
+            for _changes in watchfiles.watch(*dirs, watch_filter=watchfiles.PythonFilter(),
+                                             stop_event=until):
                 self.reregister("Files changed")
 
     def _watch_config(self) -> None:
         root = self.config.root
+        def is_config(_change: object, path: str) -> bool:
+            return Path(path).name in CONFIG_FILES
+
         for _changes in watchfiles.watch(root, recursive=False, stop_event=self.stop,
-                                         watch_filter=lambda _change, path: Path(path).name in CONFIG_FILES):
+                                         watch_filter=is_config):
             try:
                 config = load_project(root)
             except (TriggerLocalError, OSError) as exc:
-                print_error(f"{getattr(exc, 'message', exc)} — still serving the last version that registered.")
+                print_error(f"{getattr(exc, 'message', exc)} — still serving the last version that "
+                            "registered.")
                 continue
             if config.project != self.config.project:
-                err().print(f"[yellow]The project ref changed ({self.config.project} → {config.project}); "
-                            "restart `trigger-local dev` to serve it under the new one.[/yellow]")
+                err().print(f"[yellow]The project ref changed ({self.config.project} → "
+                            f"{config.project}); restart `trigger-local dev` to serve it under the "
+                            "new one.[/yellow]")
                 config.project = self.config.project
             dirs_changed = config.dirs != self.config.dirs
             self.config = config

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.text import Text
@@ -23,9 +24,13 @@ from .common import JSON_OPTION, emit_json, out
 from .daemon_cmds import running_daemon
 from .doctor_criu import SETUP_FIX, checkpoint_check
 
+if TYPE_CHECKING:
+    import docker
+
 MIN_PYTHON = (3, 11)
-DOCKER_FIX = ("Only the docker executor needs it: run `sudo bash scripts/setup-docker.sh` (installs docker.io, "
-              "starts `dockerd --experimental`, builds the base image), or start the engine: `dockerd --experimental &`.")
+DOCKER_FIX = ("Only the docker executor needs it: run `sudo bash scripts/setup-docker.sh` "
+              "(installs docker.io, starts `dockerd --experimental`, builds the base image), or "
+              "start the engine: `dockerd --experimental &`.")
 MARKS = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red")}
 
 
@@ -55,10 +60,12 @@ def check_sqlite(home: Path) -> Check:
             finally:
                 conn.close()
     except (OSError, sqlite3.Error) as exc:
-        return Check("SQLite", "fail", f"{version}: {exc}", "Check the home directory's file system.")
+        return Check("SQLite", "fail", f"{version}: {exc}",
+                     "Check the home directory's file system.")
     if str(mode).lower() != "wal":
         return Check("SQLite", "fail", f"{version}, WAL unavailable (journal_mode={mode})",
-                     "Put TRIGGER_LOCAL_HOME on a local disk (WAL does not work on network file systems).")
+                     "Put TRIGGER_LOCAL_HOME on a local disk (WAL does not work on network file "
+                     "systems).")
     if sqlite3.sqlite_version_info < (3, 35):
         return Check("SQLite", "warn", f"{version} with WAL", "SQLite 3.35+ is recommended.")
     return Check("SQLite", "ok", f"{version} with WAL")
@@ -83,7 +90,8 @@ def check_port(settings: DaemonSettings) -> Check:
         try:
             sock.bind((settings.host, settings.port))
         except OSError:
-            return Check("Port", "fail", f"{settings.host}:{settings.port} is taken by another program",
+            return Check("Port", "fail",
+                         f"{settings.host}:{settings.port} is taken by another program",
                          "Stop that program, or use `trigger-local up --port N`.")
     return Check("Port", "ok", f"{settings.host}:{settings.port} is free")
 
@@ -126,17 +134,20 @@ def check_docker() -> Check:
     finally:
         engine.close()
     if not base:
-        return Check("Docker", "warn", f"engine {version}, but no base image trigger-local-base:bookworm",
-                     "`trigger-local deploy` needs it (or [build].base_image): run `bash scripts/make-base-image.sh`.")
+        return Check("Docker", "warn",
+                     f"engine {version}, but no base image trigger-local-base:bookworm",
+                     "`trigger-local deploy` needs it (or [build].base_image): run `bash "
+                     "scripts/make-base-image.sh`.")
     if not experimental:
-        return Check("Docker", "warn", f"engine {version} without --experimental: no `docker checkpoint`",
+        return Check("Docker", "warn",
+                     f"engine {version} without --experimental: no `docker checkpoint`",
                      "Restart the engine as `dockerd --experimental`.")
     return Check("Docker", "ok", f"engine {version}, experimental, base image present")
 
 
-def _has_image(engine: object, name: str) -> bool:
+def _has_image(engine: docker.APIClient, name: str) -> bool:
     try:
-        engine.inspect_image(name)  # type: ignore[attr-defined]
+        engine.inspect_image(name)
     except Exception:  # docker.errors.ImageNotFound, imported lazily
         return False
     return True
@@ -157,9 +168,11 @@ def check_executor(settings: DaemonSettings) -> Check | None:
 
         executor = get_sync_client().status().get("executor") or {}
     except Exception as exc:  # the daemon went away meanwhile, or refused our key
-        return Check("Executor", "warn", f"docker; the daemon did not answer ({type(exc).__name__})")
+        return Check("Executor", "warn",
+                     f"docker; the daemon did not answer ({type(exc).__name__})")
     if executor.get("problem"):
-        return Check("Executor", "fail", f"docker: {executor['problem']}; runs stay queued until it is back",
+        return Check("Executor", "fail",
+                     f"docker: {executor['problem']}; runs stay queued until it is back",
                      DOCKER_FIX)
     return Check("Executor", "ok", f"docker, {executor.get('containers', 0)} container(s) running")
 
@@ -172,7 +185,8 @@ def check_criu() -> Check:
     try:
         done = subprocess.run([path, "check"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return Check("CRIU", "warn", f"`criu check` did not run: {exc}", "Run `sudo criu check` yourself.")
+        return Check("CRIU", "warn", f"`criu check` did not run: {exc}",
+                     "Run `sudo criu check` yourself.")
     said = (done.stdout + done.stderr).strip().splitlines()
     if done.returncode == 0:
         return Check("CRIU", "ok", said[-1] if said else "criu check passed")

@@ -1,5 +1,6 @@
 """Doctor's view of checkpoints: what the running daemon decided at start (its cached
-`criu check`), why waiting runs are held if it cannot checkpoint, and the disk its checkpoints use."""
+`criu check`), why waiting runs are held if it cannot checkpoint, and the disk its checkpoints
+use."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 from ..config import DaemonSettings
 from .daemon_cmds import running_daemon
 
-SETUP_FIX = ("Run `sudo bash scripts/setup-criu.sh --yes-upgrade-libc` (installs CRIU 4 from Debian 13; "
-             "upgrades libc6) and restart the daemon; until then waiting runs are held in memory.")
+SETUP_FIX = ("Run `sudo bash scripts/setup-criu.sh --yes-upgrade-libc` (installs CRIU 4 from "
+             "Debian 13; upgrades libc6) and restart the daemon; until then waiting runs are held "
+             "in memory.")
 
 
 def daemon_checkpoints(settings: DaemonSettings) -> dict[str, Any] | None:
@@ -33,8 +35,10 @@ def checkpoint_check(settings: DaemonSettings) -> tuple[str, str, str] | None:
     if status is None:
         return None
     if not status.get("available"):
-        return "warn", f"the daemon holds waiting runs instead of checkpointing them: {status.get('reason')}", \
+        return "warn", ("the daemon holds waiting runs instead of checkpointing them: "
+                        f"{status.get('reason')}"), \
             SETUP_FIX
     mib = int(status.get("bytes") or 0) / (1024 * 1024)
     return "ok", (f"the daemon checkpoints waiting runs (CRIU {status.get('criu_version')}); "
-                  f"{status.get('count', 0)} checkpoint(s) on disk, {mib:.1f} MiB in {status.get('dir')}"), ""
+                  f"{status.get('count', 0)} checkpoint(s) on disk, {mib:.1f} MiB in "
+                  f"{status.get('dir')}"), ""

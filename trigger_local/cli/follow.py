@@ -13,12 +13,12 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from ..display import clock_time
+from ..display import clock_time, status_text
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
 from ..sdk.management import is_final
 from .common import out
-from .render import log_line, status_text
+from .render import log_line
 from .run_events import SHOWN, StatusLines, error_summary, final_text
 
 Json = dict[str, Any]

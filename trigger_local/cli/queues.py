@@ -28,7 +28,8 @@ def queues_table(queues: list[dict[str, Any]]) -> Table:
     for column in ("PROJECT", "NAME", "TYPE", "RUNNING", "QUEUED", "LIMIT", "PAUSED"):
         table.add_column(column, no_wrap=True)
     for queue in queues:
-        table.add_row(str(queue.get("project", "-")), str(queue.get("name")), str(queue.get("type", "-")),
+        table.add_row(str(queue.get("project", "-")), str(queue.get("name")),
+                      str(queue.get("type", "-")),
                       str(queue.get("running", 0)), str(queue.get("queued", 0)), _limit(queue),
                       "[yellow]paused[/yellow]" if queue.get("paused") else "")
     return table
@@ -47,7 +48,8 @@ def list_queues(
         return
     queues = answer.get("data") or []
     if not queues:
-        err().print("No queues yet: a task's queue appears when its project is registered (`trigger-local dev`).")
+        err().print("No queues yet: a task's queue appears when its project is registered "
+                    "(`trigger-local dev`).")
         return
     out().print(queues_table(queues))
     pagination = answer.get("pagination") or {}
@@ -58,9 +60,10 @@ def list_queues(
 def _show(queue: dict[str, Any]) -> None:
     console = out()
     state = "[yellow]paused[/yellow]" if queue.get("paused") else "[green]active[/green]"
-    console.print(f"[bold]{queue.get('name')}[/bold] ({queue.get('type', '-')}, {queue.get('id', '-')}, "
-                  f"project {queue.get('project', '-')})  {state}")
-    console.print(f"  running {queue.get('running', 0)}  queued {queue.get('queued', 0)}  limit {_limit(queue)}")
+    console.print(f"[bold]{queue.get('name')}[/bold] ({queue.get('type', '-')}, "
+                  f"{queue.get('id', '-')}, project {queue.get('project', '-')})  {state}")
+    console.print(f"  running {queue.get('running', 0)}  queued {queue.get('queued', 0)}  limit "
+                  f"{_limit(queue)}")
 
 
 @app.command("show")
@@ -82,7 +85,8 @@ def pause(name: str = QUEUE_NAME,
     if json_output:
         emit_json(queue)
     else:
-        err().print(f"Paused {queue.get('name', name)}; resume it with `trigger-local queues resume {name}`.")
+        err().print(f"Paused {queue.get('name', name)}; resume it with `trigger-local queues "
+                    f"resume {name}`.")
 
 
 @app.command("resume")

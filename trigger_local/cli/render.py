@@ -36,7 +36,8 @@ def runs_table(runs: list[Json]) -> Table:
     for column in ("CREATED", "DURATION", "TAGS"):
         table.add_column(column, no_wrap=column != "TAGS")
     for run in runs:
-        table.add_row(str(run.get("id")), str(run.get("project") or "-"), str(run.get("taskIdentifier", "-")),
+        table.add_row(str(run.get("id")), str(run.get("project") or "-"),
+                      str(run.get("taskIdentifier", "-")),
                       status_text(run.get("status")), table_time(run.get("createdAt")),
                       duration_text(run.get("durationMs")), ", ".join(run.get("tags") or []))
     return table
@@ -71,20 +72,23 @@ def _field_rows(run: Json) -> Table:
         ("Tags", ", ".join(run.get("tags") or []) or None),
         ("Idempotency key", run.get("idempotencyKey")), ("Batch", run.get("batchId")),
         ("Schedule", _schedule(run.get("schedule"))),
-        ("Created", detail_time(run.get("createdAt"))), ("Delayed until", _opt_time(run.get("delayedUntil"))),
-        ("Started", _opt_time(run.get("startedAt"))), ("Finished", _opt_time(run.get("finishedAt"))),
+        ("Created", detail_time(run.get("createdAt"))),
+        ("Delayed until", _opt_time(run.get("delayedUntil"))),
+        ("Started", _opt_time(run.get("startedAt"))),
+        ("Finished", _opt_time(run.get("finishedAt"))),
         ("Duration", duration_text(run.get("durationMs"))),
         ("Attempts", run.get("attemptCount")), ("Retry", retry_text(run.get("retryPolicy"))),
         ("TTL", run.get("ttl")),
     ]
     for label, value in rows:
         if value not in (None, "", MISSING):
-            table.add_row(label, value if isinstance(value, Text) else Text(str(value)))  # not markup: "[retry]"
+            # not markup: "[retry]"
+            table.add_row(label, value if isinstance(value, Text) else Text(str(value)))
     return table
 
 
-_POLICY_SOURCES = {"task": "the task's retry", "project": "trigger.toml [retry]", "default": "the default",
-                   "trigger": "the trigger"}
+_POLICY_SOURCES = {"task": "the task's retry", "project": "trigger.toml [retry]",
+                   "default": "the default", "trigger": "the trigger"}
 
 
 def retry_text(policy: Any) -> str | None:
@@ -95,7 +99,8 @@ def retry_text(policy: Any) -> str | None:
     attempts = policy.get("maxAttempts")
     text = f"{attempts} attempt{'s' if attempts != 1 else ''}"
     if attempts != 1:
-        low, high = (policy.get("minTimeoutInMs") or 0) / 1000, (policy.get("maxTimeoutInMs") or 0) / 1000
+        low = (policy.get("minTimeoutInMs") or 0) / 1000
+        high = (policy.get("maxTimeoutInMs") or 0) / 1000
         text += f", backoff {low:g}s ×{policy.get('factor'):g} up to {high:g}s"
         text += ", randomized" if policy.get("randomize") else ""
     source = _POLICY_SOURCES.get(str(policy.get("source")), str(policy.get("source")))
@@ -139,7 +144,8 @@ def print_run(console: Console, run: Json) -> None:
     if attempts:
         console.print(Panel(Group(*attempts), title="Attempts", title_align="left", expand=False))
     elif isinstance(run.get("error"), dict):  # the last attempt's error already shows it
-        console.print(Panel(_error_block(run["error"]), title="Error", title_align="left", expand=False))
+        console.print(Panel(_error_block(run["error"]), title="Error", title_align="left",
+                            expand=False))
     for key, title in (("payload", "Payload"), ("output", "Output"), ("metadata", "Metadata")):
         if run.get(key) not in (None, {}):
             body = Syntax(pretty(run[key]), "json", theme="ansi_dark", word_wrap=True)
@@ -167,6 +173,7 @@ def log_line(entry: Json, run_id: str | None = None) -> Text:
         line.append(str(entry.get("message", "")))
     attributes = entry.get("attributes") or {}
     if isinstance(attributes, dict) and attributes:
-        line.append(" " + " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in attributes.items()),
+        line.append(" " + " ".join(f"{k}={json.dumps(v, default=str)}"
+                                   for k, v in attributes.items()),
                     style="dim")
     return line

@@ -13,10 +13,10 @@ from typing import Any
 
 from rich.text import Text
 
+from ..display import status_text
 from ..errors import TriggerLocalError
 from ..sdk.client import SyncApiClient
 from ..statuses import FAILED_STATUSES, FINAL_STATUSES, RunStatus
-from .render import status_text
 
 Json = dict[str, Any]
 
@@ -88,7 +88,9 @@ def final_text(run: Json) -> Text:
     if status in FAILED_STATUSES and error:
         text.append(": ")
         text.append(error_summary(error), style="red")
-        tail = stack_tail(error.get("stackTrace") or error.get("stack")) if isinstance(error, dict) else ""
+        tail = ""
+        if isinstance(error, dict):
+            tail = stack_tail(error.get("stackTrace") or error.get("stack"))
         if tail:
             text.append("\n" + "\n".join("    " + line for line in tail.splitlines()), style="dim")
     return text
@@ -108,8 +110,8 @@ class StatusLines:
         if event.get("type") == "run.retrying":
             return retry_text(data, attempt_error(self.api, run_id, data.get("attempt")))
         if event.get("type") == "run.interrupted":  # a daemon stop sent it back to its queue
-            return Text(f"interrupted ({data.get('reason') or 'the daemon stopped'}); back in its queue, "
-                        "the attempt does not count", style="yellow")
+            return Text(f"interrupted ({data.get('reason') or 'the daemon stopped'}); back in its "
+                        "queue, the attempt does not count", style="yellow")
         if status == "EXECUTING" and data.get("interrupted_by"):
             return Text(f"started again after an interruption (attempt {data.get('attempt', '?')}; "
                         f"{data['interrupted_by']})", style="yellow")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import typer
 from rich.text import Text
 
-from ..display import detail_time
+from ..display import detail_time, status_text
 from ..sdk.management import is_final
 from ..statuses import RunStatus
 from .common import JSON_OPTION, client, emit_json, err, out
 from .completion import complete_run_id, complete_task
 from .follow import LogTail, follow_logs
-from .render import print_run, runs_table, status_text
+from .render import print_run, runs_table
 from .render_checkpoints import print_checkpoints
 
 RUN_ID = typer.Argument(..., help="The run id (run_…).", autocompletion=complete_run_id)
@@ -25,20 +25,24 @@ def _statuses(values: list[str]) -> list[str]:
     wanted = [s.strip().upper() for v in values for s in v.split(",") if s.strip()]
     unknown = [s for s in wanted if s not in STATUSES]
     if unknown:
-        raise typer.BadParameter(f"unknown status {', '.join(unknown)}; use one of {', '.join(STATUSES)}",
+        raise typer.BadParameter(f"unknown status {', '.join(unknown)}; use one of "
+                                 f"{', '.join(STATUSES)}",
                                  param_hint="--status")
     return wanted
 
 
 @app.command("ls")
 def list_runs(
-    status: list[str] = typer.Option([], "--status", "-s", help="Only these statuses (repeatable or a,b)."),
+    status: list[str] = typer.Option([], "--status", "-s",
+                                     help="Only these statuses (repeatable or a,b)."),
     task: list[str] = typer.Option([], "--task", help="Only runs of these tasks (repeatable).",
                                    autocompletion=complete_task),
     tag: list[str] = typer.Option([], "--tag", help="Only runs with this tag (repeatable)."),
-    project: list[str] = typer.Option([], "--project", help="Only runs of this project ref (repeatable; "
+    project: list[str] = typer.Option([], "--project",
+                                      help="Only runs of this project ref (repeatable; "
                                       "default: every project's)."),
-    limit: int = typer.Option(25, "--limit", "-n", min=1, max=100, help="How many runs (newest first)."),
+    limit: int = typer.Option(25, "--limit", "-n", min=1, max=100,
+                              help="How many runs (newest first)."),
     after: str | None = typer.Option(None, "--after", help="Cursor: the page after this one."),
     json_output: bool = JSON_OPTION,
 ) -> None:
@@ -72,7 +76,8 @@ def show(run_id: str = RUN_ID,
 
 @app.command("logs")
 def logs(run_id: str = RUN_ID,
-         follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the run ends.")) -> None:
+         follow: bool = typer.Option(False, "--follow", "-f",
+                                     help="Keep printing until the run ends.")) -> None:
     """Print a run's log lines (and spans)."""
     api = client()
     if not follow:
@@ -110,8 +115,10 @@ def replay(run_id: str = RUN_ID,
 
 
 @app.command("reschedule")
-def reschedule(run_id: str = typer.Argument(..., help="A DELAYED run's id.", autocompletion=complete_run_id),
-               delay: str = typer.Option(..., "--delay", help="New delay from now (10m, 2h) or an ISO date."),
+def reschedule(run_id: str = typer.Argument(..., help="A DELAYED run's id.",
+                                            autocompletion=complete_run_id),
+               delay: str = typer.Option(..., "--delay",
+                                         help="New delay from now (10m, 2h) or an ISO date."),
                json_output: bool = JSON_OPTION) -> None:
     """Move a delayed run's start time."""
     run = client().reschedule_run(run_id, delay)

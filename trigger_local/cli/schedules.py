@@ -14,9 +14,12 @@ from .common import JSON_OPTION, client, emit_json, err, out
 app = typer.Typer(help="Cron schedules: list, create, update, delete, activate, deactivate.",
                   no_args_is_help=True)
 
-TZ_OPTION = typer.Option(None, "--timezone", "--tz", help="IANA timezone, e.g. Europe/Paris (default UTC).")
-EXTERNAL_OPTION = typer.Option(None, "--external-id", help="Your id for it (e.g. a user id); in the payload.")
-MISSED_OPTION = typer.Option(None, "--missed", help="Ticks missed while the daemon was down: latest|all|skip.")
+TZ_OPTION = typer.Option(None, "--timezone", "--tz",
+                         help="IANA timezone, e.g. Europe/Paris (default UTC).")
+EXTERNAL_OPTION = typer.Option(None, "--external-id",
+                               help="Your id for it (e.g. a user id); in the payload.")
+MISSED_OPTION = typer.Option(None, "--missed",
+                             help="Ticks missed while the daemon was down: latest|all|skip.")
 
 
 def schedules_table(items: list[dict[str, Any]]) -> Table:
@@ -24,7 +27,8 @@ def schedules_table(items: list[dict[str, Any]]) -> Table:
     for column in ("ID", "TASK", "TYPE", "CRON", "TIMEZONE", "NEXT RUN", "ACTIVE"):
         table.add_column(column, no_wrap=True)
     for s in items:
-        table.add_row(s["id"], s["task"], s["type"].lower(), s["generator"]["expression"], s["timezone"],
+        table.add_row(s["id"], s["task"], s["type"].lower(), s["generator"]["expression"],
+                      s["timezone"],
                       table_time(s.get("nextRun")), "yes" if s["active"] else "[yellow]no[/yellow]")
     return table
 
@@ -48,7 +52,8 @@ def list_schedules(page: int = typer.Option(1, "--page", min=1),
         return
     items = answer.get("data") or []
     if not items:
-        err().print("No schedules: declare one with @schedules.task(cron=...) or `trigger-local schedules create`.")
+        err().print("No schedules: declare one with @schedules.task(cron=...) or `trigger-local "
+                    "schedules create`.")
         return
     out().print(schedules_table(items))
 
@@ -61,20 +66,24 @@ def show(schedule_id: str, json_output: bool = JSON_OPTION) -> None:
 
 @app.command("create")
 def create(task: str = typer.Option(..., "--task", help="A schedules.task id."),
-           cron: str = typer.Option(..., "--cron", help="e.g. '0 3 * * *'"), timezone: str | None = TZ_OPTION,
-           external_id: str | None = EXTERNAL_OPTION,
-           dedup: str | None = typer.Option(None, "--dedup-key", help="Same key updates that schedule."),
+           cron: str = typer.Option(..., "--cron", help="e.g. '0 3 * * *'"),
+           timezone: str | None = TZ_OPTION, external_id: str | None = EXTERNAL_OPTION,
+           dedup: str | None = typer.Option(None, "--dedup-key",
+                                            help="Same key updates that schedule."),
            missed: str | None = MISSED_OPTION, json_output: bool = JSON_OPTION) -> None:
     """Create an imperative schedule (or update the one with the same --dedup-key)."""
-    _show(client().send(ScheduleCalls.create(task, cron, timezone, external_id, dedup, missed)), json_output)
+    _show(client().send(ScheduleCalls.create(task, cron, timezone, external_id, dedup, missed)),
+          json_output)
 
 
 @app.command("update")
-def update(schedule_id: str, task: str = typer.Option(..., "--task"), cron: str = typer.Option(..., "--cron"),
+def update(schedule_id: str, task: str = typer.Option(..., "--task"),
+           cron: str = typer.Option(..., "--cron"),
            timezone: str | None = TZ_OPTION, external_id: str | None = EXTERNAL_OPTION,
            missed: str | None = MISSED_OPTION, json_output: bool = JSON_OPTION) -> None:
     """Replace an imperative schedule's task, cron and options."""
-    _show(client().send(ScheduleCalls.update(schedule_id, task, cron, timezone, external_id, missed)), json_output)
+    _show(client().send(ScheduleCalls.update(schedule_id, task, cron, timezone, external_id,
+                                             missed)), json_output)
 
 
 @app.command("delete")

@@ -8,11 +8,11 @@ import typer
 from rich.table import Table
 
 from .. import packets
-from ..display import detail_time, table_time
+from ..display import detail_time, status_text, table_time
 from ..sdk.client import SyncApiClient
 from .common import JSON_OPTION, client, emit_json, err, out, read_json_arg
 from .completion import complete_token_id
-from .render import first_and_more, pretty, status_text
+from .render import first_and_more, pretty
 
 TOKEN_ID = typer.Argument(..., help="The token id (waitpoint_…).", autocompletion=complete_token_id)
 
@@ -24,7 +24,8 @@ def tokens_table(tokens: list[dict[str, Any]]) -> Table:
     for column in ("ID", "STATUS", "RUNS", "CREATED", "TIMEOUT", "TAGS", "KEY"):
         table.add_column(column, no_wrap=column != "TAGS")
     for token in tokens:
-        table.add_row(str(token.get("id")), status_text(token.get("status")), first_and_more(token.get("blockedRunIds")),
+        table.add_row(str(token.get("id")), status_text(token.get("status")),
+                      first_and_more(token.get("blockedRunIds")),
                       table_time(token.get("createdAt")), table_time(token.get("timeoutAt")),
                       ", ".join(token.get("tags") or []), str(token.get("idempotencyKey") or ""))
     return table
@@ -65,7 +66,8 @@ def show(token_id: str = TOKEN_ID,
         return
     console = out()
     console.print(f"[bold]{token.get('id')}[/bold]  ", status_text(token.get("status")))
-    for label, key in (("Created", "createdAt"), ("Completed", "completedAt"), ("Times out", "timeoutAt")):
+    for label, key in (("Created", "createdAt"), ("Completed", "completedAt"),
+                       ("Times out", "timeoutAt")):
         if token.get(key):
             console.print(f"  {label:<10} {detail_time(token[key])}")
     if token.get("tags"):
@@ -83,7 +85,8 @@ def show(token_id: str = TOKEN_ID,
 
 @app.command("create")
 def create(
-    timeout: str | None = typer.Option(None, "--timeout", help="Time out after this (10m, 1d) or at an ISO date."),
+    timeout: str | None = typer.Option(None, "--timeout",
+                                       help="Time out after this (10m, 1d) or at an ISO date."),
     idempotency_key: str | None = typer.Option(None, "--idempotency-key"),
     idempotency_key_ttl: str | None = typer.Option(None, "--idempotency-key-ttl"),
     tag: list[str] = typer.Option([], "--tag", help="Tag the token (repeatable)."),
@@ -116,7 +119,8 @@ def _already_done(api: SyncApiClient, token_id: str) -> bool:
 @app.command("complete")
 def complete(
     token_id: str = TOKEN_ID,
-    data: str | None = typer.Option(None, "--data", "-d", help="JSON output: JSON, @file.json or -."),
+    data: str | None = typer.Option(None, "--data", "-d",
+                                    help="JSON output: JSON, @file.json or -."),
 ) -> None:
     """Complete a token; the waiting run continues with DATA as the result."""
     value = read_json_arg(data, "--data") if data is not None else None

@@ -43,10 +43,14 @@ def trigger(
                               help="Wait for the run to end, showing its status changes and logs; "
                                    "print its output. Exit 1 if it does not complete."),
     quiet: bool = typer.Option(False, "--quiet", "-q",
-                               help="With --wait: show nothing while waiting, only the output (or the error)."),
-    delay: str | None = typer.Option(None, "--delay", help="Start later: 30s, 10m, 2h or an ISO date."),
-    ttl: str | None = typer.Option(None, "--ttl", help="Expire if not started within this (e.g. 10m)."),
-    priority: float | None = typer.Option(None, "--priority", help="Seconds to jump ahead in the queue."),
+                               help="With --wait: show nothing while waiting, only the output (or "
+                                    "the error)."),
+    delay: str | None = typer.Option(None, "--delay",
+                                     help="Start later: 30s, 10m, 2h or an ISO date."),
+    ttl: str | None = typer.Option(None, "--ttl",
+                                   help="Expire if not started within this (e.g. 10m)."),
+    priority: float | None = typer.Option(None, "--priority",
+                                          help="Seconds to jump ahead in the queue."),
     tags: list[str] = typer.Option([], "--tag", "-t", help="Tag the run (repeatable)."),
     queue: str | None = typer.Option(None, "--queue", help="Run on this queue."),
     concurrency_key: str | None = typer.Option(None, "--concurrency-key"),
@@ -62,7 +66,8 @@ def trigger(
     try:
         options = build_options(delay=delay, ttl=ttl, priority=priority, tags=tags, queue=queue,
                                 concurrency_key=concurrency_key, idempotency_key=idempotency_key,
-                                max_attempts=max_attempts, max_duration=max_duration, machine=machine)
+                                max_attempts=max_attempts, max_duration=max_duration,
+                                machine=machine)
     except ValidationError as exc:
         raise typer.BadParameter(exc.message) from None
     data, data_type = packets.encode(value)
@@ -74,11 +79,13 @@ def trigger(
             emit_json(handle)
         else:
             cached = " (an existing run: same idempotency key)" if handle.get("isCached") else ""
-            err().print(f"Triggered {task}{cached}; follow it with `trigger-local runs logs {run_id} --follow`")
+            err().print(f"Triggered {task}{cached}; follow it with `trigger-local runs logs "
+                        f"{run_id} --follow`")
             typer.echo(run_id)
         return
     if not quiet:
-        err().print(f"Triggered {task} as {run_id}; waiting for it to end (Ctrl-C stops waiting, not the run)")
+        err().print(f"Triggered {task} as {run_id}; waiting for it to end (Ctrl-C stops waiting, "
+                    "not the run)")
     try:
         run = wait_until_final(api, run_id) if quiet else RunWatch(api, run_id, err).run()
     except KeyboardInterrupt:
@@ -97,7 +104,8 @@ def _report(run: dict[str, Any], json_output: bool, quiet: bool) -> None:
     elif failed:
         if quiet:
             err().print(f"{run.get('id')} {run.get('status')}: {error_summary(run.get('error'))}")
-        err().print(f"See `trigger-local runs show {run.get('id')}` for its attempts and tracebacks.")
+        err().print(f"See `trigger-local runs show {run.get('id')}` for its attempts and "
+                    "tracebacks.")
     elif run.get("output") is not None:
         typer.echo(pretty(run["output"]))
     if failed:

@@ -24,6 +24,7 @@ import structlog
 
 from ..engine import Engine
 from ..engine.events import RunStatusChanged
+from ..errors import CriuError
 from ..ids import new_id
 from ..store.models import DELAYED, FINAL_STATUSES, WAITING, Checkpoint, Run
 from . import criu
@@ -149,7 +150,7 @@ class Checkpointer(CheckpointerBase):
             # is free for the restore, which may be wanted at once (the wait completed meanwhile)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(worker.exited.wait(), PID_FREE_WAIT_S)
-        except (criu.CriuError, OSError) as exc:
+        except (CriuError, OSError) as exc:
             _remove(images)
             await self.engine.undo_checkpoint(ck.id)
             log.warning("checkpoint failed: holding the run", run=run_id, error=str(exc)[:300])
@@ -195,8 +196,8 @@ class Checkpointer(CheckpointerBase):
             await wait_pid_free(ck.pid, PID_FREE_WAIT_S)
             restore_ms = await criu.restore(self.settings.criu_path, images)
             if not pid_is_worker(ck.pid, ck.worker_id):
-                raise criu.CriuError(f"criu restore returned but process {ck.pid} is not running")
-        except (criu.CriuError, OSError) as exc:
+                raise CriuError(f"criu restore returned but process {ck.pid} is not running")
+        except (CriuError, OSError) as exc:
             _remove(images)
             message = f"Restoring the run's checkpoint failed: {exc}"
             log.warning("restore failed: failing the attempt", run=run.id, error=str(exc)[:300])

@@ -15,14 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import CriuError
 from .workers import log_tail
 
 CHECK_TIMEOUT_S = 30.0
 DUMP_TIMEOUT_S = 60.0
-
-
-class CriuError(Exception):
-    """A CRIU command failed; the message ends with the tail of its log."""
 
 
 @dataclass

@@ -30,6 +30,7 @@ from typing import Any
 import structlog
 from docker.errors import DockerException
 
+from ..errors import DockerCheckpointError
 from ..ids import new_id
 from ..store.models import Checkpoint, Run
 from . import criu
@@ -42,10 +43,6 @@ log = structlog.get_logger("checkpoints")
 
 SOCKET_WAIT_S = 0.2  # as for a process: well under freeze_grace_s
 EXECUTOR = "docker"  # the `executor` column of its checkpoint rows
-
-
-class DockerCheckpointError(Exception):
-    """The engine refused a checkpoint call; the message is the engine's."""
 
 
 # -- the engine's checkpoint endpoints (blocking: called from threads) -----------------------

@@ -13,11 +13,12 @@ import os
 import sys
 from pathlib import Path
 
+from ..errors import ImportFailure
 from ..sdk import registry
 from ..sdk.worker_client import WorkerClient
 from . import stdio
 from .http11 import StreamTransport
-from .indexer import ImportFailure, build_manifest, load_project
+from .indexer import build_manifest, load_project
 from .worker import Worker, WorkerEnv
 
 
@@ -57,9 +58,11 @@ def work() -> int:
 async def _work(env: WorkerEnv) -> int:
     # the client is created inside the loop that will use it
     transport = None
-    if env.daemon_url.startswith("http://") and os.environ.get("TRIGGER_LOCAL_WORKER_HTTP") != "httpx":
+    wanted = os.environ.get("TRIGGER_LOCAL_WORKER_HTTP")
+    if env.daemon_url.startswith("http://") and wanted != "httpx":
         transport = StreamTransport(env.daemon_url)
-    worker = Worker(WorkerClient(env.daemon_url, transport=transport), env.worker_id, env.worker_token)
+    worker = Worker(WorkerClient(env.daemon_url, transport=transport), env.worker_id,
+                    env.worker_token)
     return await worker.run()
 
 

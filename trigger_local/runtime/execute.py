@@ -14,29 +14,33 @@ import traceback
 from typing import Any
 
 from .. import packets
-from ..errors import AbortTaskRunError
+from ..errors import AbortTaskRunError, AttemptGone
 from ..sdk import registry
 from ..sdk.context import Context, RunState, enter_run, exit_run
 from ..sdk.tasks import Task
-from ..sdk.worker_client import AttemptGone, WorkerClient
+from ..sdk.worker_client import WorkerClient
 from . import stdio
 
 
 def _failure(name: str, message: str, stack: str, *, retry: bool) -> dict[str, Any]:
-    return {"ok": False, "error": {"name": name, "message": message, "stack": stack}, "retry": retry}
+    return {"ok": False, "error": {"name": name, "message": message, "stack": stack},
+            "retry": retry}
 
 
 def failure_from(exc: BaseException) -> dict[str, Any]:
     stack = "".join(traceback.format_exception(exc))
-    return _failure(type(exc).__name__, str(exc), stack, retry=not isinstance(exc, AbortTaskRunError))
+    return _failure(type(exc).__name__, str(exc), stack,
+                    retry=not isinstance(exc, AbortTaskRunError))
 
 
 def _validation_failure(task: Task, exc: Exception) -> dict[str, Any]:
     # pydantic's errors name the field: say which, and do not retry a payload that cannot pass
     errors = exc.errors() if hasattr(exc, "errors") else []
-    parts = [f"{'.'.join(str(p) for p in e.get('loc', ())) or '(payload)'}: {e.get('msg')}" for e in errors]
+    parts = [f"{'.'.join(str(p) for p in e.get('loc', ())) or '(payload)'}: {e.get('msg')}"
+             for e in errors]
     message = f"Invalid payload for task {task.id!r}: " + ("; ".join(parts) or str(exc))
-    return _failure("ValidationError", message, "".join(traceback.format_exception(exc)), retry=False)
+    return _failure("ValidationError", message, "".join(traceback.format_exception(exc)),
+                    retry=False)
 
 
 async def _call(task: Task, payload: Any, ctx: Context) -> Any:
@@ -54,7 +58,8 @@ async def run_task(task: Task | None, assignment: dict[str, Any], ctx: Context) 
     """The completion body for one attempt; AttemptGone propagates."""
     if task is None:
         name = assignment.get("task_id")
-        return _failure("TaskNotFoundError", f"Task {name!r} is not defined in this version", "", retry=False)
+        return _failure("TaskNotFoundError", f"Task {name!r} is not defined in this version", "",
+                        retry=False)
     try:
         payload = packets.decode(assignment.get("payload"), assignment.get("payload_type"))
         try:  # a schema_task validates; a schedules.task gets a ScheduledPayload; others as is
@@ -93,4 +98,5 @@ async def _final_flush(state: RunState) -> None:
     except AttemptGone:
         raise
     except Exception as exc:  # lost logs must not lose the run's result
-        print(f"trigger-local: could not send logs/metadata of {state.run_id}: {exc!r}", file=sys.stderr)
+        print(f"trigger-local: could not send logs/metadata of {state.run_id}: {exc!r}",
+              file=sys.stderr)

@@ -13,11 +13,9 @@ import asyncio
 import socket
 from urllib.parse import urlsplit
 
+from ..errors import ProtocolError
+
 _MAX_IDLE = 4
-
-
-class ProtocolError(EOFError):
-    """The daemon's answer was not HTTP/1.1 we understand (treated as a connection error)."""
 
 
 class _Conn:
@@ -103,7 +101,8 @@ class StreamTransport:
             except TimeoutError:
                 raise
             except (OSError, EOFError):
-                pass  # the daemon closed the idle connection (keep-alive timeout, restart): once more
+                # the daemon closed the idle connection (keep-alive timeout, restart): once more
+                pass
         return await self._use(await _Conn.open(self.host, self.port), head, body, timeout_s)
 
     def _take_idle(self) -> _Conn | None:
@@ -114,7 +113,8 @@ class StreamTransport:
             conn.close()
         return None
 
-    async def _use(self, conn: _Conn, head: bytes, body: bytes | None, timeout_s: float) -> tuple[int, bytes]:
+    async def _use(self, conn: _Conn, head: bytes, body: bytes | None,
+                   timeout_s: float) -> tuple[int, bytes]:
         try:
             async with asyncio.timeout(timeout_s):
                 status, data, keep = await conn.exchange(head, body)

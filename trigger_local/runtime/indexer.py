@@ -17,19 +17,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..errors import ImportFailure
 from ..sdk import registry
 from ..sdk.tasks import Task
-
-
-class ImportFailure(Exception):
-    """A task file could not be imported (or defined something invalid, e.g. a duplicate id)."""
-
-    def __init__(self, file: str, message: str, tb: str) -> None:
-        super().__init__(message)
-        self.file, self.message, self.traceback = file, message, tb
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"message": self.message, "file": self.file, "traceback": self.traceback}
 
 
 def task_files(project_dir: Path, dirs: list[str]) -> list[Path]:
@@ -75,7 +65,8 @@ def import_file(project_dir: Path, path: Path) -> ModuleType:
     return module
 
 
-def load_project(project_dir: Path, dirs: list[str], only: list[str] | None = None) -> list[ModuleType]:
+def load_project(project_dir: Path, dirs: list[str],
+                 only: list[str] | None = None) -> list[ModuleType]:
     """Import every task file once (or only the project-relative files in `only`: a task process
     imports just the files its version indexed, so a file added or broken since then cannot
     stop it). Raises ImportFailure naming the first file that fails."""
@@ -89,7 +80,8 @@ def load_project(project_dir: Path, dirs: list[str], only: list[str] | None = No
         try:
             modules.append(import_file(project_dir, path))
         except (Exception, SystemExit) as exc:
-            raise ImportFailure(rel, f"{rel}: {type(exc).__name__}: {exc}", traceback.format_exc()) from exc
+            raise ImportFailure(rel, f"{rel}: {type(exc).__name__}: {exc}",
+                                traceback.format_exc()) from exc
     return modules
 
 
@@ -111,9 +103,10 @@ def build_manifest(project_dir: Path, modules: list[ModuleType]) -> dict[str, An
         if entry["queue_is_custom"]:
             limit = limits.setdefault(entry["queue"], (entry["queue_concurrency_limit"], t.id))
             if limit[0] != entry["queue_concurrency_limit"]:
-                raise ImportFailure(entry["file"], f"Queue {entry['queue']!r} has concurrency_limit "
-                                    f"{limit[0]} in task {limit[1]!r} but {entry['queue_concurrency_limit']} "
-                                    f"in task {t.id!r}: define the queue once and share it", "")
+                raise ImportFailure(entry["file"],
+                                    f"Queue {entry['queue']!r} has concurrency_limit {limit[0]} in "
+                                    f"task {limit[1]!r} but {entry['queue_concurrency_limit']} in "
+                                    f"task {t.id!r}: define the queue once and share it", "")
         tasks.append(entry)
     return {"tasks": tasks}
 

@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import TriggerLocalError
-from ..sdk.worker_client import AttemptGone, DaemonUnreachableError, WorkerClient
+from ..errors import AttemptGone, DaemonUnreachableError, TriggerLocalError
+from ..sdk.worker_client import WorkerClient
 from .execute import execute
 
 RETIRED = "retired"
@@ -65,7 +65,8 @@ class Worker:
     async def tick(self) -> str:
         answer, self._next = self._next, None
         if answer is None:
-            answer = await self.client.next_assignment(self.worker_id, self.worker_token, self.wait_s)
+            answer = await self.client.next_assignment(self.worker_id, self.worker_token,
+                                                       self.wait_s)
         if answer.get("retire"):
             return RETIRED
         assignment = answer.get("assignment")
@@ -80,9 +81,11 @@ class Worker:
     async def _complete(self, assignment: dict[str, Any], body: dict[str, Any]) -> None:
         route = f"attempts/{assignment['attempt']}/complete"
         # ask for the next run in the same request (the daemon long-polls it like `next`)
-        body = {**body, "next": {"workerId": self.worker_id, "workerToken": self.worker_token, "waitS": self.wait_s}}
+        body = {**body, "next": {"workerId": self.worker_id, "workerToken": self.worker_token,
+                                 "waitS": self.wait_s}}
         try:
-            answer = await self.client.run_call("POST", assignment["run_id"], route, assignment["run_token"], body,
+            answer = await self.client.run_call("POST", assignment["run_id"], route,
+                                                assignment["run_token"], body,
                                                 read_timeout_s=self.wait_s)
             if isinstance(answer, dict) and isinstance(answer.get("next"), dict):
                 self._next = answer["next"]

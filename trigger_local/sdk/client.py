@@ -151,7 +151,8 @@ def _transport_error(exc: httpx.TransportError, url: str) -> Exception:
                     "Check it with `trigger-local status` and try again.")
 
 
-def _aio(build: Callable[P, Call[T]]) -> Callable[Concatenate[ApiClient, P], Coroutine[Any, Any, T]]:
+def _aio(build: Callable[P, Call[T]]) -> Callable[Concatenate[ApiClient, P],
+                                                  Coroutine[Any, Any, T]]:
     async def method(self: ApiClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await self.send(build(*args, **kwargs))
 

@@ -11,14 +11,16 @@ import asyncio
 import contextvars
 import sys
 import threading
-from collections.abc import Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import packets
-from .worker_client import AttemptGone
+from ..errors import AttemptGone
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from .worker_client import WorkerClient
 
 T = TypeVar("T")
@@ -88,14 +90,16 @@ class Context:
         env = raw.get("environment") or {}
         return cls(run=RunInfo(**_known(RunInfo, run)), task=TaskInfo(**_known(TaskInfo, task)),
                    attempt=AttemptInfo(**_known(AttemptInfo, attempt)),
-                   queue=QueueInfo(name=(raw.get("queue") or {}).get("name") or f"task/{task['id']}"),
+                   queue=QueueInfo(name=(raw.get("queue") or {}).get("name")
+                                   or f"task/{task['id']}"),
                    machine=raw.get("machine"), version=raw.get("version"),
                    environment=EnvironmentInfo(type=env.get("type", "DEVELOPMENT")))
 
 
-def _known(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+def _known(cls: type[DataclassInstance], values: dict[str, Any]) -> dict[str, Any]:
     # the daemon may add fields before this SDK knows them: ignore, never crash a run
-    return {k: v for k, v in values.items() if k in cls.__slots__}  # type: ignore[attr-defined]
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in values.items() if k in names}
 
 
 class RunState:
@@ -174,7 +178,8 @@ class Flusher:
     log entries keep their order. A background send that finds the attempt gone marks the
     run `gone`; other failures are reported on stderr and never fail the run."""
 
-    def __init__(self, state: Any, interval_s: float, send: Any) -> None:
+    def __init__(self, state: RunState, interval_s: float,
+                 send: Callable[[], Awaitable[None]]) -> None:
         self._state, self._interval_s, self._send = state, interval_s, send
         self._timer: asyncio.TimerHandle | None = None
         self._lock = asyncio.Lock()
@@ -221,7 +226,8 @@ class Flusher:
             await self._send()
 
 
-_run_var: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("trigger_local_run", default=None)
+_run_var: contextvars.ContextVar[RunState | None] = contextvars.ContextVar(
+    "trigger_local_run", default=None)
 # One run at a time per process: threads the task starts itself (no copied context) still
 # find their run through this.
 _active: RunState | None = None

@@ -35,7 +35,9 @@ class SseParser:
     """Turns lines of a `text/event-stream` into (event type, data, id) triples."""
 
     def __init__(self) -> None:
-        self.type, self.data, self.id = "message", [], None  # type: tuple[str, list[str], str | None]
+        self.type: str = "message"
+        self.data: list[str] = []
+        self.id: str | None = None
 
     def feed(self, line: str) -> tuple[str, str, str | None] | None:
         if line == "":
@@ -61,9 +63,10 @@ class SseParser:
 def stream_params(after: int | None, run_id: str | None, task: str | None, tag: str | None,
                   types: Iterable[str] | None, exclude: Iterable[str] | None = None,
                   project: str | None = None, session: bool = False) -> dict[str, str]:
-    params = {"after": None if after is None else str(after), "run_id": run_id, "task": task, "tag": tag,
-              "types": ",".join(types) if types else None, "exclude": ",".join(exclude) if exclude else None,
-              "project": project, "session": "1" if session else None}
+    params = {"after": None if after is None else str(after), "run_id": run_id, "task": task,
+              "tag": tag, "types": ",".join(types) if types else None,
+              "exclude": ",".join(exclude) if exclude else None, "project": project,
+              "session": "1" if session else None}
     return {k: v for k, v in params.items() if v}
 
 
@@ -90,7 +93,8 @@ class _Follower:
     """The state both loops below share: the cursor to resume from, the line parser of the
     current connection, the back-off, and telling the caller whether the stream is live."""
 
-    def __init__(self, after: int | None, on_state: StateCallback | None, filters: dict[str, Any]) -> None:
+    def __init__(self, after: int | None, on_state: StateCallback | None,
+                 filters: dict[str, Any]) -> None:
         self.after, self.on_state, self.filters = after, on_state, filters
         self.delay = RETRY_S
         self.parser = SseParser()
@@ -127,7 +131,8 @@ def _timeout() -> httpx.Timeout:
 
 
 async def stream_events(api: ApiClient, *, after: int | None = None, run_id: str | None = None,
-                        task: str | None = None, tag: str | None = None, types: Iterable[str] | None = None,
+                        task: str | None = None, tag: str | None = None,
+                        types: Iterable[str] | None = None,
                         exclude: Iterable[str] | None = None, project: str | None = None,
                         on_state: StateCallback | None = None) -> AsyncIterator[Json]:
     """Events forever (from `after`, or from now on), reconnecting when the daemon goes away.
@@ -147,21 +152,24 @@ async def stream_events(api: ApiClient, *, after: int | None = None, run_id: str
                         yield event
         except (httpx.TransportError, httpx.HTTPStatusError) as exc:
             ended = exc
-        await asyncio.sleep(follow.lost(ended))  # back off before reconnecting to a daemon that is away
+        # back off before reconnecting to a daemon that is away
+        await asyncio.sleep(follow.lost(ended))
 
 
 def iter_events(api: SyncApiClient, *, after: int | None = None, run_id: str | None = None,
                 task: str | None = None, tag: str | None = None, types: Iterable[str] | None = None,
-                exclude: Iterable[str] | None = None, project: str | None = None, session: bool = False,
-                on_state: StateCallback | None = None) -> Iterator[Json]:
+                exclude: Iterable[str] | None = None, project: str | None = None,
+                session: bool = False, on_state: StateCallback | None = None) -> Iterator[Json]:
     """Blocking twin of `stream_events`. `session`: the stream is `trigger-local dev`'s session
     of `project`, which keeps that project's runs starting while it is open."""
     follow = _Follower(after, on_state, {"run_id": run_id, "task": task, "tag": tag, "types": types,
-                                         "exclude": exclude, "project": project, "session": session})
+                                         "exclude": exclude, "project": project,
+                                         "session": session})
     while True:
         endpoint, ended = api.endpoint, None
         try:
-            with httpx.Client(base_url=endpoint.base_url, headers=_headers(endpoint), timeout=_timeout()) as http, \
+            with httpx.Client(base_url=endpoint.base_url, headers=_headers(endpoint),
+                              timeout=_timeout()) as http, \
                     http.stream("GET", "/api/v1/local/stream", params=follow.connect()) as response:
                 response.raise_for_status()
                 for line in response.iter_lines():

@@ -13,11 +13,13 @@ import logging
 import os
 import sys
 import time
+from types import TracebackType
 from typing import Any
 
 from .context import current_run
 
-_span_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("trigger_local_span", default=None)
+_span_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "trigger_local_span", default=None)
 _std = logging.getLogger("trigger_local")
 _STD_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "log": logging.INFO,
                "warn": logging.WARNING, "error": logging.ERROR}
@@ -49,8 +51,9 @@ def emit(level: str, message: str, attributes: dict[str, Any], *, kind: str = "l
             text = f"span {text} ({(ended_at - at) * 1000:.1f} ms)"
         _std_logger().log(_STD_LEVELS.get(level, logging.INFO), text)
         return
-    state.add_log({"at": at if at is not None else time.time(), "level": level, "message": str(message),
-                   "attributes": attributes, "kind": kind, "spanId": span_id,
+    state.add_log({"at": at if at is not None else time.time(), "level": level,
+                   "message": str(message), "attributes": attributes, "kind": kind,
+                   "spanId": span_id,
                    "parentSpanId": parent_span_id if kind == "span" else _span_var.get(),
                    "endedAt": ended_at})
 
@@ -76,7 +79,8 @@ class Span:
         self.started_at = time.time()
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         ended = time.time()
         if self._token is not None:
             _span_var.reset(self._token)
@@ -90,7 +94,8 @@ class Span:
     async def __aenter__(self) -> Span:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
         self.__exit__(exc_type, exc, tb)
 
 

@@ -64,7 +64,8 @@ class Runs:
     def reschedule_sync(self, run_id: str, delay: str) -> Json:
         return get_sync_client().reschedule_run(run_id, delay)
 
-    async def poll(self, run_id: str, interval_s: float = 0.5, timeout_s: float | None = None) -> Json:
+    async def poll(self, run_id: str, interval_s: float = 0.5,
+                   timeout_s: float | None = None) -> Json:
         """Retrieve the run until it is final and return it; TimeoutError after `timeout_s`."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
@@ -75,7 +76,8 @@ class Runs:
                 raise _poll_timeout(run_id, timeout_s or 0)
             await asyncio.sleep(interval_s)
 
-    def poll_sync(self, run_id: str, interval_s: float = 0.5, timeout_s: float | None = None) -> Json:
+    def poll_sync(self, run_id: str, interval_s: float = 0.5,
+                  timeout_s: float | None = None) -> Json:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             run = self.retrieve_sync(run_id)

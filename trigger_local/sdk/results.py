@@ -36,7 +36,8 @@ class Token:
 
     @classmethod
     def from_answer(cls, answer: dict[str, Any]) -> Token:
-        return cls(id=answer["id"], url=answer.get("url", ""), is_cached=bool(answer.get("isCached")))
+        return cls(id=answer["id"], url=answer.get("url", ""),
+                   is_cached=bool(answer.get("isCached")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,8 @@ class WaitResult:
     def from_wait(cls, result: dict[str, Any]) -> WaitResult:
         status = result.get("status") or ("COMPLETED" if result.get("ok") else "TIMED_OUT")
         if result.get("ok"):
-            return cls(True, packets.decode(result.get("output"), result.get("outputType")), None, status)
+            return cls(True, packets.decode(result.get("output"), result.get("outputType")), None,
+                       status)
         return cls(False, None, _error(result.get("error"), status), status)
 
 

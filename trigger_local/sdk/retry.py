@@ -10,7 +10,8 @@ from ..limits import MAX_ATTEMPTS, MAX_DURATION_S
 from ..machines import parse_out_of_memory
 
 #: the keys of a retry policy, in code (`Retry(...)`, `retry={...}`) and in trigger.toml's `[retry]`
-KEYS = frozenset({"max_attempts", "factor", "min_timeout_s", "max_timeout_s", "randomize", "out_of_memory"})
+KEYS = frozenset({"max_attempts", "factor", "min_timeout_s", "max_timeout_s", "randomize",
+                  "out_of_memory"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,22 +42,25 @@ class Retry:
     def __post_init__(self) -> None:
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) \
                 or not 1 <= self.max_attempts <= MAX_ATTEMPTS:
-            raise ValidationError(f"Retry max_attempts must be an integer from 1 to {MAX_ATTEMPTS}, "
-                                  f"got {self.max_attempts!r}")
+            raise ValidationError(f"Retry max_attempts must be an integer from 1 to "
+                                  f"{MAX_ATTEMPTS}, got {self.max_attempts!r}")
         for name in ("factor", "min_timeout_s", "max_timeout_s"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_DURATION_S:
-                raise ValidationError(f"Retry {name} must be a number from 0 to {MAX_DURATION_S}, got {value!r}")
+            if (isinstance(value, bool) or not isinstance(value, int | float)
+                    or not 0 <= value <= MAX_DURATION_S):
+                raise ValidationError(f"Retry {name} must be a number from 0 to {MAX_DURATION_S}, "
+                                      f"got {value!r}")
         if not isinstance(self.randomize, bool):
             raise ValidationError(f"Retry randomize must be true or false, got {self.randomize!r}")
         if self.factor <= 0 or self.max_timeout_s < self.min_timeout_s:
             raise ValidationError("Retry needs factor > 0 and 0 ≤ min_timeout_s ≤ max_timeout_s")
-        object.__setattr__(self, "out_of_memory", parse_out_of_memory(self.out_of_memory, "Retry out_of_memory"))
+        object.__setattr__(self, "out_of_memory", parse_out_of_memory(self.out_of_memory,
+                                                                      "Retry out_of_memory"))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"max_attempts": self.max_attempts, "factor": self.factor,
-                               "min_timeout_s": self.min_timeout_s, "max_timeout_s": self.max_timeout_s,
-                               "randomize": self.randomize}
+                               "min_timeout_s": self.min_timeout_s,
+                               "max_timeout_s": self.max_timeout_s, "randomize": self.randomize}
         if self.out_of_memory is not None:
             out["out_of_memory"] = dict(self.out_of_memory)
         return out

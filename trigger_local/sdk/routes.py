@@ -120,7 +120,8 @@ class Routes:
 
     @staticmethod
     def batch_trigger(items: list[Json]) -> Call[Json]:
-        """Items {"task", "payload", "payloadType"?, "options"?}; answers {"batchId", "runs": [ids]}."""
+        """Items {"task", "payload", "payloadType"?, "options"?}; answers
+        {"batchId", "runs": [ids]}."""
         wire = [_drop_none({"task": i["task"], "payload": i.get("payload"),
                             "options": {**api_options(i.get("options")),
                                         "payloadType": i.get("payloadType") or i.get("payload_type")
@@ -145,7 +146,8 @@ class Routes:
         params = _drop_none({"filter[status]": _csv(status), "filter[taskIdentifier]": _csv(task),
                              "filter[project]": _csv(project),
                              "filter[tag]": _csv(tag), "filter[version]": version,
-                             "filter[batch]": batch, "filter[queue]": queue, "filter[schedule]": schedule,
+                             "filter[batch]": batch, "filter[queue]": queue,
+                             "filter[schedule]": schedule,
                              "filter[createdAt][period]": period, "page[size]": limit,
                              "page[after]": after, "page[before]": before})
         return Call("GET", "/api/v1/runs", params=params)
@@ -182,12 +184,14 @@ class Routes:
                limit: int | None = None) -> Call[Json]:
         """Events with a seq above `after`, waiting up to `wait_s` for the first one:
         {"data": [{"seq", "runId", "type", "at", "data"}], "next": seq to pass as `after`}."""
-        params = _drop_none({"after": after, "wait_s": wait_s or None, "run_id": run_id, "limit": limit})
+        params = _drop_none({"after": after, "wait_s": wait_s or None, "run_id": run_id,
+                             "limit": limit})
         return Call("GET", "/api/v1/local/events", params=params, wait_s=wait_s)
 
     @staticmethod
     def create_token(timeout: str | None = None, idempotency_key: str | None = None,
-                     idempotency_key_ttl: str | None = None, tags: list[str] | None = None) -> Call[Json]:
+                     idempotency_key_ttl: str | None = None,
+                     tags: list[str] | None = None) -> Call[Json]:
         """{"id", "isCached", "url"}; token keys are sent raw (Trigger.dev does not hash them)."""
         body = _drop_none({"timeout": timeout, "idempotencyKey": idempotency_key,
                            "idempotencyKeyTTL": idempotency_key_ttl, "tags": tags})
@@ -195,7 +199,8 @@ class Routes:
 
     @staticmethod
     def complete_token(token_id: str, data: Any = None) -> Call[Json]:
-        return Call("POST", f"/api/v1/waitpoints/tokens/{_seg(token_id)}/complete", body={"data": data})
+        return Call("POST", f"/api/v1/waitpoints/tokens/{_seg(token_id)}/complete",
+                    body={"data": data})
 
     @staticmethod
     def timeout_token(token_id: str) -> Call[Json]:
@@ -210,7 +215,8 @@ class Routes:
                     limit: int | None = None, after: str | None = None,
                     idempotency_key: str | None = None) -> Call[Json]:
         params = _drop_none({"filter[status]": _csv(status), "filter[tags]": _csv(tags),
-                             "filter[idempotencyKey]": idempotency_key, "page[size]": limit, "page[after]": after})
+                             "filter[idempotencyKey]": idempotency_key, "page[size]": limit,
+                             "page[after]": after})
         return Call("GET", "/api/v1/waitpoints/tokens", params=params)
 
     @staticmethod
@@ -236,12 +242,13 @@ class Routes:
     @staticmethod
     def override_queue_concurrency(name: str, limit: int, type: str | None = None) -> Call[Json]:
         return _queue_call(name, type, lambda seg, t: Call(
-            "POST", f"/api/v1/queues/{seg}/concurrency/override", body={"type": t, "concurrencyLimit": limit}))
+            "POST", f"/api/v1/queues/{seg}/concurrency/override",
+            body={"type": t, "concurrencyLimit": limit}))
 
     @staticmethod
     def reset_queue_concurrency(name: str, type: str | None = None) -> Call[Json]:
-        return _queue_call(name, type, lambda seg, t: Call("POST", f"/api/v1/queues/{seg}/concurrency/reset",
-                                                           body={"type": t}))
+        return _queue_call(name, type, lambda seg, t: Call(
+            "POST", f"/api/v1/queues/{seg}/concurrency/reset", body={"type": t}))
 
     @staticmethod
     def register_version(project_dir: str, dirs: list[str], python: str | None = None,

@@ -23,12 +23,15 @@ from croniter import croniter
 
 from ..errors import ValidationError
 from . import registry
-from .client import Call, get_client, get_sync_client
-from .registry import Queue
+from .client import get_client, get_sync_client
+from .options import Queue
 from .retry import Retry
+from .routes import Call
 from .tasks import Task
 
 Json = dict[str, Any]
+#: one cron expression or several (`list` is a method name inside `Schedules`)
+Crons = str | list[str]
 
 
 @dataclass
@@ -48,7 +51,8 @@ class ScheduledPayload:
         last = value.get("lastTimestamp")
         return cls(timestamp=_date(value["timestamp"]), schedule_id=value.get("scheduleId", ""),
                    timezone=value.get("timezone", "UTC"), type=value.get("type", "IMPERATIVE"),
-                   last_timestamp=_date(last) if last else None, external_id=value.get("externalId"),
+                   last_timestamp=_date(last) if last else None,
+                   external_id=value.get("externalId"),
                    upcoming=[_date(d) for d in value.get("upcoming") or []])
 
 
@@ -65,10 +69,11 @@ class ScheduledTask(Task):
         return value
 
 
-def _crons(cron: str | list[str] | None, task_id: str) -> list[str]:
+def _crons(cron: Crons | None, task_id: str) -> list[str]:
     crons = [cron] if isinstance(cron, str) else list(cron or [])
     for expr in crons:
-        if not isinstance(expr, str) or len(expr.split()) not in (5, 6) or not croniter.is_valid(expr):
+        if (not isinstance(expr, str) or len(expr.split()) not in (5, 6)
+                or not croniter.is_valid(expr)):
             raise ValidationError(f"schedules.task {task_id!r}: invalid cron expression {expr!r}")
     return [" ".join(c.split()) for c in crons]
 
@@ -77,11 +82,11 @@ def _path(schedule_id: str, suffix: str = "") -> str:
     return f"/api/v1/schedules/{quote(schedule_id, safe='')}{suffix}"
 
 
-def _body(task: str, cron: str, timezone: str | None, external_id: str | None, missed_policy: str | None,
-          deduplication_key: str | None = None) -> Json:
+def _body(task: str, cron: str, timezone: str | None, external_id: str | None,
+          missed_policy: str | None, deduplication_key: str | None = None) -> Json:
     body: Json = {"task": task, "cron": cron}
-    for name, value in (("timezone", timezone), ("externalId", external_id), ("missedPolicy", missed_policy),
-                        ("deduplicationKey", deduplication_key)):
+    for name, value in (("timezone", timezone), ("externalId", external_id),
+                        ("missedPolicy", missed_policy), ("deduplicationKey", deduplication_key)):
         if value is not None:
             body[name] = value
     return body
@@ -92,14 +97,16 @@ class ScheduleCalls:
 
     @staticmethod
     def create(task: str, cron: str, timezone: str | None = None, external_id: str | None = None,
-               deduplication_key: str | None = None, missed_policy: str | None = None) -> Call[Json]:
+               deduplication_key: str | None = None,
+               missed_policy: str | None = None) -> Call[Json]:
         body = _body(task, cron, timezone, external_id, missed_policy, deduplication_key)
         return Call("POST", "/api/v1/schedules", body=body)
 
     @staticmethod
     def update(schedule_id: str, task: str, cron: str, timezone: str | None = None,
                external_id: str | None = None, missed_policy: str | None = None) -> Call[Json]:
-        return Call("PUT", _path(schedule_id), body=_body(task, cron, timezone, external_id, missed_policy))
+        return Call("PUT", _path(schedule_id), body=_body(task, cron, timezone, external_id,
+                                                          missed_policy))
 
     @staticmethod
     def retrieve(schedule_id: str) -> Call[Json]:
@@ -123,7 +130,8 @@ class ScheduleCalls:
 
     @staticmethod
     def timezones(exclude_utc: bool = False) -> Call[Json]:
-        return Call("GET", "/api/v1/timezones", params={"excludeUtc": "true"} if exclude_utc else {})
+        params = {"excludeUtc": "true"} if exclude_utc else {}
+        return Call("GET", "/api/v1/timezones", params=params)
 
 
 def _twins(name: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
@@ -153,15 +161,17 @@ class Schedules:
     timezones, timezones_sync = _twins("timezones")
 
     @staticmethod
-    def task(id: str, *, cron: str | list[str] | None = None, timezone: str = "UTC",
+    def task(id: str, *, cron: Crons | None = None, timezone: str = "UTC",
              queue: Queue | str | None = None, retry: Retry | dict[str, Any] | None = None,
-             max_duration: Any = None, machine: str | None = None) -> Callable[[Callable[..., Any]], Task]:
+             max_duration: Any = None,
+             machine: str | None = None) -> Callable[[Callable[..., Any]], Task]:
         """Decorate `fn(payload: ScheduledPayload, ctx)` as a scheduled task. `cron` (one
         expression or a list) declares schedules that indexing keeps in sync."""
         crons = _crons(cron, id)
 
         def decorate(fn: Callable[..., Any]) -> Task:
-            t = ScheduledTask(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine)
+            t = ScheduledTask(fn, id=id, queue=queue, retry=retry, max_duration=max_duration,
+                              machine=machine)
             t.manifest_extra["schedule"] = {"crons": crons, "timezone": timezone or "UTC"}
             registry.register(t)
             return t

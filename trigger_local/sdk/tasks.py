@@ -1,4 +1,5 @@
-"""Defining tasks (`task`, `schema_task`) and triggering them (`Task.trigger…`, `tasks.trigger…`).
+"""A task definition (`Task`, made by `@task`/`@schema_task` in registry.py) and triggering
+tasks (`Task.trigger…`, `tasks.trigger…`).
 
 Inside a task run, triggers go through the worker protocol, so the child knows its parent and
 `trigger_and_wait` can block on the child's waitpoint; in app code they go through the
@@ -16,9 +17,8 @@ from ..durations import parse_duration
 from ..errors import ValidationError
 from ..machines import check_machine
 from ..ratelimit import parse_rate_limit
-from . import registry
 from .context import current_run, require_run
-from .registry import Queue, trigger_options
+from .options import Queue, trigger_options
 from .results import BatchHandle, RunHandle, TaskRunResult
 from .retry import Retry
 from .waits import wait_on
@@ -31,7 +31,8 @@ class Task:
 
     def __init__(self, fn: Callable[..., Any], *, id: str, queue: Queue | str | None = None,
                  retry: Retry | dict[str, Any] | None = None, max_duration: Any = None,
-                 machine: str | None = None, schema: Any = None, rate_limit: dict[str, Any] | None = None) -> None:
+                 machine: str | None = None, schema: Any = None,
+                 rate_limit: dict[str, Any] | None = None) -> None:
         if not isinstance(id, str) or not id.strip():
             raise ValidationError("A task needs a non-empty string id")
         if not callable(fn):
@@ -44,7 +45,8 @@ class Task:
             self.retry = Retry.coerce(retry)
         except ValidationError as exc:
             raise ValidationError(f"Task {id!r}: {exc.message}") from None
-        self.max_duration_s = parse_duration(max_duration, what="max_duration") if max_duration is not None else None
+        self.max_duration_s = (parse_duration(max_duration, what="max_duration")
+                               if max_duration is not None else None)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.takes_ctx = _takes_ctx(fn)
         self.file = (inspect.getsourcefile(fn) or "") if inspect.isfunction(fn) else ""
@@ -68,7 +70,8 @@ class Task:
         return self.schema.model_validate(value) if self.schema is not None else value
 
     def manifest(self) -> dict[str, Any]:
-        """The TaskManifest of docs/worker-protocol.md (`file` as defined; the indexer makes it relative)."""
+        """The TaskManifest of docs/worker-protocol.md (`file` as defined; the indexer makes it
+        relative)."""
         q = self.queue
         return {"id": self.id, "queue": q.name if q else f"task/{self.id}",
                 "queue_concurrency_limit": q.concurrency_limit if q else None,
@@ -111,38 +114,6 @@ def _takes_ctx(fn: Callable[..., Any]) -> bool:
         return True
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
-
-
-def task(id: str, *, queue: Queue | str | None = None, retry: Retry | dict[str, Any] | None = None,
-         max_duration: Any = None, machine: str | None = None,
-         rate_limit: dict[str, Any] | None = None) -> Callable[[Callable[..., Any]], Task]:
-    """Decorate `fn(payload, ctx)` or `fn(payload)`, sync or async, as the task `id`.
-    `rate_limit={"limit": 100, "period": "1m", "per_key": False}` caps starts on its queue."""
-
-    def decorate(fn: Callable[..., Any]) -> Task:
-        t = Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine,
-                 rate_limit=rate_limit)
-        registry.register(t)
-        return t
-
-    return decorate
-
-
-def schema_task(id: str, *, schema: Any, queue: Queue | str | None = None,
-                retry: Retry | dict[str, Any] | None = None, max_duration: Any = None,
-                machine: str | None = None) -> Callable[[Callable[..., Any]], Task]:
-    """Like `task`, with a pydantic model: the payload is validated into an instance of it
-    before the function runs, and the manifest carries its JSON schema."""
-    if not hasattr(schema, "model_validate") or not hasattr(schema, "model_json_schema"):
-        raise ValidationError(f"schema_task {id!r}: schema must be a pydantic model class")
-
-    def decorate(fn: Callable[..., Any]) -> Task:
-        t = Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine,
-                 schema=schema)
-        registry.register(t)
-        return t
-
-    return decorate
 
 
 # -- triggering by id ------------------------------------------------------------------------
@@ -189,11 +160,14 @@ class Tasks:
             return _handle(await state.call("POST", "trigger", {**item, "wait": False}))
         from .client import get_client
 
-        return _handle(await get_client().trigger(task_id, item["payload"], item["payloadType"], item["options"]))
+        return _handle(await get_client().trigger(task_id, item["payload"], item["payloadType"],
+                                                  item["options"]))
 
-    async def trigger_and_wait(self, task_id: str, payload: Any = None, **options: Any) -> TaskRunResult:
+    async def trigger_and_wait(self, task_id: str, payload: Any = None,
+                               **options: Any) -> TaskRunResult:
         state = require_run("trigger_and_wait")
-        answer = await state.call("POST", "trigger", {**_item(task_id, payload, options), "wait": True})
+        answer = await state.call("POST", "trigger", {**_item(task_id, payload, options),
+                                                      "wait": True})
         result = await wait_on(state, {"kind": "run", "waitpointId": _waitpoint(answer)})
         return TaskRunResult.from_wait(answer["id"], result)
 
@@ -208,7 +182,8 @@ class Tasks:
 
     async def batch_trigger_and_wait(self, task_id: str, items: list[Any]) -> list[TaskRunResult]:
         state = require_run("batch_trigger_and_wait")
-        answer = await state.call("POST", "batch", {"items": _batch_items(task_id, items), "wait": True})
+        answer = await state.call("POST", "batch", {"items": _batch_items(task_id, items),
+                                                    "wait": True})
         result = await wait_on(state, {"kind": "batch", "waitpointId": _waitpoint(answer)})
         return TaskRunResult.list_from_batch(result)
 
@@ -219,9 +194,11 @@ class Tasks:
         from .client import get_sync_client
 
         item = _item(task_id, payload, options)
-        return _handle(get_sync_client().trigger(task_id, item["payload"], item["payloadType"], item["options"]))
+        return _handle(get_sync_client().trigger(task_id, item["payload"], item["payloadType"],
+                                                 item["options"]))
 
-    def trigger_and_wait_sync(self, task_id: str, payload: Any = None, **options: Any) -> TaskRunResult:
+    def trigger_and_wait_sync(self, task_id: str, payload: Any = None,
+                              **options: Any) -> TaskRunResult:
         state = require_run("trigger_and_wait_sync")
         return state.block_on(self.trigger_and_wait(task_id, payload, **options))
 

@@ -15,9 +15,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from ..errors import AttemptGone
 from .context import RunState, current_run, require_run
 from .results import Token, WaitResult
-from .worker_client import AttemptGone
 
 POLL_WAIT_S = 5
 FREEZE_STEP_S = 0.05  # longest step between two looks for the freeze handshake's done file
@@ -51,8 +51,9 @@ async def wait_on(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _offer_freeze(state: RunState) -> None:
-    """The freeze handshake: say we hold no connection, then stay quiet while the daemon dumps us.
-    After a restore (or if the dump failed and the run is held) the sleep ends and polling starts."""
+    """The freeze handshake: say we hold no connection, then stay quiet while the daemon dumps
+    us. After a restore (or if the dump failed and the run is held) the sleep ends and polling
+    starts."""
     answer = await state.call("POST", f"attempts/{state.attempt}/freeze", {}, close=True)
     if not answer.get("freeze"):
         return
@@ -132,7 +133,8 @@ class Wait:
                    idempotency_key_ttl: str | None = None) -> None:
         total = seconds + 60 * minutes + 3600 * hours + 86400 * days
         until = datetime.fromtimestamp(time.time() + max(0.0, total), UTC)
-        await self.until(until, idempotency_key=idempotency_key, idempotency_key_ttl=idempotency_key_ttl)
+        await self.until(until, idempotency_key=idempotency_key,
+                         idempotency_key_ttl=idempotency_key_ttl)
 
     async def until(self, date: datetime, *, idempotency_key: str | list[str] | None = None,
                     idempotency_key_ttl: str | None = None) -> None:
@@ -170,7 +172,8 @@ class Wait:
                  idempotency_key: str | list[str] | None = None,
                  idempotency_key_ttl: str | None = None) -> None:
         state = require_run("wait.for_sync")
-        state.block_on(self.for_(seconds, minutes, hours, days, idempotency_key, idempotency_key_ttl))
+        state.block_on(self.for_(seconds, minutes, hours, days, idempotency_key,
+                                 idempotency_key_ttl))
 
     def until_sync(self, date: datetime, *, idempotency_key: str | list[str] | None = None,
                    idempotency_key_ttl: str | None = None) -> None:
@@ -182,7 +185,8 @@ class Wait:
                           idempotency_key_ttl: str | None = None, tags: Any = None) -> Token:
         state = current_run()
         if state is not None:
-            return state.block_on(self.create_token(timeout, idempotency_key, idempotency_key_ttl, tags))
+            return state.block_on(self.create_token(timeout, idempotency_key, idempotency_key_ttl,
+                                                    tags))
         from .client import get_sync_client
 
         body = _token_request(timeout, idempotency_key, idempotency_key_ttl, tags)

@@ -30,22 +30,13 @@ from urllib.parse import urlencode
 import httpx
 
 from .. import packets
-from ..errors import error_from_response
+from ..errors import AttemptGone, DaemonUnreachableError, error_from_response
 
 _RETRY_STATUSES = frozenset({502, 503, 504, 507})
 _MAX_BACKOFF_S = 1.0
 #: what a transport may raise when the daemon cannot be reached (retried)
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (httpx.TransportError, OSError, EOFError, TimeoutError)
-
-
-class AttemptGone(BaseException):  # noqa: N818 - a signal, not an error
-    """The attempt is no longer current (409), or the run ended while it waited: the runtime
-    drops the run without completing it. A BaseException so that a task's own
-    `except Exception` cannot swallow it."""
-
-
-class DaemonUnreachableError(Exception):
-    """The daemon did not answer for longer than the orphan timeout."""
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (httpx.TransportError, OSError, EOFError,
+                                                      TimeoutError)
 
 
 class Transport(Protocol):
@@ -161,13 +152,17 @@ class WorkerClient:
             return now + self.orphan_timeout_s
         if now >= deadline:
             raise DaemonUnreachableError(
-                f"daemon at {self.base_url} unreachable for {self.orphan_timeout_s:.0f}s ({cause!r})")
+                f"daemon at {self.base_url} unreachable for {self.orphan_timeout_s:.0f}s "
+                f"({cause!r})")
         return deadline
 
     # -- routes ---------------------------------------------------------------------------
-    async def next_assignment(self, worker_id: str, token: str, wait_s: float = 20) -> dict[str, Any]:
-        return await self.request("GET", f"/engine/v1/workers/{worker_id}/next", token=token,
-                                  params={"wait_s": wait_s}, read_timeout_s=wait_s)
+    async def next_assignment(self, worker_id: str, token: str,
+                              wait_s: float = 20) -> dict[str, Any]:
+        answer: dict[str, Any] = await self.request(
+            "GET", f"/engine/v1/workers/{worker_id}/next", token=token, params={"wait_s": wait_s},
+            read_timeout_s=wait_s)
+        return answer
 
     async def run_call(self, method: str, run_id: str, route: str, token: str,
                        body: Any = None, **kw: Any) -> Any:
