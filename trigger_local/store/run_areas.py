@@ -40,15 +40,22 @@ class RunReader(Protocol):
                    schedule_ids: Sequence[str] | None = None,
                    projects: Sequence[str] | None = None, created_from: float | None = None,
                    created_to: float | None = None, is_test: bool | None = None,
-                   search: str | None = None, after: str | None = None,
-                   before: str | None = None, limit: int = 25) -> list[Run]:
+                   search: str | None = None, idempotency_key: str | None = None,
+                   after: str | None = None, before: str | None = None,
+                   limit: int = 25) -> list[Run]:
         """One page, newest first (ties broken by id, so paging is stable). `after`: the id of
         the last run of the previous page; `before`: the id of the first run of the next page
-        (the `limit` runs just newer than it, still newest first). `queue`, `version_id` and
-        `batch_id` take one value or a list (any of them); every filter narrows."""
+        (the `limit` runs just newer than it, still newest first); a cursor run that no longer
+        exists (pruned) gives an empty page. `queue`, `version_id` and `batch_id` take one value
+        or a list (any of them); every filter narrows. Each filter on its own must cost about
+        the page, not the table (a million runs: ≤ 20 ms); `search` may scan, and may run off
+        the event loop."""
         ...
 
-    async def count_by_status(self) -> dict[str, int]: ...
+    async def count_by_status(self) -> dict[str, int]:
+        """Runs per status (statuses with none are left out); kept as counters, so it costs
+        the number of statuses, not of runs."""
+        ...
 
     async def with_status(self, statuses: Sequence[str]) -> list[Run]:
         """Every run in one of `statuses` (for the daemon's start-up; unbounded)."""

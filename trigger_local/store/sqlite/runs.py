@@ -9,8 +9,10 @@ from typing import Any
 from ...statuses import RunStatus, WaitpointStatus
 from ..models import Attempt, Run, Schedule, Waitpoint
 from ..run_areas import RunningCounts
+from .off_loop import OffLoop
 from .rows import columns, from_row, insert_sql, to_row
-from .sql import SQL_NOT_STARTED, SQL_RUNNING, Sql, Where
+from .run_pages import page_rows, run_filter
+from .sql import SQL_NOT_STARTED, SQL_RUNNING, Sql
 
 _RUN_COLS = ", ".join(columns(Run))
 _INSERT_RUN = insert_sql("runs", Run)
@@ -20,8 +22,9 @@ DELAYED = RunStatus.DELAYED
 
 
 class SqliteRuns:
-    def __init__(self, sql: Sql) -> None:
+    def __init__(self, sql: Sql, off_loop: OffLoop | None = None) -> None:
         self._sql = sql
+        self._off_loop = off_loop  # the reader's lists run there (off_loop.py)
 
     async def insert(self, run: Run) -> None:
         self._sql.run(_INSERT_RUN, to_row(run))
@@ -64,29 +67,23 @@ class SqliteRuns:
                    schedule_ids: Sequence[str] | None = None,
                    projects: Sequence[str] | None = None, created_from: float | None = None,
                    created_to: float | None = None, is_test: bool | None = None,
-                   search: str | None = None, after: str | None = None,
-                   before: str | None = None, limit: int = 25) -> list[Run]:
-        q = Where()
-        q.any_of("status", statuses)
-        q.any_of("task_id", task_ids)
-        q.any_of("machine", machines)
-        q.any_of("schedule_id", schedule_ids)
-        q.any_of("project", projects)
-        q.tagged("runs", tags)
-        q.one_or_any("queue", queue)
-        q.one_or_any("version_id", version_id)
-        q.one_or_any("batch_id", batch_id)
-        q.one_or_any("parent_run_id", parent_run_id)
-        q.created_between(created_from, created_to)
-        if is_test is not None:
-            q.add("is_test = ?", int(is_test))
-        if search:
-            q.add("(id LIKE ? OR task_id LIKE ? OR tags LIKE ?)", *[f"%{search}%"] * 3)
-        rows = self._sql.newest_first("runs", _RUN_COLS, q, after, before, limit)
-        return [from_row(Run, r) for r in rows]
+                   search: str | None = None, idempotency_key: str | None = None,
+                   after: str | None = None, before: str | None = None,
+                   limit: int = 25) -> list[Run]:
+        f = run_filter(statuses=statuses, task_ids=task_ids, tags=tags, queue=queue,
+                       version_id=version_id, batch_id=batch_id, parent_run_id=parent_run_id,
+                       machines=machines, schedule_ids=schedule_ids, projects=projects,
+                       created_from=created_from, created_to=created_to, is_test=is_test,
+                       search=search, idempotency_key=idempotency_key)
+
+        def read(sql: Sql) -> list[Run]:
+            return [from_row(Run, r) for r in page_rows(sql, f, after, before, limit)]
+
+        return read(self._sql) if self._off_loop is None else await self._off_loop.run(read)
 
     async def count_by_status(self) -> dict[str, int]:
-        rows = self._sql.all("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
+        # counters kept by triggers in each writing transaction (schema.py, migration 10)
+        rows = self._sql.all("SELECT status, n FROM run_counts WHERE n > 0")
         return {r["status"]: r["n"] for r in rows}
 
     async def with_status(self, statuses: Sequence[str]) -> list[Run]:

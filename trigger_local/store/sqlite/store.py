@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager
 
 from ...errors import DaemonStoppingError
 from .catalog import SqliteProjects, SqliteQueues, SqliteVersions
+from .off_loop import OffLoop
 from .records import (
     SqliteCheckpoints,
     SqliteEvents,
@@ -51,15 +52,15 @@ _PRAGMAS = (
 class SqliteView:
     """Every area over one connection: a `StoreTx` on the writer, a `StoreReader` on the reader."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, off_loop: OffLoop | None = None) -> None:
         sql = Sql(conn)
-        self.runs = SqliteRuns(sql)
+        self.runs = SqliteRuns(sql, off_loop)
         self.snapshots = SqliteSnapshots(sql)
         self.attempts = SqliteAttempts(sql)
         self.timers = SqliteTimers(sql)
         self.events = SqliteEvents(sql)
         self.logs = SqliteLogs(sql)
-        self.waitpoints = SqliteWaitpoints(sql)
+        self.waitpoints = SqliteWaitpoints(sql, off_loop)
         self.batches = SqliteBatches(sql)
         self.projects = SqliteProjects(sql)
         self.versions = SqliteVersions(sql)
@@ -83,6 +84,7 @@ class SqliteStore:
         self._reader: sqlite3.Connection | None = None
         self._write_view: SqliteView | None = None
         self._read_view: SqliteView | None = None
+        self._off_loop: OffLoop | None = None
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -91,7 +93,9 @@ class SqliteStore:
         _migrate(self._writer)
         self._reader = self._connect()
         self._reader.execute("PRAGMA query_only=ON").close()
-        self._write_view, self._read_view = SqliteView(self._writer), SqliteView(self._reader)
+        self._off_loop = OffLoop(self._connect)
+        self._write_view = SqliteView(self._writer)
+        self._read_view = SqliteView(self._reader, self._off_loop)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -102,6 +106,9 @@ class SqliteStore:
 
     async def close(self) -> None:
         self._write_view = self._read_view = None
+        if self._off_loop is not None:
+            self._off_loop.close()
+            self._off_loop = None
         for conn in (self._reader, self._writer):
             if conn is not None:
                 conn.close()
@@ -146,11 +153,23 @@ def _migrate(db: sqlite3.Connection) -> None:
     for number, sql in enumerate(MIGRATIONS[current:], start=current + 1):
         db.execute("BEGIN IMMEDIATE")
         try:
-            for statement in sql.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            for statement in _statements(sql):
+                db.execute(statement)
             db.execute(f"PRAGMA user_version = {number}")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+
+def _statements(script: str) -> list[str]:
+    """A migration's statements; a `;` inside a trigger's BEGIN … END does not end one."""
+    out: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                out.append(pending)
+            pending = ""
+    return out
