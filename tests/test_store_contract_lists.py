@@ -178,3 +178,30 @@ def _tokens() -> list[Waitpoint]:
     return [make_wp(f"waitpoint_{i:05d}", status=(WP_COMPLETED, WP_WAITING, WP_TIMED_OUT)[i % 3],
                     tags=["old-tag"] if i < 30 else ["prod"] if i % 2 else [])
             for i in range(N)]
+
+
+async def test_retention_reads_and_deletes(store: Store) -> None:  # noqa: F811
+    async with store.tx() as ops:
+        await ops.runs.insert_many([
+            make_run("run_old", status=COMPLETED, completed_at=T0, tags=["t"], waitpoint_id="wp_1",
+                     payload="p/1", payload_type="application/store"),
+            make_run("run_new", status=COMPLETED, completed_at=T0 + 100),
+            make_run("run_live", status=QUEUED, payload="p/2", payload_type="application/store"),
+        ])
+        await ops.waitpoints.insert(make_wp("wp_1", type_="RUN", status=WP_COMPLETED))
+        await ops.snapshots.insert("s1", "run_old", "finished", COMPLETED, T0)
+        await ops.events.append("run_old", "run.completed", T0, {})
+        kept = await ops.events.append("run_new", "run.completed", T0, {})
+    read = store.read().runs
+    assert [r.id for r in await read.finished_before(T0 + 100, 10)] == ["run_old"]
+    assert [r.id for r in await read.finished_before(T0 + 101, 1)] == ["run_old"]
+    assert await read.packets_in_use(["p/1", "p/2", "p/3"]) == {"p/1", "p/2"}
+    async with store.tx() as ops:
+        assert await ops.runs.delete_many(["run_old", "run_missing"]) == 1
+    assert await read.get("run_old") is None
+    assert await store.read().waitpoints.get("wp_1") is None
+    assert await store.read().snapshots.for_run("run_old") == []
+    assert [e.seq for e in await store.read().events.after(0)] == [kept]
+    assert await read.page(tags=["t"]) == []
+    assert await read.count_by_status() == {COMPLETED: 1, QUEUED: 1}
+    assert await read.packets_in_use(["p/1"]) == set()

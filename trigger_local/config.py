@@ -75,6 +75,11 @@ class DaemonSettings:
     #: a background loop (the dispatcher, the docker engine check) that fails this many rounds in
     #: a row stops the daemon with exit code 1; a full disk never counts (it is waited out)
     loop_failure_limit: int = 20
+    #: days a finished run is kept, with its events, snapshots, logs, spans and offloaded
+    #: packets (0: forever). 30, the longest run-data retention of Trigger.dev's paid plans:
+    #: long enough to look back at last month's failures, short enough that the history stays
+    #: near its working size (docs/configuration.md, "Retention")
+    retention_days: float = 30.0
 
     @property
     def db_path(self) -> Path:

@@ -99,3 +99,13 @@ def resolve(home: Path, payload: str | None,
         return payload, payload_type  # the task sees the dangling name rather than nothing
     data, content_type = found
     return data.decode("utf-8", errors="replace"), content_type.split(";")[0].strip()
+
+
+def delete(home: Path, name: str) -> None:
+    """Remove a packet and its `.meta` (retention); one already gone is no error."""
+    try:
+        target = path_of(home, name)
+    except ValueError:
+        return
+    for path in (target, target.with_name(target.name + ".meta")):
+        path.unlink(missing_ok=True)

@@ -40,6 +40,7 @@ from . import (
     queues,
     registration,
     reports,
+    retention,
     runs,
     schedules,
     timers,
@@ -392,3 +393,7 @@ class Engine:
         """A `dev` of project `ref` went away; with the last one, the project goes offline."""
         if self.projects.close_session(ref):
             await self._run(projects.session_changed, ref, online=False)
+
+    async def prune(self, limit: int) -> tuple[int, list[str]]:
+        """Retention (retention.py): (runs deleted, packets that no run names any more)."""
+        return await self._run(retention.prune, limit)

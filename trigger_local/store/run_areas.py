@@ -81,8 +81,25 @@ class RunReader(Protocol):
         ...
 
 
+    async def finished_before(self, before: float, limit: int) -> list[Run]:
+        """Runs in a final status that completed before `before`, earliest first, at most
+        `limit` (retention)."""
+        ...
+
+    async def packets_in_use(self, names: Sequence[str]) -> set[str]:
+        """Those of `names` (offloaded payloads, `application/store`) that some run still has
+        as its payload."""
+        ...
+
+
 class RunStore(RunReader, Protocol):
     async def insert(self, run: Run) -> None: ...
+
+    async def delete_many(self, run_ids: Sequence[str]) -> int:
+        """Delete these runs and what hangs off them: snapshots, attempts, events, logs and
+        spans, checkpoint records, blocking edges, and their own RUN waitpoint unless something
+        still waits on it. Returns how many runs were deleted."""
+        ...
 
     async def insert_many(self, runs: Sequence[Run]) -> None: ...
 

@@ -77,6 +77,14 @@ def run_filter(*, machines: Sequence[str] | None = None, created_from: float | N
     return f
 
 
+def bounded(f: RunFilter) -> bool:
+    """Whether a page reads about `limit` rows per value of its driving filter whatever the
+    table holds: no filter is left to check row by row. Such a page runs on the loop (a thread
+    hop costs more than it, off_loop.py); any other may read far more rows, so it does not."""
+    driver = next((c for c, _ in _DRIVERS if c in f.values), "")
+    return not _residual(f, driver).parts
+
+
 def statements(f: RunFilter, cursor: Cursor | None, ascending: bool,
                limit: int) -> list[tuple[str, list[Any]]]:
     """The SELECTs that make one page: one per value of the driving filter, each already in

@@ -11,14 +11,15 @@ from ..models import Attempt, Run, Schedule, Waitpoint
 from ..run_areas import RunningCounts
 from .off_loop import OffLoop
 from .rows import columns, from_row, insert_sql, to_row
-from .run_pages import page_rows, run_filter
-from .sql import SQL_NOT_STARTED, SQL_RUNNING, Sql
+from .run_pages import bounded, page_rows, run_filter
+from .sql import SQL_FINAL, SQL_NOT_STARTED, SQL_RUNNING, Sql
 
 _RUN_COLS = ", ".join(columns(Run))
 _INSERT_RUN = insert_sql("runs", Run)
 _INSERT_ATTEMPT = insert_sql("attempts", Attempt)
 QUEUED = RunStatus.QUEUED
 DELAYED = RunStatus.DELAYED
+STORE = "application/store"  # an offloaded payload: its value names a packet (packet_store.py)
 
 
 class SqliteRuns:
@@ -79,12 +80,41 @@ class SqliteRuns:
         def read(sql: Sql) -> list[Run]:
             return [from_row(Run, r) for r in page_rows(sql, f, after, before, limit)]
 
-        return read(self._sql) if self._off_loop is None else await self._off_loop.run(read)
+        if self._off_loop is None or bounded(f):
+            return read(self._sql)
+        return await self._off_loop.run(read)
 
     async def count_by_status(self) -> dict[str, int]:
         # counters kept by triggers in each writing transaction (schema.py, migration 10)
         rows = self._sql.all("SELECT status, n FROM run_counts WHERE n > 0")
         return {r["status"]: r["n"] for r in rows}
+
+    async def finished_before(self, before: float, limit: int) -> list[Run]:
+        rows = self._sql.all(
+            f"SELECT {_RUN_COLS} FROM runs INDEXED BY runs_finished WHERE completed_at < ? "
+            f"AND status IN {SQL_FINAL} ORDER BY completed_at LIMIT ?", (before, limit))
+        return [from_row(Run, r) for r in rows]
+
+    async def packets_in_use(self, names: Sequence[str]) -> set[str]:
+        if not names:
+            return set()
+        marks = ",".join("?" * len(names))
+        rows = self._sql.all(f"SELECT DISTINCT payload FROM runs WHERE payload_type = '{STORE}' "
+                             f"AND payload IN ({marks})", names)
+        return {r["payload"] for r in rows}
+
+    async def delete_many(self, run_ids: Sequence[str]) -> int:
+        if not run_ids:
+            return 0
+        marks = ",".join("?" * len(run_ids))
+        ids = tuple(run_ids)
+        self._sql.run(
+            f"DELETE FROM waitpoints WHERE id IN (SELECT waitpoint_id FROM runs WHERE id IN "
+            f"({marks}) AND waitpoint_id IS NOT NULL) AND status <> '{_WAITING}' AND NOT EXISTS "
+            "(SELECT 1 FROM run_waitpoints rw WHERE rw.waitpoint_id = waitpoints.id)", ids)
+        for table in ("snapshots", "attempts", "events", "logs", "run_waitpoints", "checkpoints"):
+            self._sql.run(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
+        return self._sql.run(f"DELETE FROM runs WHERE id IN ({marks})", ids)
 
     async def with_status(self, statuses: Sequence[str]) -> list[Run]:
         marks = ",".join("?" * len(statuses))

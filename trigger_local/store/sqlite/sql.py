@@ -9,7 +9,13 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ...statuses import LIVE_STATUSES, QUEUED_STATUSES, RUNNING_STATUSES, RunStatus
+from ...statuses import (
+    FINAL_STATUSES,
+    LIVE_STATUSES,
+    QUEUED_STATUSES,
+    RUNNING_STATUSES,
+    RunStatus,
+)
 from .rows import encode_changes
 
 Params = Sequence[Any] | dict[str, Any]
@@ -24,6 +30,7 @@ def sql_in(statuses: Iterable[str]) -> str:
 SQL_RUNNING = sql_in(RUNNING_STATUSES)
 SQL_NOT_STARTED = sql_in(QUEUED_STATUSES)
 SQL_LIVE = sql_in(LIVE_STATUSES)
+SQL_FINAL = sql_in(FINAL_STATUSES)
 SQL_RUNNING_OR_QUEUED = sql_in(RUNNING_STATUSES | {RunStatus.QUEUED})
 
 

@@ -41,6 +41,7 @@ from .sql import Sql
 from .timed import SqliteDebounces, SqliteEnvVars, SqliteRateLimits, SqliteSchedules
 from .waitpoints import SqliteBatches, SqliteWaitpoints
 
+RECLAIM_PAGES = 1000
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",  # readers never block the writer
     "PRAGMA synchronous=NORMAL",  # durable at checkpoints; WAL keeps it consistent after a crash
@@ -90,6 +91,11 @@ class SqliteStore:
     async def open(self) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         self._writer = self._connect()
+        if _version(self._writer) == 0:
+            # a new file: pages that retention frees can go back to the file system
+            # (`reclaim`). It cannot be switched on later without a full VACUUM, so a file
+            # made before keeps its freed pages for reuse.
+            self._writer.execute("PRAGMA auto_vacuum=INCREMENTAL").close()
         _migrate(self._writer)
         self._reader = self._connect()
         self._reader.execute("PRAGMA query_only=ON").close()
@@ -136,6 +142,13 @@ class SqliteStore:
                         writer.execute("ROLLBACK").close()
                 raise
 
+    async def reclaim(self) -> None:
+        """Hand up to RECLAIM_PAGES free pages back to the file system (a file made with
+        incremental auto-vacuum; others reuse them). Bounded: ~4 MiB is a few ms."""
+        async with self._lock:
+            if self._writer is not None:
+                self._writer.execute(f"PRAGMA incremental_vacuum({RECLAIM_PAGES})").fetchall()
+
     def read(self) -> SqliteView:
         """Reads; each statement sees the latest committed state."""
         if self._read_view is None:  # a request that arrives while the daemon closes: 503
@@ -147,9 +160,13 @@ def _stopping() -> DaemonStoppingError:
     return DaemonStoppingError("The daemon is stopping: retry once it runs again")
 
 
-def _migrate(db: sqlite3.Connection) -> None:
+def _version(db: sqlite3.Connection) -> int:
     row = db.execute("PRAGMA user_version").fetchone()
-    current = int(row[0]) if row else 0
+    return int(row[0]) if row else 0
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    current = _version(db)
     for number, sql in enumerate(MIGRATIONS[current:], start=current + 1):
         db.execute("BEGIN IMMEDIATE")
         try:

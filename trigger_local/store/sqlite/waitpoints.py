@@ -63,7 +63,10 @@ class SqliteWaitpoints:
             rows = merged(sql, texts, ascending, limit)
             return [from_row(Waitpoint, r) for r in rows]
 
-        return read(self._sql) if self._off_loop is None else await self._off_loop.run(read)
+        # a tag's tokens checked for a status one by one may be many rows: off the loop
+        if self._off_loop is None or not (tags and statuses):
+            return read(self._sql)
+        return await self._off_loop.run(read)
 
     async def block(self, run_id: str, waitpoint_ids: Sequence[str], at: float) -> None:
         self._sql.many("INSERT OR IGNORE INTO run_waitpoints (run_id, waitpoint_id, created_at) "

@@ -1,0 +1,47 @@
+"""The daemon's retention loop (issue #17): deletes runs that finished more than
+`retention_days` ago, `BATCH` runs per transaction, and the offloaded packets only they named.
+
+Small batches keep each write short (a few ms: the dispatcher's and the API's transactions
+queue behind it, never seconds), and the loop yields between them; once nothing is left to
+prune it returns freed pages to the file system and sleeps `IDLE_S` (retention is in days: a
+minute late costs nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from . import packet_store
+from .engine import Engine
+
+#: runs per transaction: ~100 runs with their events and snapshots is a few ms of writing
+BATCH = 100
+#: between batches: the loop's other work goes first
+PAUSE_S = 0.05
+#: after a pass found nothing more to prune (at most: a tenth of a short retention period)
+IDLE_S = 60.0
+
+
+class Retention:
+    def __init__(self, engine: Engine, home: Path, reclaim: Callable[[], Awaitable[None]],
+                 retention_days: float) -> None:
+        self._engine, self._home, self._reclaim = engine, home, reclaim
+        period_s = retention_days * 86_400 if retention_days > 0 else IDLE_S
+        self._idle_s = min(IDLE_S, max(0.1, period_s / 10))
+        self._stop = asyncio.Event()
+        self.pruned = 0  # runs deleted since start
+
+    async def step(self) -> None:
+        """One batch; a supervised loop (supervise.py) calls it over and over."""
+        deleted, packets = await self._engine.prune(BATCH)
+        self.pruned += deleted
+        for name in packets:
+            packet_store.delete(self._home, name)
+        await self._reclaim()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), PAUSE_S if deleted else self._idle_s)
+
+    def stop(self) -> None:
+        self._stop.set()
