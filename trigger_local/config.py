@@ -76,9 +76,9 @@ class DaemonSettings:
     #: a row stops the daemon with exit code 1; a full disk never counts (it is waited out)
     loop_failure_limit: int = 20
     #: days a finished run is kept, with its events, snapshots, logs, spans and offloaded
-    #: packets (0: forever). 30, the longest run-data retention of Trigger.dev's paid plans:
-    #: long enough to look back at last month's failures, short enough that the history stays
-    #: near its working size (docs/configuration.md, "Retention")
+    #: packets (0: forever). 30: the upper end of Trigger.dev's plan-dependent retention; long
+    #: enough to look back at last month's failures, short enough that the history stays near
+    #: a month of work (docs/configuration.md, "Retention")
     retention_days: float = 30.0
 
     @property

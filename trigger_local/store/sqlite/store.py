@@ -11,8 +11,9 @@ project's 2-core machine, a thread hop per statement cost more than the statemen
 of concurrent requests overlap, which keeps one read transaction open across them, so a read
 could see a snapshot older than a write that had already committed (a held run polling its
 waitpoint saw the run but not the waitpoint). Each operation here runs to completion before
-the loop moves on, so neither can happen. A future read-heavy path that must not block the loop
-(a big export, say) opens its own connection in a thread (`asyncio.to_thread`).
+the loop moves on, so neither can happen. A read that may take long (a list page that must
+check rows one by one) runs off the loop instead, on reader threads with connections of their
+own (off_loop.py).
 """
 
 from __future__ import annotations
@@ -90,12 +91,11 @@ class SqliteStore:
 
     async def open(self) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        self._writer = self._connect()
-        if _version(self._writer) == 0:
-            # a new file: pages that retention frees can go back to the file system
-            # (`reclaim`). It cannot be switched on later without a full VACUUM, so a file
-            # made before keeps its freed pages for reuse.
-            self._writer.execute("PRAGMA auto_vacuum=INCREMENTAL").close()
+        # a new file: pages that retention frees can go back to the file system (`reclaim`).
+        # It must be set before anything is written (WAL mode included) and cannot be switched
+        # on later without a full VACUUM, so a file made before keeps freed pages for reuse.
+        new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+        self._writer = self._connect("PRAGMA auto_vacuum=INCREMENTAL" if new else None)
         _migrate(self._writer)
         self._reader = self._connect()
         self._reader.execute("PRAGMA query_only=ON").close()
@@ -103,10 +103,10 @@ class SqliteStore:
         self._write_view = SqliteView(self._writer)
         self._read_view = SqliteView(self._reader, self._off_loop)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, first: str | None = None) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        for pragma in _PRAGMAS:
+        for pragma in (first, *_PRAGMAS) if first else _PRAGMAS:
             conn.execute(pragma).close()
         return conn
 
