@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
+from trigger_local.engine.retention import COMPACT_AFTER_S
 from trigger_local.packet_store import STORE
 from trigger_local.store.models import COMPLETED, QUEUED, LogEntry, Run, TaskDef, Version
 
@@ -41,6 +42,7 @@ async def test_prune_deletes_long_finished_runs_and_what_hangs_off_them(
     deleted, packets = await engine.prune(100)
     assert deleted == 3
     assert packets == ["packets/a.json"]  # b.json is still the replay's payload
+    assert await engine.prune(100) == (1, [])  # nothing left to delete: `recent` is compacted
     assert await engine.prune(100) == (0, [])
 
     q = engine.queries
@@ -60,6 +62,33 @@ async def test_retention_zero_keeps_everything(engine: Engine, clock: FakeClock)
     engine.ctx.settings.retention_days = 0
     await engine.register_version(Version(id="version_1", project_dir="/p", created_at=clock.now(),
                                           tasks=[TaskDef(task_id="hello", queue="task/hello")]))
-    await _finished(engine)
+    run = await _finished(engine)
     clock.advance(3650 * DAY)
+    assert await engine.prune(100) == (1, [])  # compacted, not deleted
     assert await engine.prune(100) == (0, [])
+    assert await engine.queries.runs.get(run.id) is not None
+
+
+async def test_an_hour_after_it_finished_a_runs_history_is_compacted(
+        engine: Engine, clock: FakeClock) -> None:
+    await engine.register_version(Version(id="version_1", project_dir="/p", created_at=clock.now(),
+                                          tasks=[TaskDef(task_id="hello", queue="task/hello")]))
+    first = await _finished(engine)
+    second = await _finished(engine)
+    q = engine.queries
+    assert len(await q.snapshots.for_run(first.id)) == 4  # queued, dequeued, executing, done
+    assert await engine.prune(100) == (0, [])  # too recent
+    clock.advance(COMPACT_AFTER_S + 1)
+    live = (await engine.trigger(TriggerRequest(task_id="hello"))).run
+    assert await engine.prune(1) == (1, [])
+    assert await engine.prune(100) == (1, [])  # the watermark goes on from the first
+    assert await engine.prune(100) == (0, [])
+    for run in (first, second):
+        kept = await q.snapshots.for_run(run.id)
+        assert [(s["id"], s["status"]) for s in kept] == [(run.snapshot_id, COMPLETED)]
+        assert [e.type for e in await q.events.after(0, run_id=run.id)] == []
+        assert [a.number for a in await q.attempts.for_run(run.id)] == [1]
+        assert [e.message for e in await q.logs.for_run(run.id)] == ["hi"]
+        again = await q.runs.get(run.id)
+        assert again is not None and again.status == COMPLETED and again.output == '{"ok":1}'
+    assert [e.type for e in await q.events.after(0, run_id=live.id)] == ["run.created"]

@@ -1,5 +1,6 @@
 """The daemon's retention loop (issue #17): deletes runs that finished more than
-`retention_days` ago, `BATCH` runs per transaction, and the offloaded packets only they named.
+`retention_days` ago and the offloaded packets only they named, and compacts the history of
+runs that finished an hour ago (engine/retention.py), `BATCH` runs per transaction.
 
 Small batches keep each write short (a few ms: the dispatcher's and the API's transactions
 queue behind it, never seconds), and the loop yields between them; once nothing is left to

@@ -86,6 +86,13 @@ class RunReader(Protocol):
         `limit` (retention)."""
         ...
 
+    async def finished_between(self, after: tuple[float, str] | None, before: float,
+                               limit: int) -> list[Run]:
+        """Runs in a final status whose (completed_at, id) comes after `after` (None: from the
+        first) and whose completed_at is before `before`, in that order, at most `limit`
+        (compaction walks them with a watermark)."""
+        ...
+
     async def packets_in_use(self, names: Sequence[str]) -> set[str]:
         """Those of `names` (offloaded payloads, `application/store`) that some run still has
         as its payload."""
@@ -94,6 +101,10 @@ class RunReader(Protocol):
 
 class RunStore(RunReader, Protocol):
     async def insert(self, run: Run) -> None: ...
+
+    async def compact_history(self, run_ids: Sequence[str], event_types: Sequence[str]) -> None:
+        """Keep only each run's current snapshot, and delete its events of `event_types`."""
+        ...
 
     async def delete_many(self, run_ids: Sequence[str]) -> int:
         """Delete these runs and what hangs off them: snapshots, attempts, events, logs and

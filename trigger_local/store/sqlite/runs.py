@@ -95,6 +95,25 @@ class SqliteRuns:
             f"AND status IN {SQL_FINAL} ORDER BY completed_at LIMIT ?", (before, limit))
         return [from_row(Run, r) for r in rows]
 
+    async def finished_between(self, after: tuple[float, str] | None, before: float,
+                               limit: int) -> list[Run]:
+        start = after or (float("-inf"), "")
+        rows = self._sql.all(
+            f"SELECT {_RUN_COLS} FROM runs INDEXED BY runs_finished WHERE (completed_at, id) > "
+            f"(?, ?) AND completed_at < ? AND status IN {SQL_FINAL} ORDER BY completed_at, id "
+            "LIMIT ?", (*start, before, limit))
+        return [from_row(Run, r) for r in rows]
+
+    async def compact_history(self, run_ids: Sequence[str], event_types: Sequence[str]) -> None:
+        if not run_ids or not event_types:
+            return
+        marks, types = ",".join("?" * len(run_ids)), ",".join("?" * len(event_types))
+        self._sql.run(f"DELETE FROM snapshots WHERE run_id IN ({marks}) AND id NOT IN "
+                      f"(SELECT snapshot_id FROM runs WHERE id IN ({marks}))",
+                      (*run_ids, *run_ids))
+        self._sql.run(f"DELETE FROM events WHERE run_id IN ({marks}) AND type IN ({types})",
+                      (*run_ids, *event_types))
+
     async def packets_in_use(self, names: Sequence[str]) -> set[str]:
         if not names:
             return set()

@@ -25,7 +25,7 @@ LISTS_AND_RETENTION = """
     DROP INDEX runs_schedule;
     CREATE INDEX runs_schedule_created ON runs(schedule_id, created_at, id)
         WHERE schedule_id IS NOT NULL;
-    CREATE INDEX runs_finished ON runs(completed_at) WHERE completed_at IS NOT NULL;
+    CREATE INDEX runs_finished ON runs(completed_at, id) WHERE completed_at IS NOT NULL;
     CREATE INDEX runs_packet ON runs(payload) WHERE payload_type = 'application/store';
     CREATE TABLE run_tags (
         tag TEXT NOT NULL,
