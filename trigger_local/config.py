@@ -69,8 +69,9 @@ class DaemonSettings:
     #: must start within it (a poll's open connection would make the dump fail: the run is held)
     freeze_grace_s: float = 0.5
     #: at start, how long `PRAGMA quick_check` may take on the database (0: no check); a check
-    #: that runs out of time lets the daemon start (home.py)
-    db_check_s: float = 10.0
+    #: that runs out of time lets the daemon start (home.py). 1 s: the check reads ~200 MB/s,
+    #: so a million runs (~2 GB) would otherwise hold the start for ~10 s (issue #17)
+    db_check_s: float = 1.0
     log_json: bool = False
     #: a background loop (the dispatcher, the docker engine check) that fails this many rounds in
     #: a row stops the daemon with exit code 1; a full disk never counts (it is waited out)
