@@ -7,6 +7,7 @@ regression fails CI without a million-row build."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from contextlib import closing
 from typing import Any
@@ -19,11 +20,18 @@ def plan(path: str, text: str, params: list[Any]) -> list[str]:
         return [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {text}", params)]
 
 
-def _check(path: str, texts: list[tuple[str, list[Any]]], scan_ok: str | None) -> list[str]:
+#: a cursor bounding the index range itself: `(created_at,id)<(?,?)` in a SEARCH step
+CURSOR_BOUND = re.compile(r"\(\w+,\w+\)[<>]\(\?,\?\)")
+
+
+def _check(path: str, texts: list[tuple[str, list[Any]]], scan_ok: str | None,
+           cursor: bool = False) -> list[str]:
     lines: list[str] = []
     for text, params in texts:
         steps = plan(path, text, params)
         lines += steps
+        # else a deep page reads every row from the start of its range up to the cursor
+        assert not cursor or any(CURSOR_BOUND.search(s) for s in steps), (text, steps)
         assert not [s for s in steps if "TEMP B-TREE" in s], (text, steps)
         # json_each of one row's tags (a filter checked per row) is no table scan
         scans = [s for s in steps if s.startswith("SCAN") and "json_each" not in s]
@@ -40,7 +48,7 @@ def assert_run_page_plans(path: str, cursor: tuple[float, str] | None = None,
     scan_ok = "runs USING INDEX runs_created" if not f.values else None
     lines: list[str] = []
     for ascending in (False, True):
-        lines += _check(path, statements(f, cursor, ascending, 26), scan_ok)
+        lines += _check(path, statements(f, cursor, ascending, 26), scan_ok, cursor is not None)
     return lines
 
 
@@ -49,5 +57,5 @@ def assert_token_page_plans(path: str, statuses: list[str], tags: list[str] | No
     lines: list[str] = []
     for ascending in (False, True):
         lines += _check(path, token_statements("MANUAL", statuses, tags, None, (None, None),
-                                               cursor, ascending, 26), None)
+                                               cursor, ascending, 26), None, cursor is not None)
     return lines

@@ -201,10 +201,22 @@ def _residual(f: RunFilter, driver: str) -> Where:
 def _bound(q: Where, keys: tuple[str, str], f: RunFilter, cursor: Cursor | None,
            ascending: bool) -> None:
     """The created-at window and the cursor, on the driving index's own columns so that they
-    bound its range."""
-    if f.created_from is not None:
-        q.add(f"{keys[0]} >= ?", f.created_from)
-    if f.created_to is not None:
-        q.add(f"{keys[0]} <= ?", f.created_to)
+    bound its range. SQLite bounds a range by one term per side: where the cursor and the
+    window bound the same side, only the tighter one is written (both would leave the cursor
+    as a per-row check, and a deep page would read the window from its end)."""
+    low, high = f.created_from, f.created_to
+    if cursor is not None:
+        if ascending and low is not None and cursor[0] < low:
+            cursor = None  # every row of the window is after the cursor
+        elif not ascending and high is not None and cursor[0] > high:
+            cursor = None
+        elif ascending:
+            low = None  # the cursor is in the window (or past it): rows after it are too
+        else:
+            high = None
+    if low is not None:
+        q.add(f"{keys[0]} >= ?", low)
+    if high is not None:
+        q.add(f"{keys[0]} <= ?", high)
     if cursor is not None:
         q.add(f"({keys[0]}, {keys[1]}) {'>' if ascending else '<'} (?, ?)", *cursor)
