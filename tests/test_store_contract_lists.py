@@ -19,6 +19,7 @@ from trigger_local.store import SqliteStore, Store
 from trigger_local.store.models import (
     COMPLETED,
     DELAYED,
+    EXECUTING,
     QUEUED,
     WP_COMPLETED,
     WP_TIMED_OUT,
@@ -227,3 +228,18 @@ async def test_compaction_reads_and_keeps_the_current_snapshot(store: Store) -> 
         await ops.runs.compact_history(["run_a"], ["run.completed", "run.created"])
     assert [s["id"] for s in await store.read().snapshots.for_run("run_a")] == ["s_a2"]
     assert [e.seq for e in await store.read().events.after(0, run_id="run_a")] == [waiting]
+
+
+async def test_on_workers_skips_the_queued_backlog(store: Store) -> None:  # noqa: F811
+    async with store.tx() as ops:
+        await ops.runs.insert_many([
+            *(make_run(f"run_q{i}", status=QUEUED) for i in range(50)),
+            make_run("run_held_q", status=QUEUED, worker_id="worker_1"),
+            make_run("run_wait", status="WAITING", worker_id="worker_2"),
+            make_run("run_wait_ck", status="WAITING"),  # checkpointed: no process holds it
+            make_run("run_deq", status="DEQUEUED"),
+            make_run("run_exec", status=EXECUTING, worker_id="worker_3"),
+            make_run("run_done", status=COMPLETED),
+        ])
+    found = sorted(r.id for r in await store.read().runs.on_workers())
+    assert found == ["run_deq", "run_exec", "run_held_q", "run_wait"]

@@ -61,6 +61,12 @@ class RunReader(Protocol):
         """Every run in one of `statuses` (for the daemon's start-up; unbounded)."""
         ...
 
+    async def on_workers(self) -> list[Run]:
+        """Runs a task process executes or holds, or did before a restart: DEQUEUED or
+        EXECUTING, and WAITING or QUEUED ones that still name their worker (the daemon's
+        start-up; costs those runs, not the QUEUED backlog)."""
+        ...
+
     async def children(self, parent_run_id: str) -> list[Run]:
         """The runs `parent_run_id` triggered, oldest first."""
         ...

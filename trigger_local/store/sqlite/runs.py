@@ -12,13 +12,15 @@ from ..run_areas import RunningCounts
 from .off_loop import OffLoop
 from .rows import columns, from_row, insert_sql, to_row
 from .run_pages import bounded, page_rows, run_filter
-from .sql import SQL_FINAL, SQL_NOT_STARTED, SQL_RUNNING, Sql
+from .sql import SQL_FINAL, SQL_NOT_STARTED, SQL_RUNNING, Sql, sql_in
 
 _RUN_COLS = ", ".join(columns(Run))
 _INSERT_RUN = insert_sql("runs", Run)
 _INSERT_ATTEMPT = insert_sql("attempts", Attempt)
 QUEUED = RunStatus.QUEUED
 DELAYED = RunStatus.DELAYED
+#: a run a process holds while it waits, or whose wait completed and that waits for a slot
+_HELD = sql_in({RunStatus.EXECUTING, RunStatus.WAITING, RunStatus.QUEUED, RunStatus.DEQUEUED})
 STORE = "application/store"  # an offloaded payload: its value names a packet (packet_store.py)
 
 
@@ -138,6 +140,13 @@ class SqliteRuns:
     async def with_status(self, statuses: Sequence[str]) -> list[Run]:
         marks = ",".join("?" * len(statuses))
         rows = self._sql.all(f"SELECT {_RUN_COLS} FROM runs WHERE status IN ({marks})", statuses)
+        return [from_row(Run, r) for r in rows]
+
+    async def on_workers(self) -> list[Run]:
+        rows = self._sql.all(
+            f"SELECT {_RUN_COLS} FROM runs WHERE status IN {SQL_RUNNING} UNION "
+            f"SELECT {_RUN_COLS} FROM runs INDEXED BY runs_worker WHERE worker_id IS NOT NULL "
+            f"AND status IN {_HELD}")
         return [from_row(Run, r) for r in rows]
 
     async def children(self, parent_run_id: str) -> list[Run]:

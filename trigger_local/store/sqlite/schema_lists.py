@@ -27,6 +27,7 @@ LISTS_AND_RETENTION = """
         WHERE schedule_id IS NOT NULL;
     CREATE INDEX runs_finished ON runs(completed_at, id) WHERE completed_at IS NOT NULL;
     CREATE INDEX runs_packet ON runs(payload) WHERE payload_type = 'application/store';
+    CREATE INDEX runs_worker ON runs(worker_id) WHERE worker_id IS NOT NULL;
     CREATE TABLE run_tags (
         tag TEXT NOT NULL,
         run_created_at REAL NOT NULL,
