@@ -24,6 +24,7 @@ from trigger_local.store.models import (
     WP_COMPLETED,
     WP_TIMED_OUT,
     WP_WAITING,
+    Queue,
     Run,
     Waitpoint,
 )
@@ -243,3 +244,25 @@ async def test_on_workers_skips_the_queued_backlog(store: Store) -> None:  # noq
         ])
     found = sorted(r.id for r in await store.read().runs.on_workers())
     assert found == ["run_deq", "run_exec", "run_held_q", "run_wait"]
+
+
+async def test_queue_counts_follow_every_write(store: Store) -> None:  # noqa: F811
+    async with store.tx() as ops:
+        for name in ("task/hello", "other"):
+            await ops.queues.insert(Queue(name=name, id=f"queue_{name}", type="task",
+                                          concurrency_limit=None, paused=False, created_at=T0,
+                                          project="proj_local"))
+        await ops.runs.insert_many([
+            *(make_run(f"run_q{i}", status=QUEUED, project="proj_local") for i in range(4)),
+            make_run("run_x", status=EXECUTING, project="proj_local"),
+            make_run("run_o", status=QUEUED, queue="other", project="proj_local"),
+            make_run("run_done", status=COMPLETED, project="proj_local"),
+        ])
+        await ops.runs.update("run_q0", None, status="DEQUEUED")
+        await ops.runs.update("run_x", None, status=COMPLETED)
+        await ops.runs.delete_many(["run_q1"])
+
+    def counts(queues: list[Queue]) -> dict[str, tuple[int, int]]:
+        return {q.name: (q.queued, q.running) for q in queues}
+
+    assert counts(await store.read().queues.all()) == {"task/hello": (2, 1), "other": (1, 0)}

@@ -4,7 +4,8 @@ Every runs-list filter reads one index in the list's order
 (created_at, id), so a page costs its 25 rows, not a sort of every match; tags get a
 table of their own, kept by triggers (written with the run, so also at trigger time);
 counts per status are counters the same triggers keep in the writing transaction, so
-`status` reads a handful of rows; retention finds finished runs by completed_at, and an
+`status` reads a handful of rows, and so are the queued and running runs per queue (the
+queue list); retention finds finished runs by completed_at, and an
 offloaded payload by its packet name. Never edit it once shipped: add a migration."""
 
 from __future__ import annotations
@@ -87,6 +88,37 @@ LISTS_AND_RETENTION = """
     CREATE TRIGGER waitpoints_tags_delete AFTER DELETE ON waitpoints WHEN old.tags <> '[]' BEGIN
         DELETE FROM waitpoint_tags WHERE tag IN (SELECT value FROM json_each(old.tags))
             AND waitpoint_created_at = old.created_at AND waitpoint_id = old.id;
+    END;
+    CREATE TABLE queue_counts (
+        project TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        status TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (project, queue, status)
+    ) WITHOUT ROWID;
+    INSERT INTO queue_counts (project, queue, status, n)
+        SELECT COALESCE(project, ''), queue, status, COUNT(*) FROM runs
+        WHERE status IN ('QUEUED', 'DEQUEUED', 'EXECUTING') GROUP BY 1, 2, 3;
+    CREATE TRIGGER runs_queue_count_insert AFTER INSERT ON runs
+        WHEN new.status IN ('QUEUED', 'DEQUEUED', 'EXECUTING') BEGIN
+        INSERT INTO queue_counts (project, queue, status, n)
+            VALUES (COALESCE(new.project, ''), new.queue, new.status, 1)
+            ON CONFLICT (project, queue, status) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER runs_queue_count_update AFTER UPDATE OF status, queue, project ON runs
+        WHEN old.status IN ('QUEUED', 'DEQUEUED', 'EXECUTING')
+          OR new.status IN ('QUEUED', 'DEQUEUED', 'EXECUTING') BEGIN
+        UPDATE queue_counts SET n = n - 1 WHERE project = COALESCE(old.project, '')
+            AND queue = old.queue AND status = old.status;
+        INSERT INTO queue_counts (project, queue, status, n)
+            SELECT COALESCE(new.project, ''), new.queue, new.status, 1
+            WHERE new.status IN ('QUEUED', 'DEQUEUED', 'EXECUTING')
+            ON CONFLICT (project, queue, status) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER runs_queue_count_delete AFTER DELETE ON runs
+        WHEN old.status IN ('QUEUED', 'DEQUEUED', 'EXECUTING') BEGIN
+        UPDATE queue_counts SET n = n - 1 WHERE project = COALESCE(old.project, '')
+            AND queue = old.queue AND status = old.status;
     END;
     CREATE INDEX waitpoints_type_status ON waitpoints(type, status, created_at, id);
     CREATE INDEX waitpoints_type_created ON waitpoints(type, created_at, id);
