@@ -7,7 +7,9 @@ no full scan. Same `store` fixture as tests/test_store_contract.py."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import replace
 from typing import Any
 
@@ -266,3 +268,22 @@ async def test_queue_counts_follow_every_write(store: Store) -> None:  # noqa: F
         return {q.name: (q.queued, q.running) for q in queues}
 
     assert counts(await store.read().queues.all()) == {"task/hello": (2, 1), "other": (1, 0)}
+
+
+async def test_reclaim_returns_freed_space(store: Store) -> None:  # noqa: F811
+    async with store.tx() as ops:
+        await ops.runs.insert_many([make_run(f"run_{i:05d}", status=COMPLETED, completed_at=T0,
+                                             payload="x" * 500) for i in range(3000)])
+    async with store.tx() as ops:
+        await ops.runs.delete_many([f"run_{i:05d}" for i in range(2990)])
+    if isinstance(store, SqliteStore):
+        with closing(sqlite3.connect(store.path)) as conn:
+            freed = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        assert freed > 100
+    for _ in range(5):  # a bounded amount per call
+        await store.reclaim()
+    assert len(await store.read().runs.page(limit=100)) == 10
+    if isinstance(store, SqliteStore):
+        with closing(sqlite3.connect(store.path)) as conn:
+            assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+            assert conn.execute("PRAGMA freelist_count").fetchone()[0] < freed
