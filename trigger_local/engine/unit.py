@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ..config import DaemonSettings
 from ..store.interface import StoreTx
 from ..store.models import Version
+from .due import DueTimes, noting_rate_limits, noting_runs, noting_schedules, noting_waitpoints
 from .events import Event
 from .project_state import Projects
 from .suspension import CheckpointCapability
@@ -32,6 +33,8 @@ class EngineContext:
     versions: dict[str, Version] = field(default_factory=dict)
     #: the executor, asked whether a waiting run can be checkpointed (engine/suspension.py)
     capability: CheckpointCapability | None = None
+    #: when the dispatcher must next fire timers; every unit notes the due times it writes
+    due: DueTimes = field(default_factory=DueTimes)
 
 
 class Tx:
@@ -42,18 +45,19 @@ class Tx:
         self.ctx = ctx
         self.published: list[Event] = []
         self._events = store.events
-        self.runs = store.runs
+        # the areas that hold timers note each due time written through them (engine/due.py)
+        self.runs = noting_runs(store.runs, ctx.due)
         self.snapshots = store.snapshots
         self.attempts = store.attempts
         self.timers = store.timers
         self.logs = store.logs
-        self.waitpoints = store.waitpoints
+        self.waitpoints = noting_waitpoints(store.waitpoints, ctx.due)
         self.batches = store.batches
         self.projects = store.projects
         self.versions = store.versions
         self.queues = store.queues
-        self.schedules = store.schedules
-        self.rate_limits = store.rate_limits
+        self.schedules = noting_schedules(store.schedules, ctx.due)
+        self.rate_limits = noting_rate_limits(store.rate_limits, ctx.due)
         self.debounces = store.debounces
         self.env_vars = store.env_vars
         self.workers = store.workers
