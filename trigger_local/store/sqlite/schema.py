@@ -380,4 +380,19 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE versions ADD COLUMN defaults TEXT NOT NULL DEFAULT '{}';
     """,
+    # the dispatcher's questions over only the runs they are about (issue #17; the IN lists as
+    # sql.py spells them: a partial index serves a query only when its WHERE has the same term)
+    """
+    CREATE INDEX runs_ready ON runs(project, queue, queued_at, id) WHERE status = 'QUEUED';
+    CREATE INDEX runs_holding ON runs(project, queue, concurrency_key)
+        WHERE status IN ('DEQUEUED','EXECUTING');
+    CREATE INDEX runs_due_delay ON runs(delay_until) WHERE status = 'DELAYED';
+    CREATE INDEX runs_due_ttl ON runs(expires_at)
+        WHERE status IN ('DELAYED','PENDING_VERSION','QUEUED') AND expires_at IS NOT NULL;
+    CREATE INDEX runs_due_deadline ON runs(deadline_at)
+        WHERE status IN ('DEQUEUED','EXECUTING') AND deadline_at IS NOT NULL;
+    DROP INDEX runs_delay;
+    DROP INDEX runs_expires;
+    DROP INDEX runs_deadline;
+    """,
 ]
