@@ -50,6 +50,7 @@ from . import (
 from .attempts import AttemptOutcome
 from .dequeue import dequeue
 from .events import RunResumed, RunStatusChanged
+from .group import GroupCommit
 from .hub import Hub, run_key
 from .options import TriggerRequest
 from .project_state import Projects
@@ -78,6 +79,7 @@ class Engine:
         # their processes hold no connection (executors/stopping.py)
         self.stopping = False
         self.hub.subscribe(RunStatusChanged, self._wake_pollers)
+        self.group = GroupCommit(self._unit)  # completions that arrive together (engine/group.py)
 
     @property
     def queries(self) -> StoreReader:
@@ -279,7 +281,7 @@ class Engine:
     # -- the worker protocol -------------------------------------------------------------------
     async def finish_attempt(self, run_id: str, attempt: int, outcome: AttemptOutcome) -> Run:
         """Record the end of an attempt: complete the run, schedule a retry, or fail it."""
-        return await self._run(attempts.finish_current, run_id, attempt, outcome)
+        return await self.group.run(attempts.finish_current, run_id, attempt, outcome)
 
     async def wait(self, run_id: str, attempt: int, *, kind: str, until: Any = None,
                    waitpoint_id: str | None = None, idempotency_key: str | None = None,

@@ -43,6 +43,7 @@ class Tx:
     def __init__(self, store: StoreTx, now: float, ctx: EngineContext) -> None:
         self.now = now
         self.ctx = ctx
+        self.savepoint = store.savepoint  # a part that can fail alone (engine/group.py)
         self.published: list[Event] = []
         self._events = store.events
         # the areas that hold timers note each due time written through them (engine/due.py)
