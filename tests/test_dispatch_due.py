@@ -14,9 +14,11 @@ import pytest
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
 from trigger_local.dispatch.dispatcher import Dispatcher
-from trigger_local.engine import Engine, TriggerRequest
+from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.engine.due import DueTimes
 from trigger_local.engine.schedules import ScheduleSpec
+from trigger_local.engine.unit import Tx
+from trigger_local.errors import ConflictError
 from trigger_local.store import SqliteStore
 from trigger_local.store.models import DELAYED, EXPIRED, QUEUED, TIMED_OUT, Run, TaskDef, Version
 
@@ -162,7 +164,7 @@ async def test_token_timeouts_and_schedule_ticks_are_in_the_schedule(
     schedule = await engine.create_schedule(ScheduleSpec("cron-task", "* * * * *",
                                                          deduplication_key="k"))
     assert schedule.next_run_at is not None
-    assert sorted(_entries(engine.ctx.due)) == [T0 + 7, schedule.next_run_at]
+    assert engine.ctx.due.times() == [T0 + 7, schedule.next_run_at]
 
 
 async def test_a_new_earliest_due_time_wakes_the_dispatcher(engine: Engine) -> None:
@@ -180,19 +182,50 @@ def test_taking_due_times() -> None:
     due = DueTimes()
     assert due.take(0.0) == (True, True)  # the store is asked first
     due.resync(None)
-    for at in (5.0, 3.0, 9.0):
-        due.add(at)
+    due.apply([("a", 5.0), ("b", 3.0), ("c", 9.0)])
     assert due.next() == 3.0 and due.take(2.0) == (False, False)
     assert due.take(5.0) == (True, False) and due.next() == 9.0
     due.resync(7.0)
     assert due.next() == 7.0 and due.take(7.0) == (True, True) and due.next() == 9.0
+    due.apply([("c", None), ("d", 12.0), ("d", 11.0)])  # c cleared, d moved earlier
+    assert due.times() == [11.0] and due.next() == 11.0
+    assert due.take(11.5) == (True, False) and due.next() is None and due.take(99.0)[0] is False
 
 
-def _entries(due: DueTimes) -> list[float]:
-    return list(due._heap)
+def test_finished_work_leaves_no_due_time() -> None:
+    due = DueTimes()
+    due.apply([(("run_a", "expires_at"), 60.0), (("run_a", "deadline_at"), 90.0)])
+    due.apply([(("run_a", "expires_at"), None)])  # it started: its ttl no longer counts
+    due.apply([(("run_a", "deadline_at"), None)])  # it finished
+    assert due.times() == []
 
 
 async def _get(engine: Engine, run_id: str) -> Run:
     run = await engine.queries.runs.get(run_id)
     assert run is not None
     return run
+
+
+async def test_a_started_run_leaves_no_ttl_and_a_finished_one_no_deadline(engine: Engine) -> None:
+    await Dispatcher(engine, NoRoomExecutor()).tick()  # type: ignore[arg-type]
+    run = await trigger(engine, ttl="5s")
+    assert engine.ctx.due.times() == [T0 + 5]
+    await engine.dequeue(1)
+    assert engine.ctx.due.times() == []  # a DEQUEUED run has no ttl: no timer round for it
+    assert await engine.start_attempt(await _get(engine, run.id), "worker_1", 1) is not None
+    assert engine.ctx.due.times() == [T0 + 30]
+    await engine.finish_attempt(run.id, 1, AttemptOutcome(ok=True, output="null",
+                                                          output_type="application/json"))
+    assert engine.ctx.due.times() == []
+
+
+async def test_a_unit_that_rolls_back_sets_no_due_time(engine: Engine) -> None:
+    run = await trigger(engine)
+
+    async def change_its_mind(tx: Tx, run_id: str) -> None:
+        await tx.runs.update(run_id, None, expires_at=T0 + 1)
+        raise ConflictError("rolled back")
+
+    with pytest.raises(ConflictError):
+        await engine._run(change_its_mind, run.id)
+    assert T0 + 1 not in engine.ctx.due.times()

@@ -105,6 +105,7 @@ class Engine:
         async with self.store.tx() as store_tx:
             tx = Tx(store_tx, self.clock.now(), self.ctx)
             yield tx
+        self.ctx.due.apply(tx.due_notes)
         self.hub.publish_all(tx.published)
         # The store runs on this thread and never yields, so a caller that runs unit after unit
         # (a dispatcher round starting runs) would keep out the requests that came meanwhile:

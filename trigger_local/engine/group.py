@@ -82,12 +82,13 @@ class GroupCommit:
 
 
 async def _run_part(tx: Tx, job: _Job) -> None:
-    published = len(tx.published)
+    published, noted = len(tx.published), len(tx.due_notes)
     try:
         async with tx.savepoint():
             job.result = await job.part(tx, *job.args, **job.kwargs)
     except Exception as exc:
-        del tx.published[published:]  # its events never happened
+        del tx.published[published:]  # its events never happened, its timers were never set
+        del tx.due_notes[noted:]
         job.error = exc
 
 

@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from ..config import DaemonSettings
 from ..store.interface import StoreTx
 from ..store.models import Version
-from .due import DueTimes, noting_rate_limits, noting_runs, noting_schedules, noting_waitpoints
+from .due import (
+    DueTimes,
+    Note,
+    noting_rate_limits,
+    noting_runs,
+    noting_schedules,
+    noting_waitpoints,
+)
 from .events import Event
 from .project_state import Projects
 from .suspension import CheckpointCapability
@@ -33,7 +40,8 @@ class EngineContext:
     versions: dict[str, Version] = field(default_factory=dict)
     #: the executor, asked whether a waiting run can be checkpointed (engine/suspension.py)
     capability: CheckpointCapability | None = None
-    #: when the dispatcher must next fire timers; every unit notes the due times it writes
+    #: when the dispatcher must next fire timers: the timers each unit set or cleared, applied
+    #: once it committed (engine/due.py)
     due: DueTimes = field(default_factory=DueTimes)
 
 
@@ -45,20 +53,22 @@ class Tx:
         self.ctx = ctx
         self.savepoint = store.savepoint  # a part that can fail alone (engine/group.py)
         self.published: list[Event] = []
+        self.due_notes: list[Note] = []  # applied to `ctx.due` after the commit
         self._events = store.events
-        # the areas that hold timers note each due time written through them (engine/due.py)
-        self.runs = noting_runs(store.runs, ctx.due)
+        # the areas that hold timers note each timer set or cleared through them (engine/due.py)
+        note = self.due_notes.append
+        self.runs = noting_runs(store.runs, note)
         self.snapshots = store.snapshots
         self.attempts = store.attempts
         self.timers = store.timers
         self.logs = store.logs
-        self.waitpoints = noting_waitpoints(store.waitpoints, ctx.due)
+        self.waitpoints = noting_waitpoints(store.waitpoints, note)
         self.batches = store.batches
         self.projects = store.projects
         self.versions = store.versions
         self.queues = store.queues
-        self.schedules = noting_schedules(store.schedules, ctx.due)
-        self.rate_limits = noting_rate_limits(store.rate_limits, ctx.due)
+        self.schedules = noting_schedules(store.schedules, note)
+        self.rate_limits = noting_rate_limits(store.rate_limits, note)
         self.debounces = store.debounces
         self.env_vars = store.env_vars
         self.workers = store.workers
