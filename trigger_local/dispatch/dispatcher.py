@@ -78,10 +78,19 @@ class Dispatcher:
         capacity = self.executor.capacity()
         runs = await self.engine.dequeue(max(capacity, 0) + self._held_room())
         self._unstarted.update((run.id, run) for run in runs)
-        for run in runs:
-            done += await self._start(run)
-            del self._unstarted[run.id]
+        # concurrently: their attempts then start in one transaction (engine/group.py)
+        outcomes = await asyncio.gather(*(self._start_one(run) for run in runs),
+                                        return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # the runs it left DEQUEUED are in _unstarted
+            done += outcome
         return done
+
+    async def _start_one(self, run: Run) -> int:
+        started = await self._start(run)
+        del self._unstarted[run.id]
+        return started
 
     async def _start(self, run: Run) -> int:
         if run.worker_id:

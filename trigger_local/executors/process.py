@@ -170,7 +170,13 @@ class ProcessExecutor:
             if len(self.workers) >= self.settings.max_processes and not self._evict_idle():
                 return False
             worker = await self._spawn(version)
-        started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
+        else:
+            worker.state = BUSY  # taken: the dispatcher starts runs concurrently
+        try:
+            started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
+        except BaseException:
+            worker.state = IDLE if worker.state == BUSY else worker.state
+            raise
         if started is None:
             worker.state = IDLE if worker.state != STARTING else STARTING
             return True
