@@ -79,7 +79,7 @@ class Engine:
         # their processes hold no connection (executors/stopping.py)
         self.stopping = False
         self.hub.subscribe(RunStatusChanged, self._wake_pollers)
-        self.group = GroupCommit(self._unit)  # starts, completions arriving together (group.py)
+        self.group = GroupCommit(self._unit)  # starts, waits, completions (engine/group.py)
 
     @property
     def queries(self) -> StoreReader:
@@ -230,7 +230,7 @@ class Engine:
 
     async def resume_held(self, run: Run) -> Run | None:
         """A DEQUEUED run whose process is held alive continues in that process."""
-        return await self._run(attempts.resume_held, run.id)
+        return await self.group.run(attempts.resume_held, run.id)
 
     async def worker_lost(self, run_id: str, attempt: int, reason: str, *,
                           interrupted: bool = False,
@@ -288,9 +288,9 @@ class Engine:
                    waitpoint_id: str | None = None, idempotency_key: str | None = None,
                    idempotency_key_ttl: str | None = None) -> WaitDecision:
         """Block the run's current attempt on a waitpoint, or return its result at once."""
-        return await self._run(waits.wait, run_id, attempt, kind=kind, until=until,
-                               waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
-                               idempotency_key_ttl=idempotency_key_ttl)
+        return await self.group.run(waits.wait, run_id, attempt, kind=kind, until=until,
+                                    waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
+                                    idempotency_key_ttl=idempotency_key_ttl)
 
     async def wait_result(self, run_id: str, waitpoint_id: str) -> dict[str, Any] | None:
         """The result for a held run, once the dispatcher gave it its slot back; else None."""
