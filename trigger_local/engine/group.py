@@ -41,7 +41,7 @@ class GroupCommit:
     def __init__(self, unit: Callable[[], AbstractAsyncContextManager[Tx]]) -> None:
         self._unit = unit
         self._waiting: list[_Job] = []
-        self._flushing = False
+        self._flushing: asyncio.Task[None] | None = None  # kept: the loop holds tasks weakly
         self.batches = 0  # transactions committed, for tests and the profile
 
     async def run(self, part: Callable[Concatenate[Tx, P], Awaitable[T]], *args: P.args,
@@ -50,9 +50,8 @@ class GroupCommit:
         returns (or raises) what the part did, once the transaction has committed."""
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Job(part, args, kwargs, done))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+        if self._flushing is None:
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
         return cast(T, await done)
 
     async def _flush(self) -> None:
@@ -62,8 +61,13 @@ class GroupCommit:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
                 await self._commit(batch)
+        except BaseException as exc:  # cancelled (the daemon stops): nobody waits forever
+            for job in self._waiting:
+                _answer(job.done, None, exc)
+            self._waiting = []
+            raise
         finally:
-            self._flushing = False
+            self._flushing = None
 
     async def _commit(self, batch: list[_Job]) -> None:
         try:
