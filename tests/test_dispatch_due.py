@@ -229,3 +229,22 @@ async def test_a_unit_that_rolls_back_sets_no_due_time(engine: Engine) -> None:
     with pytest.raises(ConflictError):
         await engine._run(change_its_mind, run.id)
     assert T0 + 1 not in engine.ctx.due.times()
+
+
+async def test_a_timer_round_that_fails_is_tried_again(engine: Engine, clock: FakeClock,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    dispatcher = Dispatcher(engine, NoRoomExecutor())  # type: ignore[arg-type]
+    await dispatcher.tick()
+    run = await trigger(engine, delay="10s")
+    clock.set(T0 + 10)
+    real = engine.tick_timers
+
+    async def disk_full() -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engine, "tick_timers", disk_full)
+    with pytest.raises(OSError):
+        await dispatcher.tick()
+    monkeypatch.setattr(engine, "tick_timers", real)
+    await dispatcher.tick()  # the supervisor's next round: the delay is still due
+    assert await status(engine, run.id) == QUEUED

@@ -122,13 +122,19 @@ class Dispatcher:
         if not anything:
             return 0
         done = 0
-        for _ in range(MAX_TIMER_ROUNDS):
-            did = await self.engine.tick_timers()
-            done += did
-            if not did:
-                break
-        else:
-            due.add(now)  # more is due than the rounds took: the next round goes on
+        try:
+            for _ in range(MAX_TIMER_ROUNDS):
+                did = await self.engine.tick_timers()
+                done += did
+                if not did:
+                    break
+            else:
+                due.add(now)  # more is due than the rounds took: the next round goes on
+        except BaseException:
+            due.add(now)  # the round failed (a full disk): the next one tries again
+            if resync:
+                due.resync(now)
+            raise
         if resync:
             await self._resync(now, done)
         return done
