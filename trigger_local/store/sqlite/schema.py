@@ -3,6 +3,8 @@ migration that has shipped, add a new one."""
 
 from __future__ import annotations
 
+from .sql import SQL_NOT_STARTED, SQL_RUNNING
+
 MIGRATIONS: list[str] = [
     # 1: the core tables
     """
@@ -380,17 +382,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE versions ADD COLUMN defaults TEXT NOT NULL DEFAULT '{}';
     """,
-    # the dispatcher's questions over only the runs they are about (issue #17; the IN lists as
-    # sql.py spells them: a partial index serves a query only when its WHERE has the same term)
-    """
+    # the dispatcher's queries over only their runs (#17); IN lists as sql.py's queries spell them
+    f"""
     CREATE INDEX runs_ready ON runs(project, queue, queued_at, id) WHERE status = 'QUEUED';
     CREATE INDEX runs_holding ON runs(project, queue, concurrency_key)
-        WHERE status IN ('DEQUEUED','EXECUTING');
+        WHERE status IN {SQL_RUNNING};
     CREATE INDEX runs_due_delay ON runs(delay_until) WHERE status = 'DELAYED';
     CREATE INDEX runs_due_ttl ON runs(expires_at)
-        WHERE status IN ('DELAYED','PENDING_VERSION','QUEUED') AND expires_at IS NOT NULL;
+        WHERE status IN {SQL_NOT_STARTED} AND expires_at IS NOT NULL;
     CREATE INDEX runs_due_deadline ON runs(deadline_at)
-        WHERE status IN ('DEQUEUED','EXECUTING') AND deadline_at IS NOT NULL;
+        WHERE status IN {SQL_RUNNING} AND deadline_at IS NOT NULL;
     DROP INDEX runs_delay;
     DROP INDEX runs_expires;
     DROP INDEX runs_deadline;
