@@ -15,7 +15,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,10 +131,11 @@ def _header_project(request: Request) -> str | None:
     return check_project_ref(value, f"{PROJECT_HEADER} header") if value else None
 
 
-def require_key(request: Request, secret: str, now: float, scope: str | None = None,
+def require_key(request: Request, secret: str, now: float,
+                scope: str | Sequence[str] | None = None,
                 keys: ProjectKeys | None = None, refs: Iterable[str] = ()) -> Caller:
     """Allow the secret key, a project key of one of `refs`, or a JWT we issued whose scopes
-    grant `scope` (when given); return who is calling.
+    grant `scope` (when given; a list: any of them); return who is calling.
 
     Raises AuthenticationError (401) for anything else, ForbiddenError for a JWT without the
     scope or a project key sent with another project's header."""
@@ -151,7 +152,9 @@ def require_key(request: Request, secret: str, now: float, scope: str | None = N
     if token and scope is not None and token.count(".") == 2:
         claims = verify_jwt(secret, token, now)
         if claims is not None:
-            if _scope_allows([str(s) for s in claims.get("scopes") or []], scope):
+            granted = [str(s) for s in claims.get("scopes") or []]
+            wanted = [scope] if isinstance(scope, str) else list(scope)
+            if any(_scope_allows(granted, w) for w in wanted):
                 return ADMIN
             raise ForbiddenError("Unauthorized", param="access_token", type="authorization")
     raise AuthenticationError("Invalid API Key")
