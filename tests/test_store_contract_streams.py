@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from trigger_local.store import Store
-
 from tests.test_store_contract import BACKENDS, T0, _open_store
+from trigger_local.store import Store
 
 
 @pytest.fixture(params=BACKENDS)

@@ -41,6 +41,8 @@ PING_S = 10.0
 PAGE = 1000
 #: (run, key) -> ingest requests open now: a reader does not end while one is
 _open_ingests: Counter[tuple[str, str]] = Counter()
+#: (run, key) -> the wake-ups of its readers, set when an ingest of it ends
+_readers: dict[tuple[str, str], set[asyncio.Event]] = {}
 
 
 def check_key(key: str) -> str:
@@ -110,13 +112,10 @@ async def ingest(run_id: str, target: str, key: str, request: Request) -> Respon
         _open_ingests[(run_id, key)] -= 1
         if _open_ingests[(run_id, key)] <= 0:
             del _open_ingests[(run_id, key)]
-        _wake_readers(svc, run_id, key)
+        # an ingest that ended may be what a reader of a finished run waits for
+        for woken in _readers.get((run_id, key), ()):
+            woken.set()
     return Response(status_code=200)
-
-
-def _wake_readers(svc: DaemonServices, run_id: str, key: str) -> None:
-    # an ingest that ended may be what a reader of a finished run waits for
-    svc.engine.hub.publish(StreamAppended(run_id=run_id, key=key, length=-1))
 
 
 @router.head("/realtime/v1/streams/{run_id}/{target}/{key}")
@@ -197,6 +196,7 @@ async def _follow(svc: DaemonServices, run_id: str, key: str, after: int,
             woken.set()
 
     unsubscribe = hub.subscribe(Event, wake)
+    _readers.setdefault((run_id, key), set()).add(woken)
     last_data = last_sent = loop.time()
     try:
         yield b": connected\n\n"
@@ -222,6 +222,11 @@ async def _follow(svc: DaemonServices, run_id: str, key: str, after: int,
                 pass
     finally:
         unsubscribe()
+        readers = _readers.get((run_id, key))
+        if readers is not None:
+            readers.discard(woken)
+            if not readers:
+                del _readers[(run_id, key)]
 
 
 @router.get("/realtime/v1/streams/{run_id}/{key}")

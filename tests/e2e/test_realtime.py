@@ -1,0 +1,263 @@
+"""Realtime subscriptions and streams against a real daemon, through the Python SDK and the raw
+protocol @trigger.dev/sdk speaks (docs/realtime.md)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from trigger_local import RunHandle, runs, streams, tasks
+from trigger_local.sdk.client import configure
+
+from .conftest import DaemonProcess, wait_for, write_project
+
+REALTIME_TASKS = '''
+import asyncio
+from trigger_local import task, wait, metadata, logger, streams
+
+tokens = streams.define("tokens")
+
+async def words(n):
+    for i in range(n):
+        yield {"token": f"w{i}"}
+
+@task(id="steps")
+async def steps(payload, ctx):
+    metadata.set("step", 1)
+    await metadata.flush()
+    token = await wait.create_token(idempotency_key=f"gate-{ctx.run.id}")
+    metadata.set("token", token.id)
+    await metadata.flush()
+    await wait.for_token(token)
+    metadata.set("step", 2)
+    return {"done": payload.get("n", 0)}
+
+@task(id="streamer")
+async def streamer(payload, ctx):
+    logger.info("streaming", n=payload["n"])
+    seen = [c async for c in streams.pipe("tokens", words(payload["n"]))]
+    streams.append("tokens", "tail")
+    streams.append("plain text")
+    tokens.append({"typed": True})
+    await metadata.stream("legacy", words(2))
+    if payload.get("gate"):
+        token = await wait.create_token(idempotency_key=f"gate-{ctx.run.id}")
+        metadata.set("token", token.id)
+        await metadata.flush()
+        await wait.for_token(token)
+        streams.append("tokens", "after the wait")
+    return {"piped": len(seen)}
+
+@task(id="quick")
+async def quick(payload, ctx):
+    return payload
+'''
+
+
+@pytest.fixture(scope="module")
+def rt_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    root = tmp_path_factory.mktemp("realtime")
+    d = DaemonProcess(root / "home", env={"TRIGGER_LOCAL_HOME": str(root / "home"),
+                                          "TRIGGER_LOCAL_REALTIME_HOLD_S": "2"})
+    d.start()
+    d.register(write_project(root / "rtproj", REALTIME_TASKS))
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def rt(rt_daemon: DaemonProcess) -> Iterator[DaemonProcess]:
+    """The module's daemon, with the SDK pointed at it."""
+    configure(base_url=rt_daemon.url, secret_key=rt_daemon.key)
+    yield rt_daemon
+    configure()
+
+
+def _token_of(daemon: DaemonProcess, run_id: str) -> str:
+    token: str = wait_for(lambda: daemon.run(run_id)["metadata"].get("token"), 30,
+                          what="the run's token")
+    return token
+
+
+def _complete(daemon: DaemonProcess, token: str) -> None:
+    r = daemon.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": {}})
+    assert r.status_code == 200, r.text
+
+
+def _collect(iterator: Iterator[dict[str, Any]], into: list[dict[str, Any]]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: into.extend(iterator), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_subscribe_to_run_yields_each_change_once_and_ends(rt: DaemonProcess) -> None:
+    run_id = rt.trigger("steps", {"n": 3})
+    rows: list[dict[str, Any]] = []
+    thread = _collect(runs.subscribe_to_run_sync(run_id), rows)
+    wait_for(lambda: any(r["status"] == "WAITING" for r in rows), 30, what="a WAITING row")
+    _complete(rt, _token_of(rt, run_id))
+    thread.join(30)
+    assert not thread.is_alive(), "the subscription did not end with the run"
+    assert rows[-1]["status"] == "COMPLETED" and rows[-1]["output"] == {"done": 3}
+    assert rows[-1]["metadata"]["step"] == 2
+    states = [json.dumps(r, sort_keys=True) for r in rows]
+    assert len(states) == len(set(states)), "a change was sent twice"
+    assert all(r["id"] == run_id for r in rows)
+    # in order: the metadata only grows, and nothing comes after the end
+    steps = [r["metadata"].get("step", 0) for r in rows]
+    assert steps == sorted(steps) and [r["status"] for r in rows].count("COMPLETED") == 1
+
+
+def test_a_subscriber_that_comes_back_misses_nothing_and_gets_nothing_twice(
+        rt: DaemonProcess) -> None:
+    run_id = rt.trigger("steps", {"n": 1})
+    token = _token_of(rt, run_id)
+    first = runs.subscribe_to_run(run_id)
+    snapshot = next(iter(list(_take(first, 1))))
+    assert snapshot["metadata"]["token"] == token and first.offset is not None
+    _complete(rt, token)
+    rt.wait_status(run_id, "COMPLETED")
+    again = list(runs.subscribe_to_run_sync(run_id, offset=first.offset))
+    assert [r["status"] for r in again] == ["COMPLETED"]
+    assert again[0]["output"] == {"done": 1}
+    # the raw protocol: the offset after the last answer has nothing more
+    shape = f"/realtime/v1/runs/{run_id}"
+    start = rt.api("GET", shape, params={"offset": "-1", "log": "full"})
+    offset, handle = start.headers["electric-offset"], start.headers["electric-handle"]
+    live = rt.api("GET", shape, params={"offset": offset, "handle": handle, "live": "true",
+                                        "cursor": ""})
+    assert live.json() == [{"headers": {"control": "up-to-date"}}]
+    assert live.headers["electric-offset"] == offset and "electric-cursor" in live.headers
+
+
+def _take(subscription: Any, n: int) -> list[dict[str, Any]]:
+    import asyncio
+
+    async def go() -> list[dict[str, Any]]:
+        out = []
+        async for row in subscription:
+            out.append(row)
+            if len(out) == n:
+                break
+        return out
+
+    return asyncio.run(go())
+
+
+def test_tag_and_batch_subscriptions_see_only_their_runs(rt: DaemonProcess) -> None:
+    tagged = [rt.trigger("quick", {"i": i}, tags=["rt-tag", f"n{i}"]) for i in range(2)]
+    rt.trigger("quick", {"other": True}, tags=["other"])
+    batch = tasks.batch_trigger_sync("quick", [{"b": 1}, {"b": 2}])
+    for run_id in [*tagged, *batch.runs]:
+        rt.wait_status(run_id, "COMPLETED")
+    seen: dict[str, dict[str, Any]] = {}
+    for row in runs.subscribe_to_runs_with_tag_sync("rt-tag"):
+        seen[row["id"]] = row
+        if len(seen) == 2:
+            break
+    assert set(seen) == set(tagged) and all(r["status"] == "COMPLETED" for r in seen.values())
+    in_batch: dict[str, dict[str, Any]] = {}
+    for row in runs.subscribe_to_batch_sync(batch.batch_id):
+        in_batch[row["id"]] = row
+        if len(in_batch) == 2:
+            break
+    assert set(in_batch) == set(batch.runs)
+
+
+def test_handle_result_and_logs(rt: DaemonProcess) -> None:
+    handle = RunHandle(rt.trigger("streamer", {"n": 3}))
+    result = handle.result_sync()
+    assert result.ok and result.unwrap() == {"piped": 3}
+    lines = list(handle.logs_sync())
+    assert [line["message"] for line in lines] == ["streaming"]
+
+
+def test_streams_are_read_in_order_live_and_after_a_restart(rt: DaemonProcess) -> None:
+    run_id = rt.trigger("streamer", {"n": 50, "gate": True})
+    got: list[Any] = []
+    thread = _collect(streams.read_sync(run_id, "tokens"), got)
+    wait_for(lambda: len(got) >= 51, 30, what="the chunks before the wait")
+    assert thread.is_alive(), "the reader ended while the run still runs"
+    _complete(rt, _token_of(rt, run_id))
+    thread.join(30)
+    assert not thread.is_alive()
+    expected = [{"token": f"w{i}"} for i in range(50)] + ["tail", {"typed": True}, "after the wait"]
+    assert got == expected
+    assert list(streams.read_sync(run_id)) == ["plain text"]
+    assert list(streams.read_sync(run_id, "legacy")) == [{"token": "w0"}, {"token": "w1"}]
+    rt.stop()
+    rt.start()
+    configure(base_url=rt.url, secret_key=rt.key)
+    assert list(streams.read_sync(run_id, "tokens", start_index=50)) == expected[50:]
+    row = rt.api("GET", f"/realtime/v1/runs/{run_id}", params={"offset": "-1"}).json()[0]
+    assert row["value"]["realtimeStreams"] == ["tokens", "default", "legacy"]
+
+
+def test_the_electric_rows_are_what_the_official_client_parses(rt: DaemonProcess) -> None:
+    run_id = rt.trigger("quick", {"a": 1}, tags=["x"])
+    rt.wait_status(run_id, "COMPLETED")
+    r = rt.api("GET", f"/realtime/v1/runs/{run_id}", params={"offset": "-1", "log": "full"})
+    assert r.status_code == 200
+    for header in ("electric-offset", "electric-handle", "electric-schema"):
+        assert header in r.headers
+    assert r.headers["access-control-allow-origin"] == "*"
+    insert, control = r.json()
+    assert control == {"headers": {"control": "up-to-date"}}
+    row = insert["value"]
+    assert insert["headers"] == {"operation": "insert"}
+    assert row["status"] == "COMPLETED_SUCCESSFULLY" and row["friendlyId"] == run_id
+    assert row["completedAt"] and not row["completedAt"].endswith("Z")
+    assert json.loads(row["output"]) == {"a": 1} and row["outputType"] == "application/json"
+    assert row["runTags"] == ["x"]
+
+
+@pytest.mark.parametrize(("path", "params", "headers"), [
+    ("/realtime/v1/runs/RUN", {"offset": "abc"}, {}),
+    ("/realtime/v1/runs", {"createdAt": "yesterday"}, {}),
+    ("/realtime/v1/runs", {"tags": 'a"b'}, {}),
+    ("/realtime/v1/runs/RUN", {"offset": "-1", "format": "xml"}, {}),
+    ("/realtime/v1/streams/RUN/bad key!", {}, {}),
+    ("/realtime/v1/streams/RUN/tokens", {}, {"timeout-seconds": "0"}),
+    ("/realtime/v1/streams/RUN/tokens", {}, {"last-event-id": "x"}),
+])
+def test_bad_realtime_input_is_a_400(rt: DaemonProcess, path: str, params: dict[str, str],
+                                     headers: dict[str, str]) -> None:
+    run_id = rt.trigger("quick", {})
+    r = rt.api("GET", path.replace("RUN", run_id), params=params, headers=headers)
+    assert r.status_code == 400, r.text
+    assert "error" in r.json()
+
+
+def test_unknown_runs_and_batches_are_404(rt: DaemonProcess) -> None:
+    for path in ("/realtime/v1/runs/run_nope", "/realtime/v1/batches/batch_nope",
+                 "/realtime/v1/streams/run_nope/tokens"):
+        r = rt.api("GET", path, params={"offset": "-1"})
+        assert r.status_code == 404, (path, r.text)
+    assert rt.api("PUT", "/realtime/v1/streams/run_nope/self/k").status_code == 404
+
+
+def test_a_public_token_reads_its_run_only(rt: DaemonProcess) -> None:
+    mine, other = rt.trigger("quick", {}), rt.trigger("quick", {})
+    claims = rt.api("POST", "/api/v1/auth/jwt/claims")
+    assert claims.status_code == 200 and claims.json() == {"sub": "env_local", "pub": True}
+    token = rt.api("POST", "/api/v1/tasks/quick/trigger", json={"payload": "{}"}) \
+        .headers["x-trigger-jwt"]
+    scoped_run = _jwt_run(token)
+    with httpx.Client(base_url=rt.url, headers={"Authorization": f"Bearer {token}"}) as c:
+        assert c.get(f"/realtime/v1/runs/{scoped_run}", params={"offset": "-1"}).status_code == 200
+        assert c.get(f"/realtime/v1/runs/{mine}", params={"offset": "-1"}).status_code == 403
+        assert c.get(f"/realtime/v1/runs/{other}", params={"offset": "-1"}).status_code == 403
+
+
+def _jwt_run(token: str) -> str:
+    import base64
+
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    scope = next(s for s in claims["scopes"] if s.startswith("read:runs:"))
+    return str(scope.removeprefix("read:runs:"))
