@@ -4,6 +4,9 @@ protocol @trigger.dev/sdk speaks (docs/realtime.md)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -261,3 +264,27 @@ def _jwt_run(token: str) -> str:
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     scope = next(s for s in claims["scopes"] if s.startswith("read:runs:"))
     return str(scope.removeprefix("read:runs:"))
+
+
+def test_cli_runs_stream_prints_text_as_text_and_follows(rt: DaemonProcess) -> None:
+    from .test_cli_messages import cli
+
+    done = rt.trigger("streamer", {"n": 2})
+    rt.wait_status(done, "COMPLETED")
+    shown = cli(rt, "runs", "stream", done, "tokens")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == '{"token": "w0"}\n{"token": "w1"}\ntail\n{"typed": true}\n'
+    several = cli(rt, "runs", "stream", done)
+    assert several.returncode == 1 and "name one" in several.stderr
+    assert "Traceback" not in several.stderr
+    live = rt.trigger("streamer", {"n": 1, "gate": True})
+    proc = subprocess.Popen([sys.executable, "-m", "trigger_local", "runs", "stream", live,
+                             "tokens", "--follow"], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "TRIGGER_LOCAL_HOME": str(rt.home)})
+    try:
+        _complete(rt, _token_of(rt, live))
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert out == '{"token": "w0"}\ntail\n{"typed": true}\nafter the wait\n'

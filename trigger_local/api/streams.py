@@ -6,6 +6,7 @@ writes and reads, docs/realtime.md) and the task runtime's batched writes.
     HEAD /realtime/v1/streams/{runId}/{target}/{key}         X-Last-Chunk-Index of X-Client-Id
     POST /realtime/v1/streams/{runId}/{target}/{key}/append  the raw body is one string chunk
     GET  /realtime/v1/streams/{runId}/{key}                  server-sent events from any index
+    GET  /api/v1/local/runs/{runId}/streams[/{key}]          ours: keys; a page of chunks
     POST /engine/v1/runs/{runId}/streams/{key}               {"chunks": [...]} (run token)
 
 Chunks are stored as JSON text in order (store/stream_areas.py). A reader gets `id: <index>`
@@ -27,7 +28,7 @@ from starlette.responses import Response, StreamingResponse
 
 from ..engine.events import Draining, Event, RunStatusChanged, StreamAppended
 from ..errors import BadRequestError, NotFoundError, PayloadTooLargeError, ValidationError
-from .common import ok, read_body, read_json, require_key, services_of
+from .common import int_param, ok, read_body, read_json, require_key, services_of
 from .errors import JsonErrorRoute
 from .realtime import CORS
 from .services import DaemonServices
@@ -249,3 +250,40 @@ async def read_stream(run_id: str, key: str, request: Request) -> Response:
                              media_type="text/event-stream",
                              headers={**CORS, "cache-control": "no-cache",
                                       "x-accel-buffering": "no"})
+
+
+@router.get("/api/v1/local/runs/{run_id}/streams")
+async def list_streams(run_id: str, request: Request) -> Response:
+    """`{"streams": [{"key", "length"}]}` in creation order (the CLI and the dashboard)."""
+    svc = services_of(request)
+    caller = require_key(request, svc)
+    run = await svc.engine.queries.runs.get(run_id)
+    if run is None or not caller.sees(run.project):
+        raise NotFoundError("Run not found", run_id=run_id)
+    read = svc.engine.queries.streams
+    return ok({"streams": [{"key": k, "length": await read.length(run_id, k)}
+                           for k in await read.keys(run_id)]})
+
+
+@router.get("/api/v1/local/runs/{run_id}/streams/{key}")
+async def stream_page(run_id: str, key: str, request: Request) -> Response:
+    """`{"chunks": [{"index", "value"}], "length"}`: the chunks after index `after` (-1: from
+    the start), at most `limit` (1000)."""
+    svc = services_of(request)
+    caller = require_key(request, svc)
+    run = await svc.engine.queries.runs.get(run_id)
+    if run is None or not caller.sees(run.project):
+        raise NotFoundError("Run not found", run_id=run_id)
+    after = int_param(request.query_params.get("after"), "after", -1, -1, 2**53)
+    limit = int_param(request.query_params.get("limit"), "limit", PAGE, 1, PAGE)
+    read = svc.engine.queries.streams
+    chunks = await read.chunks(run_id, check_key(key), after, limit)
+    return ok({"chunks": [{"index": c.index, "value": _value(c.data)} for c in chunks],
+               "length": await read.length(run_id, key), "final": run.is_final})
+
+
+def _value(data: str) -> object:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data  # a line a Node writer sent that is not JSON: shown as it came
