@@ -26,9 +26,18 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from .. import limits
 from ..engine.events import Draining, Event, RunStatusChanged, StreamAppended
 from ..errors import BadRequestError, NotFoundError, PayloadTooLargeError, ValidationError
-from .common import int_param, ok, read_body, read_json, require_key, services_of
+from .common import (
+    body_limit,
+    int_param,
+    ok,
+    read_body,
+    read_json,
+    require_key,
+    services_of,
+)
 from .errors import JsonErrorRoute
 from .realtime import CORS
 from .services import DaemonServices
@@ -144,14 +153,33 @@ async def append(run_id: str, target: str, key: str, request: Request) -> Respon
 
 @router.post("/engine/v1/runs/{run_id}/streams/{key}")
 async def task_append(run_id: str, key: str, request: Request) -> Response:
-    """The Python runtime's writes: `{"chunks": [value, ...]}` in order (none: create)."""
+    """The Python runtime's writes: an NDJSON body, one chunk a line, in order (empty: create
+    the stream); or `{"chunks": [value, ...]}`. Lines are checked to be JSON values."""
     svc = services_of(request)
     await run_auth(request).check(request, svc.engine, run_id)
-    chunks = (await read_json(request, svc)).get("chunks", [])
-    if not isinstance(chunks, list):
-        raise ValidationError("chunks must be a list of JSON values")
-    data = [json.dumps(c, separators=(",", ":")) for c in chunks]
+    if request.headers.get("content-type", "").startswith("application/x-ndjson"):
+        raw = await read_body(request, body_limit(svc))
+        data = [line for line in raw.decode("utf-8", errors="replace").split("\n") if line]
+        _check_json(data)
+    else:
+        chunks = (await read_json(request, svc)).get("chunks", [])
+        if not isinstance(chunks, list):
+            raise ValidationError("chunks must be a list of JSON values")
+        data = [json.dumps(c, separators=(",", ":")) for c in chunks]
     return ok({"length": await svc.engine.append_stream(run_id, check_key(key), data)})
+
+
+def _check_json(lines: list[str]) -> None:
+    decode = json.JSONDecoder().raw_decode
+    for number, line in enumerate(lines):
+        if not limits.json_depth_at_most(line):  # the parser recurses
+            raise ValidationError(f"line {number + 1} nests deeper than {limits.MAX_JSON_DEPTH}")
+        try:
+            end = decode(line)[1]
+        except ValueError as exc:
+            raise ValidationError(f"line {number + 1} is not a JSON value: {exc}") from exc
+        if line[end:].strip():
+            raise ValidationError(f"line {number + 1} holds more than one JSON value")
 
 
 def _start_after(request: Request) -> int | None:

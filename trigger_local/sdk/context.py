@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -160,7 +161,9 @@ class RunState:
         await self.meta.flush()
 
     async def _send_stream(self, key: str, chunks: list[Any]) -> None:
-        await self.call("POST", f"streams/{key}", {"chunks": chunks})
+        lines = "\n".join(json.dumps(c, default=packets._default, separators=(",", ":"))
+                          for c in chunks)
+        await self.call("POST", f"streams/{key}", ndjson=lines.encode())
 
     async def _send_logs(self) -> None:
         with self.lock:
