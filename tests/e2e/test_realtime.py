@@ -3,6 +3,7 @@ protocol @trigger.dev/sdk speaks (docs/realtime.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -139,8 +140,6 @@ def test_a_subscriber_that_comes_back_misses_nothing_and_gets_nothing_twice(
 
 
 def _take(subscription: Any, n: int) -> list[dict[str, Any]]:
-    import asyncio
-
     async def go() -> list[dict[str, Any]]:
         out = []
         async for row in subscription:
@@ -288,3 +287,30 @@ def test_cli_runs_stream_prints_text_as_text_and_follows(rt: DaemonProcess) -> N
         proc.kill()
     assert proc.returncode == 0
     assert out == '{"token": "w0"}\ntail\n{"typed": true}\nafter the wait\n'
+
+
+async def test_the_dashboard_shows_a_runs_streams_live(rt: DaemonProcess) -> None:
+    from textual.widgets import Static
+
+    from trigger_local.sdk.client import ApiClient
+    from tui.app import Dashboard
+    from tui.detail import RunDetail
+
+    from .test_dashboard import until
+
+    run_id = rt.trigger("streamer", {"n": 3, "gate": True})
+    token = await asyncio.to_thread(_token_of, rt, run_id)
+    app = Dashboard(ApiClient(rt.url, rt.key))
+    async with app.run_test(size=(160, 50)) as pilot:
+        app.push_screen(RunDetail(app.api, run_id))
+        detail = await until(pilot, lambda: isinstance(app.screen, RunDetail)
+                             and app.screen.trace_ready and app.screen, "the run's detail")
+        pane = detail.query_one("#run-streams-text", Static)
+        await until(pilot, lambda: "tail" in str(pane.render()) and "legacy" in str(pane.render()),
+                    "the streams written before the wait")
+        shown = str(pane.render())
+        assert "stream tokens" in shown and '{"token": "w2"}' in shown
+        assert "stream default" in shown and "plain text" in shown
+        await asyncio.to_thread(_complete, rt, token)
+        await until(pilot, lambda: "after the wait" in str(pane.render()),
+                    "a chunk written after the wait, live")
