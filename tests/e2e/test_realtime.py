@@ -60,6 +60,12 @@ async def streamer(payload, ctx):
 @task(id="quick")
 async def quick(payload, ctx):
     return payload
+
+@task(id="sync-streamer")
+def sync_streamer(payload, ctx):
+    for i in range(3):
+        streams.append("sync", i)
+    return streams.pipe("sync-piped", iter(["a", "b"])).wait_sync()
 '''
 
 
@@ -314,3 +320,43 @@ async def test_the_dashboard_shows_a_runs_streams_live(rt: DaemonProcess) -> Non
         await asyncio.to_thread(_complete, rt, token)
         await until(pilot, lambda: "after the wait" in str(pane.render()),
                     "a chunk written after the wait, live")
+
+
+def test_a_sync_task_streams_from_its_thread(rt: DaemonProcess) -> None:
+    run_id = rt.trigger("sync-streamer", {})
+    assert rt.wait_status(run_id, "COMPLETED")["output"] == ["a", "b"]
+    assert list(streams.read_sync(run_id, "sync")) == [0, 1, 2]
+    assert list(streams.read_sync(run_id, "sync-piped")) == ["a", "b"]
+
+
+def test_the_v1_writer_protocol(rt: DaemonProcess) -> None:
+    run_id = rt.trigger("steps", {"n": 0})
+    token = _token_of(rt, run_id)
+    base = f"/realtime/v1/streams/{run_id}/self/ingest"
+    created = rt.api("PUT", base)
+    assert created.status_code == 202 and created.json() == {"version": "v1"}
+
+    def body(lines: list[str]) -> Iterator[bytes]:
+        for line in lines:
+            yield (line + "\n").encode()
+
+    first = rt.api("POST", base, content=body(['{"t":"a"}', '"plain"', "42"]),
+                   headers={"x-client-id": "c1", "x-resume-from-chunk": "0"})
+    assert first.status_code == 200, first.text
+    probe = rt.api("HEAD", base, headers={"x-client-id": "c1"})
+    assert probe.headers["x-last-chunk-index"] == "2"
+    assert rt.api("HEAD", base, headers={"x-client-id": "c9"}).headers["x-last-chunk-index"] == "-1"
+    rt.api("POST", base, content=body(['{"t":"b"}']),
+           headers={"x-client-id": "c1", "x-resume-from-chunk": "3"}).raise_for_status()
+    appended = rt.api("POST", base + "/append", content=b"appended text")
+    assert appended.json() == {"ok": True}
+    assert rt.api("HEAD", base, headers={"x-client-id": "c1"}).headers["x-last-chunk-index"] == "3"
+    _complete(rt, token)
+    rt.wait_status(run_id, "COMPLETED")
+    sse = rt.api("GET", f"/realtime/v1/streams/{run_id}/ingest", headers={"last-event-id": "1"})
+    assert sse.headers["content-type"].startswith("text/event-stream")
+    events = [e for e in sse.text.split("\n\n") if e.startswith("id:")]
+    assert events == ["id: 2\ndata: 42", 'id: 3\ndata: {"t":"b"}', 'id: 4\ndata: "appended text"']
+    late = rt.api("PUT", base)
+    assert late.status_code == 422 and "finished" in late.json()["error"]
+    assert rt.api("PUT", f"/realtime/v1/streams/{run_id}/elsewhere/k").status_code == 400
