@@ -119,13 +119,20 @@ async def read_stream(run_id: str, key: str = "default", *, start_index: int = 0
                         _raise_for(response)
                     async for index, data in _sse_chunks(response):
                         after = index if index is not None else after + 1
-                        yield json.loads(data)
+                        yield _chunk(data)
                 return
             except httpx.TransportError:
                 failures += 1
                 if failures > RETRIES:
                     raise
                 await asyncio.sleep(min(0.1 * 2 ** failures, 3.0))
+
+
+def _chunk(data: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data  # a line another writer sent that is not JSON: as it came (as the JS SDK)
 
 
 async def _sse_chunks(response: httpx.Response) -> AsyncIterator[tuple[int | None, str]]:
