@@ -308,7 +308,6 @@ class Engine:
     # -- management ----------------------------------------------------------------------------
     async def append_stream(self, run_id: str, key: str, data: Sequence[str],
                             client_id: str | None = None, first_client_index: int = 0) -> int:
-        """Stream `key` of the run gets `data` (JSON texts; none: created); its length."""
         return await self._run(streams.append, run_id, key, data, client_id, first_client_index)
 
     async def cancel(self, run_id: str) -> Run:
