@@ -260,6 +260,10 @@ def test_a_public_token_reads_its_run_only(rt: DaemonProcess) -> None:
         assert c.get(f"/realtime/v1/runs/{scoped_run}", params={"offset": "-1"}).status_code == 200
         assert c.get(f"/realtime/v1/runs/{mine}", params={"offset": "-1"}).status_code == 403
         assert c.get(f"/realtime/v1/runs/{other}", params={"offset": "-1"}).status_code == 403
+        assert c.get(f"/realtime/v1/streams/{scoped_run}/k",
+                     headers={"timeout-seconds": "1"}).status_code == 200
+        assert c.get(f"/realtime/v1/streams/{other}/k").status_code == 403
+        assert c.put(f"/realtime/v1/streams/{scoped_run}/self/k").status_code == 401
 
 
 def _jwt_run(token: str) -> str:
@@ -357,6 +361,9 @@ def test_the_v1_writer_protocol(rt: DaemonProcess) -> None:
     assert sse.headers["content-type"].startswith("text/event-stream")
     events = [e for e in sse.text.split("\n\n") if e.startswith("id:")]
     assert events == ["id: 2\ndata: 42", 'id: 3\ndata: {"t":"b"}', 'id: 4\ndata: "appended text"']
+    latest = rt.api("GET", f"/realtime/v1/streams/{run_id}/ingest",
+                    headers={"x-trigger-stream-start": "latest"})
+    assert "id:" not in latest.text  # from the tail on: the run has finished, nothing comes
     late = rt.api("PUT", base)
     assert late.status_code == 422 and "finished" in late.json()["error"]
     assert rt.api("PUT", f"/realtime/v1/streams/{run_id}/elsewhere/k").status_code == 400
