@@ -59,12 +59,14 @@ class Subscription:
     def _query(self) -> dict[str, str]:
         query = {**self.params, "format": "run", "offset": self.offset or "-1"}
         if self.offset is not None:
-            # the handle names the shape, and is stateless: rebuild it from the path if need be
+            # handles are stateless (the path names the shape): any handle goes on from offset
             query["handle"] = self.handle or "resume"
             query["live"] = "true"
         return query
 
-    async def _poll(self, http: httpx.AsyncClient) -> list[Json]:
+    async def _poll(self, http: httpx.AsyncClient) -> tuple[list[Json], str]:
+        """The rows of the next answer and its offset. A lost connection or a 5xx (a daemon
+        restarting) is retried for about ten seconds."""
         for attempt in range(RETRIES):
             try:
                 response = await http.get(self.path, params=self._query())
@@ -77,7 +79,7 @@ class Subscription:
             _raise_for(response)
             self.handle = response.headers.get("electric-handle") or self.handle
             rows = [m["value"] for m in response.json() if "value" in m]
-            return [*rows, {"__offset__": response.headers["electric-offset"]}]
+            return rows, response.headers["electric-offset"]
         raise ConnectionError(f"Lost the daemon while following {self.path}")
 
     async def _rows(self) -> AsyncIterator[Json]:
@@ -85,8 +87,7 @@ class Subscription:
         async with httpx.AsyncClient(base_url=endpoint.base_url, headers=_headers(endpoint),
                                      timeout=httpx.Timeout(10.0, read=POLL_TIMEOUT_S)) as http:
             while True:
-                answer = await self._poll(http)
-                rows, offset = answer[:-1], answer[-1]["__offset__"]
+                rows, offset = await self._poll(http)
                 if not rows:
                     self.offset = offset
                 for number, row in enumerate(rows, start=1):
