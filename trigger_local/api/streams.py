@@ -219,9 +219,12 @@ async def _follow(svc: DaemonServices, run_id: str, key: str, after: int,
     read, hub, loop = svc.engine.queries, svc.engine.hub, asyncio.get_running_loop()
     woken = asyncio.Event()
 
-    def wake(event: Event) -> None:
-        if isinstance(event, Draining) or (isinstance(event, StreamAppended | RunStatusChanged)
-                                           and event.run_id == run_id):
+    def wake(event: Event) -> None:  # new chunks of this stream, the run's end, a stop
+        if isinstance(event, StreamAppended):
+            if event.run_id == run_id and event.key == key:
+                woken.set()
+        elif isinstance(event, Draining) or (isinstance(event, RunStatusChanged)
+                                             and event.run_id == run_id):
             woken.set()
 
     unsubscribe = hub.subscribe(Event, wake)
