@@ -367,3 +367,26 @@ def test_the_v1_writer_protocol(rt: DaemonProcess) -> None:
     late = rt.api("PUT", base)
     assert late.status_code == 422 and "finished" in late.json()["error"]
     assert rt.api("PUT", f"/realtime/v1/streams/{run_id}/elsewhere/k").status_code == 400
+
+
+def test_a_public_token_signed_with_a_project_key_reads_that_projects_runs(
+        rt: DaemonProcess) -> None:
+    import time
+
+    from trigger_local.api.auth import sign_jwt
+    from trigger_local.tokens import project_key
+
+    run_id = rt.trigger("quick", {})
+    rt.wait_status(run_id, "COMPLETED")
+    mine = sign_jwt(project_key(rt.key, "proj_test"), ["read:runs"], time.time())
+    theirs = sign_jwt(project_key(rt.key, "proj_other"), ["read:runs"], time.time())
+    forged = sign_jwt("not-a-key", ["read:runs"], time.time())
+    shape = f"/realtime/v1/runs/{run_id}"
+    with httpx.Client(base_url=rt.url) as c:
+        ok = c.get(shape, params={"offset": "-1"}, headers={"Authorization": f"Bearer {mine}"})
+        assert ok.status_code == 200 and ok.json()[0]["value"]["friendlyId"] == run_id
+        other = c.get(shape, params={"offset": "-1"},
+                      headers={"Authorization": f"Bearer {theirs}"})
+        assert other.status_code in (401, 404)
+        bad = c.get(shape, params={"offset": "-1"}, headers={"Authorization": f"Bearer {forged}"})
+        assert bad.status_code == 401

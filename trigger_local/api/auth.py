@@ -150,11 +150,26 @@ def require_key(request: Request, secret: str, now: float,
                                  f"Use {named}'s key, or the daemon's key.", type="authorization")
         return Caller(project=ref, scoped=True)
     if token and scope is not None and token.count(".") == 2:
-        claims = verify_jwt(secret, token, now)
+        claims, caller = _public_token(token, secret, now, refs)
         if claims is not None:
             granted = [str(s) for s in claims.get("scopes") or []]
             wanted = [scope] if isinstance(scope, str) else list(scope)
             if any(_scope_allows(granted, w) for w in wanted):
-                return ADMIN
+                return caller
             raise ForbiddenError("Unauthorized", param="access_token", type="authorization")
     raise AuthenticationError("Invalid API Key")
+
+
+def _public_token(token: str, secret: str, now: float,
+                  refs: Iterable[str]) -> tuple[dict[str, Any] | None, Caller]:
+    """The claims of a public token and who it speaks for. @trigger.dev/sdk's
+    `auth.createPublicToken` signs with the key its client holds: the daemon's key (every
+    project), or a project key (that project only)."""
+    claims = verify_jwt(secret, token, now)
+    if claims is not None:
+        return claims, ADMIN
+    for ref in refs:
+        claims = verify_jwt(project_key(secret, ref), token, now)
+        if claims is not None:
+            return claims, Caller(project=ref, scoped=True)
+    return None, ADMIN
