@@ -3,7 +3,7 @@ migration that has shipped, add a new one."""
 
 from __future__ import annotations
 
-from .sql import SQL_NOT_STARTED, SQL_RUNNING
+from .schema_later import LATER_MIGRATIONS
 
 MIGRATIONS: list[str] = [
     # 1: the core tables
@@ -382,18 +382,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE versions ADD COLUMN defaults TEXT NOT NULL DEFAULT '{}';
     """,
-    # the dispatcher's queries over only their runs (#17); IN lists as sql.py's queries spell them
-    f"""
-    CREATE INDEX runs_ready ON runs(project, queue, queued_at, id) WHERE status = 'QUEUED';
-    CREATE INDEX runs_holding ON runs(project, queue, concurrency_key)
-        WHERE status IN {SQL_RUNNING};
-    CREATE INDEX runs_due_delay ON runs(delay_until) WHERE status = 'DELAYED';
-    CREATE INDEX runs_due_ttl ON runs(expires_at)
-        WHERE status IN {SQL_NOT_STARTED} AND expires_at IS NOT NULL;
-    CREATE INDEX runs_due_deadline ON runs(deadline_at)
-        WHERE status IN {SQL_RUNNING} AND deadline_at IS NOT NULL;
-    DROP INDEX runs_delay;
-    DROP INDEX runs_expires;
-    DROP INDEX runs_deadline;
-    """,
+    # realtime streams (issue #16): a row per (run, key) with its length; chunks by index
+    """
+    CREATE TABLE streams (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, key TEXT NOT NULL, length INTEGER NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL, UNIQUE (run_id, key));
+    CREATE INDEX streams_updated ON streams(updated_at);
+    CREATE TABLE stream_chunks (stream_id INTEGER NOT NULL, idx INTEGER NOT NULL, data TEXT NOT NULL, at REAL NOT NULL, client_id TEXT, client_idx INTEGER, PRIMARY KEY (stream_id, idx)) WITHOUT ROWID;
+    CREATE INDEX stream_chunks_client ON stream_chunks(stream_id, client_id, client_idx) WHERE client_id IS NOT NULL;
+    """,  # noqa: E501 - one statement a line keeps this list short
 ]
+MIGRATIONS.extend(LATER_MIGRATIONS)  # this module reached 400 lines: newer ones live there
