@@ -1,6 +1,6 @@
-"""Group commit (engine/group.py): completions that arrive together share one transaction; a
-part that fails undoes only its own writes and events and fails only its own caller; every
-caller is answered after the commit."""
+"""Group commit (`GroupCommit` in engine/unit.py): completions that arrive together share one
+transaction; a part that fails undoes only its own writes and events and fails only its own
+caller; every caller is answered after the commit."""
 
 from __future__ import annotations
 

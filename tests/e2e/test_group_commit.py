@@ -1,5 +1,6 @@
 """Group commit against a real daemon: completions acknowledged together (one transaction, see
-engine/group.py) are durable — kill -9 right after the answers, and every one is still there."""
+`GroupCommit` in engine/unit.py) are durable — kill -9 right after the answers, and every one
+is still there."""
 
 from __future__ import annotations
 

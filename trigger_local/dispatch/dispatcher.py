@@ -78,7 +78,7 @@ class Dispatcher:
         capacity = self.executor.capacity()
         runs = await self.engine.dequeue(max(capacity, 0) + self._held_room())
         self._unstarted.update((run.id, run) for run in runs)
-        # concurrently: their attempts then start in one transaction (engine/group.py)
+        # concurrently: their attempts then start in one transaction (GroupCommit, engine/unit.py)
         outcomes = await asyncio.gather(*(self._start_one(run) for run in runs),
                                         return_exceptions=True)
         for outcome in outcomes:

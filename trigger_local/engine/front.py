@@ -51,14 +51,13 @@ from . import (
 from .attempts import AttemptOutcome
 from .dequeue import dequeue
 from .events import RunResumed, RunStatusChanged
-from .group import GroupCommit
 from .hub import Hub, run_key
 from .options import TriggerRequest
 from .project_state import Projects
 from .retry import RetryPolicy
 from .schedules import ScheduleSpec
 from .triggering import TriggerResult
-from .unit import EngineContext, Tx
+from .unit import EngineContext, GroupCommit, Tx
 from .versions import retry_policy
 from .waits import WaitDecision
 
@@ -80,7 +79,7 @@ class Engine:
         # their processes hold no connection (executors/stopping.py)
         self.stopping = False
         self.hub.subscribe(RunStatusChanged, self._wake_pollers)
-        self.group = GroupCommit(self._unit)  # starts, waits, completions (engine/group.py)
+        self.group = GroupCommit(self._unit)  # starts, waits, completions (engine/unit.py)
 
     @property
     def queries(self) -> StoreReader:
@@ -108,10 +107,9 @@ class Engine:
             yield tx
         self.ctx.due.apply(tx.due_notes)
         self.hub.publish_all(tx.published)
-        # The store runs on this thread and never yields, so a caller that runs unit after unit
-        # (a dispatcher round starting runs) would keep out the requests that came meanwhile:
-        # the completions that free processes, which the round's later runs could then reuse
-        # instead of starting new ones. One turn of the loop after each unit lets them in.
+        # The store never yields, so a caller running unit after unit (a dispatcher round) would
+        # keep out the requests that came meanwhile: the completions that free processes, which
+        # its later runs could reuse instead of starting new ones. One loop turn lets them in.
         await asyncio.sleep(0)
 
     async def _run(self, part: Callable[Concatenate[Tx, P], Awaitable[T]], *args: P.args,

@@ -153,7 +153,7 @@ class StoreTx(StoreReader, Protocol):
     def savepoint(self) -> AbstractAsyncContextManager[None]:
         """A part of this transaction that can fail alone: if the block raises, what it wrote is
         undone, the rest of the transaction stands, and the exception goes on. Used to commit
-        several callers' units of work in one transaction (engine/group.py)."""
+        several callers' units of work in one transaction (`GroupCommit`, engine/unit.py)."""
         ...
 
 
