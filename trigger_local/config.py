@@ -81,6 +81,11 @@ class DaemonSettings:
     #: enough to look back at last month's failures, short enough that the history stays near
     #: a month of work (docs/configuration.md, "Retention")
     retention_days: float = 30.0
+    #: realtime streams not written for this long are deleted (when a new stream is created)
+    stream_retention_s: float = 7 * 24 * 3600.0
+    #: how long a realtime long-poll (`live=true`) waits for a change before it answers
+    #: "up to date" and the client asks again
+    realtime_hold_s: float = 20.0
 
     @property
     def db_path(self) -> Path:

@@ -4,8 +4,7 @@ engine parts' functions with it, and once the transaction has committed publishe
 it recorded on the hub. Reads go through `queries` (the store's read-only view).
 
 The engine never spawns a process or sleeps: it decides over the store, and the dispatcher and
-executors act on the events.
-"""
+executors act on the events."""
 
 from __future__ import annotations
 
@@ -43,6 +42,7 @@ from . import (
     retention,
     runs,
     schedules,
+    streams,
     timers,
     triggering,
     waitpoints,
@@ -57,7 +57,7 @@ from .project_state import Projects
 from .retry import RetryPolicy
 from .schedules import ScheduleSpec
 from .triggering import TriggerResult
-from .unit import EngineContext, Tx
+from .unit import EngineContext, GroupCommit, Tx
 from .versions import retry_policy
 from .waits import WaitDecision
 
@@ -79,6 +79,7 @@ class Engine:
         # their processes hold no connection (executors/stopping.py)
         self.stopping = False
         self.hub.subscribe(RunStatusChanged, self._wake_pollers)
+        self.group = GroupCommit(self._unit)  # starts, waits, completions (engine/unit.py)
 
     @property
     def queries(self) -> StoreReader:
@@ -104,11 +105,11 @@ class Engine:
         async with self.store.tx() as store_tx:
             tx = Tx(store_tx, self.clock.now(), self.ctx)
             yield tx
+        self.ctx.due.apply(tx.due_notes)
         self.hub.publish_all(tx.published)
-        # The store runs on this thread and never yields, so a caller that runs unit after unit
-        # (a dispatcher round starting runs) would keep out the requests that came meanwhile:
-        # the completions that free processes, which the round's later runs could then reuse
-        # instead of starting new ones. One turn of the loop after each unit lets them in.
+        # The store never yields, so a caller running unit after unit (a dispatcher round) would
+        # keep out the requests that came meanwhile: the completions that free processes, which
+        # its later runs could reuse instead of starting new ones. One loop turn lets them in.
         await asyncio.sleep(0)
 
     async def _run(self, part: Callable[Concatenate[Tx, P], Awaitable[T]], *args: P.args,
@@ -172,10 +173,9 @@ class Engine:
                            project: str | None = None) -> tuple[Batch, bool]:
         """A new batch of `run_count` runs, or (with True) the batch `idempotency_key` or the
         request key `request_key` (within the caller's `project`) already made."""
-        async with self._unit() as tx:
-            return await triggering.create_batch(
-                tx, run_count, parent_run_id=parent_run_id, wait=wait,
-                idempotency_key=idempotency_key, request_key=request_key, scope=project)
+        return await self._run(triggering.create_batch, run_count, parent_run_id=parent_run_id,
+                               wait=wait, idempotency_key=idempotency_key,
+                               request_key=request_key, scope=project)
 
     async def batch_trigger(self, reqs: Sequence[TriggerRequest], *,
                             parent_run_id: str | None = None, wait: bool = False,
@@ -187,10 +187,8 @@ class Engine:
         for req in reqs:  # resolved as the batch's children: in the parent's project if unsaid
             req.parent_run_id = req.parent_run_id or parent_run_id
         prepared = [await self._prepare(req) for req in reqs]
-        async with self._unit() as tx:
-            return await triggering.trigger_batch(
-                tx, prepared, parent_run_id=parent_run_id, wait=wait,
-                idempotency_key=idempotency_key, request_key=request_key)
+        return await self._run(triggering.trigger_batch, prepared, parent_run_id=parent_run_id,
+                               wait=wait, idempotency_key=idempotency_key, request_key=request_key)
 
     async def batch_items(self, batch_id: str) -> dict[str, str]:
         """The items a two-phase batch has received: index (as a string) → run id."""
@@ -220,7 +218,7 @@ class Engine:
     async def start_attempt(self, run: Run, worker_id: str, pid: int | None,
                             executor: str = "process") -> tuple[Run, Attempt] | None:
         """DEQUEUED → EXECUTING with a new attempt on `worker_id`. None if the run moved on."""
-        return await self._run(attempts.start, run.id, worker_id, pid, executor)
+        return await self.group.run(attempts.start, run.id, worker_id, pid, executor)
 
     async def requeue(self, run: Run, reason: str) -> None:
         """A DEQUEUED run that no worker could take goes back to its queue."""
@@ -228,7 +226,7 @@ class Engine:
 
     async def resume_held(self, run: Run) -> Run | None:
         """A DEQUEUED run whose process is held alive continues in that process."""
-        return await self._run(attempts.resume_held, run.id)
+        return await self.group.run(attempts.resume_held, run.id)
 
     async def worker_lost(self, run_id: str, attempt: int, reason: str, *,
                           interrupted: bool = False,
@@ -280,15 +278,15 @@ class Engine:
     # -- the worker protocol -------------------------------------------------------------------
     async def finish_attempt(self, run_id: str, attempt: int, outcome: AttemptOutcome) -> Run:
         """Record the end of an attempt: complete the run, schedule a retry, or fail it."""
-        return await self._run(attempts.finish_current, run_id, attempt, outcome)
+        return await self.group.run(attempts.finish_current, run_id, attempt, outcome)
 
     async def wait(self, run_id: str, attempt: int, *, kind: str, until: Any = None,
                    waitpoint_id: str | None = None, idempotency_key: str | None = None,
                    idempotency_key_ttl: str | None = None) -> WaitDecision:
         """Block the run's current attempt on a waitpoint, or return its result at once."""
-        return await self._run(waits.wait, run_id, attempt, kind=kind, until=until,
-                               waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
-                               idempotency_key_ttl=idempotency_key_ttl)
+        return await self.group.run(waits.wait, run_id, attempt, kind=kind, until=until,
+                                    waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
+                                    idempotency_key_ttl=idempotency_key_ttl)
 
     async def wait_result(self, run_id: str, waitpoint_id: str) -> dict[str, Any] | None:
         """The result for a held run, once the dispatcher gave it its slot back; else None."""
@@ -306,6 +304,10 @@ class Engine:
         await self._run(reports.append_logs, entries)
 
     # -- management ----------------------------------------------------------------------------
+    async def append_stream(self, run_id: str, key: str, data: Sequence[str],
+                            client_id: str | None = None, first_client_index: int = 0) -> int:
+        return await self._run(streams.append, run_id, key, data, client_id, first_client_index)
+
     async def cancel(self, run_id: str) -> Run:
         """Cancel a run; one that already ended is returned as it is."""
         return await self._run(endings.cancel_by_request, run_id)
@@ -394,6 +396,5 @@ class Engine:
         if self.projects.close_session(ref):
             await self._run(projects.session_changed, ref, online=False)
 
-    async def prune(self, limit: int) -> tuple[int, list[str]]:
-        """Retention (retention.py): (runs deleted, packets that no run names any more)."""
+    async def prune(self, limit: int) -> tuple[int, list[str]]:  # retention (retention.py)
         return await self._run(retention.prune, limit)
