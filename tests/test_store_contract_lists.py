@@ -196,6 +196,9 @@ async def test_retention_reads_and_deletes(store: Store) -> None:  # noqa: F811
         await ops.snapshots.insert("s1", "run_old", "finished", COMPLETED, T0)
         await ops.events.append("run_old", "run.completed", T0, {})
         kept = await ops.events.append("run_new", "run.completed", T0, {})
+        for run_id in ("run_old", "run_new"):
+            await ops.streams.create(run_id, "out", T0)
+            await ops.streams.append(run_id, "out", ["a", "b"], T0)
     read = store.read().runs
     assert [r.id for r in await read.finished_before(T0 + 100, 10)] == ["run_old"]
     assert [r.id for r in await read.finished_before(T0 + 101, 1)] == ["run_old"]
@@ -206,6 +209,8 @@ async def test_retention_reads_and_deletes(store: Store) -> None:  # noqa: F811
     assert await store.read().waitpoints.get("wp_1") is None
     assert await store.read().snapshots.for_run("run_old") == []
     assert [e.seq for e in await store.read().events.after(0)] == [kept]
+    assert await store.read().streams.keys("run_old") == []
+    assert await store.read().streams.length("run_new", "out") == 2
     assert await read.page(tags=["t"]) == []
     assert await read.count_by_status() == {COMPLETED: 1, QUEUED: 1}
     assert await read.packets_in_use(["p/1"]) == set()
