@@ -229,6 +229,18 @@ class RunRestored(RunEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunReplayed(RunEvent):
+    """An attempt resumes the run by replaying its durable records (engine/durable.py)."""
+
+    TYPE = "run.replayed"
+    attempt: int
+    records: int
+
+    def data(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "attempt": self.attempt, "records": self.records}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WaitpointCreated(Event):
     TYPE = "waitpoint.created"
     waitpoint_id: str

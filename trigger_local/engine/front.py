@@ -16,6 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..clock import Clock
 from ..config import DaemonSettings
+from ..durable_calls import Call
 from ..statuses import FINAL_STATUSES
 from ..store.interface import Store, StoreReader
 from ..store.models import (
@@ -34,6 +35,7 @@ from . import (
     attempts,
     batches,
     checkpoints,
+    durable,
     endings,
     envvars,
     projects,
@@ -53,6 +55,7 @@ from .events import RunResumed, RunStatusChanged
 from .hub import Hub, run_key
 from .options import TriggerRequest
 from .project_state import Projects
+from .records import Records
 from .retry import RetryPolicy
 from .schedules import ScheduleSpec
 from .triggering import TriggerResult
@@ -78,6 +81,7 @@ class Engine:
         # their processes hold no connection (executors/stopping.py)
         self.stopping = False
         self.hub.subscribe(RunStatusChanged, self._wake_pollers)
+        self.records = Records(self._run, self.store.read)  # durable records: replay
 
     @property
     def queries(self) -> StoreReader:
@@ -178,7 +182,8 @@ class Engine:
 
     async def batch_trigger(self, reqs: Sequence[TriggerRequest], *,
                             parent_run_id: str | None = None, wait: bool = False,
-                            idempotency_key: str | None = None, request_key: str | None = None
+                            idempotency_key: str | None = None, request_key: str | None = None,
+                            record: Call | None = None
                             ) -> tuple[Batch, list[TriggerResult], bool]:
         """A batch and all its runs in one transaction (True: an existing batch, by its
         idempotency key or by `request_key` within the items' project, whose runs are returned
@@ -189,7 +194,7 @@ class Engine:
         async with self._unit() as tx:
             return await triggering.trigger_batch(
                 tx, prepared, parent_run_id=parent_run_id, wait=wait,
-                idempotency_key=idempotency_key, request_key=request_key)
+                idempotency_key=idempotency_key, request_key=request_key, record=record)
 
     async def batch_items(self, batch_id: str) -> dict[str, str]:
         """The items a two-phase batch has received: index (as a string) → run id."""
@@ -283,11 +288,12 @@ class Engine:
 
     async def wait(self, run_id: str, attempt: int, *, kind: str, until: Any = None,
                    waitpoint_id: str | None = None, idempotency_key: str | None = None,
-                   idempotency_key_ttl: str | None = None) -> WaitDecision:
+                   idempotency_key_ttl: str | None = None, record: Call | None = None
+                   ) -> WaitDecision:
         """Block the run's current attempt on a waitpoint, or return its result at once."""
         return await self._run(waits.wait, run_id, attempt, kind=kind, until=until,
                                waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
-                               idempotency_key_ttl=idempotency_key_ttl)
+                               idempotency_key_ttl=idempotency_key_ttl, record=record)
 
     async def wait_result(self, run_id: str, waitpoint_id: str) -> dict[str, Any] | None:
         """The result for a held run, once the dispatcher gave it its slot back; else None."""
@@ -314,11 +320,11 @@ class Engine:
 
     async def create_token(self, *, timeout: Any = None, idempotency_key: str | None = None,
                            idempotency_key_ttl: str | None = None, tags: list[str] | None = None,
-                           created_by_run_id: str | None = None) -> tuple[Waitpoint, bool]:
-        return await self._run(waitpoints.create_token, timeout=timeout,
-                               idempotency_key=idempotency_key,
-                               idempotency_key_ttl=idempotency_key_ttl, tags=tags,
-                               created_by_run_id=created_by_run_id)
+                           created_by_run_id: str | None = None, record: Call | None = None
+                           ) -> tuple[Waitpoint, bool]:
+        return await self._run(durable.token, created_by_run_id, record, timeout=timeout,
+                               idempotency_key=idempotency_key, tags=tags,
+                               idempotency_key_ttl=idempotency_key_ttl)
 
     async def complete_token(self, waitpoint_id: str, output: str | None,
                              output_type: str = "application/json") -> Waitpoint:

@@ -60,6 +60,7 @@ class Tx:
         self.checkpoints = store.checkpoints
         self.requests = store.requests
         self.kv = store.kv
+        self.steps = store.steps
 
     @property
     def settings(self) -> DaemonSettings:
