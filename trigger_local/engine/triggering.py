@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import packets
-from ..durable_calls import Call
+from ..durable_calls import COMPLETED, PENDING, Call
 from ..errors import NotFoundError
 from ..ids import new_id
 from ..store.models import (
@@ -95,8 +95,10 @@ async def create_run(tx: Tx, prepared: Prepared, wait: bool) -> TriggerResult:
             return child
     result = await _create_run(tx, prepared, wait)
     if req.record is not None and req.parent_run_id:
+        # a fire-and-forget child is done with once made; a waited one when its run ends
         await durable.bind(tx, req.parent_run_id, req.record.attempt, req.record,
-                           child_run_id=result.run.id, waitpoint_id=result.waitpoint_id)
+                           child_run_id=result.run.id, waitpoint_id=result.waitpoint_id,
+                           status=PENDING if wait else COMPLETED)
     return result
 
 
@@ -314,7 +316,8 @@ async def trigger_batch(tx: Tx, prepared: Sequence[Prepared], *, parent_run_id: 
     await remember(tx, request_key, scope, {"batch": batch.id})
     if parent_run_id and record is not None:
         await durable.bind(tx, parent_run_id, record.attempt, record, batch_id=batch.id,
-                           waitpoint_id=batch.waitpoint_id)
+                           waitpoint_id=batch.waitpoint_id,
+                           status=PENDING if wait else COMPLETED)
     return batch, results, False
 
 

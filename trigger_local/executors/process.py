@@ -177,8 +177,9 @@ class ProcessExecutor:
         run, attempt = started
         worker.state, worker.run_id, worker.attempt = BUSY, run.id, attempt.number
         self._by_run[run.id] = worker.id
+        records = await self.engine.records.for_attempt(run, attempt.number)  # replayed
         worker.mailbox.put_nowait(assignment(run, attempt, version, self.secret_key,
-                                             self.settings.home))
+                                             self.settings.home, records))
         return True
 
     def _idle_worker(self, version_id: str) -> WorkerHandle | None:
@@ -386,8 +387,9 @@ class ProcessExecutor:
                 await self.engine.requeue(run, "daemon restarted before the run started")
             elif owner is None and run.status in (EXECUTING, WAITING) \
                     and self.checkpointer.checkpoint_of(run) is None:
-                await self.engine.worker_lost(run.id, run.attempt_count, "The daemon restarted "
-                                              "and the task process was gone", interrupted=True)
+                await self.engine.records.resume_by_replay(
+                    run.id, run.attempt_count, "The daemon restarted and the task process was "
+                    "gone: the run resumes by replay")
 
     async def shutdown(self, grace_s: float) -> None:
         """A normal stop (executors/stopping.py): executing attempts get `grace_s` to finish, then
