@@ -8,7 +8,8 @@ stopped container is kept, with its checkpoint inside the engine's directory; it
 
 Restore: `executor.resume(run)` starts the same container from its checkpoint; the runtime
 continues where it stopped. A failed restore removes the container and resumes the run by
-replay (docs/durability.md): a new attempt, not counted, that replays the run's records. A run that ends while checkpointed has its container removed.
+replay (docs/durability.md): a new attempt, not counted, that replays the run's records. A run
+that ends while checkpointed has its container removed.
 
 The engine is called through its HTTP API (`POST /containers/{id}/checkpoints`, `POST
 /containers/{id}/start?checkpoint=`), on the docker SDK's low-level client the executor already
