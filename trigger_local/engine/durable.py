@@ -18,7 +18,7 @@ from ..durable_calls import COMPLETED, FAILED, PENDING, RESULT_KINDS, Call, mism
 from ..errors import NonDeterministicReplayError, ValidationError
 from ..store.interface import StoreReader
 from ..store.models import WP_WAITING, RunStep, Waitpoint
-from .events import RunReplayed
+from .events import RunAdopted, RunReplayed
 from .runs import live
 from .unit import Tx
 from .waitpoints import create_token, waitpoint_result
@@ -111,3 +111,9 @@ async def replay_started(tx: Tx, run_id: str, attempt: int, records: int) -> Non
     run = await tx.runs.get(run_id)
     if run is not None:
         await tx.record(RunReplayed(run_id=run_id, attempt=attempt, records=records))
+
+
+async def adopted(tx: Tx, run_id: str, worker_id: str) -> None:
+    """Say in the run's history that a restarted daemon adopted its live process."""
+    if await tx.runs.get(run_id) is not None:
+        await tx.record(RunAdopted(run_id=run_id, worker_id=worker_id))

@@ -241,6 +241,17 @@ class RunReplayed(RunEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunAdopted(RunEvent):
+    """A restarted daemon found the run's process still alive and took it over."""
+
+    TYPE = "run.adopted"
+    worker_id: str
+
+    def data(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "worker_id": self.worker_id}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WaitpointCreated(Event):
     TYPE = "waitpoint.created"
     waitpoint_id: str

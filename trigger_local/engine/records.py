@@ -1,6 +1,7 @@
 """`engine.records`: the engine's door for a run's durable records (engine/durable.py has the
-rules). Composed into the `Engine` front, whose unit of work it runs its parts in: what it
-records is committed and published like everything else."""
+rules) and for how a run resumed (adopted, replayed). Composed into the `Engine` front, whose
+unit of work it runs its parts in: what it records is committed and published like everything
+else."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ class Records:
         if steps:
             await self._run(durable.replay_started, run.id, attempt, len(steps))
         return steps
+
+    async def adopted(self, run_id: str, worker_id: str) -> None:
+        """A restarted daemon adopted the run's live process (`runs show`: how it resumed)."""
+        await self._run(durable.adopted, run_id, worker_id)
 
     async def resume_by_replay(self, run_id: str, attempt: int, reason: str) -> Run | None:
         """Resume a run whose process is gone and cannot be restored (a failed restore, a

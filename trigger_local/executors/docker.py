@@ -317,6 +317,7 @@ class DockerExecutor(ProcessExecutor):
                     worker.run_id, worker.attempt = run.id, run.attempt_count
                     worker.machine = run.machine or "small-1x"
                     self._by_run[run.id] = worker.id
+                    await self.engine.records.adopted(run.id, record.id)
             self.workers[record.id] = worker
             self._watch(worker)
             log.info("adopted task container", worker=record.id, state=worker.state)

@@ -375,6 +375,7 @@ class ProcessExecutor:
                         worker.state = BUSY if run.status == EXECUTING else HELD
                         worker.run_id, worker.attempt = run.id, run.attempt_count
                         self._by_run[run.id] = worker.id
+                        await self.engine.records.adopted(run.id, record.id)
                 self.workers[record.id] = worker
                 self._watch(worker)
                 log.info("adopted task process", worker=record.id, pid=record.pid,
