@@ -41,8 +41,9 @@ def replay_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
 
 
 def _containers(home: Path) -> list[str]:
-    return subprocess.run(["docker", "ps", "-aq", "--filter", f"label=dev.trigger-local.home={home}"],
-                          capture_output=True, text=True).stdout.split()
+    label = f"label=dev.trigger-local.home={home}"
+    return subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True,
+                          text=True).stdout.split()
 
 
 def _remove_containers(home: Path) -> None:
