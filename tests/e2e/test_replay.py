@@ -193,3 +193,17 @@ def test_a_large_step_result_goes_to_the_packet_store_and_survives_a_reboot(
     run = d.wait_status(run_id)
     assert run["status"] == "COMPLETED", run
     assert run["output"] == {"length": 300_000, "effect": 1}
+
+
+def test_the_replay_benchmark_runs_and_reports_its_figures() -> None:
+    """scripts/bench_replay.py works (the figures are taken on a quiet machine, not here)."""
+    import json
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_replay.py"
+    done = subprocess.run([sys.executable, str(script), "--samples", "2", "--steps", "10"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout[done.stdout.index("{"):])
+    assert result["steps"] == 10 and result["replay_ms"]["p50"] > 0
