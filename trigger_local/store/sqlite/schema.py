@@ -3,6 +3,8 @@ migration that has shipped, add a new one."""
 
 from __future__ import annotations
 
+from . import steps
+
 MIGRATIONS: list[str] = [
     # 1: the core tables
     """
@@ -380,24 +382,5 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE versions ADD COLUMN defaults TEXT NOT NULL DEFAULT '{}';
     """,
-    # a run's durable records: waits, tokens, child triggers, steps, checkpoints by call order,
-    # what a replayed attempt walks instead of doing them again (issue #12, docs/durability.md)
-    """
-    CREATE TABLE run_steps (
-        run_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        name TEXT,
-        status TEXT NOT NULL,
-        result TEXT,
-        result_type TEXT NOT NULL DEFAULT 'application/json',
-        waitpoint_id TEXT,
-        child_run_id TEXT,
-        batch_id TEXT,
-        attempt INTEGER NOT NULL,
-        created_at REAL NOT NULL,
-        completed_at REAL,
-        PRIMARY KEY (run_id, seq)
-    );
-    """,
+    steps.MIGRATION,  # a run's durable records (issue #12)
 ]

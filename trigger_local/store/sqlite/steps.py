@@ -9,6 +9,26 @@ from .rows import from_row, insert_sql, to_row
 from .sql import Sql
 
 # plain SQL both SQLite and PostgreSQL take: a second insert at a seq changes nothing
+#: the migration that made the table (schema.py lists it): a run's durable records by call order,
+#: what a replayed attempt walks instead of doing them again (docs/durability.md)
+MIGRATION = """
+CREATE TABLE run_steps (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT,
+    status TEXT NOT NULL,
+    result TEXT,
+    result_type TEXT NOT NULL DEFAULT 'application/json',
+    waitpoint_id TEXT,
+    child_run_id TEXT,
+    batch_id TEXT,
+    attempt INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    completed_at REAL,
+    PRIMARY KEY (run_id, seq)
+);
+"""
 _INSERT = insert_sql("run_steps", RunStep) + " ON CONFLICT (run_id, seq) DO NOTHING"
 
 
