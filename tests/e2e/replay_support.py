@@ -136,7 +136,11 @@ def replay_daemon(tmp_path: Path, **env: str) -> DaemonProcess:
     home = tmp_path / "home"
     d = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home),
                                  "TRIGGER_LOCAL_CHECKPOINTS": "off", **env}).start()
-    d.register(write_project(tmp_path / "project", REPLAY_TASKS))
+    try:
+        d.register(write_project(tmp_path / "project", REPLAY_TASKS))
+    except BaseException:
+        d.close()  # the fixture never yields it: stop it here
+        raise
     return d
 
 
