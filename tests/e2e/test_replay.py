@@ -18,6 +18,7 @@ from .replay_support import (
     records,
     replay_daemon,
 )
+from .test_cli_messages import cli
 
 
 @pytest.fixture
@@ -66,6 +67,10 @@ def test_reboot_then_the_original_token_completes_the_run_and_the_step_ran_once(
     from_record = [s["message"] for s in spans if s["attributes"].get("fromRecord")]
     assert "step.run('side-effect') (from record)" in from_record
     assert "wait.create_token (from record)" in from_record
+    shown = cli(d, "runs", "show", run_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "Resumed" in shown.stdout
+    assert "attempt 2: replayed 3 records" in shown.stdout, shown.stdout
 
 
 def test_a_duration_wait_keeps_its_due_time_across_a_reboot(d: DaemonProcess,
