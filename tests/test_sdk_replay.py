@@ -171,6 +171,14 @@ async def test_sync_tasks_use_run_sync_and_the_decorator(stub: DaemonStub) -> No
     assert [s["record"]["name"] for s in stub.of_kind("steps")] == ["triple"]
 
 
+def test_a_trailing_checkpoint_does_not_hold_back_new_logs() -> None:
+    """Code that branches on `last_checkpoint` skips it: what follows is new."""
+    replay = Replay([{"seq": 1, "kind": "step", "name": "a", "status": "completed"},
+                     {"seq": 2, "kind": "checkpoint", "name": "c", "status": "completed"}])
+    replay.take("step", "a")
+    assert not replay.replaying
+
+
 def test_the_cursor_is_per_run_and_thread_safe() -> None:
     a, b = Replay([{"seq": 1, "kind": "step", "name": "a", "status": "completed"}]), Replay()
     assert a.replaying and not b.replaying

@@ -29,7 +29,10 @@ class Replay:
 
     def __init__(self, records: list[Record] | None = None) -> None:
         self._records = {int(r["seq"]): r for r in records or ()}
-        self.last = max(self._records, default=0)
+        # the last call a replay must make again; a checkpoint may be skipped (see `take`), so
+        # it does not count: the logs after a skipped one are new, not already sent
+        self.last = max((seq for seq, r in self._records.items()
+                         if r.get("kind") != "checkpoint"), default=0)
         self.seq = 0
         self._lock = threading.Lock()  # a sync task's thread takes seqs too
         checkpoints = [r for r in self._records.values() if r.get("kind") == "checkpoint"
