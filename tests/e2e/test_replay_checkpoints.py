@@ -13,6 +13,8 @@ from .conftest import DaemonProcess
 from .criu_support import require_criu, wait_checkpointed
 from .replay_support import complete, count, metadata_of, reboot, replay_daemon
 
+pytestmark = pytest.mark.slow  # CRIU dumps and daemon restarts: ~10 s a test
+
 
 @pytest.fixture
 def ckd(tmp_path: Path):

@@ -15,6 +15,9 @@ from .conftest import DaemonProcess, wait_for
 from .docker_support import deploy, engine_or_skip, remove_image
 from .replay_support import complete, metadata_of
 
+pytestmark = pytest.mark.slow  # a deploy and daemon restarts: minutes, not seconds
+
+
 DK_REPLAY_TASKS = '''
 import uuid
 from trigger_local import Retry, task, wait, step, metadata
