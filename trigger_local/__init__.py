@@ -28,6 +28,7 @@ from .sdk.results import BatchHandle, RunHandle, TaskRunResult, Token, WaitResul
 from .sdk.retry import Retry  # noqa: E402
 from .sdk.schedules import ScheduledPayload, schedules  # noqa: E402
 from .sdk.steps import step  # noqa: E402
+from .sdk.streams import streams  # noqa: E402
 from .sdk.tasks import Task, tasks  # noqa: E402
 from .sdk.waits import wait  # noqa: E402
 
@@ -36,5 +37,6 @@ __all__ = [
     "NotFoundError", "Queue", "Retry", "RunHandle", "ScheduledPayload", "Task",
     "TaskRunFailedError", "TaskRunResult", "Token", "TriggerLocalError", "ValidationError",
     "WaitResult", "WaitTimeoutError", "__version__", "idempotency_keys", "logger", "metadata",
-    "queue", "queues", "runs", "schedules", "schema_task", "step", "task", "tasks", "wait",
+    "queue", "queues", "runs", "schedules", "schema_task", "step", "streams", "task", "tasks",
+    "wait",
 ]

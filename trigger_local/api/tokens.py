@@ -73,10 +73,12 @@ async def create_token(request: Request, svc: DaemonServices, body: dict[str, An
     timeout = body.get("timeout")
     if timeout is not None and not isinstance(timeout, str | int | float):
         raise BadRequestError("timeout must be a duration (10m) or an ISO date")
-    return await svc.engine.create_token(timeout=timeout, idempotency_key=key or None,
-                                         idempotency_key_ttl=key_ttl,
-                                         tags=[tags] if isinstance(tags, str) else tags,
-                                         created_by_run_id=run_id, record=record)
+    options: dict[str, Any] = {"timeout": timeout, "idempotency_key": key or None,
+                               "idempotency_key_ttl": key_ttl,
+                               "tags": [tags] if isinstance(tags, str) else tags}
+    if run_id is not None and record is not None:  # a durable call (docs/durability.md)
+        return await svc.engine.records.token(run_id, record, **options)
+    return await svc.engine.create_token(created_by_run_id=run_id, **options)
 
 
 @router.post("/api/v1/waitpoints/tokens",

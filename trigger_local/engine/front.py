@@ -4,8 +4,7 @@ engine parts' functions with it, and once the transaction has committed publishe
 it recorded on the hub. Reads go through `queries` (the store's read-only view).
 
 The engine never spawns a process or sleeps: it decides over the store, and the dispatcher and
-executors act on the events.
-"""
+executors act on the events."""
 
 from __future__ import annotations
 
@@ -35,7 +34,6 @@ from . import (
     attempts,
     batches,
     checkpoints,
-    durable,
     endings,
     envvars,
     projects,
@@ -44,6 +42,7 @@ from . import (
     reports,
     runs,
     schedules,
+    streams,
     timers,
     triggering,
     waitpoints,
@@ -59,7 +58,7 @@ from .records import Records
 from .retry import RetryPolicy
 from .schedules import ScheduleSpec
 from .triggering import TriggerResult
-from .unit import EngineContext, Tx
+from .unit import EngineContext, GroupCommit, Tx
 from .versions import retry_policy
 from .waits import WaitDecision
 
@@ -77,10 +76,10 @@ class Engine:
         self.settings = settings
         self.hub = hub or Hub()
         self.ctx = EngineContext(settings)
-        # set by the executor when a normal stop begins: held waits' polls are then refused, so
-        # their processes hold no connection (executors/stopping.py)
+        # set when a normal stop begins: held waits' polls are refused (executors/stopping.py)
         self.stopping = False
         self.hub.subscribe(RunStatusChanged, self._wake_pollers)
+        self.group = GroupCommit(self._unit)  # starts, waits, completions (engine/unit.py)
         self.records = Records(self._run, self.store.read)  # durable records: replay
 
     @property
@@ -107,11 +106,10 @@ class Engine:
         async with self.store.tx() as store_tx:
             tx = Tx(store_tx, self.clock.now(), self.ctx)
             yield tx
+        self.ctx.due.apply(tx.due_notes)
         self.hub.publish_all(tx.published)
-        # The store runs on this thread and never yields, so a caller that runs unit after unit
-        # (a dispatcher round starting runs) would keep out the requests that came meanwhile:
-        # the completions that free processes, which the round's later runs could then reuse
-        # instead of starting new ones. One turn of the loop after each unit lets them in.
+        # The store never yields: a caller running unit after unit (a dispatcher round) would keep
+        # out the completions that came meanwhile, which free processes. One loop turn lets them in.
         await asyncio.sleep(0)
 
     async def _run(self, part: Callable[Concatenate[Tx, P], Awaitable[T]], *args: P.args,
@@ -121,8 +119,7 @@ class Engine:
             return await part(tx, *args, **kwargs)
 
     def _wake_pollers(self, event: RunStatusChanged) -> None:
-        # a held run's process polls for its wait's result: it has one once the run resumed,
-        # or the run ended (api/worker.py `poll_wait`)
+        # a held run's process polls for its wait's result: it has one once resumed or ended
         if isinstance(event, RunResumed) or event.status in FINAL_STATUSES:
             self.hub.wake(run_key(event.run_id))
 
@@ -183,8 +180,7 @@ class Engine:
     async def batch_trigger(self, reqs: Sequence[TriggerRequest], *,
                             parent_run_id: str | None = None, wait: bool = False,
                             idempotency_key: str | None = None, request_key: str | None = None,
-                            record: Call | None = None
-                            ) -> tuple[Batch, list[TriggerResult], bool]:
+                            record: Call | None = None) -> tuple[Batch, list[TriggerResult], bool]:
         """A batch and all its runs in one transaction (True: an existing batch, by its
         idempotency key or by `request_key` within the items' project, whose runs are returned
         as they are)."""
@@ -224,7 +220,7 @@ class Engine:
     async def start_attempt(self, run: Run, worker_id: str, pid: int | None,
                             executor: str = "process") -> tuple[Run, Attempt] | None:
         """DEQUEUED → EXECUTING with a new attempt on `worker_id`. None if the run moved on."""
-        return await self._run(attempts.start, run.id, worker_id, pid, executor)
+        return await self.group.run(attempts.start, run.id, worker_id, pid, executor)
 
     async def requeue(self, run: Run, reason: str) -> None:
         """A DEQUEUED run that no worker could take goes back to its queue."""
@@ -232,7 +228,7 @@ class Engine:
 
     async def resume_held(self, run: Run) -> Run | None:
         """A DEQUEUED run whose process is held alive continues in that process."""
-        return await self._run(attempts.resume_held, run.id)
+        return await self.group.run(attempts.resume_held, run.id)
 
     async def worker_lost(self, run_id: str, attempt: int, reason: str, *,
                           interrupted: bool = False,
@@ -284,16 +280,16 @@ class Engine:
     # -- the worker protocol -------------------------------------------------------------------
     async def finish_attempt(self, run_id: str, attempt: int, outcome: AttemptOutcome) -> Run:
         """Record the end of an attempt: complete the run, schedule a retry, or fail it."""
-        return await self._run(attempts.finish_current, run_id, attempt, outcome)
+        return await self.group.run(attempts.finish_current, run_id, attempt, outcome)
 
     async def wait(self, run_id: str, attempt: int, *, kind: str, until: Any = None,
                    waitpoint_id: str | None = None, idempotency_key: str | None = None,
                    idempotency_key_ttl: str | None = None, record: Call | None = None
                    ) -> WaitDecision:
         """Block the run's current attempt on a waitpoint, or return its result at once."""
-        return await self._run(waits.wait, run_id, attempt, kind=kind, until=until,
-                               waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
-                               idempotency_key_ttl=idempotency_key_ttl, record=record)
+        return await self.group.run(waits.wait, run_id, attempt, kind=kind, until=until,
+                                    waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
+                                    idempotency_key_ttl=idempotency_key_ttl, record=record)
 
     async def wait_result(self, run_id: str, waitpoint_id: str) -> dict[str, Any] | None:
         """The result for a held run, once the dispatcher gave it its slot back; else None."""
@@ -311,6 +307,10 @@ class Engine:
         await self._run(reports.append_logs, entries)
 
     # -- management ----------------------------------------------------------------------------
+    async def append_stream(self, run_id: str, key: str, data: Sequence[str],
+                            client_id: str | None = None, first_client_index: int = 0) -> int:
+        return await self._run(streams.append, run_id, key, data, client_id, first_client_index)
+
     async def cancel(self, run_id: str) -> Run:
         """Cancel a run; one that already ended is returned as it is."""
         return await self._run(endings.cancel_by_request, run_id)
@@ -320,11 +320,11 @@ class Engine:
 
     async def create_token(self, *, timeout: Any = None, idempotency_key: str | None = None,
                            idempotency_key_ttl: str | None = None, tags: list[str] | None = None,
-                           created_by_run_id: str | None = None, record: Call | None = None
-                           ) -> tuple[Waitpoint, bool]:
-        return await self._run(durable.token, created_by_run_id, record, timeout=timeout,
-                               idempotency_key=idempotency_key, tags=tags,
-                               idempotency_key_ttl=idempotency_key_ttl)
+                           created_by_run_id: str | None = None) -> tuple[Waitpoint, bool]:
+        return await self._run(waitpoints.create_token, timeout=timeout,
+                               idempotency_key=idempotency_key,
+                               idempotency_key_ttl=idempotency_key_ttl, tags=tags,
+                               created_by_run_id=created_by_run_id)
 
     async def complete_token(self, waitpoint_id: str, output: str | None,
                              output_type: str = "application/json") -> Waitpoint:

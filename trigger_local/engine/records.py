@@ -10,7 +10,7 @@ from typing import Any
 
 from ..durable_calls import Call
 from ..store.interface import StoreReader
-from ..store.models import Run, RunStep
+from ..store.models import Run, RunStep, Waitpoint
 from . import attempts, durable
 
 
@@ -25,6 +25,12 @@ class Records:
         step: RunStep = await self._run(durable.save, run_id, attempt, call, result,
                                         result_type, status)
         return step
+
+    async def token(self, run_id: str, call: Call, **options: Any) -> tuple[Waitpoint, bool]:
+        """`wait.create_token` as a run's durable call: the token its record made (True), or a
+        new one (engine.create_token's options), recorded (engine/durable.py `token`)."""
+        made: tuple[Waitpoint, bool] = await self._run(durable.token, run_id, call, **options)
+        return made
 
     async def listed(self, run_id: str) -> list[RunStep]:
         """The run's records as a replay sees them (a wait's from its waitpoint)."""
