@@ -1,7 +1,7 @@
 """One page of the runs list, read through one index in the list's order (issue #17).
 
 A list is newest first: `ORDER BY created_at DESC, id DESC`. Each filter column has an index
-`(column, created_at, id)` (schema_lists.py, migration 12), and tags have `run_tags (tag,
+`(column, created_at, id)` (schema_lists.py, migration 13), and tags have `run_tags (tag,
 run_created_at, run_id)`. A page picks one filter to drive it — the one most likely to be
 narrow, in `_DRIVERS`' order — and reads that index from the cursor on, checking the other
 filters on each row, until the page is full: it never sorts the matches, so a page of 25 costs

@@ -107,7 +107,7 @@ class SqliteRuns:
         return await self._off_loop.run(read)
 
     async def count_by_status(self) -> dict[str, int]:
-        # counters kept by triggers in each writing transaction (schema_lists.py, migration 12)
+        # counters kept by triggers in each writing transaction (schema_lists.py, migration 13)
         rows = self._sql.all("SELECT status, n FROM run_counts WHERE n > 0")
         return {r["status"]: r["n"] for r in rows}
 

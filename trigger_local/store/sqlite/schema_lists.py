@@ -1,4 +1,4 @@
-"""Migration 12 (issue #17), in a module of its own (schema_later.py lists it): a million runs.
+"""Migration 13 (issue #17), in a module of its own (schema_later.py lists it): a million runs.
 
 Every runs-list filter reads one index in the list's order
 (created_at, id), so a page costs its 25 rows, not a sort of every match; tags get a
