@@ -156,7 +156,7 @@ class SqliteRuns:
         self._sql.run("DELETE FROM stream_chunks WHERE stream_id IN (SELECT id FROM streams "
                       f"WHERE run_id IN ({marks}))", ids)
         for table in ("snapshots", "attempts", "events", "logs", "run_waitpoints", "checkpoints",
-                      "streams"):
+                      "streams", "run_steps"):
             self._sql.run(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
         return self._sql.run(f"DELETE FROM runs WHERE id IN ({marks})", ids)
 
