@@ -11,7 +11,7 @@ from ..durations import parse_duration
 from ..errors import ValidationError
 from .common import client, emit_json, err, read_json_arg
 from .completion import complete_task
-from .follow import RunWatch, wait_until_final
+from .follow import RunWatch, event_cursor, wait_until_final
 from .render import pretty
 from .run_events import error_summary
 
@@ -72,6 +72,8 @@ def trigger(
         raise typer.BadParameter(exc.message) from None
     data, data_type = packets.encode(value)
     api = client()
+    # before the trigger: the watch then sees every event of the run, the first attempt's too
+    cursor = event_cursor(api) if wait and not quiet else None
     handle = api.trigger(task, data, data_type, options)
     run_id = str(handle["id"])
     if not wait:
@@ -87,7 +89,7 @@ def trigger(
         err().print(f"Triggered {task} as {run_id}; waiting for it to end (Ctrl-C stops waiting, "
                     "not the run)")
     try:
-        run = wait_until_final(api, run_id) if quiet else RunWatch(api, run_id, err).run()
+        run = wait_until_final(api, run_id) if quiet else RunWatch(api, run_id, err, cursor).run()
     except KeyboardInterrupt:
         err().print(f"\nStopped waiting. The run goes on: follow it with "
                     f"`trigger-local runs logs {run_id} --follow`")
