@@ -31,6 +31,7 @@ from .base import Checkpoints
 from .checkpoints import Checkpointer
 from .freezing import FreezeHandshake
 from .sockets import is_child, reap
+from .spooled_logs import SPOOL_ENV, spool_path, store_unsent_logs
 from .stopping import stop_processes
 from .workers import (
     BUSY,
@@ -207,7 +208,7 @@ class ProcessExecutor:
         env = {**os.environ, **await self.engine.process_env(), **version.env,
                **worker_env(self.settings.url, self.secret_key, worker_id, version,
                             version.project_dir),
-               "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}"}
+               "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}", SPOOL_ENV: str(spool_path(log_path))}
         with log_path.open("ab") as out:
             proc = await asyncio.create_subprocess_exec(
                 version.python or sys.executable, "-m", "trigger_local.runtime", "work",
@@ -348,6 +349,7 @@ class ProcessExecutor:
         """The process has exited: drop its row and fail or interrupt its attempt (idempotent)."""
         await self.engine.forget_worker(worker.id)
         if worker.run_id and worker.attempt and not self._stopping:
+            await store_unsent_logs(self.engine, worker.log_path, worker.run_id, worker.attempt)
             reason = describe_exit(worker.exit_code, worker.log_path)
             log.warning("task process exited during a run", worker=worker.id, run=worker.run_id,
                         code=worker.exit_code, adopted=worker.proc is None)

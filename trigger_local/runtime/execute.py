@@ -15,11 +15,25 @@ from typing import Any
 
 from .. import packets
 from ..errors import AbortTaskRunError, AttemptGone
+from ..log_spool import SpoolWriter
 from ..sdk import registry
 from ..sdk.context import Context, RunState, enter_run, exit_run
 from ..sdk.tasks import Task
 from ..sdk.worker_client import WorkerClient
 from . import stdio
+
+
+class _Spool:
+    """This process's log spool, opened at its first attempt (None: the executor gave none)."""
+
+    writer: SpoolWriter | None = None
+    opened = False
+
+    @classmethod
+    def get(cls) -> SpoolWriter | None:
+        if not cls.opened:
+            cls.writer, cls.opened = SpoolWriter.from_env(), True
+        return cls.writer
 
 
 def _failure(name: str, message: str, stack: str, *, retry: bool) -> dict[str, Any]:
@@ -79,7 +93,7 @@ async def execute(assignment: dict[str, Any], client: WorkerClient) -> dict[str,
     ctx = Context.from_assignment(assignment)
     state = RunState(run_id=assignment["run_id"], attempt=int(assignment["attempt"]),
                      token=assignment["run_token"], client=client, loop=asyncio.get_running_loop(),
-                     ctx=ctx, metadata=assignment.get("metadata"))
+                     ctx=ctx, metadata=assignment.get("metadata"), spool=_Spool.get())
     token = enter_run(state)
     try:
         body = await run_task(registry.get_task(assignment["task_id"]), assignment, ctx)
