@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import KILL_WAITING_SIGNAL, DaemonSettings
@@ -23,6 +24,8 @@ from .daemon_start import pid_is_ours, running_daemon, start_detached, stop_pid
 __all__ = ["down", "running_daemon", "settings_for", "status", "up"]
 
 EXECUTORS = ("process", "docker")
+#: status fields that are one project's (the caller's, else the newest)
+PER_PROJECT = ("current_version", "tasks")
 
 
 def settings_for(home: Path | None = None, port: int | None = None, host: str | None = None,
@@ -71,8 +74,10 @@ def down(
              "checkpointed) and the next daemon continues them where they wait; with it their runs "
              "are interrupted and start again from the top on the next start."),
 ) -> None:
-    """Stop the running daemon (SIGTERM, then wait for it to exit). Runs that are executing go back
-    to their queue; waiting runs keep their place unless --kill-waiting."""
+    """Stop the running daemon (SIGTERM, then wait for it to exit).
+
+    Runs that are executing go back to their queue; waiting runs keep their place unless
+    --kill-waiting."""
     settings = settings_for(home)
     # daemon.json may be gone; the daemon's lock file still names it
     info = read_daemon_info(settings.home) or lock_holder(settings.home)
@@ -104,7 +109,11 @@ def status(
         return
     console = out()
     console.print(f"[green]running[/green] at {document.get('url', client().endpoint.base_url)}")
-    for line in status_lines({k: v for k, v in document.items() if k != "url"}):
+    # with projects, each has its own current version and tasks (the table); the top-level
+    # pair is one project's only, and read as the daemon's it would mislead
+    shown = {k: v for k, v in document.items()
+             if k != "url" and not (document.get("projects") and k in PER_PROJECT)}
+    for line in status_lines(shown):
         console.print(line, markup=False)
     if document.get("projects"):
         console.print(projects_table(document["projects"]))
@@ -134,12 +143,14 @@ def status_lines(document: dict[str, Any], indent: int = 2) -> list[str]:
 def projects_table(projects: list[dict[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold", title="projects",
                   title_justify="left")
-    for column in ("PROJECT", "STATE", "TASKS", "VERSION", "DIRECTORY"):
-        table.add_column(column, no_wrap=column != "DIRECTORY")
+    for column in ("PROJECT", "STATE", "VERSION", "TASKS", "DIRECTORY"):
+        table.add_column(column, no_wrap=column in ("PROJECT", "STATE", "VERSION"))
     for p in projects:
         state = "[green]online[/green]" if p.get("online") else "[yellow]offline[/yellow] (no dev)"
-        table.add_row(str(p.get("ref")), state, str(p.get("tasks", 0)),
-                      str(p.get("currentVersion") or "-"), str(p.get("projectDir") or "-"))
+        ids = p.get("taskIds")
+        tasks = ", ".join(str(t) for t in ids) if isinstance(ids, list) else str(p.get("tasks", 0))
+        table.add_row(str(p.get("ref")), state, str(p.get("currentVersion") or "-"),
+                      escape(tasks or "-"), escape(str(p.get("projectDir") or "-")))
     return table
 
 

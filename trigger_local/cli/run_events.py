@@ -77,7 +77,8 @@ def retry_text(data: Json, error: Any) -> Text:
     when = f"in {retry_in:.1f}s" if isinstance(retry_in, int | float) else "soon"
     on = f" on {data['machine']} (out of memory)" if data.get("machine") else ""
     text = Text(f"attempt {data.get('attempt', '?')} failed: ", style="yellow")
-    text.append(error_summary(error), style="red")
+    # a message's own full stop would stand before the semicolon
+    text.append(error_summary(error).rstrip().removesuffix("."), style="red")
     text.append(f"; retrying{on} {when}", style="yellow")
     return text
 

@@ -53,9 +53,16 @@ def trigger(
                                           help="Seconds to jump ahead in the queue."),
     tags: list[str] = typer.Option([], "--tag", "-t", help="Tag the run (repeatable)."),
     queue: str | None = typer.Option(None, "--queue", help="Run on this queue."),
-    concurrency_key: str | None = typer.Option(None, "--concurrency-key"),
-    idempotency_key: str | None = typer.Option(None, "--idempotency-key"),
-    max_attempts: int | None = typer.Option(None, "--max-attempts", min=1),
+    concurrency_key: str | None = typer.Option(
+        None, "--concurrency-key",
+        help="Runs with the same key share the queue's concurrency limit separately from other "
+             "keys (e.g. one per user)."),
+    idempotency_key: str | None = typer.Option(
+        None, "--idempotency-key",
+        help="Trigger at most once per key: the same key again returns the existing run."),
+    max_attempts: int | None = typer.Option(
+        None, "--max-attempts", min=1,
+        help="Attempts before the run fails (default: the task's retry policy, else 3)."),
     max_duration: str | None = typer.Option(None, "--max-duration", help="Seconds, or 10m, 1h..."),
     machine: str | None = typer.Option(None, "--machine", help="Machine preset, e.g. small-1x."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),

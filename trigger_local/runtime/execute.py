@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import sys
 import traceback
 from typing import Any
@@ -41,8 +42,31 @@ def _failure(name: str, message: str, stack: str, *, retry: bool) -> dict[str, A
             "retry": retry}
 
 
+#: the frames a sync task's call passes through on its way to a worker thread: plumbing that
+#: says nothing about the user's bug
+_TO_THREAD = os.path.join("asyncio", "threads.py")
+_THREAD_POOL = os.path.join("concurrent", "futures", "")
+
+
+def _without_plumbing(exc: BaseException) -> str:
+    """The traceback, without the frames of asyncio.to_thread and the thread pool."""
+    top = traceback.TracebackException.from_exception(exc)
+    seen: set[int] = set()
+    pending: list[traceback.TracebackException | None] = [top]
+    while pending:
+        part = pending.pop()
+        if part is None or id(part) in seen:
+            continue
+        seen.add(id(part))
+        part.stack = traceback.StackSummary.from_list(
+            [f for f in part.stack
+             if not f.filename.endswith(_TO_THREAD) and _THREAD_POOL not in f.filename])
+        pending += [part.__cause__, part.__context__]
+    return "".join(top.format())
+
+
 def failure_from(exc: BaseException) -> dict[str, Any]:
-    stack = "".join(traceback.format_exception(exc))
+    stack = _without_plumbing(exc)
     return _failure(type(exc).__name__, str(exc), stack,
                     retry=not isinstance(exc, AbortTaskRunError))
 
