@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..display import clock_time, status_text
-from ..errors import TriggerLocalError
+from ..errors import DaemonUnreachableError, TriggerLocalError
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
 from ..sdk.management import is_final
@@ -32,13 +32,9 @@ Json = dict[str, Any]
 NOT_STARTED_GRACE_S = 2.0
 
 
-class _NoCursor(Exception):
-    pass
-
-
 def _refuse_reconnect(live: bool) -> None:
     if not live:
-        raise _NoCursor
+        raise DaemonUnreachableError("the event stream is not there")
 
 
 def event_cursor(api: SyncApiClient) -> int | None:
@@ -47,7 +43,7 @@ def event_cursor(api: SyncApiClient) -> int | None:
     events = iter_events(api, types=["run."], on_state=_refuse_reconnect)
     try:
         seq = next(events).get("seq")
-    except (_NoCursor, StopIteration):
+    except (DaemonUnreachableError, StopIteration):
         return None
     finally:
         events.close()
@@ -192,10 +188,13 @@ class RunWatch:
             timer.cancel()
 
     def _watch(self) -> Json:
+        opened = 0
         for event in iter_events(self.api, run_id=self.run_id, types=["run."], after=self.after):
             self.on_event(event)
-            # from a cursor the stream replays every event: an open needs no catching up
-            if self.after is not None and event.get("type") == OPEN:
+            opened += event.get("type") == OPEN
+            # from a cursor the stream replays every event: the first open needs no catching
+            # up (a reopen does check the run: the stream had ended, the run may have too)
+            if self.after is not None and event.get("type") == OPEN and opened == 1:
                 continue
             if _changes_status(event):
                 run = self.api.retrieve_run(self.run_id)
