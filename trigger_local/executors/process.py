@@ -25,12 +25,11 @@ from ..home import user_umask
 from ..ids import new_id
 from ..store.models import DEQUEUED, EXECUTING, QUEUED, WAITING, Checkpoint, Run, Version, Worker
 from ..supervise import Supervisor
-from .assignments import assignment, worker_env
+from .assignments import assignment, lose_attempt, worker_env
 from .base import Checkpoints
 from .checkpoints import Checkpointer
 from .freezing import FreezeHandshake
 from .sockets import is_child, reap
-from .spooled_logs import SPOOL_ENV, spool_path, store_unsent_logs
 from .stopping import stop_processes
 from .workers import (
     BUSY,
@@ -211,8 +210,8 @@ class ProcessExecutor:
         # user env vars (envvars API) apply to processes started from now on; ours win on a clash
         env = {**os.environ, **await self.engine.process_env(), **version.env,
                **worker_env(self.settings.url, self.secret_key, worker_id, version,
-                            version.project_dir),
-               "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}", SPOOL_ENV: str(spool_path(log_path))}
+                            version.project_dir, log_path),
+               "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}"}
         with log_path.open("ab") as out:
             proc = await asyncio.create_subprocess_exec(
                 version.python or sys.executable, "-m", "trigger_local.runtime", "work",
@@ -353,15 +352,14 @@ class ProcessExecutor:
         """The process has exited: drop its row and fail or interrupt its attempt (idempotent)."""
         await self.engine.forget_worker(worker.id)
         if worker.run_id and worker.attempt and not self._stopping:
-            await store_unsent_logs(self.engine, worker.log_path, worker.run_id, worker.attempt)
             reason = describe_exit(worker.exit_code, worker.log_path)
             log.warning("task process exited during a run", worker=worker.id, run=worker.run_id,
                         code=worker.exit_code, adopted=worker.proc is None)
             # An adopted process (from before a daemon restart) is not our child: its exit
             # status is unknown, so the attempt is not held against the run.
             unknown = worker.proc is None and worker.exit_code is None
-            await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
-                                          interrupted=unknown)
+            await lose_attempt(self.engine, worker.log_path, worker.run_id, worker.attempt, reason,
+                               interrupted=unknown)
 
     # -- restart and shutdown ---------------------------------------------------------------------
     async def start(self) -> None:
