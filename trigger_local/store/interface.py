@@ -59,6 +59,7 @@ from .run_areas import (
     SnapshotStore,
     TimerReader,
 )
+from .step_areas import StepReader, StepStore
 from .stream_areas import StreamReader, StreamStore
 from .wait_areas import BatchReader, BatchStore, WaitpointReader, WaitpointStore
 
@@ -105,6 +106,8 @@ class StoreReader(Protocol):
     @property
     def kv(self) -> KvReader: ...
     @property
+    def steps(self) -> StepReader: ...
+    @property
     def streams(self) -> StreamReader: ...
 
 
@@ -147,6 +150,8 @@ class StoreTx(StoreReader, Protocol):
     def requests(self) -> RequestStore: ...
     @property
     def kv(self) -> KvStore: ...
+    @property
+    def steps(self) -> StepStore: ...
     @property
     def streams(self) -> StreamStore: ...
 

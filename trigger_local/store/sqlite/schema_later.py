@@ -4,6 +4,7 @@ add a new one at the end."""
 
 from __future__ import annotations
 
+from . import steps
 from .sql import SQL_NOT_STARTED, SQL_RUNNING
 
 LATER_MIGRATIONS: list[str] = [
@@ -22,4 +23,5 @@ LATER_MIGRATIONS: list[str] = [
     DROP INDEX runs_expires;
     DROP INDEX runs_deadline;
     """,
+    steps.MIGRATION,  # a run's durable records (issue #12, docs/durability.md)
 ]

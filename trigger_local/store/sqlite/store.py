@@ -37,6 +37,7 @@ from .records import (
 from .runs import SqliteAttempts, SqliteRuns, SqliteSnapshots, SqliteTimers
 from .schema import MIGRATIONS
 from .sql import Sql
+from .steps import SqliteSteps
 from .streams import SqliteStreams
 from .timed import SqliteDebounces, SqliteEnvVars, SqliteRateLimits, SqliteSchedules
 from .waitpoints import SqliteBatches, SqliteWaitpoints
@@ -74,6 +75,7 @@ class SqliteView:
         self.checkpoints = SqliteCheckpoints(sql)
         self.requests = SqliteRequests(sql)
         self.kv = SqliteKv(sql)
+        self.steps = SqliteSteps(sql)
         self.streams = SqliteStreams(sql)
 
     @asynccontextmanager
