@@ -25,7 +25,7 @@ from ..home import user_umask
 from ..ids import new_id
 from ..store.models import DEQUEUED, EXECUTING, QUEUED, WAITING, Checkpoint, Run, Version, Worker
 from ..supervise import Supervisor
-from .assignments import assignment, worker_env
+from .assignments import assignment, lose_attempt, worker_env
 from .base import Checkpoints
 from .checkpoints import Checkpointer
 from .freezing import FreezeHandshake
@@ -210,7 +210,7 @@ class ProcessExecutor:
         # user env vars (envvars API) apply to processes started from now on; ours win on a clash
         env = {**os.environ, **await self.engine.process_env(), **version.env,
                **worker_env(self.settings.url, self.secret_key, worker_id, version,
-                            version.project_dir),
+                            version.project_dir, log_path),
                "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}"}
         with log_path.open("ab") as out:
             proc = await asyncio.create_subprocess_exec(
@@ -357,8 +357,8 @@ class ProcessExecutor:
                         code=worker.exit_code, adopted=worker.proc is None)
             # An adopted process is not our child: its exit status is unknown (not held against)
             unknown = worker.proc is None and worker.exit_code is None
-            await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
-                                          interrupted=unknown)
+            await lose_attempt(self.engine, worker.log_path, worker.run_id, worker.attempt, reason,
+                               interrupted=unknown)
 
     # -- restart and shutdown ---------------------------------------------------------------------
     async def start(self) -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
     from ..durable_calls import Call
+    from ..log_spool import SpoolWriter
     from .worker_client import WorkerClient
 
 T = TypeVar("T")
@@ -143,7 +144,8 @@ class RunState:
     def __init__(self, *, run_id: str, attempt: int, token: str, client: WorkerClient,
                  loop: asyncio.AbstractEventLoop, ctx: Context,
                  metadata: dict[str, Any] | None = None,
-                 records: list[dict[str, Any]] | None = None) -> None:
+                 records: list[dict[str, Any]] | None = None,
+                 spool: SpoolWriter | None = None) -> None:
         self.run_id, self.attempt, self.token = run_id, attempt, token
         self.replay = Replay(records)  # this run's durable records (sdk/replay.py)
         self.client, self.loop, self.ctx = client, loop, ctx
@@ -152,6 +154,11 @@ class RunState:
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.metadata_dirty = False
         self.log_entries: list[dict[str, Any]] = []
+        # each line also written through to a local file: a process killed before the next
+        # burst is sent loses none (log_spool.py)
+        self.spool = spool
+        if spool is not None:
+            spool.begin(run_id, attempt)
         self.gone = False  # a background flush learned the attempt is no longer current
         self.logs = Flusher(self, 0.2, self._send_logs)
         self.meta = Flusher(self, 0.5, self._send_metadata)
@@ -192,6 +199,8 @@ class RunState:
         with self.lock:
             self.log_entries.append(entry)
             count = len(self.log_entries)
+            if self.spool is not None:
+                self.spool.write(entry)
         self.logs.touch(urgent=count >= 100)
 
     def update_metadata(self, operations: list[dict[str, Any]]) -> None:
