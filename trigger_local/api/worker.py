@@ -31,6 +31,7 @@ router = APIRouter(route_class=JsonErrorRoute, tags=["worker"])
 
 MAX_NEXT_WAIT_S = 60.0
 MAX_WAIT_POLL_S = 30.0
+MAX_SEQ = 2**62  # a shared process's message numbers (executors/sharing.py)
 _FAILURE_STATUSES = (RunStatus.FAILED, RunStatus.CRASHED, RunStatus.TIMED_OUT)
 
 
@@ -40,12 +41,22 @@ def run_auth(request: Request) -> RunAuth:
 
 
 @router.get("/engine/v1/workers/{worker_id}/next")
-async def next_assignment(worker_id: str, request: Request,
-                          wait_s: str | None = Query(None)) -> Response:
+async def next_assignment(worker_id: str, request: Request, wait_s: str | None = Query(None),
+                          ack: str | None = Query(None)) -> Response:
     svc = services_of(request)
     _check_worker(svc, worker_id, auth.bearer(request))
     return ok(await _next_answer(request, worker_id,
-                                 float_param(wait_s, "wait_s", 20.0, MAX_NEXT_WAIT_S)))
+                                 float_param(wait_s, "wait_s", 20.0, MAX_NEXT_WAIT_S),
+                                 _ack(ack)))
+
+
+def _ack(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return int_option(int(raw), "ack", 0, MAX_SEQ)
+    except ValueError:
+        raise ValidationError(f"ack must be a whole number, not {raw[:40]!r}") from None
 
 
 def _check_worker(svc: DaemonServices, worker_id: str, token: str | None) -> None:
@@ -53,17 +64,28 @@ def _check_worker(svc: DaemonServices, worker_id: str, token: str | None) -> Non
         raise AuthenticationError("Invalid worker token")
 
 
-async def _next_answer(request: Request, worker_id: str, wait_s: float) -> dict[str, Any]:
+async def _next_answer(request: Request, worker_id: str, wait_s: float,
+                       ack: int | None = None) -> dict[str, Any]:
     svc = services_of(request)
-    assignment = await svc.next_assignment(worker_id, wait_s)
+    assignment = await (svc.next_assignment(worker_id, wait_s) if ack is None
+                        else svc.next_assignment(worker_id, wait_s, ack))
     if assignment == "retire":
         return {"retire": True}
     if assignment is None:
         return {"assignment": None}
+    if isinstance(assignment, list):  # a shared process: its messages (executors/sharing.py)
+        for message in assignment:
+            if message.get("type") == "assign":
+                _given(request, svc, message["assignment"])
+        return {"assignment": None, "messages": assignment}
+    return {"assignment": _given(request, svc, assignment)}
+
+
+def _given(request: Request, svc: DaemonServices, assignment: dict[str, Any]) -> dict[str, Any]:
     run_id, attempt = assignment["run_id"], int(assignment["attempt"])
     assignment.setdefault("run_token", auth.run_token(svc.secret_key, run_id, attempt))
     run_auth(request).remember(run_id, attempt)
-    return {"assignment": assignment}
+    return assignment
 
 
 def _outcome(body: dict[str, Any]) -> AttemptOutcome:

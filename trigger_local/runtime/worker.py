@@ -1,12 +1,19 @@
-"""The `work` loop of a task process: ask the daemon for the next attempt, run it, report it.
+"""The `work` loop of a task process: ask the daemon for work, run it, report it.
 
-One attempt at a time. The `next` call is a bounded long-poll (the daemon answers as soon as
-a run is assigned), so an idle process costs nothing and a warm one starts a run without
-sleeping; one keep-alive connection is reused for the whole loop.
+The `next` call is a bounded long-poll (the daemon answers as soon as there is something for
+the process), so an idle process costs nothing and a warm one starts a run without sleeping;
+one keep-alive connection is reused for the whole loop.
+
+Two kinds of process (docs/worker-protocol.md, "Many runs per process"): one that runs one
+attempt at a time (sync and isolated tasks: `assignment` answers, each run inline), and a
+shared one (async tasks): its answers carry `messages` — runs to start, each as its own
+asyncio task; runs whose wait is over (`resume`); runs the daemon ended (`abort`) — and the
+poll goes on while its runs execute or wait.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -20,6 +27,7 @@ from .execute import execute
 RETIRED = "retired"
 IDLE = "idle"
 RAN = "ran"
+RETIRE_BACKOFF_S = 1.0  # told to retire while runs of ours still wait (the daemon stops): later
 
 
 @dataclass
@@ -61,28 +69,76 @@ class Worker:
         self.wait_s = wait_s
         self.runs_done = 0
         self._next: dict[str, Any] | None = None  # an answer to `next` that came with `complete`
+        #: a shared process's runs in flight (executing or waiting), and their wake-ups
+        self.shared: dict[str, asyncio.Task[None]] = {}
+        self._resumed: dict[str, asyncio.Event] = {}
+        self.fatal: BaseException | None = None  # a shared run met a daemon gone for good
+        self.acked = 0  # the number of the last message taken (each poll acknowledges it)
 
     async def tick(self) -> str:
+        if self.fatal is not None:
+            raise self.fatal
         answer, self._next = self._next, None
         if answer is None:
             answer = await self.client.next_assignment(self.worker_id, self.worker_token,
-                                                       self.wait_s)
+                                                       self.wait_s, self.acked)
+        messages = answer.get("messages") or []
+        for message in messages:
+            seq = int(message.get("seq") or 0)
+            if seq > self.acked:  # an earlier one sent again (its answer was lost): done already
+                self.acked = seq
+                self._on_message(message)
         if answer.get("retire"):
-            return RETIRED
+            if not self.shared:
+                return RETIRED
+            await asyncio.sleep(RETIRE_BACKOFF_S)  # our waiting runs keep the process alive
+            return IDLE
         assignment = answer.get("assignment")
         if not assignment:
-            return IDLE
+            return RAN if messages else IDLE
         body = await execute(assignment, self.client)
         if body is not None:
             await self._complete(assignment, body)
         self.runs_done += 1
         return RAN
 
-    async def _complete(self, assignment: dict[str, Any], body: dict[str, Any]) -> None:
+    # -- a shared process ------------------------------------------------------------------
+    def _on_message(self, message: dict[str, Any]) -> None:
+        kind, run_id = message.get("type"), str(message.get("runId") or "")
+        if kind == "assign":
+            assignment = message["assignment"]
+            run_id = assignment["run_id"]
+            self._resumed[run_id] = asyncio.Event()
+            self.shared[run_id] = asyncio.create_task(self._run_shared(assignment),
+                                                      name=f"run {run_id}")
+        elif kind == "resume" and run_id in self._resumed:
+            self._resumed[run_id].set()
+        elif kind == "abort" and run_id in self.shared:
+            # the daemon ended the attempt (canceled, timed out): drop it, report nothing
+            self.shared[run_id].cancel()
+
+    async def _run_shared(self, assignment: dict[str, Any]) -> None:
+        run_id = assignment["run_id"]
+        try:
+            body = await execute(assignment, self.client, resumed=self._resumed[run_id])
+            if body is not None:
+                await self._complete(assignment, body, take_next=False)
+            self.runs_done += 1
+        except asyncio.CancelledError:
+            pass
+        except (DaemonUnreachableError, TriggerLocalError) as exc:
+            self.fatal = exc  # the poll loop ends the process with the same exit code
+        finally:
+            self.shared.pop(run_id, None)
+            self._resumed.pop(run_id, None)
+
+    async def _complete(self, assignment: dict[str, Any], body: dict[str, Any], *,
+                        take_next: bool = True) -> None:
         route = f"attempts/{assignment['attempt']}/complete"
-        # ask for the next run in the same request (the daemon long-polls it like `next`)
-        body = {**body, "next": {"workerId": self.worker_id, "workerToken": self.worker_token,
-                                 "waitS": self.wait_s}}
+        if take_next:
+            # ask for the next run in the same request (the daemon long-polls it like `next`)
+            body = {**body, "next": {"workerId": self.worker_id,
+                                     "workerToken": self.worker_token, "waitS": self.wait_s}}
         try:
             answer = await self.client.run_call("POST", assignment["run_id"], route,
                                                 assignment["run_token"], body,
@@ -105,4 +161,6 @@ class Worker:
                   file=sys.stderr)
             return 2
         finally:
+            for task in list(self.shared.values()):
+                task.cancel()
             await self.client.aclose()

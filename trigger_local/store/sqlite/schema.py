@@ -380,4 +380,9 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE versions ADD COLUMN defaults TEXT NOT NULL DEFAULT '{}';
     """,
+    # runs of an async task share task processes (issue #13); a version indexed before this
+    # keeps one run per process
+    """
+    ALTER TABLE tasks ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
