@@ -88,6 +88,27 @@ def _given(request: Request, svc: DaemonServices, assignment: dict[str, Any]) ->
     return assignment
 
 
+@router.post("/engine/v1/workers/{worker_id}/lost",
+             openapi_extra=body_doc({"runs": {"type": "object"}}, ["runs"]))
+async def runs_lost(worker_id: str, request: Request) -> Response:
+    """A shared process adopted by a restarted daemon never got these runs (`{run id:
+    attempt}`): the last daemon died before handing them over. They are interrupted and queued
+    again (executors/sharing.py)."""
+    svc = services_of(request)
+    _check_worker(svc, worker_id, auth.bearer(request))
+    runs = (await read_json(request, svc)).get("runs")
+    if not isinstance(runs, dict):
+        raise ValidationError("runs must be an object of run id to attempt number")
+    for run_id, attempt in runs.items():
+        run = await svc.engine.queries.runs.get(str(run_id))
+        if run is None or run.worker_id != worker_id or run.attempt_count != attempt:
+            continue  # not this process's (any more): nothing to undo
+        await svc.engine.worker_lost(run.id, run.attempt_count, "The task process never got "
+                                     "this run: the daemon restarted while handing it over",
+                                     interrupted=True)
+    return ok({})
+
+
 def _outcome(body: dict[str, Any]) -> AttemptOutcome:
     if body.get("ok") is True:
         output = body.get("output")

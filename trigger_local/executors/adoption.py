@@ -52,10 +52,14 @@ async def adopt(executor: Adopter) -> None:
         for run in held:
             executor._by_run[run.id] = worker.id
             if worker.shared:
-                _adopt_shared_run(executor.sharing, worker, run)
+                _adopt_shared_run(worker, run)
             else:
                 worker.state = BUSY if run.status == EXECUTING else HELD
                 worker.run_id, worker.attempt = run.id, run.attempt_count
+        if worker.shared:
+            # the last daemon may have died before the process got a run it was given, or word
+            # that a wait was over: the process says which of these it does not hold
+            executor.sharing.send(worker, {"type": "reconcile", "runs": dict(worker.runs)})
         executor.workers[record.id] = worker
         executor._watch(worker)
         log.info("adopted task process", worker=record.id, pid=record.pid, state=worker.state,
@@ -70,11 +74,8 @@ async def adopt(executor: Adopter) -> None:
                                      "and the task process was gone", interrupted=True)
 
 
-def _adopt_shared_run(sharing: SharedRuns, worker: WorkerHandle, run: Run) -> None:
+def _adopt_shared_run(worker: WorkerHandle, run: Run) -> None:
     worker.runs[run.id] = run.attempt_count
     if run.status == EXECUTING:
-        # it may have been resumed by the last daemon just before it died, and never told:
-        # a word too many costs the coroutine one read of its wait
         worker.executing.add(run.id)
-        sharing.send(worker, {"type": "resume", "runId": run.id})
     worker.state = BUSY if worker.executing else HELD

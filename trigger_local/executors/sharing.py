@@ -11,7 +11,12 @@ through its one `next` long-poll, whose answers carry messages:
 - `{"type": "resume", "runId"}`: the run's wait is over, or the run ended while it waited: it
   reads its wait's result once (`GET …/waits/{id}`) and goes on, or learns it is gone;
 - `{"type": "abort", "runId"}`: the engine ended the attempt (a cancel, a max duration): the
-  runtime cancels that coroutine only. Its neighbours go on.
+  runtime cancels that coroutine only. Its neighbours go on;
+- `{"type": "reconcile", "runs": {run id: attempt}}`: sent once to a process a restarted daemon
+  adopted: the runs the store says it holds. Each waiting one reads its wait again (word that
+  it may go on may have died with the last daemon); the ones it never got (handed over just
+  before the last daemon died) it reports, `POST /engine/v1/workers/{id}/lost`, and they are
+  interrupted and queued again.
 
 A shared process is never checkpointed (CRIU freezes a whole process). When it dies, every run
 it held is failed as crashed (its neighbours' too) and retried per their policy.

@@ -74,6 +74,7 @@ class Worker:
         self._resumed: dict[str, asyncio.Event] = {}
         self.fatal: BaseException | None = None  # a shared run met a daemon gone for good
         self.acked = 0  # the number of the last message taken (each poll acknowledges it)
+        self._reports: set[asyncio.Task[Any]] = set()
 
     async def tick(self) -> str:
         if self.fatal is not None:
@@ -116,6 +117,21 @@ class Worker:
         elif kind == "abort" and run_id in self.shared:
             # the daemon ended the attempt (canceled, timed out): drop it, report nothing
             self.shared[run_id].cancel()
+        elif kind == "reconcile":
+            self._reconcile(message.get("runs") or {})
+
+    def _reconcile(self, runs: dict[str, int]) -> None:
+        """A restarted daemon's view of our runs: each of ours reads its wait again (word that
+        it may go on may have been lost); the ones we never got are reported lost."""
+        for event in self._resumed.values():
+            event.set()
+        lost = {run_id: attempt for run_id, attempt in runs.items() if run_id not in self.shared}
+        if lost:
+            task = asyncio.create_task(self.client.request(
+                "POST", f"/engine/v1/workers/{self.worker_id}/lost", token=self.worker_token,
+                body={"runs": lost}))
+            self._reports.add(task)
+            task.add_done_callback(self._reports.discard)
 
     async def _run_shared(self, assignment: dict[str, Any]) -> None:
         run_id = assignment["run_id"]
