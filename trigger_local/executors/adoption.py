@@ -46,20 +46,14 @@ async def adopt(executor: Adopter) -> None:
                               log_path=executor.logs_dir / f"{record.id}.log", state=IDLE)
         # QUEUED/DEQUEUED with a worker: held, its wait completed, not resumed yet
         held = [r for r in runs.values() if r.worker_id == record.id and r.status in _HELD_STATUSES]
-        version = await executor._version(record.version_id)
-        worker.shared = version is not None and any(
-            (task := version.task(r.task_id)) is not None and task.shared for r in held)
+        worker.shared = await is_shared(executor, record.version_id, held)
         for run in held:
             executor._by_run[run.id] = worker.id
             if worker.shared:
-                _adopt_shared_run(worker, run)
+                adopt_shared_run(executor.sharing, worker, run)
             else:
                 worker.state = BUSY if run.status == EXECUTING else HELD
                 worker.run_id, worker.attempt = run.id, run.attempt_count
-        if worker.shared:
-            # the last daemon may have died before the process got a run it was given, or word
-            # that a wait was over: the process says which of these it does not hold
-            executor.sharing.send(worker, {"type": "reconcile", "runs": dict(worker.runs)})
         executor.workers[record.id] = worker
         executor._watch(worker)
         log.info("adopted task process", worker=record.id, pid=record.pid, state=worker.state,
@@ -74,8 +68,23 @@ async def adopt(executor: Adopter) -> None:
                                      "and the task process was gone", interrupted=True)
 
 
-def _adopt_shared_run(worker: WorkerHandle, run: Run) -> None:
+def adopt_shared_run(sharing: SharedRuns, worker: WorkerHandle, run: Run) -> None:
+    """`run` is on the adopted shared process `worker`. The first run adopted queues the
+    reconcile message: the last daemon may have died before the process got a run it was given,
+    or word that a wait was over; the process says which of these runs it does not hold."""
     worker.runs[run.id] = run.attempt_count
     if run.status == EXECUTING:
         worker.executing.add(run.id)
     worker.state = BUSY if worker.executing else HELD
+    reconcile = next((m for m in worker.messages if m.get("type") == "reconcile"), None)
+    if reconcile is None:
+        sharing.send(worker, {"type": "reconcile", "runs": {run.id: run.attempt_count}})
+    else:
+        reconcile["runs"][run.id] = run.attempt_count
+
+
+async def is_shared(executor: Adopter, version_id: str, runs: list[Run]) -> bool:
+    """An adopted process is shared if a run it holds is of a shared task."""
+    version = await executor._version(version_id)
+    return version is not None and any(
+        (task := version.task(r.task_id)) is not None and task.shared for r in runs)
