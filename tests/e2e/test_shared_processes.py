@@ -170,6 +170,10 @@ def test_1000_waiting_runs_are_held_in_a_handful_of_processes(shared: DaemonProc
     outputs = [shared.run(r)["output"] for r in run_ids[:50]]
     # each run kept its own metadata while its neighbours set theirs in the same process
     assert all(o["me"] == r and o["attempt"] == 1 for o, r in zip(outputs, run_ids, strict=False))
+    # and its own print() output: each line is a log of the run that printed it
+    for mine, other in ((run_ids[0], run_ids[1]), (run_ids[1], run_ids[0])):
+        logs = str(shared.api("GET", f"/api/v1/runs/{mine}/logs").json()["data"])
+        assert f"holder {mine} waits" in logs and f"holder {other} waits" not in logs
 
 
 @pytest.mark.parametrize("how", ["exit", "segfault"])
