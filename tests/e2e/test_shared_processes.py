@@ -229,3 +229,21 @@ def test_cancel_ends_one_coroutine_not_its_neighbours(shared: DaemonProcess) -> 
     wait_all(shared, neighbours, "COMPLETED")
     assert {shared.run(r)["output"]["attempt"] for r in neighbours} == {1}
     assert pids_before <= set(worker_pids(shared.home)) | {os.getpid()}
+
+
+def test_a_restarted_daemon_adopts_a_shared_process_and_its_waiting_runs(
+        shared: DaemonProcess) -> None:
+    """A normal stop leaves a shared process that only holds waiting runs running; the next
+    daemon adopts it, and the original tokens complete the runs in the same process."""
+    token_ids = tokens(shared, 20)
+    run_ids = batch(shared, "holder", [{"token": t} for t in token_ids])
+    wait_for(lambda: counts(shared).get("WAITING", 0) == 20, 60, what="20 runs waiting")
+    before = set(worker_pids(shared.home))
+    assert shared.stop() == 0
+    assert set(worker_pids(shared.home)) == before  # left running, not killed
+    shared.start()
+    complete(shared, token_ids)
+    wait_all(shared, run_ids, "COMPLETED", timeout=60)
+    outputs = [shared.run(r)["output"] for r in run_ids]
+    assert {o["attempt"] for o in outputs} == {1}  # the code before the wait did not run again
+    assert {o["pid"] for o in outputs} <= before
