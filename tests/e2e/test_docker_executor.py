@@ -29,7 +29,7 @@ async def stamp(payload, ctx):
     await asyncio.sleep(payload.get("s", 0))
     return {"started": time.time(), "host": socket.gethostname()}
 
-@task(id="inside")
+@task(id="inside", isolated=True)
 async def inside(payload, ctx):
     logger.info("hello from a container", name=payload.get("name"))
     print("stdout line from the task", flush=True)
