@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from ..durations import check_time, parse_time
 from ..engine import AttemptOutcome
-from ..errors import AuthenticationError, BadRequestError, ValidationError
+from ..errors import AuthenticationError, BadRequestError, ConflictError, ValidationError
 from ..limits import MAX_ATTEMPTS
 from ..statuses import RunStatus
 from ..store.models import LogEntry
@@ -145,6 +145,40 @@ async def complete_attempt(run_id: str, attempt: int, request: Request) -> Respo
         wait_s = float_param(str(ask.get("waitS", 20)), "waitS", 20.0, MAX_NEXT_WAIT_S)
         out["next"] = await _next_answer(request, ask["workerId"], wait_s)
     return ok(out)
+
+
+@router.post("/engine/v1/workers/{worker_id}/complete",
+             openapi_extra=body_doc({"completions": {"type": "array",
+                                                     "items": {"type": "object"}}},
+                                    ["completions"]))
+async def complete_many(worker_id: str, request: Request) -> Response:
+    """The completions of several runs of a shared process in one request: each item is the
+    body of `…/attempts/{n}/complete` plus `runId`, `attempt` and `runToken`. Answered once every
+    one is committed, with one result per item in order: `{"status"}`, or `{"gone": true}` (the
+    attempt is no longer current: drop it, as for a 409)."""
+    svc = services_of(request)
+    _check_worker(svc, worker_id, auth.bearer(request))
+    items = (await read_json(request, svc)).get("completions")
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ValidationError("completions must be a list of completion objects")
+    outcomes = []
+    for item in items:  # all checked first: a refused request changes nothing
+        run_id, attempt = str(item.get("runId")), item.get("attempt")
+        if not isinstance(attempt, int) or not auth.same(
+                str(item.get("runToken") or ""), auth.run_token(svc.secret_key, run_id, attempt)):
+            raise AuthenticationError(f"Invalid run token for {run_id[:40]}")
+        outcomes.append((run_id, attempt, _outcome(item)))
+    results: list[dict[str, Any]] = []
+    for run_id, attempt, outcome in outcomes:
+        try:
+            run = await svc.engine.finish_attempt(run_id, attempt, outcome)
+        except ConflictError:
+            results.append({"gone": True})
+            continue
+        if run.is_final:
+            run_auth(request).forget(run.id)
+        results.append({"status": run.status})
+    return ok({"results": results})
 
 
 def _until(value: Any, now: float) -> datetime | None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import AttemptGone, DaemonUnreachableError, TriggerLocalError
 from ..sdk.worker_client import WorkerClient
+from .completions import Completions
 from .execute import execute
 
 RETIRED = "retired"
@@ -75,6 +76,7 @@ class Worker:
         self.fatal: BaseException | None = None  # a shared run met a daemon gone for good
         self.acked = 0  # the number of the last message taken (each poll acknowledges it)
         self._reports: set[asyncio.Task[Any]] = set()
+        self.completions = Completions(client, worker_id, worker_token)
 
     async def tick(self) -> str:
         if self.fatal is not None:
@@ -138,7 +140,7 @@ class Worker:
         try:
             body = await execute(assignment, self.client, resumed=self._resumed[run_id])
             if body is not None:
-                await self._complete(assignment, body, take_next=False)
+                await self.completions.send(assignment, body)  # {"gone"}: nothing left to do
             self.runs_done += 1
         except asyncio.CancelledError:
             pass
@@ -148,13 +150,11 @@ class Worker:
             self.shared.pop(run_id, None)
             self._resumed.pop(run_id, None)
 
-    async def _complete(self, assignment: dict[str, Any], body: dict[str, Any], *,
-                        take_next: bool = True) -> None:
+    async def _complete(self, assignment: dict[str, Any], body: dict[str, Any]) -> None:
         route = f"attempts/{assignment['attempt']}/complete"
-        if take_next:
-            # ask for the next run in the same request (the daemon long-polls it like `next`)
-            body = {**body, "next": {"workerId": self.worker_id,
-                                     "workerToken": self.worker_token, "waitS": self.wait_s}}
+        # ask for the next run in the same request (the daemon long-polls it like `next`)
+        body = {**body, "next": {"workerId": self.worker_id, "workerToken": self.worker_token,
+                                 "waitS": self.wait_s}}
         try:
             answer = await self.client.run_call("POST", assignment["run_id"], route,
                                                 assignment["run_token"], body,
