@@ -26,7 +26,7 @@ from trigger_local import task, logger, Retry
 
 @task(id="stamp")
 async def stamp(payload, ctx):
-    await asyncio.sleep(payload.get("s", 0))
+    await asyncio.sleep((payload or {}).get("s", 0))
     return {"started": time.time(), "host": socket.gethostname()}
 
 @task(id="inside", isolated=True)
@@ -193,6 +193,7 @@ def test_a_warm_container_hosts_many_runs(docker_daemon: DaemonProcess) -> None:
     """Runs of an async task share a warm container per version (docs/docker.md): started in
     milliseconds once it is up, several at once in it."""
     warm = docker_daemon.wait_status(docker_daemon.trigger("stamp"), timeout=90)
+    assert warm["status"] == "COMPLETED", warm
     host = warm["output"]["host"]
     latencies = []
     for _ in range(15):
