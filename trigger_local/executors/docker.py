@@ -187,7 +187,13 @@ class DockerExecutor(ProcessExecutor):
         return found if isinstance(found, ContainerHandle) else None
 
     async def _start_shared(self, worker: WorkerHandle, version: Version, run: Run) -> bool:
-        started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
+        worker.executing.add(run.id)  # its place is taken now: runs start concurrently
+        started = None
+        try:
+            started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
+        finally:
+            if started is None:
+                worker.executing.discard(run.id)
         if started is None:
             return True
         run, attempt = started

@@ -5,8 +5,8 @@ at once per process, waiting ones as suspended coroutines). A sync or `isolated`
 a process to itself: a process holding such a waiting run stays alive and blocked (or is
 checkpointed); its concurrency slot is released but it counts against `max_processes`.
 Processes are kept warm: after a run, a process long-polls for the next run of the same version
-(up to `warm_runs_per_process` runs). They are started in their own session with output to a
-file, so they outlive a daemon killed with -9 and the next daemon adopts them.
+(up to `warm_runs_per_process` runs). They start in their own session with output to a file:
+they outlive a daemon killed with -9 and the next daemon adopts them.
 """
 
 from __future__ import annotations
@@ -183,15 +183,22 @@ class ProcessExecutor:
         task = version.task(run.task_id)
         shared = task is not None and task.shared and self.settings.runs_per_process > 1
         worker = (self.sharing.pick(self.workers.values(), version.id) if shared
-                  else self._idle_worker(version.id))
+                  else self._take_idle_worker(version.id))
         if worker is None:
             if len(self.workers) >= self.settings.max_processes and not self._evict_idle():
                 return False
             worker = await self._spawn(version, shared=shared)
-        started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
-        if started is None:
-            if not shared:
+        if shared:  # its place is taken now: the dispatcher starts runs concurrently
+            worker.executing.add(run.id)
+        started = None
+        try:
+            started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
+        finally:
+            if started is None and shared:
+                worker.executing.discard(run.id)
+            elif started is None:  # the run moved on, or the start failed: the process is free
                 worker.state = IDLE if worker.state != STARTING else STARTING
+        if started is None:
             return True
         run, attempt = started
         self._by_run[run.id] = worker.id
@@ -203,10 +210,11 @@ class ProcessExecutor:
         worker.mailbox.put_nowait(given)
         return True
 
-    def _idle_worker(self, version_id: str) -> WorkerHandle | None:
+    def _take_idle_worker(self, version_id: str) -> WorkerHandle | None:
         for worker in self.workers.values():
             if worker.version_id == version_id and worker.state == IDLE and not worker.shared \
                     and worker.mailbox.empty():
+                worker.state = BUSY  # taken now: the dispatcher starts runs concurrently
                 return worker
         return None
 
