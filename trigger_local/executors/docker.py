@@ -1,12 +1,10 @@
 """DockerExecutor: attempts run in containers from the version's image.
 
-It is the ProcessExecutor's protocol with a container in place of a process: the container runs
-`python -m trigger_local.runtime work` and long-polls the daemon over the host network. Runs of
-async tasks share a warm container per version and machine, as they share a process with the
-process executor (executors/sharing.py): it takes new runs while fewer than `runs_per_process`
-execute, its waiting runs are coroutines, and it retires when it is idle and surplus. A sync or
-`isolated=True` task's run has a container of its own, which retires after it. Containers are
-labelled with their worker id, so a restarted daemon adopts the ones still running.
+The ProcessExecutor's protocol with a container in place of a process (`python -m
+trigger_local.runtime work`, long-polling the daemon over the host network). Runs of async tasks
+share a warm container per version and machine (executors/sharing.py); a sync or `isolated=True`
+task's run has a container of its own, which retires after it. Containers are labelled with
+their worker id, so a restarted daemon adopts the ones still running.
 
 The engine may be absent or stop at any time: the executor then reports no capacity (runs stay
 QUEUED), says why in `describe()`, and checks again every few seconds.
