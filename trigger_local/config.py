@@ -48,6 +48,9 @@ class DaemonSettings:
     warm_runs_per_process: int = 1000
     #: idle warm processes kept per version
     warm_idle_per_version: int = 4
+    #: runs of async tasks executing at once in one shared task process; its waiting runs do not
+    #: count (a waiting run is a suspended coroutine). Sync and `isolated` tasks: one per process
+    runs_per_process: int = 10
     #: largest payload, output or metadata accepted, in bytes
     payload_limit_bytes: int = 3 * MIB
     #: on SIGTERM, how long running attempts get to finish before they are interrupted

@@ -118,14 +118,14 @@ class Daemon:
         await self.store.close()
 
     # -- DaemonServices --------------------------------------------------------------------
-    async def next_assignment(self, worker_id: str,
-                              wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
+    async def next_assignment(self, worker_id: str, wait_s: float, ack: int | None = None
+                              ) -> dict[str, Any] | list[dict[str, Any]] | None | Literal["retire"]:
         """The executor's long-poll, answered at once with "nothing yet" when the daemon drains
         its HTTP server (the process polls again, and finds the next daemon)."""
         draining = self.engine.hub.draining
         if draining.is_set():
             return None
-        poll = asyncio.ensure_future(self.executor.next_assignment(worker_id, wait_s))
+        poll = asyncio.ensure_future(self.executor.next_assignment(worker_id, wait_s, ack))
         drained = asyncio.ensure_future(draining.wait())
         try:
             await asyncio.wait([poll, drained], return_when=asyncio.FIRST_COMPLETED)

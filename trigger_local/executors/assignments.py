@@ -131,9 +131,10 @@ def _entry(run_id: str, attempt: int, raw: dict[str, object], now: float) -> Log
 
 
 async def lose_attempt(engine: Engine, log_path: Path, run_id: str, attempt: int, reason: str,
-                       *, interrupted: bool) -> None:
+                       *, interrupted: bool, last: bool = True) -> None:
     """The process of `attempt` has exited: store what its spool holds that the daemon has not
-    (and remove the spool), then record the attempt's end (engine.worker_lost)."""
+    (and remove the spool once its `last` run is done: a shared process's spool holds the lines
+    of every run it held), then record the attempt's end (engine.worker_lost)."""
     path = spool_path(log_path)
     try:
         missing = unsent(path, run_id, attempt, await _received(engine, run_id, attempt))
@@ -143,5 +144,6 @@ async def lose_attempt(engine: Engine, log_path: Path, run_id: str, attempt: int
             log.info("stored log lines the task process had not sent", run=run_id,
                      attempt=attempt, lines=len(missing))
     finally:
-        path.unlink(missing_ok=True)
+        if last:
+            path.unlink(missing_ok=True)
     await engine.worker_lost(run_id, attempt, reason, interrupted=interrupted)

@@ -111,15 +111,18 @@ async def run_task(task: Task | None, assignment: dict[str, Any], ctx: Context) 
         return failure_from(exc)
 
 
-async def execute(assignment: dict[str, Any], client: WorkerClient) -> dict[str, Any] | None:
+async def execute(assignment: dict[str, Any], client: WorkerClient, *,
+                  resumed: asyncio.Event | None = None) -> dict[str, Any] | None:
     """Run the assignment's attempt with the SDK pointed at it; the completion body, or None
-    when the attempt must be dropped without completing."""
+    when the attempt must be dropped without completing. `resumed`: the run shares its process
+    (runtime/worker.py sets it when the daemon lets the run go on after a wait)."""
     ctx = Context.from_assignment(assignment)
     state = RunState(run_id=assignment["run_id"], attempt=int(assignment["attempt"]),
                      token=assignment["run_token"], client=client, loop=asyncio.get_running_loop(),
                      ctx=ctx, metadata=assignment.get("metadata"),
-                     records=assignment.get("records"), spool=_Spool.get())
-    token = enter_run(state)
+                     records=assignment.get("records"), resumed=resumed,
+                     spool=_Spool.get() if resumed is None else None)  # one run's file
+    token = enter_run(state, alone=resumed is None)
     try:
         body = await run_task(registry.get_task(assignment["task_id"]), assignment, ctx)
         stdio.end_run()

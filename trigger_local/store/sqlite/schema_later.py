@@ -27,4 +27,9 @@ LATER_MIGRATIONS: list[str] = [
     steps.MIGRATION,  # a run's durable records (issue #12, docs/durability.md)
     # 13: a million runs (issue #17): list indexes, tags, counters, retention (schema_lists.py)
     LISTS_AND_RETENTION,
+    # runs of an async task share task processes (issue #13); a version indexed before this
+    # keeps one run per process
+    """
+    ALTER TABLE tasks ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
