@@ -8,29 +8,18 @@ dropped (the run was canceled, or the daemon answered 409): nothing must be repo
 from __future__ import annotations
 
 import asyncio
-import inspect
 import sys
 import traceback
 from typing import Any
 
 from .. import packets
-from ..errors import AbortTaskRunError, AttemptGone
+from ..errors import AttemptGone
 from ..sdk import registry
 from ..sdk.context import Context, RunState, enter_run, exit_run
 from ..sdk.tasks import Task
 from ..sdk.worker_client import WorkerClient
 from . import stdio
-
-
-def _failure(name: str, message: str, stack: str, *, retry: bool) -> dict[str, Any]:
-    return {"ok": False, "error": {"name": name, "message": message, "stack": stack},
-            "retry": retry}
-
-
-def failure_from(exc: BaseException) -> dict[str, Any]:
-    stack = "".join(traceback.format_exception(exc))
-    return _failure(type(exc).__name__, str(exc), stack,
-                    retry=not isinstance(exc, AbortTaskRunError))
+from .lifecycle import Lifecycle, failure, failure_from
 
 
 def _validation_failure(task: Task, exc: Exception) -> dict[str, Any]:
@@ -39,26 +28,17 @@ def _validation_failure(task: Task, exc: Exception) -> dict[str, Any]:
     parts = [f"{'.'.join(str(p) for p in e.get('loc', ())) or '(payload)'}: {e.get('msg')}"
              for e in errors]
     message = f"Invalid payload for task {task.id!r}: " + ("; ".join(parts) or str(exc))
-    return _failure("ValidationError", message, "".join(traceback.format_exception(exc)),
+    return failure("ValidationError", message, "".join(traceback.format_exception(exc)),
                     retry=False)
 
 
-async def _call(task: Task, payload: Any, ctx: Context) -> Any:
-    args = (payload, ctx) if task.takes_ctx else (payload,)
-    if task.is_async:
-        return await task.fn(*args)
-    # a thread, so the function may block and call the `_sync` SDK forms
-    result = await asyncio.to_thread(task.fn, *args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
-
-
-async def run_task(task: Task | None, assignment: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    """The completion body for one attempt; AttemptGone propagates."""
+async def run_task(task: Task | None, assignment: dict[str, Any], ctx: Context,
+                   state: RunState) -> dict[str, Any]:
+    """The completion body for one attempt, hooks and middleware included (lifecycle.py);
+    AttemptGone propagates. A payload that does not decode or validate runs no hook."""
     if task is None:
         name = assignment.get("task_id")
-        return _failure("TaskNotFoundError", f"Task {name!r} is not defined in this version", "",
+        return failure("TaskNotFoundError", f"Task {name!r} is not defined in this version", "",
                         retry=False)
     try:
         payload = packets.decode(assignment.get("payload"), assignment.get("payload_type"))
@@ -66,11 +46,10 @@ async def run_task(task: Task | None, assignment: dict[str, Any], ctx: Context) 
             payload = task.parse_payload(payload)
         except Exception as exc:
             return _validation_failure(task, exc)
-        output = await _call(task, payload, ctx)
-        data, data_type = packets.encode(output)
-        return {"ok": True, "output": data, "outputType": data_type}
     except (Exception, SystemExit) as exc:
         return failure_from(exc)
+    lifecycle = state.lifecycle = Lifecycle(task, payload, ctx, state)
+    return await lifecycle.run()
 
 
 async def execute(assignment: dict[str, Any], client: WorkerClient) -> dict[str, Any] | None:
@@ -82,7 +61,7 @@ async def execute(assignment: dict[str, Any], client: WorkerClient) -> dict[str,
                      ctx=ctx, metadata=assignment.get("metadata"))
     token = enter_run(state)
     try:
-        body = await run_task(registry.get_task(assignment["task_id"]), assignment, ctx)
+        body = await run_task(registry.get_task(assignment["task_id"]), assignment, ctx, state)
         stdio.end_run()
         await _final_flush(state)
     except AttemptGone:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import DuplicateTaskIdError, ValidationError
+from .hooks import ALIASES, GLOBAL, KINDS, Hook
 from .options import Queue
 from .retry import Retry
 from .tasks import Task
@@ -21,13 +22,16 @@ _REGISTRY: dict[str, Task] = {}
 
 def task(id: str, *, queue: Queue | str | None = None, retry: Retry | dict[str, Any] | None = None,
          max_duration: Any = None, machine: str | None = None,
-         rate_limit: dict[str, Any] | None = None) -> Callable[[Callable[..., Any]], Task]:
+         rate_limit: dict[str, Any] | None = None,
+         **hooks: Hook) -> Callable[[Callable[..., Any]], Task]:
     """Decorate `fn(payload, ctx)` or `fn(payload)`, sync or async, as the task `id`.
-    `rate_limit={"limit": 100, "period": "1m", "per_key": False}` caps starts on its queue."""
+    `rate_limit={"limit": 100, "period": "1m", "per_key": False}` caps starts on its queue.
+    `hooks`: lifecycle hooks by kind (`on_start=fn`, `middleware=cm`, …; docs/hooks.md)."""
+    _check_hooks(id, hooks)
 
     def decorate(fn: Callable[..., Any]) -> Task:
         t = Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine,
-                 rate_limit=rate_limit)
+                 rate_limit=rate_limit, hooks=dict(hooks))
         register(t)
         return t
 
@@ -36,19 +40,28 @@ def task(id: str, *, queue: Queue | str | None = None, retry: Retry | dict[str, 
 
 def schema_task(id: str, *, schema: Any, queue: Queue | str | None = None,
                 retry: Retry | dict[str, Any] | None = None, max_duration: Any = None,
-                machine: str | None = None) -> Callable[[Callable[..., Any]], Task]:
+                machine: str | None = None, **hooks: Hook) -> Callable[[Callable[..., Any]], Task]:
     """Like `task`, with a pydantic model: the payload is validated into an instance of it
     before the function runs, and the manifest carries its JSON schema."""
     if not hasattr(schema, "model_validate") or not hasattr(schema, "model_json_schema"):
         raise ValidationError(f"schema_task {id!r}: schema must be a pydantic model class")
+    _check_hooks(id, hooks)
 
     def decorate(fn: Callable[..., Any]) -> Task:
         t = Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine,
-                 schema=schema)
+                 schema=schema, hooks=dict(hooks))
         register(t)
         return t
 
     return decorate
+
+
+def _check_hooks(task_id: str, hooks: dict[str, Hook]) -> None:
+    # at decoration time, so a misspelt option names itself before the function is defined
+    for kind in hooks:
+        if ALIASES.get(kind, kind) not in KINDS:
+            raise ValidationError(f"task {task_id!r}: unknown option {kind!r} (hooks: "
+                                  f"{', '.join(KINDS)})")
 
 
 def register(task: Task) -> None:
@@ -69,8 +82,10 @@ def all_tasks() -> list[Task]:
 
 
 def clear() -> None:
-    """Forget every task (tests, and the indexer before it imports a project)."""
+    """Forget every task and global hook (tests, and the indexer before it imports a
+    project)."""
     _REGISTRY.clear()
+    GLOBAL.clear()
 
 
 def _origin(fn: Callable[..., Any]) -> tuple[str, str]:
