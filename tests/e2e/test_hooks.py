@@ -41,7 +41,7 @@ from trigger_local import AbortTaskRunError, Retry, locals, task, wait
 
 def note(payload, line):
     with open(payload["log"], "a") as f:
-        f.write(line + "\n")
+        f.write(line + "\\n")
 
 FAST = Retry(max_attempts=3, min_timeout_s=0.05, max_timeout_s=0.1, randomize=False)
 SLOW = Retry(max_attempts=3, min_timeout_s=300, max_timeout_s=300, randomize=False)
