@@ -240,3 +240,65 @@ def test_on_wait_and_on_resume_run_around_a_wait(hooked: DaemonProcess, tmp_path
     log2 = tmp_path / "wait-sync.log"
     assert _run(hooked, "waits-sync", log2)["status"] == "COMPLETED"
     assert [x for x in _lines(log2) if x in ("wait", "resume")] == ["wait", "resume"]
+
+
+CK_TASKS = '''
+import contextlib, os, sqlite3
+from trigger_local import locals, task, wait
+
+DB = locals.create("db")
+
+def note(payload, line):
+    with open(payload["log"], "a") as f:
+        f.write(line + "\\n")
+
+@contextlib.asynccontextmanager
+async def database(payload):
+    locals.set(DB, sqlite3.connect(payload["db"]))
+    note(payload, "open")
+    yield
+    locals.get(DB).close()
+
+# async hooks run on the task's event loop thread, as sqlite3 objects require
+async def close(payload, wait):
+    locals.get(DB).close()  # no open file may hold the run back from a clean restore
+    locals.set(DB, None)
+    note(payload, f"closed:{wait['type']}:{os.getpid()}")
+
+async def reopen(payload, wait):
+    locals.set(DB, sqlite3.connect(payload["db"]))
+    note(payload, f"reopened:{wait['type']}:{os.getpid()}")
+
+@task(id="ck-db", middleware=database, on_wait=close, on_resume=reopen)
+async def ck_db(payload, ctx):
+    locals.get(DB).execute("create table t (n integer)")
+    await wait.for_token(payload["token"])
+    db = locals.get(DB)
+    db.execute("insert into t values (42)")
+    db.commit()
+    return db.execute("select n from t").fetchall()
+'''
+
+
+def test_on_wait_and_on_resume_around_a_criu_checkpoint(tmp_path: Path) -> None:
+    from .criu_support import ck_daemon, complete_token, create_token, require_criu, \
+        wait_checkpointed
+
+    require_criu()
+    d = ck_daemon(tmp_path).start()
+    try:
+        d.register(write_project(tmp_path / "project", CK_TASKS))
+        log, token = tmp_path / "ck.log", create_token(d)
+        run_id = d.trigger("ck-db", {"log": str(log), "db": str(tmp_path / "run.db"),
+                                     "token": token})
+        wait_checkpointed(d, run_id)
+        lines = _lines(log)
+        assert [x.split(":")[0] for x in lines] == ["open", "closed"]  # dumped while waiting
+        complete_token(d, token, {})
+        run = d.wait_status(run_id)
+        assert (run["status"], run["output"]) == ("COMPLETED", [[42]])
+        lines = _lines(log)
+        assert [x.rsplit(":", 1)[0] for x in lines] == ["open", "closed:token", "reopened:token"]
+        assert lines[1].rsplit(":", 1)[1] == lines[2].rsplit(":", 1)[1]  # the restored process
+    finally:
+        d.close()
