@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from .conftest import DaemonProcess, write_project
+from .criu_support import ck_daemon, complete_token, create_token, require_criu, wait_checkpointed
 
 GLOBAL_HOOKS = '''
 import contextlib, json
@@ -27,7 +28,8 @@ async def outer(payload, ctx):
 
 tasks.middleware("outer", outer)
 tasks.on_start(lambda payload: note(payload, "start-global"))
-tasks.on_start_attempt("sa", lambda payload, ctx: note(payload, f"attempt-global{ctx.attempt.number}"))
+tasks.on_start_attempt("sa", lambda payload, ctx: note(payload,
+                                                      f"attempt-global{ctx.attempt.number}"))
 tasks.on_success("ok", lambda payload, output: note(payload, f"success-global:{output}"))
 tasks.on_failure("fail", lambda payload, error: note(payload, f"failure-global:{error}"))
 tasks.on_complete("done", lambda payload, result: note(payload, f"complete-global:{result.ok}"))
@@ -281,9 +283,6 @@ async def ck_db(payload, ctx):
 
 
 def test_on_wait_and_on_resume_around_a_criu_checkpoint(tmp_path: Path) -> None:
-    from .criu_support import ck_daemon, complete_token, create_token, require_criu, \
-        wait_checkpointed
-
     require_criu()
     d = ck_daemon(tmp_path).start()
     try:
