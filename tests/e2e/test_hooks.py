@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import DaemonProcess, write_project
+from .conftest import DaemonProcess, wait_for, write_project
 from .criu_support import ck_daemon, complete_token, create_token, require_criu, wait_checkpointed
 
 GLOBAL_HOOKS = '''
@@ -33,6 +33,7 @@ tasks.on_start_attempt("sa", lambda payload, ctx: note(payload,
 tasks.on_success("ok", lambda payload, output: note(payload, f"success-global:{output}"))
 tasks.on_failure("fail", lambda payload, error: note(payload, f"failure-global:{error}"))
 tasks.on_complete("done", lambda payload, result: note(payload, f"complete-global:{result.ok}"))
+tasks.on_cancel("cancel", lambda payload: note(payload, "cancel-global"))
 tasks.catch_error("catch", lambda payload, ctx: note(payload, f"catch-global{ctx.attempt.number}"))
 '''
 
@@ -135,6 +136,15 @@ async def waits(payload, ctx):
     await wait.for_(seconds=0.05)
     note(payload, "after")
     return "done"
+
+async def cancel_hook(payload, ctx):
+    note(payload, f"cancel-task:{ctx.run.id}")
+
+@task(id="cancelable", on_cancel=cancel_hook)
+async def cancelable(payload, ctx):
+    import asyncio
+    note(payload, "running")
+    await asyncio.sleep(600)  # until canceled
 
 @task(id="waits-sync", on_wait=lambda payload: note(payload, "wait"),
       on_resume=lambda payload: note(payload, "resume"))
@@ -242,6 +252,20 @@ def test_on_wait_and_on_resume_run_around_a_wait(hooked: DaemonProcess, tmp_path
     log2 = tmp_path / "wait-sync.log"
     assert _run(hooked, "waits-sync", log2)["status"] == "COMPLETED"
     assert [x for x in _lines(log2) if x in ("wait", "resume")] == ["wait", "resume"]
+
+
+def test_on_cancel_runs_when_an_executing_run_is_canceled(hooked: DaemonProcess,
+                                                           tmp_path: Path) -> None:
+    log = tmp_path / "cancel.log"
+    run_id = hooked.trigger("cancelable", {"log": str(log)})
+    wait_for(lambda: "running" in _lines(log), 30, what="the task to run")
+    r = hooked.api("POST", f"/api/v2/runs/{run_id}/cancel")
+    assert r.status_code == 200, r.text
+    wait_for(lambda: len([x for x in _lines(log) if x.startswith("cancel")]) == 2, 20,
+             what="the on_cancel hooks")
+    assert [x for x in _lines(log) if x.startswith("cancel")] == [
+        "cancel-global", f"cancel-task:{run_id}"]
+    assert hooked.run(run_id)["status"] == "CANCELED"
 
 
 CK_TASKS = '''

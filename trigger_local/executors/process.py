@@ -95,7 +95,7 @@ class ProcessExecutor:
             log.info("killing task process", worker=worker.id, run=event.run_id,
                      reason=event.reason)
             worker.state = KILLED
-            worker.kill()
+            worker.abort(event.reason)
 
     def _on_run_moved(self, event: RunStatusChanged) -> None:
         worker = self.workers.get(self._by_run.get(event.run_id, ""))

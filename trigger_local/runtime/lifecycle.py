@@ -67,6 +67,18 @@ async def call_task(task: Task, payload: Any, ctx: Context) -> Any:
     return result
 
 
+#: the attempts this process runs now, for on_cancel
+RUNNING: set[Lifecycle] = set()
+
+
+async def cancel_all() -> None:
+    """The executor said the run was canceled (CANCEL_SIGNAL): run each running attempt's
+    on_cancel hooks (errors ignored). The caller then exits the process."""
+    for lifecycle in list(RUNNING):
+        await run_hooks(lifecycle.hooks("on_cancel"), "on_cancel", lifecycle.args(),
+                        swallow=True)
+
+
 class Lifecycle:
     """Runs one attempt of `task` with its hooks; kept on the RunState (`state.lifecycle`) so a
     wait can run on_wait / on_resume with the same payload, ctx and init."""
@@ -86,6 +98,7 @@ class Lifecycle:
     async def run(self) -> dict[str, Any]:
         """The completion body. A middleware that raises (before or after the attempt)
         replaces the outcome with TASK_MIDDLEWARE_ERROR, retried by the run's policy."""
+        RUNNING.add(self)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 for name, factory in self.hooks("middleware"):
@@ -96,6 +109,8 @@ class Lifecycle:
                 body = await self._attempt()
         except Exception as exc:
             return failure_from(exc, name=MIDDLEWARE_ERROR) | {"retry": True}
+        finally:
+            RUNNING.discard(self)
         return body
 
     async def _attempt(self) -> dict[str, Any]:
