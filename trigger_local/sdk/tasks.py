@@ -18,7 +18,7 @@ from ..errors import ValidationError
 from ..machines import check_machine
 from ..ratelimit import parse_rate_limit
 from .context import current_run, require_run
-from .hooks import GLOBAL, Hook, HookSet
+from .hooks import ALIASES, GLOBAL, Hook, HookSet
 from .options import Queue, trigger_options
 from .results import BatchHandle, RunHandle, TaskRunResult
 from .retry import Retry
@@ -67,6 +67,7 @@ class Task:
 
     def add_hook(self, kind: str, fn: Hook) -> Hook:
         """Set the task's `kind` hook (`middleware`, `on_start`, …); returns `fn`."""
+        kind = ALIASES.get(kind, kind)
         try:
             return self.hooks.add(kind, fn, name=f"task:{kind}")
         except ValidationError as exc:
