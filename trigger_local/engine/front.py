@@ -57,7 +57,7 @@ from .project_state import Projects
 from .retry import RetryPolicy
 from .schedules import ScheduleSpec
 from .triggering import TriggerResult
-from .unit import EngineContext, Tx
+from .unit import EngineContext, GroupCommit, Tx
 from .versions import retry_policy
 from .waits import WaitDecision
 
@@ -79,6 +79,7 @@ class Engine:
         # their processes hold no connection (executors/stopping.py)
         self.stopping = False
         self.hub.subscribe(RunStatusChanged, self._wake_pollers)
+        self.group = GroupCommit(self._unit)  # starts, waits, completions (engine/unit.py)
 
     @property
     def queries(self) -> StoreReader:
@@ -104,11 +105,11 @@ class Engine:
         async with self.store.tx() as store_tx:
             tx = Tx(store_tx, self.clock.now(), self.ctx)
             yield tx
+        self.ctx.due.apply(tx.due_notes)
         self.hub.publish_all(tx.published)
-        # The store runs on this thread and never yields, so a caller that runs unit after unit
-        # (a dispatcher round starting runs) would keep out the requests that came meanwhile:
-        # the completions that free processes, which the round's later runs could then reuse
-        # instead of starting new ones. One turn of the loop after each unit lets them in.
+        # The store never yields, so a caller running unit after unit (a dispatcher round) would
+        # keep out the requests that came meanwhile: the completions that free processes, which
+        # its later runs could reuse instead of starting new ones. One loop turn lets them in.
         await asyncio.sleep(0)
 
     async def _run(self, part: Callable[Concatenate[Tx, P], Awaitable[T]], *args: P.args,
@@ -220,7 +221,7 @@ class Engine:
     async def start_attempt(self, run: Run, worker_id: str, pid: int | None,
                             executor: str = "process") -> tuple[Run, Attempt] | None:
         """DEQUEUED → EXECUTING with a new attempt on `worker_id`. None if the run moved on."""
-        return await self._run(attempts.start, run.id, worker_id, pid, executor)
+        return await self.group.run(attempts.start, run.id, worker_id, pid, executor)
 
     async def requeue(self, run: Run, reason: str) -> None:
         """A DEQUEUED run that no worker could take goes back to its queue."""
@@ -228,7 +229,7 @@ class Engine:
 
     async def resume_held(self, run: Run) -> Run | None:
         """A DEQUEUED run whose process is held alive continues in that process."""
-        return await self._run(attempts.resume_held, run.id)
+        return await self.group.run(attempts.resume_held, run.id)
 
     async def worker_lost(self, run_id: str, attempt: int, reason: str, *,
                           interrupted: bool = False,
@@ -280,15 +281,15 @@ class Engine:
     # -- the worker protocol -------------------------------------------------------------------
     async def finish_attempt(self, run_id: str, attempt: int, outcome: AttemptOutcome) -> Run:
         """Record the end of an attempt: complete the run, schedule a retry, or fail it."""
-        return await self._run(attempts.finish_current, run_id, attempt, outcome)
+        return await self.group.run(attempts.finish_current, run_id, attempt, outcome)
 
     async def wait(self, run_id: str, attempt: int, *, kind: str, until: Any = None,
                    waitpoint_id: str | None = None, idempotency_key: str | None = None,
                    idempotency_key_ttl: str | None = None) -> WaitDecision:
         """Block the run's current attempt on a waitpoint, or return its result at once."""
-        return await self._run(waits.wait, run_id, attempt, kind=kind, until=until,
-                               waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
-                               idempotency_key_ttl=idempotency_key_ttl)
+        return await self.group.run(waits.wait, run_id, attempt, kind=kind, until=until,
+                                    waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
+                                    idempotency_key_ttl=idempotency_key_ttl)
 
     async def wait_result(self, run_id: str, waitpoint_id: str) -> dict[str, Any] | None:
         """The result for a held run, once the dispatcher gave it its slot back; else None."""

@@ -2,10 +2,9 @@
 
 Processes are kept warm: after an attempt, the process long-polls for the next run of the same
 version (up to `warm_runs_per_process` runs). A process holding a waiting run stays alive and
-blocked; its concurrency slot is released but it counts against `max_processes`. Processes are
-started in their own session with output to a file, so they outlive a daemon killed with -9
-and the next daemon adopts them.
-"""
+blocked; its concurrency slot is released but it counts against `max_processes`. Processes
+start in their own session with output to a file: they outlive a daemon killed with -9 and the
+next daemon adopts them."""
 
 from __future__ import annotations
 
@@ -165,14 +164,18 @@ class ProcessExecutor:
             await self.engine.system_failure(
                 run, f"Version {run.version_id} of task {run.task_id} is gone")
             return True
-        worker = self._idle_worker(version.id)
+        worker = self._take_idle_worker(version.id)
         if worker is None:
             if len(self.workers) >= self.settings.max_processes and not self._evict_idle():
                 return False
             worker = await self._spawn(version)
-        started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
+        started = None
+        try:
+            started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
+        finally:
+            if started is None:  # the run moved on, or the start failed: the process is free
+                worker.state = IDLE if worker.state != STARTING else STARTING
         if started is None:
-            worker.state = IDLE if worker.state != STARTING else STARTING
             return True
         run, attempt = started
         worker.state, worker.run_id, worker.attempt = BUSY, run.id, attempt.number
@@ -181,9 +184,10 @@ class ProcessExecutor:
                                              self.settings.home))
         return True
 
-    def _idle_worker(self, version_id: str) -> WorkerHandle | None:
+    def _take_idle_worker(self, version_id: str) -> WorkerHandle | None:
         for worker in self.workers.values():
             if worker.version_id == version_id and worker.state == IDLE and worker.mailbox.empty():
+                worker.state = BUSY  # taken now: the dispatcher starts runs concurrently
                 return worker
         return None
 

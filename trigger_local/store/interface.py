@@ -150,6 +150,12 @@ class StoreTx(StoreReader, Protocol):
     @property
     def streams(self) -> StreamStore: ...
 
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A part of this transaction that can fail alone: if the block raises, what it wrote is
+        undone, the rest of the transaction stands, and the exception goes on. Used to commit
+        several callers' units of work in one transaction (`GroupCommit`, engine/unit.py)."""
+        ...
+
 
 class Store(Protocol):
     """A database behind the storage interface. `await open()` first, `close()` at the end."""
