@@ -4,6 +4,7 @@ hooks append a line to a file named in the payload; the test reads the file for 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,13 +155,19 @@ def waits_sync(payload, ctx):
 '''
 
 
-@pytest.fixture
-def hooked(daemon: DaemonProcess, tmp_path: Path) -> DaemonProcess:
-    project = write_project(tmp_path / "project", TASKS)
-    # global hooks in a file without tasks: a task process imports a trigger dir's init.py
-    (project / "trigger" / "init.py").write_text(GLOBAL_HOOKS)
-    daemon.register(project)
-    return daemon
+@pytest.fixture(scope="module")
+def hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    # one daemon for the module's tests (each run has its own log file): seconds, not a minute
+    root = tmp_path_factory.mktemp("hooks")
+    d = DaemonProcess(root / "home", env={"TRIGGER_LOCAL_HOME": str(root / "home")}).start()
+    try:
+        project = write_project(root / "project", TASKS)
+        # global hooks in a file without tasks: a task process imports a trigger dir's init.py
+        (project / "trigger" / "init.py").write_text(GLOBAL_HOOKS)
+        d.register(project)
+        yield d
+    finally:
+        d.close()
 
 
 def _lines(log: Path) -> list[str]:
