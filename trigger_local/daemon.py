@@ -59,6 +59,7 @@ from .home import (
 from .http_server import DRAIN_S, HttpServer, bind
 from .indexing import index_project
 from .logs import configure_logging
+from .retention import Retention
 from .store.models import ProjectDefaults, Version
 from .store.sqlite import SqliteStore
 from .supervise import Supervisor, report
@@ -81,6 +82,8 @@ class Daemon:
                                        self.supervisor)
         self.engine.ctx.capability = self.executor  # asked whether a wait can be checkpointed
         self.dispatcher = Dispatcher(self.engine, self.executor)
+        self.retention = Retention(self.engine, settings.home, self.store.reclaim,
+                                   settings.retention_days)
         self.started_at = time.time()
 
     def _wake(self) -> None:
@@ -95,6 +98,7 @@ class Daemon:
         await self.engine.load()
         await self.executor.start()
         self.supervisor.start("dispatcher", self.dispatcher.step, on_stop=self.dispatcher.stop)
+        self.supervisor.start("retention", self.retention.step, on_stop=self.retention.stop)
 
     async def stop(self, http: HttpServer | None = None) -> None:
         """Stop in order (the module docstring): dispatching, task processes, HTTP, the store.

@@ -108,6 +108,15 @@ class AmbiguousProjectError(BadRequestError):
     code = "ambiguous_project"
 
 
+class NonDeterministicReplayError(TriggerLocalError):
+    """A replayed attempt made its durable calls in another order than recorded (the code
+    changed under the run, or its control flow depends on time or randomness): the attempt
+    fails, not retried (docs/durability.md)."""
+
+    code = "non_deterministic_replay"
+    status = 422
+
+
 class AuthenticationError(TriggerLocalError):
     code = "unauthorized"
     status = 401
@@ -128,6 +137,13 @@ class NotFoundError(TriggerLocalError):
 
 class TaskNotFoundError(NotFoundError):
     code = "task_not_found"
+
+
+class ProjectNotFoundError(NotFoundError):
+    """A request named a project (TRIGGER_LOCAL_PROJECT, the project header) that the daemon
+    does not serve; `known_projects` lists those it does."""
+
+    code = "project_not_found"
 
 
 class ConflictError(TriggerLocalError):
@@ -247,10 +263,12 @@ _BY_CODE: dict[str, type[TriggerLocalError]] = {
         PayloadTooLargeError,
         BadRequestError,
         AmbiguousProjectError,
+        NonDeterministicReplayError,
         AuthenticationError,
         ForbiddenError,
         NotFoundError,
         TaskNotFoundError,
+        ProjectNotFoundError,
         ConflictError,
         UnsupportedMediaTypeError,
         DiskFullError,

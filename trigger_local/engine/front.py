@@ -4,8 +4,7 @@ engine parts' functions with it, and once the transaction has committed publishe
 it recorded on the hub. Reads go through `queries` (the store's read-only view).
 
 The engine never spawns a process or sleeps: it decides over the store, and the dispatcher and
-executors act on the events.
-"""
+executors act on the events."""
 
 from __future__ import annotations
 
@@ -16,6 +15,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..clock import Clock
 from ..config import DaemonSettings
+from ..durable_calls import Call
 from ..statuses import FINAL_STATUSES
 from ..store.interface import Store, StoreReader
 from ..store.models import (
@@ -40,6 +40,7 @@ from . import (
     queues,
     registration,
     reports,
+    retention,
     runs,
     schedules,
     streams,
@@ -54,6 +55,7 @@ from .events import RunResumed, RunStatusChanged
 from .hub import Hub, run_key
 from .options import TriggerRequest
 from .project_state import Projects
+from .records import Records
 from .retry import RetryPolicy
 from .schedules import ScheduleSpec
 from .triggering import TriggerResult
@@ -75,11 +77,11 @@ class Engine:
         self.settings = settings
         self.hub = hub or Hub()
         self.ctx = EngineContext(settings)
-        # set by the executor when a normal stop begins: held waits' polls are then refused, so
-        # their processes hold no connection (executors/stopping.py)
+        # set when a normal stop begins: held waits' polls are refused (executors/stopping.py)
         self.stopping = False
         self.hub.subscribe(RunStatusChanged, self._wake_pollers)
         self.group = GroupCommit(self._unit)  # starts, waits, completions (engine/unit.py)
+        self.records = Records(self._run, self.store.read)  # durable records: replay
 
     @property
     def queries(self) -> StoreReader:
@@ -107,9 +109,8 @@ class Engine:
             yield tx
         self.ctx.due.apply(tx.due_notes)
         self.hub.publish_all(tx.published)
-        # The store never yields, so a caller running unit after unit (a dispatcher round) would
-        # keep out the requests that came meanwhile: the completions that free processes, which
-        # its later runs could reuse instead of starting new ones. One loop turn lets them in.
+        # The store never yields: a caller running unit after unit (a dispatcher round) would keep
+        # out the completions that came meanwhile, which free processes. One loop turn lets them in.
         await asyncio.sleep(0)
 
     async def _run(self, part: Callable[Concatenate[Tx, P], Awaitable[T]], *args: P.args,
@@ -119,8 +120,7 @@ class Engine:
             return await part(tx, *args, **kwargs)
 
     def _wake_pollers(self, event: RunStatusChanged) -> None:
-        # a held run's process polls for its wait's result: it has one once the run resumed,
-        # or the run ended (api/worker.py `poll_wait`)
+        # a held run's process polls for its wait's result: it has one once resumed or ended
         if isinstance(event, RunResumed) or event.status in FINAL_STATUSES:
             self.hub.wake(run_key(event.run_id))
 
@@ -164,34 +164,30 @@ class Engine:
 
     async def replay(self, run_id: str) -> Run:
         """A new run of the same task, payload and options."""
-        run = await runs.get(self.queries.runs, run_id)
-        return (await self.trigger(triggering.again(run))).run
+        return (await self.trigger(triggering.again(await runs.get(self.queries.runs, run_id)))).run
 
     async def create_batch(self, run_count: int, *, parent_run_id: str | None = None,
                            wait: bool = False, idempotency_key: str | None = None,
                            request_key: str | None = None,
                            project: str | None = None) -> tuple[Batch, bool]:
-        """A new batch of `run_count` runs, or (with True) the batch `idempotency_key` or the
-        request key `request_key` (within the caller's `project`) already made."""
-        async with self._unit() as tx:
-            return await triggering.create_batch(
-                tx, run_count, parent_run_id=parent_run_id, wait=wait,
-                idempotency_key=idempotency_key, request_key=request_key, scope=project)
+        """A new batch, or (True) the one `idempotency_key` or `request_key` (in `project`) made."""
+        return await self._run(triggering.create_batch, run_count, parent_run_id=parent_run_id,
+                               wait=wait, idempotency_key=idempotency_key,
+                               request_key=request_key, scope=project)
 
     async def batch_trigger(self, reqs: Sequence[TriggerRequest], *,
                             parent_run_id: str | None = None, wait: bool = False,
-                            idempotency_key: str | None = None, request_key: str | None = None
-                            ) -> tuple[Batch, list[TriggerResult], bool]:
+                            idempotency_key: str | None = None, request_key: str | None = None,
+                            record: Call | None = None) -> tuple[Batch, list[TriggerResult], bool]:
         """A batch and all its runs in one transaction (True: an existing batch, by its
         idempotency key or by `request_key` within the items' project, whose runs are returned
         as they are)."""
         for req in reqs:  # resolved as the batch's children: in the parent's project if unsaid
             req.parent_run_id = req.parent_run_id or parent_run_id
         prepared = [await self._prepare(req) for req in reqs]
-        async with self._unit() as tx:
-            return await triggering.trigger_batch(
-                tx, prepared, parent_run_id=parent_run_id, wait=wait,
-                idempotency_key=idempotency_key, request_key=request_key)
+        return await self._run(triggering.trigger_batch, prepared, parent_run_id=parent_run_id,
+                               wait=wait, idempotency_key=idempotency_key,
+                               request_key=request_key, record=record)
 
     async def batch_items(self, batch_id: str) -> dict[str, str]:
         """The items a two-phase batch has received: index (as a string) → run id."""
@@ -285,11 +281,12 @@ class Engine:
 
     async def wait(self, run_id: str, attempt: int, *, kind: str, until: Any = None,
                    waitpoint_id: str | None = None, idempotency_key: str | None = None,
-                   idempotency_key_ttl: str | None = None) -> WaitDecision:
+                   idempotency_key_ttl: str | None = None, record: Call | None = None
+                   ) -> WaitDecision:
         """Block the run's current attempt on a waitpoint, or return its result at once."""
         return await self.group.run(waits.wait, run_id, attempt, kind=kind, until=until,
                                     waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
-                                    idempotency_key_ttl=idempotency_key_ttl)
+                                    idempotency_key_ttl=idempotency_key_ttl, record=record)
 
     async def wait_result(self, run_id: str, waitpoint_id: str) -> dict[str, Any] | None:
         """The result for a held run, once the dispatcher gave it its slot back; else None."""
@@ -398,3 +395,6 @@ class Engine:
         """A `dev` of project `ref` went away; with the last one, the project goes offline."""
         if self.projects.close_session(ref):
             await self._run(projects.session_changed, ref, online=False)
+
+    async def prune(self, limit: int) -> tuple[int, list[str]]:  # retention (retention.py)
+        return await self._run(retention.prune, limit)

@@ -89,6 +89,7 @@ class Tx:
         self.checkpoints = store.checkpoints
         self.requests = store.requests
         self.kv = store.kv
+        self.steps = store.steps
         self.streams = store.streams
 
     @property

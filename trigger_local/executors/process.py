@@ -25,7 +25,7 @@ from ..home import user_umask
 from ..ids import new_id
 from ..store.models import DEQUEUED, EXECUTING, QUEUED, WAITING, Checkpoint, Run, Version, Worker
 from ..supervise import Supervisor
-from .assignments import assignment, worker_env
+from .assignments import assignment, lose_attempt, worker_env
 from .base import Checkpoints
 from .checkpoints import Checkpointer
 from .freezing import FreezeHandshake
@@ -101,8 +101,7 @@ class ProcessExecutor:
         if worker is None or worker.run_id != event.run_id:
             return
         if event.attempt_ended:
-            # the process can take the next run as soon as it asks, so the dispatcher must not
-            # start a new process for it meanwhile: it has room again
+            # the process takes the next run as soon as it asks: the dispatcher has room again
             self._by_run.pop(event.run_id, None)
             worker.run_id = worker.attempt = None
             worker.runs_done += 1
@@ -180,8 +179,9 @@ class ProcessExecutor:
         run, attempt = started
         worker.state, worker.run_id, worker.attempt = BUSY, run.id, attempt.number
         self._by_run[run.id] = worker.id
+        records = await self.engine.records.for_attempt(run, attempt.number)  # replayed
         worker.mailbox.put_nowait(assignment(run, attempt, version, self.secret_key,
-                                             self.settings.home))
+                                             self.settings.home, records))
         return True
 
     def _take_idle_worker(self, version_id: str) -> WorkerHandle | None:
@@ -210,7 +210,7 @@ class ProcessExecutor:
         # user env vars (envvars API) apply to processes started from now on; ours win on a clash
         env = {**os.environ, **await self.engine.process_env(), **version.env,
                **worker_env(self.settings.url, self.secret_key, worker_id, version,
-                            version.project_dir),
+                            version.project_dir, log_path),
                "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}"}
         with log_path.open("ab") as out:
             proc = await asyncio.create_subprocess_exec(
@@ -355,11 +355,10 @@ class ProcessExecutor:
             reason = describe_exit(worker.exit_code, worker.log_path)
             log.warning("task process exited during a run", worker=worker.id, run=worker.run_id,
                         code=worker.exit_code, adopted=worker.proc is None)
-            # An adopted process (from before a daemon restart) is not our child: its exit
-            # status is unknown, so the attempt is not held against the run.
+            # An adopted process is not our child: its exit status is unknown (not held against)
             unknown = worker.proc is None and worker.exit_code is None
-            await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
-                                          interrupted=unknown)
+            await lose_attempt(self.engine, worker.log_path, worker.run_id, worker.attempt, reason,
+                               interrupted=unknown)
 
     # -- restart and shutdown ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -378,6 +377,7 @@ class ProcessExecutor:
                         worker.state = BUSY if run.status == EXECUTING else HELD
                         worker.run_id, worker.attempt = run.id, run.attempt_count
                         self._by_run[run.id] = worker.id
+                        await self.engine.records.adopted(run.id, record.id)
                 self.workers[record.id] = worker
                 self._watch(worker)
                 log.info("adopted task process", worker=record.id, pid=record.pid,
@@ -390,8 +390,8 @@ class ProcessExecutor:
                 await self.engine.requeue(run, "daemon restarted before the run started")
             elif owner is None and run.status in (EXECUTING, WAITING) \
                     and self.checkpointer.checkpoint_of(run) is None:
-                await self.engine.worker_lost(run.id, run.attempt_count, "The daemon restarted "
-                                              "and the task process was gone", interrupted=True)
+                await self.engine.records.resume_by_replay(run.id, run.attempt_count, "The daemon "
+                                                           "restarted; the task process was gone")
 
     async def shutdown(self, grace_s: float) -> None:
         """A normal stop (executors/stopping.py): executing attempts get `grace_s` to finish, then

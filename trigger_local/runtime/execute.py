@@ -14,12 +14,26 @@ from typing import Any
 
 from .. import packets
 from ..errors import AttemptGone
+from ..log_spool import SpoolWriter
 from ..sdk import registry
 from ..sdk.context import Context, RunState, enter_run, exit_run
 from ..sdk.tasks import Task
 from ..sdk.worker_client import WorkerClient
 from . import stdio
 from .lifecycle import Lifecycle, failure, failure_from
+
+
+class _Spool:
+    """This process's log spool, opened at its first attempt (None: the executor gave none)."""
+
+    writer: SpoolWriter | None = None
+    opened = False
+
+    @classmethod
+    def get(cls) -> SpoolWriter | None:
+        if not cls.opened:
+            cls.writer, cls.opened = SpoolWriter.from_env(), True
+        return cls.writer
 
 
 def _validation_failure(task: Task, exc: Exception) -> dict[str, Any]:
@@ -39,7 +53,7 @@ async def run_task(task: Task | None, assignment: dict[str, Any], ctx: Context,
     if task is None:
         name = assignment.get("task_id")
         return failure("TaskNotFoundError", f"Task {name!r} is not defined in this version", "",
-                        retry=False)
+                       retry=False)
     try:
         payload = packets.decode(assignment.get("payload"), assignment.get("payload_type"))
         try:  # a schema_task validates; a schedules.task gets a ScheduledPayload; others as is
@@ -58,7 +72,8 @@ async def execute(assignment: dict[str, Any], client: WorkerClient) -> dict[str,
     ctx = Context.from_assignment(assignment)
     state = RunState(run_id=assignment["run_id"], attempt=int(assignment["attempt"]),
                      token=assignment["run_token"], client=client, loop=asyncio.get_running_loop(),
-                     ctx=ctx, metadata=assignment.get("metadata"))
+                     ctx=ctx, metadata=assignment.get("metadata"),
+                     records=assignment.get("records"), spool=_Spool.get())
     token = enter_run(state)
     try:
         body = await run_task(registry.get_task(assignment["task_id"]), assignment, ctx, state)

@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import traceback
 from datetime import UTC, datetime
 from typing import Any
 
 from .. import packets
-from ..errors import AbortTaskRunError
+from ..errors import AbortTaskRunError, NonDeterministicReplayError
 from ..sdk.context import Context, RunState
 from ..sdk.hooks import GLOBAL, Decision, Hook, call_hook, decision_from, run_hooks
 from ..sdk.hooks import _accepts as accepted_args
@@ -39,11 +40,35 @@ def failure(name: str, message: str, stack: str, *, retry: bool) -> dict[str, An
             "retry": retry}
 
 
+#: the frames a sync task's call passes through on its way to a worker thread: plumbing that
+#: says nothing about the user's bug
+_TO_THREAD = os.path.join("asyncio", "threads.py")
+_THREAD_POOL = os.path.join("concurrent", "futures", "")
+
+
+def _without_plumbing(exc: BaseException) -> str:
+    """The traceback, without the frames of asyncio.to_thread and the thread pool."""
+    top = traceback.TracebackException.from_exception(exc)
+    seen: set[int] = set()
+    pending: list[traceback.TracebackException | None] = [top]
+    while pending:
+        part = pending.pop()
+        if part is None or id(part) in seen:
+            continue
+        seen.add(id(part))
+        part.stack = traceback.StackSummary.from_list(
+            [f for f in part.stack
+             if not f.filename.endswith(_TO_THREAD) and _THREAD_POOL not in f.filename])
+        pending += [part.__cause__, part.__context__]
+    return "".join(top.format())
+
+
 def failure_from(exc: BaseException, *, name: str | None = None) -> dict[str, Any]:
-    stack = "".join(traceback.format_exception(exc))
+    """The completion of a failed attempt; `name` (a hook's failure kind) is never retried by
+    itself."""
     message = str(exc) if name is None else f"{type(exc).__name__}: {exc}"
-    return failure(name or type(exc).__name__, message, stack,
-                   retry=name is None and not isinstance(exc, AbortTaskRunError))
+    retry = name is None and not isinstance(exc, AbortTaskRunError | NonDeterministicReplayError)
+    return failure(name or type(exc).__name__, message, _without_plumbing(exc), retry=retry)
 
 
 class CompleteResult:

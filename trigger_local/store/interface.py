@@ -59,6 +59,7 @@ from .run_areas import (
     SnapshotStore,
     TimerReader,
 )
+from .step_areas import StepReader, StepStore
 from .stream_areas import StreamReader, StreamStore
 from .wait_areas import BatchReader, BatchStore, WaitpointReader, WaitpointStore
 
@@ -105,6 +106,8 @@ class StoreReader(Protocol):
     @property
     def kv(self) -> KvReader: ...
     @property
+    def steps(self) -> StepReader: ...
+    @property
     def streams(self) -> StreamReader: ...
 
 
@@ -148,6 +151,8 @@ class StoreTx(StoreReader, Protocol):
     @property
     def kv(self) -> KvStore: ...
     @property
+    def steps(self) -> StepStore: ...
+    @property
     def streams(self) -> StreamStore: ...
 
     def savepoint(self) -> AbstractAsyncContextManager[None]:
@@ -174,4 +179,9 @@ class Store(Protocol):
 
     def read(self) -> StoreReader:
         """Reads of the latest committed state."""
+        ...
+
+    async def reclaim(self) -> None:
+        """Return space that deletions freed to the file system, a bounded amount per call so
+        that it never stalls the event loop (nothing to do for a backend that does it itself)."""
         ...
