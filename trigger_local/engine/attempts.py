@@ -45,6 +45,8 @@ class AttemptOutcome:
     error: dict[str, Any] | None = None
     retryable: bool = True
     status: str = FAILED  # FAILED | CRASHED | TIMED_OUT for failures
+    #: the task's catch_error chose when to retry (still within max_attempts); None: the policy
+    retry_delay_s: float | None = None
 
 
 def _deadline(run: Run, now: float) -> float | None:
@@ -116,7 +118,8 @@ async def finish(tx: Tx, run: Run, outcome: AttemptOutcome) -> Run:
     counted = sum(1 for a in attempts if a.counts)
     policy = await retry_policy(tx.ctx, tx.versions, run)
     if outcome.retryable and outcome.status != TIMED_OUT and counted < policy.max_attempts:
-        delay = policy.delay_s(counted)
+        delay = policy.delay_s(counted) if outcome.retry_delay_s is None \
+            else outcome.retry_delay_s
         data: dict[str, Any] = {"attempt": run.attempt_count, "retry_in_s": round(delay, 3)}
         description = f"attempt {run.attempt_count} failed; retry in {delay:.1f}s"
         changes: dict[str, Any] = {}

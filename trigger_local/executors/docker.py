@@ -62,6 +62,10 @@ class ContainerHandle(WorkerHandle):
     container: Any = None
     machine: str = "small-1x"
 
+    def cancel(self, grace_s: float) -> None:
+        # on_cancel hooks are not run in a container (docs/hooks.md): it is killed at once
+        self.kill()
+
     def kill(self) -> None:
         """Kill the container (from a thread: the SDK blocks)."""
         if self.container is None or self.exited.is_set():

@@ -94,12 +94,12 @@ class ProcessExecutor:
     def _on_attempt_aborted(self, event: AttemptAborted) -> None:
         worker = self.workers.get(event.worker_id)
         if worker is not None and worker.shared:
-            self.sharing.abort(worker, event.run_id)  # its neighbours go on
+            self.sharing.abort(worker, event.run_id, event.reason)  # neighbours go on
         elif worker is not None:
             log.info("killing task process", worker=worker.id, run=event.run_id,
                      reason=event.reason)
             worker.state = KILLED
-            worker.kill()
+            worker.abort(event.reason)
 
     def _on_run_moved(self, event: RunStatusChanged) -> None:
         worker = self.workers.get(self._by_run.get(event.run_id, ""))

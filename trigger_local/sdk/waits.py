@@ -35,9 +35,20 @@ async def wait_on(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
     Raises `AttemptGone` when the run ended (canceled) while waiting: the runtime then drops
     the attempt without completing it.
     """
+    lifecycle = state.lifecycle  # on_wait / on_resume (runtime/lifecycle.py), if any
+    if lifecycle is not None:
+        # before the flush, so what the hooks log is sent before a checkpoint
+        await lifecycle.around_wait("on_wait", body)
     await state.flush()
     if state.gone:
         raise AttemptGone("the attempt is no longer current")
+    result = await _wait(state, body)
+    if lifecycle is not None:
+        await lifecycle.around_wait("on_resume", body)
+    return result
+
+
+async def _wait(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
     answer = await state.call("POST", f"attempts/{state.attempt}/wait", body)
     if answer.get("action") == "continue":
         result = answer.get("result") or {}
