@@ -302,7 +302,7 @@ async def reopen(payload, wait):
     locals.set(DB, sqlite3.connect(payload["db"]))
     note(payload, f"reopened:{wait['type']}:{os.getpid()}")
 
-@task(id="ck-db", middleware=database, on_wait=close, on_resume=reopen)
+@task(id="ck-db", middleware=database, on_wait=close, on_resume=reopen, isolated=True)
 async def ck_db(payload, ctx):
     locals.get(DB).execute("create table t (n integer)")
     await wait.for_token(payload["token"])
