@@ -15,6 +15,7 @@ from ..engine import Engine
 from ..errors import AuthenticationError, BadRequestError, JsonTooDeepError, NotFoundError
 from ..statuses import WaitpointStatus
 from ..store.models import WP_MANUAL, Waitpoint
+from ..strict_json import find_non_json
 from . import auth
 from .common import (
     base_url,
@@ -117,6 +118,8 @@ async def callback(waitpoint_id: str, signature: str, request: Request) -> Respo
         raise BadRequestError(f"Request body is not valid JSON: {exc}") from exc
     except (ValueError, UnicodeDecodeError):
         data = {}  # Trigger.dev's rule: a body that is not JSON completes with {}
+    if find_non_json(data) is not None:
+        data = {}  # NaN, Infinity or a lone surrogate: not JSON either
     await get_token(svc.engine, waitpoint_id)
     await svc.engine.complete_token(waitpoint_id, *output_packet(data))
     return ok({"success": True})

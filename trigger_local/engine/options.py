@@ -14,6 +14,7 @@ from ..durations import parse_duration, parse_time
 from ..errors import BadRequestError, PayloadTooLargeError, ValidationError
 from ..machines import check_machine
 from ..store.models import TaskDef, Version
+from ..strict_json import loads_strict
 from .debounce import Debounce
 
 MAX_TAGS = 10
@@ -104,10 +105,10 @@ def _check_payload(req: TriggerRequest, limit: int) -> None:
         raise PayloadTooLargeError.over_limit("Payload", limit, size)
     if req.payload and req.payload_type in (packets.JSON, packets.SUPER_JSON):
         try:
-            limits.loads(req.payload)
-        except ValueError as exc:
-            raise BadRequestError(f"Payload is not valid JSON ({exc}). Send JSON, or set the "
-                                  "payload type to text/plain for a plain string.") from None
+            loads_strict(req.payload, "Payload", "payload")
+        except BadRequestError as exc:
+            raise BadRequestError(f"{exc} Send JSON, or set the payload type to text/plain for "
+                                  "a plain string.") from None
 
 
 def _tags(value: Any) -> tuple[str, ...]:
