@@ -29,6 +29,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _SUSPECT = re.compile(r"NaN|Infinity|\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 #: a JSON string (skipped), or a NaN / Infinity token outside strings
 _NON_FINITE_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
+#: a surrogate escape in ASCII JSON text: a pair (kept) or a lone half (replaced)
+_ESCAPED_SURROGATE = re.compile(r"(\\*)(?:(\\u[dD][89abAB][0-9a-fA-F]{2}"
+                                r"\\u[dD][c-fC-F][0-9a-fA-F]{2})|\\u[dD][89a-fA-F][0-9a-fA-F]{2})")
 
 
 class _Constant:
@@ -94,16 +97,23 @@ def find_non_json(value: Any, path: str = "") -> tuple[str, str] | None:
 
 def dumps_js(value: Any, default: Callable[[Any], Any] | None = None,
              separators: tuple[str, str] | None = (",", ":")) -> str:
-    """`json.dumps` (not ASCII-escaped), with NaN/±Infinity as `null` and lone surrogates as
-    U+FFFD (JavaScript's `JSON.stringify`): the answer always encodes as UTF-8."""
-    text = json.dumps(value, default=default, separators=separators, ensure_ascii=False)
+    """`json.dumps` (ASCII, as its default), with NaN/±Infinity as `null` and lone surrogates
+    as U+FFFD (JavaScript's `JSON.stringify`)."""
+    text = json.dumps(value, default=default, separators=separators)
     if "NaN" in text or "Infinity" in text:
         text = _NON_FINITE_TOKEN.sub(_null_outside_strings, text)
-    if _SURROGATE.search(text):
-        text = _SURROGATE.sub("\ufffd", text)
+    if "\\ud" in text or "\\uD" in text:
+        text = _ESCAPED_SURROGATE.sub(_pairs_only, text)
     return text
 
 
 def _null_outside_strings(match: re.Match[str]) -> str:
     token = match.group(0)
     return token if token.startswith('"') else "null"
+
+
+def _pairs_only(match: re.Match[str]) -> str:
+    backslashes, pair = match.groups()
+    if len(backslashes) % 2:  # `\\ud800`: an escaped backslash, then plain text
+        return match.group(0)
+    return backslashes + (pair or "\\ufffd")
