@@ -31,6 +31,8 @@ class TriggerRequest:
     payload: str | None = None
     payload_type: str = packets.JSON
     queue: str | None = None
+    #: `options.queue.concurrencyLimit`: sets the run's queue's limit
+    queue_concurrency_limit: int | None = None
     concurrency_key: str | None = None
     delay: Any = None
     ttl: Any = None
@@ -120,6 +122,7 @@ def _tags(value: Any) -> tuple[str, ...]:
         if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_LENGTH:
             raise ValidationError(f"Each tag must be a string of 1 to {MAX_TAG_LENGTH} "
                                   f"characters: {tag!r}")
+        limits.check_name(tag, "tags", MAX_TAG_LENGTH)
     return tuple(tags)
 
 

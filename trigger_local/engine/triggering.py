@@ -121,6 +121,9 @@ async def _queue(tx: Tx, req: TriggerRequest, task: TaskDef | None) -> str:
     queue = req.queue or (task.queue if task else f"task/{req.task_id}")
     if req.project is None:
         pass
+    elif req.queue_concurrency_limit is not None:
+        await queues.ensure(tx, req.project, queue, req.queue_concurrency_limit,
+                            custom=queue != f"task/{req.task_id}", update_limit=True)
     elif req.queue and req.queue != (task.queue if task else None):
         await queues.ensure(tx, req.project, queue, None, custom=True)
     else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import packets
+from .. import limits, packets
 from ..durations import iso, parse_duration, parse_time
 from ..errors import NotFoundError, ValidationError
 from ..ids import new_id
@@ -24,7 +24,7 @@ from ..store.models import (
     Waitpoint,
 )
 from .events import RunUnblocked, WaitpointCompleted, WaitpointCreated
-from .options import MAX_TAGS
+from .options import MAX_TAG_LENGTH, MAX_TAGS
 from .runs import move
 from .states import K_QUEUED_HELD
 from .unit import Tx
@@ -47,6 +47,13 @@ async def create_token(tx: Tx, *, timeout: Any = None, idempotency_key: str | No
     if len(tags) > MAX_TAGS:
         raise ValidationError(f"Tokens can only have {MAX_TAGS} tags, you're trying to set "
                               f"{len(tags)}.")
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise ValidationError(f"Each tag must be a string of 1 to {MAX_TAG_LENGTH} "
+                                  f"characters: {tag!r}")
+        limits.check_name(tag, "tags", MAX_TAG_LENGTH)
+    if idempotency_key is not None:
+        limits.check_name(idempotency_key, "idempotencyKey", limits.MAX_IDEMPOTENCY_KEY_LENGTH)
     timeout_at = parse_time(timeout, tx.now, what="timeout") if timeout else None
     if idempotency_key:
         existing = await tx.waitpoints.find_by_key(WP_MANUAL, idempotency_key, tx.now)
