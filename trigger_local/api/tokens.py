@@ -17,6 +17,7 @@ from ..statuses import WaitpointStatus
 from ..store.models import WP_MANUAL, Waitpoint
 from ..strict_json import find_non_json
 from . import auth
+from .auth import ADMIN, Caller
 from .common import (
     base_url,
     body_doc,
@@ -52,16 +53,19 @@ def output_packet(value: Any) -> tuple[str, str]:
     return json.dumps({"json": value}, separators=(",", ":")), packets.SUPER_JSON
 
 
-async def get_token(engine: Engine, waitpoint_id: str) -> Waitpoint:
+async def get_token(engine: Engine, waitpoint_id: str, caller: Caller = ADMIN) -> Waitpoint:
+    """The token, or 404 (also for another project's token and a project key)."""
     wp = await engine.queries.waitpoints.get(waitpoint_id)
-    if wp is None or wp.type != WP_MANUAL:
+    if wp is None or wp.type != WP_MANUAL or not caller.sees(wp.project):
         raise NotFoundError("Waitpoint not found", waitpoint_id=waitpoint_id)
     return wp
 
 
 async def create_token(request: Request, svc: DaemonServices, body: dict[str, Any],
-                       run_id: str | None = None) -> tuple[Waitpoint, bool]:
-    """Shared by the management route and the worker route (a token made inside a task)."""
+                       run_id: str | None = None,
+                       project: str | None = None) -> tuple[Waitpoint, bool]:
+    """Shared by the management route and the worker route (a token made inside a task). The
+    token is `project`'s (the caller's, or the run's)."""
     key, key_ttl, tags = body.get("idempotencyKey"), body.get("idempotencyKeyTTL"), body.get("tags")
     if key is not None and not isinstance(key, str):
         raise BadRequestError("idempotencyKey must be a string")
@@ -75,7 +79,7 @@ async def create_token(request: Request, svc: DaemonServices, body: dict[str, An
     return await svc.engine.create_token(timeout=timeout, idempotency_key=key or None,
                                          idempotency_key_ttl=key_ttl,
                                          tags=[tags] if isinstance(tags, str) else tags,
-                                         created_by_run_id=run_id)
+                                         created_by_run_id=run_id, project=project)
 
 
 @router.post("/api/v1/waitpoints/tokens",
@@ -85,8 +89,9 @@ async def create_token(request: Request, svc: DaemonServices, body: dict[str, An
                                      "tags": {"type": "array", "items": {"type": "string"}}}))
 async def create(request: Request) -> Response:
     svc = services_of(request)
-    require_key(request, svc)
-    wp, cached = await create_token(request, svc, await read_json(request, svc))
+    caller = require_key(request, svc)
+    wp, cached = await create_token(request, svc, await read_json(request, svc),
+                                    project=caller.project)
     return ok({"id": wp.id, "isCached": cached, "url": callback_url(request, svc, wp.id)},
               headers=jwt_header(svc, [f"write:waitpoints:{wp.id}"], TOKEN_JWT_TTL_S))
 
@@ -96,9 +101,9 @@ async def create(request: Request) -> Response:
 async def complete(waitpoint_id: str, request: Request) -> Response:
     """Idempotent: completing a finished token answers success and changes nothing."""
     svc = services_of(request)
-    require_key(request, svc, f"write:waitpoints:{waitpoint_id}")
+    caller = require_key(request, svc, f"write:waitpoints:{waitpoint_id}")
     body = await read_json(request, svc)
-    await get_token(svc.engine, waitpoint_id)
+    await get_token(svc.engine, waitpoint_id, caller)
     output, output_type = output_packet(body["data"]) if "data" in body else (None, packets.JSON)
     await svc.engine.complete_token(waitpoint_id, output, output_type)
     return ok({"success": True})
@@ -129,8 +134,8 @@ async def callback(waitpoint_id: str, signature: str, request: Request) -> Respo
 async def force_timeout(waitpoint_id: str, request: Request) -> Response:
     """Ours: time a WAITING token out now (what its timeout would do)."""
     svc = services_of(request)
-    require_key(request, svc)
-    await get_token(svc.engine, waitpoint_id)
+    caller = require_key(request, svc)
+    await get_token(svc.engine, waitpoint_id, caller)
     wp = await svc.engine.timeout_token(waitpoint_id)
     return ok(token_item(wp, callback_url(request, svc, wp.id), with_output=True))
 
@@ -138,8 +143,8 @@ async def force_timeout(waitpoint_id: str, request: Request) -> Response:
 @router.get("/api/v1/waitpoints/tokens/{waitpoint_id}")
 async def retrieve(waitpoint_id: str, request: Request) -> Response:
     svc = services_of(request)
-    require_key(request, svc, f"read:waitpoints:{waitpoint_id}")
-    wp = await get_token(svc.engine, waitpoint_id)
+    caller = require_key(request, svc, f"read:waitpoints:{waitpoint_id}")
+    wp = await get_token(svc.engine, waitpoint_id, caller)
     blocked = await svc.engine.queries.waitpoints.waiting_runs([wp.id])
     return ok(token_item(wp, callback_url(request, svc, wp.id), with_output=True,
                          blocked_run_ids=blocked.get(wp.id, [])))
@@ -165,13 +170,14 @@ async def list_tokens(request: Request,
     """Newest first; also `filter[createdAt][period|from|to]`. Each token also says which runs
     waited or wait on it (`blockedRunIds`, ours)."""
     svc = services_of(request)
-    require_key(request, svc, "read:waitpoints")
+    caller = require_key(request, svc, "read:waitpoints")
     page_size = int_param(size, "page[size]", 25, 1, 100)
     created_from, created_to = created_window(dict(request.query_params), svc.engine.clock.now())
     wps = await svc.engine.queries.waitpoints.page(
         type_=WP_MANUAL, statuses=_statuses(status), tags=split_list(tags) or None,
         idempotency_key=key or None, created_from=created_from, created_to=created_to,
-        after=after or None, before=before or None, limit=page_size + 1)
+        after=after or None, before=before or None, limit=page_size + 1,
+        project=caller.project if caller.scoped else None)
     wps, pagination = page_of(wps, page_size, after, before)
     blocked = await svc.engine.queries.waitpoints.waiting_runs([wp.id for wp in wps])
     return ok({"data": [token_item(wp, callback_url(request, svc, wp.id),

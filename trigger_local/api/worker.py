@@ -281,5 +281,7 @@ async def put_metadata(run_id: str, request: Request) -> Response:
 async def create_run_token(run_id: str, request: Request) -> Response:
     svc = services_of(request)
     await run_auth(request).check(request, svc.engine, run_id)
-    wp, cached = await create_token(request, svc, await read_json(request, svc), run_id=run_id)
+    run = await svc.engine.queries.runs.get(run_id)
+    wp, cached = await create_token(request, svc, await read_json(request, svc), run_id=run_id,
+                                    project=run.project if run else None)
     return ok({"id": wp.id, "url": callback_url(request, svc, wp.id), "isCached": cached})

@@ -257,7 +257,12 @@ async def create_batch(tx: Tx, run_count: int, *, parent_run_id: str | None, wai
     known = await _requested(tx, request_key, scope)
     if known is not None:
         return known, True
-    batch, cached = await batches.create(tx, run_count, parent_run_id, wait, idempotency_key)
+    project = scope
+    if project is None and parent_run_id:
+        parent = await tx.runs.get(parent_run_id)
+        project = parent.project if parent else None
+    batch, cached = await batches.create(tx, run_count, parent_run_id, wait, idempotency_key,
+                                         project)
     await remember(tx, request_key, scope, {"batch": batch.id})
     return batch, cached
 
@@ -271,8 +276,10 @@ async def trigger_batch(tx: Tx, prepared: Sequence[Prepared], *, parent_run_id: 
     batch = await _requested(tx, request_key, scope)
     cached = batch is not None
     if batch is None:
+        projects = {p.req.project for p in prepared}  # the batch's: its items' one project
         batch, cached = await batches.create(tx, len(prepared), parent_run_id, wait,
-                                             idempotency_key)
+                                             idempotency_key,
+                                             projects.pop() if len(projects) == 1 else None)
     if cached:
         found = await tx.runs.get_many(batch.run_ids)
         return batch, [TriggerResult(r, cached=True) for r in found], True

@@ -41,7 +41,8 @@ def waitpoint_result(wp: Waitpoint) -> dict[str, Any]:
 
 async def create_token(tx: Tx, *, timeout: Any = None, idempotency_key: str | None = None,
                        idempotency_key_ttl: str | None = None, tags: list[str] | None = None,
-                       created_by_run_id: str | None = None) -> tuple[Waitpoint, bool]:
+                       created_by_run_id: str | None = None,
+                       project: str | None = None) -> tuple[Waitpoint, bool]:
     """A new MANUAL waitpoint, or (with True) the one `idempotency_key` made before."""
     tags = [tags] if isinstance(tags, str) else list(tags or [])
     if len(tags) > MAX_TAGS:
@@ -56,14 +57,15 @@ async def create_token(tx: Tx, *, timeout: Any = None, idempotency_key: str | No
         limits.check_name(idempotency_key, "idempotencyKey", limits.MAX_IDEMPOTENCY_KEY_LENGTH)
     timeout_at = parse_time(timeout, tx.now, what="timeout") if timeout else None
     if idempotency_key:
-        existing = await tx.waitpoints.find_by_key(WP_MANUAL, idempotency_key, tx.now)
+        existing = await tx.waitpoints.find_by_key(WP_MANUAL, idempotency_key, tx.now, project)
         if existing is not None:
             return existing, True
     key_expires_at = (tx.now + parse_duration(idempotency_key_ttl, what="idempotency_key_ttl")
                       if idempotency_key_ttl else None)
     wp = Waitpoint(id=new_id("waitpoint"), type=WP_MANUAL, status=WP_WAITING, created_at=tx.now,
                    timeout_at=timeout_at, idempotency_key=idempotency_key, tags=tags,
-                   created_by_run_id=created_by_run_id, idempotency_expires_at=key_expires_at)
+                   created_by_run_id=created_by_run_id, idempotency_expires_at=key_expires_at,
+                   project=project)
     await tx.waitpoints.insert(wp)
     await tx.record(WaitpointCreated(waitpoint_id=wp.id))
     return wp, False

@@ -207,6 +207,8 @@ class Waitpoint:
     owner_run_id: str | None = None  # RUN: the run whose result completes it
     batch_id: str | None = None
     created_by_run_id: str | None = None
+    #: the project whose key may see it (a token: its creator's; None: the daemon's key only)
+    project: str | None = None
 
 
 @dataclass(slots=True)
@@ -219,6 +221,9 @@ class Batch:
     parent_run_id: str | None = None
     idempotency_key: str | None = None
     waitpoint_id: str | None = None
+    #: the project whose key may see it, and within which its idempotency key counts (None:
+    #: the daemon's key only)
+    project: str | None = None
 
 
 @dataclass(slots=True)

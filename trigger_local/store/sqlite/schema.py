@@ -3,6 +3,8 @@ migration that has shipped, add a new one."""
 
 from __future__ import annotations
 
+from .schema_later import LATER
+
 MIGRATIONS: list[str] = [
     # 1: the core tables
     """
@@ -380,4 +382,5 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE versions ADD COLUMN defaults TEXT NOT NULL DEFAULT '{}';
     """,
+    *LATER,
 ]
