@@ -30,4 +30,12 @@ LATER: list[str] = [
     DROP TABLE env_vars;
     ALTER TABLE env_vars_v2 RENAME TO env_vars;
     """,  # noqa: E501 - a shipped migration is never edited
+    # interrupted attempts do not count and are not numbered (#10): a run knows how many it
+    # had, so the API, the CLI and ctx.attempt.number count only attempts that counted
+    """
+    ALTER TABLE runs ADD COLUMN interrupted_count INTEGER NOT NULL DEFAULT 0;
+    UPDATE runs SET interrupted_count = (SELECT COUNT(*) FROM attempts a
+        WHERE a.run_id = runs.id AND a.counts = 0)
+        WHERE id IN (SELECT run_id FROM attempts WHERE counts = 0);
+    """,
 ]
