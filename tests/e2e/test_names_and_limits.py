@@ -118,3 +118,17 @@ def test_a_wait_past_the_longest_or_not_a_number_fails_with_words(
     message = run["error"]["message"]
     assert "ValueError" in run["error"].get("name", "") + message or "wait.for_" in message, run
     assert words in message and "OverflowError" not in message, message
+
+
+def test_schedule_and_env_var_names_are_checked_too(live: DaemonProcess) -> None:
+    d = live
+    before = d.api("GET", "/api/v1/schedules").json()["data"]
+    for field, value in (("externalId", "a\u0000b"), ("deduplicationKey", "x\ny"),
+                         ("timezone", "UTC\u0000"), ("deduplicationKey", "k" * 257)):
+        _refused(d.api("POST", "/api/v1/schedules",
+                       json={"task": "hello", "cron": "0 * * * *", field: value}), field)
+    assert d.api("GET", "/api/v1/schedules").json()["data"] == before
+    r = d.api("POST", "/api/v1/projects/proj_test/envvars/dev",
+              json={"name": "N" * 257, "value": "v"})
+    assert r.status_code == 400 and "at most 256" in r.json()["error"], r.text
+    assert d.api("GET", "/api/v1/projects/proj_test/envvars/dev").json() == []

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from ..errors import BadRequestError, NotFoundError
+from ..limits import MAX_NAME_LENGTH
 from ..store.catalog_areas import EnvVarReader
 from .unit import Tx
 
@@ -19,9 +20,9 @@ RESERVED = {"TRIGGER_API_URL", "TRIGGER_SECRET_KEY"}
 
 
 def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise BadRequestError(f"Invalid environment variable name {name!r}: use letters, "
-                              "digits and _")
+    if not isinstance(name, str) or not _NAME.match(name) or len(name) > MAX_NAME_LENGTH:
+        raise BadRequestError(f"Invalid environment variable name {str(name)[:60]!r}: use "
+                              f"letters, digits and _, at most {MAX_NAME_LENGTH} of them")
     if name in RESERVED or name.startswith(RESERVED_PREFIXES):
         raise BadRequestError(f"{name} is set by trigger-local for every task process and "
                               "cannot be overridden")
