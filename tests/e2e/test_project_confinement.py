@@ -16,11 +16,15 @@ from .conftest import DaemonProcess
 
 TASKS = '''
 import os
-from trigger_local import task
+from trigger_local import task, wait
 
 @task(id="env-{letter}")
 async def env(payload, ctx):
     return {{"shared": os.environ.get("SHARED"), "project": "{letter}"}}
+
+@task(id="wait-{letter}")
+async def wait_token(payload, ctx):
+    return {{"ok": (await wait.for_token(payload["token"])).ok}}
 '''
 
 
@@ -156,3 +160,18 @@ def test_packets_are_their_projects(two: Keys) -> None:
     assert httpx.put(url, content=b'"a"').status_code == 200
     assert httpx.put(early, content=b'"b"').status_code == 404
     assert httpx.get(url).json() == "a"
+
+
+def test_a_task_cannot_wait_on_another_projects_token(two: Keys) -> None:
+    k = two
+    theirs = k.call("proj_a", "POST", "/api/v1/waitpoints/tokens", json={}).json()["id"]
+    anyone = k.call("daemon", "POST", "/api/v1/waitpoints/tokens", json={}).json()["id"]
+    refused = k.call("daemon", "POST", "/api/v1/tasks/wait-b/trigger",
+                     json={"payload": {"token": theirs}, "options": {"maxAttempts": 1}})
+    run = k.d.wait_status(refused.json()["id"])
+    assert run["status"] == "FAILED" and "not found" in run["error"]["message"], run
+    waiting = k.call("daemon", "POST", "/api/v1/tasks/wait-b/trigger",
+                     json={"payload": {"token": anyone}}).json()["id"]
+    k.d.wait_status(waiting, "WAITING")
+    k.call("daemon", "POST", f"/api/v1/waitpoints/tokens/{anyone}/complete", json={"data": 1})
+    assert k.d.wait_status(waiting)["output"] == {"ok": True}
