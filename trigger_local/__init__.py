@@ -27,6 +27,7 @@ from .sdk.registry import schema_task, task  # noqa: E402
 from .sdk.results import BatchHandle, RunHandle, TaskRunResult, Token, WaitResult  # noqa: E402
 from .sdk.retry import Retry  # noqa: E402
 from .sdk.schedules import ScheduledPayload, schedules  # noqa: E402
+from .sdk.streams import streams  # noqa: E402
 from .sdk.tasks import Task, tasks  # noqa: E402
 from .sdk.waits import wait  # noqa: E402
 
@@ -35,5 +36,5 @@ __all__ = [
     "NotFoundError", "Queue", "Retry", "RunHandle", "ScheduledPayload", "Task",
     "TaskRunFailedError", "TaskRunResult", "Token", "TriggerLocalError", "ValidationError",
     "WaitResult", "WaitTimeoutError", "__version__", "idempotency_keys", "logger", "metadata",
-    "queue", "queues", "runs", "schedules", "schema_task", "task", "tasks", "wait",
+    "queue", "queues", "runs", "schedules", "schema_task", "streams", "task", "tasks", "wait",
 ]

@@ -161,6 +161,26 @@ class RunMetadataChanged(RunEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunStreamCreated(RunEvent):
+    """The run has a new realtime stream, `key` (its `realtimeStreams` grew)."""
+
+    TYPE = "run.stream"
+    key: str
+
+    def data(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "key": self.key}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamAppended(RunEvent):
+    """A notice (not stored: the chunks are): stream `key` of the run now has `length` chunks.
+    It wakes the stream's readers."""
+
+    key: str
+    length: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunLogsAppended(RunEvent):
     """`count` log lines of the run were stored with ids above `after_id`."""
 

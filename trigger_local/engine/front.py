@@ -42,6 +42,7 @@ from . import (
     reports,
     runs,
     schedules,
+    streams,
     timers,
     triggering,
     waitpoints,
@@ -305,6 +306,10 @@ class Engine:
         await self._run(reports.append_logs, entries)
 
     # -- management ----------------------------------------------------------------------------
+    async def append_stream(self, run_id: str, key: str, data: Sequence[str],
+                            client_id: str | None = None, first_client_index: int = 0) -> int:
+        return await self._run(streams.append, run_id, key, data, client_id, first_client_index)
+
     async def cancel(self, run_id: str) -> Run:
         """Cancel a run; one that already ended is returned as it is."""
         return await self._run(endings.cancel_by_request, run_id)

@@ -60,6 +60,7 @@ class Tx:
         self.checkpoints = store.checkpoints
         self.requests = store.requests
         self.kv = store.kv
+        self.streams = store.streams
 
     @property
     def settings(self) -> DaemonSettings:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import packets
 from ..errors import AttemptGone
+from .stream_writer import StreamBuffers
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -123,6 +125,7 @@ class RunState:
         self.gone = False  # a background flush learned the attempt is no longer current
         self.logs = Flusher(self, 0.2, self._send_logs)
         self.meta = Flusher(self, 0.5, self._send_metadata)
+        self.streams = StreamBuffers(self._send_stream, loop)
 
     async def call(self, method: str, route: str, body: Any = None, **kw: Any) -> Any:
         return await self.client.run_call(method, self.run_id, route, self.token, body, **kw)
@@ -149,9 +152,18 @@ class RunState:
         self.meta.touch()
 
     async def flush(self) -> None:
-        """Send buffered logs and metadata now (before a wait and before completing)."""
+        """Send buffered stream chunks, logs and metadata now (before a wait and before
+        completing)."""
+        await self.streams.flush()
+        if self.streams.gone:
+            self.gone = True
         await self.logs.flush()
         await self.meta.flush()
+
+    async def _send_stream(self, key: str, chunks: list[Any]) -> None:
+        lines = "\n".join(json.dumps(c, default=packets._default, separators=(",", ":"))
+                          for c in chunks)
+        await self.call("POST", f"streams/{key}", ndjson=lines.encode())
 
     async def _send_logs(self) -> None:
         with self.lock:

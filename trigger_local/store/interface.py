@@ -59,6 +59,7 @@ from .run_areas import (
     SnapshotStore,
     TimerReader,
 )
+from .stream_areas import StreamReader, StreamStore
 from .wait_areas import BatchReader, BatchStore, WaitpointReader, WaitpointStore
 
 
@@ -103,6 +104,8 @@ class StoreReader(Protocol):
     def requests(self) -> RequestReader: ...
     @property
     def kv(self) -> KvReader: ...
+    @property
+    def streams(self) -> StreamReader: ...
 
 
 class StoreTx(StoreReader, Protocol):
@@ -144,6 +147,8 @@ class StoreTx(StoreReader, Protocol):
     def requests(self) -> RequestStore: ...
     @property
     def kv(self) -> KvStore: ...
+    @property
+    def streams(self) -> StreamStore: ...
 
 
 class Store(Protocol):

@@ -266,6 +266,15 @@ class LogEntry:
     id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """One chunk of a run's stream (store/stream_areas.py): `data` is its JSON text."""
+
+    index: int
+    data: str
+    at: float
+
+
 @dataclass(slots=True)
 class StoredEvent:
     """A row of the events table: an engine event (engine/events.py) as it was recorded."""

@@ -37,6 +37,7 @@ from .records import (
 from .runs import SqliteAttempts, SqliteRuns, SqliteSnapshots, SqliteTimers
 from .schema import MIGRATIONS
 from .sql import Sql
+from .streams import SqliteStreams
 from .timed import SqliteDebounces, SqliteEnvVars, SqliteRateLimits, SqliteSchedules
 from .waitpoints import SqliteBatches, SqliteWaitpoints
 
@@ -72,6 +73,7 @@ class SqliteView:
         self.checkpoints = SqliteCheckpoints(sql)
         self.requests = SqliteRequests(sql)
         self.kv = SqliteKv(sql)
+        self.streams = SqliteStreams(sql)
 
 
 class SqliteStore:
