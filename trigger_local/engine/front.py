@@ -321,8 +321,6 @@ class Engine:
                            idempotency_key_ttl: str | None = None, tags: list[str] | None = None,
                            created_by_run_id: str | None = None,
                            project: str | None = None) -> tuple[Waitpoint, bool]:
-        """A token of `project` (None: the daemon key's only); its idempotency key counts
-        within that project."""
         return await self._run(waitpoints.create_token, timeout=timeout,
                                idempotency_key=idempotency_key,
                                idempotency_key_ttl=idempotency_key_ttl, tags=tags,
@@ -382,8 +380,7 @@ class Engine:
     # -- environment variables (engine/envvars.py) ---------------------------------------------
     async def set_env_vars(self, project: str, env: str, values: dict[str, Any], *,
                            is_secret: bool | None = None, override: bool = True) -> None:
-        await self._run(envvars.put, project, env, values, is_secret=is_secret,
-                        override=override)
+        await self._run(envvars.put, project, env, values, is_secret=is_secret, override=override)
 
     async def delete_env_var(self, project: str, env: str, name: str) -> None:
         await self._run(envvars.delete, project, env, name)

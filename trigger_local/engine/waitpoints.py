@@ -43,7 +43,8 @@ async def create_token(tx: Tx, *, timeout: Any = None, idempotency_key: str | No
                        idempotency_key_ttl: str | None = None, tags: list[str] | None = None,
                        created_by_run_id: str | None = None,
                        project: str | None = None) -> tuple[Waitpoint, bool]:
-    """A new MANUAL waitpoint, or (with True) the one `idempotency_key` made before."""
+    """A new MANUAL waitpoint of `project` (None: the daemon key's only), or (with True) the
+    one `idempotency_key` made before in that project."""
     tags = [tags] if isinstance(tags, str) else list(tags or [])
     if len(tags) > MAX_TAGS:
         raise ValidationError(f"Tokens can only have {MAX_TAGS} tags, you're trying to set "
