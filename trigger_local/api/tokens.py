@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import limits, packets
+from ..durable_calls import Call
 from ..engine import Engine
 from ..errors import AuthenticationError, BadRequestError, JsonTooDeepError, NotFoundError
 from ..statuses import WaitpointStatus
@@ -63,6 +64,7 @@ async def get_token(engine: Engine, waitpoint_id: str, caller: Caller = ADMIN) -
 
 async def create_token(request: Request, svc: DaemonServices, body: dict[str, Any],
                        run_id: str | None = None,
+                       record: Call | None = None,
                        project: str | None = None) -> tuple[Waitpoint, bool]:
     """Shared by the management route and the worker route (a token made inside a task). The
     token is `project`'s (the caller's, or the run's)."""
@@ -76,10 +78,13 @@ async def create_token(request: Request, svc: DaemonServices, body: dict[str, An
     timeout = body.get("timeout")
     if timeout is not None and not isinstance(timeout, str | int | float):
         raise BadRequestError("timeout must be a duration (10m) or an ISO date")
-    return await svc.engine.create_token(timeout=timeout, idempotency_key=key or None,
-                                         idempotency_key_ttl=key_ttl,
-                                         tags=[tags] if isinstance(tags, str) else tags,
-                                         created_by_run_id=run_id, project=project)
+    options: dict[str, Any] = {"timeout": timeout, "idempotency_key": key or None,
+                               "idempotency_key_ttl": key_ttl,
+                               "tags": [tags] if isinstance(tags, str) else tags,
+                               "project": project}
+    if run_id is not None and record is not None:  # a durable call (docs/durability.md)
+        return await svc.engine.records.token(run_id, record, **options)
+    return await svc.engine.create_token(created_by_run_id=run_id, **options)
 
 
 @router.post("/api/v1/waitpoints/tokens",

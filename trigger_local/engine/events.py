@@ -249,6 +249,29 @@ class RunRestored(RunEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunReplayed(RunEvent):
+    """An attempt resumes the run by replaying its durable records (engine/durable.py)."""
+
+    TYPE = "run.replayed"
+    attempt: int
+    records: int
+
+    def data(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "attempt": self.attempt, "records": self.records}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunAdopted(RunEvent):
+    """A restarted daemon found the run's process still alive and took it over."""
+
+    TYPE = "run.adopted"
+    worker_id: str
+
+    def data(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "worker_id": self.worker_id}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WaitpointCreated(Event):
     TYPE = "waitpoint.created"
     waitpoint_id: str

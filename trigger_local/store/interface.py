@@ -59,6 +59,7 @@ from .run_areas import (
     SnapshotStore,
     TimerReader,
 )
+from .step_areas import StepReader, StepStore
 from .stream_areas import StreamReader, StreamStore
 from .wait_areas import BatchReader, BatchStore, WaitpointReader, WaitpointStore
 
@@ -105,6 +106,8 @@ class StoreReader(Protocol):
     @property
     def kv(self) -> KvReader: ...
     @property
+    def steps(self) -> StepReader: ...
+    @property
     def streams(self) -> StreamReader: ...
 
 
@@ -148,7 +151,15 @@ class StoreTx(StoreReader, Protocol):
     @property
     def kv(self) -> KvStore: ...
     @property
+    def steps(self) -> StepStore: ...
+    @property
     def streams(self) -> StreamStore: ...
+
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A part of this transaction that can fail alone: if the block raises, what it wrote is
+        undone, the rest of the transaction stands, and the exception goes on. Used to commit
+        several callers' units of work in one transaction (`GroupCommit`, engine/unit.py)."""
+        ...
 
 
 class Store(Protocol):
