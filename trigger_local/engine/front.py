@@ -163,8 +163,7 @@ class Engine:
 
     async def replay(self, run_id: str) -> Run:
         """A new run of the same task, payload and options."""
-        run = await runs.get(self.queries.runs, run_id)
-        return (await self.trigger(triggering.again(run))).run
+        return (await self.trigger(triggering.again(await runs.get(self.queries.runs, run_id)))).run
 
     async def create_batch(self, run_count: int, *, parent_run_id: str | None = None,
                            wait: bool = False, idempotency_key: str | None = None,

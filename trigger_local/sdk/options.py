@@ -69,8 +69,7 @@ def create_idempotency_key(key: str | list[str], scope: str = "run") -> Idempote
     if state is not None and scope == "run":
         parts.append(state.run_id)
     elif state is not None and scope == "attempt":
-        # the attempt as the task sees it: a try after an interruption is the same attempt
-        parts += [state.run_id, str(state.ctx.attempt.number)]
+        parts += [state.run_id, str(state.attempt)]
     return IdempotencyKey(hashlib.sha256("-".join(parts).encode()).hexdigest(), joined, scope)
 
 
