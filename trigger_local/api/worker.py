@@ -375,8 +375,10 @@ async def create_run_token(run_id: str, request: Request) -> Response:
     svc = services_of(request)
     attempt = await run_auth(request).check(request, svc.engine, run_id)
     body = await read_json(request, svc)
+    run = await svc.engine.queries.runs.get(run_id)
     wp, cached = await create_token(request, svc, body, run_id=run_id,
-                                    record=Call.parse(body.get("record"), attempt or 0))
+                                    record=Call.parse(body.get("record"), attempt or 0),
+                                    project=run.project if run else None)
     return ok({"id": wp.id, "url": callback_url(request, svc, wp.id), "isCached": cached})
 
 

@@ -205,8 +205,8 @@ class DockerExecutor(ProcessExecutor):
         return True
 
     async def _container_env(self, version: Version, worker_id: str) -> dict[str, str]:
-        # the environment's env vars (envvars API), then the version's; ours win on a clash
-        env = {**await self.engine.process_env(),
+        # the project's env vars (envvars API), then the version's; ours win on a clash
+        env = {**await self.engine.process_env(version.project),
                **{k: v for k, v in version.env.items() if k != IMAGE_ENV_KEY}}
         orphan = os.environ.get("TRIGGER_LOCAL_ORPHAN_TIMEOUT_S")
         if orphan:

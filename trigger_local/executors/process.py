@@ -235,8 +235,8 @@ class ProcessExecutor:
         worker_id = new_id("worker")
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.logs_dir / f"{worker_id}.log"
-        # user env vars (envvars API) apply to processes started from now on; ours win on a clash
-        env = {**os.environ, **await self.engine.process_env(), **version.env,
+        # the project's env vars (envvars API) apply to processes started from now on; ours win
+        env = {**os.environ, **await self.engine.process_env(version.project), **version.env,
                **worker_env(self.settings.url, self.secret_key, worker_id, version,
                             version.project_dir, log_path),
                "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}"}
