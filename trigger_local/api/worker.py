@@ -6,7 +6,6 @@ against the attempt remembered from the assignment, so most calls cost no extra 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -15,12 +14,7 @@ from starlette.responses import Response
 
 from .. import packet_store
 from ..durable_calls import Call
-from ..durations import check_time, parse_time
-from ..engine import AttemptOutcome
-from ..errors import AuthenticationError, BadRequestError, ConflictError, ValidationError
-from ..limits import MAX_ATTEMPTS
-from ..statuses import RunStatus
-from ..store.models import LogEntry
+from ..errors import AuthenticationError, ConflictError, ValidationError
 from . import auth
 from .common import body_doc, float_param, ok, read_json, services_of
 from .errors import JsonErrorRoute
@@ -28,14 +22,13 @@ from .options import batch_item_request, int_option, trigger_request
 from .run_auth import RunAuth
 from .services import DaemonServices
 from .tokens import callback_url, create_token
+from .worker_bodies import attempt_outcome, log_entries, until
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["worker"])
 
 MAX_NEXT_WAIT_S = 60.0
 MAX_WAIT_POLL_S = 30.0
 MAX_SEQ = 2**62  # a shared process's message numbers (executors/sharing.py)
-MAX_RETRY_DELAY_S = 86400.0  # a catch_error retry_at further out is clamped to a day
-_FAILURE_STATUSES = (RunStatus.FAILED, RunStatus.CRASHED, RunStatus.TIMED_OUT)
 
 
 def run_auth(request: Request) -> RunAuth:
@@ -112,30 +105,6 @@ async def runs_lost(worker_id: str, request: Request) -> Response:
     return ok({})
 
 
-def _outcome(body: dict[str, Any]) -> AttemptOutcome:
-    if body.get("ok") is True:
-        output = body.get("output")
-        if output is not None and not isinstance(output, str):
-            raise BadRequestError("output must be a packet string (or null)")
-        return AttemptOutcome(ok=True, output=output,
-                              output_type=body.get("outputType") or "application/json")
-    error = body.get("error")
-    if not isinstance(error, dict):
-        error = {"message": str(error or "The attempt failed")}
-    status = str(body["status"]) if body.get("status") in _FAILURE_STATUSES else "FAILED"
-    return AttemptOutcome(ok=False, error=error, retryable=bool(body.get("retry", True)),
-                          status=status, retry_delay_s=_retry_delay(body.get("retryDelayS")))
-
-
-def _retry_delay(value: Any) -> float | None:
-    # a task's catch_error picked the delay: a number of seconds, at most a day
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise BadRequestError("retryDelayS must be a number of seconds")
-    return min(max(0.0, float(value)), MAX_RETRY_DELAY_S)
-
-
 @router.post("/engine/v1/runs/{run_id}/attempts/{attempt}/complete",
              openapi_extra=body_doc({"ok": {"type": "boolean"}, "output": {"type": "string"},
                                      "outputType": {"type": "string"}, "error": {"type": "object"},
@@ -148,7 +117,7 @@ async def complete_attempt(run_id: str, attempt: int, request: Request) -> Respo
     ask = body.get("next")
     if isinstance(ask, dict):  # checked first: a refused request must change nothing
         _check_worker(svc, str(ask.get("workerId")), ask.get("workerToken"))
-    run = await svc.engine.finish_attempt(run_id, attempt, _outcome(body))
+    run = await svc.engine.finish_attempt(run_id, attempt, attempt_outcome(body))
     if run.is_final:
         run_auth(request).forget(run_id)
     out: dict[str, Any] = {"status": run.status}
@@ -180,7 +149,7 @@ async def complete_many(worker_id: str, request: Request) -> Response:
         if not isinstance(attempt, int) or not auth.same(
                 str(item.get("runToken") or ""), auth.run_token(svc.secret_key, run_id, attempt)):
             raise AuthenticationError(f"Invalid run token for {run_id[:40]}")
-        outcomes.append((run_id, attempt, _outcome(item)))
+        outcomes.append((run_id, attempt, attempt_outcome(item)))
     results: list[dict[str, Any]] = []
     for run_id, attempt, outcome in outcomes:
         try:
@@ -192,19 +161,6 @@ async def complete_many(worker_id: str, request: Request) -> Response:
             run_auth(request).forget(run.id)
         results.append({"status": run.status})
     return ok({"results": results})
-
-
-def _until(value: Any, now: float) -> datetime | None:
-    """`until` of a wait as a date: the protocol sends epoch seconds (a bare number is a
-    duration to the engine), older runtimes a duration or ISO string; 422 naming `until`."""
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(check_time(value, now, what="until"), UTC)
-    if not isinstance(value, str):
-        raise ValidationError("until must be epoch seconds, a duration or an ISO date, not "
-                              f"{str(value)[:40]}")
-    return datetime.fromtimestamp(parse_time(value, now, what="until"), UTC)
 
 
 @router.post("/engine/v1/runs/{run_id}/attempts/{attempt}/wait",
@@ -219,7 +175,7 @@ async def wait(run_id: str, attempt: int, request: Request) -> Response:
     if not isinstance(kind, str):
         raise ValidationError("kind must be duration, token, run or batch")
     decision = await svc.engine.wait(run_id, attempt, kind=kind,
-                                     until=_until(body.get("until"), svc.engine.clock.now()),
+                                     until=until(body.get("until"), svc.engine.clock.now()),
                                      waitpoint_id=body.get("waitpointId"),
                                      idempotency_key=body.get("idempotencyKey"),
                                      idempotency_key_ttl=body.get("idempotencyKeyTTL"),
@@ -306,39 +262,6 @@ async def batch_children(run_id: str, request: Request) -> Response:
     if batch.waitpoint_id:
         out["waitpointId"] = batch.waitpoint_id
     return ok(out)
-
-
-def _instant(value: Any, default: float) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return check_time(value, default, what="log time")
-    if isinstance(value, str) and value:
-        try:
-            return check_time(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp(),
-                              default,
-                              what="log time", shown=value[:40])
-        except ValueError as exc:
-            raise ValidationError(f"Invalid log time {value[:40]!r}: use epoch seconds or "
-                                  "ISO-8601") from exc
-    return default
-
-
-def log_entries(run_id: str, body: dict[str, Any], attempt: int | None,
-                now: float) -> list[LogEntry]:
-    entries = body.get("entries")
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise ValidationError("entries must be a list of log objects")
-    number = int_option(body.get("attempt"), "attempt", 1,
-                        MAX_ATTEMPTS) if body.get("attempt") is not None \
-        else attempt
-    attributes = [e.get("attributes") for e in entries]
-    return [LogEntry(run_id=run_id, attempt=number, at=_instant(e.get("at"), now),
-                     level=str(e.get("level") or "info"),
-                     message=str(e.get("message", "")), attributes=a if isinstance(a, dict) else {},
-                     kind="span" if e.get("kind") == "span" else "log", span_id=e.get("spanId"),
-                     parent_span_id=e.get("parentSpanId"),
-                     ended_at=_instant(e.get("endedAt"),
-                                       now) if e.get("endedAt") is not None else None)
-            for e, a in zip(entries, attributes, strict=True)]
 
 
 @router.post("/engine/v1/runs/{run_id}/logs",

@@ -1,10 +1,8 @@
 """`Engine`: the thin front of the engine. Each public method is one thing the API, the
 dispatcher or the executor asks; it opens one unit of work (`Tx`, engine/unit.py), calls the
 engine parts' functions with it, and once the transaction has committed publishes the events
-it recorded on the hub. Reads go through `queries` (the store's read-only view).
-
-The engine never spawns a process or sleeps: it decides over the store, and the dispatcher and
-executors act on the events."""
+it recorded on the hub. Reads go through `queries` (the store's read-only view). The engine
+never spawns a process or sleeps: it decides, the dispatcher and executors act on the events."""
 
 from __future__ import annotations
 

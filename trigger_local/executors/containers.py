@@ -7,15 +7,20 @@ here touches the event loop.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 import docker
+from docker.errors import DockerException
 from docker.utils import kwargs_from_env
 
 # the presets are shared with the engine and the SDK
 from ..machines import Machine, machine_for
+from .workers import WorkerHandle
 
 #: the image `scripts/make-base-image.sh` builds, used when `[build].base_image` is not set
 DEFAULT_BASE_IMAGE = "trigger-local-base:bookworm"
@@ -94,3 +99,23 @@ def describe_container_exit(code: int | None, oom_killed: bool, machine: str, ta
     else:
         what = f"The task container exited with code {code}"
     return f"{what}\n--- last lines of the container's output ---\n{tail}" if tail else what
+
+
+@dataclass
+class ContainerHandle(WorkerHandle):
+    container: Any = None
+    machine: str = "small-1x"
+
+    def cancel(self, grace_s: float) -> None:
+        # on_cancel hooks are not run in a container (docs/hooks.md): it is killed at once
+        self.kill()
+
+    def kill(self) -> None:
+        """Kill the container (from a thread: the SDK blocks)."""
+        if self.container is None or self.exited.is_set():
+            return
+        asyncio.get_running_loop().run_in_executor(None, self._kill_now)
+
+    def _kill_now(self) -> None:
+        with contextlib.suppress(DockerException):
+            self.container.kill()

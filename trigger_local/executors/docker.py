@@ -14,11 +14,9 @@ container that has a checkpoint is neither a crash nor removed."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from .containers import (
     LABEL_HOME,
     LABEL_WORKER,
     SETUP_HINT,
+    ContainerHandle,
     connect,
     container_options,
     describe_container_exit,
@@ -55,26 +54,6 @@ ENGINE_CHECK_UP_S = 5.0
 #: where a container sees its worker's freeze directory (the done file of the freeze handshake)
 FREEZE_MOUNT = "/run/trigger-local/freeze"
 CONTAINER_WAIT_S = 2.0  # one long-poll of the engine for a container's exit
-
-
-@dataclass
-class ContainerHandle(WorkerHandle):
-    container: Any = None
-    machine: str = "small-1x"
-
-    def cancel(self, grace_s: float) -> None:
-        # on_cancel hooks are not run in a container (docs/hooks.md): it is killed at once
-        self.kill()
-
-    def kill(self) -> None:
-        """Kill the container (from a thread: the SDK blocks)."""
-        if self.container is None or self.exited.is_set():
-            return
-        asyncio.get_running_loop().run_in_executor(None, self._kill_now)
-
-    def _kill_now(self) -> None:
-        with contextlib.suppress(DockerException):
-            self.container.kill()
 
 
 class DockerExecutor(ProcessExecutor):
