@@ -165,6 +165,7 @@ def wait_all(d: DaemonProcess, run_ids: list[str], status: str, timeout: float =
     wait_for(done, timeout, interval=0.1, what=f"{len(run_ids)} runs {status}")
 
 
+@pytest.mark.timeout(480)  # its own waits allow 240 s each: ~10 s on a quiet machine
 def test_1000_waiting_runs_are_held_in_a_handful_of_processes(shared: DaemonProcess) -> None:
     started = time.monotonic()
     token_ids = tokens(shared, 1000)
