@@ -5,12 +5,13 @@ Test modules may define fixtures of the same names; theirs win for that module."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 import pytest
+from pg_cluster import Cluster, require_postgres
 
 from trigger_local.api.app import create_app
 from trigger_local.clock import FakeClock
@@ -23,6 +24,15 @@ from trigger_local.store.models import ProjectDefaults, TaskDef, Version
 
 T0 = 1_700_000_000.0
 SECRET = "tr_dev_testsecretkey"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A private PostgreSQL server for the whole session (tests/pg_cluster.py); the tests that
+    ask for it skip without PostgreSQL (fail under CI=true)."""
+    cluster = Cluster(require_postgres()).start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,101 @@
+"""The SQL helpers every PostgreSQL area shares, composed in like store/sqlite/sql.py's: one
+row, all rows, a guarded UPDATE, a cursor page. Statements are written with `?` marks, as for
+SQLite (so `Where` and the status groups of store/sqlite/sql.py serve both), and turned into
+PostgreSQL's `$1, $2, ...` once per statement text."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..sqlite.rows import columns, encode_changes, to_row
+from ..sqlite.sql import Where
+
+Params = Sequence[Any]
+
+
+@functools.lru_cache(maxsize=2048)
+def dollar(sql: str) -> str:
+    """`?` marks to `$n` (the statements carry no `?` of their own: values are parameters)."""
+    parts = sql.split("?")
+    out = [parts[0]]
+    for n, part in enumerate(parts[1:], start=1):
+        out.append(f"${n}{part}")
+    return "".join(out)
+
+
+def insert_sql(table: str, cls: type, conflict: str = "") -> str:
+    """`INSERT INTO table (cols) VALUES (?, ...)` for the dataclass `cls`'s columns, in the order
+    of `values(obj)`; `conflict` is an `ON CONFLICT ...` clause."""
+    cols = columns(cls)
+    return (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+            f"{' ' + conflict if conflict else ''}")
+
+
+def values(obj: Any) -> list[Any]:
+    """The row of a record (JSON as text, booleans as 0/1), in `insert_sql`'s column order."""
+    return list(to_row(obj).values())
+
+
+def tagged(where: Where, table: str, tags: Sequence[str] | None) -> None:
+    """Rows carrying any of `tags` (a JSON array in the text column `tags`)."""
+    if tags:
+        where.add(f"EXISTS (SELECT 1 FROM jsonb_array_elements_text({table}.tags::jsonb) AS t(v) "
+                  "WHERE t.v = ANY(?::text[]))", list(tags))
+
+
+class PgSql:
+    """Statements on a connection (a transaction's) or on the pool (reads: each statement on
+    whichever connection is free, seeing the latest committed state)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def one(self, sql: str, params: Params = ()) -> Any:
+        return await self.conn.fetchrow(dollar(sql), *params)
+
+    async def all(self, sql: str, params: Params = ()) -> list[Any]:
+        return list(await self.conn.fetch(dollar(sql), *params))
+
+    async def value(self, sql: str, params: Params = ()) -> Any:
+        return await self.conn.fetchval(dollar(sql), *params)
+
+    async def run(self, sql: str, params: Params = ()) -> int:
+        """Execute a write; returns how many rows it changed."""
+        status: str = await self.conn.execute(dollar(sql), *params)
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def many(self, sql: str, rows: Iterable[Params]) -> None:
+        rows = list(rows)
+        if rows:
+            await self.conn.executemany(dollar(sql), rows)
+
+    async def update(self, table: str, cls: type, key: str, key_value: Any,
+                     changes: dict[str, Any], extra_where: str = "",
+                     extra: Sequence[Any] = ()) -> bool:
+        """`UPDATE table SET changes WHERE key = key_value [extra_where]`: True when a row
+        matched (no changes: True at once)."""
+        if not changes:
+            return True
+        enc = encode_changes(cls, changes)
+        sets = ", ".join(f"{k} = ?" for k in enc)
+        sql = f"UPDATE {table} SET {sets} WHERE {key} = ?{extra_where}"
+        return await self.run(sql, (*enc.values(), key_value, *extra)) > 0
+
+    async def newest_first(self, table: str, cols: str, where: Where, after: str | None,
+                           before: str | None, limit: int) -> list[Any]:
+        """One cursor page of `table`, newest first (as store/sqlite/sql.py's)."""
+        order = "DESC"
+        if after:
+            where.add(f"(created_at, id) < (SELECT created_at, id FROM {table} WHERE id = ?)",
+                      after)
+        elif before:
+            where.add(f"(created_at, id) > (SELECT created_at, id FROM {table} WHERE id = ?)",
+                      before)
+            order = "ASC"
+        rows = await self.all(f"SELECT {cols} FROM {table} {where.clause()} "
+                              f"ORDER BY created_at {order}, id {order} LIMIT ?",
+                              (*where.params, limit))
+        return rows if order == "DESC" else list(reversed(rows))
