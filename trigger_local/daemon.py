@@ -41,7 +41,13 @@ import structlog
 
 from . import __version__
 from .clock import Clock, SystemClock
-from .config import KILL_WAITING_SIGNAL, DaemonSettings, ensure_secret_key, home_dir
+from .config import (
+    KILL_WAITING_SIGNAL,
+    DaemonSettings,
+    database_url_problem,
+    ensure_secret_key,
+    home_dir,
+)
 from .daemon_lock import DaemonLock
 from .disk import disk_full_error
 from .dispatch.dispatcher import Dispatcher
@@ -59,7 +65,9 @@ from .home import (
 from .http_server import DRAIN_S, HttpServer, bind
 from .indexing import index_project
 from .logs import configure_logging
+from .store import Store
 from .store.models import ProjectDefaults, Version
+from .store.postgres import PostgresStore
 from .store.sqlite import SqliteStore
 from .supervise import Supervisor, report
 
@@ -68,13 +76,20 @@ log = structlog.get_logger("daemon")
 DISPATCH_STOP_S = 2.0  # the dispatcher's current round may finish (it may be starting processes)
 
 
+def make_store(settings: DaemonSettings) -> Store:
+    """The home's SQLite file, or the PostgreSQL database of `database_url`."""
+    if settings.database_url:
+        return PostgresStore(settings.database_url)
+    return SqliteStore(str(settings.db_path))
+
+
 class Daemon:
     """Everything the HTTP API needs (the api's DaemonServices), wired together."""
 
     def __init__(self, settings: DaemonSettings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.secret_key = ensure_secret_key(settings.home)
-        self.store = SqliteStore(str(settings.db_path))
+        self.store = make_store(settings)
         self.engine = Engine(self.store, clock or SystemClock(), settings)
         self.supervisor = Supervisor(settings.loop_failure_limit, home=settings.home)
         self.executor = _make_executor(self.engine, settings, self.secret_key, self._wake,
@@ -91,7 +106,8 @@ class Daemon:
             await self.store.open()
         except sqlite3.DatabaseError as exc:  # what quick_check missed, or had no time for
             raise StartupError(damaged_message(self.settings.db_path, str(exc))) from None
-        remember_database(self.settings.home, self.settings.db_path)
+        if not self.settings.database_url:
+            remember_database(self.settings.home, self.settings.db_path)
         await self.engine.load()
         await self.executor.start()
         self.supervisor.start("dispatcher", self.dispatcher.step, on_stop=self.dispatcher.stop)
@@ -282,6 +298,8 @@ def prepare_home(settings: DaemonSettings) -> None:
 def check_home_database(settings: DaemonSettings) -> None:
     """Before the store opens: a database that is there when it should be and passes
     quick_check (home.py)."""
+    if settings.database_url:  # PostgreSQL checks its own pages; the home holds no database
+        return
     if not check_database(settings.home, settings.db_path, settings.db_check_s):
         log.warning("the database check ran out of time and was skipped",
                     seconds=settings.db_check_s, database=str(settings.db_path),
@@ -297,12 +315,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--home")
     parser.add_argument("--executor")
     parser.add_argument("--log-json", action="store_true", default=None)
+    parser.add_argument("--database", help="postgresql://… (default: the home's SQLite file)")
     args = parser.parse_args(argv)
     if args.home:
         os.environ["TRIGGER_LOCAL_HOME"] = args.home
     try:
         settings = DaemonSettings.from_env(host=args.host, port=args.port, executor=args.executor,
-                                           log_json=args.log_json)
+                                           log_json=args.log_json, database_url=args.database)
+        problem = database_url_problem(settings.database_url)
+        if problem:
+            raise StartupError(problem)
         serve(settings)
     except TriggerLocalError as exc:
         _exit(exc.message)

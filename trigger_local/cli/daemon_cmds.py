@@ -17,7 +17,7 @@ import httpx
 import typer
 from rich.table import Table
 
-from ..config import KILL_WAITING_SIGNAL, DaemonSettings
+from ..config import KILL_WAITING_SIGNAL, DaemonSettings, database_url_problem
 from ..daemon_lock import holder as lock_holder
 from ..display import detail_time
 from ..home import open_private
@@ -46,13 +46,24 @@ def running_daemon(home: Path) -> dict[str, Any] | None:
 
 
 def settings_for(home: Path | None = None, port: int | None = None, host: str | None = None,
-                 executor: str | None = None) -> DaemonSettings:
+                 executor: str | None = None, database: str | None = None) -> DaemonSettings:
     if executor is not None and executor not in EXECUTORS:
         fail(f"Unknown executor {executor!r}: use one of {', '.join(EXECUTORS)}.")
     if home is not None:
         # So this process's client (and the daemon we spawn) agree on the home.
         os.environ["TRIGGER_LOCAL_HOME"] = str(home.expanduser().resolve())
-    return DaemonSettings.from_env(home=home, port=port, host=host, executor=executor)
+    settings = DaemonSettings.from_env(home=home, port=port, host=host, executor=executor,
+                                       database_url=database)
+    problem = database_url_problem(settings.database_url)
+    if problem:
+        fail(problem)
+    return settings
+
+
+DATABASE_OPTION = typer.Option(
+    None, "--database", metavar="URL",
+    help="postgresql://user:pass@host:5432/db: keep runs in PostgreSQL, shared by every daemon "
+         "given it (default: $TRIGGER_LOCAL_DATABASE_URL, else the home's SQLite file).")
 
 
 def _log_tail(path: Path, lines: int = 20) -> str:
@@ -69,6 +80,8 @@ def start_detached(settings: DaemonSettings) -> tuple[str, int]:
     argv = [sys.executable, "-m", "trigger_local.daemon", "--home", str(settings.home),
             "--host", settings.host, "--port", str(settings.port), "--executor", settings.executor]
     env = {**os.environ, "TRIGGER_LOCAL_HOME": str(settings.home)}
+    if settings.database_url:  # through the environment: a password in argv shows in `ps`
+        env["TRIGGER_LOCAL_DATABASE_URL"] = settings.database_url
     try:
         # private from the start (home.py)
         settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -104,9 +117,10 @@ def up(
     detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background."),
     home: Path | None = typer.Option(None, "--home",
                                      help="Daemon home (default: ~/.trigger-local)."),
+    database: str | None = DATABASE_OPTION,
 ) -> None:
     """Start the daemon (in the foreground unless --detach)."""
-    settings = settings_for(home, port, host, executor)
+    settings = settings_for(home, port, host, executor, database)
     info = running_daemon(settings.home)
     if info:
         err().print(f"The daemon is already running at {info['url']} (pid {info.get('pid')}). "
@@ -255,3 +269,24 @@ def _show_value(key: str, value: Any) -> str:
         return ", ".join(_show_value(key, v) if not isinstance(v, dict) else
                          " ".join(f"{k}={_show_value(k, w)}" for k, w in v.items()) for v in value)
     return str(value)
+
+
+def migrate(
+    home: Path | None = typer.Option(None, "--home",
+                                     help="Daemon home (default: ~/.trigger-local)."),
+    database: str | None = DATABASE_OPTION,
+) -> None:
+    """Apply the database schema (a daemon also does it at start). Safe to run again, and
+    while daemons run: migrations are append-only and applied under a lock."""
+    settings = settings_for(home, database=database)
+    from ..database_admin import migrate_database  # the store loads only for this command
+    from ..errors import StartupError
+
+    try:
+        state = migrate_database(settings)
+    except StartupError as exc:
+        fail(exc.message)
+    if state.before == state.after:
+        out().print(f"{state.database}: schema version {state.after}, nothing to apply")
+    else:
+        out().print(f"{state.database}: schema version {state.before} → {state.after}")
