@@ -19,8 +19,9 @@ from trigger_local.config import DaemonSettings
 from trigger_local.engine import Engine
 from trigger_local.errors import ValidationError
 from trigger_local.projects import DEFAULT_PROJECT
-from trigger_local.store import SqliteStore
+from trigger_local.store import SqliteStore, Store
 from trigger_local.store.models import ProjectDefaults, TaskDef, Version
+from trigger_local.store.postgres import PostgresStore
 
 T0 = 1_700_000_000.0
 SECRET = "tr_dev_testsecretkey"
@@ -45,16 +46,22 @@ def settings(tmp_path: Path) -> DaemonSettings:
     return DaemonSettings(home=tmp_path)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    sqlite = SqliteStore(str(tmp_path / "trigger-local.db"))
-    await sqlite.open()
-    yield sqlite
-    await sqlite.close()
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The engine and API suites run on both backends: the home's SQLite file, and a fresh
+    schema on the session's PostgreSQL cluster."""
+    opened: Store
+    if request.param == "postgres":
+        opened = PostgresStore(request.getfixturevalue("pg_cluster").fresh_url())
+    else:
+        opened = SqliteStore(str(tmp_path / "trigger-local.db"))
+    await opened.open()
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture
-async def engine(store: SqliteStore, clock: FakeClock, settings: DaemonSettings) -> Engine:
+async def engine(store: Store, clock: FakeClock, settings: DaemonSettings) -> Engine:
     eng = Engine(store, clock, settings)
     await eng.load()
     return eng
