@@ -76,6 +76,9 @@ class DaemonSettings:
     #: puts the store in PostgreSQL, which several daemons (on several hosts) may share
     #: (docs/scaling.md)
     database_url: str = ""
+    #: with PostgreSQL: a daemon whose heartbeat is older than this is gone; what it was
+    #: executing is interrupted and queued again by another daemon (docs/scaling.md)
+    lease_timeout_s: float = 30.0
     #: a background loop (the dispatcher, the docker engine check) that fails this many rounds in
     #: a row stops the daemon with exit code 1; a full disk never counts (it is waited out)
     loop_failure_limit: int = 20

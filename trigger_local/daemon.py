@@ -26,15 +26,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
+import socket
 import sqlite3
 import sys
 import time
-import traceback
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 import structlog
@@ -46,7 +46,6 @@ from .config import (
     DaemonSettings,
     database_url_problem,
     ensure_secret_key,
-    home_dir,
 )
 from .daemon_lock import DaemonLock
 from .disk import disk_full_error
@@ -56,11 +55,13 @@ from .errors import DaemonFailedError, StartupError, TriggerLocalError, Validati
 from .executors.process import ProcessExecutor
 from .home import (
     check_database,
+    daemon_id,
     damaged_message,
     make_private,
-    open_private,
     remember_database,
+    save_traceback,
     use_private_umask,
+    write_info,
 )
 from .http_server import DRAIN_S, HttpServer, bind
 from .indexing import index_project
@@ -77,9 +78,11 @@ DISPATCH_STOP_S = 2.0  # the dispatcher's current round may finish (it may be st
 
 
 def make_store(settings: DaemonSettings) -> Store:
-    """The home's SQLite file, or the PostgreSQL database of `database_url`."""
+    """The home's SQLite file, or the PostgreSQL database of `database_url` (shared with other
+    daemons, each known by its home's id)."""
     if settings.database_url:
-        return PostgresStore(settings.database_url)
+        return PostgresStore(settings.database_url, daemon_id=daemon_id(settings.home),
+                             lease_s=settings.lease_timeout_s)
     return SqliteStore(str(settings.db_path))
 
 
@@ -97,6 +100,8 @@ class Daemon:
         self.engine.ctx.capability = self.executor  # asked whether a wait can be checkpointed
         self.dispatcher = Dispatcher(self.engine, self.executor)
         self.started_at = time.time()
+        self.peers = Peers(self.store, self.engine, settings, self.started_at) \
+            if isinstance(self.store, PostgresStore) else None
 
     def _wake(self) -> None:
         self.dispatcher.wake()
@@ -108,9 +113,13 @@ class Daemon:
             raise StartupError(damaged_message(self.settings.db_path, str(exc))) from None
         if not self.settings.database_url:
             remember_database(self.settings.home, self.settings.db_path)
+        if self.peers is not None:
+            await self.peers.beat()  # known to the others before it holds anything
         await self.engine.load()
         await self.executor.start()
         self.supervisor.start("dispatcher", self.dispatcher.step, on_stop=self.dispatcher.stop)
+        if self.peers is not None:
+            self.peers.start(self.supervisor)
 
     async def stop(self, http: HttpServer | None = None) -> None:
         """Stop in order (the module docstring): dispatching, task processes, HTTP, the store.
@@ -182,7 +191,55 @@ class Daemon:
                 "started_at": self.started_at, "current_version": current.id if current else None,
                 "tasks": [t.task_id for t in current.tasks] if current else [],
                 "concurrency": self.settings.concurrency,
-                "max_processes": self.settings.max_processes}
+                "max_processes": self.settings.max_processes,
+                **({"daemons": self.peers.known} if self.peers is not None else {})}
+
+
+class Peers:
+    """Several daemons on one PostgreSQL database (docs/scaling.md): this daemon's heartbeat,
+    taking over the runs of a daemon silent for longer than `lease_timeout_s`, and the other
+    daemons' commits waking this one (LISTEN/NOTIFY)."""
+
+    def __init__(self, store: PostgresStore, engine: Engine, settings: DaemonSettings,
+                 started_at: float) -> None:
+        self.store, self.engine, self.settings, self.started_at = \
+            store, engine, settings, started_at
+        self.listener = store.listener(self.heard)
+        self.known: list[dict[str, Any]] = []  # the daemons sharing the database, for status
+        self._stopped = asyncio.Event()
+        self._supervisor: Supervisor | None = None
+
+    def start(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+        supervisor.start("listener", self.listener.step, on_stop=self.listener.stop)
+        supervisor.start("heartbeat", self.round, on_stop=self._stopped.set)
+
+    def heard(self, catalog: bool) -> None:
+        """Another daemon committed: look again; first reload the projects and versions the
+        engine caches if those changed (a version registered through another daemon)."""
+        if self._supervisor is not None:
+            self._supervisor.spawn("another daemon's commit",
+                                   self.engine.changed_elsewhere(catalog))
+
+    async def beat(self) -> None:
+        await self.store.heartbeat(host=socket.gethostname(), url=self.settings.url,
+                                   executor=self.settings.executor, pid=os.getpid(),
+                                   started_at=self.started_at)
+        self.known = [dataclasses.asdict(d) for d in await self.store.daemons()]
+
+    async def round(self) -> None:
+        """Sleep a fifth of the lease, beat, take over what silent daemons held."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), self.settings.lease_timeout_s / 5)
+        if self._stopped.is_set():
+            return
+        await self.beat()
+        for run in await self.store.orphaned_runs():
+            log.warning("taking over a run whose daemon stopped heartbeating", run=run.id,
+                        attempt=run.attempt_count)
+            await self.engine.worker_lost(
+                run.id, run.attempt_count, "Its daemon stopped heartbeating for longer than "
+                f"the lease ({self.settings.lease_timeout_s:g} s)", interrupted=True)
 
 
 async def _step(what: str, work: Awaitable[object]) -> None:
@@ -233,7 +290,7 @@ async def _run(settings: DaemonSettings, lock: DaemonLock) -> None:
         stopping.set()
 
     loop.add_signal_handler(KILL_WAITING_SIGNAL, stop_killing_waiting)
-    info_path = _write_info(settings)
+    info_path = write_info(settings)
     log.info("daemon ready", url=settings.url, home=str(settings.home), executor=settings.executor,
              pid=os.getpid())
     try:
@@ -252,16 +309,6 @@ async def _run(settings: DaemonSettings, lock: DaemonLock) -> None:
     if daemon.supervisor.fatal_reason:
         raise DaemonFailedError(f"{daemon.supervisor.fatal_reason}: the daemon stopped. Its log "
                                 "says more; start it again with `trigger-local up`.")
-
-
-def _write_info(settings: DaemonSettings) -> Path:
-    info_path = settings.home / "daemon.json"
-    tmp_path = info_path.with_name(f".daemon.json.{os.getpid()}")
-    tmp_path.write_text(json.dumps({"url": settings.url, "pid": os.getpid(), "version": __version__,
-                                    "executor": settings.executor, "started_at": time.time(),
-                                    "home": str(settings.home)}))
-    tmp_path.replace(info_path)  # atomic: a reader never sees a half-written file
-    return info_path
 
 
 def serve(settings: DaemonSettings) -> None:
@@ -332,24 +379,12 @@ def main(argv: list[str] | None = None) -> None:
         _exit(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
     except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback in a file
         _exit(f"the daemon stopped on an unexpected error ({type(exc).__name__}: {exc}); "
-              f"{_save_traceback()}")
+              f"{save_traceback()}")
 
 
 def _exit(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(1)
-
-
-def _save_traceback() -> str:
-    path = home_dir() / "logs" / "daemon-error.log"
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with open_private(path, "a") as fh:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            fh.write(f"--- {stamp} pid {os.getpid()}\n{traceback.format_exc()}\n")
-    except OSError:
-        return "please report it as a bug"
-    return f"its traceback is in {path}; please report it as a bug"
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from . import (
 )
 from .attempts import AttemptOutcome
 from .dequeue import dequeue
-from .events import RunResumed, RunStatusChanged
+from .events import ChangedElsewhere, RunResumed, RunStatusChanged
 from .hub import Hub, run_key
 from .options import TriggerRequest
 from .project_state import Projects
@@ -79,6 +79,13 @@ class Engine:
         self.stopping = False
         self.hub.subscribe(RunStatusChanged, self._wake_pollers)
 
+    async def changed_elsewhere(self, catalog: bool = False) -> None:
+        """Another daemon on the database committed (`catalog`: versions or projects too)."""
+        if catalog:  # reload them, and queue the runs that waited here for their tasks
+            await self.load()
+            await self._run(registration.queue_pending, list(self.projects.current.values()))
+        self.hub.publish_all([ChangedElsewhere()])
+
     @property
     def queries(self) -> StoreReader:
         """The store's read-only view: what the API, dispatcher and executors read through."""
@@ -104,10 +111,8 @@ class Engine:
             tx = Tx(store_tx, self.clock.now(), self.ctx)
             yield tx
         self.hub.publish_all(tx.published)
-        # The store runs on this thread and never yields, so a caller that runs unit after unit
-        # (a dispatcher round starting runs) would keep out the requests that came meanwhile:
-        # the completions that free processes, which the round's later runs could then reuse
-        # instead of starting new ones. One turn of the loop after each unit lets them in.
+        # SQLite never yields: one loop turn after each unit lets in requests between a round's
+        # units (the completions that free processes, which its later runs can then reuse).
         await asyncio.sleep(0)
 
     async def _run(self, part: Callable[Concatenate[Tx, P], Awaitable[T]], *args: P.args,

@@ -26,9 +26,11 @@ class PgProjects:
         self._sql = sql
 
     async def upsert(self, project: Project) -> None:
+        self._sql.wrote_catalog = True
         await self._sql.run(_UPSERT_PROJECT, values(project))
 
     async def update(self, ref: str, **changes: Any) -> bool:
+        self._sql.wrote_catalog = True
         return await self._sql.update("projects", Project, "ref", ref, changes)
 
     async def get(self, ref: str) -> Project | None:
@@ -45,6 +47,7 @@ class PgVersions:
         self._sql = sql
 
     async def insert(self, version: Version) -> None:
+        self._sql.wrote_catalog = True
         await self._sql.run(
             "INSERT INTO versions (id, project_dir, created_at, python, dirs, env, project, "
             "defaults) VALUES (?,?,?,?,?,?,?,?)",

@@ -10,8 +10,8 @@ from dataclasses import fields
 from typing import Any
 
 from ..models import CK_ACTIVE, CK_PENDING, Checkpoint, LogEntry, StoredEvent, Worker
-from ..sqlite.rows import from_row
-from .sql import PgSql, insert_sql, values
+from ..sqlite.rows import columns, from_row
+from .sql import PgSql, values
 
 #: the channel a committed event is announced on (store/postgres/store.py: wake-ups)
 EVENTS_CHANNEL = "trigger_local_events"
@@ -23,6 +23,7 @@ class PgEvents:
 
     async def append(self, run_id: str | None, type_: str, at: float,
                      data: dict[str, Any]) -> int:
+        self._sql.wrote_events = True
         seq = await self._sql.value(
             "INSERT INTO events (run_id, type, at, data) VALUES (?,?,?,?) RETURNING seq",
             (run_id, type_, at, json.dumps(data)))
@@ -74,22 +75,30 @@ class PgWorkers:
 
     async def upsert(self, worker: Worker) -> None:
         await self._sql.run(
-            "INSERT INTO workers (id, version_id, token, pid, started_at, executor) "
-            "VALUES (?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET version_id = excluded.version_id, "
-            "token = excluded.token, pid = excluded.pid, started_at = excluded.started_at, "
-            "executor = excluded.executor",
+            "INSERT INTO workers (id, version_id, token, pid, started_at, executor, daemon_id) "
+            "VALUES (?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET "
+            "version_id = excluded.version_id, token = excluded.token, pid = excluded.pid, "
+            "started_at = excluded.started_at, executor = excluded.executor, "
+            "daemon_id = excluded.daemon_id",
             (worker.id, worker.version_id, worker.token, worker.pid, worker.started_at,
-             worker.executor))
+             worker.executor, self._sql.owner.daemon_id))
 
     async def delete(self, worker_id: str) -> None:
         await self._sql.run("DELETE FROM workers WHERE id = ?", (worker_id,))
 
     async def all(self) -> list[Worker]:
-        return [from_row(Worker, r) for r in await self._sql.all("SELECT * FROM workers")]
+        """This daemon's task processes only: another host's pids mean nothing here."""
+        rows = await self._sql.all(f"SELECT {_WORKER_COLS} FROM workers WHERE daemon_id = ?",
+                                   (self._sql.owner.daemon_id,))
+        return [from_row(Worker, r) for r in rows]
 
 
 _CK_COLUMNS = frozenset(f.name for f in fields(Checkpoint))
-_INSERT_CHECKPOINT = insert_sql("checkpoints", Checkpoint)
+_CK_COLS = ", ".join(columns(Checkpoint))
+_WORKER_COLS = ", ".join(columns(Worker))
+# a checkpoint's images are files on the host that made it: the daemon that made it restores it
+_INSERT_CHECKPOINT = (f"INSERT INTO checkpoints ({_CK_COLS}, daemon_id) "
+                      f"VALUES ({', '.join('?' * (len(_CK_COLUMNS) + 1))})")
 
 
 class PgCheckpoints:
@@ -97,7 +106,7 @@ class PgCheckpoints:
         self._sql = sql
 
     async def insert(self, checkpoint: Checkpoint) -> None:
-        await self._sql.run(_INSERT_CHECKPOINT, values(checkpoint))
+        await self._sql.run(_INSERT_CHECKPOINT, [*values(checkpoint), self._sql.owner.daemon_id])
 
     async def update(self, checkpoint_id: str, expected_status: str | None = None,
                      **changes: Any) -> bool:
@@ -115,12 +124,14 @@ class PgCheckpoints:
                                    (checkpoint_id, expected_status)) > 0
 
     async def get(self, checkpoint_id: str) -> Checkpoint | None:
-        row = await self._sql.one("SELECT * FROM checkpoints WHERE id = ?", (checkpoint_id,))
+        row = await self._sql.one(f"SELECT {_CK_COLS} FROM checkpoints WHERE id = ?",
+                                  (checkpoint_id,))
         return None if row is None else from_row(Checkpoint, row)
 
     async def for_run(self, run_id: str) -> list[Checkpoint]:
         rows = await self._sql.all(
-            "SELECT * FROM checkpoints WHERE run_id = ? ORDER BY created_at, id", (run_id,))
+            f"SELECT {_CK_COLS} FROM checkpoints WHERE run_id = ? ORDER BY created_at, id",
+            (run_id,))
         return [from_row(Checkpoint, r) for r in rows]
 
     async def active(self) -> list[Checkpoint]:
@@ -131,12 +142,14 @@ class PgCheckpoints:
 
     async def _with_status(self, status: str) -> list[Checkpoint]:
         rows = await self._sql.all(
-            "SELECT * FROM checkpoints WHERE status = ? ORDER BY created_at, id", (status,))
+            f"SELECT {_CK_COLS} FROM checkpoints WHERE status = ? AND daemon_id = ? "
+            "ORDER BY created_at, id", (status, self._sql.owner.daemon_id))
         return [from_row(Checkpoint, r) for r in rows]
 
     async def totals(self) -> tuple[int, int]:
         row = await self._sql.one("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) "
-                                  "FROM checkpoints WHERE status = ?", (CK_ACTIVE,))
+                                  "FROM checkpoints WHERE status = ? AND daemon_id = ?",
+                                  (CK_ACTIVE, self._sql.owner.daemon_id))
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
 

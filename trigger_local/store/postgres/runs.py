@@ -18,6 +18,7 @@ _INSERT_RUN = insert_sql("runs", Run)
 _INSERT_ATTEMPT = insert_sql("attempts", Attempt)
 QUEUED = RunStatus.QUEUED
 DELAYED = RunStatus.DELAYED
+DEQUEUED = RunStatus.DEQUEUED
 
 
 class PgRuns:
@@ -43,6 +44,12 @@ class PgRuns:
         return [by_id[i] for i in run_ids if i in by_id]
 
     async def update(self, run_id: str, expected_snapshot: str | None, **changes: Any) -> bool:
+        # the daemon that takes a run off its queue or gives it a process holds it (dequeue
+        # and takeover read this); a run that loses its process is held by none
+        if changes.get("worker_id") or changes.get("status") == DEQUEUED:
+            changes["daemon_id"] = self._sql.owner.daemon_id
+        elif "worker_id" in changes:
+            changes["daemon_id"] = None
         if expected_snapshot is None:
             return await self._sql.update("runs", Run, "id", run_id, changes)
         return await self._sql.update("runs", Run, "id", run_id, changes,
@@ -91,8 +98,11 @@ class PgRuns:
         return {r["status"]: int(r["n"]) for r in rows}
 
     async def with_status(self, statuses: Sequence[str]) -> list[Run]:
-        rows = await self._sql.all(f"SELECT {_RUN_COLS} FROM runs WHERE status = ANY(?::text[])",
-                                   (list(statuses),))
+        """Those of this daemon, of none, or of a daemon whose lease ran out: a starting daemon
+        reconciles these, and must leave alone what a live daemon holds."""
+        mine, params = self._sql.owner.held_here_or_orphaned("runs")
+        rows = await self._sql.all(f"SELECT {_RUN_COLS} FROM runs WHERE status = ANY(?::text[]) "
+                                   f"AND {mine}", (list(statuses), *params))
         return [from_row(Run, r) for r in rows]
 
     async def children(self, parent_run_id: str) -> list[Run]:
@@ -113,17 +123,22 @@ class PgRuns:
 
     async def queued(self, project: str, queue: str, limit: int,
                      per_key: int | None = None) -> list[Run]:
+        # a held run (its wait completed, its process still waiting) goes only to the daemon
+        # that holds the process, unless that daemon's lease ran out (it is restarted there)
+        mine, owner = self._sql.owner.held_here_or_orphaned("runs")
+        held = f"(runs.worker_id IS NULL OR {mine})"
         if per_key is None:
             rows = await self._sql.all(
                 f"SELECT {_RUN_COLS} FROM runs WHERE status = '{QUEUED}' AND project = ? "
-                "AND queue = ? ORDER BY queued_at, id LIMIT ?", (project, queue, limit))
+                f"AND queue = ? AND {held} ORDER BY queued_at, id LIMIT ?",
+                (project, queue, *owner, limit))
         else:
             rows = await self._sql.all(
                 f"SELECT {_RUN_COLS} FROM (SELECT *, ROW_NUMBER() OVER "
                 "(PARTITION BY concurrency_key ORDER BY queued_at, id) AS key_rank "
-                f"FROM runs WHERE status = '{QUEUED}' AND project = ? AND queue = ?) AS ranked "
-                "WHERE key_rank <= ? ORDER BY queued_at, id LIMIT ?",
-                (project, queue, per_key, limit))
+                f"FROM runs WHERE status = '{QUEUED}' AND project = ? AND queue = ? AND {held}) "
+                "AS ranked WHERE key_rank <= ? ORDER BY queued_at, id LIMIT ?",
+                (project, queue, *owner, per_key, limit))
         return [from_row(Run, r) for r in rows]
 
 

@@ -296,4 +296,23 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (env, name)
     );
     """),
+    # 2: several daemons on one database (docs/scaling.md). Each daemon heartbeats its row; a
+    # run, a task process and a checkpoint carry the daemon that holds them, so a held run is
+    # resumed only where its process is, and another daemon takes it over once that daemon's
+    # heartbeat is older than the lease
+    _c("""
+    CREATE TABLE daemons (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        url TEXT NOT NULL,
+        executor TEXT NOT NULL,
+        pid BIGINT NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL,
+        heartbeat_at DOUBLE PRECISION NOT NULL
+    );
+    ALTER TABLE runs ADD COLUMN daemon_id TEXT;
+    CREATE INDEX runs_daemon ON runs(daemon_id, status) WHERE daemon_id IS NOT NULL;
+    ALTER TABLE workers ADD COLUMN daemon_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE checkpoints ADD COLUMN daemon_id TEXT NOT NULL DEFAULT '';
+    """),
 ]

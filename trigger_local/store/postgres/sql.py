@@ -45,12 +45,33 @@ def tagged(where: Where, table: str, tags: Sequence[str] | None) -> None:
                   "WHERE t.v = ANY(?::text[]))", list(tags))
 
 
+class Owner:
+    """Which daemon this store serves, and how long another daemon's heartbeat may be silent
+    before what it holds is taken over (docs/scaling.md). `daemon_id` "" is a store of its own
+    (the contract tests, `migrate`)."""
+
+    def __init__(self, daemon_id: str = "", lease_s: float = 30.0) -> None:
+        self.daemon_id, self.lease_s = daemon_id, lease_s
+
+    def held_here_or_orphaned(self, table: str) -> tuple[str, tuple[Any, ...]]:
+        """A condition on `table.daemon_id`: held by no daemon, by this one, or by one whose
+        lease has run out (database time, so the hosts' clocks do not matter)."""
+        return (f"({table}.daemon_id IS NULL OR {table}.daemon_id = ? OR NOT EXISTS "
+                f"(SELECT 1 FROM daemons d WHERE d.id = {table}.daemon_id AND d.heartbeat_at >= "
+                "EXTRACT(EPOCH FROM clock_timestamp()) - ?))", (self.daemon_id, self.lease_s))
+
+
 class PgSql:
     """Statements on a connection (a transaction's) or on the pool (reads: each statement on
     whichever connection is free, seeing the latest committed state)."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, owner: Owner | None = None) -> None:
         self.conn = conn
+        self.owner = owner or Owner()
+        #: events were appended in this transaction: announce the commit (store.py)
+        self.wrote_events = False
+        #: a version or project changed: the other daemons reload what they cache of them
+        self.wrote_catalog = False
 
     async def one(self, sql: str, params: Params = ()) -> Any:
         return await self.conn.fetchrow(dollar(sql), *params)

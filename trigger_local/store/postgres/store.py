@@ -12,18 +12,28 @@ Reads go through the pool, each statement on a free connection, seeing the lates
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 
 from ...errors import DaemonStoppingError, StartupError
+from ..models import Run
 from .catalog import PgProjects, PgQueues, PgVersions
+from .daemons import (
+    CHANNEL,
+    DaemonRow,
+    Listener,
+    announcement,
+    daemons,
+    heartbeat,
+    orphaned_runs,
+)
 from .records import PgCheckpoints, PgEvents, PgKv, PgLogs, PgRequests, PgWorkers
 from .runs import PgAttempts, PgRuns, PgSnapshots, PgTimers
 from .schema import MIGRATIONS
-from .sql import PgSql
+from .sql import Owner, PgSql
 from .timed import PgDebounces, PgEnvVars, PgRateLimits, PgSchedules
 from .waitpoints import PgBatches, PgWaitpoints
 
@@ -64,8 +74,10 @@ class PostgresStore:
     """The store on a PostgreSQL database (`url`: `postgresql://user:pass@host:port/db`).
     `await open()` first; `close()` at the end."""
 
-    def __init__(self, url: str, *, pool_size: int = 8, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, pool_size: int = 8, migrate: bool = True,
+                 daemon_id: str = "", lease_s: float = 30.0) -> None:
         self.url = url
+        self.owner = Owner(daemon_id, lease_s)
         self._pool_size = pool_size
         self._migrate = migrate
         self._pool: Any = None
@@ -85,8 +97,8 @@ class PostgresStore:
         except BaseException:
             await self.close()
             raise
-        self._write_view = PgView(PgSql(None))
-        self._read_view = PgView(PgSql(self._read_pool))
+        self._write_view = PgView(PgSql(None, self.owner))
+        self._read_view = PgView(PgSql(self._read_pool, self.owner))
 
     async def _prepare(self) -> None:
         async with self._pool.acquire() as conn:
@@ -121,8 +133,13 @@ class PostgresStore:
                 try:
                     await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS,
                                        self._lock_key)
-                    view.sql.conn = conn
+                    view.sql.conn, view.sql.wrote_events, view.sql.wrote_catalog = \
+                        conn, False, False
                     yield view
+                    if view.sql.wrote_events or view.sql.wrote_catalog:
+                        # delivered to the listeners at the commit only
+                        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, announcement(
+                            self.owner.daemon_id, view.sql.wrote_catalog))
                 except BaseException:
                     view.sql.conn = None
                     if not conn.is_closed():
@@ -131,6 +148,26 @@ class PostgresStore:
                 view.sql.conn = None
                 # shielded: a cancelled request cannot leave its commit half-sent
                 await asyncio.shield(transaction.commit())
+
+    # -- several daemons (store/postgres/daemons.py) ---------------------------------------
+    async def heartbeat(self, *, host: str, url: str, executor: str, pid: int,
+                        started_at: float) -> None:
+        await heartbeat(self._live_pool(), self.owner, host=host, url=url, executor=executor,
+                        pid=pid, started_at=started_at)
+
+    async def daemons(self) -> list[DaemonRow]:
+        return await daemons(self._live_pool())
+
+    async def orphaned_runs(self) -> list[Run]:
+        return await orphaned_runs(self._live_pool(), self.owner)
+
+    def listener(self, on_commit: Callable[[bool], None]) -> Listener:
+        return Listener(self.url, self.owner, on_commit)
+
+    def _live_pool(self) -> Any:
+        if self._pool is None:
+            raise _stopping()
+        return self._pool
 
     def read(self) -> PgView:
         """Reads; each statement sees the latest committed state."""
