@@ -7,6 +7,9 @@ each with its own home."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +18,7 @@ import pytest
 from pg_cluster import Cluster
 
 from tests.e2e.conftest import DaemonProcess, wait_for, write_project
+from tests.e2e.criu_support import require_criu, wait_checkpointed
 
 pytestmark = pytest.mark.e2e
 
@@ -120,6 +124,22 @@ def test_status_lists_both_daemons(pair: tuple[DaemonProcess, DaemonProcess]) ->
                                    .get("daemons", [])) == 2 and d, 10)
     assert {d["url"] for d in daemons} == {a.url, b.url}
     assert all(d["executor"] == "process" and d["silent_s"] < 10 for d in daemons), daemons
+    shown = subprocess.run([sys.executable, "-m", "trigger_local", "status"], text=True,
+                           capture_output=True, timeout=60,
+                           env={**os.environ, "TRIGGER_LOCAL_HOME": str(b.home)})
+    assert shown.returncode == 0, shown.stderr
+    assert "LAST HEARTBEAT" in shown.stdout and a.url in shown.stdout and b.url in shown.stdout
+
+
+def test_a_delayed_run_fires_once_across_daemons(
+        pair: tuple[DaemonProcess, DaemonProcess]) -> None:
+    a, b = pair
+    ids = [a.trigger("noop", {}, delay="1s") for _ in range(5)]
+    for run_id in ids:
+        assert a.wait_status(run_id, timeout=30)["status"] == "COMPLETED"
+        starts = [e for e in b.api("GET", f"/api/v1/runs/{run_id}/trace").json()["events"]
+                  if e["type"] in ("run.queued", "run.executing")]
+        assert [e["type"] for e in starts] == ["run.queued", "run.executing"], starts
 
 
 def test_a_killed_daemons_runs_are_taken_over_after_the_lease(
@@ -136,3 +156,32 @@ def test_a_killed_daemons_runs_are_taken_over_after_the_lease(
         assert run["status"] == "COMPLETED", run
         attempts = b.api("GET", f"/api/v3/runs/{run_id}").json()["attempts"]
         assert [x["status"] for x in attempts][-1] == "COMPLETED", attempts
+
+
+def test_a_checkpoint_is_restored_where_it_was_made_else_the_run_restarts_from_its_wait(
+        tmp_path: Path, pg_cluster: Cluster) -> None:
+    """Checkpoint images are files on the host that dumped them. A's daemon is killed with its
+    run checkpointed: after the lease, B runs it again from the top, and the idempotent token
+    wait finds the token completed already (docs/scaling.md, "Checkpoints are local")."""
+    require_criu()
+    url = pg_cluster.fresh_url()
+    a = pg_daemon(tmp_path, "a", url)
+    a.env["TRIGGER_LOCAL_HOLD_THRESHOLD_S"] = "0"
+    b = pg_daemon(tmp_path, "b", url)
+    try:
+        a.start()
+        a.register(write_project(tmp_path / "project", TASKS))
+        run_id = a.trigger("token-waiter", {})
+        token = wait_for(lambda: a.run(run_id)["metadata"].get("token"), 30, what="token")
+        wait_checkpointed(a, run_id)
+        a.kill9()
+        b.start()
+        r = b.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": 7})
+        assert r.status_code == 200, r.text
+        run = b.wait_status(run_id, timeout=60)
+        assert run["status"] == "COMPLETED" and run["output"] == {"output": 7}, run
+        assert run["attemptCount"] == 2  # started again on B (A's images never left A)
+        assert b.run(run_id)["metadata"]["daemon"] == "b"
+    finally:
+        a.close()
+        b.close()

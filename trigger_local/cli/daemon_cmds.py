@@ -208,6 +208,8 @@ def status(
         console.print(line, markup=False)
     if document.get("projects"):
         console.print(projects_table(document["projects"]))
+    if document.get("daemons"):
+        console.print(daemons_table(document["daemons"]))
 
 
 def status_lines(document: dict[str, Any], indent: int = 2) -> list[str]:
@@ -216,7 +218,7 @@ def status_lines(document: dict[str, Any], indent: int = 2) -> list[str]:
     empty values left out. Generic, so fields the daemon adds later show without a change here."""
     lines: list[str] = []
     for key, value in document.items():
-        if key == "projects" or value in (None, "", [], {}):
+        if key in ("projects", "daemons") or value in (None, "", [], {}):
             continue
         label = key.replace("_", " ")
         head = f"{'':{indent}}{label:<{max(20 - indent, len(label) + 1)}}"
@@ -229,6 +231,18 @@ def status_lines(document: dict[str, Any], indent: int = 2) -> list[str]:
         else:
             lines.append(head + _show_value(key, value))
     return lines
+
+
+def daemons_table(daemons: list[dict[str, Any]]) -> Table:
+    """The daemons sharing a PostgreSQL database (docs/scaling.md)."""
+    table = Table(box=None, pad_edge=False, header_style="bold", title="daemons",
+                  title_justify="left")
+    for column in ("DAEMON", "HOST", "EXECUTOR", "LAST HEARTBEAT", "URL"):
+        table.add_column(column, no_wrap=True)
+    for d in daemons:
+        table.add_row(str(d.get("id")), str(d.get("host")), str(d.get("executor")),
+                      f"{float(d.get('silent_s') or 0):.1f} s ago", str(d.get("url")))
+    return table
 
 
 def projects_table(projects: list[dict[str, Any]]) -> Table:
