@@ -58,9 +58,11 @@ class Cluster:
     """One PostgreSQL server on `host:port`, its data in a fresh temporary directory."""
 
     def __init__(self, bin_dir: Path, host: str = "127.0.0.1", port: int | None = None,
-                 prefix: tuple[str, ...] = ()) -> None:
+                 prefix: tuple[str, ...] = (), listen: str = "") -> None:
         self.bin, self.host = bin_dir, host
         self.port = port or free_port(host)
+        #: the addresses the server listens on (default: `host`)
+        self.listen = listen or host
         #: run every server command under this prefix (`ip netns exec NS` for a namespace)
         self.prefix = prefix
         self.dir = Path(tempfile.mkdtemp(prefix="trigger-local-pg-"))
@@ -78,7 +80,10 @@ class Cluster:
         subprocess.run(self._cmd(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
                                  "--auth=trust", "-E", "UTF8", "--locale=C", "-N"),
                        check=True, capture_output=True, timeout=120)
-        options = (f"-p {self.port} -k {self.dir} -c listen_addresses={self.host} "
+        if self.listen != "127.0.0.1":  # initdb trusts loopback only; this is a test subnet
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write("host all all 0.0.0.0/0 trust\n")
+        options = (f"-p {self.port} -k {self.dir} -c listen_addresses={self.listen} "
                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                    "-c max_connections=300")
         subprocess.run(self._cmd(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
@@ -91,7 +96,7 @@ class Cluster:
         return f"postgresql://postgres@{self.host}:{self.port}/postgres"
 
     def psql(self, sql: str) -> str:
-        out = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+        out = subprocess.run([*self.prefix, "psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
                               "-d", self.url, "-c", sql],
                              check=True, capture_output=True, text=True, timeout=60)
         return out.stdout

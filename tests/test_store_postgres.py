@@ -8,10 +8,10 @@ import asyncio
 
 import asyncpg
 import pytest
-from pg_cluster import Cluster
+from pg_cluster import Cluster, require_postgres
 from test_store_contract import insert_runs, make_run
 
-from trigger_local.errors import StartupError
+from trigger_local.errors import DatabaseUnavailableError, StartupError
 from trigger_local.store.postgres import PostgresStore
 from trigger_local.store.postgres.schema import MIGRATIONS
 from trigger_local.store.postgres.store import redact
@@ -97,3 +97,23 @@ def test_redact_hides_the_password_only() -> None:
     assert redact("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redact("postgresql://u@h/db") == "postgresql://u@h/db"
     assert redact("postgresql://h/db") == "postgresql://h/db"
+
+
+async def test_a_database_that_went_away_is_a_retryable_503() -> None:
+    """The server stopped under the store (a restart, a cut link): reads and transactions get
+    DatabaseUnavailableError (503, which clients and task processes retry), never a 500."""
+    own = Cluster(require_postgres()).start()  # its own server: this test stops it
+    try:
+        store = PostgresStore(own.fresh_url(), pool_size=1)
+        await store.open()
+        assert await store.read().kv.get("k") is None
+        own.stop()
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            await store.read().kv.get("k")
+        assert caught.value.status == 503
+        with pytest.raises(DatabaseUnavailableError):
+            async with store.tx() as ops:
+                await ops.kv.set("k", "1")
+        await store.close()
+    finally:
+        own.stop()

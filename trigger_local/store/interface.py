@@ -10,8 +10,8 @@ per kind of record: `runs`, `waitpoints`, `queues`, ...):
   Its areas are the read protocols only, so whoever holds a reader cannot write through it.
 
 `SqliteStore` (store/sqlite/) and `PostgresStore` (store/postgres/) implement it;
-tests/test_store_contract.py is the specification both pass unchanged. Each area's methods say in their
-docstrings what they return and what `None` or `False` means (store/run_areas.py and its
+tests/test_store_contract.py is the specification both pass unchanged. Each area's methods say
+in their docstrings what they return and what `None` or `False` means (store/run_areas.py and its
 siblings).
 """
 

@@ -5,10 +5,15 @@ PostgreSQL's `$1, $2, ...` once per statement text."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import asyncpg
+
+from ...errors import DatabaseUnavailableError
 from ..sqlite.rows import columns, encode_changes, to_row
 from ..sqlite.sql import Where
 
@@ -45,6 +50,22 @@ def tagged(where: Where, table: str, tags: Sequence[str] | None) -> None:
                   "WHERE t.v = ANY(?::text[]))", list(tags))
 
 
+#: what a lost connection or an unreachable server raises (asyncpg, the socket, a timeout)
+UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
+               asyncpg.InterfaceError)
+
+
+@contextlib.contextmanager
+def reachable() -> Iterator[None]:
+    """A database that does not answer becomes DatabaseUnavailableError: a 503, which clients
+    and task processes retry, instead of a 500."""
+    try:
+        yield
+    except UNREACHABLE as exc:
+        raise DatabaseUnavailableError(
+            f"the database did not answer ({type(exc).__name__}: {exc}): retry") from exc
+
+
 class Owner:
     """Which daemon this store serves, and how long another daemon's heartbeat may be silent
     before what it holds is taken over (docs/scaling.md). `daemon_id` "" is a store of its own
@@ -74,24 +95,29 @@ class PgSql:
         self.wrote_catalog = False
 
     async def one(self, sql: str, params: Params = ()) -> Any:
-        return await self.conn.fetchrow(dollar(sql), *params)
+        with reachable():
+            return await self.conn.fetchrow(dollar(sql), *params)
 
     async def all(self, sql: str, params: Params = ()) -> list[Any]:
-        return list(await self.conn.fetch(dollar(sql), *params))
+        with reachable():
+            return list(await self.conn.fetch(dollar(sql), *params))
 
     async def value(self, sql: str, params: Params = ()) -> Any:
-        return await self.conn.fetchval(dollar(sql), *params)
+        with reachable():
+            return await self.conn.fetchval(dollar(sql), *params)
 
     async def run(self, sql: str, params: Params = ()) -> int:
         """Execute a write; returns how many rows it changed."""
-        status: str = await self.conn.execute(dollar(sql), *params)
+        with reachable():
+            status: str = await self.conn.execute(dollar(sql), *params)
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
     async def many(self, sql: str, rows: Iterable[Params]) -> None:
         rows = list(rows)
         if rows:
-            await self.conn.executemany(dollar(sql), rows)
+            with reachable():
+                await self.conn.executemany(dollar(sql), rows)
 
     async def update(self, table: str, cls: type, key: str, key_value: Any,
                      changes: dict[str, Any], extra_where: str = "",

@@ -12,6 +12,7 @@ Reads go through the pool, each statement on a free connection, seeing the lates
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,7 +34,7 @@ from .daemons import (
 from .records import PgCheckpoints, PgEvents, PgKv, PgLogs, PgRequests, PgWorkers
 from .runs import PgAttempts, PgRuns, PgSnapshots, PgTimers
 from .schema import MIGRATIONS
-from .sql import Owner, PgSql
+from .sql import UNREACHABLE, Owner, PgSql, reachable
 from .timed import PgDebounces, PgEnvVars, PgRateLimits, PgSchedules
 from .waitpoints import PgBatches, PgWaitpoints
 
@@ -127,27 +128,37 @@ class PostgresStore:
             view, pool = self._write_view, self._pool
             if view is None or pool is None:
                 raise _stopping()
-            async with pool.acquire() as conn:
+            with reachable():
+                conn = await pool.acquire()
+            try:
                 transaction = conn.transaction()
-                await transaction.start()
+                with reachable():
+                    await transaction.start()
                 try:
-                    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS,
-                                       self._lock_key)
+                    with reachable():
+                        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS,
+                                           self._lock_key)
                     view.sql.conn, view.sql.wrote_events, view.sql.wrote_catalog = \
                         conn, False, False
                     yield view
                     if view.sql.wrote_events or view.sql.wrote_catalog:
                         # delivered to the listeners at the commit only
-                        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, announcement(
-                            self.owner.daemon_id, view.sql.wrote_catalog))
+                        with reachable():
+                            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, announcement(
+                                self.owner.daemon_id, view.sql.wrote_catalog))
                 except BaseException:
                     view.sql.conn = None
                     if not conn.is_closed():
-                        await asyncio.shield(transaction.rollback())
+                        with contextlib.suppress(*UNREACHABLE):  # the error that matters is raised
+                            await asyncio.shield(transaction.rollback())
                     raise
                 view.sql.conn = None
                 # shielded: a cancelled request cannot leave its commit half-sent
-                await asyncio.shield(transaction.commit())
+                with reachable():
+                    await asyncio.shield(transaction.commit())
+            finally:
+                with contextlib.suppress(*UNREACHABLE):
+                    await pool.release(conn)
 
     # -- several daemons (store/postgres/daemons.py) ---------------------------------------
     async def heartbeat(self, *, host: str, url: str, executor: str, pid: int,
