@@ -203,7 +203,11 @@ def test_500_runs_on_two_hosts_survive_a_kill_and_a_cut_link(net: Net, tmp_path:
         try:
             wait_for(settled, 300, interval=1, what="every run to finish")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}: still {unsettled()}") from None
+            stuck = [r for r in map(b.run, ids) if r["status"] != "COMPLETED"][:3]
+            traces = [(r["id"], r["status"], r.get("attemptCount"),
+                       [e["type"] for e in b.api("GET", f"/api/v1/runs/{r['id']}/trace")
+                        .json()["events"]]) for r in stuck]
+            raise AssertionError(f"{exc}: still {unsettled()}: {traces}") from None
         with ThreadPoolExecutor(8) as pool:
             runs = list(pool.map(b.run, ids))
         assert [r["id"] for r in runs if r["status"] != "COMPLETED"] == []
