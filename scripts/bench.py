@@ -3,10 +3,14 @@
 
     python scripts/bench.py                 # everything, prints a table and JSON
     python scripts/bench.py --only throughput --runs 2000
+    python scripts/bench.py --only timers --waits 100     # 100 wait.for_(1 s) at once
 
 Figures (issue #2): end-to-end throughput of no-op runs triggered in batches; trigger→start
 latency on an idle daemon with a warm process; resume latency of a held `wait.for_(seconds=1)`;
-daemon RSS with 1,000 and 10,000 queued runs. Record results in docs/benchmarks.md.
+daemon RSS with 1,000 and 10,000 queued runs; the daemon's CPU per run during the warm burst;
+and (`timers`, issue #13) the lateness of `--waits` runs doing `wait.for_(seconds=1)` at the same
+time (in a daemon of their own, with room for all of them: concurrency and max_processes =
+`--waits`). Record results in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ ACTIVE = "PENDING_VERSION,DELAYED,QUEUED,DEQUEUED,EXECUTING,WAITING"
 
 
 class Bench:
-    def __init__(self, tmp: Path, concurrency: int) -> None:
+    def __init__(self, tmp: Path, concurrency: int, max_processes: int | None = None) -> None:
         self.home = tmp / "home"
         self.project = tmp / "project"
         (self.project / "trigger").mkdir(parents=True)
@@ -56,6 +60,8 @@ class Bench:
         (self.project / "trigger" / "bench.py").write_text(textwrap.dedent(TASKS))
         env = {**os.environ, "TRIGGER_LOCAL_HOME": str(self.home),
                "TRIGGER_LOCAL_CONCURRENCY": str(concurrency)}
+        if max_processes is not None:
+            env["TRIGGER_LOCAL_MAX_PROCESSES"] = str(max_processes)
         self.log = (tmp / "daemon.log").open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "trigger_local.daemon", "--port", "0",
                                       "--home",
@@ -115,6 +121,11 @@ class Bench:
         counts = self.http.get("/api/v1/local/status").json()["runs"]
         return sum(counts.get(s, 0) for s in ACTIVE.split(","))
 
+    def cpu_s(self) -> float:
+        """The daemon process's CPU time so far (user + system)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -141,9 +152,12 @@ def bench_throughput(b: Bench, runs: int, batch: int) -> dict[str, Any]:
     start-up and the SDK's imports) and then warm (the same processes take the next burst)."""
     b.wait_done(b.trigger("noop"))
     cold = _burst(b, runs, batch)
+    cpu = b.cpu_s()
     warm = _burst(b, runs, batch)
+    cpu = b.cpu_s() - cpu  # the bench's status polls (20 a second) are in it too
     return {"runs": runs, "batch": batch, "cold_runs_per_s": round(runs / cold, 1),
-            "warm_runs_per_s": round(runs / warm, 1)}
+            "warm_runs_per_s": round(runs / warm, 1),
+            "warm_daemon_cpu_ms_per_run": round(cpu * 1000 / runs, 3)}
 
 
 def bench_start_latency(b: Bench, samples: int) -> dict[str, Any]:
@@ -168,6 +182,23 @@ def bench_resume(b: Bench, samples: int, at_once: int = 5) -> dict[str, Any]:
             "p99_ms": round(pct(late, 99), 2)}
 
 
+def bench_timers(tmp: Path, waits: int) -> dict[str, Any]:
+    """`waits` runs each doing `wait.for_(seconds=1)` at the same time: how late each resumes
+    (resume time − its own due time). Without CRIU each waiting run holds its process, so the
+    daemon gets room for all of them; their start-up is spread, their due times with it."""
+    b = Bench(tmp, concurrency=waits, max_processes=waits)
+    try:
+        b.wait_done(b.trigger("wait-1s"))
+        items = [{"task": "wait-1s", "payload": "null",
+                  "options": {"payloadType": "application/json"}}] * waits
+        ids = b.http.post("/api/v1/tasks/batch", json={"items": items}).json()["runs"]
+        late = [b.wait_done(r["id"], timeout=300)["output"]["late_s"] * 1000 for r in ids]
+    finally:
+        b.close()
+    return {"waiting_at_once": waits, "p50_ms": round(pct(late, 50), 2),
+            "p99_ms": round(pct(late, 99), 2), "max_ms": round(max(late), 2)}
+
+
 def bench_rss(b: Bench) -> dict[str, Any]:
     b.http.post("/api/v1/queues/noop/pause",
                 json={"type": "task", "action": "pause"}).raise_for_status()
@@ -183,34 +214,43 @@ def bench_rss(b: Bench) -> dict[str, Any]:
     return out
 
 
+def shared(b: Bench, only: set[str], args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """The figures measured on one daemon, in order."""
+    try:
+        if "latency" in only:
+            results["trigger_to_start"] = bench_start_latency(b, args.samples)
+        if "throughput" in only:
+            results["throughput"] = bench_throughput(b, args.runs, args.batch)
+        if "resume" in only:
+            results["resume_after_wait_1s"] = bench_resume(b, min(args.samples, 50))
+        if "rss" in only:
+            results["daemon_rss"] = bench_rss(b)
+    finally:
+        b.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["throughput", "latency", "resume", "rss"],
+    parser.add_argument("--only", choices=["throughput", "latency", "resume", "rss", "timers"],
                         action="append")
+    parser.add_argument("--waits", type=int, default=100, help="runs waiting at once (timers)")
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=25)
     args = parser.parse_args()
-    only = set(args.only or ["throughput", "latency", "resume", "rss"])
+    only = set(args.only or ["throughput", "latency", "resume", "rss", "timers"])
     results: dict[str, Any] = {"machine": f"{platform.machine()} {os.cpu_count()} cores, "
                                           f"{platform.platform()}",
                                "python": platform.python_version(),
                                "date": time.strftime("%Y-%m-%d")}
-    with tempfile.TemporaryDirectory(prefix="trigger-local-bench-") as tmp:
-        b = Bench(Path(tmp), args.concurrency)
-        try:
-            if "latency" in only:
-                results["trigger_to_start"] = bench_start_latency(b, args.samples)
-            if "throughput" in only:
-                results["throughput"] = bench_throughput(b, args.runs, args.batch)
-            if "resume" in only:
-                results["resume_after_wait_1s"] = bench_resume(b, min(args.samples, 50))
-            if "rss" in only:
-                results["daemon_rss"] = bench_rss(b)
-        finally:
-            b.close()
+    if only - {"timers"}:
+        with tempfile.TemporaryDirectory(prefix="trigger-local-bench-") as tmp:
+            shared(Bench(Path(tmp), args.concurrency), only, args, results)
+    if "timers" in only:
+        with tempfile.TemporaryDirectory(prefix="trigger-local-bench-") as tmp:
+            results["wait_1s_lateness"] = bench_timers(Path(tmp), args.waits)
     print(json.dumps(results, indent=2))
 
 

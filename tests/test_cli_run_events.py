@@ -66,3 +66,11 @@ def test_interrupted_and_started_again_read_as_such() -> None:
             and again.plain.startswith("started again after an interruption (attempt 2"))
     assert lines.describe({"type": "run.queued", "runId": "run_1",
                            "data": {"status": "QUEUED"}}) is None
+
+
+def test_a_replay_reads_as_one_line_with_its_record_count() -> None:
+    lines = StatusLines(NoApi())  # type: ignore[arg-type]
+    replayed = lines.describe({"type": "run.replayed", "runId": "run_1",
+                               "data": {"run_id": "run_1", "attempt": 2, "records": 3}})
+    assert replayed is not None
+    assert replayed.plain == "resumed by replay (attempt 2: 3 records answered from the store)"

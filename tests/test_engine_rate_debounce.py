@@ -66,6 +66,7 @@ async def test_runs_beyond_the_limit_stay_queued_until_the_window_allows(engine:
     assert [r.status for r in waiting] == [QUEUED] * 3
     # the dispatcher's one timer wakes when the window lets the next run start
     assert await engine.queries.timers.next_due_at() == T0 + 5
+    assert T0 + 5 in engine.ctx.due.times()  # and the engine's schedule has it (engine/due.py)
     clock.advance(4.9)
     assert await engine.dequeue(10) == []
     clock.advance(0.1)

@@ -10,9 +10,11 @@ from pathlib import Path
 
 from tests.engine_support import open_engine
 from trigger_local.clock import FakeClock
+from trigger_local.dispatch.dispatcher import Dispatcher
+from trigger_local.engine import TriggerRequest
 from trigger_local.executors.process import ProcessExecutor
 from trigger_local.executors.workers import BUSY, IDLE, WorkerHandle
-from trigger_local.store.models import TaskDef
+from trigger_local.store.models import EXECUTING, TaskDef
 
 
 async def test_only_spawn_concurrency_processes_boot_at_once(tmp_path: Path) -> None:
@@ -35,5 +37,27 @@ async def test_only_spawn_concurrency_processes_boot_at_once(tmp_path: Path) -> 
         assert executor.capacity() == 1 + 1  # w1 idle, and room to boot one more
         executor.settings.spawn_concurrency = 0  # auto: the CPU count, at least 2
         assert executor.spawn_concurrency >= 2
+    finally:
+        await engine.store.close()
+
+
+async def test_a_round_starts_its_runs_in_one_transaction_on_distinct_processes(
+        tmp_path: Path) -> None:
+    engine = await open_engine(tmp_path, FakeClock(1_700_000_000.0),
+                               tasks=[TaskDef(task_id="t", queue="task/t")], max_processes=10)
+    executor = ProcessExecutor(engine, engine.settings, "secret", lambda: None)
+    try:
+        for n in (1, 2, 3):
+            executor.workers[f"w{n}"] = WorkerHandle(id=f"w{n}", version_id="version_1", pid=None,
+                                                     log_path=tmp_path / f"w{n}.log", state=IDLE)
+        ids = [(await engine.trigger(TriggerRequest(task_id="t"))).run.id for _ in range(3)]
+        before = engine.group.batches
+        assert await Dispatcher(engine, executor).tick() == 3
+        assert engine.group.batches == before + 1  # three attempts, one commit
+        runs = await engine.queries.runs.get_many(ids)
+        assert [r.status for r in runs] == [EXECUTING] * 3
+        assert sorted(r.worker_id or "" for r in runs) == ["w1", "w2", "w3"]
+        assert all(w.state == BUSY and w.mailbox.qsize() == 1
+                   for w in executor.workers.values())
     finally:
         await engine.store.close()

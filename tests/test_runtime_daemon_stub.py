@@ -49,6 +49,7 @@ class DaemonStub:
             Route("/engine/v1/runs/{rid}/logs", self.logs_, methods=["POST"]),
             Route("/engine/v1/runs/{rid}/metadata", self.metadata, methods=["PUT"]),
             Route("/engine/v1/runs/{rid}/tokens", self.tokens, methods=["POST"]),
+            Route("/engine/v1/runs/{rid}/attempts/{n}/steps", self.steps, methods=["POST"]),
         ])
 
     # -- test side ------------------------------------------------------------------------
@@ -162,6 +163,11 @@ class DaemonStub:
         body = await request.json()
         await self._record("tokens", request.path_params["rid"], body)
         return JSONResponse({"id": "waitpoint_tok1", "url": f"{self.url}/tok1", "isCached": False})
+
+    async def steps(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        await self._record("steps", request.path_params["rid"], body)
+        return JSONResponse({"seq": body["record"]["seq"], "status": body["status"]})
 
     def of_kind(self, kind: str) -> list[Any]:
         return [body for k, _, body in self.calls if k == kind]

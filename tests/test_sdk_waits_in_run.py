@@ -85,7 +85,9 @@ async def test_token_wait_is_held_then_polled_until_completed(stub: DaemonStub) 
                                                      "output": '{"by":"ada"}',
                                                      "outputType": "application/json"})
     await worker_run
-    assert stub.of_kind("tokens") == [{"timeout": "600s", "tags": ["approval"]}]
+    # the token is a durable call: its place in the run travels with it (docs/durability.md)
+    assert stub.of_kind("tokens") == [{"timeout": "600s", "tags": ["approval"],
+                                       "record": {"seq": 1, "kind": "token.create"}}]
     assert output(stub) == '{"token":"waitpoint_tok1","approved":{"by":"ada"}}'
 
 
@@ -158,7 +160,8 @@ async def test_trigger_and_wait_decodes_the_child_output_and_unwrap_raises_on_fa
     await run_one(stub, "parent")
     first = stub.of_kind("trigger")[0]
     assert first == {"task": "child", "payload": '{"n":1}', "payloadType": "application/json",
-                     "options": {"tags": ["x"], "maxAttempts": 2}, "wait": True}
+                     "options": {"tags": ["x"], "maxAttempts": 2}, "wait": True,
+                     "record": {"seq": 1, "kind": "trigger_and_wait", "name": "child"}}
     assert output(stub) == '{"good":{"url":"u"},"bad_error":"exploded","id":"run_child0"}'
 
 

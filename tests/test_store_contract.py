@@ -95,6 +95,24 @@ class TestTransactions:
         await insert_runs(store, make_run("run_b"))
         assert await store.read().runs.get("run_b") is not None
 
+    async def test_a_savepoint_that_raises_undoes_only_its_own_writes(self,
+                                                                       store: Store) -> None:
+        async with store.tx() as ops:
+            await ops.runs.insert(make_run("run_a"))
+            with pytest.raises(RuntimeError):
+                async with ops.savepoint():
+                    await ops.runs.insert(make_run("run_b"))
+                    await ops.events.append("run_b", "run.created", T0, {})
+                    raise RuntimeError("this part fails alone")
+            async with ops.savepoint():
+                await ops.runs.insert(make_run("run_c"))
+            assert await ops.runs.get("run_b") is None  # undone at once, inside the transaction
+        read = store.read()
+        assert [r is not None for r in [await read.runs.get(i) for i in ("run_a", "run_b",
+                                                                         "run_c")]] \
+            == [True, False, True]
+        assert await read.events.after(0) == []
+
     async def test_get_missing_records_return_none(self, store: Store) -> None:
         ops = store.read()
         assert await ops.runs.get("run_nope") is None

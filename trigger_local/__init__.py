@@ -1,7 +1,7 @@
 """trigger-local: Trigger.dev for Python, on one machine, offline.
 
     from trigger_local import (task, schema_task, schedules, queue, Retry, wait, logger,
-                               metadata, tasks, runs)
+                               metadata, tasks, runs, step)
 
 Every call that talks to the daemon is async; its blocking twin has the same name with a
 `_sync` suffix (`trigger_sync`, `runs.retrieve_sync`, `wait.for_sync`, …).
@@ -27,6 +27,8 @@ from .sdk.registry import schema_task, task  # noqa: E402
 from .sdk.results import BatchHandle, RunHandle, TaskRunResult, Token, WaitResult  # noqa: E402
 from .sdk.retry import Retry  # noqa: E402
 from .sdk.schedules import ScheduledPayload, schedules  # noqa: E402
+from .sdk.steps import step  # noqa: E402
+from .sdk.streams import streams  # noqa: E402
 from .sdk.tasks import Task, tasks  # noqa: E402
 from .sdk.waits import wait  # noqa: E402
 
@@ -35,5 +37,6 @@ __all__ = [
     "NotFoundError", "Queue", "Retry", "RunHandle", "ScheduledPayload", "Task",
     "TaskRunFailedError", "TaskRunResult", "Token", "TriggerLocalError", "ValidationError",
     "WaitResult", "WaitTimeoutError", "__version__", "idempotency_keys", "logger", "metadata",
-    "queue", "queues", "runs", "schedules", "schema_task", "task", "tasks", "wait",
+    "queue", "queues", "runs", "schedules", "schema_task", "step", "streams", "task", "tasks",
+    "wait",
 ]

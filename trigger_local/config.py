@@ -82,6 +82,11 @@ class DaemonSettings:
     #: a background loop (the dispatcher, the docker engine check) that fails this many rounds in
     #: a row stops the daemon with exit code 1; a full disk never counts (it is waited out)
     loop_failure_limit: int = 20
+    #: realtime streams not written for this long are deleted (when a new stream is created)
+    stream_retention_s: float = 7 * 24 * 3600.0
+    #: how long a realtime long-poll (`live=true`) waits for a change before it answers
+    #: "up to date" and the client asks again
+    realtime_hold_s: float = 20.0
 
     @property
     def db_path(self) -> Path:

@@ -217,9 +217,14 @@ class Peers:
     def heard(self, catalog: bool) -> None:
         """Another daemon committed: look again; first reload the projects and versions the
         engine caches if those changed (a version registered through another daemon)."""
-        if self._supervisor is not None:
-            self._supervisor.spawn("another daemon's commit",
-                                   self.engine.changed_elsewhere(catalog))
+        if not catalog:
+            self.engine.hub.changed_elsewhere()
+        elif self._supervisor is not None:
+            self._supervisor.spawn("reloading projects", self._reload())
+
+    async def _reload(self) -> None:
+        await self.engine.load()
+        self.engine.hub.changed_elsewhere()
 
     async def beat(self) -> None:
         await self.store.heartbeat(host=socket.gethostname(), url=self.settings.url,

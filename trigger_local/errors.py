@@ -108,6 +108,15 @@ class AmbiguousProjectError(BadRequestError):
     code = "ambiguous_project"
 
 
+class NonDeterministicReplayError(TriggerLocalError):
+    """A replayed attempt made its durable calls in another order than recorded (the code
+    changed under the run, or its control flow depends on time or randomness): the attempt
+    fails, not retried (docs/durability.md)."""
+
+    code = "non_deterministic_replay"
+    status = 422
+
+
 class AuthenticationError(TriggerLocalError):
     code = "unauthorized"
     status = 401
@@ -255,6 +264,7 @@ _BY_CODE: dict[str, type[TriggerLocalError]] = {
         PayloadTooLargeError,
         BadRequestError,
         AmbiguousProjectError,
+        NonDeterministicReplayError,
         AuthenticationError,
         ForbiddenError,
         NotFoundError,

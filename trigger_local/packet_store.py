@@ -14,6 +14,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 STORE = "application/store"
+#: a step's result this large is kept as a packet, its record holds the name (as the SDKs
+#: offload payloads of this size)
+OFFLOAD_BYTES = 128 * 1024
 #: offloaded packets are big by definition; this only stops a runaway upload
 PACKET_LIMIT_BYTES = 64 * 1024 * 1024
 
@@ -99,3 +102,13 @@ def resolve(home: Path, payload: str | None,
         return payload, payload_type  # the task sees the dangling name rather than nothing
     data, content_type = found
     return data.decode("utf-8", errors="replace"), content_type.split(";")[0].strip()
+
+
+def offload(home: Path, name: str, data: str | None,
+            data_type: str) -> tuple[str | None, str]:
+    """(data, type) as a record keeps it: a packet `name` (type `application/store`) when data
+    is `OFFLOAD_BYTES` or more, else unchanged; `resolve` turns it back."""
+    if data is None or len(data) < OFFLOAD_BYTES // 4 or len(data.encode()) < OFFLOAD_BYTES:
+        return data, data_type
+    write(home, name, data.encode(), data_type)
+    return name, STORE

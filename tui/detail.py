@@ -1,6 +1,7 @@
 """The run detail screen: trace tree with timeline bars and live logs (side by side on a wide
 terminal, one above the other on a narrow one), and the run's payload, output or error,
-metadata and tags below. While the run lives, its durations and bars move on once a second."""
+metadata, tags and realtime streams (live, tui/streams.py) below. While the run lives, its
+durations and bars move on once a second."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from trigger_local.clock import Clock, SystemClock
 from trigger_local.display import clock_time, level_style
 from trigger_local.sdk.client import ApiClient
 from trigger_local.sdk.events import OPEN, stream_events
+from trigger_local.sdk.realtime import read_stream
 
 from .common import Coalesce, DaemonHeader, Json, dashboard
+from .streams import StreamsView
 from .trace import BAR_WIDTH, TraceNode, bar, build_trace, window
 
 #: below this many columns the trace and the logs are stacked, each the full width, so that
@@ -91,6 +94,7 @@ class RunDetail(Screen[None]):
         self.trace_ready = False
         self.early: list[Json] = []
         self.soon = Coalesce(self, self.load)
+        self.streams = StreamsView()
 
     def compose(self) -> ComposeResult:
         # the app's header, repeated so it stays visible here
@@ -101,6 +105,7 @@ class RunDetail(Screen[None]):
                 yield RichLog(id="run-logs", wrap=True, markup=False, max_lines=5000, min_width=20)
             with VerticalScroll(id="run-facts"):
                 yield Static("", id="run-facts-text")
+                yield Static("", id="run-streams-text")
         yield Footer(show_command_palette=False)  # ctrl+p still opens it; the keys need the room
 
     def on_mount(self) -> None:
@@ -144,9 +149,22 @@ class RunDetail(Screen[None]):
         self.append_logs(logs)
         self.query_one("#run-facts-text", Static).update(facts_text(trace.get("run") or {}))
         self.trace_ready = True
+        self.find_streams()
         early, self.early = self.early, []
         for event in early:
             self.on_run_event(event)
+
+    @work(group="streams", exit_on_error=False)
+    async def find_streams(self) -> None:
+        answer = await self.api.run_streams(self.run_id)
+        for key in self.streams.new_keys([s["key"] for s in answer["streams"]]):
+            self.follow_stream(key)
+
+    @work(group="streams", exit_on_error=False)
+    async def follow_stream(self, key: str) -> None:
+        async for chunk in read_stream(self.run_id, key, client=self.api, timeout_s=600):
+            self.streams.add(key, chunk)
+            self.query_one("#run-streams-text", Static).update(self.streams.render())
 
     def _add(self, parent: TreeNode[TraceNode], node: TraceNode) -> None:
         for child in node.children:
@@ -190,6 +208,9 @@ class RunDetail(Screen[None]):
     def on_run_event(self, event: Json) -> None:
         if not self.trace_ready:
             self.early.append(event)  # its log lines must come after the trace's own
+            return
+        if event.get("type") == "run.stream":
+            self.find_streams()
             return
         if event.get("logs"):
             self.append_logs(list(event["logs"]))

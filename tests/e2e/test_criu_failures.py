@@ -118,8 +118,10 @@ def test_dump_failing_mid_way_on_a_full_disk_keeps_the_process(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("damage", ["pages-deleted", "directory-deleted"])
-def test_failed_restore_fails_the_attempt_and_retries_from_the_start(criu_daemon: DaemonProcess,
-                                                                     damage: str) -> None:
+def test_failed_restore_resumes_the_run_by_replay(criu_daemon: DaemonProcess,
+                                                 damage: str) -> None:
+    """The attempt ends INTERRUPTED (not counted); the next one replays the run's records: the
+    completed token wait returns from its record (docs/durability.md)."""
     token = create_token(criu_daemon)
     run_id = criu_daemon.trigger("ck-token", {"token": token})
     images = Path(wait_checkpointed(criu_daemon, run_id)[0]["path"])
@@ -133,8 +135,9 @@ def test_failed_restore_fails_the_attempt_and_retries_from_the_start(criu_daemon
     assert run["status"] == "COMPLETED", run
     assert run["output"]["attempt"] == 2 and run["output"]["local"] == [1, 2, 3, 9]
     first = run["attempts"][0]
-    assert first["rawStatus"] == "CRASHED"
+    assert first["rawStatus"] == "INTERRUPTED"
     assert "Restoring the run's checkpoint failed" in first["error"]["message"]
+    assert "the run resumes by replay" in first["error"]["message"]
     expected = "restore.log" if damage == "pages-deleted" else "images are gone"
     assert expected in first["error"]["message"], first["error"]
     assert checkpoints(criu_daemon, run_id)[0]["status"] == "failed"

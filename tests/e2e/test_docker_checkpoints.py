@@ -198,7 +198,7 @@ def test_a_failed_checkpoint_holds_the_run_in_its_running_container(dkd: DaemonP
         peer.close()
 
 
-def test_a_failed_restore_fails_the_attempt_and_the_retry_runs(dkd: DaemonProcess) -> None:
+def test_a_failed_restore_resumes_the_run_by_replay(dkd: DaemonProcess) -> None:
     token = create_token(dkd)
     run_id = dkd.trigger("dk-token", {"token": token})
     ck = wait_checkpointed(dkd, run_id)[0]
@@ -206,8 +206,9 @@ def test_a_failed_restore_fails_the_attempt_and_the_retry_runs(dkd: DaemonProces
     complete_token(dkd, token, {"n": 1})
     run = dkd.wait_status(run_id, timeout=90)
     assert run["status"] == "COMPLETED", run
-    # started again, token already done
+    # resumed by replay: a new attempt, not counted, whose token wait returns from its record
     assert run["attemptCount"] == 2 and run["output"]["attempt"] == 2
+    assert run["attempts"][0]["rawStatus"] == "INTERRUPTED", run["attempts"]
     failed = checkpoints(dkd, run_id)[0]
     assert failed["status"] == "failed" and "does not exist" in failed["error"], failed
     assert _container_state(ck["worker_id"]) is None  # the unusable container was removed

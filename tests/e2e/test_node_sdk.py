@@ -20,11 +20,19 @@ from .conftest import DaemonProcess, write_project
 SDK_VERSION = "4.8.3"
 SCRIPT = Path(__file__).resolve().parents[1] / "node" / "sdk_compat.mjs"
 NODE_TASKS = '''
-from trigger_local import task, wait
+from trigger_local import streams, task, wait
 
 @task(id="hello")
 async def hello(payload, ctx):
     return {"message": f"Hello, {payload.get('name', 'world')}!"}
+
+@task(id="streamer")
+async def streamer(payload, ctx):
+    async def tokens():
+        for i in range(payload["n"]):
+            yield {"token": f"t{i}"}
+    await streams.pipe("tokens", tokens())
+    return {"n": payload["n"]}
 
 @task(id="await-token")
 async def await_token(payload, ctx):
@@ -76,4 +84,4 @@ def test_official_sdk_against_the_daemon(daemon: DaemonProcess, tmp_path: Path) 
                           timeout=240)
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}\n{daemon.log_text()[-3000:]}"
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert summary["ok"] is True and len(summary["steps"]) == 13, summary
+    assert summary["ok"] is True and len(summary["steps"]) == 17, summary

@@ -2,7 +2,7 @@
 // TRIGGER_API_URL and TRIGGER_SECRET_KEY. Run by tests/e2e/test_node_sdk.py, which installs the
 // SDK next to a copy of this file. Every step asserts on values; the first failure exits 1.
 import assert from "node:assert/strict";
-import { batch, queues, runs, tasks, wait } from "@trigger.dev/sdk";
+import { auth, batch, queues, runs, streams, tasks, wait } from "@trigger.dev/sdk";
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -195,6 +195,79 @@ await step("list queues", async () => {
   const hello = page.data.find((q) => q.name === "hello");
   assert.equal(hello.paused, false);
   assert.match(hello.id, /^queue_/);
+});
+
+// -- realtime (docs/realtime.md): the Electric shape routes and v1 streams ------------------
+
+await step("subscribeToRun follows a triggered run until it completes", async () => {
+  const token = await wait.createToken({ timeout: "5m" });
+  const handle = await tasks.trigger("await-token", { token: token.id });
+  const statuses = [];
+  for await (const run of runs.subscribeToRun(handle.id)) {
+    statuses.push(run.status);
+    if (run.status === "WAITING" && statuses.filter((s) => s === "WAITING").length === 1) {
+      await wait.completeToken(token.id, { from: "node" });
+    }
+    if (run.status === "COMPLETED") {
+      assert.deepEqual(run.output, { ok: true, output: { from: "node" } });
+      assert.ok(run.finishedAt instanceof Date);
+      assert.equal(run.isSuccess, true);
+    }
+  }
+  assert.equal(statuses.at(-1), "COMPLETED", statuses.join(","));
+  assert.ok(statuses.includes("WAITING"), statuses.join(","));
+});
+
+await step("a public token scoped to one run subscribes to it", async () => {
+  const handle = await tasks.trigger("hello", { name: "public" });
+  await status(handle.id, "COMPLETED");
+  const publicToken = await auth.createPublicToken({ scopes: { read: { runs: [handle.id] } } });
+  const rows = await auth.withAuth({ accessToken: publicToken }, async () => {
+    const seen = [];
+    for await (const run of runs.subscribeToRun(handle.id)) seen.push(run);
+    return seen;
+  });
+  assert.equal(rows.length, 1);
+  assert.deepEqual(rows[0].output, { message: "Hello, public!" });
+  const viaTrigger = await auth.withAuth({ accessToken: handle.publicAccessToken }, async () => {
+    for await (const run of runs.subscribeToRun(handle.id)) return run;
+  });
+  assert.equal(viaTrigger.status, "COMPLETED");
+});
+
+await step("subscribeToRunsWithTag and subscribeToBatch see their runs complete", async () => {
+  const a = await tasks.trigger("hello", { name: "t1" }, { tags: ["rt-node"] });
+  const b = await tasks.trigger("hello", { name: "t2" }, { tags: ["rt-node", "other"] });
+  const done = new Map();
+  for await (const run of runs.subscribeToRunsWithTag("rt-node")) {
+    assert.ok(run.tags.includes("rt-node"));
+    if (run.status === "COMPLETED") done.set(run.id, run.output.message);
+    if (done.size === 2) break;
+  }
+  assert.deepEqual([...done.keys()].sort(), [a.id, b.id].sort());
+  const handle = await tasks.batchTrigger("hello", [{ payload: { name: "x" } }, { payload: { name: "y" } }]);
+  const finished = new Set();
+  for await (const run of runs.subscribeToBatch(handle.batchId)) {
+    if (run.status === "COMPLETED") finished.add(run.id);
+    if (finished.size === 2) break;
+  }
+  assert.equal(finished.size, 2);
+});
+
+await step("streams.read and withStreams read a Python task's stream", async () => {
+  const handle = await tasks.trigger("streamer", { n: 20 });
+  const chunks = [];
+  for await (const chunk of await streams.read(handle.id, "tokens")) chunks.push(chunk);
+  assert.deepEqual(chunks, Array.from({ length: 20 }, (_, i) => ({ token: `t${i}` })));
+  const parts = [];
+  let finished = false;
+  for await (const part of runs.subscribeToRun(handle.id).withStreams()) {
+    if (part.type === "run") finished = Boolean(part.run.finishedAt);
+    else parts.push(part);
+    if (finished && parts.length === 20) break;  // withStreams never ends by itself
+  }
+  assert.equal(parts[0].type, "tokens");
+  assert.deepEqual(parts.map((p) => p.chunk), chunks);
 });
 
 console.log(JSON.stringify({ ok: true, steps }));

@@ -18,10 +18,12 @@ from . import (
     packets,
     projects,
     queues,
+    realtime,
     runs,
     runs_list,
     schedules,
     stream,
+    streams,
     tokens,
     traces,
     triggers,
@@ -46,6 +48,7 @@ def create_app(services: DaemonServices) -> FastAPI:
     install_handlers(app)
     # routes are matched in order: the worker protocol and triggering are the hot paths
     for module in (worker, checkpoints, triggers, batches, runs_list, runs, traces, tokens, queues,
-                   schedules, envvars, packets, local, projects, stream, docs_page):
+                   schedules, envvars, packets, local, projects, stream, realtime, streams,
+                   docs_page):
         app.include_router(module.router)
     return app

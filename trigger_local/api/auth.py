@@ -15,7 +15,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,10 +131,11 @@ def _header_project(request: Request) -> str | None:
     return check_project_ref(value, f"{PROJECT_HEADER} header") if value else None
 
 
-def require_key(request: Request, secret: str, now: float, scope: str | None = None,
+def require_key(request: Request, secret: str, now: float,
+                scope: str | Sequence[str] | None = None,
                 keys: ProjectKeys | None = None, refs: Iterable[str] = ()) -> Caller:
     """Allow the secret key, a project key of one of `refs`, or a JWT we issued whose scopes
-    grant `scope` (when given); return who is calling.
+    grant `scope` (when given; a list: any of them); return who is calling.
 
     Raises AuthenticationError (401) for anything else, ForbiddenError for a JWT without the
     scope or a project key sent with another project's header."""
@@ -149,9 +150,26 @@ def require_key(request: Request, secret: str, now: float, scope: str | None = N
                                  f"Use {named}'s key, or the daemon's key.", type="authorization")
         return Caller(project=ref, scoped=True)
     if token and scope is not None and token.count(".") == 2:
-        claims = verify_jwt(secret, token, now)
+        claims, caller = _public_token(token, secret, now, refs)
         if claims is not None:
-            if _scope_allows([str(s) for s in claims.get("scopes") or []], scope):
-                return ADMIN
+            granted = [str(s) for s in claims.get("scopes") or []]
+            wanted = [scope] if isinstance(scope, str) else list(scope)
+            if any(_scope_allows(granted, w) for w in wanted):
+                return caller
             raise ForbiddenError("Unauthorized", param="access_token", type="authorization")
     raise AuthenticationError("Invalid API Key")
+
+
+def _public_token(token: str, secret: str, now: float,
+                  refs: Iterable[str]) -> tuple[dict[str, Any] | None, Caller]:
+    """The claims of a public token and who it speaks for. @trigger.dev/sdk's
+    `auth.createPublicToken` signs with the key its client holds: the daemon's key (every
+    project), or a project key (that project only)."""
+    claims = verify_jwt(secret, token, now)
+    if claims is not None:
+        return claims, ADMIN
+    for ref in refs:
+        claims = verify_jwt(project_key(secret, ref), token, now)
+        if claims is not None:
+            return claims, Caller(project=ref, scoped=True)
+    return None, ADMIN

@@ -80,9 +80,10 @@ def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> J
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def require_key(request: Request, svc: DaemonServices, scope: str | None = None) -> auth.Caller:
-    """Check the request's key (the secret key, a project key or a JWT granting `scope`) and
-    return who calls (api/auth.py)."""
+def require_key(request: Request, svc: DaemonServices,
+                scope: str | list[str] | None = None) -> auth.Caller:
+    """Check the request's key (the secret key, a project key or a JWT granting `scope`, or any
+    scope of a list) and return who calls (api/auth.py)."""
     keys: auth.ProjectKeys = request.app.state.project_keys
     return auth.require_key(request, svc.secret_key, svc.engine.clock.now(), scope, keys,
                             svc.engine.projects.records)

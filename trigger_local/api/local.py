@@ -13,7 +13,7 @@ from starlette.responses import Response
 from .. import __version__
 from ..config import check_default_machine, check_max_duration, check_retry
 from ..durations import iso
-from ..engine.events import Event
+from ..engine.events import Event, StreamAppended
 from ..errors import BadRequestError, NotFoundError
 from ..store.models import ProjectDefaults, StoredEvent, TaskDef, Version
 from .auth import Caller
@@ -189,6 +189,8 @@ async def events(request: Request, after: str | None = Query(None),
         woken = asyncio.Event()
         # any publish may have written an event row; re-reading is cheap, missing one is not
         def wake(event: Event) -> None:
+            if isinstance(event, StreamAppended):  # stream chunks write no event row
+                return
             if not run_id or event.subject_run in (None, run_id):
                 woken.set()
 

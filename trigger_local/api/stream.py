@@ -31,7 +31,7 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from ..engine.events import Event
+from ..engine.events import Event, StreamAppended
 from ..errors import BadRequestError
 from ..projects import check_project_ref
 from ..store.models import StoredEvent
@@ -135,8 +135,12 @@ async def _events(svc: DaemonServices, after: int, flt: StreamFilter,
                   session: str | None) -> AsyncIterator[bytes]:
     read = svc.engine.queries
     woken = asyncio.Event()
+    def wake(event: Event) -> None:  # stream chunks write no event row: nothing to read
+        if not isinstance(event, StreamAppended):
+            woken.set()
+
     # subscribe before the first read, so a commit between read and wait still wakes us
-    unsubscribe = svc.engine.hub.subscribe(Event, lambda _event: woken.set())
+    unsubscribe = svc.engine.hub.subscribe(Event, wake)
     if session is not None:
         await svc.engine.open_session(session)
     try:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import limits, packets
+from ..durable_calls import Call
 from ..engine import Engine
 from ..errors import AuthenticationError, BadRequestError, JsonTooDeepError, NotFoundError
 from ..statuses import WaitpointStatus
@@ -59,7 +60,8 @@ async def get_token(engine: Engine, waitpoint_id: str) -> Waitpoint:
 
 
 async def create_token(request: Request, svc: DaemonServices, body: dict[str, Any],
-                       run_id: str | None = None) -> tuple[Waitpoint, bool]:
+                       run_id: str | None = None,
+                       record: Call | None = None) -> tuple[Waitpoint, bool]:
     """Shared by the management route and the worker route (a token made inside a task)."""
     key, key_ttl, tags = body.get("idempotencyKey"), body.get("idempotencyKeyTTL"), body.get("tags")
     if key is not None and not isinstance(key, str):
@@ -71,10 +73,12 @@ async def create_token(request: Request, svc: DaemonServices, body: dict[str, An
     timeout = body.get("timeout")
     if timeout is not None and not isinstance(timeout, str | int | float):
         raise BadRequestError("timeout must be a duration (10m) or an ISO date")
-    return await svc.engine.create_token(timeout=timeout, idempotency_key=key or None,
-                                         idempotency_key_ttl=key_ttl,
-                                         tags=[tags] if isinstance(tags, str) else tags,
-                                         created_by_run_id=run_id)
+    options: dict[str, Any] = {"timeout": timeout, "idempotency_key": key or None,
+                               "idempotency_key_ttl": key_ttl,
+                               "tags": [tags] if isinstance(tags, str) else tags}
+    if run_id is not None and record is not None:  # a durable call (docs/durability.md)
+        return await svc.engine.records.token(run_id, record, **options)
+    return await svc.engine.create_token(created_by_run_id=run_id, **options)
 
 
 @router.post("/api/v1/waitpoints/tokens",

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..durations import iso
-from ..store.models import LogEntry, Waitpoint
+from ..store.models import LogEntry, RunStep, StoredEvent, Waitpoint
 from .common import int_param, ok, require_key, services_of
 from .errors import JsonErrorRoute
 from .present import attempt_item, decode_or_raw, list_item
@@ -40,6 +40,36 @@ def wait_json(wp: Waitpoint) -> dict[str, Any]:
             "timeoutAt": iso(wp.timeout_at), "ownerRunId": wp.owner_run_id, "batchId": wp.batch_id,
             "outputIsError": wp.output_is_error,
             "output": decode_or_raw(wp.output, wp.output_type) if wp.output is not None else None}
+
+
+def record_json(step: RunStep) -> dict[str, Any]:
+    """A durable record (docs/durability.md), without its result."""
+    return {"seq": step.seq, "kind": step.kind, "name": step.name, "status": step.status,
+            "attempt": step.attempt, "waitpointId": step.waitpoint_id,
+            "childRunId": step.child_run_id, "batchId": step.batch_id,
+            "createdAt": iso(step.created_at), "completedAt": iso(step.completed_at)}
+
+
+#: how a run's waiting attempt resumed, by the event that says so
+_RESUMES = {"run.restored": "restored", "run.adopted": "adopted", "run.replayed": "replayed"}
+
+
+def resumes(events: list[StoredEvent]) -> list[dict[str, Any]]:
+    """Each time the run resumed after losing its place in memory: restored from a checkpoint,
+    its process adopted by a restarted daemon, or replayed from its records."""
+    out = []
+    for e in events:
+        how = _RESUMES.get(e.type)
+        if how is None:
+            continue
+        item: dict[str, Any] = {"how": how, "at": iso(e.at)}
+        for key, name in (("attempt", "attempt"), ("records", "records"),
+                          ("checkpoint_id", "checkpointId"), ("restore_ms", "restoreMs"),
+                          ("worker_id", "workerId")):
+            if e.data.get(key) is not None:
+                item[name] = e.data[key]
+        out.append(item)
+    return out
 
 
 @router.get("/api/v1/runs/{run_id}/logs")
@@ -78,6 +108,8 @@ async def run_trace(run_id: str, request: Request) -> Response:
         "children": [list_item(c, now) for c in await read.runs.children(run_id)],
         "waits": [wait_json(wp) for wp in waits],
         "events": [{"seq": e.seq, "type": e.type, "at": iso(e.at), "data": e.data} for e in events],
+        "records": [record_json(r) for r in await engine.records.listed(run_id)],
+        "resumes": resumes(events),
         "checkpoints": [{**c.to_dict(), "created_at": iso(c.created_at),
                          "restored_at": iso(c.restored_at)}
                         for c in await read.checkpoints.for_run(run_id)],

@@ -13,6 +13,8 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import packet_store
+from ..durable_calls import Call
 from ..durations import check_time, parse_time
 from ..engine import AttemptOutcome
 from ..errors import AuthenticationError, BadRequestError, ValidationError
@@ -132,7 +134,8 @@ async def wait(run_id: str, attempt: int, request: Request) -> Response:
                                      until=_until(body.get("until"), svc.engine.clock.now()),
                                      waitpoint_id=body.get("waitpointId"),
                                      idempotency_key=body.get("idempotencyKey"),
-                                     idempotency_key_ttl=body.get("idempotencyKeyTTL"))
+                                     idempotency_key_ttl=body.get("idempotencyKeyTTL"),
+                                     record=Call.parse(body.get("record"), attempt))
     out: dict[str, Any] = {"action": decision.action, "waitpointId": decision.waitpoint_id}
     if decision.result is not None:
         out["result"] = decision.result
@@ -179,7 +182,7 @@ def _stopping() -> Response:
                                     ["task"]))
 async def trigger_child(run_id: str, request: Request) -> Response:
     svc = services_of(request)
-    await run_auth(request).check(request, svc.engine, run_id)
+    attempt = await run_auth(request).check(request, svc.engine, run_id)
     body = await read_json(request, svc)
     task = body.get("task")
     if not isinstance(task, str) or not task:
@@ -187,6 +190,7 @@ async def trigger_child(run_id: str, request: Request) -> Response:
     req = trigger_request(task, body)
     wait_for = bool(body.get("wait"))
     req.parent_run_id, req.resume_parent = run_id, wait_for
+    req.record = Call.parse(body.get("record"), attempt or 0)
     result = await svc.engine.trigger(req, wait=wait_for)
     out: dict[str, Any] = {"id": result.run.id, "isCached": result.cached}
     if result.waitpoint_id:
@@ -199,15 +203,16 @@ async def trigger_child(run_id: str, request: Request) -> Response:
                                      "wait": {"type": "boolean"}}, ["items"]))
 async def batch_children(run_id: str, request: Request) -> Response:
     svc = services_of(request)
-    await run_auth(request).check(request, svc.engine, run_id)
+    attempt = await run_auth(request).check(request, svc.engine, run_id)
     body = await read_json(request, svc)
     items = body.get("items")
     if not isinstance(items, list) or not items:
         raise ValidationError("items must be a non-empty list of "
                               "{task, payload, payloadType, options}")
     reqs = [batch_item_request(item, i) for i, item in enumerate(items)]
-    batch, results, _ = await svc.engine.batch_trigger(reqs, parent_run_id=run_id,
-                                                       wait=bool(body.get("wait")))
+    batch, results, _ = await svc.engine.batch_trigger(
+        reqs, parent_run_id=run_id, wait=bool(body.get("wait")),
+        record=Call.parse(body.get("record"), attempt or 0))
     out: dict[str, Any] = {"batchId": batch.id,
                            "runs": [{"id": r.run.id, "isCached": r.cached} for r in results]}
     if batch.waitpoint_id:
@@ -280,6 +285,36 @@ async def put_metadata(run_id: str, request: Request) -> Response:
                                      "tags": {"type": "array", "items": {"type": "string"}}}))
 async def create_run_token(run_id: str, request: Request) -> Response:
     svc = services_of(request)
-    await run_auth(request).check(request, svc.engine, run_id)
-    wp, cached = await create_token(request, svc, await read_json(request, svc), run_id=run_id)
+    attempt = await run_auth(request).check(request, svc.engine, run_id)
+    body = await read_json(request, svc)
+    wp, cached = await create_token(request, svc, body, run_id=run_id,
+                                    record=Call.parse(body.get("record"), attempt or 0))
     return ok({"id": wp.id, "url": callback_url(request, svc, wp.id), "isCached": cached})
+
+
+@router.post("/engine/v1/runs/{run_id}/attempts/{attempt}/steps",
+             openapi_extra=body_doc({"record": {"type": "object"}, "status": {"type": "string"},
+                                     "result": {"type": "string"},
+                                     "resultType": {"type": "string"}}, ["record", "status"]))
+async def save_step(run_id: str, attempt: int, request: Request) -> Response:
+    """A `step.run`'s or `ctx.checkpoint`'s outcome (docs/durability.md): kept as the run's
+    record at its seq; a result of 128 KiB or more goes to the packet store."""
+    svc = services_of(request)
+    run_auth(request).check_attempt(request, run_id, attempt)
+    body = await read_json(request, svc)
+    call = Call.parse(body.get("record"), attempt)
+    if call is None:
+        raise ValidationError("record {seq, kind, name} is required")
+    result, result_type = body.get("result"), body.get("resultType") or "application/json"
+    if result is not None and not isinstance(result, str):
+        raise ValidationError("result must be a packet string (or null)")
+    if not isinstance(result_type, str):
+        raise ValidationError("resultType must be a string")
+    try:
+        result, result_type = packet_store.offload(
+            svc.settings.home, f"steps/{run_id}/{call.seq}", result, result_type)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+    step = await svc.engine.records.save(run_id, attempt, call, result, result_type,
+                                         str(body.get("status")))
+    return ok({"seq": step.seq, "status": step.status})

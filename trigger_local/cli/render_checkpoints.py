@@ -17,6 +17,7 @@ def print_checkpoints(console: Console, run_id: str) -> None:
         trace: dict[str, Any] = client().send(Call("GET", f"/api/v1/runs/{run_id}/trace"))
     except Exception:  # an older daemon without traces: the panel is optional
         return
+    print_resumes(console, trace.get("resumes") or [])
     rows = trace.get("checkpoints") or []
     if not rows:
         return
@@ -30,3 +31,27 @@ def print_checkpoints(console: Console, run_id: str) -> None:
         table.add_row(str(ck.get("id")), str(ck.get("status")), size, dump, restore,
                       str(ck.get("path")))
     console.print(Panel(table, title="Checkpoints", title_align="left", expand=False))
+
+
+def resume_text(item: dict[str, Any]) -> str:
+    """One resume of a run in words (`resumes` of the trace: docs/durability.md)."""
+    how = item.get("how")
+    if how == "replayed":
+        n = item.get("records") or 0
+        return (f"attempt {item.get('attempt')}: replayed {n} record{'s' if n != 1 else ''} "
+                "(completed waits and steps from record)")
+    if how == "restored":
+        ms = item.get("restoreMs")
+        took = f" in {ms:.0f} ms" if isinstance(ms, int | float) else ""
+        return f"restored from checkpoint {item.get('checkpointId')}{took}"
+    if how == "adopted":
+        return f"process {item.get('workerId')} adopted by a restarted daemon"
+    return str(how)
+
+
+def print_resumes(console: Console, items: list[dict[str, Any]]) -> None:
+    """How the run resumed each time it lost its place in memory."""
+    if not items:
+        return
+    lines = [f"{item.get('at') or ''}  {resume_text(item)}" for item in items]
+    console.print(Panel("\n".join(lines), title="Resumed", title_align="left", expand=False))

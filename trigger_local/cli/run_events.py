@@ -104,6 +104,10 @@ class StatusLines:
 
     def describe(self, event: Json) -> Text | None:
         data, run_id = event.get("data") or {}, event.get("runId") or event.get("run_id")
+        if event.get("type") == "run.replayed":  # docs/durability.md
+            n = data.get("records") or 0
+            return Text(f"resumed by replay (attempt {data.get('attempt', '?')}: {n} "
+                        f"record{'s' if n != 1 else ''} answered from the store)", style="yellow")
         status = data.get("status")
         if not run_id or status is None or not str(event.get("type", "")).startswith("run."):
             return None

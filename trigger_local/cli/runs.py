@@ -1,4 +1,4 @@
-"""`trigger-local runs ls|show|logs|cancel|replay|reschedule`."""
+"""`trigger-local runs ls|show|logs|stream|cancel|replay|reschedule`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .completion import complete_run_id, complete_task
 from .follow import LogTail, follow_logs
 from .render import print_run, runs_table
 from .render_checkpoints import print_checkpoints
+from .streams_cmd import stream
 
 RUN_ID = typer.Argument(..., help="The run id (run_…).", autocompletion=complete_run_id)
 
@@ -88,6 +89,9 @@ def logs(run_id: str = RUN_ID,
     line = status_text(run.get("status"))
     line.stylize("bold")
     err().print(Text(f"{run_id} ended: ") + line)
+
+
+app.command("stream")(stream)
 
 
 @app.command("cancel")

@@ -3,7 +3,8 @@
 Event-driven: the loop wakes on the engine's events that may let a run start (`wakes`: a run
 created, a run that ended or waits (its slot is free), a wait that completed, a queue resumed
 or given room, a version registered, a dev project back online, a schedule changed) and when
-the executor says it has room again; otherwise it sleeps until the store's next due time.
+the executor says it has room again; otherwise it sleeps until the engine's next due time
+(engine/due.py: an in-memory schedule, so a round with nothing due asks the store nothing).
 `tick()` does one round and says how much it did, so tests can step it; `step()` is one round
 plus the sleep after it, and the daemon's supervisor (supervise.py) calls it over and over,
 backing off when a round raises.
@@ -36,6 +37,7 @@ from ..store.models import EXECUTING, WAITING, Run
 
 MAX_SLEEP_S = 5.0  # a safety net only: every change that matters wakes the loop
 MAX_TIMER_ROUNDS = 50  # timer batches per round (500 each): dispatching is never starved for long
+RESYNC_RETRY_S = 1.0
 _WAKING = (RunCreated, RunUnblocked, RunRescheduled, QueueChanged, VersionRegistered,
            ProjectSessionChanged, ScheduleChanged, ChangedElsewhere)
 
@@ -61,6 +63,7 @@ class Dispatcher:
         self._idle = False  # the last round found nothing to do
         self._stopped = False
         engine.hub.subscribe(Event, self._on_event)
+        engine.ctx.due.on_earlier = self._wakeup.set  # a new earliest due time: sleep less
 
     def _on_event(self, event: Event) -> None:
         if wakes(event):
@@ -76,10 +79,19 @@ class Dispatcher:
         capacity = self.executor.capacity()
         runs = await self.engine.dequeue(max(capacity, 0) + self._held_room())
         self._unstarted.update((run.id, run) for run in runs)
-        for run in runs:
-            done += await self._start(run)
-            del self._unstarted[run.id]
+        # concurrently: their attempts then start in one transaction (GroupCommit, engine/unit.py)
+        outcomes = await asyncio.gather(*(self._start_one(run) for run in runs),
+                                        return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # the runs it left DEQUEUED are in _unstarted
+            done += outcome
         return done
+
+    async def _start_one(self, run: Run) -> int:
+        started = await self._start(run)
+        del self._unstarted[run.id]
+        return started
 
     async def _start(self, run: Run) -> int:
         if run.worker_id:
@@ -102,17 +114,39 @@ class Dispatcher:
     async def _fire_timers(self) -> int:
         """Everything due, before any run is started: `tick_timers` takes at most a batch of each
         kind per call, and starting runs (new processes) can take seconds on a busy machine, so
-        1,000 schedules on one tick must not wait for the first batch's runs to start."""
+        1,000 schedules on one tick must not wait for the first batch's runs to start. Nothing
+        is asked of the store unless the engine's schedule of due times (engine/due.py) says
+        something is due."""
+        due = self.engine.ctx.due
+        now = self.engine.clock.now()
+        anything, resync = due.take(now)
+        if not anything:
+            return 0
         done = 0
-        for _ in range(MAX_TIMER_ROUNDS):
-            due = await self.engine.queries.timers.next_due_at()
-            if due is None or due > self.engine.clock.now():
-                break
-            did = await self.engine.tick_timers()
-            done += did
-            if not did:
-                break
+        try:
+            for _ in range(MAX_TIMER_ROUNDS):
+                did = await self.engine.tick_timers()
+                done += did
+                if not did:
+                    break
+            else:
+                due.add(now)  # more is due than the rounds took: the next round goes on
+        except BaseException:
+            due.add(now)  # the round failed (a full disk): the next one tries again
+            if resync:
+                due.resync(now)
+            raise
+        if resync:
+            await self._resync(now, done)
         return done
+
+    async def _resync(self, now: float, done: int) -> None:
+        """Take the store's next due time as the next resync entry (engine/due.py)."""
+        at = await self.engine.queries.timers.next_due_at()
+        if at is not None and at <= now and not done:
+            # due, yet the timer round found nothing to do: try again in a while, not in a spin
+            at = now + RESYNC_RETRY_S
+        self.engine.ctx.due.resync(at)
 
     def _held_room(self) -> int:
         # held processes resume without needing a new one
@@ -133,14 +167,17 @@ class Dispatcher:
         self._idle = not await self.tick()
 
     async def _sleep(self) -> None:
-        due = await self.engine.queries.timers.next_due_at()
+        due = self.engine.ctx.due.next()
         timeout = MAX_SLEEP_S
         if due is not None:
             timeout = max(0.0, min(MAX_SLEEP_S, due - self.engine.clock.now()))
         try:
             await asyncio.wait_for(self._wakeup.wait(), timeout)
         except TimeoutError:
-            pass
+            if timeout >= MAX_SLEEP_S:
+                # a safety net only: nothing woke the loop for a while, so ask the store once
+                # whether a due time escaped the schedule (one indexed query per idle period)
+                self.engine.ctx.due.resync(self.engine.clock.now())
 
     def stop(self) -> None:
         """No round starts after this (a sleeping step returns at once)."""

@@ -161,6 +161,26 @@ class RunMetadataChanged(RunEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunStreamCreated(RunEvent):
+    """The run has a new realtime stream, `key` (its `realtimeStreams` grew)."""
+
+    TYPE = "run.stream"
+    key: str
+
+    def data(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "key": self.key}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamAppended(RunEvent):
+    """A notice (not stored: the chunks are): stream `key` of the run now has `length` chunks.
+    It wakes the stream's readers."""
+
+    key: str
+    length: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunLogsAppended(RunEvent):
     """`count` log lines of the run were stored with ids above `after_id`."""
 
@@ -226,6 +246,29 @@ class RunRestored(RunEvent):
     def data(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "checkpoint_id": self.checkpoint_id,
                 "restore_ms": round(self.restore_ms, 1)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunReplayed(RunEvent):
+    """An attempt resumes the run by replaying its durable records (engine/durable.py)."""
+
+    TYPE = "run.replayed"
+    attempt: int
+    records: int
+
+    def data(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "attempt": self.attempt, "records": self.records}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunAdopted(RunEvent):
+    """A restarted daemon found the run's process still alive and took it over."""
+
+    TYPE = "run.adopted"
+    worker_id: str
+
+    def data(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "worker_id": self.worker_id}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,11 +1,7 @@
 """`Engine`: the thin front of the engine. Each public method is one thing the API, the
-dispatcher or the executor asks; it opens one unit of work (`Tx`, engine/unit.py), calls the
-engine parts' functions with it, and once the transaction has committed publishes the events
-it recorded on the hub. Reads go through `queries` (the store's read-only view).
-
-The engine never spawns a process or sleeps: it decides over the store, and the dispatcher and
-executors act on the events.
-"""
+dispatcher or the executor asks: one unit of work (`Tx`, engine/unit.py) calling the parts, its
+events published on the hub once committed; reads go through `queries` (read-only). It never
+spawns a process or sleeps: the dispatcher and executors act on the events."""
 
 from __future__ import annotations
 
@@ -16,6 +12,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..clock import Clock
 from ..config import DaemonSettings
+from ..durable_calls import Call
 from ..statuses import FINAL_STATUSES
 from ..store.interface import Store, StoreReader
 from ..store.models import (
@@ -42,6 +39,7 @@ from . import (
     reports,
     runs,
     schedules,
+    streams,
     timers,
     triggering,
     waitpoints,
@@ -49,14 +47,15 @@ from . import (
 )
 from .attempts import AttemptOutcome
 from .dequeue import dequeue
-from .events import ChangedElsewhere, RunResumed, RunStatusChanged
+from .events import RunResumed, RunStatusChanged
 from .hub import Hub, run_key
 from .options import TriggerRequest
 from .project_state import Projects
+from .records import Records
 from .retry import RetryPolicy
 from .schedules import ScheduleSpec
 from .triggering import TriggerResult
-from .unit import EngineContext, Tx
+from .unit import EngineContext, GroupCommit, Tx
 from .versions import retry_policy
 from .waits import WaitDecision
 
@@ -74,17 +73,11 @@ class Engine:
         self.settings = settings
         self.hub = hub or Hub()
         self.ctx = EngineContext(settings)
-        # set by the executor when a normal stop begins: held waits' polls are then refused, so
-        # their processes hold no connection (executors/stopping.py)
+        # set when a normal stop begins: held waits' polls are refused (executors/stopping.py)
         self.stopping = False
         self.hub.subscribe(RunStatusChanged, self._wake_pollers)
-
-    async def changed_elsewhere(self, catalog: bool = False) -> None:
-        """Another daemon on the database committed (`catalog`: versions or projects too)."""
-        if catalog:  # reload them, and queue the runs that waited here for their tasks
-            await self.load()
-            await self._run(registration.queue_pending, list(self.projects.current.values()))
-        self.hub.publish_all([ChangedElsewhere()])
+        self.group = GroupCommit(self._unit)  # starts, waits, completions (engine/unit.py)
+        self.records = Records(self._run, self.store.read)  # durable records: replay
 
     @property
     def queries(self) -> StoreReader:
@@ -101,18 +94,21 @@ class Engine:
         return self.projects.latest()
 
     async def load(self) -> None:
-        """Read what the engine caches (each project's current version and record)."""
+        """Read what the engine caches (each project's current version and record), and queue
+        runs waiting for a task those versions have (registered through another daemon)."""
         read = self.queries
         self.projects.load(await read.versions.current(), await read.projects.all())
+        await self._run(registration.queue_pending, list(self.projects.current.values()))
 
     @asynccontextmanager
     async def _unit(self) -> AsyncIterator[Tx]:
         async with self.store.tx() as store_tx:
             tx = Tx(store_tx, self.clock.now(), self.ctx)
             yield tx
+        self.ctx.due.apply(tx.due_notes)
         self.hub.publish_all(tx.published)
-        # SQLite never yields: one loop turn after each unit lets in requests between a round's
-        # units (the completions that free processes, which its later runs can then reuse).
+        # The store never yields: a caller running unit after unit (a dispatcher round) would keep
+        # out the completions that came meanwhile, which free processes. One loop turn lets them in.
         await asyncio.sleep(0)
 
     async def _run(self, part: Callable[Concatenate[Tx, P], Awaitable[T]], *args: P.args,
@@ -122,8 +118,7 @@ class Engine:
             return await part(tx, *args, **kwargs)
 
     def _wake_pollers(self, event: RunStatusChanged) -> None:
-        # a held run's process polls for its wait's result: it has one once the run resumed,
-        # or the run ended (api/worker.py `poll_wait`)
+        # a held run's process polls for its wait's result: it has one once resumed or ended
         if isinstance(event, RunResumed) or event.status in FINAL_STATUSES:
             self.hub.wake(run_key(event.run_id))
 
@@ -183,8 +178,8 @@ class Engine:
 
     async def batch_trigger(self, reqs: Sequence[TriggerRequest], *,
                             parent_run_id: str | None = None, wait: bool = False,
-                            idempotency_key: str | None = None, request_key: str | None = None
-                            ) -> tuple[Batch, list[TriggerResult], bool]:
+                            idempotency_key: str | None = None, request_key: str | None = None,
+                            record: Call | None = None) -> tuple[Batch, list[TriggerResult], bool]:
         """A batch and all its runs in one transaction (True: an existing batch, by its
         idempotency key or by `request_key` within the items' project, whose runs are returned
         as they are)."""
@@ -194,7 +189,7 @@ class Engine:
         async with self._unit() as tx:
             return await triggering.trigger_batch(
                 tx, prepared, parent_run_id=parent_run_id, wait=wait,
-                idempotency_key=idempotency_key, request_key=request_key)
+                idempotency_key=idempotency_key, request_key=request_key, record=record)
 
     async def batch_items(self, batch_id: str) -> dict[str, str]:
         """The items a two-phase batch has received: index (as a string) → run id."""
@@ -224,7 +219,7 @@ class Engine:
     async def start_attempt(self, run: Run, worker_id: str, pid: int | None,
                             executor: str = "process") -> tuple[Run, Attempt] | None:
         """DEQUEUED → EXECUTING with a new attempt on `worker_id`. None if the run moved on."""
-        return await self._run(attempts.start, run.id, worker_id, pid, executor)
+        return await self.group.run(attempts.start, run.id, worker_id, pid, executor)
 
     async def requeue(self, run: Run, reason: str) -> None:
         """A DEQUEUED run that no worker could take goes back to its queue."""
@@ -232,7 +227,7 @@ class Engine:
 
     async def resume_held(self, run: Run) -> Run | None:
         """A DEQUEUED run whose process is held alive continues in that process."""
-        return await self._run(attempts.resume_held, run.id)
+        return await self.group.run(attempts.resume_held, run.id)
 
     async def worker_lost(self, run_id: str, attempt: int, reason: str, *,
                           interrupted: bool = False,
@@ -284,15 +279,16 @@ class Engine:
     # -- the worker protocol -------------------------------------------------------------------
     async def finish_attempt(self, run_id: str, attempt: int, outcome: AttemptOutcome) -> Run:
         """Record the end of an attempt: complete the run, schedule a retry, or fail it."""
-        return await self._run(attempts.finish_current, run_id, attempt, outcome)
+        return await self.group.run(attempts.finish_current, run_id, attempt, outcome)
 
     async def wait(self, run_id: str, attempt: int, *, kind: str, until: Any = None,
                    waitpoint_id: str | None = None, idempotency_key: str | None = None,
-                   idempotency_key_ttl: str | None = None) -> WaitDecision:
+                   idempotency_key_ttl: str | None = None, record: Call | None = None
+                   ) -> WaitDecision:
         """Block the run's current attempt on a waitpoint, or return its result at once."""
-        return await self._run(waits.wait, run_id, attempt, kind=kind, until=until,
-                               waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
-                               idempotency_key_ttl=idempotency_key_ttl)
+        return await self.group.run(waits.wait, run_id, attempt, kind=kind, until=until,
+                                    waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
+                                    idempotency_key_ttl=idempotency_key_ttl, record=record)
 
     async def wait_result(self, run_id: str, waitpoint_id: str) -> dict[str, Any] | None:
         """The result for a held run, once the dispatcher gave it its slot back; else None."""
@@ -310,6 +306,10 @@ class Engine:
         await self._run(reports.append_logs, entries)
 
     # -- management ----------------------------------------------------------------------------
+    async def append_stream(self, run_id: str, key: str, data: Sequence[str],
+                            client_id: str | None = None, first_client_index: int = 0) -> int:
+        return await self._run(streams.append, run_id, key, data, client_id, first_client_index)
+
     async def cancel(self, run_id: str) -> Run:
         """Cancel a run; one that already ended is returned as it is."""
         return await self._run(endings.cancel_by_request, run_id)

@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import limits, packets
 from ..config import DaemonSettings
+from ..durable_calls import Call
 from ..durations import parse_duration, parse_time
 from ..errors import BadRequestError, PayloadTooLargeError, ValidationError
 from ..machines import check_machine
@@ -52,6 +53,9 @@ class TriggerRequest:
     #: the caller's project (its key, or the project header); None: the parent's project for a
     #: child run, else the one project that has the task (engine/project_state.py)
     project: str | None = None
+    #: a child triggered by a run as a durable call: recorded with the parent's other calls, and
+    #: a replayed call gets the same child back (engine/durable.py)
+    record: Call | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Rate-limited queues: `RateGate` decides, inside `dequeue`'s transaction, which QUEUED runs
 may start now (GCRA, see `trigger_local.ratelimit`), and records when a refused queue may try
-again so `next_due_at` wakes the dispatcher then — no polling."""
+again (engine/due.py notes that time) so the dispatcher wakes then — no polling."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Everything that happens on time, in one round: delays that elapsed, ttls that expired, max
 durations that ran out, waitpoint times and timeouts, schedule ticks, rate-limit windows. The
-dispatcher calls `tick` when the store's `next_due_at` has come."""
+dispatcher calls `tick` when the engine's schedule of due times (engine/due.py) says so."""
 
 from __future__ import annotations
 

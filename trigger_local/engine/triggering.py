@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import packets
+from ..durable_calls import COMPLETED, PENDING, Call
 from ..errors import NotFoundError
 from ..ids import new_id
 from ..store.models import (
@@ -28,7 +29,7 @@ from ..store.models import (
     TaskDef,
     Waitpoint,
 )
-from . import batches, debounce, queues, waitpoints
+from . import batches, debounce, durable, queues, waitpoints
 from .options import TriggerOptions, TriggerRequest, task_default, validate, validate_payload_schema
 from .runs import created
 from .states import kind_for
@@ -87,6 +88,34 @@ async def create_runs(tx: Tx, prepared: Sequence[Prepared], *, wait: bool,
 async def create_run(tx: Tx, prepared: Prepared, wait: bool) -> TriggerResult:
     """The run of a prepared request (or the one its idempotency or debounce key points at);
     with `wait`, also its RUN waitpoint, which the parent then waits on."""
+    req = prepared.req
+    if req.record is not None and req.parent_run_id:
+        child = await _recorded_child(tx, req.parent_run_id, req.record, wait)
+        if child is not None:
+            return child
+    result = await _create_run(tx, prepared, wait)
+    if req.record is not None and req.parent_run_id:
+        # a fire-and-forget child is done with once made; a waited one when its run ends
+        await durable.bind(tx, req.parent_run_id, req.record.attempt, req.record,
+                           child_run_id=result.run.id, waitpoint_id=result.waitpoint_id,
+                           status=PENDING if wait else COMPLETED)
+    return result
+
+
+async def _recorded_child(tx: Tx, parent_run_id: str, call: Call,
+                          wait: bool) -> TriggerResult | None:
+    """The child a replayed `trigger` / `trigger_and_wait` made the first time."""
+    found = await durable.recorded(tx, parent_run_id, call)
+    child = await tx.runs.get(found.child_run_id) if found and found.child_run_id else None
+    if child is None:
+        return None
+    wp_id = found.waitpoint_id if found and found.waitpoint_id else None
+    if wait and wp_id is None:
+        wp_id = await run_waitpoint(tx, child)
+    return TriggerResult(child, cached=True, waitpoint_id=wp_id)
+
+
+async def _create_run(tx: Tx, prepared: Prepared, wait: bool) -> TriggerResult:
     req, options, task = prepared.req, prepared.options, prepared.task
     if req.idempotency_key:
         existing = await tx.runs.find_by_idempotency_key(req.task_id, req.idempotency_key,
@@ -260,12 +289,16 @@ async def create_batch(tx: Tx, run_count: int, *, parent_run_id: str | None, wai
 
 
 async def trigger_batch(tx: Tx, prepared: Sequence[Prepared], *, parent_run_id: str | None,
-                        wait: bool, idempotency_key: str | None, request_key: str | None
-                        ) -> tuple[Batch, list[TriggerResult], bool]:
-    """A batch and all its runs (True: an existing batch, by its idempotency key or by its
-    request key within the items' project, whose runs are returned as they are)."""
+                        wait: bool, idempotency_key: str | None, request_key: str | None,
+                        record: Call | None = None) -> tuple[Batch, list[TriggerResult], bool]:
+    """A batch and all its runs (True: an existing batch, by its idempotency key, by its
+    request key within the items' project, or by the parent's durable record `record`, whose
+    runs are returned as they are)."""
     scope = request_scope([p.req for p in prepared])
     batch = await _requested(tx, request_key, scope)
+    if batch is None and record is not None and parent_run_id:
+        rec = await durable.recorded(tx, parent_run_id, record)
+        batch = await tx.batches.get(rec.batch_id) if rec and rec.batch_id else None
     cached = batch is not None
     if batch is None:
         batch, cached = await batches.create(tx, len(prepared), parent_run_id, wait,
@@ -281,6 +314,10 @@ async def trigger_batch(tx: Tx, prepared: Sequence[Prepared], *, parent_run_id: 
     results = [await create_run(tx, p, False) for p in prepared]
     await batches.add_runs(tx, batch, [r.run.id for r in results])
     await remember(tx, request_key, scope, {"batch": batch.id})
+    if parent_run_id and record is not None:
+        await durable.bind(tx, parent_run_id, record.attempt, record, batch_id=batch.id,
+                           waitpoint_id=batch.waitpoint_id,
+                           status=PENDING if wait else COMPLETED)
     return batch, results, False
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..durable_calls import Call
 from ..durations import parse_duration, parse_time
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..ids import new_id
 from ..store.interface import StoreReader
 from ..store.models import EXECUTING, WAITING, WP_COMPLETED, WP_DATETIME, WP_WAITING, Run, Waitpoint
-from . import suspension
+from . import durable, suspension
 from .runs import get, live, move
 from .unit import Tx
 from .waitpoints import waitpoint_result
@@ -28,13 +29,20 @@ class WaitDecision:
 
 async def wait(tx: Tx, run_id: str, attempt: int, *, kind: str, until: Any = None,
                waitpoint_id: str | None = None, idempotency_key: str | None = None,
-               idempotency_key_ttl: str | None = None) -> WaitDecision:
-    """Block the run's current attempt on a waitpoint, or return its result at once."""
+               idempotency_key_ttl: str | None = None,
+               record: Call | None = None) -> WaitDecision:
+    """Block the run's current attempt on a waitpoint, or return its result at once. With
+    `record`, the wait is a durable call: a replayed one waits on the waitpoint its record
+    bound (the same token, child, or due time), a new one is recorded (engine/durable.py)."""
     run = await live(tx, run_id, attempt)
     if run.status != EXECUTING:  # one wait at a time; WAITING → WAITING is only for suspending
         raise ConflictError(f"Run {run_id} is {run.status}: it can only wait while EXECUTING")
-    wp = await _waitpoint(tx, run, kind, until, waitpoint_id, idempotency_key,
-                          idempotency_key_ttl)
+    found = await durable.recorded(tx, run.id, record)
+    wp = await tx.waitpoints.get(found.waitpoint_id) if found and found.waitpoint_id else None
+    if wp is None:
+        wp = await _waitpoint(tx, run, kind, until, waitpoint_id, idempotency_key,
+                              idempotency_key_ttl)
+        await durable.bind(tx, run.id, attempt, record, waitpoint_id=wp.id)
     capability = tx.ctx.capability
     action = suspension.decide(wp, tx.now, tx.settings, capability)
     if action == suspension.CONTINUE:

@@ -11,7 +11,7 @@ from .. import packet_store
 from ..durations import iso
 from ..engine.retry import run_policy
 from ..projects import PROJECT_ENV
-from ..store.models import Attempt, Run, Version
+from ..store.models import Attempt, Run, RunStep, Version
 from ..tokens import project_key, run_token, worker_token
 
 
@@ -34,13 +34,34 @@ def worker_env(url: str, secret_key: str, worker_id: str, version: Version,
             "PYTHONUNBUFFERED": "1"}
 
 
+def replay_records(steps: list[RunStep], home: Path) -> list[dict[str, Any]]:
+    """The run's durable records as the runtime walks them (sdk/replay.py), compact: a large
+    step result is read back from the packet store like a payload."""
+    out = []
+    for step in steps:
+        item: dict[str, Any] = {"seq": step.seq, "kind": step.kind, "status": step.status}
+        if step.name is not None:
+            item["name"] = step.name
+        if step.result is not None:
+            item["result"], item["resultType"] = packet_store.resolve(home, step.result,
+                                                                      step.result_type)
+        for key, value in (("waitpointId", step.waitpoint_id), ("childRunId", step.child_run_id),
+                           ("batchId", step.batch_id)):
+            if value:
+                item[key] = value
+        out.append(item)
+    return out
+
+
 def assignment(run: Run, attempt: Attempt, version: Version, secret_key: str,
-               home: Path) -> dict[str, Any]:
+               home: Path, records: list[RunStep] | None = None) -> dict[str, Any]:
     """The run a process takes: the Assignment of docs/worker-protocol.md. An offloaded payload
-    (`application/store`) is read back so the task gets the real one."""
+    (`application/store`) is read back so the task gets the real one. `records`: the run's
+    durable records, which the attempt replays (docs/durability.md)."""
     task = version.task(run.task_id)
     payload, payload_type = packet_store.resolve(home, run.payload, run.payload_type)
     return {
+        "records": replay_records(records, home) if records else [],
         "run_id": run.id, "attempt": attempt.number,
         "run_token": run_token(secret_key, run.id, attempt.number),
         "task_id": run.task_id, "payload": payload, "payload_type": payload_type,

@@ -199,10 +199,10 @@ class Checkpointer(CheckpointerBase):
                 raise CriuError(f"criu restore returned but process {ck.pid} is not running")
         except (CriuError, OSError) as exc:
             _remove(images)
-            message = f"Restoring the run's checkpoint failed: {exc}"
-            log.warning("restore failed: failing the attempt", run=run.id, error=str(exc)[:300])
+            message = f"Restoring the run's checkpoint failed ({exc}): the run resumes by replay"
+            log.warning("restore failed: resuming by replay", run=run.id, error=str(exc)[:300])
             await self.engine.checkpoint_unusable(ck.id, message)
-            await self.engine.worker_lost(run.id, run.attempt_count, message)
+            await self.engine.records.resume_by_replay(run.id, run.attempt_count, message)
             return None
         # the process runs again: these images can never be used twice. Deleted in a thread:
         # ~5 ms of unlinking on the event loop would delay the restored process's first poll

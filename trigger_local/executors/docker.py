@@ -157,8 +157,9 @@ class DockerExecutor(ProcessExecutor):
         run, attempt = started
         worker.state, worker.run_id, worker.attempt = BUSY, run.id, attempt.number
         self._by_run[run.id] = worker.id
+        records = await self.engine.records.for_attempt(run, attempt.number)  # replayed
         worker.mailbox.put_nowait(assignment(run, attempt, version, self.secret_key,
-                                             self.settings.home))
+                                             self.settings.home, records))
         return True
 
     async def _container_env(self, version: Version, worker_id: str) -> dict[str, str]:
@@ -316,6 +317,7 @@ class DockerExecutor(ProcessExecutor):
                     worker.run_id, worker.attempt = run.id, run.attempt_count
                     worker.machine = run.machine or "small-1x"
                     self._by_run[run.id] = worker.id
+                    await self.engine.records.adopted(run.id, record.id)
             self.workers[record.id] = worker
             self._watch(worker)
             log.info("adopted task container", worker=record.id, state=worker.state)
@@ -324,8 +326,9 @@ class DockerExecutor(ProcessExecutor):
                 await self.engine.requeue(run, "daemon restarted before the run started")
             elif run.worker_id not in self.workers and run.status in (EXECUTING, WAITING) \
                     and self.checkpointer.checkpoint_of(run) is None:
-                await self.engine.worker_lost(run.id, run.attempt_count, "The daemon restarted "
-                                              "and the task container was gone", interrupted=True)
+                await self.engine.records.resume_by_replay(
+                    run.id, run.attempt_count, "The daemon restarted and the task container was "
+                    "gone: the run resumes by replay")
         self._watcher = self.supervisor.start("docker-engine", self._watch_engine)
 
     def _find(self, worker_id: str) -> Any:

@@ -7,8 +7,9 @@ stopped container is kept, with its checkpoint inside the engine's directory; it
 `max_processes` is free. Any failure leaves the container running and the run held.
 
 Restore: `executor.resume(run)` starts the same container from its checkpoint; the runtime
-continues where it stopped. A failed restore fails the attempt (the retry policy decides the
-rest) and removes the container. A run that ends while checkpointed has its container removed.
+continues where it stopped. A failed restore removes the container and resumes the run by
+replay (docs/durability.md): a new attempt, not counted, that replays the run's records. A run
+that ends while checkpointed has its container removed.
 
 The engine is called through its HTTP API (`POST /containers/{id}/checkpoints`, `POST
 /containers/{id}/start?checkpoint=`), on the docker SDK's low-level client the executor already
@@ -238,12 +239,13 @@ class DockerCheckpointer(CheckpointerBase):
             restore_ms = await asyncio.to_thread(start_from, client, ck.worker_id, ck.id)
             container = await asyncio.to_thread(client.containers.get, ck.worker_id)
         except (DockerCheckpointError, DockerException, OSError) as exc:
-            message = f"Restoring the run's container from its checkpoint failed: {exc}"
-            log.warning("container restore failed: failing the attempt", run=run.id,
+            message = (f"Restoring the run's container from its checkpoint failed ({exc}): the "
+                       "run resumes by replay")
+            log.warning("container restore failed: resuming by replay", run=run.id,
                         error=str(exc)[:300])
             await asyncio.to_thread(self.executor.discard_container, ck.worker_id)
             await self.engine.checkpoint_unusable(ck.id, message)
-            await self.engine.worker_lost(run.id, run.attempt_count, message)
+            await self.engine.records.resume_by_replay(run.id, run.attempt_count, message)
             return None
         try:  # it runs again: the checkpoint can never be used twice, and its disk is freed now
             await asyncio.to_thread(delete, client, ck.worker_id, ck.id)

@@ -2,10 +2,9 @@
 
 Processes are kept warm: after an attempt, the process long-polls for the next run of the same
 version (up to `warm_runs_per_process` runs). A process holding a waiting run stays alive and
-blocked; its concurrency slot is released but it counts against `max_processes`. Processes are
-started in their own session with output to a file, so they outlive a daemon killed with -9
-and the next daemon adopts them.
-"""
+blocked; its concurrency slot is released but it counts against `max_processes`. Processes
+start in their own session with output to a file: they outlive a daemon killed with -9 and the
+next daemon adopts them."""
 
 from __future__ import annotations
 
@@ -102,8 +101,7 @@ class ProcessExecutor:
         if worker is None or worker.run_id != event.run_id:
             return
         if event.attempt_ended:
-            # the process can take the next run as soon as it asks, so the dispatcher must not
-            # start a new process for it meanwhile: it has room again
+            # the process takes the next run as soon as it asks: the dispatcher has room again
             self._by_run.pop(event.run_id, None)
             worker.run_id = worker.attempt = None
             worker.runs_done += 1
@@ -165,25 +163,31 @@ class ProcessExecutor:
             await self.engine.system_failure(
                 run, f"Version {run.version_id} of task {run.task_id} is gone")
             return True
-        worker = self._idle_worker(version.id)
+        worker = self._take_idle_worker(version.id)
         if worker is None:
             if len(self.workers) >= self.settings.max_processes and not self._evict_idle():
                 return False
             worker = await self._spawn(version)
-        started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
+        started = None
+        try:
+            started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
+        finally:
+            if started is None:  # the run moved on, or the start failed: the process is free
+                worker.state = IDLE if worker.state != STARTING else STARTING
         if started is None:
-            worker.state = IDLE if worker.state != STARTING else STARTING
             return True
         run, attempt = started
         worker.state, worker.run_id, worker.attempt = BUSY, run.id, attempt.number
         self._by_run[run.id] = worker.id
+        records = await self.engine.records.for_attempt(run, attempt.number)  # replayed
         worker.mailbox.put_nowait(assignment(run, attempt, version, self.secret_key,
-                                             self.settings.home))
+                                             self.settings.home, records))
         return True
 
-    def _idle_worker(self, version_id: str) -> WorkerHandle | None:
+    def _take_idle_worker(self, version_id: str) -> WorkerHandle | None:
         for worker in self.workers.values():
             if worker.version_id == version_id and worker.state == IDLE and worker.mailbox.empty():
+                worker.state = BUSY  # taken now: the dispatcher starts runs concurrently
                 return worker
         return None
 
@@ -351,8 +355,7 @@ class ProcessExecutor:
             reason = describe_exit(worker.exit_code, worker.log_path)
             log.warning("task process exited during a run", worker=worker.id, run=worker.run_id,
                         code=worker.exit_code, adopted=worker.proc is None)
-            # An adopted process (from before a daemon restart) is not our child: its exit
-            # status is unknown, so the attempt is not held against the run.
+            # An adopted process is not our child: its exit status is unknown (not held against)
             unknown = worker.proc is None and worker.exit_code is None
             await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
                                           interrupted=unknown)
@@ -374,6 +377,7 @@ class ProcessExecutor:
                         worker.state = BUSY if run.status == EXECUTING else HELD
                         worker.run_id, worker.attempt = run.id, run.attempt_count
                         self._by_run[run.id] = worker.id
+                        await self.engine.records.adopted(run.id, record.id)
                 self.workers[record.id] = worker
                 self._watch(worker)
                 log.info("adopted task process", worker=record.id, pid=record.pid,
@@ -386,8 +390,8 @@ class ProcessExecutor:
                 await self.engine.requeue(run, "daemon restarted before the run started")
             elif owner is None and run.status in (EXECUTING, WAITING) \
                     and self.checkpointer.checkpoint_of(run) is None:
-                await self.engine.worker_lost(run.id, run.attempt_count, "The daemon restarted "
-                                              "and the task process was gone", interrupted=True)
+                await self.engine.records.resume_by_replay(run.id, run.attempt_count, "The daemon "
+                                                           "restarted; the task process was gone")
 
     async def shutdown(self, grace_s: float) -> None:
         """A normal stop (executors/stopping.py): executing attempts get `grace_s` to finish, then

@@ -14,7 +14,7 @@ import traceback
 from typing import Any
 
 from .. import packets
-from ..errors import AbortTaskRunError, AttemptGone
+from ..errors import AbortTaskRunError, AttemptGone, NonDeterministicReplayError
 from ..sdk import registry
 from ..sdk.context import Context, RunState, enter_run, exit_run
 from ..sdk.tasks import Task
@@ -30,7 +30,7 @@ def _failure(name: str, message: str, stack: str, *, retry: bool) -> dict[str, A
 def failure_from(exc: BaseException) -> dict[str, Any]:
     stack = "".join(traceback.format_exception(exc))
     return _failure(type(exc).__name__, str(exc), stack,
-                    retry=not isinstance(exc, AbortTaskRunError))
+                    retry=not isinstance(exc, AbortTaskRunError | NonDeterministicReplayError))
 
 
 def _validation_failure(task: Task, exc: Exception) -> dict[str, Any]:
@@ -79,7 +79,8 @@ async def execute(assignment: dict[str, Any], client: WorkerClient) -> dict[str,
     ctx = Context.from_assignment(assignment)
     state = RunState(run_id=assignment["run_id"], attempt=int(assignment["attempt"]),
                      token=assignment["run_token"], client=client, loop=asyncio.get_running_loop(),
-                     ctx=ctx, metadata=assignment.get("metadata"))
+                     ctx=ctx, metadata=assignment.get("metadata"),
+                     records=assignment.get("records"))
     token = enter_run(state)
     try:
         body = await run_task(registry.get_task(assignment["task_id"]), assignment, ctx)

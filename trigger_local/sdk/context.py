@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -16,11 +17,15 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import packets
+from ..durable_calls import COMPLETED
 from ..errors import AttemptGone
+from .replay import Replay, body, completed, span
+from .stream_writer import StreamBuffers
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
+    from ..durable_calls import Call
     from .worker_client import WorkerClient
 
 T = TypeVar("T")
@@ -77,6 +82,31 @@ class Context:
     version: str | None = None
     environment: EnvironmentInfo = EnvironmentInfo()
 
+    async def checkpoint(self, name: str, data: Any = None) -> None:
+        """Record named progress (trigger.do's `checkpoint`): `last_checkpoint` returns it in
+        every later attempt of the run (docs/durability.md)."""
+        state = _state_of(self, "ctx.checkpoint")
+        call, record = state.replay.take("checkpoint", str(name))
+        if completed(record):
+            state.from_record(call)
+            return
+        await state.save_record(call, COMPLETED, data)
+
+    def checkpoint_sync(self, name: str, data: Any = None) -> None:
+        state = _state_of(self, "ctx.checkpoint_sync")
+        state.block_on(self.checkpoint(name, data))
+
+    @property
+    def last_checkpoint(self) -> dict[str, Any] | None:
+        """The newest recorded checkpoint, `{"name", "data"}`, or None (none yet)."""
+        state = current_run()
+        record = state.replay.checkpoint if state is not None \
+            and state.run_id == self.run.id else None
+        if record is None:
+            return None
+        return {"name": record.get("name"),
+                "data": packets.decode(record.get("result"), record.get("resultType"))}
+
     @classmethod
     def from_assignment(cls, assignment: dict[str, Any]) -> Context:
         raw = assignment.get("ctx") or {}
@@ -112,8 +142,10 @@ class RunState:
 
     def __init__(self, *, run_id: str, attempt: int, token: str, client: WorkerClient,
                  loop: asyncio.AbstractEventLoop, ctx: Context,
-                 metadata: dict[str, Any] | None = None) -> None:
+                 metadata: dict[str, Any] | None = None,
+                 records: list[dict[str, Any]] | None = None) -> None:
         self.run_id, self.attempt, self.token = run_id, attempt, token
+        self.replay = Replay(records)  # this run's durable records (sdk/replay.py)
         self.client, self.loop, self.ctx = client, loop, ctx
         self.loop_thread = threading.get_ident()
         self.lock = threading.Lock()
@@ -123,9 +155,20 @@ class RunState:
         self.gone = False  # a background flush learned the attempt is no longer current
         self.logs = Flusher(self, 0.2, self._send_logs)
         self.meta = Flusher(self, 0.5, self._send_metadata)
+        self.streams = StreamBuffers(self._send_stream, loop)
 
     async def call(self, method: str, route: str, body: Any = None, **kw: Any) -> Any:
         return await self.client.run_call(method, self.run_id, route, self.token, body, **kw)
+
+    async def save_record(self, call: Call, status: str, result: Any = None) -> None:
+        """Report a step's or checkpoint's outcome: the daemon keeps it as the record at the
+        call's seq (a result of 128 KiB or more in the packet store)."""
+        data, data_type = packets.encode(result) if status == COMPLETED else (None, packets.JSON)
+        await self.call("POST", f"attempts/{self.attempt}/steps",
+                        {"record": body(call), "status": status, "result": data,
+                         "resultType": data_type})
+        self.replay.saved(call, {"seq": call.seq, "kind": call.kind, "name": call.name,
+                                 "status": status, "result": data, "resultType": data_type})
 
     def block_on(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` on the runtime's loop and wait for it (for `_sync` SDK forms)."""
@@ -137,6 +180,15 @@ class RunState:
 
     # -- logs and metadata ----------------------------------------------------------------
     def add_log(self, entry: dict[str, Any]) -> None:
+        if self.replay.replaying:
+            return  # the attempt that made the records sent these already
+        self._add_log(entry)
+
+    def from_record(self, call: Call) -> None:
+        """Trace a call answered from its record (instant, marked "from record")."""
+        self._add_log(span(call))
+
+    def _add_log(self, entry: dict[str, Any]) -> None:
         with self.lock:
             self.log_entries.append(entry)
             count = len(self.log_entries)
@@ -149,9 +201,18 @@ class RunState:
         self.meta.touch()
 
     async def flush(self) -> None:
-        """Send buffered logs and metadata now (before a wait and before completing)."""
+        """Send buffered stream chunks, logs and metadata now (before a wait and before
+        completing)."""
+        await self.streams.flush()
+        if self.streams.gone:
+            self.gone = True
         await self.logs.flush()
         await self.meta.flush()
+
+    async def _send_stream(self, key: str, chunks: list[Any]) -> None:
+        lines = "\n".join(json.dumps(c, default=packets._default, separators=(",", ":"))
+                          for c in chunks)
+        await self.call("POST", f"streams/{key}", ndjson=lines.encode())
 
     async def _send_logs(self) -> None:
         with self.lock:
@@ -248,6 +309,13 @@ def exit_run(token: contextvars.Token[RunState | None]) -> None:
     global _active
     _active = None
     _run_var.reset(token)
+
+
+def _state_of(ctx: Context, what: str) -> RunState:
+    state = require_run(what)
+    if state.run_id != ctx.run.id:
+        raise RuntimeError(f"{what} was called with the ctx of another run")
+    return state
 
 
 def require_run(what: str) -> RunState:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..statuses import FINAL_STATUSES
 from .client import get_client, get_sync_client
+from .subscriptions import Subscribe
 
 Json = dict[str, Any]
 
@@ -27,8 +28,9 @@ def _poll_timeout(run_id: str, timeout_s: float) -> TimeoutError:
                         "poll again or look at it with `trigger-local runs show`.")
 
 
-class Runs:
-    """`runs.retrieve / list / cancel / replay / reschedule / poll` (+ `_sync` twins)."""
+class Runs(Subscribe):
+    """`runs.retrieve / list / cancel / replay / reschedule / poll / subscribe_to_*` (+ `_sync`
+    twins)."""
 
     async def retrieve(self, run_id: str) -> Json:
         return await get_client().retrieve_run(run_id)

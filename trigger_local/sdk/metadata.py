@@ -83,6 +83,12 @@ class Metadata:
         """A copy of the whole dict."""
         return _snapshot()
 
+    def stream(self, key: str, source: Any) -> Any:
+        """Trigger.dev's pre-4.1 name for `streams.pipe(key, source)`."""
+        from .streams import streams  # streams reads the run as metadata does: no cycle at use
+
+        return streams.pipe(key, source)
+
     async def flush(self) -> None:
         """Send pending changes now (inside a run; a no-op elsewhere)."""
         state = current_run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,10 +13,47 @@ from ..errors import TaskRunFailedError, WaitTimeoutError
 
 @dataclass(frozen=True, slots=True)
 class RunHandle:
-    """A triggered run. `is_cached`: an idempotency key matched an existing run."""
+    """A triggered run. `is_cached`: an idempotency key matched an existing run.
+
+    `subscribe()` follows its changes (sdk/realtime.py), `result()` waits for its end, and
+    `logs()` follows its log lines; each has a `_sync` twin."""
 
     id: str
     is_cached: bool = False
+
+    def subscribe(self) -> AsyncIterator[dict[str, Any]]:
+        from .management import runs
+
+        return aiter(runs.subscribe_to_run(self.id))
+
+    def subscribe_sync(self) -> Iterator[dict[str, Any]]:
+        from .management import runs
+
+        return runs.subscribe_to_run_sync(self.id)
+
+    async def result(self) -> TaskRunResult:
+        """The run's outcome once it has finished (`.unwrap()` gives its output or raises)."""
+        last: dict[str, Any] = {}
+        async for run in self.subscribe():
+            last = run
+        return TaskRunResult.from_run(last)
+
+    def result_sync(self) -> TaskRunResult:
+        last: dict[str, Any] = {}
+        for run in self.subscribe_sync():
+            last = run
+        return TaskRunResult.from_run(last)
+
+    def logs(self) -> AsyncIterator[dict[str, Any]]:
+        """The run's log lines from its first, live, until it has finished."""
+        from .realtime import follow_logs
+
+        return follow_logs(self.id)
+
+    def logs_sync(self) -> Iterator[dict[str, Any]]:
+        from .realtime import blocking, follow_logs
+
+        return blocking(follow_logs(self.id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +93,13 @@ class TaskRunResult:
             return self.output
         message = (self.error or {}).get("message") or "failed"
         raise TaskRunFailedError(f"Run {self.id} failed: {message}", self.error)
+
+    @classmethod
+    def from_run(cls, run: dict[str, Any]) -> TaskRunResult:
+        """From a run dict (`runs.retrieve`'s shape) of a finished run."""
+        if run.get("status") == "COMPLETED":
+            return cls(run["id"], True, run.get("output"))
+        return cls(run.get("id", ""), False, None, _error(run.get("error"), run.get("status")))
 
     @classmethod
     def from_wait(cls, run_id: str, result: dict[str, Any]) -> TaskRunResult:

@@ -176,6 +176,17 @@ class Routes:
         return Call("GET", f"/api/v1/runs/{_seg(run_id)}/logs", params=_drop_none({"after": after}))
 
     @staticmethod
+    def run_streams(run_id: str) -> Call[Json]:
+        """{"streams": [{"key", "length"}]} in creation order."""
+        return Call("GET", f"/api/v1/local/runs/{_seg(run_id)}/streams")
+
+    @staticmethod
+    def stream_chunks(run_id: str, key: str, after: int = -1, limit: int = 1000) -> Call[Json]:
+        """{"chunks": [{"index", "value"}], "length", "final"}: chunks after index `after`."""
+        return Call("GET", f"/api/v1/local/runs/{_seg(run_id)}/streams/{_seg(key)}",
+                    params={"after": after, "limit": limit})
+
+    @staticmethod
     def run_trace(run_id: str) -> Call[Json]:
         return Call("GET", f"/api/v1/runs/{_seg(run_id)}/trace")
 

@@ -19,6 +19,8 @@ from ..machines import check_machine
 from ..ratelimit import parse_rate_limit
 from .context import current_run, require_run
 from .options import Queue, trigger_options
+from .replay import body as replay_body
+from .replay import completed
 from .results import BatchHandle, RunHandle, TaskRunResult
 from .retry import Retry
 from .waits import wait_on
@@ -146,6 +148,12 @@ def _waitpoint(answer: dict[str, Any]) -> str:
     return str(wp)
 
 
+def _recorded(record: dict[str, Any]) -> dict[str, Any]:
+    """A completed wait record's WaitResult (sdk/replay.py)."""
+    result = packets.decode(record.get("result"), record.get("resultType"))
+    return result if isinstance(result, dict) else {}
+
+
 def _handle(answer: dict[str, Any]) -> RunHandle:
     return RunHandle(id=answer["id"], is_cached=bool(answer.get("isCached")))
 
@@ -156,8 +164,13 @@ class Tasks:
     async def trigger(self, task_id: str, payload: Any = None, **options: Any) -> RunHandle:
         item = _item(task_id, payload, options)
         state = current_run()
-        if state is not None:
-            return _handle(await state.call("POST", "trigger", {**item, "wait": False}))
+        if state is not None:  # a durable call: a replay gets the same child, never a second
+            call, record = state.replay.take("trigger", task_id)
+            if completed(record) and record and record.get("childRunId"):
+                state.from_record(call)
+                return RunHandle(id=str(record["childRunId"]), is_cached=True)
+            return _handle(await state.call("POST", "trigger", {**item, "wait": False,
+                                                                "record": replay_body(call)}))
         from .client import get_client
 
         return _handle(await get_client().trigger(task_id, item["payload"], item["payloadType"],
@@ -166,24 +179,37 @@ class Tasks:
     async def trigger_and_wait(self, task_id: str, payload: Any = None,
                                **options: Any) -> TaskRunResult:
         state = require_run("trigger_and_wait")
+        call, record = state.replay.take("trigger_and_wait", task_id)
+        if completed(record) and record and record.get("childRunId"):
+            state.from_record(call)
+            return TaskRunResult.from_wait(str(record["childRunId"]), _recorded(record))
+        # a pending record: the daemon answers with the same child and waitpoint
         answer = await state.call("POST", "trigger", {**_item(task_id, payload, options),
-                                                      "wait": True})
+                                                      "wait": True, "record": replay_body(call)})
         result = await wait_on(state, {"kind": "run", "waitpointId": _waitpoint(answer)})
         return TaskRunResult.from_wait(answer["id"], result)
 
     async def batch_trigger(self, task_id: str, items: list[Any]) -> BatchHandle:
         body = _batch_items(task_id, items)
         state = current_run()
-        if state is not None:
-            return _batch_handle(await state.call("POST", "batch", {"items": body, "wait": False}))
+        if state is not None:  # always asked: the daemon has the batch's runs
+            call, record = state.replay.take("batch", task_id)
+            if record is not None:
+                state.from_record(call)
+            return _batch_handle(await state.call("POST", "batch", {
+                "items": body, "wait": False, "record": replay_body(call)}))
         from .client import get_client
 
         return _batch_handle(await get_client().batch_trigger(body))
 
     async def batch_trigger_and_wait(self, task_id: str, items: list[Any]) -> list[TaskRunResult]:
         state = require_run("batch_trigger_and_wait")
+        call, record = state.replay.take("batch_and_wait", task_id)
+        if completed(record) and record:
+            state.from_record(call)
+            return TaskRunResult.list_from_batch(_recorded(record))
         answer = await state.call("POST", "batch", {"items": _batch_items(task_id, items),
-                                                    "wait": True})
+                                                    "wait": True, "record": replay_body(call)})
         result = await wait_on(state, {"kind": "batch", "waitpointId": _waitpoint(answer)})
         return TaskRunResult.list_from_batch(result)
 

@@ -15,7 +15,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import packets
 from ..errors import AttemptGone
+from . import replay
 from .context import RunState, current_run, require_run
 from .results import Token, WaitResult
 
@@ -48,6 +50,18 @@ async def wait_on(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
     if result.get("final"):
         raise AttemptGone(f"run {state.run_id} ended while waiting ({result.get('status')})")
     return result
+
+
+async def durable_wait(state: RunState, kind: str, name: str | None,
+                       body: dict[str, Any]) -> dict[str, Any]:
+    """A wait as a durable call (sdk/replay.py): a completed record's WaitResult at once, else
+    `wait_on` with the record, so a replayed wait blocks on the waitpoint its record bound."""
+    call, record = state.replay.take(kind, name)
+    if record is not None and replay.completed(record):
+        state.from_record(call)
+        result = packets.decode(record.get("result"), record.get("resultType"))
+        return result if isinstance(result, dict) else {}
+    return await wait_on(state, {**body, "record": replay.body(call)})
 
 
 async def _offer_freeze(state: RunState) -> None:
@@ -133,13 +147,16 @@ class Wait:
                    idempotency_key_ttl: str | None = None) -> None:
         total = seconds + 60 * minutes + 3600 * hours + 86400 * days
         until = datetime.fromtimestamp(time.time() + max(0.0, total), UTC)
-        await self.until(until, idempotency_key=idempotency_key,
-                         idempotency_key_ttl=idempotency_key_ttl)
+        # a replayed wait keeps the due time recorded the first time, not this one
+        state = require_run("wait.for_")
+        await durable_wait(state, "wait.for", None,
+                           _duration_body(until, idempotency_key, idempotency_key_ttl))
 
     async def until(self, date: datetime, *, idempotency_key: str | list[str] | None = None,
                     idempotency_key_ttl: str | None = None) -> None:
-        state = require_run("wait.until / wait.for_")
-        await wait_on(state, _duration_body(date, idempotency_key, idempotency_key_ttl))
+        state = require_run("wait.until")
+        await durable_wait(state, "wait.until", None,
+                           _duration_body(date, idempotency_key, idempotency_key_ttl))
 
     async def create_token(self, timeout: Any = None,  # noqa: ASYNC109 - Trigger.dev's name
                            idempotency_key: str | list[str] | None = None,
@@ -147,14 +164,21 @@ class Wait:
         body = _token_request(timeout, idempotency_key, idempotency_key_ttl, tags)
         state = current_run()
         if state is not None:
-            return Token.from_answer(await state.call("POST", "tokens", body))
+            # always asked: the answer's url is the daemon's to make; a recorded call gets
+            # the token it made the first time
+            call, record = state.replay.take("token.create")
+            answer = await state.call("POST", "tokens", {**body, "record": replay.body(call)})
+            if record is not None:
+                state.from_record(call)
+            return Token.from_answer(answer)
         from .client import get_client
 
         return Token.from_answer(await get_client().create_token(**_snake(body)))
 
     async def for_token(self, token: Token | str | dict[str, Any]) -> WaitResult:
         state = require_run("wait.for_token")
-        result = await wait_on(state, {"kind": "token", "waitpointId": _token_id(token)})
+        result = await durable_wait(state, "wait.token", None,
+                                    {"kind": "token", "waitpointId": _token_id(token)})
         return WaitResult.from_wait(result)
 
     async def complete_token(self, token: Token | str | dict[str, Any], data: Any = None) -> None:

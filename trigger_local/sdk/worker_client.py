@@ -119,14 +119,17 @@ class WorkerClient:
 
     async def request(self, method: str, path: str, *, token: str, body: Any = None,
                       params: dict[str, Any] | None = None, read_timeout_s: float | None = None,
-                      close: bool = False) -> Any:
+                      close: bool = False, ndjson: bytes | None = None) -> Any:
         headers = {"Authorization": f"Bearer {token}",
                    # reused across retries so a daemon can drop a replayed request
                    "x-trigger-request-idempotency-key": uuid.uuid4().hex}
         if close:
             headers["Connection"] = "close"
         content = None
-        if body is not None:
+        if ndjson is not None:  # lines of JSON, sent as they are (stream chunks)
+            headers["Content-Type"] = "application/x-ndjson"
+            content = ndjson
+        elif body is not None:
             headers["Content-Type"] = "application/json"
             content = json.dumps(body, default=_jsonable, separators=(",", ":")).encode()
         if params:

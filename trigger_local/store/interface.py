@@ -59,6 +59,8 @@ from .run_areas import (
     SnapshotStore,
     TimerReader,
 )
+from .step_areas import StepReader, StepStore
+from .stream_areas import StreamReader, StreamStore
 from .wait_areas import BatchReader, BatchStore, WaitpointReader, WaitpointStore
 
 
@@ -103,6 +105,10 @@ class StoreReader(Protocol):
     def requests(self) -> RequestReader: ...
     @property
     def kv(self) -> KvReader: ...
+    @property
+    def steps(self) -> StepReader: ...
+    @property
+    def streams(self) -> StreamReader: ...
 
 
 class StoreTx(StoreReader, Protocol):
@@ -144,6 +150,16 @@ class StoreTx(StoreReader, Protocol):
     def requests(self) -> RequestStore: ...
     @property
     def kv(self) -> KvStore: ...
+    @property
+    def steps(self) -> StepStore: ...
+    @property
+    def streams(self) -> StreamStore: ...
+
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A part of this transaction that can fail alone: if the block raises, what it wrote is
+        undone, the rest of the transaction stands, and the exception goes on. Used to commit
+        several callers' units of work in one transaction (`GroupCommit`, engine/unit.py)."""
+        ...
 
 
 class Store(Protocol):

@@ -246,6 +246,15 @@ class LogEntry:
     id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """One chunk of a run's stream (store/stream_areas.py): `data` is its JSON text."""
+
+    index: int
+    data: str
+    at: float
+
+
 @dataclass(slots=True)
 class StoredEvent:
     """A row of the events table: an engine event (engine/events.py) as it was recorded."""
@@ -310,3 +319,24 @@ class Checkpoint:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(slots=True)
+class RunStep:
+    """One durable call of a run, by its call order `seq` (1, 2, … from the start of the task
+    function, the same in every attempt): a wait, a token, a child trigger, a step, a
+    checkpoint (docs/durability.md). A wait's outcome is its waitpoint's: the record binds it."""
+
+    run_id: str
+    seq: int
+    kind: str  # wait.for | wait.until | wait.token | token.create | trigger | … (engine/durable.py)
+    attempt: int
+    created_at: float
+    name: str | None = None
+    status: str = "completed"  # pending | completed | failed
+    result: str | None = None  # a packet; large ones are `application/store` references
+    result_type: str = "application/json"
+    waitpoint_id: str | None = None
+    child_run_id: str | None = None
+    batch_id: str | None = None
+    completed_at: float | None = None

@@ -63,7 +63,9 @@ class RunReader(Protocol):
         ...
 
     async def queued_queues(self) -> list[tuple[str, str]]:
-        """(project, queue) of every queue that has QUEUED runs."""
+        """(project, queue) of every queue that has QUEUED runs, in (project, queue) order; in
+        time that follows the number of such queues, not of QUEUED runs (the dispatcher asks it
+        every round)."""
         ...
 
     async def queued(self, project: str, queue: str, limit: int,
@@ -114,7 +116,10 @@ class AttemptStore(AttemptReader, Protocol):
 
 
 class TimerReader(Protocol):
-    """What is due: the dispatcher sleeps until `next_due_at` and then asks for each kind."""
+    """What is due. The dispatcher keeps its own schedule of due times (engine/due.py) and asks
+    `next_due_at` only for what this daemon did not write itself (at start, then once per
+    resync); when something is due it asks for each kind. Each of these answers in time that
+    follows the due rows, not the waiting or finished ones (tests/test_store_plans.py)."""
 
     async def next_due_at(self) -> float | None:
         """The earliest moment any timer has something to do (a delay, a ttl, a max duration,

@@ -315,4 +315,34 @@ MIGRATIONS: list[str] = [
     ALTER TABLE workers ADD COLUMN daemon_id TEXT NOT NULL DEFAULT '';
     ALTER TABLE checkpoints ADD COLUMN daemon_id TEXT NOT NULL DEFAULT '';
     """),
+    # 3: SQLite's migrations 10-12: realtime streams (issue #16), a run's durable records
+    # (issue #12) and the dispatcher's partial indexes (issue #17)
+    _c("""
+    CREATE TABLE streams (id BIGSERIAL PRIMARY KEY, run_id TEXT NOT NULL, key TEXT NOT NULL,
+        length BIGINT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL, UNIQUE (run_id, key));
+    CREATE INDEX streams_updated ON streams(updated_at);
+    CREATE TABLE stream_chunks (stream_id BIGINT NOT NULL, idx BIGINT NOT NULL,
+        data TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, client_id TEXT, client_idx BIGINT,
+        PRIMARY KEY (stream_id, idx));
+    CREATE INDEX stream_chunks_client ON stream_chunks(stream_id, client_id, client_idx)
+        WHERE client_id IS NOT NULL;
+    CREATE TABLE run_steps (
+        run_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT,
+        status TEXT NOT NULL,
+        result TEXT,
+        result_type TEXT NOT NULL DEFAULT 'application/json',
+        waitpoint_id TEXT,
+        child_run_id TEXT,
+        batch_id TEXT,
+        attempt BIGINT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        completed_at DOUBLE PRECISION,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE INDEX runs_ready ON runs(project, queue, queued_at, id) WHERE status = 'QUEUED';
+    """),
 ]

@@ -31,6 +31,7 @@ from .daemons import (
     heartbeat,
     orphaned_runs,
 )
+from .later import PgSteps, PgStreams
 from .records import PgCheckpoints, PgEvents, PgKv, PgLogs, PgRequests, PgWorkers
 from .runs import PgAttempts, PgRuns, PgSnapshots, PgTimers
 from .schema import MIGRATIONS
@@ -69,6 +70,26 @@ class PgView:
         self.checkpoints = PgCheckpoints(sql)
         self.requests = PgRequests(sql)
         self.kv = PgKv(sql)
+        self.steps = PgSteps(sql)
+        self.streams = PgStreams(sql)
+        self._savepoints = 0
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """store/interface.py `StoreTx.savepoint`: a part that raises undoes only its writes."""
+        self._savepoints += 1
+        name = f"part_{self._savepoints}"
+        with reachable():
+            await self.sql.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            if not self.sql.conn.is_closed():
+                with contextlib.suppress(*UNREACHABLE):
+                    await self.sql.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            raise
+        with reachable():
+            await self.sql.conn.execute(f"RELEASE SAVEPOINT {name}")
 
 
 class PostgresStore:

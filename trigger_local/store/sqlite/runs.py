@@ -17,6 +17,26 @@ _INSERT_RUN = insert_sql("runs", Run)
 _INSERT_ATTEMPT = insert_sql("attempts", Attempt)
 QUEUED = RunStatus.QUEUED
 DELAYED = RunStatus.DELAYED
+# the dispatcher's queries name the partial index that answers them (schema.py, the last
+# migration):
+# its cost then follows the runs it is about, never the waiting or finished ones, and an index
+# that stops matching is an error at once rather than a slow scan (tests/test_store_plans.py)
+RUNNING_COUNTS = ("SELECT project, queue, concurrency_key, COUNT(*) AS n FROM runs "
+                  f"INDEXED BY runs_holding WHERE status IN {SQL_RUNNING} "
+                  "GROUP BY project, queue, concurrency_key")
+FIRST_QUEUED_QUEUE = (f"SELECT project, queue FROM runs INDEXED BY runs_ready "
+                      f"WHERE status = '{QUEUED}' AND project IS NOT NULL "
+                      "ORDER BY project, queue LIMIT 1")
+# two seeks, not `(project, queue) > (?, ?)`: SQLite seeks that on `project` alone and then
+# reads every run of the project's earlier queues
+NEXT_QUEUED_QUEUE = (f"SELECT project, queue FROM runs INDEXED BY runs_ready "
+                     f"WHERE status = '{QUEUED}' AND project = ? AND queue > ? "
+                     "ORDER BY queue LIMIT 1")
+NEXT_QUEUED_PROJECT = (f"SELECT project, queue FROM runs INDEXED BY runs_ready "
+                       f"WHERE status = '{QUEUED}' AND project > ? "
+                       "ORDER BY project, queue LIMIT 1")
+QUEUED_PAGE = (f"SELECT {_RUN_COLS} FROM runs INDEXED BY runs_ready WHERE status = '{QUEUED}' "
+               "AND project = ? AND queue = ? ORDER BY queued_at, id LIMIT ?")
 
 
 class SqliteRuns:
@@ -100,21 +120,24 @@ class SqliteRuns:
         return [from_row(Run, r) for r in rows]
 
     async def running_counts(self) -> RunningCounts:
-        rows = self._sql.all(
-            "SELECT project, queue, concurrency_key, COUNT(*) AS n FROM runs "
-            f"WHERE status IN {SQL_RUNNING} GROUP BY project, queue, concurrency_key")
+        rows = self._sql.all(RUNNING_COUNTS)
         return {(r["project"], r["queue"], r["concurrency_key"]): r["n"] for r in rows}
 
     async def queued_queues(self) -> list[tuple[str, str]]:
-        rows = self._sql.all(f"SELECT DISTINCT project, queue FROM runs WHERE status = '{QUEUED}'")
-        return [(r["project"], r["queue"]) for r in rows]
+        # a skip-scan of the ready index: one seek per queue, however many runs each one holds
+        out: list[tuple[str, str]] = []
+        row = self._sql.one(FIRST_QUEUED_QUEUE)
+        while row is not None:
+            project = row["project"]
+            out.append((project, row["queue"]))
+            row = self._sql.one(NEXT_QUEUED_QUEUE, (project, row["queue"])) \
+                or self._sql.one(NEXT_QUEUED_PROJECT, (project,))
+        return out
 
     async def queued(self, project: str, queue: str, limit: int,
                      per_key: int | None = None) -> list[Run]:
         if per_key is None:
-            rows = self._sql.all(
-                f"SELECT {_RUN_COLS} FROM runs WHERE status = '{QUEUED}' AND project = ? "
-                "AND queue = ? ORDER BY queued_at, id LIMIT ?", (project, queue, limit))
+            rows = self._sql.all(QUEUED_PAGE, (project, queue, limit))
         else:
             rows = self._sql.all(
                 f"SELECT {_RUN_COLS} FROM (SELECT *, ROW_NUMBER() OVER "
@@ -160,12 +183,13 @@ class SqliteAttempts:
 
 
 _WAITING = WaitpointStatus.WAITING
-# one query over every kind of timer: the dispatcher asks it before each sleep
+# one query over every kind of timer, each part an index seek: the dispatcher asks it at start
+# and when a resync entry of the engine's schedule comes (engine/due.py), not every round
 _NEXT_DUE = f"""SELECT MIN(t) AS t FROM (
-    SELECT MIN(delay_until) AS t FROM runs WHERE status = '{DELAYED}'
-    UNION ALL SELECT MIN(expires_at) FROM runs
+    SELECT MIN(delay_until) AS t FROM runs INDEXED BY runs_due_delay WHERE status = '{DELAYED}'
+    UNION ALL SELECT MIN(expires_at) FROM runs INDEXED BY runs_due_ttl
         WHERE status IN {SQL_NOT_STARTED} AND expires_at IS NOT NULL
-    UNION ALL SELECT MIN(deadline_at) FROM runs
+    UNION ALL SELECT MIN(deadline_at) FROM runs INDEXED BY runs_due_deadline
         WHERE status IN {SQL_RUNNING} AND deadline_at IS NOT NULL
     UNION ALL SELECT MIN(complete_after) FROM waitpoints
         WHERE status = '{_WAITING}' AND complete_after IS NOT NULL
@@ -174,6 +198,23 @@ _NEXT_DUE = f"""SELECT MIN(t) AS t FROM (
     UNION ALL SELECT MIN(next_run_at) FROM schedules WHERE active = 1 AND next_run_at IS NOT NULL
     UNION ALL SELECT MIN(blocked_until) FROM rate_state WHERE blocked_until IS NOT NULL
 )"""
+DUE_DELAYED = (f"SELECT {_RUN_COLS} FROM runs INDEXED BY runs_due_delay "
+               f"WHERE status = '{DELAYED}' AND delay_until <= ? ORDER BY delay_until LIMIT ?")
+DUE_EXPIRED = (f"SELECT {_RUN_COLS} FROM runs INDEXED BY runs_due_ttl "
+               f"WHERE status IN {SQL_NOT_STARTED} AND expires_at IS NOT NULL "
+               "AND expires_at <= ? LIMIT ?")
+DUE_DEADLINE = (f"SELECT {_RUN_COLS} FROM runs INDEXED BY runs_due_deadline "
+                f"WHERE status IN {SQL_RUNNING} AND deadline_at IS NOT NULL "
+                "AND deadline_at <= ? LIMIT ?")
+# two index seeks, not one OR (which SQLite answers with a scan of every waitpoint)
+DUE_WAITPOINTS = (
+    "SELECT * FROM waitpoints WHERE id IN ("
+    f"SELECT id FROM (SELECT id FROM waitpoints WHERE status = '{_WAITING}' "
+    "AND complete_after IS NOT NULL AND complete_after <= :now LIMIT :limit) "
+    f"UNION SELECT id FROM (SELECT id FROM waitpoints WHERE status = '{_WAITING}' "
+    "AND timeout_at IS NOT NULL AND timeout_at <= :now LIMIT :limit)) LIMIT :limit")
+DUE_SCHEDULES = ("SELECT * FROM schedules WHERE active = 1 AND next_run_at IS NOT NULL "
+                 "AND next_run_at <= ? ORDER BY next_run_at LIMIT ?")
 
 
 class SqliteTimers:
@@ -185,32 +226,17 @@ class SqliteTimers:
         return None if row is None else row["t"]
 
     async def delayed_runs(self, now: float, limit: int = 500) -> list[Run]:
-        rows = self._sql.all(
-            f"SELECT {_RUN_COLS} FROM runs WHERE status = '{DELAYED}' AND delay_until <= ? "
-            "ORDER BY delay_until LIMIT ?", (now, limit))
-        return [from_row(Run, r) for r in rows]
+        return [from_row(Run, r) for r in self._sql.all(DUE_DELAYED, (now, limit))]
 
     async def expired_runs(self, now: float, limit: int = 500) -> list[Run]:
-        rows = self._sql.all(
-            f"SELECT {_RUN_COLS} FROM runs WHERE status IN {SQL_NOT_STARTED} "
-            "AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?", (now, limit))
-        return [from_row(Run, r) for r in rows]
+        return [from_row(Run, r) for r in self._sql.all(DUE_EXPIRED, (now, limit))]
 
     async def deadline_runs(self, now: float, limit: int = 500) -> list[Run]:
-        rows = self._sql.all(
-            f"SELECT {_RUN_COLS} FROM runs WHERE status IN {SQL_RUNNING} "
-            "AND deadline_at IS NOT NULL AND deadline_at <= ? LIMIT ?", (now, limit))
-        return [from_row(Run, r) for r in rows]
+        return [from_row(Run, r) for r in self._sql.all(DUE_DEADLINE, (now, limit))]
 
     async def waitpoints(self, now: float, limit: int = 500) -> list[Waitpoint]:
-        rows = self._sql.all(
-            f"SELECT * FROM waitpoints WHERE status = '{_WAITING}' AND "
-            "((complete_after IS NOT NULL AND complete_after <= ?) "
-            "OR (timeout_at IS NOT NULL AND timeout_at <= ?)) LIMIT ?", (now, now, limit))
-        return [from_row(Waitpoint, r) for r in rows]
+        return [from_row(Waitpoint, r)
+                for r in self._sql.all(DUE_WAITPOINTS, {"now": now, "limit": limit})]
 
     async def schedules(self, now: float, limit: int = 500) -> list[Schedule]:
-        rows = self._sql.all(
-            "SELECT * FROM schedules WHERE active = 1 AND next_run_at IS NOT NULL "
-            "AND next_run_at <= ? ORDER BY next_run_at LIMIT ?", (now, limit))
-        return [from_row(Schedule, r) for r in rows]
+        return [from_row(Schedule, r) for r in self._sql.all(DUE_SCHEDULES, (now, limit))]

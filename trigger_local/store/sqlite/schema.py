@@ -3,6 +3,8 @@ migration that has shipped, add a new one."""
 
 from __future__ import annotations
 
+from .schema_later import LATER_MIGRATIONS
+
 MIGRATIONS: list[str] = [
     # 1: the core tables
     """
@@ -380,4 +382,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE versions ADD COLUMN defaults TEXT NOT NULL DEFAULT '{}';
     """,
+    # realtime streams (issue #16): a row per (run, key) with its length; chunks by index
+    """
+    CREATE TABLE streams (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, key TEXT NOT NULL, length INTEGER NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL, UNIQUE (run_id, key));
+    CREATE INDEX streams_updated ON streams(updated_at);
+    CREATE TABLE stream_chunks (stream_id INTEGER NOT NULL, idx INTEGER NOT NULL, data TEXT NOT NULL, at REAL NOT NULL, client_id TEXT, client_idx INTEGER, PRIMARY KEY (stream_id, idx)) WITHOUT ROWID;
+    CREATE INDEX stream_chunks_client ON stream_chunks(stream_id, client_id, client_idx) WHERE client_id IS NOT NULL;
+    """,  # noqa: E501 - one statement a line keeps this list short
 ]
+MIGRATIONS.extend(LATER_MIGRATIONS)  # this module reached 400 lines: newer ones live there

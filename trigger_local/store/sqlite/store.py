@@ -37,6 +37,8 @@ from .records import (
 from .runs import SqliteAttempts, SqliteRuns, SqliteSnapshots, SqliteTimers
 from .schema import MIGRATIONS
 from .sql import Sql
+from .steps import SqliteSteps
+from .streams import SqliteStreams
 from .timed import SqliteDebounces, SqliteEnvVars, SqliteRateLimits, SqliteSchedules
 from .waitpoints import SqliteBatches, SqliteWaitpoints
 
@@ -52,6 +54,7 @@ class SqliteView:
     """Every area over one connection: a `StoreTx` on the writer, a `StoreReader` on the reader."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
         sql = Sql(conn)
         self.runs = SqliteRuns(sql)
         self.snapshots = SqliteSnapshots(sql)
@@ -72,6 +75,21 @@ class SqliteView:
         self.checkpoints = SqliteCheckpoints(sql)
         self.requests = SqliteRequests(sql)
         self.kv = SqliteKv(sql)
+        self.steps = SqliteSteps(sql)
+        self.streams = SqliteStreams(sql)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """store/interface.py `StoreTx.savepoint` (SQLite savepoints nest by name)."""
+        self._conn.execute("SAVEPOINT part").close()
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):  # a failed COMMIT's rollback handles the rest
+                self._conn.execute("ROLLBACK TO part").close()
+                self._conn.execute("RELEASE part").close()
+            raise
+        self._conn.execute("RELEASE part").close()
 
 
 class SqliteStore:

@@ -1,0 +1,108 @@
+"""Group commit (`GroupCommit` in engine/unit.py): completions that arrive together share one
+transaction; a part that fails undoes only its own writes and events and fails only its own
+caller; every caller is answered after the commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.engine_support import T0, open_engine
+from trigger_local.clock import FakeClock
+from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
+from trigger_local.engine.events import Event, RunStatusChanged
+from trigger_local.engine.unit import Tx
+from trigger_local.errors import ConflictError
+from trigger_local.store.models import COMPLETED, EXECUTING, Run, TaskDef
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
+    eng = await open_engine(tmp_path, clock, tasks=[TaskDef(task_id="hello", queue="task/hello")])
+    yield eng
+    await eng.store.close()
+
+
+async def executing(engine: Engine, n: int) -> list[Run]:
+    for _ in range(n):
+        await engine.trigger(TriggerRequest(task_id="hello"))
+    out = []
+    for i, run in enumerate(await engine.dequeue(n)):
+        started = await engine.start_attempt(run, f"worker_{i}", 100 + i)
+        assert started is not None
+        out.append(started[0])
+    return out
+
+
+def done(output: str = '"ok"') -> AttemptOutcome:
+    return AttemptOutcome(ok=True, output=output, output_type="application/json")
+
+
+async def test_completions_that_arrive_together_share_one_transaction(engine: Engine) -> None:
+    runs = await executing(engine, 5)
+    seen: list[Event] = []
+    engine.hub.subscribe(RunStatusChanged, seen.append)
+    before = engine.group.batches
+    finished = await asyncio.gather(*(engine.finish_attempt(r.id, 1, done()) for r in runs))
+    assert [r.status for r in finished] == [COMPLETED] * 5
+    assert engine.group.batches == before + 1
+    assert sorted(e.run_id for e in seen if e.status == COMPLETED) == sorted(r.id for r in runs)
+    for run in runs:
+        stored = await engine.queries.runs.get(run.id)
+        assert stored is not None and stored.status == COMPLETED
+
+
+async def test_a_late_completion_fails_alone(engine: Engine) -> None:
+    runs = await executing(engine, 3)
+    seen: list[Event] = []
+    engine.hub.subscribe(RunStatusChanged, seen.append)
+    results = await asyncio.gather(
+        engine.finish_attempt(runs[0].id, 1, done()),
+        engine.finish_attempt(runs[1].id, 2, done()),  # not its current attempt
+        engine.finish_attempt(runs[2].id, 1, done()), return_exceptions=True)
+    assert isinstance(results[1], ConflictError)
+    assert [r.status for r in results if isinstance(r, Run)] == [COMPLETED, COMPLETED]
+    late = await engine.queries.runs.get(runs[1].id)
+    assert late is not None and late.status == EXECUTING
+    assert runs[1].id not in {e.run_id for e in seen}
+
+
+async def test_a_failing_part_undoes_its_own_writes_only(engine: Engine) -> None:
+    async def write(tx: Tx, key: str, fail: bool) -> str:
+        await tx.kv.set(key, "written")
+        if fail:
+            raise ConflictError("this part changes its mind")
+        return key
+
+    results = await asyncio.gather(engine.group.run(write, "kept", False),
+                                   engine.group.run(write, "undone", True),
+                                   engine.group.run(write, "also-kept", False),
+                                   return_exceptions=True)
+    assert results[0] == "kept" and results[2] == "also-kept"
+    assert isinstance(results[1], ConflictError)
+    kv = engine.queries.kv
+    assert (await kv.get("kept"), await kv.get("undone"), await kv.get("also-kept")) \
+        == ("written", None, "written")
+
+
+async def test_callers_are_answered_only_after_the_commit(engine: Engine) -> None:
+    runs = await executing(engine, 2)
+    answered: list[str] = []
+
+    async def finish(run: Run) -> None:
+        await engine.finish_attempt(run.id, 1, done())
+        # what the caller was told is in the database for any other reader
+        stored = await engine.queries.runs.get(run.id)
+        assert stored is not None and stored.status == COMPLETED
+        answered.append(run.id)
+
+    await asyncio.gather(*(finish(r) for r in runs))
+    assert sorted(answered) == sorted(r.id for r in runs)
