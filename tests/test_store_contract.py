@@ -38,9 +38,11 @@ BACKENDS = ["sqlite", "postgres"]
 P = DEFAULT_PROJECT
 
 
-async def _open_store(backend: str, path: Path, request: pytest.FixtureRequest) -> Store:
+async def _open_store(backend: str, path: Path,
+                      request: pytest.FixtureRequest | None = None) -> Store:
     store: Store
     if backend == "postgres":  # a fresh schema on the session's cluster (tests/conftest.py)
+        assert request is not None, "PostgreSQL needs the fixture request (for pg_cluster)"
         store = PostgresStore(request.getfixturevalue("pg_cluster").fresh_url())
     else:
         assert backend == "sqlite", backend
