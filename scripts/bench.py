@@ -11,6 +11,12 @@ daemon RSS with 1,000 and 10,000 queued runs; the daemon's CPU per run during th
 and (`timers`, issue #13) the lateness of `--waits` runs doing `wait.for_(seconds=1)` at the same
 time (in a daemon of their own, with room for all of them: concurrency and max_processes =
 `--waits`). Record results in docs/benchmarks.md.
+
+    python scripts/bench.py --only waiting --waiting 1000 --wait-s 60
+
+`waiting` (issue #13): N runs that each `wait.for_(seconds=S)`, triggered in batches; how long
+until all N wait at once, the task processes holding them, the total RSS of the daemon and its
+task processes then, and how late the runs finished after their wait.
 """
 
 from __future__ import annotations
@@ -41,6 +47,12 @@ async def noop(payload, ctx):
 @task(id="stamp")
 async def stamp(payload, ctx):
     return {"started": time.time()}
+
+@task(id="wait-long")
+async def wait_long(payload, ctx):
+    due = time.time() + payload["seconds"]
+    await wait.for_(seconds=payload["seconds"])
+    return {"late_s": time.time() - due}
 
 @task(id="wait-1s")
 async def wait_1s(payload, ctx):
@@ -89,6 +101,12 @@ class Bench:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        # a stop leaves processes holding waiting runs running for the next daemon: none comes
+        for pid in _worker_pids(self.home):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def trigger(self, task: str, payload: Any = None, **options: Any) -> str:
         r = self.http.post(f"/api/v1/tasks/{task}/trigger",
@@ -98,8 +116,8 @@ class Bench:
         r.raise_for_status()
         return r.json()["id"]
 
-    def batch(self, task: str, count: int) -> None:
-        items = [{"task": task, "payload": "null",
+    def batch(self, task: str, count: int, payload: Any = None) -> None:
+        items = [{"task": task, "payload": json.dumps(payload),
                   "options": {"payloadType": "application/json"}}] * count
         self.http.post("/api/v1/tasks/batch", json={"items": items}).raise_for_status()
 
@@ -214,6 +232,61 @@ def bench_rss(b: Bench) -> dict[str, Any]:
     return out
 
 
+def _worker_pids(home: Path) -> list[int]:
+    marker = f"TRIGGER_LOCAL_HOME={home}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if marker in environ and any(e.startswith(b"TRIGGER_LOCAL_WORKER_ID=") for e in environ):
+            pids.append(int(entry.name))
+    return pids
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def bench_waiting(b: Bench, count: int, wait_s: float, finish: bool = True) -> dict[str, Any]:
+    """`count` runs waiting `wait_s` at once: a waiting run of an async task is a coroutine in a
+    shared task process, not a process of its own (docs/worker-protocol.md). `finish`: wait for
+    them all to complete too (else the figures are taken and the daemon stopped)."""
+    start = time.perf_counter()
+    sent = 0
+    while sent < count:
+        n = min(500, count - sent)
+        b.batch("wait-long", n, {"seconds": wait_s})
+        sent += n
+    peak_waiting = 0
+    while True:
+        counts = b.http.get("/api/v1/local/status").json()["runs"]
+        peak_waiting = max(peak_waiting, counts.get("WAITING", 0))
+        if peak_waiting >= count or time.perf_counter() - start > wait_s:
+            break
+        time.sleep(0.2)
+    all_waiting_s = time.perf_counter() - start
+    pids = _worker_pids(b.home)
+    daemon_mib = b.rss_mib()
+    tasks_mib = sum(_rss_mib(p) for p in pids)
+    out = {"runs": count, "wait_s": wait_s, "peak_waiting_at_once": peak_waiting,
+           "all_waiting_after_s": round(all_waiting_s, 1), "task_processes": len(pids),
+           "daemon_mib": round(daemon_mib, 1), "task_processes_mib": round(tasks_mib, 1),
+           "total_mib": round(daemon_mib + tasks_mib, 1)}
+    if finish:
+        while b.active_runs():
+            time.sleep(0.5)
+        out["all_done_after_s"] = round(time.perf_counter() - start, 1)
+    return out
+
+
 def shared(b: Bench, only: set[str], args: argparse.Namespace, results: dict[str, Any]) -> None:
     """The figures measured on one daemon, in order."""
     try:
@@ -225,6 +298,8 @@ def shared(b: Bench, only: set[str], args: argparse.Namespace, results: dict[str
             results["resume_after_wait_1s"] = bench_resume(b, min(args.samples, 50))
         if "rss" in only:
             results["daemon_rss"] = bench_rss(b)
+        if "waiting" in only and args.only:  # minutes: only when asked for
+            results["waiting"] = bench_waiting(b, args.waiting, args.wait_s, not args.no_finish)
     finally:
         b.close()
 
@@ -232,13 +307,18 @@ def shared(b: Bench, only: set[str], args: argparse.Namespace, results: dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["throughput", "latency", "resume", "rss", "timers"],
+    parser.add_argument("--only",
+                        choices=["throughput", "latency", "resume", "rss", "timers", "waiting"],
                         action="append")
     parser.add_argument("--waits", type=int, default=100, help="runs waiting at once (timers)")
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=25)
+    parser.add_argument("--waiting", type=int, default=1000, help="runs waiting at once")
+    parser.add_argument("--wait-s", type=float, default=60.0, help="how long each waits")
+    parser.add_argument("--no-finish", action="store_true",
+                        help="waiting: stop once all wait, without waiting for them to complete")
     args = parser.parse_args()
     only = set(args.only or ["throughput", "latency", "resume", "rss", "timers"])
     results: dict[str, Any] = {"machine": f"{platform.machine()} {os.cpu_count()} cores, "

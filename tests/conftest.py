@@ -76,8 +76,8 @@ class InProcessServices:
         self.task_ids = ["hello", "child"]
         self.retire: set[str] = set()
 
-    async def next_assignment(self, worker_id: str,
-                              wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
+    async def next_assignment(self, worker_id: str, wait_s: float, ack: int | None = None
+                              ) -> dict[str, Any] | None | Literal["retire"]:
         if worker_id in self.retire:
             return "retire"
         runs = await self.engine.dequeue(1)

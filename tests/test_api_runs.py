@@ -62,6 +62,15 @@ async def test_list_filters(api: httpx.AsyncClient, clock: FakeClock, indexed: V
     assert await ids(**{"createdAt][to": str(int((T0 + 1) * 1000))}) == [tagged]
 
 
+async def test_list_filters_by_idempotency_key(api: httpx.AsyncClient, indexed: Version) -> None:
+    keyed = await trigger(api, idempotencyKey="order-7")
+    await trigger(api, idempotencyKey="order-8")
+    await trigger(api)
+    r = await api.get("/api/v1/runs", params={"filter[idempotencyKey]": "order-7"})
+    assert r.status_code == 200, r.text
+    assert [run["id"] for run in r.json()["data"]] == [keyed]
+
+
 async def test_invalid_filters_are_400(api: httpx.AsyncClient) -> None:
     for params in ({"filter[status]": "SLEEPING"}, {"filter[machine]": "huge"},
                    {"filter[isTest]": "maybe"},

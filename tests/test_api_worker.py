@@ -231,3 +231,28 @@ async def test_complete_can_carry_the_next_assignment(api: httpx.AsyncClient,
     assert r.status_code == 401
     # unchanged
     assert (await api.get(f"/api/v3/runs/{second['run_id']}")).json()["status"] == "EXECUTING"
+
+
+async def test_completions_of_several_runs_in_one_request(api: httpx.AsyncClient,
+                                                          indexed: Version) -> None:
+    first, second = await start(api), await start(api)
+
+    def item(a: dict, token: str | None = None) -> dict:
+        return {"runId": a["run_id"], "attempt": 1, "runToken": token or a["run_token"],
+                "ok": True, "output": '"done"', "outputType": "application/json"}
+
+    url = f"/engine/v1/workers/{WORKER}/complete"
+    # one bad token refuses the whole request: nothing of it is committed
+    bad = await api.post(url, json={"completions": [item(first), item(second, "nope")]},
+                         headers=as_worker())
+    assert bad.status_code == 401, bad.text
+    assert (await api.get(f"/api/v3/runs/{first['run_id']}")).json()["status"] == "EXECUTING"
+    r = await api.post(url, json={"completions": [item(first), item(second)]},
+                       headers=as_worker())
+    assert r.json() == {"results": [{"status": "COMPLETED"}, {"status": "COMPLETED"}]}
+    again = await api.post(url, json={"completions": [item(first)]}, headers=as_worker())
+    assert again.json() == {"results": [{"gone": True}]}  # a replay: already committed
+    wrong = await api.post(url, json={"completions": [item(first)]}, headers=as_worker("w2"))
+    assert wrong.status_code == 401
+    shapeless = await api.post(url, json={"completions": "x"}, headers=as_worker())
+    assert shapeless.status_code == 422

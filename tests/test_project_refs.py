@@ -18,7 +18,10 @@ from trigger_local.tokens import project_key
 
 def test_a_ref_is_derived_from_the_directory_when_the_config_names_none(tmp_path: Path) -> None:
     assert derive_project_ref(tmp_path / "My App!") == "proj_my-app"
-    assert derive_project_ref(tmp_path / "___") == "proj_project"
+    # a name with nothing usable in it gets a hash of itself: distinct, valid, stable
+    odd = [derive_project_ref(tmp_path / name) for name in ("___", "日本", "---")]
+    assert len(set(odd)) == 3 and all(check_project_ref(ref) for ref in odd), odd
+    assert derive_project_ref(tmp_path / "___") == odd[0]
     (tmp_path / "svc").mkdir()
     (tmp_path / "svc" / "trigger.toml").write_text('dirs = ["jobs"]\n')
     assert load_project(tmp_path / "svc").project == "proj_svc"

@@ -72,7 +72,8 @@ def test_index_writes_the_manifest_of_every_task(tmp_path: Path) -> None:
                        "retry": {"max_attempts": 4, "factor": 2, "min_timeout_s": 1,
                                  "max_timeout_s": 60, "randomize": True},
                        "max_duration_s": 600.0, "machine": "small-2x", "schema": None,
-                       "file": "trigger/videos.py", "export_name": "convert_video"}
+                       "file": "trigger/videos.py", "export_name": "convert_video",
+                       "shared": True}
     assert (tasks["thumbnail"]["queue"] == "videos"
             and tasks["thumbnail"]["queue_concurrency_limit"] == 2)
     assert tasks["thumbnail"]["file"] == "trigger/media/thumbs.py"

@@ -48,6 +48,9 @@ class DaemonSettings:
     warm_runs_per_process: int = 1000
     #: idle warm processes kept per version
     warm_idle_per_version: int = 4
+    #: runs of async tasks executing at once in one shared task process; its waiting runs do not
+    #: count (a waiting run is a suspended coroutine). Sync and `isolated` tasks: one per process
+    runs_per_process: int = 10
     #: largest payload, output or metadata accepted, in bytes
     payload_limit_bytes: int = 3 * MIB
     #: on SIGTERM, how long running attempts get to finish before they are interrupted
@@ -69,8 +72,9 @@ class DaemonSettings:
     #: must start within it (a poll's open connection would make the dump fail: the run is held)
     freeze_grace_s: float = 0.5
     #: at start, how long `PRAGMA quick_check` may take on the database (0: no check); a check
-    #: that runs out of time lets the daemon start (home.py)
-    db_check_s: float = 10.0
+    #: that runs out of time lets the daemon start (home.py). 1 s: the check reads ~200 MB/s,
+    #: so a million runs (~2 GB) would otherwise hold the start for ~10 s (issue #17)
+    db_check_s: float = 1.0
     log_json: bool = False
     #: "" keeps everything in the home's SQLite file; `postgresql://user:pass@host:port/db`
     #: puts the store in PostgreSQL, which several daemons (on several hosts) may share
@@ -82,6 +86,11 @@ class DaemonSettings:
     #: a background loop (the dispatcher, the docker engine check) that fails this many rounds in
     #: a row stops the daemon with exit code 1; a full disk never counts (it is waited out)
     loop_failure_limit: int = 20
+    #: days a finished run is kept, with its events, snapshots, logs, spans and offloaded
+    #: packets (0: forever). 30: the upper end of Trigger.dev's plan-dependent retention; long
+    #: enough to look back at last month's failures, short enough that the history stays near
+    #: a month of work (docs/configuration.md, "Retention")
+    retention_days: float = 30.0
     #: realtime streams not written for this long are deleted (when a new stream is created)
     stream_retention_s: float = 7 * 24 * 3600.0
     #: how long a realtime long-poll (`live=true`) waits for a change before it answers

@@ -66,6 +66,7 @@ from .home import (
 from .http_server import DRAIN_S, HttpServer, bind
 from .indexing import index_project
 from .logs import configure_logging
+from .retention import Retention
 from .store import Store
 from .store.models import ProjectDefaults, Version
 from .store.postgres import PostgresStore
@@ -99,6 +100,8 @@ class Daemon:
                                        self.supervisor)
         self.engine.ctx.capability = self.executor  # asked whether a wait can be checkpointed
         self.dispatcher = Dispatcher(self.engine, self.executor)
+        self.retention = Retention(self.engine, settings.home, self.store.reclaim,
+                                   settings.retention_days)
         self.started_at = time.time()
         self.peers = Peers(self.store, self.engine, settings, self.started_at) \
             if isinstance(self.store, PostgresStore) else None
@@ -120,6 +123,7 @@ class Daemon:
         self.supervisor.start("dispatcher", self.dispatcher.step, on_stop=self.dispatcher.stop)
         if self.peers is not None:
             self.peers.start(self.supervisor)
+        self.supervisor.start("retention", self.retention.step, on_stop=self.retention.stop)
 
     async def stop(self, http: HttpServer | None = None) -> None:
         """Stop in order (the module docstring): dispatching, task processes, HTTP, the store.
@@ -139,14 +143,14 @@ class Daemon:
         await self.store.close()
 
     # -- DaemonServices --------------------------------------------------------------------
-    async def next_assignment(self, worker_id: str,
-                              wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
+    async def next_assignment(self, worker_id: str, wait_s: float, ack: int | None = None
+                              ) -> dict[str, Any] | list[dict[str, Any]] | None | Literal["retire"]:
         """The executor's long-poll, answered at once with "nothing yet" when the daemon drains
         its HTTP server (the process polls again, and finds the next daemon)."""
         draining = self.engine.hub.draining
         if draining.is_set():
             return None
-        poll = asyncio.ensure_future(self.executor.next_assignment(worker_id, wait_s))
+        poll = asyncio.ensure_future(self.executor.next_assignment(worker_id, wait_s, ack))
         drained = asyncio.ensure_future(draining.wait())
         try:
             await asyncio.wait([poll, drained], return_when=asyncio.FIRST_COMPLETED)

@@ -139,6 +139,13 @@ class TaskNotFoundError(NotFoundError):
     code = "task_not_found"
 
 
+class ProjectNotFoundError(NotFoundError):
+    """A request named a project (TRIGGER_LOCAL_PROJECT, the project header) that the daemon
+    does not serve; `known_projects` lists those it does."""
+
+    code = "project_not_found"
+
+
 class ConflictError(TriggerLocalError):
     code = "conflict"
     status = 409
@@ -269,6 +276,7 @@ _BY_CODE: dict[str, type[TriggerLocalError]] = {
         ForbiddenError,
         NotFoundError,
         TaskNotFoundError,
+        ProjectNotFoundError,
         ConflictError,
         UnsupportedMediaTypeError,
         DiskFullError,

@@ -73,7 +73,7 @@ def tasks_from_manifest(manifest: dict[str, Any]) -> list[TaskDef]:
                     schema=t.get("schema"),
                     queue_concurrency_limit=t.get("queue_concurrency_limit"),
                     queue_is_custom=bool(t.get("queue_is_custom")), schedule=t.get("schedule"),
-                    rate_limit=t.get("rate_limit"))
+                    rate_limit=t.get("rate_limit"), shared=bool(t.get("shared")))
             for t in manifest["tasks"]]
 
 

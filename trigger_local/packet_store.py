@@ -104,6 +104,16 @@ def resolve(home: Path, payload: str | None,
     return data.decode("utf-8", errors="replace"), content_type.split(";")[0].strip()
 
 
+def delete(home: Path, name: str) -> None:
+    """Remove a packet and its `.meta` (retention); one already gone is no error."""
+    try:
+        target = path_of(home, name)
+    except ValueError:
+        return
+    for path in (target, target.with_name(target.name + ".meta")):
+        path.unlink(missing_ok=True)
+
+
 def offload(home: Path, name: str, data: str | None,
             data_type: str) -> tuple[str | None, str]:
     """(data, type) as a record keeps it: a packet `name` (type `application/store`) when data

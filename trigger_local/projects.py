@@ -7,6 +7,7 @@ in docs/architecture.md ("Projects")."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -33,5 +34,8 @@ def check_project_ref(ref: object, where: str = "project") -> str:
 def derive_project_ref(root: Path) -> str:
     """The ref of a project whose config names none: `proj_` and its directory's name, so it
     stays the same across runs and differs between projects in different directories."""
-    slug = re.sub(r"[^a-z0-9_-]+", "-", root.resolve().name.lower()).strip("-_") or "project"
+    name = root.resolve().name
+    slug = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_")
+    if not slug:  # `___`, `日本`: a short hash of the name, so such projects do not share a ref
+        slug = "project-" + hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:8]
     return f"proj_{slug}"[:64]

@@ -40,6 +40,12 @@ STREAM_EXCLUDES = ("run.logs",)
 
 class Dashboard(App[None]):
     TITLE = "trigger-local"
+    # every tab fills the screen and no more: its table scrolls, the screen never does (a
+    # screen taller than the terminal scrolled the header away when `/` focused the filter)
+    CSS = """
+    #tabs, #tabs TabPane, RunsView, WaitpointsView, QueuesView, SchedulesView { height: 1fr; }
+    #runs-table, #tokens-table, #queues-table, #schedules-table { height: 1fr; }
+    """
     BINDINGS = [
         # the tabs' own titles say their keys: the footer keeps its room for the others
         Binding("1", "tab('runs')", "Runs", show=False),

@@ -8,16 +8,18 @@ pointed at a real daemon on a free port."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from rich.text import Text
 from textual.widget import Widget
 from textual.widgets import Static
 
+from trigger_local.errors import TriggerLocalError
 from trigger_local.sdk.client import ApiClient
 from trigger_local.sdk.routes import Call
 
 Json = dict[str, Any]
+T = TypeVar("T")
 
 
 async def list_schedules(api: ApiClient) -> Json | None:
@@ -88,6 +90,36 @@ class DaemonHeader(Static):
         line.append(gap.join(parts) + gap)
         line.append(state, style="bold green" if self.live else "bold red")
         self.update(line, layout=False)
+
+
+class ErrorLine(Static):
+    """A view's last failed read, in red above its table (hidden while reads succeed): an
+    error from the API must not look like an empty table under a header that says live."""
+
+    DEFAULT_CSS = "ErrorLine { height: auto; color: $error; padding: 0 1; display: none; }"
+
+    def show(self, message: str) -> None:
+        self.update(Text(message))
+        self.display = True
+
+    def clear(self) -> None:
+        if self.display:
+            self.update("")
+            self.display = False
+
+
+async def read_or_say(widget: Widget, what: str, call: Awaitable[T]) -> T | None:
+    """The answer of `call`, or None after showing why not in the widget's ErrorLine."""
+    line = next(iter(widget.query(ErrorLine).results(ErrorLine)), None)
+    try:
+        answer = await call
+    except TriggerLocalError as exc:
+        if line is not None:
+            line.show(f"Could not read {what}: {exc.message}")
+        return None
+    if line is not None:
+        line.clear()
+    return answer
 
 
 class Coalesce:

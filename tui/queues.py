@@ -1,5 +1,7 @@
-"""The Queues and Schedules tabs. Queues: running, queued, limit, paused; `p` pauses or
-resumes, `l` sets the concurrency limit (empty resets it to the task's own)."""
+"""The Queues and Schedules tabs. Queues: every project's, each with its project, running,
+queued, limit, paused; `p` pauses or resumes the selected queue (of its own project: rows are
+queue ids, and actions name the queue by id), `l` sets its concurrency limit (empty resets it to
+the task's own)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from textual.widgets import DataTable, Static
 from trigger_local.display import limit_text, table_time
 from trigger_local.sdk.client import ApiClient
 
-from .common import Coalesce, Json, dashboard, list_schedules
+from .common import Coalesce, ErrorLine, Json, dashboard, list_schedules, read_or_say
+from .table import FitTable
 from .waitpoints import JsonDialog
 
 
@@ -32,8 +35,10 @@ class QueuesView(Vertical):
         self.soon = Coalesce(self, self.reload)
 
     def compose(self) -> ComposeResult:
-        table: DataTable[Any] = DataTable(id="queues-table", cursor_type="row")
-        for name in ("name", "running", "queued", "limit", "paused"):
+        yield ErrorLine(id="queues-error")
+        table = FitTable(id="queues-table", cursor_type="row")
+        table.narrows = {"project": 7, "name": 8}
+        for name in ("project", "name", "running", "queued", "limit", "paused"):
             table.add_column(name, key=name)
         yield table
 
@@ -46,14 +51,17 @@ class QueuesView(Vertical):
 
     @work(exclusive=True, group="queues", exit_on_error=False)
     async def reload(self) -> None:
-        page = await self.api.list_queues(per_page=100)
+        page = await read_or_say(self, "queues", self.api.list_queues(per_page=100))
+        if page is None:
+            return
         table, keep = self.table, self.selected()
         table.clear()
-        self.queues = {q["name"]: q for q in page.get("data") or []}
+        self.queues = {q["id"]: q for q in page.get("data") or []}
         for q in self.queues.values():
             paused = Text("paused", style="bold yellow") if q.get("paused") else Text("no")
-            table.add_row(q["name"], str(q.get("running", 0)), str(q.get("queued", 0)),
-                          limit_text(q.get("concurrencyLimit")), paused, key=q["name"])
+            table.add_row(str(q.get("project") or ""), q["name"], str(q.get("running", 0)),
+                          str(q.get("queued", 0)), limit_text(q.get("concurrencyLimit")), paused,
+                          key=q["id"])
         if keep in self.queues:
             table.move_cursor(row=table.get_row_index(keep))
 
@@ -69,40 +77,44 @@ class QueuesView(Vertical):
                for e in events):
             self.soon()
 
+    def _label(self, queue_id: str) -> str:
+        queue = self.queues[queue_id]
+        return f"{queue.get('name')} of {queue.get('project')}" if queue.get("project") \
+            else str(queue.get("name"))
+
     async def action_toggle_pause(self) -> None:
-        name = self.selected()
-        if name is None:
+        queue_id = self.selected()
+        if queue_id is None:
             return
-        queue = self.queues[name]
-        kind = queue.get("type")
+        queue, label = self.queues[queue_id], self._label(queue_id)
         if queue.get("paused"):
-            await dashboard(self).run_action_safely(self.api.resume_queue(name, kind),
-                                                    f"Resumed {name}")
+            await dashboard(self).run_action_safely(self.api.resume_queue(queue_id, "id"),
+                                                    f"Resumed {label}")
         else:
-            await dashboard(self).run_action_safely(self.api.pause_queue(name, kind),
-                                                    f"Paused {name}")
+            await dashboard(self).run_action_safely(self.api.pause_queue(queue_id, "id"),
+                                                    f"Paused {label}")
         self.reload()
 
     def action_limit(self) -> None:
-        name = self.selected()
-        if name is None:
+        queue_id = self.selected()
+        if queue_id is None:
             return
-        kind = self.queues[name].get("type")
+        name, kind = self._label(queue_id), "id"
 
         def done(value: Any) -> None:
             if value is JsonDialog.CANCELLED:
                 return
             if value is None:
-                call = self.api.reset_queue_concurrency(name, kind)
+                call = self.api.reset_queue_concurrency(queue_id, kind)
             elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                call = self.api.override_queue_concurrency(name, value, kind)
+                call = self.api.override_queue_concurrency(queue_id, value, kind)
             else:
                 self.notify("The limit is a whole number of 0 or more (empty resets)",
                             severity="error")
                 return
             self.run_worker(dashboard(self).run_action_safely(call, f"Set the limit of {name}"))
 
-        current = self.queues[name].get("concurrencyLimit")
+        current = self.queues[queue_id].get("concurrencyLimit")
         self.app.push_screen(JsonDialog(f"Concurrency limit of {name} (empty resets):",
                                         "" if current is None else str(current)), done)
 

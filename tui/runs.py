@@ -22,7 +22,7 @@ from trigger_local.display import duration_text, epoch_s, status_text, table_tim
 from trigger_local.sdk.client import ApiClient
 from trigger_local.statuses import FINAL_STATUSES, RunStatus
 
-from .common import Coalesce, Json, dashboard
+from .common import Coalesce, ErrorLine, Json, dashboard, read_or_say
 from .table import RunsTable
 
 PAGE = 100
@@ -106,11 +106,15 @@ class RunsView(Vertical):
         self.soon = Coalesce(self, self.show_new, SHOW_NEW_S)
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter: status:failed task:hello tag:x project:proj_a text  "
-                                "(enter applies)",
+        yield Input(placeholder="filter: status:failed task:hello tag:x project:proj_a text ⏎",
                     id="runs-filter")
         yield Label("", id="runs-title")
+        yield ErrorLine(id="runs-error")
         table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        # at 80 columns: ids, statuses, times and durations whole; names give way, then the
+        # version and the tags go
+        table.narrows = {"project": 7, "task": 8, "tags": 6, "version": 9}
+        table.drop_order = ("version", "tags")
         for name in COLUMNS:
             table.add_column(name, key=name)
         yield table
@@ -139,12 +143,14 @@ class RunsView(Vertical):
         return all(word in hay.lower() for word in self.text.split())
 
     async def _page(self, after: str | None = None,
-                    before: str | None = None) -> tuple[list[Json], Json]:
-        page = await self.api.list_runs(status=self.filters.get("status"),
-                                        task=self.filters.get("task"),
-                                        tag=self.filters.get("tag"),
-                                        project=self.filters.get("project"),
-                                        limit=PAGE, after=after, before=before)
+                    before: str | None = None) -> tuple[list[Json], Json] | None:
+        """A page of runs; None when the API refused (the error line says why)."""
+        page = await read_or_say(self, "runs", self.api.list_runs(
+            status=self.filters.get("status"), task=self.filters.get("task"),
+            tag=self.filters.get("tag"), project=self.filters.get("project"), limit=PAGE,
+            after=after, before=before))
+        if page is None:
+            return None
         return list(page.get("data") or []), page.get("pagination") or {}
 
     @work(exclusive=True, group="runs-reload", exit_on_error=False)
@@ -158,8 +164,15 @@ class RunsView(Vertical):
         await self._load_first(only_at_top=True)
 
     async def _load_first(self, only_at_top: bool) -> None:
-        runs, pagination = await self._page()
+        loaded = await self._page()
         table = self.table
+        if loaded is None:  # rows of another filter would read as its answer
+            if not only_at_top:
+                table.clear()
+                self.runs, self.next_page, self.prev_page = {}, None, None
+                self._title()
+            return
+        runs, pagination = loaded
         if only_at_top and table.cursor_row > 0:
             # the user started reading: the rows under the cursor stay put (`g` shows new ones)
             return
@@ -206,11 +219,12 @@ class RunsView(Vertical):
     @work(group="runs-more", exit_on_error=False)
     async def load_older(self, after: str, generation: int) -> None:
         try:
-            runs, pagination = await self._page(after=after)
+            loaded = await self._page(after=after)
         finally:
             self.more_pending = False
-        if generation != self.generation:
+        if generation != self.generation or loaded is None:
             return  # the first page was read again meanwhile: this page continues an old list
+        runs, pagination = loaded
         self.next_page = pagination.get("next")
         self._append(runs)
         if len(self.runs) > MAX_ROWS:  # the table holds a window: drop the newest rows
@@ -222,11 +236,12 @@ class RunsView(Vertical):
     @work(group="runs-more", exit_on_error=False)
     async def load_newer(self, before: str, generation: int) -> None:
         try:
-            runs, pagination = await self._page(before=before)
+            loaded = await self._page(before=before)
         finally:
             self.more_pending = False
-        if generation != self.generation:
+        if generation != self.generation or loaded is None:
             return
+        runs, pagination = loaded
         self.prev_page = pagination.get("previous")
         window = [r for r in runs if r["id"] not in self.runs] + list(self.runs.values())
         if len(window) > MAX_ROWS:  # and drop the oldest

@@ -1,8 +1,9 @@
 """The Waitpoints tab: tokens waiting and done, with the runs blocked on them (the API's
 `blockedRunIds`: while a token waits, the runs blocked on it now; once done, the runs that
 waited on it); complete one with JSON typed in a dialog (parsed before anything is sent), time
-it out, copy its callback URL. The short columns come first, so they fit in 80 columns; the
-full list of runs is under the table."""
+it out, copy its callback URL. Ids show whole: in a narrow terminal the tags and then the
+times give way (the selected token's times, the full list of its runs and its URL are under
+the table)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from trigger_local.display import MISSING, status_text, table_time
 from trigger_local.sdk.client import ApiClient
 from trigger_local.statuses import WaitpointStatus
 
-from .common import Coalesce, Json, dashboard
+from .common import Coalesce, ErrorLine, Json, dashboard, read_or_say
+from .table import FitTable
 
 
 class JsonDialog(ModalScreen[Any]):
@@ -86,7 +88,12 @@ class WaitpointsView(Vertical):
         self.soon = Coalesce(self, self.reload)
 
     def compose(self) -> ComposeResult:
-        table: DataTable[Any] = DataTable(id="tokens-table", cursor_type="row")
+        yield ErrorLine(id="tokens-error")
+        table = FitTable(id="tokens-table", cursor_type="row")
+        # ids whole (the runs column was cut mid-id at 80 columns): the tags, then the times
+        # give way; the times of the selected token are under the table too
+        table.narrows = {"tags": 6}
+        table.drop_order = ("tags", "timeout", "created")
         for name in ("id", "status", "created", "timeout", "runs", "tags"):
             table.add_column(name, key=name)
         yield table
@@ -101,7 +108,9 @@ class WaitpointsView(Vertical):
 
     @work(exclusive=True, group="tokens", exit_on_error=False)
     async def reload(self) -> None:
-        page = await self.api.list_tokens(limit=100)
+        page = await read_or_say(self, "waitpoint tokens", self.api.list_tokens(limit=100))
+        if page is None:
+            return
         table, keep = self.table, self.selected()
         table.clear()
         self.tokens = {t["id"]: t for t in page.get("data") or []}
@@ -130,8 +139,11 @@ class WaitpointsView(Vertical):
             verb = "blocked" if waiting else "waited"
             # the table's own enter hides ours from the footer: say it here
             hint = "  (enter completes it)" if waiting else ""
+            times = f"created {table_time(token.get('createdAt'))}"
+            if token.get("timeoutAt"):
+                times += f", times out {table_time(token.get('timeoutAt'))}"
             text = (f"{verb}: {', '.join(runs)}" if runs else "no run waits on it") + hint + \
-                f"\ncallback URL (u copies): {token['url']}"
+                f"\n{times}\ncallback URL (u copies): {token['url']}"
         self.query_one("#token-url", Static).update(text)
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:

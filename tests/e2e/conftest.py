@@ -130,6 +130,62 @@ class DaemonProcess:
         _kill_workers(self.home)
 
 
+def _cmdline(pid_dir: Path) -> list[str]:
+    try:
+        return (pid_dir / "cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def daemon_pids(under: Path) -> dict[int, str]:
+    """Daemon processes (`python -m trigger_local.daemon`) whose home is `under` or inside it:
+    {pid: command line}. Zombies (exited, not yet reaped) are not alive and are left out."""
+    found: dict[int, str] = {}
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit():
+            continue
+        argv = _cmdline(pid_dir)
+        if "trigger_local.daemon" not in argv or "--home" not in argv:
+            continue
+        home = argv[argv.index("--home") + 1] if argv.index("--home") + 1 < len(argv) else ""
+        try:
+            state = (pid_dir / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and Path(os.path.realpath(home)).is_relative_to(os.path.realpath(under)):
+            found[int(pid_dir.name)] = " ".join(argv).strip()
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A daemon started by these tests (its home under this run's tmp directory) that is still
+    alive at the end is a leak: list it, kill it, and fail the run."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    try:
+        base = factory.getbasetemp()
+    except (OSError, ValueError):
+        return
+    leaked = daemon_pids(base)
+    if not leaked:
+        return
+    for pid in leaked:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    lines = "\n".join(f"  pid {pid}: {argv}" for pid, argv in leaked.items())
+    message = (f"\n{len(leaked)} daemon(s) started by the tests were still running (killed):"
+               f"\n{lines}")
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(message, red=True)
+    else:
+        print(message, file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def _kill_workers(home: Path) -> None:
     """Leave no task process behind (a kill -9 test orphans them on purpose)."""
     marker = f"TRIGGER_LOCAL_HOME={home}".encode()

@@ -17,7 +17,7 @@ CK_TASKS = '''
 import os, socket
 from trigger_local import Retry, task, wait
 
-@task(id="ck-duration")
+@task(isolated=True, id="ck-duration")
 async def ck_duration(payload, ctx):
     state = {"pid": os.getpid(), "counter": 41, "blob": "x" * 100_000}
     await wait.for_(seconds=payload["seconds"])
@@ -25,7 +25,8 @@ async def ck_duration(payload, ctx):
     return {"pid_before": state["pid"], "pid_after": os.getpid(), "counter": state["counter"],
             "blob_ok": state["blob"] == "x" * 100_000}
 
-@task(id="ck-token", retry=Retry(max_attempts=3, min_timeout_s=0.1, max_timeout_s=0.2, factor=1))
+@task(isolated=True, id="ck-token",
+      retry=Retry(max_attempts=3, min_timeout_s=0.1, max_timeout_s=0.2, factor=1))
 async def ck_token(payload, ctx):
     local = [1, 2, 3]
     first = await wait.for_token(payload["token"])
@@ -35,7 +36,7 @@ async def ck_token(payload, ctx):
         local.append(second.output["n"])
     return {"local": local, "pid": os.getpid(), "attempt": ctx.attempt.number}
 
-@task(id="ck-parent")
+@task(isolated=True, id="ck-parent")
 async def ck_parent(payload, ctx):
     parents = [os.getppid()]
     for token in payload["tokens"]:
@@ -43,7 +44,7 @@ async def ck_parent(payload, ctx):
         parents.append(os.getppid())
     return {"parents": parents, "pid": os.getpid()}
 
-@task(id="ck-completes-own-token")
+@task(isolated=True, id="ck-completes-own-token")
 async def ck_completes_own_token(payload, ctx):
     # A thread holds a connection to the daemon across the start of the wait (the daemon does
     # not dump while it is open), completes the token once the run waits, then closes it.
@@ -65,7 +66,7 @@ async def ck_completes_own_token(payload, ctx):
     result = await wait.for_token(payload["token"])
     return {"n": result.output["n"], "pid": os.getpid()}
 
-@task(id="ck-holds-socket")
+@task(isolated=True, id="ck-holds-socket")
 async def ck_holds_socket(payload, ctx):
     conn = socket.create_connection(("127.0.0.1", payload["port"]))
     result = await wait.for_token(payload["token"])

@@ -83,6 +83,37 @@ def test_without_working_criu_runs_are_held_and_doctor_explains(
         d.close()
 
 
+def test_a_dump_failing_at_run_time_switches_the_daemon_to_hold(tmp_path: Path) -> None:
+    """`criu check` passes, yet every dump fails (as with "Can't setup RLIMIT_NOFILE" in some
+    containers): after the first failure the daemon holds waits without trying again, and its
+    status and doctor say why."""
+    fake = tmp_path / "criu"
+    fake.write_text("#!/bin/sh\ncase \"$1\" in\n--version) echo 'Version: 4.1.1';;\n"
+                    "check) echo 'Looks good.';;\n"
+                    "*) echo \"Error (criu/rlimit.c:1): Can't setup RLIMIT_NOFILE\"; exit 1;;\n"
+                    "esac\n")
+    fake.chmod(0o755)
+    d = _daemon(tmp_path, TRIGGER_LOCAL_CRIU_PATH=str(fake))
+    try:
+        assert d.api("GET", "/api/v1/local/status").json()["executor"]["checkpoints"]["available"]
+        first = _held_then_completes(d, refused=True)
+        assert first["waiting"]["action"] == "checkpoint"
+        failed = events(d, first["run_id"], "run.checkpoint_failed")
+        assert "RLIMIT_NOFILE" in failed[0]["data"]["reason"], failed
+        status = d.api("GET", "/api/v1/local/status").json()["executor"]["checkpoints"]
+        assert status["available"] is False
+        assert "failed at run time" in status["reason"] and "RLIMIT_NOFILE" in status["reason"]
+        second = _held_then_completes(d)
+        assert second["waiting"]["action"] == "hold"
+        assert "failed at run time" in second["waiting"]["hold_reason"]
+        assert events(d, second["run_id"], "run.checkpoint_failed") == []
+        if os.geteuid() == 0:
+            said = _doctor(d)
+            assert "failed at run time" in said and "restart" in said, said
+    finally:
+        d.close()
+
+
 @pytest.fixture
 def criu_daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     require_criu()

@@ -40,23 +40,48 @@ def test_up_detach_status_down(tmp_path: Path) -> None:
     assert stopped.returncode == 1 and "trigger-local up" in stopped.stderr
 
 
-def test_global_process_cap_limits_running_attempts(tmp_path: Path) -> None:
+CAP_TASKS = '''
+import asyncio
+from trigger_local import task
+
+@task(id="alone-sleeper", isolated=True)
+async def alone_sleeper(payload, ctx):
+    await asyncio.sleep(payload["seconds"])
+
+@task(id="shared-sleeper")
+async def shared_sleeper(payload, ctx):
+    await asyncio.sleep(payload["seconds"])
+'''
+
+
+def _peaks(d: DaemonProcess, ids: list[str]) -> tuple[int, int]:
+    """Until every run completed: the most executing at once, and the most task processes."""
+    peak = processes = 0
+
+    def all_done() -> bool:
+        nonlocal peak, processes
+        statuses = [d.run(i)["status"] for i in ids]
+        peak = max(peak, statuses.count("EXECUTING"))
+        processes = max(processes,
+                        d.api("GET", "/api/v1/local/status").json()["executor"]["processes"])
+        return all(s == "COMPLETED" for s in statuses)
+
+    wait_for(all_done, 60, interval=0.05, what="all runs")
+    return peak, processes
+
+
+def test_global_process_cap_limits_processes(tmp_path: Path) -> None:
+    """`max_processes` caps processes: runs with a process each (isolated, sync) are capped by
+    it; runs of async tasks share processes, so more of them execute at once."""
     home = tmp_path / "home"
     d = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home),
                                  "TRIGGER_LOCAL_MAX_PROCESSES": "2"}).start()
     try:
-        d.register(write_project(tmp_path / "project"))
-        ids = [d.trigger("sleeper", {"seconds": 0.6}) for _ in range(5)]
-        peak = 0
-
-        def all_done() -> bool:
-            nonlocal peak
-            statuses = [d.run(i)["status"] for i in ids]
-            peak = max(peak, statuses.count("EXECUTING"))
-            return all(s == "COMPLETED" for s in statuses)
-
-        wait_for(all_done, 60, interval=0.05, what="all sleepers")
-        assert 1 <= peak <= 2
+        d.register(write_project(tmp_path / "project", CAP_TASKS))
+        for task, most in (("alone-sleeper", 2), ("shared-sleeper", 5)):
+            ids = [d.trigger(task, {"seconds": 0.6}) for _ in range(5)]
+            peak, processes = _peaks(d, ids)
+            assert 1 <= peak <= most and processes <= 2, (task, peak, processes)
     finally:
         d.close()
 

@@ -106,9 +106,10 @@ async def test_pausing_a_queue_from_the_queues_tab_stops_new_starts(ready: Daemo
     async with app.run_test(size=(160, 40)) as pilot:
         await pilot.press("3")
         table = app.query_one("#queues-table", DataTable)
-        await until(pilot, lambda: any("hello" in str(k.value) for k in table.rows),
-                    "the hello queue")
-        row = next(i for i, k in enumerate(table.rows) if str(k.value).endswith("hello"))
+        # rows are queue ids (several projects may each have a `hello`): find it by name
+        await until(pilot, lambda: any(cell(table, k.value, "name") == "hello"
+                                       for k in table.rows), "the hello queue")
+        row = next(i for i, k in enumerate(table.rows) if cell(table, k.value, "name") == "hello")
         table.move_cursor(row=row)
         await pilot.press("p")
         key = table.coordinate_to_cell_key((row, 0)).row_key.value

@@ -35,7 +35,7 @@ CK_DOCKER_TASKS = '''
 import os, subprocess, sys, time
 from trigger_local import Retry, task, wait
 
-@task(id="dk-duration")
+@task(isolated=True, id="dk-duration")
 async def dk_duration(payload, ctx):
     state = {"counter": 41, "blob": "x" * 200_000, "pid": os.getpid()}
     await wait.for_(seconds=payload["seconds"])
@@ -43,25 +43,26 @@ async def dk_duration(payload, ctx):
     return {"counter": state["counter"], "blob_ok": state["blob"] == "x" * 200_000,
             "same_process": state["pid"] == os.getpid(), "resumed_at": time.time()}
 
-@task(id="dk-token", retry=Retry(max_attempts=2, min_timeout_s=0.1, max_timeout_s=0.2, factor=1))
+@task(isolated=True, id="dk-token",
+      retry=Retry(max_attempts=2, min_timeout_s=0.1, max_timeout_s=0.2, factor=1))
 async def dk_token(payload, ctx):
     local = [1, 2, 3]
     result = await wait.for_token(payload["token"])
     local.append(result.output["n"])
     return {"local": local, "attempt": ctx.attempt.number, "resumed_at": time.time()}
 
-@task(id="dk-child")
+@task(isolated=True, id="dk-child")
 async def dk_child(payload, ctx):
     await wait.for_(seconds=2)  # long enough for the parent's container to be checkpointed
     return {"doubled": payload["n"] * 2}
 
-@task(id="dk-parent")
+@task(isolated=True, id="dk-parent")
 async def dk_parent(payload, ctx):
     mine = {"n": payload["n"], "pid": os.getpid()}
     result = await dk_child.trigger_and_wait({"n": mine["n"]})
     return {"child": result.unwrap(), "n": mine["n"], "same_process": mine["pid"] == os.getpid()}
 
-@task(id="dk-child-socket")
+@task(isolated=True, id="dk-child-socket")
 async def dk_child_socket(payload, ctx):
     # a child process holding a TCP connection: CRIU cannot dump the container
     code = ("import socket, sys, time; "

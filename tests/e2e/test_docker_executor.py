@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,15 @@ from .conftest import DaemonProcess, wait_for
 from .docker_support import deploy, engine_or_skip, remove_image
 
 DOCKER_TASKS = '''
-import asyncio, os
+import asyncio, os, socket, time
 from trigger_local import task, logger, Retry
 
-@task(id="inside")
+@task(id="stamp")
+async def stamp(payload, ctx):
+    await asyncio.sleep((payload or {}).get("s", 0))
+    return {"started": time.time(), "host": socket.gethostname()}
+
+@task(id="inside", isolated=True)
 async def inside(payload, ctx):
     logger.info("hello from a container", name=payload.get("name"))
     print("stdout line from the task", flush=True)
@@ -181,3 +187,25 @@ def test_without_an_engine_runs_wait_and_doctor_says_why(tmp_path: Path, project
         assert daemon.run(run_id)["status"] == "QUEUED"
     finally:
         daemon.close()
+
+
+def test_a_warm_container_hosts_many_runs(docker_daemon: DaemonProcess) -> None:
+    """Runs of an async task share a warm container per version (docs/docker.md): started in
+    milliseconds once it is up, several at once in it."""
+    warm = docker_daemon.wait_status(docker_daemon.trigger("stamp"), timeout=90)
+    assert warm["status"] == "COMPLETED", warm
+    host = warm["output"]["host"]
+    latencies = []
+    for _ in range(15):
+        sent = time.time()
+        run = docker_daemon.wait_status(docker_daemon.trigger("stamp"), timeout=30)
+        assert run["output"]["host"] == host
+        latencies.append((run["output"]["started"] - sent) * 1000)
+    p50 = sorted(latencies)[len(latencies) // 2]
+    print(f"docker trigger→start once warm: p50 {p50:.1f} ms, max {max(latencies):.1f} ms")
+    assert p50 < 100  # the goal is < 20 ms on a quiet machine; this one is shared
+    together = [docker_daemon.trigger("stamp", {"s": 1}) for _ in range(5)]
+    runs = [docker_daemon.wait_status(r, timeout=30) for r in together]
+    assert {r["output"]["host"] for r in runs} == {host}
+    starts = [r["output"]["started"] for r in runs]
+    assert max(starts) - min(starts) < 1  # they ran at once, not one after the other

@@ -27,7 +27,7 @@ STOP_TASKS = '''
 import asyncio, os
 from trigger_local import task, wait, metadata
 
-@task(id="side-effect-then-token")
+@task(id="side-effect-then-token", isolated=True)
 async def side_effect_then_token(payload, ctx):
     with open(payload["file"], "a") as fh:
         fh.write(f"attempt {ctx.attempt.number} pid {os.getpid()}\\n")
@@ -36,7 +36,7 @@ async def side_effect_then_token(payload, ctx):
     result = await wait.for_token(token)
     return {"output": result.output, "pid": os.getpid(), "attempt": ctx.attempt.number}
 
-@task(id="long-sleeper")
+@task(id="long-sleeper", isolated=True)
 async def long_sleeper(payload, ctx):
     with open(payload["file"], "a") as fh:
         fh.write(f"attempt {ctx.attempt.number}\\n")

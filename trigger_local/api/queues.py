@@ -54,7 +54,10 @@ async def find_queue(engine: Engine, value: str, type_: str | None,
     if type_ is not None and type_ not in _TYPES:
         raise BadRequestError(f"type must be one of {', '.join(_TYPES)}, not {type_!r}")
     name = _ENCODED_SLASH.sub("/", value)
-    found = [q for q in await engine.queries.queues.all(caller.project) if _matches(q, name, type_)]
+    # a queue id is one queue of one project: the daemon's key reaches it whatever project
+    # the request's header names (the dashboard lists every project's and acts on one by id)
+    within = None if type_ == "id" and not caller.scoped else caller.project
+    found = [q for q in await engine.queries.queues.all(within) if _matches(q, name, type_)]
     if len(found) > 1:
         raise engine.projects.ambiguous_error(f"Queue {name!r}", sorted({q.project for q in found}))
     if not found:

@@ -111,6 +111,7 @@ def run_filters(q: dict[str, str], now: float) -> dict[str, Any]:
         "created_from": created_from, "created_to": created_to,
         "parent_run_id": q.get("filter[parentRun]") or None,
         "search": q.get("filter[search]") or None,
+        "idempotency_key": q.get("filter[idempotencyKey]") or None,
     }
 
 

@@ -16,12 +16,13 @@ class DaemonServices(Protocol):
     settings: DaemonSettings
     secret_key: str
 
-    async def next_assignment(self, worker_id: str,
-                              wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
+    async def next_assignment(self, worker_id: str, wait_s: float, ack: int | None = None
+                              ) -> dict[str, Any] | list[dict[str, Any]] | None | Literal["retire"]:
         """The next run for worker `worker_id`, waiting up to `wait_s` seconds for one.
 
         Returns the Assignment dict of docs/worker-protocol.md (the API adds `run_token` when it
-        is missing), None when nothing came in time, or "retire" when the process should exit."""
+        is missing), None when nothing came in time, or "retire" when the process should exit.
+        A shared process gets its messages (a list; `ack`: the last one it got before)."""
         ...
 
     async def index_project(self, project_dir: str, dirs: list[str], python: str | None,

@@ -17,7 +17,7 @@ from .. import packet_store
 from ..durable_calls import Call
 from ..durations import check_time, parse_time
 from ..engine import AttemptOutcome
-from ..errors import AuthenticationError, BadRequestError, ValidationError
+from ..errors import AuthenticationError, BadRequestError, ConflictError, ValidationError
 from ..limits import MAX_ATTEMPTS
 from ..statuses import RunStatus
 from ..store.models import LogEntry
@@ -33,6 +33,7 @@ router = APIRouter(route_class=JsonErrorRoute, tags=["worker"])
 
 MAX_NEXT_WAIT_S = 60.0
 MAX_WAIT_POLL_S = 30.0
+MAX_SEQ = 2**62  # a shared process's message numbers (executors/sharing.py)
 _FAILURE_STATUSES = (RunStatus.FAILED, RunStatus.CRASHED, RunStatus.TIMED_OUT)
 
 
@@ -42,12 +43,22 @@ def run_auth(request: Request) -> RunAuth:
 
 
 @router.get("/engine/v1/workers/{worker_id}/next")
-async def next_assignment(worker_id: str, request: Request,
-                          wait_s: str | None = Query(None)) -> Response:
+async def next_assignment(worker_id: str, request: Request, wait_s: str | None = Query(None),
+                          ack: str | None = Query(None)) -> Response:
     svc = services_of(request)
     _check_worker(svc, worker_id, auth.bearer(request))
     return ok(await _next_answer(request, worker_id,
-                                 float_param(wait_s, "wait_s", 20.0, MAX_NEXT_WAIT_S)))
+                                 float_param(wait_s, "wait_s", 20.0, MAX_NEXT_WAIT_S),
+                                 _ack(ack)))
+
+
+def _ack(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return int_option(int(raw), "ack", 0, MAX_SEQ)
+    except ValueError:
+        raise ValidationError(f"ack must be a whole number, not {raw[:40]!r}") from None
 
 
 def _check_worker(svc: DaemonServices, worker_id: str, token: str | None) -> None:
@@ -55,17 +66,49 @@ def _check_worker(svc: DaemonServices, worker_id: str, token: str | None) -> Non
         raise AuthenticationError("Invalid worker token")
 
 
-async def _next_answer(request: Request, worker_id: str, wait_s: float) -> dict[str, Any]:
+async def _next_answer(request: Request, worker_id: str, wait_s: float,
+                       ack: int | None = None) -> dict[str, Any]:
     svc = services_of(request)
-    assignment = await svc.next_assignment(worker_id, wait_s)
+    assignment = await (svc.next_assignment(worker_id, wait_s) if ack is None
+                        else svc.next_assignment(worker_id, wait_s, ack))
     if assignment == "retire":
         return {"retire": True}
     if assignment is None:
         return {"assignment": None}
+    if isinstance(assignment, list):  # a shared process: its messages (executors/sharing.py)
+        for message in assignment:
+            if message.get("type") == "assign":
+                _given(request, svc, message["assignment"])
+        return {"assignment": None, "messages": assignment}
+    return {"assignment": _given(request, svc, assignment)}
+
+
+def _given(request: Request, svc: DaemonServices, assignment: dict[str, Any]) -> dict[str, Any]:
     run_id, attempt = assignment["run_id"], int(assignment["attempt"])
     assignment.setdefault("run_token", auth.run_token(svc.secret_key, run_id, attempt))
     run_auth(request).remember(run_id, attempt)
-    return {"assignment": assignment}
+    return assignment
+
+
+@router.post("/engine/v1/workers/{worker_id}/lost",
+             openapi_extra=body_doc({"runs": {"type": "object"}}, ["runs"]))
+async def runs_lost(worker_id: str, request: Request) -> Response:
+    """A shared process adopted by a restarted daemon never got these runs (`{run id:
+    attempt}`): the last daemon died before handing them over. They are interrupted and queued
+    again (executors/sharing.py)."""
+    svc = services_of(request)
+    _check_worker(svc, worker_id, auth.bearer(request))
+    runs = (await read_json(request, svc)).get("runs")
+    if not isinstance(runs, dict):
+        raise ValidationError("runs must be an object of run id to attempt number")
+    for run_id, attempt in runs.items():
+        run = await svc.engine.queries.runs.get(str(run_id))
+        if run is None or run.worker_id != worker_id or run.attempt_count != attempt:
+            continue  # not this process's (any more): nothing to undo
+        await svc.engine.worker_lost(run.id, run.attempt_count, "The task process never got "
+                                     "this run: the daemon restarted while handing it over",
+                                     interrupted=True)
+    return ok({})
 
 
 def _outcome(body: dict[str, Any]) -> AttemptOutcome:
@@ -104,6 +147,40 @@ async def complete_attempt(run_id: str, attempt: int, request: Request) -> Respo
         wait_s = float_param(str(ask.get("waitS", 20)), "waitS", 20.0, MAX_NEXT_WAIT_S)
         out["next"] = await _next_answer(request, ask["workerId"], wait_s)
     return ok(out)
+
+
+@router.post("/engine/v1/workers/{worker_id}/complete",
+             openapi_extra=body_doc({"completions": {"type": "array",
+                                                     "items": {"type": "object"}}},
+                                    ["completions"]))
+async def complete_many(worker_id: str, request: Request) -> Response:
+    """The completions of several runs of a shared process in one request: each item is the
+    body of `…/attempts/{n}/complete` plus `runId`, `attempt` and `runToken`. Answered once every
+    one is committed, with one result per item in order: `{"status"}`, or `{"gone": true}` (the
+    attempt is no longer current: drop it, as for a 409)."""
+    svc = services_of(request)
+    _check_worker(svc, worker_id, auth.bearer(request))
+    items = (await read_json(request, svc)).get("completions")
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ValidationError("completions must be a list of completion objects")
+    outcomes = []
+    for item in items:  # all checked first: a refused request changes nothing
+        run_id, attempt = str(item.get("runId")), item.get("attempt")
+        if not isinstance(attempt, int) or not auth.same(
+                str(item.get("runToken") or ""), auth.run_token(svc.secret_key, run_id, attempt)):
+            raise AuthenticationError(f"Invalid run token for {run_id[:40]}")
+        outcomes.append((run_id, attempt, _outcome(item)))
+    results: list[dict[str, Any]] = []
+    for run_id, attempt, outcome in outcomes:
+        try:
+            run = await svc.engine.finish_attempt(run_id, attempt, outcome)
+        except ConflictError:
+            results.append({"gone": True})
+            continue
+        if run.is_final:
+            run_auth(request).forget(run.id)
+        results.append({"status": run.status})
+    return ok({"results": results})
 
 
 def _until(value: Any, now: float) -> datetime | None:

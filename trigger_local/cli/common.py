@@ -21,6 +21,7 @@ from ..errors import (
     AuthenticationError,
     DaemonNotRunningError,
     NotFoundError,
+    ProjectNotFoundError,
     TaskNotFoundError,
     TriggerLocalError,
 )
@@ -84,7 +85,7 @@ def read_json_arg(value: str, option: str) -> Any:
 def explain(exc: TriggerLocalError) -> str:
     """The error as a sentence plus what to do about it."""
     message = exc.message.rstrip().replace("queue-not-found", "Queue not found")
-    if isinstance(exc, DaemonNotRunningError):
+    if isinstance(exc, DaemonNotRunningError | ProjectNotFoundError):
         return message
     if isinstance(exc, AuthenticationError):
         return (f"{message}. The daemon refused the secret key: check TRIGGER_SECRET_KEY, or unset "

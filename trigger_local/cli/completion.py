@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from ..sdk.client import _headers, resolve_endpoint
+from ..sdk.client import _headers, current_project, resolve_endpoint
 
 #: a Tab that waits longer than this feels broken; a local daemon answers in a few ms
 TIMEOUT_S = 0.3
@@ -60,7 +60,16 @@ def complete_token_id(incomplete: str) -> list[Choice]:
 
 
 def complete_queue(incomplete: str) -> list[Choice]:
-    """Queue names (a task's queue is named after the task)."""
-    queues = _get("/api/v1/queues", {"perPage": 100})
-    return _matching([(str(q.get("name")), str(q.get("type", ""))) for q in queues
-                      if q.get("name")], incomplete)
+    """Queue names (a task's queue is named after the task): this project's (the one the
+    command means), else every project's; each name once, its projects in the hint."""
+    queues = [q for q in _get("/api/v1/queues", {"perPage": 100}) if q.get("name")]
+    project = current_project()
+    mine = [q for q in queues if q.get("project") == project]
+    projects: dict[str, list[str]] = {}
+    kinds: dict[str, str] = {}
+    for q in mine or queues:
+        name = str(q.get("name"))
+        kinds.setdefault(name, str(q.get("type", "")))
+        projects.setdefault(name, []).append(str(q.get("project") or ""))
+    return _matching([(name, f"{kinds[name]} ({', '.join(sorted(set(refs)))})" if any(refs)
+                       else kinds[name]) for name, refs in projects.items()], incomplete)

@@ -7,42 +7,25 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import KILL_WAITING_SIGNAL, DaemonSettings, database_url_problem
 from ..daemon_lock import holder as lock_holder
 from ..display import detail_time
-from ..home import open_private
-from ..sdk.client import configure, read_daemon_info
+from ..sdk.client import read_daemon_info
 from .common import JSON_OPTION, client, emit_json, err, fail, out
+from .daemon_start import pid_is_ours, running_daemon, start_detached, stop_pid
 
-START_TIMEOUT_S = 30.0
+__all__ = ["down", "running_daemon", "settings_for", "status", "up"]
+
 EXECUTORS = ("process", "docker")
-
-
-def answering(url: str, timeout_s: float = 1.0) -> bool:
-    """A daemon answers /healthz at `url`: 200, or 503 while one of its loops is failing (it
-    runs, and says what is wrong)."""
-    try:
-        return httpx.get(f"{url.rstrip('/')}/healthz", timeout=timeout_s).status_code in (200, 503)
-    except httpx.HTTPError:
-        return False
-
-
-def running_daemon(home: Path) -> dict[str, Any] | None:
-    """daemon.json of a daemon that answers, or None."""
-    info = read_daemon_info(home)
-    if info and info.get("url") and answering(str(info["url"])):
-        return info
-    return None
+#: status fields that are one project's (the caller's, else the newest)
+PER_PROJECT = ("current_version", "tasks")
 
 
 def settings_for(home: Path | None = None, port: int | None = None, host: str | None = None,
@@ -66,48 +49,6 @@ DATABASE_OPTION = typer.Option(
          "given it (default: $TRIGGER_LOCAL_DATABASE_URL, else the home's SQLite file).")
 
 
-def _log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def start_detached(settings: DaemonSettings) -> tuple[str, int]:
-    """Spawn the daemon in its own session and wait until /healthz answers: (url, pid)."""
-    logs = settings.home / "logs"
-    log_path = logs / "daemon.log"
-    argv = [sys.executable, "-m", "trigger_local.daemon", "--home", str(settings.home),
-            "--host", settings.host, "--port", str(settings.port), "--executor", settings.executor]
-    env = {**os.environ, "TRIGGER_LOCAL_HOME": str(settings.home)}
-    if settings.database_url:  # through the environment: a password in argv shows in `ps`
-        env["TRIGGER_LOCAL_DATABASE_URL"] = settings.database_url
-    try:
-        # private from the start (home.py)
-        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        logs.mkdir(mode=0o700, exist_ok=True)
-        log = open_private(log_path)
-    except OSError as exc:
-        fail(f"Cannot use {settings.home} as the daemon's home: {exc.strerror or exc}. Point "
-             "TRIGGER_LOCAL_HOME at a directory you own.")
-    with log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            fail(f"The daemon exited at start (code {proc.returncode}). Its log, {log_path}, ends "
-                 f"with:\n{_log_tail(log_path)}")
-        # daemon.json names the real address (with --port 0 only the daemon knows it).
-        info = read_daemon_info(settings.home)
-        if info and info.get("pid") == proc.pid and answering(str(info.get("url")), timeout_s=0.5):
-            configure()  # the shared clients may have looked for a daemon before it existed
-            return str(info["url"]), proc.pid
-        time.sleep(0.1)
-    fail(f"The daemon (pid {proc.pid}) did not answer within {START_TIMEOUT_S:.0f}s. "
-         f"Look at {log_path}, then stop it with `trigger-local down`.")
-
-
 def up(
     port: int | None = typer.Option(None, "--port",
                                     help="Port to listen on (default: $TRIGGER_LOCAL_PORT, else "
@@ -125,7 +66,7 @@ def up(
     if info:
         err().print(f"The daemon is already running at {info['url']} (pid {info.get('pid')}). "
                     "Stop it with `trigger-local down`.")
-        raise typer.Exit(0 if detach else 1)
+        raise typer.Exit(1)
     if detach:
         url, pid = start_detached(settings)
         err().print(f"Daemon started (pid {pid}), logs in {settings.home / 'logs' / 'daemon.log'}")
@@ -134,32 +75,6 @@ def up(
     from .. import daemon  # the daemon's dependencies load only when we really serve
 
     daemon.serve(settings)
-
-
-def _pid_is_ours(pid: int) -> bool:
-    """Alive, and (where /proc tells) a trigger-local process, not a recycled pid."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():
-        return b"trigger" in cmdline.read_bytes()
-    return True
-
-
-def stop_pid(pid: int, timeout_s: float, sig: int = signal.SIGTERM) -> bool:
-    """Signal `pid` (SIGTERM) and wait for it to exit; False if it is still alive after
-    `timeout_s`."""
-    os.kill(pid, sig)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not _pid_is_ours(pid):
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def down(
@@ -171,13 +86,15 @@ def down(
              "checkpointed) and the next daemon continues them where they wait; with it their runs "
              "are interrupted and start again from the top on the next start."),
 ) -> None:
-    """Stop the running daemon (SIGTERM, then wait for it to exit). Runs that are executing go back
-    to their queue; waiting runs keep their place unless --kill-waiting."""
+    """Stop the running daemon (SIGTERM, then wait for it to exit).
+
+    Runs that are executing go back to their queue; waiting runs keep their place unless
+    --kill-waiting."""
     settings = settings_for(home)
     # daemon.json may be gone; the daemon's lock file still names it
     info = read_daemon_info(settings.home) or lock_holder(settings.home)
     pid = int(info.get("pid") or 0) if info else 0
-    if not pid or not _pid_is_ours(pid):
+    if not pid or not pid_is_ours(pid):
         err().print(f"No daemon is running (home {settings.home}).")
         return
     sig = KILL_WAITING_SIGNAL if kill_waiting else signal.SIGTERM
@@ -204,7 +121,11 @@ def status(
         return
     console = out()
     console.print(f"[green]running[/green] at {document.get('url', client().endpoint.base_url)}")
-    for line in status_lines({k: v for k, v in document.items() if k != "url"}):
+    # with projects, each has its own current version and tasks (the table); the top-level
+    # pair is one project's only, and read as the daemon's it would mislead
+    shown = {k: v for k, v in document.items()
+             if k != "url" and not (document.get("projects") and k in PER_PROJECT)}
+    for line in status_lines(shown):
         console.print(line, markup=False)
     if document.get("projects"):
         console.print(projects_table(document["projects"]))
@@ -248,12 +169,14 @@ def daemons_table(daemons: list[dict[str, Any]]) -> Table:
 def projects_table(projects: list[dict[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold", title="projects",
                   title_justify="left")
-    for column in ("PROJECT", "STATE", "TASKS", "VERSION", "DIRECTORY"):
-        table.add_column(column, no_wrap=column != "DIRECTORY")
+    for column in ("PROJECT", "STATE", "VERSION", "TASKS", "DIRECTORY"):
+        table.add_column(column, no_wrap=column in ("PROJECT", "STATE", "VERSION"))
     for p in projects:
         state = "[green]online[/green]" if p.get("online") else "[yellow]offline[/yellow] (no dev)"
-        table.add_row(str(p.get("ref")), state, str(p.get("tasks", 0)),
-                      str(p.get("currentVersion") or "-"), str(p.get("projectDir") or "-"))
+        ids = p.get("taskIds")
+        tasks = ", ".join(str(t) for t in ids) if isinstance(ids, list) else str(p.get("tasks", 0))
+        table.add_row(str(p.get("ref")), state, str(p.get("currentVersion") or "-"),
+                      escape(tasks or "-"), escape(str(p.get("projectDir") or "-")))
     return table
 
 

@@ -32,7 +32,9 @@ def _dotenv(root: Path) -> dict[str, str]:
 
 def deploy(
     dry_run: bool = typer.Option(False, "--dry-run",
-                                 help="Print the generated Dockerfile and stop."),
+                                 help="Print the generated Dockerfile, check what the build "
+                                      "would refuse (a python_version other than this one), and "
+                                      "stop."),
     tag: str | None = typer.Option(None, "--tag",
                                    help="Image name (default: trigger-local/<project>:<time>)."),
     json_output: bool = JSON_OPTION,
@@ -49,6 +51,7 @@ def deploy(
         text = images.dockerfile(config)
         if dry_run:
             sys.stdout.write(text)
+            images.check_python_version(config)  # what the real deploy would refuse: say so
             return
         problem = engine_problem()
         if problem:

@@ -6,8 +6,9 @@ and holds a session of it (its event stream, which also shows only this project'
 no dev of a project runs, its runs wait as QUEUED (docs/architecture.md, "Projects").
 
 A module that fails to import does not stop anything: the traceback is printed and the
-daemon keeps serving the last version that imported. Ctrl-C stops watching, and stops the
-daemon only if this command started it."""
+daemon keeps serving the last version that imported. Ctrl-C (or SIGTERM, SIGHUP) stops
+watching, and stops the daemon only if this command started it, at whatever moment of its start
+it comes (cli/daemon_start.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,17 @@ from ..errors import TriggerLocalError, ValidationError
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
 from .common import client, err, fail, out, print_error
-from .daemon_cmds import running_daemon, settings_for, start_detached, stop_pid
+from .daemon_cmds import settings_for
+from .daemon_start import (
+    Spawned,
+    end_on_signals,
+    ignore_signals,
+    running_daemon,
+    signals_held,
+    spawn,
+    stop_spawned,
+    wait_answering,
+)
 from .dev_watch import DevWatcher
 from .render import log_line
 from .run_events import StatusLines
@@ -161,16 +172,20 @@ def dev(
              "init`.")
     config = load_project(root)
     settings = settings_for(port=port, executor=executor or config.executor)
-    started_pid = None
-    info = running_daemon(settings.home)
-    if info is None:
-        url, started_pid = start_detached(settings)
-        err().print(f"Started a daemon at {url} (pid {started_pid}); Ctrl-C stops it.")
-    else:
-        err().print(f"Using the daemon at {info['url']} (pid {info.get('pid')}).")
-    api = client()
-    watcher = DevWatcher(config, lambda current: register(api, current))
+    end_on_signals()  # SIGTERM and SIGHUP end dev as Ctrl-C does: the cleanup below runs
+    started: Spawned | None = None
+    watcher: DevWatcher | None = None
     try:
+        info = running_daemon(settings.home)
+        if info is None:
+            with signals_held():  # no signal between the spawn and knowing what to stop
+                started = spawn(settings)
+            url = wait_answering(settings, started)
+            err().print(f"Started a daemon at {url} (pid {started.pid}); Ctrl-C stops it.")
+        else:
+            err().print(f"Using the daemon at {info['url']} (pid {info.get('pid')}).")
+        api = client()
+        watcher = DevWatcher(config, lambda current: register(api, current))
         watcher.start()  # before the first registration: a change made meanwhile is not missed
         register(api, config)
         show_project(api, config)
@@ -178,7 +193,8 @@ def dev(
     except KeyboardInterrupt:
         err().print("\nStopping.")
     finally:
-        watcher.close()
-        if started_pid is not None:
-            stop_pid(started_pid, settings.shutdown_grace_s + 15)
-            err().print(f"Stopped the daemon dev started (pid {started_pid}).")
+        ignore_signals()  # a second Ctrl-C must not leave the daemon running
+        if watcher is not None:
+            watcher.close()
+        if started is not None and stop_spawned(started, settings.shutdown_grace_s + 15):
+            err().print(f"Stopped the daemon dev started (pid {started.pid}).")

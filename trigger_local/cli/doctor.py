@@ -6,6 +6,7 @@ are held instead of checkpointed), so their absence is a warning, never a failur
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -187,11 +188,25 @@ def check_criu() -> Check:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Check("CRIU", "warn", f"`criu check` did not run: {exc}",
                      "Run `sudo criu check` yourself.")
-    said = (done.stdout + done.stderr).strip().splitlines()
     if done.returncode == 0:
-        return Check("CRIU", "ok", said[-1] if said else "criu check passed")
-    return Check("CRIU", "warn", f"`criu check` failed: {said[-1] if said else done.returncode}",
+        # not criu's last line: its warnings ("Can't check shutdown state of inet socket")
+        # come on stderr, after or before "Looks good."
+        return Check("CRIU", "ok", f"`criu check` passed{_criu_version(path)}")
+    said = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+    errors = [line for line in said if line.lower().startswith("error")]
+    why = (errors or said or [f"exit code {done.returncode}"])[-1]
+    return Check("CRIU", "warn", f"`criu check` failed: {why}",
                  "CRIU needs root and a recent version (4.x on kernels 6.x). " + SETUP_FIX)
+
+
+def _criu_version(path: str) -> str:
+    """` (CRIU 4.1.1)`, or "" when `criu --version` says nothing usable."""
+    try:
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    found = re.search(r"Version:\s*(\S+)", done.stdout)
+    return f" (CRIU {found.group(1)})" if found else ""
 
 
 def run_checks(settings: DaemonSettings) -> list[Check]:

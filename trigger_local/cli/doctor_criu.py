@@ -14,6 +14,12 @@ SETUP_FIX = ("Run `sudo bash scripts/setup-criu.sh --yes-upgrade-libc` (installs
              "in memory.")
 
 
+RUNTIME_FIX = ("`criu check` passed but a real dump failed (its error is above and in the "
+               "daemon log): check CRIU's limits in this environment (containers often lack "
+               "CAP_SYS_RESOURCE), then restart the daemon; set `TRIGGER_LOCAL_CHECKPOINTS=off` "
+               "to hold waits without trying. Runs of async tasks never need CRIU.")
+
+
 def daemon_checkpoints(settings: DaemonSettings) -> dict[str, Any] | None:
     """The running daemon's `executor.checkpoints` status, or None (no daemon, or no answer)."""
     info = running_daemon(settings.home)
@@ -35,9 +41,10 @@ def checkpoint_check(settings: DaemonSettings) -> tuple[str, str, str] | None:
     if status is None:
         return None
     if not status.get("available"):
+        reason = str(status.get("reason"))
+        fix = RUNTIME_FIX if "failed at run time" in reason else SETUP_FIX
         return "warn", ("the daemon holds waiting runs instead of checkpointing them: "
-                        f"{status.get('reason')}"), \
-            SETUP_FIX
+                        f"{reason}"), fix
     mib = int(status.get("bytes") or 0) / (1024 * 1024)
     return "ok", (f"the daemon checkpoints waiting runs (CRIU {status.get('criu_version')}); "
                   f"{status.get('count', 0)} checkpoint(s) on disk, {mib:.1f} MiB in "

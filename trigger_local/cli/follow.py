@@ -1,12 +1,16 @@
 """Watching a run until it ends: for `trigger --wait` and `runs logs --follow`.
 
 Both read the daemon's server-sent event stream filtered to the run, so an end or a log
-line is printed as soon as it is committed. Each time the stream (re)opens we re-read the
-run (and its log page), which covers whatever happened before we were connected; log ids
-only grow, so a line is never printed twice."""
+line is printed as soon as it is committed. `trigger --wait` takes the stream's cursor before
+it triggers (`event_cursor`) and opens the watch from there, so every event of the run comes,
+the first attempt's too. Without a cursor, each time the stream (re)opens we re-read the run
+(and its log page), which covers whatever happened before we were connected; log ids only
+grow, so a line is never printed twice."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,14 +18,36 @@ from rich.console import Console
 from rich.text import Text
 
 from ..display import clock_time, status_text
+from ..errors import DaemonUnreachableError, TriggerLocalError
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
 from ..sdk.management import is_final
 from .common import out
 from .render import log_line
-from .run_events import SHOWN, StatusLines, error_summary, final_text
+from .run_events import NOT_STARTING, SHOWN, StatusLines, error_summary, final_text, why_not_started
 
 Json = dict[str, Any]
+
+#: how long a run may sit queued before `trigger --wait` says why it does not start
+NOT_STARTED_GRACE_S = 2.0
+
+
+def _refuse_reconnect(live: bool) -> None:
+    if not live:
+        raise DaemonUnreachableError("the event stream is not there")
+
+
+def event_cursor(api: SyncApiClient) -> int | None:
+    """Where the daemon's event stream is now (None: it cannot be reached). A watch opened from
+    it later misses nothing that happened in between, such as a fast first attempt."""
+    events = iter_events(api, types=["run."], on_state=_refuse_reconnect)
+    try:
+        seq = next(events).get("seq")
+    except (DaemonUnreachableError, StopIteration):
+        return None
+    finally:
+        events.close()
+    return seq if isinstance(seq, int) else None
 
 
 class LogTail:
@@ -75,25 +101,32 @@ class RunWatch:
     """Prints one run's status changes and log lines as they happen (for `trigger --wait`);
     the final status, with the error and the end of its traceback, is printed once at the end.
 
-    Whatever happened before the stream opened (a fast first attempt that failed already) is
-    caught up from the run itself: its failed attempts, then its current status."""
+    From `after` (a cursor taken before the trigger) the stream delivers every event of the
+    run. Without one, whatever happened before the stream opened (a fast first attempt that
+    failed already) is caught up from the run itself: its failed attempts, then its current
+    status. A run still not started after a short grace gets a line saying why."""
 
-    def __init__(self, api: SyncApiClient, run_id: str, console: Callable[[], Console]) -> None:
-        self.api, self.run_id, self.console = api, run_id, console
+    def __init__(self, api: SyncApiClient, run_id: str, console: Callable[[], Console],
+                 after: int | None = None) -> None:
+        self.api, self.run_id, self.console, self.after = api, run_id, console, after
         self.tail = LogTail(api, run_id, console=console)
         self.status_lines = StatusLines(api)
         self.last_status: str | None = None
         self.reported_attempts: set[int] = set()
+        self._lock = threading.Lock()  # the grace timer prints from its own thread
 
     def _print(self, at: Any, text: Text) -> None:
-        self.console().print(Text(clock_time(at) + " ", style="dim") + text)
+        with self._lock:
+            self.console().print(Text(clock_time(at) + " ", style="dim") + text)
 
     def on_event(self, event: Json) -> None:
         if event.get("type") == OPEN:
-            self.tail.pump()  # what was logged before we were connected
+            if self.after is None:
+                self.tail.pump()  # what was logged before we were connected
             return
         if event.get("logs"):
-            self.tail.show(list(event["logs"]))
+            with self._lock:
+                self.tail.show(list(event["logs"]))
             return
         data = event.get("data") or {}
         status = data.get("status")
@@ -125,14 +158,44 @@ class RunWatch:
             self._print(run.get("updatedAt"), status_text(status))
             self.last_status = status
 
+    def explain_if_not_started(self) -> None:
+        """After the grace: say why the run has not started, and that we keep waiting."""
+        try:
+            run = self.api.retrieve_run(self.run_id)
+        except TriggerLocalError:
+            return
+        if run.get("status") not in NOT_STARTING:
+            return
+        why = why_not_started(self.api, run) or "no free slot yet"
+        text = Text(f"{run.get('status')}: not started yet: {why}.", style="yellow")
+        text.append("\n  Still waiting; Ctrl-C stops waiting (the run stays queued).",
+                    style="dim")
+        self._print(time.time(), text)
+
     def finish(self, run: Json) -> None:
-        self.tail.pump()
+        with self._lock:
+            self.tail.pump()
         self._print(run.get("finishedAt") or run.get("updatedAt"), final_text(run))
 
     def run(self) -> Json:
         """The run once it is final."""
-        for event in iter_events(self.api, run_id=self.run_id, types=["run."]):
+        timer = threading.Timer(NOT_STARTED_GRACE_S, self.explain_if_not_started)
+        timer.daemon = True
+        timer.start()
+        try:
+            return self._watch()
+        finally:
+            timer.cancel()
+
+    def _watch(self) -> Json:
+        opened = 0
+        for event in iter_events(self.api, run_id=self.run_id, types=["run."], after=self.after):
             self.on_event(event)
+            opened += event.get("type") == OPEN
+            # from a cursor the stream replays every event: the first open needs no catching
+            # up (a reopen does check the run: the stream had ended, the run may have too)
+            if self.after is not None and event.get("type") == OPEN and opened == 1:
+                continue
             if _changes_status(event):
                 run = self.api.retrieve_run(self.run_id)
                 if event.get("type") == OPEN:

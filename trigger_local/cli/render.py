@@ -6,6 +6,7 @@ daemon leaves out shows as "-" instead of a crash."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from rich.console import Console, Group
@@ -54,6 +55,17 @@ def first_and_more(ids: list[str] | None) -> str:
     return ids[0] + (f" +{len(ids) - 1}" if len(ids) > 1 else "")
 
 
+_ISO_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})")
+
+
+def local_times(text: Any) -> Any:
+    """A sentence from the daemon with its ISO UTC instants shown in local time, like every
+    other time the CLI prints."""
+    if not isinstance(text, str):
+        return text
+    return _ISO_INSTANT.sub(lambda m: detail_time(m.group(0)), text)
+
+
 def _schedule(schedule: Json | None) -> str | None:
     if not schedule:
         return None
@@ -67,7 +79,7 @@ def _field_rows(run: Json) -> Table:
     table.add_column()
     rows: list[tuple[str, Any]] = [
         ("Task", run.get("taskIdentifier")), ("Status", status_text(run.get("status"))),
-        ("Waiting", run.get("statusReason")), ("Project", run.get("project")),
+        ("Waiting", local_times(run.get("statusReason"))), ("Project", run.get("project")),
         ("Version", run.get("version")), ("Machine", run.get("machine")),
         ("Tags", ", ".join(run.get("tags") or []) or None),
         ("Idempotency key", run.get("idempotencyKey")), ("Batch", run.get("batchId")),

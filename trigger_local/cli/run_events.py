@@ -20,8 +20,11 @@ from ..statuses import FAILED_STATUSES, FINAL_STATUSES, RunStatus
 
 Json = dict[str, Any]
 
-#: the statuses worth a line (queueing and dequeueing are noise while you watch)
-SHOWN = FINAL_STATUSES | {RunStatus.EXECUTING, RunStatus.WAITING}
+#: the statuses worth a line (queueing and dequeueing are noise while you watch; waiting for a
+#: version is not: no project has the task yet)
+SHOWN = FINAL_STATUSES | {RunStatus.EXECUTING, RunStatus.WAITING, RunStatus.PENDING_VERSION}
+#: not started yet, and not by choice (a delayed run waits on purpose)
+NOT_STARTING = frozenset({RunStatus.QUEUED, RunStatus.PENDING_VERSION})
 #: frames of the traceback shown under a final failure
 STACK_FRAMES = 3
 _FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line \d+')
@@ -74,7 +77,8 @@ def retry_text(data: Json, error: Any) -> Text:
     when = f"in {retry_in:.1f}s" if isinstance(retry_in, int | float) else "soon"
     on = f" on {data['machine']} (out of memory)" if data.get("machine") else ""
     text = Text(f"attempt {data.get('attempt', '?')} failed: ", style="yellow")
-    text.append(error_summary(error), style="red")
+    # a message's own full stop would stand before the semicolon
+    text.append(error_summary(error).rstrip().removesuffix("."), style="red")
     text.append(f"; retrying{on} {when}", style="yellow")
     return text
 
@@ -119,6 +123,8 @@ class StatusLines:
         if status == "EXECUTING" and data.get("interrupted_by"):
             return Text(f"started again after an interruption (attempt {data.get('attempt', '?')}; "
                         f"{data['interrupted_by']})", style="yellow")
+        if status == RunStatus.QUEUED and data.get("from") == RunStatus.PENDING_VERSION:
+            return Text("QUEUED (a version with this task was registered)")
         if status not in SHOWN or status == data.get("from"):
             return None
         if status in FAILED_STATUSES:
@@ -127,3 +133,36 @@ class StatusLines:
             except TriggerLocalError:
                 pass
         return status_text(status)
+
+
+def why_not_started(api: SyncApiClient, run: Json) -> str | None:
+    """Why a run that should have started by now has not (None: no reason found, or it has
+    started): its project's dev stopped, no project has its task, its queue is paused."""
+    status = run.get("status")
+    if status not in NOT_STARTING:
+        return None
+    try:
+        if status == RunStatus.PENDING_VERSION:
+            return _no_version(api, run)
+        reason = run.get("statusReason")
+        if reason:
+            return str(reason)
+        queue = api.retrieve_queue(str(run.get("queue") or ""))
+    except TriggerLocalError:
+        return None
+    if queue.get("paused"):
+        return (f"its queue {queue.get('name')} is paused: resume it with `trigger-local "
+                f"queues resume {queue.get('name')}`")
+    limit, running = queue.get("concurrencyLimit"), queue.get("running")
+    if isinstance(limit, int) and isinstance(running, int) and running >= limit:
+        return f"its queue {queue.get('name')} is full ({running} running, limit {limit})"
+    return None
+
+
+def _no_version(api: SyncApiClient, run: Json) -> str:
+    projects = api.list_projects().get("data") or []
+    known = ", ".join(f"{p.get('ref')} ({p.get('projectDir')})" for p in projects
+                      if isinstance(p, dict)) or "none yet"
+    where = f"project {run['project']}" if run.get("project") else "no registered project"
+    return (f"{where} has no version with task {run.get('taskIdentifier')!r} yet; registered "
+            f"projects: {known}. Run `trigger-local dev` in the task's project")

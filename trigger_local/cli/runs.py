@@ -98,10 +98,15 @@ app.command("stream")(stream)
 def cancel(run_id: str = RUN_ID) -> None:
     """Cancel a run that has not finished (finished runs are left as they are)."""
     api = client()
+    before = api.retrieve_run(run_id)  # a final run (canceled too) stays as it is: say so
+    if is_final(before):
+        err().print(f"{run_id} had already finished ({before.get('status')}); nothing changed.")
+        return
     api.cancel_run(run_id)
     run = api.retrieve_run(run_id)
-    if is_final(run) and run.get("status") != "CANCELED":
-        err().print(f"{run_id} had already finished ({run.get('status')}); nothing to cancel.")
+    if run.get("status") != "CANCELED":
+        err().print(f"{run_id} finished ({run.get('status')}) before it could be canceled; "
+                    "nothing changed.")
     else:
         err().print(f"Canceled {run_id}.")
 

@@ -24,10 +24,11 @@ MISSED_OPTION = typer.Option(None, "--missed",
 
 def schedules_table(items: list[dict[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "TASK", "TYPE", "CRON", "TIMEZONE", "NEXT RUN", "ACTIVE"):
+    for column in ("ID", "PROJECT", "TASK", "TYPE", "CRON", "TIMEZONE", "NEXT RUN", "ACTIVE"):
         table.add_column(column, no_wrap=True)
     for s in items:
-        table.add_row(s["id"], s["task"], s["type"].lower(), s["generator"]["expression"],
+        table.add_row(s["id"], str(s.get("project") or "-"), s["task"], s["type"].lower(),
+                      s["generator"]["expression"],
                       s["timezone"],
                       table_time(s.get("nextRun")), "yes" if s["active"] else "[yellow]no[/yellow]")
     return table

@@ -11,7 +11,7 @@ from ..durations import parse_duration
 from ..errors import ValidationError
 from .common import client, emit_json, err, read_json_arg
 from .completion import complete_task
-from .follow import RunWatch, wait_until_final
+from .follow import RunWatch, event_cursor, wait_until_final
 from .render import pretty
 from .run_events import error_summary
 
@@ -53,9 +53,16 @@ def trigger(
                                           help="Seconds to jump ahead in the queue."),
     tags: list[str] = typer.Option([], "--tag", "-t", help="Tag the run (repeatable)."),
     queue: str | None = typer.Option(None, "--queue", help="Run on this queue."),
-    concurrency_key: str | None = typer.Option(None, "--concurrency-key"),
-    idempotency_key: str | None = typer.Option(None, "--idempotency-key"),
-    max_attempts: int | None = typer.Option(None, "--max-attempts", min=1),
+    concurrency_key: str | None = typer.Option(
+        None, "--concurrency-key",
+        help="Runs with the same key share the queue's concurrency limit separately from other "
+             "keys (e.g. one per user)."),
+    idempotency_key: str | None = typer.Option(
+        None, "--idempotency-key",
+        help="Trigger at most once per key: the same key again returns the existing run."),
+    max_attempts: int | None = typer.Option(
+        None, "--max-attempts", min=1,
+        help="Attempts before the run fails (default: the task's retry policy, else 3)."),
     max_duration: str | None = typer.Option(None, "--max-duration", help="Seconds, or 10m, 1h..."),
     machine: str | None = typer.Option(None, "--machine", help="Machine preset, e.g. small-1x."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
@@ -72,6 +79,8 @@ def trigger(
         raise typer.BadParameter(exc.message) from None
     data, data_type = packets.encode(value)
     api = client()
+    # before the trigger: the watch then sees every event of the run, the first attempt's too
+    cursor = event_cursor(api) if wait and not quiet else None
     handle = api.trigger(task, data, data_type, options)
     run_id = str(handle["id"])
     if not wait:
@@ -87,7 +96,7 @@ def trigger(
         err().print(f"Triggered {task} as {run_id}; waiting for it to end (Ctrl-C stops waiting, "
                     "not the run)")
     try:
-        run = wait_until_final(api, run_id) if quiet else RunWatch(api, run_id, err).run()
+        run = wait_until_final(api, run_id) if quiet else RunWatch(api, run_id, err, cursor).run()
     except KeyboardInterrupt:
         err().print(f"\nStopped waiting. The run goes on: follow it with "
                     f"`trigger-local runs logs {run_id} --follow`")

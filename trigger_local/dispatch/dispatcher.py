@@ -151,7 +151,7 @@ class Dispatcher:
     def _held_room(self) -> int:
         # held processes resume without needing a new one
         describe = self.executor.describe()
-        return int(describe.get("states", {}).get("held", 0))
+        return int(describe.get("states", {}).get("held", 0)) + int(describe.get("held_runs", 0))
 
     async def step(self) -> None:
         """One round, after sleeping (until woken or something is due) if the last round found

@@ -75,8 +75,7 @@ async def start(tx: Tx, run_id: str, worker_id: str, pid: int | None,
 
 async def on_workers(runs: RunReader) -> list[Run]:
     """Runs that a process is (or was, before a restart) executing or holding."""
-    found = await runs.with_status([DEQUEUED, EXECUTING, WAITING, QUEUED])
-    return [r for r in found if r.worker_id or r.status in (DEQUEUED, EXECUTING)]
+    return await runs.on_workers()
 
 
 async def requeue(tx: Tx, run_id: str, reason: str) -> None:

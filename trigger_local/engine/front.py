@@ -37,6 +37,7 @@ from . import (
     queues,
     registration,
     reports,
+    retention,
     runs,
     schedules,
     streams,
@@ -162,19 +163,16 @@ class Engine:
 
     async def replay(self, run_id: str) -> Run:
         """A new run of the same task, payload and options."""
-        run = await runs.get(self.queries.runs, run_id)
-        return (await self.trigger(triggering.again(run))).run
+        return (await self.trigger(triggering.again(await runs.get(self.queries.runs, run_id)))).run
 
     async def create_batch(self, run_count: int, *, parent_run_id: str | None = None,
                            wait: bool = False, idempotency_key: str | None = None,
                            request_key: str | None = None,
                            project: str | None = None) -> tuple[Batch, bool]:
-        """A new batch of `run_count` runs, or (with True) the batch `idempotency_key` or the
-        request key `request_key` (within the caller's `project`) already made."""
-        async with self._unit() as tx:
-            return await triggering.create_batch(
-                tx, run_count, parent_run_id=parent_run_id, wait=wait,
-                idempotency_key=idempotency_key, request_key=request_key, scope=project)
+        """A new batch, or (True) the one `idempotency_key` or `request_key` (in `project`) made."""
+        return await self._run(triggering.create_batch, run_count, parent_run_id=parent_run_id,
+                               wait=wait, idempotency_key=idempotency_key,
+                               request_key=request_key, scope=project)
 
     async def batch_trigger(self, reqs: Sequence[TriggerRequest], *,
                             parent_run_id: str | None = None, wait: bool = False,
@@ -186,10 +184,9 @@ class Engine:
         for req in reqs:  # resolved as the batch's children: in the parent's project if unsaid
             req.parent_run_id = req.parent_run_id or parent_run_id
         prepared = [await self._prepare(req) for req in reqs]
-        async with self._unit() as tx:
-            return await triggering.trigger_batch(
-                tx, prepared, parent_run_id=parent_run_id, wait=wait,
-                idempotency_key=idempotency_key, request_key=request_key, record=record)
+        return await self._run(triggering.trigger_batch, prepared, parent_run_id=parent_run_id,
+                               wait=wait, idempotency_key=idempotency_key,
+                               request_key=request_key, record=record)
 
     async def batch_items(self, batch_id: str) -> dict[str, str]:
         """The items a two-phase batch has received: index (as a string) → run id."""
@@ -397,3 +394,6 @@ class Engine:
         """A `dev` of project `ref` went away; with the last one, the project goes offline."""
         if self.projects.close_session(ref):
             await self._run(projects.session_changed, ref, online=False)
+
+    async def prune(self, limit: int) -> tuple[int, list[str]]:  # retention (retention.py)
+        return await self._run(retention.prune, limit)

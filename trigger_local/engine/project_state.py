@@ -164,7 +164,8 @@ class Projects:
         self.sessions.clear()
 
     def summaries(self) -> list[dict[str, Any]]:
-        """Each project: ref, directory, current version, online or not, its task count."""
+        """Each project: ref, directory, current version, online or not, its tasks (count and
+        ids)."""
         out = []
         for ref in sorted(set(self.records) | set(self.current)):
             record, version = self.records.get(ref), self.current.get(ref)
@@ -175,5 +176,6 @@ class Projects:
                         "online": self.online(ref), "dev": bool(record and record.dev),
                         "devSessions": self.sessions.get(ref, 0),
                         "leftAt": iso(record.left_at) if record and record.left_at else None,
-                        "tasks": len(version.tasks) if version else 0})
+                        "tasks": len(version.tasks) if version else 0,
+                        "taskIds": sorted(t.task_id for t in version.tasks) if version else []})
         return out

@@ -44,14 +44,14 @@ async def wait(tx: Tx, run_id: str, attempt: int, *, kind: str, until: Any = Non
                               idempotency_key_ttl)
         await durable.bind(tx, run.id, attempt, record, waitpoint_id=wp.id)
     capability = tx.ctx.capability
-    action = suspension.decide(wp, tx.now, tx.settings, capability)
+    action = suspension.decide(wp, tx.now, tx.settings, capability, run.id)
     if action == suspension.CONTINUE:
         return WaitDecision(action, wp.id, waitpoint_result(wp))
     await tx.waitpoints.block(run.id, [wp.id], tx.now)
     executed = run.executed_s
     if run.deadline_at is not None and run.max_duration_s:
         executed = run.max_duration_s - max(0.0, run.deadline_at - tx.now)
-    hold_reason = suspension.hold_reason(wp, tx.now, tx.settings, capability)
+    hold_reason = suspension.hold_reason(wp, tx.now, tx.settings, capability, run.id)
     await move(tx, run, WAITING, deadline_at=None, executed_s=executed,
                data={"waitpoint_id": wp.id, "waitpoint_type": wp.type, "action": action,
                      "until": wp.complete_after, "hold_reason": hold_reason})

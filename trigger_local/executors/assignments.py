@@ -1,5 +1,7 @@
 """What a task process is given: its environment when it starts, and an assignment (one run's
-attempt, docs/worker-protocol.md) each time it takes a run."""
+attempt, docs/worker-protocol.md) each time it takes a run; and what it leaves when it dies
+during an attempt: the log lines in its spool (log_spool.py) it had not sent, stored before the
+attempt's end is recorded, so `runs logs` shows the lines logged just before a crash."""
 
 from __future__ import annotations
 
@@ -7,16 +9,22 @@ import json
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from .. import packet_store
 from ..durations import iso
+from ..engine import Engine
 from ..engine.retry import run_policy
+from ..log_spool import SPOOL_ENV, unsent
 from ..projects import PROJECT_ENV
-from ..store.models import Attempt, Run, RunStep, Version
+from ..store.models import Attempt, LogEntry, Run, RunStep, Version
 from ..tokens import project_key, run_token, worker_token
+
+log = structlog.get_logger("executor")
 
 
 def worker_env(url: str, secret_key: str, worker_id: str, version: Version,
-               project_dir: str) -> dict[str, str]:
+               project_dir: str, log_path: Path | None = None) -> dict[str, str]:
     """The variables the runtime of a task process reads (they win over the user's: a user
     value would break the wiring). The task's project and that project's key: the SDK inside
     a task reaches its own project only (`tasks.trigger` of a task id resolves there)."""
@@ -31,7 +39,9 @@ def worker_env(url: str, secret_key: str, worker_id: str, version: Version,
             "TRIGGER_API_URL": url,
             "TRIGGER_SECRET_KEY": project_key(secret_key, version.project),
             PROJECT_ENV: version.project,
-            "PYTHONUNBUFFERED": "1"}
+            "PYTHONUNBUFFERED": "1",
+            # a process with an output log (the process executor's) spools its log lines
+            **({SPOOL_ENV: str(spool_path(log_path))} if log_path is not None else {})}
 
 
 def replay_records(steps: list[RunStep], home: Path) -> list[dict[str, Any]]:
@@ -81,3 +91,59 @@ def assignment(run: Run, attempt: Attempt, version: Version, secret_key: str,
             "version": version.id, "environment": {"type": "DEVELOPMENT"},
         },
     }
+
+
+#: the daemon's log entries of an attempt are counted a page at a time
+PAGE = 1000
+
+
+def spool_path(log_path: Path) -> Path:
+    """A task process's spool, next to its output log."""
+    return log_path.with_suffix(".spool")
+
+
+async def _received(engine: Engine, run_id: str, attempt: int) -> int:
+    """How many log entries of the attempt the daemon holds."""
+    count, after = 0, 0
+    while True:
+        page = await engine.queries.logs.for_run(run_id, after, PAGE)
+        count += sum(1 for entry in page if entry.attempt == attempt)
+        if len(page) < PAGE:
+            return count
+        after = int(page[-1].id or 0)
+
+
+def _float(value: object, default: float) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else default
+
+
+def _entry(run_id: str, attempt: int, raw: dict[str, object], now: float) -> LogEntry:
+    attributes = raw.get("attributes")
+    ended = raw.get("endedAt")
+    return LogEntry(run_id=run_id, attempt=attempt, at=_float(raw.get("at"), now),
+                    level=str(raw.get("level") or "info"), message=str(raw.get("message", "")),
+                    attributes=attributes if isinstance(attributes, dict) else {},
+                    kind="span" if raw.get("kind") == "span" else "log",
+                    span_id=str(raw["spanId"]) if raw.get("spanId") else None,
+                    parent_span_id=str(raw["parentSpanId"]) if raw.get("parentSpanId") else None,
+                    ended_at=_float(ended, now) if ended is not None else None)
+
+
+async def lose_attempt(engine: Engine, log_path: Path, run_id: str, attempt: int, reason: str,
+                       *, interrupted: bool, last: bool = True) -> None:
+    """The process of `attempt` has exited: store what its spool holds that the daemon has not
+    (and remove the spool once its `last` run is done: a shared process's spool holds the lines
+    of every run it held), then record the attempt's end (engine.worker_lost)."""
+    path = spool_path(log_path)
+    try:
+        missing = unsent(path, run_id, attempt, await _received(engine, run_id, attempt))
+        if missing:
+            now = engine.clock.now()
+            await engine.append_logs([_entry(run_id, attempt, raw, now) for raw in missing])
+            log.info("stored log lines the task process had not sent", run=run_id,
+                     attempt=attempt, lines=len(missing))
+    finally:
+        if last:
+            path.unlink(missing_ok=True)
+    await engine.worker_lost(run_id, attempt, reason, interrupted=interrupted)

@@ -37,8 +37,8 @@ class Executor(Protocol):
     async def resume(self, run: Run) -> bool:
         """Let the held process of `run` continue. False if it is gone."""
 
-    async def next_assignment(self, worker_id: str,
-                              wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
+    async def next_assignment(self, worker_id: str, wait_s: float, ack: int | None = None
+                              ) -> dict[str, Any] | list[dict[str, Any]] | None | Literal["retire"]:
         """The worker's long-poll: its next run, None (poll again) or "retire" (exit)."""
 
     def can_checkpoint(self) -> bool: ...

@@ -154,6 +154,8 @@ class Checkpointer(CheckpointerBase):
             _remove(images)
             await self.engine.undo_checkpoint(ck.id)
             log.warning("checkpoint failed: holding the run", run=run_id, error=str(exc)[:300])
+            if isinstance(exc, CriuError) and not _out_of_space(str(exc)):
+                self._switch_to_hold(exc)
             await self.engine.checkpoint_refused(run_id,
                                                  f"checkpoint failed, the run is held: {exc}")
             return False
@@ -165,6 +167,20 @@ class Checkpointer(CheckpointerBase):
         else:
             _remove(images)
         return True
+
+    def _switch_to_hold(self, exc: CriuError) -> None:
+        """`criu check` passed at start, yet a dump failed (seen: "Can't setup RLIMIT_NOFILE"
+        in some containers): this host's CRIU does not work for our processes, and every later
+        dump would fail the same way after costing a freeze. From now on waits are held; the
+        status, `doctor` and each run's hold reason say why. A restart tries CRIU again."""
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+        when = time.strftime("%H:%M:%S")
+        self.capability = criu.Capability(
+            False, f"a checkpoint dump failed at run time ({when}: {first}); this daemon holds "
+                   "waiting runs from now on (restart it to try CRIU again)",
+            self.capability.version)
+        log.warning("checkpoints switched off for this daemon: a dump failed at run time",
+                    error=first)
 
     # -- a dump that a killed daemon left pending ----------------------------------------------
     async def settle_pending(self, ck: Checkpoint) -> bool:
@@ -229,6 +245,11 @@ async def test_pause_before_record() -> None:
     if pause > 0:
         log.warning("test hook: pausing before recording a checkpoint", seconds=pause)
         await asyncio.sleep(pause)
+
+
+def _out_of_space(message: str) -> bool:
+    """A dump that failed for want of disk space says nothing about CRIU on this host."""
+    return "No space left" in message or "ENOSPC" in message
 
 
 def _remove(images: Path) -> None:

@@ -1,16 +1,15 @@
-"""DockerExecutor: every attempt runs in its own container from the version's image.
+"""DockerExecutor: attempts run in containers from the version's image.
 
-It is the ProcessExecutor's protocol with a container in place of a process: the container runs
-`python -m trigger_local.runtime work`, long-polls the daemon over the host network for its one
-assignment, and retires after it (one container per attempt). Containers are labelled with
+The ProcessExecutor's protocol with a container in place of a process (`python -m
+trigger_local.runtime work`, long-polling the daemon over the host network). Runs of async tasks
+share a warm container per version and machine (executors/sharing.py); a sync or `isolated=True`
+task's run has a container of its own, which retires after it. Containers are labelled with
 their worker id, so a restarted daemon adopts the ones still running.
 
 The engine may be absent or stop at any time: the executor then reports no capacity (runs stay
-QUEUED), says why in `describe()`, and checks again every few seconds.
-
-A waiting run's container is checkpointed and stopped (executors/docker_checkpoints.py) when
-the engine can; a stopped container that has a checkpoint is neither a crash nor removed.
-"""
+QUEUED), says why in `describe()`, and checks again every few seconds. A waiting run's container
+is checkpointed and stopped (executors/docker_checkpoints.py) when the engine can; a stopped
+container that has a checkpoint is neither a crash nor removed."""
 
 from __future__ import annotations
 
@@ -32,6 +31,7 @@ from ..ids import new_id
 from ..machines import machine_for
 from ..store.models import EXECUTING, WAITING, Run, Version, Worker
 from ..supervise import Loop, Supervisor
+from .adoption import adopt_shared_run, is_shared
 from .assignments import assignment, worker_env
 from .containers import (
     APP_DIR,
@@ -46,6 +46,7 @@ from .containers import (
 )
 from .docker_checkpoints import DockerCheckpointer
 from .process import ProcessExecutor
+from .sharing import SHARED_NOTE
 from .workers import BUSY, HELD, IDLE, KILLED, WorkerHandle, log_tail
 
 log = structlog.get_logger("executor")
@@ -94,8 +95,11 @@ class DockerExecutor(ProcessExecutor):
 
     # -- availability ---------------------------------------------------------------------------
     def capacity(self) -> int:
-        # idle containers do not count: each one retires after its single attempt
-        return 0 if self.problem else max(0, self.settings.max_processes - len(self.workers))
+        # an exclusive container retires after its single attempt: only shared ones have room
+        if self.problem:
+            return 0
+        room = sum(self.sharing.room(w) for w in self.workers.values())
+        return room + max(0, self.settings.max_processes - len(self.workers))
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "containers": len(self.workers),
@@ -126,6 +130,8 @@ class DockerExecutor(ProcessExecutor):
 
     # -- starting runs --------------------------------------------------------------------------
     def _should_retire(self, worker: WorkerHandle) -> bool:
+        if worker.shared:
+            return super()._should_retire(worker)
         return worker.runs_done >= 1  # one container per attempt
 
     async def assign(self, run: Run) -> bool:
@@ -138,10 +144,15 @@ class DockerExecutor(ProcessExecutor):
                 run, f"Version {run.version_id} has no image: the docker executor runs deployed "
                      "versions; run `trigger-local deploy` in the project")
             return True
+        task = version.task(run.task_id)
+        shared = task is not None and task.shared and self.settings.runs_per_process > 1
+        worker = self._shared_container(version.id, run.machine) if shared else None
+        if worker is not None:
+            return await self._start_shared(worker, version, run)
         if len(self.workers) >= self.settings.max_processes:
             return False
         try:
-            worker = await self._spawn_container(version, image, run.machine)
+            worker = await self._spawn_container(version, image, run.machine, shared=shared)
         except ImageNotFound:
             await self.engine.system_failure(
                 run, f"Image {image} of version {version.id} is gone from the Docker engine: run "
@@ -150,6 +161,8 @@ class DockerExecutor(ProcessExecutor):
         except DockerException as exc:
             self._engine_lost(exc)
             return False
+        if shared:
+            return await self._start_shared(worker, version, run)
         started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
         if started is None:
             worker.kill()
@@ -162,6 +175,31 @@ class DockerExecutor(ProcessExecutor):
                                              self.settings.home, records))
         return True
 
+    def _shared_container(self, version_id: str, machine: str | None) -> ContainerHandle | None:
+        """A warm shared container of the version, of the run's machine, with room."""
+        name = machine_for(machine).name
+        fits = [w for w in self.workers.values()
+                if isinstance(w, ContainerHandle) and w.machine == name]
+        found = self.sharing.pick(fits, version_id)
+        return found if isinstance(found, ContainerHandle) else None
+
+    async def _start_shared(self, worker: WorkerHandle, version: Version, run: Run) -> bool:
+        worker.executing.add(run.id)  # its place is taken now: runs start concurrently
+        started = None
+        try:
+            started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
+        finally:
+            if started is None:
+                worker.executing.discard(run.id)
+        if started is None:
+            return True
+        run, attempt = started
+        self._by_run[run.id] = worker.id
+        records = await self.engine.records.for_attempt(run, attempt.number)  # replayed
+        self.sharing.assign(worker, run.id, attempt.number, assignment(
+            run, attempt, version, self.secret_key, self.settings.home, records))
+        return True
+
     async def _container_env(self, version: Version, worker_id: str) -> dict[str, str]:
         # the environment's env vars (envvars API), then the version's; ours win on a clash
         env = {**await self.engine.process_env(),
@@ -171,13 +209,14 @@ class DockerExecutor(ProcessExecutor):
             env["TRIGGER_LOCAL_ORPHAN_TIMEOUT_S"] = orphan
         return env | worker_env(self.settings.url, self.secret_key, worker_id, version, APP_DIR)
 
-    async def _spawn_container(self, version: Version, image: str,
-                               machine_name: str | None) -> ContainerHandle:
+    async def _spawn_container(self, version: Version, image: str, machine_name: str | None, *,
+                               shared: bool = False) -> ContainerHandle:
         worker_id = new_id("worker")
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         machine = machine_for(machine_name)
         worker = ContainerHandle(id=worker_id, version_id=version.id, pid=None,
-                                 log_path=self.logs_dir / f"{worker_id}.log", machine=machine.name)
+                                 log_path=self.logs_dir / f"{worker_id}.log", machine=machine.name,
+                                 shared=shared, booting=shared)
         # Known before it starts: its first long-poll may arrive before `run` returns.
         self.workers[worker_id] = worker
         options = container_options(machine, await self._container_env(version, worker_id),
@@ -213,22 +252,31 @@ class DockerExecutor(ProcessExecutor):
         self.workers.pop(worker.id, None)
         try:
             await self.engine.forget_worker(worker.id)
-            if worker.run_id and worker.attempt and not self._stopping:
-                if code is None and worker.state != KILLED:
-                    # the engine went away with the container: not the task's fault
-                    await self.engine.worker_lost(worker.run_id, worker.attempt,
-                                                  "The Docker engine stopped during the attempt",
-                                                  interrupted=True)
-                    return
-                reason = describe_container_exit(code, oom, worker.machine,
-                                                 log_tail(worker.log_path))
-                log.warning("task container exited during a run", worker=worker.id,
-                            run=worker.run_id, code=code, oom=oom)
-                error_name = "OutOfMemoryError" if oom else "TaskProcessExited"
-                await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
-                                              error_name=error_name)
+            held = dict(worker.runs) if worker.shared else (
+                {worker.run_id: worker.attempt} if worker.run_id and worker.attempt else {})
+            if held and not self._stopping:
+                await self._release(worker, held, code, oom)
         finally:
             self._wake()
+
+    async def _release(self, worker: ContainerHandle, held: dict[str, int], code: int | None,
+                       oom: bool) -> None:
+        """The container stopped with runs on it: each is interrupted (the engine went away) or
+        failed with the container's exit, and retried per its policy."""
+        if code is None and worker.state != KILLED:
+            # the engine went away with the container: not the task's fault
+            gone = "The Docker engine stopped during the attempt"
+            for run_id, attempt in held.items():
+                await self.engine.worker_lost(run_id, attempt, gone, interrupted=True)
+            return
+        reason = describe_container_exit(code, oom, worker.machine, log_tail(worker.log_path))
+        log.warning("task container exited during a run", worker=worker.id, runs=list(held),
+                    code=code, oom=oom)
+        error_name = "OutOfMemoryError" if oom else "TaskProcessExited"
+        for run_id, attempt in held.items():
+            await self.engine.worker_lost(run_id, attempt,
+                                          reason + (SHARED_NOTE if worker.shared else ""),
+                                          error_name=error_name)
 
     def _wait(self, worker: ContainerHandle) -> bool:
         """Block until the container stops; False when the engine went away meanwhile, or when a
@@ -311,13 +359,18 @@ class DockerExecutor(ProcessExecutor):
             worker = ContainerHandle(id=record.id, version_id=record.version_id, pid=None,
                                      container=container, state=IDLE,
                                      log_path=self.logs_dir / f"{record.id}.log")
-            for run in runs.values():
-                if run.worker_id == record.id and run.status in (EXECUTING, WAITING):
+            held = [r for r in runs.values()
+                    if r.worker_id == record.id and r.status in (EXECUTING, WAITING)]
+            worker.shared = await is_shared(self, record.version_id, held)
+            for run in held:
+                worker.machine = run.machine or "small-1x"
+                self._by_run[run.id] = worker.id
+                if worker.shared:
+                    adopt_shared_run(self.sharing, worker, run)
+                else:
                     worker.state = BUSY if run.status == EXECUTING else HELD
                     worker.run_id, worker.attempt = run.id, run.attempt_count
-                    worker.machine = run.machine or "small-1x"
-                    self._by_run[run.id] = worker.id
-                    await self.engine.records.adopted(run.id, record.id)
+                await self.engine.records.adopted(run.id, record.id)
             self.workers[record.id] = worker
             self._watch(worker)
             log.info("adopted task container", worker=record.id, state=worker.state)
@@ -326,9 +379,8 @@ class DockerExecutor(ProcessExecutor):
                 await self.engine.requeue(run, "daemon restarted before the run started")
             elif run.worker_id not in self.workers and run.status in (EXECUTING, WAITING) \
                     and self.checkpointer.checkpoint_of(run) is None:
-                await self.engine.records.resume_by_replay(
-                    run.id, run.attempt_count, "The daemon restarted and the task container was "
-                    "gone: the run resumes by replay")
+                await self.engine.records.resume_by_replay(run.id, run.attempt_count, "The daemon "
+                                                           "restarted; the task container was gone")
         self._watcher = self.supervisor.start("docker-engine", self._watch_engine)
 
     def _find(self, worker_id: str) -> Any:

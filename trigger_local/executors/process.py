@@ -1,10 +1,13 @@
-"""ProcessExecutor: each attempt runs in a local `python -m trigger_local.runtime work` process.
+"""ProcessExecutor: attempts run in local `python -m trigger_local.runtime work` processes.
 
-Processes are kept warm: after an attempt, the process long-polls for the next run of the same
-version (up to `warm_runs_per_process` runs). A process holding a waiting run stays alive and
-blocked; its concurrency slot is released but it counts against `max_processes`. Processes
-start in their own session with output to a file: they outlive a daemon killed with -9 and the
-next daemon adopts them."""
+Runs of async tasks share processes (executors/sharing.py: up to `runs_per_process` executing
+at once per process, waiting ones as suspended coroutines). A sync or `isolated` task's run has
+a process to itself: a process holding such a waiting run stays alive and blocked (or is
+checkpointed); its concurrency slot is released but it counts against `max_processes`.
+Processes are kept warm: after a run, a process long-polls for the next run of the same version
+(up to `warm_runs_per_process` runs). They start in their own session with output to a file:
+they outlive a daemon killed with -9 and the next daemon adopts them.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
@@ -23,13 +26,15 @@ from ..engine import Engine
 from ..engine.events import AttemptAborted, RunStatusChanged
 from ..home import user_umask
 from ..ids import new_id
-from ..store.models import DEQUEUED, EXECUTING, QUEUED, WAITING, Checkpoint, Run, Version, Worker
+from ..store.models import EXECUTING, WAITING, Checkpoint, Run, Version, Worker
 from ..supervise import Supervisor
+from .adoption import adopt
 from .assignments import assignment, worker_env
 from .base import Checkpoints
 from .checkpoints import Checkpointer
+from .exits import watch_exit
 from .freezing import FreezeHandshake
-from .sockets import is_child, reap
+from .sharing import Answer, SharedRuns
 from .stopping import stop_processes
 from .workers import (
     BUSY,
@@ -38,9 +43,6 @@ from .workers import (
     KILLED,
     STARTING,
     WorkerHandle,
-    describe_exit,
-    pid_is_worker,
-    watch_pid,
 )
 
 log = structlog.get_logger("executor")
@@ -67,6 +69,7 @@ class ProcessExecutor:
         engine.hub.subscribe(AttemptAborted, self._on_attempt_aborted)
         self.checkpointer: Checkpoints = self._make_checkpointer()
         self.freezes = FreezeHandshake(self, self._done_file)
+        self.sharing = SharedRuns(settings, wake_dispatcher)
 
     def _make_checkpointer(self) -> Checkpoints:
         """CRIU on the task process; the docker executor checkpoints its containers instead."""
@@ -90,7 +93,9 @@ class ProcessExecutor:
 
     def _on_attempt_aborted(self, event: AttemptAborted) -> None:
         worker = self.workers.get(event.worker_id)
-        if worker is not None:
+        if worker is not None and worker.shared:
+            self.sharing.abort(worker, event.run_id)  # its neighbours go on
+        elif worker is not None:
             log.info("killing task process", worker=worker.id, run=event.run_id,
                      reason=event.reason)
             worker.state = KILLED
@@ -98,6 +103,11 @@ class ProcessExecutor:
 
     def _on_run_moved(self, event: RunStatusChanged) -> None:
         worker = self.workers.get(self._by_run.get(event.run_id, ""))
+        if worker is not None and worker.shared and event.run_id in worker.runs:
+            if event.attempt_ended:
+                self._by_run.pop(event.run_id, None)
+            self.sharing.moved(worker, event.run_id, event.status, event.attempt_ended)
+            return
         if worker is None or worker.run_id != event.run_id:
             return
         if event.attempt_ended:
@@ -117,10 +127,11 @@ class ProcessExecutor:
         return len(self.workers)
 
     def capacity(self) -> int:
-        """Runs that can start now: idle processes, plus new ones while few are still booting."""
+        """Runs that can start now: idle processes and the room of shared ones, plus new ones
+        while few are still booting."""
         idle = booting = 0
         for w in self.workers.values():
-            idle += w.state == IDLE and w.mailbox.empty()
+            idle += self.sharing.room(w) if w.shared else (w.state == IDLE and w.mailbox.empty())
             booting += w.booting
         room = max(0, self.settings.max_processes - len(self.workers))
         return idle + min(room, max(0, self.spawn_concurrency - booting))
@@ -138,6 +149,10 @@ class ProcessExecutor:
     def can_checkpoint(self) -> bool:
         return self.checkpointer.capability.ok
 
+    def shares_process(self, run_id: str) -> bool:
+        worker = self.workers.get(self._by_run.get(run_id, ""))
+        return worker is not None and worker.shared
+
     def checkpoint_unavailable_reason(self) -> str:
         return self.checkpointer.capability.reason
 
@@ -146,6 +161,7 @@ class ProcessExecutor:
         for w in self.workers.values():
             states[w.state] = states.get(w.state, 0) + 1
         return {"name": self.name, "processes": len(self.workers), "states": states,
+                "held_runs": self.sharing.held_runs(self.workers.values()),
                 "checkpoint": self.can_checkpoint(), "checkpoints": self.checkpointer.describe()}
 
     async def _version(self, version_id: str) -> Version | None:
@@ -163,30 +179,41 @@ class ProcessExecutor:
             await self.engine.system_failure(
                 run, f"Version {run.version_id} of task {run.task_id} is gone")
             return True
-        worker = self._take_idle_worker(version.id)
+        task = version.task(run.task_id)
+        shared = task is not None and task.shared and self.settings.runs_per_process > 1
+        worker = (self.sharing.pick(self.workers.values(), version.id) if shared
+                  else self._take_idle_worker(version.id))
         if worker is None:
             if len(self.workers) >= self.settings.max_processes and not self._evict_idle():
                 return False
-            worker = await self._spawn(version)
+            worker = await self._spawn(version, shared=shared)
+        if shared:  # its place is taken now: the dispatcher starts runs concurrently
+            worker.executing.add(run.id)
         started = None
         try:
             started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
         finally:
-            if started is None:  # the run moved on, or the start failed: the process is free
+            if started is None and shared:
+                worker.executing.discard(run.id)
+            elif started is None:  # the run moved on, or the start failed: the process is free
                 worker.state = IDLE if worker.state != STARTING else STARTING
         if started is None:
             return True
         run, attempt = started
-        worker.state, worker.run_id, worker.attempt = BUSY, run.id, attempt.number
         self._by_run[run.id] = worker.id
         records = await self.engine.records.for_attempt(run, attempt.number)  # replayed
-        worker.mailbox.put_nowait(assignment(run, attempt, version, self.secret_key,
-                                             self.settings.home, records))
+        given = assignment(run, attempt, version, self.secret_key, self.settings.home, records)
+        if shared:
+            self.sharing.assign(worker, run.id, attempt.number, given)
+            return True
+        worker.state, worker.run_id, worker.attempt = BUSY, run.id, attempt.number
+        worker.mailbox.put_nowait(given)
         return True
 
     def _take_idle_worker(self, version_id: str) -> WorkerHandle | None:
         for worker in self.workers.values():
-            if worker.version_id == version_id and worker.state == IDLE and worker.mailbox.empty():
+            if worker.version_id == version_id and worker.state == IDLE and not worker.shared \
+                    and worker.mailbox.empty():
                 worker.state = BUSY  # taken now: the dispatcher starts runs concurrently
                 return worker
         return None
@@ -194,7 +221,8 @@ class ProcessExecutor:
     def _evict_idle(self) -> bool:
         """Make room by stopping an idle process (of a version no project runs any more first)."""
         current = self.engine.projects.current_ids()
-        idle = [w for w in self.workers.values() if w.state == IDLE and w.mailbox.empty()]
+        idle = [w for w in self.workers.values()
+                if w.state == IDLE and w.mailbox.empty() and not w.runs]
         idle.sort(key=lambda w: w.version_id in current)
         if not idle:
             return False
@@ -203,14 +231,14 @@ class ProcessExecutor:
         self.workers.pop(idle[0].id, None)
         return True
 
-    async def _spawn(self, version: Version) -> WorkerHandle:
+    async def _spawn(self, version: Version, *, shared: bool = False) -> WorkerHandle:
         worker_id = new_id("worker")
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.logs_dir / f"{worker_id}.log"
         # user env vars (envvars API) apply to processes started from now on; ours win on a clash
         env = {**os.environ, **await self.engine.process_env(), **version.env,
                **worker_env(self.settings.url, self.secret_key, worker_id, version,
-                            version.project_dir),
+                            version.project_dir, log_path),
                "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}"}
         with log_path.open("ab") as out:
             proc = await asyncio.create_subprocess_exec(
@@ -218,7 +246,7 @@ class ProcessExecutor:
                 cwd=version.project_dir, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True)
         worker = WorkerHandle(id=worker_id, version_id=version.id, pid=proc.pid, log_path=log_path,
-                              proc=proc, booting=True)
+                              proc=proc, booting=True, shared=shared)
         self.workers[worker_id] = worker
         self._watch(worker)  # first: a failed write below must not leave it unwatched
         await self.engine.register_worker(Worker(id=worker_id, version_id=version.id, token="",
@@ -228,14 +256,16 @@ class ProcessExecutor:
         return worker
 
     # -- the worker's side ----------------------------------------------------------------------
-    async def next_assignment(self, worker_id: str,
-                              wait_s: float) -> dict[str, Any] | None | Literal["retire"]:
+    async def next_assignment(self, worker_id: str, wait_s: float,
+                              ack: int | None = None) -> Answer:
         worker = self.workers.get(worker_id)
         if worker is None or self._stopping:
             return "retire"
         if worker.booting:  # ready: another process may start booting
             worker.booting = False
             self._wake()
+        if worker.shared:
+            return await self.sharing.next(worker, wait_s, self._retire, ack)
         if not worker.mailbox.empty():
             worker.idle_polls = 0
             return worker.mailbox.get_nowait()
@@ -247,10 +277,7 @@ class ProcessExecutor:
             worker.run_id = worker.attempt = None
             await self.engine.worker_lost(run_id, attempt, "The task process asked for new work "
                                           "without finishing this attempt", interrupted=True)
-        if self._should_retire(worker):
-            log.debug("retiring task process", worker=worker.id, runs_done=worker.runs_done)
-            self.workers.pop(worker.id, None)
-            self._wake()
+        if self._retire(worker):
             return "retire"
         worker.state = IDLE
         self._wake()
@@ -261,6 +288,15 @@ class ProcessExecutor:
             return None
         worker.idle_polls = 0
         return assignment
+
+    def _retire(self, worker: WorkerHandle) -> bool:
+        """Retire `worker` (it holds no run) if it should: it leaves the pool at once."""
+        if not self._should_retire(worker):
+            return False
+        log.debug("retiring task process", worker=worker.id, runs_done=worker.runs_done)
+        self.workers.pop(worker.id, None)
+        self._wake()
+        return True
 
     def _should_retire(self, worker: WorkerHandle) -> bool:
         if worker.runs_done >= self.settings.warm_runs_per_process:
@@ -286,6 +322,12 @@ class ProcessExecutor:
         worker = self.workers.get(run.worker_id or "")
         if worker is None or worker.exited.is_set():
             return False
+        if worker.shared:
+            self._by_run[run.id] = worker.id
+            if await self.engine.resume_held(run) is None:
+                return False
+            self.sharing.resumed(worker, run.id)
+            return True
         worker.state, worker.run_id, worker.attempt = BUSY, run.id, run.attempt_count
         self._by_run[run.id] = worker.id
         return await self.engine.resume_held(run) is not None
@@ -327,71 +369,14 @@ class ProcessExecutor:
 
     # -- process exits --------------------------------------------------------------------------
     async def _monitor(self, worker: WorkerHandle) -> None:
-        if worker.proc is not None:
-            worker.exit_code = await worker.proc.wait()
-        elif worker.pid is not None:
-            # a restored process is our child (criu restore --restore-sibling): reap it, so that
-            # no zombie keeps its pid (a later restore needs it) and its exit code is known
-            ours = is_child(worker.pid)
-            await watch_pid(worker.pid)
-            if ours:
-                worker.exit_code = await reap(worker.pid)
-        worker.exited.set()
-        if worker.freezing is not None and await worker.freezing:
-            return  # CRIU dumped it: the process ended on purpose and the run is suspended
-        self.workers.pop(worker.id, None)
-        try:
-            # retried (a full disk): a run whose process is gone must not stay EXECUTING
-            await self.supervisor.retry_until_done(
-                f"releasing the runs of task process {worker.id}", lambda: self._forget(worker),
-                give_up=lambda: self._stopping)
-        finally:
-            self._wake()
-
-    async def _forget(self, worker: WorkerHandle) -> None:
-        """The process has exited: drop its row and fail or interrupt its attempt (idempotent)."""
-        await self.engine.forget_worker(worker.id)
-        if worker.run_id and worker.attempt and not self._stopping:
-            reason = describe_exit(worker.exit_code, worker.log_path)
-            log.warning("task process exited during a run", worker=worker.id, run=worker.run_id,
-                        code=worker.exit_code, adopted=worker.proc is None)
-            # An adopted process is not our child: its exit status is unknown (not held against)
-            unknown = worker.proc is None and worker.exit_code is None
-            await self.engine.worker_lost(worker.run_id, worker.attempt, reason,
-                                          interrupted=unknown)
+        await watch_exit(self, worker)
 
     # -- restart and shutdown ---------------------------------------------------------------------
     async def start(self) -> None:
         """Adopt the task processes a previous daemon left behind; interrupt runs whose process
-        is gone."""
+        is gone (executors/adoption.py)."""
         await self.checkpointer.start()
-        runs = {r.id: r for r in await self.engine.runs_on_workers()}
-        for record in await self.engine.queries.workers.all():
-            if record.pid and pid_is_worker(record.pid, record.id):
-                worker = WorkerHandle(id=record.id, version_id=record.version_id, pid=record.pid,
-                                      log_path=self.logs_dir / f"{record.id}.log", state=IDLE)
-                for run in runs.values():
-                    # QUEUED/DEQUEUED with a worker: held, its wait completed, not resumed yet
-                    if run.worker_id == record.id \
-                            and run.status in (EXECUTING, WAITING, QUEUED, DEQUEUED):
-                        worker.state = BUSY if run.status == EXECUTING else HELD
-                        worker.run_id, worker.attempt = run.id, run.attempt_count
-                        self._by_run[run.id] = worker.id
-                        await self.engine.records.adopted(run.id, record.id)
-                self.workers[record.id] = worker
-                self._watch(worker)
-                log.info("adopted task process", worker=record.id, pid=record.pid,
-                         state=worker.state)
-            else:
-                await self.engine.forget_worker(record.id)
-        for run in runs.values():
-            owner = self.workers.get(run.worker_id or "")
-            if run.status == "DEQUEUED":
-                await self.engine.requeue(run, "daemon restarted before the run started")
-            elif owner is None and run.status in (EXECUTING, WAITING) \
-                    and self.checkpointer.checkpoint_of(run) is None:
-                await self.engine.records.resume_by_replay(run.id, run.attempt_count, "The daemon "
-                                                           "restarted; the task process was gone")
+        await adopt(self)
 
     async def shutdown(self, grace_s: float) -> None:
         """A normal stop (executors/stopping.py): executing attempts get `grace_s` to finish, then

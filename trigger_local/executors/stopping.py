@@ -9,6 +9,9 @@ executor's task processes (docs/architecture.md, "Crash safety").
   polls are answered 503 with `Connection: close` (api/worker.py): it retries with backoff
   and holds no TCP connection in between, which CRIU could not checkpoint.
 - Runs already checkpointed stay checkpointed.
+- A shared process (executors/sharing.py) is never checkpointed: if it only holds waiting runs
+  it is left running for the next daemon; if a run of it still executes after the grace, it is
+  killed and every run it held (the waiting ones too) is interrupted.
 - `kill_waiting` (`trigger-local down --kill-waiting`, which sends SIGUSR1): held processes are
   killed too; their runs are interrupted and start again from the top on the next daemon.
 """
@@ -52,10 +55,12 @@ async def stop_processes(executor: WorkerPool, grace_s: float) -> None:
             if not await _checkpoint(executor, worker):
                 _leave_running(worker)
             continue
-        run_id, attempt, waiting = worker.run_id, worker.attempt, _waits(worker)
+        held = dict(worker.runs) if worker.shared else (
+            {worker.run_id: worker.attempt} if worker.run_id and worker.attempt else {})
+        waiting = _waits(worker)
         worker.kill()
         killed.append(worker)
-        if run_id and attempt:
+        for run_id, attempt in held.items():
             reason = ("The daemon shut down and killed the waiting process (down --kill-waiting)"
                       if waiting else "The daemon shut down")
             await executor.engine.worker_lost(run_id, attempt, reason, interrupted=True)
@@ -70,12 +75,15 @@ async def stop_processes(executor: WorkerPool, grace_s: float) -> None:
 
 
 def _waits(worker: WorkerHandle) -> bool:
-    """Holds a waiting run (or one whose wait completed but that was not resumed yet)."""
-    return worker.state == HELD and worker.run_id is not None and not worker.exited.is_set()
+    """Holds a waiting run (or one whose wait completed but that was not resumed yet), and no
+    executing one."""
+    holds = bool(worker.runs) if worker.shared else worker.run_id is not None
+    return worker.state == HELD and holds and not worker.exited.is_set()
 
 
 async def _checkpoint(executor: WorkerPool, worker: WorkerHandle) -> bool:
-    if not executor.can_checkpoint() or worker.run_id is None or worker.attempt is None:
+    if not executor.can_checkpoint() or worker.shared or worker.run_id is None \
+            or worker.attempt is None:
         return False
     run_id, attempt = worker.run_id, worker.attempt
     for _ in range(STOP_FREEZE_TRIES):

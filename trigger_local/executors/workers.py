@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,16 @@ class WorkerHandle:
     freezing: asyncio.Future[bool] | None = None
     monitor: asyncio.Task[None] | None = None  # the executor's watch on its exit
     released: bool = False  # left running by a normal stop: the next daemon adopts it
+    #: a shared process (executors/sharing.py): many runs of async tasks at once; `run_id` and
+    #: `attempt` stay None, its runs are in `runs`
+    shared: bool = False
+    runs: dict[str, int] = field(default_factory=dict)  # run id → attempt, executing or waiting
+    executing: set[str] = field(default_factory=set)  # those of `runs` executing (not waiting)
+    messages: list[dict[str, Any]] = field(default_factory=list)  # for its next poll
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # `messages` has some
+    #: the number of its last message; it starts from the clock, so that the numbers of the
+    #: next daemon's messages are higher than those the process saw from this one
+    seq: int = field(default_factory=lambda: time.time_ns() // 1000)
 
 
     def kill(self) -> None:

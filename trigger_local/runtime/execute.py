@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import sys
 import traceback
 from typing import Any
 
 from .. import packets
 from ..errors import AbortTaskRunError, AttemptGone, NonDeterministicReplayError
+from ..log_spool import SpoolWriter
 from ..sdk import registry
 from ..sdk.context import Context, RunState, enter_run, exit_run
 from ..sdk.tasks import Task
@@ -22,13 +24,49 @@ from ..sdk.worker_client import WorkerClient
 from . import stdio
 
 
+class _Spool:
+    """This process's log spool, opened at its first attempt (None: the executor gave none)."""
+
+    writer: SpoolWriter | None = None
+    opened = False
+
+    @classmethod
+    def get(cls) -> SpoolWriter | None:
+        if not cls.opened:
+            cls.writer, cls.opened = SpoolWriter.from_env(), True
+        return cls.writer
+
+
 def _failure(name: str, message: str, stack: str, *, retry: bool) -> dict[str, Any]:
     return {"ok": False, "error": {"name": name, "message": message, "stack": stack},
             "retry": retry}
 
 
+#: the frames a sync task's call passes through on its way to a worker thread: plumbing that
+#: says nothing about the user's bug
+_TO_THREAD = os.path.join("asyncio", "threads.py")
+_THREAD_POOL = os.path.join("concurrent", "futures", "")
+
+
+def _without_plumbing(exc: BaseException) -> str:
+    """The traceback, without the frames of asyncio.to_thread and the thread pool."""
+    top = traceback.TracebackException.from_exception(exc)
+    seen: set[int] = set()
+    pending: list[traceback.TracebackException | None] = [top]
+    while pending:
+        part = pending.pop()
+        if part is None or id(part) in seen:
+            continue
+        seen.add(id(part))
+        part.stack = traceback.StackSummary.from_list(
+            [f for f in part.stack
+             if not f.filename.endswith(_TO_THREAD) and _THREAD_POOL not in f.filename])
+        pending += [part.__cause__, part.__context__]
+    return "".join(top.format())
+
+
 def failure_from(exc: BaseException) -> dict[str, Any]:
-    stack = "".join(traceback.format_exception(exc))
+    stack = _without_plumbing(exc)
     return _failure(type(exc).__name__, str(exc), stack,
                     retry=not isinstance(exc, AbortTaskRunError | NonDeterministicReplayError))
 
@@ -73,15 +111,18 @@ async def run_task(task: Task | None, assignment: dict[str, Any], ctx: Context) 
         return failure_from(exc)
 
 
-async def execute(assignment: dict[str, Any], client: WorkerClient) -> dict[str, Any] | None:
+async def execute(assignment: dict[str, Any], client: WorkerClient, *,
+                  resumed: asyncio.Event | None = None) -> dict[str, Any] | None:
     """Run the assignment's attempt with the SDK pointed at it; the completion body, or None
-    when the attempt must be dropped without completing."""
+    when the attempt must be dropped without completing. `resumed`: the run shares its process
+    (runtime/worker.py sets it when the daemon lets the run go on after a wait)."""
     ctx = Context.from_assignment(assignment)
     state = RunState(run_id=assignment["run_id"], attempt=int(assignment["attempt"]),
                      token=assignment["run_token"], client=client, loop=asyncio.get_running_loop(),
                      ctx=ctx, metadata=assignment.get("metadata"),
-                     records=assignment.get("records"))
-    token = enter_run(state)
+                     records=assignment.get("records"), resumed=resumed,
+                     spool=_Spool.get() if resumed is None else None)  # one run's file
+    token = enter_run(state, alone=resumed is None)
     try:
         body = await run_task(registry.get_task(assignment["task_id"]), assignment, ctx)
         stdio.end_run()

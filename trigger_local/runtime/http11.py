@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ProtocolError
 
-_MAX_IDLE = 4
+_MAX_IDLE = 16  # a shared process's runs make requests side by side
 
 
 class _Conn:
@@ -76,8 +76,9 @@ class _Conn:
 
 
 class StreamTransport:
-    """`Transport` for `WorkerClient` over a small pool of kept-alive connections (a second
-    one opens only when a background log flush overlaps a request)."""
+    """`Transport` for `WorkerClient` over a small pool of kept-alive connections (another one
+    opens only when requests overlap: a background log flush, or the runs of a shared
+    process)."""
 
     def __init__(self, base_url: str) -> None:
         url = urlsplit(base_url)

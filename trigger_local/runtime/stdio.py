@@ -13,29 +13,33 @@ from ..sdk.logger import emit
 
 class RunOutputTee:
     """A stdout stand-in: writes go to the real stream; during a run, each complete line is
-    also recorded as an info log on the run. A partial line is recorded at the end of the run."""
+    also recorded as an info log on the run. A partial line is recorded at the end of the run.
+    The partial line is the run's own (runs may share the process)."""
 
     def __init__(self, real: TextIO) -> None:
         self._real = real
         self._lock = threading.Lock()
-        self._partial = ""
 
     def write(self, text: str) -> int:
         n = self._real.write(text)
-        if current_run() is None:
+        state = current_run()
+        if state is None:
             return n
         with self._lock:
-            lines = (self._partial + text).split("\n")
-            self._partial = lines.pop()
+            lines = (state.stdout_partial + text).split("\n")
+            state.stdout_partial = lines.pop()
         for line in lines:
             if line:
                 emit("info", line, {})
         return n
 
     def end_run(self) -> None:
+        state = current_run()
+        if state is None:
+            return
         with self._lock:
-            rest, self._partial = self._partial, ""
-        if rest and current_run() is not None:
+            rest, state.stdout_partial = state.stdout_partial, ""
+        if rest:
             emit("info", rest, {})
 
     def flush(self) -> None:

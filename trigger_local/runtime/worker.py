@@ -1,12 +1,19 @@
-"""The `work` loop of a task process: ask the daemon for the next attempt, run it, report it.
+"""The `work` loop of a task process: ask the daemon for work, run it, report it.
 
-One attempt at a time. The `next` call is a bounded long-poll (the daemon answers as soon as
-a run is assigned), so an idle process costs nothing and a warm one starts a run without
-sleeping; one keep-alive connection is reused for the whole loop.
+The `next` call is a bounded long-poll (the daemon answers as soon as there is something for
+the process), so an idle process costs nothing and a warm one starts a run without sleeping;
+one keep-alive connection is reused for the whole loop.
+
+Two kinds of process (docs/worker-protocol.md, "Many runs per process"): one that runs one
+attempt at a time (sync and isolated tasks: `assignment` answers, each run inline), and a
+shared one (async tasks): its answers carry `messages` — runs to start, each as its own
+asyncio task; runs whose wait is over (`resume`); runs the daemon ended (`abort`) — and the
+poll goes on while its runs execute or wait.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -15,11 +22,13 @@ from typing import Any
 
 from ..errors import AttemptGone, DaemonUnreachableError, TriggerLocalError
 from ..sdk.worker_client import WorkerClient
+from .completions import Completions
 from .execute import execute
 
 RETIRED = "retired"
 IDLE = "idle"
 RAN = "ran"
+RETIRE_BACKOFF_S = 1.0  # told to retire while runs of ours still wait (the daemon stops): later
 
 
 @dataclass
@@ -61,22 +70,85 @@ class Worker:
         self.wait_s = wait_s
         self.runs_done = 0
         self._next: dict[str, Any] | None = None  # an answer to `next` that came with `complete`
+        #: a shared process's runs in flight (executing or waiting), and their wake-ups
+        self.shared: dict[str, asyncio.Task[None]] = {}
+        self._resumed: dict[str, asyncio.Event] = {}
+        self.fatal: BaseException | None = None  # a shared run met a daemon gone for good
+        self.acked = 0  # the number of the last message taken (each poll acknowledges it)
+        self._reports: set[asyncio.Task[Any]] = set()
+        self.completions = Completions(client, worker_id, worker_token)
 
     async def tick(self) -> str:
+        if self.fatal is not None:
+            raise self.fatal
         answer, self._next = self._next, None
         if answer is None:
             answer = await self.client.next_assignment(self.worker_id, self.worker_token,
-                                                       self.wait_s)
+                                                       self.wait_s, self.acked)
+        messages = answer.get("messages") or []
+        for message in messages:
+            seq = int(message.get("seq") or 0)
+            if seq > self.acked:  # an earlier one sent again (its answer was lost): done already
+                self.acked = seq
+                self._on_message(message)
         if answer.get("retire"):
-            return RETIRED
+            if not self.shared:
+                return RETIRED
+            await asyncio.sleep(RETIRE_BACKOFF_S)  # our waiting runs keep the process alive
+            return IDLE
         assignment = answer.get("assignment")
         if not assignment:
-            return IDLE
+            return RAN if messages else IDLE
         body = await execute(assignment, self.client)
         if body is not None:
             await self._complete(assignment, body)
         self.runs_done += 1
         return RAN
+
+    # -- a shared process ------------------------------------------------------------------
+    def _on_message(self, message: dict[str, Any]) -> None:
+        kind, run_id = message.get("type"), str(message.get("runId") or "")
+        if kind == "assign":
+            assignment = message["assignment"]
+            run_id = assignment["run_id"]
+            self._resumed[run_id] = asyncio.Event()
+            self.shared[run_id] = asyncio.create_task(self._run_shared(assignment),
+                                                      name=f"run {run_id}")
+        elif kind == "resume" and run_id in self._resumed:
+            self._resumed[run_id].set()
+        elif kind == "abort" and run_id in self.shared:
+            # the daemon ended the attempt (canceled, timed out): drop it, report nothing
+            self.shared[run_id].cancel()
+        elif kind == "reconcile":
+            self._reconcile(message.get("runs") or {})
+
+    def _reconcile(self, runs: dict[str, int]) -> None:
+        """A restarted daemon's view of our runs: each of ours reads its wait again (word that
+        it may go on may have been lost); the ones we never got are reported lost."""
+        for event in self._resumed.values():
+            event.set()
+        lost = {run_id: attempt for run_id, attempt in runs.items() if run_id not in self.shared}
+        if lost:
+            task = asyncio.create_task(self.client.request(
+                "POST", f"/engine/v1/workers/{self.worker_id}/lost", token=self.worker_token,
+                body={"runs": lost}))
+            self._reports.add(task)
+            task.add_done_callback(self._reports.discard)
+
+    async def _run_shared(self, assignment: dict[str, Any]) -> None:
+        run_id = assignment["run_id"]
+        try:
+            body = await execute(assignment, self.client, resumed=self._resumed[run_id])
+            if body is not None:
+                await self.completions.send(assignment, body)  # {"gone"}: nothing left to do
+            self.runs_done += 1
+        except asyncio.CancelledError:
+            pass
+        except (DaemonUnreachableError, TriggerLocalError) as exc:
+            self.fatal = exc  # the poll loop ends the process with the same exit code
+        finally:
+            self.shared.pop(run_id, None)
+            self._resumed.pop(run_id, None)
 
     async def _complete(self, assignment: dict[str, Any], body: dict[str, Any]) -> None:
         route = f"attempts/{assignment['attempt']}/complete"
@@ -105,4 +177,6 @@ class Worker:
                   file=sys.stderr)
             return 2
         finally:
+            for task in list(self.shared.values()):
+                task.cancel()
             await self.client.aclose()

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
     from ..durable_calls import Call
+    from ..log_spool import SpoolWriter
     from .worker_client import WorkerClient
 
 T = TypeVar("T")
@@ -143,7 +144,9 @@ class RunState:
     def __init__(self, *, run_id: str, attempt: int, token: str, client: WorkerClient,
                  loop: asyncio.AbstractEventLoop, ctx: Context,
                  metadata: dict[str, Any] | None = None,
-                 records: list[dict[str, Any]] | None = None) -> None:
+                 records: list[dict[str, Any]] | None = None,
+                 spool: SpoolWriter | None = None,
+                 resumed: asyncio.Event | None = None) -> None:
         self.run_id, self.attempt, self.token = run_id, attempt, token
         self.replay = Replay(records)  # this run's durable records (sdk/replay.py)
         self.client, self.loop, self.ctx = client, loop, ctx
@@ -152,7 +155,16 @@ class RunState:
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.metadata_dirty = False
         self.log_entries: list[dict[str, Any]] = []
+        # each line also written through to a local file: a process killed before the next
+        # burst is sent loses none (log_spool.py)
+        self.spool = spool
+        if spool is not None:
+            spool.begin(run_id, attempt)
         self.gone = False  # a background flush learned the attempt is no longer current
+        #: in a shared process: set by the runtime when the daemon says this run may go on after
+        #: a wait (the process's one poll carries it), so a waiting run holds no connection
+        self.resumed = resumed
+        self.stdout_partial = ""  # print() output of this run not yet ended by a newline
         self.logs = Flusher(self, 0.2, self._send_logs)
         self.meta = Flusher(self, 0.5, self._send_metadata)
         self.streams = StreamBuffers(self._send_stream, loop)
@@ -192,6 +204,8 @@ class RunState:
         with self.lock:
             self.log_entries.append(entry)
             count = len(self.log_entries)
+            if self.spool is not None:
+                self.spool.write(entry)
         self.logs.touch(urgent=count >= 100)
 
     def update_metadata(self, operations: list[dict[str, Any]]) -> None:
@@ -289,8 +303,9 @@ class Flusher:
 
 _run_var: contextvars.ContextVar[RunState | None] = contextvars.ContextVar(
     "trigger_local_run", default=None)
-# One run at a time per process: threads the task starts itself (no copied context) still
-# find their run through this.
+# A process running one run at a time (sync and isolated tasks): threads the task starts itself
+# (no copied context) still find their run through this. A shared process (many async runs)
+# leaves it None: each run is found through its own context only, never a neighbour's.
 _active: RunState | None = None
 
 
@@ -299,15 +314,18 @@ def current_run() -> RunState | None:
     return _run_var.get() or _active
 
 
-def enter_run(state: RunState) -> contextvars.Token[RunState | None]:
+def enter_run(state: RunState, *, alone: bool = True) -> contextvars.Token[RunState | None]:
+    """Make `state` the current run of this context; `alone`: the only run of the process."""
     global _active
-    _active = state
+    if alone:
+        _active = state
     return _run_var.set(state)
 
 
 def exit_run(token: contextvars.Token[RunState | None]) -> None:
     global _active
-    _active = None
+    if _active is _run_var.get():
+        _active = None
     _run_var.reset(token)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from typing import Any
 
 import httpx
@@ -159,7 +159,7 @@ async def stream_events(api: ApiClient, *, after: int | None = None, run_id: str
 def iter_events(api: SyncApiClient, *, after: int | None = None, run_id: str | None = None,
                 task: str | None = None, tag: str | None = None, types: Iterable[str] | None = None,
                 exclude: Iterable[str] | None = None, project: str | None = None,
-                session: bool = False, on_state: StateCallback | None = None) -> Iterator[Json]:
+                session: bool = False, on_state: StateCallback | None = None) -> Generator[Json]:
     """Blocking twin of `stream_events`. `session`: the stream is `trigger-local dev`'s session
     of `project`, which keeps that project's runs starting while it is open."""
     follow = _Follower(after, on_state, {"run_id": run_id, "task": task, "tag": tag, "types": types,

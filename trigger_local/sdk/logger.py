@@ -1,7 +1,8 @@
 """`logger`: structured logs and spans (`logger.trace`) recorded on the run.
 
 Inside a task run, entries are buffered on the run and sent to the daemon in bursts (at most
-200 ms old, at most 100 at a time, and always before a wait or the completion). In app code
+200 ms old, at most 100 at a time, and always before a wait or the completion); each is also
+written through to the process's log spool (log_spool.py), so a crash loses none. In app code
 they go to the stdlib `logging` module (logger `trigger_local`), which prints to stderr when
 the application configured no logging of its own.
 """

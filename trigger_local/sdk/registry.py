@@ -21,13 +21,16 @@ _REGISTRY: dict[str, Task] = {}
 
 def task(id: str, *, queue: Queue | str | None = None, retry: Retry | dict[str, Any] | None = None,
          max_duration: Any = None, machine: str | None = None,
-         rate_limit: dict[str, Any] | None = None) -> Callable[[Callable[..., Any]], Task]:
+         rate_limit: dict[str, Any] | None = None,
+         isolated: bool = False) -> Callable[[Callable[..., Any]], Task]:
     """Decorate `fn(payload, ctx)` or `fn(payload)`, sync or async, as the task `id`.
-    `rate_limit={"limit": 100, "period": "1m", "per_key": False}` caps starts on its queue."""
+    `rate_limit={"limit": 100, "period": "1m", "per_key": False}` caps starts on its queue.
+    `isolated=True`: each run has a task process of its own (an async task's runs otherwise
+    share processes, docs/worker-protocol.md "Many runs per process")."""
 
     def decorate(fn: Callable[..., Any]) -> Task:
         t = Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine,
-                 rate_limit=rate_limit)
+                 rate_limit=rate_limit, isolated=isolated)
         register(t)
         return t
 
@@ -36,7 +39,8 @@ def task(id: str, *, queue: Queue | str | None = None, retry: Retry | dict[str, 
 
 def schema_task(id: str, *, schema: Any, queue: Queue | str | None = None,
                 retry: Retry | dict[str, Any] | None = None, max_duration: Any = None,
-                machine: str | None = None) -> Callable[[Callable[..., Any]], Task]:
+                machine: str | None = None,
+                isolated: bool = False) -> Callable[[Callable[..., Any]], Task]:
     """Like `task`, with a pydantic model: the payload is validated into an instance of it
     before the function runs, and the manifest carries its JSON schema."""
     if not hasattr(schema, "model_validate") or not hasattr(schema, "model_json_schema"):
@@ -44,7 +48,7 @@ def schema_task(id: str, *, schema: Any, queue: Queue | str | None = None,
 
     def decorate(fn: Callable[..., Any]) -> Task:
         t = Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine,
-                 schema=schema)
+                 schema=schema, isolated=isolated)
         register(t)
         return t
 

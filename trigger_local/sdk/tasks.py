@@ -34,7 +34,7 @@ class Task:
     def __init__(self, fn: Callable[..., Any], *, id: str, queue: Queue | str | None = None,
                  retry: Retry | dict[str, Any] | None = None, max_duration: Any = None,
                  machine: str | None = None, schema: Any = None,
-                 rate_limit: dict[str, Any] | None = None) -> None:
+                 rate_limit: dict[str, Any] | None = None, isolated: bool = False) -> None:
         if not isinstance(id, str) or not id.strip():
             raise ValidationError("A task needs a non-empty string id")
         if not callable(fn):
@@ -50,6 +50,8 @@ class Task:
         self.max_duration_s = (parse_duration(max_duration, what="max_duration")
                                if max_duration is not None else None)
         self.is_async = inspect.iscoroutinefunction(fn)
+        #: one run per task process; otherwise an async task's runs share processes
+        self.isolated = bool(isolated)
         self.takes_ctx = _takes_ctx(fn)
         self.file = (inspect.getsourcefile(fn) or "") if inspect.isfunction(fn) else ""
         self.export_name = getattr(fn, "__name__", id)
@@ -81,7 +83,10 @@ class Task:
                 "retry": self.retry.to_dict() if self.retry else None,
                 "max_duration_s": self.max_duration_s, "machine": self.machine,
                 "schema": self.schema.model_json_schema() if self.schema is not None else None,
-                "file": self.file, "export_name": self.export_name, **self.manifest_extra}
+                "file": self.file, "export_name": self.export_name,
+                # runs may share a task process: async and not isolated (sync code blocks a
+                # thread, and CRIU freezes a whole process: those keep one run per process)
+                "shared": self.is_async and not self.isolated, **self.manifest_extra}
 
     # -- triggering -----------------------------------------------------------------------
     async def trigger(self, payload: Any = None, **options: Any) -> RunHandle:

@@ -22,6 +22,7 @@ from .context import RunState, current_run, require_run
 from .results import Token, WaitResult
 
 POLL_WAIT_S = 5
+RESUME_CHECK_S = 120.0  # a waiting run of a shared process reads its wait this often anyway
 FREEZE_STEP_S = 0.05  # longest step between two looks for the freeze handshake's done file
 FIRST_FREEZE_STEP_S = 0.002  # the first steps are short: a dump refused or skipped is told at once
 MAX_FREEZE_QUIET_S = 30.0  # bound on how long a daemon may ask the runtime to stay quiet
@@ -88,9 +89,25 @@ async def _offer_freeze(state: RunState) -> None:
 
 
 async def _poll(state: RunState, waitpoint_id: str, *, close: bool) -> dict[str, Any]:
+    if state.resumed is not None:
+        return await _await_resume(state, state.resumed, waitpoint_id)
     while True:
         answer = await state.call("GET", f"waits/{waitpoint_id}", params={"wait_s": POLL_WAIT_S},
                                   read_timeout_s=POLL_WAIT_S, close=close)
+        if answer.get("done"):
+            return answer.get("result") or {}
+
+
+async def _await_resume(state: RunState, resumed: asyncio.Event,
+                        waitpoint_id: str) -> dict[str, Any]:
+    """A run in a shared process: no poll of its own. The process's one `next` poll sets
+    `resumed` when the daemon gave the run its slot back (or ended it); then one read of the
+    result. A check every RESUME_CHECK_S is the safety net for a word lost with a daemon."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(resumed.wait(), RESUME_CHECK_S)
+        resumed.clear()
+        answer = await state.call("GET", f"waits/{waitpoint_id}", params={"wait_s": 0})
         if answer.get("done"):
             return answer.get("result") or {}
 

@@ -160,10 +160,14 @@ class WorkerClient:
         return deadline
 
     # -- routes ---------------------------------------------------------------------------
-    async def next_assignment(self, worker_id: str, token: str,
-                              wait_s: float = 20) -> dict[str, Any]:
+    async def next_assignment(self, worker_id: str, token: str, wait_s: float = 20,
+                              ack: int | None = None) -> dict[str, Any]:
+        """`ack`: the number of the last message this process got (a shared process)."""
+        params: dict[str, Any] = {"wait_s": wait_s}
+        if ack is not None:
+            params["ack"] = ack
         answer: dict[str, Any] = await self.request(
-            "GET", f"/engine/v1/workers/{worker_id}/next", token=token, params={"wait_s": wait_s},
+            "GET", f"/engine/v1/workers/{worker_id}/next", token=token, params=params,
             read_timeout_s=wait_s)
         return answer
 

@@ -180,3 +180,8 @@ class Store(Protocol):
     def read(self) -> StoreReader:
         """Reads of the latest committed state."""
         ...
+
+    async def reclaim(self) -> None:
+        """Return space that deletions freed to the file system, a bounded amount per call so
+        that it never stalls the event loop (nothing to do for a backend that does it itself)."""
+        ...

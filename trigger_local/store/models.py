@@ -55,6 +55,8 @@ class TaskDef:
     schedule: dict[str, Any] | None = None
     #: {"limit", "period_s", "per_key"} of the task's queue
     rate_limit: dict[str, Any] | None = None
+    #: its runs may share a task process (an async task not `isolated`); else one per process
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,18 +40,31 @@ class RunReader(Protocol):
                    schedule_ids: Sequence[str] | None = None,
                    projects: Sequence[str] | None = None, created_from: float | None = None,
                    created_to: float | None = None, is_test: bool | None = None,
-                   search: str | None = None, after: str | None = None,
-                   before: str | None = None, limit: int = 25) -> list[Run]:
+                   search: str | None = None, idempotency_key: str | None = None,
+                   after: str | None = None, before: str | None = None,
+                   limit: int = 25) -> list[Run]:
         """One page, newest first (ties broken by id, so paging is stable). `after`: the id of
         the last run of the previous page; `before`: the id of the first run of the next page
-        (the `limit` runs just newer than it, still newest first). `queue`, `version_id` and
-        `batch_id` take one value or a list (any of them); every filter narrows."""
+        (the `limit` runs just newer than it, still newest first); a cursor run that no longer
+        exists (pruned) gives an empty page. `queue`, `version_id` and `batch_id` take one value
+        or a list (any of them); every filter narrows. Each filter on its own must cost about
+        the page, not the table (a million runs: ≤ 20 ms); `search` may scan, and may run off
+        the event loop."""
         ...
 
-    async def count_by_status(self) -> dict[str, int]: ...
+    async def count_by_status(self) -> dict[str, int]:
+        """Runs per status (statuses with none are left out); kept as counters, so it costs
+        the number of statuses, not of runs."""
+        ...
 
     async def with_status(self, statuses: Sequence[str]) -> list[Run]:
         """Every run in one of `statuses` (for the daemon's start-up; unbounded)."""
+        ...
+
+    async def on_workers(self) -> list[Run]:
+        """Runs a task process executes or holds, or did before a restart: DEQUEUED or
+        EXECUTING, and WAITING or QUEUED ones that still name their worker (the daemon's
+        start-up; costs those runs, not the QUEUED backlog)."""
         ...
 
     async def children(self, parent_run_id: str) -> list[Run]:
@@ -76,8 +89,36 @@ class RunReader(Protocol):
         ...
 
 
+    async def finished_before(self, before: float, limit: int) -> list[Run]:
+        """Runs in a final status that completed before `before`, earliest first, at most
+        `limit` (retention)."""
+        ...
+
+    async def finished_between(self, after: tuple[float, str] | None, before: float,
+                               limit: int) -> list[Run]:
+        """Runs in a final status whose (completed_at, id) comes after `after` (None: from the
+        first) and whose completed_at is before `before`, in that order, at most `limit`
+        (compaction walks them with a watermark)."""
+        ...
+
+    async def packets_in_use(self, names: Sequence[str]) -> set[str]:
+        """Those of `names` (offloaded payloads, `application/store`) that some run still has
+        as its payload."""
+        ...
+
+
 class RunStore(RunReader, Protocol):
     async def insert(self, run: Run) -> None: ...
+
+    async def compact_history(self, run_ids: Sequence[str], event_types: Sequence[str]) -> None:
+        """Keep only each run's current snapshot, and delete its events of `event_types`."""
+        ...
+
+    async def delete_many(self, run_ids: Sequence[str]) -> int:
+        """Delete these runs and what hangs off them: snapshots, attempts, events, logs and
+        spans, checkpoint records, blocking edges, and their own RUN waitpoint unless something
+        still waits on it. Returns how many runs were deleted."""
+        ...
 
     async def insert_many(self, runs: Sequence[Run]) -> None: ...
 

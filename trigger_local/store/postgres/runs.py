@@ -11,7 +11,8 @@ from ..models import Attempt, Run, Schedule, Waitpoint
 from ..run_areas import RunningCounts
 from ..sqlite.rows import columns, from_row
 from ..sqlite.sql import SQL_NOT_STARTED, SQL_RUNNING, Where
-from .sql import PgSql, insert_sql, tagged, values
+from . import history
+from .sql import PgSql, created_between, insert_sql, tagged, values
 
 _RUN_COLS = ", ".join(columns(Run))
 _INSERT_RUN = insert_sql("runs", Run)
@@ -72,9 +73,12 @@ class PgRuns:
                    schedule_ids: Sequence[str] | None = None,
                    projects: Sequence[str] | None = None, created_from: float | None = None,
                    created_to: float | None = None, is_test: bool | None = None,
-                   search: str | None = None, after: str | None = None,
-                   before: str | None = None, limit: int = 25) -> list[Run]:
+                   search: str | None = None, idempotency_key: str | None = None,
+                   after: str | None = None, before: str | None = None,
+                   limit: int = 25) -> list[Run]:
         q = Where()
+        if idempotency_key is not None:
+            q.add("idempotency_key = ?", idempotency_key)
         q.any_of("status", statuses)
         q.any_of("task_id", task_ids)
         q.any_of("machine", machines)
@@ -85,13 +89,32 @@ class PgRuns:
         q.one_or_any("version_id", version_id)
         q.one_or_any("batch_id", batch_id)
         q.one_or_any("parent_run_id", parent_run_id)
-        q.created_between(created_from, created_to)
+        created_between(q, created_from, created_to)
         if is_test is not None:
             q.add("is_test = ?", int(is_test))
         if search:  # ILIKE: SQLite's LIKE ignores the case of ASCII letters
             q.add("(id ILIKE ? OR task_id ILIKE ? OR tags ILIKE ?)", *[f"%{search}%"] * 3)
         rows = await self._sql.newest_first("runs", _RUN_COLS, q, after, before, limit)
         return [from_row(Run, r) for r in rows]
+
+    async def finished_before(self, before: float, limit: int) -> list[Run]:
+        return await history.finished_before(self._sql, before, limit)
+
+    async def finished_between(self, after: tuple[float, str] | None, before: float,
+                               limit: int) -> list[Run]:
+        return await history.finished_between(self._sql, after, before, limit)
+
+    async def packets_in_use(self, names: Sequence[str]) -> set[str]:
+        return await history.packets_in_use(self._sql, names)
+
+    async def compact_history(self, run_ids: Sequence[str], event_types: Sequence[str]) -> None:
+        await history.compact_history(self._sql, run_ids, event_types)
+
+    async def delete_many(self, run_ids: Sequence[str]) -> int:
+        return await history.delete_many(self._sql, run_ids)
+
+    async def on_workers(self) -> list[Run]:
+        return await history.on_workers(self._sql)
 
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._sql.all("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")

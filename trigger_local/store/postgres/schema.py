@@ -9,6 +9,8 @@ uses the rowid get a `seq` column instead."""
 
 from __future__ import annotations
 
+from . import history
+
 
 def _c(sql: str) -> str:
     return sql.replace(" TEXT", ' TEXT COLLATE "C"')
@@ -345,4 +347,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX runs_ready ON runs(project, queue, queued_at, id) WHERE status = 'QUEUED';
     """),
+    history.MIGRATION,  # 4: retention, compaction, start-up (issue #17)
+    # 5: runs of an async task share task processes (issue #13)
+    "ALTER TABLE tasks ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;",
 ]

@@ -146,3 +146,11 @@ class PgSql:
                               f"ORDER BY created_at {order}, id {order} LIMIT ?",
                               (*where.params, limit))
         return rows if order == "DESC" else list(reversed(rows))
+
+
+def created_between(q: Where, created_from: float | None, created_to: float | None) -> None:
+    """Narrow `q` to rows created in [created_from, created_to] (either end open when None)."""
+    if created_from is not None:
+        q.add("created_at >= ?", created_from)
+    if created_to is not None:
+        q.add("created_at <= ?", created_to)

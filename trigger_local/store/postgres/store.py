@@ -201,6 +201,9 @@ class PostgresStore:
             raise _stopping()
         return self._pool
 
+    async def reclaim(self) -> None:
+        """Nothing: PostgreSQL's autovacuum returns the space deletions free."""
+
     def read(self) -> PgView:
         """Reads; each statement sees the latest committed state."""
         if self._read_view is None:  # a request that arrives while the daemon closes: 503

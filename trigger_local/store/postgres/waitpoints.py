@@ -10,7 +10,7 @@ from ...statuses import WaitpointStatus
 from ..models import Batch, Waitpoint
 from ..sqlite.rows import from_row
 from ..sqlite.sql import SQL_LIVE, Where
-from .sql import PgSql, insert_sql, tagged, values
+from .sql import PgSql, created_between, insert_sql, tagged, values
 
 _INSERT_WAITPOINT = insert_sql("waitpoints", Waitpoint)
 _INSERT_BATCH = insert_sql("batches", Batch)
@@ -54,7 +54,7 @@ class PgWaitpoints:
         tagged(q, "waitpoints", tags)
         if idempotency_key:
             q.add("idempotency_key = ?", idempotency_key)
-        q.created_between(created_from, created_to)
+        created_between(q, created_from, created_to)
         rows = await self._sql.newest_first("waitpoints", "*", q, after, before, limit)
         return [from_row(Waitpoint, r) for r in rows]
 

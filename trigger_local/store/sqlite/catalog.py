@@ -10,7 +10,7 @@ from typing import Any
 from ...statuses import RunStatus
 from ..models import Project, ProjectDefaults, Queue, TaskDef, Version
 from .rows import columns, from_row, insert_sql, to_row
-from .sql import SQL_RUNNING, SQL_RUNNING_OR_QUEUED, Sql
+from .sql import SQL_RUNNING, Sql
 
 _UPSERT_PROJECT = (insert_sql("projects", Project) + " ON CONFLICT(ref) DO UPDATE SET "
                    "project_dir = excluded.project_dir, dev = excluded.dev, "
@@ -107,10 +107,11 @@ class SqliteQueues:
         where, params = ("WHERE project = ?", (project,)) if project is not None else ("", ())
         rows = self._sql.all(f"SELECT * FROM queues {where} ORDER BY project, name", params)
         queues = [from_row(Queue, r) for r in rows]
+        # counters kept by triggers in each writing transaction (schema_lists.py)
         counts = self._sql.all(
-            f"SELECT project, queue, SUM(status IN {SQL_RUNNING}) AS running, "
-            f"SUM(status = '{RunStatus.QUEUED}') AS queued FROM runs "
-            f"WHERE status IN {SQL_RUNNING_OR_QUEUED} GROUP BY project, queue")
+            f"SELECT project, queue, SUM(CASE WHEN status IN {SQL_RUNNING} THEN n END) AS running, "
+            f"SUM(CASE WHEN status = '{RunStatus.QUEUED}' THEN n END) AS queued "
+            "FROM queue_counts GROUP BY project, queue")
         by_key = {(r["project"], r["queue"]): r for r in counts}
         for q in queues:
             found = by_key.get((q.project, q.name))

@@ -31,7 +31,7 @@ _BOOL_FIELDS: dict[type, set[str]] = {
     Run: {"resume_parent", "is_test"},
     Attempt: {"counts"},
     Waitpoint: {"output_is_error"},
-    TaskDef: {"queue_is_custom"},
+    TaskDef: {"queue_is_custom", "shared"},
     Queue: {"paused"},
     Schedule: {"active"},
     Project: {"dev"},

@@ -9,14 +9,19 @@ from typing import Any
 from ...statuses import RunStatus, WaitpointStatus
 from ..models import Attempt, Run, Schedule, Waitpoint
 from ..run_areas import RunningCounts
+from .off_loop import OffLoop
 from .rows import columns, from_row, insert_sql, to_row
-from .sql import SQL_NOT_STARTED, SQL_RUNNING, Sql, Where
+from .run_pages import bounded, page_rows, run_filter
+from .sql import SQL_FINAL, SQL_NOT_STARTED, SQL_RUNNING, Sql, sql_in
 
 _RUN_COLS = ", ".join(columns(Run))
 _INSERT_RUN = insert_sql("runs", Run)
 _INSERT_ATTEMPT = insert_sql("attempts", Attempt)
 QUEUED = RunStatus.QUEUED
 DELAYED = RunStatus.DELAYED
+#: a run a process holds while it waits, or whose wait completed and that waits for a slot
+_HELD = sql_in({RunStatus.EXECUTING, RunStatus.WAITING, RunStatus.QUEUED, RunStatus.DEQUEUED})
+STORE = "application/store"  # an offloaded payload: its value names a packet (packet_store.py)
 # the dispatcher's queries name the partial index that answers them (schema.py, the last
 # migration):
 # its cost then follows the runs it is about, never the waiting or finished ones, and an index
@@ -40,8 +45,9 @@ QUEUED_PAGE = (f"SELECT {_RUN_COLS} FROM runs INDEXED BY runs_ready WHERE status
 
 
 class SqliteRuns:
-    def __init__(self, sql: Sql) -> None:
+    def __init__(self, sql: Sql, off_loop: OffLoop | None = None) -> None:
         self._sql = sql
+        self._off_loop = off_loop  # the reader's lists run there (off_loop.py)
 
     async def insert(self, run: Run) -> None:
         self._sql.run(_INSERT_RUN, to_row(run))
@@ -84,34 +90,86 @@ class SqliteRuns:
                    schedule_ids: Sequence[str] | None = None,
                    projects: Sequence[str] | None = None, created_from: float | None = None,
                    created_to: float | None = None, is_test: bool | None = None,
-                   search: str | None = None, after: str | None = None,
-                   before: str | None = None, limit: int = 25) -> list[Run]:
-        q = Where()
-        q.any_of("status", statuses)
-        q.any_of("task_id", task_ids)
-        q.any_of("machine", machines)
-        q.any_of("schedule_id", schedule_ids)
-        q.any_of("project", projects)
-        q.tagged("runs", tags)
-        q.one_or_any("queue", queue)
-        q.one_or_any("version_id", version_id)
-        q.one_or_any("batch_id", batch_id)
-        q.one_or_any("parent_run_id", parent_run_id)
-        q.created_between(created_from, created_to)
-        if is_test is not None:
-            q.add("is_test = ?", int(is_test))
-        if search:
-            q.add("(id LIKE ? OR task_id LIKE ? OR tags LIKE ?)", *[f"%{search}%"] * 3)
-        rows = self._sql.newest_first("runs", _RUN_COLS, q, after, before, limit)
-        return [from_row(Run, r) for r in rows]
+                   search: str | None = None, idempotency_key: str | None = None,
+                   after: str | None = None, before: str | None = None,
+                   limit: int = 25) -> list[Run]:
+        f = run_filter(statuses=statuses, task_ids=task_ids, tags=tags, queue=queue,
+                       version_id=version_id, batch_id=batch_id, parent_run_id=parent_run_id,
+                       machines=machines, schedule_ids=schedule_ids, projects=projects,
+                       created_from=created_from, created_to=created_to, is_test=is_test,
+                       search=search, idempotency_key=idempotency_key)
+
+        def read(sql: Sql) -> list[Run]:
+            return [from_row(Run, r) for r in page_rows(sql, f, after, before, limit)]
+
+        if self._off_loop is None or bounded(f):
+            return read(self._sql)
+        return await self._off_loop.run(read)
 
     async def count_by_status(self) -> dict[str, int]:
-        rows = self._sql.all("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
+        # counters kept by triggers in each writing transaction (schema_lists.py, migration 13)
+        rows = self._sql.all("SELECT status, n FROM run_counts WHERE n > 0")
         return {r["status"]: r["n"] for r in rows}
+
+    async def finished_before(self, before: float, limit: int) -> list[Run]:
+        rows = self._sql.all(
+            f"SELECT {_RUN_COLS} FROM runs INDEXED BY runs_finished WHERE completed_at < ? "
+            f"AND status IN {SQL_FINAL} ORDER BY completed_at LIMIT ?", (before, limit))
+        return [from_row(Run, r) for r in rows]
+
+    async def finished_between(self, after: tuple[float, str] | None, before: float,
+                               limit: int) -> list[Run]:
+        start = after or (float("-inf"), "")
+        rows = self._sql.all(
+            f"SELECT {_RUN_COLS} FROM runs INDEXED BY runs_finished WHERE (completed_at, id) > "
+            f"(?, ?) AND completed_at < ? AND status IN {SQL_FINAL} ORDER BY completed_at, id "
+            "LIMIT ?", (*start, before, limit))
+        return [from_row(Run, r) for r in rows]
+
+    async def compact_history(self, run_ids: Sequence[str], event_types: Sequence[str]) -> None:
+        if not run_ids or not event_types:
+            return
+        marks, types = ",".join("?" * len(run_ids)), ",".join("?" * len(event_types))
+        self._sql.run(f"DELETE FROM snapshots WHERE run_id IN ({marks}) AND id NOT IN "
+                      f"(SELECT snapshot_id FROM runs WHERE id IN ({marks}))",
+                      (*run_ids, *run_ids))
+        self._sql.run(f"DELETE FROM events WHERE run_id IN ({marks}) AND type IN ({types})",
+                      (*run_ids, *event_types))
+
+    async def packets_in_use(self, names: Sequence[str]) -> set[str]:
+        if not names:
+            return set()
+        marks = ",".join("?" * len(names))
+        rows = self._sql.all(f"SELECT DISTINCT payload FROM runs WHERE payload_type = '{STORE}' "
+                             f"AND payload IN ({marks})", names)
+        return {r["payload"] for r in rows}
+
+    async def delete_many(self, run_ids: Sequence[str]) -> int:
+        if not run_ids:
+            return 0
+        marks = ",".join("?" * len(run_ids))
+        ids = tuple(run_ids)
+        self._sql.run(
+            f"DELETE FROM waitpoints WHERE id IN (SELECT waitpoint_id FROM runs WHERE id IN "
+            f"({marks}) AND waitpoint_id IS NOT NULL) AND status <> '{_WAITING}' AND NOT EXISTS "
+            "(SELECT 1 FROM run_waitpoints rw WHERE rw.waitpoint_id = waitpoints.id)", ids)
+        self._sql.run("DELETE FROM stream_chunks WHERE stream_id IN (SELECT id FROM streams "
+                      f"WHERE run_id IN ({marks}))", ids)
+        for table in ("snapshots", "attempts", "events", "logs", "run_waitpoints", "checkpoints",
+                      "streams", "run_steps"):
+            self._sql.run(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
+        return self._sql.run(f"DELETE FROM runs WHERE id IN ({marks})", ids)
 
     async def with_status(self, statuses: Sequence[str]) -> list[Run]:
         marks = ",".join("?" * len(statuses))
         rows = self._sql.all(f"SELECT {_RUN_COLS} FROM runs WHERE status IN ({marks})", statuses)
+        return [from_row(Run, r) for r in rows]
+
+    async def on_workers(self) -> list[Run]:
+        rows = self._sql.all(
+            f"SELECT {_RUN_COLS} FROM runs WHERE status IN {SQL_RUNNING} UNION "
+            f"SELECT {_RUN_COLS} FROM runs INDEXED BY runs_worker WHERE worker_id IS NOT NULL "
+            f"AND status IN {_HELD}")
         return [from_row(Run, r) for r in rows]
 
     async def children(self, parent_run_id: str) -> list[Run]:

@@ -5,6 +5,7 @@ add a new one at the end."""
 from __future__ import annotations
 
 from . import steps
+from .schema_lists import LISTS_AND_RETENTION
 from .sql import SQL_NOT_STARTED, SQL_RUNNING
 
 LATER_MIGRATIONS: list[str] = [
@@ -24,4 +25,11 @@ LATER_MIGRATIONS: list[str] = [
     DROP INDEX runs_deadline;
     """,
     steps.MIGRATION,  # a run's durable records (issue #12, docs/durability.md)
+    # 13: a million runs (issue #17): list indexes, tags, counters, retention (schema_lists.py)
+    LISTS_AND_RETENTION,
+    # runs of an async task share task processes (issue #13); a version indexed before this
+    # keeps one run per process
+    """
+    ALTER TABLE tasks ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;
+    """,
 ]

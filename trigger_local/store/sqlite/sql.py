@@ -1,7 +1,7 @@
 """The SQL helpers every SQLite area shares, composed into each area (not inherited): one row,
-all rows, a guarded UPDATE, a WHERE built from optional filters, a cursor page, and status
-groups as `IN` lists built from trigger_local/statuses.py (the store never spells a status
-group by hand)."""
+all rows, a guarded UPDATE, a WHERE built from optional filters (list pages are run_pages.py),
+and status groups as `IN` lists built from trigger_local/statuses.py (the store never spells a
+status group by hand)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ...statuses import LIVE_STATUSES, QUEUED_STATUSES, RUNNING_STATUSES, RunStatus
+from ...statuses import (
+    FINAL_STATUSES,
+    LIVE_STATUSES,
+    QUEUED_STATUSES,
+    RUNNING_STATUSES,
+    RunStatus,
+)
 from .rows import encode_changes
 
 Params = Sequence[Any] | dict[str, Any]
@@ -24,6 +30,7 @@ def sql_in(statuses: Iterable[str]) -> str:
 SQL_RUNNING = sql_in(RUNNING_STATUSES)
 SQL_NOT_STARTED = sql_in(QUEUED_STATUSES)
 SQL_LIVE = sql_in(LIVE_STATUSES)
+SQL_FINAL = sql_in(FINAL_STATUSES)
 SQL_RUNNING_OR_QUEUED = sql_in(RUNNING_STATUSES | {RunStatus.QUEUED})
 
 
@@ -79,22 +86,6 @@ class Sql:
         sql = f"UPDATE {table} SET {sets} WHERE {key} = ?{extra_where}"
         return self.run(sql, (*enc.values(), key_value, *extra)) > 0
 
-    def newest_first(self, table: str, cols: str, where: Where, after: str | None,
-                     before: str | None, limit: int) -> list[sqlite3.Row]:
-        """One cursor page of `table`, newest first: older than the row `after`, or the `limit`
-        rows just newer than the row `before` (the page before it)."""
-        order = "DESC"
-        if after:
-            where.add(f"(created_at, id) < (SELECT created_at, id FROM {table} WHERE id = ?)",
-                      after)
-        elif before:
-            where.add(f"(created_at, id) > (SELECT created_at, id FROM {table} WHERE id = ?)",
-                      before)
-            order = "ASC"
-        rows = self.all(f"SELECT {cols} FROM {table} {where.clause()} "
-                        f"ORDER BY created_at {order}, id {order} LIMIT ?", (*where.params, limit))
-        return rows if order == "DESC" else list(reversed(rows))
-
 
 class Where:
     """A WHERE clause built from optional filters, with its parameters in order."""
@@ -124,12 +115,6 @@ class Where:
             marks = ",".join("?" * len(tags))
             self.add(f"EXISTS (SELECT 1 FROM json_each({table}.tags) WHERE value IN ({marks}))",
                      *tags)
-
-    def created_between(self, start: float | None, end: float | None) -> None:
-        if start is not None:
-            self.add("created_at >= ?", start)
-        if end is not None:
-            self.add("created_at <= ?", end)
 
     def clause(self) -> str:
         return ("WHERE " + " AND ".join(self.parts)) if self.parts else ""

@@ -11,8 +11,9 @@ project's 2-core machine, a thread hop per statement cost more than the statemen
 of concurrent requests overlap, which keeps one read transaction open across them, so a read
 could see a snapshot older than a write that had already committed (a held run polling its
 waitpoint saw the run but not the waitpoint). Each operation here runs to completion before
-the loop moves on, so neither can happen. A future read-heavy path that must not block the loop
-(a big export, say) opens its own connection in a thread (`asyncio.to_thread`).
+the loop moves on, so neither can happen. A read that may take long (a list page that must
+check rows one by one) runs off the loop instead, on reader threads with connections of their
+own (off_loop.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from contextlib import asynccontextmanager
 
 from ...errors import DaemonStoppingError
 from .catalog import SqliteProjects, SqliteQueues, SqliteVersions
+from .off_loop import OffLoop
 from .records import (
     SqliteCheckpoints,
     SqliteEvents,
@@ -42,6 +44,7 @@ from .streams import SqliteStreams
 from .timed import SqliteDebounces, SqliteEnvVars, SqliteRateLimits, SqliteSchedules
 from .waitpoints import SqliteBatches, SqliteWaitpoints
 
+RECLAIM_PAGES = 1000
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",  # readers never block the writer
     "PRAGMA synchronous=NORMAL",  # durable at checkpoints; WAL keeps it consistent after a crash
@@ -53,16 +56,16 @@ _PRAGMAS = (
 class SqliteView:
     """Every area over one connection: a `StoreTx` on the writer, a `StoreReader` on the reader."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, off_loop: OffLoop | None = None) -> None:
         self._conn = conn
         sql = Sql(conn)
-        self.runs = SqliteRuns(sql)
+        self.runs = SqliteRuns(sql, off_loop)
         self.snapshots = SqliteSnapshots(sql)
         self.attempts = SqliteAttempts(sql)
         self.timers = SqliteTimers(sql)
         self.events = SqliteEvents(sql)
         self.logs = SqliteLogs(sql)
-        self.waitpoints = SqliteWaitpoints(sql)
+        self.waitpoints = SqliteWaitpoints(sql, off_loop)
         self.batches = SqliteBatches(sql)
         self.projects = SqliteProjects(sql)
         self.versions = SqliteVersions(sql)
@@ -101,25 +104,35 @@ class SqliteStore:
         self._reader: sqlite3.Connection | None = None
         self._write_view: SqliteView | None = None
         self._read_view: SqliteView | None = None
+        self._off_loop: OffLoop | None = None
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        self._writer = self._connect()
+        # a new file: pages that retention frees can go back to the file system (`reclaim`).
+        # It must be set before anything is written (WAL mode included) and cannot be switched
+        # on later without a full VACUUM, so a file made before keeps freed pages for reuse.
+        new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+        self._writer = self._connect("PRAGMA auto_vacuum=INCREMENTAL" if new else None)
         _migrate(self._writer)
         self._reader = self._connect()
         self._reader.execute("PRAGMA query_only=ON").close()
-        self._write_view, self._read_view = SqliteView(self._writer), SqliteView(self._reader)
+        self._off_loop = OffLoop(self._connect)
+        self._write_view = SqliteView(self._writer)
+        self._read_view = SqliteView(self._reader, self._off_loop)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, first: str | None = None) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        for pragma in _PRAGMAS:
+        for pragma in (first, *_PRAGMAS) if first else _PRAGMAS:
             conn.execute(pragma).close()
         return conn
 
     async def close(self) -> None:
         self._write_view = self._read_view = None
+        if self._off_loop is not None:
+            self._off_loop.close()
+            self._off_loop = None
         for conn in (self._reader, self._writer):
             if conn is not None:
                 conn.close()
@@ -147,6 +160,13 @@ class SqliteStore:
                         writer.execute("ROLLBACK").close()
                 raise
 
+    async def reclaim(self) -> None:
+        """Hand up to RECLAIM_PAGES free pages back to the file system (a file made with
+        incremental auto-vacuum; others reuse them). Bounded: ~4 MiB is a few ms."""
+        async with self._lock:
+            if self._writer is not None:
+                self._writer.execute(f"PRAGMA incremental_vacuum({RECLAIM_PAGES})").fetchall()
+
     def read(self) -> SqliteView:
         """Reads; each statement sees the latest committed state."""
         if self._read_view is None:  # a request that arrives while the daemon closes: 503
@@ -158,17 +178,33 @@ def _stopping() -> DaemonStoppingError:
     return DaemonStoppingError("The daemon is stopping: retry once it runs again")
 
 
-def _migrate(db: sqlite3.Connection) -> None:
+def _version(db: sqlite3.Connection) -> int:
     row = db.execute("PRAGMA user_version").fetchone()
-    current = int(row[0]) if row else 0
+    return int(row[0]) if row else 0
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    current = _version(db)
     for number, sql in enumerate(MIGRATIONS[current:], start=current + 1):
         db.execute("BEGIN IMMEDIATE")
         try:
-            for statement in sql.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            for statement in _statements(sql):
+                db.execute(statement)
             db.execute(f"PRAGMA user_version = {number}")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+
+def _statements(script: str) -> list[str]:
+    """A migration's statements; a `;` inside a trigger's BEGIN … END does not end one."""
+    out: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                out.append(pending)
+            pending = ""
+    return out

@@ -8,8 +8,10 @@ from typing import Any
 
 from ...statuses import WaitpointStatus
 from ..models import Batch, Waitpoint
+from .off_loop import OffLoop
 from .rows import from_row, insert_sql, to_row
-from .sql import SQL_LIVE, Sql, Where
+from .run_pages import merged, token_statements
+from .sql import SQL_LIVE, Sql
 
 _INSERT_WAITPOINT = insert_sql("waitpoints", Waitpoint)
 _INSERT_BATCH = insert_sql("batches", Batch)
@@ -17,8 +19,9 @@ _WAITING = WaitpointStatus.WAITING
 
 
 class SqliteWaitpoints:
-    def __init__(self, sql: Sql) -> None:
+    def __init__(self, sql: Sql, off_loop: OffLoop | None = None) -> None:
         self._sql = sql
+        self._off_loop = off_loop  # the reader's lists run there (off_loop.py)
 
     async def insert(self, waitpoint: Waitpoint) -> None:
         self._sql.run(_INSERT_WAITPOINT, to_row(waitpoint))
@@ -46,15 +49,24 @@ class SqliteWaitpoints:
                    created_from: float | None = None, created_to: float | None = None,
                    after: str | None = None, before: str | None = None,
                    limit: int = 25) -> list[Waitpoint]:
-        q = Where()
-        q.add("type = ?", type_)
-        q.any_of("status", statuses)
-        q.tagged("waitpoints", tags)
-        if idempotency_key:
-            q.add("idempotency_key = ?", idempotency_key)
-        q.created_between(created_from, created_to)
-        rows = self._sql.newest_first("waitpoints", "*", q, after, before, limit)
-        return [from_row(Waitpoint, r) for r in rows]
+        def read(sql: Sql) -> list[Waitpoint]:
+            cursor: tuple[float, str] | None = None
+            if after or before:
+                row = sql.one("SELECT created_at, id FROM waitpoints WHERE id = ?",
+                              (after or before,))
+                if row is None:
+                    return []
+                cursor = (row["created_at"], row["id"])
+            ascending = bool(before) and not after
+            texts = token_statements(type_, list(statuses or []), tags, idempotency_key,
+                                     (created_from, created_to), cursor, ascending, limit)
+            rows = merged(sql, texts, ascending, limit)
+            return [from_row(Waitpoint, r) for r in rows]
+
+        # a tag's tokens checked for a status one by one may be many rows: off the loop
+        if self._off_loop is None or not (tags and statuses):
+            return read(self._sql)
+        return await self._off_loop.run(read)
 
     async def block(self, run_id: str, waitpoint_ids: Sequence[str], at: float) -> None:
         self._sql.many("INSERT OR IGNORE INTO run_waitpoints (run_id, waitpoint_id, created_at) "

@@ -1,0 +1,177 @@
+"""`dev` never leaks the daemon it started: Ctrl-C (SIGINT) at any moment of its start —
+before daemon.json appears, right after, while registering, while streaming — and SIGTERM or
+SIGHUP to `dev`, stop the daemon dev started; a daemon that was already running stays. Real `dev`
+processes, signalled at moments found by conditions (the daemon process, its daemon.json, the
+task module being imported, dev's own output), never by sleeping."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import DaemonProcess, daemon_pids, wait_for, write_project
+
+#: a module whose import says so (a file) and then takes a while: dev is inside its
+#: registration for that long
+SLOW_IMPORT = '''
+import os, time
+from pathlib import Path
+from trigger_local import task
+
+Path(os.environ["IMPORT_MARKER"]).write_text("importing")
+time.sleep(float(os.environ.get("IMPORT_SECONDS", "0")))
+
+@task(id="hello")
+async def hello(payload, ctx):
+    return {"ok": True}
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class Dev:
+    """A real `trigger-local dev` in a project, its stderr collected as it comes."""
+
+    def __init__(self, tmp_path: Path, import_seconds: float = 0.0,
+                 home: Path | None = None) -> None:
+        self.home = home or tmp_path / "home"
+        self.port = _free_port()
+        self.marker = tmp_path / "imported"
+        self.project = write_project(tmp_path / "project", SLOW_IMPORT)
+        env = {**os.environ, "TRIGGER_LOCAL_HOME": str(self.home),
+               "TRIGGER_LOCAL_PORT": str(self.port), "IMPORT_MARKER": str(self.marker),
+               "IMPORT_SECONDS": str(import_seconds)}
+        env.pop("TRIGGER_API_URL", None)
+        env.pop("TRIGGER_SECRET_KEY", None)
+        self.proc = subprocess.Popen([sys.executable, "-m", "trigger_local", "dev"],
+                                     cwd=self.project, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        with self.proc.stderr:
+            for line in self.proc.stderr:
+                self.lines.append(line)
+
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def daemons(self) -> dict[int, str]:
+        return daemon_pids(self.home)
+
+    def signal_and_wait(self, sig: int) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(60)
+
+    def assert_nothing_left(self) -> None:
+        assert self.daemons() == {}, self.stderr()
+        assert _port_is_free(self.port), f"port {self.port} still taken\n{self.stderr()}"
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.reader.join(10)
+        for pid in self.daemons():
+            os.kill(pid, signal.SIGKILL)
+
+
+DevFactory = Callable[..., Dev]
+
+
+@pytest.fixture
+def dev_factory(tmp_path: Path) -> Iterator[DevFactory]:
+    made: list[Dev] = []
+
+    def make(import_seconds: float = 0.0, home: Path | None = None) -> Dev:
+        made.append(Dev(tmp_path, import_seconds, home))
+        return made[-1]
+
+    yield make
+    for dev in made:
+        dev.kill()
+
+
+def test_ctrl_c_before_daemon_json_appears_stops_the_daemon(dev_factory: DevFactory) -> None:
+    dev = dev_factory()
+    wait_for(lambda: dev.daemons() or dev.proc.poll() is not None, 60,
+             what="dev to spawn its daemon")
+    dev.signal_and_wait(signal.SIGINT)
+    dev.assert_nothing_left()
+
+
+def test_ctrl_c_right_when_daemon_json_appears_stops_the_daemon(dev_factory: DevFactory) -> None:
+    dev = dev_factory()
+    wait_for(lambda: (dev.home / "daemon.json").exists() or dev.proc.poll() is not None, 60,
+             interval=0.005, what="daemon.json")
+    dev.signal_and_wait(signal.SIGINT)
+    dev.assert_nothing_left()
+
+
+def test_ctrl_c_while_registering_stops_the_daemon(dev_factory: DevFactory) -> None:
+    dev = dev_factory(import_seconds=30)
+    wait_for(lambda: dev.marker.exists() or dev.proc.poll() is not None, 60,
+             what="the task module being imported")
+    assert "Registered" not in dev.stderr()
+    dev.signal_and_wait(signal.SIGINT)
+    dev.assert_nothing_left()
+    assert "Stopped the daemon dev started" in dev.stderr()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_or_sighup_while_streaming_stops_the_daemon(dev_factory: DevFactory,
+                                                            sig: int) -> None:
+    dev = dev_factory()
+    wait_for(lambda: "Project" in dev.stderr() or dev.proc.poll() is not None, 60,
+             what="dev to register and stream")
+    dev.signal_and_wait(sig)
+    dev.assert_nothing_left()
+    assert "Stopped the daemon dev started" in dev.stderr()
+
+
+def test_sigterm_right_when_daemon_json_appears_stops_the_daemon(dev_factory: DevFactory) -> None:
+    dev = dev_factory()
+    wait_for(lambda: (dev.home / "daemon.json").exists() or dev.proc.poll() is not None, 60,
+             interval=0.005, what="daemon.json")
+    dev.signal_and_wait(signal.SIGTERM)
+    dev.assert_nothing_left()
+
+
+def test_a_daemon_that_was_already_running_stays(tmp_path: Path, dev_factory: DevFactory) -> None:
+    home = tmp_path / "home"
+    running = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home)}).start()
+    try:
+        dev = dev_factory(home=home)
+        wait_for(lambda: "Project" in dev.stderr() or dev.proc.poll() is not None, 60,
+                 what="dev to register")
+        assert "Using the daemon" in dev.stderr()
+        dev.signal_and_wait(signal.SIGINT)
+        assert running.proc is not None and running.proc.poll() is None
+        assert running.api("GET", "/healthz").status_code == 200
+    finally:
+        running.close()

@@ -1,0 +1,95 @@
+"""The bookkeeping of shared task processes (executors/sharing.py): room in runs, not
+processes; messages kept until acknowledged; a waiting run's end is told to its coroutine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trigger_local.config import DaemonSettings
+from trigger_local.engine import suspension
+from trigger_local.executors.sharing import SharedRuns
+from trigger_local.executors.workers import BUSY, HELD, IDLE, WorkerHandle
+from trigger_local.store.models import WP_DATETIME, Waitpoint
+
+
+def shared(tmp_path: Path, **settings: int) -> tuple[SharedRuns, WorkerHandle, list[int]]:
+    woken: list[int] = []
+    runs = SharedRuns(DaemonSettings(home=tmp_path, **settings), lambda: woken.append(1))
+    worker = WorkerHandle(id="w1", version_id="v1", pid=1, log_path=tmp_path / "w1.log",
+                          shared=True, state=IDLE)
+    return runs, worker, woken
+
+
+def test_room_counts_executing_runs_and_a_waiting_run_frees_its_place(tmp_path: Path) -> None:
+    runs, worker, woken = shared(tmp_path, runs_per_process=2)
+    assert runs.room(worker) == 2
+    runs.assign(worker, "r1", 1, {"run_id": "r1"})
+    runs.assign(worker, "r2", 1, {"run_id": "r2"})
+    assert runs.room(worker) == 0 and worker.state == BUSY
+    runs.moved(worker, "r1", "WAITING", attempt_ended=False)
+    runs.moved(worker, "r2", "WAITING", attempt_ended=False)
+    assert runs.room(worker) == 2 and worker.state == HELD and woken
+    assert runs.held_runs([worker]) == 2
+    other = WorkerHandle(id="w2", version_id="v1", pid=2, log_path=tmp_path / "w2.log")
+    assert runs.room(other) == 0  # an exclusive process has no shared room
+    assert runs.pick([other, worker], "v1") is worker
+    assert runs.pick([worker], "v2") is None
+
+
+def test_a_process_that_took_its_share_of_runs_takes_no_more(tmp_path: Path) -> None:
+    runs, worker, _ = shared(tmp_path, runs_per_process=5, warm_runs_per_process=3)
+    for i in range(3):
+        runs.assign(worker, f"r{i}", 1, {"run_id": f"r{i}"})
+    assert runs.room(worker) == 0
+
+
+async def test_messages_stay_until_acknowledged(tmp_path: Path) -> None:
+    runs, worker, _ = shared(tmp_path)
+    runs.assign(worker, "r1", 1, {"run_id": "r1"})
+    first = await runs.next(worker, 0.01, lambda w: False, ack=0)
+    assert isinstance(first, list) and [m["type"] for m in first] == ["assign"]
+    # the answer was lost: the next poll acknowledges nothing new and gets it again
+    again = await runs.next(worker, 0.01, lambda w: False, ack=0)
+    assert again == first
+    seq = first[0]["seq"]
+    assert await runs.next(worker, 0.01, lambda w: False, ack=seq) is None
+    runs.moved(worker, "r1", "WAITING", attempt_ended=False)
+    runs.moved(worker, "r1", "CANCELED", attempt_ended=True)  # ended while it waited
+    told = await runs.next(worker, 0.01, lambda w: False, ack=seq)
+    assert isinstance(told, list)
+    assert [(m["type"], m["runId"]) for m in told] == [("resume", "r1")]
+    assert told[0]["seq"] > seq
+    assert worker.runs == {} and worker.state == IDLE
+
+
+async def test_retire_only_a_process_that_holds_no_run(tmp_path: Path) -> None:
+    runs, worker, _ = shared(tmp_path)
+    runs.assign(worker, "r1", 1, {"run_id": "r1"})
+    runs.moved(worker, "r1", "WAITING", attempt_ended=False)
+    answer = await runs.next(worker, 0.01, lambda w: True, ack=None)  # takes the assign for good
+    assert isinstance(answer, list)
+    assert await runs.next(worker, 0.01, lambda w: True, ack=None) is None  # still holds r1
+    runs.moved(worker, "r1", "COMPLETED", attempt_ended=True)
+    await runs.next(worker, 0.01, lambda w: True, ack=None)  # the resume of the ended run
+    assert await runs.next(worker, 0.01, lambda w: True, ack=None) == "retire"
+
+
+class _Executor:
+    def __init__(self, shares: bool) -> None:
+        self.shares = shares
+
+    def can_checkpoint(self) -> bool:
+        return True
+
+    def shares_process(self, run_id: str) -> bool:
+        return self.shares
+
+
+def test_a_run_sharing_its_process_is_held_never_checkpointed(tmp_path: Path) -> None:
+    settings = DaemonSettings(home=tmp_path)
+    wp = Waitpoint(id="wp", type=WP_DATETIME, status="WAITING", created_at=0.0,
+                   complete_after=3600.0)
+    assert suspension.decide(wp, 0.0, settings, _Executor(False), "r1") == suspension.CHECKPOINT
+    assert suspension.decide(wp, 0.0, settings, _Executor(True), "r1") == suspension.HOLD
+    reason = suspension.hold_reason(wp, 0.0, settings, _Executor(True), "r1")
+    assert reason and "shares its task process" in reason

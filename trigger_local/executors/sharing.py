@@ -1,0 +1,136 @@
+"""Shared task processes: many runs of async tasks in one process (docs/worker-protocol.md,
+"Many runs per process").
+
+A run of a task whose manifest says `shared` (async, not `isolated`) goes to a process of its
+version that executes fewer than `runs_per_process` runs; a waiting run is a suspended
+coroutine in that process and does not count, so a few processes hold thousands of waiting
+runs, and `max_processes` caps processes, not waiting runs. The daemon talks to such a process
+through its one `next` long-poll, whose answers carry messages:
+
+- `{"type": "assign", "assignment": …}`: start this run (the Assignment of an exclusive one);
+- `{"type": "resume", "runId"}`: the run's wait is over, or the run ended while it waited: it
+  reads its wait's result once (`GET …/waits/{id}`) and goes on, or learns it is gone;
+- `{"type": "abort", "runId"}`: the engine ended the attempt (a cancel, a max duration): the
+  runtime cancels that coroutine only. Its neighbours go on;
+- `{"type": "reconcile", "runs": {run id: attempt}}`: sent once to a process a restarted daemon
+  adopted: the runs the store says it holds. Each waiting one reads its wait again (word that
+  it may go on may have died with the last daemon); the ones it never got (handed over just
+  before the last daemon died) it reports, `POST /engine/v1/workers/{id}/lost`, and they are
+  interrupted and queued again.
+
+A shared process is never checkpointed (CRIU freezes a whole process). When it dies, every run
+it held is failed as crashed (its neighbours' too) and retried per their policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+from ..config import DaemonSettings
+from .workers import BUSY, HELD, IDLE, KILLED, WorkerHandle
+
+#: added to the crash reason of each run a shared process held when it died
+SHARED_NOTE = ("\n(This task process ran several runs of async tasks at once; every run it held "
+               "ended with it. `isolated=True` on a task gives each run a process of its own.)")
+Answer = dict[str, Any] | list[dict[str, Any]] | None | Literal["retire"]
+
+
+class SharedRuns:
+    """The bookkeeping of shared processes: which holds which run, their free room, and their
+    messages. The executor owns the processes; this decides nothing about spawning."""
+
+    def __init__(self, settings: DaemonSettings, wake: Callable[[], None]) -> None:
+        self.settings = settings
+        self._wake = wake
+
+    # -- room --------------------------------------------------------------------------------
+    def room(self, worker: WorkerHandle) -> int:
+        """Runs `worker` may start now: it executes fewer than runs_per_process, and has not
+        taken its share of runs (warm_runs_per_process: then it retires once empty)."""
+        if not worker.shared or worker.state == KILLED or worker.exited.is_set() \
+                or worker.runs_done + len(worker.runs) >= self.settings.warm_runs_per_process:
+            return 0
+        return max(0, self.settings.runs_per_process - len(worker.executing))
+
+    def pick(self, workers: Iterable[WorkerHandle], version_id: str) -> WorkerHandle | None:
+        """The shared process of `version_id` with room that executes the most runs: runs pack
+        into few processes, and an emptied one can retire."""
+        best: WorkerHandle | None = None
+        for worker in workers:
+            if worker.version_id == version_id and self.room(worker) > 0 \
+                    and (best is None or len(worker.executing) > len(best.executing)):
+                best = worker
+        return best
+
+    def held_runs(self, workers: Iterable[WorkerHandle]) -> int:
+        return sum(len(w.runs) - len(w.executing) for w in workers if w.shared)
+
+    # -- runs coming and going -----------------------------------------------------------------
+    def assign(self, worker: WorkerHandle, run_id: str, attempt: int,
+               assignment: dict[str, Any]) -> None:
+        worker.runs[run_id] = attempt
+        worker.executing.add(run_id)
+        self._state(worker)
+        self.send(worker, {"type": "assign", "assignment": assignment})
+
+    def resumed(self, worker: WorkerHandle, run_id: str) -> None:
+        """The engine gave the waiting run its slot back: tell the coroutine to go on."""
+        worker.executing.add(run_id)
+        self._state(worker)
+        self.send(worker, {"type": "resume", "runId": run_id})
+
+    def moved(self, worker: WorkerHandle, run_id: str, status: str, attempt_ended: bool) -> None:
+        """A RunStatusChanged of a run `worker` holds."""
+        if attempt_ended:
+            waited = run_id not in worker.executing
+            worker.runs.pop(run_id, None)
+            worker.executing.discard(run_id)
+            worker.runs_done += 1
+            if waited:  # its coroutine waits for word: it reads that the run ended, and drops it
+                self.send(worker, {"type": "resume", "runId": run_id})
+            self._wake()
+        elif status == "WAITING":
+            worker.executing.discard(run_id)
+            self._wake()  # a slot of the process is free
+        elif status == "EXECUTING":
+            worker.executing.add(run_id)
+        self._state(worker)
+
+    def abort(self, worker: WorkerHandle, run_id: str) -> None:
+        self.send(worker, {"type": "abort", "runId": run_id})
+
+    def send(self, worker: WorkerHandle, message: dict[str, Any]) -> None:
+        worker.seq += 1
+        worker.messages.append({**message, "seq": worker.seq})
+        worker.ready.set()
+
+    def _state(self, worker: WorkerHandle) -> None:
+        if worker.state == KILLED:
+            return
+        worker.state = BUSY if worker.executing else (HELD if worker.runs else IDLE)
+
+    # -- the process's poll ----------------------------------------------------------------------
+    async def next(self, worker: WorkerHandle, wait_s: float,
+                   retire: Callable[[WorkerHandle], bool], ack: int | None) -> Answer:
+        """Every message `worker` has not acknowledged, as soon as there is one (or None after
+        `wait_s`). A message stays until a later poll acknowledges it (`ack`: the number of the
+        last one the process got), so an answer lost with its connection is sent again.
+        "retire" only for a process that holds no run."""
+        if ack is not None:
+            worker.messages = [m for m in worker.messages if m["seq"] > ack]
+        if not worker.messages and not worker.runs and retire(worker):
+            return "retire"
+        if not worker.messages:
+            worker.ready.clear()
+            try:
+                await asyncio.wait_for(worker.ready.wait(), wait_s)
+            except TimeoutError:
+                worker.idle_polls += 0 if worker.runs else 1
+                return None
+        worker.idle_polls = 0
+        if ack is None:  # a poll that acknowledges nothing takes its messages for good
+            messages, worker.messages = worker.messages, []
+            return messages
+        return list(worker.messages)
