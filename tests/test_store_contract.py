@@ -336,6 +336,20 @@ class TestWaitpoints:
         assert await ops.waitpoints.find_by_key(WP_DATETIME, "k", T0) is None
         assert await ops.waitpoints.find_by_key(WP_MANUAL, "k", T0 + 10) is None
 
+    async def test_waitpoint_keys_count_within_their_project(self, store: Store) -> None:
+        async with store.tx() as ops:
+            await ops.waitpoints.insert(make_wp("waitpoint_1", idempotency_key="k",
+                                               project="proj_a"))
+            await ops.waitpoints.insert(make_wp("waitpoint_2", idempotency_key="k"))
+        ops = store.read()
+        assert (await ops.waitpoints.find_by_key(WP_MANUAL, "k", T0, "proj_a")).id \
+            == "waitpoint_1"  # type: ignore[union-attr]
+        assert (await ops.waitpoints.find_by_key(WP_MANUAL, "k", T0)).id \
+            == "waitpoint_2"  # type: ignore[union-attr]
+        assert await ops.waitpoints.find_by_key(WP_MANUAL, "k", T0, "proj_b") is None
+        page = await ops.waitpoints.page(type_=WP_MANUAL, project="proj_a")
+        assert [w.id for w in page] == ["waitpoint_1"]
+
 
 class TestLogsEventsCache:
     async def test_logs_append_and_read_after_id(self, store: Store) -> None:

@@ -74,18 +74,21 @@ class TestDaemonRecords:
     async def test_env_vars_keep_a_secret_flag_unless_told(self,
                                                            store: Store) -> None:  # noqa: F811
         async with store.tx() as ops:
-            await ops.env_vars.put("dev", "B", "1", True, T0)
-            await ops.env_vars.put("dev", "A", "x", None, T0)
-            await ops.env_vars.put("dev", "B", "2", None, T0 + 1)  # the flag stays
-            await ops.env_vars.put("dev", "A", "kept", False, T0, override=False)
-            await ops.env_vars.put("prod", "A", "other", None, T0)
-        assert await store.read().env_vars.all("dev") == [
+            await ops.env_vars.put("p", "dev", "B", "1", True, T0)
+            await ops.env_vars.put("p", "dev", "A", "x", None, T0)
+            await ops.env_vars.put("p", "dev", "B", "2", None, T0 + 1)  # the flag stays
+            await ops.env_vars.put("p", "dev", "A", "kept", False, T0, override=False)
+            await ops.env_vars.put("p", "prod", "A", "other", None, T0)
+            await ops.env_vars.put("q", "dev", "A", "q's", None, T0)  # another project's
+        assert await store.read().env_vars.all("p", "dev") == [
             {"name": "A", "value": "x", "isSecret": False},
             {"name": "B", "value": "2", "isSecret": True}]
         async with store.tx() as ops:
-            assert await ops.env_vars.delete("dev", "A")
-            assert not await ops.env_vars.delete("dev", "A")
-        assert await store.read().env_vars.get("dev", "A") is None
+            assert await ops.env_vars.delete("p", "dev", "A")
+            assert not await ops.env_vars.delete("p", "dev", "A")
+        assert await store.read().env_vars.get("p", "dev", "A") is None
+        assert await store.read().env_vars.all("q", "dev") == [
+            {"name": "A", "value": "q's", "isSecret": False}]
 
     async def test_snapshots_and_attempts_of_a_run(self, store: Store) -> None:  # noqa: F811
         await insert_runs(store, make_run("run_a"))

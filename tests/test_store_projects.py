@@ -176,3 +176,59 @@ async def test_a_database_made_with_projects_migrates_forward_to_version_default
             assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     finally:
         await opened.close()
+
+
+async def test_tokens_batches_and_env_vars_of_an_older_database_get_their_projects(
+        tmp_path: Path) -> None:
+    """The migration that gave tokens, batches and env vars a project: a token or batch gets
+    the project of the run that made it (none: the daemon key's only); env vars, which every
+    project's processes got, are copied to each project."""
+    path = tmp_path / "older.db"
+    before = next(n for n, sql in enumerate(MIGRATIONS, start=1)
+                  if "ALTER TABLE waitpoints ADD COLUMN project" in sql) - 1
+    with closing(sqlite3.connect(path)) as db:
+        for sql in MIGRATIONS[:before]:
+            db.executescript(sql)
+        db.executescript(f"""
+            PRAGMA user_version = {before};
+            INSERT INTO projects (ref, project_dir, created_at, updated_at)
+                VALUES ('{A}', '/a', {T0}, {T0}), ('{B}', '/b', {T0}, {T0});
+            INSERT INTO env_vars (env, name, value, is_secret, updated_at)
+                VALUES ('dev', 'X', '1', 0, {T0});
+        """)
+    opened = SqliteStore(str(path))
+    await opened.open()
+    try:
+        read = opened.read()
+        for ref in (A, B):
+            assert await read.env_vars.all(ref, "dev") == [
+                {"name": "X", "value": "1", "isSecret": False}]
+    finally:
+        await opened.close()
+    # rows written at the older version, then migrated
+    with closing(sqlite3.connect(tmp_path / "older2.db")) as db:
+        for sql in MIGRATIONS[:before]:
+            db.executescript(sql)
+        db.executescript(f"""
+            PRAGMA user_version = {before};
+            INSERT INTO runs (id, task_id, status, payload_type, created_at, updated_at, queue,
+                              queued_at, snapshot_id, snapshot_kind, project)
+                SELECT 'run_a', 'hello', 'COMPLETED', 'application/json', {T0}, {T0},
+                       'task/hello', {T0}, 's', 'finished', '{A}';
+            INSERT INTO waitpoints (id, type, status, created_at, created_by_run_id)
+                VALUES ('waitpoint_a', 'MANUAL', 'WAITING', {T0}, 'run_a'),
+                       ('waitpoint_none', 'MANUAL', 'WAITING', {T0}, NULL);
+            INSERT INTO batches (id, run_count, created_at, status, parent_run_id)
+                VALUES ('batch_a', 1, {T0}, 'PENDING', 'run_a'),
+                       ('batch_none', 1, {T0}, 'PENDING', NULL);
+        """)
+    opened = SqliteStore(str(tmp_path / "older2.db"))
+    await opened.open()
+    try:
+        read = opened.read()
+        assert (await read.waitpoints.get("waitpoint_a")).project == A  # type: ignore[union-attr]
+        assert (await read.waitpoints.get("waitpoint_none")).project is None  # type: ignore[union-attr]
+        assert (await read.batches.get("batch_a")).project == A  # type: ignore[union-attr]
+        assert (await read.batches.get("batch_none")).project is None  # type: ignore[union-attr]
+    finally:
+        await opened.close()

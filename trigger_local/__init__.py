@@ -19,6 +19,7 @@ from .errors import (  # noqa: E402
     WaitTimeoutError,
 )
 from .sdk.context import Context  # noqa: E402
+from .sdk.hooks import LocalKey, locals  # noqa: E402
 from .sdk.logger import logger  # noqa: E402
 from .sdk.management import queues, runs  # noqa: E402
 from .sdk.metadata import metadata  # noqa: E402
@@ -36,7 +37,7 @@ __all__ = [
     "AbortTaskRunError", "BatchHandle", "Context", "DaemonNotRunningError", "IdempotencyKey",
     "NotFoundError", "Queue", "Retry", "RunHandle", "ScheduledPayload", "Task",
     "TaskRunFailedError", "TaskRunResult", "Token", "TriggerLocalError", "ValidationError",
-    "WaitResult", "WaitTimeoutError", "__version__", "idempotency_keys", "logger", "metadata",
-    "queue", "queues", "runs", "schedules", "schema_task", "step", "streams", "task", "tasks",
-    "wait",
+    "LocalKey", "WaitResult", "WaitTimeoutError", "__version__", "idempotency_keys", "locals",
+    "logger", "metadata", "queue", "queues", "runs", "schedules", "schema_task", "step",
+    "streams", "task", "tasks", "wait",
 ]

@@ -23,6 +23,9 @@ DEFAULT_PORT = 8030
 #: stops the daemon like SIGTERM, and kills the processes of waiting runs too (`down
 #: --kill-waiting`)
 KILL_WAITING_SIGNAL = signal.SIGUSR1
+#: sent by the executor to the process of a run canceled while it runs: the runtime runs the
+#: task's on_cancel hooks and exits (docs/hooks.md); SIGKILL follows after CANCEL_GRACE_S
+CANCEL_SIGNAL = signal.SIGUSR2
 MIB = 1024 * 1024
 
 

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from .errors import JsonTooDeepError
+from .errors import BadRequestError, JsonTooDeepError
 
 #: the longest duration (delay, ttl, timeouts, waits, idempotency key TTLs, max_duration), and
 #: how far from now a date may be: 10 years
@@ -22,10 +22,16 @@ MAX_ATTEMPTS = 10_000
 MAX_CONCURRENCY_LIMIT = 100_000
 #: anything else that is a count or an attempt number and gets stored (SQLite holds 64 bits)
 MAX_STORED_INT = 2**53
+#: a queue name (`task/<id>` or a custom one), a concurrency key, a token's tag: names shown in
+#: tables and completions, and keys of rows
+MAX_NAME_LENGTH = 256
+#: an idempotency key (Trigger.dev's limit)
+MAX_IDEMPOTENCY_KEY_LENGTH = 2048
 #: how deep JSON may nest, in a request body or in a payload, output or metadata packet:
 #: deeper documents are refused before they are parsed (Python's parser recurses)
 MAX_JSON_DEPTH = 100
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]")
 
@@ -54,3 +60,15 @@ def loads(text: str | bytes) -> Any:
     if not json_depth_at_most(text):
         raise JsonTooDeepError(MAX_JSON_DEPTH)
     return json.loads(text)
+
+
+def check_name(value: str, what: str, max_length: int = MAX_NAME_LENGTH) -> str:
+    """`value` if it is 1 to `max_length` characters with no NUL or other control character
+    (a name shown in a table, a completion or a log line); BadRequestError naming `what`."""
+    if not value or len(value) > max_length:
+        raise BadRequestError(f"{what} must be 1 to {max_length} characters, not "
+                              f"{len(value)}", field=what)
+    if (bad := _CONTROL.search(value)) is not None:
+        raise BadRequestError(f"{what} must not hold control characters (it has "
+                              f"{bad.group(0)!r} at {bad.start()})", field=what)
+    return value

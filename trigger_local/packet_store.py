@@ -3,7 +3,10 @@ reached through local "presigned" URLs signed with the daemon secret, so a clien
 and GET a packet without the API key, as it would against Trigger.dev's object storage.
 
 A run triggered with `payloadType: application/store` keeps the packet's name as its payload;
-`resolve` turns it back into the real payload for the task process."""
+`resolve` turns it back into the real payload for the task process.
+
+A packet belongs to the project whose key asked for its upload URL (None: the daemon's key):
+the URL carries that project, signed, and the packet's `.meta` file records it."""
 
 from __future__ import annotations
 
@@ -21,12 +24,15 @@ OFFLOAD_BYTES = 128 * 1024
 PACKET_LIMIT_BYTES = 64 * 1024 * 1024
 
 
-def signature(secret: str, name: str) -> str:
-    return hmac.new(secret.encode(), f"packet:{name}".encode(), hashlib.sha256).hexdigest()
+def signature(secret: str, name: str, project: str | None = None) -> str:
+    signed = f"packet:{name}" if project is None else f"packet:{name}\n{project}"
+    return hmac.new(secret.encode(), signed.encode(), hashlib.sha256).hexdigest()
 
 
-def presigned_url(base: str, secret: str, name: str) -> str:
-    return f"{base}/api/v1/local/packets/{quote(name, safe='/')}?sig={signature(secret, name)}"
+def presigned_url(base: str, secret: str, name: str, project: str | None = None) -> str:
+    url = f"{base}/api/v1/local/packets/{quote(name, safe='/')}?sig="
+    url += signature(secret, name, project)
+    return url if project is None else f"{url}&project={quote(project)}"
 
 
 #: a packet name, and each `/`-separated part of it (a file name, with room for `.part`/`.meta`)
@@ -58,7 +64,8 @@ def path_of(home: Path, name: str) -> Path:
     return target
 
 
-def write(home: Path, name: str, data: bytes, content_type: str) -> None:
+def write(home: Path, name: str, data: bytes, content_type: str,
+          project: str | None = None) -> None:
     """Store a packet. ValueError for a name that cannot be one, or that an existing packet
     makes impossible (a name under a packet file, or a packet where a directory of them is)."""
     target = path_of(home, name)
@@ -76,7 +83,25 @@ def write(home: Path, name: str, data: bytes, content_type: str) -> None:
     partial = target.with_name(target.name + ".part")
     partial.write_bytes(data)
     partial.replace(target)  # readers never see half a packet
-    target.with_name(target.name + ".meta").write_text(json.dumps({"contentType": content_type}))
+    meta = {"contentType": content_type, "project": project}
+    target.with_name(target.name + ".meta").write_text(json.dumps(meta))
+
+
+def owner(home: Path, name: str) -> tuple[bool, str | None]:
+    """(whether packet `name` exists, the project it belongs to: None for the daemon's key and
+    for packets stored before packets had projects)."""
+    try:
+        target = path_of(home, name)
+    except ValueError:
+        return False, None
+    if not target.is_file():
+        return False, None
+    try:
+        meta = json.loads(target.with_name(target.name + ".meta").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    project = meta.get("project") if isinstance(meta, dict) else None
+    return True, project if isinstance(project, str) else None
 
 
 def read(home: Path, name: str) -> tuple[bytes, str] | None:

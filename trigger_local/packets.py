@@ -5,10 +5,10 @@ nothing of either."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .limits import loads
+from .strict_json import dumps_js
 
 JSON = "application/json"
 SUPER_JSON = "application/super+json"
@@ -18,10 +18,12 @@ _KEYED_OPERATIONS = frozenset({"set", "delete", "increment", "append", "remove"}
 
 
 def encode(value: Any) -> tuple[str | None, str]:
-    """A Python value as a packet. None becomes an absent payload."""
+    """A Python value as a packet. None becomes an absent payload. NaN and ±Infinity become
+    null and a lone surrogate U+FFFD, as JavaScript's `JSON.stringify` writes them (the daemon
+    refuses them: strict_json.py)."""
     if value is None:
         return None, JSON
-    return json.dumps(value, default=_default, separators=(",", ":")), JSON
+    return dumps_js(value, default=_default), JSON
 
 
 def _default(obj: Any) -> Any:

@@ -111,7 +111,9 @@ def ck_project_daemon(tmp_path: Path) -> DaemonProcess:
 
 
 def create_token(d: DaemonProcess) -> str:
-    r = d.api("POST", "/api/v1/waitpoints/tokens", json={"timeout": "1h"})
+    """A token of the test project (`proj_test`), which its tasks' own key can complete."""
+    r = d.api("POST", "/api/v1/waitpoints/tokens", json={"timeout": "1h"},
+              headers={"x-trigger-local-project": "proj_test"})
     assert r.status_code == 200, r.text
     return str(r.json()["id"])
 

@@ -21,7 +21,7 @@ def bump(payload, name):
         f.write("x")
     return path.read_text().count("x")
 
-@task(id="rp-token", retry=Retry(max_attempts=1))
+@task(id="rp-token", retry=Retry(max_attempts=1), isolated=True)  # checkpointed
 async def rp_token(payload, ctx):
     n = await step.run("side-effect", bump, payload, "effect")
     token = await wait.create_token(timeout="1h")

@@ -1,7 +1,10 @@
 """A bounded API fuzzer: hypothesis builds requests for every operation in the daemon's own
 /openapi.json (random path segments, the declared query parameters, bodies from any JSON to
-raw garbage, values past every limit, JSON nested far too deep) and sends them to a real
-daemon. No answer may be a 5xx, and the daemon must keep serving afterwards.
+raw garbage, values past every limit, NaN / Infinity and lone UTF-16 surrogates in any field,
+JSON nested far too deep, huge durations in query parameters) and sends them to a real daemon.
+No answer may be a 5xx, and the daemon must keep serving afterwards. Every route of the FastAPI
+app is fuzzed, also one left out of the OpenAPI document: a new route is fuzzed without being
+listed here.
 
 Before it, the hostile inputs known to have caused 500s are sent explicitly, each to every
 route that takes that kind of value: each must be a 4xx naming the field, and store nothing."""
@@ -9,8 +12,10 @@ route that takes that kind of value: each must be a 4xx naming the field, and st
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from trigger_local.api.app import create_app
 from trigger_local.limits import MAX_JSON_DEPTH
 
 from .conftest import DaemonProcess, write_project
@@ -30,7 +36,12 @@ EXAMPLES = 400
 
 #: values past a limit somewhere: huge integers and floats, durations of millions of years
 EXTREMES = [2**64, -2**64, 2**63, 10**400, 1e308, -1e308, "999999999w", "1e308", "99999999999d",
-            "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "\u0000", "x" * 300]
+            "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "\u0000", "x" * 300,
+            # not JSON, not text: json.dumps writes them as NaN, Infinity and "\ud800"
+            float("nan"), float("inf"), float("-inf"), "\ud800", "a\udfff", {"\udc00": 1}]
+#: query values past a limit: durations, dates and counts
+QUERY_EXTREMES = ["999999999w", "1e308", "-1e308", "nan", "inf", "99999999999d", str(2**64),
+                  "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "-1", "\u0000"]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False)
     | st.text(max_size=30) | st.sampled_from(EXTREMES),
@@ -53,22 +64,42 @@ segment = st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), min_siz
                                      "-1", "%2F"]))
 
 
+_PATH_PARAM = re.compile(r"\{(\w+)(:path)?\}")
+FILTERS = ["filter[createdAt][period]", "filter[createdAt][from]", "filter[createdAt][to]",
+           "filter[period]", "period", "from", "to", "page[size]", "limit", "timeout", "wait"]
+
 #: trigger options (inside `options`) that take durations, dates and numbers
 OPTION_FIELDS = ["delay", "ttl", "idempotencyKey", "idempotencyKeyTTL", "maxAttempts",
                  "maxDuration", "priority",
                  "machine", "tags", "debounce", "metadata", "concurrencyKey", "queue"]
 
 
+def app_routes() -> set[tuple[str, str]]:
+    """(method, path) of every route of the API, read from the FastAPI app itself."""
+    app = create_app(SimpleNamespace(secret_key="x"))  # type: ignore[arg-type]
+
+    def walk(routes: list[Any]) -> Any:
+        for route in routes:
+            inner = getattr(route, "original_router", None)  # an included router (FastAPI 0.16x)
+            yield from walk(inner.routes) if inner is not None else (route,)
+
+    return {(method, route.path) for route in walk(list(app.routes))
+            for method in getattr(route, "methods", None) or () if method != "HEAD"}
+
+
 def operations(spec: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]]:
+    """Every route of the app (SKIP aside), with its query parameters and body schema where the
+    OpenAPI document has them."""
+    documented = {(method.upper(), path): op for path, methods in spec["paths"].items()
+                  for method, op in methods.items()}
     ops = []
-    for path, methods in spec["paths"].items():
+    for method, path in sorted(app_routes()):
         if any(s in path for s in SKIP):
             continue
-        for method, op in methods.items():
-            props = (((op.get("requestBody") or {}).get("content") or {}).get("application/json")
-                     or {})
-            ops.append((method.upper(), path, op.get("parameters") or [], props.get("schema")
-                        or {}))
+        op = documented.get((method, path)) or {}
+        props = (((op.get("requestBody") or {}).get("content") or {}).get("application/json")
+                 or {})
+        ops.append((method, path, op.get("parameters") or [], props.get("schema") or {}))
     return ops
 
 
@@ -77,13 +108,14 @@ def requests(draw: st.DrawFn, ops: list[Any]) -> tuple[str, str, dict[str, str],
     method, path, params, schema = draw(st.sampled_from(ops))
     query: dict[str, str] = {}
     for p in params:
-        if p.get("in") == "path":
-            path = path.replace("{" + p["name"] + "}", quote(draw(segment), safe=""))
-        elif p.get("in") == "query" and draw(st.booleans()):
+        if p.get("in") == "query" and draw(st.booleans()):
             query[p["name"]] = draw(st.text(st.characters(blacklist_categories=("Cs",)),
                                             max_size=20)
-                                        | st.integers(-5, 500).map(str))
-    path = path.replace("{name}", "x").replace("{name:path}", "x")
+                                    | st.integers(-5, 500).map(str)
+                                    | st.sampled_from(QUERY_EXTREMES))
+    if draw(st.booleans()):  # filters every listing reads, documented or not
+        query[draw(st.sampled_from(FILTERS))] = draw(st.sampled_from(QUERY_EXTREMES))
+    path = _PATH_PARAM.sub(lambda m: "x" if m.group(2) else quote(draw(segment), safe=""), path)
     fields = (schema.get("properties") or {}).keys()
     options = st.fixed_dictionaries({}, optional={f: json_values for f in OPTION_FIELDS})
     body = draw(st.one_of(
@@ -100,7 +132,8 @@ def requests(draw: st.DrawFn, ops: list[Any]) -> tuple[str, str, dict[str, str],
 def test_fuzz_no_5xx_and_still_serving(daemon: DaemonProcess) -> None:
     spec = daemon.api("GET", "/openapi.json").json()
     ops = operations(spec)
-    assert len(ops) > 30, "the OpenAPI document lists the routes"
+    assert len(ops) > 30, "the app has its routes"
+    assert ("GET", "/docs") in {(m, p) for m, p, _, _ in ops}, "undocumented routes are fuzzed"
     client = httpx.Client(base_url=daemon.url, timeout=15)
     headers = {"Authorization": f"Bearer {daemon.key}", "Content-Type": "application/json"}
     seen: dict[int, int] = {}
@@ -320,3 +353,31 @@ def test_a_run_stored_with_an_out_of_range_time_does_not_break_listings(
         assert r.returncode == 0 and "Traceback" not in r.stderr, (args, r.stderr[-2000:])
     # the timer survived
     assert d.wait_status(d.trigger("hello", {"name": "still"}))["status"] == "COMPLETED"
+
+
+def test_lone_surrogates_nan_and_huge_periods_that_caused_500s_are_4xx(
+        live: DaemonProcess) -> None:
+    """The outside review's cases (#10): each was a 500 or a reset connection."""
+    d = live
+    before = _counts(d)
+    cases = [("POST", "/api/v1/waitpoints/tokens", '{"idempotencyKey": "\\ud800"}',
+              "idempotencyKey"),
+             ("POST", "/api/v1/schedules", '{"task": "hello", "cron": "\\ud800"}', "cron"),
+             ("POST", "/api/v1/schedules",
+              '{"task": "hello", "cron": "* * * * *", "externalId": "\\ud800"}', "externalId"),
+             ("POST", "/api/v1/projects/proj_test/envvars/dev",
+              '{"name": "B", "value": "\\ud800"}', "value"),
+             ("POST", "/api/v1/tasks/hello/trigger", '{"payload": NaN}', "payload")]
+    for method, path, raw, field in cases:
+        _refused(d.api(method, path, content=raw, headers={"content-type": "application/json"}),
+                 field)
+    assert _counts(d) == before
+    assert d.api("GET", "/api/v1/projects/proj_test/envvars/dev").json() == []
+    for name in ("filter[period]", "filter[createdAt][period]"):
+        for value in ("999999999w", "1e308", "nan"):
+            r = d.api("GET", "/api/v1/runs", params={name: value})
+            assert r.status_code < 500, (name, value, r.text)
+            r = d.api("GET", "/api/v1/waitpoints/tokens", params={name: value})
+            assert r.status_code < 500, (name, value, r.text)
+    r = d.api("GET", "/api/v1/runs", params={"filter[createdAt][period]": "999999999w"})
+    assert r.status_code == 400 and "period" in r.json()["error"], r.text

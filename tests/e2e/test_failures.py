@@ -61,7 +61,7 @@ def test_cancel_executing_run_kills_it(ready: DaemonProcess) -> None:
     run_id = ready.trigger("sleeper", {"seconds": 60})
     wait_for(lambda: ready.run(run_id)["status"] == "EXECUTING", 20, what="EXECUTING")
     r = ready.api("POST", f"/api/v2/runs/{run_id}/cancel")
-    assert r.status_code == 200 and r.json() == {"id": run_id}
+    assert r.status_code == 200 and r.json()["id"] == run_id and not r.json()["alreadyFinal"]
     assert ready.run(run_id)["status"] == "CANCELED"
     # the slot is free again: a new run starts and finishes
     assert ready.wait_status(ready.trigger("hello", {}))["status"] == "COMPLETED"

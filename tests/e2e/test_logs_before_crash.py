@@ -20,7 +20,7 @@ def crash_sync(payload, ctx):
     logger.info("crashing")
     os.kill(os.getpid(), signal.SIGKILL)
 
-@task(id="crash-many", retry=Retry(max_attempts=1))
+@task(id="crash-many", retry=Retry(max_attempts=1), isolated=True)  # has a spool
 async def crash_many(payload, ctx):
     for n in range(payload["lines"]):
         logger.info(f"line {n}")

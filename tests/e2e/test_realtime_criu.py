@@ -22,7 +22,7 @@ async def numbers(first, last):
     for n in range(first, last):
         yield n
 
-@task(id="ck-stream")
+@task(id="ck-stream", isolated=True)  # checkpointed: a process of its own
 async def ck_stream(payload, ctx):
     before = os.getpid()
     await streams.pipe("nums", numbers(0, 50))

@@ -221,7 +221,9 @@ def test_isolated_and_sync_runs_have_a_process_each(shared: DaemonProcess) -> No
     sync = [shared.trigger("sync-holder", {"token": t}) for t in token_ids[3:]]
     together = batch(shared, "holder", [{"token": t} for t in tokens(shared, 3)])
     wait_for(lambda: counts(shared).get("WAITING", 0) == 9, 60, what="9 runs waiting")
-    assert executor(shared)["processes"] == 7  # 3 isolated + 3 sync + 1 shared
+    # 3 isolated + 3 sync + the shared ones: runs start concurrently, so a second shared
+    # process may boot while the first one boots (docs/worker-protocol.md)
+    assert 7 <= executor(shared)["processes"] <= 8
     complete(shared, token_ids)
     wait_all(shared, isolated + sync, "COMPLETED")
     pids = [shared.run(r)["output"]["pid"] for r in isolated + sync]

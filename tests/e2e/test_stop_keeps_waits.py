@@ -230,11 +230,14 @@ def test_dev_ctrl_c_interrupts_an_executing_run_and_the_next_dev_says_it_started
         dev.ctrl_c()
         assert "Stopped the daemon dev started" in dev.text(), dev.text()
         dev = _Dev(project, home, port)
-        again = f"{run_id} long-sleeper started again after an interruption (attempt 2"
+        # the interrupted attempt did not count: the next try is attempt 1 again
+        again = f"{run_id} long-sleeper started again after an interruption (attempt 1"
         wait_for(lambda: again in dev.text(), 30,
                  what="dev to say the interrupted run started again")
         attempts = client.api("GET", f"/api/v1/runs/{run_id}/trace").json()["attempts"]
         assert [a["rawStatus"] for a in attempts] == ["INTERRUPTED", "EXECUTING"], attempts
+        assert [a["status"] for a in attempts] == ["INTERRUPTED", "EXECUTING"], attempts
+        assert [a["number"] for a in attempts] == [1, 1], attempts
         assert client.run(run_id)["status"] == "EXECUTING"
         client.api("POST", f"/api/v2/runs/{run_id}/cancel")
     finally:

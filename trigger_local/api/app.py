@@ -30,6 +30,7 @@ from . import (
     worker,
 )
 from .auth import ProjectKeys
+from .common import SafeJSONResponse
 from .errors import install_handlers
 from .run_auth import RunAuth
 from .services import DaemonServices
@@ -39,6 +40,7 @@ __all__ = ["DaemonServices", "create_app"]
 
 def create_app(services: DaemonServices) -> FastAPI:
     app = FastAPI(title="trigger-local", version=__version__, docs_url=None, redoc_url=None,
+                  default_response_class=SafeJSONResponse,
                   description="Trigger.dev's management API for one machine, plus the local and "
                               "worker routes.")
     app.state.services = services

@@ -130,7 +130,7 @@ async def add_batch_items(batch_id: str, request: Request) -> Response:
         raise UnsupportedMediaTypeError("Batch items must be sent as application/x-ndjson, not "
                                         f"{content_type!r}")
     batch = await svc.engine.queries.batches.get(batch_id)
-    if batch is None:
+    if batch is None or not caller.sees(batch.project):
         raise NotFoundError(f"Batch {batch_id} not found")
     items = await _read_items(request, svc, batch.run_count)
     # one item stream at a time, so index dedupe sees what the previous stream added
@@ -152,10 +152,10 @@ async def add_batch_items(batch_id: str, request: Request) -> Response:
 @router.get("/api/v2/batches/{batch_id}")
 async def retrieve_batch(batch_id: str, request: Request) -> Response:
     svc = services_of(request)
-    require_key(request, svc, f"read:batch:{batch_id}")
+    caller = require_key(request, svc, f"read:batch:{batch_id}")
     read = svc.engine.queries
     batch = await read.batches.get(batch_id)
-    if batch is None:
+    if batch is None or not caller.sees(batch.project):
         raise NotFoundError(f"Batch {batch_id} not found")
     return ok(batch_item(batch, await read.runs.get_many(batch.run_ids)))
 

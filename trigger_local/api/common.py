@@ -8,8 +8,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .. import limits
 from ..errors import BadRequestError, PayloadTooLargeError
+from ..strict_json import dumps_js, loads_strict
 from . import auth
 from .services import DaemonServices
 
@@ -56,12 +56,10 @@ async def read_body(request: Request, limit: int, payload_limit: int | None = No
 
 
 def parse_json(raw: bytes | str, what: str = "Request body") -> Any:
-    """The JSON document in `raw`; 400 naming `what` when it is not JSON or nests deeper than
-    limits.MAX_JSON_DEPTH (checked on the raw text first: the parser recurses)."""
-    try:
-        return limits.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"{what} is not valid JSON: {exc}") from exc
+    """The JSON document in `raw`; 400 naming `what` when it is not JSON, nests deeper than
+    limits.MAX_JSON_DEPTH (checked on the raw text first: the parser recurses), or holds NaN,
+    Infinity or a lone surrogate (naming the field: strict_json.py)."""
+    return loads_strict(raw, what)
 
 
 async def read_json(request: Request, svc: DaemonServices) -> dict[str, Any]:
@@ -76,8 +74,20 @@ async def read_json(request: Request, svc: DaemonServices) -> dict[str, Any]:
     return value
 
 
+class SafeJSONResponse(JSONResponse):
+    """Every JSON answer of the API. A value no request can store any more (NaN, a lone
+    surrogate) may still be in an older database or come from a task's output: it is written
+    as JavaScript writes it (null, U+FFFD) rather than failing the answer with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except (ValueError, UnicodeEncodeError):
+            return dumps_js(content).encode("utf-8")
+
+
 def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers=headers)
+    return SafeJSONResponse(body, status_code=status, headers=headers)
 
 
 def require_key(request: Request, svc: DaemonServices,

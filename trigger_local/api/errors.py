@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from ..disk import disk_full_error
 from ..errors import TriggerLocalError
 from ..supervise import report
-from .common import services_of
+from .common import SafeJSONResponse, services_of
 
 #: answers that a later try can change: a full disk (507) and a stopping daemon (503)
 RETRYABLE_STATUSES = frozenset({503, 507})
@@ -33,7 +33,7 @@ def error_response(status: int, body: dict[str, Any],
         headers.setdefault("retry-after", "1")
     elif status == 409 or status >= 500:
         headers["x-should-retry"] = "false"
-    return JSONResponse(body, status_code=status, headers=headers)
+    return SafeJSONResponse(body, status_code=status, headers=headers)
 
 
 def from_error(exc: TriggerLocalError) -> JSONResponse:

@@ -153,8 +153,10 @@ async def list_tasks(request: Request) -> Response:
 
 @router.get("/api/v1/local/status")
 async def status(request: Request) -> Response:
-    """The daemon, and each project (`projects`); `current_version` and `tasks` are the caller's
-    project's (with no project named: the newest version of any project)."""
+    """The daemon, and each project (`projects`: its `currentVersion` and `taskIds`, among
+    others). The top-level `current_version` and `tasks` are the caller's project's (with no
+    project named: the newest version of any project's); they stay for one version, for clients
+    that read them, and are replaced by `projects`."""
     svc = services_of(request)
     caller = require_key(request, svc)
     out = dict(svc.status())

@@ -13,8 +13,14 @@ from typing import Any
 from .. import packets
 from ..engine import TriggerRequest
 from ..engine.debounce import parse_debounce
-from ..errors import ValidationError
-from ..limits import MAX_ATTEMPTS, MAX_STORED_INT
+from ..errors import BadRequestError, ValidationError
+from ..limits import (
+    MAX_ATTEMPTS,
+    MAX_CONCURRENCY_LIMIT,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_STORED_INT,
+    check_name,
+)
 
 
 def _shown(value: Any) -> str:
@@ -66,10 +72,19 @@ def payload_packet(payload: Any, payload_type: Any) -> tuple[str | None, str]:
     return json.dumps(payload, separators=(",", ":")), packets.JSON
 
 
-def _queue(value: Any) -> str | None:
+def _queue(value: Any) -> tuple[str | None, int | None]:
+    """`options.queue`: a name, or `{"name", "concurrencyLimit"}` (the limit sets the queue's,
+    as Trigger.dev's v3 triggers did)."""
+    limit = None
     if isinstance(value, dict):
+        try:  # 400, as the queue routes answer for a bad limit
+            limit = int_option(value.get("concurrencyLimit"), "options.queue.concurrencyLimit", 0,
+                               MAX_CONCURRENCY_LIMIT)
+        except ValidationError as exc:
+            raise BadRequestError(exc.message, field="options.queue.concurrencyLimit") from None
         value = value.get("name")
-    return _str(value, "options.queue.name") or None
+    name = _str(value, "options.queue.name") or None
+    return (None if name is None else check_name(name, "options.queue.name")), limit
 
 
 def _metadata(options: dict[str, Any]) -> dict[str, Any] | None:
@@ -103,20 +118,23 @@ def trigger_request(task_id: str, body: dict[str, Any], headers: Any = None) -> 
     key_ttl = _str(options.get("idempotencyKeyTTL"), "options.idempotencyKeyTTL")
     if not key and headers is not None and headers.get("idempotency-key"):
         key, key_ttl = headers.get("idempotency-key"), key_ttl or headers.get("idempotency-key-ttl")
-    if key is not None and len(key) > 2048:
-        raise ValidationError("idempotencyKey must be at most 2048 characters")
+    if key:
+        check_name(key, "options.idempotencyKey", MAX_IDEMPOTENCY_KEY_LENGTH)
     key_options = options.get("idempotencyKeyOptions")
     user_key = key_options.get("key") if isinstance(key_options, dict) else None
     tags = options.get("tags")
     if tags is not None and not isinstance(tags, str | list):
         raise ValidationError("tags must be a string or a list of strings")
     concurrency_key = options.get("concurrencyKey")
-    if concurrency_key is not None and not isinstance(concurrency_key, str | int | float):
-        raise ValidationError("concurrencyKey must be a string or a number")
+    if concurrency_key is not None:
+        if isinstance(concurrency_key, bool) or not isinstance(concurrency_key, str | int | float):
+            raise ValidationError("concurrencyKey must be a string or a number")
+        concurrency_key = check_name(str(concurrency_key), "options.concurrencyKey")
+    queue, queue_limit = _queue(options.get("queue"))
     return TriggerRequest(
         task_id=task_id, payload=payload, payload_type=payload_type,
-        queue=_queue(options.get("queue")),
-        concurrency_key=None if concurrency_key is None else str(concurrency_key),
+        queue=queue, queue_concurrency_limit=queue_limit,
+        concurrency_key=concurrency_key,
         delay=_duration(options.get("delay"), "delay"), ttl=_duration(options.get("ttl"), "ttl"),
         idempotency_key=key or None, idempotency_key_user=str(user_key) if user_key else None,
         idempotency_key_ttl=key_ttl, tags=[tags] if isinstance(tags, str) else list(tags or []),

@@ -26,38 +26,47 @@ def _checked_name(name: str) -> str:
 
 
 def _answer(request: Request, svc: DaemonServices, name: str) -> Response:
-    url = packet_store.presigned_url(base_url(request, svc), svc.secret_key, name)
+    """A URL for packet `name`, of the caller's project; another project's packet is 404 to a
+    project key (as if it did not exist), and cannot be replaced through it."""
+    caller = require_key(request, svc)
+    exists, project = packet_store.owner(svc.settings.home, name)
+    if exists and not caller.sees(project):
+        raise NotFoundError("Packet not found", name=name)
+    url = packet_store.presigned_url(base_url(request, svc), svc.secret_key, name,
+                                     project if exists else caller.project)
     return ok({"presignedUrl": url, "storagePath": name})
 
 
 @router.put("/api/v2/packets/{name:path}")
 async def upload_url(name: str, request: Request) -> Response:
-    svc = services_of(request)
-    require_key(request, svc)
-    return _answer(request, svc, _checked_name(name))
+    return _answer(request, services_of(request), _checked_name(name))
 
 
 @router.get("/api/v2/packets/{name:path}")
 async def download_url(name: str, request: Request) -> Response:
-    svc = services_of(request)
-    require_key(request, svc)
-    return _answer(request, svc, _checked_name(name))
+    return _answer(request, services_of(request), _checked_name(name))
 
 
-def _signed(request: Request, svc: DaemonServices, name: str) -> None:
+def _signed(request: Request, svc: DaemonServices, name: str) -> str | None:
+    """The project the URL was signed for (None: the daemon's key); 401 for a bad signature."""
+    project = request.query_params.get("project") or None
     if not auth.same(request.query_params.get("sig", ""),
-                     packet_store.signature(svc.secret_key, name)):
+                     packet_store.signature(svc.secret_key, name, project)):
         raise AuthenticationError("Invalid packet URL signature")
+    return project
 
 
 @router.put("/api/v1/local/packets/{name:path}")
 async def put_packet(name: str, request: Request) -> Response:
     svc = services_of(request)
-    _signed(request, svc, _checked_name(name))
+    project = _signed(request, svc, _checked_name(name))
     data = await read_body(request, packet_store.PACKET_LIMIT_BYTES)
+    exists, owner = packet_store.owner(svc.settings.home, name)
+    if exists and owner != project:  # made meanwhile by another project (or the daemon's key)
+        raise NotFoundError("Packet not found", name=name)
     try:
         packet_store.write(svc.settings.home, name, data,
-                           request.headers.get("content-type") or "application/json")
+                           request.headers.get("content-type") or "application/json", project)
     except ValueError as exc:
         raise BadRequestError(str(exc)) from exc
     return Response(status_code=200)

@@ -18,6 +18,7 @@ from ..store.models import (
     EXECUTING,
     EXPIRED,
     FINAL_STATUSES,
+    INTERRUPTED,
     WAITING,
     WP_TIMED_OUT,
     Attempt,
@@ -32,7 +33,7 @@ from ..store.models import (
 # `runs.poll` spin on such runs until it gives up; here every final status is completed
 _COMPLETED = FINAL_STATUSES
 _ATTEMPT_STATUS: dict[str, str] = {EXECUTING: "EXECUTING", COMPLETED: "COMPLETED",
-                                   CANCELED: "CANCELED"}
+                                   CANCELED: "CANCELED", INTERRUPTED: "INTERRUPTED"}
 ENV = {"id": "env_local", "name": "dev"}
 
 
@@ -69,7 +70,7 @@ def run_common(run: Run, now: float) -> dict[str, Any]:
         if run.started_at else 0,
         "metadata": run.metadata or {}, "taskKind": "SCHEDULED" if run.schedule_id else "STANDARD",
         "depth": run.depth,
-        "queue": run.queue, "attemptCount": run.attempt_count,
+        "queue": run.queue, "attemptCount": run.counted_attempts,
     }
     _put(out, "project", run.project)
     _put(out, "idempotencyKey", run.idempotency_key_user or run.idempotency_key)
@@ -100,8 +101,19 @@ def run_error(error: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def attempt_item(attempt: Attempt) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": attempt.id, "number": attempt.number,
+def attempt_items(attempts: list[Attempt]) -> list[dict[str, Any]]:
+    """A run's attempts, numbered as the task saw them: an interrupted attempt (status
+    `INTERRUPTED`, `counts: false`) does not count, and the try after it has its number."""
+    out, counted = [], 0
+    for attempt in attempts:
+        out.append(attempt_item(attempt, counted + 1))
+        counted += attempt.counts
+    return out
+
+
+def attempt_item(attempt: Attempt, number: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": attempt.id, "number": attempt.number if number is None
+                           else number, "counts": attempt.counts,
                            "status": _ATTEMPT_STATUS.get(attempt.status, "FAILED"),
                            "rawStatus": attempt.status, "createdAt": iso(attempt.started_at),
                            "startedAt": iso(attempt.started_at),
@@ -143,7 +155,7 @@ def run_retrieve(run: Run, now: float, *, attempts: list[Attempt], parent: Run |
     if children:
         rel["children"] = [related(c, now) for c in children]
     out["relatedRuns"] = rel
-    out["attempts"] = [attempt_item(a) for a in attempts]
+    out["attempts"] = attempt_items(attempts)
     return out
 
 

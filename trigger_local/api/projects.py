@@ -40,7 +40,8 @@ def registration_project(body: dict[str, Any], caller: Caller, project_dir: str)
 @router.get("/api/v1/local/projects")
 async def list_projects(request: Request) -> Response:
     """`{"data": [{ref, projectDir, currentVersion, online, dev, devSessions, leftAt, tasks,
-    key}]}`; `key` is the project's own secret key (a project key sees only its project)."""
+    taskIds, key}]}`; `key` is the project's own secret key (a project key sees only its
+    project)."""
     svc = services_of(request)
     caller = require_key(request, svc)
     data = [p | {"key": project_key(svc.secret_key, p["ref"])}

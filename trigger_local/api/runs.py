@@ -11,6 +11,7 @@ from starlette.responses import Response
 from .. import packet_store
 from ..engine import Engine, TriggerRequest
 from ..errors import BadRequestError, NotFoundError, ValidationError
+from ..statuses import RunStatus
 from ..store.models import Run
 from .auth import ADMIN, Caller
 from .common import base_url, body_doc, ok, read_json, require_key, services_of
@@ -59,15 +60,18 @@ async def retrieve_run(run_id: str, request: Request) -> Response:
 
 @router.post("/api/v2/runs/{run_id}/cancel")
 async def cancel_run(run_id: str, request: Request) -> Response:
-    """Cancel; a run that already ended is left as it is (still 200)."""
+    """Cancel; a run that already ended is left as it is (still 200, Trigger.dev's answer). The
+    body also says which happened: `status` (the run's, after the call) and `alreadyFinal`
+    (true: it had ended before, with that status; nothing changed)."""
     svc = services_of(request)
     caller = require_key(request, svc, f"write:runs:{run_id}")
-    await get_run(svc.engine, run_id, caller)
+    before = await get_run(svc.engine, run_id, caller)
     try:
         run = await svc.engine.cancel(run_id)
     except NotFoundError as exc:
         raise NotFoundError("Run not found", run_id=run_id) from exc
-    return ok({"id": run.id})
+    already_final = before.is_final or run.status != RunStatus.CANCELED  # ended meanwhile
+    return ok({"id": run.id, "status": str(run.status), "alreadyFinal": already_final})
 
 
 _REPLAY_OVERRIDES = ("payload", "payloadType", "metadata", "tags", "queue", "concurrencyKey",

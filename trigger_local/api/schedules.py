@@ -14,6 +14,7 @@ from ..durations import iso
 from ..engine.cron import timezones
 from ..engine.schedules import DECLARATIVE, ScheduleSpec
 from ..errors import BadRequestError, NotFoundError
+from ..limits import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_NAME_LENGTH, check_name
 from ..store.models import Schedule
 from .common import body_doc, int_param, ok, read_json, require_key, services_of
 from .errors import JsonErrorRoute
@@ -58,6 +59,10 @@ def _spec(body: dict[str, Any], with_key: bool) -> ScheduleSpec:
             issues.append({"path": [name], "message": "Expected string"})
     if issues:
         raise BadRequestError("Invalid request body", issues=issues)
+    for name in ("externalId", "deduplicationKey", "timezone"):
+        if body.get(name):  # shown in tables and completions: no control characters
+            check_name(body[name], name, MAX_IDEMPOTENCY_KEY_LENGTH if name == "externalId"
+                       else MAX_NAME_LENGTH)
     return ScheduleSpec(task_id=body["task"], cron=body["cron"],
                         timezone=body.get("timezone") or "UTC", external_id=body.get("externalId"),
                         deduplication_key=body.get("deduplicationKey") if with_key else None,

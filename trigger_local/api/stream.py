@@ -22,7 +22,6 @@ dev stops, or its process dies and the kernel closes the connection, the project
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +34,7 @@ from ..engine.events import Event, StreamAppended
 from ..errors import BadRequestError
 from ..projects import check_project_ref
 from ..store.models import StoredEvent
+from ..strict_json import dumps_js
 from .common import int_param, require_key, services_of
 from .errors import JsonErrorRoute
 from .local import event_json
@@ -106,7 +106,7 @@ class StreamFilter:
 
 def frame(event_type: str, data: dict[str, Any], seq: int | None = None) -> bytes:
     head = f"id: {seq}\n" if seq is not None else ""
-    body = json.dumps(data, separators=(",", ":"))
+    body = dumps_js(data)
     return f"{head}event: {event_type}\ndata: {body}\n\n".encode()
 
 

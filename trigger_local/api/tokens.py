@@ -16,7 +16,9 @@ from ..engine import Engine
 from ..errors import AuthenticationError, BadRequestError, JsonTooDeepError, NotFoundError
 from ..statuses import WaitpointStatus
 from ..store.models import WP_MANUAL, Waitpoint
+from ..strict_json import find_non_json
 from . import auth
+from .auth import ADMIN, Caller
 from .common import (
     base_url,
     body_doc,
@@ -52,17 +54,20 @@ def output_packet(value: Any) -> tuple[str, str]:
     return json.dumps({"json": value}, separators=(",", ":")), packets.SUPER_JSON
 
 
-async def get_token(engine: Engine, waitpoint_id: str) -> Waitpoint:
+async def get_token(engine: Engine, waitpoint_id: str, caller: Caller = ADMIN) -> Waitpoint:
+    """The token, or 404 (also for another project's token and a project key)."""
     wp = await engine.queries.waitpoints.get(waitpoint_id)
-    if wp is None or wp.type != WP_MANUAL:
+    if wp is None or wp.type != WP_MANUAL or not caller.sees(wp.project):
         raise NotFoundError("Waitpoint not found", waitpoint_id=waitpoint_id)
     return wp
 
 
 async def create_token(request: Request, svc: DaemonServices, body: dict[str, Any],
                        run_id: str | None = None,
-                       record: Call | None = None) -> tuple[Waitpoint, bool]:
-    """Shared by the management route and the worker route (a token made inside a task)."""
+                       record: Call | None = None,
+                       project: str | None = None) -> tuple[Waitpoint, bool]:
+    """Shared by the management route and the worker route (a token made inside a task). The
+    token is `project`'s (the caller's, or the run's)."""
     key, key_ttl, tags = body.get("idempotencyKey"), body.get("idempotencyKeyTTL"), body.get("tags")
     if key is not None and not isinstance(key, str):
         raise BadRequestError("idempotencyKey must be a string")
@@ -75,7 +80,8 @@ async def create_token(request: Request, svc: DaemonServices, body: dict[str, An
         raise BadRequestError("timeout must be a duration (10m) or an ISO date")
     options: dict[str, Any] = {"timeout": timeout, "idempotency_key": key or None,
                                "idempotency_key_ttl": key_ttl,
-                               "tags": [tags] if isinstance(tags, str) else tags}
+                               "tags": [tags] if isinstance(tags, str) else tags,
+                               "project": project}
     if run_id is not None and record is not None:  # a durable call (docs/durability.md)
         return await svc.engine.records.token(run_id, record, **options)
     return await svc.engine.create_token(created_by_run_id=run_id, **options)
@@ -88,8 +94,9 @@ async def create_token(request: Request, svc: DaemonServices, body: dict[str, An
                                      "tags": {"type": "array", "items": {"type": "string"}}}))
 async def create(request: Request) -> Response:
     svc = services_of(request)
-    require_key(request, svc)
-    wp, cached = await create_token(request, svc, await read_json(request, svc))
+    caller = require_key(request, svc)
+    wp, cached = await create_token(request, svc, await read_json(request, svc),
+                                    project=caller.project)
     return ok({"id": wp.id, "isCached": cached, "url": callback_url(request, svc, wp.id)},
               headers=jwt_header(svc, [f"write:waitpoints:{wp.id}"], TOKEN_JWT_TTL_S))
 
@@ -99,9 +106,9 @@ async def create(request: Request) -> Response:
 async def complete(waitpoint_id: str, request: Request) -> Response:
     """Idempotent: completing a finished token answers success and changes nothing."""
     svc = services_of(request)
-    require_key(request, svc, f"write:waitpoints:{waitpoint_id}")
+    caller = require_key(request, svc, f"write:waitpoints:{waitpoint_id}")
     body = await read_json(request, svc)
-    await get_token(svc.engine, waitpoint_id)
+    await get_token(svc.engine, waitpoint_id, caller)
     output, output_type = output_packet(body["data"]) if "data" in body else (None, packets.JSON)
     await svc.engine.complete_token(waitpoint_id, output, output_type)
     return ok({"success": True})
@@ -121,6 +128,8 @@ async def callback(waitpoint_id: str, signature: str, request: Request) -> Respo
         raise BadRequestError(f"Request body is not valid JSON: {exc}") from exc
     except (ValueError, UnicodeDecodeError):
         data = {}  # Trigger.dev's rule: a body that is not JSON completes with {}
+    if find_non_json(data) is not None:
+        data = {}  # NaN, Infinity or a lone surrogate: not JSON either
     await get_token(svc.engine, waitpoint_id)
     await svc.engine.complete_token(waitpoint_id, *output_packet(data))
     return ok({"success": True})
@@ -130,8 +139,8 @@ async def callback(waitpoint_id: str, signature: str, request: Request) -> Respo
 async def force_timeout(waitpoint_id: str, request: Request) -> Response:
     """Ours: time a WAITING token out now (what its timeout would do)."""
     svc = services_of(request)
-    require_key(request, svc)
-    await get_token(svc.engine, waitpoint_id)
+    caller = require_key(request, svc)
+    await get_token(svc.engine, waitpoint_id, caller)
     wp = await svc.engine.timeout_token(waitpoint_id)
     return ok(token_item(wp, callback_url(request, svc, wp.id), with_output=True))
 
@@ -139,8 +148,8 @@ async def force_timeout(waitpoint_id: str, request: Request) -> Response:
 @router.get("/api/v1/waitpoints/tokens/{waitpoint_id}")
 async def retrieve(waitpoint_id: str, request: Request) -> Response:
     svc = services_of(request)
-    require_key(request, svc, f"read:waitpoints:{waitpoint_id}")
-    wp = await get_token(svc.engine, waitpoint_id)
+    caller = require_key(request, svc, f"read:waitpoints:{waitpoint_id}")
+    wp = await get_token(svc.engine, waitpoint_id, caller)
     blocked = await svc.engine.queries.waitpoints.waiting_runs([wp.id])
     return ok(token_item(wp, callback_url(request, svc, wp.id), with_output=True,
                          blocked_run_ids=blocked.get(wp.id, [])))
@@ -166,13 +175,14 @@ async def list_tokens(request: Request,
     """Newest first; also `filter[createdAt][period|from|to]`. Each token also says which runs
     waited or wait on it (`blockedRunIds`, ours)."""
     svc = services_of(request)
-    require_key(request, svc, "read:waitpoints")
+    caller = require_key(request, svc, "read:waitpoints")
     page_size = int_param(size, "page[size]", 25, 1, 100)
     created_from, created_to = created_window(dict(request.query_params), svc.engine.clock.now())
     wps = await svc.engine.queries.waitpoints.page(
         type_=WP_MANUAL, statuses=_statuses(status), tags=split_list(tags) or None,
         idempotency_key=key or None, created_from=created_from, created_to=created_to,
-        after=after or None, before=before or None, limit=page_size + 1)
+        after=after or None, before=before or None, limit=page_size + 1,
+        project=caller.project if caller.scoped else None)
     wps, pagination = page_of(wps, page_size, after, before)
     blocked = await svc.engine.queries.waitpoints.waiting_runs([wp.id for wp in wps])
     return ok({"data": [token_item(wp, callback_url(request, svc, wp.id),

@@ -13,7 +13,7 @@ from ..durations import iso
 from ..store.models import LogEntry, RunStep, StoredEvent, Waitpoint
 from .common import int_param, ok, require_key, services_of
 from .errors import JsonErrorRoute
-from .present import attempt_item, decode_or_raw, list_item
+from .present import attempt_items, decode_or_raw, list_item
 from .runs import get_run, retrieve_body
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["runs"])
@@ -101,7 +101,7 @@ async def run_trace(run_id: str, request: Request) -> Response:
     now = engine.clock.now()
     return ok({
         "run": await retrieve_body(engine, run),
-        "attempts": [attempt_item(a) for a in await read.attempts.for_run(run_id)],
+        "attempts": attempt_items(await read.attempts.for_run(run_id)),
         "snapshots": [{**s, "at": iso(s.get("at"))} for s in await read.snapshots.for_run(run_id)],
         "spans": [log_json(e) for e in logs if e.kind == "span"],
         "logs": [log_json(e) for e in logs if e.kind != "span"],

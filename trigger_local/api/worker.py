@@ -34,6 +34,7 @@ router = APIRouter(route_class=JsonErrorRoute, tags=["worker"])
 MAX_NEXT_WAIT_S = 60.0
 MAX_WAIT_POLL_S = 30.0
 MAX_SEQ = 2**62  # a shared process's message numbers (executors/sharing.py)
+MAX_RETRY_DELAY_S = 86400.0  # a catch_error retry_at further out is clamped to a day
 _FAILURE_STATUSES = (RunStatus.FAILED, RunStatus.CRASHED, RunStatus.TIMED_OUT)
 
 
@@ -123,13 +124,23 @@ def _outcome(body: dict[str, Any]) -> AttemptOutcome:
         error = {"message": str(error or "The attempt failed")}
     status = str(body["status"]) if body.get("status") in _FAILURE_STATUSES else "FAILED"
     return AttemptOutcome(ok=False, error=error, retryable=bool(body.get("retry", True)),
-                          status=status)
+                          status=status, retry_delay_s=_retry_delay(body.get("retryDelayS")))
+
+
+def _retry_delay(value: Any) -> float | None:
+    # a task's catch_error picked the delay: a number of seconds, at most a day
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise BadRequestError("retryDelayS must be a number of seconds")
+    return min(max(0.0, float(value)), MAX_RETRY_DELAY_S)
 
 
 @router.post("/engine/v1/runs/{run_id}/attempts/{attempt}/complete",
              openapi_extra=body_doc({"ok": {"type": "boolean"}, "output": {"type": "string"},
                                      "outputType": {"type": "string"}, "error": {"type": "object"},
-                                     "retry": {"type": "boolean"}}, ["ok"]))
+                                     "retry": {"type": "boolean"},
+                                     "retryDelayS": {"type": "number"}}, ["ok"]))
 async def complete_attempt(run_id: str, attempt: int, request: Request) -> Response:
     svc = services_of(request)
     run_auth(request).check_attempt(request, run_id, attempt)
@@ -364,8 +375,10 @@ async def create_run_token(run_id: str, request: Request) -> Response:
     svc = services_of(request)
     attempt = await run_auth(request).check(request, svc.engine, run_id)
     body = await read_json(request, svc)
+    run = await svc.engine.queries.runs.get(run_id)
     wp, cached = await create_token(request, svc, body, run_id=run_id,
-                                    record=Call.parse(body.get("record"), attempt or 0))
+                                    record=Call.parse(body.get("record"), attempt or 0),
+                                    project=run.project if run else None)
     return ok({"id": wp.id, "url": callback_url(request, svc, wp.id), "isCached": cached})
 
 

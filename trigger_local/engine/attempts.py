@@ -45,6 +45,8 @@ class AttemptOutcome:
     error: dict[str, Any] | None = None
     retryable: bool = True
     status: str = FAILED  # FAILED | CRASHED | TIMED_OUT for failures
+    #: the task's catch_error chose when to retry (still within max_attempts); None: the policy
+    retry_delay_s: float | None = None
 
 
 def _deadline(run: Run, now: float) -> float | None:
@@ -62,7 +64,7 @@ async def start(tx: Tx, run_id: str, worker_id: str, pid: int | None,
     attempt = Attempt(id=new_id("attempt"), run_id=run.id, number=number, status=EXECUTING,
                       started_at=tx.now, worker_id=worker_id, pid=pid, executor=executor)
     await tx.attempts.insert(attempt)
-    data: dict[str, Any] = {"attempt": number, "worker_id": worker_id}
+    data: dict[str, Any] = {"attempt": run.shown_attempt(number), "worker_id": worker_id}
     if run.attempt_count:  # a run that ran before: say so if it was interrupted (dev prints it)
         previous = (await tx.attempts.for_run(run.id))[-2:-1]
         if previous and previous[0].status == INTERRUPTED:
@@ -116,16 +118,18 @@ async def finish(tx: Tx, run: Run, outcome: AttemptOutcome) -> Run:
     counted = sum(1 for a in attempts if a.counts)
     policy = await retry_policy(tx.ctx, tx.versions, run)
     if outcome.retryable and outcome.status != TIMED_OUT and counted < policy.max_attempts:
-        delay = policy.delay_s(counted)
-        data: dict[str, Any] = {"attempt": run.attempt_count, "retry_in_s": round(delay, 3)}
-        description = f"attempt {run.attempt_count} failed; retry in {delay:.1f}s"
+        delay = policy.delay_s(counted) if outcome.retry_delay_s is None \
+            else outcome.retry_delay_s
+        shown = run.counted_attempts
+        data: dict[str, Any] = {"attempt": shown, "retry_in_s": round(delay, 3)}
+        description = f"attempt {shown} failed; retry in {delay:.1f}s"
         changes: dict[str, Any] = {}
         bigger = policy.retry_machine(outcome.error, run.machine)
         if bigger is not None:
             # the run's machine is what the executor reads when it starts the next attempt
             changes["machine"] = data["machine"] = bigger
             data["previous_machine"] = run.machine or DEFAULT_MACHINE
-            description = (f"attempt {run.attempt_count} ran out of memory on "
+            description = (f"attempt {shown} ran out of memory on "
                            f"{data['previous_machine']}; retry on {bigger} in {delay:.1f}s")
         await tx.waitpoints.unblock(run.id)
         return await move(tx, run, DELAYED, kind="delayed_retry", delay_until=tx.now + delay,
@@ -153,6 +157,7 @@ async def worker_lost(tx: Tx, run_id: str, attempt: int, reason: str, *, interru
                                      counts=False, error={"message": reason})
         await tx.waitpoints.unblock(run.id)
         return await move(tx, run, QUEUED, kind=K_QUEUED, worker_id=None, deadline_at=None,
+                          interrupted_count=run.interrupted_count + 1,
                           event=RunInterrupted, description=reason, data={"reason": reason})
     error = {"name": error_name, "message": reason}
     return await finish(tx, run, AttemptOutcome(ok=False, error=error, status=CRASHED))

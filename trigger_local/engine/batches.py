@@ -17,15 +17,15 @@ from .unit import Tx
 
 
 async def create(tx: Tx, run_count: int, parent_run_id: str | None, wait: bool,
-                 idempotency_key: str | None) -> tuple[Batch, bool]:
-    """A new batch (with a BATCH waitpoint when the parent waits on it), or (with True) the one
-    `idempotency_key` made before."""
+                 idempotency_key: str | None, project: str | None) -> tuple[Batch, bool]:
+    """A new batch of `project` (with a BATCH waitpoint when the parent waits on it), or (with
+    True) the one `idempotency_key` made before in that project."""
     if idempotency_key:
-        existing = await tx.batches.find_by_key(idempotency_key)
+        existing = await tx.batches.find_by_key(idempotency_key, project)
         if existing is not None:
             return existing, True
     batch = Batch(id=new_id("batch"), run_count=run_count, created_at=tx.now, status="PENDING",
-                  parent_run_id=parent_run_id, idempotency_key=idempotency_key)
+                  parent_run_id=parent_run_id, idempotency_key=idempotency_key, project=project)
     if wait:
         wp = Waitpoint(id=new_id("waitpoint"), type=WP_BATCH, status=WP_WAITING,
                        created_at=tx.now, batch_id=batch.id)

@@ -51,11 +51,14 @@ async def bind(tx: Tx, run_id: str, attempt: int, call: Call | None, *,
 
 async def token(tx: Tx, run_id: str | None, call: Call | None, *, timeout: Any = None,
                 idempotency_key: str | None = None, idempotency_key_ttl: str | None = None,
-                tags: list[str] | None = None) -> tuple[Waitpoint, bool]:
-    """`wait.create_token` (waitpoints.create_token); inside a run, made by `run_id`. As a
-    durable call (`call`): the token its record made (True), or a new one, recorded."""
+                tags: list[str] | None = None,
+                project: str | None = None) -> tuple[Waitpoint, bool]:
+    """`wait.create_token` (waitpoints.create_token), of `project`; inside a run, made by
+    `run_id`. As a durable call (`call`): the token its record made (True), or a new one,
+    recorded."""
     options: dict[str, Any] = {"timeout": timeout, "idempotency_key": idempotency_key,
-                               "idempotency_key_ttl": idempotency_key_ttl, "tags": tags}
+                               "idempotency_key_ttl": idempotency_key_ttl, "tags": tags,
+                               "project": project}
     if call is None or run_id is None:
         return await create_token(tx, created_by_run_id=run_id, **options)
     found = await recorded(tx, run_id, call)

@@ -1,5 +1,6 @@
-"""Environment variables per environment slug (TRIGGER_API.md §10). Task processes get them
-as real environment variables when they start; a change reaches processes started afterwards."""
+"""Environment variables per project and environment slug (TRIGGER_API.md §10). A project's
+task processes get its variables as real environment variables when they start; a change
+reaches processes started afterwards."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from typing import Any
 
 from ..errors import BadRequestError, NotFoundError
+from ..limits import MAX_NAME_LENGTH
 from ..store.catalog_areas import EnvVarReader
 from .unit import Tx
 
@@ -18,18 +20,19 @@ RESERVED = {"TRIGGER_API_URL", "TRIGGER_SECRET_KEY"}
 
 
 def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise BadRequestError(f"Invalid environment variable name {name!r}: use letters, "
-                              "digits and _")
+    if not isinstance(name, str) or not _NAME.match(name) or len(name) > MAX_NAME_LENGTH:
+        raise BadRequestError(f"Invalid environment variable name {str(name)[:60]!r}: use "
+                              f"letters, digits and _, at most {MAX_NAME_LENGTH} of them")
     if name in RESERVED or name.startswith(RESERVED_PREFIXES):
         raise BadRequestError(f"{name} is set by trigger-local for every task process and "
                               "cannot be overridden")
     return name
 
 
-async def put(tx: Tx, env: str, values: dict[str, Any], *, is_secret: bool | None = None,
-              override: bool = True) -> None:
-    """Set variables of environment `env` (`override=False`: keep existing values)."""
+async def put(tx: Tx, project: str, env: str, values: dict[str, Any], *,
+              is_secret: bool | None = None, override: bool = True) -> None:
+    """Set `project`'s variables of environment `env` (`override=False`: keep existing
+    values)."""
     checked = {check_name(k): v for k, v in values.items()}
     for name, value in checked.items():
         if not isinstance(value, str):
@@ -37,21 +40,21 @@ async def put(tx: Tx, env: str, values: dict[str, Any], *, is_secret: bool | Non
         if "\0" in value:  # no process could be started with it
             raise BadRequestError(f"The value of {name} must not contain a NUL character")
     for name, value in checked.items():
-        await tx.env_vars.put(env, name, value, is_secret, tx.now, override=override)
+        await tx.env_vars.put(project, env, name, value, is_secret, tx.now, override=override)
 
 
-async def delete(tx: Tx, env: str, name: str) -> None:
-    if not await tx.env_vars.delete(env, name):
+async def delete(tx: Tx, project: str, env: str, name: str) -> None:
+    if not await tx.env_vars.delete(project, env, name):
         raise NotFoundError("Environment variable not found", name=name)
 
 
-async def get(env_vars: EnvVarReader, env: str, name: str) -> dict[str, Any]:
-    found = await env_vars.get(env, name)
+async def get(env_vars: EnvVarReader, project: str, env: str, name: str) -> dict[str, Any]:
+    found = await env_vars.get(project, env, name)
     if found is None:
         raise NotFoundError("Environment variable not found", name=name)
     return found
 
 
-async def process_env(env_vars: EnvVarReader, env: str = "dev") -> dict[str, str]:
-    """What a new task process gets on top of the daemon's own environment."""
-    return {v["name"]: v["value"] for v in await env_vars.all(env)}
+async def process_env(env_vars: EnvVarReader, project: str, env: str = "dev") -> dict[str, str]:
+    """What a new task process of `project` gets on top of the daemon's own environment."""
+    return {v["name"]: v["value"] for v in await env_vars.all(project, env)}

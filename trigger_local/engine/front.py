@@ -248,9 +248,9 @@ class Engine:
         """Runs that a process is (or was, before a restart) executing or holding."""
         return await attempts.on_workers(self.queries.runs)
 
-    async def process_env(self, env: str = "dev") -> dict[str, str]:
-        """What a new task process gets on top of the daemon's own environment."""
-        return await envvars.process_env(self.queries.env_vars, env)
+    async def process_env(self, project: str, env: str = "dev") -> dict[str, str]:
+        """What a new task process of `project` gets on top of the daemon's own environment."""
+        return await envvars.process_env(self.queries.env_vars, project, env)
 
     # -- checkpoints (engine/checkpoints.py) ---------------------------------------------------
     async def begin_checkpoint(self, ck: Checkpoint) -> None:
@@ -316,11 +316,12 @@ class Engine:
 
     async def create_token(self, *, timeout: Any = None, idempotency_key: str | None = None,
                            idempotency_key_ttl: str | None = None, tags: list[str] | None = None,
-                           created_by_run_id: str | None = None) -> tuple[Waitpoint, bool]:
+                           created_by_run_id: str | None = None,
+                           project: str | None = None) -> tuple[Waitpoint, bool]:
         return await self._run(waitpoints.create_token, timeout=timeout,
                                idempotency_key=idempotency_key,
                                idempotency_key_ttl=idempotency_key_ttl, tags=tags,
-                               created_by_run_id=created_by_run_id)
+                               created_by_run_id=created_by_run_id, project=project)
 
     async def complete_token(self, waitpoint_id: str, output: str | None,
                              output_type: str = "application/json") -> Waitpoint:
@@ -374,15 +375,15 @@ class Engine:
         return await self.queries.schedules.page((page - 1) * per_page, per_page, **filters)
 
     # -- environment variables (engine/envvars.py) ---------------------------------------------
-    async def set_env_vars(self, env: str, values: dict[str, Any], *,
+    async def set_env_vars(self, project: str, env: str, values: dict[str, Any], *,
                            is_secret: bool | None = None, override: bool = True) -> None:
-        await self._run(envvars.put, env, values, is_secret=is_secret, override=override)
+        await self._run(envvars.put, project, env, values, is_secret=is_secret, override=override)
 
-    async def delete_env_var(self, env: str, name: str) -> None:
-        await self._run(envvars.delete, env, name)
+    async def delete_env_var(self, project: str, env: str, name: str) -> None:
+        await self._run(envvars.delete, project, env, name)
 
-    async def env_var(self, env: str, name: str) -> dict[str, Any]:
-        return await envvars.get(self.queries.env_vars, env, name)
+    async def env_var(self, project: str, env: str, name: str) -> dict[str, Any]:
+        return await envvars.get(self.queries.env_vars, project, env, name)
 
     # -- dev sessions (engine/project_state.py) ------------------------------------------------
     async def open_session(self, ref: str) -> None:

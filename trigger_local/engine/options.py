@@ -15,6 +15,7 @@ from ..durations import parse_duration, parse_time
 from ..errors import BadRequestError, PayloadTooLargeError, ValidationError
 from ..machines import check_machine
 from ..store.models import TaskDef, Version
+from ..strict_json import loads_strict
 from .debounce import Debounce
 
 MAX_TAGS = 10
@@ -31,6 +32,8 @@ class TriggerRequest:
     payload: str | None = None
     payload_type: str = packets.JSON
     queue: str | None = None
+    #: `options.queue.concurrencyLimit`: sets the run's queue's limit
+    queue_concurrency_limit: int | None = None
     concurrency_key: str | None = None
     delay: Any = None
     ttl: Any = None
@@ -108,10 +111,10 @@ def _check_payload(req: TriggerRequest, limit: int) -> None:
         raise PayloadTooLargeError.over_limit("Payload", limit, size)
     if req.payload and req.payload_type in (packets.JSON, packets.SUPER_JSON):
         try:
-            limits.loads(req.payload)
-        except ValueError as exc:
-            raise BadRequestError(f"Payload is not valid JSON ({exc}). Send JSON, or set the "
-                                  "payload type to text/plain for a plain string.") from None
+            loads_strict(req.payload, "Payload", "payload")
+        except BadRequestError as exc:
+            raise BadRequestError(f"{exc} Send JSON, or set the payload type to text/plain for "
+                                  "a plain string.") from None
 
 
 def _tags(value: Any) -> tuple[str, ...]:
@@ -123,6 +126,7 @@ def _tags(value: Any) -> tuple[str, ...]:
         if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_LENGTH:
             raise ValidationError(f"Each tag must be a string of 1 to {MAX_TAG_LENGTH} "
                                   f"characters: {tag!r}")
+        limits.check_name(tag, "tags", MAX_TAG_LENGTH)
     return tuple(tags)
 
 

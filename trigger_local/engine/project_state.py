@@ -164,8 +164,8 @@ class Projects:
         self.sessions.clear()
 
     def summaries(self) -> list[dict[str, Any]]:
-        """Each project: ref, directory, current version, online or not, its tasks (count and
-        ids)."""
+        """Each project: ref, directory, current version, online or not, its task count
+        (`tasks`) and its current version's task ids (`taskIds`)."""
         out = []
         for ref in sorted(set(self.records) | set(self.current)):
             record, version = self.records.get(ref), self.current.get(ref)

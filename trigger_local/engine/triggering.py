@@ -150,6 +150,9 @@ async def _queue(tx: Tx, req: TriggerRequest, task: TaskDef | None) -> str:
     queue = req.queue or (task.queue if task else f"task/{req.task_id}")
     if req.project is None:
         pass
+    elif req.queue_concurrency_limit is not None:
+        await queues.ensure(tx, req.project, queue, req.queue_concurrency_limit,
+                            custom=queue != f"task/{req.task_id}", update_limit=True)
     elif req.queue and req.queue != (task.queue if task else None):
         await queues.ensure(tx, req.project, queue, None, custom=True)
     else:
@@ -283,7 +286,12 @@ async def create_batch(tx: Tx, run_count: int, *, parent_run_id: str | None, wai
     known = await _requested(tx, request_key, scope)
     if known is not None:
         return known, True
-    batch, cached = await batches.create(tx, run_count, parent_run_id, wait, idempotency_key)
+    project = scope
+    if project is None and parent_run_id:
+        parent = await tx.runs.get(parent_run_id)
+        project = parent.project if parent else None
+    batch, cached = await batches.create(tx, run_count, parent_run_id, wait, idempotency_key,
+                                         project)
     await remember(tx, request_key, scope, {"batch": batch.id})
     return batch, cached
 
@@ -301,8 +309,10 @@ async def trigger_batch(tx: Tx, prepared: Sequence[Prepared], *, parent_run_id: 
         batch = await tx.batches.get(rec.batch_id) if rec and rec.batch_id else None
     cached = batch is not None
     if batch is None:
+        projects = {p.req.project for p in prepared}  # the batch's: its items' one project
         batch, cached = await batches.create(tx, len(prepared), parent_run_id, wait,
-                                             idempotency_key)
+                                             idempotency_key,
+                                             projects.pop() if len(projects) == 1 else None)
     if cached:
         found = await tx.runs.get_many(batch.run_ids)
         return batch, [TriggerResult(r, cached=True) for r in found], True

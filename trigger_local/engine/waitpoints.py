@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import packets
+from .. import limits, packets
 from ..durations import iso, parse_duration, parse_time
 from ..errors import NotFoundError, ValidationError
 from ..ids import new_id
@@ -24,7 +24,7 @@ from ..store.models import (
     Waitpoint,
 )
 from .events import RunUnblocked, WaitpointCompleted, WaitpointCreated
-from .options import MAX_TAGS
+from .options import MAX_TAG_LENGTH, MAX_TAGS
 from .runs import move
 from .states import K_QUEUED_HELD
 from .unit import Tx
@@ -41,22 +41,32 @@ def waitpoint_result(wp: Waitpoint) -> dict[str, Any]:
 
 async def create_token(tx: Tx, *, timeout: Any = None, idempotency_key: str | None = None,
                        idempotency_key_ttl: str | None = None, tags: list[str] | None = None,
-                       created_by_run_id: str | None = None) -> tuple[Waitpoint, bool]:
-    """A new MANUAL waitpoint, or (with True) the one `idempotency_key` made before."""
+                       created_by_run_id: str | None = None,
+                       project: str | None = None) -> tuple[Waitpoint, bool]:
+    """A new MANUAL waitpoint of `project` (None: the daemon key's only), or (with True) the
+    one `idempotency_key` made before in that project."""
     tags = [tags] if isinstance(tags, str) else list(tags or [])
     if len(tags) > MAX_TAGS:
         raise ValidationError(f"Tokens can only have {MAX_TAGS} tags, you're trying to set "
                               f"{len(tags)}.")
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise ValidationError(f"Each tag must be a string of 1 to {MAX_TAG_LENGTH} "
+                                  f"characters: {tag!r}")
+        limits.check_name(tag, "tags", MAX_TAG_LENGTH)
+    if idempotency_key is not None:
+        limits.check_name(idempotency_key, "idempotencyKey", limits.MAX_IDEMPOTENCY_KEY_LENGTH)
     timeout_at = parse_time(timeout, tx.now, what="timeout") if timeout else None
     if idempotency_key:
-        existing = await tx.waitpoints.find_by_key(WP_MANUAL, idempotency_key, tx.now)
+        existing = await tx.waitpoints.find_by_key(WP_MANUAL, idempotency_key, tx.now, project)
         if existing is not None:
             return existing, True
     key_expires_at = (tx.now + parse_duration(idempotency_key_ttl, what="idempotency_key_ttl")
                       if idempotency_key_ttl else None)
     wp = Waitpoint(id=new_id("waitpoint"), type=WP_MANUAL, status=WP_WAITING, created_at=tx.now,
                    timeout_at=timeout_at, idempotency_key=idempotency_key, tags=tags,
-                   created_by_run_id=created_by_run_id, idempotency_expires_at=key_expires_at)
+                   created_by_run_id=created_by_run_id, idempotency_expires_at=key_expires_at,
+                   project=project)
     await tx.waitpoints.insert(wp)
     await tx.record(WaitpointCreated(waitpoint_id=wp.id))
     return wp, False

@@ -67,7 +67,8 @@ async def _waitpoint(tx: Tx, run: Run, kind: str, until: Any, waitpoint_id: str 
     if not waitpoint_id:
         raise ValidationError(f"A {kind} wait needs a waitpoint id")
     wp = await tx.waitpoints.get(waitpoint_id)
-    if wp is None:
+    # a token of another project is not there for this run (one of no project is everyone's)
+    if wp is None or wp.project not in (None, run.project):
         raise NotFoundError(f"Waitpoint {waitpoint_id} not found")
     return wp
 

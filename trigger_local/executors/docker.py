@@ -62,6 +62,10 @@ class ContainerHandle(WorkerHandle):
     container: Any = None
     machine: str = "small-1x"
 
+    def cancel(self, grace_s: float) -> None:
+        # on_cancel hooks are not run in a container (docs/hooks.md): it is killed at once
+        self.kill()
+
     def kill(self) -> None:
         """Kill the container (from a thread: the SDK blocks)."""
         if self.container is None or self.exited.is_set():
@@ -201,8 +205,8 @@ class DockerExecutor(ProcessExecutor):
         return True
 
     async def _container_env(self, version: Version, worker_id: str) -> dict[str, str]:
-        # the environment's env vars (envvars API), then the version's; ours win on a clash
-        env = {**await self.engine.process_env(),
+        # the project's env vars (envvars API), then the version's; ours win on a clash
+        env = {**await self.engine.process_env(version.project),
                **{k: v for k, v in version.env.items() if k != IMAGE_ENV_KEY}}
         orphan = os.environ.get("TRIGGER_LOCAL_ORPHAN_TIMEOUT_S")
         if orphan:

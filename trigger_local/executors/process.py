@@ -94,12 +94,12 @@ class ProcessExecutor:
     def _on_attempt_aborted(self, event: AttemptAborted) -> None:
         worker = self.workers.get(event.worker_id)
         if worker is not None and worker.shared:
-            self.sharing.abort(worker, event.run_id)  # its neighbours go on
+            self.sharing.abort(worker, event.run_id, event.reason)  # neighbours go on
         elif worker is not None:
             log.info("killing task process", worker=worker.id, run=event.run_id,
                      reason=event.reason)
             worker.state = KILLED
-            worker.kill()
+            worker.abort(event.reason)
 
     def _on_run_moved(self, event: RunStatusChanged) -> None:
         worker = self.workers.get(self._by_run.get(event.run_id, ""))
@@ -235,8 +235,8 @@ class ProcessExecutor:
         worker_id = new_id("worker")
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.logs_dir / f"{worker_id}.log"
-        # user env vars (envvars API) apply to processes started from now on; ours win on a clash
-        env = {**os.environ, **await self.engine.process_env(), **version.env,
+        # the project's env vars (envvars API) apply to processes started from now on; ours win
+        env = {**os.environ, **await self.engine.process_env(version.project), **version.env,
                **worker_env(self.settings.url, self.secret_key, worker_id, version,
                             version.project_dir, log_path),
                "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}"}

@@ -98,8 +98,8 @@ class SharedRuns:
             worker.executing.add(run_id)
         self._state(worker)
 
-    def abort(self, worker: WorkerHandle, run_id: str) -> None:
-        self.send(worker, {"type": "abort", "runId": run_id})
+    def abort(self, worker: WorkerHandle, run_id: str, reason: str) -> None:
+        self.send(worker, {"type": "abort", "runId": run_id, "reason": reason})
 
     def send(self, worker: WorkerHandle, message: dict[str, Any]) -> None:
         worker.seq += 1

@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import CANCEL_SIGNAL
+
 IDLE, BUSY, HELD, STARTING, KILLED = "idle", "busy", "held", "starting", "killed"
+#: how long those hooks may take before the process group is killed
+CANCEL_GRACE_S = 5.0
 
 
 @dataclass
@@ -44,6 +48,26 @@ class WorkerHandle:
     #: next daemon's messages are higher than those the process saw from this one
     seq: int = field(default_factory=lambda: time.time_ns() // 1000)
 
+
+    def abort(self, reason: str) -> None:
+        """The engine ended the attempt: a cancel lets on_cancel hooks run first, a max
+        duration kills at once."""
+        if reason == "max_duration":
+            self.kill()
+        else:
+            self.cancel(CANCEL_GRACE_S)
+
+    def cancel(self, grace_s: float) -> None:
+        """A cancel: ask the process to run its on_cancel hooks (CANCEL_SIGNAL), then SIGKILL
+        its group `grace_s` later, or sooner when it exits by itself."""
+        if self.pid is None or self.exited.is_set():
+            return
+        try:
+            os.kill(self.pid, CANCEL_SIGNAL)
+        except (ProcessLookupError, PermissionError):
+            self.kill()
+            return
+        asyncio.get_running_loop().call_later(grace_s, self.kill)
 
     def kill(self) -> None:
         """SIGKILL the whole process group (the task may have started children)."""

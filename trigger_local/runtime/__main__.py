@@ -13,12 +13,14 @@ import os
 import sys
 from pathlib import Path
 
+from ..config import CANCEL_SIGNAL
 from ..errors import ImportFailure
 from ..sdk import registry
 from ..sdk.worker_client import WorkerClient
 from . import stdio
 from .http11 import StreamTransport
 from .indexer import build_manifest, load_project
+from .lifecycle import cancel_all
 from .worker import Worker, WorkerEnv
 
 
@@ -63,7 +65,19 @@ async def _work(env: WorkerEnv) -> int:
         transport = StreamTransport(env.daemon_url)
     worker = Worker(WorkerClient(env.daemon_url, transport=transport), env.worker_id,
                     env.worker_token)
+    loop = asyncio.get_running_loop()
+    cancels: set[asyncio.Task[None]] = set()  # a reference, or the task may be collected
+    loop.add_signal_handler(CANCEL_SIGNAL, lambda: cancels.add(loop.create_task(_canceled())))
     return await worker.run()
+
+
+async def _canceled() -> None:
+    # the run is already CANCELED on the daemon: nothing is reported, the process just ends
+    try:
+        await cancel_all()
+    finally:
+        sys.stdout.flush()
+        os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,20 +8,19 @@ dropped (the run was canceled, or the daemon answered 409): nothing must be repo
 from __future__ import annotations
 
 import asyncio
-import inspect
-import os
 import sys
 import traceback
 from typing import Any
 
 from .. import packets
-from ..errors import AbortTaskRunError, AttemptGone, NonDeterministicReplayError
+from ..errors import AttemptGone
 from ..log_spool import SpoolWriter
 from ..sdk import registry
 from ..sdk.context import Context, RunState, enter_run, exit_run
 from ..sdk.tasks import Task
 from ..sdk.worker_client import WorkerClient
 from . import stdio
+from .lifecycle import Lifecycle, failure, failure_from
 
 
 class _Spool:
@@ -37,78 +36,34 @@ class _Spool:
         return cls.writer
 
 
-def _failure(name: str, message: str, stack: str, *, retry: bool) -> dict[str, Any]:
-    return {"ok": False, "error": {"name": name, "message": message, "stack": stack},
-            "retry": retry}
-
-
-#: the frames a sync task's call passes through on its way to a worker thread: plumbing that
-#: says nothing about the user's bug
-_TO_THREAD = os.path.join("asyncio", "threads.py")
-_THREAD_POOL = os.path.join("concurrent", "futures", "")
-
-
-def _without_plumbing(exc: BaseException) -> str:
-    """The traceback, without the frames of asyncio.to_thread and the thread pool."""
-    top = traceback.TracebackException.from_exception(exc)
-    seen: set[int] = set()
-    pending: list[traceback.TracebackException | None] = [top]
-    while pending:
-        part = pending.pop()
-        if part is None or id(part) in seen:
-            continue
-        seen.add(id(part))
-        part.stack = traceback.StackSummary.from_list(
-            [f for f in part.stack
-             if not f.filename.endswith(_TO_THREAD) and _THREAD_POOL not in f.filename])
-        pending += [part.__cause__, part.__context__]
-    return "".join(top.format())
-
-
-def failure_from(exc: BaseException) -> dict[str, Any]:
-    stack = _without_plumbing(exc)
-    return _failure(type(exc).__name__, str(exc), stack,
-                    retry=not isinstance(exc, AbortTaskRunError | NonDeterministicReplayError))
-
-
 def _validation_failure(task: Task, exc: Exception) -> dict[str, Any]:
     # pydantic's errors name the field: say which, and do not retry a payload that cannot pass
     errors = exc.errors() if hasattr(exc, "errors") else []
     parts = [f"{'.'.join(str(p) for p in e.get('loc', ())) or '(payload)'}: {e.get('msg')}"
              for e in errors]
     message = f"Invalid payload for task {task.id!r}: " + ("; ".join(parts) or str(exc))
-    return _failure("ValidationError", message, "".join(traceback.format_exception(exc)),
+    return failure("ValidationError", message, "".join(traceback.format_exception(exc)),
                     retry=False)
 
 
-async def _call(task: Task, payload: Any, ctx: Context) -> Any:
-    args = (payload, ctx) if task.takes_ctx else (payload,)
-    if task.is_async:
-        return await task.fn(*args)
-    # a thread, so the function may block and call the `_sync` SDK forms
-    result = await asyncio.to_thread(task.fn, *args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
-
-
-async def run_task(task: Task | None, assignment: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    """The completion body for one attempt; AttemptGone propagates."""
+async def run_task(task: Task | None, assignment: dict[str, Any], ctx: Context,
+                   state: RunState) -> dict[str, Any]:
+    """The completion body for one attempt, hooks and middleware included (lifecycle.py);
+    AttemptGone propagates. A payload that does not decode or validate runs no hook."""
     if task is None:
         name = assignment.get("task_id")
-        return _failure("TaskNotFoundError", f"Task {name!r} is not defined in this version", "",
-                        retry=False)
+        return failure("TaskNotFoundError", f"Task {name!r} is not defined in this version", "",
+                       retry=False)
     try:
         payload = packets.decode(assignment.get("payload"), assignment.get("payload_type"))
         try:  # a schema_task validates; a schedules.task gets a ScheduledPayload; others as is
             payload = task.parse_payload(payload)
         except Exception as exc:
             return _validation_failure(task, exc)
-        output = await _call(task, payload, ctx)
-        data, data_type = packets.encode(output)
-        return {"ok": True, "output": data, "outputType": data_type}
     except (Exception, SystemExit) as exc:
         return failure_from(exc)
+    lifecycle = state.lifecycle = Lifecycle(task, payload, ctx, state)
+    return await lifecycle.run()
 
 
 async def execute(assignment: dict[str, Any], client: WorkerClient, *,
@@ -124,7 +79,7 @@ async def execute(assignment: dict[str, Any], client: WorkerClient, *,
                      spool=_Spool.get() if resumed is None else None)  # one run's file
     token = enter_run(state, alone=resumed is None)
     try:
-        body = await run_task(registry.get_task(assignment["task_id"]), assignment, ctx)
+        body = await run_task(registry.get_task(assignment["task_id"]), assignment, ctx, state)
         stdio.end_run()
         await _final_flush(state)
     except AttemptGone:

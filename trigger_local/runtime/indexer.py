@@ -74,7 +74,8 @@ def load_project(project_dir: Path, dirs: list[str],
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
     modules = []
-    paths = task_files(project_dir, dirs) if only is None else [project_dir / f for f in only]
+    paths = task_files(project_dir, dirs) if only is None else _init_files(project_dir, dirs) + [
+        project_dir / f for f in only if f not in _init_names(dirs)]
     for path in paths:
         rel = path.relative_to(project_dir).as_posix()
         try:
@@ -83,6 +84,16 @@ def load_project(project_dir: Path, dirs: list[str],
             raise ImportFailure(rel, f"{rel}: {type(exc).__name__}: {exc}",
                                 traceback.format_exc()) from exc
     return modules
+
+
+def _init_names(dirs: list[str]) -> list[str]:
+    return [f"{d.strip('/')}/init.py" for d in dirs]
+
+
+def _init_files(project_dir: Path, dirs: list[str]) -> list[Path]:
+    # `init.py` at the root of a trigger dir holds global hooks (docs/hooks.md): a task process
+    # imports it first, although it defines no task
+    return [p for p in (project_dir / n for n in _init_names(dirs)) if p.is_file()]
 
 
 def build_manifest(project_dir: Path, modules: list[ModuleType]) -> dict[str, Any]:

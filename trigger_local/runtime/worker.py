@@ -14,9 +14,11 @@ poll goes on while its runs execute or wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,10 @@ from ..errors import AttemptGone, DaemonUnreachableError, TriggerLocalError
 from ..sdk.worker_client import WorkerClient
 from .completions import Completions
 from .execute import execute
+from .lifecycle import cancel_run
+
+#: how long a canceled run's on_cancel hooks may take before its coroutine is dropped
+CANCEL_HOOKS_S = 5.0
 
 RETIRED = "retired"
 IDLE = "idle"
@@ -117,10 +123,24 @@ class Worker:
         elif kind == "resume" and run_id in self._resumed:
             self._resumed[run_id].set()
         elif kind == "abort" and run_id in self.shared:
-            # the daemon ended the attempt (canceled, timed out): drop it, report nothing
-            self.shared[run_id].cancel()
+            # the daemon ended the attempt (canceled, timed out): drop it, report nothing; a
+            # cancel runs the run's on_cancel hooks first (docs/hooks.md)
+            self._keep(self._abort(run_id, message.get("reason") == "max_duration"))
         elif kind == "reconcile":
             self._reconcile(message.get("runs") or {})
+
+    def _keep(self, job: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(job)
+        self._reports.add(task)  # a reference, or the task may be collected
+        task.add_done_callback(self._reports.discard)
+
+    async def _abort(self, run_id: str, at_once: bool) -> None:
+        if not at_once:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(cancel_run(run_id), CANCEL_HOOKS_S)
+        run = self.shared.get(run_id)
+        if run is not None:
+            run.cancel()
 
     def _reconcile(self, runs: dict[str, int]) -> None:
         """A restarted daemon's view of our runs: each of ours reads its wait again (word that

@@ -168,6 +168,9 @@ class RunState:
         self.logs = Flusher(self, 0.2, self._send_logs)
         self.meta = Flusher(self, 0.5, self._send_metadata)
         self.streams = StreamBuffers(self._send_stream, loop)
+        self.locals: dict[str, Any] = {}  # the attempt's `locals` (sdk/hooks.py)
+        #: the attempt's hook runner (runtime/lifecycle.py), for on_wait / on_resume
+        self.lifecycle: Any = None
 
     async def call(self, method: str, route: str, body: Any = None, **kw: Any) -> Any:
         return await self.client.run_call(method, self.run_id, route, self.token, body, **kw)

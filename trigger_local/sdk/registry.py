@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import DuplicateTaskIdError, ValidationError
+from .hooks import ALIASES, GLOBAL, KINDS, Hook
 from .options import Queue
 from .retry import Retry
 from .tasks import Task
@@ -22,15 +23,17 @@ _REGISTRY: dict[str, Task] = {}
 def task(id: str, *, queue: Queue | str | None = None, retry: Retry | dict[str, Any] | None = None,
          max_duration: Any = None, machine: str | None = None,
          rate_limit: dict[str, Any] | None = None,
-         isolated: bool = False) -> Callable[[Callable[..., Any]], Task]:
+         isolated: bool = False, **hooks: Hook) -> Callable[[Callable[..., Any]], Task]:
     """Decorate `fn(payload, ctx)` or `fn(payload)`, sync or async, as the task `id`.
     `rate_limit={"limit": 100, "period": "1m", "per_key": False}` caps starts on its queue.
     `isolated=True`: each run has a task process of its own (an async task's runs otherwise
-    share processes, docs/worker-protocol.md "Many runs per process")."""
+    share processes, docs/worker-protocol.md "Many runs per process"). `hooks`: lifecycle hooks
+    by kind (`on_start=fn`, `middleware=cm`, …; docs/hooks.md)."""
+    _check_hooks(id, hooks)
 
     def decorate(fn: Callable[..., Any]) -> Task:
         t = Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine,
-                 rate_limit=rate_limit, isolated=isolated)
+                 rate_limit=rate_limit, isolated=isolated, hooks=dict(hooks))
         register(t)
         return t
 
@@ -39,20 +42,29 @@ def task(id: str, *, queue: Queue | str | None = None, retry: Retry | dict[str, 
 
 def schema_task(id: str, *, schema: Any, queue: Queue | str | None = None,
                 retry: Retry | dict[str, Any] | None = None, max_duration: Any = None,
-                machine: str | None = None,
-                isolated: bool = False) -> Callable[[Callable[..., Any]], Task]:
+                machine: str | None = None, isolated: bool = False,
+                **hooks: Hook) -> Callable[[Callable[..., Any]], Task]:
     """Like `task`, with a pydantic model: the payload is validated into an instance of it
     before the function runs, and the manifest carries its JSON schema."""
     if not hasattr(schema, "model_validate") or not hasattr(schema, "model_json_schema"):
         raise ValidationError(f"schema_task {id!r}: schema must be a pydantic model class")
+    _check_hooks(id, hooks)
 
     def decorate(fn: Callable[..., Any]) -> Task:
         t = Task(fn, id=id, queue=queue, retry=retry, max_duration=max_duration, machine=machine,
-                 schema=schema, isolated=isolated)
+                 schema=schema, isolated=isolated, hooks=dict(hooks))
         register(t)
         return t
 
     return decorate
+
+
+def _check_hooks(task_id: str, hooks: dict[str, Hook]) -> None:
+    # at decoration time, so a misspelt option names itself before the function is defined
+    for kind in hooks:
+        if ALIASES.get(kind, kind) not in KINDS:
+            raise ValidationError(f"task {task_id!r}: unknown option {kind!r} (hooks: "
+                                  f"{', '.join(KINDS)})")
 
 
 def register(task: Task) -> None:
@@ -73,8 +85,10 @@ def all_tasks() -> list[Task]:
 
 
 def clear() -> None:
-    """Forget every task (tests, and the indexer before it imports a project)."""
+    """Forget every task and global hook (tests, and the indexer before it imports a
+    project)."""
     _REGISTRY.clear()
+    GLOBAL.clear()
 
 
 def _origin(fn: Callable[..., Any]) -> tuple[str, str]:

@@ -18,6 +18,7 @@ from ..errors import ValidationError
 from ..machines import check_machine
 from ..ratelimit import parse_rate_limit
 from .context import current_run, require_run
+from .hooks import ALIASES, GLOBAL, Hook, HookSet
 from .options import Queue, trigger_options
 from .replay import body as replay_body
 from .replay import completed
@@ -34,7 +35,8 @@ class Task:
     def __init__(self, fn: Callable[..., Any], *, id: str, queue: Queue | str | None = None,
                  retry: Retry | dict[str, Any] | None = None, max_duration: Any = None,
                  machine: str | None = None, schema: Any = None,
-                 rate_limit: dict[str, Any] | None = None, isolated: bool = False) -> None:
+                 rate_limit: dict[str, Any] | None = None, isolated: bool = False,
+                 hooks: dict[str, Hook | None] | None = None) -> None:
         if not isinstance(id, str) or not id.strip():
             raise ValidationError("A task needs a non-empty string id")
         if not callable(fn):
@@ -61,6 +63,56 @@ class Task:
         limit = parse_rate_limit(rate_limit) or (self.queue.rate_limit if self.queue else None)
         if limit is not None:
             self.manifest_extra["rate_limit"] = limit
+        #: the task's own hooks (docs/hooks.md): one per kind, a second one replaces the first
+        self.hooks = HookSet()
+        for kind, hook in (hooks or {}).items():
+            if hook is not None:
+                self.add_hook(kind, hook)
+
+    def add_hook(self, kind: str, fn: Hook) -> Hook:
+        """Set the task's `kind` hook (`middleware`, `on_start`, …); returns `fn`."""
+        kind = ALIASES.get(kind, kind)
+        try:
+            return self.hooks.add(kind, fn, name=f"task:{kind}")
+        except ValidationError as exc:
+            raise ValidationError(f"Task {self.id!r}: {exc.message}") from None
+
+    # decorators: `@my_task.on_success` sets the task's hook
+    def middleware(self, fn: Hook) -> Hook:
+        return self.add_hook("middleware", fn)
+
+    def init(self, fn: Hook) -> Hook:
+        return self.add_hook("init", fn)
+
+    def on_start(self, fn: Hook) -> Hook:
+        return self.add_hook("on_start", fn)
+
+    def on_start_attempt(self, fn: Hook) -> Hook:
+        return self.add_hook("on_start_attempt", fn)
+
+    def on_success(self, fn: Hook) -> Hook:
+        return self.add_hook("on_success", fn)
+
+    def on_failure(self, fn: Hook) -> Hook:
+        return self.add_hook("on_failure", fn)
+
+    def on_complete(self, fn: Hook) -> Hook:
+        return self.add_hook("on_complete", fn)
+
+    def cleanup(self, fn: Hook) -> Hook:
+        return self.add_hook("cleanup", fn)
+
+    def catch_error(self, fn: Hook) -> Hook:
+        return self.add_hook("catch_error", fn)
+
+    def on_wait(self, fn: Hook) -> Hook:
+        return self.add_hook("on_wait", fn)
+
+    def on_resume(self, fn: Hook) -> Hook:
+        return self.add_hook("on_resume", fn)
+
+    def on_cancel(self, fn: Hook) -> Hook:
+        return self.add_hook("on_cancel", fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -163,8 +215,54 @@ def _handle(answer: dict[str, Any]) -> RunHandle:
     return RunHandle(id=answer["id"], is_cached=bool(answer.get("isCached")))
 
 
-class Tasks:
-    """The `tasks` namespace: trigger a task by its id (no import of the task's module needed)."""
+def _global(kind: str, name_or_fn: str | Hook, fn: Hook | None) -> Hook:
+    # `tasks.on_start(fn)` or `tasks.on_start("name", fn)`; usable as a decorator too
+    if isinstance(name_or_fn, str):
+        if fn is None:
+            raise ValidationError(f"tasks.{kind}({name_or_fn!r}, fn): the function is missing")
+        return GLOBAL.add(kind, fn, name=name_or_fn)
+    return GLOBAL.add(kind, name_or_fn)
+
+
+class GlobalHooks:
+    """`tasks.on_start(fn)` and friends: hooks for every task of the project (docs/hooks.md).
+    Register them in a module of the trigger dirs; they run in registration order, before the
+    task's own hooks (catch_error: after)."""
+
+    def middleware(self, name_or_fn: str | Hook, fn: Hook | None = None) -> Hook:
+        return _global("middleware", name_or_fn, fn)
+
+    def on_start(self, name_or_fn: str | Hook, fn: Hook | None = None) -> Hook:
+        return _global("on_start", name_or_fn, fn)
+
+    def on_start_attempt(self, name_or_fn: str | Hook, fn: Hook | None = None) -> Hook:
+        return _global("on_start_attempt", name_or_fn, fn)
+
+    def on_success(self, name_or_fn: str | Hook, fn: Hook | None = None) -> Hook:
+        return _global("on_success", name_or_fn, fn)
+
+    def on_failure(self, name_or_fn: str | Hook, fn: Hook | None = None) -> Hook:
+        return _global("on_failure", name_or_fn, fn)
+
+    def on_complete(self, name_or_fn: str | Hook, fn: Hook | None = None) -> Hook:
+        return _global("on_complete", name_or_fn, fn)
+
+    def catch_error(self, name_or_fn: str | Hook, fn: Hook | None = None) -> Hook:
+        return _global("catch_error", name_or_fn, fn)
+
+    def on_wait(self, name_or_fn: str | Hook, fn: Hook | None = None) -> Hook:
+        return _global("on_wait", name_or_fn, fn)
+
+    def on_resume(self, name_or_fn: str | Hook, fn: Hook | None = None) -> Hook:
+        return _global("on_resume", name_or_fn, fn)
+
+    def on_cancel(self, name_or_fn: str | Hook, fn: Hook | None = None) -> Hook:
+        return _global("on_cancel", name_or_fn, fn)
+
+
+class Tasks(GlobalHooks):
+    """The `tasks` namespace: trigger a task by its id (no import of the task's module needed),
+    and register global hooks (`GlobalHooks`)."""
 
     async def trigger(self, task_id: str, payload: Any = None, **options: Any) -> RunHandle:
         item = _item(task_id, payload, options)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import time
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Any
 
 from .. import packets
 from ..errors import AttemptGone
+from ..limits import MAX_DURATION_S
 from . import replay
 from .context import RunState, current_run, require_run
 from .results import Token, WaitResult
@@ -35,9 +37,20 @@ async def wait_on(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
     Raises `AttemptGone` when the run ended (canceled) while waiting: the runtime then drops
     the attempt without completing it.
     """
+    lifecycle = state.lifecycle  # on_wait / on_resume (runtime/lifecycle.py), if any
+    if lifecycle is not None:
+        # before the flush, so what the hooks log is sent before a checkpoint
+        await lifecycle.around_wait("on_wait", body)
     await state.flush()
     if state.gone:
         raise AttemptGone("the attempt is no longer current")
+    result = await _wait(state, body)
+    if lifecycle is not None:
+        await lifecycle.around_wait("on_resume", body)
+    return result
+
+
+async def _wait(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
     answer = await state.call("POST", f"attempts/{state.attempt}/wait", body)
     if answer.get("action") == "continue":
         result = answer.get("result") or {}
@@ -162,8 +175,8 @@ class Wait:
     async def for_(self, seconds: float = 0, minutes: float = 0, hours: float = 0, days: float = 0,
                    idempotency_key: str | list[str] | None = None,
                    idempotency_key_ttl: str | None = None) -> None:
-        total = seconds + 60 * minutes + 3600 * hours + 86400 * days
-        until = datetime.fromtimestamp(time.time() + max(0.0, total), UTC)
+        total = _wait_seconds(seconds, minutes, hours, days)
+        until = datetime.fromtimestamp(time.time() + total, UTC)
         # a replayed wait keeps the due time recorded the first time, not this one
         state = require_run("wait.for_")
         await durable_wait(state, "wait.for", None,
@@ -246,6 +259,21 @@ class Wait:
         from .client import get_sync_client
 
         return get_sync_client().retrieve_token(_token_id(token))
+
+
+def _wait_seconds(seconds: float, minutes: float, hours: float, days: float) -> float:
+    """The seconds `wait.for_` waits; ValueError for a value that is not a number of seconds
+    or past the longest wait (limits.MAX_DURATION_S, 10 years)."""
+    parts = {"seconds": seconds, "minutes": minutes, "hours": hours, "days": days}
+    for name, value in parts.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value):
+            raise ValueError(f"wait.for_({name}={value!r}): give a finite number")
+    total = float(seconds + 60 * minutes + 3600 * hours + 86400 * days)
+    if total > MAX_DURATION_S:
+        raise ValueError(f"wait.for_ of {total:g} seconds is longer than the longest wait, "
+                         f"{MAX_DURATION_S:,} seconds (10 years)")
+    return max(0.0, total)
 
 
 def _snake(body: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ import httpx
 
 from .. import packets
 from ..errors import AttemptGone, DaemonUnreachableError, error_from_response
+from ..strict_json import dumps_js
 
 _RETRY_STATUSES = frozenset({502, 503, 504, 507})
 _MAX_BACKOFF_S = 1.0
@@ -131,7 +132,8 @@ class WorkerClient:
             content = ndjson
         elif body is not None:
             headers["Content-Type"] = "application/json"
-            content = json.dumps(body, default=_jsonable, separators=(",", ":")).encode()
+            # NaN, Infinity, lone surrogates: written as JavaScript writes them (strict_json.py)
+            content = dumps_js(body, default=_jsonable).encode()
         if params:
             path = f"{path}?{urlencode(params)}"
         timeout_s = max(30.0, (read_timeout_s or 0) + 10.0)

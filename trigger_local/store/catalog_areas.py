@@ -140,17 +140,18 @@ class DebounceStore(DebounceReader, Protocol):
 
 
 class EnvVarReader(Protocol):
-    async def all(self, env: str) -> list[dict[str, Any]]:
-        """The variables of environment `env`, by name: `{"name", "value", "isSecret"}`."""
+    async def all(self, project: str, env: str) -> list[dict[str, Any]]:
+        """`project`'s variables of environment `env`, by name: `{"name", "value",
+        "isSecret"}`."""
         ...
 
-    async def get(self, env: str, name: str) -> dict[str, Any] | None: ...
+    async def get(self, project: str, env: str, name: str) -> dict[str, Any] | None: ...
 
 
 class EnvVarStore(EnvVarReader, Protocol):
-    async def put(self, env: str, name: str, value: str, is_secret: bool | None, now: float,
-                  *, override: bool = True) -> None:
+    async def put(self, project: str, env: str, name: str, value: str, is_secret: bool | None,
+                  now: float, *, override: bool = True) -> None:
         """Insert, or with `override` replace; `is_secret=None` keeps an existing flag."""
         ...
 
-    async def delete(self, env: str, name: str) -> bool: ...
+    async def delete(self, project: str, env: str, name: str) -> bool: ...

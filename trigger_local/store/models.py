@@ -170,10 +170,25 @@ class Run:
     #: the project whose version runs it; None only while no project is known (a run waiting
     #: as PENDING_VERSION or DELAYED for a task no project had when it was triggered)
     project: str | None = DEFAULT_PROJECT
+    #: attempts the daemon interrupted (a stop, a restart): each has a row and an internal
+    #: number (`attempt_count` counts them too), but none counts against max_attempts, and the
+    #: try after one is shown with the same number (`counted_attempts`, `shown_attempt`)
+    interrupted_count: int = 0
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def counted_attempts(self) -> int:
+        """Attempts that count against max_attempts: the API's `attemptCount`."""
+        return self.attempt_count - self.interrupted_count
+
+    def shown_attempt(self, number: int) -> int:
+        """Attempt `number` (internal, one per try) as the task's `ctx.attempt.number`, the API
+        and the CLI show it: interrupted tries before it do not count. Valid for the current
+        attempt (interrupted ones all come before it)."""
+        return number - self.interrupted_count
 
 
 @dataclass(slots=True)
@@ -209,6 +224,8 @@ class Waitpoint:
     owner_run_id: str | None = None  # RUN: the run whose result completes it
     batch_id: str | None = None
     created_by_run_id: str | None = None
+    #: the project whose key may see it (a token: its creator's; None: the daemon's key only)
+    project: str | None = None
 
 
 @dataclass(slots=True)
@@ -221,6 +238,9 @@ class Batch:
     parent_run_id: str | None = None
     idempotency_key: str | None = None
     waitpoint_id: str | None = None
+    #: the project whose key may see it, and within which its idempotency key counts (None:
+    #: the daemon's key only)
+    project: str | None = None
 
 
 @dataclass(slots=True)

@@ -12,18 +12,20 @@ from .models import Batch, Waitpoint
 class WaitpointReader(Protocol):
     async def get(self, waitpoint_id: str) -> Waitpoint | None: ...
 
-    async def find_by_key(self, type_: str, key: str, now: float) -> Waitpoint | None:
-        """The newest waitpoint of `type_` with idempotency key `key` whose key has not expired
-        at `now`."""
+    async def find_by_key(self, type_: str, key: str, now: float,
+                          project: str | None = None) -> Waitpoint | None:
+        """The newest waitpoint of `type_` and `project` (None: of no project) with idempotency
+        key `key` whose key has not expired at `now`."""
         ...
 
     async def page(self, *, type_: str, statuses: Sequence[str] | None = None,
                    tags: Sequence[str] | None = None, idempotency_key: str | None = None,
                    created_from: float | None = None, created_to: float | None = None,
                    after: str | None = None, before: str | None = None,
-                   limit: int = 25) -> list[Waitpoint]:
-        """One page of waitpoints of `type_`, newest first; `after`/`before` are the ids at the
-        edge of the neighbouring page (as `RunReader.page`)."""
+                   limit: int = 25, project: str | None = None) -> list[Waitpoint]:
+        """One page of waitpoints of `type_` (and of `project` when given), newest first;
+        `after`/`before` are the ids at the edge of the neighbouring page (as
+        `RunReader.page`)."""
         ...
 
     async def blocking(self, run_id: str) -> list[Waitpoint]:
@@ -66,8 +68,8 @@ class WaitpointStore(WaitpointReader, Protocol):
 class BatchReader(Protocol):
     async def get(self, batch_id: str) -> Batch | None: ...
 
-    async def find_by_key(self, key: str) -> Batch | None:
-        """The newest batch with idempotency key `key`."""
+    async def find_by_key(self, key: str, project: str | None = None) -> Batch | None:
+        """The newest batch of `project` (None: of no project) with idempotency key `key`."""
         ...
 
     async def has_unfinished(self, batch_id: str) -> bool:

@@ -142,8 +142,8 @@ def merged(sql: Sql, texts: list[tuple[str, list[Any]]], ascending: bool,
 
 def token_statements(type_: str, statuses: list[str], tags: Sequence[str] | None,
                      idempotency_key: str | None, created: tuple[float | None, float | None],
-                     cursor: Cursor | None, ascending: bool,
-                     limit: int) -> list[tuple[str, list[Any]]]:
+                     cursor: Cursor | None, ascending: bool, limit: int,
+                     project: str | None = None) -> list[tuple[str, list[Any]]]:
     """The waitpoint list's SELECTs (the token list), like the runs list's: driven by the
     key (`waitpoints_key`: a key names one token or a few, so those are sorted), else by each
     tag (`waitpoint_tags`), else by each status (`waitpoints_type_status`), else by type."""
@@ -157,6 +157,8 @@ def token_statements(type_: str, statuses: list[str], tags: Sequence[str] | None
     for driver, value in drivers:
         q = Where()
         q.add("w.type = ?", type_)
+        if project is not None:  # a project key's list: checked on each row
+            q.add("w.project = ?", project)
         keys = ("w.created_at", "w.id")
         head = "SELECT w.* FROM waitpoints w INDEXED BY waitpoints_type_created"
         if driver == "key":

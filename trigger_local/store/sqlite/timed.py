@@ -109,29 +109,30 @@ class SqliteEnvVars:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
-    async def all(self, env: str) -> list[dict[str, Any]]:
-        rows = self._sql.all("SELECT name, value, is_secret FROM env_vars WHERE env = ? "
-                             "ORDER BY name", (env,))
+    async def all(self, project: str, env: str) -> list[dict[str, Any]]:
+        rows = self._sql.all("SELECT name, value, is_secret FROM env_vars WHERE project = ? "
+                             "AND env = ? ORDER BY name", (project, env))
         return [{"name": r["name"], "value": r["value"], "isSecret": bool(r["is_secret"])}
                 for r in rows]
 
-    async def get(self, env: str, name: str) -> dict[str, Any] | None:
+    async def get(self, project: str, env: str, name: str) -> dict[str, Any] | None:
         row = self._sql.one("SELECT name, value, is_secret FROM env_vars "
-                            "WHERE env = ? AND name = ?", (env, name))
+                            "WHERE project = ? AND env = ? AND name = ?", (project, env, name))
         return None if row is None else {"name": row["name"], "value": row["value"],
                                          "isSecret": bool(row["is_secret"])}
 
-    async def put(self, env: str, name: str, value: str, is_secret: bool | None, now: float,
-                  *, override: bool = True) -> None:
+    async def put(self, project: str, env: str, name: str, value: str, is_secret: bool | None,
+                  now: float, *, override: bool = True) -> None:
         conflict = ("DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, "
                     "is_secret = COALESCE(:keep_secret, env_vars.is_secret)") if override \
             else "DO NOTHING"
         self._sql.run(
-            "INSERT INTO env_vars (env, name, value, is_secret, updated_at) VALUES "
-            f"(:env, :name, :value, COALESCE(:keep_secret, 0), :now) ON CONFLICT (env, name) "
-            f"{conflict}",
-            {"env": env, "name": name, "value": value, "now": now,
+            "INSERT INTO env_vars (project, env, name, value, is_secret, updated_at) VALUES "
+            "(:project, :env, :name, :value, COALESCE(:keep_secret, 0), :now) "
+            f"ON CONFLICT (project, env, name) {conflict}",
+            {"project": project, "env": env, "name": name, "value": value, "now": now,
              "keep_secret": None if is_secret is None else int(is_secret)})
 
-    async def delete(self, env: str, name: str) -> bool:
-        return self._sql.run("DELETE FROM env_vars WHERE env = ? AND name = ?", (env, name)) > 0
+    async def delete(self, project: str, env: str, name: str) -> bool:
+        return self._sql.run("DELETE FROM env_vars WHERE project = ? AND env = ? AND name = ?",
+                             (project, env, name)) > 0

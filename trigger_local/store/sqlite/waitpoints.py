@@ -37,18 +37,19 @@ class SqliteWaitpoints:
         return self._sql.update("waitpoints", Waitpoint, "id", waitpoint_id, changes,
                                 " AND status = ?", (expected_status,))
 
-    async def find_by_key(self, type_: str, key: str, now: float) -> Waitpoint | None:
+    async def find_by_key(self, type_: str, key: str, now: float,
+                          project: str | None = None) -> Waitpoint | None:
         row = self._sql.one(
-            "SELECT * FROM waitpoints WHERE type = ? AND idempotency_key = ? "
+            "SELECT * FROM waitpoints WHERE type = ? AND idempotency_key = ? AND project IS ? "
             "AND (idempotency_expires_at IS NULL OR idempotency_expires_at > ?) "
-            "ORDER BY created_at DESC LIMIT 1", (type_, key, now))
+            "ORDER BY created_at DESC LIMIT 1", (type_, key, project, now))
         return None if row is None else from_row(Waitpoint, row)
 
     async def page(self, *, type_: str, statuses: Sequence[str] | None = None,
                    tags: Sequence[str] | None = None, idempotency_key: str | None = None,
                    created_from: float | None = None, created_to: float | None = None,
                    after: str | None = None, before: str | None = None,
-                   limit: int = 25) -> list[Waitpoint]:
+                   limit: int = 25, project: str | None = None) -> list[Waitpoint]:
         def read(sql: Sql) -> list[Waitpoint]:
             cursor: tuple[float, str] | None = None
             if after or before:
@@ -59,7 +60,8 @@ class SqliteWaitpoints:
                 cursor = (row["created_at"], row["id"])
             ascending = bool(before) and not after
             texts = token_statements(type_, list(statuses or []), tags, idempotency_key,
-                                     (created_from, created_to), cursor, ascending, limit)
+                                     (created_from, created_to), cursor, ascending, limit,
+                                     project)
             rows = merged(sql, texts, ascending, limit)
             return [from_row(Waitpoint, r) for r in rows]
 
@@ -124,9 +126,9 @@ class SqliteBatches:
         row = self._sql.one("SELECT * FROM batches WHERE id = ?", (batch_id,))
         return None if row is None else from_row(Batch, row)
 
-    async def find_by_key(self, key: str) -> Batch | None:
-        row = self._sql.one("SELECT * FROM batches WHERE idempotency_key = ? "
-                            "ORDER BY created_at DESC LIMIT 1", (key,))
+    async def find_by_key(self, key: str, project: str | None = None) -> Batch | None:
+        row = self._sql.one("SELECT * FROM batches WHERE idempotency_key = ? AND project IS ? "
+                            "ORDER BY created_at DESC LIMIT 1", (key, project))
         return None if row is None else from_row(Batch, row)
 
     async def update(self, batch_id: str, **changes: Any) -> bool:

@@ -1,0 +1,43 @@
+"""strict_json.py: strict parsing that names the field, and JSON.stringify-like writing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trigger_local.errors import BadRequestError
+from trigger_local.strict_json import dumps_js, find_non_json, loads_strict
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    ('{"a": NaN}', "a"), ('{"a": {"b": [1, Infinity]}}', "a.b[1]"), ("[-Infinity]", "[0]"),
+    ('{"t": ["\\ud800"]}', "t[0]"), ('{"\\udfff": 1}', "\ufffd"), ('"\\udc00x"', "the value")])
+def test_non_json_is_refused_naming_the_field(text: str, field: str) -> None:
+    with pytest.raises(BadRequestError) as refused:
+        loads_strict(text)
+    shown = refused.value.message.replace("\udfff", "\ufffd")
+    assert field in shown and "JSON has no NaN" in shown
+
+
+def test_json_and_surrogate_pairs_pass() -> None:
+    assert loads_strict('{"e": "\\ud83d\\ude00", "n": "NaN", "i": "Infinity"}') == \
+        {"e": "\U0001F600", "n": "NaN", "i": "Infinity"}
+    assert loads_strict(b'{"a": 1}') == {"a": 1}
+
+
+def test_bytes_that_are_not_utf8_and_too_deep_documents_are_refused() -> None:
+    with pytest.raises(BadRequestError, match="UTF-8"):
+        loads_strict(b'"\xed\xa0\x80"')
+    with pytest.raises(BadRequestError, match="deeper"):
+        loads_strict("[" * 200 + "NaN" + "]" * 200)
+
+
+def test_dumps_js_writes_what_javascript_writes() -> None:
+    value = {"nan": float("nan"), "inf": [float("inf"), -float("inf")], "s": "a\ud800b",
+             "\udc00": 1, "pair": "\U0001F600", "text": "NaN Infinity", "bs": "\\ud800"}
+    text = dumps_js(value)
+    assert json.loads(text) == {"nan": None, "inf": [None, None], "s": "a\ufffdb", "\ufffd": 1,
+                                "pair": "\U0001F600", "text": "NaN Infinity", "bs": "\\ud800"}
+    assert text.isascii() and find_non_json(json.loads(text)) is None
+    assert dumps_js({"a": [1, "x"]}) == json.dumps({"a": [1, "x"]}, separators=(",", ":"))

@@ -1,0 +1,119 @@
+"""JSON at the edges: strict coming in, never failing going out.
+
+Python's `json` reads and writes `NaN`, `Infinity` and lone UTF-16 surrogates (`"\\ud800"`),
+none of which is JSON (RFC 8259) or text. Stored, they later break every answer that shows them
+(`ValueError: Out of range float values`, `UnicodeEncodeError`). So:
+
+- `loads_strict` (the API's request bodies and payload packets) refuses them with a 400 that
+  names the field;
+- `dumps_js` (what the task runtime sends: outputs, metadata, logs, and every API answer) writes
+  them the way JavaScript's `JSON.stringify` does: NaN and ±Infinity become `null`, a lone
+  surrogate becomes U+FFFD. It costs nothing for values that have none.
+
+Shared by the daemon, the SDK and the runtime: imports nothing of either."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .errors import BadRequestError, JsonTooDeepError
+from .limits import MAX_JSON_DEPTH, json_depth_at_most, loads
+
+#: a character that is half of a UTF-16 pair: only ever alone in a Python str
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: what may spell a non-finite number or a lone surrogate in JSON text
+_SUSPECT = re.compile(r"NaN|Infinity|\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+#: a JSON string (skipped), or a NaN / Infinity token outside strings
+_NON_FINITE_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
+#: a surrogate escape in ASCII JSON text: a pair (kept) or a lone half (replaced)
+_ESCAPED_SURROGATE = re.compile(r"(\\*)(?:(\\u[dD][89abAB][0-9a-fA-F]{2}"
+                                r"\\u[dD][c-fC-F][0-9a-fA-F]{2})|\\u[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+class _Constant:
+    """What the strict parser puts where the text had NaN, Infinity or -Infinity."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def loads_strict(raw: str | bytes, what: str = "Request body", prefix: str = "") -> Any:
+    """The JSON document in `raw`, refusing (BadRequestError, 400) text that is not UTF-8, is
+    not JSON, nests deeper than limits.MAX_JSON_DEPTH, or holds NaN / Infinity / a lone
+    surrogate anywhere — the error names the field (`payload.a`, `options.tags[0]`), prefixed
+    with `prefix` when given."""
+    try:
+        text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
+        if not _SUSPECT.search(text):
+            return loads(text)
+        if not json_depth_at_most(text):
+            raise JsonTooDeepError(MAX_JSON_DEPTH)
+        value = json.loads(text, parse_constant=_Constant)
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(f"{what} is not valid UTF-8: {exc.reason}") from None
+    except ValueError as exc:
+        raise BadRequestError(f"{what} is not valid JSON: {exc}") from exc
+    return _checked(value, what, prefix)
+
+
+def _checked(value: Any, what: str, prefix: str) -> Any:
+    bad = find_non_json(value, prefix)
+    if bad is not None:
+        where, problem = bad
+        raise BadRequestError(f"{what}: {where or 'the value'} {problem}. JSON has no NaN or "
+                              "Infinity and text has no lone UTF-16 surrogates: send null, a "
+                              "number or a string instead.", field=where)
+    return value
+
+
+def find_non_json(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The first place in `value` (a parsed document) that is not JSON: (its path, what is
+    wrong), or None."""
+    if isinstance(value, _Constant):
+        return path, f"is {value.name}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, f"is {value}"
+    if isinstance(value, str):
+        return (path, "has a lone UTF-16 surrogate") if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _SURROGATE.search(key):
+                return where, "is a key with a lone UTF-16 surrogate"
+            if (found := find_non_json(item, where)) is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := find_non_json(item, f"{path}[{index}]")) is not None:
+                return found
+    return None
+
+
+def dumps_js(value: Any, default: Callable[[Any], Any] | None = None,
+             separators: tuple[str, str] | None = (",", ":")) -> str:
+    """`json.dumps` (ASCII, as its default), with NaN/±Infinity as `null` and lone surrogates
+    as U+FFFD (JavaScript's `JSON.stringify`)."""
+    text = json.dumps(value, default=default, separators=separators)
+    if "NaN" in text or "Infinity" in text:
+        text = _NON_FINITE_TOKEN.sub(_null_outside_strings, text)
+    if "\\ud" in text or "\\uD" in text:
+        text = _ESCAPED_SURROGATE.sub(_pairs_only, text)
+    return text
+
+
+def _null_outside_strings(match: re.Match[str]) -> str:
+    token = match.group(0)
+    return token if token.startswith('"') else "null"
+
+
+def _pairs_only(match: re.Match[str]) -> str:
+    backslashes, pair = match.groups()
+    if len(backslashes) % 2:  # `\\ud800`: an escaped backslash, then plain text
+        return match.group(0)
+    return backslashes + (pair or "\\ufffd")
