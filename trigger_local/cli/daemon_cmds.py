@@ -213,8 +213,10 @@ def migrate(
                                      help="Daemon home (default: ~/.trigger-local)."),
     database: str | None = DATABASE_OPTION,
 ) -> None:
-    """Apply the database schema (a daemon also does it at start). Safe to run again, and
-    while daemons run: migrations are append-only and applied under a lock."""
+    """Apply the database schema (a daemon also does it at start).
+
+    Safe to run again, and while daemons run: migrations are append-only and applied under a
+    lock."""
     settings = settings_for(home, database=database)
     from ..database_admin import migrate_database  # the store loads only for this command
     from ..errors import StartupError

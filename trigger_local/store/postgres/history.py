@@ -90,3 +90,32 @@ async def on_workers(sql: PgSql) -> list[Run]:
         f"SELECT {_RUN_COLS} FROM runs WHERE (status IN {SQL_RUNNING} OR (worker_id IS NOT NULL "
         f"AND status IN {_HELD})) AND {mine}", params)
     return [from_row(Run, r) for r in rows]
+
+
+#: appended to schema.MIGRATIONS (6): tokens, batches and environment variables belong to a
+#: project (issue #11; existing rows as SQLite's migration gives them), and a run counts the
+#: attempts the daemon interrupted (issue #10)
+PROJECTS_MIGRATION = """
+ALTER TABLE waitpoints ADD COLUMN project TEXT COLLATE "C";
+UPDATE waitpoints SET project = (SELECT r.project FROM runs r
+    WHERE r.id = waitpoints.created_by_run_id) WHERE type = 'MANUAL';
+ALTER TABLE batches ADD COLUMN project TEXT COLLATE "C";
+UPDATE batches SET project = (SELECT r.project FROM runs r WHERE r.id = batches.parent_run_id);
+CREATE TABLE env_vars_v2 (
+    project TEXT COLLATE "C" NOT NULL,
+    env TEXT COLLATE "C" NOT NULL,
+    name TEXT COLLATE "C" NOT NULL,
+    value TEXT COLLATE "C" NOT NULL,
+    is_secret BIGINT NOT NULL DEFAULT 0,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (project, env, name)
+);
+INSERT INTO env_vars_v2 SELECT COALESCE(p.ref, 'proj_local'), e.env, e.name, e.value,
+    e.is_secret, e.updated_at FROM env_vars e LEFT JOIN projects p ON TRUE;
+DROP TABLE env_vars;
+ALTER TABLE env_vars_v2 RENAME TO env_vars;
+ALTER TABLE runs ADD COLUMN interrupted_count BIGINT NOT NULL DEFAULT 0;
+UPDATE runs SET interrupted_count = (SELECT COUNT(*) FROM attempts a
+    WHERE a.run_id = runs.id AND a.counts = 0)
+    WHERE id IN (SELECT run_id FROM attempts WHERE counts = 0);
+"""

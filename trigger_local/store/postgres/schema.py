@@ -350,4 +350,5 @@ MIGRATIONS: list[str] = [
     history.MIGRATION,  # 4: retention, compaction, start-up (issue #17)
     # 5: runs of an async task share task processes (issue #13)
     "ALTER TABLE tasks ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;",
+    history.PROJECTS_MIGRATION,  # 6: projects own tokens, batches, env vars; interruptions
 ]

@@ -119,28 +119,30 @@ class PgEnvVars:
     def __init__(self, sql: PgSql) -> None:
         self._sql = sql
 
-    async def all(self, env: str) -> list[dict[str, Any]]:
-        rows = await self._sql.all("SELECT name, value, is_secret FROM env_vars WHERE env = ? "
-                                   "ORDER BY name", (env,))
+    async def all(self, project: str, env: str) -> list[dict[str, Any]]:
+        rows = await self._sql.all("SELECT name, value, is_secret FROM env_vars WHERE project = ? "
+                                   "AND env = ? ORDER BY name", (project, env))
         return [{"name": r["name"], "value": r["value"], "isSecret": bool(r["is_secret"])}
                 for r in rows]
 
-    async def get(self, env: str, name: str) -> dict[str, Any] | None:
+    async def get(self, project: str, env: str, name: str) -> dict[str, Any] | None:
         row = await self._sql.one("SELECT name, value, is_secret FROM env_vars "
-                                  "WHERE env = ? AND name = ?", (env, name))
+                                  "WHERE project = ? AND env = ? AND name = ?",
+                                  (project, env, name))
         return None if row is None else {"name": row["name"], "value": row["value"],
                                          "isSecret": bool(row["is_secret"])}
 
-    async def put(self, env: str, name: str, value: str, is_secret: bool | None, now: float,
-                  *, override: bool = True) -> None:
+    async def put(self, project: str, env: str, name: str, value: str, is_secret: bool | None,
+                  now: float, *, override: bool = True) -> None:
         conflict = ("DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, "
-                    "is_secret = COALESCE($4::bigint, env_vars.is_secret)") if override \
+                    "is_secret = COALESCE($5::bigint, env_vars.is_secret)") if override \
             else "DO NOTHING"
         await self._sql.conn.execute(
-            "INSERT INTO env_vars (env, name, value, is_secret, updated_at) VALUES "
-            f"($1, $2, $3, COALESCE($4::bigint, 0), $5) ON CONFLICT (env, name) {conflict}",
-            env, name, value, None if is_secret is None else int(is_secret), now)
+            "INSERT INTO env_vars (project, env, name, value, is_secret, updated_at) VALUES "
+            f"($1, $2, $3, $4, COALESCE($5::bigint, 0), $6) ON CONFLICT (project, env, name) "
+            f"{conflict}", project, env, name, value,
+            None if is_secret is None else int(is_secret), now)
 
-    async def delete(self, env: str, name: str) -> bool:
-        return await self._sql.run("DELETE FROM env_vars WHERE env = ? AND name = ?",
-                                   (env, name)) > 0
+    async def delete(self, project: str, env: str, name: str) -> bool:
+        return await self._sql.run("DELETE FROM env_vars WHERE project = ? AND env = ? "
+                                   "AND name = ?", (project, env, name)) > 0

@@ -36,20 +36,24 @@ class PgWaitpoints:
         return await self._sql.update("waitpoints", Waitpoint, "id", waitpoint_id, changes,
                                       " AND status = ?", (expected_status,))
 
-    async def find_by_key(self, type_: str, key: str, now: float) -> Waitpoint | None:
+    async def find_by_key(self, type_: str, key: str, now: float,
+                          project: str | None = None) -> Waitpoint | None:
         row = await self._sql.one(
             "SELECT * FROM waitpoints WHERE type = ? AND idempotency_key = ? "
+            "AND project IS NOT DISTINCT FROM ?::text "
             "AND (idempotency_expires_at IS NULL OR idempotency_expires_at > ?) "
-            "ORDER BY created_at DESC LIMIT 1", (type_, key, now))
+            "ORDER BY created_at DESC LIMIT 1", (type_, key, project, now))
         return None if row is None else from_row(Waitpoint, row)
 
     async def page(self, *, type_: str, statuses: Sequence[str] | None = None,
                    tags: Sequence[str] | None = None, idempotency_key: str | None = None,
                    created_from: float | None = None, created_to: float | None = None,
                    after: str | None = None, before: str | None = None,
-                   limit: int = 25) -> list[Waitpoint]:
+                   limit: int = 25, project: str | None = None) -> list[Waitpoint]:
         q = Where()
         q.add("type = ?", type_)
+        if project is not None:
+            q.add("project = ?", project)
         q.any_of("status", statuses)
         tagged(q, "waitpoints", tags)
         if idempotency_key:
@@ -114,9 +118,10 @@ class PgBatches:
         row = await self._sql.one("SELECT * FROM batches WHERE id = ?", (batch_id,))
         return None if row is None else from_row(Batch, row)
 
-    async def find_by_key(self, key: str) -> Batch | None:
-        row = await self._sql.one("SELECT * FROM batches WHERE idempotency_key = ? "
-                                  "ORDER BY created_at DESC LIMIT 1", (key,))
+    async def find_by_key(self, key: str, project: str | None = None) -> Batch | None:
+        row = await self._sql.one("SELECT * FROM batches WHERE idempotency_key = ? AND project "
+                                  "IS NOT DISTINCT FROM ?::text ORDER BY created_at DESC LIMIT 1",
+                                  (key, project))
         return None if row is None else from_row(Batch, row)
 
     async def update(self, batch_id: str, **changes: Any) -> bool:
