@@ -229,8 +229,9 @@ def check_database(url: str) -> Check:
 
 
 def doctor(json_output: bool = JSON_OPTION) -> None:
-    """Check Python, SQLite (WAL), the home directory, the port, Docker and CRIU (and the
-    PostgreSQL database, with $TRIGGER_LOCAL_DATABASE_URL)."""
+    """Check Python, the database (SQLite or PostgreSQL), the home, the port, Docker and CRIU.
+
+    With $TRIGGER_LOCAL_DATABASE_URL set, the database checked is that PostgreSQL database."""
     checks = run_checks(DaemonSettings.from_env())
     failed = any(c.level == "fail" for c in checks)
     if json_output:
