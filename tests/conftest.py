@@ -5,12 +5,13 @@ Test modules may define fixtures of the same names; theirs win for that module."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 import pytest
+from pg_cluster import Cluster, require_postgres
 
 from trigger_local.api.app import create_app
 from trigger_local.clock import FakeClock
@@ -18,11 +19,21 @@ from trigger_local.config import DaemonSettings
 from trigger_local.engine import Engine
 from trigger_local.errors import ValidationError
 from trigger_local.projects import DEFAULT_PROJECT
-from trigger_local.store import SqliteStore
+from trigger_local.store import SqliteStore, Store
 from trigger_local.store.models import ProjectDefaults, TaskDef, Version
+from trigger_local.store.postgres import PostgresStore
 
 T0 = 1_700_000_000.0
 SECRET = "tr_dev_testsecretkey"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A private PostgreSQL server for the whole session (tests/pg_cluster.py); the tests that
+    ask for it skip without PostgreSQL (fail under CI=true)."""
+    cluster = Cluster(require_postgres()).start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture
@@ -35,16 +46,22 @@ def settings(tmp_path: Path) -> DaemonSettings:
     return DaemonSettings(home=tmp_path)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    sqlite = SqliteStore(str(tmp_path / "trigger-local.db"))
-    await sqlite.open()
-    yield sqlite
-    await sqlite.close()
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The engine and API suites run on both backends: the home's SQLite file, and a fresh
+    schema on the session's PostgreSQL cluster."""
+    opened: Store
+    if request.param == "postgres":
+        opened = PostgresStore(request.getfixturevalue("pg_cluster").fresh_url())
+    else:
+        opened = SqliteStore(str(tmp_path / "trigger-local.db"))
+    await opened.open()
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture
-async def engine(store: SqliteStore, clock: FakeClock, settings: DaemonSettings) -> Engine:
+async def engine(store: Store, clock: FakeClock, settings: DaemonSettings) -> Engine:
     eng = Engine(store, clock, settings)
     await eng.load()
     return eng

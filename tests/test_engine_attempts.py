@@ -12,6 +12,7 @@ from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.engine.retry import RetryPolicy
 from trigger_local.errors import ConflictError, NotFoundError
+from trigger_local.store import Store
 from trigger_local.store.models import (
     COMPLETED,
     CRASHED,
@@ -35,8 +36,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, clock, tasks=[
+async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
+    eng = await open_engine(tmp_path, clock, store=store, tasks=[
         TaskDef(task_id="retrying", queue="task/retrying", retry=RETRY),
         TaskDef(task_id="once", queue="task/once"),
     ])

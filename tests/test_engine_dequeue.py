@@ -12,6 +12,7 @@ from tests.engine_support import T0, open_engine
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.errors import NotFoundError, ValidationError
+from trigger_local.store import Store
 from trigger_local.store.models import DEQUEUED, EXECUTING, QUEUED, Run, TaskDef
 
 
@@ -21,8 +22,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, clock, concurrency=5, tasks=[
+async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
+    eng = await open_engine(tmp_path, clock, store=store, concurrency=5, tasks=[
         TaskDef(task_id="hello", queue="task/hello"),
         TaskDef(task_id="other", queue="task/other"),
         TaskDef(task_id="limited", queue="task/limited", queue_concurrency_limit=2),

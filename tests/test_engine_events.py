@@ -27,6 +27,7 @@ from trigger_local.engine.events import (
     RunUnblocked,
 )
 from trigger_local.engine.hub import run_key
+from trigger_local.store import Store
 from trigger_local.store.models import Checkpoint, LogEntry, Run, TaskDef
 
 
@@ -36,9 +37,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
+async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
     retry = {"max_attempts": 2, "randomize": False}
-    eng = await open_engine(tmp_path, clock, tasks=[
+    eng = await open_engine(tmp_path, clock, store=store, tasks=[
         TaskDef(task_id="hello", queue="task/hello", retry=retry)])
     yield eng
     await eng.store.close()

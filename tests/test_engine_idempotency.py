@@ -11,6 +11,7 @@ import pytest
 from tests.engine_support import T0, open_engine
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
+from trigger_local.store import Store
 from trigger_local.store.models import (
     CANCELED,
     COMPLETED,
@@ -32,8 +33,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, clock, tasks=[
+async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
+    eng = await open_engine(tmp_path, clock, store=store, tasks=[
         TaskDef(task_id="hello", queue="task/hello"), TaskDef(task_id="other", queue="task/other")])
     yield eng
     await eng.store.close()

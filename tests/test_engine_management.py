@@ -13,6 +13,7 @@ from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.engine.events import AttemptAborted, Event
 from trigger_local.errors import ConflictError, NotFoundError, ValidationError
+from trigger_local.store import Store
 from trigger_local.store.models import (
     CANCELED,
     COMPLETED,
@@ -32,8 +33,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, clock, concurrency=1, tasks=[
+async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
+    eng = await open_engine(tmp_path, clock, store=store, concurrency=1, tasks=[
         TaskDef(task_id="hello", queue="task/hello")])
     yield eng
     await eng.store.close()

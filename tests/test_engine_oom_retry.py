@@ -18,6 +18,7 @@ from trigger_local.machines import next_machine, out_of_memory_machine
 from trigger_local.sdk import registry
 from trigger_local.sdk.registry import task
 from trigger_local.sdk.retry import Retry
+from trigger_local.store import Store
 from trigger_local.store.models import COMPLETED, CRASHED, DELAYED, Run, TaskDef
 
 FAST = {"max_attempts": 3, "min_timeout_s": 1, "factor": 1, "randomize": False}
@@ -29,8 +30,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, clock, tasks=[
+async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
+    eng = await open_engine(tmp_path, clock, store=store, tasks=[
         TaskDef(task_id="to-small-2x", queue="task/a", machine="micro",
                 retry={**FAST, "out_of_memory": {"machine": "small-2x"}}),
         TaskDef(task_id="ladder", queue="task/b", machine="micro",

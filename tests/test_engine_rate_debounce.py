@@ -13,14 +13,14 @@ from trigger_local.engine import Engine, TriggerRequest
 from trigger_local.engine.debounce import Debounce, parse_debounce
 from trigger_local.errors import ValidationError
 from trigger_local.ratelimit import gcra, parse_rate_limit
-from trigger_local.store import SqliteStore
+from trigger_local.store import Store
 from trigger_local.store.models import DELAYED, QUEUED, TaskDef, Version
 
 T0 = 1_700_000_000.0
 
 
 @pytest.fixture
-async def engine(store: SqliteStore, clock: FakeClock, settings: DaemonSettings) -> Engine:
+async def engine(store: Store, clock: FakeClock, settings: DaemonSettings) -> Engine:
     eng = Engine(store, clock, settings)
     await eng.register_version(Version(id="version_1", project_dir="/proj", created_at=T0, tasks=[
         TaskDef(task_id="limited", queue="task/limited",

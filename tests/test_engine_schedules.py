@@ -15,7 +15,7 @@ from trigger_local.dispatch.dispatcher import Dispatcher
 from trigger_local.engine import Engine
 from trigger_local.engine.schedules import ScheduleSpec
 from trigger_local.errors import NotFoundError, ValidationError
-from trigger_local.store import SqliteStore
+from trigger_local.store import Store
 from trigger_local.store.models import PENDING_VERSION, QUEUED, TaskDef, Version
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -31,7 +31,7 @@ def version(n: int = 1, crons: list[str] | None = None, tz: str = "UTC") -> Vers
 
 
 @pytest.fixture
-async def engine(store: SqliteStore, clock: FakeClock, settings: DaemonSettings) -> Engine:
+async def engine(store: Store, clock: FakeClock, settings: DaemonSettings) -> Engine:
     eng = Engine(store, clock, settings)
     await eng.register_version(version())
     return eng
@@ -116,7 +116,7 @@ async def test_skip_policy_drops_ticks_older_than_the_grace(engine: Engine,
 
 
 async def test_a_tick_fires_once_even_if_replayed_after_a_restart(engine: Engine, clock: FakeClock,
-                                                                  store: SqliteStore,
+                                                                  store: Store,
                                                                   settings: DaemonSettings) -> None:
     s = await engine.create_schedule(ScheduleSpec("cron-task", "* * * * *"))
     assert s.next_run_at is not None

@@ -3,7 +3,6 @@ nothing before its time."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from trigger_local.config import DaemonSettings
 from trigger_local.dispatch.dispatcher import wakes
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.engine.events import AttemptAborted, Event, RunStatusChanged
-from trigger_local.store import SqliteStore
+from trigger_local.store import Store
 from trigger_local.store.models import (
     DELAYED,
     EXECUTING,
@@ -37,15 +36,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(str(tmp_path / "engine.db"))
-    await s.open()
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def engine(store: SqliteStore, clock: FakeClock, tmp_path: Path) -> Engine:
+async def engine(store: Store, clock: FakeClock, tmp_path: Path) -> Engine:
     eng = Engine(store, clock, DaemonSettings(home=tmp_path))
     await eng.register_version(Version(id="version_1", project_dir="/proj", created_at=T0, tasks=[
         TaskDef(task_id="hello", queue="task/hello", retry=RETRY)]))
@@ -95,7 +86,7 @@ async def test_delay_queues_the_run_when_due(engine: Engine, clock: FakeClock) -
 
 
 async def test_a_delayed_run_of_an_unindexed_task_waits_for_a_version(
-        store: SqliteStore, clock: FakeClock, tmp_path: Path) -> None:
+        store: Store, clock: FakeClock, tmp_path: Path) -> None:
     engine = Engine(store, clock, DaemonSettings(home=tmp_path))
     run = (await engine.trigger(TriggerRequest(task_id="later", delay="5s"))).run
     clock.advance(5)

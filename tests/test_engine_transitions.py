@@ -14,6 +14,7 @@ from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest, runs
 from trigger_local.engine.states import TRANSITIONS, allowed, kind_for
 from trigger_local.errors import ConflictError
 from trigger_local.ids import new_id
+from trigger_local.store import Store
 from trigger_local.store.models import (
     CANCELED,
     COMPLETED,
@@ -39,9 +40,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
+async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
     retry = {"max_attempts": 2, "randomize": False}
-    eng = await open_engine(tmp_path, clock, tasks=[
+    eng = await open_engine(tmp_path, clock, store=store, tasks=[
         TaskDef(task_id="hello", queue="task/hello", retry=retry)])
     yield eng
     await eng.store.close()

@@ -19,7 +19,7 @@ from trigger_local.errors import (
     TaskNotFoundError,
     ValidationError,
 )
-from trigger_local.store import SqliteStore
+from trigger_local.store import Store
 from trigger_local.store.models import DELAYED, PENDING_VERSION, QUEUED, TaskDef, Version
 
 T0 = 1_700_000_000.0
@@ -44,11 +44,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def bare_engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
-    store = SqliteStore(str(tmp_path / "engine.db"))
-    await store.open()
+async def bare_engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
     yield Engine(store, clock, DaemonSettings(home=tmp_path, payload_limit_bytes=1000))
-    await store.close()
 
 
 @pytest.fixture

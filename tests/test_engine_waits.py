@@ -13,6 +13,7 @@ from trigger_local.clock import FakeClock
 from trigger_local.durations import iso
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.errors import ConflictError, NotFoundError, ValidationError
+from trigger_local.store import Store
 from trigger_local.store.models import (
     DELAYED,
     EXECUTING,
@@ -31,8 +32,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, clock, concurrency=3, tasks=[
+async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
+    eng = await open_engine(tmp_path, clock, store=store, concurrency=3, tasks=[
         TaskDef(task_id="parent", queue="task/parent",
                 retry={"max_attempts": 3, "min_timeout_s": 1, "randomize": False}),
         # a failure is final

@@ -30,23 +30,30 @@ from trigger_local.store.models import (
     Run,
     Waitpoint,
 )
+from trigger_local.store.postgres import PostgresStore
 from trigger_local.store.sqlite.schema import MIGRATIONS
 
 T0 = 1_700_000_000.0
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 P = DEFAULT_PROJECT
 
 
-async def _open_store(backend: str, path: Path) -> Store:
-    assert backend == "sqlite", backend
-    store = SqliteStore(str(path / "store.db"))
+async def _open_store(backend: str, path: Path,
+                      request: pytest.FixtureRequest | None = None) -> Store:
+    store: Store
+    if backend == "postgres":  # a fresh schema on the session's cluster (tests/conftest.py)
+        assert request is not None, "PostgreSQL needs the fixture request (for pg_cluster)"
+        store = PostgresStore(request.getfixturevalue("pg_cluster").fresh_url())
+    else:
+        assert backend == "sqlite", backend
+        store = SqliteStore(str(path / "store.db"))
     await store.open()
     return store
 
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s = await _open_store(request.param, tmp_path)
+    s = await _open_store(request.param, tmp_path, request)
     yield s
     await s.close()
 

@@ -16,7 +16,7 @@ from trigger_local.store import Store
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s = await _open_store(request.param, tmp_path)
+    s = await _open_store(request.param, tmp_path, request)
     yield s
     await s.close()
 

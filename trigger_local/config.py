@@ -79,6 +79,13 @@ class DaemonSettings:
     #: so a million runs (~2 GB) would otherwise hold the start for ~10 s (issue #17)
     db_check_s: float = 1.0
     log_json: bool = False
+    #: "" keeps everything in the home's SQLite file; `postgresql://user:pass@host:port/db`
+    #: puts the store in PostgreSQL, which several daemons (on several hosts) may share
+    #: (docs/scaling.md)
+    database_url: str = ""
+    #: with PostgreSQL: a daemon whose heartbeat is older than this is gone; what it was
+    #: executing is interrupted and queued again by another daemon (docs/scaling.md)
+    lease_timeout_s: float = 30.0
     #: a background loop (the dispatcher, the docker engine check) that fails this many rounds in
     #: a row stops the daemon with exit code 1; a full disk never counts (it is waited out)
     loop_failure_limit: int = 20
@@ -113,6 +120,15 @@ class DaemonSettings:
         settings = cls(**values)
         settings.home = Path(settings.home)
         return settings
+
+
+def database_url_problem(url: str) -> str | None:
+    """What is wrong with a `database_url` (None: nothing, or empty for SQLite)."""
+    if not url or url.startswith(("postgresql://", "postgres://")):
+        return None
+    shown = url.split("@", 1)[-1]  # never echo a password
+    return (f"Unsupported database URL ...{shown!r}: give postgresql://user:pass@host:5432/db, "
+            "or nothing for the home's SQLite file.")
 
 
 def _coerce(type_name: Any, raw: str, name: str) -> Any:

@@ -26,22 +26,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
+import socket
 import sqlite3
 import sys
 import time
-import traceback
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 import structlog
 
 from . import __version__
 from .clock import Clock, SystemClock
-from .config import KILL_WAITING_SIGNAL, DaemonSettings, ensure_secret_key, home_dir
+from .config import (
+    KILL_WAITING_SIGNAL,
+    DaemonSettings,
+    database_url_problem,
+    ensure_secret_key,
+)
 from .daemon_lock import DaemonLock
 from .disk import disk_full_error
 from .dispatch.dispatcher import Dispatcher
@@ -50,17 +55,21 @@ from .errors import DaemonFailedError, StartupError, TriggerLocalError, Validati
 from .executors.process import ProcessExecutor
 from .home import (
     check_database,
+    daemon_id,
     damaged_message,
     make_private,
-    open_private,
     remember_database,
+    save_traceback,
     use_private_umask,
+    write_info,
 )
 from .http_server import DRAIN_S, HttpServer, bind
 from .indexing import index_project
 from .logs import configure_logging
 from .retention import Retention
+from .store import Store
 from .store.models import ProjectDefaults, Version
+from .store.postgres import PostgresStore
 from .store.sqlite import SqliteStore
 from .supervise import Supervisor, report
 
@@ -69,13 +78,22 @@ log = structlog.get_logger("daemon")
 DISPATCH_STOP_S = 2.0  # the dispatcher's current round may finish (it may be starting processes)
 
 
+def make_store(settings: DaemonSettings) -> Store:
+    """The home's SQLite file, or the PostgreSQL database of `database_url` (shared with other
+    daemons, each known by its home's id)."""
+    if settings.database_url:
+        return PostgresStore(settings.database_url, daemon_id=daemon_id(settings.home),
+                             lease_s=settings.lease_timeout_s)
+    return SqliteStore(str(settings.db_path))
+
+
 class Daemon:
     """Everything the HTTP API needs (the api's DaemonServices), wired together."""
 
     def __init__(self, settings: DaemonSettings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.secret_key = ensure_secret_key(settings.home)
-        self.store = SqliteStore(str(settings.db_path))
+        self.store = make_store(settings)
         self.engine = Engine(self.store, clock or SystemClock(), settings)
         self.supervisor = Supervisor(settings.loop_failure_limit, home=settings.home)
         self.executor = _make_executor(self.engine, settings, self.secret_key, self._wake,
@@ -85,6 +103,8 @@ class Daemon:
         self.retention = Retention(self.engine, settings.home, self.store.reclaim,
                                    settings.retention_days)
         self.started_at = time.time()
+        self.peers = Peers(self.store, self.engine, settings, self.started_at) \
+            if isinstance(self.store, PostgresStore) else None
 
     def _wake(self) -> None:
         self.dispatcher.wake()
@@ -94,10 +114,15 @@ class Daemon:
             await self.store.open()
         except sqlite3.DatabaseError as exc:  # what quick_check missed, or had no time for
             raise StartupError(damaged_message(self.settings.db_path, str(exc))) from None
-        remember_database(self.settings.home, self.settings.db_path)
+        if not self.settings.database_url:
+            remember_database(self.settings.home, self.settings.db_path)
+        if self.peers is not None:
+            await self.peers.beat()  # known to the others before it holds anything
         await self.engine.load()
         await self.executor.start()
         self.supervisor.start("dispatcher", self.dispatcher.step, on_stop=self.dispatcher.stop)
+        if self.peers is not None:
+            self.peers.start(self.supervisor)
         self.supervisor.start("retention", self.retention.step, on_stop=self.retention.stop)
 
     async def stop(self, http: HttpServer | None = None) -> None:
@@ -170,7 +195,60 @@ class Daemon:
                 "started_at": self.started_at, "current_version": current.id if current else None,
                 "tasks": [t.task_id for t in current.tasks] if current else [],
                 "concurrency": self.settings.concurrency,
-                "max_processes": self.settings.max_processes}
+                "max_processes": self.settings.max_processes,
+                **({"daemons": self.peers.known} if self.peers is not None else {})}
+
+
+class Peers:
+    """Several daemons on one PostgreSQL database (docs/scaling.md): this daemon's heartbeat,
+    taking over the runs of a daemon silent for longer than `lease_timeout_s`, and the other
+    daemons' commits waking this one (LISTEN/NOTIFY)."""
+
+    def __init__(self, store: PostgresStore, engine: Engine, settings: DaemonSettings,
+                 started_at: float) -> None:
+        self.store, self.engine, self.settings, self.started_at = \
+            store, engine, settings, started_at
+        self.listener = store.listener(self.heard)
+        self.known: list[dict[str, Any]] = []  # the daemons sharing the database, for status
+        self._stopped = asyncio.Event()
+        self._supervisor: Supervisor | None = None
+
+    def start(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+        supervisor.start("listener", self.listener.step, on_stop=self.listener.stop)
+        supervisor.start("heartbeat", self.round, on_stop=self._stopped.set)
+
+    def heard(self, catalog: bool) -> None:
+        """Another daemon committed: look again; first reload the projects and versions the
+        engine caches if those changed (a version registered through another daemon)."""
+        if not catalog:
+            self.engine.hub.changed_elsewhere()
+        elif self._supervisor is not None:
+            self._supervisor.spawn("reloading projects", self._reload())
+
+    async def _reload(self) -> None:
+        await self.engine.load()
+        self.engine.hub.changed_elsewhere()
+
+    async def beat(self) -> None:
+        await self.store.heartbeat(host=socket.gethostname(), url=self.settings.url,
+                                   executor=self.settings.executor, pid=os.getpid(),
+                                   started_at=self.started_at)
+        self.known = [dataclasses.asdict(d) for d in await self.store.daemons()]
+
+    async def round(self) -> None:
+        """Sleep a fifth of the lease, beat, take over what silent daemons held."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), self.settings.lease_timeout_s / 5)
+        if self._stopped.is_set():
+            return
+        await self.beat()
+        for run in await self.store.orphaned_runs():
+            log.warning("taking over a run whose daemon stopped heartbeating", run=run.id,
+                        attempt=run.attempt_count)
+            await self.engine.worker_lost(
+                run.id, run.attempt_count, "Its daemon stopped heartbeating for longer than "
+                f"the lease ({self.settings.lease_timeout_s:g} s)", interrupted=True)
 
 
 async def _step(what: str, work: Awaitable[object]) -> None:
@@ -221,7 +299,7 @@ async def _run(settings: DaemonSettings, lock: DaemonLock) -> None:
         stopping.set()
 
     loop.add_signal_handler(KILL_WAITING_SIGNAL, stop_killing_waiting)
-    info_path = _write_info(settings)
+    info_path = write_info(settings)
     log.info("daemon ready", url=settings.url, home=str(settings.home), executor=settings.executor,
              pid=os.getpid())
     try:
@@ -240,16 +318,6 @@ async def _run(settings: DaemonSettings, lock: DaemonLock) -> None:
     if daemon.supervisor.fatal_reason:
         raise DaemonFailedError(f"{daemon.supervisor.fatal_reason}: the daemon stopped. Its log "
                                 "says more; start it again with `trigger-local up`.")
-
-
-def _write_info(settings: DaemonSettings) -> Path:
-    info_path = settings.home / "daemon.json"
-    tmp_path = info_path.with_name(f".daemon.json.{os.getpid()}")
-    tmp_path.write_text(json.dumps({"url": settings.url, "pid": os.getpid(), "version": __version__,
-                                    "executor": settings.executor, "started_at": time.time(),
-                                    "home": str(settings.home)}))
-    tmp_path.replace(info_path)  # atomic: a reader never sees a half-written file
-    return info_path
 
 
 def serve(settings: DaemonSettings) -> None:
@@ -286,6 +354,8 @@ def prepare_home(settings: DaemonSettings) -> None:
 def check_home_database(settings: DaemonSettings) -> None:
     """Before the store opens: a database that is there when it should be and passes
     quick_check (home.py)."""
+    if settings.database_url:  # PostgreSQL checks its own pages; the home holds no database
+        return
     if not check_database(settings.home, settings.db_path, settings.db_check_s):
         log.warning("the database check ran out of time and was skipped",
                     seconds=settings.db_check_s, database=str(settings.db_path),
@@ -301,12 +371,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--home")
     parser.add_argument("--executor")
     parser.add_argument("--log-json", action="store_true", default=None)
+    parser.add_argument("--database", help="postgresql://… (default: the home's SQLite file)")
     args = parser.parse_args(argv)
     if args.home:
         os.environ["TRIGGER_LOCAL_HOME"] = args.home
     try:
         settings = DaemonSettings.from_env(host=args.host, port=args.port, executor=args.executor,
-                                           log_json=args.log_json)
+                                           log_json=args.log_json, database_url=args.database)
+        problem = database_url_problem(settings.database_url)
+        if problem:
+            raise StartupError(problem)
         serve(settings)
     except TriggerLocalError as exc:
         _exit(exc.message)
@@ -314,24 +388,12 @@ def main(argv: list[str] | None = None) -> None:
         _exit(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
     except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback in a file
         _exit(f"the daemon stopped on an unexpected error ({type(exc).__name__}: {exc}); "
-              f"{_save_traceback()}")
+              f"{save_traceback()}")
 
 
 def _exit(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(1)
-
-
-def _save_traceback() -> str:
-    path = home_dir() / "logs" / "daemon-error.log"
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with open_private(path, "a") as fh:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            fh.write(f"--- {stamp} pid {os.getpid()}\n{traceback.format_exc()}\n")
-    except OSError:
-        return "please report it as a bug"
-    return f"its traceback is in {path}; please report it as a bug"
 
 
 if __name__ == "__main__":

@@ -171,6 +171,14 @@ class DaemonStoppingError(TriggerLocalError):
     status = 503
 
 
+class DatabaseUnavailableError(TriggerLocalError):
+    """The PostgreSQL database did not answer (a cut link, a restarting server): nothing of
+    the request was committed, and the same request succeeds once it answers again."""
+
+    code = "database_unavailable"
+    status = 503
+
+
 class DaemonNotRunningError(TriggerLocalError):
     code = "daemon_down"
     status = 503

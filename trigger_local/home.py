@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import stat
 import time
+import traceback
 from pathlib import Path
 from typing import IO, Any
 
+from . import __version__
+from .config import DaemonSettings, home_dir
 from .durations import iso
 from .errors import StartupError
 
@@ -145,3 +149,37 @@ def _missing(db_path: Path, record: Path) -> str:
             f"{record}), so the daemon did not start rather than begin an empty one. If it was "
             "moved, put it back (with its -wal and -shm files). To start with an empty database on "
             f"purpose, delete {record} and start again.")
+
+
+def daemon_id(home: Path) -> str:
+    """This home's daemon id, made once: a daemon restarted on the same home is the same daemon
+    (it adopts its own task processes and checkpoints)."""
+    path = home / "daemon_id"
+    if not path.exists():
+        with open_private(path, "w") as fh:
+            fh.write(f"daemon_{secrets.token_hex(8)}\n")
+    return path.read_text().strip()
+
+
+def save_traceback() -> str:
+    """The current exception's traceback into <home>/logs/daemon-error.log; says where."""
+    path = home_dir() / "logs" / "daemon-error.log"
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open_private(path, "a") as fh:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            fh.write(f"--- {stamp} pid {os.getpid()}\n{traceback.format_exc()}\n")
+    except OSError:
+        return "please report it as a bug"
+    return f"its traceback is in {path}; please report it as a bug"
+
+
+def write_info(settings: DaemonSettings) -> Path:
+    """`daemon.json`: where the daemon listens, its pid and version (clients read it)."""
+    info_path = settings.home / "daemon.json"
+    tmp_path = info_path.with_name(f".daemon.json.{os.getpid()}")
+    tmp_path.write_text(json.dumps({"url": settings.url, "pid": os.getpid(), "version": __version__,
+                                    "executor": settings.executor, "started_at": time.time(),
+                                    "home": str(settings.home)}))
+    tmp_path.replace(info_path)  # atomic: a reader never sees a half-written file
+    return info_path

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..config import KILL_WAITING_SIGNAL, DaemonSettings
+from ..config import KILL_WAITING_SIGNAL, DaemonSettings, database_url_problem
 from ..daemon_lock import holder as lock_holder
 from ..display import detail_time
 from ..sdk.client import read_daemon_info
@@ -29,13 +29,24 @@ PER_PROJECT = ("current_version", "tasks")
 
 
 def settings_for(home: Path | None = None, port: int | None = None, host: str | None = None,
-                 executor: str | None = None) -> DaemonSettings:
+                 executor: str | None = None, database: str | None = None) -> DaemonSettings:
     if executor is not None and executor not in EXECUTORS:
         fail(f"Unknown executor {executor!r}: use one of {', '.join(EXECUTORS)}.")
     if home is not None:
         # So this process's client (and the daemon we spawn) agree on the home.
         os.environ["TRIGGER_LOCAL_HOME"] = str(home.expanduser().resolve())
-    return DaemonSettings.from_env(home=home, port=port, host=host, executor=executor)
+    settings = DaemonSettings.from_env(home=home, port=port, host=host, executor=executor,
+                                       database_url=database)
+    problem = database_url_problem(settings.database_url)
+    if problem:
+        fail(problem)
+    return settings
+
+
+DATABASE_OPTION = typer.Option(
+    None, "--database", metavar="URL",
+    help="postgresql://user:pass@host:5432/db: keep runs in PostgreSQL, shared by every daemon "
+         "given it (default: $TRIGGER_LOCAL_DATABASE_URL, else the home's SQLite file).")
 
 
 def up(
@@ -47,9 +58,10 @@ def up(
     detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background."),
     home: Path | None = typer.Option(None, "--home",
                                      help="Daemon home (default: ~/.trigger-local)."),
+    database: str | None = DATABASE_OPTION,
 ) -> None:
     """Start the daemon (in the foreground unless --detach)."""
-    settings = settings_for(home, port, host, executor)
+    settings = settings_for(home, port, host, executor, database)
     info = running_daemon(settings.home)
     if info:
         err().print(f"The daemon is already running at {info['url']} (pid {info.get('pid')}). "
@@ -117,6 +129,8 @@ def status(
         console.print(line, markup=False)
     if document.get("projects"):
         console.print(projects_table(document["projects"]))
+    if document.get("daemons"):
+        console.print(daemons_table(document["daemons"]))
 
 
 def status_lines(document: dict[str, Any], indent: int = 2) -> list[str]:
@@ -125,7 +139,7 @@ def status_lines(document: dict[str, Any], indent: int = 2) -> list[str]:
     empty values left out. Generic, so fields the daemon adds later show without a change here."""
     lines: list[str] = []
     for key, value in document.items():
-        if key == "projects" or value in (None, "", [], {}):
+        if key in ("projects", "daemons") or value in (None, "", [], {}):
             continue
         label = key.replace("_", " ")
         head = f"{'':{indent}}{label:<{max(20 - indent, len(label) + 1)}}"
@@ -138,6 +152,18 @@ def status_lines(document: dict[str, Any], indent: int = 2) -> list[str]:
         else:
             lines.append(head + _show_value(key, value))
     return lines
+
+
+def daemons_table(daemons: list[dict[str, Any]]) -> Table:
+    """The daemons sharing a PostgreSQL database (docs/scaling.md)."""
+    table = Table(box=None, pad_edge=False, header_style="bold", title="daemons",
+                  title_justify="left")
+    for column in ("DAEMON", "HOST", "EXECUTOR", "LAST HEARTBEAT", "URL"):
+        table.add_column(column, no_wrap=True)
+    for d in daemons:
+        table.add_row(str(d.get("id")), str(d.get("host")), str(d.get("executor")),
+                      f"{float(d.get('silent_s') or 0):.1f} s ago", str(d.get("url")))
+    return table
 
 
 def projects_table(projects: list[dict[str, Any]]) -> Table:
@@ -180,3 +206,26 @@ def _show_value(key: str, value: Any) -> str:
         return ", ".join(_show_value(key, v) if not isinstance(v, dict) else
                          " ".join(f"{k}={_show_value(k, w)}" for k, w in v.items()) for v in value)
     return str(value)
+
+
+def migrate(
+    home: Path | None = typer.Option(None, "--home",
+                                     help="Daemon home (default: ~/.trigger-local)."),
+    database: str | None = DATABASE_OPTION,
+) -> None:
+    """Apply the database schema (a daemon also does it at start).
+
+    Safe to run again, and while daemons run: migrations are append-only and applied under a
+    lock."""
+    settings = settings_for(home, database=database)
+    from ..database_admin import migrate_database  # the store loads only for this command
+    from ..errors import StartupError
+
+    try:
+        state = migrate_database(settings)
+    except StartupError as exc:
+        fail(exc.message)
+    if state.before == state.after:
+        out().print(f"{state.database}: schema version {state.after}, nothing to apply")
+    else:
+        out().print(f"{state.database}: schema version {state.before} → {state.after}")

@@ -95,6 +95,8 @@ def spawn(settings: DaemonSettings) -> Spawned:
     argv = [sys.executable, "-m", "trigger_local.daemon", "--home", str(settings.home),
             "--host", settings.host, "--port", str(settings.port), "--executor", settings.executor]
     env = {**os.environ, "TRIGGER_LOCAL_HOME": str(settings.home)}
+    if settings.database_url:  # through the environment: a password in argv shows in `ps`
+        env["TRIGGER_LOCAL_DATABASE_URL"] = settings.database_url
     try:
         # private from the start (home.py)
         settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)

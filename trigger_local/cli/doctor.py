@@ -215,12 +215,23 @@ def run_checks(settings: DaemonSettings) -> list[Check]:
     checkpoints = checkpoint_check(settings)
     if checkpoints is not None:
         checks.append(Check("Checkpoints", *checkpoints))
+    if settings.database_url:
+        checks.append(check_database(settings.database_url))
     executor = check_executor(settings)
     return checks + ([executor] if executor else [])
 
 
+def check_database(url: str) -> Check:
+    """With `database_url`: can we connect, and is the schema this version's."""
+    from ..database_admin import check_postgres  # the driver loads only when it is needed
+
+    return Check("Database", *check_postgres(url))
+
+
 def doctor(json_output: bool = JSON_OPTION) -> None:
-    """Check Python, SQLite (WAL), the home directory, the port, Docker and CRIU."""
+    """Check Python, the database (SQLite or PostgreSQL), the home, the port, Docker and CRIU.
+
+    With $TRIGGER_LOCAL_DATABASE_URL set, the database checked is that PostgreSQL database."""
     checks = run_checks(DaemonSettings.from_env())
     failed = any(c.level == "fail" for c in checks)
     if json_output:

@@ -20,6 +20,7 @@ import asyncio
 
 from ..engine import Engine
 from ..engine.events import (
+    ChangedElsewhere,
     Event,
     ProjectSessionChanged,
     QueueChanged,
@@ -38,7 +39,7 @@ MAX_SLEEP_S = 5.0  # a safety net only: every change that matters wakes the loop
 MAX_TIMER_ROUNDS = 50  # timer batches per round (500 each): dispatching is never starved for long
 RESYNC_RETRY_S = 1.0
 _WAKING = (RunCreated, RunUnblocked, RunRescheduled, QueueChanged, VersionRegistered,
-           ProjectSessionChanged, ScheduleChanged)
+           ProjectSessionChanged, ScheduleChanged, ChangedElsewhere)
 
 
 def wakes(event: Event) -> bool:

@@ -354,5 +354,12 @@ class ScheduleChanged(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChangedElsewhere(Event):
+    """Another daemon on the same database committed changes (PostgreSQL's NOTIFY): whatever
+    reads the durable tables (the dispatcher, event streams and long-polls) looks again. A
+    notice."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Draining(Event):
     """The daemon is stopping: every long-poll and stream answers now (engine/hub.py). A notice."""

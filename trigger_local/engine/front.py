@@ -1,8 +1,7 @@
 """`Engine`: the thin front of the engine. Each public method is one thing the API, the
-dispatcher or the executor asks; it opens one unit of work (`Tx`, engine/unit.py), calls the
-engine parts' functions with it, and once the transaction has committed publishes the events
-it recorded on the hub. Reads go through `queries` (the store's read-only view). The engine
-never spawns a process or sleeps: it decides, the dispatcher and executors act on the events."""
+dispatcher or the executor asks: one unit of work (`Tx`, engine/unit.py) calling the parts, its
+events published on the hub once committed; reads go through `queries` (read-only). It never
+spawns a process or sleeps: the dispatcher and executors act on the events."""
 
 from __future__ import annotations
 
@@ -96,9 +95,11 @@ class Engine:
         return self.projects.latest()
 
     async def load(self) -> None:
-        """Read what the engine caches (each project's current version and record)."""
+        """Read what the engine caches (each project's current version and record), and queue
+        runs waiting for a task those versions have (registered through another daemon)."""
         read = self.queries
         self.projects.load(await read.versions.current(), await read.projects.all())
+        await self._run(registration.queue_pending, list(self.projects.current.values()))
 
     @asynccontextmanager
     async def _unit(self) -> AsyncIterator[Tx]:

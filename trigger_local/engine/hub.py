@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from ..supervise import report
-from .events import Draining, Event
+from .events import ChangedElsewhere, Draining, Event
 
 E = TypeVar("E", bound=Event)
 Listener = Callable[[Any], None]
@@ -65,6 +65,12 @@ class Hub:
     def wake(self, key: str) -> None:
         for waiter in self._waiters.pop(key, set()):
             waiter.set()
+
+    def changed_elsewhere(self) -> None:
+        """Another daemon sharing the database committed (its NOTIFY): a `ChangedElsewhere`
+        notice, so that what reads the durable tables (dispatcher, streams, long-polls) looks
+        again. Like `Draining`, a notice no transaction of this daemon recorded."""
+        self.publish(ChangedElsewhere())
 
     def drain(self) -> None:
         """Answer every long-poll now, and every later one at once (the daemon is stopping)."""

@@ -4,7 +4,7 @@ tasks (PENDING_VERSION) are queued."""
 
 from __future__ import annotations
 
-from ..store.models import PENDING_VERSION, QUEUED, Version
+from ..store.models import PENDING_VERSION, QUEUED, Run, Version
 from . import projects, queues, ratelimits, schedules
 from .events import VersionRegistered
 from .options import task_default
@@ -23,10 +23,26 @@ async def register(tx: Tx, version: Version, dev: bool) -> None:
             if task.queue_is_custom or task.queue_concurrency_limit is not None else None
         await queues.ensure(tx, version.project, task.queue, limit, custom=task.queue_is_custom,
                             update_limit=True)
+    await queue_pending(tx, [version])
+    await schedules.sync_declarative(tx, version)
+    await ratelimits.sync(tx, version)
+    await tx.record(VersionRegistered(version_id=version.id, project=version.project))
+
+
+async def queue_pending(tx: Tx, versions: list[Version]) -> None:
+    """Queue the runs that waited for one of these versions' tasks (also asked by a daemon that
+    learns of a version another daemon sharing its database registered)."""
+    pending = {r.id: r for r in await tx.runs.with_status([PENDING_VERSION])}
+    for version in versions:
+        await _queue_pending(tx, version, pending)
+
+
+async def _queue_pending(tx: Tx, version: Version, pending: dict[str, Run]) -> None:
     task_ids = {t.task_id for t in version.tasks}
-    for run in await tx.runs.with_status([PENDING_VERSION]):
+    for run in list(pending.values()):
         if run.task_id not in task_ids or run.project not in (None, version.project):
             continue
+        del pending[run.id]  # queued once, by the first version that has its task
         if run.project is None:
             await queues.ensure(tx, version.project, run.queue, None, custom=False)
         its_task = version.task(run.task_id)
@@ -35,6 +51,3 @@ async def register(tx: Tx, version: Version, dev: bool) -> None:
                    machine=run.machine or task_default(version, its_task, "machine"),
                    max_duration_s=run.max_duration_s
                    or task_default(version, its_task, "max_duration_s"))
-    await schedules.sync_declarative(tx, version)
-    await ratelimits.sync(tx, version)
-    await tx.record(VersionRegistered(version_id=version.id, project=version.project))

@@ -9,9 +9,9 @@ per kind of record: `runs`, `waitpoints`, `queues`, ...):
 - `read()`: reads outside a transaction (`StoreReader`), each seeing the latest committed state.
   Its areas are the read protocols only, so whoever holds a reader cannot write through it.
 
-`SqliteStore` (store/sqlite/) is the implementation; tests/test_store_contract.py is the
-specification any other implementation must pass unchanged. Each area's methods say in their
-docstrings what they return and what `None` or `False` means (store/run_areas.py and its
+`SqliteStore` (store/sqlite/) and `PostgresStore` (store/postgres/) implement it;
+tests/test_store_contract.py is the specification both pass unchanged. Each area's methods say
+in their docstrings what they return and what `None` or `False` means (store/run_areas.py and its
 siblings).
 """
 

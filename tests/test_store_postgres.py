@@ -1,0 +1,119 @@
+"""What the PostgreSQL store does beyond the contract (tests/test_store_contract.py runs that on
+both backends): its schema version and migrations, a read side that cannot write, one
+transaction at a time across several stores (daemons) on one database, and clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from pg_cluster import Cluster, require_postgres
+from test_store_contract import insert_runs, make_run
+
+from trigger_local.errors import DatabaseUnavailableError, StartupError
+from trigger_local.store.postgres import PostgresStore
+from trigger_local.store.postgres.schema import MIGRATIONS
+from trigger_local.store.postgres.store import redact
+
+
+async def test_reopen_is_idempotent_keeps_data_and_records_the_version(
+        pg_cluster: Cluster) -> None:
+    url = pg_cluster.fresh_url()
+    store = PostgresStore(url)
+    await store.open()
+    await insert_runs(store, make_run("run_a"))
+    await store.close()
+    for _ in range(2):
+        reopened = PostgresStore(url)
+        await reopened.open()
+        assert await reopened.read().runs.get("run_a") is not None
+        await reopened.close()
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SELECT version FROM schema_version") == len(MIGRATIONS)
+    finally:
+        await conn.close()
+
+
+async def test_two_daemons_starting_together_migrate_once(pg_cluster: Cluster) -> None:
+    url = pg_cluster.fresh_url()
+    stores = [PostgresStore(url) for _ in range(3)]
+    await asyncio.gather(*(s.open() for s in stores))
+    for s in stores:
+        await s.close()
+
+
+async def test_without_migrate_an_empty_database_is_refused(pg_cluster: Cluster) -> None:
+    store = PostgresStore(pg_cluster.fresh_url(), migrate=False)
+    with pytest.raises(StartupError, match="trigger-local migrate"):
+        await store.open()
+
+
+async def test_reads_cannot_write(pg_cluster: Cluster) -> None:
+    """The reader's areas have no write methods (the type says so), and its sessions are
+    read-only, so not even a cast can write through it."""
+    store = PostgresStore(pg_cluster.fresh_url())
+    await store.open()
+    try:
+        writer_of_reads = store.read().runs
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            await writer_of_reads.insert(make_run("run_a"))  # type: ignore[attr-defined]
+    finally:
+        await store.close()
+
+
+async def test_transactions_of_two_stores_on_one_database_run_one_at_a_time(
+        pg_cluster: Cluster) -> None:
+    """Two daemons' transactions never interleave: the second waits for the first's commit and
+    then sees its writes (a read-modify-write of a counter loses no increment)."""
+    url = pg_cluster.fresh_url()
+    a, b = PostgresStore(url), PostgresStore(url)
+    await a.open()
+    await b.open()
+
+    async def bump(store: PostgresStore) -> None:
+        async with store.tx() as ops:
+            value = int(await ops.kv.get("n") or 0)
+            await asyncio.sleep(0.01)  # the other store's transaction gets every chance to run
+            await ops.kv.set("n", str(value + 1))
+
+    try:
+        await asyncio.gather(*(bump(s) for s in (a, b) * 10))
+        assert await a.read().kv.get("n") == "20"
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_an_unreachable_database_is_one_clear_error() -> None:
+    store = PostgresStore("postgresql://someone:secret@127.0.0.1:1/nothing")
+    with pytest.raises(StartupError, match="cannot connect to the database") as caught:
+        await store.open()
+    assert "secret" not in str(caught.value)
+
+
+def test_redact_hides_the_password_only() -> None:
+    assert redact("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact("postgresql://h/db") == "postgresql://h/db"
+
+
+async def test_a_database_that_went_away_is_a_retryable_503() -> None:
+    """The server stopped under the store (a restart, a cut link): reads and transactions get
+    DatabaseUnavailableError (503, which clients and task processes retry), never a 500."""
+    own = Cluster(require_postgres()).start()  # its own server: this test stops it
+    try:
+        store = PostgresStore(own.fresh_url(), pool_size=1)
+        await store.open()
+        assert await store.read().kv.get("k") is None
+        own.stop()
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            await store.read().kv.get("k")
+        assert caught.value.status == 503
+        with pytest.raises(DatabaseUnavailableError):
+            async with store.tx() as ops:
+                await ops.kv.set("k", "1")
+        await store.close()
+    finally:
+        own.stop()

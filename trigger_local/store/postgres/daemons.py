@@ -1,0 +1,116 @@
+"""Several daemons on one database (docs/scaling.md): each one's heartbeat row, the runs a
+silent daemon held (taken over once its lease has run out), and the wake-up a commit sends to
+the other daemons (LISTEN/NOTIFY: a token completed through one daemon resumes, within
+milliseconds, a run whose process another daemon holds)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from ...statuses import RunStatus
+from ..models import Run
+from ..sqlite.rows import columns, from_row
+from .sql import Owner
+
+#: the channel every commit that recorded events is announced on; the payload is the daemon id
+CHANNEL = "trigger_local_commits"
+PROBE_S = 5.0
+_NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
+_RUN_COLS = ", ".join(columns(Run))
+
+
+@dataclass(frozen=True)
+class DaemonRow:
+    id: str
+    host: str
+    url: str
+    executor: str
+    pid: int
+    started_at: float
+    heartbeat_at: float
+    #: seconds since its last heartbeat, by the database's clock
+    silent_s: float
+
+
+async def heartbeat(pool: Any, owner: Owner, *, host: str, url: str, executor: str, pid: int,
+                    started_at: float) -> None:
+    """Insert or refresh this daemon's row (the database's clock: hosts may disagree)."""
+    await pool.execute(
+        "INSERT INTO daemons (id, host, url, executor, pid, started_at, heartbeat_at) "
+        f"VALUES ($1, $2, $3, $4, $5, $6, {_NOW}) ON CONFLICT (id) DO UPDATE SET "
+        "host = excluded.host, url = excluded.url, executor = excluded.executor, "
+        "pid = excluded.pid, started_at = excluded.started_at, "
+        "heartbeat_at = excluded.heartbeat_at", owner.daemon_id, host, url, executor, pid,
+        started_at)
+
+
+async def daemons(pool: Any) -> list[DaemonRow]:
+    rows = await pool.fetch(f"SELECT *, {_NOW} - heartbeat_at AS silent_s FROM daemons "
+                            "ORDER BY started_at, id")
+    return [DaemonRow(**dict(r)) for r in rows]
+
+
+async def orphaned_runs(pool: Any, owner: Owner) -> list[Run]:
+    """Runs that started on a daemon whose lease has run out (DEQUEUED or EXECUTING there):
+    they are interrupted and queued again. A WAITING run stays waiting; when its wait
+    completes any daemon may take it (store/postgres/runs.py `queued`) and restarts it."""
+    rows = await pool.fetch(
+        f"SELECT {_RUN_COLS} FROM runs WHERE status = ANY($1::text[]) AND daemon_id IS NOT NULL "
+        "AND daemon_id != $2 AND NOT EXISTS (SELECT 1 FROM daemons d WHERE d.id = runs.daemon_id "
+        f"AND d.heartbeat_at >= {_NOW} - $3)",
+        [RunStatus.DEQUEUED, RunStatus.EXECUTING], owner.daemon_id, owner.lease_s)
+    return [from_row(Run, r) for r in rows]
+
+
+def announcement(daemon_id: str, catalog: bool) -> str:
+    """NOTIFY's payload: who committed, and whether versions or projects changed."""
+    return f"{daemon_id}|catalog" if catalog else daemon_id
+
+
+class Listener:
+    """LISTEN on its own connection; `on_commit(catalog)` whenever another daemon committed
+    (`catalog`: versions or projects changed), and `on_commit(True)` after each connection:
+    announcements may have been missed meanwhile."""
+
+    def __init__(self, url: str, owner: Owner, on_commit: Callable[[bool], None]) -> None:
+        self.url, self.owner, self.on_commit = url, owner, on_commit
+        self._conn: Any = None
+        self._lost = asyncio.Event()
+
+    def _heard(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        sender, _, what = payload.partition("|")
+        if sender != self.owner.daemon_id:
+            self.on_commit(what == "catalog")
+
+    async def step(self) -> None:
+        """One connection's life: connect, listen until it is lost (a supervised loop)."""
+        self._lost.clear()
+        self._conn = await asyncpg.connect(self.url, timeout=10)
+        try:
+            self._conn.add_termination_listener(lambda _c: self._lost.set())
+            await self._conn.add_listener(CHANNEL, self._heard)
+            self.on_commit(True)
+            while not self._lost.is_set():
+                # a cut link closes nothing: ask, so that a dead connection is noticed
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._lost.wait(), PROBE_S)
+                if not self._lost.is_set():
+                    await asyncio.wait_for(self._conn.execute("SELECT 1"), PROBE_S)
+        finally:
+            await self.close()
+
+    def stop(self) -> None:
+        self._lost.set()
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        self._lost.set()
+        if conn is not None and not conn.is_closed():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 2)

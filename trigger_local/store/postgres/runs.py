@@ -1,0 +1,259 @@
+"""PostgreSQL areas for runs, their snapshots and attempts, and the timer queries
+(store/run_areas.py has the contract; store/sqlite/runs.py is the same in SQLite's words)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ...statuses import RunStatus, WaitpointStatus
+from ..models import Attempt, Run, Schedule, Waitpoint
+from ..run_areas import RunningCounts
+from ..sqlite.rows import columns, from_row
+from ..sqlite.sql import SQL_NOT_STARTED, SQL_RUNNING, Where
+from . import history
+from .sql import PgSql, created_between, insert_sql, tagged, values
+
+_RUN_COLS = ", ".join(columns(Run))
+_INSERT_RUN = insert_sql("runs", Run)
+_INSERT_ATTEMPT = insert_sql("attempts", Attempt)
+QUEUED = RunStatus.QUEUED
+DELAYED = RunStatus.DELAYED
+DEQUEUED = RunStatus.DEQUEUED
+
+
+class PgRuns:
+    def __init__(self, sql: PgSql) -> None:
+        self._sql = sql
+
+    async def insert(self, run: Run) -> None:
+        await self._sql.run(_INSERT_RUN, values(run))
+
+    async def insert_many(self, runs: Sequence[Run]) -> None:
+        await self._sql.many(_INSERT_RUN, [values(r) for r in runs])
+
+    async def get(self, run_id: str) -> Run | None:
+        row = await self._sql.one(f"SELECT {_RUN_COLS} FROM runs WHERE id = ?", (run_id,))
+        return None if row is None else from_row(Run, row)
+
+    async def get_many(self, run_ids: Sequence[str]) -> list[Run]:
+        if not run_ids:
+            return []
+        rows = await self._sql.all(f"SELECT {_RUN_COLS} FROM runs WHERE id = ANY(?::text[])",
+                                   (list(run_ids),))
+        by_id = {r["id"]: from_row(Run, r) for r in rows}
+        return [by_id[i] for i in run_ids if i in by_id]
+
+    async def update(self, run_id: str, expected_snapshot: str | None, **changes: Any) -> bool:
+        # the daemon that takes a run off its queue or gives it a process holds it (dequeue
+        # and takeover read this); a run that loses its process is held by none
+        if changes.get("worker_id") or changes.get("status") == DEQUEUED:
+            changes["daemon_id"] = self._sql.owner.daemon_id
+        elif "worker_id" in changes:
+            changes["daemon_id"] = None
+        if expected_snapshot is None:
+            return await self._sql.update("runs", Run, "id", run_id, changes)
+        return await self._sql.update("runs", Run, "id", run_id, changes,
+                                      " AND snapshot_id = ?", (expected_snapshot,))
+
+    async def find_by_idempotency_key(self, task_id: str, key: str,
+                                      project: str | None = None) -> Run | None:
+        row = await self._sql.one(
+            f"SELECT {_RUN_COLS} FROM runs WHERE task_id = ? AND idempotency_key = ? "
+            "AND (?::text IS NULL OR project IS NULL OR project = ?) "
+            "ORDER BY created_at DESC LIMIT 1", (task_id, key, project, project))
+        return None if row is None else from_row(Run, row)
+
+    async def page(self, *, statuses: Sequence[str] | None = None,
+                   task_ids: Sequence[str] | None = None, tags: Sequence[str] | None = None,
+                   queue: str | list[str] | None = None,
+                   version_id: str | list[str] | None = None,
+                   batch_id: str | list[str] | None = None, parent_run_id: str | None = None,
+                   machines: Sequence[str] | None = None,
+                   schedule_ids: Sequence[str] | None = None,
+                   projects: Sequence[str] | None = None, created_from: float | None = None,
+                   created_to: float | None = None, is_test: bool | None = None,
+                   search: str | None = None, idempotency_key: str | None = None,
+                   after: str | None = None, before: str | None = None,
+                   limit: int = 25) -> list[Run]:
+        q = Where()
+        if idempotency_key is not None:
+            q.add("idempotency_key = ?", idempotency_key)
+        q.any_of("status", statuses)
+        q.any_of("task_id", task_ids)
+        q.any_of("machine", machines)
+        q.any_of("schedule_id", schedule_ids)
+        q.any_of("project", projects)
+        tagged(q, "runs", tags)
+        q.one_or_any("queue", queue)
+        q.one_or_any("version_id", version_id)
+        q.one_or_any("batch_id", batch_id)
+        q.one_or_any("parent_run_id", parent_run_id)
+        created_between(q, created_from, created_to)
+        if is_test is not None:
+            q.add("is_test = ?", int(is_test))
+        if search:  # ILIKE: SQLite's LIKE ignores the case of ASCII letters
+            q.add("(id ILIKE ? OR task_id ILIKE ? OR tags ILIKE ?)", *[f"%{search}%"] * 3)
+        rows = await self._sql.newest_first("runs", _RUN_COLS, q, after, before, limit)
+        return [from_row(Run, r) for r in rows]
+
+    async def finished_before(self, before: float, limit: int) -> list[Run]:
+        return await history.finished_before(self._sql, before, limit)
+
+    async def finished_between(self, after: tuple[float, str] | None, before: float,
+                               limit: int) -> list[Run]:
+        return await history.finished_between(self._sql, after, before, limit)
+
+    async def packets_in_use(self, names: Sequence[str]) -> set[str]:
+        return await history.packets_in_use(self._sql, names)
+
+    async def compact_history(self, run_ids: Sequence[str], event_types: Sequence[str]) -> None:
+        await history.compact_history(self._sql, run_ids, event_types)
+
+    async def delete_many(self, run_ids: Sequence[str]) -> int:
+        return await history.delete_many(self._sql, run_ids)
+
+    async def on_workers(self) -> list[Run]:
+        return await history.on_workers(self._sql)
+
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self._sql.all("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
+        return {r["status"]: int(r["n"]) for r in rows}
+
+    async def with_status(self, statuses: Sequence[str]) -> list[Run]:
+        """Those of this daemon, of none, or of a daemon whose lease ran out: a starting daemon
+        reconciles these, and must leave alone what a live daemon holds."""
+        mine, params = self._sql.owner.held_here_or_orphaned("runs")
+        rows = await self._sql.all(f"SELECT {_RUN_COLS} FROM runs WHERE status = ANY(?::text[]) "
+                                   f"AND {mine}", (list(statuses), *params))
+        return [from_row(Run, r) for r in rows]
+
+    async def children(self, parent_run_id: str) -> list[Run]:
+        rows = await self._sql.all(f"SELECT {_RUN_COLS} FROM runs WHERE parent_run_id = ? "
+                                   "ORDER BY created_at", (parent_run_id,))
+        return [from_row(Run, r) for r in rows]
+
+    async def running_counts(self) -> RunningCounts:
+        rows = await self._sql.all(
+            "SELECT project, queue, concurrency_key, COUNT(*) AS n FROM runs "
+            f"WHERE status IN {SQL_RUNNING} GROUP BY project, queue, concurrency_key")
+        return {(r["project"], r["queue"], r["concurrency_key"]): int(r["n"]) for r in rows}
+
+    async def queued_queues(self) -> list[tuple[str, str]]:
+        rows = await self._sql.all(
+            f"SELECT DISTINCT project, queue FROM runs WHERE status = '{QUEUED}'")
+        return [(r["project"], r["queue"]) for r in rows]
+
+    async def queued(self, project: str, queue: str, limit: int,
+                     per_key: int | None = None) -> list[Run]:
+        # a held run (its wait completed, its process still waiting) goes only to the daemon
+        # that holds the process, unless that daemon's lease ran out (it is restarted there)
+        mine, owner = self._sql.owner.held_here_or_orphaned("runs")
+        held = f"(runs.worker_id IS NULL OR {mine})"
+        if per_key is None:
+            rows = await self._sql.all(
+                f"SELECT {_RUN_COLS} FROM runs WHERE status = '{QUEUED}' AND project = ? "
+                f"AND queue = ? AND {held} ORDER BY queued_at, id LIMIT ?",
+                (project, queue, *owner, limit))
+        else:
+            rows = await self._sql.all(
+                f"SELECT {_RUN_COLS} FROM (SELECT *, ROW_NUMBER() OVER "
+                "(PARTITION BY concurrency_key ORDER BY queued_at, id) AS key_rank "
+                f"FROM runs WHERE status = '{QUEUED}' AND project = ? AND queue = ? AND {held}) "
+                "AS ranked WHERE key_rank <= ? ORDER BY queued_at, id LIMIT ?",
+                (project, queue, *owner, per_key, limit))
+        return [from_row(Run, r) for r in rows]
+
+
+class PgSnapshots:
+    def __init__(self, sql: PgSql) -> None:
+        self._sql = sql
+
+    async def insert(self, snapshot_id: str, run_id: str, kind: str, status: str, at: float,
+                     description: str = "") -> None:
+        await self._sql.run("INSERT INTO snapshots (id, run_id, kind, status, at, description) "
+                            "VALUES (?,?,?,?,?,?)",
+                            (snapshot_id, run_id, kind, status, at, description))
+
+    async def for_run(self, run_id: str) -> list[dict[str, Any]]:
+        rows = await self._sql.all("SELECT id, run_id, kind, status, at, description "
+                                   "FROM snapshots WHERE run_id = ? ORDER BY at, seq", (run_id,))
+        return [dict(r) for r in rows]
+
+
+class PgAttempts:
+    def __init__(self, sql: PgSql) -> None:
+        self._sql = sql
+
+    async def insert(self, attempt: Attempt) -> None:
+        await self._sql.run(_INSERT_ATTEMPT, values(attempt))
+
+    async def update(self, attempt_id: str, **changes: Any) -> bool:
+        return await self._sql.update("attempts", Attempt, "id", attempt_id, changes)
+
+    async def for_run(self, run_id: str) -> list[Attempt]:
+        rows = await self._sql.all("SELECT * FROM attempts WHERE run_id = ? ORDER BY number",
+                                   (run_id,))
+        return [from_row(Attempt, r) for r in rows]
+
+    async def open(self) -> list[Attempt]:
+        rows = await self._sql.all(
+            f"SELECT * FROM attempts WHERE status = '{RunStatus.EXECUTING}'")
+        return [from_row(Attempt, r) for r in rows]
+
+
+_WAITING = WaitpointStatus.WAITING
+# one query over every kind of timer: the dispatcher asks it before each sleep
+_NEXT_DUE = f"""SELECT MIN(t) AS t FROM (
+    SELECT MIN(delay_until) AS t FROM runs WHERE status = '{DELAYED}'
+    UNION ALL SELECT MIN(expires_at) FROM runs
+        WHERE status IN {SQL_NOT_STARTED} AND expires_at IS NOT NULL
+    UNION ALL SELECT MIN(deadline_at) FROM runs
+        WHERE status IN {SQL_RUNNING} AND deadline_at IS NOT NULL
+    UNION ALL SELECT MIN(complete_after) FROM waitpoints
+        WHERE status = '{_WAITING}' AND complete_after IS NOT NULL
+    UNION ALL SELECT MIN(timeout_at) FROM waitpoints
+        WHERE status = '{_WAITING}' AND timeout_at IS NOT NULL
+    UNION ALL SELECT MIN(next_run_at) FROM schedules WHERE active = 1 AND next_run_at IS NOT NULL
+    UNION ALL SELECT MIN(blocked_until) FROM rate_state WHERE blocked_until IS NOT NULL
+) AS due"""
+
+
+class PgTimers:
+    def __init__(self, sql: PgSql) -> None:
+        self._sql = sql
+
+    async def next_due_at(self) -> float | None:
+        value = await self._sql.value(_NEXT_DUE)
+        return None if value is None else float(value)
+
+    async def delayed_runs(self, now: float, limit: int = 500) -> list[Run]:
+        rows = await self._sql.all(
+            f"SELECT {_RUN_COLS} FROM runs WHERE status = '{DELAYED}' AND delay_until <= ? "
+            "ORDER BY delay_until LIMIT ?", (now, limit))
+        return [from_row(Run, r) for r in rows]
+
+    async def expired_runs(self, now: float, limit: int = 500) -> list[Run]:
+        rows = await self._sql.all(
+            f"SELECT {_RUN_COLS} FROM runs WHERE status IN {SQL_NOT_STARTED} "
+            "AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?", (now, limit))
+        return [from_row(Run, r) for r in rows]
+
+    async def deadline_runs(self, now: float, limit: int = 500) -> list[Run]:
+        rows = await self._sql.all(
+            f"SELECT {_RUN_COLS} FROM runs WHERE status IN {SQL_RUNNING} "
+            "AND deadline_at IS NOT NULL AND deadline_at <= ? LIMIT ?", (now, limit))
+        return [from_row(Run, r) for r in rows]
+
+    async def waitpoints(self, now: float, limit: int = 500) -> list[Waitpoint]:
+        rows = await self._sql.all(
+            f"SELECT * FROM waitpoints WHERE status = '{_WAITING}' AND "
+            "((complete_after IS NOT NULL AND complete_after <= ?) "
+            "OR (timeout_at IS NOT NULL AND timeout_at <= ?)) LIMIT ?", (now, now, limit))
+        return [from_row(Waitpoint, r) for r in rows]
+
+    async def schedules(self, now: float, limit: int = 500) -> list[Schedule]:
+        rows = await self._sql.all(
+            "SELECT * FROM schedules WHERE active = 1 AND next_run_at IS NOT NULL "
+            "AND next_run_at <= ? ORDER BY next_run_at LIMIT ?", (now, limit))
+        return [from_row(Schedule, r) for r in rows]

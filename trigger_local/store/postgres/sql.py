@@ -1,0 +1,156 @@
+"""The SQL helpers every PostgreSQL area shares, composed in like store/sqlite/sql.py's: one
+row, all rows, a guarded UPDATE, a cursor page. Statements are written with `?` marks, as for
+SQLite (so `Where` and the status groups of store/sqlite/sql.py serve both), and turned into
+PostgreSQL's `$1, $2, ...` once per statement text."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import asyncpg
+
+from ...errors import DatabaseUnavailableError
+from ..sqlite.rows import columns, encode_changes, to_row
+from ..sqlite.sql import Where
+
+Params = Sequence[Any]
+
+
+@functools.lru_cache(maxsize=2048)
+def dollar(sql: str) -> str:
+    """`?` marks to `$n` (the statements carry no `?` of their own: values are parameters)."""
+    parts = sql.split("?")
+    out = [parts[0]]
+    for n, part in enumerate(parts[1:], start=1):
+        out.append(f"${n}{part}")
+    return "".join(out)
+
+
+def insert_sql(table: str, cls: type, conflict: str = "") -> str:
+    """`INSERT INTO table (cols) VALUES (?, ...)` for the dataclass `cls`'s columns, in the order
+    of `values(obj)`; `conflict` is an `ON CONFLICT ...` clause."""
+    cols = columns(cls)
+    return (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+            f"{' ' + conflict if conflict else ''}")
+
+
+def values(obj: Any) -> list[Any]:
+    """The row of a record (JSON as text, booleans as 0/1), in `insert_sql`'s column order."""
+    return list(to_row(obj).values())
+
+
+def tagged(where: Where, table: str, tags: Sequence[str] | None) -> None:
+    """Rows carrying any of `tags` (a JSON array in the text column `tags`)."""
+    if tags:
+        where.add(f"EXISTS (SELECT 1 FROM jsonb_array_elements_text({table}.tags::jsonb) AS t(v) "
+                  "WHERE t.v = ANY(?::text[]))", list(tags))
+
+
+#: what a lost connection or an unreachable server raises (asyncpg, the socket, a timeout)
+UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
+               asyncpg.InterfaceError)
+
+
+@contextlib.contextmanager
+def reachable() -> Iterator[None]:
+    """A database that does not answer becomes DatabaseUnavailableError: a 503, which clients
+    and task processes retry, instead of a 500."""
+    try:
+        yield
+    except UNREACHABLE as exc:
+        raise DatabaseUnavailableError(
+            f"the database did not answer ({type(exc).__name__}: {exc}): retry") from exc
+
+
+class Owner:
+    """Which daemon this store serves, and how long another daemon's heartbeat may be silent
+    before what it holds is taken over (docs/scaling.md). `daemon_id` "" is a store of its own
+    (the contract tests, `migrate`)."""
+
+    def __init__(self, daemon_id: str = "", lease_s: float = 30.0) -> None:
+        self.daemon_id, self.lease_s = daemon_id, lease_s
+
+    def held_here_or_orphaned(self, table: str) -> tuple[str, tuple[Any, ...]]:
+        """A condition on `table.daemon_id`: held by no daemon, by this one, or by one whose
+        lease has run out (database time, so the hosts' clocks do not matter)."""
+        return (f"({table}.daemon_id IS NULL OR {table}.daemon_id = ? OR NOT EXISTS "
+                f"(SELECT 1 FROM daemons d WHERE d.id = {table}.daemon_id AND d.heartbeat_at >= "
+                "EXTRACT(EPOCH FROM clock_timestamp()) - ?))", (self.daemon_id, self.lease_s))
+
+
+class PgSql:
+    """Statements on a connection (a transaction's) or on the pool (reads: each statement on
+    whichever connection is free, seeing the latest committed state)."""
+
+    def __init__(self, conn: Any, owner: Owner | None = None) -> None:
+        self.conn = conn
+        self.owner = owner or Owner()
+        #: events were appended in this transaction: announce the commit (store.py)
+        self.wrote_events = False
+        #: a version or project changed: the other daemons reload what they cache of them
+        self.wrote_catalog = False
+
+    async def one(self, sql: str, params: Params = ()) -> Any:
+        with reachable():
+            return await self.conn.fetchrow(dollar(sql), *params)
+
+    async def all(self, sql: str, params: Params = ()) -> list[Any]:
+        with reachable():
+            return list(await self.conn.fetch(dollar(sql), *params))
+
+    async def value(self, sql: str, params: Params = ()) -> Any:
+        with reachable():
+            return await self.conn.fetchval(dollar(sql), *params)
+
+    async def run(self, sql: str, params: Params = ()) -> int:
+        """Execute a write; returns how many rows it changed."""
+        with reachable():
+            status: str = await self.conn.execute(dollar(sql), *params)
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def many(self, sql: str, rows: Iterable[Params]) -> None:
+        rows = list(rows)
+        if rows:
+            with reachable():
+                await self.conn.executemany(dollar(sql), rows)
+
+    async def update(self, table: str, cls: type, key: str, key_value: Any,
+                     changes: dict[str, Any], extra_where: str = "",
+                     extra: Sequence[Any] = ()) -> bool:
+        """`UPDATE table SET changes WHERE key = key_value [extra_where]`: True when a row
+        matched (no changes: True at once)."""
+        if not changes:
+            return True
+        enc = encode_changes(cls, changes)
+        sets = ", ".join(f"{k} = ?" for k in enc)
+        sql = f"UPDATE {table} SET {sets} WHERE {key} = ?{extra_where}"
+        return await self.run(sql, (*enc.values(), key_value, *extra)) > 0
+
+    async def newest_first(self, table: str, cols: str, where: Where, after: str | None,
+                           before: str | None, limit: int) -> list[Any]:
+        """One cursor page of `table`, newest first (as store/sqlite/sql.py's)."""
+        order = "DESC"
+        if after:
+            where.add(f"(created_at, id) < (SELECT created_at, id FROM {table} WHERE id = ?)",
+                      after)
+        elif before:
+            where.add(f"(created_at, id) > (SELECT created_at, id FROM {table} WHERE id = ?)",
+                      before)
+            order = "ASC"
+        rows = await self.all(f"SELECT {cols} FROM {table} {where.clause()} "
+                              f"ORDER BY created_at {order}, id {order} LIMIT ?",
+                              (*where.params, limit))
+        return rows if order == "DESC" else list(reversed(rows))
+
+
+def created_between(q: Where, created_from: float | None, created_to: float | None) -> None:
+    """Narrow `q` to rows created in [created_from, created_to] (either end open when None)."""
+    if created_from is not None:
+        q.add("created_at >= ?", created_from)
+    if created_to is not None:
+        q.add("created_at <= ?", created_to)

@@ -1,0 +1,259 @@
+"""PostgresStore: the storage interface (store/interface.py) on a PostgreSQL database, through
+asyncpg (a maintained async driver: each statement is awaited, the event loop goes on meanwhile).
+
+One write transaction at a time, like SqliteStore, and across every daemon sharing the database:
+each transaction takes `pg_advisory_xact_lock` on the schema's key first thing, so it sees every
+transaction committed before it and no other one runs until it commits — the database is the
+coordinator, and a dequeue, a concurrency limit or a rate limit holds across daemons exactly as it
+does in one. (It also keeps event sequence numbers in commit order, which the SSE cursor needs.)
+Reads go through the pool, each statement on a free connection, seeing the latest committed state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from ...errors import DaemonStoppingError, StartupError
+from ..models import Run
+from .catalog import PgProjects, PgQueues, PgVersions
+from .daemons import (
+    CHANNEL,
+    DaemonRow,
+    Listener,
+    announcement,
+    daemons,
+    heartbeat,
+    orphaned_runs,
+)
+from .later import PgSteps, PgStreams
+from .records import PgCheckpoints, PgEvents, PgKv, PgLogs, PgRequests, PgWorkers
+from .runs import PgAttempts, PgRuns, PgSnapshots, PgTimers
+from .schema import MIGRATIONS
+from .sql import UNREACHABLE, Owner, PgSql, reachable
+from .timed import PgDebounces, PgEnvVars, PgRateLimits, PgSchedules
+from .waitpoints import PgBatches, PgWaitpoints
+
+#: the first key of every advisory lock this store takes ("tl"); the second is the schema's
+LOCK_CLASS = 0x746C
+_SCHEMA_VERSION = """CREATE TABLE IF NOT EXISTS schema_version (
+    only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row), version BIGINT NOT NULL)"""
+
+
+class PgView:
+    """Every area over one `PgSql`: a `StoreTx` on the transaction's connection, a
+    `StoreReader` on the pool."""
+
+    def __init__(self, sql: PgSql) -> None:
+        self.sql = sql
+        self.runs = PgRuns(sql)
+        self.snapshots = PgSnapshots(sql)
+        self.attempts = PgAttempts(sql)
+        self.timers = PgTimers(sql)
+        self.events = PgEvents(sql)
+        self.logs = PgLogs(sql)
+        self.waitpoints = PgWaitpoints(sql)
+        self.batches = PgBatches(sql)
+        self.projects = PgProjects(sql)
+        self.versions = PgVersions(sql)
+        self.queues = PgQueues(sql)
+        self.schedules = PgSchedules(sql)
+        self.rate_limits = PgRateLimits(sql)
+        self.debounces = PgDebounces(sql)
+        self.env_vars = PgEnvVars(sql)
+        self.workers = PgWorkers(sql)
+        self.checkpoints = PgCheckpoints(sql)
+        self.requests = PgRequests(sql)
+        self.kv = PgKv(sql)
+        self.steps = PgSteps(sql)
+        self.streams = PgStreams(sql)
+        self._savepoints = 0
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """store/interface.py `StoreTx.savepoint`: a part that raises undoes only its writes."""
+        self._savepoints += 1
+        name = f"part_{self._savepoints}"
+        with reachable():
+            await self.sql.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            if not self.sql.conn.is_closed():
+                with contextlib.suppress(*UNREACHABLE):
+                    await self.sql.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            raise
+        with reachable():
+            await self.sql.conn.execute(f"RELEASE SAVEPOINT {name}")
+
+
+class PostgresStore:
+    """The store on a PostgreSQL database (`url`: `postgresql://user:pass@host:port/db`).
+    `await open()` first; `close()` at the end."""
+
+    def __init__(self, url: str, *, pool_size: int = 8, migrate: bool = True,
+                 daemon_id: str = "", lease_s: float = 30.0) -> None:
+        self.url = url
+        self.owner = Owner(daemon_id, lease_s)
+        self._pool_size = pool_size
+        self._migrate = migrate
+        self._pool: Any = None
+        self._read_pool: Any = None
+        self._write_view: PgView | None = None
+        self._read_view: PgView | None = None
+        self._lock = asyncio.Lock()
+        self._lock_key = 0
+
+    async def open(self) -> None:
+        # two connections at most: one transaction at a time, and a spare while one reconnects
+        self._pool = await connect_pool(self.url, 2)
+        try:
+            await self._prepare()
+            # reads: read-only sessions, so not even a cast of a reader's area can write
+            self._read_pool = await connect_pool(self.url, self._pool_size, read_only=True)
+        except BaseException:
+            await self.close()
+            raise
+        self._write_view = PgView(PgSql(None, self.owner))
+        self._read_view = PgView(PgSql(self._read_pool, self.owner))
+
+    async def _prepare(self) -> None:
+        async with self._pool.acquire() as conn:
+            self._lock_key = int(await conn.fetchval("SELECT hashtext(current_schema())"))
+            if self._migrate:
+                await migrate(conn, self._lock_key)
+            elif await schema_version(conn) != len(MIGRATIONS):
+                raise StartupError(f"the database {redact(self.url)} is not at schema version "
+                                   f"{len(MIGRATIONS)}: run `trigger-local migrate`")
+
+    async def close(self) -> None:
+        self._write_view = self._read_view = None
+        pool, self._pool = self._pool, None
+        read_pool, self._read_pool = self._read_pool, None
+        if read_pool is not None:
+            await read_pool.close()
+        if pool is not None:
+            async with self._lock:  # the transaction under way commits or rolls back first
+                await pool.close()
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[PgView]:
+        """One atomic write transaction (store/interface.py), serialised across daemons.
+        Raises DaemonStoppingError once closed."""
+        async with self._lock:
+            view, pool = self._write_view, self._pool
+            if view is None or pool is None:
+                raise _stopping()
+            with reachable():
+                conn = await pool.acquire()
+            try:
+                transaction = conn.transaction()
+                with reachable():
+                    await transaction.start()
+                try:
+                    with reachable():
+                        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS,
+                                           self._lock_key)
+                    view.sql.conn, view.sql.wrote_events, view.sql.wrote_catalog = \
+                        conn, False, False
+                    yield view
+                    if view.sql.wrote_events or view.sql.wrote_catalog:
+                        # delivered to the listeners at the commit only
+                        with reachable():
+                            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, announcement(
+                                self.owner.daemon_id, view.sql.wrote_catalog))
+                except BaseException:
+                    view.sql.conn = None
+                    if not conn.is_closed():
+                        with contextlib.suppress(*UNREACHABLE):  # the error that matters is raised
+                            await asyncio.shield(transaction.rollback())
+                    raise
+                view.sql.conn = None
+                # shielded: a cancelled request cannot leave its commit half-sent
+                with reachable():
+                    await asyncio.shield(transaction.commit())
+            finally:
+                with contextlib.suppress(*UNREACHABLE):
+                    await pool.release(conn)
+
+    # -- several daemons (store/postgres/daemons.py) ---------------------------------------
+    async def heartbeat(self, *, host: str, url: str, executor: str, pid: int,
+                        started_at: float) -> None:
+        await heartbeat(self._live_pool(), self.owner, host=host, url=url, executor=executor,
+                        pid=pid, started_at=started_at)
+
+    async def daemons(self) -> list[DaemonRow]:
+        return await daemons(self._live_pool())
+
+    async def orphaned_runs(self) -> list[Run]:
+        return await orphaned_runs(self._live_pool(), self.owner)
+
+    def listener(self, on_commit: Callable[[bool], None]) -> Listener:
+        return Listener(self.url, self.owner, on_commit)
+
+    def _live_pool(self) -> Any:
+        if self._pool is None:
+            raise _stopping()
+        return self._pool
+
+    async def reclaim(self) -> None:
+        """Nothing: PostgreSQL's autovacuum returns the space deletions free."""
+
+    def read(self) -> PgView:
+        """Reads; each statement sees the latest committed state."""
+        if self._read_view is None:  # a request that arrives while the daemon closes: 503
+            raise _stopping()
+        return self._read_view
+
+
+def _stopping() -> DaemonStoppingError:
+    return DaemonStoppingError("The daemon is stopping: retry once it runs again")
+
+
+def redact(url: str) -> str:
+    """The URL without its password (for messages and logs)."""
+    head, sep, tail = url.partition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, userinfo = head.partition("//")
+    return f"{scheme}//{userinfo.split(':', 1)[0]}:***@{tail}"
+
+
+async def connect_pool(url: str, size: int, *, read_only: bool = False) -> Any:
+    """A pool on `url`, or StartupError saying what is wrong (never a traceback)."""
+    settings = {"default_transaction_read_only": "on"} if read_only else {}
+    try:
+        return await asyncpg.create_pool(url, min_size=1, max_size=size, timeout=10,
+                                         command_timeout=60, server_settings=settings)
+    except (TimeoutError, OSError, asyncpg.PostgresError, ValueError) as exc:
+        raise StartupError(f"cannot connect to the database {redact(url)}: {exc}") from exc
+
+
+async def schema_version(conn: Any) -> int:
+    """The schema version of the database `conn` is on (0: no schema yet)."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
+    if not exists:
+        return 0
+    return int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
+
+
+async def migrate(conn: Any, lock_key: int) -> int:
+    """Apply the migrations the database lacks, in one transaction, under the advisory lock
+    (two daemons starting together migrate once). Returns the version reached."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS, lock_key)
+        await conn.execute(_SCHEMA_VERSION)
+        current = await schema_version(conn)
+        if current > len(MIGRATIONS):
+            raise StartupError(f"the database is at schema version {current}, newer than this "
+                               f"trigger-local ({len(MIGRATIONS)}): upgrade trigger-local")
+        for number, sql in enumerate(MIGRATIONS[current:], start=current + 1):
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO schema_version (version) VALUES ($1) ON CONFLICT "
+                               "(only_row) DO UPDATE SET version = excluded.version", number)
+    return len(MIGRATIONS)
