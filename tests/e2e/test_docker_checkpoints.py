@@ -207,8 +207,9 @@ def test_a_failed_restore_resumes_the_run_by_replay(dkd: DaemonProcess) -> None:
     complete_token(dkd, token, {"n": 1})
     run = dkd.wait_status(run_id, timeout=90)
     assert run["status"] == "COMPLETED", run
-    # resumed by replay: a new attempt, not counted, whose token wait returns from its record
-    assert run["attemptCount"] == 2 and run["output"]["attempt"] == 2
+    # resumed by replay: a new try, not counted (so still attempt 1), whose token wait returns
+    # from its record
+    assert run["attemptCount"] == 1 and run["output"]["attempt"] == 1
     assert run["attempts"][0]["rawStatus"] == "INTERRUPTED", run["attempts"]
     failed = checkpoints(dkd, run_id)[0]
     assert failed["status"] == "failed" and "does not exist" in failed["error"], failed
