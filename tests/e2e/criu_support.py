@@ -110,10 +110,11 @@ def ck_project_daemon(tmp_path: Path) -> DaemonProcess:
     return d
 
 
-def create_token(d: DaemonProcess) -> str:
-    """A token of the test project (`proj_test`), which its tasks' own key can complete."""
+def create_token(d: DaemonProcess, project: str = "proj_test") -> str:
+    """A token of the test project (`proj_test`, or `project`): its runs may wait on it (a run
+    cannot wait on another project's token) and its tasks' own key can complete it."""
     r = d.api("POST", "/api/v1/waitpoints/tokens", json={"timeout": "1h"},
-              headers={"x-trigger-local-project": "proj_test"})
+              headers={"x-trigger-local-project": project})
     assert r.status_code == 200, r.text
     return str(r.json()["id"])
 

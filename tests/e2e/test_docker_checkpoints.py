@@ -93,13 +93,15 @@ def _remove_containers(home: Path) -> None:
         _docker("rm", "-f", *found)
 
 
+PROJECT = "proj_e2e_docker_ck"  # the deployed project: its runs wait on its own tokens
+
 @pytest.fixture(scope="module")
 def ck_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """A project with waiting tasks, deployed once with the real CLI: (project, image)."""
     engine_or_skip()
     require_criu()
     root = tmp_path_factory.mktemp("docker-ck-project")
-    image, _ = deploy(root, tmp_path_factory.mktemp("deploy-ck-home"), "e2e_docker_ck",
+    image, _ = deploy(root, tmp_path_factory.mktemp("deploy-ck-home"), PROJECT[len("proj_"):],
                       CK_DOCKER_TASKS)
     yield root, image
     remove_image(image)
@@ -163,7 +165,7 @@ def test_a_waiting_container_is_checkpointed_stopped_and_restored_with_its_local
 
 def test_kill_9_daemon_with_a_checkpointed_container_the_run_still_resumes(
         dkd: DaemonProcess) -> None:
-    token = create_token(dkd)
+    token = create_token(dkd, PROJECT)
     run_id = dkd.trigger("dk-token", {"token": token})
     ck = wait_checkpointed(dkd, run_id)[0]
     dkd.kill9()
@@ -182,7 +184,7 @@ def test_kill_9_daemon_with_a_checkpointed_container_the_run_still_resumes(
 def test_a_failed_checkpoint_holds_the_run_in_its_running_container(dkd: DaemonProcess) -> None:
     peer = socket.create_server(("127.0.0.1", 0))
     try:
-        token = create_token(dkd)
+        token = create_token(dkd, PROJECT)
         run_id = dkd.trigger("dk-child-socket", {"token": token, "port": peer.getsockname()[1]})
         failed = wait_for(lambda: events(dkd, run_id, "run.checkpoint_failed"), 60,
                           what="the checkpoint to fail")
@@ -200,7 +202,7 @@ def test_a_failed_checkpoint_holds_the_run_in_its_running_container(dkd: DaemonP
 
 
 def test_a_failed_restore_resumes_the_run_by_replay(dkd: DaemonProcess) -> None:
-    token = create_token(dkd)
+    token = create_token(dkd, PROJECT)
     run_id = dkd.trigger("dk-token", {"token": token})
     ck = wait_checkpointed(dkd, run_id)[0]
     assert _docker("checkpoint", "rm", ck["worker_id"], ck["id"]).returncode == 0
@@ -217,7 +219,7 @@ def test_a_failed_restore_resumes_the_run_by_replay(dkd: DaemonProcess) -> None:
 
 
 def test_a_canceled_checkpointed_run_has_its_container_removed(dkd: DaemonProcess) -> None:
-    run_id = dkd.trigger("dk-token", {"token": create_token(dkd)})
+    run_id = dkd.trigger("dk-token", {"token": create_token(dkd, PROJECT)})
     ck = wait_checkpointed(dkd, run_id)[0]
     assert _container_state(ck["worker_id"]) is not None
     assert dkd.api("POST", f"/api/v2/runs/{run_id}/cancel").status_code == 200
@@ -232,7 +234,7 @@ def test_without_checkpoints_the_container_is_held_and_the_run_says_why(
     daemon = _docker_daemon(tmp_path / "home", ck_image, TRIGGER_LOCAL_CHECKPOINTS="off")
     try:
         assert "turned off" in _executor(daemon)["checkpoints"]["reason"]
-        token = create_token(daemon)
+        token = create_token(daemon, PROJECT)
         run_id = daemon.trigger("dk-token", {"token": token})
         waiting = wait_for(lambda: events(daemon, run_id, "run.waiting"), 60,
                            what="the run to wait")[0]["data"]
@@ -283,7 +285,7 @@ def test_kill_9_inside_the_checkpoint_window_the_run_resumes_from_the_checkpoint
     # holds the daemon in the window
     daemon = _docker_daemon(tmp_path / "home", ck_image, **{hook: "60"})
     try:
-        token = create_token(daemon)
+        token = create_token(daemon, PROJECT)
         run_id = daemon.trigger("dk-token", {"token": token})
         [pending] = wait_for(lambda: [c for c in checkpoints(daemon, run_id)
                                       if c["status"] == "pending"], 60,
@@ -310,7 +312,7 @@ def test_a_normal_stop_keeps_a_held_waiting_container_for_the_next_daemon(
     daemon = _docker_daemon(tmp_path / "home", ck_image, TRIGGER_LOCAL_CHECKPOINT_WAITS="duration",
                             TRIGGER_LOCAL_CHECKPOINTS=checkpoints_setting)
     try:
-        token = create_token(daemon)
+        token = create_token(daemon, PROJECT)
         run_id = daemon.trigger("dk-token", {"token": token})
         wait_for(lambda: events(daemon, run_id, "run.waiting"), 60, what="the run to wait")
         [worker] = _docker("ps", "-a", "--format", "{{.Names}}", "--filter",
