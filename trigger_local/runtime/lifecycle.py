@@ -151,8 +151,9 @@ class Lifecycle:
             for value in await run_hooks(self.hooks("init"), "init", self.args(), swallow=False):
                 if isinstance(value, dict):
                     self.init.update(value)
-            # on_start: the run's first attempt only
-            if self.ctx.attempt.number == 1:
+            # on_start: the run's first try only (the internal number: a try after an
+            # interruption shows attempt 1 again, but on_start already ran)
+            if self.state.attempt == 1:
                 await run_hooks(self.hooks("on_start"), "on_start", self.args(), swallow=False)
             await run_hooks(self.hooks("on_start_attempt"), "on_start_attempt", self.args(),
                             swallow=False)
