@@ -1,21 +1,27 @@
 """The store contract (huey's StorageTests): what any implementation of the storage interface
 (`trigger_local.store.Store`) must do.
 
-`store` is parametrised by backend name; a second backend adds a branch to `_open_store` and
-must pass every test here unchanged. The tests talk to `tx()`/`read()` and the areas only,
-except `TestSqliteFile`, which checks the SQLite file itself."""
+`store` (tests/conftest.py) is parametrised by backend name; a second backend adds a branch
+there and to `open_store` (tests/store_support.py), and must pass every test here unchanged.
+The tests talk to `tx()`/`read()` and the areas only, except `TestSqliteFile`, which checks the
+SQLite file itself."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
+from store_support import (
+    T0,
+    P,
+    insert_runs,
+    make_run,
+    make_wp,
+)
 
-from trigger_local.projects import DEFAULT_PROJECT
 from trigger_local.store import SqliteStore, Store
 from trigger_local.store.models import (
     COMPLETED,
@@ -27,54 +33,8 @@ from trigger_local.store.models import (
     WP_MANUAL,
     WP_WAITING,
     LogEntry,
-    Run,
-    Waitpoint,
 )
-from trigger_local.store.postgres import PostgresStore
 from trigger_local.store.sqlite.schema import MIGRATIONS
-
-T0 = 1_700_000_000.0
-BACKENDS = ["sqlite", "postgres"]
-P = DEFAULT_PROJECT
-
-
-async def _open_store(backend: str, path: Path,
-                      request: pytest.FixtureRequest | None = None) -> Store:
-    store: Store
-    if backend == "postgres":  # a fresh schema on the session's cluster (tests/conftest.py)
-        assert request is not None, "PostgreSQL needs the fixture request (for pg_cluster)"
-        store = PostgresStore(request.getfixturevalue("pg_cluster").fresh_url())
-    else:
-        assert backend == "sqlite", backend
-        store = SqliteStore(str(path / "store.db"))
-    await store.open()
-    return store
-
-
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s = await _open_store(request.param, tmp_path, request)
-    yield s
-    await s.close()
-
-
-def make_run(run_id: str, *, status: str = QUEUED, at: float = T0, **fields: Any) -> Run:
-    values: dict[str, Any] = dict(
-        id=run_id, task_id="hello", status=status, snapshot_id=f"snapshot_{run_id}",
-        snapshot_kind="queued", queue="task/hello", created_at=at, updated_at=at, queued_at=at,
-    )
-    values.update(fields)
-    return Run(**values)
-
-
-def make_wp(wp_id: str, *, type_: str = WP_MANUAL, status: str = WP_WAITING,
-            **fields: Any) -> Waitpoint:
-    return Waitpoint(id=wp_id, type=type_, status=status, created_at=T0, **fields)
-
-
-async def insert_runs(store: Store, *runs: Run) -> None:
-    async with store.tx() as ops:
-        await ops.runs.insert_many(list(runs))
 
 
 class TestTransactions:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from sqlite_plans import assert_run_page_plans, assert_token_page_plans
-from test_store_contract import T0, make_run, make_wp, store  # noqa: F401 - the fixture
+from store_support import T0, make_run, make_wp
 
 from trigger_local.store import SqliteStore, Store
 from trigger_local.store.models import (

@@ -3,7 +3,7 @@ docs/durability.md). Same `store` fixture: every backend passes these unchanged.
 
 from __future__ import annotations
 
-from test_store_contract import T0, store  # noqa: F401 - the fixture
+from store_support import T0
 
 from trigger_local.store import Store
 from trigger_local.store.models import RunStep

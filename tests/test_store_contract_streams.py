@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_store_contract import BACKENDS, T0, _open_store
+from tests.store_support import BACKENDS, T0, open_store
 from trigger_local.store import Store
 
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s = await _open_store(request.param, tmp_path, request)
+    s = await open_store(request.param, tmp_path, request)
     yield s
     await s.close()
 
@@ -98,11 +98,11 @@ async def test_retention_deletes_streams_last_written_before_a_time(store: Store
 
 
 async def test_streams_survive_reopening(tmp_path: Path) -> None:
-    first = await _open_store("sqlite", tmp_path)
+    first = await open_store("sqlite", tmp_path)
     async with first.tx() as tx:
         await tx.streams.append("run_1", "k", ['"a"', '"b"'], T0)
     await first.close()
-    again = await _open_store("sqlite", tmp_path)
+    again = await open_store("sqlite", tmp_path)
     try:
         assert [c.data for c in await again.read().streams.chunks("run_1", "k")] == ['"a"', '"b"']
     finally:

@@ -11,7 +11,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from test_store_contract import T0
+from store_support import T0
 
 from trigger_local.errors import DaemonStoppingError
 from trigger_local.store import SqliteStore

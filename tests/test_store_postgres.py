@@ -9,7 +9,7 @@ import asyncio
 import asyncpg
 import pytest
 from pg_cluster import Cluster, require_postgres
-from test_store_contract import insert_runs, make_run
+from store_support import insert_runs, make_run
 
 from trigger_local.errors import DatabaseUnavailableError, StartupError
 from trigger_local.store.postgres import PostgresStore

@@ -8,7 +8,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from test_store_contract import T0, insert_runs, make_run, store  # noqa: F401 - the fixture
+from store_support import T0, insert_runs, make_run
 
 from trigger_local.projects import DEFAULT_PROJECT
 from trigger_local.store import SqliteStore, Store

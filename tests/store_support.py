@@ -1,0 +1,52 @@
+"""The store contract's fixture and builders, shared by tests/test_store_contract*.py: `open_store`
+opens a backend by name (a second backend adds a branch to it; the `store` fixture, in
+tests/conftest.py, opens each in turn), and `make_run`, `make_wp`, `insert_runs` build the
+records the tests write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trigger_local.projects import DEFAULT_PROJECT
+from trigger_local.store import SqliteStore, Store
+from trigger_local.store.models import QUEUED, WP_MANUAL, WP_WAITING, Run, Waitpoint
+from trigger_local.store.postgres import PostgresStore
+
+T0 = 1_700_000_000.0
+BACKENDS = ["sqlite", "postgres"]
+P = DEFAULT_PROJECT
+
+
+async def open_store(backend: str, path: Path,
+                      request: pytest.FixtureRequest | None = None) -> Store:
+    store: Store
+    if backend == "postgres":  # a fresh schema on the session's cluster (tests/conftest.py)
+        assert request is not None, "PostgreSQL needs the fixture request (for pg_cluster)"
+        store = PostgresStore(request.getfixturevalue("pg_cluster").fresh_url())
+    else:
+        assert backend == "sqlite", backend
+        store = SqliteStore(str(path / "store.db"))
+    await store.open()
+    return store
+
+
+def make_run(run_id: str, *, status: str = QUEUED, at: float = T0, **fields: Any) -> Run:
+    values: dict[str, Any] = dict(
+        id=run_id, task_id="hello", status=status, snapshot_id=f"snapshot_{run_id}",
+        snapshot_kind="queued", queue="task/hello", created_at=at, updated_at=at, queued_at=at,
+    )
+    values.update(fields)
+    return Run(**values)
+
+
+def make_wp(wp_id: str, *, type_: str = WP_MANUAL, status: str = WP_WAITING,
+            **fields: Any) -> Waitpoint:
+    return Waitpoint(id=wp_id, type=type_, status=status, created_at=T0, **fields)
+
+
+async def insert_runs(store: Store, *runs: Run) -> None:
+    async with store.tx() as ops:
+        await ops.runs.insert_many(list(runs))
