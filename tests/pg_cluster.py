@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import pytest
+from tests.host_limit import host_limit
 
 _counter = itertools.count(1)
 
@@ -48,10 +48,7 @@ def require_postgres() -> Path:
         return found
     message = ("PostgreSQL tests need Debian's postgresql package (initdb, pg_ctl): "
                "run scripts/setup-postgres.sh")
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    print(message)
-    pytest.skip(message)
+    host_limit(message)
 
 
 class Cluster:
