@@ -1,5 +1,6 @@
-"""docs/hooks.md's example runs as written: its trigger files go into a project, its app code
-runs as a script against a real daemon, and it prints what the page says it prints."""
+"""The pages whose example is a whole program run as written: their trigger files go into a
+project, their app code runs as a script against a real daemon, and it prints what the page
+says it prints (docs/hooks.md, docs/realtime.md)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import DaemonProcess
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "hooks.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
+#: each page and the trigger files its example defines
+PAGES = {"hooks.md": ("trigger/init.py", "trigger/orders.py"),
+         "realtime.md": ("trigger/story.py",)}
 
 
-def _blocks() -> dict[str, str]:
+def _blocks(page: str) -> dict[str, str]:
     """The page's python blocks by their first line (`# trigger/init.py`, `# app.py`), and the
     plain block after the app as `output`."""
     found: dict[str, str] = {}
-    blocks = BLOCK.findall(DOC.read_text())
+    blocks = BLOCK.findall((DOCS / page).read_text())
     for number, (lang, code) in enumerate(blocks):
         first = code.splitlines()[0]
         if lang == "python" and first.startswith("# ") and first.endswith(".py"):
@@ -29,13 +35,14 @@ def _blocks() -> dict[str, str]:
     return found
 
 
-def test_the_hooks_page_example_runs_and_prints_what_it_says(daemon: DaemonProcess,
-                                                             tmp_path: Path) -> None:
-    blocks = _blocks()
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_the_pages_example_runs_and_prints_what_it_says(page: str, daemon: DaemonProcess,
+                                                        tmp_path: Path) -> None:
+    blocks = _blocks(page)
     project = tmp_path / "docproj"
     (project / "trigger").mkdir(parents=True)
     (project / "trigger.toml").write_text('project = "proj_docs"\ndirs = ["trigger"]\n')
-    for name in ("trigger/init.py", "trigger/orders.py"):
+    for name in PAGES[page]:
         (project / name).write_text(blocks[name])
     daemon.register(project)
     (tmp_path / "app.py").write_text(blocks["app.py"])
