@@ -194,3 +194,28 @@ class TestVersions:
         await loaded.load()
         assert loaded.current_version is not None and loaded.current_version.id == "version_2"
         assert [t.task_id for t in loaded.current_version.tasks] == ["hello", "limited"]
+
+    async def test_a_run_triggered_before_its_version_goes_to_its_tasks_queue(
+            self, bare_engine: Engine) -> None:
+        early = (await bare_engine.trigger(TriggerRequest(task_id="limited"))).run
+        assert early.status == PENDING_VERSION and early.queue == "task/limited"
+        await bare_engine.register_version(version("version_1", LIMITED))
+        released = await bare_engine.queries.runs.get(early.id)
+        assert released is not None and released.status == QUEUED
+        assert released.queue == "shared"  # its task's queue and that queue's limit, not its own
+        assert (await bare_engine.get_queue("shared")).concurrency_limit == 2
+
+    async def test_a_version_another_daemon_registered_a_moment_ago_is_found(
+            self, bare_engine: Engine) -> None:
+        # two engines on one store, as two daemons on one PostgreSQL database: the second has
+        # not heard of the first's registrations yet (its notification is on its way)
+        other = Engine(bare_engine.store, bare_engine.clock, bare_engine.settings)
+        await other.load()
+        await bare_engine.register_version(version("version_1", HELLO))
+        run = (await other.trigger(TriggerRequest(task_id="hello"))).run
+        assert run.status == QUEUED and run.project is not None and run.queue == "task/hello"
+        await bare_engine.register_version(version("version_2", HELLO, LIMITED))
+        limited = (await other.trigger(TriggerRequest(task_id="limited"))).run
+        assert limited.status == QUEUED and limited.queue == "shared"
+        with pytest.raises(TaskNotFoundError):
+            await other.trigger(TriggerRequest(task_id="nowhere"))

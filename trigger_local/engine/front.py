@@ -155,11 +155,11 @@ class Engine:
 
     async def _prepare(self, req: TriggerRequest) -> triggering.Prepared:
         """Checked before the transaction starts (engine/triggering.py `prepare`)."""
-        parent_project = None
-        if req.project is None and req.parent_run_id:
-            parent = await self.queries.runs.get(req.parent_run_id)
-            parent_project = parent.project if parent else None
-        return triggering.prepare(self.ctx, req, self.clock.now(), parent_project)
+        parent = await self.queries.runs.get(req.parent_run_id) \
+            if req.project is None and req.parent_run_id else None
+        parent_project = parent.project if parent else None
+        return await triggering.prepare_current(self.ctx, req, self.clock.now(), parent_project,
+                                                self.queries.versions, self.load)
 
     async def replay(self, run_id: str) -> Run:
         """A new run of the same task, payload and options."""

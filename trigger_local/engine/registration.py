@@ -43,10 +43,16 @@ async def _queue_pending(tx: Tx, version: Version, pending: dict[str, Run]) -> N
         if run.task_id not in task_ids or run.project not in (None, version.project):
             continue
         del pending[run.id]  # queued once, by the first version that has its task
-        if run.project is None:
-            await queues.ensure(tx, version.project, run.queue, None, custom=False)
         its_task = version.task(run.task_id)
-        await move(tx, run, QUEUED, project=version.project,
+        queue = run.queue
+        if run.project is None:  # triggered before any project had the task: its queue now
+            if its_task is not None and queue == f"task/{run.task_id}":
+                queue = its_task.queue  # the task's own queue, with its limit, unless named
+                await queues.ensure(tx, version.project, queue, its_task.queue_concurrency_limit,
+                                    custom=its_task.queue_is_custom)
+            else:
+                await queues.ensure(tx, version.project, queue, None, custom=False)
+        await move(tx, run, QUEUED, project=version.project, queue=queue,
                    description=f"version {version.id} has the task",
                    machine=run.machine or task_default(version, its_task, "machine"),
                    max_duration_s=run.max_duration_s

@@ -5,14 +5,15 @@ parent that waits, its RUN waitpoint."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import packets
 from ..durable_calls import COMPLETED, PENDING, Call
-from ..errors import NotFoundError
+from ..errors import NotFoundError, TaskNotFoundError
 from ..ids import new_id
+from ..store.catalog_areas import VersionReader
 from ..store.models import (
     CRASHED,
     DELAYED,
@@ -69,6 +70,23 @@ def prepare(ctx: EngineContext, req: TriggerRequest, now: float,
     if task is not None:
         validate_payload_schema(task, req)
     return Prepared(req, options, task)
+
+
+async def prepare_current(ctx: EngineContext, req: TriggerRequest, now: float,
+                          parent_project: str | None, versions: VersionReader,
+                          reload: Callable[[], Awaitable[None]]) -> Prepared:
+    """`prepare`, and when the task is not found, again after `reload` if the store's current
+    versions are not the ones in memory: another daemon sharing the database registered one a
+    moment ago, and its notification (store/postgres/daemons.py) has not arrived yet."""
+    try:
+        prepared = prepare(ctx, req, now, parent_project)
+        if prepared.task is not None:
+            return prepared
+    except TaskNotFoundError:
+        pass
+    if {v.id for v in await versions.current()} != ctx.projects.current_ids():
+        await reload()
+    return prepare(ctx, req, now, parent_project)
 
 
 async def create_runs(tx: Tx, prepared: Sequence[Prepared], *, wait: bool,
