@@ -220,12 +220,13 @@ async def test_compaction_reads_and_keeps_the_current_snapshot(store: Store) -> 
     async with store.tx() as ops:
         await ops.runs.insert_many([
             make_run("run_a", status=COMPLETED, completed_at=T0, snapshot_id="s_a2"),
-            make_run("run_b", status=COMPLETED, completed_at=T0),
+            make_run("run_b", status=COMPLETED, completed_at=T0, snapshot_id="s_b"),
             make_run("run_c", status=COMPLETED, completed_at=T0 + 5),
             make_run("run_q", status=QUEUED),
         ])
         for sid in ("s_a1", "s_a2"):
-            await ops.snapshots.insert(sid, "run_a", "k", COMPLETED, T0)
+            await ops.snapshots.insert(sid, "run_a", "k", COMPLETED, T0, "said more")
+        await ops.snapshots.insert("s_b", "run_b", "k", COMPLETED, T0)
         await ops.events.append("run_a", "run.completed", T0, {})
         waiting = await ops.events.append("run_a", "run.waiting", T0, {"waitpoint_id": "w"})
     read = store.read().runs
@@ -233,8 +234,10 @@ async def test_compaction_reads_and_keeps_the_current_snapshot(store: Store) -> 
     assert [r.id for r in await read.finished_between((T0, "run_a"), T0 + 6, 10)] \
         == ["run_b", "run_c"]
     async with store.tx() as ops:
-        await ops.runs.compact_history(["run_a"], ["run.completed", "run.created"])
+        await ops.runs.compact_history(["run_a", "run_b"], ["run.completed", "run.created"])
+    # the current snapshot stays when it has a description; without one the run row says it all
     assert [s["id"] for s in await store.read().snapshots.for_run("run_a")] == ["s_a2"]
+    assert await store.read().snapshots.for_run("run_b") == []
     assert [e.seq for e in await store.read().events.after(0, run_id="run_a")] == [waiting]
 
 
