@@ -3,8 +3,10 @@ throughput, an idempotent re-trigger, restart and stop times, disk per run, RSS.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -106,6 +108,26 @@ def restarts(d: Daemon, times: int) -> Figures:
             cancelled += log.read().count(b"CancelledError")
         starts.append(d.start())
     return {"stop_s": stops, "start_s": starts, "cancelled_lines": cancelled}
+
+
+def wait_compacted(d: Daemon, timeout: float = 3600) -> float:
+    """Wait until the daemon's retention loop has compacted every run finished by now (the
+    daemon runs with a short `compact_after_s`, Daemon.start); seconds waited. Reads the
+    database read-only beside the daemon (WAL): the compaction watermark in kv, and the last
+    finished run through runs_finished."""
+    cutoff, started = time.time(), time.perf_counter()
+    db = d.home / "trigger-local.db"
+
+    def caught_up() -> bool:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as con:
+            last = con.execute("SELECT MAX(completed_at) FROM runs INDEXED BY runs_finished "
+                               "WHERE completed_at <= ?", (cutoff,)).fetchone()[0]
+            mark = con.execute("SELECT value FROM kv WHERE key = "
+                               "'retention.compacted_through'").fetchone()
+        return last is None or (mark is not None and json.loads(mark[0])[0] >= last)
+
+    wait_for(caught_up, timeout, "compaction to catch up", every=2.0)
+    return time.perf_counter() - started
 
 
 def db_bytes(home: Path) -> dict[str, int]:

@@ -8,7 +8,6 @@ import httpx
 from tests.conftest import T0
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine
-from trigger_local.engine.retention import COMPACT_AFTER_S
 from trigger_local.store.models import LogEntry, Version
 
 
@@ -166,7 +165,7 @@ async def test_trace_of_a_compacted_run_shows_its_final_snapshot(
     run = await engine.queries.runs.get(run_id)
     assert run is not None and await engine.start_attempt(run, "worker_1", 1) is not None
     done = await engine.finish_attempt(run_id, 1, AttemptOutcome(ok=True, output="1"))
-    clock.advance(COMPACT_AFTER_S + 1)
+    clock.advance(engine.ctx.settings.compact_after_s + 1)
     assert await engine.prune(100) == (1, [])
     assert await engine.queries.snapshots.for_run(run_id) == []  # the row says it all
     trace = (await api.get(f"/api/v1/runs/{run_id}/trace")).json()

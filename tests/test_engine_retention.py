@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
-from trigger_local.engine.retention import COMPACT_AFTER_S
 from trigger_local.packet_store import STORE
 from trigger_local.store.models import COMPLETED, QUEUED, LogEntry, Run, TaskDef, Version
 
@@ -78,7 +77,7 @@ async def test_an_hour_after_it_finished_a_runs_history_is_compacted(
     q = engine.queries
     assert len(await q.snapshots.for_run(first.id)) == 4  # queued, dequeued, executing, done
     assert await engine.prune(100) == (0, [])  # too recent
-    clock.advance(COMPACT_AFTER_S + 1)
+    clock.advance(engine.ctx.settings.compact_after_s + 1)
     live = (await engine.trigger(TriggerRequest(task_id="hello"))).run
     assert await engine.prune(1) == (1, [])
     assert await engine.prune(100) == (1, [])  # the watermark goes on from the first
