@@ -18,7 +18,6 @@ from sqlite_plans import assert_run_page_plans, assert_token_page_plans
 from store_support import T0, make_run, make_wp
 
 from trigger_local.store import SqliteStore, Store
-from trigger_local.store.sqlite.store import RECLAIM_PAGES
 from trigger_local.store.models import (
     COMPLETED,
     DELAYED,
@@ -31,6 +30,7 @@ from trigger_local.store.models import (
     Run,
     Waitpoint,
 )
+from trigger_local.store.sqlite.store import RECLAIM_PAGES
 
 N = 2000
 EXPIRED = "EXPIRED"
