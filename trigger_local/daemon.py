@@ -54,7 +54,7 @@ from .engine import Engine
 from .errors import DaemonFailedError, StartupError, TriggerLocalError, ValidationError
 from .executors.process import ProcessExecutor
 from .home import (
-    check_database,
+    check_home_database,
     daemon_id,
     damaged_message,
     make_private,
@@ -272,7 +272,13 @@ def _make_executor(engine: Engine, settings: DaemonSettings, secret_key: str,
 async def _main(settings: DaemonSettings) -> None:
     lock = DaemonLock.acquire(settings.home)  # before anything touches the home's files
     try:
-        check_home_database(settings)  # holding the lock: no other daemon writes it meanwhile
+        # holding the lock (no other daemon writes it meanwhile); SQLite lets go of the GIL
+        # while it checks, so the API's modules are imported meanwhile (issue #17)
+        checked = asyncio.ensure_future(asyncio.to_thread(check_home_database, settings))
+        try:
+            from .api import app  # noqa: F401 - _run's import of it is then instant
+        finally:
+            await checked
         await _run(settings, lock)
     finally:
         lock.release()
@@ -349,17 +355,6 @@ def prepare_home(settings: DaemonSettings) -> None:
     if fixed:
         log.warning("made the home private: these were readable by other users",
                     home=str(settings.home), fixed=len(fixed), paths=fixed[:5])
-
-
-def check_home_database(settings: DaemonSettings) -> None:
-    """Before the store opens: a database that is there when it should be and passes
-    quick_check (home.py)."""
-    if settings.database_url:  # PostgreSQL checks its own pages; the home holds no database
-        return
-    if not check_database(settings.home, settings.db_path, settings.db_check_s):
-        log.warning("the database check ran out of time and was skipped",
-                    seconds=settings.db_check_s, database=str(settings.db_path),
-                    setting="TRIGGER_LOCAL_DB_CHECK_S")
 
 
 def main(argv: list[str] | None = None) -> None:
