@@ -36,11 +36,13 @@ def log_json(entry: LogEntry) -> dict[str, Any]:
 
 def snapshots_json(run: Run, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A run's snapshots, oldest first. Compaction (engine/retention.py) deletes a finished
-    run's current snapshot when the run row says all it said: it is shown from the row."""
+    run's snapshots: its current one is shown from the run row (a final status's reason, e.g.
+    a cancel's, is the run's error message)."""
     if not any(s["id"] == run.snapshot_id for s in rows):
+        reason = (run.error or {}).get("message") if run.is_final else None
         rows = [*rows, {"id": run.snapshot_id, "run_id": run.id, "kind": run.snapshot_kind,
                         "status": run.status, "at": run.completed_at or run.updated_at,
-                        "description": ""}]
+                        "description": str(reason or "")}]
     return [{**s, "at": iso(s.get("at"))} for s in rows]
 
 

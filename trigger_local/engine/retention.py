@@ -6,10 +6,9 @@ long; the daemon's retention loop (trigger_local/retention.py) calls `prune` ove
   back for deletion.
 - Runs that finished more than `compact_after_s` (a setting: an hour) ago are compacted:
   their history keeps what `runs show`, the trace and the API still read — the run row, its
-  attempts, logs and spans, its current snapshot if it has a description, and the events that
-  say more than a status (`run.waiting` names the waitpoint the trace and the token list show,
-  checkpoints, metadata, retries, …). The plain status events and the other snapshots go: the
-  run row says where it ended and when. The delay leaves event readers (`dev`, the SSE stream,
+  attempts, logs and spans, and the events that say more than a status (`run.waiting` names
+  the waitpoint the trace and the token list show, checkpoints, metadata, retries, …). The
+  plain status events and the snapshots go: the run row says where it ended, when and why. The delay leaves event readers (`dev`, the SSE stream,
   the long-poll) time to see them first.
 """
 
