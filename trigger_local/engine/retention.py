@@ -8,8 +8,9 @@ long; the daemon's retention loop (trigger_local/retention.py) calls `prune` ove
   their history keeps what `runs show`, the trace and the API still read — the run row, its
   attempts, logs and spans, and the events that say more than a status (`run.waiting` names
   the waitpoint the trace and the token list show, checkpoints, metadata, retries, …). The
-  plain status events and the snapshots go: the run row says where it ended, when and why. The delay leaves event readers (`dev`, the SSE stream,
-  the long-poll) time to see them first.
+  plain status events and the snapshots go: the run row says where it ended, when and why.
+  The delay leaves event readers (`dev`, the SSE stream, the long-poll) time to see them
+  first.
 """
 
 from __future__ import annotations
