@@ -122,7 +122,8 @@ def wait_compacted(d: Daemon, timeout: float) -> dict[str, float]:
 
     def query(sql: str, params: tuple[Any, ...] = ()) -> Any:
         with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as con:
-            return con.execute(sql, params).fetchone()[0]
+            row = con.execute(sql, params).fetchone()
+            return None if row is None else row[0]
 
     def mark() -> float:
         raw = query("SELECT value FROM kv WHERE key = 'retention.compacted_through'")
