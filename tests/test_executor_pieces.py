@@ -22,6 +22,7 @@ from trigger_local.executors.docker import ContainerSpawner, docker_executor
 from trigger_local.executors.docker_checkpoints import DockerCheckpointer
 from trigger_local.executors.pool import PoolExecutor
 from trigger_local.executors.process import ProcessSpawner, process_executor
+from trigger_local.executors.workers import HELD, WorkerHandle
 from trigger_local.store.models import TaskDef
 
 EXECUTORS = Path(__file__).resolve().parent.parent / "trigger_local" / "executors"
@@ -101,5 +102,24 @@ async def test_both_executors_are_one_pool_with_their_own_pieces(tmp_path: Path)
         worker.runs, worker.executing = {"run_1": 1}, {"run_1"}
         docker.workers["w1"] = worker
         assert docker.capacity() == 3 + 2
+    finally:
+        await engine.store.close()
+
+
+async def test_a_pool_without_a_checkpointer_holds_every_wait(tmp_path: Path) -> None:
+    engine = await open_engine(tmp_path, FakeClock(1_700_000_000.0),
+                               tasks=[TaskDef(task_id="t", queue="task/t")])
+    try:
+        pool = PoolExecutor(engine, engine.settings, "secret", lambda: None,
+                            ProcessSpawner(engine, engine.settings, "secret"))
+        pool.workers["w1"] = WorkerHandle(id="w1", version_id="version_1", pid=None,
+                                          log_path=tmp_path / "w1.log", state=HELD,
+                                          run_id="run_1", attempt=1)
+        pool.by_run["run_1"] = "w1"
+        assert pool.can_checkpoint() is False
+        assert pool.request_freeze("run_1", 1) == {"freeze": False}
+        assert pool.holds("w1") and not pool.is_frozen("w1")
+        assert await pool.freeze(pool.workers["w1"], "run_1", 1, 0.0) is False
+        assert pool.describe()["checkpoints"]["available"] is False
     finally:
         await engine.store.close()

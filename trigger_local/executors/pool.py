@@ -39,6 +39,7 @@ from .workers import BUSY, HELD, IDLE, KILLED, STARTING, WorkerHandle, logs_dir
 
 log = structlog.get_logger("executor")
 MakeCheckpointer = Callable[[CheckpointSupport], Checkpoints]
+NO_CHECKPOINTER = "this executor has no checkpointer: waiting runs are held"
 
 
 class PoolExecutor:
@@ -159,7 +160,7 @@ class PoolExecutor:
         return worker is not None and worker.shared
 
     def checkpoint_unavailable_reason(self) -> str:
-        return self.checkpointer.capability.reason if self.checkpointer else "no checkpointer"
+        return self.checkpointer.capability.reason if self.checkpointer else NO_CHECKPOINTER
 
     def describe(self) -> dict[str, Any]:
         states: dict[str, int] = {}
@@ -168,7 +169,8 @@ class PoolExecutor:
         return {"name": self.name, "processes": len(self.workers), "states": states,
                 "held_runs": self.sharing.held_runs(self.workers.values()),
                 "checkpoint": self.can_checkpoint(),
-                "checkpoints": self.checkpointer.describe() if self.checkpointer else None,
+                "checkpoints": self.checkpointer.describe() if self.checkpointer
+                else {"available": False, "reason": NO_CHECKPOINTER},
                 **self.spawner.describe(self)}
 
     async def version(self, version_id: str) -> Version | None:
