@@ -43,6 +43,8 @@ NO_CHECKPOINTER = "this executor has no checkpointer: waiting runs are held"
 
 
 class PoolExecutor:
+    """The executor the dispatcher drives (`Executor`), whatever its workers are."""
+
     def __init__(self, engine: Engine, settings: DaemonSettings, secret_key: str,
                  wake_dispatcher: Callable[[], None], spawner: Spawner,
                  checkpointer: MakeCheckpointer | None = None, *,
@@ -258,7 +260,6 @@ class PoolExecutor:
         except BaseException:
             self.workers.pop(worker.id, None)
             raise
-        self._enlist(worker)
         self.watch(worker)  # first: a failed write below must not leave it unwatched
         await self._register(worker)
         log.debug("task worker started", worker=worker.id, pid=worker.pid, version=version.id,
