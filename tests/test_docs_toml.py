@@ -73,6 +73,8 @@ def test_a_top_level_key_written_after_retry_is_refused(tmp_path: Path) -> None:
     ('dirs = 3\n', "dirs"),
     ('dirs = [3]\n', "dirs"),
     ('dirs = []\n', "dirs"),
+    ('dirs = ["/etc"]\n', "inside the project"),
+    ('dirs = ["trigger/../../x"]\n', "inside the project"),
     ('build = 3\n', r"\[build\]"),
     ('[build]\nbase_image = "x"\n\nmax_duration = 60\n', r"\[build\].*max_duration"),
     ('[build]\napt_packages = "ffmpeg"\n', "apt_packages"),

@@ -232,6 +232,10 @@ def check_dirs(value: Any) -> list[str]:
     if not isinstance(dirs, list) or not dirs or not all(isinstance(d, str) and d for d in dirs):
         raise ValidationError(f"dirs in trigger.toml must be a list of directories of the project "
                               f'(e.g. dirs = ["trigger"]), not {value!r}')
+    for folder in dirs:  # task modules are imported by their path inside the project
+        if Path(folder).is_absolute() or ".." in Path(folder).parts:
+            raise ValidationError(f"dirs in trigger.toml are folders inside the project, relative "
+                                  f"to trigger.toml, not {folder!r}")
     return list(dirs)
 
 
