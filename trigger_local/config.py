@@ -147,15 +147,33 @@ def _coerce(type_name: Any, raw: str, name: str) -> Any:
 
 
 def ensure_secret_key(home: Path) -> str:
-    """The daemon's secret key, created on first use with mode 0600."""
+    """The daemon's secret key, created on first use with mode 0600.
+
+    The file appears only once the whole key is on disk (written beside it, then linked into
+    place): a first start on a full disk used to leave it empty, and every later start then
+    took "" as the secret, so no client's key was accepted and every project key, an HMAC
+    under it, was guessable. An empty file (left that way by an older version) gets a key."""
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = home / "secret_key"
     if path.exists():
-        return path.read_text().strip()
+        key = path.read_text().strip()
+        if key:
+            return key
+        path.unlink()  # nothing can hold a key derived from "": no client could authenticate
     key = "tr_dev_" + secrets.token_urlsafe(24).replace("-", "a").replace("_", "b")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key + "\n")
+    partial = home / f".secret_key.{os.getpid()}"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(partial, path)  # like O_EXCL: of two first starts, one key wins
+        except FileExistsError:
+            return path.read_text().strip()
+    finally:
+        partial.unlink(missing_ok=True)
     return key
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -132,4 +133,33 @@ def test_disk_full_is_refused_with_507_waited_out_and_every_run_completes(
         assert d.proc is not None and d.proc.poll() is None
     finally:
         (small_disk / "filler").unlink(missing_ok=True)
+        d.close()
+
+
+def test_a_first_start_on_a_full_disk_leaves_no_empty_secret_key(small_disk: Path,
+                                                                 tmp_path: Path) -> None:
+    """A daemon whose first start met a full disk refuses to start, and once there is space
+    again the next start has a real secret key that clients can use (it used to leave an empty
+    `secret_key`, then ran with "" as its secret and refused every client's key)."""
+    home = small_disk / "home"
+    home.mkdir()
+    filler = small_disk / "filler"
+    _fill(filler)
+    try:
+        refused = subprocess.run([sys.executable, "-m", "trigger_local.daemon", "--home",
+                                  str(home), "--port", "0"], capture_output=True, text=True,
+                                 timeout=60)
+        assert refused.returncode != 0, refused.stdout
+        assert "disk full" in refused.stderr + refused.stdout
+        assert "Traceback" not in refused.stderr
+    finally:
+        filler.unlink(missing_ok=True)
+    key_file = home / "secret_key"
+    assert not key_file.exists() or key_file.read_text().strip(), "an empty secret_key was left"
+    d = DaemonProcess(home).start()
+    try:
+        assert d.key.startswith("tr_dev_") and len(d.key) > 20
+        d.register(write_project(tmp_path / "project"))
+        assert d.wait_status(d.trigger("hello", {"name": "x"}))["status"] == "COMPLETED"
+    finally:
         d.close()
