@@ -98,6 +98,10 @@ def default_url() -> str:
     TRIGGER_LOCAL_PORT settings (as `up` and `dev` read them), else 127.0.0.1:8030."""
     host = os.environ.get("TRIGGER_LOCAL_HOST") or "127.0.0.1"
     port = os.environ.get("TRIGGER_LOCAL_PORT", "").strip() or str(DEFAULT_PORT)
+    if not port.isdigit() or int(port) > 65535:  # not an httpx traceback later
+        raise ValidationError(f"TRIGGER_LOCAL_PORT={port!r} is not a port: set it to the "
+                              "daemon's port, a number up to 65535, or unset it for "
+                              f"{DEFAULT_PORT}.")
     return f"http://{host}:{port}"
 
 
