@@ -206,6 +206,21 @@ def test_a_port_setting_that_is_no_port_is_one_line(monkeypatch: pytest.MonkeyPa
         assert checks["Port"]["level"] == "fail" and "not a port" in checks["Port"]["detail"]
 
 
+@pytest.mark.parametrize(("name", "value", "words"), [
+    ("TRIGGER_API_URL", "http://[::1", "is not a URL: Invalid port"),
+    ("TRIGGER_API_URL", "localhost:8030", "must start with http:// or https://"),
+    ("TRIGGER_LOCAL_PROJECT", "bad ref!", "Invalid TRIGGER_LOCAL_PROJECT 'bad ref!'"),
+])
+def test_a_setting_the_client_cannot_use_is_one_line_naming_it(
+        monkeypatch: pytest.MonkeyPatch, name: str, value: str, words: str) -> None:
+    """A malformed TRIGGER_API_URL gave an httpx traceback (or "Lost the connection"), and a
+    malformed TRIGGER_LOCAL_PROJECT an error about a header the user never set."""
+    monkeypatch.setenv(name, value)
+    result = runner.invoke(app, ["runs", "ls"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert words in result.stderr, result.stderr
+
+
 def _command_paths(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     paths = [path]
     for name, sub in sorted((getattr(command, "commands", None) or {}).items()):
