@@ -32,6 +32,7 @@ from .adoption import adopt
 from .assignments import assignment, worker_env
 from .base import Checkpoints
 from .checkpoints import Checkpointer
+from .eviction import Evictor
 from .exits import watch_exit
 from .freezing import FreezeHandshake
 from .sharing import Answer, SharedRuns
@@ -70,6 +71,7 @@ class ProcessExecutor:
         self.checkpointer: Checkpoints = self._make_checkpointer()
         self.freezes = FreezeHandshake(self, self._done_file)
         self.sharing = SharedRuns(settings, wake_dispatcher)
+        self.eviction = Evictor(self)  # long waits leave memory (executors/eviction.py)
 
     def _make_checkpointer(self) -> Checkpoints:
         """CRIU on the task process; the docker executor checkpoints its containers instead."""
@@ -162,7 +164,8 @@ class ProcessExecutor:
             states[w.state] = states.get(w.state, 0) + 1
         return {"name": self.name, "processes": len(self.workers), "states": states,
                 "held_runs": self.sharing.held_runs(self.workers.values()),
-                "checkpoint": self.can_checkpoint(), "checkpoints": self.checkpointer.describe()}
+                "checkpoint": self.can_checkpoint(), "checkpoints": self.checkpointer.describe(),
+                "eviction": self.eviction.describe()}
 
     async def _version(self, version_id: str) -> Version | None:
         if version_id not in self._versions:
@@ -377,6 +380,7 @@ class ProcessExecutor:
         is gone (executors/adoption.py)."""
         await self.checkpointer.start()
         await adopt(self)
+        self.eviction.start()
 
     async def shutdown(self, grace_s: float) -> None:
         """A normal stop (executors/stopping.py): executing attempts get `grace_s` to finish, then
