@@ -190,17 +190,7 @@ class Evictor:
             return
         self._wakeup.clear()
         now = self.pool.engine.clock.now()
-        policy = self.policy()
-        waiters = [] if self.pool._stopping else self.waiters(now)
-        for waiter, reason in choose(waiters, now, policy):
-            if self.pool._stopping or self._stopped:
-                break
-            await self.evict(waiter, reason)
-        remaining = [] if self.pool._stopping else self.waiters(now)
-        held = {w.run_id for w in remaining}
-        for run_id in [r for r in self.since if r not in held]:
-            del self.since[run_id]  # no longer held: a later wait starts its own clock
-        due = next_due(remaining, policy)
+        due = await self.evict_due(now)
         timeout = MAX_SLEEP_S if due is None else min(MAX_SLEEP_S, max(MIN_ROUND_S, due - now))
         self._next_at = now + timeout
         try:
@@ -210,6 +200,21 @@ class Evictor:
         finally:
             self._next_at = None
         await asyncio.sleep(MIN_ROUND_S)
+
+    async def evict_due(self, now: float) -> float | None:
+        """Evict the runs due at `now`; when the next one will be (None: none will)."""
+        if self.pool._stopping:
+            return None  # a stop leaves held processes to the next daemon (it adopts them)
+        policy = self.policy()
+        for waiter, reason in choose(self.waiters(now), now, policy):
+            if self.pool._stopping or self._stopped:
+                break
+            await self.evict(waiter, reason)
+        remaining = self.waiters(now)
+        held = {w.run_id for w in remaining}
+        for run_id in [r for r in self.since if r not in held]:
+            del self.since[run_id]  # no longer held: a later wait starts its own clock
+        return next_due(remaining, policy)
 
     async def evict(self, waiter: Waiter, reason: str) -> bool:
         """Let go of `waiter`'s run: recorded first (so its process's exit fails nothing), then
