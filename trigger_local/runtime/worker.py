@@ -171,8 +171,11 @@ class Worker:
         except (DaemonUnreachableError, TriggerLocalError) as exc:
             self.fatal = exc  # the poll loop ends the process with the same exit code
         finally:
-            self.shared.pop(run_id, None)
-            self._resumed.pop(run_id, None)
+            # an evicted run may be given to this process again at once (its wait completed):
+            # its new attempt's entries are not this task's to remove
+            if self.shared.get(run_id) is asyncio.current_task():
+                self.shared.pop(run_id, None)
+                self._resumed.pop(run_id, None)
 
     async def _complete(self, assignment: dict[str, Any], body: dict[str, Any]) -> None:
         route = f"attempts/{assignment['attempt']}/complete"
