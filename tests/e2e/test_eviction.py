@@ -141,8 +141,12 @@ def test_memory_pressure_evicts_the_longest_waiters_first(tmp_path: Path) -> Non
             assert "max_held_runs (2)" in evicted["data"]["reason"], evicted
         for newest in runs[2:]:
             assert _events(d, newest, "run.evicted") == [], newest
-        status = d.api("GET", "/api/v1/local/status").json()["executor"]
-        assert status["held_runs"] == 2 and status["eviction"]["evicted"] == 2, status
+        def executor() -> dict[str, Any]:
+            found: dict[str, Any] = d.api("GET", "/api/v1/local/status").json()["executor"]
+            return found
+
+        wait_for(lambda: executor()["held_runs"] == 2, 30, interval=0.1, what="two runs held")
+        assert executor()["eviction"]["evicted"] == 2, executor()
         for run_id in runs:
             complete(d, str(metadata_of(d, run_id, "token")), {"run": run_id})
         for i, run_id in enumerate(runs):
@@ -157,20 +161,20 @@ def test_memory_pressure_evicts_the_longest_waiters_first(tmp_path: Path) -> Non
 
 def test_a_duration_wait_outliving_the_threshold_resumes_by_replay_on_time(
         tmp_path: Path) -> None:
-    """`wait.for_(6 s)` with evict_after_s = 1: the run leaves memory, its process exits, and
-    the replay keeps the recorded due time (a new 6 s wait would end after t0 + 12 s)."""
+    """`wait.for_(8 s)` with evict_after_s = 1: the run leaves memory, its process exits, and
+    the replay keeps the recorded due time (a new 8 s wait would end after t0 + 16 s)."""
     effects = tmp_path / "effects"
     effects.mkdir()
     d = _daemon(tmp_path, evict_after_s="1")
     try:
-        run_id = d.trigger("ev-sleep", {"dir": str(effects), "seconds": 6})
+        run_id = d.trigger("ev-sleep", {"dir": str(effects), "seconds": 8})
         _evicted(d, run_id)
         wait_for(lambda: not worker_pids(d.home), 30, interval=0.1, what="no task process left")
         done = d.wait_status(run_id, timeout=60)
         assert done["status"] == "COMPLETED" and done["attemptCount"] == 1, done
         output = done["output"]
-        assert output["woke"] >= output["t0"] + 6 - 0.05, output  # not early
-        assert output["woke"] < output["t0"] + 11.5, output  # the same due time, not a new wait
+        assert output["woke"] >= output["t0"] + 8 - 0.05, output  # not early
+        assert output["woke"] < output["t0"] + 15, output  # the same due time, not a new wait
         assert output["attempt"] == 1 and count(effects, "effect") == 1, output
         assert _events(d, run_id, "run.replayed")
     finally:
