@@ -145,6 +145,27 @@ def test_the_evictor_times_each_wait_from_when_it_began(tmp_path: Path) -> None:
     asyncio.run(evictor.evict_due(clock.now()))
     assert pool.engine.records.evicted[-1] == "late" and shared.runs == {"busy": 1}
     assert "w1" in pool.workers and pool.spawned == []  # it still executes a run: it stays
+    assert evictor.since == {}
+
+
+def test_a_run_whose_wait_completed_is_no_longer_a_waiter(tmp_path: Path) -> None:
+    """Queued again for its slot (RunUnblocked), it goes on soon: not evicted, and no round is
+    spent on it however long its queue keeps it."""
+    clock = FakeClock()
+    pool = _pool(tmp_path, clock, evict_after_s=1)
+    evictor = Evictor(pool)  # type: ignore[arg-type]
+    shared = WorkerHandle(id="w", version_id="v", pid=None, log_path=tmp_path / "w.log",
+                          shared=True, state=HELD)
+    shared.runs = {"r": 1}
+    pool.workers["w"] = shared
+    _waiting(pool, "r")
+    pool.engine.hub.publish(RunStatusChanged(
+        run_id="r", task_id="t", project="p", queue="q", tags=(), status="QUEUED",
+        kind="queued_held", previous="WAITING"))
+    clock.advance(100)
+    assert evictor.waiters() == []
+    assert asyncio.run(evictor.evict_due(clock.now())) is None
+    assert pool.engine.records.evicted == []
 
 
 def test_a_stopping_daemon_evicts_nobody(tmp_path: Path) -> None:
@@ -154,6 +175,7 @@ def test_a_stopping_daemon_evicts_nobody(tmp_path: Path) -> None:
     own = WorkerHandle(id="w", version_id="v", pid=None, log_path=tmp_path / "w.log",
                        state=HELD, run_id="r", attempt=1)
     pool.workers["w"] = own
+    _waiting(pool, "r")
     clock.advance(100)
     pool._stopping = True
     assert asyncio.run(evictor.evict_due(clock.now())) is None

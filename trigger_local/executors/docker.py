@@ -365,7 +365,7 @@ class DockerExecutor(ProcessExecutor):
                 await self.engine.records.resume_by_replay(run.id, run.attempt_count, "The daemon "
                                                            "restarted; the task container was gone")
         self._watcher = self.supervisor.start("docker-engine", self._watch_engine)
-        self.eviction.start()
+        await self.eviction.start()
 
     def _find(self, worker_id: str) -> Any:
         try:

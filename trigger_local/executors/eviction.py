@@ -130,14 +130,21 @@ class Evictor:
 
     def __init__(self, pool: EvictionPool) -> None:
         self.pool = pool
-        self.since: dict[str, float] = {}  # run id → when it began to wait, held
+        #: the runs held waiting (their last change: WAITING, kind held) → when they began
+        self.since: dict[str, float] = {}
         self._wakeup = asyncio.Event()
         self._next_at: float | None = None  # when the loop looks next (None: not sleeping)
         self._stopped = False
         self.evicted = 0
         pool.engine.hub.subscribe(RunStatusChanged, self._on_run_moved)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Begin the loop, after the executor adopted the processes a previous daemon left: the
+        runs they hold waiting start their clock now (no event said when they began)."""
+        now = self.pool.engine.clock.now()
+        for run in await self.pool.engine.runs_on_workers():
+            if run.status == WAITING and run.snapshot_kind == K_HELD:
+                self.since.setdefault(run.id, now)
         self.pool.supervisor.start("eviction", self.step, on_stop=self.stop)
 
     def stop(self) -> None:
@@ -166,23 +173,34 @@ class Evictor:
                 self._next_at is None or now + sooner < self._next_at)):
             self._wakeup.set()
 
-    def waiters(self, now: float) -> list[Waiter]:
-        """The runs held waiting in this executor's processes now."""
+    def waiters(self) -> list[Waiter]:
+        """The runs held waiting in this executor's processes now. A run whose wait completed
+        (queued again, waiting for its slot) is no longer one: it goes on soon."""
         found: list[Waiter] = []
         for worker in list(self.pool.workers.values()):
             if worker.exited.is_set() or worker.state == KILLED or (
                     worker.freezing is not None and not worker.freezing.done()):
                 continue  # gone, going, or being checkpointed: not held
             if worker.shared:
-                held = [(r, a) for r, a in worker.runs.items() if r not in worker.executing]
-            elif worker.state == HELD and worker.run_id and worker.attempt:
+                held = [(r, a) for r, a in worker.runs.items()
+                        if r in self.since and r not in worker.executing]
+            elif worker.state == HELD and worker.run_id in self.since and worker.attempt:
                 held = [(worker.run_id, worker.attempt)]
             else:
                 held = []
-            for run_id, attempt in held:
-                since = self.since.setdefault(run_id, now)
-                found.append(Waiter(run_id, attempt, worker.id, since, worker.shared))
+            found += [Waiter(r, a, worker.id, self.since[r], worker.shared) for r, a in held]
         return found
+
+    def _forget_others(self) -> None:
+        """Drop the clocks of runs no process of ours holds (a daemon sharing the database
+        changed them, or their process went away): they never leave memory here."""
+        ours: set[str] = set()
+        for worker in self.pool.workers.values():
+            ours.update(worker.runs)
+            if worker.run_id:
+                ours.add(worker.run_id)
+        for run_id in [r for r in self.since if r not in ours]:
+            del self.since[run_id]
 
     async def step(self) -> None:
         """One round: evict whoever `choose` says, then sleep until the next one is due."""
@@ -206,15 +224,12 @@ class Evictor:
         if self.pool._stopping:
             return None  # a stop leaves held processes to the next daemon (it adopts them)
         policy = self.policy()
-        for waiter, reason in choose(self.waiters(now), now, policy):
+        for waiter, reason in choose(self.waiters(), now, policy):
             if self.pool._stopping or self._stopped:
                 break
             await self.evict(waiter, reason)
-        remaining = self.waiters(now)
-        held = {w.run_id for w in remaining}
-        for run_id in [r for r in self.since if r not in held]:
-            del self.since[run_id]  # no longer held: a later wait starts its own clock
-        return next_due(remaining, policy)
+        self._forget_others()
+        return next_due(self.waiters(), policy)
 
     async def evict(self, waiter: Waiter, reason: str) -> bool:
         """Let go of `waiter`'s run: recorded first (so its process's exit fails nothing), then
@@ -224,9 +239,9 @@ class Evictor:
         if worker is None:
             return False
         run = await pool.engine.records.evict(waiter.run_id, waiter.attempt, worker.id, reason)
+        self.since.pop(waiter.run_id, None)  # evicted, or not held after all: no clock to keep
         if run is None:
             return False
-        self.since.pop(waiter.run_id, None)
         pool._by_run.pop(waiter.run_id, None)
         self.evicted += 1
         log.info("run evicted from memory", run=waiter.run_id, worker=worker.id,

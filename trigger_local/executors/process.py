@@ -380,7 +380,7 @@ class ProcessExecutor:
         is gone (executors/adoption.py)."""
         await self.checkpointer.start()
         await adopt(self)
-        self.eviction.start()
+        await self.eviction.start()
 
     async def shutdown(self, grace_s: float) -> None:
         """A normal stop (executors/stopping.py): executing attempts get `grace_s` to finish, then
