@@ -105,8 +105,8 @@ def _pool(tmp_path: Path, clock: FakeClock, **settings: Any) -> SimpleNamespace:
         job.close()  # a shared process's retirement watch: not under test here
         spawned.append(job)
 
-    return SimpleNamespace(engine=engine, settings=config, workers={}, _by_run={},
-                           _stopping=False, _wake=lambda: None, spawned=spawned,
+    return SimpleNamespace(engine=engine, settings=config, workers={}, by_run={},
+                           stopping=False, wake=lambda: None, spawned=spawned,
                            checkpointer=SimpleNamespace(capability=Capability(False, "off")),
                            sharing=SharedRuns(config, lambda: None), spawn=spawn)
 
@@ -177,6 +177,6 @@ def test_a_stopping_daemon_evicts_nobody(tmp_path: Path) -> None:
     pool.workers["w"] = own
     _waiting(pool, "r")
     clock.advance(100)
-    pool._stopping = True
+    pool.stopping = True
     assert asyncio.run(evictor.evict_due(clock.now())) is None
     assert pool.engine.records.evicted == [] and "w" in pool.workers

@@ -21,7 +21,7 @@ applies it to the executor's processes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -73,8 +73,8 @@ class Policy:
         return None
 
     @classmethod
-    def of(cls, settings: DaemonSettings, checkpointer: Checkpoints) -> Policy:
-        failed = checkpointer.capability.failed_at_run_time
+    def of(cls, settings: DaemonSettings, checkpointer: Checkpoints | None) -> Policy:
+        failed = checkpointer is not None and checkpointer.capability.failed_at_run_time
         return cls(after_s=settings.evict_after_s, max_held=settings.max_held_runs,
                    exclusive_after_s=max(0.0, settings.hold_threshold_s) if failed else None)
 
@@ -115,12 +115,15 @@ class EvictionPool(Protocol):
     supervisor: Supervisor
     workers: dict[str, WorkerHandle]
     sharing: SharedRuns
-    _by_run: dict[str, str]
-    _stopping: bool
-    _wake: Callable[[], None]
+    by_run: dict[str, str]
+
+    def wake(self) -> None: ...
 
     @property
-    def checkpointer(self) -> Checkpoints: ...
+    def stopping(self) -> bool: ...
+
+    @property
+    def checkpointer(self) -> Checkpoints | None: ...
 
     def spawn(self, job: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
 
@@ -221,11 +224,11 @@ class Evictor:
 
     async def evict_due(self, now: float) -> float | None:
         """Evict the runs due at `now`; when the next one will be (None: none will)."""
-        if self.pool._stopping:
+        if self.pool.stopping:
             return None  # a stop leaves held processes to the next daemon (it adopts them)
         policy = self.policy()
         for waiter, reason in choose(self.waiters(), now, policy):
-            if self.pool._stopping or self._stopped:
+            if self.pool.stopping or self._stopped:
                 break
             await self.evict(waiter, reason)
         self._forget_others()
@@ -242,7 +245,7 @@ class Evictor:
         self.since.pop(waiter.run_id, None)  # evicted, or not held after all: no clock to keep
         if run is None:
             return False
-        pool._by_run.pop(waiter.run_id, None)
+        pool.by_run.pop(waiter.run_id, None)
         self.evicted += 1
         log.info("run evicted from memory", run=waiter.run_id, worker=worker.id,
                  shared=worker.shared, reason=reason)
@@ -255,7 +258,7 @@ class Evictor:
         else:
             worker.run_id = worker.attempt = None
             self._let_go(worker, kill=True)
-        pool._wake()
+        pool.wake()
         return True
 
     def _let_go(self, worker: WorkerHandle, *, kill: bool) -> None:
