@@ -57,8 +57,8 @@ from .executors.process import process_executor
 from .home import (
     check_database,
     daemon_id,
-    damaged_message,
     make_private,
+    open_failure,
     remember_database,
     save_traceback,
     use_private_umask,
@@ -114,7 +114,7 @@ class Daemon:
         try:
             await self.store.open()
         except sqlite3.DatabaseError as exc:  # what quick_check missed, or had no time for
-            raise StartupError(damaged_message(self.settings.db_path, str(exc))) from None
+            raise open_failure(self.settings.home, self.settings.db_path, exc) from None
         if not self.settings.database_url:
             remember_database(self.settings.home, self.settings.db_path)
         if self.peers is not None:
