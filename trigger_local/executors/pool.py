@@ -356,8 +356,7 @@ class PoolExecutor:
 
     def request_freeze(self, run_id: str, attempt: int) -> dict[str, Any]:
         """The runtime of a waiting run asks to be frozen (executors/freezing.py)."""
-        return self.freezes.request(self.workers.get(self.by_run.get(run_id, "")), run_id,
-                                    attempt)
+        return self.freezes.request(self.workers.get(self.by_run.get(run_id, "")), run_id, attempt)
 
     async def forget_frozen(self, worker: WorkerHandle, run_id: str) -> None:
         """The worker is checkpointed and gone: it no longer counts against max_processes."""
@@ -384,8 +383,7 @@ class PoolExecutor:
 
     # -- restart and shutdown ---------------------------------------------------------------------
     async def start(self) -> None:
-        """Adopt the workers a previous daemon left behind; interrupt runs whose worker is gone
-        (executors/adoption.py, the spawner's adopt)."""
+        """Adopt the last daemon's workers, interrupt runs whose worker is gone; start evicting."""
         await self.spawner.start()
         if self.checkpointer is not None:
             await self.checkpointer.start()
