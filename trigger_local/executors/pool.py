@@ -29,6 +29,7 @@ from ..store.models import EXECUTING, WAITING, Checkpoint, Run, Version, Worker
 from ..supervise import Supervisor
 from .assignments import assignment
 from .base import Checkpoints, CheckpointSupport, Spawner
+from .eviction import Evictor
 from .freezing import FreezeHandshake
 from .sharing import Answer, SharedRuns
 from .stopping import stop_processes
@@ -69,6 +70,7 @@ class PoolExecutor:
                               self.freeze_settled))
         self.freezes = FreezeHandshake(self, spawner.done_file)
         self.sharing = SharedRuns(settings, wake_dispatcher)
+        self.eviction = Evictor(self)  # long waits leave memory (executors/eviction.py)
 
     # -- bookkeeping --------------------------------------------------------------------------
     def spawn(self, job: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -172,7 +174,7 @@ class PoolExecutor:
                 "checkpoint": self.can_checkpoint(),
                 "checkpoints": self.checkpointer.describe() if self.checkpointer
                 else {"available": False, "reason": NO_CHECKPOINTER},
-                **self.spawner.describe(self)}
+                **self.spawner.describe(self), "eviction": self.eviction.describe()}
 
     async def version(self, version_id: str) -> Version | None:
         if version_id not in self._versions:
@@ -354,8 +356,7 @@ class PoolExecutor:
 
     def request_freeze(self, run_id: str, attempt: int) -> dict[str, Any]:
         """The runtime of a waiting run asks to be frozen (executors/freezing.py)."""
-        return self.freezes.request(self.workers.get(self.by_run.get(run_id, "")), run_id,
-                                    attempt)
+        return self.freezes.request(self.workers.get(self.by_run.get(run_id, "")), run_id, attempt)
 
     async def forget_frozen(self, worker: WorkerHandle, run_id: str) -> None:
         """The worker is checkpointed and gone: it no longer counts against max_processes."""
@@ -382,12 +383,12 @@ class PoolExecutor:
 
     # -- restart and shutdown ---------------------------------------------------------------------
     async def start(self) -> None:
-        """Adopt the workers a previous daemon left behind; interrupt runs whose worker is gone
-        (executors/adoption.py, the spawner's adopt)."""
+        """Adopt the last daemon's workers, interrupt runs whose worker is gone; start evicting."""
         await self.spawner.start()
         if self.checkpointer is not None:
             await self.checkpointer.start()
         await self.spawner.adopt(self)
+        await self.eviction.start()
 
     async def shutdown(self, grace_s: float) -> None:
         """A normal stop (executors/stopping.py): executing attempts get `grace_s` to finish, then
