@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from ...errors import DatabaseUnavailableError
+from ...errors import DatabaseUnavailableError, TransactionRetryError
 from ..sqlite.rows import columns, encode_changes, to_row
 from ..sqlite.sql import Where
 
@@ -55,15 +55,24 @@ UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
                asyncpg.InterfaceError)
 
 
+#: what PostgreSQL raises when it refuses one of two transactions that ran at once and touched
+#: the same records (serializable isolation, or a deadlock): run the transaction again
+CONFLICTS = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+
+
 @contextlib.contextmanager
 def reachable() -> Iterator[None]:
     """A database that does not answer becomes DatabaseUnavailableError: a 503, which clients
-    and task processes retry, instead of a 500."""
+    and task processes retry, instead of a 500. A transaction refused for a conflict with
+    another one becomes TransactionRetryError (the engine runs its unit of work again)."""
     try:
         yield
     except UNREACHABLE as exc:
         raise DatabaseUnavailableError(
             f"the database did not answer ({type(exc).__name__}: {exc}): retry") from exc
+    except CONFLICTS as exc:
+        raise TransactionRetryError(
+            f"another daemon's transaction touched the same records ({exc}): retry") from exc
 
 
 class Owner:
@@ -86,29 +95,47 @@ class PgSql:
     """Statements on a connection (a transaction's) or on the pool (reads: each statement on
     whichever connection is free, seeing the latest committed state)."""
 
-    def __init__(self, conn: Any, owner: Owner | None = None) -> None:
+    def __init__(self, conn: Any, owner: Owner | None = None, *, writes: bool = False) -> None:
         self.conn = conn
         self.owner = owner or Owner()
+        #: a transaction's (store.py `tx`): its reads may lock rows (`FOR UPDATE`)
+        self.writes = writes
+        #: the advisory lock that orders event appends (store.py), taken in this transaction
+        self.events_lock: tuple[int, int] = (0, 0)
+        self.events_locked = False
+        #: a statement of this transaction was refused for a conflict: whatever a part that
+        #: caught it did next, the transaction must be run again (store.py `tx`)
+        self.doomed = False
         #: events were appended in this transaction: announce the commit (store.py)
         self.wrote_events = False
         #: a version or project changed: the other daemons reload what they cache of them
         self.wrote_catalog = False
 
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """`reachable()`, remembering a conflict (`doomed`)."""
+        try:
+            with reachable():
+                yield
+        except TransactionRetryError:
+            self.doomed = True
+            raise
+
     async def one(self, sql: str, params: Params = ()) -> Any:
-        with reachable():
+        with self.guard():
             return await self.conn.fetchrow(dollar(sql), *params)
 
     async def all(self, sql: str, params: Params = ()) -> list[Any]:
-        with reachable():
+        with self.guard():
             return list(await self.conn.fetch(dollar(sql), *params))
 
     async def value(self, sql: str, params: Params = ()) -> Any:
-        with reachable():
+        with self.guard():
             return await self.conn.fetchval(dollar(sql), *params)
 
     async def run(self, sql: str, params: Params = ()) -> int:
         """Execute a write; returns how many rows it changed."""
-        with reachable():
+        with self.guard():
             status: str = await self.conn.execute(dollar(sql), *params)
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
@@ -116,7 +143,7 @@ class PgSql:
     async def many(self, sql: str, rows: Iterable[Params]) -> None:
         rows = list(rows)
         if rows:
-            with reachable():
+            with self.guard():
                 await self.conn.executemany(dollar(sql), rows)
 
     async def update(self, table: str, cls: type, key: str, key_value: Any,
