@@ -27,9 +27,12 @@ class PgRuns:
         self._sql = sql
 
     async def insert(self, run: Run) -> None:
+        self._sql.note_timers_of(run)
         await self._sql.run(_INSERT_RUN, values(run))
 
     async def insert_many(self, runs: Sequence[Run]) -> None:
+        for run in runs:
+            self._sql.note_timers_of(run)
         await self._sql.many(_INSERT_RUN, [values(r) for r in runs])
 
     async def get(self, run_id: str) -> Run | None:

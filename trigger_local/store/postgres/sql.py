@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -91,6 +91,11 @@ class Owner:
                 "EXTRACT(EPOCH FROM clock_timestamp()) - ?))", (self.daemon_id, self.lease_s))
 
 
+#: every column that holds a timer (the timer queries of runs.py read them)
+TIMERS = ("delay_until", "expires_at", "deadline_at", "complete_after", "timeout_at",
+          "next_run_at", "blocked_until")
+
+
 class PgSql:
     """Statements on a connection (a transaction's) or on the pool (reads: each statement on
     whichever connection is free, seeing the latest committed state)."""
@@ -106,6 +111,19 @@ class PgSql:
         #: a statement of this transaction was refused for a conflict: whatever a part that
         #: caught it did next, the transaction must be run again (store.py `tx`)
         self.doomed = False
+        #: the earliest timer this transaction set: announced at its commit, so the other
+        #: daemons' dispatchers fire it on time too (store.py, daemon.py's `Peers`)
+        self.due_at: float | None = None
+
+    def note_timers(self, fields: Mapping[str, Any]) -> None:
+        """Note the timer columns among `fields` (a row or an update's changes)."""
+        for name in TIMERS:
+            at = fields.get(name)
+            if at is not None and (self.due_at is None or at < self.due_at):
+                self.due_at = float(at)
+
+    def note_timers_of(self, record: Any) -> None:
+        self.note_timers({name: getattr(record, name, None) for name in TIMERS})
         #: events were appended in this transaction: announce the commit (store.py)
         self.wrote_events = False
         #: a version or project changed: the other daemons reload what they cache of them
@@ -153,6 +171,7 @@ class PgSql:
         matched (no changes: True at once)."""
         if not changes:
             return True
+        self.note_timers(changes)
         enc = encode_changes(cls, changes)
         sets = ", ".join(f"{k} = ?" for k in enc)
         sql = f"UPDATE {table} SET {sets} WHERE {key} = ?{extra_where}"

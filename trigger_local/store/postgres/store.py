@@ -35,6 +35,7 @@ from ..models import Run
 from .catalog import PgProjects, PgQueues, PgVersions
 from .daemons import (
     CHANNEL,
+    Commit,
     DaemonRow,
     Listener,
     announcement,
@@ -183,12 +184,13 @@ class PostgresStore:
                 try:
                     sql.conn, sql.wrote_events, sql.wrote_catalog = conn, False, False
                     sql.events_locked = sql.doomed = False
+                    sql.due_at = None
                     yield view
-                    if sql.wrote_events or sql.wrote_catalog:
+                    if sql.wrote_events or sql.wrote_catalog or sql.due_at is not None:
                         # delivered to the listeners at the commit only
                         with sql.guard():
                             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, announcement(
-                                self.owner.daemon_id, sql.wrote_catalog))
+                                self.owner.daemon_id, sql.wrote_catalog, sql.due_at))
                     # shielded: a cancelled request cannot leave its commit half-sent
                     with reachable():
                         await asyncio.shield(conn.execute("COMMIT"))
@@ -220,7 +222,7 @@ class PostgresStore:
     async def orphaned_runs(self) -> list[Run]:
         return await orphaned_runs(self._live_pool(), self.owner)
 
-    def listener(self, on_commit: Callable[[bool], None]) -> Listener:
+    def listener(self, on_commit: Callable[[Commit], None]) -> Listener:
         return Listener(self.url, self.owner, on_commit)
 
     def _live_pool(self) -> Any:
