@@ -120,7 +120,9 @@ class PgRuns:
         return await history.on_workers(self._sql)
 
     async def count_by_status(self) -> dict[str, int]:
-        rows = await self._sql.all("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
+        # sharded counters kept by triggers in each writing transaction (schema_lists.py)
+        rows = await self._sql.all("SELECT status, SUM(n) AS n FROM run_counts GROUP BY status "
+                                   "HAVING SUM(n) > 0")
         return {r["status"]: int(r["n"]) for r in rows}
 
     async def with_status(self, statuses: Sequence[str]) -> list[Run]:

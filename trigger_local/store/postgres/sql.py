@@ -44,10 +44,12 @@ def values(obj: Any) -> list[Any]:
 
 
 def tagged(where: Where, table: str, tags: Sequence[str] | None) -> None:
-    """Rows carrying any of `tags` (a JSON array in the text column `tags`)."""
+    """Rows of `table` (runs, waitpoints) carrying any of `tags`, found in its tags table
+    (`run_tags`, `waitpoint_tags`: schema_lists.py) rather than in every row's JSON."""
     if tags:
-        where.add(f"EXISTS (SELECT 1 FROM jsonb_array_elements_text({table}.tags::jsonb) AS t(v) "
-                  "WHERE t.v = ANY(?::text[]))", list(tags))
+        one = table.removesuffix("s")
+        where.add(f"{table}.id IN (SELECT {one}_id FROM {one}_tags WHERE tag = ANY(?::text[]))",
+                  list(tags))
 
 
 #: what a lost connection or an unreachable server raises (asyncpg, the socket, a timeout)
