@@ -10,7 +10,10 @@ per kind of record: `runs`, `waitpoints`, `queues`, ...):
   daemons' at once and refuses one of two that touched the same records
   (`TransactionRetryError`: nothing of it committed; the engine runs it again).
   `tx(exclusive=True)` waits for the other exclusive transactions (across daemons) and sees
-  their writes: the dequeue, which counts what runs everywhere, is one.
+  their writes, and is never refused: the dequeue, which counts what runs everywhere. On
+  PostgreSQL it reads what others committed without the serializable checks, which is enough
+  only for work that no transaction but an exclusive one can undermine (store/postgres/store.py
+  says why the dequeue is such work).
 - `read()`: reads outside a transaction (`StoreReader`), each seeing the latest committed state.
   Its areas are the read protocols only, so whoever holds a reader cannot write through it.
 

@@ -7,10 +7,15 @@ Several daemons' transactions run at once; PostgreSQL keeps them correct (docs/s
   that of some one-at-a-time order, and refuses the others (`TransactionRetryError`; the engine
   runs the unit of work again), so every read-decide-write of the engine holds across daemons
   as it does in one, without a lock of our own around it;
-- a transaction opened with `exclusive` (the dequeue) first waits for a session advisory lock,
-  before its snapshot is taken: dequeues run one at a time across daemons, each seeing the ones
-  before it, so they count the same running runs and never refuse each other; their candidate
-  rows are taken `FOR UPDATE SKIP LOCKED`;
+- a transaction opened with `exclusive` (the dequeue) takes a transaction advisory lock first
+  and runs READ COMMITTED: dequeues run one at a time across daemons, each statement seeing
+  every dequeue committed before. That is all a dequeue needs: only a dequeue makes a run
+  DEQUEUED (which counts as running, and EXECUTING comes only from DEQUEUED), so the running
+  counts, concurrency keys and rate-limit state it checks can only have gone down meanwhile;
+  its candidate rows are taken `FOR UPDATE SKIP LOCKED` and moved by compare-and-set, so a
+  serializable transaction that changes one of them (a cancel, a TTL expiry) either waits and
+  is then refused, or commits first and the row is no longer QUEUED. Outside the serializable
+  checks, a dequeue neither refuses other transactions nor is refused by them;
 - events: the first append of a transaction takes a transaction advisory lock held until its
   commit, so event sequence numbers are handed out in commit order (the SSE cursor relies on
   it) while the transactions' work before their first event runs side by side.
@@ -174,11 +179,10 @@ class PostgresStore:
                 conn = await pool.acquire()
             sql = view.sql
             try:
-                # the lock before BEGIN: the snapshot, taken at the first statement after it,
-                # then sees every exclusive transaction committed before
-                # (its own implicit transaction, committed, in the same round trip)
-                begin = (f"SELECT pg_advisory_lock({EXCLUSIVE_CLASS}, {self._lock_key}); "
-                         f"COMMIT; {_BEGIN}") if exclusive else _BEGIN
+                # read committed after the lock: each statement sees every exclusive
+                # transaction committed before (the module docstring says why it is enough)
+                begin = (f"BEGIN; SELECT pg_advisory_xact_lock({EXCLUSIVE_CLASS}, "
+                         f"{self._lock_key})") if exclusive else _BEGIN
                 with reachable():
                     await conn.execute(begin)
                 try:
@@ -204,9 +208,6 @@ class PostgresStore:
                 finally:
                     sql.conn = None
             finally:
-                if exclusive and not conn.is_closed():
-                    with contextlib.suppress(*UNREACHABLE, asyncpg.PostgresError):
-                        await conn.execute("SELECT pg_advisory_unlock_all()")
                 with contextlib.suppress(*UNREACHABLE):
                     await pool.release(conn)
 
