@@ -44,14 +44,15 @@ class Peers:
     def heard(self, commit: Commit) -> None:
         """Another daemon committed: look again; first reload the projects and versions the
         engine caches if those changed (a version registered through another daemon). A
-        timer it set goes into the engine's due times, so this daemon fires it on time too
-        (once across daemons: firing is a compare-and-set); after a (re)connection, when
-        announcements may have been missed, the engine asks the store for its next timer."""
+        timer it set makes this daemon ask the store for its next timer then at the latest
+        (the resync entry of engine/due.py: one entry whatever the number of such timers),
+        so it fires it on time too (once across daemons: firing is a compare-and-set); after
+        a (re)connection, when announcements may have been missed, it asks at once."""
         due = self.engine.ctx.due
         if commit.due_at is not None:
-            due.add(commit.due_at)
+            due.resync_by(commit.due_at)
         if commit.reconnected:
-            due.resync(self.engine.clock.now())
+            due.resync_by(self.engine.clock.now())
         if not commit.catalog:
             self.engine.hub.changed_elsewhere()
         elif self._supervisor is not None:
