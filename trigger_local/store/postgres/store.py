@@ -183,9 +183,9 @@ class PostgresStore:
                 # transaction committed before (the module docstring says why it is enough)
                 begin = (f"BEGIN; SELECT pg_advisory_xact_lock({EXCLUSIVE_CLASS}, "
                          f"{self._lock_key})") if exclusive else _BEGIN
-                with reachable():
-                    await conn.execute(begin)
                 try:
+                    with reachable():
+                        await conn.execute(begin)
                     sql.conn, sql.wrote_events, sql.wrote_catalog = conn, False, False
                     sql.events_locked = sql.doomed = False
                     sql.due_at = None
@@ -250,7 +250,8 @@ async def _roll_back(conn: Any) -> None:
 
 
 async def _keep(_conn: Any) -> None:
-    """The write pool's reset: nothing (`tx` ends its transaction and its locks itself)."""
+    """The write pool's reset: nothing more than asyncpg's own (which rolls back a transaction
+    left open): `tx` ends its transaction, and its locks with it, itself."""
 
 
 def _stopping() -> DaemonStoppingError:
