@@ -181,6 +181,12 @@ class DatabaseUnavailableError(TriggerLocalError):
     status = 503
 
 
+class TransactionRetryError(DatabaseUnavailableError):
+    """PostgreSQL refused a transaction that ran beside another daemon's and touched the same
+    records (a serialization failure or a deadlock; docs/scaling.md): nothing of it was
+    committed, and the same unit of work succeeds when run again, which the engine does."""
+
+
 class DaemonNotRunningError(TriggerLocalError):
     code = "daemon_down"
     status = 503
