@@ -44,7 +44,12 @@ async def channel(websocket: WebSocket, worker_id: str) -> None:
         await websocket.close(code=REFUSED)
         return
     await websocket.accept()
-    await Channel(websocket, svc, worker_id).serve()
+    open_now: set[str] = websocket.app.state.channels  # for `GET /api/v1/local/status`
+    open_now.add(worker_id)
+    try:
+        await Channel(websocket, svc, worker_id).serve()
+    finally:
+        open_now.discard(worker_id)
 
 
 def _dumps(frame: dict[str, Any]) -> str:
