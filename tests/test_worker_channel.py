@@ -32,6 +32,10 @@ class Served:
     def __init__(self, url: str, app: Any, api: httpx.AsyncClient) -> None:
         self.url, self.app, self.api = url, app, api
 
+    def open(self) -> list[str]:
+        """The worker ids of the open channels."""
+        return sorted(channel.worker_id for channel in self.app.state.channels)
+
     async def trigger(self) -> None:
         r = await self.api.post("/api/v1/tasks/hello/trigger", json={"payload": {"n": 1}})
         assert r.status_code == 200, r.text
@@ -74,7 +78,7 @@ async def test_a_poll_then_a_completion_acknowledged_once_committed(
     await served.trigger()
     channel = await served.channel()
     try:
-        assert served.app.state.channels == {WORKER}
+        assert served.open() == [WORKER]
         assignment = (await channel.poll(0))["assignment"]
         assert assignment["run_token"] == run_token(SECRET, assignment["run_id"], 1)
         results = await channel.complete([completion(assignment)])
@@ -86,7 +90,7 @@ async def test_a_poll_then_a_completion_acknowledged_once_committed(
         assert await channel.complete([completion(assignment)]) == [{"gone": True}]
     finally:
         await channel.close()
-    await until(lambda: not served.app.state.channels, "the closed channel to be forgotten")
+    await until(lambda: not served.open(), "the closed channel to be forgotten")
 
 
 async def test_completions_of_several_runs_in_one_frame(served: Served,
@@ -121,7 +125,7 @@ async def test_a_refused_frame_gets_its_error_and_the_channel_goes_on(served: Se
 async def test_a_wrong_worker_token_opens_no_channel(served: Served) -> None:
     assert await Channel.open(served.url, WORKER, "forged") is None
     assert await Channel.open(served.url, "worker_other", TOKEN) is None
-    assert served.app.state.channels == set()
+    assert served.open() == []
 
 
 async def test_retire_is_answered_and_the_channel_closes(served: Served,
@@ -134,6 +138,22 @@ async def test_retire_is_answered_and_the_channel_closes(served: Served,
             await channel.poll(0)
     finally:
         await channel.close()
+
+
+async def test_a_draining_daemon_closes_every_channel(served: Served,
+                                                      services: InProcessServices) -> None:
+    idle, polling = await served.channel(), await served.channel()
+    try:
+        waiting = asyncio.create_task(polling.poll(0))  # nothing queued: the poll waits on
+        await asyncio.sleep(0)
+        services.engine.hub.drain()
+        await until(lambda: idle.closed and polling.closed, "both channels to close")
+        with pytest.raises(ChannelClosed):
+            await waiting
+        assert served.open() == []
+    finally:
+        await idle.close()
+        await polling.close()
 
 
 def _raw_channel(url: str) -> socket.socket:
@@ -158,14 +178,14 @@ async def test_a_process_that_dies_mid_frame_leaves_its_run_alone(
     channel = await served.channel()
     assignment = (await channel.poll(0))["assignment"]
     await channel.close()
-    await until(lambda: not served.app.state.channels, "the first channel to close")
+    await until(lambda: not served.open(), "the first channel to close")
     sock = await asyncio.to_thread(_raw_channel, served.url)
-    await until(lambda: served.app.state.channels == {WORKER}, "the raw channel to open")
+    await until(lambda: served.open() == [WORKER], "the raw channel to open")
     # a masked text frame that says 200 bytes, of which 12 arrive before the process dies
     sock.sendall(bytes([0x81, 0x80 | 126]) + (200).to_bytes(2, "big") + os.urandom(4)
                  + b'{"id": 1, "c')
     sock.close()
-    await until(lambda: not served.app.state.channels, "the half-written channel to close")
+    await until(lambda: not served.open(), "the half-written channel to close")
     run = await services.engine.queries.runs.get(assignment["run_id"])
     assert run is not None and run.status == "EXECUTING"  # nothing half-read was acted on
     channel = await served.channel()  # the next process (or the same, again) is served

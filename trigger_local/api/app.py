@@ -48,7 +48,7 @@ def create_app(services: DaemonServices) -> FastAPI:
     app.state.run_auth = RunAuth(services.secret_key)
     app.state.project_keys = ProjectKeys(services.secret_key)
     app.state.batch_items_lock = asyncio.Lock()
-    app.state.channels = set()  # the workers whose channel is open (api/channel.py)
+    app.state.channels = set()  # the open channels of shared processes (api/channel.py)
     install_handlers(app)
     # routes are matched in order: the worker protocol and triggering are the hot paths
     for module in (worker, channel, checkpoints, triggers, batches, runs_list, runs, traces,

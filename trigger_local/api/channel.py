@@ -44,12 +44,13 @@ async def channel(websocket: WebSocket, worker_id: str) -> None:
         await websocket.close(code=REFUSED)
         return
     await websocket.accept()
-    open_now: set[str] = websocket.app.state.channels  # for `GET /api/v1/local/status`
-    open_now.add(worker_id)
+    open_now: set[Channel] = websocket.app.state.channels  # for `GET /api/v1/local/status`
+    this = Channel(websocket, svc, worker_id)
+    open_now.add(this)
     try:
-        await Channel(websocket, svc, worker_id).serve()
+        await this.serve()
     finally:
-        open_now.discard(worker_id)
+        open_now.discard(this)
 
 
 def _dumps(frame: dict[str, Any]) -> str:
@@ -71,13 +72,14 @@ class Channel:
         self._jobs: set[asyncio.Task[None]] = set()
 
     async def serve(self) -> None:
-        answering = asyncio.create_task(self._answer_polls())
-        reading = asyncio.create_task(self._read())
+        tasks = [asyncio.create_task(self._answer_polls()), asyncio.create_task(self._read()),
+                 # a draining daemon closes every channel: its processes hold no connection
+                 asyncio.create_task(self.svc.engine.hub.draining.wait())]
         try:
-            await asyncio.wait([answering, reading], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            answering.cancel()
-            reading.cancel()
+            for task in tasks:
+                task.cancel()
             # completions in flight are committed all the same (GroupCommit answers nobody);
             # the process, whose connection is gone, sends them again and hears `gone`
         with contextlib.suppress(Exception):
