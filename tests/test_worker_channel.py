@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import SECRET, InProcessServices
+from tests.conftest import SECRET, T0, InProcessServices
 from trigger_local.api.app import create_app
 from trigger_local.api.auth import run_token, worker_token
+from trigger_local.clock import FakeClock
 from trigger_local.errors import AuthenticationError, ChannelClosed
 from trigger_local.http_server import HttpServer, bind
 from trigger_local.runtime.channel import Channel
@@ -118,6 +119,30 @@ async def test_a_refused_frame_gets_its_error_and_the_channel_goes_on(served: Se
         with pytest.raises(AuthenticationError, match="Invalid run token"):
             await channel.complete([{**completion(assignment), "runToken": "forged"}])
         assert await channel.complete([completion(assignment)]) == [{"status": "COMPLETED"}]
+    finally:
+        await channel.close()
+
+
+async def test_a_resumed_run_reads_its_wait_on_the_channel(
+        served: Served, services: InProcessServices, clock: FakeClock) -> None:
+    await served.trigger()
+    channel = await served.channel()
+    try:
+        a = (await channel.poll(0))["assignment"]
+        rid, token = a["run_id"], a["run_token"]
+        r = await served.api.post(f"/engine/v1/runs/{rid}/attempts/1/wait",
+                                  json={"kind": "duration", "until": T0 + 60},
+                                  headers={"Authorization": f"Bearer {token}"})
+        wp = r.json()["waitpointId"]
+        assert await channel.read_wait(rid, token, wp) == {"done": False}
+        clock.advance(61)
+        assert await services.engine.tick_timers() >= 1
+        for run in await services.engine.dequeue(10):  # what the dispatcher does
+            assert await services.engine.resume_held(run) is not None
+        answer = await channel.read_wait(rid, token, wp)
+        assert answer["done"] is True and answer["result"]["ok"] is True
+        with pytest.raises(AuthenticationError):
+            await channel.read_wait(rid, "forged", wp)
     finally:
         await channel.close()
 

@@ -3,11 +3,13 @@ per process, `/engine/v1/workers/{wid}/channel`, carrying what its `next` polls 
 `…/workers/{wid}/complete` requests carry, without an HTTP request's cost per message.
 
 Frames are JSON text. The process sends `{"poll": ack}` (its next poll, `ack` as for `next`; one
-at a time) and `{"id": n, "completions": […]}` (the body of `…/workers/{wid}/complete`). The
-daemon answers a poll with `{"messages": […]}` or `{"retire": true}` — a poll that finds
-nothing goes on waiting, it is not answered empty — and frame n with `{"id": n, "results": […]}`
-once every completion in it is committed, or `{"id": n, "status", "error", "code"}` when it is
-refused. A stopping daemon closes the channel: the process polls over HTTP meanwhile.
+at a time), `{"id": n, "completions": […]}` (the body of `…/workers/{wid}/complete`) and
+`{"id": n, "wait": {"runId", "runToken", "waitpointId"}}` (a resumed run's one read of its wait,
+`GET …/waits/{wpid}?wait_s=0`). The daemon answers a poll with `{"messages": […]}` or
+`{"retire": true}` — a poll that finds nothing goes on waiting, it is not answered empty — and
+frame n with `{"id": n, "results": […]}` once every completion in it is committed (a wait read:
+`{"id": n, "done", "result"?}`), or `{"id": n, "status", "error", "code"}` when it is refused.
+A stopping daemon closes the channel: the process polls over HTTP meanwhile.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Coroutine
 from typing import Any
 
 from fastapi import APIRouter
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..disk import disk_full_error
-from ..errors import TriggerLocalError
+from ..errors import TriggerLocalError, ValidationError
 from ..strict_json import dumps_js, loads_strict
 from ..supervise import report
 from .services import DaemonServices
@@ -101,9 +104,14 @@ class Channel:
                 ack = frame["poll"]
                 self.polls.put_nowait(ack if isinstance(ack, int) and ack >= 0 else None)
             elif "completions" in frame:
-                job = asyncio.create_task(self._complete(frame.get("id"), frame["completions"]))
-                self._jobs.add(job)
-                job.add_done_callback(self._jobs.discard)
+                self._start(frame.get("id"), self._complete(frame["completions"]))
+            elif "wait" in frame:
+                self._start(frame.get("id"), self._read_wait(frame["wait"]))
+
+    def _start(self, frame_id: Any, work: Coroutine[Any, Any, dict[str, Any]]) -> None:
+        job = asyncio.create_task(self._answer(frame_id, work))
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
 
     async def _answer_polls(self) -> None:
         draining = self.svc.engine.hub.draining
@@ -118,10 +126,24 @@ class Channel:
             if answer.get("retire"):
                 return
 
-    async def _complete(self, frame_id: Any, items: Any) -> None:
+    async def _complete(self, items: Any) -> dict[str, Any]:
+        return {"results": await finish_many(self.svc, run_auth(self.ws), items)}
+
+    async def _read_wait(self, body: Any) -> dict[str, Any]:
+        """`GET …/runs/{rid}/waits/{wpid}?wait_s=0` on the channel: what a run told to resume
+        reads (docs/worker-protocol.md), without a request of its own."""
+        if not isinstance(body, dict):
+            raise ValidationError("wait must be {runId, runToken, waitpointId}")
+        run_id, waitpoint_id = str(body.get("runId")), str(body.get("waitpointId"))
+        await run_auth(self.ws).check_token(str(body.get("runToken") or ""), self.svc.engine,
+                                            run_id)
+        result = await self.svc.engine.wait_result(run_id, waitpoint_id)
+        return {"done": True, "result": result} if result is not None else {"done": False}
+
+    async def _answer(self, frame_id: Any, work: Coroutine[Any, Any, dict[str, Any]]) -> None:
         out: dict[str, Any]
         try:
-            out = {"results": await finish_many(self.svc, run_auth(self.ws), items)}
+            out = await work
         except TriggerLocalError as exc:
             out = {"status": exc.status, **exc.to_body()}
         except Exception as exc:  # noqa: BLE001 - the process gets an answer, the log the trace
@@ -129,7 +151,7 @@ class Channel:
             if full is not None:  # nothing was written: the process sends it again later
                 out = {"status": full.status, **full.to_body()}
             else:
-                report("error", "unhandled error", path="channel complete", error=repr(exc),
+                report("error", "unhandled error", path="channel frame", error=repr(exc),
                        exc_info=exc)
                 out = {"status": 500, "error": "Something went wrong", "code": "internal"}
         await self._send({"id": frame_id, **out})

@@ -47,7 +47,10 @@ class RunAuth:
 
         A token of an earlier attempt gets 409 (the process must drop the run), anything else
         401."""
-        token = auth.bearer(request)
+        return await self.check_token(auth.bearer(request), engine, run_id)
+
+    async def check_token(self, token: str, engine: Engine, run_id: str) -> int | None:
+        """`check` for a token that came another way (a channel frame, api/channel.py)."""
         known = self._attempts.get(run_id)
         if known is not None and auth.same(token, auth.run_token(self.secret, run_id, known)):
             return known

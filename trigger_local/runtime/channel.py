@@ -17,7 +17,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ChannelClosed, error_from_response
+from ..errors import AttemptGone, ChannelClosed, error_from_response
 from ..strict_json import dumps_js
 
 OPEN_TIMEOUT_S = 5.0
@@ -66,8 +66,20 @@ class Channel:
     async def complete(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The results of `…/workers/{wid}/complete` for `items`, once the daemon committed
         them. Raises ChannelClosed (send them over HTTP) or the daemon's error."""
+        answer = await self._ask({"completions": items})
+        results = answer.get("results")
+        if not isinstance(results, list):
+            raise ValueError(f"the daemon answered completions with {answer!r}")
+        return [r if isinstance(r, dict) else {} for r in results]
+
+    async def read_wait(self, run_id: str, token: str, waitpoint_id: str) -> dict[str, Any]:
+        """`GET …/runs/{rid}/waits/{wpid}?wait_s=0`'s answer, on the channel."""
+        return await self._ask({"wait": {"runId": run_id, "runToken": token,
+                                         "waitpointId": waitpoint_id}})
+
+    async def _ask(self, frame: dict[str, Any]) -> dict[str, Any]:
         frame_id = next(self._ids)
-        text = dumps_js({"id": frame_id, "completions": items})
+        text = dumps_js({"id": frame_id, **frame})
         if len(text) > MAX_FRAME_BYTES:
             raise ChannelClosed("too large for the channel")
         done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -77,10 +89,12 @@ class Channel:
             answer = await done
         finally:
             self._results.pop(frame_id, None)
-        results = answer.get("results")
-        if isinstance(results, list):
-            return [r if isinstance(r, dict) else {} for r in results]
-        raise error_from_response(int(answer.get("status") or 500), answer)
+        answer.pop("id", None)
+        if "status" not in answer:
+            return answer
+        if answer["status"] == 409:  # as over HTTP: the attempt is no longer current
+            raise AttemptGone(str(answer.get("error")))
+        raise error_from_response(int(answer["status"] or 500), answer)
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self._send_text(dumps_js(frame))

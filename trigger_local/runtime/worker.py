@@ -125,6 +125,7 @@ class Worker:
                 return await self.channel.poll(self.acked)
             except ChannelClosed:  # the daemon stopped or died: over HTTP, until it is back
                 channel, self.channel = self.channel, None
+                self.client.channel = None
                 await channel.close()
         answer: dict[str, Any] = await self.client.next_assignment(
             self.worker_id, self.worker_token, self.wait_s, self.acked)
@@ -135,8 +136,8 @@ class Worker:
         if not self.use_channel or now - self._channel_tried < CHANNEL_RETRY_S:
             return
         self._channel_tried = now
-        self.channel = await Channel.open(self.client.base_url, self.worker_id,
-                                          self.worker_token)
+        self.channel = self.client.channel = await Channel.open(
+            self.client.base_url, self.worker_id, self.worker_token)
 
     def _on_message(self, message: dict[str, Any]) -> None:
         kind, run_id = message.get("type"), str(message.get("runId") or "")
