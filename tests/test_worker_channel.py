@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from tests.conftest import SECRET, T0, InProcessServices
 from trigger_local.api.app import create_app
 from trigger_local.api.auth import run_token, worker_token
 from trigger_local.clock import FakeClock
-from trigger_local.errors import AuthenticationError, ChannelClosed
+from trigger_local.errors import AttemptGone, AuthenticationError, ChannelClosed
 from trigger_local.http_server import HttpServer, bind
 from trigger_local.runtime.channel import Channel
 from trigger_local.runtime.completions import Completions
@@ -123,17 +124,20 @@ async def test_a_refused_frame_gets_its_error_and_the_channel_goes_on(served: Se
         await channel.close()
 
 
-async def test_a_resumed_run_reads_its_wait_on_the_channel(
+async def test_a_run_waits_and_reads_its_wait_on_the_channel(
         served: Served, services: InProcessServices, clock: FakeClock) -> None:
     await served.trigger()
     channel = await served.channel()
     try:
         a = (await channel.poll(0))["assignment"]
         rid, token = a["run_id"], a["run_token"]
-        r = await served.api.post(f"/engine/v1/runs/{rid}/attempts/1/wait",
-                                  json={"kind": "duration", "until": T0 + 60},
-                                  headers={"Authorization": f"Bearer {token}"})
-        wp = r.json()["waitpointId"]
+        with pytest.raises(AuthenticationError):
+            await channel.wait(rid, 1, "forged", {"kind": "duration", "until": T0 + 60})
+        answer = await channel.wait(rid, 1, token, {"kind": "duration", "until": T0 + 60})
+        assert answer["action"] == "hold"
+        wp = answer["waitpointId"]
+        run = await services.engine.queries.runs.get(rid)
+        assert run is not None and run.status == "WAITING"
         assert await channel.read_wait(rid, token, wp) == {"done": False}
         clock.advance(61)
         assert await services.engine.tick_timers() >= 1
@@ -253,3 +257,36 @@ async def test_a_completion_whose_channel_closed_goes_over_http(
         await client.aclose()
     run = await services.engine.queries.runs.get(assignment["run_id"])
     assert run is not None and run.output == '"late"'
+
+
+class _Answering:
+    """A connection whose daemon answers every frame with `answer` (the edge of the channel)."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer, self.frames = answer, asyncio.Queue[str]()
+
+    async def send(self, text: str) -> None:
+        frame_id = json.loads(text)["id"]
+        self.frames.put_nowait(json.dumps({"id": frame_id, **self.answer}))
+
+    def __aiter__(self) -> Any:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self.frames.get()
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("status", "raised"), [(507, ChannelClosed), (503, ChannelClosed),
+                                                (409, AttemptGone)])
+async def test_answers_a_later_try_may_change_go_over_http(status: int,
+                                                           raised: type[BaseException]) -> None:
+    # a full disk or a stopping daemon: the caller sends it over HTTP, whose client retries it
+    channel = Channel(_Answering({"status": status, "error": "no", "code": "x"}))
+    try:
+        with pytest.raises(raised):
+            await channel.read_wait("run_1", "t", "waitpoint_1")
+    finally:
+        await channel.close()

@@ -3,9 +3,10 @@ per process, `/engine/v1/workers/{wid}/channel`, carrying what its `next` polls 
 `…/workers/{wid}/complete` requests carry, without an HTTP request's cost per message.
 
 Frames are JSON text. The process sends `{"poll": ack}` (its next poll, `ack` as for `next`; one
-at a time), `{"id": n, "completions": […]}` (the body of `…/workers/{wid}/complete`) and
-`{"id": n, "wait": {"runId", "runToken", "waitpointId"}}` (a resumed run's one read of its wait,
-`GET …/waits/{wpid}?wait_s=0`). The daemon answers a poll with `{"messages": […]}` or
+at a time), `{"id": n, "completions": […]}` (the body of `…/workers/{wid}/complete`),
+`{"id": n, "wait": {…}}` (the body of `POST …/attempts/{n}/wait` plus runId, attempt, runToken)
+and `{"id": n, "readWait": {"runId", "runToken", "waitpointId"}}` (a resumed run's one read of
+its wait, `GET …/waits/{wpid}?wait_s=0`). The daemon answers a poll with `{"messages": […]}` or
 `{"retire": true}` — a poll that finds nothing goes on waiting, it is not answered empty — and
 frame n with `{"id": n, "results": […]}` once every completion in it is committed (a wait read:
 `{"id": n, "done", "result"?}`), or `{"id": n, "status", "error", "code"}` when it is refused.
@@ -28,7 +29,7 @@ from ..errors import TriggerLocalError, ValidationError
 from ..strict_json import dumps_js, loads_strict
 from ..supervise import report
 from .services import DaemonServices
-from .worker import check_worker, finish_many, next_answer, run_auth
+from .worker import check_worker, finish_many, next_answer, run_auth, wait_answer
 
 router = APIRouter(tags=["worker"])
 
@@ -105,8 +106,10 @@ class Channel:
                 self.polls.put_nowait(ack if isinstance(ack, int) and ack >= 0 else None)
             elif "completions" in frame:
                 self._start(frame.get("id"), self._complete(frame["completions"]))
+            elif "readWait" in frame:
+                self._start(frame.get("id"), self._read_wait(frame["readWait"]))
             elif "wait" in frame:
-                self._start(frame.get("id"), self._read_wait(frame["wait"]))
+                self._start(frame.get("id"), self._wait(frame["wait"]))
 
     def _start(self, frame_id: Any, work: Coroutine[Any, Any, dict[str, Any]]) -> None:
         job = asyncio.create_task(self._answer(frame_id, work))
@@ -128,6 +131,15 @@ class Channel:
 
     async def _complete(self, items: Any) -> dict[str, Any]:
         return {"results": await finish_many(self.svc, run_auth(self.ws), items)}
+
+    async def _wait(self, body: Any) -> dict[str, Any]:
+        """`POST …/attempts/{n}/wait` on the channel (its body plus runId, attempt, runToken)."""
+        if not isinstance(body, dict) or not isinstance(body.get("attempt"), int):
+            raise ValidationError("wait must be the body of …/wait with runId, attempt and "
+                                  "runToken")
+        run_id, attempt = str(body.get("runId")), int(body["attempt"])
+        run_auth(self.ws).check_attempt_token(str(body.get("runToken") or ""), run_id, attempt)
+        return await wait_answer(self.svc, run_id, attempt, body)
 
     async def _read_wait(self, body: Any) -> dict[str, Any]:
         """`GET …/runs/{rid}/waits/{wpid}?wait_s=0` on the channel: what a run told to resume

@@ -37,7 +37,9 @@ class RunAuth:
     def check_attempt(self, request: Request, run_id: str, attempt: int) -> None:
         """The token must be attempt `attempt`'s (whether that attempt is current is the engine's
         check)."""
-        token = auth.bearer(request)
+        self.check_attempt_token(auth.bearer(request), run_id, attempt)
+
+    def check_attempt_token(self, token: str, run_id: str, attempt: int) -> None:
         if not (auth.same(token, auth.run_token(self.secret, run_id, attempt))
                 or self._is_secret(token)):
             raise AuthenticationError("Invalid run token")

@@ -183,7 +183,12 @@ async def _finish_one(svc: DaemonServices, checker: RunAuth, run_id: str, attemp
 async def wait(run_id: str, attempt: int, request: Request) -> Response:
     svc = services_of(request)
     run_auth(request).check_attempt(request, run_id, attempt)
-    body = await read_json(request, svc)
+    return ok(await wait_answer(svc, run_id, attempt, await read_json(request, svc)))
+
+
+async def wait_answer(svc: DaemonServices, run_id: str, attempt: int,
+                      body: dict[str, Any]) -> dict[str, Any]:
+    """What `…/attempts/{n}/wait` and the channel's `wait` frame (api/channel.py) answer."""
     kind = body.get("kind")
     if not isinstance(kind, str):
         raise ValidationError("kind must be duration, token, run or batch")
@@ -196,7 +201,7 @@ async def wait(run_id: str, attempt: int, request: Request) -> Response:
     out: dict[str, Any] = {"action": decision.action, "waitpointId": decision.waitpoint_id}
     if decision.result is not None:
         out["result"] = decision.result
-    return ok(out)
+    return out
 
 
 @router.get("/engine/v1/runs/{run_id}/waits/{waitpoint_id}")

@@ -23,6 +23,8 @@ from ..strict_json import dumps_js
 OPEN_TIMEOUT_S = 5.0
 #: completions larger than this go over HTTP (whose limit is the daemon's payload limit)
 MAX_FRAME_BYTES = 1 << 20
+#: answers a later try may change: the frame's work goes over HTTP, which retries them
+RETRIED = frozenset({502, 503, 504, 507})
 
 
 class Channel:
@@ -74,8 +76,14 @@ class Channel:
 
     async def read_wait(self, run_id: str, token: str, waitpoint_id: str) -> dict[str, Any]:
         """`GET …/runs/{rid}/waits/{wpid}?wait_s=0`'s answer, on the channel."""
-        return await self._ask({"wait": {"runId": run_id, "runToken": token,
-                                         "waitpointId": waitpoint_id}})
+        return await self._ask({"readWait": {"runId": run_id, "runToken": token,
+                                             "waitpointId": waitpoint_id}})
+
+    async def wait(self, run_id: str, attempt: int, token: str,
+                   body: dict[str, Any]) -> dict[str, Any]:
+        """`POST …/runs/{rid}/attempts/{n}/wait`'s answer, on the channel."""
+        return await self._ask({"wait": {**body, "runId": run_id, "attempt": attempt,
+                                         "runToken": token}})
 
     async def _ask(self, frame: dict[str, Any]) -> dict[str, Any]:
         frame_id = next(self._ids)
@@ -94,6 +102,8 @@ class Channel:
             return answer
         if answer["status"] == 409:  # as over HTTP: the attempt is no longer current
             raise AttemptGone(str(answer.get("error")))
+        if answer["status"] in RETRIED:  # over HTTP, whose client retries it (a full disk)
+            raise ChannelClosed(str(answer.get("error")))
         raise error_from_response(int(answer["status"] or 500), answer)
 
     async def _send(self, frame: dict[str, Any]) -> None:

@@ -51,7 +51,7 @@ async def wait_on(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _wait(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
-    answer = await state.call("POST", f"attempts/{state.attempt}/wait", body)
+    answer = await _block(state, body)
     if answer.get("action") == "continue":
         result = answer.get("result") or {}
     else:
@@ -123,6 +123,15 @@ async def _await_resume(state: RunState, resumed: asyncio.Event,
         answer = await _read_wait(state, waitpoint_id)
         if answer.get("done"):
             return answer.get("result") or {}
+
+
+async def _block(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
+    channel = state.client.channel  # a shared process's: never asked to checkpoint
+    if channel is not None:
+        with contextlib.suppress(ChannelClosed):
+            return await channel.wait(state.run_id, state.attempt, state.token, body)
+    answer: dict[str, Any] = await state.call("POST", f"attempts/{state.attempt}/wait", body)
+    return answer
 
 
 async def _read_wait(state: RunState, waitpoint_id: str) -> dict[str, Any]:
