@@ -168,3 +168,23 @@ async def test_a_request_key_of_a_run_waiting_for_its_project_finds_it_there(
     await services.index_project("/a", ["trigger"], None, {}, project=A)
     assert await project_of(api, first) == A
     assert (await trigger(api, **key)).json()["id"] == first
+
+
+async def test_batches_and_schedules_refuse_an_unknown_project_and_store_nothing(
+        two: InProcessServices, api: httpx.AsyncClient) -> None:
+    """Like the single trigger route: a batch or a schedule for a project no `dev` registered
+    (a typo in TRIGGER_LOCAL_PROJECT) is a 404 naming the known projects, not runs parked for
+    good (nor a schedule 422 "not found in project." that names neither)."""
+    typo = {HEADER: "proj_typo"}
+    legacy = await api.post("/api/v1/tasks/batch", headers=typo,
+                            json={"items": [{"task": "hello", "payload": "{}"}]})
+    v3 = await api.post("/api/v3/batches", json={"runCount": 1}, headers=typo)
+    schedule = await api.post("/api/v1/schedules", headers=typo,
+                              json={"task": "hello", "cron": "0 * * * *"})
+    for refused in (legacy, v3, schedule):
+        assert refused.status_code == 404, refused.text
+        body = refused.json()
+        assert body["code"] == "project_not_found" and body["known_projects"] == [A, B]
+        assert "proj_typo" in body["error"] and "TRIGGER_LOCAL_PROJECT" in body["error"]
+    assert (await api.get("/api/v1/runs")).json()["data"] == []
+    assert (await api.get("/api/v1/schedules")).json()["pagination"]["count"] == 0

@@ -188,6 +188,39 @@ def test_not_running_names_the_configured_port(monkeypatch: pytest.MonkeyPatch) 
     assert "8030" not in result.stderr
 
 
+@pytest.mark.parametrize("port", ["abc", "-5", "99999"])
+def test_a_port_setting_that_is_no_port_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                    port: str) -> None:
+    """TRIGGER_LOCAL_PORT=abc gave an httpx traceback for every command that talks to the
+    daemon, and a bad number one from doctor's port check."""
+    monkeypatch.delenv("TRIGGER_API_URL")
+    monkeypatch.setenv("TRIGGER_LOCAL_PORT", port)
+    for args in (["runs", "ls"], ["status"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert f"TRIGGER_LOCAL_PORT='{port}' is not a port" in result.stderr, result.stderr
+    doctor = runner.invoke(app, ["doctor", "--json"])
+    assert doctor.exception is None or isinstance(doctor.exception, SystemExit), doctor.output
+    if port != "abc":  # read as a setting first: "not a valid int", one line
+        checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+        assert checks["Port"]["level"] == "fail" and "not a port" in checks["Port"]["detail"]
+
+
+@pytest.mark.parametrize(("name", "value", "words"), [
+    ("TRIGGER_API_URL", "http://[::1", "is not a URL: Invalid port"),
+    ("TRIGGER_API_URL", "localhost:8030", "must start with http:// or https://"),
+    ("TRIGGER_LOCAL_PROJECT", "bad ref!", "Invalid TRIGGER_LOCAL_PROJECT 'bad ref!'"),
+])
+def test_a_setting_the_client_cannot_use_is_one_line_naming_it(
+        monkeypatch: pytest.MonkeyPatch, name: str, value: str, words: str) -> None:
+    """A malformed TRIGGER_API_URL gave an httpx traceback (or "Lost the connection"), and a
+    malformed TRIGGER_LOCAL_PROJECT an error about a header the user never set."""
+    monkeypatch.setenv(name, value)
+    result = runner.invoke(app, ["runs", "ls"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert words in result.stderr, result.stderr
+
+
 def _command_paths(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     paths = [path]
     for name, sub in sorted((getattr(command, "commands", None) or {}).items()):

@@ -147,3 +147,26 @@ def test_deploy_dry_run_flags_a_python_version_other_than_this_one(
     result = CliRunner().invoke(app, ["deploy", "--dry-run"])
     assert result.exit_code == 1, result.output
     assert "FROM " in result.stdout and "python_version is 3.9" in result.stderr, result.output
+
+
+def test_dev_prints_bracketed_task_ids_and_paths_as_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A task id `x[/]` or a project under a folder named `[/]` made `dev` exit with a Rich
+    MarkupError when it printed what it registered."""
+    from trigger_local.cli.dev import register, show_project
+    from trigger_local.config import ProjectConfig
+
+    class Api:
+        def register_version(self, **_: object) -> dict[str, object]:
+            return {"id": "version_1", "tasks": [{"id": "x[/]"}, {"id": "[red]y"}]}
+
+        def list_projects(self) -> dict[str, object]:
+            return {"data": [{"ref": "proj_x", "key": "k"}]}
+
+    root = tmp_path / "[/]dir"  # a folder "[" holding "]dir"
+    root.mkdir(parents=True)
+    config = ProjectConfig(root=root, project="proj_x")
+    assert register(Api(), config) is True  # type: ignore[arg-type]
+    show_project(Api(), config)  # type: ignore[arg-type]
+    said = capsys.readouterr().err
+    assert "[red]y, x[/]" in said and f"({root})" in said, said

@@ -14,4 +14,4 @@ def test_the_runs_filter_takes_a_project() -> None:
 def test_each_row_shows_its_project() -> None:
     row = dict(zip(COLUMNS, row_of({"id": "run_1", "project": "proj_b", "taskIdentifier": "hello",
                                     "status": "QUEUED"}, 0.0), strict=True))
-    assert (row["project"], row["task"]) == ("proj_b", "hello")
+    assert (row["project"], str(row["task"])) == ("proj_b", "hello")

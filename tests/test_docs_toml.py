@@ -70,6 +70,15 @@ def test_a_top_level_key_written_after_retry_is_refused(tmp_path: Path) -> None:
     ('machine = "huge"\n', "machine"),
     ('max_duration = "forever"\n', "max_duration"),
     ('max_duration = 0.5\n', "max_duration"),
+    ('dirs = 3\n', "dirs"),
+    ('dirs = [3]\n', "dirs"),
+    ('dirs = []\n', "dirs"),
+    ('dirs = ["/etc"]\n', "inside the project"),
+    ('dirs = ["trigger/../../x"]\n', "inside the project"),
+    ('build = 3\n', r"\[build\]"),
+    ('[build]\nbase_image = "x"\n\nmax_duration = 60\n', r"\[build\].*max_duration"),
+    ('[build]\napt_packages = "ffmpeg"\n', "apt_packages"),
+    ('[build]\nrequirements = [1]\n', "requirements"),
 ])
 def test_bad_project_defaults_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "trigger.toml").write_text(text)

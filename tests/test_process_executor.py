@@ -12,7 +12,7 @@ from tests.engine_support import open_engine
 from trigger_local.clock import FakeClock
 from trigger_local.dispatch.dispatcher import Dispatcher
 from trigger_local.engine import TriggerRequest
-from trigger_local.executors.process import ProcessExecutor
+from trigger_local.executors.process import process_executor
 from trigger_local.executors.workers import BUSY, IDLE, WorkerHandle
 from trigger_local.store.models import EXECUTING, TaskDef
 
@@ -22,7 +22,7 @@ async def test_only_spawn_concurrency_processes_boot_at_once(tmp_path: Path) -> 
                                tasks=[TaskDef(task_id="t", queue="task/t")],
                                max_processes=10, spawn_concurrency=2)
     wakes: list[int] = []
-    executor = ProcessExecutor(engine, engine.settings, "secret", lambda: wakes.append(1))
+    executor = process_executor(engine, engine.settings, "secret", lambda: wakes.append(1))
     try:
         assert executor.capacity() == 2  # not 10: two may boot at once
         for n in (1, 2):
@@ -36,7 +36,7 @@ async def test_only_spawn_concurrency_processes_boot_at_once(tmp_path: Path) -> 
         assert executor.workers["w1"].state == IDLE
         assert executor.capacity() == 1 + 1  # w1 idle, and room to boot one more
         executor.settings.spawn_concurrency = 0  # auto: the CPU count, at least 2
-        assert executor.spawn_concurrency >= 2
+        assert (executor.spawner.boot_limit() or 0) >= 2
     finally:
         await engine.store.close()
 
@@ -45,7 +45,7 @@ async def test_a_round_starts_its_runs_in_one_transaction_on_distinct_processes(
         tmp_path: Path) -> None:
     engine = await open_engine(tmp_path, FakeClock(1_700_000_000.0),
                                tasks=[TaskDef(task_id="t", queue="task/t")], max_processes=10)
-    executor = ProcessExecutor(engine, engine.settings, "secret", lambda: None)
+    executor = process_executor(engine, engine.settings, "secret", lambda: None)
     try:
         for n in (1, 2, 3):
             executor.workers[f"w{n}"] = WorkerHandle(id=f"w{n}", version_id="version_1", pid=None,

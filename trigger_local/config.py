@@ -65,6 +65,13 @@ class DaemonSettings:
     #: run and batch waits are held by default: children often finish in well under the
     #: ~0.3 s a dump and restore cost
     checkpoint_waits: str = "duration,token"
+    #: a run held waiting longer than this (in a shared process, or a process CRIU did not
+    #: freeze) is evicted: its coroutine or process is let go and it resumes by replay when its
+    #: wait completes (docs/durability.md, "Eviction"); 0: never evicted for its wait's length
+    evict_after_s: float = 30.0
+    #: waiting runs held in memory (coroutines and held processes) beyond this are evicted,
+    #: the longest waiters first; 0: no bound
+    max_held_runs: int = 1000
     #: "auto": checkpoint waiting runs when `criu check` passes at daemon start; "off": always hold
     checkpoints: str = "auto"
     #: the CRIU binary (a name on PATH or a path)
@@ -147,15 +154,33 @@ def _coerce(type_name: Any, raw: str, name: str) -> Any:
 
 
 def ensure_secret_key(home: Path) -> str:
-    """The daemon's secret key, created on first use with mode 0600."""
+    """The daemon's secret key, created on first use with mode 0600.
+
+    The file appears only once the whole key is on disk (written beside it, then linked into
+    place): a first start on a full disk used to leave it empty, and every later start then
+    took "" as the secret, so no client's key was accepted and every project key, an HMAC
+    under it, was guessable. An empty file (left that way by an older version) gets a key."""
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = home / "secret_key"
     if path.exists():
-        return path.read_text().strip()
+        key = path.read_text().strip()
+        if key:
+            return key
+        path.unlink()  # nothing can hold a key derived from "": no client could authenticate
     key = "tr_dev_" + secrets.token_urlsafe(24).replace("-", "a").replace("_", "b")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key + "\n")
+    partial = home / f".secret_key.{os.getpid()}"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(partial, path)  # like O_EXCL: of two first starts, one key wins
+        except FileExistsError:
+            return path.read_text().strip()
+    finally:
+        partial.unlink(missing_ok=True)
     return key
 
 
@@ -207,18 +232,15 @@ def load_project(root: Path) -> ProjectConfig:
     if unknown:
         raise ValidationError(f"Unknown keys in trigger.toml: {', '.join(sorted(unknown))} (known: "
                               f"{', '.join(sorted(known))})")
-    dirs = data.get("dirs", ["trigger"])
-    if isinstance(dirs, str):
-        dirs = [dirs]
     project = check_project_ref(data["project"], "project in trigger.toml") if "project" in data \
         else derive_project_ref(root)
-    return ProjectConfig(root=root, project=project, dirs=list(dirs),
+    return ProjectConfig(root=root, project=project, dirs=check_dirs(data.get("dirs", ["trigger"])),
                          retry=check_retry(data.get("retry"), "[retry] in trigger.toml"),
                          machine=check_default_machine(data.get("machine"),
                                                        "machine in trigger.toml"),
                          max_duration=check_max_duration(data.get("max_duration"),
                                                          "max_duration in trigger.toml"),
-                         executor=data.get("executor"), build=data.get("build", {}))
+                         executor=data.get("executor"), build=check_build(data.get("build", {})))
 
 
 def project_ref_of(project_dir: Path) -> str:
@@ -227,6 +249,47 @@ def project_ref_of(project_dir: Path) -> str:
     if (project_dir / "trigger.toml").exists() or find_project_root(project_dir) == project_dir:
         return load_project(project_dir).project
     return derive_project_ref(project_dir)
+
+
+def check_dirs(value: Any) -> list[str]:
+    """`dirs`: a directory or a list of them, relative to the project root."""
+    dirs = [value] if isinstance(value, str) else value
+    if not isinstance(dirs, list) or not dirs or not all(isinstance(d, str) and d for d in dirs):
+        raise ValidationError(f"dirs in trigger.toml must be a list of directories of the project "
+                              f'(e.g. dirs = ["trigger"]), not {value!r}')
+    for folder in dirs:  # task modules are imported by their path inside the project
+        if Path(folder).is_absolute() or ".." in Path(folder).parts:
+            raise ValidationError(f"dirs in trigger.toml are folders inside the project, relative "
+                                  f"to trigger.toml, not {folder!r}")
+    return list(dirs)
+
+
+#: `[build]`'s keys and the TOML types each takes (docs/configuration.md, docs/docker.md)
+BUILD_KEYS: dict[str, tuple[type, ...]] = {
+    "base_image": (str,), "requirements": (list, str), "apt_packages": (list,),
+    "python_version": (str,)}
+
+
+def check_build(value: Any) -> dict[str, Any]:
+    """`[build]` as given, checked: a key after `[build]` belongs to it in TOML, so a top-level
+    key written there must be an error, not silently ignored (as for `[retry]`)."""
+    if not isinstance(value, dict):
+        raise ValidationError(f"[build] in trigger.toml must be a table, not {value!r}")
+    unknown = set(value) - set(BUILD_KEYS)
+    if unknown:
+        raise ValidationError(f"Unknown keys in [build] of trigger.toml: "
+                              f"{', '.join(sorted(unknown))} (known: {', '.join(BUILD_KEYS)}; "
+                              "a top-level key must come before the first [table])")
+    for key, types in BUILD_KEYS.items():
+        item = value.get(key)
+        if item is None:
+            continue
+        if not isinstance(item, types) or (isinstance(item, list)
+                                           and not all(isinstance(i, str) for i in item)):
+            kind = "a list of strings" + (" or a file name" if str in types else "") \
+                if list in types else "a string"
+            raise ValidationError(f"[build].{key} in trigger.toml must be {kind}, not {item!r}")
+    return dict(value)
 
 
 def check_retry(value: Any, what: str) -> dict[str, Any] | None:

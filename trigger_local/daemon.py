@@ -52,12 +52,13 @@ from .disk import disk_full_error
 from .dispatch.dispatcher import Dispatcher
 from .engine import Engine
 from .errors import DaemonFailedError, StartupError, TriggerLocalError, ValidationError
-from .executors.process import ProcessExecutor
+from .executors.pool import PoolExecutor
+from .executors.process import process_executor
 from .home import (
     check_database,
     daemon_id,
-    damaged_message,
     make_private,
+    open_failure,
     remember_database,
     save_traceback,
     use_private_umask,
@@ -113,7 +114,7 @@ class Daemon:
         try:
             await self.store.open()
         except sqlite3.DatabaseError as exc:  # what quick_check missed, or had no time for
-            raise StartupError(damaged_message(self.settings.db_path, str(exc))) from None
+            raise open_failure(self.settings.home, self.settings.db_path, exc) from None
         if not self.settings.database_url:
             remember_database(self.settings.home, self.settings.db_path)
         if self.peers is not None:
@@ -182,8 +183,7 @@ class Daemon:
     def request_freeze(self, run_id: str, attempt: int) -> dict[str, Any]:
         """The freeze handshake (api/checkpoints.py): only an executor that checkpoints answers
         yes."""
-        request_freeze = getattr(self.executor, "request_freeze", None)
-        return request_freeze(run_id, attempt) if request_freeze else {"freeze": False}
+        return self.executor.request_freeze(run_id, attempt)
 
     def health(self) -> dict[str, Any]:
         return self.supervisor.health()
@@ -259,14 +259,14 @@ async def _step(what: str, work: Awaitable[object]) -> None:
 
 
 def _make_executor(engine: Engine, settings: DaemonSettings, secret_key: str,
-                   wake: Callable[[], None], supervisor: Supervisor) -> ProcessExecutor:
+                   wake: Callable[[], None], supervisor: Supervisor) -> PoolExecutor:
     if settings.executor == "docker":
-        from .executors.docker import DockerExecutor  # imports the docker SDK: only when asked for
+        from .executors.docker import docker_executor  # imports the docker SDK: only when asked
 
-        return DockerExecutor(engine, settings, secret_key, wake, supervisor=supervisor)
+        return docker_executor(engine, settings, secret_key, wake, supervisor=supervisor)
     if settings.executor != "process":
         raise ValidationError(f"Unknown executor {settings.executor!r}: use process or docker")
-    return ProcessExecutor(engine, settings, secret_key, wake, supervisor=supervisor)
+    return process_executor(engine, settings, secret_key, wake, supervisor=supervisor)
 
 
 async def _main(settings: DaemonSettings) -> None:

@@ -33,6 +33,17 @@ def disk_full_error(exc: BaseException, home: Path | str) -> DiskFullError | Non
     return DiskFullError(f"disk full at {home}: free space, then retry", path=str(home))
 
 
+def full_disk_at(home: Path | str) -> DiskFullError | None:
+    """A DiskFullError when the home's disk has (nearly) no room left, else None.
+
+    For a database that cannot be opened or checked at start: on a full disk SQLite fails in
+    ways that look like damage ("disk I/O error", "cannot rollback"), and calling the file
+    damaged would send the user to move a healthy database aside."""
+    if not _nearly_full(home):
+        return None
+    return DiskFullError(f"disk full at {home}: free space, then retry", path=str(home))
+
+
 def _is_disk_full(exc: BaseException, home: Path | str) -> bool:
     if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
         return True

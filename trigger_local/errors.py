@@ -28,6 +28,8 @@ the class (`error_from_response`), so `except NotFoundError` works on both sides
     ├── ImportFailure                     (task process: a task file cannot be imported)
     ├── CriuError                         (daemon side: a CRIU command failed)
     ├── DockerCheckpointError             (daemon side: the Docker engine refused a checkpoint)
+    ├── SpawnRefused                      (daemon side: no worker can ever start for this run)
+    ├── SpawnUnavailable                  (daemon side: no worker can start now; the run waits)
     ├── AbortTaskRunError                 raise it in a task to fail the run without retrying
     ├── WaitTimeoutError                  `WaitResult.unwrap()` on a token that timed out
     └── TaskRunFailedError                `TaskRunResult.unwrap()` on a child that failed
@@ -251,6 +253,17 @@ class CriuError(Exception):
 
 class DockerCheckpointError(Exception):
     """The Docker engine refused a checkpoint call; the message is the engine's."""
+
+
+# -- the daemon's side of starting task processes and containers ------------------------------
+class SpawnRefused(Exception):
+    """A spawner cannot start a worker for this run, now or later (its image is gone): the
+    executor fails the run with this message."""
+
+
+class SpawnUnavailable(Exception):
+    """A spawner cannot start a worker right now (the Docker engine went away): the run goes
+    back to its queue."""
 
 
 class AbortTaskRunError(Exception):

@@ -25,8 +25,9 @@ from typing import IO, Any
 
 from . import __version__
 from .config import DaemonSettings, home_dir
+from .disk import disk_full_error, full_disk_at
 from .durations import iso
-from .errors import StartupError
+from .errors import StartupError, TriggerLocalError
 
 PRIVATE_UMASK = 0o077
 DIR_MODE, FILE_MODE = 0o700, 0o600
@@ -110,7 +111,7 @@ def check_database(home: Path, db_path: Path, budget_s: float) -> bool:
 
     problem, finished = quick_check(db_path, budget_s)
     if problem is not None:
-        raise StartupError(damaged_message(db_path, problem))
+        raise full_disk_at(home) or StartupError(damaged_message(db_path, problem))
     return finished
 
 
@@ -129,6 +130,13 @@ def remember_database(home: Path, db_path: Path) -> None:
 def _has_wal(db_path: Path) -> bool:
     wal = db_path.with_name(db_path.name + "-wal")
     return wal.exists() and wal.stat().st_size > 0
+
+
+def open_failure(home: Path, db_path: Path, exc: Exception) -> TriggerLocalError:
+    """What the daemon says when the store cannot open its database: a full disk when it is
+    one (SQLite then fails in ways that look like damage), else the damaged-database advice."""
+    return (disk_full_error(exc, home) or full_disk_at(home)
+            or StartupError(damaged_message(db_path, str(exc))))
 
 
 def damaged_message(db_path: Path, problem: str) -> str:

@@ -22,6 +22,13 @@ Json = dict[str, Any]
 T = TypeVar("T")
 
 
+def plain(value: object) -> Text:
+    """A table cell of text someone typed (a tag, a queue name, a cron expression): shown as
+    it is, never read as Rich markup (DataTable parses `str` cells, and a tag "[/]" made the
+    dashboard exit with a MarkupError)."""
+    return Text("" if value is None else str(value))
+
+
 async def list_schedules(api: ApiClient) -> Json | None:
     """The schedules page, or None when this daemon has no schedules API yet."""
     try:

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Static
 from trigger_local.display import limit_text, table_time
 from trigger_local.sdk.client import ApiClient
 
-from .common import Coalesce, ErrorLine, Json, dashboard, list_schedules, read_or_say
+from .common import Coalesce, ErrorLine, Json, dashboard, list_schedules, plain, read_or_say
 from .table import FitTable
 from .waitpoints import JsonDialog
 
@@ -59,7 +59,7 @@ class QueuesView(Vertical):
         self.queues = {q["id"]: q for q in page.get("data") or []}
         for q in self.queues.values():
             paused = Text("paused", style="bold yellow") if q.get("paused") else Text("no")
-            table.add_row(str(q.get("project") or ""), q["name"], str(q.get("running", 0)),
+            table.add_row(plain(q.get("project")), plain(q["name"]), str(q.get("running", 0)),
                           str(q.get("queued", 0)), limit_text(q.get("concurrencyLimit")), paused,
                           key=q["id"])
         if keep in self.queues:
@@ -151,6 +151,7 @@ class SchedulesView(Vertical):
         table.display = True
         for s in rows:
             gen = s.get("generator") or {}
-            table.add_row(s.get("id"), s.get("task"), gen.get("expression") or s.get("cron", ""),
+            table.add_row(plain(s.get("id")), plain(s.get("task")),
+                          plain(gen.get("expression") or s.get("cron", "")),
                           table_time(s.get("nextRun")), "yes" if s.get("active") else "no",
                           key=s.get("id"))

@@ -22,7 +22,7 @@ from trigger_local.display import duration_text, epoch_s, status_text, table_tim
 from trigger_local.sdk.client import ApiClient
 from trigger_local.statuses import FINAL_STATUSES, RunStatus
 
-from .common import Coalesce, ErrorLine, Json, dashboard, read_or_say
+from .common import Coalesce, ErrorLine, Json, dashboard, plain, read_or_say
 from .table import RunsTable
 
 PAGE = 100
@@ -65,10 +65,10 @@ def duration_ms(run: Json, now: float) -> Any:
 
 
 def row_of(run: Json, now: float) -> tuple[Any, ...]:
-    return (run["id"], run.get("project", ""), run.get("taskIdentifier", ""),
+    return (run["id"], run.get("project", ""), plain(run.get("taskIdentifier", "")),
             status_text(run.get("status")),
             table_time(run.get("startedAt")), duration_text(duration_ms(run, now)),
-            ",".join(run.get("tags") or []), run.get("version", ""))
+            plain(",".join(run.get("tags") or [])), run.get("version", ""))
 
 
 class RunsView(Vertical):

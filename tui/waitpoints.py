@@ -22,7 +22,7 @@ from trigger_local.display import MISSING, status_text, table_time
 from trigger_local.sdk.client import ApiClient
 from trigger_local.statuses import WaitpointStatus
 
-from .common import Coalesce, ErrorLine, Json, dashboard, read_or_say
+from .common import Coalesce, ErrorLine, Json, dashboard, plain, read_or_say
 from .table import FitTable
 
 
@@ -119,7 +119,7 @@ class WaitpointsView(Vertical):
                           table_time(token.get("createdAt")),
                           table_time(token.get("timeoutAt")),
                           first_and_more(token.get("blockedRunIds")) or MISSING,
-                          ",".join(token.get("tags") or []), key=token["id"])
+                          plain(",".join(token.get("tags") or [])), key=token["id"])
         if keep in self.tokens:
             table.move_cursor(row=table.get_row_index(keep))
         self._show_url()

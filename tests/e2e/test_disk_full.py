@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -133,3 +134,63 @@ def test_disk_full_is_refused_with_507_waited_out_and_every_run_completes(
     finally:
         (small_disk / "filler").unlink(missing_ok=True)
         d.close()
+
+
+def test_a_first_start_on_a_full_disk_leaves_no_empty_secret_key(small_disk: Path,
+                                                                 tmp_path: Path) -> None:
+    """A daemon whose first start met a full disk refuses to start, and once there is space
+    again the next start has a real secret key that clients can use (it used to leave an empty
+    `secret_key`, then ran with "" as its secret and refused every client's key)."""
+    home = small_disk / "home"
+    home.mkdir()
+    filler = small_disk / "filler"
+    _fill(filler)
+    try:
+        refused = subprocess.run([sys.executable, "-m", "trigger_local.daemon", "--home",
+                                  str(home), "--port", "0"], capture_output=True, text=True,
+                                 timeout=60)
+        assert refused.returncode != 0, refused.stdout
+        assert "disk full" in refused.stderr + refused.stdout
+        assert "Traceback" not in refused.stderr
+    finally:
+        filler.unlink(missing_ok=True)
+    key_file = home / "secret_key"
+    assert not key_file.exists() or key_file.read_text().strip(), "an empty secret_key was left"
+    d = DaemonProcess(home).start()
+    try:
+        assert d.key.startswith("tr_dev_") and len(d.key) > 20
+        d.register(write_project(tmp_path / "project"))
+        assert d.wait_status(d.trigger("hello", {"name": "x"}))["status"] == "COMPLETED"
+    finally:
+        d.close()
+
+
+def test_a_start_on_a_full_disk_says_disk_full_not_damaged(small_disk: Path,
+                                                           tmp_path: Path) -> None:
+    """A healthy database that cannot be opened because the disk is full is not called damaged
+    (that advice is to move it aside, losing its runs): the daemon says "disk full", and once
+    there is space it starts with every run kept."""
+    home = small_disk / "home"
+    d = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home)}).start()
+    try:
+        d.register(write_project(tmp_path / "project"))
+        run_id = d.trigger("hello", {"name": "kept"})
+        assert d.wait_status(run_id)["status"] == "COMPLETED"
+    finally:
+        d.close()
+    filler = small_disk / "filler"
+    _fill(filler)
+    try:
+        refused = subprocess.run([sys.executable, "-m", "trigger_local.daemon", "--home",
+                                  str(home), "--port", "0"], capture_output=True, text=True,
+                                 timeout=60)
+        said = refused.stderr + refused.stdout
+        assert refused.returncode == 1 and f"disk full at {home}" in said, said
+        assert "damaged" not in said and "Traceback" not in said, said
+    finally:
+        filler.unlink(missing_ok=True)
+    again = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home)}).start()
+    try:
+        assert again.run(run_id)["status"] == "COMPLETED"
+    finally:
+        again.close()

@@ -32,7 +32,7 @@ from .errors import JsonErrorRoute
 from .options import batch_item_request
 from .present import batch_item
 from .services import DaemonServices
-from .triggers import request_cache_key
+from .triggers import request_cache_key, require_known_project
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["batches"])
 
@@ -60,6 +60,7 @@ async def create_batch(request: Request) -> Response:
     returns it cached."""
     svc = services_of(request)
     caller = require_key(request, svc)
+    require_known_project(svc, caller)
     body = await read_json(request, svc)
     batch, is_cached = await svc.engine.create_batch(
         _run_count(body), parent_run_id=_parent(body),
@@ -180,6 +181,7 @@ async def legacy_batch(request: Request) -> Response:
     key sent concurrently makes one batch."""
     svc = services_of(request)
     caller = require_key(request, svc)
+    require_known_project(svc, caller)
     body = await read_json(request, svc)
     batch_key = _batch_key(body)
     reqs = _legacy_items(body, batch_key)

@@ -19,6 +19,7 @@ from ..store.models import Schedule
 from .common import body_doc, int_param, ok, read_json, require_key, services_of
 from .errors import JsonErrorRoute
 from .present import cron_generator
+from .triggers import require_known_project
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["schedules"])
 
@@ -74,6 +75,7 @@ async def create_schedule(request: Request) -> Response:
     """In the caller's project (with none named: the one project whose version has the task)."""
     svc = services_of(request)
     caller = require_key(request, svc)
+    require_known_project(svc, caller)
     spec = _spec(await read_json(request, svc), with_key=True)
     spec.project = caller.project
     return ok(schedule_object(await svc.engine.create_schedule(spec)))

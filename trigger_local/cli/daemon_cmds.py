@@ -161,8 +161,9 @@ def daemons_table(daemons: list[dict[str, Any]]) -> Table:
     for column in ("DAEMON", "HOST", "EXECUTOR", "LAST HEARTBEAT", "URL"):
         table.add_column(column, no_wrap=True)
     for d in daemons:
-        table.add_row(str(d.get("id")), str(d.get("host")), str(d.get("executor")),
-                      f"{float(d.get('silent_s') or 0):.1f} s ago", str(d.get("url")))
+        table.add_row(escape(str(d.get("id"))), escape(str(d.get("host"))),
+                      escape(str(d.get("executor"))),
+                      f"{float(d.get('silent_s') or 0):.1f} s ago", escape(str(d.get("url"))))
     return table
 
 
@@ -175,7 +176,7 @@ def projects_table(projects: list[dict[str, Any]]) -> Table:
         state = "[green]online[/green]" if p.get("online") else "[yellow]offline[/yellow] (no dev)"
         ids = p.get("taskIds")
         tasks = ", ".join(str(t) for t in ids) if isinstance(ids, list) else str(p.get("tasks", 0))
-        table.add_row(str(p.get("ref")), state, str(p.get("currentVersion") or "-"),
+        table.add_row(escape(str(p.get("ref"))), state, str(p.get("currentVersion") or "-"),
                       escape(tasks or "-"), escape(str(p.get("projectDir") or "-")))
     return table
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.text import Text
 
 from ..config import ProjectConfig, find_project_root, load_project
@@ -80,10 +81,13 @@ def register(api: SyncApiClient, config: ProjectConfig) -> bool:
     version: Json = nested if isinstance(nested, dict) else answer
     tasks = version.get("tasks") or []
     ids = sorted(str(t.get("id") or t.get("task_id")) for t in tasks if isinstance(t, dict))
+    # task ids, folders and paths are the user's: text, not markup
     err().print(f"[green]Registered[/green] {version.get('id', 'a new version')} with "
-                f"{len(ids)} task{'s' if len(ids) != 1 else ''}: {', '.join(ids) or '(none)'}")
+                f"{len(ids)} task{'s' if len(ids) != 1 else ''}: "
+                f"{escape(', '.join(ids)) or '(none)'}")
     if not ids:
-        err().print(f"No tasks found in {', '.join(config.dirs)}: define one with @task(id=...).")
+        err().print(f"No tasks found in {escape(', '.join(config.dirs))}: define one with "
+                    "@task(id=...).")
     return True
 
 
@@ -94,7 +98,7 @@ def show_project(api: SyncApiClient, config: ProjectConfig) -> None:
     except TriggerLocalError:
         return  # an older daemon: nothing to show
     key = f"; its key: {found[0]['key']}" if found and found[0].get("key") else ""
-    err().print(f"Project [bold]{config.project}[/bold] ({config.root}){key}")
+    err().print(f"Project [bold]{config.project}[/bold] ({escape(str(config.root))}){key}")
 
 
 class RunStream:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import watchfiles
+from rich.markup import escape
 
 from ..config import ProjectConfig, load_project
 from ..errors import TriggerLocalError
@@ -68,8 +69,8 @@ class DevWatcher:
             dirs = [root / d for d in names if (root / d).is_dir()]
             until = _Either(self.stop, self._dirs_changed)
             if not dirs:
-                err().print(f"[yellow]None of {names} exists under {root}; watching trigger.toml "
-                            "only.[/yellow]")
+                err().print(f"[yellow]None of {escape(str(names))} exists under "
+                            f"{escape(str(root))}; watching trigger.toml only.[/yellow]")
                 while not until.is_set():
                     self.stop.wait(0.2)
                 continue

@@ -90,6 +90,10 @@ def check_port(settings: DaemonSettings) -> Check:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((settings.host, settings.port))
+        except OverflowError:
+            return Check("Port", "fail", f"{settings.port} is not a port (0 to 65535)",
+                         "Set TRIGGER_LOCAL_PORT (or `up --port N`) to a number from 1 to "
+                         "65535.")
         except OSError:
             return Check("Port", "fail",
                          f"{settings.host}:{settings.port} is taken by another program",

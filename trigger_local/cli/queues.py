@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..display import limit_text
@@ -28,8 +29,8 @@ def queues_table(queues: list[dict[str, Any]]) -> Table:
     for column in ("PROJECT", "NAME", "TYPE", "RUNNING", "QUEUED", "LIMIT", "PAUSED"):
         table.add_column(column, no_wrap=True)
     for queue in queues:
-        table.add_row(str(queue.get("project", "-")), str(queue.get("name")),
-                      str(queue.get("type", "-")),
+        table.add_row(escape(str(queue.get("project", "-"))), escape(str(queue.get("name"))),
+                      escape(str(queue.get("type", "-"))),
                       str(queue.get("running", 0)), str(queue.get("queued", 0)), _limit(queue),
                       "[yellow]paused[/yellow]" if queue.get("paused") else "")
     return table
@@ -60,8 +61,10 @@ def list_queues(
 def _show(queue: dict[str, Any]) -> None:
     console = out()
     state = "[yellow]paused[/yellow]" if queue.get("paused") else "[green]active[/green]"
-    console.print(f"[bold]{queue.get('name')}[/bold] ({queue.get('type', '-')}, "
-                  f"{queue.get('id', '-')}, project {queue.get('project', '-')})  {state}")
+    console.print(f"[bold]{escape(str(queue.get('name')))}[/bold] "
+                  f"({escape(str(queue.get('type', '-')))}, "
+                  f"{escape(str(queue.get('id', '-')))}, project {queue.get('project', '-')})  "
+                  f"{state}")
     console.print(f"  running {queue.get('running', 0)}  queued {queue.get('queued', 0)}  limit "
                   f"{_limit(queue)}")
 
@@ -85,8 +88,8 @@ def pause(name: str = QUEUE_NAME,
     if json_output:
         emit_json(queue)
     else:
-        err().print(f"Paused {queue.get('name', name)}; resume it with `trigger-local queues "
-                    f"resume {name}`.")
+        err().print(f"Paused {escape(str(queue.get('name', name)))}; resume it with "
+                    f"`trigger-local queues resume {escape(name)}`.")
 
 
 @app.command("resume")
@@ -97,4 +100,4 @@ def resume(name: str = QUEUE_NAME,
     if json_output:
         emit_json(queue)
     else:
-        err().print(f"Resumed {queue.get('name', name)}.")
+        err().print(f"Resumed {escape(str(queue.get('name', name)))}.")

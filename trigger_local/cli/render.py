@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
@@ -37,10 +38,13 @@ def runs_table(runs: list[Json]) -> Table:
     for column in ("CREATED", "DURATION", "TAGS"):
         table.add_column(column, no_wrap=column != "TAGS")
     for run in runs:
-        table.add_row(str(run.get("id")), str(run.get("project") or "-"),
-                      str(run.get("taskIdentifier", "-")),
+        # every cell a user wrote is escaped: a tag "[/]" is text, not Rich markup (it made
+        # `runs ls` fail with a MarkupError for everyone)
+        table.add_row(escape(str(run.get("id"))), escape(str(run.get("project") or "-")),
+                      escape(str(run.get("taskIdentifier", "-"))),
                       status_text(run.get("status")), table_time(run.get("createdAt")),
-                      duration_text(run.get("durationMs")), ", ".join(run.get("tags") or []))
+                      duration_text(run.get("durationMs")),
+                      escape(", ".join(run.get("tags") or [])))
     return table
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -28,8 +29,8 @@ def print_checkpoints(console: Console, run_id: str) -> None:
         size = f"{(ck.get('size_bytes') or 0) / 2**20:.1f} MiB"
         dump = f"{ck['dump_ms']:.0f} ms" if ck.get("dump_ms") is not None else "-"
         restore = f"{ck['restore_ms']:.0f} ms" if ck.get("restore_ms") is not None else "-"
-        table.add_row(str(ck.get("id")), str(ck.get("status")), size, dump, restore,
-                      str(ck.get("path")))
+        table.add_row(escape(str(ck.get("id"))), escape(str(ck.get("status"))), size, dump,
+                      restore, escape(str(ck.get("path"))))
     console.print(Panel(table, title="Checkpoints", title_align="left", expand=False))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..display import table_time
@@ -27,9 +28,9 @@ def schedules_table(items: list[dict[str, Any]]) -> Table:
     for column in ("ID", "PROJECT", "TASK", "TYPE", "CRON", "TIMEZONE", "NEXT RUN", "ACTIVE"):
         table.add_column(column, no_wrap=True)
     for s in items:
-        table.add_row(s["id"], str(s.get("project") or "-"), s["task"], s["type"].lower(),
-                      s["generator"]["expression"],
-                      s["timezone"],
+        table.add_row(escape(s["id"]), escape(str(s.get("project") or "-")), escape(s["task"]),
+                      s["type"].lower(), escape(s["generator"]["expression"]),
+                      escape(s["timezone"]),
                       table_time(s.get("nextRun")), "yes" if s["active"] else "[yellow]no[/yellow]")
     return table
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .. import packets
@@ -24,10 +25,11 @@ def tokens_table(tokens: list[dict[str, Any]]) -> Table:
     for column in ("ID", "STATUS", "RUNS", "CREATED", "TIMEOUT", "TAGS", "KEY"):
         table.add_column(column, no_wrap=column != "TAGS")
     for token in tokens:
-        table.add_row(str(token.get("id")), status_text(token.get("status")),
-                      first_and_more(token.get("blockedRunIds")),
+        table.add_row(escape(str(token.get("id"))), status_text(token.get("status")),
+                      escape(first_and_more(token.get("blockedRunIds"))),
                       table_time(token.get("createdAt")), table_time(token.get("timeoutAt")),
-                      ", ".join(token.get("tags") or []), str(token.get("idempotencyKey") or ""))
+                      escape(", ".join(token.get("tags") or [])),
+                      escape(str(token.get("idempotencyKey") or "")))
     return table
 
 
@@ -71,7 +73,7 @@ def show(token_id: str = TOKEN_ID,
         if token.get(key):
             console.print(f"  {label:<10} {detail_time(token[key])}")
     if token.get("tags"):
-        console.print(f"  {'Tags':<10} {', '.join(token['tags'])}")
+        console.print(f"  {'Tags':<10} {escape(', '.join(token['tags']))}")
     if token.get("url"):
         console.print(f"  {'URL':<10} {token['url']}", markup=False)
     if token.get("output") is not None:

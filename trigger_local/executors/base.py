@@ -1,21 +1,26 @@
-"""The executors' seams: what the dispatcher needs from an executor (`Executor`), what an
-executor asks of its checkpointer (`Checkpoints`), and what a checkpointer and a normal stop
-need from the executor that owns the task processes (`WorkerPool`, `ContainerPool`) — so that
-neither imports the executor's class."""
+"""The executors' seams. The executor is one pool (`PoolExecutor`, executors/pool.py) composed
+with a `Spawner` (a process or a container) and an optional `Checkpoints` (CRIU or `docker
+checkpoint`). Here: what the dispatcher needs from the executor (`Executor`), what the pool
+asks of its spawner and checkpointer, and the small views each piece gets of the others
+(`WorkerPool`, `CheckpointSupport`, `Containers`) — so that no piece imports another's class."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from ..config import DaemonSettings
 from ..engine import Engine
-from ..store.models import Checkpoint, Run
+from ..store.models import Checkpoint, Run, Version
 from ..supervise import Supervisor
 from .criu import Capability
+from .sharing import SharedRuns
 from .workers import WorkerHandle
+
+Job = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
 
 
 class Executor(Protocol):
@@ -25,8 +30,7 @@ class Executor(Protocol):
         """Adopt the processes a previous daemon left running; begin watching them."""
 
     def capacity(self) -> int:
-        """How many more runs could start right now (idle warm processes plus room for new
-        ones)."""
+        """How many more runs could start right now (room on warm workers plus new ones)."""
 
     async def assign(self, run: Run) -> bool:
         """Start `run` (DEQUEUED) on a warm process or a new one. False: no room, requeue it."""
@@ -52,10 +56,24 @@ class Executor(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True)
+class CheckpointSupport:
+    """What a checkpointer is given by the pool that owns it, and all it sees of it."""
+
+    engine: Engine
+    settings: DaemonSettings
+    supervisor: Supervisor
+    logs_dir: Path
+    #: runs a background job, supervised, that the pool's stop waits for
+    run_job: Job
+    #: a dump the last daemon left pending was finished (True) or undone: answer the runtime
+    #: that may still wait for its freeze handshake
+    settled: Callable[[Checkpoint, bool], None]
+
+
 class Checkpoints(Protocol):
-    """What the process executor asks of its checkpointer: CRIU on a process
-    (executors/checkpoints.py) or `docker checkpoint` on a container
-    (executors/docker_checkpoints.py)."""
+    """What the pool asks of its checkpointer: CRIU on a process (executors/checkpoints.py) or
+    `docker checkpoint` on a container (executors/docker_checkpoints.py)."""
 
     capability: Capability  # decided once; `reason` says why not
     by_worker: dict[str, Checkpoint]  # active checkpoints by the worker they froze
@@ -84,19 +102,27 @@ class Checkpoints(Protocol):
 
 
 class WorkerPool(Protocol):
-    """The executor as its checkpointer and a normal stop see it: the task processes it owns,
-    and its background jobs."""
+    """The pool as its spawner, its exit watches, adoption and a normal stop see it: the
+    workers it owns, which run is on which, and its background jobs."""
 
     engine: Engine
     settings: DaemonSettings
     supervisor: Supervisor
     logs_dir: Path
     workers: dict[str, WorkerHandle]
+    by_run: dict[str, str]  # run id → the worker holding it
+    sharing: SharedRuns
     #: a stop that kills held processes too (`trigger-local down --kill-waiting`)
     kill_waiting: bool
 
     @property
-    def checkpointer(self) -> Checkpoints: ...
+    def stopping(self) -> bool:
+        """A normal stop has begun: no worker takes work, and exits are expected."""
+        ...
+
+    def wake(self) -> None:
+        """Tell the dispatcher there may be room for runs again."""
+        ...
 
     def spawn(self, job: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run `job` in the background, supervised, and remember it until it is done."""
@@ -106,7 +132,24 @@ class WorkerPool(Protocol):
         """The background jobs still running."""
         ...
 
+    def watch(self, worker: WorkerHandle) -> None:
+        """Watch `worker` until it exits (the spawner's watch), then release its runs."""
+        ...
+
+    async def version(self, version_id: str) -> Version | None: ...
+
+    def checkpoint_of(self, run: Run) -> Checkpoint | None: ...
+
+    def is_frozen(self, worker_id: str) -> bool:
+        """`worker_id` was checkpointed and waits for its restore."""
+        ...
+
     def can_checkpoint(self) -> bool: ...
+
+    async def freeze(self, worker: WorkerHandle, run_id: str, attempt: int,
+                     socket_wait_s: float) -> bool:
+        """Checkpoint `worker` (False when there is no checkpointer or it failed)."""
+        ...
 
     def begin_stop(self) -> None:
         """From now on no process takes work, and exits are expected."""
@@ -116,18 +159,66 @@ class WorkerPool(Protocol):
         """`worker` was checkpointed and is gone: it no longer counts against max_processes."""
         ...
 
-    def freeze_settled(self, ck: Checkpoint, finished: bool) -> None:
-        """A dump the last daemon left pending was finished or undone: answer the runtime that
-        may still wait for its freeze handshake."""
-        ...
+
+class Spawner(Protocol):
+    """What starts the pool's workers: a local process (executors/process.py) or a container
+    (executors/docker.py), and what only that kind of worker knows (its exit, its adoption)."""
+
+    name: str  # the executor's name: "process" or "docker"
+    #: False: the worker of an exclusive run (sync or isolated) serves one attempt and retires
+    reuses_exclusive: bool
+
+    def problem(self) -> str | None:
+        """Why no worker can start now (the Docker engine is away), or None."""
+
+    def boot_limit(self) -> int | None:
+        """How many new workers may boot at once (None: no limit)."""
+
+    def refuses(self, run: Run, version: Version | None) -> str | None:
+        """Why `run` can never start here (its version is gone, it has no image): the pool
+        fails it with this reason."""
+
+    def fits(self, worker: WorkerHandle, run: Run) -> bool:
+        """`worker` may take `run` (a container of the run's machine)."""
+
+    def new_worker(self, worker_id: str, log_path: Path, version: Version, run: Run,
+                   shared: bool) -> WorkerHandle:
+        """The handle of a worker about to start for `run`."""
+
+    async def launch(self, worker: WorkerHandle, version: Version,
+                     enlist: Callable[[WorkerHandle], None]) -> None:
+        """Start `worker`, calling `enlist` once a poll from it may arrive. Raises
+        SpawnRefused (the run fails) or SpawnUnavailable (the run waits in its queue)."""
+
+    def watch(self, pool: WorkerPool, worker: WorkerHandle) -> Awaitable[None]:
+        """Wait for `worker` to exit, then release the runs it held."""
+
+    def done_file(self, worker_id: str, run_id: str, attempt: int) -> tuple[Path, str]:
+        """Where the daemon writes a freeze's done file, and that path as the runtime sees it."""
+
+    async def start(self) -> None:
+        """Before the checkpointer starts: find out whether workers can start at all."""
+
+    async def adopt(self, pool: WorkerPool) -> None:
+        """Adopt the workers a previous daemon left running; interrupt runs whose worker is
+        gone."""
+
+    def close(self) -> None:
+        """After a stop: let go of what the spawner holds (the engine client, its watch)."""
+
+    def describe(self, pool: WorkerPool) -> dict[str, Any]: ...
 
 
-class ContainerPool(WorkerPool, Protocol):
-    """The docker executor as its checkpointer sees it: a pool of containers."""
+class Containers(Protocol):
+    """The container spawner as the docker checkpointer sees it."""
 
     @property
     def client(self) -> Any:
         """The docker SDK client (None until the engine first answered)."""
+        ...
+
+    def when_engine_answers(self, check: Callable[[Any], Awaitable[None]]) -> None:
+        """Call `check(client)` each time the engine is checked and answers."""
         ...
 
     def discard_container(self, worker_id: str) -> None:

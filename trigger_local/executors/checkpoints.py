@@ -28,14 +28,13 @@ from ..errors import CriuError
 from ..ids import new_id
 from ..store.models import DELAYED, FINAL_STATUSES, WAITING, Checkpoint, Run
 from . import criu
-from .base import WorkerPool
-from .sockets import wait_pid_free, wait_until_no_tcp
+from .base import CheckpointSupport
+from .sockets import SOCKET_WAIT_S, wait_pid_free, wait_until_no_tcp
 from .workers import BUSY, WorkerHandle, pid_is_worker
 
 log = structlog.get_logger("checkpoints")
 
 PID_FREE_WAIT_S = 5.0
-SOCKET_WAIT_S = 0.2  # well under freeze_grace_s: the runtime stays quiet that long
 
 
 class CheckpointerBase:
@@ -43,10 +42,10 @@ class CheckpointerBase:
     decision a resume waits for, the run-still-waits check before a dump, finding a run's
     checkpoint, and dropping the checkpoints of runs that will never be restored."""
 
-    def __init__(self, executor: WorkerPool) -> None:
-        self.executor = executor
-        self.engine: Engine = executor.engine
-        self.settings = executor.settings
+    def __init__(self, support: CheckpointSupport) -> None:
+        self.support = support
+        self.engine: Engine = support.engine
+        self.settings = support.settings
         self.by_worker: dict[str, Checkpoint] = {}  # active checkpoints by the worker they froze
         self.engine.hub.subscribe(RunStatusChanged, self._on_run_moved)
 
@@ -100,8 +99,8 @@ class CheckpointerBase:
 class Checkpointer(CheckpointerBase):
     """CRIU on a task process: the process executor's `Checkpoints` (executors/base.py)."""
 
-    def __init__(self, executor: WorkerPool) -> None:
-        super().__init__(executor)
+    def __init__(self, support: CheckpointSupport) -> None:
+        super().__init__(support)
         self.capability = criu.Capability(False, "CRIU has not been checked yet")
         self.root = Path(self.settings.checkpoint_dir or self.settings.home / "checkpoints")
 
@@ -119,10 +118,11 @@ class Checkpointer(CheckpointerBase):
                 self.by_worker[ck.worker_id] = ck
         for ck in await self.engine.queries.checkpoints.pending():
             if ck.executor == "process":
-                self.executor.freeze_settled(ck, await self.settle_pending(ck))
+                self.support.settled(ck, await self.settle_pending(ck))
 
     def describe(self) -> dict[str, Any]:
         return {"available": self.capability.ok, "reason": self.capability.reason,
+                "replays": self.capability.failed_at_run_time,
                 "criu_version": self.capability.version, "dir": str(self.root),
                 "count": len(self.by_worker),
                 "bytes": sum(c.size_bytes for c in self.by_worker.values())}
@@ -154,10 +154,12 @@ class Checkpointer(CheckpointerBase):
             _remove(images)
             await self.engine.undo_checkpoint(ck.id)
             log.warning("checkpoint failed: holding the run", run=run_id, error=str(exc)[:300])
+            then = ""
             if isinstance(exc, CriuError) and not _out_of_space(str(exc)):
-                self._switch_to_hold(exc)
-            await self.engine.checkpoint_refused(run_id,
-                                                 f"checkpoint failed, the run is held: {exc}")
+                self._switch_to_replay(exc)
+                then = "; it resumes by replay (this daemon no longer checkpoints)"
+            await self.engine.checkpoint_refused(
+                run_id, f"checkpoint failed, the run is held: {exc}{then}")
             return False
         await test_pause_before_record()
         ck.size_bytes, ck.dump_ms = criu.images_size(images), round(dump_ms, 1)
@@ -168,19 +170,23 @@ class Checkpointer(CheckpointerBase):
             _remove(images)
         return True
 
-    def _switch_to_hold(self, exc: CriuError) -> None:
+    def _switch_to_replay(self, exc: CriuError) -> None:
         """`criu check` passed at start, yet a dump failed (seen: "Can't setup RLIMIT_NOFILE"
         in some containers): this host's CRIU does not work for our processes, and every later
-        dump would fail the same way after costing a freeze. From now on waits are held; the
-        status, `doctor` and each run's hold reason say why. A restart tries CRIU again."""
+        dump would fail the same way after costing a freeze. From now on a waiting run is not
+        checkpointed: once it has waited `hold_threshold_s` it is evicted and resumes by replay
+        (executors/eviction.py), the one whose dump just failed too. The status, `doctor` and
+        each run's hold reason say why. A restart tries CRIU again."""
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
         when = time.strftime("%H:%M:%S")
         self.capability = criu.Capability(
-            False, f"a checkpoint dump failed at run time ({when}: {first}); this daemon holds "
-                   "waiting runs from now on (restart it to try CRIU again)",
-            self.capability.version)
-        log.warning("checkpoints switched off for this daemon: a dump failed at run time",
-                    error=first)
+            False, f"a checkpoint dump failed at run time ({when}: {first}); this daemon resumes "
+                   "waiting runs by replay from now on instead of checkpointing them: a run "
+                   f"waiting longer than hold_threshold_s ({self.settings.hold_threshold_s:g} s) "
+                   "leaves memory (restart the daemon to try CRIU again)",
+            self.capability.version, failed_at_run_time=True)
+        log.warning("checkpoints switched off for this daemon: a dump failed at run time; "
+                    "waiting runs resume by replay", error=first)
 
     # -- a dump that a killed daemon left pending ----------------------------------------------
     async def settle_pending(self, ck: Checkpoint) -> bool:
@@ -222,18 +228,18 @@ class Checkpointer(CheckpointerBase):
             return None
         # the process runs again: these images can never be used twice. Deleted in a thread:
         # ~5 ms of unlinking on the event loop would delay the restored process's first poll
-        self.executor.spawn(asyncio.to_thread(_remove, images))
+        self.support.run_job(asyncio.to_thread(_remove, images))
         await self.engine.checkpoint_restored(ck.id, restore_ms)
         log.info("run restored", run=run.id, pid=ck.pid, ms=round(restore_ms, 1))
         return WorkerHandle(id=ck.worker_id, version_id=run.version_id or "", pid=ck.pid,
-                            log_path=self.executor.logs_dir / f"{ck.worker_id}.log", state=BUSY,
+                            log_path=self.support.logs_dir / f"{ck.worker_id}.log", state=BUSY,
                             run_id=run.id, attempt=run.attempt_count)
 
     # -- clean-up ---------------------------------------------------------------------------
     def _discard(self, ck: Checkpoint, why: str) -> None:
         _remove(Path(ck.path))
         # retried (a full disk): a row left active would be loaded again by the next daemon
-        self.executor.spawn(self.executor.supervisor.retry_until_done(
+        self.support.run_job(self.support.supervisor.retry_until_done(
             f"forgetting checkpoint {ck.id}",
             lambda: self.engine.checkpoint_unusable(ck.id, why, deleted=True)))
 

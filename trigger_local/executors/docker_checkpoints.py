@@ -35,14 +35,13 @@ from ..errors import DockerCheckpointError
 from ..ids import new_id
 from ..store.models import Checkpoint, Run
 from . import criu
-from .base import ContainerPool
+from .base import CheckpointSupport, Containers
 from .checkpoints import CheckpointerBase, test_pause_before_record
 from .sockets import wait_until_no_tcp
 from .workers import WorkerHandle
 
 log = structlog.get_logger("checkpoints")
 
-SOCKET_WAIT_S = 0.2  # as for a process: well under freeze_grace_s
 EXECUTOR = "docker"  # the `executor` column of its checkpoint rows
 
 
@@ -123,10 +122,10 @@ async def _criu_for_engine(criu_path: str) -> criu.Capability:
 class DockerCheckpointer(CheckpointerBase):
     """The docker executor's `Checkpoints` (executors/base.py)."""
 
-    executor: ContainerPool
-
-    def __init__(self, executor: ContainerPool) -> None:
-        super().__init__(executor)
+    def __init__(self, support: CheckpointSupport, containers: Containers) -> None:
+        super().__init__(support)
+        self.containers = containers
+        containers.when_engine_answers(self.check)
         self.capability = decide_capability(self.settings.checkpoints, None,
                                             criu.Capability(False, ""))
         self.checked = False
@@ -138,11 +137,11 @@ class DockerCheckpointer(CheckpointerBase):
         for ck in await self.engine.queries.checkpoints.active():
             if ck.executor == EXECUTOR:
                 self.by_worker[ck.worker_id] = ck
-        if self.executor.client is None:
+        if self.containers.client is None:
             return  # no engine yet: pending rows wait for a daemon that finds one
         for ck in await self.engine.queries.checkpoints.pending():
             if ck.executor == EXECUTOR:
-                self.executor.freeze_settled(ck, await self.settle_pending(ck))
+                self.support.settled(ck, await self.settle_pending(ck))
 
     async def check(self, client: Any) -> None:
         """Decide once, when the engine first answers, whether waiting runs can be checkpointed."""
@@ -189,7 +188,7 @@ class DockerCheckpointer(CheckpointerBase):
                         path=str(path), status="", created_at=time.time(), executor=EXECUTOR)
         await self.engine.begin_checkpoint(ck)
         try:
-            dump_ms = await asyncio.to_thread(create, self.executor.client, container.id, name)
+            dump_ms = await asyncio.to_thread(create, self.containers.client, container.id, name)
         except (DockerCheckpointError, DockerException, OSError) as exc:
             await self.engine.undo_checkpoint(ck.id)
             log.warning("container checkpoint failed: holding the run", run=run_id,
@@ -203,7 +202,7 @@ class DockerCheckpointer(CheckpointerBase):
             self.by_worker[worker.id] = ck
             log.info("run's container checkpointed", run=run_id, ms=ck.dump_ms, bytes=ck.size_bytes)
         else:  # the attempt ended during the dump: nothing will restore it
-            await asyncio.to_thread(self.executor.discard_container, worker.id)
+            await asyncio.to_thread(self.containers.discard_container, worker.id)
         return True
 
     # -- a checkpoint that a killed daemon left pending -----------------------------------------
@@ -211,7 +210,7 @@ class DockerCheckpointer(CheckpointerBase):
         """Finish (True) or undo (False) a `docker checkpoint create` that was under way when the
         last daemon died. Finished: the engine lists the checkpoint and the container has stopped
         (the engine stops it only once the checkpoint is written)."""
-        client = self.executor.client
+        client = self.containers.client
         try:
             names = await asyncio.to_thread(listed, client, ck.worker_id)
             container = await asyncio.to_thread(client.containers.get, ck.worker_id)
@@ -234,7 +233,7 @@ class DockerCheckpointer(CheckpointerBase):
     # -- restoring --------------------------------------------------------------------------
     async def restore(self, run: Run, ck: Checkpoint) -> WorkerHandle | None:
         self.by_worker.pop(ck.worker_id, None)
-        client = self.executor.client
+        client = self.containers.client
         try:
             restore_ms = await asyncio.to_thread(start_from, client, ck.worker_id, ck.id)
             container = await asyncio.to_thread(client.containers.get, ck.worker_id)
@@ -243,7 +242,7 @@ class DockerCheckpointer(CheckpointerBase):
                        "run resumes by replay")
             log.warning("container restore failed: resuming by replay", run=run.id,
                         error=str(exc)[:300])
-            await asyncio.to_thread(self.executor.discard_container, ck.worker_id)
+            await asyncio.to_thread(self.containers.discard_container, ck.worker_id)
             await self.engine.checkpoint_unusable(ck.id, message)
             await self.engine.records.resume_by_replay(run.id, run.attempt_count, message)
             return None
@@ -254,16 +253,16 @@ class DockerCheckpointer(CheckpointerBase):
                         error=str(exc)[:200])
         await self.engine.checkpoint_restored(ck.id, restore_ms)
         log.info("run's container restored", run=run.id, ms=round(restore_ms, 1))
-        return self.executor.handle_for_restored(run, ck.worker_id, container)
+        return self.containers.handle_for_restored(run, ck.worker_id, container)
 
     # -- clean-up ---------------------------------------------------------------------------
     def _discard(self, ck: Checkpoint, why: str) -> None:
-        self.executor.spawn(self._drop(ck, why))
+        self.support.run_job(self._drop(ck, why))
 
     async def _drop(self, ck: Checkpoint, why: str) -> None:
-        await asyncio.to_thread(self.executor.discard_container, ck.worker_id)
+        await asyncio.to_thread(self.containers.discard_container, ck.worker_id)
         # retried (a full disk): a row left active would be loaded again by the next daemon
-        await self.executor.supervisor.retry_until_done(
+        await self.support.supervisor.retry_until_done(
             f"forgetting checkpoint {ck.id}",
             lambda: self.engine.checkpoint_unusable(ck.id, why, deleted=True))
 

@@ -4,14 +4,10 @@ previous daemon whose exit status is unknown, interrupted."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
-
 import structlog
 
-from ..engine import Engine
-from ..supervise import Supervisor
 from .assignments import lose_attempt
+from .base import WorkerPool
 from .sharing import SHARED_NOTE
 from .sockets import is_child, reap
 from .workers import WorkerHandle, describe_exit, watch_pid
@@ -19,18 +15,7 @@ from .workers import WorkerHandle, describe_exit, watch_pid
 log = structlog.get_logger("executor")
 
 
-class ExitWatch(Protocol):
-    """The executor as the exit watch sees it."""
-
-    engine: Engine
-    supervisor: Supervisor
-    workers: dict[str, WorkerHandle]
-    _by_run: dict[str, str]
-    _stopping: bool
-    _wake: Callable[[], None]
-
-
-async def watch_exit(pool: ExitWatch, worker: WorkerHandle) -> None:
+async def watch_exit(pool: WorkerPool, worker: WorkerHandle) -> None:
     """Wait for `worker`'s process to exit, then release the runs it held."""
     if worker.proc is not None:
         worker.exit_code = await worker.proc.wait()
@@ -49,18 +34,18 @@ async def watch_exit(pool: ExitWatch, worker: WorkerHandle) -> None:
         # retried (a full disk): a run whose process is gone must not stay EXECUTING
         await pool.supervisor.retry_until_done(
             f"releasing the runs of task process {worker.id}", lambda: _forget(pool, worker),
-            give_up=lambda: pool._stopping)
+            give_up=lambda: pool.stopping)
     finally:
-        pool._wake()
+        pool.wake()
 
 
-async def _forget(pool: ExitWatch, worker: WorkerHandle) -> None:
+async def _forget(pool: WorkerPool, worker: WorkerHandle) -> None:
     """The process has exited: drop its row and fail or interrupt the attempts it held
     (idempotent: retried on a full disk)."""
     await pool.engine.forget_worker(worker.id)
     held = dict(worker.runs) if worker.shared else (
         {worker.run_id: worker.attempt} if worker.run_id and worker.attempt else {})
-    if not held or pool._stopping:
+    if not held or pool.stopping:
         return
     reason = describe_exit(worker.exit_code, worker.log_path)
     log.warning("task process exited during a run", worker=worker.id, runs=list(held),
@@ -72,5 +57,5 @@ async def _forget(pool: ExitWatch, worker: WorkerHandle) -> None:
         await lose_attempt(pool.engine, worker.log_path, run_id, attempt,
                            reason + (SHARED_NOTE if worker.shared else ""),
                            interrupted=unknown, last=n == len(held))
-        pool._by_run.pop(run_id, None)
+        pool.by_run.pop(run_id, None)
         worker.runs.pop(run_id, None)

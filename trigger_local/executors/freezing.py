@@ -12,6 +12,7 @@ import structlog
 
 from ..store.models import Checkpoint
 from .base import WorkerPool
+from .sockets import SOCKET_WAIT_S
 from .workers import HELD, WorkerHandle
 
 log = structlog.get_logger("executor")
@@ -48,7 +49,7 @@ class FreezeHandshake:
         self.in_flight += 1
         frozen = False
         try:
-            frozen = await self.pool.checkpointer.freeze(worker, run_id, attempt)
+            frozen = await self.pool.freeze(worker, run_id, attempt, SOCKET_WAIT_S)
         finally:
             self.in_flight -= 1
             done.write_text("frozen" if frozen else "held")

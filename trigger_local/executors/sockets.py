@@ -8,6 +8,9 @@ import asyncio
 import os
 import time
 
+#: how long a freeze waits for the runtime to hold no TCP connection: well under
+#: freeze_grace_s, the runtime stays quiet that long
+SOCKET_WAIT_S = 0.2
 _POLL_S = 0.002  # one look is ~0.5 ms (no socket tables read): poll finely
 _TCP_NAMES = (b"TCP", b"TCPv6", b"MPTCP", b"MPTCPv6")
 

@@ -87,7 +87,7 @@ async def _checkpoint(executor: WorkerPool, worker: WorkerHandle) -> bool:
         return False
     run_id, attempt = worker.run_id, worker.attempt
     for _ in range(STOP_FREEZE_TRIES):
-        if await executor.checkpointer.freeze(worker, run_id, attempt, STOP_SOCKET_WAIT_S):
+        if await executor.freeze(worker, run_id, attempt, STOP_SOCKET_WAIT_S):
             await executor.forget_frozen(worker, run_id)
             log.info("checkpointed a waiting run at stop", run=run_id, worker=worker.id)
             return True

@@ -82,6 +82,11 @@ class WorkerHandle:
                 pass
 
 
+def logs_dir(home: Path) -> Path:
+    """Where the workers' output logs (and log spools) are kept."""
+    return home / "logs" / "workers"
+
+
 def describe_exit(code: int | None, log_path: Path) -> str:
     """A sentence for the run's error: the exit code or signal, and the end of the process log."""
     if code is None:

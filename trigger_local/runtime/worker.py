@@ -7,8 +7,8 @@ one keep-alive connection is reused for the whole loop.
 Two kinds of process (docs/worker-protocol.md, "Many runs per process"): one that runs one
 attempt at a time (sync and isolated tasks: `assignment` answers, each run inline), and a
 shared one (async tasks): its answers carry `messages` — runs to start, each as its own
-asyncio task; runs whose wait is over (`resume`); runs the daemon ended (`abort`) — and the
-poll goes on while its runs execute or wait.
+asyncio task; runs whose wait is over (`resume`); runs the daemon ended (`abort`) or let go
+of while they waited (`evict`) — and the poll goes on while its runs execute or wait.
 """
 
 from __future__ import annotations
@@ -153,6 +153,10 @@ class Worker:
             # the daemon ended the attempt (canceled, timed out): drop it, report nothing; a
             # cancel runs the run's on_cancel hooks first (docs/hooks.md)
             self._keep(self._abort(run_id, message.get("reason") == "max_duration"))
+        elif kind == "evict" and run_id in self.shared:
+            # the daemon let go of this waiting run (executors/eviction.py): its next attempt
+            # replays it elsewhere. Drop the coroutine; no hook runs, nothing is reported
+            self.shared[run_id].cancel()
         elif kind == "reconcile":
             self._reconcile(message.get("runs") or {})
 
@@ -194,8 +198,11 @@ class Worker:
         except (DaemonUnreachableError, TriggerLocalError) as exc:
             self.fatal = exc  # the poll loop ends the process with the same exit code
         finally:
-            self.shared.pop(run_id, None)
-            self._resumed.pop(run_id, None)
+            # an evicted run may be given to this process again at once (its wait completed):
+            # its new attempt's entries are not this task's to remove
+            if self.shared.get(run_id) is asyncio.current_task():
+                self.shared.pop(run_id, None)
+                self._resumed.pop(run_id, None)
 
     async def _complete(self, assignment: dict[str, Any], body: dict[str, Any]) -> None:
         route = f"attempts/{assignment['attempt']}/complete"

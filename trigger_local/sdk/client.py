@@ -33,7 +33,7 @@ from ..errors import (
     ValidationError,
     error_from_response,
 )
-from ..projects import PROJECT_ENV, PROJECT_HEADER
+from ..projects import PROJECT_ENV, PROJECT_HEADER, check_project_ref
 from .routes import (  # noqa: F401 - re-exported
     _OPTION_NAMES,
     API_VERSION,
@@ -85,7 +85,7 @@ def current_project() -> str | None:
     """TRIGGER_LOCAL_PROJECT, else the ref of the project around the current directory."""
     named = os.environ.get(PROJECT_ENV)
     if named:
-        return named
+        return check_project_ref(named, PROJECT_ENV)
     try:
         root = find_project_root(Path.cwd())
         return load_project(root).project if root is not None else None
@@ -98,7 +98,25 @@ def default_url() -> str:
     TRIGGER_LOCAL_PORT settings (as `up` and `dev` read them), else 127.0.0.1:8030."""
     host = os.environ.get("TRIGGER_LOCAL_HOST") or "127.0.0.1"
     port = os.environ.get("TRIGGER_LOCAL_PORT", "").strip() or str(DEFAULT_PORT)
+    if not port.isdigit() or int(port) > 65535:  # not an httpx traceback later
+        raise ValidationError(f"TRIGGER_LOCAL_PORT={port!r} is not a port: set it to the "
+                              "daemon's port, a number up to 65535, or unset it for "
+                              f"{DEFAULT_PORT}.")
     return f"http://{host}:{port}"
+
+
+def _check_url(url: str) -> None:
+    """A daemon URL that cannot be one is refused here, naming it (httpx's InvalidURL is not
+    a transport error, and a URL without http:// read as a lost connection)."""
+    try:
+        scheme = httpx.URL(url).scheme
+    except httpx.InvalidURL as exc:
+        scheme, problem = "", str(exc)
+    else:
+        problem = f"it must start with http:// or https://, not {scheme or 'nothing'}"
+    if scheme not in ("http", "https"):
+        raise ValidationError(f"The daemon URL {url!r} is not a URL: {problem}. Check "
+                              "TRIGGER_API_URL (unset, it means the local daemon).")
 
 
 def resolve_endpoint() -> Endpoint:
@@ -107,6 +125,7 @@ def resolve_endpoint() -> Endpoint:
     key = _overrides["secret_key"] or os.environ.get("TRIGGER_SECRET_KEY")
     if not url:
         url = str((read_daemon_info() or {}).get("url") or default_url())
+    _check_url(url)
     # The home's key is the right one whenever the daemon is ours, even if only the URL was set.
     return Endpoint(url.rstrip("/"), key or read_secret_key(), current_project())
 
