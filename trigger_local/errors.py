@@ -225,6 +225,11 @@ class DaemonUnreachableError(Exception):
     """The daemon did not answer for longer than the orphan timeout."""
 
 
+class ChannelClosed(Exception):  # noqa: N818 - a signal, not an error
+    """A shared process's channel is gone (runtime/channel.py): what went over it goes over
+    HTTP."""
+
+
 class ProtocolError(EOFError):
     """The daemon's answer was not HTTP/1.1 we understand (treated as a connection error)."""
 

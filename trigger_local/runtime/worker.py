@@ -22,8 +22,9 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import AttemptGone, DaemonUnreachableError, TriggerLocalError
+from ..errors import AttemptGone, ChannelClosed, DaemonUnreachableError, TriggerLocalError
 from ..sdk.worker_client import WorkerClient
+from .channel import Channel
 from .completions import Completions
 from .execute import execute
 from .lifecycle import cancel_run
@@ -35,6 +36,7 @@ RETIRED = "retired"
 IDLE = "idle"
 RAN = "ran"
 RETIRE_BACKOFF_S = 1.0  # told to retire while runs of ours still wait (the daemon stops): later
+CHANNEL_RETRY_S = 5.0  # a channel that would not open is tried again after this
 
 
 @dataclass
@@ -82,21 +84,26 @@ class Worker:
         self.fatal: BaseException | None = None  # a shared run met a daemon gone for good
         self.acked = 0  # the number of the last message taken (each poll acknowledges it)
         self._reports: set[asyncio.Task[Any]] = set()
-        self.completions = Completions(client, worker_id, worker_token)
+        #: a shared process's channel (runtime/channel.py); None: it polls over HTTP
+        self.channel: Channel | None = None
+        self.use_channel = os.environ.get("TRIGGER_LOCAL_WORKER_CHANNEL", "on") != "off"
+        self._channel_tried = -CHANNEL_RETRY_S
+        self.completions = Completions(client, worker_id, worker_token, lambda: self.channel)
 
     async def tick(self) -> str:
         if self.fatal is not None:
             raise self.fatal
         answer, self._next = self._next, None
         if answer is None:
-            answer = await self.client.next_assignment(self.worker_id, self.worker_token,
-                                                       self.wait_s, self.acked)
+            answer = await self._poll()
         messages = answer.get("messages") or []
         for message in messages:
             seq = int(message.get("seq") or 0)
             if seq > self.acked:  # an earlier one sent again (its answer was lost): done already
                 self.acked = seq
                 self._on_message(message)
+        if messages and self.channel is None:
+            await self._open_channel()  # a shared process: its polls go over the channel
         if answer.get("retire"):
             if not self.shared:
                 return RETIRED
@@ -112,6 +119,26 @@ class Worker:
         return RAN
 
     # -- a shared process ------------------------------------------------------------------
+    async def _poll(self) -> dict[str, Any]:
+        if self.channel is not None:
+            try:
+                return await self.channel.poll(self.acked)
+            except ChannelClosed:  # the daemon stopped or died: over HTTP, until it is back
+                channel, self.channel = self.channel, None
+                self.client.channel = None
+                await channel.close()
+        answer: dict[str, Any] = await self.client.next_assignment(
+            self.worker_id, self.worker_token, self.wait_s, self.acked)
+        return answer
+
+    async def _open_channel(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if not self.use_channel or now - self._channel_tried < CHANNEL_RETRY_S:
+            return
+        self._channel_tried = now
+        self.channel = self.client.channel = await Channel.open(
+            self.client.base_url, self.worker_id, self.worker_token)
+
     def _on_message(self, message: dict[str, Any]) -> None:
         kind, run_id = message.get("type"), str(message.get("runId") or "")
         if kind == "assign":
@@ -206,4 +233,6 @@ class Worker:
         finally:
             for task in list(self.shared.values()):
                 task.cancel()
+            if self.channel is not None:
+                await self.channel.close()
             await self.client.aclose()
