@@ -17,6 +17,11 @@ time (in a daemon of their own, with room for all of them: concurrency and max_p
 `waiting` (issue #13): N runs that each `wait.for_(seconds=S)`, triggered in batches; how long
 until all N wait at once, the task processes holding them, the total RSS of the daemon and its
 task processes then, and how late the runs finished after their wait.
+
+    TRIGGER_LOCAL_WORKER_CHANNEL=off python scripts/bench.py --only throughput
+
+The environment reaches the task processes: `off` keeps shared processes on HTTP polls instead
+of their channel (docs/worker-protocol.md, "The channel"), to compare the two.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
 
 from bench import Bench, pct  # noqa: E402 - scripts/bench.py: a daemon in a temporary home
 from pg_cluster import Cluster, pg_bin  # noqa: E402 - tests/pg_cluster.py
@@ -94,6 +94,7 @@ def main() -> None:
     bin_dir = pg_bin()
     if bin_dir is None:
         raise SystemExit("no PostgreSQL binaries: run scripts/setup-postgres.sh")
+    load_before = os.getloadavg()  # the figures mean little on a busy machine: say how busy
     cluster = Cluster(bin_dir).start()
     try:
         results = [measure("sqlite", 1, "", args),
@@ -108,6 +109,7 @@ def main() -> None:
         print(f"{r['setup']:<8}{r['daemons']:>8}{r['noop_runs_per_s']:>14}"
               f"{r['start_p50_ms']:>14}{r['start_p99_ms']:>14}")
     print(json.dumps({"results": results, "runs": args.runs, "samples": args.samples,
+                      "load_average_before": [round(x, 2) for x in load_before],
                       "load_average": [round(x, 2) for x in load]}, indent=2))
 
 

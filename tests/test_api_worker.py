@@ -234,6 +234,7 @@ async def test_complete_can_carry_the_next_assignment(api: httpx.AsyncClient,
 
 
 async def test_completions_of_several_runs_in_one_request(api: httpx.AsyncClient,
+                                                          engine: Engine,
                                                           indexed: Version) -> None:
     first, second = await start(api), await start(api)
 
@@ -247,9 +248,11 @@ async def test_completions_of_several_runs_in_one_request(api: httpx.AsyncClient
                          headers=as_worker())
     assert bad.status_code == 401, bad.text
     assert (await api.get(f"/api/v3/runs/{first['run_id']}")).json()["status"] == "EXECUTING"
+    batches = engine.group.batches
     r = await api.post(url, json={"completions": [item(first), item(second)]},
                        headers=as_worker())
     assert r.json() == {"results": [{"status": "COMPLETED"}, {"status": "COMPLETED"}]}
+    assert engine.group.batches == batches + 1  # finished together: one transaction
     again = await api.post(url, json={"completions": [item(first)]}, headers=as_worker())
     assert again.json() == {"results": [{"gone": True}]}  # a replay: already committed
     wrong = await api.post(url, json={"completions": [item(first)]}, headers=as_worker("w2"))

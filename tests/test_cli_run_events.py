@@ -68,6 +68,15 @@ def test_interrupted_and_started_again_read_as_such() -> None:
                            "data": {"status": "QUEUED"}}) is None
 
 
+def test_an_eviction_reads_as_its_reason() -> None:
+    lines = StatusLines(NoApi())  # type: ignore[arg-type]
+    reason = ("evicted from memory: it waited 30.2 s, longer than evict_after_s (30 s); it "
+              "resumes by replay when its wait completes")
+    evicted = lines.describe({"type": "run.evicted", "runId": "run_1",
+                              "data": {"status": "WAITING", "from": "WAITING", "reason": reason}})
+    assert evicted is not None and evicted.plain == reason
+
+
 def test_a_replay_reads_as_one_line_with_its_record_count() -> None:
     lines = StatusLines(NoApi())  # type: ignore[arg-type]
     replayed = lines.describe({"type": "run.replayed", "runId": "run_1",

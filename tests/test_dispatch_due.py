@@ -248,3 +248,16 @@ async def test_a_timer_round_that_fails_is_tried_again(engine: Engine, clock: Fa
     monkeypatch.setattr(engine, "tick_timers", real)
     await dispatcher.tick()  # the supervisor's next round: the delay is still due
     assert await status(engine, run.id) == QUEUED
+
+
+def test_another_daemons_timers_move_the_resync_entry_earlier_only() -> None:
+    """A timer heard of from another daemon (docs/scaling.md) makes the store be asked by then
+    at the latest: one entry, whatever the number of such timers."""
+    due = DueTimes()
+    due.resync(None)
+    due.resync_by(T0 + 10)
+    due.resync_by(T0 + 20)  # later: the entry stays
+    assert due.next() == T0 + 10 and len(due) == 0
+    due.resync_by(T0 + 5)
+    assert due.next() == T0 + 5
+    assert due.take(T0 + 5) == (True, True)

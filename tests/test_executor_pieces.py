@@ -12,10 +12,15 @@
 from __future__ import annotations
 
 import ast
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.engine_support import open_engine
 from trigger_local.clock import FakeClock
+from trigger_local.engine import TriggerRequest
+from trigger_local.executors.base import WorkerPool
 from trigger_local.executors.checkpoints import Checkpointer
 from trigger_local.executors.containers import ContainerHandle
 from trigger_local.executors.docker import ContainerSpawner, docker_executor
@@ -23,7 +28,7 @@ from trigger_local.executors.docker_checkpoints import DockerCheckpointer
 from trigger_local.executors.pool import PoolExecutor
 from trigger_local.executors.process import ProcessSpawner, process_executor
 from trigger_local.executors.workers import HELD, WorkerHandle
-from trigger_local.store.models import TaskDef
+from trigger_local.store.models import TaskDef, Version
 
 EXECUTORS = Path(__file__).resolve().parent.parent / "trigger_local" / "executors"
 CHECKPOINTERS = ("checkpoints.py", "docker_checkpoints.py")
@@ -122,4 +127,44 @@ async def test_a_pool_without_a_checkpointer_holds_every_wait(tmp_path: Path) ->
         assert await pool.freeze(pool.workers["w1"], "run_1", 1, 0.0) is False
         assert pool.describe()["checkpoints"]["available"] is False
     finally:
+        await engine.store.close()
+
+
+class _SlowSpawner(ProcessSpawner):
+    """A process spawner whose launch waits to be let go, and starts nothing."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.entered, self.go = asyncio.Event(), asyncio.Event()
+
+    async def launch(self, worker: WorkerHandle, version: Version,
+                     enlist: Callable[[WorkerHandle], None]) -> None:
+        self.entered.set()
+        await self.go.wait()
+        enlist(worker)
+
+    async def watch(self, pool: WorkerPool, worker: WorkerHandle) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_worker_being_launched_counts_against_max_processes(tmp_path: Path) -> None:
+    # concurrent starts each checked the cap, then awaited the launch before the pool counted
+    # the worker: under load three processes ran with max_processes = 2
+    engine = await open_engine(tmp_path, FakeClock(1_700_000_000.0), max_processes=1,
+                               tasks=[TaskDef(task_id="t", queue="task/t")])
+    spawner = _SlowSpawner(engine, engine.settings, "secret")
+    pool = PoolExecutor(engine, engine.settings, "secret", lambda: None, spawner)
+    try:
+        run = (await engine.trigger(TriggerRequest(task_id="t"))).run
+        assert engine.current_version is not None and pool.capacity() == 1
+        launching = asyncio.create_task(pool._start_worker(engine.current_version, run, False))
+        await asyncio.wait_for(spawner.entered.wait(), 10)
+        assert pool.live_processes() == 1 and pool.capacity() == 0
+        spawner.go.set()
+        await asyncio.wait_for(launching, 10)
+        assert pool.live_processes() == 1
+    finally:
+        spawner.go.set()
+        for task in pool._tasks:
+            task.cancel()
         await engine.store.close()

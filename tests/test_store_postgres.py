@@ -63,29 +63,6 @@ async def test_reads_cannot_write(pg_cluster: Cluster) -> None:
         await store.close()
 
 
-async def test_transactions_of_two_stores_on_one_database_run_one_at_a_time(
-        pg_cluster: Cluster) -> None:
-    """Two daemons' transactions never interleave: the second waits for the first's commit and
-    then sees its writes (a read-modify-write of a counter loses no increment)."""
-    url = pg_cluster.fresh_url()
-    a, b = PostgresStore(url), PostgresStore(url)
-    await a.open()
-    await b.open()
-
-    async def bump(store: PostgresStore) -> None:
-        async with store.tx() as ops:
-            value = int(await ops.kv.get("n") or 0)
-            await asyncio.sleep(0.01)  # the other store's transaction gets every chance to run
-            await ops.kv.set("n", str(value + 1))
-
-    try:
-        await asyncio.gather(*(bump(s) for s in (a, b) * 10))
-        assert await a.read().kv.get("n") == "20"
-    finally:
-        await a.close()
-        await b.close()
-
-
 async def test_an_unreachable_database_is_one_clear_error() -> None:
     store = PostgresStore("postgresql://someone:secret@127.0.0.1:1/nothing")
     with pytest.raises(StartupError, match="cannot connect to the database") as caught:

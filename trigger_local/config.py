@@ -65,6 +65,13 @@ class DaemonSettings:
     #: run and batch waits are held by default: children often finish in well under the
     #: ~0.3 s a dump and restore cost
     checkpoint_waits: str = "duration,token"
+    #: a run held waiting longer than this (in a shared process, or a process CRIU did not
+    #: freeze) is evicted: its coroutine or process is let go and it resumes by replay when its
+    #: wait completes (docs/durability.md, "Eviction"); 0: never evicted for its wait's length
+    evict_after_s: float = 30.0
+    #: waiting runs held in memory (coroutines and held processes) beyond this are evicted,
+    #: the longest waiters first; 0: no bound
+    max_held_runs: int = 1000
     #: "auto": checkpoint waiting runs when `criu check` passes at daemon start; "off": always hold
     checkpoints: str = "auto"
     #: the CRIU binary (a name on PATH or a path)

@@ -26,12 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import json
 import os
 import signal
-import socket
 import sqlite3
 import sys
 import time
@@ -68,6 +66,7 @@ from .home import (
 from .http_server import DRAIN_S, HttpServer, bind
 from .indexing import index_project
 from .logs import configure_logging
+from .peers import Peers
 from .retention import Retention
 from .store import Store
 from .store.models import ProjectDefaults, Version
@@ -198,58 +197,6 @@ class Daemon:
                 "concurrency": self.settings.concurrency,
                 "max_processes": self.settings.max_processes,
                 **({"daemons": self.peers.known} if self.peers is not None else {})}
-
-
-class Peers:
-    """Several daemons on one PostgreSQL database (docs/scaling.md): this daemon's heartbeat,
-    taking over the runs of a daemon silent for longer than `lease_timeout_s`, and the other
-    daemons' commits waking this one (LISTEN/NOTIFY)."""
-
-    def __init__(self, store: PostgresStore, engine: Engine, settings: DaemonSettings,
-                 started_at: float) -> None:
-        self.store, self.engine, self.settings, self.started_at = \
-            store, engine, settings, started_at
-        self.listener = store.listener(self.heard)
-        self.known: list[dict[str, Any]] = []  # the daemons sharing the database, for status
-        self._stopped = asyncio.Event()
-        self._supervisor: Supervisor | None = None
-
-    def start(self, supervisor: Supervisor) -> None:
-        self._supervisor = supervisor
-        supervisor.start("listener", self.listener.step, on_stop=self.listener.stop)
-        supervisor.start("heartbeat", self.round, on_stop=self._stopped.set)
-
-    def heard(self, catalog: bool) -> None:
-        """Another daemon committed: look again; first reload the projects and versions the
-        engine caches if those changed (a version registered through another daemon)."""
-        if not catalog:
-            self.engine.hub.changed_elsewhere()
-        elif self._supervisor is not None:
-            self._supervisor.spawn("reloading projects", self._reload())
-
-    async def _reload(self) -> None:
-        await self.engine.load()
-        self.engine.hub.changed_elsewhere()
-
-    async def beat(self) -> None:
-        await self.store.heartbeat(host=socket.gethostname(), url=self.settings.url,
-                                   executor=self.settings.executor, pid=os.getpid(),
-                                   started_at=self.started_at)
-        self.known = [dataclasses.asdict(d) for d in await self.store.daemons()]
-
-    async def round(self) -> None:
-        """Sleep a fifth of the lease, beat, take over what silent daemons held."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopped.wait(), self.settings.lease_timeout_s / 5)
-        if self._stopped.is_set():
-            return
-        await self.beat()
-        for run in await self.store.orphaned_runs():
-            log.warning("taking over a run whose daemon stopped heartbeating", run=run.id,
-                        attempt=run.attempt_count)
-            await self.engine.worker_lost(
-                run.id, run.attempt_count, "Its daemon stopped heartbeating for longer than "
-                f"the lease ({self.settings.lease_timeout_s:g} s)", interrupted=True)
 
 
 async def _step(what: str, work: Awaitable[object]) -> None:

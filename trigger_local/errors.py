@@ -181,6 +181,12 @@ class DatabaseUnavailableError(TriggerLocalError):
     status = 503
 
 
+class TransactionRetryError(DatabaseUnavailableError):
+    """PostgreSQL refused a transaction that ran beside another daemon's and touched the same
+    records (a serialization failure or a deadlock; docs/scaling.md): nothing of it was
+    committed, and the same unit of work succeeds when run again, which the engine does."""
+
+
 class DaemonNotRunningError(TriggerLocalError):
     code = "daemon_down"
     status = 503
@@ -217,6 +223,11 @@ class AttemptGone(BaseException):  # noqa: N818 - a signal, not an error
 
 class DaemonUnreachableError(Exception):
     """The daemon did not answer for longer than the orphan timeout."""
+
+
+class ChannelClosed(Exception):  # noqa: N818 - a signal, not an error
+    """A shared process's channel is gone (runtime/channel.py): what went over it goes over
+    HTTP."""
 
 
 class ProtocolError(EOFError):

@@ -1,5 +1,6 @@
-"""CRIU failure paths: every one leaves the run held (alive) or fails the attempt for a retry —
-never a run stuck in WAITING. Disk full is a real 4 MiB tmpfs mounted as the checkpoint dir."""
+"""CRIU failure paths: every one leaves the run held (alive), resumes it by replay (a dump
+that fails at run time) or fails the attempt for a retry — never a run stuck in WAITING. Disk
+full is a real 4 MiB tmpfs mounted as the checkpoint dir."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from .criu_support import (
     require_criu,
     wait_checkpointed,
 )
+from .replay_support import worker_pids
 
 pytestmark = pytest.mark.slow
 
@@ -83,10 +85,32 @@ def test_without_working_criu_runs_are_held_and_doctor_explains(
         d.close()
 
 
-def test_a_dump_failing_at_run_time_switches_the_daemon_to_hold(tmp_path: Path) -> None:
+def _evicted_then_completes(d: DaemonProcess, *, refused: bool = False) -> dict:
+    """A ck-token run, held; it leaves memory once it waited hold_threshold_s (1 s here): its
+    process ends, and the original token completes it by replay, no retry counted."""
+    token = create_token(d)
+    run_id = d.trigger("ck-token", {"token": token})
+    waiting = wait_for(lambda: events(d, run_id, "run.waiting"), 30, what="the run to wait")[0]
+    if refused:
+        wait_for(lambda: events(d, run_id, "run.checkpoint_failed"), 30,
+                 what="the checkpoint to fail")
+    evicted = wait_for(lambda: events(d, run_id, "run.evicted"), 30, what="the run evicted")[0]
+    wait_for(lambda: not worker_pids(d.home), 30, what="its task process to end")
+    assert d.run(run_id)["status"] == "WAITING"
+    complete_token(d, token, {"n": 7})
+    run = d.wait_status(run_id, timeout=60)
+    assert run["status"] == "COMPLETED" and run["attemptCount"] == 1, run
+    assert run["output"]["local"] == [1, 2, 3, 7] and run["output"]["attempt"] == 1, run
+    assert events(d, run_id, "run.replayed"), "it resumed by replay"
+    assert checkpoints(d, run_id) == []
+    return {"run_id": run_id, "waiting": waiting["data"], "evicted": evicted["data"]}
+
+
+def test_a_dump_failing_at_run_time_switches_the_daemon_to_replay(tmp_path: Path) -> None:
     """`criu check` passes, yet every dump fails (as with "Can't setup RLIMIT_NOFILE" in some
-    containers): after the first failure the daemon holds waits without trying again, and its
-    status and doctor say why."""
+    containers): after the first failure the daemon stops trying CRIU and resumes waiting runs
+    by replay instead — each leaves memory once it waited hold_threshold_s, the one whose dump
+    failed too — and its status and doctor say why."""
     fake = tmp_path / "criu"
     fake.write_text("#!/bin/sh\ncase \"$1\" in\n--version) echo 'Version: 4.1.1';;\n"
                     "check) echo 'Looks good.';;\n"
@@ -96,20 +120,24 @@ def test_a_dump_failing_at_run_time_switches_the_daemon_to_hold(tmp_path: Path) 
     d = _daemon(tmp_path, TRIGGER_LOCAL_CRIU_PATH=str(fake))
     try:
         assert d.api("GET", "/api/v1/local/status").json()["executor"]["checkpoints"]["available"]
-        first = _held_then_completes(d, refused=True)
+        first = _evicted_then_completes(d, refused=True)
         assert first["waiting"]["action"] == "checkpoint"
         failed = events(d, first["run_id"], "run.checkpoint_failed")
         assert "RLIMIT_NOFILE" in failed[0]["data"]["reason"], failed
+        assert "resumes by replay" in failed[0]["data"]["reason"], failed
+        assert "hold_threshold_s" in first["evicted"]["reason"], first
         status = d.api("GET", "/api/v1/local/status").json()["executor"]["checkpoints"]
-        assert status["available"] is False
+        assert status["available"] is False and status["replays"] is True, status
         assert "failed at run time" in status["reason"] and "RLIMIT_NOFILE" in status["reason"]
-        second = _held_then_completes(d)
+        assert "by replay" in status["reason"], status
+        second = _evicted_then_completes(d)
         assert second["waiting"]["action"] == "hold"
         assert "failed at run time" in second["waiting"]["hold_reason"]
         assert events(d, second["run_id"], "run.checkpoint_failed") == []
         if os.geteuid() == 0:
             said = _doctor(d)
-            assert "failed at run time" in said and "restart" in said, said
+            assert "resumes waiting runs by replay" in said and "failed at run time" in said \
+                and "restart" in said, said
     finally:
         d.close()
 

@@ -60,8 +60,12 @@ def _peaks(d: DaemonProcess, ids: list[str]) -> tuple[int, int]:
 
     def all_done() -> bool:
         nonlocal peak, processes
+        # one list read is one snapshot: reading the runs one by one counted a run that ended
+        # and the one that took its place between two reads
+        executing = d.api("GET", "/api/v1/runs", params={"filter[status]": "EXECUTING",
+                                                         "page[size]": 100}).json()["data"]
+        peak = max(peak, sum(r["id"] in ids for r in executing))
         statuses = [d.run(i)["status"] for i in ids]
-        peak = max(peak, statuses.count("EXECUTING"))
         processes = max(processes,
                         d.api("GET", "/api/v1/local/status").json()["executor"]["processes"])
         return all(s == "COMPLETED" for s in statuses)

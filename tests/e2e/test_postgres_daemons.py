@@ -142,6 +142,27 @@ def test_a_delayed_run_fires_once_across_daemons(
         assert [e["type"] for e in starts] == ["run.queued", "run.executing"], starts
 
 
+def test_a_delayed_run_made_through_one_daemon_fires_on_the_other(
+        pair: tuple[DaemonProcess, DaemonProcess]) -> None:
+    """B learns A's timer from A's commit (NOTIFY carries its due time), not from a store query
+    of its own: A stops right after the trigger, and B is kept busy with runs of its own, each
+    of which wakes its dispatcher, so its idle safety net (asking the store for the next timer
+    after 5 s without a wake-up) never comes. B fires the delayed run all the same."""
+    a, b = pair
+    run_id = a.trigger("noop", {}, delay="2s")
+    a.stop()
+    last = [0.0]
+
+    def fired() -> bool:
+        if time.monotonic() - last[0] > 1.0:  # a run of B's own every second or so
+            b.trigger("noop", {})
+            last[0] = time.monotonic()
+        return bool(b.run(run_id)["status"] == "COMPLETED")
+
+    wait_for(fired, 60, interval=0.1, what="the delayed run to run on B")
+    assert b.run(run_id)["output"]["daemon"] == "b"
+
+
 def test_a_killed_daemons_runs_are_taken_over_after_the_lease(
         pair: tuple[DaemonProcess, DaemonProcess]) -> None:
     a, b = pair

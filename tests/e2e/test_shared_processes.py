@@ -64,7 +64,9 @@ def _daemon(tmp_path: Path, **settings: str) -> DaemonProcess:
 
 @pytest.fixture
 def shared(tmp_path: Path) -> Iterator[DaemonProcess]:
-    d = _daemon(tmp_path)
+    # what these tests look at is runs held in memory: on a loaded machine, triggering 1,000
+    # can take longer than evict_after_s, which would let the first ones go (test_eviction.py)
+    d = _daemon(tmp_path, evict_after_s="0")
     try:
         d.register(write_project(tmp_path / "project", TASKS))
         yield d

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from .. import __version__
 from . import (
     batches,
+    channel,
     checkpoints,
     docs_page,
     envvars,
@@ -47,10 +48,11 @@ def create_app(services: DaemonServices) -> FastAPI:
     app.state.run_auth = RunAuth(services.secret_key)
     app.state.project_keys = ProjectKeys(services.secret_key)
     app.state.batch_items_lock = asyncio.Lock()
+    app.state.channels = set()  # the open channels of shared processes (api/channel.py)
     install_handlers(app)
     # routes are matched in order: the worker protocol and triggering are the hot paths
-    for module in (worker, checkpoints, triggers, batches, runs_list, runs, traces, tokens, queues,
-                   schedules, envvars, packets, local, projects, stream, realtime, streams,
-                   docs_page):
+    for module in (worker, channel, checkpoints, triggers, batches, runs_list, runs, traces,
+                   tokens, queues, schedules, envvars, packets, local, projects, stream, realtime,
+                   streams, docs_page):
         app.include_router(module.router)
     return app

@@ -161,6 +161,7 @@ async def status(request: Request) -> Response:
     caller = require_key(request, svc)
     out = dict(svc.status())
     out.setdefault("runs", await svc.engine.queries.runs.count_by_status())
+    out["channels"] = len(request.app.state.channels)  # shared processes on their channel
     if caller.project is not None:
         version = _current(svc, caller)
         out["current_version"] = version.id if version else None

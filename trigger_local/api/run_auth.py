@@ -37,7 +37,9 @@ class RunAuth:
     def check_attempt(self, request: Request, run_id: str, attempt: int) -> None:
         """The token must be attempt `attempt`'s (whether that attempt is current is the engine's
         check)."""
-        token = auth.bearer(request)
+        self.check_attempt_token(auth.bearer(request), run_id, attempt)
+
+    def check_attempt_token(self, token: str, run_id: str, attempt: int) -> None:
         if not (auth.same(token, auth.run_token(self.secret, run_id, attempt))
                 or self._is_secret(token)):
             raise AuthenticationError("Invalid run token")
@@ -47,7 +49,10 @@ class RunAuth:
 
         A token of an earlier attempt gets 409 (the process must drop the run), anything else
         401."""
-        token = auth.bearer(request)
+        return await self.check_token(auth.bearer(request), engine, run_id)
+
+    async def check_token(self, token: str, engine: Engine, run_id: str) -> int | None:
+        """`check` for a token that came another way (a channel frame, api/channel.py)."""
         known = self._attempts.get(run_id)
         if known is not None and auth.same(token, auth.run_token(self.secret, run_id, known)):
             return known

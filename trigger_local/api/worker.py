@@ -9,11 +9,12 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Query
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from .. import packet_store
 from ..durable_calls import Call
+from ..engine import AttemptOutcome
 from ..errors import AuthenticationError, ConflictError, ValidationError
 from . import auth
 from .common import body_doc, float_param, ok, read_json, services_of
@@ -31,7 +32,7 @@ MAX_WAIT_POLL_S = 30.0
 MAX_SEQ = 2**62  # a shared process's message numbers (executors/sharing.py)
 
 
-def run_auth(request: Request) -> RunAuth:
+def run_auth(request: HTTPConnection) -> RunAuth:
     checker: RunAuth = request.app.state.run_auth
     return checker
 
@@ -40,8 +41,8 @@ def run_auth(request: Request) -> RunAuth:
 async def next_assignment(worker_id: str, request: Request, wait_s: str | None = Query(None),
                           ack: str | None = Query(None)) -> Response:
     svc = services_of(request)
-    _check_worker(svc, worker_id, auth.bearer(request))
-    return ok(await _next_answer(request, worker_id,
+    check_worker(svc, worker_id, auth.bearer(request))
+    return ok(await next_answer(request, worker_id,
                                  float_param(wait_s, "wait_s", 20.0, MAX_NEXT_WAIT_S),
                                  _ack(ack)))
 
@@ -55,14 +56,15 @@ def _ack(raw: str | None) -> int | None:
         raise ValidationError(f"ack must be a whole number, not {raw[:40]!r}") from None
 
 
-def _check_worker(svc: DaemonServices, worker_id: str, token: str | None) -> None:
+def check_worker(svc: DaemonServices, worker_id: str, token: str | None) -> None:
     if not auth.same(token or "", auth.worker_token(svc.secret_key, worker_id)):
         raise AuthenticationError("Invalid worker token")
 
 
-async def _next_answer(request: Request, worker_id: str, wait_s: float,
-                       ack: int | None = None) -> dict[str, Any]:
-    svc = services_of(request)
+async def next_answer(request: HTTPConnection, worker_id: str, wait_s: float,
+                      ack: int | None = None) -> dict[str, Any]:
+    """The answer to a poll (`…/next`, or a channel's `poll` frame, api/channel.py)."""
+    svc: DaemonServices = request.app.state.services
     assignment = await (svc.next_assignment(worker_id, wait_s) if ack is None
                         else svc.next_assignment(worker_id, wait_s, ack))
     if assignment == "retire":
@@ -77,7 +79,8 @@ async def _next_answer(request: Request, worker_id: str, wait_s: float,
     return {"assignment": _given(request, svc, assignment)}
 
 
-def _given(request: Request, svc: DaemonServices, assignment: dict[str, Any]) -> dict[str, Any]:
+def _given(request: HTTPConnection, svc: DaemonServices,
+           assignment: dict[str, Any]) -> dict[str, Any]:
     run_id, attempt = assignment["run_id"], int(assignment["attempt"])
     assignment.setdefault("run_token", auth.run_token(svc.secret_key, run_id, attempt))
     run_auth(request).remember(run_id, attempt)
@@ -91,7 +94,7 @@ async def runs_lost(worker_id: str, request: Request) -> Response:
     attempt}`): the last daemon died before handing them over. They are interrupted and queued
     again (executors/sharing.py)."""
     svc = services_of(request)
-    _check_worker(svc, worker_id, auth.bearer(request))
+    check_worker(svc, worker_id, auth.bearer(request))
     runs = (await read_json(request, svc)).get("runs")
     if not isinstance(runs, dict):
         raise ValidationError("runs must be an object of run id to attempt number")
@@ -116,7 +119,7 @@ async def complete_attempt(run_id: str, attempt: int, request: Request) -> Respo
     body = await read_json(request, svc)
     ask = body.get("next")
     if isinstance(ask, dict):  # checked first: a refused request must change nothing
-        _check_worker(svc, str(ask.get("workerId")), ask.get("workerToken"))
+        check_worker(svc, str(ask.get("workerId")), ask.get("workerToken"))
     run = await svc.engine.finish_attempt(run_id, attempt, attempt_outcome(body))
     if run.is_final:
         run_auth(request).forget(run_id)
@@ -125,7 +128,7 @@ async def complete_attempt(run_id: str, attempt: int, request: Request) -> Respo
         # complete-and-take-next: the worker's next long-poll rides on this request, which
         # saves a round trip per run on the hot path (docs/worker-protocol.md)
         wait_s = float_param(str(ask.get("waitS", 20)), "waitS", 20.0, MAX_NEXT_WAIT_S)
-        out["next"] = await _next_answer(request, ask["workerId"], wait_s)
+        out["next"] = await next_answer(request, ask["workerId"], wait_s)
     return ok(out)
 
 
@@ -139,28 +142,38 @@ async def complete_many(worker_id: str, request: Request) -> Response:
     one is committed, with one result per item in order: `{"status"}`, or `{"gone": true}` (the
     attempt is no longer current: drop it, as for a 409)."""
     svc = services_of(request)
-    _check_worker(svc, worker_id, auth.bearer(request))
+    check_worker(svc, worker_id, auth.bearer(request))
     items = (await read_json(request, svc)).get("completions")
+    return ok({"results": await finish_many(svc, run_auth(request), items)})
+
+
+async def finish_many(svc: DaemonServices, checker: RunAuth, items: Any) -> list[dict[str, Any]]:
+    """What `…/workers/{wid}/complete` and the channel's `complete` frame (api/channel.py) do:
+    every completion checked first (a refused batch changes nothing), then each finished; the
+    results come once every one is committed."""
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise ValidationError("completions must be a list of completion objects")
     outcomes = []
-    for item in items:  # all checked first: a refused request changes nothing
+    for item in items:
         run_id, attempt = str(item.get("runId")), item.get("attempt")
         if not isinstance(attempt, int) or not auth.same(
                 str(item.get("runToken") or ""), auth.run_token(svc.secret_key, run_id, attempt)):
             raise AuthenticationError(f"Invalid run token for {run_id[:40]}")
         outcomes.append((run_id, attempt, attempt_outcome(item)))
-    results: list[dict[str, Any]] = []
-    for run_id, attempt, outcome in outcomes:
-        try:
-            run = await svc.engine.finish_attempt(run_id, attempt, outcome)
-        except ConflictError:
-            results.append({"gone": True})
-            continue
-        if run.is_final:
-            run_auth(request).forget(run.id)
-        results.append({"status": run.status})
-    return ok({"results": results})
+    # concurrently: the completions then share one transaction (GroupCommit, engine/unit.py)
+    done = await asyncio.gather(*(_finish_one(svc, checker, *o) for o in outcomes))
+    return list(done)
+
+
+async def _finish_one(svc: DaemonServices, checker: RunAuth, run_id: str, attempt: int,
+                      outcome: AttemptOutcome) -> dict[str, Any]:
+    try:
+        run = await svc.engine.finish_attempt(run_id, attempt, outcome)
+    except ConflictError:
+        return {"gone": True}
+    if run.is_final:
+        checker.forget(run.id)
+    return {"status": run.status}
 
 
 @router.post("/engine/v1/runs/{run_id}/attempts/{attempt}/wait",
@@ -170,7 +183,12 @@ async def complete_many(worker_id: str, request: Request) -> Response:
 async def wait(run_id: str, attempt: int, request: Request) -> Response:
     svc = services_of(request)
     run_auth(request).check_attempt(request, run_id, attempt)
-    body = await read_json(request, svc)
+    return ok(await wait_answer(svc, run_id, attempt, await read_json(request, svc)))
+
+
+async def wait_answer(svc: DaemonServices, run_id: str, attempt: int,
+                      body: dict[str, Any]) -> dict[str, Any]:
+    """What `…/attempts/{n}/wait` and the channel's `wait` frame (api/channel.py) answer."""
     kind = body.get("kind")
     if not isinstance(kind, str):
         raise ValidationError("kind must be duration, token, run or batch")
@@ -183,7 +201,7 @@ async def wait(run_id: str, attempt: int, request: Request) -> Response:
     out: dict[str, Any] = {"action": decision.action, "waitpointId": decision.waitpoint_id}
     if decision.result is not None:
         out["result"] = decision.result
-    return ok(out)
+    return out
 
 
 @router.get("/engine/v1/runs/{run_id}/waits/{waitpoint_id}")

@@ -1,6 +1,6 @@
 """Doctor's view of checkpoints: what the running daemon decided at start (its cached
-`criu check`), why waiting runs are held if it cannot checkpoint, and the disk its checkpoints
-use."""
+`criu check`), why waiting runs are held if it cannot checkpoint (or replayed, once a dump failed
+at run time), and the disk its checkpoints use."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ SETUP_FIX = ("Run `sudo bash scripts/setup-criu.sh --yes-upgrade-libc` (installs
 RUNTIME_FIX = ("`criu check` passed but a real dump failed (its error is above and in the "
                "daemon log): check CRIU's limits in this environment (containers often lack "
                "CAP_SYS_RESOURCE), then restart the daemon; set `TRIGGER_LOCAL_CHECKPOINTS=off` "
-               "to hold waits without trying. Runs of async tasks never need CRIU.")
+               "to skip CRIU (long waits are then evicted after `evict_after_s` and resume by "
+               "replay). Runs of async tasks never need CRIU.")
 
 
 def daemon_checkpoints(settings: DaemonSettings) -> dict[str, Any] | None:
@@ -42,9 +43,11 @@ def checkpoint_check(settings: DaemonSettings) -> tuple[str, str, str] | None:
         return None
     if not status.get("available"):
         reason = str(status.get("reason"))
-        fix = RUNTIME_FIX if "failed at run time" in reason else SETUP_FIX
+        if status.get("replays"):  # a dump failed at run time (executors/checkpoints.py)
+            return "warn", ("the daemon resumes waiting runs by replay instead of "
+                            f"checkpointing them: {reason}"), RUNTIME_FIX
         return "warn", ("the daemon holds waiting runs instead of checkpointing them: "
-                        f"{reason}"), fix
+                        f"{reason}"), SETUP_FIX
     mib = int(status.get("bytes") or 0) / (1024 * 1024)
     return "ok", (f"the daemon checkpoints waiting runs (CRIU {status.get('criu_version')}); "
                   f"{status.get('count', 0)} checkpoint(s) on disk, {mib:.1f} MiB in "

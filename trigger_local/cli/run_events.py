@@ -117,6 +117,9 @@ class StatusLines:
             return None
         if event.get("type") == "run.retrying":
             return retry_text(data, attempt_error(self.api, run_id, data.get("attempt")))
+        if event.get("type") == "run.evicted":  # a long wait left memory (docs/durability.md)
+            return Text(str(data.get("reason") or "evicted from memory; it resumes by replay"),
+                        style="dim")
         if event.get("type") == "run.interrupted":  # a daemon stop sent it back to its queue
             return Text(f"interrupted ({data.get('reason') or 'the daemon stopped'}); back in its "
                         "queue, the attempt does not count", style="yellow")

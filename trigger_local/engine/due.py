@@ -106,6 +106,13 @@ class DueTimes:
         if at is not None and (head is None or at < head) and self.on_earlier is not None:
             self.on_earlier()
 
+    def resync_by(self, at: float) -> None:
+        """Ask the store again at `at` at the latest: another daemon set a timer due then
+        (daemon.py's `Peers`). One entry whatever the number of such timers: when it comes,
+        the store says the next one."""
+        if self._resync_at is None or at < self._resync_at:
+            self.resync(at)
+
     def take(self, now: float) -> tuple[bool, bool]:
         """Drop every entry due at `now` or before; returns (anything was due, the resync entry
         was among them — the caller then asks the store and calls `resync`)."""

@@ -147,6 +147,14 @@ class RunCheckpointed(RunStatusChanged):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunEvicted(RunStatusChanged):
+    """Its waiting attempt was let go from memory (engine/eviction.py): WAITING, now `evicted`,
+    with no process; the attempt ended interrupted and the next one replays the run."""
+
+    TYPE = "run.evicted"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptAborted(RunEvent):
     """The engine ended the attempt while `worker_id` still runs it (a cancel, a max duration):
     the executor kills that process. A notice."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..clock import Clock
@@ -56,7 +56,7 @@ from .records import Records
 from .retry import RetryPolicy
 from .schedules import ScheduleSpec
 from .triggering import TriggerResult
-from .unit import EngineContext, GroupCommit, Tx
+from .unit import EngineContext, GroupCommit, Tx, retrying
 from .versions import retry_policy
 from .waits import WaitDecision
 
@@ -102,8 +102,8 @@ class Engine:
         await self._run(registration.queue_pending, list(self.projects.current.values()))
 
     @asynccontextmanager
-    async def _unit(self) -> AsyncIterator[Tx]:
-        async with self.store.tx() as store_tx:
+    async def _unit(self, exclusive: bool = False) -> AsyncIterator[Tx]:
+        async with self.store.tx(exclusive) as store_tx:
             tx = Tx(store_tx, self.clock.now(), self.ctx)
             yield tx
         self.ctx.due.apply(tx.due_notes)
@@ -112,11 +112,13 @@ class Engine:
         # out the completions that came meanwhile, which free processes. One loop turn lets them in.
         await asyncio.sleep(0)
 
+    def _exclusive_unit(self) -> AbstractAsyncContextManager[Tx]:
+        return self._unit(exclusive=True)
+
     async def _run(self, part: Callable[Concatenate[Tx, P], Awaitable[T]], *args: P.args,
                    **kwargs: P.kwargs) -> T:
-        """`part(tx, ...)` in a unit of work of its own."""
-        async with self._unit() as tx:
-            return await part(tx, *args, **kwargs)
+        """`part(tx, ...)` in a unit of work of its own (run again if the store refused it)."""
+        return await retrying(self._unit, part, *args, **kwargs)
 
     def _wake_pollers(self, event: RunStatusChanged) -> None:
         # a held run's process polls for its wait's result: it has one once resumed or ended
@@ -207,7 +209,8 @@ class Engine:
     # -- the dispatcher and the executor -------------------------------------------------------
     async def dequeue(self, limit: int) -> list[Run]:
         """Take up to `limit` runnable runs off their queues (engine/dequeue.py)."""
-        return await self._run(dequeue, limit) if limit > 0 else []
+        # exclusive: it counts what runs on every daemon (store/interface.py)
+        return await retrying(self._exclusive_unit, dequeue, limit) if limit > 0 else []
 
     async def tick_timers(self) -> int:
         """Do everything that is due now (engine/timers.py); returns how many things changed."""
@@ -237,12 +240,10 @@ class Engine:
         await self._run(attempts.system_failure, run.id, reason)
 
     async def register_worker(self, worker: Worker) -> None:
-        async with self._unit() as tx:
-            await tx.workers.upsert(worker)
+        await self._run(lambda tx: tx.workers.upsert(worker))
 
     async def forget_worker(self, worker_id: str) -> None:
-        async with self._unit() as tx:
-            await tx.workers.delete(worker_id)
+        await self._run(lambda tx: tx.workers.delete(worker_id))
 
     async def runs_on_workers(self) -> list[Run]:
         """Runs that a process is (or was, before a restart) executing or holding."""
@@ -357,9 +358,7 @@ class Engine:
         # its task stays in its project
         spec.project = spec.project or (current.project if current else None)
         spec = schedules.check_spec(self.projects, spec)
-        async with self._unit() as tx:
-            schedule = await schedules.imperative(tx, schedule_id, "update")
-            return await schedules.update(tx, schedule, spec)
+        return await self._run(schedules.update_by_id, schedule_id, spec)
 
     async def delete_schedule(self, schedule_id: str) -> Schedule:
         return await self._run(schedules.delete, schedule_id)

@@ -11,7 +11,7 @@ from typing import Any
 from ..durable_calls import Call
 from ..store.interface import StoreReader
 from ..store.models import Run, RunStep, Waitpoint
-from . import attempts, durable
+from . import attempts, durable, eviction
 
 
 class Records:
@@ -56,4 +56,11 @@ class Records:
         blocks on the same waitpoint."""
         run: Run | None = await self._run(attempts.worker_lost, run_id, attempt, reason,
                                           interrupted=True, error_name="Interrupted")
+        return run
+
+    async def evict(self, run_id: str, attempt: int, worker_id: str, reason: str) -> Run | None:
+        """Let go of a run held waiting on `worker_id` (engine/eviction.py): its attempt ends
+        interrupted, it stays WAITING with no process, and when its wait completes its next
+        attempt replays it. None: it no longer waits there, leave it be."""
+        run: Run | None = await self._run(eviction.evict, run_id, attempt, worker_id, reason)
         return run

@@ -117,6 +117,10 @@ async def update(tx: Tx, schedule: Schedule, spec: ScheduleSpec) -> Schedule:
     return schedule
 
 
+async def update_by_id(tx: Tx, schedule_id: str, spec: ScheduleSpec) -> Schedule:
+    return await update(tx, await imperative(tx, schedule_id, "update"), spec)
+
+
 async def imperative(tx: Tx, schedule_id: str, action: str) -> Schedule:
     """The schedule `action` (update, delete, activate, deactivate) applies to; declarative
     ones cannot be updated or deleted (their task's code owns them)."""

@@ -34,6 +34,7 @@ K_DEQUEUED = "dequeued"
 K_EXECUTING = "executing"
 K_HELD = "executing_with_waitpoints"  # waiting, process alive
 K_SUSPENDED = "suspended"  # waiting, process checkpointed (CRIU)
+K_EVICTED = "evicted"  # waiting, no process: its next attempt replays it (engine/eviction.py)
 K_FINISHED = "finished"
 
 _FINISH = {COMPLETED, FAILED, CANCELED, CRASHED, SYSTEM_FAILURE, TIMED_OUT}
@@ -44,7 +45,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     QUEUED: frozenset({DEQUEUED, CANCELED, EXPIRED, PENDING_VERSION}),
     DEQUEUED: frozenset({EXECUTING, QUEUED, DELAYED} | _FINISH),
     EXECUTING: frozenset({WAITING, DELAYED, QUEUED} | _FINISH),
-    # WAITING → WAITING: held becomes suspended when the process is checkpointed
+    # WAITING → WAITING: held becomes suspended (checkpointed) or evicted (its process let go)
     WAITING: frozenset({WAITING, EXECUTING, QUEUED, DELAYED} | _FINISH),
 }
 

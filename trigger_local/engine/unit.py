@@ -18,17 +18,25 @@ each inside a savepoint of its own, so a part that raises (a late completion's C
 undoes only its own writes and events and fails only its own caller. Every caller is answered
 after the commit: what it was told is durable before it is told. If the commit itself fails (a
 full disk), every caller of the batch gets that error.
+
+Conflicts: a store that runs several daemons' transactions at once (PostgresStore) may refuse
+one that touched the same records as another (`TransactionRetryError`, nothing of it
+committed). `retrying` and `GroupCommit` then run the whole unit of work again, from a fresh
+`Tx`, after a short random pause; a part never sees the refusal (it is not its error).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from ..config import DaemonSettings
+from ..errors import TransactionRetryError
 from ..store.interface import StoreTx
 from ..store.models import Version
 from .due import (
@@ -107,6 +115,30 @@ class Tx:
 P = ParamSpec("P")
 T = TypeVar("T")
 Part = Callable[..., Awaitable[Any]]
+Unit = Callable[[], AbstractAsyncContextManager[Tx]]
+#: how often a refused unit of work is run again before the refusal goes to the caller (a 503)
+RETRIES = 50
+
+
+async def retrying(unit: Unit, part: Callable[Concatenate[Tx, P], Awaitable[T]],
+                   *args: P.args, **kwargs: P.kwargs) -> T:
+    """`part(tx, ...)` in a unit of work opened by `unit`, run again while the store refuses
+    it for a conflict (the module docstring)."""
+    for tries in itertools.count(1):
+        try:
+            async with unit() as tx:
+                return await part(tx, *args, **kwargs)
+        except TransactionRetryError:
+            await _pause_before_retry(tries)
+    raise AssertionError("unreachable")
+
+
+async def _pause_before_retry(tries: int) -> None:
+    """Re-raise once RETRIES refusals in a row; else pause a random while, longer each time,
+    so that the transactions that conflicted do not meet again at once."""
+    if tries >= RETRIES:
+        raise
+    await asyncio.sleep(random.uniform(0, min(0.1, 0.002 * 2 ** min(tries, 6))))
 
 
 @dataclass
@@ -155,10 +187,12 @@ class GroupCommit:
 
     async def _commit(self, batch: list[_Job]) -> None:
         try:
-            async with self._unit() as tx:
-                for job in batch:
-                    await _run_part(tx, job)
-                self.batches += 1
+            for tries in itertools.count(1):
+                try:
+                    await self._commit_once(batch)
+                    break
+                except TransactionRetryError:
+                    await _pause_before_retry(tries)
         except BaseException as exc:  # the commit failed: nobody's part is done
             for job in batch:
                 _answer(job.done, None, exc)
@@ -169,11 +203,21 @@ class GroupCommit:
             _answer(job.done, job.result, job.error)
 
 
+    async def _commit_once(self, batch: list[_Job]) -> None:
+        async with self._unit() as tx:
+            for job in batch:
+                await _run_part(tx, job)
+            self.batches += 1
+
+
 async def _run_part(tx: Tx, job: _Job) -> None:
     published, noted = len(tx.published), len(tx.due_notes)
+    job.result, job.error = None, None  # from a try the store refused
     try:
         async with tx.savepoint():
             job.result = await job.part(tx, *job.args, **job.kwargs)
+    except TransactionRetryError:
+        raise  # the whole transaction is run again (GroupCommit._commit)
     except Exception as exc:
         del tx.published[published:]  # its events never happened, its timers were never set
         del tx.due_notes[noted:]

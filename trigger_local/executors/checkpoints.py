@@ -122,6 +122,7 @@ class Checkpointer(CheckpointerBase):
 
     def describe(self) -> dict[str, Any]:
         return {"available": self.capability.ok, "reason": self.capability.reason,
+                "replays": self.capability.failed_at_run_time,
                 "criu_version": self.capability.version, "dir": str(self.root),
                 "count": len(self.by_worker),
                 "bytes": sum(c.size_bytes for c in self.by_worker.values())}
@@ -153,10 +154,12 @@ class Checkpointer(CheckpointerBase):
             _remove(images)
             await self.engine.undo_checkpoint(ck.id)
             log.warning("checkpoint failed: holding the run", run=run_id, error=str(exc)[:300])
+            then = ""
             if isinstance(exc, CriuError) and not _out_of_space(str(exc)):
-                self._switch_to_hold(exc)
-            await self.engine.checkpoint_refused(run_id,
-                                                 f"checkpoint failed, the run is held: {exc}")
+                self._switch_to_replay(exc)
+                then = "; it resumes by replay (this daemon no longer checkpoints)"
+            await self.engine.checkpoint_refused(
+                run_id, f"checkpoint failed, the run is held: {exc}{then}")
             return False
         await test_pause_before_record()
         ck.size_bytes, ck.dump_ms = criu.images_size(images), round(dump_ms, 1)
@@ -167,19 +170,23 @@ class Checkpointer(CheckpointerBase):
             _remove(images)
         return True
 
-    def _switch_to_hold(self, exc: CriuError) -> None:
+    def _switch_to_replay(self, exc: CriuError) -> None:
         """`criu check` passed at start, yet a dump failed (seen: "Can't setup RLIMIT_NOFILE"
         in some containers): this host's CRIU does not work for our processes, and every later
-        dump would fail the same way after costing a freeze. From now on waits are held; the
-        status, `doctor` and each run's hold reason say why. A restart tries CRIU again."""
+        dump would fail the same way after costing a freeze. From now on a waiting run is not
+        checkpointed: once it has waited `hold_threshold_s` it is evicted and resumes by replay
+        (executors/eviction.py), the one whose dump just failed too. The status, `doctor` and
+        each run's hold reason say why. A restart tries CRIU again."""
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
         when = time.strftime("%H:%M:%S")
         self.capability = criu.Capability(
-            False, f"a checkpoint dump failed at run time ({when}: {first}); this daemon holds "
-                   "waiting runs from now on (restart it to try CRIU again)",
-            self.capability.version)
-        log.warning("checkpoints switched off for this daemon: a dump failed at run time",
-                    error=first)
+            False, f"a checkpoint dump failed at run time ({when}: {first}); this daemon resumes "
+                   "waiting runs by replay from now on instead of checkpointing them: a run "
+                   f"waiting longer than hold_threshold_s ({self.settings.hold_threshold_s:g} s) "
+                   "leaves memory (restart the daemon to try CRIU again)",
+            self.capability.version, failed_at_run_time=True)
+        log.warning("checkpoints switched off for this daemon: a dump failed at run time; "
+                    "waiting runs resume by replay", error=first)
 
     # -- a dump that a killed daemon left pending ----------------------------------------------
     async def settle_pending(self, ck: Checkpoint) -> bool:

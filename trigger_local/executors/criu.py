@@ -27,6 +27,8 @@ class Capability:
     ok: bool
     reason: str  # why not (empty when ok), said so that a user knows what to do
     version: str = ""
+    #: `criu check` passed, yet a dump failed while the daemon ran: it replays waits instead
+    failed_at_run_time: bool = False
 
 
 async def _run(argv: list[str], timeout_s: float) -> tuple[int, str]:

@@ -9,9 +9,7 @@ or `isolated` task's run has a worker to itself: a worker holding such a waiting
 alive and blocked (or is checkpointed); its concurrency slot is released but it counts against
 `max_processes`. A worker is kept warm: after a run, it long-polls for the next run of the same
 version (up to `warm_runs_per_process` runs), unless its spawner says an exclusive worker serves
-one attempt (a container). The pool reacts to the engine's typed events (`RunStatusChanged`,
-`AttemptAborted`); so does the checkpointer.
-"""
+one attempt (a container). Pool and checkpointer react to the engine's typed events."""
 
 from __future__ import annotations
 
@@ -31,6 +29,7 @@ from ..store.models import EXECUTING, WAITING, Checkpoint, Run, Version, Worker
 from ..supervise import Supervisor
 from .assignments import assignment
 from .base import Checkpoints, CheckpointSupport, Spawner
+from .eviction import Evictor
 from .freezing import FreezeHandshake
 from .sharing import Answer, SharedRuns
 from .stopping import stop_processes
@@ -61,6 +60,7 @@ class PoolExecutor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._versions: dict[str, Version] = {}
         self._stopping = False
+        self._launching: set[str] = set()  # workers being started: under max_processes already
         self.kill_waiting = False  # a stop that kills held processes too (down --kill-waiting)
         self.logs_dir = logs_dir(settings.home)
         engine.hub.subscribe(RunStatusChanged, self._on_run_moved)
@@ -70,6 +70,7 @@ class PoolExecutor:
                               self.freeze_settled))
         self.freezes = FreezeHandshake(self, spawner.done_file)
         self.sharing = SharedRuns(settings, wake_dispatcher)
+        self.eviction = Evictor(self)  # long waits leave memory (executors/eviction.py)
 
     # -- bookkeeping --------------------------------------------------------------------------
     def spawn(self, job: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -130,7 +131,7 @@ class PoolExecutor:
             worker.state = BUSY
 
     def live_processes(self) -> int:
-        return len(self.workers)
+        return len(self.workers.keys() | self._launching)  # launching ones count already
 
     def capacity(self) -> int:
         """Runs that can start now: the room of warm workers (idle exclusive ones, free slots of
@@ -144,7 +145,7 @@ class PoolExecutor:
             elif self.spawner.reuses_exclusive:
                 idle += w.state == IDLE and w.mailbox.empty()
             booting += w.booting
-        room = max(0, self.settings.max_processes - len(self.workers))
+        room = max(0, self.settings.max_processes - self.live_processes())
         limit = self.spawner.boot_limit()
         return idle + (room if limit is None else min(room, max(0, limit - booting)))
 
@@ -168,12 +169,12 @@ class PoolExecutor:
         states: dict[str, int] = {}
         for w in self.workers.values():
             states[w.state] = states.get(w.state, 0) + 1
-        return {"name": self.name, "processes": len(self.workers), "states": states,
+        return {"name": self.name, "processes": self.live_processes(), "states": states,
                 "held_runs": self.sharing.held_runs(self.workers.values()),
                 "checkpoint": self.can_checkpoint(),
                 "checkpoints": self.checkpointer.describe() if self.checkpointer
                 else {"available": False, "reason": NO_CHECKPOINTER},
-                **self.spawner.describe(self)}
+                **self.spawner.describe(self), "eviction": self.eviction.describe()}
 
     async def version(self, version_id: str) -> Version | None:
         if version_id not in self._versions:
@@ -201,7 +202,7 @@ class PoolExecutor:
             worker = take_idle(self.workers.values(), version.id) \
                 if self.spawner.reuses_exclusive else None
         if worker is None:
-            if len(self.workers) >= self.settings.max_processes and not self._evict_idle():
+            if self.live_processes() >= self.settings.max_processes and not self._evict_idle():
                 return False
             try:
                 worker = await self._start_worker(version, run, shared)
@@ -255,11 +256,14 @@ class PoolExecutor:
         worker_id = new_id("worker")
         worker = self.spawner.new_worker(worker_id, self.logs_dir / f"{worker_id}.log", version,
                                          run, shared)
+        self._launching.add(worker.id)  # concurrent starts see it before its first await
         try:
             await self.spawner.launch(worker, version, self._enlist)
         except BaseException:
             self.workers.pop(worker.id, None)
             raise
+        finally:
+            self._launching.discard(worker.id)
         self.watch(worker)  # first: a failed write below must not leave it unwatched
         await self._register(worker)
         log.debug("task worker started", worker=worker.id, pid=worker.pid, version=version.id,
@@ -352,8 +356,7 @@ class PoolExecutor:
 
     def request_freeze(self, run_id: str, attempt: int) -> dict[str, Any]:
         """The runtime of a waiting run asks to be frozen (executors/freezing.py)."""
-        return self.freezes.request(self.workers.get(self.by_run.get(run_id, "")), run_id,
-                                    attempt)
+        return self.freezes.request(self.workers.get(self.by_run.get(run_id, "")), run_id, attempt)
 
     async def forget_frozen(self, worker: WorkerHandle, run_id: str) -> None:
         """The worker is checkpointed and gone: it no longer counts against max_processes."""
@@ -367,7 +370,7 @@ class PoolExecutor:
 
     async def _restore(self, run: Run, ck: Checkpoint) -> bool:
         assert self.checkpointer is not None  # a checkpoint was found by it
-        if len(self.workers) >= self.settings.max_processes:
+        if self.live_processes() >= self.settings.max_processes:
             self._evict_idle()
         worker = await self.checkpointer.restore(run, ck)
         if worker is None:
@@ -380,12 +383,12 @@ class PoolExecutor:
 
     # -- restart and shutdown ---------------------------------------------------------------------
     async def start(self) -> None:
-        """Adopt the workers a previous daemon left behind; interrupt runs whose worker is gone
-        (executors/adoption.py, the spawner's adopt)."""
+        """Adopt the last daemon's workers, interrupt runs whose worker is gone; start evicting."""
         await self.spawner.start()
         if self.checkpointer is not None:
             await self.checkpointer.start()
         await self.spawner.adopt(self)
+        await self.eviction.start()
 
     async def shutdown(self, grace_s: float) -> None:
         """A normal stop (executors/stopping.py): executing attempts get `grace_s` to finish, then

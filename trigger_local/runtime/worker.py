@@ -7,8 +7,8 @@ one keep-alive connection is reused for the whole loop.
 Two kinds of process (docs/worker-protocol.md, "Many runs per process"): one that runs one
 attempt at a time (sync and isolated tasks: `assignment` answers, each run inline), and a
 shared one (async tasks): its answers carry `messages` — runs to start, each as its own
-asyncio task; runs whose wait is over (`resume`); runs the daemon ended (`abort`) — and the
-poll goes on while its runs execute or wait.
+asyncio task; runs whose wait is over (`resume`); runs the daemon ended (`abort`) or let go
+of while they waited (`evict`) — and the poll goes on while its runs execute or wait.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import AttemptGone, DaemonUnreachableError, TriggerLocalError
+from ..errors import AttemptGone, ChannelClosed, DaemonUnreachableError, TriggerLocalError
 from ..sdk.worker_client import WorkerClient
+from .channel import Channel
 from .completions import Completions
 from .execute import execute
 from .lifecycle import cancel_run
@@ -35,6 +36,7 @@ RETIRED = "retired"
 IDLE = "idle"
 RAN = "ran"
 RETIRE_BACKOFF_S = 1.0  # told to retire while runs of ours still wait (the daemon stops): later
+CHANNEL_RETRY_S = 5.0  # a channel that would not open is tried again after this
 
 
 @dataclass
@@ -82,21 +84,26 @@ class Worker:
         self.fatal: BaseException | None = None  # a shared run met a daemon gone for good
         self.acked = 0  # the number of the last message taken (each poll acknowledges it)
         self._reports: set[asyncio.Task[Any]] = set()
-        self.completions = Completions(client, worker_id, worker_token)
+        #: a shared process's channel (runtime/channel.py); None: it polls over HTTP
+        self.channel: Channel | None = None
+        self.use_channel = os.environ.get("TRIGGER_LOCAL_WORKER_CHANNEL", "on") != "off"
+        self._channel_tried = -CHANNEL_RETRY_S
+        self.completions = Completions(client, worker_id, worker_token, lambda: self.channel)
 
     async def tick(self) -> str:
         if self.fatal is not None:
             raise self.fatal
         answer, self._next = self._next, None
         if answer is None:
-            answer = await self.client.next_assignment(self.worker_id, self.worker_token,
-                                                       self.wait_s, self.acked)
+            answer = await self._poll()
         messages = answer.get("messages") or []
         for message in messages:
             seq = int(message.get("seq") or 0)
             if seq > self.acked:  # an earlier one sent again (its answer was lost): done already
                 self.acked = seq
                 self._on_message(message)
+        if messages and self.channel is None:
+            await self._open_channel()  # a shared process: its polls go over the channel
         if answer.get("retire"):
             if not self.shared:
                 return RETIRED
@@ -112,6 +119,26 @@ class Worker:
         return RAN
 
     # -- a shared process ------------------------------------------------------------------
+    async def _poll(self) -> dict[str, Any]:
+        if self.channel is not None:
+            try:
+                return await self.channel.poll(self.acked)
+            except ChannelClosed:  # the daemon stopped or died: over HTTP, until it is back
+                channel, self.channel = self.channel, None
+                self.client.channel = None
+                await channel.close()
+        answer: dict[str, Any] = await self.client.next_assignment(
+            self.worker_id, self.worker_token, self.wait_s, self.acked)
+        return answer
+
+    async def _open_channel(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if not self.use_channel or now - self._channel_tried < CHANNEL_RETRY_S:
+            return
+        self._channel_tried = now
+        self.channel = self.client.channel = await Channel.open(
+            self.client.base_url, self.worker_id, self.worker_token)
+
     def _on_message(self, message: dict[str, Any]) -> None:
         kind, run_id = message.get("type"), str(message.get("runId") or "")
         if kind == "assign":
@@ -126,6 +153,10 @@ class Worker:
             # the daemon ended the attempt (canceled, timed out): drop it, report nothing; a
             # cancel runs the run's on_cancel hooks first (docs/hooks.md)
             self._keep(self._abort(run_id, message.get("reason") == "max_duration"))
+        elif kind == "evict" and run_id in self.shared:
+            # the daemon let go of this waiting run (executors/eviction.py): its next attempt
+            # replays it elsewhere. Drop the coroutine; no hook runs, nothing is reported
+            self.shared[run_id].cancel()
         elif kind == "reconcile":
             self._reconcile(message.get("runs") or {})
 
@@ -167,8 +198,11 @@ class Worker:
         except (DaemonUnreachableError, TriggerLocalError) as exc:
             self.fatal = exc  # the poll loop ends the process with the same exit code
         finally:
-            self.shared.pop(run_id, None)
-            self._resumed.pop(run_id, None)
+            # an evicted run may be given to this process again at once (its wait completed):
+            # its new attempt's entries are not this task's to remove
+            if self.shared.get(run_id) is asyncio.current_task():
+                self.shared.pop(run_id, None)
+                self._resumed.pop(run_id, None)
 
     async def _complete(self, assignment: dict[str, Any], body: dict[str, Any]) -> None:
         route = f"attempts/{assignment['attempt']}/complete"
@@ -199,4 +233,6 @@ class Worker:
         finally:
             for task in list(self.shared.values()):
                 task.cancel()
+            if self.channel is not None:
+                await self.channel.close()
             await self.client.aclose()

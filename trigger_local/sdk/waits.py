@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import packets
-from ..errors import AttemptGone
+from ..errors import AttemptGone, ChannelClosed
 from ..limits import MAX_DURATION_S
 from . import replay
 from .context import RunState, current_run, require_run
@@ -51,7 +51,7 @@ async def wait_on(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _wait(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
-    answer = await state.call("POST", f"attempts/{state.attempt}/wait", body)
+    answer = await _block(state, body)
     if answer.get("action") == "continue":
         result = answer.get("result") or {}
     else:
@@ -120,9 +120,30 @@ async def _await_resume(state: RunState, resumed: asyncio.Event,
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(resumed.wait(), RESUME_CHECK_S)
         resumed.clear()
-        answer = await state.call("GET", f"waits/{waitpoint_id}", params={"wait_s": 0})
+        answer = await _read_wait(state, waitpoint_id)
         if answer.get("done"):
             return answer.get("result") or {}
+
+
+async def _block(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
+    channel = state.client.channel  # a shared process's: never asked to checkpoint
+    if channel is not None:
+        with contextlib.suppress(ChannelClosed):
+            return await channel.wait(state.run_id, state.attempt, state.token, body)
+    answer: dict[str, Any] = await state.call("POST", f"attempts/{state.attempt}/wait", body)
+    return answer
+
+
+async def _read_wait(state: RunState, waitpoint_id: str) -> dict[str, Any]:
+    """One read of a wait: on the process's channel when it has one (docs/worker-protocol.md,
+    "The channel"), else a request."""
+    channel = state.client.channel
+    if channel is not None:
+        with contextlib.suppress(ChannelClosed):
+            return await channel.read_wait(state.run_id, state.token, waitpoint_id)
+    answer: dict[str, Any] = await state.call("GET", f"waits/{waitpoint_id}",
+                                              params={"wait_s": 0})
+    return answer
 
 
 def _iso(when: datetime) -> str:

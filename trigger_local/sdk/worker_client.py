@@ -97,6 +97,15 @@ def _jsonable(obj: Any) -> Any:
         return repr(obj)
 
 
+class WaitReader(Protocol):
+    """A shared process's channel (runtime/channel.py), as the SDK's waits use it."""
+
+    async def read_wait(self, run_id: str, token: str, waitpoint_id: str) -> dict[str, Any]: ...
+
+    async def wait(self, run_id: str, attempt: int, token: str,
+                   body: dict[str, Any]) -> dict[str, Any]: ...
+
+
 class WorkerClient:
     """Async client for the worker routes. Methods return the decoded JSON answer.
 
@@ -109,6 +118,9 @@ class WorkerClient:
         self.base_url = base_url.rstrip("/")
         self.orphan_timeout_s = orphan_timeout_s() if orphan_timeout is None else orphan_timeout
         self.transport: Transport = transport or HttpxTransport(self.base_url)
+        #: a shared process's channel while it has one (runtime/worker.py): its runs' waits
+        #: go there (sdk/waits.py)
+        self.channel: WaitReader | None = None
 
     async def aclose(self) -> None:
         await self.transport.aclose()

@@ -5,7 +5,15 @@ per kind of record: `runs`, `waitpoints`, `queues`, ...):
 
 - `tx()`: one atomic write transaction (`StoreTx`). Everything done through it commits together
   when the block ends, or — if the block or the commit raises — not at all. Transactions are
-  serialised: one at a time, each sees the previous ones' writes.
+  serialisable: what they commit is what they would have committed one at a time, each seeing
+  the previous ones' writes. SqliteStore runs them one at a time; PostgresStore runs several
+  daemons' at once and refuses one of two that touched the same records
+  (`TransactionRetryError`: nothing of it committed; the engine runs it again).
+  `tx(exclusive=True)` waits for the other exclusive transactions (across daemons) and sees
+  their writes, and is never refused: the dequeue, which counts what runs everywhere. On
+  PostgreSQL it reads what others committed without the serializable checks, which is enough
+  only for work that no transaction but an exclusive one can undermine (store/postgres/store.py
+  says why the dequeue is such work).
 - `read()`: reads outside a transaction (`StoreReader`), each seeing the latest committed state.
   Its areas are the read protocols only, so whoever holds a reader cannot write through it.
 
@@ -173,7 +181,7 @@ class Store(Protocol):
         """After this, `tx()` and `read()` raise DaemonStoppingError (a 503, never a 500)."""
         ...
 
-    def tx(self) -> AbstractAsyncContextManager[StoreTx]:
+    def tx(self, exclusive: bool = False) -> AbstractAsyncContextManager[StoreTx]:
         """One atomic write transaction (see the module docstring)."""
         ...
 

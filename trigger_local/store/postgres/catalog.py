@@ -9,7 +9,7 @@ from typing import Any
 from ...statuses import RunStatus
 from ..models import Project, ProjectDefaults, Queue, TaskDef, Version
 from ..sqlite.rows import columns, from_row, to_row
-from ..sqlite.sql import SQL_RUNNING, SQL_RUNNING_OR_QUEUED
+from ..sqlite.sql import SQL_RUNNING
 from .sql import PgSql, insert_sql, values
 
 _UPSERT_PROJECT = insert_sql("projects", Project, (
@@ -112,10 +112,11 @@ class PgQueues:
         rows = await self._sql.all(f"SELECT * FROM queues {where} ORDER BY project, name",
                                    params)
         queues = [from_row(Queue, r) for r in rows]
+        # sharded counters kept by triggers in each writing transaction (schema_lists.py)
         counts = await self._sql.all(
-            f"SELECT project, queue, COUNT(*) FILTER (WHERE status IN {SQL_RUNNING}) AS running, "
-            f"COUNT(*) FILTER (WHERE status = '{RunStatus.QUEUED}') AS queued FROM runs "
-            f"WHERE status IN {SQL_RUNNING_OR_QUEUED} GROUP BY project, queue")
+            f"SELECT project, queue, SUM(n) FILTER (WHERE status IN {SQL_RUNNING}) AS running, "
+            f"SUM(n) FILTER (WHERE status = '{RunStatus.QUEUED}') AS queued FROM queue_counts "
+            "GROUP BY project, queue")
         by_key = {(r["project"], r["queue"]): r for r in counts}
         for q in queues:
             found = by_key.get((q.project, q.name))

@@ -18,7 +18,8 @@ from ..models import Run
 from ..sqlite.rows import columns, from_row
 from .sql import Owner
 
-#: the channel every commit that recorded events is announced on; the payload is the daemon id
+#: the channel every commit that recorded events, changed the catalog or set a timer is
+#: announced on (the payload: `announcement`)
 CHANNEL = "trigger_local_commits"
 PROBE_S = 5.0
 _NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
@@ -68,25 +69,47 @@ async def orphaned_runs(pool: Any, owner: Owner) -> list[Run]:
     return [from_row(Run, r) for r in rows]
 
 
-def announcement(daemon_id: str, catalog: bool) -> str:
-    """NOTIFY's payload: who committed, and whether versions or projects changed."""
-    return f"{daemon_id}|catalog" if catalog else daemon_id
+@dataclass(frozen=True)
+class Commit:
+    """What a commit announced: versions or projects changed (`catalog`), the earliest timer
+    it set (`due_at`: a delayed run, a wait's end, a schedule's tick, ...), or that the
+    listener (re)connected and may have missed announcements (`reconnected`)."""
+
+    catalog: bool = False
+    due_at: float | None = None
+    reconnected: bool = False
+
+
+def announcement(daemon_id: str, catalog: bool, due_at: float | None) -> str:
+    """NOTIFY's payload: `daemon id|catalog|due time` (empty fields when not)."""
+    return f"{daemon_id}|{'catalog' if catalog else ''}|{'' if due_at is None else repr(due_at)}"
+
+
+def parse(payload: str) -> tuple[str, Commit]:
+    """The sender and what it announced (`announcement`'s inverse)."""
+    sender, _, rest = payload.partition("|")
+    what, _, due = rest.partition("|")
+    try:
+        due_at = float(due) if due else None
+    except ValueError:
+        due_at = None
+    return sender, Commit(catalog=what == "catalog", due_at=due_at)
 
 
 class Listener:
-    """LISTEN on its own connection; `on_commit(catalog)` whenever another daemon committed
-    (`catalog`: versions or projects changed), and `on_commit(True)` after each connection:
-    announcements may have been missed meanwhile."""
+    """LISTEN on its own connection; `on_commit(commit)` whenever another daemon committed,
+    and with `Commit(catalog=True, reconnected=True)` after each connection: announcements
+    may have been missed meanwhile."""
 
-    def __init__(self, url: str, owner: Owner, on_commit: Callable[[bool], None]) -> None:
+    def __init__(self, url: str, owner: Owner, on_commit: Callable[[Commit], None]) -> None:
         self.url, self.owner, self.on_commit = url, owner, on_commit
         self._conn: Any = None
         self._lost = asyncio.Event()
 
     def _heard(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        sender, _, what = payload.partition("|")
+        sender, commit = parse(payload)
         if sender != self.owner.daemon_id:
-            self.on_commit(what == "catalog")
+            self.on_commit(commit)
 
     async def step(self) -> None:
         """One connection's life: connect, listen until it is lost (a supervised loop)."""
@@ -95,7 +118,7 @@ class Listener:
         try:
             self._conn.add_termination_listener(lambda _c: self._lost.set())
             await self._conn.add_listener(CHANNEL, self._heard)
-            self.on_commit(True)
+            self.on_commit(Commit(catalog=True, reconnected=True))
             while not self._lost.is_set():
                 # a cut link closes nothing: ask, so that a dead connection is noticed
                 with contextlib.suppress(asyncio.TimeoutError):

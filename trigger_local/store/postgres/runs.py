@@ -27,9 +27,12 @@ class PgRuns:
         self._sql = sql
 
     async def insert(self, run: Run) -> None:
+        self._sql.note_timers_of(run)
         await self._sql.run(_INSERT_RUN, values(run))
 
     async def insert_many(self, runs: Sequence[Run]) -> None:
+        for run in runs:
+            self._sql.note_timers_of(run)
         await self._sql.many(_INSERT_RUN, [values(r) for r in runs])
 
     async def get(self, run_id: str) -> Run | None:
@@ -117,7 +120,9 @@ class PgRuns:
         return await history.on_workers(self._sql)
 
     async def count_by_status(self) -> dict[str, int]:
-        rows = await self._sql.all("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
+        # sharded counters kept by triggers in each writing transaction (schema_lists.py)
+        rows = await self._sql.all("SELECT status, SUM(n) AS n FROM run_counts GROUP BY status "
+                                   "HAVING SUM(n) > 0")
         return {r["status"]: int(r["n"]) for r in rows}
 
     async def with_status(self, statuses: Sequence[str]) -> list[Run]:
@@ -150,18 +155,22 @@ class PgRuns:
         # that holds the process, unless that daemon's lease ran out (it is restarted there)
         mine, owner = self._sql.owner.held_here_or_orphaned("runs")
         held = f"(runs.worker_id IS NULL OR {mine})"
+        ready = f"status = '{QUEUED}' AND project = ? AND queue = ? AND {held}"
         if per_key is None:
-            rows = await self._sql.all(
-                f"SELECT {_RUN_COLS} FROM runs WHERE status = '{QUEUED}' AND project = ? "
-                f"AND queue = ? AND {held} ORDER BY queued_at, id LIMIT ?",
-                (project, queue, *owner, limit))
+            page = f"SELECT id FROM runs WHERE {ready} ORDER BY queued_at, id LIMIT ?"
+            params: tuple[Any, ...] = (project, queue, *owner, limit)
         else:
-            rows = await self._sql.all(
-                f"SELECT {_RUN_COLS} FROM (SELECT *, ROW_NUMBER() OVER "
-                "(PARTITION BY concurrency_key ORDER BY queued_at, id) AS key_rank "
-                f"FROM runs WHERE status = '{QUEUED}' AND project = ? AND queue = ? AND {held}) "
-                "AS ranked WHERE key_rank <= ? ORDER BY queued_at, id LIMIT ?",
-                (project, queue, *owner, per_key, limit))
+            page = ("SELECT id FROM (SELECT id, queued_at, ROW_NUMBER() OVER "
+                    "(PARTITION BY concurrency_key ORDER BY queued_at, id) AS key_rank "
+                    f"FROM runs WHERE {ready}) AS ranked WHERE key_rank <= ? "
+                    "ORDER BY queued_at, id LIMIT ?")
+            params = (project, queue, *owner, per_key, limit)
+        # in a transaction (the dequeue) the rows are taken for it: a row another transaction
+        # is changing (a cancel) is skipped rather than waited for, and is not taken twice
+        lock = " FOR UPDATE SKIP LOCKED" if self._sql.writes else ""
+        rows = await self._sql.all(
+            f"SELECT {_RUN_COLS} FROM runs WHERE id IN ({page}) AND status = '{QUEUED}' "
+            f"ORDER BY queued_at, id{lock}", params)
         return [from_row(Run, r) for r in rows]
 
 

@@ -9,7 +9,7 @@ uses the rowid get a `seq` column instead."""
 
 from __future__ import annotations
 
-from . import history
+from . import history, schema_lists
 
 
 def _c(sql: str) -> str:
@@ -351,4 +351,5 @@ MIGRATIONS: list[str] = [
     # 5: runs of an async task share task processes (issue #13)
     "ALTER TABLE tasks ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;",
     history.PROJECTS_MIGRATION,  # 6: projects own tokens, batches, env vars; interruptions
+    schema_lists.LISTS,  # 7: tags tables and sharded counters for the lists (issue #14)
 ]

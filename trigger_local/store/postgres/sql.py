@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import asyncpg
 
-from ...errors import DatabaseUnavailableError
+from ...errors import DatabaseUnavailableError, TransactionRetryError
 from ..sqlite.rows import columns, encode_changes, to_row
 from ..sqlite.sql import Where
 
@@ -44,10 +44,12 @@ def values(obj: Any) -> list[Any]:
 
 
 def tagged(where: Where, table: str, tags: Sequence[str] | None) -> None:
-    """Rows carrying any of `tags` (a JSON array in the text column `tags`)."""
+    """Rows of `table` (runs, waitpoints) carrying any of `tags`, found in its tags table
+    (`run_tags`, `waitpoint_tags`: schema_lists.py) rather than in every row's JSON."""
     if tags:
-        where.add(f"EXISTS (SELECT 1 FROM jsonb_array_elements_text({table}.tags::jsonb) AS t(v) "
-                  "WHERE t.v = ANY(?::text[]))", list(tags))
+        one = table.removesuffix("s")
+        where.add(f"{table}.id IN (SELECT {one}_id FROM {one}_tags WHERE tag = ANY(?::text[]))",
+                  list(tags))
 
 
 #: what a lost connection or an unreachable server raises (asyncpg, the socket, a timeout)
@@ -55,15 +57,24 @@ UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
                asyncpg.InterfaceError)
 
 
+#: what PostgreSQL raises when it refuses one of two transactions that ran at once and touched
+#: the same records (serializable isolation, or a deadlock): run the transaction again
+CONFLICTS = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+
+
 @contextlib.contextmanager
 def reachable() -> Iterator[None]:
     """A database that does not answer becomes DatabaseUnavailableError: a 503, which clients
-    and task processes retry, instead of a 500."""
+    and task processes retry, instead of a 500. A transaction refused for a conflict with
+    another one becomes TransactionRetryError (the engine runs its unit of work again)."""
     try:
         yield
     except UNREACHABLE as exc:
         raise DatabaseUnavailableError(
             f"the database did not answer ({type(exc).__name__}: {exc}): retry") from exc
+    except CONFLICTS as exc:
+        raise TransactionRetryError(
+            f"another daemon's transaction touched the same records ({exc}): retry") from exc
 
 
 class Owner:
@@ -82,33 +93,69 @@ class Owner:
                 "EXTRACT(EPOCH FROM clock_timestamp()) - ?))", (self.daemon_id, self.lease_s))
 
 
+#: every column that holds a timer (the timer queries of runs.py read them)
+TIMERS = ("delay_until", "expires_at", "deadline_at", "complete_after", "timeout_at",
+          "next_run_at", "blocked_until")
+
+
 class PgSql:
     """Statements on a connection (a transaction's) or on the pool (reads: each statement on
     whichever connection is free, seeing the latest committed state)."""
 
-    def __init__(self, conn: Any, owner: Owner | None = None) -> None:
+    def __init__(self, conn: Any, owner: Owner | None = None, *, writes: bool = False) -> None:
         self.conn = conn
         self.owner = owner or Owner()
+        #: a transaction's (store.py `tx`): its reads may lock rows (`FOR UPDATE`)
+        self.writes = writes
+        #: the advisory lock that orders event appends (store.py), taken in this transaction
+        self.events_lock: tuple[int, int] = (0, 0)
+        self.events_locked = False
+        #: a statement of this transaction was refused for a conflict: whatever a part that
+        #: caught it did next, the transaction must be run again (store.py `tx`)
+        self.doomed = False
+        #: the earliest timer this transaction set: announced at its commit, so the other
+        #: daemons' dispatchers fire it on time too (store.py, daemon.py's `Peers`)
+        self.due_at: float | None = None
+
+    def note_timers(self, fields: Mapping[str, Any]) -> None:
+        """Note the timer columns among `fields` (a row or an update's changes)."""
+        for name in TIMERS:
+            at = fields.get(name)
+            if at is not None and (self.due_at is None or at < self.due_at):
+                self.due_at = float(at)
+
+    def note_timers_of(self, record: Any) -> None:
+        self.note_timers({name: getattr(record, name, None) for name in TIMERS})
         #: events were appended in this transaction: announce the commit (store.py)
         self.wrote_events = False
         #: a version or project changed: the other daemons reload what they cache of them
         self.wrote_catalog = False
 
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """`reachable()`, remembering a conflict (`doomed`)."""
+        try:
+            with reachable():
+                yield
+        except TransactionRetryError:
+            self.doomed = True
+            raise
+
     async def one(self, sql: str, params: Params = ()) -> Any:
-        with reachable():
+        with self.guard():
             return await self.conn.fetchrow(dollar(sql), *params)
 
     async def all(self, sql: str, params: Params = ()) -> list[Any]:
-        with reachable():
+        with self.guard():
             return list(await self.conn.fetch(dollar(sql), *params))
 
     async def value(self, sql: str, params: Params = ()) -> Any:
-        with reachable():
+        with self.guard():
             return await self.conn.fetchval(dollar(sql), *params)
 
     async def run(self, sql: str, params: Params = ()) -> int:
         """Execute a write; returns how many rows it changed."""
-        with reachable():
+        with self.guard():
             status: str = await self.conn.execute(dollar(sql), *params)
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
@@ -116,7 +163,7 @@ class PgSql:
     async def many(self, sql: str, rows: Iterable[Params]) -> None:
         rows = list(rows)
         if rows:
-            with reachable():
+            with self.guard():
                 await self.conn.executemany(dollar(sql), rows)
 
     async def update(self, table: str, cls: type, key: str, key_value: Any,
@@ -126,6 +173,7 @@ class PgSql:
         matched (no changes: True at once)."""
         if not changes:
             return True
+        self.note_timers(changes)
         enc = encode_changes(cls, changes)
         sets = ", ".join(f"{k} = ?" for k in enc)
         sql = f"UPDATE {table} SET {sets} WHERE {key} = ?{extra_where}"

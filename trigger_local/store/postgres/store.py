@@ -1,29 +1,46 @@
 """PostgresStore: the storage interface (store/interface.py) on a PostgreSQL database, through
 asyncpg (a maintained async driver: each statement is awaited, the event loop goes on meanwhile).
 
-One write transaction at a time, like SqliteStore, and across every daemon sharing the database:
-each transaction takes `pg_advisory_xact_lock` on the schema's key first thing, so it sees every
-transaction committed before it and no other one runs until it commits — the database is the
-coordinator, and a dequeue, a concurrency limit or a rate limit holds across daemons exactly as it
-does in one. (It also keeps event sequence numbers in commit order, which the SSE cursor needs.)
-Reads go through the pool, each statement on a free connection, seeing the latest committed state.
+Several daemons' transactions run at once; PostgreSQL keeps them correct (docs/scaling.md):
+
+- every transaction is SERIALIZABLE: the database commits only transactions whose outcome is
+  that of some one-at-a-time order, and refuses the others (`TransactionRetryError`; the engine
+  runs the unit of work again), so every read-decide-write of the engine holds across daemons
+  as it does in one, without a lock of our own around it;
+- a transaction opened with `exclusive` (the dequeue) takes a transaction advisory lock first
+  and runs READ COMMITTED: dequeues run one at a time across daemons, each statement seeing
+  every dequeue committed before. That is all a dequeue needs: only a dequeue makes a run
+  DEQUEUED (which counts as running, and EXECUTING comes only from DEQUEUED), so the running
+  counts, concurrency keys and rate-limit state it checks can only have gone down meanwhile;
+  its candidate rows are taken `FOR UPDATE SKIP LOCKED` and moved by compare-and-set, so a
+  serializable transaction that changes one of them (a cancel, a TTL expiry) either waits and
+  is then refused, or commits first and the row is no longer QUEUED. Outside the serializable
+  checks, a dequeue neither refuses other transactions nor is refused by them;
+- events: the first append of a transaction takes a transaction advisory lock held until its
+  commit, so event sequence numbers are handed out in commit order (the SSE cursor relies on
+  it) while the transactions' work before their first event runs side by side.
+
+Inside one daemon, transactions still run one at a time (an asyncio lock: group commit batches
+what arrives meanwhile). Reads go through the pool, each statement on a free connection, seeing
+the latest committed state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 
-from ...errors import DaemonStoppingError, StartupError
+from ...errors import DaemonStoppingError, StartupError, TransactionRetryError
 from ..models import Run
 from .catalog import PgProjects, PgQueues, PgVersions
 from .daemons import (
     CHANNEL,
+    Commit,
     DaemonRow,
     Listener,
     announcement,
@@ -39,8 +56,12 @@ from .sql import UNREACHABLE, Owner, PgSql, reachable
 from .timed import PgDebounces, PgEnvVars, PgRateLimits, PgSchedules
 from .waitpoints import PgBatches, PgWaitpoints
 
-#: the first key of every advisory lock this store takes ("tl"); the second is the schema's
+#: the first key of the advisory lock migrations take ("tl"); the second is the schema's
 LOCK_CLASS = 0x746C
+#: the first key of the lock exclusive transactions (dequeues) take, and of the events' lock
+EXCLUSIVE_CLASS = LOCK_CLASS + 1
+EVENTS_CLASS = LOCK_CLASS + 2
+_BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 _SCHEMA_VERSION = """CREATE TABLE IF NOT EXISTS schema_version (
     only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row), version BIGINT NOT NULL)"""
 
@@ -79,16 +100,17 @@ class PgView:
         """store/interface.py `StoreTx.savepoint`: a part that raises undoes only its writes."""
         self._savepoints += 1
         name = f"part_{self._savepoints}"
-        with reachable():
+        with self.sql.guard():
             await self.sql.conn.execute(f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
             if not self.sql.conn.is_closed():
-                with contextlib.suppress(*UNREACHABLE):
+                # a doomed transaction is run again whole: its savepoints do not matter
+                with contextlib.suppress(*UNREACHABLE, asyncpg.PostgresError):
                     await self.sql.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
             raise
-        with reachable():
+        with self.sql.guard():
             await self.sql.conn.execute(f"RELEASE SAVEPOINT {name}")
 
 
@@ -110,8 +132,9 @@ class PostgresStore:
         self._lock_key = 0
 
     async def open(self) -> None:
-        # two connections at most: one transaction at a time, and a spare while one reconnects
-        self._pool = await connect_pool(self.url, 2)
+        # two connections at most: one transaction at a time, and a spare while one reconnects;
+        # `tx` leaves each connection as it found it (no reset statement at each release)
+        self._pool = await connect_pool(self.url, 2, reset=_keep)
         try:
             await self._prepare()
             # reads: read-only sessions, so not even a cast of a reader's area can write
@@ -119,7 +142,8 @@ class PostgresStore:
         except BaseException:
             await self.close()
             raise
-        self._write_view = PgView(PgSql(None, self.owner))
+        self._write_view = PgView(PgSql(None, self.owner, writes=True))
+        self._write_view.sql.events_lock = (EVENTS_CLASS, self._lock_key)
         self._read_view = PgView(PgSql(self._read_pool, self.owner))
 
     async def _prepare(self) -> None:
@@ -142,41 +166,47 @@ class PostgresStore:
                 await pool.close()
 
     @asynccontextmanager
-    async def tx(self) -> AsyncIterator[PgView]:
-        """One atomic write transaction (store/interface.py), serialised across daemons.
-        Raises DaemonStoppingError once closed."""
+    async def tx(self, exclusive: bool = False) -> AsyncIterator[PgView]:
+        """One atomic write transaction (store/interface.py); `exclusive`: one at a time with
+        the other exclusive ones, across daemons (the module docstring). Raises
+        DaemonStoppingError once closed, TransactionRetryError when PostgreSQL refused it for
+        a conflict with another daemon's."""
         async with self._lock:
             view, pool = self._write_view, self._pool
             if view is None or pool is None:
                 raise _stopping()
             with reachable():
                 conn = await pool.acquire()
+            sql = view.sql
             try:
-                transaction = conn.transaction()
-                with reachable():
-                    await transaction.start()
+                # read committed after the lock: each statement sees every exclusive
+                # transaction committed before (the module docstring says why it is enough)
+                begin = (f"BEGIN; SELECT pg_advisory_xact_lock({EXCLUSIVE_CLASS}, "
+                         f"{self._lock_key})") if exclusive else _BEGIN
                 try:
                     with reachable():
-                        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS,
-                                           self._lock_key)
-                    view.sql.conn, view.sql.wrote_events, view.sql.wrote_catalog = \
-                        conn, False, False
+                        await conn.execute(begin)
+                    sql.conn, sql.wrote_events, sql.wrote_catalog = conn, False, False
+                    sql.events_locked = sql.doomed = False
+                    sql.due_at = None
                     yield view
-                    if view.sql.wrote_events or view.sql.wrote_catalog:
+                    if sql.wrote_events or sql.wrote_catalog or sql.due_at is not None:
                         # delivered to the listeners at the commit only
-                        with reachable():
+                        with sql.guard():
                             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, announcement(
-                                self.owner.daemon_id, view.sql.wrote_catalog))
-                except BaseException:
-                    view.sql.conn = None
-                    if not conn.is_closed():
-                        with contextlib.suppress(*UNREACHABLE):  # the error that matters is raised
-                            await asyncio.shield(transaction.rollback())
+                                self.owner.daemon_id, sql.wrote_catalog, sql.due_at))
+                    # shielded: a cancelled request cannot leave its commit half-sent
+                    with reachable():
+                        await asyncio.shield(conn.execute("COMMIT"))
+                except BaseException as exc:
+                    await _roll_back(conn)
+                    if sql.doomed and not isinstance(exc, TransactionRetryError):
+                        # a part caught the conflict and went on: the transaction is refused
+                        raise TransactionRetryError(f"the transaction was refused: {exc}") \
+                            from exc
                     raise
-                view.sql.conn = None
-                # shielded: a cancelled request cannot leave its commit half-sent
-                with reachable():
-                    await asyncio.shield(transaction.commit())
+                finally:
+                    sql.conn = None
             finally:
                 with contextlib.suppress(*UNREACHABLE):
                     await pool.release(conn)
@@ -193,7 +223,7 @@ class PostgresStore:
     async def orphaned_runs(self) -> list[Run]:
         return await orphaned_runs(self._live_pool(), self.owner)
 
-    def listener(self, on_commit: Callable[[bool], None]) -> Listener:
+    def listener(self, on_commit: Callable[[Commit], None]) -> Listener:
         return Listener(self.url, self.owner, on_commit)
 
     def _live_pool(self) -> Any:
@@ -211,6 +241,19 @@ class PostgresStore:
         return self._read_view
 
 
+async def _roll_back(conn: Any) -> None:
+    """End the transaction under way, if the connection still can (the error that matters is
+    the one being raised)."""
+    if not conn.is_closed() and conn.is_in_transaction():
+        with contextlib.suppress(*UNREACHABLE, asyncpg.PostgresError):
+            await asyncio.shield(conn.execute("ROLLBACK"))
+
+
+async def _keep(_conn: Any) -> None:
+    """The write pool's reset: nothing more than asyncpg's own (which rolls back a transaction
+    left open): `tx` ends its transaction, and its locks with it, itself."""
+
+
 def _stopping() -> DaemonStoppingError:
     return DaemonStoppingError("The daemon is stopping: retry once it runs again")
 
@@ -224,12 +267,14 @@ def redact(url: str) -> str:
     return f"{scheme}//{userinfo.split(':', 1)[0]}:***@{tail}"
 
 
-async def connect_pool(url: str, size: int, *, read_only: bool = False) -> Any:
+async def connect_pool(url: str, size: int, *, read_only: bool = False,
+                       reset: Callable[[Any], Awaitable[None]] | None = None) -> Any:
     """A pool on `url`, or StartupError saying what is wrong (never a traceback)."""
     settings = {"default_transaction_read_only": "on"} if read_only else {}
     try:
         return await asyncpg.create_pool(url, min_size=1, max_size=size, timeout=10,
-                                         command_timeout=60, server_settings=settings)
+                                         command_timeout=60, server_settings=settings,
+                                         reset=reset)
     except (TimeoutError, OSError, asyncpg.PostgresError, ValueError) as exc:
         raise StartupError(f"cannot connect to the database {redact(url)}: {exc}") from exc
 

@@ -20,6 +20,7 @@ class PgSchedules:
         self._sql = sql
 
     async def insert(self, schedule: Schedule) -> None:
+        self._sql.note_timers_of(schedule)
         await self._sql.run(_INSERT_SCHEDULE, values(schedule))
 
     async def get(self, schedule_id: str) -> Schedule | None:
@@ -85,6 +86,7 @@ class PgRateLimits:
 
     async def save_state(self, project: str, queue: str, key: str, tat: float,
                          blocked_until: float | None) -> None:
+        self._sql.note_timers({"blocked_until": blocked_until})
         await self._sql.run(
             "INSERT INTO rate_state (project, queue, ckey, tat, blocked_until) "
             "VALUES (?,?,?,?,?) ON CONFLICT (project, queue, ckey) DO UPDATE SET "

@@ -23,6 +23,7 @@ class PgWaitpoints:
         self._sql = sql
 
     async def insert(self, waitpoint: Waitpoint) -> None:
+        self._sql.note_timers_of(waitpoint)
         await self._sql.run(_INSERT_WAITPOINT, values(waitpoint))
 
     async def get(self, waitpoint_id: str) -> Waitpoint | None:

@@ -1,0 +1,144 @@
+"""Two daemons' transactions on one PostgreSQL database at once (docs/scaling.md): independent
+ones run side by side, conflicting ones are refused and lose nothing when run again, exclusive
+ones (the dequeue) run one at a time and see each other, and event numbers follow the commit
+order, so a reader that follows a cursor never skips an event that committed late."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+import pytest
+from pg_cluster import Cluster
+from store_support import T0
+
+from trigger_local.errors import TransactionRetryError
+from trigger_local.store.postgres import PostgresStore
+
+DEADLINE_S = 60.0  # generous: the machine is shared and loaded
+
+
+@pytest.fixture
+async def pair(pg_cluster: Cluster) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    """Two stores on one schema: two daemons."""
+    url = pg_cluster.fresh_url()
+    a, b = PostgresStore(url, daemon_id="daemon_a"), PostgresStore(url, daemon_id="daemon_b")
+    await a.open()
+    await b.open()
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Wait for `check()` to be true, up to DEADLINE_S."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + DEADLINE_S
+    while not await check():
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_another_daemons_transaction_commits_while_one_is_open(
+        pair: tuple[PostgresStore, PostgresStore]) -> None:
+    """No lock around every transaction: b writes and commits while a's transaction is open
+    (with one global lock, b would wait for a's commit, which waits for b: a timeout)."""
+    a, b = pair
+    async with a.tx() as ops:
+        await ops.kv.set("a", "1")
+
+        async def other() -> None:
+            async with b.tx() as other_ops:
+                await other_ops.kv.set("b", "1")
+
+        await asyncio.wait_for(other(), DEADLINE_S)
+        assert await b.read().kv.get("b") == "1"
+        assert await b.read().kv.get("a") is None  # a has not committed yet
+    assert await b.read().kv.get("a") == "1"
+
+
+async def bump(store: PostgresStore, *, exclusive: bool = False) -> int:
+    """A read-modify-write of one counter, run again when refused; returns the refusals."""
+    refused = 0
+    while True:
+        try:
+            async with store.tx(exclusive) as ops:
+                value = int(await ops.kv.get("n") or 0)
+                await asyncio.sleep(0.005)  # the other store's transaction gets every chance
+                await ops.kv.set("n", str(value + 1))
+            return refused
+        except TransactionRetryError:
+            refused += 1
+
+
+async def test_conflicting_transactions_are_refused_and_lose_nothing_when_run_again(
+        pair: tuple[PostgresStore, PostgresStore]) -> None:
+    a, b = pair
+    await asyncio.wait_for(asyncio.gather(*(bump(s) for s in (a, b) * 10)), DEADLINE_S)
+    assert await a.read().kv.get("n") == "20"
+
+
+async def test_exclusive_transactions_run_one_at_a_time_and_are_never_refused(
+        pair: tuple[PostgresStore, PostgresStore]) -> None:
+    """The dequeue's kind: each waits for the one before and sees its writes (the lock is taken
+    before the snapshot), so two daemons' dequeues never refuse each other."""
+    a, b = pair
+    refusals = await asyncio.wait_for(
+        asyncio.gather(*(bump(s, exclusive=True) for s in (a, b) * 10)), DEADLINE_S)
+    assert await a.read().kv.get("n") == "20"
+    assert refusals == [0] * 20
+
+
+async def test_an_event_committed_late_is_not_skipped_by_a_cursor(
+        pair: tuple[PostgresStore, PostgresStore], pg_cluster: Cluster) -> None:
+    """a appends an event and stays open; b appends one and commits; a reader follows the
+    stream with a cursor (as the SSE stream and `events.after` do). b's event may not become
+    readable before a's: then the reader's cursor would pass a's number, and a's event,
+    committed later, would never be read."""
+    a, b = pair
+    seen: list[int] = []
+    first_appended, release_first = asyncio.Event(), asyncio.Event()
+
+    async def first() -> int:
+        async with a.tx() as ops:
+            seq = await ops.events.append("run_a", "run.created", T0, {})
+            first_appended.set()
+            await release_first.wait()
+        return seq
+
+    async def second() -> int:
+        async with b.tx() as ops:
+            return await ops.events.append("run_b", "run.created", T0, {})
+
+    async def follow() -> None:
+        cursor = 0
+        while len(seen) < 2:
+            for event in await a.read().events.after(cursor):
+                seen.append(event.seq)
+                cursor = event.seq
+            await asyncio.sleep(0.01)
+
+    reader = asyncio.create_task(follow())
+    first_task = asyncio.create_task(first())
+    await asyncio.wait_for(first_appended.wait(), DEADLINE_S)
+    second_task = asyncio.create_task(second())
+    conn = await asyncpg.connect(pg_cluster.fresh_url())
+    try:
+        async def second_waits_or_done() -> bool:
+            waiting = await conn.fetchval("SELECT count(*) FROM pg_locks "
+                                          "WHERE locktype = 'advisory' AND NOT granted")
+            return second_task.done() or waiting > 0
+        await until(second_waits_or_done, "the second transaction to wait or commit")
+    finally:
+        await conn.close()
+    seen_before = list(seen)
+    release_first.set()
+    s1, s2 = await asyncio.wait_for(asyncio.gather(first_task, second_task), DEADLINE_S)
+    try:
+        await asyncio.wait_for(reader, DEADLINE_S)
+    finally:
+        reader.cancel()
+    assert seen_before == []  # nothing was readable while the first event was uncommitted
+    assert s1 < s2 and seen == [s1, s2]

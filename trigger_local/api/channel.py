@@ -1,0 +1,174 @@
+"""The channel of a shared task process (docs/worker-protocol.md, "The channel"): one WebSocket
+per process, `/engine/v1/workers/{wid}/channel`, carrying what its `next` polls and
+`…/workers/{wid}/complete` requests carry, without an HTTP request's cost per message.
+
+Frames are JSON text. The process sends `{"poll": ack}` (its next poll, `ack` as for `next`; one
+at a time), `{"id": n, "completions": […]}` (the body of `…/workers/{wid}/complete`),
+`{"id": n, "wait": {…}}` (the body of `POST …/attempts/{n}/wait` plus runId, attempt, runToken)
+and `{"id": n, "readWait": {"runId", "runToken", "waitpointId"}}` (a resumed run's one read of
+its wait, `GET …/waits/{wpid}?wait_s=0`). The daemon answers a poll with `{"messages": […]}` or
+`{"retire": true}` — a poll that finds nothing goes on waiting, it is not answered empty — and
+frame n with `{"id": n, "results": […]}` once every completion in it is committed (a wait read:
+`{"id": n, "done", "result"?}`), or `{"id": n, "status", "error", "code"}` when it is refused.
+A stopping daemon closes the channel: the process polls over HTTP meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Coroutine
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..disk import disk_full_error
+from ..errors import TriggerLocalError, ValidationError
+from ..strict_json import dumps_js, loads_strict
+from ..supervise import report
+from .services import DaemonServices
+from .worker import check_worker, finish_many, next_answer, run_auth, wait_answer
+
+router = APIRouter(tags=["worker"])
+
+POLL_S = 20.0  # a poll that finds nothing is asked again after this (idle accounting)
+REFUSED = 4401  # the close code of a handshake with a wrong worker token (the client sees 403)
+_NOTHING = {"assignment": None}
+
+
+@router.websocket("/engine/v1/workers/{worker_id}/channel")
+async def channel(websocket: WebSocket, worker_id: str) -> None:
+    svc: DaemonServices = websocket.app.state.services
+    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+    try:
+        check_worker(svc, worker_id, token.strip() if scheme.lower() == "bearer" else "")
+    except TriggerLocalError:
+        await websocket.close(code=REFUSED)
+        return
+    await websocket.accept()
+    open_now: set[Channel] = websocket.app.state.channels  # for `GET /api/v1/local/status`
+    this = Channel(websocket, svc, worker_id)
+    open_now.add(this)
+    try:
+        await this.serve()
+    finally:
+        open_now.discard(this)
+
+
+def _dumps(frame: dict[str, Any]) -> str:
+    try:  # as SafeJSONResponse writes an answer
+        return json.dumps(frame, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (ValueError, UnicodeEncodeError):
+        return dumps_js(frame)
+
+
+class Channel:
+    """One process's channel: frames read in order; polls answered one after another by one
+    task; each completion frame finished by a task of its own, so a commit never holds up the
+    next poll's answer."""
+
+    def __init__(self, websocket: WebSocket, svc: DaemonServices, worker_id: str) -> None:
+        self.ws, self.svc, self.worker_id = websocket, svc, worker_id
+        self.polls: asyncio.Queue[int | None] = asyncio.Queue()
+        self._sending = asyncio.Lock()
+        self._jobs: set[asyncio.Task[None]] = set()
+
+    async def serve(self) -> None:
+        tasks = [asyncio.create_task(self._answer_polls()), asyncio.create_task(self._read()),
+                 # a draining daemon closes every channel: its processes hold no connection
+                 asyncio.create_task(self.svc.engine.hub.draining.wait())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            # completions in flight are committed all the same (GroupCommit answers nobody);
+            # the process, whose connection is gone, sends them again and hears `gone`
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                text = await self.ws.receive_text()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            try:
+                frame = loads_strict(text, "Channel frame")
+                if not isinstance(frame, dict):
+                    raise ValueError("not an object")
+            except (TriggerLocalError, ValueError):
+                return  # a process that speaks something else: close; it polls over HTTP
+            if "poll" in frame:
+                ack = frame["poll"]
+                self.polls.put_nowait(ack if isinstance(ack, int) and ack >= 0 else None)
+            elif "completions" in frame:
+                self._start(frame.get("id"), self._complete(frame["completions"]))
+            elif "readWait" in frame:
+                self._start(frame.get("id"), self._read_wait(frame["readWait"]))
+            elif "wait" in frame:
+                self._start(frame.get("id"), self._wait(frame["wait"]))
+
+    def _start(self, frame_id: Any, work: Coroutine[Any, Any, dict[str, Any]]) -> None:
+        job = asyncio.create_task(self._answer(frame_id, work))
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+
+    async def _answer_polls(self) -> None:
+        draining = self.svc.engine.hub.draining
+        while True:
+            ack = await self.polls.get()
+            answer = _NOTHING
+            while answer == _NOTHING:
+                if draining.is_set() or self.svc.engine.stopping:
+                    return  # closed: the process polls the next daemon over HTTP
+                answer = await next_answer(self.ws, self.worker_id, POLL_S, ack)
+            await self._send(answer)
+            if answer.get("retire"):
+                return
+
+    async def _complete(self, items: Any) -> dict[str, Any]:
+        return {"results": await finish_many(self.svc, run_auth(self.ws), items)}
+
+    async def _wait(self, body: Any) -> dict[str, Any]:
+        """`POST …/attempts/{n}/wait` on the channel (its body plus runId, attempt, runToken)."""
+        if not isinstance(body, dict) or not isinstance(body.get("attempt"), int):
+            raise ValidationError("wait must be the body of …/wait with runId, attempt and "
+                                  "runToken")
+        run_id, attempt = str(body.get("runId")), int(body["attempt"])
+        run_auth(self.ws).check_attempt_token(str(body.get("runToken") or ""), run_id, attempt)
+        return await wait_answer(self.svc, run_id, attempt, body)
+
+    async def _read_wait(self, body: Any) -> dict[str, Any]:
+        """`GET …/runs/{rid}/waits/{wpid}?wait_s=0` on the channel: what a run told to resume
+        reads (docs/worker-protocol.md), without a request of its own."""
+        if not isinstance(body, dict):
+            raise ValidationError("wait must be {runId, runToken, waitpointId}")
+        run_id, waitpoint_id = str(body.get("runId")), str(body.get("waitpointId"))
+        await run_auth(self.ws).check_token(str(body.get("runToken") or ""), self.svc.engine,
+                                            run_id)
+        result = await self.svc.engine.wait_result(run_id, waitpoint_id)
+        return {"done": True, "result": result} if result is not None else {"done": False}
+
+    async def _answer(self, frame_id: Any, work: Coroutine[Any, Any, dict[str, Any]]) -> None:
+        out: dict[str, Any]
+        try:
+            out = await work
+        except TriggerLocalError as exc:
+            out = {"status": exc.status, **exc.to_body()}
+        except Exception as exc:  # noqa: BLE001 - the process gets an answer, the log the trace
+            full = disk_full_error(exc, self.svc.settings.home)
+            if full is not None:  # nothing was written: the process sends it again later
+                out = {"status": full.status, **full.to_body()}
+            else:
+                report("error", "unhandled error", path="channel frame", error=repr(exc),
+                       exc_info=exc)
+                out = {"status": 500, "error": "Something went wrong", "code": "internal"}
+        await self._send({"id": frame_id, **out})
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        async with self._sending:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                await self.ws.send_text(_dumps(frame))

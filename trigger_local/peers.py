@@ -1,0 +1,83 @@
+"""Several daemons on one PostgreSQL database (docs/scaling.md), the daemon's side: its
+heartbeat, taking over the runs of a daemon whose lease ran out, and what another daemon's
+commit means here (LISTEN/NOTIFY, store/postgres/daemons.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import socket
+from typing import Any
+
+import structlog
+
+from .config import DaemonSettings
+from .engine import Engine
+from .store.postgres import PostgresStore
+from .store.postgres.daemons import Commit
+from .supervise import Supervisor
+
+log = structlog.get_logger("daemon")
+
+
+class Peers:
+    """Several daemons on one PostgreSQL database (docs/scaling.md): this daemon's heartbeat,
+    taking over the runs of a daemon silent for longer than `lease_timeout_s`, and the other
+    daemons' commits waking this one (LISTEN/NOTIFY)."""
+
+    def __init__(self, store: PostgresStore, engine: Engine, settings: DaemonSettings,
+                 started_at: float) -> None:
+        self.store, self.engine, self.settings, self.started_at = \
+            store, engine, settings, started_at
+        self.listener = store.listener(self.heard)
+        self.known: list[dict[str, Any]] = []  # the daemons sharing the database, for status
+        self._stopped = asyncio.Event()
+        self._supervisor: Supervisor | None = None
+
+    def start(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+        supervisor.start("listener", self.listener.step, on_stop=self.listener.stop)
+        supervisor.start("heartbeat", self.round, on_stop=self._stopped.set)
+
+    def heard(self, commit: Commit) -> None:
+        """Another daemon committed: look again; first reload the projects and versions the
+        engine caches if those changed (a version registered through another daemon). A
+        timer it set makes this daemon ask the store for its next timer then at the latest
+        (the resync entry of engine/due.py: one entry whatever the number of such timers),
+        so it fires it on time too (once across daemons: firing is a compare-and-set); after
+        a (re)connection, when announcements may have been missed, it asks at once."""
+        due = self.engine.ctx.due
+        if commit.due_at is not None:
+            due.resync_by(commit.due_at)
+        if commit.reconnected:
+            due.resync_by(self.engine.clock.now())
+        if not commit.catalog:
+            self.engine.hub.changed_elsewhere()
+        elif self._supervisor is not None:
+            self._supervisor.spawn("reloading projects", self._reload())
+
+    async def _reload(self) -> None:
+        await self.engine.load()
+        self.engine.hub.changed_elsewhere()
+
+    async def beat(self) -> None:
+        await self.store.heartbeat(host=socket.gethostname(), url=self.settings.url,
+                                   executor=self.settings.executor, pid=os.getpid(),
+                                   started_at=self.started_at)
+        self.known = [dataclasses.asdict(d) for d in await self.store.daemons()]
+
+    async def round(self) -> None:
+        """Sleep a fifth of the lease, beat, take over what silent daemons held."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), self.settings.lease_timeout_s / 5)
+        if self._stopped.is_set():
+            return
+        await self.beat()
+        for run in await self.store.orphaned_runs():
+            log.warning("taking over a run whose daemon stopped heartbeating", run=run.id,
+                        attempt=run.attempt_count)
+            await self.engine.worker_lost(
+                run.id, run.attempt_count, "Its daemon stopped heartbeating for longer than "
+                f"the lease ({self.settings.lease_timeout_s:g} s)", interrupted=True)

@@ -1,0 +1,150 @@
+"""A shared process's channel to the daemon (docs/worker-protocol.md, "The channel"): one
+WebSocket carrying its polls and its completions, so a run costs the daemon a few frames, not
+HTTP requests.
+
+The channel is an optimisation, never a requirement: it opens only once the process knows it is
+shared (its first poll's answer carried messages); when it cannot open (no `websockets`, a
+daemon that refuses it) or closes (the daemon stopped or died), the process polls over HTTP, as
+before, and a completion in flight is sent again over HTTP — where a completion the daemon had
+already committed is answered `gone`, and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import AttemptGone, ChannelClosed, error_from_response
+from ..strict_json import dumps_js
+
+OPEN_TIMEOUT_S = 5.0
+#: completions larger than this go over HTTP (whose limit is the daemon's payload limit)
+MAX_FRAME_BYTES = 1 << 20
+#: answers a later try may change: the frame's work goes over HTTP, which retries them
+RETRIED = frozenset({502, 503, 504, 507})
+
+
+class Channel:
+    def __init__(self, connection: Any) -> None:
+        self._ws = connection
+        self._answers: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._results: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self.closed = False
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, daemon_url: str, worker_id: str, token: str) -> Channel | None:
+        """The channel, or None when it cannot be had (then the process polls over HTTP)."""
+        url = urlsplit(daemon_url)
+        if url.scheme != "http":
+            return None
+        try:
+            from websockets.asyncio.client import connect
+        except ImportError:
+            return None
+        uri = f"ws://{url.netloc}{url.path.rstrip('/')}/engine/v1/workers/{worker_id}/channel"
+        try:
+            connection = await connect(uri, additional_headers={"Authorization": f"Bearer {token}"},
+                                       compression=None, proxy=None, max_size=None,
+                                       ping_interval=None, open_timeout=OPEN_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - refused, unreachable, an old daemon: poll over HTTP
+            return None
+        return cls(connection)
+
+    async def poll(self, ack: int) -> dict[str, Any]:
+        """The answer to a poll, as `next` answers it (`messages` or `retire`); waits as long as
+        it takes (the daemon answers only when there is something)."""
+        await self._send({"poll": ack})
+        answer = await self._answers.get()
+        if answer is None:
+            self._answers.put_nowait(None)  # closed: every later poll learns it too
+            raise ChannelClosed()
+        return answer
+
+    async def complete(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The results of `…/workers/{wid}/complete` for `items`, once the daemon committed
+        them. Raises ChannelClosed (send them over HTTP) or the daemon's error."""
+        answer = await self._ask({"completions": items})
+        results = answer.get("results")
+        if not isinstance(results, list):
+            raise ValueError(f"the daemon answered completions with {answer!r}")
+        return [r if isinstance(r, dict) else {} for r in results]
+
+    async def read_wait(self, run_id: str, token: str, waitpoint_id: str) -> dict[str, Any]:
+        """`GET …/runs/{rid}/waits/{wpid}?wait_s=0`'s answer, on the channel."""
+        return await self._ask({"readWait": {"runId": run_id, "runToken": token,
+                                             "waitpointId": waitpoint_id}})
+
+    async def wait(self, run_id: str, attempt: int, token: str,
+                   body: dict[str, Any]) -> dict[str, Any]:
+        """`POST …/runs/{rid}/attempts/{n}/wait`'s answer, on the channel."""
+        return await self._ask({"wait": {**body, "runId": run_id, "attempt": attempt,
+                                         "runToken": token}})
+
+    async def _ask(self, frame: dict[str, Any]) -> dict[str, Any]:
+        frame_id = next(self._ids)
+        text = dumps_js({"id": frame_id, **frame})
+        if len(text) > MAX_FRAME_BYTES:
+            raise ChannelClosed("too large for the channel")
+        done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._results[frame_id] = done
+        try:
+            await self._send_text(text)
+            answer = await done
+        finally:
+            self._results.pop(frame_id, None)
+        answer.pop("id", None)
+        if "status" not in answer:
+            return answer
+        if answer["status"] == 409:  # as over HTTP: the attempt is no longer current
+            raise AttemptGone(str(answer.get("error")))
+        if answer["status"] in RETRIED:  # over HTTP, whose client retries it (a full disk)
+            raise ChannelClosed(str(answer.get("error")))
+        raise error_from_response(int(answer["status"] or 500), answer)
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        await self._send_text(dumps_js(frame))
+
+    async def _send_text(self, text: str) -> None:
+        if self.closed:
+            raise ChannelClosed()
+        try:
+            await self._ws.send(text)
+        except Exception as exc:  # noqa: BLE001 - any failure to send: the channel is done
+            await self.close()
+            raise ChannelClosed() from exc
+
+    async def _read(self) -> None:
+        try:
+            async for text in self._ws:
+                frame = json.loads(text)
+                if "id" in frame and "messages" not in frame:
+                    done = self._results.get(frame["id"])
+                    if done is not None and not done.done():
+                        done.set_result(frame)
+                else:
+                    self._answers.put_nowait(frame)
+        except Exception:  # noqa: BLE001, S110 - the connection broke: what waits learns it below
+            pass
+        finally:
+            self._closed()
+
+    def _closed(self) -> None:
+        self.closed = True
+        self._answers.put_nowait(None)
+        for done in self._results.values():
+            if not done.done():
+                done.set_exception(ChannelClosed())
+
+    async def close(self) -> None:
+        if not self.closed:
+            self._closed()
+        self._reader.cancel()
+        try:
+            await asyncio.wait_for(self._ws.close(), 1.0)
+        except Exception:  # noqa: BLE001, S110 - closing a broken connection: nothing to do
+            pass

@@ -1,0 +1,119 @@
+"""Migration 7 (issue #14): the lists' tables and counters, as SQLite's migration 13 has them
+(store/sqlite/schema_lists.py), kept by triggers in the writing transaction.
+
+- `run_tags` / `waitpoint_tags`: one row per tag, so a tag filter reads the rows carrying the
+  tag instead of parsing every row's JSON;
+- `run_counts` (per status) and `queue_counts` (queued and running runs per queue): `status`
+  and the queue list read a handful of rows instead of counting the runs table.
+
+Counters are where several daemons' transactions would meet: every run that changes status
+changes one. So each counter is split in shards, and a transaction counts into the shard of its
+server process (`pg_backend_pid() % 16`): two daemons' transactions (two connections) write
+different rows and do not refuse each other (serializable isolation, store.py), and a count is
+the sum of its shards (a shard may go negative: a run counted in on one connection and out on
+another). Never edit it once shipped: add a migration."""
+
+from __future__ import annotations
+
+SHARDS = 16
+
+LISTS = f"""
+    CREATE TABLE run_tags (
+        tag TEXT NOT NULL,
+        run_created_at DOUBLE PRECISION NOT NULL,
+        run_id TEXT NOT NULL,
+        PRIMARY KEY (tag, run_created_at, run_id)
+    );
+    INSERT INTO run_tags (tag, run_created_at, run_id)
+        SELECT DISTINCT t.v, r.created_at, r.id
+        FROM runs r, jsonb_array_elements_text(r.tags::jsonb) AS t(v) WHERE r.tags <> '[]';
+    CREATE FUNCTION runs_keep_tags() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP <> 'INSERT' AND OLD.tags <> '[]' THEN
+            DELETE FROM run_tags WHERE run_id = OLD.id AND run_created_at = OLD.created_at;
+        END IF;
+        IF TG_OP <> 'DELETE' AND NEW.tags <> '[]' THEN
+            INSERT INTO run_tags (tag, run_created_at, run_id)
+                SELECT DISTINCT t.v, NEW.created_at, NEW.id
+                FROM jsonb_array_elements_text(NEW.tags::jsonb) AS t(v)
+                ON CONFLICT DO NOTHING;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER runs_tags AFTER INSERT OR DELETE OR UPDATE OF tags, created_at ON runs
+        FOR EACH ROW EXECUTE FUNCTION runs_keep_tags();
+
+    CREATE TABLE waitpoint_tags (
+        tag TEXT NOT NULL,
+        waitpoint_created_at DOUBLE PRECISION NOT NULL,
+        waitpoint_id TEXT NOT NULL,
+        PRIMARY KEY (tag, waitpoint_created_at, waitpoint_id)
+    );
+    INSERT INTO waitpoint_tags (tag, waitpoint_created_at, waitpoint_id)
+        SELECT DISTINCT t.v, w.created_at, w.id
+        FROM waitpoints w, jsonb_array_elements_text(w.tags::jsonb) AS t(v) WHERE w.tags <> '[]';
+    CREATE FUNCTION waitpoints_keep_tags() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP <> 'INSERT' AND OLD.tags <> '[]' THEN
+            DELETE FROM waitpoint_tags
+                WHERE waitpoint_id = OLD.id AND waitpoint_created_at = OLD.created_at;
+        END IF;
+        IF TG_OP <> 'DELETE' AND NEW.tags <> '[]' THEN
+            INSERT INTO waitpoint_tags (tag, waitpoint_created_at, waitpoint_id)
+                SELECT DISTINCT t.v, NEW.created_at, NEW.id
+                FROM jsonb_array_elements_text(NEW.tags::jsonb) AS t(v)
+                ON CONFLICT DO NOTHING;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER waitpoints_tags AFTER INSERT OR DELETE OR UPDATE OF tags, created_at
+        ON waitpoints FOR EACH ROW EXECUTE FUNCTION waitpoints_keep_tags();
+
+    CREATE TABLE run_counts (
+        status TEXT NOT NULL,
+        shard INTEGER NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (status, shard)
+    ) WITH (fillfactor = 50);
+    INSERT INTO run_counts (status, shard, n) SELECT status, 0, COUNT(*) FROM runs GROUP BY status;
+    CREATE TABLE queue_counts (
+        project TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        status TEXT NOT NULL,
+        shard INTEGER NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (project, queue, status, shard)
+    ) WITH (fillfactor = 50);
+    INSERT INTO queue_counts (project, queue, status, shard, n)
+        SELECT COALESCE(project, ''), queue, status, 0, COUNT(*) FROM runs
+        WHERE status IN ('QUEUED', 'DEQUEUED', 'EXECUTING') GROUP BY 1, 2, 3;
+    CREATE FUNCTION runs_count(row_ runs, delta INTEGER) RETURNS void LANGUAGE plpgsql AS $$
+    DECLARE
+        s INTEGER := pg_backend_pid() % {SHARDS};
+    BEGIN
+        INSERT INTO run_counts AS c (status, shard, n) VALUES (row_.status, s, delta)
+            ON CONFLICT (status, shard) DO UPDATE SET n = c.n + delta;
+        IF row_.status IN ('QUEUED', 'DEQUEUED', 'EXECUTING') THEN
+            INSERT INTO queue_counts AS c (project, queue, status, shard, n)
+                VALUES (COALESCE(row_.project, ''), row_.queue, row_.status, s, delta)
+                ON CONFLICT (project, queue, status, shard) DO UPDATE SET n = c.n + delta;
+        END IF;
+    END $$;
+    CREATE FUNCTION runs_keep_counts() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            PERFORM runs_count(OLD, -1);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            PERFORM runs_count(NEW, 1);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER runs_counts AFTER INSERT OR DELETE ON runs
+        FOR EACH ROW EXECUTE FUNCTION runs_keep_counts();
+    CREATE TRIGGER runs_counts_moved AFTER UPDATE OF status, queue, project ON runs
+        FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
+                           OR OLD.queue IS DISTINCT FROM NEW.queue
+                           OR OLD.project IS DISTINCT FROM NEW.project)
+        EXECUTE FUNCTION runs_keep_counts();
+"""
