@@ -54,6 +54,7 @@ from bench_history_figures import (
     table_sizes,
     throughput,
     trigger_to_start,
+    wait_compacted,
 )
 from bench_history_lists import list_table, measure_lists
 from bench_history_report import (
@@ -108,6 +109,8 @@ def measure(d: Daemon, m: Manifest, args: argparse.Namespace, phases: Phases) ->
                                           args.samples)
     f["trigger_to_start"] = phases.run("trigger→start", trigger_to_start, d, args.latency_samples)
     f["throughput"] = phases.run("throughput", throughput, d, args.throughput_runs)
+    f["compaction"] = phases.run("compaction", wait_compacted, d, args.compaction_wait_s)
+    f["compact_after_s"] = args.compact_after_s
     f["rss_end"] = d.rss_mib()
     f["counts"] = d.counts()
     f["runs"] = sum(f["counts"].values())
@@ -124,7 +127,7 @@ def history(args: argparse.Namespace) -> str:
     created = not root.exists() or args.home is None
     root.mkdir(parents=True, exist_ok=True)
     phases, info, load_start = Phases(), machine(), load_average()
-    d = Daemon(root / "home", root / "daemon.log")
+    d = Daemon(root / "home", root / "daemon.log", compact_after_s=args.compact_after_s)
     try:
         m, build = prepare(root, args.runs)
         phases.run("daemon start", d.start)
@@ -215,6 +218,13 @@ def parse_args() -> argparse.Namespace:
                    help="sequential runs for trigger→start")
     p.add_argument("--throughput-runs", type=int, default=2000)
     p.add_argument("--restarts", type=int, default=3)
+    p.add_argument("--compact-after-s", type=float, default=30.0,
+                   help="the daemon's compact_after_s (default 30: the disk figure is taken "
+                        "once every finished run is compacted, as it is an hour later by "
+                        "default)")
+    p.add_argument("--compaction-wait-s", type=float, default=900.0,
+                   help="how long to wait for compaction to catch up before the disk figure "
+                        "(default 900; the figure says how much was compacted)")
     p.add_argument("--backlog", action="store_true",
                    help="measure dispatch against a backlog instead")
     p.add_argument("--queued", type=lambda s: [int(v) for v in s.split(",")],

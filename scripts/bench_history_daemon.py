@@ -45,8 +45,10 @@ class Daemon:
     """One daemon process over `home`, listening on `port` (kept across restarts, so the time to
     `/healthz` is measured from the spawn without waiting for daemon.json)."""
 
-    def __init__(self, home: Path, log_path: Path, port: int | None = None) -> None:
+    def __init__(self, home: Path, log_path: Path, port: int | None = None,
+                 compact_after_s: float | None = None) -> None:
         self.home, self.log_path = home, log_path
+        self.compact_after_s = compact_after_s  # the daemon's setting (None: its default)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -68,6 +70,8 @@ class Daemon:
     def start(self, timeout: float = 600) -> float:
         """Spawn the daemon; seconds until `/healthz` answers 200 with ok=true."""
         env = {**os.environ, "TRIGGER_LOCAL_HOME": str(self.home)}
+        if self.compact_after_s is not None:
+            env["TRIGGER_LOCAL_COMPACT_AFTER_S"] = str(self.compact_after_s)
         with self.log_path.open("ab") as log:
             started = time.perf_counter()
             self.proc = subprocess.Popen(

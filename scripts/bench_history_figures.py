@@ -3,8 +3,10 @@ throughput, an idempotent re-trigger, restart and stop times, disk per run, RSS.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -106,6 +108,36 @@ def restarts(d: Daemon, times: int) -> Figures:
             cancelled += log.read().count(b"CancelledError")
         starts.append(d.start())
     return {"stop_s": stops, "start_s": starts, "cancelled_lines": cancelled}
+
+
+def wait_compacted(d: Daemon, timeout: float) -> dict[str, float]:
+    """Wait (at most `timeout` s) until the daemon's retention loop has compacted every run
+    finished by now (the daemon runs with a short `compact_after_s`, Daemon.start). Reads the
+    database read-only beside the daemon (WAL): the compaction watermark in kv, and the
+    finished runs through runs_finished. Returns the seconds waited and the share of the
+    finished runs compacted by then (below 1 when the wait timed out: the loop takes at most
+    a tenth of the daemon's time, so a big history is compacted over a while)."""
+    cutoff, started = time.time(), time.perf_counter()
+    db = d.home / "trigger-local.db"
+
+    def query(sql: str, params: tuple[Any, ...] = ()) -> Any:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as con:
+            row = con.execute(sql, params).fetchone()
+            return None if row is None else row[0]
+
+    def mark() -> float:
+        raw = query("SELECT value FROM kv WHERE key = 'retention.compacted_through'")
+        return float(json.loads(raw)[0]) if raw else 0.0
+
+    last = query("SELECT MAX(completed_at) FROM runs INDEXED BY runs_finished "
+                 "WHERE completed_at <= ?", (cutoff,))
+    deadline = time.monotonic() + timeout
+    while last is not None and mark() < last and time.monotonic() < deadline:
+        time.sleep(2.0)
+    count = ("SELECT COUNT(*) FROM runs INDEXED BY runs_finished WHERE completed_at <= ?")
+    finished = query(count, (cutoff,))
+    share = query(count, (mark(),)) / finished if finished else 1.0
+    return {"s": time.perf_counter() - started, "share": share}
 
 
 def db_bytes(home: Path) -> dict[str, int]:

@@ -61,7 +61,10 @@ def figures_table(f: dict[str, Any]) -> str:
          f"{r['cancelled_lines']} `CancelledError` lines logged"),
         ("start: spawn → `/healthz` ok",
          f"median {median(r['start_s']):.2f} s, max {max(r['start_s']):.2f} s"),
-        ("disk: database + WAL / runs", f"{f['db_total'] / 2**20:,.0f} MiB / {f['runs']:,} = "
+        (f"disk: database + WAL / runs, once {f['compaction']['share']:.0%} of the finished "
+         f"runs are compacted (`compact_after_s` {f['compact_after_s']:g}; waited "
+         f"{f['compaction']['s']:.0f} s for it)",
+         f"{f['db_total'] / 2**20:,.0f} MiB / {f['runs']:,} = "
          f"**{f['db_total'] / f['runs'] / 1024:.2f} KiB per run** "
          f"({', '.join(f'{k} {v / 2**20:,.0f} MiB' for k, v in f['db'].items())})"),
         ("largest tables with their indexes (dbstat, daemon stopped)", _sizes(f["tables"])),

@@ -7,7 +7,7 @@ import httpx
 
 from tests.conftest import T0
 from trigger_local.clock import FakeClock
-from trigger_local.engine import Engine
+from trigger_local.engine import AttemptOutcome, Engine
 from trigger_local.store.models import LogEntry, Version
 
 
@@ -156,3 +156,25 @@ async def test_logs_follow_with_after_and_trace(api: httpx.AsyncClient, engine: 
     assert [s["status"] for s in trace["snapshots"]] == ["QUEUED"]
     assert {"attempts", "children", "waits", "logs", "events"} <= set(trace)
     assert (await api.get("/api/v1/runs/run_missing/trace")).status_code == 404
+
+
+async def test_trace_of_a_compacted_run_shows_its_final_snapshot(
+        api: httpx.AsyncClient, engine: Engine, clock: FakeClock, indexed: Version) -> None:
+    run_id = await trigger(api)
+    await engine.dequeue(10)
+    run = await engine.queries.runs.get(run_id)
+    assert run is not None and await engine.start_attempt(run, "worker_1", 1) is not None
+    done = await engine.finish_attempt(run_id, 1, AttemptOutcome(ok=True, output="1"))
+    canceled = await trigger(api)
+    assert (await api.post(f"/api/v2/runs/{canceled}/cancel")).status_code == 200
+    clock.advance(engine.ctx.settings.compact_after_s + 1)
+    assert await engine.prune(100) == (2, [])
+    assert await engine.queries.snapshots.for_run(run_id) == []  # the row says it all
+    trace = (await api.get(f"/api/v1/runs/{run_id}/trace")).json()
+    assert [(s["id"], s["kind"], s["status"], s["description"]) for s in trace["snapshots"]] \
+        == [(done.snapshot_id, "finished", "COMPLETED", "")]
+    assert trace["snapshots"][0]["at"] == trace["run"]["finishedAt"]
+    trace = (await api.get(f"/api/v1/runs/{canceled}/trace")).json()
+    reason = trace["run"]["error"]["message"]
+    assert reason and [(s["status"], s["description"]) for s in trace["snapshots"]] \
+        == [("CANCELED", reason)]  # why it ended: the run's error

@@ -101,6 +101,9 @@ class DaemonSettings:
     #: enough to look back at last month's failures, short enough that the history stays near
     #: a month of work (docs/configuration.md, "Retention")
     retention_days: float = 30.0
+    #: a finished run's history is compacted this long after it ended (its plain status events
+    #: and earlier snapshots go); the wait leaves event readers time to see them first
+    compact_after_s: float = 3600.0
     #: realtime streams not written for this long are deleted (when a new stream is created)
     stream_retention_s: float = 7 * 24 * 3600.0
     #: how long a realtime long-poll (`live=true`) waits for a change before it answers

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -53,7 +54,7 @@ from .errors import DaemonFailedError, StartupError, TriggerLocalError, Validati
 from .executors.pool import PoolExecutor
 from .executors.process import process_executor
 from .home import (
-    check_database,
+    check_home_database,
     daemon_id,
     make_private,
     open_failure,
@@ -219,7 +220,13 @@ def _make_executor(engine: Engine, settings: DaemonSettings, secret_key: str,
 async def _main(settings: DaemonSettings) -> None:
     lock = DaemonLock.acquire(settings.home)  # before anything touches the home's files
     try:
-        check_home_database(settings)  # holding the lock: no other daemon writes it meanwhile
+        # holding the lock (no other daemon writes it meanwhile); SQLite lets go of the GIL
+        # while it checks, so the API's modules are imported meanwhile (issue #17)
+        checked = asyncio.ensure_future(asyncio.to_thread(check_home_database, settings))
+        try:
+            from .api import app  # noqa: F401 - _run's import of it is then instant
+        finally:
+            await checked
         await _run(settings, lock)
     finally:
         lock.release()
@@ -281,6 +288,9 @@ def serve(settings: DaemonSettings) -> None:
         runner = asyncio.run
     try:
         runner(_main(settings))
+        # stopped: the interpreter's last collection would walk every object the daemon made
+        # (0.3-0.8 s of an idle stop on a busy machine); frozen objects are left to the exit
+        gc.freeze()
     except Exception as exc:  # a full disk at start (the lock, the secret key, the database)
         full = disk_full_error(exc, settings.home)
         if full is None:
@@ -296,17 +306,6 @@ def prepare_home(settings: DaemonSettings) -> None:
     if fixed:
         log.warning("made the home private: these were readable by other users",
                     home=str(settings.home), fixed=len(fixed), paths=fixed[:5])
-
-
-def check_home_database(settings: DaemonSettings) -> None:
-    """Before the store opens: a database that is there when it should be and passes
-    quick_check (home.py)."""
-    if settings.database_url:  # PostgreSQL checks its own pages; the home holds no database
-        return
-    if not check_database(settings.home, settings.db_path, settings.db_check_s):
-        log.warning("the database check ran out of time and was skipped",
-                    seconds=settings.db_check_s, database=str(settings.db_path),
-                    setting="TRIGGER_LOCAL_DB_CHECK_S")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,6 +23,8 @@ import traceback
 from pathlib import Path
 from typing import IO, Any
 
+import structlog
+
 from . import __version__
 from .config import DaemonSettings, home_dir
 from .disk import disk_full_error, full_disk_at
@@ -113,6 +115,17 @@ def check_database(home: Path, db_path: Path, budget_s: float) -> bool:
     if problem is not None:
         raise full_disk_at(home) or StartupError(damaged_message(db_path, problem))
     return finished
+
+
+def check_home_database(settings: DaemonSettings) -> None:
+    """Before the store opens: a database that is there when it should be and passes
+    quick_check within `db_check_s` (the daemon runs it in a thread, beside its imports)."""
+    if settings.database_url:  # PostgreSQL checks its own pages; the home holds no database
+        return
+    if not check_database(settings.home, settings.db_path, settings.db_check_s):
+        structlog.get_logger("daemon").warning(
+            "the database check ran out of time and was skipped", seconds=settings.db_check_s,
+            database=str(settings.db_path), setting="TRIGGER_LOCAL_DB_CHECK_S")
 
 
 def remember_database(home: Path, db_path: Path) -> None:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..durations import iso
-from ..store.models import LogEntry, RunStep, StoredEvent, Waitpoint
+from ..store.models import LogEntry, Run, RunStep, StoredEvent, Waitpoint
 from .common import int_param, ok, require_key, services_of
 from .errors import JsonErrorRoute
 from .present import attempt_items, decode_or_raw, list_item
@@ -32,6 +32,18 @@ def log_json(entry: LogEntry) -> dict[str, Any]:
         out.update(spanId=entry.span_id, endedAt=iso(entry.ended_at),
                    durationMs=int((entry.ended_at - entry.at) * 1000) if entry.ended_at else None)
     return out
+
+
+def snapshots_json(run: Run, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A run's snapshots, oldest first. Compaction (engine/retention.py) deletes a finished
+    run's snapshots: its current one is shown from the run row (a final status's reason, e.g.
+    a cancel's, is the run's error message)."""
+    if not any(s["id"] == run.snapshot_id for s in rows):
+        reason = (run.error or {}).get("message") if run.is_final else None
+        rows = [*rows, {"id": run.snapshot_id, "run_id": run.id, "kind": run.snapshot_kind,
+                        "status": run.status, "at": run.completed_at or run.updated_at,
+                        "description": str(reason or "")}]
+    return [{**s, "at": iso(s.get("at"))} for s in rows]
 
 
 def wait_json(wp: Waitpoint) -> dict[str, Any]:
@@ -102,7 +114,7 @@ async def run_trace(run_id: str, request: Request) -> Response:
     return ok({
         "run": await retrieve_body(engine, run),
         "attempts": attempt_items(await read.attempts.for_run(run_id)),
-        "snapshots": [{**s, "at": iso(s.get("at"))} for s in await read.snapshots.for_run(run_id)],
+        "snapshots": snapshots_json(run, await read.snapshots.for_run(run_id)),
         "spans": [log_json(e) for e in logs if e.kind == "span"],
         "logs": [log_json(e) for e in logs if e.kind != "span"],
         "children": [list_item(c, now) for c in await read.runs.children(run_id)],

@@ -4,12 +4,13 @@ long; the daemon's retention loop (trigger_local/retention.py) calls `prune` ove
 - Runs that finished more than `retention_days` ago are deleted with everything that hangs off
   them (store `runs.delete_many`), and the offloaded packets no run names any more are handed
   back for deletion.
-- Runs that finished more than `COMPACT_AFTER_S` ago are compacted: their history keeps what
-  `runs show`, the trace and the API still read — the run row, its attempts, logs and spans,
-  its current snapshot, and the events that say more than a status (`run.waiting` names the
-  waitpoint the trace and the token list show, checkpoints, metadata, retries, …). The plain
-  status events and the earlier snapshots go: the run row says where it ended and when. The
-  delay leaves event readers (`dev`, the SSE stream, the long-poll) time to see them first.
+- Runs that finished more than `compact_after_s` (a setting: an hour) ago are compacted:
+  their history keeps what `runs show`, the trace and the API still read — the run row, its
+  attempts, logs and spans, and the events that say more than a status (`run.waiting` names
+  the waitpoint the trace and the token list show, checkpoints, metadata, retries, …). The
+  plain status events and the snapshots go: the run row says where it ended, when and why.
+  The delay leaves event readers (`dev`, the SSE stream, the long-poll) time to see them
+  first.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from ..statuses import RunStatus
 from .unit import Tx
 
 DAY_S = 86_400.0
-COMPACT_AFTER_S = 3_600.0
 #: the events compaction deletes: one status each, which the run row and its final snapshot
 #: already say (a `run.waiting` is kept: it names the waitpoint)
 PLAIN_EVENTS = sorted({"run.created", "run.logs"}
@@ -57,7 +57,7 @@ async def _compact(tx: Tx, limit: int) -> int:
     if raw:
         at, run_id = json.loads(raw)
         after = (float(at), str(run_id))
-    runs = await tx.runs.finished_between(after, tx.now - COMPACT_AFTER_S, limit)
+    runs = await tx.runs.finished_between(after, tx.now - tx.settings.compact_after_s, limit)
     if not runs:
         return 0
     await tx.runs.compact_history([r.id for r in runs], PLAIN_EVENTS)

@@ -111,7 +111,9 @@ class RunStore(RunReader, Protocol):
     async def insert(self, run: Run) -> None: ...
 
     async def compact_history(self, run_ids: Sequence[str], event_types: Sequence[str]) -> None:
-        """Keep only each run's current snapshot, and delete its events of `event_types`."""
+        """Delete these finished runs' snapshots — the run row says what the current one said
+        (its id, kind, status and time; a final status's reason is the run's error): readers
+        show it from there — and their events of `event_types`."""
         ...
 
     async def delete_many(self, run_ids: Sequence[str]) -> int:

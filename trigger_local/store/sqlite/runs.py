@@ -130,9 +130,8 @@ class SqliteRuns:
         if not run_ids or not event_types:
             return
         marks, types = ",".join("?" * len(run_ids)), ",".join("?" * len(event_types))
-        self._sql.run(f"DELETE FROM snapshots WHERE run_id IN ({marks}) AND id NOT IN "
-                      f"(SELECT snapshot_id FROM runs WHERE id IN ({marks}))",
-                      (*run_ids, *run_ids))
+        # the current one too: the run row says what it said (run_areas.py)
+        self._sql.run(f"DELETE FROM snapshots WHERE run_id IN ({marks})", run_ids)
         self._sql.run(f"DELETE FROM events WHERE run_id IN ({marks}) AND type IN ({types})",
                       (*run_ids, *event_types))
 

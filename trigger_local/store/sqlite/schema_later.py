@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from . import steps
 from .schema_lists import LISTS_AND_RETENTION
-from .sql import SQL_NOT_STARTED, SQL_RUNNING
+from .sql import SQL_LIVE, SQL_NOT_STARTED, SQL_RUNNING
 
 LATER_MIGRATIONS: list[str] = [
     # 11: the dispatcher's queries over only their runs (issue #17); the IN lists as sql.py's
@@ -65,5 +65,14 @@ LATER_MIGRATIONS: list[str] = [
     UPDATE runs SET interrupted_count = (SELECT COUNT(*) FROM attempts a
         WHERE a.run_id = runs.id AND a.counts = 0)
         WHERE id IN (SELECT run_id FROM attempts WHERE counts = 0);
+    """,
+    # 17: fewer bytes per finished run (#17). runs_queued (every run, by status) answered
+    # nothing runs_ready and runs_status_created do not; a batch's "any run still live?" needs
+    # only its live runs, so the batch's index stops holding a row per finished run
+    f"""
+    DROP INDEX runs_queued;
+    DROP INDEX runs_batch_status;
+    CREATE INDEX runs_batch_live ON runs(batch_id)
+        WHERE batch_id IS NOT NULL AND status IN {SQL_LIVE};
     """,
 ]

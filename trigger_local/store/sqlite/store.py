@@ -165,7 +165,9 @@ class SqliteStore:
         incremental auto-vacuum; others reuse them). Bounded: ~4 MiB is a few ms."""
         async with self._lock:
             if self._writer is not None:
-                self._writer.execute(f"PRAGMA incremental_vacuum({RECLAIM_PAGES})").fetchall()
+                # executescript steps the pragma to its end: `execute(...).fetchall()` frees
+                # one page a call (it steps the statement once, as it returns no row)
+                self._writer.executescript(f"PRAGMA incremental_vacuum({RECLAIM_PAGES});")
 
     def read(self) -> SqliteView:
         """Reads; each statement sees the latest committed state."""

@@ -135,9 +135,9 @@ class SqliteBatches:
         return self._sql.update("batches", Batch, "id", batch_id, changes)
 
     async def has_unfinished(self, batch_id: str) -> bool:
-        # asked after every run that ends: seek the (batch_id, status) index once per live
-        # status instead of counting the batch
+        # asked after every run that ends: one seek of the index of live batch runs (the
+        # query's `status IN` is the index's own WHERE term, which is how SQLite matches them)
         row = self._sql.one(
-            "SELECT EXISTS (SELECT 1 FROM runs INDEXED BY runs_batch_status WHERE batch_id = ? "
+            "SELECT EXISTS (SELECT 1 FROM runs INDEXED BY runs_batch_live WHERE batch_id = ? "
             f"AND status IN {SQL_LIVE}) AS live", (batch_id,))
         return bool(row is not None and row["live"])

@@ -1,0 +1,102 @@
+"""Start-up in bounded time at any history size (issue #17: a million runs reach /healthz in
+≤ 2 s). What a starting daemon reads — the engine's caches, adoption of task processes, the
+dispatcher's first round, the retention loop's first batch — must never read a whole big
+table: every statement it runs is EXPLAINed, on a history of thousands of finished runs, and
+no plan step may scan runs, their events, snapshots, attempts, logs or tags."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import time
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from trigger_local.config import DaemonSettings
+from trigger_local.daemon import Daemon
+from trigger_local.store import SqliteStore
+
+RUNS = 5_000
+#: tables that grow with the history: a start-up statement may only SEARCH them
+BIG = ("runs", "events", "snapshots", "attempts", "logs", "run_tags")
+
+
+async def _seed(db: Path) -> None:
+    db.parent.mkdir(parents=True, exist_ok=True)
+    store = SqliteStore(str(db))
+    await store.open()
+    await store.close()
+    old = time.time() - 90 * 86_400  # older than retention: the first batch deletes some
+    with closing(sqlite3.connect(db)) as conn:
+        numbers = "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+        conn.execute(
+            numbers + "INSERT INTO runs (id, task_id, status, snapshot_id, snapshot_kind, queue, "
+            "created_at, updated_at, queued_at, completed_at, payload_type, tags, project) "
+            "SELECT printf('run_%06d', i), 'old', 'COMPLETED', printf('s_%06d', i), 'finished', "
+            "'task/old', ? + i, ? + i, ? + i, ? + i, 'application/json', '[\"t\"]', "
+            "'proj_local' FROM n", (RUNS - 1, old, old, old, old))
+        for sql in (
+            "INSERT INTO snapshots (id, run_id, kind, status, at) SELECT printf('s_%06d', i), "
+            "printf('run_%06d', i), 'finished', 'COMPLETED', ? + i FROM n",
+            "INSERT INTO events (run_id, type, at, data) SELECT printf('run_%06d', i), "
+            "'run.completed', ? + i, '{}' FROM n",
+            "INSERT INTO attempts (id, run_id, number, status, started_at) SELECT "
+            "printf('a_%06d', i), printf('run_%06d', i), 1, 'COMPLETED', ? + i FROM n",
+        ):
+            conn.execute(numbers + sql, (RUNS - 1, old))
+        conn.commit()
+
+
+def _traced(statements: list[str]) -> Callable[..., sqlite3.Connection]:
+    connect = SqliteStore._connect
+
+    def traced(self: SqliteStore, first: str | None = None) -> sqlite3.Connection:
+        conn = connect(self, first)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    return traced
+
+
+def _scans(db: Path, statements: list[str]) -> dict[str, list[str]]:
+    """Each distinct SELECT/UPDATE/DELETE whose plan scans a big table, with its plan."""
+    found: dict[str, list[str]] = {}
+    scan = re.compile(rf"^SCAN ({'|'.join(BIG)})\b(?:.* INDEX (\w+))?")
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        # a partial index holds only the runs it is about (the live ones): scanning it is fine
+        partial = {str(n) for n, sql in conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+            if " WHERE " in str(sql).upper()}
+        for text in dict.fromkeys(statements):
+            if not re.match(r"\s*(WITH|SELECT|UPDATE|DELETE)", text, re.IGNORECASE):
+                continue
+            steps = [str(r[3]) for r in conn.execute(f"EXPLAIN QUERY PLAN {text}")]
+            scans = [m for m in map(scan.match, steps) if m and m.group(2) not in partial]
+            if scans:
+                found[text] = steps
+    return found
+
+
+async def test_start_up_reads_no_big_table_whole(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    settings = DaemonSettings(home=home, port=0)
+    await _seed(settings.db_path)
+    statements: list[str] = []
+    monkeypatch.setattr(SqliteStore, "_connect", _traced(statements))
+    daemon = Daemon(settings)
+    await daemon.start()
+    try:
+        # the dispatcher's first round (its timers) and the retention loop's first batch
+        deadline = time.monotonic() + 60
+        while not (any("runs_due_delay" in s for s in statements)
+                   and any("DELETE FROM runs" in s for s in statements)):
+            assert time.monotonic() < deadline, statements[-20:]
+            await asyncio.sleep(0.01)
+    finally:
+        await daemon.stop()
+    assert _scans(settings.db_path, statements) == {}
