@@ -116,6 +116,17 @@ async def test_request_idempotency_key_replays_the_first_answer(api: httpx.Async
     assert len(await engine.queries.runs.page()) == 1
 
 
+async def test_a_request_idempotency_key_too_long_is_400_and_stores_nothing(
+        api: httpx.AsyncClient, engine: Engine, indexed: Version) -> None:
+    for path, body in (("/api/v1/tasks/hello/trigger", {}),
+                       ("/api/v1/tasks/batch", {"items": [{"task": "hello"}]})):
+        r = await api.post(path, json=body,
+                           headers={"x-trigger-request-idempotency-key": "k" * 60_000})
+        assert r.status_code == 400, r.text
+        assert "x-trigger-request-idempotency-key" in r.json()["error"]
+    assert await engine.queries.runs.page() == []
+
+
 async def test_unknown_task_is_404_and_lists_known_tasks(api: httpx.AsyncClient,
                                                          indexed: Version) -> None:
     r = await api.post("/api/v1/tasks/nope/trigger", json={})

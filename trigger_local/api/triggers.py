@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import ProjectNotFoundError
+from ..limits import MAX_IDEMPOTENCY_KEY_LENGTH, check_name
 from .auth import Caller
 from .common import jwt_header, ok, read_json, require_key, services_of
 from .errors import JsonErrorRoute
@@ -25,6 +26,8 @@ def request_cache_key(request: Request, scope: str) -> str | None:
     """The engine's `request_key` for this request: its `x-trigger-request-idempotency-key`
     within `scope` (the route), or None without the header."""
     header = request.headers.get("x-trigger-request-idempotency-key")
+    if header:  # stored with the runs it made: bounded like an idempotency key
+        check_name(header, "x-trigger-request-idempotency-key", MAX_IDEMPOTENCY_KEY_LENGTH)
     return f"{scope}:{header}" if header else None
 
 
