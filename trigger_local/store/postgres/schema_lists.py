@@ -17,58 +17,40 @@ from __future__ import annotations
 
 SHARDS = 16
 
-LISTS = f"""
-    CREATE TABLE run_tags (
+
+def _tags(owner: str, table: str) -> str:
+    """`table`'s tags table (`{owner}_tags`), filled from the rows there are, and the trigger
+    that keeps it in step with each row's `tags`."""
+    return f"""
+    CREATE TABLE {owner}_tags (
         tag TEXT NOT NULL,
-        run_created_at DOUBLE PRECISION NOT NULL,
-        run_id TEXT NOT NULL,
-        PRIMARY KEY (tag, run_created_at, run_id)
+        {owner}_created_at DOUBLE PRECISION NOT NULL,
+        {owner}_id TEXT NOT NULL,
+        PRIMARY KEY (tag, {owner}_created_at, {owner}_id)
     );
-    INSERT INTO run_tags (tag, run_created_at, run_id)
-        SELECT DISTINCT t.v, r.created_at, r.id
-        FROM runs r, jsonb_array_elements_text(r.tags::jsonb) AS t(v) WHERE r.tags <> '[]';
-    CREATE FUNCTION runs_keep_tags() RETURNS trigger LANGUAGE plpgsql AS $$
+    INSERT INTO {owner}_tags (tag, {owner}_created_at, {owner}_id)
+        SELECT DISTINCT t.v, x.created_at, x.id
+        FROM {table} x, jsonb_array_elements_text(x.tags::jsonb) AS t(v) WHERE x.tags <> '[]';
+    CREATE FUNCTION {table}_keep_tags() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP <> 'INSERT' AND OLD.tags <> '[]' THEN
-            DELETE FROM run_tags WHERE run_id = OLD.id AND run_created_at = OLD.created_at;
+            DELETE FROM {owner}_tags
+                WHERE {owner}_id = OLD.id AND {owner}_created_at = OLD.created_at;
         END IF;
         IF TG_OP <> 'DELETE' AND NEW.tags <> '[]' THEN
-            INSERT INTO run_tags (tag, run_created_at, run_id)
+            INSERT INTO {owner}_tags (tag, {owner}_created_at, {owner}_id)
                 SELECT DISTINCT t.v, NEW.created_at, NEW.id
                 FROM jsonb_array_elements_text(NEW.tags::jsonb) AS t(v)
                 ON CONFLICT DO NOTHING;
         END IF;
         RETURN NULL;
     END $$;
-    CREATE TRIGGER runs_tags AFTER INSERT OR DELETE OR UPDATE OF tags, created_at ON runs
-        FOR EACH ROW EXECUTE FUNCTION runs_keep_tags();
+    CREATE TRIGGER {table}_tags AFTER INSERT OR DELETE OR UPDATE OF tags, created_at
+        ON {table} FOR EACH ROW EXECUTE FUNCTION {table}_keep_tags();
+"""
 
-    CREATE TABLE waitpoint_tags (
-        tag TEXT NOT NULL,
-        waitpoint_created_at DOUBLE PRECISION NOT NULL,
-        waitpoint_id TEXT NOT NULL,
-        PRIMARY KEY (tag, waitpoint_created_at, waitpoint_id)
-    );
-    INSERT INTO waitpoint_tags (tag, waitpoint_created_at, waitpoint_id)
-        SELECT DISTINCT t.v, w.created_at, w.id
-        FROM waitpoints w, jsonb_array_elements_text(w.tags::jsonb) AS t(v) WHERE w.tags <> '[]';
-    CREATE FUNCTION waitpoints_keep_tags() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        IF TG_OP <> 'INSERT' AND OLD.tags <> '[]' THEN
-            DELETE FROM waitpoint_tags
-                WHERE waitpoint_id = OLD.id AND waitpoint_created_at = OLD.created_at;
-        END IF;
-        IF TG_OP <> 'DELETE' AND NEW.tags <> '[]' THEN
-            INSERT INTO waitpoint_tags (tag, waitpoint_created_at, waitpoint_id)
-                SELECT DISTINCT t.v, NEW.created_at, NEW.id
-                FROM jsonb_array_elements_text(NEW.tags::jsonb) AS t(v)
-                ON CONFLICT DO NOTHING;
-        END IF;
-        RETURN NULL;
-    END $$;
-    CREATE TRIGGER waitpoints_tags AFTER INSERT OR DELETE OR UPDATE OF tags, created_at
-        ON waitpoints FOR EACH ROW EXECUTE FUNCTION waitpoints_keep_tags();
 
+LISTS = _tags("run", "runs") + _tags("waitpoint", "waitpoints") + f"""
     CREATE TABLE run_counts (
         status TEXT NOT NULL,
         shard INTEGER NOT NULL,
