@@ -16,10 +16,17 @@ from ..engine.schedules import DECLARATIVE, ScheduleSpec
 from ..errors import BadRequestError, NotFoundError
 from ..limits import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_NAME_LENGTH, check_name
 from ..store.models import Schedule
-from .common import body_doc, int_param, ok, read_json, require_key, services_of
+from .common import (
+    body_doc,
+    int_param,
+    ok,
+    read_json,
+    require_key,
+    require_known_project,
+    services_of,
+)
 from .errors import JsonErrorRoute
 from .present import cron_generator
-from .triggers import require_known_project
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["schedules"])
 
