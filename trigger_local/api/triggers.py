@@ -28,7 +28,9 @@ def request_cache_key(request: Request, scope: str) -> str | None:
     return f"{scope}:{header}" if header else None
 
 
-@router.post("/api/v1/tasks/{task_id}/trigger", openapi_extra=_BODY_DOC)
+# `:path`: a task id may hold "/" (Trigger.dev allows it; its SDKs send it as %2F, which the
+# server decodes before routing)
+@router.post("/api/v1/tasks/{task_id:path}/trigger", openapi_extra=_BODY_DOC)
 async def trigger_task(task_id: str, request: Request) -> Response:
     """Create a run of `task_id` (Trigger.dev §3): `{"id", "isCached"}` plus `x-trigger-jwt`.
     The same request key again answers with the same run (also when sent concurrently)."""
