@@ -244,3 +244,30 @@ def test_a_span_shorter_than_a_millisecond_says_so() -> None:
     assert log_line(entry).plain.endswith("span shout (<1ms)")
     assert log_line({**entry, "durationMs": 1500}).plain.endswith("span shout (1.5s)")
     assert log_line({**entry, "durationMs": None}).plain.endswith("span shout (…)")  # still open
+
+
+@pytest.mark.parametrize("args, flag, value", [
+    (["trigger", "hello", "--priority", "1e400"], "--priority", "inf"),
+    (["trigger", "hello", "--priority", "nan"], "--priority", "nan"),
+    (["trigger", "hello", "--priority", "inf"], "--priority", "inf"),
+    (["trigger", "hello", "--priority", "-5"], "--priority", "-5"),
+    (["trigger", "hello", "--priority", "2592001"], "--priority", "2592001"),
+    (["trigger", "hello", "--max-attempts", "99999999999999999999"], "--max-attempts",
+     "99999999999999999999"),
+    (["trigger", "hello", "--max-attempts", "0"], "--max-attempts", "0"),
+    (["up", "--port", "99999999"], "--port", "99999999"),
+    (["up", "--port", "-1"], "--port", "-1"),
+    (["dev", "--port", "70000"], "--port", "70000"),
+    (["queues", "ls", "--page", "99999999999"], "--page", "99999999999"),
+    (["schedules", "ls", "--page", "-3"], "--page", "-3"),
+])
+def test_a_numeric_flag_out_of_range_names_the_flag_and_the_range(args: list[str], flag: str,
+                                                                   value: str) -> None:
+    """Caught before anything is sent: a NaN or a number too big for a float (1e400 is inf)
+    would otherwise reach the daemon and come back as a message about JSON Infinity or a wire
+    field (`maxAttempts`), not the flag."""
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{flag}'" in result.stderr and " to " in result.stderr
+    assert value in result.stderr and "JSON" not in result.stderr
+    assert "Traceback" not in result.output

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -41,6 +42,23 @@ def out() -> Console:
 def err() -> Console:
     # soft_wrap: the terminal wraps long lines, so URLs and commands stay copyable.
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+_Number = TypeVar("_Number", int, float)
+
+
+def number_in(lo: int, hi: int, unit: str = "") -> Callable[[Any], Any]:
+    """A typer callback for a numeric flag: its value when it lies from `lo` to `hi`, else a
+    usage error naming the range (click names the flag). click's own range check lets NaN
+    through, and a number too big for a float (1e400) reaches it as inf; both would only fail
+    later, in a message about JSON or a wire field."""
+
+    def check(value: _Number | None) -> _Number | None:
+        if value is not None and not lo <= value <= hi:  # NaN compares false both ways
+            raise typer.BadParameter(f"must be from {lo:,} to {hi:,}{unit}, not {value}")
+        return value
+
+    return check
 
 
 def emit_json(document: Any) -> None:

@@ -26,7 +26,7 @@ from ..config import ProjectConfig, find_project_root, load_project
 from ..errors import TriggerLocalError, ValidationError
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
-from .common import client, err, fail, out, print_error
+from .common import client, err, fail, number_in, out, print_error
 from .daemon_cmds import settings_for
 from .daemon_start import (
     Spawned,
@@ -163,7 +163,7 @@ def _epoch(at: Any) -> float:
 
 
 def dev(
-    port: int | None = typer.Option(None, "--port",
+    port: int | None = typer.Option(None, "--port", callback=number_in(0, 65535),
                                     help="Daemon port when dev starts one (default: "
                                          "$TRIGGER_LOCAL_PORT, else 8030)."),
     executor: str | None = typer.Option(None, "--executor",
