@@ -271,3 +271,20 @@ def test_a_numeric_flag_out_of_range_names_the_flag_and_the_range(args: list[str
     assert f"Invalid value for '{flag}'" in result.stderr and " to " in result.stderr
     assert value in result.stderr and "JSON" not in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ('{"a": 1e400}', "a is a number too big to be finite"),
+    ('{"a": NaN}', "a is NaN"),
+    ('{"a": ' + "9" * 5000 + "}", "more than 4300 digits"),
+    ("[" * 50_000 + "]" * 50_000, "nested deeper than 100 levels")])
+def test_a_payload_the_daemon_would_refuse_is_an_error_not_a_traceback(value: str,
+                                                                      says: str) -> None:
+    """Checked by the daemon's own rules before anything is sent: 1e400 was sent as null, and
+    a 5,000-digit number or deep nesting ended in a Python traceback."""
+    for args in (["trigger", "hello", "--payload", value],
+                 ["tokens", "complete", "waitpoint_x", "--data", value]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert says in result.stderr and "Traceback" not in result.output, result.stderr
+        assert "not running" not in result.stderr  # refused before the daemon is asked

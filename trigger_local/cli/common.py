@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 
 from ..errors import (
     AuthenticationError,
+    BadRequestError,
     DaemonNotRunningError,
     NotFoundError,
     ProjectNotFoundError,
@@ -27,6 +28,7 @@ from ..errors import (
     TriggerLocalError,
 )
 from ..sdk.client import SyncApiClient, get_sync_client
+from ..strict_json import loads_strict
 
 PIPE_WIDTH = 240
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")
@@ -92,12 +94,15 @@ def read_json_arg(value: str, option: str) -> Any:
         where = str(path)
     else:
         text, where = value, f"the {option} value"
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        fail(f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} "
-             f"of {where}. Quote it for your shell, e.g. {option} '{{\"name\": \"Ada\"}}', "
-             f"or pass @file.json.")
+    try:  # the daemon's own rules: no NaN or Infinity (1e400), no nesting past its limit
+        return loads_strict(text, option)
+    except BadRequestError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, json.JSONDecodeError):
+            fail(f"{option} is not valid JSON: {cause.msg} at line {cause.lineno} column "
+                 f"{cause.colno} of {where}. Quote it for your shell, e.g. "
+                 f"{option} '{{\"name\": \"Ada\"}}', or pass @file.json.")
+        fail(f"{exc.message} (in {where})")
 
 
 def explain(exc: TriggerLocalError) -> str:
