@@ -168,6 +168,19 @@ def test_trigger_wait_shows_the_run_executing_again_after_a_wait(watched: Daemon
     assert statuses == ["EXECUTING", "WAITING", "EXECUTING", "COMPLETED"], watch.stderr()
 
 
+def test_trigger_wait_on_an_existing_run_of_its_idempotency_key_ends(
+        watched: DaemonProcess) -> None:
+    """The same idempotency key again answers with the run that already completed: its events
+    all came before the watch's cursor, so the watch reads the run instead of waiting for an
+    end that has been (it waited for good)."""
+    first = cli(watched, "trigger", "greet", "--idempotency-key", "once", "--wait")
+    assert first.returncode == 0, first.stderr
+    again = cli(watched, "trigger", "greet", "--idempotency-key", "once", "--wait")
+    assert again.returncode == 0, again.stderr
+    assert "an existing run" in again.stderr and "COMPLETED" in again.stderr, again.stderr
+    assert json.loads(again.stdout) == json.loads(first.stdout)
+
+
 def test_trigger_wait_shows_each_failed_attempt_then_the_output(watched: DaemonProcess) -> None:
     r = cli(watched, "trigger", "flaky", "--wait")
     assert r.returncode == 0, r.stderr

@@ -85,6 +85,8 @@ def trigger(
     cursor = event_cursor(api) if wait and not quiet else None
     handle = api.trigger(task, data, data_type, options)
     run_id = str(handle["id"])
+    if handle.get("isCached"):  # an existing run: its events, maybe its end, came before
+        cursor = None           # the cursor, so the watch reads the run itself
     if not wait:
         if json_output:
             emit_json(handle)
@@ -95,8 +97,9 @@ def trigger(
             typer.echo(run_id)
         return
     if not quiet:
-        err().print(f"Triggered {task} as {run_id}; waiting for it to end (Ctrl-C stops waiting, "
-                    "not the run)")
+        cached = " (an existing run: same idempotency key)" if handle.get("isCached") else ""
+        err().print(f"Triggered {task} as {run_id}{cached}; waiting for it to end (Ctrl-C stops "
+                    "waiting, not the run)")
     try:
         run = wait_until_final(api, run_id) if quiet else RunWatch(api, run_id, err, cursor).run()
     except KeyboardInterrupt:
