@@ -136,6 +136,17 @@ def int_param(value: str | None, name: str, default: int, lo: int, hi: int) -> i
     return number
 
 
+def cursor_param(value: str | None, name: str, prefix: str) -> str | None:
+    """A page cursor is the id of a listed record; anything else would list an empty page that
+    looks like "nothing matches"."""
+    if not value:
+        return None
+    if not value.startswith(prefix) or len(value) > 64:
+        raise BadRequestError(f"{name} must be the id of a listed record ({prefix}…), "
+                              f"as `pagination` answered it, not {value[:64]!r}")
+    return value
+
+
 def float_param(value: str | None, name: str, default: float, hi: float) -> float:
     if value is None or value == "":
         return default

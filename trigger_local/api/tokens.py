@@ -22,6 +22,7 @@ from .auth import ADMIN, Caller
 from .common import (
     base_url,
     body_doc,
+    cursor_param,
     int_param,
     jwt_header,
     ok,
@@ -179,6 +180,8 @@ async def list_tokens(request: Request,
     svc = services_of(request)
     caller = require_key(request, svc, "read:waitpoints")
     page_size = int_param(size, "page[size]", 25, 1, 100)
+    after = cursor_param(after, "page[after]", "waitpoint_")
+    before = cursor_param(before, "page[before]", "waitpoint_")
     created_from, created_to = created_window(dict(request.query_params), svc.engine.clock.now())
     wps = await svc.engine.queries.waitpoints.page(
         type_=WP_MANUAL, statuses=_statuses(status), tags=split_list(tags) or None,
