@@ -119,7 +119,8 @@ async def test_each_runs_list_path_pages_through_its_matches(
     newer = [r.id for r in await read.page(**filters, before=after, limit=PAGE)]
     assert newer == expected[max(0, deep - PAGE):deep]
     if isinstance(opened, SqliteStore):
-        cursor = next((r.created_at, r.id) for r in runs if r.id == after)
+        # (created_at, seq): what the plan is asked for, not which row (runs are seq 1…N)
+        cursor = next((r.created_at, i + 1) for i, r in enumerate(runs) if r.id == after)
         assert_run_page_plans(opened.path, **filters)
         assert_run_page_plans(opened.path, cursor=cursor, **filters)
 
