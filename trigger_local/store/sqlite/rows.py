@@ -38,8 +38,9 @@ _BOOL_FIELDS: dict[type, set[str]] = {
     Project: {"dev"},
 }
 _SKIP: dict[type, set[str]] = {Queue: {"running", "queued"}}
-#: values most rows share, stored as NULL (no byte in the row) and read back as the value
-#: (migration 18, schema_compact.py: issue #17's bytes per finished run)
+#: values most rows share, stored as NULL by SQLite (no byte in the row; `compact`) and read
+#: back as the value by both stores (migration 18, schema_compact.py: issue #17's bytes per
+#: finished run)
 _NULL_MEANS: dict[type, dict[str, Any]] = {
     Run: {"payload_type": "application/json", "tags": [], "metadata": {}},
     Attempt: {"executor": "process"},
@@ -58,10 +59,11 @@ def insert_sql(table: str, cls: type, verb: str = "INSERT") -> str:
             f"VALUES ({', '.join(':' + c for c in cols)})")
 
 
-def to_row(obj: Any) -> dict[str, Any]:
+def to_row(obj: Any, compact: bool = False) -> dict[str, Any]:
+    """`obj`'s columns; `compact`: common values as NULL (SQLite's tables, migration 18)."""
     cls = type(obj)
     jsons, bools = _JSON_FIELDS.get(cls, set()), _BOOL_FIELDS.get(cls, set())
-    nulls = _NULL_MEANS.get(cls, {})
+    nulls = _NULL_MEANS.get(cls, {}) if compact else {}
     row: dict[str, Any] = {}
     for name in columns(cls):
         value = getattr(obj, name)
@@ -75,9 +77,10 @@ def to_row(obj: Any) -> dict[str, Any]:
     return row
 
 
-def encode_changes(cls: type, changes: dict[str, Any]) -> dict[str, Any]:
+def encode_changes(cls: type, changes: dict[str, Any],
+                   compact: bool = False) -> dict[str, Any]:
     jsons, bools = _JSON_FIELDS.get(cls, set()), _BOOL_FIELDS.get(cls, set())
-    nulls = _NULL_MEANS.get(cls, {})
+    nulls = _NULL_MEANS.get(cls, {}) if compact else {}
     out = {}
     for name, value in changes.items():
         if name in nulls and value == nulls[name]:

@@ -50,10 +50,10 @@ class SqliteRuns:
         self._off_loop = off_loop  # the reader's lists run there (off_loop.py)
 
     async def insert(self, run: Run) -> None:
-        self._sql.run(_INSERT_RUN, to_row(run))
+        self._sql.run(_INSERT_RUN, to_row(run, compact=True))
 
     async def insert_many(self, runs: Sequence[Run]) -> None:
-        self._sql.many(_INSERT_RUN, [to_row(r) for r in runs])
+        self._sql.many(_INSERT_RUN, [to_row(r, compact=True) for r in runs])
 
     async def get(self, run_id: str) -> Run | None:
         row = self._sql.one(f"SELECT {_RUN_COLS} FROM runs WHERE id = ?", (run_id,))
@@ -244,7 +244,7 @@ class SqliteAttempts:
         self._sql = sql
 
     async def insert(self, attempt: Attempt) -> None:
-        row = to_row(attempt)
+        row = to_row(attempt, compact=True)
         del row["id"]  # derived from the run and the number
         self._sql.run(_INSERT_ATTEMPT, row)
 

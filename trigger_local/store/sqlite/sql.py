@@ -82,7 +82,7 @@ class Sql:
         `key_value` (e.g. a subquery from a run's id to its seq)."""
         if not changes:
             return True
-        enc = encode_changes(cls, changes)
+        enc = encode_changes(cls, changes, compact=True)
         sets = ", ".join(f"{k} = ?" for k in enc)
         sql = f"UPDATE {table} SET {sets} WHERE {key} = {key_sql}{extra_where}"
         return self.run(sql, (*enc.values(), key_value, *extra)) > 0
