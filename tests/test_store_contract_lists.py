@@ -43,7 +43,8 @@ def _status(i: int) -> str:
 
 def history() -> list[Run]:
     """N runs in the shape of bench_history's mix: rare values in the oldest 1 % only; every
-    fifth run shares its created_at with the next (ties are ordered by id)."""
+    fifth run shares its created_at with the next (ties are ordered by id on PostgreSQL, by
+    insertion on SQLite: the same order here, as ids grow with insertion)."""
     runs = []
     for i in range(N):
         rare = i < N // 100
