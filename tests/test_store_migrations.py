@@ -125,6 +125,7 @@ async def test_a_database_before_the_integer_key_keeps_its_attempts_tags_and_lis
         assert [r.id for r in await read.runs.page(after="run_b")] == ["run_a"]
         async with store.tx() as ops:
             assert await ops.attempts.update(attempt_id("run_a", 2), error={"message": "m"})
+            assert not await ops.attempts.update("attempt_old1", status="CRASHED")  # not one
             assert await ops.runs.delete_many(["run_a"]) == 1
         assert await read.attempts.for_run("run_a") == []
         assert await read.runs.page(tags=["x"]) == []
