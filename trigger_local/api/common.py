@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..errors import BadRequestError, PayloadTooLargeError
+from ..errors import BadRequestError, PayloadTooLargeError, ProjectNotFoundError
 from ..strict_json import dumps_js, loads_strict
 from . import auth
 from .services import DaemonServices
@@ -97,6 +97,22 @@ def require_key(request: Request, svc: DaemonServices,
     keys: auth.ProjectKeys = request.app.state.project_keys
     return auth.require_key(request, svc.secret_key, svc.engine.clock.now(), scope, keys,
                             svc.engine.projects.records)
+
+
+def require_known_project(svc: DaemonServices, caller: auth.Caller) -> None:
+    """A request that would store something (runs, a batch, a schedule, a waitpoint token, a
+    packet) under a project the daemon does not serve (a typo in TRIGGER_LOCAL_PROJECT) is
+    refused, 404 naming the known ones, before anything is stored: a run parked as
+    PENDING_VERSION would wait for good, and nothing else would ever see the rest."""
+    projects = svc.engine.projects
+    ref = caller.project
+    if ref is None or ref in projects.records or ref in projects.current:
+        return
+    known = sorted(set(projects.records) | set(projects.current))
+    raise ProjectNotFoundError(
+        f"No project {ref!r} is registered (known: {', '.join(known) or 'none yet'}). Run "
+        "`trigger-local dev` in its directory, or fix TRIGGER_LOCAL_PROJECT (the "
+        "x-trigger-local-project header).", known_projects=known)
 
 
 def jwt_header(svc: DaemonServices, scopes: list[str], ttl_s: float = 3600) -> dict[str, str]:

@@ -28,6 +28,7 @@ from .common import (
     read_json,
     read_payload_body,
     require_key,
+    require_known_project,
     services_of,
     split_list,
 )
@@ -95,6 +96,7 @@ async def create_token(request: Request, svc: DaemonServices, body: dict[str, An
 async def create(request: Request) -> Response:
     svc = services_of(request)
     caller = require_key(request, svc)
+    require_known_project(svc, caller)
     wp, cached = await create_token(request, svc, await read_json(request, svc),
                                     project=caller.project)
     return ok({"id": wp.id, "isCached": cached, "url": callback_url(request, svc, wp.id)},
