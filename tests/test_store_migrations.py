@@ -9,6 +9,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+import structlog.testing
 from store_support import T0, insert_runs, make_run
 
 from trigger_local.ids import attempt_id, new_id
@@ -161,3 +162,20 @@ async def test_a_finished_run_costs_its_tables_under_600_bytes(tmp_path: Path) -
             "SELECT SUM(pgsize) FROM dbstat WHERE name IN (SELECT name FROM sqlite_master "
             "WHERE tbl_name IN ('runs', 'attempts'))").fetchone()[0]
     assert used / n <= 600, f"{used / n:.0f} B per finished run"
+
+
+async def test_an_upgrade_says_so_before_and_after_but_a_new_file_does_not(
+        tmp_path: Path) -> None:
+    old = tmp_path / "old.db"
+    with closing(sqlite3.connect(old)) as db:
+        for sql in MIGRATIONS[:17]:
+            db.executescript(sql)
+        db.executescript("PRAGMA user_version = 17;")
+    with structlog.testing.capture_logs() as upgraded:
+        await _open_close(old)
+    events = [e["event"] for e in upgraded]
+    assert any(e.startswith("upgrading the database") for e in events), events
+    assert "database schema upgraded" in events
+    with structlog.testing.capture_logs() as fresh:
+        await _open_close(tmp_path / "new.db")
+    assert not [e for e in fresh if "database" in e["event"]], fresh
