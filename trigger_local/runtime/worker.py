@@ -98,13 +98,16 @@ class Worker:
         if answer is None:
             answer = await self._poll()
         messages = answer.get("messages") or []
+        if messages and self.channel is None:
+            # a shared process: its polls and its runs' waits go over the channel, opened before
+            # the runs start (else the first runs' waits each make an HTTP request: 100 runs
+            # given at once waited seconds for them)
+            await self._open_channel()
         for message in messages:
             seq = int(message.get("seq") or 0)
             if seq > self.acked:  # an earlier one sent again (its answer was lost): done already
                 self.acked = seq
                 self._on_message(message)
-        if messages and self.channel is None:
-            await self._open_channel()  # a shared process: its polls go over the channel
         if answer.get("retire"):
             if not self.shared:
                 return RETIRED
