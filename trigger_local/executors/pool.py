@@ -136,18 +136,19 @@ class PoolExecutor:
 
     def capacity(self) -> int:
         """Runs that can start now: the room of warm workers (idle exclusive ones, free slots of
-        shared ones), plus new workers while few are still booting."""
+        shared ones), plus new workers while few boot — none while a shared one boots (it takes
+        its runs once up; another boot takes CPU from it and the daemon: issue #13)."""
         if self.spawner.problem():
             return 0
         idle = booting = 0
+        limit = self.spawner.boot_limit()
         for w in self.workers.values():
             if w.shared:
                 idle += self.sharing.room(w)
             elif self.spawner.reuses_exclusive:
                 idle += w.state == IDLE and w.mailbox.empty()
-            booting += w.booting
+            booting += (limit or 1) if w.shared and w.booting else w.booting
         room = max(0, self.settings.max_processes - self.live_processes())
-        limit = self.spawner.boot_limit()
         return idle + (room if limit is None else min(room, max(0, limit - booting)))
 
     def holds(self, worker_id: str) -> bool:
