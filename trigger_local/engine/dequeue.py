@@ -9,13 +9,15 @@ from .runs import move
 from .unit import Tx
 
 
-async def dequeue(tx: Tx, limit: int) -> list[Run]:
-    """Take up to `limit` runnable runs, oldest effective queue time first, respecting paused
-    queues, queue and concurrency-key limits, offline projects (engine/project_state.py), rate
-    limits and the global concurrency; they become DEQUEUED on their project's current
-    version."""
+async def dequeue(tx: Tx, limit: int, held: int = 0) -> list[Run]:
+    """Take up to `limit` runnable runs, plus up to `held` more that resume in the process
+    holding them (a run with a `worker_id`: it needs no new process), oldest effective queue
+    time first, respecting paused queues, queue and concurrency-key limits, offline projects
+    (engine/project_state.py), rate limits and the global concurrency; they become DEQUEUED on
+    their project's current version. (`limit` is the executor's room for runs that need a
+    place: taking more of those would start processes beyond its boot limit, issue #13.)"""
     running = await tx.runs.running_counts()
-    free = min(limit, tx.settings.concurrency - sum(running.values()))
+    free = min(limit + held, tx.settings.concurrency - sum(running.values()))
     if free <= 0:
         return []
     paused, limits = await tx.queues.paused(), await tx.queues.limits()
@@ -40,9 +42,14 @@ async def dequeue(tx: Tx, limit: int) -> list[Run]:
             candidates.append(run)
     candidates.sort(key=lambda r: (r.queued_at, r.id))
     out: list[Run] = []
+    placed = 0  # runs that need a place (not resuming in their held process)
     for run in candidates:
         if len(out) >= free:
             break
+        if not run.worker_id:
+            if placed >= limit:
+                continue
+            placed += 1
         if gate is not None and not gate.admit(run, tx.now):
             continue  # stays QUEUED; the gate records when its window opens
         current = projects.current_of(run.project)

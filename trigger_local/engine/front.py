@@ -207,10 +207,11 @@ class Engine:
         return await self._run(batches.add_runs_to, batch_id, run_ids)
 
     # -- the dispatcher and the executor -------------------------------------------------------
-    async def dequeue(self, limit: int) -> list[Run]:
-        """Take up to `limit` runnable runs off their queues (engine/dequeue.py)."""
+    async def dequeue(self, limit: int, held: int = 0) -> list[Run]:
+        """Up to `limit` runnable runs, plus `held` resuming in their process (dequeue.py)."""
         # exclusive: it counts what runs on every daemon (store/interface.py)
-        return await retrying(self._exclusive_unit, dequeue, limit) if limit > 0 else []
+        return await retrying(self._exclusive_unit, dequeue, limit, held) \
+            if limit + held > 0 else []
 
     async def tick_timers(self) -> int:
         """Do everything that is due now (engine/timers.py); returns how many things changed."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AttemptGone, ChannelClosed, DaemonUnreachableError, TriggerLocalError
+from ..sdk.context import Resumed
 from ..sdk.worker_client import WorkerClient
 from .channel import Channel
 from .completions import Completions
@@ -80,7 +81,7 @@ class Worker:
         self._next: dict[str, Any] | None = None  # an answer to `next` that came with `complete`
         #: a shared process's runs in flight (executing or waiting), and their wake-ups
         self.shared: dict[str, asyncio.Task[None]] = {}
-        self._resumed: dict[str, asyncio.Event] = {}
+        self._resumed: dict[str, Resumed] = {}
         self.fatal: BaseException | None = None  # a shared run met a daemon gone for good
         self.acked = 0  # the number of the last message taken (each poll acknowledges it)
         self._reports: set[asyncio.Task[Any]] = set()
@@ -97,13 +98,16 @@ class Worker:
         if answer is None:
             answer = await self._poll()
         messages = answer.get("messages") or []
+        if messages and self.channel is None:
+            # a shared process: its polls and its runs' waits go over the channel, opened before
+            # the runs start (else the first runs' waits each make an HTTP request: 100 runs
+            # given at once waited seconds for them)
+            await self._open_channel()
         for message in messages:
             seq = int(message.get("seq") or 0)
             if seq > self.acked:  # an earlier one sent again (its answer was lost): done already
                 self.acked = seq
                 self._on_message(message)
-        if messages and self.channel is None:
-            await self._open_channel()  # a shared process: its polls go over the channel
         if answer.get("retire"):
             if not self.shared:
                 return RETIRED
@@ -144,11 +148,14 @@ class Worker:
         if kind == "assign":
             assignment = message["assignment"]
             run_id = assignment["run_id"]
-            self._resumed[run_id] = asyncio.Event()
+            self._resumed[run_id] = Resumed()
             self.shared[run_id] = asyncio.create_task(self._run_shared(assignment),
                                                       name=f"run {run_id}")
         elif kind == "resume" and run_id in self._resumed:
-            self._resumed[run_id].set()
+            resumed, result = self._resumed[run_id], message.get("result")
+            if isinstance(result, dict) and message.get("waitpointId"):
+                resumed.word = (str(message["waitpointId"]), result)  # no read of the wait
+            resumed.set()
         elif kind == "abort" and run_id in self.shared:
             # the daemon ended the attempt (canceled, timed out): drop it, report nothing; a
             # cancel runs the run's on_cancel hooks first (docs/hooks.md)

@@ -133,6 +133,16 @@ def _known(cls: type[DataclassInstance], values: dict[str, Any]) -> dict[str, An
     return {k: v for k, v in values.items() if k in names}
 
 
+class Resumed(asyncio.Event):
+    """Set by the runtime when the daemon says a waiting run of a shared process may go on.
+    `word` is (waitpoint id, WaitResult) when the daemon sent the wait's result with it
+    (docs/worker-protocol.md, "Messages"): the run then needs no read of its wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.word: tuple[str, dict[str, Any]] | None = None
+
+
 class RunState:
     """One attempt being executed by this process.
 
