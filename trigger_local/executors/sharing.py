@@ -5,7 +5,8 @@ A run of a task whose manifest says `shared` (async, not `isolated`) goes to a p
 version that executes fewer than `runs_per_process` runs; a waiting run is a suspended
 coroutine in that process and does not count, so a few processes hold thousands of waiting
 runs, and `max_processes` caps processes, not waiting runs. The daemon talks to such a process
-through its one `next` long-poll, whose answers carry messages:
+through its one `next` long-poll, whose answers carry messages (built by trigger_local/protocol.py,
+which holds every message of the worker protocol):
 
 - `{"type": "assign", "assignment": …}`: start this run (the Assignment of an exclusive one);
 - `{"type": "resume", "runId"}`: the run's wait is over, or the run ended while it waited: it
@@ -28,6 +29,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
+from .. import protocol
 from ..config import DaemonSettings
 from .workers import BUSY, HELD, IDLE, KILLED, WorkerHandle
 
@@ -73,13 +75,13 @@ class SharedRuns:
         worker.runs[run_id] = attempt
         worker.executing.add(run_id)
         self._state(worker)
-        self.send(worker, {"type": "assign", "assignment": assignment})
+        self.send(worker, protocol.assign(assignment))
 
     def resumed(self, worker: WorkerHandle, run_id: str) -> None:
         """The engine gave the waiting run its slot back: tell the coroutine to go on."""
         worker.executing.add(run_id)
         self._state(worker)
-        self.send(worker, {"type": "resume", "runId": run_id})
+        self.send(worker, protocol.resume(run_id))
 
     def moved(self, worker: WorkerHandle, run_id: str, status: str, attempt_ended: bool) -> None:
         """A RunStatusChanged of a run `worker` holds."""
@@ -89,7 +91,7 @@ class SharedRuns:
             worker.executing.discard(run_id)
             worker.runs_done += 1
             if waited:  # its coroutine waits for word: it reads that the run ended, and drops it
-                self.send(worker, {"type": "resume", "runId": run_id})
+                self.send(worker, protocol.resume(run_id))
             self._wake()
         elif status == "WAITING":
             worker.executing.discard(run_id)
@@ -99,11 +101,11 @@ class SharedRuns:
         self._state(worker)
 
     def abort(self, worker: WorkerHandle, run_id: str, reason: str) -> None:
-        self.send(worker, {"type": "abort", "runId": run_id, "reason": reason})
+        self.send(worker, protocol.abort(run_id, reason))
 
     def send(self, worker: WorkerHandle, message: dict[str, Any]) -> None:
         worker.seq += 1
-        worker.messages.append({**message, "seq": worker.seq})
+        worker.messages.append(protocol.numbered(message, worker.seq))
         worker.ready.set()
 
     def _state(self, worker: WorkerHandle) -> None:
