@@ -74,3 +74,10 @@ def test_the_doc_lists_what_the_module_holds() -> None:
     missing = [name for name in names if f'"{name}"' not in DOC and f"`{name}`" not in DOC]
     assert missing == [], f"docs/worker-protocol.md does not list {missing}"
     assert "trigger_local/protocol.py" in DOC
+
+
+def test_a_call_answer_keeps_the_frame_id_apart_from_the_routes_id() -> None:
+    # a child trigger's answer has an `id` of its own: the frame's must survive it
+    frame = protocol.answer_frame(9, protocol.call_answer({"id": "run_child", "isCached": False}))
+    assert protocol.is_answer(frame) and frame["id"] == 9
+    assert protocol.call_result(frame) == {"id": "run_child", "isCached": False}

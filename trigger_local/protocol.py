@@ -219,6 +219,20 @@ class RunCall:
                    token=str(raw.get("runToken") or ""), body=body)
 
 
+def call_answer(route_answer: dict[str, Any]) -> dict[str, Any]:
+    """A `call` frame's answer: the route's answer under `answer` (it may have an `id` of its
+    own — a child run's — which must not stand for the frame's)."""
+    return {"answer": route_answer}
+
+
+def call_result(answer: dict[str, Any]) -> dict[str, Any]:
+    """The route's answer out of a `call` frame's answer."""
+    result = answer.get("answer")
+    if not isinstance(result, dict):
+        raise ValueError(f"the daemon answered a call with {answer!r}")
+    return result
+
+
 def answer_frame(frame_id: Any, out: dict[str, Any]) -> dict[str, Any]:
     """The daemon's answer to frame `frame_id`: what the route answers, once it is committed;
     or, refused, `{"status", "error", "code"}`."""

@@ -162,7 +162,8 @@ class Channel:
             checker.check_attempt_token(call.token, call.run_id, call.attempt)
         else:
             attempt = await checker.check_token(call.token, self.svc.engine, call.run_id)
-        return await run_calls.HANDLERS[call.name](self.svc, call.run_id, attempt, call.body)
+        return protocol.call_answer(
+            await run_calls.HANDLERS[call.name](self.svc, call.run_id, attempt, call.body))
 
     async def _read_wait(self, body: Any) -> dict[str, Any]:
         """`GET …/runs/{rid}/waits/{wpid}?wait_s=0` on the channel: what a run told to resume

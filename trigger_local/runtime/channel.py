@@ -91,7 +91,8 @@ class Channel:
         """Run call `name` (protocol.RUN_CALLS: logs, metadata, a child trigger or batch, a
         step) on the channel: its route's answer, once the daemon committed it. Raises
         ChannelClosed (make the call over HTTP) or the daemon's error."""
-        return await self._ask(protocol.call_frame(name, run_id, attempt, token, body))
+        return protocol.call_result(
+            await self._ask(protocol.call_frame(name, run_id, attempt, token, body)))
 
     async def _ask(self, frame: dict[str, Any]) -> dict[str, Any]:
         frame_id = next(self._ids)
