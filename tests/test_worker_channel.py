@@ -322,3 +322,16 @@ async def test_answers_a_later_try_may_change_go_over_http(status: int,
             await channel.read_wait("run_1", "t", "waitpoint_1")
     finally:
         await channel.close()
+
+
+async def test_a_frame_the_daemon_does_not_know_is_answered_and_goes_over_http(
+        served: Served) -> None:
+    # a newer runtime's kind of frame: answered 501 at once (a process must never wait forever
+    # for an answer), which the runtime's channel turns into "make the call over HTTP"
+    channel = await served.channel()
+    try:
+        with pytest.raises(ChannelClosed, match="over HTTP"):
+            await channel._ask({"later": {}})
+        assert not channel.closed  # the channel goes on
+    finally:
+        await channel.close()

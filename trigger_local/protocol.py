@@ -239,6 +239,16 @@ def answer_frame(frame_id: Any, out: dict[str, Any]) -> dict[str, Any]:
     return {"id": frame_id, **out}
 
 
+#: the status of the answer to a frame of a kind the daemon does not know (a newer runtime's):
+#: the process makes that call over HTTP instead
+UNKNOWN_FRAME = 501
+
+
+def unknown_frame(frame_id: Any) -> dict[str, Any]:
+    return {"id": frame_id, "status": UNKNOWN_FRAME, "code": "unknown_frame",
+            "error": "This daemon does not know this kind of frame: make the call over HTTP"}
+
+
 def is_answer(frame: dict[str, Any]) -> bool:
     """A frame from the daemon that answers a numbered frame (not a poll's answer)."""
     return "id" in frame and "messages" not in frame

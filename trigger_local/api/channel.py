@@ -110,8 +110,10 @@ class Channel:
             except (TriggerLocalError, ValueError):
                 return  # a process that speaks something else: close; it polls over HTTP
             parsed = protocol.Frame.parse(frame)
-            if parsed is None:
-                continue  # a kind this daemon does not know: a newer runtime's, ignored
+            if parsed is None:  # a kind this daemon does not know (a newer runtime's): the
+                if "id" in frame:  # process makes that call over HTTP instead
+                    await self._send(protocol.unknown_frame(frame["id"]))
+                continue
             self.frames[parsed.kind] += 1
             if parsed.kind == protocol.POLL:
                 self.polls.put_nowait(parsed.ack)

@@ -27,7 +27,7 @@ OPEN_TIMEOUT_S = 5.0
 #: completions larger than this go over HTTP (whose limit is the daemon's payload limit)
 MAX_FRAME_BYTES = 1 << 20
 #: answers a later try may change: the frame's work goes over HTTP, which retries them
-RETRIED = frozenset({502, 503, 504, 507})
+RETRIED = frozenset({502, 503, 504, 507, protocol.UNKNOWN_FRAME})
 
 
 class Channel:
