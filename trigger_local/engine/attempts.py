@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import packets
-from ..ids import new_id
+from ..ids import attempt_id
 from ..machines import DEFAULT_MACHINE
 from ..store.models import (
     COMPLETED,
@@ -61,7 +61,8 @@ async def start(tx: Tx, run_id: str, worker_id: str, pid: int | None,
     if run is None or run.status != DEQUEUED:
         return None
     number = run.attempt_count + 1
-    attempt = Attempt(id=new_id("attempt"), run_id=run.id, number=number, status=EXECUTING,
+    attempt = Attempt(id=attempt_id(run.id, number), run_id=run.id, number=number,
+                      status=EXECUTING,
                       started_at=tx.now, worker_id=worker_id, pid=pid, executor=executor)
     await tx.attempts.insert(attempt)
     data: dict[str, Any] = {"attempt": run.shown_attempt(number), "worker_id": worker_id}
