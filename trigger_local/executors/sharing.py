@@ -5,7 +5,8 @@ A run of a task whose manifest says `shared` (async, not `isolated`) goes to a p
 version that executes fewer than `runs_per_process` runs; a waiting run is a suspended
 coroutine in that process and does not count, so a few processes hold thousands of waiting
 runs, and `max_processes` caps processes, not waiting runs. The daemon talks to such a process
-through its one `next` long-poll, whose answers carry messages:
+through its one `next` long-poll, whose answers carry messages (built by trigger_local/protocol.py,
+which holds every message of the worker protocol):
 
 - `{"type": "assign", "assignment": …}`: start this run (the Assignment of an exclusive one);
 - `{"type": "resume", "runId"}`: the run's wait is over, or the run ended while it waited: it
@@ -28,6 +29,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
+from .. import protocol
 from ..config import DaemonSettings
 from .workers import BUSY, HELD, IDLE, KILLED, WorkerHandle
 
@@ -83,17 +85,17 @@ class SharedRuns:
         worker.runs[run_id] = attempt
         worker.executing.add(run_id)
         self._state(worker)
-        self.send(worker, {"type": "assign", "assignment": assignment})
+        self.send(worker, protocol.assign(assignment))
 
     async def resumed(self, worker: WorkerHandle, run_id: str) -> None:
         """The engine gave the waiting run its slot back: tell the coroutine to go on, with its
         wait's result when it is small (one read here instead of a round trip of the run's)."""
-        message: dict[str, Any] = {"type": "resume", "runId": run_id}
+        message = protocol.resume(run_id)
         waitpoint_id = self._unblocked.pop(run_id, None)
         if waitpoint_id is not None and self._wait_result is not None:
             result = await self._wait_result(run_id, waitpoint_id)
             if result is not None and len(result.get("output") or "") <= MAX_RESULT_CHARS:
-                message.update(waitpointId=waitpoint_id, result=result)
+                message = protocol.resume(run_id, waitpoint_id, result)
         worker.executing.add(run_id)
         self._state(worker)
         self.send(worker, message)
@@ -111,7 +113,7 @@ class SharedRuns:
             worker.executing.discard(run_id)
             worker.runs_done += 1
             if waited:  # its coroutine waits for word: it reads that the run ended, and drops it
-                self.send(worker, {"type": "resume", "runId": run_id})
+                self.send(worker, protocol.resume(run_id))
             self._wake()
         elif status == "WAITING":
             worker.executing.discard(run_id)
@@ -121,11 +123,11 @@ class SharedRuns:
         self._state(worker)
 
     def abort(self, worker: WorkerHandle, run_id: str, reason: str) -> None:
-        self.send(worker, {"type": "abort", "runId": run_id, "reason": reason})
+        self.send(worker, protocol.abort(run_id, reason))
 
     def send(self, worker: WorkerHandle, message: dict[str, Any]) -> None:
         worker.seq += 1
-        worker.messages.append({**message, "seq": worker.seq})
+        worker.messages.append(protocol.numbered(message, worker.seq))
         worker.ready.set()
 
     def _state(self, worker: WorkerHandle) -> None:
