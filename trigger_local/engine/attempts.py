@@ -4,10 +4,12 @@ daemon stop or restart — queues the run again without using an attempt)."""
 
 from __future__ import annotations
 
+from copy import copy
 from dataclasses import dataclass
 from typing import Any
 
 from .. import packets
+from ..errors import ConflictError
 from ..ids import new_id
 from ..machines import DEFAULT_MACHINE
 from ..store.models import (
@@ -54,24 +56,39 @@ def _deadline(run: Run, now: float) -> float | None:
     return now + max(0.0, run.max_duration_s - run.executed_s) if run.max_duration_s else None
 
 
-async def start(tx: Tx, run_id: str, worker_id: str, pid: int | None,
+async def start(tx: Tx, given: Run, worker_id: str, pid: int | None,
                 executor: str) -> tuple[Run, Attempt] | None:
-    """DEQUEUED → EXECUTING with a new attempt on `worker_id`. None if the run moved on."""
-    run = await tx.runs.get(run_id)
-    if run is None or run.status != DEQUEUED:
-        return None
+    """DEQUEUED → EXECUTING with a new attempt on `worker_id`. None if the run moved on.
+
+    `given` is the run as the dispatcher dequeued it: the move's compare-and-set on its snapshot
+    id says whether it is still that run, so the run is read again only when it changed. A copy
+    is moved: a unit of work the store refuses runs again from `given` as it was."""
+    run: Run | None = copy(given)
+    while run is not None and run.status == DEQUEUED:
+        try:
+            return await _start(tx, run, worker_id, pid, executor)
+        except ConflictError:
+            if run.id != given.id or run.snapshot_id != given.snapshot_id:
+                raise  # read already: the run changed under this very unit
+            run = await tx.runs.get(given.id)  # moved since: start it if still dequeued
+    return None
+
+
+async def _start(tx: Tx, run: Run, worker_id: str, pid: int | None,
+                 executor: str) -> tuple[Run, Attempt]:
     number = run.attempt_count + 1
-    attempt = Attempt(id=new_id("attempt"), run_id=run.id, number=number, status=EXECUTING,
-                      started_at=tx.now, worker_id=worker_id, pid=pid, executor=executor)
-    await tx.attempts.insert(attempt)
     data: dict[str, Any] = {"attempt": run.shown_attempt(number), "worker_id": worker_id}
     if run.attempt_count:  # a run that ran before: say so if it was interrupted (dev prints it)
-        previous = (await tx.attempts.for_run(run.id))[-2:-1]
+        previous = (await tx.attempts.for_run(run.id))[-1:]
         if previous and previous[0].status == INTERRUPTED:
             data["interrupted_by"] = (previous[0].error or {}).get("message") \
                 or "an interruption"
+    # the move first: its compare-and-set fails before anything is written
     await move(tx, run, EXECUTING, attempt_count=number, worker_id=worker_id,
                started_at=run.started_at or tx.now, deadline_at=_deadline(run, tx.now), data=data)
+    attempt = Attempt(id=new_id("attempt"), run_id=run.id, number=number, status=EXECUTING,
+                      started_at=tx.now, worker_id=worker_id, pid=pid, executor=executor)
+    await tx.attempts.insert(attempt)
     return run, attempt
 
 
@@ -103,15 +120,15 @@ async def finish_current(tx: Tx, run_id: str, attempt: int, outcome: AttemptOutc
 
 async def finish(tx: Tx, run: Run, outcome: AttemptOutcome) -> Run:
     """Record the end of the current attempt: complete the run, schedule a retry, or fail it."""
-    attempts = await tx.attempts.for_run(run.id)
-    current = attempts[-1] if attempts else None
-    if outcome.ok:
-        if current:
-            await tx.attempts.update(current.id, status=COMPLETED, finished_at=tx.now)
+    if outcome.ok:  # the current attempt is the run's last (its number: attempt_count)
+        await tx.attempts.update_numbered(run.id, run.attempt_count, status=COMPLETED,
+                                          finished_at=tx.now)
         await move(tx, run, COMPLETED, output=outcome.output, output_type=outcome.output_type,
                    completed_at=tx.now, deadline_at=None, worker_id=None)
         await after_final(tx, run)
         return run
+    attempts = await tx.attempts.for_run(run.id)
+    current = attempts[-1] if attempts else None
     if current:
         await tx.attempts.update(current.id, status=outcome.status, finished_at=tx.now,
                                  error=outcome.error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..store.models import DEQUEUED, Run
 from . import ratelimits
+from .events import RunDequeued
 from .runs import move
 from .unit import Tx
 
@@ -47,7 +48,9 @@ async def dequeue(tx: Tx, limit: int) -> list[Run]:
             continue  # stays QUEUED; the gate records when its window opens
         current = projects.current_of(run.project)
         version_id = run.version_id or (current.id if current else None)
-        out.append(await move(tx, run, DEQUEUED, version_id=version_id, expires_at=None))
+        # no history row: the dispatcher starts it at once (engine/runs.py `move`)
+        out.append(await move(tx, run, DEQUEUED, version_id=version_id, expires_at=None,
+                              event=RunDequeued, history=False))
     if gate is not None:
         await gate.save(tx)
     return out

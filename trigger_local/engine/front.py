@@ -219,7 +219,7 @@ class Engine:
     async def start_attempt(self, run: Run, worker_id: str, pid: int | None,
                             executor: str = "process") -> tuple[Run, Attempt] | None:
         """DEQUEUED → EXECUTING with a new attempt on `worker_id`. None if the run moved on."""
-        return await self.group.run(attempts.start, run.id, worker_id, pid, executor)
+        return await self.group.run(attempts.start, run, worker_id, pid, executor)
 
     async def requeue(self, run: Run, reason: str) -> None:
         """A DEQUEUED run that no worker could take goes back to its queue."""

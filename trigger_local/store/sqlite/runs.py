@@ -230,6 +230,10 @@ class SqliteAttempts:
     async def update(self, attempt_id: str, **changes: Any) -> bool:
         return self._sql.update("attempts", Attempt, "id", attempt_id, changes)
 
+    async def update_numbered(self, run_id: str, number: int, **changes: Any) -> bool:
+        return self._sql.update("attempts", Attempt, "run_id", run_id, changes, " AND number = ?",
+                                (number,))
+
     async def for_run(self, run_id: str) -> list[Attempt]:
         rows = self._sql.all("SELECT * FROM attempts WHERE run_id = ? ORDER BY number", (run_id,))
         return [from_row(Attempt, r) for r in rows]
