@@ -1,6 +1,7 @@
 """The hot path's writes (issue #13): what a no-op run's dequeue, start and finish cost in
-statements on a real SQLite file, and that the start reads the run again only when it changed
-since the dispatcher dequeued it."""
+statements on a real SQLite file; the dispatcher's reserved runs (engine/dequeue.py), which stay
+QUEUED in the store until their start; and that the start reads the run again only when it
+changed since it was dequeued."""
 
 from __future__ import annotations
 
@@ -15,7 +16,14 @@ from tests.engine_support import T0, open_engine
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.store import SqliteStore
-from trigger_local.store.models import CANCELED, EXECUTING, TaskDef
+from trigger_local.store.models import (
+    CANCELED,
+    DEQUEUED,
+    EXECUTING,
+    QUEUED,
+    SYSTEM_FAILURE,
+    TaskDef,
+)
 
 N = 20
 
@@ -113,3 +121,73 @@ async def test_a_run_that_changed_since_its_dequeue_is_read_again(engine: Engine
     assert stale.status != EXECUTING  # the caller's object is left as it was
     canceled = await engine.queries.runs.get(first.id)
     assert canceled is not None and canceled.status == CANCELED
+
+
+async def test_a_reserved_run_is_written_once_by_its_start(engine: Engine) -> None:
+    """The dispatcher's dequeue (`reserve=True`) writes no run: the start moves each reserved run
+    QUEUED → EXECUTING in one update, with the version its dequeue chose."""
+    await engine.trigger_many([TriggerRequest(task_id="noop") for _ in range(N)])
+    trace = Trace(engine)
+    runs = await engine.dequeue(N, reserve=True)
+    taken = trace.per_run()
+    assert len(runs) == N and {r.status for r in runs} == {QUEUED}
+    assert "UPDATE runs" not in taken and "INSERT snapshots" not in taken
+    stored = await engine.queries.runs.get(runs[0].id)
+    assert stored is not None and stored.status == QUEUED
+    trace = Trace(engine)
+    for run in runs:
+        assert await engine.start_attempt(run, "worker_1", 1) is not None
+    start = trace.per_run()
+    assert start["UPDATE runs"] == 1 and start["INSERT snapshots"] == 1
+    assert "SELECT runs" not in start
+    assert engine.ctx.reserved == {}
+    stored = await engine.queries.runs.get(runs[0].id)
+    assert stored is not None and stored.status == EXECUTING
+    assert stored.version_id == "version_1" and stored.attempt_count == 1
+    history = await engine.queries.events.after(0, run_id=runs[0].id)
+    assert [(e.type, e.data["from"]) for e in history] == [
+        ("run.created", None), ("run.executing", "QUEUED")]
+
+
+async def test_reserved_runs_count_as_running_until_started_or_let_go(tmp_path: Path) -> None:
+    """Reserved runs take their slots of the concurrency (a second dequeue gets none of them and
+    no more than what is left); `requeue` lets one go without a write, and it is taken again."""
+    engine = await open_engine(tmp_path, FakeClock(T0), concurrency=3,
+                               tasks=[TaskDef(task_id="noop", queue="task/noop")])
+    try:
+        await engine.trigger_many([TriggerRequest(task_id="noop") for _ in range(5)])
+        first = await engine.dequeue(2, reserve=True)
+        second = await engine.dequeue(5, reserve=True)
+        assert len(first) == 2 and len(second) == 1
+        assert not {r.id for r in first} & {r.id for r in second}
+        assert await engine.dequeue(5, reserve=True) == []
+        trace = Trace(engine)
+        await engine.requeue(second[0], "no process available")
+        assert "UPDATE runs" not in trace.per_run()
+        [again] = await engine.dequeue(5, reserve=True)
+        assert again.id == second[0].id
+    finally:
+        await engine.store.close()
+
+
+async def test_a_reserved_run_canceled_or_without_version_before_its_start(
+        engine: Engine) -> None:
+    """Canceled between its dequeue and its start, the start gives None; a run whose version
+    the executor cannot find fails (SYSTEM_FAILURE) straight from QUEUED."""
+    await engine.trigger_many([TriggerRequest(task_id="noop") for _ in range(2)])
+    first, second = await engine.dequeue(2, reserve=True)
+    await engine.cancel(first.id)
+    assert await engine.start_attempt(first, "worker_1", 1) is None
+    await engine.system_failure(second, "Version version_1 is gone")
+    failed = await engine.queries.runs.get(second.id)
+    assert failed is not None and failed.status == SYSTEM_FAILURE
+    assert engine.ctx.reserved == {}
+
+
+async def test_a_store_other_daemons_share_gets_dequeued_runs_not_reservations(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their dispatchers cannot see this one's memory: the run is written DEQUEUED."""
+    monkeypatch.setattr(engine.store, "shared", True)
+    await engine.trigger(TriggerRequest(task_id="noop"))
+    [run] = await engine.dequeue(1, reserve=True)
+    assert run.status == DEQUEUED and engine.ctx.reserved == {}

@@ -77,7 +77,7 @@ class Dispatcher:
         done = await self._fire_timers()
         await self._requeue_unstarted()
         capacity = self.executor.capacity()
-        runs = await self.engine.dequeue(max(capacity, 0) + self._held_room())
+        runs = await self.engine.dequeue(max(capacity, 0) + self._held_room(), reserve=True)
         self._unstarted.update((run.id, run) for run in runs)
         # concurrently: their attempts then start in one transaction (GroupCommit, engine/unit.py)
         outcomes = await asyncio.gather(*(self._start_one(run) for run in runs),

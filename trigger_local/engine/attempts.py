@@ -58,20 +58,28 @@ def _deadline(run: Run, now: float) -> float | None:
 
 async def start(tx: Tx, given: Run, worker_id: str, pid: int | None,
                 executor: str) -> tuple[Run, Attempt] | None:
-    """DEQUEUED → EXECUTING with a new attempt on `worker_id`. None if the run moved on.
+    """DEQUEUED (or reserved QUEUED, engine/dequeue.py) → EXECUTING with a new attempt on
+    `worker_id`. None if the run moved on.
 
     `given` is the run as the dispatcher dequeued it: the move's compare-and-set on its snapshot
-    id says whether it is still that run, so the run is read again only when it changed. A copy
-    is moved: a unit of work the store refuses runs again from `given` as it was."""
-    run: Run | None = copy(given)
-    while run is not None and run.status == DEQUEUED:
+    id says whether it is still that run, so the run is read again only when it changed (a
+    reserved run that changed is left to the next round). A copy is moved: a unit of work the
+    store refuses runs again from `given` as it was. The reservation is let go at once: only
+    a store no other daemon shares has them, and such a store never refuses a unit."""
+    if tx.ctx.reserved.pop(given.id, None) is not None and given.status == QUEUED:
         try:
-            return await _start(tx, run, worker_id, pid, executor)
+            return await _start(tx, copy(given), worker_id, pid, executor)
         except ConflictError:
-            if run.id != given.id or run.snapshot_id != given.snapshot_id:
-                raise  # read already: the run changed under this very unit
-            run = await tx.runs.get(given.id)  # moved since: start it if still dequeued
-    return None
+            return None
+    if given.status == DEQUEUED:
+        try:
+            return await _start(tx, copy(given), worker_id, pid, executor)
+        except ConflictError:
+            pass  # moved since: start it if it is still dequeued
+    run = await tx.runs.get(given.id)
+    if run is None or run.status != DEQUEUED:
+        return None
+    return await _start(tx, run, worker_id, pid, executor)
 
 
 async def _start(tx: Tx, run: Run, worker_id: str, pid: int | None,
@@ -83,9 +91,13 @@ async def _start(tx: Tx, run: Run, worker_id: str, pid: int | None,
         if previous and previous[0].status == INTERRUPTED:
             data["interrupted_by"] = (previous[0].error or {}).get("message") \
                 or "an interruption"
+    # a reserved run's dequeue wrote nothing: its start does
+    taken: dict[str, Any] = {"version_id": run.version_id, "expires_at": None} \
+        if run.status == QUEUED else {}
     # the move first: its compare-and-set fails before anything is written
     await move(tx, run, EXECUTING, attempt_count=number, worker_id=worker_id,
-               started_at=run.started_at or tx.now, deadline_at=_deadline(run, tx.now), data=data)
+               started_at=run.started_at or tx.now, deadline_at=_deadline(run, tx.now), data=data,
+               **taken)
     attempt = Attempt(id=new_id("attempt"), run_id=run.id, number=number, status=EXECUTING,
                       started_at=tx.now, worker_id=worker_id, pid=pid, executor=executor)
     await tx.attempts.insert(attempt)
