@@ -110,7 +110,10 @@ async def on_workers(runs: RunReader) -> list[Run]:
 
 
 async def requeue(tx: Tx, run_id: str, reason: str) -> None:
-    """A DEQUEUED run that no worker could take goes back to its queue."""
+    """A DEQUEUED run that no worker could take goes back to its queue; a reserved one is let
+    go (it never left it: nothing to write)."""
+    if tx.ctx.reserved.pop(run_id, None) is not None:
+        return
     run = await tx.runs.get(run_id)
     if run is not None and run.status == DEQUEUED:
         await move(tx, run, QUEUED, description=reason)
@@ -193,7 +196,9 @@ async def worker_lost(tx: Tx, run_id: str, attempt: int, reason: str, *, interru
 
 
 async def system_failure(tx: Tx, run_id: str, reason: str) -> None:
-    """The daemon cannot run it at all (its version is gone, it has no image)."""
+    """The daemon cannot run it at all (its version is gone, it has no image); a reserved run
+    fails from QUEUED."""
+    tx.ctx.reserved.pop(run_id, None)
     run = await tx.runs.get(run_id)
     if run is not None and not run.is_final:
         await move(tx, run, SYSTEM_FAILURE, completed_at=tx.now, worker_id=None,

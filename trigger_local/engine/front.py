@@ -208,8 +208,7 @@ class Engine:
 
     # -- the dispatcher and the executor -------------------------------------------------------
     async def dequeue(self, limit: int, *, reserve: bool = False) -> list[Run]:
-        """Take up to `limit` runnable runs off their queues (engine/dequeue.py; `reserve`: the
-        caller starts or requeues each at once). Exclusive: it counts what runs everywhere."""
+        """Up to `limit` runnable runs (engine/dequeue.py; exclusive: it counts every daemon's)."""
         return await retrying(self._exclusive_unit, dequeue, limit,
                               reserve and not self.store.shared) if limit > 0 else []
 
@@ -224,8 +223,7 @@ class Engine:
 
     async def requeue(self, run: Run, reason: str) -> None:
         """A DEQUEUED run no worker took goes back to its queue (a reserved one never left it)."""
-        if self.ctx.reserved.pop(run.id, None) is None:
-            await self._run(attempts.requeue, run.id, reason)
+        await self._run(attempts.requeue, run.id, reason)
 
     async def resume_held(self, run: Run) -> Run | None:
         """A DEQUEUED run whose process is held alive continues in that process."""
@@ -239,7 +237,6 @@ class Engine:
                                interrupted=interrupted, error_name=error_name)
 
     async def system_failure(self, run: Run, reason: str) -> None:
-        self.ctx.reserved.pop(run.id, None)  # a reserved run fails from QUEUED
         await self._run(attempts.system_failure, run.id, reason)
 
     async def register_worker(self, worker: Worker) -> None:
