@@ -108,6 +108,24 @@ class TestDaemonRecords:
         assert (attempt.status, attempt.counts) == ("COMPLETED", False)
         assert await read.attempts.open() == []
 
+    async def test_an_attempt_updated_by_its_number(self, store: Store) -> None:  # noqa: F811
+        """`update_numbered`: the run's attempt with that number, no other (a finish's write)."""
+        await insert_runs(store, make_run("run_a"), make_run("run_b"))
+        async with store.tx() as ops:
+            for run_id in ("run_a", "run_b"):
+                for number in (1, 2):
+                    await ops.attempts.insert(Attempt(
+                        id=f"attempt_{run_id}_{number}", run_id=run_id, number=number,
+                        status="EXECUTING", started_at=T0))
+        async with store.tx() as ops:
+            assert await ops.attempts.update_numbered("run_a", 2, status="COMPLETED",
+                                                      finished_at=T0 + 1)
+            assert not await ops.attempts.update_numbered("run_a", 3, status="COMPLETED")
+        done = {(a.run_id, a.number): (a.status, a.finished_at)
+                for r in ("run_a", "run_b") for a in await store.read().attempts.for_run(r)}
+        assert done == {("run_a", 1): ("EXECUTING", None), ("run_a", 2): ("COMPLETED", T0 + 1),
+                        ("run_b", 1): ("EXECUTING", None), ("run_b", 2): ("EXECUTING", None)}
+
 
 class TestOnTime:
     async def test_schedules_page_and_due(self, store: Store) -> None:  # noqa: F811

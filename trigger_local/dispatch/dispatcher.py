@@ -79,7 +79,7 @@ class Dispatcher:
         capacity = self.executor.capacity()
         # new runs only as many as the executor has room for (each beyond it would start a
         # process past the boot limit); held runs resume in their process and need none
-        runs = await self.engine.dequeue(max(capacity, 0), self._held_room())
+        runs = await self.engine.dequeue(max(capacity, 0), self._held_room(), reserve=True)
         self._unstarted.update((run.id, run) for run in runs)
         if len(runs) == 1:  # alone (an idle daemon's trigger): no task in between
             return done + await self._start_one(runs[0])  # on failure it stays in _unstarted

@@ -161,6 +161,11 @@ class AttemptStore(AttemptReader, Protocol):
 
     async def update(self, attempt_id: str, **changes: Any) -> bool: ...
 
+    async def update_numbered(self, run_id: str, number: int, **changes: Any) -> bool:
+        """`update` of the run's attempt `number` (a finishing run's current one, without
+        reading its attempts first)."""
+        ...
+
 
 class TimerReader(Protocol):
     """What is due. The dispatcher keeps its own schedule of due times (engine/due.py) and asks

@@ -256,6 +256,11 @@ class SqliteAttempts:
                                 key[0], changes, " AND number = ?", (key[1],),
                                 key_sql="(SELECT seq FROM runs WHERE id = ?)")
 
+    async def update_numbered(self, run_id: str, number: int, **changes: Any) -> bool:
+        return self._sql.update("attempts", Attempt, "run_seq", run_id, changes,
+                                " AND number = ?", (number,),
+                                key_sql="(SELECT seq FROM runs WHERE id = ?)")
+
     async def for_run(self, run_id: str) -> list[Attempt]:
         rows = self._sql.all(f"{_ATTEMPTS} WHERE r.id = ? ORDER BY a.number", (run_id,))
         return [_attempt(r) for r in rows]

@@ -101,6 +101,8 @@ class SqliteView:
 class SqliteStore:
     """The store on one SQLite file. `await open()` first; `close()` at the end."""
 
+    shared = False  # one daemon per home (daemon_lock.py)
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._writer: sqlite3.Connection | None = None
