@@ -62,7 +62,10 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
 
 
 async def trigger(engine: Engine) -> str:
-    return (await engine.trigger(TriggerRequest(task_id="hello"))).run.id
+    run_id = (await engine.trigger(TriggerRequest(task_id="hello"))).run.id
+    # queue order is (queued_at, id), and ids made in one millisecond are in random order
+    engine.clock.advance(0.001)  # type: ignore[attr-defined]
+    return run_id
 
 
 async def status(engine: Engine, run_id: str) -> str:
