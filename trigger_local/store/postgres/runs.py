@@ -180,9 +180,8 @@ class PgSnapshots:
 
     async def insert(self, snapshot_id: str, run_id: str, kind: str, status: str, at: float,
                      description: str = "") -> None:
-        await self._sql.run("INSERT INTO snapshots (id, run_id, kind, status, at, description) "
-                            "VALUES (?,?,?,?,?,?)",
-                            (snapshot_id, run_id, kind, status, at, description))
+        # kept for the commit (pending.py): nobody waits for its answer
+        self._sql.pending.snapshot((snapshot_id, run_id, kind, status, at, description))
 
     async def for_run(self, run_id: str) -> list[dict[str, Any]]:
         rows = await self._sql.all("SELECT id, run_id, kind, status, at, description "

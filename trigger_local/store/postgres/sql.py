@@ -16,6 +16,7 @@ import asyncpg
 from ...errors import DatabaseUnavailableError, TransactionRetryError
 from ..sqlite.rows import columns, encode_changes, to_row
 from ..sqlite.sql import Where
+from .pending import Pending
 
 Params = Sequence[Any]
 
@@ -107,15 +108,22 @@ class PgSql:
         self.owner = owner or Owner()
         #: a transaction's (store.py `tx`): its reads may lock rows (`FOR UPDATE`)
         self.writes = writes
-        #: the advisory lock that orders event appends (store.py), taken in this transaction
+        #: the advisory lock that orders event appends (store.py)
         self.events_lock: tuple[int, int] = (0, 0)
-        self.events_locked = False
+        #: the snapshots and events kept for the commit (pending.py)
+        self.pending = Pending()
+        #: statements sent since the transaction began (a savepoint before the first is none)
+        self.sent = 0
         #: a statement of this transaction was refused for a conflict: whatever a part that
         #: caught it did next, the transaction must be run again (store.py `tx`)
         self.doomed = False
         #: the earliest timer this transaction set: announced at its commit, so the other
         #: daemons' dispatchers fire it on time too (store.py, daemon.py's `Peers`)
         self.due_at: float | None = None
+        #: events were appended in this transaction: announce the commit (store.py)
+        self.wrote_events = False
+        #: a version or project changed: the other daemons reload what they cache of them
+        self.wrote_catalog = False
 
     def note_timers(self, fields: Mapping[str, Any]) -> None:
         """Note the timer columns among `fields` (a row or an update's changes)."""
@@ -126,10 +134,6 @@ class PgSql:
 
     def note_timers_of(self, record: Any) -> None:
         self.note_timers({name: getattr(record, name, None) for name in TIMERS})
-        #: events were appended in this transaction: announce the commit (store.py)
-        self.wrote_events = False
-        #: a version or project changed: the other daemons reload what they cache of them
-        self.wrote_catalog = False
 
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
@@ -141,20 +145,37 @@ class PgSql:
             self.doomed = True
             raise
 
+    async def _before(self, sql: str) -> None:
+        """Count the statement; send the kept writes first if it reads or deletes their
+        tables (the transaction sees its own writes)."""
+        self.sent += 1
+        if self.pending and Pending.touches(sql):
+            await self.send_pending()
+
+    async def send_pending(self, notify: tuple[str, str] | None = None) -> None:
+        """Write what was kept (pending.py), with `notify` (channel, payload) if given."""
+        text, params = self.pending.statement(self.events_lock, notify)
+        with self.guard():
+            await self.conn.execute(dollar(text), *params)
+
     async def one(self, sql: str, params: Params = ()) -> Any:
+        await self._before(sql)
         with self.guard():
             return await self.conn.fetchrow(dollar(sql), *params)
 
     async def all(self, sql: str, params: Params = ()) -> list[Any]:
+        await self._before(sql)
         with self.guard():
             return list(await self.conn.fetch(dollar(sql), *params))
 
     async def value(self, sql: str, params: Params = ()) -> Any:
+        await self._before(sql)
         with self.guard():
             return await self.conn.fetchval(dollar(sql), *params)
 
     async def run(self, sql: str, params: Params = ()) -> int:
         """Execute a write; returns how many rows it changed."""
+        await self._before(sql)
         with self.guard():
             status: str = await self.conn.execute(dollar(sql), *params)
         tail = status.rsplit(" ", 1)[-1]
@@ -163,6 +184,7 @@ class PgSql:
     async def many(self, sql: str, rows: Iterable[Params]) -> None:
         rows = list(rows)
         if rows:
+            await self._before(sql)
             with self.guard():
                 await self.conn.executemany(dollar(sql), rows)
 

@@ -61,7 +61,7 @@ LOCK_CLASS = 0x746C
 #: the first key of the lock exclusive transactions (dequeues) take, and of the events' lock
 EXCLUSIVE_CLASS = LOCK_CLASS + 1
 EVENTS_CLASS = LOCK_CLASS + 2
-_BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 _SCHEMA_VERSION = """CREATE TABLE IF NOT EXISTS schema_version (
     only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row), version BIGINT NOT NULL)"""
 
@@ -94,24 +94,42 @@ class PgView:
         self.steps = PgSteps(sql)
         self.streams = PgStreams(sql)
         self._savepoints = 0
+        #: the transaction is an exclusive one (its start took a lock a savepoint must keep)
+        self.exclusive = False
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
-        """store/interface.py `StoreTx.savepoint`: a part that raises undoes only its writes."""
+        """store/interface.py `StoreTx.savepoint`: a part that raises undoes only its writes.
+        Before the transaction's first statement, the transaction's start is the savepoint: a
+        group commit's lone part (most of them) then costs no SAVEPOINT and RELEASE round
+        trips, and undoing it means starting the transaction again."""
+        sql, mark = self.sql, self.sql.pending.mark()
+        if sql.sent == 0 and not self.exclusive:
+            try:
+                yield
+            except BaseException:
+                sql.pending.undo(mark)
+                if sql.sent and not sql.doomed and not sql.conn.is_closed():
+                    with sql.guard():
+                        await sql.conn.execute(f"ROLLBACK; {BEGIN}")
+                    sql.sent = 0
+                raise
+            return
         self._savepoints += 1
         name = f"part_{self._savepoints}"
-        with self.sql.guard():
-            await self.sql.conn.execute(f"SAVEPOINT {name}")
+        with sql.guard():
+            await sql.conn.execute(f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
-            if not self.sql.conn.is_closed():
+            sql.pending.undo(mark)
+            if not sql.conn.is_closed():
                 # a doomed transaction is run again whole: its savepoints do not matter
                 with contextlib.suppress(*UNREACHABLE, asyncpg.PostgresError):
-                    await self.sql.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    await sql.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
             raise
-        with self.sql.guard():
-            await self.sql.conn.execute(f"RELEASE SAVEPOINT {name}")
+        with sql.guard():
+            await sql.conn.execute(f"RELEASE SAVEPOINT {name}")
 
 
 class PostgresStore:
@@ -138,7 +156,9 @@ class PostgresStore:
         try:
             await self._prepare()
             # reads: read-only sessions, so not even a cast of a reader's area can write
-            self._read_pool = await connect_pool(self.url, self._pool_size, read_only=True)
+            # (no reset statement at each release either: a read changes no session state)
+            self._read_pool = await connect_pool(self.url, self._pool_size, read_only=True,
+                                                 reset=_keep)
         except BaseException:
             await self.close()
             raise
@@ -182,19 +202,23 @@ class PostgresStore:
                 # read committed after the lock: each statement sees every exclusive
                 # transaction committed before (the module docstring says why it is enough)
                 begin = (f"BEGIN; SELECT pg_advisory_xact_lock({EXCLUSIVE_CLASS}, "
-                         f"{self._lock_key})") if exclusive else _BEGIN
+                         f"{self._lock_key})") if exclusive else BEGIN
                 try:
                     with reachable():
                         await conn.execute(begin)
                     sql.conn, sql.wrote_events, sql.wrote_catalog = conn, False, False
-                    sql.events_locked = sql.doomed = False
-                    sql.due_at = None
+                    sql.doomed, sql.due_at, sql.sent = False, None, 0
+                    sql.pending.clear()
+                    view.exclusive = exclusive
                     yield view
-                    if sql.wrote_events or sql.wrote_catalog or sql.due_at is not None:
-                        # delivered to the listeners at the commit only
-                        with sql.guard():
-                            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, announcement(
-                                self.owner.daemon_id, sql.wrote_catalog, sql.due_at))
+                    # the kept writes and the announcement (delivered to the listeners at the
+                    # commit only) in one statement: pending.py
+                    notify = (CHANNEL, announcement(self.owner.daemon_id, sql.wrote_catalog,
+                                                    sql.due_at)) \
+                        if sql.wrote_events or sql.wrote_catalog or sql.due_at is not None \
+                        else None
+                    if sql.pending or notify:
+                        await sql.send_pending(notify)
                     # shielded: a cancelled request cannot leave its commit half-sent
                     with reachable():
                         await asyncio.shield(conn.execute("COMMIT"))
