@@ -11,7 +11,7 @@ from ..models import Attempt, Run, Schedule, Waitpoint
 from ..run_areas import RunningCounts
 from ..sqlite.rows import columns, from_row
 from ..sqlite.sql import SQL_NOT_STARTED, SQL_RUNNING, Where
-from . import history
+from . import dequeue_reads, history
 from .sql import PgSql, created_between, insert_sql, tagged, values
 
 _RUN_COLS = ", ".join(columns(Run))
@@ -139,14 +139,11 @@ class PgRuns:
         return [from_row(Run, r) for r in rows]
 
     async def running_counts(self) -> RunningCounts:
-        rows = await self._sql.all(
-            "SELECT project, queue, concurrency_key, COUNT(*) AS n FROM runs "
-            f"WHERE status IN {SQL_RUNNING} GROUP BY project, queue, concurrency_key")
+        rows = await self._sql.all(dequeue_reads.RUNNING)
         return {(r["project"], r["queue"], r["concurrency_key"]): int(r["n"]) for r in rows}
 
     async def queued_queues(self) -> list[tuple[str, str]]:
-        rows = await self._sql.all(
-            f"SELECT DISTINCT project, queue FROM runs WHERE status = '{QUEUED}'")
+        rows = await self._sql.all(dequeue_reads.QUEUED_QUEUES)
         return [(r["project"], r["queue"]) for r in rows]
 
     async def queued(self, project: str, queue: str, limit: int,

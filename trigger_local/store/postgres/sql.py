@@ -16,6 +16,7 @@ import asyncpg
 from ...errors import DatabaseUnavailableError, TransactionRetryError
 from ..sqlite.rows import columns, encode_changes, to_row
 from ..sqlite.sql import Where
+from . import dequeue_reads
 from .pending import Pending
 
 Params = Sequence[Any]
@@ -112,6 +113,9 @@ class PgSql:
         self.events_lock: tuple[int, int] = (0, 0)
         #: the snapshots and events kept for the commit (pending.py)
         self.pending = Pending()
+        #: an exclusive transaction (a dequeue), and its first reads (dequeue_reads.py)
+        self.exclusive = False
+        self.dequeue_answers: dict[str, list[Any]] | None = None
         #: statements sent since the transaction began (a savepoint before the first is none)
         self.sent = 0
         #: a statement of this transaction was refused for a conflict: whatever a part that
@@ -158,12 +162,23 @@ class PgSql:
         with self.guard():
             await self.conn.execute(dollar(text), *params)
 
+    async def _dequeue_read(self, sql: str) -> list[Any] | None:
+        """A dequeue's first reads, fetched together (dequeue_reads.py); None: read again."""
+        if self.dequeue_answers is None:
+            self.dequeue_answers = dequeue_reads.answers(
+                await self.one(dequeue_reads.TOGETHER))
+        return self.dequeue_answers.pop(sql, None)
+
     async def one(self, sql: str, params: Params = ()) -> Any:
         await self._before(sql)
         with self.guard():
             return await self.conn.fetchrow(dollar(sql), *params)
 
     async def all(self, sql: str, params: Params = ()) -> list[Any]:
+        if self.exclusive and sql in dequeue_reads.READS:
+            rows = await self._dequeue_read(sql)
+            if rows is not None:
+                return rows
         await self._before(sql)
         with self.guard():
             return list(await self.conn.fetch(dollar(sql), *params))

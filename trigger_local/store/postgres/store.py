@@ -94,8 +94,6 @@ class PgView:
         self.steps = PgSteps(sql)
         self.streams = PgStreams(sql)
         self._savepoints = 0
-        #: the transaction is an exclusive one (its start took a lock a savepoint must keep)
-        self.exclusive = False
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -104,7 +102,7 @@ class PgView:
         group commit's lone part (most of them) then costs no SAVEPOINT and RELEASE round
         trips, and undoing it means starting the transaction again."""
         sql, mark = self.sql, self.sql.pending.mark()
-        if sql.sent == 0 and not self.exclusive:
+        if sql.sent == 0 and not sql.exclusive:
             try:
                 yield
             except BaseException:
@@ -209,7 +207,7 @@ class PostgresStore:
                     sql.conn, sql.wrote_events, sql.wrote_catalog = conn, False, False
                     sql.doomed, sql.due_at, sql.sent = False, None, 0
                     sql.pending.clear()
-                    view.exclusive = exclusive
+                    sql.exclusive, sql.dequeue_answers = exclusive, None
                     yield view
                     # the kept writes and the announcement (delivered to the listeners at the
                     # commit only) in one statement: pending.py
