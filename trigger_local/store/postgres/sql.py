@@ -17,6 +17,7 @@ from ...errors import DatabaseUnavailableError, TransactionRetryError
 from ..sqlite.rows import columns, encode_changes, to_row
 from ..sqlite.sql import Where
 from . import dequeue_reads
+from .inline import inline
 from .pending import Pending
 
 Params = Sequence[Any]
@@ -116,6 +117,8 @@ class PgSql:
         #: an exclusive transaction (a dequeue), and its first reads (dequeue_reads.py)
         self.exclusive = False
         self.dequeue_answers: dict[str, list[Any]] | None = None
+        #: the transaction's BEGIN, held back to go with its first statement (store.py `tx`)
+        self.begin: str | None = None
         #: statements sent since the transaction began (a savepoint before the first is none)
         self.sent = 0
         #: a statement of this transaction was refused for a conflict: whatever a part that
@@ -150,17 +153,48 @@ class PgSql:
             raise
 
     async def _before(self, sql: str) -> None:
-        """Count the statement; send the kept writes first if it reads or deletes their
-        tables (the transaction sees its own writes)."""
+        """Count the statement; send the held-back BEGIN first, and the kept writes if it
+        reads or deletes their tables (the transaction sees its own writes)."""
         self.sent += 1
+        if self.begin:
+            await self._send(self._take_begin())
         if self.pending and Pending.touches(sql):
-            await self.send_pending()
+            text, params = self.pending.statement(self.events_lock)
+            with self.guard():
+                await self.conn.execute(dollar(text), *params)
 
-    async def send_pending(self, notify: tuple[str, str] | None = None) -> None:
-        """Write what was kept (pending.py), with `notify` (channel, payload) if given."""
-        text, params = self.pending.statement(self.events_lock, notify)
+    def _take_begin(self) -> str:
+        begin, self.begin = self.begin or "", None
+        return begin
+
+    async def _send(self, statements: str) -> str:
+        """Statements without parameters, in one round trip; the last one's status."""
         with self.guard():
-            await self.conn.execute(dollar(text), *params)
+            status: str = await self.conn.execute(statements)
+        return status
+
+    async def commit(self, notify: tuple[str, str] | None) -> None:
+        """Send the kept writes (pending.py) with `notify` (channel, payload) and COMMIT: one
+        round trip, with the BEGIN too if nothing was sent yet (inline.py). A transaction that
+        sent nothing and kept nothing sends nothing."""
+        steps = [self.begin] if self.begin else []
+        if self.pending or notify:
+            text, params = self.pending.statement(self.events_lock, notify)
+            written = inline(text, params)
+            if written is None:  # a value not written in: on its own first
+                if self.begin:
+                    await self._send(self._take_begin())
+                with self.guard():
+                    await self.conn.execute(dollar(text), *params)
+                steps = []
+            else:
+                steps.append(written)
+        elif steps:
+            self.begin = None
+            return
+        self.begin = None
+        # shielded: a cancelled request cannot leave its commit half-sent
+        await asyncio.shield(self._send("; ".join([*steps, "COMMIT"])))
 
     async def _dequeue_read(self, sql: str) -> list[Any] | None:
         """A dequeue's first reads, fetched together (dequeue_reads.py); None: read again."""
@@ -189,10 +223,16 @@ class PgSql:
             return await self.conn.fetchval(dollar(sql), *params)
 
     async def run(self, sql: str, params: Params = ()) -> int:
-        """Execute a write; returns how many rows it changed."""
-        await self._before(sql)
-        with self.guard():
-            status: str = await self.conn.execute(dollar(sql), *params)
+        """Execute a write; returns how many rows it changed. The transaction's first statement
+        goes with its BEGIN, in one round trip (inline.py)."""
+        written = inline(sql, params) if self.begin else None
+        if written is not None:
+            self.sent += 1
+            status = await self._send(f"{self._take_begin()}; {written}")
+        else:
+            await self._before(sql)
+            with self.guard():
+                status = await self.conn.execute(dollar(sql), *params)
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 

@@ -109,8 +109,8 @@ class PgView:
                 sql.pending.undo(mark)
                 if sql.sent and not sql.doomed and not sql.conn.is_closed():
                     with sql.guard():
-                        await sql.conn.execute(f"ROLLBACK; {BEGIN}")
-                    sql.sent = 0
+                        await sql.conn.execute("ROLLBACK")
+                    sql.sent, sql.begin = 0, BEGIN  # begun again with the next statement
                 raise
             return
         self._savepoints += 1
@@ -150,7 +150,9 @@ class PostgresStore:
     async def open(self) -> None:
         # two connections at most: one transaction at a time, and a spare while one reconnects;
         # `tx` leaves each connection as it found it (no reset statement at each release)
-        self._pool = await connect_pool(self.url, 2, reset=_keep)
+        # (values written into statements need standard_conforming_strings: inline.py)
+        self._pool = await connect_pool(self.url, 2, reset=_keep,
+                                        settings={"standard_conforming_strings": "on"})
         try:
             await self._prepare()
             # reads: read-only sessions, so not even a cast of a reader's area can write
@@ -197,29 +199,27 @@ class PostgresStore:
                 conn = await pool.acquire()
             sql = view.sql
             try:
-                # read committed after the lock: each statement sees every exclusive
-                # transaction committed before (the module docstring says why it is enough)
-                begin = (f"BEGIN; SELECT pg_advisory_xact_lock({EXCLUSIVE_CLASS}, "
-                         f"{self._lock_key})") if exclusive else BEGIN
                 try:
-                    with reachable():
-                        await conn.execute(begin)
+                    if exclusive:
+                        # read committed after the lock: each statement sees every exclusive
+                        # transaction committed before (the module docstring says why)
+                        with reachable():
+                            await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock("
+                                               f"{EXCLUSIVE_CLASS}, {self._lock_key})")
                     sql.conn, sql.wrote_events, sql.wrote_catalog = conn, False, False
                     sql.doomed, sql.due_at, sql.sent = False, None, 0
+                    # held back: it goes with the first statement (sql.py `run`, `commit`)
+                    sql.begin = None if exclusive else BEGIN
                     sql.pending.clear()
                     sql.exclusive, sql.dequeue_answers = exclusive, None
                     yield view
                     # the kept writes and the announcement (delivered to the listeners at the
-                    # commit only) in one statement: pending.py
+                    # commit only) go with the COMMIT: sql.py `commit`
                     notify = (CHANNEL, announcement(self.owner.daemon_id, sql.wrote_catalog,
                                                     sql.due_at)) \
                         if sql.wrote_events or sql.wrote_catalog or sql.due_at is not None \
                         else None
-                    if sql.pending or notify:
-                        await sql.send_pending(notify)
-                    # shielded: a cancelled request cannot leave its commit half-sent
-                    with reachable():
-                        await asyncio.shield(conn.execute("COMMIT"))
+                    await sql.commit(notify)
                 except BaseException as exc:
                     await _roll_back(conn)
                     if sql.doomed and not isinstance(exc, TransactionRetryError):
@@ -290,9 +290,11 @@ def redact(url: str) -> str:
 
 
 async def connect_pool(url: str, size: int, *, read_only: bool = False,
-                       reset: Callable[[Any], Awaitable[None]] | None = None) -> Any:
+                       reset: Callable[[Any], Awaitable[None]] | None = None,
+                       settings: dict[str, str] | None = None) -> Any:
     """A pool on `url`, or StartupError saying what is wrong (never a traceback)."""
-    settings = {"default_transaction_read_only": "on"} if read_only else {}
+    settings = {**(settings or {}),
+                **({"default_transaction_read_only": "on"} if read_only else {})}
     try:
         return await asyncpg.create_pool(url, min_size=1, max_size=size, timeout=10,
                                          command_timeout=60, server_settings=settings,
