@@ -1,7 +1,9 @@
-"""The writes of a transaction whose result nobody waits for — its snapshots and events — kept
-until its commit and sent then in one statement, with the commit's NOTIFY (docs/scaling.md:
-where the time goes). A run's transition is an UPDATE of its row, a snapshot and an event: on
-PostgreSQL each statement is a round trip, and two of the three need no answer.
+"""The writes of a transaction whose result nobody waits for — its snapshots and events, a new
+attempt, a run's waitpoint edges — kept until its commit and sent then with it, in one round
+trip (docs/scaling.md: where the time goes). A run's transition is an UPDATE of its row, a
+snapshot and an event: on PostgreSQL each statement is a round trip, and two of the three need
+no answer. Snapshots and events go as one statement (their rows as arrays); the other kept
+writes as they are, before it.
 
 Kept writes are sent earlier when a statement of the same transaction reads or deletes their
 tables (`PgSql` asks `touches`), so the transaction always sees its own writes. A savepoint
@@ -15,6 +17,7 @@ from a transaction's first event to its end: two daemons' transactions overlap t
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +39,7 @@ class Mark:
 
     snapshots: int
     events: int
+    writes: int
     events_locked: bool
 
 
@@ -45,14 +49,20 @@ class Pending:
 
     snapshots: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[tuple[Any, ...]] = field(default_factory=list)
+    #: other kept writes: (the table each writes, statement with `?` marks, values)
+    writes: list[tuple[str, str, Sequence[Any]]] = field(default_factory=list)
     #: this transaction holds the events' lock (its first events were sent)
     events_locked: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.snapshots or self.events)
+        return bool(self.snapshots or self.events or self.writes)
 
     def clear(self) -> None:
-        self.snapshots, self.events, self.events_locked = [], [], False
+        self.snapshots, self.events, self.writes, self.events_locked = [], [], [], False
+
+    def write(self, table: str, sql: str, params: Sequence[Any]) -> None:
+        """Keep a write of `table` whose answer nobody needs (its table has no trigger)."""
+        self.writes.append((table, sql, params))
 
     def snapshot(self, row: tuple[Any, ...]) -> None:
         self.snapshots.append(row)
@@ -61,23 +71,33 @@ class Pending:
         self.events.append((run_id, type_, at, json.dumps(data)))
 
     def mark(self) -> Mark:
-        return Mark(len(self.snapshots), len(self.events), self.events_locked)
+        return Mark(len(self.snapshots), len(self.events), len(self.writes), self.events_locked)
 
     def undo(self, mark: Mark) -> None:
         """Forget what was kept since `mark` (its savepoint was rolled back: so was the lock,
         if it was taken since)."""
         del self.snapshots[mark.snapshots:]
         del self.events[mark.events:]
+        del self.writes[mark.writes:]
         self.events_locked = mark.events_locked
 
-    @staticmethod
-    def touches(sql: str) -> bool:
-        return any(table in sql for table in TABLES)
+    def touches(self, sql: str) -> bool:
+        """`sql` names a table with kept writes (it must see them: they are sent first)."""
+        return any(table in sql for table in TABLES) or \
+            any(table in sql for table, _, _ in self.writes)
 
-    def statement(self, events_lock: tuple[int, int],
-                  notify: tuple[str, str] | None = None) -> tuple[str, list[Any]]:
-        """One statement that writes every kept row (and sends `notify`: channel, payload),
-        with its parameters; the kept rows are then forgotten."""
+    def statements(self, events_lock: tuple[int, int], notify: tuple[str, str] | None = None
+                   ) -> list[tuple[str, Sequence[Any]]]:
+        """The statements that write what was kept, in order, and send `notify` (channel,
+        payload), with their values; what was kept is then forgotten."""
+        kept: list[tuple[str, Sequence[Any]]] = [(sql, params) for _, sql, params in self.writes]
+        self.writes = []
+        if self.snapshots or self.events or notify:
+            kept.append(self._statement(events_lock, notify))
+        return kept
+
+    def _statement(self, events_lock: tuple[int, int],
+                   notify: tuple[str, str] | None) -> tuple[str, list[Any]]:
         parts: list[str] = []
         params: list[Any] = []
         if self.snapshots:

@@ -191,7 +191,8 @@ class PgAttempts:
         self._sql = sql
 
     async def insert(self, attempt: Attempt) -> None:
-        await self._sql.run(_INSERT_ATTEMPT, values(attempt))
+        # kept for the commit (pending.py): nobody waits for its answer
+        self._sql.pending.write("attempts", _INSERT_ATTEMPT, values(attempt))
 
     async def update(self, attempt_id: str, **changes: Any) -> bool:
         return await self._sql.update("attempts", Attempt, "id", attempt_id, changes)

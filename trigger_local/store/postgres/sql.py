@@ -154,14 +154,12 @@ class PgSql:
 
     async def _before(self, sql: str) -> None:
         """Count the statement; send the held-back BEGIN first, and the kept writes if it
-        reads or deletes their tables (the transaction sees its own writes)."""
+        reads or writes their tables (the transaction sees its own writes)."""
         self.sent += 1
-        if self.begin:
+        if self.pending and self.pending.touches(sql):
+            await self._send_kept()
+        elif self.begin:
             await self._send(self._take_begin())
-        if self.pending and Pending.touches(sql):
-            text, params = self.pending.statement(self.events_lock)
-            with self.guard():
-                await self.conn.execute(dollar(text), *params)
 
     def _take_begin(self) -> str:
         begin, self.begin = self.begin or "", None
@@ -173,28 +171,36 @@ class PgSql:
             status: str = await self.conn.execute(statements)
         return status
 
+    async def _send_kept(self, notify: tuple[str, str] | None = None,
+                         commit: bool = False) -> None:
+        """The held-back BEGIN, the kept writes (pending.py) with `notify` (channel, payload),
+        and the COMMIT if `commit`: one round trip when every value can be written in
+        (inline.py), else one per statement."""
+        kept = self.pending.statements(self.events_lock, notify)
+        written = [inline(text, params) for text, params in kept]
+        head = [self._take_begin()] if self.begin else []
+        tail = ["COMMIT"] if commit else []
+        if all(w is not None for w in written):
+            steps = [*head, *(w for w in written if w is not None), *tail]
+            if steps:
+                await self._send("; ".join(steps))
+            return
+        for step in head:
+            await self._send(step)
+        for text, params in kept:
+            with self.guard():
+                await self.conn.execute(dollar(text), *params)
+        for step in tail:
+            await self._send(step)
+
     async def commit(self, notify: tuple[str, str] | None) -> None:
-        """Send the kept writes (pending.py) with `notify` (channel, payload) and COMMIT: one
-        round trip, with the BEGIN too if nothing was sent yet (inline.py). A transaction that
-        sent nothing and kept nothing sends nothing."""
-        steps = [self.begin] if self.begin else []
-        if self.pending or notify:
-            text, params = self.pending.statement(self.events_lock, notify)
-            written = inline(text, params)
-            if written is None:  # a value not written in: on its own first
-                if self.begin:
-                    await self._send(self._take_begin())
-                with self.guard():
-                    await self.conn.execute(dollar(text), *params)
-                steps = []
-            else:
-                steps.append(written)
-        elif steps:
+        """Send the kept writes and `notify` with the COMMIT (and the BEGIN, if nothing was sent
+        yet). A transaction that sent nothing and kept nothing sends nothing."""
+        if self.begin and not self.pending and notify is None:
             self.begin = None
             return
-        self.begin = None
         # shielded: a cancelled request cannot leave its commit half-sent
-        await asyncio.shield(self._send("; ".join([*steps, "COMMIT"])))
+        await asyncio.shield(self._send_kept(notify, commit=True))
 
     async def _dequeue_read(self, sql: str) -> list[Any] | None:
         """A dequeue's first reads, fetched together (dequeue_reads.py); None: read again."""
