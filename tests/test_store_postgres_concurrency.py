@@ -120,11 +120,14 @@ async def test_an_event_committed_late_is_not_skipped_by_a_cursor(
             await asyncio.sleep(0.01)
 
     first_task = asyncio.create_task(first())
-    await asyncio.wait_for(first_appended.wait(), DEADLINE_S)
-    await asyncio.wait_for(second(), DEADLINE_S)  # a is still open: b does not wait for it
-    await asyncio.wait_for(follow(1), DEADLINE_S)
-    assert [run_id for _, run_id in seen] == ["run_b"]
-    release_first.set()
+    try:
+        await asyncio.wait_for(first_appended.wait(), DEADLINE_S)
+        # a is still open: b does not wait for it
+        await asyncio.wait_for(second(), DEADLINE_S / 4)
+        await asyncio.wait_for(follow(1), DEADLINE_S)
+        assert [run_id for _, run_id in seen] == ["run_b"]
+    finally:
+        release_first.set()  # else a stays open and the stores cannot close
     await asyncio.wait_for(first_task, DEADLINE_S)
     await asyncio.wait_for(follow(2), DEADLINE_S)
     assert [run_id for _, run_id in seen] == ["run_b", "run_a"]
