@@ -188,3 +188,27 @@ async def test_batches_and_schedules_refuse_an_unknown_project_and_store_nothing
         assert "proj_typo" in body["error"] and "TRIGGER_LOCAL_PROJECT" in body["error"]
     assert (await api.get("/api/v1/runs")).json()["data"] == []
     assert (await api.get("/api/v1/schedules")).json()["pagination"]["count"] == 0
+
+
+async def test_tokens_packets_and_batch_items_refuse_an_unknown_project(
+        two: InProcessServices, api: httpx.AsyncClient) -> None:
+    """Every route that stores something under the header's project refuses one no `dev`
+    registered, as the trigger route does: a waitpoint token, a new packet's upload URL and the
+    items of a batch created without a header are 404 naming the known projects; nothing is
+    stored."""
+    typo = {HEADER: "proj_typo"}
+    batch = (await api.post("/api/v3/batches", json={"runCount": 1})).json()["id"]
+    token = await api.post("/api/v1/waitpoints/tokens", json={}, headers=typo)
+    packet = await api.put("/api/v2/packets/run_x%2Fpayload.json", headers=typo)
+    items = await api.post(f"/api/v3/batches/{batch}/items", headers={
+        **typo, "content-type": "application/x-ndjson"},
+        content=b'{"index": 0, "task": "hello", "payload": "{}"}\n')
+    for refused in (token, packet, items):
+        assert refused.status_code == 404, refused.text
+        body = refused.json()
+        assert body["code"] == "project_not_found" and body["known_projects"] == [A, B]
+        assert "proj_typo" in body["error"]
+    assert (await api.get("/api/v1/waitpoints/tokens")).json()["data"] == []
+    assert (await api.get("/api/v1/runs")).json()["data"] == []
+    known = await api.post("/api/v1/waitpoints/tokens", json={}, headers={HEADER: A})
+    assert known.status_code == 200, known.text

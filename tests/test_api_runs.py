@@ -178,3 +178,16 @@ async def test_trace_of_a_compacted_run_shows_its_final_snapshot(
     reason = trace["run"]["error"]["message"]
     assert reason and [(s["status"], s["description"]) for s in trace["snapshots"]] \
         == [("CANCELED", reason)]  # why it ended: the run's error
+
+
+async def test_a_cursor_that_is_no_listed_id_is_a_400_not_an_empty_page(
+        api: httpx.AsyncClient) -> None:
+    await trigger(api)
+    for path, name in (("/api/v1/runs", "page[after]"), ("/api/v1/runs", "page[before]"),
+                       ("/api/v1/waitpoints/tokens", "page[after]"),
+                       ("/api/v1/waitpoints/tokens", "page[before]")):
+        answer = await api.get(path, params={name: "garbage"})
+        assert answer.status_code == 400, (path, name, answer.text)
+        assert name in answer.text and "garbage" in answer.text, answer.text
+    listed = (await api.get("/api/v1/runs", params={"page[after]": "run_gone"})).json()
+    assert listed["data"] == []  # a well-formed cursor whose run is gone: an empty page

@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from tests.conftest import SECRET
+from tests.conftest import SECRET, InProcessServices
 from trigger_local.api.auth import verify_jwt
 from trigger_local.engine import AttemptOutcome, Engine
 from trigger_local.store.models import Version
@@ -165,3 +165,17 @@ async def test_delayed_trigger_shows_delayed_until(api: httpx.AsyncClient,
     run = (await api.get(f"/api/v3/runs/{run_id}")).json()
     assert run["status"] == "DELAYED" and run["isQueued"] is True \
         and run["delayedUntil"].endswith("Z")
+
+
+async def test_a_task_id_with_a_slash_is_triggered_by_its_encoded_path(
+        api: httpx.AsyncClient, services: InProcessServices) -> None:
+    """Trigger.dev's SDKs send the task id percent-encoded (`group%2Fhello`); the path is
+    decoded before routing, so the route takes the rest of the path up to `/trigger`."""
+    services.task_ids = ["group/hello", "hello"]
+    await services.index_project("/a", ["trigger"], None, {})
+    for sent in ("group%2Fhello", "group/hello"):
+        r = await api.post(f"/api/v1/tasks/{sent}/trigger", json={"payload": "{}"})
+        assert r.status_code == 200, r.text
+        run = (await api.get(f"/api/v3/runs/{r.json()['id']}")).json()
+        assert run["taskIdentifier"] == "group/hello"
+    assert (await api.post("/api/v1/tasks/hello/trigger", json={})).status_code == 200

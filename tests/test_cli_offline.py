@@ -244,3 +244,47 @@ def test_a_span_shorter_than_a_millisecond_says_so() -> None:
     assert log_line(entry).plain.endswith("span shout (<1ms)")
     assert log_line({**entry, "durationMs": 1500}).plain.endswith("span shout (1.5s)")
     assert log_line({**entry, "durationMs": None}).plain.endswith("span shout (…)")  # still open
+
+
+@pytest.mark.parametrize("args, flag, value", [
+    (["trigger", "hello", "--priority", "1e400"], "--priority", "inf"),
+    (["trigger", "hello", "--priority", "nan"], "--priority", "nan"),
+    (["trigger", "hello", "--priority", "inf"], "--priority", "inf"),
+    (["trigger", "hello", "--priority", "-5"], "--priority", "-5"),
+    (["trigger", "hello", "--priority", "2592001"], "--priority", "2592001"),
+    (["trigger", "hello", "--max-attempts", "99999999999999999999"], "--max-attempts",
+     "99999999999999999999"),
+    (["trigger", "hello", "--max-attempts", "0"], "--max-attempts", "0"),
+    (["up", "--port", "99999999"], "--port", "99999999"),
+    (["up", "--port", "-1"], "--port", "-1"),
+    (["dev", "--port", "70000"], "--port", "70000"),
+    (["queues", "ls", "--page", "99999999999"], "--page", "99999999999"),
+    (["schedules", "ls", "--page", "-3"], "--page", "-3"),
+])
+def test_a_numeric_flag_out_of_range_names_the_flag_and_the_range(args: list[str], flag: str,
+                                                                   value: str) -> None:
+    """Caught before anything is sent: a NaN or a number too big for a float (1e400 is inf)
+    would otherwise reach the daemon and come back as a message about JSON Infinity or a wire
+    field (`maxAttempts`), not the flag."""
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{flag}'" in result.stderr and " to " in result.stderr
+    assert value in result.stderr and "JSON" not in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ('{"a": 1e400}', "a is a number too big to be finite"),
+    ('{"a": NaN}', "a is NaN"),
+    ('{"a": ' + "9" * 5000 + "}", "more than 4300 digits"),
+    ("[" * 50_000 + "]" * 50_000, "nested deeper than 100 levels")])
+def test_a_payload_the_daemon_would_refuse_is_an_error_not_a_traceback(value: str,
+                                                                      says: str) -> None:
+    """Checked by the daemon's own rules before anything is sent: 1e400 was sent as null, and
+    a 5,000-digit number or deep nesting ended in a Python traceback."""
+    for args in (["trigger", "hello", "--payload", value],
+                 ["tokens", "complete", "waitpoint_x", "--data", value]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert says in result.stderr and "Traceback" not in result.output, result.stderr
+        assert "not running" not in result.stderr  # refused before the daemon is asked

@@ -3,9 +3,16 @@ the error's `Type: message`, the user's last frames of a traceback, and one line
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+import pytest
+from rich.console import Console
+
+from trigger_local.cli import follow
+from trigger_local.cli.follow import RunWatch
 from trigger_local.cli.run_events import StatusLines, error_summary, final_text, stack_tail
+from trigger_local.sdk.events import OPEN
 
 STACK = '''Traceback (most recent call last):
   File "/site-packages/trigger_local/runtime/execute.py", line 64, in run_task
@@ -83,3 +90,44 @@ def test_a_replay_reads_as_one_line_with_its_record_count() -> None:
                                "data": {"run_id": "run_1", "attempt": 2, "records": 3}})
     assert replayed is not None
     assert replayed.plain == "resumed by replay (attempt 2: 3 records answered from the store)"
+
+
+class FinishedApi:
+    """The daemon as a watch sees it when the run resumed and returned at once: read at any
+    point, the run is over already."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def retrieve_run(self, run_id: str) -> dict[str, Any]:
+        self.reads += 1
+        return {"id": run_id, "status": "COMPLETED", "attemptCount": 1, "attempts": []}
+
+    def run_logs(self, run_id: str, after: int | None = None) -> dict[str, Any]:
+        return {"data": []}
+
+
+def test_a_watch_from_a_cursor_shows_executing_again_after_a_wait(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`trigger --wait` shows the run going back to EXECUTING after each wait (as for its first
+    start), also when the run is over by the time the watch reads it: from a cursor the stream
+    brings every status change, and only the final one ends the watch."""
+    def change(seq: int, type_: str, status: str, previous: str | None) -> dict[str, Any]:
+        return {"seq": seq, "type": type_, "runId": "run_1", "at": "2026-01-01T00:00:00.000Z",
+                "data": {"run_id": "run_1", "status": status, "from": previous}}
+
+    stream = [{"type": OPEN, "seq": 0},
+              change(1, "run.created", "QUEUED", None),
+              change(2, "run.dequeued", "DEQUEUED", "QUEUED"),
+              change(3, "run.executing", "EXECUTING", "DEQUEUED"),
+              change(4, "run.waiting", "WAITING", "EXECUTING"),
+              change(5, "run.unblocked", "QUEUED", "WAITING"),
+              change(6, "run.dequeued", "DEQUEUED", "QUEUED"),
+              change(7, "run.resumed", "EXECUTING", "DEQUEUED"),
+              change(8, "run.completed", "COMPLETED", "EXECUTING")]
+    monkeypatch.setattr(follow, "iter_events", lambda *args, **kwargs: iter(stream))
+    console = Console(file=io.StringIO(), width=200)
+    run = RunWatch(FinishedApi(), "run_1", lambda: console, after=0)  # type: ignore[arg-type]
+    assert run._watch()["status"] == "COMPLETED"
+    lines = [line.split(" ", 1)[1] for line in console.file.getvalue().splitlines()]
+    assert lines == ["EXECUTING", "WAITING", "EXECUTING", "COMPLETED"], lines

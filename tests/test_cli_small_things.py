@@ -170,3 +170,24 @@ def test_dev_prints_bracketed_task_ids_and_paths_as_written(
     show_project(Api(), config)  # type: ignore[arg-type]
     said = capsys.readouterr().err
     assert "[red]y, x[/]" in said and f"({root})" in said, said
+
+
+@pytest.mark.parametrize(("status", "line"), [("WAITING", "Times out"),
+                                              ("TIMED_OUT", "Timed out"),
+                                              ("COMPLETED", None)])
+def test_tokens_show_names_the_timeout_only_while_it_matters(
+        monkeypatch: pytest.MonkeyPatch, status: str, line: str | None) -> None:
+    token = {"id": "waitpoint_x", "status": status, "createdAt": "2026-11-30T06:00:00Z",
+             "timeoutAt": "2026-11-30T07:00:00Z"}
+    if status == "COMPLETED":
+        token["completedAt"] = "2026-11-30T06:05:00Z"
+
+    class Api:
+        def retrieve_token(self, token_id: str) -> dict[str, Any]:
+            return token
+
+    monkeypatch.setattr("trigger_local.cli.tokens.client", Api)
+    result = runner.invoke(app, ["tokens", "show", "waitpoint_x"])
+    assert result.exit_code == 0, result.output
+    assert ("Times out" in result.output) == (line == "Times out"), result.output
+    assert ("Timed out" in result.output) == (line == "Timed out"), result.output

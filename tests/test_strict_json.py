@@ -41,3 +41,27 @@ def test_dumps_js_writes_what_javascript_writes() -> None:
                                 "pair": "\U0001F600", "text": "NaN Infinity", "bs": "\\ud800"}
     assert text.isascii() and find_non_json(json.loads(text)) is None
     assert dumps_js({"a": [1, "x"]}) == json.dumps({"a": [1, "x"]}, separators=(",", ":"))
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    ('{"a": 1e400}', "a"), ('{"a": [1, -1.5E+400]}', "a[1]"), ("1e999", "the value"),
+    ('{"a": ' + "9" * 400 + '.0}', "a")])
+def test_a_number_too_big_for_a_float_is_refused_naming_the_field(text: str, field: str) -> None:
+    """1e400 is valid JSON text that Python reads as inf: stored, it would be written back as
+    Infinity (or null) — refused like Infinity itself."""
+    with pytest.raises(BadRequestError) as refused:
+        loads_strict(text)
+    assert f"{field} is a number too big to be finite" in refused.value.message
+
+
+def test_big_but_finite_numbers_and_lookalikes_in_strings_pass() -> None:
+    assert loads_strict('{"a": 1e308, "b": "1e400", "id": "run_x2e123"}') == \
+        {"a": 1e308, "b": "1e400", "id": "run_x2e123"}
+    assert loads_strict('{"n": ' + "9" * 400 + "}") == {"n": int("9" * 400)}
+
+
+def test_an_integer_past_pythons_digit_limit_is_refused_without_pythons_advice() -> None:
+    with pytest.raises(BadRequestError) as refused:
+        loads_strict('{"a": ' + "9" * 5000 + "}")
+    assert "more than 4300 digits" in refused.value.message
+    assert "sys." not in refused.value.message

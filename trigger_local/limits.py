@@ -18,6 +18,10 @@ from .errors import BadRequestError, JsonTooDeepError
 MAX_DURATION_S = 10 * 365 * 86400
 #: `max_attempts` (trigger option, `Retry`, `[retry]` in trigger.toml)
 MAX_ATTEMPTS = 10_000
+#: the `priority` trigger option: seconds a run jumps ahead in its queue (30 days)
+MAX_PRIORITY_S = 30 * 86400
+#: the highest page number of the page-numbered lists (queues, schedules)
+MAX_PAGE = 1_000_000
 #: a queue's concurrency limit (task definition or the API's override)
 MAX_CONCURRENCY_LIMIT = 100_000
 #: anything else that is a count or an attempt number and gets stored (SQLite holds 64 bits)

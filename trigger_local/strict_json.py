@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -25,8 +26,10 @@ from .limits import MAX_JSON_DEPTH, json_depth_at_most, loads
 
 #: a character that is half of a UTF-16 pair: only ever alone in a Python str
 _SURROGATE = re.compile("[\ud800-\udfff]")
-#: what may spell a non-finite number or a lone surrogate in JSON text
-_SUSPECT = re.compile(r"NaN|Infinity|\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+#: what may spell a non-finite number or a lone surrogate in JSON text; a number token with a
+#: 3-digit exponent or 300 digits may be too big for a float (1e400 parses as inf)
+_SUSPECT = re.compile(r"NaN|Infinity|\\u[dD][89a-fA-F]|[\ud800-\udfff]"
+                      r"|(?:^|[:\[,])\s*-?(?:\d+(?:\.\d*)?[eE][+-]?\d{3}|\d{300})")
 #: a JSON string (skipped), or a NaN / Infinity token outside strings
 _NON_FINITE_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
 #: a surrogate escape in ASCII JSON text: a pair (kept) or a lone half (replaced)
@@ -58,8 +61,16 @@ def loads_strict(raw: str | bytes, what: str = "Request body", prefix: str = "")
     except UnicodeDecodeError as exc:
         raise BadRequestError(f"{what} is not valid UTF-8: {exc.reason}") from None
     except ValueError as exc:
-        raise BadRequestError(f"{what} is not valid JSON: {exc}") from exc
+        raise BadRequestError(f"{what} is not valid JSON: {_reason(exc)}") from exc
     return _checked(value, what, prefix)
+
+
+def _reason(exc: ValueError) -> str:
+    """Why the parser refused the text, without Python's advice for its own limit on digits
+    (`sys.set_int_max_str_digits`), which is no use to whoever sent the document."""
+    if "integer string conversion" in str(exc):
+        return f"a number has more than {sys.get_int_max_str_digits()} digits"
+    return str(exc)
 
 
 def _checked(value: Any, what: str, prefix: str) -> Any:
@@ -77,8 +88,9 @@ def find_non_json(value: Any, path: str = "") -> tuple[str, str] | None:
     wrong), or None."""
     if isinstance(value, _Constant):
         return path, f"is {value.name}"
-    if isinstance(value, float) and not math.isfinite(value):
-        return path, f"is {value}"
+    if isinstance(value, float) and not math.isfinite(value):  # 1e400 parses as inf
+        return path, "is a number too big to be finite (it reads as Infinity)" \
+            if math.isinf(value) else f"is {value}"
     if isinstance(value, str):
         return (path, "has a lone UTF-16 surrogate") if _SURROGATE.search(value) else None
     if isinstance(value, dict):

@@ -1,6 +1,7 @@
 """Small things of the command line against a real daemon with two projects: `runs cancel` of
 a finished run says so, `up --detach` with a daemon running exits 1, `status` lists each
-project's version and tasks, queue completion offers this project's queues once each."""
+project's version and tasks, queue completion offers this project's queues once each, `runs ls
+--project` with a typo names the known projects."""
 
 from __future__ import annotations
 
@@ -102,3 +103,19 @@ def test_queue_completion_offers_this_projects_queues_once(two: DaemonProcess,
     monkeypatch.delenv("TRIGGER_LOCAL_PROJECT")  # no project: every name once
     names = [name for name, _ in complete_queue("")]
     assert sorted(names) == ["hello", "only-a", "only-b"], names
+
+
+def test_runs_ls_of_an_unknown_project_names_the_known_ones(two: DaemonProcess) -> None:
+    """A typo in `--project` is an error naming the known projects (as the API's 404 for an
+    unknown project is), not "No runs match"; a known project with no runs still says that."""
+    r = _cli(two, "runs", "ls", "--project", "proj_nope")
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "proj_nope" in r.stderr and "proj_a, proj_b" in r.stderr, r.stderr
+    assert "No runs match" not in r.stderr
+    assert _cli(two, "runs", "ls", "--project", "proj_nope", "--json").returncode == 1
+    empty = _cli(two, "runs", "ls", "--project", "proj_b")
+    assert empty.returncode == 0 and "No runs match" in empty.stderr, empty.stderr
+    run_id = two.trigger("only-a", {})
+    mixed = _cli(two, "runs", "ls", "--project", "proj_a", "--project", "proj_nope")
+    assert mixed.returncode == 0 and run_id in mixed.stdout, mixed.stderr
+    assert "Warning" in mixed.stderr and "proj_nope" in mixed.stderr, mixed.stderr

@@ -48,6 +48,10 @@ async def gate(payload, ctx):
     result = await wait.for_token(payload["token"])
     logger.info("through the gate")
     return {"passed": result.output}
+
+@task(id="quick-gate")
+async def quick_gate(payload, ctx):
+    return {"passed": (await wait.for_token(payload["token"])).output}
 '''
 
 
@@ -145,6 +149,36 @@ def test_trigger_wait_streams_status_changes_and_logs_while_waiting(watched: Dae
     assert (err.index("EXECUTING") < err.index("waiting at the gate")
             < err.index("through the gate") < err.index("COMPLETED")), err
     assert json.loads(watch.stdout()) == {"passed": "open"}  # stdout: the output only
+
+
+def test_trigger_wait_shows_the_run_executing_again_after_a_wait(watched: DaemonProcess,
+                                                                 live: list[Live]) -> None:
+    """A run that returns as soon as its token is completed is over before the watch could read
+    it: the watch still shows it going back to EXECUTING, as for its first start."""
+    token = _token(watched)
+    watch = Live([sys.executable, "-m", "trigger_local", "trigger", "quick-gate", "--payload",
+                  json.dumps({"token": token}), "--wait"], _env(watched))
+    live.append(watch)
+    wait_for(lambda: "WAITING" in watch.stderr(), 60, what="the WAITING status")
+    assert watched.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete",
+                       json={"data": "open"}).status_code == 200
+    assert watch.wait() == 0, watch.stderr()
+    statuses = [line.split()[1] for line in watch.stderr().splitlines()
+                if re.match(r"\d\d:\d\d:\d\d [A-Z]+$", line)]
+    assert statuses == ["EXECUTING", "WAITING", "EXECUTING", "COMPLETED"], watch.stderr()
+
+
+def test_trigger_wait_on_an_existing_run_of_its_idempotency_key_ends(
+        watched: DaemonProcess) -> None:
+    """The same idempotency key again answers with the run that already completed: its events
+    all came before the watch's cursor, so the watch reads the run instead of waiting for an
+    end that has been (it waited for good)."""
+    first = cli(watched, "trigger", "greet", "--idempotency-key", "once", "--wait")
+    assert first.returncode == 0, first.stderr
+    again = cli(watched, "trigger", "greet", "--idempotency-key", "once", "--wait")
+    assert again.returncode == 0, again.stderr
+    assert "an existing run" in again.stderr and "COMPLETED" in again.stderr, again.stderr
+    assert json.loads(again.stdout) == json.loads(first.stdout)
 
 
 def test_trigger_wait_shows_each_failed_attempt_then_the_output(watched: DaemonProcess) -> None:

@@ -261,6 +261,10 @@ def test_a_restarted_daemon_adopts_a_shared_process_and_its_waiting_runs(
     before = set(worker_pids(shared.home))
     assert shared.stop() == 0
     assert set(worker_pids(shared.home)) == before  # left running, not killed
+    left = [line for line in shared.log_text().splitlines() if "leaving a" in line]
+    assert left and all("shared task process" in line and "run=None" not in line
+                        for line in left), left
+    assert all(any(run_id in line for line in left) for run_id in run_ids), left
     shared.start()
     complete(shared, token_ids)
     wait_all(shared, run_ids, "COMPLETED", timeout=60)

@@ -229,6 +229,7 @@ def test_dev_ctrl_c_interrupts_an_executing_run_and_the_next_dev_says_it_started
         wait_for(lambda: side_file.exists(), 30, what="the run to start")
         dev.ctrl_c()
         assert "Stopped the daemon dev started" in dev.text(), dev.text()
+        assert "keep their place" not in dev.text()  # an executing run does not
         dev = _Dev(project, home, port)
         # the interrupted attempt did not count: the next try is attempt 1 again
         again = f"{run_id} long-sleeper started again after an interruption (attempt 1"
@@ -240,6 +241,31 @@ def test_dev_ctrl_c_interrupts_an_executing_run_and_the_next_dev_says_it_started
         assert [a["number"] for a in attempts] == [1, 1], attempts
         assert client.run(run_id)["status"] == "EXECUTING"
         client.api("POST", f"/api/v2/runs/{run_id}/cancel")
+    finally:
+        if dev.proc.poll() is None:
+            dev.ctrl_c()
+        if client.client is not None:
+            client.client.close()
+        _kill_workers(home)
+
+
+def test_dev_ctrl_c_says_how_many_waiting_runs_keep_their_place(tmp_path: Path) -> None:
+    """The daemon dev started stops; its waiting runs do not (their processes are left running
+    or checkpointed): dev says so, rather than leaving the user to wonder about them."""
+    project, home, port = (write_project(tmp_path / "project", STOP_TASKS), tmp_path / "home",
+                           _free_port())
+    dev = _Dev(project, home, port)
+    client = DaemonProcess(home, port)  # only its API helpers: dev owns the daemon
+    try:
+        client.key = (home / "secret_key").read_text().strip()
+        client.client = httpx.Client(base_url=f"http://127.0.0.1:{port}",
+                                     headers={"Authorization": f"Bearer {client.key}"}, timeout=30)
+        run_ids = [client.trigger("side-effect-then-token", {"file": str(tmp_path / f"s{i}")})
+                   for i in range(2)]
+        wait_for(lambda: all(_token_of(client, r) for r in run_ids), 60,
+                 what="both runs to wait on their tokens")
+        dev.ctrl_c()
+        assert "2 runs of proj_test waiting: they keep their place" in dev.text(), dev.text()
     finally:
         if dev.proc.poll() is None:
             dev.ctrl_c()

@@ -26,13 +26,14 @@ from .common import (
     parse_json,
     read_json,
     require_key,
+    require_known_project,
     services_of,
 )
 from .errors import JsonErrorRoute
 from .options import batch_item_request
 from .present import batch_item
 from .services import DaemonServices
-from .triggers import request_cache_key, require_known_project
+from .triggers import request_cache_key
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["batches"])
 
@@ -133,6 +134,7 @@ async def add_batch_items(batch_id: str, request: Request) -> Response:
     batch = await svc.engine.queries.batches.get(batch_id)
     if batch is None or not caller.sees(batch.project):
         raise NotFoundError(f"Batch {batch_id} not found")
+    require_known_project(svc, caller)  # the items' runs go to the header's project
     items = await _read_items(request, svc, batch.run_count)
     # one item stream at a time, so index dedupe sees what the previous stream added
     async with request.app.state.batch_items_lock:

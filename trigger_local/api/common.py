@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..errors import BadRequestError, PayloadTooLargeError
+from ..errors import BadRequestError, PayloadTooLargeError, ProjectNotFoundError
 from ..strict_json import dumps_js, loads_strict
 from . import auth
 from .services import DaemonServices
@@ -99,6 +99,22 @@ def require_key(request: Request, svc: DaemonServices,
                             svc.engine.projects.records)
 
 
+def require_known_project(svc: DaemonServices, caller: auth.Caller) -> None:
+    """A request that would store something (runs, a batch, a schedule, a waitpoint token, a
+    packet) under a project the daemon does not serve (a typo in TRIGGER_LOCAL_PROJECT) is
+    refused, 404 naming the known ones, before anything is stored: a run parked as
+    PENDING_VERSION would wait for good, and nothing else would ever see the rest."""
+    projects = svc.engine.projects
+    ref = caller.project
+    if ref is None or ref in projects.records or ref in projects.current:
+        return
+    known = sorted(set(projects.records) | set(projects.current))
+    raise ProjectNotFoundError(
+        f"No project {ref!r} is registered (known: {', '.join(known) or 'none yet'}). Run "
+        "`trigger-local dev` in its directory, or fix TRIGGER_LOCAL_PROJECT (the "
+        "x-trigger-local-project header).", known_projects=known)
+
+
 def jwt_header(svc: DaemonServices, scopes: list[str], ttl_s: float = 3600) -> dict[str, str]:
     return {"x-trigger-jwt": auth.sign_jwt(svc.secret_key, scopes, svc.engine.clock.now(), ttl_s)}
 
@@ -118,6 +134,17 @@ def int_param(value: str | None, name: str, default: int, lo: int, hi: int) -> i
     if not lo <= number <= hi:
         raise BadRequestError(f"{name} must be between {lo} and {hi}, not {number}")
     return number
+
+
+def cursor_param(value: str | None, name: str, prefix: str) -> str | None:
+    """A page cursor is the id of a listed record; anything else would list an empty page that
+    looks like "nothing matches"."""
+    if not value:
+        return None
+    if not value.startswith(prefix) or len(value) > 64:
+        raise BadRequestError(f"{name} must be the id of a listed record ({prefix}…), "
+                              f"as `pagination` answered it, not {value[:64]!r}")
+    return value
 
 
 def float_param(value: str | None, name: str, default: float, hi: float) -> float:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from .. import packet_store
 from ..errors import AuthenticationError, BadRequestError, NotFoundError
 from . import auth
-from .common import base_url, ok, read_body, require_key, services_of
+from .common import base_url, ok, read_body, require_key, require_known_project, services_of
 from .errors import JsonErrorRoute
 from .services import DaemonServices
 
@@ -25,13 +25,16 @@ def _checked_name(name: str) -> str:
     return name
 
 
-def _answer(request: Request, svc: DaemonServices, name: str) -> Response:
+def _answer(request: Request, svc: DaemonServices, name: str, upload: bool) -> Response:
     """A URL for packet `name`, of the caller's project; another project's packet is 404 to a
-    project key (as if it did not exist), and cannot be replaced through it."""
+    project key (as if it did not exist), and cannot be replaced through it. A new packet is
+    not uploaded for a project the daemon does not serve."""
     caller = require_key(request, svc)
     exists, project = packet_store.owner(svc.settings.home, name)
     if exists and not caller.sees(project):
         raise NotFoundError("Packet not found", name=name)
+    if upload and not exists:
+        require_known_project(svc, caller)
     url = packet_store.presigned_url(base_url(request, svc), svc.secret_key, name,
                                      project if exists else caller.project)
     return ok({"presignedUrl": url, "storagePath": name})
@@ -39,12 +42,12 @@ def _answer(request: Request, svc: DaemonServices, name: str) -> Response:
 
 @router.put("/api/v2/packets/{name:path}")
 async def upload_url(name: str, request: Request) -> Response:
-    return _answer(request, services_of(request), _checked_name(name))
+    return _answer(request, services_of(request), _checked_name(name), upload=True)
 
 
 @router.get("/api/v2/packets/{name:path}")
 async def download_url(name: str, request: Request) -> Response:
-    return _answer(request, services_of(request), _checked_name(name))
+    return _answer(request, services_of(request), _checked_name(name), upload=False)
 
 
 def _signed(request: Request, svc: DaemonServices, name: str) -> str | None:

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from ..engine import Engine
 from ..errors import BadRequestError, NotFoundError
-from ..limits import MAX_CONCURRENCY_LIMIT
+from ..limits import MAX_CONCURRENCY_LIMIT, MAX_PAGE
 from ..store.models import Queue
 from .auth import ADMIN, Caller
 from .common import body_doc, int_param, ok, read_json, require_key, services_of
@@ -75,7 +75,7 @@ async def list_queues(request: Request, page: str | None = Query(None),
     """Every project's queues (each names its `project`); a project key sees its own."""
     svc = services_of(request)
     caller = require_key(request, svc)
-    number = int_param(page, "page", 1, 1, 1_000_000)
+    number = int_param(page, "page", 1, 1, MAX_PAGE)
     size = int_param(per_page, "perPage", 25, 1, 100)
     queues = await svc.engine.queries.queues.all(caller.project if caller.scoped else None)
     chunk = queues[(number - 1) * size:number * size]

@@ -24,7 +24,7 @@ from ..store.models import (
     WAITING,
     Run,
 )
-from .common import int_param, ok, require_key, services_of, split_list
+from .common import cursor_param, int_param, ok, require_key, services_of, split_list
 from .errors import JsonErrorRoute
 from .present import list_item
 
@@ -149,6 +149,8 @@ async def list_runs(request: Request,
     q = dict(request.query_params)
     filters = run_filters(q, svc.engine.clock.now())
     page_size = int_param(size, "page[size]", 25, 1, 100)
+    after = cursor_param(after, "page[after]", "run_")
+    before = cursor_param(before, "page[before]", "run_")
     runs: list[Run] = []
     if caller.scoped and filters["projects"] and caller.project not in filters["projects"]:
         pass  # another project's runs: none for this key

@@ -14,12 +14,19 @@ from ..durations import iso
 from ..engine.cron import timezones
 from ..engine.schedules import DECLARATIVE, ScheduleSpec
 from ..errors import BadRequestError, NotFoundError
-from ..limits import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_NAME_LENGTH, check_name
+from ..limits import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_NAME_LENGTH, MAX_PAGE, check_name
 from ..store.models import Schedule
-from .common import body_doc, int_param, ok, read_json, require_key, services_of
+from .common import (
+    body_doc,
+    int_param,
+    ok,
+    read_json,
+    require_key,
+    require_known_project,
+    services_of,
+)
 from .errors import JsonErrorRoute
 from .present import cron_generator
-from .triggers import require_known_project
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["schedules"])
 
@@ -87,7 +94,7 @@ async def list_schedules(request: Request, page: str | None = Query(None),
     """Every project's schedules (each names its `project`); a project key sees its own."""
     svc = services_of(request)
     caller = require_key(request, svc)
-    number = int_param(page, "page", 1, 1, 1_000_000)
+    number = int_param(page, "page", 1, 1, MAX_PAGE)
     size = int_param(per_page, "perPage", 25, 1, 100)
     filters = {"project": caller.project} if caller.scoped else {}
     items, total = await svc.engine.list_schedules(number, size, **filters)

@@ -22,12 +22,14 @@ from .auth import ADMIN, Caller
 from .common import (
     base_url,
     body_doc,
+    cursor_param,
     int_param,
     jwt_header,
     ok,
     read_json,
     read_payload_body,
     require_key,
+    require_known_project,
     services_of,
     split_list,
 )
@@ -95,6 +97,7 @@ async def create_token(request: Request, svc: DaemonServices, body: dict[str, An
 async def create(request: Request) -> Response:
     svc = services_of(request)
     caller = require_key(request, svc)
+    require_known_project(svc, caller)
     wp, cached = await create_token(request, svc, await read_json(request, svc),
                                     project=caller.project)
     return ok({"id": wp.id, "isCached": cached, "url": callback_url(request, svc, wp.id)},
@@ -177,6 +180,8 @@ async def list_tokens(request: Request,
     svc = services_of(request)
     caller = require_key(request, svc, "read:waitpoints")
     page_size = int_param(size, "page[size]", 25, 1, 100)
+    after = cursor_param(after, "page[after]", "waitpoint_")
+    before = cursor_param(before, "page[before]", "waitpoint_")
     created_from, created_to = created_window(dict(request.query_params), svc.engine.clock.now())
     wps = await svc.engine.queries.waitpoints.page(
         type_=WP_MANUAL, statuses=_statuses(status), tags=split_list(tags) or None,

@@ -8,13 +8,10 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import ProjectNotFoundError
 from ..limits import MAX_IDEMPOTENCY_KEY_LENGTH, check_name
-from .auth import Caller
-from .common import jwt_header, ok, read_json, require_key, services_of
+from .common import jwt_header, ok, read_json, require_key, require_known_project, services_of
 from .errors import JsonErrorRoute
 from .options import trigger_request
-from .services import DaemonServices
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["runs"])
 
@@ -31,22 +28,9 @@ def request_cache_key(request: Request, scope: str) -> str | None:
     return f"{scope}:{header}" if header else None
 
 
-def require_known_project(svc: DaemonServices, caller: Caller) -> None:
-    """A trigger that names a project the daemon does not serve (a typo in
-    TRIGGER_LOCAL_PROJECT) is refused, 404 naming the known ones, before anything is stored:
-    parked as PENDING_VERSION it would wait for good."""
-    projects = svc.engine.projects
-    ref = caller.project
-    if ref is None or ref in projects.records or ref in projects.current:
-        return
-    known = sorted(set(projects.records) | set(projects.current))
-    raise ProjectNotFoundError(
-        f"No project {ref!r} is registered (known: {', '.join(known) or 'none yet'}). Run "
-        "`trigger-local dev` in its directory, or fix TRIGGER_LOCAL_PROJECT (the "
-        "x-trigger-local-project header).", known_projects=known)
-
-
-@router.post("/api/v1/tasks/{task_id}/trigger", openapi_extra=_BODY_DOC)
+# `:path`: a task id may hold "/" (Trigger.dev allows it; its SDKs send it as %2F, which the
+# server decodes before routing)
+@router.post("/api/v1/tasks/{task_id:path}/trigger", openapi_extra=_BODY_DOC)
 async def trigger_task(task_id: str, request: Request) -> Response:
     """Create a run of `task_id` (Trigger.dev §3): `{"id", "isCached"}` plus `x-trigger-jwt`.
     The same request key again answers with the same run (also when sent concurrently)."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +20,7 @@ from typer.core import TyperGroup
 
 from ..errors import (
     AuthenticationError,
+    BadRequestError,
     DaemonNotRunningError,
     NotFoundError,
     ProjectNotFoundError,
@@ -26,6 +28,7 @@ from ..errors import (
     TriggerLocalError,
 )
 from ..sdk.client import SyncApiClient, get_sync_client
+from ..strict_json import loads_strict
 
 PIPE_WIDTH = 240
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")
@@ -41,6 +44,23 @@ def out() -> Console:
 def err() -> Console:
     # soft_wrap: the terminal wraps long lines, so URLs and commands stay copyable.
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+_Number = TypeVar("_Number", int, float)
+
+
+def number_in(lo: int, hi: int, unit: str = "") -> Callable[[Any], Any]:
+    """A typer callback for a numeric flag: its value when it lies from `lo` to `hi`, else a
+    usage error naming the range (click names the flag). click's own range check lets NaN
+    through, and a number too big for a float (1e400) reaches it as inf; both would only fail
+    later, in a message about JSON or a wire field."""
+
+    def check(value: _Number | None) -> _Number | None:
+        if value is not None and not lo <= value <= hi:  # NaN compares false both ways
+            raise typer.BadParameter(f"must be from {lo:,} to {hi:,}{unit}, not {value}")
+        return value
+
+    return check
 
 
 def emit_json(document: Any) -> None:
@@ -74,12 +94,15 @@ def read_json_arg(value: str, option: str) -> Any:
         where = str(path)
     else:
         text, where = value, f"the {option} value"
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        fail(f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} "
-             f"of {where}. Quote it for your shell, e.g. {option} '{{\"name\": \"Ada\"}}', "
-             f"or pass @file.json.")
+    try:  # the daemon's own rules: no NaN or Infinity (1e400), no nesting past its limit
+        return loads_strict(text, option)
+    except BadRequestError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, json.JSONDecodeError):
+            fail(f"{option} is not valid JSON: {cause.msg} at line {cause.lineno} column "
+                 f"{cause.colno} of {where}. Quote it for your shell, e.g. "
+                 f"{option} '{{\"name\": \"Ada\"}}', or pass @file.json.")
+        fail(f"{exc.message} (in {where})")
 
 
 def explain(exc: TriggerLocalError) -> str:

@@ -18,7 +18,7 @@ from ..config import KILL_WAITING_SIGNAL, DaemonSettings, database_url_problem
 from ..daemon_lock import holder as lock_holder
 from ..display import detail_time
 from ..sdk.client import read_daemon_info
-from .common import JSON_OPTION, client, emit_json, err, fail, out
+from .common import JSON_OPTION, client, emit_json, err, fail, number_in, out
 from .daemon_start import pid_is_ours, running_daemon, start_detached, stop_pid
 
 __all__ = ["down", "running_daemon", "settings_for", "status", "up"]
@@ -50,7 +50,7 @@ DATABASE_OPTION = typer.Option(
 
 
 def up(
-    port: int | None = typer.Option(None, "--port",
+    port: int | None = typer.Option(None, "--port", callback=number_in(0, 65535),
                                     help="Port to listen on (default: $TRIGGER_LOCAL_PORT, else "
                                          "8030)."),
     host: str | None = typer.Option(None, "--host", help="Address to bind (default: 127.0.0.1)."),

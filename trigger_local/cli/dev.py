@@ -26,7 +26,7 @@ from ..config import ProjectConfig, find_project_root, load_project
 from ..errors import TriggerLocalError, ValidationError
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
-from .common import client, err, fail, out, print_error
+from .common import client, err, fail, number_in, out, print_error
 from .daemon_cmds import settings_for
 from .daemon_start import (
     Spawned,
@@ -163,7 +163,7 @@ def _epoch(at: Any) -> float:
 
 
 def dev(
-    port: int | None = typer.Option(None, "--port",
+    port: int | None = typer.Option(None, "--port", callback=number_in(0, 65535),
                                     help="Daemon port when dev starts one (default: "
                                          "$TRIGGER_LOCAL_PORT, else 8030)."),
     executor: str | None = typer.Option(None, "--executor",
@@ -200,5 +200,21 @@ def dev(
         ignore_signals()  # a second Ctrl-C must not leave the daemon running
         if watcher is not None:
             watcher.close()
+        waiting = _waiting_runs(config.project) if started is not None else None
         if started is not None and stop_spawned(started, settings.shutdown_grace_s + 15):
             err().print(f"Stopped the daemon dev started (pid {started.pid}).")
+            if waiting:
+                err().print(f"{waiting} of {config.project} waiting: they keep their place "
+                            "and go on under the next `trigger-local dev`.")
+
+
+def _waiting_runs(project: str) -> str | None:
+    """"3 runs" of `project` WAITING (asked before the stop, so that dev can say they keep
+    their place); None when there are none or the daemon cannot say."""
+    try:
+        page = client().list_runs(status=["WAITING"], project=[project], limit=100)
+    except TriggerLocalError:
+        return None
+    count = len(page.get("data") or [])
+    more = "+" if (page.get("pagination") or {}).get("next") else ""
+    return f"{count}{more} run{'s' if count != 1 or more else ''}" if count else None

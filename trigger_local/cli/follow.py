@@ -196,6 +196,12 @@ class RunWatch:
             # up (a reopen does check the run: the stream had ended, the run may have too)
             if self.after is not None and event.get("type") == OPEN and opened == 1:
                 continue
+            # From a cursor every status change comes, in order: only the final one ends the
+            # watch. Reading the run at an earlier event could find it over already (a run that
+            # resumes and returns at once) and end before its EXECUTING line was shown.
+            if self.after is not None and event.get("type") != OPEN \
+                    and not is_final(event.get("data") or {}):
+                continue
             if _changes_status(event):
                 run = self.api.retrieve_run(self.run_id)
                 if event.get("type") == OPEN:

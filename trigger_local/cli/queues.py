@@ -9,7 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..display import limit_text
-from .common import JSON_OPTION, client, emit_json, err, out
+from ..limits import MAX_PAGE
+from .common import JSON_OPTION, client, emit_json, err, number_in, out
 from .completion import complete_queue
 
 QUEUE_NAME = typer.Argument(..., help="Task id, custom queue name, or queue_… id.",
@@ -38,7 +39,7 @@ def queues_table(queues: list[dict[str, Any]]) -> Table:
 
 @app.command("ls")
 def list_queues(
-    page: int = typer.Option(1, "--page", min=1),
+    page: int = typer.Option(1, "--page", callback=number_in(1, MAX_PAGE)),
     per_page: int = typer.Option(100, "--per-page", min=1, max=100),
     json_output: bool = JSON_OPTION,
 ) -> None:

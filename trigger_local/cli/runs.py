@@ -6,9 +6,10 @@ import typer
 from rich.text import Text
 
 from ..display import detail_time, status_text
+from ..sdk.client import SyncApiClient
 from ..sdk.management import is_final
 from ..statuses import RunStatus
-from .common import JSON_OPTION, client, emit_json, err, out
+from .common import JSON_OPTION, client, emit_json, err, fail, out
 from .completion import complete_run_id, complete_task
 from .follow import LogTail, follow_logs
 from .render import print_run, runs_table
@@ -48,12 +49,15 @@ def list_runs(
     json_output: bool = JSON_OPTION,
 ) -> None:
     """List runs, newest first."""
-    page = client().list_runs(status=_statuses(status) or None, task=task or None, tag=tag or None,
-                              limit=limit, after=after, project=project or None)
+    api = client()
+    page = api.list_runs(status=_statuses(status) or None, task=task or None, tag=tag or None,
+                         limit=limit, after=after, project=project or None)
+    runs = page.get("data") or []
+    if project:
+        _check_projects(api, project, found_runs=bool(runs))
     if json_output:
         emit_json(page)
         return
-    runs = page.get("data") or []
     if not runs:
         err().print("No runs match. Trigger one with `trigger-local trigger TASK`.")
         return
@@ -61,6 +65,22 @@ def list_runs(
     next_cursor = (page.get("pagination") or {}).get("next")
     if next_cursor:
         err().print(f"More: trigger-local runs ls --after {next_cursor}")
+
+
+def _check_projects(api: SyncApiClient, refs: list[str], found_runs: bool) -> None:
+    """`--project` refs the daemon does not serve (a typo) are an error naming the known ones,
+    as the API's 404 does, rather than "No runs match"; with runs of other refs listed, a
+    warning."""
+    known = [str(p.get("ref")) for p in api.list_projects().get("data") or []]
+    unknown = [ref for ref in refs if ref not in known]
+    if not unknown:
+        return
+    message = (f"No project {', '.join(repr(r) for r in unknown)} is registered (known: "
+               f"{', '.join(known) or 'none yet'}). Run `trigger-local dev` in its directory, "
+               "or fix --project.")
+    if not found_runs:
+        fail(message)
+    err().print(Text(f"Warning: {message}", style="yellow"))
 
 
 @app.command("show")

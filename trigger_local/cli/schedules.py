@@ -9,8 +9,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..display import table_time
+from ..limits import MAX_PAGE
 from ..sdk.schedules import ScheduleCalls
-from .common import JSON_OPTION, client, emit_json, err, out
+from .common import JSON_OPTION, client, emit_json, err, number_in, out
 
 app = typer.Typer(help="Cron schedules: list, create, update, delete, activate, deactivate.",
                   no_args_is_help=True)
@@ -44,7 +45,7 @@ def _show(schedule: dict[str, Any], json_output: bool) -> None:
 
 
 @app.command("ls")
-def list_schedules(page: int = typer.Option(1, "--page", min=1),
+def list_schedules(page: int = typer.Option(1, "--page", callback=number_in(1, MAX_PAGE)),
                    per_page: int = typer.Option(100, "--per-page", min=1, max=100),
                    json_output: bool = JSON_OPTION) -> None:
     """List schedules with their next run."""

@@ -69,8 +69,8 @@ def show(token_id: str = TOKEN_ID,
     console = out()
     console.print(f"[bold]{token.get('id')}[/bold]  ", status_text(token.get("status")))
     for label, key in (("Created", "createdAt"), ("Completed", "completedAt"),
-                       ("Times out", "timeoutAt")):
-        if token.get(key):
+                       (_timeout_label(token.get("status")), "timeoutAt")):
+        if label and token.get(key):
             console.print(f"  {label:<10} {detail_time(token[key])}")
     if token.get("tags"):
         console.print(f"  {'Tags':<10} {escape(', '.join(token['tags']))}")
@@ -83,6 +83,11 @@ def show(token_id: str = TOKEN_ID,
             value = token["output"]
         label = "Error" if token.get("outputIsError") else "Output"
         console.print(f"  {label:<10} {pretty(value)}", markup=False)
+
+
+def _timeout_label(status: object) -> str:
+    """A completed token's timeout is past news: only a waiting or timed-out one names it."""
+    return {"WAITING": "Times out", "TIMED_OUT": "Timed out"}.get(str(status), "")
 
 
 @app.command("create")

@@ -9,7 +9,8 @@ import typer
 from .. import packets
 from ..durations import parse_duration
 from ..errors import ValidationError
-from .common import client, emit_json, err, read_json_arg
+from ..limits import MAX_ATTEMPTS, MAX_PRIORITY_S
+from .common import client, emit_json, err, number_in, read_json_arg
 from .completion import complete_task
 from .follow import RunWatch, event_cursor, wait_until_final
 from .render import pretty
@@ -49,8 +50,9 @@ def trigger(
                                      help="Start later: 30s, 10m, 2h or an ISO date."),
     ttl: str | None = typer.Option(None, "--ttl",
                                    help="Expire if not started within this (e.g. 10m)."),
-    priority: float | None = typer.Option(None, "--priority",
-                                          help="Seconds to jump ahead in the queue."),
+    priority: float | None = typer.Option(
+        None, "--priority", callback=number_in(0, MAX_PRIORITY_S, " seconds"),
+        help="Seconds to jump ahead in the queue (0 to 30 days)."),
     tags: list[str] = typer.Option([], "--tag", "-t", help="Tag the run (repeatable)."),
     queue: str | None = typer.Option(None, "--queue", help="Run on this queue."),
     concurrency_key: str | None = typer.Option(
@@ -61,7 +63,7 @@ def trigger(
         None, "--idempotency-key",
         help="Trigger at most once per key: the same key again returns the existing run."),
     max_attempts: int | None = typer.Option(
-        None, "--max-attempts", min=1,
+        None, "--max-attempts", callback=number_in(1, MAX_ATTEMPTS),
         help="Attempts before the run fails (default: the task's retry policy, else 3)."),
     max_duration: str | None = typer.Option(None, "--max-duration", help="Seconds, or 10m, 1h..."),
     machine: str | None = typer.Option(None, "--machine", help="Machine preset, e.g. small-1x."),
@@ -83,6 +85,8 @@ def trigger(
     cursor = event_cursor(api) if wait and not quiet else None
     handle = api.trigger(task, data, data_type, options)
     run_id = str(handle["id"])
+    if handle.get("isCached"):  # an existing run: its events, maybe its end, came before
+        cursor = None           # the cursor, so the watch reads the run itself
     if not wait:
         if json_output:
             emit_json(handle)
@@ -93,8 +97,9 @@ def trigger(
             typer.echo(run_id)
         return
     if not quiet:
-        err().print(f"Triggered {task} as {run_id}; waiting for it to end (Ctrl-C stops waiting, "
-                    "not the run)")
+        cached = " (an existing run: same idempotency key)" if handle.get("isCached") else ""
+        err().print(f"Triggered {task} as {run_id}{cached}; waiting for it to end (Ctrl-C stops "
+                    "waiting, not the run)")
     try:
         run = wait_until_final(api, run_id) if quiet else RunWatch(api, run_id, err, cursor).run()
     except KeyboardInterrupt:

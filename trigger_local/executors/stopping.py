@@ -99,8 +99,13 @@ async def _checkpoint(executor: WorkerPool, worker: WorkerHandle) -> bool:
 
 def _leave_running(worker: WorkerHandle) -> None:
     """Not ours to stop: its run keeps its place, and the next daemon adopts it by pid."""
-    log.info("leaving a waiting run's task process running; the next daemon adopts it",
-             run=worker.run_id, worker=worker.id, pid=worker.pid)
+    if worker.shared:  # its runs are in `runs`; `run_id` stays None
+        log.info("leaving a shared task process running (it holds only waiting runs); the "
+                 "next daemon adopts it", waiting=len(worker.runs), runs=sorted(worker.runs),
+                 worker=worker.id, pid=worker.pid)
+    else:
+        log.info("leaving a waiting run's task process running; the next daemon adopts it",
+                 run=worker.run_id, worker=worker.id, pid=worker.pid)
     worker.released = True
     if worker.monitor is not None:
         worker.monitor.cancel()  # its exit, if any, is the next daemon's to see
