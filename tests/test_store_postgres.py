@@ -117,3 +117,28 @@ async def test_a_commit_with_events_is_announced_even_when_a_run_was_inserted_af
     finally:
         await listener.close()
         await store.close()
+
+
+async def test_values_written_into_statements_come_back_as_they_were(pg_cluster: Cluster) -> None:
+    """Kept writes go with the commit, their values written in as literals (inline.py): quotes,
+    backslashes, `$$`, a statement's end and non-ASCII text come back unchanged, and a value
+    that cannot be written in (NUL) is sent on its own, and refused by the database."""
+    store = PostgresStore(pg_cluster.fresh_url())
+    await store.open()
+    tricky = "it's a \\' quote; COMMIT; $$ -- é\n\t\\x00 '' ?"
+    try:
+        async with store.tx() as ops:
+            await ops.runs.insert(make_run("run_a"))
+            await ops.snapshots.insert("s1", "run_a", "k", "QUEUED", T0 + 0.1, tricky)
+            await ops.events.append("run_a", tricky, T0, {"text": tricky})
+        [event] = await store.read().events.after(0)
+        assert (event.type, event.data, event.at) == (tricky, {"text": tricky}, T0)
+        [snapshot] = await store.read().snapshots.for_run("run_a")
+        assert (snapshot["description"], snapshot["at"]) == (tricky, T0 + 0.1)
+        with pytest.raises(Exception, match="0x00|null"):
+            async with store.tx() as ops:
+                await ops.events.append("run_a", "run.created", T0, {})
+                await ops.snapshots.insert("s2", "run_a", "k", "QUEUED", T0, "nul \x00")
+        assert len(await store.read().events.after(0)) == 1  # nothing of it committed
+    finally:
+        await store.close()

@@ -15,11 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 
-class _NotInlined(Exception):
-    pass
-
-
-def literal(value: Any) -> str:
+def literal(value: Any) -> str | None:
+    """`value` as an SQL literal; None for a value not written in here."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
@@ -30,12 +27,12 @@ def literal(value: Any) -> str:
         # quoted: PostgreSQL reads 'inf' and 'nan' too, and the cast beside the mark types it
         return f"'{value!r}'" if math.isfinite(value) else f"'{value}'"
     if isinstance(value, str):
-        if "\x00" in value:  # a text value cannot hold NUL: let the driver say so
-            raise _NotInlined
-        return "'" + value.replace("'", "''") + "'"
+        # a text value cannot hold NUL: the driver, sent it on its own, says so
+        return None if "\x00" in value else "'" + value.replace("'", "''") + "'"
     if isinstance(value, list | tuple):
-        return "ARRAY[" + ", ".join(literal(v) for v in value) + "]"
-    raise _NotInlined
+        items = [literal(v) for v in value]
+        return None if None in items else "ARRAY[" + ", ".join(i for i in items if i) + "]"
+    return None
 
 
 def inline(sql: str, params: Sequence[Any]) -> str | None:
@@ -44,11 +41,10 @@ def inline(sql: str, params: Sequence[Any]) -> str | None:
     parts = sql.split("?")
     if len(parts) != len(params) + 1:
         return None
-    try:
-        values = [literal(v) for v in params]
-    except _NotInlined:
+    values = [literal(v) for v in params]
+    if None in values:
         return None
     out = [parts[0]]
     for value, part in zip(values, parts[1:], strict=True):
-        out.append(value + part)
+        out.append(f"{value}{part}")
     return "".join(out)
