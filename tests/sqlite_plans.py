@@ -20,8 +20,10 @@ def plan(path: str, text: str, params: list[Any]) -> list[str]:
         return [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {text}", params)]
 
 
-#: a cursor bounding the index range itself: `(created_at,id)<(?,?)` in a SEARCH step
-CURSOR_BOUND = re.compile(r"\(\w+,\w+\)[<>]\(\?,\?\)")
+#: a cursor bounding the index range itself: `(created_at,id)<(?,?)` in a SEARCH step, or
+#: `created_at<?` where the tie-breaker is the rowid (runs, migration 18: SQLite seeks a row
+#: value on its first part then, and checks the rowid on the rows of that one instant only)
+CURSOR_BOUND = re.compile(r"\(\w+,\w+\)[<>]\(\?,\?\)|created_at[<>]\?")
 
 
 def _check(path: str, texts: list[tuple[str, list[Any]]], scan_ok: str | None,
@@ -39,7 +41,7 @@ def _check(path: str, texts: list[tuple[str, list[Any]]], scan_ok: str | None,
     return lines
 
 
-def assert_run_page_plans(path: str, cursor: tuple[float, str] | None = None,
+def assert_run_page_plans(path: str, cursor: tuple[float, int] | None = None,
                           **filters: Any) -> list[str]:
     """Every statement of a runs page with `filters` (RunReader.page's keywords) searches an
     index in order. A page with no filter but the time window may walk `runs_created` in

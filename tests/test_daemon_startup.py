@@ -44,8 +44,8 @@ async def _seed(db: Path) -> None:
             "printf('run_%06d', i), 'finished', 'COMPLETED', ? + i FROM n",
             "INSERT INTO events (run_id, type, at, data) SELECT printf('run_%06d', i), "
             "'run.completed', ? + i, '{}' FROM n",
-            "INSERT INTO attempts (id, run_id, number, status, started_at) SELECT "
-            "printf('a_%06d', i), printf('run_%06d', i), 1, 'COMPLETED', ? + i FROM n",
+            "INSERT INTO attempts (run_seq, number, status, started_at) SELECT "
+            "i + 1, 1, 'COMPLETED', ? + i FROM n",  # the runs above are seq 1…RUNS
         ):
             conn.execute(numbers + sql, (RUNS - 1, old))
         conn.commit()

@@ -82,8 +82,8 @@ async def test_every_published_event_is_the_row_it_stored(engine: Engine,
     published = [(e.subject_run, e.type, e.data()) for e in seen if e.type is not None]
     assert published == rows[-len(published):]
     assert [t for _, t, _ in published] == [
-        "run.created", "run.dequeued", "run.executing", "waitpoint.created", "run.waiting",
-        "waitpoint.completed", "run.unblocked", "run.dequeued", "run.resumed", "run.metadata",
+        "run.created", "run.executing", "waitpoint.created", "run.waiting",
+        "waitpoint.completed", "run.unblocked", "run.resumed", "run.metadata",
         "run.logs", "run.completed", "queue.paused"]
     assert isinstance(seen[-1], QueuePaused) and seen[-1].paused
 

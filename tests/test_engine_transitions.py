@@ -133,6 +133,8 @@ async def test_a_refused_move_rolls_back_the_whole_transaction(engine: Engine) -
 
 async def test_every_change_appends_one_event_and_one_snapshot(engine: Engine,
                                                                clock: FakeClock) -> None:
+    """Every change but DEQUEUED, which the start follows at once: it is published as a notice
+    (`RunDequeued`) and leaves no row; the start says `from: DEQUEUED` (engine/runs.py)."""
     run = (await engine.trigger(TriggerRequest(task_id="hello"))).run
     [dequeued] = await engine.dequeue(1)
     assert await engine.start_attempt(dequeued, "worker_1", None) is not None
@@ -150,15 +152,15 @@ async def test_every_change_appends_one_event_and_one_snapshot(engine: Engine,
     await engine.finish_attempt(run.id, 2, AttemptOutcome(ok=True))
     events = await engine.queries.events.after(0, run_id=run.id)
     assert [e.type for e in events] == [
-        "run.created", "run.dequeued", "run.executing", "run.waiting", "run.unblocked",
-        "run.dequeued",
-        "run.resumed", "run.retrying", "run.queued", "run.dequeued", "run.executing",
+        "run.created", "run.executing", "run.waiting", "run.unblocked",
+        "run.resumed", "run.retrying", "run.queued", "run.executing",
         "run.completed"]
     statuses = [s["status"] for s in await engine.queries.snapshots.for_run(run.id)]
-    assert statuses == [QUEUED, DEQUEUED, EXECUTING, WAITING, QUEUED, DEQUEUED, EXECUTING, DELAYED,
-                        QUEUED,
-                        DEQUEUED, EXECUTING, COMPLETED]
+    assert statuses == [QUEUED, EXECUTING, WAITING, QUEUED, EXECUTING, DELAYED, QUEUED,
+                        EXECUTING, COMPLETED]
     assert [e.data["status"] for e in events] == statuses
+    assert [e.data["from"] for e in events if e.type in ("run.executing", "run.resumed")] \
+        == [DEQUEUED] * 3
     stored = await engine.queries.runs.get(run.id)
     assert stored is not None \
         and stored.snapshot_id == (await engine.queries.snapshots.for_run(run.id))[-1]["id"]

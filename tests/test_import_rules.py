@@ -84,3 +84,16 @@ def test_clients_and_task_code_never_import_store_or_engine(folder: str) -> None
         for path in python_files(folder)
     }
     assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_a_task_process_boots_without_croniter() -> None:
+    # croniter runs `file -b <python>` in a subprocess at import: a task process (and every
+    # run it starts) should not pay that for a task with no schedule
+    import subprocess
+    import sys
+
+    code = ("import sys, trigger_local.sdk, trigger_local.runtime.worker; "
+            "print('croniter' in sys.modules)")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, timeout=120)
+    assert shown.stdout.strip() == "False", shown.stdout + shown.stderr

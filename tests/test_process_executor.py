@@ -61,3 +61,22 @@ async def test_a_round_starts_its_runs_in_one_transaction_on_distinct_processes(
                    for w in executor.workers.values())
     finally:
         await engine.store.close()
+
+
+async def test_no_process_boots_beside_a_booting_shared_one(tmp_path: Path) -> None:
+    """A shared process takes runs_per_process runs as soon as it is up, so none boots beside
+    it: with 1,000 runs waiting 1 s at once, a second boot took CPU from it and from the daemon
+    and the waits were twice as late (issue #13)."""
+    engine = await open_engine(tmp_path, FakeClock(1_700_000_000.0),
+                               tasks=[TaskDef(task_id="t", queue="task/t")],
+                               max_processes=10, spawn_concurrency=2)
+    executor = process_executor(engine, engine.settings, "secret", lambda: None)
+    try:
+        executor.workers["w1"] = WorkerHandle(id="w1", version_id="version_1", pid=None,
+                                              log_path=tmp_path / "w1.log", state=IDLE,
+                                              booting=True, shared=True)
+        assert executor.capacity() == engine.settings.runs_per_process  # its room, no boot
+        assert await executor.next_assignment("w1", 0.01) is None  # up
+        assert executor.capacity() == engine.settings.runs_per_process + 2
+    finally:
+        await engine.store.close()

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from trigger_local import protocol
+from trigger_local.protocol import Message
 from trigger_local.runtime import worker as worker_module
 from trigger_local.runtime.worker import Worker
 from trigger_local.sdk.worker_client import WorkerClient
@@ -25,19 +27,19 @@ async def test_evict_drops_the_coroutine_and_a_new_attempt_keeps_its_place(
     monkeypatch.setattr(worker_module, "execute", waits_forever)
     worker = Worker(WorkerClient("http://127.0.0.1:9", orphan_timeout=0.1), "w", "t")
     try:
-        worker._on_message({"type": "assign", "assignment": {"run_id": "run_1", "attempt": 1}})
+        worker._on_message(Message.parse(protocol.assign({"run_id": "run_1", "attempt": 1})))
         await asyncio.sleep(0)
         first = worker.shared["run_1"]
         # in one answer: the eviction, then the run again (its wait completed meanwhile)
-        worker._on_message({"type": "evict", "runId": "run_1"})
-        worker._on_message({"type": "assign", "assignment": {"run_id": "run_1", "attempt": 2}})
+        worker._on_message(Message.parse(protocol.evict("run_1")))
+        worker._on_message(Message.parse(protocol.assign({"run_id": "run_1", "attempt": 2})))
         for _ in range(3):
             await asyncio.sleep(0)
         assert first.done()
         second = worker.shared["run_1"]
         assert second is not first and not second.done() and "run_1" in worker._resumed
         assert started == [1, 2]
-        worker._on_message({"type": "evict", "runId": "run_1"})
+        worker._on_message(Message.parse(protocol.evict("run_1")))
         for _ in range(3):
             await asyncio.sleep(0)
         assert second.done() and worker.shared == {} and worker._resumed == {}

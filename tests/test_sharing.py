@@ -9,6 +9,8 @@ from trigger_local.config import DaemonSettings
 from trigger_local.engine import suspension
 from trigger_local.executors.sharing import SharedRuns
 from trigger_local.executors.workers import BUSY, HELD, IDLE, WorkerHandle
+from trigger_local.sdk import waits as sdk_waits
+from trigger_local.sdk.context import Resumed
 from trigger_local.store.models import WP_DATETIME, Waitpoint
 
 
@@ -93,3 +95,47 @@ def test_a_run_sharing_its_process_is_held_never_checkpointed(tmp_path: Path) ->
     assert suspension.decide(wp, 0.0, settings, _Executor(True), "r1") == suspension.HOLD
     reason = suspension.hold_reason(wp, 0.0, settings, _Executor(True), "r1")
     assert reason and "shares its task process" in reason
+
+
+async def test_a_resume_carries_the_result_of_the_wait_that_unblocked_the_run(
+        tmp_path: Path) -> None:
+    """The resume message of a run that a waitpoint's completion unblocked carries that wait's
+    result (one read by the daemon instead of a round trip of the run's, issue #13); a big
+    result, or a run the daemon knows no unblocking waitpoint of, is read by the run."""
+    reads: list[tuple[str, str]] = []
+
+    async def wait_result(run_id: str, waitpoint_id: str) -> dict[str, object]:
+        reads.append((run_id, waitpoint_id))
+        output = "x" * 20_000 if run_id == "big" else '{"n":1}'
+        return {"ok": True, "status": "COMPLETED", "output": output, "outputType": "json"}
+
+    runs = SharedRuns(DaemonSettings(home=tmp_path), lambda: None, wait_result)
+    worker = WorkerHandle(id="w1", version_id="v1", pid=1, log_path=tmp_path / "w1.log",
+                          shared=True, state=IDLE)
+    for run_id in ("r1", "big", "plain"):
+        runs.assign(worker, run_id, 1, {"run_id": run_id})
+        runs.moved(worker, run_id, "WAITING", attempt_ended=False, unblocked_by="wp_" + run_id)
+        if run_id != "plain":
+            runs.moved(worker, run_id, "QUEUED", attempt_ended=False,
+                       unblocked_by="wp_" + run_id)
+        await runs.resumed(worker, run_id)
+    told = {m["runId"]: m for m in worker.messages if m["type"] == "resume"}
+    assert told["r1"]["waitpointId"] == "wp_r1" and told["r1"]["result"]["output"] == '{"n":1}'
+    assert "result" not in told["big"] and "result" not in told["plain"]
+    assert reads == [("r1", "wp_r1"), ("big", "wp_big")]
+    assert worker.executing == {"r1", "big", "plain"} and worker.state == BUSY
+
+
+async def test_a_resumed_run_takes_the_result_it_was_sent_and_reads_nothing() -> None:
+    resumed = Resumed()
+    resumed.word = ("wp_1", {"ok": True, "status": "COMPLETED", "output": None})
+    resumed.set()
+
+    class NoReads:
+        client = type("Client", (), {"channel": None})()
+
+        async def call(self, *args: object, **kwargs: object) -> dict[str, object]:
+            raise AssertionError("read its wait")
+
+    result = await sdk_waits._await_resume(NoReads(), resumed, "wp_1")  # type: ignore[arg-type]
+    assert result["status"] == "COMPLETED" and resumed.word is None and not resumed.is_set()

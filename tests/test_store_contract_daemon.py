@@ -11,6 +11,7 @@ import pytest
 from store_support import T0, insert_runs, make_run
 
 from trigger_local.errors import DaemonStoppingError
+from trigger_local.ids import attempt_id
 from trigger_local.store import SqliteStore, Store
 from trigger_local.store.models import (
     CK_ACTIVE,
@@ -95,16 +96,35 @@ class TestDaemonRecords:
         async with store.tx() as ops:
             await ops.snapshots.insert("snapshot_1", "run_a", "queued", "QUEUED", T0, "created")
             await ops.snapshots.insert("snapshot_2", "run_a", "dequeued", "DEQUEUED", T0 + 1)
-            await ops.attempts.insert(Attempt(id="attempt_1", run_id="run_a", number=1,
+            await ops.attempts.insert(Attempt(id=attempt_id("run_a", 1), run_id="run_a", number=1,
                                               status="EXECUTING", started_at=T0))
         read = store.read()
         assert [s["kind"] for s in await read.snapshots.for_run("run_a")] == ["queued", "dequeued"]
-        assert [a.id for a in await read.attempts.open()] == ["attempt_1"]
+        assert [a.id for a in await read.attempts.open()] == [attempt_id("run_a", 1)]
         async with store.tx() as ops:
-            assert await ops.attempts.update("attempt_1", status="COMPLETED", counts=False)
+            assert await ops.attempts.update(attempt_id("run_a", 1), status="COMPLETED",
+                                             counts=False)
         [attempt] = await read.attempts.for_run("run_a")
         assert (attempt.status, attempt.counts) == ("COMPLETED", False)
         assert await read.attempts.open() == []
+
+    async def test_an_attempt_updated_by_its_number(self, store: Store) -> None:  # noqa: F811
+        """`update_numbered`: the run's attempt with that number, no other (a finish's write)."""
+        await insert_runs(store, make_run("run_a"), make_run("run_b"))
+        async with store.tx() as ops:
+            for run_id in ("run_a", "run_b"):
+                for number in (1, 2):
+                    await ops.attempts.insert(Attempt(
+                        id=f"attempt_{run_id}_{number}", run_id=run_id, number=number,
+                        status="EXECUTING", started_at=T0))
+        async with store.tx() as ops:
+            assert await ops.attempts.update_numbered("run_a", 2, status="COMPLETED",
+                                                      finished_at=T0 + 1)
+            assert not await ops.attempts.update_numbered("run_a", 3, status="COMPLETED")
+        done = {(a.run_id, a.number): (a.status, a.finished_at)
+                for r in ("run_a", "run_b") for a in await store.read().attempts.for_run(r)}
+        assert done == {("run_a", 1): ("EXECUTING", None), ("run_a", 2): ("COMPLETED", T0 + 1),
+                        ("run_b", 1): ("EXECUTING", None), ("run_b", 2): ("EXECUTING", None)}
 
 
 class TestOnTime:

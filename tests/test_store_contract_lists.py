@@ -43,7 +43,8 @@ def _status(i: int) -> str:
 
 def history() -> list[Run]:
     """N runs in the shape of bench_history's mix: rare values in the oldest 1 % only; every
-    fifth run shares its created_at with the next (ties are ordered by id)."""
+    fifth run shares its created_at with the next (ties are ordered by id on PostgreSQL, by
+    insertion on SQLite: the same order here, as ids grow with insertion)."""
     runs = []
     for i in range(N):
         rare = i < N // 100
@@ -119,7 +120,8 @@ async def test_each_runs_list_path_pages_through_its_matches(
     newer = [r.id for r in await read.page(**filters, before=after, limit=PAGE)]
     assert newer == expected[max(0, deep - PAGE):deep]
     if isinstance(opened, SqliteStore):
-        cursor = next((r.created_at, r.id) for r in runs if r.id == after)
+        # (created_at, seq): what the plan is asked for, not which row (runs are seq 1…N)
+        cursor = next((r.created_at, i + 1) for i, r in enumerate(runs) if r.id == after)
         assert_run_page_plans(opened.path, **filters)
         assert_run_page_plans(opened.path, cursor=cursor, **filters)
 

@@ -23,7 +23,7 @@ from trigger_local.dispatch.dispatcher import Dispatcher
 from trigger_local.engine import Engine, TriggerRequest
 from trigger_local.logs import SafePrintLogger
 from trigger_local.sdk.worker_client import WorkerClient
-from trigger_local.store.models import DEQUEUED, EXECUTING, Run, TaskDef
+from trigger_local.store.models import EXECUTING, QUEUED, Run, TaskDef
 from trigger_local.supervise import Supervisor
 
 
@@ -233,9 +233,11 @@ async def test_runs_a_failed_round_took_off_their_queue_are_started_later(engine
     with pytest.raises(OSError):
         await dispatcher.tick()
     read = engine.queries
-    # a round starts its runs concurrently: the one whose start failed is still DEQUEUED
+    # a round starts its runs concurrently: the one whose start failed is still QUEUED (the
+    # dispatcher reserved it, engine/dequeue.py: nothing was written) and still reserved
     statuses = [(await read.runs.get(i)).status for i in ids]  # type: ignore[union-attr]
-    assert sorted(statuses) == [DEQUEUED, EXECUTING, EXECUTING]
+    assert sorted(statuses) == [EXECUTING, EXECUTING, QUEUED]
+    assert len(engine.ctx.reserved) == 1
     await dispatcher.tick()
     assert sorted(executor.started) == sorted(ids)
     assert {(await read.runs.get(i)).status for i in ids} == {EXECUTING}  # type: ignore[union-attr]

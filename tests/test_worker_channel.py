@@ -16,10 +16,16 @@ import httpx
 import pytest
 
 from tests.conftest import SECRET, T0, InProcessServices
+from trigger_local import protocol
 from trigger_local.api.app import create_app
 from trigger_local.api.auth import run_token, worker_token
 from trigger_local.clock import FakeClock
-from trigger_local.errors import AttemptGone, AuthenticationError, ChannelClosed
+from trigger_local.errors import (
+    AttemptGone,
+    AuthenticationError,
+    ChannelClosed,
+    ValidationError,
+)
 from trigger_local.http_server import HttpServer, bind
 from trigger_local.runtime.channel import Channel
 from trigger_local.runtime.completions import Completions
@@ -147,6 +153,32 @@ async def test_a_run_waits_and_reads_its_wait_on_the_channel(
         assert answer["done"] is True and answer["result"]["ok"] is True
         with pytest.raises(AuthenticationError):
             await channel.read_wait(rid, "forged", wp)
+    finally:
+        await channel.close()
+
+
+async def test_run_calls_on_the_channel_are_checked_and_committed_before_their_answer(
+        served: Served, services: InProcessServices) -> None:
+    await served.trigger()
+    channel = await served.channel()
+    try:
+        a = (await channel.poll(0))["assignment"]
+        rid, token = a["run_id"], a["run_token"]
+        entries = {"attempt": 1, "entries": [{"message": "on the channel", "at": T0}]}
+        with pytest.raises(AuthenticationError):
+            await channel.call(protocol.LOGS, rid, 1, "forged", entries)
+        assert await services.engine.queries.logs.for_run(rid, 0, 10) == []  # nothing done
+        assert await channel.call(protocol.LOGS, rid, 1, token, entries) == {}
+        assert [e.message for e in await services.engine.queries.logs.for_run(rid, 0, 10)] == [
+            "on the channel"]
+        answer = await channel.call(protocol.METADATA, rid, 1, token, {"metadata": {"a": 1}})
+        assert answer == {"metadata": {"a": 1}}
+        child = await channel.call(protocol.TRIGGER, rid, 1, token,
+                                   {"task": "hello", "payload": "{}"})
+        stored = await services.engine.queries.runs.get(child["id"])
+        assert stored is not None and stored.parent_run_id == rid
+        with pytest.raises(ValidationError, match="name one of"):
+            await channel.call("nope", rid, 1, token, {})
     finally:
         await channel.close()
 
@@ -288,5 +320,18 @@ async def test_answers_a_later_try_may_change_go_over_http(status: int,
     try:
         with pytest.raises(raised):
             await channel.read_wait("run_1", "t", "waitpoint_1")
+    finally:
+        await channel.close()
+
+
+async def test_a_frame_the_daemon_does_not_know_is_answered_and_goes_over_http(
+        served: Served) -> None:
+    # a newer runtime's kind of frame: answered 501 at once (a process must never wait forever
+    # for an answer), which the runtime's channel turns into "make the call over HTTP"
+    channel = await served.channel()
+    try:
+        with pytest.raises(ChannelClosed, match="over HTTP"):
+            await channel._ask({"later": {}})
+        assert not channel.closed  # the channel goes on
     finally:
         await channel.close()

@@ -21,3 +21,17 @@ def new_id(prefix: str) -> str:
     ms = int(time.time() * 1000)
     rand = int.from_bytes(os.urandom(8), "big")
     return f"{prefix}_{_base36(ms, 9)}{_base36(rand, 12)}"
+
+
+def attempt_id(run_id: str, number: int) -> str:
+    """Attempt `number` of run `run_id`'s id, `attempt_<the run's id without run_>_<number>`:
+    derived, so that a store may key attempts by run and number alone (issue #17)."""
+    return f"attempt_{run_id.removeprefix('run_')}_{number}"
+
+
+def attempt_key(attempt: str) -> tuple[str, int] | None:
+    """(run id, number) of an `attempt_id`; None for an id that is not one."""
+    body, _, number = attempt.removeprefix("attempt_").rpartition("_")
+    if not body or not number.isdigit():
+        return None
+    return f"run_{body}", int(number)

@@ -147,6 +147,7 @@ class RunDetail(Screen[None]):
         tree.root.expand_all()
         logs = [e for e in trace.get("logs") or [] if int(e.get("id") or 0) > self.last_log_id]
         self.append_logs(logs)
+        self.title_logs()
         self.query_one("#run-facts-text", Static).update(facts_text(trace.get("run") or {}))
         self.trace_ready = True
         self.find_streams()
@@ -199,6 +200,13 @@ class RunDetail(Screen[None]):
                 continue
             self.last_log_id = max(self.last_log_id, entry_id)
             log.write(log_text(entry))
+        if entries:
+            self.title_logs()
+
+    def title_logs(self) -> None:
+        """An empty box could be a log not loaded yet: its title says when there is none."""
+        log = self.query_one("#run-logs", RichLog)
+        log.border_title = "Logs" if log.lines else "Logs: no lines yet"
 
     def on_daemon_event(self, event: Json) -> None:
         """An event from the app's all-runs stream: only a child's change matters here."""

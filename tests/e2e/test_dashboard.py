@@ -185,8 +185,10 @@ async def test_detail_shows_a_runs_log_lines_while_it_runs(ready: DaemonProcess)
                              app.screen, "the detail of the queued run")
         log = detail.query_one("#run-logs", RichLog)
         assert "sleeping" not in "".join(line.text for line in log.lines)
+        assert log.border_title == "Logs: no lines yet"
         ready.api("POST", "/api/v1/queues/sleeper/pause",
                   json={**pause, "action": "resume"}).raise_for_status()
         await until(pilot, lambda: "sleeping" in "".join(line.text for line in log.lines),
                     "its log line, live")
+        assert log.border_title == "Logs"
         ready.wait_status(run_id)

@@ -21,8 +21,8 @@ from .conftest import DaemonProcess, wait_for
 from .docker_support import deploy, engine_or_skip, remove_image
 
 DOCKER_TASKS = '''
-import asyncio, os, socket, time
-from trigger_local import task, logger, Retry
+import asyncio, os, socket, time, uuid
+from trigger_local import task, logger, metadata, step, wait, Retry
 
 @task(id="stamp")
 async def stamp(payload, ctx):
@@ -56,6 +56,17 @@ def grower(payload, ctx):
     v2, v1 = "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"
     memory = open(v2 if os.path.exists(v2) else v1).read().strip()
     return {"mb": len(chunks) * 10, "machine": ctx.machine, "memory_max": memory}
+
+@task(id="ev-token", retry=Retry(max_attempts=1))
+async def ev_token(payload, ctx):
+    value = await step.run("side-effect", lambda: uuid.uuid4().hex)
+    metadata.set("value", value)
+    metadata.set("host", socket.gethostname())
+    token = await wait.create_token(timeout="1h")
+    metadata.set("token", token.id)
+    result = await wait.for_token(token)
+    return {"value": value, "data": result.output, "attempt": ctx.attempt.number,
+            "host": socket.gethostname()}
 
 @task(id="napper")
 async def napper(payload, ctx):
@@ -209,3 +220,58 @@ def test_a_warm_container_hosts_many_runs(docker_daemon: DaemonProcess) -> None:
     assert {r["output"]["host"] for r in runs} == {host}
     starts = [r["output"]["started"] for r in runs]
     assert max(starts) - min(starts) < 1  # they ran at once, not one after the other
+
+
+def _trace_events(daemon: DaemonProcess, run_id: str, type_: str) -> list[dict[str, Any]]:
+    r = daemon.api("GET", f"/api/v1/runs/{run_id}/trace")
+    assert r.status_code == 200, r.text
+    return [e for e in r.json()["events"] if e["type"] == type_]
+
+
+def test_a_run_in_a_shared_container_is_evicted_and_resumes_by_replay(
+        tmp_path: Path, deployed: tuple[Path, str]) -> None:
+    """evict_after_s = 1 (docs/durability.md, "Eviction"): a token wait in a shared container is
+    evicted — its coroutine dropped while the container goes on serving a neighbour and new
+    runs — and the original token completes it by replay: its step is not run again, its
+    attempt number does not change, no retry is counted."""
+    root, image = deployed
+    home = tmp_path / "home"
+    daemon = DaemonProcess(home, env={"TRIGGER_LOCAL_EXECUTOR": "docker",
+                                      "TRIGGER_LOCAL_HOME": str(home),
+                                      "TRIGGER_LOCAL_CHECKPOINTS": "off",
+                                      "TRIGGER_LOCAL_EVICT_AFTER_S": "1"}).start()
+    try:
+        r = daemon.api("POST", "/api/v1/local/versions", json={
+            "projectDir": str(root), "dirs": ["trigger"], "image": image})
+        assert r.status_code == 200, r.text
+        # a neighbour that executes all along keeps the shared container up
+        neighbour = daemon.trigger("napper", {"s": 600})
+        daemon.wait_status(neighbour, "EXECUTING", timeout=120)
+        run_id = daemon.trigger("ev-token", {})
+        meta = wait_for(lambda: (m := daemon.run(run_id)["metadata"] or {}).get("token") and m,
+                        90, interval=0.1, what="the run to create its token")
+        evicted = wait_for(lambda: _trace_events(daemon, run_id, "run.evicted"), 60,
+                           interval=0.1, what="the run to be evicted")
+        assert "evict_after_s" in evicted[0]["data"]["reason"], evicted
+        assert daemon.run(run_id)["status"] == "WAITING"
+        assert daemon.run(neighbour)["status"] == "EXECUTING"  # its container went on
+        other = daemon.wait_status(daemon.trigger("stamp"), timeout=90)
+        assert other["status"] == "COMPLETED" and other["output"]["host"] == meta["host"], other
+        r = daemon.api("POST", f"/api/v1/waitpoints/tokens/{meta['token']}/complete",
+                       json={"data": {"ok": 7}})
+        assert r.status_code == 200, r.text
+        done = daemon.wait_status(run_id, timeout=120)
+        assert done["status"] == "COMPLETED", done
+        # the step's value is the first execution's: the replay did not run it again
+        assert done["output"]["value"] == meta["value"], done
+        assert done["output"]["data"] == {"ok": 7} and done["output"]["attempt"] == 1, done
+        assert done["attemptCount"] == 1, done  # the eviction counted no retry
+        assert _trace_events(daemon, run_id, "run.replayed"), "the run resumed by replay"
+        daemon.api("POST", f"/api/v2/runs/{neighbour}/cancel")
+    finally:
+        daemon.close()
+        found = subprocess.run(["docker", "ps", "-aq", "--filter",
+                                f"label=dev.trigger-local.home={home}"],
+                               capture_output=True, text=True).stdout.split()
+        if found:
+            subprocess.run(["docker", "rm", "-f", *found], capture_output=True)

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from trigger_local.statuses import FAILED_STATUSES
+
 from .conftest import DaemonProcess, wait_for, write_project
 
 TASKS = '''
@@ -29,6 +31,11 @@ async def holder(payload, ctx):
     result = await wait.for_token(payload["token"])
     return {"pid": os.getpid(), "attempt": ctx.attempt.number, "me": metadata.get("me"),
             "ok": result.ok}
+
+@task(id="short-waiter")
+async def short_waiter(payload, ctx):
+    await wait.for_(seconds=1)
+    return {"pid": os.getpid()}
 
 @task(id="isolated-holder", isolated=True, retry=RETRY)
 async def isolated_holder(payload, ctx):
@@ -191,6 +198,41 @@ def test_1000_waiting_runs_are_held_in_a_handful_of_processes(shared: DaemonProc
     for mine, other in ((run_ids[0], run_ids[1]), (run_ids[1], run_ids[0])):
         logs = str(shared.api("GET", f"/api/v1/runs/{mine}/logs").json()["data"])
         assert f"holder {mine} waits" in logs and f"holder {other} waits" not in logs
+
+
+@pytest.mark.timeout(480)  # its own wait allows 240 s: ~15 s on a quiet machine
+def test_1000_concurrent_short_waits_all_complete_in_a_few_processes(
+        tmp_path: Path) -> None:
+    """1,000 runs each `wait.for_(seconds=1)` at once: every one completes, and held runs do not
+    let new runs start processes beyond the executor's room (on main before #13's fix: some
+    70–100 task processes booting on 2 cores, each wait seconds late)."""
+    shared = _daemon(tmp_path, evict_after_s="0", concurrency="1000")  # room for all at once
+    try:
+        shared.register(write_project(tmp_path / "project", TASKS))
+        _short_waits(shared)
+    finally:
+        shared.close()
+
+
+def _short_waits(shared: DaemonProcess) -> None:
+    started = time.monotonic()
+    run_ids = batch(shared, "short-waiter", [{}] * 1000)
+    most = 0
+
+    def all_completed() -> bool:
+        nonlocal most
+        most = max(most, executor(shared)["processes"])
+        runs = counts(shared)
+        ended_badly = {s: n for s, n in runs.items() if s in FAILED_STATUSES and n}
+        assert not ended_badly, ended_badly
+        return runs.get("COMPLETED", 0) == 1000
+
+    wait_for(all_completed, 240, interval=0.2, what="1,000 runs of wait.for_(1 s) completed")
+    print(f"1,000 waits of 1 s: completed after {time.monotonic() - started:.1f} s, "
+          f"at most {most} task processes")
+    assert most <= 60, f"{most} task processes for 1,000 runs that wait"
+    outputs = [shared.run(r)["output"] for r in run_ids[:: 100]]
+    assert all(o is not None and o["pid"] > 0 for o in outputs), outputs
 
 
 @pytest.mark.parametrize("how", ["exit", "segfault"])

@@ -5,6 +5,7 @@ protocol. OpenAPI is served at `/openapi.json`, and as a page that works offline
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 from fastapi import FastAPI
 
@@ -48,6 +49,7 @@ def create_app(services: DaemonServices) -> FastAPI:
     app.state.run_auth = RunAuth(services.secret_key)
     app.state.project_keys = ProjectKeys(services.secret_key)
     app.state.batch_items_lock = asyncio.Lock()
+    app.state.channel_frames = Counter()  # frames received on them, by kind (api/channel.py)
     app.state.channels = set()  # the open channels of shared processes (api/channel.py)
     install_handlers(app)
     # routes are matched in order: the worker protocol and triggering are the hot paths

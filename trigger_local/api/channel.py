@@ -18,16 +18,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Coroutine
+from collections import Counter
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from .. import protocol
 from ..disk import disk_full_error
 from ..errors import TriggerLocalError, ValidationError
 from ..strict_json import dumps_js, loads_strict
 from ..supervise import report
+from . import run_calls
 from .services import DaemonServices
 from .worker import check_worker, finish_many, next_answer, run_auth, wait_answer
 
@@ -35,7 +38,7 @@ router = APIRouter(tags=["worker"])
 
 POLL_S = 20.0  # a poll that finds nothing is asked again after this (idle accounting)
 REFUSED = 4401  # the close code of a handshake with a wrong worker token (the client sees 403)
-_NOTHING = {"assignment": None}
+_NOTHING = protocol.nothing_answer()
 
 
 @router.websocket("/engine/v1/workers/{worker_id}/channel")
@@ -74,6 +77,11 @@ class Channel:
         self.polls: asyncio.Queue[int | None] = asyncio.Queue()
         self._sending = asyncio.Lock()
         self._jobs: set[asyncio.Task[None]] = set()
+        #: frames received, by kind (a run call by its name): `GET /api/v1/local/status`
+        self.frames: Counter[str] = websocket.app.state.channel_frames
+        self._handlers: dict[str, Callable[[Any], Coroutine[Any, Any, dict[str, Any]]]] = {
+            protocol.COMPLETIONS: self._complete, protocol.WAIT: self._wait,
+            protocol.READ_WAIT: self._read_wait, protocol.CALL: self._call}
 
     async def serve(self) -> None:
         tasks = [asyncio.create_task(self._answer_polls()), asyncio.create_task(self._read()),
@@ -101,15 +109,16 @@ class Channel:
                     raise ValueError("not an object")
             except (TriggerLocalError, ValueError):
                 return  # a process that speaks something else: close; it polls over HTTP
-            if "poll" in frame:
-                ack = frame["poll"]
-                self.polls.put_nowait(ack if isinstance(ack, int) and ack >= 0 else None)
-            elif "completions" in frame:
-                self._start(frame.get("id"), self._complete(frame["completions"]))
-            elif "readWait" in frame:
-                self._start(frame.get("id"), self._read_wait(frame["readWait"]))
-            elif "wait" in frame:
-                self._start(frame.get("id"), self._wait(frame["wait"]))
+            parsed = protocol.Frame.parse(frame)
+            if parsed is None:  # a kind this daemon does not know (a newer runtime's): the
+                if "id" in frame:  # process makes that call over HTTP instead
+                    await self._send(protocol.unknown_frame(frame["id"]))
+                continue
+            self.frames[parsed.kind] += 1
+            if parsed.kind == protocol.POLL:
+                self.polls.put_nowait(parsed.ack)
+            else:
+                self._start(parsed.id, self._handlers[parsed.kind](parsed.body))
 
     def _start(self, frame_id: Any, work: Coroutine[Any, Any, dict[str, Any]]) -> None:
         job = asyncio.create_task(self._answer(frame_id, work))
@@ -141,6 +150,23 @@ class Channel:
         run_auth(self.ws).check_attempt_token(str(body.get("runToken") or ""), run_id, attempt)
         return await wait_answer(self.svc, run_id, attempt, body)
 
+    async def _call(self, raw: Any) -> dict[str, Any]:
+        """A run call (logs, metadata, a child trigger or batch, a step) on the channel, checked
+        as its HTTP route checks it, answered once what it did is committed."""
+        try:
+            call = protocol.RunCall.parse(raw)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        self.frames[f"call:{call.name}"] += 1
+        checker = run_auth(self.ws)
+        attempt: int | None = call.attempt
+        if call.name in run_calls.BY_ATTEMPT:
+            checker.check_attempt_token(call.token, call.run_id, call.attempt)
+        else:
+            attempt = await checker.check_token(call.token, self.svc.engine, call.run_id)
+        return protocol.call_answer(
+            await run_calls.HANDLERS[call.name](self.svc, call.run_id, attempt, call.body))
+
     async def _read_wait(self, body: Any) -> dict[str, Any]:
         """`GET …/runs/{rid}/waits/{wpid}?wait_s=0` on the channel: what a run told to resume
         reads (docs/worker-protocol.md), without a request of its own."""
@@ -166,7 +192,7 @@ class Channel:
                 report("error", "unhandled error", path="channel frame", error=repr(exc),
                        exc_info=exc)
                 out = {"status": 500, "error": "Something went wrong", "code": "internal"}
-        await self._send({"id": frame_id, **out})
+        await self._send(protocol.answer_frame(frame_id, out))
 
     async def _send(self, frame: dict[str, Any]) -> None:
         async with self._sending:

@@ -12,18 +12,18 @@ from fastapi import APIRouter, Query
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from .. import packet_store
+from .. import protocol
 from ..durable_calls import Call
 from ..engine import AttemptOutcome
 from ..errors import AuthenticationError, ConflictError, ValidationError
-from . import auth
+from . import auth, run_calls
 from .common import body_doc, float_param, ok, read_json, services_of
 from .errors import JsonErrorRoute
-from .options import batch_item_request, int_option, trigger_request
+from .options import int_option
 from .run_auth import RunAuth
 from .services import DaemonServices
 from .tokens import callback_url, create_token
-from .worker_bodies import attempt_outcome, log_entries, until
+from .worker_bodies import attempt_outcome, until
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["worker"])
 
@@ -68,15 +68,15 @@ async def next_answer(request: HTTPConnection, worker_id: str, wait_s: float,
     assignment = await (svc.next_assignment(worker_id, wait_s) if ack is None
                         else svc.next_assignment(worker_id, wait_s, ack))
     if assignment == "retire":
-        return {"retire": True}
+        return protocol.retire_answer()
     if assignment is None:
-        return {"assignment": None}
+        return protocol.nothing_answer()
     if isinstance(assignment, list):  # a shared process: its messages (executors/sharing.py)
         for message in assignment:
-            if message.get("type") == "assign":
+            if message.get("type") == protocol.ASSIGN:
                 _given(request, svc, message["assignment"])
-        return {"assignment": None, "messages": assignment}
-    return {"assignment": _given(request, svc, assignment)}
+        return protocol.messages_answer(assignment)
+    return protocol.assignment_answer(_given(request, svc, assignment))
 
 
 def _given(request: HTTPConnection, svc: DaemonServices,
@@ -243,43 +243,14 @@ def _stopping() -> Response:
                                      "options": {"type": "object"}, "wait": {"type": "boolean"}},
                                     ["task"]))
 async def trigger_child(run_id: str, request: Request) -> Response:
-    svc = services_of(request)
-    attempt = await run_auth(request).check(request, svc.engine, run_id)
-    body = await read_json(request, svc)
-    task = body.get("task")
-    if not isinstance(task, str) or not task:
-        raise ValidationError("task (the id of the task to trigger) is required")
-    req = trigger_request(task, body)
-    wait_for = bool(body.get("wait"))
-    req.parent_run_id, req.resume_parent = run_id, wait_for
-    req.record = Call.parse(body.get("record"), attempt or 0)
-    result = await svc.engine.trigger(req, wait=wait_for)
-    out: dict[str, Any] = {"id": result.run.id, "isCached": result.cached}
-    if result.waitpoint_id:
-        out["waitpointId"] = result.waitpoint_id
-    return ok(out)
+    return await _run_call(request, run_id, run_calls.trigger_child)
 
 
 @router.post("/engine/v1/runs/{run_id}/batch",
              openapi_extra=body_doc({"items": {"type": "array", "items": {"type": "object"}},
                                      "wait": {"type": "boolean"}}, ["items"]))
 async def batch_children(run_id: str, request: Request) -> Response:
-    svc = services_of(request)
-    attempt = await run_auth(request).check(request, svc.engine, run_id)
-    body = await read_json(request, svc)
-    items = body.get("items")
-    if not isinstance(items, list) or not items:
-        raise ValidationError("items must be a non-empty list of "
-                              "{task, payload, payloadType, options}")
-    reqs = [batch_item_request(item, i) for i, item in enumerate(items)]
-    batch, results, _ = await svc.engine.batch_trigger(
-        reqs, parent_run_id=run_id, wait=bool(body.get("wait")),
-        record=Call.parse(body.get("record"), attempt or 0))
-    out: dict[str, Any] = {"batchId": batch.id,
-                           "runs": [{"id": r.run.id, "isCached": r.cached} for r in results]}
-    if batch.waitpoint_id:
-        out["waitpointId"] = batch.waitpoint_id
-    return ok(out)
+    return await _run_call(request, run_id, run_calls.batch_children)
 
 
 @router.post("/engine/v1/runs/{run_id}/logs",
@@ -287,25 +258,20 @@ async def batch_children(run_id: str, request: Request) -> Response:
                                      "entries": {"type": "array", "items": {"type": "object"}}},
                                     ["entries"]))
 async def append_logs(run_id: str, request: Request) -> Response:
-    svc = services_of(request)
-    attempt = await run_auth(request).check(request, svc.engine, run_id)
-    body = await read_json(request, svc)
-    await svc.engine.append_logs(log_entries(run_id, body, attempt, svc.engine.clock.now()))
-    return ok({})
+    return await _run_call(request, run_id, run_calls.append_logs)
 
 
 @router.put("/engine/v1/runs/{run_id}/metadata",
             openapi_extra=body_doc({"metadata": {"type": "object"}}))
 async def put_metadata(run_id: str, request: Request) -> Response:
+    return await _run_call(request, run_id, run_calls.put_metadata)
+
+
+async def _run_call(request: Request, run_id: str, handler: run_calls.Handler) -> Response:
+    """A run call over HTTP: the token must be the run's current attempt's."""
     svc = services_of(request)
-    await run_auth(request).check(request, svc.engine, run_id)
-    body = await read_json(request, svc)
-    metadata, operations = body.get("metadata"), body.get("operations")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise ValidationError("metadata must be a JSON object")
-    if operations is not None and not isinstance(operations, list):
-        raise ValidationError("operations must be a list")
-    return ok({"metadata": await svc.engine.update_metadata(run_id, metadata, operations)})
+    attempt = await run_auth(request).check(request, svc.engine, run_id)
+    return ok(await handler(svc, run_id, attempt, await read_json(request, svc)))
 
 
 @router.post("/engine/v1/runs/{run_id}/tokens",
@@ -328,24 +294,7 @@ async def create_run_token(run_id: str, request: Request) -> Response:
                                      "result": {"type": "string"},
                                      "resultType": {"type": "string"}}, ["record", "status"]))
 async def save_step(run_id: str, attempt: int, request: Request) -> Response:
-    """A `step.run`'s or `ctx.checkpoint`'s outcome (docs/durability.md): kept as the run's
-    record at its seq; a result of 128 KiB or more goes to the packet store."""
+    """A `step.run`'s or `ctx.checkpoint`'s outcome (docs/durability.md, api/run_calls.py)."""
     svc = services_of(request)
     run_auth(request).check_attempt(request, run_id, attempt)
-    body = await read_json(request, svc)
-    call = Call.parse(body.get("record"), attempt)
-    if call is None:
-        raise ValidationError("record {seq, kind, name} is required")
-    result, result_type = body.get("result"), body.get("resultType") or "application/json"
-    if result is not None and not isinstance(result, str):
-        raise ValidationError("result must be a packet string (or null)")
-    if not isinstance(result_type, str):
-        raise ValidationError("resultType must be a string")
-    try:
-        result, result_type = packet_store.offload(
-            svc.settings.home, f"steps/{run_id}/{call.seq}", result, result_type)
-    except ValueError as exc:
-        raise ValidationError(str(exc)) from exc
-    step = await svc.engine.records.save(run_id, attempt, call, result, result_type,
-                                         str(body.get("status")))
-    return ok({"seq": step.seq, "status": step.status})
+    return ok(await run_calls.save_step(svc, run_id, attempt, await read_json(request, svc)))

@@ -77,8 +77,12 @@ class Dispatcher:
         done = await self._fire_timers()
         await self._requeue_unstarted()
         capacity = self.executor.capacity()
-        runs = await self.engine.dequeue(max(capacity, 0) + self._held_room())
+        # new runs only as many as the executor has room for (each beyond it would start a
+        # process past the boot limit); held runs resume in their process and need none
+        runs = await self.engine.dequeue(max(capacity, 0), self._held_room(), reserve=True)
         self._unstarted.update((run.id, run) for run in runs)
+        if len(runs) == 1:  # alone (an idle daemon's trigger): no task in between
+            return done + await self._start_one(runs[0])  # on failure it stays in _unstarted
         # concurrently: their attempts then start in one transaction (GroupCommit, engine/unit.py)
         outcomes = await asyncio.gather(*(self._start_one(run) for run in runs),
                                         return_exceptions=True)
@@ -172,7 +176,11 @@ class Dispatcher:
         if due is not None:
             timeout = max(0.0, min(MAX_SLEEP_S, due - self.engine.clock.now()))
         try:
-            await asyncio.wait_for(self._wakeup.wait(), timeout)
+            # asyncio.timeout, not wait_for: woken by an event, the loop goes on in the next turn
+            # of the event loop (wait_for's task in between costs two more turns, which the
+            # request that triggered the run spends answering first: issue #13's trigger→start)
+            async with asyncio.timeout(timeout):
+                await self._wakeup.wait()
         except TimeoutError:
             if timeout >= MAX_SLEEP_S:
                 # a safety net only: nothing woke the loop for a while, so ask the store once

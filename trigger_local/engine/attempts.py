@@ -4,11 +4,13 @@ daemon stop or restart — queues the run again without using an attempt)."""
 
 from __future__ import annotations
 
+from copy import copy
 from dataclasses import dataclass
 from typing import Any
 
 from .. import packets
-from ..ids import new_id
+from ..errors import ConflictError
+from ..ids import attempt_id
 from ..machines import DEFAULT_MACHINE
 from ..store.models import (
     COMPLETED,
@@ -54,24 +56,52 @@ def _deadline(run: Run, now: float) -> float | None:
     return now + max(0.0, run.max_duration_s - run.executed_s) if run.max_duration_s else None
 
 
-async def start(tx: Tx, run_id: str, worker_id: str, pid: int | None,
+async def start(tx: Tx, given: Run, worker_id: str, pid: int | None,
                 executor: str) -> tuple[Run, Attempt] | None:
-    """DEQUEUED → EXECUTING with a new attempt on `worker_id`. None if the run moved on."""
-    run = await tx.runs.get(run_id)
+    """DEQUEUED (or reserved QUEUED, engine/dequeue.py) → EXECUTING with a new attempt on
+    `worker_id`. None if the run moved on.
+
+    `given` is the run as the dispatcher dequeued it: the move's compare-and-set on its snapshot
+    id says whether it is still that run, so the run is read again only when it changed (a
+    reserved run that changed is left to the next round). A copy is moved: a unit of work the
+    store refuses runs again from `given` as it was. The reservation is let go at once: only
+    a store no other daemon shares has them, and such a store never refuses a unit."""
+    if tx.ctx.reserved.pop(given.id, None) is not None and given.status == QUEUED:
+        try:
+            return await _start(tx, copy(given), worker_id, pid, executor)
+        except ConflictError:
+            return None
+    if given.status == DEQUEUED:
+        try:
+            return await _start(tx, copy(given), worker_id, pid, executor)
+        except ConflictError:
+            pass  # moved since: start it if it is still dequeued
+    run = await tx.runs.get(given.id)
     if run is None or run.status != DEQUEUED:
         return None
+    return await _start(tx, run, worker_id, pid, executor)
+
+
+async def _start(tx: Tx, run: Run, worker_id: str, pid: int | None,
+                 executor: str) -> tuple[Run, Attempt]:
     number = run.attempt_count + 1
-    attempt = Attempt(id=new_id("attempt"), run_id=run.id, number=number, status=EXECUTING,
-                      started_at=tx.now, worker_id=worker_id, pid=pid, executor=executor)
-    await tx.attempts.insert(attempt)
     data: dict[str, Any] = {"attempt": run.shown_attempt(number), "worker_id": worker_id}
     if run.attempt_count:  # a run that ran before: say so if it was interrupted (dev prints it)
-        previous = (await tx.attempts.for_run(run.id))[-2:-1]
+        previous = (await tx.attempts.for_run(run.id))[-1:]
         if previous and previous[0].status == INTERRUPTED:
             data["interrupted_by"] = (previous[0].error or {}).get("message") \
                 or "an interruption"
+    # a reserved run's dequeue wrote nothing: its start does
+    taken: dict[str, Any] = {"version_id": run.version_id, "expires_at": None} \
+        if run.status == QUEUED else {}
+    # the move first: its compare-and-set fails before anything is written
     await move(tx, run, EXECUTING, attempt_count=number, worker_id=worker_id,
-               started_at=run.started_at or tx.now, deadline_at=_deadline(run, tx.now), data=data)
+               started_at=run.started_at or tx.now, deadline_at=_deadline(run, tx.now), data=data,
+               **taken)
+    attempt = Attempt(id=attempt_id(run.id, number), run_id=run.id, number=number,
+                      status=EXECUTING,
+                      started_at=tx.now, worker_id=worker_id, pid=pid, executor=executor)
+    await tx.attempts.insert(attempt)
     return run, attempt
 
 
@@ -81,7 +111,10 @@ async def on_workers(runs: RunReader) -> list[Run]:
 
 
 async def requeue(tx: Tx, run_id: str, reason: str) -> None:
-    """A DEQUEUED run that no worker could take goes back to its queue."""
+    """A DEQUEUED run that no worker could take goes back to its queue; a reserved one is let
+    go (it never left it: nothing to write)."""
+    if tx.ctx.reserved.pop(run_id, None) is not None:
+        return
     run = await tx.runs.get(run_id)
     if run is not None and run.status == DEQUEUED:
         await move(tx, run, QUEUED, description=reason)
@@ -103,15 +136,15 @@ async def finish_current(tx: Tx, run_id: str, attempt: int, outcome: AttemptOutc
 
 async def finish(tx: Tx, run: Run, outcome: AttemptOutcome) -> Run:
     """Record the end of the current attempt: complete the run, schedule a retry, or fail it."""
-    attempts = await tx.attempts.for_run(run.id)
-    current = attempts[-1] if attempts else None
-    if outcome.ok:
-        if current:
-            await tx.attempts.update(current.id, status=COMPLETED, finished_at=tx.now)
+    if outcome.ok:  # the current attempt is the run's last (its number: attempt_count)
+        await tx.attempts.update_numbered(run.id, run.attempt_count, status=COMPLETED,
+                                          finished_at=tx.now)
         await move(tx, run, COMPLETED, output=outcome.output, output_type=outcome.output_type,
                    completed_at=tx.now, deadline_at=None, worker_id=None)
         await after_final(tx, run)
         return run
+    attempts = await tx.attempts.for_run(run.id)
+    current = attempts[-1] if attempts else None
     if current:
         await tx.attempts.update(current.id, status=outcome.status, finished_at=tx.now,
                                  error=outcome.error)
@@ -164,7 +197,9 @@ async def worker_lost(tx: Tx, run_id: str, attempt: int, reason: str, *, interru
 
 
 async def system_failure(tx: Tx, run_id: str, reason: str) -> None:
-    """The daemon cannot run it at all (its version is gone, it has no image)."""
+    """The daemon cannot run it at all (its version is gone, it has no image); a reserved run
+    fails from QUEUED."""
+    tx.ctx.reserved.pop(run_id, None)
     run = await tx.runs.get(run_id)
     if run is not None and not run.is_final:
         await move(tx, run, SYSTEM_FAILURE, completed_at=tx.now, worker_id=None,

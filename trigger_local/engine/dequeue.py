@@ -1,21 +1,39 @@
 """Taking runnable runs off their queues, in one transaction: the dispatcher's question "which
-runs may start now?"."""
+runs may start now?".
+
+Reserved, not written: with `reserve`, a run the dispatcher starts at once stays QUEUED in the
+store and is held in `ctx.reserved` (counted as running, skipped as a candidate) until its
+start's unit of work moves it QUEUED → EXECUTING (engine/attempts.py `start`) or the
+dispatcher lets it go (engine/front.py `requeue`). A no-op run's life is then three run
+updates, not four (docs/architecture.md, "The hot path"). A run whose held process waits for
+it (`worker_id`) still becomes DEQUEUED, and so does every run on a store other daemons share
+(their dispatchers cannot see this one's memory); a daemon killed meanwhile leaves its
+reserved runs QUEUED, as they were.
+"""
 
 from __future__ import annotations
 
 from ..store.models import DEQUEUED, Run
 from . import ratelimits
+from .events import RunDequeued
 from .runs import move
 from .unit import Tx
 
 
-async def dequeue(tx: Tx, limit: int) -> list[Run]:
-    """Take up to `limit` runnable runs, oldest effective queue time first, respecting paused
-    queues, queue and concurrency-key limits, offline projects (engine/project_state.py), rate
-    limits and the global concurrency; they become DEQUEUED on their project's current
-    version."""
+async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False) -> list[Run]:
+    """Take up to `limit` runnable runs, plus up to `held` more that resume in the process
+    holding them (a run with a `worker_id`: it needs no new process), oldest effective queue
+    time first, respecting paused queues, queue and concurrency-key limits, offline projects
+    (engine/project_state.py), rate limits and the global concurrency; they become DEQUEUED (or,
+    with `reserve`, reserved: the module docstring) on their project's current version.
+    (`limit` is the executor's room for runs that need a place: taking more of those would
+    start processes beyond its boot limit, issue #13.)"""
     running = await tx.runs.running_counts()
-    free = min(limit, tx.settings.concurrency - sum(running.values()))
+    reserved = tx.ctx.reserved
+    for kept in reserved.values():
+        slot = (kept.project or "", kept.queue, kept.concurrency_key)
+        running[slot] = running.get(slot, 0) + 1
+    free = min(limit + held, tx.settings.concurrency - sum(running.values()))
     if free <= 0:
         return []
     paused, limits = await tx.queues.paused(), await tx.queues.limits()
@@ -30,8 +48,11 @@ async def dequeue(tx: Tx, limit: int) -> list[Run]:
         taken: dict[str | None, int] = {}
         # keys already at their limit can use up to `running` rows of the page
         in_use = sum(n for (p, q, _), n in running.items() if (p, q) == (project, queue))
-        page = free if qlimit is None else free + in_use
+        # and reserved runs, still QUEUED in the store, are skipped below
+        page = (free if qlimit is None else free + in_use) + len(reserved)
         for run in await tx.runs.queued(project, queue, page, per_key=qlimit):
+            if run.id in reserved:
+                continue
             key = run.concurrency_key
             used = running.get((project, queue, key), 0) + taken.get(key, 0)
             if qlimit is not None and used >= qlimit:
@@ -40,14 +61,28 @@ async def dequeue(tx: Tx, limit: int) -> list[Run]:
             candidates.append(run)
     candidates.sort(key=lambda r: (r.queued_at, r.id))
     out: list[Run] = []
+    placed = 0  # runs that need a place (not resuming in their held process)
     for run in candidates:
         if len(out) >= free:
             break
+        if not run.worker_id:
+            if placed >= limit:
+                continue
+            placed += 1
         if gate is not None and not gate.admit(run, tx.now):
             continue  # stays QUEUED; the gate records when its window opens
         current = projects.current_of(run.project)
         version_id = run.version_id or (current.id if current else None)
-        out.append(await move(tx, run, DEQUEUED, version_id=version_id, expires_at=None))
+        if reserve and not run.worker_id:
+            # its start writes these (engine/attempts.py)
+            run.version_id, run.expires_at = version_id, None
+            reserved[run.id] = run
+            out.append(run)
+            continue
+        # no history row: the dispatcher starts it at once (engine/runs.py `move`)
+        out.append(await move(tx, run, DEQUEUED, version_id=version_id, expires_at=None,
+                              event=RunDequeued, history=False))
     if gate is not None:
         await gate.save(tx)
     return out
+

@@ -90,12 +90,22 @@ class RunStatusChanged(RunChange):
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def type(self) -> str:
+    def type(self) -> str | None:
         return self.TYPE or f"run.{self.status.lower()}"
 
     def data(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "task_id": self.task_id, "status": self.status,
                 "from": self.previous, "kind": self.kind, "project": self.project, **self.extra}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunDequeued(RunStatusChanged):
+    """Taken off its queue by the dispatcher, which starts it at once: a notice, not stored (its
+    start is, `run.executing` from DEQUEUED; engine/runs.py `move`)."""
+
+    @property
+    def type(self) -> str | None:
+        return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -207,10 +207,11 @@ class Engine:
         return await self._run(batches.add_runs_to, batch_id, run_ids)
 
     # -- the dispatcher and the executor -------------------------------------------------------
-    async def dequeue(self, limit: int) -> list[Run]:
-        """Take up to `limit` runnable runs off their queues (engine/dequeue.py)."""
-        # exclusive: it counts what runs on every daemon (store/interface.py)
-        return await retrying(self._exclusive_unit, dequeue, limit) if limit > 0 else []
+    async def dequeue(self, limit: int, held: int = 0, *, reserve: bool = False) -> list[Run]:
+        """Up to `limit` runnable runs, plus `held` resuming in their process (dequeue.py;
+        exclusive: it counts what runs on every daemon, store/interface.py)."""
+        return await retrying(self._exclusive_unit, dequeue, limit, held,
+                              reserve and not self.store.shared) if limit + held > 0 else []
 
     async def tick_timers(self) -> int:
         """Do everything that is due now (engine/timers.py); returns how many things changed."""
@@ -218,11 +219,11 @@ class Engine:
 
     async def start_attempt(self, run: Run, worker_id: str, pid: int | None,
                             executor: str = "process") -> tuple[Run, Attempt] | None:
-        """DEQUEUED → EXECUTING with a new attempt on `worker_id`. None if the run moved on."""
-        return await self.group.run(attempts.start, run.id, worker_id, pid, executor)
+        """DEQUEUED (or reserved) → EXECUTING on `worker_id`. None if the run moved on."""
+        return await self.group.run(attempts.start, run, worker_id, pid, executor)
 
     async def requeue(self, run: Run, reason: str) -> None:
-        """A DEQUEUED run that no worker could take goes back to its queue."""
+        """A DEQUEUED run no worker took goes back to its queue (a reserved one never left it)."""
         await self._run(attempts.requeue, run.id, reason)
 
     async def resume_held(self, run: Run) -> Run | None:

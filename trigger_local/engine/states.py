@@ -42,7 +42,9 @@ _FINISH = {COMPLETED, FAILED, CANCELED, CRASHED, SYSTEM_FAILURE, TIMED_OUT}
 TRANSITIONS: dict[str, frozenset[str]] = {
     PENDING_VERSION: frozenset({QUEUED, CANCELED, EXPIRED}),
     DELAYED: frozenset({QUEUED, DELAYED, CANCELED, EXPIRED, PENDING_VERSION}),
-    QUEUED: frozenset({DEQUEUED, CANCELED, EXPIRED, PENDING_VERSION}),
+    # → EXECUTING: a run the dispatcher reserved starts at once; → SYSTEM_FAILURE: or its
+    # version is gone (engine/dequeue.py)
+    QUEUED: frozenset({DEQUEUED, EXECUTING, SYSTEM_FAILURE, CANCELED, EXPIRED, PENDING_VERSION}),
     DEQUEUED: frozenset({EXECUTING, QUEUED, DELAYED} | _FINISH),
     EXECUTING: frozenset({WAITING, DELAYED, QUEUED} | _FINISH),
     # WAITING → WAITING: held becomes suspended (checkpointed) or evicted (its process let go)

@@ -38,7 +38,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from ..config import DaemonSettings
 from ..errors import TransactionRetryError
 from ..store.interface import StoreTx
-from ..store.models import Version
+from ..store.models import Run, Version
 from .due import (
     DueTimes,
     Note,
@@ -65,6 +65,9 @@ class EngineContext:
     #: when the dispatcher must next fire timers: the timers each unit set or cleared, applied
     #: once it committed (engine/due.py)
     due: DueTimes = field(default_factory=DueTimes)
+    #: runs the dispatcher took off their queues in memory only, until their start's unit of
+    #: work moves them QUEUED → EXECUTING (engine/dequeue.py)
+    reserved: dict[str, Run] = field(default_factory=dict)
 
 
 class Tx:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import structlog
 
+from .. import protocol
 from ..store.models import DEQUEUED, EXECUTING, QUEUED, WAITING, Run
 from .base import WorkerPool
 from .sharing import SharedRuns
@@ -56,9 +57,9 @@ def adopt_shared_run(sharing: SharedRuns, worker: WorkerHandle, run: Run) -> Non
     if run.status == EXECUTING:
         worker.executing.add(run.id)
     worker.state = BUSY if worker.executing else HELD
-    reconcile = next((m for m in worker.messages if m.get("type") == "reconcile"), None)
+    reconcile = next((m for m in worker.messages if m.get("type") == protocol.RECONCILE), None)
     if reconcile is None:
-        sharing.send(worker, {"type": "reconcile", "runs": {run.id: run.attempt_count}})
+        sharing.send(worker, protocol.reconcile({run.id: run.attempt_count}))
     else:
         reconcile["runs"][run.id] = run.attempt_count
 

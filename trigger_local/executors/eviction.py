@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from .. import protocol
 from ..config import DaemonSettings
 from ..engine import Engine
 from ..engine.events import RunStatusChanged
@@ -252,7 +253,7 @@ class Evictor:
         if worker.shared:
             worker.runs.pop(waiter.run_id, None)
             worker.executing.discard(waiter.run_id)
-            pool.sharing.send(worker, {"type": "evict", "runId": waiter.run_id})
+            pool.sharing.send(worker, protocol.evict(waiter.run_id))
             if not worker.runs:
                 self._let_go(worker, kill=False)
         else:

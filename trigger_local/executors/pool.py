@@ -69,7 +69,7 @@ class PoolExecutor:
             CheckpointSupport(engine, settings, self.supervisor, self.logs_dir, self.spawn,
                               self.freeze_settled))
         self.freezes = FreezeHandshake(self, spawner.done_file)
-        self.sharing = SharedRuns(settings, wake_dispatcher)
+        self.sharing = SharedRuns(settings, wake_dispatcher, engine.wait_result)
         self.eviction = Evictor(self)  # long waits leave memory (executors/eviction.py)
 
     # -- bookkeeping --------------------------------------------------------------------------
@@ -113,7 +113,8 @@ class PoolExecutor:
         if worker is not None and worker.shared and event.run_id in worker.runs:
             if event.attempt_ended:
                 self.by_run.pop(event.run_id, None)
-            self.sharing.moved(worker, event.run_id, event.status, event.attempt_ended)
+            self.sharing.moved(worker, event.run_id, event.status, event.attempt_ended,
+                               unblocked_by=event.extra.get("waitpoint_id"))
             return
         if worker is None or worker.run_id != event.run_id:
             return
@@ -135,25 +136,24 @@ class PoolExecutor:
 
     def capacity(self) -> int:
         """Runs that can start now: the room of warm workers (idle exclusive ones, free slots of
-        shared ones), plus new workers while few are still booting."""
+        shared ones), plus new workers while few boot — none while a shared one boots (it takes
+        its runs once up; another boot takes CPU from it and the daemon: issue #13)."""
         if self.spawner.problem():
             return 0
         idle = booting = 0
+        limit = self.spawner.boot_limit()
         for w in self.workers.values():
             if w.shared:
                 idle += self.sharing.room(w)
             elif self.spawner.reuses_exclusive:
                 idle += w.state == IDLE and w.mailbox.empty()
-            booting += w.booting
+            booting += (limit or 1) if w.shared and w.booting else w.booting
         room = max(0, self.settings.max_processes - self.live_processes())
-        limit = self.spawner.boot_limit()
         return idle + (room if limit is None else min(room, max(0, limit - booting)))
 
     def holds(self, worker_id: str) -> bool:
-        worker = self.workers.get(worker_id)
-        if self.is_frozen(worker_id):
-            return True  # frozen on disk: resume() restores it
-        return worker is not None and not worker.exited.is_set()
+        worker = self.workers.get(worker_id)  # or frozen on disk: resume() restores it
+        return self.is_frozen(worker_id) or (worker is not None and not worker.exited.is_set())
 
     def can_checkpoint(self) -> bool:
         return self.checkpointer is not None and self.checkpointer.capability.ok
@@ -336,7 +336,7 @@ class PoolExecutor:
         if worker.shared:
             if await self.engine.resume_held(run) is None:
                 return False
-            self.sharing.resumed(worker, run.id)
+            await self.sharing.resumed(worker, run.id)
             return True
         worker.state, worker.run_id, worker.attempt = BUSY, run.id, run.attempt_count
         return await self.engine.resume_held(run) is not None

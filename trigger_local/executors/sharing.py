@@ -5,7 +5,8 @@ A run of a task whose manifest says `shared` (async, not `isolated`) goes to a p
 version that executes fewer than `runs_per_process` runs; a waiting run is a suspended
 coroutine in that process and does not count, so a few processes hold thousands of waiting
 runs, and `max_processes` caps processes, not waiting runs. The daemon talks to such a process
-through its one `next` long-poll, whose answers carry messages:
+through its one `next` long-poll, whose answers carry messages (built by trigger_local/protocol.py,
+which holds every message of the worker protocol):
 
 - `{"type": "assign", "assignment": …}`: start this run (the Assignment of an exclusive one);
 - `{"type": "resume", "runId"}`: the run's wait is over, or the run ended while it waited: it
@@ -25,9 +26,10 @@ it held is failed as crashed (its neighbours' too) and retried per their policy.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
+from .. import protocol
 from ..config import DaemonSettings
 from .workers import BUSY, HELD, IDLE, KILLED, WorkerHandle
 
@@ -35,15 +37,25 @@ from .workers import BUSY, HELD, IDLE, KILLED, WorkerHandle
 SHARED_NOTE = ("\n(This task process ran several runs of async tasks at once; every run it held "
                "ended with it. `isolated=True` on a task gives each run a process of its own.)")
 Answer = dict[str, Any] | list[dict[str, Any]] | None | Literal["retire"]
+#: the engine's `wait_result(run_id, waitpoint_id)`: a held run's WaitResult once it resumed
+WaitResultOf = Callable[[str, str], Awaitable[dict[str, Any] | None]]
+#: a wait's result bigger than this (its output, in characters) is read by the run itself: a
+#: message stays with the daemon until acknowledged, and is sent again with every poll till then
+MAX_RESULT_CHARS = 16 * 1024
 
 
 class SharedRuns:
     """The bookkeeping of shared processes: which holds which run, their free room, and their
     messages. The executor owns the processes; this decides nothing about spawning."""
 
-    def __init__(self, settings: DaemonSettings, wake: Callable[[], None]) -> None:
+    def __init__(self, settings: DaemonSettings, wake: Callable[[], None],
+                 wait_result: WaitResultOf | None = None) -> None:
         self.settings = settings
         self._wake = wake
+        self._wait_result = wait_result
+        #: the waitpoint whose completion unblocked each held run (its RunUnblocked), so that
+        #: its resume message carries the wait's result and the run need not read it
+        self._unblocked: dict[str, str] = {}
 
     # -- room --------------------------------------------------------------------------------
     def room(self, worker: WorkerHandle) -> int:
@@ -73,23 +85,35 @@ class SharedRuns:
         worker.runs[run_id] = attempt
         worker.executing.add(run_id)
         self._state(worker)
-        self.send(worker, {"type": "assign", "assignment": assignment})
+        self.send(worker, protocol.assign(assignment))
 
-    def resumed(self, worker: WorkerHandle, run_id: str) -> None:
-        """The engine gave the waiting run its slot back: tell the coroutine to go on."""
+    async def resumed(self, worker: WorkerHandle, run_id: str) -> None:
+        """The engine gave the waiting run its slot back: tell the coroutine to go on, with its
+        wait's result when it is small (one read here instead of a round trip of the run's)."""
+        message = protocol.resume(run_id)
+        waitpoint_id = self._unblocked.pop(run_id, None)
+        if waitpoint_id is not None and self._wait_result is not None:
+            result = await self._wait_result(run_id, waitpoint_id)
+            if result is not None and len(result.get("output") or "") <= MAX_RESULT_CHARS:
+                message = protocol.resume(run_id, waitpoint_id, result)
         worker.executing.add(run_id)
         self._state(worker)
-        self.send(worker, {"type": "resume", "runId": run_id})
+        self.send(worker, message)
 
-    def moved(self, worker: WorkerHandle, run_id: str, status: str, attempt_ended: bool) -> None:
-        """A RunStatusChanged of a run `worker` holds."""
+    def moved(self, worker: WorkerHandle, run_id: str, status: str, attempt_ended: bool,
+              unblocked_by: str | None = None) -> None:
+        """A RunStatusChanged of a run `worker` holds (`unblocked_by`: the waitpoint the change
+        names; a run QUEUED again was unblocked by it: engine/waitpoints.py `complete`)."""
+        if unblocked_by and status == "QUEUED":
+            self._unblocked[run_id] = unblocked_by
         if attempt_ended:
+            self._unblocked.pop(run_id, None)
             waited = run_id not in worker.executing
             worker.runs.pop(run_id, None)
             worker.executing.discard(run_id)
             worker.runs_done += 1
             if waited:  # its coroutine waits for word: it reads that the run ended, and drops it
-                self.send(worker, {"type": "resume", "runId": run_id})
+                self.send(worker, protocol.resume(run_id))
             self._wake()
         elif status == "WAITING":
             worker.executing.discard(run_id)
@@ -99,11 +123,11 @@ class SharedRuns:
         self._state(worker)
 
     def abort(self, worker: WorkerHandle, run_id: str, reason: str) -> None:
-        self.send(worker, {"type": "abort", "runId": run_id, "reason": reason})
+        self.send(worker, protocol.abort(run_id, reason))
 
     def send(self, worker: WorkerHandle, message: dict[str, Any]) -> None:
         worker.seq += 1
-        worker.messages.append({**message, "seq": worker.seq})
+        worker.messages.append(protocol.numbered(message, worker.seq))
         worker.ready.set()
 
     def _state(self, worker: WorkerHandle) -> None:
@@ -125,7 +149,8 @@ class SharedRuns:
         if not worker.messages:
             worker.ready.clear()
             try:
-                await asyncio.wait_for(worker.ready.wait(), wait_s)
+                async with asyncio.timeout(wait_s):  # no task in between, as wait_for has:
+                    await worker.ready.wait()  # the answer leaves one turn after the message
             except TimeoutError:
                 worker.idle_polls += 0 if worker.runs else 1
                 return None

@@ -1,6 +1,7 @@
 """A shared process's channel to the daemon (docs/worker-protocol.md, "The channel"): one
-WebSocket carrying its polls and its completions, so a run costs the daemon a few frames, not
-HTTP requests.
+WebSocket carrying its polls, its completions, its runs' waits and their run calls (logs,
+metadata, child triggers and batches, steps: trigger_local/protocol.py), so a run costs the
+daemon a few frames, not HTTP requests.
 
 The channel is an optimisation, never a requirement: it opens only once the process knows it is
 shared (its first poll's answer carried messages); when it cannot open (no `websockets`, a
@@ -17,14 +18,16 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
+from .. import protocol
 from ..errors import AttemptGone, ChannelClosed, error_from_response
+from ..sdk.worker_client import jsonable
 from ..strict_json import dumps_js
 
 OPEN_TIMEOUT_S = 5.0
 #: completions larger than this go over HTTP (whose limit is the daemon's payload limit)
 MAX_FRAME_BYTES = 1 << 20
 #: answers a later try may change: the frame's work goes over HTTP, which retries them
-RETRIED = frozenset({502, 503, 504, 507})
+RETRIED = frozenset({502, 503, 504, 507, protocol.UNKNOWN_FRAME})
 
 
 class Channel:
@@ -58,7 +61,7 @@ class Channel:
     async def poll(self, ack: int) -> dict[str, Any]:
         """The answer to a poll, as `next` answers it (`messages` or `retire`); waits as long as
         it takes (the daemon answers only when there is something)."""
-        await self._send({"poll": ack})
+        await self._send(protocol.poll_frame(ack))
         answer = await self._answers.get()
         if answer is None:
             self._answers.put_nowait(None)  # closed: every later poll learns it too
@@ -68,7 +71,7 @@ class Channel:
     async def complete(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The results of `…/workers/{wid}/complete` for `items`, once the daemon committed
         them. Raises ChannelClosed (send them over HTTP) or the daemon's error."""
-        answer = await self._ask({"completions": items})
+        answer = await self._ask(protocol.completions_body(items))
         results = answer.get("results")
         if not isinstance(results, list):
             raise ValueError(f"the daemon answered completions with {answer!r}")
@@ -76,18 +79,25 @@ class Channel:
 
     async def read_wait(self, run_id: str, token: str, waitpoint_id: str) -> dict[str, Any]:
         """`GET …/runs/{rid}/waits/{wpid}?wait_s=0`'s answer, on the channel."""
-        return await self._ask({"readWait": {"runId": run_id, "runToken": token,
-                                             "waitpointId": waitpoint_id}})
+        return await self._ask(protocol.read_wait_frame(run_id, token, waitpoint_id))
 
     async def wait(self, run_id: str, attempt: int, token: str,
                    body: dict[str, Any]) -> dict[str, Any]:
         """`POST …/runs/{rid}/attempts/{n}/wait`'s answer, on the channel."""
-        return await self._ask({"wait": {**body, "runId": run_id, "attempt": attempt,
-                                         "runToken": token}})
+        return await self._ask(protocol.wait_frame(run_id, attempt, token, body))
+
+    async def call(self, name: str, run_id: str, attempt: int, token: str,
+                   body: dict[str, Any]) -> dict[str, Any]:
+        """Run call `name` (protocol.RUN_CALLS: logs, metadata, a child trigger or batch, a
+        step) on the channel: its route's answer, once the daemon committed it. Raises
+        ChannelClosed (make the call over HTTP) or the daemon's error."""
+        return protocol.call_result(
+            await self._ask(protocol.call_frame(name, run_id, attempt, token, body)))
 
     async def _ask(self, frame: dict[str, Any]) -> dict[str, Any]:
         frame_id = next(self._ids)
-        text = dumps_js({"id": frame_id, **frame})
+        # as the HTTP client writes a body: anything a log attribute holds becomes its repr
+        text = dumps_js({"id": frame_id, **frame}, default=jsonable)
         if len(text) > MAX_FRAME_BYTES:
             raise ChannelClosed("too large for the channel")
         done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -122,7 +132,7 @@ class Channel:
         try:
             async for text in self._ws:
                 frame = json.loads(text)
-                if "id" in frame and "messages" not in frame:
+                if protocol.is_answer(frame):
                     done = self._results.get(frame["id"])
                     if done is not None and not done.done():
                         done.set_result(frame)

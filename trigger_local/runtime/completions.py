@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from .. import protocol
 from ..errors import ChannelClosed
 from ..sdk.worker_client import WorkerClient
 from .channel import Channel
@@ -26,8 +27,7 @@ class Completions:
         self._flushing: set[asyncio.Task[None]] = set()
 
     async def send(self, assignment: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-        item = {**body, "runId": assignment["run_id"], "attempt": int(assignment["attempt"]),
-                "runToken": assignment["run_token"]}
+        item = protocol.completion_item(assignment, body)
         done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending.append((item, done))
         if len(self._pending) == 1:
@@ -63,5 +63,5 @@ class Completions:
                 pass  # sent again over HTTP: one the daemon committed already comes back `gone`
         answer = await self.client.request(
             "POST", f"/engine/v1/workers/{self.worker_id}/complete", token=self.worker_token,
-            body={"completions": items})
+            body=protocol.completions_body(items))
         return answer.get("results") if isinstance(answer, dict) else None

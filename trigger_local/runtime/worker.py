@@ -22,7 +22,9 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from .. import protocol
 from ..errors import AttemptGone, ChannelClosed, DaemonUnreachableError, TriggerLocalError
+from ..sdk.context import Resumed
 from ..sdk.worker_client import WorkerClient
 from .channel import Channel
 from .completions import Completions
@@ -80,7 +82,7 @@ class Worker:
         self._next: dict[str, Any] | None = None  # an answer to `next` that came with `complete`
         #: a shared process's runs in flight (executing or waiting), and their wake-ups
         self.shared: dict[str, asyncio.Task[None]] = {}
-        self._resumed: dict[str, asyncio.Event] = {}
+        self._resumed: dict[str, Resumed] = {}
         self.fatal: BaseException | None = None  # a shared run met a daemon gone for good
         self.acked = 0  # the number of the last message taken (each poll acknowledges it)
         self._reports: set[asyncio.Task[Any]] = set()
@@ -93,23 +95,24 @@ class Worker:
     async def tick(self) -> str:
         if self.fatal is not None:
             raise self.fatal
-        answer, self._next = self._next, None
-        if answer is None:
-            answer = await self._poll()
-        messages = answer.get("messages") or []
-        for message in messages:
-            seq = int(message.get("seq") or 0)
-            if seq > self.acked:  # an earlier one sent again (its answer was lost): done already
-                self.acked = seq
-                self._on_message(message)
+        raw, self._next = self._next, None
+        answer = protocol.PollAnswer.parse(raw if raw is not None else await self._poll())
+        messages = answer.messages
         if messages and self.channel is None:
-            await self._open_channel()  # a shared process: its polls go over the channel
-        if answer.get("retire"):
+            # a shared process: its polls and its runs' waits go over the channel, opened before
+            # the runs start (else the first runs' waits each make an HTTP request: 100 runs
+            # given at once waited seconds for them)
+            await self._open_channel()
+        for message in messages:
+            if message.seq > self.acked:  # one sent again (its answer was lost): done already
+                self.acked = message.seq
+                self._on_message(message)
+        if answer.retire:
             if not self.shared:
                 return RETIRED
             await asyncio.sleep(RETIRE_BACKOFF_S)  # our waiting runs keep the process alive
             return IDLE
-        assignment = answer.get("assignment")
+        assignment = answer.assignment
         if not assignment:
             return RAN if messages else IDLE
         body = await execute(assignment, self.client)
@@ -139,26 +142,28 @@ class Worker:
         self.channel = self.client.channel = await Channel.open(
             self.client.base_url, self.worker_id, self.worker_token)
 
-    def _on_message(self, message: dict[str, Any]) -> None:
-        kind, run_id = message.get("type"), str(message.get("runId") or "")
-        if kind == "assign":
-            assignment = message["assignment"]
-            run_id = assignment["run_id"]
-            self._resumed[run_id] = asyncio.Event()
+    def _on_message(self, message: protocol.Message) -> None:
+        kind, run_id = message.type, message.run_id
+        if kind == protocol.ASSIGN and message.assignment is not None:
+            assignment = message.assignment
+            self._resumed[run_id] = Resumed()
             self.shared[run_id] = asyncio.create_task(self._run_shared(assignment),
                                                       name=f"run {run_id}")
-        elif kind == "resume" and run_id in self._resumed:
-            self._resumed[run_id].set()
-        elif kind == "abort" and run_id in self.shared:
+        elif kind == protocol.RESUME and run_id in self._resumed:
+            resumed = self._resumed[run_id]
+            if message.result is not None and message.waitpoint_id:
+                resumed.word = (message.waitpoint_id, message.result)  # no read of the wait
+            resumed.set()
+        elif kind == protocol.ABORT and run_id in self.shared:
             # the daemon ended the attempt (canceled, timed out): drop it, report nothing; a
             # cancel runs the run's on_cancel hooks first (docs/hooks.md)
-            self._keep(self._abort(run_id, message.get("reason") == "max_duration"))
-        elif kind == "evict" and run_id in self.shared:
+            self._keep(self._abort(run_id, message.reason == "max_duration"))
+        elif kind == protocol.EVICT and run_id in self.shared:
             # the daemon let go of this waiting run (executors/eviction.py): its next attempt
             # replays it elsewhere. Drop the coroutine; no hook runs, nothing is reported
             self.shared[run_id].cancel()
-        elif kind == "reconcile":
-            self._reconcile(message.get("runs") or {})
+        elif kind == protocol.RECONCILE:
+            self._reconcile(message.runs)
 
     def _keep(self, job: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(job)
@@ -182,7 +187,7 @@ class Worker:
         if lost:
             task = asyncio.create_task(self.client.request(
                 "POST", f"/engine/v1/workers/{self.worker_id}/lost", token=self.worker_token,
-                body={"runs": lost}))
+                body=protocol.lost_body(lost)))
             self._reports.add(task)
             task.add_done_callback(self._reports.discard)
 

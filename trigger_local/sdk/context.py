@@ -8,6 +8,7 @@ the attempt (its token, the worker client, buffered logs and metadata); the SDK 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import sys
@@ -16,9 +17,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .. import packets
+from .. import packets, protocol
 from ..durable_calls import COMPLETED
-from ..errors import AttemptGone
+from ..errors import AttemptGone, ChannelClosed
 from .replay import Replay, body, completed, span
 from .stream_writer import StreamBuffers
 
@@ -133,6 +134,16 @@ def _known(cls: type[DataclassInstance], values: dict[str, Any]) -> dict[str, An
     return {k: v for k, v in values.items() if k in names}
 
 
+class Resumed(asyncio.Event):
+    """Set by the runtime when the daemon says a waiting run of a shared process may go on.
+    `word` is (waitpoint id, WaitResult) when the daemon sent the wait's result with it
+    (docs/worker-protocol.md, "Messages"): the run then needs no read of its wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.word: tuple[str, dict[str, Any]] | None = None
+
+
 class RunState:
     """One attempt being executed by this process.
 
@@ -175,13 +186,23 @@ class RunState:
     async def call(self, method: str, route: str, body: Any = None, **kw: Any) -> Any:
         return await self.client.run_call(method, self.run_id, route, self.token, body, **kw)
 
+    async def run_call(self, name: str, body: dict[str, Any]) -> Any:
+        """Run call `name` (protocol.RUN_CALLS): on the process's channel when it has one
+        (docs/worker-protocol.md, "The channel"), else its HTTP route — also when the channel
+        closes under it (the daemon stopped or died), so no call is lost to a channel."""
+        channel = self.client.channel
+        if channel is not None:
+            with contextlib.suppress(ChannelClosed):
+                return await channel.call(name, self.run_id, self.attempt, self.token, body)
+        method, route = protocol.http_route(name, self.attempt)
+        return await self.call(method, route, body)
+
     async def save_record(self, call: Call, status: str, result: Any = None) -> None:
         """Report a step's or checkpoint's outcome: the daemon keeps it as the record at the
         call's seq (a result of 128 KiB or more in the packet store)."""
         data, data_type = packets.encode(result) if status == COMPLETED else (None, packets.JSON)
-        await self.call("POST", f"attempts/{self.attempt}/steps",
-                        {"record": body(call), "status": status, "result": data,
-                         "resultType": data_type})
+        await self.run_call(protocol.STEPS, {"record": body(call), "status": status,
+                                             "result": data, "resultType": data_type})
         self.replay.saved(call, {"seq": call.seq, "kind": call.kind, "name": call.name,
                                  "status": status, "result": data, "resultType": data_type})
 
@@ -235,7 +256,7 @@ class RunState:
         with self.lock:
             entries, self.log_entries = self.log_entries, []
         if entries:
-            await self.call("POST", "logs", {"attempt": self.attempt, "entries": entries})
+            await self.run_call(protocol.LOGS, {"attempt": self.attempt, "entries": entries})
 
     async def _send_metadata(self) -> None:
         with self.lock:
@@ -243,7 +264,7 @@ class RunState:
                 return
             snapshot, self.metadata_dirty = dict(self.metadata), False
         try:
-            await self.call("PUT", "metadata", {"metadata": snapshot})
+            await self.run_call(protocol.METADATA, {"metadata": snapshot})
         except Exception:
             with self.lock:
                 self.metadata_dirty = True

@@ -19,8 +19,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from croniter import croniter
-
 from ..errors import ValidationError
 from . import registry
 from .client import get_client, get_sync_client
@@ -71,6 +69,12 @@ class ScheduledTask(Task):
 
 def _crons(cron: Crons | None, task_id: str) -> list[str]:
     crons = [cron] if isinstance(cron, str) else list(cron or [])
+    if not crons:
+        return crons
+    # imported only for a task with crons: croniter runs `file -b <python>` (a subprocess)
+    # at import, which every task process and the daemon paid at boot
+    from croniter import croniter
+
     for expr in crons:
         if (not isinstance(expr, str) or len(expr.split()) not in (5, 6)
                 or not croniter.is_valid(expr)):

@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from .. import packets
+from .. import packets, protocol
 from ..durations import parse_duration
 from ..errors import ValidationError
 from ..machines import check_machine
@@ -272,8 +272,8 @@ class Tasks(GlobalHooks):
             if completed(record) and record and record.get("childRunId"):
                 state.from_record(call)
                 return RunHandle(id=str(record["childRunId"]), is_cached=True)
-            return _handle(await state.call("POST", "trigger", {**item, "wait": False,
-                                                                "record": replay_body(call)}))
+            return _handle(await state.run_call(protocol.TRIGGER, {
+                **item, "wait": False, "record": replay_body(call)}))
         from .client import get_client
 
         return _handle(await get_client().trigger(task_id, item["payload"], item["payloadType"],
@@ -287,8 +287,8 @@ class Tasks(GlobalHooks):
             state.from_record(call)
             return TaskRunResult.from_wait(str(record["childRunId"]), _recorded(record))
         # a pending record: the daemon answers with the same child and waitpoint
-        answer = await state.call("POST", "trigger", {**_item(task_id, payload, options),
-                                                      "wait": True, "record": replay_body(call)})
+        answer = await state.run_call(protocol.TRIGGER, {**_item(task_id, payload, options),
+                                                         "wait": True, "record": replay_body(call)})
         result = await wait_on(state, {"kind": "run", "waitpointId": _waitpoint(answer)})
         return TaskRunResult.from_wait(answer["id"], result)
 
@@ -299,7 +299,7 @@ class Tasks(GlobalHooks):
             call, record = state.replay.take("batch", task_id)
             if record is not None:
                 state.from_record(call)
-            return _batch_handle(await state.call("POST", "batch", {
+            return _batch_handle(await state.run_call(protocol.BATCH, {
                 "items": body, "wait": False, "record": replay_body(call)}))
         from .client import get_client
 
@@ -311,8 +311,8 @@ class Tasks(GlobalHooks):
         if completed(record) and record:
             state.from_record(call)
             return TaskRunResult.list_from_batch(_recorded(record))
-        answer = await state.call("POST", "batch", {"items": _batch_items(task_id, items),
-                                                    "wait": True, "record": replay_body(call)})
+        answer = await state.run_call(protocol.BATCH, {"items": _batch_items(task_id, items),
+                                                       "wait": True, "record": replay_body(call)})
         result = await wait_on(state, {"kind": "batch", "waitpointId": _waitpoint(answer)})
         return TaskRunResult.list_from_batch(result)
 

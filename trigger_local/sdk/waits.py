@@ -20,7 +20,7 @@ from .. import packets
 from ..errors import AttemptGone, ChannelClosed
 from ..limits import MAX_DURATION_S
 from . import replay
-from .context import RunState, current_run, require_run
+from .context import Resumed, RunState, current_run, require_run
 from .results import Token, WaitResult
 
 POLL_WAIT_S = 5
@@ -114,12 +114,19 @@ async def _poll(state: RunState, waitpoint_id: str, *, close: bool) -> dict[str,
 async def _await_resume(state: RunState, resumed: asyncio.Event,
                         waitpoint_id: str) -> dict[str, Any]:
     """A run in a shared process: no poll of its own. The process's one `next` poll sets
-    `resumed` when the daemon gave the run its slot back (or ended it); then one read of the
-    result. A check every RESUME_CHECK_S is the safety net for a word lost with a daemon."""
+    `resumed` when the daemon gave the run its slot back (or ended it), with the wait's result
+    when the daemon sent it along; else one read of the result. A check every RESUME_CHECK_S is
+    the safety net for a word lost with a daemon."""
     while True:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(resumed.wait(), RESUME_CHECK_S)
+            async with asyncio.timeout(RESUME_CHECK_S):  # not wait_for: no task in between
+                await resumed.wait()
         resumed.clear()
+        word = None
+        if isinstance(resumed, Resumed):
+            word, resumed.word = resumed.word, None
+        if word is not None and word[0] == waitpoint_id:
+            return word[1]
         answer = await _read_wait(state, waitpoint_id)
         if answer.get("done"):
             return answer.get("result") or {}

@@ -89,7 +89,7 @@ def orphan_timeout_s() -> float:
         return 300.0
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     # log attributes and metadata may hold anything: never fail a run over a repr
     try:
         return packets._default(obj)
@@ -98,11 +98,15 @@ def _jsonable(obj: Any) -> Any:
 
 
 class WaitReader(Protocol):
-    """A shared process's channel (runtime/channel.py), as the SDK's waits use it."""
+    """A shared process's channel (runtime/channel.py), as the SDK's waits and run calls use
+    it."""
 
     async def read_wait(self, run_id: str, token: str, waitpoint_id: str) -> dict[str, Any]: ...
 
     async def wait(self, run_id: str, attempt: int, token: str,
+                   body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def call(self, name: str, run_id: str, attempt: int, token: str,
                    body: dict[str, Any]) -> dict[str, Any]: ...
 
 
@@ -145,7 +149,7 @@ class WorkerClient:
         elif body is not None:
             headers["Content-Type"] = "application/json"
             # NaN, Infinity, lone surrogates: written as JavaScript writes them (strict_json.py)
-            content = dumps_js(body, default=_jsonable).encode()
+            content = dumps_js(body, default=jsonable).encode()
         if params:
             path = f"{path}?{urlencode(params)}"
         timeout_s = max(30.0, (read_timeout_s or 0) + 10.0)

@@ -173,6 +173,10 @@ class StoreTx(StoreReader, Protocol):
 class Store(Protocol):
     """A database behind the storage interface. `await open()` first, `close()` at the end."""
 
+    #: other daemons may write the same database (PostgreSQL): what a daemon holds in memory
+    #: only (its dispatcher's reserved runs, engine/dequeue.py) they cannot see
+    shared: bool
+
     async def open(self) -> None:
         """Create or migrate the database; afterwards `tx()` and `read()` work."""
         ...

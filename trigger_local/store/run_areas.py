@@ -96,9 +96,10 @@ class RunReader(Protocol):
 
     async def finished_between(self, after: tuple[float, str] | None, before: float,
                                limit: int) -> list[Run]:
-        """Runs in a final status whose (completed_at, id) comes after `after` (None: from the
-        first) and whose completed_at is before `before`, in that order, at most `limit`
-        (compaction walks them with a watermark)."""
+        """Runs in a final status that come after `after`, (completed_at, a run id) (None:
+        from the first), and whose completed_at is before `before`, by completed_at, at most
+        `limit` (compaction walks them with a watermark). Runs that finished at one instant
+        come in the store's own order (SQLite: as they were made; PostgreSQL: by id)."""
         ...
 
     async def packets_in_use(self, names: Sequence[str]) -> set[str]:
@@ -153,9 +154,17 @@ class AttemptReader(Protocol):
 
 
 class AttemptStore(AttemptReader, Protocol):
-    async def insert(self, attempt: Attempt) -> None: ...
+    async def insert(self, attempt: Attempt) -> None:
+        """`attempt.id` is `ids.attempt_id(run_id, number)`: the SQLite store keys attempts by
+        run and number and derives the id (issue #17)."""
+        ...
 
     async def update(self, attempt_id: str, **changes: Any) -> bool: ...
+
+    async def update_numbered(self, run_id: str, number: int, **changes: Any) -> bool:
+        """`update` of the run's attempt `number` (a finishing run's current one, without
+        reading its attempts first)."""
+        ...
 
 
 class TimerReader(Protocol):

@@ -197,6 +197,10 @@ class PgAttempts:
     async def update(self, attempt_id: str, **changes: Any) -> bool:
         return await self._sql.update("attempts", Attempt, "id", attempt_id, changes)
 
+    async def update_numbered(self, run_id: str, number: int, **changes: Any) -> bool:
+        return await self._sql.update("attempts", Attempt, "run_id", run_id, changes,
+                                      " AND number = ?", (number,))
+
     async def for_run(self, run_id: str) -> list[Attempt]:
         rows = await self._sql.all("SELECT * FROM attempts WHERE run_id = ? ORDER BY number",
                                    (run_id,))

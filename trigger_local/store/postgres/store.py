@@ -134,6 +134,8 @@ class PostgresStore:
     """The store on a PostgreSQL database (`url`: `postgresql://user:pass@host:port/db`).
     `await open()` first; `close()` at the end."""
 
+    shared = True  # several daemons may use one database
+
     def __init__(self, url: str, *, pool_size: int = 8, migrate: bool = True,
                  daemon_id: str = "", lease_s: float = 30.0) -> None:
         self.url = url

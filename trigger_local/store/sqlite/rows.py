@@ -3,6 +3,7 @@ integers for booleans. Kept apart so the areas read as the list of their stateme
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from typing import Any, TypeVar
@@ -37,6 +38,13 @@ _BOOL_FIELDS: dict[type, set[str]] = {
     Project: {"dev"},
 }
 _SKIP: dict[type, set[str]] = {Queue: {"running", "queued"}}
+#: values most rows share, stored as NULL by SQLite (no byte in the row; `compact`) and read
+#: back as the value by both stores (migration 18, schema_compact.py: issue #17's bytes per
+#: finished run)
+_NULL_MEANS: dict[type, dict[str, Any]] = {
+    Run: {"payload_type": "application/json", "tags": [], "metadata": {}},
+    Attempt: {"executor": "process"},
+}
 
 
 def columns(cls: type) -> list[str]:
@@ -51,13 +59,17 @@ def insert_sql(table: str, cls: type, verb: str = "INSERT") -> str:
             f"VALUES ({', '.join(':' + c for c in cols)})")
 
 
-def to_row(obj: Any) -> dict[str, Any]:
+def to_row(obj: Any, compact: bool = False) -> dict[str, Any]:
+    """`obj`'s columns; `compact`: common values as NULL (SQLite's tables, migration 18)."""
     cls = type(obj)
     jsons, bools = _JSON_FIELDS.get(cls, set()), _BOOL_FIELDS.get(cls, set())
+    nulls = _NULL_MEANS.get(cls, {}) if compact else {}
     row: dict[str, Any] = {}
     for name in columns(cls):
         value = getattr(obj, name)
-        if name in jsons:
+        if name in nulls and value == nulls[name]:
+            value = None
+        elif name in jsons:
             value = None if value is None else json.dumps(value)
         elif name in bools:
             value = int(bool(value))
@@ -65,11 +77,15 @@ def to_row(obj: Any) -> dict[str, Any]:
     return row
 
 
-def encode_changes(cls: type, changes: dict[str, Any]) -> dict[str, Any]:
+def encode_changes(cls: type, changes: dict[str, Any],
+                   compact: bool = False) -> dict[str, Any]:
     jsons, bools = _JSON_FIELDS.get(cls, set()), _BOOL_FIELDS.get(cls, set())
+    nulls = _NULL_MEANS.get(cls, {}) if compact else {}
     out = {}
     for name, value in changes.items():
-        if name in jsons:
+        if name in nulls and value == nulls[name]:
+            value = None
+        elif name in jsons:
             value = None if value is None else json.dumps(value)
         elif name in bools:
             value = int(bool(value))
@@ -79,10 +95,13 @@ def encode_changes(cls: type, changes: dict[str, Any]) -> dict[str, Any]:
 
 def from_row(cls: type[T], row: Any) -> T:
     jsons, bools = _JSON_FIELDS.get(cls, set()), _BOOL_FIELDS.get(cls, set())
+    nulls = _NULL_MEANS.get(cls, {})
     kwargs: dict[str, Any] = {}
     for key in row.keys():
         value = row[key]
-        if key in jsons:
+        if value is None and key in nulls:
+            value = copy.copy(nulls[key])  # a list or dict of its own
+        elif key in jsons:
             value = None if value is None else json.loads(value)
         elif key in bools:
             value = bool(value)

@@ -1,14 +1,15 @@
 """One page of the runs list, read through one index in the list's order (issue #17).
 
-A list is newest first: `ORDER BY created_at DESC, id DESC`. Each filter column has an index
-`(column, created_at, id)` (schema_lists.py, migration 13), and tags have `run_tags (tag,
-run_created_at, run_id)`. A page picks one filter to drive it — the one most likely to be
-narrow, in `_DRIVERS`' order — and reads that index from the cursor on, checking the other
-filters on each row, until the page is full: it never sorts the matches, so a page of 25 costs
-about 25 rows whatever the table holds. A filter with several values (`status IN (A, B)`)
-reads each value's index range and merges the pages (an `IN` on the leading column would make
-SQLite sort every match). The statement names its index (`INDEXED BY`): without statistics
-SQLite may otherwise pick an index that does not serve the ORDER BY.
+A list is newest first: `ORDER BY created_at DESC, seq DESC` (`seq`, the runs' integer key,
+orders the runs made at one instant as they were made). Each filter column has an index
+`(column, created_at)`, which ends with the rowid, `seq` (schema_compact.py, migration 18), and
+tags have `run_tags (tag, run_created_at, run_seq)`. A page picks one filter to drive it — the
+one most likely to be narrow, in `_DRIVERS`' order — and reads that index from the cursor on,
+checking the other filters on each row, until the page is full: it never sorts the matches, so
+a page of 25 costs about 25 rows whatever the table holds. A filter with several values
+(`status IN (A, B)`) reads each value's index range and merges the pages (an `IN` on the
+leading column would make SQLite sort every match). The statement names its index (`INDEXED
+BY`): without statistics SQLite may otherwise pick an index that does not serve the ORDER BY.
 
 `statements` is kept apart from running them so that tests can EXPLAIN the exact SQL a page
 runs (tests/sqlite_plans.py)."""
@@ -37,7 +38,7 @@ _DRIVERS = (
     ("status", "runs_status_created"),
     ("project", "runs_project"),
 )
-Cursor = tuple[float, str]
+Cursor = tuple[float, Any]  # (created_at, the tie-breaker: a run's seq, a waitpoint's id)
 _RUN_COLUMNS = list(columns(Run))
 
 
@@ -90,23 +91,23 @@ def statements(f: RunFilter, cursor: Cursor | None, ascending: bool,
     """The SELECTs that make one page: one per value of the driving filter, each already in
     the page's order and at most `limit` rows long."""
     driver, index = next(((c, i) for c, i in _DRIVERS if c in f.values), ("", "runs_created"))
-    cols = ", ".join(f"runs.{c}" for c in _RUN_COLUMNS)
+    cols = ", ".join(f"runs.{c}" for c in ["seq", *_RUN_COLUMNS])
     order = "ASC" if ascending else "DESC"
     out: list[tuple[str, list[Any]]] = []
     each: list[str | None] = list(f.values.get(driver, [])) or [None]
     for value in each:
         q = _residual(f, driver)
         if driver == "tags":
-            head = f"SELECT {cols} FROM run_tags t CROSS JOIN runs ON runs.id = t.run_id"
+            head = f"SELECT {cols} FROM run_tags t CROSS JOIN runs ON runs.seq = t.run_seq"
             q.parts.insert(0, "t.tag = ?")
             q.params.insert(0, value)
-            keys = ("t.run_created_at", "t.run_id")
+            keys = ("t.run_created_at", "t.run_seq")
         else:
             head = f"SELECT {cols} FROM runs INDEXED BY {index}"
             if driver:
                 q.parts.insert(0, f"runs.{driver} = ?")
                 q.params.insert(0, value)
-            keys = ("runs.created_at", "runs.id")
+            keys = ("runs.created_at", "runs.seq")
         _bound(q, keys, f, cursor, ascending)
         out.append((f"{head} {q.clause()} ORDER BY {keys[0]} {order}, {keys[1]} {order} "
                     "LIMIT ?", [*q.params, limit]))
@@ -114,28 +115,30 @@ def statements(f: RunFilter, cursor: Cursor | None, ascending: bool,
 
 
 def page_rows(sql: Sql, f: RunFilter, after: str | None, before: str | None,
-              limit: int) -> list[sqlite3.Row]:
+              limit: int) -> list[dict[str, Any]]:
     """One page, newest first: older than the run `after`, or the `limit` runs just newer
-    than the run `before`. A cursor run that no longer exists gives an empty page."""
+    than the run `before`. A cursor run that no longer exists gives an empty page. Each row
+    has the Run's columns."""
     cursor: Cursor | None = None
     if after or before:
-        row = sql.one("SELECT created_at, id FROM runs WHERE id = ?", (after or before,))
+        row = sql.one("SELECT created_at, seq FROM runs WHERE id = ?", (after or before,))
         if row is None:
             return []
-        cursor = (row["created_at"], row["id"])
+        cursor = (row["created_at"], row["seq"])
     ascending = bool(before) and not after
-    return merged(sql, statements(f, cursor, ascending, limit), ascending, limit)
+    rows = merged(sql, statements(f, cursor, ascending, limit), ascending, limit, tie="seq")
+    return [{c: r[c] for c in _RUN_COLUMNS} for r in rows]
 
 
 def merged(sql: Sql, texts: list[tuple[str, list[Any]]], ascending: bool,
-           limit: int) -> list[sqlite3.Row]:
-    """The first `limit` rows of the statements' results together (each already ordered and
-    limited; a row two of them found counts once), returned newest first."""
-    rows: dict[str, sqlite3.Row] = {}
+           limit: int, tie: str = "id") -> list[sqlite3.Row]:
+    """The first `limit` rows of the statements' results together (each already ordered by
+    created_at and `tie`, and limited; a row two of them found counts once), newest first."""
+    rows: dict[Any, sqlite3.Row] = {}
     for text, params in texts:
         for r in sql.all(text, params):
-            rows[r["id"]] = r
-    ordered = sorted(rows.values(), key=lambda r: (r["created_at"], r["id"]),
+            rows[r[tie]] = r
+    ordered = sorted(rows.values(), key=lambda r: (r["created_at"], r[tie]),
                      reverse=not ascending)[:limit]
     return ordered if not ascending else list(reversed(ordered))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ...ids import attempt_id, attempt_key
 from ...statuses import RunStatus, WaitpointStatus
 from ..models import Attempt, Run, Schedule, Waitpoint
 from ..run_areas import RunningCounts
@@ -16,7 +17,6 @@ from .sql import SQL_FINAL, SQL_NOT_STARTED, SQL_RUNNING, Sql, sql_in
 
 _RUN_COLS = ", ".join(columns(Run))
 _INSERT_RUN = insert_sql("runs", Run)
-_INSERT_ATTEMPT = insert_sql("attempts", Attempt)
 QUEUED = RunStatus.QUEUED
 DELAYED = RunStatus.DELAYED
 #: a run a process holds while it waits, or whose wait completed and that waits for a slot
@@ -50,10 +50,10 @@ class SqliteRuns:
         self._off_loop = off_loop  # the reader's lists run there (off_loop.py)
 
     async def insert(self, run: Run) -> None:
-        self._sql.run(_INSERT_RUN, to_row(run))
+        self._sql.run(_INSERT_RUN, to_row(run, compact=True))
 
     async def insert_many(self, runs: Sequence[Run]) -> None:
-        self._sql.many(_INSERT_RUN, [to_row(r) for r in runs])
+        self._sql.many(_INSERT_RUN, [to_row(r, compact=True) for r in runs])
 
     async def get(self, run_id: str) -> Run | None:
         row = self._sql.one(f"SELECT {_RUN_COLS} FROM runs WHERE id = ?", (run_id,))
@@ -120,10 +120,13 @@ class SqliteRuns:
     async def finished_between(self, after: tuple[float, str] | None, before: float,
                                limit: int) -> list[Run]:
         start = after or (float("-inf"), "")
+        # ties in the order of `seq` (the index's last column); a watermark run deleted since
+        # starts its instant over (compacting a run twice changes nothing)
         rows = self._sql.all(
-            f"SELECT {_RUN_COLS} FROM runs INDEXED BY runs_finished WHERE (completed_at, id) > "
-            f"(?, ?) AND completed_at < ? AND status IN {SQL_FINAL} ORDER BY completed_at, id "
-            "LIMIT ?", (*start, before, limit))
+            f"SELECT {_RUN_COLS} FROM runs INDEXED BY runs_finished WHERE (completed_at, seq) > "
+            "(?, IFNULL((SELECT seq FROM runs WHERE id = ?), 0)) AND completed_at < ? "
+            f"AND status IN {SQL_FINAL} ORDER BY completed_at, seq LIMIT ?",
+            (*start, before, limit))
         return [from_row(Run, r) for r in rows]
 
     async def compact_history(self, run_ids: Sequence[str], event_types: Sequence[str]) -> None:
@@ -154,8 +157,10 @@ class SqliteRuns:
             "(SELECT 1 FROM run_waitpoints rw WHERE rw.waitpoint_id = waitpoints.id)", ids)
         self._sql.run("DELETE FROM stream_chunks WHERE stream_id IN (SELECT id FROM streams "
                       f"WHERE run_id IN ({marks}))", ids)
-        for table in ("snapshots", "attempts", "events", "logs", "run_waitpoints", "checkpoints",
-                      "streams", "run_steps"):
+        self._sql.run(f"DELETE FROM attempts WHERE run_seq IN (SELECT seq FROM runs WHERE id IN "
+                      f"({marks}))", ids)
+        for table in ("snapshots", "events", "logs", "run_waitpoints", "checkpoints", "streams",
+                      "run_steps"):
             self._sql.run(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
         return self._sql.run(f"DELETE FROM runs WHERE id IN ({marks})", ids)
 
@@ -220,23 +225,49 @@ class SqliteSnapshots:
         return [dict(r) for r in rows]
 
 
+# attempts are keyed by (run seq, number) (schema_compact.py, migration 18): the run's id comes
+# from a join, the attempt's id from both (ids.attempt_id)
+_ATTEMPT_COLS = ", ".join(f"a.{c}" for c in columns(Attempt) if c not in ("id", "run_id"))
+_ATTEMPTS = (f"SELECT r.id AS run_id, {_ATTEMPT_COLS} FROM attempts a "
+             "JOIN runs r ON r.seq = a.run_seq")
+_INSERT_ATTEMPT = (f"INSERT INTO attempts (run_seq, {_ATTEMPT_COLS.replace('a.', '')}) "
+                   f"SELECT seq, {_ATTEMPT_COLS.replace('a.', ':')} FROM runs WHERE id = :run_id")
+
+
+def _attempt(row: Any) -> Attempt:
+    values = dict(zip(row.keys(), row, strict=True))
+    return from_row(Attempt, {"id": attempt_id(values["run_id"], values["number"]), **values})
+
+
 class SqliteAttempts:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
     async def insert(self, attempt: Attempt) -> None:
-        self._sql.run(_INSERT_ATTEMPT, to_row(attempt))
+        row = to_row(attempt, compact=True)
+        del row["id"]  # derived from the run and the number
+        self._sql.run(_INSERT_ATTEMPT, row)
 
     async def update(self, attempt_id: str, **changes: Any) -> bool:
-        return self._sql.update("attempts", Attempt, "id", attempt_id, changes)
+        key = attempt_key(attempt_id)
+        if key is None:
+            return False
+        return self._sql.update("attempts", Attempt, "run_seq",
+                                key[0], changes, " AND number = ?", (key[1],),
+                                key_sql="(SELECT seq FROM runs WHERE id = ?)")
+
+    async def update_numbered(self, run_id: str, number: int, **changes: Any) -> bool:
+        return self._sql.update("attempts", Attempt, "run_seq", run_id, changes,
+                                " AND number = ?", (number,),
+                                key_sql="(SELECT seq FROM runs WHERE id = ?)")
 
     async def for_run(self, run_id: str) -> list[Attempt]:
-        rows = self._sql.all("SELECT * FROM attempts WHERE run_id = ? ORDER BY number", (run_id,))
-        return [from_row(Attempt, r) for r in rows]
+        rows = self._sql.all(f"{_ATTEMPTS} WHERE r.id = ? ORDER BY a.number", (run_id,))
+        return [_attempt(r) for r in rows]
 
     async def open(self) -> list[Attempt]:
-        rows = self._sql.all(f"SELECT * FROM attempts WHERE status = '{RunStatus.EXECUTING}'")
-        return [from_row(Attempt, r) for r in rows]
+        rows = self._sql.all(f"{_ATTEMPTS} WHERE a.status = '{RunStatus.EXECUTING}'")
+        return [_attempt(r) for r in rows]
 
 
 _WAITING = WaitpointStatus.WAITING

@@ -5,6 +5,7 @@ add a new one at the end."""
 from __future__ import annotations
 
 from . import steps
+from .schema_compact import COMPACT_RUNS
 from .schema_lists import LISTS_AND_RETENTION
 from .sql import SQL_LIVE, SQL_NOT_STARTED, SQL_RUNNING
 
@@ -75,4 +76,6 @@ LATER_MIGRATIONS: list[str] = [
     CREATE INDEX runs_batch_live ON runs(batch_id)
         WHERE batch_id IS NOT NULL AND status IN {SQL_LIVE};
     """,
+    # 18: the runs table rebuilt for fewer bytes per finished run (#17, schema_compact.py)
+    COMPACT_RUNS,
 ]

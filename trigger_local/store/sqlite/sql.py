@@ -76,14 +76,15 @@ class Sql:
         self.conn.executemany(sql, rows).close()
 
     def update(self, table: str, cls: type, key: str, key_value: Any, changes: dict[str, Any],
-               extra_where: str = "", extra: Sequence[Any] = ()) -> bool:
+               extra_where: str = "", extra: Sequence[Any] = (), key_sql: str = "?") -> bool:
         """`UPDATE table SET changes WHERE key = key_value [extra_where]`: True when a row
-        matched (no changes: True at once)."""
+        matched (no changes: True at once). `key_sql` is what `key` equals, with one `?` for
+        `key_value` (e.g. a subquery from a run's id to its seq)."""
         if not changes:
             return True
-        enc = encode_changes(cls, changes)
+        enc = encode_changes(cls, changes, compact=True)
         sets = ", ".join(f"{k} = ?" for k in enc)
-        sql = f"UPDATE {table} SET {sets} WHERE {key} = ?{extra_where}"
+        sql = f"UPDATE {table} SET {sets} WHERE {key} = {key_sql}{extra_where}"
         return self.run(sql, (*enc.values(), key_value, *extra)) > 0
 
 

@@ -22,8 +22,11 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+import structlog
 
 from ...errors import DaemonStoppingError
 from .catalog import SqliteProjects, SqliteQueues, SqliteVersions
@@ -97,6 +100,8 @@ class SqliteView:
 
 class SqliteStore:
     """The store on one SQLite file. `await open()` first; `close()` at the end."""
+
+    shared = False  # one daemon per home (daemon_lock.py)
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -187,6 +192,11 @@ def _version(db: sqlite3.Connection) -> int:
 
 def _migrate(db: sqlite3.Connection) -> None:
     current = _version(db)
+    started = time.monotonic()
+    if 0 < current < len(MIGRATIONS):  # a long history can take a minute: say so, once
+        structlog.get_logger().info(
+            "upgrading the database's schema (with a long history this takes a while, "
+            "about a minute per million runs)", version=current, to=len(MIGRATIONS))
     for number, sql in enumerate(MIGRATIONS[current:], start=current + 1):
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -197,6 +207,9 @@ def _migrate(db: sqlite3.Connection) -> None:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+    if 0 < current < len(MIGRATIONS):
+        structlog.get_logger().info("database schema upgraded", version=len(MIGRATIONS),
+                                    seconds=round(time.monotonic() - started, 1))
 
 
 def _statements(script: str) -> list[str]:

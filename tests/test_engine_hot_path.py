@@ -1,0 +1,193 @@
+"""The hot path's writes (issue #13): what a no-op run's dequeue, start and finish cost in
+statements on a real SQLite file; the dispatcher's reserved runs (engine/dequeue.py), which stay
+QUEUED in the store until their start; and that the start reads the run again only when it
+changed since it was dequeued."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.engine_support import T0, open_engine
+from trigger_local.clock import FakeClock
+from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
+from trigger_local.store import SqliteStore
+from trigger_local.store.models import (
+    CANCELED,
+    DEQUEUED,
+    EXECUTING,
+    QUEUED,
+    SYSTEM_FAILURE,
+    TaskDef,
+)
+
+N = 20
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    eng = await open_engine(tmp_path, FakeClock(T0), concurrency=1000,
+                            tasks=[TaskDef(task_id="noop", queue="task/noop")])
+    yield eng
+    await eng.store.close()
+
+
+def _writer(engine: Engine) -> sqlite3.Connection:
+    store = engine.store
+    assert isinstance(store, SqliteStore)
+    conn = store._writer  # every unit of work's statements run on it
+    assert isinstance(conn, sqlite3.Connection)
+    return conn
+
+
+def _kind(statement: str) -> str:
+    """`UPDATE runs`, `INSERT events`, `SELECT attempts`: what a traced statement does."""
+    words = statement.split()
+    if words[0] == "SELECT":
+        return "SELECT " + words[words.index("FROM") + 1]
+    if words[0] == "INSERT":
+        return "INSERT " + words[2]
+    return " ".join(words[:2])
+
+
+class Trace:
+    """The writer's statements by kind. A statement that fires the schema's triggers is traced
+    once more per trigger, with the same text: a repeat of the last text is not counted."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.seen: Counter[str] = Counter()
+        self._conn, self._last = _writer(engine), ""
+        self._conn.set_trace_callback(self._note)
+
+    def _note(self, statement: str) -> None:
+        if statement != self._last:
+            self.seen[_kind(statement)] += 1
+        self._last = statement
+
+    def per_run(self) -> dict[str, float]:
+        self._conn.set_trace_callback(None)
+        return {kind: n / N for kind, n in self.seen.items()}
+
+
+async def test_a_no_op_run_writes_one_row_per_transition_it_keeps(engine: Engine) -> None:
+    """Dequeued then started at once: DEQUEUED leaves no snapshot or event row, the start does
+    not read the run again, the finish does not read its attempts."""
+    await engine.trigger_many([TriggerRequest(task_id="noop") for _ in range(N)])
+    trace = Trace(engine)
+    runs = await engine.dequeue(N)
+    dequeue = trace.per_run()
+    assert len(runs) == N
+    assert dequeue["UPDATE runs"] == 1
+    assert "INSERT snapshots" not in dequeue and "INSERT events" not in dequeue
+    trace = Trace(engine)
+    for run in runs:
+        assert await engine.start_attempt(run, "worker_1", 1) is not None
+    start = trace.per_run()
+    assert start["UPDATE runs"] == 1 and start["INSERT attempts"] == 1
+    assert start["INSERT snapshots"] == 1 and start["INSERT events"] == 1
+    assert "SELECT runs" not in start and "SELECT attempts" not in start
+    trace = Trace(engine)
+    for run in runs:
+        await engine.finish_attempt(run.id, 1, AttemptOutcome(ok=True, output="null"))
+    finish = trace.per_run()
+    assert finish["UPDATE runs"] == 1 and finish["UPDATE attempts"] == 1
+    assert finish["INSERT snapshots"] == 1 and finish["INSERT events"] == 1
+    assert finish["SELECT runs"] == 1 and "SELECT attempts" not in finish
+    history = await engine.queries.events.after(0, run_id=runs[0].id)
+    assert [(e.type, e.data["from"]) for e in history] == [
+        ("run.created", None), ("run.executing", "DEQUEUED"), ("run.completed", "EXECUTING")]
+
+
+async def test_a_run_that_changed_since_its_dequeue_is_read_again(engine: Engine) -> None:
+    """The dequeued copy is stale (its snapshot moved on): canceled, the start gives None;
+    taken back and dequeued again, the start reads it and starts it."""
+    await engine.trigger_many([TriggerRequest(task_id="noop") for _ in range(2)])
+    first, second = await engine.dequeue(2)
+    await engine.cancel(first.id)
+    assert await engine.start_attempt(first, "worker_1", 1) is None
+    stale = await engine.queries.runs.get(second.id)
+    assert stale is not None
+    await engine.requeue(second, "no process available")
+    [again] = await engine.dequeue(1)
+    assert again.snapshot_id != stale.snapshot_id
+    started = await engine.start_attempt(stale, "worker_1", 1)
+    assert started is not None
+    run, attempt = started
+    assert run.status == EXECUTING and attempt.number == 1
+    assert stale.status != EXECUTING  # the caller's object is left as it was
+    canceled = await engine.queries.runs.get(first.id)
+    assert canceled is not None and canceled.status == CANCELED
+
+
+async def test_a_reserved_run_is_written_once_by_its_start(engine: Engine) -> None:
+    """The dispatcher's dequeue (`reserve=True`) writes no run: the start moves each reserved run
+    QUEUED → EXECUTING in one update, with the version its dequeue chose."""
+    await engine.trigger_many([TriggerRequest(task_id="noop") for _ in range(N)])
+    trace = Trace(engine)
+    runs = await engine.dequeue(N, reserve=True)
+    taken = trace.per_run()
+    assert len(runs) == N and {r.status for r in runs} == {QUEUED}
+    assert "UPDATE runs" not in taken and "INSERT snapshots" not in taken
+    stored = await engine.queries.runs.get(runs[0].id)
+    assert stored is not None and stored.status == QUEUED
+    trace = Trace(engine)
+    for run in runs:
+        assert await engine.start_attempt(run, "worker_1", 1) is not None
+    start = trace.per_run()
+    assert start["UPDATE runs"] == 1 and start["INSERT snapshots"] == 1
+    assert "SELECT runs" not in start
+    assert engine.ctx.reserved == {}
+    stored = await engine.queries.runs.get(runs[0].id)
+    assert stored is not None and stored.status == EXECUTING
+    assert stored.version_id == "version_1" and stored.attempt_count == 1
+    history = await engine.queries.events.after(0, run_id=runs[0].id)
+    assert [(e.type, e.data["from"]) for e in history] == [
+        ("run.created", None), ("run.executing", "QUEUED")]
+
+
+async def test_reserved_runs_count_as_running_until_started_or_let_go(tmp_path: Path) -> None:
+    """Reserved runs take their slots of the concurrency (a second dequeue gets none of them and
+    no more than what is left); `requeue` lets one go without a write, and it is taken again."""
+    engine = await open_engine(tmp_path, FakeClock(T0), concurrency=3,
+                               tasks=[TaskDef(task_id="noop", queue="task/noop")])
+    try:
+        await engine.trigger_many([TriggerRequest(task_id="noop") for _ in range(5)])
+        first = await engine.dequeue(2, reserve=True)
+        second = await engine.dequeue(5, reserve=True)
+        assert len(first) == 2 and len(second) == 1
+        assert not {r.id for r in first} & {r.id for r in second}
+        assert await engine.dequeue(5, reserve=True) == []
+        trace = Trace(engine)
+        await engine.requeue(second[0], "no process available")
+        assert "UPDATE runs" not in trace.per_run()
+        [again] = await engine.dequeue(5, reserve=True)
+        assert again.id == second[0].id
+    finally:
+        await engine.store.close()
+
+
+async def test_a_reserved_run_canceled_or_without_version_before_its_start(
+        engine: Engine) -> None:
+    """Canceled between its dequeue and its start, the start gives None; a run whose version
+    the executor cannot find fails (SYSTEM_FAILURE) straight from QUEUED."""
+    await engine.trigger_many([TriggerRequest(task_id="noop") for _ in range(2)])
+    first, second = await engine.dequeue(2, reserve=True)
+    await engine.cancel(first.id)
+    assert await engine.start_attempt(first, "worker_1", 1) is None
+    await engine.system_failure(second, "Version version_1 is gone")
+    failed = await engine.queries.runs.get(second.id)
+    assert failed is not None and failed.status == SYSTEM_FAILURE
+    assert engine.ctx.reserved == {}
+
+
+async def test_a_store_other_daemons_share_gets_dequeued_runs_not_reservations(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their dispatchers cannot see this one's memory: the run is written DEQUEUED."""
+    monkeypatch.setattr(engine.store, "shared", True)
+    await engine.trigger(TriggerRequest(task_id="noop"))
+    [run] = await engine.dequeue(1, reserve=True)
+    assert run.status == DEQUEUED and engine.ctx.reserved == {}
