@@ -330,12 +330,13 @@ class TestLogsEventsCache:
 
     async def test_events_after(self, store: Store) -> None:
         async with store.tx() as ops:
-            s1 = await ops.events.append("run_a", "run.created", T0, {"n": 1})
-            s2 = await ops.events.append("run_b", "run.created", T0, {"n": 2})
-            s3 = await ops.events.append(None, "queue.paused", T0, {"n": 3})
-        assert s1 < s2 < s3
+            await ops.events.append("run_a", "run.created", T0, {"n": 1})
+            await ops.events.append("run_b", "run.created", T0, {"n": 2})
+            await ops.events.append(None, "queue.paused", T0, {"n": 3})
         ops = store.read()
-        assert [e.seq for e in await ops.events.after(0)] == [s1, s2, s3]
+        s1, s2, s3 = [e.seq for e in await ops.events.after(0)]
+        assert s1 < s2 < s3  # in the order they were appended
+        assert [e.data for e in await ops.events.after(0)] == [{"n": 1}, {"n": 2}, {"n": 3}]
         assert [e.data for e in await ops.events.after(s1)] == [{"n": 2}, {"n": 3}]
         assert [e.seq for e in await ops.events.after(0, run_id="run_b")] == [s2]
         assert [e.seq for e in await ops.events.after(0, limit=1)] == [s1]

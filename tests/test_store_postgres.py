@@ -9,10 +9,11 @@ import asyncio
 import asyncpg
 import pytest
 from pg_cluster import Cluster, require_postgres
-from store_support import insert_runs, make_run
+from store_support import T0, insert_runs, make_run
 
 from trigger_local.errors import DatabaseUnavailableError, StartupError
 from trigger_local.store.postgres import PostgresStore
+from trigger_local.store.postgres.daemons import CHANNEL
 from trigger_local.store.postgres.schema import MIGRATIONS
 from trigger_local.store.postgres.store import redact
 
@@ -94,3 +95,50 @@ async def test_a_database_that_went_away_is_a_retryable_503() -> None:
         await store.close()
     finally:
         own.stop()
+
+
+async def test_a_commit_with_events_is_announced_even_when_a_run_was_inserted_after_them(
+        pg_cluster: Cluster) -> None:
+    """The other daemons wake on the NOTIFY of a commit that recorded events. A run inserted
+    after the transaction's first event (a child run triggered after its parent's event) once
+    reset the note that events were written, and the commit went unannounced."""
+    url = pg_cluster.fresh_url()
+    store = PostgresStore(url, daemon_id="daemon_a")
+    await store.open()
+    listener = await asyncpg.connect(url)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    try:
+        await listener.add_listener(CHANNEL, lambda *args: heard.put_nowait(args[-1]))
+        async with store.tx() as ops:
+            await ops.events.append("run_a", "run.created", T0, {})
+            await ops.runs.insert(make_run("run_b"))
+        payload = await asyncio.wait_for(heard.get(), 30)
+        assert payload.startswith("daemon_a|"), payload
+    finally:
+        await listener.close()
+        await store.close()
+
+
+async def test_values_written_into_statements_come_back_as_they_were(pg_cluster: Cluster) -> None:
+    """Kept writes go with the commit, their values written in as literals (inline.py): quotes,
+    backslashes, `$$`, a statement's end and non-ASCII text come back unchanged, and a value
+    that cannot be written in (NUL) is sent on its own, and refused by the database."""
+    store = PostgresStore(pg_cluster.fresh_url())
+    await store.open()
+    tricky = "it's a \\' quote; COMMIT; $$ -- é\n\t\\x00 '' ?"
+    try:
+        async with store.tx() as ops:
+            await ops.runs.insert(make_run("run_a"))
+            await ops.snapshots.insert("s1", "run_a", "k", "QUEUED", T0 + 0.1, tricky)
+            await ops.events.append("run_a", tricky, T0, {"text": tricky})
+        [event] = await store.read().events.after(0)
+        assert (event.type, event.data, event.at) == (tricky, {"text": tricky}, T0)
+        [snapshot] = await store.read().snapshots.for_run("run_a")
+        assert (snapshot["description"], snapshot["at"]) == (tricky, T0 + 0.1)
+        with pytest.raises(Exception, match="0x00|null"):
+            async with store.tx() as ops:
+                await ops.events.append("run_a", "run.created", T0, {})
+                await ops.snapshots.insert("s2", "run_a", "k", "QUEUED", T0, "nul \x00")
+        assert len(await store.read().events.after(0)) == 1  # nothing of it committed
+    finally:
+        await store.close()

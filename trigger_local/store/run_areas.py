@@ -213,9 +213,10 @@ class EventReader(Protocol):
 
 class EventStore(EventReader, Protocol):
     async def append(self, run_id: str | None, type_: str, at: float,
-                     data: dict[str, Any]) -> int:
-        """Append one event; returns its sequence number (increasing, never reused). The
-        engine's `Tx.record` is the only caller."""
+                     data: dict[str, Any]) -> None:
+        """Append one event. Its sequence number (increasing, never reused, in commit order)
+        is drawn by the commit at the latest (PostgreSQL sends a transaction's events with its
+        commit: store/postgres/pending.py). The engine's `Tx.record` is the only caller."""
         ...
 
 

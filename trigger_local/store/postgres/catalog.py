@@ -10,6 +10,7 @@ from ...statuses import RunStatus
 from ..models import Project, ProjectDefaults, Queue, TaskDef, Version
 from ..sqlite.rows import columns, from_row, to_row
 from ..sqlite.sql import SQL_RUNNING
+from . import dequeue_reads
 from .sql import PgSql, insert_sql, values
 
 _UPSERT_PROJECT = insert_sql("projects", Project, (
@@ -125,10 +126,9 @@ class PgQueues:
         return queues
 
     async def paused(self) -> set[tuple[str, str]]:
-        rows = await self._sql.all("SELECT project, name FROM queues WHERE paused = 1")
+        rows = await self._sql.all(dequeue_reads.PAUSED)
         return {(r["project"], r["name"]) for r in rows}
 
     async def limits(self) -> dict[tuple[str, str], int]:
-        rows = await self._sql.all("SELECT project, name, concurrency_limit FROM queues "
-                                   "WHERE concurrency_limit IS NOT NULL")
+        rows = await self._sql.all(dequeue_reads.LIMITS)
         return {(r["project"], r["name"]): int(r["concurrency_limit"]) for r in rows}

@@ -17,29 +17,15 @@ from .sql import PgSql, values
 EVENTS_CHANNEL = "trigger_local_events"
 
 
-_APPEND = "INSERT INTO events (run_id, type, at, data) VALUES (?,?,?,?) RETURNING seq"
-_APPEND_FIRST = ("WITH turn AS (SELECT pg_advisory_xact_lock(?, ?)) "
-                 "INSERT INTO events (run_id, type, at, data) "
-                 "SELECT ?::text, ?::text, ?::double precision, ?::text FROM turn RETURNING seq")
-
-
 class PgEvents:
     def __init__(self, sql: PgSql) -> None:
         self._sql = sql
 
     async def append(self, run_id: str | None, type_: str, at: float,
-                     data: dict[str, Any]) -> int:
-        sql, row = self._sql, (run_id, type_, at, json.dumps(data))
-        sql.wrote_events = True
-        if not sql.writes or sql.events_locked:
-            seq = await sql.value(_APPEND, row)
-        else:
-            # the transaction's first event: wait for the events' turn first (in the same
-            # statement, before its number is drawn), held until the commit, so numbers follow
-            # the commit order (store.py)
-            seq = await sql.value(_APPEND_FIRST, (*sql.events_lock, *row))
-            sql.events_locked = True
-        return int(seq)
+                     data: dict[str, Any]) -> None:
+        # kept for the commit, which numbers it in commit order (pending.py)
+        self._sql.wrote_events = True
+        self._sql.pending.event(run_id, type_, at, data)
 
     async def after(self, seq: int, limit: int = 500,
                     run_id: str | None = None) -> list[StoredEvent]:

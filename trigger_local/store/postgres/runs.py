@@ -11,7 +11,7 @@ from ..models import Attempt, Run, Schedule, Waitpoint
 from ..run_areas import RunningCounts
 from ..sqlite.rows import columns, from_row
 from ..sqlite.sql import SQL_NOT_STARTED, SQL_RUNNING, Where
-from . import history
+from . import dequeue_reads, history
 from .sql import PgSql, created_between, insert_sql, tagged, values
 
 _RUN_COLS = ", ".join(columns(Run))
@@ -139,14 +139,11 @@ class PgRuns:
         return [from_row(Run, r) for r in rows]
 
     async def running_counts(self) -> RunningCounts:
-        rows = await self._sql.all(
-            "SELECT project, queue, concurrency_key, COUNT(*) AS n FROM runs "
-            f"WHERE status IN {SQL_RUNNING} GROUP BY project, queue, concurrency_key")
+        rows = await self._sql.all(dequeue_reads.RUNNING)
         return {(r["project"], r["queue"], r["concurrency_key"]): int(r["n"]) for r in rows}
 
     async def queued_queues(self) -> list[tuple[str, str]]:
-        rows = await self._sql.all(
-            f"SELECT DISTINCT project, queue FROM runs WHERE status = '{QUEUED}'")
+        rows = await self._sql.all(dequeue_reads.QUEUED_QUEUES)
         return [(r["project"], r["queue"]) for r in rows]
 
     async def queued(self, project: str, queue: str, limit: int,
@@ -180,9 +177,8 @@ class PgSnapshots:
 
     async def insert(self, snapshot_id: str, run_id: str, kind: str, status: str, at: float,
                      description: str = "") -> None:
-        await self._sql.run("INSERT INTO snapshots (id, run_id, kind, status, at, description) "
-                            "VALUES (?,?,?,?,?,?)",
-                            (snapshot_id, run_id, kind, status, at, description))
+        # kept for the commit (pending.py): nobody waits for its answer
+        self._sql.pending.snapshot((snapshot_id, run_id, kind, status, at, description))
 
     async def for_run(self, run_id: str) -> list[dict[str, Any]]:
         rows = await self._sql.all("SELECT id, run_id, kind, status, at, description "
@@ -195,7 +191,8 @@ class PgAttempts:
         self._sql = sql
 
     async def insert(self, attempt: Attempt) -> None:
-        await self._sql.run(_INSERT_ATTEMPT, values(attempt))
+        # kept for the commit (pending.py): nobody waits for its answer
+        self._sql.pending.write("attempts", _INSERT_ATTEMPT, values(attempt))
 
     async def update(self, attempt_id: str, **changes: Any) -> bool:
         return await self._sql.update("attempts", Attempt, "id", attempt_id, changes)

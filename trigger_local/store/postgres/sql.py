@@ -16,6 +16,9 @@ import asyncpg
 from ...errors import DatabaseUnavailableError, TransactionRetryError
 from ..sqlite.rows import columns, encode_changes, to_row
 from ..sqlite.sql import Where
+from . import dequeue_reads
+from .inline import inline
+from .pending import Pending
 
 Params = Sequence[Any]
 
@@ -107,15 +110,27 @@ class PgSql:
         self.owner = owner or Owner()
         #: a transaction's (store.py `tx`): its reads may lock rows (`FOR UPDATE`)
         self.writes = writes
-        #: the advisory lock that orders event appends (store.py), taken in this transaction
+        #: the advisory lock that orders event appends (store.py)
         self.events_lock: tuple[int, int] = (0, 0)
-        self.events_locked = False
+        #: the snapshots and events kept for the commit (pending.py)
+        self.pending = Pending()
+        #: an exclusive transaction (a dequeue), and its first reads (dequeue_reads.py)
+        self.exclusive = False
+        self.dequeue_answers: dict[str, list[Any]] | None = None
+        #: the transaction's BEGIN, held back to go with its first statement (store.py `tx`)
+        self.begin: str | None = None
+        #: statements sent since the transaction began (a savepoint before the first is none)
+        self.sent = 0
         #: a statement of this transaction was refused for a conflict: whatever a part that
         #: caught it did next, the transaction must be run again (store.py `tx`)
         self.doomed = False
         #: the earliest timer this transaction set: announced at its commit, so the other
         #: daemons' dispatchers fire it on time too (store.py, daemon.py's `Peers`)
         self.due_at: float | None = None
+        #: events were appended in this transaction: announce the commit (store.py)
+        self.wrote_events = False
+        #: a version or project changed: the other daemons reload what they cache of them
+        self.wrote_catalog = False
 
     def note_timers(self, fields: Mapping[str, Any]) -> None:
         """Note the timer columns among `fields` (a row or an update's changes)."""
@@ -126,10 +141,6 @@ class PgSql:
 
     def note_timers_of(self, record: Any) -> None:
         self.note_timers({name: getattr(record, name, None) for name in TIMERS})
-        #: events were appended in this transaction: announce the commit (store.py)
-        self.wrote_events = False
-        #: a version or project changed: the other daemons reload what they cache of them
-        self.wrote_catalog = False
 
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
@@ -141,28 +152,100 @@ class PgSql:
             self.doomed = True
             raise
 
+    async def _before(self, sql: str) -> None:
+        """Count the statement; send the held-back BEGIN first, and the kept writes if it
+        reads or writes their tables (the transaction sees its own writes)."""
+        self.sent += 1
+        if self.pending and self.pending.touches(sql):
+            await self._send_kept()
+        elif self.begin:
+            await self._send(self._take_begin())
+
+    def _take_begin(self) -> str:
+        begin, self.begin = self.begin or "", None
+        return begin
+
+    async def _send(self, statements: str) -> str:
+        """Statements without parameters, in one round trip; the last one's status."""
+        with self.guard():
+            status: str = await self.conn.execute(statements)
+        return status
+
+    async def _send_kept(self, notify: tuple[str, str] | None = None,
+                         commit: bool = False) -> None:
+        """The held-back BEGIN, the kept writes (pending.py) with `notify` (channel, payload),
+        and the COMMIT if `commit`: one round trip when every value can be written in
+        (inline.py), else one per statement."""
+        kept = self.pending.statements(self.events_lock, notify)
+        written = [inline(text, params) for text, params in kept]
+        head = [self._take_begin()] if self.begin else []
+        tail = ["COMMIT"] if commit else []
+        if all(w is not None for w in written):
+            steps = [*head, *(w for w in written if w is not None), *tail]
+            if steps:
+                await self._send("; ".join(steps))
+            return
+        for step in head:
+            await self._send(step)
+        for text, params in kept:
+            with self.guard():
+                await self.conn.execute(dollar(text), *params)
+        for step in tail:
+            await self._send(step)
+
+    async def commit(self, notify: tuple[str, str] | None) -> None:
+        """Send the kept writes and `notify` with the COMMIT (and the BEGIN, if nothing was sent
+        yet). A transaction that sent nothing and kept nothing sends nothing."""
+        if self.begin and not self.pending and notify is None:
+            self.begin = None
+            return
+        # shielded: a cancelled request cannot leave its commit half-sent
+        await asyncio.shield(self._send_kept(notify, commit=True))
+
+    async def _dequeue_read(self, sql: str) -> list[Any] | None:
+        """A dequeue's first reads, fetched together (dequeue_reads.py); None: read again."""
+        if self.dequeue_answers is None:
+            self.dequeue_answers = dequeue_reads.answers(
+                await self.one(dequeue_reads.TOGETHER))
+        return self.dequeue_answers.pop(sql, None)
+
     async def one(self, sql: str, params: Params = ()) -> Any:
+        await self._before(sql)
         with self.guard():
             return await self.conn.fetchrow(dollar(sql), *params)
 
     async def all(self, sql: str, params: Params = ()) -> list[Any]:
+        if self.exclusive and sql in dequeue_reads.READS:
+            rows = await self._dequeue_read(sql)
+            if rows is not None:
+                return rows
+        await self._before(sql)
         with self.guard():
             return list(await self.conn.fetch(dollar(sql), *params))
 
     async def value(self, sql: str, params: Params = ()) -> Any:
+        await self._before(sql)
         with self.guard():
             return await self.conn.fetchval(dollar(sql), *params)
 
     async def run(self, sql: str, params: Params = ()) -> int:
-        """Execute a write; returns how many rows it changed."""
-        with self.guard():
-            status: str = await self.conn.execute(dollar(sql), *params)
+        """Execute a write; returns how many rows it changed. The transaction's first statement
+        goes with its BEGIN, in one round trip (inline.py)."""
+        written = inline(sql, params) if self.begin else None
+        if written is not None:
+            self.sent += 1
+            status = await self._send(f"{self._take_begin()}; {written}")
+        else:
+            await self._before(sql)
+            with self.guard():
+                status = await self.conn.execute(dollar(sql), *params)
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
     async def many(self, sql: str, rows: Iterable[Params]) -> None:
         rows = list(rows)
         if rows:
+            await self._before(sql)
             with self.guard():
                 await self.conn.executemany(dollar(sql), rows)
 

@@ -61,7 +61,7 @@ LOCK_CLASS = 0x746C
 #: the first key of the lock exclusive transactions (dequeues) take, and of the events' lock
 EXCLUSIVE_CLASS = LOCK_CLASS + 1
 EVENTS_CLASS = LOCK_CLASS + 2
-_BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 _SCHEMA_VERSION = """CREATE TABLE IF NOT EXISTS schema_version (
     only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row), version BIGINT NOT NULL)"""
 
@@ -97,21 +97,37 @@ class PgView:
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
-        """store/interface.py `StoreTx.savepoint`: a part that raises undoes only its writes."""
+        """store/interface.py `StoreTx.savepoint`: a part that raises undoes only its writes.
+        Before the transaction's first statement, the transaction's start is the savepoint: a
+        group commit's lone part (most of them) then costs no SAVEPOINT and RELEASE round
+        trips, and undoing it means starting the transaction again."""
+        sql, mark = self.sql, self.sql.pending.mark()
+        if sql.sent == 0 and not sql.exclusive:
+            try:
+                yield
+            except BaseException:
+                sql.pending.undo(mark)
+                if sql.sent and not sql.doomed and not sql.conn.is_closed():
+                    with sql.guard():
+                        await sql.conn.execute("ROLLBACK")
+                    sql.sent, sql.begin = 0, BEGIN  # begun again with the next statement
+                raise
+            return
         self._savepoints += 1
         name = f"part_{self._savepoints}"
-        with self.sql.guard():
-            await self.sql.conn.execute(f"SAVEPOINT {name}")
+        with sql.guard():
+            await sql.conn.execute(f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
-            if not self.sql.conn.is_closed():
+            sql.pending.undo(mark)
+            if not sql.conn.is_closed():
                 # a doomed transaction is run again whole: its savepoints do not matter
                 with contextlib.suppress(*UNREACHABLE, asyncpg.PostgresError):
-                    await self.sql.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    await sql.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
             raise
-        with self.sql.guard():
-            await self.sql.conn.execute(f"RELEASE SAVEPOINT {name}")
+        with sql.guard():
+            await sql.conn.execute(f"RELEASE SAVEPOINT {name}")
 
 
 class PostgresStore:
@@ -136,11 +152,15 @@ class PostgresStore:
     async def open(self) -> None:
         # two connections at most: one transaction at a time, and a spare while one reconnects;
         # `tx` leaves each connection as it found it (no reset statement at each release)
-        self._pool = await connect_pool(self.url, 2, reset=_keep)
+        # (values written into statements need standard_conforming_strings: inline.py)
+        self._pool = await connect_pool(self.url, 2, reset=_keep,
+                                        settings={"standard_conforming_strings": "on"})
         try:
             await self._prepare()
             # reads: read-only sessions, so not even a cast of a reader's area can write
-            self._read_pool = await connect_pool(self.url, self._pool_size, read_only=True)
+            # (no reset statement at each release either: a read changes no session state)
+            self._read_pool = await connect_pool(self.url, self._pool_size, read_only=True,
+                                                 reset=_keep)
         except BaseException:
             await self.close()
             raise
@@ -181,25 +201,27 @@ class PostgresStore:
                 conn = await pool.acquire()
             sql = view.sql
             try:
-                # read committed after the lock: each statement sees every exclusive
-                # transaction committed before (the module docstring says why it is enough)
-                begin = (f"BEGIN; SELECT pg_advisory_xact_lock({EXCLUSIVE_CLASS}, "
-                         f"{self._lock_key})") if exclusive else _BEGIN
                 try:
-                    with reachable():
-                        await conn.execute(begin)
+                    if exclusive:
+                        # read committed after the lock: each statement sees every exclusive
+                        # transaction committed before (the module docstring says why)
+                        with reachable():
+                            await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock("
+                                               f"{EXCLUSIVE_CLASS}, {self._lock_key})")
                     sql.conn, sql.wrote_events, sql.wrote_catalog = conn, False, False
-                    sql.events_locked = sql.doomed = False
-                    sql.due_at = None
+                    sql.doomed, sql.due_at, sql.sent = False, None, 0
+                    # held back: it goes with the first statement (sql.py `run`, `commit`)
+                    sql.begin = None if exclusive else BEGIN
+                    sql.pending.clear()
+                    sql.exclusive, sql.dequeue_answers = exclusive, None
                     yield view
-                    if sql.wrote_events or sql.wrote_catalog or sql.due_at is not None:
-                        # delivered to the listeners at the commit only
-                        with sql.guard():
-                            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, announcement(
-                                self.owner.daemon_id, sql.wrote_catalog, sql.due_at))
-                    # shielded: a cancelled request cannot leave its commit half-sent
-                    with reachable():
-                        await asyncio.shield(conn.execute("COMMIT"))
+                    # the kept writes and the announcement (delivered to the listeners at the
+                    # commit only) go with the COMMIT: sql.py `commit`
+                    notify = (CHANNEL, announcement(self.owner.daemon_id, sql.wrote_catalog,
+                                                    sql.due_at)) \
+                        if sql.wrote_events or sql.wrote_catalog or sql.due_at is not None \
+                        else None
+                    await sql.commit(notify)
                 except BaseException as exc:
                     await _roll_back(conn)
                     if sql.doomed and not isinstance(exc, TransactionRetryError):
@@ -270,9 +292,11 @@ def redact(url: str) -> str:
 
 
 async def connect_pool(url: str, size: int, *, read_only: bool = False,
-                       reset: Callable[[Any], Awaitable[None]] | None = None) -> Any:
+                       reset: Callable[[Any], Awaitable[None]] | None = None,
+                       settings: dict[str, str] | None = None) -> Any:
     """A pool on `url`, or StartupError saying what is wrong (never a traceback)."""
-    settings = {"default_transaction_read_only": "on"} if read_only else {}
+    settings = {**(settings or {}),
+                **({"default_transaction_read_only": "on"} if read_only else {})}
     try:
         return await asyncpg.create_pool(url, min_size=1, max_size=size, timeout=10,
                                          command_timeout=60, server_settings=settings,

@@ -10,6 +10,7 @@ from ..catalog_areas import RateLimit
 from ..models import Schedule
 from ..sqlite.rows import from_row
 from ..sqlite.sql import Where
+from . import dequeue_reads
 from .sql import PgSql, insert_sql, values
 
 _INSERT_SCHEDULE = insert_sql("schedules", Schedule)
@@ -70,8 +71,8 @@ class PgRateLimits:
              int(bool(limit.get("per_key")))))
 
     async def all(self, project: str | None = None) -> dict[tuple[str, str], RateLimit]:
-        where, params = ("WHERE project = ?", (project,)) if project is not None else ("", ())
-        rows = await self._sql.all(f"SELECT * FROM rate_limits {where}", params)
+        rows = await self._sql.all(dequeue_reads.RATE_LIMITS) if project is None else \
+            await self._sql.all(f"{dequeue_reads.RATE_LIMITS}WHERE project = ?", (project,))
         return {(r["project"], r["queue"]): {"limit": r["limit_n"], "period_s": r["period_s"],
                                              "per_key": bool(r["per_key"])} for r in rows}
 

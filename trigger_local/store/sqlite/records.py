@@ -19,8 +19,8 @@ class SqliteEvents:
         self._sql = sql
 
     async def append(self, run_id: str | None, type_: str, at: float,
-                     data: dict[str, Any]) -> int:
-        return self._sql.insert("INSERT INTO events (run_id, type, at, data) VALUES (?,?,?,?)",
+                     data: dict[str, Any]) -> None:
+        self._sql.insert("INSERT INTO events (run_id, type, at, data) VALUES (?,?,?,?)",
                                 (run_id, type_, at, json.dumps(data)))
 
     async def after(self, seq: int, limit: int = 500,

@@ -1,0 +1,94 @@
+"""How many round trips to PostgreSQL each unit of a run's life costs (issue #14: on one machine
+a unit's time on PostgreSQL is mostly its round trips, docs/scaling.md). A trigger, a dequeue, a
+start, a completion and a wait are counted on a real engine and database; each budget is what
+the store does today, so a change that adds round trips to the hot path shows here."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from pg_cluster import Cluster
+
+from tests.engine_support import T0, open_engine
+from trigger_local.clock import FakeClock
+from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
+from trigger_local.store.models import TaskDef
+from trigger_local.store.postgres import PostgresStore
+
+#: round trips per unit: statements sent to the server, each awaited (several statements sent
+#: in one message count once). Before the kept writes, the BEGIN sent with the first statement
+#: and the dequeue's reads sent together: trigger 7, dequeue 12, start 10, finish 12, wait 8
+BUDGET = {"trigger": 4, "dequeue": 5, "start": 2, "finish": 5, "wait": 5}
+SENDS = ("execute", "executemany", "fetch", "fetchrow", "fetchval")
+
+
+@pytest.fixture
+async def engine(pg_cluster: Cluster, tmp_path: Path) -> AsyncIterator[Engine]:
+    store = PostgresStore(pg_cluster.fresh_url(), daemon_id="daemon_a")
+    await store.open()
+    engine = await open_engine(tmp_path, FakeClock(T0), store=store,
+                               tasks=[TaskDef(task_id="t", queue="task/t")])
+    yield engine
+    await store.close()
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Every statement any connection sends, counted under the current unit's name."""
+    counts: Counter[str] = Counter()
+    for name in SENDS:
+        original = getattr(asyncpg.Connection, name)
+
+        def counted(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            counts[counts_unit[0]] += 1
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(asyncpg.Connection, name, counted)
+    counts_unit[0] = ""
+    return counts
+
+
+counts_unit = [""]
+
+
+async def counted(counts: Counter[str], unit: str, call: Callable[[], Awaitable[Any]]) -> Any:
+    counts_unit[0] = unit
+    try:
+        return await call()
+    finally:
+        counts_unit[0] = ""
+
+
+async def a_run_through(engine: Engine, counts: Counter[str], end: str) -> None:
+    """Trigger, dequeue and start a run, then finish it or make it wait, counting each."""
+    result = await counted(counts, "trigger", lambda: engine.trigger(TriggerRequest(task_id="t")))
+    [run] = await counted(counts, "dequeue", lambda: engine.dequeue(5))
+    assert run.id == result.run.id
+    started = await counted(counts, "start", lambda: engine.start_attempt(run, "worker_1", None))
+    assert started is not None
+    number = started[1].number
+    if end == "finish":
+        done = await counted(counts, "finish", lambda: engine.finish_attempt(
+            run.id, number, AttemptOutcome(ok=True)))
+        assert done.status == "COMPLETED"
+    else:
+        await counted(counts, "wait", lambda: engine.wait(run.id, number, kind="duration",
+                                                          until="1h"))
+        waiting = await engine.queries.runs.get(run.id)
+        assert waiting is not None and waiting.status == "WAITING"
+
+
+async def test_each_unit_of_a_run_costs_few_round_trips(engine: Engine,
+                                                        round_trips: Counter[str]) -> None:
+    await a_run_through(engine, round_trips, "finish")  # warm: what the engine caches is read
+    for end in ("finish", "wait"):
+        round_trips.clear()
+        await a_run_through(engine, round_trips, end)
+        measured = {unit: n for unit, n in round_trips.items() if unit}
+
+        over = {unit: n for unit, n in measured.items() if n > BUDGET[unit]}
+        assert not over, f"round trips over the budget {BUDGET}: {measured}"

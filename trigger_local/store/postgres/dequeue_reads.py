@@ -1,0 +1,36 @@
+"""The reads every dequeue starts with (engine/dequeue.py: what runs, which queues are paused or
+limited, the rate limits, which queues have queued runs), sent as one statement.
+
+A dequeue is the exclusive transaction (store.py): it waits for its advisory lock, then reads
+these one after another, each a round trip on PostgreSQL — and the dispatcher runs one after
+every trigger, start and completion, most of them finding nothing to do. So the first of these
+reads in an exclusive transaction fetches all of them at once, each as a JSON array of its rows,
+and the others are answered from that (once each: a second asking reads the database again).
+Reading them together rather than in quick succession changes nothing the dequeue relies on:
+under its lock, the running counts can only have gone down meanwhile (store.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..sqlite.sql import SQL_RUNNING
+
+RUNNING = ("SELECT project, queue, concurrency_key, COUNT(*) AS n FROM runs "
+           f"WHERE status IN {SQL_RUNNING} GROUP BY project, queue, concurrency_key")
+PAUSED = "SELECT project, name FROM queues WHERE paused = 1"
+LIMITS = "SELECT project, name, concurrency_limit FROM queues WHERE concurrency_limit IS NOT NULL"
+RATE_LIMITS = "SELECT * FROM rate_limits "
+QUEUED_QUEUES = "SELECT DISTINCT project, queue FROM runs WHERE status = 'QUEUED'"
+
+READS = (RUNNING, PAUSED, LIMITS, RATE_LIMITS, QUEUED_QUEUES)
+
+#: one statement: each read's rows as a JSON array
+TOGETHER = "SELECT " + ", ".join(
+    f"(SELECT COALESCE(json_agg(r), '[]') FROM ({sql}) AS r)::text AS r{n}"
+    for n, sql in enumerate(READS))
+
+
+def answers(row: Any) -> dict[str, list[dict[str, Any]]]:
+    """Each read's rows (as dicts: the areas read them by column name), by its text."""
+    return {sql: json.loads(row[f"r{n}"]) for n, sql in enumerate(READS)}
