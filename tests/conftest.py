@@ -5,6 +5,7 @@ Test modules may define fixtures of the same names; theirs win for that module."
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,13 @@ from trigger_local.projects import DEFAULT_PROJECT
 from trigger_local.store import SqliteStore, Store
 from trigger_local.store.models import ProjectDefaults, TaskDef, Version
 from trigger_local.store.postgres import PostgresStore
+
+# A suite started in the background by a shell without job control (`cmd &` in a script)
+# inherits SIGINT ignored, and so does every CLI process it starts: the tests that press Ctrl-C
+# on `trigger --wait` then wait for good. A handled SIGINT here is reset to the default in the
+# processes the tests start, where Python turns it into KeyboardInterrupt as at a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 T0 = 1_700_000_000.0
 SECRET = "tr_dev_testsecretkey"
