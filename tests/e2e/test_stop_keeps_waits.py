@@ -214,6 +214,13 @@ class _Dev:
         assert code == 0, self.text()
 
 
+def _connect(client: DaemonProcess, home: Path, port: int) -> None:
+    """Point `client`'s API helpers at the daemon dev started (its key is in the home)."""
+    client.key = (home / "secret_key").read_text().strip()
+    client.client = httpx.Client(base_url=f"http://127.0.0.1:{port}",
+                                 headers={"Authorization": f"Bearer {client.key}"}, timeout=30)
+
+
 def test_dev_ctrl_c_interrupts_an_executing_run_and_the_next_dev_says_it_started_again(
         tmp_path: Path) -> None:
     project, home, port = (write_project(tmp_path / "project", STOP_TASKS), tmp_path / "home",
@@ -222,9 +229,7 @@ def test_dev_ctrl_c_interrupts_an_executing_run_and_the_next_dev_says_it_started
     dev = _Dev(project, home, port)
     client = DaemonProcess(home, port)  # only its API helpers: dev owns the daemon
     try:
-        client.key = (home / "secret_key").read_text().strip()
-        client.client = httpx.Client(base_url=f"http://127.0.0.1:{port}",
-                                     headers={"Authorization": f"Bearer {client.key}"}, timeout=30)
+        _connect(client, home, port)
         run_id = client.trigger("long-sleeper", {"file": str(side_file), "seconds": 120})
         wait_for(lambda: side_file.exists(), 30, what="the run to start")
         dev.ctrl_c()
@@ -257,9 +262,7 @@ def test_dev_ctrl_c_says_how_many_waiting_runs_keep_their_place(tmp_path: Path) 
     dev = _Dev(project, home, port)
     client = DaemonProcess(home, port)  # only its API helpers: dev owns the daemon
     try:
-        client.key = (home / "secret_key").read_text().strip()
-        client.client = httpx.Client(base_url=f"http://127.0.0.1:{port}",
-                                     headers={"Authorization": f"Bearer {client.key}"}, timeout=30)
+        _connect(client, home, port)
         run_ids = [client.trigger("side-effect-then-token", {"file": str(tmp_path / f"s{i}")})
                    for i in range(2)]
         wait_for(lambda: all(_token_of(client, r) for r in run_ids), 60,
