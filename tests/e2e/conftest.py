@@ -116,6 +116,18 @@ class DaemonProcess:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def log_messages(self, run_id: str) -> list[str]:
+        """Every log line's message of the run, read page by page through the API."""
+        messages: list[str] = []
+        after = None
+        while True:
+            page = self.api("GET", f"/api/v1/runs/{run_id}/logs",
+                            params={} if after is None else {"after": after}).json()
+            messages += [str(e.get("message")) for e in page["data"]]
+            if not page["data"]:
+                return messages
+            after = page["data"][-1]["id"]
+
     def wait_status(self, run_id: str, statuses: set[str] | str = frozenset(TERMINAL),
                     timeout: float = 30) -> dict:
         wanted = {statuses} if isinstance(statuses, str) else set(statuses)

@@ -47,18 +47,6 @@ def _frames(d: DaemonProcess) -> dict[str, int]:
     return {k: int(v) for k, v in _status(d)["channelFrames"].items()}
 
 
-def _log_lines(d: DaemonProcess, run_id: str) -> list[str]:
-    messages: list[str] = []
-    after = None
-    while True:
-        page = d.api("GET", f"/api/v1/runs/{run_id}/logs",
-                     params={} if after is None else {"after": after}).json()
-        messages += [str(e.get("message")) for e in page["data"]]
-        if not page["data"]:
-            return messages
-        after = page["data"][-1]["id"]
-
-
 def _daemon(tmp_path: Path, channel: str) -> Iterator[DaemonProcess]:
     home = tmp_path / "home"
     d = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home),
@@ -89,7 +77,7 @@ def _run_chatty(d: DaemonProcess, lines: int) -> str:
     assert run["metadata"] == {"progress": 1}
     child = d.wait_status(run["output"]["child"], timeout=90)
     assert (child["status"], child["output"]) == ("COMPLETED", {"n": 7})
-    wait_for(lambda: sum(m.startswith("line ") for m in _log_lines(d, run_id)) == lines, 30,
+    wait_for(lambda: sum(m.startswith("line ") for m in d.log_messages(run_id)) == lines, 30,
              interval=0.1, what="every log line stored")
     return run_id
 

@@ -29,18 +29,6 @@ async def crash_many(payload, ctx):
 '''
 
 
-def _logs(d: DaemonProcess, run_id: str) -> list[str]:
-    messages: list[str] = []
-    after = None
-    while True:
-        page = d.api("GET", f"/api/v1/runs/{run_id}/logs",
-                     params={} if after is None else {"after": after}).json()
-        messages += [str(e.get("message")) for e in page["data"]]
-        if not page["data"]:
-            return messages
-        after = page["data"][-1]["id"]
-
-
 def test_a_line_logged_just_before_a_sigkill_is_in_runs_logs(daemon: DaemonProcess,
                                                               tmp_path: Path) -> None:
     daemon.register(write_project(tmp_path / "crashproj", CRASHING))
@@ -61,5 +49,5 @@ def test_every_line_before_a_sigkill_is_stored_once(daemon: DaemonProcess,
     daemon.register(write_project(tmp_path / "crashproj", CRASHING))
     run_id = daemon.trigger("crash-many", {"lines": 250})  # bursts of 100 go out meanwhile
     daemon.wait_status(run_id)
-    messages = _logs(daemon, run_id)
+    messages = daemon.log_messages(run_id)
     assert messages == [f"line {n}" for n in range(250)] + ["printed last"], messages[-5:]
