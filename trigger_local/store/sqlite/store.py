@@ -46,6 +46,7 @@ from .steps import SqliteSteps
 from .streams import SqliteStreams
 from .timed import SqliteDebounces, SqliteEnvVars, SqliteRateLimits, SqliteSchedules
 from .waitpoints import SqliteBatches, SqliteWaitpoints
+from .wal import BACKSTOP_PAGES, WalCheckpointer
 
 RECLAIM_PAGES = 1000
 _PRAGMAS = (
@@ -110,6 +111,7 @@ class SqliteStore:
         self._write_view: SqliteView | None = None
         self._read_view: SqliteView | None = None
         self._off_loop: OffLoop | None = None
+        self._wal: WalCheckpointer | None = None
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -123,6 +125,9 @@ class SqliteStore:
         self._reader = self._connect()
         self._reader.execute("PRAGMA query_only=ON").close()
         self._off_loop = OffLoop(self._connect)
+        # commits leave checkpoints to the WAL's thread (wal.py); one only when it fell behind
+        self._writer.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}").close()
+        self._wal = WalCheckpointer(self._connect)
         self._write_view = SqliteView(self._writer)
         self._read_view = SqliteView(self._reader, self._off_loop)
 
@@ -135,6 +140,9 @@ class SqliteStore:
 
     async def close(self) -> None:
         self._write_view = self._read_view = None
+        if self._wal is not None:
+            self._wal.close()
+            self._wal = None
         if self._off_loop is not None:
             self._off_loop.close()
             self._off_loop = None
@@ -157,6 +165,8 @@ class SqliteStore:
                 # synchronous, with no await around it: a cancelled request cannot cut a
                 # COMMIT in half, and nothing else runs between the block's end and the commit
                 writer.execute("COMMIT").close()
+                if self._wal is not None:
+                    self._wal.committed()
             except BaseException:
                 # A COMMIT that failed with SQLITE_FULL or SQLITE_IOERR may leave the
                 # transaction open; the next BEGIN would then fail for good. Roll back what is left.
