@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from trigger_local.config import DaemonSettings
-from trigger_local.daemon import Daemon
+from trigger_local.daemon_core import Daemon
 
 
 @pytest.fixture
