@@ -46,7 +46,7 @@ from .steps import SqliteSteps
 from .streams import SqliteStreams
 from .timed import SqliteDebounces, SqliteEnvVars, SqliteRateLimits, SqliteSchedules
 from .waitpoints import SqliteBatches, SqliteWaitpoints
-from .wal import BACKSTOP_PAGES, WalCheckpointer
+from .wal import WalCheckpointer
 
 RECLAIM_PAGES = 100
 _PRAGMAS = (
@@ -126,8 +126,7 @@ class SqliteStore:
         self._reader = self._connect()
         self._reader.execute("PRAGMA query_only=ON").close()
         self._off_loop = OffLoop(self._connect)
-        # commits leave checkpoints to the WAL's thread (wal.py); one only when it fell behind
-        self._writer.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}").close()
+        # checkpoints in the quiet moments between commits (wal.py)
         self._wal = WalCheckpointer(self._connect)
         self._write_view = SqliteView(self._writer)
         self._read_view = SqliteView(self._reader, self._off_loop)
