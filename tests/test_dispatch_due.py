@@ -261,33 +261,3 @@ def test_another_daemons_timers_move_the_resync_entry_earlier_only() -> None:
     due.resync_by(T0 + 5)
     assert due.next() == T0 + 5
     assert due.take(T0 + 5) == (True, True)
-
-
-async def test_the_timer_loop_fires_on_its_own_and_wakes_the_dispatcher(
-        engine: Engine, clock: FakeClock) -> None:
-    """The daemon fires timers in a loop of their own (dispatch/timers.py): a dispatcher round
-    busy starting runs no longer holds them up. Once that loop runs, a round leaves timers to
-    it and does not sleep on due times; a new earliest due time wakes the loop."""
-    dispatcher = Dispatcher(engine, NoRoomExecutor())  # type: ignore[arg-type]
-    timers = dispatcher.timers
-    clock.set(T0 + 1)
-    await timers.step()  # the first: the store's timers from before this engine (none)
-    assert timers.apart and engine.ctx.due.on_earlier is not None
-    run = await trigger(engine, delay="10s")
-    assert timers._wakeup.is_set()  # the new earliest due time
-    clock.set(T0 + 11)
-    dispatcher._wakeup.clear()
-    assert await dispatcher.tick() == 0  # not the round's: the delay stays DELAYED
-    assert await status(engine, run.id) == DELAYED
-    await timers.step()
-    assert await status(engine, run.id) == QUEUED
-    assert dispatcher._wakeup.is_set()  # the run it queued may start
-
-
-async def test_a_stopped_timer_loop_fires_nothing(engine: Engine, clock: FakeClock) -> None:
-    dispatcher = Dispatcher(engine, NoRoomExecutor())  # type: ignore[arg-type]
-    run = await trigger(engine, delay="10s")
-    clock.set(T0 + 10)
-    dispatcher.timers.stop()
-    await dispatcher.timers.step()
-    assert await status(engine, run.id) == DELAYED

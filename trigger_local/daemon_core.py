@@ -4,7 +4,7 @@ supervisor, the HTTP server, the signals. `trigger_local/daemon.py` is the proce
 checks the database while this module and the API are imported, then calls `run_daemon`.
 
 Shutdown (SIGTERM/SIGINT), in this order (docs/architecture.md, "Crash safety"):
-1. the timers and the dispatcher stop: no timer fires, no run starts any more;
+1. the dispatcher stops: no run starts any more;
 2. running attempts get `shutdown_grace_s` to finish (the HTTP server still serves, so they can
    report), then every task process is stopped; interrupted runs go back to their queue (without
    using up an attempt) and start again on the next daemon;
@@ -99,8 +99,6 @@ class Daemon:
         await self.engine.load()
         await self.executor.start()
         self.supervisor.start("dispatcher", self.dispatcher.step, on_stop=self.dispatcher.stop)
-        timers = self.dispatcher.timers  # on time, apart from dispatch rounds (dispatch/timers.py)
-        self.supervisor.start("timers", timers.step, on_stop=timers.stop)
         if self.peers is not None:
             self.peers.start(self.supervisor)
         self.supervisor.start("retention", self.retention.step, on_stop=self.retention.stop)
@@ -112,7 +110,6 @@ class Daemon:
         # their projects as stopped
         self.engine.projects.forget_sessions()
         began = time.monotonic()
-        await self.supervisor.stop("timers", DISPATCH_STOP_S)
         await self.supervisor.stop("dispatcher", DISPATCH_STOP_S)
         # one grace in all
         grace_s = max(0.0, self.settings.shutdown_grace_s - (time.monotonic() - began))

@@ -7,9 +7,7 @@ the executor says it has room again; otherwise it sleeps until the engine's next
 (engine/due.py: an in-memory schedule, so a round with nothing due asks the store nothing).
 `tick()` does one round and says how much it did, so tests can step it; `step()` is one round
 plus the sleep after it, and the daemon's supervisor (supervise.py) calls it over and over,
-backing off when a round raises. The daemon fires timers in a loop of their own
-(dispatch/timers.py, `Timers.step`), which wakes this one when they did something; a round
-fires them itself only when that loop does not run.
+backing off when a round raises.
 
 A round that fails half-way (a full disk) may have taken runs off their queue (DEQUEUED)
 without starting them: they are remembered and put back first thing in the next round, so a
@@ -36,9 +34,10 @@ from ..engine.events import (
 from ..executors.base import Executor
 from ..statuses import FINAL_STATUSES
 from ..store.models import EXECUTING, WAITING, Run
-from .timers import Timers
 
 MAX_SLEEP_S = 5.0  # a safety net only: every change that matters wakes the loop
+MAX_TIMER_ROUNDS = 50  # timer batches per round (500 each): dispatching is never starved for long
+RESYNC_RETRY_S = 1.0
 _WAKING = (RunCreated, RunUnblocked, RunRescheduled, QueueChanged, VersionRegistered,
            ProjectSessionChanged, ScheduleChanged, ChangedElsewhere)
 
@@ -65,9 +64,6 @@ class Dispatcher:
         self._stopped = False
         engine.hub.subscribe(Event, self._on_event)
         engine.ctx.due.on_earlier = self._wakeup.set  # a new earliest due time: sleep less
-        #: fires the timers; the daemon runs it as a loop of its own (`timers.step`), else each
-        #: round fires what is due first
-        self.timers = Timers(engine, self.wake)
 
     def _on_event(self, event: Event) -> None:
         if wakes(event):
@@ -77,9 +73,8 @@ class Dispatcher:
         self._wakeup.set()
 
     async def tick(self) -> int:
-        """Fire due timers (unless their own loop does), then start as many runnable runs as
-        there is room for."""
-        done = 0 if self.timers.apart else await self.timers.fire()
+        """Fire due timers, then start as many runnable runs as there is room for."""
+        done = await self._fire_timers()
         await self._requeue_unstarted()
         capacity = self.executor.capacity()
         # new runs only as many as the executor has room for (each beyond it would start a
@@ -120,6 +115,43 @@ class Dispatcher:
             await self.engine.requeue(run, "the dispatch round that took it failed")
             del self._unstarted[run.id]
 
+    async def _fire_timers(self) -> int:
+        """Everything due, before any run is started: `tick_timers` takes at most a batch of each
+        kind per call, and starting runs (new processes) can take seconds on a busy machine, so
+        1,000 schedules on one tick must not wait for the first batch's runs to start. Nothing
+        is asked of the store unless the engine's schedule of due times (engine/due.py) says
+        something is due."""
+        due = self.engine.ctx.due
+        now = self.engine.clock.now()
+        anything, resync = due.take(now)
+        if not anything:
+            return 0
+        done = 0
+        try:
+            for _ in range(MAX_TIMER_ROUNDS):
+                did = await self.engine.tick_timers()
+                done += did
+                if not did:
+                    break
+            else:
+                due.add(now)  # more is due than the rounds took: the next round goes on
+        except BaseException:
+            due.add(now)  # the round failed (a full disk): the next one tries again
+            if resync:
+                due.resync(now)
+            raise
+        if resync:
+            await self._resync(now, done)
+        return done
+
+    async def _resync(self, now: float, done: int) -> None:
+        """Take the store's next due time as the next resync entry (engine/due.py)."""
+        at = await self.engine.queries.timers.next_due_at()
+        if at is not None and at <= now and not done:
+            # due, yet the timer round found nothing to do: try again in a while, not in a spin
+            at = now + RESYNC_RETRY_S
+        self.engine.ctx.due.resync(at)
+
     def _held_room(self) -> int:
         # held processes resume without needing a new one
         describe = self.executor.describe()
@@ -139,7 +171,7 @@ class Dispatcher:
         self._idle = not await self.tick()
 
     async def _sleep(self) -> None:
-        due = None if self.timers.apart else self.engine.ctx.due.next()
+        due = self.engine.ctx.due.next()
         timeout = MAX_SLEEP_S
         if due is not None:
             timeout = max(0.0, min(MAX_SLEEP_S, due - self.engine.clock.now()))
@@ -150,7 +182,7 @@ class Dispatcher:
             async with asyncio.timeout(timeout):
                 await self._wakeup.wait()
         except TimeoutError:
-            if timeout >= MAX_SLEEP_S and not self.timers.apart:
+            if timeout >= MAX_SLEEP_S:
                 # a safety net only: nothing woke the loop for a while, so ask the store once
                 # whether a due time escaped the schedule (one indexed query per idle period)
                 self.engine.ctx.due.resync(self.engine.clock.now())

@@ -91,12 +91,12 @@ class InPlace:
     async def _load(self, tx: Tx) -> None:
         self._loaded = True
         self._running = dict(await tx.runs.running_counts())
-        for kept in tx.ctx.reserved.values():  # dequeued in memory, still QUEUED in the store
+        reserved = tx.ctx.reserved  # dequeued in memory, still QUEUED in the store
+        for kept in reserved.values():
             slot = (kept.project or "", kept.queue, kept.concurrency_key)
             self._running[slot] = self._running.get(slot, 0) + 1
-        # the QUEUED count includes the reserved runs again: more cautious, never less
-        queued = (await tx.runs.count_by_status()).get(QUEUED, 0)
-        self._busy = sum(self._running.values()) + queued
+        queued = (await tx.runs.count_by_status()).get(QUEUED, 0) - len(reserved)
+        self._busy = sum(self._running.values()) + max(0, queued)
         self._paused = await tx.queues.paused()
         self._limits = await tx.queues.limits()
         self._rated = set(await tx.rate_limits.all())
