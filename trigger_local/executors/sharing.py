@@ -10,7 +10,9 @@ which holds every message of the worker protocol):
 
 - `{"type": "assign", "assignment": …}`: start this run (the Assignment of an exclusive one);
 - `{"type": "resume", "runId"}`: the run's wait is over, or the run ended while it waited: it
-  reads its wait's result once (`GET …/waits/{id}`) and goes on, or learns it is gone;
+  goes on with the result the message carries, or reads its wait once (`GET …/waits/{id}`)
+  and goes on, or learns it is gone. A run a timer resumed in place (engine/resuming.py) is
+  told on its `RunResumed` from WAITING, after that commit, with the result the event carries;
 - `{"type": "abort", "runId"}`: the engine ended the attempt (a cancel, a max duration): the
   runtime cancels that coroutine only. Its neighbours go on;
 - `{"type": "reconcile", "runs": {run id: attempt}}`: sent once to a process a restarted daemon
