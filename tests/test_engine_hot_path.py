@@ -47,6 +47,8 @@ def _writer(engine: Engine) -> sqlite3.Connection:
 def _kind(statement: str) -> str:
     """`UPDATE runs`, `INSERT events`, `SELECT attempts`: what a traced statement does."""
     words = statement.split()
+    if statement.startswith("SELECT status, project, queue FROM runs"):
+        return "SELECT runs' counters"  # what a status change moves (store/sqlite/counts.py)
     if words[0] == "SELECT":
         return "SELECT " + words[words.index("FROM") + 1]
     if words[0] == "INSERT":
