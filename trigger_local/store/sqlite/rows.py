@@ -4,7 +4,6 @@ integers for booleans. Kept apart so the areas read as the list of their stateme
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from typing import Any, TypeVar
 
@@ -47,10 +46,16 @@ _NULL_MEANS: dict[type, dict[str, Any]] = {
 }
 
 
-@functools.cache
+_COLUMNS: dict[type, tuple[str, ...]] = {}
+
+
 def _columns(cls: type) -> tuple[str, ...]:
-    skip = _SKIP.get(cls, set())
-    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in skip)
+    found = _COLUMNS.get(cls)
+    if found is None:  # once per class: a row is written per change (issue #13)
+        skip = _SKIP.get(cls, set())
+        found = _COLUMNS[cls] = tuple(
+            f.name for f in dataclasses.fields(cls) if f.name not in skip)
+    return found
 
 
 def columns(cls: type) -> list[str]:
@@ -70,7 +75,7 @@ def to_row(obj: Any, compact: bool = False) -> dict[str, Any]:
     jsons, bools = _JSON_FIELDS.get(cls, set()), _BOOL_FIELDS.get(cls, set())
     nulls = _NULL_MEANS.get(cls, {}) if compact else {}
     row: dict[str, Any] = {}
-    for name in _columns(cls):  # once per class: a row is written per change (issue #13)
+    for name in _columns(cls):
         value = getattr(obj, name)
         if name in nulls and value == nulls[name]:
             value = None

@@ -30,6 +30,7 @@ import structlog
 
 from ...errors import DaemonStoppingError
 from .catalog import SqliteProjects, SqliteQueues, SqliteVersions
+from .checkpointer import Checkpointer
 from .counts import CountChanges
 from .off_loop import OffLoop
 from .records import (
@@ -115,6 +116,7 @@ class SqliteStore:
         self._write_view: SqliteView | None = None
         self._read_view: SqliteView | None = None
         self._off_loop: OffLoop | None = None
+        self._checkpointer: Checkpointer | None = None  # WAL checkpoints off the loop
         self._lock = asyncio.Lock()
         self._reclaiming: asyncio.Future[int] | None = None  # `reclaim`'s thread, while it runs
 
@@ -126,6 +128,9 @@ class SqliteStore:
         new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
         self._writer = self._connect("PRAGMA auto_vacuum=INCREMENTAL" if new else None)
         _migrate(self._writer)
+        # a COMMIT never checkpoints on the loop: a thread does (checkpointer.py)
+        self._writer.execute("PRAGMA wal_autocheckpoint=0").close()
+        self._checkpointer = Checkpointer(self._connect)
         self._reader = self._connect()
         self._reader.execute("PRAGMA query_only=ON").close()
         self._off_loop = OffLoop(self._connect)
@@ -148,6 +153,9 @@ class SqliteStore:
         if self._off_loop is not None:
             self._off_loop.close()
             self._off_loop = None
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         for conn in (self._reader, self._writer):
             if conn is not None:
                 conn.close()
@@ -169,6 +177,8 @@ class SqliteStore:
                 # COMMIT in half, and nothing else runs between the block's end and the commit
                 view.counts.flush()  # the status changes' counters, in this transaction
                 writer.execute("COMMIT").close()
+                if self._checkpointer is not None:
+                    self._checkpointer.committed()
             except BaseException:
                 view.counts.clear()
                 # A COMMIT that failed with SQLITE_FULL or SQLITE_IOERR may leave the
