@@ -30,6 +30,7 @@ import structlog
 
 from ...errors import DaemonStoppingError
 from .catalog import SqliteProjects, SqliteQueues, SqliteVersions
+from .counts import CountChanges
 from .off_loop import OffLoop
 from .records import (
     SqliteCheckpoints,
@@ -63,7 +64,9 @@ class SqliteView:
     def __init__(self, conn: sqlite3.Connection, off_loop: OffLoop | None = None) -> None:
         self._conn = conn
         sql = Sql(conn)
-        self.runs = SqliteRuns(sql, off_loop)
+        #: the open transaction's counter deltas (the writer's; a reader's stays empty)
+        self.counts = CountChanges(sql)
+        self.runs = SqliteRuns(sql, self.counts, off_loop)
         self.snapshots = SqliteSnapshots(sql)
         self.attempts = SqliteAttempts(sql)
         self.timers = SqliteTimers(sql)
@@ -73,7 +76,7 @@ class SqliteView:
         self.batches = SqliteBatches(sql)
         self.projects = SqliteProjects(sql)
         self.versions = SqliteVersions(sql)
-        self.queues = SqliteQueues(sql)
+        self.queues = SqliteQueues(sql, self.counts)
         self.schedules = SqliteSchedules(sql)
         self.rate_limits = SqliteRateLimits(sql)
         self.debounces = SqliteDebounces(sql)
@@ -89,9 +92,11 @@ class SqliteView:
     async def savepoint(self) -> AsyncIterator[None]:
         """store/interface.py `StoreTx.savepoint` (SQLite savepoints nest by name)."""
         self._conn.execute("SAVEPOINT part").close()
+        mark = self.counts.mark()
         try:
             yield
         except BaseException:
+            self.counts.undo(mark)
             with contextlib.suppress(sqlite3.Error):  # a failed COMMIT's rollback handles the rest
                 self._conn.execute("ROLLBACK TO part").close()
                 self._conn.execute("RELEASE part").close()
@@ -164,14 +169,17 @@ class SqliteStore:
             if writer is None or view is None:
                 raise _stopping()
             writer.execute("BEGIN IMMEDIATE").close()
+            view.counts.clear()
             try:
                 yield view
                 # synchronous, with no await around it: a cancelled request cannot cut a
                 # COMMIT in half, and nothing else runs between the block's end and the commit
+                view.counts.flush()  # the status changes' counters, in this transaction
                 writer.execute("COMMIT").close()
                 if self._wal is not None:
                     self._wal.committed()
             except BaseException:
+                view.counts.clear()
                 # A COMMIT that failed with SQLITE_FULL or SQLITE_IOERR may leave the
                 # transaction open; the next BEGIN would then fail for good. Roll back what is left.
                 if writer.in_transaction:
