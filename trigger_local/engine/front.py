@@ -299,8 +299,7 @@ class Engine:
         return await self._run(reports.update_metadata, run_id, metadata, operations)
 
     async def append_logs(self, entries: Sequence[LogEntry], first: int | None = None) -> None:
-        """Store a burst of log lines and spans in one transaction (`first`: a burst sent
-        again, reports.append_logs)."""
+        """Store a burst of log lines in one transaction (`first`: reports.append_logs)."""
         if not entries:
             return
         await self._run(reports.append_logs, entries, first)
