@@ -30,6 +30,7 @@ import gc
 import json
 import os
 import signal
+import socket
 import sqlite3
 import sys
 import time
@@ -56,9 +57,11 @@ from .executors.process import process_executor
 from .home import (
     check_home_database,
     daemon_id,
+    last_port,
     make_private,
     open_failure,
     remember_database,
+    remember_port,
     save_traceback,
     use_private_umask,
     write_info,
@@ -232,11 +235,23 @@ async def _main(settings: DaemonSettings) -> None:
         lock.release()
 
 
+def _listen(settings: DaemonSettings) -> socket.socket:
+    """The daemon's socket. Port 0 picks a free port the first time, and the same one again at
+    later starts while it is free: task processes a stopped daemon left running (waiting runs)
+    call the url they started with, and must find the next daemon there."""
+    previous = last_port(settings.home) if settings.port == 0 else None
+    if previous is not None:
+        with contextlib.suppress(StartupError):
+            return bind(settings.host, previous)
+    return bind(settings.host, settings.port)
+
+
 async def _run(settings: DaemonSettings, lock: DaemonLock) -> None:
     from .api.app import create_app
 
-    sock = bind(settings.host, settings.port)
+    sock = _listen(settings)
     settings.port = sock.getsockname()[1]
+    remember_port(settings.home, settings.port)
     lock.record(url=settings.url)
     daemon = Daemon(settings)
     stopping = asyncio.Event()
