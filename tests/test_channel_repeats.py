@@ -7,6 +7,7 @@ runtime to HTTP instead of leaving it waiting. The daemon is a real HTTP server 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -178,3 +179,39 @@ async def _reopen(served: Served) -> Any:
     """A real connection to the daemon's channel, as Channel.open makes it."""
     uri = served.url.replace("http://", "ws://") + f"/engine/v1/workers/{WORKER}/channel"
     return await connect(uri, additional_headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+class _Broken:
+    """A connection whose sends fail (the daemon went away mid-frame)."""
+
+    async def send(self, text: str) -> None:
+        raise ConnectionResetError("gone")
+
+    def __aiter__(self) -> Any:
+        return self
+
+    async def __anext__(self) -> str:
+        await asyncio.Event().wait()
+        raise StopAsyncIteration
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_send_that_fails_leaves_no_unretrieved_error() -> None:
+    # each failed send used to leave "Future exception was never retrieved ... ChannelClosed"
+    # in the task process's log
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        channel = Channel(_Broken())
+        with pytest.raises(ChannelClosed):
+            await channel.call(protocol.LOGS, "run_1", 1, "t", {"entries": []})
+        await channel.close()
+        del channel
+        gc.collect()
+        await asyncio.sleep(0)
+        assert [c.get("message") for c in reported] == []
+    finally:
+        loop.set_exception_handler(None)

@@ -112,6 +112,8 @@ class Channel:
             answer = await self._answer(done, frame)
         finally:
             self._results.pop(frame_id, None)
+            if done.done() and not done.cancelled():
+                done.exception()  # seen: a failed send closed the channel under it
         answer.pop("id", None)
         if "status" not in answer:
             return answer
