@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.conftest import DaemonProcess, wait_for, write_project
 
-TRIES = 6
+TRIES = 4
 SENDERS = 3
 
 
