@@ -46,6 +46,7 @@ from .steps import SqliteSteps
 from .streams import SqliteStreams
 from .timed import SqliteDebounces, SqliteEnvVars, SqliteRateLimits, SqliteSchedules
 from .waitpoints import SqliteBatches, SqliteWaitpoints
+from .wal import WalCheckpointer
 
 RECLAIM_PAGES = 100
 _PRAGMAS = (
@@ -112,6 +113,7 @@ class SqliteStore:
         self._write_view: SqliteView | None = None
         self._read_view: SqliteView | None = None
         self._off_loop: OffLoop | None = None
+        self._wal: WalCheckpointer | None = None
         self._lock = asyncio.Lock()
         self._reclaiming: asyncio.Future[int] | None = None  # `reclaim`'s thread, while it runs
 
@@ -126,6 +128,8 @@ class SqliteStore:
         self._reader = self._connect()
         self._reader.execute("PRAGMA query_only=ON").close()
         self._off_loop = OffLoop(self._connect)
+        # checkpoints in the quiet moments between commits (wal.py)
+        self._wal = WalCheckpointer(self._connect)
         self._write_view = SqliteView(self._writer)
         self._read_view = SqliteView(self._reader, self._off_loop)
 
@@ -138,6 +142,9 @@ class SqliteStore:
 
     async def close(self) -> None:
         self._write_view = self._read_view = None
+        if self._wal is not None:
+            self._wal.close()
+            self._wal = None
         if self._reclaiming is not None and self._writer is not None:
             self._writer.interrupt()  # a thread still on the writer: stop it, then close
             with contextlib.suppress(sqlite3.Error, asyncio.CancelledError):
@@ -164,6 +171,8 @@ class SqliteStore:
                 # synchronous, with no await around it: a cancelled request cannot cut a
                 # COMMIT in half, and nothing else runs between the block's end and the commit
                 writer.execute("COMMIT").close()
+                if self._wal is not None:
+                    self._wal.committed()
             except BaseException:
                 # A COMMIT that failed with SQLITE_FULL or SQLITE_IOERR may leave the
                 # transaction open; the next BEGIN would then fail for good. Roll back what is left.
