@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -38,10 +39,17 @@ from .daemon_lock import DaemonLock
 from .dispatch.dispatcher import Dispatcher
 from .engine import Engine
 from .engine.events import Draining
-from .errors import DaemonFailedError, ValidationError
+from .errors import DaemonFailedError, StartupError, ValidationError
 from .executors.pool import PoolExecutor
 from .executors.process import process_executor
-from .home import daemon_id, open_failure, remember_database, write_info
+from .home import (
+    daemon_id,
+    last_port,
+    open_failure,
+    remember_database,
+    remember_port,
+    write_info,
+)
 from .http_server import DRAIN_S, HttpServer, bind
 from .indexing import index_project
 from .peers import Peers
@@ -202,12 +210,24 @@ def _make_executor(engine: Engine, settings: DaemonSettings, secret_key: str,
     return process_executor(engine, settings, secret_key, wake, supervisor=supervisor)
 
 
+def _listen(settings: DaemonSettings) -> socket.socket:
+    """The daemon's socket. Port 0 picks a free port the first time, and the same one again at
+    later starts while it is free: task processes a stopped daemon left running (waiting runs)
+    call the url they started with, and must find the next daemon there."""
+    previous = last_port(settings.home) if settings.port == 0 else None
+    if previous is not None:
+        with contextlib.suppress(StartupError):
+            return bind(settings.host, previous)
+    return bind(settings.host, settings.port)
+
+
 async def run_daemon(settings: DaemonSettings, lock: DaemonLock) -> None:
     """Serve until SIGTERM/SIGINT (or a loop that fails for good), then stop in order."""
     from .api.app import create_app
 
-    sock = bind(settings.host, settings.port)
+    sock = _listen(settings)
     settings.port = sock.getsockname()[1]
+    remember_port(settings.home, settings.port)
     lock.record(url=settings.url)
     daemon = Daemon(settings)
     stopping = asyncio.Event()

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from ..config import DaemonSettings
-from ..errors import TransactionRetryError
+from ..errors import TransactionLostError, TransactionRetryError
 from ..store.interface import StoreTx
 from ..store.models import Run, Version
 from .due import (
@@ -262,6 +262,8 @@ async def _run_part(tx: Tx, job: _Job) -> None:
             job.result = await job.part(tx, *job.args, **job.kwargs)
     except TransactionRetryError:
         raise  # the whole transaction is run again (GroupCommit._commit)
+    except TransactionLostError as lost:
+        raise lost.cause from None  # no part of the batch stands: each caller gets its error
     except Exception as exc:
         del tx.published[published:]  # its events never happened, its timers were never set
         del tx.due_notes[noted:]

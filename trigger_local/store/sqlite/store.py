@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 
-from ...errors import DaemonStoppingError
+from ...errors import DaemonStoppingError, TransactionLostError
 from .catalog import SqliteProjects, SqliteQueues, SqliteVersions
 from .counts import CountChanges
 from .off_loop import OffLoop
@@ -95,8 +95,10 @@ class SqliteView:
         mark = self.counts.mark()
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             self.counts.undo(mark)
+            if not self._conn.in_transaction:  # SQLite rolled it all back (SQLITE_FULL, ...)
+                raise TransactionLostError(exc) from exc
             with contextlib.suppress(sqlite3.Error):  # a failed COMMIT's rollback handles the rest
                 self._conn.execute("ROLLBACK TO part").close()
                 self._conn.execute("RELEASE part").close()
