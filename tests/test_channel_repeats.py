@@ -123,6 +123,30 @@ async def test_a_burst_sent_again_stores_the_lines_the_daemon_lacks(
         await client.aclose()
 
 
+@pytest.mark.parametrize(("odd", "says"), [
+    ({"again": True}, "first .* is required with again"),  # no way to tell what it holds
+    ({"again": True, "first": None}, "first .* is required with again"),
+    ({"again": "no", "first": 0}, "again must be true or false"),  # a truthy string
+    ({"again": 1, "first": 0}, "again must be true or false"),
+    ({"first": -5}, "first must be a whole number"),  # checked with or without again
+    ({"first": "abc"}, "first must be a whole number"),
+    ({"first": 10**30}, "first must be a whole number")])
+async def test_a_burst_with_odd_first_or_again_is_refused_and_stores_nothing(
+        served: Served, services: InProcessServices, odd: dict[str, Any], says: str) -> None:
+    state, client = await _run_state(served, None)
+    try:
+        body = {"attempt": 1, "entries": [{"message": m, "at": 1.0} for m in ("a", "b")],
+                "first": 0}
+        await client.run_call("POST", state.run_id, "logs", state.token, body)
+        with pytest.raises(Exception, match=says) as refused:
+            await client.run_call("POST", state.run_id, "logs", state.token,
+                                  {**{k: v for k, v in body.items() if k != "first"}, **odd})
+        assert getattr(refused.value, "status", 422) == 422
+        assert await _messages(services, state.run_id) == ["a", "b"]
+    finally:
+        await client.aclose()
+
+
 async def test_a_run_call_the_daemon_does_not_know_goes_over_http(
         served: Served, services: InProcessServices) -> None:
     # an older daemon: it answers the `call` frame 501 unknown_frame

@@ -54,11 +54,16 @@ async def batch_children(svc: DaemonServices, run_id: str, attempt: int | None,
 
 async def append_logs(svc: DaemonServices, run_id: str, attempt: int | None,
                       body: dict[str, Any]) -> dict[str, Any]:
-    first = None
-    if body.get("again"):  # sent again: its lines from `first` on may be stored already
-        first = int_option(body.get("first"), "first", 0, 2**62)
+    again = body.get("again")
+    if again is not None and not isinstance(again, bool):  # a truthy "no" would drop lines
+        raise ValidationError(f"again must be true or false, not {again!r}")
+    first = int_option(body.get("first"), "first", 0, 2**62)
+    if again and first is None:  # without it the daemon cannot tell which lines it holds
+        raise ValidationError("first (the number of the burst's first line among the "
+                              "attempt's lines) is required with again")
+    # sent again: its lines from `first` on may be stored already
     await svc.engine.append_logs(log_entries(run_id, body, attempt, svc.engine.clock.now()),
-                                 first)
+                                 first if again else None)
     return {}
 
 
