@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ..disk import disk_full_error
@@ -70,8 +70,19 @@ async def json_errors(request: Request,
         return _validation_response(exc)
     except HTTPException:
         raise
+    except ClientDisconnect:
+        return _client_gone(request)
     except Exception as exc:  # noqa: BLE001 - the client gets JSON, the log gets the trace
         return _unexpected(request, exc)
+
+
+def _client_gone(request: Request) -> JSONResponse:
+    """The client closed its connection before it sent the whole body: nothing was done and
+    the answer reaches no one; not a daemon error (it logged one with a trace per such close)."""
+    report("info", "request body cut short: the client closed the connection",
+           method=request.method, path=request.url.path)
+    return error_response(400, {"error": "The connection closed before the request's body "
+                                         "was read", "code": "client_disconnected"})
 
 
 def http_error(exc: HTTPException) -> JSONResponse:
