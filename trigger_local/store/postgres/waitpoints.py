@@ -136,3 +136,12 @@ class PgBatches:
             "SELECT EXISTS (SELECT 1 FROM runs WHERE batch_id = ? "
             f"AND status IN {SQL_LIVE})", (batch_id,))
         return bool(value)
+
+    async def ended(self, limit: int) -> list[str]:
+        # the PROCESSING batches are found by their partial index (migration 8)
+        rows = await self._sql.all(
+            "SELECT id FROM batches b WHERE status = 'PROCESSING' "
+            "AND json_array_length(run_ids::json) >= run_count AND NOT EXISTS "
+            f"(SELECT 1 FROM runs WHERE batch_id = b.id AND status IN {SQL_LIVE}) "
+            "ORDER BY created_at LIMIT ?", (limit,))
+        return [row["id"] for row in rows]
