@@ -21,6 +21,7 @@ from .inline import inline
 from .pending import Pending
 
 Params = Sequence[Any]
+BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 
 
 @functools.lru_cache(maxsize=2048)
@@ -179,7 +180,8 @@ class PgSql:
         kept = self.pending.statements(self.events_lock, notify)
         written = [inline(text, params) for text, params in kept]
         head = [self._take_begin()] if self.begin else []
-        tail = ["COMMIT"] if commit else []
+        # the next transaction begins with this one's commit (store.py `_held`)
+        tail = ["COMMIT", BEGIN] if commit else []
         if all(w is not None for w in written):
             steps = [*head, *(w for w in written if w is not None), *tail]
             if steps:
@@ -190,8 +192,8 @@ class PgSql:
         for text, params in kept:
             with self.guard():
                 await self.conn.execute(dollar(text), *params)
-        for step in tail:
-            await self._send(step)
+        if tail:
+            await self._send("; ".join(tail))
 
     async def commit(self, notify: tuple[str, str] | None) -> None:
         """Send the kept writes and `notify` with the COMMIT (and the BEGIN, if nothing was sent

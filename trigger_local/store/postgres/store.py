@@ -52,7 +52,7 @@ from .later import PgSteps, PgStreams
 from .records import PgCheckpoints, PgEvents, PgKv, PgLogs, PgRequests, PgWorkers
 from .runs import PgAttempts, PgRuns, PgSnapshots, PgTimers
 from .schema import MIGRATIONS
-from .sql import UNREACHABLE, Owner, PgSql, reachable
+from .sql import BEGIN, UNREACHABLE, Owner, PgSql, reachable
 from .timed import PgDebounces, PgEnvVars, PgRateLimits, PgSchedules
 from .waitpoints import PgBatches, PgWaitpoints
 
@@ -61,7 +61,6 @@ LOCK_CLASS = 0x746C
 #: the first key of the lock exclusive transactions (dequeues) take, and of the events' lock
 EXCLUSIVE_CLASS = LOCK_CLASS + 1
 EVENTS_CLASS = LOCK_CLASS + 2
-BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 _SCHEMA_VERSION = """CREATE TABLE IF NOT EXISTS schema_version (
     only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row), version BIGINT NOT NULL)"""
 
@@ -144,17 +143,20 @@ class PostgresStore:
         self._migrate = migrate
         self._pool: Any = None
         self._read_pool: Any = None
+        self._conn: Any = None  # the transactions' connection, held between them (`_held`)
         self._write_view: PgView | None = None
         self._read_view: PgView | None = None
         self._lock = asyncio.Lock()
         self._lock_key = 0
 
     async def open(self) -> None:
-        # two connections at most: one transaction at a time, and a spare while one reconnects;
-        # `tx` leaves each connection as it found it (no reset statement at each release)
-        # (values written into statements need standard_conforming_strings: inline.py)
+        # two connections at most: the transactions' (held, `_held`), and a spare for the
+        # heartbeat and while one reconnects; no reset statement at each release
+        # (values written into statements need standard_conforming_strings: inline.py; the
+        # held connection waits between transactions in one begun already: `tx`)
         self._pool = await connect_pool(self.url, 2, reset=_keep,
-                                        settings={"standard_conforming_strings": "on"})
+                                        settings={"standard_conforming_strings": "on",
+                                                  "idle_in_transaction_session_timeout": "0"})
         try:
             await self._prepare()
             # reads: read-only sessions, so not even a cast of a reader's area can write
@@ -185,7 +187,29 @@ class PostgresStore:
             await read_pool.close()
         if pool is not None:
             async with self._lock:  # the transaction under way commits or rolls back first
+                conn, self._conn = self._conn, None
+                if conn is not None:
+                    await _roll_back(conn)
+                    with contextlib.suppress(*UNREACHABLE):
+                        await pool.release(conn)
                 await pool.close()
+
+    async def _held(self, pool: Any) -> Any:
+        """The connection transactions run on. It is held between them rather than given back
+        to the pool: each commit begins the next transaction in the same round trip (sql.py
+        `commit`), so a transaction whose first statement reads sends no BEGIN of its own.
+        A begun transaction takes no snapshot and no lock until its first statement (its
+        snapshot is that statement's), so waiting begun changes nothing for anyone."""
+        conn = self._conn
+        if conn is not None and not conn.is_closed():
+            return conn
+        self._conn = None
+        if conn is not None:
+            with contextlib.suppress(*UNREACHABLE):
+                await pool.release(conn)
+        with reachable():
+            self._conn = await pool.acquire()
+        return self._conn
 
     @asynccontextmanager
     async def tx(self, exclusive: bool = False) -> AsyncIterator[PgView]:
@@ -197,8 +221,8 @@ class PostgresStore:
             view, pool = self._write_view, self._pool
             if view is None or pool is None:
                 raise _stopping()
-            with reachable():
-                conn = await pool.acquire()
+            conn = await self._held(pool)
+            begun = conn.is_in_transaction()  # by the last commit (`_held`)
             sql = view.sql
             try:
                 try:
@@ -206,12 +230,13 @@ class PostgresStore:
                         # read committed after the lock: each statement sees every exclusive
                         # transaction committed before (the module docstring says why)
                         with reachable():
-                            await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock("
-                                               f"{EXCLUSIVE_CLASS}, {self._lock_key})")
+                            await conn.execute(f"{'ROLLBACK; ' if begun else ''}BEGIN; SELECT "
+                                               f"pg_advisory_xact_lock({EXCLUSIVE_CLASS}, "
+                                               f"{self._lock_key})")
                     sql.conn, sql.wrote_events, sql.wrote_catalog = conn, False, False
                     sql.doomed, sql.due_at, sql.sent = False, None, 0
                     # held back: it goes with the first statement (sql.py `run`, `commit`)
-                    sql.begin = None if exclusive else BEGIN
+                    sql.begin = None if exclusive or begun else BEGIN
                     sql.pending.clear()
                     sql.exclusive, sql.dequeue_answers = exclusive, None
                     yield view
@@ -232,8 +257,10 @@ class PostgresStore:
                 finally:
                     sql.conn = None
             finally:
-                with contextlib.suppress(*UNREACHABLE):
-                    await pool.release(conn)
+                if conn.is_closed():  # lost: the next transaction connects again (`_held`)
+                    self._conn = None
+                    with contextlib.suppress(*UNREACHABLE):
+                        await pool.release(conn)
 
     # -- several daemons (store/postgres/daemons.py) ---------------------------------------
     async def heartbeat(self, *, host: str, url: str, executor: str, pid: int,
