@@ -244,6 +244,15 @@ class PgSql:
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
+    async def keep(self, table: str, sql: str, params: Params) -> None:
+        """A write nobody waits for the answer of, of `table`: kept for the commit
+        (pending.py). On the pool (a reader's area cast to a writer's) it is sent at once, and
+        its read-only session refuses it."""
+        if self.writes:
+            self.pending.write(table, sql, params)
+        else:
+            await self.run(sql, params)
+
     async def many(self, sql: str, rows: Iterable[Params]) -> None:
         rows = list(rows)
         if rows:
