@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,20 @@ from .pending import Pending
 
 Params = Sequence[Any]
 BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+#: an exclusive transaction's (store.py): read committed, each statement seeing the latest
+BEGIN_EXCLUSIVE = "BEGIN ISOLATION LEVEL READ COMMITTED"
+#: migration 9: the exclusive lock, then `query` (one row, one text column) in a snapshot of
+#: its own taken once the lock is held (a volatile function's statements each take one under
+#: read committed): a dequeue's lock and first reads in one round trip
+LOCKED_READ = """CREATE FUNCTION trigger_local_locked_read(k1 INTEGER, k2 INTEGER, query TEXT)
+RETURNS TEXT LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    result TEXT;
+BEGIN
+    PERFORM pg_advisory_xact_lock(k1, k2);
+    EXECUTE query INTO result;
+    RETURN result;
+END $$;"""
 
 
 @functools.lru_cache(maxsize=2048)
@@ -118,8 +133,12 @@ class PgSql:
         #: an exclusive transaction (a dequeue), and its first reads (dequeue_reads.py)
         self.exclusive = False
         self.dequeue_answers: dict[str, list[Any]] | None = None
-        #: the transaction's BEGIN, held back to go with its first statement (store.py `tx`)
+        #: the transaction's BEGIN (and an exclusive one's lock), held back to go with its
+        #: first statement (store.py `tx`); `next_begin` goes with its COMMIT
         self.begin: str | None = None
+        self.next_begin = BEGIN
+        #: an exclusive transaction's advisory lock (store.py)
+        self.lock: tuple[int, int] | None = None
         #: statements sent since the transaction began (a savepoint before the first is none)
         self.sent = 0
         #: a statement of this transaction was refused for a conflict: whatever a part that
@@ -160,9 +179,14 @@ class PgSql:
         if self.pending and self.pending.touches(sql):
             await self._send_kept()
         elif self.begin:
-            await self._send(self._take_begin())
+            await self._send(self.take_begin())
 
-    def _take_begin(self) -> str:
+    def locking(self) -> str:
+        """The statement that takes the exclusive transactions' lock."""
+        assert self.lock is not None
+        return f"SELECT pg_advisory_xact_lock({self.lock[0]}, {self.lock[1]})"
+
+    def take_begin(self) -> str:
         begin, self.begin = self.begin or "", None
         return begin
 
@@ -179,9 +203,9 @@ class PgSql:
         (inline.py), else one per statement."""
         kept = self.pending.statements(self.events_lock, notify)
         written = [inline(text, params) for text, params in kept]
-        head = [self._take_begin()] if self.begin else []
+        head = [self.take_begin()] if self.begin else []
         # the next transaction begins with this one's commit (store.py `_held`)
-        tail = ["COMMIT", BEGIN] if commit else []
+        tail = ["COMMIT", self.next_begin] if commit else []
         if all(w is not None for w in written):
             steps = [*head, *(w for w in written if w is not None), *tail]
             if steps:
@@ -205,10 +229,20 @@ class PgSql:
         await asyncio.shield(self._send_kept(notify, commit=True))
 
     async def _dequeue_read(self, sql: str) -> list[Any] | None:
-        """A dequeue's first reads, fetched together (dequeue_reads.py); None: read again."""
+        """A dequeue's first reads, fetched together (dequeue_reads.py); None: read again.
+        In a transaction begun by the last commit, with its lock and those reads in one round
+        trip (LOCKED_READ)."""
         if self.dequeue_answers is None:
-            self.dequeue_answers = dequeue_reads.answers(
-                await self.one(dequeue_reads.TOGETHER))
+            if self.lock is not None and self.begin == self.locking():
+                self.begin, self.sent = None, self.sent + 1
+                with self.guard():
+                    found = await self.conn.fetchval(
+                        "SELECT trigger_local_locked_read($1, $2, $3)", *self.lock,
+                        dequeue_reads.AS_JSON)
+                self.dequeue_answers = dequeue_reads.answers(json.loads(found))
+            else:
+                self.dequeue_answers = dequeue_reads.answers(
+                    await self.one(dequeue_reads.TOGETHER))
         return self.dequeue_answers.pop(sql, None)
 
     async def one(self, sql: str, params: Params = ()) -> Any:
@@ -236,7 +270,7 @@ class PgSql:
         written = inline(sql, params) if self.begin else None
         if written is not None:
             self.sent += 1
-            status = await self._send(f"{self._take_begin()}; {written}")
+            status = await self._send(f"{self.take_begin()}; {written}")
         else:
             await self._before(sql)
             with self.guard():
