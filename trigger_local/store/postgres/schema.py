@@ -10,7 +10,6 @@ uses the rowid get a `seq` column instead."""
 from __future__ import annotations
 
 from . import history, schema_lists
-from .sql import LOCKED_READ
 
 
 def _c(sql: str) -> str:
@@ -355,5 +354,4 @@ MIGRATIONS: list[str] = [
     schema_lists.LISTS,  # 7: tags tables and sharded counters for the lists (issue #14)
     # 8: the batches still PROCESSING, which the daemons' sweep looks through (waitpoints.py)
     "CREATE INDEX batches_processing ON batches(created_at) WHERE status = 'PROCESSING';",
-    LOCKED_READ,  # 9: a dequeue's lock and first reads in one round trip (sql.py)
 ]

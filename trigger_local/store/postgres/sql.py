@@ -25,18 +25,18 @@ Params = Sequence[Any]
 BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 #: an exclusive transaction's (store.py): read committed, each statement seeing the latest
 BEGIN_EXCLUSIVE = "BEGIN ISOLATION LEVEL READ COMMITTED"
-#: migration 9: the exclusive lock, then `query` (one row, one text column) in a snapshot of
-#: its own taken once the lock is held (a volatile function's statements each take one under
-#: read committed): a dequeue's lock and first reads in one round trip
-LOCKED_READ = """CREATE FUNCTION trigger_local_locked_read(k1 INTEGER, k2 INTEGER, query TEXT)
-RETURNS TEXT LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    result TEXT;
+#: a dequeue's lock and first reads in one round trip: the exclusive lock, then the reads in a
+#: snapshot of their own, taken once the lock is held (under read committed, each statement of
+#: a volatile function takes one). A temporary function, made on the exclusive transactions'
+#: connection (store.py `_held`): it reads what this code reads, whatever the schema's version,
+#: and its statements' plans are kept for the session (a query run through EXECUTE is planned
+#: at every call: slower than the prepared statement it replaces)
+LOCKED_READ = f"""CREATE OR REPLACE FUNCTION pg_temp.trigger_local_locked_read(
+    k1 INTEGER, k2 INTEGER) RETURNS TEXT LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(k1, k2);
-    EXECUTE query INTO result;
-    RETURN result;
-END $$;"""
+    RETURN ({dequeue_reads.AS_JSON});
+END $$"""
 
 
 @functools.lru_cache(maxsize=2048)
@@ -137,8 +137,10 @@ class PgSql:
         #: first statement (store.py `tx`); `next_begin` goes with its COMMIT
         self.begin: str | None = None
         self.next_begin = BEGIN
-        #: an exclusive transaction's advisory lock (store.py)
+        #: an exclusive transaction's advisory lock (store.py), and whether its connection has
+        #: the function that takes it and reads (LOCKED_READ)
         self.lock: tuple[int, int] | None = None
+        self.locked_read = False
         #: statements sent since the transaction began (a savepoint before the first is none)
         self.sent = 0
         #: a statement of this transaction was refused for a conflict: whatever a part that
@@ -230,15 +232,14 @@ class PgSql:
 
     async def _dequeue_read(self, sql: str) -> list[Any] | None:
         """A dequeue's first reads, fetched together (dequeue_reads.py); None: read again.
-        In a transaction begun by the last commit, with its lock and those reads in one round
+        In a transaction begun by the last commit, its lock and those reads go in one round
         trip (LOCKED_READ)."""
         if self.dequeue_answers is None:
-            if self.lock is not None and self.begin == self.locking():
+            if self.locked_read and self.lock is not None and self.begin == self.locking():
                 self.begin, self.sent = None, self.sent + 1
                 with self.guard():
                     found = await self.conn.fetchval(
-                        "SELECT trigger_local_locked_read($1, $2, $3)", *self.lock,
-                        dequeue_reads.AS_JSON)
+                        "SELECT pg_temp.trigger_local_locked_read($1, $2)", *self.lock)
                 self.dequeue_answers = dequeue_reads.answers(json.loads(found))
             else:
                 self.dequeue_answers = dequeue_reads.answers(

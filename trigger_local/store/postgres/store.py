@@ -52,7 +52,7 @@ from .later import PgSteps, PgStreams
 from .records import PgCheckpoints, PgEvents, PgKv, PgLogs, PgRequests, PgWorkers
 from .runs import PgAttempts, PgRuns, PgSnapshots, PgTimers
 from .schema import MIGRATIONS
-from .sql import BEGIN, BEGIN_EXCLUSIVE, UNREACHABLE, Owner, PgSql, reachable
+from .sql import BEGIN, BEGIN_EXCLUSIVE, LOCKED_READ, UNREACHABLE, Owner, PgSql, reachable
 from .timed import PgDebounces, PgEnvVars, PgRateLimits, PgSchedules
 from .waitpoints import PgBatches, PgWaitpoints
 
@@ -212,8 +212,16 @@ class PostgresStore:
             with contextlib.suppress(*UNREACHABLE):
                 await pool.release(conn)
         with reachable():
-            self._conns[exclusive] = await pool.acquire()
-        return self._conns[exclusive]
+            conn = self._conns[exclusive] = await pool.acquire()
+        if exclusive and self._write_view is not None:
+            # a role without the TEMP privilege on the database: two round trips instead
+            with reachable():
+                try:
+                    await conn.execute(LOCKED_READ)
+                    self._write_view.sql.locked_read = True
+                except asyncpg.PostgresError:
+                    self._write_view.sql.locked_read = False
+        return conn
 
     @asynccontextmanager
     async def tx(self, exclusive: bool = False) -> AsyncIterator[PgView]:
