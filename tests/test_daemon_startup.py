@@ -7,8 +7,11 @@ no plan step may scan runs, their events, snapshots, attempts, logs or tags."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -17,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from trigger_local.config import DaemonSettings
-from trigger_local.daemon import Daemon
+from trigger_local.daemon_core import Daemon
 from trigger_local.store import SqliteStore
 
 RUNS = 5_000
@@ -100,3 +103,38 @@ async def test_start_up_reads_no_big_table_whole(tmp_path: Path,
     finally:
         await daemon.stop()
     assert _scans(settings.db_path, statements) == {}
+
+
+CHECK_OVERLAP = """
+import asyncio, sys, time
+import trigger_local.daemon as d
+from trigger_local.config import DaemonSettings
+from trigger_local.errors import StartupError
+
+def check(settings):
+    loaded = lambda: {m for m in ("trigger_local.daemon_core", "trigger_local.api.app")
+                      if m in sys.modules}
+    at_start = loaded()
+    deadline = time.monotonic() + 60
+    while len(loaded()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    raise StartupError(f"at start {sorted(at_start)}, meanwhile {sorted(loaded())}")
+
+d.check_home_database = check
+try:
+    asyncio.run(d._main(DaemonSettings.from_env()))
+except StartupError as exc:
+    print(exc.message)
+"""
+
+
+def test_the_database_check_runs_while_the_daemon_is_imported(tmp_path: Path) -> None:
+    """The bounded quick_check (its whole second at a million runs) starts before the daemon's
+    own modules and the API are imported, not after them: start-up pays for the longer of the
+    two, not their sum."""
+    env = {**os.environ, "TRIGGER_LOCAL_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, "-c", CHECK_OVERLAP], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.stdout.strip() == (
+        "at start [], meanwhile ['trigger_local.api.app', 'trigger_local.daemon_core']"), \
+        done.stdout + done.stderr

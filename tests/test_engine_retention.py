@@ -4,9 +4,13 @@ names any more; live runs and recent ones stay."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.packet_store import STORE
+from trigger_local.retention import IDLE_S, Retention
 from trigger_local.store.models import COMPLETED, QUEUED, LogEntry, Run, TaskDef, Version
 
 DAY = 86_400.0
@@ -91,3 +95,25 @@ async def test_an_hour_after_it_finished_a_runs_history_is_compacted(
         again = await q.runs.get(run.id)
         assert again is not None and again.status == COMPLETED and again.output == '{"ok":1}'
     assert [e.type for e in await q.events.after(0, run_id=live.id)] == ["run.created"]
+
+
+async def test_the_loop_keeps_returning_free_pages_while_some_are_left(
+        engine: Engine, tmp_path: Path) -> None:
+    """Nothing to prune, but an upgrade left 100k+ free pages: the loop does not wait its idle
+    minute between two bounded reclaims (it would take a day to hand them all back)."""
+    left = [250, 150, 50, 0]
+    calls: list[int] = []
+
+    async def reclaim() -> int:
+        calls.append(1)
+        return left[len(calls) - 1]
+
+    retention = Retention(engine, tmp_path, reclaim, retention_days=30)
+    for _ in range(3):  # each returns after a short pause, not IDLE_S (60 s)
+        await asyncio.wait_for(retention.step(), IDLE_S / 3)
+    assert len(calls) == 3
+    idle = asyncio.ensure_future(retention.step())  # none left: the idle wait, until stopped
+    await asyncio.sleep(0.3)
+    assert not idle.done()
+    retention.stop()
+    await asyncio.wait_for(idle, 10)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -15,6 +16,7 @@ from store_support import T0
 
 from trigger_local.errors import DaemonStoppingError
 from trigger_local.store import SqliteStore
+from trigger_local.store.sqlite.store import RECLAIM_PAGES
 
 ROWS = 100_000
 STALL_LIMIT_MS = 20.0
@@ -75,3 +77,92 @@ async def test_close_interrupts_a_long_read(tmp_path: Path) -> None:
         await search
     except DaemonStoppingError:
         pass  # interrupted: the caller gets a 503, never a 500
+
+
+async def _with_free_pages(tmp_path: Path) -> SqliteStore:
+    """A seeded store whose runs were then deleted: thousands of free pages to reclaim."""
+    store = await _seeded(tmp_path)
+    with closing(sqlite3.connect(store.path)) as conn:
+        conn.execute("DELETE FROM runs")
+        conn.commit()
+    return store
+
+
+def _free(store: SqliteStore) -> int:
+    with closing(sqlite3.connect(store.path)) as conn:
+        return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+
+
+async def test_reclaim_runs_on_a_thread_a_bounded_amount_a_call(tmp_path: Path) -> None:
+    store = await _with_free_pages(tmp_path)
+    threads: set[int] = set()
+    try:
+        before = _free(store)
+        assert before > 3 * RECLAIM_PAGES
+        assert store._writer is not None
+        store._writer.set_trace_callback(
+            lambda sql: threads.add(threading.get_ident()) if "vacuum" in sql else None)
+        left = await store.reclaim()
+        assert left == _free(store) == before - RECLAIM_PAGES
+        assert threads and threading.get_ident() not in threads  # not on the loop's thread
+    finally:
+        await store.close()
+
+
+async def test_a_cancelled_reclaim_keeps_the_writer_until_its_thread_is_done(
+        tmp_path: Path) -> None:
+    store = await _with_free_pages(tmp_path)
+    entered, go = threading.Event(), threading.Event()
+
+    def hold(sql: str) -> None:  # keeps the thread inside the pragma until the test says go
+        if "incremental_vacuum" in sql:
+            entered.set()
+            go.wait(30)
+
+    try:
+        assert store._writer is not None
+        store._writer.set_trace_callback(hold)
+        reclaim = asyncio.ensure_future(store.reclaim())
+        assert await asyncio.to_thread(entered.wait, 30)
+        reclaim.cancel()
+        await asyncio.sleep(0.05)
+        # the thread still holds the writer: a transaction waits instead of sharing it
+        tx = asyncio.ensure_future(_one_write(store))
+        await asyncio.sleep(0.05)
+        assert not tx.done()
+        go.set()
+        try:
+            await reclaim
+        except asyncio.CancelledError:
+            pass
+        store._writer.set_trace_callback(None)
+        await asyncio.wait_for(tx, 30)  # then it runs, on a writer that is in no transaction
+    finally:
+        go.set()
+        await store.close()
+
+
+async def test_close_stops_a_running_reclaim(tmp_path: Path) -> None:
+    store = await _with_free_pages(tmp_path)
+    entered, go = threading.Event(), threading.Event()
+
+    def hold(sql: str) -> None:
+        if "incremental_vacuum" in sql:
+            entered.set()
+            go.wait(30)
+
+    assert store._writer is not None
+    store._writer.set_trace_callback(hold)
+    reclaim = asyncio.ensure_future(store.reclaim())
+    assert await asyncio.to_thread(entered.wait, 30)
+    closing_ = asyncio.ensure_future(store.close())
+    await asyncio.sleep(0.05)
+    assert not closing_.done()  # it waits for the thread instead of closing under it
+    go.set()
+    await asyncio.wait_for(closing_, 30)
+    assert await reclaim == 0  # interrupted by close: no error, the pages stay free
+
+
+async def _one_write(store: SqliteStore) -> None:
+    async with store.tx() as ops:
+        await ops.kv.set("reclaim-test", "1")

@@ -1,5 +1,5 @@
 """The daemon's HTTP server: uvicorn on a socket the daemon binds itself, without uvicorn's own
-signal handlers (the daemon handles them to stop in order, daemon.py), and a drain that stops
+signal handlers (the daemon handles them to stop in order, daemon_core.py), and a drain that stops
 accepting, lets in-flight requests finish for a moment, then cuts the rest."""
 
 from __future__ import annotations

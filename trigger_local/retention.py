@@ -5,7 +5,8 @@ runs that finished an hour ago (engine/retention.py), `BATCH` runs per transacti
 Small batches keep each write short (a few ms: the dispatcher's and the API's transactions
 queue behind it, never seconds), and the loop pauses between them so that it takes at most
 `SHARE` of the event loop's time; once nothing is left it sleeps `IDLE_S` (retention is in
-days: a minute late costs nothing). Each batch returns freed pages to the file system."""
+days: a minute late costs nothing). Each batch returns freed pages to the file system,
+a bounded number at a time; while free pages are left, the loop keeps the short pause."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ IDLE_S = 60.0
 
 
 class Retention:
-    def __init__(self, engine: Engine, home: Path, reclaim: Callable[[], Awaitable[None]],
+    def __init__(self, engine: Engine, home: Path, reclaim: Callable[[], Awaitable[int]],
                  retention_days: float) -> None:
         self._engine, self._home, self._reclaim = engine, home, reclaim
         period_s = retention_days * 86_400 if retention_days > 0 else IDLE_S
@@ -45,9 +46,11 @@ class Retention:
         self.pruned += done
         for name in packets:
             packet_store.delete(self._home, name)
-        await self._reclaim()
+        still_free = await self._reclaim()
         took = time.perf_counter() - began
-        pause = max(PAUSE_S, took * (1 - SHARE) / SHARE) if done else self._idle_s
+        # free pages left (an upgrade that copied a table leaves 100k+): keep returning them
+        busy = done or still_free
+        pause = max(PAUSE_S, took * (1 - SHARE) / SHARE) if busy else self._idle_s
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), pause)
 

@@ -14,7 +14,7 @@ run's wait result (`run_key`): the engine wakes them from the events, never by h
 
 `drain()` is the daemon's shutdown telling every long-poll to answer now: waiters wake,
 listeners get a `Draining` notice, and `wait` returns at once from then on, so the HTTP server
-can stop without cutting a request off (daemon.py, "Shutdown").
+can stop without cutting a request off (daemon_core.py, "Shutdown").
 """
 
 from __future__ import annotations

@@ -193,7 +193,8 @@ class Store(Protocol):
         """Reads of the latest committed state."""
         ...
 
-    async def reclaim(self) -> None:
+    async def reclaim(self) -> int:
         """Return space that deletions freed to the file system, a bounded amount per call so
-        that it never stalls the event loop (nothing to do for a backend that does it itself)."""
+        that it never stalls the event loop; answers how much is still to return (0: nothing,
+        and always for a backend that does it itself)."""
         ...

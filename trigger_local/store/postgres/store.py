@@ -293,8 +293,9 @@ class PostgresStore:
             raise _stopping()
         return self._pool
 
-    async def reclaim(self) -> None:
+    async def reclaim(self) -> int:
         """Nothing: PostgreSQL's autovacuum returns the space deletions free."""
+        return 0
 
     def read(self) -> PgView:
         """Reads; each statement sees the latest committed state."""
