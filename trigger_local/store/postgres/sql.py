@@ -268,7 +268,9 @@ class PgSql:
     async def run(self, sql: str, params: Params = ()) -> int:
         """Execute a write; returns how many rows it changed. The transaction's first statement
         goes with its BEGIN, in one round trip (inline.py)."""
-        written = inline(sql, params) if self.begin else None
+        # (not before kept writes it must see: `_before` sends those first)
+        first = self.begin and not (self.pending and self.pending.touches(sql))
+        written = inline(sql, params) if first else None
         if written is not None:
             self.sent += 1
             status = await self._send(f"{self.take_begin()}; {written}")
