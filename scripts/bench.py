@@ -12,6 +12,12 @@ and (`timers`, issue #13) the lateness of `--waits` runs doing `wait.for_(second
 time (in a daemon of their own, with room for all of them: concurrency and max_processes =
 `--waits`). Record results in docs/benchmarks.md.
 
+    python scripts/bench.py --only single --runs 2000 --concurrency 4   # one HTTP trigger a run
+    python scripts/bench.py --only single --clients 4                  # four clients at once
+
+`single` (issue #13): no-op runs each triggered with its own HTTP request, as the peers enqueue
+one by one; runs/s until all completed, the trigger's answer time, the daemon's CPU per run.
+
     python scripts/bench.py --only waiting --waiting 1000 --wait-s 60
 
 `waiting` (issue #13): N runs that each `wait.for_(seconds=S)`, triggered in batches; how long
@@ -35,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -191,6 +198,43 @@ def bench_throughput(b: Bench, runs: int, batch: int) -> dict[str, Any]:
             "warm_daemon_cpu_ms_per_run": round(cpu * 1000 / runs, 3)}
 
 
+def bench_single(b: Bench, runs: int, clients: int) -> dict[str, Any]:
+    """`runs` no-op runs, each its own HTTP trigger (issue #13's "one HTTP trigger per run":
+    how Huey, Celery and Dramatiq enqueue, one call per task), sent one after another by each
+    of `clients` clients at once (1: like ../shared/peers' `trigger-single`); runs/s counts
+    until every run completed. The trigger's answer time is each request's, client side."""
+    b.wait_done(b.trigger("noop"))
+    key = b.http.headers["Authorization"]
+    answers: list[float] = []
+    per_client = [runs // clients + (i < runs % clients) for i in range(clients)]
+
+    def client(n: int) -> None:
+        with httpx.Client(base_url=b.url, headers={"Authorization": key}, timeout=60) as http:
+            body = {"payload": "null", "options": {"payloadType": "application/json"}}
+            for _ in range(n):
+                sent = time.perf_counter()
+                http.post("/api/v1/tasks/noop/trigger", json=body).raise_for_status()
+                answers.append((time.perf_counter() - sent) * 1000)
+
+    cpu = b.cpu_s()
+    start = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(n,)) for n in per_client]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sent_s = time.perf_counter() - start
+    while b.active_runs():
+        time.sleep(0.01)
+    took = time.perf_counter() - start
+    cpu = b.cpu_s() - cpu
+    return {"runs": runs, "clients": clients, "runs_per_s": round(runs / took, 1),
+            "triggers_per_s": round(runs / sent_s, 1),
+            "answer_p50_ms": round(pct(answers, 50), 2),
+            "answer_p99_ms": round(pct(answers, 99), 2),
+            "daemon_cpu_ms_per_run": round(cpu * 1000 / runs, 3)}
+
+
 def bench_start_latency(b: Bench, samples: int) -> dict[str, Any]:
     b.wait_done(b.trigger("stamp"))
     latencies = []
@@ -308,6 +352,8 @@ def shared(b: Bench, only: set[str], args: argparse.Namespace, results: dict[str
             results["trigger_to_start"] = bench_start_latency(b, args.samples)
         if "throughput" in only:
             results["throughput"] = bench_throughput(b, args.runs, args.batch)
+        if "single" in only:
+            results["single_triggers"] = bench_single(b, args.runs, args.clients)
         if "resume" in only:
             results["resume_after_wait_1s"] = bench_resume(b, min(args.samples, 50))
         if "rss" in only:
@@ -322,13 +368,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only",
-                        choices=["throughput", "latency", "resume", "rss", "timers", "waiting"],
+                        choices=["throughput", "single", "latency", "resume", "rss", "timers",
+                                 "waiting"],
                         action="append")
     parser.add_argument("--waits", type=int, default=100, help="runs waiting at once (timers)")
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=25)
+    parser.add_argument("--clients", type=int, default=1,
+                        help="single: clients triggering at once, each one request after another")
     parser.add_argument("--waiting", type=int, default=1000, help="runs waiting at once")
     parser.add_argument("--wait-s", type=float, default=60.0, help="how long each waits")
     parser.add_argument("--no-finish", action="store_true",

@@ -212,3 +212,22 @@ async def test_tokens_packets_and_batch_items_refuse_an_unknown_project(
     assert (await api.get("/api/v1/runs")).json()["data"] == []
     known = await api.post("/api/v1/waitpoints/tokens", json={}, headers={HEADER: A})
     assert known.status_code == 200, known.text
+
+
+async def test_env_vars_of_an_unknown_project_are_404_and_stored_nowhere(
+        two: InProcessServices, api: httpx.AsyncClient) -> None:
+    """The envvars routes take the project from the path: a ref no project has (a typo) is a
+    404 naming the known projects, as elsewhere, not values no task process would ever get."""
+    base = "/api/v1/projects/proj_typo/envvars/dev"
+    for refused in (await api.post(base, json={"name": "KEY", "value": "v"}),
+                    await api.post(f"{base}/import", json={"variables": {"KEY": "v"}}),
+                    await api.get(base), await api.get(f"{base}/KEY"),
+                    await api.put(f"{base}/KEY", json={"value": "v"}),
+                    await api.delete(f"{base}/KEY")):
+        assert refused.status_code == 404, refused.text
+        body = refused.json()
+        assert body["code"] == "project_not_found" and body["known_projects"] == [A, B]
+        assert "proj_typo" in body["error"] and "ref in the path" in body["error"]
+    assert not await two.engine.queries.env_vars.all("proj_typo", "dev")
+    known = await api.post(f"/api/v1/projects/{A}/envvars/dev", json={"name": "K", "value": "v"})
+    assert known.status_code == 200, known.text

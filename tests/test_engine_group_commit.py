@@ -5,6 +5,7 @@ caller; every caller is answered after the commit."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -106,3 +107,30 @@ async def test_callers_are_answered_only_after_the_commit(engine: Engine) -> Non
 
     await asyncio.gather(*(finish(r) for r in runs))
     assert sorted(answered) == sorted(r.id for r in runs)
+
+
+async def test_a_transaction_sqlite_rolled_back_fails_the_whole_batch(engine: Engine) -> None:
+    """SQLite rolls the whole transaction back on some errors (SQLITE_FULL: a full disk), not
+    only the failing part's savepoint: no part of the batch stands, every caller gets that
+    error (a 507 at the API), and the parts after it do not commit on their own outside any
+    transaction."""
+    writer = engine.store._writer  # type: ignore[attr-defined]
+
+    async def write(tx: Tx, key: str, fail: bool) -> str:
+        await tx.kv.set(key, "written")
+        if fail:  # what SQLite does on SQLITE_FULL in the middle of a transaction
+            writer.execute("ROLLBACK").close()
+            raise sqlite3.OperationalError("database or disk is full")
+        return key
+
+    results = await asyncio.gather(engine.group.run(write, "before", False),
+                                   engine.group.run(write, "failing", True),
+                                   engine.group.run(write, "after", False),
+                                   return_exceptions=True)
+    assert all(isinstance(r, sqlite3.OperationalError) and "disk is full" in str(r)
+               for r in results), results
+    kv = engine.queries.kv
+    assert [await kv.get(k) for k in ("before", "failing", "after")] == [None, None, None]
+    # and the next batch commits as usual
+    assert await engine.group.run(write, "next", False) == "next"
+    assert await kv.get("next") == "written"

@@ -5,6 +5,7 @@ changed since it was dequeued."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.store import SqliteStore
 from trigger_local.store.models import (
     CANCELED,
+    COMPLETED,
     DEQUEUED,
     EXECUTING,
     QUEUED,
@@ -47,6 +49,8 @@ def _writer(engine: Engine) -> sqlite3.Connection:
 def _kind(statement: str) -> str:
     """`UPDATE runs`, `INSERT events`, `SELECT attempts`: what a traced statement does."""
     words = statement.split()
+    if statement.startswith("SELECT status, project, queue FROM runs"):
+        return "SELECT runs' counters"  # what a status change moves (store/sqlite/counts.py)
     if words[0] == "SELECT":
         return "SELECT " + words[words.index("FROM") + 1]
     if words[0] == "INSERT":
@@ -191,3 +195,31 @@ async def test_a_store_other_daemons_share_gets_dequeued_runs_not_reservations(
     await engine.trigger(TriggerRequest(task_id="noop"))
     [run] = await engine.dequeue(1, reserve=True)
     assert run.status == DEQUEUED and engine.ctx.reserved == {}
+
+
+async def test_a_group_commit_writes_the_counters_once(engine: Engine) -> None:
+    """A status change runs no trigger (store/sqlite/counts.py): the starts and finishes of N
+    runs that share a group commit each update their run once, and the counters are written
+    once per transaction — and stay exact."""
+    await engine.trigger_many([TriggerRequest(task_id="noop") for _ in range(N)])
+    runs = await engine.dequeue(N, reserve=True)
+    texts: list[str] = []
+    conn = _writer(engine)
+    conn.set_trace_callback(texts.append)  # a trigger's statements repeat the text that fired it
+    try:
+        started = await asyncio.gather(*(engine.start_attempt(r, "worker_1", 1) for r in runs))
+        assert all(s is not None for s in started)
+        await asyncio.gather(*(engine.finish_attempt(r.id, 1, AttemptOutcome(ok=True,
+                                                                            output="null"))
+                               for r in runs))
+    finally:
+        conn.set_trace_callback(None)
+    commits = sum(t == "COMMIT" for t in texts)
+    assert commits <= 4  # the N starts share a commit, as do the N finishes
+    assert sum(t.startswith("UPDATE runs") for t in texts) == 2 * N  # no trigger repeats
+    # one upsert per status (or queue and status) a transaction moved runs out of or into
+    assert sum("run_counts" in t for t in texts) <= 2 * commits
+    assert sum("queue_counts" in t for t in texts) <= 2 * commits
+    assert await engine.queries.runs.count_by_status() == {COMPLETED: N}
+    [queue] = [q for q in await engine.queries.queues.all() if q.name == "task/noop"]
+    assert (queue.queued, queue.running) == (0, 0)

@@ -4,6 +4,8 @@ schedules, rate limits, debounce and idempotency keys stay in their project."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from trigger_local.clock import FakeClock
@@ -183,3 +185,20 @@ async def test_a_stopping_daemon_marks_no_project_as_left(engine: Engine) -> Non
     await engine.close_session(A)  # the stream of a dev that is still running ends with the daemon
     stored = await engine.queries.projects.get(A)
     assert stored is not None and stored.left_at is None
+
+
+async def test_a_run_triggered_while_its_project_registers_is_queued(engine: Engine) -> None:
+    """The project is known from the start of its registration's transaction, its version
+    current once that committed: a trigger prepared in between (its task not found yet) whose
+    own transaction runs after the registration's must not wait as PENDING_VERSION for good.
+    PostgreSQL's transactions yield, so the trigger comes in mid-registration; SQLite's never
+    do, so it comes in just after the commit."""
+    registering = asyncio.create_task(engine.register_version(version(A)))
+    while A not in engine.projects.records:
+        assert not registering.done(), "the registration never made its project known"
+        await asyncio.sleep(0)
+    assert engine.projects.current_of(A) is None
+    run = await trigger(engine, "hello", A)
+    await registering
+    stored = await engine.queries.runs.get(run.id)
+    assert stored is not None and stored.status == QUEUED, stored

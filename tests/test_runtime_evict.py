@@ -47,3 +47,27 @@ async def test_evict_drops_the_coroutine_and_a_new_attempt_keeps_its_place(
         for task in worker.shared.values():
             task.cancel()
         await worker.client.aclose()
+
+
+async def test_a_run_given_in_a_poll_answer_starts_before_the_next_poll(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """issue #13's trigger→start: the task function is called before the process writes its
+    next poll, not after it."""
+    order: list[str] = []
+
+    async def runs_at_once(assignment: dict[str, Any], client: Any, **_: Any) -> None:
+        order.append(f"run {assignment['run_id']}")
+
+    monkeypatch.setattr(worker_module, "execute", runs_at_once)
+    worker = Worker(WorkerClient("http://127.0.0.1:9", orphan_timeout=0.1), "w", "t")
+    worker.use_channel = False
+    try:
+        message = protocol.numbered(protocol.assign({"run_id": "run_1", "attempt": 1}), 1)
+        worker._next = protocol.messages_answer([message])  # as the daemon's answer to a poll
+        await worker.tick()
+        order.append("next poll")
+        assert order == ["run run_1", "next poll"]
+    finally:
+        for task in worker.shared.values():
+            task.cancel()
+        await worker.client.aclose()

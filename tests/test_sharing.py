@@ -139,3 +139,36 @@ async def test_a_resumed_run_takes_the_result_it_was_sent_and_reads_nothing() ->
 
     result = await sdk_waits._await_resume(NoReads(), resumed, "wp_1")  # type: ignore[arg-type]
     assert result["status"] == "COMPLETED" and resumed.word is None and not resumed.is_set()
+
+
+async def test_runs_resumed_in_place_are_told_together_with_their_results(
+        tmp_path: Path) -> None:
+    """A timer resumed these runs in its transaction (engine/resuming.py): the RunResumed from
+    WAITING carries each wait's result, and the process gets every resume of that commit in one
+    poll answer, results included (nothing read back; a big result is left for the run)."""
+    async def no_reads(run_id: str, waitpoint_id: str) -> dict[str, object]:
+        raise AssertionError("read the wait back")
+
+    runs = SharedRuns(DaemonSettings(home=tmp_path), lambda: None, no_reads)
+    worker = WorkerHandle(id="w1", version_id="v1", pid=1, log_path=tmp_path / "w1.log",
+                          shared=True, state=IDLE)
+    small = {"ok": True, "status": "COMPLETED", "output": None, "outputType": "json"}
+    big = {**small, "output": "x" * 20_000}
+    first = await runs.next(worker, 0.01, lambda w: False, ack=0)  # nothing yet
+    assert first is None
+    for run_id in ("r1", "r2", "big"):
+        runs.assign(worker, run_id, 1, {"run_id": run_id})
+        runs.moved(worker, run_id, "WAITING", attempt_ended=False)
+    given = await runs.next(worker, 0.01, lambda w: False, ack=0)
+    assert isinstance(given, list)
+    ack = given[-1]["seq"]
+    for run_id in ("r1", "r2", "big"):  # one commit's events, published one after another
+        runs.moved(worker, run_id, "EXECUTING", attempt_ended=False, unblocked_by="wp_" + run_id,
+                   in_place=True, result=big if run_id == "big" else small)
+    runs.moved(worker, "r1", "EXECUTING", attempt_ended=False, in_place=True, result=small)
+    told = await runs.next(worker, 0.01, lambda w: False, ack=ack)
+    assert isinstance(told, list) and [m["runId"] for m in told] == ["r1", "r2", "big"]
+    assert told[0]["waitpointId"] == "wp_r1" and told[0]["result"] == small
+    assert "result" not in told[2]
+    assert worker.executing == {"r1", "r2", "big"} and worker.state == BUSY
+    assert runs.describe([worker])["resumes"] == {"messages": 3, "answers": 1}

@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -37,10 +38,18 @@ from .config import KILL_WAITING_SIGNAL, DaemonSettings, ensure_secret_key
 from .daemon_lock import DaemonLock
 from .dispatch.dispatcher import Dispatcher
 from .engine import Engine
-from .errors import DaemonFailedError, ValidationError
+from .engine.events import Draining
+from .errors import DaemonFailedError, StartupError, ValidationError
 from .executors.pool import PoolExecutor
 from .executors.process import process_executor
-from .home import daemon_id, open_failure, remember_database, write_info
+from .home import (
+    daemon_id,
+    last_port,
+    open_failure,
+    remember_database,
+    remember_port,
+    write_info,
+)
 from .http_server import DRAIN_S, HttpServer, bind
 from .indexing import index_project
 from .peers import Peers
@@ -83,6 +92,10 @@ class Daemon:
         self.started_at = time.time()
         self.peers = Peers(self.store, self.engine, settings, self.started_at) \
             if isinstance(self.store, PostgresStore) else None
+        #: long-polls waiting in their requests' tasks, and those a drain cancelled
+        self._polls: set[asyncio.Task[Any]] = set()
+        self._drained: set[asyncio.Task[Any]] = set()
+        self.engine.hub.subscribe(Draining, self._end_polls)
 
     def _wake(self) -> None:
         self.dispatcher.wake()
@@ -124,25 +137,28 @@ class Daemon:
     async def next_assignment(self, worker_id: str, wait_s: float, ack: int | None = None
                               ) -> dict[str, Any] | list[dict[str, Any]] | None | Literal["retire"]:
         """The executor's long-poll, answered at once with "nothing yet" when the daemon drains
-        its HTTP server (the process polls again, and finds the next daemon)."""
-        draining = self.engine.hub.draining
-        if draining.is_set():
+        its HTTP server (the process polls again, and finds the next daemon). It waits in the
+        caller's task, and a drain cancels it (an assignment not yet taken stays with the
+        executor): raced against the drain in a task of its own, the answer to a message left
+        three loop turns after it, behind the dispatcher's next round (issue #13)."""
+        task = asyncio.current_task()
+        if self.engine.hub.draining.is_set() or task is None:
             return None
-        poll = asyncio.ensure_future(self.executor.next_assignment(worker_id, wait_s, ack))
-        drained = asyncio.ensure_future(draining.wait())
+        self._polls.add(task)
         try:
-            await asyncio.wait([poll, drained], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            drained.cancel()
-            if not poll.done():
-                poll.cancel()  # an assignment not yet taken stays in the mailbox
-        try:
-            return await poll
+            return await self.executor.next_assignment(worker_id, wait_s, ack)
         except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # this request itself is cancelled, not just the poll
-            return None
+            if task in self._drained and task.uncancel() == 0:
+                return None  # the drain's cancel alone: the request itself goes on
+            raise
+        finally:
+            self._polls.discard(task)
+            self._drained.discard(task)
+
+    def _end_polls(self, _: Draining) -> None:
+        for task in self._polls:
+            self._drained.add(task)
+            task.cancel()
 
     async def index_project(self, project_dir: str, dirs: list[str], python: str | None,
                             env: dict[str, str], image: str | None = None, *, project: str,
@@ -194,12 +210,24 @@ def _make_executor(engine: Engine, settings: DaemonSettings, secret_key: str,
     return process_executor(engine, settings, secret_key, wake, supervisor=supervisor)
 
 
+def _listen(settings: DaemonSettings) -> socket.socket:
+    """The daemon's socket. Port 0 picks a free port the first time, and the same one again at
+    later starts while it is free: task processes a stopped daemon left running (waiting runs)
+    call the url they started with, and must find the next daemon there."""
+    previous = last_port(settings.home) if settings.port == 0 else None
+    if previous is not None:
+        with contextlib.suppress(StartupError):
+            return bind(settings.host, previous)
+    return bind(settings.host, settings.port)
+
+
 async def run_daemon(settings: DaemonSettings, lock: DaemonLock) -> None:
     """Serve until SIGTERM/SIGINT (or a loop that fails for good), then stop in order."""
     from .api.app import create_app
 
-    sock = bind(settings.host, settings.port)
+    sock = _listen(settings)
     settings.port = sock.getsockname()[1]
+    remember_port(settings.home, settings.port)
     lock.record(url=settings.url)
     daemon = Daemon(settings)
     stopping = asyncio.Event()

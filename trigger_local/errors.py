@@ -30,6 +30,7 @@ the class (`error_from_response`), so `except NotFoundError` works on both sides
     ├── DockerCheckpointError             (daemon side: the Docker engine refused a checkpoint)
     ├── SpawnRefused                      (daemon side: no worker can ever start for this run)
     ├── SpawnUnavailable                  (daemon side: no worker can start now; the run waits)
+    ├── TransactionLostError              (daemon side: SQLite ended a transaction under a part)
     ├── AbortTaskRunError                 raise it in a task to fail the run without retrying
     ├── WaitTimeoutError                  `WaitResult.unwrap()` on a token that timed out
     └── TaskRunFailedError                `TaskRunResult.unwrap()` on a child that failed
@@ -185,6 +186,18 @@ class TransactionRetryError(DatabaseUnavailableError):
     """PostgreSQL refused a transaction that ran beside another daemon's and touched the same
     records (a serialization failure or a deadlock; docs/scaling.md): nothing of it was
     committed, and the same unit of work succeeds when run again, which the engine does."""
+
+
+class TransactionLostError(Exception):
+    """The store's transaction ended under one part of a shared unit of work: SQLite rolls a
+    whole transaction back on some errors (a full disk among them), so nothing the earlier
+    parts wrote stands and what later ones would write would commit outside any transaction.
+    The store's savepoint raises it with the store's error as `cause`; `GroupCommit` then fails
+    the whole batch with that error (engine/unit.py)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class DaemonNotRunningError(TriggerLocalError):

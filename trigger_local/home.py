@@ -204,3 +204,25 @@ def write_info(settings: DaemonSettings) -> Path:
                                     "home": str(settings.home)}))
     tmp_path.replace(info_path)  # atomic: a reader never sees a half-written file
     return info_path
+
+
+#: the port the home's last daemon listened on (`port = 0`: the next start tries it first)
+LAST_PORT = "last_port"
+
+
+def last_port(home: Path) -> int | None:
+    """The port the home's last daemon listened on, or None."""
+    try:
+        port = int((home / LAST_PORT).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return port if 0 < port < 65536 else None
+
+
+def remember_port(home: Path, port: int) -> None:
+    """Note `port` for the next start (best effort: on a full disk the next start picks anew)."""
+    try:
+        with open_private(home / LAST_PORT, "w") as fh:
+            fh.write(f"{port}\n")
+    except OSError:
+        pass

@@ -3,6 +3,7 @@ so a task process that outlived its daemon can keep talking to the next one."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 
@@ -15,6 +16,7 @@ def worker_token(secret: str, worker_id: str) -> str:
     return _sign(secret, f"worker:{worker_id}")
 
 
+@functools.lru_cache(maxsize=4096)  # made for the assignment, checked at its waits and its end
 def run_token(secret: str, run_id: str, attempt: int) -> str:
     return _sign(secret, f"run:{run_id}:{attempt}")
 

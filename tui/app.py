@@ -60,7 +60,7 @@ class Dashboard(App[None]):
         self.api = api
         self.clock = clock or SystemClock()
         self.api_url = api.endpoint.base_url
-        self.live = False
+        self.live: bool | None = None  # None: the event stream has not answered yet
         self.was_live = False
         self.status_info: Json = {}
         self.events_seen = 0
@@ -99,8 +99,8 @@ class Dashboard(App[None]):
         return [h for screen in self.screen_stack for h in screen.query(DaemonHeader)]
 
     def set_live(self, live: bool) -> None:
-        if live == self.live:
-            return
+        if live == self.live or not (live or self.was_live):
+            return  # (a stream not answering yet has not dropped: the header says connecting)
         self.live = live
         for header in self._headers():
             header.set_live(live)

@@ -58,6 +58,12 @@ def dashboard(widget: Widget) -> DashboardActions:
     return cast(DashboardActions, widget.app)
 
 
+#: the header's connection state (live: True, dropped: False, not yet: None), long and short
+_STATES: dict[bool | None, tuple[str, str]] = {
+    True: ("● live", "● live"), False: ("○ disconnected — reconnecting", "○ reconnecting"),
+    None: ("○ connecting", "○ connecting")}
+
+
 class DaemonHeader(Static):
     """`trigger-local · http://… · v0.1 · executor process · CRIU no · ● live`."""
 
@@ -65,7 +71,9 @@ class DaemonHeader(Static):
 
     def __init__(self, url: str) -> None:
         super().__init__(id="daemon-header")
-        self.url, self.status_info, self.live = url, {}, False  # type: tuple[str, Json, bool]
+        # None until the event stream first answers: not "disconnected", it never connected yet
+        self.url, self.status_info = url, {}  # type: tuple[str, Json]
+        self.live: bool | None = None
 
     def set_status(self, info: Json) -> None:
         self.status_info = info
@@ -87,12 +95,12 @@ class DaemonHeader(Static):
             criu = executor.get("checkpoint")
         parts = [self.url, f"v{info.get('version', '?')}", f"executor {name or '?'}",
                  f"CRIU {'yes' if criu is True else 'no'}"]
-        state = "● live" if self.live else "○ disconnected — reconnecting"
+        state = _STATES[self.live][0]
         gap = "  "
         if len("trigger-local " + gap.join(parts) + gap + state) > self.size.width:
             # at 80 columns the whole line does not fit: fewer letters, the same facts
             parts[0], gap = self.url.removeprefix("http://"), " "
-            state = "● live" if self.live else "○ reconnecting"
+            state = _STATES[self.live][1]
         line = Text("trigger-local ", style="bold")
         line.append(gap.join(parts) + gap)
         line.append(state, style="bold green" if self.live else "bold red")

@@ -271,7 +271,7 @@ def test_json_nested_too_deep_is_a_400_on_every_route(live: DaemonProcess) -> No
               ("POST", "/api/v1/waitpoints/tokens"),
               ("POST", f"/api/v1/waitpoints/tokens/{token}/complete"), ("POST", callback),
               ("POST", f"/api/v1/runs/{run_id}/replay"), ("PUT", f"/api/v1/runs/{run_id}/metadata"),
-              ("POST", "/api/v1/projects/proj_x/envvars/dev/import"),
+              ("POST", "/api/v1/projects/proj_test/envvars/dev/import"),
               ("POST", "/api/v1/local/versions")]
     for body in DEEP_BODIES:
         for method, path in routes:
@@ -316,10 +316,10 @@ def test_metadata_operations_that_cannot_apply_are_refused(live: DaemonProcess) 
         for path in (f"/api/v1/runs/{run_id}/metadata", f"/engine/v1/runs/{run_id}/metadata"):
             _refused(d.api("PUT", path, json={"operations": [op]}), field)
     assert d.api("GET", f"/api/v1/runs/{run_id}/metadata").json()["metadata"] == {}
-    r = d.api("POST", "/api/v1/projects/proj_x/envvars/dev",
+    r = d.api("POST", "/api/v1/projects/proj_test/envvars/dev",
               json={"name": "BAD", "value": "a\u0000b"})
     assert r.status_code == 400 and "BAD" in r.json()["error"]
-    assert d.api("GET", "/api/v1/projects/proj_x/envvars/dev").json() == []
+    assert d.api("GET", "/api/v1/projects/proj_test/envvars/dev").json() == []
     d.api("POST", f"/api/v2/runs/{run_id}/cancel")
 
 

@@ -23,6 +23,9 @@ BASE = "/api/v1/projects/proj_test/envvars/dev"
 
 def test_env_vars_are_injected_into_new_task_processes(
         daemon: DaemonProcess, tmp_path: Path) -> None:
+    # a ref no project has is 404 (api/envvars.py): the project is registered first
+    assert daemon.api("POST", BASE, json={"name": "GREETING", "value": "hej"}).status_code == 404
+    daemon.register(write_project(tmp_path / "envproj", ENV_TASKS))
     assert daemon.api("POST", BASE,
                       json={"name": "GREETING", "value": "hej"}).json() == {"success": True}
     r = daemon.api("POST", f"{BASE}/import", json={"variables": {"API_TOKEN": "s3cret"},
@@ -36,7 +39,6 @@ def test_env_vars_are_injected_into_new_task_processes(
     assert daemon.api("GET", "/api/v1/projects/proj_test/envvars/nowhere").status_code == 400
     assert daemon.api("POST", BASE, json={"name": "TRIGGER_SECRET_KEY",
                                           "value": "x"}).status_code == 400
-    daemon.register(write_project(tmp_path / "envproj", ENV_TASKS))
     for name, want in (("GREETING", "hej"), ("API_TOKEN", "s3cret")):
         run = daemon.wait_status(daemon.trigger("show-env", {"name": name}))
         assert run["output"]["value"] == want, run

@@ -55,7 +55,7 @@ def test_the_home_and_every_file_in_it_are_private(daemon: DaemonProcess, tmp_pa
     run = d.wait_status(d.trigger("write-file", {"dir": str(out)}))
     packet = d.api("PUT", "/api/v2/packets/run_1%2Fpayload.json").json()
     assert httpx.put(packet["presignedUrl"], content=b"{}").status_code == 200
-    d.api("POST", "/api/v1/projects/proj_x/envvars/dev",
+    d.api("POST", "/api/v1/projects/proj_test/envvars/dev",
           json={"name": "SECRET", "value": "hunter2"})
     written = _modes(d.home)
     assert {"trigger-local.db", "trigger-local.db-wal", "secret_key", "daemon.json",

@@ -34,6 +34,7 @@ from . import (
 from .auth import ProjectKeys
 from .common import SafeJSONResponse
 from .errors import install_handlers
+from .hot_routes import HotRoutes
 from .run_auth import RunAuth
 from .services import DaemonServices
 
@@ -52,6 +53,7 @@ def create_app(services: DaemonServices) -> FastAPI:
     app.state.channel_frames = Counter()  # frames received on them, by kind (api/channel.py)
     app.state.channels = set()  # the open channels of shared processes (api/channel.py)
     install_handlers(app)
+    app.add_middleware(HotRoutes)  # the single trigger route without the router (hot_routes.py)
     # routes are matched in order: the worker protocol and triggering are the hot paths
     for module in (worker, channel, checkpoints, triggers, batches, runs_list, runs, traces,
                    tokens, queues, schedules, envvars, packets, local, projects, stream, realtime,

@@ -104,15 +104,23 @@ def require_known_project(svc: DaemonServices, caller: auth.Caller) -> None:
     packet) under a project the daemon does not serve (a typo in TRIGGER_LOCAL_PROJECT) is
     refused, 404 naming the known ones, before anything is stored: a run parked as
     PENDING_VERSION would wait for good, and nothing else would ever see the rest."""
+    if caller.project is not None:
+        require_known_ref(svc, caller.project)
+
+
+_HEADER_HINT = "fix TRIGGER_LOCAL_PROJECT (the x-trigger-local-project header)"
+
+
+def require_known_ref(svc: DaemonServices, ref: str, fix: str = _HEADER_HINT) -> None:
+    """404 naming the known projects unless the daemon serves project `ref`; `fix`: what to
+    correct when the ref is a typo."""
     projects = svc.engine.projects
-    ref = caller.project
-    if ref is None or ref in projects.records or ref in projects.current:
+    if ref in projects.records or ref in projects.current:
         return
     known = sorted(set(projects.records) | set(projects.current))
     raise ProjectNotFoundError(
         f"No project {ref!r} is registered (known: {', '.join(known) or 'none yet'}). Run "
-        "`trigger-local dev` in its directory, or fix TRIGGER_LOCAL_PROJECT (the "
-        "x-trigger-local-project header).", known_projects=known)
+        f"`trigger-local dev` in its directory, or {fix}.", known_projects=known)
 
 
 def jwt_header(svc: DaemonServices, scopes: list[str], ttl_s: float = 3600) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Environment variables (TRIGGER_API.md §10), stored per project (the path's ref) and
 environment slug, and injected into that project's task processes started afterwards. The
-daemon's key reaches every project's; a project key only its own (another ref is 404, as for
-a project that does not exist)."""
+daemon's key reaches every project's; a project key only its own (another ref is 404, as is
+a ref no project has: register the project first, with `trigger-local dev`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from ..errors import BadRequestError, NotFoundError
 from ..projects import check_project_ref
-from .common import body_doc, ok, read_json, require_key, services_of
+from .common import body_doc, ok, read_json, require_key, require_known_ref, services_of
 from .errors import JsonErrorRoute
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["envvars"])
@@ -28,6 +28,8 @@ def _scope(request: Request, project_ref: str, slug: str) -> tuple[str, str]:
     ref = check_project_ref(project_ref, "project ref")
     if not caller.sees(ref):
         raise NotFoundError(f"Project {ref} not found", project=ref)
+    # a typo in the ref would store values no task process ever gets
+    require_known_ref(services_of(request), ref, "fix the project ref in the path")
     if slug not in SLUGS:
         raise BadRequestError(f"Invalid environment slug {slug!r}: use one of {', '.join(SLUGS)}")
     return ref, slug

@@ -59,6 +59,28 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, {"error": "Something went wrong", "code": "internal"})
 
 
+async def json_errors(request: Request,
+                      handler: Callable[[Request], Coroutine[Any, Any, Response]]) -> Response:
+    """`handler`'s answer, every exception but HTTPException turned into our JSON error body."""
+    try:
+        return await handler(request)
+    except TriggerLocalError as exc:
+        return from_error(exc)
+    except RequestValidationError as exc:
+        return _validation_response(exc)
+    except HTTPException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the client gets JSON, the log gets the trace
+        return _unexpected(request, exc)
+
+
+def http_error(exc: HTTPException) -> JSONResponse:
+    messages = {404: "Resource not found", 405: "Method not allowed"}
+    body = {"error": messages.get(exc.status_code, str(exc.detail)),
+            "code": f"http_{exc.status_code}"}
+    return error_response(exc.status_code, body, dict(exc.headers or {}))
+
+
 class JsonErrorRoute(APIRoute):
     """An APIRoute whose handler turns every exception into our JSON error body."""
 
@@ -66,16 +88,7 @@ class JsonErrorRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def route_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except TriggerLocalError as exc:
-                return from_error(exc)
-            except RequestValidationError as exc:
-                return _validation_response(exc)
-            except HTTPException:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the client gets JSON, the log gets the trace
-                return _unexpected(request, exc)
+            return await json_errors(request, handler)
 
         return route_handler
 
@@ -85,10 +98,7 @@ def install_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        messages = {404: "Resource not found", 405: "Method not allowed"}
-        body = {"error": messages.get(exc.status_code, str(exc.detail)),
-                "code": f"http_{exc.status_code}"}
-        return error_response(exc.status_code, body, dict(exc.headers or {}))
+        return http_error(exc)
 
     async def on_local(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, TriggerLocalError)

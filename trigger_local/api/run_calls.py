@@ -11,7 +11,7 @@ from typing import Any
 from .. import packet_store, protocol
 from ..durable_calls import Call
 from ..errors import ValidationError
-from .options import batch_item_request, trigger_request
+from .options import batch_item_request, int_option, trigger_request
 from .services import DaemonServices
 from .worker_bodies import log_entries
 
@@ -54,7 +54,11 @@ async def batch_children(svc: DaemonServices, run_id: str, attempt: int | None,
 
 async def append_logs(svc: DaemonServices, run_id: str, attempt: int | None,
                       body: dict[str, Any]) -> dict[str, Any]:
-    await svc.engine.append_logs(log_entries(run_id, body, attempt, svc.engine.clock.now()))
+    first = None
+    if body.get("again"):  # sent again: its lines from `first` on may be stored already
+        first = int_option(body.get("first"), "first", 0, 2**62)
+    await svc.engine.append_logs(log_entries(run_id, body, attempt, svc.engine.clock.now()),
+                                 first)
     return {}
 
 

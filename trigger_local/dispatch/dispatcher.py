@@ -81,8 +81,9 @@ class Dispatcher:
         # process past the boot limit); held runs resume in their process and need none
         runs = await self.engine.dequeue(max(capacity, 0), self._held_room(), reserve=True)
         self._unstarted.update((run.id, run) for run in runs)
-        if len(runs) == 1:  # alone (an idle daemon's trigger): no task in between
-            return done + await self._start_one(runs[0])  # on failure it stays in _unstarted
+        if len(runs) == 1:  # alone (an idle daemon's trigger): no task in between, and its
+            with self.engine.group.alone():  # start is committed at once (engine/unit.py)
+                return done + await self._start_one(runs[0])  # on failure: in _unstarted
         # concurrently: their attempts then start in one transaction (GroupCommit, engine/unit.py)
         outcomes = await asyncio.gather(*(self._start_one(run) for run in runs),
                                         return_exceptions=True)
@@ -164,6 +165,8 @@ class Dispatcher:
         backed off already)."""
         if self._idle:
             await self._sleep()
+        else:  # the last round started runs: their assignments (a woken poll) and the answers
+            await asyncio.sleep(0)  # waiting to be written go out before this round's dequeue
         if self._stopped:
             return
         self._wakeup.clear()

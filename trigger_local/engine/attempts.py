@@ -31,6 +31,7 @@ from ..store.models import (
 from ..store.run_areas import RunReader
 from .endings import after_final
 from .events import RunInterrupted, RunResumed, RunRetrying
+from .resuming import deadline
 from .runs import live, move
 from .states import K_QUEUED
 from .unit import Tx
@@ -49,11 +50,6 @@ class AttemptOutcome:
     status: str = FAILED  # FAILED | CRASHED | TIMED_OUT for failures
     #: the task's catch_error chose when to retry (still within max_attempts); None: the policy
     retry_delay_s: float | None = None
-
-
-def _deadline(run: Run, now: float) -> float | None:
-    # time spent waiting does not count against max_duration
-    return now + max(0.0, run.max_duration_s - run.executed_s) if run.max_duration_s else None
 
 
 async def start(tx: Tx, given: Run, worker_id: str, pid: int | None,
@@ -96,7 +92,7 @@ async def _start(tx: Tx, run: Run, worker_id: str, pid: int | None,
         if run.status == QUEUED else {}
     # the move first: its compare-and-set fails before anything is written
     await move(tx, run, EXECUTING, attempt_count=number, worker_id=worker_id,
-               started_at=run.started_at or tx.now, deadline_at=_deadline(run, tx.now), data=data,
+               started_at=run.started_at or tx.now, deadline_at=deadline(run, tx.now), data=data,
                **taken)
     attempt = Attempt(id=attempt_id(run.id, number), run_id=run.id, number=number,
                       status=EXECUTING,
@@ -125,7 +121,7 @@ async def resume_held(tx: Tx, run_id: str) -> Run | None:
     run = await tx.runs.get(run_id)
     if run is None or run.status != DEQUEUED:
         return None
-    return await move(tx, run, EXECUTING, deadline_at=_deadline(run, tx.now), event=RunResumed,
+    return await move(tx, run, EXECUTING, deadline_at=deadline(run, tx.now), event=RunResumed,
                       data={"attempt": run.attempt_count, "worker_id": run.worker_id})
 
 

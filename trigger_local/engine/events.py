@@ -125,9 +125,16 @@ class RunInterrupted(RunStatusChanged):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunResumed(RunStatusChanged):
-    """A held (or restored) process continues the run after its wait: EXECUTING."""
+    """A held (or restored) process continues the run after its wait: EXECUTING. From WAITING
+    (engine/resuming.py) the run goes on where it waited, and `extra["result"]`, the wait's
+    result for the executor to pass on, is not stored."""
 
     TYPE = "run.resumed"
+
+    def data(self) -> dict[str, Any]:
+        data = RunStatusChanged.data(self)  # slots: no zero-argument super()
+        data.pop("result", None)
+        return data
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -301,10 +301,10 @@ class Engine:
                               ) -> dict[str, Any]:
         return await self._run(reports.update_metadata, run_id, metadata, operations)
 
-    async def append_logs(self, entries: Sequence[LogEntry]) -> None:
-        if not entries:  # a burst of log lines and spans: one transaction
+    async def append_logs(self, entries: Sequence[LogEntry], first: int | None = None) -> None:
+        if not entries:  # a burst of log lines: one transaction (`first`: reports.append_logs)
             return
-        await self._run(reports.append_logs, entries)
+        await self._run(reports.append_logs, entries, first)
 
     # -- management ----------------------------------------------------------------------------
     async def append_stream(self, run_id: str, key: str, data: Sequence[str],

@@ -14,6 +14,7 @@ from .events import RunLogsAppended, RunMetadataChanged
 from .runs import get
 from .unit import Tx
 
+_PAGE = 1000
 _METADATA_OPS = ("set", "delete", "increment", "append", "remove", "update")
 
 
@@ -50,8 +51,15 @@ async def update_metadata(tx: Tx, run_id: str, metadata: dict[str, Any] | None,
     return value
 
 
-async def append_logs(tx: Tx, entries: Sequence[LogEntry]) -> None:
-    """Store a burst of log lines and spans (one event per run: the SSE stream expands it)."""
+async def append_logs(tx: Tx, entries: Sequence[LogEntry], first: int | None = None) -> None:
+    """Store a burst of log lines and spans (one event per run: the SSE stream expands it).
+
+    `first`: the burst is one run attempt's, sent again (its channel closed before the answer
+    came, docs/worker-protocol.md) and its first line is that attempt's line number `first`
+    (from 0): the lines the daemon already holds are not stored twice."""
+    if first is not None and entries:
+        held = await _held(tx, entries[0].run_id, entries[0].attempt)
+        entries = entries[max(0, held - first):]
     counts: dict[str, int] = {}
     for entry in entries:
         counts[entry.run_id] = counts.get(entry.run_id, 0) + 1
@@ -60,3 +68,14 @@ async def append_logs(tx: Tx, entries: Sequence[LogEntry]) -> None:
     await tx.logs.append(entries)
     for run_id, count in counts.items():
         await tx.record(RunLogsAppended(run_id=run_id, after_id=after_id, count=count))
+
+
+async def _held(tx: Tx, run_id: str, attempt: int | None) -> int:
+    """How many log lines of the run's `attempt` are stored (only a repeated burst asks)."""
+    count, after = 0, 0
+    while True:
+        page = await tx.logs.for_run(run_id, after, _PAGE)
+        count += sum(1 for entry in page if entry.attempt == attempt)
+        if len(page) < _PAGE:
+            return count
+        after = int(page[-1].id or 0)

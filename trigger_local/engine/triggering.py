@@ -28,6 +28,7 @@ from ..store.models import (
     Batch,
     Run,
     TaskDef,
+    Version,
     Waitpoint,
 )
 from . import batches, debounce, durable, queues, waitpoints
@@ -35,6 +36,7 @@ from .options import TriggerOptions, TriggerRequest, task_default, validate, val
 from .runs import created
 from .states import kind_for
 from .unit import EngineContext, Tx
+from .versions import registered_meanwhile
 
 #: a key reused after a run ended like this starts a new run (Trigger.dev's rule)
 _RETRIGGER_AFTER = {FAILED, CRASHED, SYSTEM_FAILURE, TIMED_OUT, EXPIRED}
@@ -152,8 +154,14 @@ async def _create_run(tx: Tx, prepared: Prepared, wait: bool) -> TriggerResult:
             return TriggerResult(pending, cached=True)
         options = replace(options, delay_until=debounce.delayed_until(tx.now, req.debounce,
                                                                       options.delay_until))
+    version = tx.ctx.projects.current_of(req.project)
+    if task is None and (found := await registered_meanwhile(tx.versions, req.task_id,
+                                                             req.project)) is not None:
+        version, task = found
+        req.project = version.project
+        validate_payload_schema(task, req)
     queue = await _queue(tx, req, task)
-    run = await _new_run(tx, req, options, task, queue)
+    run = await _new_run(tx, req, options, task, queue, version)
     await tx.runs.insert(run)
     if req.debounce:
         await debounce.remember(tx, req.project, req.task_id, req.debounce, run)
@@ -181,7 +189,7 @@ async def _queue(tx: Tx, req: TriggerRequest, task: TaskDef | None) -> str:
 
 
 async def _new_run(tx: Tx, req: TriggerRequest, options: TriggerOptions, task: TaskDef | None,
-                   queue: str) -> Run:
+                   queue: str, version: Version | None) -> Run:
     delay_until = options.delay_until
     if delay_until is not None and delay_until > tx.now:
         status = DELAYED
@@ -191,7 +199,6 @@ async def _new_run(tx: Tx, req: TriggerRequest, options: TriggerOptions, task: T
         status = QUEUED
     delayed = status == DELAYED
     parent = await tx.runs.get(req.parent_run_id) if req.parent_run_id else None
-    version = tx.ctx.projects.current_of(req.project)
     # a delayed run's ttl starts when its delay ends (Trigger.dev's rule)
     ttl_from = delay_until if delayed and delay_until is not None else tx.now
     return Run(

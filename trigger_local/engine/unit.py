@@ -19,6 +19,11 @@ undoes only its own writes and events and fails only its own caller. Every calle
 after the commit: what it was told is durable before it is told. If the commit itself fails (a
 full disk), every caller of the batch gets that error.
 
+A part that is known to be alone — the dispatcher starting the one run an idle daemon was given
+(`GroupCommit.alone`) — is committed at once in its caller's task when no other part waits or is
+being committed: the window that gathers concurrent callers (a task of its own, one more loop
+turn) is for throughput, and a lone start only waits in it (issue #13's trigger→start).
+
 Conflicts: a store that runs several daemons' transactions at once (PostgresStore) may refuse
 one that touched the same records as another (`TransactionRetryError`, nothing of it
 committed). `retrying` and `GroupCommit` then run the whole unit of work again, from a fresh
@@ -30,13 +35,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from ..config import DaemonSettings
-from ..errors import TransactionRetryError
+from ..errors import TransactionLostError, TransactionRetryError
 from ..store.interface import StoreTx
 from ..store.models import Run, Version
 from .due import (
@@ -158,6 +164,10 @@ class _Job:
     error: BaseException | None = field(default=None)
 
 
+#: set (`GroupCommit.alone`) by a caller whose part is the only one it makes: see the docstring
+_ALONE: ContextVar[bool] = ContextVar("group_commit_alone", default=False)
+
+
 class GroupCommit:
     """Runs parts in shared units of work opened by `unit` (the engine front's `_unit`)."""
 
@@ -165,17 +175,48 @@ class GroupCommit:
         self._unit = unit
         self._waiting: list[_Job] = []
         self._flushing: asyncio.Task[None] | None = None  # kept: the loop holds tasks weakly
+        self._committing_now = False  # a lone part is being committed in its caller's task
         self.batches = 0  # transactions committed, for tests and the profile
+
+    @staticmethod
+    @contextmanager
+    def alone() -> Iterator[None]:
+        """Parts run inside this block (in this task) are committed at once when nothing else
+        waits or is being committed, instead of in the next flush (the module docstring)."""
+        token = _ALONE.set(True)
+        try:
+            yield
+        finally:
+            _ALONE.reset(token)
 
     async def run(self, part: Callable[Concatenate[Tx, P], Awaitable[T]], *args: P.args,
                   **kwargs: P.kwargs) -> T:
         """`part(tx, *args, **kwargs)` in a transaction shared with the parts queued meanwhile;
         returns (or raises) what the part did, once the transaction has committed."""
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Job(part, args, kwargs, done))
-        if self._flushing is None:
-            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+        job = _Job(part, args, kwargs, done)
+        if _ALONE.get() and self._flushing is None and not self._committing_now \
+                and not self._waiting:
+            await self._commit_now(job)
+        else:
+            self._waiting.append(job)
+            self._start_flush()
         return cast(T, await done)
+
+    def _start_flush(self) -> None:
+        if self._flushing is None and not self._committing_now:
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _commit_now(self, job: _Job) -> None:
+        """`job` alone, in this task; parts that arrive meanwhile (a store that yields during
+        its transaction: PostgreSQL) wait for the flush that follows it."""
+        self._committing_now = True
+        try:
+            await self._commit([job])
+        finally:
+            self._committing_now = False
+            if self._waiting:
+                self._start_flush()
 
     async def _flush(self) -> None:
         try:
@@ -225,6 +266,8 @@ async def _run_part(tx: Tx, job: _Job) -> None:
             job.result = await job.part(tx, *job.args, **job.kwargs)
     except TransactionRetryError:
         raise  # the whole transaction is run again (GroupCommit._commit)
+    except TransactionLostError as lost:
+        raise lost.cause from None  # no part of the batch stands: each caller gets its error
     except Exception as exc:
         del tx.published[published:]  # its events never happened, its timers were never set
         del tx.due_notes[noted:]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..store.catalog_areas import VersionReader
-from ..store.models import Run, Version
+from ..store.models import Run, TaskDef, Version
 from .retry import RetryPolicy, run_policy
 from .unit import EngineContext
 
@@ -29,3 +29,16 @@ async def retry_policy(ctx: EngineContext, versions: VersionReader, run: Run) ->
     """The policy `run` is retried by: its task's, else its version's project's, else the
     built-in default (engine/retry.py), with the trigger's max_attempts on top."""
     return run_policy(run, await version_of(ctx, versions, run))
+
+
+async def registered_meanwhile(versions: VersionReader, task_id: str,
+                               project: str | None) -> tuple[Version, TaskDef] | None:
+    """The current version (of `project`, or of the one project that has the task) with
+    `task_id`, as the store has it now. Asked in a trigger's transaction when the task was not
+    found before it: a registration that committed meanwhile (its project known from the start
+    of its transaction, its version current in memory only after the commit) has it, and a run
+    parked as PENDING_VERSION then would wait for good (its registration queued the pending
+    runs before this one existed)."""
+    found = [(v, t) for v in await versions.current() if project in (None, v.project)
+             for t in v.tasks if t.task_id == task_id]
+    return found[0] if len(found) == 1 else None

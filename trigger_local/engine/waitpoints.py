@@ -23,8 +23,10 @@ from ..store.models import (
     Run,
     Waitpoint,
 )
+from . import resuming
 from .events import RunUnblocked, WaitpointCompleted, WaitpointCreated
 from .options import MAX_TAG_LENGTH, MAX_TAGS
+from .resuming import InPlace
 from .runs import move
 from .states import K_QUEUED_HELD
 from .unit import Tx
@@ -96,9 +98,12 @@ async def timeout_token(tx: Tx, waitpoint_id: str) -> Waitpoint:
 
 
 async def complete(tx: Tx, wp: Waitpoint, output: str | None, output_type: str = packets.JSON,
-                   *, is_error: bool = False, status: str = WP_COMPLETED) -> None:
+                   *, is_error: bool = False, status: str = WP_COMPLETED,
+                   in_place: InPlace | None = None) -> None:
     """Complete `wp` if it is still WAITING (else nothing happens), and queue every run it
-    was the last pending blocker of (QUEUED `queued_held`: it needs its slot back)."""
+    was the last pending blocker of (QUEUED `queued_held`: it needs its slot back) — or, with
+    `in_place`, let such a run go on at once in the process holding it when that room allows
+    (engine/resuming.py)."""
     ok = await tx.waitpoints.update(wp.id, WP_WAITING, status=status, completed_at=tx.now,
                                     output=output, output_type=output_type,
                                     output_is_error=is_error)
@@ -114,17 +119,21 @@ async def complete(tx: Tx, wp: Waitpoint, output: str | None, output_type: str =
         if run is None or run.status != WAITING:
             continue
         await tx.waitpoints.unblock(run_id)
+        if in_place is not None and await in_place.admits(tx, run):
+            await resuming.resume(tx, run, wp, waitpoint_result(wp))
+            continue
         await move(tx, run, QUEUED, kind=K_QUEUED_HELD, event=RunUnblocked,
                    data={"waitpoint_id": wp.id})
 
 
-async def time_out(tx: Tx, wp: Waitpoint) -> None:
+async def time_out(tx: Tx, wp: Waitpoint, in_place: InPlace | None = None) -> None:
     # Trigger.dev's stored timeout output (TRIGGER_API.md §6.4), so a Python task, the API and
     # the official SDK all see the same error; a forced timeout happened now, not at timeout_at
     at = wp.timeout_at if wp.timeout_at is not None and wp.timeout_at <= tx.now else tx.now
     error = json.dumps({"code": "TRIGGER_WAITPOINT_TIMEOUT",
                         "message": f"Waitpoint timed out at {iso(at)}"})
-    await complete(tx, wp, error, packets.JSON, is_error=True, status=WP_TIMED_OUT)
+    await complete(tx, wp, error, packets.JSON, is_error=True, status=WP_TIMED_OUT,
+                   in_place=in_place)
 
 
 async def complete_run_waitpoint(tx: Tx, run: Run) -> None:
@@ -141,12 +150,14 @@ async def complete_run_waitpoint(tx: Tx, run: Run) -> None:
 
 
 async def tick(tx: Tx) -> int:
-    """Waitpoints whose time came complete, tokens whose timeout came time out."""
+    """Waitpoints whose time came complete, tokens whose timeout came time out; the runs they
+    free go on in their processes at once where they can (engine/resuming.py)."""
     done = 0
+    in_place = InPlace()
     for wp in await tx.timers.waitpoints(tx.now):
         if wp.type == WP_DATETIME:
-            await complete(tx, wp, None, packets.JSON)
+            await complete(tx, wp, None, packets.JSON, in_place=in_place)
         else:
-            await time_out(tx, wp)
+            await time_out(tx, wp, in_place)
         done += 1
     return done

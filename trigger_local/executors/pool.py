@@ -2,14 +2,13 @@
 with a spawner that starts them (executors/process.py, executors/docker.py) and an optional
 checkpointer that freezes a waiting one (executors/checkpoints.py, docker_checkpoints.py).
 
-The pool owns the workers' lifecycle: which worker holds which run, warm reuse, retirement,
-and capacity counted in runs. Runs of async tasks share workers (executors/sharing.py: up to
-`runs_per_process` executing at once per worker, waiting ones as suspended coroutines). A sync
-or `isolated` task's run has a worker to itself: a worker holding such a waiting run stays
-alive and blocked (or is checkpointed); its concurrency slot is released but it counts against
-`max_processes`. A worker is kept warm: after a run, it long-polls for the next run of the same
-version (up to `warm_runs_per_process` runs), unless its spawner says an exclusive worker serves
-one attempt (a container). Pool and checkpointer react to the engine's typed events."""
+The pool owns the workers' lifecycle: which worker holds which run, warm reuse, retirement, and
+capacity counted in runs. Runs of async tasks share workers (executors/sharing.py: up to
+`runs_per_process` executing at once, waiting ones as coroutines). A sync or `isolated` task's
+run has a worker to itself, which stays alive and blocked while the run waits (or is
+checkpointed): its concurrency slot is released but it counts against `max_processes`. A worker
+is kept warm for the next run of its version (up to `warm_runs_per_process` runs), unless its
+spawner says an exclusive worker serves one attempt (a container)."""
 
 from __future__ import annotations
 
@@ -114,7 +113,8 @@ class PoolExecutor:
             if event.attempt_ended:
                 self.by_run.pop(event.run_id, None)
             self.sharing.moved(worker, event.run_id, event.status, event.attempt_ended,
-                               unblocked_by=event.extra.get("waitpoint_id"))
+                               unblocked_by=event.extra.get("waitpoint_id"),
+                               in_place=event.previous == WAITING, result=event.extra.get("result"))
             return
         if worker is None or worker.run_id != event.run_id:
             return
@@ -170,7 +170,7 @@ class PoolExecutor:
         for w in self.workers.values():
             states[w.state] = states.get(w.state, 0) + 1
         return {"name": self.name, "processes": self.live_processes(), "states": states,
-                "held_runs": self.sharing.held_runs(self.workers.values()),
+                **self.sharing.describe(self.workers.values()),
                 "checkpoint": self.can_checkpoint(),
                 "checkpoints": self.checkpointer.describe() if self.checkpointer
                 else {"available": False, "reason": NO_CHECKPOINTER},

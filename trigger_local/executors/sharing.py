@@ -10,7 +10,9 @@ which holds every message of the worker protocol):
 
 - `{"type": "assign", "assignment": …}`: start this run (the Assignment of an exclusive one);
 - `{"type": "resume", "runId"}`: the run's wait is over, or the run ended while it waited: it
-  reads its wait's result once (`GET …/waits/{id}`) and goes on, or learns it is gone;
+  goes on with the result the message carries, or reads its wait once (`GET …/waits/{id}`)
+  and goes on, or learns it is gone. A run a timer resumed in place (engine/resuming.py) is
+  told on its `RunResumed` from WAITING, after that commit, with the result the event carries;
 - `{"type": "abort", "runId"}`: the engine ended the attempt (a cancel, a max duration): the
   runtime cancels that coroutine only. Its neighbours go on;
 - `{"type": "reconcile", "runs": {run id: attempt}}`: sent once to a process a restarted daemon
@@ -56,6 +58,9 @@ class SharedRuns:
         #: the waitpoint whose completion unblocked each held run (its RunUnblocked), so that
         #: its resume message carries the wait's result and the run need not read it
         self._unblocked: dict[str, str] = {}
+        #: resume messages handed to processes, and the poll answers that carried them: the
+        #: resumes of one commit reach each process together (`describe`, the status route)
+        self.resumes = {"messages": 0, "answers": 0}
 
     # -- room --------------------------------------------------------------------------------
     def room(self, worker: WorkerHandle) -> int:
@@ -79,6 +84,9 @@ class SharedRuns:
     def held_runs(self, workers: Iterable[WorkerHandle]) -> int:
         return sum(len(w.runs) - len(w.executing) for w in workers if w.shared)
 
+    def describe(self, workers: Iterable[WorkerHandle]) -> dict[str, Any]:
+        return {"held_runs": self.held_runs(workers), "resumes": dict(self.resumes)}
+
     # -- runs coming and going -----------------------------------------------------------------
     def assign(self, worker: WorkerHandle, run_id: str, attempt: int,
                assignment: dict[str, Any]) -> None:
@@ -90,20 +98,22 @@ class SharedRuns:
     async def resumed(self, worker: WorkerHandle, run_id: str) -> None:
         """The engine gave the waiting run its slot back: tell the coroutine to go on, with its
         wait's result when it is small (one read here instead of a round trip of the run's)."""
-        message = protocol.resume(run_id)
         waitpoint_id = self._unblocked.pop(run_id, None)
+        result = None
         if waitpoint_id is not None and self._wait_result is not None:
             result = await self._wait_result(run_id, waitpoint_id)
-            if result is not None and len(result.get("output") or "") <= MAX_RESULT_CHARS:
-                message = protocol.resume(run_id, waitpoint_id, result)
         worker.executing.add(run_id)
         self._state(worker)
-        self.send(worker, message)
+        self.send(worker, _resume(run_id, waitpoint_id, result))
 
     def moved(self, worker: WorkerHandle, run_id: str, status: str, attempt_ended: bool,
-              unblocked_by: str | None = None) -> None:
+              unblocked_by: str | None = None, *, in_place: bool = False,
+              result: dict[str, Any] | None = None) -> None:
         """A RunStatusChanged of a run `worker` holds (`unblocked_by`: the waitpoint the change
-        names; a run QUEUED again was unblocked by it: engine/waitpoints.py `complete`)."""
+        names; a run QUEUED again was unblocked by it: engine/waitpoints.py `complete`).
+        `in_place`: the change came from WAITING; to EXECUTING that is a run its timer resumed
+        in this process (engine/resuming.py), committed already: it is told at once, with
+        `result`, its wait's."""
         if unblocked_by and status == "QUEUED":
             self._unblocked[run_id] = unblocked_by
         if attempt_ended:
@@ -119,6 +129,8 @@ class SharedRuns:
             worker.executing.discard(run_id)
             self._wake()  # a slot of the process is free
         elif status == "EXECUTING":
+            if in_place and run_id not in worker.executing:
+                self.send(worker, _resume(run_id, unblocked_by, result))
             worker.executing.add(run_id)
         self._state(worker)
 
@@ -155,7 +167,19 @@ class SharedRuns:
                 worker.idle_polls += 0 if worker.runs else 1
                 return None
         worker.idle_polls = 0
+        messages = worker.messages
         if ack is None:  # a poll that acknowledges nothing takes its messages for good
-            messages, worker.messages = worker.messages, []
-            return messages
-        return list(worker.messages)
+            worker.messages = []
+        resumes = sum(m["type"] == protocol.RESUME for m in messages)  # (one sent again too)
+        if resumes:
+            self.resumes["messages"] += resumes
+            self.resumes["answers"] += 1
+        return messages if ack is None else list(messages)
+
+
+def _resume(run_id: str, waitpoint_id: str | None,
+            result: dict[str, Any] | None) -> dict[str, Any]:
+    """The resume message, with the wait's result when it is small enough to carry."""
+    if result is None or len(result.get("output") or "") > MAX_RESULT_CHARS:
+        return protocol.resume(run_id)
+    return protocol.resume(run_id, waitpoint_id, result)

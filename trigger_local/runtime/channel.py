@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import sys
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,11 +29,15 @@ OPEN_TIMEOUT_S = 5.0
 MAX_FRAME_BYTES = 1 << 20
 #: answers a later try may change: the frame's work goes over HTTP, which retries them
 RETRIED = frozenset({502, 503, 504, 507, protocol.UNKNOWN_FRAME})
+#: a frame the daemon has not answered in this long (it answers once the work is committed,
+#: in milliseconds): the daemon dropped it, so the channel is closed and the work goes over HTTP
+ANSWER_TIMEOUT_S = 60.0
 
 
 class Channel:
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, answer_timeout_s: float = ANSWER_TIMEOUT_S) -> None:
         self._ws = connection
+        self.answer_timeout_s = answer_timeout_s
         self._answers: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._results: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
@@ -104,9 +109,11 @@ class Channel:
         self._results[frame_id] = done
         try:
             await self._send_text(text)
-            answer = await done
+            answer = await self._answer(done, frame)
         finally:
             self._results.pop(frame_id, None)
+            if done.done() and not done.cancelled():
+                done.exception()  # seen: a failed send closed the channel under it
         answer.pop("id", None)
         if "status" not in answer:
             return answer
@@ -115,6 +122,19 @@ class Channel:
         if answer["status"] in RETRIED:  # over HTTP, whose client retries it (a full disk)
             raise ChannelClosed(str(answer.get("error")))
         raise error_from_response(int(answer["status"] or 500), answer)
+
+    async def _answer(self, done: asyncio.Future[dict[str, Any]],
+                      frame: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await asyncio.wait_for(asyncio.shield(done), self.answer_timeout_s)
+        except TimeoutError:
+            done.cancel()
+            kind = next(iter(frame), "?")
+            message = (f"the daemon did not answer a {kind!r} frame on the channel in "
+                       f"{self.answer_timeout_s:g} s: channel closed, going on over HTTP")
+            print(f"trigger-local runtime: {message}", file=sys.stderr, flush=True)
+            await self.close()
+            raise ChannelClosed(message) from None
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self._send_text(dumps_js(frame))

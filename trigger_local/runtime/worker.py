@@ -103,10 +103,14 @@ class Worker:
             # the runs start (else the first runs' waits each make an HTTP request: 100 runs
             # given at once waited seconds for them)
             await self._open_channel()
+        started = False
         for message in messages:
             if message.seq > self.acked:  # one sent again (its answer was lost): done already
                 self.acked = message.seq
                 self._on_message(message)
+                started = started or message.type == protocol.ASSIGN
+        if started:  # the runs just given take their first step (a no-op: all of it) before
+            await asyncio.sleep(0)  # the next poll is written (issue #13's trigger→start)
         if answer.retire:
             if not self.shared:
                 return RETIRED

@@ -8,7 +8,6 @@ the attempt (its token, the worker client, buffered logs and metadata); the SDK 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import json
 import sys
@@ -166,6 +165,7 @@ class RunState:
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.metadata_dirty = False
         self.log_entries: list[dict[str, Any]] = []
+        self.logs_sent = 0  # log entries of this attempt sent so far (`_send_logs`)
         # each line also written through to a local file: a process killed before the next
         # burst is sent loses none (log_spool.py)
         self.spool = spool
@@ -192,8 +192,13 @@ class RunState:
         closes under it (the daemon stopped or died), so no call is lost to a channel."""
         channel = self.client.channel
         if channel is not None:
-            with contextlib.suppress(ChannelClosed):
+            try:
                 return await channel.call(name, self.run_id, self.attempt, self.token, body)
+            except ChannelClosed:
+                # the daemon may have committed it before the channel closed: a burst of logs
+                # says so, and the daemon stores only the lines it does not hold yet
+                if name == protocol.LOGS:
+                    body = {**body, "again": True}
         method, route = protocol.http_route(name, self.attempt)
         return await self.call(method, route, body)
 
@@ -256,7 +261,11 @@ class RunState:
         with self.lock:
             entries, self.log_entries = self.log_entries, []
         if entries:
-            await self.run_call(protocol.LOGS, {"attempt": self.attempt, "entries": entries})
+            # every burst says where it starts among the attempt's lines, so one sent again
+            # (after its channel closed) is stored once; counted sent whatever the outcome
+            first, self.logs_sent = self.logs_sent, self.logs_sent + len(entries)
+            await self.run_call(protocol.LOGS, {"attempt": self.attempt, "entries": entries,
+                                                "first": first})
 
     async def _send_metadata(self) -> None:
         with self.lock:

@@ -9,6 +9,7 @@ from typing import Any
 
 from ...statuses import RunStatus
 from ..models import Project, ProjectDefaults, Queue, TaskDef, Version
+from .counts import CountChanges
 from .rows import columns, from_row, insert_sql, to_row
 from .sql import SQL_RUNNING, Sql
 
@@ -88,8 +89,9 @@ def _task(row: sqlite3.Row) -> TaskDef:
 
 
 class SqliteQueues:
-    def __init__(self, sql: Sql) -> None:
+    def __init__(self, sql: Sql, counts: CountChanges) -> None:
         self._sql = sql
+        self._counts = counts  # status changes not yet written to queue_counts (counts.py)
 
     async def get(self, project: str, name: str) -> Queue | None:
         row = self._sql.one("SELECT * FROM queues WHERE (project = ? AND name = ?) OR id = ?",
@@ -107,16 +109,19 @@ class SqliteQueues:
         where, params = ("WHERE project = ?", (project,)) if project is not None else ("", ())
         rows = self._sql.all(f"SELECT * FROM queues {where} ORDER BY project, name", params)
         queues = [from_row(Queue, r) for r in rows]
-        # counters kept by triggers in each writing transaction (schema_lists.py)
+        # counters kept in each writing transaction (schema_lists.py, counts.py)
         counts = self._sql.all(
             f"SELECT project, queue, SUM(CASE WHEN status IN {SQL_RUNNING} THEN n END) AS running, "
             f"SUM(CASE WHEN status = '{RunStatus.QUEUED}' THEN n END) AS queued "
             "FROM queue_counts GROUP BY project, queue")
-        by_key = {(r["project"], r["queue"]): r for r in counts}
+        by_key = {(r["project"], r["queue"]): (int(r["running"] or 0), int(r["queued"] or 0))
+                  for r in counts}
+        for (project, queue, status), n in self._counts.pending_queues().items():
+            running, queued = by_key.get((project, queue), (0, 0))
+            by_key[(project, queue)] = ((running, queued + n) if status == RunStatus.QUEUED
+                                        else (running + n, queued))
         for q in queues:
-            found = by_key.get((q.project, q.name))
-            if found is not None:
-                q.running, q.queued = int(found["running"] or 0), int(found["queued"] or 0)
+            q.running, q.queued = by_key.get((q.project, q.name), (q.running, q.queued))
         return queues
 
     async def paused(self) -> set[tuple[str, str]]:

@@ -3,7 +3,6 @@ integers for booleans. Kept apart so the areas read as the list of their stateme
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from typing import Any, TypeVar
@@ -47,9 +46,20 @@ _NULL_MEANS: dict[type, dict[str, Any]] = {
 }
 
 
+_COLUMNS: dict[type, tuple[str, ...]] = {}
+
+
+def _columns(cls: type) -> tuple[str, ...]:
+    found = _COLUMNS.get(cls)
+    if found is None:  # once per class: a row is written per change (issue #13)
+        skip = _SKIP.get(cls, set())
+        found = _COLUMNS[cls] = tuple(
+            f.name for f in dataclasses.fields(cls) if f.name not in skip)
+    return found
+
+
 def columns(cls: type) -> list[str]:
-    skip = _SKIP.get(cls, set())
-    return [f.name for f in dataclasses.fields(cls) if f.name not in skip]
+    return list(_columns(cls))
 
 
 def insert_sql(table: str, cls: type, verb: str = "INSERT") -> str:
@@ -65,7 +75,7 @@ def to_row(obj: Any, compact: bool = False) -> dict[str, Any]:
     jsons, bools = _JSON_FIELDS.get(cls, set()), _BOOL_FIELDS.get(cls, set())
     nulls = _NULL_MEANS.get(cls, {}) if compact else {}
     row: dict[str, Any] = {}
-    for name in columns(cls):
+    for name in _columns(cls):
         value = getattr(obj, name)
         if name in nulls and value == nulls[name]:
             value = None
@@ -100,7 +110,9 @@ def from_row(cls: type[T], row: Any) -> T:
     for key in row.keys():
         value = row[key]
         if value is None and key in nulls:
-            value = copy.copy(nulls[key])  # a list or dict of its own
+            value = nulls[key]
+            if isinstance(value, (list, dict)):
+                value = value.copy()  # a list or dict of its own
         elif key in jsons:
             value = None if value is None else json.loads(value)
         elif key in bools:

@@ -10,6 +10,7 @@ from ...ids import attempt_id, attempt_key
 from ...statuses import RunStatus, WaitpointStatus
 from ..models import Attempt, Run, Schedule, Waitpoint
 from ..run_areas import RunningCounts
+from .counts import CountChanges
 from .off_loop import OffLoop
 from .rows import columns, from_row, insert_sql, to_row
 from .run_pages import bounded, page_rows, run_filter
@@ -44,9 +45,15 @@ QUEUED_PAGE = (f"SELECT {_RUN_COLS} FROM runs INDEXED BY runs_ready WHERE status
                "AND project = ? AND queue = ? ORDER BY queued_at, id LIMIT ?")
 
 
+#: the columns whose change moves a run between counters (counts.py)
+_COUNTED = frozenset({"status", "project", "queue"})
+_COUNTED_NOW = "SELECT status, project, queue FROM runs WHERE id = ?"
+
+
 class SqliteRuns:
-    def __init__(self, sql: Sql, off_loop: OffLoop | None = None) -> None:
+    def __init__(self, sql: Sql, counts: CountChanges, off_loop: OffLoop | None = None) -> None:
         self._sql = sql
+        self._counts = counts  # a status change's counter deltas, written before the COMMIT
         self._off_loop = off_loop  # the reader's lists run there (off_loop.py)
 
     async def insert(self, run: Run) -> None:
@@ -68,10 +75,19 @@ class SqliteRuns:
         return [by_id[i] for i in run_ids if i in by_id]
 
     async def update(self, run_id: str, expected_snapshot: str | None, **changes: Any) -> bool:
+        # what the run counted as before (a point read on the page the update reads anyway):
+        # no trigger counts a status change (counts.py)
+        before = None if _COUNTED.isdisjoint(changes) else self._sql.one(_COUNTED_NOW, (run_id,))
         if expected_snapshot is None:
-            return self._sql.update("runs", Run, "id", run_id, changes)
-        return self._sql.update("runs", Run, "id", run_id, changes, " AND snapshot_id = ?",
-                                (expected_snapshot,))
+            changed = self._sql.update("runs", Run, "id", run_id, changes)
+        else:
+            changed = self._sql.update("runs", Run, "id", run_id, changes,
+                                       " AND snapshot_id = ?", (expected_snapshot,))
+        if changed and before is not None:
+            old = (before["status"], before["project"], before["queue"])
+            self._counts.moved(old, (changes.get("status", old[0]),
+                                     changes.get("project", old[1]), changes.get("queue", old[2])))
+        return changed
 
     async def find_by_idempotency_key(self, task_id: str, key: str,
                                       project: str | None = None) -> Run | None:
@@ -107,9 +123,12 @@ class SqliteRuns:
         return await self._off_loop.run(read)
 
     async def count_by_status(self) -> dict[str, int]:
-        # counters kept by triggers in each writing transaction (schema_lists.py, migration 13)
-        rows = self._sql.all("SELECT status, n FROM run_counts WHERE n > 0")
-        return {r["status"]: r["n"] for r in rows}
+        # counters kept in each writing transaction: an insert or delete by trigger
+        # (schema_lists.py, migration 13), a status change just before the COMMIT (counts.py)
+        counts = self._counts.pending_statuses()
+        for r in self._sql.all("SELECT status, n FROM run_counts"):
+            counts[r["status"]] += r["n"]
+        return {status: n for status, n in counts.items() if n > 0}
 
     async def finished_before(self, before: float, limit: int) -> list[Run]:
         rows = self._sql.all(

@@ -78,4 +78,10 @@ LATER_MIGRATIONS: list[str] = [
     """,
     # 18: the runs table rebuilt for fewer bytes per finished run (#17, schema_compact.py)
     COMPACT_RUNS,
+    # 19: a status change is counted by the store in its transaction (counts.py, #13): the
+    # update triggers wrote the same counter rows four statements a row
+    """
+    DROP TRIGGER runs_count_update;
+    DROP TRIGGER runs_queue_count_update;
+    """,
 ]

@@ -28,8 +28,9 @@ from contextlib import asynccontextmanager
 
 import structlog
 
-from ...errors import DaemonStoppingError
+from ...errors import DaemonStoppingError, TransactionLostError
 from .catalog import SqliteProjects, SqliteQueues, SqliteVersions
+from .counts import CountChanges
 from .off_loop import OffLoop
 from .records import (
     SqliteCheckpoints,
@@ -46,6 +47,7 @@ from .steps import SqliteSteps
 from .streams import SqliteStreams
 from .timed import SqliteDebounces, SqliteEnvVars, SqliteRateLimits, SqliteSchedules
 from .waitpoints import SqliteBatches, SqliteWaitpoints
+from .wal import WalCheckpointer
 
 RECLAIM_PAGES = 100
 _PRAGMAS = (
@@ -62,7 +64,9 @@ class SqliteView:
     def __init__(self, conn: sqlite3.Connection, off_loop: OffLoop | None = None) -> None:
         self._conn = conn
         sql = Sql(conn)
-        self.runs = SqliteRuns(sql, off_loop)
+        #: the open transaction's counter deltas (the writer's; a reader's stays empty)
+        self.counts = CountChanges(sql)
+        self.runs = SqliteRuns(sql, self.counts, off_loop)
         self.snapshots = SqliteSnapshots(sql)
         self.attempts = SqliteAttempts(sql)
         self.timers = SqliteTimers(sql)
@@ -72,7 +76,7 @@ class SqliteView:
         self.batches = SqliteBatches(sql)
         self.projects = SqliteProjects(sql)
         self.versions = SqliteVersions(sql)
-        self.queues = SqliteQueues(sql)
+        self.queues = SqliteQueues(sql, self.counts)
         self.schedules = SqliteSchedules(sql)
         self.rate_limits = SqliteRateLimits(sql)
         self.debounces = SqliteDebounces(sql)
@@ -88,9 +92,13 @@ class SqliteView:
     async def savepoint(self) -> AsyncIterator[None]:
         """store/interface.py `StoreTx.savepoint` (SQLite savepoints nest by name)."""
         self._conn.execute("SAVEPOINT part").close()
+        mark = self.counts.mark()
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
+            self.counts.undo(mark)
+            if not self._conn.in_transaction:  # SQLite rolled it all back (SQLITE_FULL, ...)
+                raise TransactionLostError(exc) from exc
             with contextlib.suppress(sqlite3.Error):  # a failed COMMIT's rollback handles the rest
                 self._conn.execute("ROLLBACK TO part").close()
                 self._conn.execute("RELEASE part").close()
@@ -110,6 +118,7 @@ class SqliteStore:
         self._write_view: SqliteView | None = None
         self._read_view: SqliteView | None = None
         self._off_loop: OffLoop | None = None
+        self._wal: WalCheckpointer | None = None
         self._lock = asyncio.Lock()
         self._reclaiming: asyncio.Future[int] | None = None  # `reclaim`'s thread, while it runs
 
@@ -124,6 +133,8 @@ class SqliteStore:
         self._reader = self._connect()
         self._reader.execute("PRAGMA query_only=ON").close()
         self._off_loop = OffLoop(self._connect)
+        # checkpoints in the quiet moments between commits (wal.py)
+        self._wal = WalCheckpointer(self._connect)
         self._write_view = SqliteView(self._writer)
         self._read_view = SqliteView(self._reader, self._off_loop)
 
@@ -136,6 +147,9 @@ class SqliteStore:
 
     async def close(self) -> None:
         self._write_view = self._read_view = None
+        if self._wal is not None:
+            self._wal.close()
+            self._wal = None
         if self._reclaiming is not None and self._writer is not None:
             self._writer.interrupt()  # a thread still on the writer: stop it, then close
             with contextlib.suppress(sqlite3.Error, asyncio.CancelledError):
@@ -157,12 +171,17 @@ class SqliteStore:
             if writer is None or view is None:
                 raise _stopping()
             writer.execute("BEGIN IMMEDIATE").close()
+            view.counts.clear()
             try:
                 yield view
                 # synchronous, with no await around it: a cancelled request cannot cut a
                 # COMMIT in half, and nothing else runs between the block's end and the commit
+                view.counts.flush()  # the status changes' counters, in this transaction
                 writer.execute("COMMIT").close()
+                if self._wal is not None:
+                    self._wal.committed()
             except BaseException:
+                view.counts.clear()
                 # A COMMIT that failed with SQLITE_FULL or SQLITE_IOERR may leave the
                 # transaction open; the next BEGIN would then fail for good. Roll back what is left.
                 if writer.in_transaction:

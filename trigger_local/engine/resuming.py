@@ -1,0 +1,102 @@
+"""Resuming in place: a run whose wait a timer completed goes on at once in the shared process
+that holds it, in the transaction that fired the timer (issue #13, 1,000 concurrent timers).
+
+The usual way back from a wait takes three transactions and two dispatcher rounds: the timer
+completes the waitpoint and queues the run (`queued_held`), a dispatcher round takes it
+(DEQUEUED), and its resume moves it to EXECUTING before the process is told. With 1,000
+`wait.for_(1 s)` at once those rounds were the lateness. Here the timer's unit of work moves
+the run WAITING → EXECUTING itself (`RunResumed`, from WAITING) when that cannot change who gets
+a slot, and the executor, on that event — published once the unit committed — tells the process
+with the wait's result (`RunResumed.extra["result"]`, which is not stored).
+
+It does so only when the answer of a dequeue is certain to be the same:
+- the run is held waiting in a shared process of this daemon (the executor says so: not
+  checkpointed, not evicted, not a run of another daemon);
+- its queue is not paused and has no rate limit, its project is online;
+- the global concurrency has room for it and for every QUEUED run besides (so no queued run
+  can lose a slot to it, whatever their order);
+- a queue with a concurrency limit has room under it for the run's key and no QUEUED run.
+Otherwise the run is queued (`queued_held`) as before and the dispatcher resumes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..store.models import EXECUTING, QUEUED, Run, Waitpoint
+from ..store.run_areas import RunningCounts
+from .events import RunResumed
+from .runs import move
+from .states import K_HELD
+from .unit import Tx
+
+#: what a RunResumed's `extra` carries for the executor only (RunResumed.data drops it)
+RESULT = "result"
+
+
+def deadline(run: Run, now: float) -> float | None:
+    """When `run`'s max duration runs out if it executes from `now` on: time spent waiting
+    does not count."""
+    return now + max(0.0, run.max_duration_s - run.executed_s) if run.max_duration_s else None
+
+
+async def resume(tx: Tx, run: Run, wp: Waitpoint, result: dict[str, Any]) -> None:
+    """WAITING → EXECUTING in the process that holds it (`InPlace.admits` said so)."""
+    await move(tx, run, EXECUTING, deadline_at=deadline(run, tx.now), event=RunResumed,
+               data={"attempt": run.attempt_count, "worker_id": run.worker_id,
+                     "waitpoint_id": wp.id, RESULT: result})
+
+
+class InPlace:
+    """The room one unit of work has for runs resuming in place; read from the store the first
+    time a run asks, then counted in memory as runs take it."""
+
+    def __init__(self) -> None:
+        self._loaded = False
+        self._running: RunningCounts = {}
+        self._busy = 0  # running, reserved, queued and resumed here: what the global limit sees
+        self._paused: set[tuple[str, str]] = set()
+        self._limits: dict[tuple[str, str], int] = {}
+        self._rated: set[tuple[str, str]] = set()
+        self._queued: set[tuple[str, str]] | None = None  # read only if a queue has a limit
+
+    async def admits(self, tx: Tx, run: Run) -> bool:
+        """Whether `run` (WAITING, its wait just completed) may go on in its process now; if so,
+        its slot is taken."""
+        capability = tx.ctx.capability
+        if capability is None or not run.worker_id or run.snapshot_kind != K_HELD \
+                or not capability.shares_process(run.id):
+            return False
+        if not self._loaded:
+            await self._load(tx)
+        project = run.project or ""
+        queue = (project, run.queue)
+        if queue in self._paused or queue in self._rated \
+                or project in tx.ctx.projects.offline() \
+                or self._busy + 1 > tx.settings.concurrency:
+            return False
+        slot = (project, run.queue, run.concurrency_key)
+        limit = self._limits.get(queue)
+        if limit is not None:
+            if self._running.get(slot, 0) >= limit:
+                return False
+            if self._queued is None:
+                self._queued = set(await tx.runs.queued_queues())
+            if queue in self._queued:
+                return False
+        self._running[slot] = self._running.get(slot, 0) + 1
+        self._busy += 1
+        return True
+
+    async def _load(self, tx: Tx) -> None:
+        self._loaded = True
+        self._running = dict(await tx.runs.running_counts())
+        reserved = tx.ctx.reserved  # dequeued in memory, still QUEUED in the store
+        for kept in reserved.values():
+            slot = (kept.project or "", kept.queue, kept.concurrency_key)
+            self._running[slot] = self._running.get(slot, 0) + 1
+        queued = (await tx.runs.count_by_status()).get(QUEUED, 0) - len(reserved)
+        self._busy = sum(self._running.values()) + max(0, queued)
+        self._paused = await tx.queues.paused()
+        self._limits = await tx.queues.limits()
+        self._rated = set(await tx.rate_limits.all())
