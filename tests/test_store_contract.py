@@ -32,6 +32,7 @@ from trigger_local.store.models import (
     WP_DATETIME,
     WP_MANUAL,
     WP_WAITING,
+    Batch,
     LogEntry,
 )
 from trigger_local.store.sqlite.schema import MIGRATIONS
@@ -309,6 +310,26 @@ class TestWaitpoints:
         assert await ops.waitpoints.find_by_key(WP_MANUAL, "k", T0, "proj_b") is None
         page = await ops.waitpoints.page(type_=WP_MANUAL, project="proj_a")
         assert [w.id for w in page] == ["waitpoint_1"]
+
+    async def test_ended_batches_are_the_processing_ones_with_every_run_final(
+            self, store: Store) -> None:
+        def batch(batch_id: str, runs: list[str], run_count: int, status: str,
+                  at: float) -> Batch:
+            return Batch(id=batch_id, run_count=run_count, created_at=at, status=status,
+                         run_ids=runs)
+        async with store.tx() as ops:
+            for run_id, status in (("run_a", COMPLETED), ("run_b", "FAILED"),
+                                   ("run_c", COMPLETED), ("run_d", EXECUTING)):
+                await ops.runs.insert(make_run(run_id, status=status,
+                                               batch_id=f"batch_{run_id[-1]}"))
+            await ops.batches.insert(batch("batch_a", ["run_a"], 1, "PROCESSING", T0 + 2))
+            await ops.batches.insert(batch("batch_b", ["run_b"], 1, "PROCESSING", T0 + 1))
+            await ops.batches.insert(batch("batch_c", ["run_c"], 2, "PROCESSING", T0))  # 1 of 2
+            await ops.batches.insert(batch("batch_d", ["run_d"], 1, "PROCESSING", T0))  # live
+            await ops.batches.insert(batch("batch_e", [], 0, COMPLETED, T0))
+        read = store.read()
+        assert await read.batches.ended(10) == ["batch_b", "batch_a"]  # oldest first
+        assert await read.batches.ended(1) == ["batch_b"]
 
 
 class TestLogsEventsCache:

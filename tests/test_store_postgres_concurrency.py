@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import asyncpg
 import pytest
 from pg_cluster import Cluster
-from store_support import T0
+from store_support import T0, insert_runs, make_run
 
 from trigger_local.errors import TransactionRetryError
+from trigger_local.store.models import DEQUEUED
 from trigger_local.store.postgres import PostgresStore
 
 DEADLINE_S = 60.0  # generous: the machine is shared and loaded
@@ -88,6 +90,50 @@ async def test_exclusive_transactions_run_one_at_a_time_and_are_never_refused(
         asyncio.gather(*(bump(s, exclusive=True) for s in (a, b) * 10)), DEADLINE_S)
     assert await a.read().kv.get("n") == "20"
     assert refusals == [0] * 20
+
+
+
+async def take(store: PostgresStore, run_id: str, seen: list[int],
+               hold: Awaitable[object]) -> None:
+    """A dequeue's shape: its first reads (the running counts), then a run made DEQUEUED."""
+    async with store.tx(exclusive=True) as ops:
+        seen.append(sum((await ops.runs.running_counts()).values()))
+        await ops.runs.update(run_id, None, status=DEQUEUED)
+        await hold
+
+
+async def test_a_dequeue_begun_by_the_last_commit_sees_the_one_before_in_its_first_reads(
+        pair: tuple[PostgresStore, PostgresStore], pg_cluster: Cluster) -> None:
+    """The lock and the first reads go in one round trip (sql.py `_dequeue_read`); the reads
+    are still those of a snapshot taken once the lock is held: b, waiting for a's lock, counts
+    the run a took."""
+    a, b = pair
+    await insert_runs(a, make_run("run_a"), make_run("run_b"))
+    for store in (a, b):  # a commit of each store begins its next exclusive transaction
+        async with store.tx(exclusive=True) as ops:
+            await ops.runs.running_counts()
+    seen: list[int] = []
+    release = asyncio.Event()
+    first = asyncio.create_task(take(a, "run_a", seen, release.wait()))
+    await until(lambda: _true(len(seen) == 1), "a's first reads")
+    second = asyncio.create_task(take(b, "run_b", seen, asyncio.sleep(0)))
+    spy = await asyncpg.connect(pg_cluster.url)
+    try:
+        await until(lambda: _waiting_for_a_lock(spy), "b to wait for a's lock")
+    finally:
+        await spy.close()
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, second), DEADLINE_S)
+    assert seen == [0, 1]
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _waiting_for_a_lock(spy: asyncpg.Connection) -> bool:
+    return bool(await spy.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))
 
 
 async def test_an_event_committed_late_is_not_skipped_by_a_cursor(

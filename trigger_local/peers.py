@@ -1,6 +1,6 @@
 """Several daemons on one PostgreSQL database (docs/scaling.md), the daemon's side: its
-heartbeat, taking over the runs of a daemon whose lease ran out, and what another daemon's
-commit means here (LISTEN/NOTIFY, store/postgres/daemons.py)."""
+heartbeat, taking over the runs of a daemon whose lease ran out (and the batches it left),
+and what another daemon's commit means here (LISTEN/NOTIFY, store/postgres/daemons.py)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,9 @@ class Peers:
         self.known = [dataclasses.asdict(d) for d in await self.store.daemons()]
 
     async def round(self) -> None:
-        """Sleep a fifth of the lease, beat, take over what silent daemons held."""
+        """Sleep a fifth of the lease, beat, take over what silent daemons held, and complete
+        the batches a daemon killed after ending their last run left unfinished (their check
+        comes after the commit on a shared store, engine/endings.py)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), self.settings.lease_timeout_s / 5)
         if self._stopped.is_set():
@@ -81,3 +83,4 @@ class Peers:
             await self.engine.worker_lost(
                 run.id, run.attempt_count, "Its daemon stopped heartbeating for longer than "
                 f"the lease ({self.settings.lease_timeout_s:g} s)", interrupted=True)
+        await self.engine.complete_batches()

@@ -89,3 +89,11 @@ async def maybe_complete(tx: Tx, batch_id: str) -> None:
                       "outputType": r.output_type or packets.JSON, "error": r.error}
                      for r in runs]
             await waitpoints.complete(tx, wp, json.dumps(items), packets.JSON)
+
+
+async def complete_ended(tx: Tx, batch_ids: Sequence[str] | None) -> None:
+    """Complete those of `batch_ids` that are done; None: up to 100 PROCESSING batches whose
+    runs all ended (the sweep, engine/endings.py)."""
+    ids = await tx.batches.ended(100) if batch_ids is None else batch_ids
+    for batch_id in dict.fromkeys(ids):
+        await maybe_complete(tx, batch_id)

@@ -1,6 +1,14 @@
 """What happens when a run ends, however it ends (completed, failed, canceled, expired, timed
 out): its waits are released, its RUN waitpoint and its batch complete, and a canceled run's
-children that would resume it are canceled too."""
+children that would resume it are canceled too.
+
+On a store daemons share, a batch is completed after the commit that ended its run, in a unit
+of its own (`Engine.complete_batches`): two daemons ending runs of one batch at once would each
+read the batch's runs the other writes, and the database would refuse one of them every time
+(a serialization failure, the whole group commit run again; docs/scaling.md). The check after
+the commit sees every run ended before it, so the later of two such checks completes the batch;
+a daemon killed between the commit and the check leaves the batch to the other daemons' sweep
+(peers.py, `BatchStore.ended`)."""
 
 from __future__ import annotations
 
@@ -16,7 +24,9 @@ async def after_final(tx: Tx, run: Run) -> None:
     await tx.waitpoints.unblock(run.id)
     if run.waitpoint_id:
         await waitpoints.complete_run_waitpoint(tx, run)
-    if run.batch_id:
+    if run.batch_id and tx.ctx.batches_after_commit:
+        tx.batch_checks.append(run.batch_id)
+    elif run.batch_id:
         await batches.maybe_complete(tx, run.batch_id)
     if run.status == CANCELED:
         for child in await tx.runs.children(run.id):

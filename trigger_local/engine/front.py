@@ -6,13 +6,16 @@ spawns a process or sleeps: the dispatcher and executors act on the events."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..clock import Clock
 from ..config import DaemonSettings
 from ..durable_calls import Call
+from ..errors import DatabaseUnavailableError, TransactionRetryError
 from ..statuses import FINAL_STATUSES
 from ..store.interface import Store, StoreReader
 from ..store.models import (
@@ -73,7 +76,7 @@ class Engine:
         self.clock = clock
         self.settings = settings
         self.hub = hub or Hub()
-        self.ctx = EngineContext(settings)
+        self.ctx = EngineContext(settings, batches_after_commit=store.shared)
         # set when a normal stop begins: held waits' polls are refused (executors/stopping.py)
         self.stopping = False
         self.hub.subscribe(RunStatusChanged, self._wake_pollers)
@@ -95,7 +98,7 @@ class Engine:
         return self.projects.latest()
 
     async def load(self) -> None:
-        """Read what the engine caches (each project's current version and record), and queue
+        """Read each project's current version and record (what the engine caches); queue the
         runs waiting for a task those versions have (registered through another daemon)."""
         read = self.queries
         self.projects.load(await read.versions.current(), await read.projects.all())
@@ -108,12 +111,12 @@ class Engine:
             yield tx
         self.ctx.due.apply(tx.due_notes)
         self.hub.publish_all(tx.published)
+        if tx.batch_checks:  # a store daemons share (engine/endings.py); else the sweep does it
+            with contextlib.suppress(DatabaseUnavailableError, TransactionRetryError):
+                await self.complete_batches(tx.batch_checks)
         # The store never yields: a caller running unit after unit (a dispatcher round) would keep
         # out the completions that came meanwhile, which free processes. One loop turn lets them in.
         await asyncio.sleep(0)
-
-    def _exclusive_unit(self) -> AbstractAsyncContextManager[Tx]:
-        return self._unit(exclusive=True)
 
     async def _run(self, part: Callable[Concatenate[Tx, P], Awaitable[T]], *args: P.args,
                    **kwargs: P.kwargs) -> T:
@@ -139,19 +142,16 @@ class Engine:
     # -- triggering ----------------------------------------------------------------------------
     async def trigger(self, req: TriggerRequest, *, wait: bool = False,
                       request_key: str | None = None) -> TriggerResult:
-        """Create one run (or return the run its idempotency key points at). With `wait`, the
-        run also gets a RUN waitpoint, which the parent then waits on."""
+        """One run (or the one its idempotency key names); `wait`: with a RUN waitpoint."""
         [result] = await self.trigger_many([req], wait=wait, request_key=request_key)
         return result
 
     async def trigger_many(self, reqs: Sequence[TriggerRequest], *, wait: bool = False,
                            request_key: str | None = None) -> list[TriggerResult]:
-        """Create runs in one transaction (a batch's items arrive together).
-
-        `request_key` (a client's `x-trigger-request-idempotency-key`, scoped by the route, and
-        here by the project the runs go to): a request sent again gets the runs the first one
-        made, with the first answer's `cached`; checked and recorded in the same transaction,
-        so concurrent copies make one set of runs."""
+        """Create runs in one transaction (a batch's items arrive together). `request_key` (a
+        client's `x-trigger-request-idempotency-key`, scoped by the route and the runs'
+        project): a request sent again gets the first one's runs, with its answer's `cached`;
+        checked and recorded in the same transaction, so concurrent copies make one set."""
         prepared = [await self._prepare(req) for req in reqs]
         return await self._run(triggering.create_runs, prepared, wait=wait, request_key=request_key)
 
@@ -163,8 +163,7 @@ class Engine:
         return await triggering.prepare_current(self.ctx, req, self.clock.now(), parent_project,
                                                 self.queries.versions, self.load)
 
-    async def replay(self, run_id: str) -> Run:
-        """A new run of the same task, payload and options."""
+    async def replay(self, run_id: str) -> Run:  # a new run: same task, payload, options
         return (await self.trigger(triggering.again(await runs.get(self.queries.runs, run_id)))).run
 
     async def create_batch(self, run_count: int, *, parent_run_id: str | None = None,
@@ -206,11 +205,15 @@ class Engine:
     async def add_batch_runs(self, batch_id: str, run_ids: Sequence[str]) -> Batch:
         return await self._run(batches.add_runs_to, batch_id, run_ids)
 
+    async def complete_batches(self, batch_ids: Sequence[str] | None = None) -> None:
+        """Complete those of `batch_ids` (None: any batch) whose runs all ended (endings.py)."""
+        await self._run(batches.complete_ended, batch_ids)
+
     # -- the dispatcher and the executor -------------------------------------------------------
     async def dequeue(self, limit: int, held: int = 0, *, reserve: bool = False) -> list[Run]:
         """Up to `limit` runnable runs, plus `held` resuming in their process (dequeue.py;
         exclusive: it counts what runs on every daemon, store/interface.py)."""
-        return await retrying(self._exclusive_unit, dequeue, limit, held,
+        return await retrying(partial(self._unit, True), dequeue, limit, held,
                               reserve and not self.store.shared) if limit + held > 0 else []
 
     async def tick_timers(self) -> int:
@@ -299,8 +302,7 @@ class Engine:
         return await self._run(reports.update_metadata, run_id, metadata, operations)
 
     async def append_logs(self, entries: Sequence[LogEntry], first: int | None = None) -> None:
-        """Store a burst of log lines in one transaction (`first`: reports.append_logs)."""
-        if not entries:
+        if not entries:  # a burst of log lines: one transaction (`first`: reports.append_logs)
             return
         await self._run(reports.append_logs, entries, first)
 
@@ -309,8 +311,7 @@ class Engine:
                             client_id: str | None = None, first_client_index: int = 0) -> int:
         return await self._run(streams.append, run_id, key, data, client_id, first_client_index)
 
-    async def cancel(self, run_id: str) -> Run:
-        """Cancel a run; one that already ended is returned as it is."""
+    async def cancel(self, run_id: str) -> Run:  # one that already ended is returned as it is
         return await self._run(endings.cancel_by_request, run_id)
 
     async def reschedule(self, run_id: str, delay: Any) -> Run:
@@ -355,8 +356,7 @@ class Engine:
         return await self._run(schedules.create, spec)
 
     async def update_schedule(self, schedule_id: str, spec: ScheduleSpec) -> Schedule:
-        current = await self.queries.schedules.get(schedule_id)
-        # its task stays in its project
+        current = await self.queries.schedules.get(schedule_id)  # its task stays in its project
         spec.project = spec.project or (current.project if current else None)
         spec = schedules.check_spec(self.projects, spec)
         return await self._run(schedules.update_by_id, schedule_id, spec)

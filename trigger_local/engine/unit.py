@@ -74,6 +74,9 @@ class EngineContext:
     #: runs the dispatcher took off their queues in memory only, until their start's unit of
     #: work moves them QUEUED → EXECUTING (engine/dequeue.py)
     reserved: dict[str, Run] = field(default_factory=dict)
+    #: a store daemons share: a batch whose run ended is completed after the commit, in a unit
+    #: of its own (engine/endings.py says why)
+    batches_after_commit: bool = False
 
 
 class Tx:
@@ -85,6 +88,7 @@ class Tx:
         self.savepoint = store.savepoint  # a part that can fail alone (GroupCommit, below)
         self.published: list[Event] = []
         self.due_notes: list[Note] = []  # applied to `ctx.due` after the commit
+        self.batch_checks: list[str] = []  # batches to complete after it (engine/endings.py)
         self._events = store.events
         # the areas that hold timers note each timer set or cleared through them (engine/due.py)
         note = self.due_notes.append
@@ -255,7 +259,7 @@ class GroupCommit:
 
 
 async def _run_part(tx: Tx, job: _Job) -> None:
-    published, noted = len(tx.published), len(tx.due_notes)
+    published, noted, checks = len(tx.published), len(tx.due_notes), len(tx.batch_checks)
     job.result, job.error = None, None  # from a try the store refused
     try:
         async with tx.savepoint():
@@ -267,6 +271,7 @@ async def _run_part(tx: Tx, job: _Job) -> None:
     except Exception as exc:
         del tx.published[published:]  # its events never happened, its timers were never set
         del tx.due_notes[noted:]
+        del tx.batch_checks[checks:]
         job.error = exc
 
 

@@ -76,6 +76,12 @@ class BatchReader(Protocol):
         """True while any run of the batch is not final."""
         ...
 
+    async def ended(self, limit: int) -> list[str]:
+        """Up to `limit` PROCESSING batches that have all their runs, every one final: batches
+        to complete (a store daemons share completes them after the commit that ended their
+        last run, engine/endings.py; a daemon killed in between leaves them to this)."""
+        ...
+
 
 class BatchStore(BatchReader, Protocol):
     async def insert(self, batch: Batch) -> None: ...

@@ -29,6 +29,8 @@ READS = (RUNNING, PAUSED, LIMITS, RATE_LIMITS, QUEUED_QUEUES)
 TOGETHER = "SELECT " + ", ".join(
     f"(SELECT COALESCE(json_agg(r), '[]') FROM ({sql}) AS r)::text AS r{n}"
     for n, sql in enumerate(READS))
+#: the same as one JSON object (sql.py `_dequeue_read`)
+AS_JSON = f"SELECT row_to_json(t)::text FROM ({TOGETHER}) AS t"
 
 
 def answers(row: Any) -> dict[str, list[dict[str, Any]]]:

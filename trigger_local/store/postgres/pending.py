@@ -1,9 +1,9 @@
 """The writes of a transaction whose result nobody waits for — its snapshots and events, a new
-attempt, a run's waitpoint edges — kept until its commit and sent then with it, in one round
+run or attempt, a run's waitpoint edges — kept until its commit and sent then with it, in one round
 trip (docs/scaling.md: where the time goes). A run's transition is an UPDATE of its row, a
 snapshot and an event: on PostgreSQL each statement is a round trip, and two of the three need
 no answer. Snapshots and events go as one statement (their rows as arrays); the other kept
-writes as they are, before it.
+writes (a new run, a new attempt, a run's waitpoint edges) as they are, before it.
 
 Kept writes are sent earlier when a statement of the same transaction reads or deletes their
 tables (`PgSql` asks `touches`), so the transaction always sees its own writes. A savepoint
@@ -61,7 +61,8 @@ class Pending:
         self.snapshots, self.events, self.writes, self.events_locked = [], [], [], False
 
     def write(self, table: str, sql: str, params: Sequence[Any]) -> None:
-        """Keep a write of `table` whose answer nobody needs (its table has no trigger)."""
+        """Keep a write of `table` whose answer nobody needs; a statement whose text holds
+        `table` (and so reads what the write's triggers wrote too) sends it first."""
         self.writes.append((table, sql, params))
 
     def snapshot(self, row: tuple[Any, ...]) -> None:

@@ -27,8 +27,11 @@ class PgRuns:
         self._sql = sql
 
     async def insert(self, run: Run) -> None:
+        # kept for the commit (pending.py): nobody waits for its answer. Its triggers write
+        # the tags and counters tables (schema_lists.py), whose names hold "run" too, so any
+        # statement naming "run" sends it first
         self._sql.note_timers_of(run)
-        await self._sql.run(_INSERT_RUN, values(run))
+        await self._sql.keep("run", _INSERT_RUN, values(run))
 
     async def insert_many(self, runs: Sequence[Run]) -> None:
         for run in runs:
@@ -192,7 +195,7 @@ class PgAttempts:
 
     async def insert(self, attempt: Attempt) -> None:
         # kept for the commit (pending.py): nobody waits for its answer
-        self._sql.pending.write("attempts", _INSERT_ATTEMPT, values(attempt))
+        await self._sql.keep("attempts", _INSERT_ATTEMPT, values(attempt))
 
     async def update(self, attempt_id: str, **changes: Any) -> bool:
         return await self._sql.update("attempts", Attempt, "id", attempt_id, changes)

@@ -352,4 +352,6 @@ MIGRATIONS: list[str] = [
     "ALTER TABLE tasks ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;",
     history.PROJECTS_MIGRATION,  # 6: projects own tokens, batches, env vars; interruptions
     schema_lists.LISTS,  # 7: tags tables and sharded counters for the lists (issue #14)
+    # 8: the batches still PROCESSING, which the daemons' sweep looks through (waitpoints.py)
+    "CREATE INDEX batches_processing ON batches(created_at) WHERE status = 'PROCESSING';",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,21 @@ from .inline import inline
 from .pending import Pending
 
 Params = Sequence[Any]
+BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+#: an exclusive transaction's (store.py): read committed, each statement seeing the latest
+BEGIN_EXCLUSIVE = "BEGIN ISOLATION LEVEL READ COMMITTED"
+#: a dequeue's lock and first reads in one round trip: the exclusive lock, then the reads in a
+#: snapshot of their own, taken once the lock is held (under read committed, each statement of
+#: a volatile function takes one). A temporary function, made on the exclusive transactions'
+#: connection (store.py `_held`): it reads what this code reads, whatever the schema's version,
+#: and its statements' plans are kept for the session (a query run through EXECUTE is planned
+#: at every call: slower than the prepared statement it replaces)
+LOCKED_READ = f"""CREATE OR REPLACE FUNCTION pg_temp.trigger_local_locked_read(
+    k1 INTEGER, k2 INTEGER) RETURNS TEXT LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(k1, k2);
+    RETURN ({dequeue_reads.AS_JSON});
+END $$"""
 
 
 @functools.lru_cache(maxsize=2048)
@@ -117,8 +133,14 @@ class PgSql:
         #: an exclusive transaction (a dequeue), and its first reads (dequeue_reads.py)
         self.exclusive = False
         self.dequeue_answers: dict[str, list[Any]] | None = None
-        #: the transaction's BEGIN, held back to go with its first statement (store.py `tx`)
+        #: the transaction's BEGIN (and an exclusive one's lock), held back to go with its
+        #: first statement (store.py `tx`); `next_begin` goes with its COMMIT
         self.begin: str | None = None
+        self.next_begin = BEGIN
+        #: an exclusive transaction's advisory lock (store.py), and whether its connection has
+        #: the function that takes it and reads (LOCKED_READ)
+        self.lock: tuple[int, int] | None = None
+        self.locked_read = False
         #: statements sent since the transaction began (a savepoint before the first is none)
         self.sent = 0
         #: a statement of this transaction was refused for a conflict: whatever a part that
@@ -159,9 +181,14 @@ class PgSql:
         if self.pending and self.pending.touches(sql):
             await self._send_kept()
         elif self.begin:
-            await self._send(self._take_begin())
+            await self._send(self.take_begin())
 
-    def _take_begin(self) -> str:
+    def locking(self) -> str:
+        """The statement that takes the exclusive transactions' lock."""
+        assert self.lock is not None
+        return f"SELECT pg_advisory_xact_lock({self.lock[0]}, {self.lock[1]})"
+
+    def take_begin(self) -> str:
         begin, self.begin = self.begin or "", None
         return begin
 
@@ -178,8 +205,9 @@ class PgSql:
         (inline.py), else one per statement."""
         kept = self.pending.statements(self.events_lock, notify)
         written = [inline(text, params) for text, params in kept]
-        head = [self._take_begin()] if self.begin else []
-        tail = ["COMMIT"] if commit else []
+        head = [self.take_begin()] if self.begin else []
+        # the next transaction begins with this one's commit (store.py `_held`)
+        tail = ["COMMIT", self.next_begin] if commit else []
         if all(w is not None for w in written):
             steps = [*head, *(w for w in written if w is not None), *tail]
             if steps:
@@ -190,8 +218,8 @@ class PgSql:
         for text, params in kept:
             with self.guard():
                 await self.conn.execute(dollar(text), *params)
-        for step in tail:
-            await self._send(step)
+        if tail:
+            await self._send("; ".join(tail))
 
     async def commit(self, notify: tuple[str, str] | None) -> None:
         """Send the kept writes and `notify` with the COMMIT (and the BEGIN, if nothing was sent
@@ -203,10 +231,19 @@ class PgSql:
         await asyncio.shield(self._send_kept(notify, commit=True))
 
     async def _dequeue_read(self, sql: str) -> list[Any] | None:
-        """A dequeue's first reads, fetched together (dequeue_reads.py); None: read again."""
+        """A dequeue's first reads, fetched together (dequeue_reads.py); None: read again.
+        In a transaction begun by the last commit, its lock and those reads go in one round
+        trip (LOCKED_READ)."""
         if self.dequeue_answers is None:
-            self.dequeue_answers = dequeue_reads.answers(
-                await self.one(dequeue_reads.TOGETHER))
+            if self.locked_read and self.lock is not None and self.begin == self.locking():
+                self.begin, self.sent = None, self.sent + 1
+                with self.guard():
+                    found = await self.conn.fetchval(
+                        "SELECT pg_temp.trigger_local_locked_read($1, $2)", *self.lock)
+                self.dequeue_answers = dequeue_reads.answers(json.loads(found))
+            else:
+                self.dequeue_answers = dequeue_reads.answers(
+                    await self.one(dequeue_reads.TOGETHER))
         return self.dequeue_answers.pop(sql, None)
 
     async def one(self, sql: str, params: Params = ()) -> Any:
@@ -231,16 +268,27 @@ class PgSql:
     async def run(self, sql: str, params: Params = ()) -> int:
         """Execute a write; returns how many rows it changed. The transaction's first statement
         goes with its BEGIN, in one round trip (inline.py)."""
-        written = inline(sql, params) if self.begin else None
+        # (not before kept writes it must see: `_before` sends those first)
+        first = self.begin and not (self.pending and self.pending.touches(sql))
+        written = inline(sql, params) if first else None
         if written is not None:
             self.sent += 1
-            status = await self._send(f"{self._take_begin()}; {written}")
+            status = await self._send(f"{self.take_begin()}; {written}")
         else:
             await self._before(sql)
             with self.guard():
                 status = await self.conn.execute(dollar(sql), *params)
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
+
+    async def keep(self, table: str, sql: str, params: Params) -> None:
+        """A write nobody waits for the answer of, of `table`: kept for the commit
+        (pending.py). On the pool (a reader's area cast to a writer's) it is sent at once, and
+        its read-only session refuses it."""
+        if self.writes:
+            self.pending.write(table, sql, params)
+        else:
+            await self.run(sql, params)
 
     async def many(self, sql: str, rows: Iterable[Params]) -> None:
         rows = list(rows)

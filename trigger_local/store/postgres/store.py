@@ -52,7 +52,7 @@ from .later import PgSteps, PgStreams
 from .records import PgCheckpoints, PgEvents, PgKv, PgLogs, PgRequests, PgWorkers
 from .runs import PgAttempts, PgRuns, PgSnapshots, PgTimers
 from .schema import MIGRATIONS
-from .sql import UNREACHABLE, Owner, PgSql, reachable
+from .sql import BEGIN, BEGIN_EXCLUSIVE, LOCKED_READ, UNREACHABLE, Owner, PgSql, reachable
 from .timed import PgDebounces, PgEnvVars, PgRateLimits, PgSchedules
 from .waitpoints import PgBatches, PgWaitpoints
 
@@ -61,7 +61,6 @@ LOCK_CLASS = 0x746C
 #: the first key of the lock exclusive transactions (dequeues) take, and of the events' lock
 EXCLUSIVE_CLASS = LOCK_CLASS + 1
 EVENTS_CLASS = LOCK_CLASS + 2
-BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 _SCHEMA_VERSION = """CREATE TABLE IF NOT EXISTS schema_version (
     only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row), version BIGINT NOT NULL)"""
 
@@ -116,7 +115,8 @@ class PgView:
         self._savepoints += 1
         name = f"part_{self._savepoints}"
         with sql.guard():
-            await sql.conn.execute(f"SAVEPOINT {name}")
+            begin = sql.take_begin()  # (an exclusive transaction's lock comes first)
+            await sql.conn.execute(f"{begin}; SAVEPOINT {name}" if begin else f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
@@ -144,17 +144,21 @@ class PostgresStore:
         self._migrate = migrate
         self._pool: Any = None
         self._read_pool: Any = None
+        #: the transactions' connections, held between them (`_held`): by `exclusive`
+        self._conns: dict[bool, Any] = {}
         self._write_view: PgView | None = None
         self._read_view: PgView | None = None
         self._lock = asyncio.Lock()
         self._lock_key = 0
 
     async def open(self) -> None:
-        # two connections at most: one transaction at a time, and a spare while one reconnects;
-        # `tx` leaves each connection as it found it (no reset statement at each release)
-        # (values written into statements need standard_conforming_strings: inline.py)
-        self._pool = await connect_pool(self.url, 2, reset=_keep,
-                                        settings={"standard_conforming_strings": "on"})
+        # three connections at most: the transactions' two (held, `_held`), and a spare for the
+        # heartbeat and while one reconnects; no reset statement at each release
+        # (values written into statements need standard_conforming_strings: inline.py; the
+        # held connection waits between transactions in one begun already: `tx`)
+        self._pool = await connect_pool(self.url, 3, reset=_keep,
+                                        settings={"standard_conforming_strings": "on",
+                                                  "idle_in_transaction_session_timeout": "0"})
         try:
             await self._prepare()
             # reads: read-only sessions, so not even a cast of a reader's area can write
@@ -185,7 +189,39 @@ class PostgresStore:
             await read_pool.close()
         if pool is not None:
             async with self._lock:  # the transaction under way commits or rolls back first
+                conns, self._conns = self._conns, {}
+                for conn in conns.values():
+                    await _roll_back(conn)
+                    with contextlib.suppress(*UNREACHABLE):
+                        await pool.release(conn)
                 await pool.close()
+
+    async def _held(self, pool: Any, exclusive: bool) -> Any:
+        """The connection transactions of this kind (exclusive or not) run on. It is held
+        between them rather than given back to the pool: each commit begins the next
+        transaction of its kind in the same round trip (sql.py `commit`), so a transaction
+        whose first statement reads sends no BEGIN of its own, and a dequeue takes its lock
+        and does its first reads in one round trip (sql.py `_dequeue_read`). A begun
+        transaction takes no snapshot and no lock until its first statement (its snapshot is
+        that statement's), so waiting begun changes nothing for anyone."""
+        conn = self._conns.pop(exclusive, None)
+        if conn is not None and not conn.is_closed():
+            self._conns[exclusive] = conn
+            return conn
+        if conn is not None:
+            with contextlib.suppress(*UNREACHABLE):
+                await pool.release(conn)
+        with reachable():
+            conn = self._conns[exclusive] = await pool.acquire()
+        if exclusive and self._write_view is not None:
+            # a role without the TEMP privilege on the database: two round trips instead
+            with reachable():
+                try:
+                    await conn.execute(LOCKED_READ)
+                    self._write_view.sql.locked_read = True
+                except asyncpg.PostgresError:
+                    self._write_view.sql.locked_read = False
+        return conn
 
     @asynccontextmanager
     async def tx(self, exclusive: bool = False) -> AsyncIterator[PgView]:
@@ -197,21 +233,21 @@ class PostgresStore:
             view, pool = self._write_view, self._pool
             if view is None or pool is None:
                 raise _stopping()
-            with reachable():
-                conn = await pool.acquire()
+            conn = await self._held(pool, exclusive)
+            begun = conn.is_in_transaction()  # by the last commit of its kind (`_held`)
             sql = view.sql
             try:
                 try:
-                    if exclusive:
-                        # read committed after the lock: each statement sees every exclusive
-                        # transaction committed before (the module docstring says why)
-                        with reachable():
-                            await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock("
-                                               f"{EXCLUSIVE_CLASS}, {self._lock_key})")
                     sql.conn, sql.wrote_events, sql.wrote_catalog = conn, False, False
                     sql.doomed, sql.due_at, sql.sent = False, None, 0
-                    # held back: it goes with the first statement (sql.py `run`, `commit`)
-                    sql.begin = None if exclusive else BEGIN
+                    # held back: it goes with the first statement (sql.py `run`, `commit`).
+                    # An exclusive one is read committed and takes its lock before its first
+                    # statement: each statement sees every exclusive transaction committed
+                    # before (the module docstring says why)
+                    sql.next_begin = BEGIN_EXCLUSIVE if exclusive else BEGIN
+                    sql.lock = (EXCLUSIVE_CLASS, self._lock_key) if exclusive else None
+                    sql.begin = (sql.locking() if begun else f"{BEGIN_EXCLUSIVE}; "
+                                 f"{sql.locking()}") if exclusive else None if begun else BEGIN
                     sql.pending.clear()
                     sql.exclusive, sql.dequeue_answers = exclusive, None
                     yield view
@@ -232,8 +268,10 @@ class PostgresStore:
                 finally:
                     sql.conn = None
             finally:
-                with contextlib.suppress(*UNREACHABLE):
-                    await pool.release(conn)
+                if conn.is_closed():  # lost: the next transaction connects again (`_held`)
+                    self._conns.pop(exclusive, None)
+                    with contextlib.suppress(*UNREACHABLE):
+                        await pool.release(conn)
 
     # -- several daemons (store/postgres/daemons.py) ---------------------------------------
     async def heartbeat(self, *, host: str, url: str, executor: str, pid: int,

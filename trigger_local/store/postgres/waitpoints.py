@@ -66,13 +66,13 @@ class PgWaitpoints:
     async def block(self, run_id: str, waitpoint_ids: Sequence[str], at: float) -> None:
         # kept for the commit, like unblock's (pending.py): nobody waits for their answers
         for waitpoint_id in waitpoint_ids:
-            self._sql.pending.write(
+            await self._sql.keep(
                 "run_waitpoints", "INSERT INTO run_waitpoints (run_id, waitpoint_id, created_at) "
                 "VALUES (?,?,?) ON CONFLICT DO NOTHING", (run_id, waitpoint_id, at))
 
     async def unblock(self, run_id: str) -> None:
-        self._sql.pending.write("run_waitpoints", "DELETE FROM run_waitpoints WHERE run_id = ?",
-                                (run_id,))
+        await self._sql.keep("run_waitpoints", "DELETE FROM run_waitpoints WHERE run_id = ?",
+                             (run_id,))
 
     async def blocking(self, run_id: str) -> list[Waitpoint]:
         rows = await self._sql.all(
@@ -136,3 +136,12 @@ class PgBatches:
             "SELECT EXISTS (SELECT 1 FROM runs WHERE batch_id = ? "
             f"AND status IN {SQL_LIVE})", (batch_id,))
         return bool(value)
+
+    async def ended(self, limit: int) -> list[str]:
+        # the PROCESSING batches are found by their partial index (migration 8)
+        rows = await self._sql.all(
+            "SELECT id FROM batches b WHERE status = 'PROCESSING' "
+            "AND json_array_length(run_ids::json) >= run_count AND NOT EXISTS "
+            f"(SELECT 1 FROM runs WHERE batch_id = b.id AND status IN {SQL_LIVE}) "
+            "ORDER BY created_at LIMIT ?", (limit,))
+        return [row["id"] for row in rows]

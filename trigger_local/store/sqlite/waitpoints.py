@@ -141,3 +141,13 @@ class SqliteBatches:
             "SELECT EXISTS (SELECT 1 FROM runs INDEXED BY runs_batch_live WHERE batch_id = ? "
             f"AND status IN {SQL_LIVE}) AS live", (batch_id,))
         return bool(row is not None and row["live"])
+
+    async def ended(self, limit: int) -> list[str]:
+        # only a store daemons share sweeps for these (engine/endings.py): one daemon on this
+        # file completes each batch in the transaction that ended its last run
+        rows = self._sql.all(
+            "SELECT id FROM batches b WHERE status = 'PROCESSING' "
+            "AND json_array_length(run_ids) >= run_count AND NOT EXISTS "
+            "(SELECT 1 FROM runs INDEXED BY runs_batch_live WHERE batch_id = b.id "
+            f"AND status IN {SQL_LIVE}) ORDER BY created_at LIMIT ?", (limit,))
+        return [row["id"] for row in rows]

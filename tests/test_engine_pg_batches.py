@@ -1,0 +1,132 @@
+"""Two daemons ending runs of one batch at the same time on PostgreSQL (issue #14): neither
+transaction is refused, and the batch completes once its last run ended — its check comes after
+the commit that ended a run (engine/endings.py) — or, when a daemon died between that commit and
+its check, in another daemon's sweep (`Engine.complete_batches`, peers.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from pg_cluster import Cluster
+from store_support import make_run
+
+from tests.engine_support import T0, open_engine
+from tests.test_store_postgres_lists import at_version
+from trigger_local.clock import FakeClock
+from trigger_local.config import DaemonSettings
+from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest, attempts
+from trigger_local.ids import attempt_id
+from trigger_local.store.models import COMPLETED, Attempt, TaskDef
+from trigger_local.store.postgres import PostgresStore
+from trigger_local.store.postgres.schema import MIGRATIONS
+
+TASKS = [TaskDef(task_id="t", queue="task/t")]
+SHARDS = 16  # store/postgres/schema_lists.py: a transaction counts into its backend's shard
+
+
+async def shard_of(store: PostgresStore) -> int:
+    # the write pool's connection (one transaction at a time: the same one throughout)
+    async with store._pool.acquire() as conn:
+        return int(await conn.fetchval("SELECT pg_backend_pid()")) % SHARDS
+
+
+@pytest.fixture
+async def engines(pg_cluster: Cluster, tmp_path: Path) -> AsyncIterator[tuple[Engine, Engine]]:
+    url = pg_cluster.fresh_url()
+    clock = FakeClock(T0)
+    first_store = PostgresStore(url, daemon_id="daemon_a")
+    await first_store.open()
+    # two daemons whose write connections share a counter shard would also meet on its row
+    # (a conflict of their own, schema_lists.py); this test is about the batch
+    for _ in range(50):
+        second_store = PostgresStore(url, daemon_id="daemon_b")
+        await second_store.open()
+        if await shard_of(second_store) != await shard_of(first_store):
+            break
+        await second_store.close()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = await open_engine(tmp_path / "a", clock, store=first_store, tasks=TASKS)
+    second = Engine(second_store, clock, DaemonSettings(home=tmp_path / "b"))
+    await second.load()
+    yield first, second
+    await first_store.close()
+    await second_store.close()
+
+
+async def started_batch(engine: Engine, size: int) -> tuple[str, list[tuple[str, int]]]:
+    """A batch of `size` runs, each dequeued and started: (batch id, [(run id, attempt)]).
+    Finished runs lie between them in the runs' primary key: PostgreSQL's serializable checks
+    see index pages, not rows, and two runs made together share a page, which two daemons'
+    transactions would then meet on whatever the batch (a busy database has runs around)."""
+    batch, results, _ = await engine.batch_trigger([TriggerRequest(task_id="t")
+                                                    for _ in range(size)])
+    ids = sorted(r.run.id for r in results)
+    for low in ids[:-1]:
+        async with engine.store.tx() as ops:
+            fillers = [make_run(f"{low}{n:04d}", status=COMPLETED) for n in range(800)]
+            await ops.runs.insert_many(fillers)
+            for run in fillers:  # and in the attempts' index
+                await ops.attempts.insert(Attempt(id=attempt_id(run.id, 1), run_id=run.id,
+                                                  number=1, status=COMPLETED, started_at=T0))
+    started = []
+    for run in await engine.dequeue(size):
+        got = await engine.start_attempt(run, "worker_1", None)
+        assert got is not None
+        started.append((run.id, got[1].number))
+    assert len(started) == size
+    return batch.id, started
+
+
+async def test_two_daemons_ending_the_last_runs_of_a_batch_at_once_are_not_refused(
+        engines: tuple[Engine, Engine]) -> None:
+    first, second = engines
+    batch_id, [(run_1, number_1), (run_2, number_2)] = await started_batch(first, 2)
+    ok = AttemptOutcome(ok=True)
+    # side by side: each daemon's transaction ends one of the two last runs before the other
+    # commits (when each also asked whether the batch had unfinished runs, each read the run
+    # the other wrote, and PostgreSQL refused the second commit every time)
+    async with first._unit() as tx_1:
+        await attempts.finish_current(tx_1, run_1, number_1, ok)
+        async with second._unit() as tx_2:
+            await attempts.finish_current(tx_2, run_2, number_2, ok)
+    batch = await first.queries.batches.get(batch_id)
+    assert batch is not None and batch.status == COMPLETED
+
+
+async def test_a_batch_whose_check_was_lost_is_completed_by_the_sweep(
+        engines: tuple[Engine, Engine], monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = engines
+    batch_id, [(run_1, number_1)] = await started_batch(first, 1)
+
+    async def killed_before_the_check(batch_ids: object = None) -> None:
+        return None
+    monkeypatch.setattr(first, "complete_batches", killed_before_the_check)
+    done = await first.finish_attempt(run_1, number_1, AttemptOutcome(ok=True))
+    assert done.status == COMPLETED
+    batch = await first.queries.batches.get(batch_id)
+    assert batch is not None and batch.status == "PROCESSING"
+    await second.complete_batches()  # the other daemon's heartbeat round (peers.py)
+    batch = await first.queries.batches.get(batch_id)
+    assert batch is not None and batch.status == COMPLETED
+
+
+@pytest.mark.parametrize("version", range(1, len(MIGRATIONS)))
+async def test_a_database_from_an_earlier_version_gets_the_index_of_processing_batches(
+        pg_cluster: Cluster, version: int) -> None:
+    url = pg_cluster.fresh_url()
+    await at_version(url, version)
+    store = PostgresStore(url)
+    await store.open()  # migrates
+    try:
+        assert await store.read().batches.ended(10) == []
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SELECT to_regclass('batches_processing') IS NOT NULL")
+    finally:
+        await conn.close()
