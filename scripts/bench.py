@@ -36,11 +36,8 @@ import argparse
 import json
 import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -48,132 +45,8 @@ from typing import Any
 
 import httpx
 
-TASKS = '''
-import time
-from trigger_local import task, wait
-
-@task(id="noop")
-async def noop(payload, ctx):
-    return None
-
-@task(id="stamp")
-async def stamp(payload, ctx):
-    return {"started": time.time()}
-
-@task(id="wait-long")
-async def wait_long(payload, ctx):
-    due = time.time() + payload["seconds"]
-    await wait.for_(seconds=payload["seconds"])
-    return {"late_s": time.time() - due}
-
-@task(id="wait-1s")
-async def wait_1s(payload, ctx):
-    due = time.time() + 1.0
-    await wait.for_(seconds=1)
-    return {"late_s": time.time() - due}
-'''
-ACTIVE = "PENDING_VERSION,DELAYED,QUEUED,DEQUEUED,EXECUTING,WAITING"
-
-
-class Bench:
-    def __init__(self, tmp: Path, concurrency: int, max_processes: int | None = None) -> None:
-        self.home = tmp / "home"
-        self.project = tmp / "project"
-        (self.project / "trigger").mkdir(parents=True)
-        (self.project / "trigger.toml").write_text('project = "proj_bench"\n')
-        (self.project / "trigger" / "bench.py").write_text(textwrap.dedent(TASKS))
-        env = {**os.environ, "TRIGGER_LOCAL_HOME": str(self.home),
-               "TRIGGER_LOCAL_CONCURRENCY": str(concurrency)}
-        if max_processes is not None:
-            env["TRIGGER_LOCAL_MAX_PROCESSES"] = str(max_processes)
-        self.log = (tmp / "daemon.log").open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "trigger_local.daemon", "--port", "0",
-                                      "--home",
-                                      str(self.home)], env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        info = self.home / "daemon.json"
-        deadline = time.monotonic() + 30
-        while not info.exists():
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.log.flush()
-                log = (tmp / "daemon.log").read_text()
-                raise SystemExit("daemon did not start:\n" + log[-3000:])
-            time.sleep(0.05)
-        self.url = json.loads(info.read_text())["url"]
-        key = (self.home / "secret_key").read_text().strip()
-        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"},
-                                 timeout=60)
-        r = self.http.post("/api/v1/local/versions", json={"projectDir": str(self.project),
-                                                           "dirs": ["trigger"]})
-        r.raise_for_status()
-
-    def close(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        # a stop leaves processes holding waiting runs running for the next daemon: none comes
-        for pid in _worker_pids(self.home):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def trigger(self, task: str, payload: Any = None, **options: Any) -> str:
-        r = self.http.post(f"/api/v1/tasks/{task}/trigger",
-                           json={"payload": json.dumps(payload),
-                                 "options": {"payloadType": "application/json",
-                                                                              **options}})
-        r.raise_for_status()
-        return r.json()["id"]
-
-    def batch(self, task: str, count: int, payload: Any = None) -> None:
-        items = [{"task": task, "payload": json.dumps(payload),
-                  "options": {"payloadType": "application/json"}}] * count
-        self.http.post("/api/v1/tasks/batch", json={"items": items}).raise_for_status()
-
-    def run(self, run_id: str) -> dict[str, Any]:
-        return self.http.get(f"/api/v3/runs/{run_id}").json()
-
-    def wait_done(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            run = self.run(run_id)
-            if run["isCompleted"] or run["status"] in ("EXPIRED", "TIMED_OUT"):
-                return run
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{run_id} did not finish: {run['status']}")
-            time.sleep(0.002)
-
-    def wait_idle(self, timeout: float) -> None:
-        """Until no run is active (checked every 50 ms)."""
-        deadline = time.monotonic() + timeout
-        while self.active_runs():
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{self.active_runs()} runs still active after {timeout:g} s")
-            time.sleep(0.05)
-
-    def active_runs(self) -> int:
-        """Runs not yet finished, from the status endpoint's counts (cheap: one indexed query)."""
-        counts = self.http.get("/api/v1/local/status").json()["runs"]
-        return sum(counts.get(s, 0) for s in ACTIVE.split(","))
-
-    def cpu_s(self) -> float:
-        """The daemon process's CPU time so far (user + system)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_daemon import Bench, pct, rss_mib_of, worker_pids  # noqa: E402 - the harness
 
 
 def _burst(b: Bench, runs: int, batch: int) -> float:
@@ -290,29 +163,6 @@ def bench_rss(b: Bench) -> dict[str, Any]:
     return out
 
 
-def _worker_pids(home: Path) -> list[int]:
-    marker = f"TRIGGER_LOCAL_HOME={home}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0") if entry.name.isdigit() else []
-        except OSError:
-            continue
-        if marker in environ and any(e.startswith(b"TRIGGER_LOCAL_WORKER_ID=") for e in environ):
-            pids.append(int(entry.name))
-    return pids
-
-
-def _rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def bench_waiting(b: Bench, count: int, wait_s: float, finish: bool = True) -> dict[str, Any]:
     """`count` runs waiting `wait_s` at once: a waiting run of an async task is a coroutine in a
     shared task process, not a process of its own (docs/worker-protocol.md). `finish`: wait for
@@ -331,9 +181,9 @@ def bench_waiting(b: Bench, count: int, wait_s: float, finish: bool = True) -> d
             break
         time.sleep(0.2)
     all_waiting_s = time.perf_counter() - start
-    pids = _worker_pids(b.home)
+    pids = worker_pids(b.home)
     daemon_mib = b.rss_mib()
-    tasks_mib = sum(_rss_mib(p) for p in pids)
+    tasks_mib = sum(rss_mib_of(p) for p in pids)
     out = {"runs": count, "wait_s": wait_s, "peak_waiting_at_once": peak_waiting,
            "all_waiting_after_s": round(all_waiting_s, 1), "task_processes": len(pids),
            "daemon_mib": round(daemon_mib, 1), "task_processes_mib": round(tasks_mib, 1),

@@ -27,7 +27,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
 
-from bench import Bench, pct  # noqa: E402 - scripts/bench.py: a daemon in a temporary home
+from bench_daemon import Bench, pct  # noqa: E402 - scripts/bench_daemon.py: a daemon in a temporary home
 from pg_cluster import Cluster, pg_bin  # noqa: E402 - tests/pg_cluster.py
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import Bench, pct  # noqa: E402 - the sibling script's harness
+from bench_daemon import Bench, pct  # noqa: E402 - the sibling script's harness
 
 TOKEN_TASKS = '''
 import time
