@@ -10,15 +10,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from engine_support import T0, open_engine
 
 from trigger_local.clock import FakeClock
-from trigger_local.config import DaemonSettings
 from trigger_local.dispatch.dispatcher import Dispatcher
 from trigger_local.engine import Engine, TriggerRequest
-from trigger_local.store import SqliteStore
-from trigger_local.store.models import EXECUTING, QUEUED, WAITING, Run, TaskDef, Version
-
-T0 = 1_700_000_000.0
+from trigger_local.store.models import EXECUTING, QUEUED, WAITING, Run, TaskDef
 
 
 class SmallExecutor:
@@ -52,13 +49,10 @@ class SmallExecutor:
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    store = SqliteStore(str(tmp_path / "engine.db"))
-    await store.open()
-    eng = Engine(store, FakeClock(T0), DaemonSettings(home=tmp_path))
-    await eng.register_version(Version(id="version_1", project_dir="/proj", created_at=T0,
-                                       tasks=[TaskDef(task_id="hello", queue="task/hello")]))
+    eng = await open_engine(tmp_path, FakeClock(T0),
+                            tasks=[TaskDef(task_id="hello", queue="task/hello")])
     yield eng
-    await store.close()
+    await eng.store.close()
 
 
 async def trigger(engine: Engine) -> str:
