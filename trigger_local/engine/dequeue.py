@@ -14,11 +14,21 @@ reserved runs QUEUED, as they were.
 from __future__ import annotations
 
 from ..store.models import DEQUEUED, Run
+from ..store.run_areas import RunningCounts
 from . import ratelimits
 from .events import RunDequeued
 from .runs import move
 from .unit import Tx
 
+
+async def running_with_reserved(tx: Tx) -> RunningCounts:
+    """Running runs per (project, queue, concurrency key), the runs reserved in memory (still
+    QUEUED in the store, the module docstring) counted as running."""
+    running = await tx.runs.running_counts()
+    for kept in tx.ctx.reserved.values():
+        slot = (kept.project or "", kept.queue, kept.concurrency_key)
+        running[slot] = running.get(slot, 0) + 1
+    return running
 
 async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False) -> list[Run]:
     """Take up to `limit` runnable runs, plus up to `held` more that resume in the process
@@ -28,11 +38,8 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False) -> l
     with `reserve`, reserved: the module docstring) on their project's current version.
     (`limit` is the executor's room for runs that need a place: taking more of those would
     start processes beyond its boot limit, issue #13.)"""
-    running = await tx.runs.running_counts()
     reserved = tx.ctx.reserved
-    for kept in reserved.values():
-        slot = (kept.project or "", kept.queue, kept.concurrency_key)
-        running[slot] = running.get(slot, 0) + 1
+    running = await running_with_reserved(tx)
     free = min(limit + held, tx.settings.concurrency - sum(running.values()))
     if free <= 0:
         return []

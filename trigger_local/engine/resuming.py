@@ -25,6 +25,7 @@ from typing import Any
 
 from ..store.models import EXECUTING, QUEUED, Run, Waitpoint
 from ..store.run_areas import RunningCounts
+from .dequeue import running_with_reserved
 from .events import RunResumed
 from .runs import move
 from .states import K_HELD
@@ -72,7 +73,7 @@ class InPlace:
         project = run.project or ""
         queue = (project, run.queue)
         if queue in self._paused or queue in self._rated \
-                or project in tx.ctx.projects.offline() \
+                or not tx.ctx.projects.online(project) \
                 or self._busy + 1 > tx.settings.concurrency:
             return False
         slot = (project, run.queue, run.concurrency_key)
@@ -90,11 +91,8 @@ class InPlace:
 
     async def _load(self, tx: Tx) -> None:
         self._loaded = True
-        self._running = dict(await tx.runs.running_counts())
+        self._running = dict(await running_with_reserved(tx))
         reserved = tx.ctx.reserved  # dequeued in memory, still QUEUED in the store
-        for kept in reserved.values():
-            slot = (kept.project or "", kept.queue, kept.concurrency_key)
-            self._running[slot] = self._running.get(slot, 0) + 1
         queued = (await tx.runs.count_by_status()).get(QUEUED, 0) - len(reserved)
         self._busy = sum(self._running.values()) + max(0, queued)
         self._paused = await tx.queues.paused()

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ...statuses import RunStatus
+from ...statuses import RUNNING_STATUSES, RunStatus
 from .sql import Sql
 
 #: the statuses `queue_counts` keeps (the queue list's queued and running runs), as the
 #: insert and delete triggers spell them
-QUEUE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.DEQUEUED, RunStatus.EXECUTING})
+QUEUE_STATUSES = RUNNING_STATUSES | {RunStatus.QUEUED}
 _STATUS_SQL = ("INSERT INTO run_counts (status, n) VALUES (?, ?) "
                "ON CONFLICT (status) DO UPDATE SET n = n + excluded.n")
 _QUEUE_SQL = ("INSERT INTO queue_counts (project, queue, status, n) VALUES (?, ?, ?, ?) "
