@@ -35,7 +35,6 @@ class HeadHoldingTransport:
         self._transport = transport
         self._held: bytes | None = None
         self._flush_soon: asyncio.Handle | None = None
-        self.writes = 0  # send calls made, for tests
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._held is not None:
@@ -45,7 +44,6 @@ class HeadHoldingTransport:
             self._held = bytes(data)
             self._flush_soon = asyncio.get_running_loop().call_soon(self.flush)
             return
-        self.writes += 1
         self._transport.write(data)
 
     def writelines(self, lines: Any) -> None:
@@ -56,7 +54,6 @@ class HeadHoldingTransport:
         held = self._held
         self._release()
         if held is not None and not self._transport.is_closing():
-            self.writes += 1
             self._transport.write(held)
 
     def _release(self) -> None:

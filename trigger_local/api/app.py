@@ -54,7 +54,8 @@ def create_app(services: DaemonServices) -> FastAPI:
     app.state.channels = set()  # the open channels of shared processes (api/channel.py)
     install_handlers(app)
     app.add_middleware(HotRoutes)  # the single trigger route without the router (hot_routes.py)
-    # routes are matched in order: the worker protocol and triggering are the hot paths
+    # routes are matched in order: the worker protocol is the hot path (a single trigger
+    # never reaches the router: HotRoutes above)
     for module in (worker, channel, checkpoints, triggers, batches, runs_list, runs, traces,
                    tokens, queues, schedules, envvars, packets, local, projects, stream, realtime,
                    streams, docs_page):

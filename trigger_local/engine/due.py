@@ -108,7 +108,7 @@ class DueTimes:
 
     def resync_by(self, at: float) -> None:
         """Ask the store again at `at` at the latest: another daemon set a timer due then
-        (daemon_core.py's `Peers`). One entry whatever the number of such timers: when it comes,
+        (peers.py's `Peers`). One entry whatever the number of such timers: when it comes,
         the store says the next one."""
         if self._resync_at is None or at < self._resync_at:
             self.resync(at)

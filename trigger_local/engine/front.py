@@ -111,7 +111,7 @@ class Engine:
             yield tx
         self.ctx.due.apply(tx.due_notes)
         self.hub.publish_all(tx.published)
-        if tx.batch_checks:  # a store daemons share (engine/endings.py); else the sweep does it
+        if tx.batch_checks:  # a shared store (engine/endings.py); a failed check: the peers' sweep
             with contextlib.suppress(DatabaseUnavailableError, TransactionRetryError):
                 await self.complete_batches(tx.batch_checks)
         # The store never yields: a caller running unit after unit (a dispatcher round) would keep

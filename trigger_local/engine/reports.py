@@ -10,6 +10,7 @@ from typing import Any
 from .. import packets
 from ..errors import PayloadTooLargeError, ValidationError
 from ..store.models import LogEntry
+from ..store.run_areas import LogReader
 from .events import RunLogsAppended, RunMetadataChanged
 from .runs import get
 from .unit import Tx
@@ -58,7 +59,7 @@ async def append_logs(tx: Tx, entries: Sequence[LogEntry], first: int | None = N
     came, docs/worker-protocol.md) and its first line is that attempt's line number `first`
     (from 0): the lines the daemon already holds are not stored twice."""
     if first is not None and entries:
-        held = await _held(tx, entries[0].run_id, entries[0].attempt)
+        held = await attempt_lines(tx.logs, entries[0].run_id, entries[0].attempt)
         entries = entries[max(0, held - first):]
     counts: dict[str, int] = {}
     for entry in entries:
@@ -70,11 +71,12 @@ async def append_logs(tx: Tx, entries: Sequence[LogEntry], first: int | None = N
         await tx.record(RunLogsAppended(run_id=run_id, after_id=after_id, count=count))
 
 
-async def _held(tx: Tx, run_id: str, attempt: int | None) -> int:
-    """How many log lines of the run's `attempt` are stored (only a repeated burst asks)."""
+async def attempt_lines(logs: LogReader, run_id: str, attempt: int | None) -> int:
+    """How many log lines of the run's `attempt` are stored (a repeated burst asks, and the
+    executor before it replays a spool: executors/assignments.py)."""
     count, after = 0, 0
     while True:
-        page = await tx.logs.for_run(run_id, after, _PAGE)
+        page = await logs.for_run(run_id, after, _PAGE)
         count += sum(1 for entry in page if entry.attempt == attempt)
         if len(page) < _PAGE:
             return count

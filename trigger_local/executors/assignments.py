@@ -14,6 +14,7 @@ import structlog
 from .. import packet_store
 from ..durations import iso
 from ..engine import Engine
+from ..engine.reports import attempt_lines
 from ..engine.retry import run_policy
 from ..log_spool import SPOOL_ENV, unsent
 from ..projects import PROJECT_ENV
@@ -94,24 +95,9 @@ def assignment(run: Run, attempt: Attempt, version: Version, secret_key: str,
     }
 
 
-#: the daemon's log entries of an attempt are counted a page at a time
-PAGE = 1000
-
-
 def spool_path(log_path: Path) -> Path:
     """A task process's spool, next to its output log."""
     return log_path.with_suffix(".spool")
-
-
-async def _received(engine: Engine, run_id: str, attempt: int) -> int:
-    """How many log entries of the attempt the daemon holds."""
-    count, after = 0, 0
-    while True:
-        page = await engine.queries.logs.for_run(run_id, after, PAGE)
-        count += sum(1 for entry in page if entry.attempt == attempt)
-        if len(page) < PAGE:
-            return count
-        after = int(page[-1].id or 0)
 
 
 def _float(value: object, default: float) -> float:
@@ -138,7 +124,8 @@ async def lose_attempt(engine: Engine, log_path: Path, run_id: str, attempt: int
     of every run it held), then record the attempt's end (engine.worker_lost)."""
     path = spool_path(log_path)
     try:
-        missing = unsent(path, run_id, attempt, await _received(engine, run_id, attempt))
+        held = await attempt_lines(engine.queries.logs, run_id, attempt)
+        missing = unsent(path, run_id, attempt, held)
         if missing:
             now = engine.clock.now()
             await engine.append_logs([_entry(run_id, attempt, raw, now) for raw in missing])

@@ -28,8 +28,9 @@ class PgRuns:
 
     async def insert(self, run: Run) -> None:
         # kept for the commit (pending.py): nobody waits for its answer. Its triggers write
-        # the tags and counters tables (schema_lists.py), whose names hold "run" too, so any
-        # statement naming "run" sends it first
+        # the tags and counters tables (schema_lists.py): run_tags and run_counts hold "run"
+        # in their names, so a statement naming them sends it first; queue_counts is read only
+        # through the read pool, which sees committed rows alone
         self._sql.note_timers_of(run)
         await self._sql.keep("run", _INSERT_RUN, values(run))
 

@@ -147,7 +147,7 @@ class PgSql:
         #: caught it did next, the transaction must be run again (store.py `tx`)
         self.doomed = False
         #: the earliest timer this transaction set: announced at its commit, so the other
-        #: daemons' dispatchers fire it on time too (store.py, daemon.py's `Peers`)
+        #: daemons' dispatchers fire it on time too (store.py, peers.py's `Peers`)
         self.due_at: float | None = None
         #: events were appended in this transaction: announce the commit (store.py)
         self.wrote_events = False
@@ -201,8 +201,8 @@ class PgSql:
     async def _send_kept(self, notify: tuple[str, str] | None = None,
                          commit: bool = False) -> None:
         """The held-back BEGIN, the kept writes (pending.py) with `notify` (channel, payload),
-        and the COMMIT if `commit`: one round trip when every value can be written in
-        (inline.py), else one per statement."""
+        and the COMMIT with the next transaction's BEGIN if `commit`: one round trip when
+        every value can be written in (inline.py), else one per statement."""
         kept = self.pending.statements(self.events_lock, notify)
         written = [inline(text, params) for text, params in kept]
         head = [self.take_begin()] if self.begin else []
@@ -222,8 +222,9 @@ class PgSql:
             await self._send("; ".join(tail))
 
     async def commit(self, notify: tuple[str, str] | None) -> None:
-        """Send the kept writes and `notify` with the COMMIT (and the BEGIN, if nothing was sent
-        yet). A transaction that sent nothing and kept nothing sends nothing."""
+        """Send the kept writes and `notify` with the COMMIT and the next transaction's BEGIN
+        (and this one's BEGIN, if nothing was sent yet). A transaction that sent nothing and
+        kept nothing sends nothing."""
         if self.begin and not self.pending and notify is None:
             self.begin = None
             return
