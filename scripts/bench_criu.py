@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-import bench  # noqa: E402 - the daemon harness of scripts/bench.py
+import bench_daemon  # noqa: E402 - the daemon harness (scripts/bench_daemon.py)
 
 from trigger_local.executors import criu  # noqa: E402
 
@@ -113,13 +113,13 @@ def raw_sample(tmp: Path, i: int) -> tuple[float, float, int]:
     return dump_ms, restore_ms, size
 
 
-def _token(b: bench.Bench) -> str:
+def _token(b: bench_daemon.Bench) -> str:
     r = b.http.post("/api/v1/waitpoints/tokens", json={"timeout": "1h"})
     r.raise_for_status()
     return str(r.json()["id"])
 
 
-def _checkpoints(b: bench.Bench, run_id: str) -> list[dict[str, Any]]:
+def _checkpoints(b: bench_daemon.Bench, run_id: str) -> list[dict[str, Any]]:
     return list(b.http.get(f"/api/v1/runs/{run_id}/trace").json()["checkpoints"])
 
 
@@ -136,7 +136,7 @@ def _event_time(trace: dict[str, Any], type_: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def daemon_sample(b: bench.Bench) -> dict[str, float]:
+def daemon_sample(b: bench_daemon.Bench) -> dict[str, float]:
     """A task waiting on a token is checkpointed, then the token is completed: the dump_ms /
     restore_ms the executor records (its CRIU commands), and the whole way round."""
     token = _token(b)
@@ -255,17 +255,17 @@ def waiting_memory(tmp: Path, runs: int, mode: str) -> dict[str, Any]:
         b.close()
 
 
-def _status(b: bench.Bench) -> dict[str, Any]:
+def _status(b: bench_daemon.Bench) -> dict[str, Any]:
     return dict(b.http.get("/api/v1/local/status").json()["executor"]["checkpoints"])
 
 
-def _daemon(tmp: Path, checkpoints: str, max_processes: int) -> bench.Bench:
+def _daemon(tmp: Path, checkpoints: str, max_processes: int) -> bench_daemon.Bench:
     tmp.mkdir(parents=True)
-    bench.TASKS = TASKS  # Bench writes the module's TASKS as the project
+    bench_daemon.TASKS = TASKS  # Bench writes the module's TASKS as the project
     os.environ.update({"TRIGGER_LOCAL_CHECKPOINTS": checkpoints,
                        "TRIGGER_LOCAL_MAX_PROCESSES": str(max_processes),
                        "TRIGGER_LOCAL_WARM_IDLE_PER_VERSION": "1"})
-    return bench.Bench(tmp, concurrency=25)
+    return bench_daemon.Bench(tmp, concurrency=25)
 
 
 def main() -> None:

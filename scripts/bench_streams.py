@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402 - the daemon harness of scripts/bench.py
+import bench_daemon  # noqa: E402 - the daemon harness (scripts/bench_daemon.py)
 
 from trigger_local.sdk.client import ApiClient  # noqa: E402
 from trigger_local.sdk.realtime import read_stream  # noqa: E402
@@ -56,7 +56,7 @@ async def _read(api: ApiClient, run_id: str, n: int) -> list[tuple[float, float]
     return got
 
 
-def measure(b: bench.Bench, n: int, gap_s: float) -> dict[str, Any]:
+def measure(b: bench_daemon.Bench, n: int, gap_s: float) -> dict[str, Any]:
     api = ApiClient(b.url, b.http.headers["Authorization"].removeprefix("Bearer "))
     b.wait_done(b.trigger("tokens", {"n": 10}))  # a warm task process
     run_id = b.trigger("tokens", {"n": n, "gap_s": gap_s})
@@ -64,9 +64,9 @@ def measure(b: bench.Bench, n: int, gap_s: float) -> dict[str, Any]:
     b.wait_done(run_id)
     latencies = sorted((received - produced) * 1000 for produced, received in got)
     span = got[-1][1] - min(produced for produced, _ in got)
-    return {"chunks": len(got), "p50_ms": round(bench.pct(latencies, 50), 2),
-            "p95_ms": round(bench.pct(latencies, 95), 2),
-            "p99_ms": round(bench.pct(latencies, 99), 2),
+    return {"chunks": len(got), "p50_ms": round(bench_daemon.pct(latencies, 50), 2),
+            "p95_ms": round(bench_daemon.pct(latencies, 95), 2),
+            "p99_ms": round(bench_daemon.pct(latencies, 99), 2),
             "chunks_per_s": round(len(got) / span) if span > 0 else None,
             "produce_s": round(got[-1][0] - got[0][0], 3),
             "load": os.getloadavg()}
@@ -77,9 +77,9 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=10_000)
     parser.add_argument("--latency-chunks", type=int, default=1_000)
     args = parser.parse_args()
-    bench.TASKS = TASKS
+    bench_daemon.TASKS = TASKS
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as tmp:
-        b = bench.Bench(Path(tmp), concurrency=4)
+        b = bench_daemon.Bench(Path(tmp), concurrency=4)
         try:
             results = {"latency (1 ms between chunks)": measure(b, args.latency_chunks, 0.001),
                        "throughput (as fast as the task yields)": measure(b, args.chunks, 0)}
