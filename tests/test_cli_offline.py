@@ -288,3 +288,22 @@ def test_a_payload_the_daemon_would_refuse_is_an_error_not_a_traceback(value: st
         assert result.exit_code == 1, result.output
         assert says in result.stderr and "Traceback" not in result.output, result.stderr
         assert "not running" not in result.stderr  # refused before the daemon is asked
+
+
+@pytest.mark.parametrize(("args", "what"), [
+    (["runs", "replay", ""], "A run id (run_…) is required"),
+    (["runs", "show", "  "], "A run id (run_…) is required"),
+    (["runs", "cancel", ""], "A run id (run_…) is required"),
+    (["tokens", "complete", "", "--data", "1"], "A token id (waitpoint_…) is required"),
+    (["queues", "pause", ""], "A queue name (or a task id) is required"),
+    (["schedules", "delete", ""], "A schedule id (sched_…) is required"),
+    (["trigger", " "], "A task id is required"),
+])
+def test_a_blank_id_says_which_id_is_missing(args: list[str], what: str) -> None:
+    """A blank id is refused before any request (it used to reach the URL, and the daemon
+    answered only "Resource not found"); the daemon is not even asked."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert what in result.stderr
+    assert "not running" not in result.stderr
+    assert result.stdout == ""

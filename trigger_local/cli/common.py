@@ -139,11 +139,31 @@ def _tidy_help(command: Any, ctx: Any) -> None:
     for param in [*command.params, *([help_option] if help_option is not None else [])]:
         if getattr(param, "is_flag", False):
             param.metavar = ""
-        elif (getattr(param, "param_type_name", "") == "argument" and param.metavar is None
-              and param.name):
-            param.metavar = param.name.upper()
+        elif getattr(param, "param_type_name", "") == "argument" and param.name:
+            if param.metavar is None:
+                param.metavar = param.name.upper()
+            if param.required:
+                param.callback = _not_blank(param.name, param.callback)
     for sub in getattr(command, "commands", {}).values():
         _tidy_help(sub, ctx)
+
+
+# What a required argument names when it is given blank (`runs replay ''`): without this
+# check the blank id reaches the URL and the daemon answers only "Resource not found".
+_ARGUMENT_NAMES = {"run_id": "a run id (run_…)", "token_id": "a token id (waitpoint_…)",
+                   "task": "a task id", "name": "a queue name (or a task id)",
+                   "schedule_id": "a schedule id (sched_…)"}
+
+
+def _not_blank(name: str, then: Callable[..., Any] | None) -> Callable[..., Any]:
+    def check(ctx: Any, param: Any, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            what = _ARGUMENT_NAMES.get(name, f"a {name.replace('_', ' ')}")
+            fail(f"{what[0].upper()}{what[1:]} is required, not {value!r}. See "
+                 f"`trigger-local {ctx.command_path.split(' ', 1)[-1]} --help`.")
+        return then(ctx, param, value) if then is not None else value
+
+    return check
 
 
 class CliGroup(TyperGroup):
