@@ -20,6 +20,7 @@ import typer.main
 from rich.console import Console
 from typer.testing import CliRunner
 
+from trigger_local.cli.dev import waiting_note
 from trigger_local.cli.doctor import check_criu
 from trigger_local.cli.main import app
 from trigger_local.cli.render import print_run
@@ -191,3 +192,11 @@ def test_tokens_show_names_the_timeout_only_while_it_matters(
     assert result.exit_code == 0, result.output
     assert ("Times out" in result.output) == (line == "Times out"), result.output
     assert ("Timed out" in result.output) == (line == "Timed out"), result.output
+
+
+def test_devs_stop_note_about_one_waiting_run_is_singular() -> None:
+    assert waiting_note(1, False, "proj_a") == (
+        "1 run of proj_a waiting: it keeps its place and goes on under the next "
+        "`trigger-local dev`.")
+    assert waiting_note(2, False, "proj_a").startswith("2 runs of proj_a waiting: they keep")
+    assert waiting_note(1, True, "proj_a").startswith("1+ runs of proj_a waiting: they keep")
