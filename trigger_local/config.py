@@ -26,6 +26,9 @@ KILL_WAITING_SIGNAL = signal.SIGUSR1
 #: sent by the executor to the process of a run canceled while it runs: the runtime runs the
 #: task's on_cancel hooks and exits (docs/hooks.md); SIGKILL follows after CANCEL_GRACE_S
 CANCEL_SIGNAL = signal.SIGUSR2
+#: the path of the home's daemon.json, given to task processes: one whose daemon stopped reads
+#: the next daemon's url there when the old one refuses connections (it may listen elsewhere)
+DAEMON_INFO_ENV = "TRIGGER_LOCAL_DAEMON_INFO"
 MIB = 1024 * 1024
 
 
