@@ -281,7 +281,16 @@ def load_project(root: Path) -> ProjectConfig:
                                                        "machine in trigger.toml"),
                          max_duration=check_max_duration(data.get("max_duration"),
                                                          "max_duration in trigger.toml"),
-                         executor=data.get("executor"), build=check_build(data.get("build", {})))
+                         executor=_check_executor(data.get("executor")),
+                         build=check_build(data.get("build", {})))
+
+
+def _check_executor(value: Any) -> str | None:
+    """`executor`: refused when trigger.toml is read (it used to reach the daemon `dev`
+    starts, which refused it only then, or be ignored when a daemon was already running)."""
+    if value is not None and value not in ("process", "docker"):
+        raise ValidationError(f"Invalid executor in trigger.toml {value!r}: use process or docker")
+    return value
 
 
 def project_ref_of(project_dir: Path) -> str:
