@@ -28,6 +28,8 @@ from trigger_local.cli.run_events import retry_text
 from trigger_local.cli.schedules import schedules_table
 from trigger_local.projects import check_project_ref
 from trigger_local.runtime.execute import failure_from
+from trigger_local.runtime.lifecycle import call_task
+from trigger_local.sdk.tasks import Task
 
 runner = CliRunner()
 
@@ -53,6 +55,26 @@ def test_a_sync_tasks_traceback_has_no_thread_plumbing() -> None:
     stack = str(asyncio.run(run_it())["error"]["stack"])  # type: ignore[index]
     assert "users_code" in stack and "ValueError: bad input" in stack
     assert "threads.py" not in stack and "concurrent" not in stack, stack
+
+
+def test_an_async_tasks_traceback_starts_at_the_task() -> None:
+    """The runtime's own frames (lifecycle.py, which calls the task) are not the user's."""
+
+    async def users_task(payload: dict[str, object], ctx: object) -> None:
+        raise ValueError("bad input")
+
+    task = Task(users_task, id="traceback-test")
+
+    async def run_it() -> dict[str, object]:
+        try:
+            await call_task(task, {}, None)  # type: ignore[arg-type]
+        except ValueError as exc:
+            return failure_from(exc)
+        raise AssertionError("no failure")
+
+    stack = str(asyncio.run(run_it())["error"]["stack"])  # type: ignore[index]
+    assert "users_task" in stack and "ValueError: bad input" in stack
+    assert "lifecycle.py" not in stack, stack
 
 
 @pytest.fixture
