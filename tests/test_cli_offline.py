@@ -307,3 +307,19 @@ def test_a_blank_id_says_which_id_is_missing(args: list[str], what: str) -> None
     assert what in result.stderr
     assert "not running" not in result.stderr
     assert result.stdout == ""
+
+
+def test_an_unknown_project_from_trigger_toml_points_at_trigger_toml(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's hint names TRIGGER_LOCAL_PROJECT; a CLI that took the project from the
+    trigger.toml around it (the variable unset) says to check that file instead."""
+    from trigger_local.cli.common import explain
+    from trigger_local.errors import ProjectNotFoundError
+
+    exc = ProjectNotFoundError("No project 'proj_x' is registered (known: none yet). Run "
+                               "`trigger-local dev` in its directory, or fix "
+                               "TRIGGER_LOCAL_PROJECT (the x-trigger-local-project header).")
+    monkeypatch.delenv("TRIGGER_LOCAL_PROJECT", raising=False)
+    assert explain(exc).endswith("or check `project` in this directory's trigger.toml.")
+    monkeypatch.setenv("TRIGGER_LOCAL_PROJECT", "proj_x")
+    assert explain(exc).endswith("(the x-trigger-local-project header).")

@@ -8,6 +8,7 @@ stdout carries only results (a table, or exactly one JSON document with --json),
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,10 +28,13 @@ from ..errors import (
     TaskNotFoundError,
     TriggerLocalError,
 )
+from ..projects import PROJECT_ENV
 from ..sdk.client import SyncApiClient, get_sync_client
 from ..strict_json import loads_strict
 
 PIPE_WIDTH = 240
+#: the daemon's hint when the project a request names is unknown (api/common.py)
+_HEADER_HINT = "fix TRIGGER_LOCAL_PROJECT (the x-trigger-local-project header)"
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")
 
 
@@ -108,6 +112,9 @@ def read_json_arg(value: str, option: str) -> Any:
 def explain(exc: TriggerLocalError) -> str:
     """The error as a sentence plus what to do about it."""
     message = exc.message.rstrip().replace("queue-not-found", "Queue not found")
+    if isinstance(exc, ProjectNotFoundError) and not os.environ.get(PROJECT_ENV):
+        # the CLI named the project of the trigger.toml around it, not the variable
+        return message.replace(_HEADER_HINT, "check `project` in this directory's trigger.toml")
     if isinstance(exc, DaemonNotRunningError | ProjectNotFoundError):
         return message
     if isinstance(exc, AuthenticationError):
