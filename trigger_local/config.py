@@ -288,9 +288,11 @@ def load_project(root: Path) -> ProjectConfig:
 def _check_executor(value: Any) -> str | None:
     """`executor`: refused when trigger.toml is read (it used to reach the daemon `dev`
     starts, which refused it only then, or be ignored when a daemon was already running)."""
-    if value is not None and value not in ("process", "docker"):
+    if value is None:
+        return None
+    if value not in ("process", "docker"):
         raise ValidationError(f"Invalid executor in trigger.toml {value!r}: use process or docker")
-    return value
+    return str(value)
 
 
 def project_ref_of(project_dir: Path) -> str:
