@@ -311,6 +311,23 @@ class PgSql:
         sql = f"UPDATE {table} SET {sets} WHERE {key} = ?{extra_where}"
         return await self.run(sql, (*enc.values(), key_value, *extra)) > 0
 
+    async def update_from(self, table: str, cls: type, key_value: Any, changes: dict[str, Any],
+                          old: Sequence[str], extra_where: str = "",
+                          extra: Sequence[Any] = ()) -> Any:
+        """`UPDATE table SET changes WHERE id = key_value [extra_where]` returning the row's
+        columns `old` as they were before it (None: no row matched), in one statement. The
+        update also requires them unchanged: under read committed, a row changed meanwhile is
+        read again by the UPDATE alone, and then it is not updated rather than counted from
+        values it no longer has."""
+        self.note_timers(changes)
+        enc = encode_changes(cls, changes)
+        sets = ", ".join(f"{k} = ?" for k in enc)
+        same = " AND ".join(f"{table}.{c} IS NOT DISTINCT FROM o.{c}" for c in old)
+        sql = (f"WITH o AS (SELECT {', '.join(old)} FROM {table} WHERE id = ?) "
+               f"UPDATE {table} SET {sets} FROM o WHERE {table}.id = ? AND {same}{extra_where} "
+               f"RETURNING {', '.join(f'o.{c}' for c in old)}")
+        return await self.one(sql, (key_value, *enc.values(), key_value, *extra))
+
     async def newest_first(self, table: str, cols: str, where: Where, after: str | None,
                            before: str | None, limit: int) -> list[Any]:
         """One cursor page of `table`, newest first (as store/sqlite/sql.py's)."""
