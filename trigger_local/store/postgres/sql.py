@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -241,7 +240,7 @@ class PgSql:
                 with self.guard():
                     found = await self.conn.fetchval(
                         "SELECT pg_temp.trigger_local_locked_read($1, $2)", *self.lock)
-                self.dequeue_answers = dequeue_reads.answers(json.loads(found))
+                self.dequeue_answers = dequeue_reads.answers_of(found)
             else:
                 self.dequeue_answers = dequeue_reads.answers(
                     await self.one(dequeue_reads.TOGETHER))
