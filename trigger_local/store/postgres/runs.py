@@ -63,6 +63,9 @@ class PgRuns:
             changes["daemon_id"] = None
         guard, extra = ("", ()) if expected_snapshot is None else \
             (" AND snapshot_id = ?", (expected_snapshot,))
+        locked = self._sql.locked.get(run_id)
+        if locked is not None and changes and expected_snapshot == locked[0]:
+            return await self._update_locked(run_id, locked, changes, guard, extra)
         if COUNTED.isdisjoint(changes):
             return await self._sql.update("runs", Run, "id", run_id, changes, guard, extra)
         # a move between counters: where the run counted before comes back with the UPDATE,
@@ -75,6 +78,24 @@ class PgRuns:
                                                    changes.get("project", place[1]),
                                                    changes.get("queue", place[2])))
         return old is not None
+
+    async def _update_locked(self, run_id: str, locked: tuple[str, str, str | None, str],
+                             changes: dict[str, Any], guard: str, extra: Sequence[Any]) -> bool:
+        """A compare-and-set of a run this (exclusive, read committed) transaction locked at
+        the snapshot it expects: nobody else can change the row before the commit, so it
+        succeeds, and its UPDATE is kept for the commit's round trip (pending.py) instead of
+        costing one of its own (a dequeue's move to DEQUEUED)."""
+        snapshot, status, project, queue = locked
+        new_status: str = changes.get("status", status)
+        new_project: str | None = changes.get("project", project)
+        new_queue: str = changes.get("queue", queue)
+        self._sql.pending.counts.moved((status, project, queue),
+                                       (new_status, new_project, new_queue))
+        self._sql.locked[run_id] = (changes.get("snapshot_id", snapshot), new_status,
+                                    new_project, new_queue)
+        await self._sql.keep("runs", *self._sql.update_sql("runs", Run, "id", run_id, changes,
+                                                           guard, extra))
+        return True
 
     async def find_by_idempotency_key(self, task_id: str, key: str,
                                       project: str | None = None) -> Run | None:
@@ -188,6 +209,10 @@ class PgRuns:
         rows = await self._sql.all(
             f"SELECT {_RUN_COLS} FROM runs WHERE id IN ({page}) AND status = '{QUEUED}' "
             f"ORDER BY queued_at, id{lock}", params)
+        if self._sql.writes and self._sql.exclusive:
+            # read committed: each row as it is now, locked until the commit (`update`)
+            self._sql.locked.update((r["id"], (r["snapshot_id"], r["status"], r["project"],
+                                               r["queue"])) for r in rows)
         return [from_row(Run, r) for r in rows]
 
 

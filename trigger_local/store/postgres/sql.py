@@ -140,6 +140,9 @@ class PgSql:
         #: the function that takes it and reads (LOCKED_READ)
         self.lock: tuple[int, int] | None = None
         self.locked_read = False
+        #: the runs an exclusive transaction locked (`PgRuns.queued`), where each is: by id,
+        #: (snapshot id, status, project, queue)
+        self.locked: dict[str, tuple[str, str, str | None, str]] = {}
         #: statements sent since the transaction began (a savepoint before the first is none)
         self.sent = 0
         #: a statement of this transaction was refused for a conflict: whatever a part that
@@ -304,11 +307,18 @@ class PgSql:
         matched (no changes: True at once)."""
         if not changes:
             return True
+        return await self.run(*self.update_sql(table, cls, key, key_value, changes, extra_where,
+                                               extra)) > 0
+
+    def update_sql(self, table: str, cls: type, key: str, key_value: Any,
+                   changes: dict[str, Any], extra_where: str = "",
+                   extra: Sequence[Any] = ()) -> tuple[str, tuple[Any, ...]]:
+        """`update`'s statement and values (its timers noted)."""
         self.note_timers(changes)
         enc = encode_changes(cls, changes)
         sets = ", ".join(f"{k} = ?" for k in enc)
-        sql = f"UPDATE {table} SET {sets} WHERE {key} = ?{extra_where}"
-        return await self.run(sql, (*enc.values(), key_value, *extra)) > 0
+        return (f"UPDATE {table} SET {sets} WHERE {key} = ?{extra_where}",
+                (*enc.values(), key_value, *extra))
 
     async def update_from(self, table: str, cls: type, key_value: Any, changes: dict[str, Any],
                           old: Sequence[str], extra_where: str = "",
