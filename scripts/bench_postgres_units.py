@@ -9,7 +9,9 @@ finishes one run at a time, and then dequeues once more (finding nothing, as mos
 dispatcher's dequeues do); each call is timed. With no daemon, HTTP or task process around it,
 what is left is the engine, the store and the server: a change to the store shows here
 without the noise of a whole daemon on a shared machine (scripts/bench_postgres.py measures
-that). `--sqlite` times the same on a SQLite file, for the comparison.
+that). It also says the CPU time per run of this process (the engine, the store, the driver)
+and of the server's processes (from /proc): on a loaded machine, wall times move with the
+load, CPU times much less. `--sqlite` times the same on a SQLite file, for the comparison.
 """
 
 from __future__ import annotations
@@ -57,7 +59,27 @@ async def one_run(engine: Engine, times: dict[str, list[float]]) -> None:
     assert await timed(times, "idle dequeue", lambda: engine.dequeue(5)) == []
 
 
-async def measure(url: str | None, runs: int) -> dict[str, float]:
+def server_cpu_s(cluster: Cluster | None) -> float:
+    """The CPU time of the cluster's processes so far (the postmaster and its children)."""
+    if cluster is None:
+        return 0.0
+    postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(entry.name) == postmaster or int(fields[1]) == postmaster:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+async def measure(url: str | None, runs: int, cluster: Cluster | None = None
+                  ) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-units-") as tmp:
         store: Any = None
         if url:
@@ -71,11 +93,16 @@ async def measure(url: str | None, runs: int) -> dict[str, float]:
             for _ in range(20):  # warm: caches, prepared statements
                 await one_run(engine, times)
             times = {unit: [] for unit in UNITS}
+            cpu, server = time.process_time(), server_cpu_s(cluster)
             for _ in range(runs):
                 await one_run(engine, times)
+            cpu, server = time.process_time() - cpu, server_cpu_s(cluster) - server
         finally:
             await engine.store.close()
-    return {unit: round(median(ts), 3) for unit, ts in times.items()}
+    out = {unit: round(median(ts), 3) for unit, ts in times.items()}
+    out["client_cpu_per_run"] = round(cpu / runs * 1000, 3)
+    out["server_cpu_per_run"] = round(server / runs * 1000, 3)
+    return out
 
 
 def main() -> None:
@@ -89,7 +116,8 @@ def main() -> None:
     load_before = os.getloadavg()
     cluster = Cluster(bin_dir).start()
     try:
-        results = {"postgresql": asyncio.run(measure(cluster.fresh_url(), args.runs))}
+        results = {"postgresql": asyncio.run(measure(cluster.fresh_url(), args.runs,
+                                                     cluster))}
     finally:
         cluster.stop()
     if args.sqlite:

@@ -30,15 +30,11 @@ _SNAPSHOTS = ("snaps AS (INSERT INTO snapshots (id, run_id, kind, status, at, de
 _EVENTS = ("evs AS (INSERT INTO events (run_id, type, at, data) SELECT u.* FROM {turn}"
            "unnest(?::text[], ?::text[], ?::double precision[], ?::text[]) AS u)")
 _TURN = "turn AS (SELECT pg_advisory_xact_lock(?, ?))"
-# the counters' sums (counts.py), in the shard of the transaction's server process: no two
-# connections open at once share one (schema_lists.py, migration 9)
-_RUN_COUNTS = ("rc AS (INSERT INTO run_counts AS c (status, shard, n) SELECT u.s, "
-               "pg_backend_pid(), u.d FROM unnest(?::text[], ?::bigint[]) AS u(s, d) "
-               "ON CONFLICT (status, shard) DO UPDATE SET n = c.n + excluded.n)")
-_QUEUE_COUNTS = ("qc AS (INSERT INTO queue_counts AS c (project, queue, status, shard, n) "
-                 "SELECT u.p, u.q, u.s, pg_backend_pid(), u.d FROM unnest(?::text[], ?::text[], "
-                 "?::text[], ?::bigint[]) AS u(p, q, s, d) ON CONFLICT (project, queue, status, "
-                 "shard) DO UPDATE SET n = c.n + excluded.n)")
+# the counters' sums (counts.py), in the shard of the transaction's server process (no two
+# connections open at once share one), by a function: its statements' plans are kept for the
+# session (schema_lists.py, migration 9)
+_COUNTS = ("SELECT runs_add_counts(?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], "
+           "?::bigint[])")
 
 #: the tables whose rows may be kept: a statement that names one sends them first
 TABLES = ("snapshots", "events")
@@ -110,7 +106,12 @@ class Pending:
         payload), with their values; what was kept is then forgotten."""
         kept: list[tuple[str, Sequence[Any]]] = [(sql, params) for _, sql, params in self.writes]
         self.writes = []
-        if self.snapshots or self.events or self.counts or notify:
+        if self.counts:
+            statuses, queues = self.counts.sums()
+            self.counts.clear()
+            if statuses or queues:
+                kept.append((_COUNTS, [*_columns(statuses, 2), *_columns(queues, 4)]))
+        if self.snapshots or self.events or notify:
             kept.append(self._statement(events_lock, notify))
         return kept
 
@@ -128,15 +129,12 @@ class Pending:
             parts.append(_EVENTS.format(turn="" if self.events_locked else "turn, "))
             params += [list(column) for column in zip(*self.events, strict=True)]
             self.events_locked = True
-        statuses, queues = self.counts.sums()
-        if statuses:
-            parts.append(_RUN_COUNTS)
-            params += [list(column) for column in zip(*statuses, strict=True)]
-        if queues:
-            parts.append(_QUEUE_COUNTS)
-            params += [list(column) for column in zip(*queues, strict=True)]
-        self.counts.clear()
         main = "SELECT pg_notify(?, ?)" if notify else "SELECT 1"
         params += notify or ()
         self.snapshots, self.events = [], []
         return (f"WITH {', '.join(parts)} {main}" if parts else main), params
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """`rows` as `width` columns (each sent as one array)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width

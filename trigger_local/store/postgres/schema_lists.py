@@ -103,7 +103,9 @@ LISTS = _tags("run", "runs") + _tags("waitpoint", "waitpoints") + f"""
 """
 
 #: migration 9: a status change and an insert are counted by the store, once per transaction
-#: with its commit (counts.py), no longer by triggers; a deletion still is. A shard is the
+#: with its commit (counts.py, through `runs_add_counts`: a function's statements are planned
+#: once per session, a statement sent as text at every commit), no longer by triggers; a
+#: deletion still is. A shard is the
 #: server process's id itself, not its remainder by 16: no two connections open at once share
 #: one (two daemons whose connections fell on one shard updated one row in each transaction,
 #: and serializable isolation refused one of them). Rows of the shards of past connections stay
@@ -126,4 +128,16 @@ COUNTED_BY_STORE = """
     END $$;
     CREATE TRIGGER runs_counts AFTER DELETE ON runs
         FOR EACH ROW EXECUTE FUNCTION runs_keep_counts();
+    CREATE FUNCTION runs_add_counts(statuses TEXT[], ns BIGINT[], projects TEXT[], queues TEXT[],
+                                    queue_statuses TEXT[], queue_ns BIGINT[]) RETURNS void
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO run_counts AS c (status, shard, n)
+            SELECT u.s, pg_backend_pid(), u.d FROM unnest(statuses, ns) AS u(s, d)
+            ON CONFLICT (status, shard) DO UPDATE SET n = c.n + excluded.n;
+        INSERT INTO queue_counts AS c (project, queue, status, shard, n)
+            SELECT u.p, u.q, u.s, pg_backend_pid(), u.d
+            FROM unnest(projects, queues, queue_statuses, queue_ns) AS u(p, q, s, d)
+            ON CONFLICT (project, queue, status, shard) DO UPDATE SET n = c.n + excluded.n;
+    END $$;
 """
