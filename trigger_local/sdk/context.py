@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import packets, protocol
 from ..durable_calls import COMPLETED
-from ..errors import AttemptGone, ChannelClosed
+from ..errors import AttemptGone, ChannelClosed, NotFoundError
 from .replay import Replay, body, completed, span
 from .stream_writer import StreamBuffers
 
@@ -264,8 +264,11 @@ class RunState:
             # every burst says where it starts among the attempt's lines, so one sent again
             # (after its channel closed) is stored once; counted sent whatever the outcome
             first, self.logs_sent = self.logs_sent, self.logs_sent + len(entries)
-            await self.run_call(protocol.LOGS, {"attempt": self.attempt, "entries": entries,
-                                                "first": first})
+            try:
+                await self.run_call(protocol.LOGS, {"attempt": self.attempt, "entries": entries,
+                                                    "first": first})
+            except NotFoundError as exc:  # no such run or attempt (any more): as a 409
+                raise AttemptGone(str(exc)) from None
 
     async def _send_metadata(self) -> None:
         with self.lock:
