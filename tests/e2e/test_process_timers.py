@@ -36,7 +36,7 @@ async def warm(payload, ctx):
     return {}
 '''
 RUNS = 12
-NAP_S = 8.0  # long enough for every run to start and wait before the first one is due
+NAP_S = 12.0  # long enough for every run to start and wait before the first one is due, loaded
 
 
 def _daemon(tmp_path: Path, timers: str) -> Iterator[DaemonProcess]:
