@@ -8,8 +8,9 @@ Three families:
 - the daemon's word to a shared process, `Message`s, carried by a poll's answer (`messages`);
 - a poll's answer itself (`next`, or the channel's answer to a `poll` frame);
 - what a process sends: completions, the runs it lost, and the frames of its channel (polls,
-  completions, waits, wait reads, its runs' own timers that fired, and the run calls — logs, metadata, child triggers, batches,
-  steps — that go over the channel when it is open and over their HTTP route otherwise).
+  completions, waits, wait reads, its runs' own timers that fired, and the run calls — logs,
+  metadata, child triggers, batches, steps — that go over the channel when it is open and over
+  their HTTP route otherwise).
 
 Nothing here imports the daemon's store or engine: the task side imports it too.
 """
