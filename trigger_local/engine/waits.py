@@ -32,7 +32,7 @@ class WaitDecision:
     waitpoint_id: str
     result: dict[str, Any] | None = None
     #: a held duration wait's due time, which the run's shared process may keep a timer for
-    #: itself (engine/resuming.py `by_process`); None: only the daemon's timer ends the wait
+    #: itself (`by_process`, below); None: only the daemon's timer ends the wait
     until: float | None = None
 
 
