@@ -216,8 +216,7 @@ class Engine:
         return await retrying(partial(self._unit, True), dequeue, limit, held,
                               reserve and not self.store.shared) if limit + held > 0 else []
 
-    async def tick_timers(self) -> int:
-        """Do everything that is due now (engine/timers.py); returns how many things changed."""
+    async def tick_timers(self) -> int:  # what is due now (engine/timers.py); how many changed
         return await self._run(timers.tick)
 
     async def start_attempt(self, run: Run, worker_id: str, pid: int | None,
@@ -225,12 +224,10 @@ class Engine:
         """DEQUEUED (or reserved) → EXECUTING on `worker_id`. None if the run moved on."""
         return await self.group.run(attempts.start, run, worker_id, pid, executor)
 
-    async def requeue(self, run: Run, reason: str) -> None:
-        """A DEQUEUED run no worker took goes back to its queue (a reserved one never left it)."""
+    async def requeue(self, run: Run, reason: str) -> None:  # no process took it (DEQUEUED)
         await self._run(attempts.requeue, run.id, reason)
 
-    async def resume_held(self, run: Run) -> Run | None:
-        """A DEQUEUED run whose process is held alive continues in that process."""
+    async def resume_held(self, run: Run) -> Run | None:  # DEQUEUED, in the process holding it
         return await self.group.run(attempts.resume_held, run.id)
 
     async def worker_lost(self, run_id: str, attempt: int, reason: str, *,
@@ -292,9 +289,12 @@ class Engine:
                                     waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
                                     idempotency_key_ttl=idempotency_key_ttl, record=record)
 
+    async def timer_due(self, run_id: str, attempt: int, waitpoint_id: str) -> bool:
+        """The run's shared process's own timer of its wait fired (waits.by_process)."""
+        return await self.group.run(waits.by_process, run_id, attempt, waitpoint_id)
+
     async def wait_result(self, run_id: str, waitpoint_id: str) -> dict[str, Any] | None:
-        """The result for a held run, once the dispatcher gave it its slot back; else None."""
-        return await waits.wait_result(self.queries, run_id, waitpoint_id)
+        return await waits.wait_result(self.queries, run_id, waitpoint_id)  # once resumed
 
     async def update_metadata(self, run_id: str, metadata: dict[str, Any] | None,
                               operations: Sequence[dict[str, Any]] | None = None

@@ -112,6 +112,9 @@ class WaitReader(Protocol):
     async def call(self, name: str, run_id: str, attempt: int, token: str,
                    body: dict[str, Any]) -> dict[str, Any]: ...
 
+    async def timer_due(self, run_id: str, attempt: int, token: str,
+                        waitpoint_id: str) -> bool: ...
+
 
 class WorkerClient:
     """Async client for the worker routes. Methods return the decoded JSON answer.
