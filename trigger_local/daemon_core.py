@@ -40,6 +40,7 @@ from .dispatch.dispatcher import Dispatcher
 from .engine import Engine
 from .engine.events import Draining
 from .errors import DaemonFailedError, StartupError, ValidationError
+from .executors.at_once import WarmSlots
 from .executors.pool import PoolExecutor
 from .executors.process import process_executor
 from .home import (
@@ -86,6 +87,8 @@ class Daemon:
         self.executor = _make_executor(self.engine, settings, self.secret_key, self._wake,
                                        self.supervisor)
         self.engine.ctx.capability = self.executor  # asked whether a wait can be checkpointed
+        if not self.store.shared:  # a run starts in its trigger's transaction (engine/starting.py)
+            self.engine.ctx.placer = WarmSlots(self.executor)  # only where dequeue reserves
         self.dispatcher = Dispatcher(self.engine, self.executor)
         self.retention = Retention(self.engine, settings.home, self.store.reclaim,
                                    settings.retention_days)

@@ -1,0 +1,85 @@
+"""The pool's side of starting a run in its trigger's transaction (engine/starting.py): a free
+slot of a warm shared process, taken in memory while the transaction runs and handed the
+run's assignment once it committed.
+
+Only shared processes (async tasks, `runs_per_process` > 1) take runs this way: their room is
+known without waiting (`SharedRuns.room`) and a run on one costs no process start. A run of a
+sync or isolated task, a version whose description is not cached yet, a stopping pool: the
+dispatcher starts those, as before.
+
+The slot is the pool's record of the run from the moment it is taken — `executing` (counted
+against the process's room, so a dispatcher round meanwhile does not give it away), `runs` and
+`by_run` (so a process that exits before the hand-off reports the run lost, executors/exits.py,
+instead of leaving it EXECUTING with nobody) — and a transaction that does not commit gives it
+back as if never taken.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..store.models import Attempt, Run, Version
+from .assignments import assignment
+from .workers import KILLED, WorkerHandle
+
+if TYPE_CHECKING:
+    from .pool import PoolExecutor
+
+
+class SharedSlot:
+    """One run's place on a shared process (engine/placing.py `Placement`)."""
+
+    def __init__(self, pool: PoolExecutor, worker: WorkerHandle, version: Version,
+                 run_id: str) -> None:
+        self.pool, self.worker, self.version, self.run_id = pool, worker, version, run_id
+        worker.executing.add(run_id)
+        worker.runs[run_id] = 1  # a new run's first attempt
+        pool.by_run[run_id] = worker.id
+
+    @property
+    def worker_id(self) -> str:
+        return self.worker.id
+
+    @property
+    def pid(self) -> int | None:
+        return self.worker.pid
+
+    @property
+    def executor(self) -> str:
+        return self.pool.name
+
+    def hand(self, run: Run, attempt: Attempt) -> None:
+        worker = self.worker
+        if worker.exited.is_set() or worker.state == KILLED:
+            return  # its exit reports the run lost (it is in `runs`): retried or requeued
+        # a new run has no durable records to replay
+        given = assignment(run, attempt, self.version, self.pool.secret_key,
+                           self.pool.settings.home, [])
+        self.pool.sharing.assign(worker, run.id, attempt.number, given)
+
+    def release(self) -> None:
+        self.worker.executing.discard(self.run_id)
+        self.worker.runs.pop(self.run_id, None)
+        if self.pool.by_run.get(self.run_id) == self.worker.id:
+            del self.pool.by_run[self.run_id]
+
+
+class WarmSlots:
+    """The pool's `Placer`: a warm shared process of the run's version with room now."""
+
+    def __init__(self, pool: PoolExecutor) -> None:
+        self.pool = pool
+
+    def place(self, run: Run, version_id: str) -> SharedSlot | None:
+        pool = self.pool
+        if pool.stopping or pool.settings.runs_per_process <= 1 or pool.spawner.problem():
+            return None
+        version = pool._versions.get(version_id)  # cached only: a first run goes the long way
+        if version is None or pool.spawner.refuses(run, version):
+            return None
+        task = version.task(run.task_id)
+        if task is None or not task.shared:
+            return None
+        fits = [w for w in pool.workers.values() if pool.spawner.fits(w, run)]
+        worker = pool.sharing.pick(fits, version_id)
+        return None if worker is None else SharedSlot(pool, worker, version, run.id)
