@@ -18,7 +18,7 @@ from engine_support import T0, open_engine
 from trigger_local.clock import FakeClock
 from trigger_local.dispatch.dispatcher import wakes
 from trigger_local.engine import Engine, TriggerRequest, starting
-from trigger_local.engine.events import Event
+from trigger_local.engine.events import Event, RunStatusChanged
 from trigger_local.ratelimit import parse_rate_limit
 from trigger_local.store.models import EXECUTING, QUEUED, Attempt, Run, TaskDef, Version
 
@@ -28,25 +28,31 @@ class Slot:
         self.log, self.run_id = log, run_id
         self.worker_id, self.pid, self.executor = "worker_1", 123, "probe"
 
-    def hand(self, run: Run, attempt: Attempt) -> None:
-        self.log.append(f"hand {run.id} {run.status} attempt {attempt.number}")
+    def started(self, run: Run, attempt: Attempt) -> None:
+        self.log.append(f"started {run.id} {run.status} attempt {attempt.number}")
 
     def release(self) -> None:
         self.log.append(f"release {self.run_id}")
 
 
 class Places:
-    """A warm place for every run (or none once `full`)."""
+    """A warm place for every run (or none once `full`); like the pool, it would send the
+    assignment when the run's move to EXECUTING is published (after the commit)."""
 
-    def __init__(self) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.log: list[str] = []
         self.full = False
+        engine.hub.subscribe(RunStatusChanged, self._on_moved)
 
     def place(self, run: Run, version_id: str) -> Slot | None:
         if self.full:
             return None
         self.log.append(f"place {run.id} on {version_id}")
         return Slot(self.log, run.id)
+
+    def _on_moved(self, event: RunStatusChanged) -> None:
+        if event.status == EXECUTING:
+            self.log.append(f"published {event.run_id} EXECUTING")
 
 
 @pytest.fixture
@@ -63,7 +69,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
 
 @pytest.fixture
 def places(engine: Engine) -> Places:
-    engine.ctx.placer = places = Places()
+    engine.ctx.placer = places = Places(engine)
     return places
 
 
@@ -98,6 +104,12 @@ async def trigger(engine: Engine, task_id: str = "hello", **options: Any) -> Run
     return (await engine.trigger(TriggerRequest(task_id=task_id, **options))).run
 
 
+def advance(engine: Engine, seconds: float) -> None:
+    clock = engine.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(seconds)
+
+
 async def stored(engine: Engine, run_id: str) -> Run:
     run = await engine.queries.runs.get(run_id)
     assert run is not None
@@ -113,9 +125,10 @@ async def test_an_idle_trigger_starts_its_run_in_one_commit(
     assert (await stored(engine, run.id)).status == EXECUTING
     [attempt] = await engine.queries.attempts.for_run(run.id)
     assert (attempt.status, attempt.worker_id, attempt.pid) == (EXECUTING, "worker_1", 123)
-    # the place was taken in the transaction and handed the attempt after its commit
-    assert places.log == [f"place {run.id} on version_1",
-                          f"hand {run.id} EXECUTING attempt 1"]
+    # the place was taken and told its attempt in the transaction; the move to EXECUTING, on
+    # which the pool sends the assignment, was published after the commit
+    assert places.log == [f"place {run.id} on version_1", f"started {run.id} EXECUTING attempt 1",
+                          f"published {run.id} EXECUTING"]
     assert engine.ctx.reserved == {}
     # its history is a dispatched run's: created, then executing from QUEUED
     events = await engine.queries.events.after(0, run_id=run.id)
@@ -129,6 +142,7 @@ async def test_a_trigger_does_not_overtake_a_run_queued_before_it(
         engine: Engine, places: Places, published: list[Event]) -> None:
     places.full = True  # no room: the first run waits in its queue
     first = await trigger(engine, "other")
+    advance(engine, 1)
     places.full = False
     second = await trigger(engine)
     assert (await stored(engine, first.id)).status == QUEUED
@@ -143,6 +157,7 @@ async def test_a_higher_priority_trigger_may_start_before_an_older_run(
         engine: Engine, places: Places) -> None:
     places.full = True
     first = await trigger(engine, "other")
+    advance(engine, 1)
     places.full = False
     urgent = await trigger(engine, priority=60)  # the dispatcher too would take it first
     assert urgent.status == EXECUTING
@@ -173,6 +188,7 @@ async def test_an_offline_dev_project_keeps_the_new_run_queued(engine: Engine,
         tasks=[TaskDef(task_id="devtask", queue="task/devtask", shared=True)]), dev=True)
     run = await trigger(engine, "devtask", project="devproj")
     assert (await stored(engine, run.id)).status == QUEUED  # no `dev` session is open
+    advance(engine, 1)
     await engine.open_session("devproj")
     online = await trigger(engine, "devtask", project="devproj")
     # the run queued first goes first, even now that the project is online
@@ -203,7 +219,8 @@ async def test_a_commit_that_fails_gives_the_place_back(engine: Engine, places: 
     with pytest.raises(OSError):
         await trigger(engine)
     engine.store.tx = real  # type: ignore[method-assign]
-    assert [line.split()[0] for line in places.log] == ["place", "release"]  # never handed
+    # never published: the pool sends nothing
+    assert [line.split()[0] for line in places.log] == ["place", "started", "release"]
     assert await engine.queries.runs.with_status([QUEUED, EXECUTING]) == []  # nothing stands
     assert engine.ctx.reserved == {}
 
@@ -216,7 +233,7 @@ async def test_a_part_that_fails_after_the_start_gives_the_place_back(
     monkeypatch.setattr(starting, "_created_executing", failing)
     with pytest.raises(OSError):
         await trigger(engine)
-    assert [line.split()[0] for line in places.log] == ["place", "release"]
+    assert [line.split()[0] for line in places.log] == ["place", "release"]  # nothing published
     assert await engine.queries.runs.with_status([QUEUED, EXECUTING]) == []
 
 

@@ -1,6 +1,8 @@
 """What the engine asks the executor to start a run in the transaction that creates it
-(engine/starting.py): a place for the run on a warm process, taken in memory at once, and
-handed the run's attempt once that transaction has committed (or given back if it did not)."""
+(engine/starting.py): a place for the run on a warm process, taken in memory at once, told
+the attempt started on it, and given back if the transaction does not commit. The executor
+sends the assignment when the run's move to EXECUTING is published, after the commit (before
+the loop turn the engine gives others after every unit of work: one turn sooner)."""
 
 from __future__ import annotations
 
@@ -22,10 +24,10 @@ class Placement(Protocol):
     @property
     def executor(self) -> str: ...
 
-    def hand(self, run: Run, attempt: Attempt) -> None:
-        """The transaction that started `attempt` committed: send the process its assignment
-        (or, if the process went away meanwhile, leave the run to the exit's worker-lost path,
-        which knows it from `place`)."""
+    def started(self, run: Run, attempt: Attempt) -> None:
+        """`attempt` was started on this place in the transaction, which has not committed
+        yet: nothing may be sent before it has (the executor sends the assignment on the
+        run's committed `RunStatusChanged` to EXECUTING, published right after the commit)."""
 
     def release(self) -> None:
         """The transaction did not commit: the slot is free again, as if never taken."""

@@ -14,7 +14,9 @@ leaves right after that one commit:
   wrote, and the dispatcher, woken by the run's creation as always, starts them in order;
 - the start is `attempts.start`, the dispatcher's, on the reservation the dequeue made;
 - nothing is acknowledged before it is durable: the trigger's answer and the assignment both
-  wait for the commit; a commit that fails gives the place back (`Placement.release`);
+  wait for the commit (the executor sends the assignment when the committed move to EXECUTING
+  is published, engine/placing.py); a commit that fails gives the place back
+  (`Placement.release`);
 - a process that exits between the commit and the hand-off knows the run already (the place
   recorded it), so its exit's worker-lost path retries or requeues it, as for any run it held.
 
@@ -53,21 +55,20 @@ class Placed:
 async def trigger_runs(run_unit: RunUnit, prepared: Sequence[Prepared], *, wait: bool,
                        request_key: str | None) -> list[TriggerResult]:
     """`triggering.create_runs` in a unit of work of its own; a single new run that can start
-    at once is started in it, and handed to its process once the unit has committed."""
-    placed: list[Placed] = []
+    at once is started in it (its place is given back if the unit does not commit)."""
+    placed: list[Placement] = []
     try:
         results: list[TriggerResult] = await run_unit(_create_and_start, prepared, wait,
                                                       request_key, placed)
     except BaseException:
         _release(placed)
         raise
-    for one in placed:
-        one.placement.hand(one.run, one.attempt)
     return results
 
 
 async def _create_and_start(tx: Tx, prepared: Sequence[Prepared], wait: bool,
-                            request_key: str | None, placed: list[Placed]) -> list[TriggerResult]:
+                            request_key: str | None,
+                            placed: list[Placement]) -> list[TriggerResult]:
     _release(placed)  # a unit the store refused, run again (a store with a placer never does)
     results = await triggering.create_runs(tx, prepared, wait=wait, request_key=request_key)
     if len(results) != 1 or results[0].cached:
@@ -75,7 +76,7 @@ async def _create_and_start(tx: Tx, prepared: Sequence[Prepared], wait: bool,
     started = await start_at_once(tx, results[0].run)
     if started is None:
         return results
-    placed.append(started)
+    placed.append(started.placement)
     return [replace(results[0], run=started.run)]
 
 
@@ -93,6 +94,7 @@ async def start_at_once(tx: Tx, run: Run) -> Placed | None:
         started = await _take(tx, run, placement)
         if started is not None:
             _created_executing(tx, started[0])
+            placement.started(*started)
     except BaseException:
         placement.release()
         raise
@@ -134,7 +136,7 @@ def _created_executing(tx: Tx, run: Run) -> None:
             tx.published[i] = replace(event, status=EXECUTING, kind=run.snapshot_kind)
 
 
-def _release(placed: list[Placed]) -> None:
+def _release(placed: list[Placement]) -> None:
     for one in placed:
-        one.placement.release()
+        one.release()
     placed.clear()

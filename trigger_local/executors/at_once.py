@@ -7,18 +7,20 @@ known without waiting (`SharedRuns.room`) and a run on one costs no process star
 sync or isolated task, a version whose description is not cached yet, a stopping pool: the
 dispatcher starts those, as before.
 
-The slot is the pool's record of the run from the moment it is taken — `executing` (counted
-against the process's room, so a dispatcher round meanwhile does not give it away), `runs` and
-`by_run` (so a process that exits before the hand-off reports the run lost, executors/exits.py,
-instead of leaving it EXECUTING with nobody) — and a transaction that does not commit gives it
-back as if never taken.
+The assignment leaves when the run's move to EXECUTING is published, right after the commit
+(`WarmSlots._on_moved`). The slot is the pool's record of the run from the moment it is taken:
+`executing` (counted against the process's room, so a dispatcher round meanwhile does not give
+it away), `runs` and `by_run` (so a process that exits before the hand-off reports the run
+lost, executors/exits.py, instead of leaving it EXECUTING with nobody). A transaction that does
+not commit gives the slot back as if never taken.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..store.models import Attempt, Run, Version
+from ..engine.events import RunStatusChanged
+from ..store.models import EXECUTING, Attempt, Run, Version
 from .assignments import assignment
 from .workers import KILLED, WorkerHandle
 
@@ -30,8 +32,11 @@ class SharedSlot:
     """One run's place on a shared process (engine/placing.py `Placement`)."""
 
     def __init__(self, pool: PoolExecutor, worker: WorkerHandle, version: Version,
-                 run_id: str) -> None:
+                 run_id: str, pending: dict[str, SharedSlot]) -> None:
         self.pool, self.worker, self.version, self.run_id = pool, worker, version, run_id
+        self.given: tuple[Run, Attempt] | None = None
+        self._pending = pending
+        pending[run_id] = self
         worker.executing.add(run_id)
         worker.runs[run_id] = 1  # a new run's first attempt
         pool.by_run[run_id] = worker.id
@@ -48,16 +53,22 @@ class SharedSlot:
     def executor(self) -> str:
         return self.pool.name
 
-    def hand(self, run: Run, attempt: Attempt) -> None:
+    def started(self, run: Run, attempt: Attempt) -> None:
+        self.given = (run, attempt)  # sent once committed: WarmSlots._on_moved
+
+    def hand(self) -> None:
+        """The start committed: send the assignment."""
         worker = self.worker
-        if worker.exited.is_set() or worker.state == KILLED:
+        if self.given is None or worker.exited.is_set() or worker.state == KILLED:
             return  # its exit reports the run lost (it is in `runs`): retried or requeued
+        run, attempt = self.given
         # a new run has no durable records to replay
         given = assignment(run, attempt, self.version, self.pool.secret_key,
                            self.pool.settings.home, [])
         self.pool.sharing.assign(worker, run.id, attempt.number, given)
 
     def release(self) -> None:
+        self._pending.pop(self.run_id, None)
         self.worker.executing.discard(self.run_id)
         self.worker.runs.pop(self.run_id, None)
         if self.pool.by_run.get(self.run_id) == self.worker.id:
@@ -69,6 +80,12 @@ class WarmSlots:
 
     def __init__(self, pool: PoolExecutor) -> None:
         self.pool = pool
+        self.pending: dict[str, SharedSlot] = {}  # taken by a transaction not committed yet
+        pool.engine.hub.subscribe(RunStatusChanged, self._on_moved)
+
+    def _on_moved(self, event: RunStatusChanged) -> None:
+        if event.status == EXECUTING and (slot := self.pending.pop(event.run_id, None)):
+            slot.hand()
 
     def place(self, run: Run, version_id: str) -> SharedSlot | None:
         pool = self.pool
@@ -82,4 +99,4 @@ class WarmSlots:
             return None
         fits = [w for w in pool.workers.values() if pool.spawner.fits(w, run)]
         worker = pool.sharing.pick(fits, version_id)
-        return None if worker is None else SharedSlot(pool, worker, version, run.id)
+        return None if worker is None else SharedSlot(pool, worker, version, run.id, self.pending)
