@@ -226,7 +226,7 @@ def _listen(settings: DaemonSettings) -> socket.socket:
 
 async def run_daemon(settings: DaemonSettings, lock: DaemonLock) -> None:
     """Serve until SIGTERM/SIGINT (or a loop that fails for good), then stop in order."""
-    from .api.app import create_app
+    from .api.app import create_served_app
 
     sock = _listen(settings)
     settings.port = sock.getsockname()[1]
@@ -236,7 +236,7 @@ async def run_daemon(settings: DaemonSettings, lock: DaemonLock) -> None:
     stopping = asyncio.Event()
     daemon.supervisor.on_fatal = lambda _reason: stopping.set()
     await daemon.start()
-    http = HttpServer(create_app(daemon), sock)
+    http = HttpServer(create_served_app(daemon), sock)
     serving = await http.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
