@@ -16,7 +16,7 @@ import pytest
 from engine_support import T0, open_engine
 
 from trigger_local.clock import FakeClock
-from trigger_local.dispatch.dispatcher import wakes
+from trigger_local.dispatch.dispatcher import Dispatcher, wakes
 from trigger_local.engine import Engine, TriggerRequest, starting
 from trigger_local.engine.events import Event, RunStatusChanged
 from trigger_local.ratelimit import parse_rate_limit
@@ -244,3 +244,25 @@ async def test_without_a_place_the_run_waits_for_the_dispatcher(engine: Engine,
     assert run.status == QUEUED and places.log == []
     engine.ctx.placer = None
     assert (await trigger(engine)).status == QUEUED
+
+
+class _NoRoom:
+    """An executor with no room (the dispatcher only asks it this much here)."""
+
+    def capacity(self) -> int:
+        return 0
+
+    def describe(self) -> dict[str, object]:
+        return {}
+
+
+async def test_the_dispatcher_says_when_no_run_waits_for_a_round(engine: Engine) -> None:
+    """The pool offers a trigger a place only while the dispatcher is idle (executors/at_once.py):
+    its last round found nothing to do and nothing woke it since."""
+    dispatcher = Dispatcher(engine, _NoRoom())  # type: ignore[arg-type]
+    assert not dispatcher.idle()  # no round yet
+    engine.ctx.due.resync(None)
+    await dispatcher.step()  # a round that finds nothing
+    assert dispatcher.idle()
+    await trigger(engine)  # no placer: QUEUED, and its creation wakes the dispatcher
+    assert not dispatcher.idle()

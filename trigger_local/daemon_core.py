@@ -87,9 +87,9 @@ class Daemon:
         self.executor = _make_executor(self.engine, settings, self.secret_key, self._wake,
                                        self.supervisor)
         self.engine.ctx.capability = self.executor  # asked whether a wait can be checkpointed
-        if not self.store.shared:  # a run starts in its trigger's transaction (engine/starting.py)
-            self.engine.ctx.placer = WarmSlots(self.executor)  # only where dequeue reserves
         self.dispatcher = Dispatcher(self.engine, self.executor)
+        if not self.store.shared:  # a run starts in its trigger's transaction (engine/starting.py)
+            self.engine.ctx.placer = WarmSlots(self.executor, self.dispatcher.idle)
         self.retention = Retention(self.engine, settings.home, self.store.reclaim,
                                    settings.retention_days)
         self.started_at = time.time()

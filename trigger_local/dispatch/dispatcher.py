@@ -74,6 +74,11 @@ class Dispatcher:
     def wake(self) -> None:
         self._wakeup.set()
 
+    def idle(self) -> bool:
+        """The last round found nothing to do and nothing woke the loop since: no run waits
+        for a round (a trigger may start its own run, engine/starting.py)."""
+        return self._idle and not self._wakeup.is_set()
+
     async def tick(self) -> int:
         """Fire due timers, then start as many runnable runs as there is room for."""
         done = await self._fire_timers()

@@ -2,10 +2,14 @@
 slot of a warm shared process, taken in memory while the transaction runs and handed the
 run's assignment once it committed.
 
-Only shared processes (async tasks, `runs_per_process` > 1) take runs this way: their room is
-known without waiting (`SharedRuns.room`) and a run on one costs no process start. A run of a
-sync or isolated task, a version whose description is not cached yet, a stopping pool: the
-dispatcher starts those, as before.
+Only on an idle daemon (`idle`: the dispatcher's last round found nothing to do and nothing
+woke it since) with fewer runs executing than the global concurrency: under a backlog the
+dequeue in the trigger's transaction would take an older run and be undone, a cost for every
+trigger (measured: one-HTTP-trigger-per-run throughput fell), and the dispatcher's rounds start
+runs many at a time anyway. Only shared processes (async tasks, `runs_per_process` > 1) take
+runs this way: their room is known without waiting (`SharedRuns.room`) and a run on one costs
+no process start. A run of a sync or isolated task, a version whose description is not cached
+yet, a stopping pool: the dispatcher starts those, as before.
 
 The assignment leaves when the run's move to EXECUTING is published, right after the commit
 (`WarmSlots._on_moved`). The slot is the pool's record of the run from the moment it is taken:
@@ -17,12 +21,13 @@ not commit gives the slot back as if never taken.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..engine.events import RunStatusChanged
 from ..store.models import EXECUTING, Attempt, Run, Version
 from .assignments import assignment
-from .workers import KILLED, WorkerHandle
+from .workers import BUSY, KILLED, WorkerHandle
 
 if TYPE_CHECKING:
     from .pool import PoolExecutor
@@ -78,8 +83,8 @@ class SharedSlot:
 class WarmSlots:
     """The pool's `Placer`: a warm shared process of the run's version with room now."""
 
-    def __init__(self, pool: PoolExecutor) -> None:
-        self.pool = pool
+    def __init__(self, pool: PoolExecutor, idle: Callable[[], bool]) -> None:
+        self.pool, self.idle = pool, idle
         self.pending: dict[str, SharedSlot] = {}  # taken by a transaction not committed yet
         pool.engine.hub.subscribe(RunStatusChanged, self._on_moved)
 
@@ -89,7 +94,8 @@ class WarmSlots:
 
     def place(self, run: Run, version_id: str) -> SharedSlot | None:
         pool = self.pool
-        if pool.stopping or pool.settings.runs_per_process <= 1 or pool.spawner.problem():
+        if not self.idle() or pool.stopping or pool.settings.runs_per_process <= 1 \
+                or pool.spawner.problem() or _executing(pool) >= pool.settings.concurrency:
             return None
         version = pool._versions.get(version_id)  # cached only: a first run goes the long way
         if version is None or pool.spawner.refuses(run, version):
@@ -100,3 +106,9 @@ class WarmSlots:
         fits = [w for w in pool.workers.values() if pool.spawner.fits(w, run)]
         worker = pool.sharing.pick(fits, version_id)
         return None if worker is None else SharedSlot(pool, worker, version, run.id, self.pending)
+
+
+def _executing(pool: PoolExecutor) -> int:
+    """Runs executing in the pool's processes (as the store's running counts would say: the
+    dequeue then finds no room under the global concurrency)."""
+    return sum(len(w.executing) if w.shared else w.state == BUSY for w in pool.workers.values())
