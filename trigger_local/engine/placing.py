@@ -1,8 +1,7 @@
 """What the engine asks the executor to start a run in the transaction that creates it
 (engine/starting.py): a place for the run on a warm process, taken in memory at once, told
 the attempt started on it, and given back if the transaction does not commit. The executor
-sends the assignment when the run's move to EXECUTING is published, after the commit (before
-the loop turn the engine gives others after every unit of work: one turn sooner)."""
+sends the assignment once the run's move to EXECUTING is published, after the commit."""
 
 from __future__ import annotations
 

@@ -11,16 +11,18 @@ runs this way: their room is known without waiting (`SharedRuns.room`) and a run
 no process start. A run of a sync or isolated task, a version whose description is not cached
 yet, a stopping pool: the dispatcher starts those, as before.
 
-The assignment leaves when the run's move to EXECUTING is published, right after the commit
-(`WarmSlots._on_moved`). The slot is the pool's record of the run from the moment it is taken:
-`executing` (counted against the process's room, so a dispatcher round meanwhile does not give
-it away), `runs` and `by_run` (so a process that exits before the hand-off reports the run
-lost, executors/exits.py, instead of leaving it EXECUTING with nobody). A transaction that does
-not commit gives the slot back as if never taken.
+The assignment leaves on the loop turn after the run's move to EXECUTING is published, right
+after the commit (`WarmSlots._on_moved`): the trigger's answer is written first. The slot is
+the pool's record of the run from the moment it is taken: `executing` (counted against the
+process's room, so a dispatcher round meanwhile does not give it away), `runs` and `by_run` (so
+a process that exits before the hand-off reports the run lost, executors/exits.py, instead of
+leaving it EXECUTING with nobody). A transaction that does not commit gives the slot back as
+if never taken.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -90,7 +92,9 @@ class WarmSlots:
 
     def _on_moved(self, event: RunStatusChanged) -> None:
         if event.status == EXECUTING and (slot := self.pending.pop(event.run_id, None)):
-            slot.hand()
+            # on the loop's next turn: the trigger's answer, built and written in this one
+            # without a wait, leaves first (its client sends the next trigger sooner)
+            asyncio.get_running_loop().call_soon(slot.hand)
 
     def place(self, run: Run, version_id: str) -> SharedSlot | None:
         pool = self.pool
