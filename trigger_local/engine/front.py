@@ -43,6 +43,7 @@ from . import (
     retention,
     runs,
     schedules,
+    starting,
     streams,
     timers,
     triggering,
@@ -151,9 +152,10 @@ class Engine:
         """Create runs in one transaction (a batch's items arrive together). `request_key` (a
         client's `x-trigger-request-idempotency-key`, scoped by the route and the runs'
         project): a request sent again gets the first one's runs, with its answer's `cached`;
-        checked and recorded in the same transaction, so concurrent copies make one set."""
+        checked and recorded in the same transaction, so concurrent copies make one set. A
+        single new run that can start at once starts in it too (engine/starting.py)."""
         prepared = [await self._prepare(req) for req in reqs]
-        return await self._run(triggering.create_runs, prepared, wait=wait, request_key=request_key)
+        return await starting.trigger_runs(self._run, prepared, wait=wait, request_key=request_key)
 
     async def _prepare(self, req: TriggerRequest) -> triggering.Prepared:
         """Checked before the transaction starts (engine/triggering.py `prepare`)."""
@@ -179,9 +181,8 @@ class Engine:
                             parent_run_id: str | None = None, wait: bool = False,
                             idempotency_key: str | None = None, request_key: str | None = None,
                             record: Call | None = None) -> tuple[Batch, list[TriggerResult], bool]:
-        """A batch and all its runs in one transaction (True: an existing batch, by its
-        idempotency key or by `request_key` within the items' project, whose runs are returned
-        as they are)."""
+        """A batch and all its runs in one transaction (True: an existing batch, by its key or
+        by `request_key` within the items' project, whose runs are returned as they are)."""
         for req in reqs:  # resolved as the batch's children: in the parent's project if unsaid
             req.parent_run_id = req.parent_run_id or parent_run_id
         prepared = [await self._prepare(req) for req in reqs]
@@ -195,8 +196,7 @@ class Engine:
 
     async def fill_batch(self, batch: Batch, items: Mapping[int, TriggerRequest],
                          project: str | None = None) -> dict[str, str]:
-        """The runs of `items` (by index) as items of `batch`, in `project`, in one
-        transaction; returns every item the batch has received (`batch_items`)."""
+        """`items`' runs (by index) in `batch`, in one transaction: returns all its items."""
         for req in items.values():
             batches.adopt(req, batch, project)
         prepared = {index: await self._prepare(req) for index, req in items.items()}

@@ -54,6 +54,7 @@ from .due import (
     noting_waitpoints,
 )
 from .events import Event
+from .placing import Placer
 from .project_state import Projects
 from .suspension import CheckpointCapability
 
@@ -77,6 +78,9 @@ class EngineContext:
     #: a store daemons share: a batch whose run ended is completed after the commit, in a unit
     #: of its own (engine/endings.py says why)
     batches_after_commit: bool = False
+    #: the executor's warm places, where a trigger on an idle daemon starts its run in its own
+    #: transaction (engine/starting.py); None: every run goes through the dispatcher
+    placer: Placer | None = None
 
 
 class Tx:
