@@ -97,9 +97,9 @@ class PgView:
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """store/interface.py `StoreTx.savepoint`: a part that raises undoes only its writes.
-        Before the transaction's first statement, the transaction's start is the savepoint: a
-        group commit's lone part (most of them) then costs no SAVEPOINT and RELEASE round
-        trips, and undoing it means starting the transaction again."""
+        Before the transaction's first statement and write kept, the transaction's start is the
+        savepoint: a group commit's lone part (most of them) then costs no SAVEPOINT and
+        RELEASE round trips, and undoing it means starting the transaction again."""
         sql = self.sql
         # what earlier parts kept is sent first, outside this part's savepoint: sent by one of
         # this part's statements, its rollback would undo it too (and `undo` cannot restore it)
