@@ -20,7 +20,7 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from .. import protocol
 from ..disk import disk_full_error
 from ..errors import TriggerLocalError, ValidationError
+from ..outbox import Outbox, frames_of
 from ..strict_json import dumps_js, loads_strict
 from ..supervise import report
 from . import run_calls
@@ -39,6 +40,8 @@ router = APIRouter(tags=["worker"])
 POLL_S = 20.0  # a poll that finds nothing is asked again after this (idle accounting)
 REFUSED = 4401  # the close code of a handshake with a wrong worker token (the client sees 403)
 _NOTHING = protocol.nothing_answer()
+#: loop turns a frame to send waits for others: a commit's answers are made within ~3 turns
+SETTLE_TURNS = 3
 
 
 @router.websocket("/engine/v1/workers/{worker_id}/channel")
@@ -75,9 +78,10 @@ class Channel:
     def __init__(self, websocket: WebSocket, svc: DaemonServices, worker_id: str) -> None:
         self.ws, self.svc, self.worker_id = websocket, svc, worker_id
         self.polls: asyncio.Queue[int | None] = asyncio.Queue()
-        self._sending = asyncio.Lock()
+        self.outbox = Outbox(self._write, SETTLE_TURNS)
         self._jobs: set[asyncio.Task[None]] = set()
-        #: frames received, by kind (a run call by its name): `GET /api/v1/local/status`
+        #: frames received, by kind (a run call by its name), and the frames sent and the
+        #: messages they went in (`sent`, `sentMessages`): `GET /api/v1/local/status`
         self.frames: Counter[str] = websocket.app.state.channel_frames
         self._handlers: dict[str, Callable[[Any], Coroutine[Any, Any, dict[str, Any]]]] = {
             protocol.COMPLETIONS: self._complete, protocol.WAIT: self._wait,
@@ -103,22 +107,26 @@ class Channel:
                 text = await self.ws.receive_text()
             except (WebSocketDisconnect, RuntimeError):
                 return
-            try:
-                frame = loads_strict(text, "Channel frame")
-                if not isinstance(frame, dict):
+            try:  # one frame, or a list of them (trigger_local/outbox.py)
+                frames = frames_of(loads_strict(text, "Channel frame"))
+                if not all(isinstance(frame, dict) for frame in frames):
                     raise ValueError("not an object")
             except (TriggerLocalError, ValueError):
                 return  # a process that speaks something else: close; it polls over HTTP
-            parsed = protocol.Frame.parse(frame)
-            if parsed is None:  # a kind this daemon does not know (a newer runtime's): the
-                if "id" in frame:  # process makes that call over HTTP instead
-                    await self._send(protocol.unknown_frame(frame["id"]))
-                continue
-            self.frames[parsed.kind] += 1
-            if parsed.kind == protocol.POLL:
-                self.polls.put_nowait(parsed.ack)
-            else:
-                self._start(parsed.id, self._handlers[parsed.kind](parsed.body))
+            for frame in frames:
+                await self._take(cast(dict[str, Any], frame))
+
+    async def _take(self, frame: dict[str, Any]) -> None:
+        parsed = protocol.Frame.parse(frame)
+        if parsed is None:  # a kind this daemon does not know (a newer runtime's): the
+            if "id" in frame:  # process makes that call over HTTP instead
+                await self._send(protocol.unknown_frame(frame["id"]))
+            return
+        self.frames[parsed.kind] += 1
+        if parsed.kind == protocol.POLL:
+            self.polls.put_nowait(parsed.ack)
+        else:
+            self._start(parsed.id, self._handlers[parsed.kind](parsed.body))
 
     def _start(self, frame_id: Any, work: Coroutine[Any, Any, dict[str, Any]]) -> None:
         job = asyncio.create_task(self._answer(frame_id, work))
@@ -195,6 +203,12 @@ class Channel:
         await self._send(protocol.answer_frame(frame_id, out))
 
     async def _send(self, frame: dict[str, Any]) -> None:
-        async with self._sending:
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-                await self.ws.send_text(_dumps(frame))
+        """Written with the frames made in the same few loop turns (a completion's answer and
+        the poll answer with the runs that took its slots: trigger_local/outbox.py)."""
+        self.frames["sent"] += 1
+        await self.outbox.send(_dumps(frame))
+
+    async def _write(self, text: str) -> None:
+        self.frames["sentMessages"] += 1
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await self.ws.send_text(text)
