@@ -16,9 +16,11 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
 
 from ..config import DaemonSettings
+from ..engine import Engine
 from ..engine.events import RunStatusChanged
 from ..engine.handover import Placement
 from ..store.models import Attempt, Run, Version
+from ..supervise import report
 from .base import Spawner
 from .sharing import SharedRuns
 from .workers import WorkerHandle
@@ -28,6 +30,7 @@ class Pool(Protocol):
     """What of the pool (executors/pool.py `PoolExecutor`) a hand-over reads and calls."""
 
     name: str
+    engine: Engine
     settings: DaemonSettings
     spawner: Spawner
     sharing: SharedRuns
@@ -118,4 +121,19 @@ class PoolPlaces:
                 continue
             self.runs += 1
             started_run, attempt = started
-            await self.pool.give(worker, version, started_run, attempt, True)
+            try:
+                if worker.exited.is_set():  # gone since: its exit saw no such run
+                    raise ConnectionError("the task process exited before it got the run")
+                await self.pool.give(worker, version, started_run, attempt, True)
+            except Exception as exc:  # noqa: BLE001 - the others are still given theirs
+                await self._lost(worker, started_run, attempt.number, exc)
+
+    async def _lost(self, worker: WorkerHandle, run: Run, attempt: int, exc: Exception) -> None:
+        """A started run its process never got goes back to its queue (an interruption)."""
+        worker.executing.discard(run.id)
+        self.pool.by_run.pop(run.id, None)
+        report("warning", "a handed-over run did not reach its process", run=run.id,
+               error=repr(exc))
+        await self.pool.engine.worker_lost(run.id, attempt, "The task process never got this "
+                                           "run", interrupted=True)
+        self.pool.wake()
