@@ -179,14 +179,15 @@ async def test_a_run_no_process_here_takes_is_not_overtaken(engine: Engine,
     nothing is handed over past it — it and the runs behind it stay QUEUED, unreserved, for
     the dispatcher's next round."""
     first = await trigger(engine, 1, clock)
+    ahead = await trigger(engine, 1, clock)
     blocked = await trigger(engine, 1, clock, task="sync")
     behind = await trigger(engine, 2, clock)
     slots = Slots(3, refuse=["sync"])
-    engine.group.then = partial(hand_over, slots)
     [running] = await start(engine, slots, 1)
     assert running.id == first[0]
+    engine.group.then = partial(hand_over, slots)
     await engine.finish_attempt(running.id, 1, done())
-    assert slots.followed == []
+    assert [(await f)[0].id for f in slots.followed] == ahead  # the one before it only
     assert [await status(engine, i) for i in blocked + behind] == [QUEUED] * 3
     assert engine.ctx.reserved == {}
     # what the dispatcher then takes: the blocked run first

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..errors import TransactionLostError, TransactionRetryError
+from ..errors import TransactionLostError, TransactionRetryError, UndoPart
 from ..store.models import EXECUTING, WAITING, Run
 from ..supervise import report
 from . import attempts
@@ -87,14 +87,6 @@ async def hand_over(places: Places, tx: Tx, join: Join) -> None:
                                     placement.executor))
 
 
-class _Fewer(Exception):
-    """The dequeue took runs `Places.fits` refuses: it is undone, and `n` are taken."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__(n)
-        self.n = n
-
-
 async def _take(tx: Tx, limit: int, places: Places) -> list[Run]:
     """`dequeue`'s runs, reserved, up to the first one the executor cannot start here (a run of
     a sync task, ...): that one and those behind it stay where they are — their dequeue is
@@ -106,9 +98,9 @@ async def _take(tx: Tx, limit: int, places: Places) -> list[Run]:
             runs = await dequeue(tx, limit, reserve=True, fresh=True)
             fit = next((i for i, run in enumerate(runs) if not places.fits(run)), len(runs))
             if fit < len(runs):
-                raise _Fewer(fit)
+                raise UndoPart(fit)
             return runs
-    except _Fewer as fewer:
+    except UndoPart as fewer:
         _let_go(tx, before)
         return await _take(tx, fewer.n, places) if fewer.n else []
     except (TransactionLostError, TransactionRetryError):

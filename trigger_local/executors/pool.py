@@ -231,7 +231,8 @@ class PoolExecutor:
                    shared: bool) -> None:
         """Hand `worker` the assignment of `run`'s `attempt`, which has started on it."""
         self.by_run[run.id] = worker.id
-        records = await self.engine.records.for_attempt(run, attempt.number)  # replayed
+        first = attempt.number == 1  # replayed records: none before a first attempt
+        records = [] if first else await self.engine.records.for_attempt(run, attempt.number)
         given = assignment(run, attempt, version, self.secret_key, self.settings.home, records)
         if shared:
             self.sharing.assign(worker, run.id, attempt.number, given)
