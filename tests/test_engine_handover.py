@@ -221,3 +221,24 @@ async def test_a_failed_commit_starts_nothing_and_strands_nothing(engine: Engine
     slots.executing = {running.id}
     await engine.finish_attempt(running.id, 1, done())
     assert [await status(engine, i) for i in ids] == [COMPLETED, EXECUTING, QUEUED]
+
+
+async def test_with_nothing_queued_the_hand_over_reads_one_index(engine: Engine,
+                                                                 clock: FakeClock) -> None:
+    """A finish (or a wait) whose commit frees a slot when no run is queued: the hand-over's
+    dequeue asks one skip-scan of the ready index and nothing else (no running counts, queue
+    limits or rate limits)."""
+    await trigger(engine, 2, clock)
+    slots = Slots(2)
+    running = await start(engine, slots, 2)
+    engine.group.then = partial(hand_over, slots)
+    texts: list[str] = []
+    writer = engine.store._writer  # type: ignore[attr-defined]
+    writer.set_trace_callback(texts.append)
+    try:
+        await asyncio.gather(*(engine.finish_attempt(r.id, 1, done()) for r in running))
+    finally:
+        writer.set_trace_callback(None)
+    assert slots.rooms == [2]  # the hand-over ran
+    assert [t for t in texts if "COUNT(*)" in t or "FROM queues" in t
+            or "rate_limits" in t] == []

@@ -40,6 +40,11 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
     (`limit` is the executor's room for runs that need a place: taking more of those would
     start processes beyond its boot limit, issue #13.) `fresh`: only runs that need a place (a
     hand-over in a group commit, engine/handover.py: held runs are the dispatcher's)."""
+    # first: with nothing queued (a wait or a finish in a group commit's hand-over, an idle
+    # round) one index seek answers, and nothing else is read
+    queued = await tx.runs.queued_queues()
+    if not queued:
+        return []
     reserved = tx.ctx.reserved
     running = await running_with_reserved(tx)
     free = min(limit + held, tx.settings.concurrency - sum(running.values()))
@@ -50,7 +55,7 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
     offline = projects.offline()
     gate = await ratelimits.gate(tx)
     candidates: list[Run] = []
-    for project, queue in await tx.runs.queued_queues():
+    for project, queue in queued:
         if (project, queue) in paused or project in offline:
             continue
         qlimit = limits.get((project, queue))
