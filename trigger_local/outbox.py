@@ -1,9 +1,10 @@
-"""Frames a channel sends within a few turns of the event loop leave as one WebSocket message
-(docs/worker-protocol.md, "The channel"): a JSON list of the frames, in order; a lone frame
-leaves as itself. Both ends of a worker channel (api/channel.py, runtime/channel.py) read
-either. A completion's answer and the poll answer carrying the runs that took the freed slots
-(engine/handover.py) are made in the same commit's wake a turn or two apart: one message, one
-send system call, instead of two (issue #13: the send was ~14 % of the daemon's time).
+"""Frames a task process sends on its worker channel within a few turns of its event loop leave
+as one WebSocket message (docs/worker-protocol.md, "The channel"): a JSON list of the frames, in
+order; a lone frame leaves as itself. The daemon (api/channel.py) reads either. A process's next
+poll and the completions of the runs its last answer started are made a turn or two apart: one
+message, one send and one receive, instead of two (issue #13: the channel's send and receive
+were ~16 % of the daemon's time). The daemon writes its own frames at once: gathering them over
+a few loop turns made timers tens of milliseconds late when many fired together.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from .. import protocol
 from ..disk import disk_full_error
 from ..errors import TriggerLocalError, ValidationError
-from ..outbox import Outbox, frames_of
+from ..outbox import frames_of
 from ..strict_json import dumps_js, loads_strict
 from ..supervise import report
 from . import run_calls
@@ -40,8 +40,6 @@ router = APIRouter(tags=["worker"])
 POLL_S = 20.0  # a poll that finds nothing is asked again after this (idle accounting)
 REFUSED = 4401  # the close code of a handshake with a wrong worker token (the client sees 403)
 _NOTHING = protocol.nothing_answer()
-#: loop turns a frame to send waits for others: a commit's answers are made within ~3 turns
-SETTLE_TURNS = 3
 
 
 @router.websocket("/engine/v1/workers/{worker_id}/channel")
@@ -78,10 +76,11 @@ class Channel:
     def __init__(self, websocket: WebSocket, svc: DaemonServices, worker_id: str) -> None:
         self.ws, self.svc, self.worker_id = websocket, svc, worker_id
         self.polls: asyncio.Queue[int | None] = asyncio.Queue()
-        self.outbox = Outbox(self._write, SETTLE_TURNS)
+        self._sending = asyncio.Lock()
         self._jobs: set[asyncio.Task[None]] = set()
-        #: frames received, by kind (a run call by its name), and the frames sent and the
-        #: messages they went in (`sent`, `sentMessages`): `GET /api/v1/local/status`
+        #: frames received, by kind (a run call by its name), and the WebSocket messages they
+        #: came in (`messages`: a process sends the frames of one moment together):
+        #: `GET /api/v1/local/status`
         self.frames: Counter[str] = websocket.app.state.channel_frames
         self._handlers: dict[str, Callable[[Any], Coroutine[Any, Any, dict[str, Any]]]] = {
             protocol.COMPLETIONS: self._complete, protocol.WAIT: self._wait,
@@ -107,6 +106,7 @@ class Channel:
                 text = await self.ws.receive_text()
             except (WebSocketDisconnect, RuntimeError):
                 return
+            self.frames["messages"] += 1
             try:  # one frame, or a list of them (trigger_local/outbox.py)
                 frames = frames_of(loads_strict(text, "Channel frame"))
                 if not all(isinstance(frame, dict) for frame in frames):
@@ -203,12 +203,8 @@ class Channel:
         await self._send(protocol.answer_frame(frame_id, out))
 
     async def _send(self, frame: dict[str, Any]) -> None:
-        """Written with the frames made in the same few loop turns (a completion's answer and
-        the poll answer with the runs that took its slots: trigger_local/outbox.py)."""
-        self.frames["sent"] += 1
-        await self.outbox.send(_dumps(frame))
-
-    async def _write(self, text: str) -> None:
-        self.frames["sentMessages"] += 1
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-            await self.ws.send_text(text)
+        # written at once, not gathered with the frames of the next loop turns: under a burst
+        # of timers those turns were tens of milliseconds of lateness (issue #13's timers)
+        async with self._sending:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                await self.ws.send_text(_dumps(frame))
