@@ -11,11 +11,15 @@ have finished) and trigger→start latency p50/p99 of a task that stamps its sta
 trigger sent to the next daemon of the setup). PostgreSQL is a private cluster started for the
 run (tests/pg_cluster.py: Debian's postgresql, scripts/setup-postgres.sh), with fsync off like
 the tests' — the figures are the daemons', not a disk's. Every daemon runs on this machine.
+On PostgreSQL it also counts the transactions the database refused or rolled back per run
+(`pg_stat_database`'s rollbacks over the whole setup, read once its daemons have closed: two
+daemons' serializable transactions refusing each other show there; docs/scaling.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -71,7 +75,22 @@ def latency(daemons: list[Bench], samples: int) -> tuple[float, float]:
     return pct(found, 50), pct(found, 99)
 
 
+def rollbacks(url: str) -> int:
+    """The database's rolled-back transactions so far (a closed session's are counted)."""
+    import asyncpg
+
+    async def read() -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            return int(await conn.fetchval("SELECT xact_rollback FROM pg_stat_database "
+                                           "WHERE datname = current_database()"))
+        finally:
+            await conn.close()
+    return asyncio.run(read())
+
+
 def measure(name: str, count: int, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    before = rollbacks(url) if url else 0
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
         daemons = start(Path(tmp), count, url, args.concurrency)
         try:
@@ -80,8 +99,11 @@ def measure(name: str, count: int, url: str, args: argparse.Namespace) -> dict[s
         finally:
             for d in daemons:
                 d.close()
+    runs = args.runs + args.samples + 2 * count  # and each daemon's two warm-up runs
+    refused = (rollbacks(url) - before) / runs if url else 0.0
     return {"setup": name, "daemons": count, "noop_runs_per_s": round(rate, 1),
-            "start_p50_ms": round(p50, 2), "start_p99_ms": round(p99, 2)}
+            "start_p50_ms": round(p50, 2), "start_p99_ms": round(p99, 2),
+            "rollbacks_per_run": round(refused, 3)}
 
 
 def main() -> None:
@@ -104,10 +126,10 @@ def main() -> None:
         cluster.stop()
     load = os.getloadavg()
     print(f"{'setup':<8}{'daemons':>8}{'no-op runs/s':>14}{'start p50 ms':>14}"
-          f"{'start p99 ms':>14}")
+          f"{'start p99 ms':>14}{'rollbacks/run':>15}")
     for r in results:
         print(f"{r['setup']:<8}{r['daemons']:>8}{r['noop_runs_per_s']:>14}"
-              f"{r['start_p50_ms']:>14}{r['start_p99_ms']:>14}")
+              f"{r['start_p50_ms']:>14}{r['start_p99_ms']:>14}{r['rollbacks_per_run']:>15}")
     print(json.dumps({"results": results, "runs": args.runs, "samples": args.samples,
                       "load_average_before": [round(x, 2) for x in load_before],
                       "load_average": [round(x, 2) for x in load]}, indent=2))

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from pg_cluster import Cluster, require_postgres
 
-from trigger_local.api.app import create_app
+from trigger_local.api.app import create_served_app
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
 from trigger_local.engine import Engine
@@ -129,8 +129,8 @@ def services(engine: Engine, settings: DaemonSettings) -> InProcessServices:
 
 @pytest.fixture
 async def api(services: InProcessServices) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the app, authenticated with the secret key."""
-    transport = httpx.ASGITransport(app=create_app(services))
+    """A client of the app the daemon serves, authenticated with the secret key."""
+    transport = httpx.ASGITransport(app=create_served_app(services))
     async with httpx.AsyncClient(transport=transport, base_url="http://daemon.test",
                                  headers={"Authorization": f"Bearer {SECRET}"}) as client:
         yield client

@@ -151,3 +151,28 @@ async def test_unexpected_errors_are_500_json(api: httpx.AsyncClient, services,
     r = await api.get("/api/v1/local/status")
     assert r.status_code == 500 and r.json()["error"] == "Something went wrong"
     assert r.headers["x-should-retry"] == "false"
+
+
+def test_a_signed_token_is_the_hs256_jwt_of_its_claims() -> None:
+    """sign_jwt (the one-shot HMAC, its constant header part) makes the standard token: the
+    base64url header and claims, signed with HMAC-SHA256 over both; verify_jwt reads it."""
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    from trigger_local.api.auth import verify_jwt
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    token = sign_jwt(SECRET, ["read:runs:run_1"], 1_700_000_000.5, ttl_s=60)
+    header, claims, signature = token.split(".")
+    assert json.loads(base64.urlsafe_b64decode(header + "==")) == {"alg": "HS256", "typ": "JWT"}
+    decoded = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
+    assert (decoded["scopes"], decoded["iat"], decoded["exp"], decoded["pub"]) == \
+        (["read:runs:run_1"], 1_700_000_000, 1_700_000_060, True)
+    expected = hmac.new(SECRET.encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest()
+    assert signature == b64(expected)
+    assert verify_jwt(SECRET, token, 1_700_000_010) == decoded
+    assert verify_jwt("another-secret", token, 1_700_000_010) is None

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from tests.conftest import SECRET, InProcessServices
-from trigger_local.api.app import create_app
-from trigger_local.api.hot_routes import trigger_task_id
+from trigger_local.api.app import create_app, create_served_app
+from trigger_local.api.hot_routes import HotRoutes, trigger_task_id
 from trigger_local.store.models import Version
 
 
@@ -29,7 +29,7 @@ async def counted(services: InProcessServices,
 
     app.middleware_stack = None  # rebuilt around the counting router at the first request
     app.router = _Wrapped(app.router, router)  # type: ignore[assignment]
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=HotRoutes(app))  # as create_served_app
     async with httpx.AsyncClient(transport=transport, base_url="http://daemon.test",
                                  headers={"Authorization": f"Bearer {SECRET}"}) as client:
         yield client, routed
@@ -87,3 +87,24 @@ async def test_a_triggers_errors_are_the_apis_json_errors(
     wrong_method = await api.get("/api/v1/tasks/hello/trigger")  # not a trigger: FastAPI's 405
     assert wrong_method.status_code == 405 and wrong_method.json()["code"] == "http_405"
     assert routed == ["/api/v1/tasks/hello/trigger"]
+
+
+async def test_the_served_app_answers_a_trigger_before_fastapis_stack(
+        services: InProcessServices, indexed: Version) -> None:
+    """The daemon serves `create_served_app`: a trigger never enters FastAPI (its middleware
+    stack is built on the first request that does); every other request does."""
+    served = create_served_app(services)
+    assert isinstance(served, HotRoutes)
+    fastapi_app = served.app
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served),
+                                 base_url="http://daemon.test",
+                                 headers={"Authorization": f"Bearer {SECRET}"}) as api:
+        r = await api.post("/api/v1/tasks/hello/trigger", json={"payload": {"name": "Ada"}})
+        assert r.status_code == 200 and r.headers["x-trigger-jwt"], r.text
+        assert fastapi_app.middleware_stack is None  # type: ignore[attr-defined]
+        missing = await api.post("/api/v1/tasks/nope/trigger", json={})
+        assert missing.status_code == 404 and missing.json()["code"] == "task_not_found"
+        assert fastapi_app.middleware_stack is None  # type: ignore[attr-defined]
+        run = await api.get(f"/api/v3/runs/{r.json()['id']}")
+        assert run.status_code == 200 and run.json()["status"] in ("QUEUED", "PENDING_VERSION")
+        assert fastapi_app.middleware_stack is not None  # type: ignore[attr-defined]

@@ -50,9 +50,8 @@ CASES: list[tuple[str, str, bytes, dict[str, str]]] = [
 @pytest.fixture
 async def clients(services: InProcessServices, indexed: Version,
                   ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    hot = create_app(services)
+    hot = HotRoutes(create_app(services))  # as the daemon serves it (create_served_app)
     routed = create_app(services)
-    routed.user_middleware = [m for m in routed.user_middleware if m.cls is not HotRoutes]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hot),
                                  base_url="http://daemon.test",
                                  headers={"Authorization": f"Bearer {SECRET}"}) as a, \

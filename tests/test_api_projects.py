@@ -231,3 +231,24 @@ async def test_env_vars_of_an_unknown_project_are_404_and_stored_nowhere(
     assert not await two.engine.queries.env_vars.all("proj_typo", "dev")
     known = await api.post(f"/api/v1/projects/{A}/envvars/dev", json={"name": "K", "value": "v"})
     assert known.status_code == 200, known.text
+
+
+async def test_env_vars_stored_under_a_ref_no_project_has_can_be_listed_and_deleted(
+        two: InProcessServices, api: httpx.AsyncClient) -> None:
+    """Variables stored under a ref before such writes were refused (or under a project
+    renamed since) are listed, read and deleted through the same routes; writes there stay
+    404, and once none is left the ref is a 404 again."""
+    await two.engine.set_env_vars("proj_gone", "dev", {"OLD": "v", "SECRET": "s"},
+                                  is_secret=None)
+    base = "/api/v1/projects/proj_gone/envvars/dev"
+    listed = await api.get(base)
+    assert listed.status_code == 200, listed.text
+    assert sorted(v["name"] for v in listed.json()) == ["OLD", "SECRET"]
+    assert (await api.get(f"{base}/OLD")).json()["value"] == "v"
+    assert (await api.put(f"{base}/OLD", json={"value": "w"})).status_code == 404
+    assert (await api.post(base, json={"name": "NEW", "value": "v"})).status_code == 404
+    assert (await api.delete(f"{base}/NOPE")).json()["code"] == "project_not_found"
+    for name in ("OLD", "SECRET"):
+        assert (await api.delete(f"{base}/{name}")).json() == {"success": True}
+    assert not await two.engine.queries.env_vars.all("proj_gone", "dev")
+    assert (await api.get(base)).json()["code"] == "project_not_found"

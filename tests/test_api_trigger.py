@@ -179,3 +179,16 @@ async def test_a_task_id_with_a_slash_is_triggered_by_its_encoded_path(
         run = (await api.get(f"/api/v3/runs/{r.json()['id']}")).json()
         assert run["taskIdentifier"] == "group/hello"
     assert (await api.post("/api/v1/tasks/hello/trigger", json={})).status_code == 200
+
+
+async def test_a_huge_number_and_a_deep_payload_are_refused_in_plain_words(
+        api: httpx.AsyncClient, indexed: Version) -> None:
+    huge = await api.post("/api/v1/tasks/hello/trigger",
+                          json={"payload": {}, "options": {"priority": 10**30}})
+    assert huge.status_code == 422
+    assert huge.json()["error"].startswith("priority is too large: 10000")
+    deep = await api.post("/api/v1/tasks/hello/trigger",
+                          json={"payload": "[" * 200 + "]" * 200,
+                                "options": {"payloadType": "application/json"}})
+    assert deep.status_code == 400
+    assert "nested deeper than 100 levels. Send JSON" in deep.json()["error"]

@@ -288,3 +288,38 @@ def test_a_payload_the_daemon_would_refuse_is_an_error_not_a_traceback(value: st
         assert result.exit_code == 1, result.output
         assert says in result.stderr and "Traceback" not in result.output, result.stderr
         assert "not running" not in result.stderr  # refused before the daemon is asked
+
+
+@pytest.mark.parametrize(("args", "what"), [
+    (["runs", "replay", ""], "A run id (run_…) is required"),
+    (["runs", "show", "  "], "A run id (run_…) is required"),
+    (["runs", "cancel", ""], "A run id (run_…) is required"),
+    (["tokens", "complete", "", "--data", "1"], "A token id (waitpoint_…) is required"),
+    (["queues", "pause", ""], "A queue name (or a task id) is required"),
+    (["schedules", "delete", ""], "A schedule id (sched_…) is required"),
+    (["trigger", " "], "A task id is required"),
+])
+def test_a_blank_id_says_which_id_is_missing(args: list[str], what: str) -> None:
+    """A blank id is refused before any request (it used to reach the URL, and the daemon
+    answered only "Resource not found"); the daemon is not even asked."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert what in result.stderr
+    assert "not running" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_an_unknown_project_from_trigger_toml_points_at_trigger_toml(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's hint names TRIGGER_LOCAL_PROJECT; a CLI that took the project from the
+    trigger.toml around it (the variable unset) says to check that file instead."""
+    from trigger_local.cli.common import explain
+    from trigger_local.errors import ProjectNotFoundError
+
+    exc = ProjectNotFoundError("No project 'proj_x' is registered (known: none yet). Run "
+                               "`trigger-local dev` in its directory, or fix "
+                               "TRIGGER_LOCAL_PROJECT (the x-trigger-local-project header).")
+    monkeypatch.delenv("TRIGGER_LOCAL_PROJECT", raising=False)
+    assert explain(exc).endswith("or check `project` in this directory's trigger.toml.")
+    monkeypatch.setenv("TRIGGER_LOCAL_PROJECT", "proj_x")
+    assert explain(exc).endswith("(the x-trigger-local-project header).")

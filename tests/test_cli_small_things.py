@@ -20,6 +20,7 @@ import typer.main
 from rich.console import Console
 from typer.testing import CliRunner
 
+from trigger_local.cli.dev import waiting_note
 from trigger_local.cli.doctor import check_criu
 from trigger_local.cli.main import app
 from trigger_local.cli.render import print_run
@@ -27,6 +28,8 @@ from trigger_local.cli.run_events import retry_text
 from trigger_local.cli.schedules import schedules_table
 from trigger_local.projects import check_project_ref
 from trigger_local.runtime.execute import failure_from
+from trigger_local.runtime.lifecycle import call_task
+from trigger_local.sdk.tasks import Task
 
 runner = CliRunner()
 
@@ -52,6 +55,26 @@ def test_a_sync_tasks_traceback_has_no_thread_plumbing() -> None:
     stack = str(asyncio.run(run_it())["error"]["stack"])  # type: ignore[index]
     assert "users_code" in stack and "ValueError: bad input" in stack
     assert "threads.py" not in stack and "concurrent" not in stack, stack
+
+
+def test_an_async_tasks_traceback_starts_at_the_task() -> None:
+    """The runtime's own frames (lifecycle.py, which calls the task) are not the user's."""
+
+    async def users_task(payload: dict[str, object], ctx: object) -> None:
+        raise ValueError("bad input")
+
+    task = Task(users_task, id="traceback-test")
+
+    async def run_it() -> dict[str, object]:
+        try:
+            await call_task(task, {}, None)  # type: ignore[arg-type]
+        except ValueError as exc:
+            return failure_from(exc)
+        raise AssertionError("no failure")
+
+    stack = str(asyncio.run(run_it())["error"]["stack"])  # type: ignore[index]
+    assert "users_task" in stack and "ValueError: bad input" in stack
+    assert "lifecycle.py" not in stack, stack
 
 
 @pytest.fixture
@@ -191,3 +214,11 @@ def test_tokens_show_names_the_timeout_only_while_it_matters(
     assert result.exit_code == 0, result.output
     assert ("Times out" in result.output) == (line == "Times out"), result.output
     assert ("Timed out" in result.output) == (line == "Timed out"), result.output
+
+
+def test_devs_stop_note_about_one_waiting_run_is_singular() -> None:
+    assert waiting_note(1, False, "proj_a") == (
+        "1 run of proj_a waiting: it keeps its place and goes on under the next "
+        "`trigger-local dev`.")
+    assert waiting_note(2, False, "proj_a").startswith("2 runs of proj_a waiting: they keep")
+    assert waiting_note(1, True, "proj_a").startswith("1+ runs of proj_a waiting: they keep")

@@ -21,6 +21,7 @@ import pytest
 
 from trigger_local.config import DaemonSettings
 from trigger_local.daemon_core import Daemon
+from trigger_local.errors import ValidationError
 from trigger_local.store import SqliteStore
 
 RUNS = 5_000
@@ -138,3 +139,32 @@ def test_the_database_check_runs_while_the_daemon_is_imported(tmp_path: Path) ->
     assert done.stdout.strip() == (
         "at start [], meanwhile ['trigger_local.api.app', 'trigger_local.daemon_core']"), \
         done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("name", "raw", "words"), [
+    ("CONCURRENCY", "-1", "at least 1"), ("CONCURRENCY", "0", "at least 1"),
+    ("MAX_PROCESSES", "0", "at least 1"), ("RUNS_PER_PROCESS", "0", "at least 1"),
+    ("PAYLOAD_LIMIT_BYTES", "-5", "at least 1024"), ("SHUTDOWN_GRACE_S", "nan", "at least 0"),
+    ("SHUTDOWN_GRACE_S", "-1", "at least 0"), ("HOLD_THRESHOLD_S", "inf", "at least 0"),
+    ("EVICT_AFTER_S", "-1", "at least 0"), ("LEASE_TIMEOUT_S", "0", "at least 0.1"),
+    ("RETENTION_DAYS", "-1", "at least 0"), ("CHECKPOINTS", "maybe", "one of auto, off"),
+    ("CHECKPOINT_WAITS", "duration,bogus", "'bogus' is not a kind of wait"),
+    ("LOG_JSON", "perhaps", "not a valid bool (true or false)"),
+])
+def test_a_setting_out_of_range_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch, name: str,
+                                                     raw: str, words: str) -> None:
+    """Out-of-range settings used to be taken as they were: a concurrency of -1 started no
+    run, a NaN grace never ended, `checkpoints=maybe` meant auto."""
+    monkeypatch.setenv(f"TRIGGER_LOCAL_{name}", raw)
+    with pytest.raises(ValidationError) as caught:
+        DaemonSettings.from_env()
+    assert f"TRIGGER_LOCAL_{name}" in caught.value.message and words in caught.value.message
+
+
+def test_settings_in_range_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, raw in (("CONCURRENCY", "1"), ("EVICT_AFTER_S", "0"), ("MAX_HELD_RUNS", "0"),
+                      ("CHECKPOINT_WAITS", "duration, run"), ("LOG_JSON", "off"),
+                      ("CHECKPOINTS", "off"), ("RETENTION_DAYS", "0.5")):
+        monkeypatch.setenv(f"TRIGGER_LOCAL_{name}", raw)
+    settings = DaemonSettings.from_env()
+    assert (settings.concurrency, settings.evict_after_s, settings.log_json) == (1, 0.0, False)

@@ -84,3 +84,12 @@ def test_bad_project_defaults_name_the_key(tmp_path: Path, text: str, message: s
     (tmp_path / "trigger.toml").write_text(text)
     with pytest.raises(ValidationError, match=message):
         load_project(tmp_path)
+
+
+def test_an_unknown_executor_is_refused_when_trigger_toml_is_read(tmp_path: Path) -> None:
+    (tmp_path / "trigger.toml").write_text('executor = "k8s"\n')
+    with pytest.raises(ValidationError, match="Invalid executor in trigger.toml 'k8s': use "
+                                              "process or docker"):
+        load_project(tmp_path)
+    (tmp_path / "trigger.toml").write_text('executor = "docker"\n')
+    assert load_project(tmp_path).executor == "docker"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -19,18 +20,12 @@ from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest, attempts
 from trigger_local.ids import attempt_id
+from trigger_local.peers import Peers
 from trigger_local.store.models import COMPLETED, Attempt, TaskDef
 from trigger_local.store.postgres import PostgresStore
 from trigger_local.store.postgres.schema import MIGRATIONS
 
 TASKS = [TaskDef(task_id="t", queue="task/t")]
-SHARDS = 16  # store/postgres/schema_lists.py: a transaction counts into its backend's shard
-
-
-async def shard_of(store: PostgresStore) -> int:
-    # the write pool's connection (one transaction at a time: the same one throughout)
-    async with store._pool.acquire() as conn:
-        return int(await conn.fetchval("SELECT pg_backend_pid()")) % SHARDS
 
 
 @pytest.fixture
@@ -39,14 +34,9 @@ async def engines(pg_cluster: Cluster, tmp_path: Path) -> AsyncIterator[tuple[En
     clock = FakeClock(T0)
     first_store = PostgresStore(url, daemon_id="daemon_a")
     await first_store.open()
-    # two daemons whose write connections share a counter shard would also meet on its row
-    # (a conflict of their own, schema_lists.py); this test is about the batch
-    for _ in range(50):
-        second_store = PostgresStore(url, daemon_id="daemon_b")
-        await second_store.open()
-        if await shard_of(second_store) != await shard_of(first_store):
-            break
-        await second_store.close()
+    # (their write connections count into shards of their own: schema_lists.py, migration 9)
+    second_store = PostgresStore(url, daemon_id="daemon_b")
+    await second_store.open()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first = await open_engine(tmp_path / "a", clock, store=first_store, tasks=TASKS)
@@ -109,9 +99,36 @@ async def test_a_batch_whose_check_was_lost_is_completed_by_the_sweep(
     assert done.status == COMPLETED
     batch = await first.queries.batches.get(batch_id)
     assert batch is not None and batch.status == "PROCESSING"
-    await second.complete_batches()  # the other daemon's heartbeat round (peers.py)
+    # the other daemon's heartbeat round (peers.py)
+    peers = Peers(second.store, second, DaemonSettings(home=second.settings.home,
+                                                       lease_timeout_s=0.05), T0)
+    await peers.round()
     batch = await first.queries.batches.get(batch_id)
     assert batch is not None and batch.status == COMPLETED
+
+
+async def test_a_round_with_no_batch_to_sweep_opens_no_transaction(
+        engines: tuple[Engine, Engine], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep looks on the read pool first: nothing to complete costs no write
+    transaction (each is a round trip and a COMMIT, every heartbeat round)."""
+    first, _ = engines
+    batch_id, [(run_1, number_1)] = await started_batch(first, 1)
+    await first.finish_attempt(run_1, number_1, AttemptOutcome(ok=True))
+    batch = await first.queries.batches.get(batch_id)
+    assert batch is not None and batch.status == COMPLETED
+    store = first.store
+    assert isinstance(store, PostgresStore)
+    opened: list[bool] = []
+    real_tx = store.tx
+
+    def counting(exclusive: bool = False) -> Any:
+        opened.append(exclusive)
+        return real_tx(exclusive)
+    monkeypatch.setattr(store, "tx", counting)
+    peers = Peers(store, first, DaemonSettings(home=first.settings.home, lease_timeout_s=0.05),
+                  T0)
+    await peers.round()
+    assert opened == []
 
 
 @pytest.mark.parametrize("version", range(1, len(MIGRATIONS)))

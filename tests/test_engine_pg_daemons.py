@@ -100,3 +100,38 @@ async def test_two_engines_dequeue_at_once_and_every_guarantee_holds(
         assert run.status == COMPLETED
         attempts = await engines[1].queries.attempts.for_run(run.id)
         assert [a.status for a in attempts] == [COMPLETED]
+
+
+async def race_for_the_last_slot(engines: tuple[Engine, Engine],
+                                 requests: list[TriggerRequest]) -> None:
+    """Two daemons dequeue and start at once, round after round, where one slot is free: never
+    two of `requests`' runs EXECUTING together; each run ends once, and all of them run."""
+    first, second = engines
+    ids = {r.run.id for r in await asyncio.gather(*(first.trigger(q) for q in requests))}
+    done: set[str] = set()
+    while done != ids:
+        taken = await asyncio.gather(first.dequeue(2), second.dequeue(2))
+        runs = [(engine, run) for engine, got in zip(engines, taken, strict=True)
+                for run in got]
+        assert len(runs) <= 1, [run.id for _, run in runs]  # the last slot goes to one of them
+        for engine, run in runs:
+            started = await engine.start_attempt(run, "worker_1", None)
+            assert started is not None
+            executing = await first.queries.runs.page(statuses=["EXECUTING"])
+            assert [r.id for r in executing] == [run.id]
+            ended = await engine.finish_attempt(run.id, started[1].number,
+                                                AttemptOutcome(ok=True))
+            assert ended.status == COMPLETED and run.id not in done
+            done.add(run.id)
+
+
+async def test_two_daemons_racing_for_the_last_slot_of_a_queue_with_limit_1(
+        engines: tuple[Engine, Engine]) -> None:
+    await race_for_the_last_slot(engines, [TriggerRequest(task_id="keyed") for _ in range(6)])
+
+
+async def test_two_daemons_racing_for_the_last_slot_of_a_concurrency_key(
+        engines: tuple[Engine, Engine]) -> None:
+    # (the queue's limit of 1 is per key: one key, one slot)
+    await race_for_the_last_slot(engines, [TriggerRequest(task_id="keyed", concurrency_key="k")
+                                           for _ in range(6)])

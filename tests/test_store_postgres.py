@@ -5,6 +5,7 @@ transaction at a time across several stores (daemons) on one database, and clear
 from __future__ import annotations
 
 import asyncio
+import json
 
 import asyncpg
 import pytest
@@ -12,10 +13,10 @@ from pg_cluster import Cluster, require_postgres
 from store_support import T0, insert_runs, make_run
 
 from trigger_local.errors import DatabaseUnavailableError, StartupError
-from trigger_local.store.postgres import PostgresStore
+from trigger_local.store.postgres import PostgresStore, dequeue_reads
 from trigger_local.store.postgres.daemons import CHANNEL
 from trigger_local.store.postgres.schema import MIGRATIONS
-from trigger_local.store.postgres.store import redact
+from trigger_local.store.postgres.store import migrate, redact
 
 
 async def test_reopen_is_idempotent_keeps_data_and_records_the_version(
@@ -142,3 +143,16 @@ async def test_values_written_into_statements_come_back_as_they_were(pg_cluster:
         assert len(await store.read().events.after(0)) == 1  # nothing of it committed
     finally:
         await store.close()
+
+
+async def test_a_dequeues_first_reads_come_as_json_decoded_once(pg_cluster: Cluster) -> None:
+    """The locked read (sql.py LOCKED_READ) answers one JSON object whose reads are arrays,
+    not JSON text inside JSON (which was decoded twice)."""
+    conn = await asyncpg.connect(pg_cluster.fresh_url())
+    try:
+        await migrate(conn, 1)
+        text = await conn.fetchval(dequeue_reads.AS_JSON)
+    finally:
+        await conn.close()
+    assert all(isinstance(rows, list) for rows in json.loads(text).values())
+    assert dequeue_reads.answers_of(text) == {sql: [] for sql in dequeue_reads.READS}

@@ -42,6 +42,13 @@ async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
         await asyncio.sleep(0.02)
 
 
+async def waiting_for_a_lock(store: PostgresStore) -> bool:
+    async with store._pool.acquire() as conn:
+        return bool(await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE '%UPDATE runs%')"))
+
+
 async def test_another_daemons_transaction_commits_while_one_is_open(
         pair: tuple[PostgresStore, PostgresStore]) -> None:
     """No lock around every transaction: b writes and commits while a's transaction is open
@@ -177,3 +184,37 @@ async def test_an_event_committed_late_is_not_skipped_by_a_cursor(
     await asyncio.wait_for(first_task, DEADLINE_S)
     await asyncio.wait_for(follow(2), DEADLINE_S)
     assert [run_id for _, run_id in seen] == ["run_b", "run_a"]
+
+
+async def test_a_dequeues_move_of_a_run_it_locked_goes_with_its_commit(
+        pair: tuple[PostgresStore, PostgresStore]) -> None:
+    """A run the dequeue took (`queued`: FOR UPDATE, read committed) cannot change before its
+    commit: its compare-and-set succeeds, and the UPDATE goes with the COMMIT (runs.py). Another
+    daemon's change of that run waits for the commit and then finds it moved; a
+    compare-and-set on a snapshot the run is not at is sent, and says so."""
+    a, b = pair
+    await insert_runs(a, make_run("run_a"), make_run("run_b"))
+    async with a.tx(exclusive=True) as ops:
+        taken = await ops.runs.queued("proj_local", "task/hello", 5)
+        assert [r.id for r in taken] == ["run_a", "run_b"]
+        assert await ops.runs.update("run_a", "snapshot_run_a", status=DEQUEUED,
+                                     snapshot_id="s_a")
+        assert not await ops.runs.update("run_b", "not_its_snapshot", status=DEQUEUED)
+        # the transaction sees its own move (the kept UPDATE is sent before a read of runs)
+        seen = await ops.runs.get("run_a")
+        assert seen is not None and (seen.status, seen.snapshot_id) == (DEQUEUED, "s_a")
+        assert await ops.runs.update("run_a", "s_a", status="EXECUTING", snapshot_id="s_a2")
+
+        async def cancel() -> bool:
+            try:
+                async with b.tx() as other:
+                    return await other.runs.update("run_a", "snapshot_run_a",
+                                                   status="CANCELED")
+            except TransactionRetryError:  # refused: run again, it would find the run moved
+                return False
+        canceling = asyncio.ensure_future(cancel())
+        await until(lambda: waiting_for_a_lock(a), "the other daemon's UPDATE to wait")
+    assert not await asyncio.wait_for(canceling, DEADLINE_S)
+    run = await a.read().runs.get("run_a")
+    assert run is not None and (run.status, run.snapshot_id) == ("EXECUTING", "s_a2")
+    assert await a.read().runs.count_by_status() == {"QUEUED": 1, "EXECUTING": 1}

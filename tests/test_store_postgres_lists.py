@@ -1,7 +1,8 @@
 """PostgreSQL's tags tables and per-status / per-queue counters (store/postgres/schema_lists.py,
-migration 7): a database made at any earlier schema version gets them filled from the rows it
-has, and the triggers keep them right afterwards. (The contract suite checks the lists and
-counts on both backends; this checks the migration from every earlier version.)"""
+migrations 7 and 9): a database made at any earlier schema version gets them filled from the
+rows it has, and the store (counts.py) and the tags trigger keep them right afterwards. (The
+contract suite checks the lists and counts on both backends; this checks the migrations from
+every earlier version.)"""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import pytest
 from pg_cluster import Cluster
 from store_support import T0, insert_runs, make_run
 
-from trigger_local.store.models import COMPLETED, EXECUTING, QUEUED
+from trigger_local.store.models import COMPLETED, EXECUTING, QUEUED, Queue
 from trigger_local.store.postgres import PostgresStore
 from trigger_local.store.postgres.schema import MIGRATIONS
-from trigger_local.store.postgres.schema_lists import LISTS
+from trigger_local.store.postgres.schema_lists import COUNTED_BY_STORE, LISTS
 
 LISTS_VERSION = MIGRATIONS.index(LISTS) + 1
+COUNTED_VERSION = MIGRATIONS.index(COUNTED_BY_STORE) + 1
 
 
 async def at_version(url: str, version: int) -> None:
@@ -42,7 +44,7 @@ async def at_version(url: str, version: int) -> None:
         await conn.close()
 
 
-@pytest.mark.parametrize("version", range(1, LISTS_VERSION))
+@pytest.mark.parametrize("version", range(1, len(MIGRATIONS)))
 async def test_a_database_from_an_earlier_version_gets_its_tags_and_counts(
         pg_cluster: Cluster, version: int) -> None:
     url = pg_cluster.fresh_url()
@@ -56,7 +58,7 @@ async def test_a_database_from_an_earlier_version_gets_its_tags_and_counts(
         assert [r.id for r in await read.runs.page(tags=["red"])] == ["run_a"]
         tokens = await read.waitpoints.page(type_="MANUAL", tags=["red"])
         assert [w.id for w in tokens] == ["waitpoint_a"]
-        # and the triggers keep them from now on
+        # and the store and the tags trigger keep them from now on
         await insert_runs(store, make_run("run_d", tags=["red"], at=T0 + 1))
         async with store.tx() as ops:
             assert await ops.runs.update("run_a", "run_a", status=EXECUTING,
@@ -91,3 +93,45 @@ async def test_counts_stay_right_when_two_stores_move_runs_at_once(pg_cluster: C
     finally:
         await a.close()
         await b.close()
+
+
+async def test_status_changes_are_counted_by_the_store_with_the_commit(pg_cluster: Cluster) -> None:
+    """No trigger counts an insert or a status change since migration 9: the transaction sums
+    them and writes them with its commit; inside it, counts include what it has not written, a
+    savepoint rolled back takes its deltas with it, and a deletion is still counted."""
+    url = pg_cluster.fresh_url()
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        conn = await asyncpg.connect(url)
+        try:
+            triggers = await conn.fetch("SELECT tgname FROM pg_trigger WHERE tgrelid = "
+                                        "'runs'::regclass AND NOT tgisinternal")
+            assert {t["tgname"] for t in triggers} == {"runs_counts", "runs_tags"}
+        finally:
+            await conn.close()
+        async with store.tx() as ops:
+            await ops.queues.insert(Queue(name="task/hello", id="queue_hello", type="task",
+                                          concurrency_limit=None, paused=False, created_at=T0))
+            await ops.runs.insert(make_run("run_a"))
+            await ops.runs.insert(make_run("run_b"))
+            assert await ops.runs.update("run_a", "snapshot_run_a", status=EXECUTING,
+                                         snapshot_id="s2")
+            assert await ops.runs.count_by_status() == {QUEUED: 1, EXECUTING: 1}
+            with pytest.raises(RuntimeError):
+                async with ops.savepoint():
+                    assert await ops.runs.update("run_b", "snapshot_run_b", status=COMPLETED,
+                                                 snapshot_id="s3")
+                    raise RuntimeError("undone")
+            # a compare-and-set that fails moves nothing
+            assert not await ops.runs.update("run_b", "stale", status=COMPLETED)
+            [queue] = await ops.queues.all()
+            assert (queue.running, queue.queued) == (1, 1)
+        assert await store.read().runs.count_by_status() == {QUEUED: 1, EXECUTING: 1}
+        [queue] = await store.read().queues.all()
+        assert (queue.running, queue.queued) == (1, 1)
+        async with store.tx() as ops:
+            assert await ops.runs.delete_many(["run_a"]) == 1
+        assert await store.read().runs.count_by_status() == {QUEUED: 1}
+    finally:
+        await store.close()

@@ -27,7 +27,7 @@ from trigger_local.store.postgres import PostgresStore
 #: before each commit began the next transaction, a new run's INSERT went with the commit and a
 #: dequeue's lock went with its first reads: trigger 4, dequeue 5, finish 5, wait 5, and a
 #: dequeue that finds nothing (the dispatcher runs one after most starts and completions) 3
-BUDGET = {"trigger": 2, "dequeue": 4, "start": 2, "finish": 4, "wait": 4, "idle dequeue": 2}
+BUDGET = {"trigger": 2, "dequeue": 3, "start": 2, "finish": 4, "wait": 4, "idle dequeue": 2}
 SENDS = ("execute", "executemany", "fetch", "fetchrow", "fetchval")
 
 

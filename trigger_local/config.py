@@ -5,6 +5,7 @@ documented in docs/configuration.md."""
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import signal
@@ -26,6 +27,9 @@ KILL_WAITING_SIGNAL = signal.SIGUSR1
 #: sent by the executor to the process of a run canceled while it runs: the runtime runs the
 #: task's on_cancel hooks and exits (docs/hooks.md); SIGKILL follows after CANCEL_GRACE_S
 CANCEL_SIGNAL = signal.SIGUSR2
+#: the path of the home's daemon.json, given to task processes: one whose daemon stopped reads
+#: the next daemon's url there when the old one refuses connections (it may listen elsewhere)
+DAEMON_INFO_ENV = "TRIGGER_LOCAL_DAEMON_INFO"
 MIB = 1024 * 1024
 
 
@@ -125,7 +129,7 @@ class DaemonSettings:
         for f in fields(cls):
             raw = os.environ.get(f"TRIGGER_LOCAL_{f.name.upper()}")
             if raw is not None and f.name != "home":
-                values[f.name] = _coerce(f.type, raw, f.name)
+                values[f.name] = _check_setting(f.name, raw, _coerce(f.type, raw, f.name))
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         settings.home = Path(settings.home)
@@ -149,11 +153,45 @@ def _coerce(type_name: Any, raw: str, name: str) -> Any:
         if text == "float":
             return float(raw)
         if text == "bool":
-            return raw.lower() in ("1", "true", "yes", "on")
+            if raw.strip().lower() not in _BOOLS:  # "perhaps" used to read as false
+                raise ValueError(raw)
+            return raw.strip().lower() in ("1", "true", "yes", "on")
     except ValueError as exc:
         raise ValidationError(
-            f"TRIGGER_LOCAL_{name.upper()}={raw!r} is not a valid {text}") from exc
+            f"TRIGGER_LOCAL_{name.upper()}={raw!r} is not a valid {text}"
+            + (" (true or false)" if text == "bool" else "")) from exc
     return raw
+
+
+_BOOLS = ("1", "true", "yes", "on", "0", "false", "no", "off", "")
+#: the smallest value each numeric setting takes (docs/configuration.md says what 0 means
+#: where it is allowed); a value below, or NaN or infinity, used to be taken as it was: a
+#: concurrency of -1 started no run, a NaN grace never ended
+_AT_LEAST: dict[str, float] = {
+    "concurrency": 1, "max_processes": 1, "spawn_concurrency": 0, "warm_runs_per_process": 1,
+    "warm_idle_per_version": 0, "runs_per_process": 1, "payload_limit_bytes": 1024,
+    "shutdown_grace_s": 0, "hold_threshold_s": 0, "evict_after_s": 0, "max_held_runs": 0,
+    "freeze_grace_s": 0, "db_check_s": 0, "lease_timeout_s": 0.1, "loop_failure_limit": 1,
+    "retention_days": 0, "compact_after_s": 0, "stream_retention_s": 0, "realtime_hold_s": 0}
+_CHOICES = {"checkpoints": ("auto", "off")}  # the executor is checked at start (daemon_core)
+_WAIT_KINDS = ("duration", "token", "run", "batch")
+
+
+def _check_setting(name: str, raw: str, value: Any) -> Any:
+    """`value` of TRIGGER_LOCAL_<NAME> when it is in range; ValidationError saying what is."""
+    env = f"TRIGGER_LOCAL_{name.upper()}={raw!r}"
+    low = _AT_LEAST.get(name)
+    if low is not None and not (math.isfinite(value) and value >= low):
+        raise ValidationError(f"{env}: must be a number of at least {low:g} "
+                              "(docs/configuration.md)")
+    if name in _CHOICES and value not in _CHOICES[name]:
+        raise ValidationError(f"{env}: must be one of {', '.join(_CHOICES[name])}")
+    if name == "checkpoint_waits":
+        unknown = [k for k in (w.strip() for w in value.split(",")) if k and k not in _WAIT_KINDS]
+        if unknown:
+            raise ValidationError(f"{env}: {', '.join(map(repr, unknown))} is not a kind of "
+                                  f"wait: give a comma list of {', '.join(_WAIT_KINDS)}")
+    return value
 
 
 def ensure_secret_key(home: Path) -> str:
@@ -243,7 +281,18 @@ def load_project(root: Path) -> ProjectConfig:
                                                        "machine in trigger.toml"),
                          max_duration=check_max_duration(data.get("max_duration"),
                                                          "max_duration in trigger.toml"),
-                         executor=data.get("executor"), build=check_build(data.get("build", {})))
+                         executor=_check_executor(data.get("executor")),
+                         build=check_build(data.get("build", {})))
+
+
+def _check_executor(value: Any) -> str | None:
+    """`executor`: refused when trigger.toml is read (it used to reach the daemon `dev`
+    starts, which refused it only then, or be ignored when a daemon was already running)."""
+    if value is None:
+        return None
+    if value not in ("process", "docker"):
+        raise ValidationError(f"Invalid executor in trigger.toml {value!r}: use process or docker")
+    return str(value)
 
 
 def project_ref_of(project_dir: Path) -> str:

@@ -40,6 +40,7 @@ from .dispatch.dispatcher import Dispatcher
 from .engine import Engine
 from .engine.events import Draining
 from .errors import DaemonFailedError, StartupError, ValidationError
+from .executors.at_once import WarmSlots
 from .executors.pool import PoolExecutor
 from .executors.process import process_executor
 from .home import (
@@ -87,6 +88,8 @@ class Daemon:
                                        self.supervisor)
         self.engine.ctx.capability = self.executor  # asked whether a wait can be checkpointed
         self.dispatcher = Dispatcher(self.engine, self.executor)
+        if not self.store.shared:  # a run starts in its trigger's transaction (engine/starting.py)
+            self.engine.ctx.placer = WarmSlots(self.executor, self.dispatcher.idle)
         self.retention = Retention(self.engine, settings.home, self.store.reclaim,
                                    settings.retention_days)
         self.started_at = time.time()
@@ -223,7 +226,7 @@ def _listen(settings: DaemonSettings) -> socket.socket:
 
 async def run_daemon(settings: DaemonSettings, lock: DaemonLock) -> None:
     """Serve until SIGTERM/SIGINT (or a loop that fails for good), then stop in order."""
-    from .api.app import create_app
+    from .api.app import create_served_app
 
     sock = _listen(settings)
     settings.port = sock.getsockname()[1]
@@ -233,7 +236,7 @@ async def run_daemon(settings: DaemonSettings, lock: DaemonLock) -> None:
     stopping = asyncio.Event()
     daemon.supervisor.on_fatal = lambda _reason: stopping.set()
     await daemon.start()
-    http = HttpServer(create_app(daemon), sock)
+    http = HttpServer(create_served_app(daemon), sock)
     serving = await http.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -295,6 +295,12 @@ class SpawnUnavailable(Exception):
     back to its queue."""
 
 
+class StartDeferred(Exception):  # noqa: N818 - a signal, not an error
+    """Inside a trigger's transaction, the dispatcher's rules would start another run first:
+    the savepoint of the start at once is undone and the run waits for the dispatcher
+    (engine/starting.py). Never leaves the engine."""
+
+
 class AbortTaskRunError(Exception):
     """Raise inside a task to fail the run at once: no further attempts are made."""
 

@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 
 from .errors import StartupError
+from .http_head import HeadAsGet
 from .http_writes import OneWriteHttp
 
 DRAIN_S = 0.5  # in-flight requests may finish after the server stopped accepting
@@ -34,7 +35,8 @@ class HttpServer:
 
     def __init__(self, app: Any, sock: socket.socket) -> None:
         # timeout_graceful_shutdown is typed int but only reaches asyncio.wait_for: a float works
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+        config = uvicorn.Config(HeadAsGet(app), log_level="warning", access_log=False,
+                                lifespan="off",
                                 timeout_keep_alive=60, http=OneWriteHttp,
                                 timeout_graceful_shutdown=DRAIN_S)  # type: ignore[arg-type]
         self.server = _Server(config)

@@ -83,4 +83,11 @@ class Peers:
             await self.engine.worker_lost(
                 run.id, run.attempt_count, "Its daemon stopped heartbeating for longer than "
                 f"the lease ({self.settings.lease_timeout_s:g} s)", interrupted=True)
-        await self.engine.complete_batches()
+        await self.sweep_batches()
+
+    async def sweep_batches(self) -> None:
+        """Complete the batches left PROCESSING with every run ended. Looked for on the read
+        pool first: a unit of work (a write transaction, and its COMMIT) only when there is
+        one, not every round."""
+        if await self.store.read().batches.ended(1):
+            await self.engine.complete_batches()

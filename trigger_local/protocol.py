@@ -8,8 +8,9 @@ Three families:
 - the daemon's word to a shared process, `Message`s, carried by a poll's answer (`messages`);
 - a poll's answer itself (`next`, or the channel's answer to a `poll` frame);
 - what a process sends: completions, the runs it lost, and the frames of its channel (polls,
-  completions, waits, wait reads, and the run calls — logs, metadata, child triggers, batches,
-  steps — that go over the channel when it is open and over their HTTP route otherwise).
+  completions, waits, wait reads, its runs' own timers that fired, and the run calls — logs,
+  metadata, child triggers, batches, steps — that go over the channel when it is open and over
+  their HTTP route otherwise).
 
 Nothing here imports the daemon's store or engine: the task side imports it too.
 """
@@ -145,7 +146,10 @@ COMPLETIONS = "completions"  # {"id", "completions": [item, …]} → {"id", "re
 WAIT = "wait"  # {"id", "wait": wait body + runId, attempt, runToken} → the …/wait answer
 READ_WAIT = "readWait"  # {"id", "readWait": {runId, runToken, waitpointId}} → {done, result?}
 CALL = "call"  # {"id", "call": {name, runId, attempt, runToken, body}} → the route's answer
-FRAME_KINDS = (COMPLETIONS, WAIT, READ_WAIT, CALL)
+#: {"id", "timerDue": {runId, attempt, runToken, waitpointId}} → {"resumed": bool}: the process's
+#: own timer of a run's duration wait fired and the run went on (sdk/local_timers.py)
+TIMER_DUE = "timerDue"
+FRAME_KINDS = (COMPLETIONS, WAIT, READ_WAIT, CALL, TIMER_DUE)
 
 # the run calls a channel carries, each with the HTTP route it stands for (the fallback)
 LOGS = "logs"  # POST …/runs/{rid}/logs
@@ -174,6 +178,11 @@ def wait_frame(run_id: str, attempt: int, token: str, body: dict[str, Any]) -> d
 
 def read_wait_frame(run_id: str, token: str, waitpoint_id: str) -> dict[str, Any]:
     return {READ_WAIT: {"runId": run_id, "runToken": token, "waitpointId": waitpoint_id}}
+
+
+def timer_due_frame(run_id: str, attempt: int, token: str, waitpoint_id: str) -> dict[str, Any]:
+    return {TIMER_DUE: {"runId": run_id, "attempt": attempt, "runToken": token,
+                        "waitpointId": waitpoint_id}}
 
 
 def call_frame(name: str, run_id: str, attempt: int, token: str,

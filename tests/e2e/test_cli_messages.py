@@ -4,7 +4,9 @@ offers the daemon's task ids, run ids, token ids and queue names."""
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -122,3 +124,24 @@ def test_completion_with_no_daemon_is_fast_and_silent(tmp_path: Path,
         assert complete("") == []
     assert time.monotonic() - started < 4 * completion.TIMEOUT_S
     assert capsys.readouterr() == ("", "")
+
+
+def test_envvars_stored_under_a_ref_no_project_has_are_listed_and_deleted(
+        daemon: DaemonProcess) -> None:
+    """Variables left under a ref no project has (stored before such writes were refused, or
+    copied to `proj_local` by the migration to per-project variables) are reachable from the
+    CLI: listed and deleted, after which the ref is unknown again."""
+    daemon.stop()
+    with sqlite3.connect(daemon.home / "trigger-local.db") as db:
+        db.execute("INSERT INTO env_vars (project, env, name, value, is_secret, updated_at) "
+                   "VALUES ('proj_gone', 'dev', 'OLD', 'v', 0, 0)")
+    daemon.start()
+    listed = cli(daemon, "envvars", "ls", "--project", "proj_gone", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [v["name"] for v in json.loads(listed.stdout)] == ["OLD"]
+    deleted = cli(daemon, "envvars", "delete", "OLD", "--project", "proj_gone")
+    assert deleted.returncode == 0 and "Deleted OLD." in deleted.stderr, deleted.stderr
+    gone = cli(daemon, "envvars", "ls", "--project", "proj_gone")
+    assert gone.returncode == 1 and "No project 'proj_gone'" in gone.stderr, gone.stderr
+    unnamed = cli(daemon, "envvars", "ls")
+    assert unnamed.returncode == 1 and "--project REF" in unnamed.stderr, unnamed.stderr

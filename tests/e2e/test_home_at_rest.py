@@ -191,6 +191,9 @@ def test_start_up_errors_are_one_line_without_a_traceback(tmp_path: Path) -> Non
         (["--port", "99999"], {}, home, "65535"),
         ([], {"TRIGGER_LOCAL_CONCURRENCY": "many"}, home, "TRIGGER_LOCAL_CONCURRENCY"),
         ([], {"TRIGGER_LOCAL_DB_CHECK_S": "soon"}, home, "TRIGGER_LOCAL_DB_CHECK_S"),
+        ([], {"TRIGGER_LOCAL_CONCURRENCY": "-1"}, home, "at least 1"),
+        ([], {"TRIGGER_LOCAL_SHUTDOWN_GRACE_S": "nan"}, home, "TRIGGER_LOCAL_SHUTDOWN_GRACE_S"),
+        ([], {"TRIGGER_LOCAL_CHECKPOINTS": "maybe"}, home, "one of auto, off"),
         ([], {}, a_file, "not a directory"),
         (["--host", "999.0.0.1"], {}, home, "999.0.0.1"),
     ]

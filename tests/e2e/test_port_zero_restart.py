@@ -49,3 +49,39 @@ def test_port_zero_restarts_on_the_same_port_and_waiting_runs_go_on(tmp_path: Pa
             "COMPLETED"
     finally:
         d.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_restart_on_another_fixed_port_is_found_by_the_processes_left_running(
+        tmp_path: Path) -> None:
+    """`up --port A`, stopped with a run waiting in its process, then `up --port B`: the
+    process, which was started with A's url, finds B through the home's daemon.json when A
+    refuses its connections, so the adopted run goes on (it used to stay WAITING)."""
+    home = tmp_path / "home"
+    d = DaemonProcess(home, port=_free_port(),
+                      env={"TRIGGER_LOCAL_HOME": str(home), "TRIGGER_LOCAL_CHECKPOINTS": "off"})
+    try:
+        d.start()
+        first = d.port
+        d.register(write_project(tmp_path / "project"))
+        run_id = d.trigger("token-waiter", {})
+        token = wait_for(lambda: d.run(run_id)["metadata"].get("token"), 60,
+                         what="the run to make its token")
+        d.wait_status(run_id, "WAITING", timeout=60)
+        assert d.stop() == 0
+        d.port = _free_port()
+        d.start()
+        assert d.port != first
+        r = d.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": {"ok": 2}})
+        assert r.status_code == 200, r.text
+        run = d.wait_status(run_id, timeout=60)
+        assert (run["status"], run["output"]) == ("COMPLETED", {"ok": True, "output": {"ok": 2}})
+        assert d.wait_status(d.trigger("hello", {"name": "x"}), timeout=60)["status"] == \
+            "COMPLETED"
+    finally:
+        d.close()

@@ -36,7 +36,10 @@ def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     home = tmp_path / "home"
     d = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home),
                                  "TRIGGER_LOCAL_CHECKPOINTS": "off",
-                                 "TRIGGER_LOCAL_EVICT_AFTER_S": "0"}).start()
+                                 "TRIGGER_LOCAL_EVICT_AFTER_S": "0",
+                                 # the daemon's timer is what this checks: the task processes
+                                 # keep none (tests/e2e/test_process_timers.py: those that do)
+                                 "TRIGGER_LOCAL_WORKER_TIMERS": "off"}).start()
     try:
         d.register(write_project(tmp_path / "project", TASKS))
         yield d

@@ -8,6 +8,7 @@ import asyncio
 from collections import Counter
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from .. import __version__
 from . import (
@@ -38,7 +39,7 @@ from .hot_routes import HotRoutes
 from .run_auth import RunAuth
 from .services import DaemonServices
 
-__all__ = ["DaemonServices", "create_app"]
+__all__ = ["DaemonServices", "create_app", "create_served_app"]
 
 
 def create_app(services: DaemonServices) -> FastAPI:
@@ -53,11 +54,16 @@ def create_app(services: DaemonServices) -> FastAPI:
     app.state.channel_frames = Counter()  # frames received on them, by kind (api/channel.py)
     app.state.channels = set()  # the open channels of shared processes (api/channel.py)
     install_handlers(app)
-    app.add_middleware(HotRoutes)  # the single trigger route without the router (hot_routes.py)
-    # routes are matched in order: the worker protocol is the hot path (a single trigger
-    # never reaches the router: HotRoutes above)
+    # routes are matched in order: the worker protocol is the hot path (the daemon's single
+    # trigger never reaches FastAPI: `create_served_app`)
     for module in (worker, channel, checkpoints, triggers, batches, runs_list, runs, traces,
                    tokens, queues, schedules, envvars, packets, local, projects, stream, realtime,
                    streams, docs_page):
         app.include_router(module.router)
     return app
+
+
+def create_served_app(services: DaemonServices) -> ASGIApp:
+    """The app the daemon serves: `create_app`'s, with the single trigger route answered before
+    FastAPI's stack (api/hot_routes.py)."""
+    return HotRoutes(create_app(services))

@@ -12,7 +12,6 @@ restart without being stored anywhere."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Sequence
@@ -85,6 +84,10 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+#: every token's first part and its dot (the header never changes)
+_SIGNED_HEADER = _b64(json.dumps(_JWT_HEADER, separators=(",", ":")).encode()) + "."
+
+
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -93,9 +96,9 @@ def sign_jwt(secret: str, scopes: list[str], now: float, ttl_s: float = 3600) ->
     """A public access token for `scopes`, as Trigger.dev's server signs them."""
     claims = {"sub": ENV_ID, "pub": True, "scopes": scopes, "iat": int(now),
               "exp": int(now + ttl_s), "iss": JWT_ISSUER, "aud": JWT_AUDIENCE}
-    signing_input = _b64(json.dumps(_JWT_HEADER, separators=(",", ":")).encode()) + "." + \
-        _b64(json.dumps(claims, separators=(",", ":")).encode())
-    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    signing_input = _SIGNED_HEADER + _b64(json.dumps(claims, separators=(",", ":")).encode())
+    # hmac.digest: the one-shot C HMAC (every trigger's answer signs one token: issue #13)
+    signature = hmac.digest(secret.encode(), signing_input.encode(), "sha256")
     return signing_input + "." + _b64(signature)
 
 
@@ -107,7 +110,7 @@ def verify_jwt(secret: str, token: str, now: float) -> dict[str, Any] | None:
     try:
         header = limits.loads(_unb64(parts[0]))
         signed = f"{parts[0]}.{parts[1]}".encode()
-        expected = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+        expected = hmac.digest(secret.encode(), signed, "sha256")
         if header.get("alg") != "HS256" or not hmac.compare_digest(expected, _unb64(parts[2])):
             return None
         claims = limits.loads(_unb64(parts[1]))

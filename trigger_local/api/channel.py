@@ -10,6 +10,8 @@ its wait, `GET …/waits/{wpid}?wait_s=0`). The daemon answers a poll with `{"me
 `{"retire": true}` — a poll that finds nothing goes on waiting, it is not answered empty — and
 frame n with `{"id": n, "results": […]}` once every completion in it is committed (a wait read:
 `{"id": n, "done", "result"?}`), or `{"id": n, "status", "error", "code"}` when it is refused.
+`{"id": n, "timerDue": {"runId", "attempt", "runToken", "waitpointId"}}`: the process's own timer
+of a run's duration wait fired and the run went on (docs/waits.md) → `{"id": n, "resumed"}`.
 A stopping daemon closes the channel: the process polls over HTTP meanwhile.
 """
 
@@ -84,7 +86,8 @@ class Channel:
         self.frames: Counter[str] = websocket.app.state.channel_frames
         self._handlers: dict[str, Callable[[Any], Coroutine[Any, Any, dict[str, Any]]]] = {
             protocol.COMPLETIONS: self._complete, protocol.WAIT: self._wait,
-            protocol.READ_WAIT: self._read_wait, protocol.CALL: self._call}
+            protocol.READ_WAIT: self._read_wait, protocol.CALL: self._call,
+            protocol.TIMER_DUE: self._timer_due}
 
     async def serve(self) -> None:
         tasks = [asyncio.create_task(self._answer_polls()), asyncio.create_task(self._read()),
@@ -157,6 +160,16 @@ class Channel:
         run_id, attempt = str(body.get("runId")), int(body["attempt"])
         run_auth(self.ws).check_attempt_token(str(body.get("runToken") or ""), run_id, attempt)
         return await wait_answer(self.svc, run_id, attempt, body)
+
+    async def _timer_due(self, body: Any) -> dict[str, Any]:
+        """The timer a run's process kept for its duration wait fired, and the run went on there
+        (engine/waits.py `by_process`): `{"resumed": bool}`, or 409 when the attempt is gone."""
+        if not isinstance(body, dict) or not isinstance(body.get("attempt"), int):
+            raise ValidationError("timerDue must be {runId, attempt, runToken, waitpointId}")
+        run_id, attempt = str(body.get("runId")), int(body["attempt"])
+        run_auth(self.ws).check_attempt_token(str(body.get("runToken") or ""), run_id, attempt)
+        return {"resumed": await self.svc.engine.timer_due(run_id, attempt,
+                                                           str(body.get("waitpointId")))}
 
     async def _call(self, raw: Any) -> dict[str, Any]:
         """A run call (logs, metadata, a child trigger or batch, a step) on the channel, checked

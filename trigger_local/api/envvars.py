@@ -1,7 +1,8 @@
 """Environment variables (TRIGGER_API.md §10), stored per project (the path's ref) and
 environment slug, and injected into that project's task processes started afterwards. The
 daemon's key reaches every project's; a project key only its own (another ref is 404, as is
-a ref no project has: register the project first, with `trigger-local dev`)."""
+a ref no project has: register the project first, with `trigger-local dev`; variables stored
+under such a ref can still be listed, read and deleted)."""
 
 from __future__ import annotations
 
@@ -23,16 +24,34 @@ BASE = "/api/v1/projects/{project_ref}/envvars/{slug}"
 
 
 def _scope(request: Request, project_ref: str, slug: str) -> tuple[str, str]:
-    """(project, env) the route means: the path's ref, which a project key must own."""
+    """(project, env) the route means: the path's ref, which a project key must own, and which
+    a project must have (a typo in the ref would store values no task process ever gets)."""
+    project, env = _stored_scope(request, project_ref, slug)
+    require_known_ref(services_of(request), project, _FIX)
+    return project, env
+
+
+_FIX = "fix the project ref in the path"
+
+
+def _stored_scope(request: Request, project_ref: str, slug: str) -> tuple[str, str]:
+    """`_scope` for reads and deletes, which also reach a ref no project has: variables
+    stored under one (before such writes were refused, or a project renamed since) can be
+    listed and deleted. Whether anything is stored there decides between the variables and
+    `_scope`'s 404 (`_orphans_or_404`)."""
     caller = require_key(request, services_of(request))
     ref = check_project_ref(project_ref, "project ref")
     if not caller.sees(ref):
         raise NotFoundError(f"Project {ref} not found", project=ref)
-    # a typo in the ref would store values no task process ever gets
-    require_known_ref(services_of(request), ref, "fix the project ref in the path")
     if slug not in SLUGS:
         raise BadRequestError(f"Invalid environment slug {slug!r}: use one of {', '.join(SLUGS)}")
     return ref, slug
+
+
+def _orphans_or_404(request: Request, project: str, found: bool) -> None:
+    """Nothing stored under `project`: the 404 naming the known projects, unless one has it."""
+    if not found:
+        require_known_ref(services_of(request), project, _FIX)
 
 
 def _flag(body: dict[str, Any], key: str) -> bool | None:
@@ -48,8 +67,9 @@ def _redacted(var: dict[str, Any]) -> dict[str, Any]:
 
 @router.get(BASE)
 async def list_vars(project_ref: str, slug: str, request: Request) -> Response:
-    project, env = _scope(request, project_ref, slug)
+    project, env = _stored_scope(request, project_ref, slug)
     variables = await services_of(request).engine.queries.env_vars.all(project, env)
+    _orphans_or_404(request, project, bool(variables))
     return ok([_redacted(v) for v in variables])
 
 
@@ -82,8 +102,11 @@ async def import_vars(project_ref: str, slug: str, request: Request) -> Response
 
 @router.get(BASE + "/{name}")
 async def get_var(project_ref: str, slug: str, name: str, request: Request) -> Response:
-    project, env = _scope(request, project_ref, slug)
-    return ok(_redacted(await services_of(request).engine.env_var(project, env, name)))
+    project, env = _stored_scope(request, project_ref, slug)
+    engine = services_of(request).engine
+    _orphans_or_404(request, project, await engine.queries.env_vars.get(project, env, name)
+                    is not None)
+    return ok(_redacted(await engine.env_var(project, env, name)))
 
 
 @router.put(BASE + "/{name}", openapi_extra=body_doc({"value": {"type": "string"}}))
@@ -100,6 +123,9 @@ async def update_var(project_ref: str, slug: str, name: str, request: Request) -
 
 @router.delete(BASE + "/{name}")
 async def delete_var(project_ref: str, slug: str, name: str, request: Request) -> Response:
-    project, env = _scope(request, project_ref, slug)
-    await services_of(request).engine.delete_env_var(project, env, name)
+    project, env = _stored_scope(request, project_ref, slug)
+    engine = services_of(request).engine
+    _orphans_or_404(request, project, await engine.queries.env_vars.get(project, env, name)
+                    is not None)
+    await engine.delete_env_var(project, env, name)
     return ok({"success": True})

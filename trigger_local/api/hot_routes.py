@@ -1,13 +1,16 @@
-"""The single trigger route, `POST /api/v1/tasks/{taskId}/trigger`, answered before FastAPI's
-routing (issue #13).
+"""The single trigger route, `POST /api/v1/tasks/{taskId}/trigger`, answered before FastAPI
+(issue #13).
 
 A trigger is the one management call made once per run (one HTTP trigger per run is how the
 peers enqueue: Huey, Celery, Dramatiq), and on its way to `trigger_task` FastAPI matched the
 path against every route registered before it (the worker protocol's first) and solved the
 endpoint's dependencies: measured in-process, that was about as much time as the route's own
-work. `HotRoutes`, the app's one middleware, matches this path itself and calls the same
-endpoint (api/triggers.py) with the same JSON errors (api/errors.py); every other request, and
-the OpenAPI description of this one, is FastAPI's as before.
+work. Before the router, every request also went through FastAPI's and Starlette's calls and
+their middleware stack (the server-error, exception-telemetry and body-limit layers): ~3 % of
+the daemon's loop during one-HTTP-trigger-per-run throughput (py-spy). `HotRoutes` is the app
+the daemon serves (`api/app.py` `create_served_app`): it matches this path itself and calls the
+same endpoint (api/triggers.py) with the same JSON errors (api/errors.py); every other
+request, and the OpenAPI description of this one, is FastAPI's as before.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ def trigger_task_id(path: str) -> str | None:
 
 
 class HotRoutes:
-    """ASGI middleware: the trigger route straight to its endpoint, the rest to `app`."""
+    """ASGI app around the FastAPI `app`: the trigger route straight to its endpoint, the rest
+    to `app`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -44,6 +48,7 @@ class HotRoutes:
         if task_id is None:
             await self.app(scope, receive, send)
             return
+        scope["app"] = self.app  # as Starlette sets it: the endpoint reads `app.state`
         request = Request(scope, receive)
         try:
             response = await json_errors(request, lambda r: trigger_task(task_id, r))

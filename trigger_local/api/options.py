@@ -32,8 +32,11 @@ def number_option(value: Any, name: str) -> float | None:
     """A finite number (None when absent); ValidationError naming `name` otherwise."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) \
-            or (isinstance(value, int) and abs(value) > MAX_STORED_INT) or not math.isfinite(value):
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_STORED_INT:
+        # finite, but past what is stored: "must be a finite number" misled (10**30 is one)
+        raise ValidationError(f"{name} is too large: {_shown(value)} (at most "
+                              f"{MAX_STORED_INT:,})")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValidationError(f"{name} must be a finite number, not {_shown(value)}")
     return float(value)
 

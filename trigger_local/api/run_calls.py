@@ -10,7 +10,8 @@ from typing import Any
 
 from .. import packet_store, protocol
 from ..durable_calls import Call
-from ..errors import ValidationError
+from ..errors import ConflictError, NotFoundError, ValidationError
+from ..statuses import FINAL_STATUSES
 from .options import batch_item_request, int_option, trigger_request
 from .services import DaemonServices
 from .worker_bodies import log_entries
@@ -61,10 +62,27 @@ async def append_logs(svc: DaemonServices, run_id: str, attempt: int | None,
     if again and first is None:  # without it the daemon cannot tell which lines it holds
         raise ValidationError("first (the number of the burst's first line among the "
                               "attempt's lines) is required with again")
+    entries = log_entries(run_id, body, attempt, svc.engine.clock.now())
+    await _check_attempt_takes_logs(svc, run_id, entries[0].attempt if entries else attempt)
     # sent again: its lines from `first` on may be stored already
-    await svc.engine.append_logs(log_entries(run_id, body, attempt, svc.engine.clock.now()),
-                                 first if again else None)
+    await svc.engine.append_logs(entries, first if again else None)
     return {}
+
+
+async def _check_attempt_takes_logs(svc: DaemonServices, run_id: str, number: int | None) -> None:
+    """Log lines belong to an attempt that exists, of a run that has not ended: else 404 / 409
+    and nothing stored (lines of a canceled run's process, or an attempt number made up, used
+    to be kept). The runtime takes either answer as "the attempt is gone"."""
+    run = await svc.engine.queries.runs.get(run_id)
+    if run is None:
+        raise NotFoundError(f"Run {run_id} not found")
+    if number is None or not 1 <= number <= run.attempt_count:
+        raise NotFoundError(f"Run {run_id} has no attempt {number} (it has "
+                            f"{run.attempt_count}): log lines are kept for an attempt that "
+                            "exists")
+    if run.status in FINAL_STATUSES:
+        raise ConflictError(f"Run {run_id} has ended ({run.status}): it takes no more log "
+                            "lines; drop the run")
 
 
 async def put_metadata(svc: DaemonServices, run_id: str, attempt: int | None,

@@ -201,6 +201,8 @@ async def wait_answer(svc: DaemonServices, run_id: str, attempt: int,
     out: dict[str, Any] = {"action": decision.action, "waitpointId": decision.waitpoint_id}
     if decision.result is not None:
         out["result"] = decision.result
+    if decision.until is not None:  # a shared process may keep this wait's timer (docs/waits.md)
+        out["until"] = decision.until
     return out
 
 

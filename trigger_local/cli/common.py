@@ -8,6 +8,7 @@ stdout carries only results (a table, or exactly one JSON document with --json),
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,10 +28,13 @@ from ..errors import (
     TaskNotFoundError,
     TriggerLocalError,
 )
+from ..projects import PROJECT_ENV
 from ..sdk.client import SyncApiClient, get_sync_client
 from ..strict_json import loads_strict
 
 PIPE_WIDTH = 240
+#: the daemon's hint when the project a request names is unknown (api/common.py)
+_HEADER_HINT = "fix TRIGGER_LOCAL_PROJECT (the x-trigger-local-project header)"
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")
 
 
@@ -108,6 +112,9 @@ def read_json_arg(value: str, option: str) -> Any:
 def explain(exc: TriggerLocalError) -> str:
     """The error as a sentence plus what to do about it."""
     message = exc.message.rstrip().replace("queue-not-found", "Queue not found")
+    if isinstance(exc, ProjectNotFoundError) and not os.environ.get(PROJECT_ENV):
+        # the CLI named the project of the trigger.toml around it, not the variable
+        return message.replace(_HEADER_HINT, "check `project` in this directory's trigger.toml")
     if isinstance(exc, DaemonNotRunningError | ProjectNotFoundError):
         return message
     if isinstance(exc, AuthenticationError):
@@ -139,11 +146,31 @@ def _tidy_help(command: Any, ctx: Any) -> None:
     for param in [*command.params, *([help_option] if help_option is not None else [])]:
         if getattr(param, "is_flag", False):
             param.metavar = ""
-        elif (getattr(param, "param_type_name", "") == "argument" and param.metavar is None
-              and param.name):
-            param.metavar = param.name.upper()
+        elif getattr(param, "param_type_name", "") == "argument" and param.name:
+            if param.metavar is None:
+                param.metavar = param.name.upper()
+            if param.required:
+                param.callback = _not_blank(param.name, param.callback)
     for sub in getattr(command, "commands", {}).values():
         _tidy_help(sub, ctx)
+
+
+# What a required argument names when it is given blank (`runs replay ''`): without this
+# check the blank id reaches the URL and the daemon answers only "Resource not found".
+_ARGUMENT_NAMES = {"run_id": "a run id (run_…)", "token_id": "a token id (waitpoint_…)",
+                   "task": "a task id", "name": "a queue name (or a task id)",
+                   "schedule_id": "a schedule id (sched_…)"}
+
+
+def _not_blank(name: str, then: Callable[..., Any] | None) -> Callable[..., Any]:
+    def check(ctx: Any, param: Any, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            what = _ARGUMENT_NAMES.get(name, f"a {name.replace('_', ' ')}")
+            fail(f"{what[0].upper()}{what[1:]} is required, not {value!r}. See "
+                 f"`trigger-local {ctx.command_path.split(' ', 1)[-1]} --help`.")
+        return then(ctx, param, value) if then is not None else value
+
+    return check
 
 
 class CliGroup(TyperGroup):

@@ -204,17 +204,26 @@ def dev(
         if started is not None and stop_spawned(started, settings.shutdown_grace_s + 15):
             err().print(f"Stopped the daemon dev started (pid {started.pid}).")
             if waiting:
-                err().print(f"{waiting} of {config.project} waiting: they keep their place "
-                            "and go on under the next `trigger-local dev`.")
+                err().print(waiting_note(*waiting, config.project))
 
 
-def _waiting_runs(project: str) -> str | None:
-    """"3 runs" of `project` WAITING (asked before the stop, so that dev can say they keep
-    their place); None when there are none or the daemon cannot say."""
+def waiting_note(count: int, more: bool, project: str) -> str:
+    """What dev says at its stop about `count` (`more`: at least that many) waiting runs."""
+    if count == 1 and not more:
+        return (f"1 run of {project} waiting: it keeps its place and goes on under the next "
+                "`trigger-local dev`.")
+    return (f"{count}{'+' if more else ''} runs of {project} waiting: they keep their place "
+            "and go on under the next `trigger-local dev`.")
+
+
+def _waiting_runs(project: str) -> tuple[int, bool] | None:
+    """How many runs of `project` are WAITING, and whether there are more than one page
+    (asked before the stop, so that dev can say they keep their place); None when there are
+    none or the daemon cannot say."""
     try:
         page = client().list_runs(status=["WAITING"], project=[project], limit=100)
     except TriggerLocalError:
         return None
     count = len(page.get("data") or [])
-    more = "+" if (page.get("pagination") or {}).get("next") else ""
-    return f"{count}{more} run{'s' if count != 1 or more else ''}" if count else None
+    more = bool((page.get("pagination") or {}).get("next"))
+    return (count, more) if count else None

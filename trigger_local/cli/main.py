@@ -14,6 +14,7 @@ from . import (
     deploy,
     dev,
     doctor,
+    envvars_cmd,
     init_cmd,
     queues,
     runs,
@@ -67,6 +68,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(queues.app, name="queues")
 app.add_typer(schedules.app, name="schedules")
+app.add_typer(envvars_cmd.app, name="envvars")
 
 
 def main() -> None:

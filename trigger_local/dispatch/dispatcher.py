@@ -51,6 +51,8 @@ def wakes(event: Event) -> bool:
     """Whether `event` may let a run start now or sooner: a new run, a freed slot (a run ended,
     or went from executing to waiting), a completed wait, a queue resumed or given room, a
     version or project that can take runs, a schedule's next tick."""
+    if isinstance(event, RunCreated):  # one started by its trigger (engine/starting.py): no
+        return event.status != EXECUTING  # round to do
     if isinstance(event, _WAKING):
         return True
     if isinstance(event, RunStatusChanged):
@@ -80,6 +82,11 @@ class Dispatcher:
 
     def wake(self) -> None:
         self._wakeup.set()
+
+    def idle(self) -> bool:
+        """The last round found nothing to do and nothing woke the loop since: no run waits
+        for a round (a trigger may start its own run, engine/starting.py)."""
+        return self._idle and not self._wakeup.is_set()
 
     async def tick(self) -> int:
         """Fire due timers, then start as many runnable runs as there is room for."""

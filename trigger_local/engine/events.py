@@ -127,7 +127,8 @@ class RunInterrupted(RunStatusChanged):
 class RunResumed(RunStatusChanged):
     """A held (or restored) process continues the run after its wait: EXECUTING. From WAITING
     (engine/resuming.py) the run goes on where it waited, and `extra["result"]`, the wait's
-    result for the executor to pass on, is not stored."""
+    result for the executor to pass on, is not stored (None: the run's process resumed it
+    itself, on its own timer: nothing to pass on)."""
 
     TYPE = "run.resumed"
 

@@ -43,6 +43,7 @@ from . import (
     retention,
     runs,
     schedules,
+    starting,
     streams,
     timers,
     triggering,
@@ -151,9 +152,10 @@ class Engine:
         """Create runs in one transaction (a batch's items arrive together). `request_key` (a
         client's `x-trigger-request-idempotency-key`, scoped by the route and the runs'
         project): a request sent again gets the first one's runs, with its answer's `cached`;
-        checked and recorded in the same transaction, so concurrent copies make one set."""
+        checked and recorded in the same transaction, so concurrent copies make one set. A
+        single new run that can start at once starts in it too (engine/starting.py)."""
         prepared = [await self._prepare(req) for req in reqs]
-        return await self._run(triggering.create_runs, prepared, wait=wait, request_key=request_key)
+        return await starting.trigger_runs(self._run, prepared, wait=wait, request_key=request_key)
 
     async def _prepare(self, req: TriggerRequest) -> triggering.Prepared:
         """Checked before the transaction starts (engine/triggering.py `prepare`)."""
@@ -179,9 +181,8 @@ class Engine:
                             parent_run_id: str | None = None, wait: bool = False,
                             idempotency_key: str | None = None, request_key: str | None = None,
                             record: Call | None = None) -> tuple[Batch, list[TriggerResult], bool]:
-        """A batch and all its runs in one transaction (True: an existing batch, by its
-        idempotency key or by `request_key` within the items' project, whose runs are returned
-        as they are)."""
+        """A batch and all its runs in one transaction (True: an existing batch, by its key or
+        by `request_key` within the items' project, whose runs are returned as they are)."""
         for req in reqs:  # resolved as the batch's children: in the parent's project if unsaid
             req.parent_run_id = req.parent_run_id or parent_run_id
         prepared = [await self._prepare(req) for req in reqs]
@@ -195,8 +196,7 @@ class Engine:
 
     async def fill_batch(self, batch: Batch, items: Mapping[int, TriggerRequest],
                          project: str | None = None) -> dict[str, str]:
-        """The runs of `items` (by index) as items of `batch`, in `project`, in one
-        transaction; returns every item the batch has received (`batch_items`)."""
+        """`items`' runs (by index) in `batch`, in one transaction: returns all its items."""
         for req in items.values():
             batches.adopt(req, batch, project)
         prepared = {index: await self._prepare(req) for index, req in items.items()}
@@ -216,8 +216,7 @@ class Engine:
         return await retrying(partial(self._unit, True), dequeue, limit, held,
                               reserve and not self.store.shared) if limit + held > 0 else []
 
-    async def tick_timers(self) -> int:
-        """Do everything that is due now (engine/timers.py); returns how many things changed."""
+    async def tick_timers(self) -> int:  # what is due now (engine/timers.py); how many changed
         return await self._run(timers.tick)
 
     async def start_attempt(self, run: Run, worker_id: str, pid: int | None,
@@ -225,12 +224,10 @@ class Engine:
         """DEQUEUED (or reserved) → EXECUTING on `worker_id`. None if the run moved on."""
         return await self.group.run(attempts.start, run, worker_id, pid, executor)
 
-    async def requeue(self, run: Run, reason: str) -> None:
-        """A DEQUEUED run no worker took goes back to its queue (a reserved one never left it)."""
+    async def requeue(self, run: Run, reason: str) -> None:  # no process took it (DEQUEUED)
         await self._run(attempts.requeue, run.id, reason)
 
-    async def resume_held(self, run: Run) -> Run | None:
-        """A DEQUEUED run whose process is held alive continues in that process."""
+    async def resume_held(self, run: Run) -> Run | None:  # DEQUEUED, in the process holding it
         return await self.group.run(attempts.resume_held, run.id)
 
     async def worker_lost(self, run_id: str, attempt: int, reason: str, *,
@@ -292,9 +289,12 @@ class Engine:
                                     waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
                                     idempotency_key_ttl=idempotency_key_ttl, record=record)
 
+    async def timer_due(self, run_id: str, attempt: int, waitpoint_id: str) -> bool:
+        """The run's shared process's own timer of its wait fired (waits.by_process)."""
+        return await self.group.run(waits.by_process, run_id, attempt, waitpoint_id)
+
     async def wait_result(self, run_id: str, waitpoint_id: str) -> dict[str, Any] | None:
-        """The result for a held run, once the dispatcher gave it its slot back; else None."""
-        return await waits.wait_result(self.queries, run_id, waitpoint_id)
+        return await waits.wait_result(self.queries, run_id, waitpoint_id)  # once resumed
 
     async def update_metadata(self, run_id: str, metadata: dict[str, Any] | None,
                               operations: Sequence[dict[str, Any]] | None = None

@@ -113,8 +113,8 @@ def _check_payload(req: TriggerRequest, limit: int) -> None:
         try:
             loads_strict(req.payload, "Payload", "payload")
         except BadRequestError as exc:
-            raise BadRequestError(f"{exc} Send JSON, or set the payload type to text/plain for "
-                                  "a plain string.") from None
+            raise BadRequestError(f"{str(exc).rstrip('.')}. Send JSON, or set the payload type "
+                                  "to text/plain for a plain string.") from None
 
 
 def _tags(value: Any) -> tuple[str, ...]:

@@ -17,11 +17,17 @@ It does so only when the answer of a dequeue is certain to be the same:
   can lose a slot to it, whatever their order);
 - a queue with a concurrency limit has room under it for the run's key and no QUEUED run.
 Otherwise the run is queued (`queued_held`) as before and the dispatcher resumes it.
+
+A shared process keeps the timer of its runs' short duration waits too, and goes on at once when
+it fires (engine/waits.py `by_process`, docs/waits.md): the waitpoint completes the same way,
+and the run's move is the same, but nobody is told (the process knows): its RunResumed carries
+no result and `resumed_by: process`, so the executor sends no resume message.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from ..store.models import EXECUTING, QUEUED, Run, Waitpoint
 from ..store.run_areas import RunningCounts
@@ -31,7 +37,8 @@ from .runs import move
 from .states import K_HELD
 from .unit import Tx
 
-#: what a RunResumed's `extra` carries for the executor only (RunResumed.data drops it)
+#: what a RunResumed's `extra` carries for the executor only (RunResumed.data drops it); None:
+#: the run's process resumed it itself, nothing to send
 RESULT = "result"
 
 
@@ -41,11 +48,17 @@ def deadline(run: Run, now: float) -> float | None:
     return now + max(0.0, run.max_duration_s - run.executed_s) if run.max_duration_s else None
 
 
-async def resume(tx: Tx, run: Run, wp: Waitpoint, result: dict[str, Any]) -> None:
-    """WAITING → EXECUTING in the process that holds it (`InPlace.admits` said so)."""
-    await move(tx, run, EXECUTING, deadline_at=deadline(run, tx.now), event=RunResumed,
-               data={"attempt": run.attempt_count, "worker_id": run.worker_id,
-                     "waitpoint_id": wp.id, RESULT: result})
+_ROOMS: WeakKeyDictionary[Tx, InPlace] = WeakKeyDictionary()
+
+
+def room_of(tx: Tx) -> InPlace:
+    """One InPlace for every part of `tx`: a group commit of many processes' timer frames reads
+    the room once (a part whose savepoint is undone keeps its slot counted: fewer go on in
+    place, never more)."""
+    room = _ROOMS.get(tx)
+    if room is None:
+        room = _ROOMS[tx] = InPlace()
+    return room
 
 
 class InPlace:
@@ -60,6 +73,19 @@ class InPlace:
         self._limits: dict[tuple[str, str], int] = {}
         self._rated: set[tuple[str, str]] = set()
         self._queued: set[tuple[str, str]] | None = None  # read only if a queue has a limit
+        #: runs whose process resumed them itself (its own timer): no resume message for them
+        self.told: set[str] = set()
+        self.resumed: set[str] = set()  # the runs this room let go on
+
+    async def resume(self, tx: Tx, run: Run, wp: Waitpoint, result: dict[str, Any]) -> None:
+        """WAITING → EXECUTING in the process that holds it (`admits` said so)."""
+        data: dict[str, Any] = {"attempt": run.attempt_count, "worker_id": run.worker_id,
+                                "waitpoint_id": wp.id, RESULT: result}
+        if run.id in self.told:
+            data.update({RESULT: None, "resumed_by": "process"})
+        await move(tx, run, EXECUTING, deadline_at=deadline(run, tx.now), event=RunResumed,
+                   data=data)
+        self.resumed.add(run.id)
 
     async def admits(self, tx: Tx, run: Run) -> bool:
         """Whether `run` (WAITING, its wait just completed) may go on in its process now; if so,

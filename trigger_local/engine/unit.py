@@ -60,6 +60,7 @@ from .due import (
     noting_waitpoints,
 )
 from .events import Event
+from .placing import Placer
 from .project_state import Projects
 from .suspension import CheckpointCapability
 
@@ -84,6 +85,9 @@ class EngineContext:
     #: commit, in a unit of its own (engine/endings.py says why), and a group commit hands no
     #: slot over (engine/handover.py: the dequeue must be exclusive)
     shared_store: bool = False
+    #: the executor's warm places, where a trigger on an idle daemon starts its run in its own
+    #: transaction (engine/starting.py); None: every run goes through the dispatcher
+    placer: Placer | None = None
 
 
 class Tx:

@@ -23,7 +23,6 @@ from ..store.models import (
     Run,
     Waitpoint,
 )
-from . import resuming
 from .events import RunUnblocked, WaitpointCompleted, WaitpointCreated
 from .options import MAX_TAG_LENGTH, MAX_TAGS
 from .resuming import InPlace
@@ -120,7 +119,7 @@ async def complete(tx: Tx, wp: Waitpoint, output: str | None, output_type: str =
             continue
         await tx.waitpoints.unblock(run_id)
         if in_place is not None and await in_place.admits(tx, run):
-            await resuming.resume(tx, run, wp, waitpoint_result(wp))
+            await in_place.resume(tx, run, wp, waitpoint_result(wp))
             continue
         await move(tx, run, QUEUED, kind=K_QUEUED_HELD, event=RunUnblocked,
                    data={"waitpoint_id": wp.id})

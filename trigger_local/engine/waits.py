@@ -6,18 +6,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .. import packets
 from ..durable_calls import Call
 from ..durations import parse_duration, parse_time
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..ids import new_id
 from ..store.interface import StoreReader
 from ..store.models import EXECUTING, WAITING, WP_COMPLETED, WP_DATETIME, WP_WAITING, Run, Waitpoint
-from . import durable, suspension
+from . import durable, suspension, waitpoints
+from .resuming import room_of
 from .runs import get, live, move
+from .states import K_HELD
 from .unit import Tx
 from .waitpoints import waitpoint_result
 
 KINDS = ("duration", "token", "run", "batch")
+#: a process's timer may fire this much before the daemon's clock says the wait is due (the same
+#: machine's clock, read at two instants and rounded differently)
+EARLY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +31,9 @@ class WaitDecision:
     action: str  # continue | hold | checkpoint (engine/suspension.py)
     waitpoint_id: str
     result: dict[str, Any] | None = None
+    #: a held duration wait's due time, which the run's shared process may keep a timer for
+    #: itself (`by_process`, below); None: only the daemon's timer ends the wait
+    until: float | None = None
 
 
 async def wait(tx: Tx, run_id: str, attempt: int, *, kind: str, until: Any = None,
@@ -55,7 +64,22 @@ async def wait(tx: Tx, run_id: str, attempt: int, *, kind: str, until: Any = Non
     await move(tx, run, WAITING, deadline_at=None, executed_s=executed,
                data={"waitpoint_id": wp.id, "waitpoint_type": wp.type, "action": action,
                      "until": wp.complete_after, "hold_reason": hold_reason})
-    return WaitDecision(action, wp.id)
+    return WaitDecision(action, wp.id, until=_process_timer(tx, run, wp, action))
+
+
+def _process_timer(tx: Tx, run: Run, wp: Waitpoint, action: str) -> float | None:
+    """The due time of a duration wait held in a shared process that will not be evicted
+    first (due within `evict_after_s`): its process may keep the timer too, and go on when it
+    fires (docs/waits.md, "Who keeps a wait's timer")."""
+    if action != suspension.HOLD or wp.type != WP_DATETIME or wp.complete_after is None:
+        return None
+    capability = tx.ctx.capability
+    if capability is None or not capability.shares_process(run.id):
+        return None
+    evict_after = tx.settings.evict_after_s
+    if evict_after > 0 and wp.complete_after - tx.now >= evict_after:
+        return None
+    return wp.complete_after
 
 
 async def _waitpoint(tx: Tx, run: Run, kind: str, until: Any, waitpoint_id: str | None,
@@ -104,3 +128,32 @@ async def wait_result(read: StoreReader, run_id: str, waitpoint_id: str) -> dict
     if wp is None:
         raise NotFoundError(f"Waitpoint {waitpoint_id} not found")
     return None if wp.status == WP_WAITING else waitpoint_result(wp)
+
+
+async def by_process(tx: Tx, run_id: str, attempt: int, waitpoint_id: str) -> bool:
+    """The timer the run's shared process kept for its duration wait fired, and the run went on
+    there (docs/waits.md, "Who keeps a wait's timer"). Completes the waitpoint unless the
+    daemon's timer did first, and moves the run WAITING → EXECUTING in place as that timer
+    would (engine/resuming.py), with no resume message: the process knows.
+
+    True: the run is EXECUTING. False: it waits for a slot (its queue is paused or full: it is
+    queued held, as from the daemon's timer) — the process waits for its resume before it sends
+    anything more. ConflictError ("gone"): the attempt ended, or the daemon let go of the run
+    (evicted). Idempotent: sent twice, or after the daemon's own timer, it changes nothing."""
+    run = await get(tx.runs, run_id)
+    if run.attempt_count != attempt or run.is_final or not run.worker_id \
+            or (run.status == WAITING and run.snapshot_kind != K_HELD):
+        # ended, or let go of (evicted: no process holds it; its next attempt replays it)
+        raise ConflictError(f"Attempt {attempt} of run {run_id} is no longer held by its "
+                            f"process (run is {run.status}, {run.snapshot_kind})")
+    wp = await tx.waitpoints.get(waitpoint_id)
+    if wp is None or wp.type != WP_DATETIME or wp.created_by_run_id != run.id:
+        raise NotFoundError(f"Waitpoint {waitpoint_id} is not a duration wait of run {run_id}")
+    if wp.status != WP_WAITING:  # the daemon's timer came first (or this frame, sent twice)
+        return run.status == EXECUTING
+    if wp.complete_after is None or wp.complete_after > tx.now + EARLY_S:
+        raise ValidationError(f"Waitpoint {waitpoint_id} is not due yet")
+    room = room_of(tx)
+    room.told.add(run.id)
+    await waitpoints.complete(tx, wp, None, packets.JSON, in_place=room)
+    return run.id in room.resumed

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import DaemonSettings
+from ..config import DAEMON_INFO_ENV, DaemonSettings
 from ..engine import Engine
 from ..home import user_umask
 from ..store.models import Run, Version
@@ -65,7 +65,10 @@ class ProcessSpawner:
         env = {**os.environ, **await self.engine.process_env(version.project), **version.env,
                **worker_env(self.settings.url, self.secret_key, worker.id, version,
                             version.project_dir, worker.log_path),
-               "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}"}
+               "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}",
+               # a process a stopped daemon leaves running finds the next one there, also on
+               # another port (runtime/__main__.py)
+               DAEMON_INFO_ENV: str(self.settings.home / "daemon.json")}
         with worker.log_path.open("ab") as out:
             proc = await asyncio.create_subprocess_exec(
                 version.python or sys.executable, "-m", "trigger_local.runtime", "work",

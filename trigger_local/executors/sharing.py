@@ -114,7 +114,8 @@ class SharedRuns:
         names; a run QUEUED again was unblocked by it: engine/waitpoints.py `complete`).
         `in_place`: the change came from WAITING; to EXECUTING that is a run its timer resumed
         in this process (engine/resuming.py), committed already: it is told at once, with
-        `result`, its wait's."""
+        `result`, its wait's — unless `result` is None: the process resumed it itself (its own
+        timer fired, engine/waits.py `by_process`) and knows."""
         if unblocked_by and status == "QUEUED":
             self._unblocked[run_id] = unblocked_by
         if attempt_ended:
@@ -130,7 +131,7 @@ class SharedRuns:
             worker.executing.discard(run_id)
             self._wake()  # a slot of the process is free
         elif status == "EXECUTING":
-            if in_place and run_id not in worker.executing:
+            if in_place and result is not None and run_id not in worker.executing:
                 self.send(worker, _resume(run_id, unblocked_by, result))
             worker.executing.add(run_id)
         self._state(worker)

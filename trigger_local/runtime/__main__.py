@@ -13,10 +13,11 @@ import os
 import sys
 from pathlib import Path
 
-from ..config import CANCEL_SIGNAL
+from ..config import CANCEL_SIGNAL, DAEMON_INFO_ENV
 from ..errors import ImportFailure
+from ..sdk import client as sdk_client
 from ..sdk import registry
-from ..sdk.worker_client import WorkerClient
+from ..sdk.worker_client import HttpxTransport, Transport, WorkerClient, daemon_url_in
 from . import stdio
 from .http11 import StreamTransport
 from .indexer import build_manifest, load_project
@@ -57,14 +58,27 @@ def work() -> int:
     return asyncio.run(_work(env))
 
 
+def _transport_for(url: str) -> Transport:
+    if url.startswith("http://") and os.environ.get("TRIGGER_LOCAL_WORKER_HTTP") != "httpx":
+        return StreamTransport(url)
+    return HttpxTransport(url)
+
+
+def _moved_to(url: str) -> Transport:
+    """The transport to the daemon's new url; the task's own SDK calls (TRIGGER_API_URL) go
+    there too from now on."""
+    os.environ["TRIGGER_API_URL"] = os.environ["TRIGGER_LOCAL_DAEMON_URL"] = url
+    sdk_client.forget_clients()
+    return _transport_for(url)
+
+
 async def _work(env: WorkerEnv) -> int:
     # the client is created inside the loop that will use it
-    transport = None
-    wanted = os.environ.get("TRIGGER_LOCAL_WORKER_HTTP")
-    if env.daemon_url.startswith("http://") and wanted != "httpx":
-        transport = StreamTransport(env.daemon_url)
-    worker = Worker(WorkerClient(env.daemon_url, transport=transport), env.worker_id,
-                    env.worker_token)
+    info = os.environ.get(DAEMON_INFO_ENV)
+    client = WorkerClient(env.daemon_url, transport=_transport_for(env.daemon_url),
+                          find_daemon=(lambda: daemon_url_in(Path(info))) if info else None,
+                          transport_for=_moved_to)
+    worker = Worker(client, env.worker_id, env.worker_token)
     loop = asyncio.get_running_loop()
     cancels: set[asyncio.Task[None]] = set()  # a reference, or the task may be collected
     loop.add_signal_handler(CANCEL_SIGNAL, lambda: cancels.add(loop.create_task(_canceled())))

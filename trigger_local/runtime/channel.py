@@ -96,6 +96,14 @@ class Channel:
         """`POST …/runs/{rid}/attempts/{n}/wait`'s answer, on the channel."""
         return await self._ask(protocol.wait_frame(run_id, attempt, token, body))
 
+    async def timer_due(self, run_id: str, attempt: int, token: str,
+                        waitpoint_id: str) -> bool:
+        """Tell the daemon the timer this process kept for the run's duration wait fired (the
+        run went on): True once the run is EXECUTING there; False: it waits for its slot (its
+        resume follows). Raises AttemptGone (the run ended), ChannelClosed, or the error."""
+        answer = await self._ask(protocol.timer_due_frame(run_id, attempt, token, waitpoint_id))
+        return bool(answer.get("resumed"))
+
     async def call(self, name: str, run_id: str, attempt: int, token: str,
                    body: dict[str, Any]) -> dict[str, Any]:
         """Run call `name` (protocol.RUN_CALLS: logs, metadata, a child trigger or batch, a

@@ -82,6 +82,7 @@ async def execute(assignment: dict[str, Any], client: WorkerClient, *,
         body = await run_task(registry.get_task(assignment["task_id"]), assignment, ctx, state)
         stdio.end_run()
         await _final_flush(state)
+        await state.settled()  # its completion after its resume (sdk/local_timers.py)
     except AttemptGone:
         return None
     finally:

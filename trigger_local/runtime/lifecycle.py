@@ -47,7 +47,9 @@ _THREAD_POOL = os.path.join("concurrent", "futures", "")
 
 
 def _without_plumbing(exc: BaseException) -> str:
-    """The traceback, without the frames of asyncio.to_thread and the thread pool."""
+    """The traceback, without the frames of asyncio.to_thread and the thread pool, nor this
+    module's own (the runtime calling the task: `runs show` printed two of them above the
+    task's first line)."""
     top = traceback.TracebackException.from_exception(exc)
     seen: set[int] = set()
     pending: list[traceback.TracebackException | None] = [top]
@@ -58,7 +60,8 @@ def _without_plumbing(exc: BaseException) -> str:
         seen.add(id(part))
         part.stack = traceback.StackSummary.from_list(
             [f for f in part.stack
-             if not f.filename.endswith(_TO_THREAD) and _THREAD_POOL not in f.filename])
+             if not f.filename.endswith(_TO_THREAD) and _THREAD_POOL not in f.filename
+             and f.filename != __file__])
         pending += [part.__cause__, part.__context__]
     return "".join(top.format())
 

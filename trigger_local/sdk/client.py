@@ -353,6 +353,12 @@ def get_sync_client() -> SyncApiClient:
     return client
 
 
+def forget_clients() -> None:
+    """Drop the process-wide clients (keeping what `configure` set): the next call finds the
+    daemon again (a task process whose daemon moved, runtime/__main__.py)."""
+    configure(_overrides["base_url"], _overrides["secret_key"])
+
+
 def configure(base_url: str | None = None, secret_key: str | None = None) -> None:
     """Point the process-wide clients at a daemon, like Trigger.dev's `configure`.
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import packets, protocol
 from ..durable_calls import COMPLETED
-from ..errors import AttemptGone, ChannelClosed
+from ..errors import AttemptGone, ChannelClosed, NotFoundError
 from .replay import Replay, body, completed, span
 from .stream_writer import StreamBuffers
 
@@ -182,14 +182,32 @@ class RunState:
         self.locals: dict[str, Any] = {}  # the attempt's `locals` (sdk/hooks.py)
         #: the attempt's hook runner (runtime/lifecycle.py), for on_wait / on_resume
         self.lifecycle: Any = None
+        #: the waits this run's own timer ended (sdk/local_timers.py), and the daemon's answer
+        #: to the last one while it is awaited: the run sends nothing before it (`settled`)
+        self.own_timers: set[str] = set()
+        self.settling: asyncio.Future[None] | None = None
+
+    async def settled(self) -> None:
+        """Wait until the daemon resumed this run after its own timer fired (at once when it
+        did not fire), so what the run sends is applied after its resume; AttemptGone if the
+        run ended meanwhile."""
+        settling = self.settling
+        if settling is not None:
+            await asyncio.shield(settling)
 
     async def call(self, method: str, route: str, body: Any = None, **kw: Any) -> Any:
+        await self.settled()
+        return await self.call_now(method, route, body, **kw)
+
+    async def call_now(self, method: str, route: str, body: Any = None, **kw: Any) -> Any:
+        """`call` without waiting for `settled` (a read of the wait that settles it)."""
         return await self.client.run_call(method, self.run_id, route, self.token, body, **kw)
 
     async def run_call(self, name: str, body: dict[str, Any]) -> Any:
         """Run call `name` (protocol.RUN_CALLS): on the process's channel when it has one
         (docs/worker-protocol.md, "The channel"), else its HTTP route — also when the channel
         closes under it (the daemon stopped or died), so no call is lost to a channel."""
+        await self.settled()
         channel = self.client.channel
         if channel is not None:
             try:
@@ -264,8 +282,11 @@ class RunState:
             # every burst says where it starts among the attempt's lines, so one sent again
             # (after its channel closed) is stored once; counted sent whatever the outcome
             first, self.logs_sent = self.logs_sent, self.logs_sent + len(entries)
-            await self.run_call(protocol.LOGS, {"attempt": self.attempt, "entries": entries,
-                                                "first": first})
+            try:
+                await self.run_call(protocol.LOGS, {"attempt": self.attempt, "entries": entries,
+                                                    "first": first})
+            except NotFoundError as exc:  # no such run or attempt (any more): as a 409
+                raise AttemptGone(str(exc)) from None
 
     async def _send_metadata(self) -> None:
         with self.lock:

@@ -14,12 +14,13 @@ import math
 import os
 import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from .. import packets
 from ..errors import AttemptGone, ChannelClosed
 from ..limits import MAX_DURATION_S
-from . import replay
+from . import local_timers, replay
 from .context import Resumed, RunState, current_run, require_run
 from .results import Token, WaitResult
 
@@ -60,7 +61,8 @@ async def _wait(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
             # no socket may survive into a checkpoint; each poll then closes its connection
             await state.client.drop_connections()
             await _offer_freeze(state)
-        result = await _poll(state, answer["waitpointId"], close=checkpoint)
+        result = await _poll(state, answer["waitpointId"], close=checkpoint,
+                             due=local_timers.due_at(state, answer))
     if result.get("final"):
         raise AttemptGone(f"run {state.run_id} ended while waiting ({result.get('status')})")
     return result
@@ -101,9 +103,10 @@ async def _offer_freeze(state: RunState) -> None:
         os.unlink(done)
 
 
-async def _poll(state: RunState, waitpoint_id: str, *, close: bool) -> dict[str, Any]:
+async def _poll(state: RunState, waitpoint_id: str, *, close: bool,
+                due: float | None = None) -> dict[str, Any]:
     if state.resumed is not None:
-        return await _await_resume(state, state.resumed, waitpoint_id)
+        return await _await_resume(state, state.resumed, waitpoint_id, due)
     while True:
         answer = await state.call("GET", f"waits/{waitpoint_id}", params={"wait_s": POLL_WAIT_S},
                                   read_timeout_s=POLL_WAIT_S, close=close)
@@ -111,28 +114,38 @@ async def _poll(state: RunState, waitpoint_id: str, *, close: bool) -> dict[str,
             return answer.get("result") or {}
 
 
-async def _await_resume(state: RunState, resumed: asyncio.Event,
-                        waitpoint_id: str) -> dict[str, Any]:
+async def _await_resume(state: RunState, resumed: asyncio.Event, waitpoint_id: str,
+                        due: float | None = None) -> dict[str, Any]:
     """A run in a shared process: no poll of its own. The process's one `next` poll sets
     `resumed` when the daemon gave the run its slot back (or ended it), with the wait's result
     when the daemon sent it along; else one read of the result. A check every RESUME_CHECK_S is
-    the safety net for a word lost with a daemon."""
+    the safety net for a word lost with a daemon. `due`: the run keeps the wait's timer too,
+    and goes on when it fires, if the daemon's word has not come first (sdk/local_timers.py)."""
     while True:
+        timeout = RESUME_CHECK_S if due is None else min(RESUME_CHECK_S, due - time.time())
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(RESUME_CHECK_S):  # not wait_for: no task in between
+            async with asyncio.timeout(max(0.0, timeout)):  # not wait_for: no task in between
                 await resumed.wait()
+        if not resumed.is_set() and due is not None and timeout < RESUME_CHECK_S:
+            if time.time() >= due:
+                return local_timers.fired(state, waitpoint_id, partial(
+                    _await_resume, state, resumed, waitpoint_id))
+            continue  # woken a hair early (two clocks): wait the rest
         resumed.clear()
         word = None
         if isinstance(resumed, Resumed):
             word, resumed.word = resumed.word, None
         if word is not None and word[0] == waitpoint_id:
             return word[1]
+        if word is not None and word[0] in state.own_timers:
+            continue  # the daemon's word for a wait the run's own timer ended: nothing new
         answer = await _read_wait(state, waitpoint_id)
         if answer.get("done"):
             return answer.get("result") or {}
 
 
 async def _block(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
+    await state.settled()  # after the resume its own timer made, if any (sdk/local_timers.py)
     channel = state.client.channel  # a shared process's: never asked to checkpoint
     if channel is not None:
         with contextlib.suppress(ChannelClosed):
@@ -148,8 +161,8 @@ async def _read_wait(state: RunState, waitpoint_id: str) -> dict[str, Any]:
     if channel is not None:
         with contextlib.suppress(ChannelClosed):
             return await channel.read_wait(state.run_id, state.token, waitpoint_id)
-    answer: dict[str, Any] = await state.call("GET", f"waits/{waitpoint_id}",
-                                              params={"wait_s": 0})
+    answer: dict[str, Any] = await state.call_now("GET", f"waits/{waitpoint_id}",
+                                                  params={"wait_s": 0})
     return answer
 
 

@@ -22,8 +22,11 @@ import asyncio
 import json
 import os
 import socket
+import sys
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -109,6 +112,9 @@ class WaitReader(Protocol):
     async def call(self, name: str, run_id: str, attempt: int, token: str,
                    body: dict[str, Any]) -> dict[str, Any]: ...
 
+    async def timer_due(self, run_id: str, attempt: int, token: str,
+                        waitpoint_id: str) -> bool: ...
+
 
 class WorkerClient:
     """Async client for the worker routes. Methods return the decoded JSON answer.
@@ -118,10 +124,15 @@ class WorkerClient:
     """
 
     def __init__(self, base_url: str, *, orphan_timeout: float | None = None,
-                 transport: Transport | None = None) -> None:
+                 transport: Transport | None = None,
+                 find_daemon: Callable[[], str | None] | None = None,
+                 transport_for: Callable[[str], Transport] = HttpxTransport) -> None:
         self.base_url = base_url.rstrip("/")
         self.orphan_timeout_s = orphan_timeout_s() if orphan_timeout is None else orphan_timeout
-        self.transport: Transport = transport or HttpxTransport(self.base_url)
+        self.transport: Transport = transport or transport_for(self.base_url)
+        #: where the daemon listens now (its home's daemon.json), asked when the one at
+        #: `base_url` refuses connections: a daemon restarted on another port is found there
+        self.find_daemon, self.transport_for = find_daemon, transport_for
         #: a shared process's channel while it has one (runtime/worker.py): its runs' waits
         #: go there (sdk/waits.py)
         self.channel: WaitReader | None = None
@@ -159,6 +170,8 @@ class WorkerClient:
             try:
                 status, data = await self.transport.send(method, path, headers, content, timeout_s)
             except CONNECTION_ERRORS as exc:
+                if await self._follow_daemon():
+                    continue  # at once: the daemon that answers now is elsewhere
                 deadline = self._check_deadline(deadline, exc)
             else:
                 if status not in _RETRY_STATUSES:
@@ -166,6 +179,18 @@ class WorkerClient:
                 deadline = self._check_deadline(deadline, f"HTTP {status}")
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+    async def _follow_daemon(self) -> bool:
+        """Point the client at the url the home's daemon.json names, when it is another one
+        (the daemon was restarted on another port); True when it moved."""
+        url = self.find_daemon() if self.find_daemon is not None else None
+        if not url or url.rstrip("/") == self.base_url:
+            return False
+        old, self.base_url = self.transport, url.rstrip("/")
+        self.transport = self.transport_for(self.base_url)
+        await old.aclose()
+        print(f"trigger-local: the daemon moved to {self.base_url}", file=sys.stderr)
+        return True
 
     def _check_deadline(self, deadline: float | None, cause: object) -> float:
         now = time.monotonic()
@@ -205,3 +230,12 @@ def _answer(status: int, data: bytes) -> Any:
     if status >= 400:
         raise error_from_response(status, body)
     return body
+
+
+def daemon_url_in(info: Path) -> str | None:
+    """The url a home's daemon.json names (None while there is none, or it is half-written)."""
+    try:
+        url = json.loads(info.read_text()).get("url")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None

@@ -113,16 +113,20 @@ class PgQueues:
         rows = await self._sql.all(f"SELECT * FROM queues {where} ORDER BY project, name",
                                    params)
         queues = [from_row(Queue, r) for r in rows]
-        # sharded counters kept by triggers in each writing transaction (schema_lists.py)
+        # sharded counters written with each commit (counts.py)
         counts = await self._sql.all(
             f"SELECT project, queue, SUM(n) FILTER (WHERE status IN {SQL_RUNNING}) AS running, "
             f"SUM(n) FILTER (WHERE status = '{RunStatus.QUEUED}') AS queued FROM queue_counts "
             "GROUP BY project, queue")
-        by_key = {(r["project"], r["queue"]): r for r in counts}
+        by_key = {(r["project"], r["queue"]): [int(r["running"] or 0), int(r["queued"] or 0)]
+                  for r in counts}
+        # in a transaction, the deltas it has not written yet (counts.py); [running, queued]
+        for (project, queue, status), n in self._sql.pending.counts.queues().items():
+            by_key.setdefault((project, queue), [0, 0])[status == RunStatus.QUEUED] += n
         for q in queues:
             found = by_key.get((q.project, q.name))
             if found is not None:
-                q.running, q.queued = int(found["running"] or 0), int(found["queued"] or 0)
+                q.running, q.queued = found
         return queues
 
     async def paused(self) -> set[tuple[str, str]]:

@@ -25,14 +25,22 @@ QUEUED_QUEUES = "SELECT DISTINCT project, queue FROM runs WHERE status = 'QUEUED
 
 READS = (RUNNING, PAUSED, LIMITS, RATE_LIMITS, QUEUED_QUEUES)
 
+_ARRAYS = [f"(SELECT COALESCE(json_agg(r), '[]') FROM ({sql}) AS r)" for sql in READS]
 #: one statement: each read's rows as a JSON array
-TOGETHER = "SELECT " + ", ".join(
-    f"(SELECT COALESCE(json_agg(r), '[]') FROM ({sql}) AS r)::text AS r{n}"
-    for n, sql in enumerate(READS))
-#: the same as one JSON object (sql.py `_dequeue_read`)
-AS_JSON = f"SELECT row_to_json(t)::text FROM ({TOGETHER}) AS t"
+TOGETHER = "SELECT " + ", ".join(f"{a}::text AS r{n}" for n, a in enumerate(_ARRAYS))
+#: the same as one JSON object, whose arrays are JSON too (not text inside JSON): decoded once
+#: (sql.py `_dequeue_read`)
+AS_JSON = "SELECT json_build_object(" + ", ".join(
+    f"'r{n}', {a}" for n, a in enumerate(_ARRAYS)) + ")::text"
 
 
 def answers(row: Any) -> dict[str, list[dict[str, Any]]]:
-    """Each read's rows (as dicts: the areas read them by column name), by its text."""
+    """Each read's rows (as dicts: the areas read them by column name), by its text, from
+    `TOGETHER`'s row."""
     return {sql: json.loads(row[f"r{n}"]) for n, sql in enumerate(READS)}
+
+
+def answers_of(text: str) -> dict[str, list[dict[str, Any]]]:
+    """The same from `AS_JSON`'s text."""
+    found = json.loads(text)
+    return {sql: found[f"r{n}"] for n, sql in enumerate(READS)}

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .counts import Counts
+
 _SNAPSHOTS = ("snaps AS (INSERT INTO snapshots (id, run_id, kind, status, at, description) "
               "SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], "
               "?::double precision[], ?::text[]))")
@@ -28,6 +30,11 @@ _SNAPSHOTS = ("snaps AS (INSERT INTO snapshots (id, run_id, kind, status, at, de
 _EVENTS = ("evs AS (INSERT INTO events (run_id, type, at, data) SELECT u.* FROM {turn}"
            "unnest(?::text[], ?::text[], ?::double precision[], ?::text[]) AS u)")
 _TURN = "turn AS (SELECT pg_advisory_xact_lock(?, ?))"
+# the counters' sums (counts.py), in the shard of the transaction's server process (no two
+# connections open at once share one), by a function: its statements' plans are kept for the
+# session (schema_lists.py, migration 9)
+_COUNTS = ("SELECT runs_add_counts(?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], "
+           "?::bigint[])")
 
 #: the tables whose rows may be kept: a statement that names one sends them first
 TABLES = ("snapshots", "events")
@@ -40,6 +47,7 @@ class Mark:
     snapshots: int
     events: int
     writes: int
+    counts: int
     events_locked: bool
 
 
@@ -51,14 +59,17 @@ class Pending:
     events: list[tuple[Any, ...]] = field(default_factory=list)
     #: other kept writes: (the table each writes, statement with `?` marks, values)
     writes: list[tuple[str, str, Sequence[Any]]] = field(default_factory=list)
+    #: the counters' deltas of the runs this transaction inserted or moved (counts.py)
+    counts: Counts = field(default_factory=Counts)
     #: this transaction holds the events' lock (its first events were sent)
     events_locked: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.snapshots or self.events or self.writes)
+        return bool(self.snapshots or self.events or self.writes or self.counts)
 
     def clear(self) -> None:
         self.snapshots, self.events, self.writes, self.events_locked = [], [], [], False
+        self.counts.clear()
 
     def write(self, table: str, sql: str, params: Sequence[Any]) -> None:
         """Keep a write of `table` whose answer nobody needs; a statement whose text holds
@@ -72,7 +83,8 @@ class Pending:
         self.events.append((run_id, type_, at, json.dumps(data)))
 
     def mark(self) -> Mark:
-        return Mark(len(self.snapshots), len(self.events), len(self.writes), self.events_locked)
+        return Mark(len(self.snapshots), len(self.events), len(self.writes), self.counts.mark(),
+                    self.events_locked)
 
     def undo(self, mark: Mark) -> None:
         """Forget what was kept since `mark` (its savepoint was rolled back: so was the lock,
@@ -80,6 +92,7 @@ class Pending:
         del self.snapshots[mark.snapshots:]
         del self.events[mark.events:]
         del self.writes[mark.writes:]
+        self.counts.undo(mark.counts)
         self.events_locked = mark.events_locked
 
     def touches(self, sql: str) -> bool:
@@ -93,6 +106,11 @@ class Pending:
         payload), with their values; what was kept is then forgotten."""
         kept: list[tuple[str, Sequence[Any]]] = [(sql, params) for _, sql, params in self.writes]
         self.writes = []
+        if self.counts:
+            statuses, queues = self.counts.sums()
+            self.counts.clear()
+            if statuses or queues:
+                kept.append((_COUNTS, [*_columns(statuses, 2), *_columns(queues, 4)]))
         if self.snapshots or self.events or notify:
             kept.append(self._statement(events_lock, notify))
         return kept
@@ -115,3 +133,8 @@ class Pending:
         params += notify or ()
         self.snapshots, self.events = [], []
         return (f"WITH {', '.join(parts)} {main}" if parts else main), params
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """`rows` as `width` columns (each sent as one array)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width

@@ -12,6 +12,7 @@ from ..run_areas import RunningCounts
 from ..sqlite.rows import columns, from_row
 from ..sqlite.sql import SQL_NOT_STARTED, SQL_RUNNING, Where
 from . import dequeue_reads, history
+from .counts import COUNTED
 from .sql import PgSql, created_between, insert_sql, tagged, values
 
 _RUN_COLS = ", ".join(columns(Run))
@@ -27,17 +28,19 @@ class PgRuns:
         self._sql = sql
 
     async def insert(self, run: Run) -> None:
-        # kept for the commit (pending.py): nobody waits for its answer. Its triggers write
-        # the tags and counters tables (schema_lists.py): run_tags and run_counts hold "run"
-        # in their names, so a statement naming them sends it first; queue_counts is read only
-        # through the read pool, which sees committed rows alone
+        # kept for the commit (pending.py): nobody waits for its answer. Its trigger writes
+        # the tags table (schema_lists.py): run_tags holds "run" in its name, so a statement
+        # naming it sends it first. It is counted with the commit (counts.py)
         self._sql.note_timers_of(run)
+        self._sql.pending.counts.added((run.status, run.project, run.queue))
         await self._sql.keep("run", _INSERT_RUN, values(run))
 
     async def insert_many(self, runs: Sequence[Run]) -> None:
         for run in runs:
             self._sql.note_timers_of(run)
         await self._sql.many(_INSERT_RUN, [values(r) for r in runs])
+        for run in runs:
+            self._sql.pending.counts.added((run.status, run.project, run.queue))
 
     async def get(self, run_id: str) -> Run | None:
         row = await self._sql.one(f"SELECT {_RUN_COLS} FROM runs WHERE id = ?", (run_id,))
@@ -60,10 +63,41 @@ class PgRuns:
             changes["daemon_id"] = self._sql.owner.daemon_id
         elif "worker_id" in changes:
             changes["daemon_id"] = None
-        if expected_snapshot is None:
-            return await self._sql.update("runs", Run, "id", run_id, changes)
-        return await self._sql.update("runs", Run, "id", run_id, changes,
-                                      " AND snapshot_id = ?", (expected_snapshot,))
+        guard, extra = ("", ()) if expected_snapshot is None else \
+            (" AND snapshot_id = ?", (expected_snapshot,))
+        locked = self._sql.locked.get(run_id)
+        if locked is not None and changes and expected_snapshot == locked[0]:
+            return await self._update_locked(run_id, locked, changes, guard, extra)
+        if COUNTED.isdisjoint(changes):
+            return await self._sql.update("runs", Run, "id", run_id, changes, guard, extra)
+        # a move between counters: where the run counted before comes back with the UPDATE,
+        # and the commit counts it (counts.py; no trigger does since migration 9)
+        old = await self._sql.update_from("runs", Run, run_id, changes, ("status", "project",
+                                          "queue"), guard, extra)
+        if old is not None:
+            place = (old["status"], old["project"], old["queue"])
+            self._sql.pending.counts.moved(place, (changes.get("status", place[0]),
+                                                   changes.get("project", place[1]),
+                                                   changes.get("queue", place[2])))
+        return old is not None
+
+    async def _update_locked(self, run_id: str, locked: tuple[str, str, str | None, str],
+                             changes: dict[str, Any], guard: str, extra: Sequence[Any]) -> bool:
+        """A compare-and-set of a run this (exclusive, read committed) transaction locked at
+        the snapshot it expects: nobody else can change the row before the commit, so it
+        succeeds, and its UPDATE is kept for the commit's round trip (pending.py) instead of
+        costing one of its own (a dequeue's move to DEQUEUED)."""
+        snapshot, status, project, queue = locked
+        new_status: str = changes.get("status", status)
+        new_project: str | None = changes.get("project", project)
+        new_queue: str = changes.get("queue", queue)
+        self._sql.pending.counts.moved((status, project, queue),
+                                       (new_status, new_project, new_queue))
+        self._sql.locked[run_id] = (changes.get("snapshot_id", snapshot), new_status,
+                                    new_project, new_queue)
+        await self._sql.keep("runs", *self._sql.update_sql("runs", Run, "id", run_id, changes,
+                                                           guard, extra))
+        return True
 
     async def find_by_idempotency_key(self, task_id: str, key: str,
                                       project: str | None = None) -> Run | None:
@@ -126,10 +160,13 @@ class PgRuns:
         return await history.on_workers(self._sql)
 
     async def count_by_status(self) -> dict[str, int]:
-        # sharded counters kept by triggers in each writing transaction (schema_lists.py)
-        rows = await self._sql.all("SELECT status, SUM(n) AS n FROM run_counts GROUP BY status "
-                                   "HAVING SUM(n) > 0")
-        return {r["status"]: int(r["n"]) for r in rows}
+        # sharded counters, written with each commit (counts.py; a deletion by trigger), and
+        # in a transaction the deltas it has not written yet
+        counts = self._sql.pending.counts.statuses()
+        for r in await self._sql.all("SELECT status, SUM(n) AS n FROM run_counts "
+                                     "GROUP BY status"):
+            counts[r["status"]] += int(r["n"])
+        return {status: n for status, n in counts.items() if n > 0}
 
     async def with_status(self, statuses: Sequence[str]) -> list[Run]:
         """Those of this daemon, of none, or of a daemon whose lease ran out: a starting daemon
@@ -174,6 +211,10 @@ class PgRuns:
         rows = await self._sql.all(
             f"SELECT {_RUN_COLS} FROM runs WHERE id IN ({page}) AND status = '{QUEUED}' "
             f"ORDER BY queued_at, id{lock}", params)
+        if self._sql.writes and self._sql.exclusive:
+            # read committed: each row as it is now, locked until the commit (`update`)
+            self._sql.locked.update((r["id"], (r["snapshot_id"], r["status"], r["project"],
+                                               r["queue"])) for r in rows)
         return [from_row(Run, r) for r in rows]
 
 

@@ -354,4 +354,6 @@ MIGRATIONS: list[str] = [
     schema_lists.LISTS,  # 7: tags tables and sharded counters for the lists (issue #14)
     # 8: the batches still PROCESSING, which the daemons' sweep looks through (waitpoints.py)
     "CREATE INDEX batches_processing ON batches(created_at) WHERE status = 'PROCESSING';",
+    # 9: the counters counted by the store with each commit, a shard per connection (#14)
+    schema_lists.COUNTED_BY_STORE,
 ]

@@ -8,10 +8,12 @@
 
 Counters are where several daemons' transactions would meet: every run that changes status
 changes one. So each counter is split in shards, and a transaction counts into the shard of its
-server process (`pg_backend_pid() % 16`): two daemons' transactions (two connections) write
-different rows and do not refuse each other (serializable isolation, store.py), and a count is
-the sum of its shards (a shard may go negative: a run counted in on one connection and out on
-another). Never edit it once shipped: add a migration."""
+server process (migration 7: `pg_backend_pid() % 16`; migration 9: the process id itself): two
+daemons' transactions (two connections) write different rows and do not refuse each other
+(serializable isolation, store.py), and a count is the sum of its shards (a shard may go
+negative: a run counted in on one connection and out on another). Since migration 9 the store
+counts inserts and status changes with each commit (counts.py); a trigger counts deletions.
+Never edit a migration once shipped: add one."""
 
 from __future__ import annotations
 
@@ -98,4 +100,44 @@ LISTS = _tags("run", "runs") + _tags("waitpoint", "waitpoints") + f"""
                            OR OLD.queue IS DISTINCT FROM NEW.queue
                            OR OLD.project IS DISTINCT FROM NEW.project)
         EXECUTE FUNCTION runs_keep_counts();
+"""
+
+#: migration 9: a status change and an insert are counted by the store, once per transaction
+#: with its commit (counts.py, through `runs_add_counts`: a function's statements are planned
+#: once per session, a statement sent as text at every commit), no longer by triggers; a
+#: deletion still is. A shard is the
+#: server process's id itself, not its remainder by 16: no two connections open at once share
+#: one (two daemons whose connections fell on one shard updated one row in each transaction,
+#: and serializable isolation refused one of them). Rows of the shards of past connections stay
+#: (a count is the sum of its shards), a handful per daemon start
+COUNTED_BY_STORE = """
+    DROP TRIGGER runs_counts_moved ON runs;
+    DROP TRIGGER runs_counts ON runs;
+    CREATE OR REPLACE FUNCTION runs_count(row_ runs, delta INTEGER) RETURNS void
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        s INTEGER := pg_backend_pid();
+    BEGIN
+        INSERT INTO run_counts AS c (status, shard, n) VALUES (row_.status, s, delta)
+            ON CONFLICT (status, shard) DO UPDATE SET n = c.n + delta;
+        IF row_.status IN ('QUEUED', 'DEQUEUED', 'EXECUTING') THEN
+            INSERT INTO queue_counts AS c (project, queue, status, shard, n)
+                VALUES (COALESCE(row_.project, ''), row_.queue, row_.status, s, delta)
+                ON CONFLICT (project, queue, status, shard) DO UPDATE SET n = c.n + delta;
+        END IF;
+    END $$;
+    CREATE TRIGGER runs_counts AFTER DELETE ON runs
+        FOR EACH ROW EXECUTE FUNCTION runs_keep_counts();
+    CREATE FUNCTION runs_add_counts(statuses TEXT[], ns BIGINT[], projects TEXT[], queues TEXT[],
+                                    queue_statuses TEXT[], queue_ns BIGINT[]) RETURNS void
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO run_counts AS c (status, shard, n)
+            SELECT u.s, pg_backend_pid(), u.d FROM unnest(statuses, ns) AS u(s, d)
+            ON CONFLICT (status, shard) DO UPDATE SET n = c.n + excluded.n;
+        INSERT INTO queue_counts AS c (project, queue, status, shard, n)
+            SELECT u.p, u.q, u.s, pg_backend_pid(), u.d
+            FROM unnest(projects, queues, queue_statuses, queue_ns) AS u(p, q, s, d)
+            ON CONFLICT (project, queue, status, shard) DO UPDATE SET n = c.n + excluded.n;
+    END $$;
 """

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -141,6 +140,9 @@ class PgSql:
         #: the function that takes it and reads (LOCKED_READ)
         self.lock: tuple[int, int] | None = None
         self.locked_read = False
+        #: the runs an exclusive transaction locked (`PgRuns.queued`), where each is: by id,
+        #: (snapshot id, status, project, queue)
+        self.locked: dict[str, tuple[str, str, str | None, str]] = {}
         #: statements sent since the transaction began (a savepoint before the first is none)
         self.sent = 0
         #: a statement of this transaction was refused for a conflict: whatever a part that
@@ -241,7 +243,7 @@ class PgSql:
                 with self.guard():
                     found = await self.conn.fetchval(
                         "SELECT pg_temp.trigger_local_locked_read($1, $2)", *self.lock)
-                self.dequeue_answers = dequeue_reads.answers(json.loads(found))
+                self.dequeue_answers = dequeue_reads.answers_of(found)
             else:
                 self.dequeue_answers = dequeue_reads.answers(
                     await self.one(dequeue_reads.TOGETHER))
@@ -305,11 +307,35 @@ class PgSql:
         matched (no changes: True at once)."""
         if not changes:
             return True
+        return await self.run(*self.update_sql(table, cls, key, key_value, changes, extra_where,
+                                               extra)) > 0
+
+    def update_sql(self, table: str, cls: type, key: str, key_value: Any,
+                   changes: dict[str, Any], extra_where: str = "",
+                   extra: Sequence[Any] = ()) -> tuple[str, tuple[Any, ...]]:
+        """`update`'s statement and values (its timers noted)."""
         self.note_timers(changes)
         enc = encode_changes(cls, changes)
         sets = ", ".join(f"{k} = ?" for k in enc)
-        sql = f"UPDATE {table} SET {sets} WHERE {key} = ?{extra_where}"
-        return await self.run(sql, (*enc.values(), key_value, *extra)) > 0
+        return (f"UPDATE {table} SET {sets} WHERE {key} = ?{extra_where}",
+                (*enc.values(), key_value, *extra))
+
+    async def update_from(self, table: str, cls: type, key_value: Any, changes: dict[str, Any],
+                          old: Sequence[str], extra_where: str = "",
+                          extra: Sequence[Any] = ()) -> Any:
+        """`UPDATE table SET changes WHERE id = key_value [extra_where]` returning the row's
+        columns `old` as they were before it (None: no row matched), in one statement. The
+        update also requires them unchanged: under read committed, a row changed meanwhile is
+        read again by the UPDATE alone, and then it is not updated rather than counted from
+        values it no longer has."""
+        self.note_timers(changes)
+        enc = encode_changes(cls, changes)
+        sets = ", ".join(f"{k} = ?" for k in enc)
+        same = " AND ".join(f"{table}.{c} IS NOT DISTINCT FROM o.{c}" for c in old)
+        sql = (f"WITH o AS (SELECT {', '.join(old)} FROM {table} WHERE id = ?) "
+               f"UPDATE {table} SET {sets} FROM o WHERE {table}.id = ? AND {same}{extra_where} "
+               f"RETURNING {', '.join(f'o.{c}' for c in old)}")
+        return await self.one(sql, (key_value, *enc.values(), key_value, *extra))
 
     async def newest_first(self, table: str, cols: str, where: Where, after: str | None,
                            before: str | None, limit: int) -> list[Any]:

@@ -106,6 +106,7 @@ class PgView:
                 yield
             except BaseException:
                 sql.pending.undo(mark)
+                sql.locked.clear()  # (where its runs are is no longer known: runs.py)
                 if sql.sent and not sql.doomed and not sql.conn.is_closed():
                     with sql.guard():
                         await sql.conn.execute("ROLLBACK")
@@ -121,6 +122,7 @@ class PgView:
             yield
         except BaseException:
             sql.pending.undo(mark)
+            sql.locked.clear()  # (where its runs are is no longer known: runs.py)
             if not sql.conn.is_closed():
                 # a doomed transaction is run again whole: its savepoints do not matter
                 with contextlib.suppress(*UNREACHABLE, asyncpg.PostgresError):
@@ -250,6 +252,7 @@ class PostgresStore:
                                  f"{sql.locking()}") if exclusive else None if begun else BEGIN
                     sql.pending.clear()
                     sql.exclusive, sql.dequeue_answers = exclusive, None
+                    sql.locked.clear()
                     yield view
                     # the kept writes and the announcement (delivered to the listeners at the
                     # commit only) go with the COMMIT: sql.py `commit`

@@ -1,0 +1,142 @@
+"""Starting a run in the transaction that creates it (issue #13's trigger→start).
+
+On an idle daemon a trigger used to cost three transactions before its run executed: the
+trigger's (the run, QUEUED), the dispatcher's round woken by it (the dequeue), and the start's
+(QUEUED → EXECUTING, the attempt). When the new run can start at once — the executor has a warm
+process of its version with room (`ctx.placer`, engine/placing.py) and the dispatcher's own
+rules would take this run now — the trigger's unit of work starts it too, and the assignment
+leaves right after that one commit:
+
+- the rules are the dispatcher's, not a copy: `dequeue` runs inside the trigger's transaction
+  for one run (paused queues, offline projects, queue and concurrency-key limits, the global
+  concurrency, rate limits, priority). If it takes another run — one queued first, or a held
+  run whose wait completed — nothing is started here: a savepoint undoes what the dequeue
+  wrote, and the dispatcher, woken by the run's creation as always, starts them in order;
+- the start is `attempts.start`, the dispatcher's, on the reservation the dequeue made;
+- nothing is acknowledged before it is durable: the trigger's answer and the assignment both
+  wait for the commit (the executor sends the assignment when the committed move to EXECUTING
+  is published, engine/placing.py); a commit that fails gives the place back
+  (`Placement.release`);
+- a process that exits between the commit and the hand-off knows the run already (the place
+  recorded it), so its exit's worker-lost path retries or requeues it, as for any run it held.
+
+The run's `RunCreated` is published with the status the run has after the commit (EXECUTING),
+which the dispatcher does not wake for: there is nothing left for its round to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..errors import StartDeferred
+from ..store.models import EXECUTING, QUEUED, Attempt, Run
+from . import attempts, triggering
+from .dequeue import dequeue
+from .events import RunCreated
+from .placing import Placement
+from .triggering import Prepared, TriggerResult
+from .unit import Tx
+
+#: the engine's "this part in a unit of work of its own" (`Engine._run`)
+RunUnit = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A run started in its trigger's transaction, and the place it was started on."""
+
+    placement: Placement
+    run: Run
+    attempt: Attempt
+
+
+async def trigger_runs(run_unit: RunUnit, prepared: Sequence[Prepared], *, wait: bool,
+                       request_key: str | None) -> list[TriggerResult]:
+    """`triggering.create_runs` in a unit of work of its own; a single new run that can start
+    at once is started in it (its place is given back if the unit does not commit)."""
+    placed: list[Placement] = []
+    try:
+        results: list[TriggerResult] = await run_unit(_create_and_start, prepared, wait,
+                                                      request_key, placed)
+    except BaseException:
+        _release(placed)
+        raise
+    return results
+
+
+async def _create_and_start(tx: Tx, prepared: Sequence[Prepared], wait: bool,
+                            request_key: str | None,
+                            placed: list[Placement]) -> list[TriggerResult]:
+    _release(placed)  # a unit the store refused, run again (a store with a placer never does)
+    results = await triggering.create_runs(tx, prepared, wait=wait, request_key=request_key)
+    if len(results) != 1 or results[0].cached:
+        return results
+    started = await start_at_once(tx, results[0].run)
+    if started is None:
+        return results
+    placed.append(started.placement)
+    return [replace(results[0], run=started.run)]
+
+
+async def start_at_once(tx: Tx, run: Run) -> Placed | None:
+    """Start `run`, just created in `tx`, on a warm place if the dispatcher would start it now
+    (the module docstring); None leaves it QUEUED for the dispatcher."""
+    placer = tx.ctx.placer
+    version = tx.ctx.projects.current_of(run.project)
+    if placer is None or version is None or run.status != QUEUED or run.worker_id:
+        return None
+    placement = placer.place(run, version.id)
+    if placement is None:
+        return None
+    try:
+        started = await _take(tx, run, placement)
+        if started is not None:
+            _created_executing(tx, started[0])
+            placement.started(*started)
+    except BaseException:
+        placement.release()
+        raise
+    if started is None:
+        placement.release()
+        return None
+    return Placed(placement, *started)
+
+
+async def _take(tx: Tx, run: Run, placement: Placement) -> tuple[Run, Attempt] | None:
+    """Dequeue one run by the dispatcher's rules and, if it is `run`, start it on
+    `placement`; otherwise undo the dequeue (its writes, events, due times, reservations)."""
+    published, noted, checks = len(tx.published), len(tx.due_notes), len(tx.batch_checks)
+    taken: list[Run] = []
+    try:
+        async with tx.savepoint():
+            taken = await dequeue(tx, 1, reserve=True)
+            if [r.id for r in taken] != [run.id]:
+                raise StartDeferred
+            started = await attempts.start(tx, taken[0], placement.worker_id, placement.pid,
+                                           placement.executor)
+            if started is None:  # cannot be: it was created in this transaction
+                raise StartDeferred
+            return started
+    except StartDeferred:
+        for other in taken:
+            tx.ctx.reserved.pop(other.id, None)
+        del tx.published[published:]
+        del tx.due_notes[noted:]
+        del tx.batch_checks[checks:]
+        return None
+
+
+def _created_executing(tx: Tx, run: Run) -> None:
+    """Publish the run's creation with the status it has once committed: the dispatcher is
+    not woken for a run that needs no round (its stored row says QUEUED, as it was made)."""
+    for i, event in enumerate(tx.published):
+        if isinstance(event, RunCreated) and event.run_id == run.id:
+            tx.published[i] = replace(event, status=EXECUTING, kind=run.snapshot_kind)
+
+
+def _release(placed: list[Placement]) -> None:
+    for one in placed:
+        one.release()
+    placed.clear()
