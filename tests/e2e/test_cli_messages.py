@@ -81,6 +81,28 @@ def test_status_reads_as_text_not_python_dicts(daemon: DaemonProcess) -> None:
     assert executor.split() == ["executor", "process"], r.stdout
 
 
+def test_status_says_what_it_counts_once_and_keeps_its_json(daemon: DaemonProcess) -> None:
+    """An outside look read "resumes messages 0 answers 0", and "checkpoint yes" next to
+    "checkpoints available yes": each line now says what it counts, once; `--json` (other
+    tools read it) keeps the daemon's field names."""
+    r = cli(daemon, "status")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()[1:]  # after "running at URL"
+    labels = [line.strip().split("  ")[0] for line in lines]
+    assert len(labels) == len(set(labels)), r.stdout
+    for jargon in ("resumes", "messages 0", "answers", "held runs", "after s", "max held"):
+        assert jargon not in r.stdout, (jargon, r.stdout)
+    assert "runs resumed in their process" in r.stdout, r.stdout
+    # whether waiting runs are checkpointed: one line
+    assert len([line for line in lines if line.split()[0] == "checkpoint"
+                or "available" in line.split()]) == 1, r.stdout
+    document = json.loads(cli(daemon, "status", "--json").stdout)
+    executor = document["executor"]
+    assert executor["resumes"] == {"messages": 0, "answers": 0}, executor
+    assert "checkpoint" in executor and "available" in executor["checkpoints"], executor
+    assert "max_held" in executor["eviction"] and "held_runs" in executor, executor
+
+
 @pytest.fixture
 def completing(daemon: DaemonProcess, monkeypatch: pytest.MonkeyPatch) -> DaemonProcess:
     """The completion callbacks, in this process, finding the test daemon by its home."""
