@@ -81,3 +81,14 @@ def test_a_field_the_daemon_adds_later_still_shows() -> None:
     lines = status_lines({"queue_depth": 3, "executor": {"name": "docker", "containers": 2,
                                                          "new_count": {"a": 1}}})
     assert "  queue depth" in "\n".join(lines) and any("new count" in x for x in lines), lines
+
+
+def test_the_docker_executors_engine_line_says_what_is_available() -> None:
+    lines = status_lines({"executor": {"name": "docker", "containers": 0, "available": False,
+                                       "problem": "the Docker engine is not running",
+                                       "fix": "start dockerd"}})
+    assert [line.strip() for line in lines] == [
+        "executor" + " " * 28 + "docker", "task containers" + " " * 19 + "0",
+        "docker engine reachable" + " " * 11 + "no",
+        "problem" + " " * 27 + "the Docker engine is not running",
+        "to fix it" + " " * 25 + "start dockerd"], lines

@@ -20,7 +20,8 @@ LABELS = {
     "pid": "process id", "version": "version", "started_at": "started", "home": "home",
     "concurrency": "runs at once (at most)", "max_processes": "task processes (at most)",
     "channels": "shared processes connected", "held_runs": "runs waiting in shared processes",
-    "containers": "task containers", "problem": "problem", "fix": "to fix it",
+    "containers": "task containers", "available": "docker engine reachable",
+    "problem": "problem", "fix": "to fix it",
     "current_version": "current version", "tasks": "tasks",
 }
 
