@@ -101,6 +101,7 @@ async def test_a_no_op_run_writes_one_row_per_transition_it_keeps(engine: Engine
     assert finish["UPDATE runs"] == 1 and finish["UPDATE attempts"] == 1
     assert finish["INSERT snapshots"] == 1 and finish["INSERT events"] == 1
     assert finish["SELECT runs"] == 1 and "SELECT attempts" not in finish
+    assert "SELECT runs' counters" not in start and "SELECT runs' counters" not in finish
     history = await engine.queries.events.after(0, run_id=runs[0].id)
     assert [(e.type, e.data["from"]) for e in history] == [
         ("run.created", None), ("run.executing", "DEQUEUED"), ("run.completed", "EXECUTING")]
@@ -216,6 +217,8 @@ async def test_a_group_commit_writes_the_counters_once(engine: Engine) -> None:
         conn.set_trace_callback(None)
     commits = sum(t == "COMMIT" for t in texts)
     assert commits <= 4  # the N starts share a commit, as do the N finishes
+    # a move's compare-and-set knows what the run counted as: the counters read nothing first
+    assert not [t for t in texts if t.startswith("SELECT status, project, queue FROM runs")]
     assert sum(t.startswith("UPDATE runs") for t in texts) == 2 * N  # no trigger repeats
     # one upsert per status (or queue and status) a transaction moved runs out of or into
     assert sum("run_counts" in t for t in texts) <= 2 * commits

@@ -118,6 +118,25 @@ async def test_completions_of_several_runs_in_one_frame(served: Served,
         await channel.close()
 
 
+async def test_a_poll_and_a_completion_in_one_message_are_both_served(
+        served: Served, services: InProcessServices) -> None:
+    """The runtime sends the frames of one moment as one message, a JSON list
+    (trigger_local/outbox.py): the daemon reads each frame of it."""
+    for _ in range(2):
+        await served.trigger()
+    channel = await served.channel()
+    try:
+        first = (await channel.poll(0))["assignment"]
+        sent_before = channel._outbox.messages  # type: ignore[attr-defined]
+        answer, results = await asyncio.gather(channel.poll(0),
+                                               channel.complete([completion(first)]))
+        assert channel._outbox.messages == sent_before + 1  # type: ignore[attr-defined]
+        assert results == [{"status": "COMPLETED"}]
+        assert answer["assignment"]["run_id"] != first["run_id"]
+    finally:
+        await channel.close()
+
+
 async def test_a_refused_frame_gets_its_error_and_the_channel_goes_on(served: Served) -> None:
     await served.trigger()
     channel = await served.channel()

@@ -216,6 +216,16 @@ class ApiError(TriggerLocalError):
     code = "api_error"
 
 
+class UndoPart(Exception):  # noqa: N818 - a signal, not an error
+    """Raised inside a savepoint to undo what it wrote, and caught by whoever raised it (the
+    hand-over's dequeue, engine/handover.py: `n` runs are taken again); it never leaves the
+    engine."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(n)
+        self.n = n
+
+
 class DaemonAlreadyRunningError(TriggerLocalError):
     """Another daemon holds this home's lock (daemon_lock.py)."""
 

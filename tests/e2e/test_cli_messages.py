@@ -1,6 +1,7 @@
 """What the CLI says, against a real daemon: token completion that changed nothing says so,
-`doctor` and `status` read as text (no glued words, no Python dicts), and shell completion
-offers the daemon's task ids, run ids, token ids and queue names."""
+`doctor` and `status` read as text (no glued words, no Python dicts, each line once), `runs
+replay` says one whole line on a terminal, and shell completion offers the daemon's task ids, run
+ids, token ids and queue names."""
 
 from __future__ import annotations
 
@@ -81,6 +82,28 @@ def test_status_reads_as_text_not_python_dicts(daemon: DaemonProcess) -> None:
     assert executor.split() == ["executor", "process"], r.stdout
 
 
+def test_status_says_what_it_counts_once_and_keeps_its_json(daemon: DaemonProcess) -> None:
+    """An outside look read "resumes messages 0 answers 0", and "checkpoint yes" next to
+    "checkpoints available yes": each line now says what it counts, once; `--json` (other
+    tools read it) keeps the daemon's field names."""
+    r = cli(daemon, "status")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()[1:]  # after "running at URL"
+    labels = [line.strip().split("  ")[0] for line in lines]
+    assert len(labels) == len(set(labels)), r.stdout
+    for jargon in ("resumes", "messages 0", "answers", "held runs", "after s", "max held"):
+        assert jargon not in r.stdout, (jargon, r.stdout)
+    assert "runs resumed in their process" in r.stdout, r.stdout
+    # whether waiting runs are checkpointed: one line
+    assert len([line for line in lines if line.split()[0] == "checkpoint"
+                or "available" in line.split()]) == 1, r.stdout
+    document = json.loads(cli(daemon, "status", "--json").stdout)
+    executor = document["executor"]
+    assert executor["resumes"] == {"messages": 0, "answers": 0}, executor
+    assert "checkpoint" in executor and "available" in executor["checkpoints"], executor
+    assert "max_held" in executor["eviction"] and "held_runs" in executor, executor
+
+
 @pytest.fixture
 def completing(daemon: DaemonProcess, monkeypatch: pytest.MonkeyPatch) -> DaemonProcess:
     """The completion callbacks, in this process, finding the test daemon by its home."""
@@ -145,3 +168,49 @@ def test_envvars_stored_under_a_ref_no_project_has_are_listed_and_deleted(
     assert gone.returncode == 1 and "No project 'proj_gone'" in gone.stderr, gone.stderr
     unnamed = cli(daemon, "envvars", "ls")
     assert unnamed.returncode == 1 and "--project REF" in unnamed.stderr, unnamed.stderr
+
+
+def _cli_on_a_terminal(d: DaemonProcess, *args: str) -> tuple[int, str, str]:
+    """`cli` with stdout on a pseudo-terminal (as a person at a shell has it); stderr piped."""
+    import pty
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
+    env.update({"TRIGGER_LOCAL_HOME": str(d.home), "COLUMNS": "200"})
+    program = Path(sys.executable).with_name("trigger-local")
+    argv = [str(program)] if program.exists() else [sys.executable, "-m", "trigger_local"]
+    main, terminal = pty.openpty()
+    try:
+        done = subprocess.run([*argv, *args], stdout=terminal, stderr=subprocess.PIPE,
+                              text=True, env=env, timeout=90)
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # EIO: the terminal's other end is closed and all was read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(main)
+    return done.returncode, shown.decode().replace("\r\n", "\n"), done.stderr
+
+
+def test_replay_says_one_whole_line_on_a_terminal_and_the_id_alone_to_a_pipe(
+        daemon: DaemonProcess, project: Path) -> None:
+    """On a terminal "Replayed X as:" (stderr) then the id (stdout) read as a line cut off; a
+    script's `$(trigger-local runs replay RUN)` still gets the new id alone (README)."""
+    daemon.register(project)
+    run_id = daemon.trigger("hello", {"name": "again"})
+    code, shown, said = _cli_on_a_terminal(daemon, "runs", "replay", run_id)
+    assert code == 0, said
+    words = shown.split()
+    assert words[:3] == ["Replayed", run_id, "as"] and len(words) == 4, (shown, said)
+    assert words[3].startswith("run_") and words[3] != run_id and not said.strip(), (shown, said)
+    piped = cli(daemon, "runs", "replay", run_id)
+    assert piped.returncode == 0, piped.stderr
+    new_id = piped.stdout.strip()
+    assert new_id.startswith("run_") and new_id != run_id and "\n" not in new_id, piped.stdout
+    assert piped.stderr.strip() == f"Replayed {run_id} as {new_id}", piped.stderr
+    assert daemon.run(new_id)["id"] == new_id

@@ -22,7 +22,7 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -30,6 +30,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from .. import protocol
 from ..disk import disk_full_error
 from ..errors import TriggerLocalError, ValidationError
+from ..outbox import frames_of
 from ..strict_json import dumps_js, loads_strict
 from ..supervise import report
 from . import run_calls
@@ -79,7 +80,9 @@ class Channel:
         self.polls: asyncio.Queue[int | None] = asyncio.Queue()
         self._sending = asyncio.Lock()
         self._jobs: set[asyncio.Task[None]] = set()
-        #: frames received, by kind (a run call by its name): `GET /api/v1/local/status`
+        #: frames received, by kind (a run call by its name), and the WebSocket messages they
+        #: came in (`messages`: a process sends the frames of one moment together):
+        #: `GET /api/v1/local/status`
         self.frames: Counter[str] = websocket.app.state.channel_frames
         self._handlers: dict[str, Callable[[Any], Coroutine[Any, Any, dict[str, Any]]]] = {
             protocol.COMPLETIONS: self._complete, protocol.WAIT: self._wait,
@@ -106,22 +109,27 @@ class Channel:
                 text = await self.ws.receive_text()
             except (WebSocketDisconnect, RuntimeError):
                 return
-            try:
-                frame = loads_strict(text, "Channel frame")
-                if not isinstance(frame, dict):
+            self.frames["messages"] += 1
+            try:  # one frame, or a list of them (trigger_local/outbox.py)
+                frames = frames_of(loads_strict(text, "Channel frame"))
+                if not all(isinstance(frame, dict) for frame in frames):
                     raise ValueError("not an object")
             except (TriggerLocalError, ValueError):
                 return  # a process that speaks something else: close; it polls over HTTP
-            parsed = protocol.Frame.parse(frame)
-            if parsed is None:  # a kind this daemon does not know (a newer runtime's): the
-                if "id" in frame:  # process makes that call over HTTP instead
-                    await self._send(protocol.unknown_frame(frame["id"]))
-                continue
-            self.frames[parsed.kind] += 1
-            if parsed.kind == protocol.POLL:
-                self.polls.put_nowait(parsed.ack)
-            else:
-                self._start(parsed.id, self._handlers[parsed.kind](parsed.body))
+            for frame in frames:
+                await self._take(cast(dict[str, Any], frame))
+
+    async def _take(self, frame: dict[str, Any]) -> None:
+        parsed = protocol.Frame.parse(frame)
+        if parsed is None:  # a kind this daemon does not know (a newer runtime's): the
+            if "id" in frame:  # process makes that call over HTTP instead
+                await self._send(protocol.unknown_frame(frame["id"]))
+            return
+        self.frames[parsed.kind] += 1
+        if parsed.kind == protocol.POLL:
+            self.polls.put_nowait(parsed.ack)
+        else:
+            self._start(parsed.id, self._handlers[parsed.kind](parsed.body))
 
     def _start(self, frame_id: Any, work: Coroutine[Any, Any, dict[str, Any]]) -> None:
         job = asyncio.create_task(self._answer(frame_id, work))
@@ -208,6 +216,8 @@ class Channel:
         await self._send(protocol.answer_frame(frame_id, out))
 
     async def _send(self, frame: dict[str, Any]) -> None:
+        # written at once, not gathered with the frames of the next loop turns: under a burst
+        # of timers those turns were tens of milliseconds of lateness (issue #13's timers)
         async with self._sending:
             with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
                 await self.ws.send_text(_dumps(frame))

@@ -16,10 +16,10 @@ from rich.table import Table
 
 from ..config import KILL_WAITING_SIGNAL, DaemonSettings, database_url_problem
 from ..daemon_lock import holder as lock_holder
-from ..display import detail_time
 from ..sdk.client import read_daemon_info
 from .common import JSON_OPTION, client, emit_json, err, fail, number_in, out
 from .daemon_start import pid_is_ours, running_daemon, start_detached, stop_pid
+from .status_text import status_lines
 
 __all__ = ["down", "running_daemon", "settings_for", "status", "up"]
 
@@ -133,27 +133,6 @@ def status(
         console.print(daemons_table(document["daemons"]))
 
 
-def status_lines(document: dict[str, Any], indent: int = 2) -> list[str]:
-    """The status document as aligned `label  value` lines: counts (`runs`, process `states`)
-    on one line, other nested objects (the executor, its checkpoints) indented under their key,
-    empty values left out. Generic, so fields the daemon adds later show without a change here."""
-    lines: list[str] = []
-    for key, value in document.items():
-        if key in ("projects", "daemons") or value in (None, "", [], {}):
-            continue
-        label = key.replace("_", " ")
-        head = f"{'':{indent}}{label:<{max(20 - indent, len(label) + 1)}}"
-        if isinstance(value, dict) and all(isinstance(v, int) and not isinstance(v, bool)
-                                           for v in value.values()):
-            lines.append(head + "  ".join(f"{k} {v}" for k, v in value.items()))
-        elif isinstance(value, dict):
-            lines.append((head + str(value.get("name", ""))).rstrip())
-            lines.extend(status_lines({k: v for k, v in value.items() if k != "name"}, indent + 2))
-        else:
-            lines.append(head + _show_value(key, value))
-    return lines
-
-
 def daemons_table(daemons: list[dict[str, Any]]) -> Table:
     """The daemons sharing a PostgreSQL database (docs/scaling.md)."""
     table = Table(box=None, pad_edge=False, header_style="bold", title="daemons",
@@ -194,19 +173,6 @@ def _project_status(ref: str, json_output: bool) -> None:
     out().print(projects_table(found))
     err().print("Its key (TRIGGER_SECRET_KEY for code that should reach this project only):")
     typer.echo(found[0].get("key"))
-
-
-def _show_value(key: str, value: Any) -> str:
-    if key.endswith("_at") and isinstance(value, int | float):
-        return detail_time(value)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if key == "bytes" and isinstance(value, int):
-        return f"{value / 2**20:.1f} MiB"
-    if isinstance(value, list):
-        return ", ".join(_show_value(key, v) if not isinstance(v, dict) else
-                         " ".join(f"{k}={_show_value(k, w)}" for k, w in v.items()) for v in value)
-    return str(value)
 
 
 def migrate(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.text import Text
 
@@ -139,8 +141,13 @@ def replay(run_id: str = RUN_ID,
     if json_output:
         emit_json(answer)
         return
-    err().print(f"Replayed {run_id} as:")
-    typer.echo(answer.get("id"))
+    new_id = str(answer.get("id"))
+    said = f"Replayed {run_id} as {new_id}"
+    if sys.stdout.isatty():  # a person reads it: one whole line
+        out().print(said, markup=False)
+        return
+    err().print(said, markup=False)  # a pipe gets the new id alone: `new=$(... runs replay RUN)`
+    typer.echo(new_id)
 
 
 @app.command("reschedule")

@@ -12,11 +12,15 @@ backing off when a round raises.
 A round that fails half-way (a full disk) may have taken runs off their queue (DEQUEUED)
 without starting them: they are remembered and put back first thing in the next round, so a
 failure never strands a run.
+
+The slots a group commit frees (completions, waits) are given in that commit when a shared
+process can take the next run (engine/handover.py): the dispatcher's rounds start the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from ..engine import Engine
 from ..engine.events import (
@@ -31,6 +35,7 @@ from ..engine.events import (
     ScheduleChanged,
     VersionRegistered,
 )
+from ..engine.handover import Places, hand_over
 from ..executors.base import Executor
 from ..statuses import FINAL_STATUSES
 from ..store.models import EXECUTING, WAITING, Run
@@ -66,6 +71,10 @@ class Dispatcher:
         self._stopped = False
         engine.hub.subscribe(Event, self._on_event)
         engine.ctx.due.on_earlier = self._wakeup.set  # a new earliest due time: sleep less
+        places: Places | None = getattr(executor, "places", None)
+        if places is not None and not engine.ctx.shared_store:
+            # a group commit that frees slots starts the next runs itself (engine/handover.py)
+            engine.group.then = partial(hand_over, places)
 
     def _on_event(self, event: Event) -> None:
         if wakes(event):

@@ -30,14 +30,21 @@ async def running_with_reserved(tx: Tx) -> RunningCounts:
         running[slot] = running.get(slot, 0) + 1
     return running
 
-async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False) -> list[Run]:
+async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
+                  fresh: bool = False) -> list[Run]:
     """Take up to `limit` runnable runs, plus up to `held` more that resume in the process
     holding them (a run with a `worker_id`: it needs no new process), oldest effective queue
     time first, respecting paused queues, queue and concurrency-key limits, offline projects
     (engine/project_state.py), rate limits and the global concurrency; they become DEQUEUED (or,
     with `reserve`, reserved: the module docstring) on their project's current version.
     (`limit` is the executor's room for runs that need a place: taking more of those would
-    start processes beyond its boot limit, issue #13.)"""
+    start processes beyond its boot limit, issue #13.) `fresh`: only runs that need a place (a
+    hand-over in a group commit, engine/handover.py: held runs are the dispatcher's)."""
+    # first: with nothing queued (a wait or a finish in a group commit's hand-over, an idle
+    # round) one index seek answers, and nothing else is read
+    queued = await tx.runs.queued_queues()
+    if not queued:
+        return []
     reserved = tx.ctx.reserved
     running = await running_with_reserved(tx)
     free = min(limit + held, tx.settings.concurrency - sum(running.values()))
@@ -48,7 +55,7 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False) -> l
     offline = projects.offline()
     gate = await ratelimits.gate(tx)
     candidates: list[Run] = []
-    for project, queue in await tx.runs.queued_queues():
+    for project, queue in queued:
         if (project, queue) in paused or project in offline:
             continue
         qlimit = limits.get((project, queue))
@@ -76,6 +83,8 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False) -> l
             if placed >= limit:
                 continue
             placed += 1
+        elif fresh:
+            break
         if gate is not None and not gate.admit(run, tx.now):
             continue  # stays QUEUED; the gate records when its window opens
         current = projects.current_of(run.project)

@@ -24,7 +24,7 @@ async def after_final(tx: Tx, run: Run) -> None:
     await tx.waitpoints.unblock(run.id)
     if run.waitpoint_id:
         await waitpoints.complete_run_waitpoint(tx, run)
-    if run.batch_id and tx.ctx.batches_after_commit:
+    if run.batch_id and tx.ctx.shared_store:
         tx.batch_checks.append(run.batch_id)
     elif run.batch_id:
         await batches.maybe_complete(tx, run.batch_id)

@@ -77,7 +77,7 @@ class Engine:
         self.clock = clock
         self.settings = settings
         self.hub = hub or Hub()
-        self.ctx = EngineContext(settings, batches_after_commit=store.shared)
+        self.ctx = EngineContext(settings, shared_store=store.shared)
         # set when a normal stop begins: held waits' polls are refused (executors/stopping.py)
         self.stopping = False
         self.hub.subscribe(RunStatusChanged, self._wake_pollers)

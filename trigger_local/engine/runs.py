@@ -38,8 +38,9 @@ async def move(tx: Tx, run: Run, status: str, *, kind: str | None = None,
         raise ConflictError(f"Run {run.id} is {run.status}; it cannot become {status}")
     snapshot_id = new_id("snapshot")
     kind = kind or kind_for(status)
-    ok = await tx.runs.update(run.id, run.snapshot_id, status=status, snapshot_id=snapshot_id,
-                              snapshot_kind=kind, updated_at=tx.now, **changes)
+    ok = await tx.runs.update(run.id, run.snapshot_id, was=(run.status, run.project, run.queue),
+                              status=status, snapshot_id=snapshot_id, snapshot_kind=kind,
+                              updated_at=tx.now, **changes)
     if not ok:
         raise ConflictError(f"Run {run.id} changed while this request ran; try again")
     if history:

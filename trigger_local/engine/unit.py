@@ -24,6 +24,11 @@ A part that is known to be alone — the dispatcher starting the one run an idle
 being committed: the window that gathers concurrent callers (a task of its own, one more loop
 turn) is for throughput, and a lone start only waits in it (issue #13's trigger→start).
 
+A flush may also start runs in the transaction that freed their slots (`GroupCommit.then`, set
+by the dispatcher: engine/handover.py): after the batch's parts, the hook takes the runs that
+may start now and starts them, each as a part of the same batch (`Join`), answered after the
+same commit.
+
 Conflicts: a store that runs several daemons' transactions at once (PostgresStore) may refuse
 one that touched the same records as another (`TransactionRetryError`, nothing of it
 committed). `retrying` and `GroupCommit` then run the whole unit of work again, from a fresh
@@ -39,6 +44,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from ..config import DaemonSettings
@@ -75,9 +81,10 @@ class EngineContext:
     #: runs the dispatcher took off their queues in memory only, until their start's unit of
     #: work moves them QUEUED → EXECUTING (engine/dequeue.py)
     reserved: dict[str, Run] = field(default_factory=dict)
-    #: a store daemons share: a batch whose run ended is completed after the commit, in a unit
-    #: of its own (engine/endings.py says why)
-    batches_after_commit: bool = False
+    #: a store daemons share (PostgreSQL): a batch whose run ended is completed after the
+    #: commit, in a unit of its own (engine/endings.py says why), and a group commit hands no
+    #: slot over (engine/handover.py: the dequeue must be exclusive)
+    shared_store: bool = False
     #: the executor's warm places, where a trigger on an idle daemon starts its run in its own
     #: transaction (engine/starting.py); None: every run goes through the dispatcher
     placer: Placer | None = None
@@ -168,6 +175,13 @@ class _Job:
     error: BaseException | None = field(default=None)
 
 
+#: runs `part(tx, *args)` as a part of the batch being committed, at once and in a savepoint of
+#: its own; the future is answered after the commit, as a caller of `GroupCommit.run` is
+Join = Callable[..., Awaitable["asyncio.Future[Any]"]]
+#: a hook run in every batch's transaction after its parts (`GroupCommit.then`)
+Then = Callable[[Tx, Join], Awaitable[None]]
+
+
 #: set (`GroupCommit.alone`) by a caller whose part is the only one it makes: see the docstring
 _ALONE: ContextVar[bool] = ContextVar("group_commit_alone", default=False)
 
@@ -181,6 +195,8 @@ class GroupCommit:
         self._flushing: asyncio.Task[None] | None = None  # kept: the loop holds tasks weakly
         self._committing_now = False  # a lone part is being committed in its caller's task
         self.batches = 0  # transactions committed, for tests and the profile
+        #: run in each batch's transaction after its parts (engine/handover.py); None: nothing
+        self.then: Then | None = None
 
     @staticmethod
     @contextmanager
@@ -238,28 +254,41 @@ class GroupCommit:
             self._flushing = None
 
     async def _commit(self, batch: list[_Job]) -> None:
+        joined: list[_Job] = []  # the parts the hook added (`then`), in the try that committed
         try:
             for tries in itertools.count(1):
                 try:
-                    await self._commit_once(batch)
+                    await self._commit_once(batch, joined)
                     break
                 except TransactionRetryError:
+                    for job in joined:  # that try's parts never happened: their callers learn it
+                        _answer(job.done, None, TransactionRetryError("run again"))
+                    joined.clear()
                     await _pause_before_retry(tries)
         except BaseException as exc:  # the commit failed: nobody's part is done
-            for job in batch:
+            for job in batch + joined:
                 _answer(job.done, None, exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        for job in batch:
+        for job in batch + joined:
             _answer(job.done, job.result, job.error)
 
-
-    async def _commit_once(self, batch: list[_Job]) -> None:
+    async def _commit_once(self, batch: list[_Job], joined: list[_Job]) -> None:
         async with self._unit() as tx:
             for job in batch:
                 await _run_part(tx, job)
+            if self.then is not None:
+                await self.then(tx, partial(_join, tx, joined))
             self.batches += 1
+
+
+async def _join(tx: Tx, joined: list[_Job], part: Part, *args: Any) -> asyncio.Future[Any]:
+    """`Join` (above): `part` run now, in `tx`, answered with the batch."""
+    job = _Job(part, args, {}, asyncio.get_running_loop().create_future())
+    await _run_part(tx, job)
+    joined.append(job)
+    return job.done
 
 
 async def _run_part(tx: Tx, job: _Job) -> None:

@@ -106,7 +106,7 @@ class WarmSlots:
         if not self.idle() or pool.stopping or pool.settings.runs_per_process <= 1 \
                 or pool.spawner.problem() or _executing(pool) >= pool.settings.concurrency:
             return None
-        version = pool._versions.get(version_id)  # cached only: a first run goes the long way
+        version = pool.versions.get(version_id)  # cached only: a first run goes the long way
         if version is None or pool.spawner.refuses(run, version):
             return None
         task = version.task(run.task_id)

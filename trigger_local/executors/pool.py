@@ -24,15 +24,16 @@ from ..engine import Engine
 from ..engine.events import AttemptAborted, RunStatusChanged
 from ..errors import SpawnRefused, SpawnUnavailable
 from ..ids import new_id
-from ..store.models import EXECUTING, WAITING, Checkpoint, Run, Version, Worker
+from ..store.models import EXECUTING, WAITING, Attempt, Checkpoint, Run, Version, Worker
 from ..supervise import Supervisor
 from .assignments import assignment
 from .base import Checkpoints, CheckpointSupport, Spawner
 from .eviction import Evictor
 from .freezing import FreezeHandshake
+from .handover import PoolPlaces
 from .sharing import Answer, SharedRuns
 from .stopping import stop_processes
-from .warm import evictable, should_retire, take_idle
+from .warm import capacity, evictable, should_retire, take_idle
 from .workers import BUSY, HELD, IDLE, KILLED, STARTING, WorkerHandle, logs_dir
 
 log = structlog.get_logger("executor")
@@ -57,7 +58,7 @@ class PoolExecutor:
         self.workers: dict[str, WorkerHandle] = {}
         self.by_run: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._versions: dict[str, Version] = {}
+        self.versions: dict[str, Version] = {}  # by id: they never change
         self._stopping = False
         self._launching: set[str] = set()  # workers being started: under max_processes already
         self.kill_waiting = False  # a stop that kills held processes too (down --kill-waiting)
@@ -70,6 +71,7 @@ class PoolExecutor:
         self.freezes = FreezeHandshake(self, spawner.done_file)
         self.sharing = SharedRuns(settings, wake_dispatcher, engine.wait_result)
         self.eviction = Evictor(self)  # long waits leave memory (executors/eviction.py)
+        self.places = PoolPlaces(self)  # a finished run's slot, in its commit (handover.py)
 
     # -- bookkeeping --------------------------------------------------------------------------
     def spawn(self, job: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -140,16 +142,8 @@ class PoolExecutor:
         its runs once up; another boot takes CPU from it and the daemon: issue #13)."""
         if self.spawner.problem():
             return 0
-        idle = booting = 0
-        limit = self.spawner.boot_limit()
-        for w in self.workers.values():
-            if w.shared:
-                idle += self.sharing.room(w)
-            elif self.spawner.reuses_exclusive:
-                idle += w.state == IDLE and w.mailbox.empty()
-            booting += (limit or 1) if w.shared and w.booting else w.booting
-        room = max(0, self.settings.max_processes - self.live_processes())
-        return idle + (room if limit is None else min(room, max(0, limit - booting)))
+        return capacity(self.workers.values(), self.sharing.room, self.spawner,
+                        max(0, self.settings.max_processes - self.live_processes()))
 
     def holds(self, worker_id: str) -> bool:
         worker = self.workers.get(worker_id)  # or frozen on disk: resume() restores it
@@ -174,15 +168,16 @@ class PoolExecutor:
                 "checkpoint": self.can_checkpoint(),
                 "checkpoints": self.checkpointer.describe() if self.checkpointer
                 else {"available": False, "reason": NO_CHECKPOINTER},
-                **self.spawner.describe(self), "eviction": self.eviction.describe()}
+                **self.spawner.describe(self), "eviction": self.eviction.describe(),
+                "handed_over": self.places.runs}
 
     async def version(self, version_id: str) -> Version | None:
-        if version_id not in self._versions:
+        if version_id not in self.versions:
             version = await self.engine.queries.versions.get(version_id)
             if version is None:
                 return None
-            self._versions[version_id] = version
-        return self._versions[version_id]
+            self.versions[version_id] = version
+        return self.versions[version_id]
 
     # -- starting runs --------------------------------------------------------------------------
     async def assign(self, run: Run) -> bool:
@@ -228,18 +223,22 @@ class PoolExecutor:
                 worker.kill()  # started for this run alone
             elif started is None:  # the run moved on, or the start failed: the worker is free
                 worker.state = IDLE if worker.state != STARTING else STARTING
-        if started is None:
-            return True
-        run, attempt = started
+        if started is not None:
+            await self.give(worker, version, *started, shared)
+        return True
+
+    async def give(self, worker: WorkerHandle, version: Version, run: Run, attempt: Attempt,
+                   shared: bool) -> None:
+        """Hand `worker` the assignment of `run`'s `attempt`, which has started on it."""
         self.by_run[run.id] = worker.id
-        records = await self.engine.records.for_attempt(run, attempt.number)  # replayed
+        first = attempt.number == 1  # replayed records: none before a first attempt
+        records = [] if first else await self.engine.records.for_attempt(run, attempt.number)
         given = assignment(run, attempt, version, self.secret_key, self.settings.home, records)
         if shared:
             self.sharing.assign(worker, run.id, attempt.number, given)
-            return True
+            return
         worker.state, worker.run_id, worker.attempt = BUSY, run.id, attempt.number
         worker.mailbox.put_nowait(given)
-        return True
 
     def _evict_idle(self) -> bool:
         """Make room by stopping an idle worker."""

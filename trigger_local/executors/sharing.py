@@ -63,13 +63,14 @@ class SharedRuns:
         self.resumes = {"messages": 0, "answers": 0}
 
     # -- room --------------------------------------------------------------------------------
-    def room(self, worker: WorkerHandle) -> int:
+    def room(self, worker: WorkerHandle, opened: int = 0) -> int:
         """Runs `worker` may start now: it executes fewer than runs_per_process, and has not
-        taken its share of runs (warm_runs_per_process: then it retires once empty)."""
+        taken its share of runs (warm_runs_per_process: then it retires once empty).
+        `opened`: runs it executes whose slot a commit has freed already (engine/handover.py)."""
         if not worker.shared or worker.state == KILLED or worker.exited.is_set() \
                 or worker.runs_done + len(worker.runs) >= self.settings.warm_runs_per_process:
             return 0
-        return max(0, self.settings.runs_per_process - len(worker.executing))
+        return max(0, self.settings.runs_per_process - len(worker.executing) + opened)
 
     def pick(self, workers: Iterable[WorkerHandle], version_id: str) -> WorkerHandle | None:
         """The shared process of `version_id` with room that executes the most runs: runs pack

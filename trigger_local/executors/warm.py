@@ -3,10 +3,28 @@ Pure decisions over the pool's workers (executors/pool.py acts on them)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..config import DaemonSettings
+from .base import Spawner
 from .workers import BUSY, IDLE, WorkerHandle
+
+
+def capacity(workers: Iterable[WorkerHandle], room: Callable[[WorkerHandle], int],
+             spawner: Spawner, processes_free: int) -> int:
+    """The pool's `capacity` (executors/pool.py): the room of warm workers (`room` of a shared
+    one, an idle exclusive one that is reused), plus new workers while few boot — none while a
+    shared one boots (issue #13)."""
+    idle = booting = 0
+    limit = spawner.boot_limit()
+    for w in workers:
+        if w.shared:
+            idle += room(w)
+        elif spawner.reuses_exclusive:
+            idle += w.state == IDLE and w.mailbox.empty()
+        booting += (limit or 1) if w.shared and w.booting else w.booting
+    return idle + (processes_free if limit is None
+                   else min(processes_free, max(0, limit - booting)))
 
 
 def take_idle(workers: Iterable[WorkerHandle], version_id: str) -> WorkerHandle | None:

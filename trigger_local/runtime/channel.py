@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from .. import protocol
 from ..errors import AttemptGone, ChannelClosed, error_from_response
+from ..outbox import Outbox, frames_of
 from ..sdk.worker_client import jsonable
 from ..strict_json import dumps_js
 
@@ -32,6 +33,9 @@ RETRIED = frozenset({502, 503, 504, 507, protocol.UNKNOWN_FRAME})
 #: a frame the daemon has not answered in this long (it answers once the work is committed,
 #: in milliseconds): the daemon dropped it, so the channel is closed and the work goes over HTTP
 ANSWER_TIMEOUT_S = 60.0
+#: loop turns a frame to send waits for others: a poll and the completions of the runs its
+#: answer started are sent within two
+SETTLE_TURNS = 2
 
 
 class Channel:
@@ -42,6 +46,7 @@ class Channel:
         self._results: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self.closed = False
+        self._outbox = Outbox(self._ws.send, SETTLE_TURNS)
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -148,10 +153,12 @@ class Channel:
         await self._send_text(dumps_js(frame))
 
     async def _send_text(self, text: str) -> None:
+        """Written with the frames sent in the same loop turns (a poll and the completions of
+        the runs it just started: trigger_local/outbox.py)."""
         if self.closed:
             raise ChannelClosed()
         try:
-            await self._ws.send(text)
+            await self._outbox.send(text)
         except Exception as exc:  # noqa: BLE001 - any failure to send: the channel is done
             await self.close()
             raise ChannelClosed() from exc
@@ -159,17 +166,20 @@ class Channel:
     async def _read(self) -> None:
         try:
             async for text in self._ws:
-                frame = json.loads(text)
-                if protocol.is_answer(frame):
-                    done = self._results.get(frame["id"])
-                    if done is not None and not done.done():
-                        done.set_result(frame)
-                else:
-                    self._answers.put_nowait(frame)
+                for frame in frames_of(json.loads(text)):  # one frame, or a list of them
+                    self._take(frame)
         except Exception:  # noqa: BLE001, S110 - the connection broke: what waits learns it below
             pass
         finally:
             self._closed()
+
+    def _take(self, frame: Any) -> None:
+        if protocol.is_answer(frame):
+            done = self._results.get(frame["id"])
+            if done is not None and not done.done():
+                done.set_result(frame)
+        else:
+            self._answers.put_nowait(frame)
 
     def _closed(self) -> None:
         self.closed = True

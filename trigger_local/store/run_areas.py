@@ -125,10 +125,13 @@ class RunStore(RunReader, Protocol):
 
     async def insert_many(self, runs: Sequence[Run]) -> None: ...
 
-    async def update(self, run_id: str, expected_snapshot: str | None, **changes: Any) -> bool:
+    async def update(self, run_id: str, expected_snapshot: str | None, *,
+                     was: tuple[str, str | None, str] | None = None, **changes: Any) -> bool:
         """Apply `changes` (fields of `Run`). With `expected_snapshot` it is a compare-and-set:
         only if the run is still at that snapshot id. False: nothing changed (the run moved on,
-        or does not exist)."""
+        or does not exist). `was`: the run's status, project and queue at `expected_snapshot`,
+        when the caller knows them (a store that counts status changes itself then need not
+        read them first)."""
         ...
 
 

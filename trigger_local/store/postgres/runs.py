@@ -54,7 +54,9 @@ class PgRuns:
         by_id = {r["id"]: from_row(Run, r) for r in rows}
         return [by_id[i] for i in run_ids if i in by_id]
 
-    async def update(self, run_id: str, expected_snapshot: str | None, **changes: Any) -> bool:
+    async def update(self, run_id: str, expected_snapshot: str | None, *,
+                     was: tuple[str, str | None, str] | None = None, **changes: Any) -> bool:
+        # `was` is not needed here: the status counts are kept by the database
         # the daemon that takes a run off its queue or gives it a process holds it (dequeue
         # and takeover read this); a run that loses its process is held by none
         if changes.get("worker_id") or changes.get("status") == DEQUEUED:

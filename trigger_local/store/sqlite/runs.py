@@ -74,10 +74,15 @@ class SqliteRuns:
         by_id = {r["id"]: from_row(Run, r) for r in rows}
         return [by_id[i] for i in run_ids if i in by_id]
 
-    async def update(self, run_id: str, expected_snapshot: str | None, **changes: Any) -> bool:
-        # what the run counted as before (a point read on the page the update reads anyway):
-        # no trigger counts a status change (counts.py)
-        before = None if _COUNTED.isdisjoint(changes) else self._sql.one(_COUNTED_NOW, (run_id,))
+    async def update(self, run_id: str, expected_snapshot: str | None, *,
+                     was: tuple[str, str | None, str] | None = None, **changes: Any) -> bool:
+        # what the run counted as before: no trigger counts a status change (counts.py). The
+        # caller's compare-and-set knows it (`was`); else a point read
+        before: Any = None
+        if not _COUNTED.isdisjoint(changes):
+            before = dict(zip(("status", "project", "queue"), was, strict=True)) \
+                if was is not None and expected_snapshot is not None \
+                else self._sql.one(_COUNTED_NOW, (run_id,))
         if expected_snapshot is None:
             changed = self._sql.update("runs", Run, "id", run_id, changes)
         else:
