@@ -61,7 +61,7 @@ def warm_pool(engine: Engine, tmp_path: Path) -> tuple[PoolExecutor, WorkerHandl
     pool = PoolExecutor(engine, engine.settings, "secret", lambda: None,
                         ProcessSpawner(engine, engine.settings, "secret"))
     assert engine.current_version is not None
-    pool._versions[engine.current_version.id] = engine.current_version
+    pool.versions[engine.current_version.id] = engine.current_version
     worker = WorkerHandle(id="w1", version_id=engine.current_version.id, pid=None,
                           log_path=tmp_path / "w1.log", state=IDLE, shared=True)
     pool.workers[worker.id] = worker
