@@ -11,8 +11,11 @@ runs this way: their room is known without waiting (`SharedRuns.room`) and a run
 no process start. A run of a sync or isolated task, a version whose description is not cached
 yet, a stopping pool: the dispatcher starts those, as before.
 
-The assignment leaves on the loop turn after the run's move to EXECUTING is published, right
-after the commit (`WarmSlots._on_moved`): the trigger's answer is written first. The slot is
+The assignment leaves as the run's move to EXECUTING is published, right after the commit
+(`WarmSlots._on_moved`), before the trigger's answer is written: a cancel committed after the
+start (a parent's, cascading to its child) is then published after the assignment and reaches
+the process as any running run's cancel; a slot whose run ended or moved before its hand sends
+nothing (`SharedSlot.hand`). The slot is
 the pool's record of the run from the moment it is taken: `executing` (counted against the
 process's room, so a dispatcher round meanwhile does not give it away), `runs` and `by_run` (so
 a process that exits before the hand-off reports the run lost, executors/exits.py, instead of
@@ -22,7 +25,6 @@ if never taken.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -68,6 +70,8 @@ class SharedSlot:
         worker = self.worker
         if self.given is None or worker.exited.is_set() or worker.state == KILLED:
             return  # its exit reports the run lost (it is in `runs`): retried or requeued
+        if self.run_id not in worker.runs or self.pool.by_run.get(self.run_id) != worker.id:
+            return  # it ended (canceled) or moved since: nothing to execute here
         run, attempt = self.given
         # a new run has no durable records to replay
         given = assignment(run, attempt, self.version, self.pool.secret_key,
@@ -92,9 +96,10 @@ class WarmSlots:
 
     def _on_moved(self, event: RunStatusChanged) -> None:
         if event.status == EXECUTING and (slot := self.pending.pop(event.run_id, None)):
-            # on the loop's next turn: the trigger's answer, built and written in this one
-            # without a wait, leaves first (its client sends the next trigger sooner)
-            asyncio.get_running_loop().call_soon(slot.hand)
+            # at once, in the publication of the commit's move: a cancel committed later
+            # (a parent's, cascading) is published after the assignment left, and the
+            # process is told to stop it as any run it executes
+            slot.hand()
 
     def place(self, run: Run, version_id: str) -> SharedSlot | None:
         pool = self.pool

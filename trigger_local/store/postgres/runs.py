@@ -161,10 +161,11 @@ class PgRuns:
 
     async def count_by_status(self) -> dict[str, int]:
         # sharded counters, written with each commit (counts.py; a deletion by trigger), and
-        # in a transaction the deltas it has not written yet
+        # in a transaction the deltas it has not written yet — taken after the SELECT, which
+        # may have sent (and so written and forgotten) them first
+        rows = await self._sql.all("SELECT status, SUM(n) AS n FROM run_counts GROUP BY status")
         counts = self._sql.pending.counts.statuses()
-        for r in await self._sql.all("SELECT status, SUM(n) AS n FROM run_counts "
-                                     "GROUP BY status"):
+        for r in rows:
             counts[r["status"]] += int(r["n"])
         return {status: n for status, n in counts.items() if n > 0}
 

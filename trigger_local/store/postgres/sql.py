@@ -200,8 +200,13 @@ class PgSql:
             status: str = await self.conn.execute(statements)
         return status
 
+    async def send_kept_then(self, statement: str) -> None:
+        """The held-back BEGIN and the kept writes, then `statement` (a part's SAVEPOINT)."""
+        self.sent += 1
+        await self._send_kept(then=statement)
+
     async def _send_kept(self, notify: tuple[str, str] | None = None,
-                         commit: bool = False) -> None:
+                         commit: bool = False, then: str | None = None) -> None:
         """The held-back BEGIN, the kept writes (pending.py) with `notify` (channel, payload),
         and the COMMIT with the next transaction's BEGIN if `commit`: one round trip when
         every value can be written in (inline.py), else one per statement."""
@@ -209,7 +214,7 @@ class PgSql:
         written = [inline(text, params) for text, params in kept]
         head = [self.take_begin()] if self.begin else []
         # the next transaction begins with this one's commit (store.py `_held`)
-        tail = ["COMMIT", self.next_begin] if commit else []
+        tail = ["COMMIT", self.next_begin] if commit else [then] if then else []
         if all(w is not None for w in written):
             steps = [*head, *(w for w in written if w is not None), *tail]
             if steps:

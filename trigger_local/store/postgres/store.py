@@ -97,11 +97,14 @@ class PgView:
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """store/interface.py `StoreTx.savepoint`: a part that raises undoes only its writes.
-        Before the transaction's first statement, the transaction's start is the savepoint: a
-        group commit's lone part (most of them) then costs no SAVEPOINT and RELEASE round
-        trips, and undoing it means starting the transaction again."""
-        sql, mark = self.sql, self.sql.pending.mark()
-        if sql.sent == 0 and not sql.exclusive:
+        Before the transaction's first statement and write kept, the transaction's start is the
+        savepoint: a group commit's lone part (most of them) then costs no SAVEPOINT and
+        RELEASE round trips, and undoing it means starting the transaction again."""
+        sql = self.sql
+        # what earlier parts kept is sent first, outside this part's savepoint: sent by one of
+        # this part's statements, its rollback would undo it too (and `undo` cannot restore it)
+        if sql.sent == 0 and not sql.exclusive and not sql.pending:
+            mark = sql.pending.mark()
             try:
                 yield
             except BaseException:
@@ -115,9 +118,9 @@ class PgView:
             return
         self._savepoints += 1
         name = f"part_{self._savepoints}"
-        with sql.guard():
-            begin = sql.take_begin()  # (an exclusive transaction's lock comes first)
-            await sql.conn.execute(f"{begin}; SAVEPOINT {name}" if begin else f"SAVEPOINT {name}")
+        # (an exclusive transaction's lock, then the kept writes, come first: one round trip)
+        await sql.send_kept_then(f"SAVEPOINT {name}")
+        mark = sql.pending.mark()
         try:
             yield
         except BaseException:
