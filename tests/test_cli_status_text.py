@@ -13,7 +13,7 @@ def _document(**executor: Any) -> dict[str, Any]:
     return {
         "pid": 8178, "version": "0.1.0",
         "executor": {"name": "process", "processes": 3, "states": {"idle": 1, "busy": 2},
-                     "held_runs": 4, "resumes": {"messages": 7, "answers": 2},
+                     "held_runs": 4, "resumes": {"messages": 7, "answers": 2}, "handed_over": 5,
                      "checkpoint": True,
                      "checkpoints": {"available": True, "reason": "", "replays": False,
                                      "criu_version": "4.1.1", "dir": "/h/checkpoints",
@@ -22,7 +22,7 @@ def _document(**executor: Any) -> dict[str, Any]:
                                   "evicted": 5}, **executor},
         "started_at": 1796042406.3, "home": "/h", "concurrency": 25, "max_processes": 100,
         "runs": {"COMPLETED": 10, "QUEUED": 2}, "channels": 1,
-        "channelFrames": {"poll": 9, "complete": 3}}
+        "channelFrames": {"messages": 10, "poll": 9, "complete": 3}}
 
 
 def _labels(lines: list[str]) -> list[str]:
@@ -42,7 +42,9 @@ def test_every_status_line_says_what_it_counts() -> None:
     assert shown["task processes running"] == "3 (1 idle, 2 busy)", text
     assert shown["runs waiting in shared processes"] == "4", text
     assert shown["runs"] == "12: 10 COMPLETED, 2 QUEUED", text
-    assert shown["messages from shared processes"] == "12: 9 poll, 3 complete", text
+    assert shown["messages from shared processes"] == "12: 9 poll, 3 complete (in 10 messages)", \
+        text
+    assert shown["runs started as others ended"] == "5", text
     assert shown["checkpoints on disk"] == "2, 3.0 MiB in /h/checkpoints", text
     assert shown["waiting runs leave memory"] == \
         "after 30 s of waiting, or when more than 1000 are held", text
@@ -92,3 +94,11 @@ def test_the_docker_executors_engine_line_says_what_is_available() -> None:
         "docker engine reachable" + " " * 11 + "no",
         "problem" + " " * 27 + "the Docker engine is not running",
         "to fix it" + " " * 25 + "start dockerd"], lines
+
+
+def test_one_batch_and_one_message_are_singular() -> None:
+    lines = status_lines({"resumes": {"messages": 1, "answers": 1},
+                          "channelFrames": {"messages": 1, "poll": 1}})
+    text = "\n".join(lines)
+    assert "(sent in 1 batch)" in text, text
+    assert "1: 1 poll (in 1 message)" in text, text

@@ -23,6 +23,7 @@ LABELS = {
     "containers": "task containers", "available": "docker engine reachable",
     "problem": "problem", "fix": "to fix it",
     "current_version": "current version", "tasks": "tasks",
+    "handed_over": "runs started as others ended",
 }
 
 
@@ -96,12 +97,20 @@ def _processes(value: Any, document: dict[str, Any]) -> Pairs:
 def _resumes(value: Any, _: dict[str, Any]) -> Pairs:
     if not isinstance(value, dict):
         return [("runs resumed in their process", str(value))]
+    answers = value.get("answers", 0)
     return [("runs resumed in their process",
-             f"{value.get('messages', 0)} (sent in {value.get('answers', 0)} batches)")]
+             f"{value.get('messages', 0)} (sent in {answers} batch{'' if answers == 1 else 'es'})")]
 
 
 def _frames(value: Any, _: dict[str, Any]) -> Pairs:
-    text = _count_text(value) if isinstance(value, dict) else str(value)
+    """Frames by kind; `messages` is how many WebSocket messages carried them (a process
+    sends the frames of one moment as one message), not a kind."""
+    if not isinstance(value, dict):
+        return [("messages from shared processes", str(value))]
+    kinds = {k: v for k, v in value.items() if k != "messages"}
+    text = _count_text(kinds)
+    if "messages" in value and kinds:
+        text += f" (in {value['messages']} message{'' if value['messages'] == 1 else 's'})"
     return [("messages from shared processes", text)]
 
 
