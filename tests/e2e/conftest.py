@@ -253,6 +253,13 @@ async def parent(payload, ctx):
     result = await child.trigger_and_wait({"n": payload["n"]})
     return {"child": result.unwrap(), "child_id": result.id}
 
+@task(id="slow-parent")
+async def slow_parent(payload, ctx):
+    # its child takes a moment, so the parent is surely blocked on it before it ends (a child
+    # that ends before its parent's wait reaches the daemon makes that wait answer "continue")
+    result = await sleeper.trigger_and_wait({"seconds": payload.get("seconds", 0.5)})
+    return {"child": result.unwrap(), "child_id": result.id}
+
 @task(id="batch-parent")
 async def batch_parent(payload, ctx):
     results = await child.batch_trigger_and_wait([{"n": i} for i in range(payload["count"])])
