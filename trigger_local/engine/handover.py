@@ -78,13 +78,31 @@ async def hand_over(places: Places, tx: Tx, join: Join) -> None:
     limit = places.room(slots)
     if limit <= 0:
         return
-    for run in await _take(tx, limit, places):
+    runs = await _take(tx, limit, places)
+    for i, run in enumerate(runs):
         placement = places.place(run)
         if placement is None:  # `fits` said yes a moment ago: never, but strand nothing
             tx.ctx.reserved.pop(run.id, None)
             continue
-        placement.follow(await join(attempts.start, run, placement.worker_id, placement.pid,
-                                    placement.executor))
+        try:
+            started = await join(attempts.start, run, placement.worker_id, placement.pid,
+                                 placement.executor)
+        except BaseException as exc:
+            _abandon(tx, runs[i:], placement, exc)
+            raise
+        placement.follow(started)
+
+
+def _abandon(tx: Tx, runs: Sequence[Run], placement: Placement, exc: BaseException) -> None:
+    """The transaction is lost under a start (SQLITE_FULL rolls it back, a retry runs it again):
+    the runs taken but not started let go of their reservations, and the placed slot is freed
+    (its placement's future answered with the error), or they would be held for good."""
+    for run in runs:
+        tx.ctx.reserved.pop(run.id, None)
+    failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    failed.set_exception(exc if isinstance(exc, Exception)
+                         else RuntimeError("the hand-over's transaction was abandoned"))
+    placement.follow(failed)
 
 
 async def _take(tx: Tx, limit: int, places: Places) -> list[Run]:

@@ -1,0 +1,92 @@
+"""Mends of the hand-over (engine/handover.py, executors/handover.py) a review found: each
+test reproduces a defect main had."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_support import T0, open_engine
+
+from trigger_local.clock import FakeClock
+from trigger_local.engine import AttemptOutcome, Engine
+from trigger_local.engine.handover import hand_over
+from trigger_local.executors.pool import PoolExecutor
+from trigger_local.executors.process import ProcessSpawner
+from trigger_local.executors.workers import IDLE, WorkerHandle
+from trigger_local.store.models import EXECUTING, Run, TaskDef
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    eng = await open_engine(tmp_path, FakeClock(T0), tasks=[
+        TaskDef(task_id="hello", queue="task/hello", shared=True)])
+    yield eng
+    await eng.store.close()
+
+
+def shared_pool(engine: Engine, tmp_path: Path) -> tuple[PoolExecutor, WorkerHandle]:
+    pool = PoolExecutor(engine, engine.settings, "secret", lambda: None,
+                        ProcessSpawner(engine, engine.settings, "secret"))
+    v1 = engine.projects.current_of("proj_local")
+    assert v1 is not None
+    pool.versions[v1.id] = v1
+    worker = WorkerHandle(id="w1", version_id=v1.id, pid=None,
+                          log_path=tmp_path / "w1.log", state=IDLE, shared=True)
+    pool.workers[worker.id] = worker
+    engine.group.then = partial(hand_over, pool.places)
+    return pool, worker
+
+
+def done() -> AttemptOutcome:
+    return AttemptOutcome(ok=True, output='"ok"', output_type="application/json")
+
+
+async def settle(pool: PoolExecutor) -> None:
+    for _ in range(50):
+        jobs = pool.jobs()
+        if not jobs:
+            return
+        await asyncio.wait(jobs, timeout=5)
+
+
+async def test_a_start_that_loses_the_transaction_strands_the_runs_behind_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk during the first handed-over start: SQLite rolls the whole transaction back
+    (as the existing failed-commit test simulates). The runs `_take` reserved after it stay in
+    ctx.reserved for good: QUEUED, skipped by every dequeue, counted as running."""
+    import sqlite3
+
+    from tests.test_engine_handover import Slots, start, status, trigger
+    from trigger_local.engine import attempts
+    from trigger_local.store.models import QUEUED
+    clock = FakeClock(T0)
+    engine = await open_engine(tmp_path, clock, concurrency=50, tasks=[
+        TaskDef(task_id="hello", queue="task/hello")])
+    try:
+        ids = await trigger(engine, 4, clock)
+        slots = Slots(3)
+        running = await start(engine, slots, 1)
+        engine.group.then = partial(hand_over, slots)
+        writer = engine.store._writer  # type: ignore[attr-defined]
+        real = attempts.start
+
+        async def full(tx: Any, run: Run, *args: Any) -> Any:
+            tx.ctx.reserved.pop(run.id, None)  # as attempts.start does first
+            writer.execute("ROLLBACK").close()  # what SQLite does on SQLITE_FULL
+            raise sqlite3.OperationalError("database or disk is full")
+        monkeypatch.setattr(attempts, "start", full)
+        with pytest.raises(sqlite3.OperationalError):
+            await engine.finish_attempt(running[0].id, 1, done())
+        monkeypatch.setattr(attempts, "start", real)
+        assert [await status(engine, i) for i in ids] == [EXECUTING, QUEUED, QUEUED, QUEUED]
+        stranded = sorted(engine.ctx.reserved)
+        # the disk has room again: the dispatcher's next round takes only the first run
+        took = [r.id for r in await engine.dequeue(10, reserve=True)]
+        assert engine.ctx.reserved.keys() - set(took) == set() and stranded == [], (stranded, took)
+    finally:
+        await engine.store.close()
