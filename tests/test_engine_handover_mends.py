@@ -13,12 +13,13 @@ import pytest
 from engine_support import T0, open_engine
 
 from trigger_local.clock import FakeClock
-from trigger_local.engine import AttemptOutcome, Engine
+from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
+from trigger_local.engine.events import RunStatusChanged
 from trigger_local.engine.handover import hand_over
 from trigger_local.executors.pool import PoolExecutor
 from trigger_local.executors.process import ProcessSpawner
 from trigger_local.executors.workers import IDLE, WorkerHandle
-from trigger_local.store.models import EXECUTING, Run, TaskDef
+from trigger_local.store.models import CANCELED, EXECUTING, Run, TaskDef
 
 
 @pytest.fixture
@@ -52,6 +53,38 @@ async def settle(pool: PoolExecutor) -> None:
         if not jobs:
             return
         await asyncio.wait(jobs, timeout=5)
+
+
+async def test_a_cancel_committed_before_the_hand_over_gives_leaves_nothing_on_the_process(
+        engine: Engine, tmp_path: Path) -> None:
+    pool, worker = shared_pool(engine, tmp_path)
+    first = (await engine.trigger(TriggerRequest(task_id="hello"))).run
+    nxt = (await engine.trigger(TriggerRequest(task_id="hello"))).run
+    [taken] = await engine.dequeue(1, reserve=True)
+    assert taken.id == first.id
+    assert await pool.assign(taken)  # the dispatcher's path: A executes on w1
+    assert first.id in worker.runs
+    order: list[str] = []
+    engine.hub.subscribe(RunStatusChanged, lambda e: order.append(f"{e.run_id} {e.status}"))
+    real_send = pool.sharing.send
+
+    def send(w: WorkerHandle, message: dict[str, Any]) -> None:
+        order.append(f"send {message.get('type')} {message.get('run_id') or ''}")
+        real_send(w, message)
+    pool.sharing.send = send  # type: ignore[method-assign]
+    cancels: list[asyncio.Task[Any]] = []
+    real_place = pool.places.place
+
+    def place(run: Run) -> Any:  # a cancel (API, or a parent's cascading) arrives meanwhile
+        cancels.append(asyncio.get_running_loop().create_task(engine.cancel(run.id)))
+        return real_place(run)
+    pool.places.place = place  # type: ignore[method-assign]
+    await engine.finish_attempt(first.id, 1, done())
+    await asyncio.wait_for(asyncio.gather(*cancels), 10)
+    await settle(pool)
+    assert (await engine.queries.runs.get(nxt.id)).status == CANCELED  # type: ignore[union-attr]
+    assert nxt.id not in worker.runs and nxt.id not in worker.executing, order
+    assert pool.by_run.get(nxt.id) is None, order
 
 
 async def test_a_start_that_loses_the_transaction_strands_the_runs_behind_it(

@@ -80,7 +80,11 @@ class PoolPlaces:
         if picked is None:
             return None
         worker, version = picked
-        worker.executing.add(run.id)  # its slot is taken now
+        # its slot is taken now, and the run is the process's: a cancel committed before the
+        # assignment is sent finds it here (PoolExecutor._on_run_moved), and `_give` skips it
+        worker.executing.add(run.id)
+        worker.runs[run.id] = run.attempt_count + 1
+        self.pool.by_run[run.id] = worker.id
         return Placement(worker.id, worker.pid, self.pool.name,
                          lambda done: self._follow(worker, version, run, done))
 
@@ -117,9 +121,14 @@ class PoolPlaces:
                 started = None
             if started is None:
                 worker.executing.discard(run.id)
+                worker.runs.pop(run.id, None)
+                if self.pool.by_run.get(run.id) == worker.id:
+                    self.pool.by_run.pop(run.id, None)
                 self.pool.wake()
                 continue
             self.runs += 1
+            if run.id not in worker.runs or self.pool.by_run.get(run.id) != worker.id:
+                continue  # it ended (canceled) or moved since its commit: nothing to give
             started_run, attempt = started
             try:
                 if worker.exited.is_set():  # gone since: its exit saw no such run
