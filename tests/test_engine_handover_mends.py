@@ -87,6 +87,24 @@ async def test_a_cancel_committed_before_the_hand_over_gives_leaves_nothing_on_t
     assert pool.by_run.get(nxt.id) is None, order
 
 
+async def test_dispatcher_path_same_race(engine: Engine, tmp_path: Path) -> None:
+    """Pre-existing? The dispatcher's own start (`PoolExecutor._start_on` then `give`)."""
+    pool, worker = shared_pool(engine, tmp_path)
+    run = (await engine.trigger(TriggerRequest(task_id="hello"))).run
+    [taken] = await engine.dequeue(1, reserve=True)
+    cancels: list[asyncio.Task[Any]] = []
+
+    async def then(tx: Any, join: Any) -> None:
+        if not cancels:
+            cancels.append(asyncio.get_running_loop().create_task(engine.cancel(run.id)))
+    engine.group.then = then
+    assert await pool.assign(taken)
+    await asyncio.wait_for(asyncio.gather(*cancels), 10)
+    await settle(pool)
+    assert (await engine.queries.runs.get(run.id)).status == CANCELED  # type: ignore[union-attr]
+    assert run.id not in worker.runs and run.id not in worker.executing
+
+
 async def test_a_start_that_loses_the_transaction_strands_the_runs_behind_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A full disk during the first handed-over start: SQLite rolls the whole transaction back

@@ -22,7 +22,7 @@ from ..engine.handover import Placement
 from ..store.models import Attempt, Run, Version
 from ..supervise import report
 from .base import Spawner
-from .sharing import SharedRuns
+from .sharing import SharedRuns, claim, claimed, unclaim
 from .workers import WorkerHandle
 
 
@@ -80,11 +80,7 @@ class PoolPlaces:
         if picked is None:
             return None
         worker, version = picked
-        # its slot is taken now, and the run is the process's: a cancel committed before the
-        # assignment is sent finds it here (PoolExecutor._on_run_moved), and `_give` skips it
-        worker.executing.add(run.id)
-        worker.runs[run.id] = run.attempt_count + 1
-        self.pool.by_run[run.id] = worker.id
+        claim(self.pool.by_run, worker, run.id, run.attempt_count + 1)  # `_give` checks it
         return Placement(worker.id, worker.pid, self.pool.name,
                          lambda done: self._follow(worker, version, run, done))
 
@@ -120,14 +116,11 @@ class PoolPlaces:
             except Exception:  # noqa: BLE001 - its start or the commit failed: nothing started
                 started = None
             if started is None:
-                worker.executing.discard(run.id)
-                worker.runs.pop(run.id, None)
-                if self.pool.by_run.get(run.id) == worker.id:
-                    self.pool.by_run.pop(run.id, None)
+                unclaim(self.pool.by_run, worker, run.id)
                 self.pool.wake()
                 continue
             self.runs += 1
-            if run.id not in worker.runs or self.pool.by_run.get(run.id) != worker.id:
+            if not claimed(self.pool.by_run, worker, run.id):
                 continue  # it ended (canceled) or moved since its commit: nothing to give
             started_run, attempt = started
             try:
