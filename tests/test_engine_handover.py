@@ -32,7 +32,8 @@ class Slots:
         self.followed: list[asyncio.Future[Any]] = []
         self.rooms: list[int] = []
 
-    def room(self, freed: Sequence[RunStatusChanged]) -> int:
+    def room(self, freed: Sequence[RunStatusChanged],
+             resumed: Sequence[RunStatusChanged] = ()) -> int:
         gone = sum(e.run_id in self.executing for e in freed)
         self.executing -= {e.run_id for e in freed}
         self.rooms.append(self.size - len(self.executing))

@@ -141,3 +141,41 @@ async def test_a_start_that_loses_the_transaction_strands_the_runs_behind_it(
         assert engine.ctx.reserved.keys() - set(took) == set() and stranded == [], (stranded, took)
     finally:
         await engine.store.close()
+
+
+async def test_a_timer_due_in_the_same_batch_as_a_finish_overfills_the_process(
+        tmp_path: Path) -> None:
+    """runs_per_process 2: the process executes r1 and holds w (wait.for 1 s). Its completion
+    of r1 and its timerDue for w arrive together (one message, one batch): w resumes in place
+    (it takes a slot) and the hand-over, which counts only `executing` as it was before the
+    batch, gives r1's slot AND a second one to queued runs: three executing in the process."""
+    clock = FakeClock(T0)
+    engine = await open_engine(tmp_path, clock, runs_per_process=2, tasks=[
+        TaskDef(task_id="hello", queue="task/hello", shared=True)])
+    try:
+        pool, worker = shared_pool(engine, tmp_path)
+        engine.ctx.capability = pool
+        engine.group.then = None
+        runs = []
+        for _ in range(2):
+            clock.advance(0.001)
+            runs.append((await engine.trigger(TriggerRequest(task_id="hello"))).run)
+        for run in await engine.dequeue(2, reserve=True):
+            assert await pool.assign(run)
+        w, r1 = runs
+        decision = await engine.wait(w.id, 1, kind="duration", until=1.5)
+        assert decision.action == "hold" and decision.until is not None, decision
+        assert worker.executing == {r1.id}
+        for _ in range(2):
+            clock.advance(0.001)
+            await engine.trigger(TriggerRequest(task_id="hello"))
+        clock.set(T0 + 2) if hasattr(clock, "set") else clock.advance(2)
+        engine.group.then = partial(hand_over, pool.places)
+        resumed, _ = await asyncio.gather(
+            engine.timer_due(w.id, 1, decision.waitpoint_id),
+            engine.finish_attempt(r1.id, 1, done()))
+        assert resumed
+        await settle(pool)
+        assert len(worker.executing) <= engine.settings.runs_per_process, worker.executing
+    finally:
+        await engine.store.close()

@@ -54,8 +54,10 @@ class Places(Protocol):
     """The executor's side of a hand-over; both calls run inside the transaction, without
     awaiting anything."""
 
-    def room(self, freed: Sequence[RunStatusChanged]) -> int:
-        """How many runs the processes could take once the `freed` changes are applied."""
+    def room(self, freed: Sequence[RunStatusChanged],
+             resumed: Sequence[RunStatusChanged]) -> int:
+        """How many runs the processes could take once the `freed` changes are applied, and the
+        `resumed` ones (waiting runs a timer resumed in their process) took their slots back."""
 
     def fits(self, run: Run) -> bool:
         """Whether a process here could take `run` now (`place` would place it)."""
@@ -70,12 +72,19 @@ def freed(tx: Tx) -> list[RunStatusChanged]:
             and (e.attempt_ended or (e.status == WAITING and e.previous == EXECUTING))]
 
 
+def resumed(tx: Tx) -> list[RunStatusChanged]:
+    """The changes of this transaction so far that gave a waiting run a slot of its process
+    again (a timer resumed it in place, engine/resuming.py): a slot the batch took."""
+    return [e for e in tx.published if isinstance(e, RunStatusChanged)
+            and e.status == EXECUTING and e.previous == WAITING]
+
+
 async def hand_over(places: Places, tx: Tx, join: Join) -> None:
     """The module docstring: start the runs that may take the slots this batch freed."""
     slots = freed(tx)
     if not slots:
         return
-    limit = places.room(slots)
+    limit = places.room(slots, resumed(tx))
     if limit <= 0:
         return
     runs = await _take(tx, limit, places)

@@ -58,16 +58,27 @@ class PoolPlaces:
         self._given: list[tuple[WorkerHandle, Version, Run, asyncio.Future[Any]]] = []
         self.runs = 0  # runs started by hand-overs (the status route, tests)
 
-    def room(self, freed: Sequence[RunStatusChanged]) -> int:
+    def room(self, freed: Sequence[RunStatusChanged],
+             resumed: Sequence[RunStatusChanged]) -> int:
         pool = self.pool
         self._opened.clear()
         if pool.stopping or pool.spawner.problem():
             return 0
         for event in freed:
-            worker = pool.workers.get(pool.by_run.get(event.run_id, ""))
-            if worker is not None and worker.shared and event.run_id in worker.executing:
+            worker = self._holder(event.run_id)
+            if worker is not None and event.run_id in worker.executing:
                 self._opened[worker.id] += 1
+        for event in resumed:  # executing again in its process, not yet in `executing`
+            worker = self._holder(event.run_id)
+            if worker is not None and event.run_id in worker.runs \
+                    and event.run_id not in worker.executing:
+                self._opened[worker.id] -= 1
         return sum(self._room(w) for w in pool.workers.values())
+
+    def _holder(self, run_id: str) -> WorkerHandle | None:
+        """The shared process that holds `run_id`, if any."""
+        worker = self.pool.workers.get(self.pool.by_run.get(run_id, ""))
+        return worker if worker is not None and worker.shared else None
 
     def _room(self, worker: WorkerHandle) -> int:
         return self.pool.sharing.room(worker, self._opened[worker.id])
