@@ -105,6 +105,90 @@ async def test_dispatcher_path_same_race(engine: Engine, tmp_path: Path) -> None
     assert run.id not in worker.runs and run.id not in worker.executing
 
 
+async def test_fits_one_at_a_time_then_place_refuses_an_older_run(tmp_path: Path) -> None:
+    """`_take` asks `fits` of each run against today's room, not the room left once the runs
+    before it are placed: two runs of process A (one slot) both 'fit', the second is then
+    refused by `place` and dropped, and a younger run of another project takes process B."""
+    from trigger_local.store.models import QUEUED, Version
+    clock = FakeClock(T0)
+    engine = await open_engine(tmp_path, clock, runs_per_process=2, tasks=[
+        TaskDef(task_id="hello", queue="task/hello", shared=True)])
+    try:
+        await engine.register_version(Version(
+            id="version_2", project_dir="/other", created_at=T0 + 1, project="other",
+            tasks=[TaskDef(task_id="bye", queue="task/bye", shared=True)]))
+        pool, a = shared_pool(engine, tmp_path)
+        v2 = engine.projects.current_of("other")
+        assert v2 is not None
+        pool.versions[v2.id] = v2
+        b = WorkerHandle(id="w2", version_id=v2.id, pid=None, log_path=tmp_path / "w2.log",
+                         state=IDLE, shared=True)
+        pool.workers[b.id] = b
+        engine.group.then = None
+        busy = []
+        for _ in range(2):  # A executes two runs: full
+            clock.advance(0.001)
+            busy.append((await engine.trigger(TriggerRequest(task_id="hello"))).run)
+        taken = await engine.dequeue(2, reserve=True)
+        for run in taken:
+            assert await pool.assign(run)
+        assert len(a.executing) == 2
+        ids = []
+        for task, project in (("hello", None), ("hello", None), ("bye", "other")):
+            clock.advance(0.001)
+            ids.append((await engine.trigger(TriggerRequest(task_id=task, project=project))).run.id)
+        engine.group.then = partial(hand_over, pool.places)
+        await engine.finish_attempt(busy[0].id, 1, done())
+        await settle(pool)
+        statuses = [(await engine.queries.runs.get(i)).status for i in ids]  # type: ignore[union-attr]
+        # r1 took A's freed slot; r2 (older than r3) stays queued while r3 started on B
+        assert statuses == [EXECUTING, QUEUED, QUEUED], statuses
+    finally:
+        await engine.store.close()
+
+
+async def test_a_run_place_refuses_keeps_its_rate_limit_token(tmp_path: Path) -> None:
+    """Same mis-fit with a rate-limited queue (2 a minute): the hand-over's gate admitted r1 and
+    r2 and saved that, but only r1 started; the dispatcher then refuses r2 for the window."""
+    from trigger_local.ratelimit import parse_rate_limit
+    from trigger_local.store.models import Version
+    clock = FakeClock(T0)
+    engine = await open_engine(tmp_path, clock, runs_per_process=2, tasks=[
+        TaskDef(task_id="filler", queue="task/filler", shared=True),
+        TaskDef(task_id="hello", queue="task/hello", shared=True,
+                rate_limit=parse_rate_limit({"limit": 2, "period": "1m"}))])
+    try:
+        await engine.register_version(Version(
+            id="version_2", project_dir="/other", created_at=T0 + 1, project="other",
+            tasks=[TaskDef(task_id="bye", queue="task/bye", shared=True)]))
+        pool, a = shared_pool(engine, tmp_path)
+        v2 = engine.projects.current_of("other")
+        assert v2 is not None
+        pool.versions[v2.id] = v2
+        b = WorkerHandle(id="w2", version_id=v2.id, pid=None, log_path=tmp_path / "w2.log",
+                         state=IDLE, shared=True)
+        pool.workers[b.id] = b
+        engine.group.then = None
+        busy = []
+        for _ in range(2):
+            clock.advance(0.001)
+            busy.append((await engine.trigger(TriggerRequest(task_id="filler"))).run)
+        for run in await engine.dequeue(2, reserve=True):
+            assert await pool.assign(run)
+        ids = []
+        for task, project in (("hello", None), ("hello", None), ("bye", "other")):
+            clock.advance(0.001)
+            ids.append((await engine.trigger(TriggerRequest(task_id=task, project=project))).run.id)
+        engine.group.then = partial(hand_over, pool.places)
+        await engine.finish_attempt(busy[0].id, 1, done())
+        await settle(pool)
+        engine.group.then = None
+        # one 'hello' started in this minute: the window has room for r2; r3 stayed behind it
+        assert [r.id for r in await engine.dequeue(5)] == [ids[1], ids[2]]
+    finally:
+        await engine.store.close()
+
+
 async def test_a_start_that_loses_the_transaction_strands_the_runs_behind_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A full disk during the first handed-over start: SQLite rolls the whole transaction back

@@ -59,8 +59,9 @@ class Places(Protocol):
         """How many runs the processes could take once the `freed` changes are applied, and the
         `resumed` ones (waiting runs a timer resumed in their process) took their slots back."""
 
-    def fits(self, run: Run) -> bool:
-        """Whether a process here could take `run` now (`place` would place it)."""
+    def fits(self, runs: Sequence[Run]) -> int:
+        """How many of `runs`, from the first, processes here could take now, each placed in
+        turn (`place` would place them): a run counts the slots the runs before it take."""
 
     def place(self, run: Run) -> Placement | None:
         """A process for `run` (its slot taken now), or None: the dispatcher will see to it."""
@@ -90,7 +91,8 @@ async def hand_over(places: Places, tx: Tx, join: Join) -> None:
     runs = await _take(tx, limit, places)
     for i, run in enumerate(runs):
         placement = places.place(run)
-        if placement is None:  # `fits` said yes a moment ago: never, but strand nothing
+        if placement is None:  # `fits` counted it, but a process may have gone while an
+            # earlier start awaited the store: the dispatcher's next round sees to the run
             tx.ctx.reserved.pop(run.id, None)
             continue
         try:
@@ -123,7 +125,7 @@ async def _take(tx: Tx, limit: int, places: Places) -> list[Run]:
     try:
         async with tx.savepoint():
             runs = await dequeue(tx, limit, reserve=True, fresh=True)
-            fit = next((i for i, run in enumerate(runs) if not places.fits(run)), len(runs))
+            fit = places.fits(runs)
             if fit < len(runs):
                 raise UndoPart(fit)
             return runs

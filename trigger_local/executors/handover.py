@@ -83,8 +83,14 @@ class PoolPlaces:
     def _room(self, worker: WorkerHandle) -> int:
         return self.pool.sharing.room(worker, self._opened[worker.id])
 
-    def fits(self, run: Run) -> bool:
-        return self._pick(run) is not None
+    def fits(self, runs: Sequence[Run]) -> int:
+        taken: Counter[str] = Counter()  # slots the runs before take, by worker
+        for fit, run in enumerate(runs):
+            picked = self._pick(run, taken)
+            if picked is None:
+                return fit
+            taken[picked[0].id] += 1
+        return len(runs)
 
     def place(self, run: Run) -> Placement | None:
         picked = self._pick(run)
@@ -95,9 +101,11 @@ class PoolPlaces:
         return Placement(worker.id, worker.pid, self.pool.name,
                          lambda done: self._follow(worker, version, run, done))
 
-    def _pick(self, run: Run) -> tuple[WorkerHandle, Version] | None:
+    def _pick(self, run: Run, taken: Counter[str] | None = None
+              ) -> tuple[WorkerHandle, Version] | None:
         """The shared process of the run's version with room that executes the most runs (as
-        `SharedRuns.pick`: runs pack into few processes)."""
+        `SharedRuns.pick`: runs pack into few processes); `taken`: slots already promised to
+        runs placed before this one (`fits`), by worker."""
         pool = self.pool
         version = pool.versions.get(run.version_id or "")  # read by the dispatcher's start
         if version is None or pool.spawner.refuses(run, version):
@@ -105,11 +113,13 @@ class PoolPlaces:
         task = version.task(run.task_id)
         if task is None or not task.shared or pool.settings.runs_per_process <= 1:
             return None
+        taken = taken or Counter()
         best: WorkerHandle | None = None
         for worker in pool.workers.values():
-            if worker.version_id == version.id and self._room(worker) > 0 \
+            busy = len(worker.executing) + taken[worker.id]
+            if worker.version_id == version.id and self._room(worker) > taken[worker.id] \
                     and pool.spawner.fits(worker, run) \
-                    and (best is None or len(worker.executing) > len(best.executing)):
+                    and (best is None or busy > len(best.executing) + taken[best.id]):
                 best = worker
         return None if best is None else (best, version)
 
