@@ -32,17 +32,23 @@ class Slots:
         self.followed: list[asyncio.Future[Any]] = []
         self.rooms: list[int] = []
 
-    def room(self, freed: Sequence[RunStatusChanged]) -> int:
+    def room(self, freed: Sequence[RunStatusChanged],
+             resumed: Sequence[RunStatusChanged] = ()) -> int:
         gone = sum(e.run_id in self.executing for e in freed)
         self.executing -= {e.run_id for e in freed}
         self.rooms.append(self.size - len(self.executing))
         return self.size - len(self.executing) if gone else 0
 
-    def fits(self, run: Run) -> bool:
-        return run.task_id not in self.refuse and len(self.executing) < self.size
+    def fits(self, runs: Sequence[Run]) -> int:
+        fit = 0
+        for run in runs:
+            if run.task_id in self.refuse or len(self.executing) + fit >= self.size:
+                break
+            fit += 1
+        return fit
 
     def place(self, run: Run) -> Placement | None:
-        if not self.fits(run):
+        if not self.fits([run]):
             return None
         self.executing.add(run.id)
         return Placement("worker_1", 4242, "process", self.followed.append)

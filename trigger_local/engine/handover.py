@@ -54,11 +54,14 @@ class Places(Protocol):
     """The executor's side of a hand-over; both calls run inside the transaction, without
     awaiting anything."""
 
-    def room(self, freed: Sequence[RunStatusChanged]) -> int:
-        """How many runs the processes could take once the `freed` changes are applied."""
+    def room(self, freed: Sequence[RunStatusChanged],
+             resumed: Sequence[RunStatusChanged]) -> int:
+        """How many runs the processes could take once the `freed` changes are applied, and the
+        `resumed` ones (waiting runs a timer resumed in their process) took their slots back."""
 
-    def fits(self, run: Run) -> bool:
-        """Whether a process here could take `run` now (`place` would place it)."""
+    def fits(self, runs: Sequence[Run]) -> int:
+        """How many of `runs`, from the first, processes here could take now, each placed in
+        turn (`place` would place them): a run counts the slots the runs before it take."""
 
     def place(self, run: Run) -> Placement | None:
         """A process for `run` (its slot taken now), or None: the dispatcher will see to it."""
@@ -70,21 +73,47 @@ def freed(tx: Tx) -> list[RunStatusChanged]:
             and (e.attempt_ended or (e.status == WAITING and e.previous == EXECUTING))]
 
 
+def resumed(tx: Tx) -> list[RunStatusChanged]:
+    """The changes of this transaction so far that gave a waiting run a slot of its process
+    again (a timer resumed it in place, engine/resuming.py): a slot the batch took."""
+    return [e for e in tx.published if isinstance(e, RunStatusChanged)
+            and e.status == EXECUTING and e.previous == WAITING]
+
+
 async def hand_over(places: Places, tx: Tx, join: Join) -> None:
     """The module docstring: start the runs that may take the slots this batch freed."""
     slots = freed(tx)
     if not slots:
         return
-    limit = places.room(slots)
+    limit = places.room(slots, resumed(tx))
     if limit <= 0:
         return
-    for run in await _take(tx, limit, places):
+    runs = await _take(tx, limit, places)
+    for i, run in enumerate(runs):
         placement = places.place(run)
-        if placement is None:  # `fits` said yes a moment ago: never, but strand nothing
+        if placement is None:  # `fits` counted it, but a process may have gone while an
+            # earlier start awaited the store: the dispatcher's next round sees to the run
             tx.ctx.reserved.pop(run.id, None)
             continue
-        placement.follow(await join(attempts.start, run, placement.worker_id, placement.pid,
-                                    placement.executor))
+        try:
+            started = await join(attempts.start, run, placement.worker_id, placement.pid,
+                                 placement.executor)
+        except BaseException as exc:
+            _abandon(tx, runs[i:], placement, exc)
+            raise
+        placement.follow(started)
+
+
+def _abandon(tx: Tx, runs: Sequence[Run], placement: Placement, exc: BaseException) -> None:
+    """The transaction is lost under a start (SQLITE_FULL rolls it back, a retry runs it again):
+    the runs taken but not started let go of their reservations, and the placed slot is freed
+    (its placement's future answered with the error), or they would be held for good."""
+    for run in runs:
+        tx.ctx.reserved.pop(run.id, None)
+    failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    failed.set_exception(exc if isinstance(exc, Exception)
+                         else RuntimeError("the hand-over's transaction was abandoned"))
+    placement.follow(failed)
 
 
 async def _take(tx: Tx, limit: int, places: Places) -> list[Run]:
@@ -96,7 +125,7 @@ async def _take(tx: Tx, limit: int, places: Places) -> list[Run]:
     try:
         async with tx.savepoint():
             runs = await dequeue(tx, limit, reserve=True, fresh=True)
-            fit = next((i for i, run in enumerate(runs) if not places.fits(run)), len(runs))
+            fit = places.fits(runs)
             if fit < len(runs):
                 raise UndoPart(fit)
             return runs

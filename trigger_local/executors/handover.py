@@ -22,7 +22,7 @@ from ..engine.handover import Placement
 from ..store.models import Attempt, Run, Version
 from ..supervise import report
 from .base import Spawner
-from .sharing import SharedRuns
+from .sharing import SharedRuns, claim, claimed, unclaim
 from .workers import WorkerHandle
 
 
@@ -58,35 +58,54 @@ class PoolPlaces:
         self._given: list[tuple[WorkerHandle, Version, Run, asyncio.Future[Any]]] = []
         self.runs = 0  # runs started by hand-overs (the status route, tests)
 
-    def room(self, freed: Sequence[RunStatusChanged]) -> int:
+    def room(self, freed: Sequence[RunStatusChanged],
+             resumed: Sequence[RunStatusChanged]) -> int:
         pool = self.pool
         self._opened.clear()
         if pool.stopping or pool.spawner.problem():
             return 0
         for event in freed:
-            worker = pool.workers.get(pool.by_run.get(event.run_id, ""))
-            if worker is not None and worker.shared and event.run_id in worker.executing:
+            worker = self._holder(event.run_id)
+            if worker is not None and event.run_id in worker.executing:
                 self._opened[worker.id] += 1
+        for event in resumed:  # executing again in its process, not yet in `executing`
+            worker = self._holder(event.run_id)
+            if worker is not None and event.run_id in worker.runs \
+                    and event.run_id not in worker.executing:
+                self._opened[worker.id] -= 1
         return sum(self._room(w) for w in pool.workers.values())
+
+    def _holder(self, run_id: str) -> WorkerHandle | None:
+        """The shared process that holds `run_id`, if any."""
+        worker = self.pool.workers.get(self.pool.by_run.get(run_id, ""))
+        return worker if worker is not None and worker.shared else None
 
     def _room(self, worker: WorkerHandle) -> int:
         return self.pool.sharing.room(worker, self._opened[worker.id])
 
-    def fits(self, run: Run) -> bool:
-        return self._pick(run) is not None
+    def fits(self, runs: Sequence[Run]) -> int:
+        taken: Counter[str] = Counter()  # slots the runs before take, by worker
+        for fit, run in enumerate(runs):
+            picked = self._pick(run, taken)
+            if picked is None:
+                return fit
+            taken[picked[0].id] += 1
+        return len(runs)
 
     def place(self, run: Run) -> Placement | None:
         picked = self._pick(run)
         if picked is None:
             return None
         worker, version = picked
-        worker.executing.add(run.id)  # its slot is taken now
+        claim(self.pool.by_run, worker, run.id, run.attempt_count + 1)  # `_give` checks it
         return Placement(worker.id, worker.pid, self.pool.name,
                          lambda done: self._follow(worker, version, run, done))
 
-    def _pick(self, run: Run) -> tuple[WorkerHandle, Version] | None:
+    def _pick(self, run: Run, taken: Counter[str] | None = None
+              ) -> tuple[WorkerHandle, Version] | None:
         """The shared process of the run's version with room that executes the most runs (as
-        `SharedRuns.pick`: runs pack into few processes)."""
+        `SharedRuns.pick`: runs pack into few processes); `taken`: slots already promised to
+        runs placed before this one (`fits`), by worker."""
         pool = self.pool
         version = pool.versions.get(run.version_id or "")  # read by the dispatcher's start
         if version is None or pool.spawner.refuses(run, version):
@@ -94,11 +113,13 @@ class PoolPlaces:
         task = version.task(run.task_id)
         if task is None or not task.shared or pool.settings.runs_per_process <= 1:
             return None
+        taken = taken or Counter()
         best: WorkerHandle | None = None
         for worker in pool.workers.values():
-            if worker.version_id == version.id and self._room(worker) > 0 \
+            busy = len(worker.executing) + taken[worker.id]
+            if worker.version_id == version.id and self._room(worker) > taken[worker.id] \
                     and pool.spawner.fits(worker, run) \
-                    and (best is None or len(worker.executing) > len(best.executing)):
+                    and (best is None or busy > len(best.executing) + taken[best.id]):
                 best = worker
         return None if best is None else (best, version)
 
@@ -116,10 +137,12 @@ class PoolPlaces:
             except Exception:  # noqa: BLE001 - its start or the commit failed: nothing started
                 started = None
             if started is None:
-                worker.executing.discard(run.id)
+                unclaim(self.pool.by_run, worker, run.id)
                 self.pool.wake()
                 continue
             self.runs += 1
+            if not claimed(self.pool.by_run, worker, run.id):
+                continue  # it ended (canceled) or moved since its commit: nothing to give
             started_run, attempt = started
             try:
                 if worker.exited.is_set():  # gone since: its exit saw no such run

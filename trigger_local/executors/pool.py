@@ -31,7 +31,7 @@ from .base import Checkpoints, CheckpointSupport, Spawner
 from .eviction import Evictor
 from .freezing import FreezeHandshake
 from .handover import PoolPlaces
-from .sharing import Answer, SharedRuns
+from .sharing import Answer, SharedRuns, claim, claimed, unclaim
 from .stopping import stop_processes
 from .warm import capacity, evictable, should_retire, take_idle
 from .workers import BUSY, HELD, IDLE, KILLED, STARTING, WorkerHandle, logs_dir
@@ -211,19 +211,19 @@ class PoolExecutor:
     async def _start_on(self, worker: WorkerHandle, version: Version, run: Run,
                         shared: bool) -> bool:
         """Start `run`'s attempt on `worker` and hand it the assignment."""
-        if shared:  # its place is taken now: the dispatcher starts runs concurrently
-            worker.executing.add(run.id)
+        if shared:  # its place is taken now (concurrent starts), a cancel meanwhile finds it
+            claim(self.by_run, worker, run.id, run.attempt_count + 1)
         started = None
         try:
             started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
         finally:
             if started is None and shared:
-                worker.executing.discard(run.id)
+                unclaim(self.by_run, worker, run.id)
             elif started is None and not self.spawner.reuses_exclusive:
                 worker.kill()  # started for this run alone
             elif started is None:  # the run moved on, or the start failed: the worker is free
                 worker.state = IDLE if worker.state != STARTING else STARTING
-        if started is not None:
+        if started is not None and (not shared or claimed(self.by_run, worker, run.id)):
             await self.give(worker, version, *started, shared)
         return True
 

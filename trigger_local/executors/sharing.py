@@ -185,3 +185,24 @@ def _resume(run_id: str, waitpoint_id: str | None,
     if result is None or len(result.get("output") or "") > MAX_RESULT_CHARS:
         return protocol.resume(run_id)
     return protocol.resume(run_id, waitpoint_id, result)
+
+
+def claim(by_run: dict[str, str], worker: WorkerHandle, run_id: str, attempt: int) -> None:
+    """A run about to start on shared `worker` takes its slot and is the process's at once, so
+    a cancel committed before its assignment is sent finds it (and takes it off)."""
+    worker.executing.add(run_id)
+    worker.runs[run_id] = attempt
+    by_run[run_id] = worker.id
+
+
+def unclaim(by_run: dict[str, str], worker: WorkerHandle, run_id: str) -> None:
+    """Its start failed: nothing started on `worker`."""
+    worker.executing.discard(run_id)
+    worker.runs.pop(run_id, None)
+    if by_run.get(run_id) == worker.id:
+        by_run.pop(run_id, None)
+
+
+def claimed(by_run: dict[str, str], worker: WorkerHandle, run_id: str) -> bool:
+    """Whether the started run is still `worker`'s: not ended (canceled) nor moved since."""
+    return run_id in worker.runs and by_run.get(run_id) == worker.id
