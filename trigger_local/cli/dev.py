@@ -106,19 +106,31 @@ class RunStream:
     a failed attempt shows its error, a failed run also the end of its traceback. The stream is
     this project's only, and it is the dev session that keeps the project online."""
 
-    def __init__(self, api: SyncApiClient, project: str | None = None) -> None:
+    def __init__(self, api: SyncApiClient, project: str | None = None,
+                 started: Spawned | None = None) -> None:
         self.api = api
         self.project = project
+        self.started = started
         self._caught_up = False
         self.status_lines = StatusLines(api)
 
     def run(self) -> None:
         for event in iter_events(self.api, types=["run."], project=self.project,
-                                 session=self.project is not None):
+                                 session=self.project is not None, on_state=self._on_state):
             if event.get("type") == OPEN:
                 self.catch_up(event.get("seq"))
             else:
                 self.on_event(event)
+
+    def _on_state(self, connected: bool) -> None:
+        """The stream was lost: if the daemon dev started has exited (it stopped itself, or was
+        killed), say why and end with exit code 1; dev used to wait for it silently forever."""
+        if connected or self.started is None:
+            return
+        why = self.started.exit_reason()
+        if why is not None:
+            fail(f"The daemon dev started (pid {self.started.pid}) stopped. {why}\n"
+                 "Start `trigger-local dev` again (its runs keep their place).")
 
     def catch_up(self, seq: Any) -> None:
         """Once, when the stream first opens: the runs interrupted by the last stop that this
@@ -193,7 +205,7 @@ def dev(
         watcher.start()  # before the first registration: a change made meanwhile is not missed
         register(api, config)
         show_project(api, config)
-        RunStream(api, config.project).run()
+        RunStream(api, config.project, started).run()
     except KeyboardInterrupt:
         err().print("\nStopping.")
     finally:
