@@ -1,5 +1,6 @@
 """A trigger.toml (or pyproject.toml) that cannot be read, or whose `tool.trigger-local` is not
-a table, is one `Error:` line from the CLI with exit code 1: each used to be a traceback."""
+a table, is one `Error:` line from the CLI with exit code 1: each used to be a traceback. So is
+a `.env` that is not UTF-8 or too big for any process to be started with."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from trigger_local.cli.dev import task_env
 from trigger_local.cli.main import app
 from trigger_local.config import find_project_root, load_project
 from trigger_local.errors import ValidationError
@@ -52,3 +54,26 @@ def test_an_unknown_key_in_pyproject_names_pyproject(tmp_path: Path) -> None:
         load_project(root)
     assert "[tool.trigger-local] of pyproject.toml" in caught.value.message
     assert "trigger.toml" not in caught.value.message.replace("[tool.trigger-local]", "")
+
+
+def test_a_dotenv_that_is_not_utf8_is_an_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"BAD=\xff\xfe\n")
+    with pytest.raises(ValidationError) as caught:
+        task_env(tmp_path)
+    assert ".env is not UTF-8 text" in caught.value.message
+
+
+@pytest.mark.parametrize("content", ["BIG=" + "v" * 140_000,
+                                     "".join(f"V{i}={'w' * 100_000}\n" for i in range(12))],
+                         ids=["one-value-over-128KiB", "over-1MiB-in-all"])
+def test_a_dotenv_too_big_for_a_process_is_refused(tmp_path: Path, content: str) -> None:
+    (tmp_path / ".env").write_text(content)
+    with pytest.raises(ValidationError) as caught:
+        task_env(tmp_path)
+    assert "too big to start a process" in caught.value.message
+
+
+def test_a_dotenv_of_usual_size_is_taken(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("export A='1'\n# note\nB=" + "v" * 100_000 + "\n")
+    env = task_env(tmp_path)
+    assert env["A"] == "1" and len(env["B"]) == 100_000

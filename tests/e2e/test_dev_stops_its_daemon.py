@@ -191,3 +191,23 @@ def test_dev_ends_saying_so_when_the_daemon_it_started_dies(dev_factory: DevFact
     dev.reader.join(10)
     assert f"The daemon dev started (pid {pids[0]}) stopped" in dev.stderr(), dev.stderr()
     assert "killed by signal 9" in dev.stderr() and "Traceback" not in dev.stderr()
+
+
+def test_a_dotenv_no_process_can_take_is_one_error_and_dev_goes_on(
+        tmp_path: Path, dev_factory: DevFactory) -> None:
+    """A `.env` value over Linux's 128 KiB a variable: no task process could start (E2BIG).
+    dev used to send it, get "Something went wrong / OSError: Argument list too long" from the
+    daemon, and exit; it now names the variable, keeps watching, and takes the fixed file."""
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / ".env").write_text("BIG=" + "v" * 200_000 + "\n")
+    dev = dev_factory()
+    wait_for(lambda: "Project" in dev.stderr() or dev.proc.poll() is not None, 60,
+             what="dev to try to register and stream")
+    assert dev.proc.poll() is None, dev.stderr()
+    assert "too big to start a process: BIG" in dev.stderr(), dev.stderr()
+    assert "Registered" not in dev.stderr() and "Traceback" not in dev.stderr()
+    (tmp_path / "project" / ".env").write_text("SMALL=1\n")
+    wait_for(lambda: "Registered" in dev.stderr() or dev.proc.poll() is not None, 60,
+             what="dev to register the fixed .env")
+    assert dev.signal_and_wait(signal.SIGINT) == 0, dev.stderr()
+    dev.assert_nothing_left()
