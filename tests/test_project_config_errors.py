@@ -77,3 +77,10 @@ def test_a_dotenv_of_usual_size_is_taken(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("export A='1'\n# note\nB=" + "v" * 100_000 + "\n")
     env = task_env(tmp_path)
     assert env["A"] == "1" and len(env["B"]) == 100_000
+
+
+def test_a_boolean_max_duration_says_what_to_give(tmp_path: Path) -> None:
+    (tmp_path / "trigger.toml").write_text("max_duration = true\n")
+    with pytest.raises(ValidationError) as caught:
+        load_project(tmp_path)
+    assert "max_duration in trigger.toml True: use a number of seconds" in caught.value.message
