@@ -150,6 +150,9 @@ class PgSql:
         #: the runs a transaction taking the turn locked (`PgRuns.queued`), where each is: by id,
         #: (snapshot id, status, project, queue)
         self.locked: dict[str, tuple[str, str, str | None, str]] = {}
+        #: a savepoint whose part ended well, released by the next statements sent together
+        #: (`_send_kept`) or by the COMMIT, rather than in a round trip of its own (store.py)
+        self.release: str | None = None
         #: statements sent since the transaction began (a savepoint before the first is none)
         self.sent = 0
         #: a statement of this transaction was refused for a conflict: whatever a part that
@@ -215,6 +218,9 @@ class PgSql:
         kept = self.pending.statements(self.events_lock, notify)
         written = [inline(text, params) for text, params in kept]
         head = [self.take_begin()] if self.begin else []
+        if self.release and not commit:  # (a COMMIT releases every savepoint)
+            head.append(f"RELEASE SAVEPOINT {self.release}")
+        self.release = None
         # the next transaction begins with this one's commit (store.py `_held`)
         tail = ["COMMIT", self.next_begin] if commit else [then] if then else []
         if all(w is not None for w in written):

@@ -135,13 +135,15 @@ class PgView:
         except BaseException:
             sql.pending.undo(mark)
             sql.locked.clear()  # (where its runs are is no longer known: runs.py)
+            sql.release = None  # a savepoint inside this one: undone with it
             if not sql.conn.is_closed():
                 # a doomed transaction is run again whole: its savepoints do not matter
                 with contextlib.suppress(*UNREACHABLE, asyncpg.PostgresError):
                     await sql.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
             raise
-        with sql.guard():
-            await sql.conn.execute(f"RELEASE SAVEPOINT {name}")
+        # released with the next statements sent together (or by the COMMIT): not a round trip
+        # of its own. (Whatever is pending is a savepoint inside this one: released with it)
+        sql.release = name
 
 
 class PostgresStore:
@@ -254,7 +256,7 @@ class PostgresStore:
             try:
                 try:
                     sql.conn, sql.wrote_events, sql.wrote_catalog = conn, False, False
-                    sql.doomed, sql.due_at, sql.sent = False, None, 0
+                    sql.doomed, sql.due_at, sql.sent, sql.release = False, None, 0, None
                     # held back: it goes with the first statement (sql.py `run`, `commit`).
                     # An exclusive one is read committed and takes the dequeues' turn before its
                     # first statement: each statement sees every exclusive transaction
