@@ -73,6 +73,10 @@ class DaemonSettings:
     #: freeze) is evicted: its coroutine or process is let go and it resumes by replay when its
     #: wait completes (docs/durability.md, "Eviction"); 0: never evicted for its wait's length
     evict_after_s: float = 30.0
+    #: a duration wait whose shared process keeps its timer (docs/waits.md, "Who keeps a wait's
+    #: timer") is ended by the daemon's own timer only this long after it is due, unless the
+    #: process said first that its timer fired: the daemon's is the backstop
+    process_timer_grace_s: float = 1.0
     #: waiting runs held in memory (coroutines and held processes) beyond this are evicted,
     #: the longest waiters first; 0: no bound
     max_held_runs: int = 1000
@@ -171,6 +175,7 @@ _AT_LEAST: dict[str, float] = {
     "concurrency": 1, "max_processes": 1, "spawn_concurrency": 0, "warm_runs_per_process": 1,
     "warm_idle_per_version": 0, "runs_per_process": 1, "payload_limit_bytes": 1024,
     "shutdown_grace_s": 0, "hold_threshold_s": 0, "evict_after_s": 0, "max_held_runs": 0,
+    "process_timer_grace_s": 0,
     "freeze_grace_s": 0, "db_check_s": 0, "lease_timeout_s": 0.1, "loop_failure_limit": 1,
     "retention_days": 0, "compact_after_s": 0, "stream_retention_s": 0, "realtime_hold_s": 0}
 _CHOICES = {"checkpoints": ("auto", "off")}  # the executor is checked at start (daemon_core)
