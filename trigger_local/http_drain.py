@@ -12,7 +12,8 @@ the drain goes in two steps:
    in flight when the drain began is answered the same way: uvicorn's rule);
 2. then it is half-closed (FIN, no reset): a request that crosses it is never read, and its
    client sees the connection end without an answer ("server disconnected without sending a
-   response").
+   response"). The drain does not wait for such a connection (its client may not look at it
+   again before the daemon is gone; the daemon's exit closes it).
 
 So every request the daemon received gets an answer — committed, or refused with a clear
 status — and a request that got no answer at all on a kept-alive connection was not received:
@@ -65,6 +66,8 @@ class DrainingHttp(OneWriteHttp):
                                                or self.cycle.response_complete):
             return
         self._deaf = True
+        # nothing more comes from it: the drain does not wait for its client to close it
+        self.connections.discard(self)
         if self.transport.can_write_eof():
             self.transport.write_eof()  # the client reads the end, then closes its side
             self.loop.call_later(HALF_CLOSED_S, self.transport.close)
