@@ -24,6 +24,7 @@ from rich.text import Text
 
 from ..config import ProjectConfig, find_project_root, load_project
 from ..errors import TriggerLocalError, ValidationError
+from ..limits import ENV_TOTAL_MAX_BYTES, ENV_VAR_MAX_BYTES
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
 from .common import client, err, fail, number_in, out, print_error
@@ -49,11 +50,6 @@ _PRIVATE_ENV = ("TRIGGER_LOCAL_", "TRIGGER_API_URL", "TRIGGER_SECRET_KEY")
 CATCH_UP_EVENTS = 500  # how far back `dev` looks, when it connects, for runs started again
 
 
-#: Linux starts no process with an environment string ("NAME=value" and its NUL) over 128 KiB
-#: (MAX_ARG_STRLEN), nor with arguments and environment over ARG_MAX (2 MiB by default): task
-#: processes would never start (E2BIG), and the daemon's loops failed until it stopped
-ENV_VAR_MAX_BYTES = 128 * 1024
-ENV_TOTAL_MAX_BYTES = 1024 * 1024
 
 
 def task_env(root: Path) -> dict[str, str]:

@@ -158,10 +158,9 @@ class Engine:
 
     async def _prepare(self, req: TriggerRequest) -> triggering.Prepared:
         """Checked before the transaction starts (engine/triggering.py `prepare`)."""
-        parent = await self.queries.runs.get(req.parent_run_id) \
-            if req.project is None and req.parent_run_id else None
-        parent_project = parent.project if parent else None
-        return await triggering.prepare_current(self.ctx, req, self.clock.now(), parent_project,
+        parent = await self.queries.runs.get(req.parent_run_id) if req.parent_run_id else None
+        # a parentRunId must be a run of the child's project (triggering.py `prepare`)
+        return await triggering.prepare_current(self.ctx, req, self.clock.now(), parent,
                                                 self.queries.versions, self.load)
 
     async def replay(self, run_id: str) -> Run:  # a new run: same task, payload, options
