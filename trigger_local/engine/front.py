@@ -105,8 +105,8 @@ class Engine:
         await self._run(registration.queue_pending, list(self.projects.current.values()))
 
     @asynccontextmanager
-    async def _unit(self, exclusive: bool = False) -> AsyncIterator[Tx]:
-        async with self.store.tx(exclusive) as store_tx:
+    async def _unit(self, exclusive: bool = False, starts: bool = False) -> AsyncIterator[Tx]:
+        async with self.store.tx(exclusive, starts) as store_tx:
             tx = Tx(store_tx, self.clock.now(), self.ctx)
             yield tx
         self.ctx.due.apply(tx.due_notes)
@@ -154,7 +154,7 @@ class Engine:
         checked and recorded in the same transaction, so concurrent copies make one set. A
         single new run that can start at once starts in it too (engine/starting.py)."""
         prepared = [await self._prepare(req) for req in reqs]
-        return await starting.trigger_runs(self._run, prepared, wait=wait, request_key=request_key)
+        return await starting.trigger_runs(self._unit, self.ctx, prepared, wait, request_key)
 
     async def _prepare(self, req: TriggerRequest) -> triggering.Prepared:
         """Checked before the transaction starts (engine/triggering.py `prepare`)."""
