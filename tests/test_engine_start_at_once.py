@@ -80,9 +80,9 @@ async def counting(engine: Engine) -> AsyncIterator[list[int]]:
     real = engine.store.tx
 
     @asynccontextmanager
-    async def tx(exclusive: bool = False) -> AsyncIterator[Any]:
+    async def tx(exclusive: bool = False, starts: bool = False) -> AsyncIterator[Any]:
         opened[0] += 1
-        async with real(exclusive) as view:
+        async with real(exclusive, starts) as view:
             yield view
 
     engine.store.tx = tx  # type: ignore[method-assign]
@@ -210,8 +210,8 @@ async def test_a_commit_that_fails_gives_the_place_back(engine: Engine, places: 
     real = engine.store.tx
 
     @asynccontextmanager
-    async def failing(exclusive: bool = False) -> AsyncIterator[Any]:
-        async with real(exclusive) as view:
+    async def failing(exclusive: bool = False, starts: bool = False) -> AsyncIterator[Any]:
+        async with real(exclusive, starts) as view:
             yield view
             raise OSError("disk full")  # as a COMMIT that fails: everything is rolled back
 

@@ -72,6 +72,10 @@ class DaemonSettings:
     #: freeze) is evicted: its coroutine or process is let go and it resumes by replay when its
     #: wait completes (docs/durability.md, "Eviction"); 0: never evicted for its wait's length
     evict_after_s: float = 30.0
+    #: a duration wait whose shared process keeps its timer (docs/waits.md, "Who keeps a wait's
+    #: timer") is ended by the daemon's own timer only this long after it is due, unless the
+    #: process said first that its timer fired: the daemon's is the backstop
+    process_timer_grace_s: float = 1.0
     #: waiting runs held in memory (coroutines and held processes) beyond this are evicted,
     #: the longest waiters first; 0: no bound
     max_held_runs: int = 1000

@@ -38,6 +38,7 @@ _AT_LEAST: dict[str, float] = {
     "concurrency": 1, "max_processes": 1, "spawn_concurrency": 0, "warm_runs_per_process": 1,
     "warm_idle_per_version": 0, "runs_per_process": 1, "payload_limit_bytes": 1024,
     "shutdown_grace_s": 0, "hold_threshold_s": 0, "evict_after_s": 0, "max_held_runs": 0,
+    "process_timer_grace_s": 0,
     "freeze_grace_s": 0, "db_check_s": 0, "lease_timeout_s": 0.1, "loop_failure_limit": 1,
     "retention_days": 0, "compact_after_s": 0, "stream_retention_s": 0, "realtime_hold_s": 0}
 #: the largest: a time past 10 years (limits.MAX_DURATION_S) overflowed a timer (a

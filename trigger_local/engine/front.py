@@ -62,7 +62,6 @@ from .schedules import ScheduleSpec
 from .triggering import TriggerResult
 from .unit import EngineContext, GroupCommit, Tx, retrying
 from .versions import retry_policy
-from .waits import WaitDecision
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -106,8 +105,8 @@ class Engine:
         await self._run(registration.queue_pending, list(self.projects.current.values()))
 
     @asynccontextmanager
-    async def _unit(self, exclusive: bool = False) -> AsyncIterator[Tx]:
-        async with self.store.tx(exclusive) as store_tx:
+    async def _unit(self, exclusive: bool = False, starts: bool = False) -> AsyncIterator[Tx]:
+        async with self.store.tx(exclusive, starts) as store_tx:
             tx = Tx(store_tx, self.clock.now(), self.ctx)
             yield tx
         self.ctx.due.apply(tx.due_notes)
@@ -155,7 +154,7 @@ class Engine:
         checked and recorded in the same transaction, so concurrent copies make one set. A
         single new run that can start at once starts in it too (engine/starting.py)."""
         prepared = [await self._prepare(req) for req in reqs]
-        return await starting.trigger_runs(self._run, prepared, wait=wait, request_key=request_key)
+        return await starting.trigger_runs(self._unit, self.ctx, prepared, wait, request_key)
 
     async def _prepare(self, req: TriggerRequest) -> triggering.Prepared:
         """Checked before the transaction starts (engine/triggering.py `prepare`)."""
@@ -281,12 +280,13 @@ class Engine:
 
     async def wait(self, run_id: str, attempt: int, *, kind: str, until: Any = None,
                    waitpoint_id: str | None = None, idempotency_key: str | None = None,
-                   idempotency_key_ttl: str | None = None, record: Call | None = None
-                   ) -> WaitDecision:
+                   idempotency_key_ttl: str | None = None, record: Call | None = None,
+                   keeps_timer: bool = False) -> waits.WaitDecision:
         """Block the run's current attempt on a waitpoint, or return its result at once."""
-        return await self.group.run(waits.wait, run_id, attempt, kind=kind, until=until,
-                                    waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
-                                    idempotency_key_ttl=idempotency_key_ttl, record=record)
+        return await self.group.run(
+            waits.wait, run_id, attempt, kind=kind, until=until, waitpoint_id=waitpoint_id,
+            idempotency_key=idempotency_key, idempotency_key_ttl=idempotency_key_ttl,
+            record=record, keeps_timer=keeps_timer)
 
     async def timer_due(self, run_id: str, attempt: int, waitpoint_id: str) -> bool:
         """The run's shared process's own timer of its wait fired (waits.by_process)."""

@@ -9,7 +9,9 @@ trigger (measured: one-HTTP-trigger-per-run throughput fell), and the dispatcher
 runs many at a time anyway. Only shared processes (async tasks, `runs_per_process` > 1) take
 runs this way: their room is known without waiting (`SharedRuns.room`) and a run on one costs
 no process start. A run of a sync or isolated task, a version whose description is not cached
-yet, a stopping pool: the dispatcher starts those, as before.
+yet, a stopping pool: the dispatcher starts those, as before. On a store daemons share
+(PostgreSQL) the trigger asks `may_place` first: it takes the dequeues' turn only then
+(engine/starting.py).
 
 The assignment leaves as the run's move to EXECUTING is published, right after the commit
 (`WarmSlots._on_moved`), before the trigger's answer is written: a cancel committed after the
@@ -103,18 +105,27 @@ class WarmSlots:
 
     def place(self, run: Run, version_id: str) -> SharedSlot | None:
         pool = self.pool
-        if not self.idle() or pool.stopping or pool.settings.runs_per_process <= 1 \
-                or pool.spawner.problem() or _executing(pool) >= pool.settings.concurrency:
-            return None
-        version = pool.versions.get(version_id)  # cached only: a first run goes the long way
+        version = self._version(version_id, run.task_id)
         if version is None or pool.spawner.refuses(run, version):
-            return None
-        task = version.task(run.task_id)
-        if task is None or not task.shared:
             return None
         fits = [w for w in pool.workers.values() if pool.spawner.fits(w, run)]
         worker = pool.sharing.pick(fits, version_id)
         return None if worker is None else SharedSlot(pool, worker, version, run.id, self.pending)
+
+    def may_place(self, version_id: str, task_id: str) -> bool:
+        """`place` would likely find a place (engine/placing.py; the run's machine unchecked)."""
+        return self._version(version_id, task_id) is not None \
+            and self.pool.sharing.pick(self.pool.workers.values(), version_id) is not None
+
+    def _version(self, version_id: str, task_id: str) -> Version | None:
+        """The version whose shared processes may take a run of `task_id` now, or None."""
+        pool = self.pool
+        if not self.idle() or pool.stopping or pool.settings.runs_per_process <= 1 \
+                or pool.spawner.problem() or _executing(pool) >= pool.settings.concurrency:
+            return None
+        version = pool.versions.get(version_id)  # cached only: a first run goes the long way
+        task = version.task(task_id) if version is not None else None
+        return version if task is not None and task.shared else None
 
 
 def _executing(pool: PoolExecutor) -> int:
