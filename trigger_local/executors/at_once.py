@@ -2,8 +2,8 @@
 slot of a warm shared process, taken in memory while the transaction runs and handed the
 run's assignment once it committed.
 
-Only on an idle daemon (`idle`: the dispatcher's last round found nothing to do and nothing
-woke it since) with fewer runs executing than the global concurrency: under a backlog the
+Only on an idle daemon (`idle`: the dispatcher's last dequeue took fewer runs than it had room
+for, and nothing but room came since) with fewer runs executing than the global concurrency: under a backlog the
 dequeue in the trigger's transaction would take an older run and be undone, a cost for every
 trigger (measured: one-HTTP-trigger-per-run throughput fell), and the dispatcher's rounds start
 runs many at a time anyway. Only shared processes (async tasks, `runs_per_process` > 1) take
