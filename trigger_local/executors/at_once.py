@@ -3,13 +3,14 @@ slot of a warm shared process, taken in memory while the transaction runs and ha
 run's assignment once it committed.
 
 Only on an idle daemon (`idle`: the dispatcher's last dequeue took fewer runs than it had room
-for, and nothing but room came since) with fewer runs executing than the global concurrency: under a backlog the
-dequeue in the trigger's transaction would take an older run and be undone, a cost for every
-trigger (measured: one-HTTP-trigger-per-run throughput fell), and the dispatcher's rounds start
-runs many at a time anyway. Only shared processes (async tasks, `runs_per_process` > 1) take
-runs this way: their room is known without waiting (`SharedRuns.room`) and a run on one costs
-no process start. A run of a sync or isolated task, a version whose description is not cached
-yet, a stopping pool: the dispatcher starts those, as before.
+for, and nothing but room came since) with fewer runs executing than the global concurrency:
+under a backlog the dequeue in the trigger's transaction would take an older run and be undone,
+a cost for every trigger (measured: one-HTTP-trigger-per-run throughput fell), and the
+dispatcher's rounds start runs many at a time anyway. Only shared processes (async tasks,
+`runs_per_process` > 1) take runs this way: their room is known without waiting
+(`SharedRuns.room`) and a run on one costs no process start. A run of a sync or isolated task,
+a version whose description is not cached yet, a stopping pool: the dispatcher starts those, as
+before.
 
 The assignment leaves on the loop turn after the run's move to EXECUTING is published
 (`WarmSlots._on_moved`), so the trigger's answer, built and written in the publishing turn, goes
