@@ -150,6 +150,11 @@ def test_the_database_check_runs_while_the_daemon_is_imported(tmp_path: Path) ->
     ("RETENTION_DAYS", "-1", "at least 0"), ("CHECKPOINTS", "maybe", "one of auto, off"),
     ("CHECKPOINT_WAITS", "duration,bogus", "'bogus' is not a kind of wait"),
     ("LOG_JSON", "perhaps", "not a valid bool (true or false)"),
+    # no upper bound used to be checked: a db_check_s of 1e300 overflowed its timer thread
+    ("DB_CHECK_S", "1e300", "at most 315,360,000"), ("SHUTDOWN_GRACE_S", "1e300", "at most"),
+    ("CONCURRENCY", "99999999999999999999999", "at most 1,000,000"),
+    ("PAYLOAD_LIMIT_BYTES", "100000000000000", "at most 536,870,912"),
+    ("RETENTION_DAYS", "1e300", "at most 3,650"),
 ])
 def test_a_setting_out_of_range_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch, name: str,
                                                      raw: str, words: str) -> None:

@@ -5,7 +5,6 @@ documented in docs/configuration.md."""
 
 from __future__ import annotations
 
-import math
 import os
 import secrets
 import signal
@@ -19,6 +18,7 @@ from .errors import ValidationError
 from .machines import check_machine
 from .projects import DEFAULT_PROJECT, check_project_ref, derive_project_ref
 from .sdk.retry import Retry
+from .settings_checks import MIB, check_setting, coerce_setting
 
 DEFAULT_PORT = 8030
 #: stops the daemon like SIGTERM, and kills the processes of waiting runs too (`down
@@ -30,7 +30,6 @@ CANCEL_SIGNAL = signal.SIGUSR2
 #: the path of the home's daemon.json, given to task processes: one whose daemon stopped reads
 #: the next daemon's url there when the old one refuses connections (it may listen elsewhere)
 DAEMON_INFO_ENV = "TRIGGER_LOCAL_DAEMON_INFO"
-MIB = 1024 * 1024
 
 
 def home_dir() -> Path:
@@ -73,6 +72,10 @@ class DaemonSettings:
     #: freeze) is evicted: its coroutine or process is let go and it resumes by replay when its
     #: wait completes (docs/durability.md, "Eviction"); 0: never evicted for its wait's length
     evict_after_s: float = 30.0
+    #: a duration wait whose shared process keeps its timer (docs/waits.md, "Who keeps a wait's
+    #: timer") is ended by the daemon's own timer only this long after it is due, unless the
+    #: process said first that its timer fired: the daemon's is the backstop
+    process_timer_grace_s: float = 1.0
     #: waiting runs held in memory (coroutines and held processes) beyond this are evicted,
     #: the longest waiters first; 0: no bound
     max_held_runs: int = 1000
@@ -129,7 +132,7 @@ class DaemonSettings:
         for f in fields(cls):
             raw = os.environ.get(f"TRIGGER_LOCAL_{f.name.upper()}")
             if raw is not None and f.name != "home":
-                values[f.name] = _check_setting(f.name, raw, _coerce(f.type, raw, f.name))
+                values[f.name] = check_setting(f.name, raw, coerce_setting(f.type, raw, f.name))
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         settings.home = Path(settings.home)
@@ -143,55 +146,6 @@ def database_url_problem(url: str) -> str | None:
     shown = url.split("@", 1)[-1]  # never echo a password
     return (f"Unsupported database URL ...{shown!r}: give postgresql://user:pass@host:5432/db, "
             "or nothing for the home's SQLite file.")
-
-
-def _coerce(type_name: Any, raw: str, name: str) -> Any:
-    text = str(type_name)
-    try:
-        if text == "int":
-            return int(raw)
-        if text == "float":
-            return float(raw)
-        if text == "bool":
-            if raw.strip().lower() not in _BOOLS:  # "perhaps" used to read as false
-                raise ValueError(raw)
-            return raw.strip().lower() in ("1", "true", "yes", "on")
-    except ValueError as exc:
-        raise ValidationError(
-            f"TRIGGER_LOCAL_{name.upper()}={raw!r} is not a valid {text}"
-            + (" (true or false)" if text == "bool" else "")) from exc
-    return raw
-
-
-_BOOLS = ("1", "true", "yes", "on", "0", "false", "no", "off", "")
-#: the smallest value each numeric setting takes (docs/configuration.md says what 0 means
-#: where it is allowed); a value below, or NaN or infinity, used to be taken as it was: a
-#: concurrency of -1 started no run, a NaN grace never ended
-_AT_LEAST: dict[str, float] = {
-    "concurrency": 1, "max_processes": 1, "spawn_concurrency": 0, "warm_runs_per_process": 1,
-    "warm_idle_per_version": 0, "runs_per_process": 1, "payload_limit_bytes": 1024,
-    "shutdown_grace_s": 0, "hold_threshold_s": 0, "evict_after_s": 0, "max_held_runs": 0,
-    "freeze_grace_s": 0, "db_check_s": 0, "lease_timeout_s": 0.1, "loop_failure_limit": 1,
-    "retention_days": 0, "compact_after_s": 0, "stream_retention_s": 0, "realtime_hold_s": 0}
-_CHOICES = {"checkpoints": ("auto", "off")}  # the executor is checked at start (daemon_core)
-_WAIT_KINDS = ("duration", "token", "run", "batch")
-
-
-def _check_setting(name: str, raw: str, value: Any) -> Any:
-    """`value` of TRIGGER_LOCAL_<NAME> when it is in range; ValidationError saying what is."""
-    env = f"TRIGGER_LOCAL_{name.upper()}={raw!r}"
-    low = _AT_LEAST.get(name)
-    if low is not None and not (math.isfinite(value) and value >= low):
-        raise ValidationError(f"{env}: must be a number of at least {low:g} "
-                              "(docs/configuration.md)")
-    if name in _CHOICES and value not in _CHOICES[name]:
-        raise ValidationError(f"{env}: must be one of {', '.join(_CHOICES[name])}")
-    if name == "checkpoint_waits":
-        unknown = [k for k in (w.strip() for w in value.split(",")) if k and k not in _WAIT_KINDS]
-        if unknown:
-            raise ValidationError(f"{env}: {', '.join(map(repr, unknown))} is not a kind of "
-                                  f"wait: give a comma list of {', '.join(_WAIT_KINDS)}")
-    return value
 
 
 def ensure_secret_key(home: Path) -> str:
@@ -249,29 +203,52 @@ def find_project_root(start: Path) -> Path | None:
         if (path / "trigger.toml").exists():
             return path
         pyproject = path / "pyproject.toml"
-        if (pyproject.exists() and "tool" in (data := _load_toml(pyproject))
-                and "trigger-local" in data["tool"]):
+        if pyproject.exists() and _pyproject_table(pyproject) is not None:
             return path
     return None
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
+    """`path` parsed; a file that cannot be read (a directory, not UTF-8, no permission) is a
+    ValidationError like bad TOML: each used to reach the user as a traceback."""
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError(f"{path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{path} is not UTF-8 text (byte {exc.start}): save it as "
+                              "UTF-8") from exc
+    except OSError as exc:
+        raise ValidationError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _pyproject_table(path: Path) -> dict[str, Any] | None:
+    """`[tool.trigger-local]` of a pyproject.toml, None when it has none; a `tool` or
+    `tool.trigger-local` that is not a table is an error, not a traceback."""
+    tool = _load_toml(path).get("tool", {})
+    if not isinstance(tool, dict):
+        raise ValidationError(f"tool in {path} must be a table ([tool.trigger-local]), "
+                              f"not {tool!r}")
+    if "trigger-local" not in tool:
+        return None
+    table = tool["trigger-local"]
+    if not isinstance(table, dict):
+        raise ValidationError(f"tool.trigger-local in {path} must be a table of trigger-local "
+                              f"settings, not {table!r}")
+    return table
 
 
 def load_project(root: Path) -> ProjectConfig:
     """Read `trigger.toml` (or `[tool.trigger-local]` in pyproject.toml) at `root`."""
     if (root / "trigger.toml").exists():
-        data = _load_toml(root / "trigger.toml")
+        data, source = _load_toml(root / "trigger.toml"), "trigger.toml"
     else:
-        data = _load_toml(root / "pyproject.toml").get("tool", {}).get("trigger-local", {})
+        data = _pyproject_table(root / "pyproject.toml") or {}
+        source = "[tool.trigger-local] of pyproject.toml"
     known = {"project", "dirs", "retry", "machine", "max_duration", "executor", "build"}
     unknown = set(data) - known
     if unknown:
-        raise ValidationError(f"Unknown keys in trigger.toml: {', '.join(sorted(unknown))} (known: "
+        raise ValidationError(f"Unknown keys in {source}: {', '.join(sorted(unknown))} (known: "
                               f"{', '.join(sorted(known))})")
     project = check_project_ref(data["project"], "project in trigger.toml") if "project" in data \
         else derive_project_ref(root)

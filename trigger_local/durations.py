@@ -37,8 +37,9 @@ def _shown(value: object) -> str:
 
 
 def _parse_duration(value: str | int | float, what: str) -> float:
-    if isinstance(value, bool):
-        raise ValidationError(f"Invalid {what} {value!r}")
+    if isinstance(value, bool):  # a bool is an int to Python, but no duration
+        raise ValidationError(f"Invalid {what} {value!r}: use a number of seconds or a string "
+                              "like 30s, 10m, 2h, 3d, 1w")
     if isinstance(value, int | float):
         # float() of a huge int overflows
         if isinstance(value, int) and abs(value) > MAX_DURATION_S:

@@ -1,6 +1,7 @@
 """The daemon's HTTP server: uvicorn on a socket the daemon binds itself, without uvicorn's own
 signal handlers (the daemon handles them to stop in order, daemon_core.py), and a drain that stops
-accepting, lets in-flight requests finish for a moment, then cuts the rest."""
+accepting, lets in-flight requests finish for a moment, then cuts the rest (keep-alive
+connections: http_drain.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from typing import Any
 import uvicorn
 
 from .errors import StartupError
+from .http_drain import DrainingHttp
 from .http_head import HeadAsGet
-from .http_writes import OneWriteHttp
 
 DRAIN_S = 0.5  # in-flight requests may finish after the server stopped accepting
 
@@ -30,14 +31,15 @@ class _Server(uvicorn.Server):
 
 class HttpServer:
     """uvicorn on the daemon's socket. `drain` stops accepting (the listening socket closes:
-    clients get "connection refused"), closes idle keep-alive connections, lets in-flight
-    requests finish for up to `timeout_s`, then cuts the rest."""
+    clients get "connection refused"), answers what comes on idle keep-alive connections with
+    `Connection: close` then half-closes them (http_drain.py), lets in-flight requests finish
+    for up to `timeout_s`, then cuts the rest."""
 
     def __init__(self, app: Any, sock: socket.socket) -> None:
         # timeout_graceful_shutdown is typed int but only reaches asyncio.wait_for: a float works
         config = uvicorn.Config(HeadAsGet(app), log_level="warning", access_log=False,
                                 lifespan="off",
-                                timeout_keep_alive=60, http=OneWriteHttp,
+                                timeout_keep_alive=60, http=DrainingHttp,
                                 timeout_graceful_shutdown=DRAIN_S)  # type: ignore[arg-type]
         self.server = _Server(config)
         self.sock = sock

@@ -15,6 +15,7 @@ from typing import Any
 from .errors import ValidationError
 from .home import user_umask
 from .ids import new_id
+from .limits import spawn_failure
 from .machines import check_machine, parse_out_of_memory
 from .store.models import TaskDef, Version
 
@@ -31,13 +32,7 @@ async def index_project(project_dir: str, dirs: list[str], python: str | None = 
         raise ValidationError(f"Project directory {project_dir} does not exist")
     with tempfile.TemporaryDirectory(prefix="trigger-local-index-") as tmp:
         out = Path(tmp) / "manifest.json"
-        proc = await asyncio.create_subprocess_exec(
-            python or sys.executable, "-m", "trigger_local.runtime", "index", "--out", str(out),
-            cwd=str(root), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, **(env or {}), "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}",
-                 "TRIGGER_LOCAL_PROJECT_DIR": str(root),
-                 "TRIGGER_LOCAL_TASK_DIRS": json.dumps(dirs), "PYTHONUNBUFFERED": "1"})
+        proc = await _start_indexer(python or sys.executable, root, out, dirs, env)
         try:
             stdout, stderr = await asyncio.wait_for(proc.communicate(), INDEX_TIMEOUT_S)
         except TimeoutError:
@@ -59,6 +54,24 @@ async def index_project(project_dir: str, dirs: list[str], python: str | None = 
     return Version(id=new_id("version"), project_dir=str(root), created_at=time.time(),
                    tasks=tasks_from_manifest(manifest), python=python or sys.executable,
                    dirs=list(dirs), env=dict(env or {}))
+
+
+async def _start_indexer(python: str, root: Path, out: Path, dirs: list[str],
+                         env: dict[str, str] | None) -> asyncio.subprocess.Process:
+    """The `runtime index` process; ValidationError (not a 500) when it cannot start."""
+    try:
+        return await asyncio.create_subprocess_exec(
+            python, "-m", "trigger_local.runtime", "index", "--out", str(out),
+            cwd=str(root), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **(env or {}), "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}",
+                 "TRIGGER_LOCAL_PROJECT_DIR": str(root),
+                 "TRIGGER_LOCAL_TASK_DIRS": json.dumps(dirs), "PYTHONUNBUFFERED": "1"})
+    except OSError as exc:
+        reason = spawn_failure(exc, python, str(root))
+        if reason is None:
+            raise
+        raise ValidationError(f"Indexing failed: {reason}") from None
 
 
 def tasks_from_manifest(manifest: dict[str, Any]) -> list[TaskDef]:

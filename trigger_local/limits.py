@@ -7,6 +7,7 @@ Shared by the daemon, the SDK and the runtime: imports nothing of either."""
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 from typing import Any
@@ -34,6 +35,14 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 2048
 #: how deep JSON may nest, in a request body or in a payload, output or metadata packet:
 #: deeper documents are refused before they are parsed (Python's parser recurses)
 MAX_JSON_DEPTH = 100
+#: Linux starts no process with an environment string ("NAME=value" and its NUL) over 128 KiB
+#: (MAX_ARG_STRLEN), nor with arguments and environment over ARG_MAX (2 MiB by default): task
+#: processes would never start (E2BIG). `dev`'s environment and a project's stored variables
+#: (the envvars API) are each held to these, so both together stay under ARG_MAX.
+ENV_VAR_MAX_BYTES = 128 * 1024
+ENV_TOTAL_MAX_BYTES = 1024 * 1024
+#: stored variables per project and environment slug (the envvars API)
+ENV_MAX_COUNT = 10_000
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
@@ -76,3 +85,22 @@ def check_name(value: str, what: str, max_length: int = MAX_NAME_LENGTH) -> str:
         raise BadRequestError(f"{what} must not hold control characters (it has "
                               f"{bad.group(0)!r} at {bad.start()})", field=what)
     return value
+
+
+#: errors of starting a process that the same start would meet again: the run (or version) fails
+#: with the reason instead of being tried round after round
+PERMANENT_SPAWN_ERRORS = (errno.E2BIG, errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR)
+
+
+def spawn_failure(exc: OSError, python: str, cwd: str) -> str | None:
+    """Why a process could not be started, as a sentence, when starting it again would fail
+    the same way; None for a passing failure (out of memory, too many processes)."""
+    if exc.errno == errno.E2BIG:
+        return ("The task process could not start: its environment is too large (E2BIG). Keep "
+                f"each variable under {ENV_VAR_MAX_BYTES:,} bytes and all of them under "
+                f"{ENV_TOTAL_MAX_BYTES:,}: delete large ones (`trigger-local envvars`, .env) and "
+                "put large values in a file.")
+    if exc.errno in PERMANENT_SPAWN_ERRORS:
+        return (f"The task process could not start ({python} in {cwd}): "
+                f"{exc.strerror or exc}. Check the project directory and its Python.")
+    return None

@@ -255,8 +255,8 @@ async def parent(payload, ctx):
 
 @task(id="slow-parent")
 async def slow_parent(payload, ctx):
-    # its child takes a moment, so the parent is surely blocked on it before it ends (a child
-    # that ends before its parent's wait reaches the daemon makes that wait answer "continue")
+    # a child that ends before its parent's wait reaches the daemon makes that wait answer
+    # "continue": the trace shows the wait all the same (from its record, docs/waits.md)
     result = await sleeper.trigger_and_wait({"seconds": payload.get("seconds", 0.5)})
     return {"child": result.unwrap(), "child_id": result.id}
 

@@ -124,7 +124,8 @@ async def test_pausing_a_queue_from_the_queues_tab_stops_new_starts(ready: Daemo
 
 
 async def test_trace_tree_of_a_parent_has_attempt_wait_and_child(ready: DaemonProcess) -> None:
-    parent_id = ready.trigger("slow-parent", {"seconds": 0.5})
+    # a child that returns at once: its parent's wait may answer continue, and is drawn anyway
+    parent_id = ready.trigger("slow-parent", {"seconds": 0})
     child_id = ready.wait_status(parent_id)["output"]["child_id"]
     app = dashboard(ready)
     async with app.run_test(size=(160, 40)) as pilot:

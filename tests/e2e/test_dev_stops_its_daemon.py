@@ -175,3 +175,39 @@ def test_a_daemon_that_was_already_running_stays(tmp_path: Path, dev_factory: De
         assert running.api("GET", "/healthz").status_code == 200
     finally:
         running.close()
+
+
+def test_dev_ends_saying_so_when_the_daemon_it_started_dies(dev_factory: DevFactory) -> None:
+    """The daemon dev started exits under it (here kill -9; also a daemon that stops itself,
+    e.g. a loop that failed loop_failure_limit rounds): dev says so and exits 1. It used to go
+    on reconnecting forever, silently, with no daemon left."""
+    dev = dev_factory()
+    wait_for(lambda: "Project" in dev.stderr() or dev.proc.poll() is not None, 60,
+             what="dev to register and stream")
+    pids = list(dev.daemons())
+    assert len(pids) == 1, (pids, dev.stderr())
+    os.kill(pids[0], signal.SIGKILL)
+    assert dev.proc.wait(60) == 1, dev.stderr()
+    dev.reader.join(10)
+    assert f"The daemon dev started (pid {pids[0]}) stopped" in dev.stderr(), dev.stderr()
+    assert "killed by signal 9" in dev.stderr() and "Traceback" not in dev.stderr()
+
+
+def test_a_dotenv_no_process_can_take_is_one_error_and_dev_goes_on(
+        tmp_path: Path, dev_factory: DevFactory) -> None:
+    """A `.env` value over Linux's 128 KiB a variable: no task process could start (E2BIG).
+    dev used to send it, get "Something went wrong / OSError: Argument list too long" from the
+    daemon, and exit; it now names the variable, keeps watching, and takes the fixed file."""
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / ".env").write_text("BIG=" + "v" * 200_000 + "\n")
+    dev = dev_factory()
+    wait_for(lambda: "Project" in dev.stderr() or dev.proc.poll() is not None, 60,
+             what="dev to try to register and stream")
+    assert dev.proc.poll() is None, dev.stderr()
+    assert "too big to start a process: BIG" in dev.stderr(), dev.stderr()
+    assert "Registered" not in dev.stderr() and "Traceback" not in dev.stderr()
+    (tmp_path / "project" / ".env").write_text("SMALL=1\n")
+    wait_for(lambda: "Registered" in dev.stderr() or dev.proc.poll() is not None, 60,
+             what="dev to register the fixed .env")
+    assert dev.signal_and_wait(signal.SIGINT) == 0, dev.stderr()
+    dev.assert_nothing_left()

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..durations import iso
+from ..store.interface import StoreReader
 from ..store.models import LogEntry, Run, RunStep, StoredEvent, Waitpoint
 from .common import int_param, ok, require_key, services_of
 from .errors import JsonErrorRoute
@@ -19,6 +20,9 @@ from .runs import get_run, retrieve_body
 router = APIRouter(route_class=JsonErrorRoute, tags=["runs"])
 
 _WAIT_EVENTS = ("run.waiting",)
+#: the durable records of waits: each names its waitpoint, also when the wait blocked nothing
+#: (its child had ended, its token was done: the daemon answered `continue`, no `run.waiting`)
+_WAIT_RECORDS = ("wait.for", "wait.until", "wait.token", "trigger_and_wait", "batch_and_wait")
 
 
 def log_json(entry: LogEntry) -> dict[str, Any]:
@@ -84,6 +88,18 @@ def resumes(events: list[StoredEvent]) -> list[dict[str, Any]]:
     return out
 
 
+async def _waits(read: StoreReader, events: list[StoredEvent],
+                 records: list[RunStep]) -> list[Waitpoint]:
+    """Every wait the run made, oldest first: those it blocked on (`run.waiting`) and those its
+    records name, so a `trigger_and_wait` whose child ended before the wait reached the daemon
+    shows its wait all the same (docs/waits.md, "A wait in the trace")."""
+    named = [str(e.data["waitpoint_id"]) for e in events
+             if e.type in _WAIT_EVENTS and e.data.get("waitpoint_id")]
+    named += [r.waitpoint_id for r in records if r.kind in _WAIT_RECORDS and r.waitpoint_id]
+    found = [await read.waitpoints.get(w) for w in dict.fromkeys(named)]
+    return sorted((wp for wp in found if wp is not None), key=lambda wp: wp.created_at)
+
+
 @router.get("/api/v1/runs/{run_id}/logs")
 async def run_logs(run_id: str, request: Request, after: str | None = Query(None),
                    limit: str | None = Query(None)) -> Response:
@@ -106,9 +122,8 @@ async def run_trace(run_id: str, request: Request) -> Response:
     read = engine.queries
     run = await get_run(engine, run_id, caller)
     events = await read.events.after(0, 10_000, run_id)
-    wait_ids = list(dict.fromkeys(str(e.data["waitpoint_id"]) for e in events
-                                  if e.type in _WAIT_EVENTS and e.data.get("waitpoint_id")))
-    waits = [wp for wp in [await read.waitpoints.get(w) for w in wait_ids] if wp is not None]
+    records = await engine.records.listed(run_id)
+    waits = await _waits(read, events, records)
     logs = await read.logs.for_run(run_id, 0, 10_000)
     now = engine.clock.now()
     return ok({
@@ -120,7 +135,7 @@ async def run_trace(run_id: str, request: Request) -> Response:
         "children": [list_item(c, now) for c in await read.runs.children(run_id)],
         "waits": [wait_json(wp) for wp in waits],
         "events": [{"seq": e.seq, "type": e.type, "at": iso(e.at), "data": e.data} for e in events],
-        "records": [record_json(r) for r in await engine.records.listed(run_id)],
+        "records": [record_json(r) for r in records],
         "resumes": resumes(events),
         "checkpoints": [{**c.to_dict(), "created_at": iso(c.created_at),
                          "restored_at": iso(c.restored_at)}

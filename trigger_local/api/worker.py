@@ -197,7 +197,8 @@ async def wait_answer(svc: DaemonServices, run_id: str, attempt: int,
                                      waitpoint_id=body.get("waitpointId"),
                                      idempotency_key=body.get("idempotencyKey"),
                                      idempotency_key_ttl=body.get("idempotencyKeyTTL"),
-                                     record=Call.parse(body.get("record"), attempt))
+                                     record=Call.parse(body.get("record"), attempt),
+                                     keeps_timer=body.get("keepsTimer") is True)
     out: dict[str, Any] = {"action": decision.action, "waitpointId": decision.waitpoint_id}
     if decision.result is not None:
         out["result"] = decision.result

@@ -20,6 +20,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from ..errors import (
+    ApiError,
     AuthenticationError,
     BadRequestError,
     DaemonNotRunningError,
@@ -117,6 +118,10 @@ def explain(exc: TriggerLocalError) -> str:
         return message.replace(_HEADER_HINT, "check `project` in this directory's trigger.toml")
     if isinstance(exc, DaemonNotRunningError | ProjectNotFoundError):
         return message
+    if isinstance(exc, ApiError) and exc.status >= 500:  # a bug or a passing failure there
+        return (f"The daemon failed on this request ({exc.status}: {message.rstrip('.')}). Its "
+                "log ($TRIGGER_LOCAL_HOME/logs/daemon.log) says why; try again, and report it "
+                "if it happens again.")
     if isinstance(exc, AuthenticationError):
         return (f"{message}. The daemon refused the secret key: check TRIGGER_SECRET_KEY, or unset "
                 "it to use the key in $TRIGGER_LOCAL_HOME/secret_key.")

@@ -68,17 +68,31 @@ class Spawned:
     def pid(self) -> int:
         return self.proc.pid
 
-    def start_failure(self) -> str:
-        """What this start wrote to the log (never earlier runs' lines): the daemon's own error
-        paragraph, the same text a foreground `up` prints, else the tail of what it wrote."""
+    def _written(self) -> tuple[str, list[str]]:
+        """What this daemon wrote to the log (never earlier runs' lines), and its `error:` lines."""
         try:
             with self.log_path.open("rb") as fh:
                 fh.seek(self.log_offset)
                 written = fh.read().decode(errors="replace")
         except OSError:
             written = ""
-        errors = [line.removeprefix("error: ") for line in written.splitlines()
-                  if line.startswith("error: ")]
+        return written, [line.removeprefix("error: ") for line in written.splitlines()
+                         if line.startswith("error: ")]
+
+    def exit_reason(self) -> str | None:
+        """None while this daemon runs; once it exited, why: its own `error:` lines, else its
+        exit code and where its log is (a daemon that stopped itself, or was killed)."""
+        code = self.proc.poll()
+        if code is None:
+            return None
+        errors = self._written()[1]
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return "\n".join(errors) if errors else f"It {how}; its log is {self.log_path}."
+
+    def start_failure(self) -> str:
+        """What this start wrote to the log (never earlier runs' lines): the daemon's own error
+        paragraph, the same text a foreground `up` prints, else the tail of what it wrote."""
+        written, errors = self._written()
         if errors:
             return "\n".join(errors)
         tail = "\n".join(written.strip().splitlines()[-20:])

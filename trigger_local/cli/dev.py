@@ -24,6 +24,7 @@ from rich.text import Text
 
 from ..config import ProjectConfig, find_project_root, load_project
 from ..errors import TriggerLocalError, ValidationError
+from ..limits import ENV_TOTAL_MAX_BYTES, ENV_VAR_MAX_BYTES
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
 from .common import client, err, fail, number_in, out, print_error
@@ -49,16 +50,38 @@ _PRIVATE_ENV = ("TRIGGER_LOCAL_", "TRIGGER_API_URL", "TRIGGER_SECRET_KEY")
 CATCH_UP_EVENTS = 500  # how far back `dev` looks, when it connects, for runs started again
 
 
+
+
 def task_env(root: Path) -> dict[str, str]:
-    """This terminal's environment plus the project's `.env`, for the task processes."""
+    """This terminal's environment plus the project's `.env`, for the task processes;
+    ValidationError for a `.env` that is not UTF-8 text, or an environment no process can get."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV)}
     dotenv = root / ".env"
     if dotenv.is_file():
-        for line in dotenv.read_text().splitlines():
+        try:
+            text = dotenv.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationError(f"{dotenv} is not UTF-8 text (byte {exc.start}): save it as "
+                                  "UTF-8") from None
+        for line in text.splitlines():
             key, sep, value = line.strip().removeprefix("export ").partition("=")
             if sep and key and not key.startswith("#"):
                 env[key.strip()] = value.strip().strip("'\"")
+    _check_env_size(env, dotenv)
     return env
+
+
+def _check_env_size(env: dict[str, str], dotenv: Path) -> None:
+    sizes = {k: len(f"{k}={v}".encode(errors="surrogateescape")) + 1 for k, v in env.items()}
+    biggest = max(sizes, key=sizes.__getitem__, default=None)
+    if biggest is None:
+        return
+    if sizes[biggest] > ENV_VAR_MAX_BYTES or sum(sizes.values()) > ENV_TOTAL_MAX_BYTES:
+        raise ValidationError(
+            f"The task processes' environment is too big to start a process: {biggest} (from "
+            f"{dotenv} or this terminal) is {sizes[biggest]:,} bytes and all of it "
+            f"{sum(sizes.values()):,} (at most {ENV_VAR_MAX_BYTES:,} bytes a variable and "
+            f"{ENV_TOTAL_MAX_BYTES:,} in all). Put large values in a file and pass its path.")
 
 
 def register(api: SyncApiClient, config: ProjectConfig) -> bool:
@@ -106,19 +129,31 @@ class RunStream:
     a failed attempt shows its error, a failed run also the end of its traceback. The stream is
     this project's only, and it is the dev session that keeps the project online."""
 
-    def __init__(self, api: SyncApiClient, project: str | None = None) -> None:
+    def __init__(self, api: SyncApiClient, project: str | None = None,
+                 started: Spawned | None = None) -> None:
         self.api = api
         self.project = project
+        self.started = started
         self._caught_up = False
         self.status_lines = StatusLines(api)
 
     def run(self) -> None:
         for event in iter_events(self.api, types=["run."], project=self.project,
-                                 session=self.project is not None):
+                                 session=self.project is not None, on_state=self._on_state):
             if event.get("type") == OPEN:
                 self.catch_up(event.get("seq"))
             else:
                 self.on_event(event)
+
+    def _on_state(self, connected: bool) -> None:
+        """The stream was lost: if the daemon dev started has exited (it stopped itself, or was
+        killed), say why and end with exit code 1; dev used to wait for it silently forever."""
+        if connected or self.started is None:
+            return
+        why = self.started.exit_reason()
+        if why is not None:
+            fail(f"The daemon dev started (pid {self.started.pid}) stopped. {why}\n"
+                 "Start `trigger-local dev` again (its runs keep their place).")
 
     def catch_up(self, seq: Any) -> None:
         """Once, when the stream first opens: the runs interrupted by the last stop that this
@@ -193,7 +228,7 @@ def dev(
         watcher.start()  # before the first registration: a change made meanwhile is not missed
         register(api, config)
         show_project(api, config)
-        RunStream(api, config.project).run()
+        RunStream(api, config.project, started).run()
     except KeyboardInterrupt:
         err().print("\nStopping.")
     finally:

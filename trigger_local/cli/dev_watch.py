@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from ..config import ProjectConfig, load_project
 from ..errors import TriggerLocalError
-from .common import err, print_error
+from .common import err, explain, print_error
 
 CONFIG_FILES = frozenset({"trigger.toml", "pyproject.toml", ".env"})
 
@@ -60,7 +60,7 @@ class DevWatcher:
             try:
                 self._register(self.config)
             except TriggerLocalError as exc:  # daemon gone or restarting: keep watching
-                print_error(exc.message)
+                print_error(explain(exc))
 
     def _watch_tasks(self) -> None:
         while not self.stop.is_set():

@@ -55,6 +55,10 @@ class DueTimes:
     def __len__(self) -> int:
         return len(self._live)
 
+    def at(self, key: Hashable) -> float | None:
+        """When the timer `key` fires (None: not set, or it fired)."""
+        return self._live.get(key)
+
     def times(self) -> list[float]:
         """Every live due time, earliest first (for tests)."""
         return sorted(self._live.values())
@@ -125,6 +129,11 @@ class DueTimes:
         if resync:
             self._resync_at = None
         return due or resync, resync
+
+
+def waitpoint_timer(waitpoint_id: str) -> Hashable:
+    """The key of a waitpoint's `complete_after` timer, as its area notes it."""
+    return (waitpoint_id, "complete_after")
 
 
 class _Noting:

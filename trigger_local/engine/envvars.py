@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from ..errors import BadRequestError, NotFoundError
-from ..limits import MAX_NAME_LENGTH
+from ..limits import ENV_MAX_COUNT, ENV_TOTAL_MAX_BYTES, ENV_VAR_MAX_BYTES, MAX_NAME_LENGTH
 from ..store.catalog_areas import EnvVarReader
 from .unit import Tx
 
@@ -39,8 +39,34 @@ async def put(tx: Tx, project: str, env: str, values: dict[str, Any], *,
             raise BadRequestError(f"The value of {name} must be a string")
         if "\0" in value:  # no process could be started with it
             raise BadRequestError(f"The value of {name} must not contain a NUL character")
+        if entry_bytes(name, value) > ENV_VAR_MAX_BYTES:
+            raise BadRequestError(
+                f"{name} is {entry_bytes(name, value):,} bytes as NAME=value: at most "
+                f"{ENV_VAR_MAX_BYTES:,} (no process starts with a larger one). Put large values "
+                "in a file and pass its path.", name=name)
+    await _check_totals(tx, project, env, checked, override)
     for name, value in checked.items():
         await tx.env_vars.put(project, env, name, value, is_secret, tx.now, override=override)
+
+
+def entry_bytes(name: str, value: str) -> int:
+    """What `name=value` takes in a process's environment, with its NUL."""
+    return len(name.encode()) + len(value.encode(errors="surrogateescape")) + 2
+
+
+async def _check_totals(tx: Tx, project: str, env: str, values: dict[str, str],
+                        override: bool) -> None:
+    """The variables stored after this change stay within ENV_MAX_COUNT and
+    ENV_TOTAL_MAX_BYTES: beyond them no task process of the project could start."""
+    after = {v["name"]: v["value"] for v in await tx.env_vars.all(project, env)}
+    after.update(values if override else {k: v for k, v in values.items() if k not in after})
+    total = sum(entry_bytes(k, v) for k, v in after.items())
+    if len(after) > ENV_MAX_COUNT or total > ENV_TOTAL_MAX_BYTES:
+        raise BadRequestError(
+            f"Too many environment variables for {project} ({env}): this would store "
+            f"{len(after):,} of {total:,} bytes in all, at most {ENV_MAX_COUNT:,} variables and "
+            f"{ENV_TOTAL_MAX_BYTES:,} bytes (no task process starts with more). Delete some, "
+            "or put large values in a file and pass its path.")
 
 
 async def delete(tx: Tx, project: str, env: str, name: str) -> None:

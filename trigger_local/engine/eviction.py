@@ -8,7 +8,8 @@ its records (engine/durable.py) — completed waits and steps are answered from 
 
 from __future__ import annotations
 
-from ..store.models import INTERRUPTED, WAITING, Run
+from ..store.models import INTERRUPTED, WAITING, WP_DATETIME, Run
+from .due import waitpoint_timer
 from .events import RunEvicted
 from .runs import move
 from .states import K_EVICTED, K_HELD
@@ -27,7 +28,19 @@ async def evict(tx: Tx, run_id: str, attempt: int, worker_id: str, reason: str) 
     if attempts:
         await tx.attempts.update(attempts[-1].id, status=INTERRUPTED, finished_at=tx.now,
                                  counts=False, error={"message": reason})
+    await _timers_back(tx, run.id)
     return await move(tx, run, WAITING, kind=K_EVICTED, worker_id=None, deadline_at=None,
                       interrupted_count=run.interrupted_count + 1, event=RunEvicted,
                       description=reason, data={"reason": reason, "attempt": attempt,
                                                 "evicted_from": worker_id})
+
+
+async def _timers_back(tx: Tx, run_id: str) -> None:
+    """The daemon's timer of a duration wait the process kept (set a grace later: engine/waits.py
+    `wait`) fires at its due time again: no process keeps it now."""
+    due = tx.ctx.due
+    for wp in await tx.waitpoints.blocking(run_id):
+        key = waitpoint_timer(wp.id)
+        if wp.type == WP_DATETIME and wp.complete_after is not None \
+                and due.at(key) not in (None, wp.complete_after):
+            tx.due_notes.append((key, wp.complete_after))

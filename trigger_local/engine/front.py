@@ -62,7 +62,6 @@ from .schedules import ScheduleSpec
 from .triggering import TriggerResult
 from .unit import EngineContext, GroupCommit, Tx, retrying
 from .versions import retry_policy
-from .waits import WaitDecision
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -159,10 +158,9 @@ class Engine:
 
     async def _prepare(self, req: TriggerRequest) -> triggering.Prepared:
         """Checked before the transaction starts (engine/triggering.py `prepare`)."""
-        parent = await self.queries.runs.get(req.parent_run_id) \
-            if req.project is None and req.parent_run_id else None
-        parent_project = parent.project if parent else None
-        return await triggering.prepare_current(self.ctx, req, self.clock.now(), parent_project,
+        parent = await self.queries.runs.get(req.parent_run_id) if req.parent_run_id else None
+        # a parentRunId must be a run of the child's project (triggering.py `prepare`)
+        return await triggering.prepare_current(self.ctx, req, self.clock.now(), parent,
                                                 self.queries.versions, self.load)
 
     async def replay(self, run_id: str) -> Run:  # a new run: same task, payload, options
@@ -282,12 +280,13 @@ class Engine:
 
     async def wait(self, run_id: str, attempt: int, *, kind: str, until: Any = None,
                    waitpoint_id: str | None = None, idempotency_key: str | None = None,
-                   idempotency_key_ttl: str | None = None, record: Call | None = None
-                   ) -> WaitDecision:
+                   idempotency_key_ttl: str | None = None, record: Call | None = None,
+                   keeps_timer: bool = False) -> waits.WaitDecision:
         """Block the run's current attempt on a waitpoint, or return its result at once."""
-        return await self.group.run(waits.wait, run_id, attempt, kind=kind, until=until,
-                                    waitpoint_id=waitpoint_id, idempotency_key=idempotency_key,
-                                    idempotency_key_ttl=idempotency_key_ttl, record=record)
+        return await self.group.run(
+            waits.wait, run_id, attempt, kind=kind, until=until, waitpoint_id=waitpoint_id,
+            idempotency_key=idempotency_key, idempotency_key_ttl=idempotency_key_ttl,
+            record=record, keeps_timer=keeps_timer)
 
     async def timer_due(self, run_id: str, attempt: int, waitpoint_id: str) -> bool:
         """The run's shared process's own timer of its wait fired (waits.by_process)."""

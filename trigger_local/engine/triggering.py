@@ -61,34 +61,39 @@ class Prepared:
 
 
 def prepare(ctx: EngineContext, req: TriggerRequest, now: float,
-            parent_project: str | None = None) -> Prepared:
+            parent: Run | None = None) -> Prepared:
     """Check `req`'s options, resolve its project and task, and check its payload against the
-    task's schema. `parent_project`: a child run goes to its parent's project when the request
-    names none. Sets `req.project`."""
+    task's schema. `parent`: the run `req.parent_run_id` names (None: no such run); a child run
+    goes to its parent's project when the request names none, and a parent of another project
+    is not found, as one that does not exist (its runs are not this caller's to see). Sets
+    `req.project`."""
     options = validate(req, now, ctx.settings)
-    if req.project is None and req.parent_run_id:
-        req.project = parent_project
+    if req.project is None and parent is not None:
+        req.project = parent.project
     req.project, task = ctx.projects.resolve_task(req.task_id, req.project)
+    if req.parent_run_id and (parent is None or parent.project != req.project):
+        raise NotFoundError(f"Parent run {req.parent_run_id[:64]} not found in project "
+                            f"{req.project}", run_id=req.parent_run_id[:64])
     if task is not None:
         validate_payload_schema(task, req)
     return Prepared(req, options, task)
 
 
 async def prepare_current(ctx: EngineContext, req: TriggerRequest, now: float,
-                          parent_project: str | None, versions: VersionReader,
+                          parent: Run | None, versions: VersionReader,
                           reload: Callable[[], Awaitable[None]]) -> Prepared:
     """`prepare`, and when the task is not found, again after `reload` if the store's current
     versions are not the ones in memory: another daemon sharing the database registered one a
     moment ago, and its notification (store/postgres/daemons.py) has not arrived yet."""
     try:
-        prepared = prepare(ctx, req, now, parent_project)
+        prepared = prepare(ctx, req, now, parent)
         if prepared.task is not None:
             return prepared
     except TaskNotFoundError:
         pass
     if {v.id for v in await versions.current()} != ctx.projects.current_ids():
         await reload()
-    return prepare(ctx, req, now, parent_project)
+    return prepare(ctx, req, now, parent)
 
 
 async def create_runs(tx: Tx, prepared: Sequence[Prepared], *, wait: bool,

@@ -23,6 +23,7 @@ from ..store.models import (
     Run,
     Waitpoint,
 )
+from .due import waitpoint_timer
 from .events import RunUnblocked, WaitpointCompleted, WaitpointCreated
 from .options import MAX_TAG_LENGTH, MAX_TAGS
 from .resuming import InPlace
@@ -154,9 +155,24 @@ async def tick(tx: Tx) -> int:
     done = 0
     in_place = InPlace()
     for wp in await tx.timers.waitpoints(tx.now):
+        if _kept_by_process(tx, wp):
+            continue
         if wp.type == WP_DATETIME:
             await complete(tx, wp, None, packets.JSON, in_place=in_place)
         else:
             await time_out(tx, wp, in_place)
         done += 1
     return done
+
+
+def _kept_by_process(tx: Tx, wp: Waitpoint) -> bool:
+    """A duration wait whose run's shared process keeps its timer, within the grace the daemon
+    gives it (engine/waits.py `wait`): the daemon's timer for it is set later than its due time,
+    and the process's word that its own timer fired (`by_process`) ends it. Not once the run
+    left that process (evicted): then the daemon's timer is the only one."""
+    if wp.type != WP_DATETIME or wp.created_by_run_id is None:
+        return False
+    later = tx.ctx.due.at(waitpoint_timer(wp.id))
+    capability = tx.ctx.capability
+    return later is not None and later > tx.now and capability is not None \
+        and capability.shares_process(wp.created_by_run_id)

@@ -14,6 +14,7 @@ from ..ids import new_id
 from ..store.interface import StoreReader
 from ..store.models import EXECUTING, WAITING, WP_COMPLETED, WP_DATETIME, WP_WAITING, Run, Waitpoint
 from . import durable, suspension, waitpoints
+from .due import waitpoint_timer
 from .resuming import room_of
 from .runs import get, live, move
 from .states import K_HELD
@@ -39,10 +40,12 @@ class WaitDecision:
 async def wait(tx: Tx, run_id: str, attempt: int, *, kind: str, until: Any = None,
                waitpoint_id: str | None = None, idempotency_key: str | None = None,
                idempotency_key_ttl: str | None = None,
-               record: Call | None = None) -> WaitDecision:
+               record: Call | None = None, keeps_timer: bool = False) -> WaitDecision:
     """Block the run's current attempt on a waitpoint, or return its result at once. With
     `record`, the wait is a durable call: a replayed one waits on the waitpoint its record
-    bound (the same token, child, or due time), a new one is recorded (engine/durable.py)."""
+    bound (the same token, child, or due time), a new one is recorded (engine/durable.py).
+    `keeps_timer`: the run's process said it keeps the timers of its duration waits; when it
+    may keep this one, the daemon's own timer gives it a grace (`process_timer_grace_s`)."""
     run = await live(tx, run_id, attempt)
     if run.status != EXECUTING:  # one wait at a time; WAITING → WAITING is only for suspending
         raise ConflictError(f"Run {run_id} is {run.status}: it can only wait while EXECUTING")
@@ -64,7 +67,12 @@ async def wait(tx: Tx, run_id: str, attempt: int, *, kind: str, until: Any = Non
     await move(tx, run, WAITING, deadline_at=None, executed_s=executed,
                data={"waitpoint_id": wp.id, "waitpoint_type": wp.type, "action": action,
                      "until": wp.complete_after, "hold_reason": hold_reason})
-    return WaitDecision(action, wp.id, until=_process_timer(tx, run, wp, action))
+    kept = _process_timer(tx, run, wp, action)
+    if kept is not None and keeps_timer:
+        # the daemon's timer fires a grace later: the process's word (`by_process`) comes first
+        # and the daemon's is left with nothing to do but be the backstop (a stopped process)
+        tx.due_notes.append((waitpoint_timer(wp.id), kept + tx.settings.process_timer_grace_s))
+    return WaitDecision(action, wp.id, until=kept)
 
 
 def _process_timer(tx: Tx, run: Run, wp: Waitpoint, action: str) -> float | None:

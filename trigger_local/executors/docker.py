@@ -5,7 +5,10 @@ A container runs the process executor's runtime (`python -m trigger_local.runtim
 long-polling the daemon over the host network). Runs of async tasks share a warm container per
 version and machine (executors/sharing.py); a sync or `isolated=True` task's run has a
 container of its own, which retires after it. Containers are labelled with their worker id, so
-a restarted daemon adopts the ones still running.
+a restarted daemon adopts the ones still running. A container finds a daemon restarted on
+another port as a task process does (the runtime's `TRIGGER_LOCAL_DAEMON_INFO`): the daemon's
+url is in a directory of the home mounted read-only into every container, rewritten at each
+start (`DAEMON_INFO_MOUNT`).
 
 The engine may be absent or stop at any time: the spawner then reports a problem (the pool has
 no capacity, runs stay QUEUED), says why in `describe()`, and checks again every few seconds. A
@@ -15,6 +18,7 @@ that has a checkpoint is neither a crash nor removed."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 from collections.abc import Awaitable, Callable
@@ -24,7 +28,7 @@ from typing import Any
 import structlog
 from docker.errors import DockerException, ImageNotFound, NotFound
 
-from ..config import DaemonSettings
+from ..config import DAEMON_INFO_ENV, DaemonSettings
 from ..engine import Engine
 from ..errors import SpawnRefused, SpawnUnavailable
 from ..machines import machine_for
@@ -54,6 +58,9 @@ ENGINE_CHECK_DOWN_S = 1.0  # how soon a missing engine is noticed coming back
 ENGINE_CHECK_UP_S = 5.0
 #: where a container sees its worker's freeze directory (the done file of the freeze handshake)
 FREEZE_MOUNT = "/run/trigger-local/freeze"
+#: where a container sees the directory that holds the daemon's url (`daemon.json`, as the home's
+#: is for a task process): a directory, so that the file replaced by a restarted daemon is seen
+DAEMON_INFO_MOUNT = "/run/trigger-local/daemon"
 EngineCheck = Callable[[Any], Awaitable[None]]
 
 
@@ -143,7 +150,8 @@ class ContainerSpawner:
         orphan = os.environ.get("TRIGGER_LOCAL_ORPHAN_TIMEOUT_S")
         if orphan:
             env["TRIGGER_LOCAL_ORPHAN_TIMEOUT_S"] = orphan
-        return env | worker_env(self.settings.url, self.secret_key, worker_id, version, APP_DIR)
+        return env | worker_env(self.settings.url, self.secret_key, worker_id, version, APP_DIR) \
+            | {DAEMON_INFO_ENV: f"{DAEMON_INFO_MOUNT}/daemon.json"}
 
     async def launch(self, worker: WorkerHandle, version: Version,
                      enlist: Callable[[WorkerHandle], None]) -> None:
@@ -157,7 +165,8 @@ class ContainerSpawner:
         # the bind mount across a checkpoint and restore).
         freeze_dir = self.freeze_dir(worker.id)
         freeze_dir.mkdir(parents=True, exist_ok=True)
-        options["volumes"] = {str(freeze_dir): {"bind": FREEZE_MOUNT, "mode": "rw"}}
+        options["volumes"] = {str(freeze_dir): {"bind": FREEZE_MOUNT, "mode": "rw"},
+                              str(self.daemon_info_dir): {"bind": DAEMON_INFO_MOUNT, "mode": "ro"}}
         try:
             worker.container = await asyncio.to_thread(self._client.containers.run, image,
                                                        name=worker.id, **options)
@@ -203,7 +212,24 @@ class ContainerSpawner:
         shutil.rmtree(self.freeze_dir(worker_id), ignore_errors=True)
 
     # -- restart and shutdown ---------------------------------------------------------------------
+    @property
+    def daemon_info_dir(self) -> Path:
+        return self.settings.home / "container-daemon"
+
+    def publish_url(self) -> None:
+        """Where this daemon listens, for the containers (those a previous daemon left running
+        too): only the url, not the home's daemon.json — a container sees nothing else of the
+        home. Replaced in one step: a reader never sees half of it."""
+        folder = self.daemon_info_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o755)  # the container's user may not be the daemon's
+        tmp = folder / f".daemon.json.{os.getpid()}"
+        tmp.write_text(json.dumps({"url": self.settings.url}))
+        tmp.chmod(0o644)
+        tmp.replace(folder / "daemon.json")
+
     async def start(self) -> None:
+        self.publish_url()
         await self._check_engine()
 
     async def adopt(self, pool: WorkerPool) -> None:

@@ -17,7 +17,9 @@ from typing import Any
 
 from ..config import DAEMON_INFO_ENV, DaemonSettings
 from ..engine import Engine
+from ..errors import SpawnRefused
 from ..home import user_umask
+from ..limits import spawn_failure
 from ..store.models import Run, Version
 from ..supervise import Supervisor
 from .adoption import adopt
@@ -69,11 +71,18 @@ class ProcessSpawner:
                # a process a stopped daemon leaves running finds the next one there, also on
                # another port (runtime/__main__.py)
                DAEMON_INFO_ENV: str(self.settings.home / "daemon.json")}
+        python = version.python or sys.executable
         with worker.log_path.open("ab") as out:
-            proc = await asyncio.create_subprocess_exec(
-                version.python or sys.executable, "-m", "trigger_local.runtime", "work",
-                cwd=version.project_dir, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out,
-                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    python, "-m", "trigger_local.runtime", "work", cwd=version.project_dir,
+                    env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out,
+                    stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+            except OSError as exc:  # the run fails with why, not the dispatcher's round
+                reason = spawn_failure(exc, python, version.project_dir)
+                if reason is None:
+                    raise
+                raise SpawnRefused(reason) from exc
         worker.proc, worker.pid = proc, proc.pid
         enlist(worker)
 

@@ -36,12 +36,19 @@ SWITCH = "TRIGGER_LOCAL_WORKER_TIMERS"
 DUE = {"ok": True, "status": "COMPLETED", "output": None, "outputType": packets.JSON}
 
 
+def keeps(state: RunState) -> bool:
+    """Whether the run's process keeps the timers of its duration waits: a shared process on
+    its channel, not switched off. The wait request says so (`keepsTimer`), and the daemon's
+    own timer then gives the process a grace before it ends the wait itself (engine/waits.py)."""
+    return state.resumed is not None and state.client.channel is not None \
+        and os.environ.get(SWITCH, "on") != "off"
+
+
 def due_at(state: RunState, answer: dict[str, Any]) -> float | None:
     """When the run's own timer of the wait `answer` held fires (epoch seconds); None when the
     process keeps no timer for it (not a shared process on its channel, no `until`, or off)."""
     until = answer.get("until")
-    if state.resumed is None or state.client.channel is None \
-            or os.environ.get(SWITCH, "on") == "off":
+    if not keeps(state):
         return None
     if isinstance(until, bool) or not isinstance(until, int | float):
         return None

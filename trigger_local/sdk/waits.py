@@ -147,6 +147,8 @@ async def _await_resume(state: RunState, resumed: asyncio.Event, waitpoint_id: s
 async def _block(state: RunState, body: dict[str, Any]) -> dict[str, Any]:
     await state.settled()  # after the resume its own timer made, if any (sdk/local_timers.py)
     channel = state.client.channel  # a shared process's: never asked to checkpoint
+    if body.get("kind") == "duration" and local_timers.keeps(state):
+        body = {**body, "keepsTimer": True}  # the daemon's timer waits for its word a while
     if channel is not None:
         with contextlib.suppress(ChannelClosed):
             return await channel.wait(state.run_id, state.attempt, state.token, body)

@@ -1,81 +1,16 @@
-"""The run counters' share of a transaction (`run_counts` per status, `queue_counts` per queue's
-queued and running runs: schema_lists.py), kept in memory while it runs and written once, with
-its COMMIT (pending.py), as SQLite does since its migration 19 (store/sqlite/counts.py).
+"""The run counters' share of a transaction on PostgreSQL (`run_counts` per status,
+`queue_counts` per queue's queued and running runs: schema_lists.py): noted in the
+transaction's journal (store/counts.py `CountJournal`, the one SQLite uses too) and written once,
+with its COMMIT (pending.py).
 
 Until migration 9, triggers counted every run inserted or moved: two functions and up to four
 upserts per status change, in the server, in the statement the engine waits for; a no-op run
 makes four such changes (its insert, DEQUEUED, EXECUTING, COMPLETED). Now `PgRuns.insert` and
-`PgRuns.update` note the deltas here, and the commit's round trip writes their sums: one row
-per status and queue the transaction touched. A deletion still counts by trigger (retention
-deletes in bulk, outside the hot path, and SQL written by hand stays counted).
-
-Reads of the counters inside a transaction add the deltas not yet written (`statuses`,
-`queues`)."""
+`PgRuns.update` note the deltas in the journal, and the commit's round trip writes their sums:
+one row per status and queue the transaction touched. A deletion still counts by trigger
+(retention deletes in bulk, outside the hot path, and SQL written by hand stays counted)."""
 
 from __future__ import annotations
 
-from collections import Counter
-
-from ...statuses import RUNNING_STATUSES, RunStatus
-
-#: the statuses `queue_counts` keeps, as migration 7's trigger spells them
-QUEUE_STATUSES = RUNNING_STATUSES | {RunStatus.QUEUED}
 #: the run columns whose change moves a run between counters
 COUNTED = frozenset({"status", "project", "queue"})
-
-#: (status, project or '', queue, +1 or -1)
-Delta = tuple[str, str, str, int]
-#: where a run counts: (status, project, queue)
-Place = tuple[str, "str | None", str]
-
-
-class Counts:
-    """The counter deltas of one open transaction."""
-
-    def __init__(self) -> None:
-        self._journal: list[Delta] = []
-
-    def __bool__(self) -> bool:
-        return bool(self._journal)
-
-    def added(self, place: Place) -> None:
-        """A run was inserted, counting at `place`."""
-        status, project, queue = place
-        self._journal.append((str(status), project or "", queue, 1))
-
-    def moved(self, old: Place, new: Place) -> None:
-        """A run went from `old` to `new`."""
-        if old == new:
-            return
-        (old_status, old_project, old_queue), (status, project, queue) = old, new
-        self._journal.append((str(old_status), old_project or "", old_queue, -1))
-        self._journal.append((str(status), project or "", queue, 1))
-
-    def mark(self) -> int:
-        return len(self._journal)
-
-    def undo(self, mark: int) -> None:
-        del self._journal[mark:]
-
-    def clear(self) -> None:
-        self._journal.clear()
-
-    def statuses(self) -> Counter[str]:
-        out: Counter[str] = Counter()
-        for status, _project, _queue, n in self._journal:
-            out[status] += n
-        return out
-
-    def queues(self) -> Counter[tuple[str, str, str]]:
-        out: Counter[tuple[str, str, str]] = Counter()
-        for status, project, queue, n in self._journal:
-            if status in QUEUE_STATUSES:
-                out[(project, queue, status)] += n
-        return out
-
-    def sums(self) -> tuple[list[tuple[str, int]], list[tuple[str, str, str, int]]]:
-        """The rows to add: (status, n) and (project, queue, status, n); a sum of 0 is left
-        out (one row per key: an upsert may not touch a row twice)."""
-        statuses = [(s, n) for s, n in sorted(self.statuses().items()) if n]
-        queues = [(p, q, s, n) for (p, q, s), n in sorted(self.queues().items()) if n]
-        return statuses, queues

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .counts import Counts
+from ..counts import CountJournal
 
 _SNAPSHOTS = ("snaps AS (INSERT INTO snapshots (id, run_id, kind, status, at, description) "
               "SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], "
@@ -60,7 +60,7 @@ class Pending:
     #: other kept writes: (the table each writes, statement with `?` marks, values)
     writes: list[tuple[str, str, Sequence[Any]]] = field(default_factory=list)
     #: the counters' deltas of the runs this transaction inserted or moved (counts.py)
-    counts: Counts = field(default_factory=Counts)
+    counts: CountJournal = field(default_factory=CountJournal)
     #: this transaction holds the events' lock (its first events were sent)
     events_locked: bool = False
 

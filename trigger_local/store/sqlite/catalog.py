@@ -8,8 +8,8 @@ import sqlite3
 from typing import Any
 
 from ...statuses import RunStatus
+from ..counts import CountJournal
 from ..models import Project, ProjectDefaults, Queue, TaskDef, Version
-from .counts import CountChanges
 from .rows import columns, from_row, insert_sql, to_row
 from .sql import SQL_RUNNING, Sql
 
@@ -89,7 +89,7 @@ def _task(row: sqlite3.Row) -> TaskDef:
 
 
 class SqliteQueues:
-    def __init__(self, sql: Sql, counts: CountChanges) -> None:
+    def __init__(self, sql: Sql, counts: CountJournal) -> None:
         self._sql = sql
         self._counts = counts  # status changes not yet written to queue_counts (counts.py)
 
@@ -116,7 +116,7 @@ class SqliteQueues:
             "FROM queue_counts GROUP BY project, queue")
         by_key = {(r["project"], r["queue"]): (int(r["running"] or 0), int(r["queued"] or 0))
                   for r in counts}
-        for (project, queue, status), n in self._counts.pending_queues().items():
+        for (project, queue, status), n in self._counts.queues().items():
             running, queued = by_key.get((project, queue), (0, 0))
             by_key[(project, queue)] = ((running, queued + n) if status == RunStatus.QUEUED
                                         else (running + n, queued))

@@ -8,9 +8,9 @@ from typing import Any
 
 from ...ids import attempt_id, attempt_key
 from ...statuses import RunStatus, WaitpointStatus
+from ..counts import CountJournal
 from ..models import Attempt, Run, Schedule, Waitpoint
 from ..run_areas import RunningCounts
-from .counts import CountChanges
 from .off_loop import OffLoop
 from .rows import columns, from_row, insert_sql, to_row
 from .run_pages import bounded, page_rows, run_filter
@@ -51,7 +51,7 @@ _COUNTED_NOW = "SELECT status, project, queue FROM runs WHERE id = ?"
 
 
 class SqliteRuns:
-    def __init__(self, sql: Sql, counts: CountChanges, off_loop: OffLoop | None = None) -> None:
+    def __init__(self, sql: Sql, counts: CountJournal, off_loop: OffLoop | None = None) -> None:
         self._sql = sql
         self._counts = counts  # a status change's counter deltas, written before the COMMIT
         self._off_loop = off_loop  # the reader's lists run there (off_loop.py)
@@ -130,7 +130,7 @@ class SqliteRuns:
     async def count_by_status(self) -> dict[str, int]:
         # counters kept in each writing transaction: an insert or delete by trigger
         # (schema_lists.py, migration 13), a status change just before the COMMIT (counts.py)
-        counts = self._counts.pending_statuses()
+        counts = self._counts.statuses()
         for r in self._sql.all("SELECT status, n FROM run_counts"):
             counts[r["status"]] += r["n"]
         return {status: n for status, n in counts.items() if n > 0}

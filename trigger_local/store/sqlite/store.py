@@ -29,8 +29,9 @@ from contextlib import asynccontextmanager
 import structlog
 
 from ...errors import DaemonStoppingError, TransactionLostError
+from ..counts import CountJournal
 from .catalog import SqliteProjects, SqliteQueues, SqliteVersions
-from .counts import CountChanges
+from .counts import write_counts
 from .off_loop import OffLoop
 from .records import (
     SqliteCheckpoints,
@@ -63,9 +64,9 @@ class SqliteView:
 
     def __init__(self, conn: sqlite3.Connection, off_loop: OffLoop | None = None) -> None:
         self._conn = conn
-        sql = Sql(conn)
+        self._sql = sql = Sql(conn)
         #: the open transaction's counter deltas (the writer's; a reader's stays empty)
-        self.counts = CountChanges(sql)
+        self.counts = CountJournal()
         self.runs = SqliteRuns(sql, self.counts, off_loop)
         self.snapshots = SqliteSnapshots(sql)
         self.attempts = SqliteAttempts(sql)
@@ -87,6 +88,10 @@ class SqliteView:
         self.kv = SqliteKv(sql)
         self.steps = SqliteSteps(sql)
         self.streams = SqliteStreams(sql)
+
+    def write_counts(self) -> None:
+        """The open transaction's counter sums (store/sqlite/counts.py), just before COMMIT."""
+        write_counts(self._sql, self.counts)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -176,7 +181,7 @@ class SqliteStore:
                 yield view
                 # synchronous, with no await around it: a cancelled request cannot cut a
                 # COMMIT in half, and nothing else runs between the block's end and the commit
-                view.counts.flush()  # the status changes' counters, in this transaction
+                view.write_counts()  # the status changes' counters, in this transaction
                 writer.execute("COMMIT").close()
                 if self._wal is not None:
                     self._wal.committed()

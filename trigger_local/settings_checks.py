@@ -1,0 +1,69 @@
+"""Checks of the daemon's settings as `TRIGGER_LOCAL_<NAME>` variables give them: the type of
+each, and its range (docs/configuration.md, "Start-up errors are one line")."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .errors import ValidationError
+from .limits import MAX_DURATION_S
+
+MIB = 1024 * 1024
+
+
+def coerce_setting(type_name: Any, raw: str, name: str) -> Any:
+    text = str(type_name)
+    try:
+        if text == "int":
+            return int(raw)
+        if text == "float":
+            return float(raw)
+        if text == "bool":
+            if raw.strip().lower() not in _BOOLS:  # "perhaps" used to read as false
+                raise ValueError(raw)
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+    except ValueError as exc:
+        raise ValidationError(
+            f"TRIGGER_LOCAL_{name.upper()}={raw!r} is not a valid {text}"
+            + (" (true or false)" if text == "bool" else "")) from exc
+    return raw
+
+
+_BOOLS = ("1", "true", "yes", "on", "0", "false", "no", "off", "")
+#: the smallest value each numeric setting takes (docs/configuration.md says what 0 means
+#: where it is allowed); a value below, or NaN or infinity, used to be taken as it was: a
+#: concurrency of -1 started no run, a NaN grace never ended
+_AT_LEAST: dict[str, float] = {
+    "concurrency": 1, "max_processes": 1, "spawn_concurrency": 0, "warm_runs_per_process": 1,
+    "warm_idle_per_version": 0, "runs_per_process": 1, "payload_limit_bytes": 1024,
+    "shutdown_grace_s": 0, "hold_threshold_s": 0, "evict_after_s": 0, "max_held_runs": 0,
+    "process_timer_grace_s": 0,
+    "freeze_grace_s": 0, "db_check_s": 0, "lease_timeout_s": 0.1, "loop_failure_limit": 1,
+    "retention_days": 0, "compact_after_s": 0, "stream_retention_s": 0, "realtime_hold_s": 0}
+#: the largest: a time past 10 years (limits.MAX_DURATION_S) overflowed a timer (a
+#: `db_check_s` of 1e300 raised OverflowError on a thread), a count past a million is a typo;
+#: payloads stop at 512 MiB, under SQLite's 1e9-byte limit on a value with its JSON around it
+_AT_MOST: dict[str, float] = {
+    **{name: MAX_DURATION_S for name in _AT_LEAST if name.endswith("_s")},
+    **{name: 1_000_000 for name in _AT_LEAST if not name.endswith(("_s", "_days", "_bytes"))},
+    "retention_days": MAX_DURATION_S / 86400, "payload_limit_bytes": 512 * MIB}
+_CHOICES = {"checkpoints": ("auto", "off")}  # the executor is checked at start (daemon_core)
+_WAIT_KINDS = ("duration", "token", "run", "batch")
+
+
+def check_setting(name: str, raw: str, value: Any) -> Any:
+    """`value` of TRIGGER_LOCAL_<NAME> when it is in range; ValidationError saying what is."""
+    env = f"TRIGGER_LOCAL_{name.upper()}={raw!r}"
+    low = _AT_LEAST.get(name)
+    if low is not None and not (math.isfinite(value) and low <= value <= _AT_MOST[name]):
+        raise ValidationError(f"{env}: must be a number of at least {low:g} and at most "
+                              f"{_AT_MOST[name]:,.0f} (docs/configuration.md)")
+    if name in _CHOICES and value not in _CHOICES[name]:
+        raise ValidationError(f"{env}: must be one of {', '.join(_CHOICES[name])}")
+    if name == "checkpoint_waits":
+        unknown = [k for k in (w.strip() for w in value.split(",")) if k and k not in _WAIT_KINDS]
+        if unknown:
+            raise ValidationError(f"{env}: {', '.join(map(repr, unknown))} is not a kind of "
+                                  f"wait: give a comma list of {', '.join(_WAIT_KINDS)}")
+    return value
