@@ -7,11 +7,13 @@
 An engine on a private cluster (tests/pg_cluster.py, fsync off) triggers, dequeues, starts and
 finishes one run at a time, and then dequeues once more (finding nothing, as most of the
 dispatcher's dequeues do); each call is timed. With no daemon, HTTP or task process around it,
-what is left is the engine, the store and the server: a change to the store shows here
-without the noise of a whole daemon on a shared machine (scripts/bench_postgres.py measures
-that). It also says the CPU time per run of this process (the engine, the store, the driver)
-and of the server's processes (from /proc): on a loaded machine, wall times move with the
-load, CPU times much less. `--sqlite` times the same on a SQLite file, for the comparison.
+what is left is the engine, the store and the server ("trigger and start": a trigger on an
+idle daemon that starts its run in its own transaction, engine/starting.py): a change to the
+store shows here without the noise of a whole daemon on a shared machine
+(scripts/bench_postgres.py measures that). It also says the CPU time per run of this process
+(the engine, the store, the driver) and of the server's processes (from /proc): on a loaded
+machine, wall times move with the load, CPU times much less. `--sqlite` times the same on a
+SQLite file, for the comparison.
 """
 
 from __future__ import annotations
@@ -38,7 +40,26 @@ from trigger_local.clock import FakeClock  # noqa: E402
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest  # noqa: E402
 from trigger_local.store.models import TaskDef  # noqa: E402
 
-UNITS = ("trigger", "dequeue", "start", "finish", "idle dequeue")
+UNITS = ("trigger", "dequeue", "start", "finish", "idle dequeue", "trigger and start")
+
+
+class Places:
+    """A warm place for every run (engine/placing.py's `Placer`; the pool's needs processes):
+    a trigger then starts its run in its own transaction (engine/starting.py)."""
+
+    worker_id, pid, executor = "worker_1", None, "bench"
+
+    def may_place(self, version_id: str, task_id: str) -> bool:
+        return True
+
+    def place(self, run: Any, version_id: str) -> Places:
+        return self
+
+    def started(self, run: Any, attempt: Any) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
 
 
 async def timed(times: dict[str, list[float]], unit: str,
@@ -57,6 +78,13 @@ async def one_run(engine: Engine, times: dict[str, list[float]]) -> None:
     await timed(times, "finish", lambda: engine.finish_attempt(
         run.id, started[1].number, AttemptOutcome(ok=True)))
     assert await timed(times, "idle dequeue", lambda: engine.dequeue(5)) == []
+    # the same run's trigger, dequeue and start as one unit, on an idle daemon
+    engine.ctx.placer = Places()
+    result = await timed(times, "trigger and start",
+                         lambda: engine.trigger(TriggerRequest(task_id="t")))
+    engine.ctx.placer = None
+    assert result.run.status == "EXECUTING"
+    await engine.finish_attempt(result.run.id, 1, AttemptOutcome(ok=True))
 
 
 def server_cpu_s(cluster: Cluster | None) -> float:

@@ -121,9 +121,9 @@ async def test_a_round_with_no_batch_to_sweep_opens_no_transaction(
     opened: list[bool] = []
     real_tx = store.tx
 
-    def counting(exclusive: bool = False) -> Any:
+    def counting(exclusive: bool = False, starts: bool = False) -> Any:
         opened.append(exclusive)
-        return real_tx(exclusive)
+        return real_tx(exclusive, starts)
     monkeypatch.setattr(store, "tx", counting)
     peers = Peers(store, first, DaemonSettings(home=first.settings.home, lease_timeout_s=0.05),
                   T0)

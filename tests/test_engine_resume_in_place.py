@@ -62,9 +62,9 @@ def transactions(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     opened: list[bool] = []
     real: Callable[..., Any] = engine.store.tx
 
-    def counting(exclusive: bool = False) -> Any:
+    def counting(exclusive: bool = False, starts: bool = False) -> Any:
         opened.append(exclusive)
-        return real(exclusive)
+        return real(exclusive, starts)
     monkeypatch.setattr(engine.store, "tx", counting)
     return opened
 

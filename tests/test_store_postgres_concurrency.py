@@ -140,7 +140,7 @@ async def _true(value: bool) -> bool:
 
 async def _waiting_for_a_lock(spy: asyncpg.Connection) -> bool:
     return bool(await spy.fetchval(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND NOT granted"))
 
 
 async def test_an_event_committed_late_is_not_skipped_by_a_cursor(

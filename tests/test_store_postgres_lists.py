@@ -44,7 +44,9 @@ async def at_version(url: str, version: int) -> None:
         await conn.close()
 
 
-@pytest.mark.parametrize("version", range(1, len(MIGRATIONS)))
+# (from COUNTED_VERSION on, the store counts what it writes: rows written around it, as here,
+# are counted by no one)
+@pytest.mark.parametrize("version", range(1, COUNTED_VERSION))
 async def test_a_database_from_an_earlier_version_gets_its_tags_and_counts(
         pg_cluster: Cluster, version: int) -> None:
     url = pg_cluster.fresh_url()

@@ -18,7 +18,7 @@ from pg_cluster import Cluster
 from tests.engine_support import T0, open_engine
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
-from trigger_local.store.models import TaskDef
+from trigger_local.store.models import Attempt, Run, TaskDef
 from trigger_local.store.postgres import PostgresStore
 
 #: round trips per unit: statements sent to the server, each awaited (several statements sent
@@ -28,6 +28,9 @@ from trigger_local.store.postgres import PostgresStore
 #: dequeue's lock went with its first reads: trigger 4, dequeue 5, finish 5, wait 5, and a
 #: dequeue that finds nothing (the dispatcher runs one after most starts and completions) 3
 BUDGET = {"trigger": 2, "dequeue": 3, "start": 2, "finish": 4, "wait": 4, "idle dequeue": 2}
+#: a trigger that starts its run in its own transaction (engine/starting.py, on PostgreSQL in
+#: the dequeues' turn): one unit instead of a trigger's, a dequeue's and a start's (2 + 3 + 2)
+START_BUDGET = 6
 SENDS = ("execute", "executemany", "fetch", "fetchrow", "fetchval")
 
 
@@ -97,3 +100,44 @@ async def test_each_unit_of_a_run_costs_few_round_trips(engine: Engine,
 
         over = {unit: n for unit, n in measured.items() if n > BUDGET[unit]}
         assert not over, f"round trips over the budget {BUDGET}: {measured}"
+
+
+class Places:
+    """The executor's side of a start at once (engine/placing.py): a place for every run. An
+    edge: the pool's is tested with real processes (tests/e2e/test_start_at_once.py)."""
+
+    def __init__(self) -> None:
+        self.released: list[str] = []
+
+    def may_place(self, version_id: str, task_id: str) -> bool:
+        return True
+
+    def place(self, run: Run, version_id: str) -> Slot:
+        return Slot(self, run.id)
+
+
+class Slot:
+    worker_id, pid, executor = "worker_1", 123, "probe"
+
+    def __init__(self, places: Places, run_id: str) -> None:
+        self.places, self.run_id = places, run_id
+
+    def started(self, run: Run, attempt: Attempt) -> None:
+        pass
+
+    def release(self) -> None:
+        self.places.released.append(self.run_id)
+
+
+async def test_a_trigger_that_starts_its_run_costs_fewer_round_trips_than_three_units(
+        engine: Engine, round_trips: Counter[str]) -> None:
+    """A trigger on an idle daemon starts its run in its own transaction (engine/starting.py):
+    its round trips replace the trigger's, the dequeue's and the start's (2 + 3 + 2)."""
+    engine.ctx.placer = Places()
+    await engine.trigger(TriggerRequest(task_id="t"))  # warm
+    round_trips.clear()
+    result = await counted(round_trips, "trigger and start",
+                           lambda: engine.trigger(TriggerRequest(task_id="t")))
+    assert result.run.status == "EXECUTING"
+    measured = {unit: n for unit, n in round_trips.items() if unit}
+    assert measured["trigger and start"] <= START_BUDGET, measured

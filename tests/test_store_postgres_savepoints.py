@@ -68,3 +68,35 @@ async def test_a_count_in_a_transaction_counts_its_unsent_changes_once(
         assert await store.read().runs.count_by_status() == {QUEUED: 1}
     finally:
         await store.close()
+
+
+async def test_a_part_that_ended_well_is_released_without_a_round_trip_of_its_own(
+        pg_cluster: Cluster) -> None:
+    """A part's RELEASE goes with the next statements sent together (or the COMMIT): parts in
+    a row, a part inside a part, and an outer part rolled back after its inner one ended well
+    (its RELEASE, pending, must not be sent: the savepoint is gone) all commit what they
+    should."""
+    store = PostgresStore(pg_cluster.fresh_url())
+    await store.open()
+    try:
+        await insert_runs(store, *(make_run(f"run_{n}") for n in "abcd"))
+        async with store.tx() as tx:
+            await tx.runs.get("run_a")  # a statement sent: each part takes a real SAVEPOINT
+            async with tx.savepoint():
+                assert await tx.runs.update("run_a", None, status=EXECUTING)
+            with pytest.raises(RuntimeError):
+                async with tx.savepoint():
+                    async with tx.savepoint():  # inside: ends well, its RELEASE pending
+                        assert await tx.runs.update("run_b", None, status=EXECUTING)
+                    raise RuntimeError("the outer part fails: the inner one is undone too")
+            async with tx.savepoint():  # after the outer part's rollback
+                async with tx.savepoint():
+                    assert await tx.runs.update("run_c", None, status=EXECUTING)
+                assert await tx.runs.update("run_d", None, status=EXECUTING)
+        read = store.read()
+        runs = await read.runs.get_many([f"run_{n}" for n in "abcd"])
+        statuses = {r.id.removeprefix("run_"): r.status for r in runs}
+        assert statuses == {"a": EXECUTING, "b": QUEUED, "c": EXECUTING, "d": EXECUTING}
+        assert await read.runs.count_by_status() == {EXECUTING: 3, QUEUED: 1}
+    finally:
+        await store.close()

@@ -88,8 +88,8 @@ class Daemon:
                                        self.supervisor)
         self.engine.ctx.capability = self.executor  # asked whether a wait can be checkpointed
         self.dispatcher = Dispatcher(self.engine, self.executor)
-        if not self.store.shared:  # a run starts in its trigger's transaction (engine/starting.py)
-            self.engine.ctx.placer = WarmSlots(self.executor, self.dispatcher.idle)
+        # a run starts in its trigger's transaction (engine/starting.py; on PostgreSQL too)
+        self.engine.ctx.placer = WarmSlots(self.executor, self.dispatcher.idle)
         self.retention = Retention(self.engine, settings.home, self.store.reclaim,
                                    settings.retention_days)
         self.started_at = time.time()

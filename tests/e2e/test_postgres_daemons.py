@@ -89,6 +89,26 @@ def test_every_run_runs_once_on_one_of_them_and_both_take_runs(
     assert set(ran_on) == {"a", "b"}, ran_on  # a version registered through A runs on B too
 
 
+def test_a_trigger_on_an_idle_daemon_starts_its_run_in_its_own_transaction(
+        pair: tuple[DaemonProcess, DaemonProcess]) -> None:
+    """On PostgreSQL too (engine/starting.py): a run its trigger's transaction started moves
+    to EXECUTING from QUEUED (the dispatcher's, on a store daemons share, from DEQUEUED), on
+    a warm process of the daemon it was triggered through. Sequential triggers through one
+    daemon: once it has a warm process, a trigger that finds it idle starts its run at once
+    (one arriving just as the other daemon's commit woke its dispatcher goes the long way)."""
+    a, _ = pair
+    at_once = []
+    for _ in range(20):
+        run_id = a.trigger("noop", {})
+        run = a.wait_status(run_id, timeout=60)
+        assert run["status"] == "COMPLETED", run
+        history = a.api("GET", "/api/v1/local/events", params={"run_id": run_id}).json()["data"]
+        [executing] = [e for e in history if e["type"] == "run.executing"]
+        if executing["data"]["from"] == "QUEUED":
+            at_once.append(run["output"]["daemon"])
+    assert at_once and set(at_once) == {"a"}, at_once
+
+
 def test_a_queue_limit_holds_across_daemons(pair: tuple[DaemonProcess, DaemonProcess]) -> None:
     a, b = pair
     ids = [(a if i % 2 else b).trigger("serial", {}) for i in range(6)]

@@ -37,3 +37,7 @@ class Placer(Protocol):
     (then the run waits for the dispatcher, as any run)."""
 
     def place(self, run: Run, version_id: str) -> Placement | None: ...
+
+    def may_place(self, version_id: str, task_id: str) -> bool:
+        """Whether `place` would likely find a place for a run of `task_id` now (nothing is
+        taken): on a store daemons share, a trigger takes the dequeues' turn only then."""

@@ -22,13 +22,23 @@ leaves right after that one commit:
 
 The run's `RunCreated` is published with the status the run has after the commit (EXECUTING),
 which the dispatcher does not wake for: there is nothing left for its round to do.
+
+On a store daemons share (PostgreSQL), the dequeue must count what every daemon runs: it runs
+in the dequeues' turn, one at a time across daemons, and sees every dequeue committed before.
+A trigger that may start its run at once (`takes_turn`: a lone request whose project's warm
+process has room, `Placer.may_place`) opens its unit with `starts`: serializable as every
+trigger (its idempotency and request keys, a parent's waitpoint hold as always), and in the
+dequeues' turn, taken before its first statement, so its snapshot sees every dequeue committed
+before (store/postgres/store.py). Any other trigger keeps today's path and never starts its run
+here: without the turn its dequeue could not count what other daemons run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
-from typing import Any
+from functools import partial
 
 from ..errors import StartDeferred
 from ..store.models import EXECUTING, QUEUED, Attempt, Run
@@ -37,10 +47,10 @@ from .dequeue import dequeue
 from .events import RunCreated
 from .placing import Placement
 from .triggering import Prepared, TriggerResult
-from .unit import Tx
+from .unit import EngineContext, Tx, retrying
 
-#: the engine's "this part in a unit of work of its own" (`Engine._run`)
-RunUnit = Callable[..., Awaitable[Any]]
+#: the engine's unit of work, `unit(exclusive, starts)` (`Engine._unit`)
+OpenUnit = Callable[[bool, bool], AbstractAsyncContextManager[Tx]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,26 +62,40 @@ class Placed:
     attempt: Attempt
 
 
-async def trigger_runs(run_unit: RunUnit, prepared: Sequence[Prepared], *, wait: bool,
-                       request_key: str | None) -> list[TriggerResult]:
+async def trigger_runs(unit: OpenUnit, ctx: EngineContext, prepared: Sequence[Prepared],
+                       wait: bool, request_key: str | None) -> list[TriggerResult]:
     """`triggering.create_runs` in a unit of work of its own; a single new run that can start
     at once is started in it (its place is given back if the unit does not commit)."""
     placed: list[Placement] = []
+    # on a store of its own every unit may start the run; on a shared one, one in the turn
+    may_start = not ctx.shared_store or takes_turn(ctx, prepared)
     try:
-        results: list[TriggerResult] = await run_unit(_create_and_start, prepared, wait,
-                                                      request_key, placed)
+        results: list[TriggerResult] = await retrying(
+            partial(unit, False, ctx.shared_store and may_start), _create_and_start, prepared,
+            wait, request_key, placed, may_start)
     except BaseException:
         _release(placed)
         raise
     return results
 
 
+def takes_turn(ctx: EngineContext, prepared: Sequence[Prepared]) -> bool:
+    """On a shared store: whether a trigger of `prepared` is worth the dequeues' turn — a lone
+    request of a known task whose project's warm process has room now (a guess: the place is
+    taken in the transaction, `start_at_once`)."""
+    if ctx.placer is None or len(prepared) != 1 or prepared[0].task is None:
+        return False
+    req = prepared[0].req
+    version = ctx.projects.current_of(req.project)
+    return version is not None and ctx.placer.may_place(version.id, req.task_id)
+
+
 async def _create_and_start(tx: Tx, prepared: Sequence[Prepared], wait: bool,
-                            request_key: str | None,
-                            placed: list[Placement]) -> list[TriggerResult]:
-    _release(placed)  # a unit the store refused, run again (a store with a placer never does)
+                            request_key: str | None, placed: list[Placement],
+                            may_start: bool) -> list[TriggerResult]:
+    _release(placed)  # a unit the store refused, run again
     results = await triggering.create_runs(tx, prepared, wait=wait, request_key=request_key)
-    if len(results) != 1 or results[0].cached:
+    if not may_start or len(results) != 1 or results[0].cached:
         return results
     started = await start_at_once(tx, results[0].run)
     if started is None:

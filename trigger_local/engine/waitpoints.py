@@ -154,14 +154,18 @@ async def tick(tx: Tx) -> int:
     free go on in their processes at once where they can (engine/resuming.py)."""
     done = 0
     in_place = InPlace()
+    kept: list[float] = []
     for wp in await tx.timers.waitpoints(tx.now):
         if _kept_by_process(tx, wp):
+            kept.append(tx.ctx.due.at(waitpoint_timer(wp.id)) or tx.now)
             continue
         if wp.type == WP_DATETIME:
             await complete(tx, wp, None, packets.JSON, in_place=in_place)
         else:
             await time_out(tx, wp, in_place)
         done += 1
+    if kept:  # an anonymous entry: a process ending its wait does not cancel this round
+        tx.ctx.due.add(min(kept))
     return done
 
 

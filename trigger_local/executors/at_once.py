@@ -2,20 +2,24 @@
 slot of a warm shared process, taken in memory while the transaction runs and handed the
 run's assignment once it committed.
 
-Only on an idle daemon (`idle`: the dispatcher's last round found nothing to do and nothing
-woke it since) with fewer runs executing than the global concurrency: under a backlog the
-dequeue in the trigger's transaction would take an older run and be undone, a cost for every
-trigger (measured: one-HTTP-trigger-per-run throughput fell), and the dispatcher's rounds start
-runs many at a time anyway. Only shared processes (async tasks, `runs_per_process` > 1) take
-runs this way: their room is known without waiting (`SharedRuns.room`) and a run on one costs
-no process start. A run of a sync or isolated task, a version whose description is not cached
-yet, a stopping pool: the dispatcher starts those, as before.
+Only on an idle daemon (`idle`: the dispatcher's last dequeue took fewer runs than it had room
+for, and nothing but room came since) with fewer runs executing than the global concurrency:
+under a backlog the dequeue in the trigger's transaction would take an older run and be undone,
+a cost for every trigger (measured: one-HTTP-trigger-per-run throughput fell), and the
+dispatcher's rounds start runs many at a time anyway. Only shared processes (async tasks,
+`runs_per_process` > 1) take runs this way: their room is known without waiting
+(`SharedRuns.room`) and a run on one costs no process start. A run of a sync or isolated task,
+a version whose description is not cached yet, a stopping pool: the dispatcher starts those, as
+before. On a store daemons share (PostgreSQL) the trigger asks `may_place` first: it takes the
+dequeues' turn only then (engine/starting.py).
 
-The assignment leaves as the run's move to EXECUTING is published, right after the commit
-(`WarmSlots._on_moved`), before the trigger's answer is written: a cancel committed after the
-start (a parent's, cascading to its child) is then published after the assignment and reaches
-the process as any running run's cancel; a slot whose run ended or moved before its hand sends
-nothing (`SharedSlot.hand`). The slot is
+The assignment leaves on the loop turn after the run's move to EXECUTING is published
+(`WarmSlots._on_moved`), so the trigger's answer, built and written in the publishing turn, goes
+first: its `send` does not wait behind the process's (a sequential client sends its next
+trigger sooner, issue #13). A cancel committed in between (a parent's, cascading to its child)
+takes the run off the process as it is published, and the hand then sends nothing
+(`SharedSlot.hand`: a slot whose run ended or moved sends nothing); a cancel committed after the
+hand reaches the process as any running run's cancel. The slot is
 the pool's record of the run from the moment it is taken: `executing` (counted against the
 process's room, so a dispatcher round meanwhile does not give it away), `runs` and `by_run` (so
 a process that exits before the hand-off reports the run lost, executors/exits.py, instead of
@@ -25,6 +29,7 @@ if never taken.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -96,25 +101,33 @@ class WarmSlots:
 
     def _on_moved(self, event: RunStatusChanged) -> None:
         if event.status == EXECUTING and (slot := self.pending.pop(event.run_id, None)):
-            # at once, in the publication of the commit's move: a cancel committed later
-            # (a parent's, cascading) is published after the assignment left, and the
-            # process is told to stop it as any run it executes
-            slot.hand()
+            # on the loop's next turn: the trigger's answer, written in this one, leaves first;
+            # a cancel published in between took the run off the process (nothing is sent)
+            asyncio.get_running_loop().call_soon(slot.hand)
 
     def place(self, run: Run, version_id: str) -> SharedSlot | None:
+        pool = self.pool
+        version = self._version(version_id, run.task_id)
+        if version is None or pool.spawner.refuses(run, version):
+            return None
+        fits = [w for w in pool.workers.values() if pool.spawner.fits(w, run)]
+        worker = pool.sharing.pick(fits, version_id)
+        return None if worker is None else SharedSlot(pool, worker, version, run.id, self.pending)
+
+    def may_place(self, version_id: str, task_id: str) -> bool:
+        """`place` would likely find a place (engine/placing.py; the run's machine unchecked)."""
+        return self._version(version_id, task_id) is not None \
+            and self.pool.sharing.pick(self.pool.workers.values(), version_id) is not None
+
+    def _version(self, version_id: str, task_id: str) -> Version | None:
+        """The version whose shared processes may take a run of `task_id` now, or None."""
         pool = self.pool
         if not self.idle() or pool.stopping or pool.settings.runs_per_process <= 1 \
                 or pool.spawner.problem() or _executing(pool) >= pool.settings.concurrency:
             return None
         version = pool.versions.get(version_id)  # cached only: a first run goes the long way
-        if version is None or pool.spawner.refuses(run, version):
-            return None
-        task = version.task(run.task_id)
-        if task is None or not task.shared:
-            return None
-        fits = [w for w in pool.workers.values() if pool.spawner.fits(w, run)]
-        worker = pool.sharing.pick(fits, version_id)
-        return None if worker is None else SharedSlot(pool, worker, version, run.id, self.pending)
+        task = version.task(task_id) if version is not None else None
+        return version if task is not None and task.shared else None
 
 
 def _executing(pool: PoolExecutor) -> int:

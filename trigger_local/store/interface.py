@@ -13,7 +13,9 @@ per kind of record: `runs`, `waitpoints`, `queues`, ...):
   their writes, and is never refused: the dequeue, which counts what runs everywhere. On
   PostgreSQL it reads what others committed without the serializable checks, which is enough
   only for work that no transaction but an exclusive one can undermine (store/postgres/store.py
-  says why the dequeue is such work).
+  says why the dequeue is such work). `tx(starts=True)` is a serialisable transaction that
+  also waits for the exclusive ones and sees their writes (it may be refused like any other):
+  a trigger that dequeues and starts its new run in its own transaction (engine/starting.py).
 - `read()`: reads outside a transaction (`StoreReader`), each seeing the latest committed state.
   Its areas are the read protocols only, so whoever holds a reader cannot write through it.
 
@@ -185,7 +187,8 @@ class Store(Protocol):
         """After this, `tx()` and `read()` raise DaemonStoppingError (a 503, never a 500)."""
         ...
 
-    def tx(self, exclusive: bool = False) -> AbstractAsyncContextManager[StoreTx]:
+    def tx(self, exclusive: bool = False,
+           starts: bool = False) -> AbstractAsyncContextManager[StoreTx]:
         """One atomic write transaction (see the module docstring)."""
         ...
 

@@ -83,8 +83,8 @@ class PgRuns:
 
     async def _update_locked(self, run_id: str, locked: tuple[str, str, str | None, str],
                              changes: dict[str, Any], guard: str, extra: Sequence[Any]) -> bool:
-        """A compare-and-set of a run this (exclusive, read committed) transaction locked at
-        the snapshot it expects: nobody else can change the row before the commit, so it
+        """A compare-and-set of a run this transaction (one taking the dequeues' turn) locked
+        at the snapshot it expects: nobody else can change the row before the commit, so it
         succeeds, and its UPDATE is kept for the commit's round trip (pending.py) instead of
         costing one of its own (a dequeue's move to DEQUEUED)."""
         snapshot, status, project, queue = locked
@@ -212,8 +212,9 @@ class PgRuns:
         rows = await self._sql.all(
             f"SELECT {_RUN_COLS} FROM runs WHERE id IN ({page}) AND status = '{QUEUED}' "
             f"ORDER BY queued_at, id{lock}", params)
-        if self._sql.writes and self._sql.exclusive:
-            # read committed: each row as it is now, locked until the commit (`update`)
+        if self._sql.writes and self._sql.turn:
+            # each row as it is now (read committed; serializable: else FOR UPDATE refuses the
+            # transaction), locked until the commit (`update`)
             self._sql.locked.update((r["id"], (r["snapshot_id"], r["status"], r["project"],
                                                r["queue"])) for r in rows)
         return [from_row(Run, r) for r in rows]

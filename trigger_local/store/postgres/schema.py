@@ -356,4 +356,7 @@ MIGRATIONS: list[str] = [
     "CREATE INDEX batches_processing ON batches(created_at) WHERE status = 'PROCESSING';",
     # 9: the counters counted by the store with each commit, a shard per connection (#14)
     schema_lists.COUNTED_BY_STORE,
+    # 10: the dequeues' turn (store.py): a table never written, only locked — a lock that a
+    # serializable transaction can take before its snapshot, which an advisory lock cannot
+    "CREATE TABLE dequeue_turn (only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row));",
 ]

@@ -24,16 +24,21 @@ Params = Sequence[Any]
 BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 #: an exclusive transaction's (store.py): read committed, each statement seeing the latest
 BEGIN_EXCLUSIVE = "BEGIN ISOLATION LEVEL READ COMMITTED"
-#: a dequeue's lock and first reads in one round trip: the exclusive lock, then the reads in a
+#: the dequeues' turn (store.py): a table lock, held until the transaction ends. Unlike an
+#: advisory lock (a function called by a SELECT), LOCK TABLE takes no snapshot, so a
+#: serializable transaction that begins with it takes its snapshot once the lock is held
+TURN = "LOCK TABLE dequeue_turn IN EXCLUSIVE MODE"
+#: a dequeue's lock and first reads in one round trip: the dequeues' turn, then the reads in a
 #: snapshot of their own, taken once the lock is held (under read committed, each statement of
-#: a volatile function takes one). A temporary function, made on the exclusive transactions'
-#: connection (store.py `_held`): it reads what this code reads, whatever the schema's version,
-#: and its statements' plans are kept for the session (a query run through EXECUTE is planned
-#: at every call: slower than the prepared statement it replaces)
-LOCKED_READ = f"""CREATE OR REPLACE FUNCTION pg_temp.trigger_local_locked_read(
-    k1 INTEGER, k2 INTEGER) RETURNS TEXT LANGUAGE plpgsql VOLATILE AS $$
+#: a volatile function takes one; never in a serializable transaction, whose snapshot would be
+#: the calling statement's, taken before the lock). A temporary function, made on the
+#: exclusive transactions' connection (store.py `_held`): it reads what this code reads,
+#: whatever the schema's version, and its statements' plans are kept for the session (a query
+#: run through EXECUTE is planned at every call: slower than the prepared statement it replaces)
+LOCKED_READ = f"""CREATE OR REPLACE FUNCTION pg_temp.trigger_local_locked_read()
+    RETURNS TEXT LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(k1, k2);
+    {TURN};
     RETURN ({dequeue_reads.AS_JSON});
 END $$"""
 
@@ -131,18 +136,23 @@ class PgSql:
         self.pending = Pending()
         #: an exclusive transaction (a dequeue), and its first reads (dequeue_reads.py)
         self.exclusive = False
+        #: the transaction takes the dequeues' turn (store.py): an exclusive one, or a
+        #: serializable one that dequeues too (a trigger starting its run at once)
+        self.turn = False
         self.dequeue_answers: dict[str, list[Any]] | None = None
         #: the transaction's BEGIN (and an exclusive one's lock), held back to go with its
         #: first statement (store.py `tx`); `next_begin` goes with its COMMIT
         self.begin: str | None = None
         self.next_begin = BEGIN
-        #: an exclusive transaction's advisory lock (store.py), and whether its connection has
-        #: the function that takes it and reads (LOCKED_READ)
-        self.lock: tuple[int, int] | None = None
+        #: whether the exclusive transactions' connection has the function that takes their
+        #: turn and reads (LOCKED_READ)
         self.locked_read = False
-        #: the runs an exclusive transaction locked (`PgRuns.queued`), where each is: by id,
+        #: the runs a transaction taking the turn locked (`PgRuns.queued`), where each is: by id,
         #: (snapshot id, status, project, queue)
         self.locked: dict[str, tuple[str, str, str | None, str]] = {}
+        #: a savepoint whose part ended well, released by the next statements sent together
+        #: (`_send_kept`) or by the COMMIT, rather than in a round trip of its own (store.py)
+        self.release: str | None = None
         #: statements sent since the transaction began (a savepoint before the first is none)
         self.sent = 0
         #: a statement of this transaction was refused for a conflict: whatever a part that
@@ -185,11 +195,6 @@ class PgSql:
         elif self.begin:
             await self._send(self.take_begin())
 
-    def locking(self) -> str:
-        """The statement that takes the exclusive transactions' lock."""
-        assert self.lock is not None
-        return f"SELECT pg_advisory_xact_lock({self.lock[0]}, {self.lock[1]})"
-
     def take_begin(self) -> str:
         begin, self.begin = self.begin or "", None
         return begin
@@ -213,6 +218,9 @@ class PgSql:
         kept = self.pending.statements(self.events_lock, notify)
         written = [inline(text, params) for text, params in kept]
         head = [self.take_begin()] if self.begin else []
+        if self.release and not commit:  # (a COMMIT releases every savepoint)
+            head.append(f"RELEASE SAVEPOINT {self.release}")
+        self.release = None
         # the next transaction begins with this one's commit (store.py `_held`)
         tail = ["COMMIT", self.next_begin] if commit else [then] if then else []
         if all(w is not None for w in written):
@@ -240,14 +248,13 @@ class PgSql:
 
     async def _dequeue_read(self, sql: str) -> list[Any] | None:
         """A dequeue's first reads, fetched together (dequeue_reads.py); None: read again.
-        In a transaction begun by the last commit, its lock and those reads go in one round
-        trip (LOCKED_READ)."""
+        In an exclusive transaction begun by the last commit, its lock and those reads go in
+        one round trip (LOCKED_READ)."""
         if self.dequeue_answers is None:
-            if self.locked_read and self.lock is not None and self.begin == self.locking():
+            if self.locked_read and self.exclusive and self.begin == TURN:
                 self.begin, self.sent = None, self.sent + 1
                 with self.guard():
-                    found = await self.conn.fetchval(
-                        "SELECT pg_temp.trigger_local_locked_read($1, $2)", *self.lock)
+                    found = await self.conn.fetchval("SELECT pg_temp.trigger_local_locked_read()")
                 self.dequeue_answers = dequeue_reads.answers_of(found)
             else:
                 self.dequeue_answers = dequeue_reads.answers(
@@ -260,7 +267,7 @@ class PgSql:
             return await self.conn.fetchrow(dollar(sql), *params)
 
     async def all(self, sql: str, params: Params = ()) -> list[Any]:
-        if self.exclusive and sql in dequeue_reads.READS:
+        if self.turn and sql in dequeue_reads.READS:
             rows = await self._dequeue_read(sql)
             if rows is not None:
                 return rows

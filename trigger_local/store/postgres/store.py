@@ -7,15 +7,24 @@ Several daemons' transactions run at once; PostgreSQL keeps them correct (docs/s
   that of some one-at-a-time order, and refuses the others (`TransactionRetryError`; the engine
   runs the unit of work again), so every read-decide-write of the engine holds across daemons
   as it does in one, without a lock of our own around it;
-- a transaction opened with `exclusive` (the dequeue) takes a transaction advisory lock first
-  and runs READ COMMITTED: dequeues run one at a time across daemons, each statement seeing
-  every dequeue committed before. That is all a dequeue needs: only a dequeue makes a run
-  DEQUEUED (which counts as running, and EXECUTING comes only from DEQUEUED), so the running
+- a transaction opened with `exclusive` (the dequeue) takes the dequeues' turn first (a lock
+  on the table `dequeue_turn`, held to its end) and runs READ COMMITTED: dequeues run one at a
+  time across daemons, each statement seeing every dequeue committed before. That is all a
+  dequeue needs: only a transaction in that turn makes a run start to count as running
+  (DEQUEUED, or EXECUTING from QUEUED; else EXECUTING comes only from DEQUEUED), so the running
   counts, concurrency keys and rate-limit state it checks can only have gone down meanwhile;
   its candidate rows are taken `FOR UPDATE SKIP LOCKED` and moved by compare-and-set, so a
   serializable transaction that changes one of them (a cancel, a TTL expiry) either waits and
   is then refused, or commits first and the row is no longer QUEUED. Outside the serializable
   checks, a dequeue neither refuses other transactions nor is refused by them;
+- a transaction opened with `starts` (a trigger that starts its new run at once, in the same
+  transaction: engine/starting.py) is SERIALIZABLE, like any other, and takes the same turn
+  before its first statement. A table lock takes no snapshot, so the transaction's snapshot
+  (its first read's) is taken once the turn is held, and sees every dequeue committed before:
+  the dequeue it runs counts what a read-committed one would, and its trigger keeps every
+  serializable guarantee (idempotency and request keys, a parent's waitpoint). Its candidate
+  rows are locked `FOR UPDATE SKIP LOCKED` as a dequeue's: one changed since its snapshot
+  refuses it (the engine runs it again);
 - events: the first append of a transaction takes a transaction advisory lock held until its
   commit, so event sequence numbers are handed out in commit order (the SSE cursor relies on
   it) while the transactions' work before their first event runs side by side.
@@ -52,14 +61,14 @@ from .later import PgSteps, PgStreams
 from .records import PgCheckpoints, PgEvents, PgKv, PgLogs, PgRequests, PgWorkers
 from .runs import PgAttempts, PgRuns, PgSnapshots, PgTimers
 from .schema import MIGRATIONS
-from .sql import BEGIN, BEGIN_EXCLUSIVE, LOCKED_READ, UNREACHABLE, Owner, PgSql, reachable
+from .sql import BEGIN, BEGIN_EXCLUSIVE, LOCKED_READ, TURN, UNREACHABLE, Owner, PgSql, reachable
 from .timed import PgDebounces, PgEnvVars, PgRateLimits, PgSchedules
 from .waitpoints import PgBatches, PgWaitpoints
 
 #: the first key of the advisory lock migrations take ("tl"); the second is the schema's
 LOCK_CLASS = 0x746C
-#: the first key of the lock exclusive transactions (dequeues) take, and of the events' lock
-EXCLUSIVE_CLASS = LOCK_CLASS + 1
+#: the first key of the events' lock (LOCK_CLASS + 1 was the dequeues' lock before migration
+#: 10: their turn is a table lock now, sql.py `TURN`)
 EVENTS_CLASS = LOCK_CLASS + 2
 _SCHEMA_VERSION = """CREATE TABLE IF NOT EXISTS schema_version (
     only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row), version BIGINT NOT NULL)"""
@@ -103,7 +112,7 @@ class PgView:
         sql = self.sql
         # what earlier parts kept is sent first, outside this part's savepoint: sent by one of
         # this part's statements, its rollback would undo it too (and `undo` cannot restore it)
-        if sql.sent == 0 and not sql.exclusive and not sql.pending:
+        if sql.sent == 0 and not sql.turn and not sql.pending:
             mark = sql.pending.mark()
             try:
                 yield
@@ -126,13 +135,15 @@ class PgView:
         except BaseException:
             sql.pending.undo(mark)
             sql.locked.clear()  # (where its runs are is no longer known: runs.py)
+            sql.release = None  # a savepoint inside this one: undone with it
             if not sql.conn.is_closed():
                 # a doomed transaction is run again whole: its savepoints do not matter
                 with contextlib.suppress(*UNREACHABLE, asyncpg.PostgresError):
                     await sql.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
             raise
-        with sql.guard():
-            await sql.conn.execute(f"RELEASE SAVEPOINT {name}")
+        # released with the next statements sent together (or by the COMMIT): not a round trip
+        # of its own. (Whatever is pending is a savepoint inside this one: released with it)
+        sql.release = name
 
 
 class PostgresStore:
@@ -229,9 +240,10 @@ class PostgresStore:
         return conn
 
     @asynccontextmanager
-    async def tx(self, exclusive: bool = False) -> AsyncIterator[PgView]:
+    async def tx(self, exclusive: bool = False, starts: bool = False) -> AsyncIterator[PgView]:
         """One atomic write transaction (store/interface.py); `exclusive`: one at a time with
-        the other exclusive ones, across daemons (the module docstring). Raises
+        the other exclusive ones, across daemons; `starts`: serializable, in the same turn as
+        the exclusive ones (the module docstring). Raises
         DaemonStoppingError once closed, TransactionRetryError when PostgreSQL refused it for
         a conflict with another daemon's."""
         async with self._lock:
@@ -244,17 +256,18 @@ class PostgresStore:
             try:
                 try:
                     sql.conn, sql.wrote_events, sql.wrote_catalog = conn, False, False
-                    sql.doomed, sql.due_at, sql.sent = False, None, 0
+                    sql.doomed, sql.due_at, sql.sent, sql.release = False, None, 0, None
                     # held back: it goes with the first statement (sql.py `run`, `commit`).
-                    # An exclusive one is read committed and takes its lock before its first
-                    # statement: each statement sees every exclusive transaction committed
-                    # before (the module docstring says why)
+                    # An exclusive one is read committed and takes the dequeues' turn before its
+                    # first statement: each statement sees every exclusive transaction
+                    # committed before (the module docstring says why); so does a starting one,
+                    # whose snapshot is taken once it holds the turn
                     sql.next_begin = BEGIN_EXCLUSIVE if exclusive else BEGIN
-                    sql.lock = (EXCLUSIVE_CLASS, self._lock_key) if exclusive else None
-                    sql.begin = (sql.locking() if begun else f"{BEGIN_EXCLUSIVE}; "
-                                 f"{sql.locking()}") if exclusive else None if begun else BEGIN
+                    turn = exclusive or starts
+                    head = None if begun else sql.next_begin
+                    sql.begin = "; ".join(s for s in (head, TURN if turn else None) if s) or None
                     sql.pending.clear()
-                    sql.exclusive, sql.dequeue_answers = exclusive, None
+                    sql.exclusive, sql.turn, sql.dequeue_answers = exclusive, turn, None
                     sql.locked.clear()
                     yield view
                     # the kept writes and the announcement (delivered to the listeners at the

@@ -168,9 +168,9 @@ class SqliteStore:
         self._reader = self._writer = None
 
     @asynccontextmanager
-    async def tx(self, exclusive: bool = False) -> AsyncIterator[SqliteView]:
-        """One atomic write transaction (store/interface.py; each is `exclusive` here: one at
-        a time). Raises DaemonStoppingError once closed."""
+    async def tx(self, exclusive: bool = False, starts: bool = False) -> AsyncIterator[SqliteView]:
+        """One atomic write transaction (store/interface.py; each is `exclusive` here, and
+        `starts` too: one at a time). Raises DaemonStoppingError once closed."""
         async with self._lock:
             writer, view = self._writer, self._write_view
             if writer is None or view is None:
