@@ -1,7 +1,6 @@
-"""`Engine`: the thin front of the engine. Each public method is one thing the API, the
-dispatcher or the executor asks: one unit of work (`Tx`, engine/unit.py) calling the parts, its
-events published on the hub once committed; reads go through `queries` (read-only). It never
-spawns a process or sleeps: the dispatcher and executors act on the events."""
+"""`Engine`: the engine's thin front. Each public method is one thing the API, dispatcher or
+executor asks: one unit of work (`Tx`, engine/unit.py) calling the parts, its events published
+on the hub once committed; reads go through `queries`. It never spawns a process or sleeps."""
 
 from __future__ import annotations
 
@@ -275,9 +274,10 @@ class Engine:
         await self._run(checkpoints.unusable, checkpoint_id, error, deleted=deleted)
 
     # -- the worker protocol -------------------------------------------------------------------
-    async def finish_attempt(self, run_id: str, attempt: int, outcome: AttemptOutcome) -> Run:
-        """Record the end of an attempt: complete the run, schedule a retry, or fail it."""
-        return await self.group.run(attempts.finish_current, run_id, attempt, outcome)
+    def finish_attempt(self, run_id: str, attempt: int,
+                       outcome: AttemptOutcome) -> asyncio.Future[Run]:
+        """The end of an attempt: run done, retried or failed (queued now: unit.py `submit`)."""
+        return self.group.submit(attempts.finish_current, run_id, attempt, outcome)
 
     async def wait(self, run_id: str, attempt: int, *, kind: str, until: Any = None,
                    waitpoint_id: str | None = None, idempotency_key: str | None = None,
