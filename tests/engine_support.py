@@ -9,7 +9,7 @@ from typing import Any
 
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
-from trigger_local.engine import Engine
+from trigger_local.engine import Engine, history
 from trigger_local.store import SqliteStore, Store
 from trigger_local.store.models import TaskDef, Version
 
@@ -28,3 +28,10 @@ async def open_engine(tmp_path: Path, clock: FakeClock, *, tasks: list[TaskDef],
     await engine.register_version(Version(id="version_1", project_dir="/proj", created_at=T0,
                                           tasks=tasks))
     return engine
+
+
+async def snapshots_of(engine: Engine, run_id: str) -> list[dict[str, Any]]:
+    """The run's snapshots as readers see them (engine/history.py: named by its events)."""
+    run = await engine.queries.runs.get(run_id)
+    assert run is not None
+    return await history.snapshots(engine.queries, run)

@@ -22,7 +22,8 @@ def _document(**executor: Any) -> dict[str, Any]:
                                   "evicted": 5}, **executor},
         "started_at": 1796042406.3, "home": "/h", "concurrency": 25, "max_processes": 100,
         "runs": {"COMPLETED": 10, "QUEUED": 2}, "channels": 1,
-        "channelFrames": {"messages": 10, "poll": 9, "complete": 3}}
+        "channelFrames": {"messages": 10, "poll": 9, "complete": 3},
+        "channelSent": {"messages": 8, "frames": 12}}
 
 
 def _labels(lines: list[str]) -> list[str]:
@@ -34,7 +35,7 @@ def test_every_status_line_says_what_it_counts() -> None:
     lines = status_lines(_document())
     text = "\n".join(lines)
     for jargon in ("messages 7", "answers 2", "after s", "max held", "held runs", "evicted",
-                   "channelFrames", "max processes", "pid ", "_"):
+                   "channelFrames", "channelSent", "max processes", "pid ", "_"):
         assert jargon not in text, (jargon, text)
     shown = {label: line.split(label, 1)[1].strip()
              for label, line in zip(_labels(lines), lines, strict=True)}
@@ -42,6 +43,7 @@ def test_every_status_line_says_what_it_counts() -> None:
     assert shown["task processes running"] == "3 (1 idle, 2 busy)", text
     assert shown["runs waiting in shared processes"] == "4", text
     assert shown["runs"] == "12: 10 COMPLETED, 2 QUEUED", text
+    assert shown["messages to shared processes"] == "12 frames (in 8 messages)", text
     assert shown["messages from shared processes"] == "12: 9 poll, 3 complete (in 10 messages)", \
         text
     assert shown["runs started as others ended"] == "5", text

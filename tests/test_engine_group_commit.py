@@ -8,6 +8,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,3 +135,33 @@ async def test_a_transaction_sqlite_rolled_back_fails_the_whole_batch(engine: En
     # and the next batch commits as usual
     assert await engine.group.run(write, "next", False) == "next"
     assert await kv.get("next") == "written"
+
+
+async def test_finishes_submitted_together_share_a_commit_and_resume_their_caller_at_once(
+        engine: Engine) -> None:
+    """`finish_attempt` queues its part at once (`GroupCommit.submit`): a caller that queues
+    several and awaits them in turn gets them in one commit, and goes on in the loop turn after
+    it — the turn the hand-over's starts are answered in, their parts answered first, so the
+    pool's assignments and the completions' answer leave together (api/channel.py)."""
+    runs = await executing(engine, 3)
+    batches = engine.group.batches
+    order: list[str] = []
+
+    async def start_joined(tx: Tx, join: Any) -> None:
+        joined = await join(_noop_part)
+        joined.add_done_callback(lambda _: order.append("joined"))
+
+    engine.group.then = start_joined
+    pending = [engine.finish_attempt(r.id, 1, done()) for r in runs]
+    assert all(isinstance(p, asyncio.Future) for p in pending)
+    for future in pending:
+        future.add_done_callback(lambda _: order.append("finish"))
+    finished = [await p for p in pending]
+    assert [r.status for r in finished] == [COMPLETED] * 3
+    assert engine.group.batches == batches + 1
+    await asyncio.sleep(0)  # one loop turn: the done callbacks of the same commit have run
+    assert order == ["joined", "finish", "finish", "finish"]
+
+
+async def _noop_part(tx: Tx) -> None:
+    return None

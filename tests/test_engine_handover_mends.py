@@ -59,6 +59,8 @@ async def test_a_cancel_committed_before_the_hand_over_gives_leaves_nothing_on_t
         engine: Engine, tmp_path: Path) -> None:
     pool, worker = shared_pool(engine, tmp_path)
     first = (await engine.trigger(TriggerRequest(task_id="hello"))).run
+    assert isinstance(engine.clock, FakeClock)
+    engine.clock.advance(0.001)  # queued after `first`: not by its id's random part (a tie)
     nxt = (await engine.trigger(TriggerRequest(task_id="hello"))).run
     [taken] = await engine.dequeue(1, reserve=True)
     assert taken.id == first.id

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from tests.engine_support import snapshots_of
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.packet_store import STORE
@@ -79,7 +80,7 @@ async def test_an_hour_after_it_finished_a_runs_history_is_compacted(
     first = await _finished(engine)
     second = await _finished(engine)
     q = engine.queries
-    assert len(await q.snapshots.for_run(first.id)) == 3  # queued, executing, done
+    assert len(await snapshots_of(engine, first.id)) == 3  # queued, executing, done
     assert await engine.prune(100) == (0, [])  # too recent
     clock.advance(engine.ctx.settings.compact_after_s + 1)
     live = (await engine.trigger(TriggerRequest(task_id="hello"))).run

@@ -246,11 +246,11 @@ async def test_without_a_place_the_run_waits_for_the_dispatcher(engine: Engine,
     assert (await trigger(engine)).status == QUEUED
 
 
-class _NoRoom:
-    """An executor with no room (the dispatcher only asks it this much here)."""
+class _Room:
+    """An executor with room, and nothing to start (the dispatcher only asks it this much)."""
 
     def capacity(self) -> int:
-        return 0
+        return 1
 
     def describe(self) -> dict[str, object]:
         return {}
@@ -258,8 +258,8 @@ class _NoRoom:
 
 async def test_the_dispatcher_says_when_no_run_waits_for_a_round(engine: Engine) -> None:
     """The pool offers a trigger a place only while the dispatcher is idle (executors/at_once.py):
-    its last round found nothing to do and nothing woke it since."""
-    dispatcher = Dispatcher(engine, _NoRoom())  # type: ignore[arg-type]
+    its last dequeue took less than it had room for and nothing but room came since."""
+    dispatcher = Dispatcher(engine, _Room())  # type: ignore[arg-type]
     assert not dispatcher.idle()  # no round yet
     engine.ctx.due.resync(None)
     await dispatcher.step()  # a round that finds nothing

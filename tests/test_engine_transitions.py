@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine_support import T0, open_engine
+from tests.engine_support import T0, open_engine, snapshots_of
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest, runs
 from trigger_local.engine.states import TRANSITIONS, allowed, kind_for
@@ -102,7 +102,7 @@ async def test_every_allowed_move_applies(engine: Engine, clock: FakeClock,
         [event] = await engine.queries.events.after(0, run_id=run.id)
         assert (event.type, event.data["from"], event.data["status"]) == (
             f"run.{to_status.lower()}", from_status, to_status)
-        [snapshot] = await engine.queries.snapshots.for_run(run.id)
+        [snapshot] = await snapshots_of(engine, run.id)
         assert (snapshot["id"], snapshot["status"]) == (stored.snapshot_id, to_status)
 
 
@@ -155,7 +155,7 @@ async def test_every_change_appends_one_event_and_one_snapshot(engine: Engine,
         "run.created", "run.executing", "run.waiting", "run.unblocked",
         "run.resumed", "run.retrying", "run.queued", "run.executing",
         "run.completed"]
-    statuses = [s["status"] for s in await engine.queries.snapshots.for_run(run.id)]
+    statuses = [s["status"] for s in await snapshots_of(engine, run.id)]
     assert statuses == [QUEUED, EXECUTING, WAITING, QUEUED, EXECUTING, DELAYED, QUEUED,
                         EXECUTING, COMPLETED]
     assert [e.data["status"] for e in events] == statuses
@@ -163,4 +163,4 @@ async def test_every_change_appends_one_event_and_one_snapshot(engine: Engine,
         == [DEQUEUED] * 3
     stored = await engine.queries.runs.get(run.id)
     assert stored is not None \
-        and stored.snapshot_id == (await engine.queries.snapshots.for_run(run.id))[-1]["id"]
+        and stored.snapshot_id == (await snapshots_of(engine, run.id))[-1]["id"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine_support import snapshots_of
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
 from trigger_local.dispatch.dispatcher import wakes
@@ -119,9 +120,10 @@ class TestTrigger:
         run = (await engine.trigger(TriggerRequest(task_id="hello"))).run
         events = await engine.queries.events.after(0, run_id=run.id)
         assert [e.type for e in events] == ["run.created"]
-        assert [s["kind"] for s in await engine.queries.snapshots.for_run(run.id)] == ["queued"]
+        assert [s["kind"] for s in await snapshots_of(engine, run.id)] == ["queued"]
         created = RunCreated(run_id=run.id, task_id="hello", status=QUEUED, kind="queued",
-                             project="proj_local", queue="task/hello", tags=())
+                             project="proj_local", queue="task/hello", tags=(),
+                             snapshot_id=run.snapshot_id, description="created")
         assert created in seen
         assert created.type == "run.created" and created.data() == events[0].data
         assert wakes(created)  # the dispatcher hears of it

@@ -110,7 +110,7 @@ async def test_a_slot_whose_run_left_the_process_hands_nothing(engine: Engine,
                                                                tmp_path: Path) -> None:
     pool, worker, probe = warm_pool(engine, tmp_path)
     run = (await engine.trigger(TriggerRequest(task_id="hello"))).run
-    # the assignment left before the trigger returned (its answer is written after)
+    await asyncio.sleep(0)  # the assignment leaves on the turn after the trigger's
     assert run.status == EXECUTING and assigned(worker) == [run.id]
     # the run ends (as the pool books a cancel's RunStatusChanged), then a late hand
     pool.by_run.pop(run.id)
@@ -119,3 +119,33 @@ async def test_a_slot_whose_run_left_the_process_hands_nothing(engine: Engine,
     probe.slots[0].hand()
     assert len(worker.messages) == sent, worker.messages[sent:]
     assert run.id not in worker.runs and run.id not in worker.executing
+
+
+async def test_the_triggers_answer_leaves_before_the_assignment(engine: Engine,
+                                                                tmp_path: Path) -> None:
+    """The trigger returns (and its route writes the answer) in the turn that published the
+    run's start; the assignment follows on the next turn (issue #13: the answer's send does
+    not wait behind the process's)."""
+    pool, worker, _ = warm_pool(engine, tmp_path)
+    run = (await engine.trigger(TriggerRequest(task_id="hello"))).run
+    assert run.status == EXECUTING and run.id in worker.runs
+    assert assigned(worker) == []  # not yet: the answer is written first
+    await asyncio.sleep(0)
+    assert assigned(worker) == [run.id]
+    assert pool.by_run[run.id] == worker.id
+
+
+async def test_a_cancel_between_the_commit_and_the_hand_sends_nothing(
+        engine: Engine, tmp_path: Path) -> None:
+    """A cancel committed after the start's commit but before the hand (the turn in between)
+    takes the run off the process: no assignment follows, no slot stays taken."""
+    pool, worker, _ = warm_pool(engine, tmp_path)
+    run = (await engine.trigger(TriggerRequest(task_id="hello"))).run
+    assert run.status == EXECUTING and assigned(worker) == []
+    await engine.cancel(run.id)  # committed before the loop turned
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert (await engine.queries.runs.get(run.id)).status == CANCELED
+    assert run.id not in assigned(worker), worker.messages
+    assert run.id not in worker.runs and run.id not in worker.executing
+    assert pool.by_run.get(run.id) is None

@@ -16,8 +16,9 @@ the drain goes in two steps:
    again before the daemon is gone; the daemon's exit closes it).
 
 So every request the daemon received gets an answer — committed, or refused with a clear
-status — and a request that got no answer at all on a kept-alive connection was not received:
-sending it again is safe (docs/architecture.md, "Crash safety").
+status — unless it outlasts the drain's `DRAIN_S` (http_server.py), and a request that got no
+answer at all on a kept-alive connection was not received (or outlasted that): sending it
+again with its request idempotency key is safe (docs/architecture.md, "Crash safety").
 """
 
 from __future__ import annotations

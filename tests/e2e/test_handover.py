@@ -1,7 +1,8 @@
 """A finished run's slot goes to the next run in the finishing commit (engine/handover.py,
 executors/handover.py) against a real daemon and real shared task processes: a batch of 500
 completes, its runs mostly started by hand-overs, the process's frames of one moment sent as one
-WebSocket message; a queue limit holds on that path."""
+WebSocket message, and the daemon's answers to a commit's completions with the poll answer that
+carries the runs it handed over; a queue limit holds on that path."""
 
 from __future__ import annotations
 
@@ -50,6 +51,10 @@ def test_a_batch_of_500_completes_its_slots_handed_over(tmp_path: Path, project:
         # a process's poll and the completions of the runs its last answer started went up
         # together (trigger_local/outbox.py): fewer messages than frames
         assert 0 < frames["messages"] < frames["poll"] + frames["completions"], frames
+        # and down: a completions frame's answer waited for the poll answer carrying the
+        # assignments its commit handed over, and left with it (api/channel.py `_hold`)
+        sent = status["channelSent"]
+        assert 0 < sent["messages"] < sent["frames"], sent
     finally:
         daemon.close()
 

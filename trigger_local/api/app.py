@@ -52,6 +52,7 @@ def create_app(services: DaemonServices) -> FastAPI:
     app.state.project_keys = ProjectKeys(services.secret_key)
     app.state.batch_items_lock = asyncio.Lock()
     app.state.channel_frames = Counter()  # frames received on them, by kind (api/channel.py)
+    app.state.channel_sent = Counter()  # messages written on them, and their frames
     app.state.channels = set()  # the open channels of shared processes (api/channel.py)
     install_handlers(app)
     # routes are matched in order: the worker protocol is the hot path (the daemon's single

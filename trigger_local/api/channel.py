@@ -95,6 +95,10 @@ class Channel:
         self.ws, self.svc, self.worker_id = websocket, svc, worker_id
         self.polls: asyncio.Queue[int | None] = asyncio.Queue()
         self._sending = asyncio.Lock()
+        self._polling = False  # a poll waits for this process's next messages
+        self._held: list[str] = []  # completions' answers waiting for that poll's (`_hold`)
+        #: WebSocket messages written, and the frames in them (`GET /api/v1/local/status`)
+        self.sent: Counter[str] = websocket.app.state.channel_sent
         self._jobs: set[asyncio.Task[None]] = set()
         #: frames received, by kind (a run call by its name), and the WebSocket messages they
         #: came in (`messages`: a process sends the frames of one moment together):
@@ -161,10 +165,14 @@ class Channel:
         if parsed.kind == protocol.POLL:
             self.polls.put_nowait(parsed.ack)
         else:
-            self._start(parsed.id, self._handlers[parsed.kind](parsed.body))
+            self._start(parsed.id, self._handlers[parsed.kind](parsed.body),
+                        hold=parsed.kind == protocol.COMPLETIONS)
 
-    def _start(self, frame_id: Any, work: Coroutine[Any, Any, dict[str, Any]]) -> None:
-        job = asyncio.create_task(self._answer(frame_id, work))
+    def _start(self, frame_id: Any, work: Coroutine[Any, Any, dict[str, Any]],
+               hold: bool = False) -> None:
+        self._keep(asyncio.create_task(self._answer(frame_id, work, hold)))
+
+    def _keep(self, job: asyncio.Task[None]) -> None:
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
 
@@ -176,7 +184,11 @@ class Channel:
             while answer == _NOTHING:
                 if draining.is_set() or self.svc.engine.stopping:
                     return  # closed: the process polls the next daemon over HTTP
-                answer = await next_answer(self.ws, self.worker_id, POLL_S, ack)
+                self._polling = True
+                try:
+                    answer = await next_answer(self.ws, self.worker_id, POLL_S, ack)
+                finally:
+                    self._polling = False
             await self._send(answer)
             if answer.get("retire"):
                 return
@@ -231,7 +243,8 @@ class Channel:
         result = await self.svc.engine.wait_result(run_id, waitpoint_id)
         return {"done": True, "result": result} if result is not None else {"done": False}
 
-    async def _answer(self, frame_id: Any, work: Coroutine[Any, Any, dict[str, Any]]) -> None:
+    async def _answer(self, frame_id: Any, work: Coroutine[Any, Any, dict[str, Any]],
+                      hold: bool = False) -> None:
         out: dict[str, Any]
         try:
             out = await work
@@ -245,11 +258,41 @@ class Channel:
                 report("error", "unhandled error", path="channel frame", error=repr(exc),
                        exc_info=exc)
                 out = {"status": 500, "error": "Something went wrong", "code": "internal"}
-        await self._send(protocol.answer_frame(frame_id, out))
+        if hold and self._polling:
+            self._hold(_dumps(protocol.answer_frame(frame_id, out)))
+        else:
+            await self._send(protocol.answer_frame(frame_id, out))
+
+    def _hold(self, text: str) -> None:
+        """A completions frame's answer waits for the poll's, to leave in one message: the
+        commit that finished the runs handed their slots to the next runs (engine/handover.py),
+        and the pool queued their assignments for this process in the loop turn its answer was
+        made in (engine/unit.py answers the starts first), so the waiting poll is answered in the
+        next turn. A turn without one writes the held answers alone (issue #13: one send per
+        process per commit)."""
+        self._held.append(text)
+        if len(self._held) == 1:
+            asyncio.get_running_loop().call_soon(self._release)
+
+    def _release(self) -> None:
+        if self._held:  # no poll answer took them
+            self._keep(asyncio.get_running_loop().create_task(self._write(None)))
 
     async def _send(self, frame: dict[str, Any]) -> None:
+        await self._write(_dumps(frame))
+
+    async def _write(self, text: str | None) -> None:
         # written at once, not gathered with the frames of the next loop turns: under a burst
-        # of timers those turns were tens of milliseconds of lateness (issue #13's timers)
+        # of timers those turns were tens of milliseconds of lateness (issue #13's timers); only
+        # completions' answers held for a poll's answer (`_hold`) go with it
         async with self._sending:
+            texts, self._held = self._held, []
+            if text is not None:
+                texts.append(text)
+            if not texts:
+                return
+            self.sent["messages"] += 1
+            self.sent["frames"] += len(texts)
             with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-                await self.ws.send_text(_dumps(frame))
+                await self.ws.send_text(texts[0] if len(texts) == 1
+                                        else "[" + ",".join(texts) + "]")

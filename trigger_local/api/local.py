@@ -163,6 +163,7 @@ async def status(request: Request) -> Response:
     out.setdefault("runs", await svc.engine.queries.runs.count_by_status())
     out["channels"] = len(request.app.state.channels)  # shared processes on their channel
     out["channelFrames"] = dict(request.app.state.channel_frames)  # received, by kind
+    out["channelSent"] = dict(request.app.state.channel_sent)  # messages and their frames
     if caller.project is not None:
         version = _current(svc, caller)
         out["current_version"] = version.id if version else None

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..durations import iso
+from ..engine import history
 from ..store.interface import StoreReader
 from ..store.models import LogEntry, Run, RunStep, StoredEvent, Waitpoint
 from .common import int_param, ok, require_key, services_of
@@ -129,7 +130,7 @@ async def run_trace(run_id: str, request: Request) -> Response:
     return ok({
         "run": await retrieve_body(engine, run),
         "attempts": attempt_items(await read.attempts.for_run(run_id)),
-        "snapshots": snapshots_json(run, await read.snapshots.for_run(run_id)),
+        "snapshots": snapshots_json(run, await history.snapshots(read, run, events)),
         "spans": [log_json(e) for e in logs if e.kind == "span"],
         "logs": [log_json(e) for e in logs if e.kind != "span"],
         "children": [list_item(c, now) for c in await read.runs.children(run_id)],

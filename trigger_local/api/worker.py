@@ -14,7 +14,6 @@ from starlette.responses import Response
 
 from .. import protocol
 from ..durable_calls import Call
-from ..engine import AttemptOutcome
 from ..errors import AuthenticationError, ConflictError, ValidationError
 from . import auth, run_calls
 from .common import body_doc, float_param, ok, read_json, services_of
@@ -160,20 +159,27 @@ async def finish_many(svc: DaemonServices, checker: RunAuth, items: Any) -> list
                 str(item.get("runToken") or ""), auth.run_token(svc.secret_key, run_id, attempt)):
             raise AuthenticationError(f"Invalid run token for {run_id[:40]}")
         outcomes.append((run_id, attempt, attempt_outcome(item)))
-    # concurrently: the completions then share one transaction (GroupCommit, engine/unit.py)
-    done = await asyncio.gather(*(_finish_one(svc, checker, *o) for o in outcomes))
-    return list(done)
-
-
-async def _finish_one(svc: DaemonServices, checker: RunAuth, run_id: str, attempt: int,
-                      outcome: AttemptOutcome) -> dict[str, Any]:
-    try:
-        run = await svc.engine.finish_attempt(run_id, attempt, outcome)
-    except ConflictError:
-        return {"gone": True}
-    if run.is_final:
-        checker.forget(run.id)
-    return {"status": run.status}
+    # all queued at once: they share one transaction (GroupCommit, engine/unit.py), and the
+    # answer is written the loop turn after its commit (no task per completion in between)
+    finishing = [(run_id, svc.engine.finish_attempt(run_id, attempt, outcome))
+                 for run_id, attempt, outcome in outcomes]
+    results: list[dict[str, Any]] = []
+    failed: BaseException | None = None
+    for run_id, done in finishing:
+        try:
+            run = await done
+        except ConflictError:
+            results.append({"gone": True})
+            continue
+        except Exception as exc:  # noqa: BLE001 - each one's error is taken; the first is raised
+            failed = failed or exc
+            continue
+        if run.is_final:
+            checker.forget(run_id)
+        results.append({"status": run.status})
+    if failed is not None:
+        raise failed
+    return results
 
 
 @router.post("/engine/v1/runs/{run_id}/attempts/{attempt}/wait",

@@ -114,6 +114,16 @@ def _frames(value: Any, _: dict[str, Any]) -> Pairs:
     return [("messages from shared processes", text)]
 
 
+def _sent(value: Any, _: dict[str, Any]) -> Pairs:
+    """The daemon's frames to shared processes and the messages that carried them (a commit's
+    completion answers leave with the poll answer that follows them: api/channel.py)."""
+    if not isinstance(value, dict) or "frames" not in value:
+        return [("messages to shared processes", str(value))]
+    messages = value.get("messages", 0)
+    return [("messages to shared processes",
+             f"{value['frames']} frames (in {messages} message{'' if messages == 1 else 's'})")]
+
+
 def _checkpoints(value: Any, _: dict[str, Any]) -> Pairs:
     """Whether waiting runs are checkpointed, and the checkpoints kept on disk now."""
     if not isinstance(value, dict):
@@ -154,5 +164,6 @@ def _eviction(value: Any, _: dict[str, Any]) -> Pairs:
 
 _SPECIAL: dict[str, Callable[[Any, dict[str, Any]], Pairs]] = {
     "runs": _runs, "processes": _processes, "resumes": _resumes, "channelFrames": _frames,
+    "channelSent": _sent,
     "checkpoints": _checkpoints, "eviction": _eviction,
 }

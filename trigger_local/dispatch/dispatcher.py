@@ -61,6 +61,13 @@ def wakes(event: Event) -> bool:
     return False
 
 
+def gives_room(event: Event) -> bool:
+    """Whether `event`, one that `wakes` the loop, only gives room: a run ended, or went from
+    executing to waiting. Room alone makes runnable no run but one a limit held back, which
+    a trigger's own dequeue takes before the trigger's run (and is undone: engine/starting.py)."""
+    return isinstance(event, RunStatusChanged)
+
+
 class Dispatcher:
     def __init__(self, engine: Engine, executor: Executor) -> None:
         self.engine = engine
@@ -68,6 +75,8 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         self._unstarted: dict[str, Run] = {}  # dequeued by a round that failed before starting them
         self._idle = False  # the last round found nothing to do
+        self._clear = False  # nothing runnable waits for a round (`idle`)
+        self._news = 0  # waking events that may have made a run runnable (not room alone)
         self._stopped = False
         engine.hub.subscribe(Event, self._on_event)
         engine.ctx.due.on_earlier = self._wakeup.set  # a new earliest due time: sleep less
@@ -79,14 +88,22 @@ class Dispatcher:
     def _on_event(self, event: Event) -> None:
         if wakes(event):
             self._wakeup.set()
+            if not gives_room(event):
+                self._news += 1
+                self._clear = False
 
     def wake(self) -> None:
         self._wakeup.set()
 
     def idle(self) -> bool:
-        """The last round found nothing to do and nothing woke the loop since: no run waits
-        for a round (a trigger may start its own run, engine/starting.py)."""
-        return self._idle and not self._wakeup.is_set()
+        """No run waits for a round, so a trigger may start its own run (engine/starting.py):
+        the last dequeue took fewer runs than it had room for, and nothing but room came since
+        (a run ended or went waiting; the executor's wakes say a process has room), also while
+        a round that room woke is under way. With one HTTP trigger per run, the end of the
+        previous run wakes the loop before nearly every trigger: when that counted, most of
+        those triggers went the dispatcher's way (a dequeue and a start of their own, and their
+        answers waited behind its round; issue #13)."""
+        return self._clear and not self._unstarted
 
     async def tick(self) -> int:
         """Fire due timers, then start as many runnable runs as there is room for."""
@@ -95,7 +112,10 @@ class Dispatcher:
         capacity = self.executor.capacity()
         # new runs only as many as the executor has room for (each beyond it would start a
         # process past the boot limit); held runs resume in their process and need none
+        news = self._news
         runs = await self.engine.dequeue(max(capacity, 0), self._held_room(), reserve=True)
+        # room left over: nothing else was runnable (unless news came while it dequeued)
+        self._clear = len(runs) < capacity and news == self._news
         self._unstarted.update((run.id, run) for run in runs)
         if len(runs) == 1:  # alone (an idle daemon's trigger): no task in between, and its
             with self.engine.group.alone():  # start is committed at once (engine/unit.py)

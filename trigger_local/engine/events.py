@@ -72,6 +72,12 @@ class RunChange(RunEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunCreated(RunChange):
     TYPE = "run.created"
+    snapshot_id: str | None = None  # its first snapshot, which its row records (engine/runs.py)
+    description: str = ""
+
+    def data(self) -> dict[str, Any]:
+        named = {"snapshot_id": self.snapshot_id, "description": self.description}
+        return {**RunChange.data(self), **{k: v for k, v in named.items() if v}}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

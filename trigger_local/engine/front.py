@@ -1,7 +1,6 @@
-"""`Engine`: the thin front of the engine. Each public method is one thing the API, the
-dispatcher or the executor asks: one unit of work (`Tx`, engine/unit.py) calling the parts, its
-events published on the hub once committed; reads go through `queries` (read-only). It never
-spawns a process or sleeps: the dispatcher and executors act on the events."""
+"""`Engine`: the engine's thin front. Each public method is one thing the API, dispatcher or
+executor asks: one unit of work (`Tx`, engine/unit.py) calling the parts, its events published
+on the hub once committed; reads go through `queries`. It never spawns a process or sleeps."""
 
 from __future__ import annotations
 
@@ -72,9 +71,7 @@ class Engine:
 
     def __init__(self, store: Store, clock: Clock, settings: DaemonSettings,
                  hub: Hub | None = None) -> None:
-        self.store = store
-        self.clock = clock
-        self.settings = settings
+        self.store, self.clock, self.settings = store, clock, settings
         self.hub = hub or Hub()
         self.ctx = EngineContext(settings, shared_store=store.shared)
         # set when a normal stop begins: held waits' polls are refused (executors/stopping.py)
@@ -105,7 +102,8 @@ class Engine:
         await self._run(registration.queue_pending, list(self.projects.current.values()))
 
     @asynccontextmanager
-    async def _unit(self, exclusive: bool = False, starts: bool = False) -> AsyncIterator[Tx]:
+    async def _unit(self, exclusive: bool = False, starts: bool = False,
+                    turn: bool = True) -> AsyncIterator[Tx]:
         async with self.store.tx(exclusive, starts) as store_tx:
             tx = Tx(store_tx, self.clock.now(), self.ctx)
             yield tx
@@ -115,8 +113,9 @@ class Engine:
             with contextlib.suppress(DatabaseUnavailableError, TransactionRetryError):
                 await self.complete_batches(tx.batch_checks)
         # The store never yields: a caller running unit after unit (a dispatcher round) would keep
-        # out the completions that came meanwhile, which free processes. One loop turn lets them in.
-        await asyncio.sleep(0)
+        # out the completions that came meanwhile, which free processes. One loop turn lets them in
+        if turn:  # (not a trigger's: what its commit woke runs after its route wrote the answer)
+            await asyncio.sleep(0)
 
     async def _run(self, part: Callable[Concatenate[Tx, P], Awaitable[T]], *args: P.args,
                    **kwargs: P.kwargs) -> T:
@@ -143,8 +142,7 @@ class Engine:
     async def trigger(self, req: TriggerRequest, *, wait: bool = False,
                       request_key: str | None = None) -> TriggerResult:
         """One run (or the one its idempotency key names); `wait`: with a RUN waitpoint."""
-        [result] = await self.trigger_many([req], wait=wait, request_key=request_key)
-        return result
+        return (await self.trigger_many([req], wait=wait, request_key=request_key))[0]
 
     async def trigger_many(self, reqs: Sequence[TriggerRequest], *, wait: bool = False,
                            request_key: str | None = None) -> list[TriggerResult]:
@@ -152,9 +150,11 @@ class Engine:
         client's `x-trigger-request-idempotency-key`, scoped by the route and the runs'
         project): a request sent again gets the first one's runs, with its answer's `cached`;
         checked and recorded in the same transaction, so concurrent copies make one set. A
-        single new run that can start at once starts in it too (engine/starting.py)."""
+        single new run that can start at once starts in it too (engine/starting.py). No loop
+        turn after the commit: the answer leaves before the work the commit woke (issue #13)."""
         prepared = [await self._prepare(req) for req in reqs]
-        return await starting.trigger_runs(self._unit, self.ctx, prepared, wait, request_key)
+        answering = partial(self._unit, turn=False)
+        return await starting.trigger_runs(answering, self.ctx, prepared, wait, request_key)
 
     async def _prepare(self, req: TriggerRequest) -> triggering.Prepared:
         """Checked before the transaction starts (engine/triggering.py `prepare`)."""
@@ -274,9 +274,10 @@ class Engine:
         await self._run(checkpoints.unusable, checkpoint_id, error, deleted=deleted)
 
     # -- the worker protocol -------------------------------------------------------------------
-    async def finish_attempt(self, run_id: str, attempt: int, outcome: AttemptOutcome) -> Run:
-        """Record the end of an attempt: complete the run, schedule a retry, or fail it."""
-        return await self.group.run(attempts.finish_current, run_id, attempt, outcome)
+    def finish_attempt(self, run_id: str, attempt: int,
+                       outcome: AttemptOutcome) -> asyncio.Future[Run]:
+        """The end of an attempt: run done, retried or failed (queued now: unit.py `submit`)."""
+        return self.group.submit(attempts.finish_current, run_id, attempt, outcome)
 
     async def wait(self, run_id: str, attempt: int, *, kind: str, until: Any = None,
                    waitpoint_id: str | None = None, idempotency_key: str | None = None,

@@ -133,6 +133,7 @@ async def _take(tx: Tx, run: Run, placement: Placement) -> tuple[Run, Attempt] |
     `placement`; otherwise undo the dequeue (its writes, events, due times, reservations)."""
     published, noted, checks = len(tx.published), len(tx.due_notes), len(tx.batch_checks)
     taken: list[Run] = []
+    before = set(tx.ctx.reserved)
     try:
         async with tx.savepoint():
             taken = await dequeue(tx, 1, reserve=True)
@@ -143,9 +144,11 @@ async def _take(tx: Tx, run: Run, placement: Placement) -> tuple[Run, Attempt] |
             if started is None:  # cannot be: it was created in this transaction
                 raise StartDeferred
             return started
-    except StartDeferred:
-        for other in taken:
-            tx.ctx.reserved.pop(other.id, None)
+    except BaseException as exc:
+        for other in set(tx.ctx.reserved) - before:  # the dequeue's reservations, however it ended
+            tx.ctx.reserved.pop(other, None)
+        if not isinstance(exc, StartDeferred):
+            raise
         del tx.published[published:]
         del tx.due_notes[noted:]
         del tx.batch_checks[checks:]

@@ -223,6 +223,16 @@ class GroupCommit:
             self._start_flush()
         return cast(T, await done)
 
+    def submit(self, part: Callable[Concatenate[Tx, P], Awaitable[T]], *args: P.args,
+               **kwargs: P.kwargs) -> asyncio.Future[T]:
+        """`run`'s part, queued now: the future is answered once its transaction committed.
+        Several submitted together and awaited in turn share a commit, and their caller goes on
+        one loop turn after it, as no gather's tasks stand in between (issue #13)."""
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Job(part, args, kwargs, done))
+        self._start_flush()
+        return done
+
     def _start_flush(self) -> None:
         if self._flushing is None and not self._committing_now:
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
@@ -271,7 +281,10 @@ class GroupCommit:
             if not isinstance(exc, Exception):
                 raise
             return
-        for job in batch + joined:
+        # the hand-over's starts first: the pool queues their assignments in the same loop turn
+        # as the completions' answers are written, so a process's channel sends both in one
+        # message (api/channel.py)
+        for job in joined + batch:
             _answer(job.done, job.result, job.error)
 
     async def _commit_once(self, batch: list[_Job], joined: list[_Job]) -> None:

@@ -2,22 +2,24 @@
 slot of a warm shared process, taken in memory while the transaction runs and handed the
 run's assignment once it committed.
 
-Only on an idle daemon (`idle`: the dispatcher's last round found nothing to do and nothing
-woke it since) with fewer runs executing than the global concurrency: under a backlog the
-dequeue in the trigger's transaction would take an older run and be undone, a cost for every
-trigger (measured: one-HTTP-trigger-per-run throughput fell), and the dispatcher's rounds start
-runs many at a time anyway. Only shared processes (async tasks, `runs_per_process` > 1) take
-runs this way: their room is known without waiting (`SharedRuns.room`) and a run on one costs
-no process start. A run of a sync or isolated task, a version whose description is not cached
-yet, a stopping pool: the dispatcher starts those, as before. On a store daemons share
-(PostgreSQL) the trigger asks `may_place` first: it takes the dequeues' turn only then
-(engine/starting.py).
+Only on an idle daemon (`idle`: the dispatcher's last dequeue took fewer runs than it had room
+for, and nothing but room came since) with fewer runs executing than the global concurrency:
+under a backlog the dequeue in the trigger's transaction would take an older run and be undone,
+a cost for every trigger (measured: one-HTTP-trigger-per-run throughput fell), and the
+dispatcher's rounds start runs many at a time anyway. Only shared processes (async tasks,
+`runs_per_process` > 1) take runs this way: their room is known without waiting
+(`SharedRuns.room`) and a run on one costs no process start. A run of a sync or isolated task,
+a version whose description is not cached yet, a stopping pool: the dispatcher starts those, as
+before. On a store daemons share (PostgreSQL) the trigger asks `may_place` first: it takes the
+dequeues' turn only then (engine/starting.py).
 
-The assignment leaves as the run's move to EXECUTING is published, right after the commit
-(`WarmSlots._on_moved`), before the trigger's answer is written: a cancel committed after the
-start (a parent's, cascading to its child) is then published after the assignment and reaches
-the process as any running run's cancel; a slot whose run ended or moved before its hand sends
-nothing (`SharedSlot.hand`). The slot is
+The assignment leaves on the loop turn after the run's move to EXECUTING is published
+(`WarmSlots._on_moved`), so the trigger's answer, built and written in the publishing turn, goes
+first: its `send` does not wait behind the process's (a sequential client sends its next
+trigger sooner, issue #13). A cancel committed in between (a parent's, cascading to its child)
+takes the run off the process as it is published, and the hand then sends nothing
+(`SharedSlot.hand`: a slot whose run ended or moved sends nothing); a cancel committed after the
+hand reaches the process as any running run's cancel. The slot is
 the pool's record of the run from the moment it is taken: `executing` (counted against the
 process's room, so a dispatcher round meanwhile does not give it away), `runs` and `by_run` (so
 a process that exits before the hand-off reports the run lost, executors/exits.py, instead of
@@ -27,6 +29,7 @@ if never taken.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -98,10 +101,9 @@ class WarmSlots:
 
     def _on_moved(self, event: RunStatusChanged) -> None:
         if event.status == EXECUTING and (slot := self.pending.pop(event.run_id, None)):
-            # at once, in the publication of the commit's move: a cancel committed later
-            # (a parent's, cascading) is published after the assignment left, and the
-            # process is told to stop it as any run it executes
-            slot.hand()
+            # on the loop's next turn: the trigger's answer, written in this one, leaves first;
+            # a cancel published in between took the run off the process (nothing is sent)
+            asyncio.get_running_loop().call_soon(slot.hand)
 
     def place(self, run: Run, version_id: str) -> SharedSlot | None:
         pool = self.pool

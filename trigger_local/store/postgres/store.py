@@ -123,6 +123,7 @@ class PgView:
                     with sql.guard():
                         await sql.conn.execute("ROLLBACK")
                     sql.sent, sql.begin = 0, BEGIN  # begun again with the next statement
+                sql.release = None  # an inner part's: its savepoint went with the ROLLBACK
                 raise
             return
         self._savepoints += 1
