@@ -151,7 +151,7 @@ class Channel:
 
     async def _refuse(self, code: int, reason: str) -> None:
         # a close frame's reason is at most 123 bytes (RFC 6455 5.5)
-        cut = reason.encode()[:123].decode("utf-8", "ignore")
+        cut = reason.encode("utf-8", "replace")[:123].decode("utf-8", "ignore")
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
             await self.ws.close(code=code, reason=cut)
 
