@@ -91,6 +91,8 @@ class InPlace:
         """Whether `run` (WAITING, its wait just completed) may go on in its process now; if so,
         its slot is taken."""
         capability = tx.ctx.capability
+        if tx.ctx.shared_store:  # no dequeue turn here: another daemon's dequeue would not see it
+            return False
         if capability is None or not run.worker_id or run.snapshot_kind != K_HELD \
                 or not capability.shares_process(run.id):
             return False
