@@ -11,7 +11,8 @@ Several daemons' transactions run at once; PostgreSQL keeps them correct (docs/s
   on the table `dequeue_turn`, held to its end) and runs READ COMMITTED: dequeues run one at a
   time across daemons, each statement seeing every dequeue committed before. That is all a
   dequeue needs: only a transaction in that turn makes a run start to count as running
-  (DEQUEUED, or EXECUTING from QUEUED; else EXECUTING comes only from DEQUEUED), so the running
+  (DEQUEUED, or EXECUTING from QUEUED; else EXECUTING comes only from DEQUEUED: on a shared
+  store no run resumes in place, engine/resuming.py), so the running
   counts, concurrency keys and rate-limit state it checks can only have gone down meanwhile;
   its candidate rows are taken `FOR UPDATE SKIP LOCKED` and moved by compare-and-set, so a
   serializable transaction that changes one of them (a cancel, a TTL expiry) either waits and
