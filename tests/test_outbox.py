@@ -26,6 +26,22 @@ async def test_frames_sent_together_leave_as_one_message() -> None:
     assert (outbox.messages, outbox.frames) == (2, 4)
 
 
+async def test_frames_sent_together_stay_under_the_message_cap() -> None:
+    # the daemon closes a channel whose message is over its payload limit and envelope
+    written: list[str] = []
+
+    async def write(text: str) -> None:
+        written.append(text)
+
+    outbox = Outbox(write, turns=2, max_chars=25)
+    frames = ['{"a":"' + c * 10 + '"}' for c in "xyz"] + ['{"big":"' + "w" * 40 + '"}']
+    await asyncio.gather(*(outbox.send(f) for f in frames))
+    assert [frame for m in written for frame in frames_of(json.loads(m))] \
+        == [json.loads(f) for f in frames]  # all, in order
+    assert all(len(m) <= 25 for m in written[:-1]) and len(written) == 4, written
+    assert (outbox.messages, outbox.frames) == (4, 4)
+
+
 async def test_messages_keep_their_order_while_one_is_being_written() -> None:
     written: list[str] = []
     release = asyncio.Event()

@@ -45,6 +45,14 @@ class SpoolWriter:
         os.ftruncate(self._fd, 0)
         self._write({"run": run_id, "attempt": attempt})
 
+    def clear(self) -> None:
+        """The daemon holds every line of the attempt: the file need not keep them (a warm
+        process keeps its spool open for its next attempt)."""
+        try:
+            os.ftruncate(self._fd, 0)
+        except OSError:
+            pass
+
     def write(self, entry: dict[str, Any]) -> None:
         self._write(entry)
 

@@ -16,8 +16,12 @@ from collections.abc import Awaitable, Callable
 class Outbox:
     """Queue texts with `send`; `write` gets them joined, in order, one writer at a time."""
 
-    def __init__(self, write: Callable[[str], Awaitable[None]], turns: int = 1) -> None:
+    def __init__(self, write: Callable[[str], Awaitable[None]], turns: int = 1,
+                 max_chars: int | None = None) -> None:
         self._write = write
+        #: a message joins frames up to this size (the daemon closes the channel on a message
+        #: over its payload limit and envelope); a frame larger still leaves alone
+        self._max_chars = max_chars
         self._turns = turns  # loop turns the first frame waits for others to join it
         self._texts: list[str] = []
         self._sent: list[asyncio.Future[None]] = []
@@ -44,7 +48,10 @@ class Outbox:
                 await asyncio.sleep(0)
             texts, sent = self._take()
             async with self._writing:
-                await self._write(texts[0] if len(texts) == 1 else "[" + ",".join(texts) + "]")
+                for group in _groups(texts, self._max_chars):
+                    await self._write(group[0] if len(group) == 1
+                                      else "[" + ",".join(group) + "]")
+                    self.messages += 1
         except BaseException as exc:  # the write failed, or the drain was cancelled
             if not sent:
                 texts, sent = self._take()
@@ -59,7 +66,6 @@ class Outbox:
             if not isinstance(exc, Exception):
                 raise
             return
-        self.messages += 1
         self.frames += len(texts)
         for done in sent:
             if not done.done():
@@ -69,6 +75,21 @@ class Outbox:
         texts, sent = self._texts, self._sent
         self._texts, self._sent, self._draining = [], [], None
         return texts, sent
+
+
+def _groups(texts: list[str], max_chars: int | None) -> list[list[str]]:
+    """`texts` in order, in runs whose joined size is at most `max_chars` (None: one run)."""
+    if max_chars is None or sum(len(t) + 1 for t in texts) <= max_chars:
+        return [texts]
+    groups: list[list[str]] = [[]]
+    used = 0
+    for text in texts:
+        if groups[-1] and used + len(text) + 1 > max_chars:
+            groups.append([])
+            used = 0
+        groups[-1].append(text)
+        used += len(text) + 1
+    return groups
 
 
 def frames_of(message: object) -> list[object]:

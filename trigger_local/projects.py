@@ -26,7 +26,8 @@ _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 def check_project_ref(ref: object, where: str = "project") -> str:
     """A project ref: 1-64 letters, digits, `_` or `-`, starting with a letter or digit."""
     if not isinstance(ref, str) or not _REF.fullmatch(ref):
-        raise ValidationError(f"Invalid {where} {ref!r}: use 1-64 letters, digits, '_' or '-' "
+        shown = repr(ref) if len(repr(ref)) <= 80 else repr(ref)[:77] + "..."  # not 5,000 chars
+        raise ValidationError(f"Invalid {where} {shown}: use 1-64 letters, digits, '_' or '-' "
                               "(e.g. project = \"proj_myapp\")")
     return ref
 

@@ -46,3 +46,32 @@ def test_a_parent_of_another_project_or_none_is_not_found(daemon: DaemonProcess,
     r = daemon.api("POST", "/api/v1/tasks/env-b/trigger",
                    json={"options": {"parentRunId": their_run}})
     assert r.status_code == 200, r.text
+
+
+def test_a_batch_parent_of_another_project_or_none_is_not_found(daemon: DaemonProcess,
+                                                                tmp_path: Path) -> None:
+    """Two-phase `POST /api/v3/batches` and the batch-level `parentRunId` of
+    `/api/v1/tasks/batch` follow the same rule: no batch (nor waitpoint) hangs on another
+    project's run."""
+    daemon.register(_project(tmp_path / "a", "a"))
+    daemon.register(_project(tmp_path / "b", "b"))
+    keys = Keys(daemon)
+    their_run = keys.call("proj_b", "POST", "/api/v1/tasks/env-b/trigger", json={}).json()["id"]
+    own = keys.call("proj_a", "POST", "/api/v1/tasks/env-a/trigger", json={}).json()["id"]
+    for parent in (their_run, "run_madeup0000000000000"):
+        r = keys.call("proj_a", "POST", "/api/v3/batches",
+                      json={"runCount": 1, "parentRunId": parent,
+                            "resumeParentOnCompletion": True})
+        assert r.status_code == 404, r.text
+        assert r.json()["error"].startswith(f"Parent run {parent} not found"), r.text
+        # items naming their own project's parent do not carry a foreign batch parent through
+        legacy = keys.call("proj_a", "POST", "/api/v1/tasks/batch",
+                           json={"parentRunId": parent, "resumeParentOnCompletion": True,
+                                 "items": [{"task": "env-a",
+                                            "options": {"parentRunId": own}}]})
+        assert legacy.status_code == 404, legacy.text
+    r = keys.call("proj_a", "POST", "/api/v3/batches", json={"runCount": 1, "parentRunId": own})
+    assert r.status_code == 202, r.text
+    # the daemon's key, naming no project, may hang a batch on any run
+    r = daemon.api("POST", "/api/v3/batches", json={"runCount": 1, "parentRunId": their_run})
+    assert r.status_code == 202, r.text

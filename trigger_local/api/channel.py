@@ -29,11 +29,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import protocol
 from ..disk import disk_full_error
-from ..errors import TriggerLocalError, ValidationError
+from ..errors import PAYLOAD_LIMIT_SETTING, TriggerLocalError, ValidationError
 from ..outbox import frames_of
 from ..strict_json import dumps_js, loads_strict
 from ..supervise import report
 from . import run_calls
+from .common import body_limit
 from .services import DaemonServices
 from .worker import check_worker, finish_many, next_answer, run_auth, wait_answer
 
@@ -41,6 +42,8 @@ router = APIRouter(tags=["worker"])
 
 POLL_S = 20.0  # a poll that finds nothing is asked again after this (idle accounting)
 REFUSED = 4401  # the close code of a handshake with a wrong worker token (the client sees 403)
+INVALID = 1007  # the close code of a frame that is not JSON the daemon takes (RFC 6455 7.4.1)
+TOO_BIG = 1009  # the close code of a frame over the payload limit and its envelope
 _NOTHING = protocol.nothing_answer()
 
 
@@ -61,6 +64,19 @@ async def channel(websocket: WebSocket, worker_id: str) -> None:
         await this.serve()
     finally:
         open_now.discard(this)
+
+
+def _over(raw: str | bytes, limit: int) -> bool:
+    """Whether a frame is over `limit` bytes as UTF-8 (a character is at most 4 bytes: most
+    frames need no encoding to tell)."""
+    if isinstance(raw, bytes) or len(raw) > limit or len(raw) * 4 <= limit:
+        return len(raw) > limit
+    return len(raw.encode("utf-8", "surrogatepass")) > limit
+
+
+def _whole(value: Any) -> bool:
+    """An attempt number: a JSON integer from 1 (not `true`, which Python counts as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _dumps(frame: dict[str, Any]) -> str:
@@ -108,20 +124,36 @@ class Channel:
             await self.ws.close()
 
     async def _read(self) -> None:
+        limit = body_limit(self.svc)  # as an HTTP body: the payload limit and an envelope
         while True:
             try:
-                text = await self.ws.receive_text()
+                message = await self.ws.receive()
             except (WebSocketDisconnect, RuntimeError):
                 return
+            if message.get("type") == "websocket.disconnect":
+                return
             self.frames["messages"] += 1
+            text = message.get("text")
+            raw = text if text is not None else message.get("bytes") or b""
+            if _over(raw, limit):
+                return await self._refuse(TOO_BIG, f"Channel frame over {limit} bytes (the "
+                                                   f"{PAYLOAD_LIMIT_SETTING} limit and an "
+                                                   "envelope)")
             try:  # one frame, or a list of them (trigger_local/outbox.py)
-                frames = frames_of(loads_strict(text, "Channel frame"))
+                frames = frames_of(loads_strict(raw, "Channel frame"))
                 if not all(isinstance(frame, dict) for frame in frames):
-                    raise ValueError("not an object")
-            except (TriggerLocalError, ValueError):
-                return  # a process that speaks something else: close; it polls over HTTP
+                    raise ValueError("Channel frame is not a JSON object or a list of them")
+            except (TriggerLocalError, ValueError) as exc:
+                # a process that speaks something else: closed, saying why; it polls over HTTP
+                return await self._refuse(INVALID, str(exc))
             for frame in frames:
                 await self._take(cast(dict[str, Any], frame))
+
+    async def _refuse(self, code: int, reason: str) -> None:
+        # a close frame's reason is at most 123 bytes (RFC 6455 5.5)
+        cut = reason.encode()[:123].decode("utf-8", "ignore")
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await self.ws.close(code=code, reason=cut)
 
     async def _take(self, frame: dict[str, Any]) -> None:
         parsed = protocol.Frame.parse(frame)
@@ -166,7 +198,7 @@ class Channel:
 
     async def _wait(self, body: Any) -> dict[str, Any]:
         """`POST …/attempts/{n}/wait` on the channel (its body plus runId, attempt, runToken)."""
-        if not isinstance(body, dict) or not isinstance(body.get("attempt"), int):
+        if not isinstance(body, dict) or not _whole(body.get("attempt")):
             raise ValidationError("wait must be the body of …/wait with runId, attempt and "
                                   "runToken")
         run_id, attempt = str(body.get("runId")), int(body["attempt"])
@@ -176,7 +208,7 @@ class Channel:
     async def _timer_due(self, body: Any) -> dict[str, Any]:
         """The timer a run's process kept for its duration wait fired, and the run went on there
         (engine/waits.py `by_process`): `{"resumed": bool}`, or 409 when the attempt is gone."""
-        if not isinstance(body, dict) or not isinstance(body.get("attempt"), int):
+        if not isinstance(body, dict) or not _whole(body.get("attempt")):
             raise ValidationError("timerDue must be {runId, attempt, runToken, waitpointId}")
         run_id, attempt = str(body.get("runId")), int(body["attempt"])
         run_auth(self.ws).check_attempt_token(str(body.get("runToken") or ""), run_id, attempt)

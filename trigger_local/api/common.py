@@ -62,11 +62,16 @@ def parse_json(raw: bytes | str, what: str = "Request body") -> Any:
     return loads_strict(raw, what)
 
 
-async def read_json(request: Request, svc: DaemonServices) -> dict[str, Any]:
+async def read_json(request: Request, svc: DaemonServices,
+                    required: bool = False) -> dict[str, Any]:
     """The JSON object in the body; an empty body is `{}` (clients send Content-Type on bodiless
-    POSTs)."""
+    POSTs), or with `required` 400 "Request body is empty" (as Trigger.dev answers on a route
+    that takes a body). The body is JSON whatever its Content-Type says."""
     raw = await read_payload_body(request, svc)
     if not raw.strip():
+        if required:
+            raise BadRequestError("Request body is empty: send a JSON object, {} for a run "
+                                  "without a payload")
         return {}
     value = parse_json(raw)
     if not isinstance(value, dict):

@@ -44,7 +44,8 @@ def _stored_scope(request: Request, project_ref: str, slug: str) -> tuple[str, s
     if not caller.sees(ref):
         raise NotFoundError(f"Project {ref} not found", project=ref)
     if slug not in SLUGS:
-        raise BadRequestError(f"Invalid environment slug {slug!r}: use one of {', '.join(SLUGS)}")
+        raise BadRequestError(f"Invalid environment slug {slug[:40]!r}: use one of "
+                              f"{', '.join(SLUGS)}")
     return ref, slug
 
 

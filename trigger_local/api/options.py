@@ -57,7 +57,7 @@ def _str(value: Any, name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ValidationError(f"{name} must be a string, not {value!r}")
+        raise ValidationError(f"{name} must be a string, not {_shown(value)}")
     return value
 
 
@@ -134,6 +134,8 @@ def trigger_request(task_id: str, body: dict[str, Any], headers: Any = None) -> 
             raise ValidationError("concurrencyKey must be a string or a number")
         concurrency_key = check_name(str(concurrency_key), "options.concurrencyKey")
     queue, queue_limit = _queue(options.get("queue"))
+    # taken and not used (one version per project runs), but a number is no version's id
+    _str(options.get("lockToVersion"), "options.lockToVersion")
     return TriggerRequest(
         task_id=task_id, payload=payload, payload_type=payload_type,
         queue=queue, queue_concurrency_limit=queue_limit,

@@ -37,7 +37,7 @@ async def trigger_task(task_id: str, request: Request) -> Response:
     svc = services_of(request)
     caller = require_key(request, svc, f"trigger:tasks:{task_id}")
     require_known_project(svc, caller)
-    body = await read_json(request, svc)
+    body = await read_json(request, svc, required=True)  # an empty body: 400, not a None payload
     req = trigger_request(task_id, body, request.headers)
     req.project = caller.project  # None: the one project that has the task (engine/projects.py)
     request_key = request_cache_key(request, f"trigger:{task_id}")

@@ -71,13 +71,13 @@ async def _check_totals(tx: Tx, project: str, env: str, values: dict[str, str],
 
 async def delete(tx: Tx, project: str, env: str, name: str) -> None:
     if not await tx.env_vars.delete(project, env, name):
-        raise NotFoundError("Environment variable not found", name=name)
+        raise NotFoundError("Environment variable not found", name=name[:128])
 
 
 async def get(env_vars: EnvVarReader, project: str, env: str, name: str) -> dict[str, Any]:
     found = await env_vars.get(project, env, name)
     if found is None:
-        raise NotFoundError("Environment variable not found", name=name)
+        raise NotFoundError("Environment variable not found", name=name[:128])
     return found
 
 

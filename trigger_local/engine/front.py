@@ -182,7 +182,7 @@ class Engine:
         """A batch and all its runs in one transaction (True: an existing batch, by its key or
         by `request_key` within the items' project, whose runs are returned as they are)."""
         for req in reqs:  # resolved as the batch's children: in the parent's project if unsaid
-            req.parent_run_id = req.parent_run_id or parent_run_id
+            req.parent_run_id = parent_run_id or req.parent_run_id  # trigger_batch sets it so
         prepared = [await self._prepare(req) for req in reqs]
         return await self._run(triggering.trigger_batch, prepared, parent_run_id=parent_run_id,
                                wait=wait, idempotency_key=idempotency_key,

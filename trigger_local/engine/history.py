@@ -36,11 +36,23 @@ async def snapshots(read: StoreReader, run: Run,
     """`run`'s snapshots, oldest first: `{id, run_id, kind, status, at, description}` (the
     `snapshots` rows of a database written before, then those its `events` name — pass them
     when they were read already)."""
-    if events is None:
-        events = await read.events.after(0, EVENTS_READ, run.id)
+    if events is None or len(events) >= EVENTS_READ:
+        events = await _all_events(read, run.id)  # a long run's: past the first page too
     named = from_events(events)
     if run.is_final and not any(s["id"] == run.snapshot_id for s in named):
         named = []  # compacted: the module docstring
     rows = [*await read.snapshots.for_run(run.id), *named]
     rows.sort(key=lambda s: s["at"])  # stable: the order they were written in, within a time
     return rows
+
+
+async def _all_events(read: StoreReader, run_id: str) -> list[StoredEvent]:
+    """Every event of the run, a page at a time (the snapshots' are among them all)."""
+    out: list[StoredEvent] = []
+    seq = 0
+    while True:
+        page = await read.events.after(seq, EVENTS_READ, run_id)
+        out += [e for e in page if e.data.get("snapshot_id")]
+        if len(page) < EVENTS_READ:
+            return out
+        seq = page[-1].seq

@@ -317,9 +317,13 @@ async def create_batch(tx: Tx, run_count: int, *, parent_run_id: str | None, wai
     if known is not None:
         return known, True
     project = scope
-    if project is None and parent_run_id:
+    if parent_run_id:  # as prepare's rule: another project's run is not this caller's to see
         parent = await tx.runs.get(parent_run_id)
-        project = parent.project if parent else None
+        if parent is None or (scope is not None and parent.project != scope):
+            raise NotFoundError(f"Parent run {parent_run_id[:64]} not found"
+                                + (f" in project {scope}" if scope else ""),
+                                run_id=parent_run_id[:64])
+        project = parent.project
     batch, cached = await batches.create(tx, run_count, parent_run_id, wait, idempotency_key,
                                          project)
     await remember(tx, request_key, scope, {"batch": batch.id})

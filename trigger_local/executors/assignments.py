@@ -16,6 +16,7 @@ from ..durations import iso
 from ..engine import Engine
 from ..engine.reports import attempt_lines
 from ..engine.retry import run_policy
+from ..errors import PAYLOAD_LIMIT_SETTING
 from ..log_spool import SPOOL_ENV, unsent
 from ..projects import PROJECT_ENV
 from ..store.models import Attempt, LogEntry, Run, RunStep, Version
@@ -25,10 +26,13 @@ log = structlog.get_logger("executor")
 
 
 def worker_env(url: str, secret_key: str, worker_id: str, version: Version,
-               project_dir: str, log_path: Path | None = None) -> dict[str, str]:
+               project_dir: str, log_path: Path | None = None, *,
+               payload_limit: int | None = None) -> dict[str, str]:
     """The variables the runtime of a task process reads (they win over the user's: a user
     value would break the wiring). The task's project and that project's key: the SDK inside
-    a task reaches its own project only (`tasks.trigger` of a task id resolves there)."""
+    a task reaches its own project only (`tasks.trigger` of a task id resolves there).
+    `payload_limit`: the daemon's, so the runtime sends log bursts it takes
+    (sdk/log_bursts.py)."""
     return {"TRIGGER_LOCAL_DAEMON_URL": url,
             "TRIGGER_LOCAL_WORKER_ID": worker_id,
             "TRIGGER_LOCAL_WORKER_TOKEN": worker_token(secret_key, worker_id),
@@ -41,6 +45,7 @@ def worker_env(url: str, secret_key: str, worker_id: str, version: Version,
             "TRIGGER_SECRET_KEY": project_key(secret_key, version.project),
             PROJECT_ENV: version.project,
             "PYTHONUNBUFFERED": "1",
+            **({PAYLOAD_LIMIT_SETTING: str(payload_limit)} if payload_limit else {}),
             # a process with an output log (the process executor's) spools its log lines
             **({SPOOL_ENV: str(spool_path(log_path))} if log_path is not None else {})}
 

@@ -150,7 +150,8 @@ class ContainerSpawner:
         orphan = os.environ.get("TRIGGER_LOCAL_ORPHAN_TIMEOUT_S")
         if orphan:
             env["TRIGGER_LOCAL_ORPHAN_TIMEOUT_S"] = orphan
-        return env | worker_env(self.settings.url, self.secret_key, worker_id, version, APP_DIR) \
+        return env | worker_env(self.settings.url, self.secret_key, worker_id, version, APP_DIR,
+                                payload_limit=self.settings.payload_limit_bytes) \
             | {DAEMON_INFO_ENV: f"{DAEMON_INFO_MOUNT}/daemon.json"}
 
     async def launch(self, worker: WorkerHandle, version: Version,

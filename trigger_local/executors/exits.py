@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import structlog
 
-from .assignments import lose_attempt
+from .assignments import lose_attempt, spool_path
 from .base import WorkerPool
 from .sharing import SHARED_NOTE
 from .sockets import is_child, reap
@@ -45,6 +45,8 @@ async def _forget(pool: WorkerPool, worker: WorkerHandle) -> None:
     await pool.engine.forget_worker(worker.id)
     held = dict(worker.runs) if worker.shared else (
         {worker.run_id: worker.attempt} if worker.run_id and worker.attempt else {})
+    if not held and not pool.stopping:
+        spool_path(worker.log_path).unlink(missing_ok=True)  # its last run ended: no lines due
     if not held or pool.stopping:
         return
     reason = describe_exit(worker.exit_code, worker.log_path)

@@ -66,7 +66,8 @@ class ProcessSpawner:
         # the project's env vars (envvars API) apply to processes started from now on; ours win
         env = {**os.environ, **await self.engine.process_env(version.project), **version.env,
                **worker_env(self.settings.url, self.secret_key, worker.id, version,
-                            version.project_dir, worker.log_path),
+                            version.project_dir, worker.log_path,
+                            payload_limit=self.settings.payload_limit_bytes),
                "TRIGGER_LOCAL_UMASK": f"{user_umask():03o}",
                # a process a stopped daemon leaves running finds the next one there, also on
                # another port (runtime/__main__.py)

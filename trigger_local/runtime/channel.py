@@ -22,12 +22,21 @@ from urllib.parse import urlsplit
 from .. import protocol
 from ..errors import AttemptGone, ChannelClosed, error_from_response
 from ..outbox import Outbox, frames_of
+from ..sdk import log_bursts
 from ..sdk.worker_client import jsonable
 from ..strict_json import dumps_js
 
 OPEN_TIMEOUT_S = 5.0
 #: completions larger than this go over HTTP (whose limit is the daemon's payload limit)
 MAX_FRAME_BYTES = 1 << 20
+
+
+def max_frame_chars() -> int:
+    """The largest message sent on the channel: 1 MiB, or the daemon's payload limit when
+    smaller (it closes the channel on a larger one)."""
+    return min(MAX_FRAME_BYTES, log_bursts.limit())
+
+
 #: answers a later try may change: the frame's work goes over HTTP, which retries them
 RETRIED = frozenset({502, 503, 504, 507, protocol.UNKNOWN_FRAME})
 #: a frame the daemon has not answered in this long (it answers once the work is committed,
@@ -46,7 +55,8 @@ class Channel:
         self._results: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self.closed = False
-        self._outbox = Outbox(self._ws.send, SETTLE_TURNS)
+        self._max_chars = max_frame_chars()
+        self._outbox = Outbox(self._ws.send, SETTLE_TURNS, self._max_chars)
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -116,7 +126,7 @@ class Channel:
         frame_id = next(self._ids)
         # as the HTTP client writes a body: anything a log attribute holds becomes its repr
         text = dumps_js({"id": frame_id, **frame}, default=jsonable)
-        if len(text) > MAX_FRAME_BYTES:
+        if len(text) > self._max_chars:
             raise ChannelClosed("too large for the channel")
         done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._results[frame_id] = done

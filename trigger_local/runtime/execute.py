@@ -81,7 +81,8 @@ async def execute(assignment: dict[str, Any], client: WorkerClient, *,
     try:
         body = await run_task(registry.get_task(assignment["task_id"]), assignment, ctx, state)
         stdio.end_run()
-        await _final_flush(state)
+        if await _final_flush(state) and state.spool is not None:
+            state.spool.clear()  # the daemon holds its lines: none left on disk after the run
         await state.settled()  # its completion after its resume (sdk/local_timers.py)
     except AttemptGone:
         return None
@@ -90,7 +91,8 @@ async def execute(assignment: dict[str, Any], client: WorkerClient, *,
     return None if state.gone else body
 
 
-async def _final_flush(state: RunState) -> None:
+async def _final_flush(state: RunState) -> bool:
+    """Send what the run has buffered; False when some could not be sent."""
     try:
         await state.flush()
     except AttemptGone:
@@ -98,3 +100,5 @@ async def _final_flush(state: RunState) -> None:
     except Exception as exc:  # lost logs must not lose the run's result
         print(f"trigger-local: could not send logs/metadata of {state.run_id}: {exc!r}",
               file=sys.stderr)
+        return False
+    return True

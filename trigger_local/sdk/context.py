@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .. import packets, protocol
 from ..durable_calls import COMPLETED
 from ..errors import AttemptGone, ChannelClosed, NotFoundError
+from . import log_bursts
 from .replay import Replay, body, completed, span
 from .stream_writer import StreamBuffers
 
@@ -278,12 +279,12 @@ class RunState:
     async def _send_logs(self) -> None:
         with self.lock:
             entries, self.log_entries = self.log_entries, []
-        if entries:
-            # every burst says where it starts among the attempt's lines, so one sent again
-            # (after its channel closed) is stored once; counted sent whatever the outcome
-            first, self.logs_sent = self.logs_sent, self.logs_sent + len(entries)
+        # every burst says where it starts among the attempt's lines, so one sent again
+        # (after its channel closed) is stored once; counted sent whatever the outcome
+        for burst in log_bursts.bursts(entries, log_bursts.limit()):  # each under the limit
+            first, self.logs_sent = self.logs_sent, self.logs_sent + len(burst)
             try:
-                await self.run_call(protocol.LOGS, {"attempt": self.attempt, "entries": entries,
+                await self.run_call(protocol.LOGS, {"attempt": self.attempt, "entries": burst,
                                                     "first": first})
             except NotFoundError as exc:  # no such run or attempt (any more): as a 409
                 raise AttemptGone(str(exc)) from None
