@@ -2,7 +2,9 @@
 docs/waits.md, "Who keeps a wait's timer"): the hold answer says when it may, and its word that
 the timer fired completes the waitpoint and resumes the run in place — idempotently with the
 daemon's own timer, never for a run that ended or was let go of, never before the wait is due.
-On a real store (both backends, the `store` fixture)."""
+On a real store (both backends, the `store` fixture). On PostgreSQL there is no resume in place
+(tests/test_engine_resume_in_place.py): the word queues the run held and says False; the
+dispatcher's dequeue resumes it in its process, and the word, said again, then says True."""
 
 from __future__ import annotations
 
@@ -12,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.engine_support import T0, open_engine
-from tests.test_engine_resume_in_place import DATETIME_RESULT, SharedProcesses, get
+from tests.test_engine_resume_in_place import (
+    DATETIME_RESULT,
+    SharedProcesses,
+    dispatched,
+    get,
+    in_place,
+)
 from trigger_local.clock import FakeClock
 from trigger_local.durations import iso
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
@@ -85,12 +93,17 @@ async def test_the_process_word_resumes_the_run_in_place_and_tells_nobody(
     run, waitpoint_id = await napping(engine)
     del published[:]
     clock.advance(1)
-    assert await engine.timer_due(run.id, 1, waitpoint_id) is True
-    now = await get(engine, run.id)
-    assert (now.status, now.worker_id) == (EXECUTING, "worker_1")
+    assert await engine.timer_due(run.id, 1, waitpoint_id) is in_place(engine)
     wp = await engine.queries.waitpoints.get(waitpoint_id)
     assert wp is not None and wp.status == WP_COMPLETED
+    if not in_place(engine):
+        await dispatched(engine, run)
+        assert await engine.timer_due(run.id, 1, waitpoint_id) is True
+    now = await get(engine, run.id)
+    assert (now.status, now.worker_id) == (EXECUTING, "worker_1")
     assert (await engine.wait_result(run.id, waitpoint_id)) == DATETIME_RESULT
+    if not in_place(engine):
+        return
     [resumed] = [e for e in published if isinstance(e, RunResumed)]
     assert resumed.previous == "WAITING" and resumed.extra["result"] is None  # no message
     events = await engine.queries.events.after(0, run_id=run.id)
@@ -112,6 +125,14 @@ async def test_the_word_after_the_daemons_timer_changes_nothing(
     run, waitpoint_id = await napping(engine)
     clock.advance(1)
     assert await engine.tick_timers() == 1  # resumed in place, with its result for the process
+    if not in_place(engine):  # queued held: the word waits for the dequeue's resume
+        before = await history(engine, run.id)
+        assert await engine.timer_due(run.id, 1, waitpoint_id) is False
+        assert await history(engine, run.id) == before
+        await dispatched(engine, run)
+        assert await engine.timer_due(run.id, 1, waitpoint_id) is True
+        assert (await get(engine, run.id)).status == EXECUTING
+        return
     [resumed] = [e for e in published if isinstance(e, RunResumed)]
     assert resumed.extra["result"] == DATETIME_RESULT
     before = await history(engine, run.id)

@@ -1,6 +1,11 @@
 """A timer that completes a wait resumes the run held in a shared process in the same
 transaction (engine/resuming.py): WAITING → EXECUTING, no `queued_held` step, no dispatcher
-round; and only when that cannot take a slot some other run would get."""
+round; and only when that cannot take a slot some other run would get.
+
+On PostgreSQL (a store daemons share) there is no resume in place: it would make a run count
+as running outside the dequeues' turn, unseen by another daemon's dequeue (docs/scaling.md).
+The timer queues the run held, and the dispatcher's dequeue resumes it, still in the process
+that holds it (`dispatched`)."""
 
 from __future__ import annotations
 
@@ -16,8 +21,19 @@ from trigger_local.durations import iso
 from trigger_local.engine import Engine, TriggerRequest
 from trigger_local.engine.events import Event, RunResumed, RunStatusChanged, RunUnblocked
 from trigger_local.store import Store
-from trigger_local.store.models import EXECUTING, QUEUED, WAITING, WP_COMPLETED, Run, TaskDef
+from trigger_local.store.models import (
+    DEQUEUED,
+    EXECUTING,
+    QUEUED,
+    WAITING,
+    WP_COMPLETED,
+    Run,
+    TaskDef,
+)
 
+#: a resumed run's last events: in place, or through the dequeue (PostgreSQL)
+RESUMED_TAIL = {True: ["run.waiting", "run.resumed"],
+                False: ["run.waiting", "run.unblocked", "run.resumed"]}
 DATETIME_RESULT = {"ok": True, "status": "COMPLETED", "output": None,
                    "outputType": "application/json"}
 
@@ -85,6 +101,22 @@ async def waiting(engine: Engine, task_id: str = "hello", *, until: float = T0 +
     return await get(engine, run.id)
 
 
+def in_place(engine: Engine) -> bool:
+    """Whether a run resumes in place on this store (not on a store daemons share)."""
+    return not engine.ctx.shared_store
+
+
+async def dispatched(engine: Engine, *runs: Run) -> None:
+    """The timer queued `runs` held (PostgreSQL); the dequeue takes them and each resumes in the
+    process that holds it, as the dispatcher does."""
+    for run in runs:
+        await queued_held(engine, run)
+    taken = await engine.dequeue(0, len(runs))
+    assert sorted(r.id for r in taken) == sorted(r.id for r in runs)
+    for run in taken:
+        assert await engine.resume_held(run) is not None
+
+
 async def get(engine: Engine, run_id: str) -> Run:
     run = await engine.queries.runs.get(run_id)
     assert run is not None
@@ -98,22 +130,29 @@ async def test_waits_due_together_resume_their_runs_in_one_transaction(
     del transactions[:], published[:]
     clock.advance(1)
     assert await engine.tick_timers() == 3
-    assert len(transactions) == 1  # fired, completed and resumed: one commit
+    assert len(transactions) == 1  # fired, completed and resumed (or queued held): one commit
+    if not in_place(engine):
+        await dispatched(engine, *runs)
     for run in runs:
         now = await get(engine, run.id)
         assert (now.status, now.snapshot_kind, now.worker_id) == (EXECUTING, "executing",
                                                                    "worker_1")
         assert now.deadline_at == T0 + 1 + 30  # the wait did not count against max_duration
         history = await engine.queries.events.after(0, run_id=run.id)
-        assert [e.type for e in history][-2:] == ["run.waiting", "run.resumed"]
+        assert [e.type for e in history][-len(RESUMED_TAIL[in_place(engine)]):] \
+            == RESUMED_TAIL[in_place(engine)]
         resumed = history[-1]
-        assert resumed.data["from"] == WAITING and resumed.data["worker_id"] == "worker_1"
+        assert resumed.data["from"] == (WAITING if in_place(engine) else DEQUEUED)
+        assert resumed.data["worker_id"] == "worker_1"
         assert "result" not in resumed.data  # the executor's, not the record's
-        waited = resumed.data["waitpoint_id"]
+        unblocked = history[-1 if in_place(engine) else -2]  # which wait ended
+        waited = unblocked.data["waitpoint_id"]
         # what the process reads, if it reads at all, is there already
         assert (await engine.wait_result(run.id, waited)) == DATETIME_RESULT
         wp = await engine.queries.waitpoints.get(waited)
         assert wp is not None and wp.status == WP_COMPLETED
+    if not in_place(engine):
+        return
     moves = [e for e in published if isinstance(e, RunStatusChanged)]
     assert all(isinstance(e, RunResumed) and e.previous == WAITING for e in moves)
     assert sorted(e.run_id for e in moves) == sorted(r.id for r in runs)
@@ -135,6 +174,12 @@ async def test_a_token_that_times_out_resumes_its_run_with_the_timeout(
     capability.holding.add(run.id)
     clock.advance(5)
     assert await engine.tick_timers() == 1
+    if not in_place(engine):  # the process reads its result once the dequeue resumed it
+        await dispatched(engine, run)
+        result = await engine.wait_result(run.id, token.id)
+        assert result is not None and result["ok"] is False
+        assert result["status"] == "TIMED_OUT"
+        return
     assert (await get(engine, run.id)).status == EXECUTING
     [resumed] = [e for e in published if isinstance(e, RunResumed)]
     result = resumed.extra["result"]
@@ -188,8 +233,11 @@ async def test_it_never_takes_a_slot_a_queued_run_could_have(engine: Engine,
     clock.advance(1)
     assert await engine.tick_timers() == 2
     now = {r.id: await get(engine, r.id) for r in (first, second, *queued)}
-    assert sorted(now[r.id].status for r in (first, second)) == [EXECUTING, QUEUED]
+    resumed = [EXECUTING, QUEUED] if in_place(engine) else [QUEUED, QUEUED]
+    assert sorted(now[r.id].status for r in (first, second)) == resumed
     assert [now[r.id].status for r in queued] == [QUEUED, QUEUED]
+    if not in_place(engine):  # the dequeue fills the three free slots of four, in its order
+        assert len(await engine.dequeue(10, 2)) == 3
 
 
 async def test_a_queue_limit_is_kept(engine: Engine, clock: FakeClock) -> None:
@@ -199,6 +247,8 @@ async def test_a_queue_limit_is_kept(engine: Engine, clock: FakeClock) -> None:
     second = await waiting(engine, "one-at-a-time", until=T0 + 2)
     clock.advance(1)
     await engine.tick_timers()
+    if not in_place(engine):
+        await dispatched(engine, first)
     assert (await get(engine, first.id)).status == EXECUTING
     clock.advance(1)
     await engine.tick_timers()

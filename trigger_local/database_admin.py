@@ -11,6 +11,7 @@ from typing import Any
 from .config import DaemonSettings
 from .errors import StartupError
 from .store.postgres.schema import MIGRATIONS as PG_MIGRATIONS
+from .store.postgres.sql import Owner
 from .store.postgres.store import connect_pool, migrate, redact, schema_version
 from .store.sqlite.schema import MIGRATIONS as SQLITE_MIGRATIONS
 from .store.sqlite.store import SqliteStore
@@ -46,7 +47,7 @@ async def _migrate(settings: DaemonSettings) -> SchemaState:
         async with pool.acquire() as conn:
             before = await schema_version(conn)
             key = int(await conn.fetchval("SELECT hashtext(current_schema())"))
-            after = await migrate(conn, key)
+            after = await migrate(conn, key, Owner("", settings.lease_timeout_s))
     finally:
         await pool.close()
     return SchemaState(redact(url), before, after, len(PG_MIGRATIONS))

@@ -183,7 +183,7 @@ def migrate(
     """Apply the database schema (a daemon also does it at start).
 
     Safe to run again, and while daemons run: migrations are append-only and applied under a
-    lock."""
+    lock. Except migration 10 (the dequeues' turn): stop every daemon on the database first."""
     settings = settings_for(home, database=database)
     from ..database_admin import migrate_database  # the store loads only for this command
     from ..errors import StartupError

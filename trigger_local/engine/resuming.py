@@ -10,6 +10,10 @@ a slot, and the executor, on that event — published once the unit committed �
 with the wait's result (`RunResumed.extra["result"]`, which is not stored).
 
 It does so only when the answer of a dequeue is certain to be the same:
+- the store is not shared (SQLite): on PostgreSQL only the dequeues' turn may make a run start
+  to count as running (docs/scaling.md); this serializable transaction does not take it, so
+  another daemon's dequeue (read committed, in the turn) would not see this run go on, nor
+  would this transaction see that dequeue — two runs under a limit of 1;
 - the run is held waiting in a shared process of this daemon (the executor says so: not
   checkpointed, not evicted, not a run of another daemon);
 - its queue is not paused and has no rate limit, its project is online;
@@ -91,6 +95,8 @@ class InPlace:
         """Whether `run` (WAITING, its wait just completed) may go on in its process now; if so,
         its slot is taken."""
         capability = tx.ctx.capability
+        if tx.ctx.shared_store:  # outside the dequeues' turn: see the module's docstring
+            return False
         if capability is None or not run.worker_id or run.snapshot_kind != K_HELD \
                 or not capability.shares_process(run.id):
             return False

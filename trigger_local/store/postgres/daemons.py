@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from ...errors import StartupError
 from ...statuses import RunStatus
 from ..models import Run
 from ..sqlite.rows import columns, from_row
@@ -55,6 +56,28 @@ async def daemons(pool: Any) -> list[DaemonRow]:
     rows = await pool.fetch(f"SELECT *, {_NOW} - heartbeat_at AS silent_s FROM daemons "
                             "ORDER BY started_at, id")
     return [DaemonRow(**dict(r)) for r in rows]
+
+
+#: the migration that gave the dequeues their turn (schema.py 10, a lock on `dequeue_turn`): a
+#: daemon of before it takes an advisory lock instead, and would dequeue beside one after it
+TURN_MIGRATION = 10
+
+
+async def refuse_while_others_run(conn: Any, current: int, latest: int, owner: Owner) -> None:
+    """Migrating from `current` to `latest` across TURN_MIGRATION needs every other daemon
+    stopped: StartupError while one's heartbeat is fresh (within the lease)."""
+    if not 2 <= current < TURN_MIGRATION <= latest:  # (the `daemons` table: migration 2)
+        return
+    rows = await conn.fetch(f"SELECT id, host, pid FROM daemons WHERE id != $1 AND "
+                            f"heartbeat_at >= {_NOW} - $2 ORDER BY id", owner.daemon_id,
+                            owner.lease_s)
+    if rows:
+        running = ", ".join(f"{r['id']} (pid {r['pid']} on {r['host']})" for r in rows)
+        raise StartupError(
+            f"the database is at schema version {current}; migration {TURN_MIGRATION} changes "
+            f"how daemons take turns to dequeue, and these daemons still run on it: {running}. "
+            f"Stop every daemon first (a stopped daemon counts for {owner.lease_s:g} s after "
+            "its last heartbeat), then run `trigger-local migrate` again")
 
 
 async def orphaned_runs(pool: Any, owner: Owner) -> list[Run]:

@@ -11,7 +11,8 @@ Several daemons' transactions run at once; PostgreSQL keeps them correct (docs/s
   on the table `dequeue_turn`, held to its end) and runs READ COMMITTED: dequeues run one at a
   time across daemons, each statement seeing every dequeue committed before. That is all a
   dequeue needs: only a transaction in that turn makes a run start to count as running
-  (DEQUEUED, or EXECUTING from QUEUED; else EXECUTING comes only from DEQUEUED), so the running
+  (DEQUEUED, or EXECUTING from QUEUED; else EXECUTING comes only from DEQUEUED: on a shared
+  store no run resumes in place, engine/resuming.py), so the running
   counts, concurrency keys and rate-limit state it checks can only have gone down meanwhile;
   its candidate rows are taken `FOR UPDATE SKIP LOCKED` and moved by compare-and-set, so a
   serializable transaction that changes one of them (a cancel, a TTL expiry) either waits and
@@ -56,6 +57,7 @@ from .daemons import (
     daemons,
     heartbeat,
     orphaned_runs,
+    refuse_while_others_run,
 )
 from .later import PgSteps, PgStreams
 from .records import PgCheckpoints, PgEvents, PgKv, PgLogs, PgRequests, PgWorkers
@@ -193,7 +195,7 @@ class PostgresStore:
         async with self._pool.acquire() as conn:
             self._lock_key = int(await conn.fetchval("SELECT hashtext(current_schema())"))
             if self._migrate:
-                await migrate(conn, self._lock_key)
+                await migrate(conn, self._lock_key, self.owner)
             elif await schema_version(conn) != len(MIGRATIONS):
                 raise StartupError(f"the database {redact(self.url)} is not at schema version "
                                    f"{len(MIGRATIONS)}: run `trigger-local migrate`")
@@ -372,9 +374,10 @@ async def schema_version(conn: Any) -> int:
     return int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
 
 
-async def migrate(conn: Any, lock_key: int) -> int:
+async def migrate(conn: Any, lock_key: int, owner: Owner | None = None) -> int:
     """Apply the migrations the database lacks, in one transaction, under the advisory lock
-    (two daemons starting together migrate once). Returns the version reached."""
+    (two daemons starting together migrate once; `owner`: the daemon migrating, if one is;
+    `daemons.refuse_while_others_run`). Returns the version reached."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS, lock_key)
         await conn.execute(_SCHEMA_VERSION)
@@ -382,6 +385,7 @@ async def migrate(conn: Any, lock_key: int) -> int:
         if current > len(MIGRATIONS):
             raise StartupError(f"the database is at schema version {current}, newer than this "
                                f"trigger-local ({len(MIGRATIONS)}): upgrade trigger-local")
+        await refuse_while_others_run(conn, current, len(MIGRATIONS), owner or Owner())
         for number, sql in enumerate(MIGRATIONS[current:], start=current + 1):
             await conn.execute(sql)
             await conn.execute("INSERT INTO schema_version (version) VALUES ($1) ON CONFLICT "
