@@ -19,7 +19,6 @@ from trigger_local.durations import iso
 from trigger_local.engine import Engine, TriggerRequest
 from trigger_local.engine.due import waitpoint_timer
 from trigger_local.engine.events import Event, RunResumed
-from trigger_local.store import Store
 from trigger_local.store.models import EXECUTING, WAITING, WP_WAITING, Run, TaskDef
 
 GRACE_S = 2.0
@@ -31,8 +30,10 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, clock, store=store, concurrency=4, evict_after_s=30,
+async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
+    # SQLite: a run resumes in place there; on PostgreSQL a completed wait goes through the
+    # dequeue (tests/test_engine_pg_resume_race.py)
+    eng = await open_engine(tmp_path, clock, concurrency=4, evict_after_s=30,
                             process_timer_grace_s=GRACE_S,
                             tasks=[TaskDef(task_id="hello", queue="task/hello")])
     eng.ctx.capability = SharedProcesses()

@@ -7,7 +7,6 @@ import structlog
 
 from .. import protocol
 from ..store.models import DEQUEUED, EXECUTING, QUEUED, WAITING, Run
-from .assignments import spool_path
 from .base import WorkerPool
 from .sharing import SharedRuns
 from .workers import BUSY, HELD, IDLE, WorkerHandle, pid_is_worker
@@ -22,8 +21,6 @@ async def adopt(pool: WorkerPool) -> None:
     for record in await engine.queries.workers.all():
         if not record.pid or not pid_is_worker(record.pid, record.id):
             await engine.forget_worker(record.id)
-            # its process died while no daemon watched: no line of its spool is due any more
-            spool_path(pool.logs_dir / f"{record.id}.log").unlink(missing_ok=True)
             continue
         worker = WorkerHandle(id=record.id, version_id=record.version_id, pid=record.pid,
                               log_path=pool.logs_dir / f"{record.id}.log", state=IDLE)
