@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from legacy_rows import insert_snapshot
 from store_support import T0, insert_runs, make_run
 
 from trigger_local.errors import DaemonStoppingError
@@ -94,8 +95,8 @@ class TestDaemonRecords:
     async def test_snapshots_and_attempts_of_a_run(self, store: Store) -> None:  # noqa: F811
         await insert_runs(store, make_run("run_a"))
         async with store.tx() as ops:
-            await ops.snapshots.insert("snapshot_1", "run_a", "queued", "QUEUED", T0, "created")
-            await ops.snapshots.insert("snapshot_2", "run_a", "dequeued", "DEQUEUED", T0 + 1)
+            await insert_snapshot(ops, "snapshot_1", "run_a", "queued", "QUEUED", T0, "created")
+            await insert_snapshot(ops, "snapshot_2", "run_a", "dequeued", "DEQUEUED", T0 + 1)
             await ops.attempts.insert(Attempt(id=attempt_id("run_a", 1), run_id="run_a", number=1,
                                               status="EXECUTING", started_at=T0))
         read = store.read()

@@ -238,11 +238,6 @@ class SqliteSnapshots:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
-    async def insert(self, snapshot_id: str, run_id: str, kind: str, status: str, at: float,
-                     description: str = "") -> None:
-        self._sql.run("INSERT INTO snapshots (id, run_id, kind, status, at, description) "
-                      "VALUES (?,?,?,?,?,?)", (snapshot_id, run_id, kind, status, at, description))
-
     async def for_run(self, run_id: str) -> list[dict[str, Any]]:
         rows = self._sql.all("SELECT * FROM snapshots WHERE run_id = ? ORDER BY at, rowid",
                              (run_id,))
