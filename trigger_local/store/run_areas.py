@@ -150,10 +150,6 @@ class AttemptReader(Protocol):
         """The run's attempts, by number."""
         ...
 
-    async def open(self) -> list[Attempt]:
-        """Attempts still EXECUTING, of every run."""
-        ...
-
 
 class AttemptStore(AttemptReader, Protocol):
     async def insert(self, attempt: Attempt) -> None:

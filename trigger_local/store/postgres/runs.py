@@ -250,11 +250,6 @@ class PgAttempts:
                                    (run_id,))
         return [from_row(Attempt, r) for r in rows]
 
-    async def open(self) -> list[Attempt]:
-        rows = await self._sql.all(
-            f"SELECT * FROM attempts WHERE status = '{RunStatus.EXECUTING}'")
-        return [from_row(Attempt, r) for r in rows]
-
 
 _WAITING = WaitpointStatus.WAITING
 # one query over every kind of timer: the dispatcher asks it before each sleep

@@ -284,10 +284,6 @@ class SqliteAttempts:
         rows = self._sql.all(f"{_ATTEMPTS} WHERE r.id = ? ORDER BY a.number", (run_id,))
         return [_attempt(r) for r in rows]
 
-    async def open(self) -> list[Attempt]:
-        rows = self._sql.all(f"{_ATTEMPTS} WHERE a.status = '{RunStatus.EXECUTING}'")
-        return [_attempt(r) for r in rows]
-
 
 _WAITING = WaitpointStatus.WAITING
 # one query over every kind of timer, each part an index seek: the dispatcher asks it at start
