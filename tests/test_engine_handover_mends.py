@@ -62,6 +62,20 @@ async def two_processes(engine: Engine, tmp_path: Path
     return pool, a, b
 
 
+async def queued_then_freed(engine: Engine, pool: PoolExecutor, clock: FakeClock,
+                            finished: Run) -> list[str]:
+    """r1 and r2 (`hello`) and r3 (`bye`, of the other project) queued one after another, then
+    `finished` completes with the hand-over on; the ids of r1, r2, r3."""
+    ids = []
+    for task, project in (("hello", None), ("hello", None), ("bye", "other")):
+        clock.advance(0.001)
+        ids.append((await engine.trigger(TriggerRequest(task_id=task, project=project))).run.id)
+    engine.group.then = partial(hand_over, pool.places)
+    await engine.finish_attempt(finished.id, 1, done())
+    await settle(pool)
+    return ids
+
+
 async def settle(pool: PoolExecutor) -> None:
     for _ in range(50):
         jobs = pool.jobs()
@@ -140,13 +154,7 @@ async def test_fits_one_at_a_time_then_place_refuses_an_older_run(tmp_path: Path
         for run in taken:
             assert await pool.assign(run)
         assert len(a.executing) == 2
-        ids = []
-        for task, project in (("hello", None), ("hello", None), ("bye", "other")):
-            clock.advance(0.001)
-            ids.append((await engine.trigger(TriggerRequest(task_id=task, project=project))).run.id)
-        engine.group.then = partial(hand_over, pool.places)
-        await engine.finish_attempt(busy[0].id, 1, done())
-        await settle(pool)
+        ids = await queued_then_freed(engine, pool, clock, busy[0])
         statuses = [(await engine.queries.runs.get(i)).status for i in ids]  # type: ignore[union-attr]
         # r1 took A's freed slot; r2 (older than r3) stays queued while r3 started on B
         assert statuses == [EXECUTING, QUEUED, QUEUED], statuses
@@ -171,13 +179,7 @@ async def test_a_run_place_refuses_keeps_its_rate_limit_token(tmp_path: Path) ->
             busy.append((await engine.trigger(TriggerRequest(task_id="filler"))).run)
         for run in await engine.dequeue(2, reserve=True):
             assert await pool.assign(run)
-        ids = []
-        for task, project in (("hello", None), ("hello", None), ("bye", "other")):
-            clock.advance(0.001)
-            ids.append((await engine.trigger(TriggerRequest(task_id=task, project=project))).run.id)
-        engine.group.then = partial(hand_over, pool.places)
-        await engine.finish_attempt(busy[0].id, 1, done())
-        await settle(pool)
+        ids = await queued_then_freed(engine, pool, clock, busy[0])
         engine.group.then = None
         # one 'hello' started in this minute: the window has room for r2; r3 stayed behind it
         assert [r.id for r in await engine.dequeue(5)] == [ids[1], ids[2]]
