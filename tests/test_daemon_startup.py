@@ -18,6 +18,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from store_support import RECOUNT_SQL
 
 from trigger_local.config import DaemonSettings
 from trigger_local.daemon_core import Daemon
@@ -52,6 +53,7 @@ async def _seed(db: Path) -> None:
             "i + 1, 1, 'COMPLETED', ? + i FROM n",  # the runs above are seq 1…RUNS
         ):
             conn.execute(numbers + sql, (RUNS - 1, old))
+        conn.executescript(RECOUNT_SQL)  # the seeded runs counted, as an upgraded database's are
         conn.commit()
 
 
