@@ -144,6 +144,24 @@ def test_doctor_json_is_one_document(isolated: Path) -> None:
     assert result.exit_code == (0 if document["ok"] else 1)
 
 
+@pytest.mark.parametrize(("name", "value", "check", "words"), [
+    ("TRIGGER_LOCAL_EXECUTOR", "k8s", "Executor",
+     "TRIGGER_LOCAL_EXECUTOR='k8s' is not an executor"),
+    ("TRIGGER_LOCAL_DATABASE_URL", "mysql://me:secret@127.0.0.1:1/db", "Database",
+     "Unsupported database URL"),
+])
+def test_doctor_fails_a_setting_up_would_refuse(monkeypatch: pytest.MonkeyPatch, name: str,
+                                                value: str, check: str, words: str) -> None:
+    """doctor said all was well (exit 0) with an executor `up` refuses, and called a mysql://
+    URL a connection failure with pg_hba.conf advice where `up` says the scheme is wrong."""
+    monkeypatch.setenv(name, value)
+    result = runner.invoke(app, ["doctor", "--json"])
+    assert result.exit_code == 1, result.output
+    found = {c["name"]: c for c in json.loads(result.stdout)["checks"]}[check]
+    assert found["level"] == "fail" and words in found["detail"], found
+    assert "secret" not in result.stdout and "pg_hba" not in found["fix"], found
+
+
 def test_dev_outside_a_project_says_to_init(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -201,7 +219,7 @@ def test_a_port_setting_that_is_no_port_is_one_line(monkeypatch: pytest.MonkeyPa
         assert f"TRIGGER_LOCAL_PORT='{port}' is not a port" in result.stderr, result.stderr
     doctor = runner.invoke(app, ["doctor", "--json"])
     assert doctor.exception is None or isinstance(doctor.exception, SystemExit), doctor.output
-    if port != "abc":  # read as a setting first: "not a valid int", one line
+    if port != "abc":  # read as a setting first: "not a whole number", one line
         checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
         assert checks["Port"]["level"] == "fail" and "not a port" in checks["Port"]["detail"]
 

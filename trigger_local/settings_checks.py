@@ -23,11 +23,15 @@ def coerce_setting(type_name: Any, raw: str, name: str) -> Any:
             if raw.strip().lower() not in _BOOLS:  # "perhaps" used to read as false
                 raise ValueError(raw)
             return raw.strip().lower() in ("1", "true", "yes", "on")
-    except ValueError as exc:
-        raise ValidationError(
-            f"TRIGGER_LOCAL_{name.upper()}={raw!r} is not a valid {text}"
-            + (" (true or false)" if text == "bool" else "")) from exc
+    except ValueError as exc:  # "is not a valid int" said neither what to give nor where
+        raise ValidationError(f"TRIGGER_LOCAL_{name.upper()}={raw!r} is not {_KINDS[text]}: "
+                              "set it to one, or unset it for the default "
+                              "(docs/configuration.md)") from exc
     return raw
+
+
+_KINDS = {"int": "a whole number", "float": "a number",
+          "bool": "true or false (or 1/0, yes/no, on/off)"}
 
 
 _BOOLS = ("1", "true", "yes", "on", "0", "false", "no", "off", "")
