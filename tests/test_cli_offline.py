@@ -120,6 +120,22 @@ def test_init_written_config_loads(tmp_path: Path) -> None:
     assert load_project(tmp_path).dirs == ["trigger"]
 
 
+@pytest.mark.parametrize("where", ["a-file/sub", "a-file", "trigger-is-a-file"])
+def test_init_where_nothing_can_be_written_is_one_line(tmp_path: Path, where: str) -> None:
+    """`init PATH` under a file (or in /proc, or on a read-only mount) was a traceback, exit 120."""
+    (tmp_path / "a-file").write_text("x")
+    target = tmp_path / where
+    if where == "trigger-is-a-file":
+        target.mkdir()
+        (target / "trigger").write_text("a file where the tasks' folder goes")
+    result = runner.invoke(app, ["init", str(target)])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    assert "Error: Cannot write" in result.stderr and "directory you can write to" in \
+        result.stderr, result.stderr
+
+
 def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     (tmp_path / "trigger.toml").write_text("# mine\n")
     result = runner.invoke(app, ["init", str(tmp_path)])
