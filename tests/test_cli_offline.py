@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +178,37 @@ def test_doctor_fails_a_setting_up_would_refuse(monkeypatch: pytest.MonkeyPatch,
     found = {c["name"]: c for c in json.loads(result.stdout)["checks"]}[check]
     assert found["level"] == "fail" and words in found["detail"], found
     assert "secret" not in result.stdout and "pg_hba" not in found["fix"], found
+
+
+@pytest.mark.parametrize("status", [404, 502])
+def test_another_program_on_the_port_is_named(monkeypatch: pytest.MonkeyPatch,
+                                              status: int) -> None:
+    """A web server that is not the daemon on the port: `status` and `runs ls` said only
+    "Error: HTTP 404"."""
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.send_header("content-type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>not here</html>")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Other)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("TRIGGER_API_URL", url)
+    client_module.configure()
+    try:
+        for args in (["status"], ["runs", "ls"]):
+            result = runner.invoke(app, args)
+            assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+            assert f"{url} answered HTTP {status} with no trigger-local error: another program" \
+                in " ".join(result.stderr.split()), result.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_dev_outside_a_project_says_to_init(tmp_path: Path,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -119,6 +120,11 @@ def explain(exc: TriggerLocalError) -> str:
         return message.replace(_HEADER_HINT, "check `project` in this directory's trigger.toml")
     if isinstance(exc, DaemonNotRunningError | ProjectNotFoundError):
         return message
+    if re.fullmatch(r"HTTP \d{3}", message):  # no error body of ours: "Error: HTTP 404" alone
+        return (f"{resolve_endpoint().base_url} answered {message} with no trigger-local error: "
+                "another program listens there, not the trigger-local daemon. Start the daemon "
+                "on a free port (`trigger-local up --port N`) and set TRIGGER_LOCAL_PORT (or "
+                "TRIGGER_API_URL) to it.")
     if isinstance(exc, ApiError) and exc.status >= 500:  # a bug or a passing failure there
         return (f"The daemon failed on this request ({exc.status}: {message.rstrip('.')}). Its "
                 "log ($TRIGGER_LOCAL_HOME/logs/daemon.log) says why; try again, and report it "
