@@ -49,13 +49,14 @@ ANSWER = b'{"id":"run_00000000000000000000000000","isCached":false}'
 CASES = ("bare", "stack", "trigger", "run", "huey")
 
 
-def cpu_s(pid: int) -> float:
-    """A process's CPU time so far (user + system), from /proc."""
+def cpu_s(pid: int, system_only: bool = False) -> float:
+    """A process's CPU time so far (user + system, or system only), from /proc."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[12]) + (0 if system_only else int(fields[11]))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -158,25 +159,42 @@ def send_sequence(url: str, path: str, n: int, headers: dict[str, str],
         return took, answers, time.process_time() - cpu
 
 
-def figures(n: int, took: float, answers: list[float], client_cpu: float,
-            server_cpu: float, **more: Any) -> dict[str, Any]:
+def cpu_pair(pid: int) -> tuple[float, float]:
+    return cpu_s(pid), cpu_s(pid, system_only=True)
+
+
+def figures(n: int, took: float, answers: list[float], client_cpu: float, pid: int,
+            before: tuple[float, float], **more: Any) -> dict[str, Any]:
+    """The figures of `n` requests; the server's CPU since `before` (`cpu_pair(pid)`)."""
+    total, system = cpu_pair(pid)
     return {"requests": n, "per_s": round(n / took, 1),
             "answer_p50_ms": round(pct(answers, 50), 3),
             "answer_p99_ms": round(pct(answers, 99), 3),
-            "client_cpu_us": round(client_cpu * 1e6 / n), "server_cpu_us":
-                round(server_cpu * 1e6 / n), **more}
+            "client_cpu_us": round(client_cpu * 1e6 / n),
+            "server_cpu_us": round((total - before[0]) * 1e6 / n),
+            "server_sys_us": round((system - before[1]) * 1e6 / n), **more}
+
+
+#: `--apart`: the server's processes on the first core, this client on the second
+APART: dict[str, set[int]] = {}
+
+
+def place(pid: int, role: str) -> None:
+    if role in APART:
+        os.sched_setaffinity(pid, APART[role])
 
 
 def bench_server(kind: str, n: int) -> dict[str, Any]:
     proc = subprocess.Popen([sys.executable, __file__, "--serve", kind], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
+    place(proc.pid, "server")
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        before = cpu_s(proc.pid)
+        before = cpu_pair(proc.pid)
         took, answers, client = send_sequence(f"http://127.0.0.1:{port}", "/api/v1/tasks/noop"
                                               "/trigger", n, {"Authorization": "Bearer x"}, BODY)
-        return figures(n, took, answers, client, cpu_s(proc.pid) - before)
+        return figures(n, took, answers, client, proc.pid, before)
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
@@ -198,9 +216,11 @@ def bench_daemon(n: int, cases: set[str]) -> dict[str, dict[str, Any]]:
         try:
             auth = {"Authorization": str(b.http.headers["Authorization"])}
             b.wait_done(b.trigger("noop"))  # a warm task process
+            for pid in [b.proc.pid, *worker_pids(b.home)]:  # later ones inherit it
+                place(pid, "server")
             if "run" in cases:
                 workers = worker_pids(b.home)
-                daemon, tasks = cpu_s(b.proc.pid), sum(cpu_s(p) for p in workers)
+                daemon, tasks = cpu_pair(b.proc.pid), sum(cpu_s(p) for p in workers)
                 start = time.perf_counter()
                 took, answers, client = send_sequence(b.url, "/api/v1/tasks/noop/trigger", n,
                                                       auth, BODY)
@@ -208,17 +228,17 @@ def bench_daemon(n: int, cases: set[str]) -> dict[str, dict[str, Any]]:
                 done = time.perf_counter() - start
                 workers = sorted(set(workers) | set(worker_pids(b.home)))
                 task_cpu = sum(cpu_s(p) for p in workers) - tasks
-                out["run"] = figures(n, took, answers, client, cpu_s(b.proc.pid) - daemon,
+                out["run"] = figures(n, took, answers, client, b.proc.pid, daemon,
                                      triggers_per_s=round(n / took, 1),
                                      per_s_until_done=round((n + min(100, n)) / done, 1),
                                      task_cpu_us=round(task_cpu * 1e6 / n))
             if "trigger" in cases:
                 b.http.post("/api/v1/queues/stamp/pause",
                             json={"type": "task", "action": "pause"}).raise_for_status()
-                daemon = cpu_s(b.proc.pid)
+                daemon = cpu_pair(b.proc.pid)
                 took, answers, client = send_sequence(b.url, "/api/v1/tasks/stamp/trigger", n,
                                                       auth, BODY)
-                out["trigger"] = figures(n, took, answers, client, cpu_s(b.proc.pid) - daemon)
+                out["trigger"] = figures(n, took, answers, client, b.proc.pid, daemon)
         finally:
             b.close()
     return out
@@ -298,16 +318,17 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     names = {"bare": "(a) bare asyncio, fixed 200", "stack": "(b) daemon's HTTP stack, no-op",
              "trigger": "(c) trigger route, paused queue", "run": "(d) trigger and run",
              "huey": "SqliteHuey enqueue and run"}
-    rows = ["| | per s | answer p50 / p99 ms | client CPU µs/req | server CPU µs/req |",
-            "|---|---|---|---|---|"]
+    rows = ["| | per s | answer p50 / p99 ms | client CPU µs/req | server CPU µs/req "
+            "(of it system) |", "|---|---|---|---|---|"]
     for key in CASES:
         r = results.get(key)
         if r is None:
             continue
         answer = (f"{r['answer_p50_ms']} / {r['answer_p99_ms']}" if "answer_p50_ms" in r
                   else f"(enqueues {r['enqueues_per_s']}/s)")
-        server = str(r["server_cpu_us"]) + (f" + tasks {r['task_cpu_us']}" if "task_cpu_us" in r
-                                            else "")
+        server = f"{r['server_cpu_us']} ({r.get('server_sys_us', '?')})"
+        if "task_cpu_us" in r:
+            server += f" + tasks {r['task_cpu_us']}"
         rate = r["per_s"] if key != "run" else f"{r['per_s_until_done']} (answers {r['per_s']})"
         rows.append(f"| {names[key]} | {rate} | {answer} | {r['client_cpu_us']} | {server} |")
     return "\n".join(rows)
@@ -321,6 +342,9 @@ def main() -> None:
                         help="comma-separated: " + ", ".join(CASES))
     parser.add_argument("--huey-python", default=HUEY_PY)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--apart", action="store_true",
+                        help="pin the server's processes to the first core and this client to "
+                             "the second (without it the kernel places them)")
     parser.add_argument("--serve", choices=["bare", "stack"], help=argparse.SUPPRESS)
     parser.add_argument("--huey", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -335,6 +359,12 @@ def main() -> None:
     if unknown:
         parser.error(f"--only: unknown {', '.join(sorted(unknown))} (choose from "
                      f"{', '.join(CASES)})")
+    if args.apart:
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) < 2:
+            parser.error("--apart needs two cores")
+        APART.update(server={cores[0]}, client={cores[1]})
+        place(0, "client")
     load = Path("/proc/loadavg").read_text().split()[:3]
     results: dict[str, Any] = {}
     for kind in ("bare", "stack"):
@@ -348,7 +378,8 @@ def main() -> None:
             results["huey"] = huey
     load_after = Path("/proc/loadavg").read_text().split()[:3]
     print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load {' '.join(load)} -> {' '.join(load_after)}, {socket.gethostname()}")
+          f"load {' '.join(load)} -> {' '.join(load_after)}, {socket.gethostname()}"
+          + (", server and client pinned apart" if args.apart else ""))
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps({"load": [load, load_after], **results}, indent=2))
