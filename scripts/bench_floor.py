@@ -22,7 +22,9 @@ many answers a second each gives and what every request costs in CPU on each sid
 
 (c) − (b) is what the trigger route and its unit of work cost; (d) − (c) what starting and
 finishing the run costs; (a) is what this client and this kernel allow at all. The client's CPU
-is this process's (`time.process_time`), the server's from /proc (user + system).
+is this process's (`time.process_time`), the server's from /proc (user + system, and how often
+the kernel took the CPU from it while it could still run: nonvoluntary context switches).
+`--apart` pins the server's processes to one core and the client to the other.
 """
 
 from __future__ import annotations
@@ -159,20 +161,32 @@ def send_sequence(url: str, path: str, n: int, headers: dict[str, str],
         return took, answers, time.process_time() - cpu
 
 
-def cpu_pair(pid: int) -> tuple[float, float]:
-    return cpu_s(pid), cpu_s(pid, system_only=True)
+def preempted(pid: int) -> int:
+    """How many times the kernel took the CPU from the process while it could still run."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("nonvoluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_pair(pid: int) -> tuple[float, float, int]:
+    return cpu_s(pid), cpu_s(pid, system_only=True), preempted(pid)
 
 
 def figures(n: int, took: float, answers: list[float], client_cpu: float, pid: int,
-            before: tuple[float, float], **more: Any) -> dict[str, Any]:
+            before: tuple[float, float, int], **more: Any) -> dict[str, Any]:
     """The figures of `n` requests; the server's CPU since `before` (`cpu_pair(pid)`)."""
-    total, system = cpu_pair(pid)
+    total, system, switches = cpu_pair(pid)
     return {"requests": n, "per_s": round(n / took, 1),
             "answer_p50_ms": round(pct(answers, 50), 3),
             "answer_p99_ms": round(pct(answers, 99), 3),
             "client_cpu_us": round(client_cpu * 1e6 / n),
             "server_cpu_us": round((total - before[0]) * 1e6 / n),
-            "server_sys_us": round((system - before[1]) * 1e6 / n), **more}
+            "server_sys_us": round((system - before[1]) * 1e6 / n),
+            "server_preempted": round((switches - before[2]) / n, 2), **more}
 
 
 #: `--apart`: the server's processes on the first core, this client on the second
@@ -319,7 +333,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
              "trigger": "(c) trigger route, paused queue", "run": "(d) trigger and run",
              "huey": "SqliteHuey enqueue and run"}
     rows = ["| | per s | answer p50 / p99 ms | client CPU µs/req | server CPU µs/req "
-            "(of it system) |", "|---|---|---|---|---|"]
+            "(of it system) | server preempted /req |", "|---|---|---|---|---|---|"]
     for key in CASES:
         r = results.get(key)
         if r is None:
@@ -330,7 +344,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         if "task_cpu_us" in r:
             server += f" + tasks {r['task_cpu_us']}"
         rate = r["per_s"] if key != "run" else f"{r['per_s_until_done']} (answers {r['per_s']})"
-        rows.append(f"| {names[key]} | {rate} | {answer} | {r['client_cpu_us']} | {server} |")
+        rows.append(f"| {names[key]} | {rate} | {answer} | {r['client_cpu_us']} | {server} "
+                    f"| {r.get('server_preempted', '')} |")
     return "\n".join(rows)
 
 
