@@ -101,3 +101,12 @@ async def test_the_safety_net_round_asks_the_store(engine: Engine,
     monkeypatch.setattr(module, "MAX_SLEEP_S", 0.01)  # nothing wakes it: the net's timeout
     await dispatcher.step()
     assert calls == [4]
+
+
+async def test_a_skipped_round_without_room_is_not_idle(engine: Engine) -> None:
+    dispatcher, executor = await settled(engine, room=4)
+    calls = count_dequeues(engine)
+    executor.room = 0  # every process busy
+    dispatcher.wake()
+    await dispatcher.step()
+    assert calls == [] and not dispatcher.idle()  # as a round that could not look

@@ -119,14 +119,15 @@ class Dispatcher:
         """Fire due timers, then start as many runnable runs as there is room for."""
         done = await self._fire_timers()
         if self._room_only(done):
-            self._clear = True
+            self._clear = self.executor.capacity() > 0  # as a dequeue that found nothing
             return done
         await self._requeue_unstarted()
         capacity = self.executor.capacity()
         # new runs only as many as the executor has room for (each beyond it would start a
         # process past the boot limit); held runs resume in their process and need none
         news, queued_news = self._news, self._queued_news
-        self.engine.ctx.queued_seen = True  # unless the dequeue says otherwise
+        self._none_queued = False  # until this dequeue says so (it may raise)
+        self.engine.ctx.queued_seen = True
         runs = await self.engine.dequeue(max(capacity, 0), self._held_room(), reserve=True)
         # room left over: nothing else was runnable (unless news came while it dequeued)
         self._clear = len(runs) < capacity and news == self._news
