@@ -135,6 +135,13 @@ class SqliteStore:
         new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
         self._writer = self._connect("PRAGMA auto_vacuum=INCREMENTAL" if new else None)
         _migrate(self._writer)
+        # a savepoint (every part of a group commit has one) keeps the pages it changes in a
+        # sub-journal, a temporary file past 64 KiB: a batch of 500 triggers, or a group of
+        # starts and finishes, wrote ~25 pages a run there with a system call each (issue #13).
+        # In memory they cost no call; they are only ever read to roll a savepoint back, so
+        # durability does not change (the WAL holds every commit). After the migrations: a
+        # table copy's sort may be larger than memory should hold.
+        self._writer.execute("PRAGMA temp_store=MEMORY").close()
         self._reader = self._connect()
         self._reader.execute("PRAGMA query_only=ON").close()
         self._off_loop = OffLoop(self._connect)
