@@ -17,6 +17,7 @@ from test_dispatch_idle_room import IdleGate, settled, trigger
 
 from trigger_local.clock import FakeClock
 from trigger_local.engine import Engine
+from trigger_local.engine.dequeue import dequeue
 from trigger_local.store.models import CANCELED, EXECUTING, QUEUED, TaskDef
 
 
@@ -110,3 +111,46 @@ async def test_a_skipped_round_without_room_is_not_idle(engine: Engine) -> None:
     dispatcher.wake()
     await dispatcher.step()
     assert calls == [] and not dispatcher.idle()  # as a round that could not look
+
+
+async def test_a_dequeue_undone_with_its_unit_does_not_hide_a_queued_run(
+        tmp_path: Path) -> None:
+    # review rv9b: another unit's dequeue (a group commit's hand-over) that saw no QUEUED run
+    # lowered the shared flag; its unit undone (a failed commit), the run it had moved was QUEUED
+    # again, and the rounds its slot woke were skipped
+    eng = await open_engine(tmp_path, FakeClock(T0), tasks=[
+        TaskDef(task_id="hello", queue="task/hello", shared=True, queue_concurrency_limit=1)])
+    try:
+        dispatcher, executor = await settled(eng, room=4)
+        first = await trigger(eng)
+        assert first.status == EXECUTING
+        second = await trigger(eng)
+        assert second.status == QUEUED  # the limit holds it
+        real = eng.dequeue
+
+        async def then_an_undone_unit(limit: int, held: int = 0, **kw: Any) -> Any:
+            runs = await real(limit, held, **kw)
+            with pytest.raises(Boom):
+                async with eng._unit() as tx:
+                    row = await tx.runs.get(second.id)
+                    assert row is not None
+                    await tx.runs.update(second.id, row.snapshot_id, status=CANCELED,
+                                         completed_at=T0)
+                    assert await dequeue(tx, 1) == []  # sees no QUEUED run
+                    raise Boom
+            return runs
+
+        eng.dequeue = then_an_undone_unit  # type: ignore[method-assign]
+        dispatcher.wake()
+        await dispatcher.step()
+        eng.dequeue = real  # type: ignore[method-assign]
+        assert (await eng.queries.runs.get(second.id)).status == QUEUED
+        await eng.cancel(first.id)  # its slot is free: room wakes the dispatcher
+        await dispatcher.step()
+        assert executor.started[-1] == second.id
+    finally:
+        await eng.store.close()
+
+
+class Boom(Exception):
+    pass

@@ -127,8 +127,11 @@ class Dispatcher:
         # process past the boot limit); held runs resume in their process and need none
         news, queued_news = self._news, self._queued_news
         self._none_queued = False  # until this dequeue says so (it may raise)
-        self.engine.ctx.queued_seen = True
-        runs = await self.engine.dequeue(max(capacity, 0), self._held_room(), reserve=True)
+        held = self._held_room()
+        # lowered by the dispatcher alone, raised by any dequeue that saw a QUEUED run (another
+        # unit's that is undone later included); a round that takes nothing leaves it raised
+        self.engine.ctx.queued_seen = max(capacity, 0) + held <= 0
+        runs = await self.engine.dequeue(max(capacity, 0), held, reserve=True)
         # room left over: nothing else was runnable (unless news came while it dequeued)
         self._clear = len(runs) < capacity and news == self._news
         self._none_queued = not runs and not self.engine.ctx.queued_seen \

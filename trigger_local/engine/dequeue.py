@@ -43,9 +43,9 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
     # first: with nothing queued (a wait or a finish in a group commit's hand-over, an idle
     # round) one index seek answers, and nothing else is read
     queued = await tx.runs.queued_queues()
-    tx.ctx.queued_seen = bool(queued)
     if not queued:
         return []
+    tx.ctx.queued_seen = True  # only ever raised here: a unit undone later cannot lower it
     reserved = tx.ctx.reserved
     running = await running_with_reserved(tx)
     free = min(limit + held, tx.settings.concurrency - sum(running.values()))
