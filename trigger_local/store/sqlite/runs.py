@@ -59,8 +59,8 @@ class SqliteRuns:
         self._counts.added((run.status, run.project, run.queue))
 
     async def insert_many(self, runs: Sequence[Run]) -> None:
-        self._sql.many(_INSERT_RUN, [to_row(r, compact=True) for r in runs])
-        for run in runs:
+        for run in runs:  # counted row by row: a row that fails leaves those before it counted
+            self._sql.run(_INSERT_RUN, to_row(run, compact=True))
             self._counts.added((run.status, run.project, run.queue))
 
     async def get(self, run_id: str) -> Run | None:
@@ -129,8 +129,8 @@ class SqliteRuns:
         return await self._off_loop.run(read)
 
     async def count_by_status(self) -> dict[str, int]:
-        # counters kept in each writing transaction: an insert or delete by trigger
-        # (schema_lists.py, migration 13), a status change just before the COMMIT (counts.py)
+        # counters kept in each writing transaction: a delete by trigger (schema_lists.py,
+        # migrations 13 and 20), an insert or a status change just before the COMMIT (counts.py)
         counts = self._counts.statuses()
         for r in self._sql.all("SELECT status, n FROM run_counts"):
             counts[r["status"]] += r["n"]

@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 
-from ...errors import DaemonStoppingError, TransactionLostError
+from ...errors import DaemonStoppingError, StartupError, TransactionLostError
 from ..counts import CountJournal
 from .catalog import SqliteProjects, SqliteQueues, SqliteVersions
 from .counts import write_counts
@@ -259,6 +259,9 @@ def _version(db: sqlite3.Connection) -> int:
 
 def _migrate(db: sqlite3.Connection) -> None:
     current = _version(db)
+    if current > len(MIGRATIONS):  # a newer trigger-local's schema: its writes would go wrong
+        raise StartupError(f"the database is at schema version {current}, newer than this "
+                           f"trigger-local ({len(MIGRATIONS)}): upgrade trigger-local")
     started = time.monotonic()
     if 0 < current < len(MIGRATIONS):  # a long history can take a minute: say so, once
         structlog.get_logger().info(
