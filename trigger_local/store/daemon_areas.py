@@ -36,10 +36,6 @@ class CheckpointReader(Protocol):
         """Dumps under way when a daemon died: the next daemon finishes or undoes each."""
         ...
 
-    async def totals(self) -> tuple[int, int]:
-        """(count, bytes) of the active checkpoints: what is on disk now."""
-        ...
-
 
 class CheckpointStore(CheckpointReader, Protocol):
     async def insert(self, checkpoint: Checkpoint) -> None: ...

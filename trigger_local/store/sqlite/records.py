@@ -126,11 +126,6 @@ class SqliteCheckpoints:
                              (status,))
         return [from_row(Checkpoint, r) for r in rows]
 
-    async def totals(self) -> tuple[int, int]:
-        row = self._sql.one("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM checkpoints "
-                            "WHERE status = ?", (CK_ACTIVE,))
-        return (int(row[0]), int(row[1])) if row else (0, 0)
-
 
 class SqliteRequests:
     def __init__(self, sql: Sql) -> None:
