@@ -64,8 +64,8 @@ class RequestStore(RequestReader, Protocol):
         """Record (or replace) the answer to `key`."""
         ...
 
-    async def prune(self, before: float) -> None:
-        """Forget answers recorded before `before`."""
+    async def prune(self, before: float, limit: int) -> int:
+        """Forget up to `limit` answers recorded before `before`, the oldest first; how many."""
         ...
 
 

@@ -163,8 +163,10 @@ class PgRequests:
             "ON CONFLICT (key) DO UPDATE SET created_at = excluded.created_at, "
             "response = excluded.response", (key, at, json.dumps(answer)))
 
-    async def prune(self, before: float) -> None:
-        await self._sql.run("DELETE FROM request_cache WHERE created_at < ?", (before,))
+    async def prune(self, before: float, limit: int) -> int:
+        return await self._sql.run(
+            "DELETE FROM request_cache WHERE key IN (SELECT key FROM request_cache "
+            "WHERE created_at < ? ORDER BY created_at LIMIT ?)", (before, limit))
 
 
 class PgKv:

@@ -143,8 +143,10 @@ class SqliteRequests:
         self._sql.run("INSERT OR REPLACE INTO request_cache (key, created_at, response) "
                       "VALUES (?,?,?)", (key, at, json.dumps(answer)))
 
-    async def prune(self, before: float) -> None:
-        self._sql.run("DELETE FROM request_cache WHERE created_at < ?", (before,))
+    async def prune(self, before: float, limit: int) -> int:
+        return self._sql.run(
+            "DELETE FROM request_cache WHERE key IN (SELECT key FROM request_cache "
+            "WHERE created_at < ? ORDER BY created_at LIMIT ?)", (before, limit))
 
 
 class SqliteKv:
