@@ -29,8 +29,11 @@ from trigger_local.store.postgres import PostgresStore
 #: dequeue that finds nothing (the dispatcher runs one after most starts and completions) 3
 BUDGET = {"trigger": 2, "dequeue": 3, "start": 2, "finish": 4, "wait": 4, "idle dequeue": 2}
 #: a trigger that starts its run in its own transaction (engine/starting.py, on PostgreSQL in
-#: the dequeues' turn): one unit instead of a trigger's, a dequeue's and a start's (2 + 3 + 2)
-START_BUDGET = 6
+#: the dequeues' turn): one unit instead of a trigger's, a dequeue's and a start's (2 + 3 + 2):
+#: the turn, the queue's row with the dequeue's reads, the commit (store/postgres/
+#: start_reads.py). Six before it read ahead: the turn, the queue's row, the run's INSERT, the
+#: dequeue's reads, the page of queued runs, the commit
+START_BUDGET = 3
 SENDS = ("execute", "executemany", "fetch", "fetchrow", "fetchval")
 
 
