@@ -65,6 +65,16 @@ class Mark:
 
 
 @dataclass
+class Held:
+    """A part's SAVEPOINT, held back until one of its statements is sent (view.py
+    `PgView.savepoint`); `mark`: what was kept when the part began (once the SAVEPOINT is
+    sent: when it was sent, sql.py `open_savepoint`)."""
+
+    name: str
+    mark: Mark
+
+
+@dataclass
 class Pending:
     """Kept snapshot and event rows, as columns (the statement passes each as one array)."""
 

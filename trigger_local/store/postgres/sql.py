@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ...errors import TransactionRetryError
@@ -17,7 +16,7 @@ from ..sqlite.rows import columns, encode_changes, to_row
 from ..sqlite.sql import Where
 from . import dequeue_reads, start_reads
 from .inline import inline
-from .pending import Fold, Mark, Pending
+from .pending import Fold, Held, Pending
 from .reach import reachable
 from .start_reads import Ahead
 
@@ -90,16 +89,6 @@ class Owner:
         return (f"({table}.daemon_id IS NULL OR {table}.daemon_id = ? OR NOT EXISTS "
                 f"(SELECT 1 FROM daemons d WHERE d.id = {table}.daemon_id AND d.heartbeat_at >= "
                 "EXTRACT(EPOCH FROM clock_timestamp()) - ?))", (self.daemon_id, self.lease_s))
-
-
-@dataclass
-class Held:
-    """A part's SAVEPOINT, held back until one of its statements is sent (store/postgres/
-    view.py `PgView.savepoint`); `mark`: what was kept when the part began (once the
-    SAVEPOINT is sent: when it was sent)."""
-
-    name: str
-    mark: Mark
 
 
 #: every column that holds a timer (the timer queries of runs.py read them)
@@ -328,7 +317,7 @@ class PgSql:
         (pending.py). On the pool (a reader's area cast to a writer's) it is sent at once, and
         its read-only session refuses it."""
         if self.writes:
-            if table != "run":  # (a run's INSERT is one a read ahead allows for)
+            if start_reads.changes(table):
                 self.ahead = None
             self.pending.write(table, sql, params, fold)
         else:

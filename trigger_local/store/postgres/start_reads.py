@@ -20,11 +20,12 @@ statements in the order the engine asks cost six.
 Nothing the dequeue relies on changes: its reads are of the snapshot taken once the turn is
 held (the turn's LOCK goes first, alone: a LOCK takes no snapshot), exactly as they would be
 read later; the serializable checks of the trigger and of the dequeue are the same reads. What
-read ahead is forgotten — and the dequeue reads the database as before — once anything else is
-sent or kept (`PgSql.ahead_valid`): a statement sent, a write kept other than a run's INSERT, a
-part undone. A page of a queue that had QUEUED runs at the snapshot is read from the database
-(the kept INSERT is sent first: the page must see it). A role without the `TEMP` privilege
-reads in the engine's order (store.py `_held`)."""
+was read ahead is forgotten — and the dequeue reads the database as before — once anything
+else is sent or kept (`PgSql.ahead_valid`): a statement sent, a write kept of a table those
+reads read other than a run's INSERT (`changes`), a part undone. A page of a queue that had
+QUEUED runs at the snapshot is read from the database (the kept INSERT is sent first: the
+page must see it). A role without the `TEMP` privilege reads in the engine's order (store.py
+`_held`)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from ...statuses import RunStatus
 from ..models import Run
 from ..sqlite.rows import from_row, to_row
 from . import dequeue_reads
+from .pending import NEW_RUN
 
 #: the queue's read a trigger starts with (catalog.py `PgQueues.get`)
 QUEUE = "SELECT * FROM queues WHERE (project = ? AND name = ?) OR id = ?"
@@ -91,6 +93,12 @@ class Ahead:
             mine = ranked
         # as read back from the database: the caller moves its own copy
         return [from_row(Run, to_row(r)) for r in mine[:max(limit, 0)]]
+
+
+def changes(table: str) -> bool:
+    """Whether a write of `table`, kept, may change what was read ahead: a table the dequeue's
+    reads name, but for a new run's INSERT (kept under "run", which `Ahead` counts in)."""
+    return table != NEW_RUN and any(table in sql for sql in dequeue_reads.READS)
 
 
 def read(text: str, sent: int) -> tuple[dict[str, Any] | None, Ahead]:

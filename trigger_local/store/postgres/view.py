@@ -11,10 +11,11 @@ import asyncpg
 
 from .catalog import PgProjects, PgQueues, PgVersions
 from .later import PgSteps, PgStreams
+from .pending import Held
 from .reach import UNREACHABLE
 from .records import PgCheckpoints, PgEvents, PgKv, PgLogs, PgRequests, PgWorkers
 from .runs import PgAttempts, PgRuns, PgSnapshots, PgTimers
-from .sql import BEGIN, Held, PgSql
+from .sql import BEGIN, PgSql
 from .timed import PgDebounces, PgEnvVars, PgRateLimits, PgSchedules
 from .waitpoints import PgBatches, PgWaitpoints
 
