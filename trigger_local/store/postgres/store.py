@@ -144,7 +144,9 @@ class PostgresStore:
         between them rather than given back to the pool: each commit begins the next
         transaction of its kind in the same round trip (sql.py `commit`), so a transaction
         whose first statement reads sends no BEGIN of its own, and a dequeue takes its lock
-        and does its first reads in one round trip (sql.py `_dequeue_read`). A begun
+        and does its first reads in one round trip (sql.py `_dequeue_read`; each connection
+        gets its temporary function: the exclusive one LOCKED_READ, the serializable one
+        start_reads.py's START_READ, a trigger's queue read with the dequeue's). A begun
         transaction takes no snapshot and no lock until its first statement (its snapshot is
         that statement's), so waiting begun changes nothing for anyone."""
         conn = self._conns.pop(exclusive, None)
