@@ -8,9 +8,11 @@ Real PostgreSQL (tests/pg_cluster.py); the executor's side is a recording fake (
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -19,9 +21,10 @@ from pg_cluster import Cluster
 from tests.engine_support import T0, open_engine
 from tests.test_engine_pg_start_at_once import Places
 from trigger_local.clock import FakeClock
+from trigger_local.config import DaemonSettings
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.store.models import EXECUTING, QUEUED, TaskDef
-from trigger_local.store.postgres import PostgresStore
+from trigger_local.store.postgres import PostgresStore, start_reads
 
 TASKS = [TaskDef(task_id="hello", queue="task/hello", shared=True),
          TaskDef(task_id="other", queue="task/other", shared=True),
@@ -131,3 +134,51 @@ async def test_a_role_without_temp_starts_its_run_in_its_trigger_too(
         assert (await row_of(engine, result.run.id))["status"] == EXECUTING
     finally:
         await engine.store.close()
+
+
+async def test_two_daemons_reading_ahead_into_a_queue_of_limit_1_never_run_two(
+        pg_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The queue exists (its row is read, nothing written before the dequeue): each trigger
+    reads ahead. Four at once through two daemons, round after round: one run executes, the
+    others stay QUEUED — the turn orders the reads ahead as it orders dequeues."""
+    reads: list[int] = []
+    real = start_reads.read
+
+    def counted(text: str, sent: int) -> Any:
+        reads.append(sent)
+        return real(text, sent)
+    monkeypatch.setattr(start_reads, "read", counted)
+    url = pg_cluster.fresh_url()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = await opened_engine(url, tmp_path / "a")
+    second_store = PostgresStore(url, daemon_id="daemon_b")
+    try:
+        await second_store.open()
+        second = Engine(second_store, FakeClock(T0), DaemonSettings(home=tmp_path / "b"))
+        await second.load()  # the versions the first one registered
+        second.ctx.placer = Places("b")
+        engines = (first, second)
+        warm = await first.trigger(TriggerRequest(task_id="one"))  # the queue, made
+        await first.finish_attempt(warm.run.id, 1, AttemptOutcome(ok=True))
+        for _ in range(5):
+            results = await asyncio.gather(*(engines[n % 2].trigger(TriggerRequest(
+                task_id="one")) for n in range(4)))
+            executing = [r for r in await first.queries.runs.page(statuses=[EXECUTING])
+                         if r.queue == "task/one"]
+            assert len(executing) == 1, [(r.id, r.worker_id) for r in executing]
+            assert sum(r.run.status == EXECUTING for r in results) <= 1
+            for run in [executing[0]] + [r.run for r in results if r.run.id != executing[0].id]:
+                if run.id != executing[0].id:
+                    [taken] = await first.dequeue(5)
+                    started = await first.start_attempt(taken, "worker_a", None)
+                    assert started is not None
+                    run = started[0]
+                by = first if run.worker_id == "worker_a" else second
+                ended = await by.finish_attempt(run.id, 1, AttemptOutcome(ok=True))
+                assert ended.status == "COMPLETED"
+        assert await first.store.read().runs.count_by_status() == {"COMPLETED": 21}
+        assert len(reads) >= 20  # every trigger into the existing queue read ahead
+    finally:
+        await first.store.close()
+        await second_store.close()
