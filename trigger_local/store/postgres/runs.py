@@ -56,7 +56,7 @@ class PgRuns:
         self._sql.pending.counts.added((run.status, run.project, run.queue))
         ahead = self._sql.ahead_valid()
         if ahead is not None:  # a dequeue's reads ahead count it in (start_reads.py)
-            ahead.runs.append(run)
+            ahead.inserted(run)
         await self._sql.keep(NEW_RUN, _INSERT_RUN, values(run))
 
     async def insert_many(self, runs: Sequence[Run]) -> None:

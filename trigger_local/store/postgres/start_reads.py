@@ -66,6 +66,11 @@ class Ahead:
     #: the runs it inserted (kept, not sent) since
     runs: list[Run] = field(default_factory=list)
 
+    def inserted(self, run: Run) -> None:
+        """`run` was inserted (kept): as its INSERT writes it, whatever is done to the object
+        the engine holds."""
+        self.runs.append(from_row(Run, to_row(run)))
+
     def answer(self, sql: str) -> list[Any] | None:
         rows = self.answers.pop(sql, None)
         if rows is None or sql != dequeue_reads.QUEUED_QUEUES:
