@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,22 @@ def test_init_written_config_loads(tmp_path: Path) -> None:
     assert load_project(tmp_path).dirs == ["trigger"]
 
 
+@pytest.mark.parametrize("where", ["a-file/sub", "a-file", "trigger-is-a-file"])
+def test_init_where_nothing_can_be_written_is_one_line(tmp_path: Path, where: str) -> None:
+    """`init PATH` under a file (or in /proc, or on a read-only mount) was a traceback, exit 120."""
+    (tmp_path / "a-file").write_text("x")
+    target = tmp_path / where
+    if where == "trigger-is-a-file":
+        target.mkdir()
+        (target / "trigger").write_text("a file where the tasks' folder goes")
+    result = runner.invoke(app, ["init", str(target)])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    assert "Error: Cannot write" in result.stderr and "directory you can write to" in \
+        result.stderr, result.stderr
+
+
 def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     (tmp_path / "trigger.toml").write_text("# mine\n")
     result = runner.invoke(app, ["init", str(tmp_path)])
@@ -142,6 +160,55 @@ def test_doctor_json_is_one_document(isolated: Path) -> None:
     assert levels["Python"] == levels["SQLite"] == levels["Home"] == "ok"
     assert levels["Docker"] in ("ok", "warn") and levels["CRIU"] in ("ok", "warn")
     assert result.exit_code == (0 if document["ok"] else 1)
+
+
+@pytest.mark.parametrize(("name", "value", "check", "words"), [
+    ("TRIGGER_LOCAL_EXECUTOR", "k8s", "Executor",
+     "TRIGGER_LOCAL_EXECUTOR='k8s' is not an executor"),
+    ("TRIGGER_LOCAL_DATABASE_URL", "mysql://me:secret@127.0.0.1:1/db", "Database",
+     "Unsupported database URL"),
+])
+def test_doctor_fails_a_setting_up_would_refuse(monkeypatch: pytest.MonkeyPatch, name: str,
+                                                value: str, check: str, words: str) -> None:
+    """doctor said all was well (exit 0) with an executor `up` refuses, and called a mysql://
+    URL a connection failure with pg_hba.conf advice where `up` says the scheme is wrong."""
+    monkeypatch.setenv(name, value)
+    result = runner.invoke(app, ["doctor", "--json"])
+    assert result.exit_code == 1, result.output
+    found = {c["name"]: c for c in json.loads(result.stdout)["checks"]}[check]
+    assert found["level"] == "fail" and words in found["detail"], found
+    assert "secret" not in result.stdout and "pg_hba" not in found["fix"], found
+
+
+@pytest.mark.parametrize("status", [404, 502])
+def test_another_program_on_the_port_is_named(monkeypatch: pytest.MonkeyPatch,
+                                              status: int) -> None:
+    """A web server that is not the daemon on the port: `status` and `runs ls` said only
+    "Error: HTTP 404"."""
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.send_header("content-type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>not here</html>")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Other)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("TRIGGER_API_URL", url)
+    client_module.configure()
+    try:
+        for args in (["status"], ["runs", "ls"]):
+            result = runner.invoke(app, args)
+            assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+            assert f"{url} answered HTTP {status} with no trigger-local error: another program" \
+                in " ".join(result.stderr.split()), result.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_dev_outside_a_project_says_to_init(tmp_path: Path,
@@ -201,7 +268,7 @@ def test_a_port_setting_that_is_no_port_is_one_line(monkeypatch: pytest.MonkeyPa
         assert f"TRIGGER_LOCAL_PORT='{port}' is not a port" in result.stderr, result.stderr
     doctor = runner.invoke(app, ["doctor", "--json"])
     assert doctor.exception is None or isinstance(doctor.exception, SystemExit), doctor.output
-    if port != "abc":  # read as a setting first: "not a valid int", one line
+    if port != "abc":  # read as a setting first: "not a whole number", one line
         checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
         assert checks["Port"]["level"] == "fail" and "not a port" in checks["Port"]["detail"]
 

@@ -18,6 +18,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from store_support import RECOUNT_SQL
 
 from trigger_local.config import DaemonSettings
 from trigger_local.daemon_core import Daemon
@@ -52,6 +53,7 @@ async def _seed(db: Path) -> None:
             "i + 1, 1, 'COMPLETED', ? + i FROM n",  # the runs above are seq 1…RUNS
         ):
             conn.execute(numbers + sql, (RUNS - 1, old))
+        conn.executescript(RECOUNT_SQL)  # the seeded runs counted, as an upgraded database's are
         conn.commit()
 
 
@@ -149,7 +151,10 @@ def test_the_database_check_runs_while_the_daemon_is_imported(tmp_path: Path) ->
     ("EVICT_AFTER_S", "-1", "at least 0"), ("LEASE_TIMEOUT_S", "0", "at least 0.1"),
     ("RETENTION_DAYS", "-1", "at least 0"), ("CHECKPOINTS", "maybe", "one of auto, off"),
     ("CHECKPOINT_WAITS", "duration,bogus", "'bogus' is not a kind of wait"),
-    ("LOG_JSON", "perhaps", "not a valid bool (true or false)"),
+    ("LOG_JSON", "perhaps", "is not true or false (or 1/0, yes/no, on/off)"),
+    ("CONCURRENCY", "1.5", "is not a whole number: set it to one, or unset it"),
+    ("PORT", "abc", "is not a whole number: set it to one, or unset it"),
+    ("SHUTDOWN_GRACE_S", "soon", "is not a number: set it to one, or unset it"),
     # no upper bound used to be checked: a db_check_s of 1e300 overflowed its timer thread
     ("DB_CHECK_S", "1e300", "at most 315,360,000"), ("SHUTDOWN_GRACE_S", "1e300", "at most"),
     ("CONCURRENCY", "99999999999999999999999", "at most 1,000,000"),

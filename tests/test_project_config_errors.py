@@ -84,3 +84,19 @@ def test_a_boolean_max_duration_says_what_to_give(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as caught:
         load_project(tmp_path)
     assert "max_duration in trigger.toml True: use a number of seconds" in caught.value.message
+
+
+@pytest.mark.parametrize("table", [
+    'dirs = 3', 'machine = "huge"', 'max_duration = -1', 'executor = "k8s"', 'project = "a b"',
+    '[tool.trigger-local.retry]\nmax_attempts = 0', '[tool.trigger-local.build]\nfoo = 1',
+    '[tool.trigger-local.build]\napt_packages = "ffmpeg"', 'build = "x"', 'dirs = ["/etc"]',
+])
+def test_a_bad_value_in_pyproject_names_pyproject(tmp_path: Path, table: str) -> None:
+    """Each error about a value of `[tool.trigger-local]` told the user to fix a trigger.toml
+    the project does not have."""
+    head = "" if table.startswith("[") else "[tool.trigger-local]\n"
+    (tmp_path / "pyproject.toml").write_text(head + table + "\n")
+    with pytest.raises(ValidationError) as caught:
+        load_project(tmp_path)
+    assert "[tool.trigger-local] of pyproject.toml" in caught.value.message, caught.value.message
+    assert "trigger.toml" not in caught.value.message.replace("[tool.trigger-local]", "")

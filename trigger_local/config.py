@@ -18,7 +18,7 @@ from .errors import ValidationError
 from .machines import check_machine
 from .projects import DEFAULT_PROJECT, check_project_ref, derive_project_ref
 from .sdk.retry import Retry
-from .settings_checks import MIB, check_setting, coerce_setting
+from .settings_checks import MIB, check_setting, check_task_env, coerce_setting
 
 DEFAULT_PORT = 8030
 #: stops the daemon like SIGTERM, and kills the processes of waiting runs too (`down
@@ -128,6 +128,7 @@ class DaemonSettings:
     @classmethod
     def from_env(cls, **overrides: Any) -> DaemonSettings:
         """Defaults, then `TRIGGER_LOCAL_<NAME>` variables, then explicit overrides."""
+        check_task_env(os.environ)  # its task processes read these: a daemon start says so
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = os.environ.get(f"TRIGGER_LOCAL_{f.name.upper()}")
@@ -250,25 +251,28 @@ def load_project(root: Path) -> ProjectConfig:
     if unknown:
         raise ValidationError(f"Unknown keys in {source}: {', '.join(sorted(unknown))} (known: "
                               f"{', '.join(sorted(known))})")
-    project = check_project_ref(data["project"], "project in trigger.toml") if "project" in data \
+    # each message names the file the value came from: a project configured in pyproject.toml
+    # was told to fix a trigger.toml it does not have
+    project = check_project_ref(data["project"], f"project in {source}") if "project" in data \
         else derive_project_ref(root)
-    return ProjectConfig(root=root, project=project, dirs=check_dirs(data.get("dirs", ["trigger"])),
-                         retry=check_retry(data.get("retry"), "[retry] in trigger.toml"),
+    return ProjectConfig(root=root, project=project,
+                         dirs=check_dirs(data.get("dirs", ["trigger"]), source),
+                         retry=check_retry(data.get("retry"), f"[retry] in {source}"),
                          machine=check_default_machine(data.get("machine"),
-                                                       "machine in trigger.toml"),
+                                                       f"machine in {source}"),
                          max_duration=check_max_duration(data.get("max_duration"),
-                                                         "max_duration in trigger.toml"),
-                         executor=_check_executor(data.get("executor")),
-                         build=check_build(data.get("build", {})))
+                                                         f"max_duration in {source}"),
+                         executor=_check_executor(data.get("executor"), source),
+                         build=check_build(data.get("build", {}), source))
 
 
-def _check_executor(value: Any) -> str | None:
+def _check_executor(value: Any, source: str = "trigger.toml") -> str | None:
     """`executor`: refused when trigger.toml is read (it used to reach the daemon `dev`
     starts, which refused it only then, or be ignored when a daemon was already running)."""
     if value is None:
         return None
     if value not in ("process", "docker"):
-        raise ValidationError(f"Invalid executor in trigger.toml {value!r}: use process or docker")
+        raise ValidationError(f"Invalid executor in {source} {value!r}: use process or docker")
     return str(value)
 
 
@@ -280,16 +284,16 @@ def project_ref_of(project_dir: Path) -> str:
     return derive_project_ref(project_dir)
 
 
-def check_dirs(value: Any) -> list[str]:
+def check_dirs(value: Any, source: str = "trigger.toml") -> list[str]:
     """`dirs`: a directory or a list of them, relative to the project root."""
     dirs = [value] if isinstance(value, str) else value
     if not isinstance(dirs, list) or not dirs or not all(isinstance(d, str) and d for d in dirs):
-        raise ValidationError(f"dirs in trigger.toml must be a list of directories of the project "
+        raise ValidationError(f"dirs in {source} must be a list of directories of the project "
                               f'(e.g. dirs = ["trigger"]), not {value!r}')
     for folder in dirs:  # task modules are imported by their path inside the project
         if Path(folder).is_absolute() or ".." in Path(folder).parts:
-            raise ValidationError(f"dirs in trigger.toml are folders inside the project, relative "
-                                  f"to trigger.toml, not {folder!r}")
+            raise ValidationError(f"dirs in {source} are folders inside the project, relative "
+                                  f"to the project root, not {folder!r}")
     return list(dirs)
 
 
@@ -299,14 +303,14 @@ BUILD_KEYS: dict[str, tuple[type, ...]] = {
     "python_version": (str,)}
 
 
-def check_build(value: Any) -> dict[str, Any]:
+def check_build(value: Any, source: str = "trigger.toml") -> dict[str, Any]:
     """`[build]` as given, checked: a key after `[build]` belongs to it in TOML, so a top-level
     key written there must be an error, not silently ignored (as for `[retry]`)."""
     if not isinstance(value, dict):
-        raise ValidationError(f"[build] in trigger.toml must be a table, not {value!r}")
+        raise ValidationError(f"[build] in {source} must be a table, not {value!r}")
     unknown = set(value) - set(BUILD_KEYS)
     if unknown:
-        raise ValidationError(f"Unknown keys in [build] of trigger.toml: "
+        raise ValidationError(f"Unknown keys in [build] of {source}: "
                               f"{', '.join(sorted(unknown))} (known: {', '.join(BUILD_KEYS)}; "
                               "a top-level key must come before the first [table])")
     for key, types in BUILD_KEYS.items():
@@ -317,7 +321,7 @@ def check_build(value: Any) -> dict[str, Any]:
                                            and not all(isinstance(i, str) for i in item)):
             kind = "a list of strings" + (" or a file name" if str in types else "") \
                 if list in types else "a string"
-            raise ValidationError(f"[build].{key} in trigger.toml must be {kind}, not {item!r}")
+            raise ValidationError(f"[build].{key} in {source} must be {kind}, not {item!r}")
     return dict(value)
 
 

@@ -4,6 +4,7 @@ each, and its range (docs/configuration.md, "Start-up errors are one line")."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import ValidationError
@@ -23,11 +24,15 @@ def coerce_setting(type_name: Any, raw: str, name: str) -> Any:
             if raw.strip().lower() not in _BOOLS:  # "perhaps" used to read as false
                 raise ValueError(raw)
             return raw.strip().lower() in ("1", "true", "yes", "on")
-    except ValueError as exc:
-        raise ValidationError(
-            f"TRIGGER_LOCAL_{name.upper()}={raw!r} is not a valid {text}"
-            + (" (true or false)" if text == "bool" else "")) from exc
+    except ValueError as exc:  # "is not a valid int" said neither what to give nor where
+        raise ValidationError(f"TRIGGER_LOCAL_{name.upper()}={raw!r} is not {_KINDS[text]}: "
+                              "set it to one, or unset it for the default "
+                              "(docs/configuration.md)") from exc
     return raw
+
+
+_KINDS = {"int": "a whole number", "float": "a number",
+          "bool": "true or false (or 1/0, yes/no, on/off)"}
 
 
 _BOOLS = ("1", "true", "yes", "on", "0", "false", "no", "off", "")
@@ -67,3 +72,29 @@ def check_setting(name: str, raw: str, value: Any) -> Any:
             raise ValidationError(f"{env}: {', '.join(map(repr, unknown))} is not a kind of "
                                   f"wait: give a comma list of {', '.join(_WAIT_KINDS)}")
     return value
+
+
+#: what task processes read from the environment they get (the daemon's, or `dev`'s terminal
+#: and `.env`): docs/configuration.md's "(task process)" rows
+TASK_SWITCHES = ("TRIGGER_LOCAL_WORKER_CHANNEL", "TRIGGER_LOCAL_WORKER_TIMERS")
+ORPHAN_ENV = "TRIGGER_LOCAL_ORPHAN_TIMEOUT_S"
+
+
+def check_task_env(env: Mapping[str, str]) -> None:
+    """The task processes' settings in `env`, checked: a value they cannot use was taken as the
+    default in silence (`TRIGGER_LOCAL_WORKER_CHANNEL=OFF` left the channel on, an orphan
+    timeout of `5m` was 300 s)."""
+    for name in TASK_SWITCHES:
+        raw = env.get(name)
+        if raw is not None and raw not in ("on", "off"):
+            raise ValidationError(f"{name}={raw!r}: must be on or off (docs/configuration.md)")
+    raw = env.get(ORPHAN_ENV)
+    if raw is None:
+        return
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_DURATION_S):
+        raise ValidationError(f"{ORPHAN_ENV}={raw!r}: must be a number of seconds from 0 to "
+                              f"{MAX_DURATION_S:,.0f} (docs/configuration.md)")

@@ -12,6 +12,7 @@ from contextlib import closing
 from pathlib import Path
 
 import httpx
+from store_support import RECOUNT_SQL
 
 from trigger_local.store import SqliteStore
 
@@ -77,6 +78,7 @@ def _seed(db: Path) -> None:
             "printf('run_old%06d', i), 'old', 'COMPLETED', 's', 'finished', 'task/old', "
             "1.7e9 + i, 1.7e9 + i, 1.7e9 + i, 1.7e9 + i, 'application/json' FROM n",
             (SEEDED_RUNS - 1,))
+        conn.executescript(RECOUNT_SQL)  # the seeded runs counted, as an upgraded database's are
         conn.commit()
 
 

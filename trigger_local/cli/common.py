@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
+from ..config import home_dir
 from ..errors import (
     ApiError,
     AuthenticationError,
@@ -30,7 +32,7 @@ from ..errors import (
     TriggerLocalError,
 )
 from ..projects import PROJECT_ENV
-from ..sdk.client import SyncApiClient, get_sync_client
+from ..sdk.client import SyncApiClient, get_sync_client, resolve_endpoint
 from ..strict_json import loads_strict
 
 PIPE_WIDTH = 240
@@ -118,13 +120,17 @@ def explain(exc: TriggerLocalError) -> str:
         return message.replace(_HEADER_HINT, "check `project` in this directory's trigger.toml")
     if isinstance(exc, DaemonNotRunningError | ProjectNotFoundError):
         return message
+    if re.fullmatch(r"HTTP \d{3}", message):  # no error body of ours: "Error: HTTP 404" alone
+        return (f"{resolve_endpoint().base_url} answered {message} with no trigger-local error: "
+                "another program listens there, not the trigger-local daemon. Start the daemon "
+                "on a free port (`trigger-local up --port N`) and set TRIGGER_LOCAL_PORT (or "
+                "TRIGGER_API_URL) to it.")
     if isinstance(exc, ApiError) and exc.status >= 500:  # a bug or a passing failure there
         return (f"The daemon failed on this request ({exc.status}: {message.rstrip('.')}). Its "
                 "log ($TRIGGER_LOCAL_HOME/logs/daemon.log) says why; try again, and report it "
                 "if it happens again.")
     if isinstance(exc, AuthenticationError):
-        return (f"{message}. The daemon refused the secret key: check TRIGGER_SECRET_KEY, or unset "
-                "it to use the key in $TRIGGER_LOCAL_HOME/secret_key.")
+        return _unauthenticated(message)
     known = exc.details.get("known_tasks")
     if isinstance(exc, TaskNotFoundError) or known is not None:
         names = ", ".join(str(k) for k in known or []) or "none registered yet"
@@ -138,6 +144,19 @@ def explain(exc: TriggerLocalError) -> str:
             if thing in message.lower():
                 return f"{message.rstrip('.')}. List them with `trigger-local {command}`."
     return message
+
+
+def _unauthenticated(message: str) -> str:
+    """A 401. With no key at all (a home whose daemon never ran, `--home` somewhere else), the
+    daemon that answered is another home's: "check TRIGGER_SECRET_KEY" sent the user to a
+    variable they never set."""
+    endpoint = resolve_endpoint()
+    if endpoint.secret_key is None:
+        return (f"{message}: no key was sent, as {home_dir() / 'secret_key'} does not exist. The "
+                f"daemon at {endpoint.base_url} belongs to another home: point --home (or "
+                "TRIGGER_LOCAL_HOME) at its home, or set TRIGGER_SECRET_KEY to its key.")
+    return (f"{message}. The daemon refused the secret key: check TRIGGER_SECRET_KEY, or unset "
+            "it to use the key in $TRIGGER_LOCAL_HOME/secret_key.")
 
 
 def _tidy_help(command: Any, ctx: Any) -> None:

@@ -21,7 +21,7 @@ from .common import JSON_OPTION, client, emit_json, err, fail, number_in, out
 from .daemon_start import pid_is_ours, running_daemon, start_detached, stop_pid
 from .status_text import status_lines
 
-__all__ = ["down", "running_daemon", "settings_for", "status", "up"]
+__all__ = ["EXECUTORS", "down", "running_daemon", "settings_for", "status", "up"]
 
 EXECUTORS = ("process", "docker")
 #: status fields that are one project's (the caller's, else the newest)

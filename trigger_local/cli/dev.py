@@ -27,6 +27,7 @@ from ..errors import TriggerLocalError, ValidationError
 from ..limits import ENV_TOTAL_MAX_BYTES, ENV_VAR_MAX_BYTES
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
+from ..settings_checks import check_task_env
 from .common import client, err, fail, number_in, out, print_error
 from .daemon_cmds import settings_for
 from .daemon_start import (
@@ -68,6 +69,7 @@ def task_env(root: Path) -> dict[str, str]:
             if sep and key and not key.startswith("#"):
                 env[key.strip()] = value.strip().strip("'\"")
     _check_env_size(env, dotenv)
+    check_task_env(env)
     return env
 
 

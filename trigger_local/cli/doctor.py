@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 import typer
 from rich.text import Text
 
-from ..config import DaemonSettings
+from ..config import DaemonSettings, database_url_problem
 from .common import JSON_OPTION, emit_json, out
-from .daemon_cmds import running_daemon
+from .daemon_cmds import EXECUTORS, running_daemon
 from .doctor_criu import SETUP_FIX, checkpoint_check
 
 if TYPE_CHECKING:
@@ -221,6 +221,10 @@ def run_checks(settings: DaemonSettings) -> list[Check]:
         checks.append(Check("Checkpoints", *checkpoints))
     if settings.database_url:
         checks.append(check_database(settings.database_url))
+    if settings.executor not in EXECUTORS:  # `up` refuses it: doctor said all was well
+        checks.append(Check("Executor", "fail",
+                            f"TRIGGER_LOCAL_EXECUTOR={settings.executor!r} is not an executor",
+                            f"Set it to {' or '.join(EXECUTORS)}, or unset it for process."))
     executor = check_executor(settings)
     return checks + ([executor] if executor else [])
 
@@ -228,6 +232,11 @@ def run_checks(settings: DaemonSettings) -> list[Check]:
 def check_database(url: str) -> Check:
     """With `database_url`: can we connect, and is the schema this version's."""
     from ..database_admin import check_postgres  # the driver loads only when it is needed
+
+    problem = database_url_problem(url)  # as `up` and `migrate` say it, not a driver's DSN error
+    if problem:
+        return Check("Database", "fail", problem,
+                     "Set TRIGGER_LOCAL_DATABASE_URL to a postgresql:// URL, or unset it.")
 
     return Check("Database", *check_postgres(url))
 

@@ -31,11 +31,15 @@ def init(
         fail(f"{names} already exist in {root}; nothing was written. "
              "Pass --force to overwrite them.")
     for name, target in targets.items():
-        target.parent.mkdir(parents=True, exist_ok=True)
         text = template(name)
         if name == "trigger.toml":  # its own ref, so two projects on one daemon stay apart
             text = text.replace('project = "{project}"', f'project = "{derive_project_ref(root)}"')
-        target.write_text(text)
+        try:  # a path under a file, in /proc or on a read-only mount was a traceback
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        except OSError as exc:
+            fail(f"Cannot write {target}: {exc.strerror or exc}. Run `trigger-local init` in a "
+                 "directory you can write to (or give one: `trigger-local init PATH`).")
         err().print(f"[green]wrote[/green] {target.relative_to(root)}")
     err().print("\nNext: run [bold]trigger-local dev[/bold] here, then in another terminal\n"
                 "  trigger-local trigger hello --payload '{\"name\": \"Ada\"}' --wait")

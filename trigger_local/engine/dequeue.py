@@ -43,6 +43,7 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
     # first: with nothing queued (a wait or a finish in a group commit's hand-over, an idle
     # round) one index seek answers, and nothing else is read
     queued = await tx.runs.queued_queues()
+    tx.ctx.queued_seen = bool(queued)
     if not queued:
         return []
     reserved = tx.ctx.reserved

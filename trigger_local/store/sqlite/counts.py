@@ -6,9 +6,11 @@ A status change (`SqliteRuns.update`) used to fire two triggers of four statemen
 row; a no-op run makes two such changes, and a group commit of n runs wrote the same few
 counter rows 8n times. Now each change notes its deltas in the journal, and the transaction
 writes the sums (`write_counts`): one upsert per status and queue it touched, in the same
-transaction, so the counters stay exact (`count_by_status` is what the rows say). An insert or
-a delete still counts by trigger (one statement each, and SQL written by hand — tests,
-scripts — keeps them right); no code changes a run's status but `SqliteRuns.update`."""
+transaction, so the counters stay exact (`count_by_status` is what the rows say). An insert
+(`SqliteRuns.insert`, migration 20) notes its +1 the same way: its two triggers wrote the same
+counter rows once per run of a batch. A delete still counts by trigger (retention deletes in
+bulk); no code inserts a run or changes its status but `SqliteRuns`. SQL written by hand that
+inserts runs (a test's seed) must add them to the counters itself."""
 
 from __future__ import annotations
 

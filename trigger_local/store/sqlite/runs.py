@@ -14,14 +14,12 @@ from ..run_areas import RunningCounts
 from .off_loop import OffLoop
 from .rows import columns, from_row, insert_sql, to_row
 from .run_pages import bounded, page_rows, run_filter
-from .sql import SQL_FINAL, SQL_NOT_STARTED, SQL_RUNNING, Sql, sql_in
+from .sql import SQL_FINAL, SQL_HELD_APART, SQL_NOT_STARTED, SQL_RUNNING, Sql
 
 _RUN_COLS = ", ".join(columns(Run))
 _INSERT_RUN = insert_sql("runs", Run)
 QUEUED = RunStatus.QUEUED
 DELAYED = RunStatus.DELAYED
-#: a run a process holds while it waits, or whose wait completed and that waits for a slot
-_HELD = sql_in({RunStatus.EXECUTING, RunStatus.WAITING, RunStatus.QUEUED, RunStatus.DEQUEUED})
 STORE = "application/store"  # an offloaded payload: its value names a packet (packet_store.py)
 # the dispatcher's queries name the partial index that answers them (schema.py, the last
 # migration):
@@ -58,9 +56,12 @@ class SqliteRuns:
 
     async def insert(self, run: Run) -> None:
         self._sql.run(_INSERT_RUN, to_row(run, compact=True))
+        self._counts.added((run.status, run.project, run.queue))
 
     async def insert_many(self, runs: Sequence[Run]) -> None:
-        self._sql.many(_INSERT_RUN, [to_row(r, compact=True) for r in runs])
+        for run in runs:  # counted row by row: a row that fails leaves those before it counted
+            self._sql.run(_INSERT_RUN, to_row(run, compact=True))
+            self._counts.added((run.status, run.project, run.queue))
 
     async def get(self, run_id: str) -> Run | None:
         row = self._sql.one(f"SELECT {_RUN_COLS} FROM runs WHERE id = ?", (run_id,))
@@ -128,8 +129,8 @@ class SqliteRuns:
         return await self._off_loop.run(read)
 
     async def count_by_status(self) -> dict[str, int]:
-        # counters kept in each writing transaction: an insert or delete by trigger
-        # (schema_lists.py, migration 13), a status change just before the COMMIT (counts.py)
+        # counters kept in each writing transaction: a delete by trigger (schema_lists.py,
+        # migrations 13 and 20), an insert or a status change just before the COMMIT (counts.py)
         counts = self._counts.statuses()
         for r in self._sql.all("SELECT status, n FROM run_counts"):
             counts[r["status"]] += r["n"]
@@ -194,10 +195,11 @@ class SqliteRuns:
         return [from_row(Run, r) for r in rows]
 
     async def on_workers(self) -> list[Run]:
+        # the running ones (runs_holding), and those a process holds apart from them
         rows = self._sql.all(
             f"SELECT {_RUN_COLS} FROM runs WHERE status IN {SQL_RUNNING} UNION "
             f"SELECT {_RUN_COLS} FROM runs INDEXED BY runs_worker WHERE worker_id IS NOT NULL "
-            f"AND status IN {_HELD}")
+            f"AND status IN {SQL_HELD_APART}")
         return [from_row(Run, r) for r in rows]
 
     async def children(self, parent_run_id: str) -> list[Run]:

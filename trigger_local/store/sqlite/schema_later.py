@@ -7,7 +7,7 @@ from __future__ import annotations
 from . import steps
 from .schema_compact import COMPACT_RUNS
 from .schema_lists import LISTS_AND_RETENTION
-from .sql import SQL_LIVE, SQL_NOT_STARTED, SQL_RUNNING
+from .sql import SQL_HELD_APART, SQL_LIVE, SQL_NOT_STARTED, SQL_RUNNING
 
 LATER_MIGRATIONS: list[str] = [
     # 11: the dispatcher's queries over only their runs (issue #17); the IN lists as sql.py's
@@ -83,5 +83,36 @@ LATER_MIGRATIONS: list[str] = [
     """
     DROP TRIGGER runs_count_update;
     DROP TRIGGER runs_queue_count_update;
+    """,
+    # 20: fewer index writes per status change (#13). SQLite rewrites an index whose columns
+    # or WHERE a statement changes: a start (QUEUED → EXECUTING) deleted and re-inserted a
+    # batch run's unchanged runs_batch_live row (its WHERE read `status`), and a start and a
+    # finish each wrote runs_worker, whose only reader wants the held runs that are not
+    # running (the running ones it finds by runs_holding). A live run is one not completed:
+    # every move to a final status sets completed_at, and none leaves one. An insert counts
+    # its run in the store's journal, like a status change (counts.py): its two triggers
+    # wrote the same counter rows once per run. The journal's sums are written at COMMIT, so a
+    # delete's triggers add their -1 whether or not the row is there yet (an upsert).
+    f"""
+    DROP INDEX runs_batch_live;
+    CREATE INDEX runs_batch_live ON runs(batch_id)
+        WHERE batch_id IS NOT NULL AND completed_at IS NULL;
+    DROP INDEX runs_worker;
+    CREATE INDEX runs_worker ON runs(worker_id)
+        WHERE worker_id IS NOT NULL AND status IN {SQL_HELD_APART};
+    DROP TRIGGER runs_count_insert;
+    DROP TRIGGER runs_queue_count_insert;
+    DROP TRIGGER runs_count_delete;
+    DROP TRIGGER runs_queue_count_delete;
+    CREATE TRIGGER runs_count_delete AFTER DELETE ON runs BEGIN
+        INSERT INTO run_counts (status, n) VALUES (old.status, -1)
+            ON CONFLICT (status) DO UPDATE SET n = n - 1;
+    END;
+    CREATE TRIGGER runs_queue_count_delete AFTER DELETE ON runs
+        WHEN old.status IN ('QUEUED', 'DEQUEUED', 'EXECUTING') BEGIN
+        INSERT INTO queue_counts (project, queue, status, n)
+            VALUES (COALESCE(old.project, ''), old.queue, old.status, -1)
+            ON CONFLICT (project, queue, status) DO UPDATE SET n = n - 1;
+    END;
     """,
 ]

@@ -32,6 +32,9 @@ SQL_NOT_STARTED = sql_in(QUEUED_STATUSES)
 SQL_LIVE = sql_in(LIVE_STATUSES)
 SQL_FINAL = sql_in(FINAL_STATUSES)
 SQL_RUNNING_OR_QUEUED = sql_in(RUNNING_STATUSES | {RunStatus.QUEUED})
+#: a run that keeps its process while it is neither running nor finished: held while it
+#: waits, or queued for a slot once its wait completed (runs_worker, migration 20)
+SQL_HELD_APART = sql_in({RunStatus.WAITING, RunStatus.QUEUED})
 
 
 class Sql:

@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 
-from ...errors import DaemonStoppingError, TransactionLostError
+from ...errors import DaemonStoppingError, StartupError, TransactionLostError
 from ..counts import CountJournal
 from .catalog import SqliteProjects, SqliteQueues, SqliteVersions
 from .counts import write_counts
@@ -135,6 +135,13 @@ class SqliteStore:
         new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
         self._writer = self._connect("PRAGMA auto_vacuum=INCREMENTAL" if new else None)
         _migrate(self._writer)
+        # a savepoint (every part of a group commit has one) keeps the pages it changes in a
+        # sub-journal, a temporary file past 64 KiB: a batch of 500 triggers, or a group of
+        # starts and finishes, wrote ~25 pages a run there with a system call each (issue #13).
+        # In memory they cost no call; they are only ever read to roll a savepoint back, so
+        # durability does not change (the WAL holds every commit). After the migrations: a
+        # table copy's sort may be larger than memory should hold.
+        self._writer.execute("PRAGMA temp_store=MEMORY").close()
         self._reader = self._connect()
         self._reader.execute("PRAGMA query_only=ON").close()
         self._off_loop = OffLoop(self._connect)
@@ -252,6 +259,9 @@ def _version(db: sqlite3.Connection) -> int:
 
 def _migrate(db: sqlite3.Connection) -> None:
     current = _version(db)
+    if current > len(MIGRATIONS):  # a newer trigger-local's schema: its writes would go wrong
+        raise StartupError(f"the database is at schema version {current}, newer than this "
+                           f"trigger-local ({len(MIGRATIONS)}): upgrade trigger-local")
     started = time.monotonic()
     if 0 < current < len(MIGRATIONS):  # a long history can take a minute: say so, once
         structlog.get_logger().info(

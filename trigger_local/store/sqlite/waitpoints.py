@@ -136,10 +136,11 @@ class SqliteBatches:
 
     async def has_unfinished(self, batch_id: str) -> bool:
         # asked after every run that ends: one seek of the index of live batch runs (the
-        # query's `status IN` is the index's own WHERE term, which is how SQLite matches them)
+        # query's `completed_at IS NULL` is the index's own WHERE term, which is how SQLite
+        # matches them; `status` too, for a finished run written without its time)
         row = self._sql.one(
             "SELECT EXISTS (SELECT 1 FROM runs INDEXED BY runs_batch_live WHERE batch_id = ? "
-            f"AND status IN {SQL_LIVE}) AS live", (batch_id,))
+            f"AND completed_at IS NULL AND status IN {SQL_LIVE}) AS live", (batch_id,))
         return bool(row is not None and row["live"])
 
     async def ended(self, limit: int) -> list[str]:
@@ -149,5 +150,6 @@ class SqliteBatches:
             "SELECT id FROM batches b WHERE status = 'PROCESSING' "
             "AND json_array_length(run_ids) >= run_count AND NOT EXISTS "
             "(SELECT 1 FROM runs INDEXED BY runs_batch_live WHERE batch_id = b.id "
-            f"AND status IN {SQL_LIVE}) ORDER BY created_at LIMIT ?", (limit,))
+            f"AND completed_at IS NULL AND status IN {SQL_LIVE}) ORDER BY created_at LIMIT ?",
+            (limit,))
         return [row["id"] for row in rows]

@@ -1,0 +1,50 @@
+"""A CLI whose home has no secret key (a home whose daemon never ran, or `--home` pointing
+elsewhere) reaching another home's daemon: it sent no key, and the 401 said "check
+TRIGGER_SECRET_KEY", a variable the user never set. Against a real daemon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from trigger_local.cli.main import app
+from trigger_local.sdk import client as client_module
+
+from .conftest import DaemonProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_home_without_a_key_names_it_and_the_daemon(daemon: DaemonProcess, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    other = tmp_path / "other-home"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRIGGER_API_URL", daemon.url)
+    monkeypatch.delenv("TRIGGER_SECRET_KEY", raising=False)
+    monkeypatch.setenv("TRIGGER_LOCAL_HOME", str(daemon.home))  # --home rewrites it: undone after
+    client_module.configure()
+    try:
+        result = CliRunner().invoke(app, ["--home", str(other), "runs", "ls"])
+    finally:
+        client_module.configure()
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"no key was sent, as {other.resolve() / 'secret_key'} does not exist" in \
+        result.stderr, result.stderr
+    assert f"daemon at {daemon.url} belongs to another home" in result.stderr, result.stderr
+    assert "check TRIGGER_SECRET_KEY" not in result.stderr
+
+
+def test_a_wrong_key_still_says_to_check_it(daemon: DaemonProcess,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIGGER_API_URL", daemon.url)
+    monkeypatch.setenv("TRIGGER_SECRET_KEY", "tr_dev_not-a-key")
+    client_module.configure()
+    try:
+        result = CliRunner().invoke(app, ["runs", "ls"])
+    finally:
+        client_module.configure()
+    assert result.exit_code == 1, result.output
+    assert "The daemon refused the secret key: check TRIGGER_SECRET_KEY" in result.stderr
