@@ -13,7 +13,9 @@ store shows here without the noise of a whole daemon on a shared machine
 (scripts/bench_postgres.py measures that). It also says the CPU time per run of this process
 (the engine, the store, the driver) and of the server's processes (from /proc): on a loaded
 machine, wall times move with the load, CPU times much less. `--sqlite` times the same on a
-SQLite file, for the comparison.
+SQLite file, for the comparison. `--trace` also times each round trip of "trigger and start"
+(each statement the driver sends, in order: the median of each, and the statement's start),
+which says where that unit's time goes (docs/scaling.md, "Where the time goes").
 """
 
 from __future__ import annotations
@@ -41,6 +43,46 @@ from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest  # noqa:
 from trigger_local.store.models import TaskDef  # noqa: E402
 
 UNITS = ("trigger", "dequeue", "start", "finish", "idle dequeue", "trigger and start")
+#: the driver's calls that each send statements and wait for the answer: one round trip each
+SENDS = ("execute", "executemany", "fetch", "fetchrow", "fetchval")
+
+
+class Trace:
+    """Each round trip of the calls made while `on`: (the statement's start, its time in ms),
+    by its place in the unit (`--trace`)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.unit: list[tuple[str, float]] = []
+        self.by_place: dict[int, tuple[str, list[float]]] = {}
+
+    def install(self) -> None:
+        import asyncpg
+        for name in SENDS:
+            original = getattr(asyncpg.Connection, name)
+
+            async def timed_call(conn: Any, *args: Any, _original: Any = original,
+                                 **kwargs: Any) -> Any:
+                began = time.perf_counter()
+                try:
+                    return await _original(conn, *args, **kwargs)
+                finally:
+                    if self.on:
+                        text = " ".join(str(args[0] if args else "").split())[:60]
+                        self.unit.append((text, (time.perf_counter() - began) * 1000))
+            setattr(asyncpg.Connection, name, timed_call)
+
+    def end_unit(self) -> None:
+        for place, (text, ms) in enumerate(self.unit):
+            self.by_place.setdefault(place, (text, []))[1].append(ms)
+        self.unit, self.on = [], False
+
+    def medians(self) -> list[dict[str, Any]]:
+        return [{"statement": text, "median_ms": round(median(ms), 3), "n": len(ms)}
+                for text, ms in self.by_place.values()]
+
+
+TRACE = Trace()
 
 
 class Places:
@@ -80,8 +122,10 @@ async def one_run(engine: Engine, times: dict[str, list[float]]) -> None:
     assert await timed(times, "idle dequeue", lambda: engine.dequeue(5)) == []
     # the same run's trigger, dequeue and start as one unit, on an idle daemon
     engine.ctx.placer = Places()
+    TRACE.on = True
     result = await timed(times, "trigger and start",
                          lambda: engine.trigger(TriggerRequest(task_id="t")))
+    TRACE.end_unit()
     engine.ctx.placer = None
     assert result.run.status == "EXECUTING"
     await engine.finish_attempt(result.run.id, 1, AttemptOutcome(ok=True))
@@ -107,7 +151,7 @@ def server_cpu_s(cluster: Cluster | None) -> float:
 
 
 async def measure(url: str | None, runs: int, cluster: Cluster | None = None
-                  ) -> dict[str, float]:
+                  ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-units-") as tmp:
         store: Any = None
         if url:
@@ -121,15 +165,18 @@ async def measure(url: str | None, runs: int, cluster: Cluster | None = None
             for _ in range(20):  # warm: caches, prepared statements
                 await one_run(engine, times)
             times = {unit: [] for unit in UNITS}
+            TRACE.by_place.clear()
             cpu, server = time.process_time(), server_cpu_s(cluster)
             for _ in range(runs):
                 await one_run(engine, times)
             cpu, server = time.process_time() - cpu, server_cpu_s(cluster) - server
         finally:
             await engine.store.close()
-    out = {unit: round(median(ts), 3) for unit, ts in times.items()}
+    out: dict[str, Any] = {unit: round(median(ts), 3) for unit, ts in times.items()}
     out["client_cpu_per_run"] = round(cpu / runs * 1000, 3)
     out["server_cpu_per_run"] = round(server / runs * 1000, 3)
+    if url and TRACE.by_place:
+        out["trigger_and_start_round_trips"] = TRACE.medians()
     return out
 
 
@@ -137,7 +184,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--sqlite", action="store_true", help="SQLite too, for the comparison")
+    parser.add_argument("--trace", action="store_true",
+                        help="time each round trip of a trigger that starts its run")
     args = parser.parse_args()
+    if args.trace:
+        TRACE.install()
     bin_dir = pg_bin()
     if bin_dir is None:
         raise SystemExit("no PostgreSQL binaries: run scripts/setup-postgres.sh")

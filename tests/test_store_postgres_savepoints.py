@@ -6,6 +6,9 @@ the counters drifted for good. Real PostgreSQL (tests/pg_cluster.py)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import asyncpg
 import pytest
 from pg_cluster import Cluster
 from store_support import insert_runs, make_run
@@ -98,5 +101,49 @@ async def test_a_part_that_ended_well_is_released_without_a_round_trip_of_its_ow
         statuses = {r.id.removeprefix("run_"): r.status for r in runs}
         assert statuses == {"a": EXECUTING, "b": QUEUED, "c": EXECUTING, "d": EXECUTING}
         assert await read.runs.count_by_status() == {EXECUTING: 3, QUEUED: 1}
+    finally:
+        await store.close()
+
+
+async def test_a_part_that_only_keeps_writes_sends_no_savepoint_and_forgets_them_undone(
+        pg_cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A part's SAVEPOINT is held back until one of its statements is sent (view.py): a part
+    that only keeps writes for the commit sends none, and undone, forgets what it kept; a part
+    whose statement is sent after it kept writes sends the SAVEPOINT before them, so they are
+    undone with it and what earlier parts kept is not."""
+    store = PostgresStore(pg_cluster.fresh_url())
+    await store.open()
+    sent: list[str] = []
+    try:
+        await insert_runs(store, make_run("run_a"))
+        async with store.tx() as tx:
+            await tx.runs.get("run_a")  # a statement sent: later parts are not the first
+            real = asyncpg.Connection.execute
+
+            async def recording(self: asyncpg.Connection, query: str, *args: Any,
+                                **kwargs: Any) -> str:
+                sent.append(query)
+                return await real(self, query, *args, **kwargs)
+            monkeypatch.setattr(asyncpg.Connection, "execute", recording)
+            await tx.runs.insert(make_run("run_b"))  # kept by the transaction, before a part
+            with pytest.raises(RuntimeError):
+                async with tx.savepoint():  # keeps only, then fails
+                    await tx.runs.insert(make_run("run_c"))
+                    raise RuntimeError("undone")
+            assert not any("SAVEPOINT" in q for q in sent), sent
+            with pytest.raises(RuntimeError):
+                async with tx.savepoint():  # keeps, then sends, then fails
+                    await tx.runs.insert(make_run("run_d"))
+                    assert await tx.runs.update("run_a", None, status=EXECUTING)
+                    raise RuntimeError("undone after a statement")
+            assert any("SAVEPOINT" in q for q in sent), sent
+            async with tx.savepoint():  # keeps only, ends well: goes with the commit
+                await tx.runs.insert(make_run("run_e"))
+        read = store.read()
+        found = {r.id for r in await read.runs.get_many(["run_a", "run_b", "run_c", "run_d",
+                                                         "run_e"])}
+        assert found == {"run_a", "run_b", "run_e"}
+        assert (await read.runs.get("run_a")).status == QUEUED
+        assert await read.runs.count_by_status() == {QUEUED: 3}
     finally:
         await store.close()

@@ -55,6 +55,16 @@ class CountJournal:
     def clear(self) -> None:
         self._journal.clear()
 
+    def split(self, mark: int) -> CountJournal:
+        """The deltas noted since `mark`, taken out (PostgreSQL: a part whose SAVEPOINT is
+        sent after the writes kept before it, store/postgres/sql.py `open_savepoint`)."""
+        tail = CountJournal()
+        tail._journal, self._journal = self._journal[mark:], self._journal[:mark]
+        return tail
+
+    def extend(self, other: CountJournal) -> None:
+        self._journal += other._journal
+
     def statuses(self) -> Counter[str]:
         out: Counter[str] = Counter()
         for status, _project, _queue, n in self._journal:

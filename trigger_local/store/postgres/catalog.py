@@ -10,7 +10,7 @@ from ...statuses import RunStatus
 from ..models import Project, ProjectDefaults, Queue, TaskDef, Version
 from ..sqlite.rows import columns, from_row, to_row
 from ..sqlite.sql import SQL_RUNNING
-from . import dequeue_reads
+from . import dequeue_reads, start_reads
 from .sql import PgSql, insert_sql, values
 
 _UPSERT_PROJECT = insert_sql("projects", Project, (
@@ -91,9 +91,8 @@ class PgQueues:
         self._sql = sql
 
     async def get(self, project: str, name: str) -> Queue | None:
-        row = await self._sql.one(
-            "SELECT * FROM queues WHERE (project = ? AND name = ?) OR id = ?",
-            (project, name, name))
+        # (a trigger that starts its run reads the dequeue's reads with it: start_reads.py)
+        row = await self._sql.one(start_reads.QUEUE, (project, name, name))
         return None if row is None else from_row(Queue, row)
 
     async def insert(self, queue: Queue) -> None:

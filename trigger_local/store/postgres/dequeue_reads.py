@@ -29,9 +29,9 @@ _ARRAYS = [f"(SELECT COALESCE(json_agg(r), '[]') FROM ({sql}) AS r)" for sql in 
 #: one statement: each read's rows as a JSON array
 TOGETHER = "SELECT " + ", ".join(f"{a}::text AS r{n}" for n, a in enumerate(_ARRAYS))
 #: the same as one JSON object, whose arrays are JSON too (not text inside JSON): decoded once
-#: (sql.py `_dequeue_read`)
-AS_JSON = "SELECT json_build_object(" + ", ".join(
-    f"'r{n}', {a}" for n, a in enumerate(_ARRAYS)) + ")::text"
+#: (sql.py `_dequeue_read`); `FIELDS` are its keys and values (start_reads.py adds one)
+FIELDS = ", ".join(f"'r{n}', {a}" for n, a in enumerate(_ARRAYS))
+AS_JSON = f"SELECT json_build_object({FIELDS})::text"
 
 
 def answers(row: Any) -> dict[str, list[dict[str, Any]]]:
@@ -40,7 +40,7 @@ def answers(row: Any) -> dict[str, list[dict[str, Any]]]:
     return {sql: json.loads(row[f"r{n}"]) for n, sql in enumerate(READS)}
 
 
-def answers_of(text: str) -> dict[str, list[dict[str, Any]]]:
-    """The same from `AS_JSON`'s text."""
-    found = json.loads(text)
-    return {sql: found[f"r{n}"] for n, sql in enumerate(READS)}
+def answers_of(found: str | dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The same from `AS_JSON`'s text (or that text decoded)."""
+    decoded: dict[str, Any] = json.loads(found) if isinstance(found, str) else found
+    return {sql: decoded[f"r{n}"] for n, sql in enumerate(READS)}

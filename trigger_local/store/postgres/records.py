@@ -158,8 +158,10 @@ class PgRequests:
         return answer
 
     async def put(self, key: str, at: float, answer: dict[str, Any]) -> None:
-        await self._sql.run(
-            "INSERT INTO request_cache (key, created_at, response) VALUES (?,?,?) "
+        # kept for the commit (pending.py): nobody waits for its answer (a trigger's request
+        # key, both SDKs send one: its round trip was one of a trigger's)
+        await self._sql.keep(
+            "request_cache", "INSERT INTO request_cache (key, created_at, response) VALUES (?,?,?) "
             "ON CONFLICT (key) DO UPDATE SET created_at = excluded.created_at, "
             "response = excluded.response", (key, at, json.dumps(answer)))
 

@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from ...statuses import RunStatus, WaitpointStatus
 from ..models import Attempt, Run, Schedule, Waitpoint
 from ..run_areas import RunningCounts
-from ..sqlite.rows import columns, from_row
+from ..sqlite.rows import columns, encode_changes, from_row
 from ..sqlite.sql import SQL_NOT_STARTED, SQL_RUNNING, Where
 from . import dequeue_reads, history
 from .counts import COUNTED
+from .pending import NEW_RUN, Fold
 from .sql import PgSql, created_between, insert_sql, tagged, values
 
 _RUN_COLS = ", ".join(columns(Run))
@@ -21,6 +23,25 @@ _INSERT_ATTEMPT = insert_sql("attempts", Attempt)
 QUEUED = RunStatus.QUEUED
 DELAYED = RunStatus.DELAYED
 DEQUEUED = RunStatus.DEQUEUED
+
+
+def _into_insert(snapshot: str, changes: dict[str, Any], insert: str, inserted: Sequence[Any]
+                 ) -> tuple[str, list[Any]] | None:
+    """A kept INSERT (its statement and values) with a locked run's UPDATE applied
+    (pending.py `Fold`): its compare-and-set on `snapshot` holds there, as it would on the
+    row. A column the INSERT leaves to its default (`daemon_id`) is added to it."""
+    cols = insert[insert.index("(") + 1:insert.index(")")].split(", ")
+    if inserted[cols.index("snapshot_id")] != snapshot:
+        return None
+    out = list(inserted)
+    for name, value in encode_changes(Run, changes).items():
+        if name in cols:
+            out[cols.index(name)] = value
+        else:
+            cols.append(name)
+            out.append(value)
+    return (f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            out)
 
 
 class PgRuns:
@@ -33,7 +54,10 @@ class PgRuns:
         # naming it sends it first. It is counted with the commit (counts.py)
         self._sql.note_timers_of(run)
         self._sql.pending.counts.added((run.status, run.project, run.queue))
-        await self._sql.keep("run", _INSERT_RUN, values(run))
+        ahead = self._sql.ahead_valid()
+        if ahead is not None:  # a dequeue's reads ahead count it in (start_reads.py)
+            ahead.inserted(run)
+        await self._sql.keep(NEW_RUN, _INSERT_RUN, values(run))
 
     async def insert_many(self, runs: Sequence[Run]) -> None:
         for run in runs:
@@ -96,7 +120,8 @@ class PgRuns:
         self._sql.locked[run_id] = (changes.get("snapshot_id", snapshot), new_status,
                                     new_project, new_queue)
         await self._sql.keep("runs", *self._sql.update_sql("runs", Run, "id", run_id, changes,
-                                                           guard, extra))
+                                                           guard, extra),
+                             Fold(run_id, partial(_into_insert, snapshot, changes)))
         return True
 
     async def find_by_idempotency_key(self, task_id: str, key: str,
@@ -194,6 +219,12 @@ class PgRuns:
                      per_key: int | None = None) -> list[Run]:
         # a held run (its wait completed, its process still waiting) goes only to the daemon
         # that holds the process, unless that daemon's lease ran out (it is restarted there)
+        ahead = self._sql.ahead_valid() if self._sql.turn else None
+        found = None if ahead is None else ahead.page(project, queue, limit, per_key)
+        if found is not None:  # only runs this transaction inserted: seen by no other
+            self._sql.locked.update((r.id, (r.snapshot_id, r.status, r.project, r.queue))
+                                    for r in found)
+            return found
         mine, owner = self._sql.owner.held_here_or_orphaned("runs")
         held = f"(runs.worker_id IS NULL OR {mine})"
         ready = f"status = '{QUEUED}' AND project = ? AND queue = ? AND {held}"

@@ -11,14 +11,14 @@ import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-import asyncpg
-
-from ...errors import DatabaseUnavailableError, TransactionRetryError
+from ...errors import TransactionRetryError
 from ..sqlite.rows import columns, encode_changes, to_row
 from ..sqlite.sql import Where
-from . import dequeue_reads
+from . import dequeue_reads, start_reads
 from .inline import inline
-from .pending import Pending
+from .pending import Fold, Held, Pending
+from .reach import reachable
+from .start_reads import Ahead
 
 Params = Sequence[Any]
 BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
@@ -75,31 +75,6 @@ def tagged(where: Where, table: str, tags: Sequence[str] | None) -> None:
                   list(tags))
 
 
-#: what a lost connection or an unreachable server raises (asyncpg, the socket, a timeout)
-UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
-               asyncpg.InterfaceError)
-
-
-#: what PostgreSQL raises when it refuses one of two transactions that ran at once and touched
-#: the same records (serializable isolation, or a deadlock): run the transaction again
-CONFLICTS = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
-
-
-@contextlib.contextmanager
-def reachable() -> Iterator[None]:
-    """A database that does not answer becomes DatabaseUnavailableError: a 503, which clients
-    and task processes retry, instead of a 500. A transaction refused for a conflict with
-    another one becomes TransactionRetryError (the engine runs its unit of work again)."""
-    try:
-        yield
-    except UNREACHABLE as exc:
-        raise DatabaseUnavailableError(
-            f"the database did not answer ({type(exc).__name__}: {exc}): retry") from exc
-    except CONFLICTS as exc:
-        raise TransactionRetryError(
-            f"another daemon's transaction touched the same records ({exc}): retry") from exc
-
-
 class Owner:
     """Which daemon this store serves, and how long another daemon's heartbeat may be silent
     before what it holds is taken over (docs/scaling.md). `daemon_id` "" is a store of its own
@@ -150,6 +125,12 @@ class PgSql:
         #: the runs a transaction taking the turn locked (`PgRuns.queued`), where each is: by id,
         #: (snapshot id, status, project, queue)
         self.locked: dict[str, tuple[str, str, str | None, str]] = {}
+        #: the serializable transactions' connection has START_READ (start_reads.py)
+        self.start_read = False
+        #: what a trigger that starts its run read ahead (start_reads.py), while it holds
+        self.ahead: Ahead | None = None
+        #: a part's SAVEPOINT not sent yet (view.py): it goes before the part's first statement
+        self.held: Held | None = None
         #: a savepoint whose part ended well, released by the next statements sent together
         #: (`_send_kept`) or by the COMMIT, rather than in a round trip of its own (store.py)
         self.release: str | None = None
@@ -187,8 +168,10 @@ class PgSql:
             raise
 
     async def _before(self, sql: str) -> None:
-        """Count the statement; send the held-back BEGIN first, and the kept writes if it
-        reads or writes their tables (the transaction sees its own writes)."""
+        """Count the statement; send the held-back BEGIN (and a part's SAVEPOINT) first, and
+        the kept writes if it reads or writes their tables (the transaction sees its own
+        writes)."""
+        await self.open_savepoint()
         self.sent += 1
         if self.pending and self.pending.touches(sql):
             await self._send_kept()
@@ -205,10 +188,24 @@ class PgSql:
             status: str = await self.conn.execute(statements)
         return status
 
-    async def send_kept_then(self, statement: str) -> None:
-        """The held-back BEGIN and the kept writes, then `statement` (a part's SAVEPOINT)."""
+    async def open_savepoint(self) -> None:
+        """Send the part's held-back SAVEPOINT (`held`), after what earlier parts kept: sent
+        by one of this part's statements, its rollback would undo them too. What the part kept
+        so far stays kept (one round trip: the BEGIN, the earlier parts' writes, SAVEPOINT)."""
+        held, self.held = self.held, None
+        if held is None:
+            return
+        part = self.pending.split(held.mark)
         self.sent += 1
-        await self._send_kept(then=statement)
+        await self._send_kept(then=f"SAVEPOINT {held.name}")
+        held.mark = self.pending.mark()
+        self.pending.restore(part)
+
+    def ahead_valid(self) -> Ahead | None:
+        """What was read ahead (start_reads.py), if nothing was sent since; else forgotten."""
+        if self.ahead is not None and self.ahead.sent != self.sent:
+            self.ahead = None
+        return self.ahead
 
     async def _send_kept(self, notify: tuple[str, str] | None = None,
                          commit: bool = False, then: str | None = None) -> None:
@@ -249,8 +246,13 @@ class PgSql:
     async def _dequeue_read(self, sql: str) -> list[Any] | None:
         """A dequeue's first reads, fetched together (dequeue_reads.py); None: read again.
         In an exclusive transaction begun by the last commit, its lock and those reads go in
-        one round trip (LOCKED_READ)."""
+        one round trip (LOCKED_READ); a trigger that starts its run may have read them ahead
+        (start_reads.py)."""
+        ahead = self.ahead_valid()
+        if ahead is not None:
+            return ahead.answer(sql)
         if self.dequeue_answers is None:
+            await self.open_savepoint()
             if self.locked_read and self.exclusive and self.begin == TURN:
                 self.begin, self.sent = None, self.sent + 1
                 with self.guard():
@@ -262,9 +264,22 @@ class PgSql:
         return self.dequeue_answers.pop(sql, None)
 
     async def one(self, sql: str, params: Params = ()) -> Any:
+        if sql == start_reads.QUEUE and self.start_read and self.turn and not self.exclusive \
+                and not self.pending and self.ahead is None and params[1] == params[2]:
+            return await self._read_ahead(params)
         await self._before(sql)
         with self.guard():
             return await self.conn.fetchrow(dollar(sql), *params)
+
+    async def _read_ahead(self, params: Params) -> Any:
+        """A queue's read with the dequeue's five (start_reads.py): the turn's LOCK goes first,
+        alone (a LOCK takes no snapshot; the call's snapshot is the transaction's)."""
+        await self._before(start_reads.CALL)
+        project, name, _ = params
+        with self.guard():
+            found = await self.conn.fetchval(start_reads.CALL, project, name)
+        queue, self.ahead = start_reads.read(found, self.sent)
+        return queue
 
     async def all(self, sql: str, params: Params = ()) -> list[Any]:
         if self.turn and sql in dequeue_reads.READS:
@@ -284,6 +299,7 @@ class PgSql:
         """Execute a write; returns how many rows it changed. The transaction's first statement
         goes with its BEGIN, in one round trip (inline.py)."""
         # (not before kept writes it must see: `_before` sends those first)
+        await self.open_savepoint()
         first = self.begin and not (self.pending and self.pending.touches(sql))
         written = inline(sql, params) if first else None
         if written is not None:
@@ -296,12 +312,14 @@ class PgSql:
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
-    async def keep(self, table: str, sql: str, params: Params) -> None:
+    async def keep(self, table: str, sql: str, params: Params, fold: Fold | None = None) -> None:
         """A write nobody waits for the answer of, of `table`: kept for the commit
         (pending.py). On the pool (a reader's area cast to a writer's) it is sent at once, and
         its read-only session refuses it."""
         if self.writes:
-            self.pending.write(table, sql, params)
+            if start_reads.changes(table):
+                self.ahead = None
+            self.pending.write(table, sql, params, fold)
         else:
             await self.run(sql, params)
 

@@ -47,7 +47,6 @@ import asyncpg
 
 from ...errors import DaemonStoppingError, StartupError, TransactionRetryError
 from ..models import Run
-from .catalog import PgProjects, PgQueues, PgVersions
 from .daemons import (
     CHANNEL,
     Commit,
@@ -59,13 +58,11 @@ from .daemons import (
     orphaned_runs,
     refuse_while_others_run,
 )
-from .later import PgSteps, PgStreams
-from .records import PgCheckpoints, PgEvents, PgKv, PgLogs, PgRequests, PgWorkers
-from .runs import PgAttempts, PgRuns, PgSnapshots, PgTimers
+from .reach import UNREACHABLE, reachable
 from .schema import MIGRATIONS
-from .sql import BEGIN, BEGIN_EXCLUSIVE, LOCKED_READ, TURN, UNREACHABLE, Owner, PgSql, reachable
-from .timed import PgDebounces, PgEnvVars, PgRateLimits, PgSchedules
-from .waitpoints import PgBatches, PgWaitpoints
+from .sql import BEGIN, BEGIN_EXCLUSIVE, LOCKED_READ, TURN, Owner, PgSql
+from .start_reads import START_READ
+from .view import PgView
 
 #: the first key of the advisory lock migrations take ("tl"); the second is the schema's
 LOCK_CLASS = 0x746C
@@ -74,79 +71,6 @@ LOCK_CLASS = 0x746C
 EVENTS_CLASS = LOCK_CLASS + 2
 _SCHEMA_VERSION = """CREATE TABLE IF NOT EXISTS schema_version (
     only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row), version BIGINT NOT NULL)"""
-
-
-class PgView:
-    """Every area over one `PgSql`: a `StoreTx` on the transaction's connection, a
-    `StoreReader` on the pool."""
-
-    def __init__(self, sql: PgSql) -> None:
-        self.sql = sql
-        self.runs = PgRuns(sql)
-        self.snapshots = PgSnapshots(sql)
-        self.attempts = PgAttempts(sql)
-        self.timers = PgTimers(sql)
-        self.events = PgEvents(sql)
-        self.logs = PgLogs(sql)
-        self.waitpoints = PgWaitpoints(sql)
-        self.batches = PgBatches(sql)
-        self.projects = PgProjects(sql)
-        self.versions = PgVersions(sql)
-        self.queues = PgQueues(sql)
-        self.schedules = PgSchedules(sql)
-        self.rate_limits = PgRateLimits(sql)
-        self.debounces = PgDebounces(sql)
-        self.env_vars = PgEnvVars(sql)
-        self.workers = PgWorkers(sql)
-        self.checkpoints = PgCheckpoints(sql)
-        self.requests = PgRequests(sql)
-        self.kv = PgKv(sql)
-        self.steps = PgSteps(sql)
-        self.streams = PgStreams(sql)
-        self._savepoints = 0
-
-    @asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        """store/interface.py `StoreTx.savepoint`: a part that raises undoes only its writes.
-        Before the transaction's first statement and write kept, the transaction's start is the
-        savepoint: a group commit's lone part (most of them) then costs no SAVEPOINT and
-        RELEASE round trips, and undoing it means starting the transaction again."""
-        sql = self.sql
-        # what earlier parts kept is sent first, outside this part's savepoint: sent by one of
-        # this part's statements, its rollback would undo it too (and `undo` cannot restore it)
-        if sql.sent == 0 and not sql.turn and not sql.pending:
-            mark = sql.pending.mark()
-            try:
-                yield
-            except BaseException:
-                sql.pending.undo(mark)
-                sql.locked.clear()  # (where its runs are is no longer known: runs.py)
-                if sql.sent and not sql.doomed and not sql.conn.is_closed():
-                    with sql.guard():
-                        await sql.conn.execute("ROLLBACK")
-                    sql.sent, sql.begin = 0, BEGIN  # begun again with the next statement
-                sql.release = None  # an inner part's: its savepoint went with the ROLLBACK
-                raise
-            return
-        self._savepoints += 1
-        name = f"part_{self._savepoints}"
-        # (an exclusive transaction's lock, then the kept writes, come first: one round trip)
-        await sql.send_kept_then(f"SAVEPOINT {name}")
-        mark = sql.pending.mark()
-        try:
-            yield
-        except BaseException:
-            sql.pending.undo(mark)
-            sql.locked.clear()  # (where its runs are is no longer known: runs.py)
-            sql.release = None  # a savepoint inside this one: undone with it
-            if not sql.conn.is_closed():
-                # a doomed transaction is run again whole: its savepoints do not matter
-                with contextlib.suppress(*UNREACHABLE, asyncpg.PostgresError):
-                    await sql.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            raise
-        # released with the next statements sent together (or by the COMMIT): not a round trip
-        # of its own. (Whatever is pending is a savepoint inside this one: released with it)
-        sql.release = name
 
 
 class PostgresStore:
@@ -220,7 +144,9 @@ class PostgresStore:
         between them rather than given back to the pool: each commit begins the next
         transaction of its kind in the same round trip (sql.py `commit`), so a transaction
         whose first statement reads sends no BEGIN of its own, and a dequeue takes its lock
-        and does its first reads in one round trip (sql.py `_dequeue_read`). A begun
+        and does its first reads in one round trip (sql.py `_dequeue_read`; each connection
+        gets its temporary function: the exclusive one LOCKED_READ, the serializable one
+        start_reads.py's START_READ, a trigger's queue read with the dequeue's). A begun
         transaction takes no snapshot and no lock until its first statement (its snapshot is
         that statement's), so waiting begun changes nothing for anyone."""
         conn = self._conns.pop(exclusive, None)
@@ -232,14 +158,19 @@ class PostgresStore:
                 await pool.release(conn)
         with reachable():
             conn = self._conns[exclusive] = await pool.acquire()
-        if exclusive and self._write_view is not None:
-            # a role without the TEMP privilege on the database: two round trips instead
+        if self._write_view is not None:
+            # a role without the TEMP privilege on the database: more round trips instead
+            sql = self._write_view.sql
             with reachable():
                 try:
-                    await conn.execute(LOCKED_READ)
-                    self._write_view.sql.locked_read = True
+                    await conn.execute(LOCKED_READ if exclusive else START_READ)
+                    made = True
                 except asyncpg.PostgresError:
-                    self._write_view.sql.locked_read = False
+                    made = False
+            if exclusive:
+                sql.locked_read = made
+            else:
+                sql.start_read = made
         return conn
 
     @asynccontextmanager
@@ -271,6 +202,7 @@ class PostgresStore:
                     sql.begin = "; ".join(s for s in (head, TURN if turn else None) if s) or None
                     sql.pending.clear()
                     sql.exclusive, sql.turn, sql.dequeue_answers = exclusive, turn, None
+                    sql.ahead = sql.held = None
                     sql.locked.clear()
                     yield view
                     # the kept writes and the announcement (delivered to the listeners at the
