@@ -129,6 +129,10 @@ class TestLogsEventsCache:
         assert await ops.requests.get("key", since=T0 - 1) == {"id": "run_a"}
         assert await ops.requests.get("key", since=T0 + 1) is None  # older than the window
         assert await ops.requests.get("other", since=0) is None
+        # several keys in one read: the first in their order that has an answer
+        assert await ops.requests.first(["other", "key"], since=T0 - 1) == ("key", {"id": "run_a"})
+        assert await ops.requests.first(["other", "key"], since=T0 + 1) is None
+        assert await ops.requests.first(["other"], since=0) is None
         async with store.tx() as tx_ops:
             await tx_ops.requests.put("key", T0 + 5, {"id": "run_b"})
         assert await ops.requests.get("key", since=T0) == {"id": "run_b"}

@@ -284,15 +284,18 @@ async def replayed_request(tx: Tx, request_key: str | None,
     """The runs `request_key` made before in `scope`, or None. A request answered while no
     project had its task (its runs waited without one) counts for the project they went to, as
     a run idempotency key of no project matches any project."""
-    known = await remembered(tx, request_key, scope)
-    if known is not None:
-        return await _replayed(tx, known)
-    if request_key is None or scope is None:
+    if request_key is None:
         return None
-    known = await remembered(tx, request_key, None)
-    if known is None:
+    keys = [scoped_request_key(request_key, scope)]
+    if scope is not None:  # then unscoped: one read for both (a round trip on PostgreSQL)
+        keys.append(scoped_request_key(request_key, None))
+    found = await tx.requests.first(keys, tx.now - REQUEST_CACHE_S)
+    if found is None:
         return None
+    key, known = found
     results = await _replayed(tx, known)
+    if key == keys[0]:
+        return results
     return results if all(r.run.project in (None, scope) for r in results) else None
 
 

@@ -4,6 +4,8 @@ store/run_areas.py holds here too."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from .models import Checkpoint, Worker
@@ -57,6 +59,22 @@ class RequestReader(Protocol):
     async def get(self, key: str, since: float) -> dict[str, Any] | None:
         """The answer recorded for `key` at or after `since`, or None."""
         ...
+
+    async def first(self, keys: Sequence[str],
+                    since: float) -> tuple[str, dict[str, Any]] | None:
+        """The first of `keys`, in their order, with an answer recorded at or after `since`,
+        and that answer; or None. (One read: on PostgreSQL one round trip for several keys.)"""
+        ...
+
+
+def first_answer(keys: Sequence[str],
+                 found: Mapping[str, str]) -> tuple[str, dict[str, Any]] | None:
+    """`RequestReader.first`'s choice among the rows read: the first key in order."""
+    for key in keys:
+        if key in found:
+            answer: dict[str, Any] = json.loads(found[key])
+            return key, answer
+    return None
 
 
 class RequestStore(RequestReader, Protocol):

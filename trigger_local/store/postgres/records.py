@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+from ..daemon_areas import first_answer
 from ..models import CK_ACTIVE, CK_PENDING, Checkpoint, LogEntry, StoredEvent, Worker
 from ..sqlite.rows import columns, from_row
 from .sql import PgSql, values
@@ -156,6 +157,13 @@ class PgRequests:
             return None
         answer: dict[str, Any] = json.loads(row["response"])
         return answer
+
+    async def first(self, keys: Sequence[str],
+                    since: float) -> tuple[str, dict[str, Any]] | None:
+        rows = await self._sql.all("SELECT key, response FROM request_cache "
+                                   "WHERE key = ANY(?::text[]) AND created_at >= ?",
+                                   (list(keys), since))
+        return first_answer(keys, {str(r["key"]): str(r["response"]) for r in rows})
 
     async def put(self, key: str, at: float, answer: dict[str, Any]) -> None:
         # kept for the commit (pending.py): nobody waits for its answer (a trigger's request

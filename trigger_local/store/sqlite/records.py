@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+from ..daemon_areas import first_answer
 from ..models import CK_ACTIVE, CK_PENDING, Checkpoint, LogEntry, StoredEvent, Worker
 from .rows import from_row, insert_sql, to_row
 from .sql import Sql
@@ -138,6 +139,13 @@ class SqliteRequests:
             return None
         answer: dict[str, Any] = json.loads(row["response"])
         return answer
+
+    async def first(self, keys: Sequence[str],
+                    since: float) -> tuple[str, dict[str, Any]] | None:
+        marks = ", ".join("?" * len(keys))
+        rows = self._sql.all(f"SELECT key, response FROM request_cache WHERE key IN ({marks}) "
+                             "AND created_at >= ?", (*keys, since))
+        return first_answer(keys, {str(r["key"]): str(r["response"]) for r in rows})
 
     async def put(self, key: str, at: float, answer: dict[str, Any]) -> None:
         self._sql.run("INSERT OR REPLACE INTO request_cache (key, created_at, response) "
