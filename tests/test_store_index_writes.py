@@ -144,3 +144,16 @@ async def test_a_database_of_a_newer_trigger_local_is_refused(tmp_path: Path) ->
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(StartupError, match="newer than this trigger-local"):
         await SqliteStore(str(path)).open()
+
+
+async def test_an_attempt_writes_no_index_but_its_key(tmp_path: Path) -> None:
+    # the executing attempts' partial index lost its reader (attempts.open): an attempt's start
+    # and end each rewrote it for nothing
+    store = SqliteStore(str(tmp_path / "a.db"))
+    await store.open()
+    await store.close()
+    with closing(sqlite3.connect(tmp_path / "a.db")) as conn:
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'attempts' "
+            "AND sql IS NOT NULL")]
+    assert names == []

@@ -147,3 +147,25 @@ async def test_a_part_that_only_keeps_writes_sends_no_savepoint_and_forgets_them
         assert await read.runs.count_by_status() == {QUEUED: 3}
     finally:
         await store.close()
+
+
+async def test_a_part_rolled_back_undoes_its_environment_variable(pg_cluster: Cluster) -> None:
+    # review rv9d: env_vars.put went on the connection, past PgSql: sent before the part's
+    # held-back SAVEPOINT, the part's rollback did not undo it
+    store = PostgresStore(pg_cluster.fresh_url())
+    await store.open()
+    try:
+        async with store.tx() as tx:
+            await tx.runs.get("run_a")  # the transaction has begun: the part's SAVEPOINT is held
+            with pytest.raises(RuntimeError):
+                async with tx.savepoint():
+                    await tx.env_vars.put("proj", "dev", "NAME", "v", False, 1.0)
+                    raise RuntimeError("the part fails")
+            await tx.env_vars.put("proj", "dev", "KEPT", "k", None, 1.0)
+            await tx.env_vars.put("proj", "dev", "KEPT", "x", True, 2.0, override=False)
+        read = store.read()
+        assert await read.env_vars.get("proj", "dev", "NAME") is None
+        assert await read.env_vars.get("proj", "dev", "KEPT") == {
+            "name": "KEPT", "value": "k", "isSecret": False}
+    finally:
+        await store.close()

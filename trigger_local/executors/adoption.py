@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 import structlog
 
 from .. import protocol
 from ..store.models import CK_ACTIVE, CK_PENDING, DEQUEUED, EXECUTING, QUEUED, WAITING, Run
-from .assignments import spool_path
+from .assignments import spool_path, store_unsent
 from .base import WorkerPool
 from .sharing import SharedRuns
 from .workers import BUSY, HELD, IDLE, WorkerHandle, pid_is_worker
@@ -26,8 +25,13 @@ async def adopt(pool: WorkerPool) -> None:
         if not record.pid or not pid_is_worker(record.pid, record.id):
             await engine.forget_worker(record.id)
             if not await may_be_restored(pool, record.id, runs.values()):
-                # it died while no daemon watched: no line of its spool is due any more
-                spool_path(pool.logs_dir / f"{record.id}.log").unlink(missing_ok=True)
+                # it died while no daemon watched: store the lines its spool holds that the
+                # daemon never got (as lose_attempt does), then no line of it is due any more
+                spool = spool_path(pool.logs_dir / f"{record.id}.log")
+                for run in runs.values():
+                    if run.worker_id == record.id and run.status in (EXECUTING, WAITING):
+                        await store_unsent(engine, spool, run.id, run.attempt_count)
+                spool.unlink(missing_ok=True)
             continue
         worker = WorkerHandle(id=record.id, version_id=record.version_id, pid=record.pid,
                               log_path=pool.logs_dir / f"{record.id}.log", state=IDLE)
@@ -80,7 +84,8 @@ async def is_shared(pool: WorkerPool, version_id: str, runs: list[Run]) -> bool:
 
 async def may_be_restored(pool: WorkerPool, worker_id: str, runs: Iterable[Run]) -> bool:
     """Whether a dump of the gone process `worker_id` exists or may: a checkpoint record that
-    names it still pending or active, or the images of one of the runs it held still on disk.
+    names it still pending or active (a failed or deleted one's images are removed before its
+    status is written; a restored one's can never be used again).
     CRIU froze such a process rather than it dying: its spool is one of its open files, and its
     restore needs the file where it was (a daemon killed between a dump and its record leaves
     the process's row behind, gone like a dead one). Only a False lets its spool be removed."""
@@ -92,7 +97,6 @@ async def may_be_restored(pool: WorkerPool, worker_id: str, runs: Iterable[Run])
         if run.worker_id != worker_id:
             continue
         for ck in await checkpoints.for_run(run.id):
-            if ck.worker_id == worker_id and (ck.status in (CK_PENDING, CK_ACTIVE)
-                                              or Path(ck.path).exists()):
+            if ck.worker_id == worker_id and ck.status in (CK_PENDING, CK_ACTIVE):
                 return True
     return False

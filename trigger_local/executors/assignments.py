@@ -129,14 +129,19 @@ async def lose_attempt(engine: Engine, log_path: Path, run_id: str, attempt: int
     of every run it held), then record the attempt's end (engine.worker_lost)."""
     path = spool_path(log_path)
     try:
-        held = await attempt_lines(engine.queries.logs, run_id, attempt)
-        missing = unsent(path, run_id, attempt, held)
-        if missing:
-            now = engine.clock.now()
-            await engine.append_logs([_entry(run_id, attempt, raw, now) for raw in missing])
-            log.info("stored log lines the task process had not sent", run=run_id,
-                     attempt=attempt, lines=len(missing))
+        await store_unsent(engine, path, run_id, attempt)
     finally:
         if last:
             path.unlink(missing_ok=True)
     await engine.worker_lost(run_id, attempt, reason, interrupted=interrupted)
+
+
+async def store_unsent(engine: Engine, path: Path, run_id: str, attempt: int) -> None:
+    """Store the lines of `attempt` the spool at `path` holds and the daemon does not."""
+    held = await attempt_lines(engine.queries.logs, run_id, attempt)
+    missing = unsent(path, run_id, attempt, held)
+    if missing:
+        now = engine.clock.now()
+        await engine.append_logs([_entry(run_id, attempt, raw, now) for raw in missing])
+        log.info("stored log lines the task process had not sent", run=run_id,
+                 attempt=attempt, lines=len(missing))

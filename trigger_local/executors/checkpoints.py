@@ -28,6 +28,7 @@ from ..errors import CriuError
 from ..ids import new_id
 from ..store.models import DELAYED, FINAL_STATUSES, WAITING, Checkpoint, Run
 from . import criu
+from .assignments import spool_path
 from .base import CheckpointSupport
 from .sockets import SOCKET_WAIT_S, wait_pid_free, wait_until_no_tcp
 from .workers import BUSY, WorkerHandle, pid_is_worker
@@ -238,6 +239,8 @@ class Checkpointer(CheckpointerBase):
     # -- clean-up ---------------------------------------------------------------------------
     def _discard(self, ck: Checkpoint, why: str) -> None:
         _remove(Path(ck.path))
+        # the frozen process will never run again: no line of its spool is due
+        spool_path(self.support.logs_dir / f"{ck.worker_id}.log").unlink(missing_ok=True)
         # retried (a full disk): a row left active would be loaded again by the next daemon
         self.support.run_job(self.support.supervisor.retry_until_done(
             f"forgetting checkpoint {ck.id}",

@@ -361,4 +361,6 @@ MIGRATIONS: list[str] = [
     "CREATE TABLE dequeue_turn (only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row));",
     # 11: the request keys' answers in the order retention forgets them (engine/retention.py)
     "CREATE INDEX request_cache_created ON request_cache(created_at);",
+    # 12: the executing attempts' index had no reader left (attempts.open is gone)
+    "DROP INDEX attempts_open;",
 ]

@@ -137,14 +137,17 @@ class PgEnvVars:
 
     async def put(self, project: str, env: str, name: str, value: str, is_secret: bool | None,
                   now: float, *, override: bool = True) -> None:
+        # through PgSql, as every statement (review rv9d: sent on the connection, it went
+        # before a part's held-back SAVEPOINT, and the part's rollback left it written)
+        secret = None if is_secret is None else int(is_secret)
         conflict = ("DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, "
-                    "is_secret = COALESCE($5::bigint, env_vars.is_secret)") if override \
+                    "is_secret = COALESCE(?::bigint, env_vars.is_secret)") if override \
             else "DO NOTHING"
-        await self._sql.conn.execute(
+        await self._sql.run(
             "INSERT INTO env_vars (project, env, name, value, is_secret, updated_at) VALUES "
-            f"($1, $2, $3, $4, COALESCE($5::bigint, 0), $6) ON CONFLICT (project, env, name) "
-            f"{conflict}", project, env, name, value,
-            None if is_secret is None else int(is_secret), now)
+            f"(?, ?, ?, ?, COALESCE(?::bigint, 0), ?) ON CONFLICT (project, env, name) "
+            f"{conflict}", (project, env, name, value, secret, now)
+            + ((secret,) if override else ()))
 
     async def delete(self, project: str, env: str, name: str) -> bool:
         return await self._sql.run("DELETE FROM env_vars WHERE project = ? AND env = ? "
