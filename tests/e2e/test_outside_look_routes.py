@@ -1,9 +1,14 @@
 """Defects an outside look found at the routes, against a real daemon: list filters that are not
-a date or a ref are a 400 naming the filter (they matched nothing or everything, silently)."""
+a date or a ref are a 400 naming the filter (they matched nothing or everything, silently); a
+project key registering a directory of another project is a 403, not a 409 (nor a success)."""
 
 from __future__ import annotations
 
-from .conftest import DaemonProcess
+from pathlib import Path
+
+from trigger_local.tokens import project_key
+
+from .conftest import DaemonProcess, write_project
 from .test_cli_messages import cli
 
 RUNS = "/api/v1/runs"
@@ -34,3 +39,28 @@ def test_a_malformed_project_ref_filter_is_a_400_naming_it(daemon: DaemonProcess
     done = cli(daemon, "runs", "ls", "--project", "bad ref")
     assert done.returncode == 1, done
     assert "filter[project]" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_project_key_cannot_register_a_directory_of_another_project(
+        daemon: DaemonProcess, tmp_path: Path) -> None:
+    mine = write_project(tmp_path / "mine")
+    (mine / "trigger.toml").write_text('project = "proj_mine"\ndirs = ["trigger"]\n')
+    theirs = write_project(tmp_path / "theirs")  # trigger.toml: project = "proj_test"
+    daemon.register(mine)
+    key = {"Authorization": f"Bearer {project_key(daemon.key, 'proj_mine')}"}
+    r = daemon.api("POST", "/api/v1/local/versions", headers=key,
+                   json={"projectDir": str(theirs), "dirs": ["trigger"]})
+    assert r.status_code == 403, r.text
+    assert r.json()["code"] == "forbidden", r.text
+    assert "proj_mine" in r.json()["error"] and "proj_test" in r.json()["error"], r.text
+    assert "same project ref" not in r.json()["error"], r.text
+    projects = {p["ref"] for p in daemon.api("GET", "/api/v1/local/projects").json()["data"]}
+    assert projects == {"proj_mine"}
+    # its own directory, and one whose config names no project (the key's ref replaces the
+    # ref derived from the directory's name), it registers
+    plain = write_project(tmp_path / "plain")
+    (plain / "trigger.toml").write_text('dirs = ["trigger"]\n')
+    for folder in (mine, plain):
+        r = daemon.api("POST", "/api/v1/local/versions", headers=key,
+                       json={"projectDir": str(folder), "dirs": ["trigger"]})
+        assert r.status_code == 200, r.text
