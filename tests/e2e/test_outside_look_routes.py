@@ -64,3 +64,25 @@ def test_a_project_key_cannot_register_a_directory_of_another_project(
         r = daemon.api("POST", "/api/v1/local/versions", headers=key,
                        json={"projectDir": str(folder), "dirs": ["trigger"]})
         assert r.status_code == 200, r.text
+
+
+def test_an_escaped_slash_in_an_id_reaches_its_route(ready: DaemonProcess) -> None:
+    """`runs show ../../etc` asks for `/api/v3/runs/..%2F..%2Fetc`: the run route answers (its
+    "Run not found"), not "Resource not found" from no route; names with "/" in `{…:path}`
+    parameters (packets, task ids) keep their slashes."""
+    for args in (("runs", "show", "../../etc"), ("runs", "cancel", "a/b"),
+                 ("tokens", "show", "../x")):
+        done = cli(ready, *args)
+        assert done.returncode == 1, done
+        assert "not found" in done.stderr.lower() and "Resource not found" not in done.stderr, \
+            (args, done.stderr)
+    r = ready.api("GET", "/api/v3/runs/..%2F..%2Fetc")
+    assert r.status_code == 404, r.text
+    assert r.json()["error"] == "Run not found" and r.json()["run_id"] == "../../etc", r.text
+    r = ready.api("GET", "/api/v1/waitpoints/tokens/a%2Fb")
+    assert r.status_code == 404 and r.json()["error"] != "Resource not found", r.text
+    r = ready.api("POST", "/api/v1/tasks/no%2Fsuch/trigger", json={})
+    assert r.status_code in (200, 404), r.text
+    for name in ("dir/name.json", "dir%2Fname.json"):  # a `{name:path}` parameter
+        r = ready.api("PUT", f"/api/v2/packets/{name}")
+        assert r.status_code == 200 and r.json()["storagePath"] == "dir/name.json", r.text
