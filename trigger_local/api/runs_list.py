@@ -60,6 +60,7 @@ def parse_instant(raw: str | None, name: str) -> float | None:
     1970 are a 400 (as a filter they matched nothing or everything, silently)."""
     if not raw:
         return None
+    seconds: float | None
     try:
         seconds = float(raw) / 1000
     except ValueError:
