@@ -86,3 +86,48 @@ def test_an_escaped_slash_in_an_id_reaches_its_route(ready: DaemonProcess) -> No
     for name in ("dir/name.json", "dir%2Fname.json"):  # a `{name:path}` parameter
         r = ready.api("PUT", f"/api/v2/packets/{name}")
         assert r.status_code == 200 and r.json()["storagePath"] == "dir/name.json", r.text
+
+
+WHICH = '''
+import os
+from trigger_local import task
+
+@task(id="which")
+async def which(payload, ctx):
+    return os.environ.get("WHICH")
+'''
+
+
+def test_a_run_locked_to_a_version_runs_on_it(daemon: DaemonProcess, tmp_path: Path) -> None:
+    """`options.lockToVersion` names a version of the project (its id): the run runs on that
+    version (here: its env), not the current one; an unknown id, one without the task, and
+    one too long to be an id are a 4xx naming it."""
+    root = write_project(tmp_path / "p", WHICH)
+    versions = []
+    for which in ("one", "two"):
+        r = daemon.api("POST", "/api/v1/local/versions",
+                       json={"projectDir": str(root), "dirs": ["trigger"],
+                             "env": {"WHICH": which}})
+        assert r.status_code == 200, r.text
+        versions.append(r.json()["id"])
+    locked = daemon.trigger("which", lockToVersion=versions[0])
+    current = daemon.trigger("which")
+    for run_id, expected in ((locked, "one"), (current, "two")):
+        run = daemon.wait_status(run_id, timeout=90)
+        assert run["status"] == "COMPLETED" and run["output"] == expected, run
+    unknown = daemon.api("POST", "/api/v1/tasks/which/trigger",
+                         json={"options": {"lockToVersion": "version_nope"}})
+    assert unknown.status_code == 422, unknown.text
+    assert "'version_nope'" in unknown.json()["error"] and "lockToVersion" in \
+        unknown.json()["error"], unknown.text
+    long = daemon.api("POST", "/api/v1/tasks/which/trigger",
+                      json={"options": {"lockToVersion": "v" * 65}})
+    assert long.status_code == 400 and "options.lockToVersion must be 1 to 64" in \
+        long.json()["error"], long.text
+    other = write_project(tmp_path / "other")
+    (other / "trigger.toml").write_text('project = "proj_other"\ndirs = ["trigger"]\n')
+    theirs = daemon.register(other)["id"]
+    r = daemon.api("POST", "/api/v1/tasks/which/trigger",
+                   json={"options": {"lockToVersion": theirs}})
+    assert r.status_code == 422 and "no version of project proj_test" in r.json()["error"], \
+        r.text
