@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trigger_local.projects import PROJECT_HEADER
 from trigger_local.tokens import project_key
 
 from .conftest import DaemonProcess, write_project
@@ -131,3 +132,8 @@ def test_a_run_locked_to_a_version_runs_on_it(daemon: DaemonProcess, tmp_path: P
                    json={"options": {"lockToVersion": theirs}})
     assert r.status_code == 422 and "no version of project proj_test" in r.json()["error"], \
         r.text
+    daemon.register(write_project(tmp_path / "again"))  # proj_test's current: `hello`, no `which`
+    r = daemon.api("POST", "/api/v1/tasks/hello/trigger", headers={PROJECT_HEADER: "proj_test"},
+                   json={"options": {"lockToVersion": versions[0]}})
+    assert r.status_code == 422 and f"Version {versions[0]}" in r.json()["error"] \
+        and "no task 'hello'" in r.json()["error"], r.text
