@@ -83,6 +83,7 @@ class InProcessServices:
         self.engine, self.settings, self.secret_key = engine, settings, secret_key
         self.task_ids = ["hello", "child"]
         self.retire: set[str] = set()
+        self.versions = 0  # the versions index_project made: version_1, version_2, …
 
     async def next_assignment(self, worker_id: str, wait_s: float, ack: int | None = None
                               ) -> dict[str, Any] | None | Literal["retire"]:
@@ -107,7 +108,8 @@ class InProcessServices:
             raise ValidationError("Could not import trigger/broken.py", file="trigger/broken.py",
                                   traceback="Traceback (most recent call last):\nSyntaxError: "
                                             "invalid syntax")
-        version = Version(id=f"version_{len(await self.engine.queries.versions.recent_ids()) + 1}",
+        self.versions += 1
+        version = Version(id=f"version_{self.versions}",
                           project_dir=project_dir, created_at=self.engine.clock.now(),
                           python=python or "",
                           dirs=dirs, env=env,

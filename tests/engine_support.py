@@ -4,6 +4,8 @@ one indexed version whose tasks each file chooses."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from trigger_local.config import DaemonSettings
 from trigger_local.engine import Engine, history
 from trigger_local.store import SqliteStore, Store
 from trigger_local.store.models import TaskDef, Version
+from trigger_local.store.postgres import PostgresStore
 
 T0 = 1_700_000_000.0
 
@@ -35,3 +38,27 @@ async def snapshots_of(engine: Engine, run_id: str) -> list[dict[str, Any]]:
     run = await engine.queries.runs.get(run_id)
     assert run is not None
     return await history.snapshots(engine.queries, run)
+
+
+@asynccontextmanager
+async def two_daemons(url: str, tmp_path: Path, clock: FakeClock, *, tasks: list[TaskDef],
+                      **settings: Any) -> AsyncIterator[tuple[Engine, Engine]]:
+    """Two engines — two daemons, `daemon_a` and `daemon_b` — on the PostgreSQL database at
+    `url`, under one clock, each with its own home under `tmp_path` and `settings`: the first
+    registered `version_1` (holding `tasks`), the second loaded it. Their stores close after."""
+    stores = [PostgresStore(url, daemon_id="daemon_a"), PostgresStore(url, daemon_id="daemon_b")]
+    try:
+        for store in stores:
+            # (their write connections count into shards of their own: schema_lists.py,
+            # migration 9)
+            await store.open()
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        first = await open_engine(tmp_path / "a", clock, store=stores[0], tasks=tasks,
+                                  **settings)
+        second = Engine(stores[1], clock, DaemonSettings(home=tmp_path / "b", **settings))
+        await second.load()
+        yield first, second
+    finally:
+        for store in stores:
+            await store.close()

@@ -12,14 +12,15 @@ from typing import Any
 import pytest
 from engine_support import T0, open_engine
 
+from tests.test_engine_handover import Slots, done, start, status, trigger
 from trigger_local.clock import FakeClock
-from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
+from trigger_local.engine import Engine, TriggerRequest
 from trigger_local.engine.events import RunStatusChanged
 from trigger_local.engine.handover import hand_over
 from trigger_local.executors.pool import PoolExecutor
 from trigger_local.executors.process import ProcessSpawner
 from trigger_local.executors.workers import IDLE, WorkerHandle
-from trigger_local.store.models import CANCELED, EXECUTING, Run, TaskDef
+from trigger_local.store.models import CANCELED, EXECUTING, Run, TaskDef, Version
 
 
 @pytest.fixture
@@ -43,8 +44,36 @@ def shared_pool(engine: Engine, tmp_path: Path) -> tuple[PoolExecutor, WorkerHan
     return pool, worker
 
 
-def done() -> AttemptOutcome:
-    return AttemptOutcome(ok=True, output='"ok"', output_type="application/json")
+async def two_processes(engine: Engine, tmp_path: Path
+                        ) -> tuple[PoolExecutor, WorkerHandle, WorkerHandle]:
+    """`shared_pool`'s process `w1` of `version_1`, and `w2` of `version_2`, a version of
+    another project ("other", task `bye`) registered now; no hand-over until a test sets it."""
+    await engine.register_version(Version(
+        id="version_2", project_dir="/other", created_at=T0 + 1, project="other",
+        tasks=[TaskDef(task_id="bye", queue="task/bye", shared=True)]))
+    pool, a = shared_pool(engine, tmp_path)
+    v2 = engine.projects.current_of("other")
+    assert v2 is not None
+    pool.versions[v2.id] = v2
+    b = WorkerHandle(id="w2", version_id=v2.id, pid=None, log_path=tmp_path / "w2.log",
+                     state=IDLE, shared=True)
+    pool.workers[b.id] = b
+    engine.group.then = None
+    return pool, a, b
+
+
+async def queued_then_freed(engine: Engine, pool: PoolExecutor, clock: FakeClock,
+                            finished: Run) -> list[str]:
+    """r1 and r2 (`hello`) and r3 (`bye`, of the other project) queued one after another, then
+    `finished` completes with the hand-over on; the ids of r1, r2, r3."""
+    ids = []
+    for task, project in (("hello", None), ("hello", None), ("bye", "other")):
+        clock.advance(0.001)
+        ids.append((await engine.trigger(TriggerRequest(task_id=task, project=project))).run.id)
+    engine.group.then = partial(hand_over, pool.places)
+    await engine.finish_attempt(finished.id, 1, done())
+    await settle(pool)
+    return ids
 
 
 async def settle(pool: PoolExecutor) -> None:
@@ -111,22 +140,12 @@ async def test_fits_one_at_a_time_then_place_refuses_an_older_run(tmp_path: Path
     """`_take` asks `fits` of each run against today's room, not the room left once the runs
     before it are placed: two runs of process A (one slot) both 'fit', the second is then
     refused by `place` and dropped, and a younger run of another project takes process B."""
-    from trigger_local.store.models import QUEUED, Version
+    from trigger_local.store.models import QUEUED
     clock = FakeClock(T0)
     engine = await open_engine(tmp_path, clock, runs_per_process=2, tasks=[
         TaskDef(task_id="hello", queue="task/hello", shared=True)])
     try:
-        await engine.register_version(Version(
-            id="version_2", project_dir="/other", created_at=T0 + 1, project="other",
-            tasks=[TaskDef(task_id="bye", queue="task/bye", shared=True)]))
-        pool, a = shared_pool(engine, tmp_path)
-        v2 = engine.projects.current_of("other")
-        assert v2 is not None
-        pool.versions[v2.id] = v2
-        b = WorkerHandle(id="w2", version_id=v2.id, pid=None, log_path=tmp_path / "w2.log",
-                         state=IDLE, shared=True)
-        pool.workers[b.id] = b
-        engine.group.then = None
+        pool, a, b = await two_processes(engine, tmp_path)
         busy = []
         for _ in range(2):  # A executes two runs: full
             clock.advance(0.001)
@@ -135,13 +154,7 @@ async def test_fits_one_at_a_time_then_place_refuses_an_older_run(tmp_path: Path
         for run in taken:
             assert await pool.assign(run)
         assert len(a.executing) == 2
-        ids = []
-        for task, project in (("hello", None), ("hello", None), ("bye", "other")):
-            clock.advance(0.001)
-            ids.append((await engine.trigger(TriggerRequest(task_id=task, project=project))).run.id)
-        engine.group.then = partial(hand_over, pool.places)
-        await engine.finish_attempt(busy[0].id, 1, done())
-        await settle(pool)
+        ids = await queued_then_freed(engine, pool, clock, busy[0])
         statuses = [(await engine.queries.runs.get(i)).status for i in ids]  # type: ignore[union-attr]
         # r1 took A's freed slot; r2 (older than r3) stays queued while r3 started on B
         assert statuses == [EXECUTING, QUEUED, QUEUED], statuses
@@ -153,37 +166,20 @@ async def test_a_run_place_refuses_keeps_its_rate_limit_token(tmp_path: Path) ->
     """Same mis-fit with a rate-limited queue (2 a minute): the hand-over's gate admitted r1 and
     r2 and saved that, but only r1 started; the dispatcher then refuses r2 for the window."""
     from trigger_local.ratelimit import parse_rate_limit
-    from trigger_local.store.models import Version
     clock = FakeClock(T0)
     engine = await open_engine(tmp_path, clock, runs_per_process=2, tasks=[
         TaskDef(task_id="filler", queue="task/filler", shared=True),
         TaskDef(task_id="hello", queue="task/hello", shared=True,
                 rate_limit=parse_rate_limit({"limit": 2, "period": "1m"}))])
     try:
-        await engine.register_version(Version(
-            id="version_2", project_dir="/other", created_at=T0 + 1, project="other",
-            tasks=[TaskDef(task_id="bye", queue="task/bye", shared=True)]))
-        pool, a = shared_pool(engine, tmp_path)
-        v2 = engine.projects.current_of("other")
-        assert v2 is not None
-        pool.versions[v2.id] = v2
-        b = WorkerHandle(id="w2", version_id=v2.id, pid=None, log_path=tmp_path / "w2.log",
-                         state=IDLE, shared=True)
-        pool.workers[b.id] = b
-        engine.group.then = None
+        pool, a, b = await two_processes(engine, tmp_path)
         busy = []
         for _ in range(2):
             clock.advance(0.001)
             busy.append((await engine.trigger(TriggerRequest(task_id="filler"))).run)
         for run in await engine.dequeue(2, reserve=True):
             assert await pool.assign(run)
-        ids = []
-        for task, project in (("hello", None), ("hello", None), ("bye", "other")):
-            clock.advance(0.001)
-            ids.append((await engine.trigger(TriggerRequest(task_id=task, project=project))).run.id)
-        engine.group.then = partial(hand_over, pool.places)
-        await engine.finish_attempt(busy[0].id, 1, done())
-        await settle(pool)
+        ids = await queued_then_freed(engine, pool, clock, busy[0])
         engine.group.then = None
         # one 'hello' started in this minute: the window has room for r2; r3 stayed behind it
         assert [r.id for r in await engine.dequeue(5)] == [ids[1], ids[2]]
@@ -198,7 +194,6 @@ async def test_a_start_that_loses_the_transaction_strands_the_runs_behind_it(
     ctx.reserved for good: QUEUED, skipped by every dequeue, counted as running."""
     import sqlite3
 
-    from tests.test_engine_handover import Slots, start, status, trigger
     from trigger_local.engine import attempts
     from trigger_local.store.models import QUEUED
     clock = FakeClock(T0)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine_support import T0, open_engine, snapshots_of
+from tests.legacy_rows import insert_snapshot
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest, runs
 from trigger_local.store import Store
@@ -69,7 +70,7 @@ async def test_snapshot_rows_of_a_database_written_before_come_first(
     `run.created` event that names none; the changes made since are named by their events."""
     run = (await engine.trigger(TriggerRequest(task_id="hello"))).run
     async with engine.store.tx() as ops:  # as the older daemon wrote it
-        await ops.snapshots.insert("snapshot_old", run.id, "queued", QUEUED, T0 - 1, "created")
+        await insert_snapshot(ops, "snapshot_old", run.id, "queued", QUEUED, T0 - 1, "created")
     clock.advance(1)
     async with engine._unit() as tx:
         stored = await tx.runs.get(run.id)

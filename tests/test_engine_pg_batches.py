@@ -14,7 +14,7 @@ import pytest
 from pg_cluster import Cluster
 from store_support import make_run
 
-from tests.engine_support import T0, open_engine
+from tests.engine_support import T0, two_daemons
 from tests.test_store_postgres_lists import at_version
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
@@ -30,21 +30,9 @@ TASKS = [TaskDef(task_id="t", queue="task/t")]
 
 @pytest.fixture
 async def engines(pg_cluster: Cluster, tmp_path: Path) -> AsyncIterator[tuple[Engine, Engine]]:
-    url = pg_cluster.fresh_url()
-    clock = FakeClock(T0)
-    first_store = PostgresStore(url, daemon_id="daemon_a")
-    await first_store.open()
-    # (their write connections count into shards of their own: schema_lists.py, migration 9)
-    second_store = PostgresStore(url, daemon_id="daemon_b")
-    await second_store.open()
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    first = await open_engine(tmp_path / "a", clock, store=first_store, tasks=TASKS)
-    second = Engine(second_store, clock, DaemonSettings(home=tmp_path / "b"))
-    await second.load()
-    yield first, second
-    await first_store.close()
-    await second_store.close()
+    async with two_daemons(pg_cluster.fresh_url(), tmp_path, FakeClock(T0),
+                           tasks=TASKS) as both:
+        yield both
 
 
 async def started_batch(engine: Engine, size: int) -> tuple[str, list[tuple[str, int]]]:

@@ -15,12 +15,10 @@ from pathlib import Path
 import pytest
 from pg_cluster import Cluster
 
-from tests.engine_support import T0, open_engine
+from tests.engine_support import T0, two_daemons
 from trigger_local.clock import FakeClock
-from trigger_local.config import DaemonSettings
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.store.models import COMPLETED, Run, TaskDef
-from trigger_local.store.postgres import PostgresStore
 
 CONCURRENCY = 6
 LIMITED, KEYED = 2, 1
@@ -31,22 +29,9 @@ TASKS = [TaskDef(task_id="free", queue="task/free"),
 
 @pytest.fixture
 async def engines(pg_cluster: Cluster, tmp_path: Path) -> AsyncIterator[tuple[Engine, Engine]]:
-    url = pg_cluster.fresh_url()
-    clock = FakeClock(T0)
-    first_store = PostgresStore(url, daemon_id="daemon_a")
-    second_store = PostgresStore(url, daemon_id="daemon_b")
-    await first_store.open()
-    await second_store.open()
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    first = await open_engine(tmp_path / "a", clock, store=first_store, tasks=TASKS,
-                              concurrency=CONCURRENCY)
-    second = Engine(second_store, clock, DaemonSettings(home=tmp_path / "b",
-                                                        concurrency=CONCURRENCY))
-    await second.load()
-    yield first, second
-    await first_store.close()
-    await second_store.close()
+    async with two_daemons(pg_cluster.fresh_url(), tmp_path, FakeClock(T0), tasks=TASKS,
+                           concurrency=CONCURRENCY) as both:
+        yield both
 
 
 async def trigger_all(engines: tuple[Engine, Engine]) -> list[Run]:

@@ -19,15 +19,13 @@ from typing import Any
 import pytest
 from pg_cluster import Cluster
 
-from tests.engine_support import T0, open_engine
+from tests.engine_support import T0, two_daemons
 from tests.test_engine_pg_start_at_once import Places
 from tests.test_engine_resume_in_place import SharedProcesses
 from trigger_local.clock import FakeClock
-from trigger_local.config import DaemonSettings
 from trigger_local.durations import iso
 from trigger_local.engine import Engine, TriggerRequest
 from trigger_local.store.models import DEQUEUED, EXECUTING, QUEUED, Run, TaskDef
-from trigger_local.store.postgres import PostgresStore
 
 TASKS = [TaskDef(task_id="one", queue="task/one", queue_concurrency_limit=1, shared=True)]
 DEADLINE_S = 60  # generous: the machine may be loaded
@@ -36,20 +34,11 @@ DEADLINE_S = 60  # generous: the machine may be loaded
 @pytest.fixture
 async def engines(pg_cluster: Cluster,
                   tmp_path: Path) -> AsyncIterator[tuple[Engine, Engine, FakeClock]]:
-    url = pg_cluster.fresh_url()
     clock = FakeClock(T0)
-    stores = [PostgresStore(url, daemon_id="daemon_a"), PostgresStore(url, daemon_id="daemon_b")]
-    for store in stores:
-        await store.open()
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    first = await open_engine(tmp_path / "a", clock, store=stores[0], tasks=TASKS)
-    second = Engine(stores[1], clock, DaemonSettings(home=tmp_path / "b"))
-    await second.load()
-    first.ctx.capability = SharedProcesses()
-    yield first, second, clock
-    for store in stores:
-        await store.close()
+    async with two_daemons(pg_cluster.fresh_url(), tmp_path, clock,
+                           tasks=TASKS) as (first, second):
+        first.ctx.capability = SharedProcesses()
+        yield first, second, clock
 
 
 async def napping(engine: Engine) -> tuple[Run, str]:

@@ -16,10 +16,9 @@ import asyncpg
 import pytest
 from pg_cluster import Cluster
 
-from tests.engine_support import T0, open_engine
+from tests.engine_support import T0, two_daemons
 from tests.test_store_postgres_concurrency import until
 from trigger_local.clock import FakeClock
-from trigger_local.config import DaemonSettings
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.store.models import COMPLETED, EXECUTING, QUEUED, Attempt, Run, TaskDef
 from trigger_local.store.postgres import PostgresStore
@@ -60,20 +59,10 @@ class Places:
 
 @pytest.fixture
 async def engines(pg_cluster: Cluster, tmp_path: Path) -> AsyncIterator[tuple[Engine, Engine]]:
-    url = pg_cluster.fresh_url()
-    clock = FakeClock(T0)
-    stores = [PostgresStore(url, daemon_id="daemon_a"), PostgresStore(url, daemon_id="daemon_b")]
-    for store in stores:
-        await store.open()
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    first = await open_engine(tmp_path / "a", clock, store=stores[0], tasks=TASKS)
-    second = Engine(stores[1], clock, DaemonSettings(home=tmp_path / "b"))
-    await second.load()
-    first.ctx.placer, second.ctx.placer = Places("a"), Places("b")
-    yield first, second
-    for store in stores:
-        await store.close()
+    async with two_daemons(pg_cluster.fresh_url(), tmp_path, FakeClock(T0),
+                           tasks=TASKS) as (first, second):
+        first.ctx.placer, second.ctx.placer = Places("a"), Places("b")
+        yield first, second
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.engine_support import snapshots_of
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
+from trigger_local.engine.triggering import REQUEST_CACHE_S
 from trigger_local.packet_store import STORE
 from trigger_local.retention import IDLE_S, Retention
 from trigger_local.store.models import COMPLETED, QUEUED, LogEntry, Run, TaskDef, Version
@@ -118,3 +119,22 @@ async def test_the_loop_keeps_returning_free_pages_while_some_are_left(
     assert not idle.done()
     retention.stop()
     await asyncio.wait_for(idle, 10)
+
+
+async def test_request_keys_answers_are_forgotten_after_their_window(
+        engine: Engine, clock: FakeClock) -> None:
+    # both SDKs send a request key with every trigger: one answer was kept per trigger, for
+    # ever (nothing called requests.prune); retention forgets those past their window, in batches
+    await engine.register_version(Version(id="version_1", project_dir="/p", created_at=clock.now(),
+                                          tasks=[TaskDef(task_id="hello", queue="task/hello")]))
+    old = [await engine.trigger(TriggerRequest(task_id="hello"), request_key=f"req_{i}")
+           for i in range(3)]
+    clock.advance(REQUEST_CACHE_S + 1)
+    recent = await engine.trigger(TriggerRequest(task_id="hello"), request_key="req_new")
+    assert await engine.prune(2) == (2, [])  # no run to delete or compact: the answers
+    assert await engine.prune(100) == (1, [])
+    assert await engine.prune(100) == (0, [])
+    again = await engine.trigger(TriggerRequest(task_id="hello"), request_key="req_new")
+    assert again.run.id == recent.run.id  # within its window: the same answer
+    forgotten = await engine.trigger(TriggerRequest(task_id="hello"), request_key="req_0")
+    assert forgotten.run.id != old[0].run.id  # past it: a new run, as before the prune

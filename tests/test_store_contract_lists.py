@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from legacy_rows import insert_snapshot
 from sqlite_plans import assert_run_page_plans, assert_token_page_plans
 from store_support import T0, make_run, make_wp
 
@@ -196,7 +197,7 @@ async def test_retention_reads_and_deletes(store: Store) -> None:  # noqa: F811
             make_run("run_live", status=QUEUED, payload="p/2", payload_type="application/store"),
         ])
         await ops.waitpoints.insert(make_wp("wp_1", type_="RUN", status=WP_COMPLETED))
-        await ops.snapshots.insert("s1", "run_old", "finished", COMPLETED, T0)
+        await insert_snapshot(ops, "s1", "run_old", "finished", COMPLETED, T0)
         await ops.events.append("run_old", "run.completed", T0, {})
         await ops.events.append("run_new", "run.completed", T0, {})
         for run_id in ("run_old", "run_new"):
@@ -228,8 +229,8 @@ async def test_compaction_reads_finished_runs_and_deletes_their_snapshots(store:
             make_run("run_q", status=QUEUED),
         ])
         for sid in ("s_a1", "s_a2"):
-            await ops.snapshots.insert(sid, "run_a", "k", COMPLETED, T0, "said more")
-        await ops.snapshots.insert("s_b", "run_b", "k", COMPLETED, T0)
+            await insert_snapshot(ops, sid, "run_a", "k", COMPLETED, T0, "said more")
+        await insert_snapshot(ops, "s_b", "run_b", "k", COMPLETED, T0)
         await ops.events.append("run_a", "run.completed", T0, {})
         await ops.events.append("run_a", "run.waiting", T0, {"waitpoint_id": "w"})
     read = store.read().runs

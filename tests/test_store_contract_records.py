@@ -133,8 +133,16 @@ class TestLogsEventsCache:
             await tx_ops.requests.put("key", T0 + 5, {"id": "run_b"})
         assert await ops.requests.get("key", since=T0) == {"id": "run_b"}
         async with store.tx() as tx_ops:
-            await tx_ops.requests.prune(before=T0 + 6)
+            await tx_ops.requests.put("newer", T0 + 7, {"id": "run_c"})
+            await tx_ops.requests.put("older", T0 + 1, {"id": "run_d"})
+        async with store.tx() as tx_ops:  # the oldest first, at most `limit`
+            assert await tx_ops.requests.prune(before=T0 + 6, limit=1) == 1
+        assert await ops.requests.get("older", since=0) is None
+        assert await ops.requests.get("key", since=0) == {"id": "run_b"}
+        async with store.tx() as tx_ops:
+            assert await tx_ops.requests.prune(before=T0 + 6, limit=10) == 1
         assert await ops.requests.get("key", since=0) is None
+        assert await ops.requests.get("newer", since=0) == {"id": "run_c"}
 
     async def test_kv(self, store: Store) -> None:
         assert await store.read().kv.get("k") is None

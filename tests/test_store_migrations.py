@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import structlog.testing
-from store_support import T0, insert_runs, make_run
+from store_support import RECOUNT_SQL, T0, insert_runs, make_run
 
 from trigger_local.ids import attempt_id, new_id
 from trigger_local.store import SqliteStore
@@ -50,6 +50,8 @@ async def test_a_database_at_any_earlier_version_migrates_to_the_new_schema(
                        ('run_done', 'hello', 'COMPLETED', 's2', 'finished', 'task/hello', {T0},
                         {T0}, {T0}, 'application/json', 'batch_1', {T0});
         """)
+        if version >= 20:  # since migration 20 the store counts an insert, not a trigger
+            db.executescript(RECOUNT_SQL)
     store = SqliteStore(str(old))
     await store.open()
     try:

@@ -1,6 +1,6 @@
 """A transaction's parts on PostgreSQL (store/postgres/store.py `PgView.savepoint`): a part
 rolled back undoes its own writes only. The writes an earlier part kept for the commit
-(pending.py: a run's insert, a snapshot, the counters' deltas) are sent before a later part's
+(pending.py: a run's insert, an event, the counters' deltas) are sent before a later part's
 SAVEPOINT — sent by one of that part's statements, its ROLLBACK TO SAVEPOINT undid them too, and
 the counters drifted for good. Real PostgreSQL (tests/pg_cluster.py)."""
 
@@ -20,17 +20,17 @@ async def test_a_part_rolled_back_keeps_an_earlier_parts_counts(pg_cluster: Clus
     try:
         await insert_runs(store, make_run("run_a"))
         async with store.tx() as tx:
-            async with tx.savepoint():  # a start: the move is sent, its snapshot kept
+            async with tx.savepoint():  # a start: the move is sent, its event kept
                 assert await tx.runs.update("run_a", None, status=EXECUTING)
-                await tx.snapshots.insert("snap_x", "run_a", "executing", EXECUTING, 1.0)
+                await tx.events.append("run_a", "run.executing", 1.0, {})
             with pytest.raises(RuntimeError):
-                async with tx.savepoint():  # reads snapshots (sends the kept), then fails
-                    await tx.snapshots.for_run("run_b")
+                async with tx.savepoint():  # reads events (sends the kept), then fails
+                    await tx.events.after(0, run_id="run_b")
                     raise RuntimeError("the second part fails")
         read = store.read()
         assert (await read.runs.get("run_a")).status == EXECUTING
         assert await read.runs.count_by_status() == {EXECUTING: 1}
-        assert "snap_x" in [s["id"] for s in await read.snapshots.for_run("run_a")]
+        assert [e.type for e in await read.events.after(0, run_id="run_a")] == ["run.executing"]
     finally:
         await store.close()
 

@@ -18,7 +18,7 @@ from .errors import ValidationError
 from .machines import check_machine
 from .projects import DEFAULT_PROJECT, check_project_ref, derive_project_ref
 from .sdk.retry import Retry
-from .settings_checks import MIB, check_setting, check_task_env, coerce_setting
+from .settings_checks import MIB, check_setting, coerce_setting
 
 DEFAULT_PORT = 8030
 #: stops the daemon like SIGTERM, and kills the processes of waiting runs too (`down
@@ -128,7 +128,6 @@ class DaemonSettings:
     @classmethod
     def from_env(cls, **overrides: Any) -> DaemonSettings:
         """Defaults, then `TRIGGER_LOCAL_<NAME>` variables, then explicit overrides."""
-        check_task_env(os.environ)  # its task processes read these: a daemon start says so
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = os.environ.get(f"TRIGGER_LOCAL_{f.name.upper()}")

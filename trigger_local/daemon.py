@@ -30,6 +30,7 @@ from .disk import disk_full_error
 from .errors import StartupError, TriggerLocalError
 from .home import check_home_database, make_private, save_traceback, use_private_umask
 from .logs import configure_logging
+from .settings_checks import check_task_env
 
 log = structlog.get_logger("daemon")
 
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         problem = database_url_problem(settings.database_url)
         if problem:
             raise StartupError(problem)
+        check_task_env(os.environ)  # its task processes read these: a start says so
         serve(settings)
     except TriggerLocalError as exc:
         _exit(exc.message)

@@ -36,9 +36,12 @@ class HttpServer:
     for up to `timeout_s`, then cuts the rest."""
 
     def __init__(self, app: Any, sock: socket.socket) -> None:
-        # timeout_graceful_shutdown is typed int but only reaches asyncio.wait_for: a float works
+        # timeout_graceful_shutdown is typed int but only reaches asyncio.wait_for: a float works.
+        # proxy_headers off: no proxy stands before the daemon, so X-Forwarded-For from a local
+        # client named the peer it liked, and the layer that read it cost every request a call
+        # (issue #13); server_header off: 17 bytes of "server: uvicorn" less in every answer
         config = uvicorn.Config(HeadAsGet(app), log_level="warning", access_log=False,
-                                lifespan="off",
+                                lifespan="off", proxy_headers=False, server_header=False,
                                 timeout_keep_alive=60, http=DrainingHttp,
                                 timeout_graceful_shutdown=DRAIN_S)  # type: ignore[arg-type]
         self.server = _Server(config)

@@ -53,7 +53,8 @@ def test_duration_wait_is_checkpointed_and_restored_with_locals(ckd: DaemonProce
     assert run["attemptCount"] == 1
     done = checkpoints(ckd, run_id)[0]
     assert done["status"] == "restored" and done["restore_ms"] > 0
-    assert not Path(done["path"]).exists()  # images are deleted once used
+    # images are deleted once used (by a job of the daemon's, after the restore: wait for it)
+    wait_for(lambda: not Path(done["path"]).exists(), 30, what="the used images to be deleted")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
     shown = subprocess.run([sys.executable, "-m", "trigger_local", "runs", "show", run_id],
                            capture_output=True,

@@ -6,38 +6,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .conftest import DaemonProcess, write_project
-
-LOUD = '''
-from trigger_local import logger, task
-
-@task(id="loud", isolated=True)
-def loud(payload, ctx):
-    for n in range(payload["lines"]):
-        print(f"line {n} " + "\u65e5" * 1000)
-    logger.info("huge " + "\u65e5" * payload["huge"])
-    print("printed last")
-'''
+from .test_log_bursts import loud_daemon
 
 LIMIT = 256 * 1024
 
 
 def test_non_ascii_logs_over_the_limit_are_all_kept(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    d = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home),
-                                 "TRIGGER_LOCAL_PAYLOAD_LIMIT_BYTES": str(LIMIT)})
-    d.start()
-    try:
-        d.register(write_project(tmp_path / "loudproj", LOUD))
+    with loud_daemon(tmp_path, LIMIT) as d:
         # 3,000 bytes of UTF-8 a line (18,000 on the wire); a line of ~240 KB UTF-8 (~480 KB sent)
-        run_id = d.trigger("loud", {"lines": 300, "huge": 80_000})
+        run_id = d.trigger("loud", {"lines": 300, "line": "\u65e5" * 1000, "huge": 80_000,
+                                    "fill": "\u65e5"})
         run = d.wait_status(run_id, timeout=120)
         assert run["status"] == "COMPLETED", run
         messages = d.log_messages(run_id)
         lines = [m for m in messages if m.startswith("line ")]
-        worker_logs = [p.read_text()[-600:] for p in home.rglob("*.log") if "workers" in str(p)]
+        worker_logs = [p.read_text()[-600:] for p in d.home.rglob("*.log")
+                       if "workers" in str(p)]
         assert len(lines) == 300, (len(lines), [m[:80] for m in messages][:5], worker_logs)
         assert [m for m in messages if m.startswith("huge ")], messages[-3:]
         assert messages[-1] == "printed last", messages[-3:]
-    finally:
-        d.close()

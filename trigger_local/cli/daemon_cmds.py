@@ -17,6 +17,7 @@ from rich.table import Table
 from ..config import KILL_WAITING_SIGNAL, DaemonSettings, database_url_problem
 from ..daemon_lock import holder as lock_holder
 from ..sdk.client import read_daemon_info
+from ..settings_checks import check_task_env
 from .common import JSON_OPTION, client, emit_json, err, fail, number_in, out
 from .daemon_start import pid_is_ours, running_daemon, start_detached, stop_pid
 from .status_text import status_lines
@@ -62,6 +63,7 @@ def up(
 ) -> None:
     """Start the daemon (in the foreground unless --detach)."""
     settings = settings_for(home, port, host, executor, database)
+    check_task_env(os.environ)  # its task processes read these (not `down`'s or `migrate`'s)
     info = running_daemon(settings.home)
     if info:
         err().print(f"The daemon is already running at {info['url']} (pid {info.get('pid')}). "

@@ -21,6 +21,8 @@ import typer
 from rich.text import Text
 
 from ..config import DaemonSettings, database_url_problem
+from ..errors import ValidationError
+from ..settings_checks import check_task_env
 from .common import JSON_OPTION, emit_json, out
 from .daemon_cmds import EXECUTORS, running_daemon
 from .doctor_criu import SETUP_FIX, checkpoint_check
@@ -225,6 +227,11 @@ def run_checks(settings: DaemonSettings) -> list[Check]:
         checks.append(Check("Executor", "fail",
                             f"TRIGGER_LOCAL_EXECUTOR={settings.executor!r} is not an executor",
                             f"Set it to {' or '.join(EXECUTORS)}, or unset it for process."))
+    try:  # `up` refuses these (the task processes' own settings)
+        check_task_env(os.environ)
+    except ValidationError as exc:
+        checks.append(Check("Task processes", "fail", exc.message,
+                            "Set it to a value docs/configuration.md shows, or unset it."))
     executor = check_executor(settings)
     return checks + ([executor] if executor else [])
 

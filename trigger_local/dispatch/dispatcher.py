@@ -28,6 +28,7 @@ from ..engine.events import (
     Event,
     ProjectSessionChanged,
     QueueChanged,
+    RunChange,
     RunCreated,
     RunRescheduled,
     RunStatusChanged,
@@ -38,7 +39,7 @@ from ..engine.events import (
 from ..engine.handover import Places, hand_over
 from ..executors.base import Executor
 from ..statuses import FINAL_STATUSES
-from ..store.models import EXECUTING, WAITING, Run
+from ..store.models import EXECUTING, QUEUED, WAITING, Run
 
 MAX_SLEEP_S = 5.0  # a safety net only: every change that matters wakes the loop
 MAX_TIMER_ROUNDS = 50  # timer batches per round (500 each): dispatching is never starved for long
@@ -77,6 +78,10 @@ class Dispatcher:
         self._idle = False  # the last round found nothing to do
         self._clear = False  # nothing runnable waits for a round (`idle`)
         self._news = 0  # waking events that may have made a run runnable (not room alone)
+        self._queued_news = 0  # those, and every run that became QUEUED (waking or not)
+        # the last round's dequeue saw no QUEUED run at all, and none came since: room alone
+        # makes none runnable, so the next round need not ask the store (`_room_only`)
+        self._none_queued = False
         self._stopped = False
         engine.hub.subscribe(Event, self._on_event)
         engine.ctx.due.on_earlier = self._wakeup.set  # a new earliest due time: sleep less
@@ -86,10 +91,15 @@ class Dispatcher:
             engine.group.then = partial(hand_over, places)
 
     def _on_event(self, event: Event) -> None:
+        if isinstance(event, RunChange) and event.status == QUEUED:
+            self._queued_news += 1
+            self._none_queued = False
         if wakes(event):
             self._wakeup.set()
             if not gives_room(event):
                 self._news += 1
+                self._queued_news += 1
+                self._none_queued = False
                 self._clear = False
 
     def wake(self) -> None:
@@ -108,14 +118,24 @@ class Dispatcher:
     async def tick(self) -> int:
         """Fire due timers, then start as many runnable runs as there is room for."""
         done = await self._fire_timers()
+        if self._room_only(done):
+            self._clear = self.executor.capacity() > 0  # as a dequeue that found nothing
+            return done
         await self._requeue_unstarted()
         capacity = self.executor.capacity()
         # new runs only as many as the executor has room for (each beyond it would start a
         # process past the boot limit); held runs resume in their process and need none
-        news = self._news
-        runs = await self.engine.dequeue(max(capacity, 0), self._held_room(), reserve=True)
+        news, queued_news = self._news, self._queued_news
+        self._none_queued = False  # until this dequeue says so (it may raise)
+        held = self._held_room()
+        # lowered by the dispatcher alone, raised by any dequeue that saw a QUEUED run (another
+        # unit's that is undone later included); a round that takes nothing leaves it raised
+        self.engine.ctx.queued_seen = max(capacity, 0) + held <= 0
+        runs = await self.engine.dequeue(max(capacity, 0), held, reserve=True)
         # room left over: nothing else was runnable (unless news came while it dequeued)
         self._clear = len(runs) < capacity and news == self._news
+        self._none_queued = not runs and not self.engine.ctx.queued_seen \
+            and queued_news == self._queued_news
         self._unstarted.update((run.id, run) for run in runs)
         if len(runs) == 1:  # alone (an idle daemon's trigger): no task in between, and its
             with self.engine.group.alone():  # start is committed at once (engine/unit.py)
@@ -128,6 +148,17 @@ class Dispatcher:
                 raise outcome  # the runs it left DEQUEUED are in _unstarted
             done += outcome
         return done
+
+    def _room_only(self, timers_done: int) -> bool:
+        """Whether this round may skip its dequeue: the last one saw no QUEUED run at all,
+        and since then only room came (a run ended or went waiting, the executor has room) —
+        no new run, no completed wait, no run put back on a queue, no timer fired, no round
+        left runs unstarted. Room makes runnable only a run a limit held back, and there was
+        none: with one HTTP trigger per run, each run's end woke a round whose dequeue (a
+        write transaction) found nothing (issue #13). Not on a store daemons share: another
+        daemon's runs come as `ChangedElsewhere`, but its dequeues are not this one's."""
+        return self._none_queued and not timers_done and not self._unstarted \
+            and not self.engine.ctx.shared_store
 
     async def _start_one(self, run: Run) -> int:
         started = await self._start(run)
@@ -222,6 +253,7 @@ class Dispatcher:
                 await self._wakeup.wait()
         except TimeoutError:
             if timeout >= MAX_SLEEP_S:
+                self._none_queued = False  # the safety net's round asks the store
                 # a safety net only: nothing woke the loop for a while, so ask the store once
                 # whether a due time escaped the schedule (one indexed query per idle period)
                 self.engine.ctx.due.resync(self.engine.clock.now())

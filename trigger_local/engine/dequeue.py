@@ -45,6 +45,7 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
     queued = await tx.runs.queued_queues()
     if not queued:
         return []
+    tx.ctx.queued_seen = True  # only ever raised here: a unit undone later cannot lower it
     reserved = tx.ctx.reserved
     running = await running_with_reserved(tx)
     free = min(limit + held, tx.settings.concurrency - sum(running.values()))

@@ -19,6 +19,7 @@ import json
 
 from ..packet_store import STORE
 from ..statuses import RunStatus
+from .triggering import REQUEST_CACHE_S
 from .unit import Tx
 
 DAY_S = 86_400.0
@@ -30,10 +31,18 @@ WATERMARK = "retention.compacted_through"
 
 
 async def prune(tx: Tx, limit: int) -> tuple[int, list[str]]:
-    """Delete, else compact, up to `limit` runs: (how many, the offloaded packets that only
-    the deleted runs named, for the caller to delete after the commit)."""
+    """Delete, else compact, up to `limit` runs, else forget up to `limit` request keys'
+    answers older than their window: (how many, the offloaded packets that only the deleted
+    runs named, for the caller to delete after the commit)."""
     deleted, packets = await _delete(tx, limit)
-    return (deleted, packets) if deleted else (await _compact(tx, limit), [])
+    if deleted:
+        return deleted, packets
+    compacted = await _compact(tx, limit)
+    if compacted:
+        return compacted, []
+    # both SDKs send a request key with every trigger: one answer kept per trigger, needed
+    # only within its window (engine/triggering.py)
+    return await tx.requests.prune(tx.now - REQUEST_CACHE_S, limit), []
 
 
 async def _delete(tx: Tx, limit: int) -> tuple[int, list[str]]:

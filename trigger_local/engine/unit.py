@@ -88,6 +88,9 @@ class EngineContext:
     #: the executor's warm places, where a trigger on an idle daemon starts its run in its own
     #: transaction (engine/starting.py); None: every run goes through the dispatcher
     placer: Placer | None = None
+    #: whether the last dequeue to run saw a QUEUED run at all (engine/dequeue.py): the
+    #: dispatcher skips a round that only room woke when it saw none (dispatch/dispatcher.py)
+    queued_seen: bool = True
 
 
 class Tx:

@@ -78,8 +78,12 @@ async def wait(tx: Tx, run_id: str, attempt: int, *, kind: str, until: Any = Non
 def _process_timer(tx: Tx, run: Run, wp: Waitpoint, action: str) -> float | None:
     """The due time of a duration wait held in a shared process that will not be evicted
     first (due within `evict_after_s`): its process may keep the timer too, and go on when it
-    fires (docs/waits.md, "Who keeps a wait's timer")."""
+    fires (docs/waits.md, "Who keeps a wait's timer"). None on a store daemons share
+    (PostgreSQL): a run never resumes in place there (engine/resuming.py), so the process's
+    word (`by_process`) could not let it go on — the daemon's timer ends the wait, on time."""
     if action != suspension.HOLD or wp.type != WP_DATETIME or wp.complete_after is None:
+        return None
+    if tx.ctx.shared_store:
         return None
     capability = tx.ctx.capability
     if capability is None or not capability.shares_process(run.id):

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+
 import structlog
 
 from .. import protocol
-from ..store.models import DEQUEUED, EXECUTING, QUEUED, WAITING, Run
+from ..store.models import CK_ACTIVE, CK_PENDING, DEQUEUED, EXECUTING, QUEUED, WAITING, Run
+from .assignments import spool_path
 from .base import WorkerPool
 from .sharing import SharedRuns
 from .workers import BUSY, HELD, IDLE, WorkerHandle, pid_is_worker
@@ -21,6 +25,9 @@ async def adopt(pool: WorkerPool) -> None:
     for record in await engine.queries.workers.all():
         if not record.pid or not pid_is_worker(record.pid, record.id):
             await engine.forget_worker(record.id)
+            if not await may_be_restored(pool, record.id, runs.values()):
+                # it died while no daemon watched: no line of its spool is due any more
+                spool_path(pool.logs_dir / f"{record.id}.log").unlink(missing_ok=True)
             continue
         worker = WorkerHandle(id=record.id, version_id=record.version_id, pid=record.pid,
                               log_path=pool.logs_dir / f"{record.id}.log", state=IDLE)
@@ -69,3 +76,23 @@ async def is_shared(pool: WorkerPool, version_id: str, runs: list[Run]) -> bool:
     version = await pool.version(version_id)
     return version is not None and any(
         (task := version.task(r.task_id)) is not None and task.shared for r in runs)
+
+
+async def may_be_restored(pool: WorkerPool, worker_id: str, runs: Iterable[Run]) -> bool:
+    """Whether a dump of the gone process `worker_id` exists or may: a checkpoint record that
+    names it still pending or active, or the images of one of the runs it held still on disk.
+    CRIU froze such a process rather than it dying: its spool is one of its open files, and its
+    restore needs the file where it was (a daemon killed between a dump and its record leaves
+    the process's row behind, gone like a dead one). Only a False lets its spool be removed."""
+    checkpoints = pool.engine.queries.checkpoints
+    if any(ck.worker_id == worker_id
+           for ck in [*await checkpoints.pending(), *await checkpoints.active()]):
+        return True
+    for run in runs:
+        if run.worker_id != worker_id:
+            continue
+        for ck in await checkpoints.for_run(run.id):
+            if ck.worker_id == worker_id and (ck.status in (CK_PENDING, CK_ACTIVE)
+                                              or Path(ck.path).exists()):
+                return True
+    return False

@@ -45,7 +45,9 @@ def cut(entry: dict[str, Any], budget: int) -> dict[str, Any]:
     out = dict(entry)
     if size({**out, "message": ""}) > budget // 2:  # its attributes alone are too large
         out["attributes"] = {"trigger.truncated": "attributes dropped: over the payload limit"}
-    keep = max(0, budget - size({**out, "message": ""}) - _CUT_ROOM)
+    if size(out) <= budget or not message:  # the attributes were too large: nothing to cut
+        return out  # from the message, and no marker saying "0 bytes" cut
+    keep = max(0, min(whole - 1, budget - size({**out, "message": ""}) - _CUT_ROOM))
     # JSON may escape a character to 6 bytes: cut by the encoded size, shrinking until it fits
     while True:
         head = message.encode("utf-8", "replace")[:keep].decode("utf-8", "ignore")

@@ -43,10 +43,6 @@ class VersionReader(Protocol):
         """The newest version of each project."""
         ...
 
-    async def recent_ids(self, limit: int = 20) -> list[str]:
-        """Ids of the newest versions of any project, newest first."""
-        ...
-
 
 class VersionStore(VersionReader, Protocol):
     async def insert(self, version: Version) -> None:

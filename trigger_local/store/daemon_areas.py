@@ -36,10 +36,6 @@ class CheckpointReader(Protocol):
         """Dumps under way when a daemon died: the next daemon finishes or undoes each."""
         ...
 
-    async def totals(self) -> tuple[int, int]:
-        """(count, bytes) of the active checkpoints: what is on disk now."""
-        ...
-
 
 class CheckpointStore(CheckpointReader, Protocol):
     async def insert(self, checkpoint: Checkpoint) -> None: ...
@@ -68,8 +64,8 @@ class RequestStore(RequestReader, Protocol):
         """Record (or replace) the answer to `key`."""
         ...
 
-    async def prune(self, before: float) -> None:
-        """Forget answers recorded before `before`."""
+    async def prune(self, before: float, limit: int) -> int:
+        """Forget up to `limit` answers recorded before `before`, the oldest first; how many."""
         ...
 
 

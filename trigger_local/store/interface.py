@@ -66,7 +66,6 @@ from .run_areas import (
     RunReader,
     RunStore,
     SnapshotReader,
-    SnapshotStore,
     TimerReader,
 )
 from .step_areas import StepReader, StepStore
@@ -126,8 +125,6 @@ class StoreTx(StoreReader, Protocol):
 
     @property
     def runs(self) -> RunStore: ...
-    @property
-    def snapshots(self) -> SnapshotStore: ...
     @property
     def attempts(self) -> AttemptStore: ...
     @property

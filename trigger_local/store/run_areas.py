@@ -136,23 +136,18 @@ class RunStore(RunReader, Protocol):
 
 
 class SnapshotReader(Protocol):
+    """A database's `snapshots` rows, written by daemons before a change's history row became
+    its event (issue #13): nothing writes them now; engine/history.py shows them first, and
+    retention deletes them with their run."""
+
     async def for_run(self, run_id: str) -> list[dict[str, Any]]:
         """The run's snapshots, oldest first: `{id, run_id, kind, status, at, description}`."""
         ...
 
 
-class SnapshotStore(SnapshotReader, Protocol):
-    async def insert(self, snapshot_id: str, run_id: str, kind: str, status: str, at: float,
-                     description: str = "") -> None: ...
-
-
 class AttemptReader(Protocol):
     async def for_run(self, run_id: str) -> list[Attempt]:
         """The run's attempts, by number."""
-        ...
-
-    async def open(self) -> list[Attempt]:
-        """Attempts still EXECUTING, of every run."""
         ...
 
 

@@ -1,9 +1,9 @@
-"""The writes of a transaction whose result nobody waits for — its snapshots and events, a new
-run or attempt, a run's waitpoint edges — kept until its commit and sent then with it, in one round
-trip (docs/scaling.md: where the time goes). A run's transition is an UPDATE of its row, a
-snapshot and an event: on PostgreSQL each statement is a round trip, and two of the three need
-no answer. Snapshots and events go as one statement (their rows as arrays); the other kept
-writes (a new run, a new attempt, a run's waitpoint edges) as they are, before it.
+"""The writes of a transaction whose result nobody waits for — its events, a new run or attempt,
+a run's waitpoint edges — kept until its commit and sent then with it, in one round trip
+(docs/scaling.md: where the time goes). A run's transition is an UPDATE of its row and an event
+(which names the snapshot the change made: its one history row): on PostgreSQL each statement is
+a round trip, and the event needs no answer. Events go as one statement (their rows as arrays);
+the other kept writes (a new run, a new attempt, a run's waitpoint edges) as they are, before it.
 
 Kept writes are sent earlier when a statement of the same transaction reads or deletes their
 tables (`PgSql` asks `touches`), so the transaction always sees its own writes. A savepoint
@@ -23,9 +23,6 @@ from typing import Any
 
 from ..counts import CountJournal
 
-_SNAPSHOTS = ("snaps AS (INSERT INTO snapshots (id, run_id, kind, status, at, description) "
-              "SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], "
-              "?::double precision[], ?::text[]))")
 # unnest yields the rows in the order they were added: their numbers are drawn in that order
 _EVENTS = ("evs AS (INSERT INTO events (run_id, type, at, data) SELECT u.* FROM {turn}"
            "unnest(?::text[], ?::text[], ?::double precision[], ?::text[]) AS u)")
@@ -37,14 +34,13 @@ _COUNTS = ("SELECT runs_add_counts(?::text[], ?::bigint[], ?::text[], ?::text[],
            "?::bigint[])")
 
 #: the tables whose rows may be kept: a statement that names one sends them first
-TABLES = ("snapshots", "events")
+TABLES = ("events",)
 
 
 @dataclass
 class Mark:
     """Where a savepoint began: what was kept, and whether the events' lock was held."""
 
-    snapshots: int
     events: int
     writes: int
     counts: int
@@ -53,9 +49,9 @@ class Mark:
 
 @dataclass
 class Pending:
-    """Kept snapshot and event rows, as columns (the statement passes each as one array)."""
+    """Kept event rows, as columns (the statement passes each as one array), and the other
+    kept writes."""
 
-    snapshots: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[tuple[Any, ...]] = field(default_factory=list)
     #: other kept writes: (the table each writes, statement with `?` marks, values)
     writes: list[tuple[str, str, Sequence[Any]]] = field(default_factory=list)
@@ -65,10 +61,10 @@ class Pending:
     events_locked: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.snapshots or self.events or self.writes or self.counts)
+        return bool(self.events or self.writes or self.counts)
 
     def clear(self) -> None:
-        self.snapshots, self.events, self.writes, self.events_locked = [], [], [], False
+        self.events, self.writes, self.events_locked = [], [], False
         self.counts.clear()
 
     def write(self, table: str, sql: str, params: Sequence[Any]) -> None:
@@ -76,20 +72,15 @@ class Pending:
         `table` (and so reads what the write's triggers wrote too) sends it first."""
         self.writes.append((table, sql, params))
 
-    def snapshot(self, row: tuple[Any, ...]) -> None:
-        self.snapshots.append(row)
-
     def event(self, run_id: str | None, type_: str, at: float, data: dict[str, Any]) -> None:
         self.events.append((run_id, type_, at, json.dumps(data)))
 
     def mark(self) -> Mark:
-        return Mark(len(self.snapshots), len(self.events), len(self.writes), self.counts.mark(),
-                    self.events_locked)
+        return Mark(len(self.events), len(self.writes), self.counts.mark(), self.events_locked)
 
     def undo(self, mark: Mark) -> None:
         """Forget what was kept since `mark` (its savepoint was rolled back: so was the lock,
         if it was taken since)."""
-        del self.snapshots[mark.snapshots:]
         del self.events[mark.events:]
         del self.writes[mark.writes:]
         self.counts.undo(mark.counts)
@@ -111,7 +102,7 @@ class Pending:
             self.counts.clear()
             if statuses or queues:
                 kept.append((_COUNTS, [*_columns(statuses, 2), *_columns(queues, 4)]))
-        if self.snapshots or self.events or notify:
+        if self.events or notify:
             kept.append(self._statement(events_lock, notify))
         return kept
 
@@ -119,9 +110,6 @@ class Pending:
                    notify: tuple[str, str] | None) -> tuple[str, list[Any]]:
         parts: list[str] = []
         params: list[Any] = []
-        if self.snapshots:
-            parts.append(_SNAPSHOTS)
-            params += [list(column) for column in zip(*self.snapshots, strict=True)]
         if self.events:
             if not self.events_locked:
                 parts.append(_TURN)
@@ -131,7 +119,7 @@ class Pending:
             self.events_locked = True
         main = "SELECT pg_notify(?, ?)" if notify else "SELECT 1"
         params += notify or ()
-        self.snapshots, self.events = [], []
+        self.events = []
         return (f"WITH {', '.join(parts)} {main}" if parts else main), params
 
 

@@ -144,12 +144,6 @@ class PgCheckpoints:
             "ORDER BY created_at, id", (status, self._sql.owner.daemon_id))
         return [from_row(Checkpoint, r) for r in rows]
 
-    async def totals(self) -> tuple[int, int]:
-        row = await self._sql.one("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) "
-                                  "FROM checkpoints WHERE status = ? AND daemon_id = ?",
-                                  (CK_ACTIVE, self._sql.owner.daemon_id))
-        return (int(row[0]), int(row[1])) if row else (0, 0)
-
 
 class PgRequests:
     def __init__(self, sql: PgSql) -> None:
@@ -169,8 +163,10 @@ class PgRequests:
             "ON CONFLICT (key) DO UPDATE SET created_at = excluded.created_at, "
             "response = excluded.response", (key, at, json.dumps(answer)))
 
-    async def prune(self, before: float) -> None:
-        await self._sql.run("DELETE FROM request_cache WHERE created_at < ?", (before,))
+    async def prune(self, before: float, limit: int) -> int:
+        return await self._sql.run(
+            "DELETE FROM request_cache WHERE key IN (SELECT key FROM request_cache "
+            "WHERE created_at < ? ORDER BY created_at LIMIT ?)", (before, limit))
 
 
 class PgKv:

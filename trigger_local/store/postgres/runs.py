@@ -224,11 +224,6 @@ class PgSnapshots:
     def __init__(self, sql: PgSql) -> None:
         self._sql = sql
 
-    async def insert(self, snapshot_id: str, run_id: str, kind: str, status: str, at: float,
-                     description: str = "") -> None:
-        # kept for the commit (pending.py): nobody waits for its answer
-        self._sql.pending.snapshot((snapshot_id, run_id, kind, status, at, description))
-
     async def for_run(self, run_id: str) -> list[dict[str, Any]]:
         rows = await self._sql.all("SELECT id, run_id, kind, status, at, description "
                                    "FROM snapshots WHERE run_id = ? ORDER BY at, seq", (run_id,))
@@ -253,11 +248,6 @@ class PgAttempts:
     async def for_run(self, run_id: str) -> list[Attempt]:
         rows = await self._sql.all("SELECT * FROM attempts WHERE run_id = ? ORDER BY number",
                                    (run_id,))
-        return [from_row(Attempt, r) for r in rows]
-
-    async def open(self) -> list[Attempt]:
-        rows = await self._sql.all(
-            f"SELECT * FROM attempts WHERE status = '{RunStatus.EXECUTING}'")
         return [from_row(Attempt, r) for r in rows]
 
 

@@ -359,4 +359,6 @@ MIGRATIONS: list[str] = [
     # 10: the dequeues' turn (store.py): a table never written, only locked — a lock that a
     # serializable transaction can take before its snapshot, which an advisory lock cannot
     "CREATE TABLE dequeue_turn (only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row));",
+    # 11: the request keys' answers in the order retention forgets them (engine/retention.py)
+    "CREATE INDEX request_cache_created ON request_cache(created_at);",
 ]

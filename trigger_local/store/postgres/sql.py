@@ -132,7 +132,7 @@ class PgSql:
         self.writes = writes
         #: the advisory lock that orders event appends (store.py)
         self.events_lock: tuple[int, int] = (0, 0)
-        #: the snapshots and events kept for the commit (pending.py)
+        #: the events and other writes kept for the commit (pending.py)
         self.pending = Pending()
         #: an exclusive transaction (a dequeue), and its first reads (dequeue_reads.py)
         self.exclusive = False

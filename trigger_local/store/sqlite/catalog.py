@@ -78,11 +78,6 @@ class SqliteVersions:
         found = [await self.latest(r["project"]) for r in rows]
         return [v for v in found if v is not None]
 
-    async def recent_ids(self, limit: int = 20) -> list[str]:
-        rows = self._sql.all("SELECT id FROM versions ORDER BY created_at DESC, rowid DESC "
-                             "LIMIT ?", (limit,))
-        return [r["id"] for r in rows]
-
 
 def _task(row: sqlite3.Row) -> TaskDef:
     return from_row(TaskDef, {k: row[k] for k in row.keys() if k != "version_id"})

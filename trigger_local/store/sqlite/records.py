@@ -126,11 +126,6 @@ class SqliteCheckpoints:
                              (status,))
         return [from_row(Checkpoint, r) for r in rows]
 
-    async def totals(self) -> tuple[int, int]:
-        row = self._sql.one("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM checkpoints "
-                            "WHERE status = ?", (CK_ACTIVE,))
-        return (int(row[0]), int(row[1])) if row else (0, 0)
-
 
 class SqliteRequests:
     def __init__(self, sql: Sql) -> None:
@@ -148,8 +143,10 @@ class SqliteRequests:
         self._sql.run("INSERT OR REPLACE INTO request_cache (key, created_at, response) "
                       "VALUES (?,?,?)", (key, at, json.dumps(answer)))
 
-    async def prune(self, before: float) -> None:
-        self._sql.run("DELETE FROM request_cache WHERE created_at < ?", (before,))
+    async def prune(self, before: float, limit: int) -> int:
+        return self._sql.run(
+            "DELETE FROM request_cache WHERE key IN (SELECT key FROM request_cache "
+            "WHERE created_at < ? ORDER BY created_at LIMIT ?)", (before, limit))
 
 
 class SqliteKv:

@@ -240,11 +240,6 @@ class SqliteSnapshots:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
-    async def insert(self, snapshot_id: str, run_id: str, kind: str, status: str, at: float,
-                     description: str = "") -> None:
-        self._sql.run("INSERT INTO snapshots (id, run_id, kind, status, at, description) "
-                      "VALUES (?,?,?,?,?,?)", (snapshot_id, run_id, kind, status, at, description))
-
     async def for_run(self, run_id: str) -> list[dict[str, Any]]:
         rows = self._sql.all("SELECT * FROM snapshots WHERE run_id = ? ORDER BY at, rowid",
                              (run_id,))
@@ -289,10 +284,6 @@ class SqliteAttempts:
 
     async def for_run(self, run_id: str) -> list[Attempt]:
         rows = self._sql.all(f"{_ATTEMPTS} WHERE r.id = ? ORDER BY a.number", (run_id,))
-        return [_attempt(r) for r in rows]
-
-    async def open(self) -> list[Attempt]:
-        rows = self._sql.all(f"{_ATTEMPTS} WHERE a.status = '{RunStatus.EXECUTING}'")
         return [_attempt(r) for r in rows]
 
 

@@ -115,4 +115,6 @@ LATER_MIGRATIONS: list[str] = [
             ON CONFLICT (project, queue, status) DO UPDATE SET n = n - 1;
     END;
     """,
+    # 21: the request keys' answers in the order retention forgets them (engine/retention.py)
+    "CREATE INDEX request_cache_created ON request_cache(created_at);",
 ]
