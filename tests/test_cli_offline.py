@@ -275,7 +275,10 @@ def test_a_port_setting_that_is_no_port_is_one_line(monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.parametrize(("name", "value", "words"), [
     ("TRIGGER_API_URL", "http://[::1", "is not a URL: Invalid port"),
-    ("TRIGGER_API_URL", "localhost:8030", "must start with http:// or https://"),
+    ("TRIGGER_API_URL", "localhost:8030", "does not start with http:// or https:// (e.g. "),
+    ("TRIGGER_API_URL", "   ", "The daemon URL is empty ('   '): give the daemon's address"),
+    ("TRIGGER_API_URL", "foo", "does not start with http:// or https://"),
+    ("TRIGGER_API_URL", "ftp://x", "must start with http:// or https://, not ftp://."),
     ("TRIGGER_LOCAL_PROJECT", "bad ref!", "Invalid TRIGGER_LOCAL_PROJECT 'bad ref!'"),
 ])
 def test_a_setting_the_client_cannot_use_is_one_line_naming_it(

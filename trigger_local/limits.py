@@ -32,6 +32,8 @@ MAX_STORED_INT = 2**53
 MAX_NAME_LENGTH = 256
 #: an idempotency key (Trigger.dev's limit)
 MAX_IDEMPOTENCY_KEY_LENGTH = 2048
+#: `options.lockToVersion`: a version id (`version_` and 21 characters); room for more, no more
+MAX_VERSION_ID_LENGTH = 64
 #: how deep JSON may nest, in a request body or in a payload, output or metadata packet:
 #: deeper documents are refused before they are parsed (Python's parser recurses)
 MAX_JSON_DEPTH = 100

@@ -1,7 +1,7 @@
 """Small hostile inputs at the routes, against a real daemon: an empty trigger body is 400
 "Request body is empty" (was: a run with a None payload), a body is JSON whatever its
-Content-Type says, `options.lockToVersion` must be a string, and the envvars routes' errors
-do not echo a 5,000-character value whole."""
+Content-Type says, `options.lockToVersion` must be a string (a version's id), and the envvars
+routes' errors do not echo a 5,000-character value whole."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def test_lock_to_version_must_be_a_string(ready: DaemonProcess) -> None:
     r = ready.api("POST", P, json={"options": {"lockToVersion": 5}})
     assert r.status_code in (400, 422), r.text
     assert "lockToVersion must be a string" in r.json()["error"], r.text
-    assert ready.api("POST", P, json={"options": {"lockToVersion": "v1"}}).status_code == 200
+    r = ready.api("POST", P, json={"options": {"lockToVersion": "v1"}})  # no version's id
+    assert r.status_code == 422 and "'v1'" in r.json()["error"], r.text
 
 
 def test_envvars_errors_do_not_echo_a_long_value(ready: DaemonProcess) -> None:

@@ -36,6 +36,7 @@ from .auth import ProjectKeys
 from .common import SafeJSONResponse
 from .errors import install_handlers
 from .hot_routes import HotRoutes
+from .path_segments import EncodedSlashes
 from .run_auth import RunAuth
 from .services import DaemonServices
 
@@ -55,6 +56,7 @@ def create_app(services: DaemonServices) -> FastAPI:
     app.state.channel_sent = Counter()  # messages written on them, and their frames
     app.state.channels = set()  # the open channels of shared processes (api/channel.py)
     install_handlers(app)
+    app.add_middleware(EncodedSlashes)  # `%2F` stays inside its segment (api/path_segments.py)
     # routes are matched in order: the worker protocol is the hot path (the daemon's single
     # trigger never reaches FastAPI: `create_served_app`)
     for module in (worker, channel, checkpoints, triggers, batches, runs_list, runs, traces,

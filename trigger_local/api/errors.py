@@ -14,11 +14,14 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
+from starlette.types import Scope
 
 from ..disk import disk_full_error
 from ..errors import TriggerLocalError
 from ..supervise import report
 from .common import SafeJSONResponse, services_of
+from .path_segments import ESCAPED, path_params
 
 #: answers that a later try can change: a full disk (507) and a stopping daemon (503)
 RETRYABLE_STATUSES = frozenset({503, 507})
@@ -94,6 +97,12 @@ def http_error(exc: HTTPException) -> JSONResponse:
 
 class JsonErrorRoute(APIRoute):
     """An APIRoute whose handler turns every exception into our JSON error body."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and ESCAPED in scope:  # api/path_segments.py
+            child["path_params"] = path_params(child["path_params"])
+        return match, child
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -79,8 +79,10 @@ async def create_version(request: Request) -> Response:
     "defaults"?}`) and make it its project's current version (with `image`, the tasks are
     indexed inside that image and runs are locked to it); 422 with the traceback when a module
     fails to import. `project`: its ref (default: the project key's, else trigger.toml's in
-    projectDir, else one derived from the directory); `dev`: a `trigger-local dev` will hold a
-    session, and the project runs only while one is open (docs/architecture.md, "Projects");
+    projectDir, else one derived from the directory; a project key registers its own project
+    only: a `project`, or a config in projectDir, naming another is 403); `dev`: a
+    `trigger-local dev` will hold a session, and the project runs only while one is open
+    (docs/architecture.md, "Projects");
     `defaults`: trigger.toml's retry, machine and maxDuration for tasks that set none."""
     svc = services_of(request)
     caller = require_key(request, svc)

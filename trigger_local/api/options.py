@@ -19,6 +19,7 @@ from ..limits import (
     MAX_CONCURRENCY_LIMIT,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_STORED_INT,
+    MAX_VERSION_ID_LENGTH,
     check_name,
 )
 
@@ -134,8 +135,9 @@ def trigger_request(task_id: str, body: dict[str, Any], headers: Any = None) -> 
             raise ValidationError("concurrencyKey must be a string or a number")
         concurrency_key = check_name(str(concurrency_key), "options.concurrencyKey")
     queue, queue_limit = _queue(options.get("queue"))
-    # taken and not used (one version per project runs), but a number is no version's id
-    _str(options.get("lockToVersion"), "options.lockToVersion")
+    lock = _str(options.get("lockToVersion"), "options.lockToVersion")
+    if lock:
+        check_name(lock, "options.lockToVersion", MAX_VERSION_ID_LENGTH)
     return TriggerRequest(
         task_id=task_id, payload=payload, payload_type=payload_type,
         queue=queue, queue_concurrency_limit=queue_limit,
@@ -152,6 +154,7 @@ def trigger_request(task_id: str, body: dict[str, Any], headers: Any = None) -> 
         resume_parent=bool(options.get("resumeParentOnCompletion")),
         batch_id=_str(options.get("parentBatch"), "parentBatch"),
         debounce=parse_debounce(options.get("debounce")),
+        lock_to_version=lock or None,
     )
 
 

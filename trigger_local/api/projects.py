@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from ..config import project_ref_of
 from ..errors import ForbiddenError
-from ..projects import check_project_ref
+from ..projects import check_project_ref, derive_project_ref
 from ..tokens import project_key
 from .auth import Caller
 from .common import ok, require_key, services_of
@@ -29,12 +29,22 @@ def registration_project(body: dict[str, Any], caller: Caller, project_dir: str)
     if named is not None:
         check_project_ref(named, "project")
     if caller.scoped:
-        if named is not None and named != caller.project:
-            raise ForbiddenError(f"This key is project {caller.project}'s; it cannot register "
-                                 f"project {named}.", type="authorization")
         assert caller.project is not None
+        other = named if named is not None else _named_in_config(Path(project_dir))
+        if other is not None and other != caller.project:
+            where = "" if named is not None else f" (the `project` {project_dir}'s config names)"
+            raise ForbiddenError(f"This key is project {caller.project}'s; it cannot register "
+                                 f"project {other}{where}. Use that project's key, or the "
+                                 "daemon's.", type="authorization")
         return caller.project
     return named if named is not None else project_ref_of(Path(project_dir))
+
+
+def _named_in_config(project_dir: Path) -> str | None:
+    """The ref the directory's trigger.toml names, None when it names none (its ref would be
+    derived from the directory's name, which a project key's ref then replaces)."""
+    ref = project_ref_of(project_dir)
+    return None if ref == derive_project_ref(project_dir) else ref
 
 
 @router.get("/api/v1/local/projects")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from starlette.responses import Response
 from ..durations import parse_duration
 from ..errors import BadRequestError, ValidationError
 from ..machines import MACHINES
+from ..projects import check_project_ref
 from ..store.models import (
     CANCELED,
     COMPLETED,
@@ -54,18 +56,39 @@ def parse_statuses(raw: str | None) -> list[str] | None:
 
 
 def parse_instant(raw: str | None, name: str) -> float | None:
-    """Epoch milliseconds (what the SDK sends) or an ISO date."""
+    """Epoch milliseconds (what the SDK sends) or an ISO date; `nan`, `inf` and instants before
+    1970 are a 400 (as a filter they matched nothing or everything, silently)."""
     if not raw:
         return None
+    seconds: float | None
     try:
-        return float(raw) / 1000
+        seconds = float(raw) / 1000
     except ValueError:
-        pass
+        seconds = _iso_seconds(raw)
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        shown = raw if len(raw) <= 40 else raw[:37] + "..."
+        raise BadRequestError(f"{name} must be epoch milliseconds (0 or more) or an ISO date, "
+                              f"not {shown!r}")
+    return seconds
+
+
+def _iso_seconds(raw: str) -> float | None:
     try:
         return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
-    except ValueError as exc:
-        raise BadRequestError(f"{name} must be epoch milliseconds or an ISO date, not "
-                              f"{raw!r}") from exc
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def parse_project_refs(raw: str | None, name: str = "filter[project]") -> list[str] | None:
+    """Project refs a list filter names; a malformed one is a 400 naming the filter, like every
+    other bad query value (it could match no project)."""
+    refs = split_list(raw)
+    for ref in refs:
+        try:
+            check_project_ref(ref, name)
+        except ValidationError as exc:
+            raise BadRequestError(exc.message) from exc
+    return refs or None
 
 
 def created_window(q: dict[str, str], now: float,
@@ -106,7 +129,7 @@ def run_filters(q: dict[str, str], now: float) -> dict[str, Any]:
         "batch_id": split_list(q.get("filter[batch]")) or None,
         "queue": split_list(q.get("filter[queue]")) or None,
         "machines": machines or None, "schedule_ids": split_list(q.get("filter[schedule]")) or None,
-        "projects": split_list(q.get("filter[project]")) or None,
+        "projects": parse_project_refs(q.get("filter[project]")),
         "is_test": _bool(q.get("filter[isTest]"), "filter[isTest]"),
         "created_from": created_from, "created_to": created_to,
         "parent_run_id": q.get("filter[parentRun]") or None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from rich.console import Console
 from rich.markup import escape
@@ -15,7 +16,8 @@ from .common import client
 
 def print_checkpoints(console: Console, run_id: str) -> None:
     try:
-        trace: dict[str, Any] = client().send(Call("GET", f"/api/v1/runs/{run_id}/trace"))
+        path = f"/api/v1/runs/{quote(run_id, safe='')}/trace"
+        trace: dict[str, Any] = client().send(Call("GET", path))
     except Exception:  # an older daemon without traces: the panel is optional
         return
     print_resumes(console, trace.get("resumes") or [])

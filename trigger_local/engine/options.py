@@ -56,6 +56,9 @@ class TriggerRequest:
     #: the caller's project (its key, or the project header); None: the parent's project for a
     #: child run, else the one project that has the task (engine/project_state.py)
     project: str | None = None
+    #: `options.lockToVersion`: the id of a version of the run's project it runs on (instead
+    #: of the project's current one; engine/versions.py `locked_version`)
+    lock_to_version: str | None = None
     #: a child triggered by a run as a durable call: recorded with the parent's other calls, and
     #: a replayed call gets the same child back (engine/durable.py)
     record: Call | None = None

@@ -36,7 +36,7 @@ from .options import TriggerOptions, TriggerRequest, task_default, validate, val
 from .runs import created
 from .states import kind_for
 from .unit import EngineContext, Tx
-from .versions import registered_meanwhile
+from .versions import locked_version, registered_meanwhile
 
 #: a key reused after a run ended like this starts a new run (Trigger.dev's rule)
 _RETRIGGER_AFTER = {FAILED, CRASHED, SYSTEM_FAILURE, TIMED_OUT, EXPIRED}
@@ -165,6 +165,9 @@ async def _create_run(tx: Tx, prepared: Prepared, wait: bool) -> TriggerResult:
         version, task = found
         req.project = version.project
         validate_payload_schema(task, req)
+    if req.lock_to_version is not None:
+        version, task = await locked_version(tx.ctx, tx.versions, req)
+        validate_payload_schema(task, req)
     queue = await _queue(tx, req, task)
     run = await _new_run(tx, req, options, task, queue, version)
     await tx.runs.insert(run)
@@ -223,7 +226,7 @@ async def _new_run(tx: Tx, req: TriggerRequest, options: TriggerOptions, task: T
         root_run_id=(parent.root_run_id or parent.id) if parent else None,
         batch_id=req.batch_id, resume_parent=req.resume_parent, is_test=req.is_test,
         depth=(parent.depth + 1) if parent else 0, schedule_id=req.schedule_id,
-        project=req.project)
+        project=req.project, version_id=req.lock_to_version)
 
 
 def again(run: Run) -> TriggerRequest:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import ValidationError
 from ..store.catalog_areas import VersionReader
 from ..store.models import Run, TaskDef, Version
+from .options import TriggerRequest
 from .retry import RetryPolicy, run_policy
 from .unit import EngineContext
 
@@ -42,3 +44,28 @@ async def registered_meanwhile(versions: VersionReader, task_id: str,
     found = [(v, t) for v in await versions.current() if project in (None, v.project)
              for t in v.tasks if t.task_id == task_id]
     return found[0] if len(found) == 1 else None
+
+
+async def locked_version(ctx: EngineContext, versions: VersionReader,
+                         req: TriggerRequest) -> tuple[Version, TaskDef]:
+    """The version `req.lock_to_version` names and its task `req.task_id`: a run locked to it
+    runs on it, not on its project's current one (Trigger.dev's `lockToVersion`). A version of
+    another project is unknown, as one that does not exist (422 naming it either way)."""
+    version_id = req.lock_to_version or ""
+    version = ctx.versions.get(version_id) or await versions.get(version_id)
+    if version is None or req.project not in (None, version.project):
+        current = ctx.projects.current_of(req.project)
+        hint = f" (its current one is {current.id})" if current is not None else ""
+        raise ValidationError(f"options.lockToVersion {version_id!r} is no version of project "
+                              f"{req.project or '(any)'}{hint}: name a version id as "
+                              "POST /api/v1/local/versions answered it, or leave it out",
+                              field="options.lockToVersion")
+    ctx.versions[version_id] = version  # versions never change
+    task = version.task(req.task_id)
+    if task is None:
+        raise ValidationError(f"Version {version_id} (options.lockToVersion) has no task "
+                              f"{req.task_id!r}; its tasks: "
+                              f"{', '.join(t.task_id for t in version.tasks) or 'none'}",
+                              field="options.lockToVersion")
+    req.project = version.project
+    return version, task

@@ -108,15 +108,21 @@ def default_url() -> str:
 def _check_url(url: str) -> None:
     """A daemon URL that cannot be one is refused here, naming it (httpx's InvalidURL is not
     a transport error, and a URL without http:// read as a lost connection)."""
+    fix = "Check TRIGGER_API_URL (unset, it means the local daemon)."
+    example = f"http://127.0.0.1:{DEFAULT_PORT}"
+    if not url.strip():
+        raise ValidationError(f"The daemon URL is empty ({url!r}): give the daemon's address, "
+                              f"e.g. {example}. {fix}")
     try:
         scheme = httpx.URL(url).scheme
     except httpx.InvalidURL as exc:
         scheme, problem = "", str(exc)
-    else:
-        problem = f"it must start with http:// or https://, not {scheme or 'nothing'}"
+    else:  # `localhost:8030` parses as scheme "localhost": name a scheme only when one is there
+        problem = (f"it must start with http:// or https://, not {scheme}://"
+                   if scheme and "://" in url else
+                   f"it does not start with http:// or https:// (e.g. {example})")
     if scheme not in ("http", "https"):
-        raise ValidationError(f"The daemon URL {url!r} is not a URL: {problem}. Check "
-                              "TRIGGER_API_URL (unset, it means the local daemon).")
+        raise ValidationError(f"The daemon URL {url!r} is not a URL: {problem}. {fix}")
 
 
 def resolve_endpoint() -> Endpoint:

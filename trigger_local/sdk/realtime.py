@@ -16,6 +16,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -113,7 +114,8 @@ async def read_stream(run_id: str, key: str = "default", *, start_index: int = 0
             if after >= 0:
                 headers["last-event-id"] = str(after)
             try:
-                async with http.stream("GET", f"/realtime/v1/streams/{run_id}/{key}",
+                async with http.stream("GET", f"/realtime/v1/streams/{quote(run_id, safe='')}/"
+                                       f"{quote(key, safe='')}",
                                        headers=headers) as response:
                     if response.status_code >= 400:
                         await response.aread()
