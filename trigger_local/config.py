@@ -192,6 +192,8 @@ class ProjectConfig:
     max_duration: float | None = None
     executor: str | None = None
     build: dict[str, Any] = field(default_factory=dict)
+    #: the config names `project` itself (False: derived from the directory's name)
+    named: bool = False
 
     def task_defaults(self) -> dict[str, Any]:
         """The `defaults` a version is registered with (POST /api/v1/local/versions)."""
@@ -262,7 +264,8 @@ def load_project(root: Path) -> ProjectConfig:
                          max_duration=check_max_duration(data.get("max_duration"),
                                                          f"max_duration in {source}"),
                          executor=_check_executor(data.get("executor"), source),
-                         build=check_build(data.get("build", {}), source))
+                         build=check_build(data.get("build", {}), source),
+                         named="project" in data)
 
 
 def _check_executor(value: Any, source: str = "trigger.toml") -> str | None:
@@ -278,9 +281,16 @@ def _check_executor(value: Any, source: str = "trigger.toml") -> str | None:
 def project_ref_of(project_dir: Path) -> str:
     """The ref of the project at `project_dir`: its config's `project`, else derived from the
     directory (also when it has no config at all)."""
+    return named_project_ref(project_dir) or derive_project_ref(project_dir)
+
+
+def named_project_ref(project_dir: Path) -> str | None:
+    """The `project` the config at `project_dir` names itself, or None (none there, or it
+    names none: `init` writes the derived ref, which is named all the same)."""
     if (project_dir / "trigger.toml").exists() or find_project_root(project_dir) == project_dir:
-        return load_project(project_dir).project
-    return derive_project_ref(project_dir)
+        config = load_project(project_dir)
+        return config.project if config.named else None
+    return None
 
 
 def check_dirs(value: Any, source: str = "trigger.toml") -> list[str]:

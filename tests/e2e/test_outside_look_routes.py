@@ -65,6 +65,13 @@ def test_a_project_key_cannot_register_a_directory_of_another_project(
         r = daemon.api("POST", "/api/v1/local/versions", headers=key,
                        json={"projectDir": str(folder), "dirs": ["trigger"]})
         assert r.status_code == 200, r.text
+    # review rv9e: a config naming the ref its directory's name derives — as `init` writes it
+    # — names a project all the same (it registered under the key's project)
+    inited = write_project(tmp_path / "inited")
+    (inited / "trigger.toml").write_text('project = "proj_inited"\ndirs = ["trigger"]\n')
+    r = daemon.api("POST", "/api/v1/local/versions", headers=key,
+                   json={"projectDir": str(inited), "dirs": ["trigger"]})
+    assert r.status_code == 403 and "proj_inited" in r.json()["error"], r.text
 
 
 def test_an_escaped_slash_in_an_id_reaches_its_route(ready: DaemonProcess) -> None:
@@ -128,7 +135,7 @@ def test_a_run_locked_to_a_version_runs_on_it(daemon: DaemonProcess, tmp_path: P
     other = write_project(tmp_path / "other")
     (other / "trigger.toml").write_text('project = "proj_other"\ndirs = ["trigger"]\n')
     theirs = daemon.register(other)["id"]
-    r = daemon.api("POST", "/api/v1/tasks/which/trigger",
+    r = daemon.api("POST", "/api/v1/tasks/which/trigger", headers={PROJECT_HEADER: "proj_test"},
                    json={"options": {"lockToVersion": theirs}})
     assert r.status_code == 422 and "no version of project proj_test" in r.json()["error"], \
         r.text
@@ -137,3 +144,30 @@ def test_a_run_locked_to_a_version_runs_on_it(daemon: DaemonProcess, tmp_path: P
                    json={"options": {"lockToVersion": versions[0]}})
     assert r.status_code == 422 and f"Version {versions[0]}" in r.json()["error"] \
         and "no task 'hello'" in r.json()["error"], r.text
+
+
+def test_a_locked_run_runs_on_its_version_beside_a_warm_current_one(
+        daemon: DaemonProcess, tmp_path: Path) -> None:
+    """Review rv9e: a run locked to an older version started at once in the current version's
+    warm process (its record said the old version, its code and env were the new one's); and a
+    locked trigger of a task the current version no longer has was refused (404)."""
+    root = write_project(tmp_path / "p", WHICH)
+    versions = []
+    for which in ("one", "two"):
+        r = daemon.api("POST", "/api/v1/local/versions",
+                       json={"projectDir": str(root), "dirs": ["trigger"],
+                             "env": {"WHICH": which}})
+        assert r.status_code == 200, r.text
+        versions.append(r.json()["id"])
+    warm = daemon.trigger("which")  # the current version's process is warm after it
+    assert daemon.wait_status(warm, timeout=90)["output"] == "two"
+    for _ in range(3):
+        locked = daemon.trigger("which", lockToVersion=versions[0])
+        run = daemon.wait_status(locked, timeout=90)
+        assert run["status"] == "COMPLETED" and run["output"] == "one", run
+    daemon.register(write_project(tmp_path / "again"))  # the current one: `hello`, no `which`
+    r = daemon.api("POST", "/api/v1/tasks/which/trigger", headers={PROJECT_HEADER: "proj_test"},
+                   json={"options": {"lockToVersion": versions[0]}})
+    assert r.status_code == 200, r.text
+    run = daemon.wait_status(r.json()["id"], timeout=90)
+    assert run["status"] == "COMPLETED" and run["output"] == "one", run

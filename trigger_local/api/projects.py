@@ -10,9 +10,9 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..config import project_ref_of
+from ..config import named_project_ref, project_ref_of
 from ..errors import ForbiddenError
-from ..projects import check_project_ref, derive_project_ref
+from ..projects import check_project_ref
 from ..tokens import project_key
 from .auth import Caller
 from .common import ok, require_key, services_of
@@ -41,10 +41,10 @@ def registration_project(body: dict[str, Any], caller: Caller, project_dir: str)
 
 
 def _named_in_config(project_dir: Path) -> str | None:
-    """The ref the directory's trigger.toml names, None when it names none (its ref would be
-    derived from the directory's name, which a project key's ref then replaces)."""
-    ref = project_ref_of(project_dir)
-    return None if ref == derive_project_ref(project_dir) else ref
+    """The ref the directory's config names, None when it names none (its ref would be derived
+    from the directory's name, which a project key's ref then replaces). A config that names
+    the derived ref — `init` writes it — names it all the same (review rv9e)."""
+    return named_project_ref(project_dir)
 
 
 @router.get("/api/v1/local/projects")

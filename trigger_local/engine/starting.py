@@ -87,7 +87,8 @@ def takes_turn(ctx: EngineContext, prepared: Sequence[Prepared]) -> bool:
         return False
     req = prepared[0].req
     version = ctx.projects.current_of(req.project)
-    return version is not None and ctx.placer.may_place(version.id, req.task_id)
+    return version is not None and ctx.placer.may_place(req.lock_to_version or version.id,
+                                                        req.task_id)
 
 
 async def _create_and_start(tx: Tx, prepared: Sequence[Prepared], wait: bool,
@@ -111,7 +112,8 @@ async def start_at_once(tx: Tx, run: Run) -> Placed | None:
     version = tx.ctx.projects.current_of(run.project)
     if placer is None or version is None or run.status != QUEUED or run.worker_id:
         return None
-    placement = placer.place(run, version.id)
+    # a run locked to a version (lockToVersion) starts in a process of that version only
+    placement = placer.place(run, run.version_id or version.id)
     if placement is None:
         return None
     try:

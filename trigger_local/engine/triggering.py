@@ -70,7 +70,10 @@ def prepare(ctx: EngineContext, req: TriggerRequest, now: float,
     options = validate(req, now, ctx.settings)
     if req.project is None and parent is not None:
         req.project = parent.project
-    req.project, task = ctx.projects.resolve_task(req.task_id, req.project)
+    if req.lock_to_version is not None:  # its version names the project and the task, not
+        task = None                      # the current one (create_run: `locked_version`)
+    else:
+        req.project, task = ctx.projects.resolve_task(req.task_id, req.project)
     if req.parent_run_id and (parent is None or parent.project != req.project):
         raise NotFoundError(f"Parent run {req.parent_run_id[:64]} not found in project "
                             f"{req.project}", run_id=req.parent_run_id[:64])
@@ -87,7 +90,7 @@ async def prepare_current(ctx: EngineContext, req: TriggerRequest, now: float,
     moment ago, and its notification (store/postgres/daemons.py) has not arrived yet."""
     try:
         prepared = prepare(ctx, req, now, parent)
-        if prepared.task is not None:
+        if prepared.task is not None or req.lock_to_version is not None:
             return prepared
     except TaskNotFoundError:
         pass
@@ -160,13 +163,13 @@ async def _create_run(tx: Tx, prepared: Prepared, wait: bool) -> TriggerResult:
         options = replace(options, delay_until=debounce.delayed_until(tx.now, req.debounce,
                                                                       options.delay_until))
     version = tx.ctx.projects.current_of(req.project)
-    if task is None and (found := await registered_meanwhile(tx.versions, req.task_id,
-                                                             req.project)) is not None:
-        version, task = found
-        req.project = version.project
-        validate_payload_schema(task, req)
     if req.lock_to_version is not None:
         version, task = await locked_version(tx.ctx, tx.versions, req)
+        validate_payload_schema(task, req)
+    elif task is None and (found := await registered_meanwhile(tx.versions, req.task_id,
+                                                               req.project)) is not None:
+        version, task = found
+        req.project = version.project
         validate_payload_schema(task, req)
     queue = await _queue(tx, req, task)
     run = await _new_run(tx, req, options, task, queue, version)

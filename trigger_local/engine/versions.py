@@ -58,7 +58,8 @@ async def locked_version(ctx: EngineContext, versions: VersionReader,
         hint = f" (its current one is {current.id})" if current is not None else ""
         raise ValidationError(f"options.lockToVersion {version_id!r} is no version of project "
                               f"{req.project or '(any)'}{hint}: name a version id as "
-                              "POST /api/v1/local/versions answered it, or leave it out",
+                              "POST /api/v1/local/versions answered it, or leave it out (the Node "
+                              "SDK sends its `version` option, else $TRIGGER_VERSION, as it)",
                               field="options.lockToVersion")
     ctx.versions[version_id] = version  # versions never change
     task = version.task(req.task_id)
