@@ -14,7 +14,8 @@ many answers a second each gives and what every request costs in CPU on each sid
     (d) run      a real daemon's trigger route, each run started and completed (the runs/s
                  counts until the last run completed; its CPU counts the task processes too)
     huey         SqliteHuey's enqueue-and-run rate (one consumer, 4 worker threads), when a
-                 Python with huey is there (--huey-python; default the peers' venv)
+                 Python with huey is there (--huey-python; default the peers' venv; run there
+                 as scripts/bench_floor_huey.py)
 
     python scripts/bench_floor.py                        # 2,000 requests each, ~30 s
     python scripts/bench_floor.py --requests 500 --only bare,stack
@@ -38,7 +39,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -258,70 +258,12 @@ def bench_daemon(n: int, cases: set[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-# --- SqliteHuey's enqueue-and-run, in a Python that has huey: `--huey N` --------------------
-
-HUEY_TASKS = '''
-from huey import SqliteHuey
-huey = SqliteHuey(filename={db!r})
-
-@huey.task()
-def noop():
-    return 1
-'''
-
-
-def huey_rate(n: int) -> dict[str, Any]:
-    """Run in a Python with huey: one consumer (4 threads), `n` no-ops enqueued one by one from
-    here, until every result is stored."""
-    with tempfile.TemporaryDirectory(prefix="bench-floor-huey-") as tmp:
-        Path(tmp, "floortasks.py").write_text(textwrap.dedent(HUEY_TASKS.format(
-            db=str(Path(tmp) / "q.db"))))
-        sys.path.insert(0, tmp)
-        import floortasks  # type: ignore[import-not-found]
-
-        consumer = subprocess.Popen(
-            [sys.executable, "-m", "huey.bin.huey_consumer", "floortasks.huey", "-w", "4", "-k",
-             "thread", "-d", "0.01", "-m", "0.05", "-q"], cwd=tmp,
-            env={**os.environ, "PYTHONPATH": tmp}, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        try:
-            first = floortasks.noop()
-            deadline = time.monotonic() + 30
-            while first.get() is None:
-                if time.monotonic() > deadline or consumer.poll() is not None:
-                    raise SystemExit("huey's consumer did not run a task")
-                time.sleep(0.01)
-            huey = floortasks.huey
-            before, cpu = cpu_s(consumer.pid), time.process_time()
-            start = time.perf_counter()
-            for _ in range(n):
-                floortasks.noop()
-            sent = time.perf_counter() - start
-            sent_cpu = time.process_time() - cpu
-            while huey.result_count() < n:
-                if time.perf_counter() - start > 600:
-                    raise SystemExit("huey did not finish")
-                time.sleep(0.005)
-            took = time.perf_counter() - start
-            return {"requests": n, "per_s": round(n / took, 1),
-                    "enqueues_per_s": round(n / sent, 1),
-                    "client_cpu_us": round(sent_cpu * 1e6 / n),
-                    "server_cpu_us": round((cpu_s(consumer.pid) - before) * 1e6 / n)}
-        finally:
-            consumer.terminate()
-            try:
-                consumer.wait(10)
-            except subprocess.TimeoutExpired:
-                consumer.kill()
-                consumer.wait()
-
-
 def bench_huey(n: int, python: str) -> dict[str, Any] | None:
     if not Path(python).exists():
         print(f"huey: skipped ({python} does not exist; pass --huey-python)", file=sys.stderr)
         return None
-    done = subprocess.run([python, __file__, "--huey", str(n)], capture_output=True, text=True,
-                          timeout=900)
+    done = subprocess.run([python, str(HERE / "bench_floor_huey.py"), str(n)],
+                          capture_output=True, text=True, timeout=900)
     if done.returncode:
         print(f"huey: skipped ({done.stderr.strip()[-300:]})", file=sys.stderr)
         return None
@@ -361,13 +303,9 @@ def main() -> None:
                         help="pin the server's processes to the first core and this client to "
                              "the second (without it the kernel places them)")
     parser.add_argument("--serve", choices=["bare", "stack"], help=argparse.SUPPRESS)
-    parser.add_argument("--huey", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         run_loop(serve(args.serve))
-        return
-    if args.huey:
-        print(json.dumps(huey_rate(args.huey)))
         return
     cases = set(args.only.split(","))
     unknown = cases - set(CASES)

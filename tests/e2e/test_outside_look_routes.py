@@ -106,10 +106,8 @@ async def which(payload, ctx):
 '''
 
 
-def test_a_run_locked_to_a_version_runs_on_it(daemon: DaemonProcess, tmp_path: Path) -> None:
-    """`options.lockToVersion` names a version of the project (its id): the run runs on that
-    version (here: its env), not the current one; an unknown id, one without the task, and
-    one too long to be an id are a 4xx naming it."""
+def _two_versions(daemon: DaemonProcess, tmp_path: Path) -> list[str]:
+    """The ids of two versions of one project, `which` answering "one", then "two"."""
     root = write_project(tmp_path / "p", WHICH)
     versions = []
     for which in ("one", "two"):
@@ -118,6 +116,14 @@ def test_a_run_locked_to_a_version_runs_on_it(daemon: DaemonProcess, tmp_path: P
                              "env": {"WHICH": which}})
         assert r.status_code == 200, r.text
         versions.append(r.json()["id"])
+    return versions
+
+
+def test_a_run_locked_to_a_version_runs_on_it(daemon: DaemonProcess, tmp_path: Path) -> None:
+    """`options.lockToVersion` names a version of the project (its id): the run runs on that
+    version (here: its env), not the current one; an unknown id, one without the task, and
+    one too long to be an id are a 4xx naming it."""
+    versions = _two_versions(daemon, tmp_path)
     locked = daemon.trigger("which", lockToVersion=versions[0])
     current = daemon.trigger("which")
     for run_id, expected in ((locked, "one"), (current, "two")):
@@ -151,14 +157,7 @@ def test_a_locked_run_runs_on_its_version_beside_a_warm_current_one(
     """Review rv9e: a run locked to an older version started at once in the current version's
     warm process (its record said the old version, its code and env were the new one's); and a
     locked trigger of a task the current version no longer has was refused (404)."""
-    root = write_project(tmp_path / "p", WHICH)
-    versions = []
-    for which in ("one", "two"):
-        r = daemon.api("POST", "/api/v1/local/versions",
-                       json={"projectDir": str(root), "dirs": ["trigger"],
-                             "env": {"WHICH": which}})
-        assert r.status_code == 200, r.text
-        versions.append(r.json()["id"])
+    versions = _two_versions(daemon, tmp_path)
     warm = daemon.trigger("which")  # the current version's process is warm after it
     assert daemon.wait_status(warm, timeout=90)["output"] == "two"
     for _ in range(3):
