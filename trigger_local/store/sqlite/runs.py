@@ -12,12 +12,12 @@ from ..counts import CountJournal
 from ..models import Attempt, Run, Schedule, Waitpoint
 from ..run_areas import RunningCounts
 from .off_loop import OffLoop
-from .rows import columns, from_row, insert_sql, to_row
+from .rows import columns, from_row, to_row
+from .run_inserts import Counted, insert_statement, run_row, runs_of_a_shape
 from .run_pages import bounded, page_rows, run_filter
 from .sql import SQL_FINAL, SQL_HELD_APART, SQL_NOT_STARTED, SQL_RUNNING, Sql
 
 _RUN_COLS = ", ".join(columns(Run))
-_INSERT_RUN = insert_sql("runs", Run)
 QUEUED = RunStatus.QUEUED
 DELAYED = RunStatus.DELAYED
 STORE = "application/store"  # an offloaded payload: its value names a packet (packet_store.py)
@@ -55,13 +55,18 @@ class SqliteRuns:
         self._off_loop = off_loop  # the reader's lists run there (off_loop.py)
 
     async def insert(self, run: Run) -> None:
-        self._sql.run(_INSERT_RUN, to_row(run, compact=True))
+        shape, values = run_row(run)  # only the columns it sets, by position (run_inserts.py)
+        self._sql.run(insert_statement(shape), values)
         self._counts.added((run.status, run.project, run.queue))
 
     async def insert_many(self, runs: Sequence[Run]) -> None:
-        for run in runs:  # counted row by row: a row that fails leaves those before it counted
-            self._sql.run(_INSERT_RUN, to_row(run, compact=True))
-            self._counts.added((run.status, run.project, run.queue))
+        for statement, group in runs_of_a_shape(runs):  # one executemany per shape of row
+            rows = Counted(group, self._counts)  # a row that fails leaves those before it counted
+            try:
+                self._sql.many(statement, rows)
+            except BaseException:
+                rows.take_back_last()
+                raise
 
     async def get(self, run_id: str) -> Run | None:
         row = self._sql.one(f"SELECT {_RUN_COLS} FROM runs WHERE id = ?", (run_id,))
