@@ -5,8 +5,9 @@ from __future__ import annotations
 from ..errors import NotFoundError, ValidationError
 from ..ids import new_id
 from ..store.catalog_areas import QueueReader
-from ..store.models import Queue
+from ..store.models import Queue, TaskDef
 from .events import QueueLimitChanged, QueuePaused
+from .options import TriggerRequest
 from .project_state import Projects
 from .unit import Tx
 
@@ -22,6 +23,28 @@ async def ensure(tx: Tx, project: str, name: str, limit: int | None, *, custom: 
                                      paused=False, created_at=tx.now, project=project))
     elif update_limit and existing.concurrency_limit != limit:
         await tx.queues.update(project, name, concurrency_limit=limit)
+
+
+async def of_request(tx: Tx, req: TriggerRequest, task: TaskDef | None,
+                     ensured: set[tuple[str, str]] | None = None) -> str:
+    """A new run's queue, made in its project if needed (a run of no project yet gets its
+    queue when a project takes it). `ensured`: the queues a batch made or found already
+    (engine/new_runs.py), not asked for again unless the request sets a limit."""
+    queue = req.queue or (task.queue if task else f"task/{req.task_id}")
+    if req.project is None or (ensured is not None and req.queue_concurrency_limit is None
+                               and (req.project, queue) in ensured):
+        return queue
+    if req.queue_concurrency_limit is not None:
+        await ensure(tx, req.project, queue, req.queue_concurrency_limit,
+                     custom=queue != f"task/{req.task_id}", update_limit=True)
+    elif req.queue and req.queue != (task.queue if task else None):
+        await ensure(tx, req.project, queue, None, custom=True)
+    else:
+        await ensure(tx, req.project, queue, task.queue_concurrency_limit if task else None,
+                     custom=bool(task and task.queue_is_custom))
+    if ensured is not None:
+        ensured.add((req.project, queue))  # it exists now, for the rest of the batch
+    return queue
 
 
 async def find(queues: QueueReader, projects: Projects, name: str,

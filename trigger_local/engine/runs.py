@@ -67,10 +67,13 @@ async def move(tx: Tx, run: Run, status: str, *, kind: str | None = None,
 
 async def created(tx: Tx, run: Run, description: str = "created") -> None:
     """Record a run that was just inserted: `RunCreated`, which names its first snapshot."""
-    await tx.record(RunCreated(run_id=run.id, task_id=run.task_id, project=run.project,
-                               queue=run.queue, tags=tuple(run.tags), status=run.status,
-                               kind=run.snapshot_kind, snapshot_id=run.snapshot_id,
-                               description=description))
+    await tx.record(created_event(run, description))
+
+
+def created_event(run: Run, description: str = "created") -> RunCreated:
+    return RunCreated(run_id=run.id, task_id=run.task_id, project=run.project, queue=run.queue,
+                      tags=tuple(run.tags), status=run.status, kind=run.snapshot_kind,
+                      snapshot_id=run.snapshot_id, description=description)
 
 
 async def get(runs: RunReader, run_id: str) -> Run:

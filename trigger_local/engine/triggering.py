@@ -32,6 +32,7 @@ from ..store.models import (
     Waitpoint,
 )
 from . import batches, debounce, durable, queues, waitpoints
+from .new_runs import NewRuns
 from .options import TriggerOptions, TriggerRequest, task_default, validate, validate_payload_schema
 from .runs import created
 from .states import kind_for
@@ -113,15 +114,21 @@ async def create_runs(tx: Tx, prepared: Sequence[Prepared], *, wait: bool,
     return results
 
 
-async def create_run(tx: Tx, prepared: Prepared, wait: bool) -> TriggerResult:
+async def create_run(tx: Tx, prepared: Prepared, wait: bool,
+                     new: NewRuns | None = None) -> TriggerResult:
     """The run of a prepared request (or the one its idempotency or debounce key points at);
-    with `wait`, also its RUN waitpoint, which the parent then waits on."""
+    with `wait`, also its RUN waitpoint, which the parent then waits on. `new`: a batch's new
+    runs, where a plain run waits for the batch's one INSERT (engine/new_runs.py)."""
     req = prepared.req
+    if new is not None and (req.record is not None or req.idempotency_key or req.debounce
+                            or wait):
+        await new.flush(tx)  # this request looks runs up, or makes rows that name its run
+        new = None
     if req.record is not None and req.parent_run_id:
         child = await _recorded_child(tx, req.parent_run_id, req.record, wait)
         if child is not None:
             return child
-    result = await _create_run(tx, prepared, wait)
+    result = await _create_run(tx, prepared, wait, new)
     if req.record is not None and req.parent_run_id:
         # a fire-and-forget child is done with once made; a waited one when its run ends
         await durable.bind(tx, req.parent_run_id, req.record.attempt, req.record,
@@ -143,7 +150,8 @@ async def _recorded_child(tx: Tx, parent_run_id: str, call: Call,
     return TriggerResult(child, cached=True, waitpoint_id=wp_id)
 
 
-async def _create_run(tx: Tx, prepared: Prepared, wait: bool) -> TriggerResult:
+async def _create_run(tx: Tx, prepared: Prepared, wait: bool,
+                      new: NewRuns | None) -> TriggerResult:
     req, options, task = prepared.req, prepared.options, prepared.task
     if req.idempotency_key:
         existing = await tx.runs.find_by_idempotency_key(req.task_id, req.idempotency_key,
@@ -171,32 +179,17 @@ async def _create_run(tx: Tx, prepared: Prepared, wait: bool) -> TriggerResult:
         version, task = found
         req.project = version.project
         validate_payload_schema(task, req)
-    queue = await _queue(tx, req, task)
+    queue = await queues.of_request(tx, req, task, None if new is None else new.ensured)
     run = await _new_run(tx, req, options, task, queue, version)
+    if new is not None:
+        new.add(run)
+        return TriggerResult(run, cached=False)
     await tx.runs.insert(run)
     if req.debounce:
         await debounce.remember(tx, req.project, req.task_id, req.debounce, run)
     await created(tx, run)
     wp_id = await run_waitpoint(tx, run) if wait else None
     return TriggerResult(run, cached=False, waitpoint_id=wp_id)
-
-
-async def _queue(tx: Tx, req: TriggerRequest, task: TaskDef | None) -> str:
-    """The run's queue, made in its project if needed (a run of no project yet gets its queue
-    when a project takes it)."""
-    queue = req.queue or (task.queue if task else f"task/{req.task_id}")
-    if req.project is None:
-        pass
-    elif req.queue_concurrency_limit is not None:
-        await queues.ensure(tx, req.project, queue, req.queue_concurrency_limit,
-                            custom=queue != f"task/{req.task_id}", update_limit=True)
-    elif req.queue and req.queue != (task.queue if task else None):
-        await queues.ensure(tx, req.project, queue, None, custom=True)
-    else:
-        await queues.ensure(tx, req.project, queue,
-                            task.queue_concurrency_limit if task else None,
-                            custom=bool(task and task.queue_is_custom))
-    return queue
 
 
 async def _new_run(tx: Tx, req: TriggerRequest, options: TriggerOptions, task: TaskDef | None,
@@ -364,7 +357,9 @@ async def trigger_batch(tx: Tx, prepared: Sequence[Prepared], *, parent_run_id: 
         if parent_run_id:
             p.req.parent_run_id = parent_run_id
             p.req.resume_parent = batch.waitpoint_id is not None
-    results = [await create_run(tx, p, False) for p in prepared]
+    new = NewRuns()
+    results = [await create_run(tx, p, False, new) for p in prepared]
+    await new.flush(tx)
     await batches.add_runs(tx, batch, [r.run.id for r in results])
     await remember(tx, request_key, scope, {"batch": batch.id})
     if parent_run_id and record is not None:
@@ -378,7 +373,9 @@ async def fill_batch(tx: Tx, batch: Batch, prepared: Mapping[int, Prepared]) -> 
     """The runs of a two-phase batch's items (by index), added to it; returns every item the
     batch has received (index → run id), these included."""
     indexes = sorted(prepared)
-    results = [await create_run(tx, prepared[i], False) for i in indexes]
+    new = NewRuns()
+    results = [await create_run(tx, prepared[i], False, new) for i in indexes]
+    await new.flush(tx)
     await batches.add_runs(tx, batch, [r.run.id for r in results])
     seen = await batches.items(tx.kv, batch.id)
     seen.update({str(i): r.run.id for i, r in zip(indexes, results, strict=True)})

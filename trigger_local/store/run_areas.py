@@ -217,6 +217,12 @@ class EventStore(EventReader, Protocol):
         commit: store/postgres/pending.py). The engine's `Tx.record` is the only caller."""
         ...
 
+    async def append_many(self, events: Sequence[tuple[str | None, str, float,
+                                                     dict[str, Any]]]) -> None:
+        """`append` of each (run_id, type, at, data), in order: a batch trigger's runs
+        (one `executemany` on SQLite). The engine's `Tx.record_many` is the only caller."""
+        ...
+
 
 class LogReader(Protocol):
     async def for_run(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[LogEntry]:

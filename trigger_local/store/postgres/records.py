@@ -28,6 +28,11 @@ class PgEvents:
         self._sql.wrote_events = True
         self._sql.pending.event(run_id, type_, at, data)
 
+    async def append_many(self, events: Sequence[tuple[str | None, str, float,
+                                                     dict[str, Any]]]) -> None:
+        for run_id, type_, at, data in events:
+            await self.append(run_id, type_, at, data)
+
     async def after(self, seq: int, limit: int = 500,
                     run_id: str | None = None) -> list[StoredEvent]:
         if run_id:

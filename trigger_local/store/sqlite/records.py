@@ -14,6 +14,8 @@ from ..models import CK_ACTIVE, CK_PENDING, Checkpoint, LogEntry, StoredEvent, W
 from .rows import from_row, insert_sql, to_row
 from .sql import Sql
 
+_INSERT_EVENT = "INSERT INTO events (run_id, type, at, data) VALUES (?,?,?,?)"
+
 
 class SqliteEvents:
     def __init__(self, sql: Sql) -> None:
@@ -21,8 +23,12 @@ class SqliteEvents:
 
     async def append(self, run_id: str | None, type_: str, at: float,
                      data: dict[str, Any]) -> None:
-        self._sql.insert("INSERT INTO events (run_id, type, at, data) VALUES (?,?,?,?)",
-                                (run_id, type_, at, json.dumps(data)))
+        self._sql.insert(_INSERT_EVENT, (run_id, type_, at, json.dumps(data)))
+
+    async def append_many(self, events: Sequence[tuple[str | None, str, float,
+                                                     dict[str, Any]]]) -> None:
+        self._sql.many(_INSERT_EVENT, [(run_id, type_, at, json.dumps(data))
+                                       for run_id, type_, at, data in events])
 
     async def after(self, seq: int, limit: int = 500,
                     run_id: str | None = None) -> list[StoredEvent]:
