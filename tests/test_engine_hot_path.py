@@ -24,6 +24,7 @@ from trigger_local.store.models import (
     EXECUTING,
     QUEUED,
     SYSTEM_FAILURE,
+    Run,
     TaskDef,
 )
 
@@ -228,3 +229,23 @@ async def test_a_group_commit_writes_the_counters_once(engine: Engine) -> None:
     assert await engine.queries.runs.count_by_status() == {COMPLETED: N}
     [queue] = [q for q in await engine.queries.queues.all() if q.name == "task/noop"]
     assert (queue.queued, queue.running) == (0, 0)
+
+
+async def test_a_start_copies_its_run_without_copy_module(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start moves a copy of the dequeued run (a refused unit runs again from the run as it
+    was): `Run.copied`, ~2.3 µs, where `copy.copy` took ~9.5 (its `__reduce_ex__` round)."""
+
+
+    def refuse(_: object) -> None:
+        raise AssertionError("copy.copy on the hot path")
+
+    monkeypatch.setattr(Run, "__copy__", refuse, raising=False)  # what copy.copy calls first
+    await engine.trigger_many([TriggerRequest(task_id="noop", tags=["t"]) for _ in range(2)])
+    runs = await engine.dequeue(2, reserve=True)
+    for run in runs:
+        started = await engine.start_attempt(run, "worker_1", 1)
+        assert started is not None and started[0] is not run and started[0].status == EXECUTING
+        assert run.status == QUEUED  # the caller's run is left as it was
+    twin = runs[0].copied()
+    assert twin == runs[0] and twin is not runs[0] and twin.tags is runs[0].tags  # shallow

@@ -4,7 +4,6 @@ daemon stop or restart — queues the run again without using an attempt)."""
 
 from __future__ import annotations
 
-from copy import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,12 +63,12 @@ async def start(tx: Tx, given: Run, worker_id: str, pid: int | None,
     a store no other daemon shares has them, and such a store never refuses a unit."""
     if tx.ctx.reserved.pop(given.id, None) is not None and given.status == QUEUED:
         try:
-            return await _start(tx, copy(given), worker_id, pid, executor)
+            return await _start(tx, given.copied(), worker_id, pid, executor)
         except ConflictError:
             return None
     if given.status == DEQUEUED:
         try:
-            return await _start(tx, copy(given), worker_id, pid, executor)
+            return await _start(tx, given.copied(), worker_id, pid, executor)
         except ConflictError:
             pass  # moved since: start it if it is still dequeued
     run = await tx.runs.get(given.id)
