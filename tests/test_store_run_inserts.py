@@ -15,7 +15,8 @@ from store_support import T0, make_run
 
 from trigger_local.store import SqliteStore
 from trigger_local.store.models import COMPLETED, DELAYED, QUEUED, Run
-from trigger_local.store.sqlite.run_inserts import RUN_DEFAULTS
+from trigger_local.store.sqlite.rows import columns, to_row
+from trigger_local.store.sqlite.run_inserts import RUN_DEFAULTS, run_row
 
 
 @pytest.fixture
@@ -95,3 +96,17 @@ async def test_a_new_run_binds_only_the_columns_it_sets(store: SqliteStore) -> N
         assert named.group(1).split(", ") == [
             "id", "task_id", "status", "snapshot_id", "snapshot_kind", "queue", "created_at",
             "updated_at", "queued_at", "payload", "project"]
+
+
+def test_a_row_is_the_compact_row_less_its_defaults() -> None:
+    """`run_row` (its columns in one call) gives what `to_row(run, compact=True)` gives, less
+    the NULLs and the schema's defaults, for runs of every shape."""
+    runs = [make_run("run_p"), _full_run("run_f"),
+            make_run("run_m", tags=["t"], metadata={"a": 1}, payload_type="text/plain",
+                     resume_parent=True, priority=0.0, depth=0, error=None, project=None)]
+    for run in runs:
+        shape, values = run_row(run)
+        names = columns(Run)
+        expected = {name: value for name, value in to_row(run, compact=True).items()
+                    if value is not None and RUN_DEFAULTS.get(name, object()) != value}
+        assert dict(zip([names[i] for i in shape], values, strict=True)) == expected

@@ -21,14 +21,14 @@ from ..models import (
 
 T = TypeVar("T")
 
-_JSON_FIELDS: dict[type, set[str]] = {
+JSON_FIELDS: dict[type, set[str]] = {
     Run: {"error", "tags", "metadata"},
     Attempt: {"error"},
     Waitpoint: {"tags"},
     Batch: {"run_ids"},
     TaskDef: {"retry", "schema", "schedule", "rate_limit"},
 }
-_BOOL_FIELDS: dict[type, set[str]] = {
+BOOL_FIELDS: dict[type, set[str]] = {
     Run: {"resume_parent", "is_test"},
     Attempt: {"counts"},
     Waitpoint: {"output_is_error"},
@@ -41,7 +41,7 @@ _SKIP: dict[type, set[str]] = {Queue: {"running", "queued"}}
 #: values most rows share, stored as NULL by SQLite (no byte in the row; `compact`) and read
 #: back as the value by both stores (migration 18, schema_compact.py: issue #17's bytes per
 #: finished run)
-_NULL_MEANS: dict[type, dict[str, Any]] = {
+NULL_MEANS: dict[type, dict[str, Any]] = {
     Run: {"payload_type": "application/json", "tags": [], "metadata": {}},
     Attempt: {"executor": "process"},
 }
@@ -73,8 +73,8 @@ def insert_sql(table: str, cls: type, verb: str = "INSERT") -> str:
 def to_row(obj: Any, compact: bool = False) -> dict[str, Any]:
     """`obj`'s columns; `compact`: common values as NULL (SQLite's tables, migration 18)."""
     cls = type(obj)
-    jsons, bools = _JSON_FIELDS.get(cls, set()), _BOOL_FIELDS.get(cls, set())
-    nulls = _NULL_MEANS.get(cls, {}) if compact else {}
+    jsons, bools = JSON_FIELDS.get(cls, set()), BOOL_FIELDS.get(cls, set())
+    nulls = NULL_MEANS.get(cls, {}) if compact else {}
     row: dict[str, Any] = {}
     for name in _columns(cls):
         value = getattr(obj, name)
@@ -90,8 +90,8 @@ def to_row(obj: Any, compact: bool = False) -> dict[str, Any]:
 
 def encode_changes(cls: type, changes: dict[str, Any],
                    compact: bool = False) -> dict[str, Any]:
-    jsons, bools = _JSON_FIELDS.get(cls, set()), _BOOL_FIELDS.get(cls, set())
-    nulls = _NULL_MEANS.get(cls, {}) if compact else {}
+    jsons, bools = JSON_FIELDS.get(cls, set()), BOOL_FIELDS.get(cls, set())
+    nulls = NULL_MEANS.get(cls, {}) if compact else {}
     out = {}
     for name, value in changes.items():
         if name in nulls and value == nulls[name]:
@@ -122,7 +122,7 @@ def from_row(cls: type[T], row: Any) -> T:
         if kind == _NULL_MEANS_KIND:
             if value is None:
                 kwargs[key] = default.copy() if isinstance(default, (list, dict)) else default
-            elif key in _JSON_FIELDS[cls]:
+            elif key in JSON_FIELDS[cls]:
                 kwargs[key] = json.loads(value)
         elif kind == _JSON_KIND:
             if value is not None:
@@ -140,8 +140,8 @@ _SHAPES: dict[tuple[type, tuple[str, ...]], _Shape] = {}
 
 
 def _shape(cls: type, keys: tuple[str, ...]) -> _Shape:
-    jsons, bools = _JSON_FIELDS.get(cls, set()), _BOOL_FIELDS.get(cls, set())
-    nulls = _NULL_MEANS.get(cls, {})
+    jsons, bools = JSON_FIELDS.get(cls, set()), BOOL_FIELDS.get(cls, set())
+    nulls = NULL_MEANS.get(cls, {})
     names = tuple(sys.intern(key) for key in keys)
     special: list[tuple[str, int, Any]] = []
     for key in names:
