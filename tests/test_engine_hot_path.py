@@ -103,6 +103,7 @@ async def test_a_no_op_run_writes_one_row_per_transition_it_keeps(engine: Engine
     assert finish["UPDATE runs"] == 1 and finish["UPDATE attempts"] == 1
     assert "INSERT snapshots" not in finish and finish["INSERT events"] == 1
     assert finish["SELECT runs"] == 1 and "SELECT attempts" not in finish
+    assert "DELETE FROM" not in finish  # it never waited: no run_waitpoints edge blocks it
     assert "SELECT runs' counters" not in start and "SELECT runs' counters" not in finish
     history = await engine.queries.events.after(0, run_id=runs[0].id)
     assert [(e.type, e.data["from"]) for e in history] == [
@@ -249,3 +250,20 @@ async def test_a_start_copies_its_run_without_copy_module(
         assert run.status == QUEUED  # the caller's run is left as it was
     twin = runs[0].copied()
     assert twin == runs[0] and twin is not runs[0] and twin.tags is runs[0].tags  # shallow
+
+
+async def test_a_run_completed_while_it_waits_loses_its_edges(engine: Engine) -> None:
+    """A finish skips the edge delete only for a run it moves from EXECUTING: one whose process
+    completed it while it was recorded WAITING is unblocked as before, so the token it waited
+    on, completed later, finds no run to resume."""
+    [result] = await engine.trigger_many([TriggerRequest(task_id="noop")])
+    [run] = await engine.dequeue(1, reserve=True)
+    assert await engine.start_attempt(run, "worker_1", 1) is not None
+    token, _ = await engine.create_token()
+    await engine.wait(run.id, 1, kind="token", waitpoint_id=token.id)
+    assert [wp.id for wp in await engine.queries.waitpoints.blocking(run.id)] == [token.id]
+    await engine.finish_attempt(run.id, 1, AttemptOutcome(ok=True, output="null"))
+    assert await engine.queries.waitpoints.blocking(run.id) == []
+    await engine.complete_token(token.id, '"late"')
+    done = await engine.queries.runs.get(result.run.id)
+    assert done is not None and done.status == COMPLETED

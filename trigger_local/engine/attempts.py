@@ -132,11 +132,12 @@ async def finish_current(tx: Tx, run_id: str, attempt: int, outcome: AttemptOutc
 async def finish(tx: Tx, run: Run, outcome: AttemptOutcome) -> Run:
     """Record the end of the current attempt: complete the run, schedule a retry, or fail it."""
     if outcome.ok:  # the current attempt is the run's last (its number: attempt_count)
+        blocked = run.status != EXECUTING
         await tx.attempts.update_numbered(run.id, run.attempt_count, status=COMPLETED,
                                           finished_at=tx.now)
         await move(tx, run, COMPLETED, output=outcome.output, output_type=outcome.output_type,
                    completed_at=tx.now, deadline_at=None, worker_id=None)
-        await after_final(tx, run)
+        await after_final(tx, run, blocked=blocked)
         return run
     attempts = await tx.attempts.for_run(run.id)
     current = attempts[-1] if attempts else None

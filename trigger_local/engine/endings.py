@@ -19,9 +19,13 @@ from .runs import get, move
 from .unit import Tx
 
 
-async def after_final(tx: Tx, run: Run) -> None:
-    """`run` just ended: free its idempotent waits, complete its waitpoint and its batch's."""
-    await tx.waitpoints.unblock(run.id)
+async def after_final(tx: Tx, run: Run, *, blocked: bool = True) -> None:
+    """`run` just ended: free its idempotent waits, complete its waitpoint and its batch's.
+    `blocked=False`: it ended from EXECUTING, so no waitpoint blocks it — a run has edges only
+    while WAITING (waits.py blocks it in the move to WAITING, waitpoints.py unblocks it in the
+    move out) — and its edges are not deleted (a statement per finished run, issue #13)."""
+    if blocked:
+        await tx.waitpoints.unblock(run.id)
     if run.waitpoint_id:
         await waitpoints.complete_run_waitpoint(tx, run)
     if run.batch_id and tx.ctx.shared_store:
