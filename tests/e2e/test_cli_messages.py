@@ -231,3 +231,12 @@ def test_deleting_a_variable_a_project_lacks_names_both_and_how_to_list(
         typo.stderr
     deleted = cli(ready, "envvars", "delete", "API_KEY", "--project", "proj_test")
     assert deleted.returncode == 0 and "Deleted API_KEY." in deleted.stderr, deleted.stderr
+
+
+def test_a_schedule_not_found_says_how_to_list_them(daemon: DaemonProcess) -> None:
+    """As a run, token or queue not found does (it said "Error: Schedule not found" alone)."""
+    for args in (("show", "sched_nope"), ("delete", "sched_nope"), ("activate", "sched_nope")):
+        r = cli(daemon, "schedules", *args)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.strip() == ("Error: Schedule not found. List them with `trigger-local "
+                                    "schedules ls`."), (args, r.stderr)
