@@ -66,6 +66,11 @@ class HttpServer:
 
 
 def bind(host: str, port: int) -> socket.socket:
+    if not host.strip():  # the OS reads "" as every address: a blank variable is not that
+        raise StartupError("Cannot listen on an empty host: the system would take it as every "
+                           "address, not loopback. Give --host (TRIGGER_LOCAL_HOST) an address "
+                           "such as 127.0.0.1 (the default; 0.0.0.0 for every address), or unset "
+                           "it.")
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP, and
     # without it every small response waits ~40 ms for Nagle's algorithm.
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,

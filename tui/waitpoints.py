@@ -144,6 +144,9 @@ class WaitpointsView(Vertical):
                 times += f", times out {table_time(token.get('timeoutAt'))}"
             text = (f"{verb}: {', '.join(runs)}" if runs else "no run waits on it") + hint + \
                 f"\n{times}\ncallback URL (u copies): {token['url']}"
+        elif not self.tokens:  # an empty table under a bare header said nothing
+            text = ("No waitpoint tokens yet: a task makes one with wait.create_token(), "
+                    "`trigger-local tokens create` by hand.")
         self.query_one("#token-url", Static).update(text)
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:

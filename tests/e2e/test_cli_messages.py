@@ -214,3 +214,29 @@ def test_replay_says_one_whole_line_on_a_terminal_and_the_id_alone_to_a_pipe(
     assert new_id.startswith("run_") and new_id != run_id and "\n" not in new_id, piped.stdout
     assert piped.stderr.strip() == f"Replayed {run_id} as {new_id}", piped.stderr
     assert daemon.run(new_id)["id"] == new_id
+
+
+def test_deleting_a_variable_a_project_lacks_names_both_and_how_to_list(
+        ready: DaemonProcess) -> None:
+    """`envvars delete` of a name the project does not have (a typo): the error names the
+    variable, the project and the env, and how to list them. It said "Error: Environment
+    variable not found" alone."""
+    r = ready.api("POST", "/api/v1/projects/proj_test/envvars/dev",
+                  json={"name": "API_KEY", "value": "v"})
+    assert r.status_code == 200, r.text
+    typo = cli(ready, "envvars", "delete", "API_KEYS", "--project", "proj_test")
+    assert typo.returncode == 1, typo.stderr
+    assert typo.stderr.strip() == ("Error: proj_test has no variable 'API_KEYS' in dev. List "
+                                   "them with `trigger-local envvars ls --project proj_test`."), \
+        typo.stderr
+    deleted = cli(ready, "envvars", "delete", "API_KEY", "--project", "proj_test")
+    assert deleted.returncode == 0 and "Deleted API_KEY." in deleted.stderr, deleted.stderr
+
+
+def test_a_schedule_not_found_says_how_to_list_them(daemon: DaemonProcess) -> None:
+    """As a run, token or queue not found does (it said "Error: Schedule not found" alone)."""
+    for args in (("show", "sched_nope"), ("delete", "sched_nope"), ("activate", "sched_nope")):
+        r = cli(daemon, "schedules", *args)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.strip() == ("Error: Schedule not found. List them with `trigger-local "
+                                    "schedules ls`."), (args, r.stderr)

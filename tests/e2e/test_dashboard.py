@@ -193,3 +193,19 @@ async def test_detail_shows_a_runs_log_lines_while_it_runs(ready: DaemonProcess)
                     "its log line, live")
         assert log.border_title == "Logs"
         ready.wait_status(run_id)
+
+
+async def test_the_waitpoints_tab_says_when_there_are_no_tokens(ready: DaemonProcess) -> None:
+    """No token yet: the tab says so and how one is made (it showed a bare header), and the
+    first token made replaces the sentence with its own details."""
+    app = dashboard(ready)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        below = app.query_one("#token-url", Static)
+        await until(pilot, lambda: "No waitpoint tokens yet" in str(below.render()),
+                    "the empty-tab sentence")
+        assert "tokens create" in str(below.render())
+        r = ready.api("POST", "/api/v1/waitpoints/tokens", json={"timeout": "10m"})
+        assert r.status_code == 200, r.text
+        await until(pilot, lambda: "callback URL" in str(below.render()), "the new token")
+        assert "No waitpoint tokens yet" not in str(below.render())

@@ -177,6 +177,35 @@ def test_a_daemon_that_was_already_running_stays(tmp_path: Path, dev_factory: De
         running.close()
 
 
+def test_dev_says_when_a_daemon_it_did_not_start_is_lost_and_back(
+        tmp_path: Path, dev_factory: DevFactory) -> None:
+    """A daemon started with `up --detach` is killed under a `dev` that uses it: dev stays (the
+    daemon may come back) but says the daemon is lost and that no run starts meanwhile — it used
+    to print nothing, and the project's runs waited with no word why — and says when it answers
+    again; its runs go on then."""
+    home = tmp_path / "home"
+    running = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home)}).start()
+    try:
+        dev = dev_factory(home=home)
+        wait_for(lambda: "Project" in dev.stderr() or dev.proc.poll() is not None, 60,
+                 what="dev to register and stream")
+        assert "Using the daemon" in dev.stderr() and "Lost the daemon" not in dev.stderr()
+        running.kill9()
+        wait_for(lambda: "Lost the daemon" in dev.stderr() or dev.proc.poll() is not None, 30,
+                 what="dev to say the daemon is lost")
+        assert dev.proc.poll() is None, dev.stderr()
+        assert f"Lost the daemon at {running.url}" in dev.stderr(), dev.stderr()
+        running.start()  # the same home: the same port again
+        wait_for(lambda: "answers again" in dev.stderr() or dev.proc.poll() is not None, 30,
+                 what="dev to say the daemon is back")
+        assert dev.proc.poll() is None and "Traceback" not in dev.stderr(), dev.stderr()
+        run_id = running.api("POST", "/api/v1/tasks/hello/trigger",
+                             json={"payload": {}}).json()["id"]
+        assert running.wait_status(run_id, timeout=60)["status"] == "COMPLETED"
+    finally:
+        running.close()
+
+
 def test_dev_ends_saying_so_when_the_daemon_it_started_dies(dev_factory: DevFactory) -> None:
     """The daemon dev started exits under it (here kill -9; also a daemon that stops itself,
     e.g. a loop that failed loop_failure_limit rounds): dev says so and exits 1. It used to go

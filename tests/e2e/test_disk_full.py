@@ -194,3 +194,26 @@ def test_a_start_on_a_full_disk_says_disk_full_not_damaged(small_disk: Path,
         assert again.run(run_id)["status"] == "COMPLETED"
     finally:
         again.close()
+
+
+def test_a_detached_start_on_a_full_disk_says_disk_full(small_disk: Path, tmp_path: Path) -> None:
+    """`up --detach` and `dev` start the daemon with its output going to the home's log: on a
+    full disk the daemon's "disk full" line cannot be written there, and they said only "The
+    daemon exited at start (code 1) and wrote nothing to …/daemon.log". They say what a
+    foreground `up` says."""
+    home = small_disk / "home"
+    project = write_project(tmp_path / "project")
+    filler = small_disk / "filler"
+    _fill(filler)
+    env = {**os.environ, "TRIGGER_LOCAL_HOME": str(home), "TRIGGER_LOCAL_PORT": "0"}
+    env.pop("TRIGGER_API_URL", None)
+    env.pop("TRIGGER_SECRET_KEY", None)
+    try:
+        for args in (["up", "--detach"], ["dev"]):
+            r = subprocess.run([sys.executable, "-m", "trigger_local", *args], cwd=project,
+                               env=env, capture_output=True, text=True, timeout=90)
+            assert r.returncode == 1, (args, r.stdout, r.stderr)
+            assert f"disk full at {home}: free space, then retry" in r.stderr, (args, r.stderr)
+            assert "wrote nothing" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    finally:
+        filler.unlink(missing_ok=True)

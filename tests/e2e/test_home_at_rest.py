@@ -196,6 +196,9 @@ def test_start_up_errors_are_one_line_without_a_traceback(tmp_path: Path) -> Non
         ([], {"TRIGGER_LOCAL_CHECKPOINTS": "maybe"}, home, "one of auto, off"),
         ([], {}, a_file, "not a directory"),
         (["--host", "999.0.0.1"], {}, home, "999.0.0.1"),
+        # blank: the system binds every address (0.0.0.0), and daemon.json said "http://:PORT"
+        ([], {"TRIGGER_LOCAL_HOST": ""}, home, "empty host"),
+        (["--host", " "], {}, home, "empty host"),
     ]
     for args, env, where, word in cases:
         _one_line_error(_start(where, *args, env=env), word)

@@ -140,7 +140,7 @@ def explain(exc: TriggerLocalError) -> str:
                 "register its tasks.")
     if isinstance(exc, NotFoundError):
         for thing, command in (("queue", "queues ls"), ("waitpoint", "tokens ls"),
-                               ("run", "runs ls")):
+                               ("schedule", "schedules ls"), ("run", "runs ls")):
             if thing in message.lower():
                 return f"{message.rstrip('.')}. List them with `trigger-local {command}`."
     return message

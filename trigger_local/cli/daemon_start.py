@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from ..config import DaemonSettings
+from ..disk import full_disk_at
 from ..home import open_private
 from ..sdk.client import configure, read_daemon_info
 from .common import fail
@@ -85,14 +86,21 @@ class Spawned:
         code = self.proc.poll()
         if code is None:
             return None
-        errors = self._written()[1]
+        errors = self._written()[1] or (self._disk_full() if code > 0 else [])
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         return "\n".join(errors) if errors else f"It {how}; its log is {self.log_path}."
+
+    def _disk_full(self) -> list[str]:
+        """The daemon's line when its home's disk is full: the log it would have said so in
+        could not take the line (on a full disk, a detached start said only "wrote nothing")."""
+        full = full_disk_at(self.log_path.parent.parent)  # <home>/logs/daemon.log
+        return [full.message] if full is not None else []
 
     def start_failure(self) -> str:
         """What this start wrote to the log (never earlier runs' lines): the daemon's own error
         paragraph, the same text a foreground `up` prints, else the tail of what it wrote."""
         written, errors = self._written()
+        errors = errors or ([] if written.strip() else self._disk_full())
         if errors:
             return "\n".join(errors)
         tail = "\n".join(written.strip().splitlines()[-20:])

@@ -137,6 +137,7 @@ class RunStream:
         self.project = project
         self.started = started
         self._caught_up = False
+        self._lost = 0  # connections lost in a row (a daemon dev did not start: `_on_state`)
         self.status_lines = StatusLines(api)
 
     def run(self) -> None:
@@ -149,13 +150,33 @@ class RunStream:
 
     def _on_state(self, connected: bool) -> None:
         """The stream was lost: if the daemon dev started has exited (it stopped itself, or was
-        killed), say why and end with exit code 1; dev used to wait for it silently forever."""
-        if connected or self.started is None:
+        killed), say why and end with exit code 1; dev used to wait for it silently forever.
+        A daemon dev did not start (`up --detach`) may come back: dev says it is gone once a
+        reconnection failed too (a stream cut with the daemon up is not news), keeps trying,
+        and says when it is back."""
+        if self.started is None:
+            self._say_lost_or_back(connected)
+            return
+        if connected:
             return
         why = self.started.exit_reason()
         if why is not None:
             fail(f"The daemon dev started (pid {self.started.pid}) stopped. {why}\n"
                  "Start `trigger-local dev` again (its runs keep their place).")
+
+    def _say_lost_or_back(self, connected: bool) -> None:
+        url = self.api.endpoint.base_url
+        if connected:
+            if self._lost >= 2:
+                err().print(f"[green]The daemon at {escape(url)} answers again[/green]; "
+                            "watching its runs.")
+            self._lost = 0
+            return
+        self._lost += 1
+        if self._lost == 2:
+            err().print(f"[yellow]Lost the daemon at {escape(url)}[/yellow] (stopped or killed?): "
+                        "no run of this project starts until it is back. Start it with "
+                        "`trigger-local up`; dev goes on when it answers.")
 
     def catch_up(self, seq: Any) -> None:
         """Once, when the stream first opens: the runs interrupted by the last stop that this

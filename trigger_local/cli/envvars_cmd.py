@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..errors import NotFoundError, ProjectNotFoundError
 from ..sdk.client import current_project
 from ..sdk.routes import Call
 from .common import JSON_OPTION, client, emit_json, err, fail, out
@@ -58,5 +59,14 @@ def list_vars(project: str | None = PROJECT_OPTION, env: str = ENV_OPTION,
 def delete(name: str = typer.Argument(..., help="The variable's name."),
            project: str | None = PROJECT_OPTION, env: str = ENV_OPTION) -> None:
     """Delete one variable of a project."""
-    client().send(Call("DELETE", f"{_base(project, env)}/{quote(name, safe='')}"))
+    base = _base(project, env)
+    try:
+        client().send(Call("DELETE", f"{base}/{quote(name, safe='')}"))
+    except ProjectNotFoundError:
+        raise
+    except NotFoundError:  # the daemon says "Environment variable not found", naming nothing
+        ref = project or current_project()
+        listing = "trigger-local envvars ls" + (f" --project {ref}" if project else "") \
+            + (f" --env {env}" if env != "dev" else "")
+        fail(f"{ref} has no variable {name!r} in {env}. List them with `{listing}`.")
     err().print(f"Deleted {escape(name)}.")
