@@ -52,8 +52,9 @@ def wakes(event: Event) -> bool:
     """Whether `event` may let a run start now or sooner: a new run, a freed slot (a run ended,
     or went from executing to waiting), a completed wait, a queue resumed or given room, a
     version or project that can take runs, a schedule's next tick."""
-    if isinstance(event, RunCreated):  # one started by its trigger (engine/starting.py): no
-        return event.status != EXECUTING  # round to do
+    if isinstance(event, RunCreated):  # one started by its trigger (engine/starting.py), or
+        # one whose trigger's dequeue found nothing runnable (a paused or full queue): no round
+        return event.status != EXECUTING and not event.none_runnable
     if isinstance(event, _WAKING):
         return True
     if isinstance(event, RunStatusChanged):
@@ -98,8 +99,8 @@ class Dispatcher:
         if isinstance(event, RunChange) and event.status == QUEUED:
             self._queued_news += 1
             self._none_queued = False
-            if self._room_unseen:  # room came that woke no round: this run may take it
-                self._wakeup.set()
+            if self._room_unseen and not (isinstance(event, RunCreated) and event.none_runnable):
+                self._wakeup.set()  # room came that woke no round: this run may take it
         if not wakes(event):
             return
         if gives_room(event):
