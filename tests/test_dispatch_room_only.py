@@ -75,7 +75,7 @@ async def looping(dispatcher: Dispatcher) -> AsyncIterator[list[int]]:
 
 async def test_room_after_the_last_run_wakes_no_round(engine: Engine) -> None:
     # a room-only round skipped its dequeue, but the wake, the step and the round cost the
-    # loop three turns and the daemon ~5 % of its CPU per run with one HTTP trigger per run
+    # loop three turns per run with one HTTP trigger per run (~3 % of the daemon's CPU)
     dispatcher, executor = await settled(engine, room=4)
     calls = count_dequeues(engine)
     async with looping(dispatcher) as rounds:

@@ -117,7 +117,8 @@ class Dispatcher:
         """Room: a run ended or went waiting, or the executor has room again (a process became
         idle, booted, retired or exited). No round is woken when it would skip its dequeue
         (`_room_only`): with one HTTP trigger per run every run's end woke a round that asked
-        the store nothing, three loop turns and ~5 % of the daemon's CPU per run (issue #13);
+        the store nothing, yet cost three loop turns per run (~3 % of the daemon's CPU in a
+        cProfile of `bench.py --only single`, issue #13);
         `idle` then looks at the room when asked, and a run QUEUED later wakes the round."""
         if self._room_only(0):
             self._room_unseen = True
