@@ -149,3 +149,44 @@ async def test_no_room_is_not_idle(engine: Engine) -> None:
     engine.ctx.due.resync(None)
     await dispatcher.step()
     assert not dispatcher.idle()  # it could not look for runnable runs
+
+
+async def test_a_trigger_while_the_round_starts_a_run_starts_its_own(engine: Engine) -> None:
+    # with one HTTP trigger per run, a trigger that went the dispatcher's way made the next one
+    # arrive while the round started its run: held back by that run (as if a failed round had
+    # left it unstarted), it went the dispatcher's way too, and the next, and so on (issue #13)
+    dispatcher, executor = await settled(engine, room=4)
+    engine.ctx.placer = None
+    waiting = await trigger(engine)  # QUEUED: the round takes it
+    engine.ctx.placer = IdleGate(dispatcher)
+    during: list[Run] = []
+    real = executor.assign
+
+    async def assign(run: Run) -> bool:
+        during.append(await trigger(engine))  # a request served while the round starts its run
+        return await real(run)
+
+    executor.assign = assign  # type: ignore[method-assign]
+    await dispatcher.step()
+    assert executor.started == [waiting.id]
+    assert [r.status for r in during] == [EXECUTING]  # the round's run, reserved, is not taken
+    assert (await engine.queries.runs.get(waiting.id)).status == EXECUTING
+
+
+async def test_runs_a_failed_round_left_unstarted_hold_triggers_back(engine: Engine) -> None:
+    dispatcher, executor = await settled(engine, room=4)
+    engine.ctx.placer = None
+    waiting = await trigger(engine)
+    engine.ctx.placer = IdleGate(dispatcher)
+
+    async def boom(run: Run) -> bool:
+        raise OSError("no space left")
+
+    executor.assign = boom  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        await dispatcher.step()
+    assert not dispatcher.idle()  # the run it took waits to be put back: none may overtake it
+    assert (await trigger(engine)).status == QUEUED
+    del executor.assign
+    await dispatcher.step()  # puts it back, then starts both in order
+    assert executor.started[0] == waiting.id

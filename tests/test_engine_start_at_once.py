@@ -227,10 +227,10 @@ async def test_a_commit_that_fails_gives_the_place_back(engine: Engine, places: 
 
 async def test_a_part_that_fails_after_the_start_gives_the_place_back(
         engine: Engine, places: Places, monkeypatch: pytest.MonkeyPatch) -> None:
-    def failing(tx: object, run: Run) -> None:
+    def failing(tx: object, run_id: str, **facts: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(starting, "_created_executing", failing)
+    monkeypatch.setattr(starting, "_created", failing)
     with pytest.raises(OSError):
         await trigger(engine)
     assert [line.split()[0] for line in places.log] == ["place", "release"]  # nothing published

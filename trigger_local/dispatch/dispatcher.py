@@ -52,8 +52,9 @@ def wakes(event: Event) -> bool:
     """Whether `event` may let a run start now or sooner: a new run, a freed slot (a run ended,
     or went from executing to waiting), a completed wait, a queue resumed or given room, a
     version or project that can take runs, a schedule's next tick."""
-    if isinstance(event, RunCreated):  # one started by its trigger (engine/starting.py): no
-        return event.status != EXECUTING  # round to do
+    if isinstance(event, RunCreated):  # one started by its trigger (engine/starting.py), or
+        # one whose trigger's dequeue found nothing runnable (a paused or full queue): no round
+        return event.status != EXECUTING and not event.none_runnable
     if isinstance(event, _WAKING):
         return True
     if isinstance(event, RunStatusChanged):
@@ -82,6 +83,10 @@ class Dispatcher:
         # the last round's dequeue saw no QUEUED run at all, and none came since: room alone
         # makes none runnable, so the next round need not ask the store (`_room_only`)
         self._none_queued = False
+        # room came that woke no round (`_on_event`): `idle` asks the executor's room, as the
+        # round it did not wake would have
+        self._room_unseen = False
+        self._starting = False  # the round's dequeued runs are being started (`idle`)
         self._stopped = False
         engine.hub.subscribe(Event, self._on_event)
         engine.ctx.due.on_earlier = self._wakeup.set  # a new earliest due time: sleep less
@@ -94,15 +99,30 @@ class Dispatcher:
         if isinstance(event, RunChange) and event.status == QUEUED:
             self._queued_news += 1
             self._none_queued = False
-        if wakes(event):
-            self._wakeup.set()
-            if not gives_room(event):
-                self._news += 1
-                self._queued_news += 1
-                self._none_queued = False
-                self._clear = False
+            if self._room_unseen and not (isinstance(event, RunCreated) and event.none_runnable):
+                self._wakeup.set()  # room came that woke no round: this run may take it
+        if not wakes(event):
+            return
+        if gives_room(event):
+            self.wake()
+            return
+        self._news += 1
+        self._queued_news += 1
+        self._none_queued = False
+        self._clear = False
+        self._room_unseen = False
+        self._wakeup.set()
 
     def wake(self) -> None:
+        """Room: a run ended or went waiting, or the executor has room again (a process became
+        idle, booted, retired or exited). No round is woken when it would skip its dequeue
+        (`_room_only`): with one HTTP trigger per run every run's end woke a round that asked
+        the store nothing, yet cost three loop turns per run (~3 % of the daemon's CPU in a
+        cProfile of `bench.py --only single`, issue #13);
+        `idle` then looks at the room when asked, and a run QUEUED later wakes the round."""
+        if self._room_only(0):
+            self._room_unseen = True
+            return
         self._wakeup.set()
 
     def idle(self) -> bool:
@@ -112,11 +132,19 @@ class Dispatcher:
         a round that room woke is under way. With one HTTP trigger per run, the end of the
         previous run wakes the loop before nearly every trigger: when that counted, most of
         those triggers went the dispatcher's way (a dequeue and a start of their own, and their
-        answers waited behind its round; issue #13)."""
-        return self._clear and not self._unstarted
+        answers waited behind its round; issue #13). Room that woke no round (`_on_event`: the
+        round would have skipped its dequeue) counts as that round would have: idle if the
+        executor has room. A round's runs being started do not hold a trigger back (they are
+        reserved: its dequeue counts them as running and does not take them); runs a failed
+        round left unstarted do, until the next round puts them back."""
+        if self._room_unseen:
+            self._room_unseen = False
+            self._clear = self.executor.capacity() > 0
+        return self._clear and (self._starting or not self._unstarted)
 
     async def tick(self) -> int:
         """Fire due timers, then start as many runnable runs as there is room for."""
+        self._room_unseen = False  # this round looks at the room itself
         done = await self._fire_timers()
         if self._room_only(done):
             self._clear = self.executor.capacity() > 0  # as a dequeue that found nothing
@@ -137,12 +165,17 @@ class Dispatcher:
         self._none_queued = not runs and not self.engine.ctx.queued_seen \
             and queued_news == self._queued_news
         self._unstarted.update((run.id, run) for run in runs)
-        if len(runs) == 1:  # alone (an idle daemon's trigger): no task in between, and its
-            with self.engine.group.alone():  # start is committed at once (engine/unit.py)
-                return done + await self._start_one(runs[0])  # on failure: in _unstarted
-        # concurrently: their attempts then start in one transaction (GroupCommit, engine/unit.py)
-        outcomes = await asyncio.gather(*(self._start_one(run) for run in runs),
-                                        return_exceptions=True)
+        self._starting = True
+        try:
+            if len(runs) == 1:  # alone (an idle daemon's trigger): no task in between, and its
+                with self.engine.group.alone():  # start is committed at once (engine/unit.py)
+                    return done + await self._start_one(runs[0])  # on failure: in _unstarted
+            # concurrently: their attempts then start in one transaction (GroupCommit,
+            # engine/unit.py)
+            outcomes = await asyncio.gather(*(self._start_one(run) for run in runs),
+                                            return_exceptions=True)
+        finally:
+            self._starting = False
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome  # the runs it left DEQUEUED are in _unstarted
@@ -150,7 +183,8 @@ class Dispatcher:
         return done
 
     def _room_only(self, timers_done: int) -> bool:
-        """Whether this round may skip its dequeue: the last one saw no QUEUED run at all,
+        """Whether a round may skip its dequeue (and room need wake none, `wake`): the last
+        dequeue saw no QUEUED run at all,
         and since then only room came (a run ended or went waiting, the executor has room) —
         no new run, no completed wait, no run put back on a queue, no timer fired, no round
         left runs unstarted. Room makes runnable only a run a limit held back, and there was

@@ -74,6 +74,9 @@ class RunCreated(RunChange):
     TYPE = "run.created"
     snapshot_id: str | None = None  # its first snapshot, which its row records (engine/runs.py)
     description: str = ""
+    #: the transaction that made it found no run that may start now — its trigger's own dequeue
+    #: (engine/starting.py): a dispatcher round would find none either
+    none_runnable: bool = False
 
     def data(self) -> dict[str, Any]:
         named = {"snapshot_id": self.snapshot_id, "description": self.description}

@@ -21,7 +21,13 @@ leaves right after that one commit:
   recorded it), so its exit's worker-lost path retries or requeues it, as for any run it held.
 
 The run's `RunCreated` is published with the status the run has after the commit (EXECUTING),
-which the dispatcher does not wake for: there is nothing left for its round to do.
+which the dispatcher does not wake for: there is nothing left for its round to do. Nor when
+the dequeue took no run at all (its queue paused, or at its concurrency limit, the global
+concurrency reached) on a store of its own with no rate limit: the event says so
+(`none_runnable`), and a round would find none either — what makes the run runnable wakes the
+dispatcher as ever (a queue resumed, room). A rate gate can leave a runnable run behind the one
+it refused (the dequeue takes one run at most here), and the window it noted was undone with
+the dequeue: then the round is woken.
 
 On a store daemons share (PostgreSQL), the dequeue must count what every daemon runs: it runs
 in the dequeues' turn, one at a time across daemons, and sees every dequeue committed before.
@@ -39,6 +45,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any
 
 from ..errors import StartDeferred
 from ..store.models import EXECUTING, QUEUED, Attempt, Run
@@ -118,21 +125,30 @@ async def start_at_once(tx: Tx, run: Run) -> Placed | None:
         return None
     try:
         started = await _take(tx, run, placement)
-        if started is not None:
-            _created_executing(tx, started[0])
+        if isinstance(started, tuple):
+            _created(tx, started[0].id, status=EXECUTING, kind=started[0].snapshot_kind)
             placement.started(*started)
     except BaseException:
         placement.release()
         raise
-    if started is None:
+    if not isinstance(started, tuple):
         placement.release()
+        if started is _NONE_RUNNABLE:
+            _created(tx, run.id, none_runnable=True)
         return None
     return Placed(placement, *started)
 
 
-async def _take(tx: Tx, run: Run, placement: Placement) -> tuple[Run, Attempt] | None:
+#: `_take`'s answer when its dequeue found no run that may start now, and no rate limit took
+#: part (a rate gate takes one run at most with a limit of one, and notes when its window
+#: opens, which the undone dequeue forgot): a dispatcher round would find none either
+_NONE_RUNNABLE = object()
+
+
+async def _take(tx: Tx, run: Run, placement: Placement) -> tuple[Run, Attempt] | object | None:
     """Dequeue one run by the dispatcher's rules and, if it is `run`, start it on
-    `placement`; otherwise undo the dequeue (its writes, events, due times, reservations)."""
+    `placement`; otherwise undo the dequeue (its writes, events, due times, reservations) and
+    say whether it found no run at all (`_NONE_RUNNABLE`) on a store of its own."""
     published, noted, checks = len(tx.published), len(tx.due_notes), len(tx.batch_checks)
     taken: list[Run] = []
     before = set(tx.ctx.reserved)
@@ -154,15 +170,18 @@ async def _take(tx: Tx, run: Run, placement: Placement) -> tuple[Run, Attempt] |
         del tx.published[published:]
         del tx.due_notes[noted:]
         del tx.batch_checks[checks:]
+        if not taken and not tx.ctx.shared_store and not await tx.rate_limits.all():
+            return _NONE_RUNNABLE
         return None
 
 
-def _created_executing(tx: Tx, run: Run) -> None:
-    """Publish the run's creation with the status it has once committed: the dispatcher is
-    not woken for a run that needs no round (its stored row says QUEUED, as it was made)."""
+def _created(tx: Tx, run_id: str, **facts: Any) -> None:
+    """Publish the run's creation with what is known once committed: the status it has then
+    (EXECUTING, its stored row says QUEUED, as it was made), or that its trigger's dequeue found
+    no run that may start now. The dispatcher wakes for neither: it has no round to do."""
     for i, event in enumerate(tx.published):
-        if isinstance(event, RunCreated) and event.run_id == run.id:
-            tx.published[i] = replace(event, status=EXECUTING, kind=run.snapshot_kind)
+        if isinstance(event, RunCreated) and event.run_id == run_id:
+            tx.published[i] = replace(event, **facts)
 
 
 def _release(placed: list[Placement]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..catalog_areas import RateLimit
 from ..models import Schedule
+from .memo import CatalogMemo
 from .rows import from_row, insert_sql, to_row
 from .sql import Sql, Where
 
@@ -50,10 +51,13 @@ class SqliteSchedules:
 
 
 class SqliteRateLimits:
-    def __init__(self, sql: Sql) -> None:
+    def __init__(self, sql: Sql, memo: CatalogMemo | None = None) -> None:
         self._sql = sql
+        self._memo = memo  # the writer's: what dequeues read every time (memo.py)
 
     async def set(self, project: str, queue: str, limit: RateLimit | None) -> None:
+        if self._memo is not None:
+            self._memo.changed()
         if limit is None:
             self._sql.run("DELETE FROM rate_limits WHERE project = ? AND queue = ?",
                           (project, queue))
@@ -64,6 +68,13 @@ class SqliteRateLimits:
                                    int(bool(limit.get("per_key")))))
 
     async def all(self, project: str | None = None) -> dict[tuple[str, str], RateLimit]:
+        if project is not None or self._memo is None:
+            return self._all(project)
+        # each dequeue's (engine/ratelimits.py `gate`): copies, the gate keeps them
+        return {key: dict(limit) for key, limit in
+                self._memo.get("rate_limits", lambda: self._all(None)).items()}
+
+    def _all(self, project: str | None) -> dict[tuple[str, str], RateLimit]:
         where, params = ("WHERE project = ?", (project,)) if project is not None else ("", ())
         rows = self._sql.all(f"SELECT * FROM rate_limits {where}", params)
         return {(r["project"], r["queue"]): {"limit": r["limit_n"], "period_s": r["period_s"],
