@@ -17,6 +17,7 @@ from ..sqlite.sql import Where
 from . import dequeue_reads, start_reads
 from .inline import inline
 from .pending import Fold, Held, Pending
+from .prepared import Prepared
 from .reach import reachable
 from .start_reads import Ahead
 
@@ -109,6 +110,8 @@ class PgSql:
         self.events_lock: tuple[int, int] = (0, 0)
         #: the events and other writes kept for the commit (pending.py)
         self.pending = Pending()
+        #: the statements prepared on the transaction's connection (prepared.py; store.py)
+        self.prepared = Prepared()
         #: an exclusive transaction (a dequeue), and its first reads (dequeue_reads.py)
         self.exclusive = False
         #: the transaction takes the dequeues' turn (store.py): an exclusive one, or a
@@ -213,7 +216,8 @@ class PgSql:
         and the COMMIT with the next transaction's BEGIN if `commit`: one round trip when
         every value can be written in (inline.py), else one per statement."""
         kept = self.pending.statements(self.events_lock, notify)
-        written = [inline(text, params) for text, params in kept]
+        # each prepared once on this connection, then executed by name (prepared.py)
+        written = [self.prepared.statement(text, params) for text, params in kept]
         head = [self.take_begin()] if self.begin else []
         if self.release and not commit:  # (a COMMIT releases every savepoint)
             head.append(f"RELEASE SAVEPOINT {self.release}")
@@ -222,9 +226,15 @@ class PgSql:
         tail = ["COMMIT", self.next_begin] if commit else [then] if then else []
         if all(w is not None for w in written):
             steps = [*head, *(w for w in written if w is not None), *tail]
-            if steps:
-                await self._send("; ".join(steps))
+            ok = False
+            try:
+                if steps:
+                    await self._send("; ".join(steps))
+                ok = True
+            finally:
+                self.prepared.sent(ok)
             return
+        self.prepared.sent(False)
         for step in head:
             await self._send(step)
         for text, params in kept:
