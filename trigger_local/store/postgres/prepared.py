@@ -20,9 +20,10 @@ has (store.py `_held` gives each connection it takes a new `Prepared`)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .inline import literal
@@ -80,12 +81,24 @@ class Prepared:
             head = f"PREPARE {name} AS {marks(sql)}; "
         return f"{head}EXECUTE {name}({', '.join(args)})"
 
-    def sent(self, ok: bool) -> None:
-        """The round trip written last succeeded (`ok`) or failed: what it prepared is
-        remembered, or its names are never used again."""
-        if ok:
+    def statements(self, kept: Sequence[tuple[str, Sequence[Any]]]) -> list[str] | None:
+        """Each of `kept` (statement, values) as `statement` writes it; None when a value
+        cannot be written in (nothing is prepared then: they are sent one by one)."""
+        written = [self.statement(sql, params) for sql, params in kept]
+        if any(w is None for w in written):
+            self.new.clear()
+            return None
+        return [w for w in written if w is not None]
+
+    @contextlib.contextmanager
+    def sending(self) -> Iterator[None]:
+        """Around the round trip that sends what `statements` wrote: once it succeeded, what it
+        prepared is remembered; if it failed, those names are never used again."""
+        try:
+            yield
             self.names.update(self.new)
-        self.new.clear()
+        finally:
+            self.new.clear()
 
 
 def inline_with(sql: str, args: Sequence[str]) -> str:

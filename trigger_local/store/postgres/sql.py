@@ -217,24 +217,18 @@ class PgSql:
         every value can be written in (inline.py), else one per statement."""
         kept = self.pending.statements(self.events_lock, notify)
         # each prepared once on this connection, then executed by name (prepared.py)
-        written = [self.prepared.statement(text, params) for text, params in kept]
+        written = self.prepared.statements(kept)
         head = [self.take_begin()] if self.begin else []
         if self.release and not commit:  # (a COMMIT releases every savepoint)
             head.append(f"RELEASE SAVEPOINT {self.release}")
         self.release = None
         # the next transaction begins with this one's commit (store.py `_held`)
         tail = ["COMMIT", self.next_begin] if commit else [then] if then else []
-        if all(w is not None for w in written):
-            steps = [*head, *(w for w in written if w is not None), *tail]
-            ok = False
-            try:
-                if steps:
-                    await self._send("; ".join(steps))
-                ok = True
-            finally:
-                self.prepared.sent(ok)
+        if written is not None:
+            with self.prepared.sending():
+                if head or written or tail:
+                    await self._send("; ".join([*head, *written, *tail]))
             return
-        self.prepared.sent(False)
         for step in head:
             await self._send(step)
         for text, params in kept:
