@@ -10,7 +10,8 @@ from ...statuses import WaitpointStatus
 from ..models import Batch, Waitpoint
 from ..sqlite.rows import from_row
 from ..sqlite.sql import SQL_LIVE, Where
-from .sql import PgSql, created_between, insert_sql, tagged, values
+from .filters import created_between, tagged
+from .sql import PgSql, insert_sql, values
 
 _INSERT_WAITPOINT = insert_sql("waitpoints", Waitpoint)
 _INSERT_BATCH = insert_sql("batches", Batch)
