@@ -25,7 +25,6 @@ from trigger_local.config import DaemonSettings
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.store.models import EXECUTING, QUEUED, TaskDef
 from trigger_local.store.postgres import PostgresStore, start_reads
-from trigger_local.store.postgres.sql import TURN
 
 TASKS = [TaskDef(task_id="hello", queue="task/hello", shared=True),
          TaskDef(task_id="other", queue="task/other", shared=True),
@@ -104,51 +103,6 @@ async def test_a_concurrency_key_at_its_limit_keeps_the_new_run_queued(engine: E
     other_key = await engine.trigger(TriggerRequest(task_id="one", concurrency_key="b"))
     assert other_key.run.status == EXECUTING
     assert await engine.store.read().runs.count_by_status() == {EXECUTING: 2, QUEUED: 1}
-
-
-def count_round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The statements every connection sends from now on, one per round trip."""
-    sent: list[str] = []
-    for name in ("execute", "executemany", "fetch", "fetchrow", "fetchval"):
-        original = getattr(asyncpg.Connection, name)
-
-        def counted(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            sent.append(str(args[0]) if args else "")
-            return _original(self, *args, **kwargs)
-        monkeypatch.setattr(asyncpg.Connection, name, counted)
-    return sent
-
-
-async def test_the_turn_goes_with_the_read_told_as_a_notice_whatever_the_session_shows(
-        pg_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The turn's LOCK and the read ahead in one round trip, the answer told as a notice
-    (start_reads.py `TOLD`): heard even by a session that shows only errors (the function
-    sets what its own notices need)."""
-    url = pg_cluster.fresh_url() + "&options=-c%20client_min_messages%3Derror"
-    engine = await opened_engine(url, tmp_path)
-    try:
-        await engine.trigger(TriggerRequest(task_id="hello"))  # warm
-        sent = count_round_trips(monkeypatch)
-        result = await engine.trigger(TriggerRequest(task_id="hello"))
-        assert result.run.status == EXECUTING
-        assert len(sent) == 2 and sent[0].startswith(TURN), sent
-        assert "pg_temp.trigger_local_start_told(" in sent[0]
-    finally:
-        await engine.store.close()
-
-
-async def test_a_read_ahead_not_heard_is_read_again(
-        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Should the notice not arrive, the read is asked again in the transaction (its snapshot:
-    the same answer), a round trip more, and the run starts as before."""
-    await engine.trigger(TriggerRequest(task_id="hello"))  # warm
-    monkeypatch.setattr(start_reads.Told, "__call__", lambda self, conn, message: None)
-    sent = count_round_trips(monkeypatch)
-    result = await engine.trigger(TriggerRequest(task_id="hello"))
-    assert result.run.status == EXECUTING
-    assert len(sent) == 3 and sent[1] == start_reads.CALL, sent
-    assert (await row_of(engine, result.run.id))["status"] == EXECUTING
-    assert await engine.store.read().runs.count_by_status() == {EXECUTING: 2}
 
 
 async def test_a_role_without_temp_starts_its_run_in_its_trigger_too(

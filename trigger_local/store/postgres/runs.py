@@ -14,9 +14,8 @@ from ..sqlite.rows import columns, encode_changes, from_row
 from ..sqlite.sql import SQL_NOT_STARTED, SQL_RUNNING, Where
 from . import dequeue_reads, history
 from .counts import COUNTED
-from .filters import created_between, tagged
 from .pending import NEW_RUN, Fold
-from .sql import PgSql, insert_sql, values
+from .sql import PgSql, created_between, insert_sql, tagged, values
 
 _RUN_COLS = ", ".join(columns(Run))
 _INSERT_RUN = insert_sql("runs", Run)

@@ -67,6 +67,15 @@ def values(obj: Any) -> list[Any]:
     return list(to_row(obj).values())
 
 
+def tagged(where: Where, table: str, tags: Sequence[str] | None) -> None:
+    """Rows of `table` (runs, waitpoints) carrying any of `tags`, found in its tags table
+    (`run_tags`, `waitpoint_tags`: schema_lists.py) rather than in every row's JSON."""
+    if tags:
+        one = table.removesuffix("s")
+        where.add(f"{table}.id IN (SELECT {one}_id FROM {one}_tags WHERE tag = ANY(?::text[]))",
+                  list(tags))
+
+
 class Owner:
     """Which daemon this store serves, and how long another daemon's heartbeat may be silent
     before what it holds is taken over (docs/scaling.md). `daemon_id` "" is a store of its own
@@ -119,10 +128,8 @@ class PgSql:
         #: the runs a transaction taking the turn locked (`PgRuns.queued`), where each is: by id,
         #: (snapshot id, status, project, queue)
         self.locked: dict[str, tuple[str, str, str | None, str]] = {}
-        #: the serializable transactions' connection has START_READ and TOLD (start_reads.py),
-        #: and this listener, which hears the latter's answers
+        #: the serializable transactions' connection has START_READ (start_reads.py)
         self.start_read = False
-        self.told = start_reads.Told()
         #: what a trigger that starts its run read ahead (start_reads.py), while it holds
         self.ahead: Ahead | None = None
         #: a part's SAVEPOINT not sent yet (view.py): it goes before the part's first statement
@@ -269,21 +276,12 @@ class PgSql:
             return await self.conn.fetchrow(dollar(sql), *params)
 
     async def _read_ahead(self, params: Params) -> Any:
-        """A queue's read with the dequeue's five (start_reads.py), after the turn's LOCK in the
-        same round trip (a LOCK takes no snapshot; the call's snapshot is the transaction's),
-        told as a notice; not heard, it is read again (the same snapshot: the same answer)."""
+        """A queue's read with the dequeue's five (start_reads.py): the turn's LOCK goes first,
+        alone (a LOCK takes no snapshot; the call's snapshot is the transaction's)."""
+        await self._before(start_reads.CALL)
         project, name, _ = params
-        await self.open_savepoint()
-        call = self.told.call(project, name) if self.begin else None
-        found = None
-        if call is not None:
-            self.sent += 1
-            await self._send(f"{self.take_begin()}; {call}")
-            found = self.told.take()
-        if found is None:
-            await self._before(start_reads.CALL)
-            with self.guard():
-                found = await self.conn.fetchval(start_reads.CALL, project, name)
+        with self.guard():
+            found = await self.conn.fetchval(start_reads.CALL, project, name)
         queue, self.ahead = start_reads.read(found, self.sent)
         return queue
 
@@ -388,3 +386,11 @@ class PgSql:
                               f"ORDER BY created_at {order}, id {order} LIMIT ?",
                               (*where.params, limit))
         return rows if order == "DESC" else list(reversed(rows))
+
+
+def created_between(q: Where, created_from: float | None, created_to: float | None) -> None:
+    """Narrow `q` to rows created in [created_from, created_to] (either end open when None)."""
+    if created_from is not None:
+        q.add("created_at >= ?", created_from)
+    if created_to is not None:
+        q.add("created_at <= ?", created_to)

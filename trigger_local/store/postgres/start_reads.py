@@ -37,7 +37,6 @@ from ...statuses import RunStatus
 from ..models import Run
 from ..sqlite.rows import from_row, to_row
 from . import dequeue_reads
-from .inline import literal
 from .pending import NEW_RUN
 
 #: the queue's read a trigger starts with (catalog.py `PgQueues.get`)
@@ -52,40 +51,6 @@ BEGIN
         ::text);
 END $$"""
 CALL = "SELECT pg_temp.trigger_local_start_read($1, $2)"
-#: its answer told as a notice (`Told`), so that it can follow the turn's LOCK in one simple
-#: query, which takes the LOCK before the SELECT's snapshot (each statement of a simple query is
-#: analysed, and takes its snapshot, once the one before it ran) but whose rows asyncpg does
-#: not return; a notice it hands to the connection's log listeners before the query's answer
-#: the mark of its notice
-HINT = "trigger_local_start_read"
-TOLD = f"""CREATE OR REPLACE FUNCTION pg_temp.trigger_local_start_told(TEXT, TEXT)
-    RETURNS VOID LANGUAGE plpgsql STABLE SET client_min_messages = notice AS $$
-BEGIN
-    RAISE NOTICE USING MESSAGE = pg_temp.trigger_local_start_read($1, $2), HINT = '{HINT}';
-END $$"""
-
-
-class Told:
-    """The serializable connection's log listener (store.py `_held`): the last `TOLD` answer
-    heard, until taken (`take`)."""
-
-    def __init__(self) -> None:
-        self.text: str | None = None
-
-    def __call__(self, _conn: Any, message: Any) -> None:
-        if getattr(message, "hint", None) == HINT:
-            self.text = message.message
-
-    def call(self, project: str | None, name: str) -> str | None:
-        """`TOLD`'s call for a queue, its values written in (None: they cannot be)."""
-        values = [literal(project), literal(name)]
-        self.text = None
-        return None if None in values else \
-            f"SELECT pg_temp.trigger_local_start_told({values[0]}, {values[1]})"
-
-    def take(self) -> str | None:
-        text, self.text = self.text, None
-        return text
 
 
 @dataclass

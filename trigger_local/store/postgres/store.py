@@ -62,7 +62,7 @@ from .prepared import Prepared
 from .reach import UNREACHABLE, reachable
 from .schema import MIGRATIONS
 from .sql import BEGIN, BEGIN_EXCLUSIVE, LOCKED_READ, TURN, Owner, PgSql
-from .start_reads import START_READ, TOLD, Told
+from .start_reads import START_READ
 from .view import PgView
 
 #: the first key of the advisory lock migrations take ("tl"); the second is the schema's
@@ -96,8 +96,6 @@ class PostgresStore:
         self._read_view: PgView | None = None
         self._lock = asyncio.Lock()
         self._lock_key = 0
-        #: the serializable connection's log listener (`_held`, start_reads.py `Told`)
-        self._told: Told | None = None
 
     async def open(self) -> None:
         # three connections at most: the transactions' two (held, `_held`), and a spare for the
@@ -118,7 +116,6 @@ class PostgresStore:
             raise
         self._write_view = PgView(PgSql(None, self.owner, writes=True))
         self._write_view.sql.events_lock = (EVENTS_CLASS, self._lock_key)
-        self._told = self._write_view.sql.told
         self._read_view = PgView(PgSql(self._read_pool, self.owner))
 
     async def _prepare(self) -> None:
@@ -141,7 +138,8 @@ class PostgresStore:
                 conns, self._conns = self._conns, {}
                 for conn in conns.values():
                     await _roll_back(conn)
-                    await self._release(pool, conn)
+                    with contextlib.suppress(*UNREACHABLE):
+                        await pool.release(conn)
                 await pool.close()
 
     async def _held(self, pool: Any, exclusive: bool) -> Any:
@@ -159,7 +157,8 @@ class PostgresStore:
             self._conns[exclusive] = conn
             return conn
         if conn is not None:
-            await self._release(pool, conn)
+            with contextlib.suppress(*UNREACHABLE):
+                await pool.release(conn)
         with reachable():
             conn = self._conns[exclusive] = await pool.acquire()
         self._prepared[exclusive] = Prepared()  # (names are new: prepared.py)
@@ -168,7 +167,7 @@ class PostgresStore:
             sql = self._write_view.sql
             with reachable():
                 try:
-                    await conn.execute(LOCKED_READ if exclusive else f"{START_READ}; {TOLD}")
+                    await conn.execute(LOCKED_READ if exclusive else START_READ)
                     made = True
                 except asyncpg.PostgresError:
                     made = False
@@ -176,17 +175,7 @@ class PostgresStore:
                 sql.locked_read = made
             else:
                 sql.start_read = made
-                if made:
-                    conn.add_log_listener(sql.told)
         return conn
-
-    async def _release(self, pool: Any, conn: Any) -> None:
-        """Give a transactions' connection back to the pool, without the listener `_held`
-        gave it."""
-        if self._told is not None:
-            conn.remove_log_listener(self._told)
-        with contextlib.suppress(*UNREACHABLE):
-            await pool.release(conn)
 
     @asynccontextmanager
     async def tx(self, exclusive: bool = False, starts: bool = False) -> AsyncIterator[PgView]:
@@ -240,7 +229,8 @@ class PostgresStore:
             finally:
                 if conn.is_closed():  # lost: the next transaction connects again (`_held`)
                     self._conns.pop(exclusive, None)
-                    await self._release(pool, conn)
+                    with contextlib.suppress(*UNREACHABLE):
+                        await pool.release(conn)
 
     # -- several daemons (store/postgres/daemons.py) ---------------------------------------
     async def heartbeat(self, *, host: str, url: str, executor: str, pid: int,

@@ -10,8 +10,7 @@ from ...statuses import WaitpointStatus
 from ..models import Batch, Waitpoint
 from ..sqlite.rows import from_row
 from ..sqlite.sql import SQL_LIVE, Where
-from .filters import created_between, tagged
-from .sql import PgSql, insert_sql, values
+from .sql import PgSql, created_between, insert_sql, tagged, values
 
 _INSERT_WAITPOINT = insert_sql("waitpoints", Waitpoint)
 _INSERT_BATCH = insert_sql("batches", Batch)
