@@ -37,7 +37,7 @@ TURN = "LOCK TABLE dequeue_turn IN EXCLUSIVE MODE"
 #: whatever the schema's version, and its statements' plans are kept for the session (a query
 #: run through EXECUTE is planned at every call: slower than the prepared statement it replaces)
 LOCKED_READ = f"""CREATE OR REPLACE FUNCTION pg_temp.trigger_local_locked_read()
-    RETURNS TEXT LANGUAGE plpgsql VOLATILE AS $$
+    RETURNS TEXT LANGUAGE plpgsql VOLATILE {dequeue_reads.PLAN} AS $$
 BEGIN
     {TURN};
     RETURN ({dequeue_reads.AS_JSON});
