@@ -19,8 +19,8 @@ from tests.store_support import make_run
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.store.models import TaskDef
-from trigger_local.store.postgres import PostgresStore
-from trigger_local.store.postgres.prepared import arguments, marks
+from trigger_local.store.postgres import PostgresStore, prepared
+from trigger_local.store.postgres.prepared import Prepared, arguments, marks
 
 
 class Places:
@@ -140,3 +140,26 @@ def test_values_carry_the_cast_beside_their_mark() -> None:
         "ARRAY['a''b']::text[]", "ARRAY['1.5']::double precision[]", "NULL", "7::bigint"]
     assert arguments(sql, [["x\x00"], [], None, 1]) is None  # not written in: sent on its own
     assert arguments(sql, [[]]) is None
+
+
+def test_a_connection_prepares_so_many_statements_at_most(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """Beyond `LIMIT` statements prepared on a connection, the next are sent as text; a round
+    trip that failed leaves its names unused (prepared again under new ones)."""
+    monkeypatch.setattr(prepared, "LIMIT", 2)
+    on_one = Prepared()
+    first = on_one.statement("INSERT INTO t (a) VALUES (?)", [1])
+    assert first is not None and first.startswith("PREPARE trigger_local_")
+    with pytest.raises(RuntimeError), on_one.sending():
+        raise RuntimeError("the round trip failed")
+    again = on_one.statement("INSERT INTO t (a) VALUES (?)", [2])
+    assert again is not None and again.startswith("PREPARE ") and again != first
+    with on_one.sending():
+        pass
+    assert on_one.statement("INSERT INTO t (a) VALUES (?)", [3]) == \
+        f"EXECUTE {on_one.names['INSERT INTO t (a) VALUES (?)']}(3)"
+    assert (on_one.statement("INSERT INTO u (b) VALUES (?)", [4]) or "").startswith("PREPARE")
+    with on_one.sending():
+        pass
+    assert on_one.statement("INSERT INTO v (c) VALUES (?::bigint)", [5]) == \
+        "INSERT INTO v (c) VALUES (5::bigint::bigint)"
