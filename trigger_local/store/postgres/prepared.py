@@ -14,9 +14,11 @@ cast: `?::double precision[]`).
 
 A name is remembered only once the round trip that prepared it succeeded: one that failed may
 or may not have prepared it (the statements before the error ran), so its name is never used
-again and the statement is prepared anew under another. Names are unique in the process, so a
-connection the pool hands back, which may hold statements of an earlier hold, never meets one it
-has (store.py `_held` gives each connection it takes a new `Prepared`)."""
+again and the statement is prepared anew under another. A prepared statement is the session's,
+not the transaction's: a rollback (of the transaction or of a savepoint) keeps it. Names are
+unique in the process, so a connection the pool hands back, which may hold statements of an
+earlier hold, never meets one it has (store.py `_held` gives each connection it takes a new
+`Prepared`)."""
 
 from __future__ import annotations
 
