@@ -17,6 +17,7 @@ from ..sqlite.sql import Where
 from . import dequeue_reads, start_reads
 from .inline import inline
 from .pending import Fold, Held, Pending
+from .prepared import Prepared
 from .reach import reachable
 from .start_reads import Ahead
 
@@ -36,7 +37,7 @@ TURN = "LOCK TABLE dequeue_turn IN EXCLUSIVE MODE"
 #: whatever the schema's version, and its statements' plans are kept for the session (a query
 #: run through EXECUTE is planned at every call: slower than the prepared statement it replaces)
 LOCKED_READ = f"""CREATE OR REPLACE FUNCTION pg_temp.trigger_local_locked_read()
-    RETURNS TEXT LANGUAGE plpgsql VOLATILE AS $$
+    RETURNS TEXT LANGUAGE plpgsql VOLATILE {dequeue_reads.PLAN} AS $$
 BEGIN
     {TURN};
     RETURN ({dequeue_reads.AS_JSON});
@@ -109,6 +110,8 @@ class PgSql:
         self.events_lock: tuple[int, int] = (0, 0)
         #: the events and other writes kept for the commit (pending.py)
         self.pending = Pending()
+        #: the statements prepared on the transaction's connection (prepared.py; store.py)
+        self.prepared = Prepared()
         #: an exclusive transaction (a dequeue), and its first reads (dequeue_reads.py)
         self.exclusive = False
         #: the transaction takes the dequeues' turn (store.py): an exclusive one, or a
@@ -213,17 +216,18 @@ class PgSql:
         and the COMMIT with the next transaction's BEGIN if `commit`: one round trip when
         every value can be written in (inline.py), else one per statement."""
         kept = self.pending.statements(self.events_lock, notify)
-        written = [inline(text, params) for text, params in kept]
+        # each prepared once on this connection, then executed by name (prepared.py)
+        written = self.prepared.statements(kept)
         head = [self.take_begin()] if self.begin else []
         if self.release and not commit:  # (a COMMIT releases every savepoint)
             head.append(f"RELEASE SAVEPOINT {self.release}")
         self.release = None
         # the next transaction begins with this one's commit (store.py `_held`)
         tail = ["COMMIT", self.next_begin] if commit else [then] if then else []
-        if all(w is not None for w in written):
-            steps = [*head, *(w for w in written if w is not None), *tail]
-            if steps:
-                await self._send("; ".join(steps))
+        if written is not None:
+            with self.prepared.sending():
+                if head or written or tail:
+                    await self._send("; ".join([*head, *written, *tail]))
             return
         for step in head:
             await self._send(step)

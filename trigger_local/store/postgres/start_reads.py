@@ -44,7 +44,7 @@ QUEUE = "SELECT * FROM queues WHERE (project = ? AND name = ?) OR id = ?"
 #: the queue's row and the dequeue's five reads, as one JSON object, in one call (plpgsql:
 #: the statement's plan is kept for the session)
 START_READ = f"""CREATE OR REPLACE FUNCTION pg_temp.trigger_local_start_read(TEXT, TEXT)
-    RETURNS TEXT LANGUAGE plpgsql STABLE AS $$
+    RETURNS TEXT LANGUAGE plpgsql STABLE {dequeue_reads.PLAN} AS $$
 BEGIN
     RETURN (SELECT json_build_object('queue', (SELECT row_to_json(q) FROM queues q
         WHERE (q.project = $1 AND q.name = $2) OR q.id = $2 LIMIT 1), {dequeue_reads.FIELDS})

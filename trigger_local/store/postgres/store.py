@@ -58,6 +58,7 @@ from .daemons import (
     orphaned_runs,
     refuse_while_others_run,
 )
+from .prepared import Prepared
 from .reach import UNREACHABLE, reachable
 from .schema import MIGRATIONS
 from .sql import BEGIN, BEGIN_EXCLUSIVE, LOCKED_READ, TURN, Owner, PgSql
@@ -89,6 +90,8 @@ class PostgresStore:
         self._read_pool: Any = None
         #: the transactions' connections, held between them (`_held`): by `exclusive`
         self._conns: dict[bool, Any] = {}
+        #: the statements prepared on each (prepared.py)
+        self._prepared: dict[bool, Prepared] = {}
         self._write_view: PgView | None = None
         self._read_view: PgView | None = None
         self._lock = asyncio.Lock()
@@ -158,6 +161,7 @@ class PostgresStore:
                 await pool.release(conn)
         with reachable():
             conn = self._conns[exclusive] = await pool.acquire()
+        self._prepared[exclusive] = Prepared()  # (names are new: prepared.py)
         if self._write_view is not None:
             # a role without the TEMP privilege on the database: more round trips instead
             sql = self._write_view.sql
@@ -190,6 +194,7 @@ class PostgresStore:
             try:
                 try:
                     sql.conn, sql.wrote_events, sql.wrote_catalog = conn, False, False
+                    sql.prepared = self._prepared[exclusive]
                     sql.doomed, sql.due_at, sql.sent, sql.release = False, None, 0, None
                     # held back: it goes with the first statement (sql.py `run`, `commit`).
                     # An exclusive one is read committed and takes the dequeues' turn before its

@@ -1,0 +1,165 @@
+"""The writes a commit sends are executed by name, each statement prepared once per connection
+(store/postgres/prepared.py): the server no longer parses and plans the run's INSERT, its
+attempt's and the events' statement at every commit. On a real engine and database; and a
+round trip that fails after, or before, a statement's PREPARE leaves the next transactions
+working (a name it may have prepared is never used again)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from pg_cluster import Cluster
+
+from tests.engine_support import T0, open_engine
+from tests.store_support import make_run
+from trigger_local.clock import FakeClock
+from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
+from trigger_local.store.models import TaskDef
+from trigger_local.store.postgres import PostgresStore, prepared
+from trigger_local.store.postgres.prepared import Prepared, arguments, marks
+
+
+class Places:
+    """A warm place for every run: a trigger starts its run in its own transaction."""
+
+    worker_id, pid, executor = "worker_1", None, "test"
+
+    def may_place(self, version_id: str, task_id: str) -> bool:
+        return True
+
+    def place(self, run: Any, version_id: str) -> Places:
+        return self
+
+    def started(self, run: Any, attempt: Any) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
+@pytest.fixture
+async def engine(pg_cluster: Cluster, tmp_path: Path) -> AsyncIterator[Engine]:
+    store = PostgresStore(pg_cluster.fresh_url(), daemon_id="daemon_a")
+    await store.open()
+    engine = await open_engine(tmp_path, FakeClock(T0), store=store,
+                               tasks=[TaskDef(task_id="t", queue="task/t")])
+    yield engine
+    await store.close()
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The text of every simple query any connection sends."""
+    texts: list[str] = []
+    original = asyncpg.Connection.execute
+
+    def execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        if not args:
+            texts.append(query)
+        return original(self, query, *args, **kwargs)
+    monkeypatch.setattr(asyncpg.Connection, "execute", execute)
+    return texts
+
+
+async def lives(engine: Engine, count: int) -> None:
+    """`count` runs triggered, dequeued, started and finished, and as many triggered on an
+    idle daemon (started in the trigger's transaction) and finished."""
+    for _ in range(count):
+        result = await engine.trigger(TriggerRequest(task_id="t"))
+        [run] = await engine.dequeue(5)
+        started = await engine.start_attempt(run, "worker_1", None)
+        assert started is not None and run.id == result.run.id
+        await engine.finish_attempt(run.id, started[1].number, AttemptOutcome(ok=True))
+        engine.ctx.placer = Places()  # type: ignore[assignment]
+        at_once = await engine.trigger(TriggerRequest(task_id="t"))
+        engine.ctx.placer = None
+        assert at_once.run.status == "EXECUTING"
+        await engine.finish_attempt(at_once.run.id, 1, AttemptOutcome(ok=True))
+
+
+async def test_a_commit_executes_statements_prepared_once(engine: Engine,
+                                                          sent: list[str]) -> None:
+    await lives(engine, 2)
+    assert any("PREPARE trigger_local_" in text for text in sent)
+    sent.clear()
+    await lives(engine, 3)
+    commits = [text for text in sent if "COMMIT" in text]
+    assert commits and all("EXECUTE trigger_local_" in text for text in commits)
+    # nothing prepared again, and the writes are no longer sent as text
+    assert not [text for text in sent if "PREPARE" in text]
+    assert not [text for text in sent if "INSERT INTO" in text]
+    assert await engine.store.read().runs.count_by_status() == {"COMPLETED": 10}
+    events = await engine.store.read().events.after(0, limit=1000)
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+async def test_a_failed_round_trip_leaves_prepared_statements_usable(
+        pg_cluster: Cluster) -> None:
+    url = pg_cluster.fresh_url()
+    first = PostgresStore(url)
+    await first.open()
+    async with first.tx() as tx:
+        await tx.runs.insert(make_run("run_1"))
+    await first.close()
+    store = PostgresStore(url)  # a connection that has prepared nothing
+    await store.open()
+    try:
+        # the run's INSERT fails after its PREPARE ran
+        with pytest.raises(asyncpg.UniqueViolationError):
+            async with store.tx() as tx:
+                await tx.runs.insert(make_run("run_1"))
+        async with store.tx() as tx:
+            await tx.runs.insert(make_run("run_2"))
+        # the run's INSERT fails before the events' statement's PREPARE ran
+        with pytest.raises(asyncpg.UniqueViolationError):
+            async with store.tx() as tx:
+                await tx.runs.insert(make_run("run_2"))
+                await tx.events.append("run_2", "run.created", T0, {"n": 1})
+        async with store.tx() as tx:
+            await tx.events.append("run_2", "run.created", T0, {"n": 2})
+        async with store.tx() as tx:
+            await tx.runs.insert(make_run("run_3"))
+            await tx.events.append("run_3", "run.created", T0, {"n": 3})
+        reader = store.read()
+        found = await reader.runs.get_many(["run_1", "run_2", "run_3"])
+        assert sorted(r.id for r in found) == ["run_1", "run_2", "run_3"]
+        assert [e.data["n"] for e in await reader.events.after(0)] == [2, 3]
+    finally:
+        await store.close()
+
+
+def test_values_carry_the_cast_beside_their_mark() -> None:
+    sql = "SELECT f(?::text[], ?::double precision[], ?, ?::bigint)"
+    assert marks(sql) == "SELECT f($1::text[], $2::double precision[], $3, $4::bigint)"
+    assert arguments(sql, [["a'b"], [1.5], None, 7]) == [
+        "ARRAY['a''b']::text[]", "ARRAY['1.5']::double precision[]", "NULL", "7::bigint"]
+    assert arguments(sql, [["x\x00"], [], None, 1]) is None  # not written in: sent on its own
+    assert arguments(sql, [[]]) is None
+
+
+def test_a_connection_prepares_so_many_statements_at_most(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """Beyond `LIMIT` statements prepared on a connection, the next are sent as text; a round
+    trip that failed leaves its names unused (prepared again under new ones)."""
+    monkeypatch.setattr(prepared, "LIMIT", 2)
+    on_one = Prepared()
+    first = on_one.statement("INSERT INTO t (a) VALUES (?)", [1])
+    assert first is not None and first.startswith("PREPARE trigger_local_")
+    with pytest.raises(RuntimeError), on_one.sending():
+        raise RuntimeError("the round trip failed")
+    again = on_one.statement("INSERT INTO t (a) VALUES (?)", [2])
+    assert again is not None and again.startswith("PREPARE ") and again != first
+    with on_one.sending():
+        pass
+    assert on_one.statement("INSERT INTO t (a) VALUES (?)", [3]) == \
+        f"EXECUTE {on_one.names['INSERT INTO t (a) VALUES (?)']}(3)"
+    assert (on_one.statement("INSERT INTO u (b) VALUES (?)", [4]) or "").startswith("PREPARE")
+    with on_one.sending():
+        pass
+    assert on_one.statement("INSERT INTO v (c) VALUES (?::bigint)", [5]) == \
+        "INSERT INTO v (c) VALUES (5::bigint::bigint)"
