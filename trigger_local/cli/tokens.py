@@ -129,8 +129,9 @@ def complete(
     data: str | None = typer.Option(None, "--data", "-d",
                                     help="JSON output: JSON, @file.json or -."),
 ) -> None:
-    """Complete a token; the waiting run continues with DATA as the result. A token that timed
-    out or was completed already is an error (exit 1): nothing is completed."""
+    """Complete a token; the waiting run continues with DATA as the result.
+
+    A token that timed out or was completed already is an error (exit 1): nothing changes."""
     value = read_json_arg(data, "--data") if data is not None else None
     api = client()
     _refuse_if_done(api, token_id, "completed")
@@ -142,8 +143,9 @@ def complete(
 
 @app.command("timeout")
 def timeout(token_id: str = TOKEN_ID) -> None:
-    """Time a token out now; the waiting run continues with a timeout error. A token that was
-    completed or timed out already is an error (exit 1): nothing changes."""
+    """Time a token out now; the waiting run continues with a timeout error.
+
+    A token that was completed or timed out already is an error (exit 1): nothing changes."""
     api = client()
     _refuse_if_done(api, token_id, "timed out")
     api.timeout_token(token_id)
