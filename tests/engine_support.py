@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
 from trigger_local.engine import Engine, history
@@ -17,6 +19,8 @@ from trigger_local.store.models import TaskDef, Version
 from trigger_local.store.postgres import PostgresStore
 
 T0 = 1_700_000_000.0
+#: the task most engine tests trigger: async, so its runs share a process
+HELLO = TaskDef(task_id="hello", queue="task/hello", shared=True)
 
 
 async def open_engine(tmp_path: Path, clock: FakeClock, *, tasks: list[TaskDef],
@@ -31,6 +35,14 @@ async def open_engine(tmp_path: Path, clock: FakeClock, *, tasks: list[TaskDef],
     await engine.register_version(Version(id="version_1", project_dir="/proj", created_at=T0,
                                           tasks=tasks))
     return engine
+
+
+@pytest.fixture(name="engine")
+async def hello_engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    """The `engine` of a test file that imports this fixture: a new SQLite file, `HELLO`."""
+    eng = await open_engine(tmp_path, FakeClock(T0), tasks=[HELLO])
+    yield eng
+    await eng.store.close()
 
 
 async def snapshots_of(engine: Engine, run_id: str) -> list[dict[str, Any]]:

@@ -8,16 +8,12 @@ Real SQLite engine; the executor and the placer are edges (a recording fake)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-from engine_support import T0, open_engine
+from engine_support import hello_engine  # noqa: F401 (the engine fixture)
 
 from trigger_local.clock import FakeClock
 from trigger_local.dispatch.dispatcher import Dispatcher
 from trigger_local.engine import Engine, TriggerRequest
-from trigger_local.store.models import CANCELED, EXECUTING, QUEUED, Attempt, Run, TaskDef
+from trigger_local.store.models import CANCELED, EXECUTING, QUEUED, Attempt, Run
 
 
 class Executor:
@@ -69,14 +65,6 @@ class IdleGate:
 
     def place(self, run: Run, version_id: str) -> Slot | None:
         return Slot(run.id) if self.dispatcher.idle() else None
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, FakeClock(T0), tasks=[
-        TaskDef(task_id="hello", queue="task/hello", shared=True)])
-    yield eng
-    await eng.store.close()
 
 
 async def settled(engine: Engine, room: int) -> tuple[Dispatcher, Executor]:

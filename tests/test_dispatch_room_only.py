@@ -7,26 +7,21 @@ Real SQLite engine; the executor and the placer are edges (tests/test_dispatch_i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import T0, open_engine
+from engine_support import (
+    T0,
+    hello_engine,  # noqa: F401 (the engine fixture)
+    open_engine,
+)
 from test_dispatch_idle_room import IdleGate, settled, trigger
 
 from trigger_local.clock import FakeClock
 from trigger_local.engine import Engine
 from trigger_local.engine.dequeue import dequeue
 from trigger_local.store.models import CANCELED, EXECUTING, QUEUED, TaskDef
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, FakeClock(T0), tasks=[
-        TaskDef(task_id="hello", queue="task/hello", shared=True)])
-    yield eng
-    await eng.store.close()
 
 
 def count_dequeues(engine: Engine) -> list[int]:
