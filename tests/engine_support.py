@@ -13,9 +13,10 @@ import pytest
 
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
-from trigger_local.engine import Engine, history
+from trigger_local.engine import Engine, TriggerRequest, history
+from trigger_local.engine.events import Event
 from trigger_local.store import SqliteStore, Store
-from trigger_local.store.models import TaskDef, Version
+from trigger_local.store.models import Run, TaskDef, Version
 from trigger_local.store.postgres import PostgresStore
 
 T0 = 1_700_000_000.0
@@ -43,6 +44,34 @@ async def hello_engine(tmp_path: Path) -> AsyncIterator[Engine]:
     eng = await open_engine(tmp_path, FakeClock(T0), tasks=[HELLO])
     yield eng
     await eng.store.close()
+
+
+@pytest.fixture(name="hub_events")
+def seen_events(engine: Engine) -> list[Event]:
+    """`hub_events` of a test file that imports this fixture: every event the engine's hub
+    publishes, in order."""
+    seen: list[Event] = []
+    engine.hub.subscribe(Event, seen.append)
+    return seen
+
+
+async def trigger(engine: Engine, **options: Any) -> Run:
+    """A run of `hello`, triggered with `options` (fields of TriggerRequest)."""
+    return (await engine.trigger(TriggerRequest(task_id="hello", **options))).run
+
+
+async def get(engine: Engine, run_id: str) -> Run:
+    run = await engine.queries.runs.get(run_id)
+    assert run is not None
+    return run
+
+
+async def start(engine: Engine, run_id: str) -> Run:
+    """Dequeue (if not yet dequeued) and start `run_id` on `worker_1`; others stay DEQUEUED."""
+    await engine.dequeue(10)
+    started = await engine.start_attempt(await get(engine, run_id), "worker_1", 11)
+    assert started is not None
+    return started[0]
 
 
 async def snapshots_of(engine: Engine, run_id: str) -> list[dict[str, Any]]:
