@@ -46,11 +46,6 @@ class NoRoomExecutor:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     s = SqliteStore(str(tmp_path / "engine.db"))
     await s.open()

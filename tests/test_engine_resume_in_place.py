@@ -52,11 +52,6 @@ class SharedProcesses:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
     eng = await open_engine(tmp_path, clock, store=store, concurrency=4, tasks=[
         TaskDef(task_id="hello", queue="task/hello"),

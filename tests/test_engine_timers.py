@@ -35,11 +35,6 @@ RETRY = {"max_attempts": 3, "randomize": False}
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
 async def engine(store: Store, clock: FakeClock, tmp_path: Path) -> Engine:
     eng = Engine(store, clock, DaemonSettings(home=tmp_path))
     await eng.register_version(Version(id="version_1", project_dir="/proj", created_at=T0, tasks=[
