@@ -38,6 +38,29 @@ async def open_engine(tmp_path: Path, clock: FakeClock, *, tasks: list[TaskDef],
     return engine
 
 
+class ProbeExecutor:
+    """An executor a test's dispatcher drives: room for `room` runs, no held run; it starts
+    and resumes nothing (a test's subclass says what its `assign` does)."""
+
+    name = "probe"
+    room = 0
+
+    def capacity(self) -> int:
+        return self.room
+
+    def describe(self) -> dict[str, object]:
+        return {}
+
+    def holds(self, worker_id: str) -> bool:
+        return False
+
+    async def assign(self, run: Run) -> bool:
+        return False
+
+    async def resume(self, run: Run) -> bool:
+        return False
+
+
 @pytest.fixture(name="engine")
 async def hello_engine(tmp_path: Path) -> AsyncIterator[Engine]:
     """The `engine` of a test file that imports this fixture: a new SQLite file, `HELLO`."""

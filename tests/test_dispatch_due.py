@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine_support import T0, trigger
+from tests.engine_support import T0, ProbeExecutor, trigger
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
 from trigger_local.dispatch.dispatcher import Dispatcher
@@ -27,22 +27,8 @@ TASKS = [TaskDef(task_id="hello", queue="task/hello", max_duration_s=30.0),
                  schedule={"crons": [], "timezone": "UTC"})]
 
 
-class NoRoomExecutor:
+class NoRoomExecutor(ProbeExecutor):
     """Starts nothing: the runs the dispatcher dequeues go back to their queue."""
-
-    name = "probe"
-
-    def capacity(self) -> int:
-        return 0
-
-    def describe(self) -> dict[str, object]:
-        return {}
-
-    def holds(self, worker_id: str) -> bool:
-        return False
-
-    async def assign(self, run: object) -> bool:
-        return False
 
 
 @pytest.fixture

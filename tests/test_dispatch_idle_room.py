@@ -8,7 +8,10 @@ Real SQLite engine; the executor and the placer are edges (a recording fake)."""
 
 from __future__ import annotations
 
-from engine_support import hello_engine  # noqa: F401 (the engine fixture)
+from engine_support import (
+    ProbeExecutor,
+    hello_engine,  # noqa: F401 (the engine fixture)
+)
 
 from trigger_local.clock import FakeClock
 from trigger_local.dispatch.dispatcher import Dispatcher
@@ -16,31 +19,17 @@ from trigger_local.engine import Engine, TriggerRequest
 from trigger_local.store.models import CANCELED, EXECUTING, QUEUED, Attempt, Run
 
 
-class Executor:
+class Executor(ProbeExecutor):
     """Room for `room` runs; starts what the dispatcher gives it on worker_1."""
-
-    name = "probe"
 
     def __init__(self, engine: Engine, room: int) -> None:
         self.engine, self.room = engine, room
         self.started: list[str] = []
 
-    def capacity(self) -> int:
-        return self.room
-
-    def describe(self) -> dict[str, object]:
-        return {}
-
-    def holds(self, worker_id: str) -> bool:
-        return False
-
     async def assign(self, run: Run) -> bool:
         if await self.engine.start_attempt(run, "worker_1", 1) is not None:
             self.started.append(run.id)
         return True
-
-    async def resume(self, run: Run) -> bool:
-        return False
 
 
 class Slot:
