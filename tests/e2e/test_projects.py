@@ -282,3 +282,27 @@ def test_dev_with_another_projects_key_says_what_to_change_in_one_line(
     assert str(beta) in errors[0] and "proj_a" in errors[0] and "proj_b" in errors[0], errors
     assert "Set TRIGGER_SECRET_KEY to that project's key" in errors[0], errors
     assert "proj_b" not in projects(daemon)
+
+
+def test_dev_with_a_project_key_serves_its_project_when_the_first_import_fails(
+        daemon: DaemonProcess, tmp_path: Path) -> None:
+    """The ref dev serves comes from its registration; when the first one fails (an import
+    error), a config naming no project still means the key's project, not the directory's."""
+    loose = make_project(tmp_path / "loose", "l")
+    (loose / "trigger.toml").write_text('dirs = ["trigger"]\n')
+    r = daemon.api("POST", "/api/v1/local/versions",  # an earlier dev of it, say
+                   json={"projectDir": str(loose), "dirs": ["trigger"], "project": "proj_a"})
+    assert r.status_code == 200, r.text
+    key = projects(daemon)["proj_a"]["key"]
+    good = (loose / "trigger" / "tasks.py").read_text()
+    (loose / "trigger" / "tasks.py").write_text(good + "\nthis is not python\n")
+    dev = Dev(daemon, loose, TRIGGER_SECRET_KEY=key)
+    try:
+        wait_for(lambda: "Project proj_a" in dev.text(), 60, what="dev to name the key's project")
+        assert "proj_loose" not in dev.text() and "Indexing failed" in dev.text(), dev.text()
+        (loose / "trigger" / "tasks.py").write_text(good.replace("only-", "mended-"))
+        wait_for(lambda: "mended-l" in (projects(daemon)["proj_a"].get("taskIds") or ()), 60,
+                 what="dev to register the mended file as proj_a")
+        assert "proj_loose" not in projects(daemon)
+    finally:
+        dev.stop()
