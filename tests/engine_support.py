@@ -9,14 +9,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
-from trigger_local.engine import Engine, history
+from trigger_local.engine import Engine, TriggerRequest, history
+from trigger_local.engine.events import Event
 from trigger_local.store import SqliteStore, Store
-from trigger_local.store.models import TaskDef, Version
+from trigger_local.store.models import Run, TaskDef, Version
 from trigger_local.store.postgres import PostgresStore
 
 T0 = 1_700_000_000.0
+#: the task most engine tests trigger: async, so its runs share a process
+HELLO = TaskDef(task_id="hello", queue="task/hello", shared=True)
 
 
 async def open_engine(tmp_path: Path, clock: FakeClock, *, tasks: list[TaskDef],
@@ -31,6 +36,65 @@ async def open_engine(tmp_path: Path, clock: FakeClock, *, tasks: list[TaskDef],
     await engine.register_version(Version(id="version_1", project_dir="/proj", created_at=T0,
                                           tasks=tasks))
     return engine
+
+
+class ProbeExecutor:
+    """An executor a test's dispatcher drives: room for `room` runs, no held run; it starts
+    and resumes nothing (a test's subclass says what its `assign` does)."""
+
+    name = "probe"
+    room = 0
+
+    def capacity(self) -> int:
+        return self.room
+
+    def describe(self) -> dict[str, object]:
+        return {}
+
+    def holds(self, worker_id: str) -> bool:
+        return False
+
+    async def assign(self, run: Run) -> bool:
+        return False
+
+    async def resume(self, run: Run) -> bool:
+        return False
+
+
+@pytest.fixture(name="engine")
+async def hello_engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    """The `engine` of a test file that imports this fixture: a new SQLite file, `HELLO`."""
+    eng = await open_engine(tmp_path, FakeClock(T0), tasks=[HELLO])
+    yield eng
+    await eng.store.close()
+
+
+@pytest.fixture(name="hub_events")
+def seen_events(engine: Engine) -> list[Event]:
+    """`hub_events` of a test file that imports this fixture: every event the engine's hub
+    publishes, in order."""
+    seen: list[Event] = []
+    engine.hub.subscribe(Event, seen.append)
+    return seen
+
+
+async def trigger(engine: Engine, **options: Any) -> Run:
+    """A run of `hello`, triggered with `options` (fields of TriggerRequest)."""
+    return (await engine.trigger(TriggerRequest(task_id="hello", **options))).run
+
+
+async def get(engine: Engine, run_id: str) -> Run:
+    run = await engine.queries.runs.get(run_id)
+    assert run is not None
+    return run
+
+
+async def start(engine: Engine, run_id: str) -> Run:
+    """Dequeue (if not yet dequeued) and start `run_id` on `worker_1`; others stay DEQUEUED."""
+    await engine.dequeue(10)
+    started = await engine.start_attempt(await get(engine, run_id), "worker_1", 11)
+    assert started is not None
+    return started[0]
 
 
 async def snapshots_of(engine: Engine, run_id: str) -> list[dict[str, Any]]:

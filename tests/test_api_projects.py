@@ -135,6 +135,16 @@ async def test_a_dev_session_needs_one_project(api: httpx.AsyncClient) -> None:
     assert r.status_code == 400 and "project=REF" in r.json()["error"]
 
 
+async def test_a_malformed_project_ref_is_one_400_on_every_route_taking_one(
+        api: httpx.AsyncClient) -> None:
+    """The stream's `project` answered 422 where the list routes' `filter[project]` answered 400
+    for the same bad ref: one mistake, one answer, naming the parameter and the value."""
+    for path, name in (("/api/v1/local/stream", "project"), ("/api/v1/runs", "filter[project]")):
+        r = await api.get(path, params={name: "proj_a,bad ref"})
+        assert r.status_code == 400, (path, r.text)
+        assert r.json()["error"].startswith(f"Invalid {name} 'bad ref': use 1-64 letters"), r.text
+
+
 async def test_request_keys_are_per_project(two: InProcessServices, api: httpx.AsyncClient,
                                             as_b: httpx.AsyncClient) -> None:
     """Two projects' clients sending one x-trigger-request-idempotency-key for the same task id

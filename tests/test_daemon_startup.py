@@ -160,6 +160,8 @@ def test_the_database_check_runs_while_the_daemon_is_imported(tmp_path: Path) ->
     ("CONCURRENCY", "99999999999999999999999", "at most 1,000,000"),
     ("PAYLOAD_LIMIT_BYTES", "100000000000000", "at most 536,870,912"),
     ("RETENTION_DAYS", "1e300", "at most 3,650"),
+    ("LOG_LIMIT_BYTES", "100", "at least 1024"), ("LOG_LIMIT_BYTES", "lots", "not a whole number"),
+    ("LOG_LIMIT_BYTES", "2000000000000", "at most 1,099,511,627,776"),
 ])
 def test_a_setting_out_of_range_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch, name: str,
                                                      raw: str, words: str) -> None:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.engine_support import T0, ProbeExecutor, trigger
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
 from trigger_local.dispatch.dispatcher import Dispatcher
-from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
+from trigger_local.engine import AttemptOutcome, Engine
 from trigger_local.engine.due import DueTimes
 from trigger_local.engine.schedules import ScheduleSpec
 from trigger_local.engine.unit import Tx
@@ -22,33 +22,13 @@ from trigger_local.errors import ConflictError
 from trigger_local.store import SqliteStore
 from trigger_local.store.models import DELAYED, EXPIRED, QUEUED, TIMED_OUT, Run, TaskDef, Version
 
-T0 = 1_700_000_000.0
 TASKS = [TaskDef(task_id="hello", queue="task/hello", max_duration_s=30.0),
          TaskDef(task_id="cron-task", queue="task/cron-task",
                  schedule={"crons": [], "timezone": "UTC"})]
 
 
-class NoRoomExecutor:
+class NoRoomExecutor(ProbeExecutor):
     """Starts nothing: the runs the dispatcher dequeues go back to their queue."""
-
-    name = "probe"
-
-    def capacity(self) -> int:
-        return 0
-
-    def describe(self) -> dict[str, object]:
-        return {}
-
-    def holds(self, worker_id: str) -> bool:
-        return False
-
-    async def assign(self, run: object) -> bool:
-        return False
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
 
 
 @pytest.fixture
@@ -82,10 +62,6 @@ def count_store_due_queries(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(timers, "next_due_at", counted)
     return calls
-
-
-async def trigger(engine: Engine, **options: Any) -> Run:
-    return (await engine.trigger(TriggerRequest(task_id="hello", **options))).run
 
 
 async def status(engine: Engine, run_id: str) -> str:

@@ -8,43 +8,29 @@ Real SQLite engine; the executor and the placer are edges (a recording fake)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from engine_support import T0, open_engine
+from engine_support import (
+    ProbeExecutor,
+    hello_engine,  # noqa: F401 (the engine fixture)
+)
 
 from trigger_local.clock import FakeClock
 from trigger_local.dispatch.dispatcher import Dispatcher
 from trigger_local.engine import Engine, TriggerRequest
-from trigger_local.store.models import CANCELED, EXECUTING, QUEUED, Attempt, Run, TaskDef
+from trigger_local.store.models import CANCELED, EXECUTING, QUEUED, Attempt, Run
 
 
-class Executor:
+class Executor(ProbeExecutor):
     """Room for `room` runs; starts what the dispatcher gives it on worker_1."""
-
-    name = "probe"
 
     def __init__(self, engine: Engine, room: int) -> None:
         self.engine, self.room = engine, room
         self.started: list[str] = []
 
-    def capacity(self) -> int:
-        return self.room
-
-    def describe(self) -> dict[str, object]:
-        return {}
-
-    def holds(self, worker_id: str) -> bool:
-        return False
-
     async def assign(self, run: Run) -> bool:
         if await self.engine.start_attempt(run, "worker_1", 1) is not None:
             self.started.append(run.id)
         return True
-
-    async def resume(self, run: Run) -> bool:
-        return False
 
 
 class Slot:
@@ -69,14 +55,6 @@ class IdleGate:
 
     def place(self, run: Run, version_id: str) -> Slot | None:
         return Slot(run.id) if self.dispatcher.idle() else None
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, FakeClock(T0), tasks=[
-        TaskDef(task_id="hello", queue="task/hello", shared=True)])
-    yield eng
-    await eng.store.close()
 
 
 async def settled(engine: Engine, room: int) -> tuple[Dispatcher, Executor]:

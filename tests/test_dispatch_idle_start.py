@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from engine_support import T0, open_engine
+from engine_support import T0, ProbeExecutor, open_engine
 
 from trigger_local.clock import FakeClock
 from trigger_local.dispatch import dispatcher as dispatcher_module
@@ -20,24 +20,15 @@ from trigger_local.engine.unit import Tx
 from trigger_local.store.models import EXECUTING, Run, TaskDef
 
 
-class RecordingExecutor:
+class RecordingExecutor(ProbeExecutor):
     """Starts every run on worker_1 and, as the pool does, hands its assignment to a poll
     that another task answers (a callback on the loop's next turn)."""
 
-    name = "probe"
+    room = 4
 
     def __init__(self, engine: Engine, order: list[str]) -> None:
         self.engine, self.order = engine, order
         self.started: list[str] = []
-
-    def capacity(self) -> int:
-        return 4
-
-    def describe(self) -> dict[str, object]:
-        return {}
-
-    def holds(self, worker_id: str) -> bool:
-        return False
 
     async def assign(self, run: Run) -> bool:
         if await self.engine.start_attempt(run, "worker_1", 1) is None:
@@ -45,9 +36,6 @@ class RecordingExecutor:
         self.started.append(run.id)
         asyncio.get_running_loop().call_soon(self.order.append, f"sent {run.id}")
         return True
-
-    async def resume(self, run: Run) -> bool:
-        return False
 
 
 @pytest.fixture

@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import T0, open_engine
+from engine_support import (
+    T0,
+    hello_engine,  # noqa: F401 (the engine fixture)
+    open_engine,
+)
 from test_dispatch_idle_room import IdleGate, settled, trigger
 
 from trigger_local.clock import FakeClock
@@ -23,14 +27,6 @@ from trigger_local.dispatch.dispatcher import Dispatcher
 from trigger_local.engine import Engine
 from trigger_local.engine.dequeue import dequeue
 from trigger_local.store.models import CANCELED, EXECUTING, QUEUED, TaskDef
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, FakeClock(T0), tasks=[
-        TaskDef(task_id="hello", queue="task/hello", shared=True)])
-    yield eng
-    await eng.store.close()
 
 
 def count_dequeues(engine: Engine) -> list[int]:

@@ -31,11 +31,6 @@ RETRY = {"max_attempts": 4, "factor": 2, "min_timeout_s": 1, "max_timeout_s": 3,
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
     eng = await open_engine(tmp_path, clock, store=store, tasks=[
         TaskDef(task_id="retrying", queue="task/retrying", retry=RETRY),

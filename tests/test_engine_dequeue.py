@@ -17,11 +17,6 @@ from trigger_local.store.models import DEQUEUED, EXECUTING, QUEUED, Run, TaskDef
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
     eng = await open_engine(tmp_path, clock, store=store, concurrency=5, tasks=[
         TaskDef(task_id="hello", queue="task/hello"),

@@ -32,11 +32,6 @@ from trigger_local.store.models import Checkpoint, LogEntry, Run, TaskDef
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
     retry = {"max_attempts": 2, "randomize": False}
     eng = await open_engine(tmp_path, clock, store=store, tasks=[

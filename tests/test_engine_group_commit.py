@@ -12,18 +12,13 @@ from typing import Any
 
 import pytest
 
-from tests.engine_support import T0, open_engine
+from tests.engine_support import open_engine
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.engine.events import Event, RunStatusChanged
 from trigger_local.engine.unit import Tx
 from trigger_local.errors import ConflictError
 from trigger_local.store.models import COMPLETED, EXECUTING, Run, TaskDef
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
 
 
 @pytest.fixture

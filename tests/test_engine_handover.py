@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.engine_support import T0, open_engine
+from tests.engine_support import open_engine
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.engine.events import RunStatusChanged
@@ -52,11 +52,6 @@ class Slots:
             return None
         self.executing.add(run.id)
         return Placement("worker_1", 4242, "process", self.followed.append)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
 
 
 @pytest.fixture

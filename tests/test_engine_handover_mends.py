@@ -4,13 +4,17 @@ test reproduces a defect main had."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import T0, open_engine
+from engine_support import (
+    HELLO,
+    T0,
+    hello_engine,  # noqa: F401 (the engine fixture)
+    open_engine,
+)
 
 from tests.test_engine_handover import Slots, done, start, status, trigger
 from trigger_local.clock import FakeClock
@@ -21,14 +25,6 @@ from trigger_local.executors.pool import PoolExecutor
 from trigger_local.executors.process import ProcessSpawner
 from trigger_local.executors.workers import IDLE, WorkerHandle
 from trigger_local.store.models import CANCELED, EXECUTING, Run, TaskDef, Version
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, FakeClock(T0), tasks=[
-        TaskDef(task_id="hello", queue="task/hello", shared=True)])
-    yield eng
-    await eng.store.close()
 
 
 def shared_pool(engine: Engine, tmp_path: Path) -> tuple[PoolExecutor, WorkerHandle]:
@@ -142,8 +138,7 @@ async def test_fits_one_at_a_time_then_place_refuses_an_older_run(tmp_path: Path
     refused by `place` and dropped, and a younger run of another project takes process B."""
     from trigger_local.store.models import QUEUED
     clock = FakeClock(T0)
-    engine = await open_engine(tmp_path, clock, runs_per_process=2, tasks=[
-        TaskDef(task_id="hello", queue="task/hello", shared=True)])
+    engine = await open_engine(tmp_path, clock, runs_per_process=2, tasks=[HELLO])
     try:
         pool, a, b = await two_processes(engine, tmp_path)
         busy = []
@@ -231,8 +226,7 @@ async def test_a_timer_due_in_the_same_batch_as_a_finish_overfills_the_process(
     (it takes a slot) and the hand-over, which counts only `executing` as it was before the
     batch, gives r1's slot AND a second one to queued runs: three executing in the process."""
     clock = FakeClock(T0)
-    engine = await open_engine(tmp_path, clock, runs_per_process=2, tasks=[
-        TaskDef(task_id="hello", queue="task/hello", shared=True)])
+    engine = await open_engine(tmp_path, clock, runs_per_process=2, tasks=[HELLO])
     try:
         pool, worker = shared_pool(engine, tmp_path)
         engine.ctx.capability = pool

@@ -19,11 +19,6 @@ from trigger_local.store.models import COMPLETED, DELAYED, EXECUTING, QUEUED, Ta
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
     retry = {"max_attempts": 2, "randomize": False, "min_timeout_ms": 1000}
     eng = await open_engine(tmp_path, clock, store=store,

@@ -8,15 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine_support import T0, open_engine, snapshots_of
+from tests.engine_support import open_engine, snapshots_of
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.store.models import COMPLETED, EXECUTING, QUEUED, TaskDef
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
 
 
 @pytest.fixture

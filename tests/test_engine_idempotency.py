@@ -28,11 +28,6 @@ from trigger_local.store.models import (
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
     eng = await open_engine(tmp_path, clock, store=store, tasks=[
         TaskDef(task_id="hello", queue="task/hello"), TaskDef(task_id="other", queue="task/other")])

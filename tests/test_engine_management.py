@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from tests.engine_support import T0, open_engine
+from tests.engine_support import (
+    T0,
+    get,
+    open_engine,
+    seen_events,  # noqa: F401 (the hub_events fixture)
+    start,
+    trigger,
+)
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.engine.events import AttemptAborted, Event
@@ -22,14 +29,8 @@ from trigger_local.store.models import (
     QUEUED,
     SYSTEM_FAILURE,
     WAITING,
-    Run,
     TaskDef,
 )
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
 
 
 @pytest.fixture
@@ -38,30 +39,6 @@ async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterato
         TaskDef(task_id="hello", queue="task/hello")])
     yield eng
     await eng.store.close()
-
-
-@pytest.fixture
-def hub_events(engine: Engine) -> list[Event]:
-    seen: list[Event] = []
-    engine.hub.subscribe(Event, seen.append)
-    return seen
-
-
-async def trigger(engine: Engine, **options: Any) -> Run:
-    return (await engine.trigger(TriggerRequest(task_id="hello", **options))).run
-
-
-async def get(engine: Engine, run_id: str) -> Run:
-    run = await engine.queries.runs.get(run_id)
-    assert run is not None
-    return run
-
-
-async def start(engine: Engine, run_id: str) -> Run:
-    await engine.dequeue(10)
-    started = await engine.start_attempt(await get(engine, run_id), "worker_1", 11)
-    assert started is not None
-    return started[0]
 
 
 class TestCancel:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine_support import T0, open_engine
+from tests.engine_support import open_engine
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.engine.retry import RetryPolicy
@@ -22,11 +22,6 @@ from trigger_local.store import Store
 from trigger_local.store.models import COMPLETED, CRASHED, DELAYED, Run, TaskDef
 
 FAST = {"max_attempts": 3, "min_timeout_s": 1, "factor": 1, "randomize": False}
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
 
 
 @pytest.fixture

@@ -25,11 +25,6 @@ GRACE_S = 2.0
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Engine]:
     # SQLite: a run resumes in place there; on PostgreSQL a completed wait goes through the
     # dequeue (tests/test_engine_pg_resume_race.py)

@@ -33,11 +33,6 @@ from trigger_local.store.models import COMPLETED, EXECUTING, QUEUED, WP_COMPLETE
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
     eng = await open_engine(tmp_path, clock, store=store, concurrency=4, evict_after_s=30,
                             tasks=[TaskDef(task_id="hello", queue="task/hello")])

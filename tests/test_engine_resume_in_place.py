@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.engine_support import T0, open_engine
+from tests.engine_support import T0, get, open_engine
 from trigger_local.clock import FakeClock
 from trigger_local.durations import iso
 from trigger_local.engine import Engine, TriggerRequest
@@ -49,11 +49,6 @@ class SharedProcesses:
 
     def shares_process(self, run_id: str) -> bool:
         return run_id in self.holding
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
 
 
 @pytest.fixture
@@ -115,12 +110,6 @@ async def dispatched(engine: Engine, *runs: Run) -> None:
     assert sorted(r.id for r in taken) == sorted(r.id for r in runs)
     for run in taken:
         assert await engine.resume_held(run) is not None
-
-
-async def get(engine: Engine, run_id: str) -> Run:
-    run = await engine.queries.runs.get(run_id)
-    assert run is not None
-    return run
 
 
 async def test_waits_due_together_resume_their_runs_in_one_transaction(

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.engine_support import ProbeExecutor
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
 from trigger_local.dispatch.dispatcher import Dispatcher
@@ -212,24 +213,15 @@ async def test_dst_fall_back_0130_fires_once(engine: Engine, clock: FakeClock) -
     assert [r.status for r in await engine.queries.runs.page(task_ids=["cron-task"])] == [QUEUED]
 
 
-class FirstOfferExecutor:
+class FirstOfferExecutor(ProbeExecutor):
     """An executor that starts nothing and notes how many runs existed when the dispatcher first
     offered it one: every scheduled run must exist by then, however many share the tick."""
 
-    name = "probe"
+    room = 1
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.runs_at_first_offer: int | None = None
-
-    def capacity(self) -> int:
-        return 1
-
-    def describe(self) -> dict[str, object]:
-        return {}
-
-    def holds(self, worker_id: str) -> bool:
-        return False
 
     async def assign(self, run: object) -> bool:
         if self.runs_at_first_offer is None:

@@ -9,17 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine_support import T0, open_engine
+from tests.engine_support import open_engine
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.engine.events import Event, RunStreamCreated, StreamAppended
 from trigger_local.errors import NotFoundError, ValidationError
 from trigger_local.store.models import TaskDef
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
 
 
 @pytest.fixture

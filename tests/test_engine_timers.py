@@ -4,10 +4,16 @@ nothing before its time."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.engine_support import (
+    T0,
+    get,
+    seen_events,  # noqa: F401 (the hub_events fixture)
+    start,
+    trigger,
+)
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
 from trigger_local.dispatch.dispatcher import wakes
@@ -21,18 +27,11 @@ from trigger_local.store.models import (
     PENDING_VERSION,
     QUEUED,
     TIMED_OUT,
-    Run,
     TaskDef,
     Version,
 )
 
-T0 = 1_700_000_000.0
 RETRY = {"max_attempts": 3, "randomize": False}
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
 
 
 @pytest.fixture
@@ -41,30 +40,6 @@ async def engine(store: Store, clock: FakeClock, tmp_path: Path) -> Engine:
     await eng.register_version(Version(id="version_1", project_dir="/proj", created_at=T0, tasks=[
         TaskDef(task_id="hello", queue="task/hello", retry=RETRY)]))
     return eng
-
-
-@pytest.fixture
-def hub_events(engine: Engine) -> list[Event]:
-    seen: list[Event] = []
-    engine.hub.subscribe(Event, seen.append)
-    return seen
-
-
-async def trigger(engine: Engine, **options: Any) -> Run:
-    return (await engine.trigger(TriggerRequest(task_id="hello", **options))).run
-
-
-async def get(engine: Engine, run_id: str) -> Run:
-    run = await engine.queries.runs.get(run_id)
-    assert run is not None
-    return run
-
-
-async def start(engine: Engine, run_id: str) -> Run:
-    await engine.dequeue(10)
-    started = await engine.start_attempt(await get(engine, run_id), "worker_7", 77)
-    assert started is not None
-    return started[0]
 
 
 async def test_nothing_due_does_nothing(engine: Engine) -> None:
@@ -133,7 +108,7 @@ async def test_max_duration_times_out_and_kills_the_worker(
     assert timed_out.error is not None and timed_out.error["name"] == "MaxDurationExceeded"
     [attempt] = await engine.queries.attempts.for_run(run.id)
     assert attempt.status == TIMED_OUT
-    assert AttemptAborted(run_id=run.id, worker_id="worker_7", reason="max_duration") in hub_events
+    assert AttemptAborted(run_id=run.id, worker_id="worker_1", reason="max_duration") in hub_events
 
 
 async def test_max_duration_does_not_count_time_spent_waiting(engine: Engine,

@@ -40,11 +40,6 @@ LIMITED = TaskDef(task_id="limited", queue="shared", queue_concurrency_limit=2,
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
 async def bare_engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
     yield Engine(store, clock, DaemonSettings(home=tmp_path, payload_limit_bytes=1000))
 

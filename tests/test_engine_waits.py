@@ -27,11 +27,6 @@ from trigger_local.store.models import (
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
 async def engine(tmp_path: Path, clock: FakeClock, store: Store) -> AsyncIterator[Engine]:
     eng = await open_engine(tmp_path, clock, store=store, concurrency=3, tasks=[
         TaskDef(task_id="parent", queue="task/parent",

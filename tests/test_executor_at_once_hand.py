@@ -9,21 +9,19 @@ CANCELED, then executed, and its slot on the process was never given back."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from engine_support import T0, open_engine
+from engine_support import hello_engine  # noqa: F401 (the engine fixture)
 
-from trigger_local.clock import FakeClock
 from trigger_local.engine import Engine, TriggerRequest
 from trigger_local.engine.events import RunStatusChanged
 from trigger_local.executors.at_once import SharedSlot, WarmSlots
 from trigger_local.executors.pool import PoolExecutor
 from trigger_local.executors.process import ProcessSpawner
 from trigger_local.executors.workers import IDLE, WorkerHandle
-from trigger_local.store.models import CANCELED, EXECUTING, Attempt, Run, TaskDef
+from trigger_local.store.models import CANCELED, EXECUTING, Attempt, Run
 
 
 class Probe:
@@ -47,14 +45,6 @@ class Probe:
                     self.on_started(run)
             slot.started = started  # type: ignore[method-assign]
         return slot
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, FakeClock(T0), tasks=[
-        TaskDef(task_id="hello", queue="task/hello", shared=True)])
-    yield eng
-    await eng.store.close()
 
 
 def warm_pool(engine: Engine, tmp_path: Path) -> tuple[PoolExecutor, WorkerHandle, Probe]:

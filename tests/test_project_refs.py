@@ -67,3 +67,27 @@ def test_the_sdk_names_its_project_from_the_environment_or_the_current_project(
     (tmp_path / "trigger.toml").write_text("project = [broken\n")
     assert resolve_endpoint().project is None  # a broken trigger.toml is dev's to report
     assert "x-trigger-local-project" not in _headers(Endpoint("http://x", None))
+
+
+def test_a_ref_derived_from_the_directory_is_named_for_the_daemons_key_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a project's key (TRIGGER_SECRET_KEY) in a directory whose config names no project,
+    the SDK named the ref the directory's name derives: another project's, every request 403."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "secret_key").write_text("tr_dev_daemons\n")
+    monkeypatch.setenv("TRIGGER_LOCAL_HOME", str(home))
+    monkeypatch.setenv("TRIGGER_API_URL", "http://127.0.0.1:9")
+    monkeypatch.delenv("TRIGGER_LOCAL_PROJECT", raising=False)
+    monkeypatch.delenv("TRIGGER_SECRET_KEY", raising=False)
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "trigger.toml").write_text('dirs = ["trigger"]\n')
+    monkeypatch.chdir(tmp_path / "loose")
+    assert resolve_endpoint().project == "proj_loose"  # the home's (the daemon's) key
+    monkeypatch.setenv("TRIGGER_SECRET_KEY", "tr_dev_daemons")
+    assert resolve_endpoint().project == "proj_loose"
+    monkeypatch.setenv("TRIGGER_SECRET_KEY", project_key("tr_dev_daemons", "proj_a"))
+    endpoint = resolve_endpoint()
+    assert endpoint.project is None and "x-trigger-local-project" not in _headers(endpoint)
+    (tmp_path / "loose" / "trigger.toml").write_text('project = "proj_b"\n')  # named: sent
+    assert resolve_endpoint().project == "proj_b"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -20,6 +20,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from trigger_local.sdk import registry
 
 
 class DaemonStub:
@@ -175,9 +177,8 @@ class DaemonStub:
 
 @contextlib.asynccontextmanager
 async def serve_stub() -> AsyncIterator[DaemonStub]:
-    """A DaemonStub served by uvicorn on a free port of 127.0.0.1 for the duration of the block.
-    (Each test module wraps this in its own `stub` fixture: fixtures of a test module are not
-    shared with others.)"""
+    """A DaemonStub served by uvicorn on a free port of 127.0.0.1 for the duration of the block
+    (the `stub` fixture, `served_stub`, of each test module that imports it)."""
     daemon = DaemonStub()
     # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP;
     # without it every response waits ~40 ms on Nagle + delayed ACK
@@ -196,10 +197,20 @@ async def serve_stub() -> AsyncIterator[DaemonStub]:
         sock.close()
 
 
-@pytest.fixture
-async def stub() -> AsyncIterator[DaemonStub]:
+@pytest.fixture(name="stub")
+async def served_stub() -> AsyncIterator[DaemonStub]:
+    """`stub` of the test modules that import it: a DaemonStub served for one test."""
     async with serve_stub() as daemon:
         yield daemon
+
+
+@pytest.fixture(name="clean_registry", autouse=True)
+def registry_cleared() -> Iterator[None]:
+    """In each test module that imports it (and this one): the task registry is empty before
+    and after each test (the tasks a test defines are its own)."""
+    registry.clear()
+    yield
+    registry.clear()
 
 
 async def test_stub_hands_out_assignments_then_retires(stub: DaemonStub) -> None:

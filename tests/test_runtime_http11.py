@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 
 import pytest
-from test_runtime_daemon_stub import DaemonStub, serve_stub
+from test_runtime_daemon_stub import (
+    DaemonStub,
+    served_stub,  # noqa: F401 (the stub fixture)
+)
 
 from trigger_local.errors import DaemonUnreachableError
 from trigger_local.runtime.http11 import StreamTransport
@@ -16,13 +18,6 @@ from trigger_local.runtime.worker import RAN, Worker
 from trigger_local.sdk import registry
 from trigger_local.sdk.registry import task
 from trigger_local.sdk.worker_client import WorkerClient
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[DaemonStub]:
-    async with serve_stub() as daemon:
-        yield daemon
-
 
 
 class RawServer:

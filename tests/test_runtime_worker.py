@@ -8,32 +8,19 @@ import json
 import os
 import sys
 import textwrap
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from pydantic import BaseModel
-from test_runtime_daemon_stub import DaemonStub, serve_stub
+from test_runtime_daemon_stub import (
+    DaemonStub,
+    registry_cleared,  # noqa: F401 (clean_registry, autouse)
+    served_stub,  # noqa: F401 (the stub fixture)
+)
 
 from trigger_local.errors import AbortTaskRunError
 from trigger_local.runtime.worker import RAN, Worker
-from trigger_local.sdk import registry
 from trigger_local.sdk.registry import schema_task, task
 from trigger_local.sdk.worker_client import WorkerClient
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[DaemonStub]:
-    async with serve_stub() as daemon:
-        yield daemon
-
-
-
-@pytest.fixture(autouse=True)
-def clean_registry():
-    registry.clear()
-    yield
-    registry.clear()
 
 
 def make_worker(stub: DaemonStub) -> Worker:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
-import pytest
-from test_runtime_daemon_stub import DaemonStub, serve_stub
+from test_runtime_daemon_stub import (
+    DaemonStub,
+    registry_cleared,  # noqa: F401 (clean_registry, autouse)
+    served_stub,  # noqa: F401 (the stub fixture)
+)
 
 from trigger_local.runtime.worker import Worker
-from trigger_local.sdk import registry
 from trigger_local.sdk.logger import logger
 from trigger_local.sdk.registry import task
 from trigger_local.sdk.replay import Replay
@@ -25,19 +26,6 @@ from trigger_local.sdk.worker_client import WorkerClient
 #: a completed wait record's result: the WaitResult as JSON (its output is a packet itself)
 DONE = json.dumps({"ok": True, "status": "COMPLETED", "output": '{"n":7}',
                    "outputType": "application/json"})
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[DaemonStub]:
-    async with serve_stub() as daemon:
-        yield daemon
-
-
-@pytest.fixture(autouse=True)
-def clean_registry():
-    registry.clear()
-    yield
-    registry.clear()
 
 
 async def run_with(stub: DaemonStub, task_id: str, records: list[dict]) -> dict:

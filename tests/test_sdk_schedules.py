@@ -3,22 +3,14 @@ scheduled task receives, and the wire form of the options."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from test_runtime_daemon_stub import registry_cleared  # noqa: F401 (clean_registry, autouse)
 
 from trigger_local import ScheduledPayload, queue, schedules, task
 from trigger_local.errors import ValidationError
-from trigger_local.sdk import registry
 from trigger_local.sdk.options import trigger_options
-
-
-@pytest.fixture(autouse=True)
-def clean_registry() -> Iterator[None]:
-    registry.clear()
-    yield
-    registry.clear()
 
 
 def test_schedules_task_manifest_carries_its_crons() -> None:

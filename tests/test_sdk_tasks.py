@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from test_runtime_daemon_stub import registry_cleared  # noqa: F401 (clean_registry, autouse)
 
 from trigger_local.errors import DuplicateTaskIdError, ValidationError
 from trigger_local.sdk import registry
@@ -23,13 +24,6 @@ from trigger_local.sdk.options import (
 from trigger_local.sdk.registry import schema_task, task
 from trigger_local.sdk.retry import Retry
 from trigger_local.sdk.tasks import tasks
-
-
-@pytest.fixture(autouse=True)
-def clean_registry():
-    registry.clear()
-    yield
-    registry.clear()
 
 
 def test_task_decorator_registers_sync_and_async_functions() -> None:

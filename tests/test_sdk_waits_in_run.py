@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from test_runtime_daemon_stub import DaemonStub, serve_stub
+from test_runtime_daemon_stub import (
+    DaemonStub,
+    registry_cleared,  # noqa: F401 (clean_registry, autouse)
+    served_stub,  # noqa: F401 (the stub fixture)
+)
 
 from trigger_local.errors import TaskRunFailedError, WaitTimeoutError
 from trigger_local.runtime.worker import Worker
-from trigger_local.sdk import registry
 from trigger_local.sdk.logger import logger
 from trigger_local.sdk.metadata import metadata
 from trigger_local.sdk.registry import task
@@ -21,19 +23,6 @@ from trigger_local.sdk.waits import wait
 from trigger_local.sdk.worker_client import WorkerClient
 
 OK_NONE = {"ok": True, "status": "COMPLETED", "output": None, "outputType": "application/json"}
-
-@pytest.fixture
-async def stub() -> AsyncIterator[DaemonStub]:
-    async with serve_stub() as daemon:
-        yield daemon
-
-
-
-@pytest.fixture(autouse=True)
-def clean_registry():
-    registry.clear()
-    yield
-    registry.clear()
 
 
 async def run_one(stub: DaemonStub, task_id: str, payload: str | None = None) -> Worker:
@@ -160,7 +149,9 @@ async def test_trigger_and_wait_decodes_the_child_output_and_unwrap_raises_on_fa
     await run_one(stub, "parent")
     first = stub.of_kind("trigger")[0]
     assert first == {"task": "child", "payload": '{"n":1}', "payloadType": "application/json",
-                     "options": {"tags": ["x"], "maxAttempts": 2}, "wait": True,
+                     # the child runs on its parent's version, as Trigger.dev's SDK sends it
+                     "options": {"tags": ["x"], "maxAttempts": 2, "lockToVersion": "version_1"},
+                     "wait": True,
                      "record": {"seq": 1, "kind": "trigger_and_wait", "name": "child"}}
     assert output(stub) == '{"good":{"url":"u"},"bad_error":"exploded","id":"run_child0"}'
 

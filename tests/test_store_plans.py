@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.engine_support import ProbeExecutor
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
 from trigger_local.dispatch.dispatcher import Dispatcher
@@ -121,20 +122,8 @@ class StepCounter:
         return 0
 
 
-class NoRoomExecutor:
-    name = "probe"
-
-    def capacity(self) -> int:
-        return 4
-
-    def describe(self) -> dict[str, object]:
-        return {}
-
-    def holds(self, worker_id: str) -> bool:
-        return False
-
-    async def assign(self, run: object) -> bool:
-        return False
+class NoRoomExecutor(ProbeExecutor):
+    room = 4
 
 
 async def round_steps(tmp_path: Path, waiting: int) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import structlog
 
-from tests.engine_support import T0, open_engine
+from tests.engine_support import T0, ProbeExecutor, open_engine
 from trigger_local import supervise
 from trigger_local.clock import FakeClock
 from trigger_local.disk import disk_full_error
@@ -194,20 +194,13 @@ def test_disk_full_errors_are_recognised(tmp_path: Path) -> None:
 
 
 # -- the dispatcher -------------------------------------------------------------------------------
-class FlakyExecutor:
+class FlakyExecutor(ProbeExecutor):
     """Starts runs, except that its first `assign` fails as on a full disk."""
+
+    room = 5
 
     def __init__(self, engine: Engine) -> None:
         self.engine, self.fail_next, self.started = engine, True, []
-
-    def capacity(self) -> int:
-        return 5
-
-    def describe(self) -> dict[str, object]:
-        return {}
-
-    def holds(self, worker_id: str) -> bool:
-        return False
 
     async def assign(self, run: Run) -> bool:
         if self.fail_next:

@@ -59,6 +59,9 @@ class DaemonSettings:
     runs_per_process: int = 10
     #: largest payload, output or metadata accepted, in bytes
     payload_limit_bytes: int = 3 * MIB
+    #: the log lines and spans one attempt may store, in bytes of their messages and
+    #: attributes; later ones are dropped and one line says how many (engine/log_cap.py)
+    log_limit_bytes: int = 64 * MIB
     #: on SIGTERM, how long running attempts get to finish before they are interrupted
     shutdown_grace_s: float = 5.0
     #: duration waits shorter than this are always held; longer ones are checkpointed when CRIU

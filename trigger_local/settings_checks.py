@@ -42,6 +42,7 @@ _BOOLS = ("1", "true", "yes", "on", "0", "false", "no", "off", "")
 _AT_LEAST: dict[str, float] = {
     "concurrency": 1, "max_processes": 1, "spawn_concurrency": 0, "warm_runs_per_process": 1,
     "warm_idle_per_version": 0, "runs_per_process": 1, "payload_limit_bytes": 1024,
+    "log_limit_bytes": 1024,
     "shutdown_grace_s": 0, "hold_threshold_s": 0, "evict_after_s": 0, "max_held_runs": 0,
     "process_timer_grace_s": 0,
     "freeze_grace_s": 0, "db_check_s": 0, "lease_timeout_s": 0.1, "loop_failure_limit": 1,
@@ -52,7 +53,8 @@ _AT_LEAST: dict[str, float] = {
 _AT_MOST: dict[str, float] = {
     **{name: MAX_DURATION_S for name in _AT_LEAST if name.endswith("_s")},
     **{name: 1_000_000 for name in _AT_LEAST if not name.endswith(("_s", "_days", "_bytes"))},
-    "retention_days": MAX_DURATION_S / 86400, "payload_limit_bytes": 512 * MIB}
+    "retention_days": MAX_DURATION_S / 86400, "payload_limit_bytes": 512 * MIB,
+    "log_limit_bytes": 1024**4}
 _CHOICES = {"checkpoints": ("auto", "off")}  # the executor is checked at start (daemon_core)
 _WAIT_KINDS = ("duration", "token", "run", "batch")
 

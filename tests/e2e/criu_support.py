@@ -6,8 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.host_limit import host_limit
 
@@ -106,6 +109,14 @@ def ck_project_daemon(tmp_path: Path) -> DaemonProcess:
     d = ck_daemon(tmp_path).start()
     d.register(write_project(tmp_path / "project", CK_TASKS))
     return d
+
+
+@pytest.fixture(name="ckd")
+def ck_project(tmp_path: Path) -> Iterator[DaemonProcess]:
+    """`ckd` of a test file that imports it: `ck_project_daemon`, closed after the test."""
+    d = ck_project_daemon(tmp_path)
+    yield d
+    d.close()
 
 
 def create_token(d: DaemonProcess, project: str = "proj_test") -> str:

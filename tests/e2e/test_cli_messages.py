@@ -36,17 +36,20 @@ def _token(d: DaemonProcess) -> str:
     return str(r.json()["id"])
 
 
-def test_completing_a_finished_token_says_nothing_changed(daemon: DaemonProcess) -> None:
+def test_completing_a_finished_token_fails_saying_nothing_changed(daemon: DaemonProcess) -> None:
+    """The API answers success (Trigger.dev's idempotent answer); the CLI says plainly that
+    nothing happened, in one line, and exits 1."""
     token = _token(daemon)
     first = cli(daemon, "tokens", "complete", token, "--data", '{"ok": true}')
     assert first.returncode == 0 and f"Completed {token}." in first.stderr, first.stderr
     again = cli(daemon, "tokens", "complete", token, "--data", '{"ok": false}')
-    assert again.returncode == 0, again.stderr  # the API's idempotent answer: not an error
-    assert f"{token} was already COMPLETED" in again.stderr and "nothing changed" in again.stderr
-    assert "Completed" not in again.stderr
+    assert again.returncode == 1, again.stderr
+    assert f"{token} was already completed at " in again.stderr, again.stderr
+    assert "nothing was completed" in again.stderr and "Completed" not in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1 and "Traceback" not in again.stderr
     timed = cli(daemon, "tokens", "timeout", token)
-    assert (timed.returncode == 0 and "was already COMPLETED" in timed.stderr
-            and "Timed out" not in timed.stderr)
+    assert timed.returncode == 1 and "was already completed" in timed.stderr, timed.stderr
+    assert "nothing was timed out" in timed.stderr and "Timed out" not in timed.stderr
     output = str(daemon.api("GET", f"/api/v1/waitpoints/tokens/{token}").json()["output"])
     assert "true" in output and "false" not in output  # the first completion's data stayed
 
@@ -56,8 +59,13 @@ def test_a_timed_out_token_cannot_be_completed_and_says_so(daemon: DaemonProcess
     timed = cli(daemon, "tokens", "timeout", token)
     assert timed.returncode == 0 and f"Timed out {token}." in timed.stderr, timed.stderr
     late = cli(daemon, "tokens", "complete", token, "--data", "1")
-    assert late.returncode == 0
-    assert f"{token} was already TIMED_OUT" in late.stderr and "nothing changed" in late.stderr
+    assert late.returncode == 1, late.stderr
+    assert f"{token} timed out at " in late.stderr, late.stderr
+    assert "nothing was completed" in late.stderr and "Traceback" not in late.stderr
+    assert len(late.stderr.strip().splitlines()) == 1, late.stderr
+    # the API's answer stays Trigger.dev's: 200 {"success": true}, the token unchanged
+    r = daemon.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": 1})
+    assert r.status_code == 200 and r.json() == {"success": True}, r.text
     assert daemon.api("GET", f"/api/v1/waitpoints/tokens/{token}").json()["status"] == "TIMED_OUT"
 
 

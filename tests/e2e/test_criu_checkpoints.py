@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,20 +12,13 @@ import pytest
 from .conftest import DaemonProcess, wait_for
 from .criu_support import (
     checkpoints,
-    ck_project_daemon,
+    ck_project,  # noqa: F401 (the ckd fixture)
     complete_token,
     create_token,
     wait_checkpointed,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def ckd(tmp_path: Path) -> Iterator[DaemonProcess]:
-    d = ck_project_daemon(tmp_path)
-    yield d
-    d.close()
 
 
 def _status(d: DaemonProcess) -> dict:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from textual.widgets import Tree
 
@@ -15,7 +12,7 @@ from tui.trace import TraceNode
 
 from .conftest import DaemonProcess
 from .criu_support import (
-    ck_project_daemon,
+    ck_project,  # noqa: F401 (the ckd fixture)
     complete_token,
     create_token,
     wait_checkpointed,
@@ -23,13 +20,6 @@ from .criu_support import (
 from .test_dashboard import until
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def ckd(tmp_path: Path) -> Iterator[DaemonProcess]:
-    d = ck_project_daemon(tmp_path)
-    yield d
-    d.close()
 
 
 async def test_trace_has_the_checkpoint_and_its_restore_as_nodes(ckd: DaemonProcess) -> None:

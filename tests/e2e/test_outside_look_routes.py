@@ -106,9 +106,21 @@ async def which(payload, ctx):
 '''
 
 
-def _two_versions(daemon: DaemonProcess, tmp_path: Path) -> list[str]:
+PARENT = WHICH + '''
+from trigger_local import tasks
+
+@task(id="parent")
+async def parent(payload, ctx):
+    waited = await tasks.trigger_and_wait("which")
+    batch = await tasks.batch_trigger_and_wait("which", [1, 2])
+    loose = await tasks.trigger("which")
+    return {"waited": waited.unwrap(), "batch": [r.unwrap() for r in batch], "loose": loose.id}
+'''
+
+
+def _two_versions(daemon: DaemonProcess, tmp_path: Path, source: str = WHICH) -> list[str]:
     """The ids of two versions of one project, `which` answering "one", then "two"."""
-    root = write_project(tmp_path / "p", WHICH)
+    root = write_project(tmp_path / "p", source)
     versions = []
     for which in ("one", "two"):
         r = daemon.api("POST", "/api/v1/local/versions",
@@ -170,3 +182,18 @@ def test_a_locked_run_runs_on_its_version_beside_a_warm_current_one(
     assert r.status_code == 200, r.text
     run = daemon.wait_status(r.json()["id"], timeout=90)
     assert run["status"] == "COMPLETED" and run["output"] == "one", run
+
+
+def test_the_children_a_locked_run_waits_for_run_on_its_version(
+        daemon: DaemonProcess, tmp_path: Path) -> None:
+    """As Trigger.dev's SDK does, trigger_and_wait and batch_trigger_and_wait from inside a run
+    lock the child to the run's version (they ran on the current one: a run locked to an old
+    version got the new version's results); a child nobody waits for runs on the current one."""
+    versions = _two_versions(daemon, tmp_path, PARENT)
+    run = daemon.wait_status(daemon.trigger("parent", lockToVersion=versions[0]), timeout=120)
+    assert run["status"] == "COMPLETED", run
+    assert run["output"]["waited"] == "one" and run["output"]["batch"] == ["one", "one"], run
+    loose = daemon.wait_status(run["output"]["loose"], timeout=90)
+    assert loose["output"] == "two", loose
+    current = daemon.wait_status(daemon.trigger("parent"), timeout=120)
+    assert current["output"]["waited"] == "two" and current["output"]["batch"] == ["two", "two"]

@@ -57,9 +57,9 @@ def cli(d: DaemonProcess, *args: str, cwd: Path) -> subprocess.CompletedProcess[
 class Dev:
     """`trigger-local dev` in a project directory, its output collected as it comes."""
 
-    def __init__(self, d: DaemonProcess, root: Path) -> None:
+    def __init__(self, d: DaemonProcess, root: Path, **extra_env: str) -> None:
         env = {**os.environ, "TRIGGER_LOCAL_HOME": str(d.home), "PYTHONUNBUFFERED": "1",
-               "COLUMNS": "200"}
+               "COLUMNS": "200", **extra_env}
         self.proc = subprocess.Popen([sys.executable, "-m", "trigger_local", "dev"], cwd=root,
                                      env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -238,5 +238,71 @@ def test_dev_takes_its_project_back_online_after_a_daemon_restart(
         assert projects(daemon)["proj_a"]["leftAt"] is None  # the daemon stopped, dev did not
         assert daemon.wait_status(trigger_with(daemon, projects(daemon)["proj_a"]["key"], "hello"),
                                   timeout=60)["output"] == {"project": "a"}
+    finally:
+        dev.stop()
+
+
+def test_dev_with_a_project_key_in_a_directory_naming_no_project_serves_the_keys_project(
+        daemon: DaemonProcess, tmp_path: Path) -> None:
+    """TRIGGER_SECRET_KEY a project's key, trigger.toml naming no project: dev registers the
+    directory as the key's project and serves it (it sent the ref derived from the directory's
+    name, in the header and the body: 403 at its first request)."""
+    daemon.register(make_project(tmp_path / "alpha", "a"))
+    key = projects(daemon)["proj_a"]["key"]
+    loose = make_project(tmp_path / "loose", "l")
+    (loose / "trigger.toml").write_text('dirs = ["trigger"]\n')
+    dev = Dev(daemon, loose, TRIGGER_SECRET_KEY=key)
+    try:
+        wait_for(lambda: "only-l" in (projects(daemon)["proj_a"].get("taskIds") or ()), 60,
+                 what=f"dev to register {loose} as proj_a: {dev.text()}")
+        assert "proj_loose" not in projects(daemon)
+        wait_for(lambda: "Project proj_a" in dev.text(), 30, what="dev to name its project")
+        run_id = trigger_with(daemon, key, "only-l")
+        done = wait_for(lambda: (r := as_key(daemon, key, "GET", f"/api/v3/runs/{run_id}").json())
+                        ["status"] == "COMPLETED" and r, 60, what="the run to complete")
+        assert done["output"] == {"only": "l"}
+        wait_for(lambda: run_id in dev.text(), 30, what="dev to print the run")
+        assert "403" not in dev.text() and "Error" not in dev.text(), dev.text()
+    finally:
+        dev.stop()
+
+
+def test_dev_with_another_projects_key_says_what_to_change_in_one_line(
+        daemon: DaemonProcess, tmp_path: Path) -> None:
+    daemon.register(make_project(tmp_path / "alpha", "a"))
+    key = projects(daemon)["proj_a"]["key"]
+    beta = make_project(tmp_path / "beta", "b")  # names proj_b
+    dev = Dev(daemon, beta, TRIGGER_SECRET_KEY=key)
+    try:
+        assert dev.proc.wait(60) == 1, dev.text()
+    finally:
+        dev.stop()
+    errors = [line for line in dev.text().splitlines() if "Error" in line]
+    assert len(errors) == 1 and "Traceback" not in dev.text(), dev.text()
+    assert str(beta) in errors[0] and "proj_a" in errors[0] and "proj_b" in errors[0], errors
+    assert "Set TRIGGER_SECRET_KEY to that project's key" in errors[0], errors
+    assert "proj_b" not in projects(daemon)
+
+
+def test_dev_with_a_project_key_serves_its_project_when_the_first_import_fails(
+        daemon: DaemonProcess, tmp_path: Path) -> None:
+    """The ref dev serves comes from its registration; when the first one fails (an import
+    error), a config naming no project still means the key's project, not the directory's."""
+    loose = make_project(tmp_path / "loose", "l")
+    (loose / "trigger.toml").write_text('dirs = ["trigger"]\n')
+    r = daemon.api("POST", "/api/v1/local/versions",  # an earlier dev of it, say
+                   json={"projectDir": str(loose), "dirs": ["trigger"], "project": "proj_a"})
+    assert r.status_code == 200, r.text
+    key = projects(daemon)["proj_a"]["key"]
+    good = (loose / "trigger" / "tasks.py").read_text()
+    (loose / "trigger" / "tasks.py").write_text(good + "\nthis is not python\n")
+    dev = Dev(daemon, loose, TRIGGER_SECRET_KEY=key)
+    try:
+        wait_for(lambda: "Project proj_a" in dev.text(), 60, what="dev to name the key's project")
+        assert "proj_loose" not in dev.text() and "Indexing failed" in dev.text(), dev.text()
+        (loose / "trigger" / "tasks.py").write_text(good.replace("only-", "mended-"))
+        wait_for(lambda: "mended-l" in (projects(daemon)["proj_a"].get("taskIds") or ()), 60,
+                 what="dev to register the mended file as proj_a")
+        assert "proj_loose" not in projects(daemon)
     finally:
         dev.stop()

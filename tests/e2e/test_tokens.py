@@ -41,13 +41,15 @@ def tok(daemon: DaemonProcess, tmp_path: Path) -> DaemonProcess:
     return daemon
 
 
-def cli(d: DaemonProcess, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """The real `trigger-local` CLI, finding the test daemon through TRIGGER_LOCAL_HOME."""
+def cli(d: DaemonProcess, *args: str, stdin: str | None = None,
+        code: int = 0) -> subprocess.CompletedProcess[str]:
+    """The real `trigger-local` CLI, finding the test daemon through TRIGGER_LOCAL_HOME; it
+    must exit with `code`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
     env["TRIGGER_LOCAL_HOME"] = str(d.home)
     proc = subprocess.run([sys.executable, "-m", "trigger_local", *args], input=stdin,
                           capture_output=True, text=True, env=env, timeout=60)
-    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert proc.returncode == code, (proc.stdout, proc.stderr)
     return proc
 
 
@@ -149,8 +151,9 @@ def test_cli_forced_timeout_and_late_completion(tok: DaemonProcess) -> None:
     assert out["ok"] is False and out["output"] is None
     assert (out["error"]["code"] == "TRIGGER_WAITPOINT_TIMEOUT"
             and out["error"]["status"] == "TIMED_OUT")
-    # completing a timed-out token succeeds and changes nothing
-    cli(tok, "tokens", "complete", token["id"], "--data", '{"late": true}')
+    # completing a timed-out token changes nothing: the CLI says so and exits 1
+    late = cli(tok, "tokens", "complete", token["id"], "--data", '{"late": true}', code=1)
+    assert "timed out at" in late.stderr and "nothing was completed" in late.stderr
     shown = json.loads(cli(tok, "tokens", "show", token["id"], "--json").stdout)
     assert (shown["status"] == "TIMED_OUT"
             and json.loads(shown["output"])["code"] == "TRIGGER_WAITPOINT_TIMEOUT")

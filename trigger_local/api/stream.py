@@ -32,12 +32,12 @@ from starlette.responses import StreamingResponse
 
 from ..engine.events import Event, StreamAppended
 from ..errors import BadRequestError
-from ..projects import check_project_ref
 from ..store.models import StoredEvent
 from ..strict_json import dumps_js
 from .common import int_param, require_key, services_of
 from .errors import JsonErrorRoute
 from .local import event_json
+from .runs_list import parse_project_refs
 from .services import DaemonServices
 from .traces import log_json
 
@@ -179,7 +179,7 @@ async def stream(request: Request, after: str | None = Query(None),
     svc = services_of(request)
     caller = require_key(request, svc)
     projects = {caller.project} if caller.scoped and caller.project \
-        else {check_project_ref(p) for p in _csv(project)}
+        else set(parse_project_refs(project, "project") or ())
     if session not in (None, "", "0", "1"):
         raise BadRequestError(f"session must be 1 or 0, not {session!r}")
     if session == "1" and len(projects) != 1:

@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from ..config import ProjectConfig, find_project_root, load_project
-from ..errors import TriggerLocalError, ValidationError
+from ..errors import ForbiddenError, TriggerLocalError, ValidationError
 from ..limits import ENV_TOTAL_MAX_BYTES, ENV_VAR_MAX_BYTES
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
@@ -86,14 +86,21 @@ def _check_env_size(env: dict[str, str], dotenv: Path) -> None:
             f"{ENV_TOTAL_MAX_BYTES:,} in all). Put large values in a file and pass its path.")
 
 
-def register(api: SyncApiClient, config: ProjectConfig) -> bool:
+def register(api: SyncApiClient, config: ProjectConfig) -> str | None:
     """Index and register the project with its trigger.toml defaults ([retry], machine,
-    max_duration); print its tasks, or the import error. True if it took."""
+    max_duration); print its tasks, or the import error. The project's ref if it took.
+    A config naming no project leaves the ref to the daemon: a project key's project, else
+    the one the directory's name derives."""
     try:
         answer = api.register_version(project_dir=str(config.root), dirs=config.dirs,
                                       python=sys.executable, env=task_env(config.root),
-                                      project=config.project,
+                                      project=config.project if config.named else None,
                                       dev=True, defaults=config.task_defaults())
+    except ForbiddenError as exc:  # the key is another project's: say what to change
+        raise ForbiddenError(f"{exc.message.removesuffix('.')}: {config.root} is project "
+                             f"{config.project} (its trigger.toml's `project`). Set "
+                             "TRIGGER_SECRET_KEY to that project's key, or unset it for the "
+                             "daemon's.") from exc
     except ValidationError as exc:
         print_error(exc.message)
         trace = exc.details.get("traceback")
@@ -101,7 +108,7 @@ def register(api: SyncApiClient, config: ProjectConfig) -> bool:
             err().print(Text(str(trace).rstrip(), style="dim"))
         err().print("[yellow]Still serving the last version that imported; fix the file and "
                     "save.[/yellow]")
-        return False
+        return None
     nested = answer.get("version")
     version: Json = nested if isinstance(nested, dict) else answer
     tasks = version.get("tasks") or []
@@ -113,17 +120,29 @@ def register(api: SyncApiClient, config: ProjectConfig) -> bool:
     if not ids:
         err().print(f"No tasks found in {escape(', '.join(config.dirs))}: define one with "
                     "@task(id=...).")
-    return True
+    return str(version.get("project") or config.project)
 
 
-def show_project(api: SyncApiClient, config: ProjectConfig) -> None:
+def dev_project(api: SyncApiClient, config: ProjectConfig) -> str:
+    """The project dev serves when its first registration did not take: the config's, unless
+    it names none and the key is a project's (the only project that key lists)."""
+    if config.named or api.endpoint.project is not None:
+        return config.project
+    try:
+        refs = [str(p.get("ref")) for p in api.list_projects().get("data") or []]
+    except TriggerLocalError:
+        refs = []
+    return refs[0] if len(refs) == 1 else config.project
+
+
+def show_project(api: SyncApiClient, config: ProjectConfig, ref: str) -> None:
     """The project's ref and its own key (for code that should reach this project only)."""
     try:
-        found = [p for p in api.list_projects().get("data") or [] if p.get("ref") == config.project]
+        found = [p for p in api.list_projects().get("data") or [] if p.get("ref") == ref]
     except TriggerLocalError:
         return  # an older daemon: nothing to show
     key = f"; its key: {found[0]['key']}" if found and found[0].get("key") else ""
-    err().print(f"Project [bold]{config.project}[/bold] ({escape(str(config.root))}){key}")
+    err().print(f"Project [bold]{ref}[/bold] ({escape(str(config.root))}){key}")
 
 
 class RunStream:
@@ -237,6 +256,7 @@ def dev(
     end_on_signals()  # SIGTERM and SIGHUP end dev as Ctrl-C does: the cleanup below runs
     started: Spawned | None = None
     watcher: DevWatcher | None = None
+    ref: str | None = None
     try:
         info = running_daemon(settings.home)
         if info is None:
@@ -249,20 +269,21 @@ def dev(
         api = client()
         watcher = DevWatcher(config, lambda current: register(api, current))
         watcher.start()  # before the first registration: a change made meanwhile is not missed
-        register(api, config)
-        show_project(api, config)
-        RunStream(api, config.project, started).run()
+        ref = register(api, config) or dev_project(api, config)
+        show_project(api, config, ref)
+        RunStream(api, ref, started).run()
     except KeyboardInterrupt:
         err().print("\nStopping.")
     finally:
         ignore_signals()  # a second Ctrl-C must not leave the daemon running
         if watcher is not None:
             watcher.close()
-        waiting = _waiting_runs(config.project) if started is not None else None
+        ref = ref or config.project
+        waiting = _waiting_runs(ref) if started is not None else None
         if started is not None and stop_spawned(started, settings.shutdown_grace_s + 15):
             err().print(f"Stopped the daemon dev started (pid {started.pid}).")
             if waiting:
-                err().print(waiting_note(*waiting, config.project))
+                err().print(waiting_note(*waiting, ref))
 
 
 def waiting_note(count: int, more: bool, project: str) -> str:

@@ -11,7 +11,7 @@ from rich.table import Table
 from .. import packets
 from ..display import detail_time, status_text, table_time
 from ..sdk.client import SyncApiClient
-from .common import JSON_OPTION, client, emit_json, err, out, read_json_arg
+from .common import JSON_OPTION, client, emit_json, err, fail, out, read_json_arg
 from .completion import complete_token_id
 from .render import first_and_more, pretty
 
@@ -109,18 +109,18 @@ def create(
     typer.echo(token.get("id"))
 
 
-def _already_done(api: SyncApiClient, token_id: str) -> bool:
-    """Say so and return True when the token is no longer WAITING: completing or timing out
-    such a token answers success (the API is idempotent) but changes nothing."""
+def _refuse_if_done(api: SyncApiClient, token_id: str, action: str) -> None:
+    """Fail with one line when the token is no longer WAITING: the API answers success for
+    completing or timing out such a token (as Trigger.dev's does) but changes nothing."""
     token = api.retrieve_token(token_id)
     status = token.get("status")
     if status == "WAITING":
-        return False
+        return
     when = token.get("completedAt") or token.get("timeoutAt")
     at = f" at {detail_time(when)}" if when else ""
-    err().print(f"{token_id} was already {status}{at}; nothing changed. "
-                f"See it with `trigger-local tokens show {token_id}`.")
-    return True
+    what = "timed out" if status == "TIMED_OUT" else f"was already {str(status).lower()}"
+    fail(f"{token_id} {what}{at}; nothing was {action}. "
+         f"See it with `trigger-local tokens show {token_id}`.")
 
 
 @app.command("complete")
@@ -129,20 +129,24 @@ def complete(
     data: str | None = typer.Option(None, "--data", "-d",
                                     help="JSON output: JSON, @file.json or -."),
 ) -> None:
-    """Complete a token; the waiting run continues with DATA as the result."""
+    """Complete a token; the waiting run continues with DATA as the result.
+
+    A token that timed out or was completed already is an error (exit 1): nothing changes."""
     value = read_json_arg(data, "--data") if data is not None else None
     api = client()
-    if _already_done(api, token_id):
-        return
+    _refuse_if_done(api, token_id, "completed")
     api.complete_token(token_id, value)
+    if api.retrieve_token(token_id).get("status") == "TIMED_OUT":  # it timed out meanwhile
+        _refuse_if_done(api, token_id, "completed")
     err().print(f"Completed {token_id}.")
 
 
 @app.command("timeout")
 def timeout(token_id: str = TOKEN_ID) -> None:
-    """Time a token out now; the waiting run continues with a timeout error."""
+    """Time a token out now; the waiting run continues with a timeout error.
+
+    A token that was completed or timed out already is an error (exit 1): nothing changes."""
     api = client()
-    if _already_done(api, token_id):
-        return
+    _refuse_if_done(api, token_id, "timed out")
     api.timeout_token(token_id)
     err().print(f"Timed out {token_id}.")

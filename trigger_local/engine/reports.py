@@ -11,8 +11,8 @@ from .. import packets
 from ..errors import PayloadTooLargeError, ValidationError
 from ..store.models import LogEntry
 from ..store.run_areas import LogReader
-from .events import RunLogsAppended, RunMetadataChanged
-from .runs import get
+from .events import RunMetadataChanged
+from .runs import get, store_logs
 from .unit import Tx
 
 _PAGE = 1000
@@ -53,22 +53,20 @@ async def update_metadata(tx: Tx, run_id: str, metadata: dict[str, Any] | None,
 
 
 async def append_logs(tx: Tx, entries: Sequence[LogEntry], first: int | None = None) -> None:
-    """Store a burst of log lines and spans (one event per run: the SSE stream expands it).
+    """Store a burst of log lines and spans (one event per run: the SSE stream expands it), up
+    to each attempt's cap (engine/log_cap.py).
 
     `first`: the burst is one run attempt's, sent again (its channel closed before the answer
     came, docs/worker-protocol.md) and its first line is that attempt's line number `first`
-    (from 0): the lines the daemon already holds are not stored twice."""
+    (from 0): the lines the daemon already holds, or dropped, are not counted twice."""
+    caps = tx.ctx.log_caps
     if first is not None and entries:
-        held = await attempt_lines(tx.logs, entries[0].run_id, entries[0].attempt)
+        run_id, attempt = entries[0].run_id, entries[0].attempt
+        held = await attempt_lines(tx.logs, run_id, attempt) + caps.dropped_lines(run_id, attempt)
         entries = entries[max(0, held - first):]
-    counts: dict[str, int] = {}
-    for entry in entries:
-        counts[entry.run_id] = counts.get(entry.run_id, 0) + 1
-    # one writer, so this burst's ids are the next ones above `after_id`
-    after_id = await tx.logs.last_id()
-    await tx.logs.append(entries)
-    for run_id, count in counts.items():
-        await tx.record(RunLogsAppended(run_id=run_id, after_id=after_id, count=count))
+    kept = await caps.admit(tx.logs, tx.ctx.settings.log_limit_bytes, entries)
+    if kept:
+        await store_logs(tx, kept)
 
 
 async def attempt_lines(logs: LogReader, run_id: str, attempt: int | None) -> int:

@@ -19,14 +19,15 @@ that lost its run) meets a `ConflictError` here, never a corrupted run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ConflictError, NotFoundError
 from ..ids import new_id
-from ..store.models import DEQUEUED, EXECUTING, WAITING, Run
+from ..store.models import DEQUEUED, EXECUTING, WAITING, LogEntry, Run
 from ..store.run_areas import RunReader
-from .events import RunCreated, RunStatusChanged
+from .events import RunCreated, RunLogsAppended, RunStatusChanged
+from .log_cap import marker
 from .states import allowed, ends_attempt, kind_for
 from .unit import Tx
 
@@ -53,7 +54,10 @@ async def move(tx: Tx, run: Run, status: str, *, kind: str | None = None,
         extra["snapshot_id"] = snapshot_id
         if description:
             extra["description"] = description
-    previous, worker_id = run.status, run.worker_id
+    previous, worker_id, attempt = run.status, run.worker_id, run.attempt_count
+    if ends_attempt(status, kind) and (dropped := tx.ctx.log_caps.ended(run.id, attempt)):
+        await store_logs(tx, [marker(run.id, attempt, dropped, tx.ctx.settings.log_limit_bytes,
+                                     tx.now)])  # one line: what its log cap dropped
     run.status, run.snapshot_id, run.snapshot_kind, run.updated_at = status, snapshot_id, kind, \
         tx.now
     for key, value in changes.items():
@@ -63,6 +67,18 @@ async def move(tx: Tx, run: Run, status: str, *, kind: str | None = None,
                           worker_id=worker_id, attempt=run.attempt_count,
                           attempt_ended=ends_attempt(status, kind), extra=extra))
     return run
+
+
+async def store_logs(tx: Tx, entries: Sequence[LogEntry]) -> None:
+    """Store log lines and spans, one `run.logs` event per run (the SSE stream expands it)."""
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.run_id] = counts.get(entry.run_id, 0) + 1
+    # one writer, so this burst's ids are the next ones above `after_id`
+    after_id = await tx.logs.last_id()
+    await tx.logs.append(entries)
+    for run_id, count in counts.items():
+        await tx.record(RunLogsAppended(run_id=run_id, after_id=after_id, count=count))
 
 
 async def created(tx: Tx, run: Run, description: str = "created") -> None:

@@ -60,6 +60,7 @@ from .due import (
     noting_waitpoints,
 )
 from .events import Event
+from .log_cap import LogCaps
 from .placing import Placer
 from .project_state import Projects
 from .suspension import CheckpointCapability
@@ -91,6 +92,8 @@ class EngineContext:
     #: whether the last dequeue to run saw a QUEUED run at all (engine/dequeue.py): the
     #: dispatcher skips a round that only room woke when it saw none (dispatch/dispatcher.py)
     queued_seen: bool = True
+    #: each attempt's log volume against its cap (engine/log_cap.py)
+    log_caps: LogCaps = field(default_factory=LogCaps)
 
 
 class Tx:

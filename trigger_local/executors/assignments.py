@@ -138,7 +138,8 @@ async def lose_attempt(engine: Engine, log_path: Path, run_id: str, attempt: int
 
 async def store_unsent(engine: Engine, path: Path, run_id: str, attempt: int) -> None:
     """Store the lines of `attempt` the spool at `path` holds and the daemon does not."""
-    held = await attempt_lines(engine.queries.logs, run_id, attempt)
+    held = await attempt_lines(engine.queries.logs, run_id, attempt) \
+        + engine.ctx.log_caps.dropped_lines(run_id, attempt)  # past the cap: not stored
     missing = unsent(path, run_id, attempt, held)
     if missing:
         now = engine.clock.now()

@@ -81,16 +81,18 @@ def read_secret_key(home: Path | None = None) -> str | None:
         return None
 
 
-def current_project() -> str | None:
-    """TRIGGER_LOCAL_PROJECT, else the ref of the project around the current directory."""
+def current_project(derived: bool = True) -> str | None:
+    """TRIGGER_LOCAL_PROJECT, else the ref of the project around the current directory: the one
+    its config names or, with `derived`, the one its directory's name derives."""
     named = os.environ.get(PROJECT_ENV)
     if named:
         return check_project_ref(named, PROJECT_ENV)
     try:
         root = find_project_root(Path.cwd())
-        return load_project(root).project if root is not None else None
+        config = load_project(root) if root is not None else None
     except (OSError, ValidationError):
         return None  # a broken trigger.toml is `dev`'s to report; requests name no project
+    return config.project if config is not None and (config.named or derived) else None
 
 
 def default_url() -> str:
@@ -133,7 +135,11 @@ def resolve_endpoint() -> Endpoint:
         url = str((read_daemon_info() or {}).get("url") or default_url())
     _check_url(url)
     # The home's key is the right one whenever the daemon is ours, even if only the URL was set.
-    return Endpoint(url.rstrip("/"), key or read_secret_key(), current_project())
+    home_key = read_secret_key()
+    # A ref derived from the directory's name is named for the daemon's key only: another key
+    # (a project's) names its project itself, and the derived ref would be another's (403).
+    own = key is None or key == home_key
+    return Endpoint(url.rstrip("/"), key or home_key, current_project(derived=own))
 
 
 # --- the transports -------------------------------------------------------------------------

@@ -193,6 +193,15 @@ def _batch_items(task_id: str, items: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _locked(item: dict[str, Any], version: str | None) -> dict[str, Any]:
+    """A child its parent waits for runs on the parent's version (`lockToVersion`), as
+    Trigger.dev's SDK sends it for triggerAndWait and batchTriggerAndWait: the parent's code
+    waits for a result of the code it was written with, whatever was registered since."""
+    if version:
+        item["options"].setdefault("lockToVersion", version)
+    return item
+
+
 def _batch_handle(answer: dict[str, Any]) -> BatchHandle:
     runs = [r["id"] if isinstance(r, dict) else str(r) for r in answer.get("runs", [])]
     return BatchHandle(batch_id=answer.get("batchId") or answer.get("id", ""), runs=runs)
@@ -287,8 +296,9 @@ class Tasks(GlobalHooks):
             state.from_record(call)
             return TaskRunResult.from_wait(str(record["childRunId"]), _recorded(record))
         # a pending record: the daemon answers with the same child and waitpoint
-        answer = await state.run_call(protocol.TRIGGER, {**_item(task_id, payload, options),
-                                                         "wait": True, "record": replay_body(call)})
+        item = _locked(_item(task_id, payload, options), state.ctx.version)
+        answer = await state.run_call(protocol.TRIGGER, {**item, "wait": True,
+                                                         "record": replay_body(call)})
         result = await wait_on(state, {"kind": "run", "waitpointId": _waitpoint(answer)})
         return TaskRunResult.from_wait(answer["id"], result)
 
@@ -311,8 +321,9 @@ class Tasks(GlobalHooks):
         if completed(record) and record:
             state.from_record(call)
             return TaskRunResult.list_from_batch(_recorded(record))
-        answer = await state.run_call(protocol.BATCH, {"items": _batch_items(task_id, items),
-                                                       "wait": True, "record": replay_body(call)})
+        body = [_locked(item, state.ctx.version) for item in _batch_items(task_id, items)]
+        answer = await state.run_call(protocol.BATCH, {"items": body, "wait": True,
+                                                       "record": replay_body(call)})
         result = await wait_on(state, {"kind": "batch", "waitpointId": _waitpoint(answer)})
         return TaskRunResult.list_from_batch(result)
 
