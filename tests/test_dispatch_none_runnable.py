@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 from engine_support import T0, open_engine
-from test_dispatch_idle_room import settled, trigger
+from test_dispatch_idle_room import IdleGate, settled, trigger
 from test_dispatch_room_only import looping
 
 from trigger_local.clock import FakeClock
-from trigger_local.engine import Engine
-from trigger_local.store.models import EXECUTING, QUEUED, TaskDef
+from trigger_local.engine import Engine, TriggerRequest
+from trigger_local.store.models import EXECUTING, QUEUED, Run, TaskDef
 
 QUEUE = "task/hello"
 
@@ -83,3 +83,35 @@ async def test_a_rate_limited_trigger_still_wakes_the_round(engine: Engine) -> N
         rounds.clear()
         assert (await trigger(engine)).status == QUEUED  # its window is used up
         await until(lambda: rounds != [])
+
+
+async def test_a_trigger_held_back_by_a_run_the_round_then_lets_go_wakes_the_round(
+        tmp_path: Path) -> None:
+    # review rv10b: a trigger served while a round starts its run counted that run (reserved)
+    # as running; at the global concurrency its dequeue found none and its RunCreated woke no
+    # round. The round's start then failed ("no process available": the reservation is let go
+    # silently) and the new run, first in line (its priority), waited for the 5 s safety net
+    eng = await open_engine(tmp_path, FakeClock(T0), concurrency=1, tasks=[
+        TaskDef(task_id="hello", queue=QUEUE, shared=True)])
+    try:
+        dispatcher, executor = await settled(eng, room=4)
+        eng.ctx.placer = None
+        older = await trigger(eng)  # QUEUED: the round takes it
+        eng.ctx.placer = IdleGate(dispatcher)
+        during: list[str] = []
+        real = executor.assign
+
+        async def no_process_for_it(run: Run) -> bool:
+            if run.id == older.id and not during:
+                urgent = await eng.trigger(TriggerRequest(task_id="hello", priority=60))
+                assert urgent.run.status == QUEUED  # the reserved run fills the concurrency
+                during.append(urgent.run.id)
+                return False  # no process could take it: the round lets it go
+            return await real(run)
+
+        executor.assign = no_process_for_it  # type: ignore[method-assign]
+        async with looping(dispatcher):
+            await until(lambda: bool(executor.started), tries=100)  # 1 s, not the 5 s net
+        assert executor.started[0] == during[0]  # first in line: its priority
+    finally:
+        await eng.store.close()

@@ -23,7 +23,8 @@ leaves right after that one commit:
 The run's `RunCreated` is published with the status the run has after the commit (EXECUTING),
 which the dispatcher does not wake for: there is nothing left for its round to do. Nor when
 the dequeue took no run at all (its queue paused, or at its concurrency limit, the global
-concurrency reached) on a store of its own with no rate limit: the event says so
+concurrency reached) on a store of its own with no rate limit and no run reserved by a
+round starting it (that start may fail and let it go, silently): the event says so
 (`none_runnable`), and a round would find none either — what makes the run runnable wakes the
 dispatcher as ever (a queue resumed, room). A rate gate can leave a runnable run behind the one
 it refused (the dequeue takes one run at most here), and the window it noted was undone with
@@ -139,9 +140,10 @@ async def start_at_once(tx: Tx, run: Run) -> Placed | None:
     return Placed(placement, *started)
 
 
-#: `_take`'s answer when its dequeue found no run that may start now, and no rate limit took
+#: `_take`'s answer when its dequeue found no run that may start now, no rate limit took
 #: part (a rate gate takes one run at most with a limit of one, and notes when its window
-#: opens, which the undone dequeue forgot): a dispatcher round would find none either
+#: opens, which the undone dequeue forgot) and no run was reserved (a round's start that fails
+#: lets its reserved run go silently): a dispatcher round would find none either
 _NONE_RUNNABLE = object()
 
 
@@ -170,7 +172,10 @@ async def _take(tx: Tx, run: Run, placement: Placement) -> tuple[Run, Attempt] |
         del tx.published[published:]
         del tx.due_notes[noted:]
         del tx.batch_checks[checks:]
-        if not taken and not tx.ctx.shared_store and not await tx.rate_limits.all():
+        # runs reserved by others (a round starting them) counted as running: a start that
+        # fails lets its run go without a word, and this one may be first in line then
+        if not taken and not before and not tx.ctx.shared_store \
+                and not await tx.rate_limits.all():
             return _NONE_RUNNABLE
         return None
 
