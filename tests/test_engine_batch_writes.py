@@ -17,8 +17,8 @@ from tests.engine_support import T0, open_engine
 from trigger_local.clock import FakeClock
 from trigger_local.engine import Engine, TriggerRequest
 from trigger_local.engine.debounce import Debounce
-from trigger_local.store import SqliteStore
-from trigger_local.store.models import DELAYED, QUEUED, TaskDef
+from trigger_local.store import SqliteStore, Store
+from trigger_local.store.models import DELAYED, EXPIRED, QUEUED, TaskDef
 
 N = 40
 
@@ -165,3 +165,42 @@ async def test_a_batch_whose_item_fails_writes_nothing(engine: Engine) -> None:
     read = engine.queries
     assert await read.runs.count_by_status() == {}
     assert [e for e in await read.events.after(0) if e.type == "run.created"] == []
+
+
+async def test_a_mixed_batch_reads_back_on_both_stores(store: Store, tmp_path: Path) -> None:
+    """Review rv10a: PostgreSQL's `runs.insert_many` and `events.append_many` became a batch
+    trigger's path with this change (before, only the store contract called insert_many). A
+    batch of every kind of item — delayed, with a TTL, tags, metadata and a priority, unicode,
+    keys repeated, a queue limit — reads back as made on both stores: each run as returned,
+    the counters per queue, tag pages, one `run.created` per new run in the batch's order, and
+    the timers of the runs written together fire (DELAYED → QUEUED, the TTL → EXPIRED)."""
+    clock = FakeClock(T0)
+    engine = await open_engine(tmp_path, clock, store=store,
+                               tasks=[TaskDef(task_id="noop", queue="task/noop")])
+    items = [TriggerRequest(task_id="noop", delay="10s", payload='"é✓ 漢字"'),
+             TriggerRequest(task_id="noop", ttl="5s", tags=["x", "ü"]),
+             TriggerRequest(task_id="noop", idempotency_key="k"),
+             TriggerRequest(task_id="noop", metadata={"a": [1, "ß"]}, priority=3),
+             TriggerRequest(task_id="noop", idempotency_key="k"),
+             TriggerRequest(task_id="noop", queue="q2", queue_concurrency_limit=3),
+             TriggerRequest(task_id="noop", queue="q2"),
+             TriggerRequest(task_id="noop", tags=["x"])]
+    _, results, _ = await engine.batch_trigger(items)
+    read = engine.queries
+    for result in results:
+        assert await read.runs.get(result.run.id) == result.run
+    ids = [r.run.id for r in results]
+    assert ids[4] == ids[2] and len(set(ids)) == 7
+    assert await read.runs.count_by_status() == {DELAYED: 1, QUEUED: 6}
+    queued = {q.name: (q.queued, q.concurrency_limit) for q in await read.queues.all()}
+    assert queued == {"task/noop": (4, None), "q2": (2, 3)}
+    assert {r.id for r in await read.runs.page(limit=20, tags=["x"])} == {ids[1], ids[7]}
+    created = [e.run_id for e in await read.events.after(0, limit=100)
+               if e.type == "run.created"]
+    assert created == [ids[i] for i in (0, 1, 2, 3, 5, 6, 7)]
+    clock.advance(11)
+    assert await engine.tick_timers() == 2
+    assert await read.runs.count_by_status() == {EXPIRED: 1, QUEUED: 6}
+    delayed, expired = await read.runs.get(ids[0]), await read.runs.get(ids[1])
+    assert delayed is not None and delayed.status == QUEUED
+    assert expired is not None and expired.status == EXPIRED

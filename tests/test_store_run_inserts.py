@@ -74,7 +74,7 @@ async def test_every_run_reads_back_as_written(store: SqliteStore) -> None:
 
 
 async def test_a_new_run_binds_only_the_columns_it_sets(store: SqliteStore) -> None:
-    """A queued run as a trigger makes it names about a dozen of the 44 columns."""
+    """A queued run as a trigger makes it names 11 of the 43 columns."""
     sent: list[str] = []
     writer = store._writer  # noqa: SLF001 - the statement the store really sends
     assert writer is not None

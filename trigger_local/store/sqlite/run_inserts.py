@@ -1,11 +1,11 @@
 """A new run's INSERT binds only the columns it sets (issue #13).
 
-A run row has 44 columns; a new run sets about fifteen of them — the others are NULL, or the
-value the schema's DEFAULT gives (`priority`, `attempt_count`, `depth`, ...). Binding all 44 by
-name was a third of the INSERT's cost. Here a run's row is its non-default values in column
-order, bound by position, under an `INSERT` that names those columns only: one statement per
-shape of row (a batch's runs share one), cached. `insert_many` sends a batch's runs of one shape
-with one `executemany`.
+A run has 43 columns (the table's 44th, `seq`, is the rowid); a queued run sets 11 of them — the
+others are NULL, or the value the schema's DEFAULT gives (`priority`, `attempt_count`, `depth`,
+...). Binding all 43 by name was a third of the INSERT's cost. Here a run's row is its
+non-default values in column order, bound by position, under an `INSERT` that names those
+columns only: one statement per shape of row (a batch's runs share one), cached. `insert_many`
+sends a batch's runs of one shape with one `executemany`.
 """
 
 from __future__ import annotations
