@@ -53,7 +53,8 @@ _AT_MOST: dict[str, float] = {
     **{name: MAX_DURATION_S for name in _AT_LEAST if name.endswith("_s")},
     **{name: 1_000_000 for name in _AT_LEAST if not name.endswith(("_s", "_days", "_bytes"))},
     "retention_days": MAX_DURATION_S / 86400, "payload_limit_bytes": 512 * MIB}
-_CHOICES = {"checkpoints": ("auto", "off")}  # the executor is checked at start (daemon_core)
+#: an unknown TRIGGER_LOCAL_EXECUTOR said neither the variable nor where it is described
+_CHOICES = {"checkpoints": ("auto", "off"), "executor": ("process", "docker")}
 _WAIT_KINDS = ("duration", "token", "run", "batch")
 
 
@@ -65,12 +66,14 @@ def check_setting(name: str, raw: str, value: Any) -> Any:
         raise ValidationError(f"{env}: must be a number of at least {low:g} and at most "
                               f"{_AT_MOST[name]:,.0f} (docs/configuration.md)")
     if name in _CHOICES and value not in _CHOICES[name]:
-        raise ValidationError(f"{env}: must be one of {', '.join(_CHOICES[name])}")
+        raise ValidationError(f"{env}: must be one of {', '.join(_CHOICES[name])} "
+                              "(docs/configuration.md)")
     if name == "checkpoint_waits":
         unknown = [k for k in (w.strip() for w in value.split(",")) if k and k not in _WAIT_KINDS]
         if unknown:
             raise ValidationError(f"{env}: {', '.join(map(repr, unknown))} is not a kind of "
-                                  f"wait: give a comma list of {', '.join(_WAIT_KINDS)}")
+                                  f"wait: give a comma list of {', '.join(_WAIT_KINDS)} "
+                                  "(docs/configuration.md)")
     return value
 
 
