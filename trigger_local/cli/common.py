@@ -70,6 +70,19 @@ def number_in(lo: int, hi: int, unit: str = "") -> Callable[[Any], Any]:
     return check
 
 
+def given(what: str) -> Callable[[Any], Any]:
+    """A typer callback for a string flag (or a repeatable one): an empty value is a usage
+    error naming the flag and saying what leaving it out does; `--tag ""` listed every run,
+    `--queue ""` put the run on its task's queue, in silence."""
+
+    def check(value: Any) -> Any:
+        if any(not v.strip() for v in ([value] if isinstance(value, str) else value or [])):
+            raise typer.BadParameter(f"must not be empty (leave it out for {what})")
+        return value
+
+    return check
+
+
 def emit_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
 
