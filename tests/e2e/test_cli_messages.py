@@ -251,11 +251,12 @@ def test_an_empty_filter_or_queue_is_a_usage_error_naming_the_option(
                          (("runs", "ls", "--task", ""), "--task"),
                          (("runs", "ls", "--task", "hello", "--task", " "), "--task"),
                          (("runs", "ls", "--project", ""), "--project"),
+                         (("runs", "ls", "--status", ","), "--status"),
                          (("trigger", "hello", "--queue", ""), "--queue"),
                          (("trigger", "hello", "--tag", ""), "--tag")):
         r = cli(ready, *args)
         assert r.returncode == 2 and r.stdout == "", (args, r.stdout, r.stderr)
-        assert f"Invalid value for '{option}'" in r.stderr and "must not be empty" in r.stderr, \
-            (args, r.stderr)
+        assert f"Invalid value for {option}" in r.stderr.replace("'", "") \
+            and "must not be empty" in r.stderr, (args, r.stderr)
     assert len(ready.api("GET", "/api/v1/runs").json()["data"]) == 1  # nothing triggered
     assert cli(ready, "runs", "ls", "--task", "hello").returncode == 0

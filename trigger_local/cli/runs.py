@@ -27,6 +27,9 @@ STATUSES = tuple(RunStatus)
 
 def _statuses(values: list[str]) -> list[str]:
     wanted = [s.strip().upper() for v in values for s in v.split(",") if s.strip()]
+    if values and not wanted:  # `--status ,` listed every run
+        raise typer.BadParameter("must not be empty (leave it out for any status)",
+                                 param_hint="--status")
     unknown = [s for s in wanted if s not in STATUSES]
     if unknown:
         raise typer.BadParameter(f"unknown status {', '.join(unknown)}; use one of "
