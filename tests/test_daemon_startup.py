@@ -150,7 +150,6 @@ def test_the_database_check_runs_while_the_daemon_is_imported(tmp_path: Path) ->
     ("SHUTDOWN_GRACE_S", "-1", "at least 0"), ("HOLD_THRESHOLD_S", "inf", "at least 0"),
     ("EVICT_AFTER_S", "-1", "at least 0"), ("LEASE_TIMEOUT_S", "0", "at least 0.1"),
     ("RETENTION_DAYS", "-1", "at least 0"), ("CHECKPOINTS", "maybe", "one of auto, off"),
-    ("EXECUTOR", "podman", "one of process, docker"),
     ("CHECKPOINT_WAITS", "duration,bogus", "'bogus' is not a kind of wait"),
     ("LOG_JSON", "perhaps", "is not true or false (or 1/0, yes/no, on/off)"),
     ("CONCURRENCY", "1.5", "is not a whole number: set it to one, or unset it"),

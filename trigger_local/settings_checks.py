@@ -53,8 +53,7 @@ _AT_MOST: dict[str, float] = {
     **{name: MAX_DURATION_S for name in _AT_LEAST if name.endswith("_s")},
     **{name: 1_000_000 for name in _AT_LEAST if not name.endswith(("_s", "_days", "_bytes"))},
     "retention_days": MAX_DURATION_S / 86400, "payload_limit_bytes": 512 * MIB}
-#: an unknown TRIGGER_LOCAL_EXECUTOR said neither the variable nor where it is described
-_CHOICES = {"checkpoints": ("auto", "off"), "executor": ("process", "docker")}
+_CHOICES = {"checkpoints": ("auto", "off")}  # the executor is checked at start (daemon_core)
 _WAIT_KINDS = ("duration", "token", "run", "batch")
 
 
