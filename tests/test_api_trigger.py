@@ -192,3 +192,15 @@ async def test_a_huge_number_and_a_deep_payload_are_refused_in_plain_words(
                                 "options": {"payloadType": "application/json"}})
     assert deep.status_code == 400
     assert "nested deeper than 100 levels. Send JSON" in deep.json()["error"]
+
+
+async def test_an_empty_queue_name_is_a_400_naming_it_and_triggers_nothing(
+        api: httpx.AsyncClient, indexed: Version) -> None:
+    """`{"queue": {"name": ""}}` put the run on the task's own queue, in silence."""
+    for queue in ({"name": ""}, ""):
+        for path, body in (("/api/v1/tasks/hello/trigger", {"options": {"queue": queue}}),
+                           ("/api/v1/tasks/batch",
+                            {"items": [{"task": "hello", "options": {"queue": queue}}]})):
+            r = await api.post(path, json=body)
+            assert r.status_code == 400 and "options.queue.name" in r.json()["error"], r.text
+    assert (await api.get("/api/v1/runs")).json()["data"] == []

@@ -222,3 +222,42 @@ def test_devs_stop_note_about_one_waiting_run_is_singular() -> None:
         "`trigger-local dev`.")
     assert waiting_note(2, False, "proj_a").startswith("2 runs of proj_a waiting: they keep")
     assert waiting_note(1, True, "proj_a").startswith("1+ runs of proj_a waiting: they keep")
+
+
+#: what Debian 12's CRIU 3.17 says to `criu check` on a 6.x kernel (~300 characters)
+OLD_CRIU_SAYS = (
+    "Warn  (criu/kerndat.c:1103): Can't keep kdat cache on non-tempfs\n"
+    "Error (criu/vdso.c:194): vdso: Unexpected rt vDSO area bounds\n"
+    "Error (criu/vdso.c:500): vdso: Failed to fill self vdso symtable\n"
+    "Error (criu/kerndat.c:1906): kerndat_vdso_fill_symtable failed when initializing kerndat.\n"
+    "Error (criu/crtools.c:254): Could not initialize kernel features detection.")
+
+
+def old_criu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `criu` on PATH that fails its check as 3.17 does: only the message shape is tested
+    with it (tests/e2e/test_criu_checkpoints.py runs the real CRIU 4)."""
+    fake = tmp_path / "bin" / "criu"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nif [ "$1" = "--version" ]; then echo "Version: 3.17"; exit 0; fi\n'
+                    f"cat >&2 <<'EOF'\n{OLD_CRIU_SAYS}\nEOF\nexit 1\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    return fake
+
+
+def test_a_failing_criu_check_is_one_short_line_with_criu_s_words_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """status and doctor printed CRIU's raw error (~300 characters) on the checkpoints line."""
+    from trigger_local.executors import criu
+
+    fake = old_criu(tmp_path, monkeypatch)
+    found = asyncio.run(criu.check(str(fake)))
+    assert not found.ok and found.version == "3.17"
+    assert found.reason == ("`criu check` fails with CRIU 3.17; 4 or newer is needed: run "
+                            "scripts/setup-criu.sh"), found.reason
+    assert found.detail == OLD_CRIU_SAYS  # for the daemon log, status --json, doctor --verbose
+    check = check_criu()
+    assert (check.level, check.detail) == ("warn", "`criu check` failed (CRIU 3.17)"), check
+    assert check.more == OLD_CRIU_SAYS and "setup-criu.sh" in check.fix
+    assert criu.check_failed("4.1.1") == ("`criu check` fails with CRIU 4.1.1 on this host: "
+                                          "`trigger-local doctor --verbose` shows CRIU's output")

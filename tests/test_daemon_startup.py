@@ -171,6 +171,9 @@ def test_a_setting_out_of_range_is_refused_naming_it(monkeypatch: pytest.MonkeyP
     with pytest.raises(ValidationError) as caught:
         DaemonSettings.from_env()
     assert f"TRIGGER_LOCAL_{name}" in caught.value.message and words in caught.value.message
+    # every setting's error points at where the settings are described (CHECKPOINTS' and
+    # CHECKPOINT_WAITS' did not)
+    assert caught.value.message.endswith("(docs/configuration.md)"), caught.value.message
 
 
 def test_settings_in_range_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,7 +28,7 @@ def test_a_checkpoint_dir_that_cannot_be_made_is_a_warning(
     _daemon_says(monkeypatch, tmp_path / where)
     found = doctor_criu.checkpoint_check(DaemonSettings(home=tmp_path / "home"))
     assert found is not None
-    level, detail, fix = found
+    level, detail, fix, _ = found
     assert level == "warn" and "cannot write checkpoints" in detail, detail
     assert "is not a directory" in detail and "TRIGGER_LOCAL_CHECKPOINT_DIR" in fix
 

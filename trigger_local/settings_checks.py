@@ -67,12 +67,14 @@ def check_setting(name: str, raw: str, value: Any) -> Any:
         raise ValidationError(f"{env}: must be a number of at least {low:g} and at most "
                               f"{_AT_MOST[name]:,.0f} (docs/configuration.md)")
     if name in _CHOICES and value not in _CHOICES[name]:
-        raise ValidationError(f"{env}: must be one of {', '.join(_CHOICES[name])}")
+        raise ValidationError(f"{env}: must be one of {', '.join(_CHOICES[name])} "
+                              "(docs/configuration.md)")
     if name == "checkpoint_waits":
         unknown = [k for k in (w.strip() for w in value.split(",")) if k and k not in _WAIT_KINDS]
         if unknown:
             raise ValidationError(f"{env}: {', '.join(map(repr, unknown))} is not a kind of "
-                                  f"wait: give a comma list of {', '.join(_WAIT_KINDS)}")
+                                  f"wait: give a comma list of {', '.join(_WAIT_KINDS)} "
+                                  "(docs/configuration.md)")
     return value
 
 

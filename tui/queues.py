@@ -18,7 +18,7 @@ from trigger_local.display import limit_text, table_time
 from trigger_local.sdk.client import ApiClient
 
 from .common import Coalesce, ErrorLine, Json, dashboard, list_schedules, plain, read_or_say
-from .table import FitTable
+from .table import FitTable, RowTable
 from .waitpoints import JsonDialog
 
 
@@ -128,7 +128,7 @@ class SchedulesView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", id="schedules-note")
-        table: DataTable[Any] = DataTable(id="schedules-table", cursor_type="row")
+        table = RowTable(id="schedules-table", cursor_type="row")
         for name in ("id", "task", "cron", "next run", "active"):
             table.add_column(name, key=name)
         yield table

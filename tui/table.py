@@ -62,7 +62,26 @@ def _caps(natural: dict[str, int], shrink: dict[str, int], hidden: list[str], ro
     return {k: w for k, w in widths.items() if w < natural[k]}
 
 
-class FitTable(DataTable[Any]):
+class RowTable(DataTable[Any]):
+    """A DataTable whose Home and End move a row cursor to the first and last row, with the
+    view. The stock keys scroll sideways only, so Enter then opened a row the user had not
+    picked (and, once the view was scrolled, one off screen); Home and End now do what
+    Ctrl+Home and Ctrl+End do."""
+
+    def action_scroll_home(self) -> None:
+        if self.cursor_type == "row" and self.show_cursor:
+            self.action_scroll_top()
+        else:
+            super().action_scroll_home()
+
+    def action_scroll_end(self) -> None:
+        if self.cursor_type == "row" and self.show_cursor:
+            self.action_scroll_bottom()
+        else:
+            super().action_scroll_end()
+
+
+class FitTable(RowTable):
     """A DataTable whose columns fit its width (see the module docstring)."""
 
     #: column key → the least width it shrinks to

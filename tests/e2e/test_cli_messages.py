@@ -248,3 +248,23 @@ def test_a_schedule_not_found_says_how_to_list_them(daemon: DaemonProcess) -> No
         assert r.returncode == 1, r.stderr
         assert r.stderr.strip() == ("Error: Schedule not found. List them with `trigger-local "
                                     "schedules ls`."), (args, r.stderr)
+
+
+def test_an_empty_filter_or_queue_is_a_usage_error_naming_the_option(
+        ready: DaemonProcess) -> None:
+    """`runs ls --tag ""` listed every run and `trigger --queue ""` used the task's own queue,
+    both in silence."""
+    ready.wait_status(ready.trigger("hello", {}))
+    for args, option in ((("runs", "ls", "--tag", ""), "--tag"),
+                         (("runs", "ls", "--task", ""), "--task"),
+                         (("runs", "ls", "--task", "hello", "--task", " "), "--task"),
+                         (("runs", "ls", "--project", ""), "--project"),
+                         (("runs", "ls", "--status", ","), "--status"),
+                         (("trigger", "hello", "--queue", ""), "--queue"),
+                         (("trigger", "hello", "--tag", ""), "--tag")):
+        r = cli(ready, *args)
+        assert r.returncode == 2 and r.stdout == "", (args, r.stdout, r.stderr)
+        assert f"Invalid value for {option}" in r.stderr.replace("'", "") \
+            and "must not be empty" in r.stderr, (args, r.stderr)
+    assert len(ready.api("GET", "/api/v1/runs").json()["data"]) == 1  # nothing triggered
+    assert cli(ready, "runs", "ls", "--task", "hello").returncode == 0

@@ -36,11 +36,11 @@ def _daemon(tmp_path: Path, **env: str) -> DaemonProcess:
     return d
 
 
-def _doctor(d: DaemonProcess) -> str:
+def _doctor(d: DaemonProcess, *args: str, command: str = "doctor") -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGER_")}
     env["TRIGGER_LOCAL_HOME"] = str(d.home)
-    done = subprocess.run([sys.executable, "-m", "trigger_local", "doctor"], capture_output=True,
-                          text=True, env=env, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "trigger_local", command, *args],
+                          capture_output=True, text=True, env=env, timeout=60)
     return done.stdout + done.stderr
 
 
@@ -66,7 +66,9 @@ def test_without_working_criu_runs_are_held_and_doctor_explains(
     if problem == "check-fails":  # a CRIU too old for the kernel, as Debian 12's 3.17 is
         fake = tmp_path / "criu"
         fake.write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo 'Version: 3.17' && exit 0\n"
-                        "echo 'Error (criu/vdso.c:1): Unexpected rt vDSO area bounds'; exit 1\n")
+                        "echo 'Error (criu/vdso.c:1): Unexpected rt vDSO area bounds'\n"
+                        "echo 'Error (criu/kerndat.c:1906): kerndat_vdso_fill_symtable failed "
+                        "when initializing kerndat.'; exit 1\n")
         fake.chmod(0o755)
         criu = str(fake)
     d = _daemon(tmp_path, TRIGGER_LOCAL_CRIU_PATH=criu)
@@ -81,6 +83,13 @@ def test_without_working_criu_runs_are_held_and_doctor_explains(
             said = _doctor(d)
             assert ("holds waiting runs instead of checkpointing" in said
                     and "setup-criu.sh" in said), said
+        if problem == "check-fails":  # one short line; CRIU's words on demand
+            line = next(x for x in _doctor(d, command="status").splitlines()
+                        if x.strip().startswith("checkpoints"))
+            assert "`criu check` fails with CRIU 3.17" in line and "vdso" not in line, line
+            assert "kerndat" in status["detail"] and "kerndat" not in status["reason"], status
+            assert "vdso" not in _doctor(d)
+            assert "| Error (criu/kerndat.c:1906)" in _doctor(d, "--verbose")
     finally:
         d.close()
 

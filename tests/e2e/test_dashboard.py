@@ -209,3 +209,30 @@ async def test_the_waitpoints_tab_says_when_there_are_no_tokens(ready: DaemonPro
         assert r.status_code == 200, r.text
         await until(pilot, lambda: "callback URL" in str(below.render()), "the new token")
         assert "No waitpoint tokens yet" not in str(below.render())
+
+
+async def test_end_and_home_move_the_runs_cursor_so_enter_opens_the_row_in_view(
+        ready: DaemonProcess) -> None:
+    """`End` scrolled the view (Textual's binding) but left the row cursor on the first run:
+    `Enter` then opened a run the user did not pick, off screen."""
+    ready.wait_status(ready.trigger("hello", {}))  # the queue exists once a run used it
+    ready.api("POST", "/api/v1/queues/hello/pause",
+              json={"type": "task", "action": "pause"}).raise_for_status()
+    client = SyncApiClient(ready.url, ready.key)
+    client.batch_trigger([{"task": "hello", "payload": "{}"} for _ in range(40)])
+    client.close()
+    app = dashboard(ready)
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one("#runs-table", DataTable)
+        await until(pilot, lambda: table.row_count >= 41, "the runs")
+        await pilot.press("end")
+        await until(pilot, lambda: table.cursor_row == table.row_count - 1, "the cursor at the end")
+        assert table.scroll_y == table.max_scroll_y > 0  # the last row is in view
+        last = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunDetail)
+                    and app.screen.run_id == last, "the last row's detail")
+        app.pop_screen()
+        await pilot.press("home")
+        await until(pilot, lambda: table.cursor_row == 0 and table.scroll_y == 0,
+                    "the cursor back at the first row")

@@ -240,3 +240,35 @@ def test_a_dotenv_no_process_can_take_is_one_error_and_dev_goes_on(
              what="dev to register the fixed .env")
     assert dev.signal_and_wait(signal.SIGINT) == 0, dev.stderr()
     dev.assert_nothing_left()
+
+
+def test_a_second_dev_of_a_project_stops_naming_the_first(tmp_path: Path,
+                                                          dev_factory: DevFactory) -> None:
+    """A second `dev` in the same directory used to run beside the first: both registered a
+    version on each change and both streamed the runs. It exits 1 at once, naming the first
+    dev's pid; once the first is gone (kill -9 too), a new one starts."""
+    home = tmp_path / "home"
+    running = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home)}).start()
+    try:
+        first = dev_factory(home=home)
+        wait_for(lambda: "Project" in first.stderr() or first.proc.poll() is not None, 60,
+                 what="the first dev to register")
+        env = {**os.environ, "TRIGGER_LOCAL_HOME": str(home),
+               "IMPORT_MARKER": str(tmp_path / "second-imported")}
+        second = subprocess.run([sys.executable, "-m", "trigger_local", "dev"],
+                                cwd=first.project, env=env, capture_output=True, text=True,
+                                timeout=30)
+        assert second.returncode == 1, second.stderr
+        assert second.stderr.strip() == (
+            f"Error: `trigger-local dev` of proj_test already runs (pid {first.proc.pid} in "
+            f"{first.project}): it registers this project and shows its runs. Stop it (Ctrl-C "
+            "there) to start another."), second.stderr
+        assert not (tmp_path / "second-imported").exists()  # it registered nothing
+        first.proc.kill()  # -9: the kernel releases its lock
+        first.proc.wait(10)
+        third = dev_factory(home=home)
+        wait_for(lambda: "Project" in third.stderr() or third.proc.poll() is not None, 60,
+                 what="a new dev to register")
+        assert third.proc.poll() is None, third.stderr()
+    finally:
+        running.close()

@@ -85,10 +85,12 @@ def test_imperative_schedule_from_the_sdk(scheduled: DaemonProcess) -> None:
     sdk.close()
 
 
-def _cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TRIGGER_LOCAL_HOME": str(daemon.home)}
+def _cli(daemon: DaemonProcess, *args: str,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {**{k: v for k, v in os.environ.items() if k != "TRIGGER_LOCAL_PROJECT"},
+            "TRIGGER_LOCAL_HOME": str(daemon.home), **(env or {})}
     return subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True,
-                          text=True, env=env, timeout=60)
+                          text=True, env=full, timeout=60)
 
 
 def test_cli_manages_an_imperative_schedule(scheduled: DaemonProcess) -> None:
@@ -113,3 +115,23 @@ def test_cli_manages_an_imperative_schedule(scheduled: DaemonProcess) -> None:
     assert not_scheduled.returncode == 1
     assert _cli(scheduled, "schedules", "delete", created["id"]).returncode == 0
     assert _cli(scheduled, "schedules", "show", created["id"]).returncode == 1
+
+
+def test_a_schedule_for_a_task_not_there_names_the_project_and_its_scheduled_tasks(
+        scheduled: DaemonProcess) -> None:
+    """It said "Task with identifier nosuch not found in project." and nothing else; the API's
+    `error` stays Trigger.dev's sentence."""
+    named = _cli(scheduled, "schedules", "create", "--task", "nosuch", "--cron", "0 * * * *",
+                 env={"TRIGGER_LOCAL_PROJECT": "proj_test"})
+    assert named.returncode == 1 and named.stderr.strip() == (
+        "Error: Task with identifier nosuch not found in project proj_test. Tasks it can "
+        "schedule: every-2s, on-demand."), named.stderr
+    anywhere = _cli(scheduled, "schedules", "create", "--task", "nosuch", "--cron", "0 * * * *")
+    assert anywhere.returncode == 1 and anywhere.stderr.strip() == (
+        "Error: Task with identifier nosuch not found in any project. Scheduled tasks: "
+        "proj_test: every-2s, on-demand."), anywhere.stderr
+    r = scheduled.api("POST", "/api/v1/schedules", json={"task": "nosuch", "cron": "0 * * * *"})
+    assert r.status_code == 422
+    assert r.json()["error"] == "Task with identifier nosuch not found in project."
+    listed = scheduled.api("GET", "/api/v1/schedules").json()["data"]
+    assert [s["task"] for s in listed] == ["every-2s"]  # its declarative one alone

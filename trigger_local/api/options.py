@@ -87,7 +87,9 @@ def _queue(value: Any) -> tuple[str | None, int | None]:
         except ValidationError as exc:
             raise BadRequestError(exc.message, field="options.queue.concurrencyLimit") from None
         value = value.get("name")
-    name = _str(value, "options.queue.name") or None
+    # an empty name is a 400 (check_name), not the task's own queue: it is a mistake, which no
+    # SDK makes (the Node SDK leaves a falsy queue out)
+    name = _str(value, "options.queue.name")
     return (None if name is None else check_name(name, "options.queue.name")), limit
 
 

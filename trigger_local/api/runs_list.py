@@ -114,7 +114,11 @@ def _bool(raw: str | None, name: str) -> bool | None:
 
 
 def run_filters(q: dict[str, str], now: float) -> dict[str, Any]:
-    """Query parameters → `Ops.list_runs` keyword arguments (400 for values it cannot mean)."""
+    """Query parameters → `Ops.list_runs` keyword arguments (400 for values it cannot mean).
+
+    An empty list value (`filter[tag]=`) means no filter, as on Trigger.dev: both SDKs send one
+    for an empty list (`runs.list(tag=[])`), so it cannot be a 400; the CLI refuses an empty
+    option itself (cli/common.py `given`)."""
     machines = split_list(q.get("filter[machine]"))
     bad = [m for m in machines if m not in MACHINES]
     if bad:

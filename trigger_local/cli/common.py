@@ -70,6 +70,19 @@ def number_in(lo: int, hi: int, unit: str = "") -> Callable[[Any], Any]:
     return check
 
 
+def given(what: str) -> Callable[[Any], Any]:
+    """A typer callback for a string flag (or a repeatable one): an empty value is a usage
+    error naming the flag and saying what leaving it out does; `--tag ""` listed every run,
+    `--queue ""` put the run on its task's queue, in silence."""
+
+    def check(value: Any) -> Any:
+        if any(not v.strip() for v in ([value] if isinstance(value, str) else value or [])):
+            raise typer.BadParameter(f"must not be empty (leave it out for {what})")
+        return value
+
+    return check
+
+
 def emit_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
 
@@ -131,6 +144,9 @@ def explain(exc: TriggerLocalError) -> str:
                 "if it happens again.")
     if isinstance(exc, AuthenticationError):
         return _unauthenticated(message)
+    scheduled = exc.details.get("scheduled_tasks")
+    if isinstance(scheduled, dict):
+        return _schedule_tasks(message, exc.details.get("project"), scheduled)
     known = exc.details.get("known_tasks")
     if isinstance(exc, TaskNotFoundError) or known is not None:
         names = ", ".join(str(k) for k in known or []) or "none registered yet"
@@ -144,6 +160,21 @@ def explain(exc: TriggerLocalError) -> str:
             if thing in message.lower():
                 return f"{message.rstrip('.')}. List them with `trigger-local {command}`."
     return message
+
+
+def _schedule_tasks(message: str, project: Any, scheduled: dict[str, Any]) -> str:
+    """A schedule's task that is not there (or not a scheduled task): the project, and the
+    tasks a schedule can name."""
+    message = message.replace("not found in project.", f"not found in project {project}."
+                              if project else "not found in any project.")
+    found = {ref: ", ".join(map(str, ids)) for ref, ids in scheduled.items() if ids}
+    if not found:
+        where = f"{project} has" if project else "No project has"
+        return (f"{message} {where} no scheduled task: declare one with @schedules.task and "
+                "run `trigger-local dev`.")
+    if project:
+        return f"{message} Tasks it can schedule: {found.get(str(project), '')}."
+    return f"{message} Scheduled tasks: {'; '.join(f'{r}: {t}' for r, t in found.items())}."
 
 
 def _unauthenticated(message: str) -> str:

@@ -40,6 +40,7 @@ from .daemon_start import (
     stop_spawned,
     wait_answering,
 )
+from .dev_lock import hold_dev_lock
 from .dev_watch import DevWatcher
 from .render import log_line
 from .run_events import StatusLines
@@ -253,6 +254,7 @@ def dev(
              "init`.")
     config = load_project(root)
     settings = settings_for(port=port, executor=executor or config.executor)
+    hold_dev_lock(settings.home, config.project, root)  # before a daemon is started or used
     end_on_signals()  # SIGTERM and SIGHUP end dev as Ctrl-C does: the cleanup below runs
     started: Spawned | None = None
     watcher: DevWatcher | None = None

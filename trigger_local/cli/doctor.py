@@ -43,6 +43,8 @@ class Check:
     level: str  # ok | warn | fail
     detail: str
     fix: str = ""
+    #: a tool's own words behind `detail` (CRIU's output): shown with --verbose
+    more: str = ""
 
 
 def check_python() -> Check:
@@ -198,11 +200,12 @@ def check_criu() -> Check:
         # not criu's last line: its warnings ("Can't check shutdown state of inet socket")
         # come on stderr, after or before "Looks good."
         return Check("CRIU", "ok", f"`criu check` passed{_criu_version(path)}")
-    said = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-    errors = [line for line in said if line.lower().startswith("error")]
-    why = (errors or said or [f"exit code {done.returncode}"])[-1]
-    return Check("CRIU", "warn", f"`criu check` failed: {why}",
-                 "CRIU needs root and a recent version (4.x on kernels 6.x). " + SETUP_FIX)
+    said = "\n".join(line.rstrip() for line in (done.stdout + done.stderr).splitlines()
+                     if line.strip())
+    # CRIU's words are hundreds of characters of its internals: with --verbose only
+    return Check("CRIU", "warn", f"`criu check` failed{_criu_version(path)}",
+                 "CRIU needs root and a recent version (4.x on kernels 6.x). " + SETUP_FIX,
+                 more=said or f"exit code {done.returncode}, no output")
 
 
 def _criu_version(path: str) -> str:
@@ -248,7 +251,9 @@ def check_database(url: str) -> Check:
     return Check("Database", *check_postgres(url))
 
 
-def doctor(json_output: bool = JSON_OPTION) -> None:
+def doctor(json_output: bool = JSON_OPTION,
+           verbose: bool = typer.Option(False, "--verbose", "-v",
+                                        help="Also show what CRIU itself said.")) -> None:
     """Check Python, the database (SQLite or PostgreSQL), the home, the port, Docker and CRIU.
 
     With $TRIGGER_LOCAL_DATABASE_URL set, the database checked is that PostgreSQL database."""
@@ -264,6 +269,9 @@ def doctor(json_output: bool = JSON_OPTION) -> None:
             line = Text.assemble((f"{label:<5}", style), f"{check.name:<{width}}", check.detail)
             if check.fix:
                 line.append(f"\n{'':{5 + width}}→ {check.fix}", style="dim")
+            if verbose and check.more:
+                for said in check.more.splitlines():
+                    line.append(f"\n{'':{5 + width}}| {said}", style="dim")
             console.print(line)
     if failed:
         raise typer.Exit(1)

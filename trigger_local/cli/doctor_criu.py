@@ -60,23 +60,24 @@ def daemon_checkpoints(settings: DaemonSettings) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-def checkpoint_check(settings: DaemonSettings) -> tuple[str, str, str] | None:
-    """(level, detail, fix) for the running daemon's checkpoints, or None without a daemon."""
+def checkpoint_check(settings: DaemonSettings) -> tuple[str, str, str, str] | None:
+    """(level, detail, fix, CRIU's own words) for the running daemon's checkpoints, or None
+    without a daemon."""
     status = daemon_checkpoints(settings)
     if status is None:
         return None
     if not status.get("available"):
-        reason = str(status.get("reason"))
+        reason, said = str(status.get("reason")), str(status.get("detail") or "")
         if status.get("replays"):  # a dump failed at run time (executors/checkpoints.py)
             return "warn", ("the daemon resumes waiting runs by replay instead of "
-                            f"checkpointing them: {reason}"), RUNTIME_FIX
+                            f"checkpointing them: {reason}"), RUNTIME_FIX, said
         return "warn", ("the daemon holds waiting runs instead of checkpointing them: "
-                        f"{reason}"), SETUP_FIX
+                        f"{reason}"), SETUP_FIX, said
     problem = _unwritable(Path(str(status.get("dir"))))
     if problem:  # every dump then fails and the run is held: only the daemon log said so
         return "warn", (f"the daemon cannot write checkpoints to {status.get('dir')} ({problem}): "
-                        "waiting runs are held instead"), DIR_FIX
+                        "waiting runs are held instead"), DIR_FIX, ""
     mib = int(status.get("bytes") or 0) / (1024 * 1024)
     return "ok", (f"the daemon checkpoints waiting runs (CRIU {status.get('criu_version')}); "
                   f"{status.get('count', 0)} checkpoint(s) on disk, {mib:.1f} MiB in "
-                  f"{status.get('dir')}"), ""
+                  f"{status.get('dir')}"), "", ""

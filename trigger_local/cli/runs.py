@@ -11,7 +11,7 @@ from ..display import detail_time, status_text
 from ..sdk.client import SyncApiClient
 from ..sdk.management import is_final
 from ..statuses import RunStatus
-from .common import JSON_OPTION, client, emit_json, err, fail, out
+from .common import JSON_OPTION, client, emit_json, err, fail, given, out
 from .completion import complete_run_id, complete_task
 from .follow import LogTail, follow_logs
 from .render import print_run, runs_table
@@ -27,6 +27,9 @@ STATUSES = tuple(RunStatus)
 
 def _statuses(values: list[str]) -> list[str]:
     wanted = [s.strip().upper() for v in values for s in v.split(",") if s.strip()]
+    if values and not wanted:  # `--status ,` listed every run
+        raise typer.BadParameter("must not be empty (leave it out for any status)",
+                                 param_hint="--status")
     unknown = [s for s in wanted if s not in STATUSES]
     if unknown:
         raise typer.BadParameter(f"unknown status {', '.join(unknown)}; use one of "
@@ -37,12 +40,13 @@ def _statuses(values: list[str]) -> list[str]:
 
 @app.command("ls")
 def list_runs(
-    status: list[str] = typer.Option([], "--status", "-s",
+    status: list[str] = typer.Option([], "--status", "-s", callback=given("any status"),
                                      help="Only these statuses (repeatable or a,b)."),
     task: list[str] = typer.Option([], "--task", help="Only runs of these tasks (repeatable).",
-                                   autocompletion=complete_task),
-    tag: list[str] = typer.Option([], "--tag", help="Only runs with this tag (repeatable)."),
-    project: list[str] = typer.Option([], "--project",
+                                   autocompletion=complete_task, callback=given("any task")),
+    tag: list[str] = typer.Option([], "--tag", help="Only runs with this tag (repeatable).",
+                                  callback=given("any tag")),
+    project: list[str] = typer.Option([], "--project", callback=given("every project"),
                                       help="Only runs of this project ref (repeatable; "
                                       "default: every project's)."),
     limit: int = typer.Option(25, "--limit", "-n", min=1, max=100,

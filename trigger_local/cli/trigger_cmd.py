@@ -10,7 +10,7 @@ from .. import packets
 from ..durations import parse_duration
 from ..errors import ValidationError
 from ..limits import MAX_ATTEMPTS, MAX_PRIORITY_S
-from .common import client, emit_json, err, number_in, read_json_arg
+from .common import client, emit_json, err, given, number_in, read_json_arg
 from .completion import complete_task
 from .follow import RunWatch, event_cursor, wait_until_final
 from .render import pretty
@@ -53,8 +53,10 @@ def trigger(
     priority: float | None = typer.Option(
         None, "--priority", callback=number_in(0, MAX_PRIORITY_S, " seconds"),
         help="Seconds to jump ahead in the queue (0 to 30 days)."),
-    tags: list[str] = typer.Option([], "--tag", "-t", help="Tag the run (repeatable)."),
-    queue: str | None = typer.Option(None, "--queue", help="Run on this queue."),
+    tags: list[str] = typer.Option([], "--tag", "-t", help="Tag the run (repeatable).",
+                                   callback=given("an untagged run")),
+    queue: str | None = typer.Option(None, "--queue", help="Run on this queue.",
+                                     callback=given("the task's own queue")),
     concurrency_key: str | None = typer.Option(
         None, "--concurrency-key",
         help="Runs with the same key share the queue's concurrency limit separately from other "

@@ -69,10 +69,20 @@ def check_spec(projects: Projects, spec: ScheduleSpec) -> ScheduleSpec:
         spec.project = owners[0] if owners else None
     task = projects.task(spec.project, spec.task_id)
     if task is None:
-        raise ValidationError(f"Task with identifier {spec.task_id} not found in project.")
+        raise _no_schedule_task(projects, spec, "not found in project.")
     if task.schedule is None:
-        raise ValidationError(f"Task with identifier {spec.task_id} is not a scheduled task.")
+        raise _no_schedule_task(projects, spec, "is not a scheduled task.")
     return spec
+
+
+def _no_schedule_task(projects: Projects, spec: ScheduleSpec, what: str) -> ValidationError:
+    """Trigger.dev's message, with the project and the tasks it can schedule beside it (the
+    CLI says them; a client reads `error` alone): the message named neither."""
+    refs = [spec.project] if spec.project is not None else sorted(projects.current)
+    scheduled = {ref: sorted(t.task_id for t in version.tasks if t.schedule is not None)
+                 for ref in refs if (version := projects.current_of(ref)) is not None}
+    return ValidationError(f"Task with identifier {spec.task_id} {what}", project=spec.project,
+                           scheduled_tasks=scheduled)
 
 
 async def get(schedules: ScheduleReader, schedule_id: str) -> Schedule:

@@ -113,7 +113,8 @@ class Checkpointer(CheckpointerBase):
         else:
             self.capability = await criu.check(self.settings.criu_path)
         if not self.capability.ok:
-            log.info("waiting runs will be held, not checkpointed", reason=self.capability.reason)
+            log.info("waiting runs will be held, not checkpointed", reason=self.capability.reason,
+                     criu_said=self.capability.detail)
         for ck in await self.engine.queries.checkpoints.active():
             if ck.executor == "process":
                 self.by_worker[ck.worker_id] = ck
@@ -123,7 +124,7 @@ class Checkpointer(CheckpointerBase):
 
     def describe(self) -> dict[str, Any]:
         return {"available": self.capability.ok, "reason": self.capability.reason,
-                "replays": self.capability.failed_at_run_time,
+                "detail": self.capability.detail, "replays": self.capability.failed_at_run_time,
                 "criu_version": self.capability.version, "dir": str(self.root),
                 "count": len(self.by_worker),
                 "bytes": sum(c.size_bytes for c in self.by_worker.values())}

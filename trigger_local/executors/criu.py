@@ -25,10 +25,15 @@ DUMP_TIMEOUT_S = 60.0
 @dataclass
 class Capability:
     ok: bool
-    reason: str  # why not (empty when ok), said so that a user knows what to do
+    #: why not (empty when ok), in one short line that says what to do: status, doctor and a
+    #: held run's reason show it
+    reason: str
     version: str = ""
     #: `criu check` passed, yet a dump failed while the daemon ran: it replays waits instead
     failed_at_run_time: bool = False
+    #: CRIU's own words behind `reason` (its `criu check` output, often several hundred
+    #: characters): in the daemon log, `status --json` and `doctor --verbose`
+    detail: str = ""
 
 
 async def _run(argv: list[str], timeout_s: float) -> tuple[int, str]:
@@ -81,11 +86,20 @@ async def check(criu: str) -> Capability:
                                  "neither", version)
     code, out = await _run([path, "check"], CHECK_TIMEOUT_S)
     if code != 0:
-        last = out.splitlines()[-3:] if out else [f"exit code {code}"]
-        return Capability(False, f"`criu check` fails on this kernel (CRIU {version or '?'}): "
-                                 + " / ".join(last) + ". CRIU >= 4 is needed: "
-                                 "scripts/setup-criu.sh", version)
+        return Capability(False, check_failed(version), version,
+                          detail=out or f"`criu check` exited with code {code}, saying nothing")
     return Capability(True, "", version)
+
+
+def check_failed(version: str) -> str:
+    """One line for a failed `criu check` (its output, ~300 characters of CRIU internals, is
+    the Capability's `detail`): an older CRIU than 4 is the usual cause (Debian 12's 3.17)."""
+    major = version.split(".", 1)[0]
+    if major.isdigit() and int(major) >= 4:
+        return (f"`criu check` fails with CRIU {version} on this host: `trigger-local doctor "
+                "--verbose` shows CRIU's output")
+    return (f"`criu check` fails with CRIU {version or 'of an unknown version'}; 4 or newer "
+            "is needed: run scripts/setup-criu.sh")
 
 
 def _has_checkpoint_cap() -> bool:
