@@ -15,7 +15,8 @@ from pg_cluster import Cluster
 
 from tests.store_support import T0, make_run
 from trigger_local.errors import TransactionRetryError
-from trigger_local.store.postgres import PostgresStore
+from trigger_local.store.models import Attempt
+from trigger_local.store.postgres import PostgresStore, prepared
 
 #: what a migration might do under a running daemon, to a table or a function a kept write names
 CHANGES = {
@@ -77,4 +78,30 @@ async def test_a_statement_that_fails_prepared_afresh_raises(pg_cluster: Cluster
         assert await store.read().runs.get("run_3") is None
     finally:
         await admin.close()
+        await store.close()
+
+
+async def test_names_given_up_count_towards_the_limit(pg_cluster: Cluster,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A round trip that fails may have prepared its new statements (those before the error
+    ran): their names are never used again, but the server keeps them until the connection
+    closes. They count towards `prepared.LIMIT`, which so bounds what the server holds."""
+    monkeypatch.setattr(prepared, "LIMIT", 20)
+    url = pg_cluster.fresh_url()
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        await write(store, 1)
+        for _ in range(30):  # a new statement's round trip fails after its PREPARE, each time
+            with pytest.raises(asyncpg.UniqueViolationError):
+                async with store.tx() as tx:
+                    await tx.attempts.insert(Attempt("attempt_1", "run_1", 1, "EXECUTING", T0))
+                    await tx.attempts.insert(Attempt("attempt_1", "run_1", 1, "EXECUTING", T0))
+        await write(store, 2)
+        conn = store._conns[False]
+        held = await conn.fetchval("SELECT count(*) FROM pg_prepared_statements "
+                                   "WHERE name LIKE 'trigger_local_%'")
+        assert held <= 20
+        assert len(await store.read().runs.get_many(["run_1", "run_2"])) == 2
+    finally:
         await store.close()

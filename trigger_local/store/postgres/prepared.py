@@ -42,7 +42,8 @@ from ...errors import TransactionRetryError
 from .inline import literal
 
 #: how many statements one connection prepares at most (the kept writes' texts are a few
-#: dozen: a run's UPDATE names the columns it changes); beyond, statements are sent as text
+#: dozen: a run's UPDATE names the columns it changes), names given up included (`spent`: the
+#: server keeps them until the connection closes); beyond, statements are sent as text
 LIMIT = 200
 _NAMES = itertools.count(1)
 #: the cast written right after a mark (`?::text[]`), which its value repeats
@@ -90,6 +91,8 @@ class Prepared:
         self.new: dict[str, str] = {}
         #: the round trip being written executes a statement prepared by an earlier one
         self.reused = False
+        #: names given up (their round trip failed, or they no longer fit): perhaps prepared
+        self.spent = 0
 
     def statement(self, sql: str, params: Sequence[Any]) -> str | None:
         """`sql` with `params` as one statement of a simple query — `EXECUTE name(values)`,
@@ -102,7 +105,7 @@ class Prepared:
         name = name or self.new.get(sql)
         head = ""
         if name is None:
-            if not args or len(self.names) + len(self.new) >= LIMIT:
+            if not args or len(self.names) + len(self.new) + self.spent >= LIMIT:
                 return inline_with(sql, args)
             name = self.new[sql] = f"trigger_local_{next(_NAMES)}"
             head = f"PREPARE {name} AS {marks(sql)}; "
@@ -126,9 +129,11 @@ class Prepared:
         try:
             yield
             self.names.update(self.new)
-        except Exception as exc:
+        except BaseException as exc:
+            self.spent += len(self.new)
             if not (self.reused and stale(exc)):
                 raise
+            self.spent += len(self.names)
             self.names.clear()
             raise TransactionRetryError(f"a prepared statement no longer fits the database "
                                         f"({exc}): prepared again, run again") from exc
