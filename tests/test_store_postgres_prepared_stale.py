@@ -4,8 +4,9 @@ only across the dequeue-turn migration), or the statement is gone — makes the 
 executes it fail. The connection then prepares its statements again, and the engine runs the
 transaction again (TransactionRetryError): sent as text, these writes never failed, and on the
 old code every later commit on the connection failed the same way until the daemon restarted.
-A statement that fails again once prepared afresh raises its error (no retry loop). On a real
-server (store/postgres/prepared.py)."""
+A statement that fails again once prepared afresh raises its error (no retry loop). The names
+given up (perhaps prepared, held by the server until the connection closes) count towards the
+connection's limit. On a real server (store/postgres/prepared.py)."""
 
 from __future__ import annotations
 
