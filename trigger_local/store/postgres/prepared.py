@@ -18,7 +18,17 @@ again and the statement is prepared anew under another. A prepared statement is 
 not the transaction's: a rollback (of the transaction or of a savepoint) keeps it. Names are
 unique in the process, so a connection the pool hands back, which may hold statements of an
 earlier hold, never meets one it has (store.py `_held` gives each connection it takes a new
-`Prepared`)."""
+`Prepared`).
+
+A statement prepared earlier may no longer fit the database: a migration run while the daemon
+runs changed a column's type or a function it names (its `$n` types were fixed when it was
+prepared: "column is of type jsonb but expression is of type text", "cached plan must not change
+result type"), or it is gone (`DEALLOCATE`, `DISCARD`). Every later commit on the connection
+would fail the same way; so a round trip that executed one by name and failed with such an error
+(`STALE`) forgets every name — the connection prepares its statements again, the old ones stay
+unused until it closes — and raises TransactionRetryError: nothing of it was committed (the
+error stopped the round trip before its COMMIT), and the engine runs the transaction again.
+Failing again, prepared afresh, it raises the error itself."""
 
 from __future__ import annotations
 
@@ -28,14 +38,26 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ...errors import TransactionRetryError
 from .inline import literal
 
 #: how many statements one connection prepares at most (the kept writes' texts are a few
-#: dozen: a run's UPDATE names the columns it changes); beyond, statements are sent as text
+#: dozen: a run's UPDATE names the columns it changes), names given up included (`spent`: the
+#: server keeps them until the connection closes); beyond, statements are sent as text
 LIMIT = 200
 _NAMES = itertools.count(1)
 #: the cast written right after a mark (`?::text[]`), which its value repeats
 _CAST = re.compile(r"::(double precision|[a-z]+)(\[\])?")
+#: the SQLSTATEs that say a statement no longer fits the database, not its values: class 42
+#: (a type, column, table or function that changed), 0A000 (asyncpg's
+#: InvalidCachedStatementError: its result type changed), 26000 (no prepared statement of the name)
+STALE = ("42", "0A000", "26000")
+
+
+def stale(exc: BaseException) -> bool:
+    """`exc` says a statement prepared earlier no longer fits the database (`STALE`)."""
+    state = getattr(exc, "sqlstate", None)
+    return isinstance(state, str) and state.startswith(STALE)
 
 
 def marks(sql: str) -> str:
@@ -67,6 +89,10 @@ class Prepared:
         self.names: dict[str, str] = {}
         #: prepared by the round trip being written (remembered once it succeeds: `sent`)
         self.new: dict[str, str] = {}
+        #: the round trip being written executes a statement prepared by an earlier one
+        self.reused = False
+        #: names given up (their round trip failed, or they no longer fit): perhaps prepared
+        self.spent = 0
 
     def statement(self, sql: str, params: Sequence[Any]) -> str | None:
         """`sql` with `params` as one statement of a simple query — `EXECUTE name(values)`,
@@ -74,10 +100,12 @@ class Prepared:
         args = arguments(sql, params)
         if args is None:
             return None
-        name = self.names.get(sql) or self.new.get(sql)
+        name = self.names.get(sql)
+        self.reused = self.reused or name is not None
+        name = name or self.new.get(sql)
         head = ""
         if name is None:
-            if not args or len(self.names) + len(self.new) >= LIMIT:
+            if not args or len(self.names) + len(self.new) + self.spent >= LIMIT:
                 return inline_with(sql, args)
             name = self.new[sql] = f"trigger_local_{next(_NAMES)}"
             head = f"PREPARE {name} AS {marks(sql)}; "
@@ -86,6 +114,7 @@ class Prepared:
     def statements(self, kept: Sequence[tuple[str, Sequence[Any]]]) -> list[str] | None:
         """Each of `kept` (statement, values) as `statement` writes it; None when a value
         cannot be written in (nothing is prepared then: they are sent one by one)."""
+        self.reused = False
         written = [self.statement(sql, params) for sql, params in kept]
         if any(w is None for w in written):
             self.new.clear()
@@ -95,12 +124,22 @@ class Prepared:
     @contextlib.contextmanager
     def sending(self) -> Iterator[None]:
         """Around the round trip that sends what `statements` wrote: once it succeeded, what it
-        prepared is remembered; if it failed, those names are never used again."""
+        prepared is remembered; if it failed, those names are never used again, and if an
+        earlier statement no longer fits (`stale`), no name is (the module docstring)."""
         try:
             yield
             self.names.update(self.new)
+        except BaseException as exc:
+            self.spent += len(self.new)
+            if not (self.reused and stale(exc)):
+                raise
+            self.spent += len(self.names)
+            self.names.clear()
+            raise TransactionRetryError(f"a prepared statement no longer fits the database "
+                                        f"({exc}): prepared again, run again") from exc
         finally:
             self.new.clear()
+            self.reused = False
 
 
 def inline_with(sql: str, args: Sequence[str]) -> str:

@@ -7,14 +7,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
 
 from ...errors import DatabaseUnavailableError, TransactionRetryError
 
-#: what a lost connection or an unreachable server raises (asyncpg, the socket, a timeout)
+#: what a lost connection or an unreachable server raises (asyncpg, the socket, a timeout;
+#: InternalClientError: a statement sent on a connection whose server ended it while it was idle)
 UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
-               asyncpg.InterfaceError)
+               asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
+def lost(conn: Any) -> bool:
+    """`conn` (a pool's) is closed: asyncpg hands a connection it lost back to the pool itself,
+    and asking it anything afterwards raises InterfaceError."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True
 
 
 #: what PostgreSQL raises when it refuses one of two transactions that ran at once and touched

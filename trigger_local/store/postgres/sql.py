@@ -224,8 +224,8 @@ class PgSql:
         self.release = None
         # the next transaction begins with this one's commit (store.py `_held`)
         tail = ["COMMIT", self.next_begin] if commit else [then] if then else []
-        if written is not None:
-            with self.prepared.sending():
+        if written is not None:  # (a stale statement: the transaction is run again, `guard`)
+            with self.guard(), self.prepared.sending():
                 if head or written or tail:
                     await self._send("; ".join([*head, *written, *tail]))
             return

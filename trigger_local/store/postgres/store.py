@@ -59,7 +59,7 @@ from .daemons import (
     refuse_while_others_run,
 )
 from .prepared import Prepared
-from .reach import UNREACHABLE, reachable
+from .reach import UNREACHABLE, lost, reachable
 from .schema import MIGRATIONS
 from .sql import BEGIN, BEGIN_EXCLUSIVE, LOCKED_READ, TURN, Owner, PgSql
 from .start_reads import START_READ
@@ -153,7 +153,7 @@ class PostgresStore:
         transaction takes no snapshot and no lock until its first statement (its snapshot is
         that statement's), so waiting begun changes nothing for anyone."""
         conn = self._conns.pop(exclusive, None)
-        if conn is not None and not conn.is_closed():
+        if conn is not None and not lost(conn):
             self._conns[exclusive] = conn
             return conn
         if conn is not None:
@@ -227,7 +227,7 @@ class PostgresStore:
                 finally:
                     sql.conn = None
             finally:
-                if conn.is_closed():  # lost: the next transaction connects again (`_held`)
+                if lost(conn):  # lost: the next transaction connects again (`_held`)
                     self._conns.pop(exclusive, None)
                     with contextlib.suppress(*UNREACHABLE):
                         await pool.release(conn)
@@ -266,7 +266,7 @@ class PostgresStore:
 async def _roll_back(conn: Any) -> None:
     """End the transaction under way, if the connection still can (the error that matters is
     the one being raised)."""
-    if not conn.is_closed() and conn.is_in_transaction():
+    if not lost(conn) and conn.is_in_transaction():
         with contextlib.suppress(*UNREACHABLE, asyncpg.PostgresError):
             await asyncio.shield(conn.execute("ROLLBACK"))
 

@@ -12,7 +12,7 @@ import asyncpg
 from .catalog import PgProjects, PgQueues, PgVersions
 from .later import PgSteps, PgStreams
 from .pending import Held
-from .reach import UNREACHABLE
+from .reach import UNREACHABLE, lost
 from .records import PgCheckpoints, PgEvents, PgKv, PgLogs, PgRequests, PgWorkers
 from .runs import PgAttempts, PgRuns, PgSnapshots, PgTimers
 from .sql import BEGIN, PgSql
@@ -77,7 +77,7 @@ class PgView:
                 sql.held = None
                 raise
             sql.release = None  # a savepoint inside this one: undone with it
-            if not sql.conn.is_closed():
+            if not lost(sql.conn):
                 # a doomed transaction is run again whole: its savepoints do not matter
                 with contextlib.suppress(*UNREACHABLE, asyncpg.PostgresError):
                     await sql.conn.execute(f"ROLLBACK TO SAVEPOINT {held.name}")
@@ -99,7 +99,7 @@ class PgView:
         except BaseException:
             sql.pending.undo(mark)
             sql.locked.clear()  # (where its runs are is no longer known: runs.py)
-            if sql.sent and not sql.doomed and not sql.conn.is_closed():
+            if sql.sent and not sql.doomed and not lost(sql.conn):
                 with sql.guard():
                     await sql.conn.execute("ROLLBACK")
                 sql.sent, sql.begin = 0, BEGIN  # begun again with the next statement
