@@ -5,10 +5,12 @@ attributes, in bytes — reaches the cap, and drops every later one of that atte
 process is not trusted to stop itself, and a task printing 100 MB stored ~160 MB of rows.
 When the attempt ends (engine/runs.py `move`), one marker line says how many lines and bytes
 were dropped; the run itself goes on as it would have. A later attempt has a cap of its own.
+Lines of an attempt that come after its marker (a process taken for gone still sending, a spool
+replayed) are dropped too: the marker stays the attempt's last line.
 
 What this daemon stored and dropped of an attempt is counted in memory (`LogCaps`), from the
-stored rows the first time it sees the attempt: lines dropped before a restart of the daemon
-are not in the marker."""
+stored rows the first time it sees the attempt (a marker among them: the attempt ended capped):
+lines dropped before a restart of the daemon are not in the marker."""
 
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ class Usage:
     stored: int
     dropped_lines: int = 0
     dropped_bytes: int = 0
+    #: its marker was stored: the attempt ended capped
+    marked: bool = False
 
 
 def entry_size(entry: LogEntry) -> int:
@@ -68,15 +72,24 @@ class LogCaps:
         return usage.dropped_lines if usage is not None else 0
 
     def ended(self, run_id: str, attempt: int) -> Usage | None:
-        """Forget an attempt that ended; what it dropped, if it dropped any line."""
-        usage = self._usage.pop((run_id, attempt), None)
-        return usage if usage is not None and usage.dropped_lines else None
+        """An attempt ended: what it dropped, if it dropped any line and has no marker yet.
+        One that dropped none is forgotten; a capped one is kept, marked, so that lines of it
+        that still come are dropped (`admit`)."""
+        key = (run_id, attempt)
+        usage = self._usage.get(key)
+        if usage is None or not usage.dropped_lines:
+            self._usage.pop(key, None)
+            return None
+        if usage.marked:
+            return None
+        usage.marked = True
+        return usage
 
     async def _usage_of(self, logs: LogReader, run_id: str, attempt: int | None) -> Usage:
         key = (run_id, attempt)
         usage = self._usage.get(key)
         if usage is None:
-            usage = self._usage[key] = Usage(stored=await _stored_bytes(logs, run_id, attempt))
+            usage = self._usage[key] = await _stored_usage(logs, run_id, attempt)
             while len(self._usage) > MAX_TRACKED:
                 self._usage.popitem(last=False)
         else:
@@ -96,11 +109,22 @@ def marker(run_id: str, attempt: int, usage: Usage, limit: int, now: float) -> L
                                         "bytes": usage.dropped_bytes, "limitBytes": limit}})
 
 
-async def _stored_bytes(logs: LogReader, run_id: str, attempt: int | None) -> int:
-    total, after = 0, 0
+async def _stored_usage(logs: LogReader, run_id: str, attempt: int | None) -> Usage:
+    """The attempt's stored rows counted; its marker among them: what it says was dropped."""
+    usage, after = Usage(stored=0), 0
     while True:
         page = await logs.for_run(run_id, after, _PAGE)
-        total += sum(entry_size(e) for e in page if e.attempt == attempt)
+        for entry in page:
+            if entry.attempt != attempt:
+                continue
+            usage.stored += entry_size(entry)
+            said = entry.attributes.get(DROPPED_ATTRIBUTE) if entry.attributes else None
+            if entry.level == "warn" and isinstance(said, dict) \
+                    and isinstance(lines := said.get("lines"), int) and lines > 0:
+                # it ended capped: a later line would be after the marker
+                usage.dropped_lines, usage.marked = lines, True
+                size = said.get("bytes")
+                usage.dropped_bytes = size if isinstance(size, int) else 0
         if len(page) < _PAGE:
-            return total
+            return usage
         after = int(page[-1].id or 0)
