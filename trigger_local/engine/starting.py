@@ -150,6 +150,7 @@ async def _take(tx: Tx, run: Run, placement: Placement) -> tuple[Run, Attempt] |
     `placement`; otherwise undo the dequeue (its writes, events, due times, reservations) and
     say whether it found no run at all (`_NONE_RUNNABLE`) on a store of its own."""
     published, noted, checks = len(tx.published), len(tx.due_notes), len(tx.batch_checks)
+    counted = tx.log_counts.mark()
     taken: list[Run] = []
     before = set(tx.ctx.reserved)
     try:
@@ -170,6 +171,7 @@ async def _take(tx: Tx, run: Run, placement: Placement) -> tuple[Run, Attempt] |
         del tx.published[published:]
         del tx.due_notes[noted:]
         del tx.batch_checks[checks:]
+        tx.log_counts.undo(counted)
         if not taken and not tx.ctx.shared_store and not await tx.rate_limits.all():
             return _NONE_RUNNABLE
         return None
