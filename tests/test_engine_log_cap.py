@@ -104,3 +104,30 @@ async def test_an_end_whose_transaction_was_refused_still_stores_the_marker(
     messages = await _messages(engine.store, run.id)
     assert messages[0] == "a" * 600 and len(messages) == 2, messages
     assert messages[1].startswith("1 log line (600 bytes) of this attempt were dropped")
+
+
+async def test_a_new_attempts_first_burst_reads_no_earlier_attempts_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An attempt this daemon started has no line stored yet: its first burst does not page
+    through the run's earlier attempts' lines (up to the cap each, 64 MiB by default) inside the
+    write transaction, which holds every other write of the daemon meanwhile."""
+    engine = await open_engine(tmp_path, FakeClock(T0), tasks=[HELLO])
+    run = await trigger(engine)
+    await start(engine, run.id)
+    await engine.append_logs([_line(run.id, f"line {i}") for i in range(2500)])
+    await engine.worker_lost(run.id, 1, "gone", interrupted=True)
+    await start(engine, run.id)  # attempt 2
+    area = type(engine.store._write_view.logs)  # type: ignore[attr-defined]
+    real, read = area.for_run, []
+
+    async def counted(self: Any, *args: Any, **kw: Any) -> list[LogEntry]:
+        read.append(args)
+        return await real(self, *args, **kw)
+    monkeypatch.setattr(area, "for_run", counted)
+    second = LogEntry(run_id=run.id, attempt=2, at=T0, level="info", message="again")
+    await engine.append_logs([second])
+    assert read == [], f"{len(read)} pages of the run's lines read for attempt 2's first burst"
+    monkeypatch.undo()
+    entries = await engine.store.read().logs.for_run(run.id, 2500, 10)
+    assert [(e.attempt, e.message) for e in entries] == [(2, "again")]
+    await engine.store.close()

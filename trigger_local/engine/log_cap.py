@@ -111,6 +111,11 @@ class LogCaps:
                 usage.dropped_bytes += size
         return kept
 
+    def began(self, pending: Pending, run_id: str, attempt: int) -> None:
+        """An attempt started: it has no line stored (its first burst need not page through
+        the run's earlier attempts' lines, in the write transaction, to find that out)."""
+        pending.put((run_id, attempt), self._usage.get((run_id, attempt)), Usage(stored=0))
+
     def dropped_lines(self, run_id: str, attempt: int | None,
                       pending: Pending | None = None) -> int:
         """Lines of the attempt this daemon dropped: with the stored ones, the lines it got."""
