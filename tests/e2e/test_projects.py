@@ -46,12 +46,13 @@ def make_project(root: Path, letter: str) -> Path:
     return root
 
 
-def cli(d: DaemonProcess, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def cli(d: DaemonProcess, *args: str, cwd: Path,
+        **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("TRIGGER_API_URL", "TRIGGER_SECRET_KEY",
                                                              "TRIGGER_LOCAL_PROJECT")}
     return subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True,
-                          text=True,
-                          env=env | {"TRIGGER_LOCAL_HOME": str(d.home)}, cwd=cwd, timeout=60)
+                          text=True, env=env | {"TRIGGER_LOCAL_HOME": str(d.home), **extra_env},
+                          cwd=cwd, timeout=60)
 
 
 class Dev:
@@ -306,3 +307,27 @@ def test_dev_with_a_project_key_serves_its_project_when_the_first_import_fails(
         assert "proj_loose" not in projects(daemon)
     finally:
         dev.stop()
+
+
+def test_envvars_with_a_project_key_in_a_directory_naming_no_project_are_the_keys_projects(
+        daemon: DaemonProcess, tmp_path: Path) -> None:
+    """As dev there (above), `envvars ls` and `envvars delete` mean the key's project: they named
+    the ref the directory's name derives in the route (403), and delete's error named it."""
+    daemon.register(make_project(tmp_path / "alpha", "a"))
+    key = projects(daemon)["proj_a"]["key"]
+    r = daemon.api("POST", "/api/v1/projects/proj_a/envvars/dev",
+                   json={"name": "API_KEY", "value": "v"})
+    assert r.status_code == 200, r.text
+    loose = make_project(tmp_path / "loose", "l")
+    (loose / "trigger.toml").write_text('dirs = ["trigger"]\n')
+    listed = cli(daemon, "envvars", "ls", "--json", cwd=loose, TRIGGER_SECRET_KEY=key)
+    assert listed.returncode == 0, listed.stderr
+    assert [v["name"] for v in json.loads(listed.stdout)] == ["API_KEY"], listed.stdout
+    typo = cli(daemon, "envvars", "delete", "API_KEYS", cwd=loose, TRIGGER_SECRET_KEY=key)
+    assert typo.returncode == 1 and "proj_a has no variable 'API_KEYS' in dev" in typo.stderr, \
+        typo.stderr
+    gone = cli(daemon, "envvars", "delete", "API_KEY", cwd=loose, TRIGGER_SECRET_KEY=key)
+    assert gone.returncode == 0 and "Deleted API_KEY." in gone.stderr, gone.stderr
+    # the daemon's own key there: the directory's derived project, as before (none such)
+    mine = cli(daemon, "envvars", "ls", cwd=loose)
+    assert mine.returncode == 1 and "proj_loose" in mine.stderr, mine.stderr

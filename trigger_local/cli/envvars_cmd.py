@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import NotFoundError, ProjectNotFoundError
-from ..sdk.client import current_project
+from ..sdk.client import read_secret_key
 from ..sdk.routes import Call
 from .common import JSON_OPTION, client, emit_json, err, fail, out
 
@@ -19,16 +19,28 @@ app = typer.Typer(help="Environment variables of a project: list and delete.",
                   no_args_is_help=True)
 
 PROJECT_OPTION = typer.Option(None, "--project",
-                              help="The project's ref (default: this directory's project, or "
-                                   "TRIGGER_LOCAL_PROJECT).")
+                              help="The project's ref (default: TRIGGER_LOCAL_PROJECT, this "
+                                   "directory's project, or TRIGGER_SECRET_KEY's if that is a "
+                                   "project's key and the directory names none).")
 ENV_OPTION = typer.Option("dev", "--env", help="dev, staging, prod or preview.")
 
 
-def _base(project: str | None, env: str) -> str:
-    ref = project or current_project()
+def _ref(project: str | None) -> str:
+    """--project, else the project requests mean (TRIGGER_LOCAL_PROJECT, this directory's),
+    else a project key's own: with a key not the daemon's, a directory naming no project is
+    the key's project (as for dev), not the one its name derives."""
+    api = client()
+    ref = project or api.endpoint.project
+    if not ref and api.endpoint.secret_key not in (None, read_secret_key()):
+        listed = api.list_projects().get("data") or []  # a project key lists its own only
+        ref = str(listed[0].get("ref")) if len(listed) == 1 else None
     if not ref:
         fail("Name the project: --project REF (or run this in the project's directory, or set "
              "TRIGGER_LOCAL_PROJECT).")
+    return ref
+
+
+def _base(ref: str, env: str) -> str:
     return f"/api/v1/projects/{quote(ref, safe='')}/envvars/{quote(env, safe='')}"
 
 
@@ -45,7 +57,7 @@ def _table(variables: list[dict[str, Any]]) -> Table:
 def list_vars(project: str | None = PROJECT_OPTION, env: str = ENV_OPTION,
               json_output: bool = JSON_OPTION) -> None:
     """List a project's variables (secret values show as <redacted>)."""
-    variables: list[dict[str, Any]] = client().send(Call("GET", _base(project, env)))
+    variables: list[dict[str, Any]] = client().send(Call("GET", _base(_ref(project), env)))
     if json_output:
         emit_json(variables)
         return
@@ -59,13 +71,12 @@ def list_vars(project: str | None = PROJECT_OPTION, env: str = ENV_OPTION,
 def delete(name: str = typer.Argument(..., help="The variable's name."),
            project: str | None = PROJECT_OPTION, env: str = ENV_OPTION) -> None:
     """Delete one variable of a project."""
-    base = _base(project, env)
+    ref = _ref(project)
     try:
-        client().send(Call("DELETE", f"{base}/{quote(name, safe='')}"))
+        client().send(Call("DELETE", f"{_base(ref, env)}/{quote(name, safe='')}"))
     except ProjectNotFoundError:
         raise
     except NotFoundError:  # the daemon says "Environment variable not found", naming nothing
-        ref = project or current_project()
         listing = "trigger-local envvars ls" + (f" --project {ref}" if project else "") \
             + (f" --env {env}" if env != "dev" else "")
         fail(f"{ref} has no variable {name!r} in {env}. List them with `{listing}`.")

@@ -97,6 +97,7 @@ async def _start(tx: Tx, run: Run, worker_id: str, pid: int | None,
                       status=EXECUTING,
                       started_at=tx.now, worker_id=worker_id, pid=pid, executor=executor)
     await tx.attempts.insert(attempt)
+    tx.ctx.log_caps.began(tx.log_counts, run.id, number)
     return run, attempt
 
 

@@ -107,7 +107,7 @@ class Engine:
         async with self.store.tx(exclusive, starts) as store_tx:
             tx = Tx(store_tx, self.clock.now(), self.ctx)
             yield tx
-        self.ctx.due.apply(tx.due_notes)
+        tx.committed()  # its due times and log counts (engine/unit.py)
         self.hub.publish_all(tx.published)
         if tx.batch_checks:  # a shared store (engine/endings.py); a failed check: the peers' sweep
             with contextlib.suppress(DatabaseUnavailableError, TransactionRetryError):

@@ -5,17 +5,21 @@ attributes, in bytes — reaches the cap, and drops every later one of that atte
 process is not trusted to stop itself, and a task printing 100 MB stored ~160 MB of rows.
 When the attempt ends (engine/runs.py `move`), one marker line says how many lines and bytes
 were dropped; the run itself goes on as it would have. A later attempt has a cap of its own.
+Lines of an attempt that come after its marker (a process taken for gone still sending, a spool
+replayed) are dropped too: the marker stays the attempt's last line.
 
 What this daemon stored and dropped of an attempt is counted in memory (`LogCaps`), from the
-stored rows the first time it sees the attempt: lines dropped before a restart of the daemon
-are not in the marker."""
+stored rows the first time it sees the attempt (a marker among them: the attempt ended capped):
+lines dropped before a restart of the daemon are not in the marker. A unit of work changes a
+copy (`Pending`), applied when it commits: a burst whose transaction was refused and run again
+is counted once, and an end run again still stores its marker."""
 
 from __future__ import annotations
 
 import json
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..store.models import LogEntry
 from ..store.run_areas import LogReader
@@ -32,6 +36,8 @@ class Usage:
     stored: int
     dropped_lines: int = 0
     dropped_bytes: int = 0
+    #: its marker was stored: the attempt ended capped
+    marked: bool = False
 
 
 def entry_size(entry: LogEntry) -> int:
@@ -39,20 +45,63 @@ def entry_size(entry: LogEntry) -> int:
     return size + len(json.dumps(entry.attributes)) if entry.attributes else size
 
 
-class LogCaps:
-    """Per attempt: the bytes stored, and the lines and bytes dropped past the cap."""
+Key = tuple[str, int | None]
+_ABSENT = object()
+
+
+class Pending:
+    """One unit of work's changes to the counts (`Tx.log_counts`), applied once it commits
+    (`LogCaps.apply`): a transaction the store refused or that failed, or a part of one that was
+    undone (`mark`, `undo`), changes none (its lines were not stored; it is run again)."""
 
     def __init__(self) -> None:
-        self._usage: OrderedDict[tuple[str, int | None], Usage] = OrderedDict()
+        #: per attempt: its count when the unit first met it, and now (None: forget it)
+        self.usage: dict[Key, tuple[Usage | None, Usage | None]] = {}
+        self._undo: list[tuple[Key, object]] = []
 
-    async def admit(self, logs: LogReader, limit: int,
+    def current(self, key: Key) -> Usage | None | object:
+        entry = self.usage.get(key)
+        return _ABSENT if entry is None else entry[1]
+
+    def put(self, key: Key, base: Usage | None, usage: Usage | None) -> None:
+        was = self.usage.get(key, _ABSENT)
+        self._undo.append((key, was))
+        first = was[0] if isinstance(was, tuple) else replace(base) if base else None
+        self.usage[key] = (first, usage)
+
+    def mark(self) -> int:
+        return len(self._undo)
+
+    def undo(self, mark: int) -> None:
+        for key, was in reversed(self._undo[mark:]):
+            if isinstance(was, tuple):
+                self.usage[key] = was
+            else:
+                self.usage.pop(key, None)
+        del self._undo[mark:]
+
+
+class LogCaps:
+    """Per attempt: the bytes stored, and the lines and bytes dropped past the cap (as
+    committed; a unit of work changes its `Pending` copy)."""
+
+    def __init__(self) -> None:
+        self._usage: OrderedDict[Key, Usage] = OrderedDict()
+
+    async def admit(self, pending: Pending, logs: LogReader, limit: int,
                     entries: Sequence[LogEntry]) -> list[LogEntry]:
         """The entries to store; the rest are past their attempt's cap and counted dropped.
         Once an attempt drops a line it drops every later one: what is stored stays a prefix
         of what the task logged (a resent burst and a spool count lines from the first)."""
         kept: list[LogEntry] = []
+        mine: dict[Key, Usage] = {}  # this burst's copies, changed in place
         for entry in entries:
-            usage = await self._usage_of(logs, entry.run_id, entry.attempt)
+            key = (entry.run_id, entry.attempt)
+            usage = mine.get(key)
+            if usage is None:
+                base = await self._current(pending, logs, key)
+                usage = mine[key] = replace(base)
+                pending.put(key, self._usage.get(key), usage)
             size = entry_size(entry)
             if not usage.dropped_lines and usage.stored + size <= limit:
                 usage.stored += size
@@ -62,26 +111,62 @@ class LogCaps:
                 usage.dropped_bytes += size
         return kept
 
-    def dropped_lines(self, run_id: str, attempt: int | None) -> int:
+    def began(self, pending: Pending, run_id: str, attempt: int) -> None:
+        """An attempt started: it has no line stored (its first burst need not page through
+        the run's earlier attempts' lines, in the write transaction, to find that out)."""
+        pending.put((run_id, attempt), self._usage.get((run_id, attempt)), Usage(stored=0))
+
+    def dropped_lines(self, run_id: str, attempt: int | None,
+                      pending: Pending | None = None) -> int:
         """Lines of the attempt this daemon dropped: with the stored ones, the lines it got."""
-        usage = self._usage.get((run_id, attempt))
-        return usage.dropped_lines if usage is not None else 0
-
-    def ended(self, run_id: str, attempt: int) -> Usage | None:
-        """Forget an attempt that ended; what it dropped, if it dropped any line."""
-        usage = self._usage.pop((run_id, attempt), None)
-        return usage if usage is not None and usage.dropped_lines else None
-
-    async def _usage_of(self, logs: LogReader, run_id: str, attempt: int | None) -> Usage:
         key = (run_id, attempt)
-        usage = self._usage.get(key)
-        if usage is None:
-            usage = self._usage[key] = Usage(stored=await _stored_bytes(logs, run_id, attempt))
-            while len(self._usage) > MAX_TRACKED:
-                self._usage.popitem(last=False)
-        else:
-            self._usage.move_to_end(key)
-        return usage
+        usage = pending.current(key) if pending is not None else _ABSENT
+        if usage is _ABSENT:
+            usage = self._usage.get(key)
+        return usage.dropped_lines if isinstance(usage, Usage) else 0
+
+    def ended(self, pending: Pending, run_id: str, attempt: int) -> Usage | None:
+        """An attempt ended: what it dropped, if it dropped any line and has no marker yet.
+        One that dropped none is forgotten; a capped one is kept, marked, so that lines of it
+        that still come are dropped (`admit`)."""
+        key = (run_id, attempt)
+        usage = pending.current(key)
+        if usage is _ABSENT:
+            usage = self._usage.get(key)
+        if not isinstance(usage, Usage) or not usage.dropped_lines:
+            pending.put(key, self._usage.get(key), None)
+            return None
+        if usage.marked:
+            return None
+        marked = replace(usage, marked=True)
+        pending.put(key, self._usage.get(key), marked)
+        return marked
+
+    def apply(self, pending: Pending) -> None:
+        """A unit of work committed: its changes to the counts hold (added to what other units
+        committed meanwhile)."""
+        for key, (base, usage) in pending.usage.items():
+            now = self._usage.get(key)
+            if usage is None:
+                self._usage.pop(key, None)
+            elif now is None or base is None:
+                self._usage[key] = usage
+            else:
+                now.stored += usage.stored - base.stored
+                now.dropped_lines += usage.dropped_lines - base.dropped_lines
+                now.dropped_bytes += usage.dropped_bytes - base.dropped_bytes
+                now.marked = now.marked or usage.marked
+                self._usage.move_to_end(key)
+        while len(self._usage) > MAX_TRACKED:
+            self._usage.popitem(last=False)
+
+    async def _current(self, pending: Pending, logs: LogReader, key: Key) -> Usage:
+        usage = pending.current(key)
+        if isinstance(usage, Usage):
+            return usage
+        if usage is _ABSENT and (usage := self._usage.get(key)) is not None:
+            return usage
+        return await _stored_usage(logs, *key)  # first met (or forgotten in this unit)
 
 
 def marker(run_id: str, attempt: int, usage: Usage, limit: int, now: float) -> LogEntry:
@@ -96,11 +181,22 @@ def marker(run_id: str, attempt: int, usage: Usage, limit: int, now: float) -> L
                                         "bytes": usage.dropped_bytes, "limitBytes": limit}})
 
 
-async def _stored_bytes(logs: LogReader, run_id: str, attempt: int | None) -> int:
-    total, after = 0, 0
+async def _stored_usage(logs: LogReader, run_id: str, attempt: int | None) -> Usage:
+    """The attempt's stored rows counted; its marker among them: what it says was dropped."""
+    usage, after = Usage(stored=0), 0
     while True:
         page = await logs.for_run(run_id, after, _PAGE)
-        total += sum(entry_size(e) for e in page if e.attempt == attempt)
+        for entry in page:
+            if entry.attempt != attempt:
+                continue
+            usage.stored += entry_size(entry)
+            said = entry.attributes.get(DROPPED_ATTRIBUTE) if entry.attributes else None
+            if entry.level == "warn" and isinstance(said, dict) \
+                    and isinstance(lines := said.get("lines"), int) and lines > 0:
+                # it ended capped: a later line would be after the marker
+                usage.dropped_lines, usage.marked = lines, True
+                size = said.get("bytes")
+                usage.dropped_bytes = size if isinstance(size, int) else 0
         if len(page) < _PAGE:
-            return total
+            return usage
         after = int(page[-1].id or 0)

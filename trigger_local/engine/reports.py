@@ -62,9 +62,10 @@ async def append_logs(tx: Tx, entries: Sequence[LogEntry], first: int | None = N
     caps = tx.ctx.log_caps
     if first is not None and entries:
         run_id, attempt = entries[0].run_id, entries[0].attempt
-        held = await attempt_lines(tx.logs, run_id, attempt) + caps.dropped_lines(run_id, attempt)
+        held = await attempt_lines(tx.logs, run_id, attempt) \
+            + caps.dropped_lines(run_id, attempt, tx.log_counts)
         entries = entries[max(0, held - first):]
-    kept = await caps.admit(tx.logs, tx.ctx.settings.log_limit_bytes, entries)
+    kept = await caps.admit(tx.log_counts, tx.logs, tx.ctx.settings.log_limit_bytes, entries)
     if kept:
         await store_logs(tx, kept)
 

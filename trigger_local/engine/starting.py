@@ -152,6 +152,7 @@ async def _take(tx: Tx, run: Run, placement: Placement) -> tuple[Run, Attempt] |
     `placement`; otherwise undo the dequeue (its writes, events, due times, reservations) and
     say whether it found no run at all (`_NONE_RUNNABLE`) on a store of its own."""
     published, noted, checks = len(tx.published), len(tx.due_notes), len(tx.batch_checks)
+    counted = tx.log_counts.mark()
     taken: list[Run] = []
     before = set(tx.ctx.reserved)
     try:
@@ -172,6 +173,7 @@ async def _take(tx: Tx, run: Run, placement: Placement) -> tuple[Run, Attempt] |
         del tx.published[published:]
         del tx.due_notes[noted:]
         del tx.batch_checks[checks:]
+        tx.log_counts.undo(counted)
         # runs reserved by others (a round starting them) counted as running: a start that
         # fails lets its run go without a word, and this one may be first in line then
         if not taken and not before and not tx.ctx.shared_store \

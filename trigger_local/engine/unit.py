@@ -60,7 +60,7 @@ from .due import (
     noting_waitpoints,
 )
 from .events import Event
-from .log_cap import LogCaps
+from .log_cap import LogCaps, Pending
 from .placing import Placer
 from .project_state import Projects
 from .suspension import CheckpointCapability
@@ -106,6 +106,7 @@ class Tx:
         self.published: list[Event] = []
         self.due_notes: list[Note] = []  # applied to `ctx.due` after the commit
         self.batch_checks: list[str] = []  # batches to complete after it (engine/endings.py)
+        self.log_counts = Pending()  # applied to `ctx.log_caps` after the commit
         self._events = store.events
         # the areas that hold timers note each timer set or cleared through them (engine/due.py)
         note = self.due_notes.append
@@ -129,6 +130,11 @@ class Tx:
         self.kv = store.kv
         self.steps = store.steps
         self.streams = store.streams
+
+    def committed(self) -> None:
+        """The transaction committed: what it noted for memory holds (due times, log counts)."""
+        self.ctx.due.apply(self.due_notes)
+        self.ctx.log_caps.apply(self.log_counts)
 
     @property
     def settings(self) -> DaemonSettings:
@@ -320,6 +326,7 @@ async def _join(tx: Tx, joined: list[_Job], part: Part, *args: Any) -> asyncio.F
 
 async def _run_part(tx: Tx, job: _Job) -> None:
     published, noted, checks = len(tx.published), len(tx.due_notes), len(tx.batch_checks)
+    counted = tx.log_counts.mark()
     job.result, job.error = None, None  # from a try the store refused
     try:
         async with tx.savepoint():
@@ -332,6 +339,7 @@ async def _run_part(tx: Tx, job: _Job) -> None:
         del tx.published[published:]  # its events never happened, its timers were never set
         del tx.due_notes[noted:]
         del tx.batch_checks[checks:]
+        tx.log_counts.undo(counted)  # nor did it store or drop log lines
         job.error = exc
 
 
