@@ -3,7 +3,8 @@
 
 A second dev of a project (the same directory, another terminal) used to start as the first
 ran: both watched the files and registered a version on each change, and both streamed the
-project's runs. It now stops at once with one line naming the first dev's pid and directory.
+project's runs. It now stops at once with one line naming the first dev's pid and directory;
+a dev of another directory with the same ref is told to give one of them its own ref.
 The kernel releases the lock when dev ends however it ends (kill -9 included), so a stale file
 never blocks the next dev. The descriptor is close-on-exec: the daemon dev starts and the task
 processes do not hold it."""
@@ -34,10 +35,16 @@ def hold_dev_lock(home: Path, project: str, root: Path) -> int:
     except BlockingIOError:
         os.close(fd)
         holder = _read(path)
-        where = f" in {holder['dir']}" if holder.get("dir") else ""
-        fail(f"`trigger-local dev` of {project} already runs (pid {holder.get('pid', '?')}"
-             f"{where}): it registers this project and shows its runs. Stop it (Ctrl-C there) "
-             "to start another.")
+        pid, there = holder.get("pid", "?"), holder.get("dir")
+        if there and os.path.realpath(str(there)) != os.path.realpath(root):
+            # two projects to their user (a copied trigger.toml, two folders of one name):
+            # the daemon's 409 words (engine/project_state.py `check_dir`), not "stop it"
+            fail(f"Project {project} is served by `trigger-local dev` in {there} (pid {pid}); "
+                 f"{root} has the same project ref. Give one of them its own "
+                 "`project = \"...\"` in trigger.toml.")
+        where = f" in {there}" if there else ""
+        fail(f"`trigger-local dev` of {project} already runs (pid {pid}{where}): it registers "
+             "this project and shows its runs. Stop it (Ctrl-C there) to start another.")
     with contextlib.suppress(OSError):  # best effort: on a full disk the lock still holds
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "dir": str(root)}).encode(), 0)
