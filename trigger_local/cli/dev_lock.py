@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -23,7 +24,7 @@ from .common import fail
 def hold_dev_lock(home: Path, project: str, root: Path) -> int:
     """The lock's descriptor (kept open until dev exits; -1 when the home cannot hold it: the
     daemon's start then says why); exit 1 naming the dev that holds it."""
-    path = home / "dev" / f"{project}.lock"
+    path = home / "dev" / lock_name(project)
     try:  # private, as the daemon makes its home (home.make_private)
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.parent.mkdir(mode=0o700, exist_ok=True)
@@ -49,6 +50,15 @@ def hold_dev_lock(home: Path, project: str, root: Path) -> int:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "dir": str(root)}).encode(), 0)
     return fd
+
+
+def lock_name(project: str) -> str:
+    """`<ref>.lock`; a ref with capitals also carries a short hash of itself: refs are
+    case-sensitive (`Proj_A` and `proj_a` are two projects) and a case-insensitive disk
+    (macOS's default) would make their files one."""
+    if project == project.lower():
+        return f"{project}.lock"
+    return f"{project}.{hashlib.sha256(project.encode()).hexdigest()[:8]}.lock"
 
 
 def _read(path: Path) -> dict[str, object]:
