@@ -17,7 +17,7 @@ def test_refs_that_differ_only_in_case_have_lock_files_a_case_insensitive_disk_k
     system (macOS's default) `Proj_A.lock` and `proj_a.lock` are one file: the dev of one
     refused the dev of the other as if it ran already."""
     home, root = tmp_path / "home", tmp_path / "project"
-    held = [hold_dev_lock(home, ref, root) for ref in ("Proj_A", "proj_a", "PROJ_A")]
+    held = [hold_dev_lock(home, ref, root).fd for ref in ("Proj_A", "proj_a", "PROJ_A")]
     try:
         names = [p.name for p in (home / "dev").iterdir()]
         assert len({n.casefold() for n in names}) == 3, names
@@ -27,4 +27,4 @@ def test_refs_that_differ_only_in_case_have_lock_files_a_case_insensitive_disk_k
     finally:
         for fd in held:
             os.close(fd)
-    os.close(hold_dev_lock(home, "Proj_A", root))  # released with its descriptor
+    os.close(hold_dev_lock(home, "Proj_A", root).fd)  # released with its descriptor

@@ -303,3 +303,25 @@ def test_a_dev_of_another_directory_with_the_same_ref_is_told_to_rename_not_to_s
         assert first.proc.poll() is None, first.stderr()
     finally:
         running.close()
+
+
+def test_a_home_that_cannot_hold_the_dev_lock_is_said_and_dev_goes_on(
+        tmp_path: Path, dev_factory: DevFactory) -> None:
+    """A home whose disk is full (no inode left for `<home>/dev`, while the daemon's database
+    files still take writes), or whose `dev` cannot be made, gave no lock, in silence: a second
+    dev of the project then ran beside the first (seen on a tmpfs out of inodes). dev says it
+    has no lock, and why, once the daemon answers, and serves the project all the same. Here
+    `<home>/dev` is a file, so that it cannot be made."""
+    home = tmp_path / "home"
+    running = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home)}).start()
+    try:
+        (home / "dev").write_text("not a directory")
+        first = dev_factory(home=home)
+        wait_for(lambda: "Project" in first.stderr() or first.proc.poll() is not None, 60,
+                 what="dev to register")
+        said = " ".join(first.stderr().split())
+        assert f"No lock of one dev per project ({home / 'dev' / 'proj_test.lock'}: " in said, said
+        assert "a second `trigger-local dev` of proj_test would run beside this one." in said
+        assert "Registered" in said and first.proc.poll() is None, said
+    finally:
+        running.close()

@@ -16,21 +16,36 @@ import fcntl
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+
+from rich.markup import escape
 
 from .common import fail
 
 
-def hold_dev_lock(home: Path, project: str, root: Path) -> int:
-    """The lock's descriptor (kept open until dev exits; -1 when the home cannot hold it: the
-    daemon's start then says why); exit 1 naming the dev that holds it."""
+@dataclass(frozen=True)
+class DevLock:
+    #: the lock's descriptor, kept open until dev exits; -1: not held (`problem` says why)
+    fd: int
+    #: why the home could not hold the lock (a full or read-only disk, no locks on it): dev
+    #: says so once a daemon answers (with none, its start says why), and goes on
+    problem: str = ""
+
+    def warning(self, project: str) -> str:
+        return (f"[yellow]No lock of one dev per project[/yellow] ({escape(self.problem)}): a "
+                f"second `trigger-local dev` of {project} would run beside this one.")
+
+
+def hold_dev_lock(home: Path, project: str, root: Path) -> DevLock:
+    """Hold the project's dev lock for dev's life; exit 1 naming the dev that holds it."""
     path = home / "dev" / lock_name(project)
     try:  # private, as the daemon makes its home (home.make_private)
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.parent.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return -1
+    except OSError as exc:  # dev used to go on in silence, with no lock (two devs ran)
+        return DevLock(-1, f"{path}: {exc.strerror or exc}")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -46,10 +61,13 @@ def hold_dev_lock(home: Path, project: str, root: Path) -> int:
         where = f" in {there}" if there else ""
         fail(f"`trigger-local dev` of {project} already runs (pid {pid}{where}): it registers "
              "this project and shows its runs. Stop it (Ctrl-C there) to start another.")
+    except OSError as exc:  # ENOLCK: a file system without locks (an NFS home) was a traceback
+        os.close(fd)
+        return DevLock(-1, f"{path}: {exc.strerror or exc}")
     with contextlib.suppress(OSError):  # best effort: on a full disk the lock still holds
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "dir": str(root)}).encode(), 0)
-    return fd
+    return DevLock(fd)
 
 
 def lock_name(project: str) -> str:
