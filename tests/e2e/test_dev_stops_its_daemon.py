@@ -272,3 +272,56 @@ def test_a_second_dev_of_a_project_stops_naming_the_first(tmp_path: Path,
         assert third.proc.poll() is None, third.stderr()
     finally:
         running.close()
+
+
+def test_a_dev_of_another_directory_with_the_same_ref_is_told_to_rename_not_to_stop(
+        tmp_path: Path, dev_factory: DevFactory) -> None:
+    """Two directories whose trigger.toml name the same project (a copied template, or two
+    folders of the same name with no `project`) are two projects to their user. The lock of
+    one `dev` per project told the second to stop the first ("Stop it (Ctrl-C there)");
+    before the lock the daemon's 409 said to give one of them its own ref, which is the fix."""
+    home = tmp_path / "home"
+    running = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home)}).start()
+    try:
+        first = dev_factory(home=home)
+        wait_for(lambda: "Project" in first.stderr() or first.proc.poll() is not None, 60,
+                 what="the first dev to register")
+        other = write_project(tmp_path / "other", SLOW_IMPORT)
+        env = {**os.environ, "TRIGGER_LOCAL_HOME": str(home),
+               "IMPORT_MARKER": str(tmp_path / "other-imported")}
+        env.pop("TRIGGER_API_URL", None)
+        env.pop("TRIGGER_SECRET_KEY", None)
+        second = subprocess.run([sys.executable, "-m", "trigger_local", "dev"], cwd=other,
+                                env=env, capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1, second.stderr
+        said = " ".join(second.stderr.split())
+        assert said.startswith(f"Error: Project proj_test is served by `trigger-local dev` in "
+                               f"{first.project}"), said
+        assert f"{other} has the same project ref. Give one of them its own `project = " \
+               "\"...\"` in trigger.toml." in said, said
+        assert "Ctrl-C" not in said, said
+        assert first.proc.poll() is None, first.stderr()
+    finally:
+        running.close()
+
+
+def test_a_home_that_cannot_hold_the_dev_lock_is_said_and_dev_goes_on(
+        tmp_path: Path, dev_factory: DevFactory) -> None:
+    """A home whose disk is full (no inode left for `<home>/dev`, while the daemon's database
+    files still take writes), or whose `dev` cannot be made, gave no lock, in silence: a second
+    dev of the project then ran beside the first (seen on a tmpfs out of inodes). dev says it
+    has no lock, and why, once the daemon answers, and serves the project all the same. Here
+    `<home>/dev` is a file, so that it cannot be made."""
+    home = tmp_path / "home"
+    running = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home)}).start()
+    try:
+        (home / "dev").write_text("not a directory")
+        first = dev_factory(home=home)
+        wait_for(lambda: "Project" in first.stderr() or first.proc.poll() is not None, 60,
+                 what="dev to register")
+        said = " ".join(first.stderr().split())
+        assert f"No lock of one dev per project ({home / 'dev' / 'proj_test.lock'}: " in said, said
+        assert "a second `trigger-local dev` of proj_test would run beside this one." in said
+        assert "Registered" in said and first.proc.poll() is None, said
+    finally:
+        running.close()

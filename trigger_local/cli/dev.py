@@ -254,7 +254,7 @@ def dev(
              "init`.")
     config = load_project(root)
     settings = settings_for(port=port, executor=executor or config.executor)
-    hold_dev_lock(settings.home, config.project, root)  # before a daemon is started or used
+    lock = hold_dev_lock(settings.home, config.project, root)  # before a daemon is used
     end_on_signals()  # SIGTERM and SIGHUP end dev as Ctrl-C does: the cleanup below runs
     started: Spawned | None = None
     watcher: DevWatcher | None = None
@@ -268,6 +268,8 @@ def dev(
             err().print(f"Started a daemon at {url} (pid {started.pid}); Ctrl-C stops it.")
         else:
             err().print(f"Using the daemon at {info['url']} (pid {info.get('pid')}).")
+        if lock.problem:
+            err().print(lock.warning(config.project))
         api = client()
         watcher = DevWatcher(config, lambda current: register(api, current))
         watcher.start()  # before the first registration: a change made meanwhile is not missed
