@@ -57,6 +57,12 @@ async def test_invalid_schedules_are_422_and_not_stored(api: httpx.AsyncClient, 
     assert (await api.get("/api/v1/schedules")).json()["pagination"]["count"] == 0
 
 
+async def test_a_long_unknown_task_id_is_cut_in_the_422(api: httpx.AsyncClient) -> None:
+    r = await create(api, task="t" * 5000)
+    assert r.status_code == 422
+    assert r.json()["error"] == f"Task with identifier {'t' * 128}… not found in project."
+
+
 async def test_malformed_body_is_400_with_issues(api: httpx.AsyncClient) -> None:
     r = await api.post("/api/v1/schedules", json={"cron": 5})
     assert r.status_code == 400

@@ -81,7 +81,8 @@ def _no_schedule_task(projects: Projects, spec: ScheduleSpec, what: str) -> Vali
     refs = [spec.project] if spec.project is not None else sorted(projects.current)
     scheduled = {ref: sorted(t.task_id for t in version.tasks if t.schedule is not None)
                  for ref in refs if (version := projects.current_of(ref)) is not None}
-    return ValidationError(f"Task with identifier {spec.task_id} {what}", project=spec.project,
+    shown = spec.task_id if len(spec.task_id) <= 128 else f"{spec.task_id[:128]}…"
+    return ValidationError(f"Task with identifier {shown} {what}", project=spec.project,
                            scheduled_tasks=scheduled)
 
 
