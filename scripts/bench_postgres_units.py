@@ -37,7 +37,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
 
 from pg_cluster import Cluster, pg_bin  # noqa: E402 - tests/pg_cluster.py
 
-from tests.engine_support import T0, open_engine  # noqa: E402
+from tests.engine_support import T0, WarmPlaces, open_engine  # noqa: E402
 from trigger_local.clock import FakeClock  # noqa: E402
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest  # noqa: E402
 from trigger_local.store.models import TaskDef  # noqa: E402
@@ -85,25 +85,6 @@ class Trace:
 TRACE = Trace()
 
 
-class Places:
-    """A warm place for every run (engine/placing.py's `Placer`; the pool's needs processes):
-    a trigger then starts its run in its own transaction (engine/starting.py)."""
-
-    worker_id, pid, executor = "worker_1", None, "bench"
-
-    def may_place(self, version_id: str, task_id: str) -> bool:
-        return True
-
-    def place(self, run: Any, version_id: str) -> Places:
-        return self
-
-    def started(self, run: Any, attempt: Any) -> None:
-        pass
-
-    def release(self) -> None:
-        pass
-
-
 async def timed(times: dict[str, list[float]], unit: str,
                 call: Callable[[], Awaitable[Any]]) -> Any:
     began = time.perf_counter()
@@ -121,7 +102,7 @@ async def one_run(engine: Engine, times: dict[str, list[float]]) -> None:
         run.id, started[1].number, AttemptOutcome(ok=True)))
     assert await timed(times, "idle dequeue", lambda: engine.dequeue(5)) == []
     # the same run's trigger, dequeue and start as one unit, on an idle daemon
-    engine.ctx.placer = Places()
+    engine.ctx.placer = WarmPlaces()
     TRACE.on = True
     result = await timed(times, "trigger and start",
                          lambda: engine.trigger(TriggerRequest(task_id="t")))

@@ -126,3 +126,36 @@ async def two_daemons(url: str, tmp_path: Path, clock: FakeClock, *, tasks: list
     finally:
         for store in stores:
             await store.close()
+
+
+@asynccontextmanager
+async def pg_engine(url: str, tmp_path: Path, *, tasks: list[TaskDef]
+                    ) -> AsyncIterator[Engine]:
+    """One engine — daemon `daemon_a` — on the PostgreSQL database at `url`, on a fake clock at
+    T0, `version_1` holding `tasks`; its store closes after."""
+    store = PostgresStore(url, daemon_id="daemon_a")
+    await store.open()
+    try:
+        yield await open_engine(tmp_path, FakeClock(T0), store=store, tasks=tasks)
+    finally:
+        await store.close()
+
+
+class WarmPlaces:
+    """A warm place for every run (engine/placing.py's `Placer` and its placement in one, an
+    edge: the pool's is tested with real processes): a trigger then starts its run in its own
+    transaction (engine/starting.py)."""
+
+    worker_id, pid, executor = "worker_1", None, "warm"
+
+    def may_place(self, version_id: str, task_id: str) -> bool:
+        return True
+
+    def place(self, run: Any, version_id: str) -> WarmPlaces:
+        return self
+
+    def started(self, run: Any, attempt: Any) -> None:
+        pass
+
+    def release(self) -> None:
+        pass

@@ -14,41 +14,19 @@ import asyncpg
 import pytest
 from pg_cluster import Cluster
 
-from tests.engine_support import T0, open_engine
+from tests.engine_support import T0, WarmPlaces, pg_engine
 from tests.store_support import make_run
-from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.store.models import TaskDef
 from trigger_local.store.postgres import PostgresStore, prepared
 from trigger_local.store.postgres.prepared import Prepared, arguments, marks
 
 
-class Places:
-    """A warm place for every run: a trigger starts its run in its own transaction."""
-
-    worker_id, pid, executor = "worker_1", None, "test"
-
-    def may_place(self, version_id: str, task_id: str) -> bool:
-        return True
-
-    def place(self, run: Any, version_id: str) -> Places:
-        return self
-
-    def started(self, run: Any, attempt: Any) -> None:
-        pass
-
-    def release(self) -> None:
-        pass
-
-
 @pytest.fixture
 async def engine(pg_cluster: Cluster, tmp_path: Path) -> AsyncIterator[Engine]:
-    store = PostgresStore(pg_cluster.fresh_url(), daemon_id="daemon_a")
-    await store.open()
-    engine = await open_engine(tmp_path, FakeClock(T0), store=store,
-                               tasks=[TaskDef(task_id="t", queue="task/t")])
-    yield engine
-    await store.close()
+    async with pg_engine(pg_cluster.fresh_url(), tmp_path,
+                         tasks=[TaskDef(task_id="t", queue="task/t")]) as engine:
+        yield engine
 
 
 @pytest.fixture
@@ -74,7 +52,7 @@ async def lives(engine: Engine, count: int) -> None:
         started = await engine.start_attempt(run, "worker_1", None)
         assert started is not None and run.id == result.run.id
         await engine.finish_attempt(run.id, started[1].number, AttemptOutcome(ok=True))
-        engine.ctx.placer = Places()  # type: ignore[assignment]
+        engine.ctx.placer = WarmPlaces()  # type: ignore[assignment]
         at_once = await engine.trigger(TriggerRequest(task_id="t"))
         engine.ctx.placer = None
         assert at_once.run.status == "EXECUTING"

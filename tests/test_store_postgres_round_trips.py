@@ -15,11 +15,9 @@ import asyncpg
 import pytest
 from pg_cluster import Cluster
 
-from tests.engine_support import T0, open_engine
-from trigger_local.clock import FakeClock
+from tests.engine_support import pg_engine
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.store.models import Attempt, Run, TaskDef
-from trigger_local.store.postgres import PostgresStore
 
 #: round trips per unit: statements sent to the server, each awaited (several statements sent
 #: in one message count once). Before the kept writes, the BEGIN sent with the first statement
@@ -39,12 +37,9 @@ SENDS = ("execute", "executemany", "fetch", "fetchrow", "fetchval")
 
 @pytest.fixture
 async def engine(pg_cluster: Cluster, tmp_path: Path) -> AsyncIterator[Engine]:
-    store = PostgresStore(pg_cluster.fresh_url(), daemon_id="daemon_a")
-    await store.open()
-    engine = await open_engine(tmp_path, FakeClock(T0), store=store,
-                               tasks=[TaskDef(task_id="t", queue="task/t")])
-    yield engine
-    await store.close()
+    async with pg_engine(pg_cluster.fresh_url(), tmp_path,
+                         tasks=[TaskDef(task_id="t", queue="task/t")]) as engine:
+        yield engine
 
 
 @pytest.fixture
