@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
 from ..store.models import LogEntry
@@ -181,22 +181,41 @@ def marker(run_id: str, attempt: int, usage: Usage, limit: int, now: float) -> L
                                         "bytes": usage.dropped_bytes, "limitBytes": limit}})
 
 
-async def _stored_usage(logs: LogReader, run_id: str, attempt: int | None) -> Usage:
-    """The attempt's stored rows counted; its marker among them: what it says was dropped."""
-    usage, after = Usage(stored=0), 0
+async def lines_received(logs: LogReader, caps: LogCaps, run_id: str, attempt: int | None,
+                         pending: Pending | None = None) -> int:
+    """The log lines of the run's `attempt` the daemon got: those stored and those this daemon
+    dropped past the cap (a repeated burst asks, engine/reports.py, and the executor before it
+    replays a spool, executors/assignments.py)."""
+    stored = 0
+    async for _ in attempt_entries(logs, run_id, attempt):
+        stored += 1
+    return stored + caps.dropped_lines(run_id, attempt, pending)
+
+
+async def attempt_entries(logs: LogReader, run_id: str,
+                          attempt: int | None) -> AsyncIterator[LogEntry]:
+    """The stored log rows of the run's `attempt`, oldest first (read a page at a time)."""
+    after = 0
     while True:
         page = await logs.for_run(run_id, after, _PAGE)
         for entry in page:
-            if entry.attempt != attempt:
-                continue
-            usage.stored += entry_size(entry)
-            said = entry.attributes.get(DROPPED_ATTRIBUTE) if entry.attributes else None
-            if entry.level == "warn" and isinstance(said, dict) \
-                    and isinstance(lines := said.get("lines"), int) and lines > 0:
-                # it ended capped: a later line would be after the marker
-                usage.dropped_lines, usage.marked = lines, True
-                size = said.get("bytes")
-                usage.dropped_bytes = size if isinstance(size, int) else 0
+            if entry.attempt == attempt:
+                yield entry
         if len(page) < _PAGE:
-            return usage
+            return
         after = int(page[-1].id or 0)
+
+
+async def _stored_usage(logs: LogReader, run_id: str, attempt: int | None) -> Usage:
+    """The attempt's stored rows counted; its marker among them: what it says was dropped."""
+    usage = Usage(stored=0)
+    async for entry in attempt_entries(logs, run_id, attempt):
+        usage.stored += entry_size(entry)
+        said = entry.attributes.get(DROPPED_ATTRIBUTE) if entry.attributes else None
+        if entry.level == "warn" and isinstance(said, dict) \
+                and isinstance(lines := said.get("lines"), int) and lines > 0:
+            # it ended capped: a later line would be after the marker
+            usage.dropped_lines, usage.marked = lines, True
+            size = said.get("bytes")
+            usage.dropped_bytes = size if isinstance(size, int) else 0
+    return usage

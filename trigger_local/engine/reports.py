@@ -10,12 +10,11 @@ from typing import Any
 from .. import packets
 from ..errors import PayloadTooLargeError, ValidationError
 from ..store.models import LogEntry
-from ..store.run_areas import LogReader
 from .events import RunMetadataChanged
+from .log_cap import lines_received
 from .runs import get, store_logs
 from .unit import Tx
 
-_PAGE = 1000
 _METADATA_OPS = ("set", "delete", "increment", "append", "remove", "update")
 
 
@@ -62,21 +61,10 @@ async def append_logs(tx: Tx, entries: Sequence[LogEntry], first: int | None = N
     caps = tx.ctx.log_caps
     if first is not None and entries:
         run_id, attempt = entries[0].run_id, entries[0].attempt
-        held = await attempt_lines(tx.logs, run_id, attempt) \
-            + caps.dropped_lines(run_id, attempt, tx.log_counts)
+        held = await lines_received(tx.logs, caps, run_id, attempt, tx.log_counts)
         entries = entries[max(0, held - first):]
     kept = await caps.admit(tx.log_counts, tx.logs, tx.ctx.settings.log_limit_bytes, entries)
     if kept:
         await store_logs(tx, kept)
 
 
-async def attempt_lines(logs: LogReader, run_id: str, attempt: int | None) -> int:
-    """How many log lines of the run's `attempt` are stored (a repeated burst asks, and the
-    executor before it replays a spool: executors/assignments.py)."""
-    count, after = 0, 0
-    while True:
-        page = await logs.for_run(run_id, after, _PAGE)
-        count += sum(1 for entry in page if entry.attempt == attempt)
-        if len(page) < _PAGE:
-            return count
-        after = int(page[-1].id or 0)

@@ -14,7 +14,7 @@ import structlog
 from .. import packet_store
 from ..durations import iso
 from ..engine import Engine
-from ..engine.reports import attempt_lines
+from ..engine.log_cap import lines_received
 from ..engine.retry import run_policy
 from ..errors import PAYLOAD_LIMIT_SETTING
 from ..log_spool import SPOOL_ENV, unsent
@@ -138,8 +138,7 @@ async def lose_attempt(engine: Engine, log_path: Path, run_id: str, attempt: int
 
 async def store_unsent(engine: Engine, path: Path, run_id: str, attempt: int) -> None:
     """Store the lines of `attempt` the spool at `path` holds and the daemon does not."""
-    held = await attempt_lines(engine.queries.logs, run_id, attempt) \
-        + engine.ctx.log_caps.dropped_lines(run_id, attempt)  # past the cap: not stored
+    held = await lines_received(engine.queries.logs, engine.ctx.log_caps, run_id, attempt)
     missing = unsent(path, run_id, attempt, held)
     if missing:
         now = engine.clock.now()
