@@ -39,14 +39,15 @@ class DaemonLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise DaemonAlreadyRunningError(already_running_message(home, _read(path))) from None
+            holder = read_holder(path)
+            raise DaemonAlreadyRunningError(already_running_message(home, holder)) from None
         lock = cls(path, fd)
         lock.record(pid=os.getpid())
         return lock
 
     def record(self, **info: Any) -> None:
         """Write who holds the lock (best effort: on a full disk the lock still holds)."""
-        data = json.dumps({**_read(self.path), **info}).encode()
+        data = json.dumps({**read_holder(self.path), **info}).encode()
         with contextlib.suppress(OSError):
             os.ftruncate(self._fd, 0)
             os.pwrite(self._fd, data, 0)
@@ -70,7 +71,7 @@ def holder(home: Path) -> dict[str, Any] | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return _read(path) or {"pid": None, "url": None}
+        return read_holder(path) or {"pid": None, "url": None}
     finally:
         os.close(fd)  # also drops the shared lock taken when nobody held it
     return None
@@ -83,7 +84,8 @@ def already_running_message(home: Path, info: dict[str, Any]) -> str:
             "Stop it with `trigger-local down`.")
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_holder(path: Path) -> dict[str, Any]:
+    """What a lock file's holder wrote of itself ({} when unreadable)."""
     try:
         info = json.loads(path.read_text() or "{}")
     except (OSError, ValueError):

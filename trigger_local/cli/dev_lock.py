@@ -21,6 +21,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from ..daemon_lock import read_holder
 from .common import fail
 
 
@@ -50,7 +51,7 @@ def hold_dev_lock(home: Path, project: str, root: Path) -> DevLock:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        holder = _read(path)
+        holder = read_holder(path)
         pid, there = holder.get("pid", "?"), holder.get("dir")
         if there and os.path.realpath(str(there)) != os.path.realpath(root):
             # two projects to their user (a copied trigger.toml, two folders of one name):
@@ -78,10 +79,3 @@ def lock_name(project: str) -> str:
         return f"{project}.lock"
     return f"{project}.{hashlib.sha256(project.encode()).hexdigest()[:8]}.lock"
 
-
-def _read(path: Path) -> dict[str, object]:
-    try:
-        found = json.loads(path.read_text() or "{}")
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}

@@ -109,10 +109,12 @@ def create(
     typer.echo(token.get("id"))
 
 
-def _refuse_if_done(api: SyncApiClient, token_id: str, action: str) -> None:
-    """Fail with one line when the token is no longer WAITING: the API answers success for
-    completing or timing out such a token (as Trigger.dev's does) but changes nothing."""
-    token = api.retrieve_token(token_id)
+def _refuse_if_done(api: SyncApiClient, token_id: str, action: str,
+                    token: dict[str, Any] | None = None) -> None:
+    """Fail with one line when the token (`token`, as just read, or read now) is no longer
+    WAITING: the API answers success for completing or timing out such a token (as
+    Trigger.dev's does) but changes nothing."""
+    token = token if token is not None else api.retrieve_token(token_id)
     status = token.get("status")
     if status == "WAITING":
         return
@@ -136,8 +138,9 @@ def complete(
     api = client()
     _refuse_if_done(api, token_id, "completed")
     api.complete_token(token_id, value)
-    if api.retrieve_token(token_id).get("status") == "TIMED_OUT":  # it timed out meanwhile
-        _refuse_if_done(api, token_id, "completed")
+    after = api.retrieve_token(token_id)
+    if after.get("status") == "TIMED_OUT":  # it timed out meanwhile
+        _refuse_if_done(api, token_id, "completed", after)
     err().print(f"Completed {token_id}.")
 
 

@@ -120,8 +120,7 @@ async def create_run(tx: Tx, prepared: Prepared, wait: bool,
     with `wait`, also its RUN waitpoint, which the parent then waits on. `new`: a batch's new
     runs, where a plain run waits for the batch's one INSERT (engine/new_runs.py)."""
     req = prepared.req
-    if new is not None and (req.record is not None or req.idempotency_key or req.debounce
-                            or wait):
+    if new is not None and (req.record is not None or req.idempotency_key or req.debounce):
         await new.flush(tx)  # this request looks runs up, or makes rows that name its run
         new = None
     if req.record is not None and req.parent_run_id:

@@ -28,13 +28,11 @@ class CatalogMemo:
     def __init__(self) -> None:
         self._values: dict[Hashable, Any] = {}
         self._wrote = False  # the open transaction wrote the tables
-        self.loads = 0  # reads that went to the file, for tests
 
     def get(self, key: Hashable, load: Callable[[], T]) -> T:
         if key in self._values:
             return cast(T, self._values[key])
         value = load()
-        self.loads += 1
         if not self._wrote:
             self._values[key] = value
         return value
