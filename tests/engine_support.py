@@ -69,6 +69,16 @@ async def hello_engine(tmp_path: Path) -> AsyncIterator[Engine]:
     await eng.store.close()
 
 
+@pytest.fixture(name="engine")
+async def noop_engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    """The `engine` of a test file that imports this fixture: a new SQLite file, one `noop`
+    task, room for 1,000 runs at once."""
+    eng = await open_engine(tmp_path, FakeClock(T0), concurrency=1000,
+                            tasks=[TaskDef(task_id="noop", queue="task/noop")])
+    yield eng
+    await eng.store.close()
+
+
 @pytest.fixture(name="hub_events")
 def seen_events(engine: Engine) -> list[Event]:
     """`hub_events` of a test file that imports this fixture: every event the engine's hub

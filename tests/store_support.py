@@ -5,6 +5,7 @@ records the tests write."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +61,13 @@ RECOUNT_SQL = (
     "INSERT INTO queue_counts (project, queue, status, n) SELECT COALESCE(project, ''), queue, "
     "status, COUNT(*) FROM runs WHERE status IN ('QUEUED', 'DEQUEUED', 'EXECUTING') "
     "GROUP BY 1, 2, 3;")
+
+
+@pytest.fixture(name="store")
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    """The `store` of a test file that imports this fixture: a new SQLite file (not the
+    conftest's store of both kinds)."""
+    opened = SqliteStore(str(tmp_path / "store.db"))
+    await opened.open()
+    yield opened
+    await opened.close()

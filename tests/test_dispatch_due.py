@@ -5,12 +5,12 @@ through the store once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.engine_support import T0, ProbeExecutor, trigger
+from tests.store_support import sqlite_store  # noqa: F401 (the store fixture)
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
 from trigger_local.dispatch.dispatcher import Dispatcher
@@ -29,14 +29,6 @@ TASKS = [TaskDef(task_id="hello", queue="task/hello", max_duration_s=30.0),
 
 class NoRoomExecutor(ProbeExecutor):
     """Starts nothing: the runs the dispatcher dequeues go back to their queue."""
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(str(tmp_path / "engine.db"))
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def new_engine(store: SqliteStore, clock: FakeClock, tmp_path: Path) -> Engine:

@@ -7,13 +7,13 @@ each run's history is its `run.created` event, in the batch's order."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.engine_support import T0, open_engine
+from tests.engine_support import T0, noop_engine, open_engine  # noqa: F401 (the engine fixture)
 from trigger_local.clock import FakeClock
 from trigger_local.engine import Engine, TriggerRequest
 from trigger_local.engine.debounce import Debounce
@@ -21,14 +21,6 @@ from trigger_local.store import SqliteStore, Store
 from trigger_local.store.models import DELAYED, EXPIRED, QUEUED, TaskDef
 
 N = 40
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, FakeClock(T0), concurrency=1000,
-                            tasks=[TaskDef(task_id="noop", queue="task/noop")])
-    yield eng
-    await eng.store.close()
 
 
 def _kind(statement: str) -> str:

@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.engine_support import T0, open_engine
+from tests.engine_support import T0, noop_engine, open_engine  # noqa: F401 (the engine fixture)
 from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.store import SqliteStore
@@ -29,14 +28,6 @@ from trigger_local.store.models import (
 )
 
 N = 20
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    eng = await open_engine(tmp_path, FakeClock(T0), concurrency=1000,
-                            tasks=[TaskDef(task_id="noop", queue="task/noop")])
-    yield eng
-    await eng.store.close()
 
 
 def _writer(engine: Engine) -> sqlite3.Connection:

@@ -8,12 +8,15 @@ indexes answer as before, with the same index."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
-from store_support import T0, make_run
+from store_support import (
+    T0,
+    make_run,
+    sqlite_store,  # noqa: F401 (the store fixture)
+)
 
 from trigger_local.errors import StartupError
 from trigger_local.store import SqliteStore
@@ -21,14 +24,6 @@ from trigger_local.store.models import COMPLETED, EXECUTING, QUEUED, WAITING
 from trigger_local.store.sqlite.schema import MIGRATIONS
 
 P = "proj_local"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(str(tmp_path / "writes.db"))
-    await s.open()
-    yield s
-    await s.close()
 
 
 def _opened_for_write(path: str, statement: str) -> set[str]:

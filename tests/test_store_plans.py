@@ -7,7 +7,6 @@ regression fails here without a million-row build."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.engine_support import ProbeExecutor
+from tests.store_support import sqlite_store  # noqa: F401 (the store fixture)
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
 from trigger_local.dispatch.dispatcher import Dispatcher
@@ -63,14 +63,6 @@ def backlog(n: int) -> list[Run]:
         out.append(run(f"run_c{i}", COMPLETED, delay_until=T0 - 50, completed_at=T0 - 10))
         out.append(run(f"run_e{i}", EXPIRED, expires_at=T0 - 20, completed_at=T0 - 20))
     return out
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(str(tmp_path / "plans.db"))
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def fill(store: SqliteStore, runs: list[Run]) -> None:

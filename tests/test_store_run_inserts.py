@@ -6,25 +6,18 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import AsyncIterator
 from contextlib import closing
-from pathlib import Path
 
-import pytest
-from store_support import T0, make_run
+from store_support import (
+    T0,
+    make_run,
+    sqlite_store,  # noqa: F401 (the store fixture)
+)
 
 from trigger_local.store import SqliteStore
 from trigger_local.store.models import COMPLETED, DELAYED, QUEUED, Run
 from trigger_local.store.sqlite.rows import columns, to_row
 from trigger_local.store.sqlite.run_inserts import RUN_DEFAULTS, run_row
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(str(tmp_path / "inserts.db"))
-    await s.open()
-    yield s
-    await s.close()
 
 
 def _full_run(run_id: str) -> Run:
