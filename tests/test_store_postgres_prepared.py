@@ -6,6 +6,8 @@ working (a name it may have prepared is never used again)."""
 
 from __future__ import annotations
 
+import enum
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from tests.store_support import make_run
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.store.models import TaskDef
 from trigger_local.store.postgres import PostgresStore, prepared
+from trigger_local.store.postgres.inline import literal
 from trigger_local.store.postgres.prepared import Prepared, arguments, marks
 
 
@@ -118,6 +121,23 @@ def test_values_carry_the_cast_beside_their_mark() -> None:
         "ARRAY['a''b']::text[]", "ARRAY['1.5']::double precision[]", "NULL", "7::bigint"]
     assert arguments(sql, [["x\x00"], [], None, 1]) is None  # not written in: sent on its own
     assert arguments(sql, [[]]) is None
+
+
+def test_values_of_every_type_are_written_as_before_the_fast_path() -> None:
+    """`literal` looks at a value's exact type first (str, int: most of a commit's values):
+    a subclass (a bool is an int, a status a str) and the other types are written as ever."""
+    class Status(enum.StrEnum):
+        QUEUED = "QUE'UED"
+
+    assert literal(True) == "TRUE" and literal(False) == "FALSE"
+    assert literal(Status.QUEUED) == "'QUE''UED'" and literal(-3) == "-3"
+    assert literal(0.25) == "'0.25'" and literal(math.inf) == "'inf'"
+    assert literal("a\x00") is None and literal(b"x") is None
+    assert literal(["a", 1, None]) == "ARRAY['a', 1, NULL]"
+    sql = "UPDATE t SET a = ?, b = ?::text[] WHERE c = ?"
+    assert arguments(sql, [Status.QUEUED, ["x"], True]) == \
+        ["'QUE''UED'", "ARRAY['x']::text[]", "TRUE"]
+    assert arguments(sql, [1, 2]) is None  # two values for three marks
 
 
 def test_a_connection_prepares_so_many_statements_at_most(monkeypatch: pytest.MonkeyPatch

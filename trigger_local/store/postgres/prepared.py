@@ -33,6 +33,7 @@ Failing again, prepared afresh, it raises the error itself."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import re
 from collections.abc import Iterator, Sequence
@@ -66,19 +67,26 @@ def marks(sql: str) -> str:
     return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
 
 
+@functools.lru_cache(maxsize=4 * LIMIT)
+def casts(sql: str) -> tuple[str, ...]:
+    """The cast written right after each of `sql`'s marks ('' where none), found once per
+    statement text: a commit writes a few statements, each at every commit."""
+    return tuple(cast.group(0) if (cast := _CAST.match(after)) else ""
+                 for after in sql.split("?")[1:])
+
+
 def arguments(sql: str, params: Sequence[Any]) -> list[str] | None:
     """`params` written as `EXECUTE`'s arguments, each with its mark's cast; None when a value
     is not of a type written in (inline.py) or the marks do not match the values."""
-    parts = sql.split("?")
-    if len(parts) != len(params) + 1:
+    after = casts(sql)
+    if len(after) != len(params):
         return None
     out = []
-    for value, after in zip(params, parts[1:], strict=True):
+    for value, cast in zip(params, after, strict=True):
         written = literal(value)
         if written is None:
             return None
-        cast = _CAST.match(after)
-        out.append(f"{written}{cast.group(0)}" if cast else written)
+        out.append(written + cast)
     return out
 
 
