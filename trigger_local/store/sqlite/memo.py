@@ -12,8 +12,8 @@ the memo (`changed`); so the writer's areas answer from it.
 A value is kept only when read by a transaction that has not written those tables: it is then
 what the last commit left. A transaction that wrote them reads through until it ends, committed
 or rolled back (`ended`: the store's `tx`), and the memo is then empty — a savepoint rolled back
-or a transaction undone never leaves a value it read. The reader's areas keep nothing (the
-writer's commits change the file under them).
+or a transaction undone never leaves a value it read. The reader's areas have a `NoMemo`: it
+keeps nothing (the writer's commits change the file under them).
 """
 
 from __future__ import annotations
@@ -47,3 +47,16 @@ class CatalogMemo:
         if self._wrote:
             self._values.clear()
             self._wrote = False
+
+
+class NoMemo(CatalogMemo):
+    """The reader's: every read loads (the writer's commits change the file under it)."""
+
+    def get(self, key: Hashable, load: Callable[[], T]) -> T:
+        return load()
+
+    def changed(self) -> None:
+        pass
+
+    def ended(self) -> None:
+        pass
