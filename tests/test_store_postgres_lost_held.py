@@ -29,7 +29,7 @@ async def test_a_lost_held_connection_is_a_503_then_connected_again(pg_cluster: 
     try:
         await write(store, 1)
         await write(store, 2)  # its statements executed by name
-        pid = store._conns[False].get_server_pid()
+        pid = store._conns[False].conn.get_server_pid()
         await admin.execute("SELECT pg_terminate_backend($1)", pid)
         try:  # (connected again at once if asyncpg saw the loss before it began)
             await write(store, 3)

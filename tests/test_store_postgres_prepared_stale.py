@@ -99,7 +99,7 @@ async def test_names_given_up_count_towards_the_limit(pg_cluster: Cluster,
                     await tx.attempts.insert(Attempt("attempt_1", "run_1", 1, "EXECUTING", T0))
                     await tx.attempts.insert(Attempt("attempt_1", "run_1", 1, "EXECUTING", T0))
         await write(store, 2)
-        conn = store._conns[False]
+        conn = store._conns[False].conn
         held = await conn.fetchval("SELECT count(*) FROM pg_prepared_statements "
                                    "WHERE name LIKE 'trigger_local_%'")
         assert held <= 20

@@ -17,8 +17,8 @@ or may not have prepared it (the statements before the error ran), so its name i
 again and the statement is prepared anew under another. A prepared statement is the session's,
 not the transaction's: a rollback (of the transaction or of a savepoint) keeps it. Names are
 unique in the process, so a connection the pool hands back, which may hold statements of an
-earlier hold, never meets one it has (store.py `_held` gives each connection it takes a new
-`Prepared`).
+earlier hold, never meets one it has (store.py `_held` holds each connection it takes with a
+new `Prepared`: `Held`).
 
 A statement prepared earlier may no longer fit the database: a migration run while the daemon
 runs changed a column's type or a function it names (its `$n` types were fixed when it was
@@ -36,6 +36,7 @@ import contextlib
 import itertools
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import TransactionRetryError
@@ -138,3 +139,12 @@ class Prepared:
             self.new.clear()
             self.reused = False
 
+
+
+@dataclass
+class Held:
+    """A connection the store holds between transactions (store.py `_held`), with the
+    statements prepared on it."""
+
+    conn: Any
+    prepared: Prepared = field(default_factory=Prepared)
