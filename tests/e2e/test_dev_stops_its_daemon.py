@@ -125,11 +125,13 @@ def test_ctrl_c_before_daemon_json_appears_stops_the_daemon(dev_factory: DevFact
     dev.assert_nothing_left()
 
 
-def test_ctrl_c_right_when_daemon_json_appears_stops_the_daemon(dev_factory: DevFactory) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "SIGTERM"])
+def test_a_signal_right_when_daemon_json_appears_stops_the_daemon(dev_factory: DevFactory,
+                                                                  sig: int) -> None:
     dev = dev_factory()
     wait_for(lambda: (dev.home / "daemon.json").exists() or dev.proc.poll() is not None, 60,
              interval=0.005, what="daemon.json")
-    dev.signal_and_wait(signal.SIGINT)
+    dev.signal_and_wait(sig)
     dev.assert_nothing_left()
 
 
@@ -152,14 +154,6 @@ def test_sigterm_or_sighup_while_streaming_stops_the_daemon(dev_factory: DevFact
     dev.signal_and_wait(sig)
     dev.assert_nothing_left()
     assert "Stopped the daemon dev started" in dev.stderr()
-
-
-def test_sigterm_right_when_daemon_json_appears_stops_the_daemon(dev_factory: DevFactory) -> None:
-    dev = dev_factory()
-    wait_for(lambda: (dev.home / "daemon.json").exists() or dev.proc.poll() is not None, 60,
-             interval=0.005, what="daemon.json")
-    dev.signal_and_wait(signal.SIGTERM)
-    dev.assert_nothing_left()
 
 
 def test_a_daemon_that_was_already_running_stays(tmp_path: Path, dev_factory: DevFactory) -> None:
