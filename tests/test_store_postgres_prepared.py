@@ -6,27 +6,17 @@ working (a name it may have prepared is never used again)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from pg_cluster import Cluster
 
-from tests.engine_support import T0, WarmPlaces, pg_engine
+from tests.engine_support import T0, WarmPlaces, pg_t_engine  # noqa: F401 (the engine fixture)
 from tests.store_support import make_run
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
-from trigger_local.store.models import TaskDef
 from trigger_local.store.postgres import PostgresStore, prepared
 from trigger_local.store.postgres.prepared import Prepared, arguments, marks
-
-
-@pytest.fixture
-async def engine(pg_cluster: Cluster, tmp_path: Path) -> AsyncIterator[Engine]:
-    async with pg_engine(pg_cluster.fresh_url(), tmp_path,
-                         tasks=[TaskDef(task_id="t", queue="task/t")]) as engine:
-        yield engine
 
 
 @pytest.fixture
