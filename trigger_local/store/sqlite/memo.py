@@ -4,10 +4,10 @@ transactions (issue #13).
 The dispatcher's dequeue — in each round, in a group commit's hand-over, and in a trigger that
 starts its own run (engine/starting.py) — reads the paused queues, the queues' concurrency
 limits and the rate limits, and a trigger reads its queue's row (`queues.ensure`): four
-statements of a single-triggered run's 39 without the memo (35 with it), for tables that change only when a version is
-registered, a queue is made, paused or given a limit. One daemon writes the file
-(daemon_lock.py), and every write to those tables goes through the writer's areas, which tell
-the memo (`changed`); so the writer's areas answer from it.
+statements of a single-triggered run's 39 without the memo (35 with it), for tables that
+change only when a version is registered, a queue is made, paused or given a limit. One daemon
+writes the file (daemon_lock.py), and every write to those tables goes through the writer's
+areas, which tell the memo (`changed`); so the writer's areas answer from it.
 
 A value is kept only when read by a transaction that has not written those tables: it is then
 what the last commit left. A transaction that wrote them reads through until it ends, committed
