@@ -69,6 +69,10 @@ class Trace:
         self._conn.set_trace_callback(None)
         return {kind: n / N for kind, n in self.seen.items()}
 
+    def total(self) -> int:
+        self._conn.set_trace_callback(None)
+        return sum(self.seen.values())
+
 
 async def test_a_no_op_run_writes_one_row_per_transition_it_keeps(engine: Engine) -> None:
     """Dequeued then started at once: DEQUEUED leaves no snapshot or event row, the start does
@@ -102,6 +106,28 @@ async def test_a_no_op_run_writes_one_row_per_transition_it_keeps(engine: Engine
     history = await engine.queries.events.after(0, run_id=runs[0].id)
     assert [(e.type, e.data["from"]) for e in history] == [
         ("run.created", None), ("run.executing", "DEQUEUED"), ("run.completed", "EXECUTING")]
+
+
+async def test_a_single_triggered_run_is_35_statements(engine: Engine) -> None:
+    """docs/architecture.md's figures, on the writer with BEGIN and COMMIT: the trigger 6, the
+    dispatcher's dequeue round 7 (its reads serve all the runs it takes), the start 11, the
+    finish 11 — once the catalog memo holds what the dequeue reads (store/sqlite/memo.py)."""
+    units = []
+    for _ in range(2):  # the first run fills the memo
+        trace = Trace(engine)
+        await engine.trigger(TriggerRequest(task_id="noop"))
+        trigger = trace.total()
+        trace = Trace(engine)
+        [run] = await engine.dequeue(5, reserve=True)
+        dequeue = trace.total()
+        trace = Trace(engine)
+        assert await engine.start_attempt(run, "worker_1", 1) is not None
+        start = trace.total()
+        trace = Trace(engine)
+        await engine.finish_attempt(run.id, 1, AttemptOutcome(ok=True, output="null"))
+        units.append((trigger, dequeue, start, trace.total()))
+    assert units[1] == (6, 7, 11, 11) and sum(units[1]) == 35
+    assert sum(units[0]) == 39  # the memo's four reads: the queue's row, paused, limits, rates
 
 
 async def test_a_run_that_changed_since_its_dequeue_is_read_again(engine: Engine) -> None:

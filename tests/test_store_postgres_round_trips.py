@@ -7,17 +7,15 @@ hot path shows here."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import pytest
-from pg_cluster import Cluster
 
-from tests.engine_support import pg_engine
+from tests.engine_support import pg_t_engine  # noqa: F401 (the engine fixture)
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
-from trigger_local.store.models import Attempt, LogEntry, Run, TaskDef
+from trigger_local.store.models import Attempt, LogEntry, Run
 
 #: round trips per unit: statements sent to the server, each awaited (several statements sent
 #: in one message count once). Before the kept writes, the BEGIN sent with the first statement
@@ -33,13 +31,6 @@ BUDGET = {"trigger": 2, "dequeue": 3, "start": 2, "finish": 4, "wait": 4, "idle 
 #: dequeue's reads, the page of queued runs, the commit
 START_BUDGET = 3
 SENDS = ("execute", "executemany", "fetch", "fetchrow", "fetchval")
-
-
-@pytest.fixture
-async def engine(pg_cluster: Cluster, tmp_path: Path) -> AsyncIterator[Engine]:
-    async with pg_engine(pg_cluster.fresh_url(), tmp_path,
-                         tasks=[TaskDef(task_id="t", queue="task/t")]) as engine:
-        yield engine
 
 
 @pytest.fixture

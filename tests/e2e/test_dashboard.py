@@ -42,6 +42,16 @@ def dashboard(d: DaemonProcess) -> Dashboard:
     return Dashboard(ApiClient(d.url, d.key))
 
 
+def queued_behind_a_pause(d: DaemonProcess, n: int) -> None:
+    """`n` runs of hello, queued: its queue paused (it exists once a run used it: one ran)."""
+    d.wait_status(d.trigger("hello", {}))
+    d.api("POST", "/api/v1/queues/hello/pause",
+          json={"type": "task", "action": "pause"}).raise_for_status()
+    client = SyncApiClient(d.url, d.key)
+    client.batch_trigger([{"task": "hello", "payload": "{}"} for _ in range(n)])
+    client.close()
+
+
 async def test_runs_table_updates_when_a_run_finishes(ready: DaemonProcess) -> None:
     app = dashboard(ready)
     async with app.run_test(size=(160, 40)) as pilot:
@@ -150,12 +160,7 @@ async def test_trace_tree_of_a_parent_has_attempt_wait_and_child(ready: DaemonPr
 
 
 async def test_runs_table_reads_the_next_pages_while_pagedown_is_held(ready: DaemonProcess) -> None:
-    ready.wait_status(ready.trigger("hello", {}))  # the queue exists once a run used it
-    ready.api("POST", "/api/v1/queues/hello/pause",
-              json={"type": "task", "action": "pause"}).raise_for_status()
-    client = SyncApiClient(ready.url, ready.key)
-    client.batch_trigger([{"task": "hello", "payload": "{}"} for _ in range(260)])
-    client.close()
+    queued_behind_a_pause(ready, 260)
     app = dashboard(ready)
     async with app.run_test(size=(120, 30)) as pilot:
         table = app.query_one("#runs-table", DataTable)
@@ -215,12 +220,7 @@ async def test_end_and_home_move_the_runs_cursor_so_enter_opens_the_row_in_view(
         ready: DaemonProcess) -> None:
     """`End` scrolled the view (Textual's binding) but left the row cursor on the first run:
     `Enter` then opened a run the user did not pick, off screen."""
-    ready.wait_status(ready.trigger("hello", {}))  # the queue exists once a run used it
-    ready.api("POST", "/api/v1/queues/hello/pause",
-              json={"type": "task", "action": "pause"}).raise_for_status()
-    client = SyncApiClient(ready.url, ready.key)
-    client.batch_trigger([{"task": "hello", "payload": "{}"} for _ in range(40)])
-    client.close()
+    queued_behind_a_pause(ready, 40)
     app = dashboard(ready)
     async with app.run_test(size=(120, 20)) as pilot:
         table = app.query_one("#runs-table", DataTable)

@@ -28,7 +28,7 @@ from ..limits import ENV_TOTAL_MAX_BYTES, ENV_VAR_MAX_BYTES
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
 from ..settings_checks import check_task_env
-from .common import client, err, fail, number_in, out, print_error
+from .common import client, err, fail, key_project, number_in, out, print_error
 from .daemon_cmds import settings_for
 from .daemon_start import (
     Spawned,
@@ -130,10 +130,10 @@ def dev_project(api: SyncApiClient, config: ProjectConfig) -> str:
     if config.named or api.endpoint.project is not None:
         return config.project
     try:
-        refs = [str(p.get("ref")) for p in api.list_projects().get("data") or []]
+        ref = key_project(api)
     except TriggerLocalError:
-        refs = []
-    return refs[0] if len(refs) == 1 else config.project
+        ref = None
+    return config.project if ref is None else ref
 
 
 def show_project(api: SyncApiClient, config: ProjectConfig, ref: str) -> None:
