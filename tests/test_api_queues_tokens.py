@@ -73,7 +73,7 @@ async def test_token_create_complete_retrieve(api: httpx.AsyncClient, engine: En
     done = await api.post(f"/api/v1/waitpoints/tokens/{token['id']}/complete",
                           json={"data": {"ok": True}},
                           headers=as_public)
-    assert done.json() == {"success": True}
+    assert done.json() == {"success": True, "changed": True}  # changed: ours
     completed = (await api.get(f"/api/v1/waitpoints/tokens/{token['id']}")).json()
     assert completed["status"] == "COMPLETED" \
         and completed["outputType"] == "application/super+json"
@@ -109,7 +109,7 @@ async def test_forced_and_natural_timeouts(api: httpx.AsyncClient, engine: Engin
     forced = (await api.post("/api/v1/waitpoints/tokens", json={})).json()
     r = await api.post(f"/api/v1/waitpoints/tokens/{forced['id']}/timeout")
     assert r.status_code == 200 and r.json()["status"] == "TIMED_OUT" \
-        and r.json()["outputIsError"] is True
+        and r.json()["outputIsError"] is True and r.json()["changed"] is True
     natural = (await api.post("/api/v1/waitpoints/tokens", json={"timeout": "10m"})).json()
     clock.advance(601)
     await engine.tick_timers()

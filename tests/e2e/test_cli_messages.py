@@ -63,9 +63,9 @@ def test_a_timed_out_token_cannot_be_completed_and_says_so(daemon: DaemonProcess
     assert f"{token} timed out at " in late.stderr, late.stderr
     assert "nothing was completed" in late.stderr and "Traceback" not in late.stderr
     assert len(late.stderr.strip().splitlines()) == 1, late.stderr
-    # the API's answer stays Trigger.dev's: 200 {"success": true}, the token unchanged
+    # the API's answer stays Trigger.dev's: 200 {"success": true} (and ours: nothing changed)
     r = daemon.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": 1})
-    assert r.status_code == 200 and r.json() == {"success": True}, r.text
+    assert r.status_code == 200 and r.json() == {"success": True, "changed": False}, r.text
     assert daemon.api("GET", f"/api/v1/waitpoints/tokens/{token}").json()["status"] == "TIMED_OUT"
 
 
