@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from trigger_local.cli import completion
+from trigger_local.errors import BadRequestError
 from trigger_local.sdk import client as client_module
 
 from .conftest import DaemonProcess
@@ -261,10 +262,20 @@ def test_an_empty_filter_or_queue_is_a_usage_error_naming_the_option(
                          (("runs", "ls", "--project", ""), "--project"),
                          (("runs", "ls", "--status", ","), "--status"),
                          (("trigger", "hello", "--queue", ""), "--queue"),
+                         (("trigger", "hello", "--queue", " \t"), "--queue"),
                          (("trigger", "hello", "--tag", ""), "--tag")):
         r = cli(ready, *args)
         assert r.returncode == 2 and r.stdout == "", (args, r.stdout, r.stderr)
         assert f"Invalid value for {option}" in r.stderr.replace("'", "") \
             and "must not be empty" in r.stderr, (args, r.stderr)
+    # the SDK's queue= option: the daemon refuses a blank name as it does an empty one
+    api = client_module.SyncApiClient(ready.url, ready.key)
+    try:
+        for name in ("", " ", "\t", "\u3000"):
+            with pytest.raises(BadRequestError, match="^options.queue.name must not be empty or "
+                                                      "only whitespace$"):
+                api.trigger("hello", None, options={"queue": name})
+    finally:
+        api.close()
     assert len(ready.api("GET", "/api/v1/runs").json()["data"]) == 1  # nothing triggered
     assert cli(ready, "runs", "ls", "--task", "hello").returncode == 0
