@@ -108,6 +108,24 @@ def test_concurrent_completions_exactly_one_changed_it(daemon: DaemonProcess) ->
     assert forced["status"] == "COMPLETED" and forced["changed"] is False
 
 
+def test_concurrent_completions_and_timeouts_exactly_one_changed_it(
+        daemon: DaemonProcess) -> None:
+    token = _token(daemon)
+
+    def finish(i: int) -> httpx.Response:
+        if i % 2:
+            return daemon.api("POST", f"/api/v1/waitpoints/tokens/{token}/timeout")
+        return _complete(daemon, token, {"i": i})
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(finish, range(16)))
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    winners = [i for i, a in enumerate(answers) if a.json()["changed"] is True]
+    assert len(winners) == 1, [a.json() for a in answers]
+    shown = daemon.api("GET", f"/api/v1/waitpoints/tokens/{token}").json()
+    assert shown["status"] == ("TIMED_OUT" if winners[0] % 2 else "COMPLETED"), shown
+
+
 def test_completing_hostile_ids_and_bodies_answers_plainly(daemon: DaemonProcess) -> None:
     for bad in ("waitpoint_ünï", "waitpoint_" + "x" * 5000, "%20"):
         r = _complete(daemon, bad, 1)
