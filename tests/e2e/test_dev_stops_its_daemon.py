@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from trigger_local.tokens import project_key
+
 from .conftest import DaemonProcess, daemon_pids, wait_for, write_project
 
 #: a module whose import says so (a file) and then takes a while: dev is inside its
@@ -303,3 +305,68 @@ def test_a_home_that_cannot_hold_the_dev_lock_is_said_and_dev_goes_on(
     assert f"No lock of one dev per project ({home / 'dev' / 'proj_test.lock'}: " in said, said
     assert "a second `trigger-local dev` of proj_test would run beside this one." in said
     assert "Registered" in said and first.proc.poll() is None, said
+
+
+def test_two_devs_of_one_project_key_in_two_directories_are_one_dev_of_it(
+        tmp_path: Path) -> None:
+    """A directory whose trigger.toml names no project registers as the project of the key
+    dev is given (TRIGGER_SECRET_KEY a project's key). The lock of one dev per project was named
+    after the ref the directory's name derives, so two such devs in two directories both ran
+    (the daemon's 409 comes only once a dev's session is open, after its first registration),
+    both registering that project's version on every change. The second now exits 1 naming the
+    first, having registered nothing, even while the first is still in its first registration;
+    a dev with the daemon's own key in the second directory serves its own project."""
+    home = tmp_path / "home"
+    running = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home)}).start()
+    devs: list[subprocess.Popen[str]] = []
+
+    def start_dev(cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen[str]:
+        with log.open("w") as sink:
+            devs.append(subprocess.Popen([sys.executable, "-m", "trigger_local", "dev"],
+                                         cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                                         stderr=sink, text=True))
+        return devs[-1]
+
+    try:
+        first_dir, second_dir = (write_project(tmp_path / name, SLOW_IMPORT)
+                                 for name in ("first", "second"))
+        for d in (first_dir, second_dir):  # no `project`: refs proj_first, proj_second
+            (d / "trigger.toml").write_text('dirs = ["trigger"]\n')
+        r = running.api("POST", "/api/v1/local/versions", json={
+            "projectDir": str(first_dir), "dirs": ["trigger"],
+            "env": {"IMPORT_MARKER": str(tmp_path / "registered")}})
+        assert r.status_code == 200 and r.json()["project"] == "proj_first", r.text
+        env = {**os.environ, "TRIGGER_LOCAL_HOME": str(home),
+               "TRIGGER_SECRET_KEY": project_key(running.key, "proj_first"),
+               "IMPORT_MARKER": str(tmp_path / "first-imported"), "IMPORT_SECONDS": "20"}
+        env.pop("TRIGGER_API_URL", None)
+        first = start_dev(first_dir, env, tmp_path / "first-dev.log")
+        wait_for(lambda: (tmp_path / "first-imported").exists() or first.poll() is not None, 60,
+                 what="the first dev to be inside its first registration")
+        env.update({"IMPORT_MARKER": str(tmp_path / "second-imported"), "IMPORT_SECONDS": "0"})
+        log = tmp_path / "second-dev.log"
+        second = start_dev(second_dir, env, log)
+        wait_for(lambda: second.poll() is not None or "Project" in log.read_text(), 60,
+                 what="the second dev to end or to serve")
+        said = " ".join(log.read_text().split())
+        assert second.wait(10) == 1, said
+        # the key's project is the daemon's answer: dev says which daemon it uses first
+        assert said.startswith("Using the daemon at "), said
+        assert said.endswith(
+            f"Error: Project proj_first is served by `trigger-local dev` in {first_dir} (pid "
+            f"{first.pid}); TRIGGER_SECRET_KEY here in {second_dir} is that project's key "
+            "too. Stop that dev (Ctrl-C there), or use another project's key here."), said
+        assert not (tmp_path / "second-imported").exists()  # it registered nothing
+        assert first.poll() is None, (tmp_path / "first-dev.log").read_text()
+        # the daemon's own key: the second directory is its own project, and its dev runs
+        env.pop("TRIGGER_SECRET_KEY")
+        own_log = tmp_path / "own-dev.log"
+        own = start_dev(second_dir, env, own_log)
+        wait_for(lambda: "Project" in own_log.read_text() or own.poll() is not None, 60,
+                 what="the second directory's own dev to register")
+        assert own.poll() is None and "proj_second" in own_log.read_text(), own_log.read_text()
+    finally:
+        for dev in devs:
+            dev.kill()
+            dev.wait(10)
+        running.close()
