@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pg_cluster import Cluster
 
 from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
@@ -149,6 +150,15 @@ async def pg_engine(url: str, tmp_path: Path, *, tasks: list[TaskDef]
         yield await open_engine(tmp_path, FakeClock(T0), store=store, tasks=tasks)
     finally:
         await store.close()
+
+
+@pytest.fixture(name="engine")
+async def pg_t_engine(pg_cluster: Cluster, tmp_path: Path) -> AsyncIterator[Engine]:
+    """The `engine` of a test file that imports this fixture: `pg_engine` on a new schema of
+    the session's cluster, one task `t` (queue `task/t`)."""
+    async with pg_engine(pg_cluster.fresh_url(), tmp_path,
+                         tasks=[TaskDef(task_id="t", queue="task/t")]) as engine:
+        yield engine
 
 
 class WarmPlaces:

@@ -1,14 +1,17 @@
 """The store contract's fixture and builders, shared by tests/test_store_contract*.py: `open_store`
 opens a backend by name (a second backend adds a branch to it; the `store` fixture, in
 tests/conftest.py, opens each in turn), and `make_run`, `make_wp`, `insert_runs` build the
-records the tests write."""
+records the tests write; `pg_store_and_admin` and `write_run` serve the PostgreSQL store's
+tests of what happens under its held connection."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from trigger_local.projects import DEFAULT_PROJECT
@@ -71,3 +74,28 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await opened.open()
     yield opened
     await opened.close()
+
+
+@asynccontextmanager
+async def pg_store_and_admin(url: str) -> AsyncIterator[tuple[PostgresStore, Any]]:
+    """A PostgresStore open on `url`, and a connection of its own to change the database (or
+    end the store's sessions) under it; both closed after."""
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        admin = await asyncpg.connect(url)
+        try:
+            yield store, admin
+        finally:
+            await admin.close()
+    finally:
+        await store.close()
+
+
+async def write_run(store: Store, n: int) -> None:
+    """One transaction of the kept writes a commit sends: run `run_{n}`, its `run.created`
+    event (`{"n": n}`) and a request-cache entry `key_{n}`."""
+    async with store.tx() as tx:
+        await tx.runs.insert(make_run(f"run_{n}"))
+        await tx.events.append(f"run_{n}", "run.created", T0, {"n": n})
+        await tx.requests.put(f"key_{n}", T0, {"n": n})

@@ -77,7 +77,7 @@ async def test_a_key_cannot_act_for_another_project(two: InProcessServices, as_b
     register = await as_b.post("/api/v1/local/versions", json={"projectDir": "/a", "project": A})
     assert register.status_code == 403
     bad = await trigger(api, **{HEADER: "not a ref!"})
-    assert bad.status_code == 422 and HEADER in bad.json()["error"]
+    assert bad.status_code == 400 and HEADER in bad.json()["error"]
 
 
 async def test_queues_resolve_within_the_named_project(two: InProcessServices,
@@ -143,6 +143,26 @@ async def test_a_malformed_project_ref_is_one_400_on_every_route_taking_one(
         r = await api.get(path, params={name: "proj_a,bad ref"})
         assert r.status_code == 400, (path, r.text)
         assert r.json()["error"].startswith(f"Invalid {name} 'bad ref': use 1-64 letters"), r.text
+
+
+@pytest.mark.parametrize("value", [b"bad ref", b"proj_\xc3\xa9", b"x" * 5000, b"-lead", b"a,b"],
+                         ids=["space", "utf8", "huge", "leading-dash", "comma"])
+async def test_a_malformed_project_header_is_the_same_400_as_the_query(
+        two: InProcessServices, api: httpx.AsyncClient, value: bytes) -> None:
+    """The header answered 422 where the same ref as a query parameter answered 400: the same
+    400 and message now, on a read, a write and a queue route, and nothing is stored."""
+    shown = repr(value.decode("latin-1"))
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    for method, path, body in (("GET", "/api/v1/runs", None),
+                               ("POST", "/api/v1/tasks/hello/trigger", {"payload": "{}"}),
+                               ("POST", "/api/v1/waitpoints/tokens", {}),
+                               ("POST", "/api/v1/queues/hello/pause", {"type": "task"})):
+        r = await api.request(method, path, json=body, headers={HEADER: value})  # type: ignore[dict-item]
+        assert r.status_code == 400, (path, r.text)
+        assert r.json()["error"].startswith(f"Invalid {HEADER} header {shown}: use 1-64 "
+                                            "letters, digits, '_' or '-'"), (path, r.text)
+    assert (await api.get("/api/v1/runs")).json()["data"] == []
+    assert (await api.get("/api/v1/waitpoints/tokens")).json()["data"] == []
 
 
 async def test_request_keys_are_per_project(two: InProcessServices, api: httpx.AsyncClient,

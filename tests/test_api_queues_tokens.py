@@ -35,6 +35,28 @@ async def test_queue_list_pages_and_retrieve_by_every_address(api: httpx.AsyncCl
     assert missing.status_code == 404 and missing.json()["error"] == "queue-not-found"
 
 
+async def test_an_empty_or_blank_queue_name_is_a_400_on_every_queue_route(
+        api: httpx.AsyncClient, engine: Engine, indexed: Version) -> None:
+    """A blank name answered 404 queue-not-found (and a queue named " " could be made and then
+    paused by it); it is a 400 saying a name is required, as an empty one is."""
+    for seg in ("", "%20", "%09", "%20%20", "%E3%80%80"):
+        for method, path, body in (
+                ("GET", f"/api/v1/queues/{seg}", None),
+                ("POST", f"/api/v1/queues/{seg}/pause", {"type": "custom", "action": "pause"}),
+                ("POST", f"/api/v1/queues/{seg}/pause", {"action": "resume"}),
+                ("POST", f"/api/v1/queues/{seg}/concurrency/override",
+                 {"type": "task", "concurrencyLimit": 1}),
+                ("POST", f"/api/v1/queues/{seg}/concurrency/reset", {})):
+            r = await api.request(method, path, json=body)
+            assert r.status_code == 400 and r.json()["error"].startswith(
+                "A queue name (a task id, a custom queue's name or a queue_… id) is required"), \
+                (path, r.text)
+    for seg in ("ü%E2%9C%93", "x" * 5000):  # not blank: looked up, and not found
+        r = await api.post(f"/api/v1/queues/{seg}/pause", json={"type": "custom"})
+        assert r.status_code == 404 and r.json()["error"] == "queue-not-found", r.text
+    assert not any(q.paused for q in await engine.queries.queues.all(None))
+
+
 async def test_pause_resume_and_concurrency_override(api: httpx.AsyncClient, engine: Engine,
                                                      indexed: Version) -> None:
     await api.post("/api/v1/tasks/hello/trigger", json={})
@@ -73,7 +95,7 @@ async def test_token_create_complete_retrieve(api: httpx.AsyncClient, engine: En
     done = await api.post(f"/api/v1/waitpoints/tokens/{token['id']}/complete",
                           json={"data": {"ok": True}},
                           headers=as_public)
-    assert done.json() == {"success": True}
+    assert done.json() == {"success": True, "changed": True}  # changed: ours
     completed = (await api.get(f"/api/v1/waitpoints/tokens/{token['id']}")).json()
     assert completed["status"] == "COMPLETED" \
         and completed["outputType"] == "application/super+json"
@@ -109,7 +131,7 @@ async def test_forced_and_natural_timeouts(api: httpx.AsyncClient, engine: Engin
     forced = (await api.post("/api/v1/waitpoints/tokens", json={})).json()
     r = await api.post(f"/api/v1/waitpoints/tokens/{forced['id']}/timeout")
     assert r.status_code == 200 and r.json()["status"] == "TIMED_OUT" \
-        and r.json()["outputIsError"] is True
+        and r.json()["outputIsError"] is True and r.json()["changed"] is True
     natural = (await api.post("/api/v1/waitpoints/tokens", json={"timeout": "10m"})).json()
     clock.advance(601)
     await engine.tick_timers()

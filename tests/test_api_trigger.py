@@ -196,11 +196,16 @@ async def test_a_huge_number_and_a_deep_payload_are_refused_in_plain_words(
 
 async def test_an_empty_queue_name_is_a_400_naming_it_and_triggers_nothing(
         api: httpx.AsyncClient, indexed: Version) -> None:
-    """`{"queue": {"name": ""}}` put the run on the task's own queue, in silence."""
-    for queue in ({"name": ""}, ""):
+    """`{"queue": {"name": ""}}` put the run on the task's own queue, in silence; `" "`
+    made a queue named " " (and "\\t" was refused as a control character, not as empty)."""
+    for queue in ({"name": ""}, "", {"name": " "}, " ", {"name": "\t"}, "\u3000\n ",
+                  {"name": " " * 10_000}):
         for path, body in (("/api/v1/tasks/hello/trigger", {"options": {"queue": queue}}),
                            ("/api/v1/tasks/batch",
                             {"items": [{"task": "hello", "options": {"queue": queue}}]})):
             r = await api.post(path, json=body)
-            assert r.status_code == 400 and "options.queue.name" in r.json()["error"], r.text
+            assert r.status_code == 400 and r.json()["error"] == \
+                "options.queue.name must not be empty or only whitespace", r.text
     assert (await api.get("/api/v1/runs")).json()["data"] == []
+    assert [q["name"] for q in (await api.get("/api/v1/queues")).json()["data"]
+            if not q["name"].strip()] == []

@@ -23,6 +23,7 @@ from trigger_local.store.models import (
     EXECUTING,
     QUEUED,
     SYSTEM_FAILURE,
+    LogEntry,
     Run,
     TaskDef,
 )
@@ -68,6 +69,10 @@ class Trace:
         self._conn.set_trace_callback(None)
         return {kind: n / N for kind, n in self.seen.items()}
 
+    def total(self) -> int:
+        self._conn.set_trace_callback(None)
+        return sum(self.seen.values())
+
 
 async def test_a_no_op_run_writes_one_row_per_transition_it_keeps(engine: Engine) -> None:
     """Dequeued then started at once: DEQUEUED leaves no snapshot or event row, the start does
@@ -96,9 +101,33 @@ async def test_a_no_op_run_writes_one_row_per_transition_it_keeps(engine: Engine
     assert finish["SELECT runs"] == 1 and "SELECT attempts" not in finish
     assert "DELETE FROM" not in finish  # it never waited: no run_waitpoints edge blocks it
     assert "SELECT runs' counters" not in start and "SELECT runs' counters" not in finish
+    # it logged nothing: no log line, and no count of its lines against the cap, read or written
+    assert not [kind for kind in [*start, *finish] if "log" in kind], (start, finish)
     history = await engine.queries.events.after(0, run_id=runs[0].id)
     assert [(e.type, e.data["from"]) for e in history] == [
         ("run.created", None), ("run.executing", "DEQUEUED"), ("run.completed", "EXECUTING")]
+
+
+async def test_a_single_triggered_run_is_35_statements(engine: Engine) -> None:
+    """docs/architecture.md's figures, on the writer with BEGIN and COMMIT: the trigger 6, the
+    dispatcher's dequeue round 7 (its reads serve all the runs it takes), the start 11, the
+    finish 11 — once the catalog memo holds what the dequeue reads (store/sqlite/memo.py)."""
+    units = []
+    for _ in range(2):  # the first run fills the memo
+        trace = Trace(engine)
+        await engine.trigger(TriggerRequest(task_id="noop"))
+        trigger = trace.total()
+        trace = Trace(engine)
+        [run] = await engine.dequeue(5, reserve=True)
+        dequeue = trace.total()
+        trace = Trace(engine)
+        assert await engine.start_attempt(run, "worker_1", 1) is not None
+        start = trace.total()
+        trace = Trace(engine)
+        await engine.finish_attempt(run.id, 1, AttemptOutcome(ok=True, output="null"))
+        units.append((trigger, dequeue, start, trace.total()))
+    assert units[1] == (6, 7, 11, 11) and sum(units[1]) == 35
+    assert sum(units[0]) == 39  # the memo's four reads: the queue's row, paused, limits, rates
 
 
 async def test_a_run_that_changed_since_its_dequeue_is_read_again(engine: Engine) -> None:
@@ -258,3 +287,24 @@ async def test_a_run_completed_while_it_waits_loses_its_edges(engine: Engine) ->
     await engine.complete_token(token.id, '"late"')
     done = await engine.queries.runs.get(result.run.id)
     assert done is not None and done.status == COMPLETED
+
+
+async def test_a_burst_of_log_lines_writes_its_count_once_and_reads_nothing(
+        engine: Engine) -> None:
+    """A burst's lines and its attempt's count against the cap (engine/log_cap.py): one
+    statement each, in its transaction; the count of an attempt this daemon started is in
+    memory, so the burst reads no count and no stored line."""
+    await engine.trigger_many([TriggerRequest(task_id="noop") for _ in range(N)])
+    runs = await engine.dequeue(N)
+    for run in runs:
+        assert await engine.start_attempt(run, "worker_1", 1) is not None
+    trace = Trace(engine)
+    for run in runs:
+        await engine.append_logs([LogEntry(run_id=run.id, attempt=1, at=T0, level="info",
+                                           message=f"line {i}") for i in range(3)], first=0)
+    burst = trace.per_run()
+    assert burst["INSERT log_usage"] == 1 and burst["INSERT logs"] == 3, burst  # a row a line
+    # no count read, and of the lines only the last id (engine/runs.py store_logs), no page
+    assert "SELECT log_usage" not in burst and burst["SELECT logs"] == 1, burst
+    usage = await engine.queries.logs.usage(runs[0].id, 1)
+    assert usage is not None and (usage.stored_lines, usage.dropped_lines) == (3, 0)

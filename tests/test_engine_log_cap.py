@@ -18,7 +18,7 @@ from trigger_local.engine import AttemptOutcome, Engine
 from trigger_local.engine.log_cap import DROPPED_ATTRIBUTE
 from trigger_local.errors import TransactionRetryError
 from trigger_local.store import SqliteStore, Store
-from trigger_local.store.models import LogEntry
+from trigger_local.store.models import LogEntry, Run
 
 CAP = 1024
 
@@ -31,11 +31,19 @@ async def _messages(store: Store, run_id: str) -> list[str]:
     return [e.message for e in await store.read().logs.for_run(run_id)]
 
 
-async def test_lines_of_a_capped_attempt_that_ended_are_dropped_after_its_marker(
-        tmp_path: Path) -> None:
-    engine = await open_engine(tmp_path, FakeClock(T0), tasks=[HELLO], log_limit_bytes=CAP)
+async def _started(tmp_path: Path, store: Store | None = None) -> tuple[Engine, Run]:
+    """An engine whose attempts' logs are capped at CAP (on `store`, else a new SQLite file)
+    and a run of hello started on it: attempt 1."""
+    engine = await open_engine(tmp_path, FakeClock(T0), tasks=[HELLO], store=store,
+                               log_limit_bytes=CAP)
     run = await trigger(engine)
     await start(engine, run.id)
+    return engine, run
+
+
+async def test_lines_of_a_capped_attempt_that_ended_are_dropped_after_its_marker(
+        tmp_path: Path) -> None:
+    engine, run = await _started(tmp_path)
     await engine.append_logs([_line(run.id, "a" * 600)])
     await engine.append_logs([_line(run.id, "b" * 600)])  # past the cap: dropped
     # the process is taken for gone: attempt 1 ends (the run is queued again), its marker
@@ -78,10 +86,7 @@ def _refuse_once(engine: Engine, monkeypatch: pytest.MonkeyPatch,
 
 async def test_a_burst_whose_transaction_was_refused_counts_once(
         store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = await open_engine(tmp_path, FakeClock(T0), tasks=[HELLO], store=store,
-                               log_limit_bytes=CAP)
-    run = await trigger(engine)
-    await start(engine, run.id)
+    engine, run = await _started(tmp_path, store)
     refused = _refuse_once(engine, monkeypatch, lambda entries: True)
     await engine.append_logs([_line(run.id, "a" * 600)], first=0)  # refused, run again
     await engine.append_logs([_line(run.id, "b" * 300)], first=1)  # 900 bytes: within the cap
@@ -92,10 +97,7 @@ async def test_a_burst_whose_transaction_was_refused_counts_once(
 
 async def test_an_end_whose_transaction_was_refused_still_stores_the_marker(
         store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = await open_engine(tmp_path, FakeClock(T0), tasks=[HELLO], store=store,
-                               log_limit_bytes=CAP)
-    run = await trigger(engine)
-    await start(engine, run.id)
+    engine, run = await _started(tmp_path, store)
     await engine.append_logs([_line(run.id, "a" * 600), _line(run.id, "b" * 600)], first=0)
     refused = _refuse_once(engine, monkeypatch,
                            lambda entries: DROPPED_ATTRIBUTE in entries[0].attributes)

@@ -147,18 +147,18 @@ class TestTokens:
         token, _ = await engine.create_token(tags=["approval"], created_by_run_id=run.id)
         decision = await engine.wait(run.id, 1, kind="token", waitpoint_id=token.id)
         assert decision.action == "hold"
-        done = await engine.complete_token(token.id, '{"approved":true}')
-        assert done.status == WP_COMPLETED
+        done, changed = await engine.complete_token(token.id, '{"approved":true}')
+        assert done.status == WP_COMPLETED and changed
         result = await resume(engine, run.id, token.id)
         assert result == {"ok": True, "status": WP_COMPLETED, "output": '{"approved":true}',
                           "outputType": "application/json"}
 
     async def test_completing_twice_is_harmless(self, engine: Engine) -> None:
         token, _ = await engine.create_token()
-        await engine.complete_token(token.id, '"first"')
-        again = await engine.complete_token(token.id, '"second"')
-        assert again.status == WP_COMPLETED and again.output == '"first"'
-        assert await engine.timeout_token(token.id) is not None
+        assert (await engine.complete_token(token.id, '"first"'))[1] is True
+        again, changed = await engine.complete_token(token.id, '"second"')
+        assert again.status == WP_COMPLETED and again.output == '"first"' and changed is False
+        assert (await engine.timeout_token(token.id))[1] is False
         stored = await engine.queries.waitpoints.get(token.id)
         assert stored is not None and (stored.status, stored.output) == (WP_COMPLETED, '"first"')
         completed = [e for e in await engine.queries.events.after(0)
@@ -186,8 +186,8 @@ class TestTokens:
         assert result["error"] == {"code": "TRIGGER_WAITPOINT_TIMEOUT",  # TRIGGER_API.md §6.4
                                    "message": f"Waitpoint timed out at {iso(T0 + 60)}"}
         # completing after the timeout changes nothing
-        late = await engine.complete_token(token.id, '"late"')
-        assert late.status == WP_TIMED_OUT
+        late, changed = await engine.complete_token(token.id, '"late"')
+        assert late.status == WP_TIMED_OUT and changed is False
 
     async def test_unknown_tokens(self, engine: Engine) -> None:
         with pytest.raises(NotFoundError):

@@ -89,6 +89,17 @@ def test_default_queue_is_the_tasks_own() -> None:
             m["schema"]) == ("task/solo", False, None, None)
 
 
+@pytest.mark.parametrize("name", ["", " ", "\t", "\u3000 \n"])
+def test_an_empty_or_blank_queue_name_is_refused_where_it_is_defined(name: str) -> None:
+    """`@task(queue=" ")` made a queue named " " (and `queue=""` one named ""); `queue(" ")`
+    too: the daemon refuses such a name in a trigger, so a definition refuses it at once."""
+    with pytest.raises(ValidationError, match="not empty or only whitespace"):
+        queue(name)
+    with pytest.raises(ValidationError, match="Task 'blank-queue': A queue needs a name"):
+        task(id="blank-queue", queue=name)(lambda payload: None)
+    assert registry.get_task("blank-queue") is None  # nothing half-defined is registered
+
+
 class Item(BaseModel):
     name: str
     qty: int = 1

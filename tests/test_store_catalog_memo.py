@@ -95,5 +95,23 @@ async def test_a_pause_undone_by_a_savepoint_is_not_seen_in_the_same_transaction
     assert (await engine.queries.runs.get(run.id)).status != QUEUED  # type: ignore[union-attr]
 
 
+async def test_the_reader_sees_each_commit_to_the_catalog(engine: Engine) -> None:
+    """The reader keeps nothing (memo.py `NoMemo`): the writer's commits change the file
+    under it, and nothing of them tells the reader's areas."""
+    reader = engine.store.read()
+    assert await reader.queues.paused() == set()
+    assert await reader.queues.limits() == {}
+    assert await reader.rate_limits.all() == {}
+    await engine.set_queue_paused(QUEUE, True)
+    await engine.set_queue_limit(QUEUE, 2)
+    async with engine._unit() as tx:
+        await tx.rate_limits.set("proj_local", QUEUE, {"limit": 1, "period_s": 60.0})
+    assert await reader.queues.paused() == {("proj_local", QUEUE)}
+    assert await reader.queues.limits() == {("proj_local", QUEUE): 2}
+    assert list(await reader.rate_limits.all()) == [("proj_local", QUEUE)]
+    queue = await reader.queues.get("proj_local", QUEUE)
+    assert queue is not None and queue.paused
+
+
 class Boom(Exception):
     pass

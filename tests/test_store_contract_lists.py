@@ -27,6 +27,7 @@ from trigger_local.store.models import (
     WP_COMPLETED,
     WP_TIMED_OUT,
     WP_WAITING,
+    LogUsage,
     Queue,
     Run,
     Waitpoint,
@@ -203,6 +204,7 @@ async def test_retention_reads_and_deletes(store: Store) -> None:  # noqa: F811
         for run_id in ("run_old", "run_new"):
             await ops.streams.create(run_id, "out", T0)
             await ops.streams.append(run_id, "out", ["a", "b"], T0)
+            await ops.logs.add_usage(run_id, 1, LogUsage(1, 5), LogUsage(1, 5))
     read = store.read().runs
     assert [r.id for r in await read.finished_before(T0 + 100, 10)] == ["run_old"]
     assert [r.id for r in await read.finished_before(T0 + 101, 1)] == ["run_old"]
@@ -215,6 +217,8 @@ async def test_retention_reads_and_deletes(store: Store) -> None:  # noqa: F811
     assert [e.run_id for e in await store.read().events.after(0)] == ["run_new"]
     assert await store.read().streams.keys("run_old") == []
     assert await store.read().streams.length("run_new", "out") == 2
+    assert await store.read().logs.usage("run_old", 1) is None  # its log count too
+    assert await store.read().logs.usage("run_new", 1) == LogUsage(1, 5)
     assert await read.page(tags=["t"]) == []
     assert await read.count_by_status() == {COMPLETED: 1, QUEUED: 1}
     assert await read.packets_in_use(["p/1"]) == set()

@@ -8,28 +8,18 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from pg_cluster import Cluster
 
-from tests.engine_support import T0, WarmPlaces, pg_engine
+from tests.engine_support import T0, WarmPlaces, pg_t_engine  # noqa: F401 (the engine fixture)
 from tests.store_support import make_run
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
-from trigger_local.store.models import TaskDef
 from trigger_local.store.postgres import PostgresStore, prepared
 from trigger_local.store.postgres.inline import literal
 from trigger_local.store.postgres.prepared import Prepared, arguments, marks
-
-
-@pytest.fixture
-async def engine(pg_cluster: Cluster, tmp_path: Path) -> AsyncIterator[Engine]:
-    async with pg_engine(pg_cluster.fresh_url(), tmp_path,
-                         tasks=[TaskDef(task_id="t", queue="task/t")]) as engine:
-        yield engine
 
 
 @pytest.fixture
@@ -114,13 +104,48 @@ async def test_a_failed_round_trip_leaves_prepared_statements_usable(
         await store.close()
 
 
+#: a kept write's kinds of values, each with its mark's cast (an ARRAY of quoted floats is
+#: text[] until cast; a quoted float is a literal of no type until its column types it)
+ROW_SQL = ("INSERT INTO vals (a, b, c, d, e) "
+           "VALUES (?::text[], ?::double precision[], ?, ?::bigint, ?)")
+ROWS = [[["a'b", "c\\d"], [1.5, float("inf")], None, 7, 2.25],
+        [[], [], "x", -1, float("-inf")]]
+
+
 def test_values_carry_the_cast_beside_their_mark() -> None:
-    sql = "SELECT f(?::text[], ?::double precision[], ?, ?::bigint)"
-    assert marks(sql) == "SELECT f($1::text[], $2::double precision[], $3, $4::bigint)"
-    assert arguments(sql, [["a'b"], [1.5], None, 7]) == [
-        "ARRAY['a''b']::text[]", "ARRAY['1.5']::double precision[]", "NULL", "7::bigint"]
-    assert arguments(sql, [["x\x00"], [], None, 1]) is None  # not written in: sent on its own
-    assert arguments(sql, [[]]) is None
+    assert marks(ROW_SQL).endswith(
+        "VALUES ($1::text[], $2::double precision[], $3, $4::bigint, $5)")
+    assert arguments(ROW_SQL, ROWS[0]) == [
+        "ARRAY['a''b', 'c\\d']::text[]", "ARRAY['1.5', 'inf']::double precision[]", "NULL",
+        "7::bigint", "'2.25'"]
+    assert arguments(ROW_SQL, [["x\x00"], [], None, 1, 0.0]) is None  # sent on its own
+    assert arguments(ROW_SQL, [[]]) is None
+
+
+async def test_what_is_prepared_executed_and_sent_as_text_writes_the_values(
+        pg_cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a real server: a statement's PREPARE and EXECUTE, its EXECUTE by name, and past the
+    connection's `LIMIT` its text (inline.py) each write the values given."""
+    monkeypatch.setattr(prepared, "LIMIT", 1)
+    conn = await asyncpg.connect(pg_cluster.fresh_url())
+    try:
+        await conn.execute("CREATE TABLE vals (n SERIAL, a TEXT[], b DOUBLE PRECISION[], "
+                           "c TEXT, d BIGINT, e DOUBLE PRECISION)")
+        on_one = Prepared()
+        texts = []
+        for row in (ROWS[0], ROWS[1], ROWS[0]):
+            with on_one.sending():
+                texts.append(on_one.statements([(ROW_SQL, row)])[0])  # type: ignore[index]
+                await conn.execute(texts[-1])
+        past = on_one.statement(ROW_SQL.replace("vals (", "vals AS v ("), ROWS[1])
+        await conn.execute(past or "")
+        assert [t.split(" ", 1)[0] for t in texts] == ["PREPARE", "EXECUTE", "EXECUTE"]
+        assert past == ("INSERT INTO vals AS v (a, b, c, d, e) VALUES (ARRAY[]::text[], "
+                        "ARRAY[]::double precision[], 'x', -1::bigint, '-inf')")
+        found = await conn.fetch("SELECT a, b, c, d, e FROM vals ORDER BY n")
+        assert [list(r.values()) for r in found] == [ROWS[0], ROWS[1], ROWS[0], ROWS[1]]
+    finally:
+        await conn.close()
 
 
 def test_values_of_every_type_are_written_as_before_the_fast_path() -> None:
@@ -161,4 +186,4 @@ def test_a_connection_prepares_so_many_statements_at_most(monkeypatch: pytest.Mo
     with on_one.sending():
         pass
     assert on_one.statement("INSERT INTO v (c) VALUES (?::bigint)", [5]) == \
-        "INSERT INTO v (c) VALUES (5::bigint::bigint)"
+        "INSERT INTO v (c) VALUES (5::bigint)"

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from pg_cluster import Cluster
 
-from tests.store_support import T0, make_run
+from tests.store_support import T0, pg_store_and_admin, write_run
 from trigger_local.errors import TransactionRetryError
 from trigger_local.store.models import Attempt
 from trigger_local.store.postgres import PostgresStore, prepared
@@ -31,55 +31,34 @@ CHANGES = {
 }
 
 
-async def write(store: PostgresStore, n: int) -> None:
-    async with store.tx() as tx:
-        await tx.runs.insert(make_run(f"run_{n}"))
-        await tx.events.append(f"run_{n}", "run.created", T0, {"n": n})
-        await tx.requests.put(f"key_{n}", T0, {"n": n})
-
-
 @pytest.mark.parametrize("change", sorted(CHANGES))
 async def test_a_statement_changed_under_the_connection_is_prepared_again(
         pg_cluster: Cluster, change: str) -> None:
-    url = pg_cluster.fresh_url()
-    store = PostgresStore(url)
-    await store.open()
-    admin = await asyncpg.connect(url)
-    try:
-        await write(store, 1)
-        await write(store, 2)  # executed by name
+    async with pg_store_and_admin(pg_cluster.fresh_url()) as (store, admin):
+        await write_run(store, 1)
+        await write_run(store, 2)  # executed by name
         await admin.execute(CHANGES[change])
         with pytest.raises(TransactionRetryError):  # nothing of it committed: run again
-            await write(store, 3)
-        await write(store, 3)
-        await write(store, 4)
+            await write_run(store, 3)
+        await write_run(store, 3)
+        await write_run(store, 4)
         reader = store.read()
         found = await reader.runs.get_many([f"run_{n}" for n in range(1, 5)])
         assert len(found) == 4
         assert [e.data["n"] for e in await reader.events.after(0)] == [1, 2, 3, 4]
         assert await reader.requests.get("key_4", 0) == {"n": 4}
-    finally:
-        await admin.close()
-        await store.close()
 
 
 async def test_a_statement_that_fails_prepared_afresh_raises(pg_cluster: Cluster) -> None:
-    url = pg_cluster.fresh_url()
-    store = PostgresStore(url)
-    await store.open()
-    admin = await asyncpg.connect(url)
-    try:
-        await write(store, 1)
-        await write(store, 2)
+    async with pg_store_and_admin(pg_cluster.fresh_url()) as (store, admin):
+        await write_run(store, 1)
+        await write_run(store, 2)
         await admin.execute("ALTER TABLE request_cache DROP COLUMN response")
         with pytest.raises(TransactionRetryError):
-            await write(store, 3)
+            await write_run(store, 3)
         with pytest.raises(asyncpg.UndefinedColumnError):
-            await write(store, 3)
+            await write_run(store, 3)
         assert await store.read().runs.get("run_3") is None
-    finally:
-        await admin.close()
-        await store.close()
 
 
 async def test_names_given_up_count_towards_the_limit(pg_cluster: Cluster,
@@ -92,14 +71,14 @@ async def test_names_given_up_count_towards_the_limit(pg_cluster: Cluster,
     store = PostgresStore(url)
     await store.open()
     try:
-        await write(store, 1)
+        await write_run(store, 1)
         for _ in range(30):  # a new statement's round trip fails after its PREPARE, each time
             with pytest.raises(asyncpg.UniqueViolationError):
                 async with store.tx() as tx:
                     await tx.attempts.insert(Attempt("attempt_1", "run_1", 1, "EXECUTING", T0))
                     await tx.attempts.insert(Attempt("attempt_1", "run_1", 1, "EXECUTING", T0))
-        await write(store, 2)
-        conn = store._conns[False]
+        await write_run(store, 2)
+        conn = store._conns[False].conn
         held = await conn.fetchval("SELECT count(*) FROM pg_prepared_statements "
                                    "WHERE name LIKE 'trigger_local_%'")
         assert held <= 20

@@ -7,17 +7,15 @@ hot path shows here."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import pytest
-from pg_cluster import Cluster
 
-from tests.engine_support import pg_engine
+from tests.engine_support import pg_t_engine  # noqa: F401 (the engine fixture)
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
-from trigger_local.store.models import Attempt, Run, TaskDef
+from trigger_local.store.models import Attempt, LogEntry, Run
 
 #: round trips per unit: statements sent to the server, each awaited (several statements sent
 #: in one message count once). Before the kept writes, the BEGIN sent with the first statement
@@ -33,13 +31,6 @@ BUDGET = {"trigger": 2, "dequeue": 3, "start": 2, "finish": 4, "wait": 4, "idle 
 #: dequeue's reads, the page of queued runs, the commit
 START_BUDGET = 3
 SENDS = ("execute", "executemany", "fetch", "fetchrow", "fetchval")
-
-
-@pytest.fixture
-async def engine(pg_cluster: Cluster, tmp_path: Path) -> AsyncIterator[Engine]:
-    async with pg_engine(pg_cluster.fresh_url(), tmp_path,
-                         tasks=[TaskDef(task_id="t", queue="task/t")]) as engine:
-        yield engine
 
 
 @pytest.fixture
@@ -158,3 +149,22 @@ async def test_a_trigger_with_a_request_key_that_starts_its_run_costs_one_more(
     assert measured["trigger and start"] <= START_BUDGET + 1, measured
     again = await engine.trigger(TriggerRequest(task_id="t"), request_key="key_1")
     assert again.run.id == result.run.id  # the request key answers with the same run
+
+
+#: a burst of log lines: the last log id, the lines, the commit with the event and the count
+#: of the lines against the cap (a write kept for the commit: engine/log_cap.py)
+LOGS_BUDGET = 3
+
+
+async def test_a_burst_of_log_lines_pays_no_round_trip_for_its_count(
+        engine: Engine, round_trips: Counter[str]) -> None:
+    result = await engine.trigger(TriggerRequest(task_id="t"))
+    [run] = await engine.dequeue(5)
+    started = await engine.start_attempt(run, "worker_1", None)
+    assert started is not None and run.id == result.run.id
+    lines = [LogEntry(run_id=run.id, attempt=started[1].number, at=0.0, level="info",
+                      message=f"line {i}") for i in range(3)]
+    await counted(round_trips, "logs", lambda: engine.append_logs(lines))
+    assert round_trips["logs"] <= LOGS_BUDGET, dict(round_trips)
+    usage = await engine.queries.logs.usage(run.id, started[1].number)
+    assert usage is not None and usage.stored_lines == 3

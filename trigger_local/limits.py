@@ -89,6 +89,14 @@ def check_name(value: str, what: str, max_length: int = MAX_NAME_LENGTH) -> str:
     return value
 
 
+def check_queue_name(value: str, what: str) -> str:
+    """A queue name: `check_name`'s rules, and more than whitespace (`" "` made a queue no
+    table, completion or log line tells apart from none); BadRequestError naming `what`."""
+    if not value.strip():
+        raise BadRequestError(f"{what} must not be empty or only whitespace", field=what)
+    return check_name(value, what)
+
+
 #: errors of starting a process that the same start would meet again: the run (or version) fails
 #: with the reason instead of being tried round after round
 PERMANENT_SPAWN_ERRORS = (errno.E2BIG, errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR)

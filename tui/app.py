@@ -207,13 +207,19 @@ class Dashboard(App[None]):
 
         self.push_screen(ConfirmDialog(f"Cancel {run_id}?"), answered)
 
-    async def run_action_safely(self, call: Awaitable[Any], done: str) -> Any:
-        """Run one API call for a key the user pressed; say what happened either way."""
+    async def run_action_safely(self, call: Awaitable[Any], done: str,
+                                unchanged: str = "") -> Any:
+        """Run one API call for a key the user pressed; say what happened either way.
+        `unchanged`: said instead of `done` when the answer says the call changed nothing
+        (`"changed": false`: a token another client finished a moment before)."""
         try:
             answer = await call
         except TriggerLocalError as exc:
             self.notify(str(getattr(exc, "message", exc)), severity="error", timeout=6)
             return None
         fields = answer if isinstance(answer, dict) else {}
+        if unchanged and fields.get("changed") is False:
+            self.notify(unchanged, severity="warning", timeout=6)
+            return answer
         self.notify(done.replace("{id}", str(fields.get("id", "?"))))
         return answer

@@ -50,7 +50,8 @@ class DashboardActions(Protocol):
 
     def confirm_cancel(self, run_id: str, status: str | None) -> None: ...
 
-    async def run_action_safely(self, call: Awaitable[Any], done: str) -> Any: ...
+    async def run_action_safely(self, call: Awaitable[Any], done: str,
+                                unchanged: str = "") -> Any: ...
 
 
 def dashboard(widget: Widget) -> DashboardActions:

@@ -174,17 +174,25 @@ class WaitpointsView(Vertical):
         def done(value: Any) -> None:
             if value is not JsonDialog.CANCELLED:
                 self.run_worker(dashboard(self).run_action_safely(
-                    self.api.complete_token(token_id, value), f"Completed {token_id}"))
+                    self.api.complete_token(token_id, value), f"Completed {token_id}",
+                    _unchanged(token_id, "completed")))
 
         self.app.push_screen(JsonDialog(f"Complete {token_id} with this JSON output:"), done)
 
     async def action_timeout(self) -> None:
         if (token_id := self.selected()) is not None:
             await dashboard(self).run_action_safely(self.api.timeout_token(token_id),
-                                                    f"Timed out {token_id}")
+                                                    f"Timed out {token_id}",
+                                                    _unchanged(token_id, "timed out"))
 
     def action_copy_url(self) -> None:
         token = self.tokens.get(self.selected() or "")
         if token:
             self.app.copy_to_clipboard(token["url"])
             self.notify("Copied the callback URL")
+
+
+def _unchanged(token_id: str, action: str) -> str:
+    """What the daemon's `"changed": false` means: the token was done before this call (it
+    timed out, or another client completed it a moment ago), as the CLI says."""
+    return f"{token_id} was already completed or timed out; nothing was {action}"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from trigger_local.cli import completion
+from trigger_local.errors import BadRequestError
 from trigger_local.sdk import client as client_module
 
 from .conftest import DaemonProcess
@@ -63,9 +64,9 @@ def test_a_timed_out_token_cannot_be_completed_and_says_so(daemon: DaemonProcess
     assert f"{token} timed out at " in late.stderr, late.stderr
     assert "nothing was completed" in late.stderr and "Traceback" not in late.stderr
     assert len(late.stderr.strip().splitlines()) == 1, late.stderr
-    # the API's answer stays Trigger.dev's: 200 {"success": true}, the token unchanged
+    # the API's answer stays Trigger.dev's: 200 {"success": true} (and ours: nothing changed)
     r = daemon.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": 1})
-    assert r.status_code == 200 and r.json() == {"success": True}, r.text
+    assert r.status_code == 200 and r.json() == {"success": True, "changed": False}, r.text
     assert daemon.api("GET", f"/api/v1/waitpoints/tokens/{token}").json()["status"] == "TIMED_OUT"
 
 
@@ -261,10 +262,20 @@ def test_an_empty_filter_or_queue_is_a_usage_error_naming_the_option(
                          (("runs", "ls", "--project", ""), "--project"),
                          (("runs", "ls", "--status", ","), "--status"),
                          (("trigger", "hello", "--queue", ""), "--queue"),
+                         (("trigger", "hello", "--queue", " \t"), "--queue"),
                          (("trigger", "hello", "--tag", ""), "--tag")):
         r = cli(ready, *args)
         assert r.returncode == 2 and r.stdout == "", (args, r.stdout, r.stderr)
         assert f"Invalid value for {option}" in r.stderr.replace("'", "") \
             and "must not be empty" in r.stderr, (args, r.stderr)
+    # the SDK's queue= option: the daemon refuses a blank name as it does an empty one
+    api = client_module.SyncApiClient(ready.url, ready.key)
+    try:
+        for name in ("", " ", "\t", "\u3000"):
+            with pytest.raises(BadRequestError, match="^options.queue.name must not be empty or "
+                                                      "only whitespace$"):
+                api.trigger("hello", None, options={"queue": name})
+    finally:
+        api.close()
     assert len(ready.api("GET", "/api/v1/runs").json()["data"]) == 1  # nothing triggered
     assert cli(ready, "runs", "ls", "--task", "hello").returncode == 0

@@ -42,6 +42,16 @@ def dashboard(d: DaemonProcess) -> Dashboard:
     return Dashboard(ApiClient(d.url, d.key))
 
 
+def queued_behind_a_pause(d: DaemonProcess, n: int) -> None:
+    """`n` runs of hello, queued: its queue paused (it exists once a run used it: one ran)."""
+    d.wait_status(d.trigger("hello", {}))
+    d.api("POST", "/api/v1/queues/hello/pause",
+          json={"type": "task", "action": "pause"}).raise_for_status()
+    client = SyncApiClient(d.url, d.key)
+    client.batch_trigger([{"task": "hello", "payload": "{}"} for _ in range(n)])
+    client.close()
+
+
 async def test_runs_table_updates_when_a_run_finishes(ready: DaemonProcess) -> None:
     app = dashboard(ready)
     async with app.run_test(size=(160, 40)) as pilot:
@@ -150,12 +160,7 @@ async def test_trace_tree_of_a_parent_has_attempt_wait_and_child(ready: DaemonPr
 
 
 async def test_runs_table_reads_the_next_pages_while_pagedown_is_held(ready: DaemonProcess) -> None:
-    ready.wait_status(ready.trigger("hello", {}))  # the queue exists once a run used it
-    ready.api("POST", "/api/v1/queues/hello/pause",
-              json={"type": "task", "action": "pause"}).raise_for_status()
-    client = SyncApiClient(ready.url, ready.key)
-    client.batch_trigger([{"task": "hello", "payload": "{}"} for _ in range(260)])
-    client.close()
+    queued_behind_a_pause(ready, 260)
     app = dashboard(ready)
     async with app.run_test(size=(120, 30)) as pilot:
         table = app.query_one("#runs-table", DataTable)
@@ -215,12 +220,7 @@ async def test_end_and_home_move_the_runs_cursor_so_enter_opens_the_row_in_view(
         ready: DaemonProcess) -> None:
     """`End` scrolled the view (Textual's binding) but left the row cursor on the first run:
     `Enter` then opened a run the user did not pick, off screen."""
-    ready.wait_status(ready.trigger("hello", {}))  # the queue exists once a run used it
-    ready.api("POST", "/api/v1/queues/hello/pause",
-              json={"type": "task", "action": "pause"}).raise_for_status()
-    client = SyncApiClient(ready.url, ready.key)
-    client.batch_trigger([{"task": "hello", "payload": "{}"} for _ in range(40)])
-    client.close()
+    queued_behind_a_pause(ready, 40)
     app = dashboard(ready)
     async with app.run_test(size=(120, 20)) as pilot:
         table = app.query_one("#runs-table", DataTable)
@@ -236,3 +236,44 @@ async def test_end_and_home_move_the_runs_cursor_so_enter_opens_the_row_in_view(
         await pilot.press("home")
         await until(pilot, lambda: table.cursor_row == 0 and table.scroll_y == 0,
                     "the cursor back at the first row")
+
+
+def _said(app: Dashboard) -> list[tuple[str, str]]:
+    return [(n.message, n.severity) for n in app._notifications]
+
+
+async def test_finishing_a_token_another_client_finished_first_says_nothing_changed(
+        ready: DaemonProcess) -> None:
+    """The table showed the token WAITING, another client completed it, then the user timed it
+    out (`t`) or completed it from the dialog: the dashboard said "Timed out …" / "Completed …"
+    although its call changed nothing. It says so, as a warning, by the daemon's answer."""
+    first, second = (ready.api("POST", "/api/v1/waitpoints/tokens", json={}).json()["id"]
+                     for _ in range(2))
+    app = dashboard(ready)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("2")
+        table = app.query_one("#tokens-table", DataTable)
+        await until(pilot, lambda: "WAITING" in cell(table, first, "status")
+                    and "WAITING" in cell(table, second, "status"), "both tokens waiting")
+        table.move_cursor(row=table.get_row_index(first))
+        complete = f"/api/v1/waitpoints/tokens/{first}/complete"
+        assert ready.api("POST", complete, json={"data": "other"}).json()["changed"] is True
+        await pilot.press("t")
+        expected = (f"{first} was already completed or timed out; nothing was timed out",
+                    "warning")
+        await until(pilot, lambda: expected in _said(app), "the warning", timeout=15)
+        assert not any(m.startswith("Timed out") for m, _ in _said(app)), _said(app)
+        table.move_cursor(row=table.get_row_index(second))
+        await pilot.press("enter")
+        dialog = await until(pilot, lambda: isinstance(app.screen, JsonDialog) and app.screen,
+                             "the dialog")
+        complete = f"/api/v1/waitpoints/tokens/{second}/complete"
+        assert ready.api("POST", complete, json={"data": "other"}).json()["changed"] is True
+        dialog.query_one("#json-input", Input).value = '{"mine": true}'
+        await pilot.press("enter")
+        expected = (f"{second} was already completed or timed out; nothing was completed",
+                    "warning")
+        await until(pilot, lambda: expected in _said(app), "the warning", timeout=15)
+        assert not any(m.startswith("Completed") for m, _ in _said(app)), _said(app)
+    shown = ready.api("GET", f"/api/v1/waitpoints/tokens/{second}").json()
+    assert shown["status"] == "COMPLETED" and "other" in shown["output"]

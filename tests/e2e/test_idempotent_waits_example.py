@@ -24,7 +24,7 @@ def test_retried_attempt_reuses_keyed_token_and_wait(daemon: DaemonProcess) -> N
     daemon.wait_status(run_id, "WAITING")
     r = daemon.api("POST", f"/api/v1/waitpoints/tokens/{found['id']}/complete",
                    json={"data": {"approved": True}})
-    assert r.json() == {"success": True}
+    assert r.json() == {"success": True, "changed": True}
     run = daemon.wait_status(run_id)
     assert run["status"] == "COMPLETED", run
     out = run["output"]

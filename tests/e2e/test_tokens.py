@@ -109,8 +109,10 @@ def test_api_complete_twice_keeps_the_first_output(tok: DaemonProcess) -> None:
     token = new_token(tok)
     run_id = waiting_on(tok, token["id"])
     path = f"/api/v1/waitpoints/tokens/{token['id']}/complete"
-    assert tok.api("POST", path, json={"data": {"first": 1}}).json() == {"success": True}
-    assert tok.api("POST", path, json={"data": {"second": 2}}).json() == {"success": True}
+    assert tok.api("POST", path, json={"data": {"first": 1}}).json() == {"success": True,
+                                                                         "changed": True}
+    assert tok.api("POST", path, json={"data": {"second": 2}}).json() == {"success": True,
+                                                                          "changed": False}
     assert finished_output(tok, run_id)["output"] == {"first": 1}
     shown = tok.api("GET", f"/api/v1/waitpoints/tokens/{token['id']}").json()
     assert shown["status"] == "COMPLETED" and json.loads(shown["output"]) == {"json": {"first": 1}}

@@ -21,7 +21,7 @@ from typing import Any
 from starlette.requests import Request
 
 from .. import limits
-from ..errors import AuthenticationError, ForbiddenError
+from ..errors import AuthenticationError, BadRequestError, ForbiddenError, ValidationError
 from ..projects import PROJECT_HEADER, check_project_ref
 
 # the one definition, shared with the executors
@@ -130,8 +130,13 @@ def _scope_allows(scopes: list[str], wanted: str) -> bool:
 
 
 def _header_project(request: Request) -> str | None:
+    """The project the header names; a malformed ref is a 400 with the message the same ref
+    in a query parameter gets (`filter[project]`), not a 422."""
     value = request.headers.get(PROJECT_HEADER)
-    return check_project_ref(value, f"{PROJECT_HEADER} header") if value else None
+    try:
+        return check_project_ref(value, f"{PROJECT_HEADER} header") if value else None
+    except ValidationError as exc:
+        raise BadRequestError(exc.message, field=PROJECT_HEADER) from None
 
 
 def require_key(request: Request, secret: str, now: float,

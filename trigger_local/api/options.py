@@ -21,6 +21,7 @@ from ..limits import (
     MAX_STORED_INT,
     MAX_VERSION_ID_LENGTH,
     check_name,
+    check_queue_name,
 )
 
 
@@ -87,10 +88,10 @@ def _queue(value: Any) -> tuple[str | None, int | None]:
         except ValidationError as exc:
             raise BadRequestError(exc.message, field="options.queue.concurrencyLimit") from None
         value = value.get("name")
-    # an empty name is a 400 (check_name), not the task's own queue: it is a mistake, which no
+    # an empty or blank name is a 400, not the task's own queue: it is a mistake, which no
     # SDK makes (the Node SDK leaves a falsy queue out)
     name = _str(value, "options.queue.name")
-    return (None if name is None else check_name(name, "options.queue.name")), limit
+    return (None if name is None else check_queue_name(name, "options.queue.name")), limit
 
 
 def _metadata(options: dict[str, Any]) -> dict[str, Any] | None:

@@ -54,6 +54,9 @@ async def find_queue(engine: Engine, value: str, type_: str | None,
     if type_ is not None and type_ not in _TYPES:
         raise BadRequestError(f"type must be one of {', '.join(_TYPES)}, not {type_!r}")
     name = _ENCODED_SLASH.sub("/", value)
+    if not name.strip():  # a 400, as an empty or blank options.queue.name is, not a 404
+        raise BadRequestError("A queue name (a task id, a custom queue's name or a queue_… id) "
+                              "is required, not an empty or blank one", field="name")
     # a queue id is one queue of one project: the daemon's key reaches it whatever project
     # the request's header names (the dashboard lists every project's and acts on one by id)
     within = None if type_ == "id" and not caller.scoped else caller.project

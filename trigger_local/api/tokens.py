@@ -107,14 +107,16 @@ async def create(request: Request) -> Response:
 @router.post("/api/v1/waitpoints/tokens/{waitpoint_id}/complete",
              openapi_extra=body_doc({"data": {}}))
 async def complete(waitpoint_id: str, request: Request) -> Response:
-    """Idempotent: completing a finished token answers success and changes nothing."""
+    """Idempotent: completing a finished token answers success and changes nothing. Ours:
+    `changed` says whether this call completed it (false: it was completed or timed out
+    before); Trigger.dev's client reads `success` only."""
     svc = services_of(request)
     caller = require_key(request, svc, f"write:waitpoints:{waitpoint_id}")
     body = await read_json(request, svc)
     await get_token(svc.engine, waitpoint_id, caller)
     output, output_type = output_packet(body["data"]) if "data" in body else (None, packets.JSON)
-    await svc.engine.complete_token(waitpoint_id, output, output_type)
-    return ok({"success": True})
+    _, changed = await svc.engine.complete_token(waitpoint_id, output, output_type)
+    return ok({"success": True, "changed": changed})
 
 
 @router.post("/api/v1/waitpoints/tokens/{waitpoint_id}/callback/{signature}",
@@ -140,12 +142,14 @@ async def callback(waitpoint_id: str, signature: str, request: Request) -> Respo
 
 @router.post("/api/v1/waitpoints/tokens/{waitpoint_id}/timeout")
 async def force_timeout(waitpoint_id: str, request: Request) -> Response:
-    """Ours: time a WAITING token out now (what its timeout would do)."""
+    """Ours: time a WAITING token out now (what its timeout would do); `changed` says whether
+    this call did (false: it was completed or timed out before)."""
     svc = services_of(request)
     caller = require_key(request, svc)
     await get_token(svc.engine, waitpoint_id, caller)
-    wp = await svc.engine.timeout_token(waitpoint_id)
-    return ok(token_item(wp, callback_url(request, svc, wp.id), with_output=True))
+    wp, changed = await svc.engine.timeout_token(waitpoint_id)
+    return ok({**token_item(wp, callback_url(request, svc, wp.id), with_output=True),
+               "changed": changed})
 
 
 @router.get("/api/v1/waitpoints/tokens/{waitpoint_id}")

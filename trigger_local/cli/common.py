@@ -101,6 +101,13 @@ def client() -> SyncApiClient:
     return get_sync_client()
 
 
+def key_project(api: SyncApiClient) -> str | None:
+    """The project of `api`'s key when that is a project's: the one project it lists (a
+    project key lists its own only); None when it lists none or several."""
+    listed = api.list_projects().get("data") or []
+    return str(listed[0].get("ref")) if len(listed) == 1 else None
+
+
 def read_json_arg(value: str, option: str) -> Any:
     """`--payload '{"a": 1}'`, `--payload @file.json` or `--payload -` (stdin), parsed as JSON."""
     if value == "-":

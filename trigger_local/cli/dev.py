@@ -25,10 +25,10 @@ from rich.text import Text
 from ..config import ProjectConfig, find_project_root, load_project
 from ..errors import ForbiddenError, TriggerLocalError, ValidationError
 from ..limits import ENV_TOTAL_MAX_BYTES, ENV_VAR_MAX_BYTES
-from ..sdk.client import SyncApiClient
+from ..sdk.client import SyncApiClient, read_secret_key
 from ..sdk.events import OPEN, iter_events
 from ..settings_checks import check_task_env
-from .common import client, err, fail, number_in, out, print_error
+from .common import client, err, fail, key_project, number_in, out, print_error
 from .daemon_cmds import settings_for
 from .daemon_start import (
     Spawned,
@@ -124,16 +124,24 @@ def register(api: SyncApiClient, config: ProjectConfig) -> str | None:
     return str(version.get("project") or config.project)
 
 
-def dev_project(api: SyncApiClient, config: ProjectConfig) -> str:
-    """The project dev serves when its first registration did not take: the config's, unless
-    it names none and the key is a project's (the only project that key lists)."""
-    if config.named or api.endpoint.project is not None:
+def own_key(home: Path) -> bool:
+    """Whether dev talks with the daemon's own key (none set, or the home's), not a project's:
+    then the project it serves is known before any daemon answers."""
+    key = os.environ.get("TRIGGER_SECRET_KEY")
+    return not key or key == read_secret_key(home)
+
+
+def dev_project(api: SyncApiClient, config: ProjectConfig, own: bool) -> str:
+    """The project dev serves: the one its config names; else, with a project's key (not the
+    daemon's, `own`), that key's project (the only one it lists: the daemon registers the
+    directory as it); else the one the directory's name derives."""
+    if config.named or own:
         return config.project
     try:
-        refs = [str(p.get("ref")) for p in api.list_projects().get("data") or []]
+        ref = key_project(api)
     except TriggerLocalError:
-        refs = []
-    return refs[0] if len(refs) == 1 else config.project
+        ref = None
+    return config.project if ref is None else ref
 
 
 def show_project(api: SyncApiClient, config: ProjectConfig, ref: str) -> None:
@@ -254,7 +262,10 @@ def dev(
              "init`.")
     config = load_project(root)
     settings = settings_for(port=port, executor=executor or config.executor)
-    lock = hold_dev_lock(settings.home, config.project, root)  # before a daemon is used
+    own = own_key(settings.home)
+    # the lock before a daemon is used, when the project is known without one (a project
+    # key's project only the daemon knows: taken once it answers, before registering)
+    lock = hold_dev_lock(settings.home, config.project, root) if config.named or own else None
     end_on_signals()  # SIGTERM and SIGHUP end dev as Ctrl-C does: the cleanup below runs
     started: Spawned | None = None
     watcher: DevWatcher | None = None
@@ -268,12 +279,15 @@ def dev(
             err().print(f"Started a daemon at {url} (pid {started.pid}); Ctrl-C stops it.")
         else:
             err().print(f"Using the daemon at {info['url']} (pid {info.get('pid')}).")
-        if lock.problem:
-            err().print(lock.warning(config.project))
         api = client()
+        served = dev_project(api, config, own)
+        if lock is None:
+            lock = hold_dev_lock(settings.home, served, root, by_key=True)
+        if lock.problem:
+            err().print(lock.warning(served))
         watcher = DevWatcher(config, lambda current: register(api, current))
         watcher.start()  # before the first registration: a change made meanwhile is not missed
-        ref = register(api, config) or dev_project(api, config)
+        ref = register(api, config) or served
         show_project(api, config, ref)
         RunStream(api, ref, started).run()
     except KeyboardInterrupt:

@@ -4,7 +4,10 @@
 A second dev of a project (the same directory, another terminal) used to start as the first
 ran: both watched the files and registered a version on each change, and both streamed the
 project's runs. It now stops at once with one line naming the first dev's pid and directory;
-a dev of another directory with the same ref is told to give one of them its own ref.
+a dev of another directory with the same ref is told to give one of them its own ref. The ref
+is the project dev serves: the one trigger.toml names (or its directory's name derives), or,
+when it names none and TRIGGER_SECRET_KEY is a project's key, that key's project (the daemon
+registers the directory as it), learnt from the daemon once it answers.
 The kernel releases the lock when dev ends however it ends (kill -9 included), so a stale file
 never blocks the next dev. The descriptor is close-on-exec: the daemon dev starts and the task
 processes do not hold it."""
@@ -38,8 +41,9 @@ class DevLock:
                 f"second `trigger-local dev` of {project} would run beside this one.")
 
 
-def hold_dev_lock(home: Path, project: str, root: Path) -> DevLock:
-    """Hold the project's dev lock for dev's life; exit 1 naming the dev that holds it."""
+def hold_dev_lock(home: Path, project: str, root: Path, by_key: bool = False) -> DevLock:
+    """Hold the project's dev lock for dev's life; exit 1 naming the dev that holds it.
+    `by_key`: `project` is the project key's (TRIGGER_SECRET_KEY), not the config's."""
     path = home / "dev" / lock_name(project)
     try:  # private, as the daemon makes its home (home.make_private)
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -53,6 +57,10 @@ def hold_dev_lock(home: Path, project: str, root: Path) -> DevLock:
         os.close(fd)
         holder = read_holder(path)
         pid, there = holder.get("pid", "?"), holder.get("dir")
+        if there and by_key and os.path.realpath(str(there)) != os.path.realpath(root):
+            fail(f"Project {project} is served by `trigger-local dev` in {there} (pid {pid}); "
+                 f"TRIGGER_SECRET_KEY here in {root} is that project's key too. Stop that dev "
+                 "(Ctrl-C there), or use another project's key here.")
         if there and os.path.realpath(str(there)) != os.path.realpath(root):
             # two projects to their user (a copied trigger.toml, two folders of one name):
             # the daemon's 409 words (engine/project_state.py `check_dir`), not "stop it"

@@ -13,7 +13,7 @@ from rich.table import Table
 from ..errors import NotFoundError, ProjectNotFoundError
 from ..sdk.client import read_secret_key
 from ..sdk.routes import Call
-from .common import JSON_OPTION, client, emit_json, err, fail, out
+from .common import JSON_OPTION, client, emit_json, err, fail, key_project, out
 
 app = typer.Typer(help="Environment variables of a project: list and delete.",
                   no_args_is_help=True)
@@ -32,8 +32,7 @@ def _ref(project: str | None) -> str:
     api = client()
     ref = project or api.endpoint.project
     if not ref and api.endpoint.secret_key not in (None, read_secret_key()):
-        listed = api.list_projects().get("data") or []  # a project key lists its own only
-        ref = str(listed[0].get("ref")) if len(listed) == 1 else None
+        ref = key_project(api)
     if not ref:
         fail("Name the project: --project REF (or run this in the project's directory, or set "
              "TRIGGER_LOCAL_PROJECT).")

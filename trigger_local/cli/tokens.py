@@ -111,9 +111,9 @@ def create(
 
 def _refuse_if_done(api: SyncApiClient, token_id: str, action: str,
                     token: dict[str, Any] | None = None) -> None:
-    """Fail with one line when the token (`token`, as just read, or read now) is no longer
-    WAITING: the API answers success for completing or timing out such a token (as
-    Trigger.dev's does) but changes nothing."""
+    """Fail with one line when the token (`token`, as just answered, or read now) is no
+    longer WAITING: the daemon answered that this call changed nothing (the API answers
+    success for completing or timing out such a token, as Trigger.dev's does)."""
     token = token if token is not None else api.retrieve_token(token_id)
     status = token.get("status")
     if status == "WAITING":
@@ -133,14 +133,13 @@ def complete(
 ) -> None:
     """Complete a token; the waiting run continues with DATA as the result.
 
-    A token that timed out or was completed already is an error (exit 1): nothing changes."""
+    A token that timed out or was completed already (also by another client just before) is
+    an error (exit 1): nothing changes."""
     value = read_json_arg(data, "--data") if data is not None else None
     api = client()
-    _refuse_if_done(api, token_id, "completed")
-    api.complete_token(token_id, value)
-    after = api.retrieve_token(token_id)
-    if after.get("status") == "TIMED_OUT":  # it timed out meanwhile
-        _refuse_if_done(api, token_id, "completed", after)
+    # the daemon's answer says whether this call completed it: no read-then-write race
+    if not api.complete_token(token_id, value).get("changed"):
+        _refuse_if_done(api, token_id, "completed")
     err().print(f"Completed {token_id}.")
 
 
@@ -150,6 +149,7 @@ def timeout(token_id: str = TOKEN_ID) -> None:
 
     A token that was completed or timed out already is an error (exit 1): nothing changes."""
     api = client()
-    _refuse_if_done(api, token_id, "timed out")
-    api.timeout_token(token_id)
+    token = api.timeout_token(token_id)
+    if not token.get("changed"):
+        _refuse_if_done(api, token_id, "timed out", token)
     err().print(f"Timed out {token_id}.")

@@ -327,11 +327,11 @@ class Engine:
                                created_by_run_id=created_by_run_id, project=project)
 
     async def complete_token(self, waitpoint_id: str, output: str | None,
-                             output_type: str = "application/json") -> Waitpoint:
-        """Complete a MANUAL waitpoint. Completing one that is already done changes nothing."""
+                             output_type: str = "application/json") -> tuple[Waitpoint, bool]:
+        """Complete a MANUAL waitpoint; False: it was done already, nothing changed."""
         return await self._run(waitpoints.complete_token, waitpoint_id, output, output_type)
 
-    async def timeout_token(self, waitpoint_id: str) -> Waitpoint:
+    async def timeout_token(self, waitpoint_id: str) -> tuple[Waitpoint, bool]:
         return await self._run(waitpoints.timeout_token, waitpoint_id)
 
     async def get_queue(self, name: str, project: str | None = None) -> Queue:

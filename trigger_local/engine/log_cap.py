@@ -8,36 +8,29 @@ were dropped; the run itself goes on as it would have. A later attempt has a cap
 Lines of an attempt that come after its marker (a process taken for gone still sending, a spool
 replayed) are dropped too: the marker stays the attempt's last line.
 
-What this daemon stored and dropped of an attempt is counted in memory (`LogCaps`), from the
-stored rows the first time it sees the attempt (a marker among them: the attempt ended capped):
-lines dropped before a restart of the daemon are not in the marker. A unit of work changes a
-copy (`Pending`), applied when it commits: a burst whose transaction was refused and run again
-is counted once, and an end run again still stores its marker."""
+What was stored and dropped of an attempt (`LogUsage`) is counted in the store (`log_usage`)
+by the transaction that stores the lines, so a daemon started since (which adopts the attempt's
+process) goes on from the same count; memory (`LogCaps`) keeps it too, so a burst reads nothing.
+An attempt counted by no daemon (one from a version before the count was kept) is counted from
+its stored rows. A unit of work changes a copy (`Pending`), applied when it commits: a burst
+whose transaction was refused and run again is counted once, and an end run again still stores
+its marker. The marker's attribute is the daemon's: a task's line that carries it loses it."""
 
 from __future__ import annotations
 
 import json
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from ..store.models import LogEntry
-from ..store.run_areas import LogReader
+from ..store.models import LogEntry, LogUsage
+from ..store.run_areas import LogReader, LogStore
 
 #: the marker line's attribute: {"lines": n, "bytes": n, "limitBytes": n}
 DROPPED_ATTRIBUTE = "trigger_local.logs_dropped"
 #: attempts counted at once; one forgotten is counted again from its stored rows
 MAX_TRACKED = 10_000
 _PAGE = 1000
-
-
-@dataclass(slots=True)
-class Usage:
-    stored: int
-    dropped_lines: int = 0
-    dropped_bytes: int = 0
-    #: its marker was stored: the attempt ended capped
-    marked: bool = False
 
 
 def entry_size(entry: LogEntry) -> int:
@@ -56,14 +49,14 @@ class Pending:
 
     def __init__(self) -> None:
         #: per attempt: its count when the unit first met it, and now (None: forget it)
-        self.usage: dict[Key, tuple[Usage | None, Usage | None]] = {}
+        self.usage: dict[Key, tuple[LogUsage | None, LogUsage | None]] = {}
         self._undo: list[tuple[Key, object]] = []
 
-    def current(self, key: Key) -> Usage | None | object:
+    def current(self, key: Key) -> LogUsage | None | object:
         entry = self.usage.get(key)
         return _ABSENT if entry is None else entry[1]
 
-    def put(self, key: Key, base: Usage | None, usage: Usage | None) -> None:
+    def put(self, key: Key, base: LogUsage | None, usage: LogUsage | None) -> None:
         was = self.usage.get(key, _ABSENT)
         self._undo.append((key, was))
         first = was[0] if isinstance(was, tuple) else replace(base) if base else None
@@ -82,64 +75,68 @@ class Pending:
 
 
 class LogCaps:
-    """Per attempt: the bytes stored, and the lines and bytes dropped past the cap (as
-    committed; a unit of work changes its `Pending` copy)."""
+    """Per attempt: what was stored and dropped of its logs (as committed; a unit of work
+    changes its `Pending` copy)."""
 
     def __init__(self) -> None:
-        self._usage: OrderedDict[Key, Usage] = OrderedDict()
+        self._usage: OrderedDict[Key, LogUsage] = OrderedDict()
 
-    async def admit(self, pending: Pending, logs: LogReader, limit: int,
+    async def admit(self, pending: Pending, logs: LogStore, limit: int,
                     entries: Sequence[LogEntry]) -> list[LogEntry]:
         """The entries to store; the rest are past their attempt's cap and counted dropped.
         Once an attempt drops a line it drops every later one: what is stored stays a prefix
-        of what the task logged (a resent burst and a spool count lines from the first)."""
+        of what the task logged (a resent burst and a spool count lines from the first). The
+        count goes to the store in the same transaction as the lines."""
         kept: list[LogEntry] = []
-        mine: dict[Key, Usage] = {}  # this burst's copies, changed in place
+        mine: dict[Key, tuple[LogUsage, LogUsage]] = {}  # before the burst, and now (in place)
         for entry in entries:
             key = (entry.run_id, entry.attempt)
-            usage = mine.get(key)
-            if usage is None:
-                base = await self._current(pending, logs, key)
-                usage = mine[key] = replace(base)
-                pending.put(key, self._usage.get(key), usage)
+            counts = mine.get(key)
+            if counts is None:
+                base = await self.current(pending, logs, key)
+                counts = mine[key] = (base, replace(base))
+                pending.put(key, self._usage.get(key), counts[1])
+            usage = counts[1]
+            if DROPPED_ATTRIBUTE in entry.attributes:  # a task cannot fake the marker
+                entry = replace(entry, attributes={k: v for k, v in entry.attributes.items()
+                                                   if k != DROPPED_ATTRIBUTE})
             size = entry_size(entry)
-            if not usage.dropped_lines and usage.stored + size <= limit:
-                usage.stored += size
+            if not usage.dropped_lines and usage.stored_bytes + size <= limit:
+                usage.stored_lines += 1
+                usage.stored_bytes += size
                 kept.append(entry)
             else:
                 usage.dropped_lines += 1
                 usage.dropped_bytes += size
+        for (run_id, attempt), (base, usage) in mine.items():
+            if attempt is not None:  # (the API takes lines of an attempt only)
+                await logs.add_usage(run_id, attempt, usage, _change(base, usage))
         return kept
 
     def began(self, pending: Pending, run_id: str, attempt: int) -> None:
         """An attempt started: it has no line stored (its first burst need not page through
         the run's earlier attempts' lines, in the write transaction, to find that out)."""
-        pending.put((run_id, attempt), self._usage.get((run_id, attempt)), Usage(stored=0))
+        pending.put((run_id, attempt), self._usage.get((run_id, attempt)), LogUsage())
 
-    def dropped_lines(self, run_id: str, attempt: int | None,
-                      pending: Pending | None = None) -> int:
-        """Lines of the attempt this daemon dropped: with the stored ones, the lines it got."""
-        key = (run_id, attempt)
-        usage = pending.current(key) if pending is not None else _ABSENT
-        if usage is _ABSENT:
-            usage = self._usage.get(key)
-        return usage.dropped_lines if isinstance(usage, Usage) else 0
-
-    def ended(self, pending: Pending, run_id: str, attempt: int) -> Usage | None:
-        """An attempt ended: what it dropped, if it dropped any line and has no marker yet.
-        One that dropped none is forgotten; a capped one is kept, marked, so that lines of it
-        that still come are dropped (`admit`)."""
+    async def ended(self, pending: Pending, logs: LogStore, run_id: str,
+                    attempt: int) -> LogUsage | None:
+        """An attempt ended: what it dropped, if it dropped any line and has no marker yet
+        (then counted marked in the store: the caller stores the marker). One that dropped
+        none is forgotten; a capped one is kept, marked, so that lines of it that still come
+        are dropped (`admit`). One this daemon has not counted is read from the store (it
+        reads no stored rows: a count that is not there says nothing was dropped)."""
         key = (run_id, attempt)
         usage = pending.current(key)
         if usage is _ABSENT:
-            usage = self._usage.get(key)
-        if not isinstance(usage, Usage) or not usage.dropped_lines:
+            usage = self._usage.get(key) or await logs.usage(run_id, attempt)
+        if not isinstance(usage, LogUsage) or not usage.dropped_lines:
             pending.put(key, self._usage.get(key), None)
             return None
         if usage.marked:
             return None
         marked = replace(usage, marked=True)
         pending.put(key, self._usage.get(key), marked)
+        await logs.add_usage(run_id, attempt, marked, LogUsage(marked=True))
         return marked
 
     def apply(self, pending: Pending) -> None:
@@ -152,24 +149,37 @@ class LogCaps:
             elif now is None or base is None:
                 self._usage[key] = usage
             else:
-                now.stored += usage.stored - base.stored
-                now.dropped_lines += usage.dropped_lines - base.dropped_lines
-                now.dropped_bytes += usage.dropped_bytes - base.dropped_bytes
+                change = _change(base, usage)
+                now.stored_lines += change.stored_lines
+                now.stored_bytes += change.stored_bytes
+                now.dropped_lines += change.dropped_lines
+                now.dropped_bytes += change.dropped_bytes
                 now.marked = now.marked or usage.marked
                 self._usage.move_to_end(key)
         while len(self._usage) > MAX_TRACKED:
             self._usage.popitem(last=False)
 
-    async def _current(self, pending: Pending, logs: LogReader, key: Key) -> Usage:
+    async def current(self, pending: Pending, logs: LogReader, key: Key) -> LogUsage:
+        """The attempt's count: this unit's, this daemon's, the store's, else its stored rows
+        counted (first met, or forgotten in this unit)."""
         usage = pending.current(key)
-        if isinstance(usage, Usage):
+        if isinstance(usage, LogUsage):
             return usage
         if usage is _ABSENT and (usage := self._usage.get(key)) is not None:
             return usage
-        return await _stored_usage(logs, *key)  # first met (or forgotten in this unit)
+        run_id, attempt = key
+        stored = await logs.usage(run_id, attempt) if attempt is not None else None
+        return stored or await _stored_usage(logs, run_id, attempt)
 
 
-def marker(run_id: str, attempt: int, usage: Usage, limit: int, now: float) -> LogEntry:
+def _change(base: LogUsage, usage: LogUsage) -> LogUsage:
+    return LogUsage(usage.stored_lines - base.stored_lines,
+                    usage.stored_bytes - base.stored_bytes,
+                    usage.dropped_lines - base.dropped_lines,
+                    usage.dropped_bytes - base.dropped_bytes, usage.marked and not base.marked)
+
+
+def marker(run_id: str, attempt: int, usage: LogUsage, limit: int, now: float) -> LogEntry:
     """The one line that says what an attempt's cap dropped."""
     s = "" if usage.dropped_lines == 1 else "s"
     return LogEntry(
@@ -183,13 +193,11 @@ def marker(run_id: str, attempt: int, usage: Usage, limit: int, now: float) -> L
 
 async def lines_received(logs: LogReader, caps: LogCaps, run_id: str, attempt: int | None,
                          pending: Pending | None = None) -> int:
-    """The log lines of the run's `attempt` the daemon got: those stored and those this daemon
-    dropped past the cap (a repeated burst asks, engine/reports.py, and the executor before it
-    replays a spool, executors/assignments.py)."""
-    stored = 0
-    async for _ in attempt_entries(logs, run_id, attempt):
-        stored += 1
-    return stored + caps.dropped_lines(run_id, attempt, pending)
+    """The log lines of the run's `attempt` the daemon got, stored and dropped past the cap (a
+    repeated burst asks, engine/reports.py, and the executor before it replays a spool,
+    executors/assignments.py): counted in the store, so also those an earlier daemon got."""
+    usage = await caps.current(pending or Pending(), logs, (run_id, attempt))
+    return usage.stored_lines + usage.dropped_lines
 
 
 async def attempt_entries(logs: LogReader, run_id: str,
@@ -206,11 +214,10 @@ async def attempt_entries(logs: LogReader, run_id: str,
         after = int(page[-1].id or 0)
 
 
-async def _stored_usage(logs: LogReader, run_id: str, attempt: int | None) -> Usage:
+async def _stored_usage(logs: LogReader, run_id: str, attempt: int | None) -> LogUsage:
     """The attempt's stored rows counted; its marker among them: what it says was dropped."""
-    usage = Usage(stored=0)
+    usage = LogUsage()
     async for entry in attempt_entries(logs, run_id, attempt):
-        usage.stored += entry_size(entry)
         said = entry.attributes.get(DROPPED_ATTRIBUTE) if entry.attributes else None
         if entry.level == "warn" and isinstance(said, dict) \
                 and isinstance(lines := said.get("lines"), int) and lines > 0:
@@ -218,4 +225,7 @@ async def _stored_usage(logs: LogReader, run_id: str, attempt: int | None) -> Us
             usage.dropped_lines, usage.marked = lines, True
             size = said.get("bytes")
             usage.dropped_bytes = size if isinstance(size, int) else 0
+        else:
+            usage.stored_lines += 1
+            usage.stored_bytes += entry_size(entry)
     return usage

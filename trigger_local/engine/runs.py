@@ -55,8 +55,8 @@ async def move(tx: Tx, run: Run, status: str, *, kind: str | None = None,
         if description:
             extra["description"] = description
     previous, worker_id, attempt = run.status, run.worker_id, run.attempt_count
-    if ends_attempt(status, kind) and (dropped := tx.ctx.log_caps.ended(tx.log_counts, run.id,
-                                                                         attempt)):
+    if ends_attempt(status, kind) and (dropped := await tx.ctx.log_caps.ended(
+            tx.log_counts, tx.logs, run.id, attempt)):
         await store_logs(tx, [marker(run.id, attempt, dropped, tx.ctx.settings.log_limit_bytes,
                                      tx.now)])  # one line: what its log cap dropped
     run.status, run.snapshot_id, run.snapshot_kind, run.updated_at = status, snapshot_id, kind, \

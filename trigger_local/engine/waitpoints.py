@@ -83,24 +83,24 @@ async def _token(tx: Tx, waitpoint_id: str) -> Waitpoint:
 
 
 async def complete_token(tx: Tx, waitpoint_id: str, output: str | None,
-                         output_type: str = packets.JSON) -> Waitpoint:
-    """Complete a MANUAL waitpoint. Completing one that is already done changes nothing."""
+                         output_type: str = packets.JSON) -> tuple[Waitpoint, bool]:
+    """Complete a MANUAL waitpoint, and whether this call did: completing one that is
+    already done changes nothing (False)."""
     wp = await _token(tx, waitpoint_id)
-    await complete(tx, wp, output, output_type)
-    return wp
+    return wp, await complete(tx, wp, output, output_type)
 
 
-async def timeout_token(tx: Tx, waitpoint_id: str) -> Waitpoint:
-    """Time a MANUAL waitpoint out now (one that is already done stays as it is)."""
+async def timeout_token(tx: Tx, waitpoint_id: str) -> tuple[Waitpoint, bool]:
+    """Time a MANUAL waitpoint out now, and whether this call did (one that is already done
+    stays as it is: False)."""
     wp = await _token(tx, waitpoint_id)
-    await time_out(tx, wp)
-    return wp
+    return wp, await time_out(tx, wp)
 
 
 async def complete(tx: Tx, wp: Waitpoint, output: str | None, output_type: str = packets.JSON,
                    *, is_error: bool = False, status: str = WP_COMPLETED,
-                   in_place: InPlace | None = None) -> None:
-    """Complete `wp` if it is still WAITING (else nothing happens), and queue every run it
+                   in_place: InPlace | None = None) -> bool:
+    """Complete `wp` if it is still WAITING (else nothing happens: False), and queue every run it
     was the last pending blocker of (QUEUED `queued_held`: it needs its slot back) — or, with
     `in_place`, let such a run go on at once in the process holding it when that room allows
     (engine/resuming.py)."""
@@ -108,7 +108,7 @@ async def complete(tx: Tx, wp: Waitpoint, output: str | None, output_type: str =
                                     output=output, output_type=output_type,
                                     output_is_error=is_error)
     if not ok:
-        return
+        return False
     wp.status, wp.completed_at, wp.output, wp.output_type, wp.output_is_error = \
         status, tx.now, output, output_type, is_error
     await tx.record(WaitpointCompleted(waitpoint_id=wp.id, status=status))
@@ -124,16 +124,17 @@ async def complete(tx: Tx, wp: Waitpoint, output: str | None, output_type: str =
             continue
         await move(tx, run, QUEUED, kind=K_QUEUED_HELD, event=RunUnblocked,
                    data={"waitpoint_id": wp.id})
+    return True
 
 
-async def time_out(tx: Tx, wp: Waitpoint, in_place: InPlace | None = None) -> None:
+async def time_out(tx: Tx, wp: Waitpoint, in_place: InPlace | None = None) -> bool:
     # Trigger.dev's stored timeout output (TRIGGER_API.md §6.4), so a Python task, the API and
     # the official SDK all see the same error; a forced timeout happened now, not at timeout_at
     at = wp.timeout_at if wp.timeout_at is not None and wp.timeout_at <= tx.now else tx.now
     error = json.dumps({"code": "TRIGGER_WAITPOINT_TIMEOUT",
                         "message": f"Waitpoint timed out at {iso(at)}"})
-    await complete(tx, wp, error, packets.JSON, is_error=True, status=WP_TIMED_OUT,
-                   in_place=in_place)
+    return await complete(tx, wp, error, packets.JSON, is_error=True, status=WP_TIMED_OUT,
+                          in_place=in_place)
 
 
 async def complete_run_waitpoint(tx: Tx, run: Run) -> None:

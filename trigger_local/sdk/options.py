@@ -24,12 +24,17 @@ class Queue:
     #: {"limit", "period_s", "per_key"} (see trigger_local.ratelimit), or None
     rate_limit: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        # also `@task(queue=" ")`, which makes one from the string: the daemon refuses an
+        # empty or blank queue name in a trigger, and a definition must not hold one either
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValidationError(f"A queue needs a name that is not empty or only whitespace, "
+                                  f"not {self.name!r}"[:200])
+
 
 def queue(name: str, concurrency_limit: int | None = None,
           rate_limit: dict[str, Any] | None = None) -> Queue:
     """A shared queue: pass the same object as `queue=` to every task that should share it."""
-    if not name or not isinstance(name, str):
-        raise ValidationError("A queue needs a non-empty name")
     if concurrency_limit is not None and (isinstance(concurrency_limit, bool)
                                           or not isinstance(concurrency_limit, int)
                                           or not 0 <= concurrency_limit <= MAX_CONCURRENCY_LIMIT):

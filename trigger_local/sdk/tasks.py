@@ -44,8 +44,8 @@ class Task:
         if machine is not None:
             check_machine(machine, f"machine of task {id!r}")
         self.id, self.fn, self.schema, self.machine = id, fn, schema, machine
-        self.queue = Queue(queue) if isinstance(queue, str) else queue
         try:
+            self.queue = Queue(queue) if isinstance(queue, str) else queue
             self.retry = Retry.coerce(retry)
         except ValidationError as exc:
             raise ValidationError(f"Task {id!r}: {exc.message}") from None

@@ -277,6 +277,19 @@ class LogEntry:
     id: int | None = None
 
 
+@dataclass(slots=True)
+class LogUsage:
+    """An attempt's logs against its cap (engine/log_cap.py): the lines and bytes the daemon
+    stored and dropped past the cap (its marker line not among them), and whether the marker
+    was stored (the attempt ended capped)."""
+
+    stored_lines: int = 0
+    stored_bytes: int = 0
+    dropped_lines: int = 0
+    dropped_bytes: int = 0
+    marked: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class StreamChunk:
     """One chunk of a run's stream (store/stream_areas.py): `data` is its JSON text."""

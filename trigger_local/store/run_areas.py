@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .models import Attempt, LogEntry, Run, Schedule, StoredEvent, Waitpoint
+from .models import Attempt, LogEntry, LogUsage, Run, Schedule, StoredEvent, Waitpoint
 
 #: (project, queue, concurrency key) → runs holding a slot
 RunningCounts = dict[tuple[str, str, str | None], int]
@@ -233,6 +233,17 @@ class LogReader(Protocol):
         """The highest log id so far (0 for none): lines appended next get ids above it."""
         ...
 
+    async def usage(self, run_id: str, attempt: int) -> LogUsage | None:
+        """The attempt's logs against its cap as last counted (None: never counted; a
+        version before the count was kept, or no line yet)."""
+        ...
+
 
 class LogStore(LogReader, Protocol):
     async def append(self, entries: Sequence[LogEntry]) -> None: ...
+
+    async def add_usage(self, run_id: str, attempt: int, total: LogUsage,
+                        change: LogUsage) -> None:
+        """Count `change` to the attempt's logs (`marked` once set stays set); an attempt not
+        counted yet gets `total` (what its count is with `change`)."""
+        ...

@@ -76,8 +76,8 @@ async def delete_many(sql: PgSql, run_ids: Sequence[str]) -> int:
         (ids, _WAITING))
     await sql.run("DELETE FROM stream_chunks WHERE stream_id IN (SELECT id FROM streams "
                   "WHERE run_id = ANY(?::text[]))", (ids,))
-    for table in ("snapshots", "attempts", "events", "logs", "run_waitpoints", "checkpoints",
-                  "streams", "run_steps"):
+    for table in ("snapshots", "attempts", "events", "logs", "log_usage", "run_waitpoints",
+                  "checkpoints", "streams", "run_steps"):
         await sql.run(f"DELETE FROM {table} WHERE run_id = ANY(?::text[])", (ids,))
     return await sql.run("DELETE FROM runs WHERE id = ANY(?::text[])", (ids,))
 

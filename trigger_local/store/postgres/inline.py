@@ -40,16 +40,20 @@ def literal(value: Any) -> str | None:
     return None
 
 
-def inline(sql: str, params: Sequence[Any]) -> str | None:
-    """`sql` (with `?` marks, as the store writes them) with `params` written in; None when a
-    value is not of a type written in here."""
-    parts = sql.split("?")
-    if len(parts) != len(params) + 1:
+def literals(sql: str, params: Sequence[Any]) -> list[str] | None:
+    """`params` as literals, one for each `?` mark of `sql` (as the store writes them); None
+    when a value is not of a type written in here or the marks do not match the values."""
+    if sql.count("?") != len(params):
         return None
     values = [literal(v) for v in params]
-    if None in values:
+    return None if None in values else [v for v in values if v is not None]
+
+
+def inline(sql: str, params: Sequence[Any]) -> str | None:
+    """`sql` with `params` written in (`literals`); None when they cannot be."""
+    values = literals(sql, params)
+    if values is None:
         return None
-    out = [parts[0]]
-    for value, part in zip(values, parts[1:], strict=True):
-        out.append(f"{value}{part}")
-    return "".join(out)
+    parts = sql.split("?")
+    return parts[0] + "".join(f"{value}{part}" for value, part in zip(values, parts[1:],
+                                                                      strict=True))

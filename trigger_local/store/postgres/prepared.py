@@ -17,8 +17,8 @@ or may not have prepared it (the statements before the error ran), so its name i
 again and the statement is prepared anew under another. A prepared statement is the session's,
 not the transaction's: a rollback (of the transaction or of a savepoint) keeps it. Names are
 unique in the process, so a connection the pool hands back, which may hold statements of an
-earlier hold, never meets one it has (store.py `_held` gives each connection it takes a new
-`Prepared`).
+earlier hold, never meets one it has (store.py `_held` holds each connection it takes with a
+new `Prepared`: `Held`).
 
 A statement prepared earlier may no longer fit the database: a migration run while the daemon
 runs changed a column's type or a function it names (its `$n` types were fixed when it was
@@ -37,10 +37,11 @@ import functools
 import itertools
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import TransactionRetryError
-from .inline import literal
+from .inline import inline, literals
 
 #: how many statements one connection prepares at most (the kept writes' texts are a few
 #: dozen: a run's UPDATE names the columns it changes), names given up included (`spent`: the
@@ -76,17 +77,12 @@ def casts(sql: str) -> tuple[str, ...]:
 
 
 def arguments(sql: str, params: Sequence[Any]) -> list[str] | None:
-    """`params` written as `EXECUTE`'s arguments, each with its mark's cast; None when a value
-    is not of a type written in (inline.py) or the marks do not match the values."""
-    after = casts(sql)
-    if len(after) != len(params):
+    """`params` written as `EXECUTE`'s arguments (inline.py `literals`), each with its mark's
+    cast (`casts`); None when they cannot be written in."""
+    values = literals(sql, params)
+    if values is None:
         return None
-    out = []
-    for value, cast in zip(params, after, strict=True):
-        written = literal(value)
-        if written is None:
-            return None
-        out.append(written + cast)
+    out = [value + cast for value, cast in zip(values, casts(sql), strict=True)]
     return out
 
 
@@ -114,7 +110,7 @@ class Prepared:
         head = ""
         if name is None:
             if not args or len(self.names) + len(self.new) + self.spent >= LIMIT:
-                return inline_with(sql, args)
+                return inline(sql, params)
             name = self.new[sql] = f"trigger_local_{next(_NAMES)}"
             head = f"PREPARE {name} AS {marks(sql)}; "
         return f"{head}EXECUTE {name}({', '.join(args)})"
@@ -150,7 +146,11 @@ class Prepared:
             self.reused = False
 
 
-def inline_with(sql: str, args: Sequence[str]) -> str:
-    """`sql` with `args` (`arguments`) in place of its marks."""
-    parts = sql.split("?")
-    return parts[0] + "".join(f"{a}{part}" for a, part in zip(args, parts[1:], strict=True))
+
+@dataclass
+class Held:
+    """A connection the store holds between transactions (store.py `_held`), with the
+    statements prepared on it."""
+
+    conn: Any
+    prepared: Prepared = field(default_factory=Prepared)

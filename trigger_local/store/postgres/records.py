@@ -10,12 +10,14 @@ from dataclasses import fields
 from typing import Any
 
 from ..daemon_areas import first_answer
-from ..models import CK_ACTIVE, CK_PENDING, Checkpoint, LogEntry, StoredEvent, Worker
+from ..models import CK_ACTIVE, CK_PENDING, Checkpoint, LogEntry, LogUsage, StoredEvent, Worker
+from ..sqlite.records import ADD_USAGE, USAGE, usage_of, usage_params
 from ..sqlite.rows import columns, from_row
 from .sql import PgSql, values
 
 #: the channel a committed event is announced on (store/postgres/store.py: wake-ups)
 EVENTS_CHANNEL = "trigger_local_events"
+_ADD_USAGE = ADD_USAGE.format(greatest="GREATEST")
 
 
 class PgEvents:
@@ -61,6 +63,14 @@ class PgLogs:
 
     async def last_id(self) -> int:
         return int(await self._sql.value("SELECT COALESCE(MAX(id), 0) FROM logs"))
+
+    async def usage(self, run_id: str, attempt: int) -> LogUsage | None:
+        return usage_of(await self._sql.one(USAGE, (run_id, attempt)))
+
+    async def add_usage(self, run_id: str, attempt: int, total: LogUsage,
+                        change: LogUsage) -> None:
+        # kept for the commit (pending.py): no round trip of its own
+        await self._sql.keep("log_usage", _ADD_USAGE, usage_params(run_id, attempt, total, change))
 
     async def for_run(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[LogEntry]:
         rows = await self._sql.all(

@@ -363,4 +363,17 @@ MIGRATIONS: list[str] = [
     "CREATE INDEX request_cache_created ON request_cache(created_at);",
     # 12: the executing attempts' index had no reader left (attempts.open is gone)
     "DROP INDEX attempts_open;",
+    # 13: each attempt's logs against their cap (engine/log_cap.py; SQLite's 23)
+    """
+    CREATE TABLE log_usage (
+        run_id TEXT NOT NULL,
+        attempt BIGINT NOT NULL,
+        stored_lines BIGINT NOT NULL,
+        stored_bytes BIGINT NOT NULL,
+        dropped_lines BIGINT NOT NULL,
+        dropped_bytes BIGINT NOT NULL,
+        marked BIGINT NOT NULL,
+        PRIMARY KEY (run_id, attempt)
+    );
+    """,
 ]

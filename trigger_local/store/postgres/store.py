@@ -59,7 +59,7 @@ from .daemons import (
     orphaned_runs,
     refuse_while_others_run,
 )
-from .prepared import Prepared
+from .prepared import Held
 from .reach import UNREACHABLE, lost, reachable
 from .schema import MIGRATIONS
 from .sql import BEGIN, BEGIN_EXCLUSIVE, LOCKED_READ, TURN, Owner, PgSql
@@ -90,9 +90,7 @@ class PostgresStore:
         self._pool: Any = None
         self._read_pool: Any = None
         #: the transactions' connections, held between them (`_held`): by `exclusive`
-        self._conns: dict[bool, Any] = {}
-        #: the statements prepared on each (prepared.py)
-        self._prepared: dict[bool, Prepared] = {}
+        self._conns: dict[bool, Held] = {}
         self._write_view: PgView | None = None
         self._read_view: PgView | None = None
         self._lock = asyncio.Lock()
@@ -140,14 +138,15 @@ class PostgresStore:
         if pool is not None:
             async with self._lock:  # the transaction under way commits or rolls back first
                 conns, self._conns = self._conns, {}
-                for conn in conns.values():
-                    await _roll_back(conn)
+                for held in conns.values():
+                    await _roll_back(held.conn)
                     with contextlib.suppress(*UNREACHABLE):
-                        await pool.release(conn)
+                        await pool.release(held.conn)
                 await pool.close()
 
-    async def _held(self, pool: Any, exclusive: bool) -> Any:
-        """The connection transactions of this kind (exclusive or not) run on. It is held
+    async def _held(self, pool: Any, exclusive: bool) -> Held:
+        """The connection transactions of this kind (exclusive or not) run on, with the
+        statements prepared on it (prepared.py `Held`: a new connection, new names). It is held
         between them rather than given back to the pool: each commit begins the next
         transaction of its kind in the same round trip (sql.py `commit`), so a transaction
         whose first statement reads sends no BEGIN of its own, and a dequeue takes its lock
@@ -156,16 +155,16 @@ class PostgresStore:
         start_reads.py's START_READ, a trigger's queue read with the dequeue's). A begun
         transaction takes no snapshot and no lock until its first statement (its snapshot is
         that statement's), so waiting begun changes nothing for anyone."""
-        conn = self._conns.pop(exclusive, None)
-        if conn is not None and not lost(conn):
-            self._conns[exclusive] = conn
-            return conn
-        if conn is not None:
+        held = self._conns.pop(exclusive, None)
+        if held is not None and not lost(held.conn):
+            self._conns[exclusive] = held
+            return held
+        if held is not None:
             with contextlib.suppress(*UNREACHABLE):
-                await pool.release(conn)
+                await pool.release(held.conn)
         with reachable():
-            conn = self._conns[exclusive] = await pool.acquire()
-        self._prepared[exclusive] = Prepared()  # (names are new: prepared.py)
+            conn = await pool.acquire()
+        held = self._conns[exclusive] = Held(conn)
         if self._write_view is not None:
             # a role without the TEMP privilege on the database: more round trips instead
             sql = self._write_view.sql
@@ -179,7 +178,7 @@ class PostgresStore:
                 sql.locked_read = made
             else:
                 sql.start_read = made
-        return conn
+        return held
 
     @asynccontextmanager
     async def tx(self, exclusive: bool = False, starts: bool = False) -> AsyncIterator[PgView]:
@@ -192,13 +191,14 @@ class PostgresStore:
             view, pool = self._write_view, self._pool
             if view is None or pool is None:
                 raise _stopping()
-            conn = await self._held(pool, exclusive)
+            held = await self._held(pool, exclusive)
+            conn = held.conn
             begun = conn.is_in_transaction()  # by the last commit of its kind (`_held`)
             sql = view.sql
             try:
                 try:
                     sql.conn, sql.wrote_events, sql.wrote_catalog = conn, False, False
-                    sql.prepared = self._prepared[exclusive]
+                    sql.prepared = held.prepared
                     sql.doomed, sql.due_at, sql.sent, sql.release = False, None, 0, None
                     # held back: it goes with the first statement (sql.py `run`, `commit`).
                     # An exclusive one is read committed and takes the dequeues' turn before its

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from typing import Any
 
 from ...statuses import RunStatus
 from ..counts import CountJournal
@@ -22,7 +21,6 @@ _INSERT_QUEUE = insert_sql("queues", Queue, "INSERT OR IGNORE")
 _TASK_COLS = ["version_id", *columns(TaskDef)]
 _INSERT_TASK = (f"INSERT INTO tasks ({', '.join(_TASK_COLS)}) "
                 f"VALUES ({', '.join(':' + c for c in _TASK_COLS)})")
-T = TypeVar("T")
 
 
 class SqliteProjects:
@@ -87,28 +85,23 @@ def _task(row: sqlite3.Row) -> TaskDef:
 
 
 class SqliteQueues:
-    def __init__(self, sql: Sql, counts: CountJournal, memo: CatalogMemo | None = None) -> None:
+    def __init__(self, sql: Sql, counts: CountJournal, memo: CatalogMemo) -> None:
         self._sql = sql
         self._counts = counts  # status changes not yet written to queue_counts (counts.py)
-        self._memo = memo  # the writer's: what dequeues read every time (memo.py)
-
-    def _read(self, key: Hashable, load: Callable[[], T]) -> T:
-        return load() if self._memo is None else self._memo.get(key, load)
+        self._memo = memo  # on the writer, what dequeues read every time (memo.py)
 
     async def get(self, project: str, name: str) -> Queue | None:
-        found = self._read(("queue", project, name), lambda: self._sql.one(
+        found = self._memo.get(("queue", project, name), lambda: self._sql.one(
             "SELECT * FROM queues WHERE (project = ? AND name = ?) OR id = ?",
             (project, name, name)))
         return None if found is None else from_row(Queue, found)
 
     async def insert(self, queue: Queue) -> None:
-        if self._memo is not None:
-            self._memo.changed()
+        self._memo.changed()
         self._sql.run(_INSERT_QUEUE, to_row(queue))
 
     async def update(self, project: str, name: str, **changes: Any) -> bool:
-        if self._memo is not None:
-            self._memo.changed()
+        self._memo.changed()
         return self._sql.update("queues", Queue, "project", project, changes, " AND name = ?",
                                 (name,))
 
@@ -132,11 +125,12 @@ class SqliteQueues:
         return queues
 
     async def paused(self) -> set[tuple[str, str]]:
-        return set(self._read("paused", lambda: {(r["project"], r["name"]) for r in self._sql.all(
-            "SELECT project, name FROM queues WHERE paused = 1")}))
+        return set(self._memo.get("paused", lambda: {
+            (r["project"], r["name"]) for r in self._sql.all(
+                "SELECT project, name FROM queues WHERE paused = 1")}))
 
     async def limits(self) -> dict[tuple[str, str], int]:
-        return dict(self._read("limits", lambda: {
+        return dict(self._memo.get("limits", lambda: {
             (r["project"], r["name"]): int(r["concurrency_limit"]) for r in self._sql.all(
                 "SELECT project, name, concurrency_limit FROM queues "
                 "WHERE concurrency_limit IS NOT NULL")}))

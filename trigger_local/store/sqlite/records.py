@@ -10,11 +10,31 @@ from dataclasses import fields
 from typing import Any
 
 from ..daemon_areas import first_answer
-from ..models import CK_ACTIVE, CK_PENDING, Checkpoint, LogEntry, StoredEvent, Worker
+from ..models import CK_ACTIVE, CK_PENDING, Checkpoint, LogEntry, LogUsage, StoredEvent, Worker
 from .rows import from_row, insert_sql, to_row
 from .sql import Sql
 
 _INSERT_EVENT = "INSERT INTO events (run_id, type, at, data) VALUES (?,?,?,?)"
+#: an attempt's log count: its first as it is, later ones added (store/run_areas.py)
+ADD_USAGE = (
+    "INSERT INTO log_usage (run_id, attempt, stored_lines, stored_bytes, dropped_lines, "
+    "dropped_bytes, marked) VALUES (?,?,?,?,?,?,?) ON CONFLICT (run_id, attempt) DO UPDATE SET "
+    "stored_lines = log_usage.stored_lines + ?, stored_bytes = log_usage.stored_bytes + ?, "
+    "dropped_lines = log_usage.dropped_lines + ?, dropped_bytes = log_usage.dropped_bytes + ?, "
+    "marked = {greatest}(log_usage.marked, excluded.marked)")
+USAGE = ("SELECT stored_lines, stored_bytes, dropped_lines, dropped_bytes, marked FROM log_usage "
+         "WHERE run_id = ? AND attempt = ?")
+
+
+def usage_params(run_id: str, attempt: int, total: LogUsage,
+                 change: LogUsage) -> tuple[object, ...]:
+    return (run_id, attempt, total.stored_lines, total.stored_bytes, total.dropped_lines,
+            total.dropped_bytes, int(total.marked or change.marked), change.stored_lines,
+            change.stored_bytes, change.dropped_lines, change.dropped_bytes)
+
+
+def usage_of(row: Any) -> LogUsage | None:
+    return None if row is None else LogUsage(row[0], row[1], row[2], row[3], bool(row[4]))
 
 
 class SqliteEvents:
@@ -60,6 +80,14 @@ class SqliteLogs:
     async def last_id(self) -> int:
         row = self._sql.one("SELECT MAX(id) AS m FROM logs")
         return int(row["m"] or 0) if row is not None else 0
+
+    async def usage(self, run_id: str, attempt: int) -> LogUsage | None:
+        return usage_of(self._sql.one(USAGE, (run_id, attempt)))
+
+    async def add_usage(self, run_id: str, attempt: int, total: LogUsage,
+                        change: LogUsage) -> None:
+        self._sql.run(ADD_USAGE.format(greatest="MAX"),
+                      usage_params(run_id, attempt, total, change))
 
     async def for_run(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[LogEntry]:
         rows = self._sql.all("SELECT * FROM logs WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",

@@ -189,8 +189,8 @@ class SqliteRuns:
                       f"WHERE run_id IN ({marks}))", ids)
         self._sql.run(f"DELETE FROM attempts WHERE run_seq IN (SELECT seq FROM runs WHERE id IN "
                       f"({marks}))", ids)
-        for table in ("snapshots", "events", "logs", "run_waitpoints", "checkpoints", "streams",
-                      "run_steps"):
+        for table in ("snapshots", "events", "logs", "log_usage", "run_waitpoints", "checkpoints",
+                      "streams", "run_steps"):
             self._sql.run(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
         return self._sql.run(f"DELETE FROM runs WHERE id IN ({marks})", ids)
 

@@ -120,4 +120,18 @@ LATER_MIGRATIONS: list[str] = [
     # 22: the executing attempts' index had no reader left (attempts.open is gone): two index
     # writes per run (an attempt's start and end) for nothing
     "DROP INDEX attempts_open;",
+    # 23: each attempt's logs against their cap (engine/log_cap.py), counted in the commit
+    # that stores the lines: a daemon adopting a capped attempt knows what was dropped before
+    """
+    CREATE TABLE log_usage (
+        run_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        stored_lines INTEGER NOT NULL,
+        stored_bytes INTEGER NOT NULL,
+        dropped_lines INTEGER NOT NULL,
+        dropped_bytes INTEGER NOT NULL,
+        marked INTEGER NOT NULL,
+        PRIMARY KEY (run_id, attempt)
+    ) WITHOUT ROWID;
+    """,
 ]

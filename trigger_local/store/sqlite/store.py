@@ -32,7 +32,7 @@ from ...errors import DaemonStoppingError, StartupError, TransactionLostError
 from ..counts import CountJournal
 from .catalog import SqliteProjects, SqliteQueues, SqliteVersions
 from .counts import write_counts
-from .memo import CatalogMemo
+from .memo import CatalogMemo, NoMemo
 from .off_loop import OffLoop
 from .records import (
     SqliteCheckpoints,
@@ -63,10 +63,10 @@ _PRAGMAS = (
 class SqliteView:
     """Every area over one connection: a `StoreTx` on the writer, a `StoreReader` on the reader."""
 
-    def __init__(self, conn: sqlite3.Connection, off_loop: OffLoop | None = None,
-                 memo: CatalogMemo | None = None) -> None:
+    def __init__(self, conn: sqlite3.Connection, memo: CatalogMemo,
+                 off_loop: OffLoop | None = None) -> None:
         self._conn = conn
-        #: the writer's: what every dequeue reads of the queues and rate limits (memo.py)
+        #: the writer's keeps what every dequeue reads of the queues and rate limits (memo.py)
         self.memo = memo
         self._sql = sql = Sql(conn)
         #: the open transaction's counter deltas (the writer's; a reader's stays empty)
@@ -151,8 +151,8 @@ class SqliteStore:
         self._off_loop = OffLoop(self._connect)
         # checkpoints in the quiet moments between commits (wal.py)
         self._wal = WalCheckpointer(self._connect)
-        self._write_view = SqliteView(self._writer, memo=CatalogMemo())
-        self._read_view = SqliteView(self._reader, self._off_loop)
+        self._write_view = SqliteView(self._writer, CatalogMemo())
+        self._read_view = SqliteView(self._reader, NoMemo(), self._off_loop)
 
     def _connect(self, first: str | None = None) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -188,8 +188,6 @@ class SqliteStore:
                 raise _stopping()
             writer.execute("BEGIN IMMEDIATE").close()
             view.counts.clear()
-            memo = view.memo
-            assert memo is not None
             try:
                 yield view
                 # synchronous, with no await around it: a cancelled request cannot cut a
@@ -207,7 +205,7 @@ class SqliteStore:
                         writer.execute("ROLLBACK").close()
                 raise
             finally:
-                memo.ended()  # a transaction that wrote the queues kept nothing it read
+                view.memo.ended()  # a transaction that wrote the queues kept nothing it read
 
     async def reclaim(self) -> int:
         """Hand up to RECLAIM_PAGES free pages back to the file system (a file made with

@@ -51,13 +51,12 @@ class SqliteSchedules:
 
 
 class SqliteRateLimits:
-    def __init__(self, sql: Sql, memo: CatalogMemo | None = None) -> None:
+    def __init__(self, sql: Sql, memo: CatalogMemo) -> None:
         self._sql = sql
-        self._memo = memo  # the writer's: what dequeues read every time (memo.py)
+        self._memo = memo  # on the writer, what dequeues read every time (memo.py)
 
     async def set(self, project: str, queue: str, limit: RateLimit | None) -> None:
-        if self._memo is not None:
-            self._memo.changed()
+        self._memo.changed()
         if limit is None:
             self._sql.run("DELETE FROM rate_limits WHERE project = ? AND queue = ?",
                           (project, queue))
@@ -68,7 +67,7 @@ class SqliteRateLimits:
                                    int(bool(limit.get("per_key")))))
 
     async def all(self, project: str | None = None) -> dict[tuple[str, str], RateLimit]:
-        if project is not None or self._memo is None:
+        if project is not None:
             return self._all(project)
         # each dequeue's (engine/ratelimits.py `gate`): copies, the gate keeps them
         return {key: dict(limit) for key, limit in
