@@ -6,6 +6,8 @@ working (a name it may have prepared is never used again)."""
 
 from __future__ import annotations
 
+import enum
+import math
 from typing import Any
 
 import asyncpg
@@ -16,6 +18,7 @@ from tests.engine_support import T0, WarmPlaces, pg_t_engine  # noqa: F401 (the 
 from tests.store_support import make_run
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.store.postgres import PostgresStore, prepared
+from trigger_local.store.postgres.inline import literal
 from trigger_local.store.postgres.prepared import Prepared, arguments, marks
 
 
@@ -143,6 +146,23 @@ async def test_what_is_prepared_executed_and_sent_as_text_writes_the_values(
         assert [list(r.values()) for r in found] == [ROWS[0], ROWS[1], ROWS[0], ROWS[1]]
     finally:
         await conn.close()
+
+
+def test_values_of_every_type_are_written_as_before_the_fast_path() -> None:
+    """`literal` looks at a value's exact type first (str, int: most of a commit's values):
+    a subclass (a bool is an int, a status a str) and the other types are written as ever."""
+    class Status(enum.StrEnum):
+        QUEUED = "QUE'UED"
+
+    assert literal(True) == "TRUE" and literal(False) == "FALSE"
+    assert literal(Status.QUEUED) == "'QUE''UED'" and literal(-3) == "-3"
+    assert literal(0.25) == "'0.25'" and literal(math.inf) == "'inf'"
+    assert literal("a\x00") is None and literal(b"x") is None
+    assert literal(["a", 1, None]) == "ARRAY['a', 1, NULL]"
+    sql = "UPDATE t SET a = ?, b = ?::text[] WHERE c = ?"
+    assert arguments(sql, [Status.QUEUED, ["x"], True]) == \
+        ["'QUE''UED'", "ARRAY['x']::text[]", "TRUE"]
+    assert arguments(sql, [1, 2]) is None  # two values for three marks
 
 
 def test_a_connection_prepares_so_many_statements_at_most(monkeypatch: pytest.MonkeyPatch

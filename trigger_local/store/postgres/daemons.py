@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -52,10 +54,11 @@ async def heartbeat(pool: Any, owner: Owner, *, host: str, url: str, executor: s
         started_at)
 
 
+_DAEMONS = f"SELECT *, {_NOW} - heartbeat_at AS silent_s FROM daemons ORDER BY started_at, id"
+
+
 async def daemons(pool: Any) -> list[DaemonRow]:
-    rows = await pool.fetch(f"SELECT *, {_NOW} - heartbeat_at AS silent_s FROM daemons "
-                            "ORDER BY started_at, id")
-    return [DaemonRow(**dict(r)) for r in rows]
+    return [DaemonRow(**dict(r)) for r in await pool.fetch(_DAEMONS)]
 
 
 #: the migration that gave the dequeues their turn (schema.py 10, a lock on `dequeue_turn`): a
@@ -103,6 +106,45 @@ class Commit:
     reconnected: bool = False
 
 
+#: the announcement of a daemon whose listener (re)connected (`hello`): it listens now, so the
+#: others announce their commits to it from then on (`Others`)
+HELLO = "hello"
+#: how long after its hello a daemon looks once more, for commits of the others that were
+#: not announced because they had not heard the hello yet (`Listener.step`)
+HELLO_LOOK_S = 1.0
+
+
+class Others:
+    """Whether another daemon shares the database now: a commit is announced (NOTIFY) only
+    then. With one daemon, its own listener was the only one to get each announcement, on the
+    commit's path: the server queued it and woke the listener's process, the daemon read and
+    dropped it (some 50 us per commit). Another daemon is seen by its heartbeat row, fresh
+    within the lease (`note`, at each heartbeat round and when the listener connects), and by
+    anything it announces — its commits, and the hello it sends as soon as its listener
+    listens, which the others hear within milliseconds."""
+
+    def __init__(self, owner: Owner) -> None:
+        self.owner = owner
+        self._until = -math.inf  # (monotonic)
+
+    def alive(self) -> bool:
+        return time.monotonic() < self._until
+
+    def seen(self) -> None:
+        """Another daemon showed it is alive: believed for a lease (its heartbeat renews it)."""
+        self._until = time.monotonic() + self.owner.lease_s
+
+    def note(self, rows: list[DaemonRow]) -> None:
+        """The daemons' rows: another one's fresh heartbeat says it is alive."""
+        if any(r.id != self.owner.daemon_id and r.silent_s < self.owner.lease_s for r in rows):
+            self.seen()
+
+
+def hello(daemon_id: str) -> str:
+    """NOTIFY's payload for a listener that (re)connected (`HELLO`)."""
+    return f"{daemon_id}|{HELLO}|"
+
+
 def announcement(daemon_id: str, catalog: bool, due_at: float | None) -> str:
     """NOTIFY's payload: `daemon id|catalog|due time` (empty fields when not)."""
     return f"{daemon_id}|{'catalog' if catalog else ''}|{'' if due_at is None else repr(due_at)}"
@@ -124,14 +166,18 @@ class Listener:
     and with `Commit(catalog=True, reconnected=True)` after each connection: announcements
     may have been missed meanwhile."""
 
-    def __init__(self, url: str, owner: Owner, on_commit: Callable[[Commit], None]) -> None:
-        self.url, self.owner, self.on_commit = url, owner, on_commit
+    def __init__(self, url: str, owner: Owner, on_commit: Callable[[Commit], None],
+                 others: Others) -> None:
+        self.url, self.owner, self.on_commit, self.others = url, owner, on_commit, others
         self._conn: Any = None
         self._lost = asyncio.Event()
 
     def _heard(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         sender, commit = parse(payload)
-        if sender != self.owner.daemon_id:
+        if sender == self.owner.daemon_id:
+            return
+        self.others.seen()
+        if payload != hello(sender):
             self.on_commit(commit)
 
     async def step(self) -> None:
@@ -141,11 +187,21 @@ class Listener:
         try:
             self._conn.add_termination_listener(lambda _c: self._lost.set())
             await self._conn.add_listener(CHANNEL, self._heard)
+            # listening: the daemons alive now (their rows), and a hello to them, so that
+            # they announce their commits to this one (`Others`); then a look, and another
+            # once they heard the hello (a commit of theirs decided before went unannounced)
+            self.others.note([DaemonRow(**dict(r)) for r in await self._conn.fetch(_DAEMONS)])
+            await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL,
+                                     hello(self.owner.daemon_id))
             self.on_commit(Commit(catalog=True, reconnected=True))
+            wait_s = HELLO_LOOK_S
             while not self._lost.is_set():
                 # a cut link closes nothing: ask, so that a dead connection is noticed
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._lost.wait(), PROBE_S)
+                    await asyncio.wait_for(self._lost.wait(), wait_s)
+                if wait_s == HELLO_LOOK_S and not self._lost.is_set():
+                    self.on_commit(Commit(catalog=True, reconnected=True))
+                wait_s = PROBE_S
                 if not self._lost.is_set():
                     await asyncio.wait_for(self._conn.execute("SELECT 1"), PROBE_S)
         finally:

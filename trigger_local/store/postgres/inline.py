@@ -17,6 +17,11 @@ from typing import Any
 
 def literal(value: Any) -> str | None:
     """`value` as an SQL literal; None for a value not written in here."""
+    kind = type(value)  # the common types first, by identity: a commit writes dozens of values
+    if kind is str:
+        return None if "\x00" in value else "'" + value.replace("'", "''") + "'"
+    if kind is int:
+        return str(value)
     if value is None:
         return "NULL"
     if isinstance(value, bool):

@@ -33,6 +33,7 @@ Failing again, prepared afresh, it raises the error itself."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import re
 from collections.abc import Iterator, Sequence
@@ -67,16 +68,21 @@ def marks(sql: str) -> str:
     return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
 
 
+@functools.lru_cache(maxsize=4 * LIMIT)
+def casts(sql: str) -> tuple[str, ...]:
+    """The cast written right after each of `sql`'s marks ('' where none), found once per
+    statement text: a commit writes a few statements, each at every commit."""
+    return tuple(cast.group(0) if (cast := _CAST.match(after)) else ""
+                 for after in sql.split("?")[1:])
+
+
 def arguments(sql: str, params: Sequence[Any]) -> list[str] | None:
     """`params` written as `EXECUTE`'s arguments (inline.py `literals`), each with its mark's
-    cast; None when they cannot be written in."""
+    cast (`casts`); None when they cannot be written in."""
     values = literals(sql, params)
     if values is None:
         return None
-    out = []
-    for value, after in zip(values, sql.split("?")[1:], strict=True):
-        cast = _CAST.match(after)
-        out.append(value + cast.group(0) if cast else value)
+    out = [value + cast for value, cast in zip(values, casts(sql), strict=True)]
     return out
 
 

@@ -52,6 +52,7 @@ from .daemons import (
     Commit,
     DaemonRow,
     Listener,
+    Others,
     announcement,
     daemons,
     heartbeat,
@@ -94,6 +95,9 @@ class PostgresStore:
         self._read_view: PgView | None = None
         self._lock = asyncio.Lock()
         self._lock_key = 0
+        #: whether another daemon shares the database (daemons.py): known once this store's
+        #: daemon listens (`listener`); until then, every commit that would is announced
+        self.others: Others | None = None
 
     async def open(self) -> None:
         # three connections at most: the transactions' two (held, `_held`), and a spare for the
@@ -214,8 +218,8 @@ class PostgresStore:
                     # commit only) go with the COMMIT: sql.py `commit`
                     notify = (CHANNEL, announcement(self.owner.daemon_id, sql.wrote_catalog,
                                                     sql.due_at)) \
-                        if sql.wrote_events or sql.wrote_catalog or sql.due_at is not None \
-                        else None
+                        if (sql.wrote_events or sql.wrote_catalog or sql.due_at is not None) \
+                        and (self.others is None or self.others.alive()) else None
                     await sql.commit(notify)
                 except BaseException as exc:
                     await _roll_back(conn)
@@ -239,13 +243,19 @@ class PostgresStore:
                         pid=pid, started_at=started_at)
 
     async def daemons(self) -> list[DaemonRow]:
-        return await daemons(self._live_pool())
+        rows = await daemons(self._live_pool())
+        if self.others is not None:
+            self.others.note(rows)
+        return rows
 
     async def orphaned_runs(self) -> list[Run]:
         return await orphaned_runs(self._live_pool(), self.owner)
 
     def listener(self, on_commit: Callable[[Commit], None]) -> Listener:
-        return Listener(self.url, self.owner, on_commit)
+        """This daemon's listener; from now on its commits are announced only while another
+        daemon shares the database (daemons.py `Others`)."""
+        self.others = self.others or Others(self.owner)
+        return Listener(self.url, self.owner, on_commit, self.others)
 
     def _live_pool(self) -> Any:
         if self._pool is None:
