@@ -46,7 +46,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_daemon import Bench, pct, rss_mib_of, worker_pids  # noqa: E402 - the harness
+from bench_daemon import PROBE_SETTLE_S, Bench, pct, rss_mib_of, worker_pids  # noqa: E402 - the harness
 
 
 def _burst(b: Bench, runs: int, batch: int) -> float:
@@ -113,7 +113,7 @@ def bench_start_latency(b: Bench, samples: int) -> dict[str, Any]:
     latencies = []
     for _ in range(samples):
         sent = time.time()
-        run = b.wait_done(b.trigger("stamp"))
+        run = b.wait_done(b.trigger("stamp"), first_poll_s=PROBE_SETTLE_S)
         latencies.append((run["output"]["started"] - sent) * 1000)
     return {"samples": samples, "p50_ms": round(pct(latencies, 50), 2),
             "p99_ms": round(pct(latencies, 99), 2)}

@@ -8,7 +8,8 @@ For each setup — `sqlite` (one daemon, the home's file), `pg-1` (one daemon on
 `pg-2` (two daemons, two homes, on one PostgreSQL database) — it measures the warm no-op
 throughput (runs triggered in batches, through every daemon of the setup in turn, until all
 have finished) and trigger→start latency p50/p99 of a task that stamps its start time (each
-trigger sent to the next daemon of the setup). PostgreSQL is a private cluster started for the
+trigger sent to the next daemon of the setup); the probe polls the run only 20 ms after
+the trigger's answer, so that its reads are not what the start waits behind). PostgreSQL is a private cluster started for the
 run (tests/pg_cluster.py: Debian's postgresql, scripts/setup-postgres.sh), with fsync off like
 the tests' — the figures are the daemons', not a disk's. Every daemon runs on this machine.
 On PostgreSQL it also counts the transactions the database refused or rolled back per run
@@ -31,7 +32,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
 
-from bench_daemon import Bench, pct  # noqa: E402 - scripts/bench_daemon.py: a daemon in a temporary home
+from bench_daemon import PROBE_SETTLE_S, Bench, pct  # noqa: E402 - scripts/bench_daemon.py: a daemon in a temporary home
 from pg_cluster import Cluster, pg_bin  # noqa: E402 - tests/pg_cluster.py
 
 
@@ -70,7 +71,7 @@ def latency(daemons: list[Bench], samples: int) -> tuple[float, float]:
     for i in range(samples):
         d = daemons[i % len(daemons)]
         sent = time.time()
-        run = d.wait_done(d.trigger("stamp"))
+        run = d.wait_done(d.trigger("stamp"), first_poll_s=PROBE_SETTLE_S)
         found.append((run["output"]["started"] - sent) * 1000)
     return pct(found, 50), pct(found, 99)
 
