@@ -160,7 +160,7 @@ class RunStream:
         self._caught_up = False
         #: a daemon dev did not start: says when it is gone and back (`_on_state`)
         self.presence = DaemonPresence(
-            api.endpoint.base_url, err,
+            api, err,
             "no run of this project starts until it is back. Start it with `trigger-local up`; "
             "dev goes on when it answers.", "watching its runs.")
         self.status_lines = StatusLines(api)
