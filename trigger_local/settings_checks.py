@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import ValidationError
-from .limits import MAX_DURATION_S
+from .limits import MAX_DURATION_S, MAX_PAYLOAD_LIMIT_BYTES
 
 MIB = 1024 * 1024
 
@@ -54,7 +54,7 @@ _AT_LEAST: dict[str, float] = {
 _AT_MOST: dict[str, float] = {
     **{name: MAX_DURATION_S for name in _AT_LEAST if name.endswith("_s")},
     **{name: 1_000_000 for name in _AT_LEAST if not name.endswith(("_s", "_days", "_bytes"))},
-    "retention_days": MAX_DURATION_S / 86400, "payload_limit_bytes": 512 * MIB,
+    "retention_days": MAX_DURATION_S / 86400, "payload_limit_bytes": MAX_PAYLOAD_LIMIT_BYTES,
     "log_limit_bytes": 1024**4}
 _CHOICES = {"checkpoints": ("auto", "off")}  # the executor is checked at start (daemon_core)
 _WAIT_KINDS = ("duration", "token", "run", "batch")
