@@ -191,3 +191,20 @@ async def test_a_cursor_that_is_no_listed_id_is_a_400_not_an_empty_page(
         assert name in answer.text and "garbage" in answer.text, answer.text
     listed = (await api.get("/api/v1/runs", params={"page[after]": "run_gone"})).json()
     assert listed["data"] == []  # a well-formed cursor whose run is gone: an empty page
+
+
+async def test_an_increment_out_of_range_says_the_range(api: httpx.AsyncClient,
+                                                        indexed: Version) -> None:
+    # 1e308 is finite: it was refused as not "a finite number to increment by"
+    run_id = await trigger(api)
+    for value, shown in ((1e308, "1e+308"), (2**64, "1.84467e+19"), ("5", "a string"),
+                         (True, "true"), (None, "null")):
+        r = await api.put(f"/api/v1/runs/{run_id}/metadata",
+                          json={"operations": [{"type": "increment", "key": "n", "value": value}]})
+        assert r.status_code == 422, r.text
+        assert r.json()["error"] == ("operations[0].value must be a number from "
+                                     "-9,007,199,254,740,992 to 9,007,199,254,740,992 to "
+                                     f"increment by, not {shown}"), r.text
+    ok = await api.put(f"/api/v1/runs/{run_id}/metadata",
+                       json={"operations": [{"type": "increment", "key": "n", "value": 2**53}]})
+    assert ok.json() == {"metadata": {"n": 2**53}}

@@ -83,6 +83,32 @@ def test_malformed_payload_file_names_the_file(tmp_path: Path) -> None:
     assert str(bad) in result.stderr and "line 2" in result.stderr
 
 
+def test_a_payload_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    # a file, or stdin, of other bytes was a UnicodeDecodeError traceback
+    binary = tmp_path / "photo.jpg"
+    binary.write_bytes(b'{"a": "\xff\xd8"}')
+    result = runner.invoke(app, ["trigger", "hello", "--payload", f"@{binary}"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert f"--payload file {binary} is not UTF-8 text (byte 7)" in result.stderr, result.stderr
+    result = runner.invoke(app, ["tokens", "complete", "waitpoint_x", "--data", "-"],
+                           input=b"\xff")
+    assert result.exit_code == 1 and "--data stdin is not UTF-8 text" in result.stderr
+
+
+def test_a_payload_past_what_any_daemon_takes_is_not_read_whole(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # `--payload @/dev/zero` read until memory ran out (a MemoryError traceback); the cap is
+    # the largest payload_limit_bytes and its JSON envelope (here made small)
+    from trigger_local.cli import common
+
+    monkeypatch.setattr(common, "MAX_ARGUMENT_BYTES", 1000)
+    result = runner.invoke(app, ["trigger", "hello", "--payload", "@/dev/zero"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "--payload file /dev/zero holds more than 1,000 bytes, more than any daemon takes" \
+        in result.stderr, result.stderr
+
+
 def test_malformed_token_data_from_stdin() -> None:
     result = runner.invoke(app, ["tokens", "complete", "waitpoint_x", "--data", "-"], input="nope")
     assert result.exit_code == 1

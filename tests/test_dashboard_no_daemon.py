@@ -50,3 +50,26 @@ async def test_the_app_exits_1_when_its_first_contact_fails(
     assert app.return_code == 1
     said = " ".join(capsys.readouterr().err.split())  # printed as the app closes
     assert dead_url in said and "trigger-local up" in said
+
+
+@pytest.mark.parametrize("where", ["--url", "TRIGGER_API_URL"])
+def test_a_url_that_is_not_one_is_named_where_it_was_given(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           where: str) -> None:
+    # `--url notaurl` said "Check TRIGGER_API_URL", which the user had not set
+    monkeypatch.setenv("TRIGGER_LOCAL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TRIGGER_API_URL", raising=False)
+    args = ["dashboard"]
+    if where == "--url":
+        args += ["--url", "notaurl"]
+    else:
+        monkeypatch.setenv("TRIGGER_API_URL", "notaurl")
+    try:
+        result = CliRunner().invoke(cli, args)
+    finally:
+        client_module.configure()
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "The daemon URL 'notaurl' is not a URL" in result.stderr, result.stderr
+    named, other = ("--url", "TRIGGER_API_URL") if where == "--url" else \
+        ("TRIGGER_API_URL", "--url")
+    assert named in result.stderr and other not in result.stderr, result.stderr

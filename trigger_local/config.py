@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from .errors import ValidationError
 from .machines import check_machine
 from .projects import DEFAULT_PROJECT, check_project_ref, derive_project_ref
 from .sdk.retry import Retry
-from .settings_checks import MIB, check_setting, coerce_setting
+from .settings_checks import MIB, check_setting, coerce_setting, unknown_variables
 
 DEFAULT_PORT = 8030
 #: stops the daemon like SIGTERM, and kills the processes of waiting runs too (`down
@@ -140,6 +141,11 @@ class DaemonSettings:
         settings = cls(**values)
         settings.home = Path(settings.home)
         return settings
+
+
+def ignored_variables(env: Mapping[str, str]) -> list[str]:
+    """A line for each `TRIGGER_LOCAL_*` variable in `env` that no setting or part reads."""
+    return unknown_variables(env, (f.name for f in fields(DaemonSettings)))
 
 
 def database_url_problem(url: str) -> str | None:

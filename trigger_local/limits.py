@@ -17,6 +17,11 @@ from .errors import BadRequestError, JsonTooDeepError
 #: the longest duration (delay, ttl, timeouts, waits, idempotency key TTLs, max_duration), and
 #: how far from now a date may be: 10 years
 MAX_DURATION_S = 10 * 365 * 86400
+#: the largest `payload_limit_bytes` a daemon may be given: under SQLite's 1e9-byte limit on a
+#: value with its JSON around it
+MAX_PAYLOAD_LIMIT_BYTES = 512 * 1024 * 1024
+#: room for the JSON around a payload of the largest accepted size (a request body's)
+BODY_OVERHEAD_BYTES = 64 * 1024
 #: `max_attempts` (trigger option, `Retry`, `[retry]` in trigger.toml)
 MAX_ATTEMPTS = 10_000
 #: the `priority` trigger option: seconds a run jumps ahead in its queue (30 days)

@@ -3,12 +3,13 @@ each, and its range (docs/configuration.md, "Start-up errors are one line")."""
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import ValidationError
-from .limits import MAX_DURATION_S
+from .limits import MAX_DURATION_S, MAX_PAYLOAD_LIMIT_BYTES
 
 MIB = 1024 * 1024
 
@@ -53,7 +54,7 @@ _AT_LEAST: dict[str, float] = {
 _AT_MOST: dict[str, float] = {
     **{name: MAX_DURATION_S for name in _AT_LEAST if name.endswith("_s")},
     **{name: 1_000_000 for name in _AT_LEAST if not name.endswith(("_s", "_days", "_bytes"))},
-    "retention_days": MAX_DURATION_S / 86400, "payload_limit_bytes": 512 * MIB,
+    "retention_days": MAX_DURATION_S / 86400, "payload_limit_bytes": MAX_PAYLOAD_LIMIT_BYTES,
     "log_limit_bytes": 1024**4}
 _CHOICES = {"checkpoints": ("auto", "off")}  # the executor is checked at start (daemon_core)
 _WAIT_KINDS = ("duration", "token", "run", "batch")
@@ -102,3 +103,30 @@ def check_task_env(env: Mapping[str, str]) -> None:
     if not (math.isfinite(seconds) and 0 <= seconds <= MAX_DURATION_S):
         raise ValidationError(f"{ORPHAN_ENV}={raw!r}: must be a number of seconds from 0 to "
                               f"{MAX_DURATION_S:,.0f} (docs/configuration.md)")
+
+
+#: the `TRIGGER_LOCAL_*` variables read other than the daemon's settings: by the CLI and the
+#: SDK (the project, the install directory), by task processes (given by the daemon or set by
+#: the user: docs/configuration.md), by the setup scripts and by the tests
+OTHER_VARIABLES = frozenset({
+    "PROJECT", "BIN_DIR", "DEBUG", "PIP_JSON_URL", "BASE_IMAGE", "NODE_CACHE", "IMAGE",
+    "ORPHAN_TIMEOUT_S", "WORKER_CHANNEL", "WORKER_TIMERS", "WORKER_HTTP", "WORKER_ID",
+    "WORKER_TOKEN", "DAEMON_URL", "DAEMON_INFO", "VERSION_ID", "PROJECT_DIR", "TASK_DIRS",
+    "TASK_FILES", "UMASK", "LOG_SPOOL", "HOME_MARK", "TEST_PAUSE_BEFORE_CHECKPOINT_RECORD_S"})
+
+
+def unknown_variables(env: Mapping[str, str], settings: Iterable[str]) -> list[str]:
+    """A line for each `TRIGGER_LOCAL_*` variable in `env` that nothing reads, naming the
+    setting it is closest to: a setting's name misspelled (CONCURENCY for CONCURRENCY) used to
+    be ignored without a word, and the daemon ran on the default."""
+    known = {name.upper() for name in settings} | OTHER_VARIABLES
+    lines = []
+    for var in sorted(env):
+        name = var.removeprefix("TRIGGER_LOCAL_")
+        if name == var or name in known:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        hint = f"did you mean TRIGGER_LOCAL_{close[0]}? " if close else ""
+        lines.append(f"TRIGGER_LOCAL_{name} is not a setting and is ignored: {hint}"
+                     "docs/configuration.md lists them")
+    return lines

@@ -252,3 +252,36 @@ def test_dev_prints_each_attempts_error_and_the_final_traceback_dimmed(watched: 
 
 def _strip_ansi(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+@pytest.mark.parametrize("command", ["trigger", "follow"])
+def test_a_watch_says_when_the_daemon_is_lost_and_back(watched: DaemonProcess, live: list[Live],
+                                                       command: str) -> None:
+    """The daemon is killed under `trigger --wait` (or `runs logs --follow`) of a waiting run:
+    the watch says the daemon is lost and how to bring it back, once, instead of waiting in
+    silence for a daemon that may never come; it says when the daemon answers again, and ends
+    as usual when the run does."""
+    token = _token(watched)
+    if command == "trigger":
+        argv = ["trigger", "gate", "--payload", json.dumps({"token": token}), "--wait"]
+    else:
+        r = watched.api("POST", "/api/v1/tasks/gate/trigger", json={"payload": {"token": token}})
+        argv = ["runs", "logs", r.json()["id"], "--follow"]
+    watch = Live([sys.executable, "-m", "trigger_local", *argv], _env(watched))
+    live.append(watch)
+    wait_for(lambda: "waiting at the gate" in watch.stderr() + watch.stdout(), 60,
+             what="the run to wait at the gate")
+    watched.kill9()
+    wait_for(lambda: "Lost the daemon" in watch.stderr() or watch.proc.poll() is not None, 30,
+             what="the watch to say the daemon is lost")
+    assert watch.proc.poll() is None, watch.stderr()
+    lost = [line for line in watch.stderr().splitlines() if "Lost the daemon" in line]
+    assert len(lost) == 1 and watched.url in lost[0] and "trigger-local up" in lost[0], lost
+    watched.start()  # the same home: the same port again
+    wait_for(lambda: "answers again" in watch.stderr() or watch.proc.poll() is not None, 30,
+             what="the watch to say the daemon is back")
+    r = watched.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": 1})
+    assert r.status_code == 200, r.text
+    assert watch.wait(60) == 0, watch.stderr()
+    assert "Traceback" not in watch.stderr() and "COMPLETED" in watch.stderr(), watch.stderr()
+    assert watch.stderr().count("Lost the daemon") == 1, watch.stderr()

@@ -9,12 +9,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..errors import BadRequestError, PayloadTooLargeError, ProjectNotFoundError
+from ..limits import BODY_OVERHEAD_BYTES
 from ..strict_json import dumps_js, loads_strict
 from . import auth
 from .services import DaemonServices
-
-#: room for the JSON around a payload of the largest accepted size
-BODY_OVERHEAD_BYTES = 64 * 1024
 
 
 def services_of(request: Request) -> DaemonServices:

@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, BinaryIO, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -31,6 +31,7 @@ from ..errors import (
     TaskNotFoundError,
     TriggerLocalError,
 )
+from ..limits import BODY_OVERHEAD_BYTES, MAX_PAYLOAD_LIMIT_BYTES
 from ..projects import PROJECT_ENV
 from ..sdk.client import SyncApiClient, get_sync_client, resolve_endpoint
 from ..strict_json import loads_strict
@@ -111,11 +112,12 @@ def key_project(api: SyncApiClient) -> str | None:
 def read_json_arg(value: str, option: str) -> Any:
     """`--payload '{"a": 1}'`, `--payload @file.json` or `--payload -` (stdin), parsed as JSON."""
     if value == "-":
-        text, where = sys.stdin.read(), "stdin"
+        text, where = _read_text(sys.stdin.buffer, option, "stdin"), "stdin"
     elif value.startswith("@"):
         path = Path(value[1:]).expanduser()
         try:
-            text = path.read_text()
+            with path.open("rb") as stream:
+                text = _read_text(stream, option, f"file {path}")
         except OSError as exc:
             fail(f"Cannot read {option} file {path}: {exc.strerror}. Check the path after '@'.")
         where = str(path)
@@ -130,6 +132,24 @@ def read_json_arg(value: str, option: str) -> Any:
                  f"{cause.colno} of {where}. Quote it for your shell, e.g. "
                  f"{option} '{{\"name\": \"Ada\"}}', or pass @file.json.")
         fail(f"{exc.message} (in {where})")
+
+
+#: the most of a file or stdin an option reads: the largest payload any daemon takes, and the
+#: JSON around it. `--payload @/dev/zero` read until memory ran out (a MemoryError traceback)
+MAX_ARGUMENT_BYTES = MAX_PAYLOAD_LIMIT_BYTES + BODY_OVERHEAD_BYTES
+
+
+def _read_text(stream: BinaryIO, option: str, where: str) -> str:
+    """UTF-8 text of at most MAX_ARGUMENT_BYTES from `stream`, else one line saying why."""
+    data = stream.read(MAX_ARGUMENT_BYTES + 1)
+    if len(data) > MAX_ARGUMENT_BYTES:
+        fail(f"{option} {where} holds more than {MAX_ARGUMENT_BYTES:,} bytes, more than any "
+             "daemon takes (payload_limit_bytes, docs/configuration.md). Pass a reference (a "
+             "path or URL) instead of the data.")
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:  # was a traceback
+        fail(f"{option} {where} is not UTF-8 text (byte {exc.start}); JSON is UTF-8.")
 
 
 def explain(exc: TriggerLocalError) -> str:

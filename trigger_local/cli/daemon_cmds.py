@@ -14,7 +14,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..config import KILL_WAITING_SIGNAL, DaemonSettings, database_url_problem
+from ..config import (
+    KILL_WAITING_SIGNAL,
+    DaemonSettings,
+    database_url_problem,
+    ignored_variables,
+)
 from ..daemon_lock import holder as lock_holder
 from ..sdk.client import read_daemon_info
 from ..settings_checks import check_task_env
@@ -41,6 +46,8 @@ def settings_for(home: Path | None = None, port: int | None = None, host: str | 
     problem = database_url_problem(settings.database_url)
     if problem:
         fail(problem)
+    for line in ignored_variables(os.environ):
+        err().print(f"Warning: {escape(line)}.")
     return settings
 
 

@@ -13,8 +13,11 @@ from .common import client
 
 
 def dashboard(
-    url: str | None = typer.Option(None, "--url", envvar="TRIGGER_API_URL",
-                                   help="Daemon address (default: the running daemon's)."),
+    # not envvar=TRIGGER_API_URL: the client reads it, and names it in its errors (a bad
+    # TRIGGER_API_URL was reported as a bad --url's value would be, and the other way round)
+    url: str | None = typer.Option(None, "--url",
+                                   help="Daemon address (default: $TRIGGER_API_URL, else the "
+                                        "running daemon's)."),
 ) -> None:
     """Open the live dashboard: runs and traces, waitpoints, queues, schedules."""
     from tui.app import Dashboard  # Textual loads only for this command

@@ -30,6 +30,7 @@ from ..sdk.events import OPEN, iter_events
 from ..settings_checks import check_task_env
 from .common import client, err, fail, key_project, number_in, out, print_error
 from .daemon_cmds import settings_for
+from .daemon_presence import DaemonPresence
 from .daemon_start import (
     Spawned,
     end_on_signals,
@@ -165,7 +166,11 @@ class RunStream:
         self.project = project
         self.started = started
         self._caught_up = False
-        self._lost = 0  # connections lost in a row (a daemon dev did not start: `_on_state`)
+        #: a daemon dev did not start: says when it is gone and back (`_on_state`)
+        self.presence = DaemonPresence(
+            api, err,
+            "no run of this project starts until it is back. Start it with `trigger-local up`; "
+            "dev goes on when it answers.", "watching its runs.")
         self.status_lines = StatusLines(api)
 
     def run(self) -> None:
@@ -183,7 +188,7 @@ class RunStream:
         reconnection failed too (a stream cut with the daemon up is not news), keeps trying,
         and says when it is back."""
         if self.started is None:
-            self._say_lost_or_back(connected)
+            self.presence(connected)
             return
         if connected:
             return
@@ -191,20 +196,6 @@ class RunStream:
         if why is not None:
             fail(f"The daemon dev started (pid {self.started.pid}) stopped. {why}\n"
                  "Start `trigger-local dev` again (its runs keep their place).")
-
-    def _say_lost_or_back(self, connected: bool) -> None:
-        url = self.api.endpoint.base_url
-        if connected:
-            if self._lost >= 2:
-                err().print(f"[green]The daemon at {escape(url)} answers again[/green]; "
-                            "watching its runs.")
-            self._lost = 0
-            return
-        self._lost += 1
-        if self._lost == 2:
-            err().print(f"[yellow]Lost the daemon at {escape(url)}[/yellow] (stopped or killed?): "
-                        "no run of this project starts until it is back. Start it with "
-                        "`trigger-local up`; dev goes on when it answers.")
 
     def catch_up(self, seq: Any) -> None:
         """Once, when the stream first opens: the runs interrupted by the last stop that this

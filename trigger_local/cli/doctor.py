@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.text import Text
 
-from ..config import DaemonSettings, database_url_problem
+from ..config import DaemonSettings, database_url_problem, ignored_variables
 from ..errors import ValidationError
 from ..settings_checks import check_task_env
 from .common import JSON_OPTION, emit_json, out
@@ -235,6 +235,8 @@ def run_checks(settings: DaemonSettings) -> list[Check]:
     except ValidationError as exc:
         checks.append(Check("Task processes", "fail", exc.message,
                             "Set it to a value docs/configuration.md shows, or unset it."))
+    for line in ignored_variables(os.environ):
+        checks.append(Check("Settings", "warn", line, "Correct its name, or unset it."))
     executor = check_executor(settings)
     return checks + ([executor] if executor else [])
 

@@ -22,7 +22,8 @@ from ..errors import DaemonUnreachableError, TriggerLocalError
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
 from ..sdk.management import is_final
-from .common import out
+from .common import err, out
+from .daemon_presence import DaemonPresence
 from .render import log_line
 from .run_events import NOT_STARTING, SHOWN, StatusLines, error_summary, final_text, why_not_started
 
@@ -30,6 +31,15 @@ Json = dict[str, Any]
 
 #: how long a run may sit queued before `trigger --wait` says why it does not start
 NOT_STARTED_GRACE_S = 2.0
+
+
+def watch_presence(api: SyncApiClient, console: Callable[[], Console]) -> DaemonPresence:
+    """What `trigger --wait` and `runs logs --follow` say while the daemon is away: they keep
+    waiting for it (the run keeps its place), and used to do so without a word."""
+    return DaemonPresence(api, console,
+                          "start it again (`trigger-local up`, or `dev` in the project); this "
+                          "wait goes on when it answers (Ctrl-C stops waiting, not the run).",
+                          "still waiting for the run.")
 
 
 def _refuse_reconnect(live: bool) -> None:
@@ -189,7 +199,8 @@ class RunWatch:
 
     def _watch(self) -> Json:
         opened = 0
-        for event in iter_events(self.api, run_id=self.run_id, types=["run."], after=self.after):
+        for event in iter_events(self.api, run_id=self.run_id, types=["run."], after=self.after,
+                                 on_state=watch_presence(self.api, self.console)):
             self.on_event(event)
             opened += event.get("type") == OPEN
             # from a cursor the stream replays every event: the first open needs no catching
@@ -215,7 +226,8 @@ class RunWatch:
 def follow_logs(api: SyncApiClient, run_id: str) -> Json:
     """Print the run's logs as they arrive until it is final; returns the final run."""
     tail = LogTail(api, run_id)
-    for event in iter_events(api, run_id=run_id, types=["run."]):
+    for event in iter_events(api, run_id=run_id, types=["run."],
+                             on_state=watch_presence(api, err)):
         if event.get("type") == OPEN:
             tail.pump()  # what was logged before we were connected
         elif event.get("logs"):

@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import packets
 from ..errors import PayloadTooLargeError, ValidationError
+from ..limits import MAX_STORED_INT
 from ..store.models import LogEntry
 from .events import RunMetadataChanged
 from .log_cap import lines_received
@@ -31,10 +32,23 @@ def check_operations(operations: Sequence[Any]) -> list[dict[str, Any]]:
             raise ValidationError(f"{where}.key must be a string")
         by = op.get("value", 1)
         if op["type"] == "increment" and (isinstance(by, bool) or not isinstance(by, int | float)
-                                          or not math.isfinite(by) or abs(by) > 2**53):
-            raise ValidationError(f"{where}.value must be a finite number to increment by")
+                                          or not math.isfinite(by) or abs(by) > MAX_STORED_INT):
+            # 1e308 was refused as not "a finite number": say the range, and what came
+            raise ValidationError(f"{where}.value must be a number from -{MAX_STORED_INT:,} to "
+                                  f"{MAX_STORED_INT:,} to increment by, not {_shown(by)}")
         checked.append(op)
     return checked
+
+
+def _shown(value: Any) -> str:
+    """A JSON value in a message: a number or true/false as it is, anything else by its kind
+    (a string may be megabytes long)."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return f"{value:g}"
+    kinds: dict[type, str] = {str: "a string", list: "a list", dict: "an object"}
+    return kinds.get(type(value), "that")
 
 
 async def update_metadata(tx: Tx, run_id: str, metadata: dict[str, Any] | None,

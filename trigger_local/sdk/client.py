@@ -107,10 +107,12 @@ def default_url() -> str:
     return f"http://{host}:{port}"
 
 
-def _check_url(url: str) -> None:
-    """A daemon URL that cannot be one is refused here, naming it (httpx's InvalidURL is not
-    a transport error, and a URL without http:// read as a lost connection)."""
-    fix = "Check TRIGGER_API_URL (unset, it means the local daemon)."
+def _check_url(url: str, given: bool = False) -> None:
+    """A daemon URL that cannot be one is refused here, naming it and where it came from
+    (`given`: `--url` or `configure(base_url=...)`, not TRIGGER_API_URL); httpx's InvalidURL
+    is not a transport error, and a URL without http:// read as a lost connection."""
+    fix = ("Check the URL given (--url, or configure(base_url=...))." if given else
+           "Check TRIGGER_API_URL (unset, it means the local daemon).")
     example = f"http://127.0.0.1:{DEFAULT_PORT}"
     if not url.strip():
         raise ValidationError(f"The daemon URL is empty ({url!r}): give the daemon's address, "
@@ -133,7 +135,7 @@ def resolve_endpoint() -> Endpoint:
     key = _overrides["secret_key"] or os.environ.get("TRIGGER_SECRET_KEY")
     if not url:
         url = str((read_daemon_info() or {}).get("url") or default_url())
-    _check_url(url)
+    _check_url(url, given=bool(_overrides["base_url"]))
     # The home's key is the right one whenever the daemon is ours, even if only the URL was set.
     home_key = read_secret_key()
     # A ref derived from the directory's name is named for the daemon's key only: another key
