@@ -8,10 +8,11 @@ For each setup — `sqlite` (one daemon, the home's file), `pg-1` (one daemon on
 `pg-2` (two daemons, two homes, on one PostgreSQL database) — it measures the warm no-op
 throughput (runs triggered in batches, through every daemon of the setup in turn, until all
 have finished) and trigger→start latency p50/p99 of a task that stamps its start time (each
-trigger sent to the next daemon of the setup); the probe polls the run only 20 ms after
-the trigger's answer, so that its reads are not what the start waits behind). PostgreSQL is a private cluster started for the
-run (tests/pg_cluster.py: Debian's postgresql, scripts/setup-postgres.sh), with fsync off like
-the tests' — the figures are the daemons', not a disk's. Every daemon runs on this machine.
+trigger sent to the next daemon of the setup; the probe polls the run only 20 ms after the
+trigger's answer, so that its reads are not what the start waits behind). PostgreSQL is a
+private cluster started for the run (tests/pg_cluster.py: Debian's postgresql,
+scripts/setup-postgres.sh), with fsync off like the tests' — the figures are the daemons',
+not a disk's. Every daemon runs on this machine.
 On PostgreSQL it also counts the transactions the database refused or rolled back per run
 (`pg_stat_database`'s rollbacks over the whole setup, read once its daemons have closed: two
 daemons' serializable transactions refusing each other show there; docs/scaling.md).
