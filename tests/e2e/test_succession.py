@@ -58,3 +58,24 @@ def test_a_shared_process_near_its_share_has_its_successor_started(tmp_path: Pat
         assert status["executor"]["successors"] == 1, status["executor"]
     finally:
         daemon.close()
+
+
+def test_a_shared_process_takes_more_than_a_thousand_runs_by_default(tmp_path: Path,
+                                                                     project: Path) -> None:
+    """A boot costs ~0.2 s of CPU: with a share of 1,000 that was ~40 % of a no-op run's CPU in
+    its task process. The default share is 10,000: 1,001 runs, one process, no successor."""
+    home = tmp_path / "home"
+    daemon = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home),
+                                      "TRIGGER_LOCAL_CONCURRENCY": "4"})
+    daemon.start()
+    try:
+        daemon.register(project)
+        daemon.wait_status(daemon.trigger("hello", {"name": "first"}))
+        _batch(daemon, 500)
+        _batch(daemon, 500)
+        status = _status(daemon)
+        assert status["runs"].get("COMPLETED") == 1001, status["runs"]
+        assert status["executor"]["processes"] == 1, status["executor"]
+        assert status["executor"]["successors"] == 0, status["executor"]
+    finally:
+        daemon.close()
