@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import json
 import sys
 import threading
@@ -131,13 +130,8 @@ class Context:
 
 def _known(cls: type[DataclassInstance], values: dict[str, Any]) -> dict[str, Any]:
     # the daemon may add fields before this SDK knows them: ignore, never crash a run
-    names = _field_names(cls)
+    names = {f.name for f in fields(cls)}
     return {k: v for k, v in values.items() if k in names}
-
-
-@functools.cache
-def _field_names(cls: type[DataclassInstance]) -> frozenset[str]:
-    return frozenset(f.name for f in fields(cls))  # once per class, not per run
 
 
 class Resumed(asyncio.Event):
