@@ -157,7 +157,7 @@ async def test_a_worker_being_launched_counts_against_max_processes(tmp_path: Pa
     try:
         run = (await engine.trigger(TriggerRequest(task_id="t"))).run
         assert engine.current_version is not None and pool.capacity() == 1
-        launching = asyncio.create_task(pool._start_worker(engine.current_version, run, False))
+        launching = asyncio.create_task(pool.start_worker(engine.current_version, run, False))
         await asyncio.wait_for(spawner.entered.wait(), 10)
         assert pool.live_processes() == 1 and pool.capacity() == 0
         spawner.go.set()

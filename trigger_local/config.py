@@ -51,8 +51,9 @@ class DaemonSettings:
     #: 50 processes started together on 2 CPUs are all ready only after seconds, while a few at
     #: a time are ready at once and take the queued runs in turn
     spawn_concurrency: int = 0
-    #: how many runs one process may take in turn (1 = a fresh process per attempt)
-    warm_runs_per_process: int = 1000
+    #: how many runs one process may take in turn (1 = a fresh process per attempt). A boot
+    #: costs 0.17-0.25 s of CPU: at 1,000 that was 40 % of a no-op run's task-process CPU
+    warm_runs_per_process: int = 10_000
     #: idle warm processes kept per version
     warm_idle_per_version: int = 4
     #: runs of async tasks executing at once in one shared task process; its waiting runs do not

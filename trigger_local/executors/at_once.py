@@ -82,6 +82,7 @@ class SharedSlot:
         given = assignment(run, attempt, self.version, self.pool.secret_key,
                            self.pool.settings.home, [])
         self.pool.sharing.assign(worker, run.id, attempt.number, given)
+        self.pool.succession.after_assign(worker, self.version, run)
 
     def release(self) -> None:
         self._pending.pop(self.run_id, None)

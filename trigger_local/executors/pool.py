@@ -33,6 +33,7 @@ from .freezing import FreezeHandshake
 from .handover import PoolPlaces
 from .sharing import Answer, SharedRuns, claim, claimed, unclaim
 from .stopping import stop_processes
+from .succession import Succession
 from .warm import capacity, evictable, should_retire, take_idle
 from .workers import BUSY, HELD, IDLE, KILLED, STARTING, WorkerHandle, logs_dir
 
@@ -72,6 +73,7 @@ class PoolExecutor:
         self.sharing = SharedRuns(settings, wake_dispatcher, engine.wait_result)
         self.eviction = Evictor(self)  # long waits leave memory (executors/eviction.py)
         self.places = PoolPlaces(self)  # a finished run's slot, in its commit (handover.py)
+        self.succession = Succession(self)  # a shared process's successor boots ahead
 
     # -- bookkeeping --------------------------------------------------------------------------
     def spawn(self, job: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -137,9 +139,7 @@ class PoolExecutor:
         return len(self.workers.keys() | self._launching)  # launching ones count already
 
     def capacity(self) -> int:
-        """Runs that can start now: the room of warm workers (idle exclusive ones, free slots of
-        shared ones), plus new workers while few boot — none while a shared one boots (it takes
-        its runs once up; another boot takes CPU from it and the daemon: issue #13)."""
+        """Runs that can start now (executors/warm.py `capacity`)."""
         if self.spawner.problem():
             return 0
         return capacity(self.workers.values(), self.sharing.room, self.spawner,
@@ -169,7 +169,7 @@ class PoolExecutor:
                 "checkpoints": self.checkpointer.describe() if self.checkpointer
                 else {"available": False, "reason": NO_CHECKPOINTER},
                 **self.spawner.describe(self), "eviction": self.eviction.describe(),
-                "handed_over": self.places.runs}
+                "handed_over": self.places.runs, "successors": self.succession.started}
 
     async def version(self, version_id: str) -> Version | None:
         if version_id not in self.versions:
@@ -200,7 +200,7 @@ class PoolExecutor:
             if self.live_processes() >= self.settings.max_processes and not self._evict_idle():
                 return False
             try:
-                worker = await self._start_worker(version, run, shared)
+                worker = await self.start_worker(version, run, shared)
             except SpawnRefused as exc:
                 await self.engine.system_failure(run, str(exc))
                 return True
@@ -236,9 +236,10 @@ class PoolExecutor:
         given = assignment(run, attempt, version, self.secret_key, self.settings.home, records)
         if shared:
             self.sharing.assign(worker, run.id, attempt.number, given)
-            return
-        worker.state, worker.run_id, worker.attempt = BUSY, run.id, attempt.number
-        worker.mailbox.put_nowait(given)
+            self.succession.after_assign(worker, version, run)
+        else:
+            worker.state, worker.run_id, worker.attempt = BUSY, run.id, attempt.number
+            worker.mailbox.put_nowait(given)
 
     def _evict_idle(self) -> bool:
         """Make room by stopping an idle worker."""
@@ -250,7 +251,7 @@ class PoolExecutor:
         self.workers.pop(worker.id, None)
         return True
 
-    async def _start_worker(self, version: Version, run: Run, shared: bool) -> WorkerHandle:
+    async def start_worker(self, version: Version, run: Run, shared: bool) -> WorkerHandle:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         worker_id = new_id("worker")
         worker = self.spawner.new_worker(worker_id, self.logs_dir / f"{worker_id}.log", version,

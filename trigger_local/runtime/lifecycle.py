@@ -127,6 +127,12 @@ class Lifecycle:
         mine, shared = self.task.hooks.of(kind), GLOBAL.of(kind)
         return mine + shared if kind == "catch_error" else shared + mine
 
+    async def run_hooks(self, kind: str, *, swallow: bool, **extra: Any) -> list[Any]:
+        """The attempt's `kind` hooks, called with its arguments; none registered (most runs):
+        nothing is built or called."""
+        hooks = self.hooks(kind)
+        return await run_hooks(hooks, kind, self.args(**extra), swallow=swallow) if hooks else []
+
     def args(self, **extra: Any) -> dict[str, Any]:
         return {"payload": self.payload, "ctx": self.ctx, "task": self.task, "init": self.init,
                 **extra}
@@ -151,23 +157,20 @@ class Lifecycle:
 
     async def _attempt(self) -> dict[str, Any]:
         try:
-            for value in await run_hooks(self.hooks("init"), "init", self.args(), swallow=False):
+            for value in await self.run_hooks("init", swallow=False):
                 if isinstance(value, dict):
                     self.init.update(value)
             # on_start: the run's first try only (the internal number: a try after an
             # interruption shows attempt 1 again, but on_start already ran)
             if self.state.attempt == 1:
-                await run_hooks(self.hooks("on_start"), "on_start", self.args(), swallow=False)
-            await run_hooks(self.hooks("on_start_attempt"), "on_start_attempt", self.args(),
-                            swallow=False)
+                await self.run_hooks("on_start", swallow=False)
+            await self.run_hooks("on_start_attempt", swallow=False)
             output = await call_task(self.task, self.payload, self.ctx)
             data, data_type = packets.encode(output)
         except (Exception, SystemExit) as exc:
             return await self._failed(exc)
-        await run_hooks(self.hooks("on_success"), "on_success", self.args(output=output),
-                        swallow=True)
-        await run_hooks(self.hooks("on_complete"), "on_complete",
-                        self.args(result=CompleteResult(True, data=output)), swallow=True)
+        await self.run_hooks("on_success", swallow=True, output=output)
+        await self.run_hooks("on_complete", swallow=True, result=CompleteResult(True, data=output))
         return await self._cleanup({"ok": True, "output": data, "outputType": data_type})
 
     async def _failed(self, exc: BaseException) -> dict[str, Any]:
@@ -185,10 +188,9 @@ class Lifecycle:
                 if decision.delay_s is not None:
                     body["retryDelayS"] = round(decision.delay_s, 3)
         if not self._will_retry(body):
-            await run_hooks(self.hooks("on_failure"), "on_failure", self.args(error=error),
-                            swallow=True)
-            await run_hooks(self.hooks("on_complete"), "on_complete",
-                            self.args(result=CompleteResult(False, error=error)), swallow=True)
+            await self.run_hooks("on_failure", swallow=True, error=error)
+            await self.run_hooks("on_complete", swallow=True,
+                                 result=CompleteResult(False, error=error))
         return await self._cleanup(body)
 
     async def _catch_error(self, exc: BaseException) -> Decision | None:
@@ -207,14 +209,14 @@ class Lifecycle:
 
     async def _cleanup(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            await run_hooks(self.hooks("cleanup"), "cleanup", self.args(), swallow=False)
+            await self.run_hooks("cleanup", swallow=False)
         except Exception as exc:
             return failure_from(exc, name=CLEANUP_ERROR)
         return body
 
     async def around_wait(self, kind: str, body: dict[str, Any]) -> None:
         """on_wait / on_resume around a wait (errors ignored: the wait goes ahead)."""
-        await run_hooks(self.hooks(kind), kind, self.args(wait=wait_info(body)), swallow=True)
+        await self.run_hooks(kind, swallow=True, wait=wait_info(body))
 
 
 def wait_info(body: dict[str, Any]) -> dict[str, Any]:

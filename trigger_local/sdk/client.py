@@ -21,9 +21,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Concatenate
-
-import httpx
+from typing import TYPE_CHECKING, Any, Concatenate
 
 from ..config import DEFAULT_PORT, find_project_root, home_dir, load_project
 from ..errors import (
@@ -52,6 +50,9 @@ from .routes import (  # noqa: F401 - re-exported
     _seg,
     api_options,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ def _check_url(url: str, given: bool = False) -> None:
     if not url.strip():
         raise ValidationError(f"The daemon URL is empty ({url!r}): give the daemon's address, "
                               f"e.g. {example}. {fix}")
+    import httpx  # here, not at import: a task process that makes no call never loads it
     try:
         scheme = httpx.URL(url).scheme
     except httpx.InvalidURL as exc:
@@ -176,6 +178,7 @@ def _answer(call: Call[T], response: httpx.Response) -> T:
 
 
 def _transport_error(exc: httpx.TransportError, url: str) -> Exception:
+    import httpx
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
         return DaemonNotRunningError(
             f"The trigger-local daemon is not running at {url}. "
@@ -225,6 +228,7 @@ class ApiClient(_Base):
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _client(self) -> httpx.AsyncClient:
+        import httpx
         loop = asyncio.get_running_loop()
         # An AsyncClient's connections belong to one event loop: a later asyncio.run() needs
         # a new client (the old one's sockets went away with its loop).
@@ -235,6 +239,7 @@ class ApiClient(_Base):
         return self._http
 
     async def send(self, call: Call[T]) -> T:
+        import httpx
         try:
             response = await self._client().request(call.method, call.path, **_request_args(call))
         except httpx.TransportError as exc:
@@ -291,6 +296,7 @@ class SyncApiClient(_Base):
         self._lock = threading.Lock()
 
     def _client(self) -> httpx.Client:
+        import httpx
         with self._lock:
             if self._http is None:
                 self._http = httpx.Client(base_url=self.endpoint.base_url,
@@ -298,6 +304,7 @@ class SyncApiClient(_Base):
             return self._http
 
     def send(self, call: Call[T]) -> T:
+        import httpx
         try:
             response = self._client().request(call.method, call.path, **_request_args(call))
         except httpx.TransportError as exc:

@@ -12,12 +12,13 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ..errors import error_from_response
 from .client import ApiClient, SyncApiClient, _headers
+
+if TYPE_CHECKING:
+    import httpx
 
 Json = dict[str, Any]
 StateCallback = Callable[[bool], None]
@@ -118,6 +119,7 @@ class _Follower:
 
     def lost(self, exc: Exception | None) -> float:
         """The connection ended: re-raise what retrying cannot fix, else how long to back off."""
+        import httpx
         if isinstance(exc, httpx.HTTPStatusError):
             _raise_unless_transient(exc)
         if self.on_state is not None:
@@ -127,6 +129,7 @@ class _Follower:
 
 
 def _timeout() -> httpx.Timeout:
+    import httpx
     return httpx.Timeout(10.0, read=READ_TIMEOUT_S)
 
 
@@ -138,6 +141,7 @@ async def stream_events(api: ApiClient, *, after: int | None = None, run_id: str
     """Events forever (from `after`, or from now on), reconnecting when the daemon goes away.
     `types` keeps only the given type prefixes, `exclude` drops them; `project` keeps one
     project's (comma-separated refs: several)."""
+    import httpx  # here, not at import: a task process that follows no events never loads it
     follow = _Follower(after, on_state, {"run_id": run_id, "task": task, "tag": tag, "types": types,
                                          "exclude": exclude, "project": project})
     while True:
@@ -162,6 +166,7 @@ def iter_events(api: SyncApiClient, *, after: int | None = None, run_id: str | N
                 session: bool = False, on_state: StateCallback | None = None) -> Generator[Json]:
     """Blocking twin of `stream_events`. `session`: the stream is `trigger-local dev`'s session
     of `project`, which keeps that project's runs starting while it is open."""
+    import httpx
     follow = _Follower(after, on_state, {"run_id": run_id, "task": task, "tag": tag, "types": types,
                                          "exclude": exclude, "project": project,
                                          "session": session})

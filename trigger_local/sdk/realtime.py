@@ -15,15 +15,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
-
-import httpx
 
 from ..errors import error_from_response
 from ..statuses import FINAL_STATUSES
 from .client import ApiClient, _headers, get_client
 from .events import stream_events
+
+if TYPE_CHECKING:
+    import httpx
 
 Json = dict[str, Any]
 T = TypeVar("T")
@@ -68,6 +69,7 @@ class Subscription:
     async def _poll(self, http: httpx.AsyncClient) -> tuple[list[Json], str]:
         """The rows of the next answer and its offset. A lost connection or a 5xx (a daemon
         restarting) is retried for about ten seconds."""
+        import httpx
         for attempt in range(RETRIES):
             try:
                 response = await http.get(self.path, params=self._query())
@@ -84,6 +86,7 @@ class Subscription:
         raise ConnectionError(f"Lost the daemon while following {self.path}")
 
     async def _rows(self) -> AsyncIterator[Json]:
+        import httpx  # here, not at import: a task process that subscribes to none never loads it
         endpoint = self._api.endpoint
         async with httpx.AsyncClient(base_url=endpoint.base_url, headers=_headers(endpoint),
                                      timeout=httpx.Timeout(10.0, read=POLL_TIMEOUT_S)) as http:
@@ -105,6 +108,7 @@ async def read_stream(run_id: str, key: str = "default", *, start_index: int = 0
     """The chunks of stream `key` of a run from `start_index` on, live, until the run has
     finished and every chunk was read (or `timeout_s` pass without a chunk). A dropped
     connection resumes after the last chunk read."""
+    import httpx
     api = client or get_client()
     endpoint, after, failures = api.endpoint, start_index - 1, 0
     async with httpx.AsyncClient(base_url=endpoint.base_url, headers=_headers(endpoint),

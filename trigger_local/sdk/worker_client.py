@@ -27,20 +27,21 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
-
-import httpx
 
 from .. import packets
 from ..errors import AttemptGone, DaemonUnreachableError, error_from_response
 from ..strict_json import dumps_js
 
+if TYPE_CHECKING:
+    import httpx
+
 _RETRY_STATUSES = frozenset({502, 503, 504, 507})
 _MAX_BACKOFF_S = 1.0
-#: what a transport may raise when the daemon cannot be reached (retried)
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (httpx.TransportError, OSError, EOFError,
-                                                      TimeoutError)
+#: what a transport may raise when the daemon cannot be reached (retried; HttpxTransport
+#: raises httpx's transport errors as ConnectionError, so that httpx is loaded only with it)
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, TimeoutError)
 
 
 class Transport(Protocol):
@@ -64,6 +65,7 @@ class HttpxTransport:
         self._http = self._new()
 
     def _new(self) -> httpx.AsyncClient:
+        import httpx
         # TCP_NODELAY: headers and body go out in separate writes, and Nagle plus delayed
         # ACKs would add ~40 ms to each request
         inner = self._inner or httpx.AsyncHTTPTransport(
@@ -73,8 +75,12 @@ class HttpxTransport:
 
     async def send(self, method: str, path: str, headers: dict[str, str], body: bytes | None,
                    timeout_s: float) -> tuple[int, bytes]:
-        resp = await self._http.request(method, path, content=body, headers=headers,
-                                        timeout=httpx.Timeout(timeout_s, connect=5.0))
+        import httpx
+        try:
+            resp = await self._http.request(method, path, content=body, headers=headers,
+                                            timeout=httpx.Timeout(timeout_s, connect=5.0))
+        except httpx.TransportError as exc:
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
         return resp.status_code, resp.content
 
     async def reset(self) -> None:
