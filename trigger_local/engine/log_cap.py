@@ -119,16 +119,17 @@ class LogCaps:
         pending.put((run_id, attempt), self._usage.get((run_id, attempt)), LogUsage())
 
     async def ended(self, pending: Pending, logs: LogStore, run_id: str,
-                    attempt: int) -> LogUsage | None:
+                    attempt: int, *, read: bool = True) -> LogUsage | None:
         """An attempt ended: what it dropped, if it dropped any line and has no marker yet
         (then counted marked in the store: the caller stores the marker). One that dropped
         none is forgotten; a capped one is kept, marked, so that lines of it that still come
-        are dropped (`admit`). One this daemon has not counted is read from the store (it
-        reads no stored rows: a count that is not there says nothing was dropped)."""
+        are dropped (`admit`). One this daemon has not counted is read from the store if
+        `read` (the attempt may be live; it reads no stored rows: a count that is not there
+        says nothing was dropped)."""
         key = (run_id, attempt)
         usage = pending.current(key)
         if usage is _ABSENT:
-            usage = self._usage.get(key) or await logs.usage(run_id, attempt)
+            usage = self._usage.get(key) or (await logs.usage(run_id, attempt) if read else None)
         if not isinstance(usage, LogUsage) or not usage.dropped_lines:
             pending.put(key, self._usage.get(key), None)
             return None
