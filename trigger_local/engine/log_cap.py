@@ -173,6 +173,18 @@ class LogCaps:
         return stored or await _stored_usage(logs, run_id, attempt)
 
 
+    async def counted(self, pending: Pending, logs: LogReader, key: Key) -> LogUsage:
+        """The attempt's count as the store has it, which this unit then goes on from: a
+        commit whose end this daemon did not see (a request canceled during its COMMIT, a
+        connection lost then) is counted there and not in memory; else `current`."""
+        run_id, attempt = key
+        stored = await logs.usage(run_id, attempt) if attempt is not None else None
+        if stored is None:
+            return await self.current(pending, logs, key)
+        pending.put(key, self._usage.get(key), stored)
+        return stored
+
+
 def _change(base: LogUsage, usage: LogUsage) -> LogUsage:
     return LogUsage(usage.stored_lines - base.stored_lines,
                     usage.stored_bytes - base.stored_bytes,
@@ -197,7 +209,7 @@ async def lines_received(logs: LogReader, caps: LogCaps, run_id: str, attempt: i
     """The log lines of the run's `attempt` the daemon got, stored and dropped past the cap (a
     repeated burst asks, engine/reports.py, and the executor before it replays a spool,
     executors/assignments.py): counted in the store, so also those an earlier daemon got."""
-    usage = await caps.current(pending or Pending(), logs, (run_id, attempt))
+    usage = await caps.counted(pending or Pending(), logs, (run_id, attempt))
     return usage.stored_lines + usage.dropped_lines
 
 
