@@ -10,7 +10,8 @@ replayed) are dropped too: the marker stays the attempt's last line.
 
 What was stored and dropped of an attempt (`LogUsage`) is counted in the store (`log_usage`)
 by the transaction that stores the lines, so a daemon started since (which adopts the attempt's
-process) goes on from the same count; memory (`LogCaps`) keeps it too, so a burst reads nothing.
+process) goes on from the same count; memory (`LogCaps`) keeps it too, so a burst reads nothing
+(one sent again, or a spool, reads the store's: a commit whose end the daemon missed is in it).
 An attempt counted by no daemon (one from a version before the count was kept) is counted from
 its stored rows. A unit of work changes a copy (`Pending`), applied when it commits: a burst
 whose transaction was refused and run again is counted once, and an end run again still stores
