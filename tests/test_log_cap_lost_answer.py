@@ -23,7 +23,7 @@ from trigger_local.store.postgres import PostgresStore
 
 _SLOW_COMMIT = """
 CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS
-$$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$;
+$$ BEGIN PERFORM pg_sleep(2); RETURN NULL; END $$;
 CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON logs DEFERRABLE INITIALLY DEFERRED
 FOR EACH ROW WHEN (NEW.message = 'slow') EXECUTE FUNCTION slow_commit();
 """
