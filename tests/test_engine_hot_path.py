@@ -301,10 +301,54 @@ async def test_a_burst_of_log_lines_writes_its_count_once_and_reads_nothing(
     trace = Trace(engine)
     for run in runs:
         await engine.append_logs([LogEntry(run_id=run.id, attempt=1, at=T0, level="info",
-                                           message=f"line {i}") for i in range(3)], first=0)
+                                           message=f"line {i}") for i in range(3)])
     burst = trace.per_run()
     assert burst["INSERT log_usage"] == 1 and burst["INSERT logs"] == 3, burst  # a row a line
     # no count read, and of the lines only the last id (engine/runs.py store_logs), no page
     assert "SELECT log_usage" not in burst and burst["SELECT logs"] == 1, burst
+    trace = Trace(engine)
+    for run in runs:  # sent again (its answer was lost): what the store holds is read, once
+        await engine.append_logs([LogEntry(run_id=run.id, attempt=1, at=T0, level="info",
+                                           message=f"line {i}") for i in range(3)], first=0)
+    again = trace.per_run()
+    assert again["SELECT log_usage"] == 1 and "INSERT logs" not in again, again
     usage = await engine.queries.logs.usage(runs[0].id, 1)
     assert usage is not None and (usage.stored_lines, usage.dropped_lines) == (3, 0)
+
+
+async def test_a_run_with_no_live_attempt_reads_no_log_count(tmp_path: Path) -> None:
+    """A delayed run queued when its time comes, a queued run canceled, and a retry queued
+    after its backoff have no live attempt (none yet, or the move before ended it): none reads
+    the count of an attempt's lines against the cap (engine/log_cap.py), a statement per run
+    (on PostgreSQL a round trip) for nothing."""
+    clock = FakeClock(T0)
+    retry = {"max_attempts": 2, "min_timeout_s": 1, "max_timeout_s": 1, "randomize": False}
+    engine = await open_engine(tmp_path, clock, concurrency=1000, tasks=[
+        TaskDef(task_id="noop", queue="task/noop"),
+        TaskDef(task_id="retrying", queue="task/retrying", retry=retry)])
+    try:
+        await engine.trigger_many([TriggerRequest(task_id="noop", delay="10s")
+                                   for _ in range(N)])
+        clock.advance(11)
+        trace = Trace(engine)
+        assert await engine.tick_timers() == N
+        due = trace.per_run()
+        queued = await engine.dequeue(N, reserve=True)
+        assert len(queued) == N
+        trace = Trace(engine)
+        for run in queued:
+            await engine.cancel(run.id)
+        canceled = trace.per_run()
+        await engine.trigger_many([TriggerRequest(task_id="retrying") for _ in range(N)])
+        for run in await engine.dequeue(N):
+            assert await engine.start_attempt(run, "worker_1", 1) is not None
+            await engine.finish_attempt(run.id, 1, AttemptOutcome(ok=False,
+                                                                  error={"message": "x"}))
+        clock.advance(2)
+        trace = Trace(engine)
+        assert await engine.tick_timers() == N  # the retries: DELAYED → QUEUED
+        retried = trace.per_run()
+    finally:
+        await engine.store.close()
+    reads = [kind for kind in [*due, *canceled, *retried] if "log" in kind]
+    assert not reads, (due, canceled, retried)

@@ -114,3 +114,24 @@ async def test_an_attempt_counted_by_no_daemon_is_counted_from_its_rows(tmp_path
     assert messages[:2] == [BIG, BIG] and len(messages) == 3, messages
     assert messages[2].startswith("2 log lines (410 bytes)"), messages[2]
     await store.close()
+
+
+async def test_a_held_run_canceled_after_the_restart_gets_its_marker(
+        store: Store, tmp_path: Path) -> None:
+    """A run waiting for its slot back with its process (QUEUED, `queued_held`) still runs the
+    capped attempt: canceled by a daemon started since, it is read from the store's count."""
+    engine = await open_engine(tmp_path, FakeClock(T0), tasks=[HELLO], store=store,
+                               log_limit_bytes=CAP)
+    run = await trigger(engine)
+    await start(engine, run.id)
+    await engine.append_logs([_line(run.id, BIG), _line(run.id, BIG), _line(run.id, BIG)])
+    token, _ = await engine.create_token()
+    await engine.wait(run.id, 1, kind="token", waitpoint_id=token.id)
+    await engine.complete_token(token.id, None)
+    held = await store.read().runs.get(run.id)
+    assert held is not None and held.snapshot_kind == "queued_held"
+    again = await _restarted(store, tmp_path)
+    await again.cancel(run.id)
+    messages = [e.message for e in await store.read().logs.for_run(run.id)]
+    assert messages[:2] == [BIG, BIG] and len(messages) == 3, messages
+    assert messages[2].startswith("1 log line (400 bytes) of this attempt were dropped"), messages

@@ -10,7 +10,8 @@ replayed) are dropped too: the marker stays the attempt's last line.
 
 What was stored and dropped of an attempt (`LogUsage`) is counted in the store (`log_usage`)
 by the transaction that stores the lines, so a daemon started since (which adopts the attempt's
-process) goes on from the same count; memory (`LogCaps`) keeps it too, so a burst reads nothing.
+process) goes on from the same count; memory (`LogCaps`) keeps it too, so a burst reads nothing
+(one sent again, or a spool, reads the store's: a commit whose end the daemon missed is in it).
 An attempt counted by no daemon (one from a version before the count was kept) is counted from
 its stored rows. A unit of work changes a copy (`Pending`), applied when it commits: a burst
 whose transaction was refused and run again is counted once, and an end run again still stores
@@ -119,16 +120,17 @@ class LogCaps:
         pending.put((run_id, attempt), self._usage.get((run_id, attempt)), LogUsage())
 
     async def ended(self, pending: Pending, logs: LogStore, run_id: str,
-                    attempt: int) -> LogUsage | None:
+                    attempt: int, *, read: bool = True) -> LogUsage | None:
         """An attempt ended: what it dropped, if it dropped any line and has no marker yet
         (then counted marked in the store: the caller stores the marker). One that dropped
         none is forgotten; a capped one is kept, marked, so that lines of it that still come
-        are dropped (`admit`). One this daemon has not counted is read from the store (it
-        reads no stored rows: a count that is not there says nothing was dropped)."""
+        are dropped (`admit`). One this daemon has not counted is read from the store if
+        `read` (the attempt may be live; it reads no stored rows: a count that is not there
+        says nothing was dropped)."""
         key = (run_id, attempt)
         usage = pending.current(key)
         if usage is _ABSENT:
-            usage = self._usage.get(key) or await logs.usage(run_id, attempt)
+            usage = self._usage.get(key) or (await logs.usage(run_id, attempt) if read else None)
         if not isinstance(usage, LogUsage) or not usage.dropped_lines:
             pending.put(key, self._usage.get(key), None)
             return None
@@ -172,6 +174,18 @@ class LogCaps:
         return stored or await _stored_usage(logs, run_id, attempt)
 
 
+    async def counted(self, pending: Pending, logs: LogReader, key: Key) -> LogUsage:
+        """The attempt's count as the store has it, which this unit then goes on from: a
+        commit whose end this daemon did not see (a request canceled during its COMMIT, a
+        connection lost then) is counted there and not in memory; else `current`."""
+        run_id, attempt = key
+        stored = await logs.usage(run_id, attempt) if attempt is not None else None
+        if stored is None:
+            return await self.current(pending, logs, key)
+        pending.put(key, self._usage.get(key), stored)
+        return stored
+
+
 def _change(base: LogUsage, usage: LogUsage) -> LogUsage:
     return LogUsage(usage.stored_lines - base.stored_lines,
                     usage.stored_bytes - base.stored_bytes,
@@ -196,7 +210,7 @@ async def lines_received(logs: LogReader, caps: LogCaps, run_id: str, attempt: i
     """The log lines of the run's `attempt` the daemon got, stored and dropped past the cap (a
     repeated burst asks, engine/reports.py, and the executor before it replays a spool,
     executors/assignments.py): counted in the store, so also those an earlier daemon got."""
-    usage = await caps.current(pending or Pending(), logs, (run_id, attempt))
+    usage = await caps.counted(pending or Pending(), logs, (run_id, attempt))
     return usage.stored_lines + usage.dropped_lines
 
 

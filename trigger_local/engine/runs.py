@@ -55,8 +55,11 @@ async def move(tx: Tx, run: Run, status: str, *, kind: str | None = None,
         if description:
             extra["description"] = description
     previous, worker_id, attempt = run.status, run.worker_id, run.attempt_count
+    # an attempt this daemon does not count in memory is read from the store only if it may
+    # be live: a run with no attempt, or whose move before ended it (DELAYED, QUEUED), has none
+    live = attempt > 0 and not ends_attempt(previous, run.snapshot_kind)
     if ends_attempt(status, kind) and (dropped := await tx.ctx.log_caps.ended(
-            tx.log_counts, tx.logs, run.id, attempt)):
+            tx.log_counts, tx.logs, run.id, attempt, read=live)):
         await store_logs(tx, [marker(run.id, attempt, dropped, tx.ctx.settings.log_limit_bytes,
                                      tx.now)])  # one line: what its log cap dropped
     run.status, run.snapshot_id, run.snapshot_kind, run.updated_at = status, snapshot_id, kind, \
