@@ -76,9 +76,11 @@ async def _start_indexer(python: str, root: Path, out: Path, dirs: list[str],
 
 def tasks_from_manifest(manifest: dict[str, Any]) -> list[TaskDef]:
     """The TaskDefs of an index manifest (docs/worker-protocol.md, Indexing). Machine presets
-    are checked again here (the SDK checks them at import), so any manifest gets the same rule."""
+    and blank queue names are checked again here (the SDK checks them at import), so any
+    manifest gets the same rule."""
     for t in manifest["tasks"]:
         _check_machines(t)
+        _check_queue(t)
     return [TaskDef(task_id=t["id"], queue=t.get("queue") or f"task/{t['id']}",
                     file=t.get("file", ""),
                     export_name=t.get("export_name", ""), retry=t.get("retry"),
@@ -88,6 +90,16 @@ def tasks_from_manifest(manifest: dict[str, Any]) -> list[TaskDef]:
                     queue_is_custom=bool(t.get("queue_is_custom")), schedule=t.get("schedule"),
                     rate_limit=t.get("rate_limit"), shared=bool(t.get("shared")))
             for t in manifest["tasks"]]
+
+
+def _check_queue(task: dict[str, Any]) -> None:
+    """A blank queue name (`" "`): the daemon refuses it in a trigger's `options.queue.name`,
+    the SDK where a queue is defined; a manifest an older SDK wrote (in the project's own
+    interpreter) may still hold one. An empty or absent one is the task's own queue."""
+    name = task.get("queue")
+    if isinstance(name, str) and name and not name.strip():
+        raise ValidationError(f"Task {task.get('id')!r}: a queue needs a name that is not "
+                              f"empty or only whitespace, not {name!r}"[:300])
 
 
 def _check_machines(task: dict[str, Any]) -> None:

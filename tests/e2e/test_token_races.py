@@ -137,3 +137,28 @@ def test_completing_hostile_ids_and_bodies_answers_plainly(daemon: DaemonProcess
     assert huge.status_code == 413, huge.text
     assert daemon.api("GET", f"/api/v1/waitpoints/tokens/{token}").json()["status"] == "WAITING"
     assert _complete(daemon, token, None).json() == {"success": True, "changed": True}
+
+
+@pytest.mark.usefixtures("cli_env")
+@pytest.mark.parametrize("command", ["complete", "timeout"])
+def test_cli_with_an_older_daemon_that_answers_no_changed_says_what_it_did(
+        daemon: DaemonProcess, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    """A daemon started before `changed` existed (`up --detach`, then the package upgraded)
+    answers `{"success": true}` and the bare token: the CLI took the missing field for "changed
+    nothing", read the token it had just finished, and said it was already done (exit 1)."""
+    method = f"{command}_token"
+    real = getattr(SyncApiClient, method)
+
+    def older(self: SyncApiClient, token_id: str, *args: Any) -> Any:
+        answer = dict(real(self, token_id, *args))
+        assert answer.pop("changed") is True  # the real daemon's answer, minus the field
+        return answer
+
+    monkeypatch.setattr(SyncApiClient, method, older)
+    token = _token(daemon)
+    result = CliRunner().invoke(app, ["tokens", command, token])
+    assert result.exit_code == 0, result.output
+    done = "Completed" if command == "complete" else "Timed out"
+    assert result.stderr.strip() == f"{done} {token}.", result.stderr
+    shown = daemon.api("GET", f"/api/v1/waitpoints/tokens/{token}").json()
+    assert shown["status"] == ("COMPLETED" if command == "complete" else "TIMED_OUT"), shown

@@ -137,8 +137,9 @@ def complete(
     an error (exit 1): nothing changes."""
     value = read_json_arg(data, "--data") if data is not None else None
     api = client()
-    # the daemon's answer says whether this call completed it: no read-then-write race
-    if not api.complete_token(token_id, value).get("changed"):
+    # the daemon's answer says whether this call completed it: no read-then-write race (an
+    # older daemon's has no `changed`, and cannot say: taken as done, as the dashboard does)
+    if api.complete_token(token_id, value).get("changed") is False:
         _refuse_if_done(api, token_id, "completed")
     err().print(f"Completed {token_id}.")
 
@@ -150,6 +151,6 @@ def timeout(token_id: str = TOKEN_ID) -> None:
     A token that was completed or timed out already is an error (exit 1): nothing changes."""
     api = client()
     token = api.timeout_token(token_id)
-    if not token.get("changed"):
+    if token.get("changed") is False:
         _refuse_if_done(api, token_id, "timed out", token)
     err().print(f"Timed out {token_id}.")
