@@ -194,18 +194,22 @@ class Listener:
             await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL,
                                      hello(self.owner.daemon_id))
             self.on_commit(Commit(catalog=True, reconnected=True))
-            wait_s = HELLO_LOOK_S
-            while not self._lost.is_set():
+            if await self._lost_within(HELLO_LOOK_S):
+                return
+            self.on_commit(Commit(catalog=True, reconnected=True))
+            while True:
                 # a cut link closes nothing: ask, so that a dead connection is noticed
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._lost.wait(), wait_s)
-                if wait_s == HELLO_LOOK_S and not self._lost.is_set():
-                    self.on_commit(Commit(catalog=True, reconnected=True))
-                wait_s = PROBE_S
-                if not self._lost.is_set():
-                    await asyncio.wait_for(self._conn.execute("SELECT 1"), PROBE_S)
+                await asyncio.wait_for(self._conn.execute("SELECT 1"), PROBE_S)
+                if await self._lost_within(PROBE_S):
+                    return
         finally:
             await self.close()
+
+    async def _lost_within(self, seconds: float) -> bool:
+        """Whether the connection is lost, waiting up to `seconds` for it to be."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._lost.wait(), seconds)
+        return self._lost.is_set()
 
     def stop(self) -> None:
         self._lost.set()
