@@ -183,10 +183,9 @@ class RunStream:
 
     def _on_state(self, connected: bool) -> None:
         """The stream was lost: if the daemon dev started has exited (it stopped itself, or was
-        killed), say why and end with exit code 1; dev used to wait for it silently forever.
-        A daemon dev did not start (`up --detach`) may come back: dev says it is gone once a
-        reconnection failed too (a stream cut with the daemon up is not news), keeps trying,
-        and says when it is back."""
+        killed), say why and end with exit code 1. A daemon dev did not start (`up --detach`)
+        may come back: dev keeps trying, and `presence` (daemon_presence.py) says when it is
+        gone and when it is back."""
         if self.started is None:
             self.presence(connected)
             return
