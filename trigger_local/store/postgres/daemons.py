@@ -54,11 +54,11 @@ async def heartbeat(pool: Any, owner: Owner, *, host: str, url: str, executor: s
         started_at)
 
 
-_DAEMONS = f"SELECT *, {_NOW} - heartbeat_at AS silent_s FROM daemons ORDER BY started_at, id"
-
-
 async def daemons(pool: Any) -> list[DaemonRow]:
-    return [DaemonRow(**dict(r)) for r in await pool.fetch(_DAEMONS)]
+    """Every daemon's row (`pool`: a pool or a connection)."""
+    rows = await pool.fetch(f"SELECT *, {_NOW} - heartbeat_at AS silent_s FROM daemons "
+                            "ORDER BY started_at, id")
+    return [DaemonRow(**dict(r)) for r in rows]
 
 
 #: the migration that gave the dequeues their turn (schema.py 10, a lock on `dequeue_turn`): a
@@ -190,7 +190,7 @@ class Listener:
             # listening: the daemons alive now (their rows), and a hello to them, so that
             # they announce their commits to this one (`Others`); then a look, and another
             # once they heard the hello (a commit of theirs decided before went unannounced)
-            self.others.note([DaemonRow(**dict(r)) for r in await self._conn.fetch(_DAEMONS)])
+            self.others.note(await daemons(self._conn))
             await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL,
                                      hello(self.owner.daemon_id))
             self.on_commit(Commit(catalog=True, reconnected=True))
