@@ -106,9 +106,6 @@ class Commit:
     reconnected: bool = False
 
 
-#: the announcement of a daemon whose listener (re)connected (`hello`): it listens now, so the
-#: others announce their commits to it from then on (`Others`)
-HELLO = "hello"
 #: how long after its hello a daemon looks once more, for commits of the others that were
 #: not announced because they had not heard the hello yet (`Listener.step`)
 HELLO_LOOK_S = 1.0
@@ -116,12 +113,12 @@ HELLO_LOOK_S = 1.0
 
 class Others:
     """Whether another daemon shares the database now: a commit is announced (NOTIFY) only
-    then. With one daemon, its own listener was the only one to get each announcement, on the
-    commit's path: the server queued it and woke the listener's process, the daemon read and
-    dropped it (some 50 us per commit). Another daemon is seen by its heartbeat row, fresh
-    within the lease (`note`, at each heartbeat round and when the listener connects), and by
-    anything it announces — its commits, and the hello it sends as soon as its listener
-    listens, which the others hear within milliseconds."""
+    then. With one daemon, its own listener would be the only one to get each announcement, on
+    the commit's path: the server would queue it and wake the listener's process, and the
+    daemon read and drop it (some 50 us per commit). Another daemon is seen by its heartbeat
+    row, fresh within the lease (`note`, at each heartbeat round and when the listener
+    connects), and by anything it announces — its commits, and the hello it sends as soon as
+    its listener listens, which the others hear within milliseconds."""
 
     def __init__(self, owner: Owner) -> None:
         self.owner = owner
@@ -141,8 +138,9 @@ class Others:
 
 
 def hello(daemon_id: str) -> str:
-    """NOTIFY's payload for a listener that (re)connected (`HELLO`)."""
-    return f"{daemon_id}|{HELLO}|"
+    """NOTIFY's payload of a daemon whose listener (re)connected: it listens now, so the others
+    announce their commits to it from then on (`Others`)."""
+    return f"{daemon_id}|hello|"
 
 
 def announcement(daemon_id: str, catalog: bool, due_at: float | None) -> str:
