@@ -33,6 +33,7 @@ of their channel (docs/worker-protocol.md, "The channel"), to compare the two.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -46,7 +47,14 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_daemon import PROBE_SETTLE_S, Bench, pct, rss_mib_of, worker_pids  # noqa: E402 - the harness
+from bench_daemon import (  # noqa: E402 - the harness
+    PROBE_SETTLE_S,
+    Bench,
+    cpu_s_of,
+    pct,
+    rss_mib_of,
+    worker_pids,
+)
 
 
 def _burst(b: Bench, runs: int, batch: int) -> float:
@@ -78,14 +86,10 @@ def _task_cpu_s(b: Bench) -> float:
     (a process retires after `warm_runs_per_process` runs), which the daemon reaped, and the
     live ones; the difference over a burst is its runs' share, the start-ups of the processes
     that replaced retired ones included."""
-    fields = Path(f"/proc/{b.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    total = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    total = cpu_s_of(b.proc.pid, reaped=True)
     for pid in worker_pids(b.home):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with contextlib.suppress(OSError):  # (it exited meanwhile)
+            total += cpu_s_of(pid)
     return total
 
 

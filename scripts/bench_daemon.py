@@ -137,8 +137,7 @@ class Bench:
 
     def cpu_s(self) -> float:
         """The daemon process's CPU time so far (user + system)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_s_of(self.proc.pid)
 
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -151,6 +150,14 @@ def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
+
+
+def cpu_s_of(pid: int, reaped: bool = False) -> float:
+    """Process `pid`'s CPU time so far (user + system); `reaped`: that of its children that
+    exited and that it waited for (/proc/PID/stat's cutime and cstime) instead."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    at = 13 if reaped else 11
+    return (int(fields[at]) + int(fields[at + 1])) / os.sysconf("SC_CLK_TCK")
 
 
 def worker_pids(home: Path) -> list[int]:

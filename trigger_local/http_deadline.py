@@ -1,9 +1,9 @@
 """A request's head must arrive within `HEAD_DEADLINE_S`, or its connection is closed.
 
-uvicorn times out a kept-alive connection only between requests: a connection that sent
-nothing, or the start of a request head and then nothing more, stayed open forever, holding a
-file descriptor. A few thousand such sockets (any local process can open them) took the daemon
-towards its open-files limit, past which it could not open the database, accept a task process
+uvicorn times out a kept-alive connection only between requests: a connection that sends
+nothing, or the start of a request head and then nothing more, would stay open forever, holding
+a file descriptor. A few thousand such sockets (any local process can open them) would take the
+daemon to its open-files limit, past which it cannot open the database, accept a task process
 or start one (`ulimit -n`). A real client sends its head in one go, in milliseconds."""
 
 from __future__ import annotations

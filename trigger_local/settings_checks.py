@@ -117,8 +117,8 @@ OTHER_VARIABLES = frozenset({
 
 def unknown_variables(env: Mapping[str, str], settings: Iterable[str]) -> list[str]:
     """A line for each `TRIGGER_LOCAL_*` variable in `env` that nothing reads, naming the
-    setting it is closest to: a setting's name misspelled (CONCURENCY for CONCURRENCY) used to
-    be ignored without a word, and the daemon ran on the default."""
+    setting it is closest to: without it, a setting's name misspelled (CONCURENCY for
+    CONCURRENCY) is ignored without a word, and the daemon runs on the default."""
     known = {name.upper() for name in settings} | OTHER_VARIABLES
     lines = []
     for var in sorted(env):

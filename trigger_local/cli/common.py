@@ -135,7 +135,7 @@ def read_json_arg(value: str, option: str) -> Any:
 
 
 #: the most of a file or stdin an option reads: the largest payload any daemon takes, and the
-#: JSON around it. `--payload @/dev/zero` read until memory ran out (a MemoryError traceback)
+#: JSON around it (`--payload @/dev/zero` stops there, with one line, not out of memory)
 MAX_ARGUMENT_BYTES = MAX_PAYLOAD_LIMIT_BYTES + BODY_OVERHEAD_BYTES
 
 
@@ -148,7 +148,7 @@ def _read_text(stream: BinaryIO, option: str, where: str) -> str:
              "path or URL) instead of the data.")
     try:
         return data.decode()
-    except UnicodeDecodeError as exc:  # was a traceback
+    except UnicodeDecodeError as exc:
         fail(f"{option} {where} is not UTF-8 text (byte {exc.start}); JSON is UTF-8.")
 
 

@@ -1,6 +1,7 @@
 """Saying that the daemon behind an event stream went away, and that it came back: for
 `dev` with a daemon it did not start, `trigger --wait` and `runs logs --follow`, which all
-reconnect by themselves (sdk/events.py) and used to wait in silence for a daemon that was gone."""
+reconnect by themselves (sdk/events.py): without a word, a daemon that is gone looks like a
+long wait."""
 
 from __future__ import annotations
 

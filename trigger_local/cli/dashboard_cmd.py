@@ -13,8 +13,8 @@ from .common import client
 
 
 def dashboard(
-    # not envvar=TRIGGER_API_URL: the client reads it, and names it in its errors (a bad
-    # TRIGGER_API_URL was reported as a bad --url's value would be, and the other way round)
+    # not envvar=TRIGGER_API_URL: the client reads it, so that an error about the address
+    # names where it came from (--url, or TRIGGER_API_URL)
     url: str | None = typer.Option(None, "--url",
                                    help="Daemon address (default: $TRIGGER_API_URL, else the "
                                         "running daemon's)."),

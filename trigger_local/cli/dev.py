@@ -132,12 +132,10 @@ def own_key(home: Path) -> bool:
     return not key or key == read_secret_key(home)
 
 
-def dev_project(api: SyncApiClient, config: ProjectConfig, own: bool) -> str:
-    """The project dev serves: the one its config names; else, with a project's key (not the
-    daemon's, `own`), that key's project (the only one it lists: the daemon registers the
-    directory as it); else the one the directory's name derives."""
-    if config.named or own:
-        return config.project
+def dev_project(api: SyncApiClient, config: ProjectConfig) -> str:
+    """The project dev serves when its config names none and its key is a project's (not
+    `own_key`): that key's project (the only one it lists: the daemon registers the directory
+    as it); else the one the directory's name derives."""
     try:
         ref = key_project(api)
     except TriggerLocalError:
@@ -183,10 +181,9 @@ class RunStream:
 
     def _on_state(self, connected: bool) -> None:
         """The stream was lost: if the daemon dev started has exited (it stopped itself, or was
-        killed), say why and end with exit code 1; dev used to wait for it silently forever.
-        A daemon dev did not start (`up --detach`) may come back: dev says it is gone once a
-        reconnection failed too (a stream cut with the daemon up is not news), keeps trying,
-        and says when it is back."""
+        killed), say why and end with exit code 1. A daemon dev did not start (`up --detach`)
+        may come back: dev keeps trying, and `presence` (daemon_presence.py) says when it is
+        gone and when it is back."""
         if self.started is None:
             self.presence(connected)
             return
@@ -253,10 +250,10 @@ def dev(
              "init`.")
     config = load_project(root)
     settings = settings_for(port=port, executor=executor or config.executor)
-    own = own_key(settings.home)
+    known = config.named or own_key(settings.home)  # the project, without asking a daemon
     # the lock before a daemon is used, when the project is known without one (a project
     # key's project only the daemon knows: taken once it answers, before registering)
-    lock = hold_dev_lock(settings.home, config.project, root) if config.named or own else None
+    lock = hold_dev_lock(settings.home, config.project, root) if known else None
     end_on_signals()  # SIGTERM and SIGHUP end dev as Ctrl-C does: the cleanup below runs
     started: Spawned | None = None
     watcher: DevWatcher | None = None
@@ -271,7 +268,7 @@ def dev(
         else:
             err().print(f"Using the daemon at {info['url']} (pid {info.get('pid')}).")
         api = client()
-        served = dev_project(api, config, own)
+        served = config.project if known else dev_project(api, config)
         if lock is None:
             lock = hold_dev_lock(settings.home, served, root, by_key=True)
         if lock.problem:

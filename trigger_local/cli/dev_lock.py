@@ -57,11 +57,11 @@ def hold_dev_lock(home: Path, project: str, root: Path, by_key: bool = False) ->
         os.close(fd)
         holder = read_holder(path)
         pid, there = holder.get("pid", "?"), holder.get("dir")
-        if there and by_key and os.path.realpath(str(there)) != os.path.realpath(root):
-            fail(f"Project {project} is served by `trigger-local dev` in {there} (pid {pid}); "
-                 f"TRIGGER_SECRET_KEY here in {root} is that project's key too. Stop that dev "
-                 "(Ctrl-C there), or use another project's key here.")
         if there and os.path.realpath(str(there)) != os.path.realpath(root):
+            if by_key:
+                fail(f"Project {project} is served by `trigger-local dev` in {there} (pid "
+                     f"{pid}); TRIGGER_SECRET_KEY here in {root} is that project's key too. Stop "
+                     "that dev (Ctrl-C there), or use another project's key here.")
             # two projects to their user (a copied trigger.toml, two folders of one name):
             # the daemon's 409 words (engine/project_state.py `check_dir`), not "stop it"
             fail(f"Project {project} is served by `trigger-local dev` in {there} (pid {pid}); "

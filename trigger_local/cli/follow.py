@@ -35,7 +35,7 @@ NOT_STARTED_GRACE_S = 2.0
 
 def watch_presence(api: SyncApiClient, console: Callable[[], Console]) -> DaemonPresence:
     """What `trigger --wait` and `runs logs --follow` say while the daemon is away: they keep
-    waiting for it (the run keeps its place), and used to do so without a word."""
+    waiting for it (the run keeps its place), and say so."""
     return DaemonPresence(api, console,
                           "start it again (`trigger-local up`, or `dev` in the project); this "
                           "wait goes on when it answers (Ctrl-C stops waiting, not the run).",

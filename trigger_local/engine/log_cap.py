@@ -214,8 +214,8 @@ async def lines_received(logs: LogReader, caps: LogCaps, run_id: str, attempt: i
     return usage.stored_lines + usage.dropped_lines
 
 
-async def attempt_entries(logs: LogReader, run_id: str,
-                          attempt: int | None) -> AsyncIterator[LogEntry]:
+async def _attempt_entries(logs: LogReader, run_id: str,
+                           attempt: int | None) -> AsyncIterator[LogEntry]:
     """The stored log rows of the run's `attempt`, oldest first (read a page at a time)."""
     after = 0
     while True:
@@ -231,7 +231,7 @@ async def attempt_entries(logs: LogReader, run_id: str,
 async def _stored_usage(logs: LogReader, run_id: str, attempt: int | None) -> LogUsage:
     """The attempt's stored rows counted; its marker among them: what it says was dropped."""
     usage = LogUsage()
-    async for entry in attempt_entries(logs, run_id, attempt):
+    async for entry in _attempt_entries(logs, run_id, attempt):
         said = entry.attributes.get(DROPPED_ATTRIBUTE) if entry.attributes else None
         if entry.level == "warn" and isinstance(said, dict) \
                 and isinstance(lines := said.get("lines"), int) and lines > 0:

@@ -33,7 +33,7 @@ def check_operations(operations: Sequence[Any]) -> list[dict[str, Any]]:
         by = op.get("value", 1)
         if op["type"] == "increment" and (isinstance(by, bool) or not isinstance(by, int | float)
                                           or not math.isfinite(by) or abs(by) > MAX_STORED_INT):
-            # 1e308 was refused as not "a finite number": say the range, and what came
+            # the range, and what came (1e308 is finite, and out of it)
             raise ValidationError(f"{where}.value must be a number from -{MAX_STORED_INT:,} to "
                                   f"{MAX_STORED_INT:,} to increment by, not {_shown(by)}")
         checked.append(op)

@@ -54,13 +54,13 @@ class Pool(Protocol):
 class Succession:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
-        self._started: set[str] = set()  # the processes whose successor is started
+        self._succeeded: set[str] = set()  # the processes whose successor is started
         self.started = 0  # successors started (the status route's executor.successors)
 
     def after_assign(self, worker: WorkerHandle, version: Version, run: Run) -> None:
         """`run` was just given to the shared process `worker`: start its successor if due."""
         pool, share = self.pool, self.pool.settings.warm_runs_per_process
-        if share < MIN_SHARE or worker.id in self._started or pool.stopping \
+        if share < MIN_SHARE or worker.id in self._succeeded or pool.stopping \
                 or worker.runs_done + len(worker.runs) < share * SUCCESSION_AT:
             return
         for other in pool.workers.values():
@@ -68,9 +68,9 @@ class Succession:
                     and other.state != KILLED and pool.sharing.room(other) > 0:
                 return  # one with room takes over already
         if pool.live_processes() >= pool.settings.max_processes:
-            return  # no room for one more: the next run waits for a process as before
-        self._started &= pool.workers.keys()  # forget the ones gone
-        self._started.add(worker.id)
+            return  # no room for one more: the next run waits for a process to boot
+        self._succeeded &= pool.workers.keys()  # forget the ones gone
+        self._succeeded.add(worker.id)
         self.started += 1
         pool.spawn(self._start(version, run))
 

@@ -103,16 +103,14 @@ async def cancel_all() -> None:
     """The executor said the run was canceled (CANCEL_SIGNAL): run each running attempt's
     on_cancel hooks (errors ignored). The caller then exits the process."""
     for lifecycle in list(RUNNING):
-        await run_hooks(lifecycle.hooks("on_cancel"), "on_cancel", lifecycle.args(),
-                        swallow=True)
+        await lifecycle.run_hooks("on_cancel", swallow=True)
 
 
 async def cancel_run(run_id: str) -> None:
     """A shared process's run was canceled: its on_cancel hooks (errors ignored), its neighbours
     untouched."""
     for lifecycle in [x for x in RUNNING if x.state.run_id == run_id]:
-        await run_hooks(lifecycle.hooks("on_cancel"), "on_cancel", lifecycle.args(),
-                        swallow=True)
+        await lifecycle.run_hooks("on_cancel", swallow=True)
 
 
 class Lifecycle:

@@ -108,7 +108,7 @@ def default_url() -> str:
     return f"http://{host}:{port}"
 
 
-def _check_url(url: str, given: bool = False) -> None:
+def _check_url(url: str, given: bool) -> None:
     """A daemon URL that cannot be one is refused here, naming it and where it came from
     (`given`: `--url` or `configure(base_url=...)`, not TRIGGER_API_URL); httpx's InvalidURL
     is not a transport error, and a URL without http:// read as a lost connection."""

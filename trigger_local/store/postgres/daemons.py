@@ -54,11 +54,11 @@ async def heartbeat(pool: Any, owner: Owner, *, host: str, url: str, executor: s
         started_at)
 
 
-_DAEMONS = f"SELECT *, {_NOW} - heartbeat_at AS silent_s FROM daemons ORDER BY started_at, id"
-
-
 async def daemons(pool: Any) -> list[DaemonRow]:
-    return [DaemonRow(**dict(r)) for r in await pool.fetch(_DAEMONS)]
+    """Every daemon's row (`pool`: a pool or a connection)."""
+    rows = await pool.fetch(f"SELECT *, {_NOW} - heartbeat_at AS silent_s FROM daemons "
+                            "ORDER BY started_at, id")
+    return [DaemonRow(**dict(r)) for r in rows]
 
 
 #: the migration that gave the dequeues their turn (schema.py 10, a lock on `dequeue_turn`): a
@@ -106,9 +106,6 @@ class Commit:
     reconnected: bool = False
 
 
-#: the announcement of a daemon whose listener (re)connected (`hello`): it listens now, so the
-#: others announce their commits to it from then on (`Others`)
-HELLO = "hello"
 #: how long after its hello a daemon looks once more, for commits of the others that were
 #: not announced because they had not heard the hello yet (`Listener.step`)
 HELLO_LOOK_S = 1.0
@@ -116,12 +113,12 @@ HELLO_LOOK_S = 1.0
 
 class Others:
     """Whether another daemon shares the database now: a commit is announced (NOTIFY) only
-    then. With one daemon, its own listener was the only one to get each announcement, on the
-    commit's path: the server queued it and woke the listener's process, the daemon read and
-    dropped it (some 50 us per commit). Another daemon is seen by its heartbeat row, fresh
-    within the lease (`note`, at each heartbeat round and when the listener connects), and by
-    anything it announces — its commits, and the hello it sends as soon as its listener
-    listens, which the others hear within milliseconds."""
+    then. With one daemon, its own listener would be the only one to get each announcement, on
+    the commit's path: the server would queue it and wake the listener's process, and the
+    daemon read and drop it (some 50 us per commit). Another daemon is seen by its heartbeat
+    row, fresh within the lease (`note`, at each heartbeat round and when the listener
+    connects), and by anything it announces — its commits, and the hello it sends as soon as
+    its listener listens, which the others hear within milliseconds."""
 
     def __init__(self, owner: Owner) -> None:
         self.owner = owner
@@ -141,8 +138,9 @@ class Others:
 
 
 def hello(daemon_id: str) -> str:
-    """NOTIFY's payload for a listener that (re)connected (`HELLO`)."""
-    return f"{daemon_id}|{HELLO}|"
+    """NOTIFY's payload of a daemon whose listener (re)connected: it listens now, so the others
+    announce their commits to it from then on (`Others`)."""
+    return f"{daemon_id}|hello|"
 
 
 def announcement(daemon_id: str, catalog: bool, due_at: float | None) -> str:
@@ -190,22 +188,26 @@ class Listener:
             # listening: the daemons alive now (their rows), and a hello to them, so that
             # they announce their commits to this one (`Others`); then a look, and another
             # once they heard the hello (a commit of theirs decided before went unannounced)
-            self.others.note([DaemonRow(**dict(r)) for r in await self._conn.fetch(_DAEMONS)])
+            self.others.note(await daemons(self._conn))
             await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL,
                                      hello(self.owner.daemon_id))
             self.on_commit(Commit(catalog=True, reconnected=True))
-            wait_s = HELLO_LOOK_S
-            while not self._lost.is_set():
+            if await self._lost_within(HELLO_LOOK_S):
+                return
+            self.on_commit(Commit(catalog=True, reconnected=True))
+            while True:
                 # a cut link closes nothing: ask, so that a dead connection is noticed
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._lost.wait(), wait_s)
-                if wait_s == HELLO_LOOK_S and not self._lost.is_set():
-                    self.on_commit(Commit(catalog=True, reconnected=True))
-                wait_s = PROBE_S
-                if not self._lost.is_set():
-                    await asyncio.wait_for(self._conn.execute("SELECT 1"), PROBE_S)
+                await asyncio.wait_for(self._conn.execute("SELECT 1"), PROBE_S)
+                if await self._lost_within(PROBE_S):
+                    return
         finally:
             await self.close()
+
+    async def _lost_within(self, seconds: float) -> bool:
+        """Whether the connection is lost, waiting up to `seconds` for it to be."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._lost.wait(), seconds)
+        return self._lost.is_set()
 
     def stop(self) -> None:
         self._lost.set()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 
 def literal(value: Any) -> str | None:
@@ -46,7 +46,7 @@ def literals(sql: str, params: Sequence[Any]) -> list[str] | None:
     if sql.count("?") != len(params):
         return None
     values = [literal(v) for v in params]
-    return None if None in values else [v for v in values if v is not None]
+    return None if None in values else cast(list[str], values)
 
 
 def inline(sql: str, params: Sequence[Any]) -> str | None:

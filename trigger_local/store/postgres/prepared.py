@@ -82,8 +82,7 @@ def arguments(sql: str, params: Sequence[Any]) -> list[str] | None:
     values = literals(sql, params)
     if values is None:
         return None
-    out = [value + cast for value, cast in zip(values, casts(sql), strict=True)]
-    return out
+    return [value + cast for value, cast in zip(values, casts(sql), strict=True)]
 
 
 class Prepared:
@@ -144,7 +143,6 @@ class Prepared:
         finally:
             self.new.clear()
             self.reused = False
-
 
 
 @dataclass

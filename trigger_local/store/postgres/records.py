@@ -17,7 +17,6 @@ from .sql import PgSql, values
 
 #: the channel a committed event is announced on (store/postgres/store.py: wake-ups)
 EVENTS_CHANNEL = "trigger_local_events"
-_ADD_USAGE = ADD_USAGE.format(greatest="GREATEST")
 
 
 class PgEvents:
@@ -70,7 +69,7 @@ class PgLogs:
     async def add_usage(self, run_id: str, attempt: int, total: LogUsage,
                         change: LogUsage) -> None:
         # kept for the commit (pending.py): no round trip of its own
-        await self._sql.keep("log_usage", _ADD_USAGE, usage_params(run_id, attempt, total, change))
+        await self._sql.keep("log_usage", ADD_USAGE, usage_params(run_id, attempt, total, change))
 
     async def for_run(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[LogEntry]:
         rows = await self._sql.all(

@@ -15,13 +15,14 @@ from .rows import from_row, insert_sql, to_row
 from .sql import Sql
 
 _INSERT_EVENT = "INSERT INTO events (run_id, type, at, data) VALUES (?,?,?,?)"
-#: an attempt's log count: its first as it is, later ones added (store/run_areas.py)
+#: an attempt's log count: its first as it is, later ones added (store/run_areas.py); the
+#: same text on PostgreSQL (`marked` is 0 or 1: `|` keeps it once set)
 ADD_USAGE = (
     "INSERT INTO log_usage (run_id, attempt, stored_lines, stored_bytes, dropped_lines, "
     "dropped_bytes, marked) VALUES (?,?,?,?,?,?,?) ON CONFLICT (run_id, attempt) DO UPDATE SET "
     "stored_lines = log_usage.stored_lines + ?, stored_bytes = log_usage.stored_bytes + ?, "
     "dropped_lines = log_usage.dropped_lines + ?, dropped_bytes = log_usage.dropped_bytes + ?, "
-    "marked = {greatest}(log_usage.marked, excluded.marked)")
+    "marked = log_usage.marked | excluded.marked")
 USAGE = ("SELECT stored_lines, stored_bytes, dropped_lines, dropped_bytes, marked FROM log_usage "
          "WHERE run_id = ? AND attempt = ?")
 
@@ -86,8 +87,7 @@ class SqliteLogs:
 
     async def add_usage(self, run_id: str, attempt: int, total: LogUsage,
                         change: LogUsage) -> None:
-        self._sql.run(ADD_USAGE.format(greatest="MAX"),
-                      usage_params(run_id, attempt, total, change))
+        self._sql.run(ADD_USAGE, usage_params(run_id, attempt, total, change))
 
     async def for_run(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[LogEntry]:
         rows = self._sql.all("SELECT * FROM logs WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
