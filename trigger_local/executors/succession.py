@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -24,6 +24,9 @@ from ..errors import SpawnRefused, SpawnUnavailable
 from ..store.models import Run, Version
 from .sharing import SharedRuns
 from .workers import KILLED, WorkerHandle
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 log = structlog.get_logger("executor")
 
@@ -37,6 +40,7 @@ MIN_SHARE = 100
 class Pool(Protocol):
     """What of the pool (executors/pool.py `PoolExecutor`) a succession reads and calls."""
 
+    engine: Engine
     settings: DaemonSettings
     sharing: SharedRuns
     workers: dict[str, WorkerHandle]
@@ -69,6 +73,8 @@ class Succession:
                 return  # one with room takes over already
         if pool.live_processes() >= pool.settings.max_processes:
             return  # no room for one more: the next run waits for a process as before
+        if version.id not in pool.engine.projects.current_ids():
+            return  # replaced: a process of it retires once empty (warm.py), unused
         self._started &= pool.workers.keys()  # forget the ones gone
         self._started.add(worker.id)
         self.started += 1
