@@ -22,7 +22,9 @@ import structlog
 from ..config import DaemonSettings
 from ..errors import SpawnRefused, SpawnUnavailable
 from ..store.models import Run, Version
+from .base import Spawner
 from .sharing import SharedRuns
+from .warm import boots
 from .workers import KILLED, WorkerHandle
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ class Pool(Protocol):
 
     engine: Engine
     settings: DaemonSettings
+    spawner: Spawner
     sharing: SharedRuns
     workers: dict[str, WorkerHandle]
 
@@ -75,6 +78,9 @@ class Succession:
             return  # no room for one more: the next run waits for a process as before
         if version.id not in pool.engine.projects.current_ids():
             return  # replaced: a process of it retires once empty (warm.py), unused
+        limit = pool.spawner.boot_limit()
+        if limit is not None and boots(pool.workers.values(), limit) >= limit:
+            return  # boots under way fill spawn_concurrency: a later run's assignment starts it
         self._started &= pool.workers.keys()  # forget the ones gone
         self._started.add(worker.id)
         self.started += 1
