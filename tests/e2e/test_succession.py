@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .conftest import DaemonProcess, wait_for
+from .conftest import DaemonProcess, wait_for, write_project
 
 ACTIVE = ("PENDING_VERSION", "DELAYED", "QUEUED", "DEQUEUED", "EXECUTING", "WAITING")
 
@@ -77,5 +77,49 @@ def test_a_shared_process_takes_more_than_a_thousand_runs_by_default(tmp_path: P
         assert status["runs"].get("COMPLETED") == 1001, status["runs"]
         assert status["executor"]["processes"] == 1, status["executor"]
         assert status["executor"]["successors"] == 0, status["executor"]
+    finally:
+        daemon.close()
+
+
+def test_a_batch_to_an_idle_pool_boots_one_shared_process(tmp_path: Path, project: Path) -> None:
+    """docs/configuration.md, `spawn_concurrency`: while a shared process boots, no other
+    starts. A batch to an idle daemon had its round's first runs (as many as the boot limit)
+    each launch a process of their own, started together: they now wait for the launch under
+    way and go to that one process."""
+    home = tmp_path / "home"
+    daemon = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home),
+                                      "TRIGGER_LOCAL_SPAWN_CONCURRENCY": "4"})
+    daemon.start()
+    try:
+        daemon.register(project)
+        _batch(daemon, 8)  # fewer than runs_per_process: one process has room for all
+        status = _status(daemon)
+        assert status["runs"].get("COMPLETED") == 8, status["runs"]
+        assert status["executor"]["processes"] == 1, status["executor"]
+    finally:
+        daemon.close()
+
+
+def test_a_replaced_version_starts_no_successor(tmp_path: Path, project: Path) -> None:
+    """A process of a version its project has replaced retires as soon as it holds no run
+    (executors/warm.py), so a successor started for it would boot only to retire unused: runs
+    locked to the old version (`lockToVersion`) start none."""
+    home = tmp_path / "home"
+    daemon = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home),
+                                      "TRIGGER_LOCAL_CONCURRENCY": "4",
+                                      "TRIGGER_LOCAL_WARM_RUNS_PER_PROCESS": "100"})
+    daemon.start()
+    try:
+        old = daemon.register(project)["id"]
+        daemon.register(write_project(tmp_path / "again"))  # the project's current version
+        daemon.wait_status(daemon.trigger("hello", {"name": "first"}, lockToVersion=old))
+        items = [{"task": "hello", "payload": json.dumps({"name": str(i)}),
+                  "options": {"payloadType": "application/json", "lockToVersion": old}}
+                 for i in range(79)]  # 80 of its 100: past three quarters
+        r = daemon.api("POST", "/api/v1/tasks/batch", json={"items": items})
+        assert r.status_code == 200, r.text
+        wait_for(lambda: _status(daemon)["runs"].get("COMPLETED") == 80, 120,
+                 what="the locked runs to finish")
+        assert _status(daemon)["executor"]["successors"] == 0, _status(daemon)["executor"]
     finally:
         daemon.close()

@@ -191,8 +191,7 @@ class PoolExecutor:
         task = version.task(run.task_id)
         shared = task is not None and task.shared and self.settings.runs_per_process > 1
         if shared:
-            fits = [w for w in self.workers.values() if self.spawner.fits(w, run)]
-            worker = self.sharing.pick(fits, version.id)
+            worker = await self.sharing.place(self.workers, version.id, run, self.spawner.fits)
         else:
             worker = take_idle(self.workers.values(), version.id) \
                 if self.spawner.reuses_exclusive else None
@@ -258,7 +257,8 @@ class PoolExecutor:
                                          run, shared)
         self._launching.add(worker.id)  # concurrent starts see it before its first await
         try:
-            await self.spawner.launch(worker, version, self._enlist)
+            with self.sharing.launching(version.id if shared else None):
+                await self.spawner.launch(worker, version, self._enlist)
         except BaseException:
             self.workers.pop(worker.id, None)
             raise

@@ -28,11 +28,13 @@ it held is failed as crashed (its neighbours' too) and retried per their policy.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from .. import protocol
 from ..config import DaemonSettings
+from ..store.models import Run
 from .workers import BUSY, HELD, IDLE, KILLED, WorkerHandle
 
 #: added to the crash reason of each run a shared process held when it died
@@ -61,6 +63,8 @@ class SharedRuns:
         #: resume messages handed to processes, and the poll answers that carried them: the
         #: resumes of one commit reach each process together (`describe`, the status route)
         self.resumes = {"messages": 0, "answers": 0}
+        #: by version: a shared process of it is being launched (set once it is in the pool)
+        self._launches: dict[str, asyncio.Event] = {}
 
     # -- room --------------------------------------------------------------------------------
     def room(self, worker: WorkerHandle, opened: int = 0) -> int:
@@ -81,6 +85,33 @@ class SharedRuns:
                     and (best is None or len(worker.executing) > len(best.executing)):
                 best = worker
         return best
+
+    @contextmanager
+    def launching(self, version_id: str | None) -> Iterator[None]:
+        """A shared process of `version_id` (None: an exclusive one) is being launched, until it
+        is in the pool or its launch failed: a run of that version that finds no room waits for
+        it (`place`)."""
+        if version_id is None or version_id in self._launches:
+            yield  # an exclusive one, or one launched beside another: the first one says
+            return
+        done = self._launches[version_id] = asyncio.Event()
+        try:
+            yield
+        finally:
+            del self._launches[version_id]
+            done.set()
+
+    async def place(self, workers: dict[str, WorkerHandle], version_id: str, run: Run,
+                    fits: Callable[[WorkerHandle, Run], bool]) -> WorkerHandle | None:
+        """`pick` among the pool's `workers` (read again after a wait) that `fits` `run`, once
+        the launch of a shared process of `version_id` under way is done: the runs a round starts
+        together on an idle pool (a batch) go to the one process it launches, not one process
+        each (docs/configuration.md, `spawn_concurrency`)."""
+        worker = self.pick((w for w in workers.values() if fits(w, run)), version_id)
+        while worker is None and (launch := self._launches.get(version_id)) is not None:
+            await launch.wait()
+            worker = self.pick((w for w in workers.values() if fits(w, run)), version_id)
+        return worker
 
     def held_runs(self, workers: Iterable[WorkerHandle]) -> int:
         return sum(len(w.runs) - len(w.executing) for w in workers if w.shared)

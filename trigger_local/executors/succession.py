@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from ..config import DaemonSettings
 from ..errors import SpawnRefused, SpawnUnavailable
 from ..store.models import Run, Version
+from .base import Spawner
 from .sharing import SharedRuns
+from .warm import boots
 from .workers import KILLED, WorkerHandle
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 log = structlog.get_logger("executor")
 
@@ -37,7 +42,9 @@ MIN_SHARE = 100
 class Pool(Protocol):
     """What of the pool (executors/pool.py `PoolExecutor`) a succession reads and calls."""
 
+    engine: Engine
     settings: DaemonSettings
+    spawner: Spawner
     sharing: SharedRuns
     workers: dict[str, WorkerHandle]
 
@@ -69,6 +76,11 @@ class Succession:
                 return  # one with room takes over already
         if pool.live_processes() >= pool.settings.max_processes:
             return  # no room for one more: the next run waits for a process to boot
+        if version.id not in pool.engine.projects.current_ids():
+            return  # replaced: a process of it retires once empty (warm.py), unused
+        limit = pool.spawner.boot_limit()
+        if limit is not None and boots(pool.workers.values(), limit) >= limit:
+            return  # boots under way fill spawn_concurrency: a later run's assignment starts it
         self._succeeded &= pool.workers.keys()  # forget the ones gone
         self._succeeded.add(worker.id)
         self.started += 1

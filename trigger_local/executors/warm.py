@@ -15,16 +15,21 @@ def capacity(workers: Iterable[WorkerHandle], room: Callable[[WorkerHandle], int
     """The pool's `capacity` (executors/pool.py): the room of warm workers (`room` of a shared
     one, an idle exclusive one that is reused), plus new workers while few boot — none while a
     shared one boots (issue #13)."""
-    idle = booting = 0
+    idle = 0
     limit = spawner.boot_limit()
     for w in workers:
         if w.shared:
             idle += room(w)
         elif spawner.reuses_exclusive:
             idle += w.state == IDLE and w.mailbox.empty()
-        booting += (limit or 1) if w.shared and w.booting else w.booting
     return idle + (processes_free if limit is None
-                   else min(processes_free, max(0, limit - booting)))
+                   else min(processes_free, max(0, limit - boots(workers, limit))))
+
+
+def boots(workers: Iterable[WorkerHandle], limit: int | None) -> int:
+    """Boots under way, against the boot limit `limit`: a shared process's counts as all of it
+    (none beside it, issue #13)."""
+    return sum((limit or 1) if w.shared and w.booting else int(w.booting) for w in workers)
 
 
 def take_idle(workers: Iterable[WorkerHandle], version_id: str) -> WorkerHandle | None:
