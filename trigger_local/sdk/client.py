@@ -15,6 +15,7 @@ environment changes made before then apply.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
@@ -315,22 +316,16 @@ class SyncApiClient(_Base):
         self._http, self._endpoint = None, None
 
     def follow_daemon(self) -> None:
-        """Look the daemon up again in the home's daemon.json (an event stream that lost it
-        does, sdk/events.py): one started again on another port is followed there. An address
-        given (`base_url`, configure(), TRIGGER_API_URL) stays, and so does the last one while
-        no daemon.json names one."""
-        if self._fixed is not None or read_daemon_info() is None:
-            return
-        try:
-            found = resolve_endpoint()
-        except ValidationError:
-            return
-        with self._lock:
-            if found == self._endpoint:
-                return
-            old, self._http, self._endpoint = self._http, None, found
-        if old is not None:
-            old.close()
+        """Look the daemon up again in the home's daemon.json (sdk/events.py, after a lost
+        stream): one started again on another port is followed. A given address stays."""
+        with contextlib.suppress(ValidationError):
+            found = None if self._fixed or not read_daemon_info() else resolve_endpoint()
+            with self._lock:
+                if found is None or found == self._endpoint:
+                    return
+                old, self._http, self._endpoint = self._http, None, found
+            if old is not None:
+                old.close()
 
     trigger = _blocking(Routes.trigger)
     batch_trigger = _blocking(Routes.batch_trigger)
