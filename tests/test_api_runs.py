@@ -205,6 +205,12 @@ async def test_an_increment_out_of_range_says_the_range(api: httpx.AsyncClient,
         assert r.json()["error"] == ("operations[0].value must be a number from "
                                      "-9,007,199,254,740,992 to 9,007,199,254,740,992 to "
                                      f"increment by, not {shown}"), r.text
+    # an integer past a float's range (JSON allows any number of digits) was an
+    # OverflowError (math.isfinite, then the message's formatting): a 500
+    huge = '{"operations": [{"type": "increment", "key": "n", "value": 1%s}]}' % ("0" * 400)
+    r = await api.put(f"/api/v1/runs/{run_id}/metadata", content=huge)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"].endswith("to increment by, not a number of 401 digits"), r.text
     ok = await api.put(f"/api/v1/runs/{run_id}/metadata",
                        json={"operations": [{"type": "increment", "key": "n", "value": 2**53}]})
     assert ok.json() == {"metadata": {"n": 2**53}}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import http.server
 import json
+import resource
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -107,6 +110,27 @@ def test_a_payload_past_what_any_daemon_takes_is_not_read_whole(
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert "--payload file /dev/zero holds more than 1,000 bytes, more than any daemon takes" \
         in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("given", ["file", "stdin"])
+def test_a_small_payload_is_read_under_an_address_space_limit(tmp_path: Path,
+                                                              given: str) -> None:
+    # the bounded read asked for its whole bound at once (read(512 MiB + 64 KiB + 1)), which
+    # allocates it first: under `ulimit -v` below that, `--payload @p.json` of 9 bytes (and
+    # `--payload -`) was a MemoryError traceback. A real CLI process with a 450 MiB limit
+    payload = tmp_path / "p.json"
+    payload.write_text('{"a": 1}\n')
+    limit = 450 * 1024 * 1024
+    result = subprocess.run(
+        [sys.executable, "-m", "trigger_local", "trigger", "hello", "--payload",
+         f"@{payload}" if given == "file" else "-"],
+        input=payload.read_text(), capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "TRIGGER_LOCAL_HOME": str(tmp_path / "home"),
+             "TRIGGER_API_URL": "http://127.0.0.1:9"},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr, result.stderr
+    # read and parsed: what stops it is the daemon that is not there
+    assert result.returncode == 1 and "127.0.0.1:9" in result.stderr, result.stderr
 
 
 def test_malformed_token_data_from_stdin() -> None:

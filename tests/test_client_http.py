@@ -162,6 +162,32 @@ def test_environment_wins_over_the_home(stub: tuple[Stub, str], home: Path,
     api.close()
 
 
+def test_follow_daemon_moves_only_an_address_found_in_the_home(
+        stub: tuple[Stub, str], home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`follow_daemon` (after an event stream lost its daemon): the home's daemon.json naming
+    another address moves the client there, connection and all; an address given (base_url,
+    TRIGGER_API_URL) stays, and so does the last one while no daemon.json names one."""
+    _, url = stub
+    write_daemon_home(home, "http://127.0.0.1:1")
+    api, fixed = SyncApiClient(), SyncApiClient("http://127.0.0.1:1", KEY)
+    with pytest.raises(DaemonNotRunningError):
+        api.healthz()
+    write_daemon_home(home, url)  # the daemon came back on another port
+    api.follow_daemon()
+    fixed.follow_daemon()
+    assert api.healthz() == {"ok": True} and api.endpoint.base_url == url
+    assert fixed.endpoint.base_url == "http://127.0.0.1:1"
+    (home / "daemon.json").unlink()  # stopped: the last address is the best guess
+    api.follow_daemon()
+    assert api.endpoint.base_url == url
+    monkeypatch.setenv("TRIGGER_API_URL", url)
+    write_daemon_home(home, "http://127.0.0.1:1")
+    api.follow_daemon()
+    assert api.endpoint.base_url == url
+    api.close()
+    fixed.close()
+
+
 def test_wrong_key_is_an_authentication_error(stub: tuple[Stub, str]) -> None:
     api = SyncApiClient(stub[1], "tr_dev_wrong")
     with pytest.raises(AuthenticationError, match="Invalid API Key"):

@@ -14,7 +14,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from trigger_local import http_deadline
 from trigger_local.http_server import HttpServer, bind
@@ -27,7 +28,13 @@ async def slow(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
-APP = Starlette(routes=[Route("/slow", slow)])
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    while True:
+        await websocket.send_text(await websocket.receive_text())
+
+
+APP = Starlette(routes=[Route("/slow", slow), WebSocketRoute("/echo", echo)])
 
 
 @pytest.fixture
@@ -71,3 +78,15 @@ async def test_a_request_whose_head_came_is_answered_however_long_it_takes(port:
         assert await reader.readexactly(length) == b'{"ok":true}'
         assert not await closed_within(reader, 2 * DEADLINE_S)
     writer.close()
+
+
+async def test_a_websocket_outlives_the_deadline(port: int) -> None:
+    # a shared task process's channel (runtime/channel.py) is a WebSocket: its upgrade request
+    # had its head, and the connection, no longer HTTP, is never cut by the deadline
+    import websockets
+
+    async with websockets.connect(f"ws://127.0.0.1:{port}/echo") as ws:
+        for word in ("one", "two"):
+            await asyncio.sleep(3 * DEADLINE_S)
+            await ws.send(word)
+            assert await asyncio.wait_for(ws.recv(), 10) == word

@@ -42,6 +42,15 @@ def test_an_unknown_name_far_from_any_setting_has_no_guess() -> None:
                      "docs/configuration.md lists them"]
 
 
+def test_a_setting_in_lower_case_is_named_in_upper_case() -> None:
+    # the names are case-sensitive: TRIGGER_LOCAL_concurrency is ignored, and had no guess
+    from trigger_local.config import ignored_variables
+
+    assert ignored_variables({"TRIGGER_LOCAL_concurrency": "50"}) == [
+        "TRIGGER_LOCAL_concurrency is not a setting and is ignored: did you mean "
+        "TRIGGER_LOCAL_CONCURRENCY? docs/configuration.md lists them"]
+
+
 def test_every_setting_and_every_variable_read_is_known() -> None:
     from trigger_local.config import ignored_variables
     from trigger_local.settings_checks import OTHER_VARIABLES

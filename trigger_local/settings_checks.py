@@ -125,7 +125,8 @@ def unknown_variables(env: Mapping[str, str], settings: Iterable[str]) -> list[s
         name = var.removeprefix("TRIGGER_LOCAL_")
         if name == var or name in known:
             continue
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        # upper case: `TRIGGER_LOCAL_concurrency` (names are case-sensitive) had no guess
+        close = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.6)
         hint = f"did you mean TRIGGER_LOCAL_{close[0]}? " if close else ""
         lines.append(f"TRIGGER_LOCAL_{name} is not a setting and is ignored: {hint}"
                      "docs/configuration.md lists them")

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -285,3 +286,39 @@ def test_a_watch_says_when_the_daemon_is_lost_and_back(watched: DaemonProcess, l
     assert watch.wait(60) == 0, watch.stderr()
     assert "Traceback" not in watch.stderr() and "COMPLETED" in watch.stderr(), watch.stderr()
     assert watch.stderr().count("Lost the daemon") == 1, watch.stderr()
+
+
+def test_a_watch_follows_the_daemon_back_on_another_port(watched: DaemonProcess,
+                                                          live: list[Live]) -> None:
+    """The daemon is killed under `trigger --wait` and started again from the same home on
+    another port (the old one taken, or `up --port`): the watch finds it there (the home's
+    daemon.json, as a task process does), says it answers again at its new address and ends
+    with the run. It used to knock on the old port for ever, though its "Lost the daemon"
+    line promised that the wait goes on when the daemon answers."""
+    token = _token(watched)
+    argv = ["trigger", "gate", "--payload", json.dumps({"token": token}), "--wait"]
+    watch = Live([sys.executable, "-m", "trigger_local", *argv], _env(watched))
+    live.append(watch)
+    wait_for(lambda: "waiting at the gate" in watch.stderr() + watch.stdout(), 60,
+             what="the run to wait at the gate")
+    old_url = watched.url
+    watched.kill9()
+    wait_for(lambda: "Lost the daemon" in watch.stderr() or watch.proc.poll() is not None, 30,
+             what="the watch to say the daemon is lost")
+    watched.port = _free_port()
+    watched.start()
+    assert watched.url != old_url
+    wait_for(lambda: "answers again" in watch.stderr() or watch.proc.poll() is not None, 30,
+             what="the watch to say the daemon is back")
+    back = [line for line in watch.stderr().splitlines() if "answers again" in line]
+    assert len(back) == 1 and watched.url in back[0], watch.stderr()
+    r = watched.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": 1})
+    assert r.status_code == 200, r.text
+    assert watch.wait(60) == 0, watch.stderr()
+    assert "Traceback" not in watch.stderr() and "COMPLETED" in watch.stderr(), watch.stderr()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -137,11 +137,16 @@ def read_json_arg(value: str, option: str) -> Any:
 #: the most of a file or stdin an option reads: the largest payload any daemon takes, and the
 #: JSON around it (`--payload @/dev/zero` stops there, with one line, not out of memory)
 MAX_ARGUMENT_BYTES = MAX_PAYLOAD_LIMIT_BYTES + BODY_OVERHEAD_BYTES
+READ_PIECE_BYTES = 1024 * 1024
 
 
 def _read_text(stream: BinaryIO, option: str, where: str) -> str:
     """UTF-8 text of at most MAX_ARGUMENT_BYTES from `stream`, else one line saying why."""
-    data = stream.read(MAX_ARGUMENT_BYTES + 1)
+    # in pieces: read(n) allocates its n bytes first, and 512 MiB for a file of a few bytes
+    # was a MemoryError traceback under an address-space limit (`ulimit -v`)
+    data = bytearray()
+    while len(data) <= MAX_ARGUMENT_BYTES and (piece := stream.read(READ_PIECE_BYTES)):
+        data += piece
     if len(data) > MAX_ARGUMENT_BYTES:
         fail(f"{option} {where} holds more than {MAX_ARGUMENT_BYTES:,} bytes, more than any "
              "daemon takes (payload_limit_bytes, docs/configuration.md). Pass a reference (a "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,7 +31,7 @@ def check_operations(operations: Sequence[Any]) -> list[dict[str, Any]]:
             raise ValidationError(f"{where}.key must be a string")
         by = op.get("value", 1)
         if op["type"] == "increment" and (isinstance(by, bool) or not isinstance(by, int | float)
-                                          or not math.isfinite(by) or abs(by) > MAX_STORED_INT):
+                                          or not abs(by) <= MAX_STORED_INT):  # NaN: not <=
             # the range, and what came (1e308 is finite, and out of it)
             raise ValidationError(f"{where}.value must be a number from -{MAX_STORED_INT:,} to "
                                   f"{MAX_STORED_INT:,} to increment by, not {_shown(by)}")
@@ -45,8 +44,10 @@ def _shown(value: Any) -> str:
     (a string may be megabytes long)."""
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
-    if isinstance(value, int | float):
+    if isinstance(value, float) or isinstance(value, int) and abs(value) < 10**300:
         return f"{value:g}"
+    if isinstance(value, int):  # past a float's range (JSON has no limit): not an OverflowError
+        return f"a number of {len(str(abs(value)))} digits"
     kinds: dict[type, str] = {str: "a string", list: "a list", dict: "an object"}
     return kinds.get(type(value), "that")
 

@@ -15,6 +15,7 @@ environment changes made before then apply.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
@@ -320,6 +321,18 @@ class SyncApiClient(_Base):
         if self._http is not None:
             self._http.close()
         self._http, self._endpoint = None, None
+
+    def follow_daemon(self) -> None:
+        """Look the daemon up again in the home's daemon.json (sdk/events.py, after a lost
+        stream): one started again on another port is followed. A given address stays."""
+        with contextlib.suppress(ValidationError):
+            found = None if self._fixed or not read_daemon_info() else resolve_endpoint()
+            with self._lock:
+                if found is None or found == self._endpoint:
+                    return
+                old, self._http, self._endpoint = self._http, None, found
+            if old is not None:
+                old.close()
 
     trigger = _blocking(Routes.trigger)
     batch_trigger = _blocking(Routes.batch_trigger)
