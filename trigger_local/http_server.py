@@ -1,7 +1,7 @@
 """The daemon's HTTP server: uvicorn on a socket the daemon binds itself, without uvicorn's own
 signal handlers (the daemon handles them to stop in order, daemon_core.py), and a drain that stops
 accepting, lets in-flight requests finish for a moment, then cuts the rest (keep-alive
-connections: http_drain.py); a request head that does not come in time closes its connection
+connections: http_drain.py); a request head or body that does not come in time closes its connection
 (http_deadline.py)."""
 
 from __future__ import annotations
