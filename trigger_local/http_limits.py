@@ -12,6 +12,7 @@ times nginx's 8 KiB buffers)."""
 
 from __future__ import annotations
 
+from .errors import HeadTooLarge
 from .http_deadline import HeadDeadlineHttp
 
 MAX_HEADERS = 100
@@ -22,11 +23,6 @@ _MESSAGE = (f"Request header fields too large: at most {MAX_HEADERS} headers and
 _TOO_LARGE_ANSWER = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
                      b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
                      b"connection: close\r\n\r\n%s" % (len(_MESSAGE), _MESSAGE))
-
-
-class HeadTooLarge(Exception):
-    """Raised in a parser callback: the parser stops, and uvicorn answers what it reads as a
-    bad request (`send_400_response`), which here becomes the 431."""
 
 
 class HeadLimitsHttp(HeadDeadlineHttp):
