@@ -41,7 +41,10 @@ class HttpServer:
         # proxy_headers off: no proxy stands before the daemon, so X-Forwarded-For from a local
         # client named the peer it liked, and the layer that read it cost every request a call
         # (issue #13); server_header off: 17 bytes of "server: uvicorn" less in every answer
-        config = uvicorn.Config(HeadAsGet(app), log_level="warning", access_log=False,
+        # log_config None: uvicorn's loggers get no handlers of their own, and their lines go
+        # through the daemon's logging (logs.py) in its format
+        config = uvicorn.Config(HeadAsGet(app), log_config=None, log_level="warning",
+                                access_log=False,
                                 lifespan="off", proxy_headers=False, server_header=False,
                                 timeout_keep_alive=60, http=HeadLimitsHttp,
                                 timeout_graceful_shutdown=DRAIN_S)  # type: ignore[arg-type]
