@@ -44,6 +44,7 @@ from .daemon_start import (
 )
 from .dev_lock import hold_dev_lock
 from .dev_watch import DevWatcher
+from .dotenv import read_dotenv
 from .render import log_line
 from .run_events import StatusLines
 
@@ -61,16 +62,7 @@ def task_env(root: Path) -> dict[str, str]:
     ValidationError for a `.env` that is not UTF-8 text, or an environment no process can get."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV)}
     dotenv = root / ".env"
-    if dotenv.is_file():
-        try:
-            text = dotenv.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValidationError(f"{dotenv} is not UTF-8 text (byte {exc.start}): save it as "
-                                  "UTF-8") from None
-        for line in text.splitlines():
-            key, sep, value = line.strip().removeprefix("export ").partition("=")
-            if sep and key and not key.startswith("#"):
-                env[key.strip()] = value.strip().strip("'\"")
+    env.update(read_dotenv(dotenv))
     _check_env_size(env, dotenv)
     check_task_env(env)
     return env
