@@ -116,3 +116,19 @@ def test_dotenv_lines_it_cannot_read_are_each_one_warning_and_the_rest_is_taken(
         f"Warning: {tmp_path / '.env'}, line 3, has no name before its `=`; the line is skipped.",
         f"Warning: {tmp_path / '.env'}, line 4, opens a quote (\") it does not close; the line "
         "is skipped."], lines
+
+
+@pytest.mark.parametrize(("retry", "message"), [
+    ("factor = 0", "Retry factor must be a number above 0 and at most 315360000, got 0"),
+    ("factor = -1", "Retry factor must be a number above 0 and at most 315360000, got -1"),
+    ("min_timeout_s = -1", "Retry min_timeout_s must be a number from 0 to 315360000, got -1"),
+    ("min_timeout_s = 5\nmax_timeout_s = 1",
+     "Retry max_timeout_s must be at least min_timeout_s, got 1 < 5"),
+])
+def test_a_retry_value_out_of_range_gets_one_message_with_its_own_range(
+        tmp_path: Path, retry: str, message: str) -> None:
+    """factor = -1 said "from 0 to …", and factor = 0 then "needs factor > 0": two ranges."""
+    (tmp_path / "trigger.toml").write_text(f'project = "proj_x"\n[retry]\n{retry}\n')
+    with pytest.raises(ValidationError) as caught:
+        load_project(tmp_path)
+    assert caught.value.message == f"[retry] in trigger.toml: {message}", caught.value.message
