@@ -1,6 +1,6 @@
 """A request's head must arrive within `HEAD_DEADLINE_S`, and its body within `BODY_DEADLINE_S`
-of its head, or its connection is closed (a late body is answered 408 first, unless an answer
-has begun).
+of the read that brought the end of its head, or its connection is closed (a late body is
+answered 408 first, unless an answer has begun).
 
 uvicorn times out a kept-alive connection only between requests: a connection that sent
 nothing, the start of a request head and then nothing more, or a head and then a body that
@@ -34,6 +34,7 @@ class HeadDeadlineHttp(DrainingHttp):
 
     _head_deadline: asyncio.TimerHandle | None = None
     _body_deadline: asyncio.TimerHandle | None = None
+    _body_due = False  # a request's head came, and the end of its body has not
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -43,9 +44,16 @@ class HeadDeadlineHttp(DrainingHttp):
         super().on_message_begin()
         self._await_head()
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # armed only when a read ends inside a body: a request that came whole (most do)
+        # costs no timer
+        if self._body_due and self._body_deadline is None and not self.transport.is_closing():
+            self._body_deadline = self.loop.call_later(BODY_DEADLINE_S, self._body_late)
+
     def on_headers_complete(self) -> None:
         self._head_arrived()
-        self._body_deadline = self.loop.call_later(BODY_DEADLINE_S, self._body_late)
+        self._body_due = True
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -67,6 +75,7 @@ class HeadDeadlineHttp(DrainingHttp):
             self._head_deadline = None
 
     def _body_arrived(self) -> None:
+        self._body_due = False
         if self._body_deadline is not None:
             self._body_deadline.cancel()
             self._body_deadline = None
