@@ -305,6 +305,18 @@ def test_not_running_names_the_configured_port(monkeypatch: pytest.MonkeyPatch) 
     assert "8030" not in result.stderr
 
 
+def test_not_running_names_an_ipv6_host_in_brackets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TRIGGER_LOCAL_HOST=::1 (which `up` listens on) made the address http://::1:8030, "not a
+    daemon URL" (its port ':1:8030')."""
+    monkeypatch.delenv("TRIGGER_API_URL")
+    port = free_port()
+    monkeypatch.setenv("TRIGGER_LOCAL_HOST", "::1")
+    monkeypatch.setenv("TRIGGER_LOCAL_PORT", str(port))
+    result = runner.invoke(app, ["runs", "ls"])
+    assert result.exit_code == 1
+    assert f"not running at http://[::1]:{port}." in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("port", ["abc", "-5", "99999"])
 def test_a_port_setting_that_is_no_port_is_one_line(monkeypatch: pytest.MonkeyPatch,
                                                     port: str) -> None:
@@ -324,7 +336,12 @@ def test_a_port_setting_that_is_no_port_is_one_line(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize(("name", "value", "words"), [
-    ("TRIGGER_API_URL", "http://[::1", "is not a URL: Invalid port"),
+    ("TRIGGER_API_URL", "http://[::1", "TRIGGER_API_URL='http://[::1' is not a daemon URL: its "
+                                       "IPv6 address opens [ but does not close it (e.g. "
+                                       "http://[::1]:8030). Fix TRIGGER_API_URL"),
+    ("TRIGGER_API_URL", "http://a:b", "TRIGGER_API_URL='http://a:b' is not a daemon URL: its "
+                                      "port 'b' is not a number up to 65535."),
+    ("TRIGGER_API_URL", "http://[::1]:99999", "its port 99999 is over 65535"),
     ("TRIGGER_API_URL", "localhost:8030", "does not start with http:// or https:// (e.g. "),
     ("TRIGGER_API_URL", "   ", "The daemon URL is empty ('   '): give the daemon's address"),
     ("TRIGGER_API_URL", "foo", "does not start with http:// or https://"),

@@ -69,7 +69,8 @@ def test_a_url_that_is_not_one_is_named_where_it_was_given(tmp_path: Path,
     finally:
         client_module.configure()
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert "The daemon URL 'notaurl' is not a URL" in result.stderr, result.stderr
+    assert "'notaurl'" in result.stderr and "is not a daemon URL: it does not start with " \
+        "http:// or https://" in result.stderr, result.stderr
     named, other = ("--url", "TRIGGER_API_URL") if where == "--url" else \
         ("TRIGGER_API_URL", "--url")
     assert named in result.stderr and other not in result.stderr, result.stderr

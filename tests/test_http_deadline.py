@@ -1,6 +1,7 @@
-"""A request head that does not come in time closes its connection (trigger_local/
-http_deadline.py): a connection that sent nothing, or half a head, used to stay open forever
-and hold one of the daemon's file descriptors. A request whose head came is never cut by it,
+"""A request head or body that does not come in time closes its connection (trigger_local/
+http_deadline.py; a late body is answered 408 first): a connection that sent nothing, half a
+head, or a head and then a trickling body, used to stay open forever and hold one of the
+daemon's file descriptors. A request whose head came is never cut by it,
 however long its answer takes, and neither is an idle kept-alive connection (uvicorn's
 keep-alive timeout governs those). A real uvicorn server (the daemon's HttpServer) on a real
 socket, raw HTTP/1.1."""
@@ -34,12 +35,18 @@ async def echo(websocket: WebSocket) -> None:
         await websocket.send_text(await websocket.receive_text())
 
 
-APP = Starlette(routes=[Route("/slow", slow), WebSocketRoute("/echo", echo)])
+async def length(request: Request) -> JSONResponse:
+    return JSONResponse({"length": len(await request.body())})
+
+
+APP = Starlette(routes=[Route("/slow", slow), WebSocketRoute("/echo", echo),
+                       Route("/length", length, methods=["POST"])])
 
 
 @pytest.fixture
 async def port(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[int]:
     monkeypatch.setattr(http_deadline, "HEAD_DEADLINE_S", DEADLINE_S)
+    monkeypatch.setattr(http_deadline, "BODY_DEADLINE_S", 2 * DEADLINE_S)
     sock = bind("127.0.0.1", 0)
     http = HttpServer(APP, sock)
     await http.start()
@@ -90,3 +97,41 @@ async def test_a_websocket_outlives_the_deadline(port: int) -> None:
             await asyncio.sleep(3 * DEADLINE_S)
             await ws.send(word)
             assert await asyncio.wait_for(ws.recv(), 10) == word
+
+
+async def test_a_body_that_trickles_in_is_answered_408_and_its_connection_closed(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /length HTTP/1.1\r\nHost: daemon\r\nContent-Length: 100\r\n\r\n")
+    answer = b""
+    try:
+        async with asyncio.timeout(20 * DEADLINE_S):
+            for _ in range(100):  # a byte every DEADLINE_S / 3: past the body's deadline
+                writer.write(b"x")
+                await writer.drain()
+                try:
+                    answer += await asyncio.wait_for(reader.read(1000), DEADLINE_S / 3)
+                except TimeoutError:
+                    continue
+                if not answer or answer.endswith(b"in time."):
+                    break
+            answer += await reader.read()
+    except ConnectionResetError:
+        pass
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert answer.endswith(b"The request body did not arrive in time."), answer
+    writer.close()
+
+
+async def test_a_big_body_that_comes_in_time_is_read_whole(port: int) -> None:
+    body = b"x" * (3 * 1024 * 1024)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /length HTTP/1.1\r\nHost: daemon\r\nContent-Length: %d\r\n\r\n"
+                 % len(body))
+    for start in range(0, len(body), 64 * 1024):  # in pieces, each after a pause
+        writer.write(body[start:start + 64 * 1024])
+        await writer.drain()
+        await asyncio.sleep(0.002)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert b'"length":3145728' in await asyncio.wait_for(reader.read(100), 10)
+    writer.close()

@@ -100,3 +100,35 @@ def test_a_bad_value_in_pyproject_names_pyproject(tmp_path: Path, table: str) ->
         load_project(tmp_path)
     assert "[tool.trigger-local] of pyproject.toml" in caught.value.message, caught.value.message
     assert "trigger.toml" not in caught.value.message.replace("[tool.trigger-local]", "")
+
+
+def test_dotenv_lines_it_cannot_read_are_each_one_warning_and_the_rest_is_taken(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`B`, `=C` and `D="unterminated` were dropped (or taken half) without a word."""
+    (tmp_path / ".env").write_text('A=1\nB\n=C\nD="unterminated\n# a comment\n\nexport E="5"\n'
+                                   "F='x' # quoted, then a comment\n")
+    env = task_env(tmp_path)
+    assert env["A"] == "1" and env["E"] == "5" and "D" not in env and "B" not in env
+    assert "" not in env and "F" in env
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"Warning: {tmp_path / '.env'}, line 2, has no `=`: write NAME=value; the line is skipped.",
+        f"Warning: {tmp_path / '.env'}, line 3, has no name before its `=`; the line is skipped.",
+        f"Warning: {tmp_path / '.env'}, line 4, opens a quote (\") it does not close; the line "
+        "is skipped."], lines
+
+
+@pytest.mark.parametrize(("retry", "message"), [
+    ("factor = 0", "Retry factor must be a number above 0 and at most 315360000, got 0"),
+    ("factor = -1", "Retry factor must be a number above 0 and at most 315360000, got -1"),
+    ("min_timeout_s = -1", "Retry min_timeout_s must be a number from 0 to 315360000, got -1"),
+    ("min_timeout_s = 5\nmax_timeout_s = 1",
+     "Retry max_timeout_s must be at least min_timeout_s, got 1 < 5"),
+])
+def test_a_retry_value_out_of_range_gets_one_message_with_its_own_range(
+        tmp_path: Path, retry: str, message: str) -> None:
+    """factor = -1 said "from 0 to …", and factor = 0 then "needs factor > 0": two ranges."""
+    (tmp_path / "trigger.toml").write_text(f'project = "proj_x"\n[retry]\n{retry}\n')
+    with pytest.raises(ValidationError) as caught:
+        load_project(tmp_path)
+    assert caught.value.message == f"[retry] in trigger.toml: {message}", caught.value.message

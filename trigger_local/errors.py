@@ -301,6 +301,11 @@ class StartDeferred(Exception):  # noqa: N818 - a signal, not an error
     (engine/starting.py). Never leaves the engine."""
 
 
+class HeadTooLarge(Exception):  # noqa: N818 - a signal, not an error
+    """Raised in an HTTP parser callback (http_limits.py): the parser stops, and uvicorn answers
+    what it reads as a bad request, which there becomes a 431."""
+
+
 class AbortTaskRunError(Exception):
     """Raise inside a task to fail the run at once: no further attempts are made."""
 

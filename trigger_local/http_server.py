@@ -1,8 +1,8 @@
 """The daemon's HTTP server: uvicorn on a socket the daemon binds itself, without uvicorn's own
 signal handlers (the daemon handles them to stop in order, daemon_core.py), and a drain that stops
 accepting, lets in-flight requests finish for a moment, then cuts the rest (keep-alive
-connections: http_drain.py); a request head that does not come in time closes its connection
-(http_deadline.py)."""
+connections: http_drain.py); a request head or body that does not come in time closes its
+connection (http_deadline.py), and a head past sensible limits is refused (http_limits.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from typing import Any
 import uvicorn
 
 from .errors import StartupError
-from .http_deadline import HeadDeadlineHttp
 from .http_head import HeadAsGet
+from .http_limits import HeadLimitsHttp
 
 DRAIN_S = 0.5  # in-flight requests may finish after the server stopped accepting
 
@@ -41,9 +41,12 @@ class HttpServer:
         # proxy_headers off: no proxy stands before the daemon, so X-Forwarded-For from a local
         # client named the peer it liked, and the layer that read it cost every request a call
         # (issue #13); server_header off: 17 bytes of "server: uvicorn" less in every answer
-        config = uvicorn.Config(HeadAsGet(app), log_level="warning", access_log=False,
+        # log_config None: uvicorn's loggers get no handlers of their own, and their lines go
+        # through the daemon's logging (logs.py) in its format
+        config = uvicorn.Config(HeadAsGet(app), log_config=None, log_level="warning",
+                                access_log=False,
                                 lifespan="off", proxy_headers=False, server_header=False,
-                                timeout_keep_alive=60, http=HeadDeadlineHttp,
+                                timeout_keep_alive=60, http=HeadLimitsHttp,
                                 timeout_graceful_shutdown=DRAIN_S)  # type: ignore[arg-type]
         self.server = _Server(config)
         self.sock = sock

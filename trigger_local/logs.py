@@ -40,19 +40,24 @@ def configure_logging(json_lines: bool = False, level: str = "INFO") -> None:
         structlog.processors.JSONRenderer() if json_lines
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    stamps: list[structlog.types.Processor] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[structlog.contextvars.merge_contextvars, *stamps,
+                    structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
             getattr(logging, level.upper(), logging.INFO)),
         logger_factory=SafePrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    # stdlib logging (uvicorn's) already swallows write errors (Handler.handleError)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    # stdlib logging's lines (uvicorn's: http_server.py gives it no handlers of its own) in the
+    # same format, their logger named; it already swallows write errors (Handler.handleError)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*stamps, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)

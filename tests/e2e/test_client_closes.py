@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
@@ -27,3 +28,17 @@ def test_a_client_closing_mid_body_is_no_daemon_error(ready: DaemonProcess, path
     assert CLOSED in d.log_text()
     run_id = d.trigger("hello", {})  # still serving
     d.wait_status(run_id, "COMPLETED")
+
+
+def test_uvicorns_warnings_are_in_the_daemons_log_format(daemon: DaemonProcess) -> None:
+    """uvicorn's own lines (here: a request it cannot parse) went to the log in uvicorn's
+    format ("WARNING:  Invalid HTTP request received."): now in the daemon's, logger named."""
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as s:
+        s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 400 ")
+    wait_for(lambda: "Invalid HTTP request received." in daemon.log_text(), timeout=30)
+    line = next(line for line in daemon.log_text().splitlines()
+                if "Invalid HTTP request received." in line)
+    assert not line.startswith("WARNING:"), line
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z \[warning *\] Invalid HTTP request "
+                    r"received\. +\[uvicorn\.error\]$", line), line

@@ -133,8 +133,15 @@ def _header_project(request: Request) -> str | None:
     """The project the header names; a malformed ref is a 400 with the message the same ref
     in a query parameter gets (`filter[project]`), not a 422."""
     value = request.headers.get(PROJECT_HEADER)
+    shown: str | bytes | None = value
+    if value and not value.isascii():  # shown as sent: UTF-8 text, else bytes, not Latin-1
+        raw = value.encode("latin-1")
+        try:
+            shown = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            shown = raw
     try:
-        return check_project_ref(value, f"{PROJECT_HEADER} header") if value else None
+        return check_project_ref(shown, f"{PROJECT_HEADER} header") if shown else None
     except ValidationError as exc:
         raise BadRequestError(exc.message, field=PROJECT_HEADER) from None
 

@@ -16,18 +16,7 @@ from rich.text import Text
 from ..config import ProjectConfig, find_project_root, load_project
 from ..errors import ValidationError
 from .common import JSON_OPTION, emit_json, err, fail, print_error
-
-
-def _dotenv(root: Path) -> dict[str, str]:
-    """The project's `.env` only: the host's environment does not belong in a container."""
-    env: dict[str, str] = {}
-    path = root / ".env"
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            key, sep, value = line.strip().removeprefix("export ").partition("=")
-            if sep and key and not key.startswith("#"):
-                env[key.strip()] = value.strip().strip("'\"")
-    return env
+from .dotenv import read_dotenv
 
 
 def deploy(
@@ -73,9 +62,10 @@ def _say(message: str) -> None:
 def _register(config: ProjectConfig, image: str, json_output: bool) -> None:
     from ..sdk.client import get_sync_client
 
-    try:
+    try:  # the project's `.env` only: the host's environment does not belong in a container
+        env = read_dotenv(config.root / ".env")
         answer = get_sync_client().register_version(project_dir=str(config.root), dirs=config.dirs,
-                                                    env=_dotenv(config.root), image=image,
+                                                    env=env, image=image,
                                                     defaults=config.task_defaults())
     except ValidationError as exc:
         print_error(exc.message)

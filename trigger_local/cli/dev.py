@@ -6,7 +6,8 @@ and holds a session of it (its event stream, which also shows only this project'
 no dev of a project runs, its runs wait as QUEUED (docs/architecture.md, "Projects").
 
 A module that fails to import does not stop anything: the traceback is printed and the
-daemon keeps serving the last version that imported. Ctrl-C (or SIGTERM, SIGHUP) stops
+daemon keeps serving the last version that registered (dev says which, or that there is none
+yet). Ctrl-C (or SIGTERM, SIGHUP) stops
 watching, and stops the daemon only if this command started it, at whatever moment of its start
 it comes (cli/daemon_start.py)."""
 
@@ -43,6 +44,7 @@ from .daemon_start import (
 )
 from .dev_lock import hold_dev_lock
 from .dev_watch import DevWatcher
+from .dotenv import read_dotenv
 from .render import log_line
 from .run_events import StatusLines
 
@@ -60,16 +62,7 @@ def task_env(root: Path) -> dict[str, str]:
     ValidationError for a `.env` that is not UTF-8 text, or an environment no process can get."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV)}
     dotenv = root / ".env"
-    if dotenv.is_file():
-        try:
-            text = dotenv.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValidationError(f"{dotenv} is not UTF-8 text (byte {exc.start}): save it as "
-                                  "UTF-8") from None
-        for line in text.splitlines():
-            key, sep, value = line.strip().removeprefix("export ").partition("=")
-            if sep and key and not key.startswith("#"):
-                env[key.strip()] = value.strip().strip("'\"")
+    env.update(read_dotenv(dotenv))
     _check_env_size(env, dotenv)
     check_task_env(env)
     return env
@@ -108,8 +101,7 @@ def register(api: SyncApiClient, config: ProjectConfig) -> str | None:
         trace = exc.details.get("traceback")
         if trace:
             err().print(Text(str(trace).rstrip(), style="dim"))
-        err().print("[yellow]Still serving the last version that imported; fix the file and "
-                    "save.[/yellow]")
+        err().print(f"[yellow]{escape(served_note(api, config.project))}[/yellow]")
         return None
     nested = answer.get("version")
     version: Json = nested if isinstance(nested, dict) else answer
@@ -123,6 +115,20 @@ def register(api: SyncApiClient, config: ProjectConfig) -> str | None:
         err().print(f"No tasks found in {escape(', '.join(config.dirs))}: define one with "
                     "@task(id=...).")
     return str(version.get("project") or config.project)
+
+
+def served_note(api: SyncApiClient, ref: str) -> str:
+    """What the daemon serves of project `ref` after a registration failed: the version it
+    had (the last that registered), or nothing: none ever registered."""
+    try:
+        found = [p for p in api.list_projects().get("data") or [] if p.get("ref") == ref]
+    except TriggerLocalError:
+        found = []
+    current = found[0].get("currentVersion") if found else None
+    if current:
+        return f"Still serving {current}, the last version that registered; fix it and save."
+    return (f"Nothing of {ref} is served yet: no version of it has registered, so its runs "
+            "wait. Fix it and save.")
 
 
 def own_key(home: Path) -> bool:

@@ -33,6 +33,7 @@ from ..errors import (
     error_from_response,
 )
 from ..projects import PROJECT_ENV, PROJECT_HEADER, check_project_ref
+from .daemon_url import FROM_ENV, FROM_HOME, GIVEN, check_daemon_url
 from .routes import (  # noqa: F401 - re-exported
     _OPTION_NAMES,
     API_VERSION,
@@ -101,6 +102,8 @@ def default_url() -> str:
     """Where a daemon started here with no flags would listen: the TRIGGER_LOCAL_HOST and
     TRIGGER_LOCAL_PORT settings (as `up` and `dev` read them), else 127.0.0.1:8030."""
     host = os.environ.get("TRIGGER_LOCAL_HOST") or "127.0.0.1"
+    if ":" in host and not host.startswith("["):  # an IPv6 address, as `up` takes it
+        host = f"[{host}]"
     port = os.environ.get("TRIGGER_LOCAL_PORT", "").strip() or str(DEFAULT_PORT)
     if not port.isdigit() or int(port) > 65535:  # not an httpx traceback later
         raise ValidationError(f"TRIGGER_LOCAL_PORT={port!r} is not a port: set it to the "
@@ -109,36 +112,15 @@ def default_url() -> str:
     return f"http://{host}:{port}"
 
 
-def _check_url(url: str, given: bool) -> None:
-    """A daemon URL that cannot be one is refused here, naming it and where it came from
-    (`given`: `--url` or `configure(base_url=...)`, not TRIGGER_API_URL); httpx's InvalidURL
-    is not a transport error, and a URL without http:// read as a lost connection."""
-    fix = ("Check the URL given (--url, or configure(base_url=...))." if given else
-           "Check TRIGGER_API_URL (unset, it means the local daemon).")
-    example = f"http://127.0.0.1:{DEFAULT_PORT}"
-    if not url.strip():
-        raise ValidationError(f"The daemon URL is empty ({url!r}): give the daemon's address, "
-                              f"e.g. {example}. {fix}")
-    import httpx  # here, not at import: a task process that makes no call never loads it
-    try:
-        scheme = httpx.URL(url).scheme
-    except httpx.InvalidURL as exc:
-        scheme, problem = "", str(exc)
-    else:  # `localhost:8030` parses as scheme "localhost": name a scheme only when one is there
-        problem = (f"it must start with http:// or https://, not {scheme}://"
-                   if scheme and "://" in url else
-                   f"it does not start with http:// or https:// (e.g. {example})")
-    if scheme not in ("http", "https"):
-        raise ValidationError(f"The daemon URL {url!r} is not a URL: {problem}. {fix}")
-
-
 def resolve_endpoint() -> Endpoint:
     """configure() first, then TRIGGER_API_URL / TRIGGER_SECRET_KEY, then the daemon home."""
     url = _overrides["base_url"] or os.environ.get("TRIGGER_API_URL")
+    source = GIVEN if _overrides["base_url"] else FROM_ENV
     key = _overrides["secret_key"] or os.environ.get("TRIGGER_SECRET_KEY")
     if not url:
         url = str((read_daemon_info() or {}).get("url") or default_url())
-    _check_url(url, given=bool(_overrides["base_url"]))
+        source = FROM_HOME
+    check_daemon_url(url, source)
     # The home's key is the right one whenever the daemon is ours, even if only the URL was set.
     home_key = read_secret_key()
     # A ref derived from the directory's name is named for the daemon's key only: another key

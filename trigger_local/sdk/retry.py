@@ -46,14 +46,16 @@ class Retry:
                                   f"{MAX_ATTEMPTS}, got {self.max_attempts!r}")
         for name in ("factor", "min_timeout_s", "max_timeout_s"):
             value = getattr(self, name)
+            bounds = (f"above 0 and at most {MAX_DURATION_S}" if name == "factor"  # 0: no wait
+                      else f"from 0 to {MAX_DURATION_S}")
             if (isinstance(value, bool) or not isinstance(value, int | float)
-                    or not 0 <= value <= MAX_DURATION_S):
-                raise ValidationError(f"Retry {name} must be a number from 0 to {MAX_DURATION_S}, "
-                                      f"got {value!r}")
+                    or not 0 <= value <= MAX_DURATION_S or (value == 0 and name == "factor")):
+                raise ValidationError(f"Retry {name} must be a number {bounds}, got {value!r}")
         if not isinstance(self.randomize, bool):
             raise ValidationError(f"Retry randomize must be true or false, got {self.randomize!r}")
-        if self.factor <= 0 or self.max_timeout_s < self.min_timeout_s:
-            raise ValidationError("Retry needs factor > 0 and 0 ≤ min_timeout_s ≤ max_timeout_s")
+        if self.max_timeout_s < self.min_timeout_s:
+            raise ValidationError(f"Retry max_timeout_s must be at least min_timeout_s, got "
+                                  f"{self.max_timeout_s!r} < {self.min_timeout_s!r}")
         object.__setattr__(self, "out_of_memory", parse_out_of_memory(self.out_of_memory,
                                                                       "Retry out_of_memory"))
 
