@@ -123,16 +123,34 @@ class Others:
     anything it announces — its commits, and the hello it sends as soon as its listener
     listens, which the others hear within milliseconds."""
 
-    def __init__(self, owner: Owner) -> None:
-        self.owner = owner
+    def __init__(self, owner: Owner, on_back: Callable[[], None]) -> None:
+        self.owner, self.on_back = owner, on_back
         self._until = -math.inf  # (monotonic)
+        #: what the commits not announced since another daemon was last believed would have
+        #: said, `(catalog, due_at)` merged (`skip`): told to it once one is seen (`on_back`)
+        self.missed: tuple[bool, float | None] | None = None
 
     def alive(self) -> bool:
         return time.monotonic() < self._until
 
+    def skip(self, catalog: bool, due_at: float | None) -> None:
+        """A commit not announced (alone, as far as known): remembered for `seen`."""
+        if self.missed is not None:
+            was_catalog, was_due = self.missed
+            catalog = catalog or was_catalog
+            due_at = was_due if due_at is None else due_at if was_due is None \
+                else min(due_at, was_due)
+        self.missed = (catalog, due_at)
+
     def seen(self) -> None:
-        """Another daemon showed it is alive: believed for a lease (its heartbeat renews it)."""
+        """Another daemon showed it is alive: believed for a lease (its heartbeat renews it).
+        Seen again after commits went unannounced (one whose heartbeat was silent for longer
+        than the lease and came back, or a new one whose hello came after a commit was
+        decided): `on_back`, which tells it what they would have said once they landed."""
+        back = not self.alive()
         self._until = time.monotonic() + self.owner.lease_s
+        if back and self.missed is not None:
+            self.on_back()
 
     def note(self, rows: list[DaemonRow]) -> None:
         """The daemons' rows: another one's fresh heartbeat says it is alive."""

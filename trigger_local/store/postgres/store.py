@@ -98,6 +98,7 @@ class PostgresStore:
         #: whether another daemon shares the database (daemons.py): known once this store's
         #: daemon listens (`listener`); until then, every commit that would is announced
         self.others: Others | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # (`_missed`)
 
     async def open(self) -> None:
         # three connections at most: the transactions' two (held, `_held`), and a spare for the
@@ -218,8 +219,12 @@ class PostgresStore:
                     # commit only) go with the COMMIT: sql.py `commit`
                     notify = (CHANNEL, announcement(self.owner.daemon_id, sql.wrote_catalog,
                                                     sql.due_at)) \
-                        if (sql.wrote_events or sql.wrote_catalog or sql.due_at is not None) \
-                        and (self.others is None or self.others.alive()) else None
+                        if sql.wrote_events or sql.wrote_catalog or sql.due_at is not None \
+                        else None
+                    if notify is not None and self.others is not None \
+                            and not self.others.alive():
+                        self.others.skip(sql.wrote_catalog, sql.due_at)
+                        notify = None
                     await sql.commit(notify)
                 except BaseException as exc:
                     await _roll_back(conn)
@@ -254,8 +259,26 @@ class PostgresStore:
     def listener(self, on_commit: Callable[[Commit], None]) -> Listener:
         """This daemon's listener; from now on its commits are announced only while another
         daemon shares the database (daemons.py `Others`)."""
-        self.others = self.others or Others(self.owner)
+        self.others = self.others or Others(self.owner, self._missed)
         return Listener(self.url, self.owner, on_commit, self.others)
+
+    def _missed(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._announce_missed())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _announce_missed(self) -> None:
+        """Another daemon seen again after commits went unannounced (daemons.py `Others`):
+        one announcement of what they would have said, after the commit under way (one of
+        them may be landing still), so that it looks at the database once they are there."""
+        async with self._lock:
+            pool, others = self._pool, self.others
+            if pool is None or others is None or others.missed is None:
+                return
+            (catalog, due_at), others.missed = others.missed, None
+            with contextlib.suppress(*UNREACHABLE, asyncpg.PostgresError):
+                await pool.execute("SELECT pg_notify($1, $2)", CHANNEL,
+                                   announcement(self.owner.daemon_id, catalog, due_at))
 
     def _live_pool(self) -> Any:
         if self._pool is None:
