@@ -76,9 +76,12 @@ async def test_a_lone_daemon_announces_nothing_until_another_says_hello(
         await _eventually(lambda: "daemon_b|hello|" in payloads)
         await _eventually(lambda: a.others is not None and a.others.alive())
         assert b.others is not None and b.others.alive()  # A's row, read as B listened
+        # A's commit made alone is told to B once A heard it (`Others.skip`): counted first
+        await _eventually(lambda: payloads.count("daemon_a||") == 1)
+        await asyncio.sleep(0.2)
         before = len(looks_b)
         await _commit_an_event(a)
-        await _eventually(lambda: any(p.startswith("daemon_a||") for p in payloads))
+        await _eventually(lambda: payloads.count("daemon_a||") == 2)
         await _eventually(lambda: len(looks_b) > before)  # B woke for A's commit
         # A looked as it listened and once more after its hello; B's hello is no commit
         await _eventually(lambda: len(looks_a) >= 2, HELLO_LOOK_S + 5)
