@@ -154,8 +154,8 @@ async def test_a_daemon_back_from_silence_hears_what_was_committed_meanwhile(
     as soon as B sees A again, not left for A's next idle poll (5 s dispatcher, 10 s SSE)."""
     url, payloads = heard
     looks_a: list[Commit] = []
-    a, task_a = await _listening(url, "daemon_a", 1.0, looks_a)
-    b, task_b = await _listening(url, "daemon_b", 1.0, [])
+    a, task_a = await _listening(url, "daemon_a", 2.0, looks_a)
+    b, task_b = await _listening(url, "daemon_b", 2.0, [])
     try:
         await _eventually(lambda: "daemon_b|hello|" in payloads)
         assert b.others is not None
