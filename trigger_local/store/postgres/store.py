@@ -276,9 +276,11 @@ class PostgresStore:
             if pool is None or others is None or others.missed is None:
                 return
             (catalog, due_at), others.missed = others.missed, None
-            with contextlib.suppress(*UNREACHABLE, asyncpg.PostgresError):
+            try:
                 await pool.execute("SELECT pg_notify($1, $2)", CHANNEL,
                                    announcement(self.owner.daemon_id, catalog, due_at))
+            except (*UNREACHABLE, asyncpg.PostgresError):
+                others.skip(catalog, due_at)  # kept for the next time one is seen again
 
     def _live_pool(self) -> Any:
         if self._pool is None:
