@@ -201,3 +201,29 @@ async def test_a_commit_that_outlasts_a_new_daemons_second_look_still_reaches_it
         if a is not None and task_a is not None:
             await _stop(a, task_a)
         await _stop(b, task_b)
+
+
+async def test_a_daemon_back_from_a_pause_of_its_own_says_hello_and_hears_what_it_missed(
+        heard: tuple[str, list[str]]) -> None:
+    """A paused (no heartbeat, no reads) for longer than the lease: B stopped announcing to it,
+    and A stopped believing in B too. A's first heartbeat round after the pause sees B again
+    and says hello, so B tells A at once what it did not announce — not at B's next round."""
+    url, payloads = heard
+    looks_a: list[Commit] = []
+    a, task_a = await _listening(url, "daemon_a", 2.0, looks_a)
+    b, task_b = await _listening(url, "daemon_b", 2.0, [])
+    try:
+        await _eventually(lambda: "daemon_b|hello|" in payloads)
+        assert a.others is not None and b.others is not None
+        await _eventually(lambda: not a.others.alive() and not b.others.alive())
+        await b.heartbeat(host="h", url="u", executor="process", pid=1, started_at=T0)
+        await _commit_an_event(b)  # A is gone as far as B knows: not announced
+        await asyncio.sleep(0.3)
+        looked = len(looks_a)
+        await a.heartbeat(host="h", url="u", executor="process", pid=1, started_at=T0)
+        await a.daemons()  # A's round after its pause: B is there
+        await _eventually(lambda: len(looks_a) > looked, 2.0)  # B was told, and told A
+        assert not looks_a[-1].reconnected
+    finally:
+        await _stop(b, task_b)
+        await _stop(a, task_a)

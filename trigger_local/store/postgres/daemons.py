@@ -144,12 +144,14 @@ class Others:
 
     def seen(self) -> None:
         """Another daemon showed it is alive: believed for a lease (its heartbeat renews it).
-        Seen again after commits went unannounced (one whose heartbeat was silent for longer
-        than the lease and came back, or a new one whose hello came after a commit was
-        decided): `on_back`, which tells it what they would have said once they landed."""
+        Seen after none was believed there (a new one, or one whose heartbeat was silent for
+        longer than the lease and came back): `on_back`, which tells the others what the
+        commits not announced meanwhile would have said, once they landed, or says hello —
+        they may have stopped believing in this one too (a pause of its own), and hearing
+        it they tell what they did not announce."""
         back = not self.alive()
         self._until = time.monotonic() + self.owner.lease_s
-        if back and self.missed is not None:
+        if back:
             self.on_back()
 
     def note(self, rows: list[DaemonRow]) -> None:

@@ -56,6 +56,7 @@ from .daemons import (
     announcement,
     daemons,
     heartbeat,
+    hello,
     orphaned_runs,
     refuse_while_others_run,
 )
@@ -98,7 +99,7 @@ class PostgresStore:
         #: whether another daemon shares the database (daemons.py): known once this store's
         #: daemon listens (`listener`); until then, every commit that would is announced
         self.others: Others | None = None
-        self._tasks: set[asyncio.Task[None]] = set()  # (`_missed`)
+        self._tasks: set[asyncio.Task[None]] = set()  # (`_on_back`)
 
     async def open(self) -> None:
         # three connections at most: the transactions' two (held, `_held`), and a spare for the
@@ -259,28 +260,31 @@ class PostgresStore:
     def listener(self, on_commit: Callable[[Commit], None]) -> Listener:
         """This daemon's listener; from now on its commits are announced only while another
         daemon shares the database (daemons.py `Others`)."""
-        self.others = self.others or Others(self.owner, self._missed)
+        self.others = self.others or Others(self.owner, self._on_back)
         return Listener(self.url, self.owner, on_commit, self.others)
 
-    def _missed(self) -> None:
+    def _on_back(self) -> None:
         task = asyncio.get_running_loop().create_task(self._announce_missed())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _announce_missed(self) -> None:
-        """Another daemon seen again after commits went unannounced (daemons.py `Others`):
-        one announcement of what they would have said, after the commit under way (one of
-        them may be landing still), so that it looks at the database once they are there."""
+        """Another daemon seen after none was believed there (daemons.py `Others.seen`): one
+        announcement of what the commits not announced meanwhile would have said, after the
+        commit under way (one of them may be landing still), so that it looks at the database
+        once they are there; with none, a hello."""
         async with self._lock:
             pool, others = self._pool, self.others
-            if pool is None or others is None or others.missed is None:
+            if pool is None or others is None:
                 return
-            (catalog, due_at), others.missed = others.missed, None
+            missed, others.missed = others.missed, None
             try:
                 await pool.execute("SELECT pg_notify($1, $2)", CHANNEL,
-                                   announcement(self.owner.daemon_id, catalog, due_at))
+                                   hello(self.owner.daemon_id) if missed is None else
+                                   announcement(self.owner.daemon_id, *missed))
             except (*UNREACHABLE, asyncpg.PostgresError):
-                others.skip(catalog, due_at)  # kept for the next time one is seen again
+                if missed is not None:
+                    others.skip(*missed)  # kept for the next time one is seen again
 
     def _live_pool(self) -> Any:
         if self._pool is None:
