@@ -49,6 +49,7 @@ from ...errors import DaemonStoppingError, StartupError, TransactionRetryError
 from ..models import Run
 from .daemons import (
     CHANNEL,
+    PROBE_S,
     Commit,
     DaemonRow,
     Listener,
@@ -132,6 +133,8 @@ class PostgresStore:
                                    f"{len(MIGRATIONS)}: run `trigger-local migrate`")
 
     async def close(self) -> None:
+        for task in self._tasks:  # (`_on_back`)
+            task.cancel()
         self._write_view = self._read_view = None
         pool, self._pool = self._pool, None
         read_pool, self._read_pool = self._read_pool, None
@@ -273,18 +276,18 @@ class PostgresStore:
         announcement of what the commits not announced meanwhile would have said, after the
         commit under way (one of them may be landing still), so that it looks at the database
         once they are there; with none, a hello."""
-        async with self._lock:
-            pool, others = self._pool, self.others
-            if pool is None or others is None:
-                return
+        others = self.others
+        if others is None:
+            return
+        async with self._lock:  # (the transactions wait for the lock, not for this NOTIFY)
             missed, others.missed = others.missed, None
-            try:
-                await pool.execute("SELECT pg_notify($1, $2)", CHANNEL,
-                                   hello(self.owner.daemon_id) if missed is None else
-                                   announcement(self.owner.daemon_id, *missed))
-            except (*UNREACHABLE, asyncpg.PostgresError):
-                if missed is not None:
-                    others.skip(*missed)  # kept for the next time one is seen again
+        try:
+            await asyncio.wait_for(self._live_pool().execute(
+                "SELECT pg_notify($1, $2)", CHANNEL, hello(self.owner.daemon_id)
+                if missed is None else announcement(self.owner.daemon_id, *missed)), PROBE_S)
+        except (*UNREACHABLE, asyncpg.PostgresError, DaemonStoppingError):
+            if missed is not None:
+                others.skip(*missed)  # kept for the next time one is seen again
 
     def _live_pool(self) -> Any:
         if self._pool is None:
