@@ -8,12 +8,15 @@ each with its own home."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from pg_cluster import Cluster
 
@@ -228,3 +231,35 @@ def test_a_checkpoint_is_restored_where_it_was_made_else_the_run_restarts_from_i
     finally:
         a.close()
         b.close()
+
+
+def test_a_daemon_back_from_a_pause_sees_the_others_commits_at_once(
+        pair: tuple[DaemonProcess, DaemonProcess]) -> None:
+    """A paused (SIGSTOP) for longer than the lease: B stops announcing its commits to it. A
+    comes back with its listener connected all along (no hello), and a run is triggered
+    through B before B's heartbeat round has read A's fresh row: once B reads it, B tells A of
+    that commit, and A's SSE stream shows the run then, not at its keepalive 10 s later."""
+    a, b = pair
+    assert a.client is not None and a.proc is not None
+    lines: list[tuple[float, str]] = []
+    opened = threading.Event()
+
+    def read() -> None:
+        with httpx.Client(base_url=a.url, headers=a.client.headers, timeout=120) as client, \
+                client.stream("GET", "/api/v1/local/stream") as response:
+            for line in response.iter_lines():
+                opened.set()
+                lines.append((time.monotonic(), line))
+
+    threading.Thread(target=read, daemon=True).start()
+    assert opened.wait(10)
+    os.kill(a.proc.pid, signal.SIGSTOP)
+    try:
+        # B believes A for a lease after each of its reads of A's fresh row: two leases
+        time.sleep(2 * float(LEASE_S) + 1.5)
+    finally:
+        os.kill(a.proc.pid, signal.SIGCONT)
+    began = time.monotonic()
+    run_id = b.trigger("noop", {}, delay="1h")  # one commit, and no more of B's after it
+    seen = wait_for(lambda: next((t for t, line in lines if run_id in line), None), 30)
+    assert seen - began < 1.5, seen - began

@@ -120,16 +120,36 @@ class Others:
     connects), and by anything it announces — its commits, and the hello it sends as soon as
     its listener listens, which the others hear within milliseconds."""
 
-    def __init__(self, owner: Owner) -> None:
-        self.owner = owner
+    def __init__(self, owner: Owner, on_back: Callable[[], None]) -> None:
+        self.owner, self.on_back = owner, on_back
         self._until = -math.inf  # (monotonic)
+        #: what the commits not announced since another daemon was last believed would have
+        #: said, `(catalog, due_at)` merged (`skip`): told to it once one is seen (`on_back`)
+        self.missed: tuple[bool, float | None] | None = None
 
     def alive(self) -> bool:
         return time.monotonic() < self._until
 
+    def skip(self, catalog: bool, due_at: float | None) -> None:
+        """A commit not announced (alone, as far as known): remembered for `seen`."""
+        if self.missed is not None:
+            was_catalog, was_due = self.missed
+            catalog = catalog or was_catalog
+            due_at = was_due if due_at is None else due_at if was_due is None \
+                else min(due_at, was_due)
+        self.missed = (catalog, due_at)
+
     def seen(self) -> None:
-        """Another daemon showed it is alive: believed for a lease (its heartbeat renews it)."""
+        """Another daemon showed it is alive: believed for a lease (its heartbeat renews it).
+        Seen after none was believed there (a new one, or one whose heartbeat was silent for
+        longer than the lease and came back): `on_back`, which tells the others what the
+        commits not announced meanwhile would have said, once they landed, or says hello —
+        they may have stopped believing in this one too (a pause of its own), and hearing
+        it they tell what they did not announce."""
+        back = not self.alive()
         self._until = time.monotonic() + self.owner.lease_s
+        if back:
+            self.on_back()
 
     def note(self, rows: list[DaemonRow]) -> None:
         """The daemons' rows: another one's fresh heartbeat says it is alive."""

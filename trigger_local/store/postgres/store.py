@@ -49,6 +49,7 @@ from ...errors import DaemonStoppingError, StartupError, TransactionRetryError
 from ..models import Run
 from .daemons import (
     CHANNEL,
+    PROBE_S,
     Commit,
     DaemonRow,
     Listener,
@@ -56,6 +57,7 @@ from .daemons import (
     announcement,
     daemons,
     heartbeat,
+    hello,
     orphaned_runs,
     refuse_while_others_run,
 )
@@ -98,6 +100,7 @@ class PostgresStore:
         #: whether another daemon shares the database (daemons.py): known once this store's
         #: daemon listens (`listener`); until then, every commit that would is announced
         self.others: Others | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # (`_on_back`)
 
     async def open(self) -> None:
         # three connections at most: the transactions' two (held, `_held`), and a spare for the
@@ -130,6 +133,8 @@ class PostgresStore:
                                    f"{len(MIGRATIONS)}: run `trigger-local migrate`")
 
     async def close(self) -> None:
+        for task in self._tasks:  # (`_on_back`)
+            task.cancel()
         self._write_view = self._read_view = None
         pool, self._pool = self._pool, None
         read_pool, self._read_pool = self._read_pool, None
@@ -218,8 +223,12 @@ class PostgresStore:
                     # commit only) go with the COMMIT: sql.py `commit`
                     notify = (CHANNEL, announcement(self.owner.daemon_id, sql.wrote_catalog,
                                                     sql.due_at)) \
-                        if (sql.wrote_events or sql.wrote_catalog or sql.due_at is not None) \
-                        and (self.others is None or self.others.alive()) else None
+                        if sql.wrote_events or sql.wrote_catalog or sql.due_at is not None \
+                        else None
+                    if notify is not None and self.others is not None \
+                            and not self.others.alive():
+                        self.others.skip(sql.wrote_catalog, sql.due_at)
+                        notify = None
                     await sql.commit(notify)
                 except BaseException as exc:
                     await _roll_back(conn)
@@ -254,8 +263,31 @@ class PostgresStore:
     def listener(self, on_commit: Callable[[Commit], None]) -> Listener:
         """This daemon's listener; from now on its commits are announced only while another
         daemon shares the database (daemons.py `Others`)."""
-        self.others = self.others or Others(self.owner)
+        self.others = self.others or Others(self.owner, self._on_back)
         return Listener(self.url, self.owner, on_commit, self.others)
+
+    def _on_back(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._announce_missed())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _announce_missed(self) -> None:
+        """Another daemon seen after none was believed there (daemons.py `Others.seen`): one
+        announcement of what the commits not announced meanwhile would have said, after the
+        commit under way (one of them may be landing still), so that it looks at the database
+        once they are there; with none, a hello."""
+        others = self.others
+        if others is None:
+            return
+        async with self._lock:  # (the transactions wait for the lock, not for this NOTIFY)
+            missed, others.missed = others.missed, None
+        try:
+            await asyncio.wait_for(self._live_pool().execute(
+                "SELECT pg_notify($1, $2)", CHANNEL, hello(self.owner.daemon_id)
+                if missed is None else announcement(self.owner.daemon_id, *missed)), PROBE_S)
+        except (*UNREACHABLE, asyncpg.PostgresError, DaemonStoppingError):
+            if missed is not None:
+                others.skip(*missed)  # kept for the next time one is seen again
 
     def _live_pool(self) -> Any:
         if self._pool is None:
