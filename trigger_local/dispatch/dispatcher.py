@@ -36,7 +36,7 @@ from ..engine.events import (
     ScheduleChanged,
     VersionRegistered,
 )
-from ..engine.handover import Places, hand_over
+from ..engine.handover import Places, RoomTaken, hand_over
 from ..executors.base import Executor
 from ..statuses import FINAL_STATUSES
 from ..store.models import EXECUTING, QUEUED, WAITING, Run
@@ -87,6 +87,8 @@ class Dispatcher:
         # round it did not wake would have
         self._room_unseen = False
         self._starting = False  # the round's dequeued runs are being started (`idle`)
+        # between a batch's `RoomTaken` notices: its hand-over took the room it freed (`wake`)
+        self._room_taken = False
         self._stopped = False
         engine.hub.subscribe(Event, self._on_event)
         engine.ctx.due.on_earlier = self._wakeup.set  # a new earliest due time: sleep less
@@ -96,6 +98,9 @@ class Dispatcher:
             engine.group.then = partial(hand_over, places)
 
     def _on_event(self, event: Event) -> None:
+        if isinstance(event, RoomTaken):
+            self._room_taken = event.opens
+            return
         if isinstance(event, RunChange) and event.status == QUEUED:
             self._queued_news += 1
             self._none_queued = False
@@ -119,8 +124,10 @@ class Dispatcher:
         (`_room_only`): with one HTTP trigger per run every run's end woke a round that asked
         the store nothing, yet cost three loop turns per run (~3 % of the daemon's CPU in a
         cProfile of `bench.py --only single`, issue #13);
-        `idle` then looks at the room when asked, and a run QUEUED later wakes the round."""
-        if self._room_only(0):
+        `idle` then looks at the room when asked, and a run QUEUED later wakes the round.
+        Nor while a group commit's events are published whose hand-over saw every run that may
+        start now (`RoomTaken`, engine/handover.py): the room they give is taken or useless."""
+        if self._room_taken or self._room_only(0):
             self._room_unseen = True
             return
         self._wakeup.set()

@@ -85,6 +85,7 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
                 continue
             placed += 1
         elif fresh:
+            tx.held_left = True  # the dispatcher's, and so is every run behind it
             break
         if gate is not None and not gate.admit(run, tx.now):
             continue  # stays QUEUED; the gate records when its window opens

@@ -21,6 +21,12 @@ the reservation was already let go (`attempts.start`), or is let go here for a r
 took. The dispatcher still runs its own rounds for what this does not cover (new processes,
 held runs resuming, timers). A store other daemons share (PostgreSQL) does not hand over: its
 dequeue must be exclusive.
+
+When its dequeue took fewer runs than the freed processes had room for, every one of them
+placed and started, it saw every run that may start now: a dispatcher round that the freed room
+woke would dequeue in a transaction of its own and find nothing (at concurrency 4, one round per
+group commit; issue #13). The batch's events then come between two `RoomTaken` notices, and the
+dispatcher takes the room they give as seen (dispatch/dispatcher.py `wake`).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from ..store.models import EXECUTING, WAITING, Run
 from ..supervise import report
 from . import attempts
 from .dequeue import dequeue
-from .events import RunStatusChanged
+from .events import Event, RunStatusChanged
 from .unit import Join, Tx
 
 
@@ -67,6 +73,14 @@ class Places(Protocol):
         """A process for `run` (its slot taken now), or None: the dispatcher will see to it."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomTaken(Event):
+    """A notice around a batch's events (`opens`: the first, else the last): the hand-over
+    saw every run that may start now (the module docstring). Published, not stored."""
+
+    opens: bool
+
+
 def freed(tx: Tx) -> list[RunStatusChanged]:
     """The changes of this transaction so far that freed a process's slot."""
     return [e for e in tx.published if isinstance(e, RunStatusChanged)
@@ -88,12 +102,13 @@ async def hand_over(places: Places, tx: Tx, join: Join) -> None:
     limit = places.room(slots, resumed(tx))
     if limit <= 0:
         return
-    runs = await _take(tx, limit, places)
+    runs, whole = await _take(tx, limit, places)
     for i, run in enumerate(runs):
         placement = places.place(run)
         if placement is None:  # `fits` counted it, but a process may have gone while an
             # earlier start awaited the store: the dispatcher's next round sees to the run
             tx.ctx.reserved.pop(run.id, None)
+            whole = False
             continue
         try:
             started = await join(attempts.start, run, placement.worker_id, placement.pid,
@@ -102,6 +117,9 @@ async def hand_over(places: Places, tx: Tx, join: Join) -> None:
             _abandon(tx, runs[i:], placement, exc)
             raise
         placement.follow(started)
+    if whole:
+        tx.published.insert(0, RoomTaken(opens=True))
+        tx.published.append(RoomTaken(opens=False))
 
 
 def _abandon(tx: Tx, runs: Sequence[Run], placement: Placement, exc: BaseException) -> None:
@@ -116,29 +134,32 @@ def _abandon(tx: Tx, runs: Sequence[Run], placement: Placement, exc: BaseExcepti
     placement.follow(failed)
 
 
-async def _take(tx: Tx, limit: int, places: Places) -> list[Run]:
+async def _take(tx: Tx, limit: int, places: Places) -> tuple[list[Run], bool]:
     """`dequeue`'s runs, reserved, up to the first one the executor cannot start here (a run of
     a sync task, ...): that one and those behind it stay where they are — their dequeue is
     undone, so a rate limit counts only the runs taken — for the dispatcher's next round, so no
-    run overtakes another. A dequeue that fails takes nothing (its reservations go)."""
+    run overtakes another. A dequeue that fails takes nothing (its reservations go). With them,
+    whether they are every run that may start now: fewer than `limit`, all taken, and no held
+    run stopped the dequeue (`Tx.held_left`)."""
     before = set(tx.ctx.reserved)
     try:
         async with tx.savepoint():
+            tx.held_left = False
             runs = await dequeue(tx, limit, reserve=True, fresh=True)
             fit = places.fits(runs)
             if fit < len(runs):
                 raise UndoPart(fit)
-            return runs
+            return runs, len(runs) < limit and not tx.held_left
     except UndoPart as fewer:
         _let_go(tx, before)
-        return await _take(tx, fewer.n, places) if fewer.n else []
+        return (await _take(tx, fewer.n, places))[0] if fewer.n else [], False
     except (TransactionLostError, TransactionRetryError):
         _let_go(tx, before)
         raise  # the whole batch is undone or run again
     except Exception as exc:  # noqa: BLE001 - the batch's completions stand; the dispatcher
         _let_go(tx, before)  # starts these runs in its own round
         report("error", "hand-over failed", error=repr(exc), exc_info=exc)
-        return []
+        return [], False
 
 
 def _let_go(tx: Tx, before: set[str]) -> None:

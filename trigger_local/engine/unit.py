@@ -107,6 +107,7 @@ class Tx:
         self.due_notes: list[Note] = []  # applied to `ctx.due` after the commit
         self.batch_checks: list[str] = []  # batches to complete after it (engine/endings.py)
         self.log_counts = Pending()  # applied to `ctx.log_caps` after the commit
+        self.held_left = False  # a `fresh` dequeue stopped at a held run (engine/dequeue.py)
         self._events = store.events
         # the areas that hold timers note each timer set or cleared through them (engine/due.py)
         note = self.due_notes.append
