@@ -19,6 +19,7 @@ _PEM = '"-----BEGIN KEY-----\nMIIEvQIBADANBg==\n-----END KEY-----"'
     ("A=plain value # a comment", "plain value"),
     ("A='x' # quoted, then a comment", "x"),
     ('A="x"   # quoted, then a comment', "x"),
+    ('A="x"#c', "x"),
     ("A=url#fragment", "url#fragment"),
     ('A=abc"', 'abc"'),
     ("A=\"'inner'\"", "'inner'"),

@@ -20,7 +20,7 @@ from .common import err
 _EXPORT = re.compile(r"export\s+")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "'": "'"}
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
-_COMMENT = re.compile(r"\s+#.*|\s*$", re.DOTALL)  # what may follow a value
+_COMMENT = re.compile(r"\s*(#.*)?", re.DOTALL)  # what may follow a closing quote
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
