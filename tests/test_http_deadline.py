@@ -135,3 +135,24 @@ async def test_a_big_body_that_comes_in_time_is_read_whole(port: int) -> None:
     assert head.startswith(b"HTTP/1.1 200"), head
     assert b'"length":3145728' in await asyncio.wait_for(reader.read(100), 10)
     writer.close()
+
+
+async def test_a_body_that_keeps_coming_past_the_deadline_is_read_whole(port: int) -> None:
+    # a big payload from another host (`up --host 0.0.0.0`, a payload limit up to 512 MiB) can
+    # take longer than BODY_DEADLINE_S on a slow link: it was cut at the deadline with a 408
+    # however fast it came; what is cut is a body slower than BODY_MIN_BYTES_PER_S
+    piece = 64 * 1024
+    body = b"x" * (40 * piece)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /length HTTP/1.1\r\nHost: daemon\r\nContent-Length: %d\r\n\r\n"
+                 % len(body))
+    started = asyncio.get_running_loop().time()
+    for start in range(0, len(body), piece):  # ~1.6 MiB/s, over 4 body deadlines in all
+        writer.write(body[start:start + piece])
+        await writer.drain()
+        await asyncio.sleep(http_deadline.BODY_DEADLINE_S / 10)
+    assert asyncio.get_running_loop().time() - started > 2 * http_deadline.BODY_DEADLINE_S
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert b'"length":%d' % len(body) in await asyncio.wait_for(reader.read(100), 10)
+    writer.close()

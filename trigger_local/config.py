@@ -128,7 +128,11 @@ class DaemonSettings:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """Where clients reach the daemon (daemon.json, task processes): an IPv6 host in
+        brackets, as sdk/client.py's default_url writes it."""
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") \
+            else self.host
+        return f"http://{host}:{self.port}"
 
     @classmethod
     def from_env(cls, **overrides: Any) -> DaemonSettings:

@@ -56,7 +56,10 @@ def configure_logging(json_lines: bool = False, level: str = "INFO") -> None:
     # same format, their logger named; it already swallows write errors (Handler.handleError)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*stamps, structlog.stdlib.add_logger_name],
+        # format_exc_info: a traceback as text, as in the daemon's own lines (JSON had a repr of
+        # the traceback object; the console a rich one with every frame's locals: keys, headers)
+        foreign_pre_chain=[*stamps, structlog.stdlib.add_logger_name,
+                           structlog.processors.format_exc_info],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
