@@ -83,12 +83,13 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
         if not run.worker_id:
             if placed >= limit:
                 continue
-            placed += 1
         elif fresh:
             tx.held_left = True  # the dispatcher's, and so is every run behind it
             break
         if gate is not None and not gate.admit(run, tx.now):
-            continue  # stays QUEUED; the gate records when its window opens
+            continue  # stays QUEUED, and takes no place; the gate records when its window opens
+        if not run.worker_id:
+            placed += 1
         current = projects.current_of(run.project)
         version_id = run.version_id or (current.id if current else None)
         if reserve and not run.worker_id:
