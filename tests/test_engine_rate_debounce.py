@@ -113,6 +113,20 @@ async def test_per_key_limits_each_concurrency_key(engine: Engine, clock: FakeCl
         == [i for i in a if i not in {r.id for r in first}]
 
 
+
+async def test_a_key_its_rate_limit_refuses_takes_no_room_from_another_key(
+        engine: Engine, clock: FakeClock) -> None:
+    spent = await trigger(engine, "per-key", concurrency_key="a")
+    assert [r.id for r in await engine.dequeue(1)] == spent  # key a's start of the minute
+    clock.advance(1)
+    refused = await trigger(engine, "per-key", 2, concurrency_key="a")
+    clock.advance(1)
+    other = await trigger(engine, "per-key", concurrency_key="b")
+    assert [r.id for r in await engine.dequeue(1)] == other
+    clock.advance(60)
+    assert [r.id for r in await engine.dequeue(1)][0] in refused
+
+
 async def test_indexing_without_a_rate_limit_lifts_it(engine: Engine) -> None:
     await engine.register_version(Version(id="version_2", project_dir="/proj", created_at=T0,
                                           tasks=[TaskDef(task_id="limited", queue="task/limited")]))
