@@ -20,6 +20,7 @@ from trigger_local.clock import FakeClock
 from trigger_local.dispatch.dispatcher import Dispatcher
 from trigger_local.engine import Engine, TriggerRequest
 from trigger_local.engine.handover import RoomTaken
+from trigger_local.ratelimit import parse_rate_limit
 from trigger_local.store.models import EXECUTING, QUEUED, Run, TaskDef
 
 
@@ -123,5 +124,37 @@ async def test_a_hand_over_that_left_runnable_runs_wakes_the_round(tmp_path: Pat
             assert notices == []
             assert len(calls) > before
             assert [await status(engine, i) for i in ids[3:5]] == [EXECUTING] * 2
+    finally:
+        await engine.store.close()
+
+
+async def test_a_rate_limited_run_leaves_the_freed_slot_to_another_queue(tmp_path: Path) -> None:
+    engine = await open_engine(tmp_path, FakeClock(1_700_000_000.0), concurrency=50, tasks=[
+        TaskDef(task_id="hello", queue="task/hello"),
+        TaskDef(task_id="limited", queue="task/limited",
+                rate_limit=parse_rate_limit({"limit": 1, "period": "1h"}))])
+    try:
+        clock = engine.clock
+        assert isinstance(clock, FakeClock)
+        spent = (await engine.trigger(TriggerRequest(task_id="limited"))).run.id
+        assert [r.id for r in await engine.dequeue(1)] == [spent]  # the hour's one start
+        first = await queue(engine, 1)
+        executor = Executor(engine, room=1, slots=1)  # one process, one slot
+        dispatcher = Dispatcher(engine, executor)  # type: ignore[arg-type]
+        engine.ctx.due.resync(None)
+        async with looping(dispatcher):
+            await settle()
+            assert [r.id for r in executor.started] == first
+            clock.advance(0.01)
+            limited = (await engine.trigger(TriggerRequest(task_id="limited"))).run.id
+            other = await queue(engine, 1)  # after the limited run, in another queue
+            await settle()
+            await engine.finish_attempt(first[0], 1, done())
+            await settle()
+            # the freed slot goes to the other queue's run, not held for the limited queue's
+            # window (an hour): the hand-over's dequeue counted the refused run as placed,
+            # took nothing, and woke no round
+            assert await status(engine, other[0]) == EXECUTING
+            assert await status(engine, limited) == QUEUED
     finally:
         await engine.store.close()

@@ -83,6 +83,24 @@ async def test_other_queues_are_not_held_back(engine: Engine) -> None:
     assert set(other) <= started and len(started) == 4
 
 
+
+async def test_a_refused_run_takes_no_room_from_another_queue(engine: Engine,
+                                                              clock: FakeClock) -> None:
+    # the window's burst is spent; the limited queue's next run is older than another queue's
+    await trigger(engine, "limited", 2)
+    assert len(await engine.dequeue(10)) == 2
+    clock.advance(1)
+    refused = await trigger(engine, "limited")
+    clock.advance(1)
+    other = await trigger(engine, "hello")
+    # room for one: the refused run does not take it (the other queue's run waited for the
+    # limited queue's window, seconds to hours, while a process had room)
+    assert [r.id for r in await engine.dequeue(1)] == other
+    assert await engine.dequeue(1) == []
+    clock.advance(10)
+    assert [r.id for r in await engine.dequeue(1)] == refused
+
+
 async def test_per_key_limits_each_concurrency_key(engine: Engine, clock: FakeClock) -> None:
     a = await trigger(engine, "per-key", 2, concurrency_key="a")
     b = await trigger(engine, "per-key", 1, concurrency_key="b")
@@ -93,6 +111,20 @@ async def test_per_key_limits_each_concurrency_key(engine: Engine, clock: FakeCl
     clock.advance(60)
     assert [r.id for r in await engine.dequeue(10)] \
         == [i for i in a if i not in {r.id for r in first}]
+
+
+
+async def test_a_key_its_rate_limit_refuses_takes_no_room_from_another_key(
+        engine: Engine, clock: FakeClock) -> None:
+    spent = await trigger(engine, "per-key", concurrency_key="a")
+    assert [r.id for r in await engine.dequeue(1)] == spent  # key a's start of the minute
+    clock.advance(1)
+    refused = await trigger(engine, "per-key", 2, concurrency_key="a")
+    clock.advance(1)
+    other = await trigger(engine, "per-key", concurrency_key="b")
+    assert [r.id for r in await engine.dequeue(1)] == other
+    clock.advance(60)
+    assert [r.id for r in await engine.dequeue(1)][0] in refused
 
 
 async def test_indexing_without_a_rate_limit_lifts_it(engine: Engine) -> None:

@@ -30,6 +30,20 @@ async def running_with_reserved(tx: Tx) -> RunningCounts:
         running[slot] = running.get(slot, 0) + 1
     return running
 
+async def _page(tx: Tx, gate: ratelimits.RateGate | None, project: str, queue: str, page: int,
+                per_key: int | None) -> list[Run]:
+    """The queue's first `page` QUEUED runs, and more while its rate limit refuses some of
+    them (a key whose window is closed, `per_key` limits): those would fill the page, and a
+    runnable run of another key behind them would wait for their window."""
+    want = page
+    while True:
+        runs = await tx.runs.queued(project, queue, page, per_key=per_key)
+        refused = 0 if gate is None else sum(gate.refuses(r, tx.now) for r in runs)
+        if not refused or len(runs) < page or len(runs) - refused >= want:
+            return runs
+        page = max(want + refused, 2 * page)
+
+
 async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
                   fresh: bool = False) -> list[Run]:
     """Take up to `limit` runnable runs, plus up to `held` more that resume in the process
@@ -65,7 +79,7 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
         in_use = sum(n for (p, q, _), n in running.items() if (p, q) == (project, queue))
         # and reserved runs, still QUEUED in the store, are skipped below
         page = (free if qlimit is None else free + in_use) + len(reserved)
-        for run in await tx.runs.queued(project, queue, page, per_key=qlimit):
+        for run in await _page(tx, gate, project, queue, page, qlimit):
             if run.id in reserved:
                 continue
             key = run.concurrency_key
@@ -83,12 +97,13 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
         if not run.worker_id:
             if placed >= limit:
                 continue
-            placed += 1
         elif fresh:
             tx.held_left = True  # the dispatcher's, and so is every run behind it
             break
         if gate is not None and not gate.admit(run, tx.now):
-            continue  # stays QUEUED; the gate records when its window opens
+            continue  # stays QUEUED, and takes no place; the gate records when its window opens
+        if not run.worker_id:
+            placed += 1
         current = projects.current_of(run.project)
         version_id = run.version_id or (current.id if current else None)
         if reserve and not run.worker_id:

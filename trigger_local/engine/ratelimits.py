@@ -19,13 +19,21 @@ class RateGate:
         self.changed: set[tuple[str, str, str]] = set()
         self.blocked: dict[tuple[str, str, str], float] = {}
 
+    def refuses(self, run: Run, now: float) -> bool:
+        """Whether `run`'s window is closed now, as the round began: `admit` would refuse it
+        without taking a start (a round's starts may close it further)."""
+        limit = self.limits.get((run.project or "", run.queue))
+        if limit is None:
+            return False
+        return not gcra(self.state.get(self._key(run, limit)), now, limit["limit"],
+                        limit["period_s"])[0]
+
     def admit(self, run: Run, now: float) -> bool:
         """Take one start for `run` if its queue's window allows it now."""
         limit = self.limits.get((run.project or "", run.queue))
         if limit is None:
             return True
-        key = (run.project or "", run.queue,
-               (run.concurrency_key or "") if limit["per_key"] else "")
+        key = self._key(run, limit)
         ok, value = gcra(self.state.get(key), now, limit["limit"], limit["period_s"])
         if ok:
             self.state[key] = value
@@ -33,6 +41,11 @@ class RateGate:
         else:
             self.blocked[key] = min(value, self.blocked.get(key, value))
         return ok
+
+    @staticmethod
+    def _key(run: Run, limit: RateLimit) -> tuple[str, str, str]:
+        return (run.project or "", run.queue,
+                (run.concurrency_key or "") if limit["per_key"] else "")
 
     async def save(self, tx: Tx) -> None:
         for key in self.changed | set(self.blocked):
