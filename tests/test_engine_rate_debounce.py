@@ -11,6 +11,7 @@ from trigger_local.clock import FakeClock
 from trigger_local.config import DaemonSettings
 from trigger_local.engine import Engine, TriggerRequest
 from trigger_local.engine.debounce import Debounce, parse_debounce
+from trigger_local.engine.dequeue import RATE_PAGE_MAX
 from trigger_local.errors import ValidationError
 from trigger_local.ratelimit import gcra, parse_rate_limit
 from trigger_local.store import Store
@@ -125,6 +126,41 @@ async def test_a_key_its_rate_limit_refuses_takes_no_room_from_another_key(
     assert [r.id for r in await engine.dequeue(1)] == other
     clock.advance(60)
     assert [r.id for r in await engine.dequeue(1)][0] in refused
+
+
+@pytest.fixture
+def pages(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The page sizes the dequeue reads the per-key and limited queues' runs with (both stores)."""
+    from trigger_local.store.postgres.runs import PgRuns
+    from trigger_local.store.sqlite.runs import SqliteRuns
+
+    read: list[int] = []
+    for cls in (SqliteRuns, PgRuns):
+        def spy(self: object, project: str, queue: str, limit: int, *args: object,
+                _real: object = cls.queued, **kwargs: object) -> object:
+            if queue in ("task/limited", "task/per-key"):
+                read.append(limit)
+            return _real(self, project, queue, limit, *args, **kwargs)  # type: ignore[operator]
+        monkeypatch.setattr(cls, "queued", spy)
+    return read
+
+
+async def test_a_queue_its_rate_limit_refuses_is_read_one_page_at_a_time(
+        engine: Engine, clock: FakeClock, pages: list[int]) -> None:
+    # a limit of the whole queue refuses every run alike: the first page is all a round reads,
+    # however deep the backlog; a per-key limit's page grows past refused keys, up to a bound
+    await trigger(engine, "limited", 2)
+    assert len(await engine.dequeue(10)) == 2
+    await trigger(engine, "limited", 300)
+    pages.clear()
+    assert await engine.dequeue(1) == []
+    assert pages == [1], pages
+    await trigger(engine, "per-key", concurrency_key="a")
+    assert len(await engine.dequeue(1)) == 1
+    await trigger(engine, "per-key", RATE_PAGE_MAX + 200, concurrency_key="a")
+    pages.clear()
+    assert await engine.dequeue(1) == []
+    assert pages and max(pages) == RATE_PAGE_MAX, pages
 
 
 async def test_indexing_without_a_rate_limit_lifts_it(engine: Engine) -> None:

@@ -30,18 +30,28 @@ async def running_with_reserved(tx: Tx) -> RunningCounts:
         running[slot] = running.get(slot, 0) + 1
     return running
 
+#: the most a page of a queue with a per-key rate limit grows to, past the runs of keys whose
+#: window is closed (`_page`): a deep backlog of one refused key is not read at every round
+RATE_PAGE_MAX = 1024
+
+
 async def _page(tx: Tx, gate: ratelimits.RateGate | None, project: str, queue: str, page: int,
                 per_key: int | None) -> list[Run]:
-    """The queue's first `page` QUEUED runs, and more while its rate limit refuses some of
-    them (a key whose window is closed, `per_key` limits): those would fill the page, and a
-    runnable run of another key behind them would wait for their window."""
+    """The queue's first `page` QUEUED runs, and more (up to RATE_PAGE_MAX) while its per-key
+    rate limit refuses some of them (keys whose window is closed): those would fill the page,
+    and a runnable run of another key behind them would wait for their window. A limit of the
+    whole queue refuses every run alike: its first page is all there is to read."""
+    limit = None if gate is None else gate.limits.get((project, queue))
     want = page
     while True:
         runs = await tx.runs.queued(project, queue, page, per_key=per_key)
-        refused = 0 if gate is None else sum(gate.refuses(r, tx.now) for r in runs)
-        if not refused or len(runs) < page or len(runs) - refused >= want:
+        if gate is None or limit is None or not limit["per_key"] or len(runs) < page \
+                or page >= RATE_PAGE_MAX:
             return runs
-        page = max(want + refused, 2 * page)
+        refused = sum(gate.refuses(r, tx.now) for r in runs)
+        if len(runs) - refused >= want:
+            return runs
+        page = min(RATE_PAGE_MAX, max(want + refused, 2 * page))
 
 
 async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
