@@ -189,7 +189,7 @@ def test_dev_prints_bracketed_task_ids_and_paths_as_written(
     root = tmp_path / "[/]dir"  # a folder "[" holding "]dir"
     root.mkdir(parents=True)
     config = ProjectConfig(root=root, project="proj_x")
-    assert register(Api(), config) == "proj_x"  # type: ignore[arg-type]
+    assert register(Api(), config, "proj_x") == "proj_x"  # type: ignore[arg-type]
     show_project(Api(), config, "proj_x")  # type: ignore[arg-type]
     said = capsys.readouterr().err
     assert "[red]y, x[/]" in said and f"({root})" in said, said

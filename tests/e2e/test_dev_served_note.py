@@ -28,7 +28,7 @@ def test_a_first_registration_that_fails_says_nothing_is_served(
         daemon: DaemonProcess, api: SyncApiClient, project: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     (project / ".env").write_text("TRIGGER_LOCAL_WORKER_CHANNEL=OFF\n")
-    assert register(api, load_project(project)) is None
+    assert register(api, load_project(project), "proj_test") is None
     said = " ".join(capsys.readouterr().err.split())
     assert "TRIGGER_LOCAL_WORKER_CHANNEL='OFF'" in said, said
     assert "Still serving" not in said, said
@@ -39,11 +39,11 @@ def test_a_first_registration_that_fails_says_nothing_is_served(
 def test_a_later_registration_that_fails_names_the_version_still_served(
         daemon: DaemonProcess, api: SyncApiClient, project: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    assert register(api, load_project(project)) == "proj_test"
+    assert register(api, load_project(project), "proj_test") == "proj_test"
     version = daemon.api("GET", "/api/v1/local/projects").json()["data"][0]["currentVersion"]
     capsys.readouterr()
     (project / ".env").write_text("TRIGGER_LOCAL_WORKER_CHANNEL=OFF\n")
-    assert register(api, load_project(project)) is None
+    assert register(api, load_project(project), "proj_test") is None
     said = " ".join(capsys.readouterr().err.split())
     assert f"Still serving {version}, the last version that registered; fix it and save." \
         in said, said

@@ -81,9 +81,10 @@ def _check_env_size(env: dict[str, str], dotenv: Path) -> None:
             f"{ENV_TOTAL_MAX_BYTES:,} in all). Put large values in a file and pass its path.")
 
 
-def register(api: SyncApiClient, config: ProjectConfig) -> str | None:
+def register(api: SyncApiClient, config: ProjectConfig, served: str) -> str | None:
     """Index and register the project with its trigger.toml defaults ([retry], machine,
-    max_duration); print its tasks, or the import error. The project's ref if it took.
+    max_duration); print its tasks, or the import error and what is still served of the
+    project (`served`, dev's, unless the config names one). The project's ref if it took.
     A config naming no project leaves the ref to the daemon: a project key's project, else
     the one the directory's name derives."""
     try:
@@ -101,7 +102,8 @@ def register(api: SyncApiClient, config: ProjectConfig) -> str | None:
         trace = exc.details.get("traceback")
         if trace:
             err().print(Text(str(trace).rstrip(), style="dim"))
-        err().print(f"[yellow]{escape(served_note(api, config.project))}[/yellow]")
+        ref = config.project if config.named else served
+        err().print(f"[yellow]{escape(served_note(api, ref))}[/yellow]")
         return None
     nested = answer.get("version")
     version: Json = nested if isinstance(nested, dict) else answer
@@ -279,9 +281,9 @@ def dev(
             lock = hold_dev_lock(settings.home, served, root, by_key=True)
         if lock.problem:
             err().print(lock.warning(served))
-        watcher = DevWatcher(config, lambda current: register(api, current))
+        watcher = DevWatcher(config, lambda current: register(api, current, served))
         watcher.start()  # before the first registration: a change made meanwhile is not missed
-        ref = register(api, config) or served
+        ref = register(api, config, served) or served
         show_project(api, config, ref)
         RunStream(api, ref, started).run()
     except KeyboardInterrupt:
