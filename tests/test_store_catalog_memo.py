@@ -52,6 +52,9 @@ async def test_a_pause_and_a_limit_are_seen_by_the_next_dequeue(engine: Engine) 
     assert await engine.dequeue(5) == []
     await engine.set_queue_paused(QUEUE, False)
     await engine.set_queue_limit(QUEUE, 1)
+    clock = engine.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(1)  # queued later: at one instant the order is the ids', which is random
     await engine.trigger(TriggerRequest(task_id="noop"))
     assert [r.id for r in await engine.dequeue(5)] == [run.id]  # the limit: one
 
