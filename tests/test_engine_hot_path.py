@@ -299,9 +299,9 @@ async def test_a_burst_of_log_lines_writes_its_count_once_and_reads_nothing(
     for run in runs:
         assert await engine.start_attempt(run, "worker_1", 1) is not None
     trace = Trace(engine)
-    for run in runs:
+    for run in runs:  # each burst says its first line (sdk/context.py): read from memory
         await engine.append_logs([LogEntry(run_id=run.id, attempt=1, at=T0, level="info",
-                                           message=f"line {i}") for i in range(3)])
+                                           message=f"line {i}") for i in range(3)], first=0)
     burst = trace.per_run()
     assert burst["INSERT log_usage"] == 1 and burst["INSERT logs"] == 3, burst  # a row a line
     # no count read, and of the lines only the last id (engine/runs.py store_logs), no page
@@ -309,7 +309,8 @@ async def test_a_burst_of_log_lines_writes_its_count_once_and_reads_nothing(
     trace = Trace(engine)
     for run in runs:  # sent again (its answer was lost): what the store holds is read, once
         await engine.append_logs([LogEntry(run_id=run.id, attempt=1, at=T0, level="info",
-                                           message=f"line {i}") for i in range(3)], first=0)
+                                           message=f"line {i}") for i in range(3)], first=0,
+                                 recount=True)
     again = trace.per_run()
     assert again["SELECT log_usage"] == 1 and "INSERT logs" not in again, again
     usage = await engine.queries.logs.usage(runs[0].id, 1)

@@ -51,7 +51,7 @@ async def test_a_burst_committed_under_a_canceled_request_is_stored_once_when_se
         assert request.cancelled()
         await _until(lambda: watch.fetchval(_SLEEPING), 0)  # the COMMIT ends
         assert len(await store.read().logs.for_run(run.id)) == 3  # it went through
-        await engine.append_logs(burst, first=0)  # the runtime sends it again
+        await engine.append_logs(burst, first=0, recount=True)  # the runtime sends it again
         await engine.append_logs([LogEntry(run_id=run.id, attempt=1, at=T0, level="info",
                                            message="four")], first=3)
         messages = [e.message for e in await store.read().logs.for_run(run.id)]

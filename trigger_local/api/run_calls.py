@@ -64,8 +64,9 @@ async def append_logs(svc: DaemonServices, run_id: str, attempt: int | None,
                               "attempt's lines) is required with again")
     entries = log_entries(run_id, body, attempt, svc.engine.clock.now())
     await _check_attempt_takes_logs(svc, run_id, entries[0].attempt if entries else attempt)
-    # sent again: its lines from `first` on may be stored already
-    await svc.engine.append_logs(entries, first if again else None)
+    # its lines from `first` on may be stored already: sent again, or read from the spool of
+    # its process, which died meanwhile (executors/assignments.py)
+    await svc.engine.append_logs(entries, first, recount=bool(again))
     return {}
 
 

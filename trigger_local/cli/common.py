@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..limits import BODY_OVERHEAD_BYTES, MAX_PAYLOAD_LIMIT_BYTES
 from ..projects import PROJECT_ENV
-from ..sdk.client import SyncApiClient, get_sync_client, resolve_endpoint
+from ..sdk.client import SyncApiClient, get_sync_client, read_daemon_info, resolve_endpoint
 from ..strict_json import loads_strict
 
 PIPE_WIDTH = 240
@@ -210,14 +210,18 @@ def _schedule_tasks(message: str, project: Any, scheduled: dict[str, Any]) -> st
 
 
 def _unauthenticated(message: str) -> str:
-    """A 401. With no key at all (a home whose daemon never ran, `--home` somewhere else), the
-    daemon that answered is another home's: "check TRIGGER_SECRET_KEY" sent the user to a
-    variable they never set."""
-    endpoint = resolve_endpoint()
+    """A 401. With no key at all (a home whose daemon never ran, `--home` somewhere else), or
+    the home's own key (TRIGGER_API_URL reaching another home's daemon), the daemon that
+    answered is another home's: "check TRIGGER_SECRET_KEY" sent the user to a variable they
+    never set."""
+    endpoint, key_file = resolve_endpoint(), home_dir() / "secret_key"
+    fix = (f"The daemon at {endpoint.base_url} belongs to another home: point --home (or "
+           "TRIGGER_LOCAL_HOME) at its home, or set TRIGGER_SECRET_KEY to its key.")
     if endpoint.secret_key is None:
-        return (f"{message}: no key was sent, as {home_dir() / 'secret_key'} does not exist. The "
-                f"daemon at {endpoint.base_url} belongs to another home: point --home (or "
-                "TRIGGER_LOCAL_HOME) at its home, or set TRIGGER_SECRET_KEY to its key.")
+        return f"{message}: no key was sent, as {key_file} does not exist. {fix}"
+    home_url = str((read_daemon_info() or {}).get("url") or "").rstrip("/")
+    if not os.environ.get("TRIGGER_SECRET_KEY") and endpoint.base_url != home_url:
+        return f"{message}: the daemon refused the key in {key_file}. {fix}"
     return (f"{message}. The daemon refused the secret key: check TRIGGER_SECRET_KEY, or unset "
             "it to use the key in $TRIGGER_LOCAL_HOME/secret_key.")
 

@@ -301,10 +301,10 @@ class Engine:
                               ) -> dict[str, Any]:
         return await self._run(reports.update_metadata, run_id, metadata, operations)
 
-    async def append_logs(self, entries: Sequence[LogEntry], first: int | None = None) -> None:
-        if not entries:  # a burst of log lines: one transaction (`first`: reports.append_logs)
-            return
-        await self._run(reports.append_logs, entries, first)
+    async def append_logs(self, entries: Sequence[LogEntry], first: int | None = None,
+                          recount: bool = False) -> None:
+        if entries:  # a burst of log lines: one transaction (`first`: reports.append_logs)
+            await self._run(reports.append_logs, entries, first, recount)
 
     # -- management ----------------------------------------------------------------------------
     async def append_stream(self, run_id: str, key: str, data: Sequence[str],

@@ -66,17 +66,26 @@ async def update_metadata(tx: Tx, run_id: str, metadata: dict[str, Any] | None,
     return value
 
 
-async def append_logs(tx: Tx, entries: Sequence[LogEntry], first: int | None = None) -> None:
+async def append_logs(tx: Tx, entries: Sequence[LogEntry], first: int | None = None,
+                      recount: bool = False) -> None:
     """Store a burst of log lines and spans (one event per run: the SSE stream expands it), up
     to each attempt's cap (engine/log_cap.py).
 
-    `first`: the burst is one run attempt's, sent again (its channel closed before the answer
-    came, docs/worker-protocol.md) and its first line is that attempt's line number `first`
-    (from 0): the lines the daemon already holds, or dropped, are not counted twice."""
+    `first`: the burst is one run attempt's and its first line is that attempt's line number
+    `first` (from 0): the lines from there on the daemon already holds, or dropped, are not
+    counted twice — those of a burst sent again (its channel closed before the answer came,
+    docs/worker-protocol.md), or stored from the process's spool while the burst was on its
+    way (the process died, executors/assignments.py `store_unsent`). `recount`: what it holds
+    is read from the store's count (a commit whose end this daemon missed is in it), not its
+    memory's."""
     caps = tx.ctx.log_caps
     if first is not None and entries:
-        run_id, attempt = entries[0].run_id, entries[0].attempt
-        held = await lines_received(tx.logs, caps, run_id, attempt, tx.log_counts)
+        key = (entries[0].run_id, entries[0].attempt)
+        if recount:
+            held = await lines_received(tx.logs, caps, *key, tx.log_counts)
+        else:
+            usage = await caps.current(tx.log_counts, tx.logs, key)
+            held = usage.stored_lines + usage.dropped_lines
         entries = entries[max(0, held - first):]
     kept = await caps.admit(tx.log_counts, tx.logs, tx.ctx.settings.log_limit_bytes, entries)
     if kept:

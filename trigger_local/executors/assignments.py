@@ -142,6 +142,8 @@ async def store_unsent(engine: Engine, path: Path, run_id: str, attempt: int) ->
     missing = unsent(path, run_id, attempt, held)
     if missing:
         now = engine.clock.now()
-        await engine.append_logs([_entry(run_id, attempt, raw, now) for raw in missing])
+        # from line `held` on: one a burst stored since the count above is not stored twice
+        await engine.append_logs([_entry(run_id, attempt, raw, now) for raw in missing], held,
+                                 recount=True)
         log.info("stored log lines the task process had not sent", run=run_id,
                  attempt=attempt, lines=len(missing))

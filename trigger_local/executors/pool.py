@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -160,9 +161,7 @@ class PoolExecutor:
         return self.checkpointer.capability.reason if self.checkpointer else NO_CHECKPOINTER
 
     def describe(self) -> dict[str, Any]:
-        states: dict[str, int] = {}
-        for w in self.workers.values():
-            states[w.state] = states.get(w.state, 0) + 1
+        states = dict(Counter(w.state for w in self.workers.values()))
         return {"name": self.name, "processes": self.live_processes(), "states": states,
                 **self.sharing.describe(self.workers.values()),
                 "checkpoint": self.can_checkpoint(),
@@ -265,6 +264,9 @@ class PoolExecutor:
         finally:
             self._launching.discard(worker.id)
         self.watch(worker)  # first: a failed write below must not leave it unwatched
+        if self._stopping:  # the stop's kill loop may have passed: it would outlive the daemon
+            worker.kill()
+            raise SpawnUnavailable("the daemon is stopping")
         await self._register(worker)
         log.debug("task worker started", worker=worker.id, pid=worker.pid, version=version.id,
                   executor=self.name)
@@ -391,9 +393,7 @@ class PoolExecutor:
         await self.eviction.start()
 
     async def shutdown(self, grace_s: float) -> None:
-        """A normal stop (executors/stopping.py): executing attempts get `grace_s` to finish, then
-        are interrupted (back to their queue); waiting runs keep their place, checkpointed or
-        with their worker left running for the next daemon."""
+        """A normal stop: executing attempts get `grace_s` to finish (executors/stopping.py)."""
         try:
             await stop_processes(self, grace_s)
         finally:

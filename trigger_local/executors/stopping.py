@@ -12,6 +12,9 @@ executor's task processes (docs/architecture.md, "Crash safety").
 - A shared process (executors/sharing.py) is never checkpointed: if it only holds waiting runs
   it is left running for the next daemon; if a run of it still executes after the grace, it is
   killed and every run it held (the waiting ones too) is interrupted.
+- A process whose start ends during the stop (a shared process's successor, whose start nobody
+  awaits) is killed as soon as it is up (executors/pool.py `start_worker`): the kill loop below
+  may have passed it, and it would poll for the gone daemon until its orphan timeout.
 - `kill_waiting` (`trigger-local down --kill-waiting`, which sends SIGUSR1): held processes are
   killed too; their runs are interrupted and start again from the top on the next daemon.
 """

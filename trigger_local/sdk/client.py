@@ -198,6 +198,15 @@ class _Base:
             self._endpoint = self._fixed or resolve_endpoint()
         return self._endpoint
 
+    def _moved(self) -> Endpoint | None:
+        """The daemon's address in the home's daemon.json if it is not the one in use (sdk/
+        events.py, after a lost stream: one started again on another port is followed); None
+        for a given address, which stays."""
+        with contextlib.suppress(ValidationError):
+            found = None if self._fixed or not read_daemon_info() else resolve_endpoint()
+            return None if found == self._endpoint else found
+        return None
+
 
 class ApiClient(_Base):
     """Async client of the daemon's management API.
@@ -238,6 +247,12 @@ class ApiClient(_Base):
         if self._http is not None and self._loop is asyncio.get_running_loop():
             await self._http.aclose()
         self._http, self._loop, self._endpoint = None, None, None
+
+    async def follow_daemon(self) -> None:
+        """Go to the daemon at the home's address if it moved (`_moved`)."""
+        if (found := self._moved()) is not None:
+            await self.aclose()
+            self._endpoint = found
 
     trigger = _aio(Routes.trigger)
     batch_trigger = _aio(Routes.batch_trigger)
@@ -305,16 +320,14 @@ class SyncApiClient(_Base):
         self._http, self._endpoint = None, None
 
     def follow_daemon(self) -> None:
-        """Look the daemon up again in the home's daemon.json (sdk/events.py, after a lost
-        stream): one started again on another port is followed. A given address stays."""
-        with contextlib.suppress(ValidationError):
-            found = None if self._fixed or not read_daemon_info() else resolve_endpoint()
-            with self._lock:
-                if found is None or found == self._endpoint:
-                    return
-                old, self._http, self._endpoint = self._http, None, found
-            if old is not None:
-                old.close()
+        """Go to the daemon at the home's address if it moved (`_moved`)."""
+        found = self._moved()
+        with self._lock:
+            if found is None or found == self._endpoint:
+                return
+            old, self._http, self._endpoint = self._http, None, found
+        if old is not None:
+            old.close()
 
     trigger = _blocking(Routes.trigger)
     batch_trigger = _blocking(Routes.batch_trigger)

@@ -2,8 +2,8 @@
 
 `stream_events` (async) and `iter_events` (blocking) yield one dict per event
 (`{"seq", "runId", "type", "at", "data", "logs"?}`) and reconnect by themselves with the last
-seq they saw, so a daemon restart costs no events (`iter_events` finds a daemon started again
-on another port: `SyncApiClient.follow_daemon`). `on_state(True/False)` tells the caller
+seq they saw, so a daemon restart costs no events, and find a daemon started again on another
+port (the clients' `follow_daemon`). `on_state(True/False)` tells the caller
 whether the connection is live (the dashboard's header shows it).
 """
 
@@ -159,6 +159,7 @@ async def stream_events(api: ApiClient, *, after: int | None = None, run_id: str
             ended = exc
         # back off before reconnecting to a daemon that is away
         await asyncio.sleep(follow.lost(ended))
+        await api.follow_daemon()  # which may have come back on another port
 
 
 def iter_events(api: SyncApiClient, *, after: int | None = None, run_id: str | None = None,
