@@ -102,3 +102,27 @@ def test_answers_frames_and_tokens_are_written_with_encoders_made_once(
     assert claims["scopes"] == ["read:runs:run_1"] and claims["exp"] == 1_700_003_600
     assert dumps_answer({"a": float("nan")}) == '{"a":null}'
     assert SafeJSONResponse({"s": "\ud800"}).body == b'{"s":"\\ufffd"}'
+
+
+def test_dumps_js_makes_an_encoder_once_per_default_and_writes_what_json_dumps_wrote(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task's output (`packets.encode`) and every channel frame of a task process go through
+    `dumps_js` with a `default`: `json.dumps` made an encoder for each (issue #13)."""
+    from trigger_local import strict_json
+
+    def default(obj: Any) -> Any:
+        return repr(obj)
+
+    value = {"a": [1, 2.5, "é"], "b": frozenset({1})}  # "b" through `default`
+    spellings = ((",", ":"), None)
+    expected = [json.dumps(value, default=default, separators=s) for s in spellings]
+    for separators in spellings:
+        dumps_js(value, default=default, separators=separators)  # its encoder, made once
+    made = _encoders_made(monkeypatch)
+    assert [[dumps_js(value, default=default, separators=s) for _ in range(3)]
+            for s in spellings] == [[text] * 3 for text in expected]
+    assert made == []
+    assert dumps_js({"x": {1}}, default=sorted) == '{"x":[1]}'
+    for n in range(40):  # a new `default` each call: still right, and the cache stays bounded
+        assert dumps_js([object()], default=lambda o, n=n: n) == f"[{n}]"
+    assert len(strict_json._ENCODERS) <= strict_json._ENCODERS_MAX

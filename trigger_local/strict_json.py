@@ -125,11 +125,29 @@ def dumps_answer(value: Any) -> str:
         return dumps_js(value)
 
 
+#: `dumps_js`'s encoders by (default, separators): a handful of module functions and two
+#: spellings; a caller with a new `default` each call gets an encoder of its own past the bound
+_ENCODERS: dict[tuple[Callable[[Any], Any] | None, tuple[str, str] | None], json.JSONEncoder] = {}
+_ENCODERS_MAX = 16
+
+
+def _encoder(default: Callable[[Any], Any] | None,
+             separators: tuple[str, str] | None) -> json.JSONEncoder:
+    encoder = _ENCODERS.get((default, separators))
+    if encoder is None:
+        encoder = json.JSONEncoder(default=default, separators=separators)
+        if len(_ENCODERS) < _ENCODERS_MAX:
+            _ENCODERS[(default, separators)] = encoder
+    return encoder
+
+
 def dumps_js(value: Any, default: Callable[[Any], Any] | None = None,
              separators: tuple[str, str] | None = (",", ":")) -> str:
     """`json.dumps` (ASCII, as its default), with NaN/±Infinity as `null` and lone surrogates
-    as U+FFFD (JavaScript's `JSON.stringify`)."""
-    text = json.dumps(value, default=default, separators=separators)
+    as U+FFFD (JavaScript's `JSON.stringify`). Its encoder is made once per `default` and
+    `separators` (`json.dumps` with either made one per call: a task's output and each
+    channel frame of its process are one, issue #13)."""
+    text = _encoder(default, separators).encode(value)
     if "NaN" in text or "Infinity" in text:
         text = _NON_FINITE_TOKEN.sub(_null_outside_strings, text)
     if "\\ud" in text or "\\uD" in text:
