@@ -6,7 +6,10 @@ process is ready first."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from tests.engine_support import open_engine
 from trigger_local.clock import FakeClock
@@ -78,5 +81,28 @@ async def test_no_process_boots_beside_a_booting_shared_one(tmp_path: Path) -> N
         assert executor.capacity() == engine.settings.runs_per_process  # its room, no boot
         assert await executor.next_assignment("w1", 0.01) is None  # up
         assert executor.capacity() == engine.settings.runs_per_process + 2
+    finally:
+        await engine.store.close()
+
+
+async def test_the_boot_limit_reads_the_cpu_count_once(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`capacity` asks the boot limit about once per run; `os.cpu_count()` reads /sys each
+    time (~7 µs), so the spawner reads it when it is made, not per call (issue #13)."""
+    engine = await open_engine(tmp_path, FakeClock(1_700_000_000.0),
+                               tasks=[TaskDef(task_id="t", queue="task/t")], spawn_concurrency=0)
+    reads: list[int] = []
+
+    def cpu_count() -> int:
+        reads.append(1)
+        return 3
+
+    monkeypatch.setattr(os, "cpu_count", cpu_count)
+    executor = process_executor(engine, engine.settings, "secret", lambda: None)
+    try:
+        assert [executor.spawner.boot_limit() for _ in range(3)] == [3, 3, 3]
+        for _ in range(3):
+            executor.capacity()
+        assert len(reads) == 1
     finally:
         await engine.store.close()

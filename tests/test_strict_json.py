@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from typing import Any
 
 import pytest
 
+from trigger_local.api.auth import sign_jwt
+from trigger_local.api.common import SafeJSONResponse
 from trigger_local.errors import BadRequestError
-from trigger_local.strict_json import dumps_js, find_non_json, loads_strict
+from trigger_local.strict_json import dumps_answer, dumps_js, find_non_json, loads_strict
 
 
 @pytest.mark.parametrize(("text", "field"), [
@@ -65,3 +69,60 @@ def test_an_integer_past_pythons_digit_limit_is_refused_without_pythons_advice()
         loads_strict('{"a": ' + "9" * 5000 + "}")
     assert "more than 4300 digits" in refused.value.message
     assert "sys." not in refused.value.message
+
+
+def _encoders_made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the `json.JSONEncoder`s made from now on."""
+    made: list[int] = []
+    init = json.JSONEncoder.__init__
+
+    def counting(self: json.JSONEncoder, *args: Any, **kwargs: Any) -> None:
+        made.append(1)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(json.JSONEncoder, "__init__", counting)
+    return made
+
+
+def test_answers_frames_and_tokens_are_written_with_encoders_made_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every trigger's answer, its token and the channel's frames: `json.dumps` with options
+    made a `JSONEncoder` per call, half the time of a small answer's JSON (issue #13). The
+    text is what that wrote: compact, not ASCII-escaped; NaN as JavaScript writes it; a lone
+    surrogate as U+FFFD in an HTTP answer."""
+    value = {"id": "run_1", "isCached": False, "t": ["é", 1.5, None]}
+    made = _encoders_made(monkeypatch)
+    texts = [dumps_answer(value) for _ in range(3)]
+    tokens = [sign_jwt("secret", ["read:runs:run_1"], 1_700_000_000.0) for _ in range(3)]
+    body = SafeJSONResponse(value).body
+    assert made == []
+    assert texts == [json.dumps(value, ensure_ascii=False, separators=(",", ":"))] * 3
+    assert body == texts[0].encode()
+    claims = json.loads(base64.urlsafe_b64decode(tokens[0].split(".")[1] + "=="))
+    assert claims["scopes"] == ["read:runs:run_1"] and claims["exp"] == 1_700_003_600
+    assert dumps_answer({"a": float("nan")}) == '{"a":null}'
+    assert SafeJSONResponse({"s": "\ud800"}).body == b'{"s":"\\ufffd"}'
+
+
+def test_dumps_js_makes_an_encoder_once_per_default_and_writes_what_json_dumps_wrote(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task's output (`packets.encode`) and every channel frame of a task process go through
+    `dumps_js` with a `default`: `json.dumps` made an encoder for each (issue #13)."""
+    from trigger_local import strict_json
+
+    def default(obj: Any) -> Any:
+        return repr(obj)
+
+    value = {"a": [1, 2.5, "é"], "b": frozenset({1})}  # "b" through `default`
+    spellings = ((",", ":"), None)
+    expected = [json.dumps(value, default=default, separators=s) for s in spellings]
+    for separators in spellings:
+        dumps_js(value, default=default, separators=separators)  # its encoder, made once
+    made = _encoders_made(monkeypatch)
+    assert [[dumps_js(value, default=default, separators=s) for _ in range(3)]
+            for s in spellings] == [[text] * 3 for text in expected]
+    assert made == []
+    assert dumps_js({"x": {1}}, default=sorted) == '{"x":[1]}'
+    for n in range(40):  # a new `default` each call: still right, and the cache stays bounded
+        assert dumps_js([object()], default=lambda o, n=n: n) == f"[{n}]"
+    assert len(strict_json._ENCODERS) <= strict_json._ENCODERS_MAX

@@ -8,7 +8,8 @@ none of which is JSON (RFC 8259) or text. Stored, they later break every answer 
   names the field;
 - `dumps_js` (what the task runtime sends: outputs, metadata, logs, and every API answer) writes
   them the way JavaScript's `JSON.stringify` does: NaN and ±Infinity become `null`, a lone
-  surrogate becomes U+FFFD. It costs nothing for values that have none.
+  surrogate becomes U+FFFD. It costs nothing for values that have none. `dumps_answer` (the
+  API's answers, the channel's frames) writes compact UTF-8 and falls back to it.
 
 Shared by the daemon, the SDK and the runtime: imports nothing of either."""
 
@@ -107,11 +108,46 @@ def find_non_json(value: Any, path: str = "") -> tuple[str, str] | None:
     return None
 
 
+#: an answer's encoder, made once: `json.dumps` with any option but the defaults makes a new
+#: `JSONEncoder` per call (~3 µs of ~6 for a small answer; a trigger's answer and each channel
+#: frame are one, issue #13)
+_ANSWER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def dumps_answer(value: Any) -> str:
+    """An API answer or a channel frame: compact JSON text (not ASCII-escaped), or, when the
+    value holds NaN or ±Infinity (stored before they were refused, a task's output), as
+    `dumps_js` writes it. A lone surrogate stays in the text: encoding it fails
+    (`SafeJSONResponse` then writes `dumps_js`, api/common.py)."""
+    try:
+        return _ANSWER.encode(value)
+    except ValueError:
+        return dumps_js(value)
+
+
+#: `dumps_js`'s encoders by (default, separators): a handful of module functions and two
+#: spellings; a caller with a new `default` each call gets an encoder of its own past the bound
+_ENCODERS: dict[tuple[Callable[[Any], Any] | None, tuple[str, str] | None], json.JSONEncoder] = {}
+_ENCODERS_MAX = 16
+
+
+def _encoder(default: Callable[[Any], Any] | None,
+             separators: tuple[str, str] | None) -> json.JSONEncoder:
+    encoder = _ENCODERS.get((default, separators))
+    if encoder is None:
+        encoder = json.JSONEncoder(default=default, separators=separators)
+        if len(_ENCODERS) < _ENCODERS_MAX:
+            _ENCODERS[(default, separators)] = encoder
+    return encoder
+
+
 def dumps_js(value: Any, default: Callable[[Any], Any] | None = None,
              separators: tuple[str, str] | None = (",", ":")) -> str:
     """`json.dumps` (ASCII, as its default), with NaN/±Infinity as `null` and lone surrogates
-    as U+FFFD (JavaScript's `JSON.stringify`)."""
-    text = json.dumps(value, default=default, separators=separators)
+    as U+FFFD (JavaScript's `JSON.stringify`). Its encoder is made once per `default` and
+    `separators` (`json.dumps` with either made one per call: a task's output and each
+    channel frame of its process are one, issue #13)."""
+    text = _encoder(default, separators).encode(value)
     if "NaN" in text or "Infinity" in text:
         text = _NON_FINITE_TOKEN.sub(_null_outside_strings, text)
     if "\\ud" in text or "\\uD" in text:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
@@ -31,7 +30,7 @@ from .. import protocol
 from ..disk import disk_full_error
 from ..errors import PAYLOAD_LIMIT_SETTING, TriggerLocalError, ValidationError
 from ..outbox import frames_of
-from ..strict_json import dumps_js, loads_strict
+from ..strict_json import dumps_answer, loads_strict
 from ..supervise import report
 from . import run_calls
 from .common import body_limit
@@ -77,13 +76,6 @@ def _over(raw: str | bytes, limit: int) -> bool:
 def _whole(value: Any) -> bool:
     """An attempt number: a JSON integer from 1 (not `true`, which Python counts as 1)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _dumps(frame: dict[str, Any]) -> str:
-    try:  # as SafeJSONResponse writes an answer
-        return json.dumps(frame, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (ValueError, UnicodeEncodeError):
-        return dumps_js(frame)
 
 
 class Channel:
@@ -259,7 +251,7 @@ class Channel:
                        exc_info=exc)
                 out = {"status": 500, "error": "Something went wrong", "code": "internal"}
         if hold and self._polling:
-            self._hold(_dumps(protocol.answer_frame(frame_id, out)))
+            self._hold(dumps_answer(protocol.answer_frame(frame_id, out)))
         else:
             await self._send(protocol.answer_frame(frame_id, out))
 
@@ -279,7 +271,7 @@ class Channel:
             self._keep(asyncio.get_running_loop().create_task(self._write(None)))
 
     async def _send(self, frame: dict[str, Any]) -> None:
-        await self._write(_dumps(frame))
+        await self._write(dumps_answer(frame))
 
     async def _write(self, text: str | None) -> None:
         # written at once, not gathered with the frames of the next loop turns: under a burst

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 
 from ..errors import BadRequestError, PayloadTooLargeError, ProjectNotFoundError
 from ..limits import BODY_OVERHEAD_BYTES
-from ..strict_json import dumps_js, loads_strict
+from ..strict_json import dumps_answer, dumps_js, loads_strict
 from . import auth
 from .services import DaemonServices
 
@@ -83,9 +83,10 @@ class SafeJSONResponse(JSONResponse):
     as JavaScript writes it (null, U+FFFD) rather than failing the answer with a 500."""
 
     def render(self, content: Any) -> bytes:
+        # Starlette's JSON (compact UTF-8, no NaN) with an encoder made once (strict_json.py)
         try:
-            return super().render(content)
-        except (ValueError, UnicodeEncodeError):
+            return dumps_answer(content).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate
             return dumps_js(content).encode("utf-8")
 
 

@@ -41,12 +41,15 @@ class ProcessSpawner:
         self.engine = engine
         self.settings = settings
         self.secret_key = secret_key
+        # read once: `os.cpu_count()` reads /sys each call (~7 µs), and the pool's `capacity`
+        # asks `boot_limit` about once per run (issue #13)
+        self._cpus = os.cpu_count() or 2
 
     def problem(self) -> str | None:
         return None
 
     def boot_limit(self) -> int:
-        return self.settings.spawn_concurrency or max(2, os.cpu_count() or 2)
+        return self.settings.spawn_concurrency or max(2, self._cpus)
 
     def refuses(self, run: Run, version: Version | None) -> str | None:
         if version is None:
