@@ -94,6 +94,9 @@ class EngineContext:
     queued_seen: bool = True
     #: each attempt's log volume against its cap (engine/log_cap.py)
     log_caps: LogCaps = field(default_factory=LogCaps)
+    #: each run as the start of its attempt left it, while that start is its last move: its
+    #: completion needs no read of the row (engine/attempts.py, `finish_current`)
+    started: dict[str, Run] = field(default_factory=dict)
 
 
 class Tx:
@@ -111,7 +114,7 @@ class Tx:
         self._events = store.events
         # the areas that hold timers note each timer set or cleared through them (engine/due.py)
         note = self.due_notes.append
-        self.runs = noting_runs(store.runs, note)
+        self.runs = noting_runs(store.runs, note, ctx.started)
         self.snapshots = store.snapshots
         self.attempts = store.attempts
         self.timers = store.timers
