@@ -8,6 +8,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from trigger_local.store.models import Queue
 from trigger_local.store.sqlite import sql as sql_module
 from trigger_local.store.sqlite.sql import Sql
@@ -26,7 +28,9 @@ def _rows(sql: Sql) -> list[tuple[object, ...]]:
                             "ORDER BY name").fetchall()
 
 
-def test_an_update_reuses_its_shapes_text_and_each_shape_has_its_own(tmp_path: Path) -> None:
+def test_an_update_reuses_its_shapes_text_and_each_shape_has_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql_module, "_UPDATES", {})  # none of the other tests' shapes
     sql = _sql(tmp_path)
     where = " AND name = ?"
     assert sql.update("queues", Queue, "project", "p", {"paused": True}, where, ("a",))
