@@ -160,3 +160,40 @@ async def test_finishes_submitted_together_share_a_commit_and_resume_their_calle
 
 async def _noop_part(tx: Tx) -> None:
     return None
+
+
+async def test_a_batchs_event_rows_are_one_statement_in_order_without_a_failed_parts(
+        engine: Engine) -> None:
+    """The rows of a group commit's events are written together just before the commit
+    (`Tx.write_events`): one `executemany`, in the order the parts recorded them, and none of a
+    part that failed (here: a completion of an attempt that is not current)."""
+    runs = await executing(engine, 4)
+    conn = engine.store._writer  # type: ignore[attr-defined]
+    assert isinstance(conn, sqlite3.Connection)
+    inserts: list[str] = []
+    conn.set_trace_callback(lambda s: inserts.append(s) if "INSERT INTO events" in s else None)
+    last = await engine.queries.events.last_seq()
+    many = engine.store._write_view.events  # type: ignore[attr-defined]
+    calls: list[int] = []
+    real = many.append_many
+
+    async def counted(rows: Any) -> None:  # the real statement, its calls counted
+        calls.append(len(rows))
+        await real(rows)
+
+    many.append_many = counted
+    try:
+        results = await asyncio.gather(
+            engine.finish_attempt(runs[0].id, 1, done()),
+            engine.finish_attempt(runs[1].id, 2, done()),  # not its current attempt: fails
+            engine.finish_attempt(runs[2].id, 1, done()),
+            engine.finish_attempt(runs[3].id, 1, done()), return_exceptions=True)
+    finally:
+        conn.set_trace_callback(None)
+        del many.append_many
+    assert isinstance(results[1], ConflictError)
+    assert calls == [3] and len(inserts) == 3
+    rows = await engine.queries.events.after(last)
+    assert [(e.run_id, e.type) for e in rows] == [
+        (runs[0].id, "run.completed"), (runs[2].id, "run.completed"),
+        (runs[3].id, "run.completed")]

@@ -98,6 +98,7 @@ async def _start(tx: Tx, run: Run, worker_id: str, pid: int | None,
                       started_at=tx.now, worker_id=worker_id, pid=pid, executor=executor)
     await tx.attempts.insert(attempt)
     tx.ctx.log_caps.began(tx.log_counts, run.id, number)
+    tx.ctx.started[run.id] = run.copied()
     return run, attempt
 
 
@@ -126,7 +127,18 @@ async def resume_held(tx: Tx, run_id: str) -> Run | None:
 
 
 async def finish_current(tx: Tx, run_id: str, attempt: int, outcome: AttemptOutcome) -> Run:
-    """A worker reports the end of `attempt` (ConflictError when it is no longer current)."""
+    """A worker reports the end of `attempt` (ConflictError when it is no longer current).
+
+    A run whose last move was the start of this attempt is not read again: the copy that start
+    left (`EngineContext.started`) is moved, and the move's compare-and-set on its snapshot id
+    proves the row is still that copy — a completion moves the run before it writes anything
+    else. When it is not, nothing was written, and the row is read."""
+    held = tx.ctx.started.pop(run_id, None)
+    if held is not None and outcome.ok and held.attempt_count == attempt:
+        try:
+            return await finish(tx, held, outcome)
+        except ConflictError:
+            pass  # moved (or changed) since that start, or a start that was never committed
     return await finish(tx, await live(tx, run_id, attempt), outcome)
 
 
@@ -134,10 +146,11 @@ async def finish(tx: Tx, run: Run, outcome: AttemptOutcome) -> Run:
     """Record the end of the current attempt: complete the run, schedule a retry, or fail it."""
     if outcome.ok:  # the current attempt is the run's last (its number: attempt_count)
         blocked = run.status != EXECUTING
-        await tx.attempts.update_numbered(run.id, run.attempt_count, status=COMPLETED,
-                                          finished_at=tx.now)
+        # the move first: its compare-and-set fails before anything is written (finish_current)
         await move(tx, run, COMPLETED, output=outcome.output, output_type=outcome.output_type,
                    completed_at=tx.now, deadline_at=None, worker_id=None)
+        await tx.attempts.update_numbered(run.id, run.attempt_count, status=COMPLETED,
+                                          finished_at=tx.now)
         await after_final(tx, run, blocked=blocked)
         return run
     attempts = await tx.attempts.for_run(run.id)

@@ -154,6 +154,10 @@ class _Noting:
 
 
 class _NotingRuns(_Noting):
+    def __init__(self, area: Any, note: Noter, started: dict[str, Run]) -> None:
+        super().__init__(area, note)
+        self._started = started  # EngineContext.started
+
     async def insert(self, run: Run) -> None:
         self._note_run(run)
         await self._area.insert(run)
@@ -165,6 +169,8 @@ class _NotingRuns(_Noting):
 
     async def update(self, run_id: str, expected_snapshot: str | None, **changes: Any) -> bool:
         self._fields(run_id, changes, RUN_TIMERS)
+        if expected_snapshot is None:  # a change that keeps the snapshot id: a held copy of
+            self._started.pop(run_id, None)  # the run would not see it (attempts.finish_current)
         return cast(bool, await self._area.update(run_id, expected_snapshot, **changes))
 
     def _note_run(self, run: Run) -> None:
@@ -212,8 +218,10 @@ class _NotingRateLimits(_Noting):
         await self._area.save_state(project, queue, key, tat, blocked_until)
 
 
-def noting_runs(area: RunStore, note: Noter) -> RunStore:
-    return cast(RunStore, _NotingRuns(area, note))
+def noting_runs(area: RunStore, note: Noter, started: dict[str, Run]) -> RunStore:
+    """`area`, noting the run timers its writes set; a write that keeps a run's snapshot id
+    also forgets the copy its start left in `started` (EngineContext.started)."""
+    return cast(RunStore, _NotingRuns(area, note, started))
 
 
 def noting_waitpoints(area: WaitpointStore, note: Noter) -> WaitpointStore:

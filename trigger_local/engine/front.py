@@ -107,6 +107,7 @@ class Engine:
         async with self.store.tx(exclusive, starts) as store_tx:
             tx = Tx(store_tx, self.clock.now(), self.ctx)
             yield tx
+            await tx.write_events()  # the unit's event rows, in the order recorded
         tx.committed()  # its due times and log counts (engine/unit.py)
         self.hub.publish_all(tx.published)
         if tx.batch_checks:  # a shared store (engine/endings.py); a failed check: the peers' sweep
@@ -204,8 +205,7 @@ class Engine:
         return await self._run(batches.add_runs_to, batch_id, run_ids)
 
     async def complete_batches(self, batch_ids: Sequence[str] | None = None) -> None:
-        """Complete those of `batch_ids` (None: any batch) whose runs all ended (endings.py)."""
-        await self._run(batches.complete_ended, batch_ids)
+        await self._run(batches.complete_ended, batch_ids)  # those whose runs all ended (None: any)
 
     # -- the dispatcher and the executor -------------------------------------------------------
     async def dequeue(self, limit: int, held: int = 0, *, reserve: bool = False) -> list[Run]:

@@ -42,6 +42,7 @@ async def move(tx: Tx, run: Run, status: str, *, kind: str | None = None,
     `run` in place (with `changes`, fields of `Run`) and returns it."""
     if not allowed(run.status, status):
         raise ConflictError(f"Run {run.id} is {run.status}; it cannot become {status}")
+    tx.ctx.started.pop(run.id, None)  # its start is no longer its last move
     snapshot_id = new_id("snapshot")
     kind = kind or kind_for(status)
     ok = await tx.runs.update(run.id, run.snapshot_id, was=(run.status, run.project, run.queue),

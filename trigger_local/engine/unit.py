@@ -4,10 +4,11 @@ A `Tx` is one store transaction (its areas: `tx.runs`, `tx.waitpoints`, ...), th
 happens at (`tx.now`), the engine's long-lived context (`tx.ctx`: settings, projects, the
 version cache, whether the executor can checkpoint), and the events it recorded.
 
-`tx.record(event)` is the one way to record a change: it writes the durable `events` row in the
-transaction and queues the event, which the engine publishes on the hub once the transaction
-has committed (engine/front.py). The events area itself is not on `Tx`: nothing else writes
-event rows, and nothing else publishes.
+`tx.record(event)` is the one way to record a change: it queues the event, whose durable
+`events` row the unit writes with the others just before it commits (`Tx.write_events`), and
+which the engine publishes on the hub once the transaction has committed (engine/front.py).
+The events area itself is not on `Tx`: nothing else writes event rows, and nothing else
+publishes.
 
 Group commit (`GroupCommit`, below): the units of work that arrive together share one
 transaction. On this 2-CPU machine a transaction's fixed cost (BEGIN, the commit's WAL write of
@@ -94,6 +95,9 @@ class EngineContext:
     queued_seen: bool = True
     #: each attempt's log volume against its cap (engine/log_cap.py)
     log_caps: LogCaps = field(default_factory=LogCaps)
+    #: each run as the start of its attempt left it, while that start is its last move: its
+    #: completion needs no read of the row (engine/attempts.py, `finish_current`)
+    started: dict[str, Run] = field(default_factory=dict)
 
 
 class Tx:
@@ -111,7 +115,7 @@ class Tx:
         self._events = store.events
         # the areas that hold timers note each timer set or cleared through them (engine/due.py)
         note = self.due_notes.append
-        self.runs = noting_runs(store.runs, note)
+        self.runs = noting_runs(store.runs, note, ctx.started)
         self.snapshots = store.snapshots
         self.attempts = store.attempts
         self.timers = store.timers
@@ -142,19 +146,24 @@ class Tx:
         return self.ctx.settings
 
     async def record(self, event: Event) -> None:
-        """Store `event` (unless it is a notice) and publish it after the commit."""
-        stored_as = event.type
-        if stored_as is not None:
-            await self._events.append(event.subject_run, stored_as, self.now, event.data())
+        """Store `event` (unless it is a notice) and publish it after the commit. Its row is
+        written with the unit's others when the unit ends (`write_events`)."""
         self.published.append(event)
 
     async def record_many(self, events: list[Event]) -> None:
-        """`record` of each of `events`, in order, their rows written together (a batch
-        trigger's runs: one `executemany` on SQLite)."""
-        now = self.now
-        await self._events.append_many([(e.subject_run, stored_as, now, e.data())
-                                        for e in events if (stored_as := e.type) is not None])
+        """`record` of each of `events`, in order."""
         self.published.extend(events)
+
+    async def write_events(self) -> None:
+        """The rows of the events recorded (and not undone with a part that failed), in the
+        order they were recorded, written together just before the commit: one `executemany`
+        on SQLite for a group commit's starts and completions (issue #13); nothing in a unit
+        of work reads the events it wrote."""
+        now = self.now
+        rows = [(e.subject_run, stored_as, now, e.data())
+                for e in self.published if (stored_as := e.type) is not None]
+        if rows:
+            await self._events.append_many(rows)
 
 
 P = ParamSpec("P")

@@ -86,9 +86,20 @@ class Sql:
         if not changes:
             return True
         enc = encode_changes(cls, changes, compact=True)
-        sets = ", ".join(f"{k} = ?" for k in enc)
-        sql = f"UPDATE {table} SET {sets} WHERE {key} = {key_sql}{extra_where}"
+        shape = (table, key, key_sql, extra_where, *enc)
+        sql = _UPDATES.get(shape)
+        if sql is None:  # written once per shape: the hot path's updates are a handful
+            sets = ", ".join(f"{k} = ?" for k in enc)
+            sql = f"UPDATE {table} SET {sets} WHERE {key} = {key_sql}{extra_where}"
+            if len(_UPDATES) < _UPDATES_KEPT:
+                _UPDATES[shape] = sql
         return self.run(sql, (*enc.values(), key_value, *extra)) > 0
+
+
+#: `Sql.update`'s statements by table, key, condition and column names, in their order (the
+#: column names come from the engine's code, never from input: the set of shapes is bounded)
+_UPDATES: dict[tuple[str, ...], str] = {}
+_UPDATES_KEPT = 512  # a bound all the same: past it, a new shape's text is built per call
 
 
 class Where:
