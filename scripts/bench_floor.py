@@ -7,6 +7,9 @@ many answers a second each gives and what every request costs in CPU on each sid
 
     (a) bare     a bare asyncio HTTP/1.1 server answering a fixed 200 (no framework; the event
                  loop the daemon uses: uvloop when it is installed)
+    (a') commit  the bare server, each request's row INSERTed into a SQLite file (WAL,
+                 synchronous=NORMAL, as the daemon's store; one small table, one index) and
+                 committed before its answer: the least any durable acknowledgement costs
     (b) stack    the daemon's own HTTP server stack (http_server.py: uvicorn, the one-write
                  protocol, the drain, HEAD as GET) around an app that answers a fixed 200
     (c) trigger  a real daemon's trigger route, on a paused queue: the run is created and
@@ -36,6 +39,7 @@ import json
 import os
 import platform
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -48,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 HUEY_PY = "/tmp/perf/venv/bin/python"
 BODY = {"payload": "null", "options": {"payloadType": "application/json"}}
 ANSWER = b'{"id":"run_00000000000000000000000000","isCached":false}'
-CASES = ("bare", "stack", "trigger", "run", "huey")
+CASES = ("bare", "commit", "stack", "trigger", "run", "huey")
 
 
 def cpu_s(pid: int, system_only: bool = False) -> float:
@@ -66,7 +70,7 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-# --- the servers of (a) and (b), each run in a process of its own: `--serve bare|stack` -----
+# --- the servers of (a), (a') and (b), each a process of its own: `--serve bare|commit|stack` -
 
 class BareHttp(asyncio.Protocol):
     """HTTP/1.1 keep-alive, just enough for this client: a request's head, then Content-Length
@@ -95,8 +99,25 @@ class BareHttp(asyncio.Protocol):
             if len(self.buffer) < end + 4 + length:
                 return
             self.buffer = self.buffer[end + 4 + length:]
-            assert self.transport is not None
-            self.transport.write(self.answer)
+            self.answer_one()
+
+    def answer_one(self) -> None:
+        assert self.transport is not None
+        self.transport.write(self.answer)
+
+
+class CommittingHttp(BareHttp):
+    """(a'): each request's row committed before its answer is written."""
+
+    db: sqlite3.Connection | None = None
+
+    def answer_one(self) -> None:
+        assert self.db is not None
+        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute("INSERT INTO runs (id, payload, created_at) VALUES (?, ?, ?)",
+                        (os.urandom(12).hex(), "null", time.time()))
+        self.db.execute("COMMIT")
+        super().answer_one()
 
 
 async def fixed_app(scope: dict[str, Any], receive: Callable[..., Any],
@@ -116,8 +137,17 @@ async def fixed_app(scope: dict[str, Any], receive: Callable[..., Any],
 async def serve(kind: str) -> None:
     """Serve on a free port of 127.0.0.1, print the port, run until stdin closes."""
     loop = asyncio.get_running_loop()
-    if kind == "bare":
-        server = await loop.create_server(BareHttp, "127.0.0.1", 0)
+    if kind in ("bare", "commit"):
+        if kind == "commit":
+            folder = tempfile.mkdtemp(prefix="bench-floor-commit-")
+            db = sqlite3.connect(os.path.join(folder, "floor.db"), isolation_level=None)
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL"):
+                db.execute(f"PRAGMA {pragma}")
+            db.execute("CREATE TABLE runs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
+                       "payload TEXT, created_at REAL NOT NULL)")
+            CommittingHttp.db = db
+        server = await loop.create_server(CommittingHttp if kind == "commit" else BareHttp,
+                                          "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
     else:
         from trigger_local.http_server import HttpServer, bind
@@ -271,7 +301,9 @@ def bench_huey(n: int, python: str) -> dict[str, Any] | None:
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
-    names = {"bare": "(a) bare asyncio, fixed 200", "stack": "(b) daemon's HTTP stack, no-op",
+    names = {"bare": "(a) bare asyncio, fixed 200",
+             "commit": "(a') bare asyncio, a row committed per request",
+             "stack": "(b) daemon's HTTP stack, no-op",
              "trigger": "(c) trigger route, paused queue", "run": "(d) trigger and run",
              "huey": "SqliteHuey enqueue and run"}
     rows = ["| | per s | answer p50 / p99 ms | client CPU µs/req | server CPU µs/req "
@@ -302,7 +334,7 @@ def main() -> None:
     parser.add_argument("--apart", action="store_true",
                         help="pin the server's processes to the first core and this client to "
                              "the second (without it the kernel places them)")
-    parser.add_argument("--serve", choices=["bare", "stack"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["bare", "commit", "stack"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         run_loop(serve(args.serve))
@@ -320,7 +352,7 @@ def main() -> None:
         place(0, "client")
     load = Path("/proc/loadavg").read_text().split()[:3]
     results: dict[str, Any] = {}
-    for kind in ("bare", "stack"):
+    for kind in ("bare", "commit", "stack"):
         if kind in cases:
             results[kind] = bench_server(kind, args.requests)
     if cases & {"trigger", "run"}:
