@@ -209,3 +209,29 @@ async def test_an_empty_queue_name_is_a_400_naming_it_and_triggers_nothing(
     assert (await api.get("/api/v1/runs")).json()["data"] == []
     assert [q["name"] for q in (await api.get("/api/v1/queues")).json()["data"]
             if not q["name"].strip()] == []
+
+
+async def test_a_flag_option_that_is_not_true_or_false_is_422_and_triggers_nothing(
+        api: httpx.AsyncClient, indexed: Version) -> None:
+    """`{"test": "false"}` made a test run: any non-empty string (and any non-zero number) read
+    as true. The flags take true or false only."""
+    for name in ("test", "resumeParentOnCompletion"):
+        for value in ("false", "true", 1, 0, [], {}):
+            for path, body in (("/api/v1/tasks/hello/trigger", {"options": {name: value}}),
+                               ("/api/v1/tasks/batch",
+                                {"items": [{"task": "hello", "options": {name: value}}]})):
+                r = await api.post(path, json=body)
+                assert r.status_code == 422, (name, value, r.text)
+                assert r.json()["error"].startswith(f"options.{name} must be true or false"), \
+                    r.text
+        for path, body in (("/api/v1/tasks/batch", {"items": [{"task": "hello"}],
+                                                    "resumeParentOnCompletion": "false"}),
+                           ("/api/v3/batches", {"runCount": 1, "resumeParentOnCompletion": 1})):
+            r = await api.post(path, json=body)
+            assert r.status_code == 422 and r.json()["error"].startswith(
+                "resumeParentOnCompletion must be true or false"), r.text
+    assert (await api.get("/api/v1/runs")).json()["data"] == []
+    for value in (True, False, None):
+        run_id = (await api.post("/api/v1/tasks/hello/trigger",
+                                 json={"options": {"test": value}})).json()["id"]
+        assert (await api.get(f"/api/v3/runs/{run_id}")).json()["isTest"] is bool(value)

@@ -260,12 +260,14 @@ class ProtocolError(EOFError):
 class ImportFailure(Exception):
     """A task file could not be imported (or defined something invalid, e.g. a duplicate id)."""
 
-    def __init__(self, file: str, message: str, tb: str) -> None:
+    def __init__(self, file: str, message: str, tb: str, missing: str | None = None) -> None:
         super().__init__(message)
         self.file, self.message, self.traceback = file, message, tb
+        self.missing = missing  # a module not found that is not the project's own: a package
 
     def to_dict(self) -> dict[str, Any]:
-        return {"message": self.message, "file": self.file, "traceback": self.traceback}
+        out = {"message": self.message, "file": self.file, "traceback": self.traceback}
+        return out if self.missing is None else {**out, "missing": self.missing}
 
 
 class JsonTooDeepError(ValueError):

@@ -49,6 +49,10 @@ async def index_project(project_dir: str, dirs: list[str], python: str | None = 
         error = manifest.get("error") or {}
         trace = error.get("traceback") or stderr.decode(errors="replace")[-8000:]
         message = error.get("message") or f"Indexing exited with code {proc.returncode}"
+        if isinstance(missing := error.get("missing"), str):
+            used = python or sys.executable
+            message += (f". Tasks run with {used}: install the package that provides "
+                        f"{missing!r} there (`{used} -m pip install PACKAGE`)")
         raise ValidationError(f"Indexing failed: {message}", traceback=trace,
                               file=error.get("file"))
     return Version(id=new_id("version"), project_dir=str(root), created_at=time.time(),

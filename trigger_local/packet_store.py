@@ -38,6 +38,9 @@ def presigned_url(base: str, secret: str, name: str, project: str | None = None)
 #: a packet name, and each `/`-separated part of it (a file name, with room for `.part`/`.meta`)
 MAX_NAME_CHARS = 1024
 MAX_PART_CHARS = 200
+#: the endings of a packet's own files beside it (its upload under way, its project and type):
+#: no packet, nor directory of packets, is named so
+OWN_FILES = (".part", ".meta")
 
 
 def name_problem(name: str) -> str | None:
@@ -47,6 +50,8 @@ def name_problem(name: str) -> str | None:
         return "it must be a relative path without . or .. parts"
     if any(ord(c) < 32 or c == "\x7f" for c in name):
         return "it must not contain NUL or other control characters"
+    if any(p.endswith(OWN_FILES) for p in parts):
+        return "no part of it may end in .part or .meta (the names of a packet's own files)"
     if len(name) > MAX_NAME_CHARS or any(len(p.encode()) > MAX_PART_CHARS for p in parts):
         return (f"it must be at most {MAX_NAME_CHARS} characters, each part between slashes at "
                 f"most {MAX_PART_CHARS} bytes")
@@ -96,12 +101,18 @@ def owner(home: Path, name: str) -> tuple[bool, str | None]:
         return False, None
     if not target.is_file():
         return False, None
+    project = _meta(target).get("project")
+    return True, project if isinstance(project, str) else None
+
+
+def _meta(target: Path) -> dict[str, object]:
+    """The `.meta` beside packet file `target`; {} when it is missing or not a JSON object
+    (a packet stored before there were `.meta` files, or one a full disk cut short)."""
     try:
         meta = json.loads(target.with_name(target.name + ".meta").read_text())
     except (OSError, ValueError):
-        meta = {}
-    project = meta.get("project") if isinstance(meta, dict) else None
-    return True, project if isinstance(project, str) else None
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def read(home: Path, name: str) -> tuple[bytes, str] | None:
@@ -110,11 +121,9 @@ def read(home: Path, name: str) -> tuple[bytes, str] | None:
         data = target.read_bytes()
     except (OSError, ValueError):
         return None
-    try:
-        meta = json.loads(target.with_name(target.name + ".meta").read_text())
-    except (OSError, ValueError):
-        meta = {}
-    return data, str(meta.get("contentType") or "application/json")
+    content_type = _meta(target).get("contentType")
+    return data, content_type if isinstance(content_type, str) and content_type \
+        else "application/json"
 
 
 def resolve(home: Path, payload: str | None,

@@ -205,19 +205,27 @@ def test_dev_says_when_a_daemon_it_did_not_start_is_lost_and_back(
     assert running.wait_status(run_id, timeout=60)["status"] == "COMPLETED"
 
 
-def test_dev_ends_saying_so_when_the_daemon_it_started_dies(dev_factory: DevFactory) -> None:
-    """The daemon dev started exits under it (here kill -9; also a daemon that stops itself,
-    e.g. a loop that failed loop_failure_limit rounds): dev says so and exits 1. It used to go
-    on reconnecting forever, silently, with no daemon left."""
+@pytest.mark.parametrize(("sent", "said"), [
+    (signal.SIGKILL, "It was killed by signal 9"),
+    # a normal stop from outside (`trigger-local down` sends it): "exited with code 0" said
+    # only that nothing went wrong, not what happened
+    (signal.SIGTERM, "It was stopped (`trigger-local down`, or a SIGTERM or SIGINT sent to it)"),
+])
+def test_dev_ends_saying_so_when_the_daemon_it_started_dies(dev_factory: DevFactory,
+                                                            sent: signal.Signals,
+                                                            said: str) -> None:
+    """The daemon dev started exits under it (here kill -9 or a SIGTERM; also a daemon that
+    stops itself, e.g. a loop that failed loop_failure_limit rounds): dev says so and exits 1.
+    It used to go on reconnecting forever, silently, with no daemon left."""
     dev = dev_factory()
     dev.says("Project", "dev to register and stream")
     pids = list(dev.daemons())
     assert len(pids) == 1, (pids, dev.stderr())
-    os.kill(pids[0], signal.SIGKILL)
+    os.kill(pids[0], sent)
     assert dev.proc.wait(60) == 1, dev.stderr()
     dev.reader.join(10)
     assert f"The daemon dev started (pid {pids[0]}) stopped" in dev.stderr(), dev.stderr()
-    assert "killed by signal 9" in dev.stderr() and "Traceback" not in dev.stderr()
+    assert said in dev.stderr() and "Traceback" not in dev.stderr(), dev.stderr()
 
 
 def test_a_dotenv_no_process_can_take_is_one_error_and_dev_goes_on(

@@ -217,3 +217,66 @@ def test_a_detached_start_on_a_full_disk_says_disk_full(small_disk: Path, tmp_pa
             assert "wrote nothing" not in r.stderr and "Traceback" not in r.stderr, r.stderr
     finally:
         filler.unlink(missing_ok=True)
+
+
+HANGING = '''
+import os, time
+from pathlib import Path
+from trigger_local import task
+
+@task(id="hang")
+def hang(payload, ctx):
+    Path(payload["pid_file"]).write_text(str(os.getpid()))
+    while not Path(payload["release"]).exists():
+        time.sleep(0.05)
+    return {"done": True}
+'''
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_stop_on_a_full_disk_stops_every_executing_task_process(small_disk: Path,
+                                                                  tmp_path: Path) -> None:
+    """SIGTERM with several runs executing, each in its own process, and the disk full: the
+    first killed process's run cannot be put back in its queue (the write fails), and the stop
+    used to end there, leaving the other task processes running after the daemon was gone.
+    Every one is stopped; once there is space the next daemon runs each run again."""
+    home = small_disk / "home"
+    d = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home)}).start()
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    release = tmp_path / "release"
+    try:
+        d.register(write_project(tmp_path / "project", HANGING))
+        runs = [d.trigger("hang", {"pid_file": str(pids / str(i)), "release": str(release)})
+                for i in range(3)]
+        wait_for(lambda: len(list(pids.iterdir())) == 3, 30, what="three task processes")
+        workers = [int(p.read_text()) for p in pids.iterdir()]
+        _fill(small_disk / "filler")
+        for _ in range(200):  # until the database's free pages are gone too
+            r = d.api("POST", "/api/v1/tasks/hang/trigger", json={"payload": {"x": "y" * 4000}})
+            if r.status_code == 507:
+                break
+        assert r.status_code == 507, r.text
+        assert d.stop() == 0
+        deadline = time.monotonic() + 15
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [p for p in workers if _alive(p)], "task processes outlived the daemon"
+    finally:
+        (small_disk / "filler").unlink(missing_ok=True)
+        d.close()
+    release.touch()
+    again = DaemonProcess(home, env={"TRIGGER_LOCAL_HOME": str(home)}).start()
+    try:
+        again.register(tmp_path / "project")
+        for run_id in runs:
+            assert again.wait_status(run_id)["status"] == "COMPLETED", again.run(run_id)
+    finally:
+        again.close()

@@ -5,9 +5,11 @@ Two projects on one real daemon, each route with both keys and the daemon's."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -161,6 +163,38 @@ def test_packets_are_their_projects(two: Keys) -> None:
     assert httpx.put(early, content=b'"b"').status_code == 404
     assert httpx.get(url).json() == "a"
 
+
+def _put_packet(k: Keys, who: str, name: str, content: bytes) -> int:
+    """Ask `who`'s key for `name`'s upload URL and PUT `content` there: the URL's status,
+    else the upload's."""
+    asked = k.call(who, "PUT", f"/api/v2/packets/{quote(name, safe='')}")
+    if asked.status_code != 200:
+        return asked.status_code
+    return httpx.put(asked.json()["presignedUrl"], content=content).status_code
+
+
+def test_a_packet_cannot_be_named_as_another_packets_own_files(two: Keys) -> None:
+    """A packet's project and content type live in a `.meta` file beside it, and an upload
+    goes through a `.part` file. Were `x.json.meta` a packet name, B's key could first make
+    it B's (a packet `x.json.meta.meta`), then write A's `x.json.meta` naming B, and read A's
+    packet; the daemon's key could write a `.meta` that makes A's packet a 500. Such names,
+    and directories so named, are 400 to every key, and A's packet stays A's."""
+    k = two
+    assert _put_packet(k, "proj_a", "x.json", b'{"secret": 1}') == 200
+    claim = json.dumps({"contentType": "application/json", "project": "proj_b"}).encode()
+    assert _put_packet(k, "proj_b", "x.json.meta.meta", claim) == 400
+    assert _put_packet(k, "proj_b", "x.json.meta", claim) == 400
+    assert _put_packet(k, "daemon", "x.json.meta", b"[]") == 400
+    assert _status(k.call("proj_b", "GET", "/api/v2/packets/x.json")) == 404
+    got = k.call("proj_a", "GET", "/api/v2/packets/x.json").json()["presignedUrl"]
+    read = httpx.get(got)
+    assert read.status_code == 200 and read.json() == {"secret": 1}, read.text
+    assert read.headers["content-type"] == "application/json"
+    for name in ("x.json.part", "y.meta/z.json", "y.part/z.json"):
+        refused = k.call("daemon", "PUT", f"/api/v2/packets/{quote(name, safe='')}")
+        assert refused.status_code == 400 and ".meta" in refused.json()["error"], refused.text
+        assert _status(k.call("daemon", "GET", f"/api/v2/packets/{quote(name, safe='')}")) \
+            == 400
 
 def test_a_task_cannot_wait_on_another_projects_token(two: Keys) -> None:
     k = two

@@ -30,7 +30,7 @@ from .common import (
     services_of,
 )
 from .errors import JsonErrorRoute
-from .options import batch_item_request
+from .options import batch_item_request, flag_option
 from .present import batch_item
 from .services import DaemonServices
 from .triggers import request_cache_key
@@ -65,13 +65,17 @@ async def create_batch(request: Request) -> Response:
     body = await read_json(request, svc)
     batch, is_cached = await svc.engine.create_batch(
         _run_count(body), parent_run_id=_parent(body),
-        wait=bool(body.get("resumeParentOnCompletion")),
+        wait=_waits(body),
         idempotency_key=_batch_key(body), request_key=request_cache_key(request, "batch"),
         project=caller.project)
     out: dict[str, Any] = {"id": batch.id, "runCount": batch.run_count, "isCached": is_cached}
     if batch.idempotency_key:
         out["idempotencyKey"] = batch.idempotency_key
     return ok(out, 202, jwt_header(svc, [f"read:batch:{batch.id}"]))
+
+
+def _waits(body: dict[str, Any]) -> bool:
+    return flag_option(body.get("resumeParentOnCompletion"), "resumeParentOnCompletion")
 
 
 def _parent(body: dict[str, Any]) -> str | None:
@@ -190,7 +194,7 @@ async def legacy_batch(request: Request) -> Response:
     for req in reqs:
         req.project = caller.project  # None: each task's one project, or the parent's
     batch, results, is_cached = await svc.engine.batch_trigger(
-        reqs, parent_run_id=_parent(body), wait=bool(body.get("resumeParentOnCompletion")),
+        reqs, parent_run_id=_parent(body), wait=_waits(body),
         idempotency_key=batch_key, request_key=request_cache_key(request, "batch"))
     runs = [{"id": r.run.id, "taskIdentifier": r.run.task_id, "isCached": r.cached}
             for r in results]

@@ -43,6 +43,14 @@ def number_option(value: Any, name: str) -> float | None:
     return float(value)
 
 
+def flag_option(value: Any, name: str) -> bool:
+    """true or false (false when absent); ValidationError naming `name` otherwise: `"false"`
+    is a string, and a string is no flag (it read as true)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise ValidationError(f"{name} must be true or false, not {_shown(value)}")
+
+
 def int_option(value: Any, name: str, lo: int, hi: int) -> int | None:
     """A whole number from `lo` to `hi` (None when absent); ValidationError naming `name`
     otherwise."""
@@ -152,9 +160,10 @@ def trigger_request(task_id: str, body: dict[str, Any], headers: Any = None) -> 
         max_duration=number_option(options.get("maxDuration"), "maxDuration"),
         priority=number_option(options.get("priority"), "priority"),
         machine=_str(options.get("machine"), "machine"), metadata=_metadata(options),
-        is_test=bool(options.get("test")),
+        is_test=flag_option(options.get("test"), "options.test"),
         parent_run_id=_str(options.get("parentRunId"), "parentRunId"),
-        resume_parent=bool(options.get("resumeParentOnCompletion")),
+        resume_parent=flag_option(options.get("resumeParentOnCompletion"),
+                                  "options.resumeParentOnCompletion"),
         batch_id=_str(options.get("parentBatch"), "parentBatch"),
         debounce=parse_debounce(options.get("debounce")),
         lock_to_version=lock or None,

@@ -87,7 +87,9 @@ class Spawned:
         if code is None:
             return None
         errors = self._written()[1] or (self._disk_full() if code > 0 else [])
-        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        how = (f"was killed by signal {-code}" if code < 0 else
+               "was stopped (`trigger-local down`, or a SIGTERM or SIGINT sent to it)"
+               if code == 0 else f"exited with code {code}")
         return "\n".join(errors) if errors else f"It {how}; its log is {self.log_path}."
 
     def _disk_full(self) -> list[str]:

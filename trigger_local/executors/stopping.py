@@ -17,6 +17,8 @@ executor's task processes (docs/architecture.md, "Crash safety").
   may have passed it, and it would poll for the gone daemon until its orphan timeout.
 - `kill_waiting` (`trigger-local down --kill-waiting`, which sends SIGUSR1): held processes are
   killed too; their runs are interrupted and start again from the top on the next daemon.
+- A run whose interruption cannot be written (a full disk) does not keep the other processes
+  from being stopped: the next daemon finds its process gone and interrupts it then.
 """
 
 from __future__ import annotations
@@ -66,7 +68,12 @@ async def stop_processes(executor: WorkerPool, grace_s: float) -> None:
         for run_id, attempt in held.items():
             reason = ("The daemon shut down and killed the waiting process (down --kill-waiting)"
                       if waiting else "The daemon shut down")
-            await executor.engine.worker_lost(run_id, attempt, reason, interrupted=True)
+            try:
+                await executor.engine.worker_lost(run_id, attempt, reason, interrupted=True)
+            except Exception as exc:  # noqa: BLE001 - a full disk: the next process still stops
+                log.warning("could not put an interrupted run back in its queue; the next "
+                            "daemon does when it finds its process gone", run=run_id,
+                            error=str(exc))
     for worker in killed:
         try:
             await asyncio.wait_for(worker.exited.wait(), EXIT_WAIT_S)

@@ -82,8 +82,18 @@ def load_project(project_dir: Path, dirs: list[str],
             modules.append(import_file(project_dir, path))
         except (Exception, SystemExit) as exc:
             raise ImportFailure(rel, f"{rel}: {type(exc).__name__}: {exc}",
-                                traceback.format_exc()) from exc
+                                traceback.format_exc(), _package(project_dir, exc)) from exc
     return modules
+
+
+def _package(project_dir: Path, exc: BaseException) -> str | None:
+    """The module a task file imports that is neither installed nor the project's own."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    top = exc.name.split(".")[0]
+    if (project_dir / top).exists() or (project_dir / f"{top}.py").exists():
+        return None
+    return exc.name
 
 
 def _init_names(dirs: list[str]) -> list[str]:
