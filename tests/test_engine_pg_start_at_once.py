@@ -172,6 +172,9 @@ async def test_a_trigger_behind_a_queued_run_does_not_overtake_it(
     first.ctx.placer = None
     older = (await first.trigger(TriggerRequest(task_id="hello"))).run
     assert older.status == QUEUED
+    clock = first.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(1)  # queued later: at one instant the order is the ids', random within 1 ms
     # through the other daemon: its trigger's dequeue would take the older run, so it starts
     # nothing, gives its place back and leaves both to the dispatchers, oldest first
     newer = (await second.trigger(TriggerRequest(task_id="hello"))).run

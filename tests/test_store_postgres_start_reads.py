@@ -85,6 +85,9 @@ async def test_a_trigger_behind_a_run_queued_in_another_queue_leaves_its_run_que
     places.likely = False
     older = await engine.trigger(TriggerRequest(task_id="other"))
     places.likely = True
+    clock = engine.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(1)  # queued later: at one instant the order is the ids', random within 1 ms
     newer = await engine.trigger(TriggerRequest(task_id="hello"))
     assert newer.run.status == QUEUED
     assert (await row_of(engine, newer.run.id))["status"] == QUEUED

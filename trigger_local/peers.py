@@ -35,6 +35,7 @@ class Peers:
         self.known: list[dict[str, Any]] = []  # the daemons sharing the database, for status
         self._stopped = asyncio.Event()
         self._supervisor: Supervisor | None = None
+        self._reloads = 0  # catalog reloads under way (`heard`)
 
     def start(self, supervisor: Supervisor) -> None:
         self._supervisor = supervisor
@@ -44,6 +45,10 @@ class Peers:
     def heard(self, commit: Commit) -> None:
         """Another daemon committed: look again; first reload the projects and versions the
         engine caches if those changed (a version registered through another daemon). A
+        commit heard while a reload is under way is looked at once the reload is done: the
+        commits are heard in the order they were made, and a run triggered right after its
+        version was registered would otherwise be dequeued without the version (its project
+        unknown here yet) and failed, "Version None … is gone" (seen on a loaded machine). A
         timer it set makes this daemon ask the store for its next timer then at the latest
         (the resync entry of engine/due.py: one entry whatever the number of such timers),
         so it fires it on time too (once across daemons: firing is a compare-and-set); after
@@ -53,14 +58,19 @@ class Peers:
             due.resync_by(commit.due_at)
         if commit.reconnected:
             due.resync_by(self.engine.clock.now())
-        if not commit.catalog:
-            self.engine.hub.changed_elsewhere()
-        elif self._supervisor is not None:
+        if commit.catalog and self._supervisor is not None:
+            self._reloads += 1
             self._supervisor.spawn("reloading projects", self._reload())
+        elif not commit.catalog and not self._reloads:
+            self.engine.hub.changed_elsewhere()
 
     async def _reload(self) -> None:
-        await self.engine.load()
-        self.engine.hub.changed_elsewhere()
+        try:
+            await self.engine.load()
+        finally:
+            self._reloads -= 1
+            if not self._reloads:  # the last one under way: what was heard meanwhile too
+                self.engine.hub.changed_elsewhere()
 
     async def beat(self) -> None:
         await self.store.heartbeat(host=socket.gethostname(), url=self.settings.url,
