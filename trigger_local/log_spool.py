@@ -67,9 +67,12 @@ class SpoolWriter:
 def unsent(path: Path, run_id: str, attempt: int, received: int) -> list[dict[str, Any]]:
     """The entries the spool at `path` holds for `run_id`'s `attempt` past the first
     `received` ones (those the daemon has); [] when the spool is missing or of another
-    attempt. A last line cut short by the process's death is left out."""
+    attempt. A last line cut short by the process's death is left out. Lines end at "\n" only:
+    a message's U+2028, U+2029 or NEL, which JSON leaves as they are, is inside its line (read
+    as two broken halves, the line was left out and every later one shifted, engine/reports.py
+    skipping lines of a burst by their number)."""
     try:
-        lines = path.read_bytes().decode("utf-8", "replace").splitlines()
+        lines = path.read_bytes().decode("utf-8", "replace").split("\n")
     except OSError:
         return []
     entries: list[dict[str, Any]] = []
