@@ -155,7 +155,7 @@ class _Noting:
 
 class _NotingRuns(_Noting):
     def __init__(self, area: Any, note: Noter, started: dict[str, Run],
-                 changed: set[str]) -> None:
+                 changed: set[str] | None) -> None:
         super().__init__(area, note)
         self._started, self._changed = started, changed  # EngineContext's
 
@@ -172,7 +172,8 @@ class _NotingRuns(_Noting):
         self._fields(run_id, changes, RUN_TIMERS)
         if expected_snapshot is None:  # a change that keeps the snapshot id: a held copy of
             self._started.pop(run_id, None)  # the run would not see it (attempts.finish_current)
-            self._changed.add(run_id)  # nor would the dispatcher's (EngineContext)
+            if self._changed is not None:  # nor would the dispatcher's (EngineContext)
+                self._changed.add(run_id)
         return cast(bool, await self._area.update(run_id, expected_snapshot, **changes))
 
     def _note_run(self, run: Run) -> None:
@@ -221,7 +222,7 @@ class _NotingRateLimits(_Noting):
 
 
 def noting_runs(area: RunStore, note: Noter, started: dict[str, Run],
-                changed: set[str]) -> RunStore:
+                changed: set[str] | None) -> RunStore:
     """`area`, noting the run timers its writes set; a write that keeps a run's snapshot id
     also forgets the copy its start left in `started` and notes the run in `changed`
     (EngineContext's `started`, `changed_in_place`)."""

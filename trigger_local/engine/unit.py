@@ -120,7 +120,9 @@ class Tx:
         self._events = store.events
         # the areas that hold timers note each timer set or cleared through them (engine/due.py)
         note = self.due_notes.append
-        self.runs = noting_runs(store.runs, note, ctx.started, ctx.changed_in_place)
+        # (a shared store keeps no start copies: nothing to note for them)
+        self.runs = noting_runs(store.runs, note, ctx.started,
+                                None if ctx.shared_store else ctx.changed_in_place)
         self.snapshots = store.snapshots
         self.attempts = store.attempts
         self.timers = store.timers
