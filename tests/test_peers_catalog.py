@@ -19,7 +19,7 @@ from trigger_local.config import DaemonSettings
 from trigger_local.engine import Engine, TriggerRequest
 from trigger_local.engine.events import ChangedElsewhere
 from trigger_local.peers import Peers
-from trigger_local.store.models import TaskDef, Version
+from trigger_local.store.models import Project, TaskDef, Version
 from trigger_local.store.postgres import PostgresStore
 from trigger_local.store.postgres.daemons import Commit
 from trigger_local.supervise import Supervisor
@@ -99,6 +99,140 @@ async def test_a_run_triggered_right_after_its_version_is_looked_at_once_the_ver
             go_on.set()
             await until(lambda: bool(looks), "B to look once it reloaded")
             assert looks == [True]
+        finally:
+            go_on.set()
+            for supervisor in supervisors:
+                await supervisor.stop_all(5)
+
+
+async def started_pair(first: Engine, second: Engine, heard: list[Commit],
+                       supervisors: list[Supervisor]) -> Peers:
+    """Both daemons' peers started; returns B's once its listener's first looks are over."""
+    peers = [peers_of(first), peers_of(second, heard)]
+    for supervisor, each in zip(supervisors, peers, strict=True):
+        each.start(supervisor)
+    await until(lambda: sum(c.reconnected for c in heard) == 2, "B's listener's looks")
+    first_store = first.store
+    assert isinstance(first_store, PostgresStore) and first_store.others is not None
+    await until(first_store.others.alive, "A to know B is there")
+    await until(lambda: not supervisors[1]._jobs, "B's first reloads")
+    return peers[1]
+
+
+async def new_version_and_run(first: Engine) -> str:
+    await first.register_version(Version(id="version_new", project_dir="/new",
+                                         project="proj_new", created_at=T0, tasks=[NEW]))
+    return (await first.trigger(TriggerRequest(task_id="new", project="proj_new"))).run.id
+
+
+async def test_no_run_is_dequeued_while_the_catalog_is_reloaded(
+        pg_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Holding back the NOTIFY's wake-up is not enough: B's dispatcher also runs a round on its
+    5-s safety net, on a local run's end, and at once after a reconnection (the listener's
+    `Commit(catalog=True, reconnected=True)` sets the due times' resync to now, which wakes it
+    while the reload it starts is under way). Such a round's dequeue took the run of a project
+    B did not know yet, on version None (its start then failed it, "Version None … is gone").
+    While a reload is under way B's dequeue takes nothing; once it is done it takes the run on
+    its version."""
+    async with two_daemons(pg_cluster.fresh_url(), tmp_path, FakeClock(T0),
+                           tasks=[TaskDef(task_id="t", queue="task/t")]) as (first, second):
+        heard: list[Commit] = []
+        supervisors = [Supervisor(), Supervisor()]
+        try:
+            peers = await started_pair(first, second, heard, supervisors)
+            go_on = asyncio.Event()
+            load = second.load
+
+            async def held_back() -> None:
+                await go_on.wait()
+                await load()
+            monkeypatch.setattr(second, "load", held_back)
+            before = len(heard)
+            run_id = await new_version_and_run(first)
+            await until(lambda: [c.catalog for c in heard[before:]] == [True, False],
+                        "B to hear the version's commit, then the run's")
+            woke: list[bool] = []  # a reconnection during the reload wakes B's dispatcher
+            second.ctx.due.resync(None)  # as its dispatcher left it: the store had no timer
+            second.ctx.due.on_earlier = lambda: woke.append(True)
+            peers.heard(Commit(catalog=True, reconnected=True))
+            assert woke
+            assert await second.dequeue(4, 0) == []  # the round that wake-up (or any) runs
+            go_on.set()
+            await until(lambda: not supervisors[1]._jobs, "B's reloads")
+            taken = await second.dequeue(4, 0)
+            assert [(r.id, r.version_id) for r in taken] == [(run_id, "version_new")]
+        finally:
+            go_on.set()
+            for supervisor in supervisors:
+                await supervisor.stop_all(5)
+
+
+async def test_a_reload_that_failed_is_tried_again(
+        pg_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload that raised (the database refused a read: a cut connection, a failover) was
+    not tried again until the next catalog commit: B went on without the new project, and
+    dequeued its runs on version None (failed, "Version None … is gone"). It is tried again
+    (backing off) until it succeeds."""
+    async with two_daemons(pg_cluster.fresh_url(), tmp_path, FakeClock(T0),
+                           tasks=[TaskDef(task_id="t", queue="task/t")]) as (first, second):
+        heard: list[Commit] = []
+        supervisors = [Supervisor(), Supervisor()]
+        try:
+            await started_pair(first, second, heard, supervisors)
+            load, failures = second.load, [0]
+
+            async def fails_once() -> None:
+                if not failures[0]:
+                    failures[0] += 1
+                    raise ConnectionResetError("the database went away")
+                await load()
+            monkeypatch.setattr(second, "load", fails_once)
+            run_id = await new_version_and_run(first)
+            await until(lambda: bool(failures[0]), "B's reload to fail")
+            await until(lambda: bool(second.projects.owners("new")), "B to know the project",
+                        timeout_s=10)
+            taken = await second.dequeue(4, 0)
+            assert [(r.id, r.version_id) for r in taken] == [(run_id, "version_new")]
+        finally:
+            for supervisor in supervisors:
+                await supervisor.stop_all(5)
+
+
+async def test_reloads_one_at_a_time_end_with_the_newest_catalog(
+        pg_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two catalog commits heard close together ran two reloads at once; each reads the
+    versions, then the projects, then sets both: the first one, held on its second read (a
+    loaded machine), set what it read before the second commit after the second reload set
+    the newer catalog — B forgot the second project's version until the next catalog commit.
+    Reloads run one at a time, and again while catalog commits came during one."""
+    async with two_daemons(pg_cluster.fresh_url(), tmp_path, FakeClock(T0),
+                           tasks=[TaskDef(task_id="t", queue="task/t")]) as (first, second):
+        heard: list[Commit] = []
+        supervisors = [Supervisor(), Supervisor()]
+        go_on, held = asyncio.Event(), asyncio.Event()
+        try:
+            await started_pair(first, second, heard, supervisors)
+            projects = second.store.read().projects
+            read_all = projects.all
+
+            async def first_held() -> list[Project]:
+                if not held.is_set():
+                    held.set()
+                    await go_on.wait()
+                return await read_all()
+            monkeypatch.setattr(projects, "all", first_held)
+            await new_version_and_run(first)
+            await held.wait()
+            before = len(heard)
+            await first.register_version(Version(
+                id="version_new2", project_dir="/new2", project="proj_new2", created_at=T0,
+                tasks=[TaskDef(task_id="new2", queue="task/new2")]))
+            await until(lambda: any(c.catalog for c in heard[before:]), "B to hear it")
+            await asyncio.sleep(0.3)  # a second reload at once had ended by now
+            go_on.set()
+            await until(lambda: not supervisors[1]._jobs, "B's reloads")
+            assert second.projects.owners("new") == ["proj_new"]
+            assert second.projects.owners("new2") == ["proj_new2"]
         finally:
             go_on.set()
             for supervisor in supervisors:

@@ -35,7 +35,8 @@ class Peers:
         self.known: list[dict[str, Any]] = []  # the daemons sharing the database, for status
         self._stopped = asyncio.Event()
         self._supervisor: Supervisor | None = None
-        self._reloads = 0  # catalog reloads under way (`heard`)
+        self._reloading: asyncio.Task[None] | None = None  # the catalog's reload (`heard`)
+        self._stale = False  # a catalog commit was heard that no reload has read yet
 
     def start(self, supervisor: Supervisor) -> None:
         self._supervisor = supervisor
@@ -44,33 +45,52 @@ class Peers:
 
     def heard(self, commit: Commit) -> None:
         """Another daemon committed: look again; first reload the projects and versions the
-        engine caches if those changed (a version registered through another daemon). A
-        commit heard while a reload is under way is looked at once the reload is done: the
+        engine caches if those changed (a version registered through another daemon). While
+        that reload is under way this daemon takes no run off a queue (`Projects.reloading`,
+        engine/dequeue.py), and a commit heard meanwhile is looked at once it is done: the
         commits are heard in the order they were made, and a run triggered right after its
         version was registered would otherwise be dequeued without the version (its project
-        unknown here yet) and failed, "Version None … is gone" (seen on a loaded machine). A
-        timer it set makes this daemon ask the store for its next timer then at the latest
-        (the resync entry of engine/due.py: one entry whatever the number of such timers),
-        so it fires it on time too (once across daemons: firing is a compare-and-set); after
-        a (re)connection, when announcements may have been missed, it asks at once."""
+        unknown here yet) and failed, "Version None … is gone" (seen on a loaded machine) —
+        whatever woke the dispatcher's round (this wake-up, its 5-s safety net, a local run's
+        end, the resync a reconnection asks for at once). One reload at a time, again while
+        catalog commits came during it (two at once could end in the wrong order: the older
+        read last), and tried again until it succeeds (a failed one left the cache behind
+        until the next catalog commit). A timer it set makes this daemon ask the store for
+        its next timer then at the latest (the resync entry of engine/due.py: one entry
+        whatever the number of such timers), so it fires it on time too (once across
+        daemons: firing is a compare-and-set); after a (re)connection, when announcements may
+        have been missed, it asks at once."""
         due = self.engine.ctx.due
         if commit.due_at is not None:
             due.resync_by(commit.due_at)
         if commit.reconnected:
             due.resync_by(self.engine.clock.now())
         if commit.catalog and self._supervisor is not None:
-            self._reloads += 1
-            self._supervisor.spawn("reloading projects", self._reload())
-        elif not commit.catalog and not self._reloads:
+            self._stale = self.engine.projects.reloading = True
+            if not self.reloading:
+                self._reloading = self._supervisor.spawn("reloading projects", self._reload())
+                self._reloading.add_done_callback(self._reloaded)
+        elif not commit.catalog and not self.reloading:
             self.engine.hub.changed_elsewhere()
 
+    @property
+    def reloading(self) -> bool:
+        return self._reloading is not None and not self._reloading.done()
+
     async def _reload(self) -> None:
-        try:
-            await self.engine.load()
-        finally:
-            self._reloads -= 1
-            if not self._reloads:  # the last one under way: what was heard meanwhile too
-                self.engine.hub.changed_elsewhere()
+        supervisor = self._supervisor
+        assert supervisor is not None
+        while self._stale and not self._stopped.is_set():
+            self._stale = False
+            await supervisor.retry_until_done("reloading projects", self.engine.load,
+                                              give_up=self._stopped.is_set)
+
+    def _reloaded(self, _task: asyncio.Task[None]) -> None:
+        """The reload ended (done, given up at a stop, or cancelled even before it began):
+        runs are dequeued again, and what was heard meanwhile is looked at."""
+        if not self.reloading:  # (not when a catalog commit began the next one since)
+            self.engine.projects.reloading = False
+            self.engine.hub.changed_elsewhere()
 
     async def beat(self) -> None:
         await self.store.heartbeat(host=socket.gethostname(), url=self.settings.url,

@@ -70,6 +70,8 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
     if not queued:
         return []
     tx.ctx.queued_seen = True  # only ever raised here: a unit undone later cannot lower it
+    if tx.ctx.projects.reloading:  # a run's project or current version may be unknown yet
+        return []  # (peers.py): the reload's end wakes the dispatcher
     reserved = tx.ctx.reserved
     running = await running_with_reserved(tx)
     free = min(limit + held, tx.settings.concurrency - sum(running.values()))

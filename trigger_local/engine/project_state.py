@@ -38,6 +38,9 @@ class Projects:
     sessions: dict[str, int] = field(default_factory=dict)
     #: the daemon is stopping: sessions are no longer counted (`forget_sessions`)
     stopping: bool = False
+    #: another daemon changed the catalog and this cache is being read again (peers.py): the
+    #: dequeue takes no run until it is done (engine/dequeue.py)
+    reloading: bool = False
 
     def load(self, versions: list[Version], records: list[Project]) -> None:
         self.current = {v.project: v for v in versions}
