@@ -30,6 +30,10 @@ dispatcher as ever (a queue resumed, room). A rate gate can leave a runnable run
 it refused (the dequeue takes one run at most here), and the window it noted was undone with
 the dequeue: then the round is woken.
 
+When nothing was QUEUED before the trigger (one index seek, on a store of its own with no
+rate limit), its new run is the dequeue's only candidate: the dequeue reads no queue for it and
+writes nothing, so no savepoint is opened (`_take_alone`).
+
 On a store daemons share (PostgreSQL), the dequeue must count what every daemon runs: it runs
 in the dequeues' turn, one at a time across daemons, and sees every dequeue committed before.
 A trigger that may start its run at once (`takes_turn`: a lone request whose project's warm
@@ -103,19 +107,30 @@ async def _create_and_start(tx: Tx, prepared: Sequence[Prepared], wait: bool,
                             request_key: str | None, placed: list[Placement],
                             may_start: bool) -> list[TriggerResult]:
     _release(placed)  # a unit the store refused, run again
+    alone = may_start and await _nothing_queued(tx, prepared)
     results = await triggering.create_runs(tx, prepared, wait=wait, request_key=request_key)
     if not may_start or len(results) != 1 or results[0].cached:
         return results
-    started = await start_at_once(tx, results[0].run)
+    started = await start_at_once(tx, results[0].run, alone)
     if started is None:
         return results
     placed.append(started.placement)
     return [replace(results[0], run=started.run)]
 
 
-async def start_at_once(tx: Tx, run: Run) -> Placed | None:
+async def _nothing_queued(tx: Tx, prepared: Sequence[Prepared]) -> bool:
+    """Whether the lone run `prepared` makes will be the only QUEUED run, the dequeue's sole
+    candidate (`alone`): on a store of its own, with no rate limit, nothing QUEUED before it —
+    one index seek, which also finds a reserved run or a held one (both QUEUED in the store)."""
+    return tx.ctx.placer is not None and len(prepared) == 1 and prepared[0].task is not None \
+        and not tx.ctx.shared_store and not await tx.rate_limits.all() \
+        and not await tx.runs.queued_queues()
+
+
+async def start_at_once(tx: Tx, run: Run, alone: bool = False) -> Placed | None:
     """Start `run`, just created in `tx`, on a warm place if the dispatcher would start it now
-    (the module docstring); None leaves it QUEUED for the dispatcher."""
+    (the module docstring); None leaves it QUEUED for the dispatcher. `alone`: `run` is the only
+    QUEUED run (`_nothing_queued`), so the dequeue reads no queue and no savepoint is needed."""
     placer = tx.ctx.placer
     version = tx.ctx.projects.current_of(run.project)
     if placer is None or version is None or run.status != QUEUED or run.worker_id:
@@ -125,7 +140,8 @@ async def start_at_once(tx: Tx, run: Run) -> Placed | None:
     if placement is None:
         return None
     try:
-        started = await _take(tx, run, placement)
+        started = await (_take_alone(tx, run, placement) if alone and run.project
+                         else _take(tx, run, placement))
         if isinstance(started, tuple):
             _created(tx, started[0].id, status=EXECUTING, kind=started[0].snapshot_kind)
             placement.started(*started)
@@ -180,6 +196,22 @@ async def _take(tx: Tx, run: Run, placement: Placement) -> tuple[Run, Attempt] |
                 and not await tx.rate_limits.all():
             return _NONE_RUNNABLE
         return None
+
+
+async def _take_alone(tx: Tx, run: Run,
+                      placement: Placement) -> tuple[Run, Attempt] | object | None:
+    """`_take` for the only QUEUED run in a store of its own, with no rate limit: the dequeue
+    takes it or nothing, and writes nothing either way (a reservation is memory, a rate gate's
+    window there is none), so there is nothing to undo — and no run it passed over."""
+    try:
+        taken = await dequeue(tx, 1, reserve=True, only=run)
+        if not taken:
+            return _NONE_RUNNABLE
+        # None (it moved meanwhile: cannot be, it was made in this transaction) wrote nothing
+        return await attempts.start(tx, taken[0], placement.worker_id, placement.pid,
+                                    placement.executor)
+    finally:
+        tx.ctx.reserved.pop(run.id, None)  # `attempts.start` let it go; a failure did not
 
 
 def _created(tx: Tx, run_id: str, **facts: Any) -> None:
