@@ -1,9 +1,10 @@
 """A trigger whose new run is the only QUEUED one (nothing queued before it, on a store of its
-own with no rate limit) starts it without reading a queue or opening a savepoint
-(engine/starting.py `_take_alone`, issue #13): one index seek before the run is made says no
-other run could go first. The dispatcher's rules still decide: the global concurrency, a run
-reserved by a round, a held run. Real SQLite store (its statements traced); the executor's
-side is the recording fake of test_engine_start_at_once.py, an edge."""
+own with no rate limit) starts it without reading a queue or opening a savepoint, and inserts
+it EXECUTING with its attempt instead of inserting it QUEUED and updating it
+(engine/starting.py `_insert_alone`, issue #13): one index seek before the run is made says no
+other run could go first; its history is any started run's. The dispatcher's rules still
+decide: the global concurrency, a run reserved by a round. Real SQLite store (its statements
+traced); the executor's side is the recording fake of test_engine_start_at_once.py, an edge."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from test_engine_start_at_once import Places, stored, trigger
 from tests.engine_support import HELLO, T0, open_engine
 from trigger_local.clock import FakeClock
 from trigger_local.dispatch.dispatcher import wakes
-from trigger_local.engine import Engine
+from trigger_local.engine import Engine, history
 from trigger_local.engine.events import Event, RunCreated
 from trigger_local.store.models import EXECUTING, QUEUED
 
@@ -58,6 +59,20 @@ async def test_a_lone_new_run_starts_with_no_queue_read_and_no_savepoint(
     assert not [s for s in statements if "ORDER BY queued_at" in s]
     assert places.log[:2] == [f"place {run.id} on version_1",
                               f"started {run.id} EXECUTING attempt 1"]
+    # its row is written once, as it is once started (EXECUTING), and never updated
+    assert [s for s in statements if s.startswith("INSERT INTO runs ")]
+    assert all("'EXECUTING'" in s for s in statements if s.startswith("INSERT INTO runs "))
+    assert not [s for s in statements if s.startswith("UPDATE runs ")]
+    [attempt] = await engine.queries.attempts.for_run(run.id)
+    assert (attempt.number, attempt.status, attempt.worker_id) == (1, EXECUTING, "worker_1")
+    # its history is a dispatched run's: created, then executing from QUEUED (two snapshots)
+    events = await engine.queries.events.after(0, run_id=run.id)
+    assert [(e.type, e.data.get("from")) for e in events] == \
+        [("run.created", None), ("run.executing", QUEUED)]
+    shown = await history.snapshots(engine.queries, await stored(engine, run.id))
+    assert [s["id"] for s in shown] == [e.data["snapshot_id"] for e in events]
+    assert len({s["id"] for s in shown}) == 2
+    assert shown[-1]["id"] == (await stored(engine, run.id)).snapshot_id
 
 
 async def test_the_global_concurrency_keeps_a_lone_new_run_queued(

@@ -32,7 +32,8 @@ the dequeue: then the round is woken.
 
 When nothing was QUEUED before the trigger (one index seek, on a store of its own with no
 rate limit), its new run is the dequeue's only candidate: the dequeue reads no queue for it and
-writes nothing, so no savepoint is opened (`_take_alone`).
+writes nothing, so no savepoint is opened; started, the run is inserted EXECUTING with its
+attempt, not inserted QUEUED then updated (`_insert_alone`).
 
 On a store daemons share (PostgreSQL), the dequeue must count what every daemon runs: it runs
 in the dequeues' turn, one at a time across daemons, and sees every dequeue committed before.
@@ -107,11 +108,13 @@ async def _create_and_start(tx: Tx, prepared: Sequence[Prepared], wait: bool,
                             request_key: str | None, placed: list[Placement],
                             may_start: bool) -> list[TriggerResult]:
     _release(placed)  # a unit the store refused, run again
-    alone = may_start and await _nothing_queued(tx, prepared)
+    if may_start and await _nothing_queued(tx, prepared):
+        return await triggering.create_runs(tx, prepared, wait=wait, request_key=request_key,
+                                            starts=partial(_insert_alone, placed))
     results = await triggering.create_runs(tx, prepared, wait=wait, request_key=request_key)
     if not may_start or len(results) != 1 or results[0].cached:
         return results
-    started = await start_at_once(tx, results[0].run, alone)
+    started = await start_at_once(tx, results[0].run)
     if started is None:
         return results
     placed.append(started.placement)
@@ -127,10 +130,9 @@ async def _nothing_queued(tx: Tx, prepared: Sequence[Prepared]) -> bool:
         and not await tx.runs.queued_queues()
 
 
-async def start_at_once(tx: Tx, run: Run, alone: bool = False) -> Placed | None:
+async def start_at_once(tx: Tx, run: Run) -> Placed | None:
     """Start `run`, just created in `tx`, on a warm place if the dispatcher would start it now
-    (the module docstring); None leaves it QUEUED for the dispatcher. `alone`: `run` is the only
-    QUEUED run (`_nothing_queued`), so the dequeue reads no queue and no savepoint is needed."""
+    (the module docstring); None leaves it QUEUED for the dispatcher."""
     placer = tx.ctx.placer
     version = tx.ctx.projects.current_of(run.project)
     if placer is None or version is None or run.status != QUEUED or run.worker_id:
@@ -140,8 +142,7 @@ async def start_at_once(tx: Tx, run: Run, alone: bool = False) -> Placed | None:
     if placement is None:
         return None
     try:
-        started = await (_take_alone(tx, run, placement) if alone and run.project
-                         else _take(tx, run, placement))
+        started = await _take(tx, run, placement)
         if isinstance(started, tuple):
             _created(tx, started[0].id, status=EXECUTING, kind=started[0].snapshot_kind)
             placement.started(*started)
@@ -198,20 +199,36 @@ async def _take(tx: Tx, run: Run, placement: Placement) -> tuple[Run, Attempt] |
         return None
 
 
-async def _take_alone(tx: Tx, run: Run,
-                      placement: Placement) -> tuple[Run, Attempt] | object | None:
-    """`_take` for the only QUEUED run in a store of its own, with no rate limit: the dequeue
-    takes it or nothing, and writes nothing either way (a reservation is memory, a rate gate's
-    window there is none), so there is nothing to undo — and no run it passed over."""
+async def _insert_alone(placed: list[Placement], tx: Tx, run: Run) -> None:
+    """Write `run`, the trigger's new run and the only QUEUED one (`_nothing_queued`; its
+    `RunCreated` recorded), started at once if the dequeue takes it: its sole candidate, so it
+    reads no queue and writes nothing — no savepoint, nothing to undo. Started, the run is
+    inserted EXECUTING with its attempt (its history as any start's: `run.executing` from
+    QUEUED), not inserted QUEUED and then updated."""
+    placer, version = tx.ctx.placer, tx.ctx.projects.current_of(run.project)
+    # a run locked to a version (lockToVersion) starts in a process of that version only
+    placement = None if placer is None or version is None or not run.project \
+        else placer.place(run, run.version_id or version.id)
+    if placement is None:
+        await tx.runs.insert(run)
+        return
     try:
-        taken = await dequeue(tx, 1, reserve=True, only=run)
-        if not taken:
-            return _NONE_RUNNABLE
-        # None (it moved meanwhile: cannot be, it was made in this transaction) wrote nothing
-        return await attempts.start(tx, taken[0], placement.worker_id, placement.pid,
-                                    placement.executor)
-    finally:
-        tx.ctx.reserved.pop(run.id, None)  # `attempts.start` let it go; a failure did not
+        if not await dequeue(tx, 1, reserve=True, only=run):
+            await tx.runs.insert(run)
+            _created(tx, run.id, none_runnable=True)
+            placement.release()
+            return
+        attempt = await attempts.start_new(tx, run, placement.worker_id, placement.pid,
+                                           placement.executor)
+        await tx.runs.insert(run)
+        await tx.attempts.insert(attempt)
+        _created(tx, run.id, status=EXECUTING, kind=run.snapshot_kind)
+        placement.started(run, attempt)
+    except BaseException:
+        tx.ctx.reserved.pop(run.id, None)
+        placement.release()
+        raise
+    placed.append(placement)
 
 
 def _created(tx: Tx, run_id: str, **facts: Any) -> None:
