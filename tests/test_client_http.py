@@ -6,6 +6,8 @@ lead's end-to-end tests cover the real one."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -99,6 +101,12 @@ class Stub:
 
 @pytest.fixture
 def stub() -> Iterator[tuple[Stub, str]]:
+    with _serving() as served:
+        yield served
+
+
+@contextlib.contextmanager
+def _serving() -> Iterator[tuple[Stub, str]]:
     stub = Stub()
     routes = [Route("/{path:path}", stub.handle, methods=["GET", "POST", "PUT", "DELETE"])]
     sock = socket.socket()
@@ -186,6 +194,26 @@ def test_follow_daemon_moves_only_an_address_found_in_the_home(
     assert api.endpoint.base_url == url
     api.close()
     fixed.close()
+
+
+async def test_a_call_made_while_the_async_client_follows_the_daemon_goes_to_it(
+        stub: tuple[Stub, str], home: Path) -> None:
+    """The async client's `follow_daemon` (the dashboard's event stream, after it lost its
+    daemon) moves it while the dashboard's other calls go on: one made as it moves reaches the
+    daemon at the new address, not the old client it was closing ("Cannot send a request, as
+    the client has been closed.", a RuntimeError the dashboard does not expect)."""
+    server, url = stub
+    with _serving() as (_, old_url):
+        write_daemon_home(home, old_url)
+        api = ApiClient()
+        assert await api.healthz() == {"ok": True}  # a kept-alive connection to close
+        write_daemon_home(home, url)  # the daemon came back on another port
+        moved, answer = await asyncio.gather(api.follow_daemon(), api.healthz(),
+                                             return_exceptions=True)
+    assert moved is None and answer == {"ok": True}, answer
+    assert [r["path"] for r in server.requests] == ["/healthz"]  # it went to the new one
+    assert api.endpoint.base_url == url
+    await api.aclose()
 
 
 def test_wrong_key_is_an_authentication_error(stub: tuple[Stub, str]) -> None:

@@ -16,7 +16,7 @@ from trigger_local.clock import FakeClock
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest
 from trigger_local.errors import ConflictError
 from trigger_local.store import SqliteStore, Store
-from trigger_local.store.models import CANCELED, COMPLETED, EXECUTING, TaskDef
+from trigger_local.store.models import CANCELED, COMPLETED, EXECUTING, WP_COMPLETED, TaskDef
 
 DONE = AttemptOutcome(ok=True, output='{"a": 1}')
 
@@ -39,7 +39,8 @@ async def test_a_completion_after_a_metadata_write_reads_the_run(tmp_path: Path,
     and the metadata stands (a copy moved blindly would not have seen it)."""
     engine = await _engine(tmp_path, store)
     run_id = await _started(engine)
-    assert run_id in engine.ctx.started
+    # a shared store keeps no copy: another daemon's writes are not seen here
+    assert (run_id in engine.ctx.started) == (not store.shared)
     await engine.update_metadata(run_id, {"progress": 1})
     assert run_id not in engine.ctx.started
     trace = Trace(engine) if isinstance(store, SqliteStore) else None
@@ -75,12 +76,14 @@ async def test_a_stale_copy_is_refused_by_the_compare_and_set(tmp_path: Path,
     written; the completion reads the row and ends the attempt that is current."""
     engine = await _engine(tmp_path, store)
     run_id = await _started(engine)
-    stale = engine.ctx.started[run_id]
+    stale = await engine.queries.runs.get(run_id)  # the row as the start left it
+    assert stale is not None and stale.status == EXECUTING
     await engine.worker_lost(run_id, 1, "gone", interrupted=True, error_name="")
     [again] = await engine.dequeue(1)
     assert await engine.start_attempt(again, "worker_2", 2) is not None
-    current = engine.ctx.started[run_id]
-    assert current.snapshot_id != stale.snapshot_id and current.status == EXECUTING
+    current = await engine.queries.runs.get(run_id)
+    assert current is not None and current.status == EXECUTING
+    assert current.snapshot_id != stale.snapshot_id
     engine.ctx.started[run_id] = stale.copied()  # attempt_count 1: not this attempt's copy
     with pytest.raises(ConflictError):  # attempt 1 is over, read from the row
         await engine.finish_attempt(run_id, 1, DONE)
@@ -92,3 +95,53 @@ async def test_a_stale_copy_is_refused_by_the_compare_and_set(tmp_path: Path,
     assert [a.status for a in attempts][-1] == COMPLETED
     history = await engine.queries.events.after(0, run_id=run_id)
     assert [e.type for e in history].count("run.completed") == 1
+
+
+@pytest.mark.parametrize("reserve", [False, True])
+async def test_a_run_waitpoint_made_between_the_dequeue_and_the_start_completes(
+        tmp_path: Path, store: Store, reserve: bool) -> None:
+    """A trigger-and-wait whose idempotency key names a run the dispatcher has taken but not
+    started yet gives that run its RUN waitpoint — a write that keeps the snapshot id. The start
+    moves the dispatcher's copy, read before it (its compare-and-set holds): the copy the start
+    leaves must not be the one the completion trusts, or the waitpoint never completes and the
+    waiting parent waits for ever."""
+    engine = await _engine(tmp_path, store)
+    keyed = TriggerRequest(task_id="noop", idempotency_key="once")
+    first = await engine.trigger(keyed)
+    [taken] = await engine.dequeue(1, reserve=reserve)
+    assert taken.id == first.run.id and taken.waitpoint_id is None
+    waited = await engine.trigger(TriggerRequest(task_id="noop", idempotency_key="once"),
+                                  wait=True)
+    assert waited.cached and waited.run.id == taken.id and waited.waitpoint_id
+    assert await engine.start_attempt(taken, "worker_1", 1) is not None
+    done = await engine.finish_attempt(taken.id, 1, DONE)
+    assert done.status == COMPLETED and done.waitpoint_id == waited.waitpoint_id
+    wp = await engine.queries.waitpoints.get(waited.waitpoint_id)
+    assert wp is not None and wp.status == WP_COMPLETED and wp.output == '{"a": 1}'
+    assert taken.id not in engine.ctx.changed_in_place  # it ended: nothing kept for it
+
+
+async def test_a_run_waitpoint_made_before_the_dequeue_leaves_the_copy(tmp_path: Path) -> None:
+    """A triggerAndWait's child gets its RUN waitpoint before any dequeue reads it: its start
+    still leaves the copy its completion moves (no read of the row), and the completion
+    completes the waitpoint."""
+    engine = await _engine(tmp_path, await _sqlite(tmp_path))
+    waited = await engine.trigger(TriggerRequest(task_id="noop"), wait=True)
+    assert waited.run.id in engine.ctx.changed_in_place and waited.waitpoint_id
+    [taken] = await engine.dequeue(1, reserve=True)
+    assert taken.waitpoint_id == waited.waitpoint_id
+    assert taken.id not in engine.ctx.changed_in_place
+    assert await engine.start_attempt(taken, "worker_1", 1) is not None
+    assert engine.ctx.started[taken.id].waitpoint_id == waited.waitpoint_id
+    trace = Trace(engine)
+    await engine.finish_attempt(taken.id, 1, DONE)
+    assert trace.total() and trace.seen["SELECT runs"] == 0
+    wp = await engine.queries.waitpoints.get(waited.waitpoint_id)
+    assert wp is not None and wp.status == WP_COMPLETED
+    assert engine.ctx.started == {} and engine.ctx.changed_in_place == set()
+
+
+async def _sqlite(tmp_path: Path) -> SqliteStore:
+    store = SqliteStore(str(tmp_path / "engine.db"))
+    await store.open()
+    return store

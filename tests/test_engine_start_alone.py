@@ -65,10 +65,10 @@ async def test_a_lone_new_run_starts_with_no_queue_read_and_no_savepoint(
     assert not [s for s in statements if s.startswith("UPDATE runs ")]
     [attempt] = await engine.queries.attempts.for_run(run.id)
     assert (attempt.number, attempt.status, attempt.worker_id) == (1, EXECUTING, "worker_1")
-    # its history is a dispatched run's: created, then executing from QUEUED (two snapshots)
+    # its history is a dispatched run's: created QUEUED, then executing from QUEUED
     events = await engine.queries.events.after(0, run_id=run.id)
-    assert [(e.type, e.data.get("from")) for e in events] == \
-        [("run.created", None), ("run.executing", QUEUED)]
+    assert [(e.type, e.data["status"], e.data.get("from")) for e in events] == \
+        [("run.created", QUEUED, None), ("run.executing", EXECUTING, QUEUED)]
     shown = await history.snapshots(engine.queries, await stored(engine, run.id))
     assert [s["id"] for s in shown] == [e.data["snapshot_id"] for e in events]
     assert len({s["id"] for s in shown}) == 2

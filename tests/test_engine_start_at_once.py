@@ -19,6 +19,7 @@ from trigger_local.clock import FakeClock
 from trigger_local.dispatch.dispatcher import Dispatcher, wakes
 from trigger_local.engine import Engine, TriggerRequest, starting
 from trigger_local.engine.events import Event, RunStatusChanged
+from trigger_local.engine.states import K_QUEUED
 from trigger_local.ratelimit import parse_rate_limit
 from trigger_local.store.models import EXECUTING, QUEUED, Attempt, Run, TaskDef, Version
 
@@ -134,6 +135,10 @@ async def test_an_idle_trigger_starts_its_run_in_one_commit(
     events = await engine.queries.events.after(0, run_id=run.id)
     assert [(e.type, e.data.get("from")) for e in events] == \
         [("run.created", None), ("run.executing", QUEUED)]
+    # the stored creation says what the run was made as (its row said QUEUED), as the
+    # executing event's `from` does; only the published one says EXECUTING (starting.py)
+    assert (events[0].data["status"], events[0].data["kind"]) == (QUEUED, K_QUEUED)
+    assert events[0].data["snapshot_id"] != events[1].data["snapshot_id"]
     # nothing for the dispatcher to do: no event of this trigger wakes it
     assert published and not [e for e in published if wakes(e)]
 

@@ -10,7 +10,9 @@ import pytest
 from trigger_local import packet_store
 
 
-@pytest.mark.parametrize("name", ["x.json.meta", "x.json.part", "a.meta/b.json", "a/b.part/c"])
+@pytest.mark.parametrize("name", ["x.json.meta", "x.json.part", "a.meta/b.json", "a/b.part/c",
+                                  # the same files on a case-insensitive disk (macOS's)
+                                  "x.json.META", "x.json.Part", "a.mEta/b.json"])
 def test_a_name_of_a_packets_own_files_is_no_packet_name(name: str, tmp_path: Path) -> None:
     assert "end in .part or .meta" in (packet_store.name_problem(name) or "")
     with pytest.raises(ValueError, match="end in .part or .meta"):

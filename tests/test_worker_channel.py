@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import SECRET, T0, InProcessServices
-from trigger_local import protocol
+from trigger_local import packet_store, protocol
 from trigger_local.api.app import create_app
 from trigger_local.api.auth import run_token, worker_token
 from trigger_local.clock import FakeClock
@@ -24,6 +24,7 @@ from trigger_local.errors import (
     AttemptGone,
     AuthenticationError,
     ChannelClosed,
+    NotFoundError,
     ValidationError,
 )
 from trigger_local.http_server import HttpServer, bind
@@ -352,5 +353,36 @@ async def test_a_frame_the_daemon_does_not_know_is_answered_and_goes_over_http(
         with pytest.raises(ChannelClosed, match="over HTTP"):
             await channel._ask({"later": {}})
         assert not channel.closed  # the channel goes on
+    finally:
+        await channel.close()
+
+
+async def test_a_task_cannot_give_its_child_another_projects_packet(
+        served: Served, services: InProcessServices) -> None:
+    """A child trigger's (or batch item's) `application/store` payload naming a packet of
+    another project is 404, as that packet is to the run's project key: the child's task and
+    its `payloadPresignedUrl` would read it (api/packets.py `check_payload_packets`)."""
+    home = services.settings.home
+    packet_store.write(home, "theirs/payload.json", b'{"secret": 1}', "application/json",
+                       "proj_other")
+    await served.trigger()
+    channel = await served.channel()
+    try:
+        a = (await channel.poll(0))["assignment"]
+        rid, token = a["run_id"], a["run_token"]
+        stored = {"payload": "theirs/payload.json", "payloadType": packet_store.STORE}
+        with pytest.raises(NotFoundError, match="Packet not found"):
+            await channel.call(protocol.TRIGGER, rid, 1, token, {"task": "hello", **stored})
+        with pytest.raises(NotFoundError, match="Packet not found"):
+            await channel.call(protocol.BATCH, rid, 1, token,
+                               {"items": [{"task": "hello", **stored}]})
+        listed = (await served.api.get("/api/v1/runs")).json()["data"]
+        assert [r["id"] for r in listed] == [rid]  # no child made
+        run = await services.engine.queries.runs.get(rid)
+        assert run is not None
+        packet_store.write(home, "ours/payload.json", b"{}", "application/json", run.project)
+        child = await channel.call(protocol.TRIGGER, rid, 1, token,
+                                   {"task": "hello", **stored, "payload": "ours/payload.json"})
+        assert child["id"] != rid
     finally:
         await channel.close()

@@ -23,6 +23,8 @@ from typing import Any
 SPOOL_ENV = "TRIGGER_LOCAL_LOG_SPOOL"
 #: built once: `json.dumps` with options builds an encoder per call, a cost on every log line
 _ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+#: of a line's attributes JSON cannot hold, the text kept (`encodable`)
+UNENCODABLE_CHARS = 16 * 1024
 
 
 class SpoolWriter:
@@ -53,8 +55,15 @@ class SpoolWriter:
         except OSError:
             pass
 
-    def write(self, entry: dict[str, Any]) -> None:
-        self._write(entry)
+    def write(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Append `entry`; what was written: `encodable(entry)`, which the bursts send too (a
+        line for every line they number)."""
+        try:
+            self._write(entry)
+        except (TypeError, ValueError):
+            entry = encodable(entry)
+            self._write(entry)
+        return entry
 
     def _write(self, value: dict[str, Any]) -> None:
         line = _ENCODER.encode(value) + "\n"
@@ -64,12 +73,30 @@ class SpoolWriter:
             pass  # a full disk: the burst still carries the line, unless the process dies too
 
 
+def encodable(entry: dict[str, Any]) -> dict[str, Any]:
+    """`entry` as JSON can hold it: attributes it cannot (a dict keyed by tuples, a structure
+    holding itself) are said as text, so the line is stored and costs no other."""
+    try:
+        _ENCODER.encode(entry)
+        return entry
+    except (TypeError, ValueError):
+        pass
+    try:
+        said = repr(entry.get("attributes"))[:UNENCODABLE_CHARS]
+    except Exception:  # noqa: BLE001 - a repr that fails still must not cost the line
+        said = "(attributes JSON cannot hold)"
+    return {**entry, "attributes": {"trigger.unencodable": said}}
+
+
 def unsent(path: Path, run_id: str, attempt: int, received: int) -> list[dict[str, Any]]:
     """The entries the spool at `path` holds for `run_id`'s `attempt` past the first
     `received` ones (those the daemon has); [] when the spool is missing or of another
-    attempt. A last line cut short by the process's death is left out."""
+    attempt. A last line cut short by the process's death is left out. Lines end at "\n" only:
+    a message's U+2028, U+2029 or NEL, which JSON leaves as they are, is inside its line (read
+    as two broken halves, the line was left out and every later one shifted, engine/reports.py
+    skipping lines of a burst by their number)."""
     try:
-        lines = path.read_bytes().decode("utf-8", "replace").splitlines()
+        lines = path.read_bytes().decode("utf-8", "replace").split("\n")
     except OSError:
         return []
     entries: list[dict[str, Any]] = []

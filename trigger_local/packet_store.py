@@ -39,7 +39,8 @@ def presigned_url(base: str, secret: str, name: str, project: str | None = None)
 MAX_NAME_CHARS = 1024
 MAX_PART_CHARS = 200
 #: the endings of a packet's own files beside it (its upload under way, its project and type):
-#: no packet, nor directory of packets, is named so
+#: no packet, nor directory of packets, is named so, in any case (`x.json.META` is the file
+#: `x.json.meta` on a case-insensitive disk: macOS's, a FAT or casefolded Linux one)
 OWN_FILES = (".part", ".meta")
 
 
@@ -50,7 +51,7 @@ def name_problem(name: str) -> str | None:
         return "it must be a relative path without . or .. parts"
     if any(ord(c) < 32 or c == "\x7f" for c in name):
         return "it must not contain NUL or other control characters"
-    if any(p.endswith(OWN_FILES) for p in parts):
+    if any(p.casefold().endswith(OWN_FILES) for p in parts):
         return "no part of it may end in .part or .meta (the names of a packet's own files)"
     if len(name) > MAX_NAME_CHARS or any(len(p.encode()) > MAX_PART_CHARS for p in parts):
         return (f"it must be at most {MAX_NAME_CHARS} characters, each part between slashes at "

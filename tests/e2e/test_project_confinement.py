@@ -209,3 +209,36 @@ def test_a_task_cannot_wait_on_another_projects_token(two: Keys) -> None:
     k.d.wait_status(waiting, "WAITING")
     k.call("daemon", "POST", f"/api/v1/waitpoints/tokens/{anyone}/complete", json={"data": 1})
     assert k.d.wait_status(waiting)["output"] == {"ok": True}
+
+
+
+def test_a_run_cannot_take_another_projects_packet_as_its_payload(two: Keys) -> None:
+    """A payload of type `application/store` names a packet. B's key naming A's packet in a
+    trigger made a run of B's whose `payloadPresignedUrl` (and task) read A's packet. Such a
+    trigger, batch item, two-phase batch item or replay is 404, as A's packet is to B."""
+    k = two
+    assert _put_packet(k, "proj_a", "a-run/payload.json", b'{"secret": 1}') == 200
+    store = {"payload": "a-run/payload.json", "options": {"payloadType": "application/store"}}
+    mine = k.call("proj_b", "POST", "/api/v1/tasks/env-b/trigger", json={"payload": {}})
+    batch = k.call("proj_b", "POST", "/api/v3/batches", json={"runCount": 1}).json()["id"]
+    refused = [
+        k.call("proj_b", "POST", "/api/v1/tasks/env-b/trigger", json=store),
+        k.call("proj_b", "POST", "/api/v1/tasks/batch",
+               json={"items": [{"task": "env-b", **store}]}),
+        k.call("proj_b", "POST", f"/api/v3/batches/{batch}/items",
+               content=json.dumps({"index": 0, "task": "env-b", **store}),
+               headers={"content-type": "application/x-ndjson"}),
+        k.call("proj_b", "POST", f"/api/v1/runs/{mine.json()['id']}/replay",
+               json={"payload": "a-run/payload.json", "payloadType": "application/store"})]
+    for r in refused:
+        if r.status_code == 200 and "id" in r.json():  # what B could read before
+            run = r.json()["id"] if "runs" not in r.json() else r.json()["runs"][0]["id"]
+            url = k.call("proj_b", "GET", f"/api/v3/runs/{run}").json()["payloadPresignedUrl"]
+            assert httpx.get(url).json() != {"secret": 1}, "B read A's packet"
+        assert r.status_code == 404 and "Packet not found" in r.text, r.text
+    # A's key and the daemon's still name it; a name no packet has is the task's, as before
+    for who in ("proj_a", "daemon"):
+        r = k.call(who, "POST", "/api/v1/tasks/env-a/trigger", json=store)
+        assert r.status_code == 200, (who, r.text)
+    assert k.call("proj_b", "POST", "/api/v1/tasks/env-b/trigger",
+                  json={**store, "payload": "none/yet.json"}).status_code == 200

@@ -4,13 +4,17 @@ the raw packet and serves it back, authorised by the signature alone."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import packet_store
+from ..engine import TriggerRequest
 from ..errors import AuthenticationError, BadRequestError, NotFoundError
 from . import auth
+from .auth import Caller
 from .common import base_url, ok, read_body, require_key, require_known_project, services_of
 from .errors import JsonErrorRoute
 from .services import DaemonServices
@@ -38,6 +42,18 @@ def _answer(request: Request, svc: DaemonServices, name: str, upload: bool) -> R
     url = packet_store.presigned_url(base_url(request, svc), svc.secret_key, name,
                                      project if exists else caller.project)
     return ok({"presignedUrl": url, "storagePath": name})
+
+
+def check_payload_packets(svc: DaemonServices, caller: Caller,
+                          reqs: Iterable[TriggerRequest]) -> None:
+    """A payload of type `application/store` names a packet: naming one of a project the caller
+    does not see is 404, as that packet is to it (its run's `payloadPresignedUrl` and task
+    would read it). A name no packet has yet stays the task's dangling name."""
+    for req in reqs:
+        if req.payload_type == packet_store.STORE and req.payload:
+            exists, project = packet_store.owner(svc.settings.home, req.payload)
+            if exists and not caller.sees(project):
+                raise NotFoundError("Packet not found", name=req.payload)
 
 
 @router.put("/api/v2/packets/{name:path}")

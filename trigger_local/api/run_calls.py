@@ -10,9 +10,12 @@ from typing import Any
 
 from .. import packet_store, protocol
 from ..durable_calls import Call
+from ..engine import TriggerRequest
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..statuses import FINAL_STATUSES
+from .auth import Caller
 from .options import batch_item_request, int_option, trigger_request
+from .packets import check_payload_packets
 from .services import DaemonServices
 from .worker_bodies import log_entries
 
@@ -29,6 +32,7 @@ async def trigger_child(svc: DaemonServices, run_id: str, attempt: int | None,
     wait_for = bool(body.get("wait"))
     req.parent_run_id, req.resume_parent = run_id, wait_for
     req.record = Call.parse(body.get("record"), attempt or 0)
+    await _check_packets(svc, run_id, [req])
     result = await svc.engine.trigger(req, wait=wait_for)
     out: dict[str, Any] = {"id": result.run.id, "isCached": result.cached}
     if result.waitpoint_id:
@@ -43,6 +47,7 @@ async def batch_children(svc: DaemonServices, run_id: str, attempt: int | None,
         raise ValidationError("items must be a non-empty list of "
                               "{task, payload, payloadType, options}")
     reqs = [batch_item_request(item, i) for i, item in enumerate(items)]
+    await _check_packets(svc, run_id, reqs)
     batch, results, _ = await svc.engine.batch_trigger(
         reqs, parent_run_id=run_id, wait=bool(body.get("wait")),
         record=Call.parse(body.get("record"), attempt or 0))
@@ -51,6 +56,13 @@ async def batch_children(svc: DaemonServices, run_id: str, attempt: int | None,
     if batch.waitpoint_id:
         out["waitpointId"] = batch.waitpoint_id
     return out
+
+
+async def _check_packets(svc: DaemonServices, run_id: str, reqs: list[TriggerRequest]) -> None:
+    """A task's child payload packets are its run's project's (api/packets.py)."""
+    if any(r.payload_type == packet_store.STORE for r in reqs):
+        run = await svc.engine.queries.runs.get(run_id)
+        check_payload_packets(svc, Caller(run.project if run else None, scoped=True), reqs)
 
 
 async def append_logs(svc: DaemonServices, run_id: str, attempt: int | None,

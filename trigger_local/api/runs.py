@@ -17,6 +17,7 @@ from .auth import ADMIN, Caller
 from .common import base_url, body_doc, ok, read_json, require_key, services_of
 from .errors import JsonErrorRoute
 from .options import payload_packet, trigger_request
+from .packets import check_payload_packets
 from .present import run_retrieve
 
 router = APIRouter(route_class=JsonErrorRoute, tags=["runs"])
@@ -115,7 +116,9 @@ async def replay_run(run_id: str, request: Request) -> Response:
     if not any(k in body for k in _REPLAY_OVERRIDES):
         new = await svc.engine.replay(run.id)
     else:
-        new = (await svc.engine.trigger(_replay_request(run, body))).run
+        req = _replay_request(run, body)
+        check_payload_packets(svc, caller, [req])
+        new = (await svc.engine.trigger(req)).run
     return ok({"id": new.id})
 
 

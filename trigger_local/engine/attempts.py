@@ -74,6 +74,7 @@ async def start(tx: Tx, given: Run, worker_id: str, pid: int | None,
     run = await tx.runs.get(given.id)
     if run is None or run.status != DEQUEUED:
         return None
+    tx.ctx.changed_in_place.discard(run.id)  # read now: the row as it is
     return await _start(tx, run, worker_id, pid, executor)
 
 
@@ -108,7 +109,9 @@ async def _start(tx: Tx, run: Run, worker_id: str, pid: int | None,
     if stored:  # else after its run's row (start_new)
         await tx.attempts.insert(attempt)
     tx.ctx.log_caps.began(tx.log_counts, run.id, number)
-    tx.ctx.started[run.id] = run.copied()
+    # a copy only of a row this daemon alone writes, with no write since it was read
+    if not tx.ctx.shared_store and run.id not in tx.ctx.changed_in_place:
+        tx.ctx.started[run.id] = run.copied()
     return run, attempt
 
 

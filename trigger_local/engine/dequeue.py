@@ -109,6 +109,7 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
     for run in candidates:
         if len(out) >= free:
             break
+        tx.ctx.changed_in_place.discard(run.id)  # read now (attempts.py `_start`)
         if not run.worker_id:
             if placed >= limit:
                 continue

@@ -154,9 +154,10 @@ class _Noting:
 
 
 class _NotingRuns(_Noting):
-    def __init__(self, area: Any, note: Noter, started: dict[str, Run]) -> None:
+    def __init__(self, area: Any, note: Noter, started: dict[str, Run],
+                 changed: set[str] | None) -> None:
         super().__init__(area, note)
-        self._started = started  # EngineContext.started
+        self._started, self._changed = started, changed  # EngineContext's
 
     async def insert(self, run: Run) -> None:
         self._note_run(run)
@@ -171,6 +172,8 @@ class _NotingRuns(_Noting):
         self._fields(run_id, changes, RUN_TIMERS)
         if expected_snapshot is None:  # a change that keeps the snapshot id: a held copy of
             self._started.pop(run_id, None)  # the run would not see it (attempts.finish_current)
+            if self._changed is not None:  # nor would the dispatcher's (EngineContext)
+                self._changed.add(run_id)
         return cast(bool, await self._area.update(run_id, expected_snapshot, **changes))
 
     def _note_run(self, run: Run) -> None:
@@ -218,10 +221,12 @@ class _NotingRateLimits(_Noting):
         await self._area.save_state(project, queue, key, tat, blocked_until)
 
 
-def noting_runs(area: RunStore, note: Noter, started: dict[str, Run]) -> RunStore:
+def noting_runs(area: RunStore, note: Noter, started: dict[str, Run],
+                changed: set[str] | None) -> RunStore:
     """`area`, noting the run timers its writes set; a write that keeps a run's snapshot id
-    also forgets the copy its start left in `started` (EngineContext.started)."""
-    return cast(RunStore, _NotingRuns(area, note, started))
+    also forgets the copy its start left in `started` and notes the run in `changed`
+    (EngineContext's `started`, `changed_in_place`)."""
+    return cast(RunStore, _NotingRuns(area, note, started, changed))
 
 
 def noting_waitpoints(area: WaitpointStore, note: Noter) -> WaitpointStore:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import ConflictError, NotFoundError
 from ..ids import new_id
-from ..store.models import DEQUEUED, EXECUTING, WAITING, LogEntry, Run
+from ..store.models import DEQUEUED, EXECUTING, FINAL_STATUSES, WAITING, LogEntry, Run
 from ..store.run_areas import RunReader
 from .events import RunCreated, RunLogsAppended, RunStatusChanged
 from .log_cap import marker
@@ -45,6 +45,8 @@ async def move(tx: Tx, run: Run, status: str, *, kind: str | None = None,
     if not allowed(run.status, status):
         raise ConflictError(f"Run {run.id} is {run.status}; it cannot become {status}")
     tx.ctx.started.pop(run.id, None)  # its start is no longer its last move
+    if status in FINAL_STATUSES:  # no start follows (unit.py EngineContext.changed_in_place)
+        tx.ctx.changed_in_place.discard(run.id)
     snapshot_id = new_id("snapshot")
     kind = kind or kind_for(status)
     ok = not stored or await tx.runs.update(

@@ -47,9 +47,9 @@ here: without the turn its dequeue could not count what other daemons run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from functools import partial
 from typing import Any
 
@@ -231,13 +231,26 @@ async def _insert_alone(placed: list[Placement], tx: Tx, run: Run) -> None:
     placed.append(placement)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _MadeAs(RunCreated):
+    """A creation published with facts known once committed (`_created`) whose event row, which
+    the unit writes as it ends (`Tx.write_events`), says what the run was made as: `made`."""
+
+    made: Mapping[str, Any]
+
+    def data(self) -> dict[str, Any]:
+        return dict(self.made)
+
+
 def _created(tx: Tx, run_id: str, **facts: Any) -> None:
     """Publish the run's creation with what is known once committed: the status it has then
     (EXECUTING, its stored row says QUEUED, as it was made), or that its trigger's dequeue found
     no run that may start now. The dispatcher wakes for neither: it has no round to do."""
     for i, event in enumerate(tx.published):
         if isinstance(event, RunCreated) and event.run_id == run_id:
-            tx.published[i] = replace(event, **facts)
+            made = event.made if isinstance(event, _MadeAs) else event.data()
+            values = {f.name: getattr(event, f.name) for f in fields(RunCreated)}
+            tx.published[i] = _MadeAs(**{**values, **facts}, made=made)
 
 
 def _release(placed: list[Placement]) -> None:

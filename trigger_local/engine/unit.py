@@ -96,8 +96,13 @@ class EngineContext:
     #: each attempt's log volume against its cap (engine/log_cap.py)
     log_caps: LogCaps = field(default_factory=LogCaps)
     #: each run as the start of its attempt left it, while that start is its last move: its
-    #: completion needs no read of the row (engine/attempts.py, `finish_current`)
+    #: completion needs no read of the row (engine/attempts.py, `finish_current`). Never on a
+    #: shared store: another daemon's write that keeps the snapshot id is not seen here
     started: dict[str, Run] = field(default_factory=dict)
+    #: runs written with their snapshot id kept (metadata, a RUN waitpoint) since the dequeue
+    #: that read them: a start moves the dispatcher's copy, which would not have that write, so
+    #: it leaves no `started` copy; cleared by the run's next dequeue and by its end
+    changed_in_place: set[str] = field(default_factory=set)
 
 
 class Tx:
@@ -115,7 +120,9 @@ class Tx:
         self._events = store.events
         # the areas that hold timers note each timer set or cleared through them (engine/due.py)
         note = self.due_notes.append
-        self.runs = noting_runs(store.runs, note, ctx.started)
+        # (a shared store keeps no start copies: nothing to note for them)
+        self.runs = noting_runs(store.runs, note, ctx.started,
+                                None if ctx.shared_store else ctx.changed_in_place)
         self.snapshots = store.snapshots
         self.attempts = store.attempts
         self.timers = store.timers

@@ -199,9 +199,8 @@ class _Base:
         return self._endpoint
 
     def _moved(self) -> Endpoint | None:
-        """The daemon's address in the home's daemon.json if it is not the one in use (sdk/
-        events.py, after a lost stream: one started again on another port is followed); None
-        for a given address, which stays."""
+        """The address in the home's daemon.json if not the one in use (sdk/events.py, after a
+        lost stream: a daemon started again on another port); None for a given one (it stays)."""
         with contextlib.suppress(ValidationError):
             found = None if self._fixed or not read_daemon_info() else resolve_endpoint()
             return None if found == self._endpoint else found
@@ -243,10 +242,11 @@ class ApiClient(_Base):
                 raise
             return await self.send(call.fallback)
 
-    async def aclose(self) -> None:
-        if self._http is not None and self._loop is asyncio.get_running_loop():
-            await self._http.aclose()
+    async def aclose(self) -> None:  # left first: a call made while it closes opens another
+        old, loop = self._http, self._loop
         self._http, self._loop, self._endpoint = None, None, None
+        if old is not None and loop is asyncio.get_running_loop():
+            await old.aclose()
 
     async def follow_daemon(self) -> None:
         """Go to the daemon at the home's address if it moved (`_moved`)."""

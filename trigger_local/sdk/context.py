@@ -250,10 +250,10 @@ class RunState:
 
     def _add_log(self, entry: dict[str, Any]) -> None:
         with self.lock:
+            if self.spool is not None:  # as written (`encodable`): the bursts send the same
+                entry = self.spool.write(entry)
             self.log_entries.append(entry)
             count = len(self.log_entries)
-            if self.spool is not None:
-                self.spool.write(entry)
         self.logs.touch(urgent=count >= 100)
 
     def update_metadata(self, operations: list[dict[str, Any]]) -> None:

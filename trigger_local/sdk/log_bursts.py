@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import PAYLOAD_LIMIT_SETTING
+from ..log_spool import encodable
 
 PAYLOAD_LIMIT_ENV = PAYLOAD_LIMIT_SETTING
 #: the daemon's default payload limit (config.py), when it did not say
@@ -63,7 +64,11 @@ def bursts(entries: list[dict[str, Any]], budget: int) -> Iterator[list[dict[str
     burst: list[dict[str, Any]] = []
     used = 0
     for entry in entries:
-        n = size(entry)
+        try:
+            n = size(entry)
+        except (TypeError, ValueError):  # JSON cannot hold its attributes: said as text
+            entry = encodable(entry)
+            n = size(entry)
         if n > budget:
             entry = cut(entry, budget)
             n = size(entry)
