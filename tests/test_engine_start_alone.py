@@ -19,9 +19,9 @@ from test_engine_start_at_once import Places, stored, trigger
 from tests.engine_support import HELLO, T0, open_engine
 from trigger_local.clock import FakeClock
 from trigger_local.dispatch.dispatcher import wakes
-from trigger_local.engine import Engine, history
+from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest, history
 from trigger_local.engine.events import Event, RunCreated
-from trigger_local.store.models import EXECUTING, QUEUED
+from trigger_local.store.models import COMPLETED, EXECUTING, QUEUED, WP_COMPLETED
 
 
 @pytest.fixture
@@ -103,3 +103,16 @@ async def test_a_run_reserved_by_a_round_counts_and_goes_first(
     third = await trigger(engine)
     assert (await stored(engine, third.id)).status == QUEUED
     assert first.id in engine.ctx.reserved  # the round's reservation is untouched
+
+
+async def test_a_waited_lone_run_completes_its_waitpoint(engine: Engine, places: Places) -> None:
+    # its RUN waitpoint is made after the start, in the same transaction: the run's end must
+    # see it (a copy of the run kept from the start would not)
+    result = await engine.trigger(TriggerRequest(task_id="hello"), wait=True)
+    run = await stored(engine, result.run.id)
+    assert run.status == EXECUTING and result.waitpoint_id and run.waitpoint_id == \
+        result.waitpoint_id
+    ended = await engine.finish_attempt(run.id, 1, AttemptOutcome(ok=True, output='"ok"'))
+    assert ended.status == COMPLETED
+    waitpoint = await engine.queries.waitpoints.get(result.waitpoint_id)
+    assert waitpoint is not None and waitpoint.status == WP_COMPLETED
