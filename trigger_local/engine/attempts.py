@@ -78,8 +78,17 @@ async def start(tx: Tx, given: Run, worker_id: str, pid: int | None,
     return await _start(tx, run, worker_id, pid, executor)
 
 
+async def start_new(tx: Tx, run: Run, worker_id: str, pid: int | None,
+                    executor: str) -> Attempt:
+    """`start` of a run reserved in the transaction that makes it, before its row is written
+    (engine/starting.py): `run` becomes EXECUTING in memory, its history as any start's; the
+    caller inserts the run as it is then, and after it the attempt returned."""
+    tx.ctx.reserved.pop(run.id, None)
+    return (await _start(tx, run, worker_id, pid, executor, stored=False))[1]
+
+
 async def _start(tx: Tx, run: Run, worker_id: str, pid: int | None,
-                 executor: str) -> tuple[Run, Attempt]:
+                 executor: str, *, stored: bool = True) -> tuple[Run, Attempt]:
     number = run.attempt_count + 1
     data: dict[str, Any] = {"attempt": run.shown_attempt(number), "worker_id": worker_id}
     if run.attempt_count:  # a run that ran before: say so if it was interrupted (dev prints it)
@@ -93,11 +102,12 @@ async def _start(tx: Tx, run: Run, worker_id: str, pid: int | None,
     # the move first: its compare-and-set fails before anything is written
     await move(tx, run, EXECUTING, attempt_count=number, worker_id=worker_id,
                started_at=run.started_at or tx.now, deadline_at=deadline(run, tx.now), data=data,
-               **taken)
+               stored=stored, **taken)
     attempt = Attempt(id=attempt_id(run.id, number), run_id=run.id, number=number,
                       status=EXECUTING,
                       started_at=tx.now, worker_id=worker_id, pid=pid, executor=executor)
-    await tx.attempts.insert(attempt)
+    if stored:  # else after its run's row (start_new)
+        await tx.attempts.insert(attempt)
     tx.ctx.log_caps.began(tx.log_counts, run.id, number)
     # a copy only of a row this daemon alone writes, with no write since it was read
     if not tx.ctx.shared_store and run.id not in tx.ctx.changed_in_place:

@@ -55,7 +55,7 @@ async def _page(tx: Tx, gate: ratelimits.RateGate | None, project: str, queue: s
 
 
 async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
-                  fresh: bool = False) -> list[Run]:
+                  fresh: bool = False, only: Run | None = None) -> list[Run]:
     """Take up to `limit` runnable runs, plus up to `held` more that resume in the process
     holding them (a run with a `worker_id`: it needs no new process), oldest effective queue
     time first, respecting paused queues, queue and concurrency-key limits, offline projects
@@ -63,10 +63,13 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
     with `reserve`, reserved: the module docstring) on their project's current version.
     (`limit` is the executor's room for runs that need a place: taking more of those would
     start processes beyond its boot limit, issue #13.) `fresh`: only runs that need a place (a
-    hand-over in a group commit, engine/handover.py: held runs are the dispatcher's)."""
+    hand-over in a group commit, engine/handover.py: held runs are the dispatcher's). `only`:
+    the one QUEUED run in the store, its caller knows (a trigger's new run, engine/starting.py):
+    no queue is read to find it, the rules above decide as for any run."""
     # first: with nothing queued (a wait or a finish in a group commit's hand-over, an idle
     # round) one index seek answers, and nothing else is read
-    queued = await tx.runs.queued_queues()
+    queued = [(only.project or "", only.queue)] if only is not None \
+        else await tx.runs.queued_queues()
     if not queued:
         return []
     tx.ctx.queued_seen = True  # only ever raised here: a unit undone later cannot lower it
@@ -91,7 +94,9 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
         in_use = sum(n for (p, q, _), n in running.items() if (p, q) == (project, queue))
         # and reserved runs, still QUEUED in the store, are skipped below
         page = (free if qlimit is None else free + in_use) + len(reserved)
-        for run in await _page(tx, gate, project, queue, page, qlimit):
+        page_runs = [only] if only is not None else \
+            await _page(tx, gate, project, queue, page, qlimit)
+        for run in page_runs:
             if run.id in reserved:
                 continue
             key = run.concurrency_key

@@ -35,11 +35,13 @@ from .unit import Tx
 async def move(tx: Tx, run: Run, status: str, *, kind: str | None = None,
                event: type[RunStatusChanged] = RunStatusChanged, description: str = "",
                data: Mapping[str, Any] | None = None, history: bool = True,
-               **changes: Any) -> Run:
+               stored: bool = True, **changes: Any) -> Run:
     """Move `run` to `status` if the transition table allows it and nobody moved it first.
 
     Raises ConflictError otherwise; on success appends a snapshot, records `event`, updates
-    `run` in place (with `changes`, fields of `Run`) and returns it."""
+    `run` in place (with `changes`, fields of `Run`) and returns it. `stored=False`: the run's
+    row is not in the store yet — its caller inserts it as it is after the move (a trigger's
+    new run started in its transaction, engine/starting.py): no row is updated."""
     if not allowed(run.status, status):
         raise ConflictError(f"Run {run.id} is {run.status}; it cannot become {status}")
     tx.ctx.started.pop(run.id, None)  # its start is no longer its last move
@@ -47,9 +49,9 @@ async def move(tx: Tx, run: Run, status: str, *, kind: str | None = None,
         tx.ctx.changed_in_place.discard(run.id)
     snapshot_id = new_id("snapshot")
     kind = kind or kind_for(status)
-    ok = await tx.runs.update(run.id, run.snapshot_id, was=(run.status, run.project, run.queue),
-                              status=status, snapshot_id=snapshot_id, snapshot_kind=kind,
-                              updated_at=tx.now, **changes)
+    ok = not stored or await tx.runs.update(
+        run.id, run.snapshot_id, was=(run.status, run.project, run.queue), status=status,
+        snapshot_id=snapshot_id, snapshot_kind=kind, updated_at=tx.now, **changes)
     if not ok:
         raise ConflictError(f"Run {run.id} changed while this request ran; try again")
     extra = dict(data or {})

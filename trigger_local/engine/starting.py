@@ -30,6 +30,11 @@ dispatcher as ever (a queue resumed, room). A rate gate can leave a runnable run
 it refused (the dequeue takes one run at most here), and the window it noted was undone with
 the dequeue: then the round is woken.
 
+When nothing was QUEUED before the trigger (one index seek, on a store of its own with no
+rate limit), its new run is the dequeue's only candidate: the dequeue reads no queue for it and
+writes nothing, so no savepoint is opened; started, the run is inserted EXECUTING with its
+attempt, not inserted QUEUED then updated (`_insert_alone`).
+
 On a store daemons share (PostgreSQL), the dequeue must count what every daemon runs: it runs
 in the dequeues' turn, one at a time across daemons, and sees every dequeue committed before.
 A trigger that may start its run at once (`takes_turn`: a lone request whose project's warm
@@ -103,6 +108,9 @@ async def _create_and_start(tx: Tx, prepared: Sequence[Prepared], wait: bool,
                             request_key: str | None, placed: list[Placement],
                             may_start: bool) -> list[TriggerResult]:
     _release(placed)  # a unit the store refused, run again
+    if may_start and await _nothing_queued(tx, prepared):
+        return await triggering.create_runs(tx, prepared, wait=wait, request_key=request_key,
+                                            starts=partial(_insert_alone, placed))
     results = await triggering.create_runs(tx, prepared, wait=wait, request_key=request_key)
     if not may_start or len(results) != 1 or results[0].cached:
         return results
@@ -111,6 +119,15 @@ async def _create_and_start(tx: Tx, prepared: Sequence[Prepared], wait: bool,
         return results
     placed.append(started.placement)
     return [replace(results[0], run=started.run)]
+
+
+async def _nothing_queued(tx: Tx, prepared: Sequence[Prepared]) -> bool:
+    """Whether the lone run `prepared` makes will be the only QUEUED run, the dequeue's sole
+    candidate (`alone`): on a store of its own, with no rate limit, nothing QUEUED before it —
+    one index seek, which also finds a reserved run or a held one (both QUEUED in the store)."""
+    return tx.ctx.placer is not None and len(prepared) == 1 and prepared[0].task is not None \
+        and not tx.ctx.shared_store and not await tx.rate_limits.all() \
+        and not await tx.runs.queued_queues()
 
 
 async def start_at_once(tx: Tx, run: Run) -> Placed | None:
@@ -180,6 +197,38 @@ async def _take(tx: Tx, run: Run, placement: Placement) -> tuple[Run, Attempt] |
                 and not await tx.rate_limits.all():
             return _NONE_RUNNABLE
         return None
+
+
+async def _insert_alone(placed: list[Placement], tx: Tx, run: Run) -> None:
+    """Write `run`, the trigger's new run and the only QUEUED one (`_nothing_queued`; its
+    `RunCreated` recorded), started at once if the dequeue takes it: its sole candidate, so it
+    reads no queue and writes nothing — no savepoint, nothing to undo. Started, the run is
+    inserted EXECUTING with its attempt (its history as any start's: `run.executing` from
+    QUEUED), not inserted QUEUED and then updated."""
+    placer, version = tx.ctx.placer, tx.ctx.projects.current_of(run.project)
+    # a run locked to a version (lockToVersion) starts in a process of that version only
+    placement = None if placer is None or version is None or not run.project \
+        else placer.place(run, run.version_id or version.id)
+    if placement is None:
+        await tx.runs.insert(run)
+        return
+    try:
+        if not await dequeue(tx, 1, reserve=True, only=run):
+            await tx.runs.insert(run)
+            _created(tx, run.id, none_runnable=True)
+            placement.release()
+            return
+        attempt = await attempts.start_new(tx, run, placement.worker_id, placement.pid,
+                                           placement.executor)
+        await tx.runs.insert(run)
+        await tx.attempts.insert(attempt)
+        _created(tx, run.id, status=EXECUTING, kind=run.snapshot_kind)
+        placement.started(run, attempt)
+    except BaseException:
+        tx.ctx.reserved.pop(run.id, None)
+        placement.release()
+        raise
+    placed.append(placement)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -100,8 +100,13 @@ async def prepare_current(ctx: EngineContext, req: TriggerRequest, now: float,
     return prepare(ctx, req, now, parent)
 
 
+#: writes a trigger's lone new QUEUED run, started at once if it may (engine/starting.py)
+Inserter = Callable[[Tx, Run], Awaitable[None]]
+
+
 async def create_runs(tx: Tx, prepared: Sequence[Prepared], *, wait: bool,
-                      request_key: str | None) -> list[TriggerResult]:
+                      request_key: str | None, starts: Inserter | None = None
+                      ) -> list[TriggerResult]:
     """The runs of prepared requests; `request_key` (a client's request idempotency key, scoped
     by the route and here by the project the runs go to): a request sent again gets the runs
     the first one made, with the first answer's `cached`."""
@@ -109,13 +114,13 @@ async def create_runs(tx: Tx, prepared: Sequence[Prepared], *, wait: bool,
     known = await replayed_request(tx, request_key, scope)
     if known is not None:
         return known
-    results = [await create_run(tx, p, wait) for p in prepared]
+    results = [await create_run(tx, p, wait, starts=starts) for p in prepared]
     await remember(tx, request_key, scope, {"runs": [[r.run.id, r.cached] for r in results]})
     return results
 
 
 async def create_run(tx: Tx, prepared: Prepared, wait: bool,
-                     new: NewRuns | None = None) -> TriggerResult:
+                     new: NewRuns | None = None, starts: Inserter | None = None) -> TriggerResult:
     """The run of a prepared request (or the one its idempotency or debounce key points at);
     with `wait`, also its RUN waitpoint, which the parent then waits on. `new`: a batch's new
     runs, where a plain run waits for the batch's one INSERT (engine/new_runs.py)."""
@@ -127,7 +132,7 @@ async def create_run(tx: Tx, prepared: Prepared, wait: bool,
         child = await _recorded_child(tx, req.parent_run_id, req.record, wait)
         if child is not None:
             return child
-    result = await _create_run(tx, prepared, wait, new)
+    result = await _create_run(tx, prepared, wait, new, starts)
     if req.record is not None and req.parent_run_id:
         # a fire-and-forget child is done with once made; a waited one when its run ends
         await durable.bind(tx, req.parent_run_id, req.record.attempt, req.record,
@@ -149,8 +154,8 @@ async def _recorded_child(tx: Tx, parent_run_id: str, call: Call,
     return TriggerResult(child, cached=True, waitpoint_id=wp_id)
 
 
-async def _create_run(tx: Tx, prepared: Prepared, wait: bool,
-                      new: NewRuns | None) -> TriggerResult:
+async def _create_run(tx: Tx, prepared: Prepared, wait: bool, new: NewRuns | None,
+                      starts: Inserter | None = None) -> TriggerResult:
     req, options, task = prepared.req, prepared.options, prepared.task
     if req.idempotency_key:
         existing = await tx.runs.find_by_idempotency_key(req.task_id, req.idempotency_key,
@@ -183,6 +188,11 @@ async def _create_run(tx: Tx, prepared: Prepared, wait: bool,
     if new is not None:
         new.add(run)
         return TriggerResult(run, cached=False)
+    if starts is not None and run.status == QUEUED and not req.debounce:  # created: QUEUED
+        await created(tx, run)
+        await starts(tx, run)
+        return TriggerResult(run, cached=False, waitpoint_id=await run_waitpoint(tx, run)
+                             if wait else None)
     await tx.runs.insert(run)
     if req.debounce:
         await debounce.remember(tx, req.project, req.task_id, req.debounce, run)
