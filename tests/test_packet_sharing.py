@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pg_cluster import Cluster
+import pytest
+from pg_cluster import Cluster, free_port
 
 from trigger_local import packet_sharing, packet_store
-from trigger_local.store.postgres.store import PostgresStore
+from trigger_local.errors import DaemonStoppingError, DatabaseUnavailableError
+from trigger_local.store.postgres.packets import PgPackets
+from trigger_local.store.postgres.store import PostgresStore, connect_pool
 from trigger_local.store.sqlite.store import SqliteStore
 
 
@@ -64,3 +67,18 @@ async def test_on_sqlite_the_homes_files_are_the_packets(tmp_path: Path) -> None
         assert packet_store.read(tmp_path, "p.json") is None
     finally:
         await store.close()
+
+
+async def test_the_stores_packets_answer_503_without_the_database_and_stop_with_it(
+        pg_cluster: Cluster) -> None:
+    unreachable = PgPackets(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
+                            connect_pool)
+    with pytest.raises(DatabaseUnavailableError):
+        await unreachable.head("p.json")
+    store = PostgresStore(pg_cluster.fresh_url())
+    await store.open()
+    await store.packets.put("p.json", None, "application/json", "d", b"1")
+    assert await store.packets.head("p.json") == (None, "application/json", "d")
+    await store.close()
+    with pytest.raises(DaemonStoppingError):
+        await store.packets.head("p.json")

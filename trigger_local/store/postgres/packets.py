@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ...errors import DaemonStoppingError, DatabaseUnavailableError, StartupError
+from .reach import reachable
+
 #: schema.MIGRATIONS (14)
 MIGRATION = """
 CREATE TABLE packets (
@@ -36,38 +39,52 @@ class PgPackets:
         self._url, self._connect = url, connect
         self._pool: Any = None
         self._opening = asyncio.Lock()
+        self._closed = False
 
     async def _conn_pool(self) -> Any:
+        """The pool; DaemonStoppingError once closed, DatabaseUnavailableError (a 503) while
+        the database does not answer."""
         async with self._opening:
+            if self._closed:
+                raise DaemonStoppingError("The daemon is stopping: retry once it runs again")
             if self._pool is None:
-                self._pool = await self._connect(self._url, 2)
+                try:
+                    self._pool = await self._connect(self._url, 2)
+                except StartupError as exc:
+                    raise DatabaseUnavailableError(f"{exc}: retry") from exc
             return self._pool
 
     async def put(self, name: str, project: str | None, content_type: str, digest: str,
                   data: bytes) -> None:
         pool = await self._conn_pool()
-        await pool.execute(_PUT, name, project, content_type, digest, data)
+        with reachable():
+            await pool.execute(_PUT, name, project, content_type, digest, data)
 
     async def head(self, name: str) -> tuple[str | None, str, str] | None:
         """(project, content type, digest) of packet `name`; None when the table has none."""
         pool = await self._conn_pool()
-        row = await pool.fetchrow(
-            "SELECT project, content_type, digest FROM packets WHERE name = $1", name)
+        with reachable():
+            row = await pool.fetchrow(
+                "SELECT project, content_type, digest FROM packets WHERE name = $1", name)
         return None if row is None else (row[0], row[1], row[2])
 
     async def get(self, name: str) -> tuple[str | None, str, str, bytes] | None:
         """(project, content type, digest, data) of packet `name`, or None."""
         pool = await self._conn_pool()
-        row = await pool.fetchrow(
-            "SELECT project, content_type, digest, data FROM packets WHERE name = $1", name)
+        with reachable():
+            row = await pool.fetchrow(
+                "SELECT project, content_type, digest, data FROM packets WHERE name = $1", name)
         return None if row is None else (row[0], row[1], row[2], bytes(row[3]))
 
     async def delete(self, names: list[str]) -> None:
         if names:
             pool = await self._conn_pool()
-            await pool.execute("DELETE FROM packets WHERE name = ANY($1::text[])", names)
+            with reachable():
+                await pool.execute("DELETE FROM packets WHERE name = ANY($1::text[])", names)
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
+        async with self._opening:
+            self._closed = True
+            pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
