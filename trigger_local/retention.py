@@ -44,7 +44,7 @@ class Retention:
         began = time.perf_counter()
         done, packets = await self._engine.prune(BATCH)
         self.pruned += done
-        await packet_sharing.delete(self._engine.store.packets, self._home, list(packets))
+        await packet_sharing.delete(self._engine.packets, self._home, list(packets))
         still_free = await self._reclaim()
         took = time.perf_counter() - began
         # free pages left (an upgrade that copied a table leaves 100k+): keep returning them

@@ -32,7 +32,7 @@ def _checked_name(name: str) -> str:
 
 
 def _shared(svc: DaemonServices) -> SharedPackets | None:
-    return svc.engine.store.packets
+    return svc.engine.packets
 
 
 async def _owner(svc: DaemonServices, name: str) -> tuple[bool, str | None]:

@@ -124,7 +124,7 @@ async def save_step(svc: DaemonServices, run_id: str, attempt: int | None,
         raise ValidationError("resultType must be a string")
     try:
         result, result_type = await packet_sharing.offload(
-            svc.engine.store.packets, svc.settings.home, f"steps/{run_id}/{call.seq}", result,
+            svc.engine.packets, svc.settings.home, f"steps/{run_id}/{call.seq}", result,
             result_type)
     except ValueError as exc:
         raise ValidationError(str(exc)) from exc

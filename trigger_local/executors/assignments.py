@@ -107,7 +107,7 @@ async def assignment_read(engine: Engine, run: Run, attempt: Attempt, version: V
     first when they may be another daemon's (packet_sharing.py)."""
     first = attempt.number == 1
     records = [] if first else await engine.records.for_attempt(run, attempt.number)
-    await packet_sharing.hold_run(engine.store.packets, home, run, records)
+    await packet_sharing.hold_run(engine.packets, home, run, records)
     return assignment(run, attempt, version, secret_key, home, records)
 
 

@@ -137,7 +137,7 @@ def _reads_packet(pool: PoolExecutor, run: Run) -> bool:
     """Whether `run`'s payload is a packet that may be another daemon's: the hand-off cannot
     wait for it (`hand` runs in one loop turn), the dispatcher's start does (pool.py `give`,
     packet_sharing.py)."""
-    return pool.engine.store.packets is not None and run.payload_type == packet_store.STORE
+    return pool.engine.packets is not None and run.payload_type == packet_store.STORE
 
 
 def _executing(pool: PoolExecutor) -> int:
