@@ -70,9 +70,15 @@ def path_of(home: Path, name: str) -> Path:
     return target
 
 
+def digest(data: bytes) -> str:
+    """What tells a packet's content from another's (packet_sharing.py)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def write(home: Path, name: str, data: bytes, content_type: str,
-          project: str | None = None) -> None:
-    """Store a packet. ValueError for a name that cannot be one, or that an existing packet
+          project: str | None = None, *, shared: bool = False) -> str:
+    """Store a packet; answers its `digest`. `shared`: the packet is also the shared store's
+    (packet_sharing.py). ValueError for a name that cannot be one, or that an existing packet
     makes impossible (a name under a packet file, or a packet where a directory of them is)."""
     target = path_of(home, name)
     root = (Path(home) / "packets").resolve()
@@ -89,8 +95,12 @@ def write(home: Path, name: str, data: bytes, content_type: str,
     partial = target.with_name(target.name + ".part")
     partial.write_bytes(data)
     partial.replace(target)  # readers never see half a packet
-    meta = {"contentType": content_type, "project": project}
+    sha = digest(data)
+    meta: dict[str, object] = {"contentType": content_type, "project": project, "digest": sha}
+    if shared:
+        meta["shared"] = True
     target.with_name(target.name + ".meta").write_text(json.dumps(meta))
+    return sha
 
 
 def owner(home: Path, name: str) -> tuple[bool, str | None]:
@@ -104,6 +114,23 @@ def owner(home: Path, name: str) -> tuple[bool, str | None]:
         return False, None
     project = _meta(target).get("project")
     return True, project if isinstance(project, str) else None
+
+
+def held(home: Path, name: str) -> tuple[tuple[str | None, str, str | None], bool] | None:
+    """((project, content type, digest), whether it is a shared store's) of the home's file of
+    packet `name` (digest None: a packet stored before packets had one); None when the home
+    has no such packet."""
+    try:
+        target = path_of(home, name)
+    except ValueError:
+        return None
+    if not target.is_file():
+        return None
+    meta = _meta(target)
+    project, content_type, sha = (meta.get(k) for k in ("project", "contentType", "digest"))
+    return ((project if isinstance(project, str) else None,
+             content_type if isinstance(content_type, str) else "application/json",
+             sha if isinstance(sha, str) else None), meta.get("shared") is True)
 
 
 def _meta(target: Path) -> dict[str, object]:
@@ -149,11 +176,11 @@ def delete(home: Path, name: str) -> None:
         path.unlink(missing_ok=True)
 
 
-def offload(home: Path, name: str, data: str | None,
-            data_type: str) -> tuple[str | None, str]:
+def offload(home: Path, name: str, data: str | None, data_type: str, *,
+            shared: bool = False) -> tuple[str | None, str]:
     """(data, type) as a record keeps it: a packet `name` (type `application/store`) when data
-    is `OFFLOAD_BYTES` or more, else unchanged; `resolve` turns it back."""
+    is `OFFLOAD_BYTES` or more, else unchanged; `resolve` turns it back. `shared`: as `write`."""
     if data is None or len(data) < OFFLOAD_BYTES // 4 or len(data.encode()) < OFFLOAD_BYTES:
         return data, data_type
-    write(home, name, data.encode(), data_type)
+    write(home, name, data.encode(), data_type, shared=shared)
     return name, STORE

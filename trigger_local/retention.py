@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from . import packet_store
+from . import packet_sharing
 from .engine import Engine
 
 #: runs per transaction: ~100 runs with their events and snapshots is a few ms of writing
@@ -44,8 +44,7 @@ class Retention:
         began = time.perf_counter()
         done, packets = await self._engine.prune(BATCH)
         self.pruned += done
-        for name in packets:
-            packet_store.delete(self._home, name)
+        await packet_sharing.delete(self._engine.packets, self._home, list(packets))
         still_free = await self._reclaim()
         took = time.perf_counter() - began
         # free pages left (an upgrade that copied a table leaves 100k+): keep returning them

@@ -149,7 +149,7 @@ async def add_batch_items(batch_id: str, request: Request) -> Response:
             if str(index) not in seen and index not in fresh:
                 fresh[index] = item
         reqs = {i: batch_item_request(fresh[i], i, batch.idempotency_key) for i in sorted(fresh)}
-        check_payload_packets(svc, caller, reqs.values())
+        await check_payload_packets(svc, caller, reqs.values())
         if reqs:
             seen = await svc.engine.fill_batch(batch, reqs, caller.project)
     return ok({"id": batch_id, "itemsAccepted": len(reqs),
@@ -193,7 +193,7 @@ async def legacy_batch(request: Request) -> Response:
     body = await read_json(request, svc)
     batch_key = _batch_key(body)
     reqs = _legacy_items(body, batch_key)
-    check_payload_packets(svc, caller, reqs)
+    await check_payload_packets(svc, caller, reqs)
     for req in reqs:
         req.project = caller.project  # None: each task's one project, or the parent's
     batch, results, is_cached = await svc.engine.batch_trigger(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .. import packet_store, protocol
+from .. import packet_sharing, packet_store, protocol
 from ..durable_calls import Call
 from ..engine import TriggerRequest
 from ..errors import ConflictError, NotFoundError, ValidationError
@@ -62,7 +62,7 @@ async def _check_packets(svc: DaemonServices, run_id: str, reqs: list[TriggerReq
     """A task's child payload packets are its run's project's (api/packets.py)."""
     if any(r.payload_type == packet_store.STORE for r in reqs):
         run = await svc.engine.queries.runs.get(run_id)
-        check_payload_packets(svc, Caller(run.project if run else None, scoped=True), reqs)
+        await check_payload_packets(svc, Caller(run.project if run else None, scoped=True), reqs)
 
 
 async def append_logs(svc: DaemonServices, run_id: str, attempt: int | None,
@@ -123,8 +123,9 @@ async def save_step(svc: DaemonServices, run_id: str, attempt: int | None,
     if not isinstance(result_type, str):
         raise ValidationError("resultType must be a string")
     try:
-        result, result_type = packet_store.offload(
-            svc.settings.home, f"steps/{run_id}/{call.seq}", result, result_type)
+        result, result_type = await packet_sharing.offload(
+            svc.engine.packets, svc.settings.home, f"steps/{run_id}/{call.seq}", result,
+            result_type)
     except ValueError as exc:
         raise ValidationError(str(exc)) from exc
     step = await svc.engine.records.save(run_id, number, call, result, result_type,

@@ -117,7 +117,7 @@ async def replay_run(run_id: str, request: Request) -> Response:
         new = await svc.engine.replay(run.id)
     else:
         req = _replay_request(run, body)
-        check_payload_packets(svc, caller, [req])
+        await check_payload_packets(svc, caller, [req])
         new = (await svc.engine.trigger(req)).run
     return ok({"id": new.id})
 

@@ -41,7 +41,7 @@ async def trigger_task(task_id: str, request: Request) -> Response:
     body = await read_json(request, svc, required=True)  # an empty body: 400, not a None payload
     req = trigger_request(task_id, body, request.headers)
     req.project = caller.project  # None: the one project that has the task (engine/projects.py)
-    check_payload_packets(svc, caller, [req])
+    await check_payload_packets(svc, caller, [req])
     request_key = request_cache_key(request, f"trigger:{task_id}")
     result = await svc.engine.trigger(req, request_key=request_key)
     run_id = result.run.id

@@ -71,7 +71,7 @@ class Engine:
 
     def __init__(self, store: Store, clock: Clock, settings: DaemonSettings,
                  hub: Hub | None = None) -> None:
-        self.store, self.clock, self.settings = store, clock, settings
+        self.store, self.clock, self.settings, self.packets = store, clock, settings, store.packets
         self.hub = hub or Hub()
         self.ctx = EngineContext(settings, shared_store=store.shared)
         # set when a normal stop begins: held waits' polls are refused (executors/stopping.py)

@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from .. import packet_store
+from .. import packet_sharing, packet_store
 from ..durations import iso
 from ..engine import Engine
 from ..engine.log_cap import lines_received
@@ -98,6 +98,17 @@ def assignment(run: Run, attempt: Attempt, version: Version, secret_key: str,
             "version": version.id, "environment": {"type": "DEVELOPMENT"},
         },
     }
+
+
+async def assignment_read(engine: Engine, run: Run, attempt: Attempt, version: Version,
+                          secret_key: str, home: Path) -> dict[str, Any]:
+    """The `assignment` of `run`'s `attempt`, which has started: with the run's durable records
+    to replay (none before a first attempt), and the packets it reads fetched into `home`
+    first when they may be another daemon's (packet_sharing.py)."""
+    first = attempt.number == 1
+    records = [] if first else await engine.records.for_attempt(run, attempt.number)
+    await packet_sharing.hold_run(engine.packets, home, run, records)
+    return assignment(run, attempt, version, secret_key, home, records)
 
 
 def spool_path(log_path: Path) -> Path:

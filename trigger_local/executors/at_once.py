@@ -9,9 +9,10 @@ a cost for every trigger (measured: one-HTTP-trigger-per-run throughput fell), a
 dispatcher's rounds start runs many at a time anyway. Only shared processes (async tasks,
 `runs_per_process` > 1) take runs this way: their room is known without waiting
 (`SharedRuns.room`) and a run on one costs no process start. A run of a sync or isolated task,
-a version whose description is not cached yet, a stopping pool: the dispatcher starts those, as
-before. On a store daemons share (PostgreSQL) the trigger asks `may_place` first: it takes the
-dequeues' turn only then (engine/starting.py).
+a version whose description is not cached yet, a stopping pool, a run whose payload is a packet
+on a store daemons share (another daemon's packet is fetched first, packet_sharing.py): the
+dispatcher starts those, as before. On a store daemons share (PostgreSQL) the trigger asks
+`may_place` first: it takes the dequeues' turn only then (engine/starting.py).
 
 The assignment leaves on the loop turn after the run's move to EXECUTING is published
 (`WarmSlots._on_moved`), so the trigger's answer, built and written in the publishing turn, goes
@@ -33,6 +34,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .. import packet_store
 from ..engine.events import RunStatusChanged
 from ..store.models import EXECUTING, Attempt, Run, Version
 from .assignments import assignment
@@ -109,7 +111,7 @@ class WarmSlots:
     def place(self, run: Run, version_id: str) -> SharedSlot | None:
         pool = self.pool
         version = self._version(version_id, run.task_id)
-        if version is None or pool.spawner.refuses(run, version):
+        if version is None or pool.spawner.refuses(run, version) or _reads_packet(pool, run):
             return None
         fits = [w for w in pool.workers.values() if pool.spawner.fits(w, run)]
         worker = pool.sharing.pick(fits, version_id)
@@ -129,6 +131,13 @@ class WarmSlots:
         version = pool.versions.get(version_id)  # cached only: a first run goes the long way
         task = version.task(task_id) if version is not None else None
         return version if task is not None and task.shared else None
+
+
+def _reads_packet(pool: PoolExecutor, run: Run) -> bool:
+    """Whether `run`'s payload is a packet that may be another daemon's: the hand-off cannot
+    wait for it (`hand` runs in one loop turn), the dispatcher's start does (pool.py `give`,
+    packet_sharing.py)."""
+    return pool.engine.packets is not None and run.payload_type == packet_store.STORE
 
 
 def _executing(pool: PoolExecutor) -> int:

@@ -27,7 +27,7 @@ from ..errors import SpawnRefused, SpawnUnavailable
 from ..ids import new_id
 from ..store.models import EXECUTING, WAITING, Attempt, Checkpoint, Run, Version, Worker
 from ..supervise import Supervisor
-from .assignments import assignment
+from .assignments import assignment_read
 from .base import Checkpoints, CheckpointSupport, Spawner
 from .eviction import Evictor
 from .freezing import FreezeHandshake
@@ -229,9 +229,8 @@ class PoolExecutor:
                    shared: bool) -> None:
         """Hand `worker` the assignment of `run`'s `attempt`, which has started on it."""
         self.by_run[run.id] = worker.id
-        first = attempt.number == 1  # replayed records: none before a first attempt
-        records = [] if first else await self.engine.records.for_attempt(run, attempt.number)
-        given = assignment(run, attempt, version, self.secret_key, self.settings.home, records)
+        home = self.settings.home
+        given = await assignment_read(self.engine, run, attempt, version, self.secret_key, home)
         if shared:
             self.sharing.assign(worker, run.id, attempt.number, given)
             self.succession.after_assign(worker, version, run)

@@ -169,12 +169,32 @@ class StoreTx(StoreReader, Protocol):
         ...
 
 
+class SharedPackets(Protocol):
+    """The packets of a store several daemons share (packet_sharing.py): each a row of
+    (name, project, content type, digest, data)."""
+
+    async def put(self, name: str, project: str | None, content_type: str, digest: str,
+                  data: bytes) -> None: ...
+
+    async def head(self, name: str) -> tuple[str | None, str, str] | None: ...
+
+    async def get(self, name: str) -> tuple[str | None, str, str, bytes] | None: ...
+
+    async def delete(self, names: list[str]) -> None: ...
+
+
 class Store(Protocol):
     """A database behind the storage interface. `await open()` first, `close()` at the end."""
 
     #: other daemons may write the same database (PostgreSQL): what a daemon holds in memory
     #: only (its dispatcher's reserved runs, engine/dequeue.py) they cannot see
     shared: bool
+
+    @property
+    def packets(self) -> SharedPackets | None:
+        """Where the daemons of a shared store find each other's packets (None: the home's
+        files are the packets, packet_store.py)."""
+        ...
 
     async def open(self) -> None:
         """Create or migrate the database; afterwards `tx()` and `read()` work."""

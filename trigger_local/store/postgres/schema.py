@@ -9,7 +9,7 @@ uses the rowid get a `seq` column instead."""
 
 from __future__ import annotations
 
-from . import history, schema_lists
+from . import history, packets, schema_lists
 
 
 def _c(sql: str) -> str:
@@ -376,4 +376,5 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, attempt)
     );
     """,
+    packets.MIGRATION,  # 14: packets every daemon of the database reads (packets.py)
 ]

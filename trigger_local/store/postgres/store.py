@@ -61,6 +61,7 @@ from .daemons import (
     orphaned_runs,
     refuse_while_others_run,
 )
+from .packets import PgPackets
 from .prepared import Held
 from .reach import UNREACHABLE, lost, reachable
 from .schema import MIGRATIONS
@@ -101,6 +102,8 @@ class PostgresStore:
         #: daemon listens (`listener`); until then, every commit that would is announced
         self.others: Others | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # (`_on_back`)
+        #: the packets every daemon of the database reads (packet_sharing.py)
+        self.packets = PgPackets(url, connect_pool)
 
     async def open(self) -> None:
         # three connections at most: the transactions' two (held, `_held`), and a spare for the
@@ -135,6 +138,7 @@ class PostgresStore:
     async def close(self) -> None:
         for task in self._tasks:  # (`_on_back`)
             task.cancel()
+        await self.packets.close()
         self._write_view = self._read_view = None
         pool, self._pool = self._pool, None
         read_pool, self._read_pool = self._read_pool, None

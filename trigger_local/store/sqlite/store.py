@@ -119,6 +119,7 @@ class SqliteStore:
     """The store on one SQLite file. `await open()` first; `close()` at the end."""
 
     shared = False  # one daemon per home (daemon_lock.py)
+    packets = None  # its packets are the files of that home (packet_store.py)
 
     def __init__(self, path: str) -> None:
         self.path = path

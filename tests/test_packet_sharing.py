@@ -1,0 +1,84 @@
+"""packet_sharing.py on a real PostgreSQL store shared by two homes (two daemons' packets): a
+home's file is the store's packet of its name, kept up to date; and on SQLite nothing changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pg_cluster import Cluster, free_port
+
+from trigger_local import packet_sharing, packet_store
+from trigger_local.errors import DaemonStoppingError, DatabaseUnavailableError
+from trigger_local.store.postgres.packets import PgPackets
+from trigger_local.store.postgres.store import PostgresStore, connect_pool
+from trigger_local.store.sqlite.store import SqliteStore
+
+
+async def test_each_home_holds_the_stores_packet_of_a_name(tmp_path: Path,
+                                                           pg_cluster: Cluster) -> None:
+    store = PostgresStore(pg_cluster.fresh_url())
+    await store.open()
+    a, b = tmp_path / "a", tmp_path / "b"
+    try:
+        shared = store.packets
+        await packet_sharing.write(shared, a, "p.json", b'"one"', "application/json", "proj_a")
+        assert packet_store.read(b, "p.json") is None
+        await packet_sharing.hold(shared, b, "p.json")
+        assert packet_store.read(b, "p.json") == (b'"one"', "application/json")
+        assert packet_store.owner(b, "p.json") == (True, "proj_a")
+        # written again through B: A's file is replaced when A next holds it
+        await packet_sharing.write(shared, b, "p.json", b'"two"', "text/plain", "proj_a")
+        await packet_sharing.hold(shared, a, "p.json")
+        assert packet_store.read(a, "p.json") == (b'"two"', "text/plain")
+        # deleted (retention) through A: B's copy goes when B next holds it
+        await packet_sharing.delete(shared, a, ["p.json"])
+        assert packet_store.read(a, "p.json") is None
+        await packet_sharing.hold(shared, b, "p.json")
+        assert packet_store.read(b, "p.json") is None
+        # a home's packet that never was the store's (stored before it had packets) stays
+        packet_store.write(a, "old.json", b"1", "application/json")
+        await packet_sharing.hold(shared, a, "old.json")
+        assert packet_store.read(a, "old.json") == (b"1", "application/json")
+        # a home where the name cannot be kept (a packet is where its directory would be)
+        await packet_sharing.write(shared, a, "d/x.json", b"2", "application/json")
+        packet_store.write(b, "d", b"3", "application/json")
+        await packet_sharing.hold(shared, b, "d/x.json")
+        assert packet_store.read(b, "d/x.json") is None
+        # a big step result is the store's too
+        big = "z" * packet_store.OFFLOAD_BYTES
+        kept = await packet_sharing.offload(shared, a, "steps/r/1", big, "application/json")
+        assert kept == ("steps/r/1", packet_store.STORE)
+        await packet_sharing.hold(shared, b, "steps/r/1")
+        assert packet_store.read(b, "steps/r/1") == (big.encode(), "application/json")
+    finally:
+        await store.close()
+
+
+async def test_on_sqlite_the_homes_files_are_the_packets(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "trigger-local.db"))
+    await store.open()
+    try:
+        assert store.packets is None
+        await packet_sharing.write(store.packets, tmp_path, "p.json", b"1", "application/json")
+        await packet_sharing.hold(store.packets, tmp_path, "p.json")
+        assert packet_store.read(tmp_path, "p.json") == (b"1", "application/json")
+        await packet_sharing.delete(store.packets, tmp_path, ["p.json"])
+        assert packet_store.read(tmp_path, "p.json") is None
+    finally:
+        await store.close()
+
+
+async def test_the_stores_packets_answer_503_without_the_database_and_stop_with_it(
+        pg_cluster: Cluster) -> None:
+    unreachable = PgPackets(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
+                            connect_pool)
+    with pytest.raises(DatabaseUnavailableError):
+        await unreachable.head("p.json")
+    store = PostgresStore(pg_cluster.fresh_url())
+    await store.open()
+    await store.packets.put("p.json", None, "application/json", "d", b"1")
+    assert await store.packets.head("p.json") == (None, "application/json", "d")
+    await store.close()
+    with pytest.raises(DaemonStoppingError):
+        await store.packets.head("p.json")
