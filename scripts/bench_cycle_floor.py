@@ -42,9 +42,10 @@ Each case is a fresh database of `--runs` QUEUED runs (inserted by the store's `
 the first tenth warms up, the rest is timed. It prints runs/s, the lean daemon's CPU per run
 (`time.process_time`; "of it tx": in its transactions, "COMMIT": in their COMMITs), the task
 process's (/proc, user + system, in 10 ms ticks: take ≥ 2,000 runs), and the mean group a
-commit holds. With `--huey-python` (default the peers' venv, used only if huey imports there) it
+commit holds. With `--huey-python` (default the peers' venv; skipped without huey there) it
 also prints SqliteHuey's enqueue-and-run rate from scripts/bench_floor_huey.py (one consumer,
-4 threads: comparable with the peers harness's figures, not with C).
+4 threads: comparable with the peers harness's figures, not with C; bench_floor.py's
+`bench_huey`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ import itertools
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_cycle_floor_task import new_loop
-from bench_floor import HUEY_PY, cpu_s
+from bench_floor import HUEY_PY, bench_huey, cpu_s
 
 from trigger_local.store.sqlite.counts import _QUEUE_SQL, _STATUS_SQL
 from trigger_local.store.sqlite.records import _INSERT_EVENT
@@ -343,18 +343,6 @@ def check(path: str, n: int, lean: Lean) -> str:
     return "ok"
 
 
-def huey(python: str, n: int) -> dict[str, Any] | None:
-    if not Path(python).exists() or subprocess.run(
-            [python, "-c", "import huey"], capture_output=True).returncode:
-        return None
-    out = subprocess.run([python, str(HERE / "bench_floor_huey.py"), str(n)], cwd=HERE,
-                         capture_output=True, text=True, timeout=900)
-    if out.returncode:
-        print(f"SqliteHuey: failed ({out.stderr.strip()[-200:]})", file=sys.stderr)
-        return None
-    return dict(json.loads(out.stdout))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5000)
@@ -382,7 +370,7 @@ def main() -> None:
             print(f"{variant:<12} {transport:<9} {row['runs_per_s']:>7} "
                   f"{row['daemon_cpu_us']:>14} {row['tx_cpu_us']:>9} {row['commit_cpu_us']:>7} "
                   f"{row['task_cpu_us']:>12} {row['group']:>6}", flush=True)
-    found = huey(args.huey_python, args.runs)
+    found = bench_huey(args.runs, args.huey_python)
     if found:
         rows.append({"variant": "SqliteHuey", **found})
         print(f"SqliteHuey (one consumer, 4 threads): {found['per_s']} runs/s, consumer "

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from trigger_local.cli.main import app
 from trigger_local.sdk import client as client_module
@@ -17,6 +17,16 @@ from .conftest import DaemonProcess
 pytestmark = pytest.mark.e2e
 
 
+def _invoke(args: list[str]) -> Result:
+    """The CLI run with `args`, its client configured from the environment (and again after:
+    `--home` rewrites TRIGGER_LOCAL_HOME, which the monkeypatch undoes)."""
+    client_module.configure()
+    try:
+        return CliRunner().invoke(app, args)
+    finally:
+        client_module.configure()
+
+
 def test_a_home_without_a_key_names_it_and_the_daemon(daemon: DaemonProcess, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     other = tmp_path / "other-home"
@@ -24,11 +34,7 @@ def test_a_home_without_a_key_names_it_and_the_daemon(daemon: DaemonProcess, tmp
     monkeypatch.setenv("TRIGGER_API_URL", daemon.url)
     monkeypatch.delenv("TRIGGER_SECRET_KEY", raising=False)
     monkeypatch.setenv("TRIGGER_LOCAL_HOME", str(daemon.home))  # --home rewrites it: undone after
-    client_module.configure()
-    try:
-        result = CliRunner().invoke(app, ["--home", str(other), "runs", "ls"])
-    finally:
-        client_module.configure()
+    result = _invoke(["--home", str(other), "runs", "ls"])
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     assert f"no key was sent, as {other.resolve() / 'secret_key'} does not exist" in \
@@ -41,11 +47,7 @@ def test_a_wrong_key_still_says_to_check_it(daemon: DaemonProcess,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIGGER_API_URL", daemon.url)
     monkeypatch.setenv("TRIGGER_SECRET_KEY", "tr_dev_not-a-key")
-    client_module.configure()
-    try:
-        result = CliRunner().invoke(app, ["runs", "ls"])
-    finally:
-        client_module.configure()
+    result = _invoke(["runs", "ls"])
     assert result.exit_code == 1, result.output
     assert "The daemon refused the secret key: check TRIGGER_SECRET_KEY" in result.stderr
 
@@ -62,11 +64,7 @@ def test_a_home_whose_key_is_another_daemons_names_it_and_the_daemon(
     monkeypatch.setenv("TRIGGER_API_URL", daemon.url)
     monkeypatch.delenv("TRIGGER_SECRET_KEY", raising=False)
     monkeypatch.setenv("TRIGGER_LOCAL_HOME", str(daemon.home))  # --home rewrites it: undone after
-    client_module.configure()
-    try:
-        result = CliRunner().invoke(app, ["--home", str(other), "runs", "ls"])
-    finally:
-        client_module.configure()
+    result = _invoke(["--home", str(other), "runs", "ls"])
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     assert f"refused the key in {other.resolve() / 'secret_key'}" in result.stderr, result.stderr
@@ -83,11 +81,7 @@ def test_a_project_key_of_another_homes_daemon_is_refused_in_one_line(
     monkeypatch.setenv("TRIGGER_LOCAL_HOME", str(daemon.home))
     monkeypatch.delenv("TRIGGER_API_URL", raising=False)
     monkeypatch.setenv("TRIGGER_SECRET_KEY", "tr_dev_another-homes-daemon-key")
-    client_module.configure()
-    try:
-        result = CliRunner().invoke(app, ["envvars", "ls"])
-    finally:
-        client_module.configure()
+    result = _invoke(["envvars", "ls"])
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     assert result.stderr.strip().count("\n") == 0, result.stderr

@@ -133,12 +133,9 @@ async def _nothing_queued(tx: Tx, prepared: Sequence[Prepared]) -> bool:
 async def start_at_once(tx: Tx, run: Run) -> Placed | None:
     """Start `run`, just created in `tx`, on a warm place if the dispatcher would start it now
     (the module docstring); None leaves it QUEUED for the dispatcher."""
-    placer = tx.ctx.placer
-    version = tx.ctx.projects.current_of(run.project)
-    if placer is None or version is None or run.status != QUEUED or run.worker_id:
+    if run.status != QUEUED or run.worker_id:
         return None
-    # a run locked to a version (lockToVersion) starts in a process of that version only
-    placement = placer.place(run, run.version_id or version.id)
+    placement = _placement(tx, run)
     if placement is None:
         return None
     try:
@@ -155,6 +152,15 @@ async def start_at_once(tx: Tx, run: Run) -> Placed | None:
             _created(tx, run.id, none_runnable=True)
         return None
     return Placed(placement, *started)
+
+
+def _placement(tx: Tx, run: Run) -> Placement | None:
+    """A warm place for `run` in its project's current version, if the placer has one now."""
+    placer, version = tx.ctx.placer, tx.ctx.projects.current_of(run.project)
+    if placer is None or version is None:
+        return None
+    # a run locked to a version (lockToVersion) starts in a process of that version only
+    return placer.place(run, run.version_id or version.id)
 
 
 #: `_take`'s answer when its dequeue found no run that may start now, no rate limit took
@@ -205,10 +211,7 @@ async def _insert_alone(placed: list[Placement], tx: Tx, run: Run) -> None:
     reads no queue and writes nothing — no savepoint, nothing to undo. Started, the run is
     inserted EXECUTING with its attempt (its history as any start's: `run.executing` from
     QUEUED), not inserted QUEUED and then updated."""
-    placer, version = tx.ctx.placer, tx.ctx.projects.current_of(run.project)
-    # a run locked to a version (lockToVersion) starts in a process of that version only
-    placement = None if placer is None or version is None or not run.project \
-        else placer.place(run, run.version_id or version.id)
+    placement = _placement(tx, run)
     if placement is None:
         await tx.runs.insert(run)
         return
@@ -244,8 +247,9 @@ class _MadeAs(RunCreated):
 
 def _created(tx: Tx, run_id: str, **facts: Any) -> None:
     """Publish the run's creation with what is known once committed: the status it has then
-    (EXECUTING, its stored row says QUEUED, as it was made), or that its trigger's dequeue found
-    no run that may start now. The dispatcher wakes for neither: it has no round to do."""
+    (EXECUTING; its event row says QUEUED, as it was made: `_MadeAs`), or that its trigger's
+    dequeue found no run that may start now. The dispatcher wakes for neither: it has no round
+    to do."""
     for i, event in enumerate(tx.published):
         if isinstance(event, RunCreated) and event.run_id == run_id:
             made = event.made if isinstance(event, _MadeAs) else event.data()

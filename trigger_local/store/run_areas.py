@@ -214,13 +214,13 @@ class EventStore(EventReader, Protocol):
                      data: dict[str, Any]) -> None:
         """Append one event. Its sequence number (increasing, never reused, in commit order)
         is drawn by the commit at the latest (PostgreSQL sends a transaction's events with its
-        commit: store/postgres/pending.py). The engine's `Tx.record` is the only caller."""
+        commit: store/postgres/pending.py). The engine writes with `append_many`; tests use this."""
         ...
 
     async def append_many(self, events: Sequence[tuple[str | None, str, float,
                                                      dict[str, Any]]]) -> None:
-        """`append` of each (run_id, type, at, data), in order: a batch trigger's runs
-        (one `executemany` on SQLite). The engine's `Tx.record_many` is the only caller."""
+        """`append` of each (run_id, type, at, data), in order: a unit of work's events (one
+        `executemany` on SQLite). The engine's `Tx.write_events` is the only caller."""
         ...
 
 
