@@ -6,8 +6,10 @@ each test checks that the trigger took this path (no SAVEPOINT, no queue page re
 queue, an offline dev project, a queue's and a concurrency key's limit keep the run QUEUED; a
 commit that fails or a part that fails after the start gives the place back and leaves nothing
 written; the run's row, counters, tags, ttl, deadline, idempotency key and parent are as a
-dispatched run's. Real SQLite store (its statements traced); the executor's side is the
-recording fake of test_engine_start_at_once.py, an edge."""
+dispatched run's. A timer due and not fired yet (a DELAYED run whose time came) keeps any
+trigger from starting its run at once, also while the dispatcher's round fires it (review
+rv12e: the run overtook the delayed one). Real SQLite store (its statements traced); the
+executor's side is the recording fake of test_engine_start_at_once.py, an edge."""
 
 from __future__ import annotations
 
@@ -17,13 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_dispatch_idle_room import settled
 from test_engine_start_alone import traced
-from test_engine_start_at_once import Places, stored, trigger
+from test_engine_start_at_once import Places, advance, stored, trigger
 
 from tests.engine_support import T0, open_engine
 from trigger_local.clock import FakeClock
+from trigger_local.dispatch.dispatcher import wakes
 from trigger_local.engine import AttemptOutcome, Engine, TriggerRequest, triggering
-from trigger_local.store.models import COMPLETED, EXECUTING, QUEUED, TaskDef, Version
+from trigger_local.engine.events import Event
+from trigger_local.store.models import COMPLETED, EXECUTING, QUEUED, Run, TaskDef, Version
 
 ONE = "task/one"
 
@@ -166,3 +171,44 @@ async def test_a_part_that_fails_after_the_start_gives_the_place_back(
     assert [line.split()[0] for line in places.log] == ["place", "started", "release"]
     assert await engine.queries.runs.with_status([QUEUED, EXECUTING]) == []
     assert engine.ctx.reserved == {}
+
+
+async def test_a_delayed_run_due_now_is_not_overtaken(engine: Engine, places: Places) -> None:
+    # review rv12e: a DELAYED run whose time came, its timer not fired yet (the dispatcher's
+    # round fires it, then dequeues), goes first in its queue (it keeps its queue time): a
+    # trigger then must not start its own run at once, ahead of it
+    delayed = await trigger(engine, "one-at-a-time", delay="10s")
+    advance(engine, 10)
+    assert engine.ctx.due.times() == [T0 + 10]  # its timer is due, not fired yet
+    seen: list[Event] = []
+    engine.hub.subscribe(Event, seen.append)
+    new = await trigger(engine, "one-at-a-time")
+    assert (await stored(engine, new.id)).status == QUEUED
+    assert places.log == []  # no place taken
+    assert [e for e in seen if wakes(e)]  # the round is woken: it fires the timer first
+    assert await engine.tick_timers() == 1  # the dispatcher's round: its timers, its dequeue
+    assert [r.id for r in await engine.dequeue(2)] == [delayed.id]
+
+
+async def test_a_trigger_while_the_round_fires_a_due_timer_does_not_go_first(
+        engine: Engine) -> None:
+    # the round takes the due timers off the schedule, then fires them in a unit of work; a
+    # trigger served in between (its unit ahead of the round's on the store's lock) must not
+    # start its run ahead of the delayed one either
+    dispatcher, executor = await settled(engine, room=4)
+    delayed = await trigger(engine, delay="10s")
+    await dispatcher.step()  # a round since, which found nothing to start: idle again
+    assert dispatcher.idle()
+    advance(engine, 10)
+    during: list[Run] = []
+    real = engine.tick_timers
+
+    async def a_trigger_first() -> int:
+        if not during:
+            during.append(await trigger(engine))
+        return await real()
+
+    engine.tick_timers = a_trigger_first  # type: ignore[method-assign]
+    await dispatcher.step()
+    assert during[0].status == QUEUED
+    assert executor.started == [delayed.id, during[0].id]  # the delayed run first
