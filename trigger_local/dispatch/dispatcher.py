@@ -236,6 +236,7 @@ class Dispatcher:
         if not anything:
             return 0
         done = 0
+        due.firing = True  # a trigger meanwhile does not start its run ahead of them
         try:
             for _ in range(MAX_TIMER_ROUNDS):
                 did = await self.engine.tick_timers()
@@ -249,6 +250,8 @@ class Dispatcher:
             if resync:
                 due.resync(now)
             raise
+        finally:
+            due.firing = False
         if resync:
             await self._resync(now, done)
         return done

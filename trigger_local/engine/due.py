@@ -51,6 +51,8 @@ class DueTimes:
         self._resync_at: float | None = 0.0  # the store has not been asked yet
         #: called when a due time earlier than every other one is added (wakes the dispatcher)
         self.on_earlier: Callable[[], None] | None = None
+        #: the dispatcher is firing the timers it took (`take`), not all committed yet
+        self.firing = False
 
     def __len__(self) -> int:
         return len(self._live)
@@ -69,6 +71,14 @@ class DueTimes:
         if self._resync_at is None:
             return head
         return self._resync_at if head is None else min(head, self._resync_at)
+
+    def due_by(self, now: float) -> bool:
+        """Whether a timer noted here is due at `now` and its round has not fired it (or is
+        firing it): a run it makes runnable (a DELAYED run keeps its queue time) goes before
+        a run triggered now (engine/starting.py). The resync entry is none: the timers it
+        stands for are not known here (the dispatcher's first round asks at once)."""
+        head = self._head()
+        return self.firing or (head is not None and head <= now)
 
     def _head(self) -> float | None:
         heap, live = self._heap, self._live

@@ -30,6 +30,10 @@ dispatcher as ever (a queue resumed, room). A rate gate can leave a runnable run
 it refused (the dequeue takes one run at most here), and the window it noted was undone with
 the dequeue: then the round is woken.
 
+Nor is a run started here while a timer is due that the dispatcher has not fired (or is
+firing, `DueTimes.due_by`): a DELAYED run whose time came keeps its queue time and goes first;
+the round the run's creation wakes fires the timers, then dequeues.
+
 When nothing was QUEUED before the trigger (one index seek, on a store of its own with no
 rate limit), its new run is the dequeue's only candidate: the dequeue reads no queue for it and
 writes nothing, so no savepoint is opened; started, the run is inserted EXECUTING with its
@@ -108,6 +112,8 @@ async def _create_and_start(tx: Tx, prepared: Sequence[Prepared], wait: bool,
                             request_key: str | None, placed: list[Placement],
                             may_start: bool) -> list[TriggerResult]:
     _release(placed)  # a unit the store refused, run again
+    # a timer due and not fired yet may make a run runnable that goes first: the round fires it
+    may_start = may_start and not tx.ctx.due.due_by(tx.now)
     if may_start and await _nothing_queued(tx, prepared):
         return await triggering.create_runs(tx, prepared, wait=wait, request_key=request_key,
                                             starts=partial(_insert_alone, placed))
