@@ -237,3 +237,31 @@ async def test_reloads_one_at_a_time_end_with_the_newest_catalog(
             go_on.set()
             for supervisor in supervisors:
                 await supervisor.stop_all(5)
+
+
+async def test_a_run_of_a_project_not_loaded_yet_waits_for_the_next_rounds_reload(
+        pg_cluster: Cluster, tmp_path: Path) -> None:
+    """Before B hears the commit of a version registered through A (a notice is late, or lost
+    with a connection), any round of B's — its 5-s safety net, a local run's end — could
+    dequeue a run of that new project: on version None, and its start failed it ("Version None
+    … is gone"). B's dequeue now leaves such a run QUEUED, and the peers' next round reloads
+    the catalog: then B takes it on its version."""
+    async with two_daemons(pg_cluster.fresh_url(), tmp_path, FakeClock(T0),
+                           tasks=[TaskDef(task_id="t", queue="task/t")]) as (first, second):
+        store = second.store
+        assert isinstance(store, PostgresStore)
+        peers = Peers(store, second, DaemonSettings(home=second.settings.home,
+                                                    lease_timeout_s=0.5), T0)
+        peers.listener.on_commit = lambda commit: None  # B hears no notice
+        supervisor = Supervisor()
+        peers.start(supervisor)
+        try:
+            run_id = await new_version_and_run(first)
+            assert await second.dequeue(4, 0) == []
+            run = await second.queries.runs.get(run_id)
+            assert run is not None and run.status == "QUEUED"
+            await until(lambda: bool(second.projects.owners("new")), "B's round to reload")
+            taken = await second.dequeue(4, 0)
+            assert [(r.id, r.version_id) for r in taken] == [(run_id, "version_new")]
+        finally:
+            await supervisor.stop_all(5)

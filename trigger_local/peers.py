@@ -99,7 +99,9 @@ class Peers:
         self.known = [dataclasses.asdict(d) for d in await self.store.daemons()]
 
     async def round(self) -> None:
-        """Sleep a fifth of the lease, beat, take over what silent daemons held, and complete
+        """Sleep a fifth of the lease, beat, reload the catalog when a dequeue met a run of a
+        project it does not hold (another daemon's, whose notice was not heard), take over what
+        silent daemons held, and complete
         the batches a daemon killed after ending their last run left unfinished (their check
         comes after the commit on a shared store, engine/endings.py)."""
         with contextlib.suppress(TimeoutError):
@@ -107,6 +109,9 @@ class Peers:
         if self._stopped.is_set():
             return
         await self.beat()
+        if self.engine.projects.unknown_seen:  # (engine/dequeue.py) its notice is late or lost
+            self.engine.projects.unknown_seen = False
+            self.heard(Commit(catalog=True))
         for run in await self.store.orphaned_runs():
             log.warning("taking over a run whose daemon stopped heartbeating", run=run.id,
                         attempt=run.attempt_count)

@@ -111,6 +111,12 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
     for run in candidates:
         if len(out) >= free:
             break
+        if run.version_id is None and run.project is not None \
+                and tx.ctx.shared_store and projects.current_of(run.project) is None:
+            # a project another daemon registered that this one has not loaded yet (its
+            # notice not heard yet): the run stays QUEUED, and the peers' next round reloads
+            projects.unknown_seen = True
+            continue
         tx.ctx.changed_in_place.discard(run.id)  # read now (attempts.py `_start`)
         if not run.worker_id:
             if placed >= limit:

@@ -41,6 +41,9 @@ class Projects:
     #: another daemon changed the catalog and this cache is being read again (peers.py): the
     #: dequeue takes no run until it is done (engine/dequeue.py)
     reloading: bool = False
+    #: a dequeue on a shared store met a run of a project this cache does not hold: the
+    #: peers' next round reloads it (peers.py `round`)
+    unknown_seen: bool = False
 
     def load(self, versions: list[Version], records: list[Project]) -> None:
         self.current = {v.project: v for v in versions}
