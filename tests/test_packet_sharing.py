@@ -9,7 +9,7 @@ import pytest
 from pg_cluster import Cluster, free_port
 
 from trigger_local import packet_sharing, packet_store
-from trigger_local.errors import DaemonStoppingError, DatabaseUnavailableError
+from trigger_local.errors import DaemonStoppingError, DatabaseUnavailableError, NotFoundError
 from trigger_local.store.postgres.packets import PgPackets
 from trigger_local.store.postgres.store import PostgresStore, connect_pool
 from trigger_local.store.sqlite.store import SqliteStore
@@ -82,3 +82,34 @@ async def test_the_stores_packets_answer_503_without_the_database_and_stop_with_
     await store.close()
     with pytest.raises(DaemonStoppingError):
         await store.packets.head("p.json")
+
+
+async def test_a_write_never_takes_another_projects_packet_of_the_name(
+        tmp_path: Path, pg_cluster: Cluster) -> None:
+    """Two projects upload one name at once, through one daemon or two: both uploads pass the
+    owner check (api/packets.py `put_packet`: no packet of that name yet) before either is
+    written. The store's row decides, in the statement that writes it: the later write is
+    404, and the first project's packet stays its own in every home."""
+    store = PostgresStore(pg_cluster.fresh_url())
+    await store.open()
+    a, b = tmp_path / "a", tmp_path / "b"
+    try:
+        shared = store.packets
+        for home in (a, b):  # both owner checks, before either write
+            await packet_sharing.hold(shared, home, "p.json")
+            assert packet_store.owner(home, "p.json") == (False, None)
+        await packet_sharing.write(shared, a, "p.json", b'"p"', "application/json", "proj_p")
+        with pytest.raises(NotFoundError):  # through another daemon
+            await packet_sharing.write(shared, b, "p.json", b'"q"', "text/plain", "proj_q")
+        with pytest.raises(NotFoundError):  # through the same one
+            await packet_sharing.write(shared, a, "p.json", b'"q"', "text/plain", "proj_q")
+        for home in (a, b):
+            await packet_sharing.hold(shared, home, "p.json")
+            assert packet_store.read(home, "p.json") == (b'"p"', "application/json")
+            assert packet_store.owner(home, "p.json") == (True, "proj_p")
+        # the project's own upload again, and a big step result (the daemon's name), still do
+        await packet_sharing.write(shared, b, "p.json", b'"p2"', "application/json", "proj_p")
+        await packet_sharing.hold(shared, a, "p.json")
+        assert packet_store.read(a, "p.json") == (b'"p2"', "application/json")
+    finally:
+        await store.close()
