@@ -3,8 +3,10 @@ home's file is the store's packet of its name, kept up to date; and on SQLite no
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import asyncpg
 import pytest
 from pg_cluster import Cluster, free_port
 
@@ -112,4 +114,40 @@ async def test_a_write_never_takes_another_projects_packet_of_the_name(
         await packet_sharing.hold(shared, a, "p.json")
         assert packet_store.read(a, "p.json") == (b'"p2"', "application/json")
     finally:
+        await store.close()
+
+
+async def test_the_stores_packets_answer_503_when_the_server_refuses_their_reconnection(
+        pg_cluster: Cluster) -> None:
+    """The packets pool reconnects when its connection is gone (a restart ends it); a server
+    that refuses the new one (too many connections; class 57, while it starts or stops) is a
+    database that does not answer: DatabaseUnavailableError (503), not a 500."""
+    url = pg_cluster.fresh_url()
+    schema = url.rsplit("search_path=", 1)[1]
+    role = f"{schema}_r"
+    pg_cluster.psql(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 1; "
+                    f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+    store = PostgresStore(url)
+    await store.open()
+    pg_cluster.psql(f"GRANT SELECT ON {schema}.packets TO {role}")
+    role_url = url.replace("postgresql://postgres@", f"postgresql://{role}@")
+    packets = PgPackets(role_url, connect_pool)
+    other = None
+    try:
+        assert await packets.head("p.json") is None  # its pool: one connection
+        for _ in range(100):  # its connection ended, the role's one connection taken
+            pg_cluster.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            f"WHERE usename = '{role}'")
+            try:
+                other = await asyncpg.connect(role_url.split("?")[0])
+                break
+            except asyncpg.TooManyConnectionsError:
+                await asyncio.sleep(0.05)
+        assert other is not None
+        with pytest.raises(DatabaseUnavailableError):
+            await packets.head("p.json")
+    finally:
+        if other is not None:
+            await other.close()
+        await packets.close()
         await store.close()
