@@ -151,3 +151,31 @@ async def test_the_stores_packets_answer_503_when_the_server_refuses_their_recon
             await other.close()
         await packets.close()
         await store.close()
+
+
+async def test_retention_leaves_no_copy_that_a_hold_made_meanwhile(
+        tmp_path: Path, pg_cluster: Cluster) -> None:
+    """Retention removes a packet's row, then the home's file: a hold of the packet in the
+    daemon meanwhile (a presigned GET) cannot fetch the row into a file nothing would delete
+    (no run names the packet any more, so no hold comes again)."""
+    url = pg_cluster.fresh_url()
+    store = PostgresStore(url)
+    await store.open()
+    home = tmp_path / "a"
+    locker = await asyncpg.connect(url)
+    try:
+        shared = store.packets
+        await packet_sharing.write(shared, home, "p.json", b"1", "application/json", "proj_a")
+        lock = locker.transaction()  # another transaction on the row: the DELETE waits for it
+        await lock.start()
+        await locker.execute("SELECT 1 FROM packets WHERE name = 'p.json' FOR UPDATE")
+        deleting = asyncio.create_task(packet_sharing.delete(shared, home, ["p.json"]))
+        await asyncio.sleep(0.3)
+        await packet_sharing.hold(shared, home, "p.json")
+        await lock.rollback()
+        await deleting
+        assert packet_store.held(home, "p.json") is None
+        assert await shared.head("p.json") is None
+    finally:
+        await locker.close()
+        await store.close()

@@ -95,8 +95,9 @@ async def hold_run(shared: SharedPackets | None, home: Path, run: Run,
 
 
 async def delete(shared: SharedPackets | None, home: Path, names: list[str]) -> None:
-    """Remove packets (retention): the home's files and the store's rows."""
-    for name in names:
-        packet_store.delete(home, name)
+    """Remove packets (retention): the store's rows, then the home's files (a hold meanwhile
+    finds its file still the row's, or the row gone; never the row to fetch again)."""
     if shared is not None:
         await shared.delete(names)
+    for name in names:
+        packet_store.delete(home, name)
