@@ -3,13 +3,15 @@ home's file is the store's packet of its name, kept up to date; and on SQLite no
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import asyncpg
 import pytest
 from pg_cluster import Cluster, free_port
 
 from trigger_local import packet_sharing, packet_store
-from trigger_local.errors import DaemonStoppingError, DatabaseUnavailableError
+from trigger_local.errors import DaemonStoppingError, DatabaseUnavailableError, NotFoundError
 from trigger_local.store.postgres.packets import PgPackets
 from trigger_local.store.postgres.store import PostgresStore, connect_pool
 from trigger_local.store.sqlite.store import SqliteStore
@@ -82,3 +84,98 @@ async def test_the_stores_packets_answer_503_without_the_database_and_stop_with_
     await store.close()
     with pytest.raises(DaemonStoppingError):
         await store.packets.head("p.json")
+
+
+async def test_a_write_never_takes_another_projects_packet_of_the_name(
+        tmp_path: Path, pg_cluster: Cluster) -> None:
+    """Two projects upload one name at once, through one daemon or two: both uploads pass the
+    owner check (api/packets.py `put_packet`: no packet of that name yet) before either is
+    written. The store's row decides, in the statement that writes it: the later write is
+    404, and the first project's packet stays its own in every home."""
+    store = PostgresStore(pg_cluster.fresh_url())
+    await store.open()
+    a, b = tmp_path / "a", tmp_path / "b"
+    try:
+        shared = store.packets
+        for home in (a, b):  # both owner checks, before either write
+            await packet_sharing.hold(shared, home, "p.json")
+            assert packet_store.owner(home, "p.json") == (False, None)
+        await packet_sharing.write(shared, a, "p.json", b'"p"', "application/json", "proj_p")
+        with pytest.raises(NotFoundError):  # through another daemon
+            await packet_sharing.write(shared, b, "p.json", b'"q"', "text/plain", "proj_q")
+        with pytest.raises(NotFoundError):  # through the same one
+            await packet_sharing.write(shared, a, "p.json", b'"q"', "text/plain", "proj_q")
+        for home in (a, b):
+            await packet_sharing.hold(shared, home, "p.json")
+            assert packet_store.read(home, "p.json") == (b'"p"', "application/json")
+            assert packet_store.owner(home, "p.json") == (True, "proj_p")
+        # the project's own upload again, and a big step result (the daemon's name), still do
+        await packet_sharing.write(shared, b, "p.json", b'"p2"', "application/json", "proj_p")
+        await packet_sharing.hold(shared, a, "p.json")
+        assert packet_store.read(a, "p.json") == (b'"p2"', "application/json")
+    finally:
+        await store.close()
+
+
+async def test_the_stores_packets_answer_503_when_the_server_refuses_their_reconnection(
+        pg_cluster: Cluster) -> None:
+    """The packets pool reconnects when its connection is gone (a restart ends it); a server
+    that refuses the new one (too many connections; class 57, while it starts or stops) is a
+    database that does not answer: DatabaseUnavailableError (503), not a 500."""
+    url = pg_cluster.fresh_url()
+    schema = url.rsplit("search_path=", 1)[1]
+    role = f"{schema}_r"
+    pg_cluster.psql(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 1; "
+                    f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+    store = PostgresStore(url)
+    await store.open()
+    pg_cluster.psql(f"GRANT SELECT ON {schema}.packets TO {role}")
+    role_url = url.replace("postgresql://postgres@", f"postgresql://{role}@")
+    packets = PgPackets(role_url, connect_pool)
+    other = None
+    try:
+        assert await packets.head("p.json") is None  # its pool: one connection
+        for _ in range(100):  # its connection ended, the role's one connection taken
+            pg_cluster.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            f"WHERE usename = '{role}'")
+            try:
+                other = await asyncpg.connect(role_url.split("?")[0])
+                break
+            except asyncpg.TooManyConnectionsError:
+                await asyncio.sleep(0.05)
+        assert other is not None
+        with pytest.raises(DatabaseUnavailableError):
+            await packets.head("p.json")
+    finally:
+        if other is not None:
+            await other.close()
+        await packets.close()
+        await store.close()
+
+
+async def test_retention_leaves_no_copy_that_a_hold_made_meanwhile(
+        tmp_path: Path, pg_cluster: Cluster) -> None:
+    """Retention removes a packet's row, then the home's file: a hold of the packet in the
+    daemon meanwhile (a presigned GET) cannot fetch the row into a file nothing would delete
+    (no run names the packet any more, so no hold comes again)."""
+    url = pg_cluster.fresh_url()
+    store = PostgresStore(url)
+    await store.open()
+    home = tmp_path / "a"
+    locker = await asyncpg.connect(url)
+    try:
+        shared = store.packets
+        await packet_sharing.write(shared, home, "p.json", b"1", "application/json", "proj_a")
+        lock = locker.transaction()  # another transaction on the row: the DELETE waits for it
+        await lock.start()
+        await locker.execute("SELECT 1 FROM packets WHERE name = 'p.json' FOR UPDATE")
+        deleting = asyncio.create_task(packet_sharing.delete(shared, home, ["p.json"]))
+        await asyncio.sleep(0.3)
+        await packet_sharing.hold(shared, home, "p.json")
+        await lock.rollback()
+        await deleting
+        assert packet_store.held(home, "p.json") is None
+        assert await shared.head("p.json") is None
+    finally:
+        await locker.close()
+        await store.close()

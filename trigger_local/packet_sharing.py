@@ -1,6 +1,8 @@
 """Packets on a store several daemons share (PostgreSQL, docs/scaling.md): each daemon keeps
-packets as files in its home (packet_store.py), and also writes each packet it takes to the
-store (`Store.packets`, store/postgres/packets.py) before it answers the request that gave it.
+packets as files in its home (packet_store.py), and writes each packet it takes to the store
+(`Store.packets`, store/postgres/packets.py) first, before its file and before it answers the
+request that gave it; the store refuses a project's upload of a name that is another
+project's packet, in the write itself (two uploads of one name may pass their checks at once).
 Before a daemon uses a packet (its owner check, serving it, a run's payload or replayed step
 result) it `hold`s it: the store's row says which packet the name is (project, content type,
 digest); a home file that matches is used as it is, one that does not (another daemon's
@@ -17,6 +19,7 @@ from pathlib import Path
 import structlog
 
 from . import packet_store
+from .errors import NotFoundError
 from .store.interface import SharedPackets
 from .store.models import Run, RunStep
 
@@ -25,22 +28,33 @@ log = structlog.get_logger("packets")
 
 async def write(shared: SharedPackets | None, home: Path, name: str, data: bytes,
                 content_type: str, project: str | None = None) -> None:
-    """Store a packet in the home and, when daemons share the store, in the store
-    (ValueError as packet_store.write)."""
-    sha = packet_store.write(home, name, data, content_type, project, shared=shared is not None)
-    if shared is not None:
-        await shared.put(name, project, content_type, sha, data)
+    """Store a packet in the home and, when daemons share the store, in the store first
+    (ValueError as packet_store.write). NotFoundError, writing nothing, when the store's packet
+    of that name is another project's: an owner check before this call can have raced
+    another upload of the name (`SharedPackets.put`). The row is written before the file: a
+    home's file is only ever a packet the store has had."""
+    if shared is None:
+        packet_store.write(home, name, data, content_type, project)
+        return
+    packet_store.writable(home, name)  # a name this home cannot keep: 400, nothing written
+    sha = packet_store.digest(data)
+    if not await shared.put(name, project, content_type, sha, data):
+        raise NotFoundError("Packet not found", name=name)
+    packet_store.write(home, name, data, content_type, project, shared=True, sha=sha)
 
 
 async def offload(shared: SharedPackets | None, home: Path, name: str, data: str | None,
                   data_type: str) -> tuple[str | None, str]:
-    """packet_store.offload, with the packet also in a shared store."""
-    kept, kept_type = packet_store.offload(home, name, data, data_type,
-                                           shared=shared is not None)
-    if shared is not None and kept_type == packet_store.STORE and data is not None:
-        raw = data.encode()
-        await shared.put(name, None, data_type, packet_store.digest(raw), raw)
-    return kept, kept_type
+    """packet_store.offload, with the packet also in a shared store (written there first; the
+    name is the daemon's own, `steps/...`, so it replaces any packet of that name)."""
+    if shared is None or data is None or not packet_store.offloads(data):
+        return packet_store.offload(home, name, data, data_type)
+    raw = data.encode()
+    packet_store.writable(home, name)
+    sha = packet_store.digest(raw)
+    await shared.put(name, None, data_type, sha, raw, replace=True)
+    packet_store.write(home, name, raw, data_type, shared=True, sha=sha)
+    return name, packet_store.STORE
 
 
 async def hold(shared: SharedPackets | None, home: Path, name: str) -> None:
@@ -81,8 +95,9 @@ async def hold_run(shared: SharedPackets | None, home: Path, run: Run,
 
 
 async def delete(shared: SharedPackets | None, home: Path, names: list[str]) -> None:
-    """Remove packets (retention): the home's files and the store's rows."""
-    for name in names:
-        packet_store.delete(home, name)
+    """Remove packets (retention): the store's rows, then the home's files (a hold meanwhile
+    finds its file still the row's, or the row gone; never the row to fetch again)."""
     if shared is not None:
         await shared.delete(names)
+    for name in names:
+        packet_store.delete(home, name)

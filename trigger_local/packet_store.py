@@ -75,11 +75,9 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write(home: Path, name: str, data: bytes, content_type: str,
-          project: str | None = None, *, shared: bool = False) -> str:
-    """Store a packet; answers its `digest`. `shared`: the packet is also the shared store's
-    (packet_sharing.py). ValueError for a name that cannot be one, or that an existing packet
-    makes impossible (a name under a packet file, or a packet where a directory of them is)."""
+def writable(home: Path, name: str) -> Path:
+    """The file of packet `name`; ValueError for a name that cannot be one, or that an existing
+    packet makes impossible (a name under a packet file, or a packet where a directory is)."""
     target = path_of(home, name)
     root = (Path(home) / "packets").resolve()
     for parent in target.relative_to(root).parents:
@@ -88,6 +86,14 @@ def write(home: Path, name: str, data: bytes, content_type: str,
                              "not a directory")
     if target.is_dir():
         raise ValueError(f"Invalid packet name {name[:60]!r}: it is a directory of other packets")
+    return target
+
+
+def write(home: Path, name: str, data: bytes, content_type: str,
+          project: str | None = None, *, shared: bool = False, sha: str | None = None) -> str:
+    """Store a packet; answers its `digest` (`sha`: known already). `shared`: the packet is
+    also the shared store's (packet_sharing.py). ValueError as `writable`."""
+    target = writable(home, name)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:  # a packet made meanwhile
@@ -95,7 +101,7 @@ def write(home: Path, name: str, data: bytes, content_type: str,
     partial = target.with_name(target.name + ".part")
     partial.write_bytes(data)
     partial.replace(target)  # readers never see half a packet
-    sha = digest(data)
+    sha = sha or digest(data)
     meta: dict[str, object] = {"contentType": content_type, "project": project, "digest": sha}
     if shared:
         meta["shared"] = True
@@ -180,7 +186,12 @@ def offload(home: Path, name: str, data: str | None, data_type: str, *,
             shared: bool = False) -> tuple[str | None, str]:
     """(data, type) as a record keeps it: a packet `name` (type `application/store`) when data
     is `OFFLOAD_BYTES` or more, else unchanged; `resolve` turns it back. `shared`: as `write`."""
-    if data is None or len(data) < OFFLOAD_BYTES // 4 or len(data.encode()) < OFFLOAD_BYTES:
+    if data is None or not offloads(data):
         return data, data_type
     write(home, name, data.encode(), data_type, shared=shared)
     return name, STORE
+
+
+def offloads(data: str) -> bool:
+    """Whether `offload` keeps `data` as a packet."""
+    return len(data) >= OFFLOAD_BYTES // 4 and len(data.encode()) >= OFFLOAD_BYTES

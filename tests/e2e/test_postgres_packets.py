@@ -6,6 +6,8 @@ with its own home and key."""
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -167,3 +169,48 @@ def test_retention_removes_a_packet_from_the_store_and_every_daemon(
     finally:
         a.close()
         b.close()
+
+
+def test_a_run_whose_packet_cannot_be_fetched_at_its_start_waits_queued_and_runs_later(
+        tmp_path: Path, pg_cluster: Cluster) -> None:
+    """The dispatcher fetches a run's payload packet before the run's attempt starts: when the
+    database refuses the packets' connection then (here: new connections refused, the packets
+    pool's one ended), the run goes back to its queue and starts once the packet can be
+    fetched, rather than sitting EXECUTING with no process given it."""
+    url = pg_cluster.fresh_url()
+    d = pg_daemon(tmp_path, "a", url)
+
+    def from_template1(sql: str) -> str:  # (a database cannot refuse the session changing it)
+        return subprocess.run([*pg_cluster.prefix, "psql", "-X", "-q", "-t", "-A", "-v",
+                               "ON_ERROR_STOP=1", "-d",
+                               pg_cluster.url.rsplit("/", 1)[0] + "/template1", "-c", sql],
+                              check=True, capture_output=True, timeout=60, text=True).stdout
+
+    try:
+        d.start()
+        d.register(write_project(tmp_path / "project", TASKS))
+        _upload(d, NAME, json.dumps(BIG).encode())
+        first = d.trigger("echo", {"warm": 1})  # the store's own pools hold their connections
+        assert d.wait_status(first, timeout=60)["status"] == "COMPLETED"
+        r = d.api("POST", "/api/v1/tasks/echo/trigger",
+                  json={"payload": NAME,
+                        "options": {"payloadType": "application/store", "delay": "3s"}})
+        assert r.status_code == 200, r.text
+        run_id = r.json()["id"]
+        from_template1("ALTER DATABASE postgres ALLOW_CONNECTIONS false")
+        try:
+            # the packets pool's connections: the only ones asyncpg resets at each release
+            ended = from_template1("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE query LIKE 'SELECT pg_advisory_unlock_all()%' OR "
+                                   "query ~ '(FROM|INTO) packets'")
+            assert "t" in ended.split(), ended
+            time.sleep(8)  # the delay ends; its start cannot fetch the packet
+            run = d.run(run_id)
+            assert run["status"] in {"QUEUED", "DEQUEUED"}, run["status"]  # not EXECUTING
+        finally:
+            from_template1("ALTER DATABASE postgres ALLOW_CONNECTIONS true")
+        run = d.wait_status(run_id, timeout=60)
+        assert run["status"] == "COMPLETED", run
+        assert run["output"] == {"daemon": "a", "payload": BIG}
+    finally:
+        d.close()

@@ -174,7 +174,10 @@ class SharedPackets(Protocol):
     (name, project, content type, digest, data)."""
 
     async def put(self, name: str, project: str | None, content_type: str, digest: str,
-                  data: bytes) -> None: ...
+                  data: bytes, *, replace: bool = False) -> bool:
+        """False, writing nothing, when the name is a packet of another project (unless
+        `replace`): decided in the write itself, as two uploads of one name may run at once."""
+        ...
 
     async def head(self, name: str) -> tuple[str | None, str, str] | None: ...
 

@@ -24,12 +24,16 @@ CREATE TABLE packets (
 );
 """
 
-#: a row to write: (name, project, content type, digest, data)
+#: a row to write: (name, project, content type, digest, data, whether it replaces a row of
+#: another project); no row back when the name is another project's packet. In the one
+#: statement, so two projects uploading one name at once cannot both pass (`put`)
 _PUT = """INSERT INTO packets (name, project, content_type, digest, data, created_at)
 VALUES ($1, $2, $3, $4, $5, extract(epoch from clock_timestamp()))
 ON CONFLICT (name) DO UPDATE SET project = excluded.project,
     content_type = excluded.content_type, digest = excluded.digest, data = excluded.data,
-    created_at = excluded.created_at"""
+    created_at = excluded.created_at
+WHERE $6 OR packets.project IS NOT DISTINCT FROM excluded.project
+RETURNING 1"""
 
 
 class PgPackets:
@@ -55,10 +59,13 @@ class PgPackets:
             return self._pool
 
     async def put(self, name: str, project: str | None, content_type: str, digest: str,
-                  data: bytes) -> None:
+                  data: bytes, *, replace: bool = False) -> bool:
+        """Write packet `name` of `project`; False (nothing written) when the table has a
+        packet of that name of another project, unless `replace`."""
         pool = await self._conn_pool()
         with reachable():
-            await pool.execute(_PUT, name, project, content_type, digest, data)
+            row = await pool.fetchval(_PUT, name, project, content_type, digest, data, replace)
+        return row is not None
 
     async def head(self, name: str) -> tuple[str | None, str, str] | None:
         """(project, content type, digest) of packet `name`; None when the table has none."""

@@ -14,9 +14,13 @@ import asyncpg
 from ...errors import DatabaseUnavailableError, TransactionRetryError
 
 #: what a lost connection or an unreachable server raises (asyncpg, the socket, a timeout;
-#: InternalClientError: a statement sent on a connection whose server ended it while it was idle)
+#: InternalClientError: a statement sent on a connection whose server ended it while it was idle;
+#: a server that ends a session as it stops, or refuses a new one, which a pool makes when
+#: its connection is gone, while it starts or stops or has too many connections)
 UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
-               asyncpg.InterfaceError, asyncpg.InternalClientError)
+               asyncpg.InterfaceError, asyncpg.InternalClientError, asyncpg.AdminShutdownError,
+               asyncpg.CrashShutdownError, asyncpg.CannotConnectNowError,
+               asyncpg.TooManyConnectionsError)
 
 
 def lost(conn: Any) -> bool:
