@@ -235,3 +235,15 @@ async def test_a_flag_option_that_is_not_true_or_false_is_422_and_triggers_nothi
         run_id = (await api.post("/api/v1/tasks/hello/trigger",
                                  json={"options": {"test": value}})).json()["id"]
         assert (await api.get(f"/api/v3/runs/{run_id}")).json()["isTest"] is bool(value)
+
+
+async def test_a_body_that_is_no_json_object_is_a_400_saying_what_it_is_in_json_words(
+        api: httpx.AsyncClient, indexed: Version) -> None:
+    """It said "not NoneType" for `null`, "not list" for an array (Python's names)."""
+    for body, kind in (("null", "null"), ("[1]", "an array"), ('"x"', "a string"),
+                       ("3", "a number"), ("true", "true")):
+        r = await api.post("/api/v1/tasks/hello/trigger", content=body,
+                           headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"] == \
+            f"Request body must be a JSON object, not {kind}", r.text
+    assert (await api.get("/api/v1/runs")).json()["data"] == []

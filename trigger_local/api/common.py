@@ -73,8 +73,21 @@ async def read_json(request: Request, svc: DaemonServices,
         return {}
     value = parse_json(raw)
     if not isinstance(value, dict):
-        raise BadRequestError(f"Request body must be a JSON object, not {type(value).__name__}")
+        raise BadRequestError(f"Request body must be a JSON object, not {json_kind(value)}")
     return value
+
+
+def json_kind(value: object) -> str:
+    """What a parsed JSON value is, in JSON's words (not Python's `NoneType`, `list`)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 class SafeJSONResponse(JSONResponse):
