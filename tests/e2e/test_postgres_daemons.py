@@ -64,18 +64,23 @@ def pg_daemon(tmp_path: Path, name: str, url: str) -> DaemonProcess:
                                     "TRIGGER_LOCAL_HOLD_THRESHOLD_S": "3600"})
 
 
-@pytest.fixture
-def pair(tmp_path: Path, pg_cluster: Cluster) -> Iterator[tuple[DaemonProcess, DaemonProcess]]:
-    url = pg_cluster.fresh_url()
+def started_pair(tmp_path: Path, url: str,
+                 tasks: str) -> Iterator[tuple[DaemonProcess, DaemonProcess]]:
+    """Daemons A and B on one database, a project of `tasks` registered through A."""
     a, b = pg_daemon(tmp_path, "a", url), pg_daemon(tmp_path, "b", url)
     try:
         a.start()
         b.start()
-        a.register(write_project(tmp_path / "project", TASKS))
+        a.register(write_project(tmp_path / "project", tasks))
         yield a, b
     finally:
         a.close()
         b.close()
+
+
+@pytest.fixture
+def pair(tmp_path: Path, pg_cluster: Cluster) -> Iterator[tuple[DaemonProcess, DaemonProcess]]:
+    yield from started_pair(tmp_path, pg_cluster.fresh_url(), TASKS)
 
 
 def test_every_run_runs_once_on_one_of_them_and_both_take_runs(

@@ -17,7 +17,7 @@ import pytest
 from pg_cluster import Cluster
 
 from tests.e2e.conftest import DaemonProcess, wait_for, write_project
-from tests.e2e.test_postgres_daemons import pg_daemon
+from tests.e2e.test_postgres_daemons import pg_daemon, started_pair
 from tests.e2e.test_project_confinement import Keys, _project
 
 pytestmark = pytest.mark.e2e
@@ -48,16 +48,7 @@ NAME = "run_1/payload.json"
 
 @pytest.fixture
 def pair(tmp_path: Path, pg_cluster: Cluster) -> Iterator[tuple[DaemonProcess, DaemonProcess]]:
-    url = pg_cluster.fresh_url()
-    a, b = pg_daemon(tmp_path, "a", url), pg_daemon(tmp_path, "b", url)
-    try:
-        a.start()
-        b.start()
-        a.register(write_project(tmp_path / "project", TASKS))
-        yield a, b
-    finally:
-        a.close()
-        b.close()
+    yield from started_pair(tmp_path, pg_cluster.fresh_url(), TASKS)
 
 
 def _upload(d: DaemonProcess, name: str, data: bytes, key: str | None = None) -> None:
