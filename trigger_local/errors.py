@@ -20,6 +20,7 @@ the class (`error_from_response`), so `except NotFoundError` works on both sides
     │   ├── DiskFullError                 disk_full         507  the home's disk is full: retry
     │   ├── DaemonStoppingError           stopping          503  the daemon is shutting down
     │   ├── DaemonNotRunningError         daemon_down       (client side only)
+    │   ├── DaemonConnectionLostError     daemon_lost       (client side: cut mid-request)
     │   ├── ApiError                      api_error         (client side: any other status)
     │   ├── StartupError                  startup           (daemon side: it cannot start)
     │   ├── DaemonAlreadyRunningError     daemon_running    (daemon side: the home is taken)
@@ -202,6 +203,15 @@ class TransactionLostError(Exception):
 
 class DaemonNotRunningError(TriggerLocalError):
     code = "daemon_down"
+    status = 503
+
+
+class DaemonConnectionLostError(TriggerLocalError):
+    """The connection to the daemon broke during a request (it was stopped or killed, or a
+    kept-alive connection closed as the request went out): whether the request took effect
+    is unknown."""
+
+    code = "daemon_lost"
     status = 503
 
 

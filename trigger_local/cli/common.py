@@ -25,6 +25,7 @@ from ..errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    DaemonConnectionLostError,
     DaemonNotRunningError,
     NotFoundError,
     ProjectNotFoundError,
@@ -163,7 +164,7 @@ def explain(exc: TriggerLocalError) -> str:
     if isinstance(exc, ProjectNotFoundError) and not os.environ.get(PROJECT_ENV):
         # the CLI named the project of the trigger.toml around it, not the variable
         return message.replace(_HEADER_HINT, "check `project` in this directory's trigger.toml")
-    if isinstance(exc, DaemonNotRunningError | ProjectNotFoundError):
+    if isinstance(exc, DaemonNotRunningError | DaemonConnectionLostError | ProjectNotFoundError):
         return message
     if re.fullmatch(r"HTTP \d{3}", message):  # no error body of ours: "Error: HTTP 404" alone
         return (f"{resolve_endpoint().base_url} answered {message} with no trigger-local error: "

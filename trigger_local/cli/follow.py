@@ -12,13 +12,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.text import Text
 
 from ..display import clock_time, status_text
-from ..errors import DaemonUnreachableError, TriggerLocalError
+from ..errors import (
+    DaemonConnectionLostError,
+    DaemonNotRunningError,
+    DaemonUnreachableError,
+    TriggerLocalError,
+)
 from ..sdk.client import SyncApiClient
 from ..sdk.events import OPEN, iter_events
 from ..sdk.management import is_final
@@ -28,6 +33,7 @@ from .render import log_line
 from .run_events import NOT_STARTING, SHOWN, StatusLines, error_summary, final_text, why_not_started
 
 Json = dict[str, Any]
+T = TypeVar("T")
 
 #: how long a run may sit queued before `trigger --wait` says why it does not start
 NOT_STARTED_GRACE_S = 2.0
@@ -45,6 +51,22 @@ def watch_presence(api: SyncApiClient, console: Callable[[], Console]) -> Daemon
 def _refuse_reconnect(live: bool) -> None:
     if not live:
         raise DaemonUnreachableError("the event stream is not there")
+
+
+def between_events(read: Callable[[], T]) -> T | None:
+    """A read a watch makes between two events of its stream; None when the daemon went away
+    under it (stopped or killed just then). The stream notices that too, says so
+    (`DaemonPresence`) and reads again when it reopens, so the watch goes on. A kept-alive
+    connection that closed as the request went out is tried once more at once."""
+    for last in (False, True):
+        try:
+            return read()
+        except DaemonNotRunningError:
+            return None
+        except DaemonConnectionLostError:
+            if last:
+                return None
+    return None  # pragma: no cover - the loop returns
 
 
 def event_cursor(api: SyncApiClient) -> int | None:
@@ -101,8 +123,8 @@ def wait_until_final(api: SyncApiClient, run_id: str) -> Json:
     """The run once it is final."""
     for event in iter_events(api, run_id=run_id, types=["run."]):
         if _changes_status(event):
-            run = api.retrieve_run(run_id)
-            if is_final(run):
+            run = between_events(lambda: api.retrieve_run(run_id))
+            if run is not None and is_final(run):
                 return run
     raise AssertionError("the event stream never ends")  # pragma: no cover
 
@@ -132,7 +154,7 @@ class RunWatch:
     def on_event(self, event: Json) -> None:
         if event.get("type") == OPEN:
             if self.after is None:
-                self.tail.pump()  # what was logged before we were connected
+                between_events(self.tail.pump)  # what was logged before we were connected
             return
         if event.get("logs"):
             with self._lock:
@@ -184,7 +206,7 @@ class RunWatch:
 
     def finish(self, run: Json) -> None:
         with self._lock:
-            self.tail.pump()
+            between_events(self.tail.pump)
         self._print(run.get("finishedAt") or run.get("updatedAt"), final_text(run))
 
     def run(self) -> Json:
@@ -214,7 +236,9 @@ class RunWatch:
                     and not is_final(event.get("data") or {}):
                 continue
             if _changes_status(event):
-                run = self.api.retrieve_run(self.run_id)
+                run = between_events(lambda: self.api.retrieve_run(self.run_id))
+                if run is None:
+                    continue
                 if event.get("type") == OPEN:
                     self.catch_up(run)
                 if is_final(run):
@@ -229,12 +253,12 @@ def follow_logs(api: SyncApiClient, run_id: str) -> Json:
     for event in iter_events(api, run_id=run_id, types=["run."],
                              on_state=watch_presence(api, err)):
         if event.get("type") == OPEN:
-            tail.pump()  # what was logged before we were connected
+            between_events(tail.pump)  # what was logged before we were connected
         elif event.get("logs"):
             tail.show(list(event["logs"]))
         if _changes_status(event):
-            run = api.retrieve_run(run_id)
-            if is_final(run):
-                tail.pump()
+            run = between_events(lambda: api.retrieve_run(run_id))
+            if run is not None and is_final(run):
+                between_events(tail.pump)
                 return run
     raise AssertionError("the event stream never ends")  # pragma: no cover

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Concatenate
 
 from ..config import DEFAULT_PORT, find_project_root, home_dir, load_project
 from ..errors import (
-    ApiError,
+    DaemonConnectionLostError,
     DaemonNotRunningError,
     NotFoundError,
     ValidationError,
@@ -163,11 +163,11 @@ def _answer(call: Call[T], response: httpx.Response) -> T:
 def _transport_error(exc: httpx.TransportError, url: str) -> Exception:
     import httpx
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        return DaemonNotRunningError(
-            f"The trigger-local daemon is not running at {url}. "
-            "Start it with `trigger-local up` (or `trigger-local dev` in your project).")
-    return ApiError(f"Lost the connection to the daemon at {url} ({type(exc).__name__}: {exc}). "
-                    "Check it with `trigger-local status` and try again.")
+        return DaemonNotRunningError(f"The trigger-local daemon is not running at {url}. Start "
+                                     "it with `trigger-local up` (or `dev` in your project).")
+    return DaemonConnectionLostError(
+        f"Lost the connection to the daemon at {url} ({type(exc).__name__}: {exc}). "
+        "Check it with `trigger-local status` and try again.")
 
 
 def _aio(build: Callable[P, Call[T]]) -> Callable[Concatenate[ApiClient, P],
