@@ -247,3 +247,23 @@ async def test_a_body_that_is_no_json_object_is_a_400_saying_what_it_is_in_json_
         assert r.status_code == 400 and r.json()["error"] == \
             f"Request body must be a JSON object, not {kind}", r.text
     assert (await api.get("/api/v1/runs")).json()["data"] == []
+
+
+async def test_a_wrong_option_is_named_in_jsons_words(api: httpx.AsyncClient,
+                                                      indexed: Version) -> None:
+    """`"ttl": true` was refused as "... not True" (Python's word); a string as Python's
+    repr ('soon'). Every option's message now shows what came as JSON writes it."""
+    for option in ("ttl", "delay", "maxAttempts", "priority", "queue", "idempotencyKey",
+                   "idempotencyKeyTTL", "machine", "maxDuration", "lockToVersion", "payloadType",
+                   "parentRunId"):
+        r = await api.post("/api/v1/tasks/hello/trigger",
+                           json={"payload": {}, "options": {option: True}})
+        assert r.status_code in (400, 422), (option, r.text)
+        said = r.json()["error"]
+        assert said.endswith("not true"), (option, said)
+    r = await api.post("/api/v1/tasks/hello/trigger",
+                       json={"payload": {}, "options": {"ttl": "soon"}})
+    assert r.json()["error"].startswith('Invalid ttl "soon"'), r.text
+    r = await api.post("/api/v1/tasks/hello/trigger",
+                       json={"payload": {}, "options": {"priority": [1]}})
+    assert r.json()["error"] == "priority must be a finite number, not an array", r.text
