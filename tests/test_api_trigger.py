@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 
@@ -267,3 +268,23 @@ async def test_a_wrong_option_is_named_in_jsons_words(api: httpx.AsyncClient,
     r = await api.post("/api/v1/tasks/hello/trigger",
                        json={"payload": {}, "options": {"priority": [1]}})
     assert r.json()["error"] == "priority must be a finite number, not an array", r.text
+
+
+async def test_a_compressed_body_is_a_415_that_says_to_send_it_plain(
+        api: httpx.AsyncClient, indexed: Version) -> None:
+    """A gzip body was "not valid UTF-8" (400), and a plain body sent with `Content-Encoding:
+    br` was taken as if the header were not there; no route decodes a body."""
+    plain = json.dumps({"payload": {}}).encode()
+    for encoding, body in (("gzip", gzip.compress(plain)), ("br", plain)):
+        r = await api.post("/api/v1/tasks/hello/trigger", content=body,
+                           headers={"content-type": "application/json",
+                                    "content-encoding": encoding})
+        assert r.status_code == 415, r.text
+        assert r.json()["error"] == (f"Content-Encoding {encoding} is not supported: send the "
+                                     "body uncompressed, with no Content-Encoding header")
+    r = await api.post("/api/v3/batches/batch_x/items", content=gzip.compress(b'{"index":0}\n'),
+                       headers={"content-encoding": "gzip"})
+    assert r.status_code == 415, r.text
+    r = await api.post("/api/v1/tasks/hello/trigger", content=plain,
+                       headers={"content-encoding": "identity"})
+    assert r.status_code == 200, r.text
