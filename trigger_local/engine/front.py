@@ -97,8 +97,7 @@ class Engine:
     async def load(self) -> None:
         """Read each project's current version and record (what the engine caches); queue the
         runs waiting for a task those versions have (registered through another daemon)."""
-        read = self.queries
-        self.projects.load(await read.versions.current(), await read.projects.all())
+        self.projects.load(await self.queries.versions.current(), await self.queries.projects.all())
         await self._run(registration.queue_pending, list(self.projects.current.values()))
 
     @asynccontextmanager
@@ -218,9 +217,10 @@ class Engine:
         return await self._run(timers.tick)
 
     async def start_attempt(self, run: Run, worker_id: str, pid: int | None,
-                            executor: str = "process") -> tuple[Run, Attempt] | None:
-        """DEQUEUED (or reserved) → EXECUTING on `worker_id`. None if the run moved on."""
-        return await self.group.run(attempts.start, run, worker_id, pid, executor)
+                            executor: str = "process", *, replays: int = 0
+                            ) -> tuple[Run, Attempt] | None:
+        """DEQUEUED (or reserved) → EXECUTING on `worker_id`; None if the run moved on."""
+        return await self.group.run(attempts.start, run, worker_id, pid, executor, replays=replays)
 
     async def requeue(self, run: Run, reason: str) -> None:  # no process took it (DEQUEUED)
         await self._run(attempts.requeue, run.id, reason)
