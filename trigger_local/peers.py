@@ -37,6 +37,8 @@ class Peers:
         self._supervisor: Supervisor | None = None
         self._reloading: asyncio.Task[None] | None = None  # the catalog's reload (`heard`)
         self._stale = False  # a catalog commit was heard that no reload has read yet
+        # a dequeue that finds the catalog past the cache's (engine/dequeue.py) reloads it now
+        engine.projects.reload = lambda: self.heard(Commit(catalog=True))
 
     def start(self, supervisor: Supervisor) -> None:
         self._supervisor = supervisor

@@ -95,9 +95,9 @@ class Engine:
         return self.projects.latest()
 
     async def load(self) -> None:
-        """Read each project's current version and record (what the engine caches); queue the
-        runs waiting for a task those versions have (registered through another daemon)."""
-        self.projects.load(await self.queries.versions.current(), await self.queries.projects.all())
+        """Read what the engine caches of the projects (`projects.read`); queue the runs
+        waiting for a task those versions have (registered through another daemon)."""
+        await projects.read(self.projects, self.queries)
         await self._run(registration.queue_pending, list(self.projects.current.values()))
 
     @asynccontextmanager
@@ -134,8 +134,7 @@ class Engine:
     async def register_version(self, version: Version, *, dev: bool = False) -> Version:
         """Make `version` its project's current one (engine/registration.py)."""
         self.projects.check_dir(version.project, version.project_dir)
-        await self._run(registration.register, version, dev)
-        self.projects.current[version.project] = version
+        self.projects.registered(version, await self._run(registration.register, version, dev))
         return version
 
     # -- triggering ----------------------------------------------------------------------------
