@@ -69,9 +69,10 @@ class Projects:
         takes no run, and the cache is read again (`reload`, else the peers' next round)."""
         if generation <= self.generation:
             return False
-        self.unknown_seen = True
         if self.reload is not None:
             self.reload()
+        else:
+            self.unknown_seen = True
         return True
 
     def current_of(self, ref: str | None) -> Version | None:
