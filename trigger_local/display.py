@@ -3,17 +3,32 @@ and log level, times (local time everywhere: one short form for tables, one full
 single record, the time of day for log lines), durations, and the symbols for "none" and "no
 limit".
 
+Text that came from a task (log lines, error messages, tracebacks) is shown through `visible`:
+a terminal control sequence in it is printed as its escape, not obeyed.
+
 Everything reads the API's JSON values defensively: a missing or malformed value shows as
 `MISSING` instead of raising."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.text import Text
 
 from .statuses import RunStatus
+
+#: what a terminal obeys instead of printing (C0 but tab and newline, DEL, C1): ESC starts a
+#: sequence that may clear the screen, retitle the window or redefine keys
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """`text` with its control characters written as escapes (`\x1b`), so that a log line or
+    an error message a task wrote cannot drive the terminal it is shown in."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+
 
 #: a value the daemon left out
 MISSING = "-"

@@ -17,7 +17,7 @@ from textual.widgets import Footer, RichLog, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from trigger_local.clock import Clock, SystemClock
-from trigger_local.display import clock_time, level_style
+from trigger_local.display import clock_time, level_style, visible
 from trigger_local.sdk.client import ApiClient
 from trigger_local.sdk.events import OPEN, stream_events
 from trigger_local.sdk.realtime import read_stream
@@ -37,7 +37,8 @@ def log_text(entry: Json) -> Text:
     level = str(entry.get("level") or "INFO").upper()
     line = Text(clock_time(entry.get("at")) + " ", style="dim")
     line.append(f"{level:<5} ", style=level_style(level))
-    line.append(("span " if entry.get("kind") == "span" else "") + str(entry.get("message", "")))
+    line.append(visible(("span " if entry.get("kind") == "span" else "")
+                        + str(entry.get("message", ""))))
     attributes = entry.get("attributes") or {}
     if attributes:
         line.append(" " + " ".join(f"{k}={json.dumps(v, default=str)}"
@@ -57,9 +58,10 @@ def facts_text(run: Json) -> Text:
     error = run.get("error")
     if error:
         out.append("error: ", style="bold red")
-        out.append(f"{error.get('name', '')}: {error.get('message', '')}\n", style="red")
+        out.append(visible(f"{error.get('name', '')}: {error.get('message', '')}") + "\n",
+                   style="red")
         if error.get("stackTrace"):
-            out.append(str(error["stackTrace"]) + "\n", style="dim red")
+            out.append(visible(str(error["stackTrace"])) + "\n", style="dim red")
     out.rstrip()  # no empty last line: it would cost a scroll bar in a short pane
     return out
 

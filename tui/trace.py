@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from trigger_local.display import MISSING, duration_text, epoch_s, table_time
+from trigger_local.display import MISSING, duration_text, epoch_s, table_time, visible
 from trigger_local.statuses import WaitpointType
 
 from .common import Json
@@ -87,7 +87,7 @@ def _span_nodes(spans: list[Json], attempt: int | None) -> list[TraceNode]:
         if span.get("attempt") not in (attempt, None):
             continue
         start, end = epoch_s(span.get("at")), epoch_s(span.get("endedAt"))
-        node = TraceNode("span", f"span {span.get('message', '')}", start, end)
+        node = TraceNode("span", visible(f"span {span.get('message', '')}"), start, end)
         nodes[str(span.get("spanId"))] = node
         parents[str(span.get("spanId"))] = span.get("parentSpanId")
     roots: list[TraceNode] = []

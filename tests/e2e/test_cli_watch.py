@@ -50,6 +50,11 @@ async def gate(payload, ctx):
     logger.info("through the gate")
     return {"passed": result.output}
 
+@task(id="escapes", retry=Retry(max_attempts=1))
+async def escapes(payload, ctx):
+    logger.info("title \x1b]0;pwned\x07 clear \x1b[2J")
+    raise RuntimeError("bell \x07 and \x1b[31mred")
+
 @task(id="quick-gate")
 async def quick_gate(payload, ctx):
     return {"passed": (await wait.for_token(payload["token"])).output}
@@ -322,3 +327,20 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_a_tasks_control_characters_are_shown_not_obeyed(watched: DaemonProcess) -> None:
+    """A log line or an error message holding terminal escapes (which a task may log from its
+    payload) was printed raw by `trigger --wait`, `runs logs` and `runs show`: it could retitle
+    the window or clear the screen. Each is shown as its escape (`\\x1b`)."""
+    r = cli(watched, "trigger", "escapes", "--wait")
+    run_id = re.search(r"run_[0-9a-z]+", r.stdout + r.stderr)
+    assert r.returncode == 1 and run_id, r.stderr
+    said = r.stdout + r.stderr
+    for command in (("runs", "logs", run_id[0]), ("runs", "show", run_id[0])):
+        shown = cli(watched, *command)
+        assert shown.returncode == 0, shown.stderr
+        said += shown.stdout + shown.stderr
+    assert "\x1b" not in said and "\x07" not in said, repr(said)
+    assert "title \\x1b]0;pwned\\x07 clear \\x1b[2J" in said, said
+    assert "bell \\x07 and \\x1b[31mred" in said, said

@@ -24,6 +24,7 @@ from ..display import (
     level_style,
     status_text,
     table_time,
+    visible,
 )
 
 Json = dict[str, Any]
@@ -134,9 +135,11 @@ def _opt_time(value: Any) -> str | None:
 
 def _error_block(error: Json) -> Text:
     text = Text()
-    text.append(f"{error.get('name') or 'Error'}: {error.get('message', '')}\n", style="red")
+    text.append(visible(f"{error.get('name') or 'Error'}: {error.get('message', '')}") + "\n",
+                style="red")
     if error.get("stackTrace") or error.get("stack"):
-        text.append(str(error.get("stackTrace") or error.get("stack")).rstrip() + "\n", style="dim")
+        text.append(visible(str(error.get("stackTrace") or error.get("stack")).rstrip()) + "\n",
+                    style="dim")
     return text
 
 
@@ -184,9 +187,9 @@ def log_line(entry: Json, run_id: str | None = None) -> Text:
         line.append(f"{run_id} ", style="dim")
     if entry.get("kind") == "span":
         took = _span_took(entry.get("durationMs"))
-        line.append(f"span {entry.get('message', '')} ({took})", style="italic")
+        line.append(visible(f"span {entry.get('message', '')} ({took})"), style="italic")
     else:
-        line.append(str(entry.get("message", "")))
+        line.append(visible(str(entry.get("message", ""))))
     attributes = entry.get("attributes") or {}
     if isinstance(attributes, dict) and attributes:
         line.append(" " + " ".join(f"{k}={json.dumps(v, default=str)}"

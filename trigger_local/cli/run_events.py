@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.text import Text
 
-from ..display import status_text
+from ..display import status_text, visible
 from ..errors import TriggerLocalError
 from ..sdk.client import SyncApiClient
 from ..statuses import FAILED_STATUSES, FINAL_STATUSES, RunStatus
@@ -35,10 +35,10 @@ _OWN_FRAMES = re.compile(r"[/\\]trigger_local[/\\](runtime|sdk)[/\\]")
 def error_summary(error: Any) -> str:
     """`Type: message` of an API error object (or whatever the run holds instead)."""
     if not isinstance(error, dict):
-        return str(error) if error else "no error details"
+        return visible(str(error)) if error else "no error details"
     name = str(error.get("name") or error.get("type") or "Error")
     message = str(error.get("message") or "").strip()
-    return f"{name}: {message}" if message else name
+    return visible(f"{name}: {message}" if message else name)
 
 
 def stack_tail(stack: Any, frames: int = STACK_FRAMES) -> str:
@@ -56,7 +56,7 @@ def stack_tail(stack: Any, frames: int = STACK_FRAMES) -> str:
         return ""
     theirs = [b for b in blocks if not _OWN_FRAMES.search(b[0])]
     shown = (theirs or blocks)[-frames:]
-    return "\n".join(line for block in shown for line in block)
+    return visible("\n".join(line for block in shown for line in block))
 
 
 def attempt_error(api: SyncApiClient, run_id: str, attempt: Any) -> Any:
