@@ -83,7 +83,7 @@ def test_a_boolean_max_duration_says_what_to_give(tmp_path: Path) -> None:
     (tmp_path / "trigger.toml").write_text("max_duration = true\n")
     with pytest.raises(ValidationError) as caught:
         load_project(tmp_path)
-    assert "max_duration in trigger.toml True: use a number of seconds" in caught.value.message
+    assert "max_duration in trigger.toml true: use a number of seconds" in caught.value.message
 
 
 @pytest.mark.parametrize("table", [
