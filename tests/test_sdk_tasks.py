@@ -3,6 +3,7 @@ from app code (through a stand-in for the management client)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sys
 import types
@@ -161,6 +162,15 @@ def test_idempotency_key_hash_matches_the_typescript_sdk_outside_a_task() -> Non
     assert idempotency_keys.create("my-key", scope="global") == hashed
     with pytest.raises(ValidationError):
         create_idempotency_key("k", scope="nope")
+
+
+def test_an_idempotency_key_can_be_awaited_as_in_trigger_devs_sdk() -> None:
+    """`await idempotency_keys.create(...)` (Trigger.dev's create is async) was a TypeError."""
+    async def ported() -> str:
+        return await idempotency_keys.create("my-key", scope="global")
+
+    key = asyncio.run(ported())
+    assert key == hashlib.sha256(b"my-key").hexdigest() and key.key == "my-key"
 
 
 def test_trigger_options_are_sent_in_camel_case() -> None:

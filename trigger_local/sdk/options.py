@@ -4,6 +4,7 @@ trigger options as they go on the wire (Trigger.dev's camelCase)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -56,6 +57,12 @@ class IdempotencyKey(str):
         obj = super().__new__(cls, hashed)
         obj.key, obj.scope = key, scope
         return obj
+
+    def __await__(self) -> Generator[Any, None, IdempotencyKey]:
+        """The key itself: `await idempotency_keys.create(...)` works as in Trigger.dev's SDK,
+        whose `create` is async (here it is not: it only hashes)."""
+        return self
+        yield  # a generator: awaiting it ends at once
 
 
 def create_idempotency_key(key: str | list[str], scope: str = "run") -> IdempotencyKey:
