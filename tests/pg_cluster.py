@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from tests.host_limit import host_limit
 
@@ -108,3 +109,14 @@ class Cluster:
         subprocess.run(self._cmd(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m",
                                  "immediate", "-w", "stop"), capture_output=True, timeout=60)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+async def schema_at(conn: Any, version: int) -> None:
+    """The schema as the first `version` migrations made it, in `conn`'s schema and its
+    transaction: a database an older daemon left, for what a newer one does with it."""
+    from trigger_local.store.postgres.schema import MIGRATIONS
+    from trigger_local.store.postgres.store import _SCHEMA_VERSION
+    await conn.execute(_SCHEMA_VERSION)
+    for sql in MIGRATIONS[:version]:
+        await conn.execute(sql)
+    await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from pg_cluster import Cluster
+from pg_cluster import Cluster, schema_at
 
 from trigger_local.store import SqliteStore, Store
 from trigger_local.store.models import LogUsage
@@ -78,11 +78,7 @@ async def test_a_postgres_database_at_any_earlier_version_gets_the_count(
     conn = await asyncpg.connect(url)
     try:
         async with conn.transaction():
-            await conn.execute("CREATE TABLE schema_version (only_row BOOLEAN PRIMARY KEY "
-                               "DEFAULT TRUE CHECK (only_row), version BIGINT NOT NULL)")
-            for sql in PG_MIGRATIONS[:version]:
-                await conn.execute(sql)
-            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+            await schema_at(conn, version)
     finally:
         await conn.close()
     store = PostgresStore(url)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from pg_cluster import Cluster
+from pg_cluster import Cluster, schema_at
 from store_support import T0, insert_runs, make_run
 
 from trigger_local.store.models import COMPLETED, EXECUTING, QUEUED, Queue
@@ -25,11 +25,7 @@ async def at_version(url: str, version: int) -> None:
     conn = await asyncpg.connect(url)
     try:
         async with conn.transaction():
-            await conn.execute("CREATE TABLE schema_version (only_row BOOLEAN PRIMARY KEY "
-                               "DEFAULT TRUE CHECK (only_row), version BIGINT NOT NULL)")
-            for sql in MIGRATIONS[:version]:
-                await conn.execute(sql)
-            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+            await schema_at(conn, version)
             for run_id, status, tags in (("run_a", QUEUED, '["red", "blue"]'),
                                          ("run_b", QUEUED, '["blue"]'),
                                          ("run_c", COMPLETED, "[]")):

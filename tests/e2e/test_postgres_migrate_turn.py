@@ -15,7 +15,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from pg_cluster import Cluster
+from pg_cluster import Cluster, schema_at
 
 from tests.e2e.test_postgres_daemon import cli
 from trigger_local.errors import StartupError
@@ -35,11 +35,7 @@ async def before_the_turn(url: str, *, daemon: str, silent_s: float = 0) -> None
     conn = await asyncpg.connect(url)
     try:
         async with conn.transaction():
-            await conn.execute("CREATE TABLE schema_version (only_row BOOLEAN PRIMARY KEY "
-                               "DEFAULT TRUE CHECK (only_row), version BIGINT NOT NULL)")
-            for sql in MIGRATIONS[:BEFORE]:
-                await conn.execute(sql)
-            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", BEFORE)
+            await schema_at(conn, BEFORE)
         await heartbeat(conn, Owner(daemon), host="elsewhere", url="http://x", executor="process",
                         pid=4242, started_at=0.0)
         await conn.execute("UPDATE daemons SET heartbeat_at = heartbeat_at - $1", silent_s)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from pg_cluster import Cluster
+from pg_cluster import Cluster, schema_at
 
 from tests.e2e.test_postgres_daemons import pg_daemon
 from tests.e2e.test_postgres_migrate_turn import version_of
@@ -34,12 +34,7 @@ async def test_migration_14_is_not_applied_beside_a_daemon_of_13(pg_cluster: Clu
     conn = await asyncpg.connect(url)
     try:
         async with conn.transaction():
-            await conn.execute("CREATE TABLE schema_version (only_row BOOLEAN PRIMARY KEY "
-                               "DEFAULT TRUE CHECK (only_row), version BIGINT NOT NULL)")
-            for sql in MIGRATIONS[:PACKETS_MIGRATION - 1]:
-                await conn.execute(sql)
-            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)",
-                               PACKETS_MIGRATION - 1)
+            await schema_at(conn, PACKETS_MIGRATION - 1)
         await heartbeat(conn, Owner("daemon_13"), host="elsewhere", url="http://x",
                         executor="process", pid=4343, started_at=0.0)
     finally:
