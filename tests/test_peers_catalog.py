@@ -34,11 +34,17 @@ async def until(check: Callable[[], bool], what: str, timeout_s: float = 30) -> 
     assert check(), what
 
 
-def peers_of(engine: Engine, heard: list[Commit] | None = None) -> Peers:
+def peers_of(engine: Engine, heard: list[Commit] | None = None, *, deaf: bool = False,
+             lease_timeout_s: float | None = None) -> Peers:
+    """`engine`'s peers; `heard`: what its listener hears, in order; `deaf`: it hears no
+    notice; `lease_timeout_s` sets how often its rounds come (a fifth of it)."""
     store = engine.store
     assert isinstance(store, PostgresStore)
-    peers = Peers(store, engine, DaemonSettings(home=engine.settings.home), T0)
-    if heard is not None:  # what its listener hears, in order
+    lease = {} if lease_timeout_s is None else {"lease_timeout_s": lease_timeout_s}
+    peers = Peers(store, engine, DaemonSettings(home=engine.settings.home, **lease), T0)
+    if deaf:
+        peers.listener.on_commit = lambda commit: None
+    if heard is not None:
         told = peers.heard
 
         def hearing(commit: Commit) -> None:
@@ -248,11 +254,7 @@ async def test_a_run_of_a_project_not_loaded_yet_waits_for_the_next_rounds_reloa
     the catalog: then B takes it on its version."""
     async with two_daemons(pg_cluster.fresh_url(), tmp_path, FakeClock(T0),
                            tasks=[TaskDef(task_id="t", queue="task/t")]) as (first, second):
-        store = second.store
-        assert isinstance(store, PostgresStore)
-        peers = Peers(store, second, DaemonSettings(home=second.settings.home,
-                                                    lease_timeout_s=0.5), T0)
-        peers.listener.on_commit = lambda commit: None  # B hears no notice
+        peers = peers_of(second, deaf=True, lease_timeout_s=0.5)  # B hears no notice
         supervisor = Supervisor()
         peers.start(supervisor)
         try:
@@ -279,12 +281,8 @@ async def test_a_run_triggered_after_a_new_version_never_starts_on_the_version_b
                            tasks=[TaskDef(task_id="t", queue="task/t")]) as (first, second):
         old = second.projects.latest()
         assert old is not None and old.id == "version_1"
-        store = second.store
-        assert isinstance(store, PostgresStore)
-        # a lease of 10 min: the peers' rounds (every 2 min) do not come during the test
-        peers = Peers(store, second, DaemonSettings(home=second.settings.home,
-                                                    lease_timeout_s=600), T0)
-        peers.listener.on_commit = lambda commit: None  # B hears no notice
+        # B hears no notice; a lease of 10 min: its rounds (every 2 min) do not come meanwhile
+        peers = peers_of(second, deaf=True, lease_timeout_s=600)
         supervisor = Supervisor()
         peers.start(supervisor)
         try:
