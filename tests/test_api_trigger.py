@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 
@@ -247,3 +248,43 @@ async def test_a_body_that_is_no_json_object_is_a_400_saying_what_it_is_in_json_
         assert r.status_code == 400 and r.json()["error"] == \
             f"Request body must be a JSON object, not {kind}", r.text
     assert (await api.get("/api/v1/runs")).json()["data"] == []
+
+
+async def test_a_wrong_option_is_named_in_jsons_words(api: httpx.AsyncClient,
+                                                      indexed: Version) -> None:
+    """`"ttl": true` was refused as "... not True" (Python's word); a string as Python's
+    repr ('soon'). Every option's message now shows what came as JSON writes it."""
+    for option in ("ttl", "delay", "maxAttempts", "priority", "queue", "idempotencyKey",
+                   "idempotencyKeyTTL", "machine", "maxDuration", "lockToVersion", "payloadType",
+                   "parentRunId"):
+        r = await api.post("/api/v1/tasks/hello/trigger",
+                           json={"payload": {}, "options": {option: True}})
+        assert r.status_code in (400, 422), (option, r.text)
+        said = r.json()["error"]
+        assert said.endswith("not true"), (option, said)
+    r = await api.post("/api/v1/tasks/hello/trigger",
+                       json={"payload": {}, "options": {"ttl": "soon"}})
+    assert r.json()["error"].startswith('Invalid ttl "soon"'), r.text
+    r = await api.post("/api/v1/tasks/hello/trigger",
+                       json={"payload": {}, "options": {"priority": [1]}})
+    assert r.json()["error"] == "priority must be a finite number, not an array", r.text
+
+
+async def test_a_compressed_body_is_a_415_that_says_to_send_it_plain(
+        api: httpx.AsyncClient, indexed: Version) -> None:
+    """A gzip body was "not valid UTF-8" (400), and a plain body sent with `Content-Encoding:
+    br` was taken as if the header were not there; no route decodes a body."""
+    plain = json.dumps({"payload": {}}).encode()
+    for encoding, body in (("gzip", gzip.compress(plain)), ("br", plain)):
+        r = await api.post("/api/v1/tasks/hello/trigger", content=body,
+                           headers={"content-type": "application/json",
+                                    "content-encoding": encoding})
+        assert r.status_code == 415, r.text
+        assert r.json()["error"] == (f"Content-Encoding {encoding} is not supported: send the "
+                                     "body uncompressed, with no Content-Encoding header")
+    r = await api.post("/api/v3/batches/batch_x/items", content=gzip.compress(b'{"index":0}\n'),
+                       headers={"content-encoding": "gzip"})
+    assert r.status_code == 415, r.text
+    r = await api.post("/api/v1/tasks/hello/trigger", content=plain,
+                       headers={"content-encoding": "identity"})
+    assert r.status_code == 200, r.text

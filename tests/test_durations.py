@@ -8,6 +8,7 @@ import pytest
 
 from trigger_local.durations import iso, parse_duration, parse_time
 from trigger_local.errors import ValidationError
+from trigger_local.strict_json import shown
 
 NOW = 1_700_000_000.0
 
@@ -28,7 +29,7 @@ def test_bad_durations_name_the_value_and_the_forms(value: object) -> None:
     with pytest.raises(ValidationError) as info:
         parse_duration(value, what="ttl")  # type: ignore[arg-type]
     assert info.value.message.startswith("Invalid ttl")
-    assert repr(value) in info.value.message
+    assert shown(value) in info.value.message  # as JSON writes it: "soon", true
 
 
 def test_parse_time_relative_to_now() -> None:

@@ -265,3 +265,40 @@ async def test_a_run_of_a_project_not_loaded_yet_waits_for_the_next_rounds_reloa
             assert [(r.id, r.version_id) for r in taken] == [(run_id, "version_new")]
         finally:
             await supervisor.stop_all(5)
+
+
+async def test_a_run_triggered_after_a_new_version_never_starts_on_the_version_before(
+        pg_cluster: Cluster, tmp_path: Path) -> None:
+    """B knows the project at `version_1`; A registers `version_2`, then a run is triggered.
+    Before B hears of it (its notice late or lost), B's dequeue took the run on `version_1`,
+    the version before the one registered before the trigger. Now the dequeue's first reads
+    (the same round trip) say the catalog moved past B's cache: it takes nothing, has the
+    cache read at once (not at the peers' next round), and then takes the run on
+    `version_2`."""
+    async with two_daemons(pg_cluster.fresh_url(), tmp_path, FakeClock(T0),
+                           tasks=[TaskDef(task_id="t", queue="task/t")]) as (first, second):
+        old = second.projects.latest()
+        assert old is not None and old.id == "version_1"
+        store = second.store
+        assert isinstance(store, PostgresStore)
+        # a lease of 10 min: the peers' rounds (every 2 min) do not come during the test
+        peers = Peers(store, second, DaemonSettings(home=second.settings.home,
+                                                    lease_timeout_s=600), T0)
+        peers.listener.on_commit = lambda commit: None  # B hears no notice
+        supervisor = Supervisor()
+        peers.start(supervisor)
+        try:
+            await first.register_version(Version(id="version_2", project_dir=old.project_dir,
+                                                 project=old.project, created_at=T0 + 10,
+                                                 tasks=old.tasks))
+            run = (await first.trigger(TriggerRequest(task_id="t", project=old.project))).run
+            assert await second.dequeue(4, 0) == []
+            await until(lambda: not peers.reloading and second.projects.latest() is not None
+                        and second.projects.latest().id == "version_2",  # type: ignore[union-attr]
+                        "B's reload")
+            taken = await second.dequeue(4, 0)
+            assert [(r.id, r.version_id) for r in taken] == [(run.id, "version_2")]
+            # A's own registration moved A's cache with it: A is not behind
+            assert first.projects.generation == await first.queries.versions.generation() == 2
+        finally:
+            await supervisor.stop_all(5)

@@ -100,6 +100,32 @@ def test_an_empty_or_blank_queue_name_is_refused_where_it_is_defined(name: str) 
     assert registry.get_task("blank-queue") is None  # nothing half-defined is registered
 
 
+@pytest.mark.parametrize(("task_id", "error"), [
+    ("evil\x1b[2J", "Task 'evil\\x1b[2J': its id must not hold control characters (it has "
+                    "'\\x1b' at 4)"),
+    ("tab\there", "its id must not hold control characters (it has '\\t' at 3)"),
+    ("x" * 257, "its id must be 1 to 256 characters, not 257"),
+])
+def test_a_task_id_with_control_characters_or_too_long_is_refused_where_it_is_defined(
+        task_id: str, error: str) -> None:
+    """`dev`, `runs ls`, `queues ls` and `status` print task ids: an escape sequence in one
+    acted on the terminal. The definition refuses it, naming it escaped."""
+    with pytest.raises(ValidationError) as caught:
+        task(id=task_id)(lambda payload: None)
+    assert error in caught.value.message
+    assert registry.get_task(task_id) is None
+
+
+@pytest.mark.parametrize("name", ["q\x00", "q\x1b[31m", "q" * 257])
+def test_a_queue_name_with_control_characters_or_too_long_is_refused(name: str) -> None:
+    """The rules of a trigger's `options.queue.name`, which the daemon would refuse at the
+    first trigger that named the queue."""
+    with pytest.raises(ValidationError, match="The name of queue"):
+        queue(name)
+    with pytest.raises(ValidationError, match="Task 'odd-queue': The name of queue"):
+        task(id="odd-queue", queue=name)(lambda payload: None)
+
+
 class Item(BaseModel):
     name: str
     qty: int = 1

@@ -1,5 +1,5 @@
 """A trigger that starts its run reads ahead on PostgreSQL (store/postgres/start_reads.py, issue
-#14): its queue's row and the dequeue's five reads in one call, the page of a queue that had no
+#14): its queue's row and the dequeue's six reads in one call, the page of a queue that had no
 queued run answered from the run it inserts, the run's INSERT and its start's UPDATE sent as one
 INSERT with the commit (pending.py `Fold`), and a part that only keeps writes sends no SAVEPOINT
 (view.py). What the dequeue decides must be what reading in the engine's order decides: these

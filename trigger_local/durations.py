@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from .errors import ValidationError
 from .limits import MAX_DURATION_S
+from .strict_json import shown
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -27,27 +28,23 @@ def parse_duration(value: str | int | float, *, what: str = "duration") -> float
     """
     seconds = _parse_duration(value, what)
     if seconds > MAX_DURATION_S:
-        raise ValidationError(f"Invalid {what} {_shown(value)}: must be {_TOO_LONG}")
+        raise ValidationError(f"Invalid {what} {shown(value)}: must be {_TOO_LONG}")
     return seconds
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _parse_duration(value: str | int | float, what: str) -> float:
     if isinstance(value, bool):  # a bool is an int to Python, but no duration
-        raise ValidationError(f"Invalid {what} {value!r}: use a number of seconds or a string "
+        raise ValidationError(f"Invalid {what} {shown(value)}: use a number of seconds or a string "
                               "like 30s, 10m, 2h, 3d, 1w")
     if isinstance(value, int | float):
         # float() of a huge int overflows
         if isinstance(value, int) and abs(value) > MAX_DURATION_S:
-            raise ValidationError(f"Invalid {what} {_shown(value)}: must be {_TOO_LONG}")
+            raise ValidationError(f"Invalid {what} {shown(value)}: must be {_TOO_LONG}")
         if not math.isfinite(value):
-            raise ValidationError(f"Invalid {what} {value!r}: must be a finite number of seconds")
+            raise ValidationError(f"Invalid {what} {shown(value)}: must be a finite number of "
+                                  "seconds")
         if value < 0:
-            raise ValidationError(f"Invalid {what} {value!r}: must not be negative")
+            raise ValidationError(f"Invalid {what} {shown(value)}: must not be negative")
         return float(value)
     text = str(value).strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", text):  # plain digits: never nan/inf
@@ -60,7 +57,7 @@ def _parse_duration(value: str | int | float, what: str) -> float:
         pos = match.end()
     if pos != len(text) or not text:
         raise ValidationError(
-            f"Invalid {what} {_shown(value)}: use a number of seconds or a string like 30s, 10m, "
+            f"Invalid {what} {shown(value)}: use a number of seconds or a string like 30s, 10m, "
             "2h, 3d, 1w"
         )
     return total
@@ -74,26 +71,26 @@ def parse_time(value: str | int | float | datetime, now: float, *, what: str = "
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return check_time(value.timestamp(), now, what=what, shown=value.isoformat())
+        return check_time(value.timestamp(), now, what=what, written=value.isoformat())
     if isinstance(value, str) and ("T" in value or "-" in value[1:]):
         try:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:
             raise ValidationError(
-                f"Invalid {what} {_shown(value)}: not a duration or an ISO date") from exc
+                f"Invalid {what} {shown(value)}: not a duration or an ISO date") from exc
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=UTC)
-        return check_time(dt.timestamp(), now, what=what, shown=value)
+        return check_time(dt.timestamp(), now, what=what, written=value)
     return now + parse_duration(value, what=what)
 
 
-def check_time(at: float, now: float, *, what: str = "time", shown: str | None = None) -> float:
+def check_time(at: float, now: float, *, what: str = "time", written: str | None = None) -> float:
     """`at` (epoch seconds) if it is from 1970 to 10 years after `now` (a past time means "now"
-    to every caller); ValidationError otherwise."""
+    to every caller); ValidationError otherwise, with the time as `written` by the caller."""
     if isinstance(at, bool) or not isinstance(at, int | float) or \
             (isinstance(at, int) and abs(at) > 2**53) or not math.isfinite(at) or \
             not 0 <= at <= now + MAX_DURATION_S:
-        raise ValidationError(f"Invalid {what} {shown or _shown(at)}: must be a date from 1970 to "
+        raise ValidationError(f"Invalid {what} {written or shown(at)}: must be a date from 1970 to "
                               "10 years from now")
     return float(at)
 

@@ -15,7 +15,7 @@ from typing import Any
 from .errors import ValidationError
 from .home import user_umask
 from .ids import new_id
-from .limits import spawn_failure
+from .limits import name_problem, spawn_failure
 from .machines import check_machine, parse_out_of_memory
 from .store.models import TaskDef, Version
 
@@ -79,10 +79,11 @@ async def _start_indexer(python: str, root: Path, out: Path, dirs: list[str],
 
 
 def tasks_from_manifest(manifest: dict[str, Any]) -> list[TaskDef]:
-    """The TaskDefs of an index manifest (docs/worker-protocol.md, Indexing). Machine presets
-    and blank queue names are checked again here (the SDK checks them at import), so any
+    """The TaskDefs of an index manifest (docs/worker-protocol.md, Indexing). Task ids, machine
+    presets and queue names are checked again here (the SDK checks them at import), so any
     manifest gets the same rule."""
     for t in manifest["tasks"]:
+        _check_id(t)
         _check_machines(t)
         _check_queue(t)
     return [TaskDef(task_id=t["id"], queue=t.get("queue") or f"task/{t['id']}",
@@ -96,14 +97,30 @@ def tasks_from_manifest(manifest: dict[str, Any]) -> list[TaskDef]:
             for t in manifest["tasks"]]
 
 
+def _check_id(task: dict[str, Any]) -> None:
+    """A task id is a name (`limits.name_problem`): `dev`, `runs ls`, `queues ls` and `status`
+    print it, so one holding an escape sequence acted on the terminal (cleared it, set its
+    title). Shown with repr, so the error itself prints none."""
+    task_id = task.get("id")
+    if not isinstance(task_id, str) or not task_id.strip():
+        raise ValidationError(f"A task needs a non-empty string id, not {task_id!r}"[:300])
+    if (problem := name_problem(task_id)) is not None:
+        raise ValidationError(f"Task {task_id[:100]!r}: its id {problem}")
+
+
 def _check_queue(task: dict[str, Any]) -> None:
     """A blank queue name (`" "`): the daemon refuses it in a trigger's `options.queue.name`,
     the SDK where a queue is defined; a manifest an older SDK wrote (in the project's own
-    interpreter) may still hold one. An empty or absent one is the task's own queue."""
+    interpreter) may still hold one. An empty or absent one is the task's own queue. A custom
+    queue's name follows the rules of a trigger's `options.queue.name` (`name_problem`)."""
     name = task.get("queue")
     if isinstance(name, str) and name and not name.strip():
         raise ValidationError(f"Task {task.get('id')!r}: a queue needs a name that is not "
                               f"empty or only whitespace, not {name!r}"[:300])
+    if isinstance(name, str) and name and task.get("queue_is_custom") \
+            and (problem := name_problem(name)) is not None:
+        raise ValidationError(f"Task {task.get('id')!r}: the name of its queue {name[:100]!r} "
+                              f"{problem}")
 
 
 def _check_machines(task: dict[str, Any]) -> None:

@@ -82,15 +82,21 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text)
 
 
-def check_name(value: str, what: str, max_length: int = MAX_NAME_LENGTH) -> str:
-    """`value` if it is 1 to `max_length` characters with no NUL or other control character
-    (a name shown in a table, a completion or a log line); BadRequestError naming `what`."""
+def name_problem(value: str, max_length: int = MAX_NAME_LENGTH) -> str | None:
+    """What keeps `value` from being a name — 1 to `max_length` characters with no NUL or other
+    control character (a name shown in a table, a completion or a log line, where an escape
+    sequence would act on the terminal) — as the end of a sentence; None for a good name."""
     if not value or len(value) > max_length:
-        raise BadRequestError(f"{what} must be 1 to {max_length} characters, not "
-                              f"{len(value)}", field=what)
+        return f"must be 1 to {max_length} characters, not {len(value)}"
     if (bad := _CONTROL.search(value)) is not None:
-        raise BadRequestError(f"{what} must not hold control characters (it has "
-                              f"{bad.group(0)!r} at {bad.start()})", field=what)
+        return f"must not hold control characters (it has {bad.group(0)!r} at {bad.start()})"
+    return None
+
+
+def check_name(value: str, what: str, max_length: int = MAX_NAME_LENGTH) -> str:
+    """`value` if `name_problem` finds nothing; BadRequestError naming `what`."""
+    if (problem := name_problem(value, max_length)) is not None:
+        raise BadRequestError(f"{what} {problem}", field=what)
     return value
 
 

@@ -37,6 +37,8 @@ class Peers:
         self._supervisor: Supervisor | None = None
         self._reloading: asyncio.Task[None] | None = None  # the catalog's reload (`heard`)
         self._stale = False  # a catalog commit was heard that no reload has read yet
+        # a dequeue that finds the catalog past the cache's (engine/dequeue.py) reloads it now
+        engine.projects.reload = lambda: self.heard(Commit(catalog=True))
 
     def start(self, supervisor: Supervisor) -> None:
         self._supervisor = supervisor
@@ -92,11 +94,17 @@ class Peers:
             self.engine.projects.reloading = False
             self.engine.hub.changed_elsewhere()
 
-    async def beat(self) -> None:
-        await self.store.heartbeat(host=socket.gethostname(), url=self.settings.url,
-                                   executor=self.settings.executor, pid=os.getpid(),
-                                   started_at=self.started_at)
+    async def beat(self) -> bool:
+        """Refresh this daemon's row; False when the schema moved past this daemon's code
+        (another daemon's newer trigger-local migrated it): the daemon stops, saying so."""
+        moved = await self.store.heartbeat(host=socket.gethostname(), url=self.settings.url,
+                                           executor=self.settings.executor, pid=os.getpid(),
+                                           started_at=self.started_at)
+        if moved is not None and self._supervisor is not None:
+            self._supervisor.fatal(moved)
+            return False
         self.known = [dataclasses.asdict(d) for d in await self.store.daemons()]
+        return True
 
     async def round(self) -> None:
         """Sleep a fifth of the lease, beat, reload the catalog when a dequeue met a run of a
@@ -106,9 +114,8 @@ class Peers:
         comes after the commit on a shared store, engine/endings.py)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), self.settings.lease_timeout_s / 5)
-        if self._stopped.is_set():
+        if self._stopped.is_set() or not await self.beat():
             return
-        await self.beat()
         if self.engine.projects.unknown_seen:  # (engine/dequeue.py) its notice is late or lost
             self.engine.projects.unknown_seen = False
             self.heard(Commit(catalog=True))

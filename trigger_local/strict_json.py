@@ -11,6 +11,8 @@ none of which is JSON (RFC 8259) or text. Stored, they later break every answer 
   surrogate becomes U+FFFD. It costs nothing for values that have none. `dumps_answer` (the
   API's answers, the channel's frames) writes compact UTF-8 and falls back to it.
 
+`shown` writes a value that came in into an error message, in JSON's words.
+
 Shared by the daemon, the SDK and the runtime: imports nothing of either."""
 
 from __future__ import annotations
@@ -179,3 +181,21 @@ def _pairs_only(match: re.Match[str]) -> str:
     if len(backslashes) % 2:  # `\\ud800`: an escaped backslash, then plain text
         return match.group(0)
     return backslashes + (pair or "\\ufffd")
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A value that came in, for an error message: in JSON's words (`true`, `null`, `"text"`,
+    not Python's `True`, `None`, `'text'`), cut to `limit` characters (a string may be
+    megabytes); an array or an object by its kind, an integer too long to show by its digits."""
+    if isinstance(value, list | tuple | dict):
+        return "an object" if isinstance(value, dict) else "an array"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** limit:
+        try:
+            return f"a number of {len(str(abs(value)))} digits"
+        except ValueError:  # past Python's int-to-text limit (4,300 digits)
+            return "a number of thousands of digits"
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -5,6 +5,7 @@ with its own home and key."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 TASKS = '''
 import asyncio, os
-from trigger_local import task, step, metadata
+from trigger_local import Retry, task, step, metadata
 
 MARK = os.environ.get("TRIGGER_LOCAL_HOME_MARK")
 
@@ -41,6 +42,15 @@ async def big_step(payload, ctx):
     if MARK == "a":
         await asyncio.sleep(600)  # killed meanwhile: B replays the attempt
     return {"made_by": made["made_by"], "size": len(made["blob"]), "daemon": MARK}
+
+@task(id="big-retry", retry=Retry(max_attempts=2, min_timeout_s=5, max_timeout_s=5, factor=1))
+async def big_retry(payload, ctx):
+    async def make():
+        return {"made_in": ctx.attempt.number, "blob": "x" * 200_000}
+    made = await step.run("make", make)
+    if ctx.attempt.number == 1:
+        raise RuntimeError("once more")
+    return {"made_in": made["made_in"], "size": len(made["blob"]), "attempt": ctx.attempt.number}
 '''
 BIG = {"blob": "y" * 200_000}  # as the SDKs offload it: 128 KiB or more
 NAME = "run_1/payload.json"
@@ -162,21 +172,35 @@ def test_retention_removes_a_packet_from_the_store_and_every_daemon(
         b.close()
 
 
-def test_a_run_whose_packet_cannot_be_fetched_at_its_start_waits_queued_and_runs_later(
-        tmp_path: Path, pg_cluster: Cluster) -> None:
-    """The dispatcher fetches a run's payload packet before the run's attempt starts: when the
-    database refuses the packets' connection then (here: new connections refused, the packets
-    pool's one ended), the run goes back to its queue and starts once the packet can be
-    fetched, rather than sitting EXECUTING with no process given it."""
-    url = pg_cluster.fresh_url()
-    d = pg_daemon(tmp_path, "a", url)
-
+@contextlib.contextmanager
+def packets_unreachable(pg_cluster: Cluster) -> Iterator[None]:
+    """The database refuses new connections and the packets pool's are ended (the rest of the
+    store keeps the connections it holds): a packet cannot be fetched until the block ends."""
     def from_template1(sql: str) -> str:  # (a database cannot refuse the session changing it)
         return subprocess.run([*pg_cluster.prefix, "psql", "-X", "-q", "-t", "-A", "-v",
                                "ON_ERROR_STOP=1", "-d",
                                pg_cluster.url.rsplit("/", 1)[0] + "/template1", "-c", sql],
                               check=True, capture_output=True, timeout=60, text=True).stdout
 
+    from_template1("ALTER DATABASE postgres ALLOW_CONNECTIONS false")
+    try:
+        # the packets pool's connections: the only ones asyncpg resets at each release
+        ended = from_template1("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE query LIKE 'SELECT pg_advisory_unlock_all()%' OR "
+                               "query ~ '(FROM|INTO) packets'")
+        assert "t" in ended.split(), ended
+        yield
+    finally:
+        from_template1("ALTER DATABASE postgres ALLOW_CONNECTIONS true")
+
+
+def test_a_run_whose_packet_cannot_be_fetched_at_its_start_waits_queued_and_runs_later(
+        tmp_path: Path, pg_cluster: Cluster) -> None:
+    """The dispatcher fetches a run's payload packet before the run's attempt starts: when the
+    database refuses the packets' connection then (here: new connections refused, the packets
+    pool's one ended), the run goes back to its queue and starts once the packet can be
+    fetched, rather than sitting EXECUTING with no process given it."""
+    d = pg_daemon(tmp_path, "a", pg_cluster.fresh_url())
     try:
         d.start()
         d.register(write_project(tmp_path / "project", TASKS))
@@ -188,20 +212,39 @@ def test_a_run_whose_packet_cannot_be_fetched_at_its_start_waits_queued_and_runs
                         "options": {"payloadType": "application/store", "delay": "3s"}})
         assert r.status_code == 200, r.text
         run_id = r.json()["id"]
-        from_template1("ALTER DATABASE postgres ALLOW_CONNECTIONS false")
-        try:
-            # the packets pool's connections: the only ones asyncpg resets at each release
-            ended = from_template1("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                   "WHERE query LIKE 'SELECT pg_advisory_unlock_all()%' OR "
-                                   "query ~ '(FROM|INTO) packets'")
-            assert "t" in ended.split(), ended
+        with packets_unreachable(pg_cluster):
             time.sleep(8)  # the delay ends; its start cannot fetch the packet
             run = d.run(run_id)
             assert run["status"] in {"QUEUED", "DEQUEUED"}, run["status"]  # not EXECUTING
-        finally:
-            from_template1("ALTER DATABASE postgres ALLOW_CONNECTIONS true")
         run = d.wait_status(run_id, timeout=60)
         assert run["status"] == "COMPLETED", run
         assert run["output"] == {"daemon": "a", "payload": BIG}
+    finally:
+        d.close()
+
+
+def test_a_retry_whose_step_packet_cannot_be_fetched_at_its_start_waits_queued(
+        tmp_path: Path, pg_cluster: Cluster) -> None:
+    """A retry replays its first attempt's records, here a big step result (a packet): those
+    and their packets are read before the attempt starts, so a database that does not give the
+    packet then puts the run back on its queue, to start once it can. Read after the start had
+    committed (before), the failure left the run EXECUTING with no process given it."""
+    d = pg_daemon(tmp_path, "a", pg_cluster.fresh_url())
+    try:
+        d.start()
+        d.register(write_project(tmp_path / "project", TASKS))
+        run_id = d.trigger("big-retry")
+        # attempt 1 made the step's packet and failed: the retry starts 5 s after
+        wait_for(lambda: (r := d.run(run_id))["attemptCount"] == 1
+                 and r["status"] not in {"EXECUTING", "DEQUEUED"}, 60, what="attempt 1 failed")
+        with packets_unreachable(pg_cluster):
+            time.sleep(9)  # the retry is due; its start cannot fetch the step's packet
+            run = d.run(run_id)
+            assert run["status"] in {"QUEUED", "DEQUEUED", "DELAYED"}, run["status"]
+            assert run["attemptCount"] == 1, run
+        run = d.wait_status(run_id, timeout=60)
+        assert run["status"] == "COMPLETED", run
+        # the step ran once: attempt 2 replayed its result
+        assert run["output"] == {"made_in": 1, "size": 200_000, "attempt": 2}
     finally:
         d.close()

@@ -19,6 +19,7 @@ from ..errors import (
     ValidationError,
 )
 from .common import (
+    body_chunks,
     body_doc,
     body_limit,
     jwt_header,
@@ -96,7 +97,7 @@ def _batch_key(body: dict[str, Any]) -> str | None:
 async def _ndjson_lines(request: Request, line_limit: int,
                         payload_limit: int) -> AsyncIterator[tuple[int, bytes]]:
     buffer, number = b"", 0
-    async for chunk in request.stream():
+    async for chunk in body_chunks(request):
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
         if len(buffer) > line_limit:

@@ -3,12 +3,18 @@ answers, auth shortcuts and query parsing."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..errors import BadRequestError, PayloadTooLargeError, ProjectNotFoundError
+from ..errors import (
+    BadRequestError,
+    PayloadTooLargeError,
+    ProjectNotFoundError,
+    UnsupportedMediaTypeError,
+)
 from ..limits import BODY_OVERHEAD_BYTES
 from ..strict_json import dumps_answer, dumps_js, loads_strict
 from . import auth
@@ -45,12 +51,24 @@ async def read_body(request: Request, limit: int, payload_limit: int | None = No
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(int(declared))
     chunks, size = [], 0
-    async for chunk in request.stream():
+    async for chunk in body_chunks(request):
         size += len(chunk)
         if size > limit:
             raise too_large(None)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def body_chunks(request: Request) -> AsyncIterator[bytes]:
+    """The body as it arrives; 415 when it is compressed (a Content-Encoding other than
+    identity), which no route decodes: it read as bytes that are not UTF-8, or, with a plain
+    body, the header was ignored."""
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedMediaTypeError(
+            f"Content-Encoding {encoding[:40]} is not supported: send the body uncompressed, "
+            "with no Content-Encoding header")
+    return request.stream()
 
 
 def parse_json(raw: bytes | str, what: str = "Request body") -> Any:

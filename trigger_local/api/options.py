@@ -23,11 +23,7 @@ from ..limits import (
     check_name,
     check_queue_name,
 )
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+from ..strict_json import shown
 
 
 def number_option(value: Any, name: str) -> float | None:
@@ -36,10 +32,10 @@ def number_option(value: Any, name: str) -> float | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_STORED_INT:
         # finite, but past what is stored: "must be a finite number" misled (10**30 is one)
-        raise ValidationError(f"{name} is too large: {_shown(value)} (at most "
+        raise ValidationError(f"{name} is too large: {shown(value)} (at most "
                               f"{MAX_STORED_INT:,})")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValidationError(f"{name} must be a finite number, not {_shown(value)}")
+        raise ValidationError(f"{name} must be a finite number, not {shown(value)}")
     return float(value)
 
 
@@ -48,7 +44,7 @@ def flag_option(value: Any, name: str) -> bool:
     is a string, and a string is no flag (it read as true)."""
     if value is None or isinstance(value, bool):
         return bool(value)
-    raise ValidationError(f"{name} must be true or false, not {_shown(value)}")
+    raise ValidationError(f"{name} must be true or false, not {shown(value)}")
 
 
 def int_option(value: Any, name: str, lo: int, hi: int) -> int | None:
@@ -59,7 +55,7 @@ def int_option(value: Any, name: str, lo: int, hi: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi \
             or int(value) != value:  # NaN fails the range check before int() could raise
         raise ValidationError(f"{name} must be a whole number from {lo} to {hi}, not "
-                              f"{_shown(value)}")
+                              f"{shown(value)}")
     return int(value)
 
 
@@ -67,7 +63,7 @@ def _str(value: Any, name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ValidationError(f"{name} must be a string, not {_shown(value)}")
+        raise ValidationError(f"{name} must be a string, not {shown(value)}")
     return value
 
 
@@ -77,7 +73,7 @@ def payload_packet(payload: Any, payload_type: Any) -> tuple[str | None, str]:
     A string with a type is already a packet (the SDKs serialise themselves); any other JSON
     value, or a string sent without a type by a plain REST caller, is encoded as JSON."""
     if payload_type is not None and not isinstance(payload_type, str):
-        raise ValidationError(f"payloadType must be a string, not {payload_type!r}")
+        raise ValidationError(f"payloadType must be a string, not {shown(payload_type)}")
     if payload is None:
         return None, payload_type or packets.JSON
     if isinstance(payload, str) and payload_type:
@@ -118,7 +114,8 @@ def _duration(value: Any, name: str) -> Any:
     if value is None or isinstance(value, str) \
             or (isinstance(value, int | float) and not isinstance(value, bool)):
         return value
-    raise ValidationError(f"{name} must be a duration string or a number of seconds, not {value!r}")
+    raise ValidationError(f"{name} must be a duration string or a number of seconds, not "
+                          f"{shown(value)}")
 
 
 def trigger_request(task_id: str, body: dict[str, Any], headers: Any = None) -> TriggerRequest:

@@ -30,6 +30,7 @@ from .. import limits
 from ..engine.events import Draining, Event, RunStatusChanged, StreamAppended
 from ..errors import BadRequestError, NotFoundError, PayloadTooLargeError, ValidationError
 from .common import (
+    body_chunks,
     body_limit,
     int_param,
     ok,
@@ -109,7 +110,7 @@ async def ingest(run_id: str, target: str, key: str, request: Request) -> Respon
     _open_ingests[(run_id, key)] += 1
     try:
         await svc.engine.append_stream(run_id, key, [])  # 404 before reading a body
-        async for part in request.stream():
+        async for part in body_chunks(request):
             buffer += part
             lines = _lines(buffer, limit)
             if lines:

@@ -62,7 +62,7 @@ def _instant(value: Any, default: float) -> float:
         try:
             return check_time(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp(),
                               default,
-                              what="log time", shown=value[:40])
+                              what="log time", written=value[:40])
         except ValueError as exc:
             raise ValidationError(f"Invalid log time {value[:40]!r}: use epoch seconds or "
                                   "ISO-8601") from exc

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 
-from .. import packet_sharing
 from ..engine import Engine
 from ..engine.events import (
     ChangedElsewhere,
@@ -214,12 +213,11 @@ class Dispatcher:
             await self.engine.worker_lost(run.id, run.attempt_count,
                                           "The process holding this run is gone", interrupted=True)
             return 0
-        # a payload packet another daemon took is fetched while the run is still DEQUEUED: a
-        # database that does not give it now fails the round, which puts the run back on its
-        # queue (`_requeue_unstarted`), rather than after its attempt started, with no process
-        # ever given it (packet_sharing.py)
-        if self.engine.packets is not None:  # (SQLite: nothing to fetch, nothing more to do)
-            await packet_sharing.hold_run(self.engine.packets, self.engine.settings.home, run, [])
+        # what the attempt reads (its records, packets another daemon took) is read while the
+        # run is still DEQUEUED (executors/assignments.py `before_start`): a database that does
+        # not give it fails the round, which puts the run back on its queue
+        # (`_requeue_unstarted`), rather than after its attempt started, with no process ever
+        # given it
         if await self.executor.assign(run):
             return 1
         await self.engine.requeue(run, "no process available")

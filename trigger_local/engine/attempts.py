@@ -29,7 +29,7 @@ from ..store.models import (
 )
 from ..store.run_areas import RunReader
 from .endings import after_final
-from .events import RunInterrupted, RunResumed, RunRetrying
+from .events import RunInterrupted, RunReplayed, RunResumed, RunRetrying
 from .resuming import deadline
 from .runs import live, move
 from .states import K_QUEUED
@@ -51,10 +51,21 @@ class AttemptOutcome:
     retry_delay_s: float | None = None
 
 
-async def start(tx: Tx, given: Run, worker_id: str, pid: int | None,
-                executor: str) -> tuple[Run, Attempt] | None:
+async def start(tx: Tx, given: Run, worker_id: str, pid: int | None, executor: str, *,
+                replays: int = 0) -> tuple[Run, Attempt] | None:
     """DEQUEUED (or reserved QUEUED, engine/dequeue.py) → EXECUTING with a new attempt on
-    `worker_id`. None if the run moved on.
+    `worker_id`. None if the run moved on. `replays`: the durable records the attempt replays,
+    read before the start (executors/assignments.py `before_start`), said in the run's history
+    with the start (`run.replayed`)."""
+    started = await _take(tx, given, worker_id, pid, executor)
+    if started is not None and replays:
+        await tx.record(RunReplayed(run_id=given.id, attempt=started[1].number, records=replays))
+    return started
+
+
+async def _take(tx: Tx, given: Run, worker_id: str, pid: int | None,
+                executor: str) -> tuple[Run, Attempt] | None:
+    """`start` itself.
 
     `given` is the run as the dispatcher dequeued it: the move's compare-and-set on its snapshot
     id says whether it is still that run, so the run is read again only when it changed (a

@@ -75,6 +75,10 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
     tx.ctx.queued_seen = True  # only ever raised here: a unit undone later cannot lower it
     if tx.ctx.projects.reloading:  # a run's project or current version may be unknown yet
         return []  # (peers.py): the reload's end wakes the dispatcher
+    if tx.ctx.shared_store and tx.ctx.projects.behind(await tx.versions.generation()):
+        # another daemon registered a version this cache has not read yet (its notice not
+        # heard yet): a run triggered after it must not start on the version before
+        return []  # (read with the dequeue's first reads: no round trip of its own)
     reserved = tx.ctx.reserved
     running = await running_with_reserved(tx)
     free = min(limit + held, tx.settings.concurrency - sum(running.values()))

@@ -95,10 +95,9 @@ class Engine:
         return self.projects.latest()
 
     async def load(self) -> None:
-        """Read each project's current version and record (what the engine caches); queue the
-        runs waiting for a task those versions have (registered through another daemon)."""
-        read = self.queries
-        self.projects.load(await read.versions.current(), await read.projects.all())
+        """Read what the engine caches of the projects (`projects.read`); queue the runs
+        waiting for a task those versions have (registered through another daemon)."""
+        await projects.read(self.projects, self.queries)
         await self._run(registration.queue_pending, list(self.projects.current.values()))
 
     @asynccontextmanager
@@ -135,8 +134,7 @@ class Engine:
     async def register_version(self, version: Version, *, dev: bool = False) -> Version:
         """Make `version` its project's current one (engine/registration.py)."""
         self.projects.check_dir(version.project, version.project_dir)
-        await self._run(registration.register, version, dev)
-        self.projects.current[version.project] = version
+        self.projects.registered(version, await self._run(registration.register, version, dev))
         return version
 
     # -- triggering ----------------------------------------------------------------------------
@@ -218,9 +216,10 @@ class Engine:
         return await self._run(timers.tick)
 
     async def start_attempt(self, run: Run, worker_id: str, pid: int | None,
-                            executor: str = "process") -> tuple[Run, Attempt] | None:
-        """DEQUEUED (or reserved) → EXECUTING on `worker_id`. None if the run moved on."""
-        return await self.group.run(attempts.start, run, worker_id, pid, executor)
+                            executor: str = "process", *, replays: int = 0
+                            ) -> tuple[Run, Attempt] | None:
+        """DEQUEUED (or reserved) → EXECUTING on `worker_id`; None if the run moved on."""
+        return await self.group.run(attempts.start, run, worker_id, pid, executor, replays=replays)
 
     async def requeue(self, run: Run, reason: str) -> None:  # no process took it (DEQUEUED)
         await self._run(attempts.requeue, run.id, reason)

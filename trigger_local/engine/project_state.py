@@ -17,6 +17,7 @@ daemon restart a dev project waits for its dev to reconnect (it does so within s
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,10 +45,35 @@ class Projects:
     #: a dequeue on a shared store met a run of a project this cache does not hold: the
     #: peers' next round reloads it (peers.py `round`)
     unknown_seen: bool = False
+    #: the catalog's generation (store `versions.generation`) read before this cache was
+    #: read: a dequeue that finds the store's past it has the cache read again (`behind`)
+    generation: int = 0
+    #: asks for the cache to be read again now (peers.py: as another daemon's notice does)
+    reload: Callable[[], None] | None = None
 
-    def load(self, versions: list[Version], records: list[Project]) -> None:
+    def load(self, generation: int, versions: list[Version], records: list[Project]) -> None:
+        self.generation = generation
         self.current = {v.project: v for v in versions}
         self.records = {p.ref: p for p in records}
+
+    def registered(self, version: Version, generation: int) -> None:
+        """`version` (registered here) is its project's current one; `generation`: the
+        catalog's once its registration committed, this cache's when it is the next one (else
+        other daemons' versions came in between, and the next dequeue has them read)."""
+        self.current[version.project] = version
+        if generation == self.generation + 1:
+            self.generation = generation
+
+    def behind(self, generation: int) -> bool:
+        """Whether the catalog moved past this cache (a dequeue read `generation`): it then
+        takes no run, and the cache is read again (`reload`, else the peers' next round)."""
+        if generation <= self.generation:
+            return False
+        if self.reload is not None:
+            self.reload()
+        else:
+            self.unknown_seen = True
+        return True
 
     def current_of(self, ref: str | None) -> Version | None:
         return None if ref is None else self.current.get(ref)

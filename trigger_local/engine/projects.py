@@ -1,11 +1,22 @@
 """The project records the store keeps beside the in-memory state (engine/project_state.py):
-written when a version registers, and when a dev project goes online or offline."""
+written when a version registers, and when a dev project goes online or offline; and the
+catalog read into that state."""
 
 from __future__ import annotations
 
+from ..store.interface import StoreReader
 from ..store.models import Project, Version
 from .events import ProjectSessionChanged
+from .project_state import Projects
 from .unit import Tx
+
+
+async def read(projects: Projects, reader: StoreReader) -> None:
+    """Read the catalog into `projects`: its generation first, then each project's current
+    version and record, as new as that generation or newer (a dequeue that finds the catalog
+    past it has it read again: engine/dequeue.py)."""
+    projects.load(await reader.versions.generation(), await reader.versions.current(),
+                  await reader.projects.all())
 
 
 async def record(tx: Tx, version: Version, dev: bool) -> None:

@@ -12,10 +12,11 @@ from .runs import move
 from .unit import Tx
 
 
-async def register(tx: Tx, version: Version, dev: bool) -> None:
+async def register(tx: Tx, version: Version, dev: bool) -> int:
     """Store `version` and what follows from it. `dev`: registered by `trigger-local dev`, so
     the project runs only while a dev session is open (engine/project_state.py). The caller
-    makes it current in memory once the transaction has committed."""
+    makes it current in memory once the transaction has committed (`Projects.registered`,
+    with the catalog's generation this returns: its insert's, on a shared store)."""
     await tx.versions.insert(version)
     await projects.record(tx, version, dev)
     for task in version.tasks:
@@ -27,6 +28,7 @@ async def register(tx: Tx, version: Version, dev: bool) -> None:
     await schedules.sync_declarative(tx, version)
     await ratelimits.sync(tx, version)
     await tx.record(VersionRegistered(version_id=version.id, project=version.project))
+    return await tx.versions.generation() if tx.ctx.shared_store else 0
 
 
 async def queue_pending(tx: Tx, versions: list[Version]) -> None:

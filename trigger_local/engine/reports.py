@@ -10,6 +10,7 @@ from .. import packets
 from ..errors import PayloadTooLargeError, ValidationError
 from ..limits import MAX_STORED_INT
 from ..store.models import LogEntry
+from ..strict_json import shown
 from .events import RunMetadataChanged
 from .log_cap import lines_received
 from .runs import get, store_logs
@@ -34,22 +35,9 @@ def check_operations(operations: Sequence[Any]) -> list[dict[str, Any]]:
                                           or not abs(by) <= MAX_STORED_INT):  # NaN: not <=
             # the range, and what came (1e308 is finite, and out of it)
             raise ValidationError(f"{where}.value must be a number from -{MAX_STORED_INT:,} to "
-                                  f"{MAX_STORED_INT:,} to increment by, not {_shown(by)}")
+                                  f"{MAX_STORED_INT:,} to increment by, not {shown(by)}")
         checked.append(op)
     return checked
-
-
-def _shown(value: Any) -> str:
-    """A JSON value in a message: a number or true/false as it is, anything else by its kind
-    (a string may be megabytes long)."""
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, float) or isinstance(value, int) and abs(value) < 10**300:
-        return f"{value:g}"
-    if isinstance(value, int):  # past a float's range (JSON has no limit): not an OverflowError
-        return f"a number of {len(str(abs(value)))} digits"
-    kinds: dict[type, str] = {str: "a string", list: "a list", dict: "an object"}
-    return kinds.get(type(value), "that")
 
 
 async def update_metadata(tx: Tx, run_id: str, metadata: dict[str, Any] | None,

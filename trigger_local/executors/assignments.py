@@ -105,11 +105,24 @@ def assignment(run: Run, attempt: Attempt, version: Version, secret_key: str,
     }
 
 
+async def before_start(engine: Engine, run: Run, home: Path) -> list[RunStep]:
+    """What an attempt of `run` (DEQUEUED: no attempt of it runs, so its records do not
+    change) reads, read before the attempt starts: its durable records to replay (none before
+    a first attempt), and the packets its payload and records name fetched into `home` when
+    they may be another daemon's (packet_sharing.py). A database that does not answer then
+    fails the dispatcher's round, which puts the run back on its queue; after the start
+    committed it would leave the run EXECUTING with no process given it."""
+    records = [] if run.attempt_count == 0 else await engine.records.listed(run.id)
+    await packet_sharing.hold_run(engine.packets, home, run, records)
+    return records
+
+
 async def assignment_read(engine: Engine, run: Run, attempt: Attempt, version: Version,
                           secret_key: str, home: Path) -> dict[str, Any]:
-    """The `assignment` of `run`'s `attempt`, which has started: with the run's durable records
-    to replay (none before a first attempt), and the packets it reads fetched into `home`
-    first when they may be another daemon's (packet_sharing.py)."""
+    """The `assignment` of `run`'s `attempt`, which has started, its records read now (a
+    hand-over's start, executors/handover.py, whose failure here interrupts the attempt;
+    on a store daemons share the dispatcher starts every run, and reads them before,
+    `before_start`)."""
     first = attempt.number == 1
     records = [] if first else await engine.records.for_attempt(run, attempt.number)
     await packet_sharing.hold_run(engine.packets, home, run, records)

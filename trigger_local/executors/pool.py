@@ -25,9 +25,9 @@ from ..engine import Engine
 from ..engine.events import AttemptAborted, RunStatusChanged
 from ..errors import SpawnRefused, SpawnUnavailable
 from ..ids import new_id
-from ..store.models import EXECUTING, WAITING, Attempt, Checkpoint, Run, Version, Worker
+from ..store.models import EXECUTING, WAITING, Attempt, Checkpoint, Run, RunStep, Version, Worker
 from ..supervise import Supervisor
-from .assignments import assignment_read
+from .assignments import assignment, assignment_read, before_start
 from .base import Checkpoints, CheckpointSupport, Spawner
 from .eviction import Evictor
 from .freezing import FreezeHandshake
@@ -171,12 +171,10 @@ class PoolExecutor:
                 "handed_over": self.places.runs, "successors": self.succession.started}
 
     async def version(self, version_id: str) -> Version | None:
-        if version_id not in self.versions:
-            version = await self.engine.queries.versions.get(version_id)
-            if version is None:
-                return None
+        if version_id not in self.versions and \
+                (version := await self.engine.queries.versions.get(version_id)) is not None:
             self.versions[version_id] = version
-        return self.versions[version_id]
+        return self.versions.get(version_id)
 
     # -- starting runs --------------------------------------------------------------------------
     async def assign(self, run: Run) -> bool:
@@ -187,13 +185,12 @@ class PoolExecutor:
         if version is None or refused:
             await self.engine.system_failure(run, refused or f"Version {run.version_id} is gone")
             return True
+        records = await before_start(self.engine, run, self.settings.home)
         task = version.task(run.task_id)
         shared = task is not None and task.shared and self.settings.runs_per_process > 1
-        if shared:
-            worker = await self.sharing.place(self.workers, version.id, run, self.spawner.fits)
-        else:
-            worker = take_idle(self.workers.values(), version.id) \
-                if self.spawner.reuses_exclusive else None
+        worker = await self.sharing.place(self.workers, version.id, run, self.spawner.fits) \
+            if shared else take_idle(self.workers.values(), version.id) \
+            if self.spawner.reuses_exclusive else None
         if worker is None:
             if self.live_processes() >= self.settings.max_processes and not self._evict_idle():
                 return False
@@ -204,16 +201,18 @@ class PoolExecutor:
                 return True
             except SpawnUnavailable:
                 return False
-        return await self._start_on(worker, version, run, shared)
+        return await self._start_on(worker, version, run, shared, records)
 
     async def _start_on(self, worker: WorkerHandle, version: Version, run: Run,
-                        shared: bool) -> bool:
-        """Start `run`'s attempt on `worker` and hand it the assignment."""
+                        shared: bool, records: list[RunStep]) -> bool:
+        """Start `run`'s attempt on `worker` and hand it the assignment (`records`: read before
+        the start, `before_start`; nothing after its commit asks the database)."""
         if shared:  # its place is taken now (concurrent starts), a cancel meanwhile finds it
             claim(self.by_run, worker, run.id, run.attempt_count + 1)
         started = None
         try:
-            started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name)
+            started = await self.engine.start_attempt(run, worker.id, worker.pid, self.name,
+                                                      replays=len(records))
         finally:
             if started is None and shared:
                 unclaim(self.by_run, worker, run.id)
@@ -222,15 +221,17 @@ class PoolExecutor:
             elif started is None:  # the run moved on, or the start failed: the worker is free
                 worker.state = IDLE if worker.state != STARTING else STARTING
         if started is not None and (not shared or claimed(self.by_run, worker, run.id)):
-            await self.give(worker, version, *started, shared)
+            await self.give(worker, version, *started, shared, records)
         return True
 
     async def give(self, worker: WorkerHandle, version: Version, run: Run, attempt: Attempt,
-                   shared: bool) -> None:
-        """Hand `worker` the assignment of `run`'s `attempt`, which has started on it."""
-        self.by_run[run.id] = worker.id
-        home = self.settings.home
-        given = await assignment_read(self.engine, run, attempt, version, self.secret_key, home)
+                   shared: bool, records: list[RunStep] | None = None) -> None:
+        """Hand `worker` the assignment of `run`'s `attempt`, which has started on it;
+        `records`: read before the start (None: read now, a hand-over's start)."""
+        self.by_run[run.id], home = worker.id, self.settings.home
+        given = assignment(run, attempt, version, self.secret_key, home, records) if records \
+            is not None else await assignment_read(self.engine, run, attempt, version,
+                                                   self.secret_key, home)
         if shared:
             self.sharing.assign(worker, run.id, attempt.number, given)
             self.succession.after_assign(worker, version, run)

@@ -26,14 +26,12 @@ from typing import TYPE_CHECKING, Any, Concatenate
 
 from ..config import DEFAULT_PORT, find_project_root, home_dir, load_project
 from ..errors import (
-    DaemonConnectionLostError,
-    DaemonNotRunningError,
     NotFoundError,
     ValidationError,
     error_from_response,
 )
 from ..projects import PROJECT_ENV, PROJECT_HEADER, check_project_ref
-from .daemon_url import FROM_ENV, FROM_HOME, GIVEN, check_daemon_url
+from .daemon_url import FROM_ENV, FROM_HOME, GIVEN, check_daemon_url, transport_error
 from .routes import (  # noqa: F401 - re-exported
     _OPTION_NAMES,
     API_VERSION,
@@ -160,16 +158,6 @@ def _answer(call: Call[T], response: httpx.Response) -> T:
     return call.read(body)
 
 
-def _transport_error(exc: httpx.TransportError, url: str) -> Exception:
-    import httpx
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        return DaemonNotRunningError(f"The trigger-local daemon is not running at {url}. Start "
-                                     "it with `trigger-local up` (or `dev` in your project).")
-    return DaemonConnectionLostError(
-        f"Lost the connection to the daemon at {url} ({type(exc).__name__}: {exc}). "
-        "Check it with `trigger-local status` and try again.")
-
-
 def _aio(build: Callable[P, Call[T]]) -> Callable[Concatenate[ApiClient, P],
                                                   Coroutine[Any, Any, T]]:
     async def method(self: ApiClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -234,7 +222,7 @@ class ApiClient(_Base):
         try:
             response = await self._client().request(call.method, call.path, **_request_args(call))
         except httpx.TransportError as exc:
-            raise _transport_error(exc, self.endpoint.base_url) from exc
+            raise transport_error(exc, self.endpoint.base_url) from exc
         try:
             return _answer(call, response)
         except NotFoundError:
@@ -306,7 +294,7 @@ class SyncApiClient(_Base):
         try:
             response = self._client().request(call.method, call.path, **_request_args(call))
         except httpx.TransportError as exc:
-            raise _transport_error(exc, self.endpoint.base_url) from exc
+            raise transport_error(exc, self.endpoint.base_url) from exc
         try:
             return _answer(call, response)
         except NotFoundError:

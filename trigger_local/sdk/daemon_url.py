@@ -1,14 +1,19 @@
 """A daemon URL that cannot be one is refused before any request, in one line naming where it
 came from and what is wrong with it: httpx's InvalidURL is not a transport error (a traceback),
 its own words ("Invalid port: ':1'" for `http://[::1`) do not say what to change, and a URL
-without http:// read as a lost connection."""
+without http:// read as a lost connection. `transport_error` says what a request's transport
+failure means: no daemon at the address, or the connection to it lost mid-request."""
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_PORT
-from ..errors import ValidationError
+from ..errors import DaemonConnectionLostError, DaemonNotRunningError, ValidationError
+
+if TYPE_CHECKING:
+    import httpx
 
 EXAMPLE = f"http://127.0.0.1:{DEFAULT_PORT}"
 #: where a URL came from, and what to do about it
@@ -60,3 +65,15 @@ def _unparsable(url: str, message: str) -> str:
     if address:
         return f"{address[1]} is not an IPv6 address"
     return message[:1].lower() + message[1:]
+
+
+def transport_error(exc: httpx.TransportError, url: str) -> Exception:
+    """What a request's transport failure means to the caller (the module docstring)."""
+    import httpx
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return DaemonNotRunningError(f"The trigger-local daemon is not running at {url}. Start it "
+                                     "with `trigger-local up` (or `trigger-local dev` in your "
+                                     "project).")
+    return DaemonConnectionLostError(
+        f"Lost the connection to the daemon at {url} ({type(exc).__name__}: {exc}). "
+        "Check it with `trigger-local status` and try again.")

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..durations import parse_duration
 from ..errors import ValidationError
-from ..limits import MAX_CONCURRENCY_LIMIT
+from ..limits import MAX_CONCURRENCY_LIMIT, name_problem
 from ..ratelimit import parse_rate_limit
 from .context import current_run
 
@@ -30,6 +30,8 @@ class Queue:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValidationError(f"A queue needs a name that is not empty or only whitespace, "
                                   f"not {self.name!r}"[:200])
+        if (problem := name_problem(self.name)) is not None:
+            raise ValidationError(f"The name of queue {self.name[:100]!r} {problem}")
 
 
 def queue(name: str, concurrency_limit: int | None = None,

@@ -15,6 +15,7 @@ from typing import Any
 from .. import packets, protocol
 from ..durations import parse_duration
 from ..errors import ValidationError
+from ..limits import name_problem
 from ..machines import check_machine
 from ..ratelimit import parse_rate_limit
 from .context import current_run, require_run
@@ -39,6 +40,8 @@ class Task:
                  hooks: dict[str, Hook | None] | None = None) -> None:
         if not isinstance(id, str) or not id.strip():
             raise ValidationError("A task needs a non-empty string id")
+        if (problem := name_problem(id)) is not None:
+            raise ValidationError(f"Task {id[:100]!r}: its id {problem}")
         if not callable(fn):
             raise ValidationError(f"Task {id!r}: the decorated object is not callable")
         if machine is not None:

@@ -43,6 +43,11 @@ class VersionReader(Protocol):
         """The newest version of each project."""
         ...
 
+    async def generation(self) -> int:
+        """How many times the versions changed (PostgreSQL: counted by the database, read with
+        a dequeue's first reads; SQLite, whose catalog one daemon alone writes: 0)."""
+        ...
+
 
 class VersionStore(VersionReader, Protocol):
     async def insert(self, version: Version) -> None:

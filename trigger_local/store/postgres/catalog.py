@@ -58,6 +58,10 @@ class PgVersions:
         await self._sql.many(_INSERT_TASK,
                              [[version.id, *to_row(t).values()] for t in version.tasks])
 
+    async def generation(self) -> int:
+        rows = await self._sql.all(dequeue_reads.CATALOG)
+        return int(rows[0]["n"]) if rows else 0
+
     async def get(self, version_id: str) -> Version | None:
         row = await self._sql.one("SELECT * FROM versions WHERE id = ?", (version_id,))
         if row is None:

@@ -43,15 +43,29 @@ class DaemonRow:
 
 
 async def heartbeat(pool: Any, owner: Owner, *, host: str, url: str, executor: str, pid: int,
-                    started_at: float) -> None:
-    """Insert or refresh this daemon's row (the database's clock: hosts may disagree)."""
-    await pool.execute(
+                    started_at: float) -> int:
+    """Insert or refresh this daemon's row (the database's clock: hosts may disagree); the
+    database's schema version, read in the same statement (`moved_past`)."""
+    version = await pool.fetchval(
         "INSERT INTO daemons (id, host, url, executor, pid, started_at, heartbeat_at) "
         f"VALUES ($1, $2, $3, $4, $5, $6, {_NOW}) ON CONFLICT (id) DO UPDATE SET "
         "host = excluded.host, url = excluded.url, executor = excluded.executor, "
         "pid = excluded.pid, started_at = excluded.started_at, "
-        "heartbeat_at = excluded.heartbeat_at", owner.daemon_id, host, url, executor, pid,
-        started_at)
+        "heartbeat_at = excluded.heartbeat_at "
+        "RETURNING (SELECT COALESCE(MAX(version), 0) FROM schema_version)",
+        owner.daemon_id, host, url, executor, pid, started_at)
+    return int(version)
+
+
+def moved_past(version: int, known: int) -> str | None:
+    """Why a running daemon whose code knows schema version `known` must stop, the database
+    being at `version` now (None: it is not past it): a newer trigger-local migrated it (a
+    daemon of that trigger-local paused past its lease, unseen by the migration's check)."""
+    if version <= known:
+        return None
+    return (f"the database's schema is at version {version}, past this trigger-local's "
+            f"({known}): a newer trigger-local migrated it while this daemon ran. Upgrade "
+            "trigger-local here and start the daemon again")
 
 
 async def daemons(pool: Any) -> list[DaemonRow]:
@@ -67,9 +81,12 @@ TURN_MIGRATION = 10
 
 
 async def refuse_while_others_run(conn: Any, current: int, latest: int, owner: Owner) -> None:
-    """Migrating from `current` to `latest` across TURN_MIGRATION needs every other daemon
-    stopped: StartupError while one's heartbeat is fresh (within the lease)."""
-    if not 2 <= current < TURN_MIGRATION <= latest:  # (the `daemons` table: migration 2)
+    """Migrating from `current` to `latest` needs every other daemon stopped: each runs the
+    code of schema `current` (a daemon migrates at its start, or refuses a schema not its own),
+    which does not know what the migrations add (TURN_MIGRATION's turn, the `packets` table
+    of 14 that an older daemon would not write packets to). StartupError while another one's
+    heartbeat is fresh (within the lease)."""
+    if not 2 <= current < latest:  # (the `daemons` table: migration 2)
         return
     rows = await conn.fetch(f"SELECT id, host, pid FROM daemons WHERE id != $1 AND "
                             f"heartbeat_at >= {_NOW} - $2 ORDER BY id", owner.daemon_id,
@@ -77,10 +94,10 @@ async def refuse_while_others_run(conn: Any, current: int, latest: int, owner: O
     if rows:
         running = ", ".join(f"{r['id']} (pid {r['pid']} on {r['host']})" for r in rows)
         raise StartupError(
-            f"the database is at schema version {current}; migration {TURN_MIGRATION} changes "
-            f"how daemons take turns to dequeue, and these daemons still run on it: {running}. "
-            f"Stop every daemon first (a stopped daemon counts for {owner.lease_s:g} s after "
-            "its last heartbeat), then run `trigger-local migrate` again")
+            f"the database is at schema version {current}, and these daemons still run on it "
+            f"with a trigger-local that does not know version {latest}: {running}. Stop every "
+            f"daemon first (a stopped daemon counts for {owner.lease_s:g} s after its last "
+            "heartbeat), then run `trigger-local migrate` again, and start the upgraded ones")
 
 
 async def orphaned_runs(pool: Any, owner: Owner) -> list[Run]:

@@ -1,5 +1,6 @@
 """The reads every dequeue starts with (engine/dequeue.py: what runs, which queues are paused or
-limited, the rate limits, which queues have queued runs), sent as one statement.
+limited, the rate limits, which queues have queued runs, the catalog's generation), sent as one
+statement.
 
 A dequeue is the exclusive transaction (store.py): it waits for its advisory lock, then reads
 these one after another, each a round trip on PostgreSQL — and the dispatcher runs one after
@@ -22,8 +23,29 @@ PAUSED = "SELECT project, name FROM queues WHERE paused = 1"
 LIMITS = "SELECT project, name, concurrency_limit FROM queues WHERE concurrency_limit IS NOT NULL"
 RATE_LIMITS = "SELECT * FROM rate_limits "
 QUEUED_QUEUES = "SELECT DISTINCT project, queue FROM runs WHERE status = 'QUEUED'"
+#: the catalog's generation: one more at each statement that writes `versions`
+#: (CATALOG_MIGRATION's trigger). A dequeue that finds it past the one its daemon's cache of
+#: projects was read at takes nothing and has the cache read again (engine/dequeue.py)
+CATALOG = "SELECT n FROM catalog_generation"
 
-READS = (RUNNING, PAUSED, LIMITS, RATE_LIMITS, QUEUED_QUEUES)
+READS = (RUNNING, PAUSED, LIMITS, RATE_LIMITS, QUEUED_QUEUES, CATALOG)
+
+#: schema.MIGRATIONS (15): the generation, counted by the database itself (whichever daemon,
+#: or tool, writes a version)
+CATALOG_MIGRATION = """
+CREATE TABLE catalog_generation (
+    only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+    n BIGINT NOT NULL
+);
+INSERT INTO catalog_generation (n) VALUES (0);
+CREATE FUNCTION catalog_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE catalog_generation SET n = n + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER versions_catalog AFTER INSERT OR UPDATE OR DELETE ON versions
+    FOR EACH STATEMENT EXECUTE FUNCTION catalog_changed();
+"""
 #: how the functions that make these reads (sql.py's LOCKED_READ, start_reads.py's START_READ)
 #: plan them: without bitmap scans. A run's every status change leaves an index entry of its
 #: old row version behind until vacuum (a status is indexed: no change of it is HOT), so the

@@ -9,7 +9,7 @@ uses the rowid get a `seq` column instead."""
 
 from __future__ import annotations
 
-from . import history, packets, schema_lists
+from . import dequeue_reads, history, packets, schema_lists
 
 
 def _c(sql: str) -> str:
@@ -377,4 +377,5 @@ MIGRATIONS: list[str] = [
     );
     """,
     packets.MIGRATION,  # 14: packets every daemon of the database reads (packets.py)
+    dequeue_reads.CATALOG_MIGRATION,  # 15: the catalog's generation, read by every dequeue
 ]

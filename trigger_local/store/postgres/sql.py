@@ -276,7 +276,7 @@ class PgSql:
             return await self.conn.fetchrow(dollar(sql), *params)
 
     async def _read_ahead(self, params: Params) -> Any:
-        """A queue's read with the dequeue's five (start_reads.py): the turn's LOCK goes first,
+        """A queue's read with the dequeue's six (start_reads.py): the turn's LOCK goes first,
         alone (a LOCK takes no snapshot; the call's snapshot is the transaction's)."""
         await self._before(start_reads.CALL)
         project, name, _ = params

@@ -2,10 +2,10 @@
 
 A trigger that starts its new run at once (engine/starting.py; on PostgreSQL serializable and
 in the dequeues' turn, store.py) reads its run's queue, keeps the run's INSERT for the commit,
-and then runs the dispatcher's dequeue for one run: the five reads every dequeue starts with
+and then runs the dispatcher's dequeue for one run: the six reads every dequeue starts with
 (dequeue_reads.py) and the page of queued runs of each queue that has some. Each answered
 statement is a round trip. But in a serializable transaction every read sees the same
-snapshot, so reading the dequeue's five reads *with* the queue's row, in one call of a
+snapshot, so reading the dequeue's six reads *with* the queue's row, in one call of a
 temporary function (`START_READ`, made on the serializable transactions' connection), sees
 what reading them later would — as long as the transaction has written nothing they read in
 between. What it writes in between, in the path this is for, is the new run's INSERT: kept
@@ -41,7 +41,7 @@ from .pending import NEW_RUN
 
 #: the queue's read a trigger starts with (catalog.py `PgQueues.get`)
 QUEUE = "SELECT * FROM queues WHERE (project = ? AND name = ?) OR id = ?"
-#: the queue's row and the dequeue's five reads, as one JSON object, in one call (plpgsql:
+#: the queue's row and the dequeue's six reads, as one JSON object, in one call (plpgsql:
 #: the statement's plan is kept for the session)
 START_READ = f"""CREATE OR REPLACE FUNCTION pg_temp.trigger_local_start_read(TEXT, TEXT)
     RETURNS TEXT LANGUAGE plpgsql STABLE {dequeue_reads.PLAN} AS $$

@@ -58,6 +58,7 @@ from .daemons import (
     daemons,
     heartbeat,
     hello,
+    moved_past,
     orphaned_runs,
     refuse_while_others_run,
 )
@@ -251,9 +252,11 @@ class PostgresStore:
 
     # -- several daemons (store/postgres/daemons.py) ---------------------------------------
     async def heartbeat(self, *, host: str, url: str, executor: str, pid: int,
-                        started_at: float) -> None:
-        await heartbeat(self._live_pool(), self.owner, host=host, url=url, executor=executor,
-                        pid=pid, started_at=started_at)
+                        started_at: float) -> str | None:
+        """Refresh this daemon's row; why it must stop (`daemons.moved_past`), if it must."""
+        version = await heartbeat(self._live_pool(), self.owner, host=host, url=url,
+                                  executor=executor, pid=pid, started_at=started_at)
+        return moved_past(version, len(MIGRATIONS))
 
     async def daemons(self) -> list[DaemonRow]:
         rows = await daemons(self._live_pool())

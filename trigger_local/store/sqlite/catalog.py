@@ -56,6 +56,9 @@ class SqliteVersions:
         if rows:
             self._sql.many(_INSERT_TASK, rows)
 
+    async def generation(self) -> int:
+        return 0  # one daemon's catalog: its cache is never behind
+
     async def get(self, version_id: str) -> Version | None:
         row = self._sql.one("SELECT * FROM versions WHERE id = ?", (version_id,))
         if row is None:
