@@ -5,6 +5,7 @@ checks the counters it keeps on both stores."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from trigger_local.statuses import RunStatus
@@ -30,6 +31,22 @@ def test_the_journal_sums_what_is_left_after_undo() -> None:
     assert journal.sums() == ([(E, 1)], [("", "task/a", E, 1)])
     journal.clear()
     assert not journal and journal.sums() == ([], [])
+
+
+def test_the_sums_are_the_per_status_and_per_queue_totals_sorted() -> None:
+    """`sums` (one pass) gives what summing `statuses()` and `queues()` gives: every nonzero
+    total, sorted, the queue rows for the queued and running statuses only."""
+    rng = random.Random(17)
+    statuses = list(RunStatus)
+    for _ in range(200):
+        journal = CountJournal()
+        for _ in range(rng.randint(0, 12)):
+            old = (rng.choice(statuses), rng.choice([None, "p1", "p2"]), rng.choice(["q1", "q2"]))
+            new = (rng.choice(statuses), rng.choice([None, "p1"]), rng.choice(["q1", "q3"]))
+            journal.added(old) if rng.random() < 0.3 else journal.moved(old, new)
+        want = ([(s, n) for s, n in sorted(journal.statuses().items()) if n],
+                [(p, q, s, n) for (p, q, s), n in sorted(journal.queues().items()) if n])
+        assert journal.sums() == want
 
 
 async def test_both_stores_keep_their_deltas_in_the_one_journal(tmp_path: Path) -> None:

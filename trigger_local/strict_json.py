@@ -33,6 +33,11 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 #: 3-digit exponent or 300 digits may be too big for a float (1e400 parses as inf)
 _SUSPECT = re.compile(r"NaN|Infinity|\\u[dD][89a-fA-F]|[\ud800-\udfff]"
                       r"|(?:^|[:\[,])\s*-?(?:\d+(?:\.\d*)?[eE][+-]?\d{3}|\d{300})")
+#: what any `_SUSPECT` number has in it: an exponent of 3 digits after a digit (or a dot), or
+#: 300 digits in a row; a search with a one-character-class prefix, which the regex engine
+#: skips to (`_SUSPECT`'s alternatives are tried at every position: 15 µs on a channel frame)
+_BIG_EXPONENT = re.compile(r"[0-9.][eE][+-]?[0-9]{3}")
+_MANY_DIGITS = re.compile(r"[0-9]{300}")
 #: a JSON string (skipped), or a NaN / Infinity token outside strings
 _NON_FINITE_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
 #: a surrogate escape in ASCII JSON text: a pair (kept) or a lone half (replaced)
@@ -49,6 +54,15 @@ class _Constant:
         self.name = name
 
 
+def may_be_suspect(text: str) -> bool:
+    """False when `_SUSPECT` cannot match `text`, told with substring tests and two searches
+    that skip ahead (~4 µs on a channel frame, a tenth of `_SUSPECT`'s time on a large
+    payload): every request body and every channel frame is checked (issue #13)."""
+    return "NaN" in text or "Infinity" in text or "\\u" in text or not text.isascii() \
+        or _BIG_EXPONENT.search(text) is not None \
+        or (len(text) >= 300 and _MANY_DIGITS.search(text) is not None)
+
+
 def loads_strict(raw: str | bytes, what: str = "Request body", prefix: str = "") -> Any:
     """The JSON document in `raw`, refusing (BadRequestError, 400) text that is not UTF-8, is
     not JSON, nests deeper than limits.MAX_JSON_DEPTH, or holds NaN / Infinity / a lone
@@ -56,7 +70,7 @@ def loads_strict(raw: str | bytes, what: str = "Request body", prefix: str = "")
     with `prefix` when given."""
     try:
         text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
-        if not _SUSPECT.search(text):
+        if not may_be_suspect(text) or not _SUSPECT.search(text):
             return loads(text)
         if not json_depth_at_most(text):
             raise JsonTooDeepError(MAX_JSON_DEPTH)

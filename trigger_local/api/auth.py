@@ -25,7 +25,7 @@ from ..errors import AuthenticationError, BadRequestError, ForbiddenError, Valid
 from ..projects import PROJECT_HEADER, check_project_ref
 
 # the one definition, shared with the executors
-from ..tokens import callback_hash, project_key, run_token, worker_token
+from ..tokens import callback_hash, hmac_sha256, project_key, run_token, worker_token
 
 JWT_ISSUER = "https://id.trigger.dev"
 JWT_AUDIENCE = "https://api.trigger.dev"
@@ -99,8 +99,8 @@ def sign_jwt(secret: str, scopes: list[str], now: float, ttl_s: float = 3600) ->
     claims = {"sub": ENV_ID, "pub": True, "scopes": scopes, "iat": int(now),
               "exp": int(now + ttl_s), "iss": JWT_ISSUER, "aud": JWT_AUDIENCE}
     signing_input = _SIGNED_HEADER + _b64(_COMPACT.encode(claims).encode())
-    # hmac.digest: the one-shot C HMAC (every trigger's answer signs one token: issue #13)
-    signature = hmac.digest(secret.encode(), signing_input.encode(), "sha256")
+    # every trigger's answer signs one token: the HMAC of tokens.py (issue #13)
+    signature = hmac_sha256(secret, signing_input.encode())
     return signing_input + "." + _b64(signature)
 
 
@@ -112,7 +112,7 @@ def verify_jwt(secret: str, token: str, now: float) -> dict[str, Any] | None:
     try:
         header = limits.loads(_unb64(parts[0]))
         signed = f"{parts[0]}.{parts[1]}".encode()
-        expected = hmac.digest(secret.encode(), signed, "sha256")
+        expected = hmac_sha256(secret, signed)
         if header.get("alg") != "HS256" or not hmac.compare_digest(expected, _unb64(parts[2])):
             return None
         claims = limits.loads(_unb64(parts[1]))

@@ -251,6 +251,10 @@ class _MadeAs(RunCreated):
         return dict(self.made)
 
 
+#: a creation's fields, read once (`dataclasses.fields` builds its tuple on every call)
+_CREATED_FIELDS = tuple(f.name for f in fields(RunCreated))
+
+
 def _created(tx: Tx, run_id: str, **facts: Any) -> None:
     """Publish the run's creation with what is known once committed: the status it has then
     (EXECUTING; its event row says QUEUED, as it was made: `_MadeAs`), or that its trigger's
@@ -259,7 +263,7 @@ def _created(tx: Tx, run_id: str, **facts: Any) -> None:
     for i, event in enumerate(tx.published):
         if isinstance(event, RunCreated) and event.run_id == run_id:
             made = event.made if isinstance(event, _MadeAs) else event.data()
-            values = {f.name: getattr(event, f.name) for f in fields(RunCreated)}
+            values = {name: getattr(event, name) for name in _CREATED_FIELDS}
             tx.published[i] = _MadeAs(**{**values, **facts}, made=made)
 
 

@@ -80,7 +80,14 @@ class CountJournal:
 
     def sums(self) -> tuple[list[tuple[str, int]], list[tuple[str, str, str, int]]]:
         """The rows to add: (status, n) and (project, queue, status, n); a sum of 0 is left
-        out (one row per key: an upsert may not touch a row twice)."""
-        statuses = [(s, n) for s, n in sorted(self.statuses().items()) if n]
-        queues = [(p, q, s, n) for (p, q, s), n in sorted(self.queues().items()) if n]
-        return statuses, queues
+        out (one row per key: an upsert may not touch a row twice). One pass with plain dicts:
+        it runs before every commit (issue #13)."""
+        statuses: dict[str, int] = {}
+        queues: dict[tuple[str, str, str], int] = {}
+        for status, project, queue, n in self._journal:
+            statuses[status] = statuses.get(status, 0) + n
+            if status in QUEUE_STATUSES:
+                key = (project, queue, status)
+                queues[key] = queues.get(key, 0) + n
+        return ([(s, n) for s, n in sorted(statuses.items()) if n],
+                [(p, q, s, n) for (p, q, s), n in sorted(queues.items()) if n])
