@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
+from pg_cluster import free_port
 from typer.testing import CliRunner
 
 from trigger_local.cli.main import app
 from trigger_local.sdk import client as client_module
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,8 @@ import textwrap
 import threading
 from pathlib import Path
 
+from pg_cluster import free_port
+
 from .conftest import DaemonProcess, wait_for
 
 
@@ -57,7 +59,9 @@ def test_cli_malformed_payload_is_refused(ready: DaemonProcess) -> None:
 
 
 def test_cli_says_how_to_start_a_missing_daemon(tmp_path: Path) -> None:
-    env = {**os.environ, "TRIGGER_LOCAL_HOME": str(tmp_path / "nothing-here")}
+    # a free port, not the default one: a daemon of another home may listen there (a user's)
+    env = {**os.environ, "TRIGGER_LOCAL_HOME": str(tmp_path / "nothing-here"),
+           "TRIGGER_LOCAL_PORT": str(free_port())}
     r = subprocess.run([sys.executable, "-m", "trigger_local", "runs", "ls"], capture_output=True,
                        text=True, env=env, timeout=60)
     assert r.returncode == 1

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pg_cluster import free_port
 
 from .conftest import DaemonProcess, wait_for, write_project
 
@@ -310,7 +310,7 @@ def test_a_watch_follows_the_daemon_back_on_another_port(watched: DaemonProcess,
     watched.kill9()
     wait_for(lambda: "Lost the daemon" in watch.stderr() or watch.proc.poll() is not None, 30,
              what="the watch to say the daemon is lost")
-    watched.port = _free_port()
+    watched.port = free_port()
     watched.start()
     assert watched.url != old_url
     wait_for(lambda: "answers again" in watch.stderr() or watch.proc.poll() is not None, 30,
@@ -321,12 +321,6 @@ def test_a_watch_follows_the_daemon_back_on_another_port(watched: DaemonProcess,
     assert r.status_code == 200, r.text
     assert watch.wait(60) == 0, watch.stderr()
     assert "Traceback" not in watch.stderr() and "COMPLETED" in watch.stderr(), watch.stderr()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_a_tasks_control_characters_are_shown_not_obeyed(watched: DaemonProcess) -> None:

@@ -10,12 +10,17 @@ import sys
 from pathlib import Path
 
 import httpx
+from pg_cluster import free_port
 
 from .conftest import DaemonProcess, wait_for, write_project
 
+_NOBODY = free_port()
+
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TRIGGER_LOCAL_HOME": str(home)}
+    # with no daemon in `home` the CLI knocks on TRIGGER_LOCAL_PORT: a free one, not the default
+    # where a daemon of another home may listen (a user's)
+    env = {**os.environ, "TRIGGER_LOCAL_HOME": str(home), "TRIGGER_LOCAL_PORT": str(_NOBODY)}
     return subprocess.run([sys.executable, "-m", "trigger_local", *args], capture_output=True,
                           text=True, env=env, timeout=90)
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pg_cluster import free_port
 
 from trigger_local.tokens import project_key
 
@@ -37,12 +38,6 @@ async def hello(payload, ctx):
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _port_is_free(port: int) -> bool:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -59,7 +54,7 @@ class Dev:
     def __init__(self, tmp_path: Path, import_seconds: float = 0.0,
                  home: Path | None = None) -> None:
         self.home = home or tmp_path / "home"
-        self.port = _free_port()
+        self.port = free_port()
         self.marker = tmp_path / "imported"
         self.project = write_project(tmp_path / "project", SLOW_IMPORT)
         env = {**os.environ, "TRIGGER_LOCAL_HOME": str(self.home),

@@ -7,21 +7,15 @@ started again."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import pytest
+from pg_cluster import free_port
 
 from trigger_local.sdk.client import ApiClient
 from trigger_local.sdk.events import OPEN, stream_events
 
 from .conftest import DaemonProcess
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def _until(predicate: Any, timeout: float, what: str) -> None:
@@ -51,7 +45,7 @@ async def test_the_async_stream_follows_the_daemon_to_another_port(
         old_url = ready.url
         await asyncio.to_thread(ready.kill9)
         await _until(lambda: states and states[-1] is False, 20, "the stream to be lost")
-        ready.port = _free_port()
+        ready.port = free_port()
         await asyncio.to_thread(ready.start)
         assert ready.url != old_url
         await _until(lambda: sum(e["type"] == OPEN for e in seen) >= 2, 30,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pg_cluster import free_port
 
 from .conftest import _kill_workers, wait_for
 from .readme_quickstart import quickstart_blocks, run_block
@@ -43,12 +43,6 @@ class Fresh:
     clone: Path
     home: Path
     env: dict[str, str]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def extract_head(dest: Path) -> None:
@@ -74,7 +68,7 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fresh]:
     env = {name: os.environ[name] for name in NETWORK_VARS if name in os.environ}
     # TRIGGER_LOCAL_PORT: the daemon `dev` starts must not take 8030 from whoever uses it here
     env.update({"HOME": str(home), "PATH": CLEAN_PATH, "LANG": "C.UTF-8", "COLUMNS": "200",
-                "TRIGGER_LOCAL_PORT": str(_free_port())})
+                "TRIGGER_LOCAL_PORT": str(free_port())})
     yield Fresh(clone, home, env)
     info = home / ".trigger-local" / "daemon.json"
     if info.exists():  # a test that failed half-way: leave no daemon behind

@@ -9,6 +9,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from pg_cluster import free_port
+
 from tests.e2e.conftest import DaemonProcess, wait_for, write_project
 
 
@@ -51,19 +53,13 @@ def test_port_zero_restarts_on_the_same_port_and_waiting_runs_go_on(tmp_path: Pa
         d.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_restart_on_another_fixed_port_is_found_by_the_processes_left_running(
         tmp_path: Path) -> None:
     """`up --port A`, stopped with a run waiting in its process, then `up --port B`: the
     process, which was started with A's url, finds B through the home's daemon.json when A
     refuses its connections, so the adopted run goes on (it used to stay WAITING)."""
     home = tmp_path / "home"
-    d = DaemonProcess(home, port=_free_port(),
+    d = DaemonProcess(home, port=free_port(),
                       env={"TRIGGER_LOCAL_HOME": str(home), "TRIGGER_LOCAL_CHECKPOINTS": "off"})
     try:
         d.start()
@@ -74,7 +70,7 @@ def test_a_restart_on_another_fixed_port_is_found_by_the_processes_left_running(
                          what="the run to make its token")
         d.wait_status(run_id, "WAITING", timeout=60)
         assert d.stop() == 0
-        d.port = _free_port()
+        d.port = free_port()
         d.start()
         assert d.port != first
         r = d.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": {"ok": 2}})

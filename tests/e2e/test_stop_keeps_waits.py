@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pg_cluster import free_port
 
 from .conftest import DaemonProcess, _kill_workers, wait_for, write_project
 from .criu_support import complete_token, require_criu
@@ -177,12 +177,6 @@ def test_down_kill_waiting_kills_held_processes_and_their_runs_start_again(tmp_p
         d.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class _Dev:
     """A real `trigger-local dev` in the project, starting its own daemon; its output collected."""
 
@@ -224,7 +218,7 @@ def _connect(client: DaemonProcess, home: Path, port: int) -> None:
 def test_dev_ctrl_c_interrupts_an_executing_run_and_the_next_dev_says_it_started_again(
         tmp_path: Path) -> None:
     project, home, port = (write_project(tmp_path / "project", STOP_TASKS), tmp_path / "home",
-                           _free_port())
+                           free_port())
     side_file = tmp_path / "side-effect.txt"
     dev = _Dev(project, home, port)
     client = DaemonProcess(home, port)  # only its API helpers: dev owns the daemon
@@ -258,7 +252,7 @@ def test_dev_ctrl_c_says_how_many_waiting_runs_keep_their_place(tmp_path: Path) 
     """The daemon dev started stops; its waiting runs do not (their processes are left running
     or checkpointed): dev says so, rather than leaving the user to wonder about them."""
     project, home, port = (write_project(tmp_path / "project", STOP_TASKS), tmp_path / "home",
-                           _free_port())
+                           free_port())
     dev = _Dev(project, home, port)
     client = DaemonProcess(home, port)  # only its API helpers: dev owns the daemon
     try:
