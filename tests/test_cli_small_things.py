@@ -144,6 +144,17 @@ def test_trigger_options_have_help() -> None:
         assert words in line, line
 
 
+def test_migrate_help_says_to_stop_every_daemon_first() -> None:
+    """Every PostgreSQL migration is refused beside a running daemon (docs/scaling.md,
+    "Upgrading"): the help said migrating was safe while daemons run, but for migration 10."""
+    result = runner.invoke(app, ["migrate", "--help"], env={"COLUMNS": "200"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "while daemons run" not in text and "Except migration 10" not in text, text
+    assert "refused while another daemon runs on the database" in text, text
+    assert "stop every daemon first" in text, text
+
+
 def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
     yield path, command
     for name, sub in getattr(command, "commands", {}).items():  # a group (typer's own click)

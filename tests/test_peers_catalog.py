@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pg_cluster import Cluster
@@ -19,9 +20,10 @@ from trigger_local.config import DaemonSettings
 from trigger_local.engine import Engine, TriggerRequest
 from trigger_local.engine.events import ChangedElsewhere
 from trigger_local.peers import Peers
-from trigger_local.store.models import Project, TaskDef, Version
+from trigger_local.store.models import Project, Run, TaskDef, Version
 from trigger_local.store.postgres import PostgresStore
 from trigger_local.store.postgres.daemons import Commit
+from trigger_local.store.postgres.runs import PgRuns
 from trigger_local.supervise import Supervisor
 
 NEW = TaskDef(task_id="new", queue="task/new")
@@ -300,3 +302,38 @@ async def test_a_run_triggered_after_a_new_version_never_starts_on_the_version_b
             assert first.projects.generation == await first.queries.versions.generation() == 2
         finally:
             await supervisor.stop_all(5)
+
+
+async def test_a_version_registered_between_the_dequeues_reads_does_not_start_a_later_run(
+        pg_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dequeue reads the catalog's generation with its first reads, then each queue's page
+    of QUEUED runs in a statement of its own (read committed: a later snapshot). A version
+    registered through A between the two, and a run triggered after it on a queue that already
+    had a run, used to be taken by B on the version before (the page saw the run, the first
+    reads not the version). Now the page's statement reads the generation too, and the dequeue
+    that finds it moved takes nothing."""
+    async with two_daemons(pg_cluster.fresh_url(), tmp_path, FakeClock(T0),
+                           tasks=[TaskDef(task_id="t", queue="task/t")]) as (first, second):
+        old = second.projects.latest()
+        assert old is not None and old.id == "version_1"
+        earlier = (await first.trigger(TriggerRequest(task_id="t", project=old.project))).run
+        later: list[str] = []
+        page = PgRuns.queued
+
+        async def registered_meanwhile(runs: PgRuns, *args: Any, **kwargs: Any) -> list[Run]:
+            if runs._sql.owner.daemon_id == "daemon_b" and not later:  # B's first page
+                await first.register_version(Version(
+                    id="version_2", project_dir=old.project_dir, project=old.project,
+                    created_at=T0 + 10, tasks=old.tasks))
+                later.append((await first.trigger(
+                    TriggerRequest(task_id="t", project=old.project))).run.id)
+            return await page(runs, *args, **kwargs)
+        monkeypatch.setattr(PgRuns, "queued", registered_meanwhile)
+        taken = await second.dequeue(4, 0)
+        assert later, "B's dequeue read no page"
+        assert (later[0], "version_1") not in [(r.id, r.version_id) for r in taken]
+        assert taken == []  # the catalog moved: nothing taken, the cache is to be read again
+        await second.load()
+        taken = await second.dequeue(4, 0)
+        assert sorted((r.id, r.version_id) for r in taken) == sorted(
+            [(earlier.id, "version_2"), (later[0], "version_2")])

@@ -15,6 +15,7 @@ import structlog
 
 from .config import DaemonSettings
 from .engine import Engine
+from .errors import StartupError
 from .store.postgres import PostgresStore
 from .store.postgres.daemons import Commit
 from .supervise import Supervisor
@@ -96,11 +97,14 @@ class Peers:
 
     async def beat(self) -> bool:
         """Refresh this daemon's row; False when the schema moved past this daemon's code
-        (another daemon's newer trigger-local migrated it): the daemon stops, saying so."""
+        (another daemon's newer trigger-local migrated it): the daemon stops, saying so
+        (StartupError at its start's beat, daemon_core.py: it does not start)."""
         moved = await self.store.heartbeat(host=socket.gethostname(), url=self.settings.url,
                                            executor=self.settings.executor, pid=os.getpid(),
                                            started_at=self.started_at)
-        if moved is not None and self._supervisor is not None:
+        if moved is not None:
+            if self._supervisor is None:
+                raise StartupError(moved)
             self._supervisor.fatal(moved)
             return False
         self.known = [dataclasses.asdict(d) for d in await self.store.daemons()]

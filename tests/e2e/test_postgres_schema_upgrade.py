@@ -16,7 +16,10 @@ from pg_cluster import Cluster, schema_at
 
 from tests.e2e.test_postgres_daemons import pg_daemon
 from tests.e2e.test_postgres_migrate_turn import version_of
+from tests.engine_support import T0, pg_engine
+from trigger_local.config import DaemonSettings
 from trigger_local.errors import StartupError
+from trigger_local.peers import Peers
 from trigger_local.store.postgres import PostgresStore
 from trigger_local.store.postgres.daemons import heartbeat
 from trigger_local.store.postgres.schema import MIGRATIONS
@@ -72,3 +75,25 @@ def test_a_daemon_stops_when_the_schema_moves_one_past_its_own(
         assert "Traceback" not in log, log[-3000:]
     finally:
         d.close()
+
+
+async def test_a_starting_daemon_whose_first_heartbeat_finds_the_schema_moved_does_not_start(
+        pg_cluster: Cluster, tmp_path: Path) -> None:
+    """The start's heartbeat (daemon_core.py, before the dispatcher runs) reads the schema
+    version too: a migration that committed between the store's own check and it (the
+    migrating daemon did not see this one's heartbeat yet) stops the start with the one-line
+    reason. Before, that beat ignored it (no supervisor yet): the daemon ran a fifth of the
+    lease on a schema it does not know, until its first heartbeat round."""
+    url = pg_cluster.fresh_url()
+    async with pg_engine(url, tmp_path, tasks=[]) as engine:
+        store = engine.store
+        assert isinstance(store, PostgresStore)
+        peers = Peers(store, engine, DaemonSettings(home=engine.settings.home), T0)
+        conn = await asyncpg.connect(url)
+        try:  # what a newer trigger-local's migration leaves
+            await conn.execute("UPDATE schema_version SET version = version + 1")
+        finally:
+            await conn.close()
+        with pytest.raises(StartupError, match="past this trigger-local's") as refused:
+            await peers.beat()
+        assert "Upgrade trigger-local here" in refused.value.message

@@ -191,8 +191,9 @@ def migrate(
 ) -> None:
     """Apply the database schema (a daemon also does it at start).
 
-    Safe to run again, and while daemons run: migrations are append-only and applied under a
-    lock. Except migration 10 (the dequeues' turn): stop every daemon on the database first."""
+    Safe to run again: migrations are append-only and applied under a lock. On PostgreSQL a
+    migration is refused while another daemon runs on the database (a daemon's code knows only
+    its own schema): stop every daemon first (docs/scaling.md, "Upgrading")."""
     settings = settings_for(home, database=database)
     from ..database_admin import migrate_database  # the store loads only for this command
     from ..errors import StartupError

@@ -109,6 +109,11 @@ async def dequeue(tx: Tx, limit: int, held: int = 0, reserve: bool = False, *,
                 continue
             taken[key] = taken.get(key, 0) + 1
             candidates.append(run)
+    if tx.ctx.shared_store and candidates and only is None \
+            and projects.behind(await tx.versions.generation()):
+        # read committed: the pages' snapshots are later than the first reads', and a version
+        # registered in between must not have a run triggered after it start on the one before
+        return []  # (the pages read the generation: store/postgres/runs.py `queued`)
     candidates.sort(key=lambda r: (r.queued_at, r.id))
     out: list[Run] = []
     placed = 0  # runs that need a place (not resuming in their held process)

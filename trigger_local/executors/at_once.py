@@ -135,8 +135,8 @@ class WarmSlots:
 
 def _reads_packet(pool: PoolExecutor, run: Run) -> bool:
     """Whether `run`'s payload is a packet that may be another daemon's: the hand-off cannot
-    wait for it (`hand` runs in one loop turn), the dispatcher's start does (pool.py `give`,
-    packet_sharing.py)."""
+    wait for it (`hand` runs in one loop turn), the dispatcher's start does (assignments.py
+    `before_start`, packet_sharing.py)."""
     return pool.engine.packets is not None and run.payload_type == packet_store.STORE
 
 

@@ -45,7 +45,8 @@ class VersionReader(Protocol):
 
     async def generation(self) -> int:
         """How many times the versions changed (PostgreSQL: counted by the database, read with
-        a dequeue's first reads; SQLite, whose catalog one daemon alone writes: 0)."""
+        a dequeue's first reads, and in a dequeue that read pages of queued runs since, as the
+        last of those read it; SQLite, whose catalog one daemon alone writes: 0)."""
         ...
 
 

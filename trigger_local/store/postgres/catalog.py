@@ -59,8 +59,15 @@ class PgVersions:
                              [[version.id, *to_row(t).values()] for t in version.tasks])
 
     async def generation(self) -> int:
-        rows = await self._sql.all(dequeue_reads.CATALOG)
-        return int(rows[0]["n"]) if rows else 0
+        """In a dequeue (the turn's): as its first reads read it, or a page of queued runs
+        since (runs.py `queued`), with no statement of its own."""
+        if self._sql.catalog_seen is None:
+            rows = await self._sql.all(dequeue_reads.CATALOG)
+            seen = int(rows[0]["n"]) if rows else 0
+            if not self._sql.turn:
+                return seen
+            self._sql.catalog_seen = seen
+        return self._sql.catalog_seen
 
     async def get(self, version_id: str) -> Version | None:
         row = await self._sql.one("SELECT * FROM versions WHERE id = ?", (version_id,))

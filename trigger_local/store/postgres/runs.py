@@ -240,9 +240,17 @@ class PgRuns:
         # in a transaction (the dequeue) the rows are taken for it: a row another transaction
         # is changing (a cancel) is skipped rather than waited for, and is not taken twice
         lock = " FOR UPDATE SKIP LOCKED" if self._sql.writes else ""
+        # a dequeue's page (read committed: a snapshot later than its first reads') reads the
+        # catalog's generation too, in its snapshot: a run it finds triggered after a version
+        # registered since the first reads is not taken on the version before (dequeue.py)
+        catalog = f", ({dequeue_reads.CATALOG}) AS catalog_n" if self._sql.exclusive else ""
         rows = await self._sql.all(
-            f"SELECT {_RUN_COLS} FROM runs WHERE id IN ({page}) AND status = '{QUEUED}' "
-            f"ORDER BY queued_at, id{lock}", params)
+            f"SELECT {_RUN_COLS}{catalog} FROM runs WHERE id IN ({page}) AND status = "
+            f"'{QUEUED}' ORDER BY queued_at, id{lock}", params)
+        if catalog and rows:
+            self._sql.catalog_seen = max(self._sql.catalog_seen or 0, rows[0]["catalog_n"])
+            names = list(rows[0].keys())[:-1]  # (the runs' columns: zip stops at catalog_n)
+            rows = [dict(zip(names, r, strict=False)) for r in rows]
         if self._sql.writes and self._sql.turn:
             # each row as it is now (read committed; serializable: else FOR UPDATE refuses the
             # transaction), locked until the commit (`update`)

@@ -118,6 +118,8 @@ class PgSql:
         #: serializable one that dequeues too (a trigger starting its run at once)
         self.turn = False
         self.dequeue_answers: dict[str, list[Any]] | None = None
+        #: the catalog's generation as a dequeue last read it (catalog.py `generation`)
+        self.catalog_seen: int | None = None
         #: the transaction's BEGIN (and an exclusive one's lock), held back to go with its
         #: first statement (store.py `tx`); `next_begin` goes with its COMMIT
         self.begin: str | None = None

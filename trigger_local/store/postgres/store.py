@@ -221,6 +221,7 @@ class PostgresStore:
                     sql.begin = "; ".join(s for s in (head, TURN if turn else None) if s) or None
                     sql.pending.clear()
                     sql.exclusive, sql.turn, sql.dequeue_answers = exclusive, turn, None
+                    sql.catalog_seen = None
                     sql.ahead = sql.held = None
                     sql.locked.clear()
                     yield view
