@@ -49,7 +49,8 @@ def test_dumps_js_writes_what_javascript_writes() -> None:
 
 @pytest.mark.parametrize(("text", "field"), [
     ('{"a": 1e400}', "a"), ('{"a": [1, -1.5E+400]}', "a[1]"), ("1e999", "the value"),
-    ('{"a": ' + "9" * 400 + '.0}', "a")])
+    ('{"a": ' + "9" * 400 + '.0}', "a"), ('{"a": 1' + "0" * 290 + 'e99}', "a"),
+    ('[-' + "9" * 210 + '.5E+99]', "[0]")])
 def test_a_number_too_big_for_a_float_is_refused_naming_the_field(text: str, field: str) -> None:
     """1e400 is valid JSON text that Python reads as inf: stored, it would be written back as
     Infinity (or null) — refused like Infinity itself."""
