@@ -75,12 +75,25 @@ def loads_strict(raw: str | bytes, what: str = "Request body", prefix: str = "")
             return loads(text)
         if not json_depth_at_most(text):
             raise JsonTooDeepError(MAX_JSON_DEPTH)
-        value = json.loads(text, parse_constant=_Constant)
+        value = json.loads(text, parse_constant=_Constant, object_pairs_hook=_object)
     except UnicodeDecodeError as exc:
         raise BadRequestError(f"{what} is not valid UTF-8: {exc.reason}") from None
     except ValueError as exc:
         raise BadRequestError(f"{what} is not valid JSON: {_reason(exc)}") from exc
     return _checked(value, what, prefix)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object as `json.loads` makes it (a repeated key keeps its last value), but keeping a
+    value `find_non_json` refuses where its key is repeated: the text (a payload packet is
+    stored as sent) still holds the NaN that a later value of its key hid from the check."""
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        for key, item in pairs:
+            if find_non_json(item) is not None:
+                value[key] = item
+                break
+    return value
 
 
 def _reason(exc: ValueError) -> str:
