@@ -49,7 +49,8 @@ def test_dumps_js_writes_what_javascript_writes() -> None:
 
 @pytest.mark.parametrize(("text", "field"), [
     ('{"a": 1e400}', "a"), ('{"a": [1, -1.5E+400]}', "a[1]"), ("1e999", "the value"),
-    ('{"a": ' + "9" * 400 + '.0}', "a")])
+    ('{"a": ' + "9" * 400 + '.0}', "a"), ('{"a": 1' + "0" * 290 + 'e99}', "a"),
+    ('[-' + "9" * 210 + '.5E+99]', "[0]")])
 def test_a_number_too_big_for_a_float_is_refused_naming_the_field(text: str, field: str) -> None:
     """1e400 is valid JSON text that Python reads as inf: stored, it would be written back as
     Infinity (or null) — refused like Infinity itself."""
@@ -126,3 +127,15 @@ def test_dumps_js_makes_an_encoder_once_per_default_and_writes_what_json_dumps_w
     for n in range(40):  # a new `default` each call: still right, and the cache stays bounded
         assert dumps_js([object()], default=lambda o, n=n: n) == f"[{n}]"
     assert len(strict_json._ENCODERS) <= strict_json._ENCODERS_MAX
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    ('{"a": NaN, "a": 1}', "a"), ('{"a": {"b": 1e400, "b": 2}}', "a.b"),
+    ('[{"s": "\\ud800", "s": "x"}]', "[0].s"), ('{"a": 1, "a": -Infinity, "a": 2}', "a")])
+def test_a_key_repeated_after_a_value_that_is_not_json_is_refused(text: str, field: str) -> None:
+    """The parser keeps a repeated key's last value, so the NaN before it was never looked at,
+    while the text (a payload packet is stored as sent) still holds it: a JavaScript client
+    that parses the stored packet (realtime rows carry it as sent) fails on the NaN."""
+    with pytest.raises(BadRequestError) as refused:
+        loads_strict(text)
+    assert refused.value.details["field"] == field

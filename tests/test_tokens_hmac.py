@@ -1,4 +1,4 @@
-"""The daemon's HMAC-SHA256 (tokens.py `hmac_sha256`, from the key's pads hashed once) signs
+"""The daemon's HMAC-SHA256 (tokens.py `hmac_sha256`, a copy of a MAC keyed once) signs
 exactly what the standard library's HMAC signs: run, worker and project tokens, callback
 hashes and the JWTs of trigger answers stay what they were, so tokens made by an older daemon
 (a task process that outlived it, a public token in a browser) still verify."""
@@ -24,7 +24,7 @@ MESSAGES = [b"", b"run:run_0mx4bnbtleankkvaaztsn:1", bytes(range(256)) * 5]
 def test_hmac_sha256_is_rfc_2104_hmac(key: str) -> None:
     for message in MESSAGES:
         assert tokens.hmac_sha256(key, message) == hmac.digest(key.encode(), message, "sha256")
-    # the padded states are copied, never updated: the same call twice gives the same answer
+    # the keyed MAC is copied, never updated: the same call twice gives the same answer
     assert tokens.hmac_sha256(key, b"again") == tokens.hmac_sha256(key, b"again")
 
 

@@ -30,14 +30,15 @@ from .limits import MAX_JSON_DEPTH, json_depth_at_most, loads
 #: a character that is half of a UTF-16 pair: only ever alone in a Python str
 _SURROGATE = re.compile("[\ud800-\udfff]")
 #: what may spell a non-finite number or a lone surrogate in JSON text; a number token with a
-#: 3-digit exponent or 300 digits may be too big for a float (1e400 parses as inf)
+#: 3-digit exponent or 200 digits before its dot may be too big for a float (1e400 parses as
+#: inf, and so does 210 digits with the exponent e99: a float ends at 1.8e308)
 _SUSPECT = re.compile(r"NaN|Infinity|\\u[dD][89a-fA-F]|[\ud800-\udfff]"
-                      r"|(?:^|[:\[,])\s*-?(?:\d+(?:\.\d*)?[eE][+-]?\d{3}|\d{300})")
+                      r"|(?:^|[:\[,])\s*-?(?:\d+(?:\.\d*)?[eE][+-]?\d{3}|\d{200})")
 #: what any `_SUSPECT` number has in it: an exponent of 3 digits after a digit (or a dot), or
-#: 300 digits in a row; a search with a one-character-class prefix, which the regex engine
+#: 200 digits in a row; a search with a one-character-class prefix, which the regex engine
 #: skips to (`_SUSPECT`'s alternatives are tried at every position: 15 µs on a channel frame)
 _BIG_EXPONENT = re.compile(r"[0-9.][eE][+-]?[0-9]{3}")
-_MANY_DIGITS = re.compile(r"[0-9]{300}")
+_MANY_DIGITS = re.compile(r"[0-9]{200}")
 #: a JSON string (skipped), or a NaN / Infinity token outside strings
 _NON_FINITE_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
 #: a surrogate escape in ASCII JSON text: a pair (kept) or a lone half (replaced)
@@ -60,7 +61,7 @@ def may_be_suspect(text: str) -> bool:
     payload): every request body and every channel frame is checked (issue #13)."""
     return "NaN" in text or "Infinity" in text or "\\u" in text or not text.isascii() \
         or _BIG_EXPONENT.search(text) is not None \
-        or (len(text) >= 300 and _MANY_DIGITS.search(text) is not None)
+        or (len(text) >= 200 and _MANY_DIGITS.search(text) is not None)
 
 
 def loads_strict(raw: str | bytes, what: str = "Request body", prefix: str = "") -> Any:
@@ -74,12 +75,25 @@ def loads_strict(raw: str | bytes, what: str = "Request body", prefix: str = "")
             return loads(text)
         if not json_depth_at_most(text):
             raise JsonTooDeepError(MAX_JSON_DEPTH)
-        value = json.loads(text, parse_constant=_Constant)
+        value = json.loads(text, parse_constant=_Constant, object_pairs_hook=_object)
     except UnicodeDecodeError as exc:
         raise BadRequestError(f"{what} is not valid UTF-8: {exc.reason}") from None
     except ValueError as exc:
         raise BadRequestError(f"{what} is not valid JSON: {_reason(exc)}") from exc
     return _checked(value, what, prefix)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object as `json.loads` makes it (a repeated key keeps its last value), but keeping a
+    value `find_non_json` refuses where its key is repeated: the text (a payload packet is
+    stored as sent) still holds the NaN that a later value of its key hid from the check."""
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        for key, item in pairs:
+            if find_non_json(item) is not None:
+                value[key] = item
+                break
+    return value
 
 
 def _reason(exc: ValueError) -> str:

@@ -54,6 +54,8 @@ def test_bad_frames_close_with_a_code_and_a_reason(tmp_path: Path) -> None:
             "not json": ("{not json", "not valid JSON"),
             "not an object": ("[1, 2]", "not a JSON object"),
             "1e400": ('{"id": 1, "call": {"n": 1e400}}', "call.n"),
+            "1e389 as e99": ('{"id": 1, "call": {"n": 1' + "0" * 290 + 'e99}}', "call.n"),
+            "NaN hidden by its key": ('{"id": 1, "call": {"n": NaN, "n": 1}}', "call.n"),
             "many digits": ('{"id": 1, "x": ' + "9" * 5000 + "}", "digits"),
             "deep": ("[" * 5000 + "]" * 5000, "deep"),
             "lone surrogate": ('{"id": 1, "x": "\\ud800"}', "x"),
