@@ -1,6 +1,7 @@
 """A wrong value in a request body is named in JSON's words (`true`, `"slow"`, `null`), not
 Python's (`True`, `'slow'`, `None`), by the checks 552556e's `shown` did not reach: the
-trigger's debounce.mode, a batch's runCount, a queue's concurrency override (and the worker's `again`, a schedule's missedPolicy: tests/test_channel_repeats.py, tests/test_api_schedules.py)."""
+trigger's debounce.mode, a batch's runCount, a queue's concurrency override (the worker's
+`again` and a schedule's missedPolicy: tests/test_channel_repeats.py, test_api_schedules.py)."""
 
 from __future__ import annotations
 
