@@ -49,6 +49,7 @@ async def test_create_answers_a_schedule_object(api: httpx.AsyncClient) -> None:
     ({"timezone": "Nowhere/Land"}, "Invalid IANA timezone: 'Nowhere/Land'"),
     ({"task": "hello"}, "Task with identifier hello is not a scheduled task."),
     ({"task": "missing"}, "Task with identifier missing not found in project."),
+    ({"missedPolicy": "weird"}, 'Invalid missed policy "weird"'),  # JSON's words, not 'weird'
 ])
 async def test_invalid_schedules_are_422_and_not_stored(api: httpx.AsyncClient, body: dict,
                                                         message: str) -> None:

@@ -126,8 +126,9 @@ async def test_a_burst_sent_again_stores_the_lines_the_daemon_lacks(
 @pytest.mark.parametrize(("odd", "says"), [
     ({"again": True}, "first .* is required with again"),  # no way to tell what it holds
     ({"again": True, "first": None}, "first .* is required with again"),
-    ({"again": "no", "first": 0}, "again must be true or false"),  # a truthy string
-    ({"again": 1, "first": 0}, "again must be true or false"),
+    # a truthy string; named as JSON writes it (it was Python's 'no')
+    ({"again": "no", "first": 0}, 'again must be true or false, not "no"$'),
+    ({"again": 1, "first": 0}, "again must be true or false, not 1$"),
     ({"first": -5}, "first must be a whole number"),  # checked with or without again
     ({"first": "abc"}, "first must be a whole number"),
     ({"first": 10**30}, "first must be a whole number")])

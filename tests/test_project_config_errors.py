@@ -86,6 +86,19 @@ def test_a_boolean_max_duration_says_what_to_give(tmp_path: Path) -> None:
     assert "max_duration in trigger.toml true: use a number of seconds" in caught.value.message
 
 
+@pytest.mark.parametrize(("written", "named"), [
+    ("1979-05-27T07:32:00Z", "1979-05-27T07:32:00+00:00"), ("07:32:00", "07:32:00"),
+    ("1979-05-27", "1979-05-27")])
+def test_a_toml_date_as_max_duration_is_named_as_a_date(tmp_path: Path, written: str,
+                                                        named: str) -> None:
+    """Not as Python's repr ("datetime.datetime(1979, 5, 27, 7, 32,...", cut mid-way)."""
+    (tmp_path / "trigger.toml").write_text(f"max_duration = {written}\n")
+    with pytest.raises(ValidationError) as caught:
+        load_project(tmp_path)
+    assert f"max_duration in trigger.toml {named}: use a number of seconds" \
+        in caught.value.message, caught.value.message
+
+
 @pytest.mark.parametrize("table", [
     'dirs = 3', 'machine = "huge"', 'max_duration = -1', 'executor = "k8s"', 'project = "a b"',
     '[tool.trigger-local.retry]\nmax_attempts = 0', '[tool.trigger-local.build]\nfoo = 1',

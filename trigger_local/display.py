@@ -11,6 +11,7 @@ Everything reads the API's JSON values defensively: a missing or malformed value
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,15 @@ def visible(text: str) -> str:
     """`text` with its control characters written as escapes (`\x1b`), so that a log line or
     an error message a task wrote cannot drive the terminal it is shown in."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+
+
+def attributes_text(attributes: Any) -> str:
+    """A log line's attributes as ` key=value` pairs ("" for none): the keys through
+    `visible`, the values as JSON (whose escapes cover control characters)."""
+    if not isinstance(attributes, dict):
+        return ""
+    return "".join(f" {visible(str(k))}={json.dumps(v, default=str)}"
+                   for k, v in attributes.items())
 
 
 #: a value the daemon left out

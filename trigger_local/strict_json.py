@@ -22,6 +22,7 @@ import math
 import re
 import sys
 from collections.abc import Callable
+from datetime import date, time
 from typing import Any
 
 from .errors import BadRequestError, JsonTooDeepError
@@ -200,7 +201,8 @@ def _pairs_only(match: re.Match[str]) -> str:
 def shown(value: Any, limit: int = 40) -> str:
     """A value that came in, for an error message: in JSON's words (`true`, `null`, `"text"`,
     not Python's `True`, `None`, `'text'`), cut to `limit` characters (a string may be
-    megabytes); an array or an object by its kind, an integer too long to show by its digits."""
+    megabytes); an array or an object by its kind, an integer too long to show by its digits, a
+    date or time (TOML has them) in ISO 8601."""
     if isinstance(value, list | tuple | dict):
         return "an object" if isinstance(value, dict) else "an array"
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** limit:
@@ -210,6 +212,6 @@ def shown(value: Any, limit: int = 40) -> str:
             return "a number of thousands of digits"
     try:
         text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
+    except (TypeError, ValueError):  # a TOML date or time (trigger.toml) is no JSON value
+        text = value.isoformat() if isinstance(value, date | time) else repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -17,7 +17,7 @@ from textual.widgets import Footer, RichLog, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from trigger_local.clock import Clock, SystemClock
-from trigger_local.display import clock_time, level_style, visible
+from trigger_local.display import attributes_text, clock_time, level_style, visible
 from trigger_local.sdk.client import ApiClient
 from trigger_local.sdk.events import OPEN, stream_events
 from trigger_local.sdk.realtime import read_stream
@@ -39,10 +39,7 @@ def log_text(entry: Json) -> Text:
     line.append(f"{level:<5} ", style=level_style(level))
     line.append(visible(("span " if entry.get("kind") == "span" else "")
                         + str(entry.get("message", ""))))
-    attributes = entry.get("attributes") or {}
-    if attributes:
-        line.append(" " + " ".join(f"{k}={json.dumps(v, default=str)}"
-                                   for k, v in attributes.items()), style="dim")
+    line.append(attributes_text(entry.get("attributes")), style="dim")
     return line
 
 

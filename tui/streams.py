@@ -2,7 +2,8 @@
 
 Each key is followed by its own reader (`read_stream`: server-sent events from the daemon,
 from the first chunk, ending once the run has finished and every chunk arrived). String chunks
-are shown as text, run together as an LLM's tokens read; any other chunk as a line of JSON.
+are shown as text, run together as an LLM's tokens read (control characters as escapes:
+`visible`); any other chunk as a line of JSON.
 New keys are found when the screen loads and whenever the run records one (`run.stream`)."""
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 from typing import Any
 
 from rich.text import Text
+
+from trigger_local.display import visible
 
 #: characters kept per stream (the start is dropped past it: the newest text matters most)
 MAX_CHARS = 20_000
@@ -56,6 +59,6 @@ class StreamsView:
         for key, stream in self.streams.items():
             out.append(f"stream {key} ", style="bold")
             out.append(f"({stream.count} chunks)\n", style="dim")
-            out.append(stream.text.rstrip("\n") + "\n")
+            out.append(visible(stream.text.rstrip("\n")) + "\n")
         out.rstrip()
         return out

@@ -55,6 +55,15 @@ async def escapes(payload, ctx):
     logger.info("title \x1b]0;pwned\x07 clear \x1b[2J")
     raise RuntimeError("bell \x07 and \x1b[31mred")
 
+@task(id="escapes-kept", retry=Retry(max_attempts=1))
+async def escapes_kept(payload, ctx):
+    logger.info("attributed", **{"key \x1b]0;pwned\x07": 1})
+    return "output \x1b]0;pwned\x07 clear \x1b[2J"
+
+@task(id="markup-error", retry=Retry(max_attempts=1))
+async def markup_error(payload, ctx):
+    raise RuntimeError("closes [/oops] and \x1b[2J")
+
 @task(id="quick-gate")
 async def quick_gate(payload, ctx):
     return {"passed": (await wait.for_token(payload["token"])).output}
@@ -338,3 +347,34 @@ def test_a_tasks_control_characters_are_shown_not_obeyed(watched: DaemonProcess)
     assert "\x1b" not in said and "\x07" not in said, repr(said)
     assert "title \\x1b]0;pwned\\x07 clear \\x1b[2J" in said, said
     assert "bell \\x07 and \\x1b[31mred" in said, said
+
+
+def test_outputs_attribute_keys_token_data_and_quiet_errors_are_shown_not_obeyed(
+        watched: DaemonProcess) -> None:
+    """What 97e26a8 left raw: a run's output that is a string (`trigger --wait`, `runs show`),
+    a log line's attribute key (`runs logs`), a token's output (`tokens show`: the data its
+    completer sent, from anywhere its callback URL went), and the error of `trigger --wait
+    -q`, which Rich also read as markup: "[/oops]" was a MarkupError and a traceback."""
+    r = cli(watched, "trigger", "escapes-kept", "--wait")
+    assert r.returncode == 0, r.stderr
+    said = r.stdout + r.stderr
+    run_id = re.search(r"run_[0-9a-z]+", said)
+    assert run_id, said
+    for command in (("runs", "logs", run_id[0]), ("runs", "show", run_id[0])):
+        shown = cli(watched, *command)
+        assert shown.returncode == 0, shown.stderr
+        said += shown.stdout + shown.stderr
+    assert "output \\x1b]0;pwned\\x07 clear \\x1b[2J" in said, said
+    assert "key \\x1b]0;pwned\\x07" in said, said
+    quiet = cli(watched, "trigger", "markup-error", "--wait", "-q")
+    assert quiet.returncode == 1 and "Traceback" not in quiet.stderr, quiet.stderr
+    assert "RuntimeError: closes [/oops] and \\x1b[2J" in quiet.stderr, quiet.stderr
+    said += quiet.stdout + quiet.stderr
+    token = watched.api("POST", "/api/v1/waitpoints/tokens", json={}).json()["id"]
+    done = watched.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete",
+                       json={"data": "data \x1b]0;pwned\x07"})
+    assert done.status_code == 200, done.text
+    shown = cli(watched, "tokens", "show", token)
+    assert shown.returncode == 0 and "data \\x1b]0;pwned\\x07" in shown.stdout, shown.stdout
+    said += shown.stdout + shown.stderr
+    assert "\x1b" not in said and "\x07" not in said, repr(said)

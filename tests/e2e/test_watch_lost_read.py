@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from trigger_local.cli.common import explain
-from trigger_local.cli.follow import RunWatch, between_events, follow_logs
+from trigger_local.cli.follow import LOST_READ_TRIES, RunWatch, between_events, follow_logs
 from trigger_local.errors import DaemonConnectionLostError
 from trigger_local.sdk.client import SyncApiClient
 from trigger_local.sdk.routes import Call
@@ -110,6 +110,55 @@ def test_a_connection_lost_mid_request_is_its_own_error(resetting: tuple[str, li
     assert said.startswith(f"Lost the connection to the daemon at {url}"), said
     assert "500" not in said and "report it" not in said, said
     accepted.clear()
-    assert between_events(lambda: api.retrieve_run("run_x")) is None
-    assert len(accepted) == 2, "a lost read is tried once more at once"
+    with pytest.raises(DaemonConnectionLostError):  # an address that answers: it is up
+        between_events(lambda: api.retrieve_run("run_x"))
+    assert len(accepted) == LOST_READ_TRIES, "a lost read is tried again at once"
     api.close()
+
+
+class CutWhileUp(SyncApiClient):
+    """A client whose reads of the run, once the run is final, go to an address that resets
+    them (`resetting`), `cuts` times: a read that fails while the daemon stays up, its event
+    stream with it, and sends no further event of the run."""
+
+    def __init__(self, d: DaemonProcess, run_id: str, cut_url: str, cuts: int) -> None:
+        super().__init__(d.url, d.key)
+        self.d, self.run_id, self.cuts = d, run_id, cuts
+        self.cutter = SyncApiClient(cut_url, d.key)
+
+    def send(self, call: Call[Any]) -> Any:
+        if call.path == f"/api/v3/runs/{self.run_id}" and self.cuts \
+                and self.d.run(self.run_id)["status"] == "COMPLETED":
+            self.cuts -= 1
+            return self.cutter.send(call)
+        return super().send(call)
+
+
+@pytest.mark.parametrize("watch", [_follow, _watch], ids=["follow", "trigger-wait"])
+def test_a_watch_whose_final_read_is_cut_twice_with_the_daemon_up_ends(
+        ready: DaemonProcess, resetting: tuple[str, list[int]],
+        watch: Callable[[SyncApiClient, str], Json]) -> None:
+    """Its stream sends nothing more: a read given up on would wait for ever (it did)."""
+    run_id = ready.trigger("token-waiter", {})
+    ready.wait_status(run_id, "WAITING")
+    wait_for(lambda: ready.run(run_id).get("metadata", {}).get("token"), 20, what="the token")
+    token = ready.run(run_id)["metadata"]["token"]
+    api = CutWhileUp(ready, run_id, resetting[0], cuts=2)
+    ended: list[Json | BaseException] = []
+
+    def watching() -> None:
+        try:
+            ended.append(watch(api, run_id))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            ended.append(exc)
+
+    thread = threading.Thread(target=watching, daemon=True)
+    thread.start()
+    r = ready.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": 1})
+    assert r.status_code == 200, r.text
+    thread.join(30)
+    assert ended, "the watch still waits, 30 s after its run ended"
+    assert isinstance(ended[0], dict) and ended[0]["status"] == "COMPLETED", ended[0]
+    assert api.cuts == 0 and len(resetting[1]) == 2
+    api.close()
+    api.cutter.close()

@@ -18,6 +18,7 @@ from ..errors import (
     UnsupportedMediaTypeError,
     ValidationError,
 )
+from ..strict_json import shown
 from .common import (
     body_chunks,
     body_doc,
@@ -47,7 +48,7 @@ def _run_count(body: dict[str, Any]) -> int:
     count = body.get("runCount")
     if isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= MAX_BATCH_SIZE:
         raise BadRequestError(f"runCount must be a whole number from 1 to {MAX_BATCH_SIZE}, not "
-                              f"{count!r}")
+                              f"{shown(count)}")
     return count
 
 

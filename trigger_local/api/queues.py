@@ -15,6 +15,7 @@ from ..engine import Engine
 from ..errors import BadRequestError, NotFoundError
 from ..limits import MAX_CONCURRENCY_LIMIT, MAX_PAGE
 from ..store.models import Queue
+from ..strict_json import shown
 from .auth import ADMIN, Caller
 from .common import body_doc, int_param, ok, read_json, require_key, services_of
 from .errors import JsonErrorRoute
@@ -121,7 +122,7 @@ async def override_limit(value: str, request: Request) -> Response:
     if isinstance(limit, bool) or not isinstance(limit, int) \
             or not 0 <= limit <= MAX_CONCURRENCY_LIMIT:
         raise BadRequestError("concurrencyLimit must be a whole number from 0 to "
-                              f"{MAX_CONCURRENCY_LIMIT}, not {str(limit)[:40]}")
+                              f"{MAX_CONCURRENCY_LIMIT}, not {shown(limit)}")
     queue = await find_queue(svc.engine, value, type_, caller)
     return ok(item(svc.engine, await svc.engine.set_queue_limit(queue.name, limit, queue.project)))
 

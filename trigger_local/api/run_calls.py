@@ -13,6 +13,7 @@ from ..durable_calls import Call
 from ..engine import TriggerRequest
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..statuses import FINAL_STATUSES
+from ..strict_json import shown
 from .auth import Caller
 from .options import batch_item_request, int_option, trigger_request
 from .packets import check_payload_packets
@@ -69,7 +70,7 @@ async def append_logs(svc: DaemonServices, run_id: str, attempt: int | None,
                       body: dict[str, Any]) -> dict[str, Any]:
     again = body.get("again")
     if again is not None and not isinstance(again, bool):  # a truthy "no" would drop lines
-        raise ValidationError(f"again must be true or false, not {again!r}")
+        raise ValidationError(f"again must be true or false, not {shown(again)}")
     first = int_option(body.get("first"), "first", 0, 2**62)
     if again and first is None:  # without it the daemon cannot tell which lines it holds
         raise ValidationError("first (the number of the burst's first line among the "

@@ -53,20 +53,27 @@ def _refuse_reconnect(live: bool) -> None:
         raise DaemonUnreachableError("the event stream is not there")
 
 
+#: how many times a watch makes a read between two events whose connection is cut
+LOST_READ_TRIES = 3
+
+
 def between_events(read: Callable[[], T]) -> T | None:
-    """A read a watch makes between two events of its stream; None when the daemon went away
-    under it (stopped or killed just then). The stream notices that too, says so
-    (`DaemonPresence`) and reads again when it reopens, so the watch goes on. A kept-alive
-    connection that closed as the request went out is tried once more at once."""
-    for last in (False, True):
+    """A read a watch makes between two events of its stream; None when the daemon is not
+    there (stopped or killed just then). The stream notices that too, says so
+    (`DaemonPresence`) and reads again when it reopens, so the watch goes on. A read whose
+    connection is cut (a kept-alive connection closed as the request went out, a daemon killed
+    during it: the next try finds it gone) is tried again at once; cut every time, it is the
+    error: a daemon still up keeps its stream open and may send no further event, so a read
+    given up on would leave the watch waiting for ever."""
+    for tries_left in reversed(range(LOST_READ_TRIES)):
         try:
             return read()
         except DaemonNotRunningError:
             return None
         except DaemonConnectionLostError:
-            if last:
-                return None
-    return None  # pragma: no cover - the loop returns
+            if not tries_left:
+                raise
+    return None  # pragma: no cover - the loop returns or raises
 
 
 def event_cursor(api: SyncApiClient) -> int | None:

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from ..display import (
     MISSING,
+    attributes_text,
     clock_time,
     detail_time,
     duration_text,
@@ -50,7 +51,9 @@ def runs_table(runs: list[Json]) -> Table:
 
 
 def pretty(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
+    """A JSON value (a payload, an output) to show: a string as it is, but for its control
+    characters (`visible`), anything else as indented JSON."""
+    return visible(value) if isinstance(value, str) else json.dumps(value, indent=2, default=str)
 
 
 def first_and_more(ids: list[str] | None) -> str:
@@ -190,9 +193,5 @@ def log_line(entry: Json, run_id: str | None = None) -> Text:
         line.append(visible(f"span {entry.get('message', '')} ({took})"), style="italic")
     else:
         line.append(visible(str(entry.get("message", ""))))
-    attributes = entry.get("attributes") or {}
-    if isinstance(attributes, dict) and attributes:
-        line.append(" " + " ".join(f"{k}={json.dumps(v, default=str)}"
-                                   for k, v in attributes.items()),
-                    style="dim")
+    line.append(attributes_text(entry.get("attributes")), style="dim")
     return line

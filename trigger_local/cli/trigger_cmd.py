@@ -119,7 +119,8 @@ def _report(run: dict[str, Any], json_output: bool, quiet: bool) -> None:
         emit_json(run)
     elif failed:
         if quiet:
-            err().print(f"{run.get('id')} {run.get('status')}: {error_summary(run.get('error'))}")
+            err().print(f"{run.get('id')} {run.get('status')}: {error_summary(run.get('error'))}",
+                        markup=False)  # the task's words: "[/x]" is text
         err().print(f"See `trigger-local runs show {run.get('id')}` for its attempts and "
                     "tracebacks.")
     elif run.get("output") is not None:

@@ -15,6 +15,7 @@ from typing import Any
 from ..durations import parse_duration
 from ..errors import ValidationError
 from ..store.models import DELAYED, Run
+from ..strict_json import shown
 from .events import RunDebounced
 from .runs import move
 from .unit import Tx
@@ -47,7 +48,7 @@ def parse_debounce(value: Any) -> Debounce | None:
     delay_s = parse_duration(value["delay"], what="debounce.delay")
     mode = value.get("mode") or "leading"
     if mode not in MODES:
-        raise ValidationError(f"Invalid debounce.mode {mode!r}: use leading or trailing")
+        raise ValidationError(f"Invalid debounce.mode {shown(mode)}: use leading or trailing")
     max_delay = value.get("max_delay", value.get("maxDelay"))
     max_delay_s = parse_duration(max_delay, what="debounce.maxDelay") if max_delay is not None \
         else None

@@ -19,6 +19,7 @@ from ..errors import NotFoundError, ValidationError
 from ..ids import new_id
 from ..store.catalog_areas import ScheduleReader
 from ..store.models import Schedule, Version
+from ..strict_json import shown
 from .cron import next_ticks, ticks_between, validate_cron, validate_timezone
 from .events import RunScheduled, ScheduleChanged
 from .options import TriggerRequest, validate
@@ -60,7 +61,7 @@ def check_spec(projects: Projects, spec: ScheduleSpec) -> ScheduleSpec:
     spec.cron = validate_cron(spec.cron)
     spec.timezone = validate_timezone(spec.timezone)
     if spec.missed_policy not in MISSED_POLICIES:
-        raise ValidationError(f"Invalid missed policy {spec.missed_policy!r}: use one of "
+        raise ValidationError(f"Invalid missed policy {shown(spec.missed_policy)}: use one of "
                               f"{', '.join(MISSED_POLICIES)}")
     if spec.project is None:
         owners = projects.owners(spec.task_id)
