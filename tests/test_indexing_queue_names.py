@@ -73,6 +73,7 @@ async def test_a_manifest_with_a_task_id_holding_control_characters_is_refused(
 
 @pytest.mark.parametrize(("task", "error"), [
     ({"id": "a\x00b"}, "Task 'a\\x00b': its id must not hold control characters"),
+    ({"id": "a\x9b2J"}, "Task 'a\\x9b2J': its id must not hold control characters"),
     ({"id": "x" * 257}, "its id must be 1 to 256 characters, not 257"),
     ({"id": 5}, "A task needs a non-empty string id, not 5"),
     ({"id": "q", "queue": "shared\x1b[31m", "queue_is_custom": True},

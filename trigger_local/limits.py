@@ -51,7 +51,8 @@ ENV_TOTAL_MAX_BYTES = 1024 * 1024
 #: stored variables per project and environment slug (the envvars API)
 ENV_MAX_COUNT = 10_000
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: C0, DEL and C1 (U+0080-U+009F: U+009B is a one-character CSI to some terminals)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]")
 
