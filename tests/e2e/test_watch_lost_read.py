@@ -50,14 +50,17 @@ def _watch(api: SyncApiClient, run_id: str) -> Json:
     return RunWatch(api, run_id, lambda: Console(quiet=True)).run()
 
 
-@pytest.mark.parametrize("watch", [_follow, _watch], ids=["follow", "trigger-wait"])
-def test_a_watch_goes_on_when_the_daemon_dies_during_its_read(
-        ready: DaemonProcess, watch: Callable[[SyncApiClient, str], Json]) -> None:
-    run_id = ready.trigger("token-waiter", {})
-    ready.wait_status(run_id, "WAITING")
-    wait_for(lambda: ready.run(run_id).get("metadata", {}).get("token"), 20, what="the token")
-    token = ready.run(run_id)["metadata"]["token"]
-    api = KilledAtRead(ready, run_id)
+def _waiting_run(d: DaemonProcess) -> tuple[str, str]:
+    """A run that waits for a token of its own, and that token."""
+    run_id = d.trigger("token-waiter", {})
+    d.wait_status(run_id, "WAITING")
+    wait_for(lambda: d.run(run_id).get("metadata", {}).get("token"), 20, what="the token")
+    return run_id, str(d.run(run_id)["metadata"]["token"])
+
+
+def _watching(watch: Callable[[SyncApiClient, str], Json], api: SyncApiClient,
+              run_id: str) -> tuple[threading.Thread, list[Json | BaseException]]:
+    """`watch` of the run in a thread of its own; what it returned or raised, once it ends."""
     ended: list[Json | BaseException] = []
 
     def watching() -> None:
@@ -68,6 +71,15 @@ def test_a_watch_goes_on_when_the_daemon_dies_during_its_read(
 
     thread = threading.Thread(target=watching, daemon=True)
     thread.start()
+    return thread, ended
+
+
+@pytest.mark.parametrize("watch", [_follow, _watch], ids=["follow", "trigger-wait"])
+def test_a_watch_goes_on_when_the_daemon_dies_during_its_read(
+        ready: DaemonProcess, watch: Callable[[SyncApiClient, str], Json]) -> None:
+    run_id, token = _waiting_run(ready)
+    api = KilledAtRead(ready, run_id)
+    thread, ended = _watching(watch, api, run_id)
     assert api.killed.wait(30), "the watch never read the run"
     ready.start()  # the same home and port
     r = ready.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": 1})
@@ -139,21 +151,9 @@ def test_a_watch_whose_final_read_is_cut_twice_with_the_daemon_up_ends(
         ready: DaemonProcess, resetting: tuple[str, list[int]],
         watch: Callable[[SyncApiClient, str], Json]) -> None:
     """Its stream sends nothing more: a read given up on would wait for ever (it did)."""
-    run_id = ready.trigger("token-waiter", {})
-    ready.wait_status(run_id, "WAITING")
-    wait_for(lambda: ready.run(run_id).get("metadata", {}).get("token"), 20, what="the token")
-    token = ready.run(run_id)["metadata"]["token"]
+    run_id, token = _waiting_run(ready)
     api = CutWhileUp(ready, run_id, resetting[0], cuts=2)
-    ended: list[Json | BaseException] = []
-
-    def watching() -> None:
-        try:
-            ended.append(watch(api, run_id))
-        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
-            ended.append(exc)
-
-    thread = threading.Thread(target=watching, daemon=True)
-    thread.start()
+    thread, ended = _watching(watch, api, run_id)
     r = ready.api("POST", f"/api/v1/waitpoints/tokens/{token}/complete", json={"data": 1})
     assert r.status_code == 200, r.text
     thread.join(30)
