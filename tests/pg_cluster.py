@@ -81,6 +81,10 @@ class Cluster:
         if self.listen != "127.0.0.1":  # initdb trusts loopback only; this is a test subnet
             with (self.data / "pg_hba.conf").open("a") as hba:
                 hba.write("host all all 0.0.0.0/0 trust\n")
+        return self.serve()
+
+    def serve(self) -> Cluster:
+        """Start the server on the cluster's data (again, after `halt`)."""
         options = (f"-p {self.port} -k {self.dir} -c listen_addresses={self.listen} "
                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                    "-c max_connections=300")
@@ -88,6 +92,11 @@ class Cluster:
                                  "-l", str(self.dir / "server.log"), "-w", "-t", "60", "start"),
                        check=True, capture_output=True, timeout=90)
         return self
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data (`serve` starts it again): a database restart."""
+        subprocess.run(self._cmd(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast",
+                                 "-w", "stop"), check=True, capture_output=True, timeout=60)
 
     @property
     def url(self) -> str:

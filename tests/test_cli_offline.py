@@ -14,6 +14,7 @@ from pg_cluster import free_port
 from typer.testing import CliRunner
 
 from trigger_local.cli.main import app
+from trigger_local.config import database_url_problem
 from trigger_local.sdk import client as client_module
 
 
@@ -133,11 +134,14 @@ def test_doctor_json_is_one_document(isolated: Path) -> None:
      "TRIGGER_LOCAL_EXECUTOR='k8s' is not an executor"),
     ("TRIGGER_LOCAL_DATABASE_URL", "mysql://me:secret@127.0.0.1:1/db", "Database",
      "Unsupported database URL"),
+    ("TRIGGER_LOCAL_DATABASE_URL", "postgresql://me:secret@127.0.0.1:notaport/db", "Database",
+     "The database URL's host '127.0.0.1:notaport' has the port 'notaport'"),
 ])
 def test_doctor_fails_a_setting_up_would_refuse(monkeypatch: pytest.MonkeyPatch, name: str,
                                                 value: str, check: str, words: str) -> None:
     """doctor said all was well (exit 0) with an executor `up` refuses, and called a mysql://
-    URL a connection failure with pg_hba.conf advice where `up` says the scheme is wrong."""
+    URL a connection failure with pg_hba.conf advice where `up` says the scheme is wrong; a
+    port that is not a number was "invalid literal for int() with base 10" from the driver."""
     monkeypatch.setenv(name, value)
     result = runner.invoke(app, ["doctor", "--json"])
     assert result.exit_code == 1, result.output
@@ -359,3 +363,12 @@ def test_an_unknown_project_from_trigger_toml_points_at_trigger_toml(
     assert explain(exc).endswith("or check `project` in this directory's trigger.toml.")
     monkeypatch.setenv("TRIGGER_LOCAL_PROJECT", "proj_x")
     assert explain(exc).endswith("(the x-trigger-local-project header).")
+
+
+@pytest.mark.parametrize("url", ["postgresql://me:pw@h1:5432,h2:5433/db", "postgresql://me@[::1]/db",
+                                 "postgresql://me@[::1]:5432/db", "postgresql:///db?host=/tmp",
+                                 "postgresql://me:a@b:c@h/db?options=x@y:z"])
+def test_a_good_database_url_has_no_problem(url: str) -> None:
+    """The port check reads the URL as the driver does: several hosts, IPv6, no host, an @ in
+    the password or the query."""
+    assert database_url_problem(url) is None

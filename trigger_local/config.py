@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -155,11 +156,20 @@ def ignored_variables(env: Mapping[str, str]) -> list[str]:
 
 def database_url_problem(url: str) -> str | None:
     """What is wrong with a `database_url` (None: nothing, or empty for SQLite)."""
-    if not url or url.startswith(("postgresql://", "postgres://")):
-        return None
     shown = url.split("@", 1)[-1]  # never echo a password
-    return (f"Unsupported database URL ...{shown!r}: give postgresql://user:pass@host:5432/db, "
-            "or nothing for the home's SQLite file.")
+    if not url:
+        return None
+    if not url.startswith(("postgresql://", "postgres://")):
+        return (f"Unsupported database URL ...{shown!r}: give postgresql://user:pass@host:5432/db, "
+                "or nothing for the home's SQLite file.")
+    hosts = urllib.parse.urlsplit(url).netloc.rpartition("@")[2]  # as asyncpg reads it
+    for host in hosts.split(","):  # libpq's host1:port1,host2:port2 (asyncpg takes it too)
+        after = host.rpartition("]")[2]  # past an IPv6 address in brackets
+        port = after.rpartition(":")[2] if ":" in after else ""
+        if port and not (port.isdigit() and 0 < int(port) <= 65535):
+            return (f"The database URL's host {host!r} has the port {port!r}, not a number from "
+                    "1 to 65535: give postgresql://user:pass@host:5432/db.")
+    return None
 
 
 def ensure_secret_key(home: Path) -> str:

@@ -19,6 +19,7 @@ the class (`error_from_response`), so `except NotFoundError` works on both sides
     │   ├── UnsupportedMediaTypeError     unsupported_media_type 415
     │   ├── DiskFullError                 disk_full         507  the home's disk is full: retry
     │   ├── DaemonStoppingError           stopping          503  the daemon is shutting down
+    │   ├── DatabaseUnavailableError      database_unavailable 503 PostgreSQL did not answer
     │   ├── DaemonNotRunningError         daemon_down       (client side only)
     │   ├── DaemonConnectionLostError     daemon_lost       (client side: cut mid-request)
     │   ├── ApiError                      api_error         (client side: any other status)
@@ -351,6 +352,7 @@ _BY_CODE: dict[str, type[TriggerLocalError]] = {
         UnsupportedMediaTypeError,
         DiskFullError,
         DaemonStoppingError,
+        DatabaseUnavailableError,
     )
 }
 

@@ -19,17 +19,14 @@ import contextlib
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate
 
 from ..config import DEFAULT_PORT, find_project_root, home_dir, load_project
-from ..errors import (
-    NotFoundError,
-    ValidationError,
-    error_from_response,
-)
+from ..errors import NotFoundError, ValidationError, error_from_response
 from ..projects import PROJECT_ENV, PROJECT_HEADER, check_project_ref
 from .daemon_url import FROM_ENV, FROM_HOME, GIVEN, check_daemon_url, transport_error
 from .routes import (  # noqa: F401 - re-exported
@@ -50,6 +47,7 @@ from .routes import (  # noqa: F401 - re-exported
     _seg,
     api_options,
 )
+from .unavailable import Pauses, unavailable
 
 if TYPE_CHECKING:
     import httpx
@@ -219,10 +217,16 @@ class ApiClient(_Base):
 
     async def send(self, call: Call[T]) -> T:
         import httpx
-        try:
-            response = await self._client().request(call.method, call.path, **_request_args(call))
-        except httpx.TransportError as exc:
-            raise transport_error(exc, self.endpoint.base_url) from exc
+        pauses = Pauses()
+        while True:
+            try:
+                response = await self._client().request(call.method, call.path,
+                                                        **_request_args(call))
+            except httpx.TransportError as exc:
+                raise transport_error(exc, self.endpoint.base_url) from exc
+            if not unavailable(response) or (pause := pauses.next()) is None:
+                break
+            await asyncio.sleep(pause)
         try:
             return _answer(call, response)
         except NotFoundError:
@@ -291,10 +295,15 @@ class SyncApiClient(_Base):
 
     def send(self, call: Call[T]) -> T:
         import httpx
-        try:
-            response = self._client().request(call.method, call.path, **_request_args(call))
-        except httpx.TransportError as exc:
-            raise transport_error(exc, self.endpoint.base_url) from exc
+        pauses = Pauses()
+        while True:
+            try:
+                response = self._client().request(call.method, call.path, **_request_args(call))
+            except httpx.TransportError as exc:
+                raise transport_error(exc, self.endpoint.base_url) from exc
+            if not unavailable(response) or (pause := pauses.next()) is None:
+                break
+            time.sleep(pause)
         try:
             return _answer(call, response)
         except NotFoundError:
