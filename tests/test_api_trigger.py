@@ -285,6 +285,11 @@ async def test_a_compressed_body_is_a_415_that_says_to_send_it_plain(
     r = await api.post("/api/v3/batches/batch_x/items", content=gzip.compress(b'{"index":0}\n'),
                        headers={"content-encoding": "gzip"})
     assert r.status_code == 415, r.text
+    for headers in ([("content-encoding", "identity"), ("content-encoding", "gzip")],
+                    [("content-encoding", "identity, br")]):  # a second header, a list
+        r = await api.post("/api/v1/tasks/hello/trigger", content=gzip.compress(plain),
+                           headers=headers)
+        assert r.status_code == 415, r.text
     r = await api.post("/api/v1/tasks/hello/trigger", content=plain,
                        headers={"content-encoding": "identity"})
     assert r.status_code == 200, r.text

@@ -63,8 +63,10 @@ def body_chunks(request: Request) -> AsyncIterator[bytes]:
     """The body as it arrives; 415 when it is compressed (a Content-Encoding other than
     identity), which no route decodes: it read as bytes that are not UTF-8, or, with a plain
     body, the header was ignored."""
-    encoding = request.headers.get("content-encoding", "").strip().lower()
-    if encoding not in ("", "identity"):
+    codings = ",".join(request.headers.getlist("content-encoding")).lower().split(",")
+    # every header and every coding listed in one: a second header is not ignored
+    if (encoding := next((c for c in map(str.strip, codings) if c not in ("", "identity")),
+                         None)) is not None:
         raise UnsupportedMediaTypeError(
             f"Content-Encoding {encoding[:40]} is not supported: send the body uncompressed, "
             "with no Content-Encoding header")
