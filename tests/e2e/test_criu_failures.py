@@ -161,7 +161,9 @@ def criu_daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
 
 def test_process_holding_a_tcp_connection_is_held_not_frozen(criu_daemon: DaemonProcess) -> None:
     with socket.create_server(("127.0.0.1", 0)) as server:
-        done = _held_then_completes(criu_daemon, "ck-holds-socket", port=server.getsockname()[1])
+        # refused=True: completed before its dump began, the run would never be refused at all
+        done = _held_then_completes(criu_daemon, "ck-holds-socket", refused=True,
+                                    port=server.getsockname()[1])
     refused = events(criu_daemon, done["run_id"], "run.checkpoint_failed")
     assert refused and "TCP connection" in refused[0]["data"]["reason"]
 
